@@ -1,0 +1,65 @@
+/**
+ * The DNS provider contract and the registry. Providers are loaded lazily (dynamic import)
+ * so that an unused SDK costs nothing at start-up: a certbot hook is a cold process.
+ * A provider knows nothing about rollover: it lists and applies exactly what it is told.
+ */
+import type { TlsaRecord } from '../src/tlsa/record.js';
+
+export interface TlsaChange {
+  add: TlsaRecord[];
+  remove: TlsaRecord[];
+}
+
+export interface DnsProvider {
+  readonly name: string;
+  /** TLSA records now at the owner name, as the provider sees them (ours and foreign ones). */
+  list(owner: string): Promise<TlsaRecord[]>;
+  /** Apply exactly these additions and removals at one owner name; records not named stay. */
+  apply(owner: string, change: TlsaChange, ttl: number): Promise<void>;
+  /** Optional provider-side "change is live" signal. The engine does not trust it alone. */
+  waitUntilApplied?(): Promise<void>;
+  /** Optional: make applied changes take effect (reload a server). Called once at the end of
+   *  every reconcile, also when nothing changed, so that an interrupted reload is retried. */
+  flush?(): Promise<void>;
+}
+
+/** What every provider factory receives: its options block from the config, already validated
+ *  for shape by the provider itself, and where the config file lives (relative paths). */
+export interface ProviderContext {
+  /** The name the config gives this provider instance (`providers.<name>`). */
+  instance: string;
+  /** Directory of the config file; relative paths in options resolve against it. */
+  baseDir: string;
+  /** Report an option error at its place in the config (file, line, key). */
+  optionError(key: string, message: string): Error;
+}
+
+export type ProviderFactory = (options: Record<string, unknown>, ctx: ProviderContext) => DnsProvider;
+
+type Loader = () => Promise<{ createProvider: ProviderFactory }>;
+
+const registry: Record<string, Loader> = {
+  zonefile: () => import('./zonefile.js'),
+};
+
+export function knownProviderTypes(): string[] {
+  return Object.keys(registry).sort();
+}
+
+export async function loadProviderFactory(type: string): Promise<ProviderFactory | undefined> {
+  const load = registry[type];
+  if (!load) return undefined;
+  return (await load()).createProvider;
+}
+
+/** A provider failure (network, API, reload command): exit code 3, state left consistent. */
+export class ProviderError extends Error {
+  constructor(
+    readonly provider: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${provider}: ${message}`, options);
+    this.name = 'ProviderError';
+  }
+}

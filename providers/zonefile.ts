@@ -1,0 +1,152 @@
+/**
+ * zonefile: the embedded default. Writes TLSA records into a zone file or an includable
+ * fragment (`$INCLUDE` it from the zone, or point the server at it), then optionally runs a
+ * reload command (`knotc zone-reload example.org`, `rndc reload example.org`).
+ *
+ * Credentials: none; the process needs write access to the file's directory.
+ * Options:     path (required), reload (optional shell command, run in the config file's
+ *              directory), reload_timeout_s (60).
+ * Zone:        the file is the zone; owner names are written absolute, so any $ORIGIN works.
+ * Ownership:   lines this provider writes end with `; tlsa:managed`; every other line (SOA,
+ *              foreign TLSA records, comments, directives) is kept byte for byte.
+ * Limits:      one writer per file: the engine's state lock serialises our own processes.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { writeFileAtomic } from '../src/util/atomic-write.js';
+import { formatRecord, parseRecordLine, stripComment } from '../src/tlsa/presentation.js';
+import { normaliseName, recordKey, type TlsaRecord } from '../src/tlsa/record.js';
+import { ProviderError, type DnsProvider, type ProviderFactory, type TlsaChange } from './index.js';
+
+export const MANAGED_MARK = '; tlsa:managed';
+
+interface Entry {
+  /** The physical lines of this logical entry, verbatim. */
+  lines: string[];
+  record?: TlsaRecord;
+  managed: boolean;
+}
+
+/** Split a zone file into logical entries (parentheses may span lines) and parse the TLSA ones. */
+export function parseZone(text: string, file: string): Entry[] {
+  const physical = text.split('\n');
+  if (physical.at(-1) === '') physical.pop();
+  const entries: Entry[] = [];
+  let origin: string | undefined;
+  let previousOwner: string | undefined;
+  for (let i = 0; i < physical.length; i++) {
+    const startLine = i + 1;
+    const lines = [physical[i]!];
+    let depth = parenDepth(physical[i]!);
+    while (depth > 0 && i + 1 < physical.length) {
+      i++;
+      lines.push(physical[i]!);
+      depth += parenDepth(physical[i]!);
+    }
+    const joined = lines.join(' ');
+    const bare = stripComment(joined).trim();
+    const directive = /^\$(ORIGIN|TTL|INCLUDE)\s+(\S+)/i.exec(bare);
+    let record: TlsaRecord | undefined;
+    if (directive) {
+      if (directive[1]!.toUpperCase() === 'ORIGIN') origin = normaliseName(directive[2]!);
+    } else if (bare) {
+      try {
+        const parsed = parseRecordLine(joined, origin, previousOwner);
+        if (parsed) record = parsed.record;
+        const ownerToken = /^\S/.test(joined) ? bare.split(/\s+/)[0] : undefined;
+        if (ownerToken) {
+          try { previousOwner = parsed?.owner ?? absolute(ownerToken, origin); } catch { /* not a name we need */ }
+        }
+      } catch (e) {
+        throw new SyntaxError(`${file}:${startLine}: ${(e as Error).message}`);
+      }
+    }
+    entries.push({ lines, ...(record ? { record } : {}), managed: joined.includes(MANAGED_MARK) });
+  }
+  return entries;
+}
+
+function absolute(token: string, origin?: string): string {
+  if (token === '@' && origin) return origin;
+  return token.endsWith('.') ? normaliseName(token) : normaliseName(`${token}.${origin ?? ''}`);
+}
+
+function parenDepth(line: string): number {
+  const t = stripComment(line);
+  return (t.match(/\(/g)?.length ?? 0) - (t.match(/\)/g)?.length ?? 0);
+}
+
+function render(entries: Entry[]): string {
+  const out = entries.flatMap((e) => e.lines).join('\n');
+  return out ? `${out}\n` : '';
+}
+
+export const createProvider: ProviderFactory = (options, ctx) => {
+  const path = options['path'];
+  if (typeof path !== 'string' || !path) throw ctx.optionError('path', 'zonefile needs "path": the zone file to write');
+  const reload = options['reload'];
+  if (reload !== undefined && typeof reload !== 'string') throw ctx.optionError('reload', '"reload" must be a shell command string');
+  const timeout = options['reload_timeout_s'] ?? 60;
+  if (typeof timeout !== 'number' || timeout <= 0) throw ctx.optionError('reload_timeout_s', '"reload_timeout_s" must be a positive number');
+  const file = resolve(ctx.baseDir, path);
+  const pendingMarker = `${file}.reload-pending`;
+  const name = `zonefile(${ctx.instance})`;
+
+  function read(): Entry[] {
+    if (!existsSync(file)) return [];
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (e) {
+      throw new ProviderError(name, `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    return parseZone(text, file);
+  }
+
+  const provider: DnsProvider = {
+    name,
+    async list(owner) {
+      const o = normaliseName(owner);
+      return read().flatMap((e) => (e.record && e.record.owner === o ? [e.record] : []));
+    },
+    async apply(owner, change: TlsaChange, ttl) {
+      const o = normaliseName(owner);
+      const entries = read();
+      const removeKeys = new Set(change.remove.map(recordKey));
+      // Only lines we wrote are removed: an identical foreign line is someone else's record.
+      const kept = entries.filter((e) => !(e.managed && e.record && e.record.owner === o && removeKeys.has(recordKey(e.record))));
+      const present = new Set(kept.flatMap((e) => (e.record ? [recordKey(e.record)] : [])));
+      for (const r of change.add) {
+        if (r.owner !== o) throw new ProviderError(name, `record for ${r.owner} passed to apply(${o})`);
+        if (present.has(recordKey(r))) continue;
+        present.add(recordKey(r));
+        kept.push({ lines: [`${formatRecord(r, ttl)} ${MANAGED_MARK}`], record: r, managed: true });
+      }
+      if (kept.length === entries.length && change.add.length === 0 && change.remove.length === 0) return;
+      try {
+        writeFileAtomic(file, render(kept));
+        if (reload) writeFileSync(pendingMarker, `${new Date().toISOString()}\n`);
+      } catch (e) {
+        throw new ProviderError(name, `cannot write ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      }
+    },
+    async flush() {
+      if (!reload || !existsSync(pendingMarker)) return;
+      await runReload(name, reload, timeout * 1000, ctx.baseDir);
+      rmSync(pendingMarker, { force: true });
+    },
+  };
+  return provider;
+};
+
+function runReload(name: string, command: string, timeoutMs: number, cwd: string): Promise<void> {
+  return new Promise((resolvePromise, reject) => {
+    execFile('/bin/sh', ['-c', command], { timeout: timeoutMs, cwd }, (err, _stdout, stderr) => {
+      if (!err) return resolvePromise();
+      const why = err.killed ? `timed out after ${timeoutMs / 1000} s` : `exited with ${err.code}`;
+      const detail = String(stderr).trim().split('\n').slice(-3).join(' | ');
+      reject(new ProviderError(name, `reload command "${command}" ${why}${detail ? `: ${detail}` : ''}; the zone file is written, the reload will be retried on the next run`));
+    });
+  });
+}

@@ -1,0 +1,53 @@
+/** Rendering a plan for humans and for scripts; shared by `plan` and `publish`. */
+import type { OwnerPlan } from '../engine/plan.js';
+import { rdataText } from '../tlsa/record.js';
+import { duration, shortRdata } from './common.js';
+
+export function planSummary(plan: OwnerPlan[]): { add: number; remove: number; retiring: number; keep: number; foreign: number } {
+  const sum = (f: (p: OwnerPlan) => number) => plan.reduce((n, p) => n + f(p), 0);
+  return {
+    add: sum((p) => p.add.length),
+    remove: sum((p) => p.remove.length),
+    retiring: sum((p) => p.retiring.length),
+    keep: sum((p) => p.keep.length),
+    foreign: sum((p) => p.foreign.length),
+  };
+}
+
+export function planText(plan: OwnerPlan[], now: Date): string {
+  const out: string[] = [];
+  for (const p of plan) {
+    out.push(`${p.owner}  (provider ${p.provider}, TTL ${p.ttl})`);
+    for (const r of p.add) out.push(`  + ${shortRdata(r)}  ${r.why}${p.drift.includes(r) ? ' [was deleted outside tlsa: re-adding]' : ''}`);
+    for (const r of p.remove) out.push(`  - ${shortRdata(r)}  retired (no served chain needs it; grace over)`);
+    for (const r of p.retiring) {
+      const left = (r.due.getTime() - now.getTime()) / 1000;
+      out.push(`  ~ ${shortRdata(r.record)}  retiring: no served chain needs it; removal ${left > 0 ? `in ${duration(left)}` : 'due'}`);
+    }
+    for (const r of p.keep) out.push(`  = ${shortRdata(r)}  ${r.why}`);
+    for (const r of p.foreign) out.push(`  ! ${shortRdata(r)}  not published by tlsa: left alone`);
+  }
+  const s = planSummary(plan);
+  out.push(
+    s.add || s.remove
+      ? `Plan: ${s.add} to add, ${s.remove} to remove${s.retiring ? `, ${s.retiring} retiring later` : ''}.`
+      : `Nothing to do: ${s.keep} records in place${s.retiring ? `, ${s.retiring} retiring later` : ''}.`,
+  );
+  return `${out.join('\n')}\n`;
+}
+
+export function planJson(plan: OwnerPlan[]) {
+  return {
+    summary: planSummary(plan),
+    owners: plan.map((p) => ({
+      owner: p.owner,
+      provider: p.provider,
+      ttl: p.ttl,
+      add: p.add.map((r) => ({ rdata: rdataText(r), why: r.why, service: r.service })),
+      remove: p.remove.map((r) => ({ rdata: rdataText(r), service: r.service })),
+      retiring: p.retiring.map((r) => ({ rdata: rdataText(r.record), since: r.since.toISOString(), due: r.due.toISOString() })),
+      keep: p.keep.map((r) => ({ rdata: rdataText(r), why: r.why })),
+      foreign: p.foreign.map((r) => ({ rdata: rdataText(r) })),
+    })),
+  };
+}

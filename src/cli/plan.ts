@@ -1,0 +1,17 @@
+/** `tlsa plan`: what publish would change. Reads the providers; changes nothing. */
+import { planOnly } from '../engine/reconcile.js';
+import { configFromCli, json, runOptions } from './common.js';
+import { warn } from './fail.js';
+import type { CliValues } from './main.js';
+import { planJson, planText } from './plan-view.js';
+
+export async function run(v: CliValues): Promise<number> {
+  const config = configFromCli(v);
+  const now = new Date();
+  const result = await planOnly(config, { ...runOptions(v, 'plan'), now });
+  const { warnings, validityProblems } = result.targets;
+  warn([...warnings, ...validityProblems.map((p) => `${p} (publish will refuse without --force)`)]);
+  if (v.json) json({ ...planJson(result.plan), warnings, validityProblems });
+  else process.stdout.write(planText(result.plan, now));
+  return 0;
+}

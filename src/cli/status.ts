@@ -1,0 +1,43 @@
+/** `tlsa status`: each owned record's phase, age and what it waits for. Reads the state only. */
+import { viewRecord } from '../engine/lifecycle.js';
+import { readOwned } from '../engine/reconcile.js';
+import { selectServices } from '../engine/targets.js';
+import { rdataText } from '../tlsa/record.js';
+import { configFromCli, duration, json, shortRdata } from './common.js';
+import type { CliValues } from './main.js';
+
+export async function run(v: CliValues): Promise<number> {
+  const config = configFromCli(v);
+  const services = new Set(selectServices(config, v.service));
+  const now = new Date();
+  const views = readOwned(config)
+    .records.filter((r) => services.has(r.service))
+    .sort((a, b) => a.owner.localeCompare(b.owner) || a.addedAt.localeCompare(b.addedAt))
+    .map((r) => viewRecord(r, now));
+  if (v.json) {
+    json({
+      records: views.map((x) => ({
+        owner: x.record.owner, rdata: rdataText(x.record), service: x.record.service, provider: x.record.provider,
+        ttl: x.record.ttl, phase: x.phase, ageSeconds: Math.round(x.ageSeconds),
+        nextInSeconds: x.nextInSeconds === undefined ? null : Math.round(x.nextInSeconds),
+        waitsFor: x.waitsFor || null, publishedAt: x.record.publishedAt ?? null, retiringSince: x.record.retiringSince ?? null, by: x.record.by,
+      })),
+    });
+    return 0;
+  }
+  if (!views.length) {
+    process.stdout.write(`No records published by tlsa yet (state: ${config.stateDir}). Run "tlsa plan" to see what would be published.\n`);
+    return 0;
+  }
+  const rows = views.map((x) => [
+    x.record.owner, shortRdata(x.record), x.phase, duration(x.ageSeconds),
+    x.waitsFor ? `${x.nextInSeconds !== undefined ? `${duration(x.nextInSeconds)}: ` : ''}${x.waitsFor}` : '',
+  ]);
+  const head = ['OWNER', 'RECORD', 'STATE', 'AGE', 'WAITS FOR'];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i < cells.length - 1 ? c.padEnd(widths[i]!) : c)).join('  ').trimEnd();
+  process.stdout.write(`${[line(head), ...rows.map(line)].join('\n')}\n`);
+  const counts = views.reduce<Record<string, number>>((m, x) => ({ ...m, [x.phase]: (m[x.phase] ?? 0) + 1 }), {});
+  process.stdout.write(`${Object.entries(counts).map(([k, n]) => `${n} ${k}`).join(', ')}\n`);
+  return 0;
+}

@@ -1,0 +1,141 @@
+/** Read the YAML config: syntax and schema errors point at file:line and the key path;
+ *  `${ENV}` and `*_file` secrets are resolved; relative paths resolve against the file's dir. */
+import { readFileSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { LineCounter, parseDocument, isMap, isSeq, isScalar, type Document, type Node } from 'yaml';
+import { InputError, errnoCode } from '../errors.js';
+import { registerSecret } from '../util/redact.js';
+import { configSchema, type RawConfig } from './schema.js';
+
+export type ConfigPath = (string | number)[];
+
+export interface LoadedConfig {
+  file: string;
+  baseDir: string;
+  raw: RawConfig;
+  stateDir: string;
+  /** 1-based line of the value at this path, or of its nearest existing parent. */
+  lineOf(path: ConfigPath): number | undefined;
+  error(path: ConfigPath, message: string): InputError;
+  warnings: string[];
+}
+
+function pathText(path: ConfigPath): string {
+  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('');
+}
+
+export function loadConfig(file: string): LoadedConfig {
+  const abs = resolve(file);
+  let text: string;
+  try {
+    text = readFileSync(abs, 'utf8');
+  } catch (e) {
+    const code = errnoCode(e);
+    throw new InputError(`cannot read the configuration: ${code === 'ENOENT' ? 'file not found' : code}`, file);
+  }
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
+  if (doc.errors.length) {
+    const err = doc.errors[0]!;
+    const pos = lineCounter.linePos(err.pos[0]);
+    throw new InputError(`YAML syntax error: ${err.message.split('\n')[0]} (column ${pos.col})`, file, pos.line);
+  }
+  const lineOf = (path: ConfigPath): number | undefined => lineOfPath(doc, lineCounter, path);
+  const error = (path: ConfigPath, message: string) =>
+    new InputError(path.length ? `${pathText(path)}: ${message}` : message, file, lineOf(path));
+
+  const warnings: string[] = [];
+  const data = resolveSecrets(doc.toJS(), [], error, warnings, dirname(abs));
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) throw error([], 'the configuration must be a YAML mapping (providers:, services:)');
+  const parsed = configSchema.safeParse(data);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    let path = issue.path as ConfigPath;
+    let message = issue.message;
+    if (issue.code === 'unrecognized_keys') {
+      path = [...path, issue.keys[0]!];
+      message = `unknown key "${issue.keys[0]}"`;
+    } else if (issue.code === 'invalid_type' && /received undefined/.test(message)) {
+      message = `missing required key "${String(path.at(-1))}"`;
+    } else if (issue.code === 'invalid_union') {
+      message = 'a certificate source is one of {lineage}, {fullchain, key?} or {cert, chain?, key?}';
+    }
+    throw error(path, message);
+  }
+  const raw = parsed.data;
+  for (const [name, svc] of Object.entries(raw.services)) {
+    if (!raw.providers[svc.provider]) {
+      throw error(['services', name, 'provider'], `unknown provider "${svc.provider}" (defined: ${Object.keys(raw.providers).join(', ') || 'none'})`);
+    }
+  }
+  const baseDir = dirname(abs);
+  return { file, baseDir, raw, stateDir: resolve(baseDir, raw.state_dir), lineOf, error, warnings };
+}
+
+function lineOfPath(doc: Document, lc: LineCounter, path: ConfigPath): number | undefined {
+  for (let n = path.length; n >= 0; n--) {
+    const sub = path.slice(0, n);
+    const node = (sub.length ? doc.getIn(sub, true) : doc.contents) as Node | undefined;
+    if (node && node.range) {
+      // For a mapping key that exists, point at the key line rather than a nested value.
+      if (n > 0) {
+        const parent = (n > 1 ? doc.getIn(sub.slice(0, -1), true) : doc.contents) as Node | undefined;
+        if (parent && isMap(parent)) {
+          const pair = parent.items.find((p) => isScalar(p.key) && p.key.value === sub.at(-1));
+          const keyNode = pair?.key as Node | undefined;
+          if (keyNode?.range) return lc.linePos(keyNode.range[0]).line;
+        }
+        if (parent && isSeq(parent)) return lc.linePos(node.range[0]).line;
+      }
+      return lc.linePos(node.range[0]).line;
+    }
+  }
+  return undefined;
+}
+
+const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
+
+/** `${NAME}` from the environment; `key_file: PATH` becomes `key: <file content>`. Both are
+ *  registered as secrets so they are redacted from every message. */
+function resolveSecrets(
+  value: unknown,
+  path: ConfigPath,
+  error: (p: ConfigPath, m: string) => InputError,
+  warnings: string[],
+  baseDir: string,
+): unknown {
+  if (typeof value === 'string') {
+    if (!value.includes('${')) return value;
+    return value.replace(ENV_REF, (_m, name: string) => {
+      const v = process.env[name];
+      if (v === undefined) throw error(path, `environment variable ${name} is not set`);
+      registerSecret(v);
+      return v;
+    });
+  }
+  if (Array.isArray(value)) return value.map((v, i) => resolveSecrets(v, [...path, i], error, warnings, baseDir));
+  if (value && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) {
+      const inProviderOptions = path[0] === 'providers' && path.length === 2;
+      if (inProviderOptions && k.endsWith('_file') && typeof v === 'string') {
+        const target = k.slice(0, -'_file'.length);
+        const p = resolve(baseDir, resolveSecrets(v, [...path, k], error, warnings, baseDir) as string);
+        let content: string;
+        try {
+          content = readFileSync(p, 'utf8').trim();
+          const mode = statSync(p).mode & 0o077;
+          if (mode) warnings.push(`${p} (${[...path, k].join('.')}) is readable by group or others; chmod 600 it`);
+        } catch (e) {
+          throw error([...path, k], `cannot read secret file ${p}: ${errnoCode(e)}`);
+        }
+        registerSecret(content);
+        out[target] = content;
+        continue;
+      }
+      out[k] = resolveSecrets(v, [...path, k], error, warnings, baseDir);
+    }
+    return out;
+  }
+  return value;
+}

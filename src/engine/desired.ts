@@ -1,0 +1,134 @@
+/** Desired records: what should be published for a service, from its chains and the issuer
+ *  catalog. Pure: the chains and catalog come in already loaded. */
+import type { LoadedChain } from '../certs/chain.js';
+import type { KeyFamily } from '../certs/key-type.js';
+import { issuerFamily, type IssuerCatalog } from '../issuers/catalog.js';
+import { associationData } from '../tlsa/association.js';
+import { checkRecordData, checkUsageAllowed, type Protocol } from '../tlsa/policy.js';
+import { ownerName, recordKey, type MatchingType, type Selector, type TlsaRecord, type Usage } from '../tlsa/record.js';
+import type { X509Certificate } from 'node:crypto';
+
+export interface RecordSpec {
+  usage: Usage;
+  selector: Selector;
+  matching: MatchingType;
+}
+
+export interface ServiceInput {
+  name: string;
+  host: string;
+  ports: number[];
+  protocol?: Protocol;
+  /** Default: 3 1 1 and 2 1 1. */
+  records: RecordSpec[];
+  chains: LoadedChain[];
+  /** Issuer catalog for the `2 x x` family, or none. */
+  catalog?: IssuerCatalog;
+  /** Most records per owner name (Microsoft's servers handled about 12). */
+  cap: number;
+}
+
+export interface DesiredRecord extends TlsaRecord {
+  /** Why this record is wanted, for plan output. */
+  why: string;
+  /** True when a chain this service serves matches it (never dropped by the cap). */
+  matchesServed: boolean;
+  /** Which served chains (labels) it matches. */
+  chains: string[];
+}
+
+export interface DesiredResult {
+  records: DesiredRecord[];
+  warnings: string[];
+}
+
+export const DEFAULT_SPECS: RecordSpec[] = [
+  { usage: 3, selector: 1, matching: 1 },
+  { usage: 2, selector: 1, matching: 1 },
+];
+
+/** RFC 7671 §9: a client uses the strongest digest published for a usage/selector, so a key
+ *  with only SHA2-256 while others have SHA2-512 would not match: publish both when 512 is asked. */
+export function withDigestAgility(specs: RecordSpec[]): RecordSpec[] {
+  const out = [...specs];
+  for (const s of specs) {
+    if (s.matching === 2 && !specs.some((t) => t.usage === s.usage && t.selector === s.selector && t.matching === 1)) {
+      out.push({ ...s, matching: 1 });
+    }
+  }
+  const seen = new Set<string>();
+  return out.filter((s) => {
+    const k = `${s.usage} ${s.selector} ${s.matching}`;
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}
+
+const STATUS_RANK = { active: 0, backup: 1, retired: 2 } as const;
+
+export function desiredRecords(svc: ServiceInput, now: Date): DesiredResult {
+  const specs = withDigestAgility(svc.records);
+  const warnings: string[] = [];
+  const records: DesiredRecord[] = [];
+  for (const port of svc.ports) {
+    for (const s of specs) checkUsageAllowed(s.usage, port, svc.protocol);
+    const owner = ownerName(svc.host, port);
+    const byKey = new Map<string, DesiredRecord>();
+    const familyCandidates: { rec: DesiredRecord; rank: number }[] = [];
+    const add = (cert: X509Certificate, s: RecordSpec, why: string, chain?: LoadedChain): DesiredRecord => {
+      const rec: DesiredRecord = { owner, usage: s.usage, selector: s.selector, matching: s.matching, data: associationData(cert, s.selector, s.matching), why, matchesServed: !!chain, chains: chain ? [chain.label] : [] };
+      checkRecordData(rec);
+      const existing = byKey.get(recordKey(rec));
+      if (existing) {
+        if (chain && !existing.chains.includes(chain.label)) existing.chains.push(chain.label);
+        existing.matchesServed ||= !!chain;
+        return existing;
+      }
+      byKey.set(recordKey(rec), rec);
+      return rec;
+    };
+    for (const chain of svc.chains) {
+      for (const s of specs) {
+        if (s.usage === 3 || s.usage === 1) add(chain.leaf.x509, s, `leaf key of ${chain.label} (${chain.keyType.label})`, chain);
+        else if (s.usage === 2) {
+          if (chain.issuer) add(chain.issuer.x509, s, `issuer ${chain.issuer.name} of ${chain.label}`, chain);
+        } else {
+          const top = chain.certs.at(-1)!;
+          add(top.x509, s, `top of chain ${top.name} of ${chain.label}`, chain);
+        }
+      }
+    }
+    if (svc.catalog) {
+      const families = [...new Set(svc.chains.map((c) => c.keyType.family))] as KeyFamily[];
+      for (const family of families) {
+        for (const issuer of issuerFamily(svc.catalog, family, now)) {
+          for (const s of specs.filter((x) => x.usage === 2)) {
+            const before = byKey.size;
+            const rec = add(issuer.cert, s, `${svc.catalog.ca} ${issuer.status} intermediate ${issuer.name} (${family}), for the next renewal`);
+            if (byKey.size > before) familyCandidates.push({ rec, rank: STATUS_RANK[issuer.status] });
+          }
+        }
+      }
+    }
+    let list = [...byKey.values()];
+    if (list.length > svc.cap) {
+      // Drop backup before active, and never a record a served chain matches.
+      const droppable = familyCandidates.filter((f) => !f.rec.matchesServed).sort((a, b) => b.rank - a.rank);
+      const dropped: DesiredRecord[] = [];
+      while (list.length > svc.cap && droppable.length) {
+        const d = droppable.shift()!.rec;
+        dropped.push(d);
+        list = list.filter((r) => r !== d);
+      }
+      if (dropped.length) {
+        warnings.push(`${owner}: ${list.length + dropped.length} records exceed the cap of ${svc.cap}; not publishing ${dropped.map((d) => d.why.split(' (')[0]).join(', ')}`);
+      }
+      if (list.length > svc.cap) {
+        warnings.push(`${owner}: ${list.length} records match served chains, over the cap of ${svc.cap} (some receivers, e.g. Microsoft's, handle about 12)`);
+      }
+    }
+    records.push(...list);
+  }
+  return { records, warnings };
+}

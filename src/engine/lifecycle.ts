@@ -1,0 +1,38 @@
+/** Where each owned record stands and what it waits for. Pure: state + clock in, view out.
+ *  Propagation to every authoritative server is checked by the verification module; until
+ *  that has seen a record, age alone is reported here and said to be unverified. */
+import type { OwnedRecord } from './state.js';
+
+export type Phase = 'publishing' | 'pending' | 'live' | 'retiring' | 'removing';
+
+export interface RecordView {
+  record: OwnedRecord;
+  phase: Phase;
+  /** Seconds since the record entered this phase. */
+  ageSeconds: number;
+  /** Seconds until the next transition, when time alone decides it. */
+  nextInSeconds?: number;
+  waitsFor: string;
+}
+
+export function viewRecord(r: OwnedRecord, now: Date, graceSeconds?: number): RecordView {
+  const t = now.getTime();
+  const since = (iso: string | undefined) => (iso ? (t - new Date(iso).getTime()) / 1000 : 0);
+  switch (r.status) {
+    case 'publishing':
+      return { record: r, phase: 'publishing', ageSeconds: since(r.addedAt), waitsFor: 'the provider call to be confirmed (an interrupted run: the next run settles it)' };
+    case 'removing':
+      return { record: r, phase: 'removing', ageSeconds: since(r.retiringSince ?? r.addedAt), waitsFor: 'the removal to be confirmed (an interrupted run: the next run settles it)' };
+    case 'retiring': {
+      const age = since(r.retiringSince);
+      const left = (graceSeconds ?? r.ttl) - age;
+      return { record: r, phase: 'retiring', ageSeconds: age, nextInSeconds: Math.max(0, left), waitsFor: left > 0 ? 'the grace period (TTL) so caches forget it, then removal by publish' : 'removal by the next publish' };
+    }
+    case 'published': {
+      const age = since(r.publishedAt);
+      const left = 2 * r.ttl - age;
+      if (left > 0) return { record: r, phase: 'pending', ageSeconds: age, nextInSeconds: left, waitsFor: '2×TTL since publication before a chain relying on it is served' };
+      return { record: r, phase: 'live', ageSeconds: age, waitsFor: '' };
+    }
+  }
+}

@@ -1,0 +1,80 @@
+/** One run at a time: the hook, the daemon and one-off commands share this lock in the
+ *  state directory. A lock whose holder died (same host, pid gone) is taken over. */
+import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { InputError, WaitError, errnoCode } from '../errors.js';
+
+export const LOCK_FILE = 'lock';
+
+interface LockInfo {
+  pid: number;
+  host: string;
+  command: string;
+  since: string;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return errnoCode(e) === 'EPERM';
+  }
+}
+
+function readLock(file: string): LockInfo | undefined {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as LockInfo;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface LockOptions {
+  command: string;
+  /** How long to wait for another run, in seconds. */
+  waitSeconds: number;
+  onWait?: (holder: LockInfo | undefined, waitedMs: number) => void;
+}
+
+export async function acquireLock(dir: string, opts: LockOptions): Promise<() => void> {
+  const file = join(dir, LOCK_FILE);
+  const start = Date.now();
+  let lastReport = 0;
+  for (;;) {
+    try {
+      const fd = openSync(file, 'wx', 0o600);
+      const info: LockInfo = { pid: process.pid, host: hostname(), command: opts.command, since: new Date().toISOString() };
+      writeSync(fd, JSON.stringify(info));
+      closeSync(fd);
+      let released = false;
+      const release = () => {
+        if (released) return;
+        released = true;
+        const current = readLock(file);
+        if (current?.pid === process.pid) rmSync(file, { force: true });
+      };
+      process.once('exit', release);
+      return release;
+    } catch (e) {
+      const code = errnoCode(e);
+      if (code !== 'EEXIST') throw new InputError(`cannot create the lock file: ${code} (is the state directory writable?)`, file);
+    }
+    const holder = readLock(file);
+    if (holder && holder.host === hostname() && !alive(holder.pid)) {
+      rmSync(file, { force: true });
+      continue;
+    }
+    const waited = Date.now() - start;
+    if (waited >= opts.waitSeconds * 1000) {
+      const who = holder ? `pid ${holder.pid} on ${holder.host} (${holder.command}, since ${holder.since})` : 'another run';
+      throw new WaitError(`the state directory is locked by ${who}; waited ${Math.round(waited / 1000)} s. Re-run when it finishes, or raise --lock-wait`);
+    }
+    if (opts.onWait && waited - lastReport >= 5000) {
+      lastReport = waited;
+      opts.onWait(holder, waited);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}

@@ -1,0 +1,108 @@
+/** The plan: a pure diff, per owner name, of desired records against what the provider lists,
+ *  restricted to records this tool owns (state). Nothing here does I/O. */
+import { recordKey, type TlsaRecord } from '../tlsa/record.js';
+import type { DesiredRecord } from './desired.js';
+import type { OwnedRecord } from './state.js';
+
+export interface TargetRecord extends DesiredRecord {
+  provider: string;
+  service: string;
+  ttl: number;
+}
+
+export interface OwnerPlan {
+  owner: string;
+  provider: string;
+  ttl: number;
+  /** Desired, not at the provider: publish now. */
+  add: TargetRecord[];
+  /** Owned, retiring, grace passed (or a removal that was interrupted): remove now. */
+  remove: OwnedRecord[];
+  /** Desired and already there. */
+  keep: TargetRecord[];
+  /** Owned, no longer desired: start (or continue) the grace period; removed after `due`. */
+  retiring: { record: OwnedRecord; since: Date; due: Date }[];
+  /** At the provider, not ours, not desired: left alone. */
+  foreign: TlsaRecord[];
+  /** Owned and published per state but missing at the provider (someone deleted it). */
+  drift: TargetRecord[];
+}
+
+export interface PlanInput {
+  desired: TargetRecord[];
+  /** What the provider lists, per owner name. */
+  listed: Map<string, TlsaRecord[]>;
+  owned: OwnedRecord[];
+  now: Date;
+  /** Grace after a record stops being needed, in seconds; default the RRset TTL. */
+  graceSeconds?: number;
+}
+
+export function hasChanges(p: OwnerPlan): boolean {
+  return p.add.length > 0 || p.remove.length > 0;
+}
+
+export function planOwners(input: PlanInput): OwnerPlan[] {
+  const owners = new Map<string, OwnerPlan>();
+  const get = (owner: string, provider: string, ttl: number): OwnerPlan => {
+    let p = owners.get(`${provider} ${owner}`);
+    if (!p) {
+      p = { owner, provider, ttl, add: [], remove: [], keep: [], retiring: [], foreign: [], drift: [] };
+      owners.set(`${provider} ${owner}`, p);
+    }
+    return p;
+  };
+  const ownedByKey = new Map(input.owned.map((o) => [`${o.provider} ${recordKey(o)}`, o]));
+  const desiredKeys = new Set(input.desired.map((d) => `${d.provider} ${recordKey(d)}`));
+  for (const d of input.desired) {
+    const p = get(d.owner, d.provider, d.ttl);
+    const present = (input.listed.get(d.owner) ?? []).some((r) => recordKey(r) === recordKey(d));
+    if (present) p.keep.push(d);
+    else {
+      p.add.push(d);
+      if (ownedByKey.get(`${d.provider} ${recordKey(d)}`)?.status === 'published') p.drift.push(d);
+    }
+  }
+  for (const o of input.owned) {
+    if (desiredKeys.has(`${o.provider} ${recordKey(o)}`)) continue;
+    const present = (input.listed.get(o.owner) ?? []).some((r) => recordKey(r) === recordKey(o));
+    if (!present) continue; // already gone: the executor drops it from the state
+    const p = get(o.owner, o.provider, o.ttl);
+    if (o.status === 'removing') {
+      p.remove.push(o);
+      continue;
+    }
+    const since = o.retiringSince ? new Date(o.retiringSince) : input.now;
+    const due = new Date(since.getTime() + (input.graceSeconds ?? o.ttl) * 1000);
+    if (due.getTime() <= input.now.getTime() && o.status === 'retiring') p.remove.push(o);
+    else p.retiring.push({ record: o, since, due });
+  }
+  for (const [owner, records] of input.listed) {
+    for (const r of records) {
+      const k = recordKey(r);
+      const ours = [...owners.values()].some((p) => p.owner === owner && ownedByKey.has(`${p.provider} ${k}`));
+      const wanted = input.desired.some((d) => recordKey(d) === k);
+      if (!ours && !wanted) {
+        for (const p of owners.values()) if (p.owner === owner && !p.foreign.some((f) => recordKey(f) === k)) p.foreign.push(r);
+      }
+    }
+  }
+  return [...owners.values()].sort((a, b) => a.owner.localeCompare(b.owner) || a.provider.localeCompare(b.provider));
+}
+
+/** Rule 2 of rollover.md as a last guard: after the plan, every served chain still matches a
+ *  record at each of its owner names. Returns the violations (empty when safe). */
+export function servedChainViolations(plan: OwnerPlan[], listed: Map<string, TlsaRecord[]>, desired: TargetRecord[]): string[] {
+  const problems: string[] = [];
+  for (const p of plan) {
+    const after = new Set((listed.get(p.owner) ?? []).map(recordKey));
+    for (const r of p.remove) after.delete(recordKey(r));
+    for (const r of p.add) after.add(recordKey(r));
+    const chains = new Set(desired.filter((d) => d.owner === p.owner).flatMap((d) => d.chains));
+    for (const chain of chains) {
+      const ok = desired.some((d) => d.owner === p.owner && d.chains.includes(chain) && after.has(recordKey(d)));
+      if (!ok) problems.push(`${p.owner}: no record would match the chain served from ${chain}`);
+    }
+  }
+  return problems;
+}

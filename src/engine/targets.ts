@@ -1,0 +1,93 @@
+/** From a loaded config to the records every service wants: loads the chains and catalogs
+ *  (file reads) and hands them to the pure desired-record computation. */
+import { resolve } from 'node:path';
+import { loadChain, type CertSource, type LoadedChain } from '../certs/chain.js';
+import type { LoadedConfig } from '../config/load.js';
+import type { RawCertificateSource } from '../config/schema.js';
+import { InputError } from '../errors.js';
+import { builtinCatalogPath, BUILTIN_CATALOGS, loadCatalog, type IssuerCatalog } from '../issuers/catalog.js';
+import { PolicyError } from '../tlsa/policy.js';
+import { parseRdata } from '../tlsa/presentation.js';
+import { DEFAULT_SPECS, desiredRecords, type RecordSpec } from './desired.js';
+import type { TargetRecord } from './plan.js';
+
+export interface ServiceTargets {
+  service: string;
+  provider: string;
+  chains: LoadedChain[];
+}
+
+export interface Targets {
+  records: TargetRecord[];
+  services: ServiceTargets[];
+  warnings: string[];
+  /** Expired / not yet valid certificates: publish refuses them unless forced. */
+  validityProblems: string[];
+}
+
+export function toCertSource(src: RawCertificateSource, baseDir: string): CertSource {
+  if ('lineage' in src) return { kind: 'lineage', dir: resolve(baseDir, src.lineage) };
+  const abs = (p: string | undefined) => (p ? resolve(baseDir, p) : undefined);
+  if ('fullchain' in src) return { kind: 'files', fullchain: abs(src.fullchain)!, ...(src.key ? { key: abs(src.key)! } : {}) };
+  return { kind: 'files', cert: abs(src.cert)!, ...(src.chain ? { chain: abs(src.chain)! } : {}), ...(src.key ? { key: abs(src.key)! } : {}) };
+}
+
+export function parseSpec(text: string): RecordSpec {
+  const { usage, selector, matching } = parseRdata(`${text.trim()} 00`);
+  return { usage, selector, matching };
+}
+
+export function selectServices(config: LoadedConfig, names: string[] | undefined): string[] {
+  const all = Object.keys(config.raw.services);
+  if (!names?.length) return all;
+  for (const n of names) {
+    if (!all.includes(n)) throw new InputError(`unknown service "${n}" (the configuration defines: ${all.join(', ') || 'none'})`, config.file);
+  }
+  return names;
+}
+
+export function computeTargets(config: LoadedConfig, serviceNames: string[], now: Date): Targets {
+  const catalogs = new Map<string, IssuerCatalog>();
+  const records: TargetRecord[] = [];
+  const services: ServiceTargets[] = [];
+  const warnings: string[] = [];
+  const validityProblems: string[] = [];
+  for (const name of serviceNames) {
+    const svc = config.raw.services[name]!;
+    const at = (...p: (string | number)[]) => ['services', name, ...p];
+    const specs = (svc.records ?? []).map((t, i) => {
+      try {
+        return parseSpec(t);
+      } catch (e) {
+        throw config.error(at('records', i), (e as Error).message);
+      }
+    });
+    let catalog: IssuerCatalog | undefined;
+    const issuers = svc.issuers ?? 'letsencrypt';
+    if (issuers !== 'none') {
+      const file = (BUILTIN_CATALOGS as readonly string[]).includes(issuers) ? builtinCatalogPath(issuers) : resolve(config.baseDir, issuers);
+      catalog = catalogs.get(file) ?? loadCatalog(file);
+      catalogs.set(file, catalog);
+    }
+    const chains = svc.certificates.map((src) => loadChain(toCertSource(src, config.baseDir), now));
+    for (const c of chains) {
+      warnings.push(...c.warnings);
+      validityProblems.push(...c.validityProblems);
+    }
+    const ttl = svc.ttl ?? config.raw.ttl;
+    let result;
+    try {
+      result = desiredRecords(
+        { name, host: svc.host, ports: svc.ports, ...(svc.protocol ? { protocol: svc.protocol } : {}), records: specs.length ? specs : DEFAULT_SPECS, chains, ...(catalog ? { catalog } : {}), cap: config.raw.max_records_per_name },
+        now,
+      );
+    } catch (e) {
+      if (e instanceof PolicyError || e instanceof RangeError) throw config.error(at(e instanceof RangeError ? 'host' : 'records'), e.message);
+      throw e;
+    }
+    warnings.push(...result.warnings);
+    records.push(...result.records.map((r) => ({ ...r, provider: svc.provider, service: name, ttl })));
+    services.push({ service: name, provider: svc.provider, chains });
+  }
+  return { records, services, warnings, validityProblems };
+}

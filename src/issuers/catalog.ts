@@ -1,0 +1,75 @@
+/** The issuer catalog: which intermediates a CA may issue the next certificate from, per key
+ *  family, shipped as a dated data file (src/issuers/<ca>/catalog.json + the PEMs). */
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { certName } from '../certs/chain.js';
+import type { KeyFamily } from '../certs/key-type.js';
+import { InputError } from '../errors.js';
+import { packageRoot } from '../util/package-root.js';
+
+export type IssuerStatus = 'active' | 'backup' | 'retired';
+
+export interface CatalogIssuer {
+  name: string;
+  key: KeyFamily;
+  status: IssuerStatus;
+  notAfter: Date;
+  cert: X509Certificate;
+  file: string;
+}
+
+export interface IssuerCatalog {
+  ca: string;
+  asOf: string;
+  file: string;
+  intermediates: CatalogIssuer[];
+}
+
+interface CatalogJson {
+  ca: string;
+  asOf: string;
+  intermediates: { name: string; key: KeyFamily; status: IssuerStatus; notAfter: string; file: string }[];
+}
+
+export const BUILTIN_CATALOGS = ['letsencrypt'] as const;
+
+export function builtinCatalogPath(ca: string): string {
+  return join(packageRoot(), 'src', 'issuers', ca, 'catalog.json');
+}
+
+/** Load a catalog file; each entry's PEM must say what the entry says (name and notAfter), so a
+ *  wrong file in an update fails loudly instead of publishing the wrong hash. */
+export function loadCatalog(file: string): IssuerCatalog {
+  let json: CatalogJson;
+  try {
+    json = JSON.parse(readFileSync(file, 'utf8')) as CatalogJson;
+  } catch (e) {
+    throw new InputError(`cannot read the issuer catalog: ${(e as Error).message}`, file);
+  }
+  const dir = dirname(file);
+  const intermediates = json.intermediates.map((e) => {
+    const pemFile = join(dir, e.file);
+    let cert: X509Certificate;
+    try {
+      cert = new X509Certificate(readFileSync(pemFile));
+    } catch (err) {
+      throw new InputError(`catalog entry ${e.name}: cannot load ${e.file}: ${(err as Error).message}`, file);
+    }
+    const notAfter = new Date(e.notAfter);
+    if (certName(cert) !== e.name || new Date(cert.validTo).getTime() !== notAfter.getTime()) {
+      throw new InputError(`catalog entry ${e.name} does not match ${e.file} (CN=${certName(cert)}, notAfter ${cert.validTo})`, file);
+    }
+    return { name: e.name, key: e.key, status: e.status, notAfter, cert, file: pemFile };
+  });
+  return { ca: json.ca, asOf: json.asOf, file, intermediates };
+}
+
+/** The intermediates the next certificate of this key family may come from: active and backup
+ *  ones that have not expired. Retired ones matter only while a served chain still uses them,
+ *  and the served chain's own issuer is always added by the caller. */
+export function issuerFamily(catalog: IssuerCatalog, family: KeyFamily, now: Date): CatalogIssuer[] {
+  return catalog.intermediates.filter(
+    (i) => i.key === family && i.status !== 'retired' && i.notAfter.getTime() > now.getTime(),
+  );
+}

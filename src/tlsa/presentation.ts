@@ -1,0 +1,98 @@
+/** Zone-file presentation of TLSA records: formatting and parsing (RFC 6698 §2.2, RFC 7218). */
+import {
+  MATCHING_NAMES, SELECTOR_NAMES, USAGE_NAMES, normaliseName, rdataText,
+  type MatchingType, type Selector, type TlsaRecord, type Usage,
+} from './record.js';
+
+export function formatRecord(r: TlsaRecord, ttl: number): string {
+  return `${r.owner} ${ttl} IN TLSA ${rdataText(r)}`;
+}
+
+function fieldValue<T extends number>(token: string, names: Record<T, string>, what: string, max: number): T {
+  if (/^\d+$/.test(token)) {
+    const v = Number(token);
+    if (v > max) throw new SyntaxError(`TLSA ${what} ${v} is not defined (0-${max})`);
+    return v as T;
+  }
+  for (const [k, name] of Object.entries(names) as [string, string][]) {
+    if (name.toLowerCase() === token.toLowerCase()) return Number(k) as T;
+  }
+  // RFC 7218 also names the private-use values; we accept only the defined ones.
+  throw new SyntaxError(`"${token}" is not a TLSA ${what} (number or one of ${Object.values(names).join(', ')})`);
+}
+
+/** Parse the RDATA part: `3 1 1 <hex>` or `DANE-EE SPKI SHA2-256 <hex>`, hex may contain spaces,
+ *  or the RFC 3597 generic form `\# LEN HEX`. */
+export function parseRdata(text: string): Omit<TlsaRecord, 'owner'> {
+  const tokens = text.trim().split(/\s+/).filter(Boolean);
+  if (tokens[0] === '\\#') {
+    const len = Number(tokens[1]);
+    const hex = tokens.slice(2).join('').toLowerCase();
+    if (!/^[0-9a-f]*$/.test(hex) || hex.length !== len * 2 || len < 4) {
+      throw new SyntaxError(`generic TLSA RDATA "\\# ${tokens[1]} …" is malformed`);
+    }
+    const bytes = Buffer.from(hex, 'hex');
+    return rdataFromFields(String(bytes[0]), String(bytes[1]), String(bytes[2]), bytes.subarray(3).toString('hex'));
+  }
+  if (tokens.length < 4) throw new SyntaxError(`TLSA RDATA needs usage, selector, matching type and data: "${text.trim()}"`);
+  return rdataFromFields(tokens[0]!, tokens[1]!, tokens[2]!, tokens.slice(3).join(''));
+}
+
+function rdataFromFields(u: string, s: string, m: string, hexIn: string): Omit<TlsaRecord, 'owner'> {
+  const usage = fieldValue<Usage>(u, USAGE_NAMES, 'usage', 3);
+  const selector = fieldValue<Selector>(s, SELECTOR_NAMES, 'selector', 1);
+  const matching = fieldValue<MatchingType>(m, MATCHING_NAMES, 'matching type', 2);
+  const data = hexIn.toLowerCase();
+  if (!/^([0-9a-f]{2})+$/.test(data)) throw new SyntaxError(`TLSA association data is not hex: "${hexIn.slice(0, 40)}"`);
+  return { usage, selector, matching, data };
+}
+
+export interface ParsedLine {
+  owner: string;
+  ttl?: number;
+  record: TlsaRecord;
+}
+
+/** Parse one full presentation line `owner [ttl] [IN] TLSA rdata` (owner absolute, or relative
+ *  to `origin`). Returns undefined when the line is not a TLSA record. */
+export function parseRecordLine(line: string, origin?: string, previousOwner?: string): ParsedLine | undefined {
+  const text = stripComment(line).replace(/[()]/g, ' ');
+  if (!text.trim()) return undefined;
+  const startsBlank = /^\s/.test(text);
+  const tokens = text.trim().split(/\s+/);
+  let owner: string | undefined;
+  let i = 0;
+  if (startsBlank) owner = previousOwner;
+  else owner = absolutise(tokens[i++]!, origin);
+  let ttl: number | undefined;
+  for (let k = 0; k < 2 && i < tokens.length; k++) {
+    const t = tokens[i]!;
+    if (/^\d+$/.test(t)) { ttl = Number(t); i++; } else if (/^(IN|CH|HS|CS)$/i.test(t)) i++;
+  }
+  if (tokens[i]?.toUpperCase() !== 'TLSA') return undefined;
+  if (!owner) throw new SyntaxError('TLSA record without an owner name');
+  const rdata = parseRdata(tokens.slice(i + 1).join(' '));
+  return { owner, ...(ttl !== undefined ? { ttl } : {}), record: { owner, ...rdata } };
+}
+
+export function absolutise(name: string, origin?: string): string {
+  if (name === '@') {
+    if (!origin) throw new SyntaxError('"@" used without an $ORIGIN');
+    return normaliseName(origin);
+  }
+  if (name.endsWith('.')) return normaliseName(name);
+  if (!origin) throw new SyntaxError(`relative name "${name}" without an $ORIGIN`);
+  return normaliseName(`${name}.${normaliseName(origin)}`);
+}
+
+/** Remove a `;` comment that is not inside a quoted string. */
+export function stripComment(line: string): string {
+  let quoted = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i];
+    if (c === '\\') { i++; continue; }
+    if (c === '"') quoted = !quoted;
+    else if (c === ';' && !quoted) return line.slice(0, i);
+  }
+  return line;
+}

@@ -1,0 +1,58 @@
+/** The TLSA record model (RFC 6698 §2.1) with RFC 7218 mnemonics. Pure: no I/O. */
+
+export type Usage = 0 | 1 | 2 | 3;
+export type Selector = 0 | 1;
+export type MatchingType = 0 | 1 | 2;
+
+export interface TlsaRecord {
+  /** Absolute owner name with trailing dot, lower case: `_25._tcp.mx.example.org.` */
+  owner: string;
+  usage: Usage;
+  selector: Selector;
+  matching: MatchingType;
+  /** Association data, lower-case hex. */
+  data: string;
+}
+
+export const USAGE_NAMES: Record<Usage, string> = { 0: 'PKIX-TA', 1: 'PKIX-EE', 2: 'DANE-TA', 3: 'DANE-EE' };
+export const SELECTOR_NAMES: Record<Selector, string> = { 0: 'Cert', 1: 'SPKI' };
+export const MATCHING_NAMES: Record<MatchingType, string> = { 0: 'Full', 1: 'SHA2-256', 2: 'SHA2-512' };
+
+/** Identity of a record inside an RRset: the TTL is a property of the RRset, not of the record. */
+export function recordKey(r: TlsaRecord): string {
+  return `${r.owner} ${r.usage} ${r.selector} ${r.matching} ${r.data}`;
+}
+
+export function sameRecord(a: TlsaRecord, b: TlsaRecord): boolean {
+  return recordKey(a) === recordKey(b);
+}
+
+export function rdataText(r: Pick<TlsaRecord, 'usage' | 'selector' | 'matching' | 'data'>): string {
+  return `${r.usage} ${r.selector} ${r.matching} ${r.data}`;
+}
+
+/** Owner name for a service: `_PORT._PROTO.HOST.` (RFC 6698 §3). */
+export function ownerName(host: string, port: number, transport: 'tcp' | 'udp' | 'sctp' = 'tcp'): string {
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new RangeError(`port ${port} is not a TCP/UDP port (1-65535)`);
+  }
+  const h = normaliseName(host);
+  return `_${port}._${transport}.${h}`;
+}
+
+/** Lower-case, absolute (trailing dot) DNS name; rejects what cannot be a host name. */
+export function normaliseName(name: string): string {
+  let n = name.trim().toLowerCase();
+  if (!n.endsWith('.')) n += '.';
+  if (n === '.' || n.length > 254) throw new RangeError(`"${name}" is not a valid DNS name`);
+  for (const label of n.slice(0, -1).split('.')) {
+    if (label.length === 0 || label.length > 63 || !/^[a-z0-9_*]([a-z0-9_-]*[a-z0-9])?$/.test(label)) {
+      throw new RangeError(`"${name}" is not a valid DNS name (label "${label}")`);
+    }
+  }
+  return n;
+}
+
+export function sortRecords(records: TlsaRecord[]): TlsaRecord[] {
+  return [...records].sort((a, b) => recordKey(a).localeCompare(recordKey(b)));
+}
