@@ -4,8 +4,13 @@
  * reload command (`knotc zone-reload example.org`, `rndc reload example.org`).
  *
  * Credentials: none; the process needs write access to the file's directory.
- * Options:     path (required), reload (optional shell command, run in the config file's
- *              directory), reload_timeout_s (60).
+ * Options:     path (required); origin (the zone name, for files that use relative names
+ *              without $ORIGIN because the server supplies it); reload (optional shell command,
+ *              run in the config file's directory); reload_timeout_s (60).
+ * Servers:     Knot must not rewrite the file: `zonefile-sync: -1`, and to pick up edits
+ *              without a serial change `zonefile-load: difference-no-serial` with
+ *              `journal-content: all`; reload with `knotc -b zone-reload ZONE` (-b waits and
+ *              fails on a parse error). The SOA serial is not touched by this provider.
  * Zone:        the file is the zone; owner names are written absolute, so any $ORIGIN works.
  * Ownership:   lines this provider writes end with `; tlsa:managed`; every other line (SOA,
  *              foreign TLSA records, comments, directives) is kept byte for byte.
@@ -29,11 +34,11 @@ interface Entry {
 }
 
 /** Split a zone file into logical entries (parentheses may span lines) and parse the TLSA ones. */
-export function parseZone(text: string, file: string): Entry[] {
+export function parseZone(text: string, file: string, defaultOrigin?: string): Entry[] {
   const physical = text.split('\n');
   if (physical.at(-1) === '') physical.pop();
   const entries: Entry[] = [];
-  let origin: string | undefined;
+  let origin: string | undefined = defaultOrigin;
   let previousOwner: string | undefined;
   for (let i = 0; i < physical.length; i++) {
     const startLine = i + 1;
@@ -56,7 +61,7 @@ export function parseZone(text: string, file: string): Entry[] {
         if (parsed) record = parsed.record;
         const ownerToken = /^\S/.test(joined) ? bare.split(/\s+/)[0] : undefined;
         if (ownerToken) {
-          try { previousOwner = parsed?.owner ?? absolute(ownerToken, origin); } catch { /* not a name we need */ }
+          try { previousOwner = parsed?.owner ?? absolute(ownerToken, origin); } catch { previousOwner = undefined; }
         }
       } catch (e) {
         throw new SyntaxError(`${file}:${startLine}: ${(e as Error).message}`);
@@ -69,11 +74,13 @@ export function parseZone(text: string, file: string): Entry[] {
 
 function absolute(token: string, origin?: string): string {
   if (token === '@' && origin) return origin;
-  return token.endsWith('.') ? normaliseName(token) : normaliseName(`${token}.${origin ?? ''}`);
+  if (!token.endsWith('.') && !origin) throw new SyntaxError(`relative name "${token}" without an origin`);
+  return token.endsWith('.') ? normaliseName(token) : normaliseName(`${token}.${origin}`);
 }
 
 function parenDepth(line: string): number {
-  const t = stripComment(line);
+  // Brackets inside quoted strings (a TXT record) do not group lines.
+  const t = stripComment(line).replace(/"(?:[^"\\]|\\.)*"/g, '""');
   return (t.match(/\(/g)?.length ?? 0) - (t.match(/\)/g)?.length ?? 0);
 }
 
@@ -87,6 +94,14 @@ export const createProvider: ProviderFactory = (options, ctx) => {
   if (typeof path !== 'string' || !path) throw ctx.optionError('path', 'zonefile needs "path": the zone file to write');
   const reload = options['reload'];
   if (reload !== undefined && typeof reload !== 'string') throw ctx.optionError('reload', '"reload" must be a shell command string');
+  const originOpt = options['origin'];
+  if (originOpt !== undefined && typeof originOpt !== 'string') throw ctx.optionError('origin', '"origin" must be a zone name such as example.org.');
+  let origin: string | undefined;
+  try {
+    origin = originOpt ? normaliseName(originOpt) : undefined;
+  } catch (e) {
+    throw ctx.optionError('origin', (e as Error).message);
+  }
   const timeout = options['reload_timeout_s'] ?? 60;
   if (typeof timeout !== 'number' || timeout <= 0) throw ctx.optionError('reload_timeout_s', '"reload_timeout_s" must be a positive number');
   const file = resolve(ctx.baseDir, path);
@@ -101,7 +116,11 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     } catch (e) {
       throw new ProviderError(name, `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
-    return parseZone(text, file);
+    try {
+      return parseZone(text, file, origin);
+    } catch (e) {
+      throw new ProviderError(name, `${(e as Error).message}${/origin/i.test((e as Error).message) && !origin ? ' (set the provider option "origin" when the server supplies it)' : ''}`);
+    }
   }
 
   const provider: DnsProvider = {

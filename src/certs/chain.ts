@@ -80,8 +80,8 @@ function isSelfSigned(c: X509Certificate): boolean {
   return issuedBy(c, c);
 }
 
-function where(c: ChainCert): string {
-  return `${c.file}:${c.line} (CN=${c.name})`;
+function where(c: ChainCert, inFile?: string): string {
+  return c.file === inFile ? `the certificate at line ${c.line} (CN=${c.name})` : `${displayPath(c.file)}:${c.line} (CN=${c.name})`;
 }
 
 /** Check that the certificates, in the order given (the order a server sends them), form a
@@ -95,13 +95,13 @@ export function checkChainOrder(certs: ChainCert[]): void {
     const issuesChild = certs.some((c) => c !== child && issuedBy(c.x509, child.x509));
     if (realIssuer || (i === 0 && issuesChild)) {
       throw new InputError(
-        `the chain is in the wrong order: ${where(child)} is not issued by the next certificate ${where(parent)}; ` +
+        `the chain is in the wrong order: ${where(child, child.file)} is not issued by the next one, ${where(parent, child.file)}; ` +
           `a server sends certificates in file order, so put the leaf first and each issuer right after the certificate it signed (certbot's fullchain.pem is in the right order)`,
         child.file, child.line,
       );
     }
     throw new InputError(
-      `${where(parent)} did not issue ${where(child)} (issuer "${child.x509.issuer.replace(/\n/g, ', ')}"): the chain has a certificate that does not belong to it, or its issuer is missing`,
+      `${where(parent, parent.file)} did not issue ${where(child, parent.file)} (issuer "${child.x509.issuer.replace(/\n/g, ', ')}"): the chain has a certificate that does not belong to it, or its issuer is missing`,
       parent.file, parent.line,
     );
   }

@@ -60,19 +60,31 @@ export function parseRecordLine(line: string, origin?: string, previousOwner?: s
   if (!text.trim()) return undefined;
   const startsBlank = /^\s/.test(text);
   const tokens = text.trim().split(/\s+/);
-  let owner: string | undefined;
-  let i = 0;
-  if (startsBlank) owner = previousOwner;
-  else owner = absolutise(tokens[i++]!, origin);
+  let i = startsBlank ? 0 : 1;
   let ttl: number | undefined;
   for (let k = 0; k < 2 && i < tokens.length; k++) {
     const t = tokens[i]!;
-    if (/^\d+$/.test(t)) { ttl = Number(t); i++; } else if (/^(IN|CH|HS|CS)$/i.test(t)) i++;
+    const seconds = ttlSeconds(t);
+    if (seconds !== undefined) { ttl = seconds; i++; } else if (/^(IN|CH|HS|CS|CLASS\d+)$/i.test(t)) i++;
   }
-  if (tokens[i]?.toUpperCase() !== 'TLSA') return undefined;
+  // Only a TLSA line needs its owner resolved: an SOA written as "@" in a file without
+  // $ORIGIN (the server supplies the origin) must not stop us from reading the file.
+  const type = tokens[i]?.toUpperCase();
+  if (type !== 'TLSA' && type !== 'TYPE52') return undefined;
+  const owner = startsBlank ? previousOwner : absolutise(tokens[0]!, origin);
   if (!owner) throw new SyntaxError('TLSA record without an owner name');
   const rdata = parseRdata(tokens.slice(i + 1).join(' '));
   return { owner, ...(ttl !== undefined ? { ttl } : {}), record: { owner, ...rdata } };
+}
+
+/** A zone-file TTL: seconds, or BIND's units (`1h30m`, `2d`, `1w`). */
+export function ttlSeconds(token: string): number | undefined {
+  if (/^\d+$/.test(token)) return Number(token);
+  if (!/^(\d+[smhdw])+$/i.test(token)) return undefined;
+  const unit: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
+  let total = 0;
+  for (const [, n, u] of token.toLowerCase().matchAll(/(\d+)([smhdw])/g)) total += Number(n) * unit[u!]!;
+  return total;
 }
 
 export function absolutise(name: string, origin?: string): string {

@@ -73,6 +73,26 @@ describe('zonefile provider', () => {
     await expect(p.list(owner)).rejects.toThrow(`${path}:1: TLSA association data is not hex`);
   });
 
+  it('reads a zone without $ORIGIN (the server supplies it) and uses the origin option for relative names', async () => {
+    const zone = `@ 300 IN SOA ns1 hostmaster 1 3600 600 86400 300\n_25._tcp.mx 1h IN TLSA 3 1 1 ${h('rel')}\n`;
+    const { p } = setup(zone);
+    // The SOA "@" is fine without an origin; a relative TLSA name needs one and says how to give it.
+    await expect(p.list(owner)).rejects.toThrow(/zone\.db:2: relative name "_25\._tcp\.mx" without an \$ORIGIN \(set the provider option "origin"/);
+    const dir = mkdtempSync(join(tmpdir(), 'tlsa-zf-'));
+    writeFileSync(join(dir, 'z'), zone);
+    const withOrigin = createProvider({ path: 'z', origin: 'example.org' }, { instance: 't', baseDir: dir, optionError: (k, m) => new Error(m) });
+    expect(await withOrigin.list(owner)).toEqual([rec('rel')]);
+  });
+
+  it('does not let a bracket inside a quoted string swallow the next line', async () => {
+    const { path, p } = setup('x.example.org. 300 IN TXT "a ( b"\n');
+    await p.apply(owner, { add: [rec('a')], remove: [] }, 300);
+    await p.apply(owner, { add: [rec('a')], remove: [] }, 300);
+    expect(await p.list(owner)).toEqual([rec('a')]);
+    await p.apply(owner, { add: [], remove: [rec('a')] }, 300);
+    expect(readFileSync(path, 'utf8')).toBe('x.example.org. 300 IN TXT "a ( b"\n');
+  });
+
   it('needs a path', () => {
     expect(() => createProvider({}, { instance: 't', baseDir: '/', optionError: (k, m) => new Error(`${k}: ${m}`) })).toThrow(/path: zonefile needs "path"/);
   });
