@@ -20,7 +20,8 @@ import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { writeFileAtomic } from '../src/util/atomic-write.js';
-import { formatRecord, parseRecordLine, stripComment } from '../src/tlsa/presentation.js';
+import { formatRecord, parseRecordLine, stripComment, ttlSeconds } from '../src/tlsa/presentation.js';
+import { acquireLockFile } from '../src/engine/lock.js';
 import { normaliseName, recordKey, type TlsaRecord } from '../src/tlsa/record.js';
 import { ProviderError, type DnsProvider, type ProviderFactory, type TlsaChange } from './index.js';
 
@@ -30,8 +31,11 @@ interface Entry {
   /** The physical lines of this logical entry, verbatim. */
   lines: string[];
   record?: TlsaRecord;
+  /** Owner and type of a non-TLSA record, to see a CNAME at a TLSA owner name. */
+  other?: { owner: string; type: string };
   managed: boolean;
 }
+
 
 /** Split a zone file into logical entries (parentheses may span lines) and parse the TLSA ones. */
 export function parseZone(text: string, file: string, defaultOrigin?: string): Entry[] {
@@ -67,9 +71,23 @@ export function parseZone(text: string, file: string, defaultOrigin?: string): E
         throw new SyntaxError(`${file}:${startLine}: ${(e as Error).message}`);
       }
     }
-    entries.push({ lines, ...(record ? { record } : {}), managed: joined.includes(MANAGED_MARK) });
+    let other: Entry['other'];
+    if (!record && bare && !directive && previousOwner) {
+      const type = recordType(bare.replace(/[()]/g, ' ').split(/\s+/), /^\s/.test(joined));
+      if (type) other = { owner: previousOwner, type };
+    }
+    entries.push({ lines, ...(record ? { record } : {}), ...(other ? { other } : {}), managed: joined.includes(MANAGED_MARK) });
   }
   return entries;
+}
+
+/** The type of a record line: skip the owner (unless the line starts blank), TTL and class. */
+function recordType(tokens: string[], startsBlank: boolean): string | undefined {
+  let i = startsBlank ? 0 : 1;
+  for (let k = 0; k < 2 && i < tokens.length; k++) {
+    if (ttlSeconds(tokens[i]!) !== undefined || /^(IN|CH|HS|CS)$/i.test(tokens[i]!)) i++;
+  }
+  return tokens[i]?.toUpperCase();
 }
 
 function absolute(token: string, origin?: string): string {
@@ -131,23 +149,36 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     },
     async apply(owner, change: TlsaChange, ttl) {
       const o = normaliseName(owner);
-      const entries = read();
-      const removeKeys = new Set(change.remove.map(recordKey));
-      // Only lines we wrote are removed: an identical foreign line is someone else's record.
-      const kept = entries.filter((e) => !(e.managed && e.record && e.record.owner === o && removeKeys.has(recordKey(e.record))));
-      const present = new Set(kept.flatMap((e) => (e.record ? [recordKey(e.record)] : [])));
-      for (const r of change.add) {
+      for (const r of [...change.add, ...change.remove]) {
         if (r.owner !== o) throw new ProviderError(name, `record for ${r.owner} passed to apply(${o})`);
-        if (present.has(recordKey(r))) continue;
-        present.add(recordKey(r));
-        kept.push({ lines: [`${formatRecord(r, ttl)} ${MANAGED_MARK}`], record: r, managed: true });
       }
-      if (kept.length === entries.length && change.add.length === 0 && change.remove.length === 0) return;
+      // Another process (a second host's hook, an editor's script) may write the same file:
+      // read-modify-write only under the file's own lock.
+      const release = await acquireLockFile(`${file}.lock`, { command: 'zonefile', waitSeconds: 30 }).catch((e: Error) => {
+        throw new ProviderError(name, e.message);
+      });
       try {
-        writeFileAtomic(file, render(kept));
-        if (reload) writeFileSync(pendingMarker, `${new Date().toISOString()}\n`);
-      } catch (e) {
-        throw new ProviderError(name, `cannot write ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+        const entries = read();
+        const alias = entries.find((e) => e.other?.owner === o && e.other.type === 'CNAME');
+        if (alias) throw new ProviderError(name, `${o} has a CNAME in ${file}; TLSA records cannot sit beside it, and tlsa does not overwrite it: move the TLSA records to the CNAME's target or remove the CNAME`);
+        const removeKeys = new Set(change.remove.map(recordKey));
+        // Only lines we wrote are removed: an identical foreign line is someone else's record.
+        const kept = entries.filter((e) => !(e.managed && e.record?.owner === o && removeKeys.has(recordKey(e.record))));
+        const present = new Set(kept.flatMap((e) => (e.record ? [recordKey(e.record)] : [])));
+        for (const r of change.add) {
+          if (present.has(recordKey(r))) continue;
+          present.add(recordKey(r));
+          kept.push({ lines: [`${formatRecord(r, ttl)} ${MANAGED_MARK}`], record: r, managed: true });
+        }
+        if (kept.length === entries.length && kept.every((e, i) => e === entries[i])) return;
+        try {
+          writeFileAtomic(file, render(kept));
+          if (reload) writeFileSync(pendingMarker, `${new Date().toISOString()}\n`);
+        } catch (e) {
+          throw new ProviderError(name, `cannot write ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+        }
+      } finally {
+        release();
       }
     },
     async flush() {

@@ -39,7 +39,11 @@ export interface LockOptions {
 }
 
 export async function acquireLock(dir: string, opts: LockOptions): Promise<() => void> {
-  const file = join(dir, LOCK_FILE);
+  return acquireLockFile(join(dir, LOCK_FILE), opts);
+}
+
+/** Create `file` exclusively (O_EXCL), waiting up to `waitSeconds` for a live holder. */
+export async function acquireLockFile(file: string, opts: LockOptions): Promise<() => void> {
   const start = Date.now();
   let lastReport = 0;
   for (;;) {
@@ -52,14 +56,15 @@ export async function acquireLock(dir: string, opts: LockOptions): Promise<() =>
       const release = () => {
         if (released) return;
         released = true;
+        process.removeListener('exit', release);
         const current = readLock(file);
         if (current?.pid === process.pid) rmSync(file, { force: true });
       };
-      process.once('exit', release);
+      process.on('exit', release);
       return release;
     } catch (e) {
       const code = errnoCode(e);
-      if (code !== 'EEXIST') throw new InputError(`cannot create the lock file: ${code} (is the state directory writable?)`, file);
+      if (code !== 'EEXIST') throw new InputError(`cannot create the lock file: ${code} (is its directory writable?)`, file);
     }
     const holder = readLock(file);
     if (holder && holder.host === hostname() && !alive(holder.pid)) {
@@ -69,7 +74,7 @@ export async function acquireLock(dir: string, opts: LockOptions): Promise<() =>
     const waited = Date.now() - start;
     if (waited >= opts.waitSeconds * 1000) {
       const who = holder ? `pid ${holder.pid} on ${holder.host} (${holder.command}, since ${holder.since})` : 'another run';
-      throw new WaitError(`the state directory is locked by ${who}; waited ${Math.round(waited / 1000)} s. Re-run when it finishes, or raise --lock-wait`);
+      throw new WaitError(`${file} is locked by ${who}; waited ${Math.round(waited / 1000)} s. Re-run when it finishes, or raise --lock-wait`);
     }
     if (opts.onWait && waited - lastReport >= 5000) {
       lastReport = waited;

@@ -1,0 +1,13 @@
+/** One contract, every provider. Targets live in ./contract/<provider>.ts; fakes of hosted
+ *  APIs are named *-api-fake so nobody mistakes them for the service. */
+import { describe } from 'vitest';
+import { labDescribe } from '../lab/lab.js';
+import { contractCases, type ContractTarget } from './contract/suite.js';
+import { zonefileTarget } from './contract/zonefile.js';
+
+const targets: ContractTarget[] = [zonefileTarget];
+
+for (const t of targets) {
+  if (t.tools.length) labDescribe(`provider contract: ${t.name}`, t.tools, () => contractCases(t));
+  else describe(`provider contract: ${t.name}`, () => contractCases(t));
+}
