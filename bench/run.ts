@@ -76,11 +76,14 @@ function percentile(xs: number[], p: number): number {
   return v;
 }
 
+/** 1, 5 and 15 minute load averages: other work on the machine shows up in the timings. */
+const loadavg = (): string => readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
 const fmt = (ms: number): string => ms.toFixed(1);
 const verdict = (ok: boolean): string => (ok ? "**met**" : "**not met**");
 
 function main(): void {
   const runs = parseRuns(process.env.BENCH_RUNS);
+  const loadBefore = loadavg();
   if (!existsSync(`${ROOT}${CLI}`)) throw new Error(`${CLI} is missing: run \`npx tsc -p .\` first`);
   const slingerVersion = existsSync(HASH_SLINGER) ? tryOutput(HASH_SLINGER, ["--version"]) : undefined;
   const haveSlinger = slingerVersion !== undefined;
@@ -121,6 +124,7 @@ function main(): void {
     `| openssl | ${tryOutput("openssl", ["version"]) ?? "unknown"} |`,
     `| hash-slinger | ${slingerVersion ?? "not installed"} |`,
     `| NODE_EXTRA_CA_CERTS | ${process.env.NODE_EXTRA_CA_CERTS ? "set: every node start loads it, included in the node timings" : "unset"} |`,
+    `| load average before / after | ${loadBefore} / ${loadavg()} |`,
     `| runs | ${WARMUP} warm-up + ${runs} timed per command, all interleaved, cold processes |`,
     `| 3 1 1 data (all tools agree) | \`${agreed}\` |`,
     ``,

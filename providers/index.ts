@@ -40,6 +40,7 @@ type Loader = () => Promise<{ createProvider: ProviderFactory }>;
 
 const registry: Record<string, Loader> = {
   zonefile: () => import('./zonefile.js'),
+  exec: () => import('./exec.js'),
 };
 
 export function knownProviderTypes(): string[] {

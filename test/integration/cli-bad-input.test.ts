@@ -82,7 +82,10 @@ function expectBadInput(c: Case, args: string[], want: { file: string; line?: nu
   const before = snapshot(c.dir);
   const r = runCli(args, { cwd: c.dir, ...(want.env ? { env: want.env } : {}) });
   expect(r.code, show(r)).toBe(2);
-  expect(r.stderr, show(r)).toContain(want.line === undefined ? want.file : `${want.file}:${want.line}:`);
+  // The file as given, or relative to the working directory when that is shorter.
+  const names = [want.file, path.relative(c.dir, want.file)].filter((n) => n && !n.startsWith('..'));
+  const places = names.map((n) => (want.line === undefined ? n : `${n}:${want.line}`));
+  expect(places.some((p) => r.stderr.includes(p)), `stderr should name ${places.join(' or ')}\n${show(r)}`).toBe(true);
   if (want.message) expect(r.stderr, show(r)).toMatch(want.message);
   expect(stackLines(r.all), show(r)).toEqual([]);
   expect(r.stderr).not.toMatch(/internal error/);
@@ -253,5 +256,26 @@ describe('secrets in provider failures', () => {
     const again = runCli(publish(c), { cwd: c.dir, env });
     expect(again.code, show(again)).toBe(3);
     expect(again.all).not.toContain('s3cr3t-value');
+  });
+
+  // BUG: README ("Secrets are written as ${ENV_VAR} … they are never printed") and
+  // loadConfig register every ${VAR} value as a secret, but only stderr goes through redact()
+  // (src/cli/fail.ts). stdout is written unredacted by src/cli/plan.ts, publish.ts, status.ts
+  // and common.ts json(); the progress lines from runOptions() in common.ts are not redacted
+  // either. Here the value is part of a lineage path and is printed in the plan's "why" text.
+  it.fails('a ${VAR} value never appears in stdout either (plan, publish --json, status)', () => {
+    const c = setup();
+    const secret = 's3cr3t-value';
+    const live = lineageFor(pki, secret, 'ecdsa', goodLeaf, undefined, path.join(c.dir, 'letsencrypt'));
+    expect(live.endsWith(secret)).toBe(true);
+    fs.writeFileSync(c.config, configYaml({ certificates: ['lineage: letsencrypt/live/${TLSA_TEST_SECRET}'] }));
+    const env = { TLSA_TEST_SECRET: secret };
+    const plan = runCli(['--config', c.config, 'plan'], { cwd: c.dir, env });
+    expect(plan.code, show(plan)).toBe(0);
+    const pub = runCli(publish(c, '--json'), { cwd: c.dir, env });
+    expect(pub.code, show(pub)).toBe(0);
+    const status = runCli(['--config', c.config, 'status'], { cwd: c.dir, env });
+    expect(status.code, show(status)).toBe(0);
+    for (const r of [plan, pub, status]) expect(r.all, show(r)).not.toContain(secret);
   });
 });

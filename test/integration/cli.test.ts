@@ -243,6 +243,17 @@ describe('generate', () => {
     expect(r.stdout).toContain(`_465._tcp.mx.example.org. 3600 IN TLSA 3 1 1 ${leaf}`);
   });
 
+  // BUG: src/engine/desired.ts desiredRecords() loops over svc.ports without removing
+  // duplicates (and src/cli/generate.ts passes --port values through as given), so a repeated
+  // port prints every record of that owner name twice: a duplicate RR in the zone-file output.
+  it.fails('--port 25 --port 25 prints each record once', () => {
+    const r = gen('--chain', ecChain, '--host', 'mx.example.org', '--port', '25', '--port', '25', '--issuers', 'none');
+    expect(r.code, show(r)).toBe(0);
+    const out = lines(r.stdout);
+    expect(out).toHaveLength(2);
+    expect(new Set(out).size).toBe(out.length);
+  });
+
   it('--json parses', () => {
     const r = gen('--chain', ecChain, '--host', 'mx.example.org', '--json');
     expect(r.code, show(r)).toBe(0);
@@ -275,6 +286,33 @@ describe('generate', () => {
       `2 1 1 ${opensslSpkiSha256(pki.ecdsa.intermediate.certPath)}`,
       `2 1 1 ${opensslSpkiSha256(pki.rsa.intermediate.certPath)}`,
     ].sort());
+  });
+});
+
+describe('duplicate ports in the configuration', () => {
+  // BUG: the schema (src/config/schema.ts, service.ports) accepts [25, 25] and
+  // src/engine/desired.ts desiredRecords() computes every record once per listed port, so
+  // publish reports "Plan: 4 to add … Published 4 record(s)" while it writes 2 lines, and plan
+  // keeps listing each record twice. Either refusing the duplicate (exit 2 at the ports line)
+  // or counting each record once is correct; the test accepts both.
+  it.fails('ports: [25, 25] is refused at its line, or each record is planned and counted once', () => {
+    const live = lineageFor(pki, 'mx.example.org', 'ecdsa', leafFor(pki, 'ecdsa'), undefined, path.join(root, 'dup-ports', 'le'));
+    const s = site('dup-ports', [`lineage: ${live}`]);
+    const text = fs.readFileSync(s.config, 'utf8').replace('ports: [25]', 'ports: [25, 25]');
+    fs.writeFileSync(s.config, text);
+    const r = cli(s, 'publish');
+    if (r.code === 2) {
+      const line = text.split('\n').findIndex((l) => l.includes('ports:')) + 1;
+      expect(r.stderr, show(r)).toContain(`${s.config}:${line}:`);
+      expect(readZone(s)).toBe(FOREIGN_ZONE);
+      return;
+    }
+    expect(r.code, show(r)).toBe(0);
+    expect(managedRdata(readZone(s))).toHaveLength(2);
+    expect(r.stdout).toMatch(/Plan: 2 to add/);
+    expect(r.stdout).toMatch(/Published 2 record\(s\)/);
+    const plan = JSON.parse(cli(s, 'plan', '--json').stdout) as PlanJson;
+    expect(plan.summary).toMatchObject({ add: 0, keep: 2 });
   });
 });
 

@@ -4,8 +4,9 @@ import { describe } from 'vitest';
 import { labDescribe } from '../lab/lab.js';
 import { contractCases, type ContractTarget } from './contract/suite.js';
 import { zonefileTarget } from './contract/zonefile.js';
+import { execTarget } from './contract/exec.js';
 
-const targets: ContractTarget[] = [zonefileTarget];
+const targets: ContractTarget[] = [zonefileTarget, execTarget];
 
 for (const t of targets) {
   if (t.tools.length) labDescribe(`provider contract: ${t.name}`, t.tools, () => contractCases(t));

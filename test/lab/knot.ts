@@ -39,6 +39,10 @@ export interface KnotOptions {
   tsig?: KnotTsig;
   /** Listen address (default 127.0.0.1). */
   host?: string;
+  /** Listen port (default: a free one). Give the port of another lab server to run a second
+   *  Knot on another loopback address with the same port, e.g. a secondary on 127.0.0.2 (the
+   *  lab's name servers must all use one port: a delegation has no port). */
+  port?: number;
   timeoutMs?: number;
 }
 
@@ -84,7 +88,7 @@ export async function startKnot(opts: KnotOptions): Promise<KnotServer> {
   if (opts.zones.length === 0) throw new Error('startKnot: no zones');
 
   const host = opts.host ?? '127.0.0.1';
-  const port = await freePort(host);
+  const port = opts.port ?? await freePort(host);
   const dir = makeTempDir('knot');
   const storage = join(dir, 'storage');
   const rundir = join(dir, 'run');

@@ -31,6 +31,9 @@ export interface UnboundOptions {
   cacheMaxTtl?: number;
   cacheMaxNegativeTtl?: number;
   timeoutMs?: number;
+  /** `module-config` (default "validator iterator"); "iterator" makes a resolver that does
+   *  not validate: it never sets AD, even for a signed zone with a trust anchor. */
+  moduleConfig?: string;
 }
 
 export interface UnboundServer {
@@ -85,7 +88,7 @@ export async function startUnbound(opts: UnboundOptions): Promise<UnboundServer>
     '    access-control: 127.0.0.0/8 allow',
     '    access-control: ::1/128 allow',
     '    do-not-query-localhost: no',
-    '    module-config: "validator iterator"',
+    `    module-config: ${q(opts.moduleConfig ?? 'validator iterator')}`,
     `    trust-anchor-file: ${q(taPath)}`,
     '    trust-anchor-signaling: no',
     '    root-key-sentinel: no',

@@ -43,13 +43,15 @@ const OPENSSL: Record<`${Selector}${MatchingType}`, (file: string) => string> = 
 /* hash-slinger                                                                               */
 /* ------------------------------------------------------------------------------------------ */
 
+/** Debian's hash-slinger installs /usr/bin/tlsa. Only that path is used: under `npm test`, PATH
+ *  starts with node_modules/.bin, where `tlsa` is this project's own CLI (not ground truth). */
 const HASH_SLINGER = '/usr/bin/tlsa';
 
 function findHashSlinger(): string | undefined {
-  if (fs.existsSync(HASH_SLINGER)) return HASH_SLINGER;
-  const r = spawnSync('sh', ['-c', 'command -v tlsa'], { encoding: 'utf8' });
-  const p = r.status === 0 ? r.stdout.trim() : '';
-  return p || undefined;
+  if (!fs.existsSync(HASH_SLINGER)) return undefined;
+  // hash-slinger's tlsa is a python script; refuse anything else that took the name.
+  const head = fs.readFileSync(HASH_SLINGER).subarray(0, 200).toString('latin1');
+  return /^#!.*python/.test(head) ? HASH_SLINGER : undefined;
 }
 
 const hashSlinger = findHashSlinger();

@@ -1,0 +1,103 @@
+/**
+ * exec: anything else. Runs a program of yours for each operation, with one JSON request on
+ * stdin and (for list) a JSON answer on stdout.
+ *
+ * Credentials: whatever your program needs, from its own environment or files; tlsa passes
+ *              its environment through and adds nothing.
+ * Options:     command (required: an argv array, or a string run by /bin/sh -c),
+ *              timeout_s (30).
+ * Requests:    {"action":"list","owner":"_25._tcp.mx.example.org."}
+ *                → stdout {"records":["3 1 1 <hex>", …]}  (or objects {usage,selector,matching,data})
+ *              {"action":"apply","owner":…,"ttl":3600,"add":["3 1 1 <hex>"],"remove":[…]}
+ *                → exit 0 when exactly these records were added and removed, others untouched.
+ * Exit codes:  0 done; 75 (EX_TEMPFAIL) try again later: retried with backoff; any other
+ *              code fails, with the program's last stderr lines in the message (a CNAME at
+ *              the owner name, for instance, should be reported that way, never overwritten).
+ * Limits:      one process per operation; the engine's lock serialises tlsa's own runs.
+ */
+import { spawn } from 'node:child_process';
+import { parseRdata } from '../src/tlsa/presentation.js';
+import { normaliseName, rdataText, type TlsaRecord } from '../src/tlsa/record.js';
+import { withRetry } from '../src/util/retry.js';
+import { redact } from '../src/util/redact.js';
+import { ProviderError, type DnsProvider, type ProviderFactory } from './index.js';
+
+const EX_TEMPFAIL = 75;
+
+class ExecFailure extends Error {
+  constructor(message: string, readonly retryable: boolean) {
+    super(message);
+  }
+}
+
+export const createProvider: ProviderFactory = (options, ctx) => {
+  const command = options['command'];
+  const argv = typeof command === 'string' ? ['/bin/sh', '-c', command] : command;
+  if (!Array.isArray(argv) || argv.length === 0 || !argv.every((a) => typeof a === 'string' && a.length > 0)) {
+    throw ctx.optionError('command', 'exec needs "command": an argv list such as ["/usr/local/bin/my-dns", "--zone", "example.org"] or a shell command string');
+  }
+  const timeout = (options['timeout_s'] ?? 30) as number;
+  if (typeof timeout !== 'number' || timeout <= 0) throw ctx.optionError('timeout_s', '"timeout_s" must be a positive number of seconds');
+  const name = `exec(${ctx.instance})`;
+  const [program, ...args] = argv as string[];
+
+  function run(request: object): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const child = spawn(program!, args, { cwd: ctx.baseDir, stdio: ['pipe', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(new ExecFailure(`${program} did not finish within ${timeout} s`, true));
+      }, timeout * 1000);
+      child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+      child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+      child.on('error', (e) => {
+        clearTimeout(timer);
+        reject(new ExecFailure(`cannot run ${program}: ${(e as NodeJS.ErrnoException).code ?? e.message}`, false));
+      });
+      child.on('close', (code) => {
+        clearTimeout(timer);
+        if (code === 0) return resolve(stdout);
+        const tail = stderr.trim().split('\n').slice(-3).join(' | ');
+        reject(new ExecFailure(`${program} exited with ${code}${tail ? `: ${tail}` : ''}`, code === EX_TEMPFAIL));
+      });
+      child.stdin.on('error', () => { /* the program may exit without reading; its exit code tells */ });
+      child.stdin.end(JSON.stringify(request));
+    });
+  }
+
+  const call = (request: object) =>
+    withRetry(() => run(request), { attempts: 4, isRetryable: (e) => e instanceof ExecFailure && e.retryable }).catch((e: Error) => {
+      throw new ProviderError(name, redact(e.message));
+    });
+
+  const provider: DnsProvider = {
+    name,
+    async list(owner) {
+      const o = normaliseName(owner);
+      const out = await call({ action: 'list', owner: o });
+      let parsed: { records?: unknown };
+      try {
+        parsed = JSON.parse(out || '{}') as { records?: unknown };
+      } catch {
+        throw new ProviderError(name, `list answered with something that is not JSON: ${out.slice(0, 80)}`);
+      }
+      if (!Array.isArray(parsed.records)) throw new ProviderError(name, 'list must answer {"records": [...]}');
+      return parsed.records.map((r): TlsaRecord => {
+        try {
+          if (typeof r === 'string') return { owner: o, ...parseRdata(r) };
+          const x = r as Record<string, unknown>;
+          return { owner: o, ...parseRdata(`${x['usage']} ${x['selector']} ${x['matching']} ${x['data']}`) };
+        } catch (e) {
+          throw new ProviderError(name, `list returned a record tlsa cannot read (${JSON.stringify(r).slice(0, 60)}): ${(e as Error).message}`);
+        }
+      });
+    },
+    async apply(owner, change, ttl) {
+      const o = normaliseName(owner);
+      await call({ action: 'apply', owner: o, ttl, add: change.add.map(rdataText), remove: change.remove.map(rdataText) });
+    },
+  };
+  return provider;
+};

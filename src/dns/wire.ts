@@ -1,0 +1,197 @@
+/**
+ * DNS wire-format pieces that dns-packet does not give us: a message writer with name
+ * compression and free choice of class (RFC 2136 needs NONE and ANY), and a walker that finds
+ * where each resource record starts and ends (TSIG verification works on raw bytes).
+ */
+
+export const TYPE = { A: 1, NS: 2, CNAME: 5, SOA: 6, OPT: 41, TLSA: 52, TSIG: 250 } as const;
+export const CLASS = { IN: 1, NONE: 254, ANY: 255 } as const;
+export const OPCODE = { QUERY: 0, UPDATE: 5 } as const;
+
+export const RCODE_NAMES: Record<number, string> = {
+  0: 'NOERROR', 1: 'FORMERR', 2: 'SERVFAIL', 3: 'NXDOMAIN', 4: 'NOTIMP', 5: 'REFUSED', 6: 'YXDOMAIN',
+  7: 'YXRRSET', 8: 'NXRRSET', 9: 'NOTAUTH', 10: 'NOTZONE',
+};
+
+export function rcodeName(code: number): string {
+  return RCODE_NAMES[code] ?? `RCODE${code}`;
+}
+
+/** The labels of an absolute or relative name ('' and '.' are the root). Lower-cases nothing. */
+function labels(name: string): string[] {
+  const n = name.endsWith('.') ? name.slice(0, -1) : name;
+  return n ? n.split('.') : [];
+}
+
+/** Uncompressed wire form; `canonical` lower-cases (RFC 4034 §6.2, used for TSIG variables). */
+export function encodeName(name: string, canonical = false): Buffer {
+  const parts: Buffer[] = [];
+  for (const label of labels(canonical ? name.toLowerCase() : name)) {
+    const b = Buffer.from(label, 'ascii');
+    if (b.length === 0 || b.length > 63) throw new RangeError(`bad DNS label in "${name}"`);
+    parts.push(Buffer.from([b.length]), b);
+  }
+  parts.push(Buffer.from([0]));
+  const out = Buffer.concat(parts);
+  if (out.length > 255) throw new RangeError(`DNS name too long: "${name}"`);
+  return out;
+}
+
+export interface RR {
+  name: string;
+  type: number;
+  class: number;
+  ttl: number;
+  rdata: Buffer;
+}
+
+/** Builds a message section by section; names are compressed against earlier names. */
+export class MessageWriter {
+  private chunks: Buffer[] = [];
+  private length = 12;
+  private readonly offsets = new Map<string, number>();
+  private readonly counts = [0, 0, 0, 0];
+
+  constructor(private readonly id: number, private readonly flags: number) {}
+
+  private push(b: Buffer): void {
+    this.chunks.push(b);
+    this.length += b.length;
+  }
+
+  name(name: string): void {
+    const ls = labels(name);
+    for (let i = 0; i < ls.length; i++) {
+      const suffix = ls.slice(i).join('.').toLowerCase();
+      const at = this.offsets.get(suffix);
+      if (at !== undefined) {
+        this.push(Buffer.from([0xc0 | (at >> 8), at & 0xff]));
+        return;
+      }
+      if (this.length < 0x3fff) this.offsets.set(suffix, this.length);
+      const b = Buffer.from(ls[i]!, 'ascii');
+      if (b.length === 0 || b.length > 63) throw new RangeError(`bad DNS label in "${name}"`);
+      this.push(Buffer.concat([Buffer.from([b.length]), b]));
+    }
+    this.push(Buffer.from([0]));
+  }
+
+  /** Section 0 (question / zone). */
+  question(name: string, type: number, cls: number): void {
+    this.name(name);
+    const b = Buffer.alloc(4);
+    b.writeUInt16BE(type, 0);
+    b.writeUInt16BE(cls, 2);
+    this.push(b);
+    this.counts[0]!++;
+  }
+
+  /** Sections 1-3 (answer / prerequisite, authority / update, additional). */
+  rr(section: 1 | 2 | 3, r: RR): void {
+    this.name(r.name);
+    const b = Buffer.alloc(10);
+    b.writeUInt16BE(r.type, 0);
+    b.writeUInt16BE(r.class, 2);
+    b.writeUInt32BE(r.ttl >>> 0, 4);
+    b.writeUInt16BE(r.rdata.length, 8);
+    this.push(b);
+    this.push(r.rdata);
+    this.counts[section]!++;
+  }
+
+  finish(): Buffer {
+    const h = Buffer.alloc(12);
+    h.writeUInt16BE(this.id, 0);
+    h.writeUInt16BE(this.flags, 2);
+    this.counts.forEach((c, i) => h.writeUInt16BE(c, 4 + 2 * i));
+    return Buffer.concat([h, ...this.chunks]);
+  }
+}
+
+export interface Header {
+  id: number;
+  qr: boolean;
+  opcode: number;
+  tc: boolean;
+  aa: boolean;
+  rcode: number;
+  counts: [number, number, number, number];
+}
+
+export function readHeader(msg: Buffer): Header {
+  if (msg.length < 12) throw new RangeError(`DNS message too short (${msg.length} bytes)`);
+  const flags = msg.readUInt16BE(2);
+  return {
+    id: msg.readUInt16BE(0),
+    qr: (flags & 0x8000) !== 0,
+    opcode: (flags >> 11) & 0xf,
+    aa: (flags & 0x0400) !== 0,
+    tc: (flags & 0x0200) !== 0,
+    rcode: flags & 0xf,
+    counts: [msg.readUInt16BE(4), msg.readUInt16BE(6), msg.readUInt16BE(8), msg.readUInt16BE(10)],
+  };
+}
+
+/** Offset just after the (possibly compressed) name at `offset`. */
+export function skipName(msg: Buffer, offset: number): number {
+  let o = offset;
+  for (;;) {
+    if (o >= msg.length) throw new RangeError('DNS name runs past the end of the message');
+    const len = msg[o]!;
+    if ((len & 0xc0) === 0xc0) return o + 2;
+    if (len & 0xc0) throw new RangeError('unsupported DNS label type');
+    if (len === 0) return o + 1;
+    o += 1 + len;
+  }
+}
+
+/** Read a (possibly compressed) name as lower-case text with a trailing dot. */
+export function readName(msg: Buffer, offset: number): string {
+  const out: string[] = [];
+  let o = offset;
+  for (let hops = 0; hops < 64; ) {
+    if (o >= msg.length) throw new RangeError('DNS name runs past the end of the message');
+    const len = msg[o]!;
+    if ((len & 0xc0) === 0xc0) {
+      o = ((len & 0x3f) << 8) | msg[o + 1]!;
+      hops++;
+      continue;
+    }
+    if (len === 0) return `${out.join('.')}.`.toLowerCase();
+    out.push(msg.subarray(o + 1, o + 1 + len).toString('latin1'));
+    o += 1 + len;
+  }
+  throw new RangeError('DNS name compression loop');
+}
+
+export interface RRSpan {
+  section: 1 | 2 | 3;
+  /** Offset of the owner name, of the fixed part (type), of the RDATA, and one past the end. */
+  start: number;
+  typeAt: number;
+  rdataAt: number;
+  end: number;
+  type: number;
+  class: number;
+}
+
+/** Every resource record of the message with its byte span (questions are skipped). */
+export function walkRecords(msg: Buffer): RRSpan[] {
+  const h = readHeader(msg);
+  let o = 12;
+  for (let i = 0; i < h.counts[0]; i++) o = skipName(msg, o) + 4;
+  const spans: RRSpan[] = [];
+  for (const section of [1, 2, 3] as const) {
+    for (let i = 0; i < h.counts[section]; i++) {
+      const start = o;
+      const typeAt = skipName(msg, o);
+      if (typeAt + 10 > msg.length) throw new RangeError('truncated resource record');
+      const rdlen = msg.readUInt16BE(typeAt + 8);
+      const end = typeAt + 10 + rdlen;
+      if (end > msg.length) throw new RangeError('truncated RDATA');
+      spans.push({ section, start, typeAt, rdataAt: typeAt + 10, end, type: msg.readUInt16BE(typeAt), class: msg.readUInt16BE(typeAt + 2) });
+      o = end;
+    }
+  }
+  return spans;
+}
