@@ -16,12 +16,12 @@
  *              foreign TLSA records, comments, directives) is kept byte for byte.
  * Limits:      one writer per file: the engine's state lock serialises our own processes.
  */
-import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { writeFileAtomic } from '../src/util/atomic-write.js';
 import { formatRecord, parseRecordLine, stripComment, ttlSeconds } from '../src/tlsa/presentation.js';
 import { acquireLockFile } from '../src/engine/lock.js';
+import { runCommand } from '../src/util/run-command.js';
 import { normaliseName, recordKey, type TlsaRecord } from '../src/tlsa/record.js';
 import { ProviderError, type DnsProvider, type ProviderFactory, type TlsaChange } from './index.js';
 
@@ -190,13 +190,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
   return provider;
 };
 
-function runReload(name: string, command: string, timeoutMs: number, cwd: string): Promise<void> {
-  return new Promise((resolvePromise, reject) => {
-    execFile('/bin/sh', ['-c', command], { timeout: timeoutMs, cwd }, (err, _stdout, stderr) => {
-      if (!err) return resolvePromise();
-      const why = err.killed ? `timed out after ${timeoutMs / 1000} s` : `exited with ${err.code}`;
-      const detail = String(stderr).trim().split('\n').slice(-3).join(' | ');
-      reject(new ProviderError(name, `reload command "${command}" ${why}${detail ? `: ${detail}` : ''}; the zone file is written, the reload will be retried on the next run`));
-    });
-  });
+async function runReload(name: string, command: string, timeoutMs: number, cwd: string): Promise<void> {
+  const r = await runCommand(command, timeoutMs, cwd);
+  if (!r.ok) throw new ProviderError(name, `reload command ${r.message}; the zone file is written, the reload will be retried on the next run`);
 }

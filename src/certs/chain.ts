@@ -36,13 +36,13 @@ export interface LoadedChain {
   validityProblems: string[];
 }
 
-function readText(file: string): string {
+function readText(file: string, what = 'certificate file'): string {
   try {
     return readFileSync(file, 'utf8');
   } catch (e) {
     const code = errnoCode(e);
     const why = code === 'ENOENT' ? 'file not found' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'is a directory' : code;
-    throw new InputError(`cannot read certificate file: ${why}`, file);
+    throw new InputError(`cannot read ${what}: ${why}`, file);
   }
 }
 
@@ -76,8 +76,14 @@ export function issuedBy(child: X509Certificate, parent: X509Certificate): boole
   }
 }
 
+/** RFC 5280: subject equals issuer and its own key verifies the signature. (checkIssued would
+ *  also demand keyCertSign, which a self-signed server certificate rarely has.) */
 function isSelfSigned(c: X509Certificate): boolean {
-  return issuedBy(c, c);
+  try {
+    return c.subject === c.issuer && c.verify(c.publicKey);
+  } catch {
+    return false;
+  }
 }
 
 function where(c: ChainCert, inFile?: string): string {
@@ -130,7 +136,7 @@ function checkValidity(certs: ChainCert[], now: Date): { problems: string[]; war
 }
 
 function checkKey(leaf: ChainCert, keyFile: string): void {
-  const text = readText(keyFile);
+  const text = readText(keyFile, 'private key file');
   let key;
   try {
     key = createPrivateKey(text);

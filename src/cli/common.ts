@@ -3,7 +3,7 @@ import { loadConfig, type LoadedConfig } from '../config/load.js';
 import { InputError } from '../errors.js';
 import type { RunOptions } from '../engine/reconcile.js';
 import { rdataText, type TlsaRecord } from '../tlsa/record.js';
-import { warn } from './fail.js';
+import { out, progressLine, warn } from './fail.js';
 import type { CliValues } from './main.js';
 
 export const DEFAULT_CONFIG = '/etc/tlsa/config.yaml';
@@ -26,7 +26,7 @@ export function runOptions(v: CliValues, entryPoint: string): RunOptions {
     ...(v.service ? { services: v.service } : {}),
     ...(v.force ? { force: true } : {}),
     ...(lockWaitSeconds !== undefined ? { lockWaitSeconds } : {}),
-    progress: (line) => process.stderr.write(`tlsa: ${line}\n`),
+    progress: progressLine,
   };
 }
 
@@ -49,5 +49,5 @@ export function duration(seconds: number): string {
 }
 
 export function json(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  out(`${JSON.stringify(value, null, 2)}\n`);
 }

@@ -27,3 +27,12 @@ export function fail(e: unknown): number {
 export function warn(lines: string[]): void {
   for (const l of lines) process.stderr.write(`tlsa: warning: ${redact(l)}\n`);
 }
+
+/** Everything a command prints goes through here: a secret may hide in any configured value. */
+export function out(text: string): void {
+  process.stdout.write(redact(text));
+}
+
+export function progressLine(line: string): void {
+  process.stderr.write(`tlsa: ${redact(line)}\n`);
+}

@@ -8,7 +8,7 @@ import { builtinCatalogPath, BUILTIN_CATALOGS, loadCatalog } from '../issuers/ca
 import { PROTOCOLS_LIST, type Protocol } from '../tlsa/policy.js';
 import { formatRecord } from '../tlsa/presentation.js';
 import { rdataText } from '../tlsa/record.js';
-import { warn } from './fail.js';
+import { out, warn } from './fail.js';
 import type { CliValues } from './main.js';
 
 function intOption(value: string | undefined, name: string, fallback: number, min: number, max: number): number {
@@ -49,13 +49,13 @@ export async function run(v: CliValues): Promise<number> {
   }
   warn([...chains.flatMap((c) => [...c.warnings, ...c.validityProblems]), ...result.warnings]);
   if (v.json) {
-    process.stdout.write(`${JSON.stringify({
+    out(`${JSON.stringify({
       records: result.records.map((r) => ({ owner: r.owner, ttl, usage: r.usage, selector: r.selector, matching: r.matching, data: r.data, rdata: rdataText(r), why: r.why, matchesServed: r.matchesServed })),
       chains: chains.map((c) => ({ source: c.label, keyType: c.keyType.label, leaf: c.leaf.name, issuer: c.issuer?.name ?? null, notAfter: new Date(c.leaf.x509.validTo).toISOString() })),
     }, null, 2)}\n`);
   } else {
     const lines = result.records.map((r) => formatRecord(r, ttl) + (v.explain ? ` ; ${r.why}` : ''));
-    process.stdout.write(`${lines.join('\n')}\n`);
+    out(`${lines.join('\n')}\n`);
   }
   return 0;
 }

@@ -1,7 +1,7 @@
 /** `tlsa plan`: what publish would change. Reads the providers; changes nothing. */
 import { planOnly } from '../engine/reconcile.js';
 import { configFromCli, json, runOptions } from './common.js';
-import { warn } from './fail.js';
+import { out, warn } from './fail.js';
 import type { CliValues } from './main.js';
 import { planJson, planText } from './plan-view.js';
 
@@ -12,6 +12,6 @@ export async function run(v: CliValues): Promise<number> {
   const { warnings, validityProblems } = result.targets;
   warn([...warnings, ...validityProblems.map((p) => `${p} (publish will refuse without --force)`)]);
   if (v.json) json({ ...planJson(result.plan), warnings, validityProblems });
-  else process.stdout.write(planText(result.plan, now));
+  else out(planText(result.plan, now));
   return 0;
 }

@@ -4,6 +4,7 @@ import { readOwned } from '../engine/reconcile.js';
 import { selectServices } from '../engine/targets.js';
 import { rdataText } from '../tlsa/record.js';
 import { configFromCli, duration, json, shortRdata } from './common.js';
+import { out } from './fail.js';
 import type { CliValues } from './main.js';
 
 export async function run(v: CliValues): Promise<number> {
@@ -26,7 +27,7 @@ export async function run(v: CliValues): Promise<number> {
     return 0;
   }
   if (!views.length) {
-    process.stdout.write(`No records published by tlsa yet (state: ${config.stateDir}). Run "tlsa plan" to see what would be published.\n`);
+    out(`No records published by tlsa yet (state: ${config.stateDir}). Run "tlsa plan" to see what would be published.\n`);
     return 0;
   }
   const rows = views.map((x) => [
@@ -36,8 +37,8 @@ export async function run(v: CliValues): Promise<number> {
   const head = ['OWNER', 'RECORD', 'STATE', 'AGE', 'WAITS FOR'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => (i < cells.length - 1 ? c.padEnd(widths[i]!) : c)).join('  ').trimEnd();
-  process.stdout.write(`${[line(head), ...rows.map(line)].join('\n')}\n`);
+  out(`${[line(head), ...rows.map(line)].join('\n')}\n`);
   const counts = views.reduce<Record<string, number>>((m, x) => ({ ...m, [x.phase]: (m[x.phase] ?? 0) + 1 }), {});
-  process.stdout.write(`${Object.entries(counts).map(([k, n]) => `${n} ${k}`).join(', ')}\n`);
+  out(`${Object.entries(counts).map(([k, n]) => `${n} ${k}`).join(', ')}\n`);
   return 0;
 }

@@ -7,31 +7,66 @@ const recordSpec = z
   .regex(/^\s*\S+\s+\S+\s+\S+\s*$/, 'a record spec is "USAGE SELECTOR MATCHING", e.g. "3 1 1" or "DANE-EE SPKI SHA2-256"')
   .describe('Usage, selector and matching type, numbers or RFC 7218 mnemonics: "3 1 1", "2 1 1", "DANE-EE SPKI SHA2-512"');
 
+const sourceName = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'a source name is letters, digits, ".", "_" and "-"')
+  .optional()
+  .describe('Name of the installed copy (install.dir/NAME/current/); default: the lineage or file directory name');
+
 const certificateSource = z.union([
   z.strictObject({
     lineage: z.string().min(1).describe('certbot lineage directory (…/live/NAME) with fullchain.pem and privkey.pem'),
+    name: sourceName,
   }),
   z.strictObject({
     fullchain: z.string().min(1).describe('PEM file: leaf first, then intermediates, as the server sends them'),
     key: z.string().min(1).optional().describe('private key of the leaf (checked to match)'),
+    name: sourceName,
   }),
   z.strictObject({
     cert: z.string().min(1).describe('PEM file with the leaf certificate'),
     chain: z.string().min(1).optional().describe('PEM file with the intermediates'),
     key: z.string().min(1).optional().describe('private key of the leaf (checked to match)'),
+    name: sourceName,
   }),
 ]);
+
+const install = z
+  .strictObject({
+    dir: z.string().min(1).describe('Where tlsa installs the chain the service reads: DIR/NAME/current/{fullchain,privkey,combined}.pem'),
+    reload: z.string().min(1).optional().describe('Shell command run after a new chain is installed, e.g. "postfix reload"'),
+    reload_timeout_s: z.number().positive().default(60),
+  })
+  .describe('Staged install: a renewed chain is served only once its records are live');
+
+const verify = z
+  .strictObject({
+    resolver: z.string().min(1).default('system').describe('Validating resolver "IP", "IP:PORT" or "[IPv6]:PORT"; "system" = first nameserver of /etc/resolv.conf'),
+    authoritative_port: z.number().int().min(1).max(65535).default(53).describe('Port of the authoritative servers (53)'),
+    propagation: z.boolean().default(true).describe('A record is live only once every authoritative server serves it'),
+    probe: z.boolean().default(true).describe('Before removing a record, connect to every address of the host and make sure no served chain still matches it'),
+    timeout_s: z.number().positive().default(5).describe('Per DNS query / TLS probe'),
+  })
+  .describe('How tlsa verifies DNS and the live servers');
 
 
 const service = z.strictObject({
   host: z.string().min(1).describe('The host name clients connect to (for SMTP the MX host, not the mail domain)'),
-  ports: z.array(z.number().int().min(1).max(65535)).min(1).default([25]).describe('TCP ports; each gets _PORT._tcp.HOST'),
+  ports: z
+    .array(z.number().int().min(1).max(65535))
+    .min(1)
+    .refine((ports) => new Set(ports).size === ports.length, 'a port is listed twice')
+    .default([25])
+    .describe('TCP ports; each gets _PORT._tcp.HOST'),
   protocol: z.enum(PROTOCOLS).optional().describe('What the ports speak; smtp (and port 25 always) refuses usages 0 and 1'),
   provider: z.string().min(1).describe('Name of an entry under providers'),
   ttl: z.number().int().min(1).max(604800).optional().describe('TTL of the TLSA RRset (default: top-level ttl)'),
   records: z.array(recordSpec).min(1).optional().describe('Record kinds to publish (default "3 1 1" and "2 1 1")'),
   issuers: z.string().min(1).optional().describe('Issuer catalog for the 2 x x family: "letsencrypt" (default), "none", or a path to a catalog.json'),
   certificates: z.array(certificateSource).min(1).describe('One source per key type served (e.g. an RSA and an ECDSA lineage)'),
+  install: install.optional(),
+  reload: z.string().min(1).optional().describe('Without install: command that makes the server load renewed files (run by the hook only when that is safe)'),
+  grace_s: z.number().int().min(0).optional().describe('How long a record stays after no chain needs it (default: its TTL)'),
 });
 
 const provider = z
@@ -46,6 +81,14 @@ export const configSchema = z.strictObject({
   max_records_per_name: z.number().int().min(1).max(100).default(12).describe('Cap on records per owner name'),
   providers: z.record(z.string(), provider).describe('DNS providers by name'),
   services: z.record(z.string(), service).describe('Services by name: host, ports, certificates, provider'),
+  verify: verify.default({ resolver: 'system', authoritative_port: 53, propagation: true, probe: true, timeout_s: 5 }),
+  daemon: z
+    .strictObject({
+      interval_s: z.number().int().min(5).default(300).describe('Seconds between runs'),
+      schedule: z.string().min(1).optional().describe('Cron expression instead of interval_s, e.g. "*/10 * * * *"'),
+    })
+    .default({ interval_s: 300 })
+    .describe('tlsa daemon'),
 });
 
 export type RawConfig = z.infer<typeof configSchema>;

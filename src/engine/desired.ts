@@ -71,11 +71,11 @@ export function desiredRecords(svc: ServiceInput, now: Date): DesiredResult {
   const specs = withDigestAgility(svc.records);
   const warnings: string[] = [];
   const records: DesiredRecord[] = [];
-  for (const port of svc.ports) {
+  for (const port of [...new Set(svc.ports)]) {
     for (const s of specs) checkUsageAllowed(s.usage, port, svc.protocol);
     const owner = ownerName(svc.host, port);
     const byKey = new Map<string, DesiredRecord>();
-    const familyCandidates: { rec: DesiredRecord; rank: number }[] = [];
+    const familyCandidates: { rec: DesiredRecord; rank: number; family: KeyFamily }[] = [];
     const add = (cert: X509Certificate, s: RecordSpec, why: string, chain?: LoadedChain): DesiredRecord => {
       const rec: DesiredRecord = { owner, usage: s.usage, selector: s.selector, matching: s.matching, data: associationData(cert, s.selector, s.matching), why, matchesServed: !!chain, chains: chain ? [chain.label] : [] };
       checkRecordData(rec);
@@ -106,17 +106,20 @@ export function desiredRecords(svc: ServiceInput, now: Date): DesiredResult {
           for (const s of specs.filter((x) => x.usage === 2)) {
             const before = byKey.size;
             const rec = add(issuer.cert, s, `${svc.catalog.ca} ${issuer.status} intermediate ${issuer.name} (${family}), for the next renewal`);
-            if (byKey.size > before) familyCandidates.push({ rec, rank: STATUS_RANK[issuer.status] });
+            if (byKey.size > before) familyCandidates.push({ rec, rank: STATUS_RANK[issuer.status], family });
           }
         }
       }
     }
     let list = [...byKey.values()];
     if (list.length > svc.cap) {
-      // Drop backup before active, and never a record a served chain matches.
-      const droppable = familyCandidates.filter((f) => !f.rec.matchesServed).sort((a, b) => b.rank - a.rank);
+      // Drop backup before active, never a record a served chain matches, and keep the key
+      // families balanced: each served key type keeps next-issuer records as long as possible.
+      const droppable = familyCandidates.filter((f) => !f.rec.matchesServed);
       const dropped: DesiredRecord[] = [];
       while (list.length > svc.cap && droppable.length) {
+        const left = (fam: KeyFamily) => droppable.filter((f) => f.family === fam).length;
+        droppable.sort((a, b) => b.rank - a.rank || left(b.family) - left(a.family));
         const d = droppable.shift()!.rec;
         dropped.push(d);
         list = list.filter((r) => r !== d);

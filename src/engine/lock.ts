@@ -1,6 +1,6 @@
 /** One run at a time: the hook, the daemon and one-off commands share this lock in the
  *  state directory. A lock whose holder died (same host, pid gone) is taken over. */
-import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { InputError, WaitError, errnoCode } from '../errors.js';
@@ -20,6 +20,14 @@ function alive(pid: number): boolean {
     return true;
   } catch (e) {
     return errnoCode(e) === 'EPERM';
+  }
+}
+
+function ageMs(file: string): number {
+  try {
+    return Date.now() - statSync(file).mtimeMs;
+  } catch {
+    return 0;
   }
 }
 
@@ -50,7 +58,13 @@ export async function acquireLockFile(file: string, opts: LockOptions): Promise<
     try {
       const fd = openSync(file, 'wx', 0o600);
       const info: LockInfo = { pid: process.pid, host: hostname(), command: opts.command, since: new Date().toISOString() };
-      writeSync(fd, JSON.stringify(info));
+      try {
+        writeSync(fd, JSON.stringify(info));
+      } catch (e) {
+        closeSync(fd);
+        rmSync(file, { force: true });
+        throw e;
+      }
       closeSync(fd);
       let released = false;
       const release = () => {
@@ -68,6 +82,12 @@ export async function acquireLockFile(file: string, opts: LockOptions): Promise<
     }
     const holder = readLock(file);
     if (holder && holder.host === hostname() && !alive(holder.pid)) {
+      rmSync(file, { force: true });
+      continue;
+    }
+    // An unreadable lock is one whose writer died between creating and filling it (or a full
+    // disk); it is taken over once it is clearly not being written any more.
+    if (!holder && ageMs(file) > 10_000) {
       rmSync(file, { force: true });
       continue;
     }

@@ -70,6 +70,6 @@ export function loadCatalog(file: string): IssuerCatalog {
  *  and the served chain's own issuer is always added by the caller. */
 export function issuerFamily(catalog: IssuerCatalog, family: KeyFamily, now: Date): CatalogIssuer[] {
   return catalog.intermediates.filter(
-    (i) => i.key === family && i.status !== 'retired' && i.notAfter.getTime() > now.getTime(),
+    (i) => i.key === family && i.status !== 'retired' && i.notAfter.getTime() >= now.getTime(),
   );
 }

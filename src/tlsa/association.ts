@@ -29,6 +29,7 @@ const DIGEST_HEX_LENGTH: Record<1 | 2, number> = { 1: 64, 2: 128 };
 /** Why this association data can never match a real certificate, or undefined when it can.
  *  Catches the classic script bug of hashing an empty pipe (Virtualmin published that). */
 export function degenerateDataReason(matching: MatchingType, data: string): string | undefined {
+  if (!/^([0-9a-f]{2})*$/.test(data)) return 'the data is not an even number of lower-case hex digits';
   if (matching === 0) {
     // Full data is DER: a SEQUENCE (0x30) of at least a few bytes.
     if (data.length < 20 || !data.startsWith('30')) return 'full (matching type 0) data is not a DER certificate or key';

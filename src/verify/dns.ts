@@ -165,6 +165,22 @@ function checkQueryName(name: string): string {
   return n;
 }
 
+/** Follow the CNAME records in an answer section from `name`; returns the names walked
+ *  (first = name) and stops at a loop. */
+export function followCnames(answers: readonly Answer[], name: string): string[] {
+  const chain = [canonicalName(name)];
+  const seen = new Set(chain);
+  for (;;) {
+    const current = chain[chain.length - 1]!;
+    const c = answers.find((a) => a.type === 'CNAME' && canonicalName(a.name) === current);
+    if (!c || c.type !== 'CNAME') return chain;
+    const next = canonicalName(c.data);
+    if (seen.has(next)) return chain;
+    seen.add(next);
+    chain.push(next);
+  }
+}
+
 const hex = (b: Buffer): string => b.toString('hex');
 
 function isUsage(n: number): n is Usage { return n === 0 || n === 1 || n === 2 || n === 3; }

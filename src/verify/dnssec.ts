@@ -12,7 +12,7 @@
 import type { Answer, RecordType } from 'dns-packet';
 import type { TlsaRecord } from '../tlsa/record.js';
 import {
-  DnsTimeoutError, canonicalName, query, rdataString, tlsaFromAnswers,
+  DnsTimeoutError, canonicalName, followCnames, query, rdataString, tlsaFromAnswers,
   type DnsResponse, type DnsServer, type ExtendedError,
 } from './dns.js';
 
@@ -88,22 +88,6 @@ function convert(type: string, answers: Answer[]): unknown[] {
       default: return a;
     }
   });
-}
-
-/** Follow the CNAME records in an answer section from `name`; returns the names walked
- *  (first = name) and stops at a loop. */
-export function followCnames(answers: readonly Answer[], name: string): string[] {
-  const chain = [canonicalName(name)];
-  const seen = new Set(chain);
-  for (;;) {
-    const current = chain[chain.length - 1]!;
-    const c = answers.find((a) => a.type === 'CNAME' && canonicalName(a.name) === current);
-    if (!c || c.type !== 'CNAME') return chain;
-    const next = canonicalName(c.data);
-    if (seen.has(next)) return chain;
-    seen.add(next);
-    chain.push(next);
-  }
 }
 
 function rrsigSigner(records: readonly Answer[], covered?: { owner: string; type: string }): string | undefined {

@@ -243,10 +243,8 @@ describe('generate', () => {
     expect(r.stdout).toContain(`_465._tcp.mx.example.org. 3600 IN TLSA 3 1 1 ${leaf}`);
   });
 
-  // BUG: src/engine/desired.ts desiredRecords() loops over svc.ports without removing
-  // duplicates (and src/cli/generate.ts passes --port values through as given), so a repeated
-  // port prints every record of that owner name twice: a duplicate RR in the zone-file output.
-  it.fails('--port 25 --port 25 prints each record once', () => {
+  // Regression: a repeated port once printed every record twice.
+  it('--port 25 --port 25 prints each record once', () => {
     const r = gen('--chain', ecChain, '--host', 'mx.example.org', '--port', '25', '--port', '25', '--issuers', 'none');
     expect(r.code, show(r)).toBe(0);
     const out = lines(r.stdout);
@@ -290,12 +288,8 @@ describe('generate', () => {
 });
 
 describe('duplicate ports in the configuration', () => {
-  // BUG: the schema (src/config/schema.ts, service.ports) accepts [25, 25] and
-  // src/engine/desired.ts desiredRecords() computes every record once per listed port, so
-  // publish reports "Plan: 4 to add … Published 4 record(s)" while it writes 2 lines, and plan
-  // keeps listing each record twice. Either refusing the duplicate (exit 2 at the ports line)
-  // or counting each record once is correct; the test accepts both.
-  it.fails('ports: [25, 25] is refused at its line, or each record is planned and counted once', () => {
+  // Regression: a repeated port in the config was once planned twice.
+  it('ports: [25, 25] is refused at its line, or each record is planned and counted once', () => {
     const live = lineageFor(pki, 'mx.example.org', 'ecdsa', leafFor(pki, 'ecdsa'), undefined, path.join(root, 'dup-ports', 'le'));
     const s = site('dup-ports', [`lineage: ${live}`]);
     const text = fs.readFileSync(s.config, 'utf8').replace('ports: [25]', 'ports: [25, 25]');

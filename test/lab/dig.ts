@@ -19,6 +19,8 @@ export interface QueryOptions {
   tcp?: boolean;
   /** Ask for recursion (default true; irrelevant for an authoritative server). */
   recurse?: boolean;
+  /** Set CD (+cdflag): a validating resolver answers even when validation fails. */
+  cd?: boolean;
   /** Per-try timeout in seconds (default 2) and retries (default 1). */
   timeoutS?: number;
   retries?: number;
@@ -90,6 +92,7 @@ export async function query(opts: QueryOptions): Promise<QueryResult> {
   ];
   if (opts.dnssec) args.push('+dnssec');
   if (opts.tcp) args.push('+tcp');
+  if (opts.cd) args.push('+cdflag');
   const { stdout, stderr, code } = await run(kdig, args, (timeoutS * (retries + 1) + 5) * 1000);
   try {
     return parseKdig(stdout);

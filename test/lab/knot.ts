@@ -32,6 +32,9 @@ export interface KnotTsig {
   algorithm: 'hmac-sha256' | 'hmac-sha512';
   /** Base64 secret. */
   secret: string;
+  /** Limit the key's updates to these types (`update-type` in the ACL), e.g. ['TLSA'] for
+   *  least privilege; default: any type. */
+  updateTypes?: string[];
 }
 
 export interface KnotOptions {
@@ -137,6 +140,7 @@ export async function startKnot(opts: KnotOptions): Promise<KnotServer> {
       `    key: ${q(opts.tsig.name)}`,
       '    action: update',
     );
+    if (opts.tsig.updateTypes?.length) conf.push(`    update-type: [${opts.tsig.updateTypes.join(', ')}]`);
   }
   conf.push(
     'policy:',

@@ -403,14 +403,10 @@ describe('validity and self-signed leaves', () => {
     expect(chain.warnings.join('\n')).toMatch(/self-signed/);
   });
 
-  // BUG (src/certs/chain.ts:73-83, isSelfSigned -> issuedBy -> X509Certificate.checkIssued):
-  // a self-signed server certificate whose keyUsage lacks keyCertSign (here digitalSignature
-  // only, the usual shape of a leaf) is rejected with "the chain has only the leaf ...; its
-  // issuer "CN=mx.example.org" is missing", because checkIssued (OpenSSL X509_check_issued)
-  // also requires the issuer's keyUsage to allow certificate signing. RFC 5280 §3.2: self-signed
-  // = subject equals issuer and the signature verifies with the certificate's own key (true
-  // here: x.verify(x.publicKey) is true). Expected: loads with the "self-signed" warning.
-  it.fails('a self-signed leaf with keyUsage=digitalSignature (CA:FALSE) loads with a warning', () => {
+  // Regression: checkIssued also demands keyCertSign, so a self-signed leaf with only
+  // digitalSignature was once refused; RFC 5280 §3.2 self-signed = subject equals issuer and
+  // its own key verifies the signature.
+  it('a self-signed leaf with keyUsage=digitalSignature (CA:FALSE) loads with a warning', () => {
     const ss = selfSigned('ku', [
       '-addext', 'basicConstraints=critical,CA:FALSE',
       '-addext', 'keyUsage=critical,digitalSignature',

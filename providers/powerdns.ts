@@ -1,0 +1,366 @@
+/**
+ * powerdns: the PowerDNS Authoritative HTTP API (pdns_server 4.x, `/api/v1`).
+ *
+ * Credentials: `api_key`, the server's `api-key` setting, sent as the `X-API-Key` header. Write
+ *              it as `api_key: ${PDNS_API_KEY}` (from the environment) or
+ *              `api_key_file: /etc/tlsa/pdns-api-key` (mode 0600). It is never printed.
+ * Options:     url (`http://127.0.0.1:8081`: the webserver, without `/api/v1`); server_id
+ *              (`localhost`); zone (optional, e.g. `example.org.`); timeout_s (30, per request);
+ *              settle_ms (250: how long to wait before reading back a write, see Concurrency).
+ * Privileges:  the API key is all-or-nothing: whoever holds it can change every zone on the
+ *              server, its DNSSEC keys and its settings. PowerDNS has no per-zone or read-only
+ *              keys. Narrow it from outside: `webserver-allow-from` with only the host that runs
+ *              tlsa, the webserver on a private address, or a reverse proxy that passes only
+ *              `GET /api/v1/servers/ID/zones[...]` and `PATCH /api/v1/servers/ID/zones/ZONE`.
+ * Zone:        the `zone` option (checked with `GET /zones?zone=NAME`), or else the longest zone
+ *              on the server whose name is a suffix of the owner name (`GET /zones`, once per run).
+ * Writes:      RRsets are written whole: `PATCH /zones/ZONE` with `changetype: REPLACE` and every
+ *              record of the TLSA RRset (each keeping its `disabled` flag), or `DELETE` when the
+ *              set becomes empty. `comments` are not sent, so the RRset's comments are kept (they
+ *              go with the RRset when it is deleted). Ownership is not marked in comments: they
+ *              belong to the RRset, not to a record. The TTL is the requested one when records
+ *              are added, else the RRset's own. DNSSEC signing and rectifying are the server's
+ *              (`default-api-rectify=yes`, the default, rectifies after each PATCH).
+ * Reads:       `GET /zones/ZONE` (the whole zone). Not `?rrset_name=`: on 4.7 that filtered
+ *              listing leaves out disabled records, and a write based on it would delete them.
+ * CNAME:       a CNAME at the owner name is found by the read before any write and reported
+ *              (PowerDNS itself answers 422 "Conflicts with pre-existing RRset").
+ * Concurrency: there is no conditional write, so a read-modify-write can lose another writer's
+ *              change. Each apply reads the RRset, computes the new set (keeps every record not
+ *              named in `remove`, adds the new ones), writes it, waits `settle_ms` (jittered),
+ *              reads it back, and repeats (6 rounds at most) until our adds are there, our removes
+ *              are gone and every record that was there before our write (and not removed by us)
+ *              is still there. A writer whose records were overwritten sees it and writes again.
+ *              Residual race: if another writer read the RRset before our write and writes its
+ *              stale set only after our read-back, our records are lost and neither side sees
+ *              it. The window is that writer's read-to-write time, usually one round trip;
+ *              `settle_ms` covers it in the common case. The next run repairs it (the engine
+ *              lists and re-publishes), and tlsa's own runs are serialised by the state lock.
+ * Limits:      PowerDNS has no request limits of its own. 429 and 5xx (the sqlite3 backend
+ *              answers 500 "database is locked" when writes collide) and network errors are
+ *              retried with backoff (5 attempts). Errors: 401 (plain text "Unauthorized") means
+ *              the key is wrong; 404 (plain "Not Found") an unknown zone or server_id; 422 has a
+ *              JSON body `{"error": "..."}`.
+ */
+import { redact, registerSecret } from '../src/util/redact.js';
+import { withRetry } from '../src/util/retry.js';
+import { parseRdata } from '../src/tlsa/presentation.js';
+import { normaliseName, rdataText, type TlsaRecord } from '../src/tlsa/record.js';
+import { ProviderError, type DnsProvider, type ProviderFactory, type TlsaChange } from './index.js';
+
+interface PdnsRecord {
+  content: string;
+  disabled: boolean;
+}
+
+interface PdnsRRset {
+  name: string;
+  type: string;
+  ttl: number;
+  records: PdnsRecord[];
+}
+
+interface NameState {
+  tlsa?: PdnsRRset;
+  cname?: string;
+}
+
+interface Zone {
+  name: string;
+  id: string;
+}
+
+/** An answer worth asking again: 429, 5xx, a network error. */
+class Transient extends Error {
+  constructor(message: string, readonly retryAfterMs?: number) {
+    super(message);
+  }
+}
+
+/** 404: the caller knows what was not found (a zone, the server_id). */
+class NotFound extends Error {}
+
+/** Another 4xx (422 mostly), with PowerDNS's own `error` text. */
+class Rejected extends Error {
+  constructor(readonly status: number, readonly detail: string) {
+    super(detail);
+  }
+}
+
+const MAX_ROUNDS = 6;
+
+/** Identity of a TLSA record's content: `u s m hex`, or the raw text when it does not parse. */
+function contentKey(content: string): string {
+  try {
+    return rdataText(parseRdata(content));
+  } catch {
+    return `raw:${content.trim().replace(/\s+/g, ' ').toLowerCase()}`;
+  }
+}
+
+function retryAfter(header: string | null): number | undefined {
+  if (!header) return undefined;
+  const s = Number(header);
+  if (Number.isFinite(s) && s >= 0) return s * 1000;
+  const t = Date.parse(header);
+  return Number.isNaN(t) ? undefined : Math.max(0, t - Date.now());
+}
+
+export const createProvider: ProviderFactory = (options, ctx) => {
+  const str = (key: string, fallback?: string): string | undefined => {
+    const v = options[key];
+    if (v === undefined) return fallback;
+    if (typeof v !== 'string' || !v) throw ctx.optionError(key, `"${key}" must be a non-empty string`);
+    return v;
+  };
+  const num = (key: string, fallback: number, min: number): number => {
+    const v = options[key] ?? fallback;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < min) throw ctx.optionError(key, `"${key}" must be a number ≥ ${min}`);
+    return v;
+  };
+  const apiKey = str('api_key');
+  if (!apiKey) throw ctx.optionError('api_key', 'powerdns needs "api_key" (the server\'s api-key), e.g. api_key: ${PDNS_API_KEY} or api_key_file: PATH');
+  registerSecret(apiKey);
+  const rawUrl = str('url', 'http://127.0.0.1:8081')!;
+  let baseUrl: URL;
+  try {
+    baseUrl = new URL(rawUrl);
+    if (baseUrl.protocol !== 'http:' && baseUrl.protocol !== 'https:') throw new Error('not http(s)');
+  } catch {
+    throw ctx.optionError('url', `"url" must be the http(s) address of the PowerDNS webserver, e.g. http://127.0.0.1:8081 (got "${rawUrl}")`);
+  }
+  const serverId = str('server_id', 'localhost')!;
+  const zoneOpt = str('zone');
+  let fixedZone: string | undefined;
+  try {
+    fixedZone = zoneOpt ? normaliseName(zoneOpt) : undefined;
+  } catch (e) {
+    throw ctx.optionError('zone', (e as Error).message);
+  }
+  for (const k of Object.keys(options)) {
+    if (!['api_key', 'url', 'server_id', 'zone', 'timeout_s', 'settle_ms'].includes(k)) throw ctx.optionError(k, `unknown powerdns option "${k}" (known: url, server_id, api_key, zone, timeout_s, settle_ms)`);
+  }
+  const timeoutMs = num('timeout_s', 30, 1) * 1000;
+  const settleMs = num('settle_ms', 250, 0);
+  const name = `powerdns(${ctx.instance})`;
+  const apiRoot = `${baseUrl.origin}${baseUrl.pathname.replace(/\/+$/, '')}/api/v1/servers/${encodeURIComponent(serverId)}`;
+  const fail = (message: string, cause?: unknown): ProviderError => new ProviderError(name, redact(message), cause === undefined ? undefined : { cause });
+
+  /** One HTTP exchange; permanent errors become ProviderErrors, transient ones are retried. */
+  async function request(method: string, path: string, what: string, body?: unknown): Promise<unknown> {
+    return withRetry(async () => {
+      let res: Response;
+      try {
+        res = await fetch(`${apiRoot}${path}`, {
+          method,
+          headers: {
+            'X-API-Key': apiKey!,
+            Accept: 'application/json',
+            ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
+          },
+          ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+          signal: AbortSignal.timeout(timeoutMs),
+        });
+      } catch (e) {
+        const err = e as Error & { cause?: { code?: string; message?: string } };
+        const why = err.name === 'TimeoutError' ? `no answer within ${timeoutMs / 1000} s` : (err.cause?.code ?? err.cause?.message ?? err.message);
+        throw new Transient(`cannot reach the PowerDNS API at ${baseUrl.origin} (${what}): ${why}`);
+      }
+      const text = await res.text();
+      let json: unknown;
+      try { json = text ? JSON.parse(text) : undefined; } catch { json = undefined; }
+      if (res.ok) return json;
+      const detail = (json && typeof json === 'object' && typeof (json as { error?: unknown }).error === 'string')
+        ? (json as { error: string }).error
+        : text.trim().slice(0, 300) || res.statusText;
+      if (res.status === 429 || res.status >= 500) {
+        throw new Transient(`PowerDNS API ${what}: HTTP ${res.status} ${detail}`, retryAfter(res.headers.get('retry-after')));
+      }
+      if (res.status === 401) throw fail(`API key rejected (HTTP 401 from ${baseUrl.origin}); check "api_key" against the server's api-key setting`);
+      if (res.status === 403) throw fail(`access denied (HTTP 403 from ${baseUrl.origin}, ${what}); the server's webserver-allow-from must include this host`);
+      if (res.status === 404) throw new NotFound(detail);
+      throw new Rejected(res.status, detail);
+    }, {
+      attempts: 5,
+      baseDelayMs: 200,
+      maxDelayMs: 5_000,
+      isRetryable: (e) => e instanceof Transient,
+      retryAfterMs: (e) => (e instanceof Transient ? e.retryAfterMs : undefined),
+    }).catch((e: unknown) => {
+      if (e instanceof Transient) throw fail(`${e.message} (gave up after 5 attempts)`);
+      throw e;
+    });
+  }
+
+  let zonesCache: Promise<Zone[]> | undefined;
+  const zoneByName = new Map<string, Promise<Zone>>();
+
+  async function listZones(): Promise<Zone[]> {
+    zonesCache ??= (async () => {
+      let body: unknown;
+      try {
+        body = await request('GET', '/zones?dnssec=false', 'listing zones');
+      } catch (e) {
+        if (e instanceof NotFound) throw fail(`server_id "${serverId}" not found at ${baseUrl.origin} (GET /api/v1/servers/${serverId}/zones: 404)`);
+        throw e;
+      }
+      if (!Array.isArray(body)) throw fail('unexpected answer to GET /zones (not a list)');
+      return body.flatMap((z: { name?: unknown; id?: unknown }) => (typeof z.name === 'string' && typeof z.id === 'string' ? [{ name: z.name.toLowerCase(), id: z.id }] : []));
+    })();
+    zonesCache.catch(() => { zonesCache = undefined; });
+    return zonesCache;
+  }
+
+  async function zoneFor(owner: string): Promise<Zone> {
+    if (fixedZone) {
+      if (owner !== fixedZone && !owner.endsWith(`.${fixedZone}`)) throw fail(`${owner} is not in zone ${fixedZone} (option "zone")`);
+      let z = zoneByName.get(fixedZone);
+      if (!z) {
+        z = (async () => {
+          let body: unknown;
+          try {
+            body = await request('GET', `/zones?zone=${encodeURIComponent(fixedZone)}&dnssec=false`, `looking up zone ${fixedZone}`);
+          } catch (e) {
+            if (e instanceof NotFound) throw fail(`server_id "${serverId}" not found at ${baseUrl.origin}`);
+            throw e;
+          }
+          const found = Array.isArray(body) ? body.find((x: { name?: string }) => x.name?.toLowerCase() === fixedZone) as { name: string; id: string } | undefined : undefined;
+          if (!found) throw fail(`zone ${fixedZone} not found on the PowerDNS server at ${baseUrl.origin} (server_id ${serverId})`);
+          return { name: fixedZone, id: found.id };
+        })();
+        zoneByName.set(fixedZone, z);
+        z.catch(() => zoneByName.delete(fixedZone));
+      }
+      return z;
+    }
+    const zones = await listZones();
+    const best = zones
+      .filter((z) => owner === z.name || owner.endsWith(`.${z.name}`))
+      .sort((a, b) => b.name.length - a.name.length)[0];
+    if (!best) {
+      const known = zones.map((z) => z.name).slice(0, 10).join(', ') || 'none';
+      throw fail(`no zone on the PowerDNS server at ${baseUrl.origin} contains ${owner} (zones: ${known}${zones.length > 10 ? ', …' : ''}); create the zone or set the option "zone"`);
+    }
+    return best;
+  }
+
+  const zonePath = (z: Zone) => `/zones/${encodeURIComponent(z.id)}`;
+
+  async function readName(z: Zone, owner: string): Promise<NameState> {
+    let body: unknown;
+    try {
+      body = await request('GET', zonePath(z), `reading zone ${z.name}`);
+    } catch (e) {
+      if (e instanceof NotFound) throw fail(`zone ${z.name} not found on the PowerDNS server at ${baseUrl.origin} (it was deleted?)`);
+      throw e;
+    }
+    const rrsets = (body as { rrsets?: unknown })?.rrsets;
+    if (!Array.isArray(rrsets)) throw fail(`unexpected answer to GET zone ${z.name} (no rrsets)`);
+    const state: NameState = {};
+    for (const r of rrsets as PdnsRRset[]) {
+      if (typeof r?.name !== 'string' || r.name.toLowerCase() !== owner) continue;
+      if (r.type === 'TLSA') {
+        state.tlsa = {
+          name: r.name,
+          type: 'TLSA',
+          ttl: r.ttl,
+          records: (r.records ?? []).map((x) => ({ content: x.content, disabled: Boolean(x.disabled) })),
+        };
+      } else if (r.type === 'CNAME') {
+        state.cname = r.records?.[0]?.content ?? '?';
+      }
+    }
+    return state;
+  }
+
+  async function write(z: Zone, owner: string, records: PdnsRecord[], ttl: number): Promise<void> {
+    const rrset = records.length
+      ? { name: owner, type: 'TLSA', ttl, changetype: 'REPLACE', records }
+      : { name: owner, type: 'TLSA', changetype: 'DELETE' };
+    try {
+      await request('PATCH', zonePath(z), `writing ${owner} TLSA in zone ${z.name}`, { rrsets: [rrset] });
+    } catch (e) {
+      if (e instanceof NotFound) throw fail(`zone ${z.name} not found on the PowerDNS server at ${baseUrl.origin}`);
+      if (e instanceof Rejected) {
+        if (/Conflicts with pre-existing RRset/i.test(e.detail)) throw fail(cnameMessage(owner, z));
+        throw fail(`PowerDNS rejected the TLSA RRset at ${owner} in zone ${z.name} (HTTP ${e.status}): ${e.detail}`);
+      }
+      throw e;
+    }
+  }
+
+  const cnameMessage = (owner: string, z: Zone, target?: string) =>
+    `${owner} has a CNAME${target ? ` (to ${target})` : ''} in zone ${z.name}; TLSA records cannot sit beside it, and tlsa does not overwrite it: move the TLSA records to the CNAME's target or remove the CNAME`;
+
+  function checkOwners(owner: string, change: TlsaChange): void {
+    for (const r of [...change.add, ...change.remove]) {
+      if (normaliseName(r.owner) !== owner) throw fail(`record for ${r.owner} passed to apply(${owner})`);
+    }
+  }
+
+  const provider: DnsProvider = {
+    name,
+    async list(ownerIn) {
+      const owner = normaliseName(ownerIn);
+      const z = await zoneFor(owner);
+      const state = await readName(z, owner);
+      return (state.tlsa?.records ?? []).flatMap((r) => {
+        if (r.disabled) return [];
+        try {
+          return [{ owner, ...parseRdata(r.content) } as TlsaRecord];
+        } catch {
+          return [];
+        }
+      });
+    },
+    async apply(ownerIn, change, ttl) {
+      const owner = normaliseName(ownerIn);
+      checkOwners(owner, change);
+      const z = await zoneFor(owner);
+      const addKeys = change.add.map((r) => rdataText(r));
+      const removeKeys = new Set(change.remove.map((r) => rdataText(r)));
+
+      /** The new set: every record not named in remove, ours added (a disabled copy is enabled). */
+      const compute = (current: PdnsRecord[]): PdnsRecord[] => {
+        const out = current.filter((r) => !removeKeys.has(contentKey(r.content)));
+        for (const k of addKeys) {
+          if (removeKeys.has(k)) continue;
+          const i = out.findIndex((r) => contentKey(r.content) === k);
+          if (i < 0) out.push({ content: k, disabled: false });
+          else if (out[i]!.disabled) out[i] = { content: out[i]!.content, disabled: false };
+        }
+        return out;
+      };
+      const same = (a: PdnsRecord[], b: PdnsRecord[]) => {
+        const ka = a.map((r) => `${contentKey(r.content)}|${r.disabled}`).sort();
+        const kb = b.map((r) => `${contentKey(r.content)}|${r.disabled}`).sort();
+        return ka.length === kb.length && ka.every((k, i) => k === kb[i]);
+      };
+      /** Did our write survive, and did it not erase what was there before it? */
+      const settled = (after: PdnsRecord[], before: PdnsRecord[]) => {
+        const present = new Map(after.map((r) => [contentKey(r.content), r.disabled]));
+        return addKeys.every((k) => removeKeys.has(k) || present.get(k) === false)
+          && [...removeKeys].every((k) => !present.has(k))
+          && before.every((r) => removeKeys.has(contentKey(r.content)) || present.has(contentKey(r.content)));
+      };
+
+      for (let round = 1; round <= MAX_ROUNDS; round++) {
+        const state = await readName(z, owner);
+        if (state.cname !== undefined) throw fail(cnameMessage(owner, z, state.cname));
+        const current = state.tlsa?.records ?? [];
+        const desired = compute(current);
+        if (same(current, desired)) return;
+        const writeTtl = change.add.length ? ttl : (state.tlsa?.ttl ?? ttl);
+        await write(z, owner, desired, writeTtl);
+        if (settleMs > 0) await new Promise((r) => setTimeout(r, Math.round(settleMs * (0.5 + Math.random()))));
+        const after = await readName(z, owner);
+        if (after.cname !== undefined) throw fail(cnameMessage(owner, z, after.cname));
+        if (settled(after.tlsa?.records ?? [], current)) return;
+        // Another writer changed the RRset between our read and our read-back: do it again
+        // on what is there now.
+      }
+      throw fail(`${owner}: other writers kept changing the TLSA RRset in zone ${z.name}; gave up after ${MAX_ROUNDS} read-modify-write rounds (nothing is lost that a re-run will not repair)`);
+    },
+  };
+  return provider;
+};

@@ -1,0 +1,240 @@
+/**
+ * rfc2136: dynamic DNS UPDATE (RFC 2136) signed with TSIG (RFC 8945), for self-hosted servers
+ * that sign the zone themselves: Knot, BIND, PowerDNS (with its dnsupdate setting), Windows DNS
+ * (with a TSIG-capable setup).
+ *
+ * Credentials: a TSIG key. tsig_name (the key's name on the server), tsig_algorithm
+ *              (hmac-sha256, the default, or hmac-sha512) and tsig_secret (base64), written as
+ *              `tsig_secret_file: /etc/tlsa/update.key` (chmod 600) or `tsig_secret: ${ENV}`.
+ *              The file may hold just the base64 secret, or the key block `tsig-keygen` (BIND)
+ *              or `keymgr -t` (Knot) prints; name and algorithm are then taken from it.
+ * Options:     server (host or IP, default 127.0.0.1: the primary, not a secondary), port (53),
+ *              zone (optional, see below), timeout_s (per exchange, default 5).
+ * Privileges:  updates of TLSA at the names tlsa manages, nothing else. Knot:
+ *                acl: [{ id: tlsa, key: tlsa-update, action: update, update-type: [TLSA] }]
+ *                (optionally `update-owner: name` + `update-owner-match: sub` and
+ *                `update-owner-name` to limit the names); BIND:
+ *                update-policy { grant tlsa-update zonesub TLSA; };   (whole zone) or
+ *                update-policy { grant tlsa-update subdomain mx.example.org. TLSA; };
+ *              The key also signs the provider's SOA and TLSA queries (servers accept any known
+ *              key on queries). Neither server needs the key for anything else.
+ * Zone:        `zone` when given; otherwise a signed SOA query for the owner name: the SOA in the
+ *              answer or authority section names the zone, and on REFUSED or a referral the
+ *              query walks up one label at a time.
+ * Writes:      ONE UPDATE per apply(): prerequisite "CNAME RRset does not exist" at the owner
+ *              (a CNAME is reported, never overwritten: servers silently ignore a TLSA add
+ *              beside a CNAME), then single-RR deletes (class NONE, exact RDATA) and single-RR
+ *              adds. Never an RRset delete: two writers on one name never lose each other's
+ *              records, and records tlsa did not name stay. Deleting an absent record and
+ *              adding a present one are no-ops for the server, so a retry is safe.
+ * Transport:   UDP; TCP when the request is over 512 bytes (about 9 records) or the answer is
+ *              truncated. Every answer's TSIG is verified against the request.
+ * Errors:      SERVFAIL and timeouts are retried (4 tries, backoff with jitter); NOTAUTH with
+ *              BADSIG/BADKEY, REFUSED, NOTZONE, NOTAUTH and YXRRSET (the CNAME) fail at once.
+ * Limits:      no API throttling in the protocol; a message holds at most 64 KiB (over 1,000
+ *              TLSA records); the server serialises concurrent updates to one zone.
+ */
+import { registerSecret, redact } from '../src/util/redact.js';
+import { withRetry } from '../src/util/retry.js';
+import { normaliseName, type TlsaRecord } from '../src/tlsa/record.js';
+import { decodeSecret, tsigErrorName, TSIG_ALGORITHMS, type TsigAlgorithm, type TsigKey } from '../src/dns/tsig.js';
+import { DnsTransportError, exchange, type Endpoint, type Reply } from '../src/dns/transport.js';
+import { buildQuery, buildTlsaUpdate, parseTlsaRdata } from '../src/dns/update.js';
+import { OPCODE, TYPE, rcodeName, readName, walkRecords } from '../src/dns/wire.js';
+import { ProviderError, type DnsProvider, type ProviderFactory, type TlsaChange } from './index.js';
+
+const KNOWN_OPTIONS = ['server', 'port', 'zone', 'tsig_name', 'tsig_algorithm', 'tsig_secret', 'timeout_s'];
+
+/** The secret, and name and algorithm if the text is a BIND or Knot key block. */
+export function parseKeyText(text: string): { secret: string; name?: string; algorithm?: string } {
+  const t = text.trim();
+  const bind = /\bsecret\s+"([^"]+)"\s*;/.exec(t);
+  if (bind) {
+    const name = /\bkey\s+"?([^"\s{]+)"?\s*\{/.exec(t)?.[1];
+    const algorithm = /\balgorithm\s+"?([A-Za-z0-9-]+)"?\s*;/.exec(t)?.[1];
+    return { secret: bind[1]!, ...(name ? { name } : {}), ...(algorithm ? { algorithm } : {}) };
+  }
+  const knot = /\bsecret:\s*"?([A-Za-z0-9+/=]+)"?/.exec(t);
+  if (knot) {
+    const name = /\bid:\s*"?([^"\s]+)"?/.exec(t)?.[1];
+    const algorithm = /\balgorithm:\s*"?([A-Za-z0-9-]+)"?/.exec(t)?.[1];
+    return { secret: knot[1]!, ...(name ? { name } : {}), ...(algorithm ? { algorithm } : {}) };
+  }
+  return { secret: t };
+}
+
+/** Errors worth another try: SERVFAIL and no answer. */
+const retryable = new WeakSet<Error>();
+
+export const createProvider: ProviderFactory = (options, ctx) => {
+  for (const k of Object.keys(options)) {
+    if (!KNOWN_OPTIONS.includes(k)) throw ctx.optionError(k, `unknown option "${k}" for rfc2136 (known: ${KNOWN_OPTIONS.join(', ')}; secrets as tsig_secret_file or \${ENV})`);
+  }
+  const str = (key: string, fallback?: string): string | undefined => {
+    const v = options[key] ?? fallback;
+    if (v !== undefined && (typeof v !== 'string' || !v.trim())) throw ctx.optionError(key, `"${key}" must be a non-empty string`);
+    return v === undefined ? undefined : v.trim();
+  };
+  const server = str('server', '127.0.0.1')!;
+  const port = options['port'] ?? 53;
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) throw ctx.optionError('port', '"port" must be a port number (1-65535)');
+  const timeoutS = options['timeout_s'] ?? 5;
+  if (typeof timeoutS !== 'number' || !(timeoutS > 0) || timeoutS > 300) throw ctx.optionError('timeout_s', '"timeout_s" must be a number of seconds (0-300)');
+  const zoneOpt = str('zone');
+  let zoneFixed: string | undefined;
+  try {
+    zoneFixed = zoneOpt ? normaliseName(zoneOpt) : undefined;
+  } catch (e) {
+    throw ctx.optionError('zone', (e as Error).message);
+  }
+
+  const secretText = options['tsig_secret'];
+  if (secretText === undefined) throw ctx.optionError('tsig_secret', 'rfc2136 needs a TSIG key: "tsig_secret_file: PATH" (chmod 600) or "tsig_secret: ${ENV_VAR}"');
+  if (typeof secretText !== 'string' || !secretText.trim()) throw ctx.optionError('tsig_secret', '"tsig_secret" must be the base64 secret of the TSIG key');
+  registerSecret(secretText.trim());
+  const fromText = parseKeyText(secretText);
+  registerSecret(fromText.secret);
+  const secret = decodeSecret(fromText.secret);
+  if (!secret) throw ctx.optionError('tsig_secret', 'the TSIG secret is not base64 (as tsig-keygen or keymgr -t print it)');
+  const nameText = str('tsig_name') ?? fromText.name;
+  if (!nameText) throw ctx.optionError('tsig_name', 'rfc2136 needs "tsig_name": the name of the TSIG key on the server');
+  let keyName: string;
+  try {
+    keyName = normaliseName(nameText);
+  } catch (e) {
+    throw ctx.optionError('tsig_name', (e as Error).message);
+  }
+  const algText = (str('tsig_algorithm') ?? fromText.algorithm ?? 'hmac-sha256').toLowerCase().replace(/\.$/, '');
+  if (!TSIG_ALGORITHMS.includes(algText as TsigAlgorithm)) throw ctx.optionError('tsig_algorithm', `"tsig_algorithm" must be one of ${TSIG_ALGORITHMS.join(', ')} (got "${algText}")`);
+  const key: TsigKey = { name: keyName, algorithm: algText as TsigAlgorithm, secret };
+
+  const name = `rfc2136(${ctx.instance})`;
+  const where = `${server} port ${port}`;
+  const ep: Endpoint = { host: server, port, timeoutMs: timeoutS * 1000 };
+  const zones = new Map<string, string>();
+
+  const fail = (message: string, opts: { retry?: boolean; cause?: unknown } = {}): ProviderError => {
+    const e = new ProviderError(name, redact(message), opts.cause ? { cause: opts.cause } : undefined);
+    if (opts.retry) retryable.add(e);
+    return e;
+  };
+
+  const keyRejected = (zone: string | undefined, answer: string, why: string): ProviderError =>
+    fail(`TSIG key rejected (wrong name, algorithm or secret): ${where}${zone ? ` (zone ${zone})` : ''} answered ${answer} to key "${keyName}" (${key.algorithm})${why}`);
+
+  /** One signed exchange, retried on SERVFAIL and on no answer; the answer's TSIG checked. */
+  async function ask(what: string, zone: string | undefined, build: (id: number) => Buffer): Promise<Reply> {
+    return withRetry(async () => {
+      let reply: Reply;
+      try {
+        reply = await exchange(ep, build, key);
+      } catch (e) {
+        if (e instanceof ProviderError) throw e;
+        if (e instanceof DnsTransportError) throw fail(`${what}: ${e.message}`, { retry: true, cause: e });
+        throw fail(`${what}: ${(e as Error).message}`, { cause: e });
+      }
+      const rcode = reply.header.rcode;
+      const v = reply.tsig!;
+      if (!v.ok && v.reason === 'error') {
+        const code = v.tsig!.error;
+        const why = code === 16 ? ': the secret does not match'
+          : code === 17 ? ': the server has no key of this name and algorithm, or (Knot) its acl does not let this key update TLSA here'
+          : code === 18 ? ': the clocks of this host and the server differ by more than the 300 s fudge'
+          : '';
+        throw keyRejected(zone, `${rcodeName(rcode)} (${tsigErrorName(code)})`, why);
+      }
+      if (rcode === 2) throw fail(`${what}: ${where} answered SERVFAIL${zone ? ` for zone ${zone}` : ''}`, { retry: true });
+      if (!v.ok && rcode === 0) {
+        throw fail(`${what}: the answer from ${where} is not signed with key "${keyName}" (${v.reason}); not trusted`);
+      }
+      return reply;
+    }, { attempts: 4, baseDelayMs: 250, maxDelayMs: 2_000, isRetryable: (e) => e instanceof Error && retryable.has(e) });
+  }
+
+  async function findZone(owner: string): Promise<string> {
+    if (zoneFixed) {
+      if (owner !== zoneFixed && !owner.endsWith(`.${zoneFixed}`)) throw fail(`${owner} is not in zone ${zoneFixed} (option "zone")`);
+      return zoneFixed;
+    }
+    const cached = zones.get(owner);
+    if (cached) return cached;
+    const answers: string[] = [];
+    for (let n = owner; n !== '.'; n = n.slice(n.indexOf('.') + 1) || '.') {
+      const reply = await ask(`finding the zone of ${owner}`, undefined, (id) => buildQuery(id, n, TYPE.SOA));
+      const { rcode, aa } = reply.header;
+      answers.push(`${n} ${rcodeName(rcode)}${aa ? '' : ' (not authoritative)'}`);
+      if (aa && (rcode === 0 || rcode === 3)) {
+        const soa = walkRecords(reply.message).find((s) => s.type === TYPE.SOA && s.section !== 3);
+        const apex = soa && readName(reply.message, soa.start);
+        if (apex && (owner === apex || owner.endsWith(`.${apex}`))) {
+          zones.set(owner, apex);
+          return apex;
+        }
+      }
+    }
+    throw fail(`${where} serves no zone that contains ${owner} (SOA queries: ${answers.join(', ')}); check "server", or set "zone"`);
+  }
+
+  function checkOwners(o: string, change: TlsaChange): void {
+    for (const r of [...change.add, ...change.remove]) {
+      if (r.owner !== o) throw fail(`record for ${r.owner} passed to apply(${o})`);
+    }
+  }
+
+  const provider: DnsProvider = {
+    name,
+    async list(owner) {
+      const o = normaliseName(owner);
+      const zone = await findZone(o);
+      const reply = await ask(`reading TLSA at ${o}`, zone, (id) => buildQuery(id, o, TYPE.TLSA, 1232));
+      const { rcode, aa } = reply.header;
+      if (rcode === 3) return [];
+      if (rcode !== 0 || !aa) {
+        throw fail(`reading TLSA at ${o}: ${where} answered ${rcodeName(rcode)}${aa ? '' : ' without authority'}: it does not serve zone ${zone}`);
+      }
+      const out: TlsaRecord[] = [];
+      for (const s of walkRecords(reply.message)) {
+        if (s.section !== 1 || s.type !== TYPE.TLSA || readName(reply.message, s.start) !== o) continue;
+        out.push(parseTlsaRdata(o, reply.message.subarray(s.rdataAt, s.end)));
+      }
+      return out;
+    },
+    async apply(owner, change, ttl) {
+      const o = normaliseName(owner);
+      checkOwners(o, change);
+      if (change.add.length === 0 && change.remove.length === 0) return;
+      if (!Number.isInteger(ttl) || ttl < 0 || ttl > 0x7fffffff) throw fail(`TTL ${ttl} is not a DNS TTL`);
+      const zone = await findZone(o);
+      const what = `updating TLSA at ${o} in zone ${zone}`;
+      const build = (id: number): Buffer => {
+        const m = buildTlsaUpdate(id, { zone, owner: o, add: change.add, remove: change.remove, ttl });
+        if (m.length > 65_000) throw fail(`${what}: ${change.add.length + change.remove.length} records do not fit in one DNS message`);
+        return m;
+      };
+      const reply = await ask(what, zone, build);
+      const { rcode, opcode } = reply.header;
+      if (opcode !== OPCODE.UPDATE) throw fail(`${what}: ${where} answered with opcode ${opcode}, not UPDATE`);
+      switch (rcode) {
+        case 0:
+          return;
+        case 7: // YXRRSET: "CNAME RRset does not exist" failed
+        case 8: // NXRRSET: a server reading the prerequisite the other way round
+          throw fail(`${o} has a CNAME (${where} answered ${rcodeName(rcode)} to the prerequisite "no CNAME"); TLSA records cannot sit beside it, and tlsa does not overwrite it: move the TLSA records to the CNAME's target or remove the CNAME`);
+        case 5:
+          throw fail(`${what}: ${where} answered REFUSED: the server refuses updates for this zone from this key (check its ACL / update-policy for key "${keyName}" and type TLSA)`);
+        case 9:
+          zones.delete(o);
+          throw fail(`${what}: ${where} answered NOTAUTH: it is not authoritative (primary) for zone ${zone}; check "server" and "zone"`);
+        case 10:
+          zones.delete(o);
+          throw fail(`${what}: ${where} answered NOTZONE: ${o} is not in zone ${zone} as the server has it (a delegated subzone?); set "zone"`);
+        case 1:
+        case 4:
+          throw fail(`${what}: ${where} answered ${rcodeName(rcode)}: it does not take this UPDATE (is dynamic update enabled for zone ${zone}?)`);
+        default:
+          throw fail(`${what}: ${where} answered ${rcodeName(rcode)}`);
+      }
+    },
+  };
+  return provider;
+};

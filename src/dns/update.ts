@@ -1,0 +1,56 @@
+/**
+ * RFC 2136 UPDATE messages for TLSA records, and the plain queries the rfc2136 provider needs.
+ *
+ *   zone section   ZONE SOA IN
+ *   prerequisite   OWNER CNAME NONE, TTL 0, no RDATA: "RRset does not exist" (§2.4.3). A server
+ *                  answers YXRRSET when a CNAME is there. (§2.4.5 "name is not in use" would
+ *                  also fail beside foreign TLSA records, so it cannot be used.)
+ *   update         OWNER TLSA NONE, TTL 0, exact RDATA: delete one RR (§2.5.4), then
+ *                  OWNER TLSA IN, TTL, RDATA: add one RR (§2.5.1). Class ANY without RDATA
+ *                  (§2.5.2, delete a whole RRset) is never used: other writers' records stay.
+ */
+import type { TlsaRecord } from '../tlsa/record.js';
+import { CLASS, MessageWriter, OPCODE, TYPE } from './wire.js';
+
+export function tlsaRdata(r: Pick<TlsaRecord, 'usage' | 'selector' | 'matching' | 'data'>): Buffer {
+  if (!/^([0-9a-fA-F]{2})+$/.test(r.data)) throw new RangeError(`TLSA association data is not hex: "${r.data.slice(0, 20)}..."`);
+  return Buffer.concat([Buffer.from([r.usage, r.selector, r.matching]), Buffer.from(r.data, 'hex')]);
+}
+
+export function parseTlsaRdata(owner: string, rdata: Buffer): TlsaRecord {
+  if (rdata.length < 3) throw new RangeError(`TLSA RDATA of ${rdata.length} bytes at ${owner}`);
+  return {
+    owner,
+    usage: rdata[0]! as TlsaRecord['usage'],
+    selector: rdata[1]! as TlsaRecord['selector'],
+    matching: rdata[2]! as TlsaRecord['matching'],
+    data: rdata.subarray(3).toString('hex'),
+  };
+}
+
+export interface TlsaUpdate {
+  zone: string;
+  owner: string;
+  add: TlsaRecord[];
+  remove: TlsaRecord[];
+  ttl: number;
+}
+
+/** One UPDATE message (unsigned) for the TLSA changes at one owner name. */
+export function buildTlsaUpdate(id: number, u: TlsaUpdate): Buffer {
+  const w = new MessageWriter(id, OPCODE.UPDATE << 11);
+  w.question(u.zone, TYPE.SOA, CLASS.IN);
+  w.rr(1, { name: u.owner, type: TYPE.CNAME, class: CLASS.NONE, ttl: 0, rdata: Buffer.alloc(0) });
+  for (const r of u.remove) w.rr(2, { name: u.owner, type: TYPE.TLSA, class: CLASS.NONE, ttl: 0, rdata: tlsaRdata(r) });
+  for (const r of u.add) w.rr(2, { name: u.owner, type: TYPE.TLSA, class: CLASS.IN, ttl: u.ttl, rdata: tlsaRdata(r) });
+  return w.finish();
+}
+
+/** A non-recursive query; with `udpSize`, an EDNS OPT record (it must precede a TSIG record,
+ *  which signMessage appends last). */
+export function buildQuery(id: number, name: string, type: number, udpSize?: number): Buffer {
+  const w = new MessageWriter(id, OPCODE.QUERY << 11);
+  w.question(name, type, CLASS.IN);
+  if (udpSize) w.rr(3, { name: '.', type: TYPE.OPT, class: udpSize, ttl: 0, rdata: Buffer.alloc(0) });
+  return w.finish();
+}

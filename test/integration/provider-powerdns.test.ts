@@ -1,0 +1,175 @@
+/** The powerdns provider against a real pdns_server (sqlite3 backend, DNSSEC) on loopback: the
+ *  shared provider contract, plus what is particular to PowerDNS. */
+import { createHash } from 'node:crypto';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { rdataText, type TlsaRecord } from '../../src/tlsa/record.js';
+import { query } from '../lab/dig.js';
+import { labDescribe, stopAll } from '../lab/lab.js';
+import { POWERDNS_TOOLS, startPowerDns, type PowerDnsServer } from '../lab/powerdns.js';
+import { contractCases } from './contract/suite.js';
+import { PDNS_ZONE, pdnsProvider, pdnsReplace, pdnsRRset, powerdnsTarget, readTlsaOverDns } from './contract/powerdns.js';
+
+labDescribe(`provider contract: ${powerdnsTarget.name}`, powerdnsTarget.tools, () => contractCases(powerdnsTarget));
+
+const SUB_ZONE = `sub.${PDNS_ZONE}`;
+let n = 0;
+const owner = (label: string, zone = PDNS_ZONE) => `_25._tcp.${label}-${++n}.${zone}`;
+const rec = (o: string, s: string, usage: 2 | 3 = 3): TlsaRecord => ({ owner: o, usage, selector: 1, matching: 1, data: createHash('sha256').update(`${s}${o}`).digest('hex') });
+const keys = (rs: TlsaRecord[]) => rs.map(rdataText).sort();
+
+type Fetch = typeof globalThis.fetch;
+const realFetch: Fetch = globalThis.fetch.bind(globalThis);
+const isPatch = (init?: RequestInit) => (init?.method ?? 'GET').toUpperCase() === 'PATCH';
+
+labDescribe('powerdns provider (real pdns_server)', POWERDNS_TOOLS, () => {
+  let server: PowerDnsServer;
+  beforeAll(async () => {
+    server = await startPowerDns({ zones: [{ name: PDNS_ZONE, dnssec: true }, { name: SUB_ZONE, dnssec: true }] });
+  }, 60_000);
+  afterAll(async () => { await stopAll(); });
+  afterEach(() => { vi.restoreAllMocks(); });
+
+  it('wrong API key: says the key was rejected (401) and never prints it', async () => {
+    const badKey = `not-the-key-${server.apiKey.slice(0, 6)}-zz`;
+    const p = pdnsProvider(server, { api_key: badKey });
+    const o = owner('badkey');
+    for (const call of [() => p.list(o), () => p.apply(o, { add: [rec(o, 'x')], remove: [] }, 300)]) {
+      const err = await call().then(() => undefined, (e: Error) => e);
+      expect(err?.name).toBe('ProviderError');
+      expect(err!.message).toMatch(/API key rejected \(HTTP 401/);
+      expect(err!.message).not.toContain(badKey);
+      expect(err!.message).not.toContain(server.apiKey);
+    }
+    expect(await readTlsaOverDns(server, o)).toEqual([]);
+  });
+
+  it('DNSSEC: after apply the server answers the TLSA RRset with an RRSIG over it', async () => {
+    const o = owner('signed');
+    await pdnsProvider(server).apply(o, { add: [rec(o, 'a'), rec(o, 'b', 2)], remove: [] }, 300);
+    const r = await query({ server: server.host, port: server.dnsPort, name: o, type: 'TLSA', dnssec: true, recurse: false });
+    expect(r.rcode).toBe('NOERROR');
+    expect(r.flags).toContain('aa');
+    expect(r.records.filter((a) => a.type === 'TLSA')).toHaveLength(2);
+    const sigs = r.records.filter((a) => a.type === 'RRSIG' && a.owner === o);
+    expect(sigs.length).toBeGreaterThan(0);
+    expect(sigs.every((s) => s.rdata.split(' ')[0] === 'TLSA')).toBe(true);
+    // Signed by the zone's key, and the signature carries the RRset's TTL.
+    expect(sigs[0]!.rdata.split(' ')).toEqual(expect.arrayContaining([PDNS_ZONE, '300']));
+  });
+
+  it('keeps a foreign record\'s disabled flag and the RRset\'s comments', async () => {
+    const o = owner('disabled');
+    const foreignOn = rec(o, 'foreign-on');
+    const foreignOff = rec(o, 'foreign-off');
+    const comments = [{ content: 'ops: keep these', account: 'ops' }];
+    await pdnsReplace(server, PDNS_ZONE, o, 'TLSA', 600, [{ content: rdataText(foreignOn) }, { content: rdataText(foreignOff), disabled: true }], comments);
+    const p = pdnsProvider(server);
+    expect(keys(await p.list(o))).toEqual(keys([foreignOn]));
+
+    await p.apply(o, { add: [rec(o, 'ours')], remove: [] }, 300);
+    let set = (await pdnsRRset(server, PDNS_ZONE, o, 'TLSA'))!;
+    expect(set.records.find((r) => r.content === rdataText(foreignOff))?.disabled).toBe(true);
+    expect(set.records.find((r) => r.content === rdataText(foreignOn))?.disabled).toBe(false);
+    expect(set.records.find((r) => r.content === rdataText(rec(o, 'ours')))?.disabled).toBe(false);
+    expect(set.comments.map(({ content, account }) => ({ content, account }))).toEqual(comments);
+    expect(set.ttl).toBe(300);
+    expect(keys(await readTlsaOverDns(server, o))).toEqual(keys([foreignOn, rec(o, 'ours')]));
+
+    await p.apply(o, { add: [], remove: [rec(o, 'ours')] }, 300);
+    set = (await pdnsRRset(server, PDNS_ZONE, o, 'TLSA'))!;
+    expect(set.records).toHaveLength(2);
+    expect(set.records.find((r) => r.content === rdataText(foreignOff))?.disabled).toBe(true);
+    expect(set.comments).toHaveLength(1);
+  });
+
+  it('removing the last record deletes the RRset', async () => {
+    const o = owner('last');
+    const p = pdnsProvider(server);
+    await p.apply(o, { add: [rec(o, 'only')], remove: [] }, 300);
+    expect(await pdnsRRset(server, PDNS_ZONE, o, 'TLSA')).toBeDefined();
+    await p.apply(o, { add: [], remove: [rec(o, 'only')] }, 300);
+    expect(await pdnsRRset(server, PDNS_ZONE, o, 'TLSA')).toBeUndefined();
+    expect(await p.list(o)).toEqual([]);
+  });
+
+  it('reports a CNAME at the name before writing anything', async () => {
+    const o = owner('cname');
+    await pdnsReplace(server, PDNS_ZONE, o, 'CNAME', 300, [{ content: `target.${PDNS_ZONE}` }]);
+    const spy = vi.spyOn(globalThis, 'fetch');
+    const err = await pdnsProvider(server).apply(o, { add: [rec(o, 'x')], remove: [] }, 300).then(() => undefined, (e: Error) => e);
+    expect(err?.name).toBe('ProviderError');
+    expect(err!.message).toMatch(/has a CNAME \(to target\.example\.test\.\)/);
+    expect(spy.mock.calls.filter(([, init]) => isPatch(init))).toHaveLength(0);
+  });
+
+  it('repairs its records when another writer overwrites them with a stale set after our write', async () => {
+    const o = owner('lost');
+    const base = rec(o, 'base');
+    await pdnsReplace(server, PDNS_ZONE, o, 'TLSA', 300, [{ content: rdataText(base) }]);
+    let patches = 0;
+    vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => {
+      const res = await realFetch(input as Parameters<Fetch>[0], init);
+      if (isPatch(init) && ++patches === 1) {
+        // The other writer read {base} before our write and writes it back now: our record is lost.
+        await pdnsReplace(server, PDNS_ZONE, o, 'TLSA', 300, [{ content: rdataText(base) }]);
+      }
+      return res;
+    });
+    await pdnsProvider(server).apply(o, { add: [rec(o, 'ours')], remove: [] }, 300);
+    vi.restoreAllMocks();
+    expect(patches).toBe(2);
+    expect(keys(await readTlsaOverDns(server, o))).toEqual(keys([base, rec(o, 'ours')]));
+  });
+
+  it('retries a 5xx answer (sqlite3 "database is locked" gives 500)', async () => {
+    const o = owner('retry');
+    let failed = 0;
+    vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => {
+      if (isPatch(init) && failed === 0) {
+        failed++;
+        return new Response('Internal Server Error', { status: 500, headers: { 'Content-Type': 'text/plain' } });
+      }
+      return realFetch(input as Parameters<Fetch>[0], init);
+    });
+    await pdnsProvider(server).apply(o, { add: [rec(o, 'r')], remove: [] }, 300);
+    vi.restoreAllMocks();
+    expect(failed).toBe(1);
+    expect(keys(await readTlsaOverDns(server, o))).toEqual(keys([rec(o, 'r')]));
+  });
+
+  it('writes into the longest matching zone', async () => {
+    const o = owner('deep', SUB_ZONE);
+    await pdnsProvider(server).apply(o, { add: [rec(o, 'sub')], remove: [] }, 300);
+    expect((await pdnsRRset(server, SUB_ZONE, o, 'TLSA'))?.records).toHaveLength(1);
+    expect(await pdnsRRset(server, PDNS_ZONE, o, 'TLSA')).toBeUndefined();
+    expect(keys(await readTlsaOverDns(server, o))).toEqual(keys([rec(o, 'sub')]));
+  });
+
+  it('with the option "zone": names a zone the server lacks, and refuses names outside it', async () => {
+    const o = owner('opt');
+    const missing = await pdnsProvider(server, { zone: 'missing.test' }).apply(`_25._tcp.mx.missing.test.`, { add: [rec('_25._tcp.mx.missing.test.', 'x')], remove: [] }, 300).then(() => undefined, (e: Error) => e);
+    expect(missing?.message).toMatch(/zone missing\.test\. not found on the PowerDNS server/);
+    const outside = await pdnsProvider(server, { zone: SUB_ZONE }).apply(o, { add: [rec(o, 'x')], remove: [] }, 300).then(() => undefined, (e: Error) => e);
+    expect(outside?.message).toMatch(/is not in zone sub\.example\.test\./);
+    await pdnsProvider(server, { zone: PDNS_ZONE }).apply(o, { add: [rec(o, 'x')], remove: [] }, 300);
+    expect(keys(await readTlsaOverDns(server, o))).toEqual(keys([rec(o, 'x')]));
+  });
+
+  it('rejects bad options at their config key', () => {
+    const make = (o: Record<string, unknown>) => () => pdnsProvider(server, o);
+    expect(make({ api_key: undefined })).toThrow(/^api_key: /);
+    expect(make({ url: 'ftp://x' })).toThrow(/^url: /);
+    expect(make({ zone: 'bad..name' })).toThrow(/^zone: /);
+    expect(make({ apikey: 'x' })).toThrow(/^apikey: unknown powerdns option/);
+  });
+});
+
+describe('powerdns provider without a server', () => {
+  it('says it cannot reach the API, naming the address, after retrying', async () => {
+    const { createProvider } = await import('../../providers/powerdns.js');
+    const p = createProvider({ url: 'http://127.0.0.1:9', api_key: 'k-unreachable', timeout_s: 2 }, { instance: 't', baseDir: '/', optionError: (k, m) => new Error(`${k}: ${m}`) });
+    const err = await p.list('_25._tcp.mx.example.test.').then(() => undefined, (e: Error) => e);
+    expect(err?.name).toBe('ProviderError');
+    expect(err!.message).toMatch(/cannot reach the PowerDNS API at http:\/\/127\.0\.0\.1:9 .*ECONNREFUSED/);
+  }, 20_000);
+});
