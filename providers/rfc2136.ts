@@ -1,7 +1,8 @@
 /**
  * rfc2136: dynamic DNS UPDATE (RFC 2136) signed with TSIG (RFC 8945), for self-hosted servers
- * that sign the zone themselves: Knot, BIND, PowerDNS (with its dnsupdate setting), Windows DNS
- * (with a TSIG-capable setup).
+ * that sign the zone themselves. Tested against Knot 3.2 and BIND 9.18 (test/integration);
+ * PowerDNS should take it with `dnsupdate=yes` and TSIG-ALLOW-DNSUPDATE metadata (not tested
+ * here). Windows DNS knows only GSS-TSIG for secure updates, not TSIG: not supported.
  *
  * Credentials: a TSIG key. tsig_name (the key's name on the server), tsig_algorithm
  *              (hmac-sha256, the default, or hmac-sha512) and tsig_secret (base64), written as
@@ -12,22 +13,25 @@
  *              zone (optional, see below), timeout_s (per exchange, default 5).
  * Privileges:  updates of TLSA at the names tlsa manages, nothing else. Knot:
  *                acl: [{ id: tlsa, key: tlsa-update, action: update, update-type: [TLSA] }]
- *                (optionally `update-owner: name` + `update-owner-match: sub` and
- *                `update-owner-name` to limit the names); BIND:
+ *                (to limit the names too: `update-owner: name`, `update-owner-match:
+ *                sub-or-equal`, `update-owner-name: [mx.example.org]`). A Knot key outside its
+ *                acl is answered NOTAUTH/BADKEY, like an unknown key. BIND:
  *                update-policy { grant tlsa-update zonesub TLSA; };   (whole zone) or
  *                update-policy { grant tlsa-update subdomain mx.example.org. TLSA; };
+ *              (outside the grant BIND answers REFUSED). The CNAME prerequisite needs no grant.
  *              The key also signs the provider's SOA and TLSA queries (servers accept any known
  *              key on queries). Neither server needs the key for anything else.
  * Zone:        `zone` when given; otherwise a signed SOA query for the owner name: the SOA in the
  *              answer or authority section names the zone, and on REFUSED or a referral the
  *              query walks up one label at a time.
  * Writes:      ONE UPDATE per apply(): prerequisite "CNAME RRset does not exist" at the owner
- *              (a CNAME is reported, never overwritten: servers silently ignore a TLSA add
- *              beside a CNAME), then single-RR deletes (class NONE, exact RDATA) and single-RR
- *              adds. Never an RRset delete: two writers on one name never lose each other's
- *              records, and records tlsa did not name stay. Deleting an absent record and
- *              adding a present one are no-ops for the server, so a retry is safe.
- * Transport:   UDP; TCP when the request is over 512 bytes (about 9 records) or the answer is
+ *              (a CNAME is reported, never overwritten; without the prerequisite Knot and BIND
+ *              answer NOERROR and silently drop a TLSA add beside a CNAME), then single-RR
+ *              deletes (class NONE, exact RDATA) and single-RR adds. Never an RRset delete:
+ *              two writers on one name never lose each other's records, and records tlsa did
+ *              not name stay. Deleting an absent record and adding a present one are no-ops
+ *              for the server, so a retry is safe.
+ * Transport:   UDP; TCP when the request is over 512 bytes (about 8 records) or the answer is
  *              truncated. Every answer's TSIG is verified against the request.
  * Errors:      SERVFAIL and timeouts are retried (4 tries, backoff with jitter); NOTAUTH with
  *              BADSIG/BADKEY, REFUSED, NOTZONE, NOTAUTH and YXRRSET (the CNAME) fail at once.
@@ -119,11 +123,12 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     return e;
   };
 
-  const keyRejected = (zone: string | undefined, answer: string, why: string): ProviderError =>
-    fail(`TSIG key rejected (wrong name, algorithm or secret): ${where}${zone ? ` (zone ${zone})` : ''} answered ${answer} to key "${keyName}" (${key.algorithm})${why}`);
+  /** `scope`: "zone Z", or what the zone is being looked up for. */
+  const keyRejected = (scope: string, answer: string, why: string): ProviderError =>
+    fail(`TSIG key rejected (wrong name, algorithm or secret): ${where} (${scope}) answered ${answer} to key "${keyName}" (${key.algorithm})${why}`);
 
   /** One signed exchange, retried on SERVFAIL and on no answer; the answer's TSIG checked. */
-  async function ask(what: string, zone: string | undefined, build: (id: number) => Buffer): Promise<Reply> {
+  async function ask(what: string, scope: string, build: (id: number) => Buffer): Promise<Reply> {
     return withRetry(async () => {
       let reply: Reply;
       try {
@@ -141,9 +146,9 @@ export const createProvider: ProviderFactory = (options, ctx) => {
           : code === 17 ? ': the server has no key of this name and algorithm, or (Knot) its acl does not let this key update TLSA here'
           : code === 18 ? ': the clocks of this host and the server differ by more than the 300 s fudge'
           : '';
-        throw keyRejected(zone, `${rcodeName(rcode)} (${tsigErrorName(code)})`, why);
+        throw keyRejected(scope, `${rcodeName(rcode)} (${tsigErrorName(code)})`, why);
       }
-      if (rcode === 2) throw fail(`${what}: ${where} answered SERVFAIL${zone ? ` for zone ${zone}` : ''}`, { retry: true });
+      if (rcode === 2) throw fail(`${what}: ${where} answered SERVFAIL (${scope})`, { retry: true });
       if (!v.ok && rcode === 0) {
         throw fail(`${what}: the answer from ${where} is not signed with key "${keyName}" (${v.reason}); not trusted`);
       }
@@ -160,7 +165,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     if (cached) return cached;
     const answers: string[] = [];
     for (let n = owner; n !== '.'; n = n.slice(n.indexOf('.') + 1) || '.') {
-      const reply = await ask(`finding the zone of ${owner}`, undefined, (id) => buildQuery(id, n, TYPE.SOA));
+      const reply = await ask(`finding the zone of ${owner}`, `zone of ${owner} not known yet`, (id) => buildQuery(id, n, TYPE.SOA));
       const { rcode, aa } = reply.header;
       answers.push(`${n} ${rcodeName(rcode)}${aa ? '' : ' (not authoritative)'}`);
       if (aa && (rcode === 0 || rcode === 3)) {
@@ -186,7 +191,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     async list(owner) {
       const o = normaliseName(owner);
       const zone = await findZone(o);
-      const reply = await ask(`reading TLSA at ${o}`, zone, (id) => buildQuery(id, o, TYPE.TLSA, 1232));
+      const reply = await ask(`reading TLSA at ${o}`, `zone ${zone}`, (id) => buildQuery(id, o, TYPE.TLSA, 1232));
       const { rcode, aa } = reply.header;
       if (rcode === 3) return [];
       if (rcode !== 0 || !aa) {
@@ -211,7 +216,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
         if (m.length > 65_000) throw fail(`${what}: ${change.add.length + change.remove.length} records do not fit in one DNS message`);
         return m;
       };
-      const reply = await ask(what, zone, build);
+      const reply = await ask(what, `zone ${zone}`, build);
       const { rcode, opcode } = reply.header;
       if (opcode !== OPCODE.UPDATE) throw fail(`${what}: ${where} answered with opcode ${opcode}, not UPDATE`);
       switch (rcode) {

@@ -14,7 +14,7 @@ export async function run(v: CliValues): Promise<number> {
   const views = readOwned(config)
     .records.filter((r) => services.has(r.service))
     .sort((a, b) => a.owner.localeCompare(b.owner) || a.addedAt.localeCompare(b.addedAt))
-    .map((r) => viewRecord(r, now));
+    .map((r) => viewRecord(r, now, config.raw.services[r.service]?.grace_s, config.raw.verify.propagation));
   if (v.json) {
     json({
       records: views.map((x) => ({

@@ -15,7 +15,18 @@ export interface RecordView {
   waitsFor: string;
 }
 
-export function viewRecord(r: OwnedRecord, now: Date, graceSeconds?: number): RecordView {
+/** When a published record is (or will be) live: 2×TTL after publication, and not before
+ *  every authoritative server served it when propagation is checked. Undefined while the
+ *  servers have not been seen serving it. */
+export function liveAt(r: OwnedRecord, propagationChecked: boolean): Date | undefined {
+  if (r.status !== 'published' || !r.publishedAt) return undefined;
+  const byAge = new Date(r.publishedAt).getTime() + 2 * r.ttl * 1000;
+  if (!propagationChecked) return new Date(byAge);
+  if (!r.seenAt) return undefined;
+  return new Date(Math.max(byAge, new Date(r.seenAt).getTime()));
+}
+
+export function viewRecord(r: OwnedRecord, now: Date, graceSeconds?: number, propagationChecked = false): RecordView {
   const t = now.getTime();
   const since = (iso: string | undefined) => (iso ? (t - new Date(iso).getTime()) / 1000 : 0);
   switch (r.status) {
@@ -30,7 +41,9 @@ export function viewRecord(r: OwnedRecord, now: Date, graceSeconds?: number): Re
     }
     case 'published': {
       const age = since(r.publishedAt);
-      const left = 2 * r.ttl - age;
+      const live = liveAt(r, propagationChecked);
+      if (!live) return { record: r, phase: 'pending', ageSeconds: age, waitsFor: 'every authoritative server to serve it (checked by the hook, the daemon and check), then 2×TTL' };
+      const left = (live.getTime() - t) / 1000;
       if (left > 0) return { record: r, phase: 'pending', ageSeconds: age, nextInSeconds: left, waitsFor: '2×TTL since publication before a chain relying on it is served' };
       return { record: r, phase: 'live', ageSeconds: age, waitsFor: '' };
     }

@@ -35,7 +35,7 @@ export interface PlanInput {
   owned: OwnedRecord[];
   now: Date;
   /** Grace after a record stops being needed, in seconds; default the RRset TTL. */
-  graceSeconds?: number;
+  graceFor?: (r: OwnedRecord) => number;
 }
 
 export function hasChanges(p: OwnerPlan): boolean {
@@ -73,7 +73,7 @@ export function planOwners(input: PlanInput): OwnerPlan[] {
       continue;
     }
     const since = o.retiringSince ? new Date(o.retiringSince) : input.now;
-    const due = new Date(since.getTime() + (input.graceSeconds ?? o.ttl) * 1000);
+    const due = new Date(since.getTime() + (input.graceFor?.(o) ?? o.ttl) * 1000);
     if (due.getTime() <= input.now.getTime() && o.status === 'retiring') p.remove.push(o);
     else p.retiring.push({ record: o, since, due });
   }

@@ -1,14 +1,22 @@
 /** The one engine every entry point goes through: compute targets, read the providers, plan,
- *  and (for publish) apply with write-ahead intents so that a crash at any point converges. */
+ *  publish with write-ahead intents, follow each record's lifecycle, install staged chains
+ *  once their records are live, and retire records nobody serves any more. */
 import type { LoadedConfig } from '../config/load.js';
 import { InputError } from '../errors.js';
 import { recordKey, type TlsaRecord } from '../tlsa/record.js';
+import { recordMatchesChain } from '../verify/dane.js';
 import { ProviderError, type DnsProvider } from '../../providers/index.js';
+import { installRelease } from './install.js';
+import { liveAt } from './lifecycle.js';
 import { acquireLock } from './lock.js';
+import { dnsPropagation, liveProbe, type LiveView, type PropagationView } from './observe.js';
 import { hasChanges, planOwners, servedChainViolations, type OwnerPlan } from './plan.js';
 import { createProviders } from './providers.js';
+import { stagedFiles, type ServiceChain } from './sources.js';
 import { actor, ensureStateDir, readState, writeState, type OwnedRecord, type StateFile } from './state.js';
 import { computeTargets, selectServices, type Targets } from './targets.js';
+import { runCommand } from '../util/run-command.js';
+import { resolve } from 'node:path';
 
 export interface RunOptions {
   services?: string[];
@@ -20,6 +28,20 @@ export interface RunOptions {
   progress?: (line: string) => void;
 }
 
+export interface EngineOptions extends RunOptions {
+  /** Publish missing records (default true; `retire` turns it off). */
+  add?: boolean;
+  /** Install staged chains whose records are live (default true). */
+  promote?: boolean;
+  /** Remove records whose grace is over and that no live server needs (default true). */
+  retire?: boolean;
+  /** Compute everything, change nothing (retire --dry-run). */
+  dryRun?: boolean;
+  /** Overrides for tests; default: DNS and TLS through verify.* settings. */
+  propagation?: PropagationView;
+  live?: LiveView;
+}
+
 export interface PlanResult {
   targets: Targets;
   plan: OwnerPlan[];
@@ -27,31 +49,73 @@ export interface PlanResult {
   state: StateFile;
 }
 
+export interface Promotion {
+  service: string;
+  source: string;
+  chain: string;
+  release?: string;
+  reloaded?: boolean;
+  reloadError?: string;
+}
+
+export interface ChainWait {
+  service: string;
+  chain: string;
+  /** What it waits for, for humans. */
+  reason: string;
+  /** When time alone would make it ready (the records' 2×TTL), if known. */
+  eta?: Date;
+}
+
+export interface EngineResult extends PlanResult {
+  added: number;
+  removed: number;
+  promoted: Promotion[];
+  waiting: ChainWait[];
+  /** Records due for removal but kept: a live server still presents a chain they match, or the
+   *  probe could not tell. */
+  held: { record: OwnedRecord; why: string }[];
+  /** Records that would be removed (dry run) or were. */
+  retired: OwnedRecord[];
+}
+
 async function listAll(providers: Map<string, DnsProvider>, owners: Map<string, Set<string>>): Promise<Map<string, Map<string, TlsaRecord[]>>> {
   const out = new Map<string, Map<string, TlsaRecord[]>>();
   for (const [name, set] of owners) {
     const provider = providers.get(name)!;
     const listed = new Map<string, TlsaRecord[]>();
-    for (const owner of set) listed.set(owner, await provider.list(owner));
+    for (const owner of set) {
+      try {
+        listed.set(owner, await provider.list(owner));
+      } catch (e) {
+        throw asProviderError(provider.name, e);
+      }
+    }
     out.set(name, listed);
   }
   return out;
 }
 
-async function computePlan(config: LoadedConfig, opts: RunOptions, state: StateFile): Promise<PlanResult & { providers: Map<string, DnsProvider> }> {
+type Computed = PlanResult & { providers: Map<string, DnsProvider> };
+
+async function computePlan(config: LoadedConfig, opts: RunOptions, state: StateFile, providers?: Map<string, DnsProvider>): Promise<Computed> {
   const now = opts.now ?? new Date();
   const names = selectServices(config, opts.services);
   const targets = computeTargets(config, names, now);
   const chosen = new Set(names);
-  const owned = state.records.filter((r) => chosen.has(r.service));
+  // Records of services that were removed from the configuration are still ours to retire,
+  // unless this run is limited to named services.
+  const known = new Set(Object.keys(config.raw.services));
+  const owned = state.records.filter((r) => chosen.has(r.service) || (!opts.services?.length && !known.has(r.service) && config.raw.providers[r.provider]));
   const ownersByProvider = new Map<string, Set<string>>();
   for (const r of [...targets.records, ...owned]) {
     if (!config.raw.providers[r.provider]) continue;
     if (!ownersByProvider.has(r.provider)) ownersByProvider.set(r.provider, new Set());
     ownersByProvider.get(r.provider)!.add(r.owner);
   }
-  const providers = await createProviders(config, ownersByProvider.keys());
-  const listedByProvider = await listAll(providers, ownersByProvider);
+  const prov = providers ?? (await createProviders(config, ownersByProvider.keys()));
+  for (const name of ownersByProvider.keys()) if (!prov.has(name)) for (const [k, v] of await createProviders(config, [name])) prov.set(k, v);
+  const listedByProvider = await listAll(prov, ownersByProvider);
   const plan: OwnerPlan[] = [];
   const listedAll = new Map<string, TlsaRecord[]>();
   for (const [provider, listed] of listedByProvider) {
@@ -60,12 +124,13 @@ async function computePlan(config: LoadedConfig, opts: RunOptions, state: StateF
       listed,
       owned: owned.filter((r) => r.provider === provider),
       now,
+      graceFor: (r) => config.raw.services[r.service]?.grace_s ?? r.ttl,
     }));
     for (const [owner, recs] of listed) listedAll.set(owner, recs);
   }
   const violations = servedChainViolations(plan, listedAll, targets.records);
   if (violations.length) throw new Error(`internal safety check failed, nothing changed: ${violations.join('; ')}`);
-  return { targets, plan, listed: listedAll, state, providers };
+  return { targets, plan, listed: listedAll, state, providers: prov };
 }
 
 /** `tlsa plan`: read-only. */
@@ -75,10 +140,8 @@ export async function planOnly(config: LoadedConfig, opts: RunOptions): Promise<
   return rest;
 }
 
-export interface PublishResult extends PlanResult {
-  added: number;
-  removed: number;
-}
+const find = (state: StateFile, r: { provider: string } & TlsaRecord) =>
+  state.records.find((x) => x.provider === r.provider && recordKey(x) === recordKey(r));
 
 function upsert(state: StateFile, rec: OwnedRecord): void {
   const i = state.records.findIndex((r) => r.provider === rec.provider && recordKey(r) === recordKey(rec));
@@ -90,9 +153,84 @@ function drop(state: StateFile, rec: OwnedRecord): void {
   state.records = state.records.filter((r) => !(r.provider === rec.provider && recordKey(r) === recordKey(rec)));
 }
 
-/** `tlsa publish`: apply the plan under the lock. Each owner's change is recorded as an intent
- *  before the provider call and confirmed after it. */
-export async function publish(config: LoadedConfig, opts: RunOptions): Promise<PublishResult> {
+/** Transitions that need no DNS change: interrupted publishes found at the provider, records
+ *  leaving the desired set (start of their grace), records already gone. */
+function settle(state: StateFile, c: Computed, stamp: string): void {
+  for (const p of c.plan) {
+    for (const k of p.keep) {
+      const owned = find(state, k);
+      if (owned && owned.status !== 'published') upsert(state, { ...owned, status: 'published', publishedAt: owned.publishedAt ?? owned.addedAt });
+    }
+    for (const r of p.retiring) if (r.record.status !== 'retiring') upsert(state, { ...r.record, status: 'retiring', retiringSince: stamp });
+  }
+  const owners = new Set(c.plan.map((p) => `${p.provider} ${p.owner}`));
+  for (const o of [...state.records]) {
+    if (!owners.has(`${o.provider} ${o.owner}`)) continue;
+    const present = (c.listed.get(o.owner) ?? []).some((r) => recordKey(r) === recordKey(o));
+    const desired = c.targets.records.some((d) => d.provider === o.provider && recordKey(d) === recordKey(o));
+    if (!present && !desired && o.status !== 'publishing') drop(state, o);
+  }
+}
+
+async function applyChange(c: Computed, p: OwnerPlan, add: OwnerPlan['add'], remove: OwnedRecord[], state: StateFile, dir: string, by: string, progress?: (l: string) => void): Promise<void> {
+  const provider = c.providers.get(p.provider)!;
+  const stamp = new Date().toISOString();
+  for (const a of add) {
+    const prior = find(state, a);
+    upsert(state, { owner: a.owner, usage: a.usage, selector: a.selector, matching: a.matching, data: a.data, provider: a.provider, service: a.service, ttl: a.ttl, status: 'publishing', addedAt: prior?.addedAt ?? stamp, by });
+  }
+  for (const r of remove) upsert(state, { ...r, status: 'removing' });
+  writeState(dir, state);
+  progress?.(`${p.provider}: ${p.owner} +${add.length} -${remove.length}`);
+  try {
+    await provider.apply(p.owner, { add: add.map(plain), remove: remove.map(plain) }, p.ttl);
+  } catch (e) {
+    throw asProviderError(provider.name, e);
+  }
+  const done = new Date().toISOString();
+  for (const a of add) upsert(state, { ...find(state, a)!, status: 'published', publishedAt: done });
+  for (const r of remove) drop(state, r);
+  writeState(dir, state);
+}
+
+async function flushAll(providers: Map<string, DnsProvider>): Promise<void> {
+  for (const provider of providers.values()) {
+    try {
+      await provider.flush?.();
+    } catch (e) {
+      throw asProviderError(provider.name, e);
+    }
+  }
+}
+
+/** Mark records seen on every authoritative server (once), so that they can become live. */
+async function observePropagation(records: OwnedRecord[], view: PropagationView, state: StateFile, now: Date, progress?: (l: string) => void): Promise<string[]> {
+  const notes: string[] = [];
+  const byOwner = new Map<string, OwnedRecord[]>();
+  for (const r of records) {
+    if (r.status !== 'published' || r.seenAt) continue;
+    byOwner.set(r.owner, [...(byOwner.get(r.owner) ?? []), r]);
+  }
+  for (const [owner, recs] of byOwner) {
+    try {
+      const { seen, lagging } = await view.propagated(owner, recs);
+      for (const s of seen) {
+        const o = recs.find((r) => recordKey(r) === recordKey(s))!;
+        upsert(state, { ...o, seenAt: now.toISOString() });
+      }
+      if (lagging.length) {
+        notes.push(`${owner}: not on every authoritative server yet: ${lagging.join('; ')}`);
+        progress?.(`${owner}: waiting for ${lagging.join('; ')}`);
+      }
+    } catch (e) {
+      notes.push(`${owner}: cannot check the authoritative servers: ${(e as Error).message}`);
+    }
+  }
+  return notes;
+}
+
+/** The engine. Every entry point calls this with the steps it wants. */
+export async function runEngine(config: LoadedConfig, opts: EngineOptions): Promise<EngineResult> {
   ensureStateDir(config.stateDir);
   const release = await acquireLock(config.stateDir, {
     command: opts.entryPoint,
@@ -100,74 +238,137 @@ export async function publish(config: LoadedConfig, opts: RunOptions): Promise<P
     onWait: (h, ms) => opts.progress?.(`waiting for the lock held by ${h ? `pid ${h.pid} (${h.command})` : 'another run'}: ${Math.round(ms / 1000)} s so far`),
   });
   try {
-    const now = opts.now ?? new Date();
-    const state = readState(config.stateDir);
-    const result = await computePlan(config, opts, state);
-    if (result.targets.validityProblems.length && !opts.force) {
-      throw new InputError(
-        `refusing to publish records for invalid certificates (use --force to publish anyway):\n  ${result.targets.validityProblems.join('\n  ')}`,
-      );
-    }
-    const by = actor(opts.entryPoint);
-    const stamp = now.toISOString();
-    // Settle what needs no DNS change: interrupted publishes found at the provider, records
-    // that left the desired set (start of their grace), records already gone.
-    for (const p of result.plan) {
-      for (const k of p.keep) {
-        const owned = state.records.find((r) => r.provider === k.provider && recordKey(r) === recordKey(k));
-        if (owned && owned.status !== 'published') upsert(state, { ...owned, status: 'published', publishedAt: owned.publishedAt ?? owned.addedAt });
-      }
-      for (const r of p.retiring) {
-        if (r.record.status !== 'retiring') upsert(state, { ...r.record, status: 'retiring', retiringSince: stamp });
-      }
-    }
-    const chosen = new Set(result.targets.services.map((s) => s.service));
-    for (const o of [...state.records]) {
-      if (!chosen.has(o.service)) continue;
-      const present = (result.listed.get(o.owner) ?? []).some((r) => recordKey(r) === recordKey(o));
-      const desired = result.targets.records.some((d) => d.provider === o.provider && recordKey(d) === recordKey(o));
-      if (!present && !desired) drop(state, o);
-    }
-    writeState(config.stateDir, state);
-
-    let added = 0;
-    let removed = 0;
-    for (const p of result.plan.filter(hasChanges)) {
-      const provider = result.providers.get(p.provider)!;
-      for (const a of p.add) {
-        const prior = state.records.find((r) => r.provider === a.provider && recordKey(r) === recordKey(a));
-        upsert(state, { owner: a.owner, usage: a.usage, selector: a.selector, matching: a.matching, data: a.data, provider: a.provider, service: a.service, ttl: a.ttl, status: 'publishing', addedAt: prior?.addedAt ?? stamp, by });
-      }
-      for (const r of p.remove) upsert(state, { ...r, status: 'removing' });
-      writeState(config.stateDir, state);
-      opts.progress?.(`${p.provider}: ${p.owner} +${p.add.length} -${p.remove.length}`);
-      try {
-        await provider.apply(p.owner, { add: p.add.map(plain), remove: p.remove.map(plain) }, p.ttl);
-      } catch (e) {
-        throw asProviderError(provider.name, e);
-      }
-      const done = new Date().toISOString();
-      for (const a of p.add) {
-        const cur = state.records.find((r) => r.provider === a.provider && recordKey(r) === recordKey(a))!;
-        upsert(state, { ...cur, status: 'published', publishedAt: done });
-      }
-      for (const r of p.remove) drop(state, r);
-      writeState(config.stateDir, state);
-      added += p.add.length;
-      removed += p.remove.length;
-    }
-    for (const provider of result.providers.values()) {
-      try {
-        await provider.flush?.();
-      } catch (e) {
-        throw asProviderError(provider.name, e);
-      }
-    }
-    const { providers: _p, ...rest } = result;
-    return { ...rest, added, removed };
+    return await runLocked(config, opts);
   } finally {
     release();
   }
+}
+
+async function runLocked(config: LoadedConfig, opts: EngineOptions): Promise<EngineResult> {
+  const now = opts.now ?? new Date();
+  const stamp = now.toISOString();
+  const dir = config.stateDir;
+  const by = actor(opts.entryPoint);
+  const write = !opts.dryRun;
+  const state = readState(dir);
+  let c = await computePlan(config, opts, state);
+  if (c.targets.validityProblems.length && !opts.force && opts.add !== false) {
+    throw new InputError(`refusing to publish records for invalid certificates (use --force to publish anyway):\n  ${c.targets.validityProblems.join('\n  ')}`);
+  }
+  settle(state, c, stamp);
+  if (write) writeState(dir, state);
+
+  let added = 0;
+  if (opts.add !== false && write) {
+    for (const p of c.plan) {
+      if (!p.add.length) continue;
+      await applyChange(c, p, p.add, [], state, dir, by, opts.progress);
+      added += p.add.length;
+    }
+    await flushAll(c.providers);
+  }
+
+  const propagationView = opts.propagation ?? (config.raw.verify.propagation ? dnsPropagation(config) : undefined);
+  const isLive = (r: OwnedRecord | undefined) => !!r && liveAt(r, !!propagationView) !== undefined && liveAt(r, !!propagationView)!.getTime() <= now.getTime();
+
+  // Promotion: a staged chain is installed once a record that matches it is live.
+  const promoted: Promotion[] = [];
+  const waiting: ChainWait[] = [];
+  if (opts.promote !== false) {
+    for (const svc of c.targets.services) {
+      const raw = config.raw.services[svc.service]!;
+      for (const chain of svc.chains.filter((x) => x.role === 'staged')) {
+        const matching = c.targets.records.filter((d) => d.service === svc.service && d.chains.includes(chain.label));
+        const owned = matching.map((d) => find(state, d)).filter((o): o is OwnedRecord => !!o);
+        if (!chain.bootstrap && propagationView && !owned.some(isLive)) {
+          const notes = await observePropagation(owned, propagationView, state, now, opts.progress);
+          if (write) writeState(dir, state);
+          for (const n of notes) opts.progress?.(n);
+        }
+        const ready = chain.bootstrap || owned.some((o) => isLive(find(state, o)));
+        if (!ready) {
+          const etas = owned.map((o) => liveAt(find(state, o)!, !!propagationView)).filter((d): d is Date => !!d);
+          const eta = etas.length ? new Date(Math.min(...etas.map((d) => d.getTime()))) : undefined;
+          waiting.push({ service: svc.service, chain: chain.label, reason: owned.some((o) => o.status === 'published' && !o.seenAt && propagationView) ? 'its records to reach every authoritative server, then 2×TTL' : 'its records to be 2×TTL old', ...(eta ? { eta } : {}) });
+          continue;
+        }
+        if (!write) {
+          promoted.push({ service: svc.service, source: chain.sourceName, chain: chain.label });
+          continue;
+        }
+        promoted.push(await promote(config, svc.service, raw.install!, chain, now, opts.progress));
+      }
+    }
+  }
+  if (promoted.length && write) {
+    // What is served changed: the previous chains' records now start their grace.
+    c = await computePlan(config, opts, state, c.providers);
+    settle(state, c, stamp);
+    writeState(dir, state);
+  }
+
+  // Retirement: grace over, and no live server presents a chain the record matches.
+  const held: EngineResult['held'] = [];
+  const retired: OwnedRecord[] = [];
+  let removed = 0;
+  if (opts.retire !== false) {
+    const due = c.plan.flatMap((p) => p.remove.map((r) => ({ p, r })));
+    const liveView = due.length && config.raw.verify.probe ? (opts.live ?? liveProbe(config)) : undefined;
+    const seenChains = new Map<string, Awaited<ReturnType<LiveView['servedChains']>>>();
+    const removable = new Map<OwnerPlan, OwnedRecord[]>();
+    for (const { p, r } of due) {
+      if (liveView) {
+        const svc = config.raw.services[r.service];
+        if (svc) {
+          const key = r.service;
+          if (!seenChains.has(key)) {
+            opts.progress?.(`probing ${svc.host} (ports ${svc.ports.join(', ')}) before removing records`);
+            seenChains.set(key, await liveView.servedChains(svc.host, svc.ports, svc.protocol));
+          }
+          const seen = seenChains.get(key)!;
+          const user = seen.chains.find((x) => recordMatchesChain(r, x.chain));
+          if (user) {
+            held.push({ record: r, why: `${user.address} port ${user.port} still presents a chain it matches (${user.keyType})` });
+            continue;
+          }
+          if (seen.errors.length) {
+            held.push({ record: r, why: `the live probe could not check every address: ${seen.errors.join('; ')}` });
+            continue;
+          }
+        }
+      }
+      retired.push(r);
+      removable.set(p, [...(removable.get(p) ?? []), r]);
+    }
+    if (write) {
+      for (const [p, recs] of removable) {
+        await applyChange(c, p, [], recs, state, dir, by, opts.progress);
+        removed += recs.length;
+      }
+      if (removed) await flushAll(c.providers);
+    }
+  }
+  const { providers: _p, ...rest } = c;
+  return { ...rest, added, removed, promoted, waiting, held, retired };
+}
+
+async function promote(config: LoadedConfig, service: string, install: NonNullable<LoadedConfig['raw']['services'][string]['install']>, chain: ServiceChain, now: Date, progress?: (l: string) => void): Promise<Promotion> {
+  const { fullchainPem, keyPem } = stagedFiles(chain);
+  const dir = resolve(config.baseDir, install.dir);
+  const release = installRelease(dir, chain.sourceName, fullchainPem, keyPem, now);
+  progress?.(`${service}: installed ${chain.label} as ${release}${chain.bootstrap ? ' (first install)' : ''}`);
+  const p: Promotion = { service, source: chain.sourceName, chain: chain.label, release };
+  if (install.reload) {
+    const r = await runCommand(install.reload, install.reload_timeout_s * 1000, config.baseDir);
+    p.reloaded = r.ok;
+    if (!r.ok) p.reloadError = r.message;
+  }
+  return p;
+}
+
+/** `tlsa publish`. */
+export function publish(config: LoadedConfig, opts: RunOptions): Promise<EngineResult> {
+  return runEngine(config, opts);
 }
 
 function plain(r: TlsaRecord): TlsaRecord {

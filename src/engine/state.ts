@@ -24,6 +24,8 @@ export interface OwnedRecord extends TlsaRecord {
   addedAt: string;
   publishedAt?: string;
   retiringSince?: string;
+  /** First time every authoritative server served it. */
+  seenAt?: string;
   /** Who wrote it: entry point, host and pid. */
   by: string;
 }

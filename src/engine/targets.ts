@@ -1,20 +1,23 @@
 /** From a loaded config to the records every service wants: loads the chains and catalogs
  *  (file reads) and hands them to the pure desired-record computation. */
 import { resolve } from 'node:path';
-import { loadChain, type CertSource, type LoadedChain } from '../certs/chain.js';
 import type { LoadedConfig } from '../config/load.js';
-import type { RawCertificateSource } from '../config/schema.js';
 import { InputError } from '../errors.js';
 import { builtinCatalogPath, BUILTIN_CATALOGS, loadCatalog, type IssuerCatalog } from '../issuers/catalog.js';
-import { PolicyError } from '../tlsa/policy.js';
+import { PolicyError, type Protocol } from '../tlsa/policy.js';
 import { parseRdata } from '../tlsa/presentation.js';
 import { DEFAULT_SPECS, desiredRecords, type RecordSpec } from './desired.js';
 import type { TargetRecord } from './plan.js';
+import { serviceChains, type ServiceChain } from './sources.js';
 
 export interface ServiceTargets {
   service: string;
   provider: string;
-  chains: LoadedChain[];
+  host: string;
+  ports: number[];
+  protocol?: Protocol;
+  /** Served and staged chains. */
+  chains: ServiceChain[];
 }
 
 export interface Targets {
@@ -23,13 +26,6 @@ export interface Targets {
   warnings: string[];
   /** Expired / not yet valid certificates: publish refuses them unless forced. */
   validityProblems: string[];
-}
-
-export function toCertSource(src: RawCertificateSource, baseDir: string): CertSource {
-  if ('lineage' in src) return { kind: 'lineage', dir: resolve(baseDir, src.lineage) };
-  const abs = (p: string | undefined) => (p ? resolve(baseDir, p) : undefined);
-  if ('fullchain' in src) return { kind: 'files', fullchain: abs(src.fullchain)!, ...(src.key ? { key: abs(src.key)! } : {}) };
-  return { kind: 'files', cert: abs(src.cert)!, ...(src.chain ? { chain: abs(src.chain)! } : {}), ...(src.key ? { key: abs(src.key)! } : {}) };
 }
 
 export function parseSpec(text: string): RecordSpec {
@@ -69,7 +65,7 @@ export function computeTargets(config: LoadedConfig, serviceNames: string[], now
       catalog = catalogs.get(file) ?? loadCatalog(file);
       catalogs.set(file, catalog);
     }
-    const chains = svc.certificates.map((src) => loadChain(toCertSource(src, config.baseDir), now));
+    const chains = serviceChains(config, name, svc, now);
     for (const c of chains) {
       warnings.push(...c.warnings);
       validityProblems.push(...c.validityProblems);
@@ -87,7 +83,7 @@ export function computeTargets(config: LoadedConfig, serviceNames: string[], now
     }
     warnings.push(...result.warnings);
     records.push(...result.records.map((r) => ({ ...r, provider: svc.provider, service: name, ttl })));
-    services.push({ service: name, provider: svc.provider, chains });
+    services.push({ service: name, provider: svc.provider, host: svc.host, ports: svc.ports, ...(svc.protocol ? { protocol: svc.protocol } : {}), chains });
   }
   return { records, services, warnings, validityProblems };
 }

@@ -278,7 +278,7 @@ export interface WaitProgress {
   pending: string[];
 }
 
-export interface WaitOptions extends AuthoritativeOptions {
+export interface WaitOptions extends Omit<AuthoritativeOptions, 'timeoutMs'> {
   /** Give up after this long (the last round may finish a little later). */
   timeoutMs: number;
   /** Between rounds (default 2000 ms). */

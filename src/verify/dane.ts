@@ -117,3 +117,10 @@ export function daneMatch(input: DaneMatchInput): DaneResult {
   }
   return result();
 }
+
+/** Does this one record match this chain, by data alone (no name or expiry checks)? Used to
+ *  decide whether a record is still needed by what a server presents. */
+export function recordMatchesChain(r: TlsaRecord, chain: X509Certificate[]): boolean {
+  if (r.usage === 3 || r.usage === 1) return chain[0] !== undefined && matches(chain[0], r);
+  return chain.slice(1).some((c) => matches(c, r));
+}

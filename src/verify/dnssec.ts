@@ -285,7 +285,8 @@ export async function resolveHostForDane(resolver: DnsServer, host: string, opts
   const part = (l: LookupResult<string>): string =>
     l.records.length ? `${l.type} ${l.status} (${l.records.join(', ')})` : `${l.type} ${l.status}${l.security ? ` (${l.security} denial)` : ''}`;
   const chainText = cnameChain.length ? `; CNAME chain ${cnameChain.join(' -> ')} (${chainSecure ? 'secure: TLSA base is the target' : 'not secure: TLSA base is the original name'})` : '';
-  const detail = status === 'secure' ? '' : `; ${both.filter((l) => l.security !== 'secure' || l.status === 'bogus').map((l) => l.message).join('; ')}`;
+  const worst = both.find((l) => l.status === status) ?? both.find((l) => l.security !== 'secure');
+  const detail = status === 'secure' || !worst ? '' : `; ${worst.message}`;
   return {
     host: h,
     status,

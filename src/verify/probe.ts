@@ -77,7 +77,8 @@ export type ProbeResult =
       cipher: string;
       /** Key type of the leaf certificate. */
       keyType: LeafKeyType;
-      /** The plaintext greeting (STARTTLS protocols). */
+      /** The greeting: the plaintext one before STARTTLS, or for implicit TLS the one sent
+       *  inside TLS when the server speaks first (SMTPS, IMAPS, POP3S). */
       banner?: string;
       /** 'wire': read from the handshake bytes (exact); 'peer-certificate': fallback walk of
        *  Node's getPeerCertificate(true) (issuer order, certificates off the path dropped). */
@@ -474,12 +475,45 @@ function handshake(raw: Socket, t: ProbeTarget, deadline: number, timeoutMs: num
   });
 }
 
-/** QUIT/LOGOUT over TLS, wait briefly for the answer, close_notify. Never fails the probe. */
-async function closePolitely(sock: TLSSocket, protocol: ProbeProtocol, deadline: number): Promise<void> {
+/** How long an implicit-TLS probe waits for a server-first greeting (SMTPS, IMAPS, POP3S). */
+const IMPLICIT_GREETING_WAIT_MS = 1500;
+
+/**
+ * After the handshake: for implicit TLS, read the greeting if the server speaks first (not on
+ * 443, where the client speaks first) to learn the protocol; then QUIT/LOGOUT and wait briefly
+ * for the answer; then close_notify. Returns the implicit-TLS greeting. Never fails the probe.
+ */
+async function closePolitely(sock: TLSSocket, t: ProbeTarget, deadline: number, where: string): Promise<string | undefined> {
   sock.removeAllListeners('close');
   sock.removeAllListeners('error');
   sock.on('error', () => { /* the result is already decided */ });
-  const wait = (ms: number, ...events: string[]): Promise<void> => new Promise((resolve) => {
+  const budget = (): number => Math.min(1000, deadline - Date.now());
+  let cmd = quitCommand(t.protocol);
+  let banner: string | undefined;
+  if (t.protocol === 'tls' && t.port !== 443 && deadline - Date.now() > 0) {
+    const wait = Math.min(IMPLICIT_GREETING_WAIT_MS, deadline - Date.now());
+    const conn = new PlainConnection(sock, Date.now() + wait, wait, where);
+    try {
+      const first = await conn.readLine('greeting');
+      if (/^220[ -]/.test(first)) {
+        const lines = [first];
+        while (/^220-/.test(lines[lines.length - 1]!) && lines.length < 100) lines.push(await conn.readLine('greeting'));
+        banner = lines.join('\n');
+        cmd = 'QUIT';
+      } else if (/^\* OK\b/i.test(first)) {
+        banner = first;
+        cmd = 'a2 LOGOUT';
+      } else if (/^\+OK\b/.test(first)) {
+        banner = first;
+        cmd = 'QUIT';
+      }
+    } catch {
+      // no greeting (HTTPS and other client-first protocols): just close
+    } finally {
+      conn.detach();
+    }
+  }
+  const waitFor = (ms: number, ...events: string[]): Promise<void> => new Promise((resolve) => {
     const done = (): void => {
       clearTimeout(timer);
       for (const e of events) sock.off(e, done);
@@ -488,17 +522,16 @@ async function closePolitely(sock: TLSSocket, protocol: ProbeProtocol, deadline:
     const timer = setTimeout(done, Math.max(0, ms));
     for (const e of events) sock.once(e, done);
   });
-  const budget = (): number => Math.min(1000, deadline - Date.now());
-  const cmd = quitCommand(protocol);
   if (cmd && !sock.destroyed && budget() > 0) {
     sock.write(`${cmd}\r\n`);
-    await wait(budget(), 'data', 'end', 'close');
+    await waitFor(budget(), 'data', 'end', 'close');
   }
   if (!sock.destroyed) {
     sock.end();
-    await wait(Math.min(300, Math.max(0, budget())), 'close');
+    await waitFor(Math.min(300, Math.max(0, budget())), 'close');
   }
   sock.destroy();
+  return banner;
 }
 
 function validate(t: ProbeTarget): ProbeFailure | undefined {
@@ -570,8 +603,9 @@ async function runProbe(t: ProbeTarget): Promise<ProbeResult> {
       keyType: leafKeyType(hs.chain[0]),
       chainSource: hs.chainSource,
     };
+    const implicitBanner = await closePolitely(hs.sock, t, deadline, where).catch(() => undefined);
+    banner ??= implicitBanner;
     if (banner !== undefined) result.banner = banner;
-    await closePolitely(hs.sock, t.protocol, deadline).catch(() => undefined);
     return result;
   } finally {
     raw.destroy();

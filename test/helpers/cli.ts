@@ -142,6 +142,8 @@ export interface ConfigOptions {
   providerExtra?: string[];
   /** Extra lines under services.mx. */
   serviceExtra?: string[];
+  /** Lines under verify:. Default: no DNS or TLS checks (a test never leaves loopback). */
+  verify?: string[];
 }
 
 /** The YAML of a one-provider, one-service config; paths as given (relative ones resolve
@@ -150,6 +152,8 @@ export function configYaml(o: ConfigOptions): string {
   return [
     `state_dir: ${o.stateDir ?? 'state'}`,
     `ttl: ${o.ttl ?? 3600}`,
+    'verify:',
+    ...(o.verify ?? ['resolver: "127.0.0.1:9"', 'propagation: false', 'probe: false']).map((l) => `  ${l}`),
     'providers:',
     '  local:',
     '    type: zonefile',

@@ -93,6 +93,22 @@ function upgrade(sock: Socket, opts: TlsOptions): TLSSocket {
   return t;
 }
 
+/**
+ * An implicit-TLS server that greets like SMTPS once the handshake is done and answers QUIT
+ * (so that probe() does not wait for a greeting); `seen` collects the lines it received.
+ */
+function smtpsServer(opts: TlsOptions, seen: string[] = []): Server {
+  return createTlsServer(opts, (s) => {
+    s.on('error', () => undefined);
+    s.write('220 smtps.example.test ESMTP\r\n');
+    const q = lineQueue(s);
+    void q.next().then((l) => {
+      if (l !== null) seen.push(l);
+      if (l === 'QUIT') s.end('221 2.0.0 Bye\r\n');
+    });
+  });
+}
+
 const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Writes pieces with small gaps, so a reply arrives split over several TCP segments. */
@@ -477,7 +493,7 @@ describe('IMAP and POP3 STARTTLS', () => {
 
 describe('the chain as sent', () => {
   async function tlsServer(opts: TlsOptions): Promise<number> {
-    return listen(createTlsServer(opts));
+    return listen(smtpsServer(opts));
   }
 
   for (const version of ['TLSv1.2', 'TLSv1.3'] as const) {
@@ -554,6 +570,24 @@ describe('the chain as sent', () => {
     expect(expectOk(await probe(target(messy, 'tls'))).chain).toHaveLength(3);
   });
 
+  it('implicit TLS: the SMTPS greeting is read after the handshake and answered with QUIT', async () => {
+    const seen: string[] = [];
+    const port = await listen(smtpsServer(serving(ecLeaf, [ecInt.certPem]), seen));
+    const r = expectOk(await probe(target(port, 'tls')));
+    expect(r.banner).toBe('220 smtps.example.test ESMTP');
+    await pause(50);
+    expect(seen).toEqual(['QUIT']);
+  });
+
+  it('implicit TLS with a client-first server (no greeting): ok, no banner, closed after a short wait', async () => {
+    const port = await listen(createTlsServer(serving(ecLeaf, [])));
+    const t0 = Date.now();
+    const r = expectOk(await probe(target(port, 'tls')));
+    expect(r.banner).toBeUndefined();
+    expect(r.chain).toHaveLength(1);
+    expect(Date.now() - t0).toBeLessThan(3000);
+  });
+
   it('chainFromServerBytes: garbage and truncation give undefined, not a throw', () => {
     expect(chainFromServerBytes(Buffer.from('not tls at all'), 'TLSv1.2')).toBeUndefined();
     expect(chainFromServerBytes(Buffer.from([0x16, 0x03, 0x03, 0x00, 0x08, 0x0b, 0, 0, 9, 0, 0, 5, 0]), 'TLSv1.2')).toBeUndefined();
@@ -564,7 +598,7 @@ describe('the chain as sent', () => {
 describe('keyType selects the chain of a dual-certificate server', () => {
   for (const version of ['TLSv1.2', 'TLSv1.3'] as const) {
     it(`${version}: rsa → the RSA chain, ecdsa → the ECDSA chain`, async () => {
-      const port = await listen(createTlsServer({
+      const port = await listen(smtpsServer({
         key: [rsaLeaf.keyPem, ecLeaf.keyPem],
         cert: [rsaLeaf.certPem + rsaInt.certPem, ecLeaf.certPem + ecInt.certPem],
         maxVersion: version,
@@ -595,7 +629,7 @@ describe('probeAll', () => {
   it('runs probes in parallel up to the bound, results in input order', async () => {
     let open = 0;
     let maxOpen = 0;
-    const server = createTlsServer(serving(ecLeaf, [ecInt.certPem]));
+    const server = smtpsServer(serving(ecLeaf, [ecInt.certPem]));
     server.on('connection', (s: Socket) => {
       open++;
       maxOpen = Math.max(maxOpen, open);

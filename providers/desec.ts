@@ -1,0 +1,402 @@
+/**
+ * desec: the deSEC DNS API (https://desec.io/api/v1, documented at desec.readthedocs.io).
+ *
+ * Credentials: `token`, a deSEC API token, sent as `Authorization: Token <token>`. Write it as
+ *              `token: ${DESEC_TOKEN}` (from the environment) or `token_file: PATH` (mode 0600).
+ *              It is never printed.
+ * Options:     token (required); domain (optional, e.g. `example.org`); api_url
+ *              (`https://desec.io/api/v1`); timeout_s (30, per request); settle_ms (250: the
+ *              wait before reading back a write, see Concurrency); max_wait_s (120: the longest
+ *              Retry-After that is waited out).
+ * Privileges:  any token can read every RRset of the account. Write access can be narrowed with
+ *              token scoping policies (`POST /auth/tokens/{id}/policies/rrsets/`, needs a token
+ *              with perm_manage_tokens): a default policy `{"domain": null, "subname": null,
+ *              "type": null, "perm_write": false}`, then one per TLSA owner name, e.g.
+ *              `{"domain": "example.org", "subname": "_25._tcp.mx", "type": "TLSA",
+ *              "perm_write": true}`. Policies match exact subnames (no patterns), so each port
+ *              and host needs its own. Leave perm_manage_tokens, perm_create_domain and
+ *              perm_delete_domain off; `allowed_subnets` can pin the token to the host. A write
+ *              the policies do not allow is answered 403.
+ * Zone:        the `domain` option (`GET /domains/NAME/`), or else the account's domain that is
+ *              responsible for the owner name (`GET /domains/?owns_qname=OWNER`: the longest
+ *              suffix). The owner's subname is relative to that domain (`_25._tcp.mx`).
+ * Writes:      RRsets are written whole, with one bulk `PATCH /domains/D/rrsets/` of one RRset
+ *              (`records: []` deletes it). A bulk request counts once against the write limits.
+ *              The TTL is the requested one when records are added, else the RRset's own.
+ * TTL:         deSEC refuses TTLs below the domain's `minimum_ttl` (3600 for most domains). A
+ *              lower TTL is raised to it and said so: a warning on stderr (once per domain and
+ *              TTL) and in the provider's `notices`; `effectiveTtl(owner, ttl)` tells a caller the
+ *              TTL that will really be published. tlsa's rollover waits count from the TTL in the
+ *              configuration: set it to at least the minimum.
+ * Reads:       `GET /domains/D/rrsets/?subname=S` (all types at the name, to see a CNAME), with
+ *              cursor pagination (`Link` rel="first"/"next") when deSEC asks for it; links are
+ *              followed only on the api_url's own origin.
+ * CNAME:       a CNAME at the owner name is found by the read before any write and reported
+ *              (deSEC itself answers 400 "RRset with conflicting type present ... (No other
+ *              RRsets are allowed alongside CNAME.)").
+ * Concurrency: no conditional write: each apply reads the RRset, computes the new set (keeps
+ *              every record not named in `remove`, adds ours), writes it, waits `settle_ms`
+ *              (jittered), reads it back, and repeats (6 rounds at most) until our adds are there,
+ *              our removes are gone and every record that was there before our write (and not
+ *              removed by us) is still there. Residual race: a writer that read before our write
+ *              and writes its stale set only after our read-back removes our records unseen;
+ *              the window is its read-to-write time. The next run repairs it.
+ * Limits:      reads ("dns_api_cheap") 10/s and 50/min; RRset writes per domain 2/s, 15/min,
+ *              100/h, 300/day; 2000 requests/day per account. An apply costs two reads and one
+ *              write (plus one domain read per run). 429 carries `Retry-After`: it is waited out
+ *              up to max_wait_s, else the run fails and says when to retry. 5xx and network
+ *              errors are retried with backoff (5 attempts). Errors: 401 `{"detail": "Invalid
+ *              token."}`; 403 `{"detail": "You do not have permission to perform this
+ *              action."}`; 404 `{"detail": "Not found."}` for a domain not in the account; 400
+ *              with field errors, a list of them for bulk requests.
+ */
+import { redact, registerSecret } from '../src/util/redact.js';
+import { withRetry } from '../src/util/retry.js';
+import { parseRdata } from '../src/tlsa/presentation.js';
+import { normaliseName, rdataText, type TlsaRecord } from '../src/tlsa/record.js';
+import { ProviderError, type DnsProvider, type ProviderFactory, type TlsaChange } from './index.js';
+
+/** The desec provider also says which TTL it really publishes. */
+export interface DesecProvider extends DnsProvider {
+  /** Messages about changes the API forced (a raised TTL), newest last. */
+  readonly notices: string[];
+  /** The TTL that apply(owner, …, ttl) will publish: ttl raised to the domain's minimum_ttl. */
+  effectiveTtl(owner: string, ttl: number): Promise<number>;
+}
+
+interface Domain {
+  name: string;
+  minimumTtl: number;
+}
+
+interface RRset {
+  subname: string;
+  type: string;
+  ttl: number;
+  records: string[];
+}
+
+interface NameState {
+  tlsa?: RRset;
+  cname?: string;
+}
+
+class Transient extends Error {
+  constructor(message: string, readonly retryAfterMs?: number) {
+    super(message);
+  }
+}
+
+/** A 429 whose Retry-After is longer than we are willing to wait. */
+class Throttled extends Error {
+  constructor(readonly seconds: number) {
+    super(`throttled for ${seconds} s`);
+  }
+}
+
+class HttpFailure extends Error {
+  constructor(readonly status: number, readonly messages: string[]) {
+    super(messages.join('; '));
+  }
+}
+
+const MAX_ROUNDS = 6;
+const warned = new Set<string>();
+
+function contentKey(content: string): string {
+  try {
+    return rdataText(parseRdata(content));
+  } catch {
+    return `raw:${content.trim().replace(/\s+/g, ' ').toLowerCase()}`;
+  }
+}
+
+/** Every message string in a DRF error body: {"detail": …}, {"field": […]}, [{…}, {…}]. */
+function messagesOf(body: unknown): string[] {
+  if (typeof body === 'string') return [body];
+  if (Array.isArray(body)) return body.flatMap(messagesOf);
+  if (body && typeof body === 'object') {
+    return Object.entries(body).flatMap(([k, v]) => messagesOf(v).map((m) => (k === 'detail' || k === 'non_field_errors' ? m : `${k}: ${m}`)));
+  }
+  return [];
+}
+
+/** `<url>; rel="next", <url>; rel="first"` → { next: url, first: url }. */
+function parseLinks(header: string | null): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const m of (header ?? '').matchAll(/<([^>]*)>\s*;\s*rel="?([a-z]+)"?/gi)) out[m[2]!.toLowerCase()] = m[1]!;
+  return out;
+}
+
+export const createProvider: ProviderFactory = (options, ctx) => {
+  const str = (key: string, fallback?: string): string | undefined => {
+    const v = options[key];
+    if (v === undefined) return fallback;
+    if (typeof v !== 'string' || !v) throw ctx.optionError(key, `"${key}" must be a non-empty string`);
+    return v;
+  };
+  const num = (key: string, fallback: number, min: number): number => {
+    const v = options[key] ?? fallback;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < min) throw ctx.optionError(key, `"${key}" must be a number ≥ ${min}`);
+    return v;
+  };
+  for (const k of Object.keys(options)) {
+    if (!['token', 'domain', 'api_url', 'timeout_s', 'settle_ms', 'max_wait_s'].includes(k)) throw ctx.optionError(k, `unknown desec option "${k}" (known: token, domain, api_url, timeout_s, settle_ms, max_wait_s)`);
+  }
+  const token = str('token');
+  if (!token) throw ctx.optionError('token', 'desec needs "token" (a deSEC API token), e.g. token: ${DESEC_TOKEN} or token_file: PATH');
+  registerSecret(token);
+  const rawUrl = str('api_url', 'https://desec.io/api/v1')!;
+  let api: URL;
+  try {
+    api = new URL(rawUrl.replace(/\/+$/, ''));
+    if (api.protocol !== 'https:' && api.protocol !== 'http:') throw new Error('scheme');
+  } catch {
+    throw ctx.optionError('api_url', `"api_url" must be an http(s) URL such as https://desec.io/api/v1 (got "${rawUrl}")`);
+  }
+  const apiBase = `${api.origin}${api.pathname}`;
+  const domainOpt = str('domain');
+  let fixedDomain: string | undefined;
+  try {
+    fixedDomain = domainOpt ? normaliseName(domainOpt).slice(0, -1) : undefined;
+  } catch (e) {
+    throw ctx.optionError('domain', (e as Error).message);
+  }
+  const timeoutMs = num('timeout_s', 30, 1) * 1000;
+  const settleMs = num('settle_ms', 250, 0);
+  const maxWaitS = num('max_wait_s', 120, 0);
+  const name = `desec(${ctx.instance})`;
+  const notices: string[] = [];
+  const fail = (message: string): ProviderError => new ProviderError(name, redact(message));
+
+  interface Answer { status: number; body: unknown; links: Record<string, string> }
+
+  /** One exchange with retries; returns 2xx answers, throws HttpFailure for other 4xx. */
+  async function exchange(method: string, url: string, what: string, body?: unknown, okStatuses: number[] = []): Promise<Answer> {
+    if (new URL(url).origin !== api.origin) throw fail(`refusing to follow a link off ${api.origin} (${what}): ${url}`);
+    return withRetry(async () => {
+      let res: Response;
+      try {
+        res = await fetch(url, {
+          method,
+          headers: {
+            Authorization: `Token ${token!}`,
+            Accept: 'application/json',
+            ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
+          },
+          ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+          signal: AbortSignal.timeout(timeoutMs),
+          redirect: 'error',
+        });
+      } catch (e) {
+        const err = e as Error & { cause?: { code?: string; message?: string } };
+        const why = err.name === 'TimeoutError' ? `no answer within ${timeoutMs / 1000} s` : (err.cause?.code ?? err.cause?.message ?? err.message);
+        throw new Transient(`cannot reach the deSEC API at ${api.origin} (${what}): ${why}`);
+      }
+      const text = await res.text();
+      let json: unknown;
+      try { json = text ? JSON.parse(text) : undefined; } catch { json = undefined; }
+      const links = parseLinks(res.headers.get('link'));
+      if (res.ok || okStatuses.includes(res.status)) return { status: res.status, body: json, links };
+      const messages = json === undefined ? [text.trim().slice(0, 300) || res.statusText] : messagesOf(json);
+      if (res.status === 429) {
+        const seconds = Number(res.headers.get('retry-after') ?? '1');
+        const wait = Number.isFinite(seconds) && seconds >= 0 ? seconds : 1;
+        if (wait > maxWaitS) throw new Throttled(wait);
+        throw new Transient(`deSEC API ${what}: HTTP 429 ${messages.join('; ')}`, wait * 1000);
+      }
+      if (res.status >= 500) throw new Transient(`deSEC API ${what}: HTTP ${res.status} ${messages.join('; ')}`);
+      if (res.status === 401) throw fail(`token rejected (HTTP 401: ${messages.join('; ')}); check "token"`);
+      throw new HttpFailure(res.status, messages);
+    }, {
+      attempts: 5,
+      baseDelayMs: 250,
+      maxDelayMs: Math.max(5_000, maxWaitS * 1000),
+      isRetryable: (e) => e instanceof Transient,
+      retryAfterMs: (e) => (e instanceof Transient ? e.retryAfterMs : undefined),
+    }).catch((e: unknown) => {
+      if (e instanceof Transient) throw fail(`${e.message} (gave up after 5 attempts)`);
+      if (e instanceof Throttled) throw fail(`rate limited by deSEC (${what}): it asks to wait ${e.seconds} s, more than max_wait_s (${maxWaitS}); re-run after that (RRset writes are limited per domain to 2/s, 15/min, 100/h, 300/day)`);
+      throw e;
+    });
+  }
+
+  /** GET a list, following deSEC's cursor pagination when it asks for it. */
+  async function getList(path: string, what: string): Promise<unknown[]> {
+    let answer = await exchange('GET', `${apiBase}${path}`, what, undefined, [400]);
+    if (answer.status === 400) {
+      if (!answer.links['first']) throw new HttpFailure(400, messagesOf(answer.body));
+      answer = await exchange('GET', answer.links['first'], what);
+    }
+    const items: unknown[] = [];
+    for (let page = 0; ; page++) {
+      if (!Array.isArray(answer.body)) throw fail(`unexpected answer (${what}): not a list`);
+      items.push(...answer.body);
+      const next = answer.links['next'];
+      if (!next) return items;
+      if (page > 1000) throw fail(`more than 1000 pages (${what})`);
+      answer = await exchange('GET', next, what);
+    }
+  }
+
+  const domains = new Map<string, Promise<Domain>>();
+  const toDomain = (d: { name?: unknown; minimum_ttl?: unknown }): Domain | undefined =>
+    typeof d?.name === 'string' ? { name: d.name.toLowerCase().replace(/\.$/, ''), minimumTtl: typeof d.minimum_ttl === 'number' ? d.minimum_ttl : 3600 } : undefined;
+
+  function domainFor(owner: string): Promise<Domain> {
+    const cacheKey = fixedDomain ?? owner;
+    let p = domains.get(cacheKey);
+    if (p) return p;
+    p = (async (): Promise<Domain> => {
+      if (fixedDomain) {
+        try {
+          const a = await exchange('GET', `${apiBase}/domains/${encodeURIComponent(fixedDomain)}/`, `reading domain ${fixedDomain}`);
+          const d = toDomain(a.body as { name?: unknown });
+          if (!d) throw fail(`unexpected answer for domain ${fixedDomain}`);
+          return d;
+        } catch (e) {
+          if (e instanceof HttpFailure && e.status === 404) throw fail(`domain (zone) ${fixedDomain} not found in this deSEC account (option "domain")`);
+          if (e instanceof HttpFailure) throw fail(`reading domain ${fixedDomain}: HTTP ${e.status} ${e.message}`);
+          throw e;
+        }
+      }
+      let list: unknown[];
+      try {
+        list = await getList(`/domains/?owns_qname=${encodeURIComponent(owner.slice(0, -1))}`, `finding the domain of ${owner}`);
+      } catch (e) {
+        if (e instanceof HttpFailure) throw fail(`finding the domain of ${owner}: HTTP ${e.status} ${e.message}`);
+        throw e;
+      }
+      const best = list
+        .map((x) => toDomain(x as { name?: unknown }))
+        .filter((d): d is Domain => d !== undefined && (owner === `${d.name}.` || owner.endsWith(`.${d.name}.`)))
+        .sort((a, b) => b.name.length - a.name.length)[0];
+      if (!best) throw fail(`no domain (zone) in this deSEC account contains ${owner}; add the domain to the account or set the option "domain"`);
+      return best;
+    })();
+    domains.set(cacheKey, p);
+    p.catch(() => domains.delete(cacheKey));
+    return p;
+  }
+
+  function subnameOf(owner: string, d: Domain): string {
+    if (owner === `${d.name}.`) return '';
+    if (!owner.endsWith(`.${d.name}.`)) throw fail(`${owner} is not in domain ${d.name} (option "domain")`);
+    return owner.slice(0, -(d.name.length + 2));
+  }
+
+  async function readName(d: Domain, subname: string): Promise<NameState> {
+    let list: unknown[];
+    try {
+      list = await getList(`/domains/${encodeURIComponent(d.name)}/rrsets/?subname=${encodeURIComponent(subname)}`, `reading ${subname || '@'} in ${d.name}`);
+    } catch (e) {
+      if (e instanceof HttpFailure && e.status === 404) throw fail(`domain (zone) ${d.name} not found in this deSEC account`);
+      if (e instanceof HttpFailure) throw fail(`reading ${subname || '@'} in ${d.name}: HTTP ${e.status} ${e.message}`);
+      throw e;
+    }
+    const state: NameState = {};
+    for (const r of list as RRset[]) {
+      if (r?.subname !== subname) continue;
+      if (r.type === 'TLSA') state.tlsa = { subname, type: 'TLSA', ttl: r.ttl, records: Array.isArray(r.records) ? r.records.filter((x) => typeof x === 'string') : [] };
+      else if (r.type === 'CNAME') state.cname = r.records?.[0] ?? '?';
+    }
+    return state;
+  }
+
+  const cnameMessage = (owner: string, d: Domain, target?: string) =>
+    `${owner} has a CNAME${target ? ` (to ${target})` : ''} in deSEC domain ${d.name}; TLSA records cannot sit beside it, and tlsa does not overwrite it: move the TLSA records to the CNAME's target or remove the CNAME`;
+
+  async function write(owner: string, d: Domain, subname: string, records: string[], ttl: number | undefined): Promise<void> {
+    const item = { subname, type: 'TLSA', records, ...(ttl !== undefined && records.length ? { ttl } : {}) };
+    try {
+      await exchange('PATCH', `${apiBase}/domains/${encodeURIComponent(d.name)}/rrsets/`, `writing ${owner} TLSA`, [item]);
+    } catch (e) {
+      if (!(e instanceof HttpFailure)) throw e;
+      if (e.status === 404) throw fail(`domain (zone) ${d.name} not found in this deSEC account`);
+      if (e.status === 403) throw fail(`the token may not write TLSA at "${subname}" in domain ${d.name} (HTTP 403: ${e.message}); give it a scoping policy {"domain": "${d.name}", "subname": "${subname}", "type": "TLSA", "perm_write": true}`);
+      if (e.messages.some((m) => /alongside CNAME/i.test(m))) throw fail(cnameMessage(owner, d));
+      throw fail(`deSEC rejected the TLSA RRset at ${owner} (HTTP ${e.status}): ${e.message}`);
+    }
+  }
+
+  function ttlFor(owner: string, d: Domain, ttl: number): number {
+    if (ttl >= d.minimumTtl) return ttl;
+    const msg = `${owner}: TTL ${ttl} is below deSEC's minimum TTL ${d.minimumTtl} for ${d.name}; publishing with TTL ${d.minimumTtl}. Set the service's ttl to at least ${d.minimumTtl}: rollover waits are counted from the configured TTL`;
+    if (!notices.includes(msg)) notices.push(msg);
+    const once = `${d.name}|${ttl}|${d.minimumTtl}`;
+    if (!warned.has(once)) {
+      warned.add(once);
+      process.stderr.write(`tlsa: warning: ${name}: TTL ${ttl} is below deSEC's minimum TTL ${d.minimumTtl} for ${d.name}; records are published with TTL ${d.minimumTtl} (set ttl ≥ ${d.minimumTtl})\n`);
+    }
+    return d.minimumTtl;
+  }
+
+  function checkOwners(owner: string, change: TlsaChange): void {
+    for (const r of [...change.add, ...change.remove]) {
+      if (normaliseName(r.owner) !== owner) throw fail(`record for ${r.owner} passed to apply(${owner})`);
+    }
+  }
+
+  const provider: DesecProvider = {
+    name,
+    notices,
+    async effectiveTtl(ownerIn, ttl) {
+      const d = await domainFor(normaliseName(ownerIn));
+      return Math.max(ttl, d.minimumTtl);
+    },
+    async list(ownerIn) {
+      const owner = normaliseName(ownerIn);
+      const d = await domainFor(owner);
+      const state = await readName(d, subnameOf(owner, d));
+      return (state.tlsa?.records ?? []).flatMap((r) => {
+        try {
+          return [{ owner, ...parseRdata(r) } as TlsaRecord];
+        } catch {
+          return [];
+        }
+      });
+    },
+    async apply(ownerIn, change, ttl) {
+      const owner = normaliseName(ownerIn);
+      checkOwners(owner, change);
+      const d = await domainFor(owner);
+      const subname = subnameOf(owner, d);
+      const addKeys = change.add.map((r) => rdataText(r));
+      const removeKeys = new Set(change.remove.map((r) => rdataText(r)));
+      const compute = (current: string[]): string[] => {
+        const out = current.filter((r) => !removeKeys.has(contentKey(r)));
+        for (const k of addKeys) {
+          if (!removeKeys.has(k) && !out.some((r) => contentKey(r) === k)) out.push(k);
+        }
+        return out;
+      };
+      const same = (a: string[], b: string[]) => {
+        const ka = a.map(contentKey).sort();
+        const kb = b.map(contentKey).sort();
+        return ka.length === kb.length && ka.every((k, i) => k === kb[i]);
+      };
+      const settled = (after: string[], before: string[]) => {
+        const present = new Set(after.map(contentKey));
+        return addKeys.every((k) => removeKeys.has(k) || present.has(k))
+          && [...removeKeys].every((k) => !present.has(k))
+          && before.every((r) => removeKeys.has(contentKey(r)) || present.has(contentKey(r)));
+      };
+      const writeTtl = change.add.length ? ttlFor(owner, d, ttl) : undefined;
+
+      for (let round = 1; round <= MAX_ROUNDS; round++) {
+        const state = await readName(d, subname);
+        if (state.cname !== undefined) throw fail(cnameMessage(owner, d, state.cname));
+        const current = state.tlsa?.records ?? [];
+        const desired = compute(current);
+        if (same(current, desired)) return;
+        await write(owner, d, subname, desired, writeTtl);
+        if (settleMs > 0) await new Promise((r) => setTimeout(r, Math.round(settleMs * (0.5 + Math.random()))));
+        const after = await readName(d, subname);
+        if (after.cname !== undefined) throw fail(cnameMessage(owner, d, after.cname));
+        if (settled(after.tlsa?.records ?? [], current)) return;
+      }
+      throw fail(`${owner}: other writers kept changing the TLSA RRset in deSEC domain ${d.name}; gave up after ${MAX_ROUNDS} read-modify-write rounds (a re-run repairs it)`);
+    },
+  };
+  return provider;
+};

@@ -1,0 +1,75 @@
+/** Which chains a service serves now and which wait to be served (staged install). The
+ *  staged state is derived from the files each time, never stored: a crash cannot desync it. */
+import { readFileSync } from 'node:fs';
+import { basename, dirname, resolve } from 'node:path';
+import { loadChain, resolveSource, type CertSource, type LoadedChain } from '../certs/chain.js';
+import type { LoadedConfig } from '../config/load.js';
+import type { RawCertificateSource, RawService } from '../config/schema.js';
+import { InputError } from '../errors.js';
+import { installPaths } from './install.js';
+
+export type ChainRole = 'served' | 'staged';
+
+export interface ServiceChain extends LoadedChain {
+  role: ChainRole;
+  /** Name of the installed copy: install.dir/NAME/current/. */
+  sourceName: string;
+  /** Where the chain's files are (for install: what gets copied). */
+  source: CertSource;
+  /** Staged with nothing installed yet: nothing is served from the install dir, so installing
+   *  at once cannot break a client. */
+  bootstrap?: boolean;
+}
+
+export function toCertSource(src: RawCertificateSource, baseDir: string): CertSource {
+  if ('lineage' in src) return { kind: 'lineage', dir: resolve(baseDir, src.lineage) };
+  const abs = (p: string | undefined) => (p ? resolve(baseDir, p) : undefined);
+  if ('fullchain' in src) return { kind: 'files', fullchain: abs(src.fullchain)!, ...(src.key ? { key: abs(src.key)! } : {}) };
+  return { kind: 'files', cert: abs(src.cert)!, ...(src.chain ? { chain: abs(src.chain)! } : {}), ...(src.key ? { key: abs(src.key)! } : {}) };
+}
+
+export function sourceName(src: RawCertificateSource, source: CertSource): string {
+  if (src.name) return src.name;
+  if (source.kind === 'lineage') return basename(source.dir);
+  return basename(dirname(source.fullchain ?? source.cert ?? 'chain'));
+}
+
+function sameChain(a: LoadedChain, b: LoadedChain): boolean {
+  return a.certs.length === b.certs.length && a.certs.every((c, i) => c.x509.fingerprint256 === b.certs[i]!.x509.fingerprint256);
+}
+
+/** The PEM texts to install for a staged chain: the chain as loaded, and its key. */
+export function stagedFiles(chain: ServiceChain): { fullchainPem: string; keyPem: string } {
+  const { files, key } = resolveSource(chain.source);
+  if (!key) throw new InputError('staged install needs the private key of the chain (privkey.pem in the lineage, or "key:")', chain.label);
+  return { fullchainPem: files.map((f) => readFileSync(f, 'utf8').trimEnd() + '\n').join(''), keyPem: readFileSync(key, 'utf8') };
+}
+
+export function serviceChains(config: LoadedConfig, name: string, svc: RawService, now: Date): ServiceChain[] {
+  const out: ServiceChain[] = [];
+  svc.certificates.forEach((src, i) => {
+    const source = toCertSource(src, config.baseDir);
+    const srcName = sourceName(src, source);
+    if (out.some((c) => c.sourceName === srcName)) {
+      throw config.error(['services', name, 'certificates', i], `two certificate sources are both named "${srcName}"; give one a "name:"`);
+    }
+    const fresh = loadChain(source, now);
+    if (!svc.install) {
+      out.push({ ...fresh, role: 'served', sourceName: srcName, source });
+      return;
+    }
+    const dir = resolve(config.baseDir, svc.install.dir);
+    const paths = installPaths(dir, srcName);
+    let installed: LoadedChain | undefined;
+    try {
+      installed = loadChain({ kind: 'files', fullchain: paths.fullchain, key: paths.key }, now);
+    } catch (e) {
+      if (!(e instanceof InputError) || !/file not found/.test(e.message)) throw e;
+    }
+    if (installed) out.push({ ...installed, role: 'served', sourceName: srcName, source: { kind: 'files', fullchain: paths.fullchain, key: paths.key } });
+    if (!installed || !sameChain(installed, fresh)) {
+      out.push({ ...fresh, role: 'staged', sourceName: srcName, source, ...(installed ? {} : { bootstrap: true }) });
+    }
+  });
+  return out;
+}
