@@ -13,6 +13,9 @@ Commands:
   plan                 the diff publish would apply (nothing is changed)
   publish              publish new records next to the old ones; retire what is due
   status               published / pending / retiring records, with ages
+  retire [--dry-run]   remove the records that are due now (grace over, no server needs them)
+  hook CLIENT          run by an ACME client after a renewal: certbot, acme.sh or lego
+  daemon [--once]      the engine on a schedule: install staged chains, retire, re-check
 
 Options:
   -c, --config FILE    configuration (YAML); see config.example.yaml
@@ -20,6 +23,8 @@ Options:
   --json               machine-readable output
   --force              publish although a certificate is expired or not yet valid
   --lock-wait SECONDS  how long to wait for another run holding the lock (default 60)
+  --dry-run            retire: show what would be removed, change nothing
+  --once               daemon: one run, then exit (for systemd timers and cron)
   -V, --version        print the version
   -h, --help           this help
 
@@ -55,6 +60,8 @@ export const OPTIONS = {
   issuers: { type: 'string' },
   ttl: { type: 'string' },
   explain: { type: 'boolean' },
+  'dry-run': { type: 'boolean' },
+  once: { type: 'boolean' },
 } as const;
 
 export type CliValues = ReturnType<typeof parseCli>['values'];
@@ -82,22 +89,26 @@ async function main(argv: string[]): Promise<number> {
     (command || values.help ? process.stdout : process.stderr).write(USAGE);
     return values.help ? 0 : 2;
   }
-  if (positionals.length > 1) {
-    process.stderr.write(`tlsa: unexpected argument "${positionals[1]}"\n`);
+  const takesArgs = new Set(['hook']);
+  if (positionals.length > (takesArgs.has(command) ? 2 : 1)) {
+    process.stderr.write(`tlsa: unexpected argument "${positionals.at(-1)}"\n`);
     return 2;
   }
-  const commands: Record<string, () => Promise<{ run: (v: CliValues) => Promise<number> }>> = {
+  const commands: Record<string, () => Promise<{ run: (v: CliValues, args: string[]) => Promise<number> }>> = {
     generate: () => import('./generate.js'),
     plan: () => import('./plan.js'),
     publish: () => import('./publish.js'),
     status: () => import('./status.js'),
+    retire: () => import('./retire.js'),
+    hook: () => import('./hook.js'),
+    daemon: () => import('./daemon.js'),
   };
   const load = commands[command];
   if (!load) {
     process.stderr.write(`tlsa: unknown command "${command}" (commands: ${Object.keys(commands).join(', ')})\n`);
     return 2;
   }
-  return (await load()).run(values);
+  return (await load()).run(values, positionals.slice(1));
 }
 
 main(process.argv.slice(2)).then(

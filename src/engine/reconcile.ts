@@ -37,6 +37,9 @@ export interface EngineOptions extends RunOptions {
   retire?: boolean;
   /** Compute everything, change nothing (retire --dry-run). */
   dryRun?: boolean;
+  /** Also find out whether each served chain (no staged install) matches a live record:
+   *  the certbot hook needs it to tell whether the new chain is safe to serve. */
+  checkServed?: boolean;
   /** Overrides for tests; default: DNS and TLS through verify.* settings. */
   propagation?: PropagationView;
   live?: LiveView;
@@ -77,6 +80,8 @@ export interface EngineResult extends PlanResult {
   held: { record: OwnedRecord; why: string }[];
   /** Records that would be removed (dry run) or were. */
   retired: OwnedRecord[];
+  /** With checkServed: per served chain of a service without staged install. */
+  served: { service: string; chain: string; live: boolean; eta?: Date }[];
 }
 
 async function listAll(providers: Map<string, DnsProvider>, owners: Map<string, Set<string>>): Promise<Map<string, Map<string, TlsaRecord[]>>> {
@@ -300,6 +305,26 @@ async function runLocked(config: LoadedConfig, opts: EngineOptions): Promise<Eng
       }
     }
   }
+  const served: EngineResult['served'] = [];
+  if (opts.checkServed) {
+    for (const svc of c.targets.services) {
+      if (config.raw.services[svc.service]!.install) continue;
+      for (const chain of svc.chains.filter((x) => x.role === 'served')) {
+        const owned = c.targets.records
+          .filter((d) => d.service === svc.service && d.chains.includes(chain.label))
+          .map((d) => find(state, d))
+          .filter((o): o is OwnedRecord => !!o);
+        if (propagationView && !owned.some(isLive)) {
+          for (const n of await observePropagation(owned, propagationView, state, now, opts.progress)) opts.progress?.(n);
+          if (write) writeState(dir, state);
+        }
+        const fresh = owned.map((o) => find(state, o)!);
+        const etas = fresh.map((o) => liveAt(o, !!propagationView)).filter((d): d is Date => !!d);
+        const eta = etas.length ? new Date(Math.min(...etas.map((d) => d.getTime()))) : undefined;
+        served.push({ service: svc.service, chain: chain.label, live: fresh.some(isLive), ...(eta ? { eta } : {}) });
+      }
+    }
+  }
   if (promoted.length && write) {
     // What is served changed: the previous chains' records now start their grace.
     c = await computePlan(config, opts, state, c.providers);
@@ -349,7 +374,7 @@ async function runLocked(config: LoadedConfig, opts: EngineOptions): Promise<Eng
     }
   }
   const { providers: _p, ...rest } = c;
-  return { ...rest, added, removed, promoted, waiting, held, retired };
+  return { ...rest, added, removed, promoted, waiting, held, retired, served };
 }
 
 async function promote(config: LoadedConfig, service: string, install: NonNullable<LoadedConfig['raw']['services'][string]['install']>, chain: ServiceChain, now: Date, progress?: (l: string) => void): Promise<Promotion> {

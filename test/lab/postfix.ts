@@ -118,14 +118,20 @@ function greets(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = netConnect({ host, port });
     let buf = '';
+    let greeted = false;
     const done = (ok: boolean): void => { s.destroy(); resolve(ok); };
     s.setTimeout(2000, () => done(false));
     s.on('data', (d) => {
       buf += d.toString('latin1');
-      if (/^220 .*\r?\n/m.test(buf)) { s.write('QUIT\r\n'); done(true); }
+      if (!greeted && /^220 .*\r?\n/m.test(buf)) {
+        greeted = true;
+        s.write('QUIT\r\n');
+      } else if (greeted && /^221 .*\r?\n/m.test(buf)) {
+        s.end();
+      }
     });
     s.on('error', () => done(false));
-    s.on('close', () => done(false));
+    s.on('close', () => done(greeted));
   });
 }
 
@@ -141,7 +147,9 @@ function handshakes(host: string, port: number): Promise<boolean> {
       buf += d.toString('latin1');
       if (!greeted && /^220 .*\r?\n/m.test(buf)) {
         greeted = true;
-        s.end('QUIT\r\n');
+        s.write('QUIT\r\n');
+      } else if (greeted && /^221 .*\r?\n/m.test(buf)) {
+        s.end(); // close only after smtpd answered, or it logs "lost connection after QUIT"
       }
     });
     s.on('error', () => done(false));

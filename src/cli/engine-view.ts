@@ -1,0 +1,31 @@
+/** What the engine did and what it waits for, for humans and scripts; shared by publish,
+ *  retire, the hook and the daemon. */
+import type { EngineResult } from '../engine/reconcile.js';
+import { rdataText } from '../tlsa/record.js';
+import { duration, shortRdata } from './common.js';
+
+export function engineLines(r: EngineResult, now: Date): string[] {
+  const out: string[] = [];
+  for (const p of r.promoted) {
+    out.push(`installed ${p.chain} for ${p.service}${p.release ? ` (${p.release})` : ''}${p.reloaded === true ? '; reload ok' : ''}${p.reloadError ? `; RELOAD FAILED: ${p.reloadError}` : ''}`);
+  }
+  for (const w of r.waiting) {
+    const left = w.eta ? (w.eta.getTime() - now.getTime()) / 1000 : undefined;
+    out.push(`staged ${w.chain} for ${w.service}: waits for ${w.reason}${left !== undefined ? ` (${left > 0 ? `about ${duration(left)}` : 'due now'})` : ''}`);
+  }
+  for (const h of r.held) out.push(`keeping ${h.record.owner} ${shortRdata(h.record)}: ${h.why}`);
+  for (const x of r.retired) out.push(`${r.removed ? 'removed' : 'would remove'} ${x.owner} ${shortRdata(x)}`);
+  return out;
+}
+
+export function engineJson(r: EngineResult) {
+  return {
+    added: r.added,
+    removed: r.removed,
+    promoted: r.promoted,
+    waiting: r.waiting.map((w) => ({ ...w, eta: w.eta?.toISOString() ?? null })),
+    held: r.held.map((h) => ({ owner: h.record.owner, rdata: rdataText(h.record), why: h.why })),
+    retired: r.retired.map((x) => ({ owner: x.owner, rdata: rdataText(x) })),
+    served: r.served.map((s) => ({ ...s, eta: s.eta?.toISOString() ?? null })),
+  };
+}

@@ -1,0 +1,116 @@
+/**
+ * `tlsa hook certbot|acme.sh|lego`: called by an ACME client after a renewal (hooks/ has the
+ * executables). Publishes the new chain's records beside the old ones, then:
+ * - staged install: installs at once when a live record already matches (key reused, or the
+ *   issuer's 2 1 1 is live), else leaves the chain staged and returns 0 quickly;
+ * - without staged install: reloads the service only when the new chain matches a live
+ *   record; otherwise says how long DANE clients may fail and how to fix the setup (exit 1).
+ */
+import { realpathSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { LoadedConfig } from '../config/load.js';
+import { EXIT, InputError } from '../errors.js';
+import { runEngine } from '../engine/reconcile.js';
+import { toCertSource } from '../engine/sources.js';
+import { runCommand } from '../util/run-command.js';
+import { configFromCli, duration, json, runOptions } from './common.js';
+import { engineJson, engineLines } from './engine-view.js';
+import { out, warn } from './fail.js';
+import type { CliValues } from './main.js';
+
+interface RenewalEvent {
+  client: string;
+  /** Paths that identify the renewed certificate: a lineage dir or the chain file. */
+  paths: string[];
+  describe: string;
+}
+
+function env(name: string, client: string): string {
+  const v = process.env[name];
+  if (!v) throw new InputError(`${name} is not set: run "tlsa hook ${client}" from ${client} as its deploy/renew hook`);
+  return v;
+}
+
+export function renewalEvent(client: string): RenewalEvent {
+  switch (client) {
+    case 'certbot': {
+      const lineage = env('RENEWED_LINEAGE', client);
+      return { client, paths: [lineage], describe: `certbot lineage ${lineage} (${process.env['RENEWED_DOMAINS'] ?? 'domains unknown'})` };
+    }
+    case 'acme.sh': {
+      const full = env('CERT_FULLCHAIN_PATH', client);
+      return { client, paths: [full, process.env['CERT_PATH'] ?? ''].filter(Boolean), describe: `acme.sh certificate ${full} (${process.env['Le_Domain'] ?? ''})` };
+    }
+    case 'lego': {
+      const cert = env('LEGO_HOOK_CERT_PATH', client);
+      return { client, paths: [cert], describe: `lego certificate ${cert} (${process.env['LEGO_HOOK_CERT_NAME'] ?? ''})` };
+    }
+    default:
+      throw new InputError(`unknown ACME client "${client}" (hooks exist for certbot, acme.sh and lego)`);
+  }
+}
+
+function real(p: string): string {
+  try {
+    return realpathSync(p);
+  } catch {
+    return resolve(p);
+  }
+}
+
+/** Services with a certificate source that this renewal wrote. */
+export function servicesFor(config: LoadedConfig, event: RenewalEvent): string[] {
+  const wanted = new Set(event.paths.map(real));
+  return Object.entries(config.raw.services)
+    .filter(([, svc]) =>
+      svc.certificates.some((src) => {
+        const s = toCertSource(src, config.baseDir);
+        const paths = s.kind === 'lineage' ? [s.dir] : [s.fullchain, s.cert].filter((x): x is string => !!x);
+        return paths.some((p) => wanted.has(real(p)));
+      }),
+    )
+    .map(([name]) => name);
+}
+
+export async function run(v: CliValues, args: string[]): Promise<number> {
+  const client = args[0];
+  if (!client) throw new InputError('which ACME client? "tlsa hook certbot", "tlsa hook acme.sh" or "tlsa hook lego"');
+  const event = renewalEvent(client);
+  const config = configFromCli(v);
+  const services = servicesFor(config, event);
+  if (!services.length) {
+    out(`tlsa: no service in ${config.file} uses ${event.describe}; nothing to do.\n`);
+    return EXIT.ok;
+  }
+  const now = new Date();
+  const result = await runEngine(config, { ...runOptions(v, `hook ${client}`), services, now, checkServed: true, lockWaitSeconds: v['lock-wait'] !== undefined ? Number(v['lock-wait']) : 120 });
+  warn(result.targets.warnings);
+  const problems: string[] = [];
+  const notes = engineLines(result, now);
+  for (const p of result.promoted) if (p.reloadError) problems.push(`${p.service}: the new chain is installed but the reload failed: ${p.reloadError}`);
+  for (const s of result.served) {
+    const svc = config.raw.services[s.service]!;
+    if (s.live) {
+      if (svc.reload) {
+        const r = await runCommand(svc.reload, 60_000, config.baseDir);
+        notes.push(r.ok ? `${s.service}: ${s.chain} matches a live record; reloaded` : `${s.service}: reload failed: ${r.message}`);
+        if (!r.ok) problems.push(`${s.service}: reload failed: ${r.message}`);
+      } else notes.push(`${s.service}: ${s.chain} matches a live record; safe to serve`);
+      continue;
+    }
+    const exposure = s.eta ? Math.max(0, Math.ceil((s.eta.getTime() - now.getTime()) / 1000)) : undefined;
+    problems.push(
+      `${s.service}: ${s.chain} is served from ${client}'s files now, but no record that matches it is live yet: ` +
+        `DANE clients that cached the old TLSA RRset may refuse mail for ${exposure !== undefined ? `about ${exposure} s (${duration(exposure)})` : 'up to 2×TTL after every authoritative server has the new records'}. ` +
+        `Its records are published; tlsa did not reload the service. Fix the setup so this cannot happen again: ` +
+        `configure "install:" for ${s.service} (staged install: the server reads tlsa's copy, which changes only when its records are live), ` +
+        `or renew with --reuse-key, or keep the issuer family's 2 1 1 records published (issuers: letsencrypt).`,
+    );
+  }
+  if (v.json) json({ services, ...engineJson(result), problems });
+  else {
+    if (notes.length) out(`${notes.join('\n')}\n`);
+    for (const p of problems) process.stderr.write(`tlsa: ${p}\n`);
+  }
+  return problems.length ? EXIT.checkFailed : EXIT.ok;
+}

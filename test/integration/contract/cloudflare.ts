@@ -1,0 +1,41 @@
+/** Contract target: the cloudflare provider (Cloudflare's SDK, pointed at the fake with its
+ *  `baseURL`) against cloudflare-api-fake, an HTTP fake that follows the v4 API contract;
+ *  records are read and seeded in the fake's store directly, not through the API. */
+import { createProvider } from '../../../providers/cloudflare.js';
+import { parseRdata } from '../../../src/tlsa/presentation.js';
+import type { TlsaRecord } from '../../../src/tlsa/record.js';
+import { CloudflareApiFake } from '../../fakes/cloudflare-api-fake.js';
+import type { ContractTarget } from './suite.js';
+
+const ZONE = 'example.test.';
+/** The wrong token that badCredentials() uses; it must not show in any message either. */
+const BAD_TOKEN = 'cf-wrong-token-contract-0123456789abcdef';
+
+export const cloudflareTarget: ContractTarget = {
+  name: 'cloudflare (cloudflare-api-fake, v4)',
+  tools: [],
+  async setup() {
+    const fake = await CloudflareApiFake.start({ maxPerPage: 5 });
+    fake.addZone(ZONE);
+    const ctx = { instance: 'contract', baseDir: process.cwd(), optionError: (k: string, m: string) => new Error(`${k}: ${m}`) };
+    const make = (extra: Record<string, unknown> = {}) => createProvider({ api_token: fake.token, base_url: fake.baseUrl, ...extra }, ctx);
+    return {
+      zone: ZONE,
+      provider: () => make(),
+      badCredentials: () => make({ api_token: BAD_TOKEN }),
+      unknownZone: () => ({ provider: make(), owner: `_25._tcp.mx.nowhere-${process.pid}.invalid.` }),
+      async addForeign(owner: string, r: TlsaRecord, ttl: number) {
+        fake.addRecord(owner, 'TLSA', { ttl, data: { usage: r.usage, selector: r.selector, matching_type: r.matching, certificate: r.data } });
+      },
+      async addCname(owner: string, target: string) {
+        fake.addRecord(owner, 'CNAME', { content: target.replace(/\.$/, '') });
+      },
+      async readDirect(owner: string) {
+        return fake.records(owner, 'TLSA').map((r): TlsaRecord => ({ owner, ...parseRdata(r.content) }));
+      },
+      throttleOnce: () => fake.throttleOnce(1),
+      secrets: [fake.token, BAD_TOKEN],
+      teardown: () => fake.stop(),
+    };
+  },
+};
