@@ -21,9 +21,11 @@ export async function run(v: CliValues): Promise<number> {
     const lines = engineLines(result, now);
     if (lines.length) out(`${lines.join('\n')}\n`);
     out(
-      result.added || result.removed
-        ? `Published ${result.added} record(s), removed ${result.removed}. New records are pending until 2×TTL old; see "tlsa status".\n`
-        : `Published nothing: already in place.\n`,
+      result.added
+        ? `Published ${result.added} record(s)${result.removed ? `, removed ${result.removed}` : ''}. New records are pending until 2×TTL old; see "tlsa status".\n`
+        : result.removed
+          ? `Removed ${result.removed} record(s) no server needs any more.\n`
+          : `Published nothing: already in place.\n`,
     );
   }
   return reloadFailed ? EXIT.provider : EXIT.ok;

@@ -257,6 +257,7 @@ async function runLocked(config: LoadedConfig, opts: EngineOptions): Promise<Eng
   const write = !opts.dryRun;
   const state = readState(dir);
   let c = await computePlan(config, opts, state);
+  const firstPlan = c.plan;
   if (c.targets.validityProblems.length && !opts.force && opts.add !== false) {
     throw new InputError(`refusing to publish records for invalid certificates (use --force to publish anyway):\n  ${c.targets.validityProblems.join('\n  ')}`);
   }
@@ -374,7 +375,8 @@ async function runLocked(config: LoadedConfig, opts: EngineOptions): Promise<Eng
     }
   }
   const { providers: _p, ...rest } = c;
-  return { ...rest, added, removed, promoted, waiting, held, retired, served };
+  // Show the plan this run started from; removals decided after a promotion are in `retired`.
+  return { ...rest, plan: firstPlan, added, removed, promoted, waiting, held, retired, served };
 }
 
 async function promote(config: LoadedConfig, service: string, install: NonNullable<LoadedConfig['raw']['services'][string]['install']>, chain: ServiceChain, now: Date, progress?: (l: string) => void): Promise<Promotion> {

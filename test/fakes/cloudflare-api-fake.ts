@@ -156,6 +156,18 @@ export class CloudflareApiFake {
     return { ...r };
   }
 
+  /** Delete a record directly, as another writer would. */
+  removeRecord(id: string): boolean {
+    for (const z of this.zones.values()) {
+      const idx = z.records.findIndex((r) => r.id === id);
+      if (idx >= 0) {
+        z.records.splice(idx, 1);
+        return true;
+      }
+    }
+    return false;
+  }
+
   /** Records at `name` (of `type` if given), as stored. */
   records(name: string, type?: string): CfRecord[] {
     const n = bare(name);
