@@ -31,7 +31,8 @@
  *              records on Free zones (3,500 on paid plans). Retries: the SDK's own retry is off
  *              (maxRetries 0) so there is one bounded policy (src/util/retry.ts): 429 (waiting
  *              what `retry-after` says, at most 60 s; a longer wait fails with a message), 409,
- *              5xx and network errors, 5 attempts, exponential backoff with full jitter.
+ *              5xx and network errors, 5 attempts, exponential backoff with full jitter;
+ *              30 s timeout per request.
  *              Listing pages by result_info.total_pages, so no extra empty-page request (the
  *              SDK's own iterator stops only on an empty page).
  * Errors:      401/403 (9109, 10000, 6003, …): "API token rejected or lacks Zone.DNS:Edit on

@@ -45,7 +45,8 @@
  *              100/h, 300/day; 2000 requests/day per account. An apply costs two reads and one
  *              write (plus one domain read per run). 429 carries `Retry-After`: it is waited out
  *              up to max_wait_s, else the run fails and says when to retry. 5xx and network
- *              errors are retried with backoff (5 attempts). Errors: 401 `{"detail": "Invalid
+ *              errors are retried with backoff (5 attempts). A failed write is not re-sent as
+ *              it was (it may be stale by then): the RRset is read again and the set recomputed. Errors: 401 `{"detail": "Invalid
  *              token."}`; 403 `{"detail": "You do not have permission to perform this
  *              action."}`; 404 `{"detail": "Not found."}` for a domain not in the account; 400
  *              with field errors, a list of them for bulk requests.
@@ -101,7 +102,11 @@ class HttpFailure extends Error {
 }
 
 const MAX_ROUNDS = 6;
+/** Attempts per request (and failed writes per apply) before giving up. */
+const ATTEMPTS = 5;
 const warned = new Set<string>();
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 function contentKey(content: string): string {
   try {
@@ -172,9 +177,9 @@ export const createProvider: ProviderFactory = (options, ctx) => {
   interface Answer { status: number; body: unknown; links: Record<string, string> }
 
   /** One exchange with retries; returns 2xx answers, throws HttpFailure for other 4xx. */
-  async function exchange(method: string, url: string, what: string, body?: unknown, okStatuses: number[] = []): Promise<Answer> {
+  async function exchange(method: string, url: string, what: string, body?: unknown, okStatuses: number[] = [], opts: { once?: boolean } = {}): Promise<Answer> {
     if (new URL(url).origin !== api.origin) throw fail(`refusing to follow a link off ${api.origin} (${what}): ${url}`);
-    return withRetry(async () => {
+    const once = async (): Promise<Answer> => {
       let res: Response;
       try {
         res = await fetch(url, {
@@ -208,18 +213,24 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       if (res.status >= 500) throw new Transient(`deSEC API ${what}: HTTP ${res.status} ${messages.join('; ')}`);
       if (res.status === 401) throw fail(`token rejected (HTTP 401: ${messages.join('; ')}); check "token"`);
       throw new HttpFailure(res.status, messages);
-    }, {
-      attempts: 5,
+    };
+    // A write is never re-sent as it was: its body may be stale by then (apply reads again).
+    const attempt = opts.once ? once() : withRetry(once, {
+      attempts: ATTEMPTS,
       baseDelayMs: 250,
       maxDelayMs: Math.max(5_000, maxWaitS * 1000),
       isRetryable: (e) => e instanceof Transient,
       retryAfterMs: (e) => (e instanceof Transient ? e.retryAfterMs : undefined),
-    }).catch((e: unknown) => {
-      if (e instanceof Transient) throw fail(`${e.message} (gave up after 5 attempts)`);
-      if (e instanceof Throttled) throw fail(`rate limited by deSEC (${what}): it asks to wait ${e.seconds} s, more than max_wait_s (${maxWaitS}); re-run after that (RRset writes are limited per domain to 2/s, 15/min, 100/h, 300/day)`);
+    });
+    return attempt.catch((e: unknown) => {
+      if (e instanceof Transient && !opts.once) throw fail(`${e.message} (gave up after ${ATTEMPTS} attempts)`);
+      if (e instanceof Throttled) throw throttledError(what, e.seconds);
       throw e;
     });
   }
+
+  const throttledError = (what: string, seconds: number) =>
+    fail(`rate limited by deSEC (${what}): it asks to wait ${seconds} s, more than max_wait_s (${maxWaitS}); re-run after that (RRset writes are limited per domain to 2/s, 15/min, 100/h, 300/day)`);
 
   /** GET a list, following deSEC's cursor pagination when it asks for it. */
   async function getList(path: string, what: string): Promise<unknown[]> {
@@ -309,7 +320,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
   async function write(owner: string, d: Domain, subname: string, records: string[], ttl: number | undefined): Promise<void> {
     const item = { subname, type: 'TLSA', records, ...(ttl !== undefined && records.length ? { ttl } : {}) };
     try {
-      await exchange('PATCH', `${apiBase}/domains/${encodeURIComponent(d.name)}/rrsets/`, `writing ${owner} TLSA`, [item]);
+      await exchange('PATCH', `${apiBase}/domains/${encodeURIComponent(d.name)}/rrsets/`, `writing ${owner} TLSA`, [item], [], { once: true });
     } catch (e) {
       if (!(e instanceof HttpFailure)) throw e;
       if (e.status === 404) throw fail(`domain (zone) ${d.name} not found in this deSEC account`);
@@ -383,14 +394,24 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       };
       const writeTtl = change.add.length ? ttlFor(owner, d, ttl) : undefined;
 
+      let failedWrites = 0;
       for (let round = 1; round <= MAX_ROUNDS; round++) {
         const state = await readName(d, subname);
         if (state.cname !== undefined) throw fail(cnameMessage(owner, d, state.cname));
         const current = state.tlsa?.records ?? [];
         const desired = compute(current);
         if (same(current, desired)) return;
-        await write(owner, d, subname, desired, writeTtl);
-        if (settleMs > 0) await new Promise((r) => setTimeout(r, Math.round(settleMs * (0.5 + Math.random()))));
+        try {
+          await write(owner, d, subname, desired, writeTtl);
+        } catch (e) {
+          // 429 (after its Retry-After), 5xx, network: read again and recompute, never re-send.
+          if (!(e instanceof Transient)) throw e;
+          if (++failedWrites >= ATTEMPTS) throw fail(`${e.message} (gave up after ${ATTEMPTS} attempts)`);
+          await sleep(e.retryAfterMs ?? Math.round(Math.random() * Math.min(5_000, 250 * 2 ** (failedWrites - 1))));
+          round--;
+          continue;
+        }
+        if (settleMs > 0) await sleep(Math.round(settleMs * (0.5 + Math.random())));
         const after = await readName(d, subname);
         if (after.cname !== undefined) throw fail(cnameMessage(owner, d, after.cname));
         if (settled(after.tlsa?.records ?? [], current)) return;

@@ -39,7 +39,8 @@
  *              lists and re-publishes), and tlsa's own runs are serialised by the state lock.
  * Limits:      PowerDNS has no request limits of its own. 429 and 5xx (the sqlite3 backend
  *              answers 500 "database is locked" when writes collide) and network errors are
- *              retried with backoff (5 attempts). Errors: 401 (plain text "Unauthorized") means
+ *              retried with backoff (5 attempts); a failed write is not re-sent as it was (by
+ *              then it may be stale): the RRset is read again and the set recomputed. Errors: 401 (plain text "Unauthorized") means
  *              the key is wrong; 404 (plain "Not Found") an unknown zone or server_id; 422 has a
  *              JSON body `{"error": "..."}`.
  */
@@ -89,6 +90,10 @@ class Rejected extends Error {
 }
 
 const MAX_ROUNDS = 6;
+/** Attempts per request (and failed writes per apply) before giving up. */
+const ATTEMPTS = 5;
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Identity of a TLSA record's content: `u s m hex`, or the raw text when it does not parse. */
 function contentKey(content: string): string {
@@ -148,8 +153,8 @@ export const createProvider: ProviderFactory = (options, ctx) => {
   const fail = (message: string, cause?: unknown): ProviderError => new ProviderError(name, redact(message), cause === undefined ? undefined : { cause });
 
   /** One HTTP exchange; permanent errors become ProviderErrors, transient ones are retried. */
-  async function request(method: string, path: string, what: string, body?: unknown): Promise<unknown> {
-    return withRetry(async () => {
+  async function request(method: string, path: string, what: string, body?: unknown, opts: { once?: boolean } = {}): Promise<unknown> {
+    const exchange = async (): Promise<unknown> => {
       let res: Response;
       try {
         res = await fetch(`${apiRoot}${path}`, {
@@ -181,14 +186,18 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       if (res.status === 403) throw fail(`access denied (HTTP 403 from ${baseUrl.origin}, ${what}); the server's webserver-allow-from must include this host`);
       if (res.status === 404) throw new NotFound(detail);
       throw new Rejected(res.status, detail);
-    }, {
-      attempts: 5,
+    };
+    // `once`: a write is never re-sent as it was: its body may be stale by then (the caller
+    // reads again and recomputes instead).
+    if (opts.once) return exchange();
+    return withRetry(exchange, {
+      attempts: ATTEMPTS,
       baseDelayMs: 200,
       maxDelayMs: 5_000,
       isRetryable: (e) => e instanceof Transient,
       retryAfterMs: (e) => (e instanceof Transient ? e.retryAfterMs : undefined),
     }).catch((e: unknown) => {
-      if (e instanceof Transient) throw fail(`${e.message} (gave up after 5 attempts)`);
+      if (e instanceof Transient) throw fail(`${e.message} (gave up after ${ATTEMPTS} attempts)`);
       throw e;
     });
   }
@@ -284,7 +293,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       ? { name: owner, type: 'TLSA', ttl, changetype: 'REPLACE', records }
       : { name: owner, type: 'TLSA', changetype: 'DELETE' };
     try {
-      await request('PATCH', zonePath(z), `writing ${owner} TLSA in zone ${z.name}`, { rrsets: [rrset] });
+      await request('PATCH', zonePath(z), `writing ${owner} TLSA in zone ${z.name}`, { rrsets: [rrset] }, { once: true });
     } catch (e) {
       if (e instanceof NotFound) throw fail(`zone ${z.name} not found on the PowerDNS server at ${baseUrl.origin}`);
       if (e instanceof Rejected) {
@@ -350,6 +359,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
           && before.every((r) => removeKeys.has(contentKey(r.content)) || present.has(contentKey(r.content)));
       };
 
+      let failedWrites = 0;
       for (let round = 1; round <= MAX_ROUNDS; round++) {
         const state = await readName(z, owner);
         if (state.cname !== undefined) throw fail(cnameMessage(owner, z, state.cname));
@@ -357,8 +367,17 @@ export const createProvider: ProviderFactory = (options, ctx) => {
         const desired = compute(current);
         if (same(current, desired)) return;
         const writeTtl = change.add.length ? ttl : (state.tlsa?.ttl ?? ttl);
-        await write(z, owner, desired, writeTtl);
-        if (settleMs > 0) await new Promise((r) => setTimeout(r, Math.round(settleMs * (0.5 + Math.random()))));
+        try {
+          await write(z, owner, desired, writeTtl);
+        } catch (e) {
+          // 5xx/429/network on the write: wait, then read again (the write may even have landed).
+          if (!(e instanceof Transient)) throw e;
+          if (++failedWrites >= ATTEMPTS) throw fail(`${e.message} (gave up after ${ATTEMPTS} attempts)`);
+          await sleep(e.retryAfterMs ?? Math.round(Math.random() * Math.min(5_000, 200 * 2 ** (failedWrites - 1))));
+          round--;
+          continue;
+        }
+        if (settleMs > 0) await sleep(Math.round(settleMs * (0.5 + Math.random())));
         const after = await readName(z, owner);
         if (after.cname !== undefined) throw fail(cnameMessage(owner, z, after.cname));
         if (settled(after.tlsa?.records ?? [], current)) return;

@@ -221,9 +221,11 @@ export const createProvider: ProviderFactory = (options, ctx) => {
         if (s.Type === 'CNAME') state.cname = s;
       }
       const next = out.NextRecordName;
-      if (done || !out.IsTruncated || !next || !sameName(next, owner) || (out.NextRecordType ?? '') > 'TLSA') break;
+      const nextType = out.NextRecordType;
+      // Types at one name come sorted: once the listing is past TLSA (and so past CNAME), stop.
+      if (done || !out.IsTruncated || !next || !nextType || !sameName(next, owner) || nextType > 'TLSA') break;
       startName = next;
-      startType = out.NextRecordType;
+      startType = nextType;
     }
     return state;
   }

@@ -173,7 +173,7 @@ function settle(state: StateFile, c: Computed, stamp: string): void {
     if (!owners.has(`${o.provider} ${o.owner}`)) continue;
     const present = (c.listed.get(o.owner) ?? []).some((r) => recordKey(r) === recordKey(o));
     const desired = c.targets.records.some((d) => d.provider === o.provider && recordKey(d) === recordKey(o));
-    if (!present && !desired && o.status !== 'publishing') drop(state, o);
+    if (!present && !desired) drop(state, o);
   }
 }
 

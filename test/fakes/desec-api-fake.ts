@@ -28,7 +28,8 @@
  *    `{"detail": "Pagination required. You can query up to 500 items at a time (N total).
  *    Please use the `first` page link (see Link header)."}` with `Link: <…?cursor=>;
  *    rel="first"`; pages carry `Link` with `first`, `prev`, `next`.
- *  - Throttling on demand: `throttleOnce(s)` makes the next authenticated request answer 429
+ *  - Throttling on demand: `throttleOnce(s[, method])` makes the next authenticated request
+ *    (of that method) answer 429
  *    `{"detail": "Request was throttled. Expected available in s seconds."}` + `Retry-After: s`.
  *
  * Test hooks (not part of deSEC): `seed`/`rrset`/`removeRRset` read and write the data
@@ -73,7 +74,8 @@ export interface DesecApiFake {
   /** Accepted RRset write requests (a bulk request counts once). */
   readonly writes: number;
   readonly requests: { method: string; path: string; status: number }[];
-  throttleOnce(retryAfterSeconds?: number): void;
+  /** The next authenticated request (of this method, if given) answers 429. */
+  throttleOnce(retryAfterSeconds?: number, method?: string): void;
   afterNextWrite(fn: () => void): void;
   /** Put an RRset directly (canonicalised like the API does; `records: []` deletes). */
   seed(domain: string, subname: string, type: string, ttl: number, records: string[]): void;
@@ -146,7 +148,7 @@ export async function startDesecApiFake(opts: DesecApiFakeOptions): Promise<Dese
     const name = d.name.replace(/\.$/, '').toLowerCase();
     domains.set(name, { name, minimum_ttl: d.minimum_ttl ?? 3600, created: now(), seq: ++seq, rrsets: new Map() });
   }
-  let throttle: number | undefined;
+  let throttle: { seconds: number; method?: string } | undefined;
   let afterWrite: (() => void) | undefined;
   let writes = 0;
   const requests: DesecApiFake['requests'] = [];
@@ -321,8 +323,8 @@ export async function startDesecApiFake(opts: DesecApiFakeOptions): Promise<Dese
     if (!auth) throw new HttpError(401, { detail: 'Authentication credentials were not provided.' }, { 'WWW-Authenticate': 'Token' });
     const am = /^Token\s+(\S+)$/.exec(auth);
     if (!am || (am[1] !== token && !readOnly.has(am[1]!))) throw new HttpError(401, { detail: 'Invalid token.' }, { 'WWW-Authenticate': 'Token' });
-    if (throttle !== undefined) {
-      const s = throttle;
+    if (throttle !== undefined && (throttle.method === undefined || throttle.method === method)) {
+      const s = throttle.seconds;
       throttle = undefined;
       throw new HttpError(429, { detail: `Request was throttled. Expected available in ${s} second${s === 1 ? '' : 's'}.` }, { 'Retry-After': String(s) });
     }
@@ -438,7 +440,7 @@ export async function startDesecApiFake(opts: DesecApiFakeOptions): Promise<Dese
     token,
     get writes() { return writes; },
     requests,
-    throttleOnce(retryAfterSeconds = 1) { throttle = retryAfterSeconds; },
+    throttleOnce(retryAfterSeconds = 1, method?: string) { throttle = { seconds: retryAfterSeconds, ...(method ? { method: method.toUpperCase() } : {}) }; },
     afterNextWrite(fn) { afterWrite = fn; },
     seed(domain, subname, type, ttl, records) {
       const d = getDomain(domain.replace(/\.$/, ''));

@@ -105,6 +105,19 @@ describe('desec provider (desec-api-fake)', () => {
     expect(readFake(fake, o2)).toEqual([]);
   });
 
+  it('after a 429 on its write waits, reads again and recomputes: never re-sends a stale set', async () => {
+    const o = owner('throttle-write');
+    fake.seed(DOMAIN, sub(o), 'TLSA', 3600, [rdataText(rec(o, 'base'))]);
+    fake.throttleOnce(1, 'PATCH');
+    // During the wait another writer adds its record: a re-sent body would delete it.
+    const other = setTimeout(() => fake.seed(DOMAIN, sub(o), 'TLSA', 3600, [rdataText(rec(o, 'base')), rdataText(rec(o, 'meanwhile'))]), 300);
+    const before = fake.requests.length;
+    await desecProvider(fake).apply(o, { add: [rec(o, 'ours')], remove: [] }, 3600);
+    clearTimeout(other);
+    expect(keys(readFake(fake, o))).toEqual(keys([rec(o, 'base'), rec(o, 'meanwhile'), rec(o, 'ours')]));
+    expect(fake.requests.slice(before).map((r) => `${r.method} ${r.status}`)).toEqual(['GET 200', 'PATCH 429', 'GET 200', 'PATCH 200', 'GET 200']);
+  });
+
   it('a wrong token: 401 "token rejected", without the token', async () => {
     const bad = 'WrongTokenWrongTokenWrong123';
     const o = owner('badtoken');

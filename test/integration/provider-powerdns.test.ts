@@ -124,12 +124,14 @@ labDescribe('powerdns provider (real pdns_server)', POWERDNS_TOOLS, () => {
     expect(keys(await readTlsaOverDns(server, o))).toEqual(keys([base, rec(o, 'ours')]));
   });
 
-  it('retries a 5xx answer (sqlite3 "database is locked" gives 500)', async () => {
+  it('after a 5xx on its write (sqlite3 "database is locked" gives 500) reads again, never re-sends a stale set', async () => {
     const o = owner('retry');
     let failed = 0;
     vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => {
       if (isPatch(init) && failed === 0) {
         failed++;
+        // Meanwhile another writer adds its record: a re-sent body would delete it.
+        await pdnsReplace(server, PDNS_ZONE, o, 'TLSA', 300, [{ content: rdataText(rec(o, 'meanwhile')) }]);
         return new Response('Internal Server Error', { status: 500, headers: { 'Content-Type': 'text/plain' } });
       }
       return realFetch(input as Parameters<Fetch>[0], init);
@@ -137,8 +139,18 @@ labDescribe('powerdns provider (real pdns_server)', POWERDNS_TOOLS, () => {
     await pdnsProvider(server).apply(o, { add: [rec(o, 'r')], remove: [] }, 300);
     vi.restoreAllMocks();
     expect(failed).toBe(1);
-    expect(keys(await readTlsaOverDns(server, o))).toEqual(keys([rec(o, 'r')]));
+    expect(keys(await readTlsaOverDns(server, o))).toEqual(keys([rec(o, 'meanwhile'), rec(o, 'r')]));
   });
+
+  it('gives up after 5 failed writes, saying what failed', async () => {
+    const o = owner('down');
+    vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => (isPatch(init)
+      ? new Response('Internal Server Error', { status: 500 })
+      : realFetch(input as Parameters<Fetch>[0], init)));
+    const err = await pdnsProvider(server).apply(o, { add: [rec(o, 'x')], remove: [] }, 300).then(() => undefined, (e: Error) => e);
+    expect(err?.name).toBe('ProviderError');
+    expect(err!.message).toMatch(/PowerDNS API writing .* HTTP 500 Internal Server Error \(gave up after 5 attempts\)/);
+  }, 30_000);
 
   it('writes into the longest matching zone', async () => {
     const o = owner('deep', SUB_ZONE);

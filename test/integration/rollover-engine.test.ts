@@ -1,0 +1,201 @@
+/**
+ * The rollover engine on real files (zonefile provider, staged install dir, state dir) with the
+ * clock moved forward instead of slept through, and the two observations (authoritative
+ * propagation, live probe) replaced by scripted views so every order of events can be tried.
+ * The lab e2e test proves the same rules with Knot, unbound, certbot, Postfix and posttls-finger.
+ */
+import { X509Certificate } from 'node:crypto';
+import { existsSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/load.js';
+import type { LiveView, PropagationView, ServedChains } from '../../src/engine/observe.js';
+import { runEngine, type EngineOptions } from '../../src/engine/reconcile.js';
+import { readState, writeState } from '../../src/engine/state.js';
+import { makeCa, makeLeaf, makeLineage, makeTempDir, opensslSpkiSha256, removeTempDir, type CaHandle } from '../helpers/pki.js';
+
+let dir: string;
+let root: CaHandle;
+let intA: CaHandle;
+let intB: CaHandle;
+beforeAll(() => {
+  dir = makeTempDir('tlsa-rollover-');
+  root = makeCa(dir, { name: 'Root', key: 'p256' });
+  intA = makeCa(dir, { name: 'Int A', key: 'p256', issuer: root });
+  intB = makeCa(dir, { name: 'Int B', key: 'p256', issuer: root });
+});
+afterAll(() => removeTempDir(dir));
+
+let n = 0;
+function scenario() {
+  const base = join(dir, `s${++n}`);
+  const le = join(base, 'le');
+  const config = join(base, 'config.yaml');
+  makeCa(base, { name: 'unused', key: 'p256' }); // creates the directory
+  const lineage = (ca: CaHandle, version: number) => {
+    const leaf = makeLeaf(base, { ca, cn: 'mx.example.org', key: 'p256' });
+    makeLineage(le, 'mx.example.org', leaf, [ca], { version });
+    return leaf;
+  };
+  writeFileSync(config, [
+    'state_dir: state', 'ttl: 60',
+    'verify:', '  resolver: "127.0.0.1:9"', '  propagation: true', '  probe: true',
+    'providers:', '  z:', '    type: zonefile', '    path: zone.db',
+    'services:', '  mx:', '    host: mx.example.org', '    provider: z', '    issuers: none',
+    '    certificates:', `      - lineage: ${le}/live/mx.example.org`,
+    '    install:', '      dir: installed', '      reload: "echo reload >> reloads.log"', '',
+  ].join('\n'));
+  writeFileSync(join(base, 'zone.db'), `_25._tcp.mx.example.org. 60 IN TLSA 3 1 1 ${'cd'.repeat(32)}\n`);
+  return { base, config, lineage };
+}
+
+/** Propagation: a record counts as on every server once `visibleAfter` is past. */
+function propagation(state: { now: Date; lagging: boolean }): PropagationView {
+  return {
+    async propagated(_owner, records) {
+      return state.lagging ? { seen: [], lagging: ['ns2.example.org. (192.0.2.2) lacks records'] } : { seen: records, lagging: [] };
+    },
+  };
+}
+
+function live(served: () => X509Certificate[][]): LiveView & { calls: number } {
+  const v = {
+    calls: 0,
+    async servedChains(): Promise<ServedChains> {
+      v.calls++;
+      return { chains: served().map((chain) => ({ address: '127.0.0.1', port: 25, keyType: 'ecdsa' as const, chain })), errors: [] };
+    },
+  };
+  return v;
+}
+
+const zone = (base: string) => readFileSync(join(base, 'zone.db'), 'utf8');
+const installedLeaf = (base: string) => new X509Certificate(readFileSync(join(base, 'installed/mx.example.org/current/fullchain.pem'))).fingerprint256;
+const at = (t0: number, s: number) => new Date(t0 + s * 1000);
+
+describe('rollover engine (zonefile, staged install, scripted DNS and probe views)', () => {
+  it('bootstraps, waits for propagation and 2×TTL, installs, then retires only what no server presents', async () => {
+    const s = scenario();
+    const leaf1 = s.lineage(intA, 1);
+    const config = loadConfig(s.config);
+    const world = { now: new Date(), lagging: false };
+    let presented = () => [[new X509Certificate(leaf1.certPem), new X509Certificate(intA.certPem)]];
+    const probe = live(() => presented());
+    const t0 = Date.now();
+    const run = (sec: number, extra: Partial<EngineOptions> = {}) => runEngine(config, { entryPoint: 'test', now: at(t0, sec), propagation: propagation(world), live: probe, ...extra });
+
+    // 1. Nothing installed yet: the first chain is installed at once (nothing served from there).
+    const r1 = await run(0);
+    expect(r1.added).toBe(2);
+    expect(r1.promoted.map((p) => p.source)).toEqual(['mx.example.org']);
+    expect(readFileSync(join(s.base, 'reloads.log'), 'utf8')).toBe('reload\n');
+    expect(zone(s.base)).toContain(opensslSpkiSha256(leaf1.certPath));
+
+    // 2. Renewal with a new key and a NEW intermediate: nothing live matches it, so it is staged.
+    const leaf2 = s.lineage(intB, 2);
+    world.lagging = true;
+    const r2 = await run(10);
+    expect(r2.added).toBe(2);
+    expect(r2.promoted).toEqual([]);
+    expect(r2.waiting).toHaveLength(1);
+    expect(r2.waiting[0]!.reason).toMatch(/authoritative server/);
+    expect(installedLeaf(s.base)).toBe(new X509Certificate(leaf1.certPem).fingerprint256);
+
+    // 3. 2×TTL later but one authoritative server still lags: still staged.
+    const r3 = await run(200);
+    expect(r3.promoted).toEqual([]);
+    expect(readState(config.stateDir).records.filter((r) => r.seenAt)).toHaveLength(0);
+
+    // 4. The server catches up: the records are seen now, and live at once (older than 2×TTL).
+    world.lagging = false;
+    const r4 = await run(210);
+    expect(r4.promoted).toHaveLength(1);
+    expect(installedLeaf(s.base)).toBe(new X509Certificate(leaf2.certPem).fingerprint256);
+    expect(readlinkSync(join(s.base, 'installed/mx.example.org/previous'))).toMatch(/^releases\//);
+    expect(readFileSync(join(s.base, 'reloads.log'), 'utf8')).toBe('reload\nreload\n');
+    const states = readState(config.stateDir).records;
+    expect(states.filter((r) => r.status === 'retiring')).toHaveLength(2);
+
+    // 5. Grace (TTL) over, but the server still presents the old chain (reload not done yet):
+    //    the old records stay.
+    const r5 = await run(300);
+    expect(r5.held).toHaveLength(2);
+    expect(r5.removed).toBe(0);
+    expect(zone(s.base)).toContain(opensslSpkiSha256(leaf1.certPath));
+
+    // 6. The server presents the new chain: the old records go; the foreign one stays.
+    presented = () => [[new X509Certificate(leaf2.certPem), new X509Certificate(intB.certPem)]];
+    const r6 = await run(310);
+    expect(r6.removed).toBe(2);
+    expect(zone(s.base)).not.toContain(opensslSpkiSha256(leaf1.certPath));
+    expect(zone(s.base)).toContain(opensslSpkiSha256(leaf2.certPath));
+    expect(zone(s.base)).toContain('cd'.repeat(32));
+
+    // 7. Idempotent: nothing more to do.
+    const r7 = await run(320);
+    expect([r7.added, r7.removed, r7.promoted.length, r7.held.length]).toEqual([0, 0, 0, 0]);
+  });
+
+  it('installs at once when the renewed chain already matches a live record (same intermediate, 2 1 1 live)', async () => {
+    const s = scenario();
+    s.lineage(intA, 1);
+    const config = loadConfig(s.config);
+    const world = { now: new Date(), lagging: false };
+    const t0 = Date.now();
+    const probe = live(() => []);
+    const run = (sec: number) => runEngine(config, { entryPoint: 'test', now: at(t0, sec), propagation: propagation(world), live: probe });
+    await run(0);
+    await run(150); // records seen and > 2×TTL old: live
+    const leaf2 = s.lineage(intA, 2);
+    const r = await run(160);
+    expect(r.promoted).toHaveLength(1);
+    expect(installedLeaf(s.base)).toBe(new X509Certificate(leaf2.certPem).fingerprint256);
+  });
+
+  it('retire --dry-run changes nothing; a failed probe keeps records', async () => {
+    const s = scenario();
+    s.lineage(intA, 1);
+    const config = loadConfig(s.config);
+    const world = { now: new Date(), lagging: false };
+    const t0 = Date.now();
+    const failing: LiveView = { async servedChains() { return { chains: [], errors: ['127.0.0.1 port 25: connection refused'] }; } };
+    await runEngine(config, { entryPoint: 'test', now: at(t0, 0), propagation: propagation(world), live: failing });
+    await runEngine(config, { entryPoint: 'test', now: at(t0, 150), propagation: propagation(world), live: failing });
+    s.lineage(intB, 2);
+    await runEngine(config, { entryPoint: 'test', now: at(t0, 160), propagation: propagation(world), live: failing });
+    await runEngine(config, { entryPoint: 'test', now: at(t0, 400), propagation: propagation(world), live: failing });
+    const before = zone(s.base);
+    const dry = await runEngine(config, { entryPoint: 'test', now: at(t0, 600), add: false, promote: false, dryRun: true, propagation: propagation(world), live: live(() => []) });
+    expect(dry.retired.length).toBeGreaterThan(0);
+    expect(zone(s.base)).toBe(before);
+    const held = await runEngine(config, { entryPoint: 'test', now: at(t0, 600), add: false, promote: false, propagation: propagation(world), live: failing });
+    expect(held.removed).toBe(0);
+    expect(held.held[0]!.why).toMatch(/could not check every address: 127\.0\.0\.1 port 25: connection refused/);
+    expect(zone(s.base)).toBe(before);
+  });
+
+  it('converges after a crash between the intent and the provider call, and after one between the call and the confirmation', async () => {
+    const s = scenario();
+    const leaf1 = s.lineage(intA, 1);
+    const config = loadConfig(s.config);
+    const world = { now: new Date(), lagging: false };
+    const t0 = Date.now();
+    const probe = live(() => []);
+    await runEngine(config, { entryPoint: 'test', now: at(t0, 0), propagation: propagation(world), live: probe });
+    // Crash A: the state says "publishing" for a record the provider never got.
+    const st = readState(config.stateDir);
+    const ghost = { ...st.records[0]!, data: 'ab'.repeat(32), status: 'publishing' as const, publishedAt: undefined };
+    writeState(config.stateDir, { ...st, records: [...st.records, ghost] });
+    // Crash B: the provider has a record, the state still says "publishing" (confirmation lost).
+    const st2 = readState(config.stateDir);
+    st2.records[0] = { ...st2.records[0]!, status: 'publishing' };
+    writeState(config.stateDir, st2);
+    const r = await runEngine(config, { entryPoint: 'test', now: at(t0, 5), propagation: propagation(world), live: probe });
+    expect(r.added).toBe(0);
+    const after = readState(config.stateDir).records;
+    expect(after.map((x) => x.status).sort()).toEqual(['published', 'published']);
+    expect(after.some((x) => x.data === ghost.data)).toBe(false);
+    expect(zone(s.base)).toContain(opensslSpkiSha256(leaf1.certPath));
+    expect(existsSync(join(config.stateDir, 'lock'))).toBe(false);
+  });
+});
