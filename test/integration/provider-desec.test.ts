@@ -115,7 +115,11 @@ describe('desec provider (desec-api-fake)', () => {
     await desecProvider(fake).apply(o, { add: [rec(o, 'ours')], remove: [] }, 3600);
     clearTimeout(other);
     expect(keys(readFake(fake, o))).toEqual(keys([rec(o, 'base'), rec(o, 'meanwhile'), rec(o, 'ours')]));
-    expect(fake.requests.slice(before).map((r) => `${r.method} ${r.status}`)).toEqual(['GET 200', 'PATCH 429', 'GET 200', 'PATCH 200', 'GET 200']);
+    expect(fake.requests.slice(before).map((r) => `${r.method} ${r.status}`)).toEqual([
+      'GET 200', // the domain (owns_qname)
+      'GET 200', 'PATCH 429', // read, write: throttled
+      'GET 200', 'PATCH 200', 'GET 200', // after Retry-After: read, write, read back
+    ]);
   });
 
   it('a wrong token: 401 "token rejected", without the token', async () => {
