@@ -41,6 +41,7 @@ type Loader = () => Promise<{ createProvider: ProviderFactory }>;
 const registry: Record<string, Loader> = {
   zonefile: () => import('./zonefile.js'),
   exec: () => import('./exec.js'),
+  rfc2136: () => import('./rfc2136.js'),
 };
 
 export function knownProviderTypes(): string[] {

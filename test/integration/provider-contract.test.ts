@@ -5,8 +5,9 @@ import { labDescribe } from '../lab/lab.js';
 import { contractCases, type ContractTarget } from './contract/suite.js';
 import { zonefileTarget } from './contract/zonefile.js';
 import { execTarget } from './contract/exec.js';
+import { rfc2136BindTarget, rfc2136KnotTarget } from './contract/rfc2136.js';
 
-const targets: ContractTarget[] = [zonefileTarget, execTarget];
+const targets: ContractTarget[] = [zonefileTarget, execTarget, rfc2136KnotTarget, rfc2136BindTarget];
 
 for (const t of targets) {
   if (t.tools.length) labDescribe(`provider contract: ${t.name}`, t.tools, () => contractCases(t));

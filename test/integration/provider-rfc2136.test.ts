@@ -1,6 +1,6 @@
 /**
- * The rfc2136 provider against real Knot DNS and real BIND on loopback: the shared provider
- * contract for both, then what only a real server can show:
+ * The rfc2136 provider against real Knot DNS and real BIND on loopback (the shared contract
+ * runs in provider-contract.test.ts), and what only a real server can show:
  *  - the update is DNSSEC-signed by the server (an RRSIG covers the new TLSA RRset);
  *  - 40 records in one UPDATE go over TCP (through a TCP-only relay) and a list of them comes
  *    back through the UDP-truncated-then-TCP path;
@@ -16,15 +16,10 @@ import type { TlsaRecord } from '../../src/tlsa/record.js';
 import { recordKey } from '../../src/tlsa/record.js';
 import { query } from '../lab/dig.js';
 import { freePort, labDescribe, stopAll } from '../lab/lab.js';
-import { contractCases } from './contract/suite.js';
 import {
-  BIND_TOOLS, KNOT_TOOLS, bindForUpdates, kdigTlsa, knotForUpdates, rfc2136BindTarget, rfc2136KnotTarget, rfc2136Provider,
+  BIND_TOOLS, KNOT_TOOLS, bindForUpdates, kdigTlsa, knotForUpdates, rfc2136Provider,
   type UpdateKey,
 } from './contract/rfc2136.js';
-
-for (const t of [rfc2136KnotTarget, rfc2136BindTarget]) {
-  labDescribe(`provider contract: ${t.name}`, t.tools, () => contractCases(t));
-}
 
 const sorted = (rs: TlsaRecord[]): string[] => rs.map(recordKey).sort();
 const rec = (owner: string, seed: string, usage: 2 | 3 = 3): TlsaRecord =>

@@ -24,7 +24,8 @@ beforeAll(() => {
 });
 afterAll(() => removeTempDir(dir));
 
-const base = { names: ['mx.example.org'], now: new Date(), smtp: true };
+// The clock is read at each use: certificates made in beforeAll start after module load.
+const base = { names: ['mx.example.org'], get now() { return new Date(); }, smtp: true };
 
 describe('DANE matching (RFC 7671/7672)', () => {
   it('3 1 1 matches the leaf key with no name or expiry checks', () => {
