@@ -42,6 +42,8 @@ const registry: Record<string, Loader> = {
   zonefile: () => import('./zonefile.js'),
   exec: () => import('./exec.js'),
   rfc2136: () => import('./rfc2136.js'),
+  route53: () => import('./route53.js'),
+  cloudflare: () => import('./cloudflare.js'),
 };
 
 export function knownProviderTypes(): string[] {

@@ -539,6 +539,9 @@ function validate(t: ProbeTarget): ProbeFailure | undefined {
   if (!t || typeof t.address !== 'string' || isIP(t.address) === 0) {
     return new ProbeFailure('unreachable', `${where}: the address to connect to is not an IP address`);
   }
+  if (typeof t.host !== 'string') {
+    return new ProbeFailure('protocol', `${where}: host must be a string (the name for SNI and messages)`);
+  }
   if (!Number.isInteger(t.port) || t.port < 1 || t.port > 65535) {
     return new ProbeFailure('unreachable', `${where}: bad port ${String(t.port)}`);
   }

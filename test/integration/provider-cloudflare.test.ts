@@ -1,6 +1,7 @@
 /**
  * The cloudflare provider (Cloudflare's TypeScript SDK, `baseURL` pointed at the fake) against
- * cloudflare-api-fake: the shared provider contract, then what is particular to Cloudflare:
+ * cloudflare-api-fake (the shared contract runs in provider-contract.test.ts), and what is
+ * particular to Cloudflare:
  * per-record writes (one read and at most one write per apply: a single POST/DELETE, or one
  * batch), the `comment` that marks our records, paging with a small per_page (and no extra
  * empty-page request), 429 with retry-after, token and zone errors, and writers racing
@@ -12,10 +13,7 @@ import { createProvider, MANAGED_COMMENT } from '../../providers/cloudflare.js';
 import type { DnsProvider } from '../../providers/index.js';
 import { recordKey, type TlsaRecord } from '../../src/tlsa/record.js';
 import { CloudflareApiFake, type CfRecord } from '../fakes/cloudflare-api-fake.js';
-import { contractCases } from './contract/suite.js';
-import { cloudflareTarget } from './contract/cloudflare.js';
 
-describe(`provider contract: ${cloudflareTarget.name}`, () => contractCases(cloudflareTarget));
 
 const ZONE = 'cf.example.test.';
 const hex = (s: string) => createHash('sha256').update(s).digest('hex');

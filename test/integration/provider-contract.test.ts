@@ -6,8 +6,10 @@ import { contractCases, type ContractTarget } from './contract/suite.js';
 import { zonefileTarget } from './contract/zonefile.js';
 import { execTarget } from './contract/exec.js';
 import { rfc2136BindTarget, rfc2136KnotTarget } from './contract/rfc2136.js';
+import { route53Target } from './contract/route53.js';
+import { cloudflareTarget } from './contract/cloudflare.js';
 
-const targets: ContractTarget[] = [zonefileTarget, execTarget, rfc2136KnotTarget, rfc2136BindTarget];
+const targets: ContractTarget[] = [zonefileTarget, execTarget, rfc2136KnotTarget, rfc2136BindTarget, route53Target, cloudflareTarget];
 
 for (const t of targets) {
   if (t.tools.length) labDescribe(`provider contract: ${t.name}`, t.tools, () => contractCases(t));

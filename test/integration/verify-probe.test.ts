@@ -3,12 +3,13 @@
  * lineages), on its STARTTLS port and on its implicit-TLS (wrappermode) port; posttls-finger
  * checks each case independently of the code under test.
  */
+import { execFileSync } from 'node:child_process';
 import { createHash, X509Certificate } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { probe, type ProbeResult, type ProbeTarget } from '../../src/verify/probe.js';
-import { labDescribe, makeTempDir, stopAll } from '../lab/lab.js';
+import { labDescribe, makeTempDir, sleep, stopAll, toolPath } from '../lab/lab.js';
 import { instancePids, POSTFIX_TOOLS, postTlsFinger, startPostfix, type PostfixServer } from '../lab/postfix.js';
 import { makeCa, makeLeaf, makeLineage, type CaHandle } from '../helpers/pki.js';
 
@@ -126,6 +127,16 @@ labDescribe('probe() against a real Postfix with an RSA and an ECDSA chain', POS
     }
     expect(ok(await probe(target(pf.smtpsPort, 'tls', 'ecdsa'))).chain[0]!.equals(ecBefore)).toBe(true);
     expect(pf.maillog()).toMatch(/postfix\/master\[\d+\]: reload -- version/);
+  });
+
+  it('`postfix -c DIR reload` (postfix-script) reaches this instance too', async () => {
+    const reloads = (): number => (pf.maillog().match(/postfix\/master\[\d+\]: reload -- /g) ?? []).length;
+    const before = reloads();
+    const out = execFileSync(toolPath('postfix', 'postfix'), ['-c', pf.configDir, 'reload'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    expect(out).toBe('');
+    for (let i = 0; i < 100 && reloads() === before; i++) await sleep(50);
+    expect(reloads()).toBe(before + 1);
+    ok(await probe(target(pf.smtpPort, 'smtp', 'rsa')));
   });
 
   it('the instance is private: own pid file, own log, /etc/postfix untouched; stop() ends master and children', async () => {

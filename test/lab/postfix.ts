@@ -16,6 +16,8 @@
  *  - The queue directory and its parents must be traversable by the `postfix` user (children
  *    drop privileges and chdir there): the temp dir is made 0755. Key files may be root-only
  *    0600: smtpd loads them before dropping privileges.
+ *  - `postfix -c DIR reload` works too (postfix-script HUPs the pid in DIR's queue); so do
+ *    `postconf -c DIR -e …` edits before it.
  *  - `maillog_file` must start with one of `maillog_file_prefixes`, and master.cf needs the
  *    `postlog unix-dgram ... postlogd` service; the master logs "daemon started" and, after
  *    SIGHUP, "reload -- version …" there.
@@ -35,6 +37,7 @@ import { findTool, freePort, makeTempDir, sleep, startDaemon, toolPath, type Dae
 
 /** Tools the Postfix lab needs (for labDescribe). */
 export const POSTFIX_TOOLS: readonly ToolRequirement[] = [
+  ['postfix', 'postfix'],
   ['postconf', 'postfix'],
   ['posttls-finger', 'postfix'],
   ['setsid', 'util-linux'],
