@@ -14,6 +14,7 @@ Commands:
   publish              publish new records next to the old ones; retire what is due
   status               published / pending / retiring records, with ages
   retire [--dry-run]   remove the records that are due now (grace over, no server needs them)
+  check [HOST[:PORT]…] DNSSEC, every authoritative server, live TLS per address and key type
   hook CLIENT          run by an ACME client after a renewal: certbot, acme.sh or lego
   daemon [--once]      the engine on a schedule: install staged chains, retire, re-check
 
@@ -25,6 +26,9 @@ Options:
   --lock-wait SECONDS  how long to wait for another run holding the lock (default 60)
   --dry-run            retire: show what would be removed, change nothing
   --once               daemon: one run, then exit (for systemd timers and cron)
+  --resolver IP[:PORT] check: the validating resolver (default: verify.resolver, else the system's)
+  --auth-port N        check: port of the authoritative servers (default 53)
+  --timeout SECONDS    check: per DNS query and TLS probe (default 5)
   -V, --version        print the version
   -h, --help           this help
 
@@ -62,6 +66,9 @@ export const OPTIONS = {
   explain: { type: 'boolean' },
   'dry-run': { type: 'boolean' },
   once: { type: 'boolean' },
+  resolver: { type: 'string' },
+  'auth-port': { type: 'string' },
+  timeout: { type: 'string' },
 } as const;
 
 export type CliValues = ReturnType<typeof parseCli>['values'];
@@ -89,8 +96,8 @@ async function main(argv: string[]): Promise<number> {
     (command || values.help ? process.stdout : process.stderr).write(USAGE);
     return values.help ? 0 : 2;
   }
-  const takesArgs = new Set(['hook']);
-  if (positionals.length > (takesArgs.has(command) ? 2 : 1)) {
+  const takesArgs = new Set(['hook', 'check']);
+  if (positionals.length > 1 && !takesArgs.has(command)) {
     process.stderr.write(`tlsa: unexpected argument "${positionals.at(-1)}"\n`);
     return 2;
   }
@@ -102,6 +109,7 @@ async function main(argv: string[]): Promise<number> {
     retire: () => import('./retire.js'),
     hook: () => import('./hook.js'),
     daemon: () => import('./daemon.js'),
+    check: () => import('./check.js'),
   };
   const load = commands[command];
   if (!load) {

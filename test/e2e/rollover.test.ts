@@ -28,7 +28,9 @@ import { execFileSync, spawn } from 'node:child_process';
 import { createHash, X509Certificate } from 'node:crypto';
 import { existsSync, openSync, closeSync, readFileSync, readlinkSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { CLI_PATH, REPO_ROOT, requireBuiltCli } from '../helpers/cli.js';
 import { makeCertbot, type Certbot, type CertbotRun, type HookRun } from '../lab/certbot.js';
@@ -101,6 +103,41 @@ interface OwnedRecordJson {
   status: string; publishedAt?: string; seenAt?: string; retiringSince?: string; addedAt: string; by: string;
 }
 const rdataOfOwned = (r: OwnedRecordJson): string => `${r.usage} ${r.selector} ${r.matching} ${r.data.toLowerCase()}`;
+
+/** The leaf a STARTTLS handshake gets from host:port, offering only `keyType`'s signature
+ *  algorithms (picks the RSA or the ECDSA certificate of a dual-certificate server). */
+function servedLeaf(port: number, keyType: 'rsa' | 'ecdsa'): Promise<X509Certificate> {
+  const sigalgs = keyType === 'rsa'
+    ? 'rsa_pss_rsae_sha256:rsa_pss_rsae_sha384:rsa_pkcs1_sha256:rsa_pkcs1_sha384'
+    : 'ecdsa_secp256r1_sha256:ecdsa_secp384r1_sha384';
+  return new Promise((resolveLeaf, reject) => {
+    const sock = netConnect({ host: '127.0.0.1', port });
+    let buf = '';
+    let step = 0;
+    const fail = (e: Error) => { sock.destroy(); reject(e); };
+    sock.setTimeout(5000, () => fail(new Error('STARTTLS probe: timeout')));
+    sock.on('error', fail);
+    const onData = (d: Buffer) => {
+      buf += d.toString('latin1');
+      if (!/\r?\n$/.test(buf)) return;
+      const last = buf.trimEnd().split('\n').at(-1)!;
+      if (/^\d{3}-/.test(last)) return;
+      buf = '';
+      if (step === 0 && last.startsWith('220')) { step = 1; sock.write('EHLO e2e.test\r\n'); }
+      else if (step === 1 && last.startsWith('250')) { step = 2; sock.write('STARTTLS\r\n'); }
+      else if (step === 2 && last.startsWith('220')) {
+        sock.removeListener('data', onData);
+        const t = tlsConnect({ socket: sock, servername: 'mx.example.test', rejectUnauthorized: false, sigalgs }, () => {
+          const c = t.getPeerX509Certificate();
+          t.end();
+          if (c) resolveLeaf(c); else reject(new Error('no peer certificate'));
+        });
+        t.on('error', fail);
+      } else fail(new Error(`STARTTLS probe: unexpected "${last}"`));
+    };
+    sock.on('data', onData);
+  });
+}
 
 // ---------------------------------------------------------------------------------------------
 
@@ -448,5 +485,307 @@ labDescribe('e2e rollover: pebble + certbot -> tlsa -> Knot/unbound -> Postfix, 
     await sleep(3000);
   }, 120_000);
 
-  it.todo('2..6 follow');
+  it('2. renewal with a new key, staged install: the hook returns 0 at once; the chain is installed only when a matching record is live', async () => {
+    poller.scenario = '2';
+    const t0 = Date.now();
+    const before = chainRecords(livePem('mx'));
+    const r = await certbot.renew({ certName: 'mx', reuseKey: false, deployHook: HOOK, env: tlsaEnv() });
+    expect(r.code, r.output).toBe(0);
+    const hook = theHook(r);
+    expect(hook.code, r.output).toBe(0);
+    expect(hook.ms, 'the hook returns quickly').toBeLessThan(15_000);
+    const after = chainRecords(livePem('mx'));
+    expect(after.ee, 'certbot made a new key').not.toBe(before.ee);
+    expect(after.ta, 'same pebble intermediate').toBe(before.ta);
+    expect(managedInFragment(), 'the new 3 1 1 is published beside the old one').toEqual([before.ee, after.ee, after.ta].sort());
+    if (isInstalled('mx')) {
+      // Allowed by rule 3: the issuer's 2 1 1 (same intermediate) was already live, i.e.
+      // published more than 2×TTL ago and on Knot.
+      const ta = readState().find((x) => rdataOfOwned(x) === after.ta)!;
+      expect(t0 - Date.parse(ta.publishedAt!)).toBeGreaterThan(2 * TTL * 1000);
+      expect(Date.now() - onKnot.get(after.ta)!.first).toBeGreaterThan(2 * TTL * 1000);
+      expect(hook.stdout).toMatch(/installed .* for mx/);
+      note(`2: promoted at once by the hook (its issuer's 2 1 1 was live); hook ${hook.ms} ms: ${hook.stdout}`);
+    } else {
+      expect(`${hook.stdout}\n${hook.stderr}`).toMatch(/staged .* waits/);
+      note(`2: staged by the hook (${hook.ms} ms): ${hook.stdout}`);
+    }
+    const runs = await drive('2', converged, 45_000);
+    note(`2: converged after ${runs.length} daemon --once runs, ${((Date.now() - t0) / 1000).toFixed(1)} s after the renewal started`);
+    expect(await knotRdata()).toEqual([after.ee, after.ta, foreignRdata].sort());
+    expect(onKnot.get(before.ee)?.gone, 'the old key\'s 3 1 1 left Knot').toBeDefined();
+    expect(checkPublishedBeforeServed(t0)).toEqual([]);
+  }, 120_000);
+
+  it('3. renewal with --reuse-key: the same 3 1 1 matches, the hook installs at once, the zone does not change', async () => {
+    poller.scenario = '3';
+    const before = chainRecords(livePem('mx'));
+    const zoneBefore = fragment();
+    const r = await certbot.renew({ certName: 'mx', reuseKey: true, deployHook: HOOK, env: tlsaEnv() });
+    expect(r.code, r.output).toBe(0);
+    const hook = theHook(r);
+    expect(hook.code, r.output).toBe(0);
+    const after = chainRecords(livePem('mx'));
+    expect(after.leaf.fingerprint256, 'a new certificate').not.toBe(before.leaf.fingerprint256);
+    expect(after.ee, 'the same key').toBe(before.ee);
+    expect(isInstalled('mx'), `the hook installs at once: ${hook.stdout}\n${hook.stderr}`).toBe(true);
+    expect(fragment()).toBe(zoneBefore);
+    note(`3: hook ${hook.ms} ms: ${hook.stdout}`);
+    await drive('3', converged, 20_000);
+    expect(fragment()).toBe(zoneBefore);
+    const served = await servedLeaf(port, 'ecdsa');
+    expect(served.fingerprint256, 'Postfix serves the renewed certificate').toBe(after.leaf.fingerprint256);
+  }, 90_000);
+
+  it('4. pebble restarted (new root and intermediate), renewal: staged until its 3 1 1 / 2 1 1 are live on Knot, then installed by the daemon', async () => {
+    poller.scenario = '4';
+    const t0 = Date.now();
+    const oldIntermediate = await pebble.intermediate();
+    await pebble.restart();
+    const newIntermediate = await pebble.intermediate();
+    expect(newIntermediate).not.toBe(oldIntermediate);
+    const account = await certbot.resetAccount();
+    const before = chainRecords(livePem('mx'));
+    const r = await certbot.renew({ certName: 'mx', reuseKey: false, account, deployHook: HOOK, env: tlsaEnv() });
+    expect(r.code, r.output).toBe(0);
+    const hook = theHook(r);
+    expect(hook.code, r.output).toBe(0);
+    expect(hook.ms, 'the hook returns quickly').toBeLessThan(15_000);
+    const after = chainRecords(livePem('mx'));
+    expect(after.ee).not.toBe(before.ee);
+    expect(after.ta, 'the new intermediate').not.toBe(before.ta);
+    expect(after.ta).toBe(`2 1 1 ${sha256(spki(new X509Certificate(newIntermediate)))}`);
+    // Nothing that matches the new chain is live: it stays staged.
+    expect(isInstalled('mx'), `${hook.stdout}\n${hook.stderr}`).toBe(false);
+    expect(`${hook.stdout}\n${hook.stderr}`).toMatch(/staged .* waits/);
+    expect(managedInFragment()).toEqual([before.ee, before.ta, after.ee, after.ta].sort());
+    note(`4: staged by the hook (${hook.ms} ms): ${hook.stdout.replace(/\n/g, ' | ')}`);
+
+    // The daemon (interval_s 5, the minimum) installs it when its records are live.
+    const logFile = join(dir, 'daemon-4.log');
+    const fd = openSync(logFile, 'a');
+    const daemon = spawn(process.execPath, [CLI_PATH, '--config', cfgPath, 'daemon'], { stdio: ['ignore', fd, fd], env: { ...process.env, TLSA_DEBUG: '1' } });
+    closeSync(fd);
+    const exited = new Promise<number | null>((res) => daemon.on('exit', (code) => res(code)));
+    try {
+      const deadline = Date.now() + 60_000;
+      while (!converged()) {
+        if (Date.now() > deadline) throw new Error(`4: the daemon did not converge in 60 s\n${readFileSync(logFile, 'utf8')}\n--- state ---\n${stateSummary()}`);
+        if (daemon.exitCode !== null) throw new Error(`4: the daemon exited ${daemon.exitCode}\n${readFileSync(logFile, 'utf8')}`);
+        await sleep(200);
+      }
+    } finally {
+      daemon.kill('SIGTERM');
+    }
+    expect(await exited, readFileSync(logFile, 'utf8')).toBe(0);
+    const ev = installs.filter((e) => e.name === 'mx' && e.at >= t0).at(-1)!;
+    expect(chainRecords(ev.fullchain).ee).toBe(after.ee);
+    const aged = Math.max(ev.at - onKnot.get(after.ee)!.first, ev.at - onKnot.get(after.ta)!.first);
+    note(`4: installed ${(aged / 1000).toFixed(1)} s after its records appeared on Knot; converged ${((Date.now() - t0) / 1000).toFixed(1)} s after the restart`);
+    expect(aged).toBeGreaterThanOrEqual(2 * TTL * 1000 - SLACK_MS);
+    expect(checkPublishedBeforeServed(t0)).toEqual([]);
+    expect(await knotRdata()).toEqual([after.ee, after.ta, foreignRdata].sort());
+    for (const old of [before.ee, before.ta]) expect(onKnot.get(old)?.gone, `${old} left Knot`).toBeDefined();
+    expect(readFileSync(logFile, 'utf8')).toMatch(/installed .* for mx/);
+  }, 150_000);
+
+  it('5. RSA and ECDSA lineages on one service: both installed, both served, both verified; then both renewed at once', async () => {
+    poller.scenario = '5';
+    const t0 = Date.now();
+    const r = await certbot.certonly({ certName: 'mx-rsa', domains: [HOST], keyType: 'rsa', deployHook: HOOK, env: tlsaEnv() });
+    expect(r.code, r.output).toBe(0);
+    const hook = theHook(r);
+    expect(hook.code, r.output).toBe(0);
+    expect(hook.stdout, 'no service uses the new lineage yet').toMatch(/no service .* uses/);
+    const rsa = chainRecords(livePem('mx-rsa'));
+    const ec = chainRecords(livePem('mx'));
+    expect(rsa.leaf.publicKey.asymmetricKeyType).toBe('rsa');
+    expect(ec.leaf.publicKey.asymmetricKeyType).toBe('ec');
+    expect(rsa.ta, 'one pebble intermediate issues both').toBe(ec.ta);
+
+    writeConfig({ ...cfg, lineages: ['mx', 'mx-rsa'] });
+    const p = await tlsa(['publish']);
+    expect(p.code, showRun(p)).toBe(0);
+    expect(isInstalled('mx-rsa'), showRun(p)).toBe(true);
+    expect(managedInFragment()).toEqual([ec.ee, rsa.ee, ec.ta].sort());
+    // Postfix is told to serve the RSA chain only once its 3 1 1 has been on Knot for 2×TTL
+    // (the admin's side of the first install of a new lineage on a running service).
+    while (!onKnot.has(rsa.ee) || Date.now() - onKnot.get(rsa.ee)!.first < 2 * TTL * 1000 + 500) await sleep(200);
+    execFileSync(toolPath('postconf', 'postfix'), ['-c', postfix.configDir, '-e',
+      `smtpd_tls_chain_files = ${join(installDir, 'mx', 'current', 'combined.pem')}, ${join(installDir, 'mx-rsa', 'current', 'combined.pem')}`]);
+    await postfix.reload();
+    expect((await servedLeaf(port, 'rsa')).fingerprint256).toBe(rsa.leaf.fingerprint256);
+    expect((await servedLeaf(port, 'ecdsa')).fingerprint256).toBe(ec.leaf.fingerprint256);
+    for (const kt of ['rsa', 'ecdsa'] as const) {
+      const f = await finger.check({ host: HOST, port, keyType: kt });
+      expect(f.verified, f.output).toBe(true);
+      note(`5: posttls-finger (${kt} only): ${f.trust}, matched ${f.matched}`);
+    }
+    poller.keyTypes = ['ecdsa', 'rsa', 'any'];
+    await drive('5 (dual)', converged, 30_000);
+
+    // Both renewed with new keys in one certbot run: the hook runs once per lineage.
+    const t1 = Date.now();
+    const r2 = await certbot.renew({ reuseKey: false, deployHook: HOOK, env: tlsaEnv() });
+    expect(r2.code, r2.output).toBe(0);
+    expect(r2.hooks.map((h) => h.code), r2.output).toEqual([0, 0]);
+    note(`5: both renewed; hooks ${r2.hooks.map((h) => `${h.ms} ms: ${h.stdout.replace(/\n/g, ' | ')}`).join(' ;; ')}`);
+    const rsa2 = chainRecords(livePem('mx-rsa'));
+    const ec2 = chainRecords(livePem('mx'));
+    expect(rsa2.ee).not.toBe(rsa.ee);
+    expect(ec2.ee).not.toBe(ec.ee);
+    await drive('5 (renewal)', converged, 45_000);
+    expect(await knotRdata()).toEqual([ec2.ee, rsa2.ee, ec2.ta, foreignRdata].sort());
+    expect((await servedLeaf(port, 'rsa')).fingerprint256).toBe(rsa2.leaf.fingerprint256);
+    expect((await servedLeaf(port, 'ecdsa')).fingerprint256).toBe(ec2.leaf.fingerprint256);
+    expect(checkPublishedBeforeServed(t0)).toEqual([]);
+    note(`5: converged ${((Date.now() - t1) / 1000).toFixed(1)} s after the double renewal started`);
+  }, 180_000);
+
+  it('6a. crash safety: SIGKILL after the intent is written, before the provider call; the next run converges', async () => {
+    poller.scenario = '6a';
+    // Hold the zone file's own lock, so the hook stops inside the provider call, after the
+    // state has recorded its intent.
+    const lockFile = `${fragmentPath}.lock`;
+    writeFileSync(lockFile, JSON.stringify({ pid: process.pid, host: hostname(), command: 'e2e test: holding the zone file', since: new Date().toISOString() }));
+    const zoneBefore = fragment();
+    const before = chainRecords(livePem('mx'));
+    rmSync(hookPidFile, { force: true });
+    const cb = certbot.renew({ certName: 'mx', reuseKey: false, deployHook: hookWrapper, env: tlsaEnv() });
+    try {
+      await killHookWhen('6a', () => readState().some((x) => x.status === 'publishing'));
+    } finally {
+      rmSync(lockFile, { force: true });
+    }
+    const r = await cb;
+    expect(r.code, 'certbot itself succeeds when its deploy hook is killed').toBe(0);
+    expect(theHook(r).code, r.output).toBe(-9);
+    const after = chainRecords(livePem('mx'));
+    expect(after.ee).not.toBe(before.ee);
+    expect(fragment(), 'the provider was never called').toBe(zoneBefore);
+    const intent = readState().find((x) => rdataOfOwned(x) === after.ee);
+    expect(intent?.status).toBe('publishing');
+    expect(isInstalled('mx')).toBe(false);
+    const runs = await drive('6a', converged, 45_000);
+    note(`6a: converged after ${runs.length} daemon --once runs`);
+    expect(await knotRdata()).toEqual(expectedRecords().concat(foreignRdata).sort());
+  }, 120_000);
+
+  it('6b. crash safety: SIGKILL during the provider\'s reload (zone file written, Knot not reloaded); the next run reloads and converges', async () => {
+    poller.scenario = '6b';
+    const flag = join(dir, '6b.reloading');
+    const release = join(dir, '6b.release');
+    const abort = join(dir, '6b.abort');
+    const q = shellQuote;
+    writeConfig({ ...cfg, providerReload: `touch ${q(flag)}; while [ ! -e ${q(release)} ]; do sleep 0.1; done; [ -e ${q(abort)} ] && exit 1; ${knot.reloadCommand(ZONE)}` });
+    const before = chainRecords(livePem('mx'));
+    rmSync(hookPidFile, { force: true });
+    const cb = certbot.renew({ certName: 'mx', reuseKey: false, deployHook: hookWrapper, env: tlsaEnv() });
+    try {
+      await killHookWhen('6b', () => existsSync(flag));
+    } finally {
+      writeFileSync(abort, '');
+      writeFileSync(release, '');
+    }
+    const r = await cb;
+    expect(theHook(r).code, r.output).toBe(-9);
+    writeConfig({ ...cfg, providerReload: undefined });
+    const after = chainRecords(livePem('mx'));
+    expect(after.ee).not.toBe(before.ee);
+    expect(managedInFragment(), 'the zone file was written').toContain(after.ee);
+    expect(await knotRdata(), 'Knot never loaded it').not.toContain(after.ee);
+    expect(existsSync(`${fragmentPath}.reload-pending`), 'the provider remembers the reload it owes').toBe(true);
+    expect(isInstalled('mx')).toBe(false);
+    note(`6b: state after the kill:\n${stateSummary()}`);
+    const runs = await drive('6b', converged, 45_000);
+    note(`6b: converged after ${runs.length} daemon --once runs`);
+    expect(existsSync(`${fragmentPath}.reload-pending`)).toBe(false);
+    expect(await knotRdata()).toEqual(expectedRecords().concat(foreignRdata).sort());
+  }, 120_000);
+
+  it('6c. crash safety: SIGKILL during the install\'s reload (chain installed, Postfix not reloaded); the next run reloads and converges', async () => {
+    poller.scenario = '6c';
+    const flag = join(dir, '6c.reloading');
+    const release = join(dir, '6c.release');
+    const abort = join(dir, '6c.abort');
+    const q = shellQuote;
+    writeConfig({ ...cfg, installReload: `touch ${q(flag)}; while [ ! -e ${q(release)} ]; do sleep 0.1; done; [ -e ${q(abort)} ] && exit 1; ${postfixReload}` });
+    const before = chainRecords(livePem('mx'));
+    const reloadsBefore = (postfix.maillog().match(/postfix\/master\[\d+\]: reload -- /g) ?? []).length;
+    rmSync(hookPidFile, { force: true });
+    const cb = certbot.renew({ certName: 'mx', reuseKey: false, deployHook: hookWrapper, env: tlsaEnv() });
+    try {
+      await killHookWhen('6c', () => existsSync(flag));
+    } finally {
+      writeFileSync(abort, '');
+      writeFileSync(release, '');
+    }
+    const r = await cb;
+    expect(theHook(r).code, r.output).toBe(-9);
+    writeConfig({ ...cfg, installReload: undefined });
+    const after = chainRecords(livePem('mx'));
+    expect(after.ee).not.toBe(before.ee);
+    expect(isInstalled('mx'), 'installed (its issuer\'s 2 1 1 is live), then killed in the reload').toBe(true);
+    const t0 = Date.now();
+    let problem: string | undefined;
+    try {
+      // Correct behaviour: the next run sees that the installed chain's reload never completed,
+      // runs it, and the old key's record is retired once Postfix no longer presents it.
+      await drive('6c', converged, 30_000);
+    } catch (e) {
+      problem = `after a SIGKILL between installing the chain and the end of install.reload, 30 s of "tlsa daemon --once" runs did not reload Postfix (${(postfix.maillog().match(/postfix\/master\[\d+\]: reload -- /g) ?? []).length - reloadsBefore} reloads logged since): ${(e as Error).message.split('\n')[0]}\n${stateSummary()}`;
+      note(`6c: PRODUCT BUG: ${problem}`);
+      // Let the rest of the suite go on from a sane state.
+      await postfix.reload();
+      await drive('6c (after a manual reload)', converged, 45_000);
+    }
+    note(`6c: converged ${((Date.now() - t0) / 1000).toFixed(1)} s after the kill`);
+    expect(await knotRdata()).toEqual(expectedRecords().concat(foreignRdata).sort());
+    expect(problem).toBeUndefined();
+  }, 150_000);
+
+  it('the end: only the records of the served chains and the foreign one; state consistent; status shows only live records; every poll Verified', async () => {
+    poller.scenario = 'end';
+    await drive('end', converged, 30_000);
+    await sleep(2 * TTL * 1000);
+    await drive('end (settled)', converged, 30_000);
+    await poller.stop();
+    const want = expectedRecords();
+    // The fragment: the foreign line as it was written, the managed lines exactly the needed ones.
+    expect(fragment()).toContain(`${foreignLine}\n`);
+    expect(managedInFragment()).toEqual(want);
+    expect(await knotRdata()).toEqual([...want, foreignRdata].sort());
+    await unbound.flush(ZONE);
+    const viaUnbound = await query({ server: unbound.host, port: unbound.port, name: owner, type: 'TLSA', dnssec: true });
+    expect(viaUnbound.flags).toContain('ad');
+    expect(rdataOf(viaUnbound, 'TLSA').map((x) => x.toLowerCase()).sort()).toEqual([...want, foreignRdata].sort());
+    // Every record ever published and no longer needed has left Knot, not before its grace.
+    const leftovers = [...onKnot.entries()].filter(([r, s]) => s.gone === undefined && r !== foreignRdata && !want.includes(r)).map(([r]) => r);
+    expect(leftovers).toEqual([]);
+    expect(onKnot.get(foreignRdata)?.gone, 'the foreign record never left Knot').toBeUndefined();
+    expect(checkRetiredLate()).toEqual([]);
+    expect(checkPublishedBeforeServed(0)).toEqual([]);
+    note(`end: ${onKnot.size - 1} records were published by tlsa over the run, ${[...onKnot.values()].filter((s) => s.gone !== undefined).length} removed; ${installs.length} installs`);
+    // State: exactly the needed records, all published.
+    const st = readState();
+    expect(st.map(rdataOfOwned).sort()).toEqual(want);
+    expect(st.every((x) => x.status === 'published'), stateSummary()).toBe(true);
+    // tlsa status --json: only live records.
+    const status = await tlsa(['status', '--json']);
+    expect(status.code, showRun(status)).toBe(0);
+    const records = (JSON.parse(status.stdout) as { records: { rdata: string; phase: string; waitsFor: string | null }[] }).records;
+    expect(records.map((x) => x.rdata.toLowerCase()).sort()).toEqual(want);
+    expect(records.filter((x) => x.phase !== 'live').map((x) => `${x.rdata.slice(0, 20)}… ${x.phase}: ${x.waitsFor}`), status.stdout).toEqual([]);
+
+    // posttls-finger: every poll of the whole run said Verified.
+    const all = poller.results;
+    const bad = all.filter((x) => !x.verified);
+    const byScenario = [...new Set(all.map((x) => x.scenario))].map((sc) => {
+      const xs = all.filter((x) => x.scenario === sc);
+      return `${sc}: ${xs.length} polls, ${xs.filter((x) => !x.verified).length} failed, matched ${[...new Set(xs.map((x) => `${x.keyType}:${x.matched ?? '-'}`))].join(' ')}`;
+    });
+    note(`posttls-finger per scenario:\n  ${byScenario.join('\n  ')}`);
+    expect(all.length).toBeGreaterThan(60);
+    expect(bad.map((x) => `[${x.scenario}] ${x.at.toISOString()} (${x.keyType}):\n${x.output}`)).toEqual([]);
+  }, 120_000);
 });

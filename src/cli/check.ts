@@ -1,0 +1,62 @@
+/** `tlsa check [HOST[:PORT]…]`: DNSSEC, every authoritative server, and a live probe per
+ *  address and key type, matched against the published records. Exit 1 on any failure. */
+import { existsSync } from 'node:fs';
+import { loadConfig } from '../config/load.js';
+import { EXIT, InputError } from '../errors.js';
+import { builtinCatalogPath, loadCatalog } from '../issuers/catalog.js';
+import { PROTOCOLS_LIST, type Protocol } from '../tlsa/policy.js';
+import { checkTarget, type CheckReport, type CheckTarget } from '../verify/check.js';
+import { resolverFrom } from '../verify/resolver.js';
+import { DEFAULT_CONFIG, json } from './common.js';
+import { out, warn } from './fail.js';
+import type { CliValues } from './main.js';
+
+function parseTarget(text: string, protocol?: Protocol): CheckTarget {
+  const m = /^([A-Za-z0-9._-]+?)\.?(?::(\d+))?$/.exec(text);
+  const port = m?.[2] ? Number(m[2]) : 25;
+  if (!m || port < 1 || port > 65535) throw new InputError(`"${text}" is not HOST or HOST:PORT`);
+  return { host: m[1]!, port, ...(protocol ? { protocol } : {}) };
+}
+
+function render(r: CheckReport): string {
+  const lines = [
+    `${r.ok ? 'OK  ' : 'FAIL'} ${r.host}:${r.port}  ${r.owner}  TLSA ${r.dnssec.tlsa}, addresses ${r.dnssec.address}, ${r.records.length} record(s); authoritative: ${r.authoritative.inSync ? r.authoritative.summary : `NOT in sync (${r.authoritative.lagging.join(', ') || r.authoritative.summary})`}`,
+  ];
+  for (const p of r.probes) {
+    const what = p.notServed ? 'no certificate of this type (the server answered the other one)' : p.ok ? `Verified: ${p.matched} (${p.leaf})` : `NOT verified: ${p.problems.join('; ')}`;
+    lines.push(`     ${p.address.padEnd(15)} ${p.keyType.toUpperCase().padEnd(5)} ${what}`);
+  }
+  for (const f of r.failures) lines.push(`     failure: ${f}`);
+  for (const w of r.warnings) lines.push(`     warning: ${w}`);
+  return lines.join('\n');
+}
+
+export async function run(v: CliValues, args: string[]): Promise<number> {
+  if (v.protocol && !(PROTOCOLS_LIST as readonly string[]).includes(v.protocol)) throw new InputError(`--protocol must be one of ${PROTOCOLS_LIST.join(', ')}`);
+  const configFile = v.config ?? process.env['TLSA_CONFIG'] ?? (args.length ? undefined : DEFAULT_CONFIG);
+  const config = configFile && (v.config || process.env['TLSA_CONFIG'] || existsSync(configFile)) ? loadConfig(configFile) : undefined;
+  if (config) warn(config.warnings);
+  let targets: CheckTarget[] = args.map((a) => parseTarget(a, v.protocol as Protocol | undefined));
+  if (!targets.length) {
+    if (!config) throw new InputError('check needs HOST[:PORT] arguments or a --config with services');
+    targets = Object.values(config.raw.services).flatMap((s) => s.ports.map((port) => ({ host: s.host, port, ...(s.protocol ? { protocol: s.protocol } : {}) })));
+  }
+  const verify = config?.raw.verify;
+  const resolverSetting = v.resolver ?? verify?.resolver ?? 'system';
+  let resolver;
+  try {
+    resolver = resolverFrom(resolverSetting);
+  } catch (e) {
+    throw new InputError((e as Error).message);
+  }
+  const authPort = v['auth-port'] !== undefined ? Number(v['auth-port']) : verify?.authoritative_port ?? 53;
+  if (!Number.isInteger(authPort) || authPort < 1 || authPort > 65535) throw new InputError(`--auth-port must be a port number, got "${v['auth-port']}"`);
+  const timeoutMs = (v.timeout !== undefined ? Number(v.timeout) : verify?.timeout_s ?? 5) * 1000;
+  if (!(timeoutMs > 0)) throw new InputError(`--timeout must be a number of seconds, got "${v.timeout}"`);
+  const catalog = loadCatalog(builtinCatalogPath('letsencrypt'));
+  const now = new Date();
+  const reports = await Promise.all(targets.map((t) => checkTarget(t, { resolver, authoritativePort: authPort, timeoutMs, catalog, cap: config?.raw.max_records_per_name ?? 12, now })));
+  if (v.json) json({ ok: reports.every((r) => r.ok), reports });
+  else out(`${reports.map(render).join('\n')}\n`);
+  return reports.every((r) => r.ok) ? EXIT.ok : EXIT.checkFailed;
+}

@@ -1,0 +1,164 @@
+/**
+ * `tlsa check`: for each host × port, the DNSSEC status of the TLSA RRset and the host's
+ * addresses, every authoritative server in sync or not, and a live probe of each address per
+ * key type matched against the RRset (RFC 7672). Plus what breaks at the next renewal.
+ */
+import { X509Certificate } from 'node:crypto';
+import { keyTypeOf } from '../certs/key-type.js';
+import { issuerFamily, type IssuerCatalog } from '../issuers/catalog.js';
+import { associationData } from '../tlsa/association.js';
+import { isSmtp, type Protocol } from '../tlsa/policy.js';
+import { ownerName, rdataText, type TlsaRecord } from '../tlsa/record.js';
+import { answerLabel, compareRrsets, findZone, queryAuthoritative } from './authoritative.js';
+import { daneMatch, recordMatchesChain } from './dane.js';
+import type { DnsServer } from './dns.js';
+import { resolveHostForDane, validatedLookup } from './dnssec.js';
+import { probe, type ProbeKeyType } from './probe.js';
+import { probeProtocol } from '../engine/observe.js';
+
+export interface CheckTarget {
+  host: string;
+  port: number;
+  protocol?: Protocol;
+}
+
+export interface CheckOptions {
+  resolver: DnsServer;
+  authoritativePort: number;
+  timeoutMs: number;
+  catalog?: IssuerCatalog;
+  cap: number;
+  now: Date;
+}
+
+export interface ProbeRow {
+  address: string;
+  keyType: ProbeKeyType;
+  ok: boolean;
+  /** The server has no certificate of this key type (it answered the other one). */
+  notServed?: boolean;
+  matched?: string;
+  leaf?: string;
+  problems: string[];
+}
+
+export interface CheckReport {
+  host: string;
+  port: number;
+  owner: string;
+  dnssec: { tlsa: string; address: string; message: string };
+  records: string[];
+  authoritative: { inSync: boolean; summary: string; lagging: string[] };
+  probes: ProbeRow[];
+  /** Findings that are failures. */
+  failures: string[];
+  /** Findings that are warnings: next renewal, cap, records nobody serves. */
+  warnings: string[];
+  ok: boolean;
+}
+
+const short = (r: TlsaRecord) => `${rdataText(r).slice(0, 24)}…`;
+
+export async function checkTarget(t: CheckTarget, o: CheckOptions): Promise<CheckReport> {
+  const failures: string[] = [];
+  const warnings: string[] = [];
+  const q = { timeoutMs: o.timeoutMs };
+  let host;
+  try {
+    host = await resolveHostForDane(o.resolver, t.host, q);
+  } catch (e) {
+    const owner = ownerName(t.host, t.port);
+    const msg = `the resolver ${o.resolver.host}:${o.resolver.port} cannot be asked: ${(e as Error).message}`;
+    return { host: t.host, port: t.port, owner, dnssec: { tlsa: 'error', address: 'error', message: msg }, records: [], authoritative: { inSync: false, summary: '', lagging: [] }, probes: [], failures: [msg], warnings, ok: false };
+  }
+  if (host.status !== 'secure') failures.push(`address records of ${t.host}: ${host.status}: ${host.message}`);
+  let owner = ownerName(host.tlsaBase, t.port);
+  let tlsa = await validatedLookup(o.resolver, owner, 'TLSA', q);
+  // RFC 7672 §2.2.2: with a secure CNAME, the target's TLSA first, then the original name's.
+  for (const base of host.tlsaBases.slice(1)) {
+    if (tlsa.records.length) break;
+    const alt = await validatedLookup(o.resolver, ownerName(base, t.port), 'TLSA', q);
+    if (alt.records.length || alt.status === 'secure') {
+      owner = ownerName(base, t.port);
+      tlsa = alt;
+    }
+  }
+  const records = tlsa.records;
+  if (tlsa.status !== 'secure') failures.push(`TLSA ${owner}: ${tlsa.status}: ${tlsa.message}`);
+  else if (!records.length) failures.push(`no TLSA records at ${owner}: DANE is not in effect for this port`);
+  if (records.length > o.cap) warnings.push(`${records.length} records at ${owner}: over ~${o.cap}, some receivers (Microsoft's) may not handle them all`);
+
+  let authoritative: CheckReport['authoritative'] = { inSync: false, summary: 'not checked', lagging: [] };
+  try {
+    const zone = await findZone(o.resolver, owner, q);
+    const answers = await queryAuthoritative(zone, owner, 'TLSA', { port: o.authoritativePort, timeoutMs: o.timeoutMs });
+    const cmp = compareRrsets(records, answers, 'exact');
+    authoritative = { inSync: cmp.inSync, summary: cmp.summary, lagging: [...cmp.lagging, ...cmp.failed].map((s) => answerLabel(s)) };
+    if (!cmp.inSync) failures.push(`authoritative servers of ${zone.zone} disagree: ${cmp.summary.replace(/\n/g, '; ')}`);
+  } catch (e) {
+    authoritative.summary = (e as Error).message;
+    failures.push(`cannot check the authoritative servers: ${(e as Error).message}`);
+  }
+
+  const addresses = [...host.addresses.v4, ...host.addresses.v6];
+  const keyTypes: ProbeKeyType[] = ['rsa', 'ecdsa'];
+  const jobs = addresses.flatMap((address) => keyTypes.map((keyType) => ({ address, keyType })));
+  const results = await Promise.all(jobs.map((j) => probe({ host: t.host, address: j.address, port: t.port, keyType: j.keyType, protocol: probeProtocol(t.port, t.protocol), timeoutMs: o.timeoutMs })));
+  const smtp = isSmtp(t.port, t.protocol);
+  const probes: ProbeRow[] = [];
+  const servedChains: X509Certificate[][] = [];
+  jobs.forEach((j, i) => {
+    const r = results[i]!;
+    if (!r.ok) {
+      const otherOk = results.some((x, k) => x.ok && jobs[k]!.address === j.address);
+      const refusedKeyType = r.error.code === 'alert' || r.error.code === 'handshake';
+      if (otherOk && refusedKeyType) probes.push({ address: j.address, keyType: j.keyType, ok: true, notServed: true, problems: [] });
+      else probes.push({ address: j.address, keyType: j.keyType, ok: false, problems: [r.error.message] });
+      return;
+    }
+    const chain = r.chain.map((der) => new X509Certificate(der));
+    servedChains.push(chain);
+    const leafType = keyTypeOf(chain[0]!.publicKey);
+    const m = daneMatch({ records, chain, names: [host.tlsaBase, t.host], now: o.now, smtp });
+    const row: ProbeRow = { address: j.address, keyType: j.keyType, ok: m.verified, leaf: `${leafType.label}, ${chain.length} certificate(s) sent`, problems: [] };
+    if (m.match) row.matched = `${rdataText(m.match.record).slice(0, 24)}… at depth ${m.match.depth}`;
+    else row.problems.push(...m.reasons);
+    for (const u of m.unusable) if (u.record.usage < 2) row.problems.push(`${short(u.record)} ${u.why}`);
+    probes.push(row);
+  });
+  if (!addresses.length) failures.push(`${t.host} has no address to probe`);
+  for (const p of probes) if (!p.ok) failures.push(`${p.address} ${p.keyType}: ${p.problems.join('; ')}`);
+
+  // The next renewal: a new key (certbot's default) is covered only by a 2 x x record of the
+  // intermediate it will come from, or by a pre-published 3 x x of the next key.
+  const dedup = new Map(servedChains.map((c) => [c.map((x) => x.fingerprint256).join(), c]));
+  for (const chain of dedup.values()) {
+    const type = keyTypeOf(chain[0]!.publicKey);
+    const issuer = chain[1];
+    const family = o.catalog ? issuerFamily(o.catalog, type.family, o.now) : [];
+    const fromCatalog = !!issuer && family.some((f) => f.cert.fingerprint256 === issuer.fingerprint256 || associationData(f.cert, 1, 1) === associationData(issuer, 1, 1));
+    const usable2 = records.filter((r) => r.usage === 2);
+    if (fromCatalog) {
+      const missing = family.filter((f) => !usable2.some((r) => r.selector === 1 && r.matching === 1 && r.data === associationData(f.cert, 1, 1)));
+      if (missing.length) warnings.push(`next renewal (${type.label}): no 2 1 1 for ${missing.map((f) => `${f.name} (${f.status})`).join(', ')}; ${o.catalog!.ca} may issue from ${missing.length === 1 ? 'it' : 'them'} without warning`);
+    } else if (!usable2.some((r) => chain.slice(1).some((c) => recordMatchesChain(r, [chain[0]!, c])))) {
+      warnings.push(`next renewal (${type.label}): no 2 x x record covers the issuer; a renewal with a new key breaks DANE unless the next key's 3 1 1 is published 2×TTL before it is served`);
+    }
+  }
+  // Records nobody serves (catalog family records are there on purpose).
+  const familyData = new Set((o.catalog?.intermediates ?? []).map((f) => associationData(f.cert, 1, 1)));
+  for (const r of records) {
+    if (servedChains.some((c) => recordMatchesChain(r, c))) continue;
+    if (r.usage === 2 && r.selector === 1 && r.matching === 1 && familyData.has(r.data)) continue;
+    if (servedChains.length) warnings.push(`${short(r)} matches no chain any address serves (left over from an old certificate?)`);
+  }
+  const uniq = (xs: string[]) => [...new Set(xs)];
+  return {
+    host: t.host, port: t.port, owner,
+    dnssec: { tlsa: tlsa.status, address: host.status, message: tlsa.message },
+    records: records.map(rdataText),
+    authoritative, probes,
+    failures: uniq(failures), warnings: uniq(warnings),
+    ok: failures.length === 0,
+  };
+}
