@@ -38,9 +38,11 @@
  *              every record not named in `remove`, adds ours), writes it, waits `settle_ms`
  *              (jittered), reads it back, and repeats (6 rounds at most) until our adds are there,
  *              our removes are gone and every record that was there before our write (and not
- *              removed by us) is still there. Residual race: a writer that read before our write
- *              and writes its stale set only after our read-back removes our records unseen;
- *              the window is its read-to-write time. The next run repairs it.
+ *              removed by us) is still there; while the RRset's `touched` stamp shows writes
+ *              after ours, it looks again after another pause. Residual race: a writer that read
+ *              before our write and writes its stale set only after our last read-back removes
+ *              our records unseen; the window is its read-to-write time. The next run sees the
+ *              loss (list, DNS checks) and repairs it.
  * Limits:      reads ("dns_api_cheap") 10/s and 50/min; RRset writes per domain 2/s, 15/min,
  *              100/h, 300/day; 2000 requests/day per account. An apply costs two reads and one
  *              write (plus one domain read per run). 429 carries `Retry-After`: it is waited out
@@ -75,6 +77,8 @@ interface RRset {
   type: string;
   ttl: number;
   records: string[];
+  /** Set by deSEC on every write to the RRset, also one that changes nothing. */
+  touched?: string;
 }
 
 interface NameState {
@@ -308,7 +312,9 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     const state: NameState = {};
     for (const r of list as RRset[]) {
       if (r?.subname !== subname) continue;
-      if (r.type === 'TLSA') state.tlsa = { subname, type: 'TLSA', ttl: r.ttl, records: Array.isArray(r.records) ? r.records.filter((x) => typeof x === 'string') : [] };
+      if (r.type === 'TLSA') {
+        state.tlsa = { subname, type: 'TLSA', ttl: r.ttl, records: Array.isArray(r.records) ? r.records.filter((x) => typeof x === 'string') : [], ...(typeof r.touched === 'string' ? { touched: r.touched } : {}) };
+      }
       else if (r.type === 'CNAME') state.cname = r.records?.[0] ?? '?';
     }
     return state;
@@ -317,10 +323,13 @@ export const createProvider: ProviderFactory = (options, ctx) => {
   const cnameMessage = (owner: string, d: Domain, target?: string) =>
     `${owner} has a CNAME${target ? ` (to ${target})` : ''} in deSEC domain ${d.name}; TLSA records cannot sit beside it, and tlsa does not overwrite it: move the TLSA records to the CNAME's target or remove the CNAME`;
 
-  async function write(owner: string, d: Domain, subname: string, records: string[], ttl: number | undefined): Promise<void> {
+  /** Write the whole TLSA RRset; returns its `touched` stamp from the answer (none if deleted). */
+  async function write(owner: string, d: Domain, subname: string, records: string[], ttl: number | undefined): Promise<string | undefined> {
     const item = { subname, type: 'TLSA', records, ...(ttl !== undefined && records.length ? { ttl } : {}) };
     try {
-      await exchange('PATCH', `${apiBase}/domains/${encodeURIComponent(d.name)}/rrsets/`, `writing ${owner} TLSA`, [item], [], { once: true });
+      const a = await exchange('PATCH', `${apiBase}/domains/${encodeURIComponent(d.name)}/rrsets/`, `writing ${owner} TLSA`, [item], [], { once: true });
+      const written = Array.isArray(a.body) ? (a.body as RRset[]).find((r) => r?.type === 'TLSA' && r.subname === subname) : undefined;
+      return typeof written?.touched === 'string' ? written.touched : undefined;
     } catch (e) {
       if (!(e instanceof HttpFailure)) throw e;
       if (e.status === 404) throw fail(`domain (zone) ${d.name} not found in this deSEC account`);
@@ -401,8 +410,9 @@ export const createProvider: ProviderFactory = (options, ctx) => {
         const current = state.tlsa?.records ?? [];
         const desired = compute(current);
         if (same(current, desired)) return;
+        let touched: string | undefined;
         try {
-          await write(owner, d, subname, desired, writeTtl);
+          touched = await write(owner, d, subname, desired, writeTtl);
         } catch (e) {
           // 429 (after its Retry-After), 5xx, network: read again and recompute, never re-send.
           if (!(e instanceof Transient)) throw e;
@@ -411,10 +421,19 @@ export const createProvider: ProviderFactory = (options, ctx) => {
           round--;
           continue;
         }
-        if (settleMs > 0) await sleep(Math.round(settleMs * (0.5 + Math.random())));
-        const after = await readName(d, subname);
-        if (after.cname !== undefined) throw fail(cnameMessage(owner, d, after.cname));
-        if (settled(after.tlsa?.records ?? [], current)) return;
+        // Read back after a pause. While the RRset's `touched` shows writes after ours, look
+        // again after another pause: a writer that read before our write may not have written.
+        let ok = true;
+        for (let look = 0; ok && look < MAX_ROUNDS; look++) {
+          await sleep(Math.round(settleMs * (0.5 + Math.random())));
+          const after = await readName(d, subname);
+          if (after.cname !== undefined) throw fail(cnameMessage(owner, d, after.cname));
+          ok = settled(after.tlsa?.records ?? [], current);
+          const quiet = after.tlsa?.touched === touched;
+          touched = after.tlsa?.touched;
+          if (ok && quiet) return;
+        }
+        if (ok) return;
       }
       throw fail(`${owner}: other writers kept changing the TLSA RRset in deSEC domain ${d.name}; gave up after ${MAX_ROUNDS} read-modify-write rounds (a re-run repairs it)`);
     },

@@ -10,12 +10,21 @@ export interface TlsaChange {
   remove: TlsaRecord[];
 }
 
+export interface OwnerChange extends TlsaChange {
+  owner: string;
+}
+
 export interface DnsProvider {
   readonly name: string;
   /** TLSA records now at the owner name, as the provider sees them (ours and foreign ones). */
   list(owner: string): Promise<TlsaRecord[]>;
   /** Apply exactly these additions and removals at one owner name; records not named stay. */
   apply(owner: string, change: TlsaChange, ttl: number): Promise<void>;
+  /** Optional: list several owner names at once (one zone read where the API has one). */
+  listMany?(owners: string[]): Promise<Map<string, TlsaRecord[]>>;
+  /** Optional: apply the changes of several owner names in one write where the API allows
+   *  (one PATCH, one UPDATE message); all or nothing where the API is transactional. */
+  applyMany?(changes: OwnerChange[], ttl: (owner: string) => number): Promise<void>;
   /** Optional provider-side "change is live" signal. The engine does not trust it alone. */
   waitUntilApplied?(): Promise<void>;
   /** Optional: make applied changes take effect (reload a server). Called once at the end of

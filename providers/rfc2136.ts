@@ -43,7 +43,7 @@ import { withRetry } from '../src/util/retry.js';
 import { normaliseName, type TlsaRecord } from '../src/tlsa/record.js';
 import { decodeSecret, tsigErrorName, TSIG_ALGORITHMS, type TsigAlgorithm, type TsigKey } from '../src/dns/tsig.js';
 import { DnsTransportError, exchange, type Endpoint, type Reply } from '../src/dns/transport.js';
-import { buildQuery, buildTlsaUpdate, parseTlsaRdata } from '../src/dns/update.js';
+import { buildQuery, buildTlsaUpdateMany, parseTlsaRdata } from '../src/dns/update.js';
 import { OPCODE, TYPE, rcodeName, readName, walkRecords } from '../src/dns/wire.js';
 import { ProviderError, type DnsProvider, type ProviderFactory, type TlsaChange } from './index.js';
 
@@ -208,38 +208,106 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       const o = normaliseName(owner);
       checkOwners(o, change);
       if (change.add.length === 0 && change.remove.length === 0) return;
-      if (!Number.isInteger(ttl) || ttl < 0 || ttl > 0x7fffffff) throw fail(`TTL ${ttl} is not a DNS TTL`);
-      const zone = await findZone(o);
-      const what = `updating TLSA at ${o} in zone ${zone}`;
-      const build = (id: number): Buffer => {
-        const m = buildTlsaUpdate(id, { zone, owner: o, add: change.add, remove: change.remove, ttl });
-        if (m.length > 65_000) throw fail(`${what}: ${change.add.length + change.remove.length} records do not fit in one DNS message`);
-        return m;
-      };
-      const reply = await ask(what, `zone ${zone}`, build);
-      const { rcode, opcode } = reply.header;
-      if (opcode !== OPCODE.UPDATE) throw fail(`${what}: ${where} answered with opcode ${opcode}, not UPDATE`);
-      switch (rcode) {
-        case 0:
-          return;
-        case 7: // YXRRSET: "CNAME RRset does not exist" failed
-        case 8: // NXRRSET: a server reading the prerequisite the other way round
-          throw fail(`${o} has a CNAME (${where} answered ${rcodeName(rcode)} to the prerequisite "no CNAME"); TLSA records cannot sit beside it, and tlsa does not overwrite it: move the TLSA records to the CNAME's target or remove the CNAME`);
-        case 5:
-          throw fail(`${what}: ${where} answered REFUSED: the server refuses updates for this zone from this key (check its ACL / update-policy for key "${keyName}" and type TLSA)`);
-        case 9:
-          zones.delete(o);
-          throw fail(`${what}: ${where} answered NOTAUTH: it is not authoritative (primary) for zone ${zone}; check "server" and "zone"`);
-        case 10:
-          zones.delete(o);
-          throw fail(`${what}: ${where} answered NOTZONE: ${o} is not in zone ${zone} as the server has it (a delegated subzone?); set "zone"`);
-        case 1:
-        case 4:
-          throw fail(`${what}: ${where} answered ${rcodeName(rcode)}: it does not take this UPDATE (is dynamic update enabled for zone ${zone}?)`);
-        default:
-          throw fail(`${what}: ${where} answered ${rcodeName(rcode)}`);
+      await update(await findZone(o), [{ owner: o, add: change.add, remove: change.remove, ttl }]);
+    },
+    async listMany(owners) {
+      const out = new Map<string, TlsaRecord[]>();
+      // Queries are cheap and independent: a few at a time, not one UPDATE-sized transfer.
+      const queue = [...owners];
+      await Promise.all(Array.from({ length: Math.min(16, queue.length) }, async () => {
+        for (let o = queue.shift(); o !== undefined; o = queue.shift()) out.set(normaliseName(o), await provider.list(o));
+      }));
+      return out;
+    },
+    async applyMany(changes, ttlOf) {
+      const byZone = new Map<string, UpdateItem[]>();
+      for (const c of changes) {
+        const o = normaliseName(c.owner);
+        checkOwners(o, c);
+        if (!c.add.length && !c.remove.length) continue;
+        const zone = await findZone(o);
+        byZone.set(zone, [...(byZone.get(zone) ?? []), { owner: o, add: c.add, remove: c.remove, ttl: ttlOf(c.owner) }]);
+      }
+      for (const [zone, items] of byZone) {
+        // One UPDATE per zone, split only where a DNS message would overflow.
+        for (const chunk of chunks(items, 800)) {
+          try {
+            await update(zone, chunk);
+          } catch (e) {
+            // A CNAME prerequisite names no owner: redo one by one to say which.
+            if (chunk.length > 1 && /has a CNAME/.test((e as Error).message)) {
+              for (const item of chunk) await update(zone, [item]);
+            } else throw e;
+          }
+        }
       }
     },
   };
+  /** One signed UPDATE for these owners of one zone, with the server's answer mapped to a
+   *  clear error. */
+  async function update(zone: string, items: UpdateItem[]): Promise<void> {
+    for (const i of items) {
+      if (!Number.isInteger(i.ttl) || i.ttl < 0 || i.ttl > 0x7fffffff) throw fail(`TTL ${i.ttl} is not a DNS TTL`);
+    }
+    const o = items.length === 1 ? items[0]!.owner : `${items.length} names`;
+    const what = `updating TLSA at ${o} in zone ${zone}`;
+    const count = items.reduce((n, i) => n + i.add.length + i.remove.length, 0);
+    const build = (id: number): Buffer => {
+      const m = buildTlsaUpdateMany(id, zone, items);
+      if (m.length > 65_000) throw fail(`${what}: ${count} records do not fit in one DNS message`);
+      return m;
+    };
+    const reply = await ask(what, `zone ${zone}`, build);
+    const { rcode, opcode } = reply.header;
+    if (opcode !== OPCODE.UPDATE) throw fail(`${what}: ${where} answered with opcode ${opcode}, not UPDATE`);
+    switch (rcode) {
+      case 0:
+        return;
+      case 7: // YXRRSET: "CNAME RRset does not exist" failed
+      case 8: // NXRRSET: a server reading the prerequisite the other way round
+        throw fail(`${o} has a CNAME (${where} answered ${rcodeName(rcode)} to the prerequisite "no CNAME"); TLSA records cannot sit beside it, and tlsa does not overwrite it: move the TLSA records to the CNAME's target or remove the CNAME`);
+      case 5:
+        throw fail(`${what}: ${where} answered REFUSED: the server refuses updates for this zone from this key (check its ACL / update-policy for key "${keyName}" and type TLSA)`);
+      case 9:
+        for (const i of items) zones.delete(i.owner);
+        throw fail(`${what}: ${where} answered NOTAUTH: it is not authoritative (primary) for zone ${zone}; check "server" and "zone"`);
+      case 10:
+        for (const i of items) zones.delete(i.owner);
+        throw fail(`${what}: ${where} answered NOTZONE: ${o} is not in zone ${zone} as the server has it (a delegated subzone?); set "zone"`);
+      case 1:
+      case 4:
+        throw fail(`${what}: ${where} answered ${rcodeName(rcode)}: it does not take this UPDATE (is dynamic update enabled for zone ${zone}?)`);
+      default:
+        throw fail(`${what}: ${where} answered ${rcodeName(rcode)}`);
+    }
+  }
+
   return provider;
 };
+
+interface UpdateItem {
+  owner: string;
+  add: TlsaRecord[];
+  remove: TlsaRecord[];
+  ttl: number;
+}
+
+/** Split so that no message carries more than `maxRrs` resource records (~60 bytes each:
+ *  800 stay well inside the 65,535-byte limit of a DNS message over TCP). */
+function chunks(items: UpdateItem[], maxRrs: number): UpdateItem[][] {
+  const out: UpdateItem[][] = [];
+  let cur: UpdateItem[] = [];
+  let n = 0;
+  for (const i of items) {
+    const size = 1 + i.add.length + i.remove.length;
+    if (cur.length && n + size > maxRrs) {
+      out.push(cur);
+      cur = [];
+      n = 0;
+    }
+    cur.push(i);
+    n += size;
+  }
+  if (cur.length) out.push(cur);
+  return out;
+}

@@ -38,11 +38,19 @@ export interface TlsaUpdate {
 
 /** One UPDATE message (unsigned) for the TLSA changes at one owner name. */
 export function buildTlsaUpdate(id: number, u: TlsaUpdate): Buffer {
+  return buildTlsaUpdateMany(id, u.zone, [u]);
+}
+
+/** One UPDATE message for the TLSA changes at several owner names of one zone: a "no CNAME"
+ *  prerequisite per owner, then every delete and add. The server applies it all or nothing. */
+export function buildTlsaUpdateMany(id: number, zone: string, updates: Omit<TlsaUpdate, 'zone'>[]): Buffer {
   const w = new MessageWriter(id, OPCODE.UPDATE << 11);
-  w.question(u.zone, TYPE.SOA, CLASS.IN);
-  w.rr(1, { name: u.owner, type: TYPE.CNAME, class: CLASS.NONE, ttl: 0, rdata: Buffer.alloc(0) });
-  for (const r of u.remove) w.rr(2, { name: u.owner, type: TYPE.TLSA, class: CLASS.NONE, ttl: 0, rdata: tlsaRdata(r) });
-  for (const r of u.add) w.rr(2, { name: u.owner, type: TYPE.TLSA, class: CLASS.IN, ttl: u.ttl, rdata: tlsaRdata(r) });
+  w.question(zone, TYPE.SOA, CLASS.IN);
+  for (const u of updates) w.rr(1, { name: u.owner, type: TYPE.CNAME, class: CLASS.NONE, ttl: 0, rdata: Buffer.alloc(0) });
+  for (const u of updates) {
+    for (const r of u.remove) w.rr(2, { name: u.owner, type: TYPE.TLSA, class: CLASS.NONE, ttl: 0, rdata: tlsaRdata(r) });
+    for (const r of u.add) w.rr(2, { name: u.owner, type: TYPE.TLSA, class: CLASS.IN, ttl: u.ttl, rdata: tlsaRdata(r) });
+  }
   return w.finish();
 }
 

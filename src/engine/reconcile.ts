@@ -10,7 +10,7 @@ import { installRelease } from './install.js';
 import { liveAt } from './lifecycle.js';
 import { acquireLock } from './lock.js';
 import { dnsPropagation, liveProbe, type LiveView, type PropagationView } from './observe.js';
-import { hasChanges, planOwners, servedChainViolations, type OwnerPlan } from './plan.js';
+import { planOwners, servedChainViolations, type OwnerPlan } from './plan.js';
 import { createProviders } from './providers.js';
 import { stagedFiles, type ServiceChain } from './sources.js';
 import { actor, ensureStateDir, readState, writeState, type OwnedRecord, type StateFile } from './state.js';
@@ -89,12 +89,15 @@ async function listAll(providers: Map<string, DnsProvider>, owners: Map<string, 
   for (const [name, set] of owners) {
     const provider = providers.get(name)!;
     const listed = new Map<string, TlsaRecord[]>();
-    for (const owner of set) {
-      try {
-        listed.set(owner, await provider.list(owner));
-      } catch (e) {
-        throw asProviderError(provider.name, e);
+    try {
+      if (provider.listMany && set.size > 1) {
+        const many = await provider.listMany([...set]);
+        for (const owner of set) listed.set(owner, many.get(owner) ?? []);
+      } else {
+        for (const owner of set) listed.set(owner, await provider.list(owner));
       }
+    } catch (e) {
+      throw asProviderError(provider.name, e);
     }
     out.set(name, listed);
   }
@@ -177,25 +180,48 @@ function settle(state: StateFile, c: Computed, stamp: string): void {
   }
 }
 
-async function applyChange(c: Computed, p: OwnerPlan, add: OwnerPlan['add'], remove: OwnedRecord[], state: StateFile, dir: string, by: string, progress?: (l: string) => void): Promise<void> {
-  const provider = c.providers.get(p.provider)!;
+/** Apply changes at several owner names of one provider: intents first, then one write per
+ *  owner (or one for all, where the provider can), then the confirmations. */
+async function applyChanges(c: Computed, provider: string, items: { p: OwnerPlan; add: OwnerPlan['add']; remove: OwnedRecord[] }[], state: StateFile, dir: string, by: string, progress?: (l: string) => void): Promise<void> {
+  const dns = c.providers.get(provider)!;
   const stamp = new Date().toISOString();
-  for (const a of add) {
-    const prior = find(state, a);
-    upsert(state, { owner: a.owner, usage: a.usage, selector: a.selector, matching: a.matching, data: a.data, provider: a.provider, service: a.service, ttl: a.ttl, status: 'publishing', addedAt: prior?.addedAt ?? stamp, by });
+  for (const { add, remove } of items) {
+    for (const a of add) {
+      const prior = find(state, a);
+      upsert(state, { owner: a.owner, usage: a.usage, selector: a.selector, matching: a.matching, data: a.data, provider: a.provider, service: a.service, ttl: a.ttl, status: 'publishing', addedAt: prior?.addedAt ?? stamp, by });
+    }
+    for (const r of remove) upsert(state, { ...r, status: 'removing' });
   }
-  for (const r of remove) upsert(state, { ...r, status: 'removing' });
   writeState(dir, state);
-  progress?.(`${p.provider}: ${p.owner} +${add.length} -${remove.length}`);
+  for (const { p, add, remove } of items) progress?.(`${provider}: ${p.owner} +${add.length} -${remove.length}`);
+  const confirm = (batch: typeof items) => {
+    const done = new Date().toISOString();
+    for (const { add, remove } of batch) {
+      for (const a of add) upsert(state, { ...find(state, a)!, status: 'published', publishedAt: done });
+      for (const r of remove) drop(state, r);
+    }
+    writeState(dir, state);
+  };
   try {
-    await provider.apply(p.owner, { add: add.map(plain), remove: remove.map(plain) }, p.ttl);
+    if (dns.applyMany && items.length > 1) {
+      const ttls = new Map(items.map(({ p }) => [p.owner, p.ttl]));
+      await dns.applyMany(items.map(({ p, add, remove }) => ({ owner: p.owner, add: add.map(plain), remove: remove.map(plain) })), (o) => ttls.get(o) ?? 3600);
+      confirm(items);
+    } else {
+      for (const item of items) {
+        await dns.apply(item.p.owner, { add: item.add.map(plain), remove: item.remove.map(plain) }, item.p.ttl);
+        confirm([item]);
+      }
+    }
   } catch (e) {
-    throw asProviderError(provider.name, e);
+    throw asProviderError(dns.name, e);
   }
-  const done = new Date().toISOString();
-  for (const a of add) upsert(state, { ...find(state, a)!, status: 'published', publishedAt: done });
-  for (const r of remove) drop(state, r);
-  writeState(dir, state);
+}
+
+function byProvider<T extends { p: OwnerPlan }>(items: T[]): Map<string, T[]> {
+  const m = new Map<string, T[]>();
+  for (const i of items) m.set(i.p.provider, [...(m.get(i.p.provider) ?? []), i]);
+  return m;
 }
 
 async function flushAll(providers: Map<string, DnsProvider>): Promise<void> {
@@ -266,10 +292,10 @@ async function runLocked(config: LoadedConfig, opts: EngineOptions): Promise<Eng
 
   let added = 0;
   if (opts.add !== false && write) {
-    for (const p of c.plan) {
-      if (!p.add.length) continue;
-      await applyChange(c, p, p.add, [], state, dir, by, opts.progress);
-      added += p.add.length;
+    const adds = c.plan.filter((p) => p.add.length).map((p) => ({ p, add: p.add, remove: [] as OwnedRecord[] }));
+    for (const [provider, items] of byProvider(adds)) {
+      await applyChanges(c, provider, items, state, dir, by, opts.progress);
+      added += items.reduce((n, i) => n + i.add.length, 0);
     }
     await flushAll(c.providers);
   }
@@ -367,9 +393,10 @@ async function runLocked(config: LoadedConfig, opts: EngineOptions): Promise<Eng
       removable.set(p, [...(removable.get(p) ?? []), r]);
     }
     if (write) {
-      for (const [p, recs] of removable) {
-        await applyChange(c, p, [], recs, state, dir, by, opts.progress);
-        removed += recs.length;
+      const removals = [...removable].map(([p, recs]) => ({ p, add: [] as OwnerPlan['add'], remove: recs }));
+      for (const [provider, items] of byProvider(removals)) {
+        await applyChanges(c, provider, items, state, dir, by, opts.progress);
+        removed += items.reduce((n, i) => n + i.remove.length, 0);
       }
       if (removed) await flushAll(c.providers);
     }

@@ -72,6 +72,22 @@ labDescribe('rfc2136 provider on real Knot and BIND: DNSSEC, TCP, TSIG errors, l
   for (const which of ['Knot', 'BIND'] as const) {
     const lab = (): Lab => labs.find((l) => l.label === which)!;
 
+    it(`${which}: applyMany changes many owner names in one UPDATE; listMany reads them back`, async () => {
+      const { server, key } = lab();
+      const owners = Array.from({ length: 30 }, (_, i) => lab().owner(`many${i}`));
+      const p = rfc2136Provider(server, key);
+      await p.applyMany!(owners.map((o) => ({ owner: o, add: [rec(o, 'x'), rec(o, 'y', 2)], remove: [] })), () => 300);
+      const listed = await p.listMany!(owners);
+      for (const o of owners) {
+        expect(listed.get(o)).toHaveLength(2);
+        expect(sorted(await kdigTlsa(server, o))).toEqual(sorted(listed.get(o)!));
+      }
+      const first = listed.get(owners[0]!)![0]!;
+      await p.applyMany!([{ owner: owners[0]!, add: [], remove: [first] }, { owner: owners[1]!, add: [rec(owners[1]!, 'z')], remove: [] }], () => 300);
+      expect(await kdigTlsa(server, owners[0]!)).toHaveLength(1);
+      expect(await kdigTlsa(server, owners[1]!)).toHaveLength(3);
+    });
+
     it(`${which}: the server signs the updated TLSA RRset (RRSIG TLSA via kdig +dnssec)`, async () => {
       const { server, key } = lab();
       const o = lab().owner('signed');

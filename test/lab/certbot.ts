@@ -45,7 +45,7 @@ export interface CertbotRun {
   stderr: string;
   /** stdout + stderr + the tail of certbot's own log, for failure messages. */
   output: string;
-  /** certbot's log of this run (letsencrypt.log; certbot starts a new one per run). */
+  /** certbot's log of this run (what it appended to letsencrypt.log). */
   log: string;
   ms: number;
   /** Deploy hook runs found in the log, in order. */
@@ -169,6 +169,11 @@ export function makeCertbot(opts: CertbotOptions): Certbot {
   const run = (args: string[], env: Record<string, string> = {}): Promise<CertbotRun> => {
     const argv = [...args, ...common];
     const started = Date.now();
+    // certbot appends to letsencrypt.log across runs (here it did not rotate): read only what
+    // this run adds.
+    const logFile = join(logsDir, 'letsencrypt.log');
+    let logOffset = 0;
+    try { logOffset = statSync(logFile).size; } catch { /* first run */ }
     return new Promise((resolveRun) => {
       const child = spawn(certbot, argv, {
         cwd: dir,
@@ -184,7 +189,8 @@ export function makeCertbot(opts: CertbotOptions): Certbot {
         clearTimeout(timer);
         let log = '';
         try {
-          log = readFileSync(join(logsDir, 'letsencrypt.log'), 'utf8');
+          const all = readFileSync(logFile);
+          log = all.subarray(all.length >= logOffset ? logOffset : 0).toString('utf8');
         } catch { /* no log */ }
         const logTail = log.split('\n').slice(-40).join('\n');
         resolveRun({
