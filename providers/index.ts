@@ -25,6 +25,9 @@ export interface DnsProvider {
   /** Optional: apply the changes of several owner names in one write where the API allows
    *  (one PATCH, one UPDATE message); all or nothing where the API is transactional. */
   applyMany?(changes: OwnerChange[], ttl: (owner: string) => number): Promise<void>;
+  /** Optional: the TTL the provider will really publish for `ttl` (deSEC raises TTLs below a
+   *  domain minimum); the engine's waits count from it. */
+  effectiveTtl?(owner: string, ttl: number): Promise<number>;
   /** Optional provider-side "change is live" signal. The engine does not trust it alone. */
   waitUntilApplied?(): Promise<void>;
   /** Optional: make applied changes take effect (reload a server). Called once at the end of
@@ -53,6 +56,8 @@ const registry: Record<string, Loader> = {
   rfc2136: () => import('./rfc2136.js'),
   route53: () => import('./route53.js'),
   cloudflare: () => import('./cloudflare.js'),
+  powerdns: () => import('./powerdns.js'),
+  desec: () => import('./desec.js'),
 };
 
 export function knownProviderTypes(): string[] {

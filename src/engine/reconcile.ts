@@ -123,6 +123,17 @@ async function computePlan(config: LoadedConfig, opts: RunOptions, state: StateF
   }
   const prov = providers ?? (await createProviders(config, ownersByProvider.keys()));
   for (const name of ownersByProvider.keys()) if (!prov.has(name)) for (const [k, v] of await createProviders(config, [name])) prov.set(k, v);
+  // A provider that publishes another TTL than asked (deSEC's minimum): waits count from it.
+  for (const r of targets.records) {
+    const p = prov.get(r.provider);
+    if (p?.effectiveTtl) {
+      try {
+        r.ttl = await p.effectiveTtl(r.owner, r.ttl);
+      } catch (e) {
+        throw asProviderError(p.name, e);
+      }
+    }
+  }
   const listedByProvider = await listAll(prov, ownersByProvider);
   const plan: OwnerPlan[] = [];
   const listedAll = new Map<string, TlsaRecord[]>();

@@ -8,8 +8,10 @@ import { execTarget } from './contract/exec.js';
 import { rfc2136BindTarget, rfc2136KnotTarget } from './contract/rfc2136.js';
 import { route53Target } from './contract/route53.js';
 import { cloudflareTarget } from './contract/cloudflare.js';
+import { powerdnsTarget } from './contract/powerdns.js';
+import { desecTarget } from './contract/desec.js';
 
-const targets: ContractTarget[] = [zonefileTarget, execTarget, rfc2136KnotTarget, rfc2136BindTarget, route53Target, cloudflareTarget];
+const targets: ContractTarget[] = [zonefileTarget, execTarget, rfc2136KnotTarget, rfc2136BindTarget, route53Target, cloudflareTarget, powerdnsTarget, desecTarget];
 
 for (const t of targets) {
   if (t.tools.length) labDescribe(`provider contract: ${t.name}`, t.tools, () => contractCases(t));

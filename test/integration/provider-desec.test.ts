@@ -1,13 +1,11 @@
 /** The desec provider against desec-api-fake (an HTTP fake of deSEC's documented API, not
- *  deSEC): the shared provider contract, plus what is particular to deSEC. */
+ *  deSEC): the shared contract runs in provider-contract.test.ts; this is what is particular
+ *  to deSEC. */
 import { createHash } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { rdataText, type TlsaRecord } from '../../src/tlsa/record.js';
 import { startDesecApiFake, type DesecApiFake } from '../fakes/desec-api-fake.js';
-import { contractCases } from './contract/suite.js';
-import { desecProvider, desecTarget, readFake } from './contract/desec.js';
-
-describe(`provider contract: ${desecTarget.name}`, () => contractCases(desecTarget));
+import { desecProvider, readFake } from './contract/desec.js';
 
 const DOMAIN = 'example.test';
 const SUB = 'sub.example.test';

@@ -58,6 +58,8 @@ export interface HookRun {
   command: string;
   /** Exit code as certbot reports it (0 when it logged no error code). */
   code: number;
+  /** When certbot started it (its log's timestamp, ms since the epoch, local clock). */
+  startedAt: number;
   /** From "Running deploy-hook command" to certbot's report of it (log timestamps, ms). */
   ms: number;
   stdout: string;
@@ -81,7 +83,7 @@ export function parseHookRuns(log: string): HookRun[] {
   for (let i = 0; i < entries.length; i++) {
     const start = /^Running deploy-hook command: (.*)$/.exec(entries[i]!.msg);
     if (!start) continue;
-    const run: HookRun = { command: start[1]!, code: 0, ms: (entries[i + 1]?.t ?? entries[i]!.t) - entries[i]!.t, stdout: '', stderr: '' };
+    const run: HookRun = { command: start[1]!, code: 0, startedAt: entries[i]!.t, ms: (entries[i + 1]?.t ?? entries[i]!.t) - entries[i]!.t, stdout: '', stderr: '' };
     for (let j = i + 1; j < entries.length; j++) {
       const msg = entries[j]!.msg;
       const code = /^Hook 'deploy-hook' reported error code (-?\d+)/.exec(msg);
