@@ -19,39 +19,55 @@
  *              the policies do not allow is answered 403.
  * Zone:        the `domain` option (`GET /domains/NAME/`), or else the account's domain that is
  *              responsible for the owner name (`GET /domains/?owns_qname=OWNER`: the longest
- *              suffix). The owner's subname is relative to that domain (`_25._tcp.mx`).
- * Writes:      RRsets are written whole, with one bulk `PATCH /domains/D/rrsets/` of one RRset
- *              (`records: []` deletes it). A bulk request counts once against the write limits.
- *              The TTL is the requested one when records are added, else the RRset's own.
+ *              suffix; for a batch of several names, `GET /domains/` once instead). The owner's
+ *              subname is relative to that domain (`_25._tcp.mx`).
+ * Writes:      RRsets are written whole, with one bulk `PATCH /domains/D/rrsets/` (`records: []`
+ *              deletes one). apply sends one RRset; applyMany every changed RRset of a domain in
+ *              the same single request (atomic: all or nothing). A bulk request counts once
+ *              against the write limits. The TTL is the requested one when records are added,
+ *              else the RRset's own.
  * TTL:         deSEC refuses TTLs below the domain's `minimum_ttl` (3600 for most domains). A
  *              lower TTL is raised to it and said so: a warning on stderr (once per domain and
  *              TTL) and in the provider's `notices`; `effectiveTtl(owner, ttl)` tells a caller the
  *              TTL that will really be published. tlsa's rollover waits count from the TTL in the
  *              configuration: set it to at least the minimum.
- * Reads:       `GET /domains/D/rrsets/?subname=S` (all types at the name, to see a CNAME), with
- *              cursor pagination (`Link` rel="first"/"next") when deSEC asks for it; links are
- *              followed only on the api_url's own origin.
- * CNAME:       a CNAME at the owner name is found by the read before any write and reported
- *              (deSEC itself answers 400 "RRset with conflicting type present ... (No other
- *              RRsets are allowed alongside CNAME.)").
- * Concurrency: no conditional write: each apply reads the RRset, computes the new set (keeps
- *              every record not named in `remove`, adds ours), writes it, waits `settle_ms`
- *              (jittered), reads it back, and repeats (6 rounds at most) until our adds are there,
- *              our removes are gone and every record that was there before our write (and not
- *              removed by us) is still there; while the RRset's `touched` stamp shows writes
- *              after ours, it looks again after another pause. Residual race: a writer that read
- *              before our write and writes its stale set only after our last read-back removes
- *              our records unseen; the window is its read-to-write time. The next run sees the
- *              loss (list, DNS checks) and repairs it.
+ * Reads:       one name: `GET /domains/D/rrsets/?subname=S` (all types at the name, to see a
+ *              CNAME). Several names (applyMany): the domain's RRsets at once,
+ *              `GET /domains/D/rrsets/?cursor=`; listMany: `?type=TLSA&cursor=`. deSEC pages
+ *              them by 500 (cursor pagination, `Link` rel="first"/"next"; a listing over 500
+ *              without `cursor` is answered 400 with a `first` link, which is followed). Links
+ *              are followed only on the api_url's own origin.
+ * Requests:    (plus one domain read per provider instance: `GET /domains/D/` with the option,
+ *              else one `?owns_qname=` per name, or one `GET /domains/` for a batch.)
+ *              list: 1 read. listMany: ⌈TLSA RRsets of the domain / 500⌉ reads. apply: 1 read,
+ *              1 write, 1 read back. applyMany of N names of a domain: 1 write and 2 reads of
+ *              ⌈RRsets of the domain / 500⌉ pages each, whatever N; each repair round adds 1
+ *              write of just the names that need it and 1 read. A loop over N names would cost
+ *              N writes, which the per-domain write limit (15/min) turns into minutes.
+ * CNAME:       a CNAME at an owner name is found by the read before any write and reported,
+ *              naming the owner; in a batch nothing is written when any owner has one (deSEC
+ *              itself answers 400 "RRset with conflicting type present ... (No other RRsets are
+ *              allowed alongside CNAME.)", per item in a bulk request).
+ * Concurrency: no conditional write: apply/applyMany read the RRsets, compute each new set
+ *              (keep every record not named in `remove`, add ours), write them, wait `settle_ms`
+ *              (jittered), read back once, and check for every owner written that our adds are
+ *              there, our removes are gone and every record that was there before our write
+ *              (and not removed by us) is still there; while an RRset's `touched` stamp shows
+ *              writes after ours, look again after another pause. Owners that fail the check
+ *              are written again (one bulk PATCH of just those, on what the read-back saw; 6
+ *              rounds at most). Residual race: a writer that read before our write and writes
+ *              its stale set only after our last read-back removes our records unseen; the
+ *              window is its read-to-write time. The next run sees the loss (list, DNS checks)
+ *              and repairs it.
  * Limits:      reads ("dns_api_cheap") 10/s and 50/min; RRset writes per domain 2/s, 15/min,
- *              100/h, 300/day; 2000 requests/day per account. An apply costs two reads and one
- *              write (plus one domain read per run). 429 carries `Retry-After`: it is waited out
- *              up to max_wait_s, else the run fails and says when to retry. 5xx and network
- *              errors are retried with backoff (5 attempts). A failed write is not re-sent as
- *              it was (it may be stale by then): the RRset is read again and the set recomputed. Errors: 401 `{"detail": "Invalid
+ *              100/h, 300/day; 2000 requests/day per account (see Requests for what each call
+ *              costs). 429 carries `Retry-After`: it is waited out up to max_wait_s, else the run
+ *              fails and says when to retry. 5xx and network errors are retried with backoff (5
+ *              attempts). A failed write is not re-sent as it was (it may be stale by then): the
+ *              RRsets are read again and the sets recomputed. Errors: 401 `{"detail": "Invalid
  *              token."}`; 403 `{"detail": "You do not have permission to perform this
  *              action."}`; 404 `{"detail": "Not found."}` for a domain not in the account; 400
- *              with field errors, a list of them for bulk requests.
+ *              with field errors, a list of them (one per item) for bulk requests.
  */
 import { redact, registerSecret } from '../src/util/redact.js';
 import { withRetry } from '../src/util/retry.js';
@@ -86,6 +102,25 @@ interface NameState {
   cname?: string;
 }
 
+/** One owner's change, as applyMany works on it. */
+interface Want {
+  owner: string;
+  subname: string;
+  /** `u s m hex` of the records to add (those also named in remove are left out). */
+  addKeys: string[];
+  removeKeys: Set<string>;
+  /** The TTL to write (raised to the domain minimum) when records are added; otherwise the
+   *  RRset keeps its own. */
+  ttl?: number;
+}
+
+/** One RRset to write, and what was there when it was computed. */
+interface Write {
+  want: Want;
+  before: string[];
+  records: string[];
+}
+
 class Transient extends Error {
   constructor(message: string, readonly retryAfterMs?: number) {
     super(message);
@@ -100,7 +135,8 @@ class Throttled extends Error {
 }
 
 class HttpFailure extends Error {
-  constructor(readonly status: number, readonly messages: string[]) {
+  /** `body`: the parsed error body (a list with one object per item for bulk requests). */
+  constructor(readonly status: number, readonly messages: string[], readonly body?: unknown) {
     super(messages.join('; '));
   }
 }
@@ -216,7 +252,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       }
       if (res.status >= 500) throw new Transient(`deSEC API ${what}: HTTP ${res.status} ${messages.join('; ')}`);
       if (res.status === 401) throw fail(`token rejected (HTTP 401: ${messages.join('; ')}); check "token"`);
-      throw new HttpFailure(res.status, messages);
+      throw new HttpFailure(res.status, messages, json);
     };
     // A write is never re-sent as it was: its body may be stale by then (apply reads again).
     const attempt = opts.once ? once() : withRetry(once, {
@@ -300,42 +336,84 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     return owner.slice(0, -(d.name.length + 2));
   }
 
-  async function readName(d: Domain, subname: string): Promise<NameState> {
+  /** The TLSA and CNAME RRsets at `subnames`. One subname: `?subname=S` (all types at the
+   *  name). Several: the whole domain at once, page by page (`?cursor=`, 500 RRsets a page),
+   *  or only its TLSA RRsets with `tlsaOnly` (listing needs no CNAME). */
+  async function readNames(d: Domain, subnames: Set<string>, tlsaOnly = false): Promise<Map<string, NameState>> {
+    const one = subnames.size === 1 ? [...subnames][0]! : undefined;
+    const path = one !== undefined
+      ? `/domains/${encodeURIComponent(d.name)}/rrsets/?subname=${encodeURIComponent(one)}`
+      // `cursor=` (empty) is deSEC's own `first` page link: no 400 "Pagination required" first.
+      : `/domains/${encodeURIComponent(d.name)}/rrsets/?${tlsaOnly ? 'type=TLSA&' : ''}cursor=`;
+    const what = one !== undefined ? `reading ${one || '@'} in ${d.name}` : `reading ${tlsaOnly ? 'the TLSA RRsets of ' : ''}${d.name}`;
     let list: unknown[];
     try {
-      list = await getList(`/domains/${encodeURIComponent(d.name)}/rrsets/?subname=${encodeURIComponent(subname)}`, `reading ${subname || '@'} in ${d.name}`);
+      list = await getList(path, what);
     } catch (e) {
       if (e instanceof HttpFailure && e.status === 404) throw fail(`domain (zone) ${d.name} not found in this deSEC account`);
-      if (e instanceof HttpFailure) throw fail(`reading ${subname || '@'} in ${d.name}: HTTP ${e.status} ${e.message}`);
+      if (e instanceof HttpFailure) throw fail(`${what}: HTTP ${e.status} ${e.message}`);
       throw e;
     }
-    const state: NameState = {};
+    const out = new Map<string, NameState>();
     for (const r of list as RRset[]) {
-      if (r?.subname !== subname) continue;
+      if (typeof r?.subname !== 'string' || !subnames.has(r.subname)) continue;
+      let state = out.get(r.subname);
+      if (!state) out.set(r.subname, state = {});
       if (r.type === 'TLSA') {
-        state.tlsa = { subname, type: 'TLSA', ttl: r.ttl, records: Array.isArray(r.records) ? r.records.filter((x) => typeof x === 'string') : [], ...(typeof r.touched === 'string' ? { touched: r.touched } : {}) };
+        state.tlsa = { subname: r.subname, type: 'TLSA', ttl: r.ttl, records: Array.isArray(r.records) ? r.records.filter((x) => typeof x === 'string') : [], ...(typeof r.touched === 'string' ? { touched: r.touched } : {}) };
       }
       else if (r.type === 'CNAME') state.cname = r.records?.[0] ?? '?';
     }
-    return state;
+    return out;
   }
 
   const cnameMessage = (owner: string, d: Domain, target?: string) =>
     `${owner} has a CNAME${target ? ` (to ${target})` : ''} in deSEC domain ${d.name}; TLSA records cannot sit beside it, and tlsa does not overwrite it: move the TLSA records to the CNAME's target or remove the CNAME`;
 
-  /** Write the whole TLSA RRset; returns its `touched` stamp from the answer (none if deleted). */
-  async function write(owner: string, d: Domain, subname: string, records: string[], ttl: number | undefined): Promise<string | undefined> {
-    const item = { subname, type: 'TLSA', records, ...(ttl !== undefined && records.length ? { ttl } : {}) };
+  /** A CNAME at any of these owners fails the whole batch, naming each, before any write. */
+  function checkCnames(d: Domain, wants: Want[], state: Map<string, NameState>): void {
+    const found = wants.flatMap((w) => {
+      const target = state.get(w.subname)?.cname;
+      return target === undefined ? [] : [{ owner: w.owner, target }];
+    });
+    const first = found[0];
+    if (!first) return;
+    const more = found.length > 1 ? `; CNAMEs also at ${found.slice(1).map((c) => `${c.owner} (to ${c.target})`).join(', ')}` : '';
+    throw fail(`${cnameMessage(first.owner, d, first.target)}${more}`);
+  }
+
+  /** Write these whole TLSA RRsets in ONE bulk PATCH (atomic; counted once against the write
+   *  limits); returns each written RRset's `touched` stamp by subname (none if deleted). */
+  async function write(d: Domain, writes: Write[]): Promise<Map<string, string | undefined>> {
+    const items = writes.map((w) => ({ subname: w.want.subname, type: 'TLSA', records: w.records, ...(w.want.ttl !== undefined && w.records.length ? { ttl: w.want.ttl } : {}) }));
+    const first = writes[0]!.want;
+    const what = writes.length === 1 ? `writing ${first.owner} TLSA` : `writing TLSA at ${writes.length} names in ${d.name}`;
     try {
-      const a = await exchange('PATCH', `${apiBase}/domains/${encodeURIComponent(d.name)}/rrsets/`, `writing ${owner} TLSA`, [item], [], { once: true });
-      const written = Array.isArray(a.body) ? (a.body as RRset[]).find((r) => r?.type === 'TLSA' && r.subname === subname) : undefined;
-      return typeof written?.touched === 'string' ? written.touched : undefined;
+      const a = await exchange('PATCH', `${apiBase}/domains/${encodeURIComponent(d.name)}/rrsets/`, what, items, [], { once: true });
+      const answer = Array.isArray(a.body) ? (a.body as RRset[]) : [];
+      return new Map(writes.map((w) => {
+        const written = answer.find((r) => r?.type === 'TLSA' && r.subname === w.want.subname);
+        return [w.want.subname, typeof written?.touched === 'string' ? written.touched : undefined];
+      }));
     } catch (e) {
       if (!(e instanceof HttpFailure)) throw e;
       if (e.status === 404) throw fail(`domain (zone) ${d.name} not found in this deSEC account`);
-      if (e.status === 403) throw fail(`the token may not write TLSA at "${subname}" in domain ${d.name} (HTTP 403: ${e.message}); give it a scoping policy {"domain": "${d.name}", "subname": "${subname}", "type": "TLSA", "perm_write": true}`);
-      if (e.messages.some((m) => /alongside CNAME/i.test(m))) throw fail(cnameMessage(owner, d));
-      throw fail(`deSEC rejected the TLSA RRset at ${owner} (HTTP ${e.status}): ${e.message}`);
+      if (e.status === 403) {
+        const subs = writes.map((w) => w.want.subname);
+        if (subs.length === 1) throw fail(`the token may not write TLSA at "${first.subname}" in domain ${d.name} (HTTP 403: ${e.message}); give it a scoping policy {"domain": "${d.name}", "subname": "${first.subname}", "type": "TLSA", "perm_write": true}`);
+        const shown = subs.slice(0, 10).map((s) => `"${s}"`).join(', ') + (subs.length > 10 ? `, … (${subs.length} in all)` : '');
+        throw fail(`the token may not write TLSA at one or more of ${shown} in domain ${d.name} (HTTP 403: ${e.message}); give it a scoping policy {"domain": "${d.name}", "subname": SUBNAME, "type": "TLSA", "perm_write": true} for each`);
+      }
+      // Bulk errors are a list with one object per item (`{}` when fine): name the owners.
+      const itemErrors: unknown[] | undefined = Array.isArray(e.body) && e.body.length === writes.length ? e.body : undefined;
+      const perItem = itemErrors
+        ? writes.map((w, i) => ({ owner: w.want.owner, messages: messagesOf(itemErrors[i]) })).filter((x) => x.messages.length)
+        : [];
+      const cname = perItem.find((x) => x.messages.some((m) => /alongside CNAME/i.test(m)));
+      if (cname) throw fail(cnameMessage(cname.owner, d));
+      if (writes.length === 1 && e.messages.some((m) => /alongside CNAME/i.test(m))) throw fail(cnameMessage(first.owner, d));
+      if (writes.length === 1 || !perItem.length) throw fail(`deSEC rejected the TLSA RRset${writes.length === 1 ? ` at ${first.owner}` : `s of ${writes.length} names in ${d.name}`} (HTTP ${e.status}): ${e.message}`);
+      throw fail(`deSEC rejected TLSA RRsets in ${d.name} (HTTP ${e.status}): ${perItem.map((x) => `${x.owner}: ${x.messages.join('; ')}`).join('; ')}`);
     }
   }
 
@@ -357,6 +435,126 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     }
   }
 
+  function compute(w: Want, current: string[]): string[] {
+    const out = current.filter((r) => !w.removeKeys.has(contentKey(r)));
+    for (const k of w.addKeys) {
+      if (!out.some((r) => contentKey(r) === k)) out.push(k);
+    }
+    return out;
+  }
+  function same(a: string[], b: string[]): boolean {
+    const ka = a.map(contentKey).sort();
+    const kb = b.map(contentKey).sort();
+    return ka.length === kb.length && ka.every((k, i) => k === kb[i]);
+  }
+  /** Did our write survive, and did it not erase what was there before it? */
+  function settled(w: Want, after: string[], before: string[]): boolean {
+    const present = new Set(after.map(contentKey));
+    return w.addKeys.every((k) => present.has(k))
+      && [...w.removeKeys].every((k) => !present.has(k))
+      && before.every((r) => w.removeKeys.has(contentKey(r)) || present.has(contentKey(r)));
+  }
+
+  /** Read-modify-write of several owners of one domain: one read, one bulk PATCH, one
+   *  read-back, and repair rounds (one bulk PATCH each) for just the owners that need it. */
+  async function applyDomain(d: Domain, wants: Want[]): Promise<void> {
+    let pending = wants;
+    let state = await readNames(d, new Set(pending.map((w) => w.subname)));
+    checkCnames(d, pending, state);
+    let failedWrites = 0;
+    for (let round = 1; round <= MAX_ROUNDS;) {
+      const writes: Write[] = [];
+      for (const want of pending) {
+        const before = state.get(want.subname)?.tlsa?.records ?? [];
+        const records = compute(want, before);
+        if (!same(before, records)) writes.push({ want, before, records });
+      }
+      if (!writes.length) return;
+      let touched: Map<string, string | undefined>;
+      try {
+        touched = await write(d, writes);
+      } catch (e) {
+        // 429 (after its Retry-After), 5xx, network: read again and recompute, never re-send.
+        if (!(e instanceof Transient)) throw e;
+        if (++failedWrites >= ATTEMPTS) throw fail(`${e.message} (gave up after ${ATTEMPTS} attempts)`);
+        await sleep(e.retryAfterMs ?? Math.round(Math.random() * Math.min(5_000, 250 * 2 ** (failedWrites - 1))));
+        state = await readNames(d, new Set(pending.map((w) => w.subname)));
+        checkCnames(d, pending, state);
+        continue;
+      }
+      // Read back after a pause, once for every owner written. While an RRset's `touched`
+      // shows writes after ours, look again after another pause: a writer that read before our
+      // write may not have written yet.
+      const written = new Set(writes.map((w) => w.want.subname));
+      let lost: Want[] = [];
+      for (let look = 0; look < MAX_ROUNDS; look++) {
+        await sleep(Math.round(settleMs * (0.5 + Math.random())));
+        state = await readNames(d, written);
+        checkCnames(d, writes.map((w) => w.want), state);
+        lost = writes.filter((w) => !settled(w.want, state.get(w.want.subname)?.tlsa?.records ?? [], w.before)).map((w) => w.want);
+        let quiet = true;
+        for (const s of written) {
+          const now = state.get(s)?.tlsa?.touched;
+          if (now !== touched.get(s)) quiet = false;
+          touched.set(s, now);
+        }
+        if (lost.length || quiet) break;
+      }
+      if (!lost.length) return;
+      // Another writer changed these RRsets between our read and our read-back: write them
+      // again, on what the read-back saw.
+      pending = lost;
+      round++;
+    }
+    const names = pending.map((w) => w.owner);
+    throw fail(`${names.length === 1 ? names[0] : names.join(', ')}: other writers kept changing the TLSA RRset${names.length === 1 ? '' : 's'} in deSEC domain ${d.name}; gave up after ${MAX_ROUNDS} read-modify-write rounds (a re-run repairs it)`);
+  }
+
+  /** Owners grouped by domain. Several owners without the option "domain": the account's
+   *  domains are read once (`GET /domains/`) instead of one `?owns_qname=` per owner. */
+  async function byDomain<T>(items: T[], ownerOf: (t: T) => string): Promise<Map<string, { d: Domain; items: T[] }>> {
+    const out = new Map<string, { d: Domain; items: T[] }>();
+    if (!fixedDomain && new Set(items.map(ownerOf)).size > 1) await learnDomains(items.map(ownerOf));
+    for (const t of items) {
+      const d = await domainFor(ownerOf(t));
+      const entry = out.get(d.name);
+      if (entry) entry.items.push(t);
+      else out.set(d.name, { d, items: [t] });
+    }
+    return out;
+  }
+
+  /** Read every domain of the account once and fill the owner → domain cache for `owners`
+   *  (an owner no domain contains is left to domainFor, which says so). */
+  let allDomains: Promise<Domain[]> | undefined;
+  async function learnDomains(owners: string[]): Promise<void> {
+    if (owners.every((o) => domains.has(o))) return;
+    allDomains ??= (async () => {
+      try {
+        return (await getList('/domains/', 'listing the domains of the account')).map((x) => toDomain(x as { name?: unknown })).filter((x): x is Domain => x !== undefined);
+      } catch (e) {
+        if (e instanceof HttpFailure) throw fail(`listing the domains of the account: HTTP ${e.status} ${e.message}`);
+        throw e;
+      }
+    })();
+    allDomains.catch(() => { allDomains = undefined; });
+    const all = await allDomains;
+    for (const o of owners) {
+      if (domains.has(o)) continue;
+      const best = all.filter((d) => o === `${d.name}.` || o.endsWith(`.${d.name}.`)).sort((a, b) => b.name.length - a.name.length)[0];
+      if (best) domains.set(o, Promise.resolve(best));
+    }
+  }
+
+  const recordsOf = (owner: string, state: NameState | undefined): TlsaRecord[] =>
+    (state?.tlsa?.records ?? []).flatMap((r) => {
+      try {
+        return [{ owner, ...parseRdata(r) } as TlsaRecord];
+      } catch {
+        return [];
+      }
+    });
+
   const provider: DesecProvider = {
     name,
     notices,
@@ -367,75 +565,50 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     async list(ownerIn) {
       const owner = normaliseName(ownerIn);
       const d = await domainFor(owner);
-      const state = await readName(d, subnameOf(owner, d));
-      return (state.tlsa?.records ?? []).flatMap((r) => {
-        try {
-          return [{ owner, ...parseRdata(r) } as TlsaRecord];
-        } catch {
-          return [];
-        }
-      });
+      const subname = subnameOf(owner, d);
+      return recordsOf(owner, (await readNames(d, new Set([subname]))).get(subname));
+    },
+    async listMany(ownersIn) {
+      const out = new Map<string, TlsaRecord[]>();
+      const owners = [...new Set(ownersIn.map((o) => normaliseName(o)))];
+      for (const { d, items } of (await byDomain(owners, (o) => o)).values()) {
+        const subs = new Map(items.map((o) => [o, subnameOf(o, d)]));
+        const state = await readNames(d, new Set(subs.values()), true);
+        for (const [o, s] of subs) out.set(o, recordsOf(o, state.get(s)));
+      }
+      // Also under the caller's spelling, when it was not the normal form.
+      for (const o of ownersIn) if (!out.has(o)) out.set(o, out.get(normaliseName(o)) ?? []);
+      return out;
     },
     async apply(ownerIn, change, ttl) {
-      const owner = normaliseName(ownerIn);
-      checkOwners(owner, change);
-      const d = await domainFor(owner);
-      const subname = subnameOf(owner, d);
-      const addKeys = change.add.map((r) => rdataText(r));
-      const removeKeys = new Set(change.remove.map((r) => rdataText(r)));
-      const compute = (current: string[]): string[] => {
-        const out = current.filter((r) => !removeKeys.has(contentKey(r)));
-        for (const k of addKeys) {
-          if (!removeKeys.has(k) && !out.some((r) => contentKey(r) === k)) out.push(k);
-        }
-        return out;
-      };
-      const same = (a: string[], b: string[]) => {
-        const ka = a.map(contentKey).sort();
-        const kb = b.map(contentKey).sort();
-        return ka.length === kb.length && ka.every((k, i) => k === kb[i]);
-      };
-      const settled = (after: string[], before: string[]) => {
-        const present = new Set(after.map(contentKey));
-        return addKeys.every((k) => removeKeys.has(k) || present.has(k))
-          && [...removeKeys].every((k) => !present.has(k))
-          && before.every((r) => removeKeys.has(contentKey(r)) || present.has(contentKey(r)));
-      };
-      const writeTtl = change.add.length ? ttlFor(owner, d, ttl) : undefined;
-
-      let failedWrites = 0;
-      for (let round = 1; round <= MAX_ROUNDS; round++) {
-        const state = await readName(d, subname);
-        if (state.cname !== undefined) throw fail(cnameMessage(owner, d, state.cname));
-        const current = state.tlsa?.records ?? [];
-        const desired = compute(current);
-        if (same(current, desired)) return;
-        let touched: string | undefined;
-        try {
-          touched = await write(owner, d, subname, desired, writeTtl);
-        } catch (e) {
-          // 429 (after its Retry-After), 5xx, network: read again and recompute, never re-send.
-          if (!(e instanceof Transient)) throw e;
-          if (++failedWrites >= ATTEMPTS) throw fail(`${e.message} (gave up after ${ATTEMPTS} attempts)`);
-          await sleep(e.retryAfterMs ?? Math.round(Math.random() * Math.min(5_000, 250 * 2 ** (failedWrites - 1))));
-          round--;
-          continue;
-        }
-        // Read back after a pause. While the RRset's `touched` shows writes after ours, look
-        // again after another pause: a writer that read before our write may not have written.
-        let ok = true;
-        for (let look = 0; ok && look < MAX_ROUNDS; look++) {
-          await sleep(Math.round(settleMs * (0.5 + Math.random())));
-          const after = await readName(d, subname);
-          if (after.cname !== undefined) throw fail(cnameMessage(owner, d, after.cname));
-          ok = settled(after.tlsa?.records ?? [], current);
-          const quiet = after.tlsa?.touched === touched;
-          touched = after.tlsa?.touched;
-          if (ok && quiet) return;
-        }
-        if (ok) return;
+      await provider.applyMany!([{ owner: ownerIn, add: change.add, remove: change.remove }], () => ttl);
+    },
+    async applyMany(changes, ttlOf) {
+      // One Want per owner (changes for the same owner are merged); empty changes cost nothing.
+      const merged = new Map<string, { add: TlsaRecord[]; remove: TlsaRecord[]; ttl: number }>();
+      for (const c of changes) {
+        const owner = normaliseName(c.owner);
+        checkOwners(owner, c);
+        const m = merged.get(owner);
+        if (m) {
+          m.add.push(...c.add);
+          m.remove.push(...c.remove);
+        } else merged.set(owner, { add: [...c.add], remove: [...c.remove], ttl: ttlOf(c.owner) });
       }
-      throw fail(`${owner}: other writers kept changing the TLSA RRset in deSEC domain ${d.name}; gave up after ${MAX_ROUNDS} read-modify-write rounds (a re-run repairs it)`);
+      const todo = [...merged].filter(([, m]) => m.add.length || m.remove.length);
+      for (const { d, items } of (await byDomain(todo, ([o]) => o)).values()) {
+        const wants = items.map(([owner, m]): Want => {
+          const removeKeys = new Set(m.remove.map((r) => rdataText(r)));
+          return {
+            owner,
+            subname: subnameOf(owner, d),
+            addKeys: [...new Set(m.add.map((r) => rdataText(r)))].filter((k) => !removeKeys.has(k)),
+            removeKeys,
+            ttl: m.add.length ? ttlFor(owner, d, m.ttl) : undefined,
+          };
+        });
+        await applyDomain(d, wants);
+      }
     },
   };
   return provider;

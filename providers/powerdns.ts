@@ -20,18 +20,31 @@
  *              go with the RRset when it is deleted). Ownership is not marked in comments: they
  *              belong to the RRset, not to a record. The TTL is the requested one when records
  *              are added, else the RRset's own. DNSSEC signing and rectifying are the server's
- *              (`default-api-rectify=yes`, the default, rectifies after each PATCH).
- * Reads:       apply reads `GET /zones/ZONE` (the whole zone), not `?rrset_name=`: on 4.7 that
- *              filtered listing leaves out disabled records, and a write based on it would
- *              delete them. list() (enabled records only) uses `?rrset_name=NAME&rrset_type=TLSA`.
- * CNAME:       a CNAME at the owner name is found by the read before any write and reported
- *              (PowerDNS itself answers 422 "Conflicts with pre-existing RRset").
+ *              (`default-api-rectify=yes`, the default, rectifies after each PATCH). applyMany
+ *              sends every changed RRset of a zone in ONE PATCH (PowerDNS applies a PATCH in one
+ *              transaction), split only when its body would pass 1 MiB (the webserver refuses
+ *              bodies over `webserver-max-bodysize`, 2 MiB by default; about 5,000 records fit).
+ * Reads:       apply and applyMany read `GET /zones/ZONE` (the whole zone, once for all the
+ *              owner names of the zone), not `?rrset_name=`: on 4.7 that filtered listing leaves
+ *              out disabled records, and a write based on it would delete them. list() (enabled
+ *              records only) uses `?rrset_name=NAME&rrset_type=TLSA`; listMany() one
+ *              `GET /zones/ZONE` per zone (the filtered read when it asks for one name only).
+ * Requests:    (plus `GET /zones` once per provider instance to find the zones.) list: 1 GET.
+ *              listMany: 1 GET per zone. apply: 1 GET, 1 PATCH, 1 GET to read back. applyMany of
+ *              N names in one zone: the same 3 requests whatever N (names already as asked cost
+ *              only the first GET); each repair round adds 1 PATCH of just the names that need
+ *              it and 1 GET. A naive loop over N names costs 3·N requests and N settle pauses.
+ * CNAME:       a CNAME at an owner name is found by the read before any write and reported,
+ *              naming the owner; in a batch nothing is written when any owner has one (PowerDNS
+ *              itself answers 422 "Conflicts with pre-existing RRset").
  * Concurrency: there is no conditional write, so a read-modify-write can lose another writer's
- *              change. Each apply reads the RRset, computes the new set (keeps every record not
- *              named in `remove`, adds the new ones), writes it, waits `settle_ms` (jittered),
- *              reads it back, and repeats (6 rounds at most) until our adds are there, our removes
- *              are gone and every record that was there before our write (and not removed by us)
- *              is still there. A writer whose records were overwritten sees it and writes again.
+ *              change. apply/applyMany read the zone, compute each new set (keep every record not
+ *              named in `remove`, add the new ones), write them, wait `settle_ms` (jittered),
+ *              read the zone back once, and check for every owner written that our adds are
+ *              there, our removes are gone and every record that was there before our write
+ *              (and not removed by us) is still there. Owners that fail the check are written
+ *              again, on what the read-back saw, alone (6 rounds at most). A writer whose records
+ *              were overwritten sees it and writes again.
  *              Residual race: if another writer read the RRset before our write and writes its
  *              stale set only after our read-back, our records are lost and neither side sees
  *              it. The window is that writer's read-to-write time, usually one round trip;
@@ -46,8 +59,8 @@
  * Limits:      PowerDNS has no request limits of its own. 429 and 5xx (the sqlite3 backend
  *              answers 500 "database is locked" when writes collide) and network errors are
  *              retried with backoff (5 attempts); a failed write is not re-sent as it was (by
- *              then it may be stale): the RRset is read again and the set recomputed. Errors: 401 (plain text "Unauthorized") means
- *              the key is wrong; 404 (plain "Not Found") an unknown zone or server_id; 422 has a
+ *              then it may be stale): the zone is read again and the sets recomputed. Errors:
+ *              401 (plain text "Unauthorized") means the key is wrong; 404 (plain "Not Found") an unknown zone or server_id; 422 has a
  *              JSON body `{"error": "..."}`.
  */
 import { redact, registerSecret } from '../src/util/redact.js';
@@ -71,8 +84,32 @@ interface PdnsRRset {
 interface NameState {
   tlsa?: PdnsRRset;
   cname?: string;
+}
+
+/** What one read of a zone says about the owner names asked for. */
+interface ZoneState {
+  names: Map<string, NameState>;
   /** The zone's SOA serial: with soa_edit_api (DEFAULT) every PATCH raises it. */
   serial?: number;
+}
+
+/** One owner's change, as applyMany works on it. */
+interface Want {
+  owner: string;
+  /** `u s m hex` of the records to add (those also named in remove are left out). */
+  addKeys: string[];
+  removeKeys: Set<string>;
+  /** The TTL to write when records are added; otherwise the RRset keeps its own. */
+  ttl: number;
+  adds: boolean;
+}
+
+/** One RRset to write, and what was there when it was computed. */
+interface Write {
+  want: Want;
+  before: PdnsRecord[];
+  records: PdnsRecord[];
+  ttl: number;
 }
 
 interface Zone {
@@ -98,6 +135,8 @@ class Rejected extends Error {
 }
 
 const MAX_ROUNDS = 6;
+/** Largest PATCH body sent at once; the webserver's default webserver-max-bodysize is 2 MiB. */
+const MAX_BODY = 1 << 20;
 /** Attempts per request (and failed writes per apply) before giving up. */
 const ATTEMPTS = 5;
 
@@ -267,12 +306,13 @@ export const createProvider: ProviderFactory = (options, ctx) => {
   // Zone ids are "opaque, safe for embedding in URLs" (API docs): used as they come.
   const zonePath = (z: Zone) => `/zones/${z.id}`;
 
-  /** The TLSA and CNAME RRsets at `owner`. `tlsaOnly` reads with `?rrset_name=&rrset_type=TLSA`
-   *  (cheap, but without disabled records on 4.7: only for list()); else the whole zone. A
-   *  server that ignores the filter sends the whole zone, which is filtered here as well. */
-  async function readName(z: Zone, owner: string, tlsaOnly = false): Promise<NameState> {
+  /** The TLSA and CNAME RRsets at `owners` and the zone's serial. `filter` (one owner) reads
+   *  with `?rrset_name=&rrset_type=TLSA` (cheap, but without disabled records on 4.7: only for
+   *  listing); else the whole zone, once for all of them. A server that ignores the filter
+   *  sends the whole zone, which is filtered here as well. */
+  async function readZone(z: Zone, owners: Set<string>, filter?: string): Promise<ZoneState> {
     let body: unknown;
-    const query = tlsaOnly ? `?rrset_name=${encodeURIComponent(owner)}&rrset_type=TLSA` : '';
+    const query = filter ? `?rrset_name=${encodeURIComponent(filter)}&rrset_type=TLSA` : '';
     try {
       body = await request('GET', `${zonePath(z)}${query}`, `reading zone ${z.name}`);
     } catch (e) {
@@ -282,41 +322,96 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     const rrsets = (body as { rrsets?: unknown })?.rrsets;
     if (!Array.isArray(rrsets)) throw fail(`unexpected answer to GET zone ${z.name} (no rrsets)`);
     const serial = (body as { serial?: unknown }).serial;
-    const state: NameState = typeof serial === 'number' ? { serial } : {};
+    const state: ZoneState = { names: new Map(), ...(typeof serial === 'number' ? { serial } : {}) };
     for (const r of rrsets as PdnsRRset[]) {
-      if (typeof r?.name !== 'string' || r.name.toLowerCase() !== owner) continue;
+      if (typeof r?.name !== 'string') continue;
+      const owner = r.name.toLowerCase();
+      if (!owners.has(owner) || (filter !== undefined && owner !== filter)) continue;
+      let name = state.names.get(owner);
+      if (!name) state.names.set(owner, name = {});
       if (r.type === 'TLSA') {
-        state.tlsa = {
+        name.tlsa = {
           name: r.name,
           type: 'TLSA',
           ttl: r.ttl,
           records: (r.records ?? []).map((x) => ({ content: x.content, disabled: Boolean(x.disabled) })),
         };
       } else if (r.type === 'CNAME') {
-        state.cname = r.records?.[0]?.content ?? '?';
+        name.cname = r.records?.[0]?.content ?? '?';
       }
     }
     return state;
   }
 
-  async function write(z: Zone, owner: string, records: PdnsRecord[], ttl: number): Promise<void> {
-    const rrset = records.length
-      ? { name: owner, type: 'TLSA', ttl, changetype: 'REPLACE', records }
-      : { name: owner, type: 'TLSA', changetype: 'DELETE' };
-    try {
-      await request('PATCH', zonePath(z), `writing ${owner} TLSA in zone ${z.name}`, { rrsets: [rrset] }, { once: true });
-    } catch (e) {
-      if (e instanceof NotFound) throw fail(`zone ${z.name} not found on the PowerDNS server at ${baseUrl.origin}`);
-      if (e instanceof Rejected) {
-        if (/Conflicts with pre-existing RRset/i.test(e.detail)) throw fail(cnameMessage(owner, z));
-        throw fail(`PowerDNS rejected the TLSA RRset at ${owner} in zone ${z.name} (HTTP ${e.status}): ${e.detail}`);
+  /** The enabled TLSA records of one owner, as list() returns them. */
+  const enabledRecords = (owner: string, name: NameState | undefined): TlsaRecord[] =>
+    (name?.tlsa?.records ?? []).flatMap((r) => {
+      if (r.disabled) return [];
+      try {
+        return [{ owner, ...parseRdata(r.content) } as TlsaRecord];
+      } catch {
+        return [];
       }
-      throw e;
+    });
+
+  const rrsetOf = (w: Write) => (w.records.length
+    ? { name: w.want.owner, type: 'TLSA', ttl: w.ttl, changetype: 'REPLACE', records: w.records }
+    : { name: w.want.owner, type: 'TLSA', changetype: 'DELETE' });
+
+  /** Write these RRsets of one zone: one PATCH, split only where the body would pass MAX_BODY.
+   *  Returns the number of PATCHes sent (each raises the zone's serial once). */
+  async function write(z: Zone, writes: Write[]): Promise<number> {
+    const batches: Write[][] = [];
+    let size = 0;
+    for (const w of writes) {
+      const n = JSON.stringify(rrsetOf(w)).length + 1;
+      const last = batches.at(-1);
+      if (last && size + n <= MAX_BODY) {
+        last.push(w);
+        size += n;
+      } else {
+        batches.push([w]);
+        size = n;
+      }
     }
+    for (const batch of batches) {
+      const owners = batch.map((w) => w.want.owner);
+      const where = owners.length === 1 ? `${owners[0]} TLSA` : `TLSA at ${owners.length} names`;
+      try {
+        await request('PATCH', zonePath(z), `writing ${where} in zone ${z.name}`, { rrsets: batch.map(rrsetOf) }, { once: true });
+      } catch (e) {
+        if (e instanceof NotFound) throw fail(`zone ${z.name} not found on the PowerDNS server at ${baseUrl.origin}`);
+        if (e instanceof Rejected) {
+          // PowerDNS names the RRset: "RRset NAME IN TLSA: Conflicts with pre-existing RRset".
+          const named = /RRset (\S+) IN TLSA/i.exec(e.detail)?.[1]?.toLowerCase();
+          const owner = named && owners.includes(named) ? named : owners.length === 1 ? owners[0] : undefined;
+          if (/Conflicts with pre-existing RRset/i.test(e.detail)) {
+            throw fail(owner ? cnameMessage(owner, z) : `one of ${owners.join(', ')} has a CNAME in zone ${z.name} (HTTP ${e.status}: ${e.detail}); TLSA records cannot sit beside it`);
+          }
+          throw fail(owners.length === 1
+            ? `PowerDNS rejected the TLSA RRset at ${owners[0]} in zone ${z.name} (HTTP ${e.status}): ${e.detail}`
+            : `PowerDNS rejected the TLSA RRsets of ${owners.length} names in zone ${z.name} (HTTP ${e.status}): ${e.detail}`);
+        }
+        throw e;
+      }
+    }
+    return batches.length;
   }
 
   const cnameMessage = (owner: string, z: Zone, target?: string) =>
     `${owner} has a CNAME${target ? ` (to ${target})` : ''} in zone ${z.name}; TLSA records cannot sit beside it, and tlsa does not overwrite it: move the TLSA records to the CNAME's target or remove the CNAME`;
+
+  /** A CNAME at any of these owners fails the whole batch, naming each, before any write. */
+  function checkCnames(z: Zone, wants: Want[], state: ZoneState): void {
+    const found = wants.flatMap((w) => {
+      const target = state.names.get(w.owner)?.cname;
+      return target === undefined ? [] : [{ owner: w.owner, target }];
+    });
+    const first = found[0];
+    if (!first) return;
+    const more = found.length > 1 ? `; CNAMEs also at ${found.slice(1).map((c) => `${c.owner} (to ${c.target})`).join(', ')}` : '';
+    throw fail(`${cnameMessage(first.owner, z, first.target)}${more}`);
+  }
 
   function checkOwners(owner: string, change: TlsaChange): void {
     for (const r of [...change.add, ...change.remove]) {
@@ -324,89 +419,131 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     }
   }
 
+  /** The new set: every record not named in remove, ours added (a disabled copy is enabled). */
+  function compute(w: Want, current: PdnsRecord[]): PdnsRecord[] {
+    const out = current.filter((r) => !w.removeKeys.has(contentKey(r.content)));
+    for (const k of w.addKeys) {
+      const i = out.findIndex((r) => contentKey(r.content) === k);
+      if (i < 0) out.push({ content: k, disabled: false });
+      else if (out[i]!.disabled) out[i] = { content: out[i]!.content, disabled: false };
+    }
+    return out;
+  }
+  function same(a: PdnsRecord[], b: PdnsRecord[]): boolean {
+    const ka = a.map((r) => `${contentKey(r.content)}|${r.disabled}`).sort();
+    const kb = b.map((r) => `${contentKey(r.content)}|${r.disabled}`).sort();
+    return ka.length === kb.length && ka.every((k, i) => k === kb[i]);
+  }
+  /** Did our write survive, and did it not erase what was there before it? */
+  function settled(w: Want, after: PdnsRecord[], before: PdnsRecord[]): boolean {
+    const present = new Map(after.map((r) => [contentKey(r.content), r.disabled]));
+    return w.addKeys.every((k) => present.get(k) === false)
+      && [...w.removeKeys].every((k) => !present.has(k))
+      && before.every((r) => w.removeKeys.has(contentKey(r.content)) || present.has(contentKey(r.content)));
+  }
+
+  /** Read-modify-write of several owners of one zone: one read, one PATCH, one read-back, and
+   *  repair rounds for just the owners the read-back shows lost or incomplete. */
+  async function applyZone(z: Zone, wants: Want[]): Promise<void> {
+    let pending = wants;
+    let state = await readZone(z, new Set(pending.map((w) => w.owner)));
+    checkCnames(z, pending, state);
+    let failedWrites = 0;
+    for (let round = 1; round <= MAX_ROUNDS;) {
+      const writes: Write[] = [];
+      for (const want of pending) {
+        const rrset = state.names.get(want.owner)?.tlsa;
+        const before = rrset?.records ?? [];
+        const records = compute(want, before);
+        if (!same(before, records)) writes.push({ want, before, records, ttl: want.adds ? want.ttl : (rrset?.ttl ?? want.ttl) });
+      }
+      if (!writes.length) return;
+      let sent: number;
+      try {
+        sent = await write(z, writes);
+      } catch (e) {
+        // 5xx/429/network on the write: wait, then read again (the write may even have landed).
+        if (!(e instanceof Transient)) throw e;
+        if (++failedWrites >= ATTEMPTS) throw fail(`${e.message} (gave up after ${ATTEMPTS} attempts)`);
+        await sleep(Math.min(30_000, e.retryAfterMs ?? Math.round(Math.random() * Math.min(5_000, 200 * 2 ** (failedWrites - 1)))));
+        state = await readZone(z, new Set(pending.map((w) => w.owner)));
+        checkCnames(z, pending, state);
+        continue;
+      }
+      // Read back after a pause, once for every owner written. While the zone's serial shows
+      // other writes (it rose by more than our PATCHes), look again after another pause: a
+      // writer that read before our write may not have written yet.
+      const written = new Set(writes.map((w) => w.want.owner));
+      let serial = state.serial;
+      let lost: Want[] = [];
+      for (let look = 0; look < MAX_ROUNDS; look++) {
+        await sleep(Math.round(settleMs * (0.5 + Math.random())));
+        state = await readZone(z, written);
+        checkCnames(z, writes.map((w) => w.want), state);
+        lost = writes.filter((w) => !settled(w.want, state.names.get(w.want.owner)?.tlsa?.records ?? [], w.before)).map((w) => w.want);
+        const quiet = serial === undefined || state.serial === undefined || state.serial - serial <= (look === 0 ? sent : 0);
+        serial = state.serial;
+        if (lost.length || quiet) break;
+      }
+      if (!lost.length) return;
+      // Another writer changed these RRsets between our read and our read-back: write them
+      // again, on what the read-back saw.
+      pending = lost;
+      round++;
+    }
+    const names = pending.map((w) => w.owner);
+    throw fail(`${names.length === 1 ? names[0] : names.join(', ')}: other writers kept changing the TLSA RRset${names.length === 1 ? '' : 's'} in zone ${z.name}; gave up after ${MAX_ROUNDS} read-modify-write rounds (nothing is lost that a re-run will not repair)`);
+  }
+
+  /** Owners grouped by zone, in the order first seen. */
+  async function byZone<T>(items: T[], ownerOf: (t: T) => string): Promise<Map<string, { z: Zone; items: T[] }>> {
+    const out = new Map<string, { z: Zone; items: T[] }>();
+    for (const t of items) {
+      const z = await zoneFor(ownerOf(t));
+      const entry = out.get(z.id);
+      if (entry) entry.items.push(t);
+      else out.set(z.id, { z, items: [t] });
+    }
+    return out;
+  }
+
   const provider: DnsProvider = {
     name,
     async list(ownerIn) {
       const owner = normaliseName(ownerIn);
       const z = await zoneFor(owner);
-      const state = await readName(z, owner, true);
-      return (state.tlsa?.records ?? []).flatMap((r) => {
-        if (r.disabled) return [];
-        try {
-          return [{ owner, ...parseRdata(r.content) } as TlsaRecord];
-        } catch {
-          return [];
-        }
-      });
+      const state = await readZone(z, new Set([owner]), owner);
+      return enabledRecords(owner, state.names.get(owner));
+    },
+    async listMany(ownersIn) {
+      const out = new Map<string, TlsaRecord[]>();
+      const owners = [...new Set(ownersIn.map((o) => normaliseName(o)))];
+      for (const { z, items } of (await byZone(owners, (o) => o)).values()) {
+        const state = await readZone(z, new Set(items), items.length === 1 ? items[0] : undefined);
+        for (const o of items) out.set(o, enabledRecords(o, state.names.get(o)));
+      }
+      // Also under the caller's spelling, when it was not the normal form.
+      for (const o of ownersIn) if (!out.has(o)) out.set(o, out.get(normaliseName(o)) ?? []);
+      return out;
     },
     async apply(ownerIn, change, ttl) {
-      const owner = normaliseName(ownerIn);
-      checkOwners(owner, change);
-      const z = await zoneFor(owner);
-      const addKeys = change.add.map((r) => rdataText(r));
-      const removeKeys = new Set(change.remove.map((r) => rdataText(r)));
-
-      /** The new set: every record not named in remove, ours added (a disabled copy is enabled). */
-      const compute = (current: PdnsRecord[]): PdnsRecord[] => {
-        const out = current.filter((r) => !removeKeys.has(contentKey(r.content)));
-        for (const k of addKeys) {
-          if (removeKeys.has(k)) continue;
-          const i = out.findIndex((r) => contentKey(r.content) === k);
-          if (i < 0) out.push({ content: k, disabled: false });
-          else if (out[i]!.disabled) out[i] = { content: out[i]!.content, disabled: false };
-        }
-        return out;
-      };
-      const same = (a: PdnsRecord[], b: PdnsRecord[]) => {
-        const ka = a.map((r) => `${contentKey(r.content)}|${r.disabled}`).sort();
-        const kb = b.map((r) => `${contentKey(r.content)}|${r.disabled}`).sort();
-        return ka.length === kb.length && ka.every((k, i) => k === kb[i]);
-      };
-      /** Did our write survive, and did it not erase what was there before it? */
-      const settled = (after: PdnsRecord[], before: PdnsRecord[]) => {
-        const present = new Map(after.map((r) => [contentKey(r.content), r.disabled]));
-        return addKeys.every((k) => removeKeys.has(k) || present.get(k) === false)
-          && [...removeKeys].every((k) => !present.has(k))
-          && before.every((r) => removeKeys.has(contentKey(r.content)) || present.has(contentKey(r.content)));
-      };
-
-      let failedWrites = 0;
-      for (let round = 1; round <= MAX_ROUNDS; round++) {
-        const state = await readName(z, owner);
-        if (state.cname !== undefined) throw fail(cnameMessage(owner, z, state.cname));
-        const current = state.tlsa?.records ?? [];
-        const desired = compute(current);
-        if (same(current, desired)) return;
-        const writeTtl = change.add.length ? ttl : (state.tlsa?.ttl ?? ttl);
-        try {
-          await write(z, owner, desired, writeTtl);
-        } catch (e) {
-          // 5xx/429/network on the write: wait, then read again (the write may even have landed).
-          if (!(e instanceof Transient)) throw e;
-          if (++failedWrites >= ATTEMPTS) throw fail(`${e.message} (gave up after ${ATTEMPTS} attempts)`);
-          await sleep(Math.min(30_000, e.retryAfterMs ?? Math.round(Math.random() * Math.min(5_000, 200 * 2 ** (failedWrites - 1)))));
-          round--;
-          continue;
-        }
-        // Read back after a pause. While the zone's serial shows other writes (it rose by more
-        // than our one PATCH), look again after another pause: a writer that read before our
-        // write may not have written yet.
-        let serial = state.serial;
-        let ok = true;
-        for (let look = 0; ok && look < MAX_ROUNDS; look++) {
-          await sleep(Math.round(settleMs * (0.5 + Math.random())));
-          const after = await readName(z, owner);
-          if (after.cname !== undefined) throw fail(cnameMessage(owner, z, after.cname));
-          ok = settled(after.tlsa?.records ?? [], current);
-          const quiet = serial === undefined || after.serial === undefined || after.serial - serial <= (look === 0 ? 1 : 0);
-          serial = after.serial;
-          if (ok && quiet) return;
-        }
-        if (ok) return;
-        // Another writer changed the RRset between our read and our read-back: do it again
-        // on what is there now.
+      await provider.applyMany!([{ owner: ownerIn, add: change.add, remove: change.remove }], () => ttl);
+    },
+    async applyMany(changes, ttlOf) {
+      // One Want per owner (changes for the same owner are merged); empty changes cost nothing.
+      const wants = new Map<string, Want>();
+      for (const c of changes) {
+        const owner = normaliseName(c.owner);
+        checkOwners(owner, c);
+        let w = wants.get(owner);
+        if (!w) wants.set(owner, w = { owner, addKeys: [], removeKeys: new Set(), ttl: ttlOf(c.owner), adds: false });
+        for (const r of c.remove) w.removeKeys.add(rdataText(r));
+        for (const r of c.add) if (!w.addKeys.includes(rdataText(r))) w.addKeys.push(rdataText(r));
+        w.adds ||= c.add.length > 0;
       }
-      throw fail(`${owner}: other writers kept changing the TLSA RRset in zone ${z.name}; gave up after ${MAX_ROUNDS} read-modify-write rounds (nothing is lost that a re-run will not repair)`);
+      for (const w of wants.values()) w.addKeys = w.addKeys.filter((k) => !w.removeKeys.has(k));
+      const todo = [...wants.values()].filter((w) => w.addKeys.length || w.removeKeys.size);
+      for (const { z, items } of (await byZone(todo, (w) => w.owner)).values()) await applyZone(z, items);
     },
   };
   return provider;

@@ -45,7 +45,7 @@ export async function run(v: CliValues): Promise<number> {
     }
     const now = new Date();
     try {
-      const result = await runEngine(config, { ...runOptions(v, 'daemon'), now });
+      const result = await runEngine(config, { ...runOptions(v, 'daemon'), now, observeAll: true });
       warn(result.targets.warnings);
       for (const l of engineLines(result, now)) progressLine(l);
       if (result.added || result.removed) progressLine(`published ${result.added}, removed ${result.removed}`);

@@ -83,7 +83,7 @@ export async function run(v: CliValues, args: string[]): Promise<number> {
     return EXIT.ok;
   }
   const now = new Date();
-  const result = await runEngine(config, { ...runOptions(v, `hook ${client}`), services, now, checkServed: true, lockWaitSeconds: v['lock-wait'] !== undefined ? Number(v['lock-wait']) : 120 });
+  const result = await runEngine(config, { ...runOptions(v, `hook ${client}`), services, now, checkServed: true, observeAll: true, lockWaitSeconds: v['lock-wait'] !== undefined ? Number(v['lock-wait']) : 120 });
   warn(result.targets.warnings);
   const problems: string[] = [];
   const notes = engineLines(result, now);

@@ -63,3 +63,26 @@ export function readInstalled(dir: string, name: string): { fullchain: string; k
   if (!existsSync(p.fullchain)) return undefined;
   return { fullchain: readFileSync(p.fullchain, 'utf8'), key: readFileSync(p.key, 'utf8') };
 }
+
+const RELOAD_PENDING = '.reload-pending';
+
+export function markReloadPending(dir: string, name: string): void {
+  const { root } = installPaths(dir, name);
+  mkdirSync(root, { recursive: true, mode: 0o755 });
+  writeFileAtomic(join(root, RELOAD_PENDING), `${new Date().toISOString()}\n`, 0o644);
+}
+
+export function clearReloadPending(dir: string, name: string): void {
+  rmSync(join(installPaths(dir, name).root, RELOAD_PENDING), { force: true });
+}
+
+/** Source names under `dir` whose install was not followed by a finished reload. */
+export function pendingReloads(dir: string): string[] {
+  let names: string[] = [];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  return names.filter((n) => existsSync(join(dir, n, RELOAD_PENDING))).sort();
+}

@@ -6,7 +6,7 @@ import { InputError } from '../errors.js';
 import { recordKey, type TlsaRecord } from '../tlsa/record.js';
 import { recordMatchesChain } from '../verify/dane.js';
 import { ProviderError, type DnsProvider } from '../../providers/index.js';
-import { installRelease } from './install.js';
+import { clearReloadPending, installPaths, installRelease, markReloadPending, pendingReloads } from './install.js';
 import { liveAt } from './lifecycle.js';
 import { acquireLock } from './lock.js';
 import { dnsPropagation, liveProbe, type LiveView, type PropagationView } from './observe.js';
@@ -40,6 +40,9 @@ export interface EngineOptions extends RunOptions {
   /** Also find out whether each served chain (no staged install) matches a live record:
    *  the certbot hook needs it to tell whether the new chain is safe to serve. */
   checkServed?: boolean;
+  /** Check every pending record on the authoritative servers, not only those a staged or
+   *  served chain waits for (the daemon does, so that `status` moves them to live). */
+  observeAll?: boolean;
   /** Overrides for tests; default: DNS and TLS through verify.* settings. */
   propagation?: PropagationView;
   live?: LiveView;
@@ -314,9 +317,19 @@ async function runLocked(config: LoadedConfig, opts: EngineOptions): Promise<Eng
   const propagationView = opts.propagation ?? (config.raw.verify.propagation ? dnsPropagation(config) : undefined);
   const isLive = (r: OwnedRecord | undefined) => !!r && liveAt(r, !!propagationView) !== undefined && liveAt(r, !!propagationView)!.getTime() <= now.getTime();
 
+  if (opts.observeAll && propagationView) {
+    const chosen = new Set(c.targets.services.map((x) => x.service));
+    const pending = state.records.filter((r) => chosen.has(r.service) && r.status === 'published' && !r.seenAt);
+    if (pending.length) {
+      for (const n of await observePropagation(pending, propagationView, state, now, opts.progress)) opts.progress?.(n);
+      if (write) writeState(dir, state);
+    }
+  }
+
   // Promotion: a staged chain is installed once a record that matches it is live.
   const promoted: Promotion[] = [];
   const waiting: ChainWait[] = [];
+  if (opts.promote !== false && write) promoted.push(...(await finishPendingReloads(config, c.targets.services.map((x) => x.service), opts.progress)));
   if (opts.promote !== false) {
     for (const svc of c.targets.services) {
       const raw = config.raw.services[svc.service]!;
@@ -417,18 +430,43 @@ async function runLocked(config: LoadedConfig, opts: EngineOptions): Promise<Eng
   return { ...rest, plan: firstPlan, added, removed, promoted, waiting, held, retired, served };
 }
 
-async function promote(config: LoadedConfig, service: string, install: NonNullable<LoadedConfig['raw']['services'][string]['install']>, chain: ServiceChain, now: Date, progress?: (l: string) => void): Promise<Promotion> {
+async function promote(config: LoadedConfig, service: string, install: InstallConfig, chain: ServiceChain, now: Date, progress?: (l: string) => void): Promise<Promotion> {
   const { fullchainPem, keyPem } = stagedFiles(chain);
   const dir = resolve(config.baseDir, install.dir);
+  // The marker goes first: a run killed after the switch but before the reload finished
+  // leaves it, and the next run reloads (nothing would be staged any more to tell it).
+  markReloadPending(dir, chain.sourceName);
   const release = installRelease(dir, chain.sourceName, fullchainPem, keyPem, now);
   progress?.(`${service}: installed ${chain.label} as ${release}${chain.bootstrap ? ' (first install)' : ''}`);
-  const p: Promotion = { service, source: chain.sourceName, chain: chain.label, release };
-  if (install.reload) {
-    const r = await runCommand(install.reload, install.reload_timeout_s * 1000, config.baseDir);
-    p.reloaded = r.ok;
-    if (!r.ok) p.reloadError = r.message;
+  return { service, source: chain.sourceName, chain: chain.label, release, ...(await reloadInstalled(config, install, dir, [chain.sourceName])) };
+}
+
+type InstallConfig = NonNullable<LoadedConfig['raw']['services'][string]['install']>;
+
+async function reloadInstalled(config: LoadedConfig, install: InstallConfig, dir: string, names: string[]): Promise<Pick<Promotion, 'reloaded' | 'reloadError'>> {
+  if (!install.reload) {
+    for (const n of names) clearReloadPending(dir, n);
+    return {};
   }
-  return p;
+  const r = await runCommand(install.reload, install.reload_timeout_s * 1000, config.baseDir);
+  if (!r.ok) return { reloaded: false, reloadError: `${r.message} (retried on the next run)` };
+  for (const n of names) clearReloadPending(dir, n);
+  return { reloaded: true };
+}
+
+/** Reloads that a killed or failed run left undone. */
+async function finishPendingReloads(config: LoadedConfig, services: string[], progress?: (l: string) => void): Promise<Promotion[]> {
+  const out: Promotion[] = [];
+  for (const service of services) {
+    const install = config.raw.services[service]?.install;
+    if (!install) continue;
+    const dir = resolve(config.baseDir, install.dir);
+    const names = pendingReloads(dir);
+    if (!names.length) continue;
+    progress?.(`${service}: the reload after installing ${names.join(', ')} did not finish last time; reloading now`);
+    out.push({ service, source: names.join(', '), chain: names.map((n) => installPaths(dir, n).fullchain).join(', '), ...(await reloadInstalled(config, install, dir, names)) });
+  }
+  return out;
 }
 
 /** `tlsa publish`. */

@@ -8,7 +8,7 @@ import { keyTypeOf } from '../certs/key-type.js';
 import { issuerFamily, type IssuerCatalog } from '../issuers/catalog.js';
 import { associationData } from '../tlsa/association.js';
 import { isSmtp, type Protocol } from '../tlsa/policy.js';
-import { ownerName, rdataText, type TlsaRecord } from '../tlsa/record.js';
+import { ownerName, rdataText, recordKey, type TlsaRecord } from '../tlsa/record.js';
 import { answerLabel, compareRrsets, findZone, queryAuthoritative } from './authoritative.js';
 import { daneMatch, recordMatchesChain } from './dane.js';
 import type { DnsServer } from './dns.js';
@@ -84,15 +84,33 @@ export async function checkTarget(t: CheckTarget, o: CheckOptions): Promise<Chec
     }
   }
   const records = tlsa.records;
-  if (tlsa.status !== 'secure') failures.push(`TLSA ${owner}: ${tlsa.status}: ${tlsa.message}`);
-  else if (!records.length) failures.push(`no TLSA records at ${owner}: DANE is not in effect for this port`);
+  if (tlsa.status === 'nxdomain' || tlsa.status === 'nodata') {
+    failures.push(`no TLSA records at ${owner}${tlsa.security === 'secure' ? ' (securely denied)' : `, and the denial is ${tlsa.security ?? 'not validated'}`}: DANE is not in effect for this port`);
+  } else if (tlsa.status !== 'secure') failures.push(`TLSA ${owner}: ${tlsa.status}: ${tlsa.message}`);
+  // RFC 7672 §2.2: a client uses TLSA records only when they and the host's addresses are
+  // DNSSEC-secure; otherwise it does not authenticate the server at all, whatever matches.
+  const daneInEffect = tlsa.status === 'secure' && host.status === 'secure' && records.length > 0;
+  const notInEffect = tlsa.status !== 'secure'
+    ? `the TLSA records are ${tlsa.status}, not secure: DANE clients do not use them`
+    : `the address records of ${t.host} are ${host.status}, not secure: DANE clients do not look for TLSA records`;
   if (records.length > o.cap) warnings.push(`${records.length} records at ${owner}: over ~${o.cap}, some receivers (Microsoft's) may not handle them all`);
 
   let authoritative: CheckReport['authoritative'] = { inSync: false, summary: 'not checked', lagging: [] };
   try {
     const zone = await findZone(o.resolver, owner, q);
     const answers = await queryAuthoritative(zone, owner, 'TLSA', { port: o.authoritativePort, timeoutMs: o.timeoutMs });
-    const cmp = compareRrsets(records, answers, 'exact');
+    // The servers among themselves: every one serves the union of what they all serve.
+    const union = [...new Map(answers.flatMap((a) => (a.error === undefined ? a.records ?? [] : [])).map((r) => [recordKey(r), r])).values()];
+    const among = compareRrsets(union, answers, 'exact');
+    // The resolver's RRset is the reference when it has one (a stale secondary then shows as
+    // lagging with its extra records); a bogus or failed lookup has none.
+    const resolverView = tlsa.status !== 'bogus' && tlsa.status !== 'servfail' && tlsa.status !== 'timeout' && tlsa.status !== 'error';
+    let cmp = resolverView ? compareRrsets(records, answers, 'exact') : among;
+    if (!cmp.inSync && among.inSync) {
+      // Every server agrees; only the resolver's (cached) copy differs.
+      warnings.push(`every authoritative server of ${zone.zone} serves the same TLSA RRset at ${owner}, but the resolver answered another one (a cached older copy, gone within the TTL${tlsa.ttl !== undefined ? ` of ${tlsa.ttl} s` : ''})`);
+      cmp = among;
+    }
     authoritative = { inSync: cmp.inSync, summary: cmp.summary, lagging: [...cmp.lagging, ...cmp.failed].map((s) => answerLabel(s)) };
     if (!cmp.inSync) failures.push(`authoritative servers of ${zone.zone} disagree: ${cmp.summary.replace(/\n/g, '; ')}`);
   } catch (e) {
@@ -120,8 +138,10 @@ export async function checkTarget(t: CheckTarget, o: CheckOptions): Promise<Chec
     servedChains.push(chain);
     const leafType = keyTypeOf(chain[0]!.publicKey);
     const m = daneMatch({ records, chain, names: [host.tlsaBase, t.host], now: o.now, smtp });
-    const row: ProbeRow = { address: j.address, keyType: j.keyType, ok: m.verified, leaf: `${leafType.label}, ${chain.length} certificate(s) sent`, problems: [] };
-    if (m.match) row.matched = `${rdataText(m.match.record).slice(0, 24)}… at depth ${m.match.depth}`;
+    const row: ProbeRow = { address: j.address, keyType: j.keyType, ok: m.verified && daneInEffect, leaf: `${leafType.label}, ${chain.length} certificate(s) sent`, problems: [] };
+    const matched = m.match ? `${rdataText(m.match.record).slice(0, 24)}… at depth ${m.match.depth}` : undefined;
+    if (!daneInEffect && records.length) row.problems.push(`${notInEffect}${matched ? ` (they would match: ${matched})` : ''}`);
+    else if (matched) row.matched = matched;
     else row.problems.push(...m.reasons);
     for (const u of m.unusable) if (u.record.usage < 2) row.problems.push(`${short(u.record)} ${u.why}`);
     probes.push(row);

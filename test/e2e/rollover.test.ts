@@ -22,7 +22,21 @@
  * Throughout, a watcher samples Knot's TLSA RRset and the installed chains (every 200 ms) so
  * that "published before served" and "removed only after the grace" are checked against what
  * really happened, not only against tlsa's own state; and every posttls-finger poll must say
- * "Verified TLS connection established".
+ * "Verified TLS connection established". openssl s_client, given only the issuer's 2 1 1, shows
+ * what made an immediate install safe; `tlsa check` and `tlsa status --json` close the run.
+ *
+ * Two expectations here describe correct behaviour the product did not have when this was
+ * written (they fail until it is fixed):
+ *  - 6c: a run killed after installing a chain but before install.reload finished leaves the
+ *    reload undone; later runs never run it (only the provider's reload has a pending marker).
+ *    Postfix drifts to the new chain as it recycles smtpd processes; most servers would not.
+ *  - status: records of a chain installed at once (it matched a live 2 1 1 or 3 1 1) never get
+ *    `seenAt` (propagation is observed only for staged chains still waiting), so `status` shows
+ *    them "pending: every authoritative server to serve it (checked by the hook, the daemon and
+ *    check)" forever, although the hook, the daemon and `check` all ran and Knot serves them.
+ *
+ * Needs root (Postfix master, mount namespaces), 127.0.0.2:53 free, and the Debian packages
+ * knot knot-dnsutils unbound pebble certbot postfix openssl; takes about 2 minutes.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash, X509Certificate } from 'node:crypto';
@@ -168,11 +182,9 @@ labDescribe('e2e rollover: pebble + certbot -> tlsa -> Knot/unbound -> Postfix, 
   let postfixReload: string;
   let hookWrapper: string;
   let hookPidFile: string;
-  const notes: string[] = [];
+  /** A timeline on stdout: what each scenario did and how long it took. */
   const note = (s: string): void => {
-    const line = `[${((Date.now() - suiteStart) / 1000).toFixed(1)} s] ${s}`;
-    notes.push(line);
-    console.log(line);
+    console.log(`[${((Date.now() - suiteStart) / 1000).toFixed(1)} s] ${s}`);
   };
 
   // -------------------------------------------------------------------------------------------
@@ -219,8 +231,8 @@ labDescribe('e2e rollover: pebble + certbot -> tlsa -> Knot/unbound -> Postfix, 
   }
 
   const tlsaEnv = (): Record<string, string> => ({ TLSA_CONFIG: cfgPath });
-  const tlsa = (args: string[], opts: { onSpawn?: (pid: number) => void } = {}): Promise<Run> =>
-    runAsync([process.execPath, CLI_PATH, '--config', cfgPath, ...args], { env: { TLSA_DEBUG: '1' }, timeoutMs: 90_000, ...opts });
+  const tlsa = (args: string[]): Promise<Run> =>
+    runAsync([process.execPath, CLI_PATH, '--config', cfgPath, ...args], { env: { TLSA_DEBUG: '1' }, timeoutMs: 90_000 });
 
   // -------------------------------------------------------------------------------------------
   // What is where
@@ -292,11 +304,20 @@ labDescribe('e2e rollover: pebble + certbot -> tlsa -> Knot/unbound -> Postfix, 
     }
   }
 
+  /** openssl s_client as a second, independent DANE client, given ONE TLSA record (e.g. only the
+   *  issuer's 2 1 1: what a client holding the RRset cached before a renewal can match). */
+  async function opensslDane(rrdata: string, kt: 'rsa' | 'ecdsa'): Promise<{ ok: boolean; output: string }> {
+    const sigalgs = kt === 'rsa' ? 'rsa_pss_rsae_sha256:rsa_pkcs1_sha256' : 'ecdsa_secp256r1_sha256';
+    const r = await runAsync([toolPath('openssl', 'openssl'), 's_client', '-connect', `127.0.0.1:${port}`, '-starttls', 'smtp', '-name', 'e2e.test',
+      '-sigalgs', sigalgs, '-dane_tlsa_domain', HOST, '-dane_tlsa_rrdata', rrdata, '-verify_return_error', '-brief'], { timeoutMs: 15_000 });
+    const output = `${r.stdout}${r.stderr}`;
+    return { ok: r.code === 0 && /Verification: OK/.test(output) && /DANE TLSA 2 1 1 .* matched TA certificate/.test(output), output };
+  }
+
   const stateSummary = (): string => readState().map((r) => `${r.status.padEnd(10)} ${rdataOfOwned(r).slice(0, 22)}… published ${r.publishedAt ?? '-'} seen ${r.seenAt ?? '-'} retiring ${r.retiringSince ?? '-'}`).join('\n');
 
   /** Run `tlsa daemon --once` about once a second until `done()`. */
-  async function drive(label: string, done: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<Run[]> {
-    const runs: Run[] = [];
+  async function drive(label: string, done: () => boolean | Promise<boolean>, timeoutMs = 60_000, runs: Run[] = []): Promise<Run[]> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const r = await tlsa(['daemon', '--once']);
@@ -390,7 +411,16 @@ labDescribe('e2e rollover: pebble + certbot -> tlsa -> Knot/unbound -> Postfix, 
     return r.hooks[0]!;
   }
 
-  /** certbot with the hook that records its pid (it execs the repo's hook: same pid). */
+  /** Shell prefix for a reload command that stops so the test can kill the run inside it: touch
+   *  `flag`, wait for `release` (60 s at most, so that no loop outlives an aborted test), and
+   *  fail without reloading when `abort` exists. */
+  const slowStart = (flag: string, release: string, abort: string): string => {
+    const q = shellQuote;
+    return `touch ${q(flag)}; i=0; while [ ! -e ${q(release)} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; [ -e ${q(abort)} ] && exit 1`;
+  };
+
+  /** Wait for `cond`, then SIGKILL the running hook: certbot runs `hookWrapper`, which writes its
+   *  pid and execs the repo's hooks/certbot-deploy, which execs node: one pid, tlsa's. */
   function killHookWhen(label: string, cond: () => boolean, timeoutMs = 60_000): Promise<{ pid: number; at: number }> {
     return (async () => {
       const deadline = Date.now() + timeoutMs;
@@ -412,7 +442,7 @@ labDescribe('e2e rollover: pebble + certbot -> tlsa -> Knot/unbound -> Postfix, 
   beforeAll(async () => {
     requireBuiltCli();
     dir = makeTempDir('e2e-rollover');
-    chmodSync(dir, 0o755);
+    chmodSync(dir, 0o755); // like the Postfix harness's dirs: its unprivileged processes may look here
     stateDir = join(dir, 'state');
     installDir = join(dir, 'installed');
     cfgPath = join(dir, 'tlsa.yaml');
@@ -546,6 +576,10 @@ labDescribe('e2e rollover: pebble + certbot -> tlsa -> Knot/unbound -> Postfix, 
     expect(await knotRdata()).toEqual([after.ee, after.ta, foreignRdata].sort());
     expect(onKnot.get(before.ee)?.gone, 'the old key\'s 3 1 1 left Knot').toBeDefined();
     expect(checkPublishedBeforeServed(t0)).toEqual([]);
+    // What made an immediate install safe: the new chain verifies against the issuer's 2 1 1
+    // alone (the RRset a client cached before the renewal has it, not the new 3 1 1).
+    const taOnly = await opensslDane(after.ta, 'ecdsa');
+    expect(taOnly.ok, taOnly.output).toBe(true);
   }, 120_000);
 
   it('3. renewal with --reuse-key: the same 3 1 1 matches, the hook installs at once, the zone does not change', async () => {
@@ -668,6 +702,10 @@ labDescribe('e2e rollover: pebble + certbot -> tlsa -> Knot/unbound -> Postfix, 
     expect(await knotRdata()).toEqual([ec2.ee, rsa2.ee, ec2.ta, foreignRdata].sort());
     await expectServed('rsa', rsa2.leaf);
     await expectServed('ecdsa', ec2.leaf);
+    for (const kt of ['rsa', 'ecdsa'] as const) {
+      const taOnly = await opensslDane(ec2.ta, kt);
+      expect(taOnly.ok, `${kt} chain against the 2 1 1 alone:\n${taOnly.output}`).toBe(true);
+    }
     expect(checkPublishedBeforeServed(t0)).toEqual([]);
     note(`5: converged ${((Date.now() - t1) / 1000).toFixed(1)} s after the double renewal started`);
   }, 180_000);
@@ -690,7 +728,7 @@ labDescribe('e2e rollover: pebble + certbot -> tlsa -> Knot/unbound -> Postfix, 
     }
     const r = await cb;
     expect(r.code, 'certbot itself succeeds when its deploy hook is killed').toBe(0);
-    expect(theHook(r).code, r.output).toBe(-9);
+    expect([137, -9], `the hook was killed: ${r.output}`).toContain(theHook(r).code); // sh reports 128+9
     const after = chainRecords(livePem('mx'));
     expect(after.ee).not.toBe(before.ee);
     expect(fragment(), 'the provider was never called').toBe(zoneBefore);
@@ -708,8 +746,7 @@ labDescribe('e2e rollover: pebble + certbot -> tlsa -> Knot/unbound -> Postfix, 
     const flag = join(dir, '6b.reloading');
     const release = join(dir, '6b.release');
     const abort = join(dir, '6b.abort');
-    const q = shellQuote;
-    writeConfig({ ...cfg, providerReload: `touch ${q(flag)}; while [ ! -e ${q(release)} ]; do sleep 0.1; done; [ -e ${q(abort)} ] && exit 1; ${knot.reloadCommand(ZONE)}` });
+    writeConfig({ ...cfg, providerReload: `${slowStart(flag, release, abort)}; ${knot.reloadCommand(ZONE)}` });
     const before = chainRecords(livePem('mx'));
     rmSync(hookPidFile, { force: true });
     const cb = certbot.renew({ certName: 'mx', reuseKey: false, deployHook: hookWrapper, env: tlsaEnv() });
@@ -725,7 +762,7 @@ labDescribe('e2e rollover: pebble + certbot -> tlsa -> Knot/unbound -> Postfix, 
     } finally {
       writeConfig({ ...cfg, providerReload: undefined });
     }
-    expect(theHook(r).code, r.output).toBe(-9);
+    expect([137, -9], `the hook was killed: ${r.output}`).toContain(theHook(r).code); // sh reports 128+9
     const after = chainRecords(livePem('mx'));
     expect(after.ee).not.toBe(before.ee);
     expect(managedInFragment(), 'the zone file was written').toContain(after.ee);
@@ -745,8 +782,7 @@ labDescribe('e2e rollover: pebble + certbot -> tlsa -> Knot/unbound -> Postfix, 
     const flag = join(dir, '6c.reloading');
     const release = join(dir, '6c.release');
     const abort = join(dir, '6c.abort');
-    const q = shellQuote;
-    writeConfig({ ...cfg, installReload: `touch ${q(flag)}; while [ ! -e ${q(release)} ]; do sleep 0.1; done; [ -e ${q(abort)} ] && exit 1; ${postfixReload}` });
+    writeConfig({ ...cfg, installReload: `${slowStart(flag, release, abort)}; ${postfixReload}` });
     const before = chainRecords(livePem('mx'));
     const reloadsBefore = (postfix.maillog().match(/postfix\/master\[\d+\]: reload -- /g) ?? []).length;
     rmSync(hookPidFile, { force: true });
@@ -763,35 +799,45 @@ labDescribe('e2e rollover: pebble + certbot -> tlsa -> Knot/unbound -> Postfix, 
     } finally {
       writeConfig({ ...cfg, installReload: undefined });
     }
-    expect(theHook(r).code, r.output).toBe(-9);
+    expect([137, -9], `the hook was killed: ${r.output}`).toContain(theHook(r).code); // sh reports 128+9
     const after = chainRecords(livePem('mx'));
     expect(after.ee).not.toBe(before.ee);
     expect(isInstalled('mx'), 'installed (its issuer\'s 2 1 1 is live), then killed in the reload').toBe(true);
+    // The kill left Postfix without the reload it was owed. Postfix happens to load the
+    // certificate files whenever it starts an smtpd process, so it drifts to the new chain by
+    // itself as old processes are recycled (max_idle 100 s, max_use 100); most servers (nginx,
+    // Dovecot, ...) never do. Correct behaviour: the next run runs the owed reload.
+    const reloads = (): number => (postfix.maillog().match(/postfix\/master\[\d+\]: reload -- /g) ?? []).length;
+    const reloadsAtKill = reloads();
     const t0 = Date.now();
+    let firstReloadAfterKill: number | undefined;
+    const runs: Run[] = [];
     let problem: string | undefined;
     try {
-      // Correct behaviour: the next run sees that the installed chain's reload never completed,
-      // runs it, and the old key's record is retired once Postfix no longer presents it.
-      await drive('6c', settled, 30_000);
+      await drive('6c', async () => {
+        if (firstReloadAfterKill === undefined && reloads() > reloadsAtKill) firstReloadAfterKill = Date.now() - t0;
+        return settled();
+      }, 30_000, runs);
     } catch (e) {
-      problem = `after a SIGKILL between installing the chain and the end of install.reload, 30 s of "tlsa daemon --once" runs did not reload Postfix (${(postfix.maillog().match(/postfix\/master\[\d+\]: reload -- /g) ?? []).length - reloadsBefore} reloads logged since): ${(e as Error).message.split('\n')[0]}\n${stateSummary()}`;
-      note(`6c: PRODUCT BUG: ${problem}`);
-      // Let the rest of the suite go on from a sane state.
+      const keeping = runs.at(-1)?.stderr.split('\n').filter((l) => /keeping /.test(l)).join(' | ');
+      problem = `not converged 30 s after the kill: ${(e as Error).message.split('\n')[0]}; the last run said: ${keeping || '(nothing about the old record)'}`;
+      note(`6c: ${problem}; reloading Postfix by hand so that the suite can go on\n${stateSummary()}`);
       await postfix.reload();
       await drive('6c (after a manual reload)', settled, 45_000);
     }
-    note(`6c: converged ${((Date.now() - t0) / 1000).toFixed(1)} s after the kill`);
+    const runsHolding = runs.filter((x) => /keeping .* still presents a chain it matches/.test(x.stderr)).length;
+    note(`6c: converged ${((Date.now() - t0) / 1000).toFixed(1)} s after the kill; Postfix reloads since the kill: ${reloads() - reloadsAtKill}${firstReloadAfterKill !== undefined ? ` (first after ${(firstReloadAfterKill / 1000).toFixed(1)} s)` : ''}; ${runsHolding} daemon run(s) kept the old 3 1 1 because Postfix still presented the old chain`);
     expect(await knotRdata()).toEqual(expectedRecords().concat(foreignRdata).sort());
-    expect(problem).toBeUndefined();
+    expect.soft(firstReloadAfterKill, 'a run after the kill re-runs the install reload that the killed hook owed (no Postfix reload was logged)').toBeDefined();
+    expect.soft(problem).toBeUndefined();
   }, 150_000);
 
-  it('the end: only the records of the served chains and the foreign one; state consistent; status shows only live records; every poll Verified', async () => {
+  it('the end: only the records of the served chains and the foreign one on Knot; old ones removed after their grace; state consistent', async () => {
     poller.scenario = 'end';
     writeConfig({ lineages: cfg.lineages }); // plain reload commands, whatever an earlier failure left
     await drive('end', settled, 30_000);
     await sleep(2 * TTL * 1000);
     await drive('end (settled)', settled, 30_000);
-    await poller.stop();
     const want = expectedRecords();
     // The fragment: the foreign line as it was written, the managed lines exactly the needed ones.
     expect(fragment()).toContain(`${foreignLine}\n`);
@@ -812,14 +858,31 @@ labDescribe('e2e rollover: pebble + certbot -> tlsa -> Knot/unbound -> Postfix, 
     const st = readState();
     expect(st.map(rdataOfOwned).sort()).toEqual(want);
     expect(st.every((x) => x.status === 'published'), stateSummary()).toBe(true);
+    await poller.stop();
+  }, 120_000);
+
+  it('the end: tlsa check agrees (DNSSEC, every authoritative server in sync, live STARTTLS probes verified)', async () => {
+    const c = await tlsa(['check', '--json']);
+    note(`end: tlsa check exit ${c.code}`);
+    expect(c.code, showRun(c)).toBe(0);
+    const report = JSON.parse(c.stdout) as { ok: boolean; reports: { ok: boolean; probes: { ok: boolean; keyType: string; notServed?: boolean }[] }[] };
+    expect(report.ok, c.stdout).toBe(true);
+    const verified = report.reports.flatMap((r) => r.probes).filter((x) => x.ok && !x.notServed).map((x) => x.keyType).sort();
+    expect(verified, c.stdout).toEqual(['ecdsa', 'rsa']);
+  }, 60_000);
+
+  it('the end: tlsa status --json shows only live records', async () => {
+    const want = expectedRecords();
     // tlsa status --json: only live records.
     const status = await tlsa(['status', '--json']);
     expect(status.code, showRun(status)).toBe(0);
     const records = (JSON.parse(status.stdout) as { records: { rdata: string; phase: string; waitsFor: string | null }[] }).records;
     expect(records.map((x) => x.rdata.toLowerCase()).sort()).toEqual(want);
     expect(records.filter((x) => x.phase !== 'live').map((x) => `${x.rdata.slice(0, 20)}… ${x.phase}: ${x.waitsFor}`), status.stdout).toEqual([]);
+  }, 60_000);
 
-    // posttls-finger: every poll of the whole run said Verified.
+  it('the end: every posttls-finger poll of the whole run said "Verified TLS connection established"', async () => {
+    await poller.stop();
     const all = poller.results;
     const bad = all.filter((x) => !x.verified);
     const byScenario = [...new Set(all.map((x) => x.scenario))].map((sc) => {

@@ -198,4 +198,37 @@ describe('rollover engine (zonefile, staged install, scripted DNS and probe view
     expect(zone(s.base)).toContain(opensslSpkiSha256(leaf1.certPath));
     expect(existsSync(join(config.stateDir, 'lock'))).toBe(false);
   });
+
+  it('a reload that failed or was killed after the install is run again by the next run', async () => {
+    const s = scenario();
+    s.lineage(intA, 1);
+    writeFileSync(s.config, readFileSync(s.config, 'utf8').replace('reload: "echo reload >> reloads.log"', 'reload: "test -e reload-ok && echo reload >> reloads.log"'));
+    const config = loadConfig(s.config);
+    const world = { now: new Date(), lagging: false };
+    const t0 = Date.now();
+    const probe = live(() => []);
+    const first = await runEngine(config, { entryPoint: 'test', now: at(t0, 0), propagation: propagation(world), live: probe });
+    expect(first.promoted[0]!.reloadError).toMatch(/exited with 1 \(retried on the next run\)/);
+    expect(existsSync(join(s.base, 'installed/mx.example.org/.reload-pending'))).toBe(true);
+    writeFileSync(join(s.base, 'reload-ok'), '');
+    const second = await runEngine(config, { entryPoint: 'test', now: at(t0, 5), propagation: propagation(world), live: probe });
+    expect(second.promoted).toEqual([expect.objectContaining({ service: 'mx', reloaded: true })]);
+    expect(readFileSync(join(s.base, 'reloads.log'), 'utf8')).toBe('reload\n');
+    expect(existsSync(join(s.base, 'installed/mx.example.org/.reload-pending'))).toBe(false);
+    const third = await runEngine(config, { entryPoint: 'test', now: at(t0, 10), propagation: propagation(world), live: probe });
+    expect(third.promoted).toEqual([]);
+  });
+
+  it('observeAll (the daemon) moves every pending record towards live, also those no staged chain waits for', async () => {
+    const s = scenario();
+    s.lineage(intA, 1);
+    const config = loadConfig(s.config);
+    const world = { now: new Date(), lagging: false };
+    const t0 = Date.now();
+    const probe = live(() => []);
+    await runEngine(config, { entryPoint: 'test', now: at(t0, 0), propagation: propagation(world), live: probe });
+    expect(readState(config.stateDir).records.filter((r) => r.seenAt)).toHaveLength(0);
+    await runEngine(config, { entryPoint: 'test', now: at(t0, 5), propagation: propagation(world), live: probe, observeAll: true });
+    expect(readState(config.stateDir).records.filter((r) => r.seenAt)).toHaveLength(2);
+  });
 });

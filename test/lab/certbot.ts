@@ -9,9 +9,13 @@
  *  - The deploy hook (`--deploy-hook CMD`) runs through the shell after `live/NAME` already
  *    points at the new files, with RENEWED_LINEAGE and RENEWED_DOMAINS and certbot's own
  *    environment (so TLSA_CONFIG passes through); certbot stores it as `renew_hook` in
- *    `renewal/NAME.conf`, so a later `renew` without the option runs it too. A failing hook is
- *    logged ("Hook 'deploy-hook' ... ran with error output" / exit status) — see the test that
- *    uses this for what certbot's own exit status is then.
+ *    `renewal/NAME.conf`, so a later `renew` without the option runs it too. The hook's stdout
+ *    is printed as "Hook 'deploy-hook' ran with output:", its stderr (tlsa's progress lines) as
+ *    a WARNING "... ran with error output:" even when it succeeded; a non-zero exit only adds
+ *    "Hook 'deploy-hook' reported error code N" (137 for a hook script whose process got
+ *    SIGKILL: `sh -c` reports 128+9) and certbot itself still exits 0.
+ *  - With --logs-dir, certbot 2.1 kept appending to one letsencrypt.log across runs here: each
+ *    run's log is what it appended (`CertbotRun.log`).
  *  - `--reuse-key` is stored in the renewal file (`reuse_key = True`) and applies to every later
  *    renewal until `--no-reuse-key`.
  *  - The default key type of certbot 2.x is ECDSA (P-256); `--key-type rsa` gives RSA 2048.

@@ -1,0 +1,261 @@
+/** The batch methods (listMany, applyMany) of the read-modify-write providers, on a real
+ *  pdns_server (sqlite3, DNSSEC) and on desec-api-fake: one write request for many owner names,
+ *  one read for listing them, repair of an owner another writer touched between our write and
+ *  our read-back, and a CNAME at one owner reported by name before anything is written.
+ *  PowerDNS requests are counted by wrapping the global fetch the provider calls; the deSEC
+ *  fake counts accepted writes itself (a bulk request once, as deSEC's write limit does). */
+import { createHash } from 'node:crypto';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { OwnerChange } from '../../providers/index.js';
+import { rdataText, type TlsaRecord } from '../../src/tlsa/record.js';
+import { startDesecApiFake, type DesecApiFake } from '../fakes/desec-api-fake.js';
+import { labDescribe, stopAll } from '../lab/lab.js';
+import { POWERDNS_TOOLS, startPowerDns, type PowerDnsServer } from '../lab/powerdns.js';
+import { desecProvider, readFake } from './contract/desec.js';
+import { PDNS_ZONE, pdnsProvider, pdnsReplace, readTlsaOverDns } from './contract/powerdns.js';
+
+const N = 50;
+let batch = 0;
+const rec = (o: string, s: string, usage: 2 | 3 = 3): TlsaRecord => ({ owner: o, usage, selector: 1, matching: 1, data: createHash('sha256').update(`${s}${o}`).digest('hex') });
+const keys = (rs: TlsaRecord[]) => rs.map(rdataText).sort();
+const errorOf = (p: Promise<unknown>) => p.then(() => undefined, (e: Error) => e);
+
+/** N fresh owner names in `zone` (with a trailing dot). */
+function owners(label: string, zone: string): string[] {
+  const b = ++batch;
+  return Array.from({ length: N }, (_, i) => `_25._tcp.${label}${b}-${i}.${zone}`);
+}
+
+/** The changes used throughout: every owner gets "ours"; owners 0-9 also lose their foreign
+ *  record (it is replaced), owners 40-49 get nothing new and lose it (the RRset goes away). */
+function changesFor(os: string[]): OwnerChange[] {
+  return os.map((o, i) => i >= 40
+    ? { owner: o, add: [], remove: [rec(o, 'foreign')] }
+    : { owner: o, add: [rec(o, 'ours')], remove: i < 10 ? [rec(o, 'foreign')] : [] });
+}
+
+/** What each owner should hold after changesFor() on a name seeded with "foreign". */
+function expected(o: string, i: number): string[] {
+  if (i >= 40) return [];
+  return keys(i < 10 ? [rec(o, 'ours')] : [rec(o, 'foreign'), rec(o, 'ours')]);
+}
+
+type Fetch = typeof globalThis.fetch;
+const realFetch: Fetch = globalThis.fetch.bind(globalThis);
+
+interface Call { method: string; path: string; body?: unknown }
+
+/** Wrap the global fetch: every request the provider makes is logged (path relative to `base`);
+ *  `after` runs once a request's answer is in, before the provider sees it. */
+function countRequests(base: string, after?: (c: Call) => Promise<void>): Call[] {
+  const calls: Call[] = [];
+  let inside = false;
+  vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => {
+    const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+    if (inside || !url.startsWith(base)) return realFetch(input as Parameters<Fetch>[0], init);
+    const call: Call = { method: (init?.method ?? 'GET').toUpperCase(), path: url.slice(base.length), ...(typeof init?.body === 'string' ? { body: JSON.parse(init.body) as unknown } : {}) };
+    calls.push(call);
+    const res = await realFetch(input as Parameters<Fetch>[0], init);
+    if (after) {
+      inside = true; // the other writer's own requests are not ours: not logged
+      try { await after(call); } finally { inside = false; }
+    }
+    return res;
+  });
+  return calls;
+}
+
+labDescribe('batch writes: powerdns (real pdns_server)', POWERDNS_TOOLS, () => {
+  let server: PowerDnsServer;
+  let base: string;
+  const zonePath = `/zones/${PDNS_ZONE}`;
+  beforeAll(async () => {
+    server = await startPowerDns({ zones: [{ name: PDNS_ZONE, dnssec: true }] });
+    base = `${server.apiUrl}/api/v1/servers/${server.serverId}`;
+  }, 60_000);
+  afterAll(async () => { await stopAll(); });
+  afterEach(() => { vi.restoreAllMocks(); });
+
+  /** A foreign record at every owner, in one PATCH straight to the API. */
+  async function seed(os: string[]): Promise<void> {
+    const res = await server.api('PATCH', zonePath, { rrsets: os.map((o) => ({ name: o, type: 'TLSA', ttl: 600, changetype: 'REPLACE', records: [{ content: rdataText(rec(o, 'foreign')), disabled: false }] })) });
+    if (res.status !== 204) throw new Error(`seeding: HTTP ${res.status} ${res.text}`);
+  }
+
+  /** owner → TLSA records, as the API has them (one GET, not through the provider). */
+  async function zoneNow(): Promise<Map<string, { ttl: number; records: string[] }>> {
+    const res = await server.api('GET', zonePath);
+    const rrsets = (res.body as { rrsets: { name: string; type: string; ttl: number; records: { content: string }[] }[] }).rrsets;
+    return new Map(rrsets.filter((r) => r.type === 'TLSA').map((r) => [r.name, { ttl: r.ttl, records: r.records.map((x) => x.content).sort() }]));
+  }
+
+  it(`listMany reads the zone once; applyMany over ${N} owners sends one PATCH and reads back once`, async () => {
+    const os = owners('pdns', PDNS_ZONE);
+    await seed(os);
+    const p = pdnsProvider(server);
+    const calls = countRequests(base);
+
+    const listed = await p.listMany!(os);
+    expect(calls.map((c) => `${c.method} ${c.path}`)).toEqual(['GET /zones?dnssec=false', `GET ${zonePath}`]); // finding the zone (once per instance), then the one read
+    for (const o of os) expect(keys(listed.get(o)!)).toEqual(keys([rec(o, 'foreign')]));
+
+    calls.length = 0;
+    await p.applyMany!(changesFor(os), (o) => (os.indexOf(o) % 2 ? 300 : 900));
+    expect(calls.map((c) => `${c.method} ${c.path}`)).toEqual([`GET ${zonePath}`, `PATCH ${zonePath}`, `GET ${zonePath}`]);
+    const rrsets = (calls[1]!.body as { rrsets: { name: string; changetype: string }[] }).rrsets;
+    expect(rrsets.map((r) => r.name).sort()).toEqual([...os].sort());
+    expect(rrsets.filter((r) => r.changetype === 'DELETE').map((r) => r.name).sort()).toEqual(os.slice(40).sort());
+
+    const now = await zoneNow();
+    os.forEach((o, i) => {
+      expect(now.get(o)?.records ?? [], o).toEqual(expected(o, i));
+      if (i < 40) expect(now.get(o)!.ttl, o).toBe(i % 2 ? 300 : 900);
+    });
+    expect(keys(await readTlsaOverDns(server, os[3]!))).toEqual(expected(os[3]!, 3));
+
+    // Nothing left to do: one read, no write.
+    calls.length = 0;
+    await p.applyMany!(changesFor(os), () => 300);
+    expect(calls.map((c) => `${c.method} ${c.path}`)).toEqual([`GET ${zonePath}`]);
+    const again = await p.listMany!(os);
+    os.forEach((o, i) => expect(keys(again.get(o)!)).toEqual(expected(o, i)));
+  });
+
+  it('repairs the one owner another writer overwrote between our write and our read-back', async () => {
+    const os = owners('pdnsrace', PDNS_ZONE);
+    await seed(os);
+    const victim = os[7]!;
+    const extra = rec(victim, 'other-writer');
+    let patches = 0;
+    // The other writer read {foreign} before our write and writes {foreign, its own} after it.
+    const calls = countRequests(base, async (c) => {
+      if (c.method === 'PATCH' && ++patches === 1) await pdnsReplace(server, PDNS_ZONE, victim, 'TLSA', 600, [{ content: rdataText(rec(victim, 'foreign')) }, { content: rdataText(extra) }]);
+    });
+    await pdnsProvider(server).applyMany!(changesFor(os), () => 300);
+    vi.restoreAllMocks();
+    expect(calls.map((c) => c.method)).toEqual(['GET', 'GET', 'PATCH', 'GET', 'PATCH', 'GET']); // zones, read, write, read back, repair, read back
+    const repair = (calls[4]!.body as { rrsets: { name: string; records: { content: string }[] }[] }).rrsets;
+    expect(repair.map((r) => r.name)).toEqual([victim]);
+    const now = await zoneNow();
+    os.forEach((o, i) => {
+      // The other writer's record stays; ours is back; the foreign one stays removed (owners 0-9).
+      const want = o === victim ? [...expected(o, i), rdataText(extra)].sort() : expected(o, i);
+      expect(now.get(o)?.records ?? [], o).toEqual(want);
+    });
+  });
+
+  it('a CNAME at one owner is reported naming it, and nothing is written', async () => {
+    const os = owners('pdnscname', PDNS_ZONE).slice(0, 5);
+    await seed(os);
+    const culprit = os[2]!;
+    await pdnsReplace(server, PDNS_ZONE, culprit, 'TLSA', 600, []);
+    await pdnsReplace(server, PDNS_ZONE, culprit, 'CNAME', 300, [{ content: `target.${PDNS_ZONE}` }]);
+    const calls = countRequests(base);
+    const err = await errorOf(pdnsProvider(server).applyMany!(os.map((o) => ({ owner: o, add: [rec(o, 'x')], remove: [] })), () => 300));
+    expect(err?.name).toBe('ProviderError');
+    expect(err!.message).toContain(`${culprit} has a CNAME (to target.${PDNS_ZONE}) in zone ${PDNS_ZONE}`);
+    expect(calls.filter((c) => c.method !== 'GET')).toEqual([]);
+    const now = await zoneNow();
+    for (const o of os) if (o !== culprit) expect(now.get(o)?.records, o).toEqual([rdataText(rec(o, 'foreign'))]);
+  });
+});
+
+describe('batch writes: desec (desec-api-fake)', () => {
+  const DOMAIN = 'example.test';
+  let fake: DesecApiFake;
+  beforeAll(async () => {
+    fake = await startDesecApiFake({ domains: [{ name: DOMAIN, minimum_ttl: 3600 }, { name: 'other.test' }] });
+  });
+  afterAll(async () => { await fake.close(); });
+  afterEach(() => { vi.restoreAllMocks(); });
+
+  const sub = (o: string) => o.slice(0, -(DOMAIN.length + 2));
+  const seed = (os: string[]) => { for (const o of os) fake.seed(DOMAIN, sub(o), 'TLSA', 3600, [rdataText(rec(o, 'foreign'))]); };
+  const rrsetReads = (from: number) => fake.requests.slice(from).filter((r) => r.method === 'GET' && r.path.startsWith(`/api/v1/domains/${DOMAIN}/rrsets/`));
+
+  it(`listMany reads once; applyMany over ${N} owners is one write (one bulk PATCH) and one read-back`, async () => {
+    const os = owners('desec', `${DOMAIN}.`);
+    seed(os);
+    const p = desecProvider(fake);
+    let from = fake.requests.length;
+    const listed = await p.listMany!(os);
+    expect(fake.requests.slice(from).map((r) => `${r.method} ${r.path} ${r.status}`)).toEqual([
+      'GET /api/v1/domains/ 200', // the account's domains, once for the batch (not one owns_qname per name)
+      `GET /api/v1/domains/${DOMAIN}/rrsets/?type=TLSA&cursor= 200`,
+    ]);
+    for (const o of os) expect(keys(listed.get(o)!)).toEqual(keys([rec(o, 'foreign')]));
+
+    const writes = fake.writes;
+    from = fake.requests.length;
+    await p.applyMany!(changesFor(os), (o) => (os.indexOf(o) % 2 ? 3600 : 7200));
+    expect(fake.writes - writes).toBe(1);
+    expect(fake.requests.slice(from).map((r) => r.method)).toEqual(['GET', 'PATCH', 'GET']);
+    expect(rrsetReads(from)).toHaveLength(2);
+    os.forEach((o, i) => {
+      expect(keys(readFake(fake, o)), o).toEqual(expected(o, i));
+      if (i < 40) expect(fake.rrset(DOMAIN, sub(o), 'TLSA')!.ttl, o).toBe(i % 2 ? 3600 : 7200);
+    });
+
+    // Nothing left to do: one read, no write.
+    from = fake.requests.length;
+    await p.applyMany!(changesFor(os), () => 3600);
+    expect(fake.writes - writes).toBe(1);
+    expect(fake.requests.slice(from).map((r) => r.method)).toEqual(['GET']);
+  });
+
+  it('follows cursor pages when the domain has more RRsets than a page', async () => {
+    const small = await startDesecApiFake({ domains: [{ name: DOMAIN, minimum_ttl: 3600 }], pageSize: 20 });
+    try {
+      const os = owners('paged', `${DOMAIN}.`);
+      for (const o of os) small.seed(DOMAIN, sub(o), 'TLSA', 3600, [rdataText(rec(o, 'foreign'))]);
+      const p = desecProvider(small, { domain: DOMAIN });
+      await p.listMany!(os.slice(0, 2)); // the domain, once
+      const from = small.requests.length;
+      const listed = await p.listMany!(os);
+      expect(small.requests.slice(from).map((r) => r.status)).toEqual([200, 200, 200]); // ⌈50 / 20⌉ pages, no 400 first
+      for (const o of os) expect(keys(listed.get(o)!)).toEqual(keys([rec(o, 'foreign')]));
+      await p.applyMany!(changesFor(os), () => 3600);
+      expect(small.writes).toBe(1);
+      os.forEach((o, i) => expect(keys(readFake(small, o)), o).toEqual(expected(o, i)));
+    } finally {
+      await small.close();
+    }
+  });
+
+  it('repairs the one owner another writer overwrote between our write and our read-back', async () => {
+    const os = owners('desecrace', `${DOMAIN}.`);
+    seed(os);
+    const victim = os[7]!;
+    const extra = rdataText(rec(victim, 'other-writer'));
+    // The other writer read {foreign} before our write and writes {foreign, its own} after it.
+    fake.afterNextWrite(() => fake.seed(DOMAIN, sub(victim), 'TLSA', 3600, [rdataText(rec(victim, 'foreign')), extra]));
+    const calls = countRequests(fake.url);
+    const writes = fake.writes;
+    await desecProvider(fake).applyMany!(changesFor(os), () => 3600);
+    vi.restoreAllMocks();
+    expect(fake.writes - writes).toBe(2);
+    const patches = calls.filter((c) => c.method === 'PATCH').map((c) => c.body as { subname: string }[]);
+    expect(patches.map((b) => b.length)).toEqual([N, 1]);
+    expect(patches[1]!.map((r) => r.subname)).toEqual([sub(victim)]);
+    os.forEach((o, i) => {
+      const want = o === victim ? [...expected(o, i), extra].sort() : expected(o, i);
+      expect(keys(readFake(fake, o)), o).toEqual(want);
+    });
+  });
+
+  it('a CNAME at one owner is reported naming it, and nothing is written', async () => {
+    const os = owners('desecname', `${DOMAIN}.`).slice(0, 5);
+    seed(os);
+    const culprit = os[2]!;
+    fake.seed(DOMAIN, sub(culprit), 'TLSA', 3600, []);
+    fake.seed(DOMAIN, sub(culprit), 'CNAME', 3600, [`target.${DOMAIN}.`]);
+    const from = fake.requests.length;
+    const writes = fake.writes;
+    const err = await errorOf(desecProvider(fake).applyMany!(os.map((o) => ({ owner: o, add: [rec(o, 'x')], remove: [] })), () => 3600));
+    expect(err?.name).toBe('ProviderError');
+    expect(err!.message).toContain(`${culprit} has a CNAME (to target.${DOMAIN}.) in deSEC domain ${DOMAIN}`);
+    expect(fake.writes).toBe(writes);
+    expect(fake.requests.slice(from).filter((r) => r.method !== 'GET')).toEqual([]);
+    for (const o of os) if (o !== culprit) expect(keys(readFake(fake, o)), o).toEqual(keys([rec(o, 'foreign')]));
+  });
+});
