@@ -26,7 +26,9 @@ function render(r: CheckReport): string {
     const what = p.notServed ? 'no certificate of this type (the server answered the other one)' : p.ok ? `Verified: ${p.matched} (${p.leaf})` : `NOT verified: ${p.problems.join('; ')}`;
     lines.push(`     ${p.address.padEnd(15)} ${p.keyType.toUpperCase().padEnd(5)} ${what}`);
   }
-  for (const f of r.failures) lines.push(`     failure: ${f}`);
+  // Probe failures are on their rows already.
+  const shown = new Set(r.probes.filter((p) => !p.ok).map((p) => `${p.address} ${p.keyType}: ${p.problems.join('; ')}`));
+  for (const f of r.failures) if (!shown.has(f)) lines.push(`     failure: ${f}`);
   for (const w of r.warnings) lines.push(`     warning: ${w}`);
   return lines.join('\n');
 }

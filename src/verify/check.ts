@@ -11,7 +11,7 @@ import { isSmtp, type Protocol } from '../tlsa/policy.js';
 import { ownerName, rdataText, recordKey, type TlsaRecord } from '../tlsa/record.js';
 import { answerLabel, compareRrsets, findZone, queryAuthoritative } from './authoritative.js';
 import { daneMatch, recordMatchesChain } from './dane.js';
-import type { DnsServer } from './dns.js';
+import { serverLabel, type DnsServer } from './dns.js';
 import { resolveHostForDane, validatedLookup } from './dnssec.js';
 import { probe, type ProbeKeyType } from './probe.js';
 import { probeProtocol } from '../engine/observe.js';
@@ -59,19 +59,24 @@ export interface CheckReport {
 
 const short = (r: TlsaRecord) => `${rdataText(r).slice(0, 24)}…`;
 
+/** Never throws: a resolver that cannot be asked (at any step) is a failed report. */
 export async function checkTarget(t: CheckTarget, o: CheckOptions): Promise<CheckReport> {
+  try {
+    return await checkOne(t, o);
+  } catch (e) {
+    const owner = ownerName(t.host, t.port);
+    const why = e instanceof RangeError ? `"${t.host}" is not a usable DNS name: ${e.message}` : `the resolver ${serverLabel(o.resolver)} cannot be asked: ${(e as Error).message}`;
+    return { host: t.host, port: t.port, owner, dnssec: { tlsa: 'error', address: 'error', message: why }, records: [], authoritative: { inSync: false, summary: 'not checked', lagging: [] }, probes: [], failures: [why], warnings: [], ok: false };
+  }
+}
+
+async function checkOne(t: CheckTarget, o: CheckOptions): Promise<CheckReport> {
   const failures: string[] = [];
   const warnings: string[] = [];
   const q = { timeoutMs: o.timeoutMs };
-  let host;
-  try {
-    host = await resolveHostForDane(o.resolver, t.host, q);
-  } catch (e) {
-    const owner = ownerName(t.host, t.port);
-    const msg = `the resolver ${o.resolver.host}:${o.resolver.port} cannot be asked: ${(e as Error).message}`;
-    return { host: t.host, port: t.port, owner, dnssec: { tlsa: 'error', address: 'error', message: msg }, records: [], authoritative: { inSync: false, summary: '', lagging: [] }, probes: [], failures: [msg], warnings, ok: false };
-  }
-  if (host.status !== 'secure') failures.push(`address records of ${t.host}: ${host.status}: ${host.message}`);
+  const host = await resolveHostForDane(o.resolver, t.host, q);
+  if (host.status === 'nxdomain') failures.push(`${t.host} does not exist (NXDOMAIN, ${host.a.security ?? 'not validated'} denial): no address to probe`);
+  else if (host.status !== 'secure') failures.push(`address records of ${t.host}: ${host.status}: ${host.message}`);
   let owner = ownerName(host.tlsaBase, t.port);
   let tlsa = await validatedLookup(o.resolver, owner, 'TLSA', q);
   // RFC 7672 §2.2.2: with a secure CNAME, the target's TLSA first, then the original name's.
@@ -84,7 +89,9 @@ export async function checkTarget(t: CheckTarget, o: CheckOptions): Promise<Chec
     }
   }
   const records = tlsa.records;
-  if (tlsa.status === 'nxdomain' || tlsa.status === 'nodata') {
+  if (host.status === 'nxdomain' && tlsa.status === 'nxdomain') {
+    // said above
+  } else if (tlsa.status === 'nxdomain' || tlsa.status === 'nodata') {
     failures.push(`no TLSA records at ${owner}${tlsa.security === 'secure' ? ' (securely denied)' : `, and the denial is ${tlsa.security ?? 'not validated'}`}: DANE is not in effect for this port`);
   } else if (tlsa.status !== 'secure') failures.push(`TLSA ${owner}: ${tlsa.status}: ${tlsa.message}`);
   // RFC 7672 §2.2: a client uses TLSA records only when they and the host's addresses are
@@ -146,7 +153,7 @@ export async function checkTarget(t: CheckTarget, o: CheckOptions): Promise<Chec
     for (const u of m.unusable) if (u.record.usage < 2) row.problems.push(`${short(u.record)} ${u.why}`);
     probes.push(row);
   });
-  if (!addresses.length) failures.push(`${t.host} has no address to probe`);
+  if (!addresses.length && host.status !== 'nxdomain') failures.push(`${t.host} has no address to probe`);
   for (const p of probes) if (!p.ok) failures.push(`${p.address} ${p.keyType}: ${p.problems.join('; ')}`);
 
   // The next renewal: a new key (certbot's default) is covered only by a 2 x x record of the

@@ -167,7 +167,8 @@ function finger(f: DaneFinger, host: string, port: number, keyType: KeyType, wra
     const est = /(\w+) TLS connection established to /.exec(r.all);
     const m = /Matched DANE (EE|TA) (?:public key|certificate) at depth (\d+)/.exec(r.all);
     const verified = /Verified TLS connection established/.test(r.all);
-    const detail = verified ? `Verified${m ? ` (${m[1]} at depth ${m[2]})` : ''}` : est ? est[1]! : (/(Host or domain name not found[^\n]*|TLSA lookup error[^\n]*|[^\n]*not found[^\n]*|no route[^\n]*)/i.exec(r.all)?.[1] ?? 'no TLS').trim();
+    const lookup = /Name service error for name=\S+ type=(\w+): ([^\n]+)/.exec(r.all);
+    const detail = verified ? `Verified${m ? ` (${m[1]} at depth ${m[2]})` : ''}` : est ? est[1]! : lookup ? `no connection: ${lookup[1]} lookup: ${lookup[2]}` : 'no TLS connection';
     return { verified, detail, output: r.all };
   });
 }
@@ -466,8 +467,8 @@ labDescribe('tlsa check against Knot (DNSSEC) + unbound + Postfix (RSA + ECDSA),
     const r = await human('--protocol', 'smtp', `nx.sec.test:${pf.smtpPort}`);
     expect(r.code, show(r)).toBe(1);
     expect(r.stdout).toMatch(/^FAIL nx\.sec\.test:/);
-    expect(r.stdout).toMatch(/nx\.sec\.test\.? does not exist/);
-    expect(r.stdout).toMatch(/has no address to probe/);
+    expect(r.stdout).toMatch(/^ {5}failure: nx\.sec\.test does not exist \(NXDOMAIN, secure denial\): no address to probe$/m);
+    expect(r.stdout.match(/failure:/g)).toHaveLength(1);
   });
 
   it('a port that does not speak SMTP or TLS (garbage): exit 1, the probe says what it got', async () => {
@@ -498,6 +499,14 @@ labDescribe('tlsa check against Knot (DNSSEC) + unbound + Postfix (RSA + ECDSA),
     expect(r.code, show(r)).toBe(1);
     expect(r.stdout).toMatch(/TLSA unvalidated, addresses unvalidated/);
     expect(r.stdout).toMatch(/the resolver does not validate/);
+  });
+
+  it('a resolver that does not answer (closed port): exit 1, "cannot be asked", no stack trace', async () => {
+    const port = await freePort();
+    const r = await tlsa(['check', '--resolver', `127.0.0.1:${port}`, '--timeout', '1', '--protocol', 'smtp', `mx.sec.test:${pf.smtpPort}`]);
+    expect(stackLines(r.all)).toEqual([]);
+    expect(r.code, show(r)).toBe(1);
+    expect(r.stdout).toMatch(new RegExp(`failure: the resolver 127\\.0\\.0\\.1:${port} cannot be asked: .*refused`));
   });
 
   it('check with no arguments and no config: exit 2, one line saying what is missing', async () => {
