@@ -44,6 +44,7 @@ import { parseRdata } from '../src/tlsa/presentation.js';
 import { normaliseName, type TlsaRecord } from '../src/tlsa/record.js';
 import { redact, registerSecret } from '../src/util/redact.js';
 import { withRetry } from '../src/util/retry.js';
+import { readOptions } from './options.js';
 import { ProviderError, type DnsProvider, type ProviderFactory, type TlsaChange } from './index.js';
 
 export const MANAGED_COMMENT = 'managed by tlsa';
@@ -86,16 +87,8 @@ interface ApiErrorLike {
 }
 
 export const createProvider: ProviderFactory = (options, ctx) => {
-  const str = (key: string): string | undefined => {
-    const v = options[key];
-    if (v === undefined || v === null) return undefined;
-    if (typeof v !== 'string' || !v.trim()) throw ctx.optionError(key, `"${key}" must be a non-empty string`);
-    return v.trim();
-  };
-  const known = new Set(['api_token', 'zone_id', 'base_url']);
-  for (const k of Object.keys(options)) {
-    if (!known.has(k) && k !== 'type') throw ctx.optionError(k, `cloudflare has no option "${k}" (known: ${[...known].join(', ')})`);
-  }
+  const opt = readOptions(options, ctx, 'cloudflare', ['api_token', 'zone_id', 'base_url']);
+  const str = (key: string) => opt.string(key);
   const token = str('api_token');
   if (!token) throw ctx.optionError('api_token', 'cloudflare needs "api_token": a token with Zone → DNS → Edit on the zone (write it as ${ENV_VAR} or api_token_file: PATH)');
   registerSecret(token);

@@ -73,6 +73,7 @@ import { redact, registerSecret } from '../src/util/redact.js';
 import { withRetry } from '../src/util/retry.js';
 import { parseRdata } from '../src/tlsa/presentation.js';
 import { normaliseName, rdataText, type TlsaRecord } from '../src/tlsa/record.js';
+import { readOptions } from './options.js';
 import { ProviderError, type DnsProvider, type ProviderFactory, type TlsaChange } from './index.js';
 
 /** The desec provider also says which TTL it really publishes. */
@@ -174,20 +175,9 @@ function parseLinks(header: string | null): Record<string, string> {
 }
 
 export const createProvider: ProviderFactory = (options, ctx) => {
-  const str = (key: string, fallback?: string): string | undefined => {
-    const v = options[key];
-    if (v === undefined) return fallback;
-    if (typeof v !== 'string' || !v) throw ctx.optionError(key, `"${key}" must be a non-empty string`);
-    return v;
-  };
-  const num = (key: string, fallback: number, min: number): number => {
-    const v = options[key] ?? fallback;
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < min) throw ctx.optionError(key, `"${key}" must be a number ≥ ${min}`);
-    return v;
-  };
-  for (const k of Object.keys(options)) {
-    if (!['token', 'domain', 'api_url', 'timeout_s', 'settle_ms', 'max_wait_s'].includes(k)) throw ctx.optionError(k, `unknown desec option "${k}" (known: token, domain, api_url, timeout_s, settle_ms, max_wait_s)`);
-  }
+  const opt = readOptions(options, ctx, 'desec', ['token', 'domain', 'api_url', 'timeout_s', 'settle_ms', 'max_wait_s']);
+  const str = (key: string, fallback?: string) => opt.string(key, fallback);
+  const num = (key: string, fallback: number, min: number) => opt.number(key, fallback, { min });
   const token = str('token');
   if (!token) throw ctx.optionError('token', 'desec needs "token" (a deSEC API token), e.g. token: ${DESEC_TOKEN} or token_file: PATH');
   registerSecret(token);

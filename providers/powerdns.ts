@@ -67,6 +67,7 @@ import { redact, registerSecret } from '../src/util/redact.js';
 import { withRetry } from '../src/util/retry.js';
 import { parseRdata } from '../src/tlsa/presentation.js';
 import { normaliseName, rdataText, type TlsaRecord } from '../src/tlsa/record.js';
+import { readOptions } from './options.js';
 import { ProviderError, type DnsProvider, type ProviderFactory, type TlsaChange } from './index.js';
 
 interface PdnsRecord {
@@ -160,17 +161,9 @@ function retryAfter(header: string | null): number | undefined {
 }
 
 export const createProvider: ProviderFactory = (options, ctx) => {
-  const str = (key: string, fallback?: string): string | undefined => {
-    const v = options[key];
-    if (v === undefined) return fallback;
-    if (typeof v !== 'string' || !v) throw ctx.optionError(key, `"${key}" must be a non-empty string`);
-    return v;
-  };
-  const num = (key: string, fallback: number, min: number): number => {
-    const v = options[key] ?? fallback;
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < min) throw ctx.optionError(key, `"${key}" must be a number ≥ ${min}`);
-    return v;
-  };
+  const opt = readOptions(options, ctx, 'powerdns', ['api_key', 'url', 'server_id', 'zone', 'timeout_s', 'settle_ms']);
+  const str = (key: string, fallback?: string) => opt.string(key, fallback);
+  const num = (key: string, fallback: number, min: number) => opt.number(key, fallback, { min });
   const apiKey = str('api_key');
   if (!apiKey) throw ctx.optionError('api_key', 'powerdns needs "api_key" (the server\'s api-key), e.g. api_key: ${PDNS_API_KEY} or api_key_file: PATH');
   registerSecret(apiKey);
@@ -189,9 +182,6 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     fixedZone = zoneOpt ? normaliseName(zoneOpt) : undefined;
   } catch (e) {
     throw ctx.optionError('zone', (e as Error).message);
-  }
-  for (const k of Object.keys(options)) {
-    if (!['api_key', 'url', 'server_id', 'zone', 'timeout_s', 'settle_ms'].includes(k)) throw ctx.optionError(k, `unknown powerdns option "${k}" (known: url, server_id, api_key, zone, timeout_s, settle_ms)`);
   }
   const timeoutMs = num('timeout_s', 30, 1) * 1000;
   const settleMs = num('settle_ms', 250, 0);

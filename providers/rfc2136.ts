@@ -45,6 +45,7 @@ import { decodeSecret, tsigErrorName, TSIG_ALGORITHMS, type TsigAlgorithm, type 
 import { DnsTransportError, exchange, type Endpoint, type Reply } from '../src/dns/transport.js';
 import { buildQuery, buildTlsaUpdateMany, parseTlsaRdata } from '../src/dns/update.js';
 import { OPCODE, TYPE, rcodeName, readName, walkRecords } from '../src/dns/wire.js';
+import { readOptions } from './options.js';
 import { ProviderError, type DnsProvider, type ProviderFactory, type TlsaChange } from './index.js';
 
 const KNOWN_OPTIONS = ['server', 'port', 'zone', 'tsig_name', 'tsig_algorithm', 'tsig_secret', 'timeout_s'];
@@ -71,19 +72,11 @@ export function parseKeyText(text: string): { secret: string; name?: string; alg
 const retryable = new WeakSet<Error>();
 
 export const createProvider: ProviderFactory = (options, ctx) => {
-  for (const k of Object.keys(options)) {
-    if (!KNOWN_OPTIONS.includes(k)) throw ctx.optionError(k, `unknown option "${k}" for rfc2136 (known: ${KNOWN_OPTIONS.join(', ')}; secrets as tsig_secret_file or \${ENV})`);
-  }
-  const str = (key: string, fallback?: string): string | undefined => {
-    const v = options[key] ?? fallback;
-    if (v !== undefined && (typeof v !== 'string' || !v.trim())) throw ctx.optionError(key, `"${key}" must be a non-empty string`);
-    return v === undefined ? undefined : v.trim();
-  };
+  const opt = readOptions(options, ctx, 'rfc2136', KNOWN_OPTIONS);
+  const str = (key: string, fallback?: string) => opt.string(key, fallback);
   const server = str('server', '127.0.0.1')!;
-  const port = options['port'] ?? 53;
-  if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) throw ctx.optionError('port', '"port" must be a port number (1-65535)');
-  const timeoutS = options['timeout_s'] ?? 5;
-  if (typeof timeoutS !== 'number' || !(timeoutS > 0) || timeoutS > 300) throw ctx.optionError('timeout_s', '"timeout_s" must be a number of seconds (0-300)');
+  const port = opt.number('port', 53, { integer: true, min: 1, max: 65535 });
+  const timeoutS = opt.number('timeout_s', 5, { above: 0, max: 300 });
   const zoneOpt = str('zone');
   let zoneFixed: string | undefined;
   try {

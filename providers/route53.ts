@@ -62,6 +62,7 @@ import { parseRdata } from '../src/tlsa/presentation.js';
 import { normaliseName, rdataText, type TlsaRecord } from '../src/tlsa/record.js';
 import { redact, registerSecret } from '../src/util/redact.js';
 import { withRetry } from '../src/util/retry.js';
+import { readOptions } from './options.js';
 import { ProviderError, type DnsProvider, type ProviderFactory, type TlsaChange } from './index.js';
 
 type Operation = 'ListHostedZonesByName' | 'ListResourceRecordSets' | 'ChangeResourceRecordSets' | 'GetChange';
@@ -97,21 +98,9 @@ interface NameState {
 }
 
 export const createProvider: ProviderFactory = (options, ctx) => {
-  const str = (key: string): string | undefined => {
-    const v = options[key];
-    if (v === undefined || v === null) return undefined;
-    if (typeof v !== 'string' || !v.trim()) throw ctx.optionError(key, `"${key}" must be a non-empty string`);
-    return v.trim();
-  };
-  const positive = (key: string, def: number): number => {
-    const v = options[key] ?? def;
-    if (typeof v !== 'number' || !(v > 0)) throw ctx.optionError(key, `"${key}" must be a positive number of seconds`);
-    return v;
-  };
-  const known = new Set(['hosted_zone_id', 'region', 'access_key_id', 'secret_access_key', 'session_token', 'profile', 'endpoint', 'wait_timeout_s', 'poll_interval_s']);
-  for (const k of Object.keys(options)) {
-    if (!known.has(k) && k !== 'type') throw ctx.optionError(k, `route53 has no option "${k}" (known: ${[...known].join(', ')})`);
-  }
+  const opt = readOptions(options, ctx, 'route53', ['hosted_zone_id', 'region', 'access_key_id', 'secret_access_key', 'session_token', 'profile', 'endpoint', 'wait_timeout_s', 'poll_interval_s']);
+  const str = (key: string) => opt.string(key);
+  const positive = (key: string, def: number) => opt.number(key, def, { above: 0 });
   const zoneIdOption = str('hosted_zone_id')?.replace(/^\/?hostedzone\//, '');
   const region = str('region') ?? 'us-east-1';
   const accessKeyId = str('access_key_id');

@@ -174,7 +174,7 @@ describe('desec provider (desec-api-fake)', () => {
     expect(() => desecProvider(fake, { token: undefined })).toThrow(/^token: /);
     expect(() => desecProvider(fake, { api_url: 'desec.io' })).toThrow(/^api_url: /);
     expect(() => desecProvider(fake, { domain: 'bad..name' })).toThrow(/^domain: /);
-    expect(() => desecProvider(fake, { zone: 'x' })).toThrow(/^zone: unknown desec option/);
+    expect(() => desecProvider(fake, { zone: 'x' })).toThrow(/^zone: desec has no option "zone"/);
   });
 
   describe('the fake follows deSEC\'s documented answers', () => {

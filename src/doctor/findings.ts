@@ -1,0 +1,55 @@
+/** What the Postfix doctor reports: findings (each with the parameter, the service, why and
+ *  the fix), checks it had to skip, and the exit code they stand for. Pure. */
+import { EXIT } from '../errors.js';
+
+export type FindingLevel = 'error' | 'warning' | 'info';
+
+export interface Finding {
+  /** Stable identifier, listed in docs/doctor.md (e.g. `tlsa-mismatch`). */
+  id: string;
+  level: FindingLevel;
+  /** Where it applies: `smtp/25`, `submission/587`, `smtps/465`, `127.0.0.1:2525`,
+   *  `smtp client` (outbound), or `main.cf`. */
+  service: string;
+  /** The Postfix parameter to look at (`smtpd_tls_protocols`, `smtpd_tls_chain_files`, …). */
+  parameter: string;
+  /** Why it is wrong, in one or two sentences. */
+  message: string;
+  /** What to change. */
+  fix: string;
+}
+
+/** A check that did not run, and why (not a finding: it says nothing about the configuration). */
+export interface Skipped {
+  check: string;
+  reason: string;
+}
+
+export const LEVEL_ORDER: Record<FindingLevel, number> = { error: 0, warning: 1, info: 2 };
+
+export function exitCodeFor(findings: readonly Finding[]): number {
+  return findings.some((f) => f.level === 'error') ? EXIT.checkFailed : EXIT.ok;
+}
+
+/** Errors first, then warnings, then info; stable otherwise. */
+export function sortFindings(findings: readonly Finding[]): Finding[] {
+  return [...findings].sort((a, b) => LEVEL_ORDER[a.level] - LEVEL_ORDER[b.level]);
+}
+
+/** Collects findings for one scope; `service` is filled in. */
+export class FindingSink {
+  readonly findings: Finding[] = [];
+  readonly skipped: Skipped[] = [];
+
+  add(f: Finding): void {
+    this.findings.push(f);
+  }
+
+  skip(check: string, reason: string): void {
+    this.skipped.push({ check, reason });
+  }
+
+  for(service: string): (id: string, level: FindingLevel, parameter: string, message: string, fix: string) => void {
+    return (id, level, parameter, message, fix) => this.add({ id, level, service, parameter, message, fix });
+  }
+}
