@@ -1,15 +1,18 @@
 /** `tlsa check [HOST[:PORT]…]`: DNSSEC, every authoritative server, and a live probe per
  *  address and key type, matched against the published records. Exit 1 on any failure. */
 import { existsSync } from 'node:fs';
-import { loadConfig } from '../config/load.js';
+import type { LoadedConfig } from '../config/load.js';
 import { EXIT, InputError } from '../errors.js';
 import { builtinCatalogPath, loadCatalog } from '../issuers/catalog.js';
 import { PROTOCOLS_LIST, type Protocol } from '../tlsa/policy.js';
 import { checkTarget, type CheckReport, type CheckTarget } from '../verify/check.js';
 import { resolverFrom } from '../verify/resolver.js';
-import { DEFAULT_CONFIG, json } from './common.js';
 import { out, warn } from './fail.js';
 import type { CliValues } from './main.js';
+
+/** common.ts's DEFAULT_CONFIG: not imported from there, because common.ts loads the config
+ *  loader (yaml + zod), a third of a cold start, which `check HOST…` does not need. */
+const DEFAULT_CONFIG = '/etc/tlsa/config.yaml';
 
 function parseTarget(text: string, protocol?: Protocol): CheckTarget {
   const m = /^([A-Za-z0-9._-]+?)\.?(?::(\d+))?$/.exec(text);
@@ -36,7 +39,10 @@ function render(r: CheckReport): string {
 export async function run(v: CliValues, args: string[]): Promise<number> {
   if (v.protocol && !(PROTOCOLS_LIST as readonly string[]).includes(v.protocol)) throw new InputError(`--protocol must be one of ${PROTOCOLS_LIST.join(', ')}`);
   const configFile = v.config ?? process.env['TLSA_CONFIG'] ?? (args.length ? undefined : DEFAULT_CONFIG);
-  const config = configFile && (v.config || process.env['TLSA_CONFIG'] || existsSync(configFile)) ? loadConfig(configFile) : undefined;
+  // The config loader (yaml + zod) is a third of a cold start: loaded only when there is a config.
+  const config: LoadedConfig | undefined = configFile && (v.config || process.env['TLSA_CONFIG'] || existsSync(configFile))
+    ? (await import('../config/load.js')).loadConfig(configFile)
+    : undefined;
   if (config) warn(config.warnings);
   let targets: CheckTarget[] = args.map((a) => parseTarget(a, v.protocol as Protocol | undefined));
   if (!targets.length) {
@@ -58,7 +64,7 @@ export async function run(v: CliValues, args: string[]): Promise<number> {
   const catalog = loadCatalog(builtinCatalogPath('letsencrypt'));
   const now = new Date();
   const reports = await Promise.all(targets.map((t) => checkTarget(t, { resolver, authoritativePort: authPort, timeoutMs, catalog, cap: config?.raw.max_records_per_name ?? 12, now })));
-  if (v.json) json({ ok: reports.every((r) => r.ok), reports });
+  if (v.json) out(`${JSON.stringify({ ok: reports.every((r) => r.ok), reports }, null, 2)}\n`);
   else out(`${reports.map(render).join('\n')}\n`);
   return reports.every((r) => r.ok) ? EXIT.ok : EXIT.checkFailed;
 }

@@ -77,6 +77,12 @@ async function checkOne(t: CheckTarget, o: CheckOptions): Promise<CheckReport> {
   const host = await resolveHostForDane(o.resolver, t.host, q);
   if (host.status === 'nxdomain') failures.push(`${t.host} does not exist (NXDOMAIN, ${host.a.security ?? 'not validated'} denial): no address to probe`);
   else if (host.status !== 'secure') failures.push(`address records of ${t.host}: ${host.status}: ${host.message}`);
+  // The probes need only the addresses: they run while the TLSA RRset and the authoritative
+  // servers are asked (probe() never rejects).
+  const addresses = [...host.addresses.v4, ...host.addresses.v6];
+  const keyTypes: ProbeKeyType[] = ['rsa', 'ecdsa'];
+  const jobs = addresses.flatMap((address) => keyTypes.map((keyType) => ({ address, keyType })));
+  const probing = Promise.all(jobs.map((j) => probe({ host: t.host, address: j.address, port: t.port, keyType: j.keyType, protocol: probeProtocol(t.port, t.protocol), timeoutMs: o.timeoutMs })));
   let owner = ownerName(host.tlsaBase, t.port);
   let tlsa = await validatedLookup(o.resolver, owner, 'TLSA', q);
   // RFC 7672 §2.2.2: with a secure CNAME, the target's TLSA first, then the original name's.
@@ -89,8 +95,9 @@ async function checkOne(t: CheckTarget, o: CheckOptions): Promise<CheckReport> {
     }
   }
   const records = tlsa.records;
-  if (host.status === 'nxdomain' && tlsa.status === 'nxdomain') {
-    // said above
+  const hostGone = host.status === 'nxdomain' && tlsa.status === 'nxdomain'; // said above
+  if (hostGone) {
+    /* one failure is enough */
   } else if (tlsa.status === 'nxdomain' || tlsa.status === 'nodata') {
     failures.push(`no TLSA records at ${owner}${tlsa.security === 'secure' ? ' (securely denied)' : `, and the denial is ${tlsa.security ?? 'not validated'}`}: DANE is not in effect for this port`);
   } else if (tlsa.status !== 'secure') failures.push(`TLSA ${owner}: ${tlsa.status}: ${tlsa.message}`);
@@ -125,10 +132,7 @@ async function checkOne(t: CheckTarget, o: CheckOptions): Promise<CheckReport> {
     failures.push(`cannot check the authoritative servers: ${(e as Error).message}`);
   }
 
-  const addresses = [...host.addresses.v4, ...host.addresses.v6];
-  const keyTypes: ProbeKeyType[] = ['rsa', 'ecdsa'];
-  const jobs = addresses.flatMap((address) => keyTypes.map((keyType) => ({ address, keyType })));
-  const results = await Promise.all(jobs.map((j) => probe({ host: t.host, address: j.address, port: t.port, keyType: j.keyType, protocol: probeProtocol(t.port, t.protocol), timeoutMs: o.timeoutMs })));
+  const results = await probing;
   const smtp = isSmtp(t.port, t.protocol);
   const probes: ProbeRow[] = [];
   const servedChains: X509Certificate[][] = [];

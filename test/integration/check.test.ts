@@ -28,7 +28,7 @@
 import { spawn } from 'node:child_process';
 import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
 import { createSocket } from 'node:dgram';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { CLI_PATH, requireBuiltCli, stackLines } from '../helpers/cli.js';
@@ -221,6 +221,7 @@ labDescribe('tlsa check against Knot (DNSSEC) + unbound + Postfix (RSA + ECDSA),
   const fakes: Server[] = [];
   const fakePort = { garbage: 0, nostarttls: 0, drop: 0 };
   const rd = { ee: '', ta: '', otherEe: '', otherTa: '' };
+  const chains = { rsa: '', ecdsa: '' };
 
   const args = (resolver: UnboundServer, ...rest: string[]): string[] =>
     ['check', '--resolver', `${resolver.host}:${resolver.port}`, '--auth-port', String(knot.port), '--timeout', '3', ...rest];
@@ -229,7 +230,7 @@ labDescribe('tlsa check against Knot (DNSSEC) + unbound + Postfix (RSA + ECDSA),
     requireBuiltCli();
     const dir = makeTempDir('check-pki');
     // Chains as Let's Encrypt issues them: leaf + intermediate; the leaf names every mx host.
-    const sans = [...ZONES.map(mx), 'plain.sec.test'];
+    const sans = [...ZONES.map(mx), 'plain.sec.test', 'cache.sec.test'];
     const rsaRoot = makeCa(dir, { name: 'Check Root X1', key: 'rsa2048' });
     const rsaInt: CaHandle = makeCa(dir, { name: 'Check R1', key: 'rsa2048', issuer: rsaRoot });
     const ecRoot = makeCa(dir, { name: 'Check Root X2', key: 'p384' });
@@ -259,12 +260,14 @@ labDescribe('tlsa check against Knot (DNSSEC) + unbound + Postfix (RSA + ECDSA),
       await fakeServer(fakePort.drop, smtpFake(true, (s) => { s.write('220 2.0.0 Ready to start TLS\r\n', () => s.destroy()); })),
     );
 
+    chains.rsa = fullchain(rsaLeaf, rsaInt, 'rsa');
+    chains.ecdsa = fullchain(ecLeaf, ecInt, 'ecdsa');
     [pf, validatingAddr, iteratingAddr] = await Promise.all([
       startPostfix({
         hostname: 'mx.sec.test',
         chains: [
-          { keyPath: rsaLeaf.keyPath, fullchainPath: fullchain(rsaLeaf, rsaInt, 'rsa') },
-          { keyPath: ecLeaf.keyPath, fullchainPath: fullchain(ecLeaf, ecInt, 'ecdsa') },
+          { keyPath: rsaLeaf.keyPath, fullchainPath: chains.rsa },
+          { keyPath: ecLeaf.keyPath, fullchainPath: chains.ecdsa },
         ],
       }),
       freeLoopback53(),
@@ -278,6 +281,8 @@ labDescribe('tlsa check against Knot (DNSSEC) + unbound + Postfix (RSA + ECDSA),
     const secExtra = [
       `${mx('sec.test.')}. 300 IN A 127.0.0.1`,
       'plain.sec.test. 300 IN A 127.0.0.1',
+      'cache.sec.test. 300 IN A 127.0.0.1',
+      ...[rd.ee, rd.ta].map((r) => `_${pf.smtpPort}._tcp.cache.sec.test. 300 IN TLSA ${r}`),
       ...tlsaAt('sec.test.', [pf.smtpPort, pf.smtpsPort, fakePort.garbage, fakePort.nostarttls, fakePort.drop], good),
     ].join('\n');
     const child = (zone: string, records: string[]): string =>
@@ -451,6 +456,50 @@ labDescribe('tlsa check against Knot (DNSSEC) + unbound + Postfix (RSA + ECDSA),
     expect(r.dnssec).toMatchObject({ tlsa: 'unvalidated', address: 'unvalidated' });
     expect(r.failures.join('\n')).toMatch(/unvalidated: the resolver does not validate/);
     for (const p of r.probes) expect(p.problems.join(' ')).toMatch(/the TLSA records are unvalidated, not secure/);
+  });
+
+  it('--config: every service × port, each with its own protocol (STARTTLS and wrappermode), all verified', async () => {
+    const dir = makeTempDir('check-config');
+    const cfg = join(dir, 'tlsa.yaml');
+    writeFileSync(cfg, [
+      `state_dir: ${join(dir, 'state')}`,
+      'verify:', `  resolver: "${validating.host}:${validating.port}"`, `  authoritative_port: ${knot.port}`, '  timeout_s: 3',
+      'providers:', '  local:', '    type: zonefile', `    path: ${join(dir, 'unused.zone')}`,
+      'services:',
+      ...([['starttls', pf.smtpPort, 'smtp'], ['smtps', pf.smtpsPort, 'tls']] as const).flatMap(([name, port, protocol]) => [
+        `  ${name}:`, '    host: mx.sec.test', `    ports: [${port}]`, `    protocol: ${protocol}`, '    provider: local', '    issuers: none',
+        '    certificates:', `      - fullchain: ${chains.rsa}`, `      - fullchain: ${chains.ecdsa}`,
+      ]),
+      '',
+    ].join('\n'));
+    const r = await tlsa(['check', '--config', cfg, '--json']);
+    expect(stackLines(r.all)).toEqual([]);
+    expect(r.code, show(r)).toBe(0);
+    const all = JSON.parse(r.stdout) as { ok: boolean; reports: ReportJson[] };
+    expect(all.reports.map((x) => [x.port, x.ok, x.probes.map((p) => `${p.keyType}:${p.ok}`).join(' ')])).toEqual([
+      [pf.smtpPort, true, 'rsa:true ecdsa:true'],
+      [pf.smtpsPort, true, 'rsa:true ecdsa:true'],
+    ]);
+  });
+
+  it('the resolver has an older RRset cached than every authoritative server serves: a warning, not "out of sync"', async () => {
+    const target = `cache.sec.test:${pf.smtpPort}`;
+    const before = reportOf(await tlsa(args(validating, '--json', '--protocol', 'smtp', target)));
+    expect(before.ok, before.failures.join('\n')).toBe(true); // unbound caches the RRset now
+    const file = knot.zoneFiles['sec.test.']!;
+    writeFileSync(file, `${readFileSync(file, 'utf8')}_${pf.smtpPort}._tcp.cache.sec.test. 300 IN TLSA ${rd.otherEe}\n`);
+    knot.reload('sec.test.');
+    const run = await tlsa(args(validating, '--json', '--protocol', 'smtp', target));
+    const r = reportOf(run);
+    expect(r.records).toHaveLength(2); // the cached copy
+    expect(r.authoritative, show(run)).toMatchObject({ inSync: true, lagging: [] });
+    expect(r.warnings.join('\n')).toMatch(/every authoritative server of sec\.test\. serves the same TLSA RRset at _\d+\._tcp\.cache\.sec\.test\., but the resolver answered another one/);
+    expect(run.code, show(run)).toBe(0);
+    await validating.flush('sec.test.');
+    const after = reportOf(await tlsa(args(validating, '--json', '--protocol', 'smtp', target)));
+    expect(after.records).toHaveLength(3);
+    expect(after.warnings.join('\n')).not.toMatch(/resolver answered another one/);
+    expect(after.warnings.join('\n')).toMatch(/3 1 1 .*matches no chain any address serves/);
   });
 
   // -------------------------------------------------------------------------------------------
