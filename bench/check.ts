@@ -20,7 +20,7 @@
 // Before timing, both sides must say verified for every case, or the bench aborts.
 // Run: npx tsc -p . && node dist/bench/check.js   (root, Debian packages knot knot-dnsutils
 // unbound postfix openssl util-linux). BENCH_CHECK_RUNS=N timed rounds (default 10).
-import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createHash, X509Certificate } from "node:crypto";
 import { createSocket } from "node:dgram";
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -32,7 +32,7 @@ import { fileURLToPath } from "node:url";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url)); // dist/bench/ -> repo root
 const CLI = join(ROOT, "dist/src/cli/main.js");
-const RESULTS = join(ROOT, "bench/results.md");
+const RESULTS = join(ROOT, "bench/results-check.md");
 const SECTION = "## tlsa check vs posttls-finger";
 const ZONE = "bench.test.";
 const HOST = "mx.bench.test";
@@ -474,15 +474,7 @@ async function fingerAll(lab: Lab): Promise<{ ms: number; results: Awaited<Retur
 // ---------------------------------------------------------------------------------------------
 
 function writeSection(text: string): string {
-  const current = existsSync(RESULTS) ? readFileSync(RESULTS, "utf8") : "";
-  const start = current.indexOf(`\n${SECTION}`);
-  let next: string;
-  if (start < 0) next = `${current.trimEnd()}\n\n${text}`;
-  else {
-    const after = current.indexOf("\n## ", start + 1);
-    next = `${current.slice(0, start).trimEnd()}\n\n${text}${after >= 0 ? `\n${current.slice(after)}` : ""}`;
-  }
-  writeFileSync(RESULTS, `${next.trimEnd()}\n`);
+  writeFileSync(RESULTS, `# tlsa benchmark: check\n\n${text.trimEnd()}\n`);
   return RESULTS;
 }
 

@@ -15,15 +15,17 @@ export interface RecordView {
   waitsFor: string;
 }
 
-/** When a published record is (or will be) live: 2×TTL after publication, and not before
- *  every authoritative server served it when propagation is checked. Undefined while the
+/** When a published record is (or will be) live. Caches that still hold the old RRset got it
+ *  before the new records were on the servers, so they forget it at most a TTL after that; the
+ *  2×TTL count starts when every authoritative server was seen serving the record (a moment we
+ *  know for sure), or at publication when propagation is not checked. Undefined while the
  *  servers have not been seen serving it. */
 export function liveAt(r: OwnedRecord, propagationChecked: boolean): Date | undefined {
   if (r.status !== 'published' || !r.publishedAt) return undefined;
-  const byAge = new Date(r.publishedAt).getTime() + 2 * r.ttl * 1000;
-  if (!propagationChecked) return new Date(byAge);
+  const published = new Date(r.publishedAt).getTime();
+  if (!propagationChecked) return new Date(published + 2 * r.ttl * 1000);
   if (!r.seenAt) return undefined;
-  return new Date(Math.max(byAge, new Date(r.seenAt).getTime()));
+  return new Date(Math.max(published, new Date(r.seenAt).getTime()) + 2 * r.ttl * 1000);
 }
 
 export function viewRecord(r: OwnedRecord, now: Date, graceSeconds?: number, propagationChecked = false): RecordView {
@@ -44,7 +46,7 @@ export function viewRecord(r: OwnedRecord, now: Date, graceSeconds?: number, pro
       const live = liveAt(r, propagationChecked);
       if (!live) return { record: r, phase: 'pending', ageSeconds: age, waitsFor: 'every authoritative server to serve it (checked by the hook, the daemon and check), then 2×TTL' };
       const left = (live.getTime() - t) / 1000;
-      if (left > 0) return { record: r, phase: 'pending', ageSeconds: age, nextInSeconds: left, waitsFor: '2×TTL since publication before a chain relying on it is served' };
+      if (left > 0) return { record: r, phase: 'pending', ageSeconds: age, nextInSeconds: left, waitsFor: propagationChecked ? '2×TTL since every authoritative server served it' : '2×TTL since publication before a chain relying on it is served' };
       return { record: r, phase: 'live', ageSeconds: age, waitsFor: '' };
     }
   }

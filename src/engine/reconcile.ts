@@ -259,9 +259,11 @@ async function observePropagation(records: OwnedRecord[], view: PropagationView,
   for (const [owner, recs] of byOwner) {
     try {
       const { seen, lagging } = await view.propagated(owner, recs);
+      // The moment of observation, not the run's start: the 2×TTL count starts here.
+      const seenAt = new Date(Math.max(Date.now(), now.getTime())).toISOString();
       for (const s of seen) {
         const o = recs.find((r) => recordKey(r) === recordKey(s))!;
-        upsert(state, { ...o, seenAt: now.toISOString() });
+        upsert(state, { ...o, seenAt });
       }
       if (lagging.length) {
         notes.push(`${owner}: not on every authoritative server yet: ${lagging.join('; ')}`);
