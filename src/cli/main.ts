@@ -17,6 +17,7 @@ Commands:
   check [HOST[:PORT]…] DNSSEC, every authoritative server, live TLS per address and key type
   hook CLIENT          run by an ACME client after a renewal: certbot, acme.sh or lego
   daemon [--once]      the engine on a schedule: install staged chains, retire, re-check
+  doctor postfix [--postfix-dir DIR] [--tlsa-file FILE] [--host MX]   explain TLS/DANE mistakes in Postfix's config
 
 Options:
   -c, --config FILE    configuration (YAML); see config.example.yaml
@@ -69,6 +70,8 @@ export const OPTIONS = {
   resolver: { type: 'string' },
   'auth-port': { type: 'string' },
   timeout: { type: 'string' },
+  'postfix-dir': { type: 'string' },
+  'tlsa-file': { type: 'string' },
 } as const;
 
 export type CliValues = ReturnType<typeof parseCli>['values'];
@@ -96,7 +99,7 @@ async function main(argv: string[]): Promise<number> {
     (command || values.help ? process.stdout : process.stderr).write(USAGE);
     return values.help ? 0 : 2;
   }
-  const takesArgs = new Set(['hook', 'check']);
+  const takesArgs = new Set(['hook', 'check', 'doctor']);
   if (positionals.length > 1 && !takesArgs.has(command)) {
     process.stderr.write(`tlsa: unexpected argument "${positionals.at(-1)}"\n`);
     return 2;
@@ -110,6 +113,7 @@ async function main(argv: string[]): Promise<number> {
     hook: () => import('./hook.js'),
     daemon: () => import('./daemon.js'),
     check: () => import('./check.js'),
+    doctor: () => import('./doctor.js'),
   };
   const load = commands[command];
   if (!load) {

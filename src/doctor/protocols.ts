@@ -169,9 +169,12 @@ export function checkProtocols(s: SmtpdService, version: string): ProtocolFindin
 
   // 2. Lists Postfix refuses, syntax older Postfix does not know, mixed forms.
   for (const param of [view.parameter, other] as const) {
-    if (param === other && !setHere && !(setAnywhere && s.enforce)) continue;
+    // The list that does not apply here: only its main.cf syntax matters (another service may
+    // use it); an -o on this service is already reported as the wrong parameter above.
+    if (param === other && s.origin(other) !== 'main.cf') continue;
     const list = param === view.parameter ? view.list : otherList;
     if (s.origin(param) === 'default') continue;
+    if (param === other && list.invalid.length) continue; // an error where it applies
     const global = s.origin(param) === 'main.cf';
     const scope = global ? `${param} in main.cf` : `-o ${param} on ${s.label}`;
     const push = (f: ProtocolFinding): void => { out.push(global && f.id !== 'protocols-invalid' ? { ...f, global } : f); };
@@ -203,7 +206,10 @@ export function checkProtocols(s: SmtpdService, version: string): ProtocolFindin
         id: 'protocols-mixed-syntax',
         level: 'warning',
         parameter: param,
-        message: `${scope} = "${list.value}" mixes ${list.forms.join(' and ')} forms. Postfix documents them as alternatives; Postfix before 3.6 rejects ">=" and older releases and guides treat include and exclude lists differently, so the result (${describeEnabled(list.enabled)}) is easy to get wrong.`,
+        message: `${scope} = "${list.value}" mixes ${list.forms.join(' and ')} forms, which Postfix documents as alternatives` +
+          `${list.forms.includes('bounds') ? ': Postfix before 3.6 rejects ">=" (and then disables TLS)' : ''}` +
+          `${list.forms.includes('include') ? `${list.forms.includes('bounds') ? ', and' : ':'} once a list names versions to include, every version it does not name is off, whatever it excludes` : ''}. ` +
+          `The result here (${describeEnabled(list.enabled)}) is easy to get wrong.`,
         fix: `Use one form: ${supportsBounds && equivalent ? `"${equivalent}"` : `"${exclusionForm(list.enabled)}"`}.`,
       });
     } else if (list.forms.includes('include') && !list.includes.includes('TLSv1.3') && list.includes.includes('TLSv1.2')) {

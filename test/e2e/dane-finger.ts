@@ -2,7 +2,7 @@
  * posttls-finger as an independent DANE client, resolving through the lab's validating unbound.
  *
  * glibc's resolver (which posttls-finger uses) cannot be given a port, so unbound has a second
- * listener on 127.0.0.2:53 and each posttls-finger runs in a private mount namespace with its
+ * listener on port 53 of a loopback address (freeLoopback53) and each posttls-finger runs in a private mount namespace with its
  * own resolv.conf bind-mounted over /etc/resolv.conf (the machine's file is never touched):
  *   unshare --mount --propagation private sh -c 'mount --bind F /etc/resolv.conf && exec posttls-finger …'
  * Its MAIL_CONFIG main.cf has `smtp_dns_support_level = dnssec` and `dnssec_probe = ns:ZONE`

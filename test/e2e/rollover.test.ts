@@ -4,7 +4,7 @@
  *
  *   pebble (ACME CA) ──HTTP-01──▶ certbot --standalone ──deploy hook──▶ hooks/certbot-deploy
  *     ──▶ tlsa (built CLI) ──zonefile provider──▶ $INCLUDEd fragment ──knotc zone-reload──▶
- *   Knot (example.test., DNSSEC-signed) ◀── unbound (validating; 127.0.0.1:P and 127.0.0.2:53)
+ *   Knot (example.test., DNSSEC-signed) ◀── unbound (validating; 127.0.0.1:P and 127.0.53.x:53)
  *     ◀── posttls-finger -l dane "[mx.example.test]:PORT" (polled ~1/s the whole time)
  *   tlsa staged install: install.dir/NAME/current/combined.pem ──▶ Postfix (second instance,
  *     smtpd_tls_chain_files), reloaded by tlsa with "postfix -c DIR reload".
@@ -35,7 +35,7 @@
  *    them "pending: every authoritative server to serve it (checked by the hook, the daemon and
  *    check)" forever, although the hook, the daemon and `check` all ran and Knot serves them.
  *
- * Needs root (Postfix master, mount namespaces), 127.0.0.2:53 free, and the Debian packages
+ * Needs root (Postfix master, mount namespaces), a free 127.0.53.x:53, and the Debian packages
  * knot knot-dnsutils unbound pebble certbot postfix openssl; takes about 2 minutes.
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -50,7 +50,7 @@ import { CLI_PATH, REPO_ROOT, requireBuiltCli } from '../helpers/cli.js';
 import { makeCertbot, type Certbot, type CertbotRun, type HookRun } from '../lab/certbot.js';
 import { query, rdataOf } from '../lab/dig.js';
 import { startKnot, type KnotServer } from '../lab/knot.js';
-import { labDescribe, makeTempDir, shellQuote, sleep, stopAll, toolPath } from '../lab/lab.js';
+import { freeLoopback53, labDescribe, makeTempDir, shellQuote, sleep, stopAll, toolPath } from '../lab/lab.js';
 import { startPebble, type PebbleServer } from '../lab/pebble.js';
 import { startPostfix, type PostfixServer } from '../lab/postfix.js';
 import { startUnbound, type UnboundServer } from '../lab/unbound.js';
@@ -483,10 +483,11 @@ labDescribe('e2e rollover: pebble + certbot -> tlsa -> Knot/unbound -> Postfix, 
       '',
     ].join('\n'));
     knot = await startKnot({ zones: [{ name: ZONE, zoneFilePath: zoneFile, dnssec: true }] });
+    const glibcResolver = await freeLoopback53();
     unbound = await startUnbound({
       stubs: [{ zone: ZONE, port: knot.port }],
       trustAnchors: knot.dsRecords(ZONE),
-      extraListen: '127.0.0.2',
+      extraListen: glibcResolver,
       cacheMaxTtl: 30,
       cacheMaxNegativeTtl: 2,
     });
@@ -498,10 +499,10 @@ labDescribe('e2e rollover: pebble + certbot -> tlsa -> Knot/unbound -> Postfix, 
     pebble = await startPebble({ dnsServer: `127.0.0.1:${unbound.port}` });
     certbot = makeCertbot({ directoryUrl: pebble.directoryUrl, caBundle: pebble.tlsCaPath, httpPort: pebble.httpPort, dir: join(dir, 'certbot') });
     writeConfig({ lineages: ['mx'] });
-    finger = makeDaneFinger({ dir, zone: ZONE, resolverAddress: '127.0.0.2' });
+    finger = makeDaneFinger({ dir, zone: ZONE, resolverAddress: glibcResolver });
     poller = new DanePoller(finger, HOST, port, 1000);
     startWatching();
-    note(`lab up: Knot :${knot.port}, unbound :${unbound.port} + 127.0.0.2:53, pebble :${pebble.port} (HTTP-01 :${pebble.httpPort}), Postfix STARTTLS :${port}; TLSA owner ${owner}`);
+    note(`lab up: Knot :${knot.port}, unbound :${unbound.port} + ${glibcResolver}:53, pebble :${pebble.port} (HTTP-01 :${pebble.httpPort}), Postfix STARTTLS :${port}; TLSA owner ${owner}`);
   }, 120_000);
 
   afterAll(async () => {

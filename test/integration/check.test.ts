@@ -36,7 +36,7 @@ import { makeCa, makeLeaf, opensslSpkiSha256, type CaHandle, type LeafHandle } f
 import { makeDaneFinger, type DaneFinger } from '../e2e/dane-finger.js';
 import { query as kdig, rdataOf } from '../lab/dig.js';
 import { minimalZone, startKnot, type KnotServer } from '../lab/knot.js';
-import { freePort, labDescribe, makeTempDir, runningDaemons, stopAll, toolPath } from '../lab/lab.js';
+import { freeLoopback53, freePort, labDescribe, makeTempDir, runningDaemons, stopAll, toolPath } from '../lab/lab.js';
 import { POSTFIX_TOOLS, startPostfix, type PostfixServer } from '../lab/postfix.js';
 import { startUnbound, type UnboundServer } from '../lab/unbound.js';
 
@@ -91,26 +91,6 @@ function reportOf(r: Run): ReportJson {
   return parsed.reports[0]!;
 }
 
-/** A loopback address of 127.0.53.0/24 on which port 53 is free (TCP and UDP) right now. */
-async function freeLoopback53(avoid: string[] = []): Promise<string> {
-  for (let attempt = 0; attempt < 40; attempt++) {
-    const addr = `127.0.53.${10 + Math.floor(Math.random() * 240)}`;
-    if (avoid.includes(addr)) continue;
-    const tcp = await new Promise<boolean>((res) => {
-      const s = createTcpServer();
-      s.once('error', () => res(false));
-      s.listen({ host: addr, port: 53, exclusive: true }, () => s.close(() => res(true)));
-    });
-    if (!tcp) continue;
-    const udp = await new Promise<boolean>((res) => {
-      const s = createSocket('udp4');
-      s.once('error', () => res(false));
-      s.bind({ address: addr, port: 53, exclusive: true }, () => s.close(() => res(true)));
-    });
-    if (udp) return addr;
-  }
-  throw new Error('no free 127.0.53.x:53');
-}
 
 /** A throwaway TCP server on 127.0.0.1 that misbehaves in one way. */
 async function fakeServer(port: number, onConnection: (s: Socket) => void): Promise<Server> {

@@ -323,3 +323,25 @@ export async function stopAll(): Promise<void> {
 export function runningDaemons(): Daemon[] {
   return [...registry].map((r) => r.daemon);
 }
+
+/** Port 53 listeners (for glibc clients such as posttls-finger, which cannot be given a port)
+ *  take a random address of 127.0.53.0/24, so that test files running in parallel never collide. */
+export async function freeLoopback53(avoid: string[] = []): Promise<string> {
+  for (let attempt = 0; attempt < 40; attempt++) {
+    const addr = `127.0.53.${10 + Math.floor(Math.random() * 240)}`;
+    if (avoid.includes(addr)) continue;
+    const tcp = await new Promise<boolean>((res) => {
+      const s = createServer();
+      s.once('error', () => res(false));
+      s.listen({ host: addr, port: 53, exclusive: true }, () => s.close(() => res(true)));
+    });
+    if (!tcp) continue;
+    const udp = await new Promise<boolean>((res) => {
+      const s = createSocket('udp4');
+      s.once('error', () => res(false));
+      s.bind({ address: addr, port: 53, exclusive: true }, () => s.close(() => res(true)));
+    });
+    if (udp) return addr;
+  }
+  throw new Error('no free 127.0.53.x:53');
+}

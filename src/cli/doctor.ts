@@ -1,0 +1,31 @@
+/** `tlsa doctor postfix [--postfix-dir DIR] [--json] [--resolver IP[:PORT]] [--host MXNAME]
+ *  [--tlsa-file FILE]`: explain the TLS and DANE mistakes in a Postfix configuration.
+ *  Exit 1 when a finding is an error, 0 otherwise, 2 for bad input. */
+import { runDoctor } from '../doctor/doctor.js';
+import { renderReport } from '../doctor/render.js';
+import { InputError } from '../errors.js';
+import { out } from './fail.js';
+import type { CliValues } from './main.js';
+
+export async function run(v: CliValues, args: string[]): Promise<number> {
+  const [what, ...extra] = args;
+  if (what !== 'postfix') throw new InputError(what ? `doctor knows "postfix", not "${what}"` : 'doctor needs what to examine: tlsa doctor postfix');
+  if (extra.length) throw new InputError(`unexpected argument "${extra[0]}"`);
+  if (v.config) throw new InputError('doctor postfix takes --postfix-dir DIR for another Postfix instance; -c/--config is tlsa\'s own configuration');
+  let timeoutMs = 5000;
+  if (v.timeout !== undefined) {
+    timeoutMs = Number(v.timeout) * 1000;
+    if (!(timeoutMs > 0)) throw new InputError(`--timeout must be a number of seconds, got "${v.timeout}"`);
+  }
+  const report = await runDoctor({
+    ...(v['postfix-dir'] !== undefined ? { configDir: v['postfix-dir'] } : {}),
+    ...(v.host !== undefined ? { host: v.host } : {}),
+    ...(v['tlsa-file'] !== undefined ? { tlsaFile: v['tlsa-file'] } : {}),
+    ...(v.resolver !== undefined ? { resolver: v.resolver } : {}),
+    timeoutMs,
+  });
+  // Not common.ts's json(): that module loads the YAML config machinery, which doctor never needs.
+  if (v.json) out(`${JSON.stringify(report, null, 2)}\n`);
+  else out(renderReport(report));
+  return report.exitCode;
+}
