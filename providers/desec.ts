@@ -73,6 +73,7 @@ import { redact, registerSecret } from '../src/util/redact.js';
 import { withRetry } from '../src/util/retry.js';
 import { parseRdata } from '../src/tlsa/presentation.js';
 import { normaliseName, rdataText, type TlsaRecord } from '../src/tlsa/record.js';
+import { exchangeJson, Transient } from './http.js';
 import { readOptions } from './options.js';
 import { ProviderError, type DnsProvider, type ProviderFactory, type TlsaChange } from './index.js';
 
@@ -120,12 +121,6 @@ interface Write {
   want: Want;
   before: string[];
   records: string[];
-}
-
-class Transient extends Error {
-  constructor(message: string, readonly retryAfterMs?: number) {
-    super(message);
-  }
 }
 
 /** A 429 whose Retry-After is longer than we are willing to wait. */
@@ -210,27 +205,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
   async function exchange(method: string, url: string, what: string, body?: unknown, okStatuses: number[] = [], opts: { once?: boolean } = {}): Promise<Answer> {
     if (new URL(url).origin !== api.origin) throw fail(`refusing to follow a link off ${api.origin} (${what}): ${url}`);
     const once = async (): Promise<Answer> => {
-      let res: Response;
-      try {
-        res = await fetch(url, {
-          method,
-          headers: {
-            Authorization: `Token ${token!}`,
-            Accept: 'application/json',
-            ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
-          },
-          ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-          signal: AbortSignal.timeout(timeoutMs),
-          redirect: 'error',
-        });
-      } catch (e) {
-        const err = e as Error & { cause?: { code?: string; message?: string } };
-        const why = err.name === 'TimeoutError' ? `no answer within ${timeoutMs / 1000} s` : (err.cause?.code ?? err.cause?.message ?? err.message);
-        throw new Transient(`cannot reach the deSEC API at ${api.origin} (${what}): ${why}`);
-      }
-      const text = await res.text();
-      let json: unknown;
-      try { json = text ? JSON.parse(text) : undefined; } catch { json = undefined; }
+      const { res, text, json } = await exchangeJson(url, { method, headers: { Authorization: `Token ${token!}` }, body, timeoutMs }, `the deSEC API at ${api.origin} (${what})`);
       const links = parseLinks(res.headers.get('link'));
       if (res.ok || okStatuses.includes(res.status)) return { status: res.status, body: json, links };
       const messages = json === undefined ? [text.trim().slice(0, 300) || res.statusText] : messagesOf(json);

@@ -67,6 +67,7 @@ import { redact, registerSecret } from '../src/util/redact.js';
 import { withRetry } from '../src/util/retry.js';
 import { parseRdata } from '../src/tlsa/presentation.js';
 import { normaliseName, rdataText, type TlsaRecord } from '../src/tlsa/record.js';
+import { exchangeJson, Transient } from './http.js';
 import { readOptions } from './options.js';
 import { ProviderError, type DnsProvider, type ProviderFactory, type TlsaChange } from './index.js';
 
@@ -116,13 +117,6 @@ interface Write {
 interface Zone {
   name: string;
   id: string;
-}
-
-/** An answer worth asking again: 429, 5xx, a network error. */
-class Transient extends Error {
-  constructor(message: string, readonly retryAfterMs?: number) {
-    super(message);
-  }
 }
 
 /** 404: the caller knows what was not found (a zone, the server_id). */
@@ -192,28 +186,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
   /** One HTTP exchange; permanent errors become ProviderErrors, transient ones are retried. */
   async function request(method: string, path: string, what: string, body?: unknown, opts: { once?: boolean } = {}): Promise<unknown> {
     const exchange = async (): Promise<unknown> => {
-      let res: Response;
-      try {
-        res = await fetch(`${apiRoot}${path}`, {
-          method,
-          headers: {
-            'X-API-Key': apiKey!,
-            Accept: 'application/json',
-            ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
-          },
-          ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-          signal: AbortSignal.timeout(timeoutMs),
-          // The key is a custom header, which a followed redirect would carry to any host.
-          redirect: 'error',
-        });
-      } catch (e) {
-        const err = e as Error & { cause?: { code?: string; message?: string } };
-        const why = err.name === 'TimeoutError' ? `no answer within ${timeoutMs / 1000} s` : (err.cause?.code ?? err.cause?.message ?? err.message);
-        throw new Transient(`cannot reach the PowerDNS API at ${baseUrl.origin} (${what}): ${why}`);
-      }
-      const text = await res.text();
-      let json: unknown;
-      try { json = text ? JSON.parse(text) : undefined; } catch { json = undefined; }
+      const { res, text, json } = await exchangeJson(`${apiRoot}${path}`, { method, headers: { 'X-API-Key': apiKey! }, body, timeoutMs }, `the PowerDNS API at ${baseUrl.origin} (${what})`);
       if (res.ok) return json;
       const detail = (json && typeof json === 'object' && typeof (json as { error?: unknown }).error === 'string')
         ? (json as { error: string }).error
