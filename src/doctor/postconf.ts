@@ -153,7 +153,7 @@ async function runPostconfBatch(postconf: string, common: string[], runs: string
   try {
     text = await run('/bin/sh', ['-c', script, postconf, ...common]);
   } catch (e) {
-    throw new PostconfError((e as Error).message.replace(/^sh -c .* failed: /, `${postconf.replace(/^.*\//, '')} ${common.join(' ')} failed: `));
+    throw new PostconfError((e as Error).message.replace(/^sh -c .* failed: /, `${[postconf.replace(/^.*\//, ''), ...common].join(' ')} failed: `));
   }
   const out: string[] = [''];
   for (const line of text.split('\n')) {
