@@ -38,10 +38,6 @@ export interface PlanInput {
   graceFor?: (r: OwnedRecord) => number;
 }
 
-export function hasChanges(p: OwnerPlan): boolean {
-  return p.add.length > 0 || p.remove.length > 0;
-}
-
 export function planOwners(input: PlanInput): OwnerPlan[] {
   const owners = new Map<string, OwnerPlan>();
   const get = (owner: string, provider: string, ttl: number): OwnerPlan => {
