@@ -26,6 +26,16 @@
  *              done; a batch that fails that way is re-read and retried (4 attempts). A CNAME at
  *              the owner name (or 81053/81054) is reported, never replaced. TTL: 60..86400
  *              (values outside are clamped; Enterprise zones could go to 30).
+ *              applyMany() of several names in a zone reads GET dns_records?type=TLSA (all
+ *              pages, per_page 5,000) and ?type=CNAME once each, keeps the asked owners, and
+ *              sends all deletes and posts of the zone in ONE batch (split at 200 operations);
+ *              a CNAME at any owner is reported, naming it, before anything is written. apply()
+ *              is applyMany() of one (one read of the name, as above).
+ * Requests:    (plus GET /zones per zone level once per instance, without zone_id.) list: 1 GET
+ *              per 100 records at the name. listMany of N names in one zone: 1 GET of the
+ *              zone's TLSA records (a name alone: as list). apply: 1 GET + 1 write. applyMany of
+ *              N names in one zone: 2 GETs (TLSA, CNAME) + 1 batch per 200 operations; each
+ *              conflict retry repeats them.
  * Limits:      1,200 requests per 5 minutes per user/token, 200 requests/s per IP; over it every
  *              call gets 429 for up to 5 minutes with `retry-after` (seconds). Batches hold 200
  *              records on Free zones (3,500 on paid plans). Retries: the SDK's own retry is off
@@ -56,6 +66,20 @@ const AUTH_CODES = new Set([9109, 10000, 10001, 9106, 9107, 6003, 6111, 1000, 91
 
 /** A batch met a record that another writer added or removed since our read. */
 class Conflict extends Error {}
+
+/** One owner's change, as applyMany works on it (changes for one owner merged). */
+interface Want {
+  owner: string;
+  add: TlsaRecord[];
+  removeKeys: Set<string>;
+  ttl: number;
+}
+
+/** A record to post, with the TTL of its owner. */
+interface Post {
+  record: TlsaRecord;
+  ttl: number;
+}
 
 interface Zone {
   id: string;
@@ -179,15 +203,32 @@ export const createProvider: ProviderFactory = (options, ctx) => {
   /** Every record at the owner name (all types, all pages). */
   async function readName(zone: Zone, owner: string): Promise<ApiRecord[]> {
     const bare = owner.slice(0, -1);
-    let page = await call('GET dns_records', zone.label, (c) => c.dns.records.list({ zone_id: zone.id, name: { exact: bare }, per_page: 100 }) as unknown as Promise<PageLike>);
+    const out = await readAll(zone, { name: { exact: bare }, per_page: 100 });
+    // The API matches names case-insensitively; keep only exact ones in case a filter was ignored.
+    return out.filter((r) => r.name?.toLowerCase().replace(/\.$/, '') === bare);
+  }
+
+  /** Every record of `type` in the zone (all pages), keyed by owner name, for the asked owners. */
+  async function readType(zone: Zone, type: 'TLSA' | 'CNAME', owners: string[]): Promise<Map<string, ApiRecord[]>> {
+    const out = new Map(owners.map((o) => [o, [] as ApiRecord[]] as const));
+    for (const r of await readAll(zone, { type, per_page: 5_000 })) {
+      if (r.type !== type) continue;
+      const list = out.get(`${r.name?.toLowerCase().replace(/\.$/, '') ?? ''}.`);
+      if (list) list.push(r);
+    }
+    return out;
+  }
+
+  /** GET dns_records with these filters, all pages. */
+  async function readAll(zone: Zone, params: Record<string, unknown>): Promise<ApiRecord[]> {
+    let page = await call('GET dns_records', zone.label, (c) => c.dns.records.list({ zone_id: zone.id, ...params } as Parameters<Cloudflare['dns']['records']['list']>[0]) as unknown as Promise<PageLike>);
     const out = [...page.result];
     for (let n = 0; n < 10_000 && morePages(page); n++) {
       const current = page;
       page = await call('GET dns_records', zone.label, () => current.getNextPage());
       out.push(...page.result);
     }
-    // The API matches names case-insensitively; keep only exact ones in case a filter was ignored.
-    return out.filter((r) => r.name?.toLowerCase().replace(/\.$/, '') === bare);
+    return out;
   }
 
   function tlsaOf(owner: string, r: ApiRecord): TlsaRecord | undefined {
@@ -203,11 +244,10 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     }
   }
 
-  /** The writes for one apply: one request when there is one change, else batches. */
-  async function write(zone: Zone, owner: string, deletes: string[], posts: TlsaRecord[], ttl: number): Promise<void> {
-    const bare = owner.slice(0, -1);
-    const param = (r: TlsaRecord) => ({
-      name: bare,
+  /** The writes for one zone: one request when there is one change, else batches of 200. */
+  async function write(zone: Zone, deletes: string[], posts: Post[]): Promise<void> {
+    const param = ({ record: r, ttl }: Post) => ({
+      name: normaliseName(r.owner).slice(0, -1),
       type: 'TLSA' as const,
       ttl: Math.min(86_400, Math.max(60, ttl)),
       data: { usage: r.usage, selector: r.selector, matching_type: r.matching, certificate: r.data },
@@ -226,7 +266,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       }
       return;
     }
-    const ops: Array<{ del?: string; post?: TlsaRecord }> = [...deletes.map((del) => ({ del })), ...posts.map((post) => ({ post }))];
+    const ops: Array<{ del?: string; post?: Post }> = [...deletes.map((del) => ({ del })), ...posts.map((post) => ({ post }))];
     for (let i = 0; i < ops.length; i += BATCH_LIMIT) {
       const chunk = ops.slice(i, i + BATCH_LIMIT);
       try {
@@ -243,15 +283,89 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     }
   }
 
+  /** One zone's part of applyMany: read (the name alone for one owner; else all TLSA records
+   *  of the zone and all CNAMEs), compute deletes and posts, write; a conflict re-reads. */
+  async function applyZone(zone: Zone, wants: Want[]): Promise<void> {
+    const owners = wants.map((w) => w.owner);
+    try {
+      await withRetry(async () => {
+        let tlsa: Map<string, ApiRecord[]>;
+        let cnames: string[];
+        if (owners.length === 1) {
+          const records = await readName(zone, owners[0]!);
+          tlsa = new Map([[owners[0]!, records]]);
+          cnames = records.some((r) => r.type === 'CNAME') ? [owners[0]!] : [];
+        } else {
+          tlsa = await readType(zone, 'TLSA', owners);
+          const c = await readType(zone, 'CNAME', owners);
+          cnames = owners.filter((o) => c.get(o)?.length);
+        }
+        if (cnames.length) throw cnameError(`${nameList(cnames)} in ${zone.label}`, owners.length > 1 ? 'nothing was written' : undefined);
+        const deletes: string[] = [];
+        const posts: Post[] = [];
+        for (const w of wants) {
+          const present = new Set<string>();
+          for (const r of tlsa.get(w.owner) ?? []) {
+            const t = tlsaOf(w.owner, r);
+            if (!t || !r.id) continue;
+            present.add(rdataKey(t));
+            if (w.removeKeys.has(rdataKey(t))) deletes.push(r.id);
+          }
+          for (const r of w.add) {
+            if (present.has(rdataKey(r))) continue;
+            present.add(rdataKey(r));
+            posts.push({ record: r, ttl: w.ttl });
+          }
+        }
+        if (deletes.length === 0 && posts.length === 0) return;
+        await write(zone, deletes, posts);
+      }, { attempts: CONFLICT_ATTEMPTS, baseDelayMs: 150, maxDelayMs: 2_000, isRetryable: (e) => e instanceof Conflict });
+    } catch (e) {
+      if (e instanceof Conflict) {
+        throw new ProviderError(name, `the TLSA records at ${nameList(owners)} in ${zone.label} kept changing under us (${CONFLICT_ATTEMPTS} attempts; last: ${redact(e.message)}); another writer is busy there, run again`);
+      }
+      throw e;
+    }
+  }
+
+  async function byZone<T>(items: T[], ownerOf: (t: T) => string): Promise<Array<{ zone: Zone; items: T[] }>> {
+    const out = new Map<string, { zone: Zone; items: T[] }>();
+    for (const t of items) {
+      const zone = await zoneFor(ownerOf(t));
+      const entry = out.get(zone.id);
+      if (entry) entry.items.push(t);
+      else out.set(zone.id, { zone, items: [t] });
+    }
+    return [...out.values()];
+  }
+
+  const tlsaList = (o: string, records: ApiRecord[]): TlsaRecord[] => records.flatMap((r) => {
+    const t = tlsaOf(o, r);
+    return t ? [t] : [];
+  });
+
   const provider: DnsProvider = {
     name,
     async list(owner) {
       const o = normaliseName(owner);
       const zone = await zoneFor(o);
-      return (await readName(zone, o)).flatMap((r) => {
-        const t = tlsaOf(o, r);
-        return t ? [t] : [];
-      });
+      return tlsaList(o, await readName(zone, o));
+    },
+
+    async listMany(ownersIn) {
+      const out = new Map<string, TlsaRecord[]>();
+      const owners = [...new Set(ownersIn.map((o) => normaliseName(o)))];
+      for (const { zone, items } of await byZone(owners, (o) => o)) {
+        if (items.length === 1) {
+          out.set(items[0]!, tlsaList(items[0]!, await readName(zone, items[0]!)));
+          continue;
+        }
+        const tlsa = await readType(zone, 'TLSA', items);
+        for (const o of items) out.set(o, tlsaList(o, tlsa.get(o) ?? []));
+      }
+      // Also under the caller's spelling, when it was not the normal form.
+      for (const o of ownersIn) if (!out.has(o)) out.set(o, out.get(normaliseName(o)) ?? []);
+      return out;
     },
 
     async apply(owner, change: TlsaChange, ttl) {
@@ -259,42 +373,36 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       for (const r of [...change.add, ...change.remove]) {
         if (normaliseName(r.owner) !== o) throw new ProviderError(name, `record for ${r.owner} passed to apply(${o})`);
       }
-      if (change.add.length === 0 && change.remove.length === 0) return;
-      const zone = await zoneFor(o);
-      // A record both added and removed stays (as with the other providers: add wins).
-      const addKeys = new Set(change.add.map(rdataKey));
-      const removeKeys = new Set(change.remove.map(rdataKey).filter((k) => !addKeys.has(k)));
-      try {
-        await withRetry(async () => {
-          const records = await readName(zone, o);
-          if (records.some((r) => r.type === 'CNAME')) throw cnameError(`${o} in ${zone.label}`);
-          const present = new Set<string>();
-          const deletes: string[] = [];
-          for (const r of records) {
-            const t = tlsaOf(o, r);
-            if (!t || !r.id) continue;
-            present.add(rdataKey(t));
-            if (removeKeys.has(rdataKey(t))) deletes.push(r.id);
-          }
-          const posts: TlsaRecord[] = [];
-          for (const r of change.add) {
-            if (present.has(rdataKey(r))) continue;
-            present.add(rdataKey(r));
-            posts.push(r);
-          }
-          if (deletes.length === 0 && posts.length === 0) return;
-          await write(zone, o, deletes, posts, ttl);
-        }, { attempts: CONFLICT_ATTEMPTS, baseDelayMs: 150, maxDelayMs: 2_000, isRetryable: (e) => e instanceof Conflict });
-      } catch (e) {
-        if (e instanceof Conflict) {
-          throw new ProviderError(name, `the TLSA records at ${o} in ${zone.label} kept changing under us (${CONFLICT_ATTEMPTS} attempts; last: ${redact(e.message)}); another writer is busy there, run again`);
+      await provider.applyMany!([{ owner: o, add: change.add, remove: change.remove }], () => ttl);
+    },
+
+    async applyMany(changes, ttlOf) {
+      // One Want per owner (changes for one owner merged); empty changes cost nothing.
+      const wants = new Map<string, Want>();
+      for (const c of changes) {
+        const o = normaliseName(c.owner);
+        for (const r of [...c.add, ...c.remove]) {
+          if (normaliseName(r.owner) !== o) throw new ProviderError(name, `record for ${r.owner} passed to applyMany for ${o}`);
         }
-        throw e;
+        let w = wants.get(o);
+        if (!w) wants.set(o, w = { owner: o, add: [], removeKeys: new Set(), ttl: ttlOf(c.owner) });
+        w.add.push(...c.add);
+        for (const r of c.remove) w.removeKeys.add(rdataKey(r));
       }
+      // A record both added and removed stays (as with the other providers: add wins).
+      for (const w of wants.values()) for (const r of w.add) w.removeKeys.delete(rdataKey(r));
+      const todo = [...wants.values()].filter((w) => w.add.length || w.removeKeys.size);
+      if (!todo.length) return;
+      for (const { zone, items } of await byZone(todo, (w) => w.owner)) await applyZone(zone, items);
     },
   };
   return provider;
 };
+
+/** Names for a message: all of a few, the first three of many. */
+function nameList(names: string[]): string {
+  return names.length <= 3 ? names.join(', ') : `${names.slice(0, 3).join(', ')} and ${names.length - 3} more`;
+}
 
 function rdataKey(r: Pick<TlsaRecord, 'usage' | 'selector' | 'matching' | 'data'>): string {
   return `${r.usage} ${r.selector} ${r.matching} ${r.data.toLowerCase()}`;

@@ -36,12 +36,29 @@
  *              already exists"), and we read again and retry (6 attempts). UPSERT is never
  *              used: it would overwrite a concurrent writer's records. The new set gets the
  *              TTL passed to apply(). A CNAME at the owner name is reported, never replaced.
+ *              applyMany() does the same for many names at once: ONE batch per hosted zone
+ *              holding every owner's DELETE+CREATE (split only beyond the batch limits below,
+ *              an owner's pair never split); a CNAME at any owner is reported, naming it,
+ *              before anything in that zone is written; InvalidChangeBatch re-reads all the
+ *              owners of the zone and rebuilds (6 attempts). apply() is applyMany() of one.
+ * Reads:       list() and apply() of one name read from the owner name (usually 1 call).
+ *              listMany()/applyMany() of several names in a zone read each name the same way
+ *              while that is cheaper, else walk the whole zone once (ListResourceRecordSets,
+ *              MaxItems 300, all pages): when the zone's record-set count is known (zone
+ *              discovery) and ceil(count/300) is fewer calls than names, or, with
+ *              hosted_zone_id (count unknown), for more than 4 names.
+ * Requests:    (plus ListHostedZonesByName per zone level once per instance, without
+ *              hosted_zone_id.) list: 1 read. apply: 1 read + 1 ChangeResourceRecordSets.
+ *              listMany of N names in one zone: min(N, ceil(sets/300)) reads, as above.
+ *              applyMany of N names in one zone: those reads + 1 ChangeResourceRecordSets
+ *              (one more per 100 changes / 1,000 values / 32,000 characters); each conflict
+ *              retry repeats both. waitUntilApplied: GetChange polls per pending change.
  * Limits:      5 requests/s per AWS account (10/s plus change-based throttling since July
  *              2026); Throttling, PriorRequestNotComplete, 5xx and network errors are retried
  *              with exponential backoff and full jitter (src/util/retry.ts, 6 attempts); the
  *              SDK's own retry is off (maxAttempts 1) so there is one bounded policy, not two
- *              multiplied. A batch holds at most 100 changes and 1,000 values, UPSERT values
- *              count twice. Changes are PENDING until every Route 53 server has them (INSYNC,
+ *              multiplied. A batch holds at most 1,000 values and 32,000 characters of
+ *              values (UPSERT values count twice); tlsa also keeps it to 100 changes. Changes are PENDING until every Route 53 server has them (INSYNC,
  *              usually within 60 s): waitUntilApplied() polls GetChange, bounded by
  *              wait_timeout_s. The engine still checks the authoritative servers itself.
  * Errors:      bad credentials (InvalidClientTokenId, SignatureDoesNotMatch, …), AccessDenied
@@ -82,6 +99,12 @@ const TRANSIENT_CODES = new Set([
 const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH']);
 const CONFLICT = /but it was not found|do not match the current values|but it already exists/i;
 const CONFLICT_ATTEMPTS = 6;
+/** Change batch limits: changes, ResourceRecord values, characters of all values. */
+const MAX_BATCH_CHANGES = 100;
+const MAX_BATCH_VALUES = 1_000;
+const MAX_BATCH_CHARS = 32_000;
+/** Without the zone's size, more names than this are read with one zone walk. */
+const WALK_AFTER = 4;
 
 /** Another writer changed the RRset between our read and our write. */
 class Conflict extends Error {}
@@ -90,6 +113,18 @@ interface Zone {
   id: string;
   /** How messages name it: "hosted zone Z123 (example.org.)". */
   label: string;
+  /** Record sets in the zone, when discovery saw it (ListHostedZonesByName gives it). */
+  setCount?: number;
+}
+
+/** One owner's change, as applyMany works on it (changes for one owner merged). */
+interface Want {
+  owner: string;
+  add: TlsaRecord[];
+  removeKeys: Set<string>;
+  ttl: number;
+  added: number;
+  removed: number;
 }
 
 interface NameState {
@@ -179,7 +214,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       }
       const z = matches[0];
       if (z?.Id) {
-        const zone = { id: stripPrefix(z.Id), label: `hosted zone ${stripPrefix(z.Id)} (${candidate})` };
+        const zone: Zone = { id: stripPrefix(z.Id), label: `hosted zone ${stripPrefix(z.Id)} (${candidate})`, ...(typeof z.ResourceRecordSetCount === 'number' ? { setCount: z.ResourceRecordSetCount } : {}) };
         zones.set(candidate, zone);
         return zone;
       }
@@ -232,6 +267,133 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     });
   }
 
+  /** The record sets that matter (TLSA, CNAME) at several owner names of one zone: one read
+   *  per name (readName) while that is cheaper, else ONE paged walk over the whole zone. The
+   *  walk costs ceil(record sets / 300) calls: it is used when the zone's size is known and
+   *  that is fewer calls than the names, or (size unknown, hosted_zone_id set) for more than
+   *  WALK_AFTER names. */
+  async function readMany(zone: Zone, owners: string[]): Promise<Map<string, NameState>> {
+    const out = new Map<string, NameState>();
+    const walk = zone.setCount !== undefined ? Math.max(1, Math.ceil(zone.setCount / 300)) < owners.length : owners.length > WALK_AFTER;
+    if (!walk) {
+      for (const o of owners) out.set(o, await readName(zone, o));
+      return out;
+    }
+    const wanted = new Map(owners.map((o) => [nameKey(o), o] as const));
+    for (const o of owners) out.set(o, {});
+    let start: { name: string; type: RRType; id?: string } | undefined;
+    for (let page = 0; page < 100_000; page++) {
+      const from = start;
+      const res = await call('ListResourceRecordSets', zone.label, (c) =>
+        c.send(new ListResourceRecordSetsCommand({
+          HostedZoneId: zone.id, MaxItems: 300,
+          ...(from ? { StartRecordName: from.name, StartRecordType: from.type, ...(from.id ? { StartRecordIdentifier: from.id } : {}) } : {}),
+        })));
+      for (const s of res.ResourceRecordSets ?? []) {
+        const o = s.Name ? wanted.get(nameKey(s.Name)) : undefined;
+        if (!o) continue;
+        const state = out.get(o)!;
+        if (s.Type === 'TLSA') {
+          if (s.SetIdentifier || s.AliasTarget || state.tlsa) {
+            throw new ProviderError(name, `${o} in ${zone.label} has a TLSA record set with a routing policy or alias; tlsa writes only simple record sets`);
+          }
+          state.tlsa = s;
+        }
+        if (s.Type === 'CNAME') state.cname = s;
+      }
+      if (!res.IsTruncated || !res.NextRecordName || !res.NextRecordType) break;
+      start = { name: res.NextRecordName, type: res.NextRecordType, ...(res.NextRecordIdentifier ? { id: res.NextRecordIdentifier } : {}) };
+    }
+    return out;
+  }
+
+  /** Owner names grouped by hosted zone (zone lookups are cached). */
+  async function byZone<T>(items: T[], ownerOf: (t: T) => string): Promise<Array<{ zone: Zone; items: T[] }>> {
+    const out = new Map<string, { zone: Zone; items: T[] }>();
+    for (const t of items) {
+      const zone = await zoneFor(ownerOf(t));
+      const entry = out.get(zone.id);
+      if (entry) entry.items.push(t);
+      else out.set(zone.id, { zone, items: [t] });
+    }
+    return [...out.values()];
+  }
+
+  /** One zone's part of applyMany: read, compute every owner's DELETE+CREATE, send them in as
+   *  few batches as the limits allow; a conflict re-reads and recomputes (owners already
+   *  written by an earlier batch then need nothing). */
+  async function applyZone(zone: Zone, wants: Want[]): Promise<void> {
+    const owners = wants.map((w) => w.owner);
+    const subject = owners.length === 1 ? `${owners[0]} in ${zone.label}` : `${owners.length} names in ${zone.label}`;
+    try {
+      await withRetry(async () => {
+        const states = await readMany(zone, owners);
+        const cnames = owners.filter((o) => states.get(o)?.cname);
+        if (cnames.length) {
+          throw new ProviderError(name, `${nameList(cnames)} ${cnames.length === 1 ? 'has a CNAME' : 'have CNAMEs'} in ${zone.label}; TLSA records cannot sit beside it, and tlsa does not overwrite it: move the TLSA records to the CNAME's target or remove the CNAME${owners.length > 1 ? ' (nothing was written)' : ''}`);
+        }
+        const units: Array<{ owner: string; want: Want; changes: Change[]; values: number; chars: number }> = [];
+        for (const w of wants) {
+          const state = states.get(w.owner) ?? {};
+          const current = recordsOf(w.owner, state.tlsa);
+          const kept = current.filter((x) => !(x.record && w.removeKeys.has(rdataKey(x.record))));
+          const values = kept.map((x) => x.value);
+          const present = new Set(kept.flatMap((x) => (x.record ? [rdataKey(x.record)] : [])));
+          for (const r of w.add) {
+            if (present.has(rdataKey(r))) continue;
+            present.add(rdataKey(r));
+            values.push(rdataText(r));
+          }
+          if (kept.length === current.length && values.length === current.length) continue; // nothing to do
+          const changes: Change[] = [];
+          const old = (state.tlsa?.ResourceRecords ?? []).map((r) => r.Value ?? '');
+          if (state.tlsa) {
+            changes.push({ Action: 'DELETE', ResourceRecordSet: { Name: state.tlsa.Name, Type: 'TLSA', TTL: state.tlsa.TTL, ResourceRecords: state.tlsa.ResourceRecords } });
+          }
+          if (values.length) {
+            changes.push({ Action: 'CREATE', ResourceRecordSet: { Name: state.tlsa?.Name ?? w.owner, Type: 'TLSA', TTL: w.ttl, ResourceRecords: values.map((Value) => ({ Value })) } });
+          }
+          const chars = [...old, ...values].reduce((a, v) => a + v.length, 0);
+          units.push({ owner: w.owner, want: w, changes, values: old.length + values.length, chars });
+        }
+        // Pack whole owners (their DELETE and CREATE stay together) into batches within the limits.
+        const batches: Array<typeof units> = [];
+        let cur: typeof units = [];
+        let size = { changes: 0, values: 0, chars: 0 };
+        for (const u of units) {
+          if (u.values > MAX_BATCH_VALUES || u.chars > MAX_BATCH_CHARS) {
+            throw new ProviderError(name, `${u.owner} in ${zone.label}: its TLSA set is too large for one Route 53 change batch (${u.values} values, ${u.chars} characters; at most ${MAX_BATCH_VALUES} and ${MAX_BATCH_CHARS})`);
+          }
+          if (cur.length && (size.changes + u.changes.length > MAX_BATCH_CHANGES || size.values + u.values > MAX_BATCH_VALUES || size.chars + u.chars > MAX_BATCH_CHARS)) {
+            batches.push(cur);
+            cur = [];
+            size = { changes: 0, values: 0, chars: 0 };
+          }
+          cur.push(u);
+          size = { changes: size.changes + u.changes.length, values: size.values + u.values, chars: size.chars + u.chars };
+        }
+        if (cur.length) batches.push(cur);
+        for (const b of batches) {
+          const first = b[0]!;
+          const comment = b.length === 1
+            ? `tlsa: +${first.want.added} -${first.want.removed} at ${first.owner}`
+            : `tlsa: ${b.length} names`;
+          const out = await call('ChangeResourceRecordSets', subject, (c) =>
+            c.send(new ChangeResourceRecordSetsCommand({
+              HostedZoneId: zone.id,
+              ChangeBatch: { Comment: comment.slice(0, 256), Changes: b.flatMap((u) => u.changes) },
+            })));
+          if (out.ChangeInfo?.Id && out.ChangeInfo.Status !== 'INSYNC') pendingChanges.push(out.ChangeInfo.Id);
+        }
+      }, { attempts: CONFLICT_ATTEMPTS, baseDelayMs: 150, maxDelayMs: 2_000, isRetryable: (e) => e instanceof Conflict });
+    } catch (e) {
+      if (e instanceof Conflict) {
+        throw new ProviderError(name, `the TLSA record set${owners.length > 1 ? 's' : ''} at ${nameList(owners)} in ${zone.label} kept changing under us (${CONFLICT_ATTEMPTS} attempts; last: ${e.message}); another writer is busy there, run again`);
+      }
+      throw e;
+    }
+  }
+
   const pendingChanges: string[] = [];
 
   const provider: DnsProvider = {
@@ -243,51 +405,49 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       return recordsOf(o, state.tlsa).flatMap((x) => (x.record ? [x.record] : []));
     },
 
+    async listMany(ownersIn) {
+      const out = new Map<string, TlsaRecord[]>();
+      const owners = [...new Set(ownersIn.map((o) => normaliseName(o)))];
+      for (const { zone, items } of await byZone(owners, (o) => o)) {
+        const states = await readMany(zone, items);
+        for (const o of items) out.set(o, recordsOf(o, states.get(o)?.tlsa).flatMap((x) => (x.record ? [x.record] : [])));
+      }
+      // Also under the caller's spelling, when it was not the normal form.
+      for (const o of ownersIn) if (!out.has(o)) out.set(o, out.get(normaliseName(o)) ?? []);
+      return out;
+    },
+
     async apply(owner, change: TlsaChange, ttl) {
       const o = normaliseName(owner);
       for (const r of [...change.add, ...change.remove]) {
         if (normaliseName(r.owner) !== o) throw new ProviderError(name, `record for ${r.owner} passed to apply(${o})`);
       }
-      if (change.add.length === 0 && change.remove.length === 0) return;
-      if (!Number.isInteger(ttl) || ttl < 0) throw new ProviderError(name, `TTL ${ttl} is not a number of seconds`);
-      const zone = await zoneFor(o);
-      const removeKeys = new Set(change.remove.map(rdataKey));
-      try {
-        await withRetry(async () => {
-          const state = await readName(zone, o);
-          if (state.cname) {
-            throw new ProviderError(name, `${o} has a CNAME in ${zone.label}; TLSA records cannot sit beside it, and tlsa does not overwrite it: move the TLSA records to the CNAME's target or remove the CNAME`);
-          }
-          const current = recordsOf(o, state.tlsa);
-          const kept = current.filter((x) => !(x.record && removeKeys.has(rdataKey(x.record))));
-          const values = kept.map((x) => x.value);
-          const present = new Set(kept.flatMap((x) => (x.record ? [rdataKey(x.record)] : [])));
-          for (const r of change.add) {
-            if (present.has(rdataKey(r))) continue;
-            present.add(rdataKey(r));
-            values.push(rdataText(r));
-          }
-          if (kept.length === current.length && values.length === current.length) return; // nothing to do
-          const changes: Change[] = [];
-          if (state.tlsa) {
-            changes.push({ Action: 'DELETE', ResourceRecordSet: { Name: state.tlsa.Name, Type: 'TLSA', TTL: state.tlsa.TTL, ResourceRecords: state.tlsa.ResourceRecords } });
-          }
-          if (values.length) {
-            changes.push({ Action: 'CREATE', ResourceRecordSet: { Name: state.tlsa?.Name ?? o, Type: 'TLSA', TTL: ttl, ResourceRecords: values.map((Value) => ({ Value })) } });
-          }
-          const out = await call('ChangeResourceRecordSets', `${o} in ${zone.label}`, (c) =>
-            c.send(new ChangeResourceRecordSetsCommand({
-              HostedZoneId: zone.id,
-              ChangeBatch: { Comment: `tlsa: +${change.add.length} -${change.remove.length} at ${o}`, Changes: changes },
-            })));
-          if (out.ChangeInfo?.Id && out.ChangeInfo.Status !== 'INSYNC') pendingChanges.push(out.ChangeInfo.Id);
-        }, { attempts: CONFLICT_ATTEMPTS, baseDelayMs: 150, maxDelayMs: 2_000, isRetryable: (e) => e instanceof Conflict });
-      } catch (e) {
-        if (e instanceof Conflict) {
-          throw new ProviderError(name, `the TLSA record set at ${o} in ${zone.label} kept changing under us (${CONFLICT_ATTEMPTS} attempts; last: ${e.message}); another writer is busy there, run again`);
+      await provider.applyMany!([{ owner: o, add: change.add, remove: change.remove }], () => ttl);
+    },
+
+    async applyMany(changes, ttlOf) {
+      // One Want per owner (changes for the same owner are merged); empty changes cost nothing.
+      const wants = new Map<string, Want>();
+      for (const c of changes) {
+        const o = normaliseName(c.owner);
+        for (const r of [...c.add, ...c.remove]) {
+          if (normaliseName(r.owner) !== o) throw new ProviderError(name, `record for ${r.owner} passed to applyMany for ${o}`);
         }
-        throw e;
+        let w = wants.get(o);
+        if (!w) {
+          const ttl = ttlOf(c.owner);
+          if (!Number.isInteger(ttl) || ttl < 0) throw new ProviderError(name, `TTL ${ttl} is not a number of seconds`);
+          wants.set(o, w = { owner: o, add: [], removeKeys: new Set(), ttl, added: 0, removed: 0 });
+        }
+        w.add.push(...c.add);
+        for (const r of c.remove) w.removeKeys.add(rdataKey(r));
+        w.added += c.add.length;
+        w.removed += c.remove.length;
       }
+      const todo = [...wants.values()].filter((w) => w.add.length || w.removeKeys.size);
+      if (!todo.length) return;
+      const groups = await byZone(todo, (w) => w.owner);
+      for (const { zone, items } of groups) await applyZone(zone, items);
     },
 
     async waitUntilApplied() {
@@ -316,11 +476,18 @@ function rdataKey(r: Pick<TlsaRecord, 'usage' | 'selector' | 'matching' | 'data'
 
 /** Route 53 names: trailing dot optional, case-insensitive, special characters as \ddd. */
 function sameName(a: string, b: string): boolean {
-  const n = (s: string) => {
-    const x = s.toLowerCase().replace(/\\(\d{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
-    return x.endsWith('.') ? x : `${x}.`;
-  };
-  return n(a) === n(b);
+  return nameKey(a) === nameKey(b);
+}
+
+/** A name as a map key: the form sameName() compares. */
+function nameKey(s: string): string {
+  const x = s.toLowerCase().replace(/\\(\d{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
+  return x.endsWith('.') ? x : `${x}.`;
+}
+
+/** Names for a message: all of a few, the first three of many. */
+function nameList(names: string[]): string {
+  return names.length <= 3 ? names.join(', ') : `${names.slice(0, 3).join(', ')} and ${names.length - 3} more`;
 }
 
 function stripPrefix(id: string): string {

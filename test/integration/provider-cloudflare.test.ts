@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createProvider, MANAGED_COMMENT } from '../../providers/cloudflare.js';
-import type { DnsProvider } from '../../providers/index.js';
+import type { DnsProvider, OwnerChange } from '../../providers/index.js';
 import { recordKey, type TlsaRecord } from '../../src/tlsa/record.js';
 import { CloudflareApiFake, type CfRecord } from '../fakes/cloudflare-api-fake.js';
 
@@ -239,6 +239,105 @@ describe('cloudflare provider against cloudflare-api-fake', () => {
     await make({ zone_id: zoneId }).apply(o, { add: [rec(o, 'short')], remove: [] }, 30);
     await make({ zone_id: zoneId }).apply(o, { add: [rec(o, 'long')], remove: [] }, 604800);
     expect(fake.records(o, 'TLSA').map((r) => r.ttl).sort((a, b) => a - b)).toEqual([60, 86400]);
+  });
+
+  describe('batch methods (listMany, applyMany)', () => {
+    const N = 50;
+    let b = 0;
+    /** N owner names, each seeded with a foreign TLSA record. */
+    function seeded(count = N): string[] {
+      const bn = ++b;
+      const os = Array.from({ length: count }, (_, i) => `_25._tcp.b${bn}-${i}.${ZONE}`);
+      for (const o of os) fake.addRecord(o, 'TLSA', { data: cfData(rec(o, 'foreign')) });
+      return os;
+    }
+    /** Every owner gets "ours"; 0-9 lose "foreign" (replaced); 40-49 only lose it. */
+    const changesFor = (os: string[]): OwnerChange[] => os.map((o, i) => i >= 40
+      ? { owner: o, add: [], remove: [rec(o, 'foreign')] }
+      : { owner: o, add: [rec(o, 'ours')], remove: i < 10 ? [rec(o, 'foreign')] : [] });
+    const expected = (o: string, i: number): TlsaRecord[] => (i >= 40 ? [] : i < 10 ? [rec(o, 'ours')] : [rec(o, 'foreign'), rec(o, 'ours')]);
+
+    it('applyMany over 50 owners: one TLSA read, one CNAME read, ONE batch', async () => {
+      const os = seeded();
+      const p = make({ zone_id: zoneId });
+      fake.clearLog();
+      await p.applyMany!(changesFor(os), () => 300);
+      expect(log()).toEqual(['GET /zones/Z/dns_records', 'GET /zones/Z/dns_records', 'POST /zones/Z/dns_records/batch']);
+      expect(fake.requests.map((r) => r.query['type'])).toEqual(['TLSA', 'CNAME', undefined]);
+      expect(fake.requests[2]!.detail).toBe('BATCH deletes=20 patches=0 puts=0 posts=40');
+      os.forEach((o, i) => expect(sorted(direct(o))).toEqual(sorted(expected(o, i))));
+      const ours = fake.records(os[0]!, 'TLSA')[0]!;
+      expect(ours.comment).toBe(MANAGED_COMMENT);
+      expect(ours.ttl).toBe(300);
+
+      fake.clearLog();
+      await p.applyMany!(changesFor(os), () => 300); // already as asked: the reads only
+      expect(log()).toEqual(['GET /zones/Z/dns_records', 'GET /zones/Z/dns_records']);
+    });
+
+    it('listMany reads the zone\'s TLSA records once (all pages), a single name as list does', async () => {
+      const os = seeded();
+      const p = make({ zone_id: zoneId });
+      await p.applyMany!(changesFor(os), () => 300);
+      fake.clearLog();
+      const got = await p.listMany!(os);
+      expect(log()).toEqual(['GET /zones/Z/dns_records']);
+      expect(fake.requests[0]!.query).toMatchObject({ type: 'TLSA' });
+      os.forEach((o, i) => expect(sorted(got.get(o) ?? [])).toEqual(sorted(expected(o, i))));
+
+      // Small pages: one page after the other by result_info.total_pages, same answer.
+      fake.maxPerPage = 40;
+      fake.clearLog();
+      const paged = await p.listMany!(os);
+      const pages = fake.requests.map((r) => r.query['page'] ?? '1');
+      expect(pages.length).toBeGreaterThan(1);
+      expect(pages).toEqual(pages.map((_, i) => String(i + 1)));
+      os.forEach((o, i) => expect(sorted(paged.get(o) ?? [])).toEqual(sorted(expected(o, i))));
+
+      fake.clearLog();
+      const one = await p.listMany!([os[0]!]);
+      expect(fake.requests.map((r) => r.query)).toEqual([expect.objectContaining({ 'name.exact': os[0]!.slice(0, -1) })]);
+      expect(sorted(one.get(os[0]!)!)).toEqual(sorted(expected(os[0]!, 0)));
+    });
+
+    it('more than 200 operations are split into batches of 200', async () => {
+      const os = seeded(120);
+      fake.clearLog();
+      await make({ zone_id: zoneId }).applyMany!(os.map((o) => ({ owner: o, add: [rec(o, 'ours')], remove: [rec(o, 'foreign')] })), () => 300);
+      expect(fake.requests.filter((r) => r.method === 'POST').map((r) => r.detail)).toEqual([
+        'BATCH deletes=120 patches=0 puts=0 posts=80', 'BATCH deletes=0 patches=0 puts=0 posts=40']);
+      for (const o of os) expect(sorted(direct(o))).toEqual(sorted([rec(o, 'ours')]));
+    });
+
+    it('a CNAME at one of several owners is reported naming it, and nothing is written', async () => {
+      const os = seeded(10);
+      const bad = `_25._tcp.cname-${++n}.${ZONE}`;
+      fake.addRecord(bad, 'CNAME', { content: 'target.example.net' });
+      fake.clearLog();
+      const err = await make({ zone_id: zoneId }).applyMany!([...changesFor(os), { owner: bad, add: [rec(bad, 'ours')], remove: [] }], () => 300).then(() => undefined, (e: Error) => e);
+      expect(err?.name).toBe('ProviderError');
+      expect(err!.message).toContain(`${bad} in zone ${zoneId} has a CNAME`);
+      expect(fake.requests.filter((r) => r.method !== 'GET')).toEqual([]);
+      for (const o of os) expect(sorted(direct(o))).toEqual(sorted([rec(o, 'foreign')]));
+      expect(fake.records(bad, 'CNAME')).toHaveLength(1);
+    });
+
+    it('a writer racing on one owner between the read and the batch: 81044, re-read, finished', async () => {
+      const os = seeded();
+      const hit = os[3]!; // its foreign record is one we delete
+      const foreignId = fake.records(hit, 'TLSA')[0]!.id;
+      fake.onceBeforeWrite(() => {
+        fake.removeRecord(foreignId);
+        fake.addRecord(hit, 'TLSA', { data: cfData(rec(hit, 'theirs')) });
+      });
+      fake.clearLog();
+      await make({ zone_id: zoneId }).applyMany!(changesFor(os), () => 300);
+      expect(log()).toEqual([
+        'GET /zones/Z/dns_records', 'GET /zones/Z/dns_records', 'POST /zones/Z/dns_records/batch 404:81044',
+        'GET /zones/Z/dns_records', 'GET /zones/Z/dns_records', 'POST /zones/Z/dns_records/batch',
+      ]);
+      os.forEach((o, i) => expect(sorted(direct(o))).toEqual(sorted(o === hit ? [rec(o, 'ours'), rec(o, 'theirs')] : expected(o, i))));
+    });
   });
 
   it('checks its options', () => {

@@ -8,7 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { DnsProvider } from '../../providers/index.js';
+import type { DnsProvider, OwnerChange } from '../../providers/index.js';
 import { createProvider } from '../../providers/route53.js';
 import { rdataText, recordKey, type TlsaRecord } from '../../src/tlsa/record.js';
 import { Route53ApiFake } from '../fakes/route53-api-fake.js';
@@ -227,6 +227,115 @@ describe('route53 provider against route53-api-fake', () => {
     expect(err?.message).toMatch(/has a CNAME in hosted zone/);
     expect(ops()).toEqual(['ListResourceRecordSets']);
     expect(fake.values(o, 'CNAME')).toEqual(['target.example.net.']);
+  });
+
+  describe('batch methods (listMany, applyMany)', () => {
+    const N = 50;
+    let zb = 0;
+    /** A fresh hosted zone with N owners, each seeded with a foreign TLSA set. */
+    function seeded(count = N): { id: string; os: string[] } {
+      const z = `b${++zb}.batch.${ZONE}`;
+      const id = fake.addZone(z);
+      const os = Array.from({ length: count }, (_, i) => `_25._tcp.mx${i}.${z}`);
+      for (const o of os) fake.addRecord(o, 'TLSA', 300, rdataText(rec(o, 'foreign')));
+      return { id, os };
+    }
+    /** Every owner gets "ours"; 0-9 lose "foreign" (replaced); 40-49 only lose it (set goes away). */
+    const changesFor = (os: string[]): OwnerChange[] => os.map((o, i) => i >= 40
+      ? { owner: o, add: [], remove: [rec(o, 'foreign')] }
+      : { owner: o, add: [rec(o, 'ours')], remove: i < 10 ? [rec(o, 'foreign')] : [] });
+    const expected = (o: string, i: number): string[] =>
+      i >= 40 ? [] : sorted((i < 10 ? [rec(o, 'ours')] : [rec(o, 'foreign'), rec(o, 'ours')]).map(rdataText));
+
+    it('applyMany over 50 owners: one zone walk and ONE ChangeResourceRecordSets batch', async () => {
+      const { id, os } = seeded();
+      const p = make({ hosted_zone_id: id });
+      fake.clearLog();
+      await p.applyMany!(changesFor(os), () => 600);
+      expect(ops()).toEqual(['ListResourceRecordSets', 'ChangeResourceRecordSets']);
+      expect(fake.requests[0]!.query).not.toHaveProperty('name'); // the walk starts at the zone's top
+      const detail = fake.requests[1]!.detail!.split('; ');
+      expect(detail).toHaveLength(90); // 40 DELETE+CREATE pairs, 10 lone DELETEs
+      expect(detail.filter((d) => d.startsWith('DELETE '))).toHaveLength(50);
+      os.forEach((o, i) => expect(sorted(fake.values(o, 'TLSA'))).toEqual(expected(o, i)));
+      expect(fake.recordSet(os[0]!, 'TLSA')!.ttl).toBe(600);
+
+      fake.clearLog();
+      await p.applyMany!(changesFor(os), () => 600); // already as asked: the read only
+      expect(ops()).toEqual(['ListResourceRecordSets']);
+    });
+
+    it('listMany: one paged zone walk for many names, one read per name for a few', async () => {
+      const { id, os } = seeded();
+      await make({ hosted_zone_id: id }).applyMany!(changesFor(os), () => 300);
+      const p = make({ hosted_zone_id: id });
+      fake.maxItemsCap = 20;
+      fake.clearLog();
+      const got = await p.listMany!(os);
+      // 2 apex sets + 40 TLSA sets = 42 sets: ceil(42/20) = 3 pages.
+      expect(ops()).toEqual(['ListResourceRecordSets', 'ListResourceRecordSets', 'ListResourceRecordSets']);
+      os.forEach((o, i) => expect(sorted((got.get(o) ?? []).map(rdataText))).toEqual(expected(o, i)));
+
+      fake.clearLog();
+      const two = await p.listMany!(os.slice(0, 2));
+      expect(ops()).toEqual(['ListResourceRecordSets', 'ListResourceRecordSets']);
+      expect(sorted(two.get(os[0]!)!.map(rdataText))).toEqual(expected(os[0]!, 0));
+
+      // Zone discovery knows the zone's size: 42 sets are 1 page of 300, cheaper than 2 reads.
+      fake.maxItemsCap = 300;
+      const q = make();
+      await q.list(os[0]!);
+      fake.clearLog();
+      await q.listMany!(os.slice(0, 2));
+      const reads = fake.requests.filter((r) => r.op === 'ListResourceRecordSets');
+      expect(reads).toHaveLength(1);
+      expect(reads[0]!.query).not.toHaveProperty('name');
+    });
+
+    it('more changes than one batch holds are split between owners, never inside one', async () => {
+      const { id, os } = seeded(60);
+      await make({ hosted_zone_id: id }).applyMany!(os.map((o) => ({ owner: o, add: [rec(o, 'ours')], remove: [] })), () => 300);
+      const writes = fake.requests.filter((r) => r.op === 'ChangeResourceRecordSets');
+      expect(writes).toHaveLength(2); // 120 changes: 100 + 20
+      expect(writes.map((w) => w.detail!.split('; ').length)).toEqual([100, 20]);
+      for (const o of os) expect(sorted(fake.values(o, 'TLSA'))).toEqual(sorted([rec(o, 'foreign'), rec(o, 'ours')].map(rdataText)));
+    });
+
+    it('a CNAME at one of several owners is reported naming it, and nothing is written', async () => {
+      const { id, os } = seeded(10);
+      const bad = os[7]!;
+      fake.addRecord(bad, 'CNAME', 300, 'target.example.net.');
+      fake.clearLog();
+      const err = await make({ hosted_zone_id: id }).applyMany!(changesFor(os), () => 300).then(() => undefined, (e: Error) => e);
+      expect(err?.name).toBe('ProviderError');
+      expect(err!.message).toContain(`${bad} has a CNAME in hosted zone ${id}`);
+      expect(ops().filter((x) => x.startsWith('ChangeResourceRecordSets'))).toEqual([]);
+      for (const o of os) expect(fake.values(o, 'TLSA')).toEqual([rdataText(rec(o, 'foreign'))]);
+      expect(fake.values(bad, 'CNAME')).toEqual(['target.example.net.']);
+    });
+
+    it('a writer racing on one owner between the read and the batch: InvalidChangeBatch, re-read, both kept', async () => {
+      const { id, os } = seeded();
+      const hit = os[15]!;
+      fake.onceBeforeChange(() => fake.addRecord(hit, 'TLSA', 300, rdataText(rec(hit, 'racer'))));
+      fake.clearLog();
+      await make({ hosted_zone_id: id }).applyMany!(changesFor(os), () => 300);
+      expect(ops()).toEqual(['ListResourceRecordSets', 'ChangeResourceRecordSets:InvalidChangeBatch', 'ListResourceRecordSets', 'ChangeResourceRecordSets']);
+      os.forEach((o, i) => {
+        const want = o === hit ? sorted([...expected(o, i), rdataText(rec(o, 'racer'))]) : expected(o, i);
+        expect(sorted(fake.values(o, 'TLSA'))).toEqual(want);
+      });
+    });
+
+    it('waitUntilApplied follows the batch change to INSYNC', async () => {
+      fake.changeSyncMs = 300;
+      const { id, os } = seeded(10);
+      const p = make({ hosted_zone_id: id, poll_interval_s: 0.1 });
+      await p.applyMany!(changesFor(os), () => 300);
+      fake.clearLog();
+      await p.waitUntilApplied!();
+      expect(fake.requests.filter((r) => r.op === 'GetChange').at(-1)!.detail).toBe('INSYNC');
+    });
   });
 
   it('checks its options', () => {
