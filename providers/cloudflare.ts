@@ -55,7 +55,7 @@ import { normaliseName, type TlsaRecord } from '../src/tlsa/record.js';
 import { redact, registerSecret } from '../src/util/redact.js';
 import { withRetry } from '../src/util/retry.js';
 import { readOptions } from './options.js';
-import { ProviderError, type DnsProvider, type ProviderFactory, type TlsaChange } from './index.js';
+import { checkChangeOwners, ProviderError, type DnsProvider, type ProviderFactory, type TlsaChange } from './index.js';
 
 export const MANAGED_COMMENT = 'managed by tlsa';
 const DEFAULT_BASE_URL = 'https://api.cloudflare.com/client/v4';
@@ -370,9 +370,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
 
     async apply(owner, change: TlsaChange, ttl) {
       const o = normaliseName(owner);
-      for (const r of [...change.add, ...change.remove]) {
-        if (normaliseName(r.owner) !== o) throw new ProviderError(name, `record for ${r.owner} passed to apply(${o})`);
-      }
+      checkChangeOwners(name, o, change);
       await provider.applyMany!([{ owner: o, add: change.add, remove: change.remove }], () => ttl);
     },
 
@@ -381,9 +379,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       const wants = new Map<string, Want>();
       for (const c of changes) {
         const o = normaliseName(c.owner);
-        for (const r of [...c.add, ...c.remove]) {
-          if (normaliseName(r.owner) !== o) throw new ProviderError(name, `record for ${r.owner} passed to applyMany for ${o}`);
-        }
+        checkChangeOwners(name, o, c);
         let w = wants.get(o);
         if (!w) wants.set(o, w = { owner: o, add: [], removeKeys: new Set(), ttl: ttlOf(c.owner) });
         w.add.push(...c.add);

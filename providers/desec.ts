@@ -75,7 +75,7 @@ import { parseRdata } from '../src/tlsa/presentation.js';
 import { normaliseName, rdataText, type TlsaRecord } from '../src/tlsa/record.js';
 import { exchangeJson, Transient } from './http.js';
 import { readOptions } from './options.js';
-import { ProviderError, type DnsProvider, type ProviderFactory, type TlsaChange } from './index.js';
+import { checkChangeOwners, ProviderError, type DnsProvider, type ProviderFactory, type TlsaChange } from './index.js';
 
 /** The desec provider also says which TTL it really publishes. */
 export interface DesecProvider extends DnsProvider {
@@ -394,11 +394,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     return d.minimumTtl;
   }
 
-  function checkOwners(owner: string, change: TlsaChange): void {
-    for (const r of [...change.add, ...change.remove]) {
-      if (normaliseName(r.owner) !== owner) throw fail(`record for ${r.owner} passed to apply(${owner})`);
-    }
-  }
+  const checkOwners = (owner: string, change: TlsaChange): void => checkChangeOwners(name, owner, change);
 
   function compute(w: Want, current: string[]): string[] {
     const out = current.filter((r) => !w.removeKeys.has(contentKey(r)));

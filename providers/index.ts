@@ -3,7 +3,7 @@
  * so that an unused SDK costs nothing at start-up: a certbot hook is a cold process.
  * A provider knows nothing about rollover: it lists and applies exactly what it is told.
  */
-import type { TlsaRecord } from '../src/tlsa/record.js';
+import { normaliseName, type TlsaRecord } from '../src/tlsa/record.js';
 
 export interface TlsaChange {
   add: TlsaRecord[];
@@ -79,5 +79,14 @@ export class ProviderError extends Error {
   ) {
     super(`${provider}: ${message}`, options);
     this.name = 'ProviderError';
+  }
+}
+
+/** Every record of a change must belong to the owner name it is applied at: a guard against a
+ *  caller's mix-up, the same for every provider. */
+export function checkChangeOwners(provider: string, owner: string, change: TlsaChange): void {
+  const o = normaliseName(owner);
+  for (const r of [...change.add, ...change.remove]) {
+    if (normaliseName(r.owner) !== o) throw new ProviderError(provider, `record for ${r.owner} passed to apply(${o})`);
   }
 }

@@ -69,7 +69,7 @@ import { parseRdata } from '../src/tlsa/presentation.js';
 import { normaliseName, rdataText, type TlsaRecord } from '../src/tlsa/record.js';
 import { exchangeJson, Transient } from './http.js';
 import { readOptions } from './options.js';
-import { ProviderError, type DnsProvider, type ProviderFactory, type TlsaChange } from './index.js';
+import { checkChangeOwners, ProviderError, type DnsProvider, type ProviderFactory, type TlsaChange } from './index.js';
 
 interface PdnsRecord {
   content: string;
@@ -376,11 +376,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     throw fail(`${cnameMessage(first.owner, z, first.target)}${more}`);
   }
 
-  function checkOwners(owner: string, change: TlsaChange): void {
-    for (const r of [...change.add, ...change.remove]) {
-      if (normaliseName(r.owner) !== owner) throw fail(`record for ${r.owner} passed to apply(${owner})`);
-    }
-  }
+  const checkOwners = (owner: string, change: TlsaChange): void => checkChangeOwners(name, owner, change);
 
   /** The new set: every record not named in remove, ours added (a disabled copy is enabled). */
   function compute(w: Want, current: PdnsRecord[]): PdnsRecord[] {

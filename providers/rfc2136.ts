@@ -46,7 +46,7 @@ import { DnsTransportError, exchange, type Endpoint, type Reply } from '../src/d
 import { buildQuery, buildTlsaUpdateMany, parseTlsaRdata } from '../src/dns/update.js';
 import { OPCODE, TYPE, rcodeName, readName, walkRecords } from '../src/dns/wire.js';
 import { readOptions } from './options.js';
-import { ProviderError, type DnsProvider, type ProviderFactory, type TlsaChange } from './index.js';
+import { checkChangeOwners, ProviderError, type DnsProvider, type ProviderFactory, type TlsaChange } from './index.js';
 
 const KNOWN_OPTIONS = ['server', 'port', 'zone', 'tsig_name', 'tsig_algorithm', 'tsig_secret', 'timeout_s'];
 
@@ -173,11 +173,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     throw fail(`${where} serves no zone that contains ${owner} (SOA queries: ${answers.join(', ')}); check "server", or set "zone"`);
   }
 
-  function checkOwners(o: string, change: TlsaChange): void {
-    for (const r of [...change.add, ...change.remove]) {
-      if (r.owner !== o) throw fail(`record for ${r.owner} passed to apply(${o})`);
-    }
-  }
+  const checkOwners = (owner: string, change: TlsaChange): void => checkChangeOwners(name, owner, change);
 
   const provider: DnsProvider = {
     name,

@@ -80,7 +80,7 @@ import { normaliseName, rdataText, type TlsaRecord } from '../src/tlsa/record.js
 import { redact, registerSecret } from '../src/util/redact.js';
 import { withRetry } from '../src/util/retry.js';
 import { readOptions } from './options.js';
-import { ProviderError, type DnsProvider, type ProviderFactory, type TlsaChange } from './index.js';
+import { checkChangeOwners, ProviderError, type DnsProvider, type ProviderFactory, type TlsaChange } from './index.js';
 
 type Operation = 'ListHostedZonesByName' | 'ListResourceRecordSets' | 'ChangeResourceRecordSets' | 'GetChange';
 
@@ -419,9 +419,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
 
     async apply(owner, change: TlsaChange, ttl) {
       const o = normaliseName(owner);
-      for (const r of [...change.add, ...change.remove]) {
-        if (normaliseName(r.owner) !== o) throw new ProviderError(name, `record for ${r.owner} passed to apply(${o})`);
-      }
+      checkChangeOwners(name, o, change);
       await provider.applyMany!([{ owner: o, add: change.add, remove: change.remove }], () => ttl);
     },
 
@@ -430,9 +428,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       const wants = new Map<string, Want>();
       for (const c of changes) {
         const o = normaliseName(c.owner);
-        for (const r of [...c.add, ...c.remove]) {
-          if (normaliseName(r.owner) !== o) throw new ProviderError(name, `record for ${r.owner} passed to applyMany for ${o}`);
-        }
+        checkChangeOwners(name, o, c);
         let w = wants.get(o);
         if (!w) {
           const ttl = ttlOf(c.owner);

@@ -23,7 +23,7 @@ import { formatRecord, parseRecordLine, stripComment, ttlSeconds } from '../src/
 import { acquireLockFile } from '../src/engine/lock.js';
 import { runCommand } from '../src/util/run-command.js';
 import { normaliseName, recordKey, type TlsaRecord } from '../src/tlsa/record.js';
-import { ProviderError, type DnsProvider, type ProviderFactory, type TlsaChange } from './index.js';
+import { checkChangeOwners, ProviderError, type DnsProvider, type ProviderFactory, type TlsaChange } from './index.js';
 
 export const MANAGED_MARK = '; tlsa:managed';
 
@@ -149,9 +149,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     },
     async apply(owner, change: TlsaChange, ttl) {
       const o = normaliseName(owner);
-      for (const r of [...change.add, ...change.remove]) {
-        if (r.owner !== o) throw new ProviderError(name, `record for ${r.owner} passed to apply(${o})`);
-      }
+      checkChangeOwners(name, o, change);
       // Another process (a second host's hook, an editor's script) may write the same file:
       // read-modify-write only under the file's own lock.
       const release = await acquireLockFile(`${file}.lock`, { command: 'zonefile', waitSeconds: 30 }).catch((e: Error) => {
