@@ -339,9 +339,10 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     return [...out.values()];
   }
 
+  // The comment marks records a tlsa wrote: `tlsa adopt` takes those over after a lost state.
   const tlsaList = (o: string, records: ApiRecord[]): TlsaRecord[] => records.flatMap((r) => {
     const t = tlsaOf(o, r);
-    return t ? [t] : [];
+    return t ? [r.comment === MANAGED_COMMENT ? { ...t, managed: true } : t] : [];
   });
 
   const provider: DnsProvider = {

@@ -14,6 +14,8 @@ Commands:
   publish              publish new records next to the old ones; retire what is due
   status               published / pending / retiring records, with ages
   retire [--dry-run]   remove the records that are due now (grace over, no server needs them)
+  adopt [--dry-run]    take ownership of published records equal to desired ones (and of
+                       records carrying tlsa's marker), after a migration or a lost state
   check [HOST[:PORT]…] DNSSEC, every authoritative server, live TLS per address and key type
   hook CLIENT          run by an ACME client after a renewal: certbot, acme.sh or lego
   daemon [--once]      the engine on a schedule: install staged chains, retire, re-check
@@ -25,7 +27,7 @@ Options:
   --json               machine-readable output
   --force              publish although a certificate is expired or not yet valid
   --lock-wait SECONDS  how long to wait for another run holding the lock (default 60)
-  --dry-run            retire: show what would be removed, change nothing
+  --dry-run            retire, adopt: show what would change, change nothing
   --once               daemon: one run, then exit (for systemd timers and cron)
   --resolver IP[:PORT] check: the validating resolver (default: verify.resolver, else the system's)
   --auth-port N        check: port of the authoritative servers (default 53)
@@ -110,6 +112,7 @@ async function main(argv: string[]): Promise<number> {
     publish: () => import('./publish.js'),
     status: () => import('./status.js'),
     retire: () => import('./retire.js'),
+    adopt: () => import('./adopt.js'),
     hook: () => import('./hook.js'),
     daemon: () => import('./daemon.js'),
     check: () => import('./check.js'),
