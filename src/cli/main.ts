@@ -32,6 +32,7 @@ Options:
   --resolver IP[:PORT] check: the validating resolver (default: verify.resolver, else the system's)
   --auth-port N        check: port of the authoritative servers (default 53)
   --timeout SECONDS    check: per DNS query and TLS probe (default 5)
+  --protocol P         check: what HOST:PORT speaks (default: as configured for it, else by port)
   -V, --version        print the version
   -h, --help           this help
 
@@ -40,7 +41,7 @@ generate options:
   --key FILE           the leaf's private key, checked to match (with one --chain)
   --host NAME          host name (for SMTP the MX host)
   --port N             port (repeatable; default 25)
-  --protocol P         smtp|lmtp|imap|pop3|submission|tls|https (port 25 is always smtp)
+  --protocol P         smtp|lmtp|imap|pop3|submission|smtps|tls|https (port 25 is always smtp)
   --records "U S M"    record kind (repeatable; default "3 1 1" and "2 1 1")
   --issuers CA         issuer catalog for the 2 x x family: letsencrypt (default), none, or a catalog.json
   --ttl SECONDS        TTL to print (default 3600)

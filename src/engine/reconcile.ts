@@ -2,6 +2,7 @@
  *  publish with write-ahead intents, follow each record's lifecycle, install staged chains
  *  once their records are live, and retire records nobody serves any more. */
 import type { LoadedConfig } from '../config/load.js';
+import { servicePorts } from '../config/ports.js';
 import { InputError } from '../errors.js';
 import { recordKey, type TlsaRecord } from '../tlsa/record.js';
 import { recordMatchesChain } from '../verify/dane.js';
@@ -406,8 +407,9 @@ async function runLocked(config: LoadedConfig, opts: EngineOptions): Promise<Eng
         if (svc) {
           const key = r.service;
           if (!seenChains.has(key)) {
-            opts.progress?.(`probing ${svc.host} (ports ${svc.ports.join(', ')}) before removing records`);
-            seenChains.set(key, await liveView.servedChains(svc.host, svc.ports, svc.protocol));
+            const ports = servicePorts(svc);
+            opts.progress?.(`probing ${svc.host} (ports ${ports.map((x) => `${x.port} ${x.protocol}`).join(', ')}) before removing records`);
+            seenChains.set(key, await liveView.servedChains(svc.host, ports));
           }
           const seen = seenChains.get(key)!;
           const user = seen.chains.find((x) => recordMatchesChain(r, x.chain));
