@@ -98,8 +98,9 @@ interface ZoneState {
 /** One owner's change, as applyMany works on it. */
 interface Want {
   owner: string;
-  /** `u s m hex` of the records to add (those also named in remove are left out). */
+  /** `u s m hex` of the records to add. */
   addKeys: string[];
+  /** Of the records to remove (those also named in add are left out: add wins). */
   removeKeys: Set<string>;
   /** The TTL to write when records are added; otherwise the RRset keeps its own. */
   ttl: number;
@@ -500,7 +501,8 @@ export const createProvider: ProviderFactory = (options, ctx) => {
         for (const r of c.add) if (!w.addKeys.includes(rdataText(r))) w.addKeys.push(rdataText(r));
         w.adds ||= c.add.length > 0;
       }
-      for (const w of wants.values()) w.addKeys = w.addKeys.filter((k) => !w.removeKeys.has(k));
+      // A record both added and removed stays (add wins, as the provider contract says).
+      for (const w of wants.values()) for (const k of w.addKeys) w.removeKeys.delete(k);
       const todo = [...wants.values()].filter((w) => w.addKeys.length || w.removeKeys.size);
       for (const { z, items } of (await byZone(todo, (w) => w.owner)).values()) await applyZone(z, items);
     },
