@@ -23,10 +23,10 @@ export interface OwnerChange extends TlsaChange {
  *     records of `add` at the same owner are in place: in one atomic write (one RRset REPLACE,
  *     one UPDATE message, one batch), or, where the API needs several calls, adds in earlier
  *     calls than removes.
- *  2. A partial failure never leaves an owner with fewer of the records named in the change
- *     (plus the ones it left alone) than before: an error between two API calls or a failed
- *     batch leaves the owner as it was, or with the adds in place and (some of) the removes
- *     not done. A failure after adds leaves the adds there; the next run finishes the removes.
+ *  2. A partial failure never leaves an owner with fewer records than before the change: an
+ *     error between two API calls or a failed batch leaves the owner as it was, or with (some
+ *     of) the adds in place and the removes not all done. Adds that succeeded stay (they are
+ *     not rolled back by a remove); the next run finishes the removes.
  *  3. A record both in `add` and in `remove` is kept (add wins): see effectiveChange().
  *  4. A change without adds keeps the RRset's TTL as it is; `ttl` is the TTL of the records
  *     added (which, on APIs that store whole RRsets, becomes the RRset's TTL).
