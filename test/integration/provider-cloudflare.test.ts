@@ -309,6 +309,17 @@ describe('cloudflare provider against cloudflare-api-fake', () => {
       for (const o of os) expect(sorted(direct(o))).toEqual(sorted([rec(o, 'ours')]));
     });
 
+    it('when the second of those batches fails, every owner still has its old or its new record', async () => {
+      const os = seeded(120);
+      const heal = fake.failWritesFrom(2);
+      const err = await make({ zone_id: zoneId }).applyMany!(os.map((o) => ({ owner: o, add: [rec(o, 'ours')], remove: [rec(o, 'foreign')] })), () => 300).then(() => undefined, (e: Error) => e);
+      heal();
+      expect(err?.name).toBe('ProviderError');
+      const emptied = os.filter((o) => direct(o).length === 0);
+      expect(emptied, 'owners left without a TLSA record').toEqual([]);
+      for (const o of os) expect(sorted([rec(o, 'foreign'), rec(o, 'ours')])).toEqual(expect.arrayContaining(sorted(direct(o))));
+    });
+
     it('a CNAME at one of several owners is reported naming it, and nothing is written', async () => {
       const os = seeded(10);
       const bad = `_25._tcp.cname-${++n}.${ZONE}`;
