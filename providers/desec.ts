@@ -25,7 +25,8 @@
  *              deletes one). apply sends one RRset; applyMany every changed RRset of a domain in
  *              the same single request (atomic: all or nothing). A bulk request counts once
  *              against the write limits. The TTL is the requested one when records are added,
- *              else the RRset's own.
+ *              else the RRset's own. An owner's adds and removes go in one write of its whole
+ *              RRset; a record named in both is kept (add wins).
  * TTL:         deSEC refuses TTLs below the domain's `minimum_ttl` (3600 for most domains). A
  *              lower TTL is raised to it and said so: a warning on stderr (once per domain and
  *              TTL) and in the provider's `notices`; `effectiveTtl(owner, ttl)` tells a caller the

@@ -19,7 +19,9 @@
  *              set becomes empty. `comments` are not sent, so the RRset's comments are kept (they
  *              go with the RRset when it is deleted). Ownership is not marked in comments: they
  *              belong to the RRset, not to a record. The TTL is the requested one when records
- *              are added, else the RRset's own. DNSSEC signing and rectifying are the server's
+ *              are added, else the RRset's own. An owner's adds and removes go in one REPLACE
+ *              of its RRset, so there is no moment with one done and not the other; a record
+ *              named in both is kept (add wins). DNSSEC signing and rectifying are the server's
  *              (`default-api-rectify=yes`, the default, rectifies after each PATCH). applyMany
  *              sends every changed RRset of a zone in ONE PATCH (PowerDNS applies a PATCH in one
  *              transaction), split only when its body would pass 1 MiB (the webserver refuses
