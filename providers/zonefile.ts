@@ -39,7 +39,7 @@ import { formatRecord } from '../src/tlsa/presentation.js';
 import { acquireLockFile } from '../src/engine/lock.js';
 import { runCommand } from '../src/util/run-command.js';
 import { normaliseName, rdataText, recordKey } from '../src/tlsa/record.js';
-import { checkChangeOwners, ProviderError, type DnsProvider, type ProviderFactory, type TlsaChange } from './index.js';
+import { checkChangeOwners, ProviderError, type DnsProvider, type OwnerChange, type ProviderFactory, type TlsaChange } from './index.js';
 import { readOptions } from './options.js';
 import { MANAGED_MARK, SERIAL_POLICIES, bumpSerial, parseZone, render, type Entry, type SerialPolicy } from './zonefile-parse.js';
 import { loadIncludes, readRegularFile, resolveZonePath, writeMarker, type ZoneFile } from './zonefile-files.js';
@@ -112,46 +112,18 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       const o = normaliseName(owner);
       return allEntries(load()).flatMap(({ entry: e }) => (e.record && e.record.owner === o ? [e.record] : []));
     },
+    async listMany(owners) {
+      const all = allEntries(load());
+      return new Map(owners.map((owner) => {
+        const o = normaliseName(owner);
+        return [owner, all.flatMap(({ entry: e }) => (e.record && e.record.owner === o ? [e.record] : []))];
+      }));
+    },
     async apply(owner, change: TlsaChange, ttl) {
-      const o = normaliseName(owner);
-      checkChangeOwners(name, o, change);
-      // Another process (a second host's hook, an editor's script) may write the same file:
-      // read-modify-write only under the file's own lock.
-      const release = await acquireLockFile(besideReal('.lock'), { command: 'zonefile', waitSeconds: 30 }).catch((e: Error) => {
-        throw e instanceof InputError ? e : new ProviderError(name, e.message);
-      });
-      try {
-        const zone = load();
-        const all = allEntries(zone);
-        const alias = all.find(({ entry: e }) => e.other?.owner === o && e.other.type === 'CNAME');
-        if (alias) throw new ProviderError(name, `${o} has a CNAME in ${alias.file}; TLSA records cannot sit beside it, and tlsa does not overwrite it: move the TLSA records to the CNAME's target or remove the CNAME`);
-        const removeKeys = new Set(change.remove.map(recordKey));
-        // tlsa writes only `path`: a line it wrote into an included file cannot be removed.
-        for (const { file: f, entry: e } of all) {
-          if (f !== file && e.managed && e.record?.owner === o && removeKeys.has(recordKey(e.record))) {
-            throw new InputError(`${o} TLSA ${rdataText(e.record)} is a line tlsa wrote, but in an $INCLUDEd file; tlsa writes only "path": set path: ${f}`, f, e.line);
-          }
-        }
-        const entries = zone.main.entries;
-        // Only lines we wrote are removed: an identical foreign line is someone else's record.
-        const kept = entries.filter((e) => !(e.managed && e.record?.owner === o && removeKeys.has(recordKey(e.record))));
-        const present = new Set([...kept, ...zone.includes.flatMap((z) => z.entries)].flatMap((e) => (e.record ? [recordKey(e.record)] : [])));
-        for (const r of change.add) {
-          if (present.has(recordKey(r))) continue;
-          present.add(recordKey(r));
-          kept.push({ lines: [`${formatRecord(r, ttl)} ${MANAGED_MARK}`], line: 0, record: r, managed: true });
-        }
-        if (kept.length === entries.length && kept.every((e, i) => e === entries[i])) return;
-        if (zone.soaIndex !== undefined && serial !== 'keep') {
-          const at = kept.indexOf(entries[zone.soaIndex]!);
-          kept[at] = bumpSerial(kept[at]!, serial, new Date(), file);
-        }
-        // The marker first: a crash after the zone write still leaves the reload pending.
-        if (reload) writeMarker(besideReal('.reload-pending'), `${new Date().toISOString()}\n`);
-        writeZone(zone.real, render(kept));
-      } finally {
-        release();
-      }
+      await applyChanges([{ owner, ...change }], () => ttl);
+    },
+    async applyMany(changes, ttl) {
+      await applyChanges(changes, ttl);
     },
     async flush() {
       const marker = besideReal('.reload-pending');
@@ -160,6 +132,56 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       rmSync(marker, { force: true });
     },
   };
+
+  /** All changes in one read-modify-write of `path` under its lock: one write, one serial bump. */
+  async function applyChanges(changes: OwnerChange[], ttlFor: (owner: string) => number): Promise<void> {
+    for (const c of changes) checkChangeOwners(name, c.owner, c);
+    // Another process (a second host's hook, an editor's script) may write the same file:
+    // read-modify-write only under the file's own lock.
+    const release = await acquireLockFile(besideReal('.lock'), { command: 'zonefile', waitSeconds: 30 }).catch((e: Error) => {
+      throw e instanceof InputError ? e : new ProviderError(name, e.message);
+    });
+    try {
+      const zone = load();
+      const all = allEntries(zone);
+      const entries = zone.main.entries;
+      let kept = entries;
+      const added: Entry[] = [];
+      for (const c of changes) {
+        const o = normaliseName(c.owner);
+        const alias = all.find(({ entry: e }) => e.other?.owner === o && e.other.type === 'CNAME');
+        if (alias) throw new ProviderError(name, `${o} has a CNAME in ${alias.file}; TLSA records cannot sit beside it, and tlsa does not overwrite it: move the TLSA records to the CNAME's target or remove the CNAME`);
+        // A record both added and removed stays.
+        const addKeys = new Set(c.add.map(recordKey));
+        const removeKeys = new Set(c.remove.map(recordKey).filter((k) => !addKeys.has(k)));
+        const removes = (e: Entry) => e.managed && e.record?.owner === o && removeKeys.has(recordKey(e.record));
+        // tlsa writes only `path`: a line it wrote into an included file cannot be removed.
+        const inInclude = all.find(({ file: f, entry: e }) => f !== file && removes(e));
+        if (inInclude) {
+          throw new InputError(`${o} TLSA ${rdataText(inInclude.entry.record!)} is a line tlsa wrote, but in an $INCLUDEd file; tlsa writes only "path": set path: ${inInclude.file}`, inInclude.file, inInclude.entry.line);
+        }
+        // Only lines we wrote are removed: an identical foreign line is someone else's record.
+        kept = kept.filter((e) => !removes(e));
+        const present = new Set([...kept, ...added, ...zone.includes.flatMap((z) => z.entries)].flatMap((e) => (e.record ? [recordKey(e.record)] : [])));
+        for (const r of c.add) {
+          if (present.has(recordKey(r))) continue;
+          present.add(recordKey(r));
+          added.push({ lines: [`${formatRecord(r, ttlFor(c.owner))} ${MANAGED_MARK}`], line: 0, record: r, managed: true });
+        }
+      }
+      const next = [...kept, ...added];
+      if (next.length === entries.length && next.every((e, i) => e === entries[i])) return;
+      if (zone.soaIndex !== undefined && serial !== 'keep') {
+        const at = next.indexOf(entries[zone.soaIndex]!);
+        next[at] = bumpSerial(next[at]!, serial, new Date(), file);
+      }
+      // The marker first: a crash after the zone write still leaves the reload pending.
+      if (reload) writeMarker(besideReal('.reload-pending'), `${new Date().toISOString()}\n`);
+      writeZone(zone.real, render(next));
+    } finally {
+      release();
+    }
+  }
 
   function writeZone(real: string, text: string): void {
     let owner: { uid: number; gid: number } | undefined;

@@ -3,7 +3,7 @@ import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { createProvider, MANAGED_MARK } from '../../providers/zonefile.js';
 import { createProvider as createExec } from '../../providers/exec.js';
 import { nextSerial } from '../../providers/zonefile-parse.js';
@@ -258,6 +258,21 @@ describe('zonefile provider: the file itself', () => {
     expect(await badInput(dangling.list(owner))).toMatch(/symlink to real\/gone\.db, which does not exist/);
   });
 
+  it('never writes through a symlink planted where its temp file goes (O_EXCL)', async () => {
+    const { dir, path, p } = setup('www.example.org. IN A 192.0.2.1\n');
+    writeFileSync(join(dir, 'victim'), 'precious\n');
+    const now = Date.now();
+    const spy = vi.spyOn(Date, 'now').mockReturnValue(now);
+    try {
+      symlinkSync(join(dir, 'victim'), join(dir, `.zone.db.${process.pid}.${now}.tmp`));
+      await expect(p.apply(owner, { add: [rec('a')], remove: [] }, 300)).rejects.toThrow(/cannot write .*EEXIST/);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(readFileSync(join(dir, 'victim'), 'utf8')).toBe('precious\n');
+    expect(readFileSync(path, 'utf8')).toBe('www.example.org. IN A 192.0.2.1\n');
+  });
+
   it('never writes through a symlink planted where the reload marker goes', async () => {
     const { dir, path, p } = setup('www.example.org. IN A 192.0.2.1\n', 'true');
     writeFileSync(join(dir, 'victim'), 'precious\n');
@@ -286,6 +301,18 @@ describe('zonefile provider: SOA serial', () => {
     expect(readFileSync(path, 'utf8')).toBe(`${zone('2024010102')}${line}`);
     await p.apply(owner, { add: [], remove: [rec('a')] }, 300);
     expect(readFileSync(path, 'utf8')).toBe(zone('2024010103'));
+  });
+
+  it('several owner names in one applyMany: one write, one bump; a record both added and removed stays', async () => {
+    const { path, p } = setup(zone('10'), undefined, { serial: 'increment' });
+    const owner2 = '_465._tcp.mx.example.org.';
+    await p.apply(owner, { add: [rec('a')], remove: [] }, 300);
+    await p.applyMany!([
+      { owner, add: [rec('a')], remove: [rec('a')] },
+      { owner: owner2, add: [{ ...rec('b'), owner: owner2 }], remove: [] },
+    ], () => 600);
+    expect(readFileSync(path, 'utf8')).toBe(`${zone('12')}${owner} 300 IN TLSA 3 1 1 ${h('a')} ${MANAGED_MARK}\n${owner2} 600 IN TLSA 3 1 1 ${h('b')} ${MANAGED_MARK}\n`);
+    expect(await p.listMany!([owner, owner2])).toEqual(new Map([[owner, [rec('a')]], [owner2, [{ ...rec('b'), owner: owner2 }]]]));
   });
 
   it('keep is the default; dateserial and unixtime follow RFC 1982', async () => {
