@@ -32,7 +32,9 @@ export function resolveZonePath(path: string): { real: string; exists: boolean }
 }
 
 /** The text of a regular file, or undefined when it does not exist. O_NONBLOCK: opening a FIFO
- *  must not wait for a writer; fstat on the open descriptor decides, so no swap in between. */
+ *  must not wait for a writer; fstat on the open descriptor decides, so no swap in between.
+ *  Read as latin1, one char per byte: a comment in another encoding (or invalid UTF-8) is
+ *  written back byte for byte; everything tlsa parses or writes is ASCII. */
 export function readRegularFile(path: string, what: string, noFollow = false): string | undefined {
   let fd: number;
   try {
@@ -48,7 +50,7 @@ export function readRegularFile(path: string, what: string, noFollow = false): s
       throw new InputError(`${what} is ${kind}; tlsa reads and writes only regular files`, path);
     }
     if (st.size > MAX_ZONE_BYTES) throw new InputError(`${what} is ${st.size} bytes, over tlsa's limit of ${MAX_ZONE_BYTES}`, path);
-    return readFileSync(fd, 'utf8');
+    return readFileSync(fd, 'latin1');
   } finally {
     closeSync(fd);
   }

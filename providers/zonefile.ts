@@ -18,7 +18,8 @@
  *              inherited owners); a file tlsa cannot parse is refused with file:line (exit 2)
  *              and left untouched. Owner names are written absolute, so any $ORIGIN works.
  * $INCLUDE:    included files are read (relative paths against the including file's
- *              directory, as Knot does; loops, missing files and deep chains refused), so a
+ *              directory, as Knot does; BIND resolves them against its `directory`, so write
+ *              absolute paths there when it differs; loops, missing files and deep chains refused), so a
  *              record already in one is seen and never added again. Only `path` is written:
  *              removing a line tlsa wrote into an included file is refused, naming the file to
  *              set as `path`.
@@ -187,7 +188,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     let owner: { uid: number; gid: number } | undefined;
     try { owner = lstatSync(real); } catch { /* a new file */ }
     try {
-      writeFileAtomic(real, text);
+      writeFileAtomic(real, Buffer.from(text, 'latin1'));
       // The new inode is ours; give it back to the file's owner (root writing a knot:knot zone).
       if (owner && process.getuid?.() === 0) lchownSync(real, owner.uid, owner.gid);
     } catch (e) {

@@ -172,6 +172,23 @@ describe('zonefile provider: records as RFC 1035 writes them', () => {
   });
 });
 
+describe('zonefile provider: bytes', () => {
+  it('keeps foreign lines byte for byte, whatever their encoding', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tlsa-zf-'));
+    const path = join(dir, 'zone.db');
+    const bytes = Buffer.concat([
+      Buffer.from('; UTF-8: M\u00fcller\r\n', 'utf8'),
+      Buffer.from([0x3b, 0x20, 0x4c, 0x61, 0x74, 0x69, 0x6e, 0x2d, 0x31, 0x3a, 0x20, 0x4d, 0xfc, 0x6c, 0x6c, 0x65, 0x72, 0x0a]), // "; Latin-1: M\xfcller"
+      Buffer.from('www.example.org. IN TXT "caf\u00e9"\n', 'utf8'),
+    ]);
+    writeFileSync(path, bytes);
+    const p = createProvider({ path }, ctxFor(dir));
+    await p.apply(owner, { add: [rec('a')], remove: [] }, 300);
+    await p.apply(owner, { add: [], remove: [rec('a')] }, 300);
+    expect(readFileSync(path).equals(bytes)).toBe(true);
+  });
+});
+
 describe('zonefile provider: $INCLUDE', () => {
   it('reads included files (relative to the zone file, with an origin argument) and never duplicates their records', async () => {
     const { dir, path, p } = setup('$ORIGIN example.org.\n$INCLUDE sub/tlsa.inc mx.example.org.\nwww IN A 192.0.2.1\n');
