@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
@@ -196,9 +196,9 @@ describe('zonefile provider: $INCLUDE', () => {
     writeFileSync(join(dir, 'sub', 'tlsa.inc'), `_25._tcp IN TLSA 3 1 1 ${h('inc')}\n$INCLUDE more.inc\n`);
     writeFileSync(join(dir, 'sub', 'more.inc'), `${owner} IN TLSA 3 1 1 ${h('more')}\n`);
     const before = readFileSync(path, 'utf8');
-    const elsewhere = process.cwd();
+    // Relative to the zone file's directory, not to the working directory of the run.
+    expect(process.cwd()).not.toBe(dir);
     expect((await p.list(owner)).map((r) => r.data)).toEqual([h('inc'), h('more')]);
-    expect(process.cwd()).toBe(elsewhere);
     await p.apply(owner, { add: [rec('inc'), rec('more')], remove: [] }, 300);
     expect(readFileSync(path, 'utf8')).toBe(before);
     // A foreign record in an include is not ours to remove.
@@ -273,6 +273,17 @@ describe('zonefile provider: the file itself', () => {
     const dangling = createProvider({ path: 'gone.db', create: true }, ctxFor(dir));
     symlinkSync('real/gone.db', join(dir, 'gone.db'));
     expect(await badInput(dangling.list(owner))).toMatch(/symlink to real\/gone\.db, which does not exist/);
+  });
+
+  it('keeps the zone file\'s owner, group and mode (root writing a zone the server owns)', async (ctx) => {
+    if (process.getuid?.() !== 0) ctx.skip();
+    const { path, p } = setup('www.example.org. IN A 192.0.2.1\n');
+    chownSync(path, 65534, 65534);
+    chmodSync(path, 0o640);
+    await p.apply(owner, { add: [rec('a')], remove: [] }, 300);
+    const st = statSync(path);
+    expect([st.uid, st.gid, st.mode & 0o7777]).toEqual([65534, 65534, 0o640]);
+    expect(await p.list(owner)).toEqual([rec('a')]);
   });
 
   it('never writes through a symlink planted where its temp file goes (O_EXCL)', async () => {
