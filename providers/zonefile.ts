@@ -19,10 +19,10 @@
  *              and left untouched. Owner names are written absolute, so any $ORIGIN works.
  * $INCLUDE:    included files are read (relative paths against the including file's
  *              directory, as Knot does; BIND resolves them against its `directory`, so write
- *              absolute paths there when it differs; loops, missing files and deep chains refused), so a
- *              record already in one is seen and never added again. Only `path` is written:
- *              removing a line tlsa wrote into an included file is refused, naming the file to
- *              set as `path`.
+ *              absolute paths there when it differs; loops, missing files and deep chains
+ *              refused), so a record already in one is seen and never added again. Only `path`
+ *              is written: a line tlsa wrote found in an included file is refused (exit 2),
+ *              naming the file to set as `path`.
  * Links:       a zone path that is a symlink is written through: the target is replaced
  *              atomically in its own directory and the link stays. Anything but a regular file
  *              (FIFO, device, directory) is refused; temp files are created O_EXCL, the lock
@@ -39,7 +39,7 @@ import { writeFileAtomic } from '../src/util/atomic-write.js';
 import { formatRecord } from '../src/tlsa/presentation.js';
 import { acquireLockFile } from '../src/engine/lock.js';
 import { runCommand } from '../src/util/run-command.js';
-import { normaliseName, rdataText, recordKey } from '../src/tlsa/record.js';
+import { normaliseName, recordKey } from '../src/tlsa/record.js';
 import { checkChangeOwners, ProviderError, type DnsProvider, type OwnerChange, type ProviderFactory, type TlsaChange } from './index.js';
 import { readOptions } from './options.js';
 import { MANAGED_MARK, SERIAL_POLICIES, bumpSerial, parseZone, render, type Entry, type SerialPolicy } from './zonefile-parse.js';
@@ -89,6 +89,12 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     }
     const main: ZoneFile = { file, entries: parseZone(text ?? '', file, { ...(origin ? { origin } : {}), originHint }) };
     const includes = loadIncludes(main, { originHint });
+    // tlsa writes only `path`: its own lines in an include (path used to name that file) could
+    // never be removed, so the run stops before it plans anything.
+    for (const z of includes) {
+      const ours = z.entries.find((e) => e.managed);
+      if (ours) throw new InputError(`a line tlsa wrote ("${MANAGED_MARK.slice(2)}") is in this file, which ${path} $INCLUDEs; tlsa writes only "path": set path: ${z.file}`, z.file, ours.line);
+    }
     const loaded: LoadedZone = { real, main, includes };
     if (serial !== 'keep') {
       const soas = main.entries.flatMap((e, i) => (e.soa ? [i] : []));
@@ -156,11 +162,6 @@ export const createProvider: ProviderFactory = (options, ctx) => {
         const addKeys = new Set(c.add.map(recordKey));
         const removeKeys = new Set(c.remove.map(recordKey).filter((k) => !addKeys.has(k)));
         const removes = (e: Entry) => e.managed && e.record?.owner === o && removeKeys.has(recordKey(e.record));
-        // tlsa writes only `path`: a line it wrote into an included file cannot be removed.
-        const inInclude = all.find(({ file: f, entry: e }) => f !== file && removes(e));
-        if (inInclude) {
-          throw new InputError(`${o} TLSA ${rdataText(inInclude.entry.record!)} is a line tlsa wrote, but in an $INCLUDEd file; tlsa writes only "path": set path: ${inInclude.file}`, inInclude.file, inInclude.entry.line);
-        }
         // Only lines we wrote are removed: an identical foreign line is someone else's record.
         kept = kept.filter((e) => !removes(e));
         const present = new Set([...kept, ...added, ...zone.includes.flatMap((z) => z.entries)].flatMap((e) => (e.record ? [recordKey(e.record)] : [])));

@@ -219,13 +219,12 @@ describe('zonefile provider: $INCLUDE', () => {
     expect(readFileSync(path, 'utf8')).toBe('$INCLUDE sub\n');
   });
 
-  it('a line tlsa wrote into an included file is not duplicated, and removing it names the file to set as path', async () => {
+  it('lines tlsa wrote in an included file (path named it before): exit 2 naming the file to set as path', async () => {
     const { dir, path, p } = setup('$INCLUDE tlsa.inc\n');
     const inc = join(dir, 'tlsa.inc');
-    writeFileSync(inc, `${owner} 300 IN TLSA 3 1 1 ${h('old')} ${MANAGED_MARK}\n`);
-    await p.apply(owner, { add: [rec('old')], remove: [] }, 300);
-    expect(readFileSync(path, 'utf8')).toBe('$INCLUDE tlsa.inc\n');
-    expect(await badInput(p.apply(owner, { add: [rec('new')], remove: [rec('old')] }, 300))).toMatch(new RegExp(`^${inc}:1: .*set path: ${inc}`));
+    writeFileSync(inc, `; fragment\n${owner} 300 IN TLSA 3 1 1 ${h('old')} ${MANAGED_MARK}\n`);
+    expect(await badInput(p.list(owner))).toMatch(new RegExp(`^${inc}:2: .*tlsa writes only "path": set path: ${inc}`));
+    expect(await badInput(p.apply(owner, { add: [rec('old'), rec('new')], remove: [] }, 300))).toMatch(/set path/);
     expect(readFileSync(path, 'utf8')).toBe('$INCLUDE tlsa.inc\n');
   });
 });
