@@ -55,7 +55,7 @@
  */
 import Cloudflare, { APIConnectionError } from 'cloudflare';
 import { parseRdata } from '../src/tlsa/presentation.js';
-import { normaliseName, type TlsaRecord } from '../src/tlsa/record.js';
+import { normaliseName, type TlsaRecord, recordKey } from '../src/tlsa/record.js';
 import { redact, registerSecret } from '../src/util/redact.js';
 import { withRetry } from '../src/util/retry.js';
 import { readOptions } from './options.js';
@@ -348,10 +348,9 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     return [...out.values()];
   }
 
-  // The comment marks records a tlsa wrote: `tlsa adopt` takes those over after a lost state.
   const tlsaList = (o: string, records: ApiRecord[]): TlsaRecord[] => records.flatMap((r) => {
     const t = tlsaOf(o, r);
-    return t ? [r.comment === MANAGED_COMMENT ? { ...t, managed: true } : t] : [];
+    return t ? [t] : [];
   });
 
   const provider: DnsProvider = {
@@ -360,6 +359,19 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       const o = normaliseName(owner);
       const zone = await zoneFor(o);
       return tlsaList(o, await readName(zone, o));
+    },
+
+    async markedKeys(owners) {
+      // The comment marks records a tlsa wrote: `tlsa adopt` takes those over after a lost state.
+      const keys = new Set<string>();
+      for (const owner of owners) {
+        const o = normaliseName(owner);
+        for (const r of await readName(await zoneFor(o), o)) {
+          const t = r.comment === MANAGED_COMMENT ? tlsaOf(o, r) : undefined;
+          if (t) keys.add(recordKey(t));
+        }
+      }
+      return keys;
     },
 
     async listMany(ownersIn) {

@@ -5,7 +5,7 @@
  * Credentials: whatever your program needs, from its own environment or files; tlsa passes
  *              its environment through and adds nothing.
  * Options:     command (required: an argv array, or a string run by /bin/sh -c),
- *              timeout_s (30).
+ *              timeout_s (30). Unknown options are refused.
  * Requests:    {"action":"list","owner":"_25._tcp.mx.example.org."}
  *                → stdout {"records":["3 1 1 <hex>", …]}  (or objects {usage,selector,matching,data})
  *              {"action":"apply","owner":…,"ttl":3600,"add":["3 1 1 <hex>"],"remove":[…]}
@@ -27,6 +27,7 @@ import { normaliseName, rdataText, type TlsaRecord } from '../src/tlsa/record.js
 import { withRetry } from '../src/util/retry.js';
 import { redact } from '../src/util/redact.js';
 import { effectiveChange, ProviderError, type DnsProvider, type ProviderFactory } from './index.js';
+import { readOptions } from './options.js';
 
 const EX_TEMPFAIL = 75;
 
@@ -37,13 +38,13 @@ class ExecFailure extends Error {
 }
 
 export const createProvider: ProviderFactory = (options, ctx) => {
+  const opt = readOptions(options, ctx, 'exec', ['command', 'timeout_s']);
   const command = options['command'];
   const argv = typeof command === 'string' ? ['/bin/sh', '-c', command] : command;
   if (!Array.isArray(argv) || argv.length === 0 || !argv.every((a) => typeof a === 'string' && a.length > 0)) {
     throw ctx.optionError('command', 'exec needs "command": an argv list such as ["/usr/local/bin/my-dns", "--zone", "example.org"] or a shell command string');
   }
-  const timeout = (options['timeout_s'] ?? 30) as number;
-  if (typeof timeout !== 'number' || timeout <= 0) throw ctx.optionError('timeout_s', '"timeout_s" must be a positive number of seconds');
+  const timeout = opt.number('timeout_s', 30, { above: 0 });
   const name = `exec(${ctx.instance})`;
   const [program, ...args] = argv as string[];
 

@@ -40,6 +40,9 @@ export interface DnsProvider {
   list(owner: string): Promise<TlsaRecord[]>;
   /** Apply exactly these additions and removals at one owner name; records not named stay. */
   apply(owner: string, change: TlsaChange, ttl: number): Promise<void>;
+  /** Optional: the records at these owner names that carry tlsa's marker (a zone-file comment,
+   *  a record comment), as recordKey()s. Only `tlsa adopt` asks: ownership lives in the state. */
+  markedKeys?(owners: string[]): Promise<Set<string>>;
   /** Optional: list several owner names at once (one zone read where the API has one). */
   listMany?(owners: string[]): Promise<Map<string, TlsaRecord[]>>;
   /** Optional: apply the changes of several owner names in one write where the API allows

@@ -4,188 +4,208 @@
  * reload command (`knotc zone-reload example.org`, `rndc reload example.org`).
  *
  * Credentials: none; the process needs write access to the file's directory.
- * Options:     path (required); origin (the zone name, for files that use relative names
+ * Options:     path (required); create (false: a missing file is an error, exit 2; true:
+ *              start it empty); origin (the zone name, for files that use relative names
  *              without $ORIGIN because the server supplies it); reload (optional shell command,
- *              run in the config file's directory); reload_timeout_s (60).
+ *              run in the config file's directory); reload_timeout_s (60); serial (keep |
+ *              increment | unixtime | dateserial: bump the SOA serial in `path` on each write,
+ *              for servers that do not; default keep). Unknown options are refused.
  * Servers:     Knot must not rewrite the file: `zonefile-sync: -1`, and to pick up edits
  *              without a serial change `zonefile-load: difference-no-serial` with
- *              `journal-content: all`; reload with `knotc -b zone-reload ZONE` (-b waits and
- *              fails on a parse error). The SOA serial is not touched by this provider.
- * Zone:        the file is the zone; owner names are written absolute, so any $ORIGIN works.
+ *              `journal-content: all` (or set `serial`); reload with `knotc -b zone-reload
+ *              ZONE` (-b waits and fails on a parse error).
+ * Zone:        parsed as RFC 1035 §5.1 says (parentheses, comments, quotes, $ORIGIN, $TTL,
+ *              inherited owners); a file tlsa cannot parse is refused with file:line (exit 2)
+ *              and left untouched. Owner names are written absolute, so any $ORIGIN works.
+ * $INCLUDE:    included files are read (relative paths against the including file's
+ *              directory, as Knot does; BIND resolves them against its `directory`, so write
+ *              absolute paths there when it differs; loops, missing files and deep chains
+ *              refused), so a record already in one is seen and never added again. Only `path`
+ *              is written: a line tlsa wrote found in an included file is refused (exit 2),
+ *              naming the file to set as `path`.
+ * Links:       a zone path that is a symlink is written through: the target is replaced
+ *              atomically in its own directory and the link stays. Anything but a regular file
+ *              (FIFO, device, directory) is refused; temp files are created O_EXCL, the lock
+ *              and the reload marker never follow a symlink.
  * Ownership:   lines this provider writes end with `; tlsa:managed`; every other line (SOA,
- *              foreign TLSA records, comments, directives) is kept byte for byte.
+ *              foreign TLSA records, comments, directives) is kept byte for byte, except the
+ *              SOA serial's digits when `serial` is set. A removal takes out the marked line;
+ *              an unmarked line only when no marked twin exists (the engine asks to remove
+ *              only records it owns, so that is one `tlsa adopt` took over).
  * Limits:      one writer per file: the engine's state lock serialises our own processes.
  */
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { lchownSync, lstatSync, rmSync, existsSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { InputError } from '../src/errors.js';
 import { writeFileAtomic } from '../src/util/atomic-write.js';
-import { formatRecord, parseRecordLine, stripComment, ttlSeconds } from '../src/tlsa/presentation.js';
+import { formatRecord } from '../src/tlsa/presentation.js';
 import { acquireLockFile } from '../src/engine/lock.js';
 import { runCommand } from '../src/util/run-command.js';
-import { normaliseName, recordKey, type TlsaRecord } from '../src/tlsa/record.js';
-import { checkChangeOwners, ProviderError, type DnsProvider, type ProviderFactory, type TlsaChange } from './index.js';
+import { normaliseName, recordKey } from '../src/tlsa/record.js';
+import { checkChangeOwners, ProviderError, type DnsProvider, type OwnerChange, type ProviderFactory, type TlsaChange } from './index.js';
+import { readOptions } from './options.js';
+import { MANAGED_MARK, SERIAL_POLICIES, bumpSerial, parseZone, render, type Entry, type SerialPolicy } from './zonefile-parse.js';
+import { loadIncludes, readRegularFile, resolveZonePath, writeMarker, type ZoneFile } from './zonefile-files.js';
 
-export const MANAGED_MARK = '; tlsa:managed';
+export { MANAGED_MARK, parseZone } from './zonefile-parse.js';
 
-interface Entry {
-  /** The physical lines of this logical entry, verbatim. */
-  lines: string[];
-  record?: TlsaRecord;
-  /** Owner and type of a non-TLSA record, to see a CNAME at a TLSA owner name. */
-  other?: { owner: string; type: string };
-  managed: boolean;
-}
+const KNOWN_OPTIONS = ['path', 'create', 'origin', 'reload', 'reload_timeout_s', 'serial'] as const;
 
-
-/** Split a zone file into logical entries (parentheses may span lines) and parse the TLSA ones. */
-export function parseZone(text: string, file: string, defaultOrigin?: string): Entry[] {
-  const physical = text.split('\n');
-  if (physical.at(-1) === '') physical.pop();
-  const entries: Entry[] = [];
-  let origin: string | undefined = defaultOrigin;
-  let previousOwner: string | undefined;
-  for (let i = 0; i < physical.length; i++) {
-    const startLine = i + 1;
-    const lines = [physical[i]!];
-    let depth = parenDepth(physical[i]!);
-    while (depth > 0 && i + 1 < physical.length) {
-      i++;
-      lines.push(physical[i]!);
-      depth += parenDepth(physical[i]!);
-    }
-    const joined = lines.join(' ');
-    const bare = stripComment(joined).trim();
-    const directive = /^\$(ORIGIN|TTL|INCLUDE)\s+(\S+)/i.exec(bare);
-    let record: TlsaRecord | undefined;
-    if (directive) {
-      if (directive[1]!.toUpperCase() === 'ORIGIN') origin = normaliseName(directive[2]!);
-    } else if (bare) {
-      try {
-        const parsed = parseRecordLine(joined, origin, previousOwner);
-        if (parsed) record = parsed.record;
-        const ownerToken = /^\S/.test(joined) ? bare.split(/\s+/)[0] : undefined;
-        if (ownerToken) {
-          try { previousOwner = parsed?.owner ?? absolute(ownerToken, origin); } catch { previousOwner = undefined; }
-        }
-      } catch (e) {
-        throw new SyntaxError(`${file}:${startLine}: ${(e as Error).message}`);
-      }
-    }
-    let other: Entry['other'];
-    if (!record && bare && !directive && previousOwner) {
-      const type = recordType(bare.replace(/[()]/g, ' ').split(/\s+/), /^\s/.test(joined));
-      if (type) other = { owner: previousOwner, type };
-    }
-    entries.push({ lines, ...(record ? { record } : {}), ...(other ? { other } : {}), managed: joined.includes(MANAGED_MARK) });
-  }
-  return entries;
-}
-
-/** The type of a record line: skip the owner (unless the line starts blank), TTL and class. */
-function recordType(tokens: string[], startsBlank: boolean): string | undefined {
-  let i = startsBlank ? 0 : 1;
-  for (let k = 0; k < 2 && i < tokens.length; k++) {
-    if (ttlSeconds(tokens[i]!) !== undefined || /^(IN|CH|HS|CS)$/i.test(tokens[i]!)) i++;
-  }
-  return tokens[i]?.toUpperCase();
-}
-
-function absolute(token: string, origin?: string): string {
-  if (token === '@' && origin) return origin;
-  if (!token.endsWith('.') && !origin) throw new SyntaxError(`relative name "${token}" without an origin`);
-  return token.endsWith('.') ? normaliseName(token) : normaliseName(`${token}.${origin}`);
-}
-
-function parenDepth(line: string): number {
-  // Brackets inside quoted strings (a TXT record) do not group lines.
-  const t = stripComment(line).replace(/"(?:[^"\\]|\\.)*"/g, '""');
-  return (t.match(/\(/g)?.length ?? 0) - (t.match(/\)/g)?.length ?? 0);
-}
-
-function render(entries: Entry[]): string {
-  const out = entries.flatMap((e) => e.lines).join('\n');
-  return out ? `${out}\n` : '';
+interface LoadedZone {
+  /** The file written: the symlink's target when `path` is a link. */
+  real: string;
+  main: ZoneFile;
+  includes: ZoneFile[];
+  /** The SOA entry of `path`, when `serial` asks for bumps. */
+  soaIndex?: number;
 }
 
 export const createProvider: ProviderFactory = (options, ctx) => {
-  const path = options['path'];
-  if (typeof path !== 'string' || !path) throw ctx.optionError('path', 'zonefile needs "path": the zone file to write');
-  const reload = options['reload'];
-  if (reload !== undefined && typeof reload !== 'string') throw ctx.optionError('reload', '"reload" must be a shell command string');
-  const originOpt = options['origin'];
-  if (originOpt !== undefined && typeof originOpt !== 'string') throw ctx.optionError('origin', '"origin" must be a zone name such as example.org.');
+  const opt = readOptions(options, ctx, 'zonefile', KNOWN_OPTIONS);
+  const path = opt.string('path');
+  if (!path) throw ctx.optionError('path', 'zonefile needs "path": the zone file to write');
+  const reload = opt.string('reload');
+  const originOpt = opt.string('origin');
   let origin: string | undefined;
   try {
     origin = originOpt ? normaliseName(originOpt) : undefined;
   } catch (e) {
     throw ctx.optionError('origin', (e as Error).message);
   }
-  const timeout = options['reload_timeout_s'] ?? 60;
-  if (typeof timeout !== 'number' || timeout <= 0) throw ctx.optionError('reload_timeout_s', '"reload_timeout_s" must be a positive number');
+  const timeout = opt.number('reload_timeout_s', 60, { above: 0 });
+  const create = options['create'] ?? false;
+  if (typeof create !== 'boolean') throw ctx.optionError('create', '"create" must be true or false');
+  const serial = (opt.string('serial') ?? 'keep') as SerialPolicy;
+  if (!SERIAL_POLICIES.includes(serial)) throw ctx.optionError('serial', `"serial" must be one of ${SERIAL_POLICIES.join(', ')}`);
   const file = resolve(ctx.baseDir, path);
-  const pendingMarker = `${file}.reload-pending`;
   const name = `zonefile(${ctx.instance})`;
+  const originHint = origin ? '' : ' (add $ORIGIN to the file, or set the provider option "origin" when the server supplies it)';
+  /** The marker and the lock sit beside the real file, so writers through different links share them. */
+  const besideReal = (suffix: string) => `${resolveZonePath(file).real}${suffix}`;
 
-  function read(): Entry[] {
-    if (!existsSync(file)) return [];
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (e) {
-      throw new ProviderError(name, `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  function load(): LoadedZone {
+    const { real, exists } = resolveZonePath(file);
+    const text = exists ? readRegularFile(real, 'the zone file', true) : undefined;
+    if (text === undefined && !create) {
+      throw new InputError('the zone file does not exist; create it, fix "path", or set "create: true" to let tlsa start it empty', file);
     }
-    try {
-      return parseZone(text, file, origin);
-    } catch (e) {
-      throw new ProviderError(name, `${(e as Error).message}${/origin/i.test((e as Error).message) && !origin ? ' (set the provider option "origin" when the server supplies it)' : ''}`);
+    const main: ZoneFile = { file, entries: parseZone(text ?? '', file, { ...(origin ? { origin } : {}), originHint }) };
+    const includes = loadIncludes(main, { originHint });
+    // tlsa writes only `path`: its own lines in an include (path used to name that file) could
+    // never be removed, so the run stops before it plans anything.
+    for (const z of includes) {
+      const ours = z.entries.find((e) => e.managed);
+      if (ours) throw new InputError(`a line tlsa wrote ("${MANAGED_MARK.slice(2)}") is in this file, which ${path} $INCLUDEs; tlsa writes only "path": set path: ${z.file}`, z.file, ours.line);
     }
+    const loaded: LoadedZone = { real, main, includes };
+    if (serial !== 'keep') {
+      const soas = main.entries.flatMap((e, i) => (e.soa ? [i] : []));
+      if (soas.length > 1) throw new InputError(`two SOA records (lines ${soas.map((i) => main.entries[i]!.line).join(', ')}); "serial: ${serial}" needs exactly one`, file);
+      if (soas.length === 0) {
+        const inc = includes.find((z) => z.entries.some((e) => e.soa));
+        throw new InputError(inc
+          ? `"serial: ${serial}" needs the SOA in this file, tlsa writes only "path"; it is in ${inc.file} (set path to that file, or serial: keep)`
+          : `"serial: ${serial}" needs an SOA record in this file; a fragment without one takes serial: keep`, file);
+      }
+      loaded.soaIndex = soas[0]!;
+    }
+    return loaded;
   }
+
+  const allEntries = (z: LoadedZone): { file: string; entry: Entry }[] =>
+    [z.main, ...z.includes].flatMap((f) => f.entries.map((entry) => ({ file: f.file, entry })));
 
   const provider: DnsProvider = {
     name,
     async list(owner) {
       const o = normaliseName(owner);
+      return allEntries(load()).flatMap(({ entry: e }) => (e.record && e.record.owner === o ? [e.record] : []));
+    },
+    async listMany(owners) {
+      const all = allEntries(load());
+      return new Map(owners.map((owner) => {
+        const o = normaliseName(owner);
+        return [owner, all.flatMap(({ entry: e }) => (e.record && e.record.owner === o ? [e.record] : []))];
+      }));
+    },
+    async markedKeys(owners) {
       // The mark tells `tlsa adopt` which lines a tlsa wrote (after a lost state).
-      return read().flatMap((e) => (e.record && e.record.owner === o ? [e.managed ? { ...e.record, managed: true } : e.record] : []));
+      const wanted = new Set(owners.map((o) => normaliseName(o)));
+      return new Set(allEntries(load()).flatMap(({ entry: e }) => (e.managed && e.record && wanted.has(e.record.owner) ? [recordKey(e.record)] : [])));
     },
     async apply(owner, change: TlsaChange, ttl) {
-      const o = normaliseName(owner);
-      checkChangeOwners(name, o, change);
-      // Another process (a second host's hook, an editor's script) may write the same file:
-      // read-modify-write only under the file's own lock.
-      const release = await acquireLockFile(`${file}.lock`, { command: 'zonefile', waitSeconds: 30 }).catch((e: Error) => {
-        throw new ProviderError(name, e.message);
-      });
-      try {
-        const entries = read();
-        const alias = entries.find((e) => e.other?.owner === o && e.other.type === 'CNAME');
-        if (alias) throw new ProviderError(name, `${o} has a CNAME in ${file}; TLSA records cannot sit beside it, and tlsa does not overwrite it: move the TLSA records to the CNAME's target or remove the CNAME`);
-        const removeKeys = new Set(change.remove.map(recordKey));
-        // Only lines we wrote are removed: an identical foreign line is someone else's record.
-        const kept = entries.filter((e) => !(e.managed && e.record?.owner === o && removeKeys.has(recordKey(e.record))));
-        const present = new Set(kept.flatMap((e) => (e.record ? [recordKey(e.record)] : [])));
-        for (const r of change.add) {
-          if (present.has(recordKey(r))) continue;
-          present.add(recordKey(r));
-          kept.push({ lines: [`${formatRecord(r, ttl)} ${MANAGED_MARK}`], record: r, managed: true });
-        }
-        if (kept.length === entries.length && kept.every((e, i) => e === entries[i])) return;
-        try {
-          writeFileAtomic(file, render(kept));
-          if (reload) writeFileSync(pendingMarker, `${new Date().toISOString()}\n`);
-        } catch (e) {
-          throw new ProviderError(name, `cannot write ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-        }
-      } finally {
-        release();
-      }
+      await applyChanges([{ owner, ...change }], () => ttl);
+    },
+    async applyMany(changes, ttl) {
+      await applyChanges(changes, ttl);
     },
     async flush() {
-      if (!reload || !existsSync(pendingMarker)) return;
+      const marker = besideReal('.reload-pending');
+      if (!reload || !existsSync(marker)) return;
       await runReload(name, reload, timeout * 1000, ctx.baseDir);
-      rmSync(pendingMarker, { force: true });
+      rmSync(marker, { force: true });
     },
   };
+
+  /** All changes in one read-modify-write of `path` under its lock: one write, one serial bump. */
+  async function applyChanges(changes: OwnerChange[], ttlFor: (owner: string) => number): Promise<void> {
+    for (const c of changes) checkChangeOwners(name, c.owner, c);
+    // Another process (a second host's hook, an editor's script) may write the same file:
+    // read-modify-write only under the file's own lock.
+    const release = await acquireLockFile(besideReal('.lock'), { command: 'zonefile', waitSeconds: 30 }).catch((e: Error) => {
+      throw e instanceof InputError ? e : new ProviderError(name, e.message);
+    });
+    try {
+      const zone = load();
+      const all = allEntries(zone);
+      const entries = zone.main.entries;
+      let kept = entries;
+      const added: Entry[] = [];
+      for (const c of changes) {
+        const o = normaliseName(c.owner);
+        const alias = all.find(({ entry: e }) => e.other?.owner === o && e.other.type === 'CNAME');
+        if (alias) throw new ProviderError(name, `${o} has a CNAME in ${alias.file}; TLSA records cannot sit beside it, and tlsa does not overwrite it: move the TLSA records to the CNAME's target or remove the CNAME`);
+        // A record both added and removed stays.
+        const addKeys = new Set(c.add.map(recordKey));
+        const removeKeys = new Set(c.remove.map(recordKey).filter((k) => !addKeys.has(k)));
+        // The lines tlsa wrote go; an identical unmarked line beside one is someone else's record.
+        // An unmarked line alone is removed only because the engine asks, and it asks only for
+        // records it owns: one that `tlsa adopt` took over.
+        const at = (e: Entry) => !!e.record && e.record.owner === o && removeKeys.has(recordKey(e.record));
+        const marked = new Set(kept.filter((e) => at(e) && e.managed).map((e) => recordKey(e.record!)));
+        kept = kept.filter((e) => !(at(e) && (e.managed || !marked.has(recordKey(e.record!)))));
+        const present = new Set([...kept, ...added, ...zone.includes.flatMap((z) => z.entries)].flatMap((e) => (e.record ? [recordKey(e.record)] : [])));
+        for (const r of c.add) {
+          if (present.has(recordKey(r))) continue;
+          present.add(recordKey(r));
+          added.push({ lines: [`${formatRecord(r, ttlFor(c.owner))} ${MANAGED_MARK}`], line: 0, record: r, managed: true });
+        }
+      }
+      const next = [...kept, ...added];
+      if (next.length === entries.length && next.every((e, i) => e === entries[i])) return;
+      if (zone.soaIndex !== undefined && serial !== 'keep') {
+        const at = next.indexOf(entries[zone.soaIndex]!);
+        next[at] = bumpSerial(next[at]!, serial, new Date(), file);
+      }
+      // The marker first: a crash after the zone write still leaves the reload pending.
+      if (reload) writeMarker(besideReal('.reload-pending'), `${new Date().toISOString()}\n`);
+      writeZone(zone.real, render(next));
+    } finally {
+      release();
+    }
+  }
+
+  function writeZone(real: string, text: string): void {
+    let owner: { uid: number; gid: number } | undefined;
+    try { owner = lstatSync(real); } catch { /* a new file */ }
+    try {
+      writeFileAtomic(real, Buffer.from(text, 'latin1'));
+      // The new inode is ours; give it back to the file's owner (root writing a knot:knot zone).
+      if (owner && process.getuid?.() === 0) lchownSync(real, owner.uid, owner.gid);
+    } catch (e) {
+      throw new ProviderError(name, `cannot write ${real}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+  }
   return provider;
 };
 

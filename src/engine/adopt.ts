@@ -7,11 +7,6 @@ import { recordKey, type TlsaRecord } from '../tlsa/record.js';
 import type { OwnerPlan } from './plan.js';
 import type { OwnedRecord, StateFile } from './state.js';
 
-/** A listed record that carries tlsa's marker (zone-file `; tlsa:managed`, Cloudflare comment). */
-export function carriesMarker(r: TlsaRecord): boolean {
-  return (r as TlsaRecord & { managed?: unknown }).managed === true;
-}
-
 export interface Adoption {
   /** Equal to a desired record: owned from now on, `published` (it counts as live only once
    *  every authoritative server has been seen serving it and 2×TTL has passed, as for a new one). */
@@ -23,7 +18,9 @@ export interface Adoption {
   foreign: TlsaRecord[];
 }
 
-export function adoptionFor(plan: OwnerPlan[], listed: Map<string, TlsaRecord[]>, state: StateFile, now: Date, by: string): Adoption {
+/** `marked`: recordKey()s of the records that carry tlsa's marker (zone-file `; tlsa:managed`,
+ *  Cloudflare comment), per provider name. */
+export function adoptionFor(plan: OwnerPlan[], marked: Map<string, Set<string>>, state: StateFile, now: Date, by: string): Adoption {
   const stamp = now.toISOString();
   const owned = new Set(state.records.map((r) => `${r.provider} ${recordKey(r)}`));
   const out: Adoption = { desired: [], marked: [], foreign: [] };
@@ -40,8 +37,7 @@ export function adoptionFor(plan: OwnerPlan[], listed: Map<string, TlsaRecord[]>
     const service = p.keep[0]?.service ?? p.add[0]?.service;
     for (const f of p.foreign) {
       const key = `${p.provider} ${recordKey(f)}`;
-      const marked = (listed.get(p.owner) ?? []).some((l) => recordKey(l) === recordKey(f) && carriesMarker(l));
-      if (marked && service && !owned.has(key) && !taken.has(key)) {
+      if (marked.get(p.provider)?.has(recordKey(f)) && service && !owned.has(key) && !taken.has(key)) {
         taken.add(key);
         out.marked.push({ ...plainRecord(f), provider: p.provider, service, ttl: p.ttl, status: 'retiring', addedAt: stamp, publishedAt: stamp, retiringSince: stamp, by });
       } else out.foreign.push(f);

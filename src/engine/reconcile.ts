@@ -506,8 +506,18 @@ export interface AdoptResult extends PlanResult {
 export async function adoptPublished(config: LoadedConfig, opts: RunOptions & { dryRun?: boolean }): Promise<AdoptResult> {
   return withStateLock(config, opts, async () => {
     const state = readState(config.stateDir);
-    const { providers: _p, ...c } = await computePlan(config, opts, state);
-    const adoption = adoptionFor(c.plan, c.listed, state, opts.now ?? new Date(), actor(opts.entryPoint));
+    const { providers, ...c } = await computePlan(config, opts, state);
+    const marked = new Map<string, Set<string>>();
+    for (const [name, dns] of providers) {
+      const owners = [...new Set(c.plan.filter((p) => p.provider === name && p.foreign.length).map((p) => p.owner))];
+      if (!dns.markedKeys || !owners.length) continue;
+      try {
+        marked.set(name, await dns.markedKeys(owners));
+      } catch (e) {
+        throw asProviderError(dns.name, e);
+      }
+    }
+    const adoption = adoptionFor(c.plan, marked, state, opts.now ?? new Date(), actor(opts.entryPoint));
     if (!opts.dryRun && (adoption.desired.length || adoption.marked.length)) {
       state.records.push(...adoption.desired, ...adoption.marked);
       writeState(config.stateDir, state);

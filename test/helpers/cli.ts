@@ -158,6 +158,7 @@ export function configYaml(o: ConfigOptions): string {
     '  local:',
     '    type: zonefile',
     `    path: ${o.zone ?? 'zone.db'}`,
+    '    create: true',
     ...(o.providerExtra ?? []).map((l) => `    ${l}`),
     'services:',
     '  mx:',

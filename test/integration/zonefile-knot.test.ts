@@ -7,8 +7,12 @@
  *                     line written by hand stay as they are);
  *  - fragment.test. : the zone file `$INCLUDE`s a fragment file, and the provider writes only
  *                     the fragment.
- * The provider's reload command is `knotc -b zone-reload ZONE`; it never changes the SOA serial,
- * Knot (zonefile-load: difference-no-serial) picks the edit up anyway.
+ *  - serial.test.   : unsigned, `zonefile-load: difference` (Knot serves the file's own
+ *                     serial): a parenthesised SOA, a TLSA
+ *                     record spread over lines in upper-case split hex, an `$INCLUDE` holding
+ *                     a record tlsa wants too; the provider bumps the serial (`dateserial`).
+ * The provider's reload command is `knotc -b zone-reload ZONE`; for the first two zones it never
+ * changes the SOA serial, Knot (zonefile-load: difference-no-serial) picks the edit up anyway.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -30,6 +34,8 @@ const ZONE1 = 'example.test.';
 const ZONE2 = 'fragment.test.';
 const OWNER1 = `_25._tcp.mx.${ZONE1}`;
 const OWNER2 = `_25._tcp.mx.${ZONE2}`;
+const ZONE3 = 'serial.test.';
+const OWNER3 = `_25._tcp.mx.${ZONE3}`;
 const TTL = 300;
 
 labDescribe('zonefile provider -> Knot (signed) -> unbound (AD)', [
@@ -51,6 +57,12 @@ labDescribe('zonefile provider -> Knot (signed) -> unbound (AD)', [
 
   let provider1: DnsProvider;
   let provider2: DnsProvider;
+  let provider3: DnsProvider;
+  let zone3Text: string;
+  let include3Text: string;
+  const spread3: TlsaRecord = { owner: OWNER3, usage: 3, selector: 1, matching: 1, data: sha256hex() };
+  const included3: TlsaRecord = { owner: OWNER3, usage: 2, selector: 1, matching: 1, data: sha256hex() };
+  const ours3: TlsaRecord = { owner: OWNER3, usage: 3, selector: 1, matching: 1, data: sha256hex() };
 
   const viaUnbound = async (zone: string, name: string, type: string): Promise<QueryResult> => {
     await unbound.flush(zone);
@@ -97,10 +109,36 @@ labDescribe('zonefile provider -> Knot (signed) -> unbound (AD)', [
     const zone2Path = join(dir, `${ZONE2}zone`);
     writeFileSync(zone2Path, zone2Text);
 
+    // Zone 3: what RFC 1035 allows and a careless parser gets wrong, plus an $INCLUDE holding
+    // a record tlsa will be asked to add (it must not be written twice).
+    const upperSplit = (hex: string) => hex.toUpperCase().match(/.{1,16}/g)!;
+    const spreadHex = upperSplit(spread3.data);
+    zone3Text = [
+      `$ORIGIN ${ZONE3}`,
+      '$TTL 300',
+      '@\tIN SOA ns hostmaster ( ; the SOA across four lines',
+      '\t\t2024010101 ; serial: bumped by the provider (serial: dateserial)',
+      '\t\t3600 600 86400',
+      '\t\t60 )',
+      '\tIN NS ns',
+      'ns\tIN A 127.0.0.1',
+      'txt\tIN TXT "a ( in quotes ; not a comment"',
+      '_25._tcp.mx 300 IN TLSA ( 3 1 1 ; Knot 3.2 reads no mnemonics here',
+      `\t${spreadHex.slice(0, 2).join(' ')}`,
+      `\t${spreadHex.slice(2).join(' ')} ) ; foreign, spread over lines`,
+      `$INCLUDE ${ZONE3}inc mx.${ZONE3}`,
+      '',
+    ].join('\n');
+    include3Text = `; included: a foreign record tlsa is also asked to publish\n_25._tcp IN TLSA 2 1 1 ${included3.data}\n`;
+    const zone3Path = join(dir, `${ZONE3}zone`);
+    writeFileSync(zone3Path, zone3Text);
+    writeFileSync(join(dir, `${ZONE3}inc`), include3Text);
+
     knot = await startKnot({
       zones: [
         { name: ZONE1, zoneFilePath: zone1Path, dnssec: true },
         { name: ZONE2, zoneFilePath: zone2Path, dnssec: true },
+        { name: ZONE3, zoneFilePath: zone3Path, dnssec: false, zonefileLoad: 'difference' },
       ],
     });
     unbound = await startUnbound({
@@ -112,6 +150,7 @@ labDescribe('zonefile provider -> Knot (signed) -> unbound (AD)', [
     provider1 = createProvider({ path: zone1Path, reload: knot.reloadCommand(ZONE1), reload_timeout_s: 20 }, ctx);
     // A relative path: resolved against baseDir.
     provider2 = createProvider({ path: `${ZONE2}tlsa`, reload: knot.reloadCommand(ZONE2), reload_timeout_s: 20 }, ctx);
+    provider3 = createProvider({ path: zone3Path, reload: knot.reloadCommand(ZONE3), reload_timeout_s: 20, serial: 'dateserial' }, ctx);
   });
 
   afterAll(async () => {
@@ -181,8 +220,7 @@ labDescribe('zonefile provider -> Knot (signed) -> unbound (AD)', [
       [provider1, ZONE1, OWNER1, ours1, foreign1],
       [provider2, ZONE2, OWNER2, ours2, foreign2],
     ] as const) {
-      // Removing a foreign record is a no-op: only lines the provider wrote are removed.
-      await provider.apply(owner, { add: [], remove: [ours, foreign] }, TTL);
+      await provider.apply(owner, { add: [], remove: [ours] }, TTL);
       await provider.flush!();
 
       const direct = await viaKnot(owner, 'TLSA');
@@ -200,5 +238,37 @@ labDescribe('zonefile provider -> Knot (signed) -> unbound (AD)', [
     expect(readFileSync(fragmentPath, 'utf8')).toBe(fragmentText);
     expect(await provider1.list(OWNER1)).toEqual([foreign1]);
     expect(await provider2.list(OWNER2)).toEqual([]);
+  });
+
+  it('scenario 4: parenthesised SOA and TLSA, an $INCLUDE, a serial bump: Knot loads the written zone and serves the new serial', async () => {
+    const soaSerial = async (): Promise<number> => {
+      const r = await viaKnot(ZONE3, 'SOA');
+      expect(r.rcode, r.raw).toBe('NOERROR');
+      return Number(rdataOf(r, 'SOA')[0]!.split(/\s+/)[2]);
+    };
+    expect(await soaSerial()).toBe(2024010101);
+    // The provider reads the record spread over lines and the one in the include.
+    expect(await provider3.list(OWNER3)).toEqual([spread3, included3]);
+
+    const day = new Date();
+    await provider3.apply(OWNER3, { add: [included3, ours3], remove: [] }, TTL);
+    const written = readFileSync(knot.zoneFiles[ZONE3]!, 'utf8');
+    const serial = day.toISOString().slice(0, 10).replaceAll('-', '') + '00';
+    // Only the serial's digits changed; the included record was not written again.
+    expect(written).toBe(`${zone3Text.replace('2024010101', serial)}${OWNER3} ${TTL} IN TLSA ${rdata(ours3)} ; tlsa:managed\n`);
+    expect(readFileSync(join(dir, `${ZONE3}inc`), 'utf8')).toBe(include3Text);
+
+    await provider3.flush!();
+    expect(await soaSerial()).toBe(Number(serial));
+    const direct = await viaKnot(OWNER3, 'TLSA');
+    expect(direct.flags, direct.raw).toContain('aa');
+    expect(lower(rdataOf(direct, 'TLSA')).sort(), direct.raw).toEqual([rdata(spread3), rdata(included3), rdata(ours3)].sort());
+
+    // Removing ours bumps again, and Knot serves the file's new serial with the record gone.
+    await provider3.apply(OWNER3, { add: [], remove: [ours3] }, TTL);
+    await provider3.flush!();
+    expect(await soaSerial()).toBe(Number(serial) + 1);
+    expect(lower(rdataOf(await viaKnot(OWNER3, 'TLSA'), 'TLSA')).sort()).toEqual([rdata(spread3), rdata(included3)].sort());
+    expect(readFileSync(knot.zoneFiles[ZONE3]!, 'utf8')).toBe(zone3Text.replace('2024010101', String(Number(serial) + 1)));
   });
 });

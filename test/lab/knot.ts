@@ -25,6 +25,9 @@ export interface KnotZone {
   zoneFilePath?: string;
   /** Sign online (ecdsap256sha256, instant: propagation-delay 0). */
   dnssec: boolean;
+  /** Override the template's `zonefile-load` (difference-no-serial): `difference` applies a
+   *  reload only when the file's SOA serial went up, and serves the file's serial. */
+  zonefileLoad?: 'whole' | 'difference' | 'difference-no-serial';
 }
 
 export interface KnotTsig {
@@ -163,6 +166,7 @@ export async function startKnot(opts: KnotOptions): Promise<KnotServer> {
     const name = normaliseName(z.name);
     conf.push(`  - domain: ${q(name)}`, `    file: ${q(zoneFiles[name]!)}`);
     if (z.dnssec) conf.push('    dnssec-signing: on', '    dnssec-policy: lab');
+    if (z.zonefileLoad) conf.push(`    zonefile-load: ${z.zonefileLoad}`);
     if (opts.tsig) conf.push('    acl: lab_update');
   }
   writeFileSync(confPath, `${conf.join('\n')}\n`);

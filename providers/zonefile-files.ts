@@ -1,0 +1,115 @@
+/**
+ * File handling for the zonefile provider: which file is really written (symlinks), reading
+ * only regular files of sane size (a FIFO or device must not hang a run that holds the lock),
+ * following `$INCLUDE`s within bounds, and a marker file that is never written through a link.
+ */
+import { closeSync, constants, fstatSync, lstatSync, openSync, readFileSync, readlinkSync, realpathSync, writeSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { InputError, errnoCode } from '../src/errors.js';
+import { parseZone, type Entry, type ParseOptions } from './zonefile-parse.js';
+
+/** Per file and for a zone with all its includes: far above any zone tlsa is meant for. */
+export const MAX_ZONE_BYTES = 64 * 1024 * 1024;
+export const MAX_INCLUDE_DEPTH = 8;
+export const MAX_INCLUDED_FILES = 64;
+
+/** Where the zone really lives: the target of a symlink (the rename must replace the target's
+ *  directory entry, not the link), or the path itself; `exists` false when neither exists. */
+export function resolveZonePath(path: string): { real: string; exists: boolean } {
+  let isLink = false;
+  try {
+    isLink = lstatSync(path).isSymbolicLink();
+  } catch (e) {
+    if (errnoCode(e) === 'ENOENT') return { real: path, exists: false };
+    throw new InputError(`cannot read the zone file: ${errnoCode(e)}`, path);
+  }
+  try {
+    return { real: realpathSync(path), exists: true };
+  } catch (e) {
+    const target = isLink ? (() => { try { return readlinkSync(path); } catch { return '?'; } })() : '';
+    throw new InputError(isLink ? `the zone file is a symlink to ${target}, which does not exist (${errnoCode(e)})` : `cannot resolve the zone file: ${errnoCode(e)}`, path);
+  }
+}
+
+/** The text of a regular file, or undefined when it does not exist. O_NONBLOCK: opening a FIFO
+ *  must not wait for a writer; fstat on the open descriptor decides, so no swap in between.
+ *  Read as latin1, one char per byte: a comment in another encoding (or invalid UTF-8) is
+ *  written back byte for byte; everything tlsa parses or writes is ASCII. */
+export function readRegularFile(path: string, what: string, noFollow = false): string | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | (noFollow ? constants.O_NOFOLLOW : 0));
+  } catch (e) {
+    if (errnoCode(e) === 'ENOENT') return undefined;
+    throw new InputError(`cannot read ${what}: ${errnoCode(e) === 'ELOOP' ? 'it was replaced by a symlink while tlsa read it' : errnoCode(e)}`, path);
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) {
+      const kind = st.isDirectory() ? 'a directory' : st.isFIFO() ? 'a FIFO' : st.isCharacterDevice() || st.isBlockDevice() ? 'a device' : st.isSocket() ? 'a socket' : 'not a regular file';
+      throw new InputError(`${what} is ${kind}; tlsa reads and writes only regular files`, path);
+    }
+    if (st.size > MAX_ZONE_BYTES) throw new InputError(`${what} is ${st.size} bytes, over tlsa's limit of ${MAX_ZONE_BYTES}`, path);
+    return readFileSync(fd, 'latin1');
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export interface ZoneFile {
+  /** The path as tlsa names it in messages. */
+  file: string;
+  entries: Entry[];
+}
+
+/** The files `$INCLUDE`d from `main`, recursively, in file order. Relative paths resolve
+ *  against the directory of the file that includes them (as Knot does). A missing include, a
+ *  loop or a chain too deep is refused: the server would refuse the zone too. */
+export function loadIncludes(main: ZoneFile, parse: Omit<ParseOptions, 'origin'>): ZoneFile[] {
+  const out: ZoneFile[] = [];
+  let bytes = 0;
+  const walk = (from: ZoneFile, chain: string[]) => {
+    for (const e of from.entries) {
+      if (!e.include) continue;
+      const file = isAbsolute(e.include.path) ? e.include.path : resolve(dirname(from.file), e.include.path);
+      const where = (message: string) => new InputError(message, from.file, e.line);
+      let real: string;
+      try {
+        real = realpathSync(file);
+      } catch (err) {
+        throw where(`$INCLUDE ${file}: ${errnoCode(err) === 'ENOENT' ? 'the file does not exist' : errnoCode(err)}`);
+      }
+      if (chain.includes(real)) throw where(`$INCLUDE ${file} includes itself (${[...chain, real].join(' → ')})`);
+      if (chain.length > MAX_INCLUDE_DEPTH) throw where(`$INCLUDE ${file}: includes nested deeper than ${MAX_INCLUDE_DEPTH}`);
+      if (out.length >= MAX_INCLUDED_FILES) throw where(`$INCLUDE ${file}: more than ${MAX_INCLUDED_FILES} included files`);
+      const text = readRegularFile(real, `the included file ${file}`);
+      if (text === undefined) throw where(`$INCLUDE ${file}: the file does not exist`);
+      bytes += text.length;
+      if (bytes > MAX_ZONE_BYTES) throw where(`$INCLUDE ${file}: the zone and its includes are over ${MAX_ZONE_BYTES} bytes`);
+      const included: ZoneFile = { file, entries: parseZone(text, file, { ...parse, ...(e.include.origin ? { origin: e.include.origin } : {}) }) };
+      out.push(included);
+      walk(included, [...chain, real]);
+    }
+  };
+  let mainReal = main.file;
+  try { mainReal = realpathSync(main.file); } catch { /* a zone not yet created includes nothing */ }
+  walk(main, [mainReal]);
+  return out;
+}
+
+/** Create or truncate a small marker file, refusing to write through a symlink planted there. */
+export function writeMarker(path: string, text: string): void {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o644);
+  } catch (e) {
+    if (errnoCode(e) === 'ELOOP') throw new InputError('is a symlink; tlsa does not write through links it did not create: remove it', path);
+    throw e;
+  }
+  try {
+    if (!fstatSync(fd).isFile()) throw new InputError('is not a regular file: remove it', path);
+    writeSync(fd, text);
+  } finally {
+    closeSync(fd);
+  }
+}

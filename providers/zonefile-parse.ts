@@ -1,0 +1,235 @@
+/**
+ * Reading a zone file for the zonefile provider (RFC 1035 §5.1): pure text in, entries out.
+ *
+ * Every entry keeps its physical lines verbatim, so a file can be written back byte for byte
+ * with only tlsa's own lines added or removed (and, when asked, the SOA serial replaced in
+ * place). Anything the tokenizer cannot read with certainty (an unbalanced parenthesis, an
+ * unterminated quoted string) is refused with file:line: guessing there is how a writer ends
+ * up appending a second copy of every record on each run.
+ */
+import { InputError } from '../src/errors.js';
+import { parseRdata, ttlSeconds } from '../src/tlsa/presentation.js';
+import { normaliseName, type TlsaRecord } from '../src/tlsa/record.js';
+
+export const MANAGED_MARK = '; tlsa:managed';
+
+interface Token {
+  text: string;
+  quoted: boolean;
+  /** Offset of the physical line within the entry, and the token's columns in that line. */
+  lineOffset: number;
+  start: number;
+  end: number;
+}
+
+export interface Entry {
+  /** The physical lines of this logical entry, verbatim (without their '\n'). */
+  lines: string[];
+  /** 1-based line number of the entry's first line in its file. */
+  line: number;
+  record?: TlsaRecord;
+  /** Owner and type of a non-TLSA record, to see a CNAME at a TLSA owner name. */
+  other?: { owner: string; type: string };
+  /** A `$INCLUDE file [origin]` directive, with the origin the included file starts with. */
+  include?: { path: string; origin?: string };
+  /** Where the SOA serial is written, to replace exactly those characters. */
+  soa?: { serial: string; lineOffset: number; start: number; end: number };
+  managed: boolean;
+}
+
+/** Split into logical entries: a newline inside parentheses does not end an entry. */
+function tokenize(physical: string[], file: string): { first: number; count: number; tokens: Token[]; comments: string[] }[] {
+  const out: { first: number; count: number; tokens: Token[]; comments: string[] }[] = [];
+  let i = 0;
+  while (i < physical.length) {
+    const first = i;
+    const tokens: Token[] = [];
+    const comments: string[] = [];
+    let open = -1; // line index of the open '(' or -1
+    for (;;) {
+      const line = physical[i]!;
+      const lineOffset = i - first;
+      let text = '';
+      let start = -1;
+      const flush = (end: number) => {
+        if (start >= 0) tokens.push({ text, quoted: false, lineOffset, start, end });
+        text = '';
+        start = -1;
+      };
+      for (let col = 0; col < line.length; col++) {
+        const c = line[col]!;
+        if (c === ' ' || c === '\t' || c === '\r') { flush(col); continue; }
+        if (c === ';') { flush(col); comments.push(line.slice(col)); break; }
+        if (c === '(') {
+          flush(col);
+          if (open >= 0) throw new InputError(`nested "(" (the one at line ${open + 1} is still open)`, file, i + 1);
+          open = i;
+          continue;
+        }
+        if (c === ')') {
+          flush(col);
+          if (open < 0) throw new InputError('")" without an opening "("', file, i + 1);
+          open = -1;
+          continue;
+        }
+        if (c === '"') {
+          flush(col);
+          let j = col + 1;
+          while (j < line.length && line[j] !== '"') j += line[j] === '\\' ? 2 : 1;
+          if (j >= line.length) throw new InputError('unterminated quoted string', file, i + 1);
+          tokens.push({ text: line.slice(col + 1, j), quoted: true, lineOffset, start: col, end: j + 1 });
+          col = j;
+          continue;
+        }
+        if (start < 0) start = col;
+        if (c === '\\') {
+          if (col + 1 >= line.length) throw new InputError('"\\" at the end of a line', file, i + 1);
+          text += line.slice(col, col + 2);
+          col++;
+          continue;
+        }
+        text += c;
+      }
+      flush(line.length);
+      i++;
+      if (open < 0) break;
+      if (i >= physical.length) throw new InputError('"(" is never closed: the file ends inside it', file, open + 1);
+    }
+    out.push({ first, count: i - first, tokens, comments });
+  }
+  return out;
+}
+
+const CLASS = /^(IN|CH|HS|CS|CLASS\d+)$/i;
+
+/** An owner name or $ORIGIN argument made absolute; why it cannot be, as an error. */
+function absoluteName(name: string, origin: string | undefined, originHint: string): string {
+  if (name === '@') {
+    if (!origin) throw new SyntaxError(`"@" used without an $ORIGIN${originHint}`);
+    return normaliseName(origin);
+  }
+  if (name.endsWith('.')) return normaliseName(name);
+  if (!origin) throw new SyntaxError(`relative name "${name}" without an $ORIGIN${originHint}`);
+  return normaliseName(`${name}.${origin}`);
+}
+
+export interface ParseOptions {
+  /** The origin the file starts with (the provider's `origin` option, or an $INCLUDE's). */
+  origin?: string;
+  /** Added to "relative name without an $ORIGIN" messages: how to give one. */
+  originHint?: string;
+}
+
+/** Parse a zone file into entries; throws InputError(file, line) on what it cannot read. */
+export function parseZone(text: string, file: string, opts: ParseOptions = {}): Entry[] {
+  const physical = text.split('\n');
+  if (physical.at(-1) === '') physical.pop();
+  const hint = opts.originHint ?? '';
+  let origin = opts.origin;
+  // The owner a line starting with blanks inherits: a name, or why there is none.
+  let previous: { owner?: string; error?: string } = { error: 'a record that starts with a blank has no previous owner name' };
+  const entries: Entry[] = [];
+  for (const { first, count, tokens, comments } of tokenize(physical, file)) {
+    const lines = physical.slice(first, first + count);
+    const entry: Entry = { lines, line: first + 1, managed: comments.some((c) => c.startsWith(MANAGED_MARK)) };
+    entries.push(entry);
+    if (tokens.length === 0) continue;
+    const at = (t: Token) => first + t.lineOffset + 1;
+    const fail = (t: Token, message: string): never => { throw new InputError(message, file, at(t)); };
+    const startsBlank = /^[ \t]/.test(lines[0]!);
+    const head = tokens[0]!;
+    if (!startsBlank && !head.quoted && head.text.startsWith('$')) {
+      const directive = head.text.toUpperCase();
+      const arg = tokens[1];
+      if (directive === '$ORIGIN') {
+        if (!arg) fail(head, '$ORIGIN needs a domain name');
+        try { origin = absoluteName(arg!.text, origin, hint); } catch (e) { fail(arg!, (e as Error).message); }
+      } else if (directive === '$TTL') {
+        if (!arg || ttlSeconds(arg.text) === undefined) fail(head, '$TTL needs a TTL in seconds (or with units: 1h, 2d)');
+      } else if (directive === '$INCLUDE') {
+        if (!arg) fail(head, '$INCLUDE needs a file name');
+        let includeOrigin = origin;
+        if (tokens[2]) {
+          try { includeOrigin = absoluteName(tokens[2].text, origin, hint); } catch (e) { fail(tokens[2], (e as Error).message); }
+        }
+        entry.include = { path: arg!.text, ...(includeOrigin ? { origin: includeOrigin } : {}) };
+      }
+      // Other directives ($GENERATE) are kept as they are; they do not move the origin.
+      continue;
+    }
+    let i = startsBlank ? 0 : 1;
+    let owner: { owner?: string; error?: string } = previous;
+    if (!startsBlank) {
+      try { owner = { owner: absoluteName(head.text, origin, hint) }; } catch (e) { owner = { error: (e as Error).message }; }
+      previous = owner;
+    }
+    for (let k = 0; k < 2 && i < tokens.length; k++) {
+      if (!tokens[i]!.quoted && (ttlSeconds(tokens[i]!.text) !== undefined || CLASS.test(tokens[i]!.text))) i++;
+    }
+    const typeToken = tokens[i];
+    if (!typeToken || typeToken.quoted || !/^[A-Za-z][A-Za-z0-9-]*$/.test(typeToken.text)) {
+      fail(typeToken ?? tokens.at(-1)!, typeToken ? `"${typeToken.text}" is not a record type` : 'a record without a type');
+    }
+    const type = typeToken!.text.toUpperCase();
+    const rdata = tokens.slice(i + 1);
+    if (type === 'TLSA' || type === 'TYPE52') {
+      if (!owner.owner) fail(head, owner.error ?? 'TLSA record without an owner name');
+      const quoted = rdata.find((t) => t.quoted);
+      if (quoted) fail(quoted, 'TLSA data cannot be a quoted string');
+      try {
+        entry.record = { owner: owner.owner!, ...parseRdata(rdata.map((t) => t.text).join(' ')) };
+      } catch (e) {
+        fail(rdata[0] ?? typeToken!, (e as Error).message);
+      }
+    } else if (type === 'SOA') {
+      // MNAME RNAME SERIAL REFRESH RETRY EXPIRE MINIMUM
+      const serial = rdata[2];
+      if (rdata.length !== 7 || !serial) fail(typeToken!, `SOA needs 7 fields (mname rname serial refresh retry expire minimum), found ${rdata.length}`);
+      entry.soa = { serial: serial!.text, lineOffset: serial!.lineOffset, start: serial!.start, end: serial!.end };
+      if (owner.owner) entry.other = { owner: owner.owner, type };
+    } else if (owner.owner) {
+      entry.other = { owner: owner.owner, type };
+    }
+  }
+  return entries;
+}
+
+export function render(entries: Entry[]): string {
+  const out = entries.flatMap((e) => e.lines).join('\n');
+  return out ? `${out}\n` : '';
+}
+
+export type SerialPolicy = 'keep' | 'increment' | 'unixtime' | 'dateserial';
+export const SERIAL_POLICIES: readonly SerialPolicy[] = ['keep', 'increment', 'unixtime', 'dateserial'];
+
+const SERIAL_SPACE = 2 ** 32;
+
+/** RFC 1982 serial number arithmetic: is a after b? */
+function serialAfter(a: number, b: number): boolean {
+  return a !== b && ((a > b && a - b < 2 ** 31) || (a < b && b - a > 2 ** 31));
+}
+
+/** The next SOA serial under a policy; always after `current` in RFC 1982 terms. */
+export function nextSerial(current: number, policy: Exclude<SerialPolicy, 'keep'>, now: Date): number {
+  const increment = (current + 1) % SERIAL_SPACE;
+  let candidate = increment;
+  if (policy === 'unixtime') candidate = Math.floor(now.getTime() / 1000) % SERIAL_SPACE;
+  if (policy === 'dateserial') {
+    const day = now.getUTCFullYear() * 10000 + (now.getUTCMonth() + 1) * 100 + now.getUTCDate();
+    candidate = day * 100;
+  }
+  return serialAfter(candidate, current) ? candidate : increment;
+}
+
+/** Replace the SOA serial of `entry` in place (its other characters stay). */
+export function bumpSerial(entry: Entry, policy: Exclude<SerialPolicy, 'keep'>, now: Date, file: string): Entry {
+  const soa = entry.soa!;
+  if (!/^\d+$/.test(soa.serial) || Number(soa.serial) >= SERIAL_SPACE) {
+    throw new InputError(`the SOA serial "${soa.serial}" is not a number from 0 to 4294967295`, file, entry.line + soa.lineOffset);
+  }
+  const next = String(nextSerial(Number(soa.serial), policy, now));
+  const lines = [...entry.lines];
+  const line = lines[soa.lineOffset]!;
+  lines[soa.lineOffset] = `${line.slice(0, soa.start)}${next}${line.slice(soa.end)}`;
+  return { ...entry, lines, soa: { ...soa, serial: next, end: soa.start + next.length } };
+}
