@@ -5,6 +5,8 @@ import { dirname, resolve } from 'node:path';
 import { LineCounter, parseDocument, isMap, isSeq, isScalar, type Document, type Node } from 'yaml';
 import { InputError, errnoCode } from '../errors.js';
 import { registerSecret } from '../util/redact.js';
+import type { KeyAccess } from '../engine/install.js';
+import { installedCopies, keyAccessOf, type InstalledCopy } from './installs.js';
 import { configSchema, type RawConfig } from './schema.js';
 
 export type ConfigPath = (string | number)[];
@@ -18,6 +20,10 @@ export interface LoadedConfig {
   lineOf(path: ConfigPath): number | undefined;
   error(path: ConfigPath, message: string): InputError;
   warnings: string[];
+  /** Owner, group and mode of the installed key copies, per service with install:. */
+  keyAccess: Map<string, KeyAccess>;
+  /** Installed copies (install.dir/NAME) by key, with the services that share each. */
+  installs: Map<string, InstalledCopy>;
 }
 
 function pathText(path: ConfigPath): string {
@@ -69,7 +75,9 @@ export function loadConfig(file: string): LoadedConfig {
     }
   }
   const baseDir = dirname(abs);
-  return { file, baseDir, raw, stateDir: resolve(baseDir, raw.state_dir), lineOf, error, warnings };
+  const keyAccess = keyAccessOf(raw, error);
+  const installs = installedCopies(raw, baseDir, error, keyAccess);
+  return { file, baseDir, raw, stateDir: resolve(baseDir, raw.state_dir), lineOf, error, warnings, keyAccess, installs };
 }
 
 function lineOfPath(doc: Document, lc: LineCounter, path: ConfigPath): number | undefined {
