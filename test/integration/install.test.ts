@@ -247,3 +247,20 @@ describe('staged install: owner, group and mode of the key copies', () => {
     }
   });
 });
+
+describe('without staged install: one reload per command', () => {
+  it('the hook reloads once when an RSA and an ECDSA chain both match live records', async () => {
+    const s = setup();
+    const rsa = s.lineage('rsa', 'mx-rsa');
+    const ec = s.lineage('ecdsa', 'mx-ecdsa');
+    s.write(1, { mx: { port: 25, lineages: [rsa.path, ec.path] } });
+    writeFileSync(join(s.dir, 'config.yaml'), readFileSync(join(s.dir, 'config.yaml'), 'utf8').replace('    provider: local\n', '    provider: local\n    reload: "echo reload >> reloads.log"\n'));
+    const hook = () => runCli(['--config', join(s.dir, 'config.yaml'), 'hook', 'certbot'], { cwd: s.dir, env: { RENEWED_LINEAGE: ec.path } });
+    expect(hook().code).toBe(1); // first issuance: nothing live yet, no reload
+    expect(s.reloads()).toEqual([]);
+    await sleep(2200); // 2×TTL: both chains' records are live
+    const r = hook();
+    expect(r.code, show(r)).toBe(0);
+    expect(s.reloads()).toEqual(['reload']);
+  });
+});
