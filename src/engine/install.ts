@@ -68,12 +68,15 @@ function releaseId(now: Date): string {
   return now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
 }
 
-/** Remove a release tlsa made: unlink its files (unlink never follows a link), then rmdir. */
+/** Remove a release tlsa made: unlink its files (unlink never follows a link), then rmdir.
+ *  Housekeeping after the switch: anything unexpected since the check is left where it is. */
 function removeRelease(releases: string, name: string): void {
   const path = join(releases, name);
-  if (!lstatSync(path).isDirectory()) return; // checked before; never rm through a link
-  for (const f of readdirSync(path)) unlinkSync(join(path, f));
-  rmdirSync(path);
+  try {
+    if (!lstatSync(path).isDirectory()) return;
+    for (const f of readdirSync(path)) if (lstatSync(join(path, f)).isFile()) unlinkSync(join(path, f));
+    rmdirSync(path);
+  } catch { /* not empty or gone: kept, and refused by the next layout check if not tlsa's */ }
 }
 
 /** Install a chain and its key as a new release and point `current` at it atomically. */
