@@ -11,7 +11,8 @@
  *              also needs Zone → Zone → Read on those zones (GET /zones?name= answers an empty
  *              list to a token without it).
  * Options:     api_token, zone_id (optional, see Zone), base_url (tests; default
- *              https://api.cloudflare.com/client/v4).
+ *              https://api.cloudflare.com/client/v4), batch_size (operations per batch: 200,
+ *              the Free plan's limit; up to 3,500 on Pro, Business and Enterprise zones).
  * Zone:        zone_id, or GET /zones?name= for the owner name and then each parent (most
  *              specific first; an active zone wins over a pending one). Cached per instance.
  * Writes:      Cloudflare stores single records with ids, so writers never need to replace a
@@ -20,21 +21,24 @@
  *              `remove` (matched by usage/selector/matching type/data) and posts the missing
  *              ones of `add` with `comment: "managed by tlsa"` (it marks our records in the
  *              dashboard; ownership itself is kept in tlsa's state). One change is one
- *              request; several are one POST /dns_records/batch (deletes run before posts, in
- *              one transaction). A concurrent writer cannot lose records: its records have
+ *              request; several are one POST /dns_records/batch (one transaction; the API runs
+ *              its deletes before its posts, so a replacement is never half done). A concurrent writer cannot lose records: its records have
  *              other ids. A record already gone (81044) or already there (81058/81057) counts as
  *              done; a batch that fails that way is re-read and retried (4 attempts). A CNAME at
  *              the owner name (or 81053/81054) is reported, never replaced. TTL: 60..86400
  *              (values outside are clamped; Enterprise zones could go to 30).
  *              applyMany() of several names in a zone reads GET dns_records?type=TLSA (all
  *              pages, per_page 5,000) and ?type=CNAME once each, keeps the asked owners, and
- *              sends all deletes and posts of the zone in ONE batch (split at 200 operations);
- *              a CNAME at any owner is reported, naming it, before anything is written. apply()
+ *              sends all deletes and posts of the zone in ONE batch. Over batch_size
+ *              operations it is split, posts first: every post goes in an earlier or the same
+ *              batch as every delete, so a batch that fails leaves new records beside the old
+ *              ones, never a name without either (the next run finishes the deletes). A
+ *              CNAME at any owner is reported, naming it, before anything is written. apply()
  *              is applyMany() of one (one read of the name, as above).
  * Requests:    (plus GET /zones per zone level once per instance, without zone_id.) list: 1 GET
  *              per 100 records at the name. listMany of N names in one zone: 1 GET of the
  *              zone's TLSA records (a name alone: as list). apply: 1 GET + 1 write. applyMany of
- *              N names in one zone: 2 GETs (TLSA, CNAME) + 1 batch per 200 operations; each
+ *              N names in one zone: 2 GETs (TLSA, CNAME) + 1 batch per batch_size operations; each
  *              conflict retry repeats them.
  * Limits:      1,200 requests per 5 minutes per user/token, 200 requests/s per IP; over it every
  *              call gets 429 for up to 5 minutes with `retry-after` (seconds). Batches hold 200
@@ -111,7 +115,7 @@ interface ApiErrorLike {
 }
 
 export const createProvider: ProviderFactory = (options, ctx) => {
-  const opt = readOptions(options, ctx, 'cloudflare', ['api_token', 'zone_id', 'base_url']);
+  const opt = readOptions(options, ctx, 'cloudflare', ['api_token', 'zone_id', 'base_url', 'batch_size']);
   const str = (key: string) => opt.string(key);
   const token = str('api_token');
   if (!token) throw ctx.optionError('api_token', 'cloudflare needs "api_token": a token with Zone → DNS → Edit on the zone (write it as ${ENV_VAR} or api_token_file: PATH)');
@@ -119,6 +123,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
   const zoneIdOption = str('zone_id');
   if (zoneIdOption && !/^[0-9a-f]{32}$/i.test(zoneIdOption)) throw ctx.optionError('zone_id', '"zone_id" is the 32-character hex id from the zone\'s overview page, not its name');
   const baseURL = str('base_url') ?? DEFAULT_BASE_URL;
+  const batchSize = opt.number('batch_size', BATCH_LIMIT, { integer: true, min: 1, max: 3_500 });
   if (!/^https?:\/\/[^\s/]+/.test(baseURL)) throw ctx.optionError('base_url', '"base_url" must be an http(s) URL');
 
   const name = `cloudflare(${ctx.instance})`;
@@ -244,7 +249,8 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     }
   }
 
-  /** The writes for one zone: one request when there is one change, else batches of 200. */
+  /** The writes for one zone: one request when there is one change, else batches of
+   *  `batch_size` operations. */
   async function write(zone: Zone, deletes: string[], posts: Post[]): Promise<void> {
     const param = ({ record: r, ttl }: Post) => ({
       name: normaliseName(r.owner).slice(0, -1),
@@ -266,9 +272,12 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       }
       return;
     }
-    const ops: Array<{ del?: string; post?: Post }> = [...deletes.map((del) => ({ del })), ...posts.map((post) => ({ post }))];
-    for (let i = 0; i < ops.length; i += BATCH_LIMIT) {
-      const chunk = ops.slice(i, i + BATCH_LIMIT);
+    // A batch is one transaction (deletes, then posts). When the change needs more than one,
+    // every post goes in an earlier or the same batch as every delete: a failed batch then
+    // leaves new records beside old ones, never a name emptied of both.
+    const ops: Array<{ del?: string; post?: Post }> = [...posts.map((post) => ({ post })), ...deletes.map((del) => ({ del }))];
+    for (let i = 0; i < ops.length; i += batchSize) {
+      const chunk = ops.slice(i, i + batchSize);
       try {
         await raw((c) => c.dns.records.batch({
           zone_id: zone.id,
@@ -339,9 +348,10 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     return [...out.values()];
   }
 
+  // The comment marks records a tlsa wrote: `tlsa adopt` takes those over after a lost state.
   const tlsaList = (o: string, records: ApiRecord[]): TlsaRecord[] => records.flatMap((r) => {
     const t = tlsaOf(o, r);
-    return t ? [t] : [];
+    return t ? [r.comment === MANAGED_COMMENT ? { ...t, managed: true } : t] : [];
   });
 
   const provider: DnsProvider = {

@@ -25,7 +25,8 @@
  *              deletes one). apply sends one RRset; applyMany every changed RRset of a domain in
  *              the same single request (atomic: all or nothing). A bulk request counts once
  *              against the write limits. The TTL is the requested one when records are added,
- *              else the RRset's own.
+ *              else the RRset's own. An owner's adds and removes go in one write of its whole
+ *              RRset; a record named in both is kept (add wins).
  * TTL:         deSEC refuses TTLs below the domain's `minimum_ttl` (3600 for most domains). A
  *              lower TTL is raised to it and said so: a warning on stderr (once per domain and
  *              TTL) and in the provider's `notices`; `effectiveTtl(owner, ttl)` tells a caller the
@@ -108,8 +109,9 @@ interface NameState {
 interface Want {
   owner: string;
   subname: string;
-  /** `u s m hex` of the records to add (those also named in remove are left out). */
+  /** `u s m hex` of the records to add. */
   addKeys: string[];
+  /** Of the records to remove (those also named in add are left out: add wins). */
   removeKeys: Set<string>;
   /** The TTL to write (raised to the domain minimum) when records are added; otherwise the
    *  RRset keeps its own. */
@@ -559,11 +561,13 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       const todo = [...merged].filter(([, m]) => m.add.length || m.remove.length);
       for (const { d, items } of (await byDomain(todo, ([o]) => o)).values()) {
         const wants = items.map(([owner, m]): Want => {
-          const removeKeys = new Set(m.remove.map((r) => rdataText(r)));
+          const addKeys = [...new Set(m.add.map((r) => rdataText(r)))];
+          // A record both added and removed stays (add wins, as the provider contract says).
+          const removeKeys = new Set(m.remove.map((r) => rdataText(r)).filter((k) => !addKeys.includes(k)));
           return {
             owner,
             subname: subnameOf(owner, d),
-            addKeys: [...new Set(m.add.map((r) => rdataText(r)))].filter((k) => !removeKeys.has(k)),
+            addKeys,
             removeKeys,
             ttl: m.add.length ? ttlFor(owner, d, m.ttl) : undefined,
           };

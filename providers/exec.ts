@@ -10,6 +10,12 @@
  *                → stdout {"records":["3 1 1 <hex>", …]}  (or objects {usage,selector,matching,data})
  *              {"action":"apply","owner":…,"ttl":3600,"add":["3 1 1 <hex>"],"remove":[…]}
  *                → exit 0 when exactly these records were added and removed, others untouched.
+ * Your program must keep the provider contract (providers/index.ts): apply the adds before
+ *              the removes (or both in one transaction), so that an exit in between leaves the
+ *              new records beside the old ones, never a name without either; give added records
+ *              `ttl`, and leave the TTL of the RRset as it is when `add` is empty. tlsa never
+ *              sends a record in both `add` and `remove` (such a record is kept: it is left
+ *              out of `remove`).
  * Exit codes:  0 done; 75 (EX_TEMPFAIL) try again later: retried with backoff; any other
  *              code fails, with the program's last stderr lines in the message (a CNAME at
  *              the owner name, for instance, should be reported that way, never overwritten).
@@ -20,7 +26,7 @@ import { parseRdata } from '../src/tlsa/presentation.js';
 import { normaliseName, rdataText, type TlsaRecord } from '../src/tlsa/record.js';
 import { withRetry } from '../src/util/retry.js';
 import { redact } from '../src/util/redact.js';
-import { ProviderError, type DnsProvider, type ProviderFactory } from './index.js';
+import { effectiveChange, ProviderError, type DnsProvider, type ProviderFactory } from './index.js';
 
 const EX_TEMPFAIL = 75;
 
@@ -96,7 +102,8 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     },
     async apply(owner, change, ttl) {
       const o = normaliseName(owner);
-      await call({ action: 'apply', owner: o, ttl, add: change.add.map(rdataText), remove: change.remove.map(rdataText) });
+      const { add, remove } = effectiveChange(change);
+      await call({ action: 'apply', owner: o, ttl, add: add.map(rdataText), remove: remove.map(rdataText) });
     },
   };
   return provider;

@@ -3,7 +3,7 @@
  * so that an unused SDK costs nothing at start-up: a certbot hook is a cold process.
  * A provider knows nothing about rollover: it lists and applies exactly what it is told.
  */
-import { normaliseName, type TlsaRecord } from '../src/tlsa/record.js';
+import { normaliseName, rdataText, type TlsaRecord } from '../src/tlsa/record.js';
 
 export interface TlsaChange {
   add: TlsaRecord[];
@@ -14,6 +14,26 @@ export interface OwnerChange extends TlsaChange {
   owner: string;
 }
 
+/**
+ * What every provider guarantees about a write (checked for each one by the contract suite,
+ * test/integration/contract/suite.ts), so that a rollover never leaves a name without the
+ * records a served chain relies on:
+ *
+ *  1. Adds before removes. Within one change, no record of `remove` is taken away before the
+ *     records of `add` at the same owner are in place: in one atomic write (one RRset REPLACE,
+ *     one UPDATE message, one batch), or, where the API needs several calls, adds in earlier
+ *     calls than removes.
+ *  2. A partial failure never leaves an owner with fewer records than before the change: an
+ *     error between two API calls or a failed batch leaves the owner as it was, or with (some
+ *     of) the adds in place and the removes not all done. Adds that succeeded stay (they are
+ *     not rolled back by a remove); the next run finishes the removes.
+ *  3. A record both in `add` and in `remove` is kept (add wins): see effectiveChange().
+ *  4. A change without adds keeps the RRset's TTL as it is; `ttl` is the TTL of the records
+ *     added (which, on APIs that store whole RRsets, becomes the RRset's TTL).
+ *  5. All of this holds for applyMany across many owners: if the API's atomic unit (a batch,
+ *     a PATCH, a message) cannot hold every owner's change, each owner's adds go in the same
+ *     or an earlier unit than its removes; all adds of all owners first, then the removes.
+ */
 export interface DnsProvider {
   readonly name: string;
   /** TLSA records now at the owner name, as the provider sees them (ours and foreign ones). */
@@ -89,4 +109,13 @@ export function checkChangeOwners(provider: string, owner: string, change: TlsaC
   for (const r of [...change.add, ...change.remove]) {
     if (normaliseName(r.owner) !== o) throw new ProviderError(provider, `record for ${r.owner} passed to apply(${o})`);
   }
+}
+
+/** The change as a provider must apply it: a record named in both `add` and `remove` is kept,
+ *  so it is dropped from `remove` (rule 3 of DnsProvider). */
+export function effectiveChange<T extends TlsaChange>(change: T): T {
+  const key = (r: TlsaRecord) => rdataText(r).toLowerCase();
+  const added = new Set(change.add.map(key));
+  if (!change.remove.some((r) => added.has(key(r)))) return change;
+  return { ...change, remove: change.remove.filter((r) => !added.has(key(r))) };
 }

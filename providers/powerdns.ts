@@ -19,7 +19,9 @@
  *              set becomes empty. `comments` are not sent, so the RRset's comments are kept (they
  *              go with the RRset when it is deleted). Ownership is not marked in comments: they
  *              belong to the RRset, not to a record. The TTL is the requested one when records
- *              are added, else the RRset's own. DNSSEC signing and rectifying are the server's
+ *              are added, else the RRset's own. An owner's adds and removes go in one REPLACE
+ *              of its RRset, so there is no moment with one done and not the other; a record
+ *              named in both is kept (add wins). DNSSEC signing and rectifying are the server's
  *              (`default-api-rectify=yes`, the default, rectifies after each PATCH). applyMany
  *              sends every changed RRset of a zone in ONE PATCH (PowerDNS applies a PATCH in one
  *              transaction), split only when its body would pass 1 MiB (the webserver refuses
@@ -98,8 +100,9 @@ interface ZoneState {
 /** One owner's change, as applyMany works on it. */
 interface Want {
   owner: string;
-  /** `u s m hex` of the records to add (those also named in remove are left out). */
+  /** `u s m hex` of the records to add. */
   addKeys: string[];
+  /** Of the records to remove (those also named in add are left out: add wins). */
   removeKeys: Set<string>;
   /** The TTL to write when records are added; otherwise the RRset keeps its own. */
   ttl: number;
@@ -500,7 +503,8 @@ export const createProvider: ProviderFactory = (options, ctx) => {
         for (const r of c.add) if (!w.addKeys.includes(rdataText(r))) w.addKeys.push(rdataText(r));
         w.adds ||= c.add.length > 0;
       }
-      for (const w of wants.values()) w.addKeys = w.addKeys.filter((k) => !w.removeKeys.has(k));
+      // A record both added and removed stays (add wins, as the provider contract says).
+      for (const w of wants.values()) for (const k of w.addKeys) w.removeKeys.delete(k);
       const todo = [...wants.values()].filter((w) => w.addKeys.length || w.removeKeys.size);
       for (const { z, items } of (await byZone(todo, (w) => w.owner)).values()) await applyZone(z, items);
     },

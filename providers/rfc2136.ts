@@ -27,7 +27,10 @@
  * Writes:      ONE UPDATE per apply(): prerequisite "CNAME RRset does not exist" at the owner
  *              (a CNAME is reported, never overwritten; without the prerequisite Knot and BIND
  *              answer NOERROR and silently drop a TLSA add beside a CNAME), then single-RR
- *              deletes (class NONE, exact RDATA) and single-RR adds. Never an RRset delete:
+ *              deletes (class NONE, exact RDATA) and single-RR adds, which the server applies
+ *              all or nothing (RFC 2136 §3.4.2), so there is no moment with the deletes done
+ *              and the adds not; a record named in both is kept (left out of the deletes);
+ *              a delete-only change leaves the RRset's TTL as it is. Never an RRset delete:
  *              two writers on one name never lose each other's records, and records tlsa did
  *              not name stay. Deleting an absent record and adding a present one are no-ops
  *              for the server, so a retry is safe.
@@ -46,7 +49,7 @@ import { DnsTransportError, exchange, type Endpoint, type Reply } from '../src/d
 import { buildQuery, buildTlsaUpdateMany, parseTlsaRdata } from '../src/dns/update.js';
 import { OPCODE, TYPE, rcodeName, readName, walkRecords } from '../src/dns/wire.js';
 import { readOptions } from './options.js';
-import { checkChangeOwners, ProviderError, type DnsProvider, type ProviderFactory, type TlsaChange } from './index.js';
+import { checkChangeOwners, effectiveChange, ProviderError, type DnsProvider, type ProviderFactory, type TlsaChange } from './index.js';
 
 const KNOWN_OPTIONS = ['server', 'port', 'zone', 'tsig_name', 'tsig_algorithm', 'tsig_secret', 'timeout_s'];
 
@@ -196,8 +199,9 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     async apply(owner, change, ttl) {
       const o = normaliseName(owner);
       checkOwners(o, change);
-      if (change.add.length === 0 && change.remove.length === 0) return;
-      await update(await findZone(o), [{ owner: o, add: change.add, remove: change.remove, ttl }]);
+      const { add, remove } = effectiveChange(change);
+      if (add.length === 0 && remove.length === 0) return;
+      await update(await findZone(o), [{ owner: o, add, remove, ttl }]);
     },
     async listMany(owners) {
       const out = new Map<string, TlsaRecord[]>();
@@ -209,13 +213,24 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       return out;
     },
     async applyMany(changes, ttlOf) {
-      const byZone = new Map<string, UpdateItem[]>();
+      // One item per owner (its changes merged), so that an owner's adds and removes always
+      // travel in one message, whatever the split below.
+      const merged = new Map<string, UpdateItem>();
       for (const c of changes) {
         const o = normaliseName(c.owner);
         checkOwners(o, c);
-        if (!c.add.length && !c.remove.length) continue;
-        const zone = await findZone(o);
-        byZone.set(zone, [...(byZone.get(zone) ?? []), { owner: o, add: c.add, remove: c.remove, ttl: ttlOf(c.owner) }]);
+        const m = merged.get(o);
+        if (m) {
+          m.add.push(...c.add);
+          m.remove.push(...c.remove);
+        } else merged.set(o, { owner: o, add: [...c.add], remove: [...c.remove], ttl: ttlOf(c.owner) });
+      }
+      const byZone = new Map<string, UpdateItem[]>();
+      for (const m of merged.values()) {
+        const { add, remove } = effectiveChange(m);
+        if (!add.length && !remove.length) continue;
+        const zone = await findZone(m.owner);
+        byZone.set(zone, [...(byZone.get(zone) ?? []), { ...m, add, remove }]);
       }
       for (const [zone, items] of byZone) {
         // One UPDATE per zone, split only where a DNS message would overflow.

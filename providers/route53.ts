@@ -35,7 +35,8 @@
  *              InvalidChangeBatch ("… not found", "… do not match the current values", "…
  *              already exists"), and we read again and retry (6 attempts). UPSERT is never
  *              used: it would overwrite a concurrent writer's records. The new set gets the
- *              TTL passed to apply(). A CNAME at the owner name is reported, never replaced.
+ *              TTL passed to apply() when the change adds records; a remove-only change keeps
+ *              the set's TTL. A CNAME at the owner name is reported, never replaced.
  *              applyMany() does the same for many names at once: ONE batch per hosted zone
  *              holding every owner's DELETE+CREATE (split only beyond the batch limits below,
  *              an owner's pair never split); a CNAME at any owner is reported, naming it,
@@ -351,7 +352,9 @@ export const createProvider: ProviderFactory = (options, ctx) => {
             changes.push({ Action: 'DELETE', ResourceRecordSet: { Name: state.tlsa.Name, Type: 'TLSA', TTL: state.tlsa.TTL, ResourceRecords: state.tlsa.ResourceRecords } });
           }
           if (values.length) {
-            changes.push({ Action: 'CREATE', ResourceRecordSet: { Name: state.tlsa?.Name ?? w.owner, Type: 'TLSA', TTL: w.ttl, ResourceRecords: values.map((Value) => ({ Value })) } });
+            // A change without adds keeps the set's TTL (a foreign writer's, or an older one).
+            const ttl = w.add.length || state.tlsa?.TTL === undefined ? w.ttl : state.tlsa.TTL;
+            changes.push({ Action: 'CREATE', ResourceRecordSet: { Name: state.tlsa?.Name ?? w.owner, Type: 'TLSA', TTL: ttl, ResourceRecords: values.map((Value) => ({ Value })) } });
           }
           const chars = [...old, ...values].reduce((a, v) => a + v.length, 0);
           units.push({ owner: w.owner, want: w, changes, values: old.length + values.length, chars });

@@ -145,7 +145,8 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     name,
     async list(owner) {
       const o = normaliseName(owner);
-      return read().flatMap((e) => (e.record && e.record.owner === o ? [e.record] : []));
+      // The mark tells `tlsa adopt` which lines a tlsa wrote (after a lost state).
+      return read().flatMap((e) => (e.record && e.record.owner === o ? [e.managed ? { ...e.record, managed: true } : e.record] : []));
     },
     async apply(owner, change: TlsaChange, ttl) {
       const o = normaliseName(owner);

@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import type { LoadedConfig } from '../config/load.js';
 import { EXIT, InputError } from '../errors.js';
 import { builtinCatalogPath, loadCatalog } from '../issuers/catalog.js';
+import { configuredProtocol, servicePorts } from '../config/ports.js';
 import { PROTOCOLS_LIST, type Protocol } from '../tlsa/policy.js';
 import { checkTarget, type CheckReport, type CheckTarget } from '../verify/check.js';
 import { resolverFrom } from '../verify/resolver.js';
@@ -23,7 +24,7 @@ function parseTarget(text: string, protocol?: Protocol): CheckTarget {
 
 function render(r: CheckReport): string {
   const lines = [
-    `${r.ok ? 'OK  ' : 'FAIL'} ${r.host}:${r.port}  ${r.owner}  TLSA ${r.dnssec.tlsa}, addresses ${r.dnssec.address}, ${r.records.length} record(s); authoritative: ${r.authoritative.inSync ? r.authoritative.summary : `NOT in sync (${r.authoritative.lagging.join(', ') || r.authoritative.summary})`}`,
+    `${r.ok ? 'OK  ' : 'FAIL'} ${r.host}:${r.port} (${r.protocol})  ${r.owner}  TLSA ${r.dnssec.tlsa}, addresses ${r.dnssec.address}, ${r.records.length} record(s); authoritative: ${r.authoritative.inSync ? r.authoritative.summary : `NOT in sync (${r.authoritative.lagging.join(', ') || r.authoritative.summary})`}`,
   ];
   for (const p of r.probes) {
     const what = p.notServed ? 'no certificate of this type (the server answered the other one)' : p.ok ? `Verified: ${p.matched} (${p.leaf})` : `NOT verified: ${p.problems.join('; ')}`;
@@ -44,10 +45,15 @@ export async function run(v: CliValues, args: string[]): Promise<number> {
     ? (await import('../config/load.js')).loadConfig(configFile)
     : undefined;
   if (config) warn(config.warnings);
-  let targets: CheckTarget[] = args.map((a) => parseTarget(a, v.protocol as Protocol | undefined));
+  // Without --protocol, a HOST:PORT the configuration lists is probed as configured there.
+  let targets: CheckTarget[] = args.map((a) => {
+    const t = parseTarget(a, v.protocol as Protocol | undefined);
+    const configured = !t.protocol && config ? configuredProtocol(Object.values(config.raw.services), t.host, t.port) : undefined;
+    return configured ? { ...t, protocol: configured } : t;
+  });
   if (!targets.length) {
     if (!config) throw new InputError('check needs HOST[:PORT] arguments or a --config with services');
-    targets = Object.values(config.raw.services).flatMap((s) => s.ports.map((port) => ({ host: s.host, port, ...(s.protocol ? { protocol: s.protocol } : {}) })));
+    targets = Object.values(config.raw.services).flatMap((s) => servicePorts(s).map(({ port, protocol }) => ({ host: s.host, port, protocol })));
   }
   const verify = config?.raw.verify;
   const resolverSetting = v.resolver ?? verify?.resolver ?? 'system';

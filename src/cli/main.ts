@@ -14,6 +14,8 @@ Commands:
   publish              publish new records next to the old ones; retire what is due
   status               published / pending / retiring records, with ages
   retire [--dry-run]   remove the records that are due now (grace over, no server needs them)
+  adopt [--dry-run]    take ownership of published records equal to desired ones (and of
+                       records carrying tlsa's marker), after a migration or a lost state
   check [HOST[:PORT]…] DNSSEC, every authoritative server, live TLS per address and key type
   hook CLIENT          run by an ACME client after a renewal: certbot, acme.sh or lego
   daemon [--once]      the engine on a schedule: install staged chains, retire, re-check
@@ -25,11 +27,12 @@ Options:
   --json               machine-readable output
   --force              publish although a certificate is expired or not yet valid
   --lock-wait SECONDS  how long to wait for another run holding the lock (default 60)
-  --dry-run            retire: show what would be removed, change nothing
+  --dry-run            retire, adopt: show what would change, change nothing
   --once               daemon: one run, then exit (for systemd timers and cron)
   --resolver IP[:PORT] check: the validating resolver (default: verify.resolver, else the system's)
   --auth-port N        check: port of the authoritative servers (default 53)
   --timeout SECONDS    check: per DNS query and TLS probe (default 5)
+  --protocol P         check: what HOST:PORT speaks (default: as configured for it, else by port)
   -V, --version        print the version
   -h, --help           this help
 
@@ -38,7 +41,7 @@ generate options:
   --key FILE           the leaf's private key, checked to match (with one --chain)
   --host NAME          host name (for SMTP the MX host)
   --port N             port (repeatable; default 25)
-  --protocol P         smtp|lmtp|imap|pop3|submission|tls|https (port 25 is always smtp)
+  --protocol P         smtp|lmtp|imap|pop3|submission|smtps|tls|https (port 25 is always smtp)
   --records "U S M"    record kind (repeatable; default "3 1 1" and "2 1 1")
   --issuers CA         issuer catalog for the 2 x x family: letsencrypt (default), none, or a catalog.json
   --ttl SECONDS        TTL to print (default 3600)
@@ -110,6 +113,7 @@ async function main(argv: string[]): Promise<number> {
     publish: () => import('./publish.js'),
     status: () => import('./status.js'),
     retire: () => import('./retire.js'),
+    adopt: () => import('./adopt.js'),
     hook: () => import('./hook.js'),
     daemon: () => import('./daemon.js'),
     check: () => import('./check.js'),

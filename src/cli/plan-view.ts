@@ -3,13 +3,14 @@ import type { OwnerPlan } from '../engine/plan.js';
 import { rdataText } from '../tlsa/record.js';
 import { duration, shortRdata } from './common.js';
 
-export function planSummary(plan: OwnerPlan[]): { add: number; remove: number; retiring: number; keep: number; foreign: number } {
+export function planSummary(plan: OwnerPlan[]): { add: number; remove: number; retiring: number; keep: number; unowned: number; foreign: number } {
   const sum = (f: (p: OwnerPlan) => number) => plan.reduce((n, p) => n + f(p), 0);
   return {
     add: sum((p) => p.add.length),
     remove: sum((p) => p.remove.length),
     retiring: sum((p) => p.retiring.length),
     keep: sum((p) => p.keep.length),
+    unowned: sum((p) => p.unowned.length),
     foreign: sum((p) => p.foreign.length),
   };
 }
@@ -24,7 +25,7 @@ export function planText(plan: OwnerPlan[], now: Date): string {
       const left = (r.due.getTime() - now.getTime()) / 1000;
       out.push(`  ~ ${shortRdata(r.record)}  retiring: no served chain needs it; removal ${left > 0 ? `in ${duration(left)}` : 'due'}`);
     }
-    for (const r of p.keep) out.push(`  = ${shortRdata(r)}  ${r.why}`);
+    for (const r of p.keep) out.push(`  = ${shortRdata(r)}  ${r.why}${p.unowned.includes(r) ? ' [not owned by tlsa: "tlsa adopt" takes it over]' : ''}`);
     for (const r of p.foreign) out.push(`  ! ${shortRdata(r)}  not published by tlsa: left alone`);
   }
   const s = planSummary(plan);
@@ -33,6 +34,8 @@ export function planText(plan: OwnerPlan[], now: Date): string {
       ? `Plan: ${s.add} to add, ${s.remove} to remove${s.retiring ? `, ${s.retiring} retiring later` : ''}.`
       : `Nothing to do: ${s.keep} records in place${s.retiring ? `, ${s.retiring} retiring later` : ''}.`,
   );
+  // `status` lists owned records only: say plainly when the two differ, and how to close the gap.
+  if (s.unowned) out.push(`${s.unowned} of the records in place ${s.unowned === 1 ? 'is' : 'are'} not owned by tlsa (not in "tlsa status", never retired): "tlsa adopt" takes ${s.unowned === 1 ? 'it' : 'them'} over.`);
   return `${out.join('\n')}\n`;
 }
 
@@ -46,7 +49,7 @@ export function planJson(plan: OwnerPlan[]) {
       add: p.add.map((r) => ({ rdata: rdataText(r), why: r.why, service: r.service })),
       remove: p.remove.map((r) => ({ rdata: rdataText(r), service: r.service })),
       retiring: p.retiring.map((r) => ({ rdata: rdataText(r.record), since: r.since.toISOString(), due: r.due.toISOString() })),
-      keep: p.keep.map((r) => ({ rdata: rdataText(r), why: r.why })),
+      keep: p.keep.map((r) => ({ rdata: rdataText(r), why: r.why, owned: !p.unowned.includes(r) })),
       foreign: p.foreign.map((r) => ({ rdata: rdataText(r) })),
     })),
   };

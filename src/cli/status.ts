@@ -27,7 +27,7 @@ export async function run(v: CliValues): Promise<number> {
     return 0;
   }
   if (!views.length) {
-    out(`No records published by tlsa yet (state: ${config.stateDir}). Run "tlsa plan" to see what would be published.\n`);
+    out(`No records owned by tlsa (state: ${config.stateDir}). "tlsa plan" shows what is published and what would be; records published before tlsa (or before its state was lost) are taken over by "tlsa adopt".\n`);
     return 0;
   }
   const rows = views.map((x) => [

@@ -5,8 +5,10 @@ import { dirname, resolve } from 'node:path';
 import { LineCounter, parseDocument, isMap, isSeq, isScalar, type Document, type Node } from 'yaml';
 import { InputError, errnoCode } from '../errors.js';
 import { registerSecret } from '../util/redact.js';
+import type { z } from 'zod';
 import type { KeyAccess } from '../engine/install.js';
 import { installedCopies, keyAccessOf, type InstalledCopy } from './installs.js';
+import { protocolClash } from './ports.js';
 import { configSchema, type RawConfig } from './schema.js';
 
 export type ConfigPath = (string | number)[];
@@ -55,7 +57,7 @@ export function loadConfig(file: string): LoadedConfig {
   if (data === null || typeof data !== 'object' || Array.isArray(data)) throw error([], 'the configuration must be a YAML mapping (providers:, services:)');
   const parsed = configSchema.safeParse(data);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
+    const issue = portEntryIssue(parsed.error.issues[0]!, data);
     let path = issue.path as ConfigPath;
     let message = issue.message;
     if (issue.code === 'unrecognized_keys') {
@@ -74,10 +76,21 @@ export function loadConfig(file: string): LoadedConfig {
       throw error(['services', name, 'provider'], `unknown provider "${svc.provider}" (defined: ${Object.keys(raw.providers).join(', ') || 'none'})`);
     }
   }
+  const clash = protocolClash(raw.services);
+  if (clash) throw error(['services', clash.service, 'ports', clash.index], clash.message);
   const baseDir = dirname(abs);
   const keyAccess = keyAccessOf(raw, error);
   const installs = installedCopies(raw, baseDir, error, keyAccess);
   return { file, baseDir, raw, stateDir: resolve(baseDir, raw.state_dir), lineOf, error, warnings, keyAccess, installs };
+}
+
+/** A port is a number or {port, protocol}: report what is wrong inside the form that was
+ *  written (an unknown protocol, a port out of range), not that neither form matched. */
+function portEntryIssue(issue: z.core.$ZodIssue, data: unknown): z.core.$ZodIssue {
+  if (issue.code !== 'invalid_union' || issue.path.at(-2) !== 'ports') return issue;
+  const value = issue.path.reduce<unknown>((v, k) => (v && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[k as PropertyKey] : undefined), data);
+  const inner = issue.errors[value !== null && typeof value === 'object' ? 1 : 0]?.[0];
+  return inner ? { ...inner, path: [...issue.path, ...inner.path] } : issue;
 }
 
 function lineOfPath(doc: Document, lc: LineCounter, path: ConfigPath): number | undefined {

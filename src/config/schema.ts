@@ -56,16 +56,38 @@ const verify = z
   })
   .describe('How tlsa verifies DNS and the live servers');
 
+const portNumber = z.number().int().min(1).max(65535);
+
+const portEntry = z.union([
+  portNumber,
+  z.strictObject({
+    port: portNumber,
+    protocol: z.enum(PROTOCOLS).optional().describe('What this port speaks (default: the service\'s protocol, else the port\'s usual one)'),
+  }),
+]);
+
+/** Each port once; port 25 is always SMTP with STARTTLS (RFC 7672), whatever else is asked. */
+function checkPorts(entries: z.infer<typeof portEntry>[], ctx: z.RefinementCtx): void {
+  const seen = new Set<number>();
+  entries.forEach((entry, i) => {
+    const port = typeof entry === 'number' ? entry : entry.port;
+    if (seen.has(port)) ctx.addIssue({ code: 'custom', path: [i], message: `port ${port} is listed twice` });
+    seen.add(port);
+    if (typeof entry !== 'number' && port === 25 && entry.protocol !== undefined && entry.protocol !== 'smtp') {
+      ctx.addIssue({ code: 'custom', path: [i, 'protocol'], message: `port 25 is always smtp (STARTTLS, RFC 7672), not ${entry.protocol}` });
+    }
+  });
+}
 
 const service = z.strictObject({
   host: z.string().min(1).describe('The host name clients connect to (for SMTP the MX host, not the mail domain)'),
   ports: z
-    .array(z.number().int().min(1).max(65535))
+    .array(portEntry)
     .min(1)
-    .refine((ports) => new Set(ports).size === ports.length, 'a port is listed twice')
+    .superRefine(checkPorts)
     .default([25])
-    .describe('TCP ports; each gets _PORT._tcp.HOST'),
-  protocol: z.enum(PROTOCOLS).optional().describe('What the ports speak; smtp (and port 25 always) refuses usages 0 and 1'),
+    .describe('TCP ports, each a number or {port, protocol}; each gets _PORT._tcp.HOST'),
+  protocol: z.enum(PROTOCOLS).optional().describe('Default protocol of the ports without their own (else: 25 smtp, 587 submission, 465 smtps, 143 imap, 110 pop3, others tls); smtp, submission and smtps refuse usages 0 and 1'),
   provider: z.string().min(1).describe('Name of an entry under providers'),
   ttl: z.number().int().min(1).max(604800).optional().describe('TTL of the TLSA RRset (default: top-level ttl)'),
   records: z.array(recordSpec).min(1).optional().describe('Record kinds to publish (default "3 1 1" and "2 1 1")'),

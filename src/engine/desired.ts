@@ -1,6 +1,7 @@
 /** Desired records: what should be published for a service, from its chains and the issuer
  *  catalog. Pure: the chains and catalog come in already loaded. */
 import type { LoadedChain } from '../certs/chain.js';
+import { servicePorts, type PortEntry } from '../config/ports.js';
 import type { KeyFamily } from '../certs/key-type.js';
 import { issuerFamily, type IssuerCatalog } from '../issuers/catalog.js';
 import { associationData } from '../tlsa/association.js';
@@ -17,7 +18,9 @@ export interface RecordSpec {
 export interface ServiceInput {
   name: string;
   host: string;
-  ports: number[];
+  /** Numbers or {port, protocol}, as in the configuration. */
+  ports: readonly PortEntry[];
+  /** Default protocol of the ports without their own. */
   protocol?: Protocol;
   /** Default: 3 1 1 and 2 1 1. */
   records: RecordSpec[];
@@ -71,8 +74,8 @@ export function desiredRecords(svc: ServiceInput, now: Date): DesiredResult {
   const specs = withDigestAgility(svc.records);
   const warnings: string[] = [];
   const records: DesiredRecord[] = [];
-  for (const port of [...new Set(svc.ports)]) {
-    for (const s of specs) checkUsageAllowed(s.usage, port, svc.protocol);
+  for (const { port, protocol } of servicePorts(svc)) {
+    for (const s of specs) checkUsageAllowed(s.usage, port, protocol);
     const owner = ownerName(svc.host, port);
     const byKey = new Map<string, DesiredRecord>();
     const familyCandidates: { rec: DesiredRecord; rank: number; family: KeyFamily }[] = [];

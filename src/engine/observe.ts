@@ -7,7 +7,8 @@ import { answerLabel, findZone, queryAuthoritative, type ZoneInfo } from '../ver
 import { resolveHostForDane } from '../verify/dnssec.js';
 import { probe, type ProbeKeyType, type ProbeProtocol } from '../verify/probe.js';
 import { resolverFrom } from '../verify/resolver.js';
-import type { Protocol } from '../tlsa/policy.js';
+import type { PortProtocol } from '../config/ports.js';
+import { effectiveProtocol, type Protocol } from '../tlsa/policy.js';
 
 export interface PropagationView {
   /** Which of `records` every address of every authoritative server serves at `owner`. */
@@ -22,15 +23,18 @@ export interface ServedChains {
 }
 
 export interface LiveView {
-  servedChains(host: string, ports: number[], protocol: Protocol | undefined): Promise<ServedChains>;
+  servedChains(host: string, ports: PortProtocol[]): Promise<ServedChains>;
 }
 
+/** How to reach the TLS handshake on a port that speaks `protocol` (or its default). */
 export function probeProtocol(port: number, protocol: Protocol | undefined): ProbeProtocol {
-  if (protocol === 'lmtp') return 'lmtp';
-  if (protocol === 'imap' || port === 143) return 'imap';
-  if (protocol === 'pop3' || port === 110) return 'pop3';
-  if (protocol === 'smtp' || protocol === 'submission' || port === 25 || port === 587) return 'smtp';
-  return 'tls';
+  switch (effectiveProtocol(port, protocol)) {
+    case 'smtp': case 'submission': return 'smtp';
+    case 'lmtp': return 'lmtp';
+    case 'imap': return 'imap';
+    case 'pop3': return 'pop3';
+    case 'smtps': case 'tls': case 'https': return 'tls';
+  }
 }
 
 export function dnsPropagation(config: LoadedConfig): PropagationView {
@@ -61,14 +65,16 @@ export function dnsPropagation(config: LoadedConfig): PropagationView {
 export function liveProbe(config: LoadedConfig): LiveView {
   const v = config.raw.verify;
   return {
-    async servedChains(host, ports, protocol) {
+    async servedChains(host, portList) {
+      const ports = portList.map((p) => p.port);
+      const protocolOf = new Map(portList.map((p) => [p.port, p.protocol]));
       const resolver = resolverFrom(v.resolver);
       const errors: string[] = [];
       const found = await resolveHostForDane(resolver, host, { timeoutMs: v.timeout_s * 1000 });
       const addresses = [...found.addresses.v4, ...found.addresses.v6];
       if (!addresses.length) return { chains: [], errors: [`${host}: no address (${found.message})`] };
       const jobs = addresses.flatMap((address) => ports.flatMap((port) => (['rsa', 'ecdsa'] as const).map((keyType) => ({ address, port, keyType }))));
-      const results = await Promise.all(jobs.map((j) => probe({ host, address: j.address, port: j.port, keyType: j.keyType, protocol: probeProtocol(j.port, protocol), timeoutMs: v.timeout_s * 1000 })));
+      const results = await Promise.all(jobs.map((j) => probe({ host, address: j.address, port: j.port, keyType: j.keyType, protocol: probeProtocol(j.port, protocolOf.get(j.port)), timeoutMs: v.timeout_s * 1000 })));
       const chains: ServedChains['chains'] = [];
       jobs.forEach((j, i) => {
         const r = results[i]!;

@@ -20,6 +20,9 @@ export interface OwnerPlan {
   remove: OwnedRecord[];
   /** Desired and already there. */
   keep: TargetRecord[];
+  /** The part of `keep` tlsa does not own (published by hand, by another writer, or before a
+   *  lost state): never removed by tlsa unless `tlsa adopt` takes it over. */
+  unowned: TargetRecord[];
   /** Owned, no longer desired: start (or continue) the grace period; removed after `due`. */
   retiring: { record: OwnedRecord; since: Date; due: Date }[];
   /** At the provider, not ours, not desired: left alone. */
@@ -43,7 +46,7 @@ export function planOwners(input: PlanInput): OwnerPlan[] {
   const get = (owner: string, provider: string, ttl: number): OwnerPlan => {
     let p = owners.get(`${provider} ${owner}`);
     if (!p) {
-      p = { owner, provider, ttl, add: [], remove: [], keep: [], retiring: [], foreign: [], drift: [] };
+      p = { owner, provider, ttl, add: [], remove: [], keep: [], unowned: [], retiring: [], foreign: [], drift: [] };
       owners.set(`${provider} ${owner}`, p);
     }
     return p;
@@ -53,8 +56,10 @@ export function planOwners(input: PlanInput): OwnerPlan[] {
   for (const d of input.desired) {
     const p = get(d.owner, d.provider, d.ttl);
     const present = (input.listed.get(d.owner) ?? []).some((r) => recordKey(r) === recordKey(d));
-    if (present) p.keep.push(d);
-    else {
+    if (present) {
+      p.keep.push(d);
+      if (!ownedByKey.has(`${d.provider} ${recordKey(d)}`)) p.unowned.push(d);
+    } else {
       p.add.push(d);
       if (ownedByKey.get(`${d.provider} ${recordKey(d)}`)?.status === 'published') p.drift.push(d);
     }

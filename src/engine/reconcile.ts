@@ -2,10 +2,12 @@
  *  publish with write-ahead intents, follow each record's lifecycle, install staged chains
  *  once their records are live, and retire records nobody serves any more. */
 import type { LoadedConfig } from '../config/load.js';
+import { servicePorts } from '../config/ports.js';
 import { InputError } from '../errors.js';
 import { recordKey, type TlsaRecord } from '../tlsa/record.js';
 import { recordMatchesChain } from '../verify/dane.js';
 import { ProviderError, type DnsProvider } from '../../providers/index.js';
+import { adoptionFor, type Adoption } from './adopt.js';
 import { clearReloadPending, installPaths, installRelease, markReloadPending, reloadPending } from './install.js';
 import type { InstalledCopy } from '../config/installs.js';
 import { liveAt } from './lifecycle.js';
@@ -279,6 +281,11 @@ async function observePropagation(records: OwnedRecord[], view: PropagationView,
 
 /** The engine. Every entry point calls this with the steps it wants. */
 export async function runEngine(config: LoadedConfig, opts: EngineOptions): Promise<EngineResult> {
+  return withStateLock(config, opts, () => runLocked(config, opts));
+}
+
+/** Every entry point that reads and writes the state does so under the one lock. */
+async function withStateLock<T>(config: LoadedConfig, opts: RunOptions, fn: () => Promise<T>): Promise<T> {
   ensureStateDir(config.stateDir);
   const release = await acquireLock(config.stateDir, {
     command: opts.entryPoint,
@@ -286,7 +293,7 @@ export async function runEngine(config: LoadedConfig, opts: EngineOptions): Prom
     onWait: (h, ms) => opts.progress?.(`waiting for the lock held by ${h ? `pid ${h.pid} (${h.command})` : 'another run'}: ${Math.round(ms / 1000)} s so far`),
   });
   try {
-    return await runLocked(config, opts);
+    return await fn();
   } finally {
     release();
   }
@@ -415,8 +422,9 @@ async function runLocked(config: LoadedConfig, opts: EngineOptions): Promise<Eng
         if (svc) {
           const key = r.service;
           if (!seenChains.has(key)) {
-            opts.progress?.(`probing ${svc.host} (ports ${svc.ports.join(', ')}) before removing records`);
-            seenChains.set(key, await liveView.servedChains(svc.host, svc.ports, svc.protocol));
+            const ports = servicePorts(svc);
+            opts.progress?.(`probing ${svc.host} (ports ${ports.map((x) => `${x.port} ${x.protocol}`).join(', ')}) before removing records`);
+            seenChains.set(key, await liveView.servedChains(svc.host, ports));
           }
           const seen = seenChains.get(key)!;
           const user = seen.chains.find((x) => recordMatchesChain(r, x.chain));
@@ -514,4 +522,23 @@ function asProviderError(name: string, e: unknown): Error {
 
 export function readOwned(config: LoadedConfig): StateFile {
   return readState(config.stateDir);
+}
+
+export interface AdoptResult extends PlanResult {
+  adoption: Adoption;
+}
+
+/** `tlsa adopt`: take ownership of published records equal to desired ones, and of records
+ *  carrying tlsa's marker (see adopt.ts). Changes the state only, never DNS. */
+export async function adoptPublished(config: LoadedConfig, opts: RunOptions & { dryRun?: boolean }): Promise<AdoptResult> {
+  return withStateLock(config, opts, async () => {
+    const state = readState(config.stateDir);
+    const { providers: _p, ...c } = await computePlan(config, opts, state);
+    const adoption = adoptionFor(c.plan, c.listed, state, opts.now ?? new Date(), actor(opts.entryPoint));
+    if (!opts.dryRun && (adoption.desired.length || adoption.marked.length)) {
+      state.records.push(...adoption.desired, ...adoption.marked);
+      writeState(config.stateDir, state);
+    }
+    return { ...c, adoption };
+  });
 }

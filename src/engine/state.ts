@@ -59,13 +59,55 @@ export function readState(dir: string): StateFile {
     if (errnoCode(e) === 'ENOENT' || errnoCode(e) === 'ENOTDIR') return { version: 1, records: [] };
     throw new InputError(`cannot read the state: ${errnoCode(e)}`, file);
   }
+  let json: unknown;
   try {
-    const json = JSON.parse(text) as StateFile;
-    if (json.version !== 1 || !Array.isArray(json.records)) throw new Error('unknown format');
-    return json;
+    json = JSON.parse(text);
   } catch (e) {
-    throw new InputError(`the state file is damaged (${(e as Error).message}); it is only ever replaced atomically, so this was edited by hand`, file);
+    throw damaged(file, `not JSON: ${(e as Error).message}`);
   }
+  const problem = stateProblem(json);
+  if (problem) throw damaged(file, problem);
+  return json as StateFile;
+}
+
+/** Both ways out of a damaged state keep DNS as it is: the records stay published, and
+ *  `adopt` takes over the ones tlsa would publish (and the ones carrying its marker). */
+function damaged(file: string, why: string): InputError {
+  return new InputError(
+    `the state file is damaged (${why}); tlsa only ever replaces it atomically, so it was changed by something else`,
+    file,
+    undefined,
+    `move it aside (mv ${file} ${file}.damaged), then run "tlsa adopt --dry-run" and "tlsa adopt" to take ownership of the published records again`,
+  );
+}
+
+const STATUSES: readonly string[] = ['publishing', 'published', 'retiring', 'removing'];
+const isDate = (v: unknown) => typeof v === 'string' && !Number.isNaN(Date.parse(v));
+
+/** What is wrong with a parsed state file, or undefined. Unknown fields are allowed: a newer
+ *  tlsa may have written them. */
+export function stateProblem(json: unknown): string | undefined {
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) return 'not an object';
+  const s = json as { version?: unknown; records?: unknown };
+  if (s.version !== 1) return `unknown version ${JSON.stringify(s.version)}`;
+  if (!Array.isArray(s.records)) return '"records" is not a list';
+  for (const [i, r] of (s.records as Record<string, unknown>[]).entries()) {
+    const bad = (what: string) => `records[${i}]: ${what}`;
+    if (typeof r !== 'object' || r === null) return bad('not an object');
+    if (typeof r['owner'] !== 'string' || !r['owner'].endsWith('.')) return bad('"owner" is not an absolute name');
+    if (![0, 1, 2, 3].includes(r['usage'] as number)) return bad('"usage" is not 0-3');
+    if (![0, 1].includes(r['selector'] as number)) return bad('"selector" is not 0 or 1');
+    if (![0, 1, 2].includes(r['matching'] as number)) return bad('"matching" is not 0-2');
+    if (typeof r['data'] !== 'string' || !/^(?:[0-9a-f]{2})+$/.test(r['data'])) return bad('"data" is not lower-case hex');
+    if (typeof r['provider'] !== 'string' || typeof r['service'] !== 'string') return bad('"provider" or "service" missing');
+    if (!Number.isInteger(r['ttl']) || (r['ttl'] as number) < 1) return bad('"ttl" is not a positive integer');
+    if (!STATUSES.includes(r['status'] as string)) return bad(`"status" is not one of ${STATUSES.join(', ')}`);
+    if (!isDate(r['addedAt'])) return bad('"addedAt" is not a time');
+    for (const k of ['publishedAt', 'retiringSince', 'seenAt']) if (r[k] !== undefined && !isDate(r[k])) return bad(`"${k}" is not a time`);
+    if (r['status'] === 'published' && !isDate(r['publishedAt'])) return bad('a published record without "publishedAt"');
+    if (r['status'] === 'retiring' && !isDate(r['retiringSince'])) return bad('a retiring record without "retiringSince"');
+  }
+  return undefined;
 }
 
 export function writeState(dir: string, state: StateFile): void {

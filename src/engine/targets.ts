@@ -2,9 +2,10 @@
  *  (file reads) and hands them to the pure desired-record computation. */
 import { resolve } from 'node:path';
 import type { LoadedConfig } from '../config/load.js';
+import { servicePorts, type PortProtocol } from '../config/ports.js';
 import { InputError } from '../errors.js';
 import { builtinCatalogPath, BUILTIN_CATALOGS, loadCatalog, type IssuerCatalog } from '../issuers/catalog.js';
-import { PolicyError, type Protocol } from '../tlsa/policy.js';
+import { PolicyError } from '../tlsa/policy.js';
 import { parseRdata } from '../tlsa/presentation.js';
 import { DEFAULT_SPECS, desiredRecords, type RecordSpec } from './desired.js';
 import type { TargetRecord } from './plan.js';
@@ -14,8 +15,8 @@ export interface ServiceTargets {
   service: string;
   provider: string;
   host: string;
-  ports: number[];
-  protocol?: Protocol;
+  /** Each port with the protocol it speaks. */
+  ports: PortProtocol[];
   /** Served and staged chains. */
   chains: ServiceChain[];
 }
@@ -83,7 +84,7 @@ export function computeTargets(config: LoadedConfig, serviceNames: string[], now
     }
     warnings.push(...result.warnings);
     records.push(...result.records.map((r) => ({ ...r, provider: svc.provider, service: name, ttl })));
-    services.push({ service: name, provider: svc.provider, host: svc.host, ports: svc.ports, ...(svc.protocol ? { protocol: svc.protocol } : {}), chains });
+    services.push({ service: name, provider: svc.provider, host: svc.host, ports: servicePorts(svc), chains });
   }
   return { records, services, warnings, validityProblems };
 }

@@ -7,7 +7,7 @@ import { X509Certificate } from 'node:crypto';
 import { keyTypeOf } from '../certs/key-type.js';
 import { issuerFamily, type IssuerCatalog } from '../issuers/catalog.js';
 import { associationData } from '../tlsa/association.js';
-import { isSmtp, type Protocol } from '../tlsa/policy.js';
+import { effectiveProtocol, isSmtp, type Protocol } from '../tlsa/policy.js';
 import { ownerName, rdataText, recordKey, type TlsaRecord } from '../tlsa/record.js';
 import { answerLabel, compareRrsets, findZone, queryAuthoritative } from './authoritative.js';
 import { daneMatch, recordMatchesChain } from './dane.js';
@@ -45,6 +45,8 @@ export interface ProbeRow {
 export interface CheckReport {
   host: string;
   port: number;
+  /** What the port was probed as (the configured protocol, or the port's default). */
+  protocol: Protocol;
   owner: string;
   dnssec: { tlsa: string; address: string; message: string };
   records: string[];
@@ -66,7 +68,7 @@ export async function checkTarget(t: CheckTarget, o: CheckOptions): Promise<Chec
   } catch (e) {
     const owner = ownerName(t.host, t.port);
     const why = e instanceof RangeError ? `"${t.host}" is not a usable DNS name: ${e.message}` : `the resolver ${serverLabel(o.resolver)} cannot be asked: ${(e as Error).message}`;
-    return { host: t.host, port: t.port, owner, dnssec: { tlsa: 'error', address: 'error', message: why }, records: [], authoritative: { inSync: false, summary: 'not checked', lagging: [] }, probes: [], failures: [why], warnings: [], ok: false };
+    return { host: t.host, port: t.port, protocol: effectiveProtocol(t.port, t.protocol), owner, dnssec: { tlsa: 'error', address: 'error', message: why }, records: [], authoritative: { inSync: false, summary: 'not checked', lagging: [] }, probes: [], failures: [why], warnings: [], ok: false };
   }
 }
 
@@ -185,7 +187,7 @@ async function checkOne(t: CheckTarget, o: CheckOptions): Promise<CheckReport> {
   }
   const uniq = (xs: string[]) => [...new Set(xs)];
   return {
-    host: t.host, port: t.port, owner,
+    host: t.host, port: t.port, protocol: effectiveProtocol(t.port, t.protocol), owner,
     dnssec: { tlsa: tlsa.status, address: host.status, message: tlsa.message },
     records: records.map(rdataText),
     authoritative, probes,

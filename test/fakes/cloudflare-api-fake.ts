@@ -107,6 +107,7 @@ export class CloudflareApiFake {
   private readonly tokens = new Map<string, CfTokenGrant>();
   private readonly failures: ApiError[] = [];
   private readonly beforeWrite: Array<() => void> = [];
+  private writeFault: { from: number; seen: number; error: ApiError } | undefined;
 
   private constructor(opts: CloudflareFakeOptions) {
     this.token = opts.token ?? `cf-fake-${randomBytes(18).toString('base64url')}`;
@@ -184,6 +185,15 @@ export class CloudflareApiFake {
     this.failures.push(fail(status, 1000, 'Internal server error'));
   }
 
+  /** Fault injection: from the n-th write (POST, DELETE, batch; 1 = the next) on, every write
+   *  fails with this error, changing nothing, until the returned function is called. The
+   *  default is what a zone over its record quota answers. */
+  failWritesFrom(n: number, status = 400, code = 81045, message = 'Record quota exceeded.'): () => void {
+    const fault = { from: n, seen: 0, error: fail(status, code, message) };
+    this.writeFault = fault;
+    return () => { if (this.writeFault === fault) this.writeFault = undefined; };
+  }
+
   /** Run `fn` once, right before the next write (POST, DELETE, batch) is processed. */
   onceBeforeWrite(fn: () => void): void {
     this.beforeWrite.push(fn);
@@ -218,6 +228,8 @@ export class CloudflareApiFake {
       const grant = this.authenticate(req);
       const failure = this.failures.shift();
       if (failure) throw failure;
+      const fault = this.writeFault;
+      if (fault && method !== 'GET' && ++fault.seen >= fault.from) throw fault.error;
       let body: unknown;
       if (chunks.length) {
         try {

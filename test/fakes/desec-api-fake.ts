@@ -77,6 +77,10 @@ export interface DesecApiFake {
   /** The next authenticated request (of this method, if given) answers 429. */
   throttleOnce(retryAfterSeconds?: number, method?: string): void;
   afterNextWrite(fn: () => void): void;
+  /** Fault injection: from the n-th write request (POST, PUT, PATCH, DELETE; 1 = the next) on,
+   *  every one is answered with this status and changes nothing, until the returned function
+   *  is called. */
+  failWritesFrom(n: number, status?: number): () => void;
   /** Put an RRset directly (canonicalised like the API does; `records: []` deletes). */
   seed(domain: string, subname: string, type: string, ttl: number, records: string[]): void;
   rrset(domain: string, subname: string, type: string): FakeRRset | undefined;
@@ -150,6 +154,7 @@ export async function startDesecApiFake(opts: DesecApiFakeOptions): Promise<Dese
   }
   let throttle: { seconds: number; method?: string } | undefined;
   let afterWrite: (() => void) | undefined;
+  let writeFault: { from: number; seen: number; status: number } | undefined;
   let writes = 0;
   const requests: DesecApiFake['requests'] = [];
   let origin = '';
@@ -328,6 +333,9 @@ export async function startDesecApiFake(opts: DesecApiFakeOptions): Promise<Dese
       throttle = undefined;
       throw new HttpError(429, { detail: `Request was throttled. Expected available in ${s} second${s === 1 ? '' : 's'}.` }, { 'Retry-After': String(s) });
     }
+    if (writeFault && method !== 'GET' && ++writeFault.seen >= writeFault.from) {
+      throw new HttpError(writeFault.status, { detail: 'Injected failure: the write was not accepted.' });
+    }
     const mayWrite = am[1] === token;
     const denied = () => new HttpError(403, { detail: 'You do not have permission to perform this action.' });
     const notAllowed = () => new HttpError(405, { detail: `Method "${method}" not allowed.` });
@@ -442,6 +450,11 @@ export async function startDesecApiFake(opts: DesecApiFakeOptions): Promise<Dese
     requests,
     throttleOnce(retryAfterSeconds = 1, method?: string) { throttle = { seconds: retryAfterSeconds, ...(method ? { method: method.toUpperCase() } : {}) }; },
     afterNextWrite(fn) { afterWrite = fn; },
+    failWritesFrom(n, status = 400) {
+      const fault = { from: n, seen: 0, status };
+      writeFault = fault;
+      return () => { if (writeFault === fault) writeFault = undefined; };
+    },
     seed(domain, subname, type, ttl, records) {
       const d = getDomain(domain.replace(/\.$/, ''));
       const k = key(subname, type);

@@ -100,6 +100,7 @@ export class Route53ApiFake {
   private readonly failures: ApiError[] = [];
   private readonly denied = new Set<string>();
   private readonly beforeChange: Array<() => void> = [];
+  private changeFault: { from: number; seen: number; error: ApiError } | undefined;
 
   private constructor(opts: Route53FakeOptions) {
     this.accessKeyId = opts.accessKeyId ?? 'AKIAFAKEROUTE53TEST01';
@@ -200,6 +201,14 @@ export class Route53ApiFake {
     this.denied.delete(action);
   }
 
+  /** Fault injection: from the n-th ChangeResourceRecordSets (1 = the next) on, every one
+   *  fails with this error, changing nothing, until the returned function is called. */
+  failChangesFrom(n: number, error = new ApiError(400, 'InvalidInput', 'Injected failure: the change batch was not accepted.')): () => void {
+    const fault = { from: n, seen: 0, error };
+    this.changeFault = fault;
+    return () => { if (this.changeFault === fault) this.changeFault = undefined; };
+  }
+
   /** Run `fn` once, right before the next ChangeResourceRecordSets is processed: a racing
    *  writer between the caller's read and its write. */
   onceBeforeChange(fn: () => void): void {
@@ -241,6 +250,8 @@ export class Route53ApiFake {
       }
       const failure = this.failures.shift();
       if (failure) throw failure;
+      const fault = this.changeFault;
+      if (fault && entry.op === 'ChangeResourceRecordSets' && ++fault.seen >= fault.from) throw fault.error;
       const xml = this.dispatch(entry, method, path, url.searchParams, body.toString('utf8'));
       send(res, 200, xml);
     } catch (e) {

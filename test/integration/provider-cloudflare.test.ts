@@ -300,13 +300,24 @@ describe('cloudflare provider against cloudflare-api-fake', () => {
       expect(sorted(one.get(os[0]!)!)).toEqual(sorted(expected(os[0]!, 0)));
     });
 
-    it('more than 200 operations are split into batches of 200', async () => {
+    it('more than 200 operations are split into batches of 200, every post before every delete', async () => {
       const os = seeded(120);
       fake.clearLog();
       await make({ zone_id: zoneId }).applyMany!(os.map((o) => ({ owner: o, add: [rec(o, 'ours')], remove: [rec(o, 'foreign')] })), () => 300);
       expect(fake.requests.filter((r) => r.method === 'POST').map((r) => r.detail)).toEqual([
-        'BATCH deletes=120 patches=0 puts=0 posts=80', 'BATCH deletes=0 patches=0 puts=0 posts=40']);
+        'BATCH deletes=80 patches=0 puts=0 posts=120', 'BATCH deletes=40 patches=0 puts=0 posts=0']);
       for (const o of os) expect(sorted(direct(o))).toEqual(sorted([rec(o, 'ours')]));
+    });
+
+    it('when the second of those batches fails, every owner still has its old or its new record', async () => {
+      const os = seeded(120);
+      const heal = fake.failWritesFrom(2);
+      const err = await make({ zone_id: zoneId }).applyMany!(os.map((o) => ({ owner: o, add: [rec(o, 'ours')], remove: [rec(o, 'foreign')] })), () => 300).then(() => undefined, (e: Error) => e);
+      heal();
+      expect(err?.name).toBe('ProviderError');
+      const emptied = os.filter((o) => direct(o).length === 0);
+      expect(emptied, 'owners left without a TLSA record').toEqual([]);
+      for (const o of os) expect(sorted([rec(o, 'foreign'), rec(o, 'ours')])).toEqual(expect.arrayContaining(sorted(direct(o))));
     });
 
     it('a CNAME at one of several owners is reported naming it, and nothing is written', async () => {

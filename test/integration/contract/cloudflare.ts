@@ -1,9 +1,11 @@
 /** Contract target: the cloudflare provider (Cloudflare's SDK, pointed at the fake with its
  *  `baseURL`) against cloudflare-api-fake, an HTTP fake that follows the v4 API contract;
- *  records are read and seeded in the fake's store directly, not through the API. */
+ *  records are read and seeded in the fake's store directly, not through the API. The
+ *  provider runs with `batch_size: 2`, so that a change of a few records already needs several
+ *  batches (as one of over 200 does with the default). */
 import { createProvider } from '../../../providers/cloudflare.js';
 import { parseRdata } from '../../../src/tlsa/presentation.js';
-import type { TlsaRecord } from '../../../src/tlsa/record.js';
+import { rdataText, type TlsaRecord } from '../../../src/tlsa/record.js';
 import { CloudflareApiFake } from '../../fakes/cloudflare-api-fake.js';
 import type { ContractTarget } from './suite.js';
 
@@ -18,7 +20,7 @@ export const cloudflareTarget: ContractTarget = {
     const fake = await CloudflareApiFake.start({ maxPerPage: 5 });
     fake.addZone(ZONE);
     const ctx = { instance: 'contract', baseDir: process.cwd(), optionError: (k: string, m: string) => new Error(`${k}: ${m}`) };
-    const make = (extra: Record<string, unknown> = {}) => createProvider({ api_token: fake.token, base_url: fake.baseUrl, ...extra }, ctx);
+    const make = (extra: Record<string, unknown> = {}) => createProvider({ api_token: fake.token, base_url: fake.baseUrl, batch_size: 2, ...extra }, ctx);
     return {
       zone: ZONE,
       provider: () => make(),
@@ -33,6 +35,10 @@ export const cloudflareTarget: ContractTarget = {
       async readDirect(owner: string) {
         return fake.records(owner, 'TLSA').map((r): TlsaRecord => ({ owner, ...parseRdata(r.content) }));
       },
+      async readTtls(owner: string) {
+        return new Map(fake.records(owner, 'TLSA').map((r) => [rdataText(parseRdata(r.content)), r.ttl] as const));
+      },
+      failWritesFrom: (n: number) => fake.failWritesFrom(n),
       throttleOnce: () => fake.throttleOnce(1),
       secrets: [fake.token, BAD_TOKEN],
       teardown: () => fake.stop(),

@@ -47,6 +47,11 @@ export const desecTarget: ContractTarget = {
         fake.seed(DESEC_DOMAIN, subnameOf(owner), 'CNAME', 3600, [target]);
       },
       readDirect: async (owner: string) => readFake(fake, owner),
+      async readTtls(owner: string) {
+        const set = fake.rrset(DESEC_DOMAIN, subnameOf(owner), 'TLSA');
+        return new Map((set?.records ?? []).map((r) => [rdataText(parseRdata(r)), set!.ttl] as const));
+      },
+      failWritesFrom: (n: number) => fake.failWritesFrom(n),
       throttleOnce: () => fake.throttleOnce(1),
       secrets: [fake.token, wrongToken],
       teardown: () => fake.close(),

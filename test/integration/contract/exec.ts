@@ -20,7 +20,7 @@ export const execTarget: ContractTarget = {
       const command = `STORE='${store}' EXEC_TOKEN='${token}' exec node '${script}'`;
       return createProvider({ command }, { instance: 'contract', baseDir: dir, optionError: (k, m) => new Error(`${k}: ${m}`) });
     };
-    const db = () => (existsSync(store) ? JSON.parse(readFileSync(store, 'utf8')) : { zones: ['example.test.'], rrsets: {} }) as { zones: string[]; rrsets: Record<string, { TLSA?: string[]; CNAME?: string }> };
+    const db = () => (existsSync(store) ? JSON.parse(readFileSync(store, 'utf8')) : { zones: ['example.test.'], rrsets: {} }) as { zones: string[]; rrsets: Record<string, { TLSA?: string[]; TTL?: number; CNAME?: string }> };
     const save = (d: ReturnType<typeof db>) => writeFileSync(store, JSON.stringify(d));
     return {
       zone: 'example.test.',
@@ -29,10 +29,14 @@ export const execTarget: ContractTarget = {
       unknownZone: () => ({ provider: make('good-token'), owner: '_25._tcp.mx.unknown-zone.test.' }),
       secrets: ['wrong-token-value'],
       throttleOnce: () => writeFileSync(`${store}.throttle`, ''),
-      async addForeign(owner: string, r: TlsaRecord) {
+      failWritesFrom(n: number) {
+        writeFileSync(`${store}.fail-after`, String(n - 1));
+        return () => rmSync(`${store}.fail-after`, { force: true });
+      },
+      async addForeign(owner: string, r: TlsaRecord, ttl: number) {
         const d = db();
         const set = d.rrsets[owner] ?? {};
-        d.rrsets[owner] = { ...set, TLSA: [...(set.TLSA ?? []), rdataText(r)] };
+        d.rrsets[owner] = { ...set, TLSA: [...(set.TLSA ?? []), rdataText(r)], TTL: set.TTL ?? ttl };
         save(d);
       },
       async addCname(owner: string, target: string) {
@@ -42,6 +46,10 @@ export const execTarget: ContractTarget = {
       },
       async readDirect(owner: string) {
         return (db().rrsets[owner]?.TLSA ?? []).map((t) => ({ owner, ...parseRdata(t) }));
+      },
+      async readTtls(owner: string) {
+        const set = db().rrsets[owner];
+        return new Map((set?.TLSA ?? []).map((t) => [rdataText(parseRdata(t)), set!.TTL ?? 0] as const));
       },
       async teardown() {
         rmSync(dir, { recursive: true, force: true });

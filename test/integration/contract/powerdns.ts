@@ -45,6 +45,22 @@ export async function pdnsRRset(server: PowerDnsServer, zone: string, owner: str
   return rrsets.find((r) => r.name === owner && r.type === type);
 }
 
+/** Fault injection for a provider that talks to `base` with the global fetch: from the n-th
+ *  write request (not GET) on, the connection is refused, as when the server goes away in the
+ *  middle of a change. Returns the function that ends it. */
+export function failFetchWritesFrom(base: string, n: number): () => void {
+  const real = globalThis.fetch;
+  let seen = 0;
+  globalThis.fetch = (async (input: Parameters<typeof fetch>[0], init?: RequestInit) => {
+    const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+    if (url.startsWith(base) && (init?.method ?? 'GET').toUpperCase() !== 'GET' && ++seen >= n) {
+      throw new TypeError('fetch failed', { cause: Object.assign(new Error(`connect ECONNREFUSED ${base}`), { code: 'ECONNREFUSED' }) });
+    }
+    return real(input, init);
+  }) as typeof fetch;
+  return () => { globalThis.fetch = real; };
+}
+
 export const powerdnsTarget: ContractTarget = {
   name: 'powerdns (real pdns_server, sqlite3)',
   tools: POWERDNS_TOOLS,
@@ -64,6 +80,11 @@ export const powerdnsTarget: ContractTarget = {
         await pdnsReplace(server, PDNS_ZONE, owner, 'CNAME', 300, [{ content: target }]);
       },
       readDirect: (owner: string) => readTlsaOverDns(server, owner),
+      async readTtls(owner: string) {
+        const set = await pdnsRRset(server, PDNS_ZONE, owner, 'TLSA');
+        return new Map((set?.records ?? []).map((r) => [rdataText(parseRdata(r.content)), set!.ttl] as const));
+      },
+      failWritesFrom: (n: number) => failFetchWritesFrom(server.apiUrl, n),
       secrets: [server.apiKey, wrongKey],
       async teardown() {
         await server.stop();

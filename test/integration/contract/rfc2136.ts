@@ -8,14 +8,18 @@
  *  - BIND: key hmac-sha512, given to the provider as the key block `tsig-keygen` writes (name
  *    and algorithm come from it); the unknown-zone case lets zone discovery fail (REFUSED all
  *    the way up).
+ *  - The contract's provider talks to the server through dns-fault-proxy (a loopback forwarder
+ *    that can answer SERVFAIL to UPDATEs from the n-th on), for the fault-injection cases.
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { createProvider } from '../../../providers/rfc2136.js';
 import type { DnsProvider } from '../../../providers/index.js';
-import type { TlsaRecord } from '../../../src/tlsa/record.js';
+import { parseRdata } from '../../../src/tlsa/presentation.js';
+import { rdataText, type TlsaRecord } from '../../../src/tlsa/record.js';
 import { startBind, type BindServer } from '../../lab/bind.js';
+import { startDnsFaultProxy } from '../../lab/dns-fault-proxy.js';
 import { query } from '../../lab/dig.js';
 import { startKnot, type KnotServer } from '../../lab/knot.js';
 import { toolPath, type ToolRequirement } from '../../lab/lab.js';
@@ -54,8 +58,17 @@ export async function kdigTlsa(server: { host: string; port: number }, owner: st
   });
 }
 
-function seeding(bin: 'knsupdate' | 'nsupdate', server: { host: string; port: number }, key: UpdateKey): Pick<ContractEnv, 'addForeign' | 'addCname' | 'readDirect'> {
+/** The TTL of each TLSA record at `owner` as kdig reads it. */
+export async function kdigTlsaTtls(server: { host: string; port: number }, owner: string): Promise<Map<string, number>> {
+  const r = await query({ server: server.host, port: server.port, name: owner, type: 'TLSA', recurse: false, tcp: true });
+  if (r.rcode === 'NXDOMAIN') return new Map();
+  if (r.rcode !== 'NOERROR') throw new Error(`kdig ${owner} TLSA: ${r.rcode}\n${r.raw}`);
+  return new Map(r.records.filter((a) => a.type === 'TLSA' && a.owner === owner).map((a) => [rdataText(parseRdata(a.rdata)), a.ttl] as const));
+}
+
+function seeding(bin: 'knsupdate' | 'nsupdate', server: { host: string; port: number }, key: UpdateKey): Pick<ContractEnv, 'addForeign' | 'addCname' | 'readDirect' | 'readTtls'> {
   return {
+    readTtls: (owner) => kdigTlsaTtls(server, owner),
     addForeign: (owner, r, ttl) => runUpdateTool(bin, server, key, [`update add ${owner} ${ttl} TLSA ${r.usage} ${r.selector} ${r.matching} ${r.data}`]),
     addCname: (owner, target) => runUpdateTool(bin, server, key, [`update add ${owner} 300 CNAME ${target}`]),
     readDirect: (owner) => kdigTlsa(server, owner),
@@ -94,15 +107,18 @@ export const rfc2136KnotTarget: ContractTarget = {
   tools: KNOT_TOOLS,
   async setup() {
     const { knot, key } = await knotForUpdates('hmac-sha256');
+    const proxy = await startDnsFaultProxy(knot);
     const bad = wrongSecret(key.secret);
     return {
       zone: ZONE,
-      provider: () => rfc2136Provider(knot, key),
+      provider: () => rfc2136Provider(proxy, key),
       badCredentials: () => rfc2136Provider(knot, { ...key, secret: bad }),
       unknownZone: () => ({ provider: rfc2136Provider(knot, key, { zone: 'nowhere.test.' }), owner: `_25._tcp.mx.nowhere.test.` }),
       ...seeding('knsupdate', knot, key),
+      failWritesFrom: (n) => proxy.failUpdatesFrom(n),
       secrets: [key.secret, bad],
       async teardown() {
+        await proxy.stop();
         await knot.stop();
         rmSync(knot.dir, { recursive: true, force: true });
       },
@@ -115,17 +131,20 @@ export const rfc2136BindTarget: ContractTarget = {
   tools: BIND_TOOLS,
   async setup() {
     const { bind, key } = await bindForUpdates('hmac-sha512');
+    const proxy = await startDnsFaultProxy(bind);
     const bad = wrongSecret(key.secret);
     // The key as `tsig-keygen -a hmac-sha512 tlsa-contract.` writes it (a tsig_secret_file).
     const keyBlock = `key "${key.name}" {\n\talgorithm ${key.algorithm};\n\tsecret "${key.secret}";\n};\n`;
     return {
       zone: ZONE,
-      provider: () => createProvider({ server: bind.host, port: bind.port, tsig_secret: keyBlock, timeout_s: 3 }, ctx('contract')),
+      provider: () => createProvider({ server: proxy.host, port: proxy.port, tsig_secret: keyBlock, timeout_s: 3 }, ctx('contract')),
       badCredentials: () => rfc2136Provider(bind, { ...key, secret: bad }),
       unknownZone: () => ({ provider: rfc2136Provider(bind, key), owner: `_25._tcp.mx.nowhere.test.` }),
       ...seeding('nsupdate', bind, key),
+      failWritesFrom: (n) => proxy.failUpdatesFrom(n),
       secrets: [key.secret, bad],
       async teardown() {
+        await proxy.stop();
         await bind.stop();
         rmSync(bind.dir, { recursive: true, force: true });
       },

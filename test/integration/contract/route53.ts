@@ -35,6 +35,11 @@ export const route53Target: ContractTarget = {
       async readDirect(owner: string) {
         return fake.values(owner, 'TLSA').map((v): TlsaRecord => ({ owner, ...parseRdata(v) }));
       },
+      async readTtls(owner: string) {
+        const set = fake.recordSet(owner, 'TLSA');
+        return new Map((set?.values ?? []).map((v) => [rdataText(parseRdata(v)), set!.ttl] as const));
+      },
+      failWritesFrom: (n: number) => fake.failChangesFrom(n),
       throttleOnce: () => fake.throttleOnce(),
       secrets: [fake.secretAccessKey, BAD_SECRET],
       teardown: () => fake.stop(),

@@ -5,9 +5,9 @@
  */
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { DnsProvider } from '../../../providers/index.js';
+import type { DnsProvider, OwnerChange } from '../../../providers/index.js';
 import type { TlsaRecord } from '../../../src/tlsa/record.js';
-import { recordKey } from '../../../src/tlsa/record.js';
+import { rdataText, recordKey } from '../../../src/tlsa/record.js';
 import type { ToolRequirement } from '../../lab/lab.js';
 
 export interface ContractEnv {
@@ -28,6 +28,14 @@ export interface ContractEnv {
   /** Make the next API call fail once with the service's throttling answer; absent where the
    *  protocol has no throttling (RFC 2136). */
   throttleOnce?(): void;
+  /** The TTL of each TLSA record at `owner` (keyed `u s m hex`, as rdataText writes it), as
+   *  the server has it, read independently of the provider. */
+  readTtls(owner: string): Promise<Map<string, number>>;
+  /** Fault injection: from the n-th write the provider sends (1 = the next: an API write
+   *  request, an UPDATE message, a run of the exec program) on, every write fails and changes
+   *  nothing, as when the server goes away mid-change; returns the function that ends it.
+   *  Absent where nothing can be injected (the target's `noWriteFaults` says why). */
+  failWritesFrom?(n: number): () => void;
   /** Secrets that must never appear in an error message. */
   secrets: string[];
   teardown(): Promise<void>;
@@ -37,6 +45,9 @@ export interface ContractTarget {
   /** Shown in the test name: say whether it is the real server or an *-api-fake. */
   name: string;
   tools: ToolRequirement[];
+  /** Why no write can be made to fail (the env has no failWritesFrom); shown in the name of
+   *  the skipped fault-injection cases. */
+  noWriteFaults?: string;
   setup(): Promise<ContractEnv>;
 }
 
@@ -122,6 +133,108 @@ export function contractCases(target: ContractTarget): void {
     const err = await provider.apply(o, { add: [rec(o, 'x')], remove: [] }, 300).then(() => undefined, (e: Error) => e);
     expect(err?.name).toBe('ProviderError');
     expect(err!.message).toMatch(/zone/i);
+  });
+
+  // ---- Adds before removes (the rules in the DnsProvider doc comment) ----------------------
+
+  /** Each change as the engine would send it: applyMany where the provider has it, else one
+   *  apply per owner (what the engine does then). */
+  const applyAll = async (p: DnsProvider, changes: OwnerChange[], ttl = 300) => {
+    if (p.applyMany) await p.applyMany(changes, () => ttl);
+    else for (const c of changes) await p.apply(c.owner, { add: c.add, remove: c.remove }, ttl);
+  };
+  /** An owner with a foreign record and two of ours ("old"), and the change that replaces
+   *  ours with two new ones. */
+  const replacing = async (label: string): Promise<{ o: string; before: TlsaRecord[]; change: OwnerChange }> => {
+    const o = owner(label);
+    await env.addForeign(o, rec(o, 'foreign'), 300);
+    await env.provider().apply(o, { add: [rec(o, 'old1'), rec(o, 'old2', 2)], remove: [] }, 300);
+    const before = await env.readDirect(o);
+    expect(sorted(before)).toEqual(sorted([rec(o, 'foreign'), rec(o, 'old1'), rec(o, 'old2', 2)]));
+    return { o, before, change: { owner: o, add: [rec(o, 'new1'), rec(o, 'new2', 2)], remove: [rec(o, 'old1'), rec(o, 'old2', 2)] } };
+  };
+  /** After a failed change: no record lost, nothing but the change's adds gained. */
+  const neverFewer = async ({ o, before, change }: { o: string; before: TlsaRecord[]; change: OwnerChange }) => {
+    const after = sorted(await env.readDirect(o));
+    const allowed = new Set(sorted([...before, ...change.add]));
+    expect(after.filter((k) => !allowed.has(k)), `${o}: records from nowhere`).toEqual([]);
+    expect(after.length, `${o} lost records: ${after.join(', ')}`).toBeGreaterThanOrEqual(before.length);
+    expect(after, `${o}: the foreign record`).toContain(recordKey(rec(o, 'foreign')));
+  };
+  const done = async ({ o }: { o: string }) => {
+    expect(sorted(await env.readDirect(o))).toEqual(sorted([rec(o, 'foreign'), rec(o, 'new1'), rec(o, 'new2', 2)]));
+  };
+  const faultCase = (title: string) => (target.noWriteFaults ? `${title} (skipped: ${target.noWriteFaults})` : title);
+  const faultIt = target.noWriteFaults ? it.skip : it;
+
+  it('adds and removes in one change: both applied, records not named stay', async () => {
+    const r = await replacing('swap');
+    await env.provider().apply(r.o, { add: r.change.add, remove: r.change.remove }, 300);
+    await done(r);
+  });
+
+  faultIt(faultCase('adds and removes in one change: a write failing mid-change never leaves the owner with fewer records'), async () => {
+    // The failure hits the 1st, 2nd, 3rd write of the change: wherever the provider splits it,
+    // some run fails between two of its writes (or in its only one).
+    for (const n of [1, 2, 3]) {
+      const r = await replacing(`fault${n}`);
+      const p = env.provider();
+      const heal = env.failWritesFrom!(n);
+      try {
+        await p.apply(r.o, { add: r.change.add, remove: r.change.remove }, 300).catch(() => undefined);
+      } finally {
+        heal();
+      }
+      await neverFewer(r);
+      // The next run finishes the change.
+      await env.provider().apply(r.o, { add: r.change.add, remove: r.change.remove }, 300);
+      await done(r);
+    }
+  });
+
+  it('a record both added and removed is kept (add wins)', async () => {
+    const o = owner('both');
+    const p = env.provider();
+    await p.apply(o, { add: [rec(o, 'present')], remove: [] }, 300);
+    await p.apply(o, { add: [rec(o, 'present'), rec(o, 'absent')], remove: [rec(o, 'present'), rec(o, 'absent')] }, 300);
+    expect(sorted(await env.readDirect(o))).toEqual(sorted([rec(o, 'present'), rec(o, 'absent')]));
+    // Split over two changes of one applyMany call (the engine sends one change per owner;
+    // a caller may merge several): the same.
+    const many = env.provider();
+    if (!many.applyMany) return;
+    const m = owner('both-many');
+    await many.applyMany([{ owner: m, add: [rec(m, 'x')], remove: [] }, { owner: m, add: [], remove: [rec(m, 'x')] }], () => 300);
+    expect(sorted(await env.readDirect(m))).toEqual(sorted([rec(m, 'x')]));
+  });
+
+  it('a remove-only change keeps the TTL of the records that stay', async () => {
+    const o = owner('ttl');
+    // 300: within every target's bounds (deSEC's minimum here, the lab BIND's max-zone-ttl).
+    await env.addForeign(o, rec(o, 'foreign'), 300);
+    const p = env.provider();
+    await p.apply(o, { add: [rec(o, 'ours')], remove: [] }, 300);
+    expect((await env.readTtls(o)).get(rdataText(rec(o, 'foreign')))).toBe(300);
+    // The TTL passed now differs (the configuration changed since): removing a record must
+    // not rewrite the TTL of what stays.
+    await p.apply(o, { add: [], remove: [rec(o, 'ours')] }, 3600);
+    expect(sorted(await env.readDirect(o))).toEqual(sorted([rec(o, 'foreign')]));
+    expect((await env.readTtls(o)).get(rdataText(rec(o, 'foreign')))).toBe(300);
+  });
+
+  faultIt(faultCase('changes at several owners: a failing second write leaves no owner with fewer records'), async () => {
+    for (const n of [1, 2]) {
+      const rs = [];
+      for (const l of ['a', 'b', 'c']) rs.push(await replacing(`many${n}${l}`));
+      const heal = env.failWritesFrom!(n);
+      try {
+        await applyAll(env.provider(), rs.map((r) => r.change)).catch(() => undefined);
+      } finally {
+        heal();
+      }
+      for (const r of rs) await neverFewer(r);
+      await applyAll(env.provider(), rs.map((r) => r.change));
+      for (const r of rs) await done(r);
+    }
   });
 
   it('retries once after throttling and then succeeds', async (ctx) => {

@@ -11,6 +11,7 @@ import type { ContractTarget } from './suite.js';
 export const zonefileTarget: ContractTarget = {
   name: 'zonefile (real file, read back with ldns-read-zone)',
   tools: [['ldns-read-zone', 'ldnsutils']],
+  noWriteFaults: 'one atomic rename of the file per change, no applyMany: no point between two writes to fail',
   async setup() {
     const dir = mkdtempSync(join(tmpdir(), 'tlsa-contract-zf-'));
     const path = join(dir, 'example.test.zone');
@@ -33,6 +34,13 @@ export const zonefileTarget: ContractTarget = {
           if (t[3] !== 'TLSA' || t[0]!.toLowerCase() !== owner) return [];
           return [{ owner, usage: Number(t[4]), selector: Number(t[5]), matching: Number(t[6]), data: t.slice(7).join('').toLowerCase() } as TlsaRecord];
         });
+      },
+      async readTtls(owner: string) {
+        const out = execFileSync('ldns-read-zone', ['-z', path], { encoding: 'utf8' });
+        return new Map(out.split('\n').flatMap((line) => {
+          const t = line.trim().split(/\s+/);
+          return t[3] === 'TLSA' && t[0]!.toLowerCase() === owner ? [[`${t[4]} ${t[5]} ${t[6]} ${t.slice(7).join('').toLowerCase()}`, Number(t[1])] as const] : [];
+        }));
       },
       async teardown() {
         rmSync(dir, { recursive: true, force: true });
