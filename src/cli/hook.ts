@@ -88,10 +88,14 @@ export async function run(v: CliValues, args: string[]): Promise<number> {
   const problems: string[] = [];
   const notes = engineLines(result, now);
   for (const p of result.promoted) if (p.reloadError) problems.push(`${p.service}: the new chain is installed but the reload failed: ${p.reloadError}`);
+  // One run of each distinct reload command, however many chains or services it serves.
+  const reloaded = new Set<string>();
   for (const s of result.served) {
     const svc = config.raw.services[s.service]!;
     if (s.live) {
       if (svc.reload) {
+        if (reloaded.has(svc.reload)) continue; // run once already, for an earlier chain
+        reloaded.add(svc.reload);
         const r = await runCommand(svc.reload, 60_000, config.baseDir);
         notes.push(r.ok ? `${s.service}: ${s.chain} matches a live record; reloaded` : `${s.service}: reload failed: ${r.message}`);
         if (!r.ok) problems.push(`${s.service}: reload failed: ${r.message}`);

@@ -6,6 +6,8 @@ import { LineCounter, parseDocument, isMap, isSeq, isScalar, type Document, type
 import { InputError, errnoCode } from '../errors.js';
 import { registerSecret } from '../util/redact.js';
 import type { z } from 'zod';
+import type { KeyAccess } from '../engine/install.js';
+import { installedCopies, keyAccessOf, type InstalledCopy } from './installs.js';
 import { protocolClash } from './ports.js';
 import { configSchema, type RawConfig } from './schema.js';
 
@@ -20,6 +22,10 @@ export interface LoadedConfig {
   lineOf(path: ConfigPath): number | undefined;
   error(path: ConfigPath, message: string): InputError;
   warnings: string[];
+  /** Owner, group and mode of the installed key copies, per service with install:. */
+  keyAccess: Map<string, KeyAccess>;
+  /** Installed copies (install.dir/NAME) by key, with the services that share each. */
+  installs: Map<string, InstalledCopy>;
 }
 
 function pathText(path: ConfigPath): string {
@@ -73,7 +79,9 @@ export function loadConfig(file: string): LoadedConfig {
   const clash = protocolClash(raw.services);
   if (clash) throw error(['services', clash.service, 'ports', clash.index], clash.message);
   const baseDir = dirname(abs);
-  return { file, baseDir, raw, stateDir: resolve(baseDir, raw.state_dir), lineOf, error, warnings };
+  const keyAccess = keyAccessOf(raw, error);
+  const installs = installedCopies(raw, baseDir, error, keyAccess);
+  return { file, baseDir, raw, stateDir: resolve(baseDir, raw.state_dir), lineOf, error, warnings, keyAccess, installs };
 }
 
 /** A port is a number or {port, protocol}: report what is wrong inside the form that was

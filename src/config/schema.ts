@@ -36,6 +36,13 @@ const install = z
     dir: z.string().min(1).describe('Where tlsa installs the chain the service reads: DIR/NAME/current/{fullchain,privkey,combined}.pem'),
     reload: z.string().min(1).optional().describe('Shell command run after a new chain is installed, e.g. "postfix reload"'),
     reload_timeout_s: z.number().positive().default(60),
+    owner: z.string().min(1).optional().describe('User (name or uid) that owns the installed key copies, privkey.pem and combined.pem; default: the user tlsa runs as (root)'),
+    group: z.string().min(1).optional().describe('Group (name or gid) of the installed key copies, e.g. the group a server reads keys as; default: tlsa\'s group'),
+    mode: z
+      .string({ error: 'write the mode in quotes, e.g. "0640" (YAML reads 0640 unquoted as the number 640)' })
+      .regex(/^0?[0-7][0-7]0$/, 'a mode is octal like "0600" or "0640", with nothing for others (the key is secret)')
+      .optional()
+      .describe('Permissions of the installed key copies, quoted octal; default "0600". Certificates are 0644'),
   })
   .describe('Staged install: a renewed chain is served only once its records are live');
 

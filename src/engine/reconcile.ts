@@ -8,7 +8,8 @@ import { recordKey, type TlsaRecord } from '../tlsa/record.js';
 import { recordMatchesChain } from '../verify/dane.js';
 import { ProviderError, type DnsProvider } from '../../providers/index.js';
 import { adoptionFor, type Adoption } from './adopt.js';
-import { clearReloadPending, installPaths, installRelease, markReloadPending, pendingReloads } from './install.js';
+import { clearReloadPending, installPaths, installRelease, markReloadPending, reloadPending } from './install.js';
+import type { InstalledCopy } from '../config/installs.js';
 import { liveAt } from './lifecycle.js';
 import { acquireLock } from './lock.js';
 import { dnsPropagation, liveProbe, type LiveView, type PropagationView } from './observe.js';
@@ -335,13 +336,13 @@ async function runLocked(config: LoadedConfig, opts: EngineOptions): Promise<Eng
     }
   }
 
-  // Promotion: a staged chain is installed once a record that matches it is live.
+  // Promotion: a staged chain is installed once a record that matches it is live, for every
+  // service that reads the installed copy; one install per copy, one reload per command.
   const promoted: Promotion[] = [];
   const waiting: ChainWait[] = [];
-  if (opts.promote !== false && write) promoted.push(...(await finishPendingReloads(config, c.targets.services.map((x) => x.service), opts.progress)));
   if (opts.promote !== false) {
+    const copies = new Map<string, { copy: InstalledCopy; chain: ServiceChain; ready: string[]; blocked: string[] }>();
     for (const svc of c.targets.services) {
-      const raw = config.raw.services[svc.service]!;
       for (const chain of svc.chains.filter((x) => x.role === 'staged')) {
         const matching = c.targets.records.filter((d) => d.service === svc.service && d.chains.includes(chain.label));
         const owned = matching.map((d) => find(state, d)).filter((o): o is OwnedRecord => !!o);
@@ -350,20 +351,34 @@ async function runLocked(config: LoadedConfig, opts: EngineOptions): Promise<Eng
           if (write) writeState(dir, state);
           for (const n of notes) opts.progress?.(n);
         }
+        const copy = copyOf(config, svc.service, chain.sourceName);
+        const group = copies.get(copy.key) ?? { copy, chain, ready: [], blocked: [] };
+        copies.set(copy.key, group);
         const ready = chain.bootstrap || owned.some((o) => isLive(find(state, o)));
         if (!ready) {
           const etas = owned.map((o) => liveAt(find(state, o)!, !!propagationView)).filter((d): d is Date => !!d);
           const eta = etas.length ? new Date(Math.min(...etas.map((d) => d.getTime()))) : undefined;
           waiting.push({ service: svc.service, chain: chain.label, reason: owned.some((o) => o.status === 'published' && !o.seenAt && propagationView) ? 'its records to reach every authoritative server, then 2×TTL' : 'its records to be 2×TTL old', ...(eta ? { eta } : {}) });
+          group.blocked.push(svc.service);
           continue;
         }
-        if (!write) {
-          promoted.push({ service: svc.service, source: chain.sourceName, chain: chain.label });
-          continue;
-        }
-        promoted.push(await promote(config, svc.service, raw.install!, chain, now, opts.progress));
+        group.ready.push(svc.service);
       }
     }
+    const chosen = new Set(c.targets.services.map((x) => x.service));
+    const installs: { copy: InstalledCopy; chain: ServiceChain }[] = [];
+    for (const { copy, chain, ready, blocked } of copies.values()) {
+      // A shared copy changes what every sharer serves: all of them must be ready.
+      const outside = copy.services.filter((x) => !chosen.has(x));
+      if (blocked.length || outside.length) {
+        const why = blocked.length ? `${blocked.join(', ')} (records not live yet)` : `${outside.join(', ')} (not part of this run)`;
+        for (const x of ready) waiting.push({ service: x, chain: chain.label, reason: `its installed copy ${copy.name} is shared with ${why}` });
+        continue;
+      }
+      if (!write) promoted.push({ service: ready.join(', '), source: copy.name, chain: chain.label });
+      else installs.push({ copy, chain });
+    }
+    if (write) promoted.push(...(await installAndReload(config, installs, chosen, now, opts.progress)));
   }
   const served: EngineResult['served'] = [];
   if (opts.checkServed) {
@@ -440,43 +455,55 @@ async function runLocked(config: LoadedConfig, opts: EngineOptions): Promise<Eng
   return { ...rest, plan: firstPlan, added, removed, promoted, waiting, held, retired, served };
 }
 
-async function promote(config: LoadedConfig, service: string, install: InstallConfig, chain: ServiceChain, now: Date, progress?: (l: string) => void): Promise<Promotion> {
-  const { fullchainPem, keyPem } = stagedFiles(chain);
-  const dir = resolve(config.baseDir, install.dir);
-  // The marker goes first: a run killed after the switch but before the reload finished
-  // leaves it, and the next run reloads (nothing would be staged any more to tell it).
-  markReloadPending(dir, chain.sourceName);
-  const release = installRelease(dir, chain.sourceName, fullchainPem, keyPem, now);
-  progress?.(`${service}: installed ${chain.label} as ${release}${chain.bootstrap ? ' (first install)' : ''}`);
-  return { service, source: chain.sourceName, chain: chain.label, release, ...(await reloadInstalled(config, install, dir, [chain.sourceName])) };
+/** The installed copy a service's chain goes to (shared when several services read it). */
+function copyOf(config: LoadedConfig, service: string, name: string): InstalledCopy {
+  for (const copy of config.installs.values()) if (copy.name === name && copy.services.includes(service)) return copy;
+  const install = config.raw.services[service]!.install!;
+  return { key: `${service}/${name}`, dir: resolve(config.baseDir, install.dir), name, services: [service] };
 }
 
-type InstallConfig = NonNullable<LoadedConfig['raw']['services'][string]['install']>;
-
-async function reloadInstalled(config: LoadedConfig, install: InstallConfig, dir: string, names: string[]): Promise<Pick<Promotion, 'reloaded' | 'reloadError'>> {
-  if (!install.reload) {
-    for (const n of names) clearReloadPending(dir, n);
-    return {};
+/** Install each copy once, then run each distinct reload command of the services reading a
+ *  changed copy once (also those a killed or failed run left undone). A copy's pending marker
+ *  is cleared only when every reload command of its readers succeeded. */
+async function installAndReload(config: LoadedConfig, installs: { copy: InstalledCopy; chain: ServiceChain }[], chosen: Set<string>, now: Date, progress?: (l: string) => void): Promise<Promotion[]> {
+  const done: { copy: InstalledCopy; promotion: Promotion }[] = [];
+  const installing = new Set(installs.map((i) => i.copy.key));
+  for (const copy of config.installs.values()) {
+    if (installing.has(copy.key) || !copy.services.some((x) => chosen.has(x)) || !reloadPending(copy.dir, copy.name)) continue;
+    progress?.(`${copy.services.join(', ')}: the reload after installing ${copy.name} did not finish last time; reloading now`);
+    done.push({ copy, promotion: { service: copy.services.join(', '), source: copy.name, chain: installPaths(copy.dir, copy.name).fullchain } });
   }
-  const r = await runCommand(install.reload, install.reload_timeout_s * 1000, config.baseDir);
-  if (!r.ok) return { reloaded: false, reloadError: `${r.message} (retried on the next run)` };
-  for (const n of names) clearReloadPending(dir, n);
-  return { reloaded: true };
-}
-
-/** Reloads that a killed or failed run left undone. */
-async function finishPendingReloads(config: LoadedConfig, services: string[], progress?: (l: string) => void): Promise<Promotion[]> {
-  const out: Promotion[] = [];
-  for (const service of services) {
-    const install = config.raw.services[service]?.install;
-    if (!install) continue;
-    const dir = resolve(config.baseDir, install.dir);
-    const names = pendingReloads(dir);
-    if (!names.length) continue;
-    progress?.(`${service}: the reload after installing ${names.join(', ')} did not finish last time; reloading now`);
-    out.push({ service, source: names.join(', '), chain: names.map((n) => installPaths(dir, n).fullchain).join(', '), ...(await reloadInstalled(config, install, dir, names)) });
+  for (const { copy, chain } of installs) {
+    const { fullchainPem, keyPem } = stagedFiles(chain);
+    // The marker goes first: a run killed after the switch but before the reload finished
+    // leaves it, and the next run reloads (nothing would be staged any more to tell it).
+    markReloadPending(copy.dir, copy.name);
+    const release = installRelease(copy.dir, copy.name, fullchainPem, keyPem, now, config.keyAccess.get(copy.services[0]!));
+    progress?.(`${copy.services.join(', ')}: installed ${chain.label} as ${release}${chain.bootstrap ? ' (first install)' : ''}`);
+    done.push({ copy, promotion: { service: copy.services.join(', '), source: copy.name, chain: chain.label, release } });
   }
-  return out;
+  const reloadsOf = (copy: InstalledCopy) => [...new Set(copy.services.map((x) => config.raw.services[x]?.install?.reload).filter((x): x is string => !!x))];
+  const timeouts = new Map<string, number>();
+  for (const { copy } of done) {
+    for (const x of copy.services) {
+      const install = config.raw.services[x]?.install;
+      if (install?.reload) timeouts.set(install.reload, Math.max(timeouts.get(install.reload) ?? 0, install.reload_timeout_s));
+    }
+  }
+  const results = new Map<string, Awaited<ReturnType<typeof runCommand>>>();
+  for (const [command, timeout] of timeouts) results.set(command, await runCommand(command, timeout * 1000, config.baseDir));
+  for (const { copy, promotion } of done) {
+    const commands = reloadsOf(copy);
+    const failed = commands.map((x) => results.get(x)!).filter((r): r is { ok: false; message: string } => !r.ok);
+    if (failed.length) {
+      promotion.reloaded = false;
+      promotion.reloadError = `${failed.map((r) => r.message).join('; ')} (retried on the next run)`;
+      continue;
+    }
+    clearReloadPending(copy.dir, copy.name);
+    if (commands.length) promotion.reloaded = true;
+  }
+  return done.map((d) => d.promotion);
 }
 
 /** `tlsa publish`. */

@@ -7,6 +7,7 @@ import type { LoadedConfig } from '../config/load.js';
 import type { RawCertificateSource, RawService } from '../config/schema.js';
 import { InputError } from '../errors.js';
 import { installPaths } from './install.js';
+import { checkInstallLayout } from './install-layout.js';
 
 export type ChainRole = 'served' | 'staged';
 
@@ -61,10 +62,13 @@ export function serviceChains(config: LoadedConfig, name: string, svc: RawServic
     const dir = resolve(config.baseDir, svc.install.dir);
     const paths = installPaths(dir, srcName);
     let installed: LoadedChain | undefined;
-    try {
-      installed = loadChain({ kind: 'files', fullchain: paths.fullchain, key: paths.key }, now);
-    } catch (e) {
-      if (!(e instanceof InputError) || !/file not found/.test(e.message)) throw e;
+    // Nothing is read through a link tlsa did not make (exit 2 names it).
+    if (checkInstallLayout(dir, srcName).current) {
+      try {
+        installed = loadChain({ kind: 'files', fullchain: paths.fullchain, key: paths.key }, now);
+      } catch (e) {
+        if (!(e instanceof InputError) || !/file not found/.test(e.message)) throw e;
+      }
     }
     if (installed) out.push({ ...installed, role: 'served', sourceName: srcName, source: { kind: 'files', fullchain: paths.fullchain, key: paths.key } });
     if (!installed || !sameChain(installed, fresh)) {
