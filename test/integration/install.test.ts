@@ -38,7 +38,7 @@ function setup() {
     writeFileSync(config, [
       'state_dir: state', `ttl: ${ttl}`,
       'verify:', '  resolver: "127.0.0.1:9"', '  propagation: false', '  probe: false',
-      'providers:', '  local:', '    type: zonefile', '    path: zone.db',
+      'providers:', '  local:', '    type: zonefile', '    path: zone.db', '    create: true',
       'services:',
       ...Object.entries(services).flatMap(([name, s]) => [
         `  ${name}:`, '    host: mx.example.org', `    ports: [${s.port}]`, '    provider: local', '    issuers: none',
