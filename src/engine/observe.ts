@@ -50,6 +50,11 @@ function budget(config: LoadedConfig): { timeoutMs: number; retries: number; sig
   return { timeoutMs: attempt, retries: Math.max(2, Math.ceil(total / attempt)), signal: AbortSignal.timeout(total) };
 }
 
+/** Progress for one look, its time counted from the look's start against its budget. */
+function lookProgress(config: LoadedConfig, progress?: (line: string) => void): WaitTracker {
+  return progress ? waitTracker(progress, { limitMs: config.raw.verify.timeout_s * 1000 }) : NO_PROGRESS;
+}
+
 const resolverName = (r: DnsServer): string => `the validating resolver ${serverLabel(r)}`;
 
 function resolverHint(r: DnsServer, setting: string): string {
@@ -59,11 +64,11 @@ function resolverHint(r: DnsServer, setting: string): string {
 export function dnsPropagation(config: LoadedConfig, progress?: (line: string) => void): PropagationView {
   const zones = new Map<string, Promise<ZoneInfo>>();
   const v = config.raw.verify;
-  const waits: WaitTracker = progress ? waitTracker(progress, { limitMs: v.timeout_s * 1000 }) : NO_PROGRESS;
   return {
     async propagated(owner, records) {
       const resolver = resolverFrom(v.resolver);
       const q = budget(config);
+      const waits = lookProgress(config, progress);
       const zoneKey = owner.split('.').slice(2).join('.');
       let zone = zones.get(zoneKey);
       if (!zone) {
@@ -99,13 +104,13 @@ export function dnsPropagation(config: LoadedConfig, progress?: (line: string) =
 
 export function liveProbe(config: LoadedConfig, progress?: (line: string) => void): LiveView {
   const v = config.raw.verify;
-  const waits: WaitTracker = progress ? waitTracker(progress, { limitMs: v.timeout_s * 1000 }) : NO_PROGRESS;
   return {
     async servedChains(host, ports, protocol) {
       const resolver = resolverFrom(v.resolver);
       const errors: string[] = [];
       const started = Date.now();
       const q = budget(config);
+      const waits = lookProgress(config, progress);
       let found: DaneHostResult;
       try {
         found = await waits.track(resolverName(resolver), resolveHostForDane(resolver, host, q));
