@@ -182,6 +182,7 @@ describe('a validating resolver that never answers', () => {
     const r = c.run(['publish']);
     expectNetworkFailure(r, address, 'verify.resolver');
     expect(managedRdata(c.zone())).toContain(`3 1 1 ${c.spki.a}`);
+    expect(r.stderr).toMatch(new RegExp(`tlsa: waiting for the validating resolver ${address.replace(/\./g, '\\.')}: \\d+ s of 2 s`));
   }, 180_000);
 });
 
