@@ -151,6 +151,16 @@ describe('a validating resolver that refuses connections', () => {
   });
 });
 
+describe('a resolver setting that is not an address', () => {
+  it('is bad input at load time (file:line, exit 2), before any DNS change', () => {
+    const c = setup('resolver.example.org');
+    const r = c.run(['publish']);
+    expect(r.code, show(r)).toBe(2);
+    expect(r.stderr).toMatch(/config\.yaml:\d+: verify\.resolver: the resolver is "system", "IP", "IP:PORT" or "\[IPv6\]:PORT"/);
+    expect(c.zone()).toBe('');
+  });
+});
+
 describe('a validating resolver that never answers', () => {
   let silent: Socket;
   let address = '';
