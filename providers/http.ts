@@ -1,8 +1,10 @@
 /** The JSON-over-HTTP exchange the REST providers share (PowerDNS, deSEC): a bounded request,
  *  network failures as Transient (worth another try), the body read as text and as JSON. */
+import { EXIT } from '../src/errors.js';
 
-/** An answer worth asking again: 429, 5xx, a network error. */
+/** An answer worth asking again: 429, 5xx, a network error. Exit 3 should it escape. */
 export class Transient extends Error {
+  readonly exitCode = EXIT.provider;
   constructor(message: string, readonly retryAfterMs?: number) {
     super(message);
   }

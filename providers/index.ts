@@ -3,6 +3,7 @@
  * so that an unused SDK costs nothing at start-up: a certbot hook is a cold process.
  * A provider knows nothing about rollover: it lists and applies exactly what it is told.
  */
+import { EXIT } from '../src/errors.js';
 import { normaliseName, rdataText, type TlsaRecord } from '../src/tlsa/record.js';
 
 export interface TlsaChange {
@@ -95,6 +96,7 @@ export async function loadProviderFactory(type: string): Promise<ProviderFactory
 
 /** A provider failure (network, API, reload command): exit code 3, state left consistent. */
 export class ProviderError extends Error {
+  readonly exitCode = EXIT.provider;
   constructor(
     readonly provider: string,
     message: string,

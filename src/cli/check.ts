@@ -8,7 +8,8 @@ import { configuredProtocol, servicePorts } from '../config/ports.js';
 import { PROTOCOLS_LIST, type Protocol } from '../tlsa/policy.js';
 import { checkTarget, type CheckReport, type CheckTarget } from '../verify/check.js';
 import { resolverFrom } from '../verify/resolver.js';
-import { out, warn } from './fail.js';
+import { waitTracker } from '../util/waiting.js';
+import { out, progressLine, warn } from './fail.js';
 import type { CliValues } from './main.js';
 
 /** common.ts's DEFAULT_CONFIG: not imported from there, because common.ts loads the config
@@ -69,7 +70,9 @@ export async function run(v: CliValues, args: string[]): Promise<number> {
   if (!(timeoutMs > 0)) throw new InputError(`--timeout must be a number of seconds, got "${v.timeout}"`);
   const catalog = loadCatalog(builtinCatalogPath('letsencrypt'));
   const now = new Date();
-  const reports = await Promise.all(targets.map((t) => checkTarget(t, { resolver, authoritativePort: authPort, timeoutMs, catalog, cap: config?.raw.max_records_per_name ?? 12, now })));
+  // Targets are checked side by side, each within timeoutMs; one progress line a second at most.
+  const waits = waitTracker(progressLine, { limitMs: timeoutMs });
+  const reports = await Promise.all(targets.map((t) => checkTarget(t, { resolver, authoritativePort: authPort, timeoutMs, catalog, cap: config?.raw.max_records_per_name ?? 12, now, waits })));
   if (v.json) out(`${JSON.stringify({ ok: reports.every((r) => r.ok), reports }, null, 2)}\n`);
   else out(`${reports.map(render).join('\n')}\n`);
   return reports.every((r) => r.ok) ? EXIT.ok : EXIT.checkFailed;

@@ -4,7 +4,7 @@ import type { LoadedConfig } from '../config/load.js';
 import { runEngine } from '../engine/reconcile.js';
 import { configFromCli, duration, runOptions } from './common.js';
 import { engineLines } from './engine-view.js';
-import { fail, progressLine, warn } from './fail.js';
+import { fail, progressLine, reportNetwork, warn } from './fail.js';
 import type { CliValues } from './main.js';
 
 async function nextRunDelayMs(config: LoadedConfig, now: Date): Promise<number> {
@@ -49,7 +49,7 @@ export async function run(v: CliValues): Promise<number> {
       warn(result.targets.warnings);
       for (const l of engineLines(result, now)) progressLine(l);
       if (result.added || result.removed) progressLine(`published ${result.added}, removed ${result.removed}`);
-      lastCode = result.promoted.some((p) => p.reloadError) ? 3 : 0;
+      lastCode = reportNetwork(result.network, result.promoted.some((p) => p.reloadError) ? 3 : 0);
       const retiring = result.plan.flatMap((p) => p.retiring);
       const waits = [
         ...result.waiting.map((w) => `${w.chain} waits for ${w.reason}${w.eta ? ` (${duration((w.eta.getTime() - Date.now()) / 1000)})` : ''}`),

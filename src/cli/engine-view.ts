@@ -27,5 +27,6 @@ export function engineJson(r: EngineResult) {
     held: r.held.map((h) => ({ owner: h.record.owner, rdata: rdataText(h.record), why: h.why })),
     retired: r.retired.map((x) => ({ owner: x.owner, rdata: rdataText(x) })),
     served: r.served.map((s) => ({ ...s, eta: s.eta?.toISOString() ?? null })),
+    network: r.network.map((e) => ({ message: e.message, hint: e.hint ?? null })),
   };
 }

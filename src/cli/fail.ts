@@ -1,27 +1,28 @@
 /** Turn any error into one clear line on stderr and the exit code it stands for. */
-import { EXIT, InputError, WaitError } from '../errors.js';
+import { EXIT, InputError, exitCodeOf } from '../errors.js';
 import { redact } from '../util/redact.js';
 
+/** Maps by the error's `exitCode` alone; an error without one is a bug ("internal error"). */
 export function fail(e: unknown): number {
-  const err = e as Error & { exitCode?: number; name?: string };
+  const err = e as Error & { hint?: unknown };
+  const code = exitCodeOf(e);
   let message: string;
-  let code: number;
-  if (err instanceof InputError) {
-    message = err.located + (err.hint ? `\n  hint: ${err.hint}` : '');
-    code = EXIT.badInput;
-  } else if (err instanceof WaitError) {
-    message = err.message;
-    code = EXIT.wait;
-  } else if (err?.name === 'ProviderError') {
-    message = err.message;
-    code = EXIT.provider;
-  } else {
+  if (code === undefined) {
     message = `internal error: ${err?.message ?? String(e)}`;
-    code = EXIT.checkFailed;
     if (process.env['TLSA_DEBUG'] && err?.stack) message += `\n${err.stack}`;
+  } else {
+    message = err instanceof InputError ? err.located : err.message;
+    if (typeof err.hint === 'string' && err.hint) message += `\n  hint: ${err.hint}`;
   }
   process.stderr.write(`tlsa: ${redact(message)}\n`);
-  return code;
+  return code ?? EXIT.checkFailed;
+}
+
+/** Network problems a run met and worked around (records kept, chains left staged): each on
+ *  stderr with what to check; exit 3 when there was any, else `code`. */
+export function reportNetwork(problems: readonly { message: string; hint?: string | undefined }[], code: number): number {
+  for (const p of problems) process.stderr.write(`tlsa: ${redact(p.message + (p.hint ? `\n  hint: ${p.hint}` : ''))}\n`);
+  return problems.length ? EXIT.provider : code;
 }
 
 export function warn(lines: string[]): void {

@@ -15,7 +15,7 @@ import { toCertSource } from '../engine/sources.js';
 import { runCommand } from '../util/run-command.js';
 import { configFromCli, duration, json, runOptions } from './common.js';
 import { engineJson, engineLines } from './engine-view.js';
-import { out, warn } from './fail.js';
+import { out, reportNetwork, warn } from './fail.js';
 import type { CliValues } from './main.js';
 
 interface RenewalEvent {
@@ -116,5 +116,6 @@ export async function run(v: CliValues, args: string[]): Promise<number> {
     if (notes.length) out(`${notes.join('\n')}\n`);
     for (const p of problems) process.stderr.write(`tlsa: ${p}\n`);
   }
-  return problems.length ? EXIT.checkFailed : EXIT.ok;
+  // A resolver or server that did not answer makes "not live yet" a guess: exit 3 says so.
+  return reportNetwork(result.network, problems.length ? EXIT.checkFailed : EXIT.ok);
 }

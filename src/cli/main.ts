@@ -31,7 +31,7 @@ Options:
   --once               daemon: one run, then exit (for systemd timers and cron)
   --resolver IP[:PORT] check: the validating resolver (default: verify.resolver, else the system's)
   --auth-port N        check: port of the authoritative servers (default 53)
-  --timeout SECONDS    check: per DNS query and TLS probe (default 5)
+  --timeout SECONDS    check: time allowed per HOST:PORT, DNS and TLS together (default verify.timeout_s, 5)
   --protocol P         check: what HOST:PORT speaks (default: as configured for it, else by port)
   -V, --version        print the version
   -h, --help           this help

@@ -4,7 +4,7 @@ import { EXIT } from '../errors.js';
 import { publish } from '../engine/reconcile.js';
 import { configFromCli, json, runOptions } from './common.js';
 import { engineJson, engineLines } from './engine-view.js';
-import { out, warn } from './fail.js';
+import { out, reportNetwork, warn } from './fail.js';
 import type { CliValues } from './main.js';
 import { planJson, planText } from './plan-view.js';
 
@@ -28,5 +28,5 @@ export async function run(v: CliValues): Promise<number> {
           : `Published nothing: already in place.\n`,
     );
   }
-  return reloadFailed ? EXIT.provider : EXIT.ok;
+  return reportNetwork(result.network, reloadFailed ? EXIT.provider : EXIT.ok);
 }

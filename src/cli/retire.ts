@@ -3,7 +3,7 @@
 import { runEngine } from '../engine/reconcile.js';
 import { configFromCli, json, runOptions } from './common.js';
 import { engineJson, engineLines } from './engine-view.js';
-import { out, warn } from './fail.js';
+import { out, reportNetwork, warn } from './fail.js';
 import type { CliValues } from './main.js';
 
 export async function run(v: CliValues): Promise<number> {
@@ -13,7 +13,7 @@ export async function run(v: CliValues): Promise<number> {
   warn(result.targets.warnings);
   if (v.json) {
     json({ dryRun: !!v['dry-run'], ...engineJson(result) });
-    return 0;
+    return reportNetwork(result.network, 0);
   }
   const retiring = result.plan.flatMap((p) => p.retiring);
   const lines = engineLines(result, now);
@@ -21,5 +21,5 @@ export async function run(v: CliValues): Promise<number> {
   out(
     `${v['dry-run'] ? 'Dry run: ' : ''}${result.retired.length} record(s) ${v['dry-run'] ? 'due for removal' : 'removed'}, ${result.held.length} kept because a server still needs them${retiring.length ? `, ${retiring.length} still in their grace period` : ''}.\n`,
   );
-  return 0;
+  return reportNetwork(result.network, 0);
 }

@@ -1,6 +1,7 @@
 /** The configuration schema (zod), also exported as JSON Schema for editors (docs/config.schema.json). */
 import { z } from 'zod';
 import { PROTOCOLS_LIST as PROTOCOLS } from '../tlsa/policy.js';
+import { parseServer } from '../verify/resolver.js';
 
 const recordSpec = z
   .string()
@@ -48,11 +49,20 @@ const install = z
 
 const verify = z
   .strictObject({
-    resolver: z.string().min(1).default('system').describe('Validating resolver "IP", "IP:PORT" or "[IPv6]:PORT"; "system" = first nameserver of /etc/resolv.conf'),
+    resolver: z
+      .string()
+      .min(1)
+      .refine((s) => s === 'system' || parseServer(s) !== undefined, 'the resolver is "system", "IP", "IP:PORT" or "[IPv6]:PORT"')
+      .default('system')
+      .describe('Validating resolver "IP", "IP:PORT" or "[IPv6]:PORT"; "system" = first nameserver of /etc/resolv.conf'),
     authoritative_port: z.number().int().min(1).max(65535).default(53).describe('Port of the authoritative servers (53)'),
     propagation: z.boolean().default(true).describe('A record is live only once every authoritative server serves it'),
     probe: z.boolean().default(true).describe('Before removing a record, connect to every address of the host and make sure no served chain still matches it'),
-    timeout_s: z.number().positive().default(5).describe('Per DNS query / TLS probe'),
+    timeout_s: z
+      .number()
+      .positive()
+      .default(5)
+      .describe('Time allowed for one verification, all its DNS queries (retried within it) and TLS probes together: `tlsa check` of one HOST:PORT, or the engine\'s look at one owner name\'s authoritative servers or at one host\'s live servers before a removal. A resolver or server that does not answer within it is a network failure (exit 3; for check, a failed check)'),
   })
   .describe('How tlsa verifies DNS and the live servers');
 

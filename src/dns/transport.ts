@@ -7,6 +7,7 @@ import { randomInt } from 'node:crypto';
 import { createSocket } from 'node:dgram';
 import { lookup } from 'node:dns/promises';
 import { isIP, connect } from 'node:net';
+import { NetworkError } from '../errors.js';
 import { signMessage, verifyMessage, type TsigKey, type TsigVerdict } from './tsig.js';
 import { readHeader, type Header } from './wire.js';
 
@@ -21,9 +22,9 @@ export interface Endpoint {
 }
 
 /** No answer in time or a connection failure: worth retrying. */
-export class DnsTransportError extends Error {
+export class DnsTransportError extends NetworkError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super(message, undefined, options);
     this.name = 'DnsTransportError';
   }
 }

@@ -2,8 +2,8 @@
  *  publish with write-ahead intents, follow each record's lifecycle, install staged chains
  *  once their records are live, and retire records nobody serves any more. */
 import type { LoadedConfig } from '../config/load.js';
-import { servicePorts } from '../config/ports.js';
-import { InputError } from '../errors.js';
+import { servicePorts, type PortProtocol } from '../config/ports.js';
+import { InputError, NetworkError, UnsafeError } from '../errors.js';
 import { recordKey, type TlsaRecord } from '../tlsa/record.js';
 import { recordMatchesChain } from '../verify/dane.js';
 import { ProviderError, type DnsProvider } from '../../providers/index.js';
@@ -12,7 +12,7 @@ import { clearReloadPending, installPaths, installRelease, markReloadPending, re
 import type { InstalledCopy } from '../config/installs.js';
 import { liveAt } from './lifecycle.js';
 import { acquireLock } from './lock.js';
-import { dnsPropagation, liveProbe, type LiveView, type PropagationView } from './observe.js';
+import { dnsPropagation, liveProbe, type LiveView, type PropagationView, type ServedChains } from './observe.js';
 import { planOwners, servedChainViolations, type OwnerPlan } from './plan.js';
 import { createProviders } from './providers.js';
 import { stagedFiles, type ServiceChain } from './sources.js';
@@ -88,6 +88,14 @@ export interface EngineResult extends PlanResult {
   retired: OwnedRecord[];
   /** With checkServed: per served chain of a service without staged install. */
   served: { service: string; chain: string; live: boolean; eta?: Date }[];
+  /** DNS and probe failures the run worked around (records kept, chains left staged); the CLI
+   *  exits 3 when there are any. */
+  network: NetworkError[];
+}
+
+/** Each problem once (several owners may hit the same silent resolver). */
+function noteNetwork(network: NetworkError[] | undefined, e: NetworkError): void {
+  if (network && !network.some((x) => x.message === e.message)) network.push(e);
 }
 
 async function listAll(providers: Map<string, DnsProvider>, owners: Map<string, Set<string>>): Promise<Map<string, Map<string, TlsaRecord[]>>> {
@@ -154,7 +162,7 @@ async function computePlan(config: LoadedConfig, opts: RunOptions, state: StateF
     for (const [owner, recs] of listed) listedAll.set(owner, recs);
   }
   const violations = servedChainViolations(plan, listedAll, targets.records);
-  if (violations.length) throw new Error(`internal safety check failed, nothing changed: ${violations.join('; ')}`);
+  if (violations.length) throw new UnsafeError(`internal safety check failed, nothing changed: ${violations.join('; ')}`);
   return { targets, plan, listed: listedAll, state, providers: prov };
 }
 
@@ -252,7 +260,7 @@ async function flushAll(providers: Map<string, DnsProvider>): Promise<void> {
 }
 
 /** Mark records seen on every authoritative server (once), so that they can become live. */
-async function observePropagation(records: OwnedRecord[], view: PropagationView, state: StateFile, now: Date, progress?: (l: string) => void): Promise<string[]> {
+async function observePropagation(records: OwnedRecord[], view: PropagationView, state: StateFile, now: Date, progress?: (l: string) => void, network?: NetworkError[]): Promise<string[]> {
   const notes: string[] = [];
   const byOwner = new Map<string, OwnedRecord[]>();
   for (const r of records) {
@@ -273,7 +281,8 @@ async function observePropagation(records: OwnedRecord[], view: PropagationView,
         progress?.(`${owner}: waiting for ${lagging.join('; ')}`);
       }
     } catch (e) {
-      notes.push(`${owner}: cannot check the authoritative servers: ${(e as Error).message}`);
+      if (e instanceof NetworkError) noteNetwork(network, e);
+      else notes.push(`${owner}: cannot check the authoritative servers: ${(e as Error).message}`);
     }
   }
   return notes;
@@ -324,14 +333,15 @@ async function runLocked(config: LoadedConfig, opts: EngineOptions): Promise<Eng
     await flushAll(c.providers);
   }
 
-  const propagationView = opts.propagation ?? (config.raw.verify.propagation ? dnsPropagation(config) : undefined);
+  const network: NetworkError[] = [];
+  const propagationView = opts.propagation ?? (config.raw.verify.propagation ? dnsPropagation(config, opts.progress) : undefined);
   const isLive = (r: OwnedRecord | undefined) => !!r && liveAt(r, !!propagationView) !== undefined && liveAt(r, !!propagationView)!.getTime() <= now.getTime();
 
   if (opts.observeAll && propagationView) {
     const chosen = new Set(c.targets.services.map((x) => x.service));
     const pending = state.records.filter((r) => chosen.has(r.service) && r.status === 'published' && !r.seenAt);
     if (pending.length) {
-      for (const n of await observePropagation(pending, propagationView, state, now, opts.progress)) opts.progress?.(n);
+      for (const n of await observePropagation(pending, propagationView, state, now, opts.progress, network)) opts.progress?.(n);
       if (write) writeState(dir, state);
     }
   }
@@ -347,7 +357,7 @@ async function runLocked(config: LoadedConfig, opts: EngineOptions): Promise<Eng
         const matching = c.targets.records.filter((d) => d.service === svc.service && d.chains.includes(chain.label));
         const owned = matching.map((d) => find(state, d)).filter((o): o is OwnedRecord => !!o);
         if (!chain.bootstrap && propagationView && !owned.some(isLive)) {
-          const notes = await observePropagation(owned, propagationView, state, now, opts.progress);
+          const notes = await observePropagation(owned, propagationView, state, now, opts.progress, network);
           if (write) writeState(dir, state);
           for (const n of notes) opts.progress?.(n);
         }
@@ -390,7 +400,7 @@ async function runLocked(config: LoadedConfig, opts: EngineOptions): Promise<Eng
           .map((d) => find(state, d))
           .filter((o): o is OwnedRecord => !!o);
         if (propagationView && !owned.some(isLive)) {
-          for (const n of await observePropagation(owned, propagationView, state, now, opts.progress)) opts.progress?.(n);
+          for (const n of await observePropagation(owned, propagationView, state, now, opts.progress, network)) opts.progress?.(n);
           if (write) writeState(dir, state);
         }
         const fresh = owned.map((o) => find(state, o)!);
@@ -413,7 +423,7 @@ async function runLocked(config: LoadedConfig, opts: EngineOptions): Promise<Eng
   let removed = 0;
   if (opts.retire !== false) {
     const due = c.plan.flatMap((p) => p.remove.map((r) => ({ p, r })));
-    const liveView = due.length && config.raw.verify.probe ? (opts.live ?? liveProbe(config)) : undefined;
+    const liveView = due.length && config.raw.verify.probe ? (opts.live ?? liveProbe(config, opts.progress)) : undefined;
     const seenChains = new Map<string, Awaited<ReturnType<LiveView['servedChains']>>>();
     const removable = new Map<OwnerPlan, OwnedRecord[]>();
     for (const { p, r } of due) {
@@ -424,7 +434,7 @@ async function runLocked(config: LoadedConfig, opts: EngineOptions): Promise<Eng
           if (!seenChains.has(key)) {
             const ports = servicePorts(svc);
             opts.progress?.(`probing ${svc.host} (ports ${ports.map((x) => `${x.port} ${x.protocol}`).join(', ')}) before removing records`);
-            seenChains.set(key, await liveView.servedChains(svc.host, ports));
+            seenChains.set(key, await servedOrKept(liveView, svc.host, ports, network));
           }
           const seen = seenChains.get(key)!;
           const user = seen.chains.find((x) => recordMatchesChain(r, x.chain));
@@ -452,7 +462,25 @@ async function runLocked(config: LoadedConfig, opts: EngineOptions): Promise<Eng
   }
   const { providers: _p, ...rest } = c;
   // Show the plan this run started from; removals decided after a promotion are in `retired`.
-  return { ...rest, plan: firstPlan, added, removed, promoted, waiting, held, retired, served };
+  return { ...rest, plan: firstPlan, added, removed, promoted, waiting, held, retired, served, network };
+}
+
+/** The live probe before a removal; when it cannot see every address the records stay, and
+ *  the run says why (exit 3). */
+async function servedOrKept(view: LiveView, host: string, ports: PortProtocol[], network: NetworkError[]): Promise<ServedChains> {
+  let seen: ServedChains;
+  try {
+    seen = await view.servedChains(host, ports);
+  } catch (e) {
+    if (!(e instanceof NetworkError)) throw e;
+    noteNetwork(network, e);
+    return { chains: [], errors: [e.message] };
+  }
+  if (seen.errors.length) {
+    noteNetwork(network, new NetworkError(`the live probe of ${host} could not check every address, so records it might still need are kept: ${seen.errors.join('; ')}`,
+      `is ${host} reachable from here on port${ports.length === 1 ? '' : 's'} ${ports.map((x) => x.port).join(', ')}? (verify.probe: false skips the probe)`));
+  }
+  return seen;
 }
 
 /** The installed copy a service's chain goes to (shared when several services read it). */

@@ -1,4 +1,5 @@
 /** Per-protocol rules on which records may be published. Pure. */
+import { EXIT } from '../errors.js';
 import { degenerateDataReason } from './association.js';
 import { USAGE_NAMES, rdataText, type TlsaRecord } from './record.js';
 
@@ -34,7 +35,9 @@ export function isSmtp(port: number, protocol?: Protocol): boolean {
   return SMTP_PROTOCOLS.has(effectiveProtocol(port, protocol));
 }
 
+/** A record the rules forbid: a configuration error (exit 2). */
 export class PolicyError extends Error {
+  readonly exitCode = EXIT.badInput;
   constructor(message: string) {
     super(message);
     this.name = 'PolicyError';

@@ -11,10 +11,11 @@ import { effectiveProtocol, isSmtp, type Protocol } from '../tlsa/policy.js';
 import { ownerName, rdataText, recordKey, type TlsaRecord } from '../tlsa/record.js';
 import { answerLabel, compareRrsets, findZone, queryAuthoritative } from './authoritative.js';
 import { daneMatch, recordMatchesChain } from './dane.js';
-import { serverLabel, type DnsServer } from './dns.js';
+import { DnsError, serverLabel, type DnsServer } from './dns.js';
 import { resolveHostForDane, validatedLookup } from './dnssec.js';
 import { probe, type ProbeKeyType } from './probe.js';
 import { probeProtocol } from '../engine/observe.js';
+import { NO_PROGRESS, type WaitTracker } from '../util/waiting.js';
 
 export interface CheckTarget {
   host: string;
@@ -25,7 +26,11 @@ export interface CheckTarget {
 export interface CheckOptions {
   resolver: DnsServer;
   authoritativePort: number;
+  /** The whole check of one target: every DNS question (retried within it) and the TLS probes
+   *  share this budget (verify.timeout_s / --timeout). */
   timeoutMs: number;
+  /** Progress while the resolver, the authoritative servers or the probes are slow. */
+  waits?: WaitTracker;
   catalog?: IssuerCatalog;
   cap: number;
   now: Date;
@@ -61,13 +66,23 @@ export interface CheckReport {
 
 const short = (r: TlsaRecord) => `${rdataText(r).slice(0, 24)}…`;
 
+/** One DNS question's tries: short enough that a lost datagram is retried within the budget. */
+const ATTEMPT_MS = 2000;
+
+/** What to check when the resolver does not answer. */
+export function resolverHint(resolver: DnsServer): string {
+  return `is the validating resolver ${serverLabel(resolver)} running and reachable? set verify.resolver (or --resolver)`;
+}
+
 /** Never throws: a resolver that cannot be asked (at any step) is a failed report. */
 export async function checkTarget(t: CheckTarget, o: CheckOptions): Promise<CheckReport> {
   try {
     return await checkOne(t, o);
   } catch (e) {
     const owner = ownerName(t.host, t.port);
-    const why = e instanceof RangeError ? `"${t.host}" is not a usable DNS name: ${e.message}` : `the resolver ${serverLabel(o.resolver)} cannot be asked: ${(e as Error).message}`;
+    const why = e instanceof RangeError
+      ? `"${t.host}" is not a usable DNS name: ${e.message}`
+      : `the resolver ${serverLabel(o.resolver)} cannot be asked: ${(e as Error).message}${e instanceof DnsError ? `; ${resolverHint(o.resolver)}` : ''}`;
     return { host: t.host, port: t.port, protocol: effectiveProtocol(t.port, t.protocol), owner, dnssec: { tlsa: 'error', address: 'error', message: why }, records: [], authoritative: { inSync: false, summary: 'not checked', lagging: [] }, probes: [], failures: [why], warnings: [], ok: false };
   }
 }
@@ -75,22 +90,32 @@ export async function checkTarget(t: CheckTarget, o: CheckOptions): Promise<Chec
 async function checkOne(t: CheckTarget, o: CheckOptions): Promise<CheckReport> {
   const failures: string[] = [];
   const warnings: string[] = [];
-  const q = { timeoutMs: o.timeoutMs };
-  const host = await resolveHostForDane(o.resolver, t.host, q);
+  const deadline = Date.now() + o.timeoutMs;
+  // One budget for the whole target: a silent resolver costs timeoutMs, not timeoutMs per
+  // question times retries times the labels of a zone walk.
+  const attemptMs = Math.min(ATTEMPT_MS, o.timeoutMs);
+  const q = { timeoutMs: attemptMs, retries: Math.max(2, Math.ceil(o.timeoutMs / attemptMs)), signal: AbortSignal.timeout(o.timeoutMs) };
+  const waits = o.waits ?? NO_PROGRESS;
+  const resolverName = `the resolver ${serverLabel(o.resolver)}`;
+  const silent = `no answer from ${resolverName} within ${o.timeoutMs / 1000} s (timeout_s): ${resolverHint(o.resolver)}`;
+  const host = await waits.track(resolverName, resolveHostForDane(o.resolver, t.host, q));
   if (host.status === 'nxdomain') failures.push(`${t.host} does not exist (NXDOMAIN, ${host.a.security ?? 'not validated'} denial): no address to probe`);
+  else if (host.status === 'timeout') failures.push(silent);
   else if (host.status !== 'secure') failures.push(`address records of ${t.host}: ${host.status}: ${host.message}`);
   // The probes need only the addresses: they run while the TLSA RRset and the authoritative
   // servers are asked (probe() never rejects).
   const addresses = [...host.addresses.v4, ...host.addresses.v6];
   const keyTypes: ProbeKeyType[] = ['rsa', 'ecdsa'];
   const jobs = addresses.flatMap((address) => keyTypes.map((keyType) => ({ address, keyType })));
-  const probing = Promise.all(jobs.map((j) => probe({ host: t.host, address: j.address, port: t.port, keyType: j.keyType, protocol: probeProtocol(t.port, t.protocol), timeoutMs: o.timeoutMs })));
+  const probeMs = Math.max(1, deadline - Date.now());
+  const probing = waits.track(`TLS probes of ${t.host}:${t.port}`,
+    Promise.all(jobs.map((j) => probe({ host: t.host, address: j.address, port: t.port, keyType: j.keyType, protocol: probeProtocol(t.port, t.protocol), timeoutMs: probeMs }))));
   let owner = ownerName(host.tlsaBase, t.port);
-  let tlsa = await validatedLookup(o.resolver, owner, 'TLSA', q);
+  let tlsa = await waits.track(resolverName, validatedLookup(o.resolver, owner, 'TLSA', q));
   // RFC 7672 §2.2.2: with a secure CNAME, the target's TLSA first, then the original name's.
   for (const base of host.tlsaBases.slice(1)) {
     if (tlsa.records.length) break;
-    const alt = await validatedLookup(o.resolver, ownerName(base, t.port), 'TLSA', q);
+    const alt = await waits.track(resolverName, validatedLookup(o.resolver, ownerName(base, t.port), 'TLSA', q));
     if (alt.records.length || alt.status === 'secure') {
       owner = ownerName(base, t.port);
       tlsa = alt;
@@ -102,7 +127,8 @@ async function checkOne(t: CheckTarget, o: CheckOptions): Promise<CheckReport> {
     /* one failure is enough */
   } else if (tlsa.status === 'nxdomain' || tlsa.status === 'nodata') {
     failures.push(`no TLSA records at ${owner}${tlsa.security === 'secure' ? ' (securely denied)' : `, and the denial is ${tlsa.security ?? 'not validated'}`}: DANE is not in effect for this port`);
-  } else if (tlsa.status !== 'secure') failures.push(`TLSA ${owner}: ${tlsa.status}: ${tlsa.message}`);
+  } else if (tlsa.status === 'timeout') failures.push(silent);
+  else if (tlsa.status !== 'secure') failures.push(`TLSA ${owner}: ${tlsa.status}: ${tlsa.message}`);
   // RFC 7672 §2.2: a client uses TLSA records only when they and the host's addresses are
   // DNSSEC-secure; otherwise it does not authenticate the server at all, whatever matches.
   const daneInEffect = tlsa.status === 'secure' && host.status === 'secure' && records.length > 0;
@@ -113,8 +139,8 @@ async function checkOne(t: CheckTarget, o: CheckOptions): Promise<CheckReport> {
 
   let authoritative: CheckReport['authoritative'] = { inSync: false, summary: 'not checked', lagging: [] };
   try {
-    const zone = await findZone(o.resolver, owner, q);
-    const answers = await queryAuthoritative(zone, owner, 'TLSA', { port: o.authoritativePort, timeoutMs: o.timeoutMs });
+    const zone = await waits.track(resolverName, findZone(o.resolver, owner, q));
+    const answers = await waits.track(`the authoritative servers of ${zone.zone}`, queryAuthoritative(zone, owner, 'TLSA', { port: o.authoritativePort, ...q }));
     // The servers among themselves: every one serves the union of what they all serve.
     const union = [...new Map(answers.flatMap((a) => (a.error === undefined ? a.records ?? [] : [])).map((r) => [recordKey(r), r])).values()];
     const among = compareRrsets(union, answers, 'exact');
@@ -130,8 +156,13 @@ async function checkOne(t: CheckTarget, o: CheckOptions): Promise<CheckReport> {
     authoritative = { inSync: cmp.inSync, summary: cmp.summary, lagging: [...cmp.lagging, ...cmp.failed].map((s) => answerLabel(s)) };
     if (!cmp.inSync) failures.push(`authoritative servers of ${zone.zone} disagree: ${cmp.summary.replace(/\n/g, '; ')}`);
   } catch (e) {
-    authoritative.summary = (e as Error).message;
-    failures.push(`cannot check the authoritative servers: ${(e as Error).message}`);
+    if (q.signal.aborted) {
+      authoritative.summary = `not checked: ${resolverName} did not answer in time`;
+      failures.push(silent);
+    } else {
+      authoritative.summary = (e as Error).message;
+      failures.push(`cannot check the authoritative servers: ${(e as Error).message}`);
+    }
   }
 
   const results = await probing;
@@ -159,7 +190,7 @@ async function checkOne(t: CheckTarget, o: CheckOptions): Promise<CheckReport> {
     for (const u of m.unusable) if (u.record.usage < 2) row.problems.push(`${short(u.record)} ${u.why}`);
     probes.push(row);
   });
-  if (!addresses.length && host.status !== 'nxdomain') failures.push(`${t.host} has no address to probe`);
+  if (!addresses.length && host.status !== 'nxdomain' && host.status !== 'timeout') failures.push(`${t.host} has no address to probe`);
   for (const p of probes) if (!p.ok) failures.push(`${p.address} ${p.keyType}: ${p.problems.join('; ')}`);
 
   // The next renewal: a new key (certbot's default) is covered only by a 2 x x record of the

@@ -13,7 +13,7 @@ import { createSocket } from 'node:dgram';
 import { connect, isIP } from 'node:net';
 import dnsPacket from 'dns-packet';
 import type { Answer, DecodedPacket, Packet, RecordType, TlsaAnswer } from 'dns-packet';
-import { EXIT } from '../errors.js';
+import { NetworkError } from '../errors.js';
 import type { MatchingType, Selector, TlsaRecord, Usage } from '../tlsa/record.js';
 
 export type { Answer, RecordType } from 'dns-packet';
@@ -39,6 +39,9 @@ export interface QueryOptions {
   tcp?: boolean;
   /** Send an OPT record (default true); dnssec implies it. */
   edns?: boolean;
+  /** Aborts the query. A signal from AbortSignal.timeout() is a deadline over all attempts:
+   *  when it fires, the query ends with DnsTimeoutError (any other abort rejects with the
+   *  signal's reason). */
   signal?: AbortSignal;
 }
 
@@ -85,8 +88,7 @@ export interface DnsResponse {
 // Errors
 
 /** Base class: a DNS question got no usable response. Exit code 3 (network failure). */
-export class DnsError extends Error {
-  readonly exitCode: number = EXIT.provider;
+export class DnsError extends NetworkError {
   constructor(
     message: string,
     readonly server: DnsServer,
@@ -98,10 +100,12 @@ export class DnsError extends Error {
   }
 }
 
-/** No matching response within timeoutMs, on every attempt. */
+/** No matching response within timeoutMs, on every attempt, or none before the caller's
+ *  deadline (`deadline`: an AbortSignal.timeout() signal fired). */
 export class DnsTimeoutError extends DnsError {
-  constructor(server: DnsServer, qname: string, qtype: string, readonly attempts: number, readonly timeoutMs: number, readonly transport: 'udp' | 'tcp') {
-    super(`${qname} ${qtype}: no response from ${serverLabel(server)} over ${transport.toUpperCase()} (${attempts} attempt${attempts === 1 ? '' : 's'} of ${timeoutMs} ms)`, server, qname, qtype);
+  constructor(server: DnsServer, qname: string, qtype: string, readonly attempts: number, readonly timeoutMs: number, readonly transport: 'udp' | 'tcp', readonly deadline = false) {
+    const tries = `${attempts} attempt${attempts === 1 ? '' : 's'}`;
+    super(`${qname} ${qtype}: no response from ${serverLabel(server)} over ${transport.toUpperCase()} ${deadline ? `in the time allowed (${tries})` : `(${tries} of ${timeoutMs} ms)`}`, server, qname, qtype);
     this.name = 'DnsTimeoutError';
   }
 }
@@ -425,15 +429,29 @@ function describeErrno(e: NodeJS.ErrnoException): string {
   }
 }
 
+/** The signal fired because its time was up (AbortSignal.timeout), not because someone
+ *  cancelled the work. */
+function pastDeadline(signal: AbortSignal | undefined): boolean {
+  return !!signal?.aborted && (signal.reason as Error | undefined)?.name === 'TimeoutError';
+}
+
 async function exchange(server: DnsServer, name: string, type: RecordType, opts: QueryOptions, transport: 'udp' | 'tcp'): Promise<DnsResponse> {
   const timeoutMs = opts.timeoutMs ?? 2000;
   const attempts = 1 + Math.max(0, opts.retries ?? 2);
+  const deadline = (tried: number) => new DnsTimeoutError(server, name, type, tried, timeoutMs, transport, true);
   for (let attempt = 1; attempt <= attempts; attempt++) {
+    if (pastDeadline(opts.signal)) throw deadline(attempt - 1);
     if (opts.signal?.aborted) throw abortError(opts.signal);
     const ex = buildQuery(name, type, opts); // a fresh id (and UDP source port) per attempt
-    const r = transport === 'udp'
-      ? await udpAttempt(server, ex, timeoutMs, opts.signal)
-      : await tcpAttempt(server, ex, timeoutMs, opts.signal);
+    let r: AttemptResult;
+    try {
+      r = transport === 'udp'
+        ? await udpAttempt(server, ex, timeoutMs, opts.signal)
+        : await tcpAttempt(server, ex, timeoutMs, opts.signal);
+    } catch (e) {
+      if (pastDeadline(opts.signal) && e === opts.signal!.reason) throw deadline(attempt);
+      throw e;
+    }
     if (r.kind === 'response') return toResponse(r.packet, server, ex, transport, attempt);
   }
   throw new DnsTimeoutError(server, name, type, attempts, timeoutMs, transport);

@@ -2,6 +2,7 @@
  *  "IP", "IP:PORT" or "[IPv6]:PORT". */
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { InputError, NetworkError } from '../errors.js';
 import type { DnsServer } from './dns.js';
 
 export function parseServer(text: string, defaultPort = 53): DnsServer | undefined {
@@ -31,11 +32,16 @@ export function systemResolver(resolvConf = '/etc/resolv.conf'): DnsServer | und
   return undefined;
 }
 
-/** Resolve the configured resolver or say why it cannot be used. */
+/** Resolve the configured resolver or say why it cannot be used: a setting that is not an
+ *  address is bad input (exit 2); "system" on a machine without a usable nameserver line is
+ *  the network's configuration (exit 3). */
 export function resolverFrom(setting: string): DnsServer {
-  const s = setting === 'system' ? systemResolver() : parseServer(setting);
-  if (!s) {
-    throw new Error(setting === 'system' ? 'no nameserver in /etc/resolv.conf: set verify.resolver' : `resolver "${setting}" is not "IP", "IP:PORT" or "[IPv6]:PORT"`);
+  if (setting === 'system') {
+    const s = systemResolver();
+    if (!s) throw new NetworkError('no usable nameserver in /etc/resolv.conf', 'set verify.resolver to a validating resolver, e.g. "127.0.0.1" or "[::1]:53"');
+    return s;
   }
+  const s = parseServer(setting);
+  if (!s) throw new InputError(`resolver "${setting}" is not "IP", "IP:PORT" or "[IPv6]:PORT"`);
   return s;
 }

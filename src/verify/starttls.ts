@@ -4,6 +4,7 @@
  * up to the point where the TLS handshake starts on the same socket.
  */
 import type { Socket } from 'node:net';
+import { EXIT } from '../errors.js';
 import type { TlsAlert } from './tls-alerts.js';
 
 export type ProbeErrorCode =
@@ -17,8 +18,10 @@ export type ProbeErrorCode =
   | 'handshake'
   | 'protocol';
 
-/** Internal: thrown inside a probe, turned into `{ ok: false, error }` at the top. */
+/** Internal: thrown inside a probe, turned into `{ ok: false, error }` at the top. Should one
+ *  escape, it is a network failure (exit 3). */
 export class ProbeFailure extends Error {
+  readonly exitCode = EXIT.provider;
   constructor(
     readonly code: ProbeErrorCode,
     message: string,

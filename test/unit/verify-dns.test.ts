@@ -317,6 +317,19 @@ describe('query: the wire', () => {
     await expect(p).rejects.toThrow('stop now');
   });
 
+  it('a deadline signal (AbortSignal.timeout) bounds all attempts and ends as DnsTimeoutError', async () => {
+    const e = await query(dns.server, 'mx.example.test', 'A', { timeoutMs: 100, retries: 1000, signal: AbortSignal.timeout(450) }).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(DnsTimeoutError);
+    expect((e as DnsTimeoutError).deadline).toBe(true);
+    expect((e as DnsTimeoutError).message).toMatch(/no response from 127\.0\.0\.1:\d+ over UDP in the time allowed \(\d+ attempts\)/);
+    expect(dns.seen.length).toBeLessThan(1000);
+    // Already past the deadline: no query is sent at all.
+    const before = dns.seen.length;
+    const late = await query(dns.server, 'mx.example.test', 'A', { signal: AbortSignal.abort(new DOMException('late', 'TimeoutError')) }).catch((x: unknown) => x);
+    expect(late).toBeInstanceOf(DnsTimeoutError);
+    expect(dns.seen.length).toBe(before);
+  });
+
   it('rcodes: SERVFAIL and REFUSED are responses; EDE options are decoded', async () => {
     dns.handler = (q) => reply(q, { flags: ['ra'], rcode: SERVFAIL, additionals: [EDE(6, 'validation failure <x. A IN>: signature expired')] });
     const r = await query(dns.server, 'x.test', 'A', { dnssec: true, timeoutMs: 500 });
