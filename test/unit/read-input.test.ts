@@ -1,0 +1,126 @@
+/** src/util/read-input.ts and the loaders that use it: anything but a regular file of sane size
+ *  is refused at once, naming the path and what it is. A FIFO must not block: the test's own
+ *  timeout is the guard (opening one for reading waits for a writer that never comes). */
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadChain } from '../../src/certs/chain.js';
+import { loadConfig } from '../../src/config/load.js';
+import { InputError } from '../../src/errors.js';
+import { loadCatalog } from '../../src/issuers/catalog.js';
+import { InputFileError, MAX_PEM_BYTES, readInputText } from '../../src/util/read-input.js';
+import { makeTempDir, removeTempDir } from '../helpers/pki.js';
+
+let dir: string;
+let fifo: string;
+let socketPath: string;
+let server: Server;
+
+beforeAll(async () => {
+  dir = makeTempDir('tlsa-read-input-');
+  fifo = path.join(dir, 'pipe.pem');
+  execFileSync('mkfifo', [fifo]);
+  socketPath = path.join(dir, 'sock.pem');
+  server = createServer();
+  await new Promise<void>((res) => server.listen(socketPath, res));
+});
+
+afterAll(async () => {
+  await new Promise<void>((res) => (server ? server.close(() => res()) : res()));
+  if (dir) removeTempDir(dir);
+});
+
+function refusal(f: () => unknown): InputError {
+  try {
+    f();
+  } catch (e) {
+    expect(e).toBeInstanceOf(InputError);
+    return e as InputError;
+  }
+  throw new Error('no error');
+}
+
+const pem = (file: string) => readInputText(file, { what: 'certificate file', maxBytes: MAX_PEM_BYTES });
+
+describe('readInputText', () => {
+  it('reads a regular file, and one through a symlink (certbot\'s live/)', () => {
+    const f = path.join(dir, 'real.pem');
+    fs.writeFileSync(f, 'hello\n');
+    const link = path.join(dir, 'link.pem');
+    fs.symlinkSync(f, link);
+    expect(pem(f)).toBe('hello\n');
+    expect(pem(link)).toBe('hello\n');
+  });
+
+  it('a FIFO is refused without blocking, naming the path', () => {
+    const e = refusal(() => pem(fifo));
+    expect(e).toBeInstanceOf(InputFileError);
+    expect(e.file).toBe(fifo);
+    expect(e.message).toBe('cannot read certificate file: it is a FIFO (named pipe), not a regular file');
+  });
+
+  it('a symlink to a FIFO is refused too', () => {
+    const link = path.join(dir, 'to-fifo.pem');
+    fs.symlinkSync(fifo, link);
+    expect(refusal(() => pem(link)).message).toMatch(/FIFO/);
+  });
+
+  it('/dev/zero (a character device) is refused', () => {
+    expect(refusal(() => pem('/dev/zero')).message).toMatch(/it is a character device, not a regular file/);
+  });
+
+  it('a directory is refused', () => {
+    expect(refusal(() => pem(dir)).message).toMatch(/it is a directory, not a regular file/);
+  });
+
+  it('a Unix socket is refused', () => {
+    expect(refusal(() => pem(socketPath)).message).toMatch(/it is a socket, not a regular file/);
+  });
+
+  it('a (sparse) file over the limit is refused before it is read', () => {
+    const big = path.join(dir, 'big.pem');
+    fs.writeFileSync(big, '');
+    fs.truncateSync(big, 8 * 1024 * 1024 * 1024);
+    expect(refusal(() => pem(big)).message).toMatch(/more than 1 MiB/);
+    const small = path.join(dir, 'small.pem');
+    fs.writeFileSync(small, 'x'.repeat(100));
+    expect(refusal(() => readInputText(small, { what: 'secret file', maxBytes: 99 })).message).toMatch(/more than 99 bytes/);
+  });
+
+  it('a missing file says so', () => {
+    expect(refusal(() => pem(path.join(dir, 'gone.pem'))).message).toBe('cannot read certificate file: file not found');
+  });
+});
+
+describe('the loaders refuse a FIFO', () => {
+  it('loadChain: as fullchain and as key', () => {
+    expect(refusal(() => loadChain({ kind: 'files', fullchain: fifo })).file).toBe(fifo);
+    const e = refusal(() => loadChain({ kind: 'files', fullchain: path.join(dir, 'nope.pem'), key: fifo }));
+    expect(e.file).toMatch(/nope\.pem$/); // the chain is read first
+  });
+
+  it('loadChain: a lineage whose privkey.pem is a FIFO is refused, not read as "no key"', () => {
+    const live = path.join(dir, 'live-fifo-key');
+    fs.mkdirSync(live);
+    fs.copyFileSync(path.join(process.cwd(), 'docs/example/letsencrypt/live/mx.example.org/fullchain.pem'), path.join(live, 'fullchain.pem'));
+    execFileSync('mkfifo', [path.join(live, 'privkey.pem')]);
+    const e = refusal(() => loadChain({ kind: 'lineage', dir: live }));
+    expect(e.file).toBe(path.join(live, 'privkey.pem'));
+    expect(e.message).toMatch(/private key file: it is a FIFO/);
+  });
+
+  it('loadCatalog', () => {
+    expect(refusal(() => loadCatalog(fifo)).message).toMatch(/cannot read the issuer catalog: it is a FIFO/);
+  });
+
+  it('loadConfig: the configuration itself, and a *_file secret (at its line)', () => {
+    expect(refusal(() => loadConfig(fifo)).message).toMatch(/cannot read the configuration: it is a FIFO/);
+    const cfg = path.join(dir, 'secret-fifo.yaml');
+    fs.writeFileSync(cfg, ['providers:', '  p:', '    type: zonefile', `    token_file: ${fifo}`, 'services: {}', ''].join('\n'));
+    const e = refusal(() => loadConfig(cfg));
+    expect(e.line).toBe(4);
+    expect(e.message).toMatch(/token_file: cannot read secret file .*pipe\.pem: it is a FIFO/);
+  });
+});
