@@ -1,7 +1,9 @@
 /** src/util/read-input.ts and the loaders that use it: anything but a regular file of sane size
- *  is refused at once, naming the path and what it is. A FIFO must not block: the test's own
- *  timeout is the guard (opening one for reading waits for a writer that never comes). */
-import { execFileSync } from 'node:child_process';
+ *  is refused at once, naming the path and what it is. Opening a FIFO for reading waits for a
+ *  writer, synchronously, where no test timeout can interrupt it: each FIFO here has a writer
+ *  process that opens it every few seconds, so code that blocks fails (it reads an empty file)
+ *  instead of hanging the suite. The CLI tests cover the same through a child's timeout. */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import * as path from 'node:path';
@@ -17,17 +19,27 @@ let dir: string;
 let fifo: string;
 let socketPath: string;
 let server: Server;
+const writers: ChildProcess[] = [];
+
+/** A FIFO, and a writer that unblocks a reader stuck on it within 3 s. */
+function guardedFifo(p: string): string {
+  execFileSync('mkfifo', [p]);
+  const w = spawn('/bin/sh', ['-c', 'while :; do sleep 3; : > "$0"; done', p], { detached: true, stdio: 'ignore' });
+  writers.push(w);
+  return p;
+}
 
 beforeAll(async () => {
   dir = makeTempDir('tlsa-read-input-');
-  fifo = path.join(dir, 'pipe.pem');
-  execFileSync('mkfifo', [fifo]);
+  fifo = guardedFifo(path.join(dir, 'pipe.pem'));
   socketPath = path.join(dir, 'sock.pem');
   server = createServer();
   await new Promise<void>((res) => server.listen(socketPath, res));
 });
 
 afterAll(async () => {
+  // Each writer is the leader of its own process group (detached): end it and its sleep.
+  for (const w of writers) if (w.pid) try { process.kill(-w.pid, 'SIGTERM'); } catch { /* gone */ }
   await new Promise<void>((res) => (server ? server.close(() => res()) : res()));
   if (dir) removeTempDir(dir);
 });
@@ -105,7 +117,7 @@ describe('the loaders refuse a FIFO', () => {
     const live = path.join(dir, 'live-fifo-key');
     fs.mkdirSync(live);
     fs.copyFileSync(path.join(process.cwd(), 'docs/example/letsencrypt/live/mx.example.org/fullchain.pem'), path.join(live, 'fullchain.pem'));
-    execFileSync('mkfifo', [path.join(live, 'privkey.pem')]);
+    guardedFifo(path.join(live, 'privkey.pem'));
     const e = refusal(() => loadChain({ kind: 'lineage', dir: live }));
     expect(e.file).toBe(path.join(live, 'privkey.pem'));
     expect(e.message).toMatch(/private key file: it is a FIFO/);
