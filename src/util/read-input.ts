@@ -1,9 +1,9 @@
 /** Reading a file the user named (certificate, key, issuer catalog, secret, configuration):
  *  only a regular file of bounded size is read. Opening a FIFO for reading waits for a writer
  *  and /dev/zero never ends, so either hung a run holding the lock; a huge file fills memory.
- *  The file is opened non-blocking (opening a FIFO then returns at once) and checked with
- *  fstat on the open descriptor, so a symlink (certbot's live/) is followed and what is read
- *  is what was checked. */
+ *  The file is opened non-blocking (a FIFO put in its place after the stat then still returns
+ *  at once) and checked again with fstat on the open descriptor, so a symlink (certbot's
+ *  live/) is followed and what is read is what was checked. */
 import { closeSync, constants, fstatSync, openSync, readSync, statSync, type Stats } from 'node:fs';
 import { InputError, errnoCode } from '../errors.js';
 
@@ -65,6 +65,13 @@ const NONBLOCK = constants.O_NONBLOCK ?? 0;
 export function readInputFile(file: string, opts: ReadInputOptions): Buffer {
   const shown = opts.shownAs ?? file;
   const refuse = (reason: string) => new InputFileError(opts.what, reason, shown);
+  // stat first, so that a device is not even opened (opening some has effects: a tape
+  // rewinds); fstat after the open checks what was really opened.
+  let before: Stats | undefined;
+  try {
+    before = statSync(file);
+  } catch { /* the open below says why */ }
+  if (before && !before.isFile()) throw refuse(`it is ${fileKind(before)}, not a regular file`);
   let fd: number;
   try {
     fd = openSync(file, constants.O_RDONLY | NONBLOCK);
