@@ -2,9 +2,10 @@
  *  next, the private key (when known) matching the leaf. I/O is only the file reads here;
  *  the checks themselves are on parsed certificates. */
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { isAbsolute, join, relative } from 'node:path';
-import { InputError, errnoCode } from '../errors.js';
+import { InputError } from '../errors.js';
+import { MAX_PEM_BYTES, readInputText } from '../util/read-input.js';
 import { keyTypeOf, type KeyType } from './key-type.js';
 import { splitPem } from './pem.js';
 
@@ -36,14 +37,8 @@ export interface LoadedChain {
   validityProblems: string[];
 }
 
-function readText(file: string, what = 'certificate file'): string {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (e) {
-    const code = errnoCode(e);
-    const why = code === 'ENOENT' ? 'file not found' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'is a directory' : code;
-    throw new InputError(`cannot read ${what}: ${why}`, file);
-  }
+export function readPemFile(file: string, what = 'certificate file'): string {
+  return readInputText(file, { what, maxBytes: MAX_PEM_BYTES });
 }
 
 export function certName(x: X509Certificate): string {
@@ -136,7 +131,7 @@ function checkValidity(certs: ChainCert[], now: Date): { problems: string[]; war
 }
 
 function checkKey(leaf: ChainCert, keyFile: string): void {
-  const text = readText(keyFile, 'private key file');
+  const text = readPemFile(keyFile, 'private key file');
   let key;
   try {
     key = createPrivateKey(text);
@@ -150,8 +145,10 @@ function checkKey(leaf: ChainCert, keyFile: string): void {
   }
 }
 
+/** Present at all: a FIFO or directory in the lineage's place is then refused by name when it
+ *  is read, instead of being skipped as absent (a skipped privkey.pem would go unchecked). */
 function exists(p: string): boolean {
-  try { return statSync(p).isFile(); } catch { return false; }
+  try { statSync(p); return true; } catch { return false; }
 }
 
 /** Paths in messages: relative to the working directory when that is shorter. */
@@ -181,7 +178,7 @@ export function resolveSource(source: CertSource): { label: string; files: strin
 
 export function loadChain(source: CertSource, now: Date = new Date()): LoadedChain {
   const { label, files, key } = resolveSource(source);
-  const certs = files.flatMap((f) => parseCertificates(readText(f), f));
+  const certs = files.flatMap((f) => parseCertificates(readPemFile(f), f));
   checkChainOrder(certs);
   const leaf = certs[0]!;
   if (key) checkKey(leaf, key);

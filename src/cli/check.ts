@@ -5,6 +5,7 @@ import type { LoadedConfig } from '../config/load.js';
 import { EXIT, InputError } from '../errors.js';
 import { builtinCatalogPath, loadCatalog } from '../issuers/catalog.js';
 import { configuredProtocol, servicePorts } from '../config/ports.js';
+import { bothForms, HostError, parseHost } from '../tlsa/host.js';
 import { PROTOCOLS_LIST, type Protocol } from '../tlsa/policy.js';
 import { checkTarget, type CheckReport, type CheckTarget } from '../verify/check.js';
 import { resolverFrom } from '../verify/resolver.js';
@@ -17,15 +18,23 @@ import type { CliValues } from './main.js';
 const DEFAULT_CONFIG = '/etc/tlsa/config.yaml';
 
 function parseTarget(text: string, protocol?: Protocol): CheckTarget {
-  const m = /^([A-Za-z0-9._-]+?)\.?(?::(\d+))?$/.exec(text);
+  // More than one ":" is an IPv6 address without a port: parseHost says why it cannot be used.
+  const m = /^(\[[^\]]*\]|[^:]*|.*:.*:.*?)(?::(\d+))?$/.exec(text);
   const port = m?.[2] ? Number(m[2]) : 25;
   if (!m || port < 1 || port > 65535) throw new InputError(`"${text}" is not HOST or HOST:PORT`);
-  return { host: m[1]!, port, ...(protocol ? { protocol } : {}) };
+  let host;
+  try {
+    host = parseHost(m[1]!).ascii;
+  } catch (e) {
+    if (e instanceof HostError) throw new InputError(`"${text}": ${e.message}`);
+    throw e;
+  }
+  return { host, port, ...(protocol ? { protocol } : {}) };
 }
 
 function render(r: CheckReport): string {
   const lines = [
-    `${r.ok ? 'OK  ' : 'FAIL'} ${r.host}:${r.port} (${r.protocol})  ${r.owner}  TLSA ${r.dnssec.tlsa}, addresses ${r.dnssec.address}, ${r.records.length} record(s); authoritative: ${r.authoritative.inSync ? r.authoritative.summary : `NOT in sync (${r.authoritative.lagging.join(', ') || r.authoritative.summary})`}`,
+    `${r.ok ? 'OK  ' : 'FAIL'} ${bothForms(r.host)}:${r.port} (${r.protocol})  ${r.owner}  TLSA ${r.dnssec.tlsa}, addresses ${r.dnssec.address}, ${r.records.length} record(s); authoritative: ${r.authoritative.inSync ? r.authoritative.summary : `NOT in sync (${r.authoritative.lagging.join(', ') || r.authoritative.summary})`}`,
   ];
   for (const p of r.probes) {
     const what = p.notServed ? 'no certificate of this type (the server answered the other one)' : p.ok ? `Verified: ${p.matched} (${p.leaf})` : `NOT verified: ${p.problems.join('; ')}`;

@@ -4,6 +4,7 @@ import { loadChain } from '../certs/chain.js';
 import { DEFAULT_SPECS, desiredRecords } from '../engine/desired.js';
 import { parseSpec } from '../engine/targets.js';
 import { InputError } from '../errors.js';
+import { bothForms, HostError, parseHost } from '../tlsa/host.js';
 import { builtinCatalogPath, BUILTIN_CATALOGS, loadCatalog } from '../issuers/catalog.js';
 import { PROTOCOLS_LIST, type Protocol } from '../tlsa/policy.js';
 import { formatRecord } from '../tlsa/presentation.js';
@@ -25,6 +26,13 @@ export async function run(v: CliValues): Promise<number> {
   if (v.protocol && !(PROTOCOLS_LIST as readonly string[]).includes(v.protocol)) {
     throw new InputError(`--protocol must be one of ${PROTOCOLS_LIST.join(', ')}`);
   }
+  let host;
+  try {
+    host = parseHost(v.host);
+  } catch (e) {
+    if (e instanceof HostError) throw new InputError(`--host: ${e.message}`);
+    throw e;
+  }
   const ports = (v.port ?? ['25']).map((p) => intOption(p, 'port', 25, 1, 65535));
   const ttl = intOption(v.ttl, 'ttl', 3600, 1, 604800);
   const now = new Date();
@@ -41,20 +49,25 @@ export async function run(v: CliValues): Promise<number> {
   let result;
   try {
     result = desiredRecords({
-      name: 'generate', host: v.host, ports, ...(v.protocol ? { protocol: v.protocol as Protocol } : {}),
+      name: 'generate', host: host.ascii, ports, ...(v.protocol ? { protocol: v.protocol as Protocol } : {}),
       records: specs.length ? specs : DEFAULT_SPECS, chains, ...(catalog ? { catalog } : {}), cap: 100,
     }, now);
   } catch (e) {
     throw new InputError((e as Error).message);
   }
-  warn([...chains.flatMap((c) => [...c.warnings, ...c.validityProblems]), ...result.warnings]);
+  const warnings = [...chains.flatMap((c) => [...c.warnings, ...c.validityProblems]), ...result.warnings];
+  warn(warnings);
   if (v.json) {
     out(`${JSON.stringify({
+      host: { ascii: host.ascii, unicode: host.unicode },
       records: result.records.map((r) => ({ owner: r.owner, ttl, usage: r.usage, selector: r.selector, matching: r.matching, data: r.data, rdata: rdataText(r), why: r.why, matchesServed: r.matchesServed })),
       chains: chains.map((c) => ({ source: c.label, keyType: c.keyType.label, leaf: c.leaf.name, issuer: c.issuer?.name ?? null, notAfter: new Date(c.leaf.x509.validTo).toISOString() })),
+      warnings,
     }, null, 2)}\n`);
   } else {
     const lines = result.records.map((r) => formatRecord(r, ttl) + (v.explain ? ` ; ${r.why}` : ''));
+    // A zone-file comment, so the output stays loadable as it is.
+    if (host.unicode !== host.ascii) lines.unshift(`; host ${bothForms(host.ascii)}: DNS and certificates use the A-label form`);
     out(`${lines.join('\n')}\n`);
   }
   return 0;

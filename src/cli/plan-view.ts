@@ -1,5 +1,6 @@
 /** Rendering a plan for humans and for scripts; shared by `plan` and `publish`. */
 import type { OwnerPlan } from '../engine/plan.js';
+import { bothForms, unicodeForm } from '../tlsa/host.js';
 import { rdataText } from '../tlsa/record.js';
 import { duration, shortRdata } from './common.js';
 
@@ -18,7 +19,7 @@ export function planSummary(plan: OwnerPlan[]): { add: number; remove: number; r
 export function planText(plan: OwnerPlan[], now: Date): string {
   const out: string[] = [];
   for (const p of plan) {
-    out.push(`${p.owner}  (provider ${p.provider}, TTL ${p.ttl})`);
+    out.push(`${bothForms(p.owner)}  (provider ${p.provider}, TTL ${p.ttl})`);
     for (const r of p.add) out.push(`  + ${shortRdata(r)}  ${r.why}${p.drift.includes(r) ? ' [was deleted outside tlsa: re-adding]' : ''}`);
     for (const r of p.remove) out.push(`  - ${shortRdata(r)}  retired (no served chain needs it; grace over)`);
     for (const r of p.retiring) {
@@ -44,6 +45,7 @@ export function planJson(plan: OwnerPlan[]) {
     summary: planSummary(plan),
     owners: plan.map((p) => ({
       owner: p.owner,
+      ...(unicodeForm(p.owner) !== p.owner ? { ownerUnicode: unicodeForm(p.owner) } : {}),
       provider: p.provider,
       ttl: p.ttl,
       add: p.add.map((r) => ({ rdata: rdataText(r), why: r.why, service: r.service })),

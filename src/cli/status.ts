@@ -2,6 +2,7 @@
 import { viewRecord } from '../engine/lifecycle.js';
 import { readOwned } from '../engine/reconcile.js';
 import { selectServices } from '../engine/targets.js';
+import { bothForms, unicodeForm } from '../tlsa/host.js';
 import { rdataText } from '../tlsa/record.js';
 import { configFromCli, duration, json, shortRdata } from './common.js';
 import { out } from './fail.js';
@@ -18,7 +19,7 @@ export async function run(v: CliValues): Promise<number> {
   if (v.json) {
     json({
       records: views.map((x) => ({
-        owner: x.record.owner, rdata: rdataText(x.record), service: x.record.service, provider: x.record.provider,
+        owner: x.record.owner, ...(unicodeForm(x.record.owner) !== x.record.owner ? { ownerUnicode: unicodeForm(x.record.owner) } : {}), rdata: rdataText(x.record), service: x.record.service, provider: x.record.provider,
         ttl: x.record.ttl, phase: x.phase, ageSeconds: Math.round(x.ageSeconds),
         nextInSeconds: x.nextInSeconds === undefined ? null : Math.round(x.nextInSeconds),
         waitsFor: x.waitsFor || null, publishedAt: x.record.publishedAt ?? null, retiringSince: x.record.retiringSince ?? null, by: x.record.by,
@@ -31,7 +32,7 @@ export async function run(v: CliValues): Promise<number> {
     return 0;
   }
   const rows = views.map((x) => [
-    x.record.owner, shortRdata(x.record), x.phase, duration(x.ageSeconds),
+    bothForms(x.record.owner), shortRdata(x.record), x.phase, duration(x.ageSeconds),
     x.waitsFor ? `${x.nextInSeconds !== undefined ? `${duration(x.nextInSeconds)}: ` : ''}${x.waitsFor}` : '',
   ]);
   const head = ['OWNER', 'RECORD', 'STATE', 'AGE', 'WAITS FOR'];

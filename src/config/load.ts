@@ -1,9 +1,11 @@
 /** Read the YAML config: syntax and schema errors point at file:line and the key path;
  *  `${ENV}` and `*_file` secrets are resolved; relative paths resolve against the file's dir. */
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { LineCounter, parseDocument, isMap, isSeq, isScalar, type Document, type Node } from 'yaml';
 import { InputError, errnoCode } from '../errors.js';
+import { HostError, parseHost } from '../tlsa/host.js';
+import { InputFileError, MAX_CONFIG_BYTES, MAX_SECRET_BYTES, readInputText } from '../util/read-input.js';
 import { registerSecret } from '../util/redact.js';
 import type { z } from 'zod';
 import type { KeyAccess } from '../engine/install.js';
@@ -34,13 +36,7 @@ function pathText(path: ConfigPath): string {
 
 export function loadConfig(file: string): LoadedConfig {
   const abs = resolve(file);
-  let text: string;
-  try {
-    text = readFileSync(abs, 'utf8');
-  } catch (e) {
-    const code = errnoCode(e);
-    throw new InputError(`cannot read the configuration: ${code === 'ENOENT' ? 'file not found' : code}`, file);
-  }
+  const text = readInputText(abs, { what: 'the configuration', maxBytes: MAX_CONFIG_BYTES, shownAs: file });
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
   if (doc.errors.length) {
@@ -76,6 +72,7 @@ export function loadConfig(file: string): LoadedConfig {
       throw error(['services', name, 'provider'], `unknown provider "${svc.provider}" (defined: ${Object.keys(raw.providers).join(', ') || 'none'})`);
     }
   }
+  normaliseHosts(raw, error);
   const clash = protocolClash(raw.services);
   if (clash) throw error(['services', clash.service, 'ports', clash.index], clash.message);
   const baseDir = dirname(abs);
@@ -91,6 +88,18 @@ function portEntryIssue(issue: z.core.$ZodIssue, data: unknown): z.core.$ZodIssu
   const value = issue.path.reduce<unknown>((v, k) => (v && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[k as PropertyKey] : undefined), data);
   const inner = issue.errors[value !== null && typeof value === 'object' ? 1 : 0]?.[0];
   return inner ? { ...inner, path: [...issue.path, ...inner.path] } : issue;
+}
+
+/** Each service's host in A-label form; a host no DANE client can look up is refused at its line. */
+function normaliseHosts(raw: RawConfig, error: (p: ConfigPath, m: string) => InputError): void {
+  for (const [name, svc] of Object.entries(raw.services)) {
+    try {
+      svc.host = parseHost(svc.host).ascii;
+    } catch (e) {
+      if (e instanceof HostError) throw error(['services', name, 'host'], e.message);
+      throw e;
+    }
+  }
 }
 
 function lineOfPath(doc: Document, lc: LineCounter, path: ConfigPath): number | undefined {
@@ -144,11 +153,11 @@ function resolveSecrets(
         const p = resolve(baseDir, resolveSecrets(v, [...path, k], error, warnings, baseDir) as string);
         let content: string;
         try {
-          content = readFileSync(p, 'utf8').trim();
+          content = readInputText(p, { what: 'secret file', maxBytes: MAX_SECRET_BYTES }).trim();
           const mode = statSync(p).mode & 0o077;
           if (mode) warnings.push(`${p} (${[...path, k].join('.')}) is readable by group or others; chmod 600 it`);
         } catch (e) {
-          throw error([...path, k], `cannot read secret file ${p}: ${errnoCode(e)}`);
+          throw error([...path, k], `cannot read secret file ${p}: ${e instanceof InputFileError ? e.reason : errnoCode(e)}`);
         }
         registerSecret(content);
         out[target] = content;

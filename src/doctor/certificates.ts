@@ -5,12 +5,12 @@
  * key) and `smtpd_tls_eccert_file` (ECDSA), each the leaf followed by its intermediates.
  */
 import { X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
-import { certName, issuedBy } from '../certs/chain.js';
+import { certName, issuedBy, readPemFile } from '../certs/chain.js';
 import { keyTypeOf, type KeyType } from '../certs/key-type.js';
 import { splitPem } from '../certs/pem.js';
 import { errnoCode } from '../errors.js';
+import { InputFileError } from '../util/read-input.js';
 import { splitList } from './postconf.js';
 import type { SmtpdService } from './services.js';
 
@@ -45,10 +45,9 @@ export interface ServedCertificates {
 function readPem(file: string, parameter: string, problems: CertProblem[]): ReturnType<typeof splitPem> | undefined {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readPemFile(file);
   } catch (e) {
-    const code = errnoCode(e);
-    const why = code === 'ENOENT' ? 'file not found' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'is a directory' : code;
+    const why = e instanceof InputFileError ? e.reason : errnoCode(e);
     problems.push({ parameter, file, message: `cannot read ${file}: ${why}` });
     return undefined;
   }

@@ -7,13 +7,13 @@
  * validating resolver (`_PORT._tcp.HOST`, the AD bit decides whether DANE is in effect).
  */
 import type { X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { certName } from '../certs/chain.js';
 import { InputError, errnoCode } from '../errors.js';
 import type { IssuerCatalog } from '../issuers/catalog.js';
 import { associationData } from '../tlsa/association.js';
 import { parseRecordLine, stripComment } from '../tlsa/presentation.js';
 import { USAGE_NAMES, rdataText, type TlsaRecord } from '../tlsa/record.js';
+import { InputFileError, MAX_PEM_BYTES, readInputText } from '../util/read-input.js';
 import { daneMatch } from '../verify/dane.js';
 import type { DnsServer } from '../verify/dns.js';
 import { validatedLookup, type LookupStatus } from '../verify/dnssec.js';
@@ -35,9 +35,9 @@ export interface PublishedRecords {
 export function readTlsaFile(file: string): TlsaRecord[] {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = readInputText(file, { what: 'the TLSA file', maxBytes: MAX_PEM_BYTES });
   } catch (e) {
-    throw new InputError(`cannot read the TLSA file: ${errnoCode(e) === 'ENOENT' ? 'file not found' : errnoCode(e)}`, file);
+    throw e instanceof InputFileError ? e : new InputError(`cannot read the TLSA file: ${errnoCode(e)}`, file);
   }
   const records: TlsaRecord[] = [];
   let origin: string | undefined;

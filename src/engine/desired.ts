@@ -5,6 +5,7 @@ import { servicePorts, type PortEntry } from '../config/ports.js';
 import type { KeyFamily } from '../certs/key-type.js';
 import { issuerFamily, type IssuerCatalog } from '../issuers/catalog.js';
 import { associationData } from '../tlsa/association.js';
+import { nameCoverageWarnings } from '../tlsa/host.js';
 import { checkRecordData, checkUsageAllowed, type Protocol } from '../tlsa/policy.js';
 import { ownerName, recordKey, type MatchingType, type Selector, type TlsaRecord, type Usage } from '../tlsa/record.js';
 import type { X509Certificate } from 'node:crypto';
@@ -136,5 +137,6 @@ export function desiredRecords(svc: ServiceInput, now: Date): DesiredResult {
     }
     records.push(...list);
   }
+  if (specs.some((s) => s.usage === 2)) warnings.push(...nameCoverageWarnings(svc.host, svc.chains));
   return { records, warnings };
 }

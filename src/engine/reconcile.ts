@@ -290,6 +290,9 @@ async function observePropagation(records: OwnedRecord[], view: PropagationView,
 
 /** The engine. Every entry point calls this with the steps it wants. */
 export async function runEngine(config: LoadedConfig, opts: EngineOptions): Promise<EngineResult> {
+  // Every chain, key and catalog is read once before the lock is taken: bad input fails at
+  // once, not after waiting for another run, and never while this run holds the lock.
+  computeTargets(config, selectServices(config, opts.services), opts.now ?? new Date());
   return withStateLock(config, opts, () => runLocked(config, opts));
 }
 

@@ -1,8 +1,7 @@
 /** Which chains a service serves now and which wait to be served (staged install). The
  *  staged state is derived from the files each time, never stored: a crash cannot desync it. */
-import { readFileSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
-import { loadChain, resolveSource, type CertSource, type LoadedChain } from '../certs/chain.js';
+import { loadChain, readPemFile, resolveSource, type CertSource, type LoadedChain } from '../certs/chain.js';
 import type { LoadedConfig } from '../config/load.js';
 import type { RawCertificateSource, RawService } from '../config/schema.js';
 import { InputError } from '../errors.js';
@@ -43,7 +42,7 @@ function sameChain(a: LoadedChain, b: LoadedChain): boolean {
 export function stagedFiles(chain: ServiceChain): { fullchainPem: string; keyPem: string } {
   const { files, key } = resolveSource(chain.source);
   if (!key) throw new InputError('staged install needs the private key of the chain (privkey.pem in the lineage, or "key:")', chain.label);
-  return { fullchainPem: files.map((f) => readFileSync(f, 'utf8').trimEnd() + '\n').join(''), keyPem: readFileSync(key, 'utf8') };
+  return { fullchainPem: files.map((f) => readPemFile(f).trimEnd() + '\n').join(''), keyPem: readPemFile(key, 'private key file') };
 }
 
 export function serviceChains(config: LoadedConfig, name: string, svc: RawService, now: Date): ServiceChain[] {

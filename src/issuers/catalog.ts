@@ -1,12 +1,12 @@
 /** The issuer catalog: which intermediates a CA may issue the next certificate from, per key
  *  family, shipped as a dated data file (src/issuers/<ca>/catalog.json + the PEMs). */
 import { X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { certName } from '../certs/chain.js';
 import type { KeyFamily } from '../certs/key-type.js';
 import { InputError } from '../errors.js';
 import { packageRoot } from '../util/package-root.js';
+import { MAX_CATALOG_BYTES, readInputFile, readInputText } from '../util/read-input.js';
 
 export type IssuerStatus = 'active' | 'backup' | 'retired';
 
@@ -41,9 +41,10 @@ export function builtinCatalogPath(ca: string): string {
 /** Load a catalog file; each entry's PEM must say what the entry says (name and notAfter), so a
  *  wrong file in an update fails loudly instead of publishing the wrong hash. */
 export function loadCatalog(file: string): IssuerCatalog {
+  const text = readInputText(file, { what: 'the issuer catalog', maxBytes: MAX_CATALOG_BYTES });
   let json: CatalogJson;
   try {
-    json = JSON.parse(readFileSync(file, 'utf8')) as CatalogJson;
+    json = JSON.parse(text) as CatalogJson;
   } catch (e) {
     throw new InputError(`cannot read the issuer catalog: ${(e as Error).message}`, file);
   }
@@ -52,7 +53,7 @@ export function loadCatalog(file: string): IssuerCatalog {
     const pemFile = join(dir, e.file);
     let cert: X509Certificate;
     try {
-      cert = new X509Certificate(readFileSync(pemFile));
+      cert = new X509Certificate(readInputFile(pemFile, { what: e.file, maxBytes: MAX_CATALOG_BYTES }));
     } catch (err) {
       throw new InputError(`catalog entry ${e.name}: cannot load ${e.file}: ${(err as Error).message}`, file);
     }

@@ -171,7 +171,7 @@ describe('loadConfig: secrets', () => {
   it('an unreadable secret file is an error at its key\'s line', () => {
     const e = loadError(write(variant(6, '    path: zone.db', '    token_file: does-not-exist.txt')));
     expect(e.line).toBe(7);
-    expect(e.message).toMatch(/providers\.local\.token_file: cannot read secret file .*does-not-exist\.txt: ENOENT/);
+    expect(e.message).toMatch(/providers\.local\.token_file: cannot read secret file .*does-not-exist\.txt: file not found/);
   });
 });
 

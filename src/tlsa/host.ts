@@ -1,0 +1,113 @@
+/** The host a service's records are for: the name a client looks up and connects to (for SMTP
+ *  the MX host). Refuses what cannot carry TLSA records a client would find, converts a
+ *  Unicode name to the A-label form DNS and certificates use, and tells whether a leaf
+ *  certificate's names cover the host. Pure: no I/O. */
+import type { X509Certificate } from 'node:crypto';
+import { isIP, isIPv4 } from 'node:net';
+import { domainToASCII, domainToUnicode } from 'node:url';
+
+export interface HostName {
+  /** Lower-case A-label form without the trailing dot: what goes into DNS. */
+  ascii: string;
+  /** The same name with its A-labels shown as Unicode (equal to ascii for an ASCII name). */
+  unicode: string;
+}
+
+export class HostError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'HostError';
+  }
+}
+
+const WHO = 'DANE clients look up TLSA records at _PORT._tcp.HOST of the name they connect to (for SMTP the MX host name, RFC 7672 §2.2.3)';
+const LDH = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/** Validate and normalise a host name. Throws HostError saying why it cannot be used. */
+export function parseHost(input: string): HostName {
+  const text = input.trim();
+  const q = JSON.stringify(input);
+  if (!text) throw new HostError(`an empty host name: ${WHO}`);
+  const bare = text.replace(/^\[(.*)\]$/, '$1');
+  if (isIP(bare) || isIP(bare.replace(/\.$/, ''))) {
+    throw new HostError(`${q} is an IP address, not a host name: ${WHO}; an address has no such name`);
+  }
+  const name = text.endsWith('.') ? text.slice(0, -1) : text;
+  const labels = name.split('.');
+  if (labels.some((l) => l.includes('*'))) {
+    throw new HostError(`${q} is a wildcard, not a host name: ${WHO}, and no client connects to "*"; give each host its own service`);
+  }
+  const empty = labels.findIndex((l) => l === '');
+  if (empty >= 0) throw new HostError(`${q} is not a valid host name: it has an empty label`);
+  // Only letters, digits and "-" in ASCII; anything else (":", "/", "%", "_", " ") is refused
+  // here, before the WHATWG conversion below, which would silently read a URL into it.
+  for (const l of labels) {
+    const bad = [...l].find((ch) => ch.charCodeAt(0) < 0x80 && !/[A-Za-z0-9-]/.test(ch));
+    if (bad !== undefined) throw new HostError(`${q} is not a valid host name: label "${l}" has ${JSON.stringify(bad)} (letters, digits and "-" only)`);
+  }
+  const ascii = domainToASCII(name).toLowerCase();
+  if (!ascii) throw new HostError(`${q} is not a valid host name (not a valid internationalised name, or its last label is all digits)`);
+  // The URL parser reads "0x7f.1" or "2130706433" as an IPv4 address.
+  if (isIPv4(ascii)) throw new HostError(`${q} is an IP address (${ascii}), not a host name: ${WHO}; an address has no such name`);
+  for (const l of ascii.split('.')) {
+    if (!LDH.test(l)) {
+      throw new HostError(`${q} is not a valid host name: label "${l}" (letters, digits and "-", not first or last, at most 63 characters)`);
+    }
+  }
+  if (ascii.length > 253) throw new HostError(`${q} is not a valid host name: longer than 253 characters`);
+  if (ascii === 'localhost' || ascii.endsWith('.localhost')) {
+    throw new HostError(`${q} is not a host other machines can look up (RFC 6761: localhost names never resolve through DNS): ${WHO}`);
+  }
+  return { ascii, unicode: domainToUnicode(ascii) || ascii };
+}
+
+/** `ascii (unicode)` for a name with A-labels, the name itself otherwise; works on owner names
+ *  too (`_25._tcp.xn--…` → `_25._tcp.xn--… (_25._tcp.bücher…)`). */
+export function bothForms(name: string): string {
+  const u = unicodeForm(name);
+  return u === name ? name : `${name} (${u})`;
+}
+
+export function unicodeForm(name: string): string {
+  if (!/(^|\.)xn--/i.test(name)) return name;
+  // domainToUnicode refuses the "_25" labels of an owner name: convert label by label.
+  return name
+    .split('.')
+    .map((l) => (/^xn--/i.test(l) ? domainToUnicode(l) || l : l))
+    .join('.');
+}
+
+/** The leaf's DNS names (subjectAltName dNSName entries), for messages. */
+export function leafDnsNames(x509: X509Certificate): string[] {
+  return (x509.subjectAltName ?? '')
+    .split(/,\s*/)
+    .filter((s) => s.startsWith('DNS:'))
+    .map((s) => s.slice(4));
+}
+
+/** Whether a client checking names would accept this leaf for host (A-label form): the SAN
+ *  dNSNames (the subject CN only when there is none), a wildcard standing for exactly one
+ *  whole leftmost label (RFC 6125 §6.4.3, as RFC 7672 §3.2.3 asks). */
+export function leafCoversHost(x509: X509Certificate, host: string): boolean {
+  return x509.checkHost(host, { subject: 'default', wildcards: true, partialWildcards: false, multiLabelWildcards: false }) !== undefined;
+}
+
+/** Warnings for leaves whose names do not cover host, one per distinct leaf. Only `2 x x`
+ *  records make a client check names; the caller asks only when it publishes them. */
+export function nameCoverageWarnings(host: string, chains: { label: string; leaf: { x509: X509Certificate; name: string } }[]): string[] {
+  const h = host.replace(/\.$/, '').toLowerCase();
+  const seen = new Set<string>();
+  const out: string[] = [];
+  for (const c of chains) {
+    const fp = c.leaf.x509.fingerprint256;
+    if (seen.has(fp) || leafCoversHost(c.leaf.x509, h)) continue;
+    seen.add(fp);
+    const names = leafDnsNames(c.leaf.x509);
+    out.push(
+      `${c.label}: the leaf certificate (${names.length ? `DNS names ${names.join(', ')}` : `no DNS names, CN=${c.leaf.name}`}) does not cover the host ${bothForms(h)}: ` +
+        'with DANE-TA (2 x x) records a client checks the certificate\'s names (RFC 7672 §3.2.3), so it will refuse this chain unless the certificate names the mail domain it sends to; ' +
+        'DANE-EE (3 x x) records do not check names',
+    );
+  }
+  return out;
+}

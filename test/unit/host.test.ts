@@ -1,0 +1,168 @@
+/** src/tlsa/host.ts and where it is used: what a service's host may be, its A-label form, and
+ *  whether a leaf's names cover it. Config errors point at the host's line. */
+import { X509Certificate } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/load.js';
+import { desiredRecords } from '../../src/engine/desired.js';
+import { InputError } from '../../src/errors.js';
+import { bothForms, HostError, leafCoversHost, nameCoverageWarnings, parseHost, unicodeForm } from '../../src/tlsa/host.js';
+import { makeCa, makeLeaf, makeTempDir, removeTempDir } from '../helpers/pki.js';
+import { loadChain } from '../../src/certs/chain.js';
+
+let dir: string;
+
+beforeAll(() => {
+  dir = makeTempDir('tlsa-host-');
+});
+
+afterAll(() => {
+  if (dir) removeTempDir(dir);
+});
+
+function hostError(input: string): string {
+  try {
+    parseHost(input);
+  } catch (e) {
+    expect(e).toBeInstanceOf(HostError);
+    return (e as Error).message;
+  }
+  throw new Error(`${input} accepted`);
+}
+
+describe('parseHost', () => {
+  it('ASCII names: lower-cased, one trailing dot dropped', () => {
+    expect(parseHost('MX.Example.ORG.')).toEqual({ ascii: 'mx.example.org', unicode: 'mx.example.org' });
+    expect(parseHost(' mx.example.org ')).toEqual({ ascii: 'mx.example.org', unicode: 'mx.example.org' });
+  });
+
+  it('a Unicode name becomes its A-label form, and keeps its Unicode form for display', () => {
+    expect(parseHost('Bücher.example.org')).toEqual({ ascii: 'xn--bcher-kva.example.org', unicode: 'bücher.example.org' });
+    expect(parseHost('mail.日本.jp.')).toEqual({ ascii: 'mail.xn--wgv71a.jp', unicode: 'mail.日本.jp' });
+    expect(parseHost('xn--bcher-kva.example.org')).toEqual({ ascii: 'xn--bcher-kva.example.org', unicode: 'bücher.example.org' });
+  });
+
+  it.each([
+    ['192.0.2.1', /is an IP address/],
+    ['192.0.2.1.', /is an IP address/],
+    ['2001:db8::25', /is an IP address/],
+    ['[2001:db8::25]', /is an IP address/],
+    ['0x7f.1', /is an IP address \(127\.0\.0\.1\)/],
+    ['*.example.org', /is a wildcard/],
+    ['mx.*.example.org', /is a wildcard/],
+    ['localhost', /RFC 6761/],
+    ['LOCALHOST.', /RFC 6761/],
+    ['mail.localhost', /RFC 6761/],
+    ['', /empty host name/],
+    ['mx..example.org', /empty label/],
+    ['mx.example.org..', /empty label/],
+    ['mx_1.example.org', /label "mx_1" has "_"/],
+    ['mx.example.org:25', /has ":"/],
+    ['mx%41.example.org', /has "%"/],
+    ['-mx.example.org', /label "-mx"/],
+    ['mx-.example.org', /label "mx-"/],
+    [`${'a'.repeat(64)}.example.org`, /at most 63/],
+    ['xn--zz.example.org', /not a valid internationalised name/],
+    ['mx.example.123', /last label is all digits/],
+  ])('%s is refused', (input, why) => {
+    expect(hostError(input)).toMatch(why);
+  });
+
+  it('the reasons say what DANE needs', () => {
+    expect(hostError('192.0.2.1')).toMatch(/_PORT\._tcp\.HOST .*MX host name/);
+    expect(hostError('*.example.org')).toMatch(/no client connects to "\*"/);
+  });
+});
+
+describe('display forms', () => {
+  it('owner names with A-labels are shown both ways; others as they are', () => {
+    expect(unicodeForm('_25._tcp.xn--bcher-kva.example.org.')).toBe('_25._tcp.bücher.example.org.');
+    expect(bothForms('_25._tcp.xn--bcher-kva.example.org.')).toBe('_25._tcp.xn--bcher-kva.example.org. (_25._tcp.bücher.example.org.)');
+    expect(bothForms('_25._tcp.mx.example.org.')).toBe('_25._tcp.mx.example.org.');
+  });
+});
+
+describe('leaf names and the host (RFC 7672 §3.2.3)', () => {
+  let wildcard: X509Certificate;
+  let idn: X509Certificate;
+  let plain: ReturnType<typeof loadChain>;
+  beforeAll(() => {
+    const ca = makeCa(dir, { name: 'Host Test CA', key: 'p256' });
+    wildcard = new X509Certificate(makeLeaf(dir, { ca, cn: 'example.org', sans: ['*.example.org', 'example.org'], key: 'p256' }).certPem);
+    idn = new X509Certificate(makeLeaf(dir, { ca, cn: 'xn--bcher-kva.example.org', key: 'p256' }).certPem);
+    const leaf = makeLeaf(dir, { ca, cn: 'mx.example.org', key: 'p256' });
+    const full = path.join(dir, 'plain-fullchain.pem');
+    fs.writeFileSync(full, leaf.certPem + ca.certPem);
+    plain = loadChain({ kind: 'files', fullchain: full });
+  });
+
+  it('a wildcard covers exactly one whole leftmost label', () => {
+    expect(leafCoversHost(wildcard, 'mx.example.org')).toBe(true);
+    expect(leafCoversHost(wildcard, 'example.org')).toBe(true);
+    expect(leafCoversHost(wildcard, 'a.mx.example.org')).toBe(false);
+    expect(leafCoversHost(wildcard, 'mx.example.net')).toBe(false);
+  });
+
+  it('an IDN certificate names the A-label form', () => {
+    expect(leafCoversHost(idn, parseHost('bücher.example.org').ascii)).toBe(true);
+  });
+
+  it('desiredRecords warns, for 2 x x records only, when the leaf does not cover the host', () => {
+    const input = { name: 's', ports: [25], chains: [plain], cap: 12 };
+    const twoAndThree = [{ usage: 3, selector: 1, matching: 1 }, { usage: 2, selector: 1, matching: 1 }] as const;
+    const other = desiredRecords({ ...input, host: 'other.example.org', records: [...twoAndThree] }, new Date());
+    expect(other.warnings).toHaveLength(1);
+    expect(other.warnings[0]).toMatch(/DNS names mx\.example\.org\) does not cover the host other\.example\.org/);
+    expect(other.warnings[0]).toMatch(/DANE-TA \(2 x x\).*RFC 7672 §3\.2\.3.*DANE-EE \(3 x x\) records do not check names/);
+    expect(desiredRecords({ ...input, host: 'mx.example.org', records: [...twoAndThree] }, new Date()).warnings).toEqual([]);
+    expect(desiredRecords({ ...input, host: 'other.example.org', records: [twoAndThree[0]] }, new Date()).warnings).toEqual([]);
+    expect(nameCoverageWarnings('other.example.org', [plain, plain])).toHaveLength(1);
+  });
+});
+
+describe('loadConfig: the service host', () => {
+  const config = (host: string) => [
+    'state_dir: state',          // 1
+    'providers:',                // 2
+    '  local:',                  // 3
+    '    type: zonefile',        // 4
+    '    path: zone.db',         // 5
+    'services:',                 // 6
+    '  mx:',                     // 7
+    `    host: ${host}`,         // 8
+    '    provider: local',       // 9
+    '    certificates:',         // 10
+    '      - lineage: live/mx',  // 11
+    '',
+  ].join('\n');
+  let n = 0;
+  const write = (host: string) => {
+    const f = path.join(dir, `host-${++n}.yaml`);
+    fs.writeFileSync(f, config(host));
+    return f;
+  };
+
+  it.each([
+    ['"192.0.2.25"', /is an IP address/],
+    ['"[::1]"', /is an IP address/],
+    ['"*.example.org"', /is a wildcard/],
+    ['localhost', /RFC 6761/],
+    ['mx_1.example.org', /label "mx_1"/],
+  ])('host: %s is an error at its line', (host, why) => {
+    const file = write(host);
+    let err: InputError | undefined;
+    try {
+      loadConfig(file);
+    } catch (e) {
+      err = e as InputError;
+    }
+    expect(err).toBeInstanceOf(InputError);
+    expect(err!.located.startsWith(`${file}:8: services.mx.host: `)).toBe(true);
+    expect(err!.message).toMatch(why);
+  });
+
+  it('a Unicode host is stored in A-label form, a trailing dot dropped', () => {
+    expect(loadConfig(write('Bücher.example.org.')).raw.services['mx']!.host).toBe('xn--bcher-kva.example.org');
+  });
+});
