@@ -141,7 +141,7 @@ describe('ports: errors point at file:line', () => {
       '',
     ].join('\n'));
     const e = loadError(file);
-    expect(e.message).toMatch(/services\.smtps\.ports\[0\]: port 465 of MX\.example\.org speaks tls here but smtps in service "mx"/);
+    expect(e.message).toMatch(/services\.smtps\.ports\[0\]: port 465 of mx\.example\.org speaks tls here but smtps in service "mx"/);
     expect(e.line).toBe(18);
   });
 });
