@@ -5,6 +5,7 @@
 import type { X509Certificate } from 'node:crypto';
 import { isIP, isIPv4 } from 'node:net';
 import { domainToASCII, domainToUnicode } from 'node:url';
+import { EXIT } from '../errors.js';
 
 export interface HostName {
   /** Lower-case A-label form without the trailing dot: what goes into DNS. */
@@ -13,7 +14,9 @@ export interface HostName {
   unicode: string;
 }
 
+/** A host name that cannot be used; callers add where it came from (exit 2 either way). */
 export class HostError extends Error {
+  readonly exitCode = EXIT.badInput;
   constructor(message: string) {
     super(message);
     this.name = 'HostError';

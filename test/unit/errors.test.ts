@@ -20,6 +20,7 @@ const SAMPLES: Record<string, { args: unknown[]; code: number }> = {
   InputError: { args: ['bad value', 'config.yaml', 3], code: EXIT.badInput },
   PostconfError: { args: ['postconf failed'], code: EXIT.badInput },
   PolicyError: { args: ['usage 0 is refused for SMTP'], code: EXIT.badInput },
+  HostError: { args: ['an IP address is not a host name'], code: EXIT.badInput },
   WaitError: { args: ['another run holds the lock'], code: EXIT.wait },
   UnsafeError: { args: ['a served chain would lose its record'], code: EXIT.checkFailed },
   NetworkError: { args: ['the resolver does not answer', 'set verify.resolver'], code: EXIT.provider },
