@@ -2,6 +2,19 @@
 import { EXIT, InputError, WaitError } from '../errors.js';
 import { redact } from '../util/redact.js';
 
+let stamped = false;
+
+/** The daemon and the ACME hooks run unattended and their lines end up in logs: from now on
+ *  every line this process prints for humans starts with the time (ISO 8601, UTC). */
+export function stampLines(): void {
+  stamped = true;
+}
+
+/** The time prefix of a log line ('' unless stampLines() was called). */
+export function linePrefix(): string {
+  return stamped ? `${new Date().toISOString()} ` : '';
+}
+
 export function fail(e: unknown): number {
   const err = e as Error & { exitCode?: number; name?: string };
   let message: string;
@@ -20,12 +33,12 @@ export function fail(e: unknown): number {
     code = EXIT.checkFailed;
     if (process.env['TLSA_DEBUG'] && err?.stack) message += `\n${err.stack}`;
   }
-  process.stderr.write(`tlsa: ${redact(message)}\n`);
+  process.stderr.write(`${linePrefix()}tlsa: ${redact(message)}\n`);
   return code;
 }
 
 export function warn(lines: string[]): void {
-  for (const l of lines) process.stderr.write(`tlsa: warning: ${redact(l)}\n`);
+  for (const l of lines) process.stderr.write(`${linePrefix()}tlsa: warning: ${redact(l)}\n`);
 }
 
 /** Everything a command prints goes through here: a secret may hide in any configured value. */
@@ -34,5 +47,5 @@ export function out(text: string): void {
 }
 
 export function progressLine(line: string): void {
-  process.stderr.write(`tlsa: ${redact(line)}\n`);
+  process.stderr.write(`${linePrefix()}tlsa: ${redact(line)}\n`);
 }

@@ -6,6 +6,7 @@ import { InputError } from '../errors.js';
 import { recordKey, type TlsaRecord } from '../tlsa/record.js';
 import { recordMatchesChain } from '../verify/dane.js';
 import { ProviderError, type DnsProvider } from '../../providers/index.js';
+import { nextDueFor, type Due } from './due.js';
 import { clearReloadPending, installPaths, installRelease, markReloadPending, pendingReloads } from './install.js';
 import { liveAt } from './lifecycle.js';
 import { acquireLock } from './lock.js';
@@ -85,6 +86,9 @@ export interface EngineResult extends PlanResult {
   retired: OwnedRecord[];
   /** With checkServed: per served chain of a service without staged install. */
   served: { service: string; chain: string; live: boolean; eta?: Date }[];
+  /** The earliest moment something will be due (a record turning live, a grace ending, a
+   *  re-check), from the state this run left: the daemon sleeps until then. */
+  nextDue: Due | undefined;
 }
 
 async function listAll(providers: Map<string, DnsProvider>, owners: Map<string, Set<string>>): Promise<Map<string, Map<string, TlsaRecord[]>>> {
@@ -429,7 +433,8 @@ async function runLocked(config: LoadedConfig, opts: EngineOptions): Promise<Eng
   }
   const { providers: _p, ...rest } = c;
   // Show the plan this run started from; removals decided after a promotion are in `retired`.
-  return { ...rest, plan: firstPlan, added, removed, promoted, waiting, held, retired, served };
+  const nextDue = nextDueFor(config, state.records, { services: opts.services, now, propagationChecked: !!propagationView });
+  return { ...rest, plan: firstPlan, added, removed, promoted, waiting, held, retired, served, nextDue };
 }
 
 async function promote(config: LoadedConfig, service: string, install: InstallConfig, chain: ServiceChain, now: Date, progress?: (l: string) => void): Promise<Promotion> {
