@@ -17,8 +17,8 @@ import type { CliValues } from './main.js';
 
 /** Never sleep less than this: a step that is due "now" again right after a run must not spin. */
 const MIN_SLEEP_MS = 1000;
-/** Wake a little after the due moment, so that the run's own clock sees it as due. */
-const WAKE_MARGIN_MS = 50;
+/** Wake just after the due moment, so that the run's own clock sees it as due. */
+const WAKE_MARGIN_MS = 5;
 /** State writes come in bursts (intent, confirmation): look once the burst is over. */
 const STATE_SETTLE_MS = 200;
 
@@ -55,8 +55,16 @@ function sleepUntil(config: LoadedConfig, v: CliValues, first: Due, setInterrupt
     };
     const arm = (w: Due) => {
       current = w;
+      const until = Math.max(Date.now() + MIN_SLEEP_MS, w.at.getTime() + WAKE_MARGIN_MS);
+      // A timer counts from the event loop's cached time and can fire early by as much as that
+      // is stale: a run started a few ms before the due moment would find nothing due and sleep.
+      const tick = () => {
+        const left = until - Date.now();
+        if (left > 0) timer = setTimeout(tick, left);
+        else done();
+      };
       clearTimeout(timer);
-      timer = setTimeout(done, Math.max(MIN_SLEEP_MS, w.at.getTime() - Date.now() + WAKE_MARGIN_MS));
+      timer = setTimeout(tick, until - Date.now());
     };
     const recheck = () => {
       let records;
