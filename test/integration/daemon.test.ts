@@ -70,6 +70,26 @@ describe('tlsa daemon', () => {
       child.kill('SIGKILL');
     }
   });
+
+  it('retries a failed run after a short backoff, not a whole interval (interval_s 300)', async () => {
+    const c = setup('retry');
+    // The zone file is written but the reload fails until reload-ok exists: a provider failure.
+    writeFileSync(c.config, configYaml({ certificates: [`lineage: ${c.live}`], providerExtra: ['reload: "test -e reload-ok"'] }) + 'daemon:\n  interval_s: 300\n');
+    const child = spawn(process.execPath, [CLI_PATH, '--config', c.config, 'daemon'], { cwd: c.dir });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    try {
+      await waitFor(() => err, /next run in 5s \(.*\): retry after 1 failed run\(s\) in a row/, 30_000);
+      writeFileSync(join(c.dir, 'reload-ok'), '');
+      // The owed reload runs at the next retry; then nothing is due for a whole interval.
+      await waitFor(() => err, /next run in 5m \(.*\): daemon\.interval_s 300/, 90_000);
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  }, 150_000);
 });
 
 const ISO_LINE = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z /;
