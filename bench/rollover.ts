@@ -1,7 +1,9 @@
-// Rollover benchmark, in the loopback lab (the issue's target):
+// Rollover benchmark, in the loopback lab (the issues' targets):
 //   "Measure, in the lab with TTL = 5 s, the wall time from the deploy hook to the reload of the
 //    new chain against the lower bound 2×TTL + measured propagation; target within 5 % + one poll
 //    interval. Daemon idle RSS ≤ 80 MB."
+//   Issue 9: the daemon wakes when the next step is due; "in bench:rollover with the default
+//    interval_s: hook → reload within 1 s of the lower bound".
 //
 // Lab (test/lab/*): Knot (example.test., DNSSEC-signed, tlsa's zonefile provider writes an
 // $INCLUDEd fragment and runs `knotc zone-reload`), unbound (validating), pebble, certbot with the
@@ -14,7 +16,8 @@
 // intermediate, so nothing live matches the next chain), `certbot renew --force-renewal
 // --no-reuse-key`: the hook publishes and stages; the chain is installed by the poller once its
 // records are live. Two pollers, one after the other:
-//   - daemon: a background `tlsa daemon` with daemon.interval_s 5 (the minimum);
+//   - daemon: a background `tlsa daemon` with the default daemon.interval_s (300 s): it wakes when
+//             a step is due (the hook's state change, the records turning live);
 //   - once:   `tlsa daemon --once` started every 1 s (start to start) by this script.
 // Timestamps (ms, this machine's clock):
 //   t_hook        the wrapper around hooks/certbot-deploy starts (date +%s%N);
@@ -25,7 +28,8 @@
 //                 the line's own time stamp has whole seconds only);
 //   t_served      a STARTTLS handshake first gets the new leaf (polled every 50 ms after install).
 // measured = t_reload − t_hook; lower bound = 2×TTL + (t_propagated − t_hook);
-// target: measured ≤ 1.05 × lower bound + poll interval (nominal: 5 s daemon, 1 s once).
+// target: daemon: measured ≤ lower bound + 1 s; once: measured ≤ 1.05 × lower bound + 1 s (its
+// poll interval).
 //
 // Idle RSS: `tlsa daemon` on a copy of config.example.yaml (paths made absolute into a temp dir,
 // verify.resolver pointed at the lab's unbound so nothing leaves loopback; `tlsa publish` first,
@@ -59,7 +63,13 @@ const HOOK = join(ROOT, "hooks", "certbot-deploy");
 const ZONE = "example.test.";
 const HOST = "mx.example.test";
 const TTL = 5;
-const DAEMON_INTERVAL_S = 5;
+/** config.example.yaml's and the schema's default: the config leaves daemon: out. */
+const DAEMON_INTERVAL_S = 300;
+/** The daemon has no poll phase to sample any more; the hook's start is still spread over this
+ *  window so that runs meet it doing different things. */
+const DAEMON_STAGGER_MS = 5000;
+/** Issue 9's target for the daemon: hook → reload within this much of the lower bound. */
+const DAEMON_TARGET_SLACK_MS = 1000;
 const ONCE_INTERVAL_MS = 1000;
 const WATCH_MS = 100;
 const RSS_IDLE_MS = 10_000;
@@ -253,8 +263,6 @@ async function startLab(): Promise<Lab> {
     "  propagation: true",
     "  probe: true",
     "  timeout_s: 3",
-    "daemon:",
-    `  interval_s: ${DAEMON_INTERVAL_S}`,
     "providers:",
     "  knot:",
     "    type: zonefile",
@@ -418,6 +426,10 @@ interface Driver {
   readonly mode: Mode;
   /** Nominal poll interval, ms. */
   readonly intervalMs: number;
+  /** The hook's start is spread over this window (see rollover()). */
+  readonly staggerMs: number;
+  /** The target for a run with this lower bound, ms. */
+  target(lowerBoundMs: number): number;
   start(): void;
   stop(): Promise<void>;
   /** Throws when the poller died. */
@@ -430,6 +442,8 @@ interface Driver {
 class DaemonDriver implements Driver {
   readonly mode = "daemon" as const;
   readonly intervalMs = DAEMON_INTERVAL_S * 1000;
+  readonly staggerMs = DAEMON_STAGGER_MS;
+  target(lowerBoundMs: number): number { return lowerBoundMs + DAEMON_TARGET_SLACK_MS; }
   readonly lines: { at: number; line: string }[] = [];
   child: ChildProcess | undefined;
   private exited: Promise<void> | undefined;
@@ -469,8 +483,8 @@ class DaemonDriver implements Driver {
   }
 
   periods(since: number): number[] {
-    // Each step ends with "next run in 5 s"; the next one starts that long after.
-    const ends = this.lines.filter((l) => l.at >= since && /next run in/.test(l.line)).map((l) => l.at);
+    // Each step ends with "next run in …" (not "the state changed: next run in …", printed while asleep).
+    const ends = this.lines.filter((l) => l.at >= since && /tlsa: next run in/.test(l.line)).map((l) => l.at);
     return ends.slice(1).map((t, i) => t - ends[i]!);
   }
 }
@@ -478,6 +492,8 @@ class DaemonDriver implements Driver {
 class OnceDriver implements Driver {
   readonly mode = "once" as const;
   readonly intervalMs = ONCE_INTERVAL_MS;
+  readonly staggerMs = ONCE_INTERVAL_MS;
+  target(lowerBoundMs: number): number { return 1.05 * lowerBoundMs + this.intervalMs; }
   readonly runs: Run[] = [];
   private running = false;
   private loop: Promise<void> | undefined;
@@ -524,6 +540,7 @@ interface RunResult {
   mode: Mode;
   n: number;
   intervalMs: number;
+  targetMs: number;
   /** Delay between "settled" and the pebble restart, ms. */
   stagger: number;
   hookMs: number;
@@ -531,6 +548,8 @@ interface RunResult {
   /** All relative to t_hook, ms. */
   published: number;
   statePublished: number;
+  /** tlsa's seenAt: every authoritative server served the records (the 2×TTL count starts here). */
+  stateSeen: number;
   propagated: number;
   installed: number;
   reload: number;
@@ -554,7 +573,7 @@ async function rollover(lab: Lab, watcher: Watcher, driver: Driver, n: number, r
   // time every run, so without this the hook would meet the poller at the same phase each time
   // (with 2×TTL = 2 × interval_s, just before its tick: the best case). Stagger the start over
   // the poll interval so the runs sample its phases evenly.
-  const stagger = Math.round(((n - 0.5) / runs) * driver.intervalMs);
+  const stagger = Math.round(((n - 0.5) / runs) * driver.staggerMs);
   await sleep(stagger);
   const before = chainRecords(livePem(lab));
   const linkBefore = readlinkSync(join(lab.installDir, "mx", "current"));
@@ -611,16 +630,20 @@ async function rollover(lab: Lab, watcher: Watcher, driver: Driver, n: number, r
   const tPropagated = Math.max(watcher.onKnot.get(after.ee)!.first, watcher.onKnot.get(after.ta)!.first);
   const stateEe = readState(lab).find((r) => rdataOfOwned(r) === after.ee);
   const tStatePublished = stateEe?.publishedAt ? Date.parse(stateEe.publishedAt) : NaN;
+  const stateTa = readState(lab).find((r) => rdataOfOwned(r) === after.ta);
+  const tStateSeen = Math.min(...[stateEe?.seenAt, stateTa?.seenAt].map((x) => (x ? Date.parse(x) : NaN)));
 
   const r: RunResult = {
     mode: driver.mode,
     n,
     intervalMs: driver.intervalMs,
+    targetMs: NaN,
     stagger,
     hookMs: t.end - t.start,
     stagedByHook,
     published: tPublished - tHook,
     statePublished: tStatePublished - tHook,
+    stateSeen: tStateSeen - tHook,
     propagated: tPropagated - tHook,
     installed: tInstalled - tHook,
     reload: tReload - tHook,
@@ -628,6 +651,8 @@ async function rollover(lab: Lab, watcher: Watcher, driver: Driver, n: number, r
     lowerBound: 2 * TTL * 1000 + (tPropagated - tHook),
     measured: tReload - tHook,
   };
+  r.targetMs = driver.target(r.lowerBound);
+  if (driver instanceof DaemonDriver) for (const l of driver.lines.filter((x) => x.at >= tHook - 1000)) log(`  daemon: ${l.line}`);
   log(`run ${r.mode} #${n}: measured ${secs(r.measured)} s, lower bound ${secs(r.lowerBound)} s (propagation ${secs(r.propagated)} s), installed ${secs(r.installed)} s, served ${secs(r.served)} s; hook ${r.hookMs.toFixed(0)} ms${stagedByHook ? ", staged" : ", INSTALLED BY THE HOOK"}`);
   return r;
 }
@@ -680,8 +705,12 @@ async function idleRss(resolverPort: number): Promise<RssResult> {
     const m = memOf(child.pid!);
     const published = /published (\d+)/.exec(out)?.[1];
     const note = published ? `its first step published ${published}: ${out.trim().split("\n").join(" | ")}` : "its first step had nothing to publish";
+    // The lab's resolver refuses example.org: the daemon keeps re-checking the records it cannot
+    // see on the authoritative servers (from 2 s, backing off), so it is not entirely idle.
+    const runs = (out.match(/tlsa: next run in/g) ?? []).length;
+    const busy = runs > 1 ? `; ${runs} runs by then, re-checking records the lab's resolver cannot confirm` : "";
     log(`idle RSS (example config, pid ${child.pid}): VmRSS ${m.rss.toFixed(1)} MB, VmHWM ${m.hwm.toFixed(1)} MB; daemon said: ${out.trim().split("\n").join(" | ")}`);
-    return { ...m, afterMs: Date.now() - firstStepDone, note };
+    return { ...m, afterMs: Date.now() - firstStepDone, note: note + busy };
   } finally {
     if (child.exitCode === null) child.kill("SIGTERM");
     await Promise.race([exited, sleep(10_000)]);
@@ -776,10 +805,10 @@ async function main(): Promise<void> {
 
   // ---- report
   const cpu = /^model name\s*:\s*(.+)$/m.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "unknown";
-  const target = (r: RunResult): number => 1.05 * r.lowerBound + r.intervalMs;
+  const target = (r: RunResult): number => r.targetMs;
   const runRows = results.map((r) => {
     const over = r.measured - r.lowerBound;
-    return `| ${r.mode} | ${r.n} | ${secs(r.stagger)} | ${secs(r.published)} | ${secs(r.statePublished)} | ${secs(r.propagated)} | ${secs(r.installed)} | **${secs(r.measured)}** | ${secs(r.served)} | ${secs(r.lowerBound)} | ${over >= 0 ? "+" : ""}${secs(over)} | ${over >= 0 ? "+" : ""}${(100 * over / r.lowerBound).toFixed(1)} % | ${secs(target(r))} | ${verdict(r.measured <= target(r))} |`;
+    return `| ${r.mode} | ${r.n} | ${secs(r.stagger)} | ${secs(r.published)} | ${secs(r.statePublished)} | ${secs(r.propagated)} | ${secs(r.stateSeen)} | ${secs(r.installed)} | **${secs(r.measured)}** | ${secs(r.served)} | ${secs(r.lowerBound)} | ${over >= 0 ? "+" : ""}${secs(over)} | ${over >= 0 ? "+" : ""}${(100 * over / r.lowerBound).toFixed(1)} % | ${secs(target(r))} | ${verdict(r.measured <= target(r))} |`;
   });
   const summaryRows = modes.map((mode) => {
     const rs = results.filter((r) => r.mode === mode);
@@ -789,9 +818,9 @@ async function main(): Promise<void> {
     const prop = median(rs.map((r) => r.propagated));
     const over = m - lb;
     const interval = rs[0]?.intervalMs ?? NaN;
-    const tgt = 1.05 * lb + interval;
+    const tgt = mode === "daemon" ? lb + DAEMON_TARGET_SLACK_MS : 1.05 * lb + interval;
     const period = ph && ph.periods.length ? `${secs(median(ph.periods))} s` : "n/a";
-    const what = mode === "daemon" ? `background \`tlsa daemon\`, interval_s ${DAEMON_INTERVAL_S}` : `\`tlsa daemon --once\` every ${ONCE_INTERVAL_MS / 1000} s (median run ${ph ? secs(median(ph.onceDurations)) : "?"} s)`;
+    const what = mode === "daemon" ? `background \`tlsa daemon\`, default interval_s (${DAEMON_INTERVAL_S}), wakes when a step is due` : `\`tlsa daemon --once\` every ${ONCE_INTERVAL_MS / 1000} s (median run ${ph ? secs(median(ph.onceDurations)) : "?"} s)`;
     return `| ${what} | ${secs(interval)} s / ${period} | ${rs.length} | ${secs(prop)} | ${secs(lb)} | **${secs(m)}** | ${over >= 0 ? "+" : ""}${secs(over)} s (${over >= 0 ? "+" : ""}${(100 * over / lb).toFixed(1)} %) | ≤ ${secs(tgt)} s | ${verdict(m <= tgt)} (${rs.filter((r) => r.measured <= target(r)).length}/${rs.length} runs) |`;
   });
   const labMem = phases.find((p) => p.labDaemonMem)?.labDaemonMem;
@@ -811,13 +840,13 @@ async function main(): Promise<void> {
     `| load average before / after | ${loadBefore} / ${loadavg()} |`,
     `| watcher | ${watcher?.ticks ?? 0} ticks of ${WATCH_MS} ms (kdig on Knot, zone fragment, maillog), ${watcher?.slowTicks ?? 0} over ${2 * WATCH_MS} ms |`,
     ``,
-    `Seconds after t_hook (certbot starts the deploy hook), except stagger: the wait between "settled" (seen right after a poll) and the pebble restart, spread over the poll interval so that the hook meets the poller at different phases. file = the new records in the zone fragment; state = tlsa's publishedAt (from which it counts 2×TTL); Knot = Knot serves them (measured propagation); installed = the \`current\` symlink switched; **reload** = Postfix's master writes its "reload" line to the maillog (inotify; measured); served = first STARTTLS handshake with the new leaf. Lower bound = 2×TTL + measured propagation; target = 1.05 × lower bound + poll interval.`,
+    `Seconds after t_hook (certbot starts the deploy hook), except stagger: the wait between "settled" (seen right after a poll) and the pebble restart, spread over the poll interval (--once) or ${DAEMON_STAGGER_MS / 1000} s (daemon) so that the hook meets the poller at different phases. file = the new records in the zone fragment; state = tlsa's publishedAt; Knot = Knot serves them (measured propagation); seen = tlsa's seenAt, when it saw every authoritative server serve them (it counts 2×TTL from here); installed = the \`current\` symlink switched; **reload** = Postfix's master writes its "reload" line to the maillog (inotify; measured); served = first STARTTLS handshake with the new leaf. Lower bound = 2×TTL + measured propagation; target: daemon (default interval_s ${DAEMON_INTERVAL_S}, wakes when a step is due) ≤ lower bound + ${DAEMON_TARGET_SLACK_MS / 1000} s; --once poller ≤ 1.05 × lower bound + its poll interval.`,
     ``,
-    `| poller | run | stagger | file | state | Knot | installed | **reload** | served | lower bound | overshoot | overshoot % | target | result |`,
-    `|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|`,
+    `| poller | run | stagger | file | state | Knot | seen | installed | **reload** | served | lower bound | overshoot | overshoot % | target | result |`,
+    `|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|`,
     ...runRows,
     ``,
-    `| poller | poll interval (nominal / measured) | runs | propagation (median) | lower bound (median) | measured (median) | overshoot (of the medians) | target: ≤ 5 % + one poll interval | result |`,
+    `| poller | poll interval (nominal / median gap between runs) | runs | propagation (median) | lower bound (median) | measured (median) | overshoot (of the medians) | target | result |`,
     `|---|---|---:|---:|---:|---:|---:|---:|---|`,
     ...summaryRows,
     ``,

@@ -1,21 +1,106 @@
 /** `tlsa daemon [--once]`: the engine on a schedule. One run at a time (the shared lock);
- *  SIGTERM/SIGINT finish the current step and exit; SIGHUP reloads the configuration. */
+ *  SIGTERM/SIGINT finish the current step and exit; SIGHUP reloads the configuration.
+ *  Between runs it sleeps until the next scheduled run (`interval_s` or the cron `schedule`)
+ *  or, when that is sooner, until the engine says a step is due (a record turning live, a
+ *  grace ending, a re-check, a retry after a failure): a staged chain is installed as soon as
+ *  its records are live, not up to an interval later. Another run changing the state (the
+ *  ACME hook staging a chain) can move the wake-up earlier. */
+import { watch, type FSWatcher } from 'node:fs';
 import type { LoadedConfig } from '../config/load.js';
+import { nextDueFor, retryDelaySeconds, type Due } from '../engine/due.js';
 import { runEngine } from '../engine/reconcile.js';
+import { readState, STATE_FILE } from '../engine/state.js';
 import { configFromCli, duration, runOptions } from './common.js';
 import { engineLines } from './engine-view.js';
-import { fail, progressLine, reportNetwork, warn } from './fail.js';
+import { fail, progressLine, reportNetwork, stampLines, warn } from './fail.js';
 import type { CliValues } from './main.js';
 
-async function nextRunDelayMs(config: LoadedConfig, now: Date): Promise<number> {
-  const schedule = config.raw.daemon.schedule;
-  if (!schedule) return config.raw.daemon.interval_s * 1000;
+/** Never sleep less than this: a step that is due "now" again right after a run must not spin. */
+const MIN_SLEEP_MS = 1000;
+/** Wake just after the due moment, so that the run's own clock sees it as due. */
+const WAKE_MARGIN_MS = 5;
+/** State writes come in bursts (intent, confirmation): look once the burst is over. */
+const STATE_SETTLE_MS = 200;
+
+async function scheduledRun(config: LoadedConfig, now: number): Promise<Due> {
+  const { schedule, interval_s } = config.raw.daemon;
+  const interval = { at: new Date(now + interval_s * 1000), why: `daemon.interval_s ${interval_s}` };
+  if (!schedule) return interval;
   const { Cron } = await import('croner');
-  const next = new Cron(schedule, { paused: true }).nextRun(now);
-  return next ? Math.max(1000, next.getTime() - now.getTime()) : config.raw.daemon.interval_s * 1000;
+  const next = new Cron(schedule, { paused: true }).nextRun(new Date(now));
+  return next ? { at: next, why: `daemon.schedule "${schedule}"` } : interval;
+}
+
+const earliest = (...xs: (Due | undefined)[]): Due => xs.filter((x): x is Due => !!x).reduce((a, b) => (b.at.getTime() < a.at.getTime() ? b : a));
+
+function describeWake(w: Due): string {
+  const ms = Math.max(MIN_SLEEP_MS, w.at.getTime() - Date.now());
+  return `in ${duration(ms / 1000)} (${new Date(Date.now() + ms).toISOString()}): ${w.why}`;
+}
+
+/** Sleep until `first` (or an earlier due moment another run's state change reveals), or
+ *  until `interrupt` is called (signals). */
+function sleepUntil(config: LoadedConfig, v: CliValues, first: Due, setInterrupt: (f: (() => void) | undefined) => void): Promise<void> {
+  return new Promise<void>((resolve) => {
+    let current = first;
+    let timer: NodeJS.Timeout | undefined;
+    let settle: NodeJS.Timeout | undefined;
+    let watcher: FSWatcher | undefined;
+    const done = () => {
+      clearTimeout(timer);
+      clearTimeout(settle);
+      watcher?.close();
+      setInterrupt(undefined);
+      resolve();
+    };
+    const arm = (w: Due) => {
+      current = w;
+      const until = Math.max(Date.now() + MIN_SLEEP_MS, w.at.getTime() + WAKE_MARGIN_MS);
+      // A timer counts from the event loop's cached time and can fire early by as much as that
+      // is stale: a run started a few ms before the due moment would find nothing due and sleep.
+      const tick = () => {
+        const left = until - Date.now();
+        if (left > 0) timer = setTimeout(tick, left);
+        else done();
+      };
+      clearTimeout(timer);
+      timer = setTimeout(tick, until - Date.now());
+    };
+    const recheck = () => {
+      let records;
+      try {
+        records = readState(config.stateDir).records;
+      } catch {
+        return; // the next run reports a damaged state
+      }
+      const due = nextDueFor(config, records, { services: v.service, now: new Date(), propagationChecked: config.raw.verify.propagation });
+      if (due && due.at.getTime() < current.at.getTime()) {
+        arm(due);
+        progressLine(`the state changed: next run ${describeWake(due)}`);
+      }
+    };
+    setInterrupt(done);
+    arm(first);
+    try {
+      watcher = watch(config.stateDir, (_event, name) => {
+        if (name !== null && name !== STATE_FILE) return;
+        clearTimeout(settle);
+        settle = setTimeout(recheck, STATE_SETTLE_MS);
+      });
+      watcher.on('error', (e) => {
+        progressLine(`stopped watching ${config.stateDir} (${e.message}): changes by other runs wait for the next run`);
+        watcher?.close();
+      });
+    } catch (e) {
+      progressLine(`cannot watch ${config.stateDir} (${(e as Error).message}): changes by other runs wait for the next run`);
+    }
+    // A write between the end of the run and the start of the watch.
+    recheck();
+  });
 }
 
 export async function run(v: CliValues): Promise<number> {
+  stampLines();
   let config = configFromCli(v);
   let stopping = false;
   let reload = false;
@@ -32,6 +117,7 @@ export async function run(v: CliValues): Promise<number> {
     wake?.();
   });
   let lastCode = 0;
+  let failures = 0;
   for (;;) {
     if (reload) {
       reload = false;
@@ -44,6 +130,7 @@ export async function run(v: CliValues): Promise<number> {
       }
     }
     const now = new Date();
+    let due: Due | undefined;
     try {
       const result = await runEngine(config, { ...runOptions(v, 'daemon'), now, observeAll: true });
       warn(result.targets.warnings);
@@ -56,20 +143,22 @@ export async function run(v: CliValues): Promise<number> {
         ...(retiring.length ? [`${retiring.length} record(s) retiring, next removal in ${duration(Math.min(...retiring.map((r) => r.due.getTime())) / 1000 - Date.now() / 1000)}`] : []),
       ];
       if (waits.length) progressLine(`waiting: ${waits.join('; ')}`);
+      due = result.nextDue;
     } catch (e) {
       lastCode = fail(e);
     }
-    if (v.once || stopping) return lastCode;
-    const delay = await nextRunDelayMs(config, new Date());
-    progressLine(`next run in ${duration(delay / 1000)}`);
-    await new Promise<void>((r) => {
-      const t = setTimeout(r, delay);
-      wake = () => {
-        clearTimeout(t);
-        r();
-      };
+    // A failed run (or a failed reload, which the next run retries) is retried with backoff.
+    failures = lastCode === 0 ? 0 : failures + 1;
+    const retry = failures ? { at: new Date(Date.now() + retryDelaySeconds(failures, config.raw.daemon.interval_s) * 1000), why: `retry after ${failures} failed run(s) in a row` } : undefined;
+    if (v.once || stopping) {
+      if (v.once && due) progressLine(`next step due ${describeWake(due)}`);
+      return lastCode;
+    }
+    const next = earliest(await scheduledRun(config, Date.now()), due, retry);
+    progressLine(`next run ${describeWake(next)}`);
+    await sleepUntil(config, v, next, (f) => {
+      wake = f;
     });
-    wake = undefined;
     if (stopping) return lastCode;
   }
 }

@@ -2,6 +2,19 @@
 import { EXIT, InputError, exitCodeOf } from '../errors.js';
 import { redact } from '../util/redact.js';
 
+let stamped = false;
+
+/** The daemon and the ACME hooks run unattended and their lines end up in logs: from now on
+ *  every line this process prints for humans starts with the time (ISO 8601, UTC). */
+export function stampLines(): void {
+  stamped = true;
+}
+
+/** The time prefix of a log line ('' unless stampLines() was called). */
+export function linePrefix(): string {
+  return stamped ? `${new Date().toISOString()} ` : '';
+}
+
 /** Maps by the error's `exitCode` alone; an error without one is a bug ("internal error"). */
 export function fail(e: unknown): number {
   const err = e as Error & { hint?: unknown };
@@ -14,19 +27,19 @@ export function fail(e: unknown): number {
     message = err instanceof InputError ? err.located : err.message;
     if (typeof err.hint === 'string' && err.hint) message += `\n  hint: ${err.hint}`;
   }
-  process.stderr.write(`tlsa: ${redact(message)}\n`);
+  process.stderr.write(`${linePrefix()}tlsa: ${redact(message)}\n`);
   return code ?? EXIT.checkFailed;
 }
 
 /** Network problems a run met and worked around (records kept, chains left staged): each on
  *  stderr with what to check; exit 3 when there was any, else `code`. */
 export function reportNetwork(problems: readonly { message: string; hint?: string | undefined }[], code: number): number {
-  for (const p of problems) process.stderr.write(`tlsa: ${redact(p.message + (p.hint ? `\n  hint: ${p.hint}` : ''))}\n`);
+  for (const p of problems) process.stderr.write(`${linePrefix()}tlsa: ${redact(p.message + (p.hint ? `\n  hint: ${p.hint}` : ''))}\n`);
   return problems.length ? EXIT.provider : code;
 }
 
 export function warn(lines: string[]): void {
-  for (const l of lines) process.stderr.write(`tlsa: warning: ${redact(l)}\n`);
+  for (const l of lines) process.stderr.write(`${linePrefix()}tlsa: warning: ${redact(l)}\n`);
 }
 
 /** Everything a command prints goes through here: a secret may hide in any configured value. */
@@ -35,5 +48,5 @@ export function out(text: string): void {
 }
 
 export function progressLine(line: string): void {
-  process.stderr.write(`tlsa: ${redact(line)}\n`);
+  process.stderr.write(`${linePrefix()}tlsa: ${redact(line)}\n`);
 }

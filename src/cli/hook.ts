@@ -15,7 +15,7 @@ import { toCertSource } from '../engine/sources.js';
 import { runCommand } from '../util/run-command.js';
 import { configFromCli, duration, json, runOptions } from './common.js';
 import { engineJson, engineLines } from './engine-view.js';
-import { out, reportNetwork, warn } from './fail.js';
+import { linePrefix, out, reportNetwork, stampLines, warn } from './fail.js';
 import type { CliValues } from './main.js';
 
 interface RenewalEvent {
@@ -73,13 +73,14 @@ export function servicesFor(config: LoadedConfig, event: RenewalEvent): string[]
 }
 
 export async function run(v: CliValues, args: string[]): Promise<number> {
+  stampLines();
   const client = args[0];
   if (!client) throw new InputError('which ACME client? "tlsa hook certbot", "tlsa hook acme.sh" or "tlsa hook lego"');
   const event = renewalEvent(client);
   const config = configFromCli(v);
   const services = servicesFor(config, event);
   if (!services.length) {
-    out(`tlsa: no service in ${config.file} uses ${event.describe}; nothing to do.\n`);
+    out(`${linePrefix()}tlsa: no service in ${config.file} uses ${event.describe}; nothing to do.\n`);
     return EXIT.ok;
   }
   const now = new Date();
@@ -113,8 +114,8 @@ export async function run(v: CliValues, args: string[]): Promise<number> {
   }
   if (v.json) json({ services, ...engineJson(result), problems });
   else {
-    if (notes.length) out(`${notes.join('\n')}\n`);
-    for (const p of problems) process.stderr.write(`tlsa: ${p}\n`);
+    for (const n of notes) out(`${linePrefix()}${n}\n`);
+    for (const p of problems) process.stderr.write(`${linePrefix()}tlsa: ${p}\n`);
   }
   // A resolver or server that did not answer makes "not live yet" a guess: exit 3 says so.
   return reportNetwork(result.network, problems.length ? EXIT.checkFailed : EXIT.ok);

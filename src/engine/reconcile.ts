@@ -10,6 +10,7 @@ import { ProviderError, type DnsProvider } from '../../providers/index.js';
 import { adoptionFor, type Adoption } from './adopt.js';
 import { clearReloadPending, installPaths, installRelease, markReloadPending, reloadPending } from './install.js';
 import type { InstalledCopy } from '../config/installs.js';
+import { nextDueFor, type Due } from './due.js';
 import { liveAt } from './lifecycle.js';
 import { acquireLock } from './lock.js';
 import { dnsPropagation, liveProbe, type LiveView, type PropagationView, type ServedChains } from './observe.js';
@@ -91,6 +92,9 @@ export interface EngineResult extends PlanResult {
   /** DNS and probe failures the run worked around (records kept, chains left staged); the CLI
    *  exits 3 when there are any. */
   network: NetworkError[];
+  /** The earliest moment something will be due (a record turning live, a grace ending, a
+   *  re-check), from the state this run left: the daemon sleeps until then. */
+  nextDue: Due | undefined;
 }
 
 /** Each problem once (several owners may hit the same silent resolver). */
@@ -465,7 +469,8 @@ async function runLocked(config: LoadedConfig, opts: EngineOptions): Promise<Eng
   }
   const { providers: _p, ...rest } = c;
   // Show the plan this run started from; removals decided after a promotion are in `retired`.
-  return { ...rest, plan: firstPlan, added, removed, promoted, waiting, held, retired, served, network };
+  const nextDue = nextDueFor(config, state.records, { services: opts.services, now, propagationChecked: !!propagationView });
+  return { ...rest, plan: firstPlan, added, removed, promoted, waiting, held, retired, served, network, nextDue };
 }
 
 /** The live probe before a removal; when it cannot see every address the records stay, and

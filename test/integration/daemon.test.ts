@@ -1,11 +1,16 @@
 /** `tlsa daemon`: --once for timers, the loop with SIGHUP (reload config) and SIGTERM (finish
- *  the step, exit), and the acme.sh / lego hooks mapping their environments to services. */
+ *  the step, exit), waking when a step is due (real Knot and unbound), and the acme.sh / lego
+ *  hooks mapping their environments to services. */
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { lstatSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeTempDir, removeTempDir } from '../helpers/pki.js';
+import { makeCa, makeLeaf, makeLineage, makeTempDir, opensslSpkiSha256, removeTempDir } from '../helpers/pki.js';
 import { CLI_PATH, configYaml, leafFor, lineageFor, makeTestPki, managedRdata, requireBuiltCli, runCli, show, type TestPki } from '../helpers/cli.js';
+import { startKnot } from '../lab/knot.js';
+import { labDescribe, stopAll } from '../lab/lab.js';
+import { startUnbound } from '../lab/unbound.js';
 
 let root: string;
 let pki: TestPki;
@@ -65,6 +70,117 @@ describe('tlsa daemon', () => {
       child.kill('SIGKILL');
     }
   });
+
+  it('retries a failed run after a short backoff, not a whole interval (interval_s 300)', async () => {
+    const c = setup('retry');
+    // The zone file is written but the reload fails until reload-ok exists: a provider failure.
+    writeFileSync(c.config, configYaml({ certificates: [`lineage: ${c.live}`], providerExtra: ['reload: "test -e reload-ok"'] }) + 'daemon:\n  interval_s: 300\n');
+    const child = spawn(process.execPath, [CLI_PATH, '--config', c.config, 'daemon'], { cwd: c.dir });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    try {
+      await waitFor(() => err, /next run in 5s \(.*\): retry after 1 failed run\(s\) in a row/, 30_000);
+      writeFileSync(join(c.dir, 'reload-ok'), '');
+      // The owed reload runs at the next retry; then nothing is due for a whole interval.
+      await waitFor(() => err, /next run in 5m \(.*\): daemon\.interval_s 300/, 90_000);
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  }, 150_000);
+});
+
+const ISO_LINE = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z /;
+
+labDescribe('tlsa daemon wakes when a step is due (Knot, unbound)', [
+  ['knotd', 'knot'], ['knotc', 'knot'], ['keymgr', 'knot'], ['kdig', 'knot-dnsutils'], ['unbound', 'unbound'], ['unbound-control', 'unbound'],
+], () => {
+  afterAll(() => stopAll());
+
+  // With the default interval (300 s) the daemon used to install a staged chain up to 300 s
+  // after its records were live. TTL 2: live 4 s after every authoritative server has them.
+  it('interval_s 300: installs a staged chain once its records are live, and removes the old records once their grace is over, well before the interval', async () => {
+    const dir = join(root, 'wake');
+    mkdirSync(dir, { recursive: true });
+    const zone = 'example.test.';
+    const fragment = join(dir, 'tlsa.fragment');
+    writeFileSync(fragment, '; tlsa writes the lines marked tlsa:managed\n');
+    const zoneFile = join(dir, 'example.test.zone');
+    writeFileSync(zoneFile, [
+      `$ORIGIN ${zone}`, '$TTL 300',
+      `@ 300 IN SOA ns.${zone} hostmaster.${zone} 1 3600 600 86400 2`, `@ 300 IN NS ns.${zone}`,
+      'ns 300 IN A 127.0.0.1', 'mx 300 IN A 127.0.0.1', `$INCLUDE ${fragment}`, '',
+    ].join('\n'));
+    const knot = await startKnot({ zones: [{ name: zone, zoneFilePath: zoneFile, dnssec: false }] });
+    const unbound = await startUnbound({ stubs: [{ zone, port: knot.port }], trustAnchors: [], cacheMaxNegativeTtl: 1 });
+
+    const le = join(dir, 'le');
+    const leaf1 = makeLeaf(dir, { ca: pki.ecdsa.intermediate, cn: 'mx.example.test', key: 'p256' });
+    const live = makeLineage(le, 'mx.example.test', leaf1, [pki.ecdsa.intermediate], { version: 1 });
+    const config = join(dir, 'config.yaml');
+    writeFileSync(config, [
+      'state_dir: state', 'ttl: 2',
+      'verify:', `  resolver: "127.0.0.1:${unbound.port}"`, `  authoritative_port: ${knot.port}`, '  propagation: true', '  probe: false', '  timeout_s: 5',
+      'daemon:', '  interval_s: 300',
+      'providers:', '  knot:', '    type: zonefile', `    path: ${JSON.stringify(fragment)}`, `    reload: ${JSON.stringify(knot.reloadCommand(zone))}`,
+      'services:', '  mx:', '    host: mx.example.test', '    ports: [25]', '    provider: knot', '    issuers: none',
+      '    certificates:', `      - lineage: ${JSON.stringify(live)}`,
+      '    install:', '      dir: installed', '      reload: "echo reload >> reloads.log"', '',
+    ].join('\n'));
+    const current = join(dir, 'installed', 'mx.example.test', 'current');
+    const installedLeaf = () => new X509Certificate(readFileSync(join(current, 'cert.pem'))).fingerprint256;
+    const managed = () => managedRdata(readFileSync(fragment, 'utf8'));
+
+    const child = spawn(process.execPath, [CLI_PATH, '--config', config, 'daemon'], { cwd: dir });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    try {
+      // First run: publishes and installs the first chain; once its records are live nothing
+      // is due, and the daemon sleeps a whole interval.
+      await waitFor(() => err, /next run in 5m/, 60_000);
+      expect(installedLeaf()).toBe(new X509Certificate(leaf1.certPem).fingerprint256);
+
+      // Renewal with a new key and a new intermediate: nothing live matches it, the hook stages it.
+      const intB = makeCa(dir, { name: 'Test Intermediate E2', key: 'p256', issuer: pki.ecdsa.root });
+      const leaf2 = makeLeaf(dir, { ca: intB, cn: 'mx.example.test', key: 'p256' });
+      makeLineage(le, 'mx.example.test', leaf2, [intB], { version: 2 });
+      const hook = runCli(['--config', config, 'hook', 'certbot'], { cwd: dir, env: { RENEWED_LINEAGE: live, RENEWED_DOMAINS: 'mx.example.test' } });
+      expect(hook.code, show(hook)).toBe(0);
+      expect(hook.stdout).toMatch(/staged .* for mx: waits for/);
+      expect(installedLeaf()).toBe(new X509Certificate(leaf1.certPem).fingerprint256);
+
+      // Installed by the daemon once its records are live (on the old code: 300 s later).
+      const fp2 = new X509Certificate(leaf2.certPem).fingerprint256;
+      await waitFor(() => (installedLeaf() === fp2 ? 'installed' : ''), /installed/, 120_000);
+      // …and not before: the switch happened after every authoritative server served a
+      // record matching it, plus 2×TTL.
+      const state = JSON.parse(readFileSync(join(dir, 'state', 'state.json'), 'utf8')) as { records: { data: string; seenAt?: string }[] };
+      const ee2 = state.records.find((r) => r.data === opensslSpkiSha256(leaf2.certPath));
+      expect(ee2?.seenAt, JSON.stringify(state)).toBeDefined();
+      expect(lstatSync(current).mtimeMs).toBeGreaterThanOrEqual(Date.parse(ee2!.seenAt!) + 2 * 2 * 1000);
+      expect(readFileSync(join(dir, 'reloads.log'), 'utf8')).toBe('reload\nreload\n');
+
+      // The old chain's records go once their grace (the TTL) is over.
+      const ee1 = `3 1 1 ${opensslSpkiSha256(leaf1.certPath)}`;
+      await waitFor(() => (managed().includes(ee1) ? '' : 'removed'), /removed/, 120_000);
+      expect(managed()).toContain(`3 1 1 ${opensslSpkiSha256(leaf2.certPath)}`);
+
+      // Timestamped lines saying when and why it wakes, from the daemon and the hook.
+      expect(err).toMatch(/next run in 5m \(.*\): daemon\.interval_s 300/);
+      expect(err).toMatch(/the state changed: next run in \d+s \(.*\): .*record\(s\) at _25\._tcp\.mx\.example\.test\./);
+      expect(err).toMatch(/next run in \d+s \(.*\): 2 record\(s\) at _25\._tcp\.mx\.example\.test\. turn live/);
+      expect(err).toMatch(/next run in \d+s \(.*\): the grace of 2 retiring record\(s\)/);
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      for (const l of [...err.split('\n'), ...hook.all.split('\n')].filter(Boolean)) expect(l).toMatch(ISO_LINE);
+      if (process.env['SHOW_DAEMON']) console.log(`${hook.all}\n${err}`);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  }, 300_000);
 });
 
 describe('acme.sh and lego hooks', () => {
