@@ -21,6 +21,7 @@ const SAMPLES: Record<string, { args: unknown[]; code: number }> = {
   PostconfError: { args: ['postconf failed'], code: EXIT.badInput },
   PolicyError: { args: ['usage 0 is refused for SMTP'], code: EXIT.badInput },
   HostError: { args: ['an IP address is not a host name'], code: EXIT.badInput },
+  InputFileError: { args: ['the chain', 'it is a FIFO (named pipe), not a regular file', '/tmp/chain.pem'], code: EXIT.badInput },
   WaitError: { args: ['another run holds the lock'], code: EXIT.wait },
   UnsafeError: { args: ['a served chain would lose its record'], code: EXIT.checkFailed },
   NetworkError: { args: ['the resolver does not answer', 'set verify.resolver'], code: EXIT.provider },
