@@ -32,6 +32,7 @@ Options:
   --resolver IP[:PORT] check: the validating resolver (default: verify.resolver, else the system's)
   --auth-port N        check: port of the authoritative servers (default 53)
   --timeout SECONDS    check: per DNS query and TLS probe (default 5)
+  --offline            doctor: ask no DNS question (TLSA from --tlsa-file only)
   -V, --version        print the version
   -h, --help           this help
 
@@ -74,6 +75,7 @@ export const OPTIONS = {
   timeout: { type: 'string' },
   'postfix-dir': { type: 'string' },
   'tlsa-file': { type: 'string' },
+  offline: { type: 'boolean' },
 } as const;
 
 export type CliValues = ReturnType<typeof parseCli>['values'];
