@@ -815,3 +815,107 @@ labDescribe('tlsa doctor postfix against a live lab Postfix, TLSA through Knot (
     expect(run.code).toBe(1);
   });
 });
+
+// ---------------------------------------------------------------------------------------------
+// Issue 12 on a live Postfix: the doctor's claims checked with openssl s_client
+
+labDescribe('tlsa doctor postfix, issue 12 on a live lab Postfix: its fixes let refused clients in; "no shared cipher" only when true', [
+  ['openssl', 'openssl'], ...POSTFIX_TOOLS,
+], () => {
+  let pf: PostfixServer;
+  const modernTls12 = ['-tls1_2'];
+  const bothFamilies = 'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384';
+  const ecdsaOnly = 'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384';
+  const tail = (): string => pf.maillog().split('\n').slice(-15).join('\n');
+
+  beforeAll(async () => {
+    requireBuiltCli();
+    const { pki, rsaLeaf, ecLeaf } = sharedPki();
+    const full = (leaf: LeafHandle, ca: { certPem: string }, n: string): string => {
+      const p = join(pki.dir, `live12-${n}-fullchain.pem`);
+      writeFileSync(p, `${leaf.certPem.trim()}\n${ca.certPem.trim()}\n`);
+      return p;
+    };
+    pf = await startPostfix({
+      hostname: 'mx.test',
+      chains: [
+        { keyPath: rsaLeaf.keyPath, fullchainPath: full(rsaLeaf, pki.rsa.intermediate, 'rsa') },
+        { keyPath: ecLeaf.keyPath, fullchainPath: full(ecLeaf, pki.ecdsa.intermediate, 'ecdsa') },
+      ],
+      // One connection per smtpd process: after a reload no process with the old settings serves.
+      main: { max_use: '1' },
+    });
+  });
+
+  afterAll(async () => {
+    await pf?.stop();
+  });
+
+  it('12.1: a listener left TLS-1.0-only by a client parameter "fixed" into the server list refuses current clients; after following the doctor\'s fixes they get in, and TLS 1.0 stays out', async () => {
+    const listener = `127.0.0.1:${pf.smtpPort}`;
+    // Where the old advice led: the client parameter, then its value copied into the server's list.
+    applyEdits(pf.configDir, [
+      { service: `${listener}/inet`, parameter: 'smtpd_tls_security_level', value: 'encrypt' },
+      { service: `${listener}/inet`, parameter: 'smtp_tls_mandatory_protocols', value: 'TLSv1' },
+      { service: `${listener}/inet`, parameter: 'smtpd_tls_mandatory_protocols', value: 'TLSv1' },
+    ]);
+    await pf.reload();
+    const before = { current: sClient(pf.smtpPort, true, []), tls12: sClient(pf.smtpPort, true, modernTls12), tls10: sClient(pf.smtpPort, true, ['-tls1', '-cipher', 'DEFAULT@SECLEVEL=0']) };
+    expect(before.current.ok, before.current.output).toBe(false);
+    expect(before.tls12.ok).toBe(false);
+    expect(before.tls10.protocol, `${before.tls10.output}\n${tail()}`).toBe('TLSv1');
+
+    // Follow the doctor, step by step, until it has no fix left to propose.
+    const applied: string[] = [];
+    let report = await runDoctor({ configDir: pf.configDir, offline: true });
+    const first = report.findings.filter((f) => f.service === listener).map((f) => [f.id, f.level]);
+    expect(first).toContainEqual(['protocols-too-narrow', 'error']);
+    expect(first).toContainEqual(['client-parameter-on-server', 'warning']);
+    for (let round = 0; round < 5; round++) {
+      const edits = report.findings.flatMap((f) => f.edits ?? []);
+      if (!edits.length) break;
+      applyEdits(pf.configDir, edits);
+      applied.push(...edits.map((e) => `${e.service ?? 'main.cf'} ${e.parameter}${e.value === undefined ? ' (deleted)' : `=${e.value}`}`));
+      report = await runDoctor({ configDir: pf.configDir, offline: true });
+      // No step leaves the listener without TLS 1.2 and 1.3.
+      const p = report.services.find((s) => s.service === listener)!.protocols!;
+      expect(p.enabled, applied.join('\n')).toEqual(expect.arrayContaining(['TLSv1.2', 'TLSv1.3']));
+    }
+    expect(report.findings.filter((f) => f.level !== 'info'), applied.join('\n')).toEqual([]);
+    expect(applied).toContain(`${listener}/inet smtp_tls_mandatory_protocols (deleted)`);
+    expect(applied).toContain(`${listener}/inet smtpd_tls_mandatory_protocols=>=TLSv1.2`);
+
+    await pf.reload();
+    const after = { current: sClient(pf.smtpPort, true, []), tls12: sClient(pf.smtpPort, true, modernTls12), tls10: sClient(pf.smtpPort, true, ['-tls1', '-cipher', 'DEFAULT@SECLEVEL=0']) };
+    expect(after.current.protocol, `${after.current.output}\n${tail()}`).toBe('TLSv1.3');
+    expect(after.tls12.protocol).toBe('TLSv1.2');
+    expect(after.tls10.ok).toBe(false);
+  }, 120_000);
+
+  it('12.2: RSA + ECDSA served, tls_high_cipherlist without ECDSA suites: the doctor raises no error, and a TLS 1.2 client offering both suite families negotiates ECDHE-RSA', async () => {
+    const listener = `127.0.0.1:${pf.smtpsPort}`;
+    applyEdits(pf.configDir, [
+      { parameter: 'tls_high_cipherlist', value: 'HIGH:!aNULL:!aECDSA:@STRENGTH' },
+      { service: `${listener}/inet`, parameter: 'smtpd_tls_mandatory_ciphers', value: 'high' },
+    ]);
+    await pf.reload();
+    const report = await runDoctor({ configDir: pf.configDir, offline: true });
+    const mine = report.findings.filter((f) => f.service === listener);
+    expect(mine.map((f) => [f.id, f.level, f.parameter])).toEqual([['ciphers-key-type-unused', 'info', 'tls_high_cipherlist']]);
+    expect(report.exitCode).toBe(0);
+
+    const both = sClient(pf.smtpsPort, false, ['-tls1_2', '-cipher', bothFamilies]);
+    expect(both.protocol, `${both.output}\n${tail()}`).toBe('TLSv1.2');
+    expect(both.cipher).toMatch(/^ECDHE-RSA-AES(128|256)-GCM-SHA(256|384)$/);
+    // What the note says: the ECDSA certificate serves no TLS 1.2 client.
+    const ecdsa = sClient(pf.smtpsPort, false, ['-tls1_2', '-cipher', ecdsaOnly]);
+    expect(ecdsa.ok).toBe(false);
+    expect(pf.maillog()).toMatch(/no shared cipher/);
+
+    // And its fix brings ECDSA back for TLS 1.2.
+    applyEdits(pf.configDir, mine[0]!.edits!);
+    await pf.reload();
+    const fixed = sClient(pf.smtpsPort, false, ['-tls1_2', '-cipher', ecdsaOnly]);
+    expect(fixed.cipher, `${fixed.output}\n${tail()}`).toMatch(/^ECDHE-ECDSA-AES/);
+  }, 120_000);
+});
