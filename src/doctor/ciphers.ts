@@ -193,13 +193,14 @@ export function checkCiphers(s: SmtpdService, view: CipherView, families: readon
   const kinds = families.filter((f): f is 'rsa' | 'ecdsa' => f === 'rsa' || f === 'ecdsa');
   const served = kinds.length ? kinds : (['rsa'] as const);
   const names = new Set(view.suites.map((c) => c.name));
-  const baseNames = new Set((view.baseSuites ?? view.suites).map((c) => c.name));
+  const baseNames = view.baseSuites ? new Set(view.baseSuites.map((c) => c.name)) : undefined;
   const left = (kt: 'rsa' | 'ecdsa'): string[] => COMMON_SENDER_SUITES[kt].filter((n) => names.has(n));
   const keeping = served.filter((kt) => left(kt).length);
   const losing = served.filter((kt) => !left(kt).length);
 
   // Which setting removes the suites: the grade's list itself, or exclusions (named).
-  const byList = losing.length > 0 && losing.every((kt) => !COMMON_SENDER_SUITES[kt].some((n) => baseNames.has(n)));
+  // (Without the list's own expansion: the exclusions when there are any.)
+  const byList = losing.length > 0 && (baseNames ? losing.every((kt) => !COMMON_SENDER_SUITES[kt].some((n) => baseNames.has(n))) : !view.exclusions.length);
   const culprits = view.culprits ?? [];
   const cause = byList
     ? (s.origin(cipherlist) !== 'default' ? cipherlist : view.gradeParameter)

@@ -146,14 +146,17 @@ describe('TLSA checks', () => {
   it('2 1 1 with cert.pem served: an error when nothing else matches, a warning beside a matching 3 1 1; the catalog names the issuer', () => {
     const certOnly = { smtpd_tls_cert_file: `${RSA}/cert.pem` };
     const r = run([rd.rsaTA], certOnly);
-    expect(ids(r)).toEqual(['tlsa-mismatch:error', 'tlsa-ta-not-served:error']);
-    expect(r.findings[1]!).toMatchObject({ parameter: 'smtpd_tls_cert_file' });
-    expect(r.findings[1]!.message).toMatch(/holds only the leaf/);
-    expect(r.findings[1]!.fix).toMatch(/fullchain\.pem/);
+    // One cause, one finding: the anchor is not served (no tlsa-mismatch besides).
+    expect(ids(r)).toEqual(['tlsa-ta-not-served:error']);
+    expect(r.findings[0]!).toMatchObject({ parameter: 'smtpd_tls_cert_file', global: true });
+    expect(r.findings[0]!.message).toMatch(/holds only the leaf/);
+    expect(r.findings[0]!.fix).toMatch(/fullchain\.pem/);
     expect(ids(run([rd.rsaEE, rd.rsaTA], certOnly))).toEqual(['tlsa-ta-not-served:warning']);
     const r1 = new X509Certificate(fs.readFileSync(`${RSA}/chain.pem`));
     const catalog: IssuerCatalog = { ca: 'example', asOf: '2026-01-01', file: '/x', intermediates: [{ name: 'R1', key: 'rsa', status: 'active', notAfter: new Date(r1.validTo), cert: r1, file: '/x' }] };
-    expect(run([rd.rsaTA], certOnly, {}, catalog).findings[1]!.message).toMatch(/is the record of R1, the issuer of this leaf/);
+    expect(run([rd.rsaTA], certOnly, {}, catalog).findings[0]!.message).toMatch(/is the record of R1, the issuer of this leaf/);
+    // A record that matches nothing beside it is still reported as such.
+    expect(ids(run([rd.rsaTA, `3 1 1 ${'ef'.repeat(32)}`], certOnly))).toEqual(['tlsa-ta-not-served:error']);
   });
 
   it('no records at the MX owner: a note that names the owners the file does have', () => {
