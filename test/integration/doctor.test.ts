@@ -12,7 +12,7 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
-import { cpSync, mkdirSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import dnsPacket from 'dns-packet';
 import { join } from 'node:path';
 import { connect as netConnect, type Socket } from 'node:net';
@@ -151,7 +151,8 @@ afterAll(() => stopAll());
 interface SharedPki { pki: TestPki; rsaLeaf: LeafHandle; ecLeaf: LeafHandle }
 let shared: SharedPki | undefined;
 function sharedPki(): SharedPki {
-  if (!shared) {
+  // Made again when a suite's stopAll() has removed the temp dirs.
+  if (!shared || !existsSync(shared.pki.dir)) {
     const pki = makeTestPki(makeTempDir('doctor-pki'));
     const sans = ['mx.example.org', 'mx.test'];
     const leaf = (family: 'rsa' | 'ecdsa'): LeafHandle =>
