@@ -711,6 +711,8 @@ labDescribe('tlsa doctor postfix against a live lab Postfix, TLSA through Knot (
       // Implicit-TLS listener: both.
       `_${pf.smtpsPort}._tcp.mx.test. 300 IN TLSA ${ee}`,
       `_${pf.smtpsPort}._tcp.mx.test. 300 IN TLSA ${ta}`,
+      // An alias MX name whose TLSA owner is a CNAME to the real one (RFC 7672 §2.2).
+      `_${pf.smtpPort}._tcp.alias.test. 300 IN CNAME _${pf.smtpPort}._tcp.mx.test.`,
     ].join('\n'));
     knot = await startKnot({ zones: [{ name: 'test.', zoneFileText: zone, dnssec: true }] });
     const stubs = [{ zone: 'test.', port: knot.port, host: knot.host }];
@@ -747,6 +749,17 @@ labDescribe('tlsa doctor postfix against a live lab Postfix, TLSA through Knot (
     expect(report.outbound.resolver).toMatchObject({ status: 'secure' });
     expect(report.findings.filter((f) => f.id.startsWith('dane-'))).toEqual([]);
     expect(run.code).toBe(1);
+  });
+
+  it('issue 12.4: a TLSA owner that is a CNAME in DNS is followed (validated), and the report shows the chain', async () => {
+    const run = await doctor(['--postfix-dir', pf.configDir, '--resolver', `${validating.host}:${validating.port}`, '--host', 'alias.test', '--json', '--timeout', '3']);
+    const report = reportOf(run);
+    const starttls = report.services.find((s) => s.port === pf.smtpPort)!;
+    const tlsa = starttls.tlsa as NonNullable<typeof starttls.tlsa> & { cnameChain?: string[] };
+    expect(tlsa, show(run)).toMatchObject({ owner: `_${pf.smtpPort}._tcp.alias.test.`, source: 'dns', status: 'secure' });
+    expect(tlsa.cnameChain).toEqual([`_${pf.smtpPort}._tcp.alias.test.`, `_${pf.smtpPort}._tcp.mx.test.`]);
+    expect(tlsa.records).toHaveLength(1);
+    expect(tlsa.chains.map((c) => [c.keyType.split(' ')[0], c.verified])).toEqual([['RSA', true], ['ECDSA', false]]);
   });
 
   /** A TLS handshake to the implicit-TLS port, or after STARTTLS on the other one: the

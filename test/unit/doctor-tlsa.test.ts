@@ -188,7 +188,8 @@ describe('human rendering', () => {
       outbound: { service: 'smtp/unix', securityLevel: 'dane', dnsSupportLevel: 'dnssec', relayhost: '', policyEntries: [] },
       findings: [
         { id: 'tlsa-mismatch', level: 'error', service: 'smtp/25', parameter: 'smtpd_tls_chain_files', message: 'No record matches.', fix: 'Publish.' },
-        { id: 'protocols-legacy-syntax', level: 'info', service: 'main.cf', parameter: 'smtpd_tls_protocols', message: 'Legacy.', fix: 'smtpd_tls_protocols = >=TLSv1' },
+        { id: 'protocols-legacy-syntax', level: 'info', service: 'main.cf', parameter: 'smtpd_tls_protocols', message: 'Legacy.', fix: 'smtpd_tls_protocols = >=TLSv1',
+          edits: [{ parameter: 'smtpd_tls_protocols', value: '>=TLSv1' }, { service: 'smtps/inet', parameter: 'smtpd_tls_mandatory_protocols' }, { service: 'smtps/inet', parameter: 'x', value: "it's" }] },
       ],
       skipped: [{ check: 'validating resolver (dnssec_probe)', reason: 'test environment' }],
     };
@@ -200,6 +201,12 @@ describe('human rendering', () => {
     expect(text).toMatch(/smtps\/465 .*\n.*smtpd_tls_wrappermode = yes → mandatory\n {2}serves: {4}no certificate/);
     expect(at('\nmain.cf\n  INFO  protocols-legacy-syntax')).toBeGreaterThan(at('smtp client  (outbound, smtp/unix)'));
     expect(text).toMatch(/not checked:\n {2}validating resolver \(dnssec_probe\): test environment/);
+    // The edits of a fix as postconf commands, ready to paste.
+    expect(text).toContain([
+      "         run: postconf -e 'smtpd_tls_protocols = >=TLSv1'",
+      '         run: postconf -P -X smtps/inet/smtpd_tls_mandatory_protocols',
+      "         run: postconf -P -e 'smtps/inet/x=it'\\''s'",
+    ].join('\n'));
     expect(text.trimEnd().split('\n').at(-1)).toBe('1 error(s), 0 warning(s), 1 note(s) — exit 1');
   });
 });
