@@ -642,8 +642,8 @@ labDescribe('tlsa doctor postfix against real postconf (one configuration per fi
 
   it('bad input exits 2 with one line: no such directory, postconf missing, unknown subject', async () => {
     const [noDir, noPostconf, what] = await Promise.all([
-      doctor(['--postfix-dir', join(root, 'does-not-exist')]),
-      doctor(['--postfix-dir', join(root, 'clean')], { TLSA_POSTCONF: join(root, 'no-postconf-here') }),
+      doctor(['--offline', '--postfix-dir', join(root, 'does-not-exist')]),
+      doctor(['--offline', '--postfix-dir', join(root, 'clean')], { TLSA_POSTCONF: join(root, 'no-postconf-here') }),
       new Promise<Run>((resolve) => {
         const child = spawn(process.execPath, [CLI_PATH, 'doctor', 'nginx'], { stdio: ['ignore', 'pipe', 'pipe'] });
         let stdout = ''; let stderr = '';
