@@ -178,7 +178,7 @@ export function checkProtocols(s: SmtpdService, version: string, openssl = 'Open
   // Port 25 with opportunistic TLS: the fix is Postfix's default, not a stricter list.
   const mxDefaults = s.role === 'mx' && !s.enforce;
   const usable = (l: ProtocolList): boolean => !l.invalid.length && !(l.forms.includes('bounds') && !supportsBounds);
-  const sslv3 = (l: ProtocolList): string => (mentionsSslv3(l) ? ` SSLv3 cannot be turned back on: ${openssl} has no SSLv3 (SSLv2 neither), whatever the list says.` : '');
+  const sslv3 = (l: ProtocolList): string => (mentionsSslv3(l) ? ` SSLv3 cannot be turned back on: ${openssl} as built here has no SSLv3 (nor SSLv2), whatever the list says.` : '');
 
   // 1. What the applicable list leaves on: every current client needs TLS 1.2 or 1.3.
   const missing = usable(view.list) ? missingCurrent(view.list) : [];
