@@ -1,5 +1,5 @@
-/** `tlsa doctor postfix [--postfix-dir DIR] [--json] [--resolver IP[:PORT]] [--host MXNAME]
- *  [--tlsa-file FILE]`: explain the TLS and DANE mistakes in a Postfix configuration.
+/** `tlsa doctor postfix [--postfix-dir DIR] [--json] [--resolver IP[:PORT] | --offline]
+ *  [--host MXNAME] [--tlsa-file FILE]`: explain the TLS and DANE mistakes in a Postfix configuration.
  *  Exit 1 when a finding is an error, 0 otherwise, 2 for bad input. */
 import { runDoctor } from '../doctor/doctor.js';
 import { renderReport } from '../doctor/render.js';
@@ -22,6 +22,7 @@ export async function run(v: CliValues, args: string[]): Promise<number> {
     ...(v.host !== undefined ? { host: v.host } : {}),
     ...(v['tlsa-file'] !== undefined ? { tlsaFile: v['tlsa-file'] } : {}),
     ...(v.resolver !== undefined ? { resolver: v.resolver } : {}),
+    ...(v.offline ? { offline: true } : {}),
     timeoutMs,
   });
   // Not common.ts's json(): that module loads the YAML config machinery, which doctor never needs.

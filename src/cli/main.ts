@@ -33,6 +33,7 @@ Options:
   --auth-port N        check: port of the authoritative servers (default 53)
   --timeout SECONDS    check: time allowed per HOST:PORT, DNS and TLS together (default verify.timeout_s, 5)
   --protocol P         check: what HOST:PORT speaks (default: as configured for it, else by port)
+  --offline            doctor: ask no DNS question (TLSA from --tlsa-file only)
   -V, --version        print the version
   -h, --help           this help
 
@@ -75,6 +76,7 @@ export const OPTIONS = {
   timeout: { type: 'string' },
   'postfix-dir': { type: 'string' },
   'tlsa-file': { type: 'string' },
+  offline: { type: 'boolean' },
 } as const;
 
 export type CliValues = ReturnType<typeof parseCli>['values'];

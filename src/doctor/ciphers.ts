@@ -12,10 +12,10 @@
  */
 import { execFile } from 'node:child_process';
 import type { KeyFamily } from '../certs/key-type.js';
-import type { FindingLevel } from './findings.js';
+import type { ConfigEdit, FindingLevel } from './findings.js';
 import { splitList } from './postconf.js';
 import type { Protocol } from './protocols.js';
-import type { SmtpdService } from './services.js';
+import { editAtOrigin, editOnService, type SmtpdService } from './services.js';
 
 export const GRADES = ['high', 'medium', 'low', 'export', 'null'] as const;
 
@@ -44,7 +44,25 @@ export interface CipherView {
   invalid?: string;
   /** TLS 1.2 and older suites the list selects. */
   suites: CipherSuite[];
+  /** The suites of the grade's list alone, before the exclusions (to tell which one removes
+   *  what). Undefined when the list is invalid. */
+  baseSuites?: CipherSuite[];
+  /** Exclusions that each remove at least one common sender suite. */
+  culprits?: string[];
 }
+
+/** Suites a server with a certificate can negotiate: PSK and SRP key exchanges need a shared
+ *  secret the sender does not have, anonymous suites (aNULL) are off in every client. */
+export function certificateSuites(suites: readonly CipherSuite[]): CipherSuite[] {
+  return suites.filter((c) => (c.au === 'RSA' || c.au === 'ECDSA' || c.au === 'DSS') && !/PSK|SRP/.test(c.kx));
+}
+
+/** The suites a key family can use. */
+export function suitesFor(suites: readonly CipherSuite[], family: 'rsa' | 'ecdsa'): CipherSuite[] {
+  return certificateSuites(suites).filter((c) => c.au === (family === 'rsa' ? 'RSA' : 'ECDSA'));
+}
+
+const ALL_COMMON = [...COMMON_SENDER_SUITES.rsa, ...COMMON_SENDER_SUITES.ecdsa];
 
 /** Build Postfix's cipher string, or say why Postfix would refuse it. */
 export function buildCipherString(cipherlist: string, exclusions: readonly string[]): { cipherString: string } | { invalid: string } {
@@ -99,7 +117,31 @@ export async function cipherView(s: SmtpdService, openssl?: string): Promise<Cip
   if ('invalid' in built) return { ...base, invalid: built.invalid };
   const expanded = await expandCipherString(built.cipherString, openssl);
   if ('error' in expanded) return { ...base, cipherString: built.cipherString, invalid: `OpenSSL rejects "${built.cipherString}": ${expanded.error}; Postfix logs "invalid cipher list" and disables TLS` };
-  return { ...base, cipherString: built.cipherString, suites: expanded.suites };
+  const list = s.get(`tls_${grade}_cipherlist`).trim();
+  const plain = exclusions.length ? await expandCipherString(list, openssl) : expanded;
+  const baseSuites = 'error' in plain ? [] : plain.suites;
+  const has = (suites: readonly CipherSuite[], n: string): boolean => suites.some((c) => c.name === n);
+  const lost = ALL_COMMON.filter((n) => has(baseSuites, n) && !has(expanded.suites, n));
+  const culprits: string[] = [];
+  if (lost.length) {
+    for (const tok of exclusions) {
+      const one = await expandCipherString(`${list}:!${tok}`, openssl);
+      if (!('error' in one) && lost.some((n) => !has(one.suites, n))) culprits.push(tok);
+    }
+  }
+  return { ...base, cipherString: built.cipherString, suites: expanded.suites, baseSuites, culprits };
+}
+
+let opensslVersionText: Promise<string> | undefined;
+
+/** `openssl version` (the library Postfix links on a distribution build), e.g. "OpenSSL 3.0.22". */
+export function opensslVersion(openssl = 'openssl'): Promise<string> {
+  opensslVersionText ??= new Promise((resolve) => {
+    execFile(openssl, ['version'], { encoding: 'utf8', timeout: 10_000 }, (err, stdout) => {
+      resolve(err ? 'OpenSSL (version unknown)' : (/^(\S+ \S+)/.exec(stdout.trim())?.[1] ?? stdout.trim()));
+    });
+  });
+  return opensslVersionText;
 }
 
 export interface CipherFinding {
@@ -108,62 +150,116 @@ export interface CipherFinding {
   parameter: string;
   message: string;
   fix: string;
+  edits?: ConfigEdit[];
 }
+
+/** Where the lists come from, for the check's text. */
+export interface CipherContext {
+  /** mail_version. */
+  postfix: string;
+  /** `openssl version`, e.g. "OpenSSL 3.0.22". */
+  openssl: string;
+}
+
+const LABEL = { rsa: 'RSA', ecdsa: 'ECDSA' } as const;
 
 /** `families`: the key types the service serves (from its certificates); `protocols`: the TLS
  *  versions its protocol list leaves on. */
-export function checkCiphers(s: SmtpdService, view: CipherView, families: readonly KeyFamily[], protocols: readonly Protocol[]): CipherFinding[] {
+export function checkCiphers(s: SmtpdService, view: CipherView, families: readonly KeyFamily[], protocols: readonly Protocol[], ctx: CipherContext = { postfix: 'unknown', openssl: 'OpenSSL' }): CipherFinding[] {
   if (!s.tls) return [];
   const out: CipherFinding[] = [];
-  const exclusionParam = view.exclusions.length
-    ? view.exclusionParameters.filter((p) => s.get(p).trim()).join(', ')
-    : view.gradeParameter;
+  const setExclusions = view.exclusionParameters.filter((p) => s.get(p).trim());
+  const exclusionParam = view.exclusions.length ? setExclusions.join(', ') : view.gradeParameter;
+  const cipherlist = `tls_${view.grade}_cipherlist`;
   if (view.invalid) {
+    const bad = view.exclusions.filter((t) => /^[!+\-@]/.test(t));
+    const edits: ConfigEdit[] = !(['high', 'medium', 'low', 'export', 'null'] as string[]).includes(view.grade)
+      ? [editAtOrigin(s, view.gradeParameter)]
+      : bad.length
+        ? setExclusions.map((p) => editAtOrigin(s, p, splitList(s.get(p)).filter((t) => !bad.includes(t)).join(', ')))
+        : [...setExclusions.map((p) => editAtOrigin(s, p)), ...(s.origin(cipherlist) !== 'default' ? [editAtOrigin(s, cipherlist)] : [])];
     out.push({
       id: 'ciphers-invalid',
       level: 'error',
       parameter: view.exclusions.length ? exclusionParam : view.gradeParameter,
       message: `${view.invalid}.`,
       fix: `Remove the offending setting; ${s.role === 'mx' ? 'on port 25 keep Postfix defaults (smtpd_tls_ciphers = medium, no exclusions)' : 'use smtpd_tls_mandatory_ciphers = high at most'}.`,
+      edits,
     });
     return out;
   }
   if (!protocols.includes('TLSv1.2')) return out; // the protocol check says what is wrong then
   const tls13 = protocols.includes('TLSv1.3');
   const kinds = families.filter((f): f is 'rsa' | 'ecdsa' => f === 'rsa' || f === 'ecdsa');
+  const served = kinds.length ? kinds : (['rsa'] as const);
   const names = new Set(view.suites.map((c) => c.name));
-  const lost: string[] = [];
-  for (const kt of kinds.length ? kinds : (['rsa'] as const)) {
-    const common = COMMON_SENDER_SUITES[kt];
-    const left = common.filter((n) => names.has(n));
-    const label = kt === 'rsa' ? 'RSA' : 'ECDSA';
-    const forKt = view.suites.filter((c) => (kt === 'rsa' ? c.au === 'RSA' : c.au === 'ECDSA') && c.kx !== 'RSAPSK');
-    if (!left.length) {
-      const what = `${view.gradeParameter} = ${view.grade}${view.exclusions.length ? ` with ${view.exclusions.length} exclusion(s) (${view.exclusions.slice(0, 8).join(', ')}${view.exclusions.length > 8 ? ', …' : ''})` : ''}`;
-      out.push({
-        id: 'ciphers-no-shared-cipher',
-        level: s.role === 'mx' ? 'error' : 'warning',
-        parameter: exclusionParam,
-        message: `${what} leaves none of ${common.join(', ')} for the ${label} certificate ` +
-          `(${forKt.length ? `${forKt.length} other ${label} suite(s) remain, e.g. ${forKt[0]!.name}, which many senders do not offer` : `no ${label} suite at all`}). ` +
-          `TLS 1.2 senders then fail with "no shared cipher"${s.role === 'mx' ? ' and deliver in plaintext, or, with DANE, not at all' : ''}` +
-          `${tls13 ? '; only TLS 1.3 senders still get through' : ''}.`,
-        fix: s.role === 'mx'
-          ? 'On port 25 use Postfix defaults for opportunistic TLS: remove smtpd_tls_exclude_ciphers (or reduce it to aNULL) and set smtpd_tls_ciphers = medium; put stricter settings on submission only (smtpd_tls_mandatory_ciphers = high there).'
-          : `Keep ${common[0]} in the list: drop the exclusions that remove it.`,
-      });
-    } else if (left.length < common.length) {
-      lost.push(...common.filter((n) => !names.has(n)));
-    }
+  const baseNames = view.baseSuites ? new Set(view.baseSuites.map((c) => c.name)) : undefined;
+  const left = (kt: 'rsa' | 'ecdsa'): string[] => COMMON_SENDER_SUITES[kt].filter((n) => names.has(n));
+  const keeping = served.filter((kt) => left(kt).length);
+  const losing = served.filter((kt) => !left(kt).length);
+
+  // Which setting removes the suites: the grade's list itself, or exclusions (named).
+  // (Without the list's own expansion: the exclusions when there are any.)
+  const byList = losing.length > 0 && (baseNames ? losing.every((kt) => !COMMON_SENDER_SUITES[kt].some((n) => baseNames.has(n))) : !view.exclusions.length);
+  const culprits = view.culprits ?? [];
+  const cause = byList
+    ? (s.origin(cipherlist) !== 'default' ? cipherlist : view.gradeParameter)
+    : exclusionParam;
+  const causeText = byList
+    ? (s.origin(cipherlist) !== 'default' ? `${cipherlist} = "${s.get(cipherlist)}" (the list of ${view.gradeParameter} = ${view.grade})` : `${view.gradeParameter} = ${view.grade}`)
+    : `${view.gradeParameter} = ${view.grade} with ${culprits.length ? `the exclusion${culprits.length > 1 ? 's' : ''} ${culprits.join(', ')}` : `${view.exclusions.length} exclusion(s) (${view.exclusions.slice(0, 8).join(', ')}${view.exclusions.length > 8 ? ', …' : ''})`}`;
+  /** Edits that bring back what removed them: the custom list deleted, or the culprit exclusions dropped. */
+  const restore = (): ConfigEdit[] => byList
+    ? (s.origin(cipherlist) !== 'default' ? [editAtOrigin(s, cipherlist)] : [editAtOrigin(s, view.gradeParameter)])
+    : setExclusions.map((p) => editAtOrigin(s, p, splitList(s.get(p)).filter((t) => !culprits.includes(t)).join(', ')));
+  /** Port 25: Postfix's defaults on this listener only. */
+  const mxDefaults = (): ConfigEdit[] => [
+    ...setExclusions.map((p) => editOnService(s, p, '')),
+    ...(view.grade !== 'medium' ? [editOnService(s, view.gradeParameter, 'medium')] : byList ? [editAtOrigin(s, cipherlist)] : []),
+  ];
+  const versions = `(${ctx.openssl}'s expansion of the list, as Postfix ${ctx.postfix} hands it over; another OpenSSL version may expand the same names differently)`;
+
+  if (!keeping.length) {
+    const detail = served.map((kt) => {
+      const other = suitesFor(view.suites, kt);
+      return `${LABEL[kt]}: ${other.length ? `${other.length} other suite(s), e.g. ${other[0]!.name}, which many senders do not offer` : 'no suite at all'}`;
+    }).join('; ');
+    out.push({
+      id: 'ciphers-no-shared-cipher',
+      level: s.role === 'mx' ? 'error' : 'warning',
+      parameter: cause,
+      message: `${causeText} leaves none of the suites large senders offer for ${served.map((kt) => `the ${LABEL[kt]} certificate (${COMMON_SENDER_SUITES[kt].join(', ')})`).join(' or ')} [${detail}] ${versions}. ` +
+        `TLS 1.2 senders then fail with "no shared cipher"${s.role === 'mx' ? ' and deliver in plaintext, or, with DANE, not at all' : ''}` +
+        `${tls13 ? '; only TLS 1.3 senders still get through' : ''}.`,
+      fix: s.role === 'mx'
+        ? `On port 25 use Postfix defaults for opportunistic TLS (in master.cf on ${s.label}: ${mxDefaults().map((e) => `-o ${e.parameter}=${e.value ?? ''}`).join(' ') || `delete ${cause}`}); put stricter settings on submission only (smtpd_tls_mandatory_ciphers = high there).`
+        : byList ? `Delete ${cause} (back to Postfix's list).` : `Drop ${culprits.length ? culprits.join(', ') : 'the exclusions'} from ${exclusionParam}: ${COMMON_SENDER_SUITES[served[0]!][0]} must stay.`,
+      edits: s.role === 'mx' ? (mxDefaults().length ? mxDefaults() : restore()) : restore(),
+    });
+    return out;
+  }
+  if (losing.length) {
+    const kept = keeping.map((kt) => LABEL[kt]).join(' and ');
+    out.push({
+      id: 'ciphers-key-type-unused',
+      level: 'info',
+      parameter: cause,
+      message: `${causeText} leaves no common sender suite for the ${losing.map((kt) => LABEL[kt]).join(' and ')} certificate, but the ${kept} certificate keeps ${keeping.flatMap(left).join(', ')}: TLS 1.2 senders negotiate ${kept} (senders offer both suite families), ` +
+        `so there is no "no shared cipher"; the ${losing.map((kt) => LABEL[kt]).join(' and ')} certificate serves ${tls13 ? 'TLS 1.3 clients only' : 'nobody'} ${versions}.`,
+      fix: `Nothing breaks. To use both certificates with TLS 1.2, ${byList ? `delete ${cause}` : `drop ${culprits.join(', ') || 'the exclusions'} from ${exclusionParam}`}.`,
+      edits: restore(),
+    });
   }
   if (s.role !== 'mx' || out.length) return out;
+  const lost = keeping.flatMap((kt) => COMMON_SENDER_SUITES[kt].filter((n) => !names.has(n)));
   if (lost.length) {
     out.push({
       id: 'ciphers-common-suites-excluded',
       level: 'warning',
-      parameter: exclusionParam,
+      parameter: cause,
       message: `The cipher settings on port 25 remove ${lost.join(', ')}, which large senders offer; opportunistic TLS gains nothing from it and some senders end up in plaintext.`,
       fix: 'Use Postfix defaults on port 25 (smtpd_tls_ciphers = medium, no smtpd_tls_exclude_ciphers); stricter settings belong on submission.',
+      edits: mxDefaults(),
     });
   } else if (view.grade !== 'medium' || view.exclusions.length) {
     out.push({
@@ -172,6 +268,7 @@ export function checkCiphers(s: SmtpdService, view: CipherView, families: readon
       parameter: view.exclusions.length ? exclusionParam : view.gradeParameter,
       message: `Port 25 uses ${view.gradeParameter} = ${view.grade}${view.exclusions.length ? ` and excludes ${view.exclusions.join(', ')}` : ''}. The common sender suites remain, but with opportunistic TLS a stricter list only turns the odd sender to plaintext.`,
       fix: 'Prefer Postfix defaults for opportunistic TLS (smtpd_tls_ciphers = medium, no exclusions); use smtpd_tls_mandatory_ciphers = high on submission.',
+      edits: mxDefaults(),
     });
   }
   return out;

@@ -4,25 +4,25 @@
  * what is wrong with TLS and DANE there, each finding with the parameter, the service, why and
  * the fix. Nothing is changed.
  *
- * Network: DNS questions only, and only to the resolver given with --resolver or, outside a
- * test environment, the system's (the one Postfix uses). In a test environment (vitest,
- * TLSA_LAB, NODE_ENV=test) a resolver that is not on loopback is never asked.
+ * Network: DNS questions only (TLSA records, Postfix's dnssec_probe, the MX names of `secure`
+ * policy domains), to the resolver given with --resolver, else the system's (the one Postfix
+ * uses); with --offline none at all.
  */
 import type { KeyFamily } from '../certs/key-type.js';
 import { InputError } from '../errors.js';
 import { builtinCatalogPath, loadCatalog, type IssuerCatalog } from '../issuers/catalog.js';
-import { normaliseName, ownerName, rdataText, type TlsaRecord } from '../tlsa/record.js';
+import { normaliseName, ownerName, rdataText } from '../tlsa/record.js';
 import type { DnsServer } from '../verify/dns.js';
 import { parseServer, systemResolver } from '../verify/resolver.js';
 import { chainSummary, servedCertificates, type ServedCertificates } from './certificates.js';
-import { checkCiphers, cipherView, COMMON_SENDER_SUITES, type CipherView } from './ciphers.js';
+import { certificateSuites, checkCiphers, cipherView, COMMON_SENDER_SUITES, opensslVersion, type CipherView } from './ciphers.js';
 import { exitCodeFor, sortFindings, type Finding, type Skipped } from './findings.js';
 import { checkListener, checkMisplacedParameters } from './listeners.js';
-import { checkOutbound, isLoopback, type OutboundView } from './outbound.js';
+import { checkOutbound, type OutboundView } from './outbound.js';
 import { readPostfixConfig, type PostfixConfig } from './postconf.js';
 import { applicableProtocols, checkProtocols } from './protocols.js';
 import { smtpClientServices, smtpdServices, type Role } from './services.js';
-import { checkTlsa, fromDns, fromFile, readTlsaFile, type ChainVerdict, type PublishedRecords } from './tlsa-records.js';
+import { checkTlsa, fromDns, fromFile, readTlsaZone, type ChainVerdict, type PublishedRecords, type TlsaZone } from './tlsa-records.js';
 
 export interface DoctorOptions {
   /** `-c DIR` for postconf: another instance; undefined = the default one. */
@@ -31,11 +31,12 @@ export interface DoctorOptions {
   host?: string;
   /** Zone-file lines with the published TLSA records (instead of DNS). */
   tlsaFile?: string;
-  /** `IP[:PORT]` of the validating resolver (default: the system's, outside tests). */
+  /** `IP[:PORT]` of the validating resolver (default: the system's). */
   resolver?: string;
+  /** Ask no DNS question at all: the checks that need one are listed as not checked. */
+  offline?: boolean;
   timeoutMs?: number;
   now?: Date;
-  env?: NodeJS.ProcessEnv;
   /** Path of postconf (default: $TLSA_POSTCONF, PATH, /usr/sbin). */
   postconf?: string;
 }
@@ -50,7 +51,7 @@ export interface ServiceReport {
   protocols?: { parameter: string; value: string; enabled: string[]; why: string };
   ciphers?: { parameter: string; grade: string; exclusions: string[]; cipherString?: string; tls12Suites: number; commonSuites: string[]; invalid?: string };
   certificates: { parameter: string; chains: string[] };
-  tlsa?: { owner: string; source: 'file' | 'dns'; status?: string; records: string[]; chains: { keyType: string; verified: boolean; matched?: string }[] };
+  tlsa?: { owner: string; source: 'file' | 'dns'; status?: string; cnameChain?: string[]; records: string[]; chains: { keyType: string; verified: boolean; matched?: string }[] };
 }
 
 export interface DoctorReport {
@@ -63,21 +64,18 @@ export interface DoctorReport {
   skipped: Skipped[];
 }
 
-export function inTestEnvironment(env: NodeJS.ProcessEnv): boolean {
-  return !!(env['VITEST'] || env['TLSA_LAB'] || env['NODE_ENV'] === 'test');
-}
-
 interface ResolverChoice { server?: DnsServer; isSystem: boolean; skipped?: string }
 
-function chooseResolver(setting: string | undefined, env: NodeJS.ProcessEnv): ResolverChoice {
-  const test = inTestEnvironment(env);
+function chooseResolver(setting: string | undefined, offline: boolean): ResolverChoice {
+  if (offline) {
+    if (setting !== undefined) throw new InputError('--offline asks no DNS question; it cannot be combined with --resolver');
+    return { isSystem: false, skipped: '--offline: no DNS question is asked' };
+  }
   if (setting !== undefined) {
     const server = parseServer(setting);
     if (!server) throw new InputError(`--resolver "${setting}" is not "IP", "IP:PORT" or "[IPv6]:PORT"`);
-    if (test && !isLoopback(server.host)) return { isSystem: false, skipped: `test environment: the resolver ${setting} is not on loopback, and tests never leave loopback` };
     return { server, isSystem: false };
   }
-  if (test) return { isSystem: true, skipped: 'test environment: the system resolver is not asked (pass --resolver with a loopback lab resolver)' };
   const server = systemResolver();
   if (!server) return { isSystem: true, skipped: 'no nameserver in /etc/resolv.conf (pass --resolver)' };
   return { server, isSystem: true };
@@ -87,6 +85,8 @@ function familiesOf(certs: ServedCertificates): KeyFamily[] {
   return [...new Set(certs.chains.map((c) => c.keyType.family))];
 }
 
+/** One finding per cause: the same main.cf finding reached from several listeners once; an
+ *  empty list of edits dropped. */
 function dedupe(findings: Finding[]): Finding[] {
   const seen = new Set<string>();
   return findings.filter((f) => {
@@ -94,19 +94,22 @@ function dedupe(findings: Finding[]): Finding[] {
     if (seen.has(k)) return false;
     seen.add(k);
     return true;
+  }).map((f) => {
+    if (f.edits?.length) return f;
+    const { edits: _none, ...rest } = f;
+    return rest;
   });
 }
 
 export async function runDoctor(opts: DoctorOptions = {}): Promise<DoctorReport> {
-  const env = opts.env ?? process.env;
   const now = opts.now ?? new Date();
   const timeoutMs = opts.timeoutMs ?? 5000;
   let hostOverride: string | undefined;
   if (opts.host !== undefined) {
     try { hostOverride = normaliseName(opts.host); } catch (e) { throw new InputError(`--host: ${(e as Error).message}`); }
   }
-  const resolver = chooseResolver(opts.resolver, env);
-  const fileRecords: TlsaRecord[] | undefined = opts.tlsaFile !== undefined ? readTlsaFile(opts.tlsaFile) : undefined;
+  const resolver = chooseResolver(opts.resolver, opts.offline ?? false);
+  const fileZone: TlsaZone | undefined = opts.tlsaFile !== undefined ? readTlsaZone(opts.tlsaFile) : undefined;
   const cfg: PostfixConfig = await readPostfixConfig({ ...(opts.configDir !== undefined ? { configDir: opts.configDir } : {}), ...(opts.postconf ? { postconf: opts.postconf } : {}) });
 
   let catalog: IssuerCatalog | undefined;
@@ -117,10 +120,11 @@ export async function runDoctor(opts: DoctorOptions = {}): Promise<DoctorReport>
   const services: ServiceReport[] = [];
   const smtpd = smtpdServices(cfg);
   if (!smtpd.length) skipped.push({ check: 'smtpd listeners', reason: 'master.cf has no inet service running smtpd' });
-  if (!fileRecords && !resolver.server) {
+  if (!fileZone && !resolver.server) {
     skipped.push({ check: 'published TLSA records', reason: `no --tlsa-file and no resolver (${resolver.skipped ?? 'none'})` });
   }
   let cipherSkipped = false;
+  const openssl = await opensslVersion();
 
   const perService = await Promise.all(smtpd.map(async (s) => {
     const mine: Finding[] = [];
@@ -138,24 +142,24 @@ export async function runDoctor(opts: DoctorOptions = {}): Promise<DoctorReport>
     // check, except the MX, where records without STARTTLS are themselves the problem.
     if (host && s.port !== undefined && (s.tls || s.role === 'mx')) {
       const owner = ownerName(host, s.port);
-      if (fileRecords) {
-        published = fromFile(fileRecords, owner);
-        otherOwners = [...new Set(fileRecords.map((r) => r.owner))].filter((o) => o !== owner);
+      if (fileZone) {
+        published = fromFile(fileZone.records, owner, fileZone.cnames);
+        otherOwners = [...new Set([...fileZone.records.map((r) => r.owner), ...fileZone.cnames.keys()])].filter((o) => o !== owner);
       } else if (resolver.server) {
         published = await fromDns(resolver.server, owner, timeoutMs);
       }
     }
 
     for (const f of checkListener(s, certs, !!published?.records.length)) add(f);
-    for (const f of checkMisplacedParameters(cfg, s.master, s.label, 'server')) add(f);
-    if (s.handoff) for (const f of checkMisplacedParameters(cfg, s.handoff, s.label, 'server')) add(f);
+    for (const f of checkMisplacedParameters(cfg, s.master, s.label, 'server', s)) add(f);
+    if (s.handoff) for (const f of checkMisplacedParameters(cfg, s.handoff, s.label, 'server', s)) add(f);
 
     let protocols: ServiceReport['protocols'];
     let ciphers: ServiceReport['ciphers'];
     if (s.tls) {
       const pv = applicableProtocols(s);
       protocols = { parameter: pv.parameter, value: pv.list.value, enabled: pv.list.enabled, why: pv.why };
-      for (const f of checkProtocols(s, cfg.version)) add(f);
+      for (const f of checkProtocols(s, cfg.version, openssl)) add(f);
       let cv: CipherView | undefined;
       try {
         cv = await cipherView(s);
@@ -173,11 +177,11 @@ export async function runDoctor(opts: DoctorOptions = {}): Promise<DoctorReport>
           grade: cv.grade,
           exclusions: cv.exclusions,
           ...(cv.cipherString ? { cipherString: cv.cipherString } : {}),
-          tls12Suites: cv.suites.length,
+          tls12Suites: certificateSuites(cv.suites).length,
           commonSuites: common,
           ...(cv.invalid ? { invalid: cv.invalid } : {}),
         };
-        for (const f of checkCiphers(s, cv, families, pv.list.enabled)) add(f);
+        for (const f of checkCiphers(s, cv, families, pv.list.enabled, { postfix: cfg.version, openssl })) add(f);
       }
     }
 
@@ -198,6 +202,7 @@ export async function runDoctor(opts: DoctorOptions = {}): Promise<DoctorReport>
         owner: published.owner,
         source: published.source,
         ...(published.status ? { status: published.status } : {}),
+        ...(published.cnameChain ? { cnameChain: published.cnameChain } : {}),
         records: published.records.map(rdataText),
         chains: verdicts.map((v: ChainVerdict) => ({ keyType: v.chain.keyType.label, verified: v.verified, ...(v.matched ? { matched: v.matched } : {}) })),
       };

@@ -4,6 +4,23 @@ import { EXIT } from '../errors.js';
 
 export type FindingLevel = 'error' | 'warning' | 'info';
 
+/** One change that carries out a fix, in postconf's terms: main.cf (`postconf -e` / `-X`) when
+ *  `service` is absent, else that master.cf service's `-o` (`postconf -P -e` / `-P -X`, service
+ *  as `name/type`). No `value`: delete the setting (back to main.cf's value or the default). */
+export interface ConfigEdit {
+  service?: string;
+  parameter: string;
+  value?: string;
+}
+
+/** The postconf command line of an edit (for humans: the fix, ready to paste). */
+export function editCommand(e: ConfigEdit, configDir?: string): string {
+  const c = configDir !== undefined ? ` -c ${configDir}` : '';
+  const quote = (t: string): string => `'${t.replace(/'/g, `'\\''`)}'`;
+  if (e.service) return e.value === undefined ? `postconf${c} -P -X ${e.service}/${e.parameter}` : `postconf${c} -P -e ${quote(`${e.service}/${e.parameter}=${e.value}`)}`;
+  return e.value === undefined ? `postconf${c} -X ${e.parameter}` : `postconf${c} -e ${quote(`${e.parameter} = ${e.value}`)}`;
+}
+
 export interface Finding {
   /** Stable identifier, listed in docs/doctor.md (e.g. `tlsa-mismatch`). */
   id: string;
@@ -17,6 +34,8 @@ export interface Finding {
   message: string;
   /** What to change. */
   fix: string;
+  /** The fix as postconf edits, when it is a configuration change (not DNS, not files). */
+  edits?: ConfigEdit[];
 }
 
 /** A check that did not run, and why (not a finding: it says nothing about the configuration). */

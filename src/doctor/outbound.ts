@@ -1,15 +1,17 @@
 /**
  * Outbound mail (the smtp client): DANE needs `smtp_tls_security_level = dane`,
  * `smtp_dns_support_level = dnssec` and a validating resolver (the AD bit on Postfix's
- * `dnssec_probe`); `secure` policy entries without `match=` verify the certificate against
- * the next-hop domain, which fails for every provider whose MX names differ from the domain.
+ * `dnssec_probe`); a global mandatory level (`encrypt`, `verify`, `secure`) defers mail to
+ * much of the Internet; `secure` policy entries without `match=` verify the certificate
+ * against the next-hop domain, which fails when the domain's MX names lie outside it (looked
+ * up when a resolver may be asked).
  */
 import { isIP } from 'node:net';
 import type { DnsServer } from '../verify/dns.js';
 import { serverLabel } from '../verify/dns.js';
 import { validatedLookup } from '../verify/dnssec.js';
-import type { FindingLevel } from './findings.js';
-import { listTable, splitList, splitTableList, type MasterService, type PostfixConfig } from './postconf.js';
+import type { ConfigEdit, FindingLevel } from './findings.js';
+import { listTable, splitList, splitTableList, underlyingTables, type MasterService, type PostfixConfig } from './postconf.js';
 
 export interface OutboundFinding {
   id: string;
@@ -17,6 +19,7 @@ export interface OutboundFinding {
   parameter: string;
   message: string;
   fix: string;
+  edits?: ConfigEdit[];
 }
 
 export interface PolicyEntry {
@@ -55,6 +58,47 @@ export function parsePolicyValue(table: string, key: string, value: string): Pol
   return { table, key, level: level.toLowerCase(), attributes };
 }
 
+/** Global levels that make TLS mandatory for every destination, and what that does. */
+const MANDATORY_LEVELS: Record<string, string> = {
+  encrypt: 'mail to every domain whose MX does not offer STARTTLS defers. The certificate is not checked (a man in the middle cannot strip STARTTLS, but can present any certificate).',
+  verify: 'mail to every domain whose MX does not offer STARTTLS, or presents a certificate that does not verify against smtp_tls_CAfile/CApath or does not name the MX host (self-signed and private-CA certificates are common on port 25), defers.',
+  secure: 'the certificate must verify and name the next-hop domain (smtp_tls_secure_cert_match), so mail defers to every domain whose MX names differ from the domain (gmail.com → *.google.com, outlook.com → *.protection.outlook.com), and to every domain without STARTTLS.',
+  fingerprint: 'mail to every destination defers unless its certificate matches smtp_tls_fingerprint_cert_match, which names the certificates of a few known hosts.',
+};
+
+/** A match list (`nexthop:dot-nexthop`, `hostname, nexthop`), lower case, without order. */
+function matchSet(value: string): string[] {
+  return splitList(value, true).map((x) => x.toLowerCase()).sort();
+}
+
+function sameSet(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x) => b.includes(x));
+}
+
+/** `.example.net` for mx1.mail.example.net: the parent of an MX name, as a match= suffix. */
+function suffixOf(host: string): string {
+  const labels = host.replace(/\.$/, '').split('.');
+  return `.${labels.length > 2 ? labels.slice(1).join('.') : labels.join('.')}`;
+}
+
+/** The MX names of a policy domain that lie outside it (nexthop and dot-nexthop match only
+ *  names under it), or why they are not known. No MX record: the domain itself is the host. */
+async function mxNames(domain: string, subdomains: boolean, opts: OutboundOptions): Promise<{ outside?: string[]; reason?: string }> {
+  if (subdomains) return { reason: 'a ".domain" key covers every subdomain, each with its own MX' };
+  if (!opts.resolver) return { reason: opts.resolverSkipped ?? 'no resolver' };
+  try {
+    const r = await validatedLookup(opts.resolver, domain, 'MX', { timeoutMs: opts.timeoutMs, retries: 1 });
+    if (r.status === 'nxdomain' || r.status === 'nodata') return { outside: [] };
+    if (r.status === 'timeout' || r.status === 'servfail' || r.status === 'error' || r.status === 'bogus') return { reason: r.message };
+    const names = r.records
+      .map((a) => (a.type === 'MX' ? String(a.data.exchange).toLowerCase().replace(/\.$/, '') : ''))
+      .filter(Boolean);
+    return { outside: names.filter((n) => n !== domain && !n.endsWith(`.${domain}`)) };
+  } catch (e) {
+    return { reason: (e as Error).message };
+  }
+}
+
 export interface OutboundOptions {
   /** The resolver to ask (Postfix's own is the first nameserver in /etc/resolv.conf). */
   resolver?: DnsServer;
@@ -73,26 +117,40 @@ export async function checkOutbound(cfg: PostfixConfig, client: MasterService | 
   const dnsSupportLevel = get('smtp_dns_support_level').trim().toLowerCase();
   const relayhost = get('relayhost').trim();
   const origin = (p: string): string => (client?.overrides.has(p) ? `-o ${p} on ${client.name}/${client.type}` : `${p}`);
+  const edit = (p: string, value: string): ConfigEdit => ({ ...(client?.overrides.has(p) ? { service: `${client.name}/${client.type}` } : {}), parameter: p, value });
+  const daneEdits = [edit('smtp_tls_security_level', 'dane'), edit('smtp_dns_support_level', 'dnssec')];
 
   // Policy tables.
   const policyEntries: PolicyEntry[] = [];
-  const tables = splitTableList(get('smtp_tls_policy_maps'));
-  const listed = await Promise.all(tables.map((t) => listTable(cfg, t).then((entries) => ({ entries }), (e: Error) => ({ error: e.message }))));
-  tables.forEach((table, i) => {
+  const tables = splitTableList(get('smtp_tls_policy_maps')).flatMap((t) => underlyingTables(t).map((under) => ({ table: t, under })));
+  const listed = await Promise.all(tables.map((t) => listTable(cfg, t.under).then((entries) => ({ entries }), (e: Error) => ({ error: e.message }))));
+  tables.forEach(({ table, under }, i) => {
     const l = listed[i]!;
-    if ('error' in l) skipped.push({ check: `smtp_tls_policy_maps ${table}`, reason: `cannot list the table (postmap -s): ${l.error}` });
-    else for (const e of l.entries) policyEntries.push(parsePolicyValue(table, e.key, e.value));
+    const name = under === table ? table : `${under} (in ${table})`;
+    if ('error' in l) skipped.push({ check: `smtp_tls_policy_maps ${name}`, reason: `cannot list the table (postmap -s): ${l.error}` });
+    else for (const e of l.entries) policyEntries.push(parsePolicyValue(name, e.key, e.value));
   });
   const danePolicy = policyEntries.filter((e) => e.level === 'dane' || e.level === 'dane-only');
   const daneWanted = securityLevel === 'dane' || securityLevel === 'dane-only' || danePolicy.length > 0;
 
-  if (!daneWanted) {
+  const mandatory = MANDATORY_LEVELS[securityLevel];
+  if (!daneWanted && mandatory && !relayhost) {
+    findings.push({
+      id: 'outbound-tls-mandatory',
+      level: 'warning',
+      parameter: 'smtp_tls_security_level',
+      message: `${origin('smtp_tls_security_level')} = ${securityLevel} applies to every destination: ${mandatory} Mail that cannot be delivered that way stays in the queue and bounces after maximal_queue_lifetime.`,
+      fix: 'Set smtp_tls_security_level = dane (authenticated TLS where the domain publishes TLSA records, opportunistic TLS elsewhere) with smtp_dns_support_level = dnssec; keep mandatory levels for the few domains that need them, in smtp_tls_policy_maps.',
+      edits: daneEdits,
+    });
+  } else if (!daneWanted && !mandatory) {
     findings.push({
       id: 'dane-outbound-off',
       level: relayhost ? 'info' : 'warning',
       parameter: 'smtp_tls_security_level',
       message: `${origin('smtp_tls_security_level')} = ${securityLevel}: outbound mail does not use DANE, so a man in the middle can strip STARTTLS or present any certificate to your server${relayhost ? ` (all mail goes through relayhost ${relayhost}; DANE then protects only that hop)` : ''}.`,
       fix: 'Set smtp_tls_security_level = dane and smtp_dns_support_level = dnssec, with a local validating resolver (unbound) in /etc/resolv.conf.',
+      edits: daneEdits,
     });
   }
   if (daneWanted && dnsSupportLevel !== 'dnssec') {
@@ -102,19 +160,46 @@ export async function checkOutbound(cfg: PostfixConfig, client: MasterService | 
       parameter: 'smtp_dns_support_level',
       message: `${securityLevel === 'dane' || securityLevel === 'dane-only' ? `smtp_tls_security_level = ${securityLevel}` : `${danePolicy.length} dane policy entr${danePolicy.length > 1 ? 'ies' : 'y'}`} without smtp_dns_support_level = dnssec (it is "${dnsSupportLevel || 'empty'}"): Postfix cannot see DNSSEC and silently downgrades dane to may — no DANE at all.`,
       fix: 'Set smtp_dns_support_level = dnssec.',
+      edits: [edit('smtp_dns_support_level', 'dnssec')],
     });
   }
 
-  // `secure` without match=: the certificate must name the next-hop domain.
-  const certMatch = splitList(get('smtp_tls_secure_cert_match'), true).map((x) => x.toLowerCase());
+  // match= that repeats the default; `secure` without a match= of its own: the certificate
+  // must name the next-hop domain, which the MX hosts' certificates do only when the MX
+  // names lie under the domain.
+  const certMatch = matchSet(get('smtp_tls_secure_cert_match'));
+  const verifyMatch = matchSet(get('smtp_tls_verify_cert_match'));
   for (const e of policyEntries) {
-    if (e.level !== 'secure' || e.attributes['match'] || e.key.startsWith('[') || certMatch.includes('hostname')) continue;
+    const defaults = e.level === 'secure' ? certMatch : e.level === 'verify' ? verifyMatch : undefined;
+    const own = e.attributes['match'] !== undefined ? matchSet(e.attributes['match']) : undefined;
+    const repeatsDefault = !!(defaults && own && sameSet(own, defaults));
+    const matchDefault = (): void => {
+      if (!repeatsDefault) return;
+      findings.push({
+        id: 'policy-match-default',
+        level: 'info',
+        parameter: 'smtp_tls_policy_maps',
+        message: `${e.table}: "${e.key} ${e.level} match=${e.attributes['match']}" repeats the default (smtp_tls_${e.level}_cert_match = ${get(`smtp_tls_${e.level}_cert_match`)}): the match= changes nothing.`,
+        fix: 'Drop match= from the entry, or give the names the certificates really carry (e.g. match=.PROVIDER-MX-DOMAIN).',
+      });
+    };
+    if (e.level !== 'secure' || (own && !repeatsDefault) || e.key.startsWith('[') || certMatch.includes('hostname')) {
+      matchDefault();
+      continue;
+    }
+    const domain = e.key.replace(/^\./, '').toLowerCase();
+    const mx = await mxNames(domain, e.key.startsWith('.'), opts);
+    if (mx.outside && !mx.outside.length) { matchDefault(); continue; } // every MX name is under the domain: it works
+    const repeated = repeatsDefault ? ` (its match=${e.attributes['match']} repeats that default)` : '';
+    const why = mx.outside
+      ? `the MX host${mx.outside.length > 1 ? 's' : ''} of ${domain} (${mx.outside.join(', ')}) ${mx.outside.length > 1 ? 'lie' : 'lies'} outside ${domain}`
+      : `providers' MX names often differ from the domain (gmail.com → *.google.com, outlook.com → *.protection.outlook.com; the MX names of ${domain} were not looked up: ${mx.reason})`;
     findings.push({
       id: 'policy-secure-nexthop',
       level: 'warning',
       parameter: 'smtp_tls_policy_maps',
-      message: `${e.table}: "${e.key} secure" checks the server certificate against ${certMatch.join(', ') || 'nexthop, dot-nexthop'} (the domain ${e.key.replace(/^\./, '')}), but providers' MX names usually differ from the domain (gmail.com → *.google.com, outlook.com → *.protection.outlook.com): delivery defers with "Server certificate not verified".`,
-      fix: `Use "${e.key} dane" when the domain publishes TLSA records, else "${e.key} secure match=.PROVIDER-MX-DOMAIN" (or "verify match=hostname" after checking the MX records are DNSSEC-signed).`,
+      message: `${e.table}: "${e.key} secure" checks the server certificate against ${certMatch.join(', ') || 'nexthop, dot-nexthop'} (the domain ${domain})${repeated}, but ${why}: delivery defers with "Server certificate not verified".`,
+      fix: `Use "${e.key} dane" when the domain publishes TLSA records, else "${e.key} secure match=${mx.outside?.length ? suffixOf(mx.outside[0]!) : '.PROVIDER-MX-DOMAIN'}" (or "verify match=hostname" after checking the MX records are DNSSEC-signed).`,
     });
   }
 

@@ -235,3 +235,14 @@ export function compareVersions(a: string, b: string): number {
   }
   return 0;
 }
+
+/** The tables to list for a table of a Postfix list, wrappers read through: `proxy:TYPE:NAME`
+ *  is TYPE:NAME (proxymap only forwards lookups, and cannot list), `unionmap:{a, b}` is a and
+ *  b. Other types are returned as they are (`postmap -s` says whether it can list them). */
+export function underlyingTables(table: string): string[] {
+  const proxy = /^proxy:(.+)$/i.exec(table);
+  if (proxy) return underlyingTables(proxy[1]!);
+  const union = /^unionmap:\s*\{(.*)\}$/is.exec(table.trim());
+  if (union) return splitTableList(union[1]!).flatMap(underlyingTables);
+  return [table];
+}

@@ -10,8 +10,8 @@
  * otherwise. Pure.
  */
 import { compareVersions } from './postconf.js';
-import type { FindingLevel } from './findings.js';
-import type { SmtpdService } from './services.js';
+import type { ConfigEdit, FindingLevel } from './findings.js';
+import { editAtOrigin, editOnService, type SmtpdService } from './services.js';
 
 export const PROTOCOLS = ['SSLv2', 'SSLv3', 'TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'] as const;
 export type Protocol = (typeof PROTOCOLS)[number];
@@ -120,6 +120,7 @@ export interface ProtocolFinding {
   parameter: string;
   message: string;
   fix: string;
+  edits?: ConfigEdit[];
   /** About a main.cf setting as such (reported once, for main.cf, not per service). */
   global?: boolean;
 }
@@ -142,32 +143,96 @@ export function applicableProtocols(s: SmtpdService): ProtocolView {
 
 const SUPPORTS_BOUNDS = '3.6';
 
-/** Checks of one service's protocol settings. `version` is mail_version. */
-export function checkProtocols(s: SmtpdService, version: string): ProtocolFinding[] {
+/** What current clients speak: OpenSSL 3 refuses TLS 1.0 and 1.1 at its default security
+ *  level, and the large mail providers offer TLS 1.2 and 1.3 only. */
+export const CURRENT_PROTOCOLS: readonly Protocol[] = ['TLSv1.2', 'TLSv1.3'];
+
+/** The list a fix proposes: TLS 1.2 and 1.3 on, in the syntax this Postfix knows. Never a
+ *  value derived from the list being fixed. */
+export function recommendedProtocols(version: string): string {
+  return compareVersions(version, SUPPORTS_BOUNDS) >= 0 ? '>=TLSv1.2' : '!SSLv2, !SSLv3, !TLSv1, !TLSv1.1';
+}
+
+/** The current TLS versions a list leaves off. */
+export function missingCurrent(list: ProtocolList): Protocol[] {
+  return CURRENT_PROTOCOLS.filter((p) => !list.enabled.includes(p));
+}
+
+function mentionsSslv3(list: ProtocolList): boolean {
+  return list.includes.includes('SSLv3') || list.min === 'SSLv2' || list.min === 'SSLv3';
+}
+
+/** Checks of one service's protocol settings. `version` is mail_version; `openssl` the OpenSSL
+ *  version string (for what cannot be turned back on). */
+export function checkProtocols(s: SmtpdService, version: string, openssl = 'OpenSSL 3'): ProtocolFinding[] {
   if (!s.tls) return [];
   const out: ProtocolFinding[] = [];
   const view = applicableProtocols(s);
+  const safe = recommendedProtocols(version);
+  const supportsBounds = compareVersions(version, SUPPORTS_BOUNDS) >= 0;
   const other = view.parameter === 'smtpd_tls_protocols' ? 'smtpd_tls_mandatory_protocols' : 'smtpd_tls_protocols';
   const otherList = parseProtocols(s.get(other));
   const where = s.origin(other) === 'service' ? `-o ${other} on this service` : `${other} in main.cf`;
   const setHere = s.origin(other) === 'service';
   const setAnywhere = s.origin(other) !== 'default';
+  // Port 25 with opportunistic TLS: the fix is Postfix's default, not a stricter list.
+  const mxDefaults = s.role === 'mx' && !s.enforce;
+  const usable = (l: ProtocolList): boolean => !l.invalid.length && !(l.forms.includes('bounds') && !supportsBounds);
+  const sslv3 = (l: ProtocolList): string => (mentionsSslv3(l) ? ` SSLv3 cannot be turned back on: ${openssl} as built here has no SSLv3 (nor SSLv2), whatever the list says.` : '');
 
-  // 1. The restriction was written into the parameter that does not apply here.
+  // 1. What the applicable list leaves on: every current client needs TLS 1.2 or 1.3.
+  const missing = usable(view.list) ? missingCurrent(view.list) : [];
+  if (missing.length) {
+    const scope = s.origin(view.parameter) === 'service' ? `-o ${view.parameter} on ${s.label}` : s.origin(view.parameter) === 'main.cf' ? `${view.parameter} in main.cf` : `${view.parameter} (Postfix's default)`;
+    const none = missing.length === CURRENT_PROTOCOLS.length;
+    const effect = none
+      ? `No current client can complete a TLS handshake: OpenSSL 3 refuses ${describeEnabled(view.list.enabled)} at its default security level, and the large mail providers speak TLS 1.2 and 1.3 only${s.enforce ? `. TLS is mandatory on ${s.label}, so nobody can use it` : s.role === 'mx' ? '. Senders fall back to plaintext, DANE senders defer the mail' : ''}.`
+      : missing.includes('TLSv1.2')
+        ? `Clients without TLS 1.3 (many MTAs and older mail clients) cannot agree on a protocol${s.enforce ? ' and cannot connect' : s.role === 'mx' ? ': they fall back to plaintext, and DANE senders defer the mail' : ''}.`
+        : `Clients that offer TLS 1.3 are held to TLS 1.2${s.role === 'mx' ? '; on port 25 there is nothing to gain from it' : ''}.`;
+    const edits: ConfigEdit[] = mxDefaults && s.origin(view.parameter) !== 'default'
+      ? [editAtOrigin(s, view.parameter)]
+      : [s.origin(view.parameter) === 'service' ? editAtOrigin(s, view.parameter, safe) : { parameter: view.parameter, value: safe }];
+    out.push({
+      id: 'protocols-too-narrow',
+      level: none ? 'error' : 'warning',
+      parameter: view.parameter,
+      message: `${scope} = "${view.list.value}" leaves ${describeEnabled(view.list.enabled)} on ${s.label} (${view.why}): ${missing.join(' and ')} ${missing.length > 1 ? 'are' : 'is'} off. ${effect}${sslv3(view.list)}`,
+      fix: mxDefaults
+        ? `Delete ${scope}: port 25 keeps Postfix's default (>=TLSv1), which leaves TLS 1.2 and 1.3 on; put stricter lists on submission/smtps (smtpd_tls_mandatory_protocols = ${safe}).`
+        : `${s.origin(view.parameter) === 'service' ? `In master.cf, on ${s.label}: -o ${view.parameter}=${safe}` : `${view.parameter} = ${safe}`} (or delete the line: Postfix's default, >=TLSv1, keeps TLS 1.2 and 1.3 on). A list must never leave out TLS 1.2 or 1.3.`,
+      edits,
+    });
+  }
+
+  // 2. The restriction was written into the parameter that does not apply here.
   const stillOn = view.list.enabled.filter((p) => !otherList.enabled.includes(p));
-  if (otherList.invalid.length === 0 && stillOn.length && (setHere || (setAnywhere && s.enforce))) {
-    const target = boundsForm(otherList.enabled) ?? s.get(other);
+  if (!missing.length && otherList.invalid.length === 0 && stillOn.length && (setHere || (setAnywhere && s.enforce))) {
+    const target = s.origin(view.parameter) === 'service' ? `-o ${view.parameter}=${safe}` : `${view.parameter} = ${safe}`;
+    const edits: ConfigEdit[] = [];
+    let fix: string;
+    if (setHere) {
+      edits.push(editAtOrigin(s, other));
+      if (!mxDefaults) edits.push(editOnService(s, view.parameter, safe));
+      fix = mxDefaults
+        ? `In master.cf, on ${s.label}: delete -o ${other}; port 25 keeps Postfix's default protocols.`
+        : `In master.cf, on ${s.label}: delete -o ${other} and write -o ${view.parameter}=${safe}.`;
+    } else {
+      edits.push(s.origin(view.parameter) === 'service' ? editAtOrigin(s, view.parameter, safe) : { parameter: view.parameter, value: safe });
+      fix = `Set ${target}${s.origin(view.parameter) === 'service' ? ` on ${s.label}` : ' (main.cf: it applies to every service where TLS is mandatory)'}.`;
+    }
     out.push({
       id: 'protocols-wrong-parameter',
       level: 'warning',
       parameter: other,
       message: `${where} (${s.get(other) || 'empty'}) has no effect on ${s.label}: ${view.why}, so ${view.parameter} applies ` +
         `(${s.get(view.parameter) || 'empty: all protocols'}), and ${stillOn.join(', ')} ${stillOn.length > 1 ? 'stay' : 'stays'} enabled.`,
-      fix: `${s.origin(other) === 'service' ? `In master.cf, on ${s.label}: -o ${view.parameter}=${target}` : `Set ${view.parameter} = ${target} (main.cf, or -o on ${s.label})`}.`,
+      fix,
+      edits,
     });
   }
 
-  // 2. Lists Postfix refuses, syntax older Postfix does not know, mixed forms.
+  // 3. Lists Postfix refuses, syntax older Postfix does not know, mixed forms.
   for (const param of [view.parameter, other] as const) {
     // The list that does not apply here: only its main.cf syntax matters (another service may
     // use it); an -o on this service is already reported as the wrong parameter above.
@@ -175,6 +240,9 @@ export function checkProtocols(s: SmtpdService, version: string): ProtocolFindin
     const list = param === view.parameter ? view.list : otherList;
     if (s.origin(param) === 'default') continue;
     if (param === other && list.invalid.length) continue; // an error where it applies
+    // A list without TLS 1.2 or 1.3 gets one finding, where it applies (above): no syntax
+    // advice that would restate it in another form.
+    if (usable(list) && missingCurrent(list).length) continue;
     const global = s.origin(param) === 'main.cf';
     const scope = global ? `${param} in main.cf` : `-o ${param} on ${s.label}`;
     const push = (f: ProtocolFinding): void => { out.push(global && f.id !== 'protocols-invalid' ? { ...f, global } : f); };
@@ -185,23 +253,26 @@ export function checkProtocols(s: SmtpdService, version: string): ProtocolFindin
         parameter: param,
         message: `${scope} = "${list.value}": ${list.invalid.map((t) => `"${t}"`).join(', ')} ${list.invalid.length > 1 ? 'are' : 'is'} not a protocol Postfix knows` +
           `${param === view.parameter ? '; Postfix logs "Invalid TLS protocol list" and disables TLS on this service' : ''}.`,
-        fix: `Use ${compareVersions(version, SUPPORTS_BOUNDS) >= 0 ? '">=TLSv1.2"' : '"!SSLv2, !SSLv3, !TLSv1, !TLSv1.1"'} (names: ${PROTOCOLS.join(', ')}).`,
+        fix: `Use "${safe}" (names: ${PROTOCOLS.join(', ')}).`,
+        edits: [editAtOrigin(s, param, safe)],
       });
       continue;
     }
-    if (list.forms.includes('bounds') && compareVersions(version, SUPPORTS_BOUNDS) < 0) {
+    if (list.forms.includes('bounds') && !supportsBounds) {
+      const exclusion = exclusionForm(list.enabled);
       push({
         id: 'protocols-invalid',
         level: 'error',
         parameter: param,
         message: `${scope} uses ">=" / "<=", which Postfix ${version} does not know (it came with 3.6): the list is invalid and TLS is disabled.`,
-        fix: `Write the exclusion form instead: "${exclusionForm(list.enabled)}".`,
+        fix: `Write the exclusion form instead: "${exclusion}".`,
+        edits: [editAtOrigin(s, param, exclusion)],
       });
       continue;
     }
-    const supportsBounds = compareVersions(version, SUPPORTS_BOUNDS) >= 0;
     const equivalent = boundsForm(list.enabled);
     if (list.forms.length > 1) {
+      const oneForm = supportsBounds && equivalent ? equivalent : exclusionForm(list.enabled);
       push({
         id: 'protocols-mixed-syntax',
         level: 'warning',
@@ -209,38 +280,27 @@ export function checkProtocols(s: SmtpdService, version: string): ProtocolFindin
         message: `${scope} = "${list.value}" mixes ${list.forms.join(' and ')} forms, which Postfix documents as alternatives` +
           `${list.forms.includes('bounds') ? ': Postfix before 3.6 rejects ">=" (and then disables TLS)' : ''}` +
           `${list.forms.includes('include') ? `${list.forms.includes('bounds') ? ', and' : ':'} once a list names versions to include, every version it does not name is off, whatever it excludes` : ''}. ` +
-          `The result here (${describeEnabled(list.enabled)}) is easy to get wrong.`,
-        fix: `Use one form: ${supportsBounds && equivalent ? `"${equivalent}"` : `"${exclusionForm(list.enabled)}"`}.`,
-      });
-    } else if (list.forms.includes('include') && !list.includes.includes('TLSv1.3') && list.includes.includes('TLSv1.2')) {
-      push({
-        id: 'protocols-legacy-syntax',
-        level: 'warning',
-        parameter: param,
-        message: `${scope} = "${list.value}" lists the protocols to include, so every protocol not listed is off — TLSv1.3 included.`,
-        fix: `Use ${supportsBounds ? '">=TLSv1.2"' : '"!SSLv2, !SSLv3, !TLSv1, !TLSv1.1"'}, which keeps TLSv1.3 on.`,
+          `The result here (${describeEnabled(list.enabled)}) is easy to get wrong.${sslv3(list)}`,
+        fix: `Use one form: "${oneForm}".`,
+        edits: [editAtOrigin(s, param, oneForm)],
       });
     } else if (supportsBounds && !list.forms.includes('bounds') && list.value.trim() && equivalent) {
       push({
         id: 'protocols-legacy-syntax',
         level: 'info',
         parameter: param,
-        message: `${scope} = "${list.value}" uses the legacy ${list.forms[0] === 'include' ? 'include' : 'exclusion'} form; Postfix ${version} supports the clearer bounds form.`,
+        message: `${scope} = "${list.value}" uses the legacy ${list.forms[0] === 'include' ? 'include' : 'exclusion'} form; Postfix ${version} supports the clearer bounds form.${sslv3(list)}`,
         fix: `${param} = ${equivalent}`,
+        edits: [editAtOrigin(s, param, equivalent)],
       });
-    }
-  }
-
-  // 3. Opportunistic TLS on the MX must not turn senders away.
-  if (s.role === 'mx' && !s.enforce && !view.list.invalid.length && s.origin(view.parameter) !== 'default') {
-    const missing = (['TLSv1.2', 'TLSv1.3'] as const).filter((p) => !view.list.enabled.includes(p));
-    if (missing.length) {
-      out.push({
-        id: 'port25-protocols-too-strict',
-        level: 'warning',
-        parameter: view.parameter,
-        message: `${view.parameter} = "${view.list.value}" disables ${missing.join(' and ')} on port 25. Senders that cannot agree on a protocol fall back to plaintext, and DANE senders defer the mail instead.`,
-        fix: `Leave ${view.parameter} at Postfix's default (>=TLSv1) on port 25; put stricter lists on submission/smtps with smtpd_tls_mandatory_protocols.`,
+    } else if (mentionsSslv3(list)) {
+      push({
+        id: 'protocols-sslv3',
+        level: 'info',
+        parameter: param,
+        message: `${scope} = "${list.value}" asks for SSLv3.${sslv3(list)}`,
+        fix: `${param} = ${equivalent ?? safe}`,
+        edits: [editAtOrigin(s, param, equivalent ?? safe)],
       });
     }
   }

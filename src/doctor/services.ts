@@ -5,6 +5,7 @@
  * (STARTTLS), 465 smtps (implicit TLS, RFC 8314).
  */
 import { readFileSync } from 'node:fs';
+import type { ConfigEdit } from './findings.js';
 import type { MasterService, PostfixConfig } from './postconf.js';
 
 export type Role = 'mx' | 'submission' | 'smtps' | 'other';
@@ -116,4 +117,26 @@ export function smtpdServices(cfg: PostfixConfig): SmtpdService[] {
 /** The SMTP client services (`smtp unix smtp`, `relay unix smtp`, …). */
 export function smtpClientServices(cfg: PostfixConfig): MasterService[] {
   return cfg.services.filter((s) => s.type === 'unix' && s.command === 'smtp');
+}
+
+/** `name/type` of the master.cf service whose `-o` holds `param` on this listener; for a new
+ *  setting the service that runs smtpd (the `smtpd pass` hand-off behind postscreen). */
+export function overrideService(s: SmtpdService, param: string): string {
+  const m = s.handoff?.overrides.has(param) ? s.handoff : s.master.overrides.has(param) ? s.master : (s.handoff ?? s.master);
+  return `${m.name}/${m.type}`;
+}
+
+/** An edit of `param` where its value on this listener comes from: the service's `-o`, else
+ *  main.cf. No value: delete it. */
+export function editAtOrigin(s: SmtpdService, param: string, value?: string): ConfigEdit {
+  return {
+    ...(s.origin(param) === 'service' ? { service: overrideService(s, param) } : {}),
+    parameter: param,
+    ...(value !== undefined ? { value } : {}),
+  };
+}
+
+/** An edit of `param` on this listener alone (`-o` on its service), leaving other services be. */
+export function editOnService(s: SmtpdService, param: string, value?: string): ConfigEdit {
+  return { service: overrideService(s, param), parameter: param, ...(value !== undefined ? { value } : {}) };
 }

@@ -25,6 +25,9 @@ export interface PublishedRecords {
   owner: string;
   source: 'file' | 'dns';
   records: TlsaRecord[];
+  /** The names walked through CNAMEs, the owner first and the name holding the records last
+   *  (RFC 7672 §2.2); empty when the owner is not an alias. */
+  cnameChain?: string[];
   /** DNS only: the DNSSEC verdict of the lookup. */
   status?: LookupStatus;
   message?: string;
@@ -33,6 +36,17 @@ export interface PublishedRecords {
 /** Every TLSA record of a zone file (or fragment): `$ORIGIN`, relative owners, blank-owner
  *  continuation and parenthesised multi-line records are understood. */
 export function readTlsaFile(file: string): TlsaRecord[] {
+  return readTlsaZone(file).records;
+}
+
+export interface TlsaZone {
+  records: TlsaRecord[];
+  /** CNAME owner → target (absolute, lower case), as `dig` prints an aliased TLSA name. */
+  cnames: Map<string, string>;
+}
+
+/** The TLSA records and the CNAMEs of a zone file (or fragment). */
+export function readTlsaZone(file: string): TlsaZone {
   let text: string;
   try {
     text = readInputText(file, { what: 'the TLSA file', maxBytes: MAX_PEM_BYTES });
@@ -40,6 +54,7 @@ export function readTlsaFile(file: string): TlsaRecord[] {
     throw e instanceof InputFileError ? e : new InputError(`cannot read the TLSA file: ${errnoCode(e)}`, file);
   }
   const records: TlsaRecord[] = [];
+  const cnames = new Map<string, string>();
   let origin: string | undefined;
   let previousOwner: string | undefined;
   let pending = '';
@@ -63,26 +78,42 @@ export function readTlsaFile(file: string): TlsaRecord[] {
     } catch (e) {
       throw new InputError((e as Error).message, file, pendingLine);
     }
+    const absolute = (n: string): string | undefined => {
+      const name = n.toLowerCase();
+      if (name === '@') return origin;
+      if (name.endsWith('.')) return name;
+      return origin ? `${name}.${origin}` : undefined;
+    };
     if (parsed) previousOwner = parsed.owner;
-    else if (/^\S/.test(line)) {
-      const first = line.trim().split(/\s+/)[0]!.toLowerCase();
-      if (first === '@') previousOwner = origin;
-      else if (first.endsWith('.')) previousOwner = first;
-      else if (origin) previousOwner = `${first}.${origin}`;
-    }
+    else if (/^\S/.test(line)) previousOwner = absolute(line.trim().split(/\s+/)[0]!);
     if (parsed) records.push(parsed.record);
+    else {
+      const tokens = line.trim().split(/\s+/);
+      const at = tokens.findIndex((t) => t.toUpperCase() === 'CNAME');
+      const target = at > 0 || (at === 0 && /^\s/.test(line)) ? absolute(tokens[at + 1] ?? '') : undefined;
+      if (at >= 0 && target && previousOwner) cnames.set(previousOwner, target);
+    }
   });
-  return records;
+  return { records, cnames };
 }
 
-export function fromFile(all: readonly TlsaRecord[], owner: string): PublishedRecords {
-  return { owner, source: 'file', records: all.filter((r) => r.owner === owner) };
+/** The records at `owner`, through the file's CNAMEs (RFC 7672 §2.2: an aliased TLSA name
+ *  takes the target's records). */
+export function fromFile(all: readonly TlsaRecord[], owner: string, cnames: ReadonlyMap<string, string> = new Map()): PublishedRecords {
+  const chain = [owner];
+  let current = owner;
+  while (cnames.has(current) && chain.length <= 8) {
+    current = cnames.get(current)!;
+    if (chain.includes(current)) break; // a loop: no records
+    chain.push(current);
+  }
+  return { owner, source: 'file', records: all.filter((r) => r.owner === current), ...(chain.length > 1 ? { cnameChain: chain } : {}) };
 }
 
 export async function fromDns(resolver: DnsServer, owner: string, timeoutMs: number): Promise<PublishedRecords> {
   try {
     const r = await validatedLookup(resolver, owner, 'TLSA', { timeoutMs, retries: 1 });
-    return { owner, source: 'dns', records: r.records, status: r.status, message: r.message };
+    return { owner, source: 'dns', records: r.records, status: r.status, message: r.message, ...(r.cnameChain.length ? { cnameChain: r.cnameChain } : {}) };
   } catch (e) {
     return { owner, source: 'dns', records: [], status: 'error', message: `${owner} TLSA: ${(e as Error).message}` };
   }
@@ -97,6 +128,8 @@ export interface TlsaFinding {
   parameter: string;
   message: string;
   fix: string;
+  /** About a main.cf setting shared by listeners (reported once, for main.cf). */
+  global?: boolean;
 }
 
 export interface ChainVerdict {
@@ -175,7 +208,9 @@ export function checkTlsa(input: TlsaCheckInput): { findings: TlsaFinding[]; ver
       level: usable.length ? 'warning' : 'error',
       parameter: 'DNS',
       message: `${owner} has ${pkix.length} record(s) with usage ${[...new Set(pkix.map((r) => `${r.usage} (${USAGE_NAMES[r.usage]})`))].join(', ')}: RFC 7672 §3.1.3 makes them unusable for SMTP` +
-        (usable.length ? '; senders skip them, but some receivers\' checks flag the domain.' : ', and with no 2 x x or 3 x x record left, DANE-enforcing senders such as web.de and GMX refuse delivery (TLS alert 71 "insufficient security").'),
+        (usable.length
+          ? '; senders skip them, but some receivers\' checks flag the domain.'
+          : ', and no 2 x x or 3 x x record is left. What happens is up to the sending MTA: Postfix senders treat an RRset with only unusable records as "encrypt" (TLS without authentication) and deliver; others, such as web.de and GMX, refuse — their MTA aborts the handshake with TLS alert 71 "insufficient security", so the alert in your log comes from the sender, not from your server.'),
       fix: `Replace them with 3 1 1 (DANE-EE) and 2 1 1 (DANE-TA) records. ${regenerate}`,
     });
   }
@@ -192,7 +227,11 @@ export function checkTlsa(input: TlsaCheckInput): { findings: TlsaFinding[]; ver
       reasons: r.reasons,
     };
   });
-  const failed = verdicts.filter((v) => !v.verified);
+  // One cause, one finding: a chain that fails because the 2 x x records' anchor is not
+  // served (cert.pem instead of fullchain.pem) is reported as that, below, and nothing else.
+  const twos = usable.filter((r) => r.usage === 2);
+  const anchorMissing = (v: ChainVerdict): boolean => twos.length > 0 && !v.chain.issuerServed && !v.chain.selfSigned;
+  const failed = verdicts.filter((v) => !v.verified && !anchorMissing(v));
   if (usable.length && failed.length) {
     const detail = failed.map((v) => `${v.chain.keyType.label} (${v.chain.leafName}, ${v.chain.files.join(', ')}): ${v.reasons.join('; ')}`).join(' | ');
     if (failed.length === verdicts.length) {
@@ -205,12 +244,13 @@ export function checkTlsa(input: TlsaCheckInput): { findings: TlsaFinding[]; ver
       });
     } else {
       for (const v of failed) {
-        const ok = verdicts.filter((x) => x.verified).map((x) => x.chain.keyType.label).join(', ');
+        const verified = verdicts.filter((x) => x.verified);
+        const ok = verified.map((x) => x.chain.keyType.label).join(', ');
         out.push({
           id: 'tlsa-key-type-missing',
           level: 'error',
           parameter: certParam,
-          message: `${ok} ${verdicts.filter((x) => x.verified).length > 1 ? 'are' : 'is'} covered, but no record at ${owner} matches the ${v.chain.keyType.label} chain (${v.chain.leafName}, ${v.chain.files.join(', ')}): ${v.reasons.join('; ')}. A DANE sender that negotiates ${v.chain.keyType.family.toUpperCase()} fails and defers the mail.`,
+          message: `${ok ? `${ok} ${verified.length > 1 ? 'are' : 'is'} covered, but no` : 'No'} record at ${owner} matches the ${v.chain.keyType.label} chain (${v.chain.leafName}, ${v.chain.files.join(', ')}): ${v.reasons.join('; ')}. A DANE sender that negotiates ${v.chain.keyType.family.toUpperCase()} fails and defers the mail.`,
           fix: `Publish a 3 1 1 record for the ${v.chain.keyType.label} key and a 2 1 1 record for its issuer next to the others, or stop serving that key. ${regenerate}`,
         });
       }
@@ -218,7 +258,6 @@ export function checkTlsa(input: TlsaCheckInput): { findings: TlsaFinding[]; ver
   }
 
   // 2 x x: the trust anchor must be in what the server sends.
-  const twos = usable.filter((r) => r.usage === 2);
   if (twos.length) {
     for (const v of verdicts) {
       const c = v.chain;
@@ -231,8 +270,9 @@ export function checkTlsa(input: TlsaCheckInput): { findings: TlsaFinding[]; ver
         id: 'tlsa-ta-not-served',
         level: v.verified ? 'warning' : 'error',
         parameter: c.parameter,
+        global: s.origin(c.parameter) !== 'service',
         message: `${which} ${c.files.join(', ')} holds ${c.certs.length === 1 ? 'only the leaf' : `certificates that did not issue the leaf (${c.certs.slice(1).map(certName).join(', ')})`} (${c.keyType.label}, ${c.leafName}): a 2 x x record can match only a certificate the server sends. ` +
-          (v.verified ? 'The 3 x x record covers it today; at the next key change nothing will.' : 'DANE senders fail for this key type.'),
+          (v.verified ? 'The 3 x x record covers it today; at the next key change nothing will.' : 'No other record matches this key type, so DANE senders fail for it.'),
         fix: `Serve the full chain: point ${c.parameter} at fullchain.pem (leaf + intermediates), not cert.pem${c.parameter === 'smtpd_tls_chain_files' ? ' (key file, then fullchain.pem)' : ''}.`,
       });
     }

@@ -6,17 +6,20 @@
  * Knot zone through a validating unbound (and a non-validating one).
  *
  * Ground truth for every hash is the openssl CLI (test/helpers/pki.ts). No test leaves
- * loopback: the doctor is only ever given lab resolvers, and the one case with a non-loopback
- * --resolver checks that it is not asked.
+ * loopback: the doctor runs with --offline, or is given a resolver on loopback (a lab unbound,
+ * or the small MX responder below).
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { cpSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import dnsPacket from 'dns-packet';
 import { join } from 'node:path';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { runDoctor } from '../../src/doctor/doctor.js';
+import { runDoctor, type DoctorReport } from '../../src/doctor/doctor.js';
+import type { ConfigEdit } from '../../src/doctor/findings.js';
 import { CLI_PATH, makeTestPki, requireBuiltCli, stackLines, type TestPki } from '../helpers/cli.js';
 import { makeLeaf, opensslSpkiSha256, type LeafHandle } from '../helpers/pki.js';
 import { minimalZone, startKnot, type KnotServer } from '../lab/knot.js';
@@ -68,6 +71,59 @@ function reportOf(r: Run): ReportJson {
 
 const ids = (r: ReportJson): string[] => r.findings.map((f) => f.id);
 
+/** Carry out a fix the way an operator would, with Postfix's own postconf. */
+function applyEdits(dir: string, edits: readonly ConfigEdit[]): void {
+  const postconf = toolPath('postconf', 'postfix');
+  for (const e of edits) {
+    const args = e.service
+      ? (e.value === undefined ? ['-P', '-X', `${e.service}/${e.parameter}`] : ['-P', '-e', `${e.service}/${e.parameter}=${e.value}`])
+      : (e.value === undefined ? ['-X', e.parameter] : ['-e', `${e.parameter} = ${e.value}`]);
+    execFileSync(postconf, ['-c', dir, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  }
+}
+
+/** Errors and warnings, by what and where. */
+const problems = (r: { findings: readonly { id: string; level: string; service: string }[] }): string[] =>
+  r.findings.filter((f) => f.level !== 'info').map((f) => `${f.id} @ ${f.service}`);
+
+/** A DNS responder on 127.0.0.1 (UDP) that answers MX questions from a fixed map (NXDOMAIN
+ *  for other names): the MX names of the policy domains, without leaving loopback. */
+async function startMxResponder(mx: Record<string, string[]>): Promise<{ address: string; close(): Promise<void> }> {
+  const udp: UdpSocket = createSocket('udp4');
+  const port = await new Promise<number>((resolve, reject) => {
+    udp.once('error', reject);
+    udp.bind(0, '127.0.0.1', () => resolve(udp.address().port));
+  });
+  udp.on('message', (msg, rinfo) => {
+    const q = dnsPacket.decode(msg);
+    const question = q.questions?.[0];
+    if (!question) return;
+    const name = question.name.toLowerCase().replace(/\.$/, '');
+    const hosts = mx[name];
+    const answers = hosts && question.type === 'MX'
+      ? hosts.map((exchange, i) => ({ name: question.name, type: 'MX' as const, class: 'IN' as const, ttl: 300, data: { preference: 10 * (i + 1), exchange } }))
+      : [];
+    const reply = dnsPacket.encode({
+      id: q.id, type: 'response', flags: dnsPacket.RECURSION_DESIRED | dnsPacket.RECURSION_AVAILABLE | (hosts ? 0 : 3),
+      questions: q.questions, answers,
+    });
+    udp.send(reply, rinfo.port, rinfo.address);
+  });
+  return { address: `127.0.0.1:${port}`, close: () => new Promise<void>((resolve) => udp.close(() => resolve())) };
+}
+
+/** `openssl s_client` as an independent client: STARTTLS (SMTP) or implicit TLS, with extra
+ *  options (protocol, ciphers); the negotiated protocol and cipher, or why it failed. */
+function sClient(port: number, starttls: boolean, extra: string[]): { ok: boolean; protocol?: string; cipher?: string; output: string } {
+  const r = spawnSync(toolPath('openssl', 'openssl'), ['s_client', '-brief', '-connect', `127.0.0.1:${port}`, ...(starttls ? ['-starttls', 'smtp'] : []), ...extra], {
+    input: '', encoding: 'utf8', timeout: 20_000,
+  });
+  const output = `${r.stdout ?? ''}${r.stderr ?? ''}`;
+  const protocol = /Protocol version: (\S+)/.exec(output)?.[1];
+  const cipher = /Ciphersuite: (\S+)/.exec(output)?.[1];
+  return { ok: !!protocol, ...(protocol ? { protocol } : {}), ...(cipher ? { cipher } : {}), output };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Configuration directories
 
@@ -95,7 +151,8 @@ afterAll(() => stopAll());
 interface SharedPki { pki: TestPki; rsaLeaf: LeafHandle; ecLeaf: LeafHandle }
 let shared: SharedPki | undefined;
 function sharedPki(): SharedPki {
-  if (!shared) {
+  // Made again when a suite's stopAll() has removed the temp dirs.
+  if (!shared || !existsSync(shared.pki.dir)) {
     const pki = makeTestPki(makeTempDir('doctor-pki'));
     const sans = ['mx.example.org', 'mx.test'];
     const leaf = (family: 'rsa' | 'ecdsa'): LeafHandle =>
@@ -115,8 +172,12 @@ labDescribe('tlsa doctor postfix against real postconf (one configuration per fi
   const files = { rsaKey: '', rsaFull: '', rsaCertOnly: '', ecKey: '', ecFull: '' };
   const rd = { rsaEE: '', ecEE: '', rsaTA: '', ecTA: '', otherEE: '', rsaSpki: '' };
   const runs = new Map<string, Run>();
+  /** Each configuration and how it was examined, for the fix loop. */
+  const examined = new Map<string, { inst: Instance; resolver?: string; report: DoctorReport }>();
+  let mxResponder: Awaited<ReturnType<typeof startMxResponder>> | undefined;
+  afterAll(async () => { await mxResponder?.close(); });
 
-  function instance(name: string, o: { main?: Record<string, string | null>; master?: string[]; tlsa?: string[]; extra?: (dir: string) => void } = {}): Instance {
+  function instance(name: string, o: { main?: Record<string, string | null>; master?: string[]; tlsa?: string[]; tlsaText?: string[]; extra?: (dir: string) => void } = {}): Instance {
     const dir = join(root, name);
     mkdirSync(dir, { recursive: true });
     const main: Record<string, string | null> = {
@@ -133,14 +194,14 @@ labDescribe('tlsa doctor postfix against real postconf (one configuration per fi
     const tlsaFile = join(dir, 'tlsa.zone');
     const records = o.tlsa ?? [rd.rsaEE, rd.ecTA];
     // Zone-file form as an operator would paste it: $ORIGIN, a relative owner, a blank-owner line.
-    writeFileSync(tlsaFile, ['$ORIGIN example.org.', '$TTL 3600', ...records.map((r, i) => `${i === 0 ? '_25._tcp.mx' : '           '} 3600 IN TLSA ${r}`), ''].join('\n'));
+    writeFileSync(tlsaFile, o.tlsaText ? [...o.tlsaText, ''].join('\n') : ['$ORIGIN example.org.', '$TTL 3600', ...records.map((r, i) => `${i === 0 ? '_25._tcp.mx' : '           '} 3600 IN TLSA ${r}`), ''].join('\n'));
     o.extra?.(dir);
     return { dir, tlsaFile };
   }
 
   /** `cli: true` runs the built CLI (exit code, stdout); the others call runDoctor in this
    *  process (still the real postconf, postmap and openssl), which keeps the suite fast. */
-  const cases: Record<string, () => { inst: Instance; args?: string[]; cli?: boolean }> = {};
+  const cases: Record<string, () => { inst: Instance; args?: string[]; cli?: boolean; resolver?: string }> = {};
 
   beforeAll(async () => {
     requireBuiltCli();
@@ -158,11 +219,24 @@ labDescribe('tlsa doctor postfix against real postconf (one configuration per fi
     rd.rsaTA = `2 1 1 ${opensslSpkiSha256(pki.rsa.intermediate.certPath)}`;
     rd.ecTA = `2 1 1 ${opensslSpkiSha256(pki.ecdsa.intermediate.certPath)}`;
     rd.otherEE = `3 1 1 ${randomBytes(32).toString('hex')}`; // a key nobody serves
+    mxResponder = await startMxResponder({
+      'facebook.test': ['smtpin.vvv.facebook.test'],
+      'gmail.test': ['gmail-smtp-in.l.google.test', 'alt1.gmail-smtp-in.l.google.test'],
+    });
+    const policyTable = (dir: string): void => {
+      writeFileSync(join(dir, 'tls_policy'), [
+        'facebook.test secure',
+        'gmail.test secure match=nexthop:dot-nexthop',
+        'verified.test verify match=hostname',
+        '',
+      ].join('\n'));
+      execFileSync(toolPath('postmap', 'postfix'), ['-c', dir, `hash:${join(dir, 'tls_policy')}`]);
+    };
 
     Object.assign(cases, {
       clean: () => ({ inst: instance('clean'), cli: true }),
-      cleanHuman: () => ({ inst: instance('clean-human'), args: [], cli: true }),
-      nonLoopbackResolver: () => ({ inst: instance('non-loopback'), args: ['--json', '--resolver', '192.0.2.53'], cli: true }),
+      cleanHuman: () => ({ inst: instance('clean-human'), args: ['--offline'], cli: true }),
+      offlineWithResolver: () => ({ inst: instance('offline-resolver'), args: ['--json', '--offline', '--resolver', '127.0.0.1:9'], cli: true }),
       mismatch: () => ({ inst: instance('mismatch', { tlsa: [rd.otherEE] }), cli: true }),
       keyTypeMissing: () => ({ inst: instance('key-type', { tlsa: [rd.rsaEE] }) }),
       pkix: () => ({ inst: instance('pkix', { tlsa: [`1 1 1 ${rd.rsaSpki}`, `0 1 1 ${opensslSpkiSha256(pki.rsa.root.certPath)}`] }) }),
@@ -193,16 +267,59 @@ labDescribe('tlsa doctor postfix against real postconf (one configuration per fi
         master: [...CLEAN_MASTER.slice(0, 6), 'smtps      inet  n       -       y       -       -       smtpd', '  -o smtpd_sasl_auth_enable=yes', CLEAN_MASTER.at(-1)!],
       }) }),
       port25Encrypt: () => ({ inst: instance('port25-encrypt', { main: { smtpd_tls_security_level: 'encrypt' } }) }),
+
+      // Issue 12, point 1: fixes that never weaken a listener.
+      p1ClientProtocols: () => ({ inst: instance('p1-client-protocols', {
+        master: [...CLEAN_MASTER.slice(0, 5), '  -o smtp_tls_mandatory_protocols=TLSv1', ...CLEAN_MASTER.slice(5)],
+      }) }),
+      p1Tls10Only: () => ({ inst: instance('p1-tls10-only', {
+        master: [...CLEAN_MASTER.slice(0, 5), '  -o smtpd_tls_mandatory_protocols=TLSv1', ...CLEAN_MASTER.slice(5)],
+      }) }),
+      p1Smtps12Only: () => ({ inst: instance('p1-smtps-12-only', {
+        master: [...CLEAN_MASTER.slice(0, 9), '  -o smtpd_tls_mandatory_protocols=<=TLSv1.2', CLEAN_MASTER.at(-1)!],
+      }) }),
+      p1MainNarrow: () => ({ inst: instance('p1-main-narrow', { main: { smtpd_tls_protocols: 'SSLv3, TLSv1' } }) }),
+      // Point 2: "no shared cipher" only when it is true.
+      p2DualEcdsaExcluded: () => ({ inst: instance('p2-dual-ecdsa-excluded', { main: { smtpd_tls_ciphers: 'high', tls_high_cipherlist: 'HIGH:!aNULL:!aECDSA:@STRENGTH' } }) }),
+      p2ListRemovesAll: () => ({ inst: instance('p2-list-removes-all', { main: { smtpd_tls_ciphers: 'high', tls_high_cipherlist: 'HIGH:!aNULL:!AESGCM:@STRENGTH' } }) }),
+      // Point 3: outbound policy.
+      p3Secure: () => ({ inst: instance('p3-secure', { main: { smtp_tls_security_level: 'secure', smtp_dns_support_level: null } }) }),
+      p3Encrypt: () => ({ inst: instance('p3-encrypt', { main: { smtp_tls_security_level: 'encrypt', smtp_dns_support_level: null } }) }),
+      p3Policy: () => ({ inst: instance('p3-policy', { main: { smtp_tls_policy_maps: `hash:${join(root, 'p3-policy', 'tls_policy')}` }, extra: policyTable }), resolver: mxResponder!.address }),
+      p3PolicyOffline: () => ({ inst: instance('p3-policy-offline', { main: { smtp_tls_policy_maps: `hash:${join(root, 'p3-policy-offline', 'tls_policy')}` }, extra: policyTable }) }),
+      // Point 4: TLSA input.
+      p4Cname: () => ({ inst: instance('p4-cname', { tlsaText: [
+        '_25._tcp.mx.example.org.  3600 IN CNAME _dane.example.net.',
+        `_dane.example.net.        3600 IN TLSA ${rd.rsaEE}`,
+        `_dane.example.net.        3600 IN TLSA ${rd.ecTA}`,
+      ] }) }),
+      p4CertOnly: () => ({ inst: instance('p4-cert-only', {
+        main: { smtpd_tls_chain_files: null, smtpd_tls_cert_file: files.rsaCertOnly, smtpd_tls_key_file: files.rsaKey },
+        tlsaText: ['$ORIGIN example.org.', ...['25', '587', '465'].map((p) => `_${p}._tcp.mx 3600 IN TLSA ${rd.rsaTA}`)],
+      }) }),
+      // Point 5: wrapped tables.
+      p5Proxy: () => ({ inst: instance('p5-proxy', {
+        main: { smtp_tls_policy_maps: `proxy:hash:${join(root, 'p5-proxy', 'tls_policy')}, unionmap:{ hash:${join(root, 'p5-proxy', 'more_policy')} }, pcre:${join(root, 'p5-proxy', 'policy.pcre')}` },
+        extra: (dir) => {
+          writeFileSync(join(dir, 'tls_policy'), 'gmail.com secure\n');
+          writeFileSync(join(dir, 'more_policy'), 'outlook.com secure\n');
+          writeFileSync(join(dir, 'policy.pcre'), '/\\.example$/ secure\n');
+          for (const t of ['tls_policy', 'more_policy']) execFileSync(toolPath('postmap', 'postfix'), ['-c', dir, `hash:${join(dir, t)}`]);
+        },
+      }) }),
     });
     await Promise.all(Object.entries(cases).map(async ([name, make]) => {
       const c = make();
       if (c.cli) {
-        runs.set(name, await doctor(['--postfix-dir', c.inst.dir, '--tlsa-file', c.inst.tlsaFile, ...(c.args ?? ['--json'])]));
+        const run = await doctor(['--postfix-dir', c.inst.dir, '--tlsa-file', c.inst.tlsaFile, ...(c.args ?? ['--json', '--offline'])]);
+        runs.set(name, run);
+        if (run.code !== 2 && (c.args ?? ['--json']).includes('--json')) examined.set(name, { inst: c.inst, report: JSON.parse(run.stdout) as DoctorReport });
         return;
       }
       try {
-        const report = await runDoctor({ configDir: c.inst.dir, tlsaFile: c.inst.tlsaFile, env: { ...process.env, VITEST: 'true' } });
+        const report = await runDoctor({ configDir: c.inst.dir, tlsaFile: c.inst.tlsaFile, ...(c.resolver ? { resolver: c.resolver } : { offline: true }) });
         runs.set(name, { code: report.exitCode, stdout: JSON.stringify(report), stderr: '' });
+        examined.set(name, { inst: c.inst, ...(c.resolver ? { resolver: c.resolver } : {}), report });
       } catch (e) {
         runs.set(name, { code: null, stdout: '', stderr: (e as Error).stack ?? String(e) });
       }
@@ -237,8 +354,8 @@ labDescribe('tlsa doctor postfix against real postconf (one configuration per fi
     expect(tlsa.records.sort()).toEqual([rd.rsaEE, rd.ecTA].sort());
     expect(tlsa.chains.map((c) => [c.keyType.split(' ')[0], c.verified, c.matched?.replace(/^.* at /, 'at ')])).toEqual([['RSA', true, 'at depth 0'], ['ECDSA', true, 'at depth 1']]);
     expect(report.outbound).toMatchObject({ securityLevel: 'dane', dnsSupportLevel: 'dnssec' });
-    // No resolver in a test environment: the check is skipped, and the report says so.
-    expect(report.skipped.map((s) => s.reason).join('\n')).toMatch(/test environment/);
+    // --offline: the resolver check is skipped, and the report says so.
+    expect(report.skipped.map((s) => `${s.check}: ${s.reason}`).join('\n')).toMatch(/validating resolver.*--offline: no DNS question/);
   });
 
   it('human output: grouped per service, effective settings shown, exit 0', () => {
@@ -251,11 +368,11 @@ labDescribe('tlsa doctor postfix against real postconf (one configuration per fi
     expect(run.stdout).toMatch(/0 error\(s\), 0 warning\(s\), 0 note\(s\)/);
   });
 
-  it('a --resolver that is not on loopback is never asked in a test environment, and the report says so', () => {
-    const { run, report } = get('nonLoopbackResolver');
-    expect(run.code, show(run)).toBe(0);
-    expect(report.outbound.resolver).toBeUndefined();
-    expect(report.skipped.find((s) => /resolver/.test(s.check))?.reason).toMatch(/192\.0\.2\.53 is not on loopback/);
+  it('--offline and --resolver together: bad input (exit 2), one line', () => {
+    const run = runs.get('offlineWithResolver')!;
+    expect(run.code, show(run)).toBe(2);
+    expect(run.stderr).toMatch(/--offline .* cannot be combined with --resolver/);
+    expect(stackLines(run.stderr)).toEqual([]);
   });
 
   it('1. records that match nothing served: tlsa-mismatch (error), exit 1', () => {
@@ -290,7 +407,8 @@ labDescribe('tlsa doctor postfix against real postconf (one configuration per fi
   it('2. a 2 1 1 record, but cert.pem (leaf only) is served: tlsa-ta-not-served says to serve fullchain.pem', () => {
     const { run, report } = get('taNotServed');
     const f = finding(report, 'tlsa-ta-not-served');
-    expect(f).toMatchObject({ level: 'error', service: 'smtp/25', parameter: 'smtpd_tls_cert_file' });
+    // The certificate comes from main.cf: one finding for main.cf, whichever listeners serve it.
+    expect(f).toMatchObject({ level: 'error', service: 'main.cf', parameter: 'smtpd_tls_cert_file' });
     expect(f.message).toMatch(/only the leaf/);
     expect(f.fix).toMatch(/fullchain\.pem/);
     expect(run.code).toBe(1);
@@ -301,7 +419,7 @@ labDescribe('tlsa doctor postfix against real postconf (one configuration per fi
     const f = finding(report, 'protocols-wrong-parameter');
     expect(f).toMatchObject({ level: 'warning', service: 'smtps/465', parameter: 'smtpd_tls_protocols' });
     expect(f.message).toMatch(/wrappermode.*smtpd_tls_mandatory_protocols applies.*TLSv1 stays enabled/);
-    expect(f.fix).toMatch(/-o smtpd_tls_mandatory_protocols=>=TLSv1\.1/);
+    expect(f.fix).toMatch(/delete -o smtpd_tls_protocols and write -o smtpd_tls_mandatory_protocols=>=TLSv1\.2/);
     expect(report.findings.filter((x) => x.level === 'error')).toEqual([]);
     expect(run.code).toBe(0);
   });
@@ -374,10 +492,158 @@ labDescribe('tlsa doctor postfix against real postconf (one configuration per fi
     expect(run.code).toBe(1);
   });
 
+  const service = (r: ReportJson, label: string): ReportJson['services'][number] => r.services.find((x) => x.service === label)!;
+
+  it('issue 12.1: -o smtp_tls_mandatory_protocols=TLSv1 on submission: the fix deletes it and names the list that applies there, with >=TLSv1.2, never the mistaken value', () => {
+    const { run, report } = get('p1ClientProtocols');
+    const f = finding(report, 'client-parameter-on-server');
+    expect(f, show(run)).toMatchObject({ level: 'warning', service: 'submission/587', parameter: 'smtp_tls_mandatory_protocols' });
+    expect(f.fix).toMatch(/Delete -o smtp_tls_mandatory_protocols.*-o smtpd_tls_mandatory_protocols=>=TLSv1\.2/);
+    expect(f.fix).not.toMatch(/=TLSv1\b(?!\.)/);
+    expect((f as FindingJson & { edits?: ConfigEdit[] }).edits).toEqual([
+      { service: 'submission/inet', parameter: 'smtp_tls_mandatory_protocols' },
+      { service: 'submission/inet', parameter: 'smtpd_tls_mandatory_protocols', value: '>=TLSv1.2' },
+    ]);
+  });
+
+  it('issue 12.1: a TLS-1.0-only submission listener is an error (no current client can connect), its fix is >=TLSv1.2, and no "clearer form" note restates TLSv1', () => {
+    const { run, report } = get('p1Tls10Only');
+    const f = finding(report, 'protocols-too-narrow');
+    expect(f, show(run)).toMatchObject({ level: 'error', service: 'submission/587', parameter: 'smtpd_tls_mandatory_protocols' });
+    expect(f.message).toMatch(/leaves TLSv1 on .*TLSv1\.2 and TLSv1\.3 are off/);
+    expect(f.fix).toMatch(/-o smtpd_tls_mandatory_protocols=>=TLSv1\.2/);
+    expect(report.findings.filter((x) => x.service === 'submission/587').map((x) => x.id)).toEqual(['protocols-too-narrow']);
+    expect(JSON.stringify(report.findings)).not.toMatch(/<=TLSv1\b/);
+    expect(run.code).toBe(1);
+  });
+
+  it('issue 12.1: not only port 25: smtps with <=TLSv1.2 gets a warning (TLS 1.3 off); SSLv3, TLSv1 in main.cf on port 25 an error whose fix is the default, saying SSLv3 cannot come back', () => {
+    const a = get('p1Smtps12Only');
+    expect(a.report.findings.map((x) => [x.id, x.level, x.service]), show(a.run)).toEqual([['protocols-too-narrow', 'warning', 'smtps/465']]);
+    expect(a.run.code).toBe(0);
+    const b = get('p1MainNarrow');
+    const f = b.report.findings.filter((x) => x.id === 'protocols-too-narrow');
+    expect(f.map((x) => [x.level, x.service]), show(b.run)).toEqual([['error', 'smtp/25']]);
+    expect(f[0]!.message).toMatch(/SSLv3 cannot be turned back on: OpenSSL \d/);
+    expect((f[0] as FindingJson & { edits?: ConfigEdit[] }).edits).toEqual([{ parameter: 'smtpd_tls_protocols' }]);
+    expect(f[0]!.fix).toMatch(/Delete smtpd_tls_protocols in main\.cf/);
+  });
+
+  it('issue 12.2: RSA + ECDSA served, a custom tls_high_cipherlist without ECDSA suites: no error (RSA suites remain), a note naming tls_high_cipherlist', () => {
+    const { run, report } = get('p2DualEcdsaExcluded');
+    expect(report.findings.map((x) => [x.id, x.level, x.service, x.parameter]), show(run)).toEqual([['ciphers-key-type-unused', 'info', 'smtp/25', 'tls_high_cipherlist']]);
+    expect(report.findings[0]!.message).toMatch(/ECDSA certificate, but the RSA certificate keeps ECDHE-RSA-AES/);
+    expect(report.findings[0]!.message).toMatch(/OpenSSL \d[\d.]*'s expansion/);
+    expect(run.code).toBe(0);
+  });
+
+  it('issue 12.2: a custom tls_high_cipherlist that leaves no common suite for either key type: the error names tls_high_cipherlist; exclusions that do it are named one by one', () => {
+    const a = get('p2ListRemovesAll');
+    const f = a.report.findings.filter((x) => x.id === 'ciphers-no-shared-cipher');
+    expect(f.map((x) => [x.level, x.service, x.parameter]), show(a.run)).toEqual([['error', 'smtp/25', 'tls_high_cipherlist']]);
+    expect(f[0]!.message).toMatch(/the RSA certificate .* or the ECDSA certificate/);
+    const b = get('ciphers');
+    const g = b.report.findings.find((x) => x.id === 'ciphers-no-shared-cipher')!;
+    expect(g.message).toMatch(/with the exclusions AES128, AESGCM leaves none/);
+  });
+
+  it('issue 12.2: the suite count leaves out what a certificate cannot negotiate (PSK, SRP, anonymous)', () => {
+    const { report } = get('clean');
+    const listed = execFileSync(toolPath('openssl', 'openssl'), ['ciphers', '-v', 'aNULL:-aNULL:HIGH:MEDIUM:+RC4:@STRENGTH'], { encoding: 'utf8' })
+      .split('\n').map((l) => l.trim().split(/\s+/)).filter((w) => w.length > 4 && w[1] !== 'TLSv1.3');
+    const withCertificate = listed.filter((w) => /^Au=(RSA|ECDSA|DSS)$/.test(w[3]!) && !/PSK|SRP/.test(w[2]!));
+    expect(withCertificate.length).toBeLessThan(listed.length);
+    const smtp = service(report, 'smtp/25') as unknown as { ciphers: { tls12Suites: number } };
+    expect(smtp.ciphers.tls12Suites).toBe(withCertificate.length);
+  });
+
+  it('issue 12.3: a global secure / encrypt level is explained for what it does, not with the text for may', () => {
+    for (const [name, what] of [['p3Secure', /MX names differ from the domain/], ['p3Encrypt', /does not offer STARTTLS defers/]] as const) {
+      const { run, report } = get(name);
+      const f = finding(report, 'outbound-tls-mandatory');
+      expect(f, show(run)).toMatchObject({ level: 'warning', service: 'smtp client', parameter: 'smtp_tls_security_level' });
+      expect(f.message).toMatch(what);
+      expect(JSON.stringify(report.findings)).not.toMatch(/strip STARTTLS or present/);
+      expect(ids(report)).not.toContain('dane-outbound-off');
+    }
+  });
+
+  it('issue 12.3: secure entries are flagged only when the domain\'s MX names lie outside it (looked up through a loopback resolver); match= equal to the default is flagged', () => {
+    const { run, report } = get('p3Policy');
+    const secure = report.findings.filter((x) => x.id === 'policy-secure-nexthop');
+    expect(secure.map((x) => x.message.match(/"([^"]+)"/)?.[1]), show(run)).toEqual(['gmail.test secure']);
+    expect(secure[0]!.message).toMatch(/gmail-smtp-in\.l\.google\.test.*lie outside gmail\.test/);
+    expect(secure[0]!.message).toMatch(/match=nexthop:dot-nexthop repeats that default/);
+    expect(secure[0]!.fix).toMatch(/secure match=\.l\.google\.test/);
+    const dflt = report.findings.filter((x) => x.id === 'policy-match-default');
+    expect(dflt.map((x) => [x.level, x.message.match(/"([^"]+)"/)?.[1]])).toEqual([['info', 'verified.test verify match=hostname']]);
+    // Without DNS the MX names are unknown: both secure entries are flagged, and the text says why.
+    const off = get('p3PolicyOffline').report.findings.filter((x) => x.id === 'policy-secure-nexthop');
+    expect(off.map((x) => x.message.match(/"([^"]+)"/)?.[1]).sort()).toEqual(['facebook.test secure', 'gmail.test secure']);
+    expect(off[0]!.message).toMatch(/not looked up: --offline/);
+  });
+
+  it('issue 12.4: a CNAME in --tlsa-file (as dig prints it) is followed to the records', () => {
+    const { run, report } = get('p4Cname');
+    expect(report.findings, show(run)).toEqual([]);
+    const tlsa = service(report, 'smtp/25').tlsa! as NonNullable<ReportJson['services'][number]['tlsa']> & { cnameChain?: string[] };
+    expect(tlsa.cnameChain).toEqual(['_25._tcp.mx.example.org.', '_dane.example.net.']);
+    expect(tlsa.records.sort()).toEqual([rd.rsaEE, rd.ecTA].sort());
+    expect(tlsa.chains.map((c) => c.verified)).toEqual([true, true]);
+  });
+
+  it('issue 12.4: usages 0/1 only: the text says the alert comes from the sending MTA, that Postfix senders fall back to encrypt and web.de/GMX refuse', () => {
+    const f = finding(get('pkix').report, 'tlsa-pkix-usage');
+    expect(f.message).toMatch(/Postfix senders treat .* as "encrypt"/);
+    expect(f.message).toMatch(/web\.de and GMX, refuse/);
+    expect(f.message).toMatch(/alert in your log comes from the sender/);
+  });
+
+  it('issue 12.4: cert.pem without the chain, with 2 1 1 records on three ports: one finding, not one per port and symptom', () => {
+    const { run, report } = get('p4CertOnly');
+    expect(report.findings.filter((x) => x.level === 'error').map((x) => [x.id, x.service, x.parameter]), show(run)).toEqual([['tlsa-ta-not-served', 'main.cf', 'smtpd_tls_cert_file']]);
+  });
+
+  it('issue 12.5: proxy:hash: and unionmap: tables are read through; only pcre stays "not checked"', () => {
+    const { run, report } = get('p5Proxy');
+    const flagged = report.findings.filter((x) => x.id === 'policy-secure-nexthop').map((x) => x.message.match(/"([^"]+)"/)?.[1]).sort();
+    expect(flagged, show(run)).toEqual(['gmail.com secure', 'outlook.com secure']);
+    const notChecked = report.skipped.filter((x) => x.check.startsWith('smtp_tls_policy_maps'));
+    expect(notChecked.map((x) => x.check)).toEqual([expect.stringMatching(/^smtp_tls_policy_maps pcre:/)]);
+  });
+
+  it('every fix the doctor proposes, applied with postconf on a copy of each configuration, introduces no new error or warning', async () => {
+    expect(examined.size).toBeGreaterThan(25);
+    const tried: string[] = [];
+    const introduced: string[] = [];
+    const jobs: (() => Promise<void>)[] = [];
+    let n = 0;
+    for (const [name, { inst, resolver, report }] of examined) {
+      const before = new Set(problems(report));
+      for (const f of report.findings) {
+        if (!f.edits?.length) continue;
+        const copy = join(root, `fixed-${n++}-${name}`);
+        jobs.push(async () => {
+          cpSync(inst.dir, copy, { recursive: true });
+          applyEdits(copy, f.edits!);
+          const after = await runDoctor({ configDir: copy, tlsaFile: join(copy, 'tlsa.zone'), ...(resolver ? { resolver } : { offline: true }) });
+          tried.push(`${name}: ${f.id}`);
+          for (const p of problems(after)) if (!before.has(p)) introduced.push(`${name}: fixing ${f.id} @ ${f.service} (${JSON.stringify(f.edits)}) brought ${p}`);
+          // The fix did what it says: its own finding is gone.
+          if (after.findings.some((x) => x.id === f.id && x.service === f.service && x.parameter === f.parameter && x.message === f.message)) introduced.push(`${name}: ${f.id} @ ${f.service} is still there after its fix`);
+        });
+      }
+    }
+    // A few at a time: the machine is shared.
+    for (let i = 0; i < jobs.length; i += 4) await Promise.all(jobs.slice(i, i + 4).map((j) => j()));
+    expect(tried.length).toBeGreaterThan(20);
+    expect(introduced).toEqual([]);
+  }, 300_000);
+
   it('bad input exits 2 with one line: no such directory, postconf missing, unknown subject', async () => {
     const [noDir, noPostconf, what] = await Promise.all([
-      doctor(['--postfix-dir', join(root, 'does-not-exist')]),
-      doctor(['--postfix-dir', join(root, 'clean')], { TLSA_POSTCONF: join(root, 'no-postconf-here') }),
+      doctor(['--offline', '--postfix-dir', join(root, 'does-not-exist')]),
+      doctor(['--offline', '--postfix-dir', join(root, 'clean')], { TLSA_POSTCONF: join(root, 'no-postconf-here') }),
       new Promise<Run>((resolve) => {
         const child = spawn(process.execPath, [CLI_PATH, 'doctor', 'nginx'], { stdio: ['ignore', 'pipe', 'pipe'] });
         let stdout = ''; let stderr = '';
@@ -445,6 +711,8 @@ labDescribe('tlsa doctor postfix against a live lab Postfix, TLSA through Knot (
       // Implicit-TLS listener: both.
       `_${pf.smtpsPort}._tcp.mx.test. 300 IN TLSA ${ee}`,
       `_${pf.smtpsPort}._tcp.mx.test. 300 IN TLSA ${ta}`,
+      // An alias MX name whose TLSA owner is a CNAME to the real one (RFC 7672 §2.2).
+      `_${pf.smtpPort}._tcp.alias.test. 300 IN CNAME _${pf.smtpPort}._tcp.mx.test.`,
     ].join('\n'));
     knot = await startKnot({ zones: [{ name: 'test.', zoneFileText: zone, dnssec: true }] });
     const stubs = [{ zone: 'test.', port: knot.port, host: knot.host }];
@@ -481,6 +749,17 @@ labDescribe('tlsa doctor postfix against a live lab Postfix, TLSA through Knot (
     expect(report.outbound.resolver).toMatchObject({ status: 'secure' });
     expect(report.findings.filter((f) => f.id.startsWith('dane-'))).toEqual([]);
     expect(run.code).toBe(1);
+  });
+
+  it('issue 12.4: a TLSA owner that is a CNAME in DNS is followed (validated), and the report shows the chain', async () => {
+    const run = await doctor(['--postfix-dir', pf.configDir, '--resolver', `${validating.host}:${validating.port}`, '--host', 'alias.test', '--json', '--timeout', '3']);
+    const report = reportOf(run);
+    const starttls = report.services.find((s) => s.port === pf.smtpPort)!;
+    const tlsa = starttls.tlsa as NonNullable<typeof starttls.tlsa> & { cnameChain?: string[] };
+    expect(tlsa, show(run)).toMatchObject({ owner: `_${pf.smtpPort}._tcp.alias.test.`, source: 'dns', status: 'secure' });
+    expect(tlsa.cnameChain).toEqual([`_${pf.smtpPort}._tcp.alias.test.`, `_${pf.smtpPort}._tcp.mx.test.`]);
+    expect(tlsa.records).toHaveLength(1);
+    expect(tlsa.chains.map((c) => [c.keyType.split(' ')[0], c.verified])).toEqual([['RSA', true], ['ECDSA', false]]);
   });
 
   /** A TLS handshake to the implicit-TLS port, or after STARTTLS on the other one: the
@@ -533,7 +812,8 @@ labDescribe('tlsa doctor postfix against a live lab Postfix, TLSA through Knot (
     ]);
     const report = reportOf(run);
     const f = report.findings.filter((x) => x.id === 'ciphers-no-shared-cipher' && x.service === `127.0.0.1:${pf.smtpPort}`);
-    expect(f.map((x) => x.message.match(/for the (\w+) certificate/)?.[1]), show(run)).toEqual(['RSA', 'ECDSA']);
+    expect(f, show(run)).toHaveLength(1);
+    expect(f[0]!.message).toMatch(/the RSA certificate .* or the ECDSA certificate/);
     expect(bigSender).toMatch(/^refused/);
     expect(pf.maillog()).toMatch(/no shared cipher/);
     expect(cbcSender).toBe('TLSv1.2');
@@ -548,4 +828,108 @@ labDescribe('tlsa doctor postfix against a live lab Postfix, TLSA through Knot (
     expect(report.findings.filter((x) => x.id === 'tlsa-not-secure').length).toBeGreaterThan(0);
     expect(run.code).toBe(1);
   });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Issue 12 on a live Postfix: the doctor's claims checked with openssl s_client
+
+labDescribe('tlsa doctor postfix, issue 12 on a live lab Postfix: its fixes let refused clients in; "no shared cipher" only when true', [
+  ['openssl', 'openssl'], ...POSTFIX_TOOLS,
+], () => {
+  let pf: PostfixServer;
+  const modernTls12 = ['-tls1_2'];
+  const bothFamilies = 'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-AES256-GCM-SHA384';
+  const ecdsaOnly = 'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384';
+  const tail = (): string => pf.maillog().split('\n').slice(-15).join('\n');
+
+  beforeAll(async () => {
+    requireBuiltCli();
+    const { pki, rsaLeaf, ecLeaf } = sharedPki();
+    const full = (leaf: LeafHandle, ca: { certPem: string }, n: string): string => {
+      const p = join(pki.dir, `live12-${n}-fullchain.pem`);
+      writeFileSync(p, `${leaf.certPem.trim()}\n${ca.certPem.trim()}\n`);
+      return p;
+    };
+    pf = await startPostfix({
+      hostname: 'mx.test',
+      chains: [
+        { keyPath: rsaLeaf.keyPath, fullchainPath: full(rsaLeaf, pki.rsa.intermediate, 'rsa') },
+        { keyPath: ecLeaf.keyPath, fullchainPath: full(ecLeaf, pki.ecdsa.intermediate, 'ecdsa') },
+      ],
+      // One connection per smtpd process: after a reload no process with the old settings serves.
+      main: { max_use: '1' },
+    });
+  });
+
+  afterAll(async () => {
+    await pf?.stop();
+  });
+
+  it('12.1: a listener left TLS-1.0-only by a client parameter "fixed" into the server list refuses current clients; after following the doctor\'s fixes they get in, and TLS 1.0 stays out', async () => {
+    const listener = `127.0.0.1:${pf.smtpPort}`;
+    // Where the old advice led: the client parameter, then its value copied into the server's list.
+    applyEdits(pf.configDir, [
+      { service: `${listener}/inet`, parameter: 'smtpd_tls_security_level', value: 'encrypt' },
+      { service: `${listener}/inet`, parameter: 'smtp_tls_mandatory_protocols', value: 'TLSv1' },
+      { service: `${listener}/inet`, parameter: 'smtpd_tls_mandatory_protocols', value: 'TLSv1' },
+    ]);
+    await pf.reload();
+    const before = { current: sClient(pf.smtpPort, true, []), tls12: sClient(pf.smtpPort, true, modernTls12), tls10: sClient(pf.smtpPort, true, ['-tls1', '-cipher', 'DEFAULT@SECLEVEL=0']) };
+    expect(before.current.ok, before.current.output).toBe(false);
+    expect(before.tls12.ok).toBe(false);
+    expect(before.tls10.protocol, `${before.tls10.output}\n${tail()}`).toBe('TLSv1');
+
+    // Follow the doctor, step by step, until it has no fix left to propose.
+    const applied: string[] = [];
+    let report = await runDoctor({ configDir: pf.configDir, offline: true });
+    const first = report.findings.filter((f) => f.service === listener).map((f) => [f.id, f.level]);
+    expect(first).toContainEqual(['protocols-too-narrow', 'error']);
+    expect(first).toContainEqual(['client-parameter-on-server', 'warning']);
+    for (let round = 0; round < 5; round++) {
+      const edits = report.findings.flatMap((f) => f.edits ?? []);
+      if (!edits.length) break;
+      applyEdits(pf.configDir, edits);
+      applied.push(...edits.map((e) => `${e.service ?? 'main.cf'} ${e.parameter}${e.value === undefined ? ' (deleted)' : `=${e.value}`}`));
+      report = await runDoctor({ configDir: pf.configDir, offline: true });
+      // No step leaves the listener without TLS 1.2 and 1.3.
+      const p = report.services.find((s) => s.service === listener)!.protocols!;
+      expect(p.enabled, applied.join('\n')).toEqual(expect.arrayContaining(['TLSv1.2', 'TLSv1.3']));
+    }
+    expect(report.findings.filter((f) => f.level !== 'info'), applied.join('\n')).toEqual([]);
+    expect(applied).toContain(`${listener}/inet smtp_tls_mandatory_protocols (deleted)`);
+    expect(applied).toContain(`${listener}/inet smtpd_tls_mandatory_protocols=>=TLSv1.2`);
+
+    await pf.reload();
+    const after = { current: sClient(pf.smtpPort, true, []), tls12: sClient(pf.smtpPort, true, modernTls12), tls10: sClient(pf.smtpPort, true, ['-tls1', '-cipher', 'DEFAULT@SECLEVEL=0']) };
+    expect(after.current.protocol, `${after.current.output}\n${tail()}`).toBe('TLSv1.3');
+    expect(after.tls12.protocol).toBe('TLSv1.2');
+    expect(after.tls10.ok).toBe(false);
+  }, 120_000);
+
+  it('12.2: RSA + ECDSA served, tls_high_cipherlist without ECDSA suites: the doctor raises no error, and a TLS 1.2 client offering both suite families negotiates ECDHE-RSA', async () => {
+    const listener = `127.0.0.1:${pf.smtpsPort}`;
+    applyEdits(pf.configDir, [
+      { parameter: 'tls_high_cipherlist', value: 'HIGH:!aNULL:!aECDSA:@STRENGTH' },
+      { service: `${listener}/inet`, parameter: 'smtpd_tls_mandatory_ciphers', value: 'high' },
+    ]);
+    await pf.reload();
+    const report = await runDoctor({ configDir: pf.configDir, offline: true });
+    const mine = report.findings.filter((f) => f.service === listener);
+    expect(mine.map((f) => [f.id, f.level, f.parameter])).toEqual([['ciphers-key-type-unused', 'info', 'tls_high_cipherlist']]);
+    expect(report.exitCode).toBe(0);
+
+    const both = sClient(pf.smtpsPort, false, ['-tls1_2', '-cipher', bothFamilies]);
+    expect(both.protocol, `${both.output}\n${tail()}`).toBe('TLSv1.2');
+    expect(both.cipher).toMatch(/^ECDHE-RSA-AES(128|256)-GCM-SHA(256|384)$/);
+    // What the note says: the ECDSA certificate serves no TLS 1.2 client.
+    const ecdsa = sClient(pf.smtpsPort, false, ['-tls1_2', '-cipher', ecdsaOnly]);
+    expect(ecdsa.ok).toBe(false);
+    expect(pf.maillog()).toMatch(/no shared cipher/);
+
+    // And its fix brings ECDSA back for TLS 1.2.
+    applyEdits(pf.configDir, mine[0]!.edits!);
+    await pf.reload();
+    const fixed = sClient(pf.smtpsPort, false, ['-tls1_2', '-cipher', ecdsaOnly]);
+    expect(fixed.cipher, `${fixed.output}\n${tail()}`).toMatch(/^ECDHE-ECDSA-AES/);
+  }, 120_000);
 });

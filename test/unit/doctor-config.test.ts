@@ -5,7 +5,7 @@
  * the real postconf in test/integration/doctor.test.ts.
  */
 import { describe, expect, it } from 'vitest';
-import { buildCipherString, checkCiphers, parseOpensslCiphers, type CipherView } from '../../src/doctor/ciphers.js';
+import { buildCipherString, certificateSuites, checkCiphers, parseOpensslCiphers, type CipherView } from '../../src/doctor/ciphers.js';
 import { exitCodeFor, sortFindings, type Finding } from '../../src/doctor/findings.js';
 import { checkListener, checkMisplacedParameters } from '../../src/doctor/listeners.js';
 import { checkOutbound, isLoopback, parsePolicyValue } from '../../src/doctor/outbound.js';
@@ -156,7 +156,9 @@ describe('protocol checks', () => {
     const f = checkProtocols(s, '3.7.11').find((x) => x.id === 'protocols-wrong-parameter')!;
     expect(f).toMatchObject({ level: 'warning', parameter: 'smtpd_tls_protocols' });
     expect(f.message).toMatch(/wrappermode .* smtpd_tls_mandatory_protocols applies .* TLSv1 stays enabled/);
-    expect(f.fix).toBe('In master.cf, on smtps/465: -o smtpd_tls_mandatory_protocols=>=TLSv1.1.');
+    // Never a value derived from the mistaken line (that would be >=TLSv1.1 here): >=TLSv1.2.
+    expect(f.fix).toBe('In master.cf, on smtps/465: delete -o smtpd_tls_protocols and write -o smtpd_tls_mandatory_protocols=>=TLSv1.2.');
+    expect(f.edits).toEqual([{ service: 'smtps/inet', parameter: 'smtpd_tls_protocols' }, { service: 'smtps/inet', parameter: 'smtpd_tls_mandatory_protocols', value: '>=TLSv1.2' }]);
   });
 
   it('main.cf smtpd_tls_protocols restricted, mandatory left at the default: flagged on encrypt services, not on port 25', () => {
@@ -171,19 +173,44 @@ describe('protocol checks', () => {
     expect(ids(service('smtp', MAY, { smtpd_tls_mandatory_protocols: '>=TLSv1.2' }))).toEqual(['protocols-wrong-parameter:warning:smtpd_tls_mandatory_protocols']);
   });
 
-  it('syntax: invalid (error where it applies), >= on Postfix < 3.6 (error), mixed forms, include lists without TLSv1.3, legacy form (info)', () => {
+  it('syntax: invalid (error where it applies), >= on Postfix < 3.6 (error), mixed forms, include lists without TLSv1.3 (too narrow), legacy form (info)', () => {
     expect(ids(service('smtp', { ...MAY, smtpd_tls_protocols: '!SSLv2, !TLS1' }))).toEqual(['protocols-invalid:error:smtpd_tls_protocols']);
     expect(ids(service('smtp', { ...MAY, smtpd_tls_protocols: '>=TLSv1' }), '3.5.18')).toEqual(['protocols-invalid:error:smtpd_tls_protocols']);
     expect(ids(service('submission', { ...MAY, smtpd_tls_mandatory_protocols: 'TLSv1.2, TLSv1.3, !SSLv3' }, { smtpd_tls_security_level: 'encrypt' }))).toEqual(['protocols-mixed-syntax:warning:smtpd_tls_mandatory_protocols']);
-    expect(ids(service('submission', MAY, { smtpd_tls_security_level: 'encrypt', smtpd_tls_mandatory_protocols: 'TLSv1.2' }))).toEqual(['protocols-legacy-syntax:warning:smtpd_tls_mandatory_protocols']);
+    expect(ids(service('submission', MAY, { smtpd_tls_security_level: 'encrypt', smtpd_tls_mandatory_protocols: 'TLSv1.2' }))).toEqual(['protocols-too-narrow:warning:smtpd_tls_mandatory_protocols']);
     const legacy = checkProtocols(service('submission', { ...MAY, smtpd_tls_mandatory_protocols: '!SSLv2, !SSLv3, !TLSv1, !TLSv1.1' }, { smtpd_tls_security_level: 'encrypt' }), '3.7.11');
     expect(legacy.map((f) => [f.id, f.level, f.fix, f.global])).toEqual([['protocols-legacy-syntax', 'info', 'smtpd_tls_mandatory_protocols = >=TLSv1.2', true]]);
     expect(ids(service('submission', { ...MAY, smtpd_tls_mandatory_protocols: '!SSLv2, !SSLv3' }, { smtpd_tls_security_level: 'encrypt' }), '3.5.18')).toEqual([]);
   });
 
-  it('port 25 without TLSv1.2 or TLSv1.3 turns senders away', () => {
-    expect(ids(service('smtp', { ...MAY, smtpd_tls_protocols: '>=TLSv1.3' }))).toEqual(['port25-protocols-too-strict:warning:smtpd_tls_protocols']);
+  it('any listener without TLSv1.2 or TLSv1.3: a warning, an error when neither is left; port 25\'s fix is the default, elsewhere >=TLSv1.2', () => {
+    expect(ids(service('smtp', { ...MAY, smtpd_tls_protocols: '>=TLSv1.3' }))).toEqual(['protocols-too-narrow:warning:smtpd_tls_protocols']);
     expect(ids(service('smtp', { smtpd_tls_security_level: 'none', smtpd_tls_protocols: '>=TLSv1.3' }))).toEqual([]);
+    expect(ids(service('smtps', MAY, { smtpd_tls_wrappermode: 'yes', smtpd_tls_mandatory_protocols: '<=TLSv1.2' }))).toEqual(['protocols-too-narrow:warning:smtpd_tls_mandatory_protocols']);
+    const tls10 = checkProtocols(service('submission', MAY, { smtpd_tls_security_level: 'encrypt', smtpd_tls_mandatory_protocols: 'TLSv1' }), '3.7.11');
+    expect(tls10.map((f) => [f.id, f.level])).toEqual([['protocols-too-narrow', 'error']]);
+    expect(tls10[0]!.edits).toEqual([{ service: 'submission/inet', parameter: 'smtpd_tls_mandatory_protocols', value: '>=TLSv1.2' }]);
+    const mx = checkProtocols(service('smtp', { ...MAY, smtpd_tls_protocols: 'TLSv1' }), '3.5.18');
+    expect(mx.map((f) => [f.id, f.level, f.edits])).toEqual([['protocols-too-narrow', 'error', [{ parameter: 'smtpd_tls_protocols' }]]]);
+    // Before 3.6 the proposed list is the exclusion form (Postfix 3.5 does not know >=).
+    const old = checkProtocols(service('submission', { ...MAY, smtpd_tls_mandatory_protocols: 'TLSv1' }, { smtpd_tls_security_level: 'encrypt' }), '3.5.18');
+    expect(old[0]!.edits).toEqual([{ parameter: 'smtpd_tls_mandatory_protocols', value: '!SSLv2, !SSLv3, !TLSv1, !TLSv1.1' }]);
+  });
+
+  it('a proposed protocol list never leaves out TLS 1.2 or 1.3', () => {
+    const lists = ['TLSv1', '<=TLSv1', 'TLSv1, TLSv1.1', '!TLSv1.2, !TLSv1.3', '>=TLSv1.3', 'TLSv1.2', 'TLSv1.2, TLSv1.3, !SSLv3', '!SSLv2, !SSLv3', 'SSLv3, TLSv1', '!TLS1'];
+    for (const list of lists) {
+      for (const [name, o] of [['smtp', {}], ['submission', { smtpd_tls_security_level: 'encrypt' }], ['smtps', { smtpd_tls_wrappermode: 'yes' }]] as const) {
+        for (const [where, main, overrides] of [['main.cf', { ...MAY, smtpd_tls_protocols: list, smtpd_tls_mandatory_protocols: list }, o], ['-o', MAY, { ...o, smtpd_tls_protocols: list, smtpd_tls_mandatory_protocols: list }]] as const) {
+          for (const f of checkProtocols(service(name, main, overrides), '3.7.11')) {
+            for (const e of f.edits ?? []) {
+              if (e.value === undefined || !/protocols$/.test(e.parameter)) continue;
+              expect(parseProtocols(e.value).enabled, `${list} (${where} on ${name}): ${f.id} proposes ${e.parameter}=${e.value}`).toEqual(expect.arrayContaining(['TLSv1.2', 'TLSv1.3']));
+            }
+          }
+        }
+      }
+    }
   });
 });
 
@@ -211,14 +238,41 @@ describe('cipher lists and checks', () => {
   const TLS12 = ['TLSv1.2', 'TLSv1.3'] as const;
   const mx = service('smtp', { ...MAY, smtpd_tls_exclude_ciphers: 'AESGCM' });
 
-  it('no common suite left for a served key type: error on port 25, warning elsewhere', () => {
-    const v = view(['ECDHE-ECDSA-AES128-GCM-SHA256', 'ECDHE-RSA-CHACHA20-POLY1305'], { exclusions: ['AESGCM'] });
-    const f = checkCiphers(mx, v, ['rsa', 'ecdsa'], TLS12);
-    expect(f.map((x) => [x.id, x.level, x.parameter])).toEqual([['ciphers-no-shared-cipher', 'error', 'smtpd_tls_exclude_ciphers']]);
-    expect(f[0]!.message).toMatch(/RSA certificate .*ECDHE-RSA-CHACHA20-POLY1305.*no shared cipher.*only TLS 1\.3 senders/);
+  it('no common suite left for any served key type: error on port 25, warning elsewhere; one key type left: a note, not an error', () => {
+    const v = view(['ECDHE-ECDSA-AES128-GCM-SHA256', 'ECDHE-RSA-CHACHA20-POLY1305'], { exclusions: ['AESGCM'], culprits: ['AESGCM'] });
+    const rsaOnly = checkCiphers(mx, v, ['rsa'], TLS12);
+    expect(rsaOnly.map((x) => [x.id, x.level, x.parameter])).toEqual([['ciphers-no-shared-cipher', 'error', 'smtpd_tls_exclude_ciphers']]);
+    expect(rsaOnly[0]!.message).toMatch(/exclusion AESGCM leaves none .*RSA certificate .*ECDHE-RSA-CHACHA20-POLY1305.*no shared cipher.*only TLS 1\.3 senders/);
+    expect(rsaOnly[0]!.edits).toEqual([{ service: 'smtp/inet', parameter: 'smtpd_tls_exclude_ciphers', value: '' }]);
+    // RSA and ECDSA served: senders offer both families, and the ECDSA suites remain.
+    const both = checkCiphers(mx, v, ['rsa', 'ecdsa'], TLS12);
+    expect(both.map((x) => [x.id, x.level])).toEqual([['ciphers-key-type-unused', 'info']]);
+    expect(both[0]!.message).toMatch(/no common sender suite for the RSA certificate, but the ECDSA certificate keeps ECDHE-ECDSA-AES128-GCM-SHA256/);
     expect(checkCiphers(mx, v, ['ecdsa'], TLS12).map((x) => x.id)).toEqual(['ciphers-common-suites-excluded']); // AES128 left, AES256 not
     const sub = service('submission', { ...MAY, smtpd_tls_exclude_ciphers: 'AESGCM' }, { smtpd_tls_security_level: 'encrypt' });
-    expect(checkCiphers(sub, v, ['rsa'], TLS12).map((x) => x.level)).toEqual(['warning']);
+    const subF = checkCiphers(sub, v, ['rsa'], TLS12);
+    expect(subF.map((x) => x.level)).toEqual(['warning']);
+    expect(subF[0]!.edits).toEqual([{ parameter: 'smtpd_tls_exclude_ciphers', value: '' }]);
+  });
+
+  it('the cause is named: a custom tls_<grade>_cipherlist that lacks the suites before any exclusion', () => {
+    const s = service('smtp', { ...MAY, smtpd_tls_ciphers: 'high', tls_high_cipherlist: 'HIGH:!AESGCM' });
+    const v = view(['ECDHE-RSA-AES256-SHA384'], { grade: 'high', baseSuites: [suite('ECDHE-RSA-AES256-SHA384')] });
+    const f = checkCiphers(s, v, ['rsa'], TLS12);
+    expect(f.map((x) => [x.id, x.parameter])).toEqual([['ciphers-no-shared-cipher', 'tls_high_cipherlist']]);
+    expect(f[0]!.edits).toEqual([{ service: 'smtp/inet', parameter: 'smtpd_tls_ciphers', value: 'medium' }]);
+  });
+
+  it('suites a certificate can negotiate: no PSK, SRP or anonymous ones', () => {
+    const all = [
+      { name: 'ECDHE-RSA-AES128-GCM-SHA256', protocol: 'TLSv1.2', kx: 'ECDH', au: 'RSA' },
+      { name: 'RSA-PSK-AES128-GCM-SHA256', protocol: 'TLSv1.2', kx: 'RSAPSK', au: 'RSA' },
+      { name: 'SRP-RSA-AES-256-CBC-SHA', protocol: 'SSLv3', kx: 'SRP', au: 'RSA' },
+      { name: 'PSK-AES128-GCM-SHA256', protocol: 'TLSv1.2', kx: 'PSK', au: 'PSK' },
+      { name: 'ADH-AES256-GCM-SHA384', protocol: 'TLSv1.2', kx: 'DH', au: 'None' },
+      { name: 'ECDHE-ECDSA-AES128-GCM-SHA256', protocol: 'TLSv1.2', kx: 'ECDH', au: 'ECDSA' },
+    ];
+    expect(certificateSuites(all).map((c) => c.name)).toEqual(['ECDHE-RSA-AES128-GCM-SHA256', 'ECDHE-ECDSA-AES128-GCM-SHA256']);
   });
 
   it('some common suites removed: warning; harmless non-defaults on port 25: info; defaults: nothing; TLS 1.2 off: left to the protocol check', () => {
@@ -257,7 +311,18 @@ describe('listener checks', () => {
     const cfg = config({}, []);
     cfg.effective.set('smtpd_tls_mandatory_protocols', '>=TLSv1');
     const onServer = checkMisplacedParameters(cfg, master('submission', { smtp_tls_mandatory_protocols: '>=TLSv1.2', smtpd_sasl_auth_enable: 'yes' }), 'submission/587', 'server');
-    expect(onServer.map((f) => [f.id, f.parameter, f.fix])).toEqual([['client-parameter-on-server', 'smtp_tls_mandatory_protocols', 'Write -o smtpd_tls_mandatory_protocols=>=TLSv1.2.']]);
+    expect(onServer.map((f) => [f.id, f.parameter, f.edits])).toEqual([['client-parameter-on-server', 'smtp_tls_mandatory_protocols', [{ service: 'submission/inet', parameter: 'smtp_tls_mandatory_protocols' }]]]);
+    // With the listener known: the list that applies there, >=TLSv1.2, never the line's value.
+    for (const [overrides, applies] of [[{ smtpd_tls_security_level: 'encrypt' }, 'smtpd_tls_mandatory_protocols'], [{}, 'smtpd_tls_protocols']] as const) {
+      const m = master('submission', { ...overrides, smtp_tls_mandatory_protocols: 'TLSv1' });
+      const s = effectiveView(config(MAY, [m]), m);
+      const [f] = checkMisplacedParameters(cfg, m, 'submission/587', 'server', s);
+      expect(f!.fix).toMatch(new RegExp(`Delete -o smtp_tls_mandatory_protocols\\. To restrict protocols on submission/587, write -o ${applies}=>=TLSv1\\.2`));
+      expect(f!.edits).toEqual([{ service: 'submission/inet', parameter: 'smtp_tls_mandatory_protocols' }, { service: 'submission/inet', parameter: applies, value: '>=TLSv1.2' }]);
+    }
+    // Port 25: delete only (the default stays).
+    const m25 = master('smtp', { smtp_tls_protocols: 'TLSv1' });
+    expect(checkMisplacedParameters(cfg, m25, 'smtp/25', 'server', effectiveView(config(MAY, [m25]), m25))[0]!.edits).toEqual([{ service: 'smtp/inet', parameter: 'smtp_tls_protocols' }]);
     const onClient = checkMisplacedParameters(cfg, master('relay', { smtpd_tls_security_level: 'dane' }, 'smtp', 'unix'), 'relay/unix', 'client');
     expect(onClient.map((f) => f.id)).toEqual(['server-parameter-on-client']);
   });

@@ -146,14 +146,17 @@ describe('TLSA checks', () => {
   it('2 1 1 with cert.pem served: an error when nothing else matches, a warning beside a matching 3 1 1; the catalog names the issuer', () => {
     const certOnly = { smtpd_tls_cert_file: `${RSA}/cert.pem` };
     const r = run([rd.rsaTA], certOnly);
-    expect(ids(r)).toEqual(['tlsa-mismatch:error', 'tlsa-ta-not-served:error']);
-    expect(r.findings[1]!).toMatchObject({ parameter: 'smtpd_tls_cert_file' });
-    expect(r.findings[1]!.message).toMatch(/holds only the leaf/);
-    expect(r.findings[1]!.fix).toMatch(/fullchain\.pem/);
+    // One cause, one finding: the anchor is not served (no tlsa-mismatch besides).
+    expect(ids(r)).toEqual(['tlsa-ta-not-served:error']);
+    expect(r.findings[0]!).toMatchObject({ parameter: 'smtpd_tls_cert_file', global: true });
+    expect(r.findings[0]!.message).toMatch(/holds only the leaf/);
+    expect(r.findings[0]!.fix).toMatch(/fullchain\.pem/);
     expect(ids(run([rd.rsaEE, rd.rsaTA], certOnly))).toEqual(['tlsa-ta-not-served:warning']);
     const r1 = new X509Certificate(fs.readFileSync(`${RSA}/chain.pem`));
     const catalog: IssuerCatalog = { ca: 'example', asOf: '2026-01-01', file: '/x', intermediates: [{ name: 'R1', key: 'rsa', status: 'active', notAfter: new Date(r1.validTo), cert: r1, file: '/x' }] };
-    expect(run([rd.rsaTA], certOnly, {}, catalog).findings[1]!.message).toMatch(/is the record of R1, the issuer of this leaf/);
+    expect(run([rd.rsaTA], certOnly, {}, catalog).findings[0]!.message).toMatch(/is the record of R1, the issuer of this leaf/);
+    // A record that matches nothing beside it is still reported as such.
+    expect(ids(run([rd.rsaTA, `3 1 1 ${'ef'.repeat(32)}`], certOnly))).toEqual(['tlsa-ta-not-served:error']);
   });
 
   it('no records at the MX owner: a note that names the owners the file does have', () => {
@@ -185,7 +188,8 @@ describe('human rendering', () => {
       outbound: { service: 'smtp/unix', securityLevel: 'dane', dnsSupportLevel: 'dnssec', relayhost: '', policyEntries: [] },
       findings: [
         { id: 'tlsa-mismatch', level: 'error', service: 'smtp/25', parameter: 'smtpd_tls_chain_files', message: 'No record matches.', fix: 'Publish.' },
-        { id: 'protocols-legacy-syntax', level: 'info', service: 'main.cf', parameter: 'smtpd_tls_protocols', message: 'Legacy.', fix: 'smtpd_tls_protocols = >=TLSv1' },
+        { id: 'protocols-legacy-syntax', level: 'info', service: 'main.cf', parameter: 'smtpd_tls_protocols', message: 'Legacy.', fix: 'smtpd_tls_protocols = >=TLSv1',
+          edits: [{ parameter: 'smtpd_tls_protocols', value: '>=TLSv1' }, { service: 'smtps/inet', parameter: 'smtpd_tls_mandatory_protocols' }, { service: 'smtps/inet', parameter: 'x', value: "it's" }] },
       ],
       skipped: [{ check: 'validating resolver (dnssec_probe)', reason: 'test environment' }],
     };
@@ -197,6 +201,12 @@ describe('human rendering', () => {
     expect(text).toMatch(/smtps\/465 .*\n.*smtpd_tls_wrappermode = yes → mandatory\n {2}serves: {4}no certificate/);
     expect(at('\nmain.cf\n  INFO  protocols-legacy-syntax')).toBeGreaterThan(at('smtp client  (outbound, smtp/unix)'));
     expect(text).toMatch(/not checked:\n {2}validating resolver \(dnssec_probe\): test environment/);
+    // The edits of a fix as postconf commands, ready to paste.
+    expect(text).toContain([
+      "         run: postconf -e 'smtpd_tls_protocols = >=TLSv1'",
+      '         run: postconf -P -X smtps/inet/smtpd_tls_mandatory_protocols',
+      "         run: postconf -P -e 'smtps/inet/x=it'\\''s'",
+    ].join('\n'));
     expect(text.trimEnd().split('\n').at(-1)).toBe('1 error(s), 0 warning(s), 1 note(s) — exit 1');
   });
 });
