@@ -7,6 +7,7 @@ import { builtinCatalogPath, loadCatalog } from '../issuers/catalog.js';
 import { configuredProtocol, servicePorts } from '../config/ports.js';
 import { PROTOCOLS_LIST, type Protocol } from '../tlsa/policy.js';
 import { checkTarget, type CheckReport, type CheckTarget } from '../verify/check.js';
+import type { RenewalSetup } from '../verify/next-renewal.js';
 import { resolverFrom } from '../verify/resolver.js';
 import { out, warn } from './fail.js';
 import type { CliValues } from './main.js';
@@ -14,6 +15,8 @@ import type { CliValues } from './main.js';
 /** common.ts's DEFAULT_CONFIG: not imported from there, because common.ts loads the config
  *  loader (yaml + zod), a third of a cold start, which `check HOST…` does not need. */
 const DEFAULT_CONFIG = '/etc/tlsa/config.yaml';
+
+const sameHost = (a: string, b: string): boolean => a.replace(/\.$/, '').toLowerCase() === b.replace(/\.$/, '').toLowerCase();
 
 function parseTarget(text: string, protocol?: Protocol): CheckTarget {
   const m = /^([A-Za-z0-9._-]+?)\.?(?::(\d+))?$/.exec(text);
@@ -33,6 +36,8 @@ function render(r: CheckReport): string {
   // Probe failures are on their rows already.
   const shown = new Set(r.probes.filter((p) => !p.ok).map((p) => `${p.address} ${p.keyType}: ${p.problems.join('; ')}`));
   for (const f of r.failures) if (!shown.has(f)) lines.push(`     failure: ${f}`);
+  // The renewal forecasts that are not warnings (safe, staged) are said too.
+  for (const f of r.nextRenewal) if (f.verdict !== 'breaks') lines.push(`     ${f.text}`);
   for (const w of r.warnings) lines.push(`     warning: ${w}`);
   return lines.join('\n');
 }
@@ -68,6 +73,22 @@ export async function run(v: CliValues, args: string[]): Promise<number> {
   const timeoutMs = (v.timeout !== undefined ? Number(v.timeout) : verify?.timeout_s ?? 5) * 1000;
   if (!(timeoutMs > 0)) throw new InputError(`--timeout must be a number of seconds, got "${v.timeout}"`);
   const catalog = loadCatalog(builtinCatalogPath('letsencrypt'));
+  if (config) {
+    // A port the configuration lists is forecast with its service's catalog and setup.
+    const { serviceCatalog } = await import('../engine/targets.js');
+    const cache = new Map();
+    targets = targets.map((t) => {
+      const found = Object.entries(config.raw.services).find(([, s]) => sameHost(s.host, t.host) && servicePorts(s).some((p) => p.port === t.port));
+      if (!found) return t;
+      const [name, s] = found;
+      const own = serviceCatalog(config, name, cache);
+      const setup: RenewalSetup = {
+        service: { name, staged: !!s.install, reload: !!s.reload, issuers: s.issuers ?? 'letsencrypt', ttl: s.ttl ?? config.raw.ttl },
+        catalogs: own ? [own] : [],
+      };
+      return { ...t, setup };
+    });
+  }
   const now = new Date();
   const reports = await Promise.all(targets.map((t) => checkTarget(t, { resolver, authoritativePort: authPort, timeoutMs, catalog, cap: config?.raw.max_records_per_name ?? 12, now })));
   if (v.json) out(`${JSON.stringify({ ok: reports.every((r) => r.ok), reports }, null, 2)}\n`);

@@ -8,7 +8,7 @@ import { builtinCatalogPath, BUILTIN_CATALOGS, loadCatalog } from '../issuers/ca
 import { PROTOCOLS_LIST, type Protocol } from '../tlsa/policy.js';
 import { formatRecord } from '../tlsa/presentation.js';
 import { rdataText } from '../tlsa/record.js';
-import { out, warn } from './fail.js';
+import { note, out, warn } from './fail.js';
 import type { CliValues } from './main.js';
 
 function intOption(value: string | undefined, name: string, fallback: number, min: number, max: number): number {
@@ -48,6 +48,7 @@ export async function run(v: CliValues): Promise<number> {
     throw new InputError((e as Error).message);
   }
   warn([...chains.flatMap((c) => [...c.warnings, ...c.validityProblems]), ...result.warnings]);
+  note(result.notes);
   if (v.json) {
     out(`${JSON.stringify({
       records: result.records.map((r) => ({ owner: r.owner, ttl, usage: r.usage, selector: r.selector, matching: r.matching, data: r.data, rdata: rdataText(r), why: r.why, matchesServed: r.matchesServed })),
