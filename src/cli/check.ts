@@ -75,7 +75,7 @@ export async function run(v: CliValues, args: string[]): Promise<number> {
   const catalog = loadCatalog(builtinCatalogPath('letsencrypt'));
   if (config) {
     // A port the configuration lists is forecast with its service's catalog and setup.
-    const { serviceCatalog } = await import('../engine/targets.js');
+    const { parseSpec, serviceCatalog } = await import('../engine/targets.js');
     const cache = new Map();
     targets = targets.map((t) => {
       const found = Object.entries(config.raw.services).find(([, s]) => sameHost(s.host, t.host) && servicePorts(s).some((p) => p.port === t.port));
@@ -83,7 +83,7 @@ export async function run(v: CliValues, args: string[]): Promise<number> {
       const [name, s] = found;
       const own = serviceCatalog(config, name, cache);
       const setup: RenewalSetup = {
-        service: { name, staged: !!s.install, reload: !!s.reload, issuers: s.issuers ?? 'letsencrypt', ttl: s.ttl ?? config.raw.ttl },
+        service: { name, staged: !!s.install, reload: !!s.reload, issuers: s.issuers ?? 'letsencrypt', publishesKey: (s.records?.length ? s.records : ['3 1 1']).map(parseSpec).some((x) => x.usage === 3 && x.selector === 1), ttl: s.ttl ?? config.raw.ttl },
         catalogs: own ? [own] : [],
       };
       return { ...t, setup };

@@ -66,12 +66,19 @@ export interface CheckReport {
 
 /** OpenSSL's "wrong version number": a TLS handshake got plaintext, i.e. the port speaks a
  *  STARTTLS protocol but was probed with TLS from the first byte. */
-function plaintextHint(message: string, t: CheckTarget): string {
+export function plaintextHint(message: string, t: CheckTarget): string {
   if (!/wrong version number/i.test(message) || !['tls', 'smtps', 'https'].includes(effectiveProtocol(t.port, t.protocol))) return '';
   return ` (the server answered in plaintext: port ${t.port} is probed as ${effectiveProtocol(t.port, t.protocol)}, TLS from the first byte; for an SMTP server with STARTTLS run "tlsa check --protocol smtp ${t.host}:${t.port}" or give the port "protocol: smtp" in the configuration)`;
 }
 
 const short = (r: TlsaRecord) => `${rdataText(r).slice(0, 24)}…`;
+
+/** Records no served chain matches, except those of the catalogs' intermediates (any selector
+ *  and digest: a 2 1 2 is there on purpose as much as a 2 1 1). Pure. */
+export function leftOver(records: TlsaRecord[], servedChains: X509Certificate[][], catalogs: IssuerCatalog[]): TlsaRecord[] {
+  const catalogCerts = catalogs.flatMap((c) => c.intermediates.map((i) => i.cert));
+  return records.filter((r) => !servedChains.some((c) => recordMatchesChain(r, c)) && !(r.usage === 2 && catalogCerts.some((cert) => recordMatchesChain(r, [cert, cert]))));
+}
 
 /** Never throws: a resolver that cannot be asked (at any step) is a failed report. */
 export async function checkTarget(t: CheckTarget, o: CheckOptions): Promise<CheckReport> {
@@ -179,13 +186,7 @@ async function checkOne(t: CheckTarget, o: CheckOptions): Promise<CheckReport> {
   const dedup = new Map(servedChains.map((c) => [c.map((x) => x.fingerprint256).join(), c]));
   const nextRenewal = daneInEffect ? [...dedup.values()].map((chain) => forecastChain(chain, records, setup, o.now)) : [];
   for (const f of nextRenewal) if (f.verdict === 'breaks') warnings.push(f.text);
-  // Records nobody serves; the catalog's intermediates are there on purpose, whatever digest.
-  const catalogCerts = setup.catalogs.flatMap((c) => c.intermediates.map((i) => i.cert));
-  for (const r of records) {
-    if (servedChains.some((c) => recordMatchesChain(r, c))) continue;
-    if (r.usage === 2 && catalogCerts.some((cert) => recordMatchesChain(r, [cert, cert]))) continue;
-    if (servedChains.length) warnings.push(`${short(r)} matches no chain any address serves (left over from an old certificate?)`);
-  }
+  if (servedChains.length) for (const r of leftOver(records, servedChains, setup.catalogs)) warnings.push(`${short(r)} matches no chain any address serves (left over from an old certificate?)`);
   const uniq = (xs: string[]) => [...new Set(xs)];
   return {
     host: t.host, port: t.port, protocol: effectiveProtocol(t.port, t.protocol), owner,

@@ -20,6 +20,8 @@ export interface RenewalSetup {
     reload: boolean;
     /** The service's `issuers:` value ("letsencrypt", "none", a file). */
     issuers: string;
+    /** Its `records:` include a DANE-EE record of the key (3 x x, selector 1). */
+    publishesKey: boolean;
     ttl: number;
   };
   /** The catalogs to consult: the service's (none for `issuers: none`), or the built-in ones. */
@@ -83,7 +85,9 @@ export function forecastChain(chain: X509Certificate[], records: TlsaRecord[], s
   }
   const fixes: string[] = [];
   fixes.push(svc ? `configure "install:" for ${svc.name} (staged install: the server reads tlsa's copy, which changes only when its records are live)` : 'a staged install (tlsa\'s "install:") that serves a renewed chain only once its records are live');
-  if (eeKeyCovers(records, leaf)) fixes.push('renew with --reuse-key (the live 3 1 1 keeps matching)');
+  // --reuse-key helps only where a 3 1 1 of the key stays: the service's own records say so
+  // (a live 3 1 1 the service no longer wants is retired), else what is live.
+  if (svc ? svc.publishesKey : eeKeyCovers(records, leaf)) fixes.push('renew with --reuse-key (the 3 1 1 of the key keeps matching)');
   const missingKnown = [...next.values()].filter((n) => !taCovers(records, leaf, n.cert) && n.cert !== issuer);
   if (missingKnown.length) fixes.push(svc ? `publish the catalog's 2 1 1 records (tlsa publish; over max_records_per_name some are left out: raise it)` : `publish the 2 1 1 records of ${list(missingKnown.map((n) => n.name))}`);
   if (unknownCa && issuer) fixes.push(svc ? `an issuer catalog that lists the intermediates the CA may issue from (issuers: FILE), whose 2 1 1 records tlsa then publishes` : `2 1 1 records of every intermediate the CA may issue from`);
