@@ -127,7 +127,7 @@ labDescribe('check forecasts the next renewal, and the renewal does what it said
 
   const tlsaEnv = (): Record<string, string> => ({ TLSA_CONFIG: cfgPath });
   const tlsa = (args: string[]): Promise<Run> => runAsync([process.execPath, CLI_PATH, '--config', cfgPath, ...args], { TLSA_DEBUG: '1' });
-  const plainCheck = (): Promise<Run> => runAsync([process.execPath, CLI_PATH, 'check', '--json', '--resolver', `127.0.0.1:${unbound.port}`, '--auth-port', String(knot.port), '--timeout', '3', `${HOST}:${port}`], { TLSA_CONFIG: '' });
+  const plainCheck = (...extra: string[]): Promise<Run> => runAsync([process.execPath, CLI_PATH, 'check', '--json', '--resolver', `127.0.0.1:${unbound.port}`, '--auth-port', String(knot.port), '--timeout', '3', ...extra, `${HOST}:${port}`], { TLSA_CONFIG: '' });
   const livePem = (): string => readFileSync(join(certbot.liveDir('mx'), 'fullchain.pem'), 'utf8');
   const liveChain = (): X509Certificate[] => pemCerts(livePem());
   const installedLeaf = (): X509Certificate | undefined => {
@@ -299,7 +299,12 @@ labDescribe('check forecasts the next renewal, and the renewal does what it said
     expect(w).toMatch(/next renewal \(ECDSA P-256\): breaks DANE: .*intermediate other than .*"issuers: none"/);
     expect(w, 'no 3 1 1 is published: --reuse-key cannot help').not.toMatch(/reuse-key/);
     expect(w).toMatch(/install:/);
-    const plain = await checkJson(plainCheck());
+    // Without a configuration the port (not 25) is probed with TLS from the first byte: the
+    // STARTTLS server answers in plaintext, and check says which option fixes that.
+    const guessed = await plainCheck();
+    expect(guessed.code, show(guessed)).toBe(1);
+    expect(guessed.stdout).toContain(`run \\"tlsa check --protocol smtp ${HOST}:${port}\\"`);
+    const plain = await checkJson(plainCheck('--protocol', 'smtp'));
     note(`B: plain check: ${plain.json.reports[0]?.warnings.join(' | ')}`);
     expect(plain.json.reports[0]!.nextRenewal.map((x) => x.verdict), show(plain.run)).toEqual(['breaks']);
     expect(plain.json.reports[0]!.warnings.join('\n')).toMatch(/breaks DANE: .*intermediate other than .*no issuer catalog knows/);
