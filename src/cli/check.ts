@@ -8,6 +8,7 @@ import { configuredProtocol, servicePorts } from '../config/ports.js';
 import { bothForms, HostError, parseHost } from '../tlsa/host.js';
 import { PROTOCOLS_LIST, type Protocol } from '../tlsa/policy.js';
 import { checkTarget, type CheckReport, type CheckTarget } from '../verify/check.js';
+import type { RenewalSetup } from '../verify/next-renewal.js';
 import { resolverFrom } from '../verify/resolver.js';
 import { waitTracker } from '../util/waiting.js';
 import { out, progressLine, warn } from './fail.js';
@@ -16,6 +17,8 @@ import type { CliValues } from './main.js';
 /** common.ts's DEFAULT_CONFIG: not imported from there, because common.ts loads the config
  *  loader (yaml + zod), a third of a cold start, which `check HOST…` does not need. */
 const DEFAULT_CONFIG = '/etc/tlsa/config.yaml';
+
+const sameHost = (a: string, b: string): boolean => a.replace(/\.$/, '').toLowerCase() === b.replace(/\.$/, '').toLowerCase();
 
 function parseTarget(text: string, protocol?: Protocol): CheckTarget {
   // More than one ":" is an IPv6 address without a port: parseHost says why it cannot be used.
@@ -43,6 +46,8 @@ function render(r: CheckReport): string {
   // Probe failures are on their rows already.
   const shown = new Set(r.probes.filter((p) => !p.ok).map((p) => `${p.address} ${p.keyType}: ${p.problems.join('; ')}`));
   for (const f of r.failures) if (!shown.has(f)) lines.push(`     failure: ${f}`);
+  // The renewal forecasts that are not warnings (safe, staged) are said too.
+  for (const f of r.nextRenewal) if (f.verdict !== 'breaks') lines.push(`     ${f.text}`);
   for (const w of r.warnings) lines.push(`     warning: ${w}`);
   return lines.join('\n');
 }
@@ -78,6 +83,22 @@ export async function run(v: CliValues, args: string[]): Promise<number> {
   const timeoutMs = (v.timeout !== undefined ? Number(v.timeout) : verify?.timeout_s ?? 5) * 1000;
   if (!(timeoutMs > 0)) throw new InputError(`--timeout must be a number of seconds, got "${v.timeout}"`);
   const catalog = loadCatalog(builtinCatalogPath('letsencrypt'));
+  if (config) {
+    // A port the configuration lists is forecast with its service's catalog and setup.
+    const { parseSpec, serviceCatalog } = await import('../engine/targets.js');
+    const cache = new Map();
+    targets = targets.map((t) => {
+      const found = Object.entries(config.raw.services).find(([, s]) => sameHost(s.host, t.host) && servicePorts(s).some((p) => p.port === t.port));
+      if (!found) return t;
+      const [name, s] = found;
+      const own = serviceCatalog(config, name, cache);
+      const setup: RenewalSetup = {
+        service: { name, staged: !!s.install, reload: !!s.reload, issuers: s.issuers ?? 'letsencrypt', publishesKey: (s.records?.length ? s.records : ['3 1 1']).map(parseSpec).some((x) => x.usage === 3 && x.selector === 1), ttl: s.ttl ?? config.raw.ttl },
+        catalogs: own ? [own] : [],
+      };
+      return { ...t, setup };
+    });
+  }
   const now = new Date();
   // Targets are checked side by side, each within timeoutMs; one progress line a second at most.
   const waits = waitTracker(progressLine, { limitMs: timeoutMs });

@@ -42,6 +42,11 @@ export function warn(lines: string[]): void {
   for (const l of lines) process.stderr.write(`${linePrefix()}tlsa: warning: ${redact(l)}\n`);
 }
 
+/** Facts worth knowing that are not problems (e.g. a catalog that does not apply to a chain). */
+export function note(lines: string[]): void {
+  for (const l of lines) process.stderr.write(`tlsa: note: ${redact(l)}\n`);
+}
+
 /** Everything a command prints goes through here: a secret may hide in any configured value. */
 export function out(text: string): void {
   process.stdout.write(redact(text));

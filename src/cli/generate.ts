@@ -9,7 +9,7 @@ import { builtinCatalogPath, BUILTIN_CATALOGS, loadCatalog } from '../issuers/ca
 import { PROTOCOLS_LIST, type Protocol } from '../tlsa/policy.js';
 import { formatRecord } from '../tlsa/presentation.js';
 import { rdataText } from '../tlsa/record.js';
-import { out, warn } from './fail.js';
+import { note, out, warn } from './fail.js';
 import type { CliValues } from './main.js';
 
 function intOption(value: string | undefined, name: string, fallback: number, min: number, max: number): number {
@@ -57,6 +57,7 @@ export async function run(v: CliValues): Promise<number> {
   }
   const warnings = [...chains.flatMap((c) => [...c.warnings, ...c.validityProblems]), ...result.warnings];
   warn(warnings);
+  note(result.notes);
   if (v.json) {
     out(`${JSON.stringify({
       host: { ascii: host.ascii, unicode: host.unicode },

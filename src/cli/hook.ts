@@ -12,6 +12,8 @@ import type { LoadedConfig } from '../config/load.js';
 import { EXIT, InputError } from '../errors.js';
 import { runEngine } from '../engine/reconcile.js';
 import { toCertSource } from '../engine/sources.js';
+import { parseSpec, serviceCatalog, type Targets } from '../engine/targets.js';
+import { builtinCatalogPath, catalogIssuerOf, loadCatalog } from '../issuers/catalog.js';
 import { runCommand } from '../util/run-command.js';
 import { configFromCli, duration, json, runOptions } from './common.js';
 import { engineJson, engineLines } from './engine-view.js';
@@ -56,6 +58,23 @@ function real(p: string): string {
   } catch {
     return resolve(p);
   }
+}
+
+/** The fixes that would have kept this chain from being served before a live record matched
+ *  it, for this service's setup only (no --reuse-key where no 3 1 1 of the key is published). */
+export function hookFixes(config: LoadedConfig, service: string, chainLabel: string, targets: Targets): string[] {
+  const svc = config.raw.services[service]!;
+  const fixes = [`configure "install:" for ${service} (staged install: the server reads tlsa's copy, which changes only when its records are live)`];
+  const specs = (svc.records?.length ? svc.records : ['3 1 1', '2 1 1']).map(parseSpec);
+  if (specs.some((x) => x.usage === 3 && x.selector === 1)) fixes.push('renew with --reuse-key (the live 3 1 1 keeps matching)');
+  const issuer = targets.services.find((t) => t.service === service)?.chains.find((c) => c.label === chainLabel)?.issuer?.x509;
+  if (issuer && specs.some((x) => x.usage === 2)) {
+    const catalog = serviceCatalog(config, service);
+    if (catalog && catalogIssuerOf(catalog, issuer)) fixes.push(`keep the ${catalog.ca} catalog's 2 1 1 records published (max_records_per_name may leave some out)`);
+    else if (catalogIssuerOf(loadCatalog(builtinCatalogPath('letsencrypt')), issuer)) fixes.push('publish the issuer family\'s 2 1 1 records (issuers: letsencrypt)');
+    else fixes.push('an issuer catalog listing the intermediates your CA issues from (issuers: FILE), whose 2 1 1 records tlsa then publishes');
+  }
+  return fixes;
 }
 
 /** Services with a certificate source that this renewal wrote. */
@@ -108,8 +127,7 @@ export async function run(v: CliValues, args: string[]): Promise<number> {
       `${s.service}: ${s.chain} is served from ${client}'s files now, but no record that matches it is live yet: ` +
         `DANE clients that cached the old TLSA RRset may refuse mail for ${exposure !== undefined ? `about ${exposure} s (${duration(exposure)})` : 'up to 2×TTL after every authoritative server has the new records'}. ` +
         `Its records are published; tlsa did not reload the service. Fix the setup so this cannot happen again: ` +
-        `configure "install:" for ${s.service} (staged install: the server reads tlsa's copy, which changes only when its records are live), ` +
-        `or renew with --reuse-key, or keep the issuer family's 2 1 1 records published (issuers: letsencrypt).`,
+        `${hookFixes(config, s.service, s.chain, result.targets).join(', or ')}.`,
     );
   }
   if (v.json) json({ services, ...engineJson(result), problems });

@@ -1,7 +1,7 @@
 /** `tlsa plan`: what publish would change. Reads the providers; changes nothing. */
 import { planOnly } from '../engine/reconcile.js';
 import { configFromCli, json, runOptions } from './common.js';
-import { out, warn } from './fail.js';
+import { note, out, warn } from './fail.js';
 import type { CliValues } from './main.js';
 import { planJson, planText } from './plan-view.js';
 
@@ -11,7 +11,10 @@ export async function run(v: CliValues): Promise<number> {
   const result = await planOnly(config, { ...runOptions(v, 'plan'), now });
   const { warnings, validityProblems } = result.targets;
   warn([...warnings, ...validityProblems.map((p) => `${p} (publish will refuse without --force)`)]);
-  if (v.json) json({ ...planJson(result.plan), warnings, validityProblems });
-  else out(planText(result.plan, now));
+  if (v.json) json({ ...planJson(result.plan), warnings, notes: result.targets.notes, validityProblems });
+  else {
+    note(result.targets.notes);
+    out(planText(result.plan, now));
+  }
   return 0;
 }

@@ -3,7 +3,7 @@
 import type { LoadedChain } from '../certs/chain.js';
 import { servicePorts, type PortEntry } from '../config/ports.js';
 import type { KeyFamily } from '../certs/key-type.js';
-import { issuerFamily, type IssuerCatalog } from '../issuers/catalog.js';
+import { catalogIssuerOf, issuerFamily, type IssuerCatalog } from '../issuers/catalog.js';
 import { associationData } from '../tlsa/association.js';
 import { nameCoverageWarnings } from '../tlsa/host.js';
 import { checkRecordData, checkUsageAllowed, type Protocol } from '../tlsa/policy.js';
@@ -44,6 +44,8 @@ export interface DesiredRecord extends TlsaRecord {
 export interface DesiredResult {
   records: DesiredRecord[];
   warnings: string[];
+  /** What the plan should say without it being a problem (e.g. the catalog does not apply). */
+  notes: string[];
 }
 
 export const DEFAULT_SPECS: RecordSpec[] = [
@@ -74,12 +76,24 @@ const STATUS_RANK = { active: 0, backup: 1, retired: 2 } as const;
 export function desiredRecords(svc: ServiceInput, now: Date): DesiredResult {
   const specs = withDigestAgility(svc.records);
   const warnings: string[] = [];
+  const notes: string[] = [];
   const records: DesiredRecord[] = [];
+  // The catalog speaks for its own CA only: its family is added for the key types of chains
+  // issued by one of its intermediates, never for a chain from another CA.
+  const catalog = svc.catalog;
+  const fromCatalog = catalog ? svc.chains.filter((c) => c.issuer && catalogIssuerOf(catalog, c.issuer.x509)) : [];
+  if (catalog) {
+    for (const c of svc.chains.filter((x) => !fromCatalog.includes(x))) {
+      notes.push(`${svc.name}: ${c.label} (${c.keyType.label}) ${c.issuer ? `is issued by ${c.issuer.name}, not a ${catalog.ca} intermediate of the issuer catalog` : 'has no issuer'}: no catalog records for it, only its own`);
+    }
+  }
   for (const { port, protocol } of servicePorts(svc)) {
     for (const s of specs) checkUsageAllowed(s.usage, port, protocol);
     const owner = ownerName(svc.host, port);
     const byKey = new Map<string, DesiredRecord>();
-    const familyCandidates: { rec: DesiredRecord; rank: number; family: KeyFamily }[] = [];
+    /** One catalog intermediate's records (every 2 x x spec): dropped together or not at all,
+     *  so that a 2 1 2 never stays without the 2 1 1 of the same certificate. */
+    const familyCandidates: { recs: DesiredRecord[]; name: string; rank: number; family: KeyFamily }[] = [];
     const add = (cert: X509Certificate, s: RecordSpec, why: string, chain?: LoadedChain): DesiredRecord => {
       const rec: DesiredRecord = { owner, usage: s.usage, selector: s.selector, matching: s.matching, data: associationData(cert, s.selector, s.matching), why, matchesServed: !!chain, chains: chain ? [chain.label] : [] };
       checkRecordData(rec);
@@ -103,15 +117,17 @@ export function desiredRecords(svc: ServiceInput, now: Date): DesiredResult {
         }
       }
     }
-    if (svc.catalog) {
-      const families = [...new Set(svc.chains.map((c) => c.keyType.family))] as KeyFamily[];
+    if (catalog) {
+      const families = [...new Set(fromCatalog.map((c) => c.keyType.family))] as KeyFamily[];
       for (const family of families) {
-        for (const issuer of issuerFamily(svc.catalog, family, now)) {
+        for (const issuer of issuerFamily(catalog, family, now)) {
+          const recs: DesiredRecord[] = [];
           for (const s of specs.filter((x) => x.usage === 2)) {
             const before = byKey.size;
-            const rec = add(issuer.cert, s, `${svc.catalog.ca} ${issuer.status} intermediate ${issuer.name} (${family}), for the next renewal`);
-            if (byKey.size > before) familyCandidates.push({ rec, rank: STATUS_RANK[issuer.status], family });
+            const rec = add(issuer.cert, s, `${catalog.ca} ${issuer.status} intermediate ${issuer.name} (${family}), for the next renewal`);
+            if (byKey.size > before) recs.push(rec);
           }
+          if (recs.length) familyCandidates.push({ recs, name: issuer.name, rank: STATUS_RANK[issuer.status], family });
         }
       }
     }
@@ -119,17 +135,19 @@ export function desiredRecords(svc: ServiceInput, now: Date): DesiredResult {
     if (list.length > svc.cap) {
       // Drop backup before active, never a record a served chain matches, and keep the key
       // families balanced: each served key type keeps next-issuer records as long as possible.
-      const droppable = familyCandidates.filter((f) => !f.rec.matchesServed);
-      const dropped: DesiredRecord[] = [];
+      const droppable = familyCandidates.filter((f) => f.recs.every((r) => !r.matchesServed));
+      const dropped: typeof familyCandidates = [];
       while (list.length > svc.cap && droppable.length) {
         const left = (fam: KeyFamily) => droppable.filter((f) => f.family === fam).length;
         droppable.sort((a, b) => b.rank - a.rank || left(b.family) - left(a.family));
-        const d = droppable.shift()!.rec;
+        const d = droppable.shift()!;
         dropped.push(d);
-        list = list.filter((r) => r !== d);
+        list = list.filter((r) => !d.recs.includes(r));
       }
       if (dropped.length) {
-        warnings.push(`${owner}: ${list.length + dropped.length} records exceed the cap of ${svc.cap}; not publishing ${dropped.map((d) => d.why.split(' (')[0]).join(', ')}`);
+        const count = dropped.reduce((n, d) => n + d.recs.length, 0);
+        const what = dropped.map((d) => `${d.name} (${d.recs.map((r) => `${r.usage} ${r.selector} ${r.matching}`).join(' and ')})`);
+        warnings.push(`${owner}: ${list.length + count} records exceed the cap of ${svc.cap}; not publishing the ${catalog!.ca} intermediates ${what.join(', ')}`);
       }
       if (list.length > svc.cap) {
         warnings.push(`${owner}: ${list.length} records match served chains, over the cap of ${svc.cap} (some receivers, e.g. Microsoft's, handle about 12)`);
@@ -138,5 +156,5 @@ export function desiredRecords(svc: ServiceInput, now: Date): DesiredResult {
     records.push(...list);
   }
   if (specs.some((s) => s.usage === 2)) warnings.push(...nameCoverageWarnings(svc.host, svc.chains));
-  return { records, warnings };
+  return { records, warnings, notes };
 }

@@ -25,6 +25,8 @@ export interface Targets {
   records: TargetRecord[];
   services: ServiceTargets[];
   warnings: string[];
+  /** Not problems, said by plan: e.g. a chain the issuer catalog does not apply to. */
+  notes: string[];
   /** Expired / not yet valid certificates: publish refuses them unless forced. */
   validityProblems: string[];
 }
@@ -43,11 +45,22 @@ export function selectServices(config: LoadedConfig, names: string[] | undefined
   return names;
 }
 
+/** The issuer catalog a service's `issuers:` names (undefined for "none"), loaded once per file. */
+export function serviceCatalog(config: LoadedConfig, name: string, cache = new Map<string, IssuerCatalog>()): IssuerCatalog | undefined {
+  const issuers = config.raw.services[name]!.issuers ?? 'letsencrypt';
+  if (issuers === 'none') return undefined;
+  const file = (BUILTIN_CATALOGS as readonly string[]).includes(issuers) ? builtinCatalogPath(issuers) : resolve(config.baseDir, issuers);
+  const catalog = cache.get(file) ?? loadCatalog(file);
+  cache.set(file, catalog);
+  return catalog;
+}
+
 export function computeTargets(config: LoadedConfig, serviceNames: string[], now: Date): Targets {
   const catalogs = new Map<string, IssuerCatalog>();
   const records: TargetRecord[] = [];
   const services: ServiceTargets[] = [];
   const warnings: string[] = [];
+  const notes: string[] = [];
   const validityProblems: string[] = [];
   for (const name of serviceNames) {
     const svc = config.raw.services[name]!;
@@ -59,13 +72,7 @@ export function computeTargets(config: LoadedConfig, serviceNames: string[], now
         throw config.error(at('records', i), (e as Error).message);
       }
     });
-    let catalog: IssuerCatalog | undefined;
-    const issuers = svc.issuers ?? 'letsencrypt';
-    if (issuers !== 'none') {
-      const file = (BUILTIN_CATALOGS as readonly string[]).includes(issuers) ? builtinCatalogPath(issuers) : resolve(config.baseDir, issuers);
-      catalog = catalogs.get(file) ?? loadCatalog(file);
-      catalogs.set(file, catalog);
-    }
+    const catalog = serviceCatalog(config, name, catalogs);
     const chains = serviceChains(config, name, svc, now);
     for (const c of chains) {
       warnings.push(...c.warnings);
@@ -83,8 +90,9 @@ export function computeTargets(config: LoadedConfig, serviceNames: string[], now
       throw e;
     }
     warnings.push(...result.warnings);
+    notes.push(...result.notes);
     records.push(...result.records.map((r) => ({ ...r, provider: svc.provider, service: name, ttl })));
     services.push({ service: name, provider: svc.provider, host: svc.host, ports: servicePorts(svc), chains });
   }
-  return { records, services, warnings, validityProblems };
+  return { records, services, warnings, notes, validityProblems };
 }

@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { certName } from '../certs/chain.js';
 import type { KeyFamily } from '../certs/key-type.js';
 import { InputError } from '../errors.js';
+import { associationData } from '../tlsa/association.js';
 import { packageRoot } from '../util/package-root.js';
 import { MAX_CATALOG_BYTES, readInputFile, readInputText } from '../util/read-input.js';
 
@@ -73,4 +74,12 @@ export function issuerFamily(catalog: IssuerCatalog, family: KeyFamily, now: Dat
   return catalog.intermediates.filter(
     (i) => i.key === family && i.status !== 'retired' && i.notAfter.getTime() >= now.getTime(),
   );
+}
+
+/** The catalog entry that is this certificate (same key; any status), or undefined: a chain
+ *  whose issuer is not in the catalog comes from another CA, about which the catalog says
+ *  nothing. */
+export function catalogIssuerOf(catalog: IssuerCatalog, cert: X509Certificate): CatalogIssuer | undefined {
+  const spki = associationData(cert, 1, 1);
+  return catalog.intermediates.find((i) => i.cert.fingerprint256 === cert.fingerprint256 || associationData(i.cert, 1, 1) === spki);
 }

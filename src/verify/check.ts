@@ -5,8 +5,7 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { keyTypeOf } from '../certs/key-type.js';
-import { issuerFamily, type IssuerCatalog } from '../issuers/catalog.js';
-import { associationData } from '../tlsa/association.js';
+import type { IssuerCatalog } from '../issuers/catalog.js';
 import { effectiveProtocol, isSmtp, type Protocol } from '../tlsa/policy.js';
 import { ownerName, rdataText, recordKey, type TlsaRecord } from '../tlsa/record.js';
 import { answerLabel, compareRrsets, findZone, queryAuthoritative } from './authoritative.js';
@@ -16,11 +15,14 @@ import { resolveHostForDane, validatedLookup } from './dnssec.js';
 import { probe, type ProbeKeyType } from './probe.js';
 import { probeProtocol } from '../engine/observe.js';
 import { NO_PROGRESS, type WaitTracker } from '../util/waiting.js';
+import { forecastChain, type RenewalForecast, type RenewalSetup } from './next-renewal.js';
 
 export interface CheckTarget {
   host: string;
   port: number;
   protocol?: Protocol;
+  /** The service's setup, for the next-renewal forecast (default: options.catalog only). */
+  setup?: RenewalSetup;
 }
 
 export interface CheckOptions {
@@ -31,6 +33,7 @@ export interface CheckOptions {
   timeoutMs: number;
   /** Progress while the resolver, the authoritative servers or the probes are slow. */
   waits?: WaitTracker;
+  /** Catalog for targets without their own setup (plain `check HOST:PORT`). */
   catalog?: IssuerCatalog;
   cap: number;
   now: Date;
@@ -57,11 +60,20 @@ export interface CheckReport {
   records: string[];
   authoritative: { inSync: boolean; summary: string; lagging: string[] };
   probes: ProbeRow[];
+  /** Per served chain: what the next renewal does (the "breaks" ones are warnings too). */
+  nextRenewal: RenewalForecast[];
   /** Findings that are failures. */
   failures: string[];
   /** Findings that are warnings: next renewal, cap, records nobody serves. */
   warnings: string[];
   ok: boolean;
+}
+
+/** OpenSSL's "wrong version number": a TLS handshake got plaintext, i.e. the port speaks a
+ *  STARTTLS protocol but was probed with TLS from the first byte. */
+export function plaintextHint(message: string, t: CheckTarget): string {
+  if (!/wrong version number/i.test(message) || !['tls', 'smtps', 'https'].includes(effectiveProtocol(t.port, t.protocol))) return '';
+  return ` (the server answered in plaintext: port ${t.port} is probed as ${effectiveProtocol(t.port, t.protocol)}, TLS from the first byte; for an SMTP server with STARTTLS run "tlsa check --protocol smtp ${t.host}:${t.port}" or give the port "protocol: smtp" in the configuration)`;
 }
 
 const short = (r: TlsaRecord) => `${rdataText(r).slice(0, 24)}…`;
@@ -74,6 +86,13 @@ export function resolverHint(resolver: DnsServer): string {
   return `is the validating resolver ${serverLabel(resolver)} running and reachable? set verify.resolver (or --resolver)`;
 }
 
+/** Records no served chain matches, except those of the catalogs' intermediates (any selector
+ *  and digest: a 2 1 2 is there on purpose as much as a 2 1 1). Pure. */
+export function leftOver(records: TlsaRecord[], servedChains: X509Certificate[][], catalogs: IssuerCatalog[]): TlsaRecord[] {
+  const catalogCerts = catalogs.flatMap((c) => c.intermediates.map((i) => i.cert));
+  return records.filter((r) => !servedChains.some((c) => recordMatchesChain(r, c)) && !(r.usage === 2 && catalogCerts.some((cert) => recordMatchesChain(r, [cert, cert]))));
+}
+
 /** Never throws: a resolver that cannot be asked (at any step) is a failed report. */
 export async function checkTarget(t: CheckTarget, o: CheckOptions): Promise<CheckReport> {
   try {
@@ -83,7 +102,7 @@ export async function checkTarget(t: CheckTarget, o: CheckOptions): Promise<Chec
     const why = e instanceof RangeError
       ? `"${t.host}" is not a usable DNS name: ${e.message}`
       : `the resolver ${serverLabel(o.resolver)} cannot be asked: ${(e as Error).message}${e instanceof DnsError ? `; ${resolverHint(o.resolver)}` : ''}`;
-    return { host: t.host, port: t.port, protocol: effectiveProtocol(t.port, t.protocol), owner, dnssec: { tlsa: 'error', address: 'error', message: why }, records: [], authoritative: { inSync: false, summary: 'not checked', lagging: [] }, probes: [], failures: [why], warnings: [], ok: false };
+    return { host: t.host, port: t.port, protocol: effectiveProtocol(t.port, t.protocol), owner, dnssec: { tlsa: 'error', address: 'error', message: why }, records: [], authoritative: { inSync: false, summary: 'not checked', lagging: [] }, probes: [], nextRenewal: [], failures: [why], warnings: [], ok: false };
   }
 }
 
@@ -175,7 +194,7 @@ async function checkOne(t: CheckTarget, o: CheckOptions): Promise<CheckReport> {
       const otherOk = results.some((x, k) => x.ok && jobs[k]!.address === j.address);
       const refusedKeyType = r.error.code === 'alert' || r.error.code === 'handshake';
       if (otherOk && refusedKeyType) probes.push({ address: j.address, keyType: j.keyType, ok: true, notServed: true, problems: [] });
-      else probes.push({ address: j.address, keyType: j.keyType, ok: false, problems: [r.error.message] });
+      else probes.push({ address: j.address, keyType: j.keyType, ok: false, problems: [r.error.message + plaintextHint(r.error.message, t)] });
       return;
     }
     const chain = r.chain.map((der) => new X509Certificate(der));
@@ -193,35 +212,18 @@ async function checkOne(t: CheckTarget, o: CheckOptions): Promise<CheckReport> {
   if (!addresses.length && host.status !== 'nxdomain' && host.status !== 'timeout') failures.push(`${t.host} has no address to probe`);
   for (const p of probes) if (!p.ok) failures.push(`${p.address} ${p.keyType}: ${p.problems.join('; ')}`);
 
-  // The next renewal: a new key (certbot's default) is covered only by a 2 x x record of the
-  // intermediate it will come from, or by a pre-published 3 x x of the next key.
+  // The next renewal: each served chain's plausible successors against the live records.
+  const setup: RenewalSetup = t.setup ?? { catalogs: o.catalog ? [o.catalog] : [] };
   const dedup = new Map(servedChains.map((c) => [c.map((x) => x.fingerprint256).join(), c]));
-  for (const chain of dedup.values()) {
-    const type = keyTypeOf(chain[0]!.publicKey);
-    const issuer = chain[1];
-    const family = o.catalog ? issuerFamily(o.catalog, type.family, o.now) : [];
-    const fromCatalog = !!issuer && family.some((f) => f.cert.fingerprint256 === issuer.fingerprint256 || associationData(f.cert, 1, 1) === associationData(issuer, 1, 1));
-    const usable2 = records.filter((r) => r.usage === 2);
-    if (fromCatalog) {
-      const missing = family.filter((f) => !usable2.some((r) => r.selector === 1 && r.matching === 1 && r.data === associationData(f.cert, 1, 1)));
-      if (missing.length) warnings.push(`next renewal (${type.label}): no 2 1 1 for ${missing.map((f) => `${f.name} (${f.status})`).join(', ')}; ${o.catalog!.ca} may issue from ${missing.length === 1 ? 'it' : 'them'} without warning`);
-    } else if (!usable2.some((r) => chain.slice(1).some((c) => recordMatchesChain(r, [chain[0]!, c])))) {
-      warnings.push(`next renewal (${type.label}): no 2 x x record covers the issuer; a renewal with a new key breaks DANE unless the next key's 3 1 1 is published 2×TTL before it is served`);
-    }
-  }
-  // Records nobody serves (catalog family records are there on purpose).
-  const familyData = new Set((o.catalog?.intermediates ?? []).map((f) => associationData(f.cert, 1, 1)));
-  for (const r of records) {
-    if (servedChains.some((c) => recordMatchesChain(r, c))) continue;
-    if (r.usage === 2 && r.selector === 1 && r.matching === 1 && familyData.has(r.data)) continue;
-    if (servedChains.length) warnings.push(`${short(r)} matches no chain any address serves (left over from an old certificate?)`);
-  }
+  const nextRenewal = daneInEffect ? [...dedup.values()].map((chain) => forecastChain(chain, records, setup, o.now)) : [];
+  for (const f of nextRenewal) if (f.verdict === 'breaks') warnings.push(f.text);
+  if (servedChains.length) for (const r of leftOver(records, servedChains, setup.catalogs)) warnings.push(`${short(r)} matches no chain any address serves (left over from an old certificate?)`);
   const uniq = (xs: string[]) => [...new Set(xs)];
   return {
     host: t.host, port: t.port, protocol: effectiveProtocol(t.port, t.protocol), owner,
     dnssec: { tlsa: tlsa.status, address: host.status, message: tlsa.message },
     records: records.map(rdataText),
-    authoritative, probes,
+    authoritative, probes, nextRenewal,
     failures: uniq(failures), warnings: uniq(warnings),
     ok: failures.length === 0,
   };

@@ -509,6 +509,16 @@ labDescribe('tlsa check against Knot (DNSSEC) + unbound + Postfix (RSA + ECDSA),
     expect(tls.stdout).toMatch(/RSA\s+NOT verified: (TLS handshake with mx\.sec\.test\[127\.0\.0\.1\]:\d+ failed|mx\.sec\.test\[127\.0\.0\.1\]:\d+ closed the connection during the TLS handshake)/);
   });
 
+  it('an SMTP (STARTTLS) port probed as TLS from the first byte: "wrong version number" suggests --protocol smtp (issue 14)', async () => {
+    // Postfix's STARTTLS port is not 25, so without --protocol it is probed with implicit TLS.
+    const r = await human(`mx.sec.test:${pf.smtpPort}`);
+    expect(r.code, show(r)).toBe(1);
+    expect(r.stdout).toMatch(/wrong version number/);
+    expect(r.stdout).toContain(`run "tlsa check --protocol smtp mx.sec.test:${pf.smtpPort}"`);
+    const right = await human('--protocol', 'smtp', `mx.sec.test:${pf.smtpPort}`);
+    expect(right.code, show(right)).toBe(0);
+  });
+
   it('an SMTP server without STARTTLS: exit 1, "does not offer STARTTLS"', async () => {
     const r = await human('--protocol', 'smtp', `mx.sec.test:${fakePort.nostarttls}`);
     expect(r.code, show(r)).toBe(1);

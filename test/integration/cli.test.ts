@@ -24,7 +24,7 @@ import {
   type TestPki,
   makeTestPki,
 } from '../helpers/cli.js';
-import { makeTempDir, opensslSpkiSha256, opensslSpkiSha512, removeTempDir, type LeafHandle } from '../helpers/pki.js';
+import { makeTempDir, openssl, opensslSpkiSha256, opensslSpkiSha512, removeTempDir, type CaHandle, type LeafHandle } from '../helpers/pki.js';
 
 let root: string;
 let pki: TestPki;
@@ -214,8 +214,26 @@ describe('generate', () => {
   const gen = (...args: string[]) => runCli(['generate', ...args]);
   const lines = (out: string) => out.split('\n').filter(Boolean);
 
-  it('prints zone-file lines with the openssl hashes, plus the Let\'s Encrypt family of the key type', () => {
-    const r = gen('--chain', ecChain, '--host', 'mx.example.org');
+  /** The built-in catalog plus the test intermediates (retired: they add nothing themselves),
+   *  so that the test chains belong to it (a catalog applies only to its own issuers). */
+  function catalogWithTestIssuers(): string {
+    const cdir = path.join(root, 'generate', 'catalog');
+    fs.mkdirSync(cdir, { recursive: true });
+    const leDir = path.join(REPO_ROOT, 'src', 'issuers', 'letsencrypt');
+    const json = JSON.parse(fs.readFileSync(path.join(leDir, 'catalog.json'), 'utf8')) as { intermediates: Record<string, string>[] };
+    for (const e of json.intermediates) fs.copyFileSync(path.join(leDir, e['file']!), path.join(cdir, e['file']!));
+    for (const [key, ca] of [['ecdsa', pki.ecdsa.intermediate], ['rsa', pki.rsa.intermediate]] as [string, CaHandle][]) {
+      const file = `test-${key}.pem`;
+      fs.copyFileSync(ca.certPath, path.join(cdir, file));
+      const end = openssl(['x509', '-in', ca.certPath, '-noout', '-enddate']).trim().replace(/^notAfter=/, '');
+      json.intermediates.push({ name: ca.name, key, status: 'retired', notAfter: new Date(end).toISOString(), file });
+    }
+    fs.writeFileSync(path.join(cdir, 'catalog.json'), JSON.stringify(json));
+    return path.join(cdir, 'catalog.json');
+  }
+
+  it('prints zone-file lines with the openssl hashes, plus the catalog family of the key type', () => {
+    const r = gen('--chain', ecChain, '--host', 'mx.example.org', '--issuers', catalogWithTestIssuers());
     expect(r.code, show(r)).toBe(0);
     const out = lines(r.stdout);
     for (const l of out) expect(l).toMatch(/^_25\._tcp\.mx\.example\.org\. 3600 IN TLSA [23] 1 1 [0-9a-f]{64}$/);
@@ -226,8 +244,17 @@ describe('generate', () => {
     expect(out).toHaveLength(2 + ye.length);
   });
 
-  it('two chains: both leaves, both issuers, both families', () => {
+  it('a chain from another CA gets no Let\'s Encrypt family, and a note says why (issue 14)', () => {
     const r = gen('--chain', ecChain, '--chain', rsaChain, '--host', 'mx.example.org');
+    expect(r.code, show(r)).toBe(0);
+    for (const h of [...ye, ...yr]) expect(r.stdout).not.toContain(h);
+    expect(lines(r.stdout)).toHaveLength(4);
+    expect(r.stderr).toMatch(new RegExp(`note: .*is issued by ${pki.ecdsa.intermediate.name}, not a letsencrypt intermediate`));
+    expect(r.stderr).toMatch(new RegExp(`note: .*is issued by ${pki.rsa.intermediate.name}, not a letsencrypt intermediate`));
+  });
+
+  it('two chains: both leaves, both issuers, both families', () => {
+    const r = gen('--chain', ecChain, '--chain', rsaChain, '--host', 'mx.example.org', '--issuers', catalogWithTestIssuers());
     expect(r.code, show(r)).toBe(0);
     for (const h of [ecLeaf, rsaLeaf].map((l) => opensslSpkiSha256(l.certPath))) expect(r.stdout).toContain(`TLSA 3 1 1 ${h}`);
     for (const h of [...ye, ...yr]) expect(r.stdout).toContain(`TLSA 2 1 1 ${h}`);
@@ -253,7 +280,7 @@ describe('generate', () => {
   });
 
   it('--json parses', () => {
-    const r = gen('--chain', ecChain, '--host', 'mx.example.org', '--json');
+    const r = gen('--chain', ecChain, '--host', 'mx.example.org', '--json', '--issuers', catalogWithTestIssuers());
     expect(r.code, show(r)).toBe(0);
     const j = JSON.parse(r.stdout) as { records: { owner: string; ttl: number; rdata: string; data: string; usage: number }[]; chains: { keyType: string }[] };
     expect(j.records.length).toBe(2 + ye.length);
@@ -284,6 +311,20 @@ describe('generate', () => {
       `2 1 1 ${opensslSpkiSha256(pki.ecdsa.intermediate.certPath)}`,
       `2 1 1 ${opensslSpkiSha256(pki.rsa.intermediate.certPath)}`,
     ].sort());
+  });
+});
+
+describe('the issuer catalog applies only to its own issuers (issue 14)', () => {
+  it('issuers: letsencrypt with a chain from another CA: plan adds only its own records and notes why', () => {
+    const live = lineageFor(pki, 'mx.example.org', 'ecdsa', leafFor(pki, 'ecdsa'), undefined, path.join(root, 'other-ca', 'le'));
+    const s = site('other-ca', [`lineage: ${live}`], { issuers: 'letsencrypt' });
+    const r = cli(s, 'plan');
+    expect(r.code, show(r)).toBe(0);
+    expect(r.stdout).toMatch(/Plan: 2 to add/);
+    expect(r.stderr).toMatch(new RegExp(`tlsa: note: mx: .*\\(ECDSA P-256\\) is issued by ${pki.ecdsa.intermediate.name}, not a letsencrypt intermediate of the issuer catalog: no catalog records for it`));
+    const j = JSON.parse(cli(s, 'plan', '--json').stdout) as PlanJson & { notes: string[] };
+    expect(j.summary.add).toBe(2);
+    expect(j.notes).toHaveLength(1);
   });
 });
 
@@ -344,7 +385,8 @@ describe('README quick start', () => {
     expect(r.code, show(r)).toBe(0);
     const zone = fs.readFileSync(path.join(dir, 'example.zone'), 'utf8');
     const tlsa = zone.split('\n').filter((l) => /\sIN TLSA\s/.test(l));
-    expect(tlsa).toHaveLength(10);
+    // The example chains come from an example CA, not Let's Encrypt: no catalog family.
+    expect(tlsa).toHaveLength(4);
     for (const l of tlsa) expect(l).toMatch(/^_25\._tcp\.mx\.example\.org\. 3600 IN TLSA [23] 1 1 [0-9a-f]{64} ; tlsa:managed$/);
     const exampleLeaf = path.join(dir, 'docs/example/letsencrypt/live/mx.example.org/cert.pem');
     expect(zone).toContain(`3 1 1 ${opensslSpkiSha256(exampleLeaf)}`);

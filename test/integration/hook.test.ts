@@ -74,6 +74,17 @@ describe('tlsa hook certbot', () => {
     expect(managedRdata(c.zone()).filter((x) => x.startsWith('3 1 1'))).toHaveLength(2);
   });
 
+  it('without staged install, records ["2 1 1"] only: the advice names no --reuse-key (no 3 1 1 to keep matching) (issue 14)', () => {
+    const c = setup({ serviceExtra: ['records: ["2 1 1"]', 'reload: "echo reload >> reloads.log"'] });
+    expect(hook(c, { RENEWED_LINEAGE: c.live }).code).toBe(1); // the issuer's 2 1 1 is not live yet (TTL 3600)
+    c.renew();
+    const r = hook(c, { RENEWED_LINEAGE: c.live });
+    expect(r.code, show(r)).toBe(1);
+    expect(r.stderr).toMatch(/configure "install:"/);
+    expect(r.stderr).toMatch(/issuer catalog listing the intermediates your CA issues from/);
+    expect(r.stderr).not.toMatch(/reuse-key/);
+  });
+
   it('without staged install, a reused key matches a live record: the hook reloads and exits 0', async () => {
     const c = setup({ ttl: 1, serviceExtra: ['reload: "echo reload >> reloads.log"'] });
     hook(c, { RENEWED_LINEAGE: c.live });

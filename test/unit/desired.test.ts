@@ -85,8 +85,27 @@ beforeAll(() => {
   ecChain = loadChain({ kind: 'files', fullchain: fullchain('ecdsa', ecLeaf, ecInt), key: ecLeaf.keyPath });
   edChain = loadChain({ kind: 'files', fullchain: fullchain('ed25519', edLeaf, ecInt), key: edLeaf.keyPath });
   expect([rsaChain.keyType.family, ecChain.keyType.family, edChain.keyType.family]).toEqual(['rsa', 'ecdsa', 'ed25519']);
-  le = loadCatalog(builtinCatalogPath('letsencrypt'));
+  le = leWith(dir, [rsaInt, ecInt]);
 }, 60_000);
+
+/** The catalog applies only to chains from its own intermediates (test chains are not Let's
+ *  Encrypt's): a copy of the built-in catalog that also lists the test intermediates, retired
+ *  (so they add nothing themselves), makes the test chains members of it. */
+function leWith(base: string, ints: CaHandle[]): IssuerCatalog {
+  const cdir = path.join(base, 'le-plus-test');
+  fs.mkdirSync(cdir, { recursive: true });
+  const json = JSON.parse(fs.readFileSync(builtinCatalogPath('letsencrypt'), 'utf8')) as { intermediates: { file: string }[] };
+  for (const e of json.intermediates) fs.copyFileSync(path.join(LE_DIR, e.file), path.join(cdir, e.file));
+  for (const ca of ints) {
+    const file = `${path.basename(ca.certPath)}.pem`;
+    fs.copyFileSync(ca.certPath, path.join(cdir, file));
+    const end = openssl(['x509', '-in', ca.certPath, '-noout', '-enddate']).trim().replace(/^notAfter=/, '');
+    const key = openssl(['x509', '-in', ca.certPath, '-noout', '-text']).includes('rsaEncryption') ? 'rsa' : 'ecdsa';
+    json.intermediates.push({ name: ca.name, key, status: 'retired', notAfter: new Date(end).toISOString(), file } as { file: string });
+  }
+  fs.writeFileSync(path.join(cdir, 'catalog.json'), JSON.stringify(json, null, 2));
+  return loadCatalog(path.join(cdir, 'catalog.json'));
+}
 
 afterAll(() => {
   if (dir) removeTempDir(dir);
@@ -258,6 +277,47 @@ describe('the per-name cap', () => {
     const { records, warnings } = desiredRecords(svc({ ports: [25, 465], cap: 8 }), NOW);
     expect(records).toHaveLength(16);
     expect(warnings).toHaveLength(2);
+  });
+});
+
+describe('the catalog applies only to chains from its own intermediates (issue 14, point 6)', () => {
+  it('chains from another CA get no Let\'s Encrypt family, and a note says why', () => {
+    const { records, warnings, notes } = desiredRecords(svc({ catalog: loadCatalog(builtinCatalogPath('letsencrypt')) }), NOW);
+    expect(rdatas(records)).toEqual(served().sort());
+    expect(warnings).toEqual([]);
+    expect(notes).toHaveLength(2);
+    for (const c of [rsaChain, ecChain]) expect(notes.join('\n')).toContain(`${c.label} (${c.keyType.label}) is issued by ${c === rsaChain ? 'Desired RSA Int' : 'Desired EC Int'}, not a letsencrypt intermediate`);
+  });
+
+  it('a member chain gets its key type\'s family, the other chain none', () => {
+    const onlyRsa = leWith(path.join(dir, 'only-rsa'), [rsaInt]);
+    const { records, notes } = desiredRecords(svc({ catalog: onlyRsa }), NOW);
+    expect(rdatas(records)).toEqual([...served(), ...['YR1', 'YR2', 'YR3'].map((n) => rd(2, 1, 1, leData(n)))].sort());
+    expect(notes).toHaveLength(1);
+    expect(notes[0]).toContain(ecChain.label);
+  });
+});
+
+describe('the cap keeps digest pairs together (issue 14, point 5)', () => {
+  it('2 1 1 + 2 1 2: a catalog intermediate keeps both or neither, and the warning names each once', () => {
+    const specs: RecordSpec[] = [{ usage: 3, selector: 1, matching: 1 }, { usage: 2, selector: 1, matching: 1 }, { usage: 2, selector: 1, matching: 2 }];
+    // 3 served (3 1 1, 2 1 1 and 2 1 2 of the issuer) + 3 RSA intermediates x 2 digests = 9.
+    const { records, warnings } = desiredRecords(svc({ chains: [rsaChain], records: specs, cap: 6 }), NOW);
+    const got = rdatas(records);
+    expect(got.length).toBeLessThanOrEqual(6);
+    const kept: string[] = [];
+    for (const n of ['YR1', 'YR2', 'YR3']) {
+      const file = path.join(LE_DIR, LE_FILES[n]!);
+      const has256 = got.includes(rd(2, 1, 1, leData(n)));
+      const has512 = got.includes(rd(2, 1, 2, opensslSpkiSha512(file)));
+      expect(has256, `${n}: 2 1 1 and 2 1 2 together`).toBe(has512);
+      if (has256) kept.push(n);
+    }
+    expect(kept).toHaveLength(1);
+    expect(kept[0]).not.toBe('YR3'); // the backup goes first
+    expect(warnings).toHaveLength(1);
+    for (const n of ['YR1', 'YR2', 'YR3'].filter((x) => !kept.includes(x))) expect(warnings[0]!.match(new RegExp(`\\b${n}\\b`, 'g'))).toHaveLength(1);
+    expect(warnings[0]).not.toMatch(new RegExp(`\\b${kept[0]}\\b`));
   });
 });
 
