@@ -11,7 +11,7 @@ export async function run(v: CliValues): Promise<number> {
   const result = await planOnly(config, { ...runOptions(v, 'plan'), now });
   const { warnings, validityProblems } = result.targets;
   warn([...warnings, ...validityProblems.map((p) => `${p} (publish will refuse without --force)`)]);
-  if (v.json) json({ ...planJson(result.plan), warnings, validityProblems });
-  else out(planText(result.plan, now));
+  if (v.json) json({ ...planJson(result.plan, result.waits), warnings, validityProblems });
+  else out(planText(result.plan, now, result.waits, config.raw.verify.propagation));
   return 0;
 }

@@ -3,15 +3,38 @@
 import { X509Certificate } from 'node:crypto';
 import type { LoadedConfig } from '../config/load.js';
 import { recordKey, type TlsaRecord } from '../tlsa/record.js';
-import { answerLabel, findZone, queryAuthoritative, type ZoneInfo } from '../verify/authoritative.js';
+import { answerLabel, findZone, queryAuthoritative, type AuthoritativeAnswer, type ZoneInfo } from '../verify/authoritative.js';
 import { resolveHostForDane } from '../verify/dnssec.js';
 import { probe, type ProbeKeyType, type ProbeProtocol } from '../verify/probe.js';
 import { resolverFrom } from '../verify/resolver.js';
 import type { Protocol } from '../tlsa/policy.js';
 
+/** What the authoritative servers answer at an owner name and how long a resolver may cache it. */
+export interface ServedTtl {
+  /** The largest TTL over the server addresses that answered. */
+  ttl: number;
+  of: 'rrset' | 'negative' | 'cname';
+  /** The TLSA records served (any server). */
+  records: TlsaRecord[];
+}
+
 export interface PropagationView {
-  /** Which of `records` every address of every authoritative server serves at `owner`. */
-  propagated(owner: string, records: TlsaRecord[]): Promise<{ seen: TlsaRecord[]; lagging: string[] }>;
+  /** Which of `records` every address of every authoritative server serves at `owner`, and the
+   *  TTL they serve the RRset with. */
+  propagated(owner: string, records: TlsaRecord[]): Promise<{ seen: TlsaRecord[]; lagging: string[]; ttl?: ServedTtl }>;
+  /** What the servers answer at `owner` now (asked before tlsa writes there); undefined when
+   *  no server answered. */
+  servedTtl?(owner: string): Promise<ServedTtl | undefined>;
+}
+
+function servedTtlOf(answers: AuthoritativeAnswer[]): ServedTtl | undefined {
+  let best: ServedTtl | undefined;
+  const records = new Map<string, TlsaRecord>();
+  for (const a of answers) {
+    for (const r of a.records ?? []) records.set(recordKey(r), r);
+    if (a.ttl && (!best || a.ttl.seconds > best.ttl)) best = { ttl: a.ttl.seconds, of: a.ttl.of, records: [] };
+  }
+  return best && { ...best, records: [...records.values()] };
 }
 
 export interface ServedChains {
@@ -36,24 +59,31 @@ export function probeProtocol(port: number, protocol: Protocol | undefined): Pro
 export function dnsPropagation(config: LoadedConfig): PropagationView {
   const zones = new Map<string, Promise<ZoneInfo>>();
   const v = config.raw.verify;
+  const ask = async (owner: string): Promise<AuthoritativeAnswer[]> => {
+    const resolver = resolverFrom(v.resolver);
+    const timeoutMs = v.timeout_s * 1000;
+    const zoneKey = owner.split('.').slice(2).join('.');
+    let zone = zones.get(zoneKey);
+    if (!zone) {
+      zone = findZone(resolver, owner, { timeoutMs });
+      zones.set(zoneKey, zone);
+    }
+    return queryAuthoritative(await zone, owner, 'TLSA', { port: v.authoritative_port, timeoutMs });
+  };
   return {
+    async servedTtl(owner) {
+      return servedTtlOf(await ask(owner));
+    },
     async propagated(owner, records) {
-      const resolver = resolverFrom(v.resolver);
-      const timeoutMs = v.timeout_s * 1000;
-      const zoneKey = owner.split('.').slice(2).join('.');
-      let zone = zones.get(zoneKey);
-      if (!zone) {
-        zone = findZone(resolver, owner, { timeoutMs });
-        zones.set(zoneKey, zone);
-      }
-      const answers = await queryAuthoritative(await zone, owner, 'TLSA', { port: v.authoritative_port, timeoutMs });
+      const answers = await ask(owner);
       const lagging = answers.filter((a) => a.records === undefined || a.error).map((a) => `${answerLabel(a)}: ${a.error ?? 'no answer'}`);
       const seen = records.filter((r) => answers.length > 0 && answers.every((a) => a.records?.some((x) => recordKey(x) === recordKey(r))));
       for (const a of answers) {
         const missing = records.filter((r) => a.records && !a.records.some((x) => recordKey(x) === recordKey(r)));
         if (a.records && missing.length) lagging.push(`${answerLabel(a)} lacks ${missing.length} record(s)`);
       }
-      return { seen, lagging };
+      const ttl = servedTtlOf(answers);
+      return { seen, lagging, ...(ttl ? { ttl } : {}) };
     },
   };
 }

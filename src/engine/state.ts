@@ -30,9 +30,27 @@ export interface OwnedRecord extends TlsaRecord {
   by: string;
 }
 
+/** A TTL the authoritative servers answered with at an owner name: a resolver that asked
+ *  then may hold that answer (the TLSA RRset, its absence, or a CNAME) that long. */
+export interface TtlFact {
+  ttl: number;
+  /** When it was observed. */
+  at: string;
+  /** Observed just before tlsa wrote at the name, or on a later check of its records. */
+  source: 'before-write' | 'after-write';
+  /** What the servers answered: the TLSA RRset, no TLSA RRset (the TTL is then the zone's
+   *  negative TTL, RFC 2308: min(SOA TTL, SOA MINIMUM)), or a CNAME at the name. */
+  served: 'rrset' | 'negative' | 'cname';
+  /** The RRset held records that tlsa does not own. */
+  foreign?: boolean;
+}
+
 export interface StateFile {
   version: 1;
   records: OwnedRecord[];
+  /** Per owner name, the TTLs seen there, oldest first (see lifecycle.ts for how they count).
+   *  Absent in state files written before it existed. */
+  ttls?: Record<string, TtlFact[]>;
 }
 
 export const STATE_FILE = 'state.json';
@@ -62,6 +80,7 @@ export function readState(dir: string): StateFile {
   try {
     const json = JSON.parse(text) as StateFile;
     if (json.version !== 1 || !Array.isArray(json.records)) throw new Error('unknown format');
+    if (json.ttls !== undefined && (typeof json.ttls !== 'object' || json.ttls === null || Array.isArray(json.ttls))) throw new Error('"ttls" is not an object');
     return json;
   } catch (e) {
     throw new InputError(`the state file is damaged (${(e as Error).message}); it is only ever replaced atomically, so this was edited by hand`, file);
