@@ -161,9 +161,10 @@ async function computePlan(config: LoadedConfig, opts: RunOptions, state: StateF
 export async function planOnly(config: LoadedConfig, opts: RunOptions): Promise<PlanResult> {
   const state = readState(config.stateDir);
   const { providers: _p, ...rest } = await computePlan(config, opts, state);
-  // What publish would see before its write, without remembering it.
+  // What publish would see before its write (it asks where a staged chain will wait), without
+  // remembering it.
   const view = config.raw.verify.propagation ? dnsPropagation(config) : undefined;
-  const owners = [...new Set(rest.plan.filter((p) => p.add.length).map((p) => p.owner))];
+  const owners = [...new Set(rest.plan.filter((p) => p.add.some((a) => config.raw.services[a.service]?.install)).map((p) => p.owner))];
   if (view) await observeBeforeWrite(owners, view, state, new Date(), opts.progress);
   const waits = new Map<string, WaitTtl>();
   const stamp = (opts.now ?? new Date()).toISOString();
@@ -353,7 +354,11 @@ async function runLocked(config: LoadedConfig, opts: EngineOptions): Promise<Eng
   let added = 0;
   if (opts.add !== false && write) {
     const adds = c.plan.filter((p) => p.add.length).map((p) => ({ p, add: p.add, remove: [] as OwnedRecord[] }));
-    if (propagationView && adds.length) await observeBeforeWrite(adds.map((a) => a.p.owner), propagationView, state, new Date(Math.max(Date.now(), now.getTime())), opts.progress);
+    // Only where a wait will rely on it: a plain `publish` of services without staged install
+    // sends no DNS query (the README's quick start stays on the machine).
+    const relies = (p: OwnerPlan) => opts.checkServed || opts.observeAll || p.add.some((a) => config.raw.services[a.service]?.install);
+    const observed = adds.filter((a) => relies(a.p)).map((a) => a.p.owner);
+    if (propagationView && observed.length) await observeBeforeWrite(observed, propagationView, state, new Date(Math.max(Date.now(), now.getTime())), opts.progress);
     for (const [provider, items] of byProvider(adds)) {
       await applyChanges(c, provider, items, state, dir, by, opts.progress);
       added += items.reduce((n, i) => n + i.add.length, 0);

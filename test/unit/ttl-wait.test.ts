@@ -4,7 +4,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { planJson, planText } from '../../src/cli/plan-view.js';
 import { addTtlFact, graceWait, liveAt, viewRecord, waitTtl } from '../../src/engine/lifecycle.js';
+import type { OwnerPlan } from '../../src/engine/plan.js';
 import { readState, type OwnedRecord, type TtlFact } from '../../src/engine/state.js';
 
 const owner = '_25._tcp.mx.example.org.';
@@ -118,5 +120,23 @@ describe('remembering TTL facts', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('plan shows the wait of the records it would add', () => {
+  const plan: OwnerPlan[] = [{
+    owner, provider: 'p', ttl: 10, remove: [], keep: [], retiring: [], foreign: [], drift: [],
+    add: [{ ...rec(), why: 'new chain', matchesServed: false, chains: ['c'] }],
+  }];
+  const waits = new Map([[owner, waitTtl(rec(), [fact(-1, 3600, { foreign: true })])]]);
+
+  it('in text', () => {
+    expect(planText(plan, new Date(T0), waits)).toContain("new records live 2×3600 s: the RRset was served with TTL 3600 before tlsa's write (foreign record); counted from when every authoritative server serves them");
+    expect(planText(plan, new Date(T0), waits, false)).toContain('counted from publication');
+  });
+
+  it('in JSON', () => {
+    expect(planJson(plan, waits).owners[0]!.wait).toEqual({ seconds: 7200, ttl: 3600, why: "the RRset was served with TTL 3600 before tlsa's write (foreign record)" });
+    expect(planJson(plan).owners[0]!.wait).toBeNull();
   });
 });
