@@ -44,7 +44,7 @@ function factWhy(f: TtlFact): string {
   }
 }
 
-const OWN_TTL = "tlsa's TTL (as the provider publishes it)";
+const OWN_TTL = "tlsa's TTL, as published";
 
 /** The largest TTL with which a resolver may hold the owner's RRset without `r`: r's own TTL
  *  (computePlan already raised it to the provider's effective TTL), any TTL served there while a
