@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import type { LiveView, PropagationView, ServedChains } from '../../src/engine/observe.js';
-import { runEngine, type EngineOptions } from '../../src/engine/reconcile.js';
+import { planOnly, runEngine, type EngineOptions } from '../../src/engine/reconcile.js';
 import { readState, writeState } from '../../src/engine/state.js';
 import { makeCa, makeLeaf, makeLineage, makeTempDir, opensslSpkiSha256, removeTempDir, type CaHandle } from '../helpers/pki.js';
 
@@ -272,6 +272,12 @@ describe('rollover engine (zonefile, staged install, scripted DNS and probe view
     expect((await run(2500)).promoted).toEqual([]);
     expect((await run(3700)).promoted).toHaveLength(1);
     expect(installedLeaf(s.base)).toBe(new X509Certificate(leaf3.certPem).fingerprint256);
+
+    // `plan` shows what the next records' wait would count from (the configured resolver is a
+    // closed loopback port: only what the state remembers counts).
+    s.lineage(intA, 4);
+    const planned = await planOnly(config, { entryPoint: 'test', now: at(t0, 3800) });
+    expect(planned.waits?.get('_25._tcp.mx.example.org.')).toEqual({ ttl: 900, why: "the RRset was served with TTL 900 after tlsa's write (foreign record)" });
   });
 
   it('observeAll (the daemon) moves every pending record towards live, also those no staged chain waits for', async () => {
