@@ -49,12 +49,15 @@ const OWN_TTL = "tlsa's TTL, as published";
 /** The largest TTL with which a resolver may hold the owner's RRset without `r`: r's own TTL
  *  (computePlan already raised it to the provider's effective TTL), any TTL served there while a
  *  cache filled then could still hold it when r was written (the RRset before tlsa's write, a
- *  negative answer, a CNAME), and any TTL observed after the write until r is live (`start`:
- *  when the count starts; facts after r is live no longer matter to it). */
+ *  CNAME), and any TTL observed after the write until r is live (`start`: when the count
+ *  starts; facts after r is live no longer matter to it). A cached negative answer is
+ *  remembered but does not count: a client holding it does no DANE (authenticated denial),
+ *  it cannot fail a chain. */
 export function waitTtl(r: OwnedRecord, facts: readonly TtlFact[] = [], start?: number): WaitTtl {
   let best: WaitTtl = { ttl: r.ttl, why: OWN_TTL };
   const written = writtenAt(r);
   for (const p of periods(facts)) {
+    if (p.fact.served === 'negative') continue;
     if (p.until + p.fact.ttl * 1000 <= written) continue; // every cache had forgotten it
     if (start !== undefined && p.at >= start + 2 * best.ttl * 1000) break; // r was live by then
     if (p.fact.ttl > best.ttl) best = { ttl: p.fact.ttl, why: factWhy(p.fact) };
@@ -69,7 +72,7 @@ export function graceWait(r: OwnedRecord, configured: number | undefined, facts:
   let best: WaitTtl = configured === undefined ? { ttl: r.ttl, why: OWN_TTL } : { ttl: configured, why: 'grace_s' };
   const written = writtenAt(r);
   for (const p of periods(facts)) {
-    if (p.until <= written) continue;
+    if (p.until <= written || p.fact.served === 'negative') continue;
     if (p.fact.ttl > best.ttl) best = { ttl: p.fact.ttl, why: factWhy(p.fact) };
   }
   return best;
