@@ -67,13 +67,13 @@ function sleepUntil(config: LoadedConfig, v: CliValues, first: Due, setInterrupt
       timer = setTimeout(tick, until - Date.now());
     };
     const recheck = () => {
-      let records;
+      let state;
       try {
-        records = readState(config.stateDir).records;
+        state = readState(config.stateDir);
       } catch {
         return; // the next run reports a damaged state
       }
-      const due = nextDueFor(config, records, { services: v.service, now: new Date(), propagationChecked: config.raw.verify.propagation });
+      const due = nextDueFor(config, state.records, { services: v.service, now: new Date(), propagationChecked: config.raw.verify.propagation, factsAt: (o) => state.ttls?.[o] ?? [] });
       if (due && due.at.getTime() < current.at.getTime()) {
         arm(due);
         progressLine(`the state changed: next run ${describeWake(due)}`);

@@ -1,4 +1,5 @@
 /** Rendering a plan for humans and for scripts; shared by `plan` and `publish`. */
+import { describeWait, type WaitTtl } from '../engine/lifecycle.js';
 import type { OwnerPlan } from '../engine/plan.js';
 import { bothForms, unicodeForm } from '../tlsa/host.js';
 import { rdataText } from '../tlsa/record.js';
@@ -16,11 +17,14 @@ export function planSummary(plan: OwnerPlan[]): { add: number; remove: number; r
   };
 }
 
-export function planText(plan: OwnerPlan[], now: Date): string {
+/** `waits`: per owner with records to add, the TTL their wait counts from (plan only). */
+export function planText(plan: OwnerPlan[], now: Date, waits?: Map<string, WaitTtl>, propagationChecked = true): string {
   const out: string[] = [];
   for (const p of plan) {
     out.push(`${bothForms(p.owner)}  (provider ${p.provider}, TTL ${p.ttl})`);
     for (const r of p.add) out.push(`  + ${shortRdata(r)}  ${r.why}${p.drift.includes(r) ? ' [was deleted outside tlsa: re-adding]' : ''}`);
+    const wait = waits?.get(p.owner);
+    if (wait) out.push(`    new records live ${describeWait(wait)}; counted from ${propagationChecked ? 'when every authoritative server serves them' : 'publication'}`);
     for (const r of p.remove) out.push(`  - ${shortRdata(r)}  retired (no served chain needs it; grace over)`);
     for (const r of p.retiring) {
       const left = (r.due.getTime() - now.getTime()) / 1000;
@@ -40,7 +44,7 @@ export function planText(plan: OwnerPlan[], now: Date): string {
   return `${out.join('\n')}\n`;
 }
 
-export function planJson(plan: OwnerPlan[]) {
+export function planJson(plan: OwnerPlan[], waits?: Map<string, WaitTtl>) {
   return {
     summary: planSummary(plan),
     owners: plan.map((p) => ({
@@ -48,6 +52,7 @@ export function planJson(plan: OwnerPlan[]) {
       ...(unicodeForm(p.owner) !== p.owner ? { ownerUnicode: unicodeForm(p.owner) } : {}),
       provider: p.provider,
       ttl: p.ttl,
+      wait: waits?.get(p.owner) ? { seconds: 2 * waits.get(p.owner)!.ttl, ttl: waits.get(p.owner)!.ttl, why: waits.get(p.owner)!.why } : null,
       add: p.add.map((r) => ({ rdata: rdataText(r), why: r.why, service: r.service })),
       remove: p.remove.map((r) => ({ rdata: rdataText(r), service: r.service })),
       retiring: p.retiring.map((r) => ({ rdata: rdataText(r.record), since: r.since.toISOString(), due: r.due.toISOString() })),

@@ -12,17 +12,19 @@ export async function run(v: CliValues): Promise<number> {
   const config = configFromCli(v);
   const services = new Set(selectServices(config, v.service));
   const now = new Date();
-  const views = readOwned(config)
+  const state = readOwned(config);
+  const views = state
     .records.filter((r) => services.has(r.service))
     .sort((a, b) => a.owner.localeCompare(b.owner) || a.addedAt.localeCompare(b.addedAt))
-    .map((r) => viewRecord(r, now, config.raw.services[r.service]?.grace_s, config.raw.verify.propagation));
+    .map((r) => viewRecord(r, now, config.raw.services[r.service]?.grace_s, config.raw.verify.propagation, state.ttls?.[r.owner]));
   if (v.json) {
     json({
       records: views.map((x) => ({
         owner: x.record.owner, ...(unicodeForm(x.record.owner) !== x.record.owner ? { ownerUnicode: unicodeForm(x.record.owner) } : {}), rdata: rdataText(x.record), service: x.record.service, provider: x.record.provider,
         ttl: x.record.ttl, phase: x.phase, ageSeconds: Math.round(x.ageSeconds),
         nextInSeconds: x.nextInSeconds === undefined ? null : Math.round(x.nextInSeconds),
-        waitsFor: x.waitsFor || null, publishedAt: x.record.publishedAt ?? null, retiringSince: x.record.retiringSince ?? null, by: x.record.by,
+        waitsFor: x.waitsFor || null,
+        wait: x.wait ? { seconds: (x.phase === 'retiring' ? 1 : 2) * x.wait.ttl, ttl: x.wait.ttl, why: x.wait.why } : null, publishedAt: x.record.publishedAt ?? null, retiringSince: x.record.retiringSince ?? null, by: x.record.by,
       })),
     });
     return 0;

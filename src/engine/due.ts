@@ -2,8 +2,8 @@
  *  daemon sleeps until then instead of a whole interval: a staged chain must be installed as
  *  soon as its records are live, not up to `interval_s` later. Pure: no I/O, no clock. */
 import type { LoadedConfig } from '../config/load.js';
-import { liveAt } from './lifecycle.js';
-import type { OwnedRecord } from './state.js';
+import { graceWait, liveAt } from './lifecycle.js';
+import type { OwnedRecord, TtlFact } from './state.js';
 
 export interface Due {
   at: Date;
@@ -39,6 +39,8 @@ export interface DueInput {
   propagationChecked: boolean;
   /** Grace of a retiring record, in seconds. */
   graceFor: (r: OwnedRecord) => number;
+  /** What the authoritative servers served at an owner name (the TTL rule of lifecycle.ts). */
+  factsAt?: (owner: string) => readonly TtlFact[];
 }
 
 type Kind = 'live' | 'unseen' | 'grace' | 'held' | 'unsettled';
@@ -67,7 +69,7 @@ export function nextDue(input: DueInput): Due | undefined {
   for (const r of input.records) {
     switch (r.status) {
       case 'published': {
-        const live = liveAt(r, input.propagationChecked);
+        const live = liveAt(r, input.propagationChecked, input.factsAt?.(r.owner));
         if (!live) add('unseen', r.owner, after(recheckDelaySeconds(waited(r.publishedAt ? Date.parse(r.publishedAt) : t))));
         else if (live.getTime() > t) add('live', r.owner, live.getTime());
         break;
@@ -94,7 +96,7 @@ export function nextDue(input: DueInput): Due | undefined {
 
 /** nextDue over the records a run for `services` (all when none) is responsible for, with the
  *  configuration's graces: the same records the engine plans for. */
-export function nextDueFor(config: LoadedConfig, records: OwnedRecord[], opts: { services?: string[] | undefined; now: Date; propagationChecked: boolean }): Due | undefined {
+export function nextDueFor(config: LoadedConfig, records: OwnedRecord[], opts: { services?: string[] | undefined; now: Date; propagationChecked: boolean; factsAt?: (owner: string) => readonly TtlFact[] }): Due | undefined {
   const known = new Set(Object.keys(config.raw.services));
   const chosen = opts.services?.length ? new Set(opts.services) : known;
   // Records of services removed from the configuration are still retired by a full run.
@@ -103,6 +105,7 @@ export function nextDueFor(config: LoadedConfig, records: OwnedRecord[], opts: {
     records: records.filter(inScope),
     now: opts.now,
     propagationChecked: opts.propagationChecked,
-    graceFor: (r) => config.raw.services[r.service]?.grace_s ?? r.ttl,
+    graceFor: (r) => graceWait(r, config.raw.services[r.service]?.grace_s, opts.factsAt?.(r.owner)).ttl,
+    ...(opts.factsAt ? { factsAt: opts.factsAt } : {}),
   });
 }

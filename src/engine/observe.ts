@@ -4,7 +4,7 @@ import { X509Certificate } from 'node:crypto';
 import type { LoadedConfig } from '../config/load.js';
 import { NetworkError } from '../errors.js';
 import { recordKey, type TlsaRecord } from '../tlsa/record.js';
-import { answerLabel, findZone, queryAuthoritative, type ZoneInfo } from '../verify/authoritative.js';
+import { answerLabel, findZone, queryAuthoritative, type AuthoritativeAnswer, type ZoneInfo } from '../verify/authoritative.js';
 import { serverLabel, type DnsServer } from '../verify/dns.js';
 import { resolveHostForDane, type DaneHostResult } from '../verify/dnssec.js';
 import { probe, type ProbeKeyType, type ProbeProtocol } from '../verify/probe.js';
@@ -13,10 +13,33 @@ import type { PortProtocol } from '../config/ports.js';
 import { effectiveProtocol, type Protocol } from '../tlsa/policy.js';
 import { NO_PROGRESS, waitTracker, type WaitTracker } from '../util/waiting.js';
 
+/** What the authoritative servers answer at an owner name and how long a resolver may cache it. */
+export interface ServedTtl {
+  /** The largest TTL over the server addresses that answered. */
+  ttl: number;
+  of: 'rrset' | 'negative' | 'cname';
+  /** The TLSA records served (any server). */
+  records: TlsaRecord[];
+}
+
 export interface PropagationView {
-  /** Which of `records` every address of every authoritative server serves at `owner`.
-   *  Rejects with a NetworkError when the resolver or an authoritative server does not answer. */
-  propagated(owner: string, records: TlsaRecord[]): Promise<{ seen: TlsaRecord[]; lagging: string[] }>;
+  /** Which of `records` every address of every authoritative server serves at `owner`, and the
+   *  TTL they serve the RRset with. Rejects with a NetworkError when the resolver or an
+   *  authoritative server does not answer. */
+  propagated(owner: string, records: TlsaRecord[]): Promise<{ seen: TlsaRecord[]; lagging: string[]; ttl?: ServedTtl }>;
+  /** What the servers answer at `owner` now (asked before tlsa writes there); undefined when
+   *  no server answered. */
+  servedTtl?(owner: string): Promise<ServedTtl | undefined>;
+}
+
+function servedTtlOf(answers: AuthoritativeAnswer[]): ServedTtl | undefined {
+  let best: ServedTtl | undefined;
+  const records = new Map<string, TlsaRecord>();
+  for (const a of answers) {
+    for (const r of a.records ?? []) records.set(recordKey(r), r);
+    if (a.ttl && (!best || a.ttl.seconds > best.ttl)) best = { ttl: a.ttl.seconds, of: a.ttl.of, records: [] };
+  }
+  return best && { ...best, records: [...records.values()] };
 }
 
 export interface ServedChains {
@@ -68,40 +91,48 @@ function resolverHint(r: DnsServer, setting: string): string {
 export function dnsPropagation(config: LoadedConfig, progress?: (line: string) => void): PropagationView {
   const zones = new Map<string, Promise<ZoneInfo>>();
   const v = config.raw.verify;
+  const ask = async (owner: string): Promise<AuthoritativeAnswer[]> => {
+    const resolver = resolverFrom(v.resolver);
+    const q = budget(config);
+    const waits = lookProgress(config, progress);
+    const zoneKey = owner.split('.').slice(2).join('.');
+    let zone = zones.get(zoneKey);
+    if (!zone) {
+      zone = findZone(resolver, owner, q);
+      zones.set(zoneKey, zone);
+    }
+    let info: ZoneInfo;
+    try {
+      info = await waits.track(resolverName(resolver), zone);
+    } catch (e) {
+      throw new NetworkError(`cannot find the authoritative servers of ${owner} through ${resolverName(resolver)}: ${(e as Error).message}`, resolverHint(resolver, v.resolver), { cause: e });
+    }
+    const answers = await waits.track(`the authoritative servers of ${info.zone}`, queryAuthoritative(info, owner, 'TLSA', { port: v.authoritative_port, ...q }));
+    // A server that answers without the records lags (wait); one that does not answer at all
+    // keeps the records from ever counting as live: that is for the operator to fix.
+    const silent = answers.filter((a) => a.error !== undefined && a.rcode === undefined);
+    if (silent.length) {
+      throw new NetworkError(
+        `${owner}: no answer from ${silent.length === answers.length ? 'any' : `${silent.length} of ${answers.length}`} authoritative server address(es) of ${info.zone} on port ${v.authoritative_port}: ${silent.map((a) => `${answerLabel(a)}: ${a.error}`).join('; ')}`,
+        `are the authoritative servers running and reachable from here on port ${v.authoritative_port}? set verify.authoritative_port (or verify.propagation: false to stop checking them)`,
+      );
+    }
+    return answers;
+  };
   return {
+    async servedTtl(owner) {
+      return servedTtlOf(await ask(owner));
+    },
     async propagated(owner, records) {
-      const resolver = resolverFrom(v.resolver);
-      const q = budget(config);
-      const waits = lookProgress(config, progress);
-      const zoneKey = owner.split('.').slice(2).join('.');
-      let zone = zones.get(zoneKey);
-      if (!zone) {
-        zone = findZone(resolver, owner, q);
-        zones.set(zoneKey, zone);
-      }
-      let info: ZoneInfo;
-      try {
-        info = await waits.track(resolverName(resolver), zone);
-      } catch (e) {
-        throw new NetworkError(`cannot find the authoritative servers of ${owner} through ${resolverName(resolver)}: ${(e as Error).message}`, resolverHint(resolver, v.resolver), { cause: e });
-      }
-      const answers = await waits.track(`the authoritative servers of ${info.zone}`, queryAuthoritative(info, owner, 'TLSA', { port: v.authoritative_port, ...q }));
-      // A server that answers without the records lags (wait); one that does not answer at all
-      // keeps the records from ever counting as live: that is for the operator to fix.
-      const silent = answers.filter((a) => a.error !== undefined && a.rcode === undefined);
-      if (silent.length) {
-        throw new NetworkError(
-          `${owner}: no answer from ${silent.length === answers.length ? 'any' : `${silent.length} of ${answers.length}`} authoritative server address(es) of ${info.zone} on port ${v.authoritative_port}: ${silent.map((a) => `${answerLabel(a)}: ${a.error}`).join('; ')}`,
-          `are the authoritative servers running and reachable from here on port ${v.authoritative_port}? set verify.authoritative_port (or verify.propagation: false to stop checking them)`,
-        );
-      }
+      const answers = await ask(owner);
       const lagging = answers.filter((a) => a.records === undefined || a.error).map((a) => `${answerLabel(a)}: ${a.error ?? 'no answer'}`);
       const seen = records.filter((r) => answers.length > 0 && answers.every((a) => a.records?.some((x) => recordKey(x) === recordKey(r))));
       for (const a of answers) {
         const missing = records.filter((r) => a.records && !a.records.some((x) => recordKey(x) === recordKey(r)));
         if (a.records && missing.length) lagging.push(`${answerLabel(a)} lacks ${missing.length} record(s)`);
       }
-      return { seen, lagging };
+      const ttl = servedTtlOf(answers);
+      return { seen, lagging, ...(ttl ? { ttl } : {}) };
     },
   };
 }

@@ -11,13 +11,13 @@ import { adoptionFor, type Adoption } from './adopt.js';
 import { clearReloadPending, installPaths, installRelease, markReloadPending, reloadPending } from './install.js';
 import type { InstalledCopy } from '../config/installs.js';
 import { nextDueFor, type Due } from './due.js';
-import { liveAt } from './lifecycle.js';
+import { addTtlFact, describeWait, graceWait, liveAt, waitTtl, type WaitTtl } from './lifecycle.js';
 import { acquireLock } from './lock.js';
-import { dnsPropagation, liveProbe, type LiveView, type PropagationView, type ServedChains } from './observe.js';
+import { dnsPropagation, liveProbe, type LiveView, type PropagationView, type ServedChains, type ServedTtl } from './observe.js';
 import { planOwners, servedChainViolations, type OwnerPlan } from './plan.js';
 import { createProviders } from './providers.js';
 import { stagedFiles, type ServiceChain } from './sources.js';
-import { actor, ensureStateDir, readState, writeState, type OwnedRecord, type StateFile } from './state.js';
+import { actor, ensureStateDir, readState, writeState, type OwnedRecord, type StateFile, type TtlFact } from './state.js';
 import { computeTargets, selectServices, type Targets } from './targets.js';
 import { runCommand } from '../util/run-command.js';
 import { resolve } from 'node:path';
@@ -57,6 +57,8 @@ export interface PlanResult {
   plan: OwnerPlan[];
   listed: Map<string, TlsaRecord[]>;
   state: StateFile;
+  /** `plan` only: per owner name with records to add, the TTL their wait would count from. */
+  waits?: Map<string, WaitTtl>;
 }
 
 export interface Promotion {
@@ -161,7 +163,7 @@ async function computePlan(config: LoadedConfig, opts: RunOptions, state: StateF
       listed,
       owned: owned.filter((r) => r.provider === provider),
       now,
-      graceFor: (r) => config.raw.services[r.service]?.grace_s ?? r.ttl,
+      graceFor: (r) => graceWait(r, config.raw.services[r.service]?.grace_s, factsAt(state, r.owner)).ttl,
     }));
     for (const [owner, recs] of listed) listedAll.set(owner, recs);
   }
@@ -174,7 +176,45 @@ async function computePlan(config: LoadedConfig, opts: RunOptions, state: StateF
 export async function planOnly(config: LoadedConfig, opts: RunOptions): Promise<PlanResult> {
   const state = readState(config.stateDir);
   const { providers: _p, ...rest } = await computePlan(config, opts, state);
-  return rest;
+  // What publish would see before its write (it asks where a staged chain will wait), without
+  // remembering it.
+  const view = config.raw.verify.propagation ? dnsPropagation(config) : undefined;
+  const owners = [...new Set(rest.plan.filter((p) => p.add.some((a) => config.raw.services[a.service]?.install)).map((p) => p.owner))];
+  if (view) await observeBeforeWrite(owners, view, state, new Date(), opts.progress);
+  const waits = new Map<string, WaitTtl>();
+  const stamp = (opts.now ?? new Date()).toISOString();
+  for (const p of rest.plan.filter((x) => x.add.length)) {
+    const next: OwnedRecord = { ...p.add[0]!, ttl: Math.max(...p.add.map((a) => a.ttl)), status: 'published', addedAt: stamp, publishedAt: stamp, by: '' };
+    waits.set(p.owner, waitTtl(next, factsAt(state, p.owner)));
+  }
+  return { ...rest, waits };
+}
+
+const factsAt = (state: StateFile, owner: string): TtlFact[] => state.ttls?.[owner] ?? [];
+
+/** Remember a TTL the servers answered with at `owner` (see lifecycle.ts for how it counts). */
+function noteTtl(state: StateFile, owner: string, served: ServedTtl, source: TtlFact['source'], at: Date): void {
+  const foreign = served.records.some((x) => !state.records.some((o) => recordKey(o) === recordKey(x)));
+  const fact: TtlFact = { ttl: served.ttl, at: at.toISOString(), source, served: served.of, ...(foreign ? { foreign: true } : {}) };
+  state.ttls = { ...state.ttls, [owner]: addTtlFact(factsAt(state, owner), fact, state.records.filter((r) => r.owner === owner)) };
+}
+
+/** Before tlsa writes at an owner name, what resolvers may have cached there and how long: the
+ *  write resets the RRset's TTL on many servers (Knot, PowerDNS), so this is the last moment
+ *  the TTL of a foreign record, an earlier tool, a CNAME or a negative answer can be seen. */
+async function observeBeforeWrite(owners: string[], view: PropagationView, state: StateFile, at: Date, progress?: (l: string) => void): Promise<void> {
+  if (!view.servedTtl) return;
+  const seen = await Promise.all(owners.map(async (owner) => {
+    try {
+      return { owner, served: await view.servedTtl!(owner) };
+    } catch (e) {
+      return { owner, error: (e as Error).message };
+    }
+  }));
+  for (const x of seen) {
+    if (x.served) noteTtl(state, x.owner, x.served, 'before-write', at);
+    else progress?.(`${x.owner}: cannot see what the authoritative servers serve before writing (${x.error ?? 'no server answered'}); the wait counts from the TTLs seen after the write`);
+  }
 }
 
 const find = (state: StateFile, r: { provider: string } & TlsaRecord) =>
@@ -263,23 +303,27 @@ async function flushAll(providers: Map<string, DnsProvider>): Promise<void> {
   }
 }
 
-/** Mark records seen on every authoritative server (once), so that they can become live. */
+/** Mark records seen on every authoritative server (once), so that they can become live, and
+ *  remember the TTL the servers serve them with until they are live. */
 async function observePropagation(records: OwnedRecord[], view: PropagationView, state: StateFile, now: Date, progress?: (l: string) => void, network?: NetworkError[]): Promise<string[]> {
   const notes: string[] = [];
   const byOwner = new Map<string, OwnedRecord[]>();
   for (const r of records) {
-    if (r.status !== 'published' || r.seenAt) continue;
+    const live = liveAt(r, true, factsAt(state, r.owner));
+    if (r.status !== 'published' || (live && live.getTime() <= now.getTime())) continue;
     byOwner.set(r.owner, [...(byOwner.get(r.owner) ?? []), r]);
   }
   for (const [owner, recs] of byOwner) {
     try {
-      const { seen, lagging } = await view.propagated(owner, recs);
+      const { seen, lagging, ttl } = await view.propagated(owner, recs);
       // The moment of observation, not the run's start: the 2×TTL count starts here.
-      const seenAt = new Date(Math.max(Date.now(), now.getTime())).toISOString();
+      const observed = new Date(Math.max(Date.now(), now.getTime()));
+      const seenAt = observed.toISOString();
       for (const s of seen) {
-        const o = recs.find((r) => recordKey(r) === recordKey(s))!;
-        upsert(state, { ...o, seenAt });
+        const o = find(state, recs.find((r) => recordKey(r) === recordKey(s))!)!;
+        if (!o.seenAt) upsert(state, { ...o, seenAt });
       }
+      if (ttl) noteTtl(state, owner, ttl, 'after-write', observed);
       if (lagging.length) {
         notes.push(`${owner}: not on every authoritative server yet: ${lagging.join('; ')}`);
         progress?.(`${owner}: waiting for ${lagging.join('; ')}`);
@@ -330,9 +374,15 @@ async function runLocked(config: LoadedConfig, opts: EngineOptions): Promise<Eng
   settle(state, c, stamp);
   if (write) writeState(dir, state);
 
+  const propagationView = opts.propagation ?? (config.raw.verify.propagation ? dnsPropagation(config, opts.progress) : undefined);
   let added = 0;
   if (opts.add !== false && write) {
     const adds = c.plan.filter((p) => p.add.length).map((p) => ({ p, add: p.add, remove: [] as OwnedRecord[] }));
+    // Only where a wait will rely on it: a plain `publish` of services without staged install
+    // sends no DNS query (the README's quick start stays on the machine).
+    const relies = (p: OwnerPlan) => opts.checkServed || opts.observeAll || p.add.some((a) => config.raw.services[a.service]?.install);
+    const observed = adds.filter((a) => relies(a.p)).map((a) => a.p.owner);
+    if (propagationView && observed.length) await observeBeforeWrite(observed, propagationView, state, new Date(Math.max(Date.now(), now.getTime())), opts.progress);
     for (const [provider, items] of byProvider(adds)) {
       await applyChanges(c, provider, items, state, dir, by, opts.progress);
       added += items.reduce((n, i) => n + i.add.length, 0);
@@ -341,12 +391,12 @@ async function runLocked(config: LoadedConfig, opts: EngineOptions): Promise<Eng
   }
 
   const network: NetworkError[] = [];
-  const propagationView = opts.propagation ?? (config.raw.verify.propagation ? dnsPropagation(config, opts.progress) : undefined);
-  const isLive = (r: OwnedRecord | undefined) => !!r && liveAt(r, !!propagationView) !== undefined && liveAt(r, !!propagationView)!.getTime() <= now.getTime();
+  const liveOf = (r: OwnedRecord) => liveAt(r, !!propagationView, factsAt(state, r.owner));
+  const isLive = (r: OwnedRecord | undefined) => !!r && liveOf(r) !== undefined && liveOf(r)!.getTime() <= now.getTime();
 
   if (opts.observeAll && propagationView) {
     const chosen = new Set(c.targets.services.map((x) => x.service));
-    const pending = state.records.filter((r) => chosen.has(r.service) && r.status === 'published' && !r.seenAt);
+    const pending = state.records.filter((r) => chosen.has(r.service) && r.status === 'published' && !isLive(r));
     if (pending.length) {
       for (const n of await observePropagation(pending, propagationView, state, now, opts.progress, network)) opts.progress?.(n);
       if (write) writeState(dir, state);
@@ -373,9 +423,11 @@ async function runLocked(config: LoadedConfig, opts: EngineOptions): Promise<Eng
         copies.set(copy.key, group);
         const ready = chain.bootstrap || owned.some((o) => isLive(find(state, o)));
         if (!ready) {
-          const etas = owned.map((o) => liveAt(find(state, o)!, !!propagationView)).filter((d): d is Date => !!d);
+          const etas = owned.map((o) => liveOf(find(state, o)!)).filter((d): d is Date => !!d);
           const eta = etas.length ? new Date(Math.min(...etas.map((d) => d.getTime()))) : undefined;
-          waiting.push({ service: svc.service, chain: chain.label, reason: owned.some((o) => o.status === 'published' && !o.seenAt && propagationView) ? 'its records to reach every authoritative server, then 2×TTL' : 'its records to be 2×TTL old', ...(eta ? { eta } : {}) });
+          const waits = owned.map((o) => waitTtl(find(state, o)!, factsAt(state, o.owner))).sort((a, b) => a.ttl - b.ttl);
+          const span = waits.length ? describeWait(waits[0]!) : '2×TTL';
+          waiting.push({ service: svc.service, chain: chain.label, reason: owned.some((o) => o.status === 'published' && !o.seenAt && propagationView) ? `its records to reach every authoritative server, then ${span}` : `its records to be 2×TTL old (${span})`, ...(eta ? { eta } : {}) });
           group.blocked.push(svc.service);
           continue;
         }
@@ -411,7 +463,7 @@ async function runLocked(config: LoadedConfig, opts: EngineOptions): Promise<Eng
           if (write) writeState(dir, state);
         }
         const fresh = owned.map((o) => find(state, o)!);
-        const etas = fresh.map((o) => liveAt(o, !!propagationView)).filter((d): d is Date => !!d);
+        const etas = fresh.map(liveOf).filter((d): d is Date => !!d);
         const eta = etas.length ? new Date(Math.min(...etas.map((d) => d.getTime()))) : undefined;
         served.push({ service: svc.service, chain: chain.label, live: fresh.some(isLive), ...(eta ? { eta } : {}) });
       }
@@ -469,7 +521,7 @@ async function runLocked(config: LoadedConfig, opts: EngineOptions): Promise<Eng
   }
   const { providers: _p, ...rest } = c;
   // Show the plan this run started from; removals decided after a promotion are in `retired`.
-  const nextDue = nextDueFor(config, state.records, { services: opts.services, now, propagationChecked: !!propagationView });
+  const nextDue = nextDueFor(config, state.records, { services: opts.services, now, propagationChecked: !!propagationView, factsAt: (o) => factsAt(state, o) });
   return { ...rest, plan: firstPlan, added, removed, promoted, waiting, held, retired, served, network, nextDue };
 }
 

@@ -30,9 +30,27 @@ export interface OwnedRecord extends TlsaRecord {
   by: string;
 }
 
+/** A TTL the authoritative servers answered with at an owner name: a resolver that asked
+ *  then may hold that answer (the TLSA RRset, its absence, or a CNAME) that long. */
+export interface TtlFact {
+  ttl: number;
+  /** When it was observed. */
+  at: string;
+  /** Observed just before tlsa wrote at the name, or on a later check of its records. */
+  source: 'before-write' | 'after-write';
+  /** What the servers answered: the TLSA RRset, no TLSA RRset (the TTL is then the zone's
+   *  negative TTL, RFC 2308: min(SOA TTL, SOA MINIMUM)), or a CNAME at the name. */
+  served: 'rrset' | 'negative' | 'cname';
+  /** The RRset held records that tlsa does not own. */
+  foreign?: boolean;
+}
+
 export interface StateFile {
   version: 1;
   records: OwnedRecord[];
+  /** Per owner name, the TTLs seen there, oldest first (see lifecycle.ts for how they count).
+   *  Absent in state files written before it existed. */
+  ttls?: Record<string, TtlFact[]>;
 }
 
 export const STATE_FILE = 'state.json';
@@ -91,6 +109,8 @@ export function stateProblem(json: unknown): string | undefined {
   const s = json as { version?: unknown; records?: unknown };
   if (s.version !== 1) return `unknown version ${JSON.stringify(s.version)}`;
   if (!Array.isArray(s.records)) return '"records" is not a list';
+  const ttls = (json as { ttls?: unknown }).ttls;
+  if (ttls !== undefined && (typeof ttls !== 'object' || ttls === null || Array.isArray(ttls))) return '"ttls" is not an object';
   for (const [i, r] of (s.records as Record<string, unknown>[]).entries()) {
     const bad = (what: string) => `records[${i}]: ${what}`;
     if (typeof r !== 'object' || r === null) return bad('not an object');

@@ -134,6 +134,9 @@ export interface AuthoritativeAnswer {
   unsupported?: string[];
   /** The answer came with RRSIGs. */
   signed?: boolean;
+  /** How long a resolver may cache this answer, same condition as records: the RRset's TTL, a
+   *  CNAME's at the name, or for no RRset the negative TTL (min of the SOA's TTL and MINIMUM). */
+  ttl?: { seconds: number; of: 'rrset' | 'negative' | 'cname' };
   /** Why there are no records: timeout, refused, not authoritative, ... */
   error?: string;
 }
@@ -187,6 +190,8 @@ export async function queryAuthoritative(zone: ZoneInfo, owner: string, type: Re
     const result: AuthoritativeAnswer = { ...base, rdata: data.map(rdataString).sort(), signed };
     const alias = r.answers.find((a) => a.type === 'CNAME' && canonicalName(a.name) === name);
     if (alias && type !== 'CNAME') result.error = `${name} is a CNAME (to ${rdataString(alias)}) on this server`;
+    const cacheTtl = answerTtl(data, alias, r.authorities);
+    if (cacheTtl) result.ttl = cacheTtl;
     if (type === 'TLSA') {
       const { records, unsupported } = tlsaFromAnswers(data);
       result.records = records;
@@ -196,6 +201,15 @@ export async function queryAuthoritative(zone: ZoneInfo, owner: string, type: Re
   }));
   out.push(...answers);
   return out.sort((x, y) => x.server.localeCompare(y.server) || x.address.localeCompare(y.address));
+}
+
+function answerTtl(data: DnsResponse['answers'], alias: DnsResponse['answers'][number] | undefined, authorities: DnsResponse['authorities']): AuthoritativeAnswer['ttl'] {
+  const ttlOf = (a: DnsResponse['answers'][number]): number => ('ttl' in a ? a.ttl ?? 0 : 0);
+  if (data.length) return { seconds: Math.max(...data.map(ttlOf)), of: 'rrset' };
+  if (alias) return { seconds: ttlOf(alias), of: 'cname' };
+  const soa = authorities.find((a) => a.type === 'SOA');
+  if (soa && soa.type === 'SOA') return { seconds: Math.min(soa.ttl ?? 0, soa.data.minimum ?? 0), of: 'negative' };
+  return undefined;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import type { LiveView, PropagationView, ServedChains } from '../../src/engine/observe.js';
-import { runEngine, type EngineOptions } from '../../src/engine/reconcile.js';
+import { planOnly, runEngine, type EngineOptions } from '../../src/engine/reconcile.js';
 import { readState, writeState } from '../../src/engine/state.js';
 import { makeCa, makeLeaf, makeLineage, makeTempDir, opensslSpkiSha256, removeTempDir, type CaHandle } from '../helpers/pki.js';
 
@@ -221,6 +221,63 @@ describe('rollover engine (zonefile, staged install, scripted DNS and probe view
     expect(existsSync(join(s.base, 'installed/mx.example.org/.reload-pending'))).toBe(false);
     const third = await runEngine(config, { entryPoint: 'test', now: at(t0, 10), propagation: propagation(world), live: probe });
     expect(third.promoted).toEqual([]);
+  });
+
+  it('waits 2× the largest TTL a cache may hold: the RRset\'s before the write (foreign record), or one raised after it', async () => {
+    const s = scenario();
+    s.lineage(intA, 1);
+    const config = loadConfig(s.config);
+    const foreign = { owner: '_25._tcp.mx.example.org.', usage: 3 as const, selector: 1 as const, matching: 1 as const, data: 'cd'.repeat(32) };
+    // What the servers answer: before tlsa's write, and after it (Knot resets the RRset's TTL).
+    const world = { before: 600, after: 60 };
+    const asked: string[] = [];
+    const view: PropagationView = {
+      async servedTtl(owner) {
+        asked.push(owner);
+        return { ttl: world.before, of: 'rrset', records: [foreign] };
+      },
+      async propagated(_owner, records) {
+        return { seen: records, lagging: [], ttl: { ttl: world.after, of: 'rrset', records: [...records, foreign] } };
+      },
+    };
+    let presented: X509Certificate[][] = [];
+    const probe = live(() => presented);
+    const t0 = Date.now();
+    const run = (sec: number) => runEngine(config, { entryPoint: 'test', now: at(t0, sec), propagation: view, live: probe });
+    await run(0);
+    expect(asked).toEqual(['_25._tcp.mx.example.org.']);
+
+    // A new intermediate: staged; seen at 10, so live at 10 + 2×600 (not 10 + 2×60).
+    const leaf2 = s.lineage(intB, 2);
+    const r2 = await run(10);
+    expect(r2.waiting[0]!.eta!.getTime()).toBe(at(t0, 1210).getTime());
+    expect(r2.waiting[0]!.reason).toContain("2×600 s: the RRset was served with TTL 600 before tlsa's write (foreign record)");
+    expect((await run(200)).promoted).toEqual([]);
+    expect((await run(1210)).promoted).toHaveLength(1);
+    expect(installedLeaf(s.base)).toBe(new X509Certificate(leaf2.certPem).fingerprint256);
+
+    // The old records were in an RRset served with TTL 600: their grace is 600 s, not 60.
+    presented = [[new X509Certificate(leaf2.certPem), new X509Certificate(intB.certPem)]];
+    expect((await run(1300)).removed).toBe(0);
+    expect((await run(1810)).removed).toBe(2);
+
+    // Another writer raises the RRset's TTL to 900 right after tlsa's next write: seen with 900.
+    world.before = 60;
+    world.after = 900;
+    const intC = makeCa(dir, { name: 'Int C', key: 'p256', issuer: root });
+    const leaf3 = s.lineage(intC, 3);
+    const r5 = await run(1900);
+    expect(r5.waiting[0]!.eta!.getTime()).toBe(at(t0, 1900 + 1800).getTime());
+    expect(r5.waiting[0]!.reason).toContain("2×900 s: the RRset was served with TTL 900 after tlsa's write");
+    expect((await run(2500)).promoted).toEqual([]);
+    expect((await run(3700)).promoted).toHaveLength(1);
+    expect(installedLeaf(s.base)).toBe(new X509Certificate(leaf3.certPem).fingerprint256);
+
+    // `plan` shows what the next records' wait would count from (the configured resolver is a
+    // closed loopback port: only what the state remembers counts).
+    s.lineage(intA, 4);
+    const planned = await planOnly(config, { entryPoint: 'test', now: at(t0, 3800) });
+    expect(planned.waits?.get('_25._tcp.mx.example.org.')).toEqual({ ttl: 900, why: "the RRset was served with TTL 900 after tlsa's write (foreign record)" });
   });
 
   it('observeAll (the daemon) moves every pending record towards live, also those no staged chain waits for', async () => {

@@ -569,7 +569,7 @@ describe('queryAuthoritative, compareRrsets, waitForRecords (one fake server on 
   it('asks with RD clear and DO set; AA answers give records, REFUSED and no-AA give errors', async () => {
     dns.handler = (q) => reply(q, { flags: ['aa'], answers: [TLSA(OWNER, 3, 1, 1, Buffer.alloc(32, 1)), RRSIG(OWNER, 'TLSA', Z)] });
     const [ok] = await queryAuthoritative(zoneOf(['127.0.0.1']), OWNER, 'TLSA', { port: dns.port, timeoutMs: 500 });
-    expect(ok).toEqual({ server: `ns1.${Z}.`, address: '127.0.0.1', aa: true, rcode: 'NOERROR', records: [r1], rdata: [`3 1 1 ${hex32(1)}`], signed: true });
+    expect(ok).toEqual({ server: `ns1.${Z}.`, address: '127.0.0.1', aa: true, rcode: 'NOERROR', records: [r1], rdata: [`3 1 1 ${hex32(1)}`], signed: true, ttl: { seconds: 300, of: 'rrset' } });
     expect(dns.seen[0]!.q.flag_rd).toBe(false);
     expect(opt(dns.seen[0]!.q)?.flag_do).toBe(true);
 
@@ -587,6 +587,12 @@ describe('queryAuthoritative, compareRrsets, waitForRecords (one fake server on 
     const [nx] = await queryAuthoritative(zoneOf(['127.0.0.1']), OWNER, 'TLSA', { port: dns.port, timeoutMs: 500 });
     expect(nx!.records).toEqual([]);
     expect(nx!.rcode).toBe('NXDOMAIN');
+
+    // How long a resolver may cache each answer: a negative one min(SOA TTL, SOA MINIMUM), a CNAME its own.
+    dns.handler = (q) => reply(q, { flags: ['aa'], rcode: NXDOMAIN, authorities: [{ ...SOA(Z), ttl: 900 } as Answer] });
+    expect((await queryAuthoritative(zoneOf(['127.0.0.1']), OWNER, 'TLSA', { port: dns.port, timeoutMs: 500 }))[0]!.ttl).toEqual({ seconds: 60, of: 'negative' });
+    dns.handler = (q) => reply(q, { flags: ['aa'], answers: [CNAME(OWNER, `other.${Z}`)] });
+    expect((await queryAuthoritative(zoneOf(['127.0.0.1']), OWNER, 'TLSA', { port: dns.port, timeoutMs: 500 }))[0]!.ttl).toEqual({ seconds: 300, of: 'cname' });
   });
 
   it('compareRrsets: exact and contains, missing and extra, failures never in sync', () => {
