@@ -132,7 +132,7 @@ export function viewRecord(r: OwnedRecord, now: Date, graceSeconds?: number, pro
       const live = liveAt(r, propagationChecked, facts);
       const start = propagationChecked ? (r.seenAt ? Math.max(ms(r.publishedAt!), ms(r.seenAt)) : undefined) : ms(r.publishedAt!);
       const wait = waitTtl(r, facts, start);
-      if (!live) return { record: r, phase: 'pending', ageSeconds: age, wait, waitsFor: `every authoritative server to serve it (checked by the hook, the daemon and check), then ${describeWait(wait)}` };
+      if (!live) return { record: r, phase: 'pending', ageSeconds: age, wait, waitsFor: `every authoritative server to serve it (seen by the hook and the daemon; check only reports), then ${describeWait(wait)}` };
       const left = (live.getTime() - t) / 1000;
       if (left > 0) return { record: r, phase: 'pending', ageSeconds: age, nextInSeconds: left, wait, waitsFor: propagationChecked ? `${describeWait(wait)}; counted from when every authoritative server served it` : `${describeWait(wait)}; counted from publication, before a chain relying on it is served` };
       return { record: r, phase: 'live', ageSeconds: age, waitsFor: '' };
