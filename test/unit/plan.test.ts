@@ -47,7 +47,7 @@ describe('plan', () => {
 
   it('the served-chain guard catches a plan that would leave a chain unmatched', () => {
     const listed = new Map([[owner, [rec('a')]]]);
-    const plan = [{ owner, provider: 'p', ttl: 300, add: [], remove: [owned('a')], keep: [], retiring: [], foreign: [], drift: [] }];
+    const plan = [{ owner, provider: 'p', ttl: 300, add: [], remove: [owned('a')], keep: [], unowned: [], retiring: [], foreign: [], drift: [] }];
     expect(servedChainViolations(plan, listed, [target('a')])).toEqual([`${owner}: no record would match the chain served from chainA`]);
     expect(servedChainViolations([], listed, [target('a')])).toEqual([]);
   });

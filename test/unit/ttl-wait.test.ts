@@ -126,7 +126,7 @@ describe('remembering TTL facts', () => {
 
 describe('plan shows the wait of the records it would add', () => {
   const plan: OwnerPlan[] = [{
-    owner, provider: 'p', ttl: 10, remove: [], keep: [], retiring: [], foreign: [], drift: [],
+    owner, provider: 'p', ttl: 10, remove: [], keep: [], unowned: [], retiring: [], foreign: [], drift: [],
     add: [{ ...rec(), why: 'new chain', matchesServed: false, chains: ['c'] }],
   }];
   const waits = new Map([[owner, waitTtl(rec(), [fact(-1, 3600, { foreign: true })])]]);
