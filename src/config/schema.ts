@@ -1,5 +1,5 @@
 /** The configuration schema (zod), also exported as JSON Schema for editors (docs/config.schema.json). */
-import { z } from 'zod';
+import * as z from 'zod';
 import { PROTOCOLS_LIST as PROTOCOLS } from '../tlsa/policy.js';
 import { parseServer } from '../verify/resolver.js';
 
