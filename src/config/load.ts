@@ -51,7 +51,9 @@ export function loadConfig(file: string): LoadedConfig {
   const warnings: string[] = [];
   const data = resolveSecrets(doc.toJS(), [], error, warnings, dirname(abs));
   if (data === null || typeof data !== 'object' || Array.isArray(data)) throw error([], 'the configuration must be a YAML mapping (providers:, services:)');
-  const parsed = configSchema.safeParse(data);
+  // jitless: zod would first generate (new Function) a parser that pays off only over many
+  // parses; a CLI parses once, and that code is never in the code cache (launcher.ts).
+  const parsed = configSchema.safeParse(data, { jitless: true });
   if (!parsed.success) {
     const issue = portEntryIssue(parsed.error.issues[0]!, data);
     let path = issue.path as ConfigPath;

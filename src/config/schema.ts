@@ -1,5 +1,6 @@
 /** The configuration schema (zod), also exported as JSON Schema for editors (docs/config.schema.json). */
-import { z } from 'zod';
+// A namespace import lets the bundler (scripts/bundle.mjs) leave zod's unused locales out.
+import * as z from 'zod';
 import { PROTOCOLS_LIST as PROTOCOLS } from '../tlsa/policy.js';
 import { parseServer } from '../verify/resolver.js';
 

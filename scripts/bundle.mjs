@@ -1,0 +1,69 @@
+#!/usr/bin/env node
+// Bundles the CLI after `tsc` (npm run build): a config command (plan, status, the certbot
+// hook) otherwise spends most of its time loading ~150 modules. Writes into dist/src/cli/:
+//   cli-<hash>.cjs        the whole CLI (src/cli/main.ts and everything it imports, zod and
+//                         yaml included) as one CommonJS script; the provider SDKs
+//                         (@aws-sdk/*, cloudflare) and croner stay outside, required only
+//                         when the provider or the daemon that needs them runs
+//   cli-<hash>.cjs.cache  V8's code cache for it, made by one `plan` on config.example.yaml
+//   main.js               src/cli/launcher.ts, replacing tsc's main.js (same path for bin,
+//                         hooks and tests); `tsc` alone writes the unbundled one back
+// Usage: node scripts/bundle.mjs [--out DIR]   (DIR must lie under a directory holding this
+// package.json, src/issuers and node_modules, as dist/src/cli does).
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const { values } = parseArgs({ options: { out: { type: 'string' } } });
+const out = resolve(values.out ?? join(ROOT, 'dist/src/cli'));
+
+let esbuild;
+try {
+  esbuild = await import('esbuild');
+} catch {
+  // A checkout whose node_modules predates the devDependency: the tsc output still works.
+  process.stderr.write('bundle: esbuild is not installed (npm ci): dist/src/cli/main.js stays unbundled, slower to start\n');
+  process.exit(0);
+}
+
+for (const f of readdirSync(out)) {
+  if (/^cli-[A-Z0-9]+\.cjs(\.cache)?$/.test(f) || f === 'main.js.map') rmSync(join(out, f));
+}
+
+const common = { bundle: true, platform: 'node', target: 'node20', logLevel: 'warning', legalComments: 'none' };
+const cli = await esbuild.build({
+  ...common,
+  entryPoints: { cli: join(ROOT, 'src/cli/main.ts') },
+  outdir: out,
+  entryNames: '[name]-[hash]',
+  outExtension: { '.js': '.cjs' },
+  format: 'cjs',
+  external: ['@aws-sdk/*', 'cloudflare', 'croner'],
+  // import() of an external becomes require(), so the bundle needs no ESM loader callbacks.
+  supported: { 'dynamic-import': false },
+  // The sources are ES modules, strict by definition; package-root.ts finds package.json
+  // from import.meta.url, which is the bundle's own location here.
+  banner: { js: "'use strict'; const __tlsaModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
+  define: { 'import.meta.url': '__tlsaModuleUrl' },
+  metafile: true,
+});
+const bundleName = Object.keys(cli.metafile.outputs).map((f) => f.split('/').pop()).find((f) => f.endsWith('.cjs'));
+if (!bundleName) throw new Error('bundle: esbuild wrote no .cjs file');
+
+await esbuild.build({
+  ...common,
+  entryPoints: [join(ROOT, 'src/cli/launcher.ts')],
+  outfile: join(out, 'main.js'),
+  format: 'esm',
+  banner: { js: '#!/usr/bin/env node' },
+  define: { TLSA_BUNDLE: JSON.stringify(bundleName) },
+});
+
+// One representative run writes the code cache (plan reads and changes nothing).
+const warm = spawnSync(process.execPath, [join(out, 'main.js'), '--config', join(ROOT, 'config.example.yaml'), 'plan'], { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] });
+if (warm.status !== 0) throw new Error(`bundle: the bundled CLI failed on config.example.yaml (exit ${warm.status}):\n${warm.stderr}`);
+if (!existsSync(join(out, `${bundleName}.cache`))) throw new Error('bundle: no code cache was written');
+process.stdout.write(`bundle: ${join(out, 'main.js')} -> ${bundleName} (+ code cache)\n`);

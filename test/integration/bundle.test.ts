@@ -1,0 +1,140 @@
+/**
+ * The bundled CLI (scripts/bundle.mjs, run by `npm run build`): one script run from V8's code
+ * cache, behaving as the unbundled one. Built here into a throwaway package directory, so the
+ * test does not depend on how dist/ was last built.
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REPO_ROOT, show, type CliResult } from '../helpers/cli.js';
+
+const LIVE = path.join(REPO_ROOT, 'docs', 'example', 'letsencrypt', 'live');
+/** Prints, at exit, every file CommonJS loaded: the provider SDKs are CommonJS packages. */
+const PROBE = `process.on('exit', () => process.stderr.write('LOADED ' + JSON.stringify(Object.keys(require.cache)) + '\\n'));`;
+
+let pkg: string;
+/** config.example.yaml in the package directory: its zone file and state start absent there. */
+let EXAMPLE: string;
+let cliDir: string;
+let probe: string;
+
+function runBundled(args: string[], env: Record<string, string> = {}, nodeArgs: string[] = []): CliResult {
+  const r = spawnSync(process.execPath, [...nodeArgs, path.join(cliDir, 'main.js'), ...args], {
+    cwd: pkg,
+    encoding: 'utf8',
+    env: { ...process.env, TLSA_CONFIG: undefined, NODE_OPTIONS: undefined, ...env } as NodeJS.ProcessEnv,
+    timeout: 60_000,
+  });
+  if (r.error) throw r.error;
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr, all: r.stdout + r.stderr };
+}
+
+function loaded(r: CliResult): string[] {
+  const line = r.stderr.split('\n').find((l) => l.startsWith('LOADED '));
+  if (!line) throw new Error(`no LOADED line\n${show(r)}`);
+  return JSON.parse(line.slice('LOADED '.length)) as string[];
+}
+
+const sdk = (files: string[]) => files.filter((f) => /node_modules\/(@aws-sdk|cloudflare|croner)\//.test(f));
+
+describe('bundled CLI', () => {
+  beforeAll(() => {
+    // A package directory as npm installs it: package.json, the issuer catalog, node_modules.
+    pkg = fs.mkdtempSync(path.join(os.tmpdir(), 'tlsa-bundle-'));
+    fs.copyFileSync(path.join(REPO_ROOT, 'package.json'), path.join(pkg, 'package.json'));
+    fs.symlinkSync(path.join(REPO_ROOT, 'src'), path.join(pkg, 'src'));
+    fs.symlinkSync(path.join(REPO_ROOT, 'node_modules'), path.join(pkg, 'node_modules'));
+    fs.symlinkSync(path.join(REPO_ROOT, 'docs'), path.join(pkg, 'docs'));
+    EXAMPLE = path.join(pkg, 'config.example.yaml');
+    fs.copyFileSync(path.join(REPO_ROOT, 'config.example.yaml'), EXAMPLE);
+    cliDir = path.join(pkg, 'dist', 'src', 'cli');
+    fs.mkdirSync(cliDir, { recursive: true });
+    probe = path.join(pkg, 'probe.cjs');
+    fs.writeFileSync(probe, PROBE);
+    const r = spawnSync(process.execPath, [path.join(REPO_ROOT, 'scripts', 'bundle.mjs'), '--out', cliDir], { encoding: 'utf8', timeout: 180_000 });
+    if (r.status !== 0 || !fs.existsSync(path.join(cliDir, 'main.js'))) throw new Error(`bundle failed (exit ${r.status}):\n${r.stdout}${r.stderr}`);
+    if (!fs.readdirSync(cliDir).some((f) => f.endsWith('.cjs'))) throw new Error(`no bundle written (is esbuild installed?):\n${r.stderr}`);
+  }, 240_000);
+  afterAll(() => fs.rmSync(pkg, { recursive: true, force: true }));
+
+  const bundleFile = () => {
+    const f = fs.readdirSync(cliDir).find((n) => /^cli-[A-Z0-9]+\.cjs$/.test(n));
+    if (!f) throw new Error(`no bundle in ${cliDir}`);
+    return path.join(cliDir, f);
+  };
+
+  it('is one script with its code cache, next to main.js', () => {
+    const files = fs.readdirSync(cliDir).sort();
+    const name = path.basename(bundleFile());
+    expect(files).toEqual([name, `${name}.cache`, 'main.js'].sort());
+  });
+
+  it('plan on config.example.yaml: the plan, and no provider SDK loaded', () => {
+    const r = runBundled(['--config', EXAMPLE, 'plan'], {}, ['--require', probe]);
+    expect(r.code, show(r)).toBe(0);
+    expect(r.stdout).toContain('_25._tcp.mx.example.org.');
+    expect(r.stdout).toContain('Plan: 10 to add, 0 to remove.');
+    expect(sdk(loaded(r))).toEqual([]);
+  });
+
+  it('a route53 provider loads its SDK when it runs (here: nothing listens, exit 3)', () => {
+    const dir = fs.mkdtempSync(path.join(pkg, 'r53-'));
+    const cfg = path.join(dir, 'config.yaml');
+    fs.writeFileSync(cfg, [
+      'state_dir: state',
+      'verify: {resolver: "127.0.0.1:9", propagation: false, probe: false}',
+      'providers:',
+      '  aws: {type: route53, hosted_zone_id: Z0000000000000000TEST, endpoint: "http://127.0.0.1:9", access_key_id: AKIDTEST, secret_access_key: secret-test-key-123}',
+      'services:',
+      '  mx:',
+      '    host: mx.example.org',
+      '    provider: aws',
+      '    issuers: none',
+      `    certificates: [{lineage: ${path.join(LIVE, 'mx.example.org')}}]`,
+      '',
+    ].join('\n'));
+    const r = runBundled(['--config', cfg, 'plan'], {}, ['--require', probe]);
+    expect(r.code, show(r)).toBe(3);
+    expect(r.all).not.toContain('secret-test-key-123');
+    expect(sdk(loaded(r)).some((f) => f.includes('node_modules/@aws-sdk/client-route-53/'))).toBe(true);
+  });
+
+  it('bad input keeps its file:line and exit 2 (one copy of the error classes)', () => {
+    const cfg = path.join(pkg, 'bad.yaml');
+    fs.writeFileSync(cfg, 'providers: {}\nservices:\n  mx:\n    host: mx.example.org\n    provider: nope\n    certificates: [{lineage: /x}]\n');
+    const r = runBundled(['--config', cfg, 'plan']);
+    expect(r.code, show(r)).toBe(2);
+    expect(r.stderr).toMatch(/bad\.yaml:5\b/);
+    expect(r.stderr).toContain('unknown provider "nope"');
+  });
+
+  it('--version alone answers like --version through the whole CLI', () => {
+    const alone = runBundled(['--version']);
+    const full = runBundled(['--version', '--json']);
+    const version = (JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+    expect([alone.code, alone.stdout]).toEqual([0, `tlsa ${version}\n`]);
+    expect([full.code, full.stdout]).toEqual([0, alone.stdout]);
+  });
+
+  it('a code cache from other code is rejected and written anew; the run is unaffected', () => {
+    const cache = `${bundleFile()}.cache`;
+    fs.writeFileSync(cache, Buffer.alloc(4096, 7));
+    const r = runBundled(['--config', EXAMPLE, 'status']);
+    expect(r.code, show(r)).toBe(0);
+    expect(r.stdout).toContain('No records owned by tlsa');
+    const rewritten = fs.readFileSync(cache);
+    expect(rewritten.length).toBeGreaterThan(4096);
+    expect(rewritten.equals(Buffer.alloc(rewritten.length, 7))).toBe(false);
+  });
+
+  it('without a code cache the run is the same, and leaves one behind', () => {
+    const cache = `${bundleFile()}.cache`;
+    fs.rmSync(cache);
+    const r = runBundled(['--config', EXAMPLE, 'plan']);
+    expect(r.code, show(r)).toBe(0);
+    expect(r.stdout).toContain('Plan: 10 to add, 0 to remove.');
+    expect(fs.existsSync(cache)).toBe(true);
+  });
+});
