@@ -1,6 +1,6 @@
 /** One run at a time: the hook, the daemon and one-off commands share this lock in the
  *  state directory. A lock whose holder died (same host, pid gone) is taken over. */
-import { closeSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, lstatSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { InputError, WaitError, errnoCode } from '../errors.js';
@@ -32,6 +32,15 @@ function ageMs(file: string): number {
 }
 
 function readLock(file: string): LockInfo | undefined {
+  // The lock is only ever a small regular file tlsa created; anything else (a FIFO would block
+  // the read for ever, a directory or a link someone put there) is for the operator to remove.
+  let st;
+  try {
+    st = lstatSync(file);
+  } catch {
+    return undefined;
+  }
+  if (!st.isFile()) throw new InputError('the lock file is not a regular file; tlsa never makes it so: remove it once no tlsa runs', file);
   try {
     return JSON.parse(readFileSync(file, 'utf8')) as LockInfo;
   } catch {
@@ -71,7 +80,12 @@ export async function acquireLockFile(file: string, opts: LockOptions): Promise<
         if (released) return;
         released = true;
         process.removeListener('exit', release);
-        const current = readLock(file);
+        let current: LockInfo | undefined;
+        try {
+          current = readLock(file);
+        } catch {
+          return; // replaced by something that is not ours: leave it to the operator
+        }
         if (current?.pid === process.pid) rmSync(file, { force: true });
       };
       process.on('exit', release);

@@ -1,11 +1,12 @@
 /** The state store: which records this tool owns and where each is in its lifecycle.
  *  One JSON file, written atomically; read and written only under the lock (lock.ts). */
-import { mkdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { InputError, errnoCode } from '../errors.js';
 import type { TlsaRecord } from '../tlsa/record.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
+import { readInputText } from '../util/read-input.js';
 
 /**
  * - publishing: intent written, provider call not yet confirmed (a crash here is resolved by
@@ -54,6 +55,8 @@ export interface StateFile {
 }
 
 export const STATE_FILE = 'state.json';
+/** Far above what 10,000 services with a dozen records each need (about 10 MB). */
+const MAX_STATE_BYTES = 256 * 1024 * 1024;
 
 export function actor(entryPoint: string): string {
   return `${entryPoint}@${hostname()}:${process.pid}`;
@@ -70,13 +73,13 @@ export function ensureStateDir(dir: string): void {
 
 export function readState(dir: string): StateFile {
   const file = join(dir, STATE_FILE);
-  let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    statSync(file);
   } catch (e) {
     if (errnoCode(e) === 'ENOENT' || errnoCode(e) === 'ENOTDIR') return { version: 1, records: [] };
-    throw new InputError(`cannot read the state: ${errnoCode(e)}`, file);
   }
+  // Only a regular file: a FIFO planted here would otherwise hang every run holding the lock.
+  const text = readInputText(file, { what: 'the state file', maxBytes: MAX_STATE_BYTES });
   let json: unknown;
   try {
     json = JSON.parse(text);

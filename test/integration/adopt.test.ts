@@ -3,6 +3,7 @@
  * by hand, records a tlsa wrote that are no longer wanted, and a damaged state file. Hashes come
  * from the openssl CLI (test/helpers/pki.ts).
  */
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -139,6 +140,28 @@ describe('a damaged state', () => {
       }
       expect(s.zone()).toBe(FOREIGN_ZONE);
       expect(fs.readFileSync(s.stateFile, 'utf8')).toBe(text);
+    });
+  }
+});
+
+describe('the state directory holds something tlsa did not make', () => {
+  for (const [name, file] of [['state.json', 'state.json'], ['the lock', 'lock']] as const) {
+    it(`${name} as a FIFO: exit 2 naming it, no hang, nothing changed`, () => {
+      const s = site(`fifo-${file}`, FOREIGN_ZONE);
+      const dir = path.dirname(s.stateFile);
+      fs.mkdirSync(dir, { recursive: true });
+      const fifo = path.join(dir, file);
+      expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+      for (const cmd of ['publish', 'status']) {
+        if (file === 'lock' && cmd === 'status') continue; // status reads the state without the lock
+        const r = runCli(['--config', path.join(s.dir, 'tlsa.yaml'), cmd, '--lock-wait', '2'], { cwd: s.dir, timeout: 20_000 });
+        expect(r.code, show(r)).toBe(2);
+        expect(r.stderr).toContain(fifo);
+        expect(r.stderr).toMatch(/not a regular file|FIFO/);
+        expect(stackLines(r.all)).toEqual([]);
+      }
+      expect(s.zone()).toBe(FOREIGN_ZONE);
+      expect(fs.lstatSync(fifo).isFIFO()).toBe(true);
     });
   }
 });
