@@ -1,5 +1,5 @@
 /** Rendering a plan for humans and for scripts; shared by `plan` and `publish`. */
-import { describeWait, type WaitTtl } from '../engine/lifecycle.js';
+import { describeWait, heldText, type WaitTtl } from '../engine/lifecycle.js';
 import type { OwnerPlan } from '../engine/plan.js';
 import { bothForms, unicodeForm } from '../tlsa/host.js';
 import { rdataText } from '../tlsa/record.js';
@@ -25,7 +25,7 @@ export function planText(plan: OwnerPlan[], now: Date, waits?: Map<string, WaitT
     for (const r of p.add) out.push(`  + ${shortRdata(r)}  ${r.why}${p.drift.includes(r) ? ' [was deleted outside tlsa: re-adding]' : ''}`);
     const wait = waits?.get(p.owner);
     if (wait) out.push(`    new records live ${describeWait(wait)}; counted from ${propagationChecked ? 'when every authoritative server serves them' : 'publication'}`);
-    for (const r of p.remove) out.push(`  - ${shortRdata(r)}  retired (no served chain needs it; grace over)`);
+    for (const r of p.remove) out.push(`  - ${shortRdata(r)}  ${r.held ? `retired, grace over, but ${heldText(r.held, now)}` : 'retired (no served chain needs it; grace over)'}`);
     for (const r of p.retiring) {
       const left = (r.due.getTime() - now.getTime()) / 1000;
       out.push(`  ~ ${shortRdata(r.record)}  retiring: no served chain needs it; removal ${left > 0 ? `in ${duration(left)}` : 'due'}`);
@@ -54,7 +54,7 @@ export function planJson(plan: OwnerPlan[], waits?: Map<string, WaitTtl>) {
       ttl: p.ttl,
       wait: waits?.get(p.owner) ? { seconds: 2 * waits.get(p.owner)!.ttl, ttl: waits.get(p.owner)!.ttl, why: waits.get(p.owner)!.why } : null,
       add: p.add.map((r) => ({ rdata: rdataText(r), why: r.why, service: r.service })),
-      remove: p.remove.map((r) => ({ rdata: rdataText(r), service: r.service })),
+      remove: p.remove.map((r) => ({ rdata: rdataText(r), service: r.service, ...(r.held ? { held: r.held } : {}) })),
       retiring: p.retiring.map((r) => ({ rdata: rdataText(r.record), since: r.since.toISOString(), due: r.due.toISOString() })),
       keep: p.keep.map((r) => ({ rdata: rdataText(r), why: r.why, owned: !p.unowned.includes(r) })),
       foreign: p.foreign.map((r) => ({ rdata: rdataText(r) })),
