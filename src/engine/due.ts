@@ -112,7 +112,7 @@ export function nextDueFor(config: LoadedConfig, records: OwnedRecord[], opts: {
   // Records of services removed from the configuration are still retired by a full run.
   const inScope = (r: OwnedRecord) => chosen.has(r.service) || (!opts.services?.length && !known.has(r.service) && !!config.raw.providers[r.provider]);
   const ttlAt = new Map<string, number>();
-  for (const name of chosen) {
+  if (Object.keys(opts.observed ?? {}).length) for (const name of chosen) {
     const svc = config.raw.services[name];
     if (!svc) continue;
     for (const { port } of servicePorts(svc)) {

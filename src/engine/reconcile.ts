@@ -384,7 +384,8 @@ async function observeOthers(records: TlsaRecord[], view: PropagationView, state
       const at = { ...state.observed?.[owner] };
       for (const x of seen) at[rdataText(x)] ??= observed.toISOString();
       for (const x of recs.filter((r) => !seen.some((y) => recordKey(y) === recordKey(r)))) delete at[rdataText(x)];
-      state.observed = { ...state.observed, [owner]: at };
+      const { [owner]: _before, ...rest } = state.observed ?? {};
+      state.observed = Object.keys(at).length ? { ...rest, [owner]: at } : rest;
       if (ttl) noteTtl(state, owner, ttl, 'after-write', observed);
       if (lagging.length) {
         notes.push(`${owner}: another writer's record is not on every authoritative server yet: ${lagging.join('; ')}`);

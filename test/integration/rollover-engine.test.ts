@@ -280,6 +280,54 @@ describe('rollover engine (zonefile, staged install, scripted DNS and probe view
     expect(planned.waits?.get('_25._tcp.mx.example.org.')).toEqual({ ttl: 900, why: "the RRset was served with TTL 900 after tlsa's write (foreign record)" });
   });
 
+  it("another writer's live record lets a staged chain install, aged from when tlsa first saw it on every server; tlsa never removes it", async () => {
+    const s = scenario();
+    // DANE-TA only; host D already published the 2 1 1 of the next intermediate at the owner.
+    writeFileSync(s.config, readFileSync(s.config, 'utf8').replace('    issuers: none\n', '    issuers: none\n    records: ["2 1 1"]\n'));
+    const otherHost = `_25._tcp.mx.example.org. 60 IN TLSA 2 1 1 ${opensslSpkiSha256(intB.certPath)}\n`;
+    writeFileSync(join(s.base, 'zone.db'), otherHost);
+    s.lineage(intA, 1);
+    const config = loadConfig(s.config);
+    const world = { now: new Date(), lagging: false };
+    const t0 = Date.now();
+    let presented: X509Certificate[][] = [];
+    const probe = live(() => presented);
+    const run = (sec: number) => runEngine(config, { entryPoint: 'test', now: at(t0, sec), propagation: propagation(world), live: probe });
+    await run(0); // bootstrap: C's own 2 1 1 of Int A, installed at once
+
+    // Renewal through Int B: its 2 1 1 is D's. Not yet on every server: staged, no age yet.
+    const leaf2 = s.lineage(intB, 2);
+    world.lagging = true;
+    const r1 = await run(10);
+    expect(r1.added).toBe(0);
+    expect(r1.promoted).toEqual([]);
+    expect(r1.waiting[0]!.reason).toMatch(/another writer's record \(2 1 1 .*\) to reach every authoritative server/);
+    expect(readState(config.stateDir).observed?.['_25._tcp.mx.example.org.']).toBeUndefined();
+
+    // Seen on every server at 20: live 2×TTL (60) later, with an ETA the daemon can sleep to.
+    world.lagging = false;
+    const r2 = await run(20);
+    expect(r2.promoted).toEqual([]);
+    expect(r2.waiting[0]!.eta!.getTime()).toBe(at(t0, 140).getTime());
+    expect(r2.waiting[0]!.reason).toContain('counted from when tlsa first saw it on every authoritative server');
+    expect((await run(100)).promoted).toEqual([]);
+    const r3 = await run(140);
+    expect(r3.promoted).toHaveLength(1);
+    expect(installedLeaf(s.base)).toBe(new X509Certificate(leaf2.certPem).fingerprint256);
+
+    // C's old record retires; D's record stays, never in C's state.
+    presented = [[new X509Certificate(leaf2.certPem), new X509Certificate(intB.certPem)]];
+    expect((await run(300)).removed).toBe(1);
+    expect(zone(s.base)).toContain(opensslSpkiSha256(intB.certPath));
+    expect(zone(s.base)).not.toContain(opensslSpkiSha256(intA.certPath));
+    expect(readState(config.stateDir).records).toEqual([]);
+
+    // D removes it: the observation is forgotten, so a record coming back starts over.
+    writeFileSync(join(s.base, 'zone.db'), '');
+    await runEngine(config, { entryPoint: 'test', now: at(t0, 400), propagation: propagation(world), live: probe, add: false });
+    expect(readState(config.stateDir).observed?.['_25._tcp.mx.example.org.']).toBeUndefined();
+  });
+
   it('observeAll (the daemon) moves every pending record towards live, also those no staged chain waits for', async () => {
     const s = scenario();
     s.lineage(intA, 1);
