@@ -12,6 +12,7 @@ import { loadConfig } from '../../src/config/load.js';
 import type { LiveView, PropagationView, ServedChains } from '../../src/engine/observe.js';
 import { planOnly, runEngine, type EngineOptions } from '../../src/engine/reconcile.js';
 import { readState, writeState } from '../../src/engine/state.js';
+import { requireBuiltCli, runCli } from '../helpers/cli.js';
 import { makeCa, makeLeaf, makeLineage, makeTempDir, opensslSpkiSha256, removeTempDir, type CaHandle } from '../helpers/pki.js';
 
 let dir: string;
@@ -327,6 +328,40 @@ describe('rollover engine (zonefile, staged install, scripted DNS and probe view
     await runEngine(config, { entryPoint: 'test', now: at(t0, 400), propagation: propagation(world), live: probe, add: false });
     expect(readState(config.stateDir).observed?.['_25._tcp.mx.example.org.']).toBeUndefined();
   });
+
+  it('a record kept because a live server still presents its chain: status and plan (the CLI) say it is held and why', async () => {
+    requireBuiltCli();
+    const s = scenario();
+    // On the real clock (status has no other), so a TTL of 1 s keeps the waits short.
+    writeFileSync(s.config, readFileSync(s.config, 'utf8').replace('ttl: 60', 'ttl: 1'));
+    const leaf1 = s.lineage(intA, 1);
+    const config = loadConfig(s.config);
+    const world = { now: new Date(), lagging: false };
+    const probe = live(() => [[new X509Certificate(leaf1.certPem), new X509Certificate(intA.certPem)]]);
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    const run = (extra: Partial<EngineOptions> = {}) => runEngine(config, { entryPoint: 'test', propagation: propagation(world), live: probe, ...extra });
+    await run();
+    s.lineage(intB, 2);
+    await run(); // staged: its records were just published
+    let promoted = 0;
+    for (let i = 0; i < 20 && !promoted; i++) {
+      await sleep(500);
+      promoted = (await run()).promoted.length;
+    }
+    expect(promoted).toBe(1);
+    await sleep(1500); // the grace (1 s) is over; the server was not reloaded: it still presents chain 1
+    const r = await run();
+    expect(r.held).toHaveLength(2);
+    expect(readState(config.stateDir).records.filter((x) => x.held)).toHaveLength(2);
+
+    const status = runCli(['status', '--config', s.config], { cwd: s.base });
+    expect(status.code).toBe(0);
+    expect(status.stdout).toMatch(/retiring .*held \(checked \d+ s ago\): 127\.0\.0\.1 port 25 still presents a chain it matches \(ecdsa\)/);
+    expect(status.stdout).not.toContain('removal by the next publish');
+    const plan = runCli(['plan', '--config', s.config], { cwd: s.base });
+    expect(plan.stdout).toMatch(/- 3 1 1 .*held \(checked \d+ s ago\): 127\.0\.0\.1 port 25 still presents a chain it matches/);
+    expect(plan.stdout).not.toContain('grace over)');
+  }, 60_000);
 
   it('observeAll (the daemon) moves every pending record towards live, also those no staged chain waits for', async () => {
     const s = scenario();
