@@ -16,6 +16,7 @@ import { addTtlFact, describeWait, graceWait, liveAt, observedLiveAt, observedRe
 import { acquireLock } from './lock.js';
 import { dnsPropagation, liveProbe, type LiveView, type PropagationView, type ServedChains, type ServedTtl } from './observe.js';
 import { planOwners, servedChainViolations, type OwnerPlan } from './plan.js';
+import { capWarning, servedTtl, ttlMismatch } from './writers.js';
 import { createProviders } from './providers.js';
 import { stagedFiles, type ServiceChain } from './sources.js';
 import { actor, ensureStateDir, readState, writeState, type OwnedRecord, type StateFile, type TtlFact } from './state.js';
@@ -60,6 +61,9 @@ export interface PlanResult {
   state: StateFile;
   /** `plan` only: per owner name with records to add, the TTL their wait would count from. */
   waits?: Map<string, WaitTtl>;
+  /** `plan` only: per owner name, the TTL the authoritative servers were last seen serving the
+   *  RRset with (the state's TTL facts), when known. */
+  servedTtls?: Map<string, TtlFact>;
 }
 
 export interface Promotion {
@@ -170,6 +174,12 @@ async function computePlan(config: LoadedConfig, opts: RunOptions, state: StateF
   }
   const violations = servedChainViolations(plan, listedAll, targets.records);
   if (violations.length) throw new UnsafeError(`internal safety check failed, nothing changed: ${violations.join('; ')}`);
+  // Other writers at the same owner: their records count for the cap, their TTL resets ours.
+  for (const p of plan) {
+    const cap = capWarning(p, listedAll.get(p.owner) ?? [], owned, config.raw.max_records_per_name);
+    const ttl = ttlMismatch(p.owner, p.ttl, factsAt(state, p.owner));
+    for (const w of [cap, ttl]) if (w && !targets.warnings.includes(w)) targets.warnings.push(w);
+  }
   return { targets, plan, listed: listedAll, state, providers: prov };
 }
 
@@ -188,7 +198,12 @@ export async function planOnly(config: LoadedConfig, opts: RunOptions): Promise<
     const next: OwnedRecord = { ...p.add[0]!, ttl: Math.max(...p.add.map((a) => a.ttl)), status: 'published', addedAt: stamp, publishedAt: stamp, by: '' };
     waits.set(p.owner, waitTtl(next, factsAt(state, p.owner)));
   }
-  return { ...rest, waits };
+  const served = new Map<string, TtlFact>();
+  for (const p of rest.plan) {
+    const f = servedTtl(factsAt(state, p.owner));
+    if (f) served.set(p.owner, f);
+  }
+  return { ...rest, waits, servedTtls: served };
 }
 
 const factsAt = (state: StateFile, owner: string): TtlFact[] => state.ttls?.[owner] ?? [];
