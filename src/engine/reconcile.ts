@@ -16,7 +16,7 @@ import { addTtlFact, describeWait, graceWait, liveAt, observedLiveAt, observedRe
 import { acquireLock } from './lock.js';
 import { dnsPropagation, liveProbe, type LiveView, type PropagationView, type ServedChains, type ServedTtl } from './observe.js';
 import { planOwners, servedChainViolations, type OwnerPlan } from './plan.js';
-import { capWarning, servedTtl, ttlMismatch } from './writers.js';
+import { capWarning, servedTtl, ttlChangeNote, ttlMismatch } from './writers.js';
 import { createProviders } from './providers.js';
 import { stagedFiles, type ServiceChain } from './sources.js';
 import { actor, ensureStateDir, readState, writeState, type OwnedRecord, type StateFile, type TtlFact } from './state.js';
@@ -178,7 +178,8 @@ async function computePlan(config: LoadedConfig, opts: RunOptions, state: StateF
   for (const p of plan) {
     const cap = capWarning(p, listedAll.get(p.owner) ?? [], owned, config.raw.max_records_per_name);
     const ttl = ttlMismatch(p.owner, p.ttl, factsAt(state, p.owner));
-    for (const w of [cap, ttl]) if (w && !targets.warnings.includes(w)) targets.warnings.push(w);
+    const change = ttlChangeNote(p, owned);
+    for (const w of [cap, ttl, change]) if (w && !targets.warnings.includes(w)) targets.warnings.push(w);
   }
   return { targets, plan, listed: listedAll, state, providers: prov };
 }

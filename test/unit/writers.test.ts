@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { planText } from '../../src/cli/plan-view.js';
 import { planOwners, type TargetRecord } from '../../src/engine/plan.js';
 import type { OwnedRecord, TtlFact } from '../../src/engine/state.js';
-import { capWarning, countAfter, servedTtl, ttlMismatch } from '../../src/engine/writers.js';
+import { capWarning, countAfter, servedTtl, ttlChangeNote, ttlMismatch } from '../../src/engine/writers.js';
 import type { TlsaRecord } from '../../src/tlsa/record.js';
 
 const owner = '_25._tcp.mx.example.org.';
@@ -57,5 +57,16 @@ describe('the TTL the servers serve, when other writers use another one', () => 
   it('plan shows the served TTL beside the configured one', () => {
     const plan = planOwners({ desired: [target('a')], listed: new Map([[owner, [rec('a')]]]), owned: [owned('a')], now });
     expect(planText(plan, now, undefined, true, new Map([[owner, facts[0]!]]))).toContain(`${owner}  (provider p, TTL 10; served with TTL 30 when last seen, 2026-01-01T00:00:00.000Z)`);
+  });
+});
+
+describe('a changed ttl: in the configuration', () => {
+  it('says that the records tlsa published keep their TTL until its next write that adds records there', () => {
+    const at60 = { ...owned('a'), ttl: 60 };
+    const plan = planOwners({ desired: [target('a')], listed: new Map([[owner, [rec('a')]]]), owned: [at60], now })[0]!;
+    expect(ttlChangeNote(plan, [at60])).toBe(`${owner}: tlsa published its records there with TTL 60; the configuration says 10: the RRset's TTL changes with tlsa's next write that adds records at this name (the next renewal)`);
+    expect(ttlChangeNote(plan, [owned('a')])).toBeUndefined();
+    const adding = planOwners({ desired: [target('a'), target('b')], listed: new Map([[owner, [rec('a')]]]), owned: [at60], now })[0]!;
+    expect(ttlChangeNote(adding, [at60])).toBeUndefined();
   });
 });
