@@ -500,7 +500,10 @@ async function runLocked(config: LoadedConfig, opts: EngineOptions): Promise<Eng
     const which = others.map((r) => shortOther(r)).join(', ');
     if (!seen.length) return `another writer's record (${which}) to reach every authoritative server, then 2×TTL`;
     const waits = seen.map((r) => waitTtl(observedRecord(r, state.observed![r.owner]![rdataText(r)]!, Math.max(0, ...c.targets.records.filter((d) => d.owner === r.owner).map((d) => d.ttl)) || 3600), factsAt(state, r.owner))).sort((a, b) => a.ttl - b.ttl);
-    return `another writer's record (${which}) to be ${describeWait(waits[0]!)} old, counted from when tlsa first saw it ${propagationView ? 'on every authoritative server' : 'at the provider'}`;
+    // Nobody told tlsa the other writer's TTL: its own for the name stands in, raised by what
+    // the servers were seen serving.
+    const w = waits[0]!.why === "tlsa's TTL, as published" ? { ...waits[0]!, why: "tlsa's TTL for the name (the servers were seen serving no larger one)" } : waits[0]!;
+    return `another writer's record (${which}) to be 2×TTL old (${describeWait(w)}), counted from when tlsa first saw it ${propagationView ? 'on every authoritative server' : 'at the provider'}`;
   };
 
   // Promotion: a staged chain is installed once a record that matches it is live, for every
