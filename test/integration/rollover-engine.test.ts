@@ -329,6 +329,27 @@ describe('rollover engine (zonefile, staged install, scripted DNS and probe view
     expect(readState(config.stateDir).observed?.['_25._tcp.mx.example.org.']).toBeUndefined();
   });
 
+  it("the hook's served-chain check (no staged install) counts another writer's live record", async () => {
+    const s = scenario();
+    writeFileSync(s.config, readFileSync(s.config, 'utf8')
+      .replace('    issuers: none\n', '    issuers: none\n    records: ["2 1 1"]\n')
+      .replace(/    install:\n.*\n.*\n/, ''));
+    writeFileSync(join(s.base, 'zone.db'), `_25._tcp.mx.example.org. 60 IN TLSA 2 1 1 ${opensslSpkiSha256(intB.certPath)}\n`);
+    s.lineage(intB, 1);
+    const config = loadConfig(s.config);
+    expect(config.raw.services['mx']!.install).toBeUndefined();
+    const world = { now: new Date(), lagging: false };
+    const t0 = Date.now() + 60_000; // ahead of the real clock: observations are stamped with the run's
+    const run = (sec: number) => runEngine(config, { entryPoint: 'test', now: at(t0, sec), propagation: propagation(world), live: live(() => []), checkServed: true });
+    const r1 = await run(0);
+    expect(r1.added).toBe(0);
+    expect(r1.served).toEqual([expect.objectContaining({ live: false, eta: at(t0, 120) })]);
+    expect((await run(119)).served[0]!.live).toBe(false);
+    expect((await run(120)).served[0]!.live).toBe(true);
+    expect(zone(s.base)).toContain(opensslSpkiSha256(intB.certPath));
+    expect(readState(config.stateDir).records).toEqual([]);
+  });
+
   it('a record kept because a live server still presents its chain: status and plan (the CLI) say it is held and why', async () => {
     requireBuiltCli();
     const s = scenario();
