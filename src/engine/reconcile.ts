@@ -462,6 +462,12 @@ async function runLocked(config: LoadedConfig, opts: EngineOptions): Promise<Eng
     const relies = (p: OwnerPlan) => opts.checkServed || opts.observeAll || p.add.some((a) => config.raw.services[a.service]?.install);
     const observed = adds.filter((a) => relies(a.p)).map((a) => a.p.owner);
     if (propagationView && observed.length) await observeBeforeWrite(observed, propagationView, state, new Date(Math.max(Date.now(), now.getTime())), opts.progress);
+    // `ttl:` lowered since tlsa's records there were published: caches may hold the RRset with
+    // the old TTL, asked or not, so the wait of what is added now counts from it.
+    for (const { p } of adds) {
+      const old = Math.max(0, ...state.records.filter((r) => r.owner === p.owner && r.provider === p.provider && r.status === 'published').map((r) => r.ttl));
+      if (old > p.ttl) noteTtl(state, p.owner, { ttl: old, of: 'rrset', records: state.records.filter((r) => r.owner === p.owner) }, 'before-write', new Date(Math.max(Date.now(), now.getTime())));
+    }
     for (const [provider, items] of byProvider(adds)) {
       await applyChanges(c, provider, items, state, dir, by, opts.progress);
       added += items.reduce((n, i) => n + i.add.length, 0);

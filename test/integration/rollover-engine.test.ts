@@ -350,6 +350,24 @@ describe('rollover engine (zonefile, staged install, scripted DNS and probe view
     expect(readState(config.stateDir).records).toEqual([]);
   });
 
+  it('ttl: lowered in the configuration: what is added next waits for the TTL the published records had', async () => {
+    const s = scenario(); // ttl: 60
+    s.lineage(intA, 1);
+    const world = { now: new Date(), lagging: false };
+    const t0 = Date.now() + 60_000; // ahead of the real clock: observations are stamped with the run's
+    const run = (sec: number) => runEngine(loadConfig(s.config), { entryPoint: 'test', now: at(t0, sec), propagation: propagation(world), live: live(() => []) });
+    await run(0);
+    writeFileSync(s.config, readFileSync(s.config, 'utf8').replace('ttl: 60', 'ttl: 10'));
+    const plan = await planOnly(loadConfig(s.config), { entryPoint: 'test', now: at(t0, 5) });
+    expect(plan.targets.warnings.join('\n')).toContain("tlsa published its records there with TTL 60; the configuration says 10");
+    s.lineage(intB, 2);
+    const r = await run(10); // staged, seen on every server at 10: caches may hold the TTL-60 RRset
+    expect(r.waiting[0]!.reason).toContain("2×60 s: the RRset was served with TTL 60 before tlsa's write");
+    expect(r.waiting[0]!.eta!.getTime()).toBe(at(t0, 130).getTime());
+    expect((await run(40)).promoted).toEqual([]);
+    expect((await run(130)).promoted).toHaveLength(1);
+  });
+
   it('a record kept because a live server still presents its chain: status and plan (the CLI) say it is held and why', async () => {
     requireBuiltCli();
     const s = scenario();
