@@ -289,6 +289,7 @@ labDescribe('several writers at one owner: another writer\'s record counts, the 
 
     // D writes again: its TTL is what the servers serve now; check says so.
     await hostDWrites(d1, D_TTL);
+    await waitCached(d1); // the resolver's copy too: check compares it with the servers'
     const { run, json } = await checkJson(tlsa(['check', '--json']));
     note(`4: check: ${json.reports[0]?.warnings.join(' | ')}`);
     expect(json.reports[0]!.servedTtl, show(run)).toBe(D_TTL);
