@@ -37,7 +37,7 @@ function parseTarget(text: string, protocol?: Protocol): CheckTarget {
 
 function render(r: CheckReport): string {
   const lines = [
-    `${r.ok ? 'OK  ' : 'FAIL'} ${bothForms(r.host)}:${r.port} (${r.protocol})  ${r.owner}  TLSA ${r.dnssec.tlsa}, addresses ${r.dnssec.address}, ${r.records.length} record(s); authoritative: ${r.authoritative.inSync ? r.authoritative.summary : `NOT in sync (${r.authoritative.lagging.join(', ') || r.authoritative.summary})`}`,
+    `${r.ok ? 'OK  ' : 'FAIL'} ${bothForms(r.host)}:${r.port} (${r.protocol})  ${r.owner}  TLSA ${r.dnssec.tlsa}, addresses ${r.dnssec.address}, ${r.records.length} record(s)${r.servedTtl !== undefined ? `, TTL ${r.servedTtl}` : ''}; authoritative: ${r.authoritative.inSync ? r.authoritative.summary : `NOT in sync (${r.authoritative.lagging.join(', ') || r.authoritative.summary})`}`,
   ];
   for (const p of r.probes) {
     const what = p.notServed ? 'no certificate of this type (the server answered the other one)' : p.ok ? `Verified: ${p.matched} (${p.leaf})` : `NOT verified: ${p.problems.join('; ')}`;

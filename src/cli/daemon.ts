@@ -73,7 +73,7 @@ function sleepUntil(config: LoadedConfig, v: CliValues, first: Due, setInterrupt
       } catch {
         return; // the next run reports a damaged state
       }
-      const due = nextDueFor(config, state.records, { services: v.service, now: new Date(), propagationChecked: config.raw.verify.propagation, factsAt: (o) => state.ttls?.[o] ?? [] });
+      const due = nextDueFor(config, state.records, { services: v.service, now: new Date(), propagationChecked: config.raw.verify.propagation, factsAt: (o) => state.ttls?.[o] ?? [], observed: state.observed });
       if (due && due.at.getTime() < current.at.getTime()) {
         arm(due);
         progressLine(`the state changed: next run ${describeWake(due)}`);

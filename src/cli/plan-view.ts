@@ -1,6 +1,7 @@
 /** Rendering a plan for humans and for scripts; shared by `plan` and `publish`. */
-import { describeWait, type WaitTtl } from '../engine/lifecycle.js';
+import { describeWait, heldText, type WaitTtl } from '../engine/lifecycle.js';
 import type { OwnerPlan } from '../engine/plan.js';
+import type { TtlFact } from '../engine/state.js';
 import { bothForms, unicodeForm } from '../tlsa/host.js';
 import { rdataText } from '../tlsa/record.js';
 import { duration, shortRdata } from './common.js';
@@ -18,14 +19,16 @@ export function planSummary(plan: OwnerPlan[]): { add: number; remove: number; r
 }
 
 /** `waits`: per owner with records to add, the TTL their wait counts from (plan only). */
-export function planText(plan: OwnerPlan[], now: Date, waits?: Map<string, WaitTtl>, propagationChecked = true): string {
+/** `served`: per owner, the TTL the authoritative servers were last seen serving (plan only). */
+export function planText(plan: OwnerPlan[], now: Date, waits?: Map<string, WaitTtl>, propagationChecked = true, served?: Map<string, TtlFact>): string {
   const out: string[] = [];
   for (const p of plan) {
-    out.push(`${bothForms(p.owner)}  (provider ${p.provider}, TTL ${p.ttl})`);
+    const seen = served?.get(p.owner);
+    out.push(`${bothForms(p.owner)}  (provider ${p.provider}, TTL ${p.ttl}${seen ? `; served with TTL ${seen.ttl} when last seen, ${seen.at}` : ''})`);
     for (const r of p.add) out.push(`  + ${shortRdata(r)}  ${r.why}${p.drift.includes(r) ? ' [was deleted outside tlsa: re-adding]' : ''}`);
     const wait = waits?.get(p.owner);
     if (wait) out.push(`    new records live ${describeWait(wait)}; counted from ${propagationChecked ? 'when every authoritative server serves them' : 'publication'}`);
-    for (const r of p.remove) out.push(`  - ${shortRdata(r)}  retired (no served chain needs it; grace over)`);
+    for (const r of p.remove) out.push(`  - ${shortRdata(r)}  ${r.held ? `retired, grace over, but ${heldText(r.held, now)}` : 'retired (no served chain needs it; grace over)'}`);
     for (const r of p.retiring) {
       const left = (r.due.getTime() - now.getTime()) / 1000;
       out.push(`  ~ ${shortRdata(r.record)}  retiring: no served chain needs it; removal ${left > 0 ? `in ${duration(left)}` : 'due'}`);
@@ -44,7 +47,7 @@ export function planText(plan: OwnerPlan[], now: Date, waits?: Map<string, WaitT
   return `${out.join('\n')}\n`;
 }
 
-export function planJson(plan: OwnerPlan[], waits?: Map<string, WaitTtl>) {
+export function planJson(plan: OwnerPlan[], waits?: Map<string, WaitTtl>, served?: Map<string, TtlFact>) {
   return {
     summary: planSummary(plan),
     owners: plan.map((p) => ({
@@ -52,9 +55,10 @@ export function planJson(plan: OwnerPlan[], waits?: Map<string, WaitTtl>) {
       ...(unicodeForm(p.owner) !== p.owner ? { ownerUnicode: unicodeForm(p.owner) } : {}),
       provider: p.provider,
       ttl: p.ttl,
+      ...(served ? { servedTtl: served.get(p.owner) ? { ttl: served.get(p.owner)!.ttl, at: served.get(p.owner)!.at } : null } : {}),
       wait: waits?.get(p.owner) ? { seconds: 2 * waits.get(p.owner)!.ttl, ttl: waits.get(p.owner)!.ttl, why: waits.get(p.owner)!.why } : null,
       add: p.add.map((r) => ({ rdata: rdataText(r), why: r.why, service: r.service })),
-      remove: p.remove.map((r) => ({ rdata: rdataText(r), service: r.service })),
+      remove: p.remove.map((r) => ({ rdata: rdataText(r), service: r.service, ...(r.held ? { held: r.held } : {}) })),
       retiring: p.retiring.map((r) => ({ rdata: rdataText(r.record), since: r.since.toISOString(), due: r.due.toISOString() })),
       keep: p.keep.map((r) => ({ rdata: rdataText(r), why: r.why, owned: !p.unowned.includes(r) })),
       foreign: p.foreign.map((r) => ({ rdata: rdataText(r) })),

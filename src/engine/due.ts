@@ -2,7 +2,10 @@
  *  daemon sleeps until then instead of a whole interval: a staged chain must be installed as
  *  soon as its records are live, not up to `interval_s` later. Pure: no I/O, no clock. */
 import type { LoadedConfig } from '../config/load.js';
-import { graceWait, liveAt } from './lifecycle.js';
+import { servicePorts } from '../config/ports.js';
+import { parseRdata } from '../tlsa/presentation.js';
+import { ownerName } from '../tlsa/record.js';
+import { graceWait, liveAt, observedLiveAt } from './lifecycle.js';
 import type { OwnedRecord, TtlFact } from './state.js';
 
 export interface Due {
@@ -41,6 +44,9 @@ export interface DueInput {
   graceFor: (r: OwnedRecord) => number;
   /** What the authoritative servers served at an owner name (the TTL rule of lifecycle.ts). */
   factsAt?: (owner: string) => readonly TtlFact[];
+  /** Other writers' records a chain may rely on (state.ts `observed`), with the TTL tlsa gives
+   *  its own records at their owner. */
+  observed?: { owner: string; rdata: string; seenAt: string; ttl: number }[];
 }
 
 type Kind = 'live' | 'unseen' | 'grace' | 'held' | 'unsettled';
@@ -89,6 +95,10 @@ export function nextDue(input: DueInput): Due | undefined {
         break;
     }
   }
+  for (const o of input.observed ?? []) {
+    const live = observedLiveAt({ owner: o.owner, ...parseRdata(o.rdata) }, o.seenAt, o.ttl, input.factsAt?.(o.owner)).getTime();
+    if (live > t) add('live', o.owner, live);
+  }
   let best: { kind: Kind; owner: string; at: number; n: number } | undefined;
   for (const e of found.values()) if (!best || e.at < best.at) best = e;
   return best ? { at: new Date(best.at), why: WHY[best.kind](best.n, best.owner) } : undefined;
@@ -96,13 +106,25 @@ export function nextDue(input: DueInput): Due | undefined {
 
 /** nextDue over the records a run for `services` (all when none) is responsible for, with the
  *  configuration's graces: the same records the engine plans for. */
-export function nextDueFor(config: LoadedConfig, records: OwnedRecord[], opts: { services?: string[] | undefined; now: Date; propagationChecked: boolean; factsAt?: (owner: string) => readonly TtlFact[] }): Due | undefined {
+export function nextDueFor(config: LoadedConfig, records: OwnedRecord[], opts: { services?: string[] | undefined; now: Date; propagationChecked: boolean; factsAt?: (owner: string) => readonly TtlFact[]; observed?: Record<string, Record<string, string>> | undefined }): Due | undefined {
   const known = new Set(Object.keys(config.raw.services));
   const chosen = opts.services?.length ? new Set(opts.services) : known;
   // Records of services removed from the configuration are still retired by a full run.
   const inScope = (r: OwnedRecord) => chosen.has(r.service) || (!opts.services?.length && !known.has(r.service) && !!config.raw.providers[r.provider]);
+  const ttlAt = new Map<string, number>();
+  if (Object.keys(opts.observed ?? {}).length) for (const name of chosen) {
+    const svc = config.raw.services[name];
+    if (!svc) continue;
+    for (const { port } of servicePorts(svc)) {
+      const owner = ownerName(svc.host, port);
+      ttlAt.set(owner, Math.max(ttlAt.get(owner) ?? 0, svc.ttl ?? config.raw.ttl));
+    }
+  }
+  const observed = Object.entries(opts.observed ?? {}).filter(([owner]) => ttlAt.has(owner))
+    .flatMap(([owner, seen]) => Object.entries(seen).map(([rdata, seenAt]) => ({ owner, rdata, seenAt, ttl: ttlAt.get(owner)! })));
   return nextDue({
     records: records.filter(inScope),
+    observed,
     now: opts.now,
     propagationChecked: opts.propagationChecked,
     graceFor: (r) => graceWait(r, config.raw.services[r.service]?.grace_s, opts.factsAt?.(r.owner)).ttl,

@@ -1,6 +1,7 @@
 /** Where each owned record stands and what it waits for. Pure: state + clock in, view out.
  *  Propagation to every authoritative server is checked by the verification module; until
  *  that has seen a record, age alone is reported here and said to be unverified. */
+import type { TlsaRecord } from '../tlsa/record.js';
 import type { OwnedRecord, TtlFact } from './state.js';
 
 export type Phase = 'publishing' | 'pending' | 'live' | 'retiring' | 'removing';
@@ -78,6 +79,12 @@ export function graceWait(r: OwnedRecord, configured: number | undefined, facts:
   return best;
 }
 
+/** A record past its grace that the last run kept: "held since …: why; re-checked by …". */
+export function heldText(held: { why: string; at: string }, now: Date): string {
+  const ago = Math.max(0, Math.round((now.getTime() - new Date(held.at).getTime()) / 1000));
+  return `held (checked ${ago} s ago): ${held.why}; removed once no live server presents a chain it matches (re-checked by the next publish, hook or daemon run)`;
+}
+
 /** "2×3600 s: the RRset was served with TTL 3600 before tlsa's write (foreign record)" */
 export function describeWait(w: WaitTtl, factor = 2): string {
   return `${factor === 1 ? '' : `${factor}×`}${w.ttl} s: ${w.why}`;
@@ -113,6 +120,19 @@ export function liveAt(r: OwnedRecord, propagationChecked: boolean, facts: reado
   return new Date(start + 2 * waitTtl(r, facts, start).ttl * 1000);
 }
 
+/** A record tlsa does not own (another writer's) as the TTL rule sees it: written, for all tlsa
+ *  knows, when it first saw every authoritative server serve it (`seenAt`), with the TTL tlsa
+ *  would give it (`ttl`; the TTL facts at the owner raise it to what the servers serve). */
+export function observedRecord(r: TlsaRecord, seenAt: string, ttl: number): OwnedRecord {
+  return { owner: r.owner, usage: r.usage, selector: r.selector, matching: r.matching, data: r.data, provider: '', service: '', ttl, status: 'published', addedAt: seenAt, publishedAt: seenAt, seenAt, by: '' };
+}
+
+/** When another writer's record counts as live: 2× the TTL rule's wait after tlsa first saw
+ *  it on every authoritative server (caches that lack it got their answer before then). */
+export function observedLiveAt(r: TlsaRecord, seenAt: string, ttl: number, facts: readonly TtlFact[] = []): Date {
+  return liveAt(observedRecord(r, seenAt, ttl), true, facts)!;
+}
+
 export function viewRecord(r: OwnedRecord, now: Date, graceSeconds?: number, propagationChecked = false, facts: readonly TtlFact[] = []): RecordView {
   const t = now.getTime();
   const since = (iso: string | undefined) => (iso ? (t - new Date(iso).getTime()) / 1000 : 0);
@@ -125,7 +145,7 @@ export function viewRecord(r: OwnedRecord, now: Date, graceSeconds?: number, pro
       const age = since(r.retiringSince);
       const wait = graceWait(r, graceSeconds, facts);
       const left = wait.ttl - age;
-      return { record: r, phase: 'retiring', ageSeconds: age, nextInSeconds: Math.max(0, left), wait, waitsFor: left > 0 ? `the grace period (${describeWait(wait, 1)}) so caches forget it, then removal by publish` : 'removal by the next publish' };
+      return { record: r, phase: 'retiring', ageSeconds: age, nextInSeconds: Math.max(0, left), wait, waitsFor: left > 0 ? `the grace period (${describeWait(wait, 1)}) so caches forget it, then removal by publish` : r.held ? heldText(r.held, now) : 'removal by the next publish' };
     }
     case 'published': {
       const age = since(r.publishedAt);

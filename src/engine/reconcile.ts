@@ -4,17 +4,19 @@
 import type { LoadedConfig } from '../config/load.js';
 import { servicePorts, type PortProtocol } from '../config/ports.js';
 import { InputError, NetworkError, UnsafeError } from '../errors.js';
-import { recordKey, type TlsaRecord } from '../tlsa/record.js';
+import { rdataText, recordKey, type TlsaRecord } from '../tlsa/record.js';
 import { recordMatchesChain } from '../verify/dane.js';
+import { parseRdata } from '../tlsa/presentation.js';
 import { ProviderError, type DnsProvider } from '../../providers/index.js';
 import { adoptionFor, type Adoption } from './adopt.js';
 import { clearReloadPending, installPaths, installRelease, markReloadPending, reloadPending } from './install.js';
 import type { InstalledCopy } from '../config/installs.js';
 import { nextDueFor, type Due } from './due.js';
-import { addTtlFact, describeWait, graceWait, liveAt, waitTtl, type WaitTtl } from './lifecycle.js';
+import { addTtlFact, describeWait, graceWait, liveAt, observedLiveAt, observedRecord, waitTtl, type WaitTtl } from './lifecycle.js';
 import { acquireLock } from './lock.js';
 import { dnsPropagation, liveProbe, type LiveView, type PropagationView, type ServedChains, type ServedTtl } from './observe.js';
 import { planOwners, servedChainViolations, type OwnerPlan } from './plan.js';
+import { capWarning, servedTtl, ttlChangeNote, ttlMismatch } from './writers.js';
 import { createProviders } from './providers.js';
 import { stagedFiles, type ServiceChain } from './sources.js';
 import { actor, ensureStateDir, readState, writeState, type OwnedRecord, type StateFile, type TtlFact } from './state.js';
@@ -59,6 +61,9 @@ export interface PlanResult {
   state: StateFile;
   /** `plan` only: per owner name with records to add, the TTL their wait would count from. */
   waits?: Map<string, WaitTtl>;
+  /** `plan` only: per owner name, the TTL the authoritative servers were last seen serving the
+   *  RRset with (the state's TTL facts), when known. */
+  servedTtls?: Map<string, TtlFact>;
 }
 
 export interface Promotion {
@@ -169,6 +174,13 @@ async function computePlan(config: LoadedConfig, opts: RunOptions, state: StateF
   }
   const violations = servedChainViolations(plan, listedAll, targets.records);
   if (violations.length) throw new UnsafeError(`internal safety check failed, nothing changed: ${violations.join('; ')}`);
+  // Other writers at the same owner: their records count for the cap, their TTL resets ours.
+  for (const p of plan) {
+    const cap = capWarning(p, listedAll.get(p.owner) ?? [], owned, config.raw.max_records_per_name);
+    const ttl = ttlMismatch(p.owner, p.ttl, factsAt(state, p.owner));
+    const change = ttlChangeNote(p, owned);
+    for (const w of [cap, ttl, change]) if (w && !targets.warnings.includes(w)) targets.warnings.push(w);
+  }
   return { targets, plan, listed: listedAll, state, providers: prov };
 }
 
@@ -187,7 +199,12 @@ export async function planOnly(config: LoadedConfig, opts: RunOptions): Promise<
     const next: OwnedRecord = { ...p.add[0]!, ttl: Math.max(...p.add.map((a) => a.ttl)), status: 'published', addedAt: stamp, publishedAt: stamp, by: '' };
     waits.set(p.owner, waitTtl(next, factsAt(state, p.owner)));
   }
-  return { ...rest, waits };
+  const served = new Map<string, TtlFact>();
+  for (const p of rest.plan) {
+    const f = servedTtl(factsAt(state, p.owner));
+    if (f) served.set(p.owner, f);
+  }
+  return { ...rest, waits, servedTtls: served };
 }
 
 const factsAt = (state: StateFile, owner: string): TtlFact[] => state.ttls?.[owner] ?? [];
@@ -196,7 +213,8 @@ const factsAt = (state: StateFile, owner: string): TtlFact[] => state.ttls?.[own
 function noteTtl(state: StateFile, owner: string, served: ServedTtl, source: TtlFact['source'], at: Date): void {
   const foreign = served.records.some((x) => !state.records.some((o) => recordKey(o) === recordKey(x)));
   const fact: TtlFact = { ttl: served.ttl, at: at.toISOString(), source, served: served.of, ...(foreign ? { foreign: true } : {}) };
-  state.ttls = { ...state.ttls, [owner]: addTtlFact(factsAt(state, owner), fact, state.records.filter((r) => r.owner === owner)) };
+  const others = Object.entries(state.observed?.[owner] ?? {}).map(([rdata, seenAt]) => observedRecord(otherRecord(owner, rdata), seenAt, served.ttl));
+  state.ttls = { ...state.ttls, [owner]: addTtlFact(factsAt(state, owner), fact, [...state.records.filter((r) => r.owner === owner), ...others]) };
 }
 
 /** Before tlsa writes at an owner name, what resolvers may have cached there and how long: the
@@ -236,7 +254,10 @@ function settle(state: StateFile, c: Computed, stamp: string): void {
   for (const p of c.plan) {
     for (const k of p.keep) {
       const owned = find(state, k);
-      if (owned && owned.status !== 'published') upsert(state, { ...owned, status: 'published', publishedAt: owned.publishedAt ?? owned.addedAt });
+      if (owned && owned.status !== 'published') {
+        const { held: _held, ...rest } = owned;
+        upsert(state, { ...rest, status: 'published', publishedAt: owned.publishedAt ?? owned.addedAt });
+      }
     }
     for (const r of p.retiring) if (r.record.status !== 'retiring') upsert(state, { ...r.record, status: 'retiring', retiringSince: stamp });
   }
@@ -246,6 +267,15 @@ function settle(state: StateFile, c: Computed, stamp: string): void {
     const present = (c.listed.get(o.owner) ?? []).some((r) => recordKey(r) === recordKey(o));
     const desired = c.targets.records.some((d) => d.provider === o.provider && recordKey(d) === recordKey(o));
     if (!present && !desired) drop(state, o);
+  }
+  // Another writer's record that is gone (or now ours) starts over if it comes back.
+  for (const [owner, listed] of c.listed) {
+    const seen = state.observed?.[owner];
+    if (!seen) continue;
+    const keep = Object.entries(seen).filter(([rdata]) => listed.some((r) => rdataText(r) === rdata && !state.records.some((o) => recordKey(o) === recordKey(r))));
+    if (keep.length === Object.keys(seen).length) continue;
+    const { [owner]: _gone, ...others } = state.observed!;
+    state.observed = keep.length ? { ...others, [owner]: Object.fromEntries(keep) } : others;
   }
 }
 
@@ -336,6 +366,55 @@ async function observePropagation(records: OwnedRecord[], view: PropagationView,
   return notes;
 }
 
+const shortOther = (r: TlsaRecord): string => `${r.usage} ${r.selector} ${r.matching} ${r.data.slice(0, 12)}…`;
+
+const otherRecord = (owner: string, rdata: string): TlsaRecord => ({ owner, ...parseRdata(rdata) });
+
+/** Records at the owners of a chain's records that tlsa does not own but that match the chain
+ *  (another host's tlsa published them, or someone by hand): they count for it once live. */
+function othersFor(c: Computed, state: StateFile, provider: string, owners: Set<string>, chain: ServiceChain): TlsaRecord[] {
+  const certs = chain.certs.map((x) => x.x509);
+  return [...owners].flatMap((owner) => (c.listed.get(owner) ?? [])
+    .filter((r) => !state.records.some((o) => o.provider === provider && recordKey(o) === recordKey(r)) && recordMatchesChain(r, certs)));
+}
+
+/** When another writer's record counts as live (see lifecycle.ts observedLiveAt), or undefined
+ *  while tlsa has not seen it on every authoritative server. */
+function otherLiveAt(c: Computed, state: StateFile, r: TlsaRecord): Date | undefined {
+  const seenAt = state.observed?.[r.owner]?.[rdataText(r)];
+  if (!seenAt) return undefined;
+  const ttl = Math.max(0, ...c.targets.records.filter((d) => d.owner === r.owner).map((d) => d.ttl)) || 3600;
+  return observedLiveAt(r, seenAt, ttl, factsAt(state, r.owner));
+}
+
+/** Remember when every authoritative server first served each of another writer's records
+ *  (the age of such a record counts from then), and the TTL they serve it with. */
+async function observeOthers(records: TlsaRecord[], view: PropagationView, state: StateFile, now: Date, progress?: (l: string) => void, network?: NetworkError[]): Promise<string[]> {
+  const notes: string[] = [];
+  const byOwner = new Map<string, TlsaRecord[]>();
+  for (const r of records) byOwner.set(r.owner, [...(byOwner.get(r.owner) ?? []), r]);
+  for (const [owner, recs] of byOwner) {
+    try {
+      const { seen, lagging, ttl } = await view.propagated(owner, recs);
+      const observed = new Date(Math.max(Date.now(), now.getTime()));
+      const at = { ...state.observed?.[owner] };
+      for (const x of seen) at[rdataText(x)] ??= observed.toISOString();
+      for (const x of recs.filter((r) => !seen.some((y) => recordKey(y) === recordKey(r)))) delete at[rdataText(x)];
+      const { [owner]: _before, ...rest } = state.observed ?? {};
+      state.observed = Object.keys(at).length ? { ...rest, [owner]: at } : rest;
+      if (ttl) noteTtl(state, owner, ttl, 'after-write', observed);
+      if (lagging.length) {
+        notes.push(`${owner}: another writer's record is not on every authoritative server yet: ${lagging.join('; ')}`);
+        progress?.(`${owner}: waiting for ${lagging.join('; ')}`);
+      }
+    } catch (e) {
+      if (e instanceof NetworkError) noteNetwork(network, e);
+      else notes.push(`${owner}: cannot check the authoritative servers: ${(e as Error).message}`);
+    }
+  }
+  return notes;
+}
+
 /** The engine. Every entry point calls this with the steps it wants. */
 export async function runEngine(config: LoadedConfig, opts: EngineOptions): Promise<EngineResult> {
   // Every chain, key and catalog is read once before the lock is taken: bad input fails at
@@ -383,6 +462,12 @@ async function runLocked(config: LoadedConfig, opts: EngineOptions): Promise<Eng
     const relies = (p: OwnerPlan) => opts.checkServed || opts.observeAll || p.add.some((a) => config.raw.services[a.service]?.install);
     const observed = adds.filter((a) => relies(a.p)).map((a) => a.p.owner);
     if (propagationView && observed.length) await observeBeforeWrite(observed, propagationView, state, new Date(Math.max(Date.now(), now.getTime())), opts.progress);
+    // `ttl:` lowered since tlsa's records there were published: caches may hold the RRset with
+    // the old TTL, asked or not, so the wait of what is added now counts from it.
+    for (const { p } of adds) {
+      const old = Math.max(0, ...state.records.filter((r) => r.owner === p.owner && r.provider === p.provider && r.status === 'published').map((r) => r.ttl));
+      if (old > p.ttl) noteTtl(state, p.owner, { ttl: old, of: 'rrset', records: state.records.filter((r) => r.owner === p.owner) }, 'before-write', new Date(Math.max(Date.now(), now.getTime())));
+    }
     for (const [provider, items] of byProvider(adds)) {
       await applyChanges(c, provider, items, state, dir, by, opts.progress);
       added += items.reduce((n, i) => n + i.add.length, 0);
@@ -403,6 +488,30 @@ async function runLocked(config: LoadedConfig, opts: EngineOptions): Promise<Eng
     }
   }
 
+  // Records of other writers that match a chain count once they are live too: their age counts
+  // from when tlsa first saw them on every authoritative server (or listed by the provider, when
+  // propagation is not checked). tlsa never removes them.
+  const isOtherLive = (r: TlsaRecord) => {
+    const at = otherLiveAt(c, state, r);
+    return !!at && at.getTime() <= now.getTime();
+  };
+  const observeOtherWriters = async (others: TlsaRecord[]): Promise<string[]> => {
+    if (propagationView) return observeOthers(others.filter((r) => !isOtherLive(r)), propagationView, state, now, opts.progress, network);
+    const listedAt = new Date(Math.max(Date.now(), now.getTime())).toISOString();
+    for (const r of others) state.observed = { ...state.observed, [r.owner]: { [rdataText(r)]: listedAt, ...state.observed?.[r.owner] } };
+    return [];
+  };
+  const otherWait = (others: TlsaRecord[]): string => {
+    const seen = others.filter((r) => state.observed?.[r.owner]?.[rdataText(r)]);
+    const which = others.map((r) => shortOther(r)).join(', ');
+    if (!seen.length) return `another writer's record (${which}) to reach every authoritative server, then 2×TTL`;
+    const waits = seen.map((r) => waitTtl(observedRecord(r, state.observed![r.owner]![rdataText(r)]!, Math.max(0, ...c.targets.records.filter((d) => d.owner === r.owner).map((d) => d.ttl)) || 3600), factsAt(state, r.owner))).sort((a, b) => a.ttl - b.ttl);
+    // Nobody told tlsa the other writer's TTL: its own for the name stands in, raised by what
+    // the servers were seen serving.
+    const w = waits[0]!.why === "tlsa's TTL, as published" ? { ...waits[0]!, why: "tlsa's TTL for the name (the servers were seen serving no larger one)" } : waits[0]!;
+    return `another writer's record (${which}) to be 2×TTL old (${describeWait(w)}), counted from when tlsa first saw it ${propagationView ? 'on every authoritative server' : 'at the provider'}`;
+  };
+
   // Promotion: a staged chain is installed once a record that matches it is live, for every
   // service that reads the installed copy; one install per copy, one reload per command.
   const promoted: Promotion[] = [];
@@ -418,16 +527,24 @@ async function runLocked(config: LoadedConfig, opts: EngineOptions): Promise<Eng
           if (write) writeState(dir, state);
           for (const n of notes) opts.progress?.(n);
         }
+        const others = chain.bootstrap || owned.some(isLive) ? [] : othersFor(c, state, svc.provider, new Set(matching.map((d) => d.owner)), chain);
+        if (others.length && !others.some(isOtherLive)) {
+          for (const n of await observeOtherWriters(others)) opts.progress?.(n);
+          if (write) writeState(dir, state);
+        }
         const copy = copyOf(config, svc.service, chain.sourceName);
         const group = copies.get(copy.key) ?? { copy, chain, ready: [], blocked: [] };
         copies.set(copy.key, group);
-        const ready = chain.bootstrap || owned.some((o) => isLive(find(state, o)));
+        const ready = chain.bootstrap || owned.some((o) => isLive(find(state, o))) || others.some(isOtherLive);
         if (!ready) {
-          const etas = owned.map((o) => liveOf(find(state, o)!)).filter((d): d is Date => !!d);
+          const etas = [...owned.map((o) => liveOf(find(state, o)!)), ...others.map((r) => otherLiveAt(c, state, r))].filter((d): d is Date => !!d);
           const eta = etas.length ? new Date(Math.min(...etas.map((d) => d.getTime()))) : undefined;
           const waits = owned.map((o) => waitTtl(find(state, o)!, factsAt(state, o.owner))).sort((a, b) => a.ttl - b.ttl);
           const span = waits.length ? describeWait(waits[0]!) : '2×TTL';
-          waiting.push({ service: svc.service, chain: chain.label, reason: owned.some((o) => o.status === 'published' && !o.seenAt && propagationView) ? `its records to reach every authoritative server, then ${span}` : `its records to be 2×TTL old (${span})`, ...(eta ? { eta } : {}) });
+          const reason = owned.length || !others.length
+            ? (owned.some((o) => o.status === 'published' && !o.seenAt && propagationView) ? `its records to reach every authoritative server, then ${span}` : `its records to be 2×TTL old (${span})`)
+            : otherWait(others);
+          waiting.push({ service: svc.service, chain: chain.label, reason, ...(eta ? { eta } : {}) });
           group.blocked.push(svc.service);
           continue;
         }
@@ -463,9 +580,15 @@ async function runLocked(config: LoadedConfig, opts: EngineOptions): Promise<Eng
           if (write) writeState(dir, state);
         }
         const fresh = owned.map((o) => find(state, o)!);
-        const etas = fresh.map(liveOf).filter((d): d is Date => !!d);
+        const owners = new Set(c.targets.records.filter((d) => d.service === svc.service && d.chains.includes(chain.label)).map((d) => d.owner));
+        const others = fresh.some(isLive) ? [] : othersFor(c, state, svc.provider, owners, chain);
+        if (others.length && !others.some(isOtherLive)) {
+          for (const n of await observeOtherWriters(others)) opts.progress?.(n);
+          if (write) writeState(dir, state);
+        }
+        const etas = [...fresh.map(liveOf), ...others.map((r) => otherLiveAt(c, state, r))].filter((d): d is Date => !!d);
         const eta = etas.length ? new Date(Math.min(...etas.map((d) => d.getTime()))) : undefined;
-        served.push({ service: svc.service, chain: chain.label, live: fresh.some(isLive), ...(eta ? { eta } : {}) });
+        served.push({ service: svc.service, chain: chain.label, live: fresh.some(isLive) || others.some(isOtherLive), ...(eta ? { eta } : {}) });
       }
     }
   }
@@ -478,6 +601,12 @@ async function runLocked(config: LoadedConfig, opts: EngineOptions): Promise<Eng
 
   // Retirement: grace over, and no live server presents a chain the record matches.
   const held: EngineResult['held'] = [];
+  // Remembered in the state, so that `status` (which reads only the state) and `plan` say why.
+  const hold = (record: OwnedRecord, why: string) => {
+    held.push({ record, why });
+    const o = find(state, record);
+    if (o) upsert(state, { ...o, held: { why, at: new Date(Math.max(Date.now(), now.getTime())).toISOString() } });
+  };
   const retired: OwnedRecord[] = [];
   let removed = 0;
   if (opts.retire !== false) {
@@ -498,11 +627,11 @@ async function runLocked(config: LoadedConfig, opts: EngineOptions): Promise<Eng
           const seen = seenChains.get(key)!;
           const user = seen.chains.find((x) => recordMatchesChain(r, x.chain));
           if (user) {
-            held.push({ record: r, why: `${user.address} port ${user.port} still presents a chain it matches (${user.keyType})` });
+            hold(r, `${user.address} port ${user.port} still presents a chain it matches (${user.keyType})`);
             continue;
           }
           if (seen.errors.length) {
-            held.push({ record: r, why: `the live probe could not check every address: ${seen.errors.join('; ')}` });
+            hold(r, `the live probe could not check every address: ${seen.errors.join('; ')}`);
             continue;
           }
         }
@@ -510,6 +639,7 @@ async function runLocked(config: LoadedConfig, opts: EngineOptions): Promise<Eng
       retired.push(r);
       removable.set(p, [...(removable.get(p) ?? []), r]);
     }
+    if (write && held.length) writeState(dir, state);
     if (write) {
       const removals = [...removable].map(([p, recs]) => ({ p, add: [] as OwnerPlan['add'], remove: recs }));
       for (const [provider, items] of byProvider(removals)) {
@@ -521,7 +651,7 @@ async function runLocked(config: LoadedConfig, opts: EngineOptions): Promise<Eng
   }
   const { providers: _p, ...rest } = c;
   // Show the plan this run started from; removals decided after a promotion are in `retired`.
-  const nextDue = nextDueFor(config, state.records, { services: opts.services, now, propagationChecked: !!propagationView, factsAt: (o) => factsAt(state, o) });
+  const nextDue = nextDueFor(config, state.records, { services: opts.services, now, propagationChecked: !!propagationView, factsAt: (o) => factsAt(state, o), observed: state.observed });
   return { ...rest, plan: firstPlan, added, removed, promoted, waiting, held, retired, served, network, nextDue };
 }
 

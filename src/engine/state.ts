@@ -29,6 +29,8 @@ export interface OwnedRecord extends TlsaRecord {
   seenAt?: string;
   /** Who wrote it: entry point, host and pid. */
   by: string;
+  /** Past its grace but kept: why, and when the last run decided so (for plan and status). */
+  held?: { why: string; at: string };
 }
 
 /** A TTL the authoritative servers answered with at an owner name: a resolver that asked
@@ -52,6 +54,10 @@ export interface StateFile {
   /** Per owner name, the TTLs seen there, oldest first (see lifecycle.ts for how they count).
    *  Absent in state files written before it existed. */
   ttls?: Record<string, TtlFact[]>;
+  /** Per owner name, records tlsa does not own (another writer's, or by hand) that match a
+   *  chain it waits for: rdata ("2 1 1 ab…") to when every authoritative server was first seen
+   *  serving it. Their age counts from then; tlsa never removes them. Absent in older files. */
+  observed?: Record<string, Record<string, string>>;
 }
 
 export const STATE_FILE = 'state.json';
@@ -114,6 +120,14 @@ export function stateProblem(json: unknown): string | undefined {
   if (!Array.isArray(s.records)) return '"records" is not a list';
   const ttls = (json as { ttls?: unknown }).ttls;
   if (ttls !== undefined && (typeof ttls !== 'object' || ttls === null || Array.isArray(ttls))) return '"ttls" is not an object';
+  const observed = (json as { observed?: unknown }).observed;
+  if (observed !== undefined) {
+    const isMap = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+    if (!isMap(observed)) return '"observed" is not an object';
+    for (const [owner, seen] of Object.entries(observed)) {
+      if (!isMap(seen) || Object.values(seen).some((t) => !isDate(t))) return `"observed" at ${owner}: not a map of records to times`;
+    }
+  }
   for (const [i, r] of (s.records as Record<string, unknown>[]).entries()) {
     const bad = (what: string) => `records[${i}]: ${what}`;
     if (typeof r !== 'object' || r === null) return bad('not an object');
@@ -128,6 +142,8 @@ export function stateProblem(json: unknown): string | undefined {
     if (!isDate(r['addedAt'])) return bad('"addedAt" is not a time');
     for (const k of ['publishedAt', 'retiringSince', 'seenAt']) if (r[k] !== undefined && !isDate(r[k])) return bad(`"${k}" is not a time`);
     if (r['status'] === 'published' && !isDate(r['publishedAt'])) return bad('a published record without "publishedAt"');
+    const held = r['held'] as { why?: unknown; at?: unknown } | undefined;
+    if (held !== undefined && (typeof held !== 'object' || held === null || typeof held.why !== 'string' || !isDate(held.at))) return bad('"held" is not {why, at}');
     if (r['status'] === 'retiring' && !isDate(r['retiringSince'])) return bad('a retiring record without "retiringSince"');
   }
   return undefined;

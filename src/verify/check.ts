@@ -59,6 +59,8 @@ export interface CheckReport {
   dnssec: { tlsa: string; address: string; message: string };
   records: string[];
   authoritative: { inSync: boolean; summary: string; lagging: string[] };
+  /** The TTL the authoritative servers serve the TLSA RRset with (the largest), when they do. */
+  servedTtl?: number;
   probes: ProbeRow[];
   /** Per served chain: what the next renewal does (the "breaks" ones are warnings too). */
   nextRenewal: RenewalForecast[];
@@ -157,6 +159,7 @@ async function checkOne(t: CheckTarget, o: CheckOptions): Promise<CheckReport> {
   if (records.length > o.cap) warnings.push(`${records.length} records at ${owner}: over ~${o.cap}, some receivers (Microsoft's) may not handle them all`);
 
   let authoritative: CheckReport['authoritative'] = { inSync: false, summary: 'not checked', lagging: [] };
+  let servedTtl: number | undefined;
   try {
     const zone = await waits.track(resolverName, findZone(o.resolver, owner, q));
     const answers = await waits.track(`the authoritative servers of ${zone.zone}`, queryAuthoritative(zone, owner, 'TLSA', { port: o.authoritativePort, ...q }));
@@ -173,6 +176,14 @@ async function checkOne(t: CheckTarget, o: CheckOptions): Promise<CheckReport> {
       cmp = among;
     }
     authoritative = { inSync: cmp.inSync, summary: cmp.summary, lagging: [...cmp.lagging, ...cmp.failed].map((s) => answerLabel(s)) };
+    const ttls = answers.map((a) => a.ttl).filter((x): x is NonNullable<typeof x> => x?.of === 'rrset').map((x) => x.seconds);
+    if (ttls.length) servedTtl = Math.max(...ttls);
+    // Each write resets the RRset's TTL: a different one means another writer (or a provider
+    // minimum) set it, and caches hold the RRset that long, not for the configured ttl.
+    const own = t.setup?.service?.ttl;
+    if (servedTtl !== undefined && own !== undefined && servedTtl !== own) {
+      warnings.push(`the authoritative servers serve the TLSA RRset at ${owner} with TTL ${servedTtl}, but this service's ttl is ${own}: another writer at this name (or the provider) set it, and each write resets it; give every writer the same ttl`);
+    }
     if (!cmp.inSync) failures.push(`authoritative servers of ${zone.zone} disagree: ${cmp.summary.replace(/\n/g, '; ')}`);
   } catch (e) {
     if (q.signal.aborted) {
@@ -223,7 +234,7 @@ async function checkOne(t: CheckTarget, o: CheckOptions): Promise<CheckReport> {
     host: t.host, port: t.port, protocol: effectiveProtocol(t.port, t.protocol), owner,
     dnssec: { tlsa: tlsa.status, address: host.status, message: tlsa.message },
     records: records.map(rdataText),
-    authoritative, probes, nextRenewal,
+    authoritative, ...(servedTtl !== undefined ? { servedTtl } : {}), probes, nextRenewal,
     failures: uniq(failures), warnings: uniq(warnings),
     ok: failures.length === 0,
   };

@@ -12,6 +12,7 @@ import { loadConfig } from '../../src/config/load.js';
 import type { LiveView, PropagationView, ServedChains } from '../../src/engine/observe.js';
 import { planOnly, runEngine, type EngineOptions } from '../../src/engine/reconcile.js';
 import { readState, writeState } from '../../src/engine/state.js';
+import { requireBuiltCli, runCli } from '../helpers/cli.js';
 import { makeCa, makeLeaf, makeLineage, makeTempDir, opensslSpkiSha256, removeTempDir, type CaHandle } from '../helpers/pki.js';
 
 let dir: string;
@@ -279,6 +280,127 @@ describe('rollover engine (zonefile, staged install, scripted DNS and probe view
     const planned = await planOnly(config, { entryPoint: 'test', now: at(t0, 3800) });
     expect(planned.waits?.get('_25._tcp.mx.example.org.')).toEqual({ ttl: 900, why: "the RRset was served with TTL 900 after tlsa's write (foreign record)" });
   });
+
+  it("another writer's live record lets a staged chain install, aged from when tlsa first saw it on every server; tlsa never removes it", async () => {
+    const s = scenario();
+    // DANE-TA only; host D already published the 2 1 1 of the next intermediate at the owner.
+    writeFileSync(s.config, readFileSync(s.config, 'utf8').replace('    issuers: none\n', '    issuers: none\n    records: ["2 1 1"]\n'));
+    const otherHost = `_25._tcp.mx.example.org. 60 IN TLSA 2 1 1 ${opensslSpkiSha256(intB.certPath)}\n`;
+    writeFileSync(join(s.base, 'zone.db'), otherHost);
+    s.lineage(intA, 1);
+    const config = loadConfig(s.config);
+    const world = { now: new Date(), lagging: false };
+    const t0 = Date.now();
+    let presented: X509Certificate[][] = [];
+    const probe = live(() => presented);
+    const run = (sec: number) => runEngine(config, { entryPoint: 'test', now: at(t0, sec), propagation: propagation(world), live: probe });
+    await run(0); // bootstrap: C's own 2 1 1 of Int A, installed at once
+
+    // Renewal through Int B: its 2 1 1 is D's. Not yet on every server: staged, no age yet.
+    const leaf2 = s.lineage(intB, 2);
+    world.lagging = true;
+    const r1 = await run(10);
+    expect(r1.added).toBe(0);
+    expect(r1.promoted).toEqual([]);
+    expect(r1.waiting[0]!.reason).toMatch(/another writer's record \(2 1 1 .*\) to reach every authoritative server/);
+    expect(readState(config.stateDir).observed?.['_25._tcp.mx.example.org.']).toBeUndefined();
+
+    // Seen on every server at 20: live 2×TTL (60) later, with an ETA the daemon can sleep to.
+    world.lagging = false;
+    const r2 = await run(20);
+    expect(r2.promoted).toEqual([]);
+    expect(r2.waiting[0]!.eta!.getTime()).toBe(at(t0, 140).getTime());
+    expect(r2.waiting[0]!.reason).toContain('counted from when tlsa first saw it on every authoritative server');
+    expect((await run(100)).promoted).toEqual([]);
+    const r3 = await run(140);
+    expect(r3.promoted).toHaveLength(1);
+    expect(installedLeaf(s.base)).toBe(new X509Certificate(leaf2.certPem).fingerprint256);
+
+    // C's old record retires; D's record stays, never in C's state.
+    presented = [[new X509Certificate(leaf2.certPem), new X509Certificate(intB.certPem)]];
+    expect((await run(300)).removed).toBe(1);
+    expect(zone(s.base)).toContain(opensslSpkiSha256(intB.certPath));
+    expect(zone(s.base)).not.toContain(opensslSpkiSha256(intA.certPath));
+    expect(readState(config.stateDir).records).toEqual([]);
+
+    // D removes it: the observation is forgotten, so a record coming back starts over.
+    writeFileSync(join(s.base, 'zone.db'), '');
+    await runEngine(config, { entryPoint: 'test', now: at(t0, 400), propagation: propagation(world), live: probe, add: false });
+    expect(readState(config.stateDir).observed?.['_25._tcp.mx.example.org.']).toBeUndefined();
+  });
+
+  it("the hook's served-chain check (no staged install) counts another writer's live record", async () => {
+    const s = scenario();
+    writeFileSync(s.config, readFileSync(s.config, 'utf8')
+      .replace('    issuers: none\n', '    issuers: none\n    records: ["2 1 1"]\n')
+      .replace(/    install:\n.*\n.*\n/, ''));
+    writeFileSync(join(s.base, 'zone.db'), `_25._tcp.mx.example.org. 60 IN TLSA 2 1 1 ${opensslSpkiSha256(intB.certPath)}\n`);
+    s.lineage(intB, 1);
+    const config = loadConfig(s.config);
+    expect(config.raw.services['mx']!.install).toBeUndefined();
+    const world = { now: new Date(), lagging: false };
+    const t0 = Date.now() + 60_000; // ahead of the real clock: observations are stamped with the run's
+    const run = (sec: number) => runEngine(config, { entryPoint: 'test', now: at(t0, sec), propagation: propagation(world), live: live(() => []), checkServed: true });
+    const r1 = await run(0);
+    expect(r1.added).toBe(0);
+    expect(r1.served).toEqual([expect.objectContaining({ live: false, eta: at(t0, 120) })]);
+    expect((await run(119)).served[0]!.live).toBe(false);
+    expect((await run(120)).served[0]!.live).toBe(true);
+    expect(zone(s.base)).toContain(opensslSpkiSha256(intB.certPath));
+    expect(readState(config.stateDir).records).toEqual([]);
+  });
+
+  it('ttl: lowered in the configuration: what is added next waits for the TTL the published records had', async () => {
+    const s = scenario(); // ttl: 60
+    s.lineage(intA, 1);
+    const world = { now: new Date(), lagging: false };
+    const t0 = Date.now() + 60_000; // ahead of the real clock: observations are stamped with the run's
+    const run = (sec: number) => runEngine(loadConfig(s.config), { entryPoint: 'test', now: at(t0, sec), propagation: propagation(world), live: live(() => []) });
+    await run(0);
+    writeFileSync(s.config, readFileSync(s.config, 'utf8').replace('ttl: 60', 'ttl: 10'));
+    const plan = await planOnly(loadConfig(s.config), { entryPoint: 'test', now: at(t0, 5) });
+    expect(plan.targets.warnings.join('\n')).toContain("tlsa published its records there with TTL 60; the configuration says 10");
+    s.lineage(intB, 2);
+    const r = await run(10); // staged, seen on every server at 10: caches may hold the TTL-60 RRset
+    expect(r.waiting[0]!.reason).toContain("2×60 s: the RRset was served with TTL 60 before tlsa's write");
+    expect(r.waiting[0]!.eta!.getTime()).toBe(at(t0, 130).getTime());
+    expect((await run(40)).promoted).toEqual([]);
+    expect((await run(130)).promoted).toHaveLength(1);
+  });
+
+  it('a record kept because a live server still presents its chain: status and plan (the CLI) say it is held and why', async () => {
+    requireBuiltCli();
+    const s = scenario();
+    // On the real clock (status has no other), so a TTL of 1 s keeps the waits short.
+    writeFileSync(s.config, readFileSync(s.config, 'utf8').replace('ttl: 60', 'ttl: 1'));
+    const leaf1 = s.lineage(intA, 1);
+    const config = loadConfig(s.config);
+    const world = { now: new Date(), lagging: false };
+    const probe = live(() => [[new X509Certificate(leaf1.certPem), new X509Certificate(intA.certPem)]]);
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    const run = (extra: Partial<EngineOptions> = {}) => runEngine(config, { entryPoint: 'test', propagation: propagation(world), live: probe, ...extra });
+    await run();
+    s.lineage(intB, 2);
+    await run(); // staged: its records were just published
+    let promoted = 0;
+    for (let i = 0; i < 20 && !promoted; i++) {
+      await sleep(500);
+      promoted = (await run()).promoted.length;
+    }
+    expect(promoted).toBe(1);
+    await sleep(1500); // the grace (1 s) is over; the server was not reloaded: it still presents chain 1
+    const r = await run();
+    expect(r.held).toHaveLength(2);
+    expect(readState(config.stateDir).records.filter((x) => x.held)).toHaveLength(2);
+
+    const status = runCli(['status', '--config', s.config], { cwd: s.base });
+    expect(status.code).toBe(0);
+    expect(status.stdout).toMatch(/retiring .*held \(checked \d+ s ago\): 127\.0\.0\.1 port 25 still presents a chain it matches \(ecdsa\)/);
+    expect(status.stdout).not.toContain('removal by the next publish');
+    const plan = runCli(['plan', '--config', s.config], { cwd: s.base });
+    expect(plan.stdout).toMatch(/- 3 1 1 .*held \(checked \d+ s ago\): 127\.0\.0\.1 port 25 still presents a chain it matches/);
+    expect(plan.stdout).not.toContain('grace over)');
+  }, 60_000);
 
   it('observeAll (the daemon) moves every pending record towards live, also those no staged chain waits for', async () => {
     const s = scenario();

@@ -110,3 +110,27 @@ describe('nextDueFor: the records a run is responsible for', () => {
     expect(nextDueFor(config, [mx, web, gone], { services: ['mx'], now, propagationChecked: true })!.at.toISOString()).toBe(at(50));
   });
 });
+
+describe("nextDueFor: other writers' records a chain waits for", () => {
+  const config = {
+    raw: {
+      ttl: 3600,
+      services: { mx: { host: 'mx.example.org', ports: [25], ttl: 300 } },
+      providers: { p: {} },
+    },
+  } as unknown as LoadedConfig;
+  const rdata = `2 1 1 ${h('int')}`;
+
+  it('wakes when one seen on every server turns live (2× the TTL after tlsa first saw it)', () => {
+    const d = nextDueFor(config, [], { now, propagationChecked: true, observed: { [owner]: { [rdata]: ago(100) } } });
+    expect(d!.at.toISOString()).toBe(at(500));
+    expect(d!.why).toMatch(/turn live/);
+  });
+
+  it('the TTL facts at the owner raise the wait; live ones and other owners are not due', () => {
+    const facts = [{ ttl: 600, at: ago(100), source: 'after-write' as const, served: 'rrset' as const, foreign: true }];
+    expect(nextDueFor(config, [], { now, propagationChecked: true, observed: { [owner]: { [rdata]: ago(100) } }, factsAt: () => facts })!.at.toISOString()).toBe(at(1100));
+    expect(nextDueFor(config, [], { now, propagationChecked: true, observed: { [owner]: { [rdata]: ago(700) } } })).toBeUndefined();
+    expect(nextDueFor(config, [], { now, propagationChecked: true, observed: { '_443._tcp.other.example.': { [rdata]: ago(100) } } })).toBeUndefined();
+  });
+});

@@ -5,9 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { planJson, planText } from '../../src/cli/plan-view.js';
-import { addTtlFact, graceWait, liveAt, viewRecord, waitTtl } from '../../src/engine/lifecycle.js';
+import { addTtlFact, graceWait, liveAt, observedLiveAt, viewRecord, waitTtl } from '../../src/engine/lifecycle.js';
 import type { OwnerPlan } from '../../src/engine/plan.js';
-import { readState, type OwnedRecord, type TtlFact } from '../../src/engine/state.js';
+import { readState, stateProblem, type OwnedRecord, type TtlFact } from '../../src/engine/state.js';
 
 const owner = '_25._tcp.mx.example.org.';
 const T0 = Date.parse('2026-01-01T00:00:00Z');
@@ -139,5 +139,49 @@ describe('plan shows the wait of the records it would add', () => {
   it('in JSON', () => {
     expect(planJson(plan, waits).owners[0]!.wait).toEqual({ seconds: 7200, ttl: 3600, why: "the RRset was served with TTL 3600 before tlsa's write (foreign record)" });
     expect(planJson(plan).owners[0]!.wait).toBeNull();
+  });
+});
+
+describe("another writer's record: aged from when tlsa first saw it on every server", () => {
+  const other = { owner, usage: 2 as const, selector: 1 as const, matching: 1 as const, data: 'cd'.repeat(32) };
+
+  it("2× the TTL after that moment, raised by the TTL the servers serve", () => {
+    expect(secondsAfterT0(observedLiveAt(other, iso(100), 10))).toBe(120);
+    expect(secondsAfterT0(observedLiveAt(other, iso(100), 10, [fact(100, 60, { source: 'after-write', foreign: true })]))).toBe(220);
+    // A TTL served before tlsa saw it, still in caches then, counts too.
+    expect(secondsAfterT0(observedLiveAt(other, iso(100), 10, [fact(50, 300, { foreign: true }), fact(90, 10, { source: 'after-write' })]))).toBe(700);
+  });
+
+  it('the state remembers observations and rejects garbage in them; old files load', () => {
+    expect(stateProblem({ version: 1, records: [] })).toBeUndefined();
+    expect(stateProblem({ version: 1, records: [], observed: { [owner]: { [`2 1 1 ${'cd'.repeat(32)}`]: iso(0) } } })).toBeUndefined();
+    expect(stateProblem({ version: 1, records: [], observed: [] })).toMatch(/"observed" is not an object/);
+    expect(stateProblem({ version: 1, records: [], observed: { [owner]: { x: 'yesterday' } } })).toMatch(/"observed" at _25/);
+    expect(stateProblem({ version: 1, records: [], observed: { [owner]: 5 } })).toMatch(/"observed" at _25/);
+  });
+});
+
+describe('a record past its grace that a live server still needs is said to be held', () => {
+  const held = { why: '127.0.0.1 port 25 still presents a chain it matches (ecdsa)', at: iso(590) };
+  const retiring = rec({ status: 'retiring', retiringSince: iso(0) });
+
+  it('status says held, why and since when, not "removal by the next publish"', () => {
+    const v = viewRecord({ ...retiring, held }, new Date(T0 + 600_000));
+    expect(v.waitsFor).toMatch(/^held \(checked 10 s ago\): 127\.0\.0\.1 port 25 still presents a chain it matches \(ecdsa\); removed once no live server presents a chain it matches/);
+    expect(viewRecord(retiring, new Date(T0 + 600_000)).waitsFor).toBe('removal by the next publish');
+  });
+
+  it('plan says held instead of "retired (…grace over)"', () => {
+    const plan: OwnerPlan[] = [{ owner, provider: 'p', ttl: 10, add: [], keep: [], unowned: [], retiring: [], foreign: [], drift: [], remove: [{ ...retiring, held }] }];
+    const text = planText(plan, new Date(T0 + 600_000));
+    expect(text).toContain('held (checked 10 s ago): 127.0.0.1 port 25 still presents a chain it matches (ecdsa)');
+    expect(text).not.toContain('retired (no served chain needs it; grace over)');
+    expect(planJson(plan).owners[0]!.remove[0]).toMatchObject({ held });
+  });
+
+  it('the state accepts the hold and rejects garbage in it', () => {
+    expect(stateProblem({ version: 1, records: [{ ...retiring, held }] })).toBeUndefined();
+    expect(stateProblem({ version: 1, records: [{ ...retiring, held: { why: 3, at: iso(0) } }] })).toMatch(/"held"/);
+    expect(stateProblem({ version: 1, records: [{ ...retiring, held: 'x' }] })).toMatch(/"held"/);
   });
 });
