@@ -228,7 +228,7 @@ async function checkOne(t: CheckTarget, o: CheckOptions): Promise<CheckReport> {
   const dedup = new Map(servedChains.map((c) => [c.map((x) => x.fingerprint256).join(), c]));
   const nextRenewal = daneInEffect ? [...dedup.values()].map((chain) => forecastChain(chain, records, setup, o.now)) : [];
   for (const f of nextRenewal) if (f.verdict === 'breaks') warnings.push(f.text);
-  if (servedChains.length) for (const r of leftOver(records, servedChains, setup.catalogs)) warnings.push(`${short(r)} matches no chain any address serves (left over from an old certificate?)`);
+  if (servedChains.length) for (const r of leftOver(records, servedChains, setup.catalogs)) warnings.push(`${short(r)} matches no chain any address serves: published for another host sharing this name, or left over from an old certificate`);
   const uniq = (xs: string[]) => [...new Set(xs)];
   return {
     host: t.host, port: t.port, protocol: effectiveProtocol(t.port, t.protocol), owner,
