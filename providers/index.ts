@@ -3,8 +3,12 @@
  * so that an unused SDK costs nothing at start-up: a certbot hook is a cold process.
  * A provider knows nothing about rollover: it lists and applies exactly what it is told.
  */
-import { EXIT } from '../src/errors.js';
+import { ProviderError } from '../src/errors.js';
 import { normaliseName, rdataText, type TlsaRecord } from '../src/tlsa/record.js';
+
+// Declared with the other errors (one module, each with its exit code); importable from here
+// too, for the adapters.
+export { ProviderError };
 
 export interface TlsaChange {
   add: TlsaRecord[];
@@ -92,19 +96,6 @@ export async function loadProviderFactory(type: string): Promise<ProviderFactory
   const load = registry[type];
   if (!load) return undefined;
   return (await load()).createProvider;
-}
-
-/** A provider failure (network, API, reload command): exit code 3, state left consistent. */
-export class ProviderError extends Error {
-  readonly exitCode = EXIT.provider;
-  constructor(
-    readonly provider: string,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(`${provider}: ${message}`, options);
-    this.name = 'ProviderError';
-  }
 }
 
 /** Every record of a change must belong to the owner name it is applied at: a guard against a

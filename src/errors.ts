@@ -59,6 +59,19 @@ export class NetworkError extends Error {
   }
 }
 
+/** A provider failure (network, API, reload command): exit code 3, state left consistent. */
+export class ProviderError extends Error {
+  readonly exitCode = EXIT.provider;
+  constructor(
+    readonly provider: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${provider}: ${message}`, options);
+    this.name = 'ProviderError';
+  }
+}
+
 /** A safety rule would be broken (a served chain left without a matching record): nothing was
  *  changed. Exit 1, like a failed check. */
 export class UnsafeError extends Error {

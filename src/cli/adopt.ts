@@ -4,7 +4,7 @@ import { adoptPublished } from '../engine/reconcile.js';
 import { rdataText } from '../tlsa/record.js';
 import { configFromCli, json, runOptions, shortRdata } from './common.js';
 import { out, warn } from './fail.js';
-import type { CliValues } from './main.js';
+import type { CliValues } from './options.js';
 
 export async function run(v: CliValues): Promise<number> {
   const config = configFromCli(v);

@@ -12,7 +12,7 @@ import type { RenewalSetup } from '../verify/next-renewal.js';
 import { resolverFrom } from '../verify/resolver.js';
 import { waitTracker } from '../util/waiting.js';
 import { out, progressLine, warn } from './fail.js';
-import type { CliValues } from './main.js';
+import type { CliValues } from './options.js';
 
 /** common.ts's DEFAULT_CONFIG: not imported from there, because common.ts loads the config
  *  loader (yaml + zod), a third of a cold start, which `check HOST…` does not need. */

@@ -4,7 +4,7 @@ import { InputError } from '../errors.js';
 import type { RunOptions } from '../engine/reconcile.js';
 import { rdataText, type TlsaRecord } from '../tlsa/record.js';
 import { out, progressLine, warn } from './fail.js';
-import type { CliValues } from './main.js';
+import type { CliValues } from './options.js';
 
 export const DEFAULT_CONFIG = '/etc/tlsa/config.yaml';
 

@@ -13,7 +13,7 @@ import { readState, STATE_FILE } from '../engine/state.js';
 import { configFromCli, duration, runOptions } from './common.js';
 import { engineLines } from './engine-view.js';
 import { fail, progressLine, reportNetwork, stampLines, warn } from './fail.js';
-import type { CliValues } from './main.js';
+import type { CliValues } from './options.js';
 
 /** Never sleep less than this: a step that is due "now" again right after a run must not spin. */
 const MIN_SLEEP_MS = 1000;

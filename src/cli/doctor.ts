@@ -5,13 +5,12 @@ import { runDoctor } from '../doctor/doctor.js';
 import { renderReport } from '../doctor/render.js';
 import { InputError } from '../errors.js';
 import { out } from './fail.js';
-import type { CliValues } from './main.js';
+import type { CliValues } from './options.js';
 
 export async function run(v: CliValues, args: string[]): Promise<number> {
   const [what, ...extra] = args;
   if (what !== 'postfix') throw new InputError(what ? `doctor knows "postfix", not "${what}"` : 'doctor needs what to examine: tlsa doctor postfix');
   if (extra.length) throw new InputError(`unexpected argument "${extra[0]}"`);
-  if (v.config) throw new InputError('doctor postfix takes --postfix-dir DIR for another Postfix instance; -c/--config is tlsa\'s own configuration');
   let timeoutMs = 5000;
   if (v.timeout !== undefined) {
     timeoutMs = Number(v.timeout) * 1000;

@@ -10,7 +10,7 @@ import { PROTOCOLS_LIST, type Protocol } from '../tlsa/policy.js';
 import { formatRecord } from '../tlsa/presentation.js';
 import { rdataText } from '../tlsa/record.js';
 import { note, out, warn } from './fail.js';
-import type { CliValues } from './main.js';
+import type { CliValues } from './options.js';
 
 function intOption(value: string | undefined, name: string, fallback: number, min: number, max: number): number {
   if (value === undefined) return fallback;

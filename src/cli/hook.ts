@@ -18,7 +18,7 @@ import { runCommand } from '../util/run-command.js';
 import { configFromCli, duration, json, runOptions } from './common.js';
 import { engineJson, engineLines } from './engine-view.js';
 import { linePrefix, out, reportNetwork, stampLines, warn } from './fail.js';
-import type { CliValues } from './main.js';
+import type { CliValues } from './options.js';
 
 interface RenewalEvent {
   client: string;

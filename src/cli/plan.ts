@@ -2,7 +2,7 @@
 import { planOnly } from '../engine/reconcile.js';
 import { configFromCli, json, runOptions } from './common.js';
 import { note, out, warn } from './fail.js';
-import type { CliValues } from './main.js';
+import type { CliValues } from './options.js';
 import { planJson, planText } from './plan-view.js';
 
 export async function run(v: CliValues): Promise<number> {

@@ -5,7 +5,7 @@ import { publish } from '../engine/reconcile.js';
 import { configFromCli, json, runOptions } from './common.js';
 import { engineJson, engineLines } from './engine-view.js';
 import { out, reportNetwork, warn } from './fail.js';
-import type { CliValues } from './main.js';
+import type { CliValues } from './options.js';
 import { planJson, planText } from './plan-view.js';
 
 export async function run(v: CliValues): Promise<number> {

@@ -4,7 +4,7 @@ import { runEngine } from '../engine/reconcile.js';
 import { configFromCli, json, runOptions } from './common.js';
 import { engineJson, engineLines } from './engine-view.js';
 import { out, reportNetwork, warn } from './fail.js';
-import type { CliValues } from './main.js';
+import type { CliValues } from './options.js';
 
 export async function run(v: CliValues): Promise<number> {
   const config = configFromCli(v);

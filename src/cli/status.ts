@@ -7,7 +7,7 @@ import { bothForms, unicodeForm } from '../tlsa/host.js';
 import { rdataText } from '../tlsa/record.js';
 import { configFromCli, duration, json, shortRdata } from './common.js';
 import { out, warn } from './fail.js';
-import type { CliValues } from './main.js';
+import type { CliValues } from './options.js';
 
 export async function run(v: CliValues): Promise<number> {
   const config = configFromCli(v);

@@ -7,10 +7,10 @@ import { recordKey, type TlsaRecord } from '../tlsa/record.js';
 import { answerLabel, findZone, queryAuthoritative, type AuthoritativeAnswer, type ZoneInfo } from '../verify/authoritative.js';
 import { serverLabel, type DnsServer } from '../verify/dns.js';
 import { resolveHostForDane, type DaneHostResult } from '../verify/dnssec.js';
-import { probe, type ProbeKeyType, type ProbeProtocol } from '../verify/probe.js';
+import { probe, type ProbeKeyType } from '../verify/probe.js';
+import { probeProtocol } from '../verify/probe-protocol.js';
 import { resolverFrom } from '../verify/resolver.js';
 import type { PortProtocol } from '../config/ports.js';
-import { effectiveProtocol, type Protocol } from '../tlsa/policy.js';
 import { NO_PROGRESS, waitTracker, type WaitTracker } from '../util/waiting.js';
 
 /** What the authoritative servers answer at an owner name and how long a resolver may cache it. */
@@ -53,17 +53,6 @@ export interface LiveView {
   /** Rejects with a NetworkError when the resolver cannot give the host's addresses; probes
    *  that fail are `errors`. */
   servedChains(host: string, ports: PortProtocol[]): Promise<ServedChains>;
-}
-
-/** How to reach the TLS handshake on a port that speaks `protocol` (or its default). */
-export function probeProtocol(port: number, protocol: Protocol | undefined): ProbeProtocol {
-  switch (effectiveProtocol(port, protocol)) {
-    case 'smtp': case 'submission': return 'smtp';
-    case 'lmtp': return 'lmtp';
-    case 'imap': return 'imap';
-    case 'pop3': return 'pop3';
-    case 'smtps': case 'tls': case 'https': return 'tls';
-  }
 }
 
 /** One DNS question's tries: short enough that a lost datagram is retried within the budget. */

@@ -13,7 +13,7 @@ import { daneMatch, recordMatchesChain } from './dane.js';
 import { DnsError, serverLabel, type DnsServer } from './dns.js';
 import { resolveHostForDane, validatedLookup } from './dnssec.js';
 import { probe, type ProbeKeyType } from './probe.js';
-import { probeProtocol } from '../engine/observe.js';
+import { probeProtocol } from './probe-protocol.js';
 import { NO_PROGRESS, type WaitTracker } from '../util/waiting.js';
 import { forecastChain, type RenewalForecast, type RenewalSetup } from './next-renewal.js';
 

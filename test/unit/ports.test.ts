@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { configuredProtocol, servicePorts } from '../../src/config/ports.js';
-import { probeProtocol } from '../../src/engine/observe.js';
+import { probeProtocol } from '../../src/verify/probe-protocol.js';
 import { computeTargets } from '../../src/engine/targets.js';
 import { InputError } from '../../src/errors.js';
 import { checkUsageAllowed, PolicyError } from '../../src/tlsa/policy.js';
