@@ -29,6 +29,7 @@ Options:
   --lock-wait SECONDS  how long to wait for another run holding the lock (default 60)
   --dry-run            retire, adopt: show what would change, change nothing
   --once               daemon: one run, then exit (for systemd timers and cron)
+  --log-format F       daemon, hook: text (timestamped lines, default) or json (one object a line)
   --resolver IP[:PORT] check: the validating resolver (default: verify.resolver, else the system's)
   --auth-port N        check: port of the authoritative servers (default 53)
   --timeout SECONDS    check: time allowed per HOST:PORT, DNS and TLS together (default verify.timeout_s, 5)
@@ -71,6 +72,7 @@ export const OPTIONS = {
   explain: { type: 'boolean' },
   'dry-run': { type: 'boolean' },
   once: { type: 'boolean' },
+  'log-format': { type: 'string' },
   resolver: { type: 'string' },
   'auth-port': { type: 'string' },
   timeout: { type: 'string' },
