@@ -11,7 +11,7 @@ import { nextDueFor, retryDelaySeconds, type Due } from '../engine/due.js';
 import { runEngine } from '../engine/reconcile.js';
 import { readState, STATE_FILE } from '../engine/state.js';
 import { configFromCli, duration, runOptions } from './common.js';
-import { engineLines } from './engine-view.js';
+import { engineEvents } from './engine-view.js';
 import { fail, progressLine, reportNetwork, stampLines, warn } from './fail.js';
 import type { CliValues } from './options.js';
 
@@ -33,9 +33,13 @@ async function scheduledRun(config: LoadedConfig, now: number): Promise<Due> {
 
 const earliest = (...xs: (Due | undefined)[]): Due => xs.filter((x): x is Due => !!x).reduce((a, b) => (b.at.getTime() < a.at.getTime() ? b : a));
 
-function describeWake(w: Due): string {
+/** "<lead> in 5m (<time>): <why>"; with --log-format json a "wake" event. `after`: this run,
+ *  a state change another run made while sleeping, or (--once) the step the next timer run
+ *  should find due. */
+function reportWake(lead: string, w: Due, after: 'run' | 'state-change' | 'once'): void {
   const ms = Math.max(MIN_SLEEP_MS, w.at.getTime() - Date.now());
-  return `in ${duration(ms / 1000)} (${new Date(Date.now() + ms).toISOString()}): ${w.why}`;
+  const at = new Date(Date.now() + ms).toISOString();
+  progressLine(`${lead} in ${duration(ms / 1000)} (${at}): ${w.why}`, { event: 'wake', fields: { at, inSeconds: Math.round(ms / 1000), why: w.why, after } });
 }
 
 /** Sleep until `first` (or an earlier due moment another run's state change reveals), or
@@ -76,7 +80,7 @@ function sleepUntil(config: LoadedConfig, v: CliValues, first: Due, setInterrupt
       const due = nextDueFor(config, state.records, { services: v.service, now: new Date(), propagationChecked: config.raw.verify.propagation, factsAt: (o) => state.ttls?.[o] ?? [], observed: state.observed });
       if (due && due.at.getTime() < current.at.getTime()) {
         arm(due);
-        progressLine(`the state changed: next run ${describeWake(due)}`);
+        reportWake('the state changed: next run', due, 'state-change');
       }
     };
     setInterrupt(done);
@@ -88,11 +92,11 @@ function sleepUntil(config: LoadedConfig, v: CliValues, first: Due, setInterrupt
         settle = setTimeout(recheck, STATE_SETTLE_MS);
       });
       watcher.on('error', (e) => {
-        progressLine(`stopped watching ${config.stateDir} (${e.message}): changes by other runs wait for the next run`);
+        progressLine(`stopped watching ${config.stateDir} (${e.message}): changes by other runs wait for the next run`, { level: 'warn', event: 'watch-failed', fields: { dir: config.stateDir } });
         watcher?.close();
       });
     } catch (e) {
-      progressLine(`cannot watch ${config.stateDir} (${(e as Error).message}): changes by other runs wait for the next run`);
+      progressLine(`cannot watch ${config.stateDir} (${(e as Error).message}): changes by other runs wait for the next run`, { level: 'warn', event: 'watch-failed', fields: { dir: config.stateDir } });
     }
     // A write between the end of the run and the start of the watch.
     recheck();
@@ -100,14 +104,14 @@ function sleepUntil(config: LoadedConfig, v: CliValues, first: Due, setInterrupt
 }
 
 export async function run(v: CliValues): Promise<number> {
-  stampLines();
+  stampLines(v['log-format']);
   let config = configFromCli(v);
   let stopping = false;
   let reload = false;
   let wake: (() => void) | undefined;
   const onStop = () => {
     stopping = true;
-    progressLine('stopping after the current step');
+    progressLine('stopping after the current step', { event: 'stopping' });
     wake?.();
   };
   process.on('SIGTERM', onStop);
@@ -123,10 +127,10 @@ export async function run(v: CliValues): Promise<number> {
       reload = false;
       try {
         config = configFromCli(v);
-        progressLine(`reloaded ${config.file}`);
+        progressLine(`reloaded ${config.file}`, { event: 'config-reloaded', fields: { file: config.file } });
       } catch (e) {
         lastCode = fail(e);
-        progressLine('keeping the previous configuration');
+        progressLine('keeping the previous configuration', { level: 'warn', event: 'config-kept', fields: { file: config.file } });
       }
     }
     const now = new Date();
@@ -134,15 +138,24 @@ export async function run(v: CliValues): Promise<number> {
     try {
       const result = await runEngine(config, { ...runOptions(v, 'daemon'), now, observeAll: true });
       warn(result.targets.warnings);
-      for (const l of engineLines(result, now)) progressLine(l);
-      if (result.added || result.removed) progressLine(`published ${result.added}, removed ${result.removed}`);
+      for (const e of engineEvents(result, now)) progressLine(e.message, e);
+      if (result.added || result.removed) progressLine(`published ${result.added}, removed ${result.removed}`, { event: 'published', fields: { added: result.added, removed: result.removed } });
       lastCode = reportNetwork(result.network, result.promoted.some((p) => p.reloadError) ? 3 : 0);
       const retiring = result.plan.flatMap((p) => p.retiring);
       const waits = [
         ...result.waiting.map((w) => `${w.chain} waits for ${w.reason}${w.eta ? ` (${duration((w.eta.getTime() - Date.now()) / 1000)})` : ''}`),
         ...(retiring.length ? [`${retiring.length} record(s) retiring, next removal in ${duration(Math.min(...retiring.map((r) => r.due.getTime())) / 1000 - Date.now() / 1000)}`] : []),
       ];
-      if (waits.length) progressLine(`waiting: ${waits.join('; ')}`);
+      if (waits.length) {
+        progressLine(`waiting: ${waits.join('; ')}`, {
+          event: 'waiting',
+          fields: {
+            chains: result.waiting.map((w) => ({ service: w.service, chain: w.chain, reason: w.reason, eta: w.eta?.toISOString() ?? null })),
+            retiring: retiring.length,
+            ...(retiring.length ? { nextRemoval: new Date(Math.min(...retiring.map((r) => r.due.getTime()))).toISOString() } : {}),
+          },
+        });
+      }
       due = result.nextDue;
     } catch (e) {
       lastCode = fail(e);
@@ -151,11 +164,11 @@ export async function run(v: CliValues): Promise<number> {
     failures = lastCode === 0 ? 0 : failures + 1;
     const retry = failures ? { at: new Date(Date.now() + retryDelaySeconds(failures, config.raw.daemon.interval_s) * 1000), why: `retry after ${failures} failed run(s) in a row` } : undefined;
     if (v.once || stopping) {
-      if (v.once && due) progressLine(`next step due ${describeWake(due)}`);
+      if (v.once && due) reportWake('next step due', due, 'once');
       return lastCode;
     }
     const next = earliest(await scheduledRun(config, Date.now()), due, retry);
-    progressLine(`next run ${describeWake(next)}`);
+    reportWake('next run', next, 'run');
     await sleepUntil(config, v, next, (f) => {
       wake = f;
     });

@@ -3,18 +3,39 @@
 import type { EngineResult } from '../engine/reconcile.js';
 import { rdataText } from '../tlsa/record.js';
 import { duration, shortRdata } from './common.js';
+import type { LogEvent } from './fail.js';
 
 export function engineLines(r: EngineResult, now: Date): string[] {
-  const out: string[] = [];
+  return engineEvents(r, now).map((e) => e.message);
+}
+
+/** engineLines with what each line is about, for `--log-format json`. */
+export function engineEvents(r: EngineResult, now: Date): (LogEvent & { message: string })[] {
+  const out: (LogEvent & { message: string })[] = [];
   for (const p of r.promoted) {
-    out.push(`installed ${p.chain} for ${p.service}${p.release ? ` (${p.release})` : ''}${p.reloaded === true ? '; reload ok' : ''}${p.reloadError ? `; RELOAD FAILED: ${p.reloadError}` : ''}`);
+    out.push({
+      message: `installed ${p.chain} for ${p.service}${p.release ? ` (${p.release})` : ''}${p.reloaded === true ? '; reload ok' : ''}${p.reloadError ? `; RELOAD FAILED: ${p.reloadError}` : ''}`,
+      level: p.reloadError ? 'error' : 'info',
+      event: 'installed',
+      service: p.service,
+      fields: { chain: p.chain, release: p.release ?? null, reloaded: p.reloaded ?? null, ...(p.reloadError ? { reloadError: p.reloadError } : {}) },
+    });
   }
   for (const w of r.waiting) {
     const left = w.eta ? (w.eta.getTime() - now.getTime()) / 1000 : undefined;
-    out.push(`staged ${w.chain} for ${w.service}: waits for ${w.reason}${left !== undefined ? ` (${left > 0 ? `about ${duration(left)}` : 'due now'})` : ''}`);
+    out.push({
+      message: `staged ${w.chain} for ${w.service}: waits for ${w.reason}${left !== undefined ? ` (${left > 0 ? `about ${duration(left)}` : 'due now'})` : ''}`,
+      event: 'staged',
+      service: w.service,
+      fields: { chain: w.chain, reason: w.reason, eta: w.eta?.toISOString() ?? null },
+    });
   }
-  for (const h of r.held) out.push(`keeping ${h.record.owner} ${shortRdata(h.record)}: ${h.why}`);
-  for (const x of r.retired) out.push(`${r.removed ? 'removed' : 'would remove'} ${x.owner} ${shortRdata(x)}`);
+  for (const h of r.held) {
+    out.push({ message: `keeping ${h.record.owner} ${shortRdata(h.record)}: ${h.why}`, event: 'kept', service: h.record.service, fields: { owner: h.record.owner, rdata: rdataText(h.record), why: h.why } });
+  }
+  for (const x of r.retired) {
+    out.push({ message: `${r.removed ? 'removed' : 'would remove'} ${x.owner} ${shortRdata(x)}`, event: r.removed ? 'removed' : 'would-remove', service: x.service, fields: { owner: x.owner, rdata: rdataText(x) } });
+  }
   return out;
 }
 

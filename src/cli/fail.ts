@@ -1,13 +1,35 @@
-/** Turn any error into one clear line on stderr and the exit code it stands for. */
+/** Turn any error into one clear line on stderr and the exit code it stands for; and every
+ *  other line a command prints for humans (warnings, notes, progress), as text or, for the
+ *  daemon and the hooks with `--log-format json`, as one JSON object per line. */
 import { EXIT, InputError, exitCodeOf } from '../errors.js';
-import { redact } from '../util/redact.js';
+import { redact, redactValue } from '../util/redact.js';
+
+export type LogFormat = 'text' | 'json';
+export type LogLevel = 'info' | 'warn' | 'error';
+
+/** What a line says, for machines: `event` is a short stable name (log queries and alerts
+ *  match on it, so it never changes with the wording of `message`). */
+export interface LogEvent {
+  level?: LogLevel;
+  event: string;
+  service?: string | undefined;
+  fields?: Record<string, unknown>;
+  /** A text line whose fact has its own event elsewhere: left out of the JSON log. */
+  textOnly?: boolean;
+}
 
 let stamped = false;
+let format: LogFormat = 'text';
 
 /** The daemon and the ACME hooks run unattended and their lines end up in logs: from now on
- *  every line this process prints for humans starts with the time (ISO 8601, UTC). */
-export function stampLines(): void {
+ *  every line this process prints for humans starts with the time (ISO 8601, UTC), or, with
+ *  `--log-format json`, is one JSON object on stderr (journald, Loki). */
+export function stampLines(logFormat?: string): void {
+  if (logFormat !== undefined && logFormat !== 'text' && logFormat !== 'json') {
+    throw new InputError(`--log-format must be text or json, got "${logFormat}"`);
+  }
   stamped = true;
+  format = logFormat === 'json' ? 'json' : 'text';
 }
 
 /** The time prefix of a log line ('' unless stampLines() was called). */
@@ -15,36 +37,66 @@ export function linePrefix(): string {
   return stamped ? `${new Date().toISOString()} ` : '';
 }
 
+/** One line for humans: `text` as it always was (on stderr, or stdout for the hook's notes),
+ *  or with `--log-format json` the event as JSON on stderr, so that stdout carries nothing but
+ *  the `--json` output. Redacted either way: a secret may hide in any configured value. */
+export function logLine(text: string, message: string, e: LogEvent, stream: 'stdout' | 'stderr' = 'stderr'): void {
+  if (format === 'json') {
+    if (e.textOnly) return;
+    const entry = {
+      time: new Date().toISOString(),
+      level: e.level ?? 'info',
+      ...(e.service !== undefined ? { service: e.service } : {}),
+      event: e.event,
+      message,
+      ...(e.fields && Object.keys(e.fields).length ? { fields: e.fields } : {}),
+    };
+    process.stderr.write(`${JSON.stringify(redactValue(entry))}\n`);
+    return;
+  }
+  (stream === 'stdout' ? process.stdout : process.stderr).write(`${linePrefix()}${redact(text)}\n`);
+}
+
 /** Maps by the error's `exitCode` alone; an error without one is a bug ("internal error"). */
 export function fail(e: unknown): number {
   const err = e as Error & { hint?: unknown };
   const code = exitCodeOf(e);
   let message: string;
+  let hint: string | undefined;
+  let stack: string | undefined;
   if (code === undefined) {
     message = `internal error: ${err?.message ?? String(e)}`;
-    if (process.env['TLSA_DEBUG'] && err?.stack) message += `\n${err.stack}`;
+    if (process.env['TLSA_DEBUG'] && err?.stack) stack = err.stack;
   } else {
     message = err instanceof InputError ? err.located : err.message;
-    if (typeof err.hint === 'string' && err.hint) message += `\n  hint: ${err.hint}`;
+    if (typeof err.hint === 'string' && err.hint) hint = err.hint;
   }
-  process.stderr.write(`${linePrefix()}tlsa: ${redact(message)}\n`);
-  return code ?? EXIT.checkFailed;
+  const exitCode = code ?? EXIT.checkFailed;
+  const where = err instanceof InputError && err.file ? { file: err.file, ...(err.line ? { line: err.line } : {}) } : {};
+  logLine(`tlsa: ${message}${stack ? `\n${stack}` : ''}${hint ? `\n  hint: ${hint}` : ''}`, message, {
+    level: 'error',
+    event: 'error',
+    fields: { exitCode, ...where, ...(hint ? { hint } : {}), ...(stack ? { stack } : {}) },
+  });
+  return exitCode;
 }
 
 /** Network problems a run met and worked around (records kept, chains left staged): each on
  *  stderr with what to check; exit 3 when there was any, else `code`. */
 export function reportNetwork(problems: readonly { message: string; hint?: string | undefined }[], code: number): number {
-  for (const p of problems) process.stderr.write(`${linePrefix()}tlsa: ${redact(p.message + (p.hint ? `\n  hint: ${p.hint}` : ''))}\n`);
+  for (const p of problems) {
+    logLine(`tlsa: ${p.message}${p.hint ? `\n  hint: ${p.hint}` : ''}`, p.message, { level: 'error', event: 'network', fields: p.hint ? { hint: p.hint } : {} });
+  }
   return problems.length ? EXIT.provider : code;
 }
 
 export function warn(lines: string[]): void {
-  for (const l of lines) process.stderr.write(`${linePrefix()}tlsa: warning: ${redact(l)}\n`);
+  for (const l of lines) logLine(`tlsa: warning: ${l}`, l, { level: 'warn', event: 'warning' });
 }
 
 /** Facts worth knowing that are not problems (e.g. a catalog that does not apply to a chain). */
 export function note(lines: string[]): void {
-  for (const l of lines) process.stderr.write(`tlsa: note: ${redact(l)}\n`);
+  for (const l of lines) logLine(`tlsa: note: ${l}`, l, { event: 'note' });
 }
 
 /** Everything a command prints goes through here: a secret may hide in any configured value. */
@@ -52,6 +104,9 @@ export function out(text: string): void {
   process.stdout.write(redact(text));
 }
 
-export function progressLine(line: string): void {
-  process.stderr.write(`${linePrefix()}tlsa: ${redact(line)}\n`);
+/** Progress of a run. The engine's lines are plain strings; the ones about something awaited
+ *  (the lock, a resolver, a server: "waiting for …") are told apart so that a long wait can be
+ *  found in a log by its event. */
+export function progressLine(line: string, e?: LogEvent): void {
+  logLine(`tlsa: ${line}`, line, e ?? { event: line.startsWith('waiting for ') ? 'waiting' : 'progress' });
 }

@@ -16,8 +16,8 @@ import { parseSpec, serviceCatalog, type Targets } from '../engine/targets.js';
 import { builtinCatalogPath, catalogIssuerOf, loadCatalog } from '../issuers/catalog.js';
 import { runCommand } from '../util/run-command.js';
 import { configFromCli, duration, json, runOptions } from './common.js';
-import { engineJson, engineLines } from './engine-view.js';
-import { linePrefix, out, reportNetwork, stampLines, warn } from './fail.js';
+import { engineEvents, engineJson } from './engine-view.js';
+import { logLine, reportNetwork, stampLines, warn, type LogEvent } from './fail.js';
 import type { CliValues } from './options.js';
 
 interface RenewalEvent {
@@ -92,22 +92,26 @@ export function servicesFor(config: LoadedConfig, event: RenewalEvent): string[]
 }
 
 export async function run(v: CliValues, args: string[]): Promise<number> {
-  stampLines();
+  stampLines(v['log-format']);
   const client = args[0];
   if (!client) throw new InputError('which ACME client? "tlsa hook certbot", "tlsa hook acme.sh" or "tlsa hook lego"');
   const event = renewalEvent(client);
   const config = configFromCli(v);
   const services = servicesFor(config, event);
   if (!services.length) {
-    out(`${linePrefix()}tlsa: no service in ${config.file} uses ${event.describe}; nothing to do.\n`);
+    const message = `no service in ${config.file} uses ${event.describe}; nothing to do.`;
+    logLine(`tlsa: ${message}`, message, { event: 'nothing-to-do', fields: { client, paths: event.paths } }, 'stdout');
     return EXIT.ok;
   }
   const now = new Date();
   const result = await runEngine(config, { ...runOptions(v, `hook ${client}`), services, now, checkServed: true, observeAll: true, lockWaitSeconds: v['lock-wait'] !== undefined ? Number(v['lock-wait']) : 120 });
   warn(result.targets.warnings);
-  const problems: string[] = [];
-  const notes = engineLines(result, now);
-  for (const p of result.promoted) if (p.reloadError) problems.push(`${p.service}: the new chain is installed but the reload failed: ${p.reloadError}`);
+  // Notes go to stdout, problems to stderr (as text; with --log-format json all are events on stderr).
+  const problems: (LogEvent & { message: string })[] = [];
+  const notes: (LogEvent & { message: string })[] = engineEvents(result, now);
+  for (const p of result.promoted) {
+    if (p.reloadError) problems.push({ message: `${p.service}: the new chain is installed but the reload failed: ${p.reloadError}`, level: 'error', event: 'reload-failed', service: p.service, fields: { chain: p.chain, reloadError: p.reloadError } });
+  }
   // One run of each distinct reload command, however many chains or services it serves.
   const reloaded = new Set<string>();
   for (const s of result.served) {
@@ -117,23 +121,27 @@ export async function run(v: CliValues, args: string[]): Promise<number> {
         if (reloaded.has(svc.reload)) continue; // run once already, for an earlier chain
         reloaded.add(svc.reload);
         const r = await runCommand(svc.reload, 60_000, config.baseDir);
-        notes.push(r.ok ? `${s.service}: ${s.chain} matches a live record; reloaded` : `${s.service}: reload failed: ${r.message}`);
-        if (!r.ok) problems.push(`${s.service}: reload failed: ${r.message}`);
-      } else notes.push(`${s.service}: ${s.chain} matches a live record; safe to serve`);
+        if (r.ok) notes.push({ message: `${s.service}: ${s.chain} matches a live record; reloaded`, event: 'reloaded', service: s.service, fields: { chain: s.chain } });
+        else {
+          const failed = { message: `${s.service}: reload failed: ${r.message}`, level: 'error' as const, event: 'reload-failed', service: s.service, fields: { chain: s.chain, reloadError: r.message } };
+          notes.push({ ...failed, textOnly: true });
+          problems.push(failed);
+        }
+      } else notes.push({ message: `${s.service}: ${s.chain} matches a live record; safe to serve`, event: 'safe-to-serve', service: s.service, fields: { chain: s.chain } });
       continue;
     }
     const exposure = s.eta ? Math.max(0, Math.ceil((s.eta.getTime() - now.getTime()) / 1000)) : undefined;
-    problems.push(
+    const message =
       `${s.service}: ${s.chain} is served from ${client}'s files now, but no record that matches it is live yet: ` +
         `DANE clients that cached the old TLSA RRset may refuse mail for ${exposure !== undefined ? `about ${exposure} s (${duration(exposure)})` : 'up to 2×TTL after every authoritative server has the new records'}. ` +
         `Its records are published; tlsa did not reload the service. Fix the setup so this cannot happen again: ` +
-        `${hookFixes(config, s.service, s.chain, result.targets).join(', or ')}.`,
-    );
+        `${hookFixes(config, s.service, s.chain, result.targets).join(', or ')}.`;
+    problems.push({ message, level: 'error', event: 'exposed', service: s.service, fields: { chain: s.chain, exposureSeconds: exposure ?? null } });
   }
-  if (v.json) json({ services, ...engineJson(result), problems });
+  if (v.json) json({ services, ...engineJson(result), problems: problems.map((p) => p.message) });
   else {
-    for (const n of notes) out(`${linePrefix()}${n}\n`);
-    for (const p of problems) process.stderr.write(`${linePrefix()}tlsa: ${p}\n`);
+    for (const n of notes) logLine(n.message, n.message, n, 'stdout');
+    for (const p of problems) logLine(`tlsa: ${p.message}`, p.message, p);
   }
   // A resolver or server that did not answer makes "not live yet" a guess: exit 3 says so.
   return reportNetwork(result.network, problems.length ? EXIT.checkFailed : EXIT.ok);

@@ -23,6 +23,7 @@ export const OPTIONS = {
   explain: { type: 'boolean' },
   'dry-run': { type: 'boolean' },
   once: { type: 'boolean' },
+  'log-format': { type: 'string' },
   resolver: { type: 'string' },
   'auth-port': { type: 'string' },
   timeout: { type: 'string' },
@@ -43,8 +44,10 @@ export type CliValues = ReturnType<typeof parseAll>['values'];
 const VALUE: Partial<Record<OptionName, string>> = {
   config: 'FILE', service: 'NAME', 'lock-wait': 'SECONDS', chain: 'FILE', key: 'FILE', host: 'NAME', port: 'N',
   protocol: 'P', records: '"U S M"', issuers: 'CA', ttl: 'SECONDS', resolver: 'IP[:PORT]', 'auth-port': 'N',
-  timeout: 'SECONDS', 'postfix-dir': 'DIR', 'tlsa-file': 'FILE',
+  timeout: 'SECONDS', 'postfix-dir': 'DIR', 'tlsa-file': 'FILE', 'log-format': 'F',
 };
+
+const LOG_FORMAT = 'text (timestamped lines, default) or json (one object a line, for journald or Loki)';
 
 /** Options that every command understands: they never reach a command. */
 const GENERAL = ['help', 'version'] as const satisfies readonly OptionName[];
@@ -161,6 +164,7 @@ export const COMMANDS: Record<string, CommandSpec> = {
       json: 'machine-readable output',
       force: 'publish although a certificate is expired or not yet valid',
       'lock-wait': 'how long to wait for another run holding the lock (default 120)',
+      'log-format': LOG_FORMAT,
     },
     examples: [
       'tlsa --config /etc/tlsa/config.yaml hook certbot   (as certbot\'s deploy hook: see hooks/certbot-deploy)',
@@ -176,6 +180,7 @@ export const COMMANDS: Record<string, CommandSpec> = {
       once: 'one run, then exit (for systemd timers and cron)',
       force: 'publish although a certificate is expired or not yet valid',
       'lock-wait': LOCK_WAIT,
+      'log-format': LOG_FORMAT,
     },
     examples: ['tlsa --config /etc/tlsa/config.yaml daemon', 'tlsa daemon --once   (from a systemd timer or cron)'],
   },

@@ -54,3 +54,13 @@ function base64Forms(bytes: Buffer): string[] {
   }
   return out.flatMap((f) => [f, f.replace(/\+/g, '-').replace(/\//g, '_')]);
 }
+
+/** `value` with every string in it (nested in arrays and plain objects) redacted, for messages
+ *  that are structured data: a log line in JSON, where a secret could sit in any field. */
+export function redactValue(value: unknown): unknown {
+  if (typeof value === 'string') return redact(value);
+  if (value instanceof Date) return Number.isNaN(value.getTime()) ? null : value.toISOString();
+  if (Array.isArray(value)) return value.map(redactValue);
+  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redactValue(v)]));
+  return value;
+}
