@@ -22,8 +22,8 @@ const TAKES: Record<string, string[]> = {
   retire: ['--config', '--service', '--json', '--dry-run', '--lock-wait'],
   adopt: ['--config', '--service', '--json', '--dry-run', '--lock-wait'],
   check: ['--config', '--json', '--resolver', '--auth-port', '--timeout', '--protocol'],
-  hook: ['--config', '--json', '--force', '--lock-wait'],
-  daemon: ['--config', '--service', '--once', '--force', '--lock-wait'],
+  hook: ['--config', '--json', '--force', '--lock-wait', '--log-format'],
+  daemon: ['--config', '--service', '--once', '--force', '--lock-wait', '--log-format'],
   doctor: ['--postfix-dir', '--tlsa-file', '--host', '--json', '--resolver', '--offline', '--timeout'],
 };
 
