@@ -1,9 +1,9 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, rmSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
-import { describe, expect, it, vi } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { createProvider, MANAGED_MARK } from '../../providers/zonefile.js';
 import { createProvider as createExec } from '../../providers/exec.js';
 import { nextSerial } from '../../providers/zonefile-parse.js';
@@ -14,10 +14,21 @@ const owner = '_25._tcp.mx.example.org.';
 const h = (s: string) => createHash('sha256').update(s).digest('hex');
 const rec = (s: string, usage: 2 | 3 = 3): TlsaRecord => ({ owner, usage, selector: 1, matching: 1, data: h(s) });
 
+// Every directory a test makes goes when the file is done, whatever the test left in it.
+const made: string[] = [];
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'tlsa-zf-'));
+  made.push(dir);
+  return dir;
+}
+afterAll(() => {
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+});
+
 const ctxFor = (dir: string) => ({ instance: 't', baseDir: dir, optionError: (k: string, m: string) => new Error(`${k}: ${m}`) });
 
 function setup(initial?: string, reload?: string, extra: Record<string, unknown> = {}) {
-  const dir = mkdtempSync(join(tmpdir(), 'tlsa-zf-'));
+  const dir = tempDir();
   const path = join(dir, 'zone.db');
   if (initial !== undefined) writeFileSync(path, initial);
   const p = createProvider({ path, ...(initial === undefined ? { create: true } : {}), ...(reload ? { reload } : {}), ...extra }, ctxFor(dir));
@@ -100,7 +111,7 @@ describe('zonefile provider', () => {
     const { p } = setup(zone);
     // The SOA "@" is fine without an origin; a relative TLSA name needs one and says how to give it.
     expect(await badInput(p.list(owner))).toMatch(/zone\.db:2: relative name "_25\._tcp\.mx" without an \$ORIGIN \(.*set the provider option "origin"/);
-    const dir = mkdtempSync(join(tmpdir(), 'tlsa-zf-'));
+    const dir = tempDir();
     writeFileSync(join(dir, 'z'), zone);
     const withOrigin = createProvider({ path: 'z', origin: 'example.org' }, { instance: 't', baseDir: dir, optionError: (k, m) => new Error(m) });
     expect(await withOrigin.list(owner)).toEqual([rec('rel')]);
@@ -183,7 +194,7 @@ describe('zonefile provider: records as RFC 1035 writes them', () => {
 
 describe('zonefile provider: bytes', () => {
   it('keeps foreign lines byte for byte, whatever their encoding', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'tlsa-zf-'));
+    const dir = tempDir();
     const path = join(dir, 'zone.db');
     const bytes = Buffer.concat([
       Buffer.from('; UTF-8: M\u00fcller\r\n', 'utf8'),
@@ -240,7 +251,7 @@ describe('zonefile provider: $INCLUDE', () => {
 
 describe('zonefile provider: the file itself', () => {
   it('a missing zone file is exit 2 naming the path unless create: true', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'tlsa-zf-'));
+    const dir = tempDir();
     const p = createProvider({ path: 'nope.zone' }, ctxFor(dir));
     expect(await badInput(p.list(owner))).toMatch(new RegExp(`^${join(dir, 'nope.zone')}: .*does not exist.*create: true`));
     expect(await badInput(p.apply(owner, { add: [rec('a')], remove: [] }, 300))).toMatch(/does not exist/);
@@ -251,7 +262,7 @@ describe('zonefile provider: the file itself', () => {
   });
 
   it('a FIFO, a device or a directory as the zone: exit 2, never a hang', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'tlsa-zf-'));
+    const dir = tempDir();
     execFileSync('mkfifo', [join(dir, 'fifo')]);
     mkdirSync(join(dir, 'dir'));
     symlinkSync('/dev/null', join(dir, 'null'));
@@ -265,7 +276,7 @@ describe('zonefile provider: the file itself', () => {
   });
 
   it('a symlinked zone is written through: the target changes, the link stays a link', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'tlsa-zf-'));
+    const dir = tempDir();
     mkdirSync(join(dir, 'real'));
     writeFileSync(join(dir, 'real', 'zone.db'), '$ORIGIN example.org.\nwww IN A 192.0.2.1\n');
     symlinkSync('real/zone.db', join(dir, 'link.db'));

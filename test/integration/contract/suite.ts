@@ -1,5 +1,5 @@
 /**
- * The provider contract (shared/design/providers.md), run against every provider by
+ * The provider contract (its rules are written on DnsProvider in providers/index.ts), run against every provider by
  * provider-contract.test.ts. Each target supplies a fresh environment (a real server or an
  * HTTP fake named *-api-fake) and an independent way to read and seed the server.
  */
