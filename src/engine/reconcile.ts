@@ -20,7 +20,7 @@ import { capWarning, servedTtl, ttlChangeNote, ttlMismatch } from './writers.js'
 import { createProviders } from './providers.js';
 import { stagedFiles, type ServiceChain } from './sources.js';
 import { actor, ensureStateDir, readState, writeState, type OwnedRecord, type StateFile, type TtlFact } from './state.js';
-import { computeTargets, selectServices, type Targets } from './targets.js';
+import { computeTargets, selectServices, type ServiceTargets, type Targets } from './targets.js';
 import { runCommand } from '../util/run-command.js';
 import { resolve } from 'node:path';
 
@@ -512,6 +512,27 @@ async function runLocked(config: LoadedConfig, opts: EngineOptions): Promise<Eng
     return `another writer's record (${which}) to be 2×TTL old (${describeWait(w)}), counted from when tlsa first saw it ${propagationView ? 'on every authoritative server' : 'at the provider'}`;
   };
 
+  /** Whether a chain matches a live record now (tlsa's own or another writer's), after asking
+   *  the authoritative servers about those not yet seen there, and the earliest moment one
+   *  turns live. The staged install and the hook's served-chain check both ask this. */
+  const chainLiveness = async (svc: ServiceTargets, chain: ServiceChain, bootstrap: boolean) => {
+    const matching = c.targets.records.filter((d) => d.service === svc.service && d.chains.includes(chain.label));
+    const owned = matching.map((d) => find(state, d)).filter((o): o is OwnedRecord => !!o);
+    if (!bootstrap && propagationView && !owned.some(isLive)) {
+      for (const n of await observePropagation(owned, propagationView, state, now, opts.progress, network)) opts.progress?.(n);
+      if (write) writeState(dir, state);
+    }
+    const others = bootstrap || owned.some(isLive) ? [] : othersFor(c, state, svc.provider, new Set(matching.map((d) => d.owner)), chain);
+    if (others.length && !others.some(isOtherLive)) {
+      for (const n of await observeOtherWriters(others)) opts.progress?.(n);
+      if (write) writeState(dir, state);
+    }
+    const fresh = owned.map((o) => find(state, o)!);
+    const etas = [...fresh.map(liveOf), ...others.map((r) => otherLiveAt(c, state, r))].filter((d): d is Date => !!d);
+    const eta = etas.length ? new Date(Math.min(...etas.map((d) => d.getTime()))) : undefined;
+    return { owned, others, live: fresh.some(isLive) || others.some(isOtherLive), eta };
+  };
+
   // Promotion: a staged chain is installed once a record that matches it is live, for every
   // service that reads the installed copy; one install per copy, one reload per command.
   const promoted: Promotion[] = [];
@@ -520,25 +541,11 @@ async function runLocked(config: LoadedConfig, opts: EngineOptions): Promise<Eng
     const copies = new Map<string, { copy: InstalledCopy; chain: ServiceChain; ready: string[]; blocked: string[] }>();
     for (const svc of c.targets.services) {
       for (const chain of svc.chains.filter((x) => x.role === 'staged')) {
-        const matching = c.targets.records.filter((d) => d.service === svc.service && d.chains.includes(chain.label));
-        const owned = matching.map((d) => find(state, d)).filter((o): o is OwnedRecord => !!o);
-        if (!chain.bootstrap && propagationView && !owned.some(isLive)) {
-          const notes = await observePropagation(owned, propagationView, state, now, opts.progress, network);
-          if (write) writeState(dir, state);
-          for (const n of notes) opts.progress?.(n);
-        }
-        const others = chain.bootstrap || owned.some(isLive) ? [] : othersFor(c, state, svc.provider, new Set(matching.map((d) => d.owner)), chain);
-        if (others.length && !others.some(isOtherLive)) {
-          for (const n of await observeOtherWriters(others)) opts.progress?.(n);
-          if (write) writeState(dir, state);
-        }
+        const { owned, others, live, eta } = await chainLiveness(svc, chain, !!chain.bootstrap);
         const copy = copyOf(config, svc.service, chain.sourceName);
         const group = copies.get(copy.key) ?? { copy, chain, ready: [], blocked: [] };
         copies.set(copy.key, group);
-        const ready = chain.bootstrap || owned.some((o) => isLive(find(state, o))) || others.some(isOtherLive);
-        if (!ready) {
-          const etas = [...owned.map((o) => liveOf(find(state, o)!)), ...others.map((r) => otherLiveAt(c, state, r))].filter((d): d is Date => !!d);
-          const eta = etas.length ? new Date(Math.min(...etas.map((d) => d.getTime()))) : undefined;
+        if (!chain.bootstrap && !live) {
           const waits = owned.map((o) => waitTtl(find(state, o)!, factsAt(state, o.owner))).sort((a, b) => a.ttl - b.ttl);
           const span = waits.length ? describeWait(waits[0]!) : '2×TTL';
           const reason = owned.length || !others.length
@@ -571,24 +578,8 @@ async function runLocked(config: LoadedConfig, opts: EngineOptions): Promise<Eng
     for (const svc of c.targets.services) {
       if (config.raw.services[svc.service]!.install) continue;
       for (const chain of svc.chains.filter((x) => x.role === 'served')) {
-        const owned = c.targets.records
-          .filter((d) => d.service === svc.service && d.chains.includes(chain.label))
-          .map((d) => find(state, d))
-          .filter((o): o is OwnedRecord => !!o);
-        if (propagationView && !owned.some(isLive)) {
-          for (const n of await observePropagation(owned, propagationView, state, now, opts.progress, network)) opts.progress?.(n);
-          if (write) writeState(dir, state);
-        }
-        const fresh = owned.map((o) => find(state, o)!);
-        const owners = new Set(c.targets.records.filter((d) => d.service === svc.service && d.chains.includes(chain.label)).map((d) => d.owner));
-        const others = fresh.some(isLive) ? [] : othersFor(c, state, svc.provider, owners, chain);
-        if (others.length && !others.some(isOtherLive)) {
-          for (const n of await observeOtherWriters(others)) opts.progress?.(n);
-          if (write) writeState(dir, state);
-        }
-        const etas = [...fresh.map(liveOf), ...others.map((r) => otherLiveAt(c, state, r))].filter((d): d is Date => !!d);
-        const eta = etas.length ? new Date(Math.min(...etas.map((d) => d.getTime()))) : undefined;
-        served.push({ service: svc.service, chain: chain.label, live: fresh.some(isLive) || others.some(isOtherLive), ...(eta ? { eta } : {}) });
+        const { live, eta } = await chainLiveness(svc, chain, false);
+        served.push({ service: svc.service, chain: chain.label, live, ...(eta ? { eta } : {}) });
       }
     }
   }
