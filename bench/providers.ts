@@ -19,7 +19,16 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { availableParallelism, cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -38,14 +47,19 @@ function positiveInt(name: string, fallback: number): number {
   const raw = process.env[name];
   if (raw === undefined || raw === '') return fallback;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer, got ${JSON.stringify(raw)}`);
+  if (!Number.isInteger(n) || n < 1)
+    throw new Error(`${name} must be a positive integer, got ${JSON.stringify(raw)}`);
   return n;
 }
 const RUNS = positiveInt('BENCH_RUNS', 3);
 const OWNERS = positiveInt('BENCH_OWNERS', 1000);
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-const ctx = (instance: string) => ({ instance, baseDir: ROOT, optionError: (k: string, m: string) => new Error(`${k}: ${m}`) });
+const ctx = (instance: string) => ({
+  instance,
+  baseDir: ROOT,
+  optionError: (k: string, m: string) => new Error(`${k}: ${m}`),
+});
 
 // ---------------------------------------------------------------------------------------------
 // The records: owner i holds `3 1 1` of its key generation gen[i] and one `2 1 1` (the CA).
@@ -55,8 +69,20 @@ type Gen = number[];
 const owners = Array.from({ length: OWNERS }, (_, i) => `_25._tcp.mx${i}.${ZONE}`);
 const newGen = (): Gen => owners.map(() => 0);
 const hex = (s: string) => createHash('sha256').update(s).digest('hex');
-const ee = (i: number, g: number): TlsaRecord => ({ owner: owners[i]!, usage: 3, selector: 1, matching: 1, data: hex(`ee ${i} ${g}`) });
-const ta = (i: number): TlsaRecord => ({ owner: owners[i]!, usage: 2, selector: 1, matching: 1, data: hex('ta') });
+const ee = (i: number, g: number): TlsaRecord => ({
+  owner: owners[i]!,
+  usage: 3,
+  selector: 1,
+  matching: 1,
+  data: hex(`ee ${i} ${g}`),
+});
+const ta = (i: number): TlsaRecord => ({
+  owner: owners[i]!,
+  usage: 2,
+  selector: 1,
+  matching: 1,
+  data: hex('ta'),
+});
 const desired = (gen: Gen, i: number): TlsaRecord[] => [ee(i, gen[i]!), ta(i)];
 
 /** A key rollover at every 10th name (offset `r`): a new `3 1 1`, the old one removed. */
@@ -109,11 +135,17 @@ async function reconcileNaive(p: DnsProvider, gen: Gen): Promise<number> {
 const children = new Set<ChildProcess>();
 const tempDirs: string[] = [];
 process.on('exit', () => {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null && c.pid) try { process.kill(c.pid, 'SIGKILL'); } catch { /* gone */ }
+  for (const c of children)
+    if (c.exitCode === null && c.signalCode === null && c.pid)
+      try {
+        process.kill(c.pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
 });
 
 function tool(bin: string, pkg: string): string {
-  for (const dir of [...(process.env['PATH'] ?? '').split(':'), '/usr/sbin', '/usr/bin', '/sbin']) {
+  for (const dir of [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/usr/bin', '/sbin']) {
     if (dir && existsSync(join(dir, bin))) return join(dir, bin);
   }
   throw new Error(`bench: "${bin}" not found; install the Debian package "${pkg}"`);
@@ -145,8 +177,15 @@ async function freePort(): Promise<number> {
   }
 }
 
-async function startDaemon(name: string, argv: string[], dir: string, ready: () => Promise<boolean>): Promise<ChildProcess> {
-  const setpriv = existsSync('/usr/bin/setpriv') ? ['/usr/bin/setpriv', '--pdeathsig', 'KILL', '--'] : [];
+async function startDaemon(
+  name: string,
+  argv: string[],
+  dir: string,
+  ready: () => Promise<boolean>,
+): Promise<ChildProcess> {
+  const setpriv = existsSync('/usr/bin/setpriv')
+    ? ['/usr/bin/setpriv', '--pdeathsig', 'KILL', '--']
+    : [];
   const full = [...setpriv, ...argv];
   const log = join(dir, `${name}.log`);
   const out = openSync(log, 'a');
@@ -159,9 +198,19 @@ async function startDaemon(name: string, argv: string[], dir: string, ready: () 
   children.add(child);
   const deadline = Date.now() + 30_000;
   for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`bench: ${name} exited before it was ready:\n${readFileSync(log, 'utf8').slice(-2000)}`);
-    try { if (await ready()) return child; } catch { /* not yet */ }
-    if (Date.now() > deadline) throw new Error(`bench: ${name} not ready after 30 s:\n${readFileSync(log, 'utf8').slice(-2000)}`);
+    if (child.exitCode !== null || child.signalCode !== null)
+      throw new Error(
+        `bench: ${name} exited before it was ready:\n${readFileSync(log, 'utf8').slice(-2000)}`,
+      );
+    try {
+      if (await ready()) return child;
+    } catch {
+      /* not yet */
+    }
+    if (Date.now() > deadline)
+      throw new Error(
+        `bench: ${name} not ready after 30 s:\n${readFileSync(log, 'utf8').slice(-2000)}`,
+      );
     await sleep(100);
   }
 }
@@ -170,7 +219,14 @@ async function stop(child: ChildProcess): Promise<void> {
   if (child.exitCode === null && child.signalCode === null && child.pid) {
     const exited = new Promise<void>((r) => child.once('exit', () => r()));
     process.kill(child.pid, 'SIGTERM');
-    const t = setTimeout(() => { if (child.pid) try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ } }, 5_000);
+    const t = setTimeout(() => {
+      if (child.pid)
+        try {
+          process.kill(child.pid, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+    }, 5_000);
     await exited;
     clearTimeout(t);
   }
@@ -180,45 +236,106 @@ async function stop(child: ChildProcess): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // PowerDNS (as test/lab/powerdns.ts: sqlite3, every cache off, API on loopback)
 
-interface Pdns { apiUrl: string; apiKey: string; version: string; child: ChildProcess }
+interface Pdns {
+  apiUrl: string;
+  apiKey: string;
+  version: string;
+  child: ChildProcess;
+}
 
 async function startPowerDns(): Promise<Pdns> {
   const server = tool('pdns_server', 'pdns-server');
   const sqlite3 = tool('sqlite3', 'sqlite3');
-  const schema = ['/usr/share/pdns-backend-sqlite3/schema/schema.sqlite3.sql', '/usr/share/doc/pdns-backend-sqlite3/schema.sqlite3.sql'].find((p) => existsSync(p));
-  if (!schema) throw new Error('bench: the PowerDNS sqlite3 schema is missing; install the Debian package "pdns-backend-sqlite3"');
+  const schema = [
+    '/usr/share/pdns-backend-sqlite3/schema/schema.sqlite3.sql',
+    '/usr/share/doc/pdns-backend-sqlite3/schema.sqlite3.sql',
+  ].find((p) => existsSync(p));
+  if (!schema)
+    throw new Error(
+      'bench: the PowerDNS sqlite3 schema is missing; install the Debian package "pdns-backend-sqlite3"',
+    );
   const dir = tempDir('pdns');
   const db = join(dir, 'pdns.sqlite3');
-  execFileSync(sqlite3, [db], { input: readFileSync(schema, 'utf8'), stdio: ['pipe', 'pipe', 'pipe'] });
+  execFileSync(sqlite3, [db], {
+    input: readFileSync(schema, 'utf8'),
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   const apiKey = randomBytes(16).toString('hex');
   const [dnsPort, apiPort] = [await freePort(), await freePort()];
-  writeFileSync(join(dir, 'pdns.conf'), [
-    'launch=gsqlite3', `gsqlite3-database=${db}`, 'gsqlite3-dnssec=yes',
-    'api=yes', `api-key=${apiKey}`, 'webserver=yes', `webserver-address=${HOST}`, `webserver-port=${apiPort}`,
-    'webserver-allow-from=127.0.0.0/8', 'webserver-loglevel=none', `local-address=${HOST}`, `local-port=${dnsPort}`,
-    'dnssec-key-cache-ttl=0', 'zone-metadata-cache-ttl=0', 'query-cache-ttl=0', 'negquery-cache-ttl=0', 'cache-ttl=0',
-    'guardian=no', 'daemon=no', `socket-dir=${dir}`, 'disable-syslog=yes', 'security-poll-suffix=',
-    'primary=no', 'secondary=no', 'loglevel=4', '',
-  ].join('\n'), { mode: 0o600 });
+  writeFileSync(
+    join(dir, 'pdns.conf'),
+    [
+      'launch=gsqlite3',
+      `gsqlite3-database=${db}`,
+      'gsqlite3-dnssec=yes',
+      'api=yes',
+      `api-key=${apiKey}`,
+      'webserver=yes',
+      `webserver-address=${HOST}`,
+      `webserver-port=${apiPort}`,
+      'webserver-allow-from=127.0.0.0/8',
+      'webserver-loglevel=none',
+      `local-address=${HOST}`,
+      `local-port=${dnsPort}`,
+      'dnssec-key-cache-ttl=0',
+      'zone-metadata-cache-ttl=0',
+      'query-cache-ttl=0',
+      'negquery-cache-ttl=0',
+      'cache-ttl=0',
+      'guardian=no',
+      'daemon=no',
+      `socket-dir=${dir}`,
+      'disable-syslog=yes',
+      'security-poll-suffix=',
+      'primary=no',
+      'secondary=no',
+      'loglevel=4',
+      '',
+    ].join('\n'),
+    { mode: 0o600 },
+  );
   const apiUrl = `http://${HOST}:${apiPort}`;
-  const api = (method: string, path: string, body?: unknown) => fetch(`${apiUrl}/api/v1/servers/localhost${path}`, {
-    method,
-    headers: { 'X-API-Key': apiKey, ...(body === undefined ? {} : { 'Content-Type': 'application/json' }) },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const child = await startDaemon('pdns_server', [server, `--config-dir=${dir}`], dir, async () => (await api('GET', '')).ok);
+  const api = (method: string, path: string, body?: unknown) =>
+    fetch(`${apiUrl}/api/v1/servers/localhost${path}`, {
+      method,
+      headers: {
+        'X-API-Key': apiKey,
+        ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
+      },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+  const child = await startDaemon(
+    'pdns_server',
+    [server, `--config-dir=${dir}`],
+    dir,
+    async () => (await api('GET', '')).ok,
+  );
   const res = await api('POST', '/zones', {
     name: ZONE,
     kind: 'Native',
     dnssec: true,
     nameservers: [`ns.${ZONE}`],
     rrsets: [
-      { name: `ns.${ZONE}`, type: 'A', ttl: TTL, records: [{ content: '127.0.0.1', disabled: false }] },
-      ...owners.map((o, i) => ({ name: o, type: 'TLSA', ttl: TTL, records: desired(newGen(), i).map((r) => ({ content: rdataText(r), disabled: false })) })),
+      {
+        name: `ns.${ZONE}`,
+        type: 'A',
+        ttl: TTL,
+        records: [{ content: '127.0.0.1', disabled: false }],
+      },
+      ...owners.map((o, i) => ({
+        name: o,
+        type: 'TLSA',
+        ttl: TTL,
+        records: desired(newGen(), i).map((r) => ({ content: rdataText(r), disabled: false })),
+      })),
     ],
   });
-  if (res.status !== 201) throw new Error(`bench: creating zone ${ZONE} on PowerDNS: HTTP ${res.status} ${await res.text()}`);
-  const version = /PowerDNS Authoritative Server (\S+)/.exec(spawnText(server, ['--version']))?.[1] ?? '?';
+  if (res.status !== 201)
+    throw new Error(
+      `bench: creating zone ${ZONE} on PowerDNS: HTTP ${res.status} ${await res.text()}`,
+    );
+  const version =
+    /PowerDNS Authoritative Server (\S+)/.exec(spawnText(server, ['--version']))?.[1] ?? '?';
   return { apiUrl, apiKey, version, child };
 }
 
@@ -233,15 +350,28 @@ function spawnText(bin: string, args: string[]): string {
 
 /** The TLSA records of every owner as the API has them (not counted, not through the provider). */
 async function pdnsState(p: Pdns, fetchFn: typeof fetch): Promise<Map<string, string[]>> {
-  const res = await fetchFn(`${p.apiUrl}/api/v1/servers/localhost/zones/${ZONE}`, { headers: { 'X-API-Key': p.apiKey } });
-  const body = await res.json() as { rrsets: { name: string; type: string; records: { content: string }[] }[] };
-  return new Map(body.rrsets.filter((r) => r.type === 'TLSA').map((r) => [r.name, r.records.map((x) => x.content)]));
+  const res = await fetchFn(`${p.apiUrl}/api/v1/servers/localhost/zones/${ZONE}`, {
+    headers: { 'X-API-Key': p.apiKey },
+  });
+  const body = (await res.json()) as {
+    rrsets: { name: string; type: string; records: { content: string }[] }[];
+  };
+  return new Map(
+    body.rrsets
+      .filter((r) => r.type === 'TLSA')
+      .map((r) => [r.name, r.records.map((x) => x.content)]),
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
 // Knot DNS (as test/lab/knot.ts: online signing, TSIG-signed updates), behind a counting proxy
 
-interface Knot { port: number; key: { name: string; secret: string }; version: string; child: ChildProcess }
+interface Knot {
+  port: number;
+  key: { name: string; secret: string };
+  version: string;
+  child: ChildProcess;
+}
 
 async function startKnot(): Promise<Knot> {
   const knotd = tool('knotd', 'knot');
@@ -250,41 +380,95 @@ async function startKnot(): Promise<Knot> {
   const key = { name: 'tlsa-bench.', secret: randomBytes(32).toString('base64') };
   mkdirSync(join(dir, 'storage'));
   const zoneFile = join(dir, `${ZONE}zone`);
-  writeFileSync(zoneFile, [
-    `$TTL ${TTL}`,
-    `${ZONE} ${TTL} IN SOA ns.${ZONE} hostmaster.${ZONE} 1 3600 600 86400 60`,
-    `${ZONE} ${TTL} IN NS ns.${ZONE}`,
-    `ns.${ZONE} ${TTL} IN A 127.0.0.1`,
-    ...owners.flatMap((o, i) => desired(newGen(), i).map((r) => `${o} ${TTL} IN TLSA ${rdataText(r)}`)),
-    '',
-  ].join('\n'));
+  writeFileSync(
+    zoneFile,
+    [
+      `$TTL ${TTL}`,
+      `${ZONE} ${TTL} IN SOA ns.${ZONE} hostmaster.${ZONE} 1 3600 600 86400 60`,
+      `${ZONE} ${TTL} IN NS ns.${ZONE}`,
+      `ns.${ZONE} ${TTL} IN A 127.0.0.1`,
+      ...owners.flatMap((o, i) =>
+        desired(newGen(), i).map((r) => `${o} ${TTL} IN TLSA ${rdataText(r)}`),
+      ),
+      '',
+    ].join('\n'),
+  );
   const q = JSON.stringify;
-  writeFileSync(join(dir, 'knot.conf'), [
-    'server:', `    rundir: ${q(dir)}`, `    listen: ${HOST}@${port}`,
-    'database:', `    storage: ${q(join(dir, 'storage'))}`,
-    'log:', '  - target: stderr', '    any: notice',
-    'key:', `  - id: ${q(key.name)}`, '    algorithm: hmac-sha256', `    secret: ${q(key.secret)}`,
-    'acl:', '  - id: update', `    key: ${q(key.name)}`, '    action: update', '    update-type: [TLSA]',
-    'policy:', '  - id: bench', '    algorithm: ecdsap256sha256', '    single-type-signing: on', '    propagation-delay: 0',
-    'template:', '  - id: default', `    storage: ${q(dir)}`, '    zonefile-sync: -1', '    journal-content: changes',
-    'zone:', `  - domain: ${q(ZONE)}`, `    file: ${q(zoneFile)}`, '    dnssec-signing: on', '    dnssec-policy: bench', '    acl: update',
-    '',
-  ].join('\n'));
+  writeFileSync(
+    join(dir, 'knot.conf'),
+    [
+      'server:',
+      `    rundir: ${q(dir)}`,
+      `    listen: ${HOST}@${port}`,
+      'database:',
+      `    storage: ${q(join(dir, 'storage'))}`,
+      'log:',
+      '  - target: stderr',
+      '    any: notice',
+      'key:',
+      `  - id: ${q(key.name)}`,
+      '    algorithm: hmac-sha256',
+      `    secret: ${q(key.secret)}`,
+      'acl:',
+      '  - id: update',
+      `    key: ${q(key.name)}`,
+      '    action: update',
+      '    update-type: [TLSA]',
+      'policy:',
+      '  - id: bench',
+      '    algorithm: ecdsap256sha256',
+      '    single-type-signing: on',
+      '    propagation-delay: 0',
+      'template:',
+      '  - id: default',
+      `    storage: ${q(dir)}`,
+      '    zonefile-sync: -1',
+      '    journal-content: changes',
+      'zone:',
+      `  - domain: ${q(ZONE)}`,
+      `    file: ${q(zoneFile)}`,
+      '    dnssec-signing: on',
+      '    dnssec-policy: bench',
+      '    acl: update',
+      '',
+    ].join('\n'),
+  );
   // Ready when the zone answers (signed) through the provider itself: SOA discovery + TLSA query.
   const probe = rfc2136(port, key, { zone: ZONE });
-  const child = await startDaemon('knotd', [knotd, '-c', join(dir, 'knot.conf')], dir, async () => (await probe.list(owners[0]!)).length === 2);
+  const child = await startDaemon(
+    'knotd',
+    [knotd, '-c', join(dir, 'knot.conf')],
+    dir,
+    async () => (await probe.list(owners[0]!)).length === 2,
+  );
   const version = /version (\S+)/.exec(spawnText(knotd, ['--version']))?.[1] ?? '?';
   return { port, key, version, child };
 }
 
 function rfc2136(port: number, key: Knot['key'], extra: Record<string, unknown> = {}): DnsProvider {
-  return createRfc2136({ server: HOST, port, tsig_name: key.name, tsig_algorithm: 'hmac-sha256', tsig_secret: key.secret, timeout_s: 5, ...extra }, ctx('bench'));
+  return createRfc2136(
+    {
+      server: HOST,
+      port,
+      tsig_name: key.name,
+      tsig_algorithm: 'hmac-sha256',
+      tsig_secret: key.secret,
+      timeout_s: 5,
+      ...extra,
+    },
+    ctx('bench'),
+  );
 }
 
-interface Counts { reads: number; writes: number }
+interface Counts {
+  reads: number;
+  writes: number;
+}
 
 /** A DNS proxy on loopback (UDP and TCP) that counts messages by opcode. */
-async function countingProxy(upstreamPort: number): Promise<{ port: number; counts: Counts; close(): Promise<void> }> {
+async function countingProxy(
+  upstreamPort: number,
+): Promise<{ port: number; counts: Counts; close(): Promise<void> }> {
   const counts: Counts = { reads: 0, writes: 0 };
   const count = (msg: Buffer) => {
     if (msg.length < 3) return;
@@ -299,7 +483,14 @@ async function countingProxy(upstreamPort: number): Promise<{ port: number; coun
     count(msg);
     const up = createSocket('udp4');
     upstreams.add(up);
-    const done = () => { upstreams.delete(up); try { up.close(); } catch { /* closed */ } };
+    const done = () => {
+      upstreams.delete(up);
+      try {
+        up.close();
+      } catch {
+        /* closed */
+      }
+    };
     const timer = setTimeout(done, 10_000);
     up.on('message', (reply) => {
       clearTimeout(timer);
@@ -322,7 +513,12 @@ async function countingProxy(upstreamPort: number): Promise<{ port: number; coun
       }
     });
     c.pipe(up).pipe(c);
-    const end = () => { c.destroy(); up.destroy(); sockets.delete(c); sockets.delete(up); };
+    const end = () => {
+      c.destroy();
+      up.destroy();
+      sockets.delete(c);
+      sockets.delete(up);
+    };
     c.on('error', end).on('close', end);
     up.on('error', end).on('close', end);
   });
@@ -332,7 +528,12 @@ async function countingProxy(upstreamPort: number): Promise<{ port: number; coun
     counts,
     close: async () => {
       for (const s of sockets) s.destroy();
-      for (const u of upstreams) try { u.close(); } catch { /* closed */ }
+      for (const u of upstreams)
+        try {
+          u.close();
+        } catch {
+          /* closed */
+        }
       await new Promise<void>((r) => tcp.close(() => r()));
       await new Promise<void>((r) => udp.close(() => r()));
     },
@@ -343,7 +544,12 @@ async function countingProxy(upstreamPort: number): Promise<{ port: number; coun
 // Measuring
 
 type Mode = 'engine' | 'naive';
-interface Sample { reads: number; writes: number; ms: number; changed: number }
+interface Sample {
+  reads: number;
+  writes: number;
+  ms: number;
+  changed: number;
+}
 interface Target {
   label: string;
   /** What the server should hold (shared by targets on one server). */
@@ -359,7 +565,8 @@ async function measure(t: Target, mode: Mode): Promise<Sample> {
   const before = { ...t.counts() };
   const p = t.provider();
   const t0 = process.hrtime.bigint();
-  const changed = mode === 'engine' ? await reconcileEngine(p, t.gen) : await reconcileNaive(p, t.gen);
+  const changed =
+    mode === 'engine' ? await reconcileEngine(p, t.gen) : await reconcileNaive(p, t.gen);
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   const after = t.counts();
   await t.verify();
@@ -368,7 +575,10 @@ async function measure(t: Target, mode: Mode): Promise<Sample> {
 
 function checkState(label: string, gen: Gen, have: Map<string, string[]>): void {
   owners.forEach((o, i) => {
-    const got = [...(have.get(o) ?? [])].map((s) => s.toLowerCase().replace(/\s+/g, ' ')).sort().join(' | ');
+    const got = [...(have.get(o) ?? [])]
+      .map((s) => s.toLowerCase().replace(/\s+/g, ' '))
+      .sort()
+      .join(' | ');
     const want = desired(gen, i).map(rdataText).sort().join(' | ');
     if (got !== want) throw new Error(`bench: ${label}: ${o} holds [${got}], expected [${want}]`);
   });
@@ -378,9 +588,11 @@ const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
-const span = (xs: number[]) => (Math.min(...xs) === Math.max(...xs) ? `${xs[0]}` : `${Math.min(...xs)}–${Math.max(...xs)}`);
+const span = (xs: number[]) =>
+  Math.min(...xs) === Math.max(...xs) ? `${xs[0]}` : `${Math.min(...xs)}–${Math.max(...xs)}`;
 const ms = (x: number) => (x >= 10_000 ? `${(x / 1000).toFixed(1)} s` : `${Math.round(x)} ms`);
-const ratio = (a: number, b: number) => (b === 0 ? '–' : `${(a / b).toFixed(a / b >= 10 ? 0 : 1)}×`);
+const ratio = (a: number, b: number) =>
+  b === 0 ? '–' : `${(a / b).toFixed(a / b >= 10 ? 0 : 1)}×`;
 
 async function main(): Promise<void> {
   const realFetch = globalThis.fetch.bind(globalThis);
@@ -389,7 +601,9 @@ async function main(): Promise<void> {
   let knot: Knot | undefined;
   let proxy: Awaited<ReturnType<typeof countingProxy>> | undefined;
   try {
-    process.stderr.write(`bench: starting pdns_server and knotd with ${OWNERS} owner names each …\n`);
+    process.stderr.write(
+      `bench: starting pdns_server and knotd with ${OWNERS} owner names each …\n`,
+    );
     [pdns, knot] = await Promise.all([startPowerDns(), startKnot()]);
     proxy = await countingProxy(knot.port);
     const pd = pdns;
@@ -447,10 +661,15 @@ async function main(): Promise<void> {
           for (const mode of modes) {
             const expect = c.prepare(t.gen, round++);
             const s = await measure(t, mode);
-            if (s.changed !== expect) throw new Error(`bench: ${t.label} ${c.id} ${mode}: changed ${s.changed} names, expected ${expect}`);
+            if (s.changed !== expect)
+              throw new Error(
+                `bench: ${t.label} ${c.id} ${mode}: changed ${s.changed} names, expected ${expect}`,
+              );
             const k = `${t.label}\n${c.id}\n${mode}`;
             samples.set(k, [...(samples.get(k) ?? []), s]);
-            process.stderr.write(`run ${run}/${RUNS} ${t.label.split(' (')[0]} ${c.id} ${mode}: ${s.reads} reads, ${s.writes} writes, ${ms(s.ms)}\n`);
+            process.stderr.write(
+              `run ${run}/${RUNS} ${t.label.split(' (')[0]} ${c.id} ${mode}: ${s.reads} reads, ${s.writes} writes, ${ms(s.ms)}\n`,
+            );
           }
         }
       }
@@ -463,8 +682,11 @@ async function main(): Promise<void> {
         const e = get('engine');
         const n = get('naive');
         const calls = (xs: Sample[]) => xs.map((x) => x.reads + x.writes);
-        const cell = (xs: Sample[]) => `${span(calls(xs))} (${span(xs.map((x) => x.reads))} R + ${span(xs.map((x) => x.writes))} W)`;
-        rows.push(`| ${t.label} | ${c.id}, ${e[0]!.changed} of ${OWNERS} names | ${cell(e)} | ${ms(median(e.map((x) => x.ms)))} | ${cell(n)} | ${ms(median(n.map((x) => x.ms)))} | ${ratio(median(calls(n)), median(calls(e)))} | ${ratio(median(n.map((x) => x.ms)), median(e.map((x) => x.ms)))} |`);
+        const cell = (xs: Sample[]) =>
+          `${span(calls(xs))} (${span(xs.map((x) => x.reads))} R + ${span(xs.map((x) => x.writes))} W)`;
+        rows.push(
+          `| ${t.label} | ${c.id}, ${e[0]!.changed} of ${OWNERS} names | ${cell(e)} | ${ms(median(e.map((x) => x.ms)))} | ${cell(n)} | ${ms(median(n.map((x) => x.ms)))} | ${ratio(median(calls(n)), median(calls(e)))} | ${ratio(median(n.map((x) => x.ms)), median(e.map((x) => x.ms)))} |`,
+        );
       }
     }
     const cpu = cpus()[0]?.model.trim() ?? 'unknown CPU';
@@ -483,7 +705,9 @@ async function main(): Promise<void> {
       '`apply`, one name at a time. Each run uses a fresh provider instance, as a CLI run does.',
       '',
       `- machine: ${cpu}, ${availableParallelism()} CPUs, ${Math.round(totalmem() / 2 ** 30)} GiB; Node ${process.version}; ${process.platform}`,
-      `- date: ${new Date().toISOString()}; load average at the end: ${loadavg().map((x) => x.toFixed(2)).join(' ')}`,
+      `- date: ${new Date().toISOString()}; load average at the end: ${loadavg()
+        .map((x) => x.toFixed(2))
+        .join(' ')}`,
       `- runs: ${RUNS} per cell (BENCH_RUNS), engine and naive interleaved; wall time is the median, calls are min–max`,
       '',
       table,
@@ -495,7 +719,7 @@ async function main(): Promise<void> {
       `Reading the numbers: PowerDNS reads a whole zone in one GET, so listing ${OWNERS} names is 2 requests (zone`,
       `discovery + the zone) against ${OWNERS + 1} filtered GETs; a batch write is 1 PATCH + the zone read before and after it`,
       '(plus one `settle_ms` pause) against 3 requests and a pause per changed name. RFC 2136 has no zone read',
-      '(AXFR is not an update right), so listing stays one TLSA query per name in both modes (the engine\'s listMany',
+      "(AXFR is not an update right), so listing stays one TLSA query per name in both modes (the engine's listMany",
       'sends 16 at a time, hence the shorter wall time), and without the option "zone" each name also costs one SOA',
       'query to find its zone; the changes go in one UPDATE message per zone (split only past 800 records).',
       '',
@@ -508,7 +732,8 @@ async function main(): Promise<void> {
     globalThis.fetch = realFetch;
     await proxy?.close();
     for (const c of [pdns?.child, knot?.child]) if (c) await stop(c);
-    if (process.env['TLSA_BENCH_KEEP'] !== '1') for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
+    if (process.env.TLSA_BENCH_KEEP !== '1')
+      for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
   }
 }
 

@@ -41,27 +41,40 @@
 // Run: npx tsc -p . && node dist/bench/rollover.js
 //   BENCH_ROLLOVER_RUNS=N (default 3) runs per poller; BENCH_ROLLOVER_MODES=daemon,once (default
 //   both); BENCH_ROLLOVER_NO_WRITE=1 prints without writing bench/results-rollover.md.
-import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { createHash, X509Certificate } from "node:crypto";
-import { chmodSync, closeSync, existsSync, lstatSync, openSync, readFileSync, readSync, readlinkSync, statSync, watch, writeFileSync, type FSWatcher } from "node:fs";
-import { connect as netConnect } from "node:net";
-import { availableParallelism, release as osRelease } from "node:os";
-import { join } from "node:path";
-import { connect as tlsConnect } from "node:tls";
-import { fileURLToPath } from "node:url";
-import { makeCertbot, type Certbot, type CertbotRun } from "../test/lab/certbot.js";
-import { query, rdataOf } from "../test/lab/dig.js";
-import { startKnot, type KnotServer } from "../test/lab/knot.js";
-import { makeTempDir, shellQuote, sleep, stopAll, toolPath } from "../test/lab/lab.js";
-import { startPebble, type PebbleServer } from "../test/lab/pebble.js";
-import { startPostfix, type PostfixServer } from "../test/lab/postfix.js";
-import { startUnbound, type UnboundServer } from "../test/lab/unbound.js";
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createHash, X509Certificate } from 'node:crypto';
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  lstatSync,
+  openSync,
+  readFileSync,
+  readSync,
+  readlinkSync,
+  statSync,
+  watch,
+  writeFileSync,
+  type FSWatcher,
+} from 'node:fs';
+import { connect as netConnect } from 'node:net';
+import { availableParallelism, release as osRelease } from 'node:os';
+import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
+import { fileURLToPath } from 'node:url';
+import { makeCertbot, type Certbot, type CertbotRun } from '../test/lab/certbot.js';
+import { query, rdataOf } from '../test/lab/dig.js';
+import { startKnot, type KnotServer } from '../test/lab/knot.js';
+import { makeTempDir, shellQuote, sleep, stopAll, toolPath } from '../test/lab/lab.js';
+import { startPebble, type PebbleServer } from '../test/lab/pebble.js';
+import { startPostfix, type PostfixServer } from '../test/lab/postfix.js';
+import { startUnbound, type UnboundServer } from '../test/lab/unbound.js';
 
-const ROOT = fileURLToPath(new URL("../../", import.meta.url)); // dist/bench/ -> repo root
-const CLI = join(ROOT, "dist", "src", "cli", "main.js");
-const HOOK = join(ROOT, "hooks", "certbot-deploy");
-const ZONE = "example.test.";
-const HOST = "mx.example.test";
+const ROOT = fileURLToPath(new URL('../../', import.meta.url)); // dist/bench/ -> repo root
+const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
+const HOOK = join(ROOT, 'hooks', 'certbot-deploy');
+const ZONE = 'example.test.';
+const HOST = 'mx.example.test';
 const TTL = 5;
 /** config.example.yaml's and the schema's default: the config leaves daemon: out. */
 const DAEMON_INTERVAL_S = 300;
@@ -75,20 +88,23 @@ const WATCH_MS = 100;
 const RSS_IDLE_MS = 10_000;
 const RSS_TARGET_MB = 80;
 
-type Mode = "daemon" | "once";
+type Mode = 'daemon' | 'once';
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers
 
-const sha256 = (b: Buffer): string => createHash("sha256").update(b).digest("hex");
-const spki = (c: X509Certificate): Buffer => c.publicKey.export({ type: "spki", format: "der" }) as Buffer;
+const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+const spki = (c: X509Certificate): Buffer =>
+  c.publicKey.export({ type: 'spki', format: 'der' }) as Buffer;
 const pemCerts = (text: string): X509Certificate[] =>
-  (text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((p) => new X509Certificate(p));
+  (text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map(
+    (p) => new X509Certificate(p),
+  );
 
 /** The `3 1 1` of the leaf and the `2 1 1` of its issuer. */
 function chainRecords(fullchainPem: string): { ee: string; ta: string; leaf: X509Certificate } {
   const [leaf, issuer] = pemCerts(fullchainPem);
-  if (!leaf || !issuer) throw new Error("chain without leaf and issuer");
+  if (!leaf || !issuer) throw new Error('chain without leaf and issuer');
   return { ee: `3 1 1 ${sha256(spki(leaf))}`, ta: `2 1 1 ${sha256(spki(issuer))}`, leaf };
 }
 
@@ -100,32 +116,53 @@ function median(xs: number[]): number {
 }
 
 const secs = (ms: number): string => (ms / 1000).toFixed(2);
-const loadavg = (): string => readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
-const log = (s: string): void => { process.stderr.write(`[rollover ${new Date().toISOString().slice(11, 23)}] ${s}\n`); };
+const loadavg = (): string =>
+  readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+const log = (s: string): void => {
+  process.stderr.write(`[rollover ${new Date().toISOString().slice(11, 23)}] ${s}\n`);
+};
 
 /** VmRSS and VmHWM of a process, in MB (1 MB = 1024 kB as /proc reports kB). */
 function memOf(pid: number): { rss: number; hwm: number } {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (k: string): number => {
-    const m = new RegExp(`^${k}:\\s+(\\d+) kB`, "m").exec(status);
+    const m = new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(status);
     if (!m) throw new Error(`/proc/${pid}/status has no ${k}`);
     return Number(m[1]) / 1024;
   };
-  return { rss: kb("VmRSS"), hwm: kb("VmHWM") };
+  return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
 }
 
-interface Run { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string; start: number; end: number }
+interface Run {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  start: number;
+  end: number;
+}
 
-function runAsync(argv: string[], env: Record<string, string> = {}, timeoutMs = 120_000): Promise<Run> {
+function runAsync(
+  argv: string[],
+  env: Record<string, string> = {},
+  timeoutMs = 120_000,
+): Promise<Run> {
   const start = Date.now();
   return new Promise((resolveRun) => {
-    const child = spawn(argv[0]!, argv.slice(1), { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d: string) => { stdout += d; });
-    child.stderr.setEncoding("utf8").on("data", (d: string) => { stderr += d; });
-    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
-    child.on("close", (code, signal) => {
+    const child = spawn(argv[0]!, argv.slice(1), {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d;
+    });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('close', (code, signal) => {
       clearTimeout(timer);
       resolveRun({ code, signal, stdout, stderr, start, end: Date.now() });
     });
@@ -135,35 +172,43 @@ function runAsync(argv: string[], env: Record<string, string> = {}, timeoutMs = 
 /** The leaf a STARTTLS handshake gets from 127.0.0.1:port. */
 function servedLeaf(port: number): Promise<X509Certificate> {
   return new Promise((resolveLeaf, reject) => {
-    const sock = netConnect({ host: "127.0.0.1", port });
-    let buf = "";
+    const sock = netConnect({ host: '127.0.0.1', port });
+    let buf = '';
     let step = 0;
-    const fail = (e: Error): void => { sock.destroy(); reject(e); };
-    sock.setTimeout(5000, () => fail(new Error("STARTTLS probe: timeout")));
-    sock.on("error", fail);
+    const fail = (e: Error): void => {
+      sock.destroy();
+      reject(e);
+    };
+    sock.setTimeout(5000, () => fail(new Error('STARTTLS probe: timeout')));
+    sock.on('error', fail);
     const onData = (d: Buffer): void => {
-      buf += d.toString("latin1");
+      buf += d.toString('latin1');
       if (!/\r?\n$/.test(buf)) return;
-      const last = buf.trimEnd().split("\n").at(-1)!;
+      const last = buf.trimEnd().split('\n').at(-1)!;
       if (/^\d{3}-/.test(last)) return;
-      buf = "";
-      if (step === 0 && last.startsWith("220")) { step = 1; sock.write("EHLO bench.test\r\n"); }
-      else if (step === 1 && last.startsWith("250")) { step = 2; sock.write("STARTTLS\r\n"); }
-      else if (step === 2 && last.startsWith("220")) {
-        sock.removeListener("data", onData);
+      buf = '';
+      if (step === 0 && last.startsWith('220')) {
+        step = 1;
+        sock.write('EHLO bench.test\r\n');
+      } else if (step === 1 && last.startsWith('250')) {
+        step = 2;
+        sock.write('STARTTLS\r\n');
+      } else if (step === 2 && last.startsWith('220')) {
+        sock.removeListener('data', onData);
         const t = tlsConnect({ socket: sock, servername: HOST, rejectUnauthorized: false }, () => {
           const c = t.getPeerX509Certificate();
           t.end();
-          if (c) resolveLeaf(c); else reject(new Error("no peer certificate"));
+          if (c) resolveLeaf(c);
+          else reject(new Error('no peer certificate'));
         });
-        t.on("error", fail);
+        t.on('error', fail);
       } else fail(new Error(`STARTTLS probe: unexpected "${last}"`));
     };
-    sock.on("data", onData);
+    sock.on('data', onData);
   });
 }
 
-const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 /** A maillog line's time stamp ("Nov 24 10:55:28 host …", local time; Postfix 3.7 writes whole
  *  seconds, a fraction is read if present), ms since the epoch. */
 function maillogTime(line: string): number | undefined {
@@ -173,8 +218,25 @@ function maillogTime(line: string): number | undefined {
   if (month < 0) return undefined;
   const now = new Date();
   const ms = m[6] ? Number(`0.${m[6]}`) * 1000 : 0;
-  let t = new Date(now.getFullYear(), month, Number(m[2]), Number(m[3]), Number(m[4]), Number(m[5])).getTime() + ms;
-  if (t - now.getTime() > 180 * 86_400_000) t = new Date(now.getFullYear() - 1, month, Number(m[2]), Number(m[3]), Number(m[4]), Number(m[5])).getTime() + ms;
+  let t =
+    new Date(
+      now.getFullYear(),
+      month,
+      Number(m[2]),
+      Number(m[3]),
+      Number(m[4]),
+      Number(m[5]),
+    ).getTime() + ms;
+  if (t - now.getTime() > 180 * 86_400_000)
+    t =
+      new Date(
+        now.getFullYear() - 1,
+        month,
+        Number(m[2]),
+        Number(m[3]),
+        Number(m[4]),
+        Number(m[5]),
+      ).getTime() + ms;
   return t;
 }
 
@@ -201,121 +263,218 @@ interface Lab {
 let postfixRef: PostfixServer | undefined;
 
 async function startLab(): Promise<Lab> {
-  const dir = makeTempDir("bench-rollover");
+  const dir = makeTempDir('bench-rollover');
   chmodSync(dir, 0o755); // Postfix's unprivileged processes may look here
-  const stateDir = join(dir, "state");
-  const installDir = join(dir, "installed");
-  const cfgPath = join(dir, "tlsa.yaml");
-  const fragmentPath = join(dir, "tlsa.fragment");
-  const hookWrapper = join(dir, "certbot-deploy-timed");
-  const hookTimes = join(dir, "hook-times.log");
+  const stateDir = join(dir, 'state');
+  const installDir = join(dir, 'installed');
+  const cfgPath = join(dir, 'tlsa.yaml');
+  const fragmentPath = join(dir, 'tlsa.fragment');
+  const hookWrapper = join(dir, 'certbot-deploy-timed');
+  const hookTimes = join(dir, 'hook-times.log');
   // certbot runs this instead of hooks/certbot-deploy: start and end (ns since the epoch) and the
   // exit code of the real hook, one line per run.
-  writeFileSync(hookWrapper, [
-    "#!/bin/sh",
-    "t0=$(date +%s%N)",
-    `${shellQuote(HOOK)} "$@"`,
-    "rc=$?",
-    `echo "$t0 $(date +%s%N) $rc" >> ${shellQuote(hookTimes)}`,
-    "exit $rc",
-    "",
-  ].join("\n"), { mode: 0o755 });
+  writeFileSync(
+    hookWrapper,
+    [
+      '#!/bin/sh',
+      't0=$(date +%s%N)',
+      `${shellQuote(HOOK)} "$@"`,
+      'rc=$?',
+      `echo "$t0 $(date +%s%N) $rc" >> ${shellQuote(hookTimes)}`,
+      'exit $rc',
+      '',
+    ].join('\n'),
+    { mode: 0o755 },
+  );
 
   // Postfix first (its port is the TLSA owner name), with a throwaway certificate, then pointed
   // at tlsa's installed copy, which the first issuance creates.
-  const openssl = toolPath("openssl", "openssl");
-  const tmpKey = join(dir, "throwaway-key.pem");
-  const tmpCert = join(dir, "throwaway-cert.pem");
-  execFileSync(openssl, ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", tmpKey, "-out", tmpCert, "-days", "2", "-subj", `/CN=${HOST}`], { stdio: "ignore" });
-  const postfix = await startPostfix({ chains: [{ keyPath: tmpKey, fullchainPath: tmpCert }], hostname: HOST });
+  const openssl = toolPath('openssl', 'openssl');
+  const tmpKey = join(dir, 'throwaway-key.pem');
+  const tmpCert = join(dir, 'throwaway-cert.pem');
+  execFileSync(
+    openssl,
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      tmpKey,
+      '-out',
+      tmpCert,
+      '-days',
+      '2',
+      '-subj',
+      `/CN=${HOST}`,
+    ],
+    { stdio: 'ignore' },
+  );
+  const postfix = await startPostfix({
+    chains: [{ keyPath: tmpKey, fullchainPath: tmpCert }],
+    hostname: HOST,
+  });
   postfixRef = postfix;
   const port = postfix.smtpPort;
   const owner = `_${port}._tcp.${HOST}.`;
-  execFileSync(toolPath("postconf", "postfix"), ["-c", postfix.configDir, "-e", `smtpd_tls_chain_files = ${join(installDir, "mx", "current", "combined.pem")}`]);
-  const postfixReload = `${shellQuote(toolPath("postfix", "postfix"))} -c ${shellQuote(postfix.configDir)} reload`;
+  execFileSync(toolPath('postconf', 'postfix'), [
+    '-c',
+    postfix.configDir,
+    '-e',
+    `smtpd_tls_chain_files = ${join(installDir, 'mx', 'current', 'combined.pem')}`,
+  ]);
+  const postfixReload = `${shellQuote(toolPath('postfix', 'postfix'))} -c ${shellQuote(postfix.configDir)} reload`;
 
-  writeFileSync(fragmentPath, "; TLSA records: tlsa writes the lines marked tlsa:managed\n");
-  const zoneFile = join(dir, "example.test.zone");
-  writeFileSync(zoneFile, [
-    `$ORIGIN ${ZONE}`,
-    "$TTL 300",
-    `@ 300 IN SOA ns1.${ZONE} hostmaster.${ZONE} 1 3600 600 86400 60`,
-    `@ 300 IN NS ns1.${ZONE}`,
-    "ns1 300 IN A 127.0.0.1",
-    "mx 300 IN A 127.0.0.1",
-    `$INCLUDE ${fragmentPath}`,
-    "",
-  ].join("\n"));
+  writeFileSync(fragmentPath, '; TLSA records: tlsa writes the lines marked tlsa:managed\n');
+  const zoneFile = join(dir, 'example.test.zone');
+  writeFileSync(
+    zoneFile,
+    [
+      `$ORIGIN ${ZONE}`,
+      '$TTL 300',
+      `@ 300 IN SOA ns1.${ZONE} hostmaster.${ZONE} 1 3600 600 86400 60`,
+      `@ 300 IN NS ns1.${ZONE}`,
+      'ns1 300 IN A 127.0.0.1',
+      'mx 300 IN A 127.0.0.1',
+      `$INCLUDE ${fragmentPath}`,
+      '',
+    ].join('\n'),
+  );
   const knot = await startKnot({ zones: [{ name: ZONE, zoneFilePath: zoneFile, dnssec: true }] });
-  const unbound = await startUnbound({ stubs: [{ zone: ZONE, port: knot.port }], trustAnchors: knot.dsRecords(ZONE), cacheMaxTtl: 30, cacheMaxNegativeTtl: 2 });
-  const a = await query({ server: unbound.host, port: unbound.port, name: HOST, type: "A", dnssec: true });
-  if (!a.flags.includes("ad")) throw new Error(`unbound does not validate ${HOST}:\n${a.raw}`);
+  const unbound = await startUnbound({
+    stubs: [{ zone: ZONE, port: knot.port }],
+    trustAnchors: knot.dsRecords(ZONE),
+    cacheMaxTtl: 30,
+    cacheMaxNegativeTtl: 2,
+  });
+  const a = await query({
+    server: unbound.host,
+    port: unbound.port,
+    name: HOST,
+    type: 'A',
+    dnssec: true,
+  });
+  if (!a.flags.includes('ad')) throw new Error(`unbound does not validate ${HOST}:\n${a.raw}`);
   const pebble = await startPebble({ dnsServer: `127.0.0.1:${unbound.port}` });
-  const certbot = makeCertbot({ directoryUrl: pebble.directoryUrl, caBundle: pebble.tlsCaPath, httpPort: pebble.httpPort, dir: join(dir, "certbot") });
+  const certbot = makeCertbot({
+    directoryUrl: pebble.directoryUrl,
+    caBundle: pebble.tlsCaPath,
+    httpPort: pebble.httpPort,
+    dir: join(dir, 'certbot'),
+  });
 
   const s = JSON.stringify;
-  writeFileSync(cfgPath, [
-    `state_dir: ${s(stateDir)}`,
-    `ttl: ${TTL}`,
-    "verify:",
-    `  resolver: "127.0.0.1:${unbound.port}"`,
-    `  authoritative_port: ${knot.port}`,
-    "  propagation: true",
-    "  probe: true",
-    "  timeout_s: 3",
-    "providers:",
-    "  knot:",
-    "    type: zonefile",
-    `    path: ${s(fragmentPath)}`,
-    `    reload: ${s(knot.reloadCommand(ZONE))}`,
-    "services:",
-    "  mx:",
-    `    host: ${HOST}`,
-    `    ports: [${port}]`,
-    "    protocol: smtp",
-    "    provider: knot",
-    `    ttl: ${TTL}`,
-    // pebble's intermediates are in no catalog: the 2 1 1 records are the served and staged chains' issuers.
-    "    issuers: none",
-    "    certificates:",
-    `      - lineage: ${s(certbot.liveDir("mx"))}`,
-    "    install:",
-    `      dir: ${s(installDir)}`,
-    `      reload: ${s(postfixReload)}`,
-    "",
-  ].join("\n"));
-  log(`lab up: Knot :${knot.port}, unbound :${unbound.port}, pebble :${pebble.port}, Postfix :${port}; TLSA owner ${owner}`);
-  return { dir, knot, unbound, pebble, certbot, postfix, port, owner, cfgPath, stateDir, installDir, fragmentPath, hookWrapper, hookTimes };
+  writeFileSync(
+    cfgPath,
+    [
+      `state_dir: ${s(stateDir)}`,
+      `ttl: ${TTL}`,
+      'verify:',
+      `  resolver: "127.0.0.1:${unbound.port}"`,
+      `  authoritative_port: ${knot.port}`,
+      '  propagation: true',
+      '  probe: true',
+      '  timeout_s: 3',
+      'providers:',
+      '  knot:',
+      '    type: zonefile',
+      `    path: ${s(fragmentPath)}`,
+      `    reload: ${s(knot.reloadCommand(ZONE))}`,
+      'services:',
+      '  mx:',
+      `    host: ${HOST}`,
+      `    ports: [${port}]`,
+      '    protocol: smtp',
+      '    provider: knot',
+      `    ttl: ${TTL}`,
+      // pebble's intermediates are in no catalog: the 2 1 1 records are the served and staged chains' issuers.
+      '    issuers: none',
+      '    certificates:',
+      `      - lineage: ${s(certbot.liveDir('mx'))}`,
+      '    install:',
+      `      dir: ${s(installDir)}`,
+      `      reload: ${s(postfixReload)}`,
+      '',
+    ].join('\n'),
+  );
+  log(
+    `lab up: Knot :${knot.port}, unbound :${unbound.port}, pebble :${pebble.port}, Postfix :${port}; TLSA owner ${owner}`,
+  );
+  return {
+    dir,
+    knot,
+    unbound,
+    pebble,
+    certbot,
+    postfix,
+    port,
+    owner,
+    cfgPath,
+    stateDir,
+    installDir,
+    fragmentPath,
+    hookWrapper,
+    hookTimes,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
 // What is where
 
-interface OwnedRecordJson { usage: number; selector: number; matching: number; data: string; status: string; publishedAt?: string; seenAt?: string }
-const rdataOfOwned = (r: OwnedRecordJson): string => `${r.usage} ${r.selector} ${r.matching} ${r.data.toLowerCase()}`;
+interface OwnedRecordJson {
+  usage: number;
+  selector: number;
+  matching: number;
+  data: string;
+  status: string;
+  publishedAt?: string;
+  seenAt?: string;
+}
+const rdataOfOwned = (r: OwnedRecordJson): string =>
+  `${r.usage} ${r.selector} ${r.matching} ${r.data.toLowerCase()}`;
 
 function readState(lab: Lab): OwnedRecordJson[] {
-  const f = join(lab.stateDir, "state.json");
-  return existsSync(f) ? (JSON.parse(readFileSync(f, "utf8")) as { records: OwnedRecordJson[] }).records : [];
+  const f = join(lab.stateDir, 'state.json');
+  return existsSync(f)
+    ? (JSON.parse(readFileSync(f, 'utf8')) as { records: OwnedRecordJson[] }).records
+    : [];
 }
 
 function managedInFragment(lab: Lab): string[] {
-  return readFileSync(lab.fragmentPath, "utf8").split("\n").filter((l) => l.endsWith("; tlsa:managed")).map((l) => {
-    const m = /\sIN\s+TLSA\s+(\d \d \d [0-9a-fA-F]+)/.exec(l);
-    if (!m) throw new Error(`unexpected managed line: ${l}`);
-    return m[1]!.toLowerCase();
-  }).sort();
+  return readFileSync(lab.fragmentPath, 'utf8')
+    .split('\n')
+    .filter((l) => l.endsWith('; tlsa:managed'))
+    .map((l) => {
+      const m = /\sIN\s+TLSA\s+(\d \d \d [0-9a-fA-F]+)/.exec(l);
+      if (!m) throw new Error(`unexpected managed line: ${l}`);
+      return m[1]!.toLowerCase();
+    })
+    .sort();
 }
 
 async function knotRdata(lab: Lab): Promise<string[]> {
-  const r = await query({ server: lab.knot.host, port: lab.knot.port, name: lab.owner, type: "TLSA", recurse: false, timeoutS: 1, retries: 0 });
-  return rdataOf(r, "TLSA").map((x) => x.toLowerCase().replace(/\s+/g, " ")).sort();
+  const r = await query({
+    server: lab.knot.host,
+    port: lab.knot.port,
+    name: lab.owner,
+    type: 'TLSA',
+    recurse: false,
+    timeoutS: 1,
+    retries: 0,
+  });
+  return rdataOf(r, 'TLSA')
+    .map((x) => x.toLowerCase().replace(/\s+/g, ' '))
+    .sort();
 }
 
-const livePem = (lab: Lab): string => readFileSync(join(lab.certbot.liveDir("mx"), "fullchain.pem"), "utf8");
+const livePem = (lab: Lab): string =>
+  readFileSync(join(lab.certbot.liveDir('mx'), 'fullchain.pem'), 'utf8');
 function installedLeafFp(lab: Lab): string | undefined {
-  const f = join(lab.installDir, "mx", "current", "fullchain.pem");
-  return existsSync(f) ? pemCerts(readFileSync(f, "utf8"))[0]?.fingerprint256 : undefined;
+  const f = join(lab.installDir, 'mx', 'current', 'fullchain.pem');
+  return existsSync(f) ? pemCerts(readFileSync(f, 'utf8'))[0]?.fingerprint256 : undefined;
 }
 
 /** Nothing left to do: certbot's chain installed; exactly its records in the fragment, the state
@@ -325,7 +484,11 @@ async function settled(lab: Lab): Promise<boolean> {
   if (installedLeafFp(lab) !== live.leaf.fingerprint256) return false;
   const want = JSON.stringify([live.ee, live.ta].sort());
   const st = readState(lab);
-  if (JSON.stringify(st.map(rdataOfOwned).sort()) !== want || !st.every((r) => r.status === "published")) return false;
+  if (
+    JSON.stringify(st.map(rdataOfOwned).sort()) !== want ||
+    !st.every((r) => r.status === 'published')
+  )
+    return false;
   if (JSON.stringify(managedInFragment(lab)) !== want) return false;
   return JSON.stringify(await knotRdata(lab).catch(() => [])) === want;
 }
@@ -334,7 +497,9 @@ async function waitSettled(lab: Lab, driver: Driver, timeoutMs = 120_000): Promi
   const deadline = Date.now() + timeoutMs;
   while (!(await settled(lab))) {
     if (Date.now() > deadline) {
-      throw new Error(`not settled after ${timeoutMs / 1000} s\n--- state ---\n${JSON.stringify(readState(lab), null, 1)}\n--- fragment ---\n${readFileSync(lab.fragmentPath, "utf8")}\n--- ${driver.mode} (tail) ---\n${driver.tail()}`);
+      throw new Error(
+        `not settled after ${timeoutMs / 1000} s\n--- state ---\n${JSON.stringify(readState(lab), null, 1)}\n--- fragment ---\n${readFileSync(lab.fragmentPath, 'utf8')}\n--- ${driver.mode} (tail) ---\n${driver.tail()}`,
+      );
     }
     driver.check();
     await sleep(250);
@@ -344,7 +509,10 @@ async function waitSettled(lab: Lab, driver: Driver, timeoutMs = 120_000): Promi
 // ---------------------------------------------------------------------------------------------
 // The watcher: zone fragment, Knot, the `current` symlink and Postfix's maillog, every 100 ms
 
-interface Seen { first: number; last: number }
+interface Seen {
+  first: number;
+  last: number;
+}
 
 class Watcher {
   readonly inFile = new Map<string, Seen>();
@@ -355,35 +523,45 @@ class Watcher {
   private running = false;
   private loop: Promise<void> | undefined;
   private maillogOffset = 0;
-  private partial = "";
+  private partial = '';
 
   private fsWatcher: FSWatcher | undefined;
 
   constructor(private readonly lab: Lab) {
-    try { this.maillogOffset = statSync(lab.postfix.maillogPath).size; } catch { /* not yet */ }
+    try {
+      this.maillogOffset = statSync(lab.postfix.maillogPath).size;
+    } catch {
+      /* not yet */
+    }
   }
 
   private static mark(m: Map<string, Seen>, keys: string[], now: number): void {
     for (const k of keys) {
       const s = m.get(k);
-      if (s) s.last = now; else m.set(k, { first: now, last: now });
+      if (s) s.last = now;
+      else m.set(k, { first: now, last: now });
     }
   }
 
   private readMaillog(now: number): void {
     let fd: number;
-    try { fd = openSync(this.lab.postfix.maillogPath, "r"); } catch { return; }
+    try {
+      fd = openSync(this.lab.postfix.maillogPath, 'r');
+    } catch {
+      return;
+    }
     try {
       const size = statSync(this.lab.postfix.maillogPath).size;
       if (size <= this.maillogOffset) return;
       const buf = Buffer.alloc(size - this.maillogOffset);
       const n = readSync(fd, buf, 0, buf.length, this.maillogOffset);
       this.maillogOffset += n;
-      const text = this.partial + buf.subarray(0, n).toString("utf8");
-      const lines = text.split("\n");
-      this.partial = lines.pop() ?? "";
+      const text = this.partial + buf.subarray(0, n).toString('utf8');
+      const lines = text.split('\n');
+      this.partial = lines.pop() ?? '';
       for (const line of lines) {
-        if (/postfix\/master\[\d+\]: reload -- /.test(line)) this.reloads.push({ seenAt: now, logAt: maillogTime(line), line });
+        if (/postfix\/master\[\d+\]: reload -- /.test(line))
+          this.reloads.push({ seenAt: now, logAt: maillogTime(line), line });
       }
     } finally {
       closeSync(fd);
@@ -392,8 +570,16 @@ class Watcher {
 
   private async tick(): Promise<void> {
     const now = Date.now();
-    try { Watcher.mark(this.inFile, managedInFragment(this.lab), now); } catch { /* mid-write: next tick */ }
-    try { Watcher.mark(this.onKnot, await knotRdata(this.lab), now); } catch { /* during a reload: next tick */ }
+    try {
+      Watcher.mark(this.inFile, managedInFragment(this.lab), now);
+    } catch {
+      /* mid-write: next tick */
+    }
+    try {
+      Watcher.mark(this.onKnot, await knotRdata(this.lab), now);
+    } catch {
+      /* during a reload: next tick */
+    }
     this.readMaillog(now);
     this.ticks++;
     if (Date.now() - now > 2 * WATCH_MS) this.slowTicks++;
@@ -402,7 +588,11 @@ class Watcher {
   start(): void {
     this.running = true;
     // The maillog's time stamps have whole seconds only: inotify tells when a line is written.
-    try { this.fsWatcher = watch(this.lab.postfix.maillogPath, () => this.readMaillog(Date.now())); } catch { /* the 100 ms tick reads it too */ }
+    try {
+      this.fsWatcher = watch(this.lab.postfix.maillogPath, () => this.readMaillog(Date.now()));
+    } catch {
+      /* the 100 ms tick reads it too */
+    }
     this.loop = (async () => {
       while (this.running) {
         const t = Date.now();
@@ -440,10 +630,12 @@ interface Driver {
 }
 
 class DaemonDriver implements Driver {
-  readonly mode = "daemon" as const;
+  readonly mode = 'daemon' as const;
   readonly intervalMs = DAEMON_INTERVAL_S * 1000;
   readonly staggerMs = DAEMON_STAGGER_MS;
-  target(lowerBoundMs: number): number { return lowerBoundMs + DAEMON_TARGET_SLACK_MS; }
+  target(lowerBoundMs: number): number {
+    return lowerBoundMs + DAEMON_TARGET_SLACK_MS;
+  }
   readonly lines: { at: number; line: string }[] = [];
   child: ChildProcess | undefined;
   private exited: Promise<void> | undefined;
@@ -451,49 +643,66 @@ class DaemonDriver implements Driver {
   constructor(private readonly lab: Lab) {}
 
   start(): void {
-    const child = spawn(process.execPath, [CLI, "--config", this.lab.cfgPath, "daemon"], { env: { ...process.env, TLSA_DEBUG: "1" }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [CLI, '--config', this.lab.cfgPath, 'daemon'], {
+      env: { ...process.env, TLSA_DEBUG: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     this.child = child;
-    let partial = "";
+    let partial = '';
     const onData = (d: string): void => {
       const at = Date.now();
-      const parts = (partial + d).split("\n");
-      partial = parts.pop() ?? "";
+      const parts = (partial + d).split('\n');
+      partial = parts.pop() ?? '';
       for (const line of parts) this.lines.push({ at, line });
     };
-    child.stdout!.setEncoding("utf8").on("data", onData);
-    child.stderr!.setEncoding("utf8").on("data", onData);
-    this.exited = new Promise((r) => child.on("exit", () => r()));
+    child.stdout!.setEncoding('utf8').on('data', onData);
+    child.stderr!.setEncoding('utf8').on('data', onData);
+    this.exited = new Promise((r) => child.on('exit', () => r()));
     log(`tlsa daemon started (pid ${child.pid}, interval_s ${DAEMON_INTERVAL_S})`);
   }
 
   check(): void {
-    if (this.child && this.child.exitCode !== null) throw new Error(`tlsa daemon exited ${this.child.exitCode}\n${this.tail()}`);
+    if (this.child && this.child.exitCode !== null)
+      throw new Error(`tlsa daemon exited ${this.child.exitCode}\n${this.tail()}`);
   }
 
   async stop(): Promise<void> {
     const c = this.child;
     if (!c || c.exitCode !== null || c.signalCode !== null) return;
-    c.kill("SIGTERM");
-    const done = await Promise.race([this.exited!.then(() => true), sleep(15_000).then(() => false)]);
-    if (!done) { c.kill("SIGKILL"); await this.exited; }
+    c.kill('SIGTERM');
+    const done = await Promise.race([
+      this.exited!.then(() => true),
+      sleep(15_000).then(() => false),
+    ]);
+    if (!done) {
+      c.kill('SIGKILL');
+      await this.exited;
+    }
   }
 
   tail(): string {
-    return this.lines.slice(-15).map((l) => `${new Date(l.at).toISOString()} ${l.line}`).join("\n");
+    return this.lines
+      .slice(-15)
+      .map((l) => `${new Date(l.at).toISOString()} ${l.line}`)
+      .join('\n');
   }
 
   periods(since: number): number[] {
     // Each step ends with "next run in …" (not "the state changed: next run in …", printed while asleep).
-    const ends = this.lines.filter((l) => l.at >= since && /tlsa: next run in/.test(l.line)).map((l) => l.at);
+    const ends = this.lines
+      .filter((l) => l.at >= since && /tlsa: next run in/.test(l.line))
+      .map((l) => l.at);
     return ends.slice(1).map((t, i) => t - ends[i]!);
   }
 }
 
 class OnceDriver implements Driver {
-  readonly mode = "once" as const;
+  readonly mode = 'once' as const;
   readonly intervalMs = ONCE_INTERVAL_MS;
   readonly staggerMs = ONCE_INTERVAL_MS;
-  target(lowerBoundMs: number): number { return 1.05 * lowerBoundMs + this.intervalMs; }
+  target(lowerBoundMs: number): number {
+    return 1.05 * lowerBoundMs + this.intervalMs;
+  }
   readonly runs: Run[] = [];
   private running = false;
   private loop: Promise<void> | undefined;
@@ -505,14 +714,22 @@ class OnceDriver implements Driver {
     this.loop = (async () => {
       while (this.running) {
         const t = Date.now();
-        this.runs.push(await runAsync([process.execPath, CLI, "--config", this.lab.cfgPath, "daemon", "--once"], { TLSA_DEBUG: "1" }, 90_000));
+        this.runs.push(
+          await runAsync(
+            [process.execPath, CLI, '--config', this.lab.cfgPath, 'daemon', '--once'],
+            { TLSA_DEBUG: '1' },
+            90_000,
+          ),
+        );
         if (this.running) await sleep(Math.max(0, this.intervalMs - (Date.now() - t)));
       }
     })();
     log(`tlsa daemon --once loop started (every ${ONCE_INTERVAL_MS} ms, start to start)`);
   }
 
-  check(): void { /* a failing --once run is shown in tail(); the loop goes on */ }
+  check(): void {
+    /* a failing --once run is shown in tail(); the loop goes on */
+  }
 
   async stop(): Promise<void> {
     this.running = false;
@@ -520,7 +737,13 @@ class OnceDriver implements Driver {
   }
 
   tail(): string {
-    return this.runs.slice(-3).map((r) => `${new Date(r.start).toISOString()} exit ${r.code} in ${r.end - r.start} ms\n${r.stderr.trim()}`).join("\n");
+    return this.runs
+      .slice(-3)
+      .map(
+        (r) =>
+          `${new Date(r.start).toISOString()} exit ${r.code} in ${r.end - r.start} ms\n${r.stderr.trim()}`,
+      )
+      .join('\n');
   }
 
   periods(since: number): number[] {
@@ -560,14 +783,28 @@ interface RunResult {
 
 function hookTimeLines(lab: Lab): { start: number; end: number; code: number }[] {
   if (!existsSync(lab.hookTimes)) return [];
-  return readFileSync(lab.hookTimes, "utf8").trim().split("\n").filter(Boolean).map((l) => {
-    const [t0, t1, rc] = l.split(" ");
-    // nanoseconds since the epoch: keep milliseconds (Number cannot hold 19 digits exactly)
-    return { start: Number(t0!.slice(0, -6)) + Number(t0!.slice(-6)) / 1e6, end: Number(t1!.slice(0, -6)) + Number(t1!.slice(-6)) / 1e6, code: Number(rc) };
-  });
+  return readFileSync(lab.hookTimes, 'utf8')
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => {
+      const [t0, t1, rc] = l.split(' ');
+      // nanoseconds since the epoch: keep milliseconds (Number cannot hold 19 digits exactly)
+      return {
+        start: Number(t0!.slice(0, -6)) + Number(t0!.slice(-6)) / 1e6,
+        end: Number(t1!.slice(0, -6)) + Number(t1!.slice(-6)) / 1e6,
+        code: Number(rc),
+      };
+    });
 }
 
-async function rollover(lab: Lab, watcher: Watcher, driver: Driver, n: number, runs: number): Promise<RunResult> {
+async function rollover(
+  lab: Lab,
+  watcher: Watcher,
+  driver: Driver,
+  n: number,
+  runs: number,
+): Promise<RunResult> {
   await waitSettled(lab, driver);
   // "Settled" is seen right after a poll, and pebble's restart plus certbot take about the same
   // time every run, so without this the hook would meet the poller at the same phase each time
@@ -576,62 +813,107 @@ async function rollover(lab: Lab, watcher: Watcher, driver: Driver, n: number, r
   const stagger = Math.round(((n - 0.5) / runs) * driver.staggerMs);
   await sleep(stagger);
   const before = chainRecords(livePem(lab));
-  const linkBefore = readlinkSync(join(lab.installDir, "mx", "current"));
+  const linkBefore = readlinkSync(join(lab.installDir, 'mx', 'current'));
   const reloadsBefore = watcher.reloads.length;
   await lab.pebble.restart(); // new root and intermediate: nothing live matches the next chain
   const account = await lab.certbot.resetAccount();
   const hooksBefore = hookTimeLines(lab).length;
-  const cb: CertbotRun = await lab.certbot.renew({ certName: "mx", reuseKey: false, account, deployHook: lab.hookWrapper, env: { TLSA_CONFIG: lab.cfgPath } });
+  const cb: CertbotRun = await lab.certbot.renew({
+    certName: 'mx',
+    reuseKey: false,
+    account,
+    deployHook: lab.hookWrapper,
+    env: { TLSA_CONFIG: lab.cfgPath },
+  });
   if (cb.code !== 0) throw new Error(`certbot renew failed:\n${cb.output}`);
   const hookRun = cb.hooks.at(-1);
   const times = hookTimeLines(lab).slice(hooksBefore);
-  if (times.length !== 1 || !hookRun) throw new Error(`expected one deploy hook run, got ${times.length}:\n${cb.output}`);
+  if (times.length !== 1 || !hookRun)
+    throw new Error(`expected one deploy hook run, got ${times.length}:\n${cb.output}`);
   const t = times[0]!;
   if (t.code !== 0) throw new Error(`the deploy hook exited ${t.code}:\n${cb.output}`);
   const tHook = t.start;
   const after = chainRecords(livePem(lab));
-  if (after.ta === before.ta) throw new Error("pebble's intermediate did not change: the scenario needs a staged chain");
-  if (after.ee === before.ee) throw new Error("certbot reused the key: the scenario needs a new key");
+  if (after.ta === before.ta)
+    throw new Error("pebble's intermediate did not change: the scenario needs a staged chain");
+  if (after.ee === before.ee)
+    throw new Error('certbot reused the key: the scenario needs a new key');
   const newFp = after.leaf.fingerprint256;
-  const linkPath = join(lab.installDir, "mx", "current");
+  const linkPath = join(lab.installDir, 'mx', 'current');
   // The hook stages (returns at once); it installs only when a live record already matches.
-  const stagedByHook = installedLeafFp(lab) !== newFp || /staged/.test(`${hookRun.stdout}\n${hookRun.stderr}`);
+  const stagedByHook =
+    installedLeafFp(lab) !== newFp || /staged/.test(`${hookRun.stdout}\n${hookRun.stderr}`);
 
   const deadline = Date.now() + 90_000;
-  const until = async (what: string, cond: () => boolean | Promise<boolean>, stepMs = 20): Promise<void> => {
+  const until = async (
+    what: string,
+    cond: () => boolean | Promise<boolean>,
+    stepMs = 20,
+  ): Promise<void> => {
     while (!(await cond())) {
-      if (Date.now() > deadline) throw new Error(`run ${driver.mode} #${n}: ${what} did not happen within 90 s\n--- ${driver.mode} (tail) ---\n${driver.tail()}\n--- state ---\n${JSON.stringify(readState(lab), null, 1)}`);
+      if (Date.now() > deadline)
+        throw new Error(
+          `run ${driver.mode} #${n}: ${what} did not happen within 90 s\n--- ${driver.mode} (tail) ---\n${driver.tail()}\n--- state ---\n${JSON.stringify(readState(lab), null, 1)}`,
+        );
       driver.check();
       await sleep(stepMs);
     }
   };
-  await until("the install of the new chain", () => installedLeafFp(lab) === newFp);
+  await until('the install of the new chain', () => installedLeafFp(lab) === newFp);
   // The symlink's own mtime: when tlsa made it, just before the atomic rename.
   const tInstalled = lstatSync(linkPath).mtimeMs;
-  if (readlinkSync(linkPath) === linkBefore) throw new Error("the current symlink did not change");
+  if (readlinkSync(linkPath) === linkBefore) throw new Error('the current symlink did not change');
   let tServed = 0;
-  await until("a STARTTLS handshake presenting the new leaf", async () => {
-    try {
-      const c = await servedLeaf(lab.port);
-      if (c.fingerprint256 === newFp) { tServed = Date.now(); return true; }
-    } catch { /* smtpd restarting: next try */ }
-    return false;
-  }, 50);
+  await until(
+    'a STARTTLS handshake presenting the new leaf',
+    async () => {
+      try {
+        const c = await servedLeaf(lab.port);
+        if (c.fingerprint256 === newFp) {
+          tServed = Date.now();
+          return true;
+        }
+      } catch {
+        /* smtpd restarting: next try */
+      }
+      return false;
+    },
+    50,
+  );
   // When the reload line was written (inotify on the maillog; its own time stamp has whole seconds).
   const reloadAfterInstall = (r: { seenAt: number }): boolean => r.seenAt >= tInstalled - 5;
-  await until("Postfix's reload line in the maillog", () => watcher.reloads.slice(reloadsBefore).some(reloadAfterInstall));
-  await until("the watcher to have seen the new records on Knot", () => watcher.onKnot.has(after.ee) && watcher.onKnot.has(after.ta), 50);
+  await until("Postfix's reload line in the maillog", () =>
+    watcher.reloads.slice(reloadsBefore).some(reloadAfterInstall),
+  );
+  await until(
+    'the watcher to have seen the new records on Knot',
+    () => watcher.onKnot.has(after.ee) && watcher.onKnot.has(after.ta),
+    50,
+  );
   const reload = watcher.reloads.slice(reloadsBefore).find(reloadAfterInstall)!;
   const tReload = reload.seenAt;
-  if (reload.logAt !== undefined && (reload.logAt > tReload + 50 || tReload - reload.logAt > 1500)) {
-    throw new Error(`the maillog says ${new Date(reload.logAt).toISOString()} but the line was seen at ${new Date(tReload).toISOString()}: ${reload.line}`);
+  if (
+    reload.logAt !== undefined &&
+    (reload.logAt > tReload + 50 || tReload - reload.logAt > 1500)
+  ) {
+    throw new Error(
+      `the maillog says ${new Date(reload.logAt).toISOString()} but the line was seen at ${new Date(tReload).toISOString()}: ${reload.line}`,
+    );
   }
-  const tPublished = Math.max(watcher.inFile.get(after.ee)?.first ?? NaN, watcher.inFile.get(after.ta)?.first ?? NaN);
-  const tPropagated = Math.max(watcher.onKnot.get(after.ee)!.first, watcher.onKnot.get(after.ta)!.first);
+  const tPublished = Math.max(
+    watcher.inFile.get(after.ee)?.first ?? NaN,
+    watcher.inFile.get(after.ta)?.first ?? NaN,
+  );
+  const tPropagated = Math.max(
+    watcher.onKnot.get(after.ee)!.first,
+    watcher.onKnot.get(after.ta)!.first,
+  );
   const stateEe = readState(lab).find((r) => rdataOfOwned(r) === after.ee);
   const tStatePublished = stateEe?.publishedAt ? Date.parse(stateEe.publishedAt) : NaN;
   const stateTa = readState(lab).find((r) => rdataOfOwned(r) === after.ta);
-  const tStateSeen = Math.min(...[stateEe?.seenAt, stateTa?.seenAt].map((x) => (x ? Date.parse(x) : NaN)));
+  const tStateSeen = Math.min(
+    ...[stateEe?.seenAt, stateTa?.seenAt].map((x) => (x ? Date.parse(x) : NaN)),
+  );
 
   const r: RunResult = {
     mode: driver.mode,
@@ -652,103 +934,167 @@ async function rollover(lab: Lab, watcher: Watcher, driver: Driver, n: number, r
     measured: tReload - tHook,
   };
   r.targetMs = driver.target(r.lowerBound);
-  if (driver instanceof DaemonDriver) for (const l of driver.lines.filter((x) => x.at >= tHook - 1000)) log(`  daemon: ${l.line}`);
-  log(`run ${r.mode} #${n}: measured ${secs(r.measured)} s, lower bound ${secs(r.lowerBound)} s (propagation ${secs(r.propagated)} s), installed ${secs(r.installed)} s, served ${secs(r.served)} s; hook ${r.hookMs.toFixed(0)} ms${stagedByHook ? ", staged" : ", INSTALLED BY THE HOOK"}`);
+  if (driver instanceof DaemonDriver)
+    for (const l of driver.lines.filter((x) => x.at >= tHook - 1000)) log(`  daemon: ${l.line}`);
+  log(
+    `run ${r.mode} #${n}: measured ${secs(r.measured)} s, lower bound ${secs(r.lowerBound)} s (propagation ${secs(r.propagated)} s), installed ${secs(r.installed)} s, served ${secs(r.served)} s; hook ${r.hookMs.toFixed(0)} ms${stagedByHook ? ', staged' : ', INSTALLED BY THE HOOK'}`,
+  );
   return r;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Idle RSS of `tlsa daemon` on the example configuration
 
-interface RssResult { rss: number; hwm: number; afterMs: number; note: string }
+interface RssResult {
+  rss: number;
+  hwm: number;
+  afterMs: number;
+  note: string;
+}
 
 async function idleRss(resolverPort: number): Promise<RssResult> {
-  const dir = makeTempDir("bench-rss");
-  const src = readFileSync(join(ROOT, "config.example.yaml"), "utf8");
+  const dir = makeTempDir('bench-rss');
+  const src = readFileSync(join(ROOT, 'config.example.yaml'), 'utf8');
   const replace = (text: string, from: string, to: string): string => {
     const parts = text.split(from);
-    if (parts.length !== 2) throw new Error(`config.example.yaml: expected "${from}" exactly once, found it ${parts.length - 1} times`);
+    if (parts.length !== 2)
+      throw new Error(
+        `config.example.yaml: expected "${from}" exactly once, found it ${parts.length - 1} times`,
+      );
     return parts.join(to);
   };
   // The same configuration, with its relative paths made absolute (state and zone file in a temp
   // dir, never the repo) and the resolver on loopback (the lab's unbound: it refuses example.org).
   let cfg = src;
-  cfg = replace(cfg, "state_dir: .tlsa-state", `state_dir: ${JSON.stringify(join(dir, "state"))}`);
-  cfg = replace(cfg, "    path: example.zone", `    path: ${JSON.stringify(join(dir, "example.zone"))}`);
-  cfg = replace(cfg, "      - lineage: docs/example/letsencrypt/live/mx.example.org\n", `      - lineage: ${JSON.stringify(join(ROOT, "docs/example/letsencrypt/live/mx.example.org"))}\n`);
-  cfg = replace(cfg, "      - lineage: docs/example/letsencrypt/live/mx.example.org-rsa\n", `      - lineage: ${JSON.stringify(join(ROOT, "docs/example/letsencrypt/live/mx.example.org-rsa"))}\n`);
-  cfg = replace(cfg, "  resolver: system", `  resolver: "127.0.0.1:${resolverPort}"`);
-  const cfgPath = join(dir, "config.yaml");
+  cfg = replace(cfg, 'state_dir: .tlsa-state', `state_dir: ${JSON.stringify(join(dir, 'state'))}`);
+  cfg = replace(
+    cfg,
+    '    path: example.zone',
+    `    path: ${JSON.stringify(join(dir, 'example.zone'))}`,
+  );
+  cfg = replace(
+    cfg,
+    '      - lineage: docs/example/letsencrypt/live/mx.example.org\n',
+    `      - lineage: ${JSON.stringify(join(ROOT, 'docs/example/letsencrypt/live/mx.example.org'))}\n`,
+  );
+  cfg = replace(
+    cfg,
+    '      - lineage: docs/example/letsencrypt/live/mx.example.org-rsa\n',
+    `      - lineage: ${JSON.stringify(join(ROOT, 'docs/example/letsencrypt/live/mx.example.org-rsa'))}\n`,
+  );
+  cfg = replace(cfg, '  resolver: system', `  resolver: "127.0.0.1:${resolverPort}"`);
+  const cfgPath = join(dir, 'config.yaml');
   writeFileSync(cfgPath, cfg);
-  const pub = spawnSync(process.execPath, [CLI, "--config", cfgPath, "publish"], { encoding: "utf8" });
-  if (pub.status !== 0) throw new Error(`tlsa publish on the example config: exit ${pub.status}\n${pub.stdout}${pub.stderr}`);
+  const pub = spawnSync(process.execPath, [CLI, '--config', cfgPath, 'publish'], {
+    encoding: 'utf8',
+  });
+  if (pub.status !== 0)
+    throw new Error(
+      `tlsa publish on the example config: exit ${pub.status}\n${pub.stdout}${pub.stderr}`,
+    );
 
-  const child = spawn(process.execPath, [CLI, "--config", cfgPath, "daemon"], { stdio: ["ignore", "pipe", "pipe"] });
-  const exited = new Promise<void>((r) => child.on("exit", () => r()));
-  let out = "";
+  const child = spawn(process.execPath, [CLI, '--config', cfgPath, 'daemon'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = new Promise<void>((r) => child.on('exit', () => r()));
+  let out = '';
   let firstStepDone = 0;
   const onData = (d: string): void => {
     out += d;
     if (!firstStepDone && /next run in/.test(out)) firstStepDone = Date.now();
   };
-  child.stdout.setEncoding("utf8").on("data", onData);
-  child.stderr.setEncoding("utf8").on("data", onData);
+  child.stdout.setEncoding('utf8').on('data', onData);
+  child.stderr.setEncoding('utf8').on('data', onData);
   try {
     const deadline = Date.now() + 60_000;
     while (!firstStepDone) {
-      if (child.exitCode !== null) throw new Error(`tlsa daemon (example config) exited ${child.exitCode}:\n${out}`);
-      if (Date.now() > deadline) throw new Error(`tlsa daemon (example config): no "next run in" after 60 s:\n${out}`);
+      if (child.exitCode !== null)
+        throw new Error(`tlsa daemon (example config) exited ${child.exitCode}:\n${out}`);
+      if (Date.now() > deadline)
+        throw new Error(`tlsa daemon (example config): no "next run in" after 60 s:\n${out}`);
       await sleep(50);
     }
     await sleep(RSS_IDLE_MS);
-    if (child.exitCode !== null) throw new Error(`tlsa daemon (example config) exited ${child.exitCode}:\n${out}`);
+    if (child.exitCode !== null)
+      throw new Error(`tlsa daemon (example config) exited ${child.exitCode}:\n${out}`);
     const m = memOf(child.pid!);
     const published = /published (\d+)/.exec(out)?.[1];
-    const note = published ? `its first step published ${published}: ${out.trim().split("\n").join(" | ")}` : "its first step had nothing to publish";
+    const note = published
+      ? `its first step published ${published}: ${out.trim().split('\n').join(' | ')}`
+      : 'its first step had nothing to publish';
     // The lab's resolver refuses example.org: the daemon keeps re-checking the records it cannot
     // see on the authoritative servers (from 2 s, backing off), so it is not entirely idle.
     const runs = (out.match(/tlsa: next run in/g) ?? []).length;
-    const busy = runs > 1 ? `; ${runs} runs by then, re-checking records the lab's resolver cannot confirm` : "";
-    log(`idle RSS (example config, pid ${child.pid}): VmRSS ${m.rss.toFixed(1)} MB, VmHWM ${m.hwm.toFixed(1)} MB; daemon said: ${out.trim().split("\n").join(" | ")}`);
+    const busy =
+      runs > 1
+        ? `; ${runs} runs by then, re-checking records the lab's resolver cannot confirm`
+        : '';
+    log(
+      `idle RSS (example config, pid ${child.pid}): VmRSS ${m.rss.toFixed(1)} MB, VmHWM ${m.hwm.toFixed(1)} MB; daemon said: ${out.trim().split('\n').join(' | ')}`,
+    );
     return { ...m, afterMs: Date.now() - firstStepDone, note: note + busy };
   } finally {
-    if (child.exitCode === null) child.kill("SIGTERM");
+    if (child.exitCode === null) child.kill('SIGTERM');
     await Promise.race([exited, sleep(10_000)]);
-    if (child.exitCode === null && child.signalCode === null) { child.kill("SIGKILL"); await exited; }
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await exited;
+    }
   }
 }
 
 // ---------------------------------------------------------------------------------------------
 
 function pkgVersion(pkg: string): string {
-  const r = spawnSync("dpkg-query", ["-W", "-f", "${Version}", pkg], { encoding: "utf8" });
-  return r.status === 0 && r.stdout.trim() ? r.stdout.trim() : "unknown";
+  const r = spawnSync('dpkg-query', ['-W', '-f', '${Version}', pkg], { encoding: 'utf8' });
+  return r.status === 0 && r.stdout.trim() ? r.stdout.trim() : 'unknown';
 }
 
 function parseRuns(raw: string | undefined): number {
-  if (raw === undefined || raw === "") return 3;
+  if (raw === undefined || raw === '') return 3;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`BENCH_ROLLOVER_RUNS must be a positive integer, got ${JSON.stringify(raw)}`);
+  if (!Number.isInteger(n) || n < 1)
+    throw new Error(`BENCH_ROLLOVER_RUNS must be a positive integer, got ${JSON.stringify(raw)}`);
   return n;
 }
 
 function parseModes(raw: string | undefined): Mode[] {
-  if (raw === undefined || raw === "") return ["daemon", "once"];
-  const modes = raw.split(",").map((s) => s.trim()).filter(Boolean);
-  for (const m of modes) if (m !== "daemon" && m !== "once") throw new Error(`BENCH_ROLLOVER_MODES: unknown mode ${JSON.stringify(m)} (daemon, once)`);
+  if (raw === undefined || raw === '') return ['daemon', 'once'];
+  const modes = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const m of modes)
+    if (m !== 'daemon' && m !== 'once')
+      throw new Error(`BENCH_ROLLOVER_MODES: unknown mode ${JSON.stringify(m)} (daemon, once)`);
   return modes as Mode[];
 }
 
-const verdict = (ok: boolean): string => (ok ? "**met**" : "**not met**");
+const verdict = (ok: boolean): string => (ok ? '**met**' : '**not met**');
 
-interface PhaseInfo { mode: Mode; periods: number[]; onceDurations: number[]; labDaemonMem?: { rss: number; hwm: number; pid: number } }
+interface PhaseInfo {
+  mode: Mode;
+  periods: number[];
+  onceDurations: number[];
+  labDaemonMem?: { rss: number; hwm: number; pid: number };
+}
 
 async function main(): Promise<void> {
-  const runs = parseRuns(process.env["BENCH_ROLLOVER_RUNS"]);
-  const modes = parseModes(process.env["BENCH_ROLLOVER_MODES"]);
+  const runs = parseRuns(process.env.BENCH_ROLLOVER_RUNS);
+  const modes = parseModes(process.env.BENCH_ROLLOVER_MODES);
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npx tsc -p .\` first`);
   if (process.getuid?.() !== 0) throw new Error("the lab's Postfix master must run as root");
-  for (const [bin, pkg] of [["knotd", "knot"], ["kdig", "knot-dnsutils"], ["unbound", "unbound"], ["pebble", "pebble"], ["certbot", "certbot"], ["postfix", "postfix"], ["setsid", "util-linux"], ["openssl", "openssl"]] as const) toolPath(bin, pkg);
+  for (const [bin, pkg] of [
+    ['knotd', 'knot'],
+    ['kdig', 'knot-dnsutils'],
+    ['unbound', 'unbound'],
+    ['pebble', 'pebble'],
+    ['certbot', 'certbot'],
+    ['postfix', 'postfix'],
+    ['setsid', 'util-linux'],
+    ['openssl', 'openssl'],
+  ] as const)
+    toolPath(bin, pkg);
   const started = new Date();
   const loadBefore = loadavg();
 
@@ -760,55 +1106,73 @@ async function main(): Promise<void> {
   let lab: Lab | undefined;
   const onSignal = (): void => {
     // the lab's exit hooks SIGKILL its servers; the daemon is ours
-    if (driver instanceof DaemonDriver) driver.child?.kill("SIGKILL");
+    if (driver instanceof DaemonDriver) driver.child?.kill('SIGKILL');
   };
-  process.once("exit", onSignal);
+  process.once('exit', onSignal);
   // Interrupted: kill our daemon; exiting runs the lab's exit hook, which SIGKILLs its servers.
-  const onInterrupt = (): void => { onSignal(); process.exit(130); };
-  process.once("SIGINT", onInterrupt);
-  process.once("SIGTERM", onInterrupt);
+  const onInterrupt = (): void => {
+    onSignal();
+    process.exit(130);
+  };
+  process.once('SIGINT', onInterrupt);
+  process.once('SIGTERM', onInterrupt);
   try {
     lab = await startLab();
     watcher = new Watcher(lab);
     watcher.start();
 
     // First issuance: the hook publishes and bootstraps the install (Postfix starts serving it).
-    const first = await lab.certbot.certonly({ certName: "mx", domains: [HOST], keyType: "ecdsa", deployHook: lab.hookWrapper, env: { TLSA_CONFIG: lab.cfgPath } });
-    if (first.code !== 0 || hookTimeLines(lab).at(-1)?.code !== 0) throw new Error(`first issuance failed:\n${first.output}`);
-    if (installedLeafFp(lab) !== chainRecords(livePem(lab)).leaf.fingerprint256) throw new Error(`the first issuance was not installed:\n${first.output}`);
-    log("first issuance installed");
+    const first = await lab.certbot.certonly({
+      certName: 'mx',
+      domains: [HOST],
+      keyType: 'ecdsa',
+      deployHook: lab.hookWrapper,
+      env: { TLSA_CONFIG: lab.cfgPath },
+    });
+    if (first.code !== 0 || hookTimeLines(lab).at(-1)?.code !== 0)
+      throw new Error(`first issuance failed:\n${first.output}`);
+    if (installedLeafFp(lab) !== chainRecords(livePem(lab)).leaf.fingerprint256)
+      throw new Error(`the first issuance was not installed:\n${first.output}`);
+    log('first issuance installed');
 
     for (const [i, mode] of modes.entries()) {
-      driver = mode === "daemon" ? new DaemonDriver(lab) : new OnceDriver(lab);
+      driver = mode === 'daemon' ? new DaemonDriver(lab) : new OnceDriver(lab);
       const since = Date.now();
       driver.start();
       for (let n = 1; n <= runs; n++) results.push(await rollover(lab, watcher, driver, n, runs));
       await waitSettled(lab, driver);
-      const info: PhaseInfo = { mode, periods: driver.periods(since), onceDurations: driver instanceof OnceDriver ? driver.durations(since) : [] };
-      if (driver instanceof DaemonDriver && driver.child?.pid) info.labDaemonMem = { ...memOf(driver.child.pid), pid: driver.child.pid };
+      const info: PhaseInfo = {
+        mode,
+        periods: driver.periods(since),
+        onceDurations: driver instanceof OnceDriver ? driver.durations(since) : [],
+      };
+      if (driver instanceof DaemonDriver && driver.child?.pid)
+        info.labDaemonMem = { ...memOf(driver.child.pid), pid: driver.child.pid };
       phases.push(info);
       await driver.stop();
       driver = undefined;
       // Idle RSS between the runs (the lab is idle now), or at the end with a single mode.
-      if (!rss && (i < modes.length - 1 || modes.length === 1)) rss = await idleRss(lab.unbound.port);
+      if (!rss && (i < modes.length - 1 || modes.length === 1))
+        rss = await idleRss(lab.unbound.port);
     }
   } finally {
     await driver?.stop().catch(() => undefined);
     await watcher?.stop().catch(() => undefined);
     await postfixRef?.stop().catch(() => undefined);
     await stopAll();
-    process.removeListener("exit", onSignal);
-    process.removeListener("SIGINT", onInterrupt);
-    process.removeListener("SIGTERM", onInterrupt);
+    process.removeListener('exit', onSignal);
+    process.removeListener('SIGINT', onInterrupt);
+    process.removeListener('SIGTERM', onInterrupt);
   }
-  if (!rss) throw new Error("no RSS measured");
+  if (!rss) throw new Error('no RSS measured');
 
   // ---- report
-  const cpu = /^model name\s*:\s*(.+)$/m.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "unknown";
+  const cpu =
+    /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown';
   const target = (r: RunResult): number => r.targetMs;
   const runRows = results.map((r) => {
     const over = r.measured - r.lowerBound;
-    return `| ${r.mode} | ${r.n} | ${secs(r.stagger)} | ${secs(r.published)} | ${secs(r.statePublished)} | ${secs(r.propagated)} | ${secs(r.stateSeen)} | ${secs(r.installed)} | **${secs(r.measured)}** | ${secs(r.served)} | ${secs(r.lowerBound)} | ${over >= 0 ? "+" : ""}${secs(over)} | ${over >= 0 ? "+" : ""}${(100 * over / r.lowerBound).toFixed(1)} % | ${secs(target(r))} | ${verdict(r.measured <= target(r))} |`;
+    return `| ${r.mode} | ${r.n} | ${secs(r.stagger)} | ${secs(r.published)} | ${secs(r.statePublished)} | ${secs(r.propagated)} | ${secs(r.stateSeen)} | ${secs(r.installed)} | **${secs(r.measured)}** | ${secs(r.served)} | ${secs(r.lowerBound)} | ${over >= 0 ? '+' : ''}${secs(over)} | ${over >= 0 ? '+' : ''}${((100 * over) / r.lowerBound).toFixed(1)} % | ${secs(target(r))} | ${verdict(r.measured <= target(r))} |`;
   });
   const summaryRows = modes.map((mode) => {
     const rs = results.filter((r) => r.mode === mode);
@@ -818,10 +1182,13 @@ async function main(): Promise<void> {
     const prop = median(rs.map((r) => r.propagated));
     const over = m - lb;
     const interval = rs[0]?.intervalMs ?? NaN;
-    const tgt = mode === "daemon" ? lb + DAEMON_TARGET_SLACK_MS : 1.05 * lb + interval;
-    const period = ph && ph.periods.length ? `${secs(median(ph.periods))} s` : "n/a";
-    const what = mode === "daemon" ? `background \`tlsa daemon\`, default interval_s (${DAEMON_INTERVAL_S}), wakes when a step is due` : `\`tlsa daemon --once\` every ${ONCE_INTERVAL_MS / 1000} s (median run ${ph ? secs(median(ph.onceDurations)) : "?"} s)`;
-    return `| ${what} | ${secs(interval)} s / ${period} | ${rs.length} | ${secs(prop)} | ${secs(lb)} | **${secs(m)}** | ${over >= 0 ? "+" : ""}${secs(over)} s (${over >= 0 ? "+" : ""}${(100 * over / lb).toFixed(1)} %) | ≤ ${secs(tgt)} s | ${verdict(m <= tgt)} (${rs.filter((r) => r.measured <= target(r)).length}/${rs.length} runs) |`;
+    const tgt = mode === 'daemon' ? lb + DAEMON_TARGET_SLACK_MS : 1.05 * lb + interval;
+    const period = ph?.periods.length ? `${secs(median(ph.periods))} s` : 'n/a';
+    const what =
+      mode === 'daemon'
+        ? `background \`tlsa daemon\`, default interval_s (${DAEMON_INTERVAL_S}), wakes when a step is due`
+        : `\`tlsa daemon --once\` every ${ONCE_INTERVAL_MS / 1000} s (median run ${ph ? secs(median(ph.onceDurations)) : '?'} s)`;
+    return `| ${what} | ${secs(interval)} s / ${period} | ${rs.length} | ${secs(prop)} | ${secs(lb)} | **${secs(m)}** | ${over >= 0 ? '+' : ''}${secs(over)} s (${over >= 0 ? '+' : ''}${((100 * over) / lb).toFixed(1)} %) | ≤ ${secs(tgt)} s | ${verdict(m <= tgt)} (${rs.filter((r) => r.measured <= target(r)).length}/${rs.length} runs) |`;
   });
   const labMem = phases.find((p) => p.labDaemonMem)?.labDaemonMem;
   const md = [
@@ -836,7 +1203,7 @@ async function main(): Promise<void> {
     `| CPU | ${cpu} |`,
     `| kernel | ${osRelease()} |`,
     `| node | ${process.version} |`,
-    `| knot / unbound / pebble / certbot / postfix | ${["knot", "unbound", "pebble", "certbot", "postfix"].map(pkgVersion).join(" / ")} |`,
+    `| knot / unbound / pebble / certbot / postfix | ${['knot', 'unbound', 'pebble', 'certbot', 'postfix'].map(pkgVersion).join(' / ')} |`,
     `| load average before / after | ${loadBefore} / ${loadavg()} |`,
     `| watcher | ${watcher?.ticks ?? 0} ticks of ${WATCH_MS} ms (kdig on Knot, zone fragment, maillog), ${watcher?.slowTicks ?? 0} over ${2 * WATCH_MS} ms |`,
     ``,
@@ -853,13 +1220,20 @@ async function main(): Promise<void> {
     `| daemon memory | VmRSS | VmHWM | target | result |`,
     `|---|---:|---:|---|---|`,
     `| \`tlsa daemon\` on config.example.yaml, idle ${secs(rss.afterMs)} s after its first step (${rss.note}) | ${rss.rss.toFixed(1)} MB | ${rss.hwm.toFixed(1)} MB | VmRSS ≤ ${RSS_TARGET_MB} MB | ${verdict(rss.rss <= RSS_TARGET_MB)} |`,
-    ...(labMem ? [`| the lab's \`tlsa daemon\` after its ${results.filter((r) => r.mode === "daemon").length} rollovers (reference, not idle) | ${labMem.rss.toFixed(1)} MB | ${labMem.hwm.toFixed(1)} MB | | |`] : []),
+    ...(labMem
+      ? [
+          `| the lab's \`tlsa daemon\` after its ${results.filter((r) => r.mode === 'daemon').length} rollovers (reference, not idle) | ${labMem.rss.toFixed(1)} MB | ${labMem.hwm.toFixed(1)} MB | | |`,
+        ]
+      : []),
     ``,
-  ].join("\n");
+  ].join('\n');
 
   process.stdout.write(`${md}\n`);
-  if (process.env["BENCH_ROLLOVER_NO_WRITE"] !== "1") {
-    writeFileSync(join(ROOT, "bench", "results-rollover.md"), `# tlsa benchmark: rollover\n\n${md}`);
+  if (process.env.BENCH_ROLLOVER_NO_WRITE !== '1') {
+    writeFileSync(
+      join(ROOT, 'bench', 'results-rollover.md'),
+      `# tlsa benchmark: rollover\n\n${md}`,
+    );
   }
 }
 

@@ -1,18 +1,18 @@
 // Wall-clock benchmark of the tlsa CLI against hash-slinger and a plain openssl pipeline.
 // Every sample is a fresh (cold) process, timed with process.hrtime.bigint() around spawnSync.
 // Run: npm run bench  (BENCH_RUNS=N sets the number of timed runs per command; default 30).
-import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { availableParallelism } from "node:os";
-import { fileURLToPath } from "node:url";
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
 
-const ROOT = fileURLToPath(new URL("../../", import.meta.url)); // dist/bench/ -> repo root
-const LIVE = "docs/example/letsencrypt/live/mx.example.org";
+const ROOT = fileURLToPath(new URL('../../', import.meta.url)); // dist/bench/ -> repo root
+const LIVE = 'docs/example/letsencrypt/live/mx.example.org';
 const FULLCHAIN = `${LIVE}/fullchain.pem`;
 const CERT = `${LIVE}/cert.pem`;
-const CLI = "dist/src/cli/main.js";
+const CLI = 'dist/src/cli/main.js';
 // Absolute path: our own package's bin is also called `tlsa`, so never rely on PATH here.
-const HASH_SLINGER = "/usr/bin/tlsa";
+const HASH_SLINGER = '/usr/bin/tlsa';
 const WARMUP = 3;
 
 interface Cmd {
@@ -23,30 +23,76 @@ interface Cmd {
 }
 
 const NODE = process.execPath;
-const ours: Cmd = { label: "tlsa generate", file: NODE, args: [CLI, "generate", "--chain", FULLCHAIN, "--host", "mx.example.org"] };
+const ours: Cmd = {
+  label: 'tlsa generate',
+  file: NODE,
+  args: [CLI, 'generate', '--chain', FULLCHAIN, '--host', 'mx.example.org'],
+};
 // hash-slinger has no "no DNS" switch; with --create --certificate it reads the file and never
 // resolves or connects (it only execs `openssl verify` on the file). No --port: the 3 1 1 data is the same.
-const slinger: Cmd = { label: "hash-slinger tlsa --create", file: HASH_SLINGER, args: ["--create", "--certificate", CERT, "-u", "3", "-s", "1", "-m", "1", "--output", "rfc", "mx.example.org"] };
-const pipeline: Cmd = { label: "openssl pipeline (x509, pkey, dgst)", file: "sh", args: ["-c", `openssl x509 -in ${CERT} -pubkey -noout | openssl pkey -pubin -outform DER | openssl dgst -sha256`] };
-const version: Cmd = { label: "tlsa --version", file: NODE, args: [CLI, "--version"] };
+const slinger: Cmd = {
+  label: 'hash-slinger tlsa --create',
+  file: HASH_SLINGER,
+  args: [
+    '--create',
+    '--certificate',
+    CERT,
+    '-u',
+    '3',
+    '-s',
+    '1',
+    '-m',
+    '1',
+    '--output',
+    'rfc',
+    'mx.example.org',
+  ],
+};
+const pipeline: Cmd = {
+  label: 'openssl pipeline (x509, pkey, dgst)',
+  file: 'sh',
+  args: [
+    '-c',
+    `openssl x509 -in ${CERT} -pubkey -noout | openssl pkey -pubin -outform DER | openssl dgst -sha256`,
+  ],
+};
+const version: Cmd = { label: 'tlsa --version', file: NODE, args: [CLI, '--version'] };
 // Config commands on config.example.yaml: read-only, and no DNS query (plan and status read the
 // zone file; the hook is given a lineage no service uses, so it loads the config and stops).
-const CONFIG = "config.example.yaml";
-const plan: Cmd = { label: "tlsa plan (config.example.yaml)", file: NODE, args: [CLI, "--config", CONFIG, "plan"] };
-const status: Cmd = { label: "tlsa status (config.example.yaml)", file: NODE, args: [CLI, "--config", CONFIG, "status"] };
-const hook: Cmd = { label: "tlsa hook certbot (lineage of no service)", file: NODE, args: [CLI, "--config", CONFIG, "hook", "certbot"], env: { RENEWED_LINEAGE: "docs/example" } };
-const floor: Cmd = { label: "node -e 0 (floor)", file: NODE, args: ["-e", "0"] };
+const CONFIG = 'config.example.yaml';
+const plan: Cmd = {
+  label: 'tlsa plan (config.example.yaml)',
+  file: NODE,
+  args: [CLI, '--config', CONFIG, 'plan'],
+};
+const status: Cmd = {
+  label: 'tlsa status (config.example.yaml)',
+  file: NODE,
+  args: [CLI, '--config', CONFIG, 'status'],
+};
+const hook: Cmd = {
+  label: 'tlsa hook certbot (lineage of no service)',
+  file: NODE,
+  args: [CLI, '--config', CONFIG, 'hook', 'certbot'],
+  env: { RENEWED_LINEAGE: 'docs/example' },
+};
+const floor: Cmd = { label: 'node -e 0 (floor)', file: NODE, args: ['-e', '0'] };
 
 function parseRuns(raw: string | undefined): number {
-  if (raw === undefined || raw === "") return 30;
+  if (raw === undefined || raw === '') return 30;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new Error(`BENCH_RUNS must be a positive integer, got ${JSON.stringify(raw)}`);
+  if (!Number.isInteger(n) || n < 1)
+    throw new Error(`BENCH_RUNS must be a positive integer, got ${JSON.stringify(raw)}`);
   return n;
 }
 
 function run(cmd: Cmd): { ms: number; stdout: string } {
   const start = process.hrtime.bigint();
-  const r = spawnSync(cmd.file, cmd.args, { cwd: ROOT, encoding: "utf8", ...(cmd.env ? { env: { ...process.env, ...cmd.env } } : {}) });
+  const r = spawnSync(cmd.file, cmd.args, {
+    cwd: ROOT,
+    encoding: 'utf8',
+    ...(cmd.env ? { env: { ...process.env, ...cmd.env } } : {}),
+  });
   const ms = Number(process.hrtime.bigint() - start) / 1e6;
   if (r.error) throw new Error(`${cmd.label}: ${r.error.message}`);
   if (r.status !== 0) throw new Error(`${cmd.label}: exit ${r.status}\n${r.stderr}`);
@@ -55,7 +101,7 @@ function run(cmd: Cmd): { ms: number; stdout: string } {
 
 /** Output of a command, or undefined when it cannot run. */
 function tryOutput(file: string, args: string[]): string | undefined {
-  const r = spawnSync(file, args, { encoding: "utf8" });
+  const r = spawnSync(file, args, { encoding: 'utf8' });
   return r.status === 0 ? `${r.stdout}${r.stderr}`.trim() : undefined;
 }
 
@@ -78,21 +124,26 @@ function bench(cmds: Cmd[], runs: number): Map<Cmd, number[]> {
 /** Nearest-rank percentile (p in 0..100) of a non-empty list. */
 function percentile(xs: number[], p: number): number {
   const sorted = [...xs].sort((a, b) => a - b);
-  const v = sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
-  if (v === undefined) throw new Error("percentile of an empty list");
+  const v =
+    sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+  if (v === undefined) throw new Error('percentile of an empty list');
   return v;
 }
 
 /** 1, 5 and 15 minute load averages: other work on the machine shows up in the timings. */
-const loadavg = (): string => readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
+const loadavg = (): string =>
+  readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 const fmt = (ms: number): string => ms.toFixed(1);
-const verdict = (ok: boolean): string => (ok ? "**met**" : "**not met**");
+const verdict = (ok: boolean): string => (ok ? '**met**' : '**not met**');
 
 function main(): void {
   const runs = parseRuns(process.env.BENCH_RUNS);
   const loadBefore = loadavg();
-  if (!existsSync(`${ROOT}${CLI}`)) throw new Error(`${CLI} is missing: run \`npx tsc -p .\` first`);
-  const slingerVersion = existsSync(HASH_SLINGER) ? tryOutput(HASH_SLINGER, ["--version"]) : undefined;
+  if (!existsSync(`${ROOT}${CLI}`))
+    throw new Error(`${CLI} is missing: run \`npx tsc -p .\` first`);
+  const slingerVersion = existsSync(HASH_SLINGER)
+    ? tryOutput(HASH_SLINGER, ['--version'])
+    : undefined;
   const haveSlinger = slingerVersion !== undefined;
 
   // 3. All tools must agree on the DANE-EE SPKI SHA-256 before anything is timed.
@@ -104,16 +155,22 @@ function main(): void {
   if (haveSlinger) hashes.push([slinger.label, hashOf(slinger, rr311)]);
   const distinct = new Set(hashes.map(([, h]) => h));
   if (distinct.size !== 1) {
-    throw new Error(`3 1 1 hashes differ:\n${hashes.map(([l, h]) => `  ${h}  ${l}`).join("\n")}`);
+    throw new Error(`3 1 1 hashes differ:\n${hashes.map(([l, h]) => `  ${h}  ${l}`).join('\n')}`);
   }
-  const agreed = hashes[0]?.[1] ?? "";
+  const agreed = hashes[0]?.[1] ?? '';
 
   // 1. and 2.
-  const samples = bench([ours, ...(haveSlinger ? [slinger] : []), pipeline, version, plan, status, hook, floor], runs);
+  const samples = bench(
+    [ours, ...(haveSlinger ? [slinger] : []), pipeline, version, plan, status, hook, floor],
+    runs,
+  );
   const stat = (c: Cmd, p: number): number => percentile(samples.get(c) ?? [], p);
 
-  const rows = [...samples.keys()].map((c) => `| ${c.label} | ${fmt(stat(c, 0))} | ${fmt(stat(c, 50))} | ${fmt(stat(c, 90))} |`);
-  if (!haveSlinger) rows.push(`| hash-slinger | skipped: not installed (${HASH_SLINGER} missing) | | |`);
+  const rows = [...samples.keys()].map(
+    (c) => `| ${c.label} | ${fmt(stat(c, 0))} | ${fmt(stat(c, 50))} | ${fmt(stat(c, 90))} |`,
+  );
+  if (!haveSlinger)
+    rows.push(`| hash-slinger | skipped: not installed (${HASH_SLINGER} missing) | | |`);
   const vsSlinger = haveSlinger ? stat(ours, 50) / stat(slinger, 50) : undefined;
   const vsOpenssl = stat(ours, 50) / stat(pipeline, 50);
   const versionMed = stat(version, 50);
@@ -122,13 +179,14 @@ function main(): void {
   const vsFloor = (c: Cmd, p: number): number => stat(c, p) / stat(floor, p);
   const startRows = [plan, status, hook, version].map((c) => {
     // --version was ≈ 1.2× before the bundle and must stay there.
-    const [target, text] = c === version ? [1.25, "≈ 1.2×"] : [1.6, "≤ 1.6×"];
+    const [target, text] = c === version ? [1.25, '≈ 1.2×'] : [1.6, '≤ 1.6×'];
     const med = vsFloor(c, 50);
     const min = vsFloor(c, 0);
     return `| ${c.label} / node -e 0 | ${med.toFixed(2)}× | ${min.toFixed(2)}× | ${text} | ${verdict(med <= target)} |`;
   });
 
-  const cpu = /^model name\s*:\s*(.+)$/m.exec(readFileSync("/proc/cpuinfo", "utf8"))?.[1] ?? "unknown";
+  const cpu =
+    /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown';
   const md = [
     `# tlsa benchmark`,
     ``,
@@ -138,9 +196,9 @@ function main(): void {
     `| nproc | ${availableParallelism()} |`,
     `| CPU | ${cpu} |`,
     `| node | ${process.version} |`,
-    `| openssl | ${tryOutput("openssl", ["version"]) ?? "unknown"} |`,
-    `| hash-slinger | ${slingerVersion ?? "not installed"} |`,
-    `| NODE_EXTRA_CA_CERTS | ${process.env.NODE_EXTRA_CA_CERTS ? "set: every node start loads it, included in the node timings" : "unset"} |`,
+    `| openssl | ${tryOutput('openssl', ['version']) ?? 'unknown'} |`,
+    `| hash-slinger | ${slingerVersion ?? 'not installed'} |`,
+    `| NODE_EXTRA_CA_CERTS | ${process.env.NODE_EXTRA_CA_CERTS ? 'set: every node start loads it, included in the node timings' : 'unset'} |`,
     `| load average before / after | ${loadBefore} / ${loadavg()} |`,
     `| runs | ${WARMUP} warm-up + ${runs} timed per command, all interleaved, cold processes |`,
     `| 3 1 1 data (all tools agree) | \`${agreed}\` |`,
@@ -161,7 +219,7 @@ function main(): void {
     `|---|---:|---:|---|---|`,
     ...startRows,
     ``,
-  ].join("\n");
+  ].join('\n');
 
   writeFileSync(`${ROOT}bench/results.md`, md);
   process.stdout.write(md);

@@ -59,7 +59,13 @@ import { normaliseName, type TlsaRecord, recordKey } from '../src/tlsa/record.js
 import { redact, registerSecret } from '../src/util/redact.js';
 import { withRetry } from '../src/util/retry.js';
 import { readOptions } from './options.js';
-import { checkChangeOwners, ProviderError, type DnsProvider, type ProviderFactory, type TlsaChange } from './index.js';
+import {
+  checkChangeOwners,
+  ProviderError,
+  type DnsProvider,
+  type ProviderFactory,
+  type TlsaChange,
+} from './index.js';
 
 export const MANAGED_COMMENT = 'managed by tlsa';
 const DEFAULT_BASE_URL = 'https://api.cloudflare.com/client/v4';
@@ -115,21 +121,44 @@ interface ApiErrorLike {
 }
 
 export const createProvider: ProviderFactory = (options, ctx) => {
-  const opt = readOptions(options, ctx, 'cloudflare', ['api_token', 'zone_id', 'base_url', 'batch_size']);
+  const opt = readOptions(options, ctx, 'cloudflare', [
+    'api_token',
+    'zone_id',
+    'base_url',
+    'batch_size',
+  ]);
   const str = (key: string) => opt.string(key);
   const token = str('api_token');
-  if (!token) throw ctx.optionError('api_token', 'cloudflare needs "api_token": a token with Zone → DNS → Edit on the zone (write it as ${ENV_VAR} or api_token_file: PATH)');
+  if (!token)
+    throw ctx.optionError(
+      'api_token',
+      'cloudflare needs "api_token": a token with Zone → DNS → Edit on the zone (write it as ${ENV_VAR} or api_token_file: PATH)',
+    );
   registerSecret(token);
   const zoneIdOption = str('zone_id');
-  if (zoneIdOption && !/^[0-9a-f]{32}$/i.test(zoneIdOption)) throw ctx.optionError('zone_id', '"zone_id" is the 32-character hex id from the zone\'s overview page, not its name');
+  if (zoneIdOption && !/^[0-9a-f]{32}$/i.test(zoneIdOption))
+    throw ctx.optionError(
+      'zone_id',
+      '"zone_id" is the 32-character hex id from the zone\'s overview page, not its name',
+    );
   const baseURL = str('base_url') ?? DEFAULT_BASE_URL;
   const batchSize = opt.number('batch_size', BATCH_LIMIT, { integer: true, min: 1, max: 3_500 });
-  if (!/^https?:\/\/[^\s/]+/.test(baseURL)) throw ctx.optionError('base_url', '"base_url" must be an http(s) URL');
+  if (!/^https?:\/\/[^\s/]+/.test(baseURL))
+    throw ctx.optionError('base_url', '"base_url" must be an http(s) URL');
 
   const name = `cloudflare(${ctx.instance})`;
   let client: Cloudflare | undefined;
   const cf = (): Cloudflare =>
-    (client ??= new Cloudflare({ apiToken: token, apiKey: null, apiEmail: null, userServiceKey: null, baseURL, maxRetries: 0, timeout: 30_000, logLevel: 'off' }));
+    (client ??= new Cloudflare({
+      apiToken: token,
+      apiKey: null,
+      apiEmail: null,
+      userServiceKey: null,
+      baseURL,
+      maxRetries: 0,
+      timeout: 30_000,
+      logLevel: 'off',
+    }));
 
   /** One API call with the bounded retry for 429/409/5xx/network errors; errors untranslated. */
   function raw<T>(fn: (c: Cloudflare) => Promise<T>): Promise<T> {
@@ -143,7 +172,11 @@ export const createProvider: ProviderFactory = (options, ctx) => {
   }
 
   /** raw(), with errors turned into ProviderErrors that name the zone. */
-  async function call<T>(what: string, zone: string, fn: (c: Cloudflare) => Promise<T>): Promise<T> {
+  async function call<T>(
+    what: string,
+    zone: string,
+    fn: (c: Cloudflare) => Promise<T>,
+  ): Promise<T> {
     try {
       return await raw(fn);
     } catch (e) {
@@ -158,22 +191,35 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     const detail = redact(describe(e));
     const codes = codesOf(e);
     if (status === 401 || status === 403 || codes.some((c) => AUTH_CODES.has(c))) {
-      return new ProviderError(name, `API token rejected or lacks Zone.DNS:Edit on ${zone} (${what}: ${detail}); give the token Zone → DNS → Edit for this zone${zoneIdOption ? '' : ' (and Zone → Zone → Read, or set zone_id)'}`);
+      return new ProviderError(
+        name,
+        `API token rejected or lacks Zone.DNS:Edit on ${zone} (${what}: ${detail}); give the token Zone → DNS → Edit for this zone${zoneIdOption ? '' : ' (and Zone → Zone → Read, or set zone_id)'}`,
+      );
     }
     if (codes.includes(7003) || codes.includes(7000)) {
-      return new ProviderError(name, `${zone} is unknown to Cloudflare (${what}: ${detail}); check zone_id: it is the hex id on the zone's overview page`);
+      return new ProviderError(
+        name,
+        `${zone} is unknown to Cloudflare (${what}: ${detail}); check zone_id: it is the hex id on the zone's overview page`,
+      );
     }
     if (codes.includes(81053) || codes.includes(81054)) return cnameError(zone, detail);
     if (status === 429) {
       const wait = retryAfterMs(e);
-      return new ProviderError(name, `rate limited by Cloudflare (1,200 requests per 5 minutes per token)${wait !== undefined ? `, retry after ${Math.ceil(wait / 1000)} s` : ''} (${what} on ${zone}); run again later`);
+      return new ProviderError(
+        name,
+        `rate limited by Cloudflare (1,200 requests per 5 minutes per token)${wait !== undefined ? `, retry after ${Math.ceil(wait / 1000)} s` : ''} (${what} on ${zone}); run again later`,
+      );
     }
-    if (retryable(e)) return new ProviderError(name, `${what} on ${zone} still failing after retries: ${detail}`);
+    if (retryable(e))
+      return new ProviderError(name, `${what} on ${zone} still failing after retries: ${detail}`);
     return new ProviderError(name, `${what} on ${zone} failed: ${detail}`, { cause: e });
   }
 
   function cnameError(where: string, detail?: string): ProviderError {
-    return new ProviderError(name, `${where} has a CNAME; TLSA records cannot sit beside it, and tlsa does not overwrite it: move the TLSA records to the CNAME's target or remove the CNAME${detail ? ` (${detail})` : ''}`);
+    return new ProviderError(
+      name,
+      `${where} has a CNAME; TLSA records cannot sit beside it, and tlsa does not overwrite it: move the TLSA records to the CNAME's target or remove the CNAME${detail ? ` (${detail})` : ''}`,
+    );
   }
 
   const zones = new Map<string, Zone>();
@@ -189,11 +235,24 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       if (cached) return cached;
       tried.push(candidate);
       if (notZones.has(candidate)) continue;
-      const page = await call('GET /zones', `the zone of ${owner}`, (c) => c.zones.list({ name: candidate, per_page: 50 }) as unknown as Promise<{ result: Array<{ id?: string; name?: string; status?: string }> }>);
-      const matches = page.result.filter((z) => z.id && z.name?.toLowerCase() === candidate && z.status !== 'moved');
+      const page = await call(
+        'GET /zones',
+        `the zone of ${owner}`,
+        (c) =>
+          c.zones.list({ name: candidate, per_page: 50 }) as unknown as Promise<{
+            result: Array<{ id?: string; name?: string; status?: string }>;
+          }>,
+      );
+      const matches = page.result.filter(
+        (z) => z.id && z.name?.toLowerCase() === candidate && z.status !== 'moved',
+      );
       const active = matches.filter((z) => z.status === 'active');
       const pick = active.length ? active : matches;
-      if (pick.length > 1) throw new ProviderError(name, `${pick.length} Cloudflare zones are named ${candidate} (${pick.map((z) => z.id).join(', ')}); set zone_id`);
+      if (pick.length > 1)
+        throw new ProviderError(
+          name,
+          `${pick.length} Cloudflare zones are named ${candidate} (${pick.map((z) => z.id).join(', ')}); set zone_id`,
+        );
       const z = pick[0];
       if (z?.id) {
         const zone = { id: z.id, label: `zone ${candidate} (${z.id})` };
@@ -202,7 +261,10 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       }
       notZones.add(candidate);
     }
-    throw new ProviderError(name, `no Cloudflare zone found for ${owner} (looked for ${tried.join(', ')}); set zone_id, or give the token Zone → Zone → Read so that zones can be looked up by name`);
+    throw new ProviderError(
+      name,
+      `no Cloudflare zone found for ${owner} (looked for ${tried.join(', ')}); set zone_id, or give the token Zone → Zone → Read so that zones can be looked up by name`,
+    );
   }
 
   /** Every record at the owner name (all types, all pages). */
@@ -214,7 +276,11 @@ export const createProvider: ProviderFactory = (options, ctx) => {
   }
 
   /** Every record of `type` in the zone (all pages), keyed by owner name, for the asked owners. */
-  async function readType(zone: Zone, type: 'TLSA' | 'CNAME', owners: string[]): Promise<Map<string, ApiRecord[]>> {
+  async function readType(
+    zone: Zone,
+    type: 'TLSA' | 'CNAME',
+    owners: string[],
+  ): Promise<Map<string, ApiRecord[]>> {
     const out = new Map(owners.map((o) => [o, [] as ApiRecord[]] as const));
     for (const r of await readAll(zone, { type, per_page: 5_000 })) {
       if (r.type !== type) continue;
@@ -226,7 +292,14 @@ export const createProvider: ProviderFactory = (options, ctx) => {
 
   /** GET dns_records with these filters, all pages. */
   async function readAll(zone: Zone, params: Record<string, unknown>): Promise<ApiRecord[]> {
-    let page = await call('GET dns_records', zone.label, (c) => c.dns.records.list({ zone_id: zone.id, ...params } as Parameters<Cloudflare['dns']['records']['list']>[0]) as unknown as Promise<PageLike>);
+    let page = await call(
+      'GET dns_records',
+      zone.label,
+      (c) =>
+        c.dns.records.list({ zone_id: zone.id, ...params } as Parameters<
+          Cloudflare['dns']['records']['list']
+        >[0]) as unknown as Promise<PageLike>,
+    );
     const out = [...page.result];
     for (let n = 0; n < 10_000 && morePages(page); n++) {
       const current = page;
@@ -240,8 +313,17 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     if (r.type !== 'TLSA') return undefined;
     try {
       const d = r.data;
-      if (d && d.usage !== undefined && d.selector !== undefined && d.matching_type !== undefined && d.certificate) {
-        return { owner, ...parseRdata(`${d.usage} ${d.selector} ${d.matching_type} ${d.certificate}`) };
+      if (
+        d &&
+        d.usage !== undefined &&
+        d.selector !== undefined &&
+        d.matching_type !== undefined &&
+        d.certificate
+      ) {
+        return {
+          owner,
+          ...parseRdata(`${d.usage} ${d.selector} ${d.matching_type} ${d.certificate}`),
+        };
       }
       return { owner, ...parseRdata(r.content ?? '') };
     } catch {
@@ -256,7 +338,12 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       name: normaliseName(r.owner).slice(0, -1),
       type: 'TLSA' as const,
       ttl: Math.min(86_400, Math.max(60, ttl)),
-      data: { usage: r.usage, selector: r.selector, matching_type: r.matching, certificate: r.data },
+      data: {
+        usage: r.usage,
+        selector: r.selector,
+        matching_type: r.matching,
+        certificate: r.data,
+      },
       comment: MANAGED_COMMENT,
     });
     if (deletes.length + posts.length === 1) {
@@ -275,18 +362,24 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     // A batch is one transaction (deletes, then posts). When the change needs more than one,
     // every post goes in an earlier or the same batch as every delete: a failed batch then
     // leaves new records beside old ones, never a name emptied of both.
-    const ops: Array<{ del?: string; post?: Post }> = [...posts.map((post) => ({ post })), ...deletes.map((del) => ({ del }))];
+    const ops: Array<{ del?: string; post?: Post }> = [
+      ...posts.map((post) => ({ post })),
+      ...deletes.map((del) => ({ del })),
+    ];
     for (let i = 0; i < ops.length; i += batchSize) {
       const chunk = ops.slice(i, i + batchSize);
       try {
-        await raw((c) => c.dns.records.batch({
-          zone_id: zone.id,
-          deletes: chunk.flatMap((o) => (o.del ? [{ id: o.del }] : [])),
-          posts: chunk.flatMap((o) => (o.post ? [param(o.post)] : [])),
-        }));
+        await raw((c) =>
+          c.dns.records.batch({
+            zone_id: zone.id,
+            deletes: chunk.flatMap((o) => (o.del ? [{ id: o.del }] : [])),
+            posts: chunk.flatMap((o) => (o.post ? [param(o.post)] : [])),
+          }),
+        );
       } catch (e) {
         // Deletes of records gone, posts of records there: another writer was here; re-read.
-        if (codesOf(e).some((c) => c === 81044 || c === 81058 || c === 81057)) throw new Conflict(describe(e));
+        if (codesOf(e).some((c) => c === 81044 || c === 81058 || c === 81057))
+          throw new Conflict(describe(e));
         throw translate(e, 'POST dns_records/batch', zone.label);
       }
     }
@@ -297,47 +390,65 @@ export const createProvider: ProviderFactory = (options, ctx) => {
   async function applyZone(zone: Zone, wants: Want[]): Promise<void> {
     const owners = wants.map((w) => w.owner);
     try {
-      await withRetry(async () => {
-        let tlsa: Map<string, ApiRecord[]>;
-        let cnames: string[];
-        if (owners.length === 1) {
-          const records = await readName(zone, owners[0]!);
-          tlsa = new Map([[owners[0]!, records]]);
-          cnames = records.some((r) => r.type === 'CNAME') ? [owners[0]!] : [];
-        } else {
-          tlsa = await readType(zone, 'TLSA', owners);
-          const c = await readType(zone, 'CNAME', owners);
-          cnames = owners.filter((o) => c.get(o)?.length);
-        }
-        if (cnames.length) throw cnameError(`${nameList(cnames)} in ${zone.label}`, owners.length > 1 ? 'nothing was written' : undefined);
-        const deletes: string[] = [];
-        const posts: Post[] = [];
-        for (const w of wants) {
-          const present = new Set<string>();
-          for (const r of tlsa.get(w.owner) ?? []) {
-            const t = tlsaOf(w.owner, r);
-            if (!t || !r.id) continue;
-            present.add(rdataKey(t));
-            if (w.removeKeys.has(rdataKey(t))) deletes.push(r.id);
+      await withRetry(
+        async () => {
+          let tlsa: Map<string, ApiRecord[]>;
+          let cnames: string[];
+          if (owners.length === 1) {
+            const records = await readName(zone, owners[0]!);
+            tlsa = new Map([[owners[0]!, records]]);
+            cnames = records.some((r) => r.type === 'CNAME') ? [owners[0]!] : [];
+          } else {
+            tlsa = await readType(zone, 'TLSA', owners);
+            const c = await readType(zone, 'CNAME', owners);
+            cnames = owners.filter((o) => c.get(o)?.length);
           }
-          for (const r of w.add) {
-            if (present.has(rdataKey(r))) continue;
-            present.add(rdataKey(r));
-            posts.push({ record: r, ttl: w.ttl });
+          if (cnames.length)
+            throw cnameError(
+              `${nameList(cnames)} in ${zone.label}`,
+              owners.length > 1 ? 'nothing was written' : undefined,
+            );
+          const deletes: string[] = [];
+          const posts: Post[] = [];
+          for (const w of wants) {
+            const present = new Set<string>();
+            for (const r of tlsa.get(w.owner) ?? []) {
+              const t = tlsaOf(w.owner, r);
+              if (!t || !r.id) continue;
+              present.add(rdataKey(t));
+              if (w.removeKeys.has(rdataKey(t))) deletes.push(r.id);
+            }
+            for (const r of w.add) {
+              if (present.has(rdataKey(r))) continue;
+              present.add(rdataKey(r));
+              posts.push({ record: r, ttl: w.ttl });
+            }
           }
-        }
-        if (deletes.length === 0 && posts.length === 0) return;
-        await write(zone, deletes, posts);
-      }, { attempts: CONFLICT_ATTEMPTS, baseDelayMs: 150, maxDelayMs: 2_000, isRetryable: (e) => e instanceof Conflict });
+          if (deletes.length === 0 && posts.length === 0) return;
+          await write(zone, deletes, posts);
+        },
+        {
+          attempts: CONFLICT_ATTEMPTS,
+          baseDelayMs: 150,
+          maxDelayMs: 2_000,
+          isRetryable: (e) => e instanceof Conflict,
+        },
+      );
     } catch (e) {
       if (e instanceof Conflict) {
-        throw new ProviderError(name, `the TLSA records at ${nameList(owners)} in ${zone.label} kept changing under us (${CONFLICT_ATTEMPTS} attempts; last: ${redact(e.message)}); another writer is busy there, run again`);
+        throw new ProviderError(
+          name,
+          `the TLSA records at ${nameList(owners)} in ${zone.label} kept changing under us (${CONFLICT_ATTEMPTS} attempts; last: ${redact(e.message)}); another writer is busy there, run again`,
+        );
       }
       throw e;
     }
   }
 
-  async function byZone<T>(items: T[], ownerOf: (t: T) => string): Promise<Array<{ zone: Zone; items: T[] }>> {
+  async function byZone<T>(
+    items: T[],
+    ownerOf: (t: T) => string,
+  ): Promise<Array<{ zone: Zone; items: T[] }>> {
     const out = new Map<string, { zone: Zone; items: T[] }>();
     for (const t of items) {
       const zone = await zoneFor(ownerOf(t));
@@ -348,10 +459,11 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     return [...out.values()];
   }
 
-  const tlsaList = (o: string, records: ApiRecord[]): TlsaRecord[] => records.flatMap((r) => {
-    const t = tlsaOf(o, r);
-    return t ? [t] : [];
-  });
+  const tlsaList = (o: string, records: ApiRecord[]): TlsaRecord[] =>
+    records.flatMap((r) => {
+      const t = tlsaOf(o, r);
+      return t ? [t] : [];
+    });
 
   const provider: DnsProvider = {
     name,
@@ -403,7 +515,8 @@ export const createProvider: ProviderFactory = (options, ctx) => {
         const o = normaliseName(c.owner);
         checkChangeOwners(name, o, c);
         let w = wants.get(o);
-        if (!w) wants.set(o, w = { owner: o, add: [], removeKeys: new Set(), ttl: ttlOf(c.owner) });
+        if (!w)
+          wants.set(o, (w = { owner: o, add: [], removeKeys: new Set(), ttl: ttlOf(c.owner) }));
         w.add.push(...c.add);
         for (const r of c.remove) w.removeKeys.add(rdataKey(r));
       }
@@ -411,7 +524,8 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       for (const w of wants.values()) for (const r of w.add) w.removeKeys.delete(rdataKey(r));
       const todo = [...wants.values()].filter((w) => w.add.length || w.removeKeys.size);
       if (!todo.length) return;
-      for (const { zone, items } of await byZone(todo, (w) => w.owner)) await applyZone(zone, items);
+      for (const { zone, items } of await byZone(todo, (w) => w.owner))
+        await applyZone(zone, items);
     },
   };
   return provider;
@@ -419,7 +533,9 @@ export const createProvider: ProviderFactory = (options, ctx) => {
 
 /** Names for a message: all of a few, the first three of many. */
 function nameList(names: string[]): string {
-  return names.length <= 3 ? names.join(', ') : `${names.slice(0, 3).join(', ')} and ${names.length - 3} more`;
+  return names.length <= 3
+    ? names.join(', ')
+    : `${names.slice(0, 3).join(', ')} and ${names.length - 3} more`;
 }
 
 function rdataKey(r: Pick<TlsaRecord, 'usage' | 'selector' | 'matching' | 'data'>): string {
@@ -436,21 +552,27 @@ function morePages(page: PageLike): boolean {
 
 function codesOf(e: unknown): number[] {
   const errs = (e as ApiErrorLike)?.errors;
-  return Array.isArray(errs) ? errs.flatMap((x) => (typeof x?.code === 'number' ? [x.code] : [])) : [];
+  return Array.isArray(errs)
+    ? errs.flatMap((x) => (typeof x?.code === 'number' ? [x.code] : []))
+    : [];
 }
 
 function describe(e: unknown): string {
   const x = e as ApiErrorLike;
-  const errs = Array.isArray(x?.errors) ? x.errors.map((er) => `${er.code ?? '?'} ${er.message ?? ''}`.trim()) : [];
+  const errs = Array.isArray(x?.errors)
+    ? x.errors.map((er) => `${er.code ?? '?'} ${er.message ?? ''}`.trim())
+    : [];
   if (x?.status !== undefined) return `HTTP ${x.status}${errs.length ? ` ${errs.join('; ')}` : ''}`;
-  return errs.length ? errs.join('; ') : (e as Error)?.message ?? String(e);
+  return errs.length ? errs.join('; ') : ((e as Error)?.message ?? String(e));
 }
 
 function retryable(e: unknown): boolean {
   if (e instanceof Conflict || e instanceof ProviderError) return false;
   if (e instanceof APIConnectionError) return true;
   const status = (e as ApiErrorLike)?.status;
-  return status === 429 || status === 409 || status === 408 || (status !== undefined && status >= 500);
+  return (
+    status === 429 || status === 409 || status === 408 || (status !== undefined && status >= 500)
+  );
 }
 
 /** The server's `retry-after` (seconds or an HTTP date) or `retry-after-ms`, in ms. */

@@ -76,7 +76,13 @@ import { parseRdata } from '../src/tlsa/presentation.js';
 import { normaliseName, rdataText, type TlsaRecord } from '../src/tlsa/record.js';
 import { exchangeJson, Transient } from './http.js';
 import { readOptions } from './options.js';
-import { checkChangeOwners, ProviderError, type DnsProvider, type ProviderFactory, type TlsaChange } from './index.js';
+import {
+  checkChangeOwners,
+  ProviderError,
+  type DnsProvider,
+  type ProviderFactory,
+  type TlsaChange,
+} from './index.js';
 
 /** The desec provider also says which TTL it really publishes. */
 export interface DesecProvider extends DnsProvider {
@@ -134,7 +140,11 @@ class Throttled extends Error {
 
 class HttpFailure extends Error {
   /** `body`: the parsed error body (a list with one object per item for bulk requests). */
-  constructor(readonly status: number, readonly messages: string[], readonly body?: unknown) {
+  constructor(
+    readonly status: number,
+    readonly messages: string[],
+    readonly body?: unknown,
+  ) {
     super(messages.join('; '));
   }
 }
@@ -159,7 +169,9 @@ function messagesOf(body: unknown): string[] {
   if (typeof body === 'string') return [body];
   if (Array.isArray(body)) return body.flatMap(messagesOf);
   if (body && typeof body === 'object') {
-    return Object.entries(body).flatMap(([k, v]) => messagesOf(v).map((m) => (k === 'detail' || k === 'non_field_errors' ? m : `${k}: ${m}`)));
+    return Object.entries(body).flatMap(([k, v]) =>
+      messagesOf(v).map((m) => (k === 'detail' || k === 'non_field_errors' ? m : `${k}: ${m}`)),
+    );
   }
   return [];
 }
@@ -167,16 +179,28 @@ function messagesOf(body: unknown): string[] {
 /** `<url>; rel="next", <url>; rel="first"` → { next: url, first: url }. */
 function parseLinks(header: string | null): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const m of (header ?? '').matchAll(/<([^>]*)>\s*;\s*rel="?([a-z]+)"?/gi)) out[m[2]!.toLowerCase()] = m[1]!;
+  for (const m of (header ?? '').matchAll(/<([^>]*)>\s*;\s*rel="?([a-z]+)"?/gi))
+    out[m[2]!.toLowerCase()] = m[1]!;
   return out;
 }
 
 export const createProvider: ProviderFactory = (options, ctx) => {
-  const opt = readOptions(options, ctx, 'desec', ['token', 'domain', 'api_url', 'timeout_s', 'settle_ms', 'max_wait_s']);
+  const opt = readOptions(options, ctx, 'desec', [
+    'token',
+    'domain',
+    'api_url',
+    'timeout_s',
+    'settle_ms',
+    'max_wait_s',
+  ]);
   const str = (key: string, fallback?: string) => opt.string(key, fallback);
   const num = (key: string, fallback: number, min: number) => opt.number(key, fallback, { min });
   const token = str('token');
-  if (!token) throw ctx.optionError('token', 'desec needs "token" (a deSEC API token), e.g. token: ${DESEC_TOKEN} or token_file: PATH');
+  if (!token)
+    throw ctx.optionError(
+      'token',
+      'desec needs "token" (a deSEC API token), e.g. token: ${DESEC_TOKEN} or token_file: PATH',
+    );
   registerSecret(token);
   const rawUrl = str('api_url', 'https://desec.io/api/v1')!;
   let api: URL;
@@ -184,7 +208,10 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     api = new URL(rawUrl.replace(/\/+$/, ''));
     if (api.protocol !== 'https:' && api.protocol !== 'http:') throw new Error('scheme');
   } catch {
-    throw ctx.optionError('api_url', `"api_url" must be an http(s) URL such as https://desec.io/api/v1 (got "${rawUrl}")`);
+    throw ctx.optionError(
+      'api_url',
+      `"api_url" must be an http(s) URL such as https://desec.io/api/v1 (got "${rawUrl}")`,
+    );
   }
   const apiBase = `${api.origin}${api.pathname}`;
   const domainOpt = str('domain');
@@ -201,56 +228,81 @@ export const createProvider: ProviderFactory = (options, ctx) => {
   const notices: string[] = [];
   const fail = (message: string): ProviderError => new ProviderError(name, redact(message));
 
-  interface Answer { status: number; body: unknown; links: Record<string, string> }
+  interface Answer {
+    status: number;
+    body: unknown;
+    links: Record<string, string>;
+  }
 
   /** One exchange with retries; returns 2xx answers, throws HttpFailure for other 4xx. */
-  async function exchange(method: string, url: string, what: string, body?: unknown, okStatuses: number[] = [], opts: { once?: boolean } = {}): Promise<Answer> {
-    if (new URL(url).origin !== api.origin) throw fail(`refusing to follow a link off ${api.origin} (${what}): ${url}`);
+  async function exchange(
+    method: string,
+    url: string,
+    what: string,
+    body?: unknown,
+    okStatuses: number[] = [],
+    opts: { once?: boolean } = {},
+  ): Promise<Answer> {
+    if (new URL(url).origin !== api.origin)
+      throw fail(`refusing to follow a link off ${api.origin} (${what}): ${url}`);
     const once = async (): Promise<Answer> => {
-      const { res, text, json } = await exchangeJson(url, { method, headers: { Authorization: `Token ${token!}` }, body, timeoutMs }, `the deSEC API at ${api.origin} (${what})`);
+      const { res, text, json } = await exchangeJson(
+        url,
+        { method, headers: { Authorization: `Token ${token!}` }, body, timeoutMs },
+        `the deSEC API at ${api.origin} (${what})`,
+      );
       const links = parseLinks(res.headers.get('link'));
-      if (res.ok || okStatuses.includes(res.status)) return { status: res.status, body: json, links };
-      const messages = json === undefined ? [text.trim().slice(0, 300) || res.statusText] : messagesOf(json);
+      if (res.ok || okStatuses.includes(res.status))
+        return { status: res.status, body: json, links };
+      const messages =
+        json === undefined ? [text.trim().slice(0, 300) || res.statusText] : messagesOf(json);
       if (res.status === 429) {
         const seconds = Number(res.headers.get('retry-after') ?? '1');
         const wait = Number.isFinite(seconds) && seconds >= 0 ? seconds : 1;
         if (wait > maxWaitS) throw new Throttled(wait);
         throw new Transient(`deSEC API ${what}: HTTP 429 ${messages.join('; ')}`, wait * 1000);
       }
-      if (res.status >= 500) throw new Transient(`deSEC API ${what}: HTTP ${res.status} ${messages.join('; ')}`);
-      if (res.status === 401) throw fail(`token rejected (HTTP 401: ${messages.join('; ')}); check "token"`);
+      if (res.status >= 500)
+        throw new Transient(`deSEC API ${what}: HTTP ${res.status} ${messages.join('; ')}`);
+      if (res.status === 401)
+        throw fail(`token rejected (HTTP 401: ${messages.join('; ')}); check "token"`);
       throw new HttpFailure(res.status, messages, json);
     };
     // A write is never re-sent as it was: its body may be stale by then (apply reads again).
-    const attempt = opts.once ? once() : withRetry(once, {
-      attempts: ATTEMPTS,
-      baseDelayMs: 250,
-      maxDelayMs: Math.max(5_000, maxWaitS * 1000),
-      isRetryable: (e) => e instanceof Transient,
-      retryAfterMs: (e) => (e instanceof Transient ? e.retryAfterMs : undefined),
-    });
+    const attempt = opts.once
+      ? once()
+      : withRetry(once, {
+          attempts: ATTEMPTS,
+          baseDelayMs: 250,
+          maxDelayMs: Math.max(5_000, maxWaitS * 1000),
+          isRetryable: (e) => e instanceof Transient,
+          retryAfterMs: (e) => (e instanceof Transient ? e.retryAfterMs : undefined),
+        });
     return attempt.catch((e: unknown) => {
-      if (e instanceof Transient && !opts.once) throw fail(`${e.message} (gave up after ${ATTEMPTS} attempts)`);
+      if (e instanceof Transient && !opts.once)
+        throw fail(`${e.message} (gave up after ${ATTEMPTS} attempts)`);
       if (e instanceof Throttled) throw throttledError(what, e.seconds);
       throw e;
     });
   }
 
   const throttledError = (what: string, seconds: number) =>
-    fail(`rate limited by deSEC (${what}): it asks to wait ${seconds} s, more than max_wait_s (${maxWaitS}); re-run after that (RRset writes are limited per domain to 2/s, 15/min, 100/h, 300/day)`);
+    fail(
+      `rate limited by deSEC (${what}): it asks to wait ${seconds} s, more than max_wait_s (${maxWaitS}); re-run after that (RRset writes are limited per domain to 2/s, 15/min, 100/h, 300/day)`,
+    );
 
   /** GET a list, following deSEC's cursor pagination when it asks for it. */
   async function getList(path: string, what: string): Promise<unknown[]> {
     let answer = await exchange('GET', `${apiBase}${path}`, what, undefined, [400]);
     if (answer.status === 400) {
-      if (!answer.links['first']) throw new HttpFailure(400, messagesOf(answer.body));
-      answer = await exchange('GET', answer.links['first'], what);
+      if (!answer.links.first) throw new HttpFailure(400, messagesOf(answer.body));
+      answer = await exchange('GET', answer.links.first, what);
     }
     const items: unknown[] = [];
     for (let page = 0; ; page++) {
       if (!Array.isArray(answer.body)) throw fail(`unexpected answer (${what}): not a list`);
       items.push(...answer.body);
-      const next = answer.links['next'];
+      const next = answer.links.next;
       if (!next) return items;
       if (page > 1000) throw fail(`more than 1000 pages (${what})`);
       answer = await exchange('GET', next, what);
@@ -259,7 +311,12 @@ export const createProvider: ProviderFactory = (options, ctx) => {
 
   const domains = new Map<string, Promise<Domain>>();
   const toDomain = (d: { name?: unknown; minimum_ttl?: unknown }): Domain | undefined =>
-    typeof d?.name === 'string' ? { name: d.name.toLowerCase().replace(/\.$/, ''), minimumTtl: typeof d.minimum_ttl === 'number' ? d.minimum_ttl : 3600 } : undefined;
+    typeof d?.name === 'string'
+      ? {
+          name: d.name.toLowerCase().replace(/\.$/, ''),
+          minimumTtl: typeof d.minimum_ttl === 'number' ? d.minimum_ttl : 3600,
+        }
+      : undefined;
 
   function domainFor(owner: string): Promise<Domain> {
     const cacheKey = fixedDomain ?? owner;
@@ -268,28 +325,46 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     p = (async (): Promise<Domain> => {
       if (fixedDomain) {
         try {
-          const a = await exchange('GET', `${apiBase}/domains/${encodeURIComponent(fixedDomain)}/`, `reading domain ${fixedDomain}`);
+          const a = await exchange(
+            'GET',
+            `${apiBase}/domains/${encodeURIComponent(fixedDomain)}/`,
+            `reading domain ${fixedDomain}`,
+          );
           const d = toDomain(a.body as { name?: unknown });
           if (!d) throw fail(`unexpected answer for domain ${fixedDomain}`);
           return d;
         } catch (e) {
-          if (e instanceof HttpFailure && e.status === 404) throw fail(`domain (zone) ${fixedDomain} not found in this deSEC account (option "domain")`);
-          if (e instanceof HttpFailure) throw fail(`reading domain ${fixedDomain}: HTTP ${e.status} ${e.message}`);
+          if (e instanceof HttpFailure && e.status === 404)
+            throw fail(
+              `domain (zone) ${fixedDomain} not found in this deSEC account (option "domain")`,
+            );
+          if (e instanceof HttpFailure)
+            throw fail(`reading domain ${fixedDomain}: HTTP ${e.status} ${e.message}`);
           throw e;
         }
       }
       let list: unknown[];
       try {
-        list = await getList(`/domains/?owns_qname=${encodeURIComponent(owner.slice(0, -1))}`, `finding the domain of ${owner}`);
+        list = await getList(
+          `/domains/?owns_qname=${encodeURIComponent(owner.slice(0, -1))}`,
+          `finding the domain of ${owner}`,
+        );
       } catch (e) {
-        if (e instanceof HttpFailure) throw fail(`finding the domain of ${owner}: HTTP ${e.status} ${e.message}`);
+        if (e instanceof HttpFailure)
+          throw fail(`finding the domain of ${owner}: HTTP ${e.status} ${e.message}`);
         throw e;
       }
       const best = list
         .map((x) => toDomain(x as { name?: unknown }))
-        .filter((d): d is Domain => d !== undefined && (owner === `${d.name}.` || owner.endsWith(`.${d.name}.`)))
+        .filter(
+          (d): d is Domain =>
+            d !== undefined && (owner === `${d.name}.` || owner.endsWith(`.${d.name}.`)),
+        )
         .sort((a, b) => b.name.length - a.name.length)[0];
-      if (!best) throw fail(`no domain (zone) in this deSEC account contains ${owner}; add the domain to the account or set the option "domain"`);
+      if (!best)
+        throw fail(
+          `no domain (zone) in this deSEC account contains ${owner}; add the domain to the account or set the option "domain"`,
+        );
       return best;
     })();
     domains.set(cacheKey, p);
@@ -299,25 +374,35 @@ export const createProvider: ProviderFactory = (options, ctx) => {
 
   function subnameOf(owner: string, d: Domain): string {
     if (owner === `${d.name}.`) return '';
-    if (!owner.endsWith(`.${d.name}.`)) throw fail(`${owner} is not in domain ${d.name} (option "domain")`);
+    if (!owner.endsWith(`.${d.name}.`))
+      throw fail(`${owner} is not in domain ${d.name} (option "domain")`);
     return owner.slice(0, -(d.name.length + 2));
   }
 
   /** The TLSA and CNAME RRsets at `subnames`. One subname: `?subname=S` (all types at the
    *  name). Several: the whole domain at once, page by page (`?cursor=`, 500 RRsets a page),
    *  or only its TLSA RRsets with `tlsaOnly` (listing needs no CNAME). */
-  async function readNames(d: Domain, subnames: Set<string>, tlsaOnly = false): Promise<Map<string, NameState>> {
+  async function readNames(
+    d: Domain,
+    subnames: Set<string>,
+    tlsaOnly = false,
+  ): Promise<Map<string, NameState>> {
     const one = subnames.size === 1 ? [...subnames][0]! : undefined;
-    const path = one !== undefined
-      ? `/domains/${encodeURIComponent(d.name)}/rrsets/?subname=${encodeURIComponent(one)}`
-      // `cursor=` (empty) is deSEC's own `first` page link: no 400 "Pagination required" first.
-      : `/domains/${encodeURIComponent(d.name)}/rrsets/?${tlsaOnly ? 'type=TLSA&' : ''}cursor=`;
-    const what = one !== undefined ? `reading ${one || '@'} in ${d.name}` : `reading ${tlsaOnly ? 'the TLSA RRsets of ' : ''}${d.name}`;
+    const path =
+      one !== undefined
+        ? `/domains/${encodeURIComponent(d.name)}/rrsets/?subname=${encodeURIComponent(one)}`
+        : // `cursor=` (empty) is deSEC's own `first` page link: no 400 "Pagination required" first.
+          `/domains/${encodeURIComponent(d.name)}/rrsets/?${tlsaOnly ? 'type=TLSA&' : ''}cursor=`;
+    const what =
+      one !== undefined
+        ? `reading ${one || '@'} in ${d.name}`
+        : `reading ${tlsaOnly ? 'the TLSA RRsets of ' : ''}${d.name}`;
     let list: unknown[];
     try {
       list = await getList(path, what);
     } catch (e) {
-      if (e instanceof HttpFailure && e.status === 404) throw fail(`domain (zone) ${d.name} not found in this deSEC account`);
+      if (e instanceof HttpFailure && e.status === 404)
+        throw fail(`domain (zone) ${d.name} not found in this deSEC account`);
       if (e instanceof HttpFailure) throw fail(`${what}: HTTP ${e.status} ${e.message}`);
       throw e;
     }
@@ -325,11 +410,16 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     for (const r of list as RRset[]) {
       if (typeof r?.subname !== 'string' || !subnames.has(r.subname)) continue;
       let state = out.get(r.subname);
-      if (!state) out.set(r.subname, state = {});
+      if (!state) out.set(r.subname, (state = {}));
       if (r.type === 'TLSA') {
-        state.tlsa = { subname: r.subname, type: 'TLSA', ttl: r.ttl, records: Array.isArray(r.records) ? r.records.filter((x) => typeof x === 'string') : [], ...(typeof r.touched === 'string' ? { touched: r.touched } : {}) };
-      }
-      else if (r.type === 'CNAME') state.cname = r.records?.[0] ?? '?';
+        state.tlsa = {
+          subname: r.subname,
+          type: 'TLSA',
+          ttl: r.ttl,
+          records: Array.isArray(r.records) ? r.records.filter((x) => typeof x === 'string') : [],
+          ...(typeof r.touched === 'string' ? { touched: r.touched } : {}),
+        };
+      } else if (r.type === 'CNAME') state.cname = r.records?.[0] ?? '?';
     }
     return out;
   }
@@ -345,42 +435,86 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     });
     const first = found[0];
     if (!first) return;
-    const more = found.length > 1 ? `; CNAMEs also at ${found.slice(1).map((c) => `${c.owner} (to ${c.target})`).join(', ')}` : '';
+    const more =
+      found.length > 1
+        ? `; CNAMEs also at ${found
+            .slice(1)
+            .map((c) => `${c.owner} (to ${c.target})`)
+            .join(', ')}`
+        : '';
     throw fail(`${cnameMessage(first.owner, d, first.target)}${more}`);
   }
 
   /** Write these whole TLSA RRsets in ONE bulk PATCH (atomic; counted once against the write
    *  limits); returns each written RRset's `touched` stamp by subname (none if deleted). */
   async function write(d: Domain, writes: Write[]): Promise<Map<string, string | undefined>> {
-    const items = writes.map((w) => ({ subname: w.want.subname, type: 'TLSA', records: w.records, ...(w.want.ttl !== undefined && w.records.length ? { ttl: w.want.ttl } : {}) }));
+    const items = writes.map((w) => ({
+      subname: w.want.subname,
+      type: 'TLSA',
+      records: w.records,
+      ...(w.want.ttl !== undefined && w.records.length ? { ttl: w.want.ttl } : {}),
+    }));
     const first = writes[0]!.want;
-    const what = writes.length === 1 ? `writing ${first.owner} TLSA` : `writing TLSA at ${writes.length} names in ${d.name}`;
+    const what =
+      writes.length === 1
+        ? `writing ${first.owner} TLSA`
+        : `writing TLSA at ${writes.length} names in ${d.name}`;
     try {
-      const a = await exchange('PATCH', `${apiBase}/domains/${encodeURIComponent(d.name)}/rrsets/`, what, items, [], { once: true });
+      const a = await exchange(
+        'PATCH',
+        `${apiBase}/domains/${encodeURIComponent(d.name)}/rrsets/`,
+        what,
+        items,
+        [],
+        { once: true },
+      );
       const answer = Array.isArray(a.body) ? (a.body as RRset[]) : [];
-      return new Map(writes.map((w) => {
-        const written = answer.find((r) => r?.type === 'TLSA' && r.subname === w.want.subname);
-        return [w.want.subname, typeof written?.touched === 'string' ? written.touched : undefined];
-      }));
+      return new Map(
+        writes.map((w) => {
+          const written = answer.find((r) => r?.type === 'TLSA' && r.subname === w.want.subname);
+          return [
+            w.want.subname,
+            typeof written?.touched === 'string' ? written.touched : undefined,
+          ];
+        }),
+      );
     } catch (e) {
       if (!(e instanceof HttpFailure)) throw e;
       if (e.status === 404) throw fail(`domain (zone) ${d.name} not found in this deSEC account`);
       if (e.status === 403) {
         const subs = writes.map((w) => w.want.subname);
-        if (subs.length === 1) throw fail(`the token may not write TLSA at "${first.subname}" in domain ${d.name} (HTTP 403: ${e.message}); give it a scoping policy {"domain": "${d.name}", "subname": "${first.subname}", "type": "TLSA", "perm_write": true}`);
-        const shown = subs.slice(0, 10).map((s) => `"${s}"`).join(', ') + (subs.length > 10 ? `, … (${subs.length} in all)` : '');
-        throw fail(`the token may not write TLSA at one or more of ${shown} in domain ${d.name} (HTTP 403: ${e.message}); give it a scoping policy {"domain": "${d.name}", "subname": SUBNAME, "type": "TLSA", "perm_write": true} for each`);
+        if (subs.length === 1)
+          throw fail(
+            `the token may not write TLSA at "${first.subname}" in domain ${d.name} (HTTP 403: ${e.message}); give it a scoping policy {"domain": "${d.name}", "subname": "${first.subname}", "type": "TLSA", "perm_write": true}`,
+          );
+        const shown =
+          subs
+            .slice(0, 10)
+            .map((s) => `"${s}"`)
+            .join(', ') + (subs.length > 10 ? `, … (${subs.length} in all)` : '');
+        throw fail(
+          `the token may not write TLSA at one or more of ${shown} in domain ${d.name} (HTTP 403: ${e.message}); give it a scoping policy {"domain": "${d.name}", "subname": SUBNAME, "type": "TLSA", "perm_write": true} for each`,
+        );
       }
       // Bulk errors are a list with one object per item (`{}` when fine): name the owners.
-      const itemErrors: unknown[] | undefined = Array.isArray(e.body) && e.body.length === writes.length ? e.body : undefined;
+      const itemErrors: unknown[] | undefined =
+        Array.isArray(e.body) && e.body.length === writes.length ? e.body : undefined;
       const perItem = itemErrors
-        ? writes.map((w, i) => ({ owner: w.want.owner, messages: messagesOf(itemErrors[i]) })).filter((x) => x.messages.length)
+        ? writes
+            .map((w, i) => ({ owner: w.want.owner, messages: messagesOf(itemErrors[i]) }))
+            .filter((x) => x.messages.length)
         : [];
       const cname = perItem.find((x) => x.messages.some((m) => /alongside CNAME/i.test(m)));
       if (cname) throw fail(cnameMessage(cname.owner, d));
-      if (writes.length === 1 && e.messages.some((m) => /alongside CNAME/i.test(m))) throw fail(cnameMessage(first.owner, d));
-      if (writes.length === 1 || !perItem.length) throw fail(`deSEC rejected the TLSA RRset${writes.length === 1 ? ` at ${first.owner}` : `s of ${writes.length} names in ${d.name}`} (HTTP ${e.status}): ${e.message}`);
-      throw fail(`deSEC rejected TLSA RRsets in ${d.name} (HTTP ${e.status}): ${perItem.map((x) => `${x.owner}: ${x.messages.join('; ')}`).join('; ')}`);
+      if (writes.length === 1 && e.messages.some((m) => /alongside CNAME/i.test(m)))
+        throw fail(cnameMessage(first.owner, d));
+      if (writes.length === 1 || !perItem.length)
+        throw fail(
+          `deSEC rejected the TLSA RRset${writes.length === 1 ? ` at ${first.owner}` : `s of ${writes.length} names in ${d.name}`} (HTTP ${e.status}): ${e.message}`,
+        );
+      throw fail(
+        `deSEC rejected TLSA RRsets in ${d.name} (HTTP ${e.status}): ${perItem.map((x) => `${x.owner}: ${x.messages.join('; ')}`).join('; ')}`,
+      );
     }
   }
 
@@ -391,12 +525,15 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     const once = `${d.name}|${ttl}|${d.minimumTtl}`;
     if (!warned.has(once)) {
       warned.add(once);
-      process.stderr.write(`tlsa: warning: ${name}: TTL ${ttl} is below deSEC's minimum TTL ${d.minimumTtl} for ${d.name}; records are published with TTL ${d.minimumTtl} (set ttl ≥ ${d.minimumTtl})\n`);
+      process.stderr.write(
+        `tlsa: warning: ${name}: TTL ${ttl} is below deSEC's minimum TTL ${d.minimumTtl} for ${d.name}; records are published with TTL ${d.minimumTtl} (set ttl ≥ ${d.minimumTtl})\n`,
+      );
     }
     return d.minimumTtl;
   }
 
-  const checkOwners = (owner: string, change: TlsaChange): void => checkChangeOwners(name, owner, change);
+  const checkOwners = (owner: string, change: TlsaChange): void =>
+    checkChangeOwners(name, owner, change);
 
   function compute(w: Want, current: string[]): string[] {
     const out = current.filter((r) => !w.removeKeys.has(contentKey(r)));
@@ -413,9 +550,11 @@ export const createProvider: ProviderFactory = (options, ctx) => {
   /** Did our write survive, and did it not erase what was there before it? */
   function settled(w: Want, after: string[], before: string[]): boolean {
     const present = new Set(after.map(contentKey));
-    return w.addKeys.every((k) => present.has(k))
-      && [...w.removeKeys].every((k) => !present.has(k))
-      && before.every((r) => w.removeKeys.has(contentKey(r)) || present.has(contentKey(r)));
+    return (
+      w.addKeys.every((k) => present.has(k)) &&
+      [...w.removeKeys].every((k) => !present.has(k)) &&
+      before.every((r) => w.removeKeys.has(contentKey(r)) || present.has(contentKey(r)))
+    );
   }
 
   /** Read-modify-write of several owners of one domain: one read, one bulk PATCH, one
@@ -425,7 +564,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     let state = await readNames(d, new Set(pending.map((w) => w.subname)));
     checkCnames(d, pending, state);
     let failedWrites = 0;
-    for (let round = 1; round <= MAX_ROUNDS;) {
+    for (let round = 1; round <= MAX_ROUNDS; ) {
       const writes: Write[] = [];
       for (const want of pending) {
         const before = state.get(want.subname)?.tlsa?.records ?? [];
@@ -439,8 +578,12 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       } catch (e) {
         // 429 (after its Retry-After), 5xx, network: read again and recompute, never re-send.
         if (!(e instanceof Transient)) throw e;
-        if (++failedWrites >= ATTEMPTS) throw fail(`${e.message} (gave up after ${ATTEMPTS} attempts)`);
-        await sleep(e.retryAfterMs ?? Math.round(Math.random() * Math.min(5_000, 250 * 2 ** (failedWrites - 1))));
+        if (++failedWrites >= ATTEMPTS)
+          throw fail(`${e.message} (gave up after ${ATTEMPTS} attempts)`);
+        await sleep(
+          e.retryAfterMs ??
+            Math.round(Math.random() * Math.min(5_000, 250 * 2 ** (failedWrites - 1))),
+        );
         state = await readNames(d, new Set(pending.map((w) => w.subname)));
         checkCnames(d, pending, state);
         continue;
@@ -453,8 +596,14 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       for (let look = 0; look < MAX_ROUNDS; look++) {
         await sleep(Math.round(settleMs * (0.5 + Math.random())));
         state = await readNames(d, written);
-        checkCnames(d, writes.map((w) => w.want), state);
-        lost = writes.filter((w) => !settled(w.want, state.get(w.want.subname)?.tlsa?.records ?? [], w.before)).map((w) => w.want);
+        checkCnames(
+          d,
+          writes.map((w) => w.want),
+          state,
+        );
+        lost = writes
+          .filter((w) => !settled(w.want, state.get(w.want.subname)?.tlsa?.records ?? [], w.before))
+          .map((w) => w.want);
         let quiet = true;
         for (const s of written) {
           const now = state.get(s)?.tlsa?.touched;
@@ -470,14 +619,20 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       round++;
     }
     const names = pending.map((w) => w.owner);
-    throw fail(`${names.length === 1 ? names[0] : names.join(', ')}: other writers kept changing the TLSA RRset${names.length === 1 ? '' : 's'} in deSEC domain ${d.name}; gave up after ${MAX_ROUNDS} read-modify-write rounds (a re-run repairs it)`);
+    throw fail(
+      `${names.length === 1 ? names[0] : names.join(', ')}: other writers kept changing the TLSA RRset${names.length === 1 ? '' : 's'} in deSEC domain ${d.name}; gave up after ${MAX_ROUNDS} read-modify-write rounds (a re-run repairs it)`,
+    );
   }
 
   /** Owners grouped by domain. Several owners without the option "domain": the account's
    *  domains are read once (`GET /domains/`) instead of one `?owns_qname=` per owner. */
-  async function byDomain<T>(items: T[], ownerOf: (t: T) => string): Promise<Map<string, { d: Domain; items: T[] }>> {
+  async function byDomain<T>(
+    items: T[],
+    ownerOf: (t: T) => string,
+  ): Promise<Map<string, { d: Domain; items: T[] }>> {
     const out = new Map<string, { d: Domain; items: T[] }>();
-    if (!fixedDomain && new Set(items.map(ownerOf)).size > 1) await learnDomains(items.map(ownerOf));
+    if (!fixedDomain && new Set(items.map(ownerOf)).size > 1)
+      await learnDomains(items.map(ownerOf));
     for (const t of items) {
       const d = await domainFor(ownerOf(t));
       const entry = out.get(d.name);
@@ -494,17 +649,24 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     if (owners.every((o) => domains.has(o))) return;
     allDomains ??= (async () => {
       try {
-        return (await getList('/domains/', 'listing the domains of the account')).map((x) => toDomain(x as { name?: unknown })).filter((x): x is Domain => x !== undefined);
+        return (await getList('/domains/', 'listing the domains of the account'))
+          .map((x) => toDomain(x as { name?: unknown }))
+          .filter((x): x is Domain => x !== undefined);
       } catch (e) {
-        if (e instanceof HttpFailure) throw fail(`listing the domains of the account: HTTP ${e.status} ${e.message}`);
+        if (e instanceof HttpFailure)
+          throw fail(`listing the domains of the account: HTTP ${e.status} ${e.message}`);
         throw e;
       }
     })();
-    allDomains.catch(() => { allDomains = undefined; });
+    allDomains.catch(() => {
+      allDomains = undefined;
+    });
     const all = await allDomains;
     for (const o of owners) {
       if (domains.has(o)) continue;
-      const best = all.filter((d) => o === `${d.name}.` || o.endsWith(`.${d.name}.`)).sort((a, b) => b.name.length - a.name.length)[0];
+      const best = all
+        .filter((d) => o === `${d.name}.` || o.endsWith(`.${d.name}.`))
+        .sort((a, b) => b.name.length - a.name.length)[0];
       if (best) domains.set(o, Promise.resolve(best));
     }
   }
@@ -544,7 +706,10 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       return out;
     },
     async apply(ownerIn, change, ttl) {
-      await provider.applyMany!([{ owner: ownerIn, add: change.add, remove: change.remove }], () => ttl);
+      await provider.applyMany!(
+        [{ owner: ownerIn, add: change.add, remove: change.remove }],
+        () => ttl,
+      );
     },
     async applyMany(changes, ttlOf) {
       // One Want per owner (changes for the same owner are merged); empty changes cost nothing.
@@ -563,7 +728,9 @@ export const createProvider: ProviderFactory = (options, ctx) => {
         const wants = items.map(([owner, m]): Want => {
           const addKeys = [...new Set(m.add.map((r) => rdataText(r)))];
           // A record both added and removed stays (add wins, as the provider contract says).
-          const removeKeys = new Set(m.remove.map((r) => rdataText(r)).filter((k) => !addKeys.includes(k)));
+          const removeKeys = new Set(
+            m.remove.map((r) => rdataText(r)).filter((k) => !addKeys.includes(k)),
+          );
           return {
             owner,
             subname: subnameOf(owner, d),

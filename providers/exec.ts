@@ -32,17 +32,27 @@ import { readOptions } from './options.js';
 const EX_TEMPFAIL = 75;
 
 class ExecFailure extends Error {
-  constructor(message: string, readonly retryable: boolean) {
+  constructor(
+    message: string,
+    readonly retryable: boolean,
+  ) {
     super(message);
   }
 }
 
 export const createProvider: ProviderFactory = (options, ctx) => {
   const opt = readOptions(options, ctx, 'exec', ['command', 'timeout_s']);
-  const command = options['command'];
+  const command = options.command;
   const argv = typeof command === 'string' ? ['/bin/sh', '-c', command] : command;
-  if (!Array.isArray(argv) || argv.length === 0 || !argv.every((a) => typeof a === 'string' && a.length > 0)) {
-    throw ctx.optionError('command', 'exec needs "command": an argv list such as ["/usr/local/bin/my-dns", "--zone", "example.org"] or a shell command string');
+  if (
+    !Array.isArray(argv) ||
+    argv.length === 0 ||
+    !argv.every((a) => typeof a === 'string' && a.length > 0)
+  ) {
+    throw ctx.optionError(
+      'command',
+      'exec needs "command": an argv list such as ["/usr/local/bin/my-dns", "--zone", "example.org"] or a shell command string',
+    );
   }
   const timeout = opt.number('timeout_s', 30, { above: 0 });
   const name = `exec(${ctx.instance})`;
@@ -57,25 +67,44 @@ export const createProvider: ProviderFactory = (options, ctx) => {
         child.kill('SIGKILL');
         reject(new ExecFailure(`${program} did not finish within ${timeout} s`, true));
       }, timeout * 1000);
-      child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-      child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+      child.stdout.on('data', (d: Buffer) => {
+        stdout += d.toString();
+      });
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+      });
       child.on('error', (e) => {
         clearTimeout(timer);
-        reject(new ExecFailure(`cannot run ${program}: ${(e as NodeJS.ErrnoException).code ?? e.message}`, false));
+        reject(
+          new ExecFailure(
+            `cannot run ${program}: ${(e as NodeJS.ErrnoException).code ?? e.message}`,
+            false,
+          ),
+        );
       });
       child.on('close', (code) => {
         clearTimeout(timer);
         if (code === 0) return resolve(stdout);
         const tail = stderr.trim().split('\n').slice(-3).join(' | ');
-        reject(new ExecFailure(`${program} exited with ${code}${tail ? `: ${tail}` : ''}`, code === EX_TEMPFAIL));
+        reject(
+          new ExecFailure(
+            `${program} exited with ${code}${tail ? `: ${tail}` : ''}`,
+            code === EX_TEMPFAIL,
+          ),
+        );
       });
-      child.stdin.on('error', () => { /* the program may exit without reading; its exit code tells */ });
+      child.stdin.on('error', () => {
+        /* the program may exit without reading; its exit code tells */
+      });
       child.stdin.end(JSON.stringify(request));
     });
   }
 
   const call = (request: object) =>
-    withRetry(() => run(request), { attempts: 4, isRetryable: (e) => e instanceof ExecFailure && e.retryable }).catch((e: Error) => {
+    withRetry(() => run(request), {
+      attempts: 4,
+      isRetryable: (e) => e instanceof ExecFailure && e.retryable,
+    }).catch((e: Error) => {
       throw new ProviderError(name, redact(e.message));
     });
 
@@ -88,23 +117,36 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       try {
         parsed = JSON.parse(out || '{}') as { records?: unknown };
       } catch {
-        throw new ProviderError(name, `list answered with something that is not JSON: ${out.slice(0, 80)}`);
+        throw new ProviderError(
+          name,
+          `list answered with something that is not JSON: ${out.slice(0, 80)}`,
+        );
       }
-      if (!Array.isArray(parsed.records)) throw new ProviderError(name, 'list must answer {"records": [...]}');
+      if (!Array.isArray(parsed.records))
+        throw new ProviderError(name, 'list must answer {"records": [...]}');
       return parsed.records.map((r): TlsaRecord => {
         try {
           if (typeof r === 'string') return { owner: o, ...parseRdata(r) };
           const x = r as Record<string, unknown>;
-          return { owner: o, ...parseRdata(`${x['usage']} ${x['selector']} ${x['matching']} ${x['data']}`) };
+          return { owner: o, ...parseRdata(`${x.usage} ${x.selector} ${x.matching} ${x.data}`) };
         } catch (e) {
-          throw new ProviderError(name, `list returned a record tlsa cannot read (${JSON.stringify(r).slice(0, 60)}): ${(e as Error).message}`);
+          throw new ProviderError(
+            name,
+            `list returned a record tlsa cannot read (${JSON.stringify(r).slice(0, 60)}): ${(e as Error).message}`,
+          );
         }
       });
     },
     async apply(owner, change, ttl) {
       const o = normaliseName(owner);
       const { add, remove } = effectiveChange(change);
-      await call({ action: 'apply', owner: o, ttl, add: add.map(rdataText), remove: remove.map(rdataText) });
+      await call({
+        action: 'apply',
+        owner: o,
+        ttl,
+        add: add.map(rdataText),
+        remove: remove.map(rdataText),
+      });
     },
   };
   return provider;

@@ -5,7 +5,10 @@ import { EXIT } from '../src/errors.js';
 /** An answer worth asking again: 429, 5xx, a network error. Exit 3 should it escape. */
 export class Transient extends Error {
   readonly exitCode = EXIT.provider;
-  constructor(message: string, readonly retryAfterMs?: number) {
+  constructor(
+    message: string,
+    readonly retryAfterMs?: number,
+  ) {
     super(message);
   }
 }
@@ -39,7 +42,10 @@ export async function exchangeJson(
     });
   } catch (e) {
     const err = e as Error & { cause?: { code?: string; message?: string } };
-    const why = err.name === 'TimeoutError' ? `no answer within ${init.timeoutMs / 1000} s` : (err.cause?.code ?? err.cause?.message ?? err.message);
+    const why =
+      err.name === 'TimeoutError'
+        ? `no answer within ${init.timeoutMs / 1000} s`
+        : (err.cause?.code ?? err.cause?.message ?? err.message);
     throw new Transient(`cannot reach ${what}: ${why}`);
   }
   const text = await res.text();

@@ -74,7 +74,10 @@ export interface ProviderContext {
   optionError(key: string, message: string): Error;
 }
 
-export type ProviderFactory = (options: Record<string, unknown>, ctx: ProviderContext) => DnsProvider;
+export type ProviderFactory = (
+  options: Record<string, unknown>,
+  ctx: ProviderContext,
+) => DnsProvider;
 
 type Loader = () => Promise<{ createProvider: ProviderFactory }>;
 
@@ -103,7 +106,8 @@ export async function loadProviderFactory(type: string): Promise<ProviderFactory
 export function checkChangeOwners(provider: string, owner: string, change: TlsaChange): void {
   const o = normaliseName(owner);
   for (const r of [...change.add, ...change.remove]) {
-    if (normaliseName(r.owner) !== o) throw new ProviderError(provider, `record for ${r.owner} passed to apply(${o})`);
+    if (normaliseName(r.owner) !== o)
+      throw new ProviderError(provider, `record for ${r.owner} passed to apply(${o})`);
   }
 }
 

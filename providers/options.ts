@@ -6,31 +6,57 @@ export interface OptionReader {
   /** A non-empty string (trimmed), the fallback, or undefined. */
   string(key: string, fallback?: string): string | undefined;
   /** A number within bounds, or the fallback. */
-  number(key: string, fallback: number, bounds?: { min?: number; max?: number; integer?: boolean; above?: number }): number;
+  number(
+    key: string,
+    fallback: number,
+    bounds?: { min?: number; max?: number; integer?: boolean; above?: number },
+  ): number;
 }
 
-export function readOptions(options: Record<string, unknown>, ctx: ProviderContext, provider: string, known: readonly string[]): OptionReader {
+export function readOptions(
+  options: Record<string, unknown>,
+  ctx: ProviderContext,
+  provider: string,
+  known: readonly string[],
+): OptionReader {
   for (const k of Object.keys(options)) {
     if (!known.includes(k)) {
       const near = nearest(k, known);
-      throw ctx.optionError(k, `${provider} has no option "${k}"${near ? `; did you mean "${near}"?` : ''} (known: ${known.join(', ')}; secrets as <option>_file: PATH or \${ENV_VAR})`);
+      throw ctx.optionError(
+        k,
+        `${provider} has no option "${k}"${near ? `; did you mean "${near}"?` : ''} (known: ${known.join(', ')}; secrets as <option>_file: PATH or \${ENV_VAR})`,
+      );
     }
   }
   return {
     string(key, fallback) {
       const v = options[key] ?? fallback;
       if (v === undefined || v === null) return undefined;
-      if (typeof v !== 'string' || !v.trim()) throw ctx.optionError(key, `"${key}" must be a non-empty string`);
+      if (typeof v !== 'string' || !v.trim())
+        throw ctx.optionError(key, `"${key}" must be a non-empty string`);
       return v.trim();
     },
     number(key, fallback, b = {}) {
       const v = options[key] ?? fallback;
-      const ok = typeof v === 'number' && Number.isFinite(v)
-        && (b.integer ? Number.isInteger(v) : true)
-        && (b.min === undefined || v >= b.min) && (b.max === undefined || v <= b.max) && (b.above === undefined || v > b.above);
+      const ok =
+        typeof v === 'number' &&
+        Number.isFinite(v) &&
+        (b.integer ? Number.isInteger(v) : true) &&
+        (b.min === undefined || v >= b.min) &&
+        (b.max === undefined || v <= b.max) &&
+        (b.above === undefined || v > b.above);
       if (!ok) {
-        const range = [b.above !== undefined ? `> ${b.above}` : '', b.min !== undefined ? `≥ ${b.min}` : '', b.max !== undefined ? `≤ ${b.max}` : ''].filter(Boolean).join(' and ');
-        throw ctx.optionError(key, `"${key}" must be a${b.integer ? ' whole' : ''} number${range ? ` ${range}` : ''}`);
+        const range = [
+          b.above !== undefined ? `> ${b.above}` : '',
+          b.min !== undefined ? `≥ ${b.min}` : '',
+          b.max !== undefined ? `≤ ${b.max}` : '',
+        ]
+          .filter(Boolean)
+          .join(' and ');
+        throw ctx.optionError(
+          key,
+          `"${key}" must be a${b.integer ? ' whole' : ''} number${range ? ` ${range}` : ''}`,
+        );
       }
       return v as number;
     },
@@ -55,7 +81,8 @@ function editDistance(a: string, b: string): number {
     for (let j = 1; j <= b.length; j++) {
       const cost = a[i - 1] === b[j - 1] ? 0 : 1;
       let v = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) v = Math.min(v, d[i - 2]![j - 2]! + 1);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
+        v = Math.min(v, d[i - 2]![j - 2]! + 1);
       d[i]![j] = v;
     }
   }

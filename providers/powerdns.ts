@@ -71,7 +71,13 @@ import { parseRdata } from '../src/tlsa/presentation.js';
 import { normaliseName, rdataText, type TlsaRecord } from '../src/tlsa/record.js';
 import { exchangeJson, Transient } from './http.js';
 import { readOptions } from './options.js';
-import { checkChangeOwners, ProviderError, type DnsProvider, type ProviderFactory, type TlsaChange } from './index.js';
+import {
+  checkChangeOwners,
+  ProviderError,
+  type DnsProvider,
+  type ProviderFactory,
+  type TlsaChange,
+} from './index.js';
 
 interface PdnsRecord {
   content: string;
@@ -127,7 +133,10 @@ class NotFound extends Error {}
 
 /** Another 4xx (422 mostly), with PowerDNS's own `error` text. */
 class Rejected extends Error {
-  constructor(readonly status: number, readonly detail: string) {
+  constructor(
+    readonly status: number,
+    readonly detail: string,
+  ) {
     super(detail);
   }
 }
@@ -158,19 +167,34 @@ function retryAfter(header: string | null): number | undefined {
 }
 
 export const createProvider: ProviderFactory = (options, ctx) => {
-  const opt = readOptions(options, ctx, 'powerdns', ['api_key', 'url', 'server_id', 'zone', 'timeout_s', 'settle_ms']);
+  const opt = readOptions(options, ctx, 'powerdns', [
+    'api_key',
+    'url',
+    'server_id',
+    'zone',
+    'timeout_s',
+    'settle_ms',
+  ]);
   const str = (key: string, fallback?: string) => opt.string(key, fallback);
   const num = (key: string, fallback: number, min: number) => opt.number(key, fallback, { min });
   const apiKey = str('api_key');
-  if (!apiKey) throw ctx.optionError('api_key', 'powerdns needs "api_key" (the server\'s api-key), e.g. api_key: ${PDNS_API_KEY} or api_key_file: PATH');
+  if (!apiKey)
+    throw ctx.optionError(
+      'api_key',
+      'powerdns needs "api_key" (the server\'s api-key), e.g. api_key: ${PDNS_API_KEY} or api_key_file: PATH',
+    );
   registerSecret(apiKey);
   const rawUrl = str('url', 'http://127.0.0.1:8081')!;
   let baseUrl: URL;
   try {
     baseUrl = new URL(rawUrl);
-    if (baseUrl.protocol !== 'http:' && baseUrl.protocol !== 'https:') throw new Error('not http(s)');
+    if (baseUrl.protocol !== 'http:' && baseUrl.protocol !== 'https:')
+      throw new Error('not http(s)');
   } catch {
-    throw ctx.optionError('url', `"url" must be the http(s) address of the PowerDNS webserver, e.g. http://127.0.0.1:8081 (got "${rawUrl}")`);
+    throw ctx.optionError(
+      'url',
+      `"url" must be the http(s) address of the PowerDNS webserver, e.g. http://127.0.0.1:8081 (got "${rawUrl}")`,
+    );
   }
   const serverId = str('server_id', 'localhost')!;
   const zoneOpt = str('zone');
@@ -184,21 +208,42 @@ export const createProvider: ProviderFactory = (options, ctx) => {
   const settleMs = num('settle_ms', 250, 0);
   const name = `powerdns(${ctx.instance})`;
   const apiRoot = `${baseUrl.origin}${baseUrl.pathname.replace(/\/+$/, '')}/api/v1/servers/${encodeURIComponent(serverId)}`;
-  const fail = (message: string, cause?: unknown): ProviderError => new ProviderError(name, redact(message), cause === undefined ? undefined : { cause });
+  const fail = (message: string, cause?: unknown): ProviderError =>
+    new ProviderError(name, redact(message), cause === undefined ? undefined : { cause });
 
   /** One HTTP exchange; permanent errors become ProviderErrors, transient ones are retried. */
-  async function request(method: string, path: string, what: string, body?: unknown, opts: { once?: boolean } = {}): Promise<unknown> {
+  async function request(
+    method: string,
+    path: string,
+    what: string,
+    body?: unknown,
+    opts: { once?: boolean } = {},
+  ): Promise<unknown> {
     const exchange = async (): Promise<unknown> => {
-      const { res, text, json } = await exchangeJson(`${apiRoot}${path}`, { method, headers: { 'X-API-Key': apiKey! }, body, timeoutMs }, `the PowerDNS API at ${baseUrl.origin} (${what})`);
+      const { res, text, json } = await exchangeJson(
+        `${apiRoot}${path}`,
+        { method, headers: { 'X-API-Key': apiKey! }, body, timeoutMs },
+        `the PowerDNS API at ${baseUrl.origin} (${what})`,
+      );
       if (res.ok) return json;
-      const detail = (json && typeof json === 'object' && typeof (json as { error?: unknown }).error === 'string')
-        ? (json as { error: string }).error
-        : text.trim().slice(0, 300) || res.statusText;
+      const detail =
+        json && typeof json === 'object' && typeof (json as { error?: unknown }).error === 'string'
+          ? (json as { error: string }).error
+          : text.trim().slice(0, 300) || res.statusText;
       if (res.status === 429 || res.status >= 500) {
-        throw new Transient(`PowerDNS API ${what}: HTTP ${res.status} ${detail}`, retryAfter(res.headers.get('retry-after')));
+        throw new Transient(
+          `PowerDNS API ${what}: HTTP ${res.status} ${detail}`,
+          retryAfter(res.headers.get('retry-after')),
+        );
       }
-      if (res.status === 401) throw fail(`API key rejected (HTTP 401 from ${baseUrl.origin}); check "api_key" against the server's api-key setting`);
-      if (res.status === 403) throw fail(`access denied (HTTP 403 from ${baseUrl.origin}, ${what}); the server's webserver-allow-from must include this host`);
+      if (res.status === 401)
+        throw fail(
+          `API key rejected (HTTP 401 from ${baseUrl.origin}); check "api_key" against the server's api-key setting`,
+        );
+      if (res.status === 403)
+        throw fail(
+          `access denied (HTTP 403 from ${baseUrl.origin}, ${what}); the server's webserver-allow-from must include this host`,
+        );
       if (res.status === 404) throw new NotFound(detail);
       throw new Rejected(res.status, detail);
     };
@@ -226,31 +271,53 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       try {
         body = await request('GET', '/zones?dnssec=false', 'listing zones');
       } catch (e) {
-        if (e instanceof NotFound) throw fail(`server_id "${serverId}" not found at ${baseUrl.origin} (GET /api/v1/servers/${serverId}/zones: 404)`);
+        if (e instanceof NotFound)
+          throw fail(
+            `server_id "${serverId}" not found at ${baseUrl.origin} (GET /api/v1/servers/${serverId}/zones: 404)`,
+          );
         throw e;
       }
       if (!Array.isArray(body)) throw fail('unexpected answer to GET /zones (not a list)');
-      return body.flatMap((z: { name?: unknown; id?: unknown }) => (typeof z.name === 'string' && typeof z.id === 'string' ? [{ name: z.name.toLowerCase(), id: z.id }] : []));
+      return body.flatMap((z: { name?: unknown; id?: unknown }) =>
+        typeof z.name === 'string' && typeof z.id === 'string'
+          ? [{ name: z.name.toLowerCase(), id: z.id }]
+          : [],
+      );
     })();
-    zonesCache.catch(() => { zonesCache = undefined; });
+    zonesCache.catch(() => {
+      zonesCache = undefined;
+    });
     return zonesCache;
   }
 
   async function zoneFor(owner: string): Promise<Zone> {
     if (fixedZone) {
-      if (owner !== fixedZone && !owner.endsWith(`.${fixedZone}`)) throw fail(`${owner} is not in zone ${fixedZone} (option "zone")`);
+      if (owner !== fixedZone && !owner.endsWith(`.${fixedZone}`))
+        throw fail(`${owner} is not in zone ${fixedZone} (option "zone")`);
       let z = zoneByName.get(fixedZone);
       if (!z) {
         z = (async () => {
           let body: unknown;
           try {
-            body = await request('GET', `/zones?zone=${encodeURIComponent(fixedZone)}&dnssec=false`, `looking up zone ${fixedZone}`);
+            body = await request(
+              'GET',
+              `/zones?zone=${encodeURIComponent(fixedZone)}&dnssec=false`,
+              `looking up zone ${fixedZone}`,
+            );
           } catch (e) {
-            if (e instanceof NotFound) throw fail(`server_id "${serverId}" not found at ${baseUrl.origin}`);
+            if (e instanceof NotFound)
+              throw fail(`server_id "${serverId}" not found at ${baseUrl.origin}`);
             throw e;
           }
-          const found = Array.isArray(body) ? body.find((x: { name?: string }) => x.name?.toLowerCase() === fixedZone) as { name: string; id: string } | undefined : undefined;
-          if (!found) throw fail(`zone ${fixedZone} not found on the PowerDNS server at ${baseUrl.origin} (server_id ${serverId})`);
+          const found = Array.isArray(body)
+            ? (body.find((x: { name?: string }) => x.name?.toLowerCase() === fixedZone) as
+                | { name: string; id: string }
+                | undefined)
+            : undefined;
+          if (!found)
+            throw fail(
+              `zone ${fixedZone} not found on the PowerDNS server at ${baseUrl.origin} (server_id ${serverId})`,
+            );
           return { name: fixedZone, id: found.id };
         })();
         zoneByName.set(fixedZone, z);
@@ -263,8 +330,14 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       .filter((z) => owner === z.name || owner.endsWith(`.${z.name}`))
       .sort((a, b) => b.name.length - a.name.length)[0];
     if (!best) {
-      const known = zones.map((z) => z.name).slice(0, 10).join(', ') || 'none';
-      throw fail(`no zone on the PowerDNS server at ${baseUrl.origin} contains ${owner} (zones: ${known}${zones.length > 10 ? ', …' : ''}); create the zone or set the option "zone"`);
+      const known =
+        zones
+          .map((z) => z.name)
+          .slice(0, 10)
+          .join(', ') || 'none';
+      throw fail(
+        `no zone on the PowerDNS server at ${baseUrl.origin} contains ${owner} (zones: ${known}${zones.length > 10 ? ', …' : ''}); create the zone or set the option "zone"`,
+      );
     }
     return best;
   }
@@ -282,25 +355,34 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     try {
       body = await request('GET', `${zonePath(z)}${query}`, `reading zone ${z.name}`);
     } catch (e) {
-      if (e instanceof NotFound) throw fail(`zone ${z.name} not found on the PowerDNS server at ${baseUrl.origin} (it was deleted?)`);
+      if (e instanceof NotFound)
+        throw fail(
+          `zone ${z.name} not found on the PowerDNS server at ${baseUrl.origin} (it was deleted?)`,
+        );
       throw e;
     }
     const rrsets = (body as { rrsets?: unknown })?.rrsets;
     if (!Array.isArray(rrsets)) throw fail(`unexpected answer to GET zone ${z.name} (no rrsets)`);
     const serial = (body as { serial?: unknown }).serial;
-    const state: ZoneState = { names: new Map(), ...(typeof serial === 'number' ? { serial } : {}) };
+    const state: ZoneState = {
+      names: new Map(),
+      ...(typeof serial === 'number' ? { serial } : {}),
+    };
     for (const r of rrsets as PdnsRRset[]) {
       if (typeof r?.name !== 'string') continue;
       const owner = r.name.toLowerCase();
       if (!owners.has(owner) || (filter !== undefined && owner !== filter)) continue;
       let name = state.names.get(owner);
-      if (!name) state.names.set(owner, name = {});
+      if (!name) state.names.set(owner, (name = {}));
       if (r.type === 'TLSA') {
         name.tlsa = {
           name: r.name,
           type: 'TLSA',
           ttl: r.ttl,
-          records: (r.records ?? []).map((x) => ({ content: x.content, disabled: Boolean(x.disabled) })),
+          records: (r.records ?? []).map((x) => ({
+            content: x.content,
+            disabled: Boolean(x.disabled),
+          })),
         };
       } else if (r.type === 'CNAME') {
         name.cname = r.records?.[0]?.content ?? '?';
@@ -320,9 +402,10 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       }
     });
 
-  const rrsetOf = (w: Write) => (w.records.length
-    ? { name: w.want.owner, type: 'TLSA', ttl: w.ttl, changetype: 'REPLACE', records: w.records }
-    : { name: w.want.owner, type: 'TLSA', changetype: 'DELETE' });
+  const rrsetOf = (w: Write) =>
+    w.records.length
+      ? { name: w.want.owner, type: 'TLSA', ttl: w.ttl, changetype: 'REPLACE', records: w.records }
+      : { name: w.want.owner, type: 'TLSA', changetype: 'DELETE' };
 
   /** Write these RRsets of one zone: one PATCH, split only where the body would pass MAX_BODY.
    *  Returns the number of PATCHes sent (each raises the zone's serial once). */
@@ -344,19 +427,33 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       const owners = batch.map((w) => w.want.owner);
       const where = owners.length === 1 ? `${owners[0]} TLSA` : `TLSA at ${owners.length} names`;
       try {
-        await request('PATCH', zonePath(z), `writing ${where} in zone ${z.name}`, { rrsets: batch.map(rrsetOf) }, { once: true });
+        await request(
+          'PATCH',
+          zonePath(z),
+          `writing ${where} in zone ${z.name}`,
+          { rrsets: batch.map(rrsetOf) },
+          { once: true },
+        );
       } catch (e) {
-        if (e instanceof NotFound) throw fail(`zone ${z.name} not found on the PowerDNS server at ${baseUrl.origin}`);
+        if (e instanceof NotFound)
+          throw fail(`zone ${z.name} not found on the PowerDNS server at ${baseUrl.origin}`);
         if (e instanceof Rejected) {
           // PowerDNS names the RRset: "RRset NAME IN TLSA: Conflicts with pre-existing RRset".
           const named = /RRset (\S+) IN TLSA/i.exec(e.detail)?.[1]?.toLowerCase();
-          const owner = named && owners.includes(named) ? named : owners.length === 1 ? owners[0] : undefined;
+          const owner =
+            named && owners.includes(named) ? named : owners.length === 1 ? owners[0] : undefined;
           if (/Conflicts with pre-existing RRset/i.test(e.detail)) {
-            throw fail(owner ? cnameMessage(owner, z) : `one of ${owners.join(', ')} has a CNAME in zone ${z.name} (HTTP ${e.status}: ${e.detail}); TLSA records cannot sit beside it`);
+            throw fail(
+              owner
+                ? cnameMessage(owner, z)
+                : `one of ${owners.join(', ')} has a CNAME in zone ${z.name} (HTTP ${e.status}: ${e.detail}); TLSA records cannot sit beside it`,
+            );
           }
-          throw fail(owners.length === 1
-            ? `PowerDNS rejected the TLSA RRset at ${owners[0]} in zone ${z.name} (HTTP ${e.status}): ${e.detail}`
-            : `PowerDNS rejected the TLSA RRsets of ${owners.length} names in zone ${z.name} (HTTP ${e.status}): ${e.detail}`);
+          throw fail(
+            owners.length === 1
+              ? `PowerDNS rejected the TLSA RRset at ${owners[0]} in zone ${z.name} (HTTP ${e.status}): ${e.detail}`
+              : `PowerDNS rejected the TLSA RRsets of ${owners.length} names in zone ${z.name} (HTTP ${e.status}): ${e.detail}`,
+          );
         }
         throw e;
       }
@@ -375,11 +472,18 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     });
     const first = found[0];
     if (!first) return;
-    const more = found.length > 1 ? `; CNAMEs also at ${found.slice(1).map((c) => `${c.owner} (to ${c.target})`).join(', ')}` : '';
+    const more =
+      found.length > 1
+        ? `; CNAMEs also at ${found
+            .slice(1)
+            .map((c) => `${c.owner} (to ${c.target})`)
+            .join(', ')}`
+        : '';
     throw fail(`${cnameMessage(first.owner, z, first.target)}${more}`);
   }
 
-  const checkOwners = (owner: string, change: TlsaChange): void => checkChangeOwners(name, owner, change);
+  const checkOwners = (owner: string, change: TlsaChange): void =>
+    checkChangeOwners(name, owner, change);
 
   /** The new set: every record not named in remove, ours added (a disabled copy is enabled). */
   function compute(w: Want, current: PdnsRecord[]): PdnsRecord[] {
@@ -399,9 +503,13 @@ export const createProvider: ProviderFactory = (options, ctx) => {
   /** Did our write survive, and did it not erase what was there before it? */
   function settled(w: Want, after: PdnsRecord[], before: PdnsRecord[]): boolean {
     const present = new Map(after.map((r) => [contentKey(r.content), r.disabled]));
-    return w.addKeys.every((k) => present.get(k) === false)
-      && [...w.removeKeys].every((k) => !present.has(k))
-      && before.every((r) => w.removeKeys.has(contentKey(r.content)) || present.has(contentKey(r.content)));
+    return (
+      w.addKeys.every((k) => present.get(k) === false) &&
+      [...w.removeKeys].every((k) => !present.has(k)) &&
+      before.every(
+        (r) => w.removeKeys.has(contentKey(r.content)) || present.has(contentKey(r.content)),
+      )
+    );
   }
 
   /** Read-modify-write of several owners of one zone: one read, one PATCH, one read-back, and
@@ -411,13 +519,19 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     let state = await readZone(z, new Set(pending.map((w) => w.owner)));
     checkCnames(z, pending, state);
     let failedWrites = 0;
-    for (let round = 1; round <= MAX_ROUNDS;) {
+    for (let round = 1; round <= MAX_ROUNDS; ) {
       const writes: Write[] = [];
       for (const want of pending) {
         const rrset = state.names.get(want.owner)?.tlsa;
         const before = rrset?.records ?? [];
         const records = compute(want, before);
-        if (!same(before, records)) writes.push({ want, before, records, ttl: want.adds ? want.ttl : (rrset?.ttl ?? want.ttl) });
+        if (!same(before, records))
+          writes.push({
+            want,
+            before,
+            records,
+            ttl: want.adds ? want.ttl : (rrset?.ttl ?? want.ttl),
+          });
       }
       if (!writes.length) return;
       let sent: number;
@@ -426,8 +540,15 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       } catch (e) {
         // 5xx/429/network on the write: wait, then read again (the write may even have landed).
         if (!(e instanceof Transient)) throw e;
-        if (++failedWrites >= ATTEMPTS) throw fail(`${e.message} (gave up after ${ATTEMPTS} attempts)`);
-        await sleep(Math.min(30_000, e.retryAfterMs ?? Math.round(Math.random() * Math.min(5_000, 200 * 2 ** (failedWrites - 1)))));
+        if (++failedWrites >= ATTEMPTS)
+          throw fail(`${e.message} (gave up after ${ATTEMPTS} attempts)`);
+        await sleep(
+          Math.min(
+            30_000,
+            e.retryAfterMs ??
+              Math.round(Math.random() * Math.min(5_000, 200 * 2 ** (failedWrites - 1))),
+          ),
+        );
         state = await readZone(z, new Set(pending.map((w) => w.owner)));
         checkCnames(z, pending, state);
         continue;
@@ -441,9 +562,20 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       for (let look = 0; look < MAX_ROUNDS; look++) {
         await sleep(Math.round(settleMs * (0.5 + Math.random())));
         state = await readZone(z, written);
-        checkCnames(z, writes.map((w) => w.want), state);
-        lost = writes.filter((w) => !settled(w.want, state.names.get(w.want.owner)?.tlsa?.records ?? [], w.before)).map((w) => w.want);
-        const quiet = serial === undefined || state.serial === undefined || state.serial - serial <= (look === 0 ? sent : 0);
+        checkCnames(
+          z,
+          writes.map((w) => w.want),
+          state,
+        );
+        lost = writes
+          .filter(
+            (w) => !settled(w.want, state.names.get(w.want.owner)?.tlsa?.records ?? [], w.before),
+          )
+          .map((w) => w.want);
+        const quiet =
+          serial === undefined ||
+          state.serial === undefined ||
+          state.serial - serial <= (look === 0 ? sent : 0);
         serial = state.serial;
         if (lost.length || quiet) break;
       }
@@ -454,11 +586,16 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       round++;
     }
     const names = pending.map((w) => w.owner);
-    throw fail(`${names.length === 1 ? names[0] : names.join(', ')}: other writers kept changing the TLSA RRset${names.length === 1 ? '' : 's'} in zone ${z.name}; gave up after ${MAX_ROUNDS} read-modify-write rounds (nothing is lost that a re-run will not repair)`);
+    throw fail(
+      `${names.length === 1 ? names[0] : names.join(', ')}: other writers kept changing the TLSA RRset${names.length === 1 ? '' : 's'} in zone ${z.name}; gave up after ${MAX_ROUNDS} read-modify-write rounds (nothing is lost that a re-run will not repair)`,
+    );
   }
 
   /** Owners grouped by zone, in the order first seen. */
-  async function byZone<T>(items: T[], ownerOf: (t: T) => string): Promise<Map<string, { z: Zone; items: T[] }>> {
+  async function byZone<T>(
+    items: T[],
+    ownerOf: (t: T) => string,
+  ): Promise<Map<string, { z: Zone; items: T[] }>> {
     const out = new Map<string, { z: Zone; items: T[] }>();
     for (const t of items) {
       const z = await zoneFor(ownerOf(t));
@@ -489,7 +626,10 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       return out;
     },
     async apply(ownerIn, change, ttl) {
-      await provider.applyMany!([{ owner: ownerIn, add: change.add, remove: change.remove }], () => ttl);
+      await provider.applyMany!(
+        [{ owner: ownerIn, add: change.add, remove: change.remove }],
+        () => ttl,
+      );
     },
     async applyMany(changes, ttlOf) {
       // One Want per owner (changes for the same owner are merged); empty changes cost nothing.
@@ -498,7 +638,11 @@ export const createProvider: ProviderFactory = (options, ctx) => {
         const owner = normaliseName(c.owner);
         checkOwners(owner, c);
         let w = wants.get(owner);
-        if (!w) wants.set(owner, w = { owner, addKeys: [], removeKeys: new Set(), ttl: ttlOf(c.owner), adds: false });
+        if (!w)
+          wants.set(
+            owner,
+            (w = { owner, addKeys: [], removeKeys: new Set(), ttl: ttlOf(c.owner), adds: false }),
+          );
         for (const r of c.remove) w.removeKeys.add(rdataText(r));
         for (const r of c.add) if (!w.addKeys.includes(rdataText(r))) w.addKeys.push(rdataText(r));
         w.adds ||= c.add.length > 0;
@@ -506,7 +650,8 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       // A record both added and removed stays (add wins, as the provider contract says).
       for (const w of wants.values()) for (const k of w.addKeys) w.removeKeys.delete(k);
       const todo = [...wants.values()].filter((w) => w.addKeys.length || w.removeKeys.size);
-      for (const { z, items } of (await byZone(todo, (w) => w.owner)).values()) await applyZone(z, items);
+      for (const { z, items } of (await byZone(todo, (w) => w.owner)).values())
+        await applyZone(z, items);
     },
   };
   return provider;

@@ -44,14 +44,35 @@
 import { registerSecret, redact } from '../src/util/redact.js';
 import { withRetry } from '../src/util/retry.js';
 import { normaliseName, type TlsaRecord } from '../src/tlsa/record.js';
-import { decodeSecret, tsigErrorName, TSIG_ALGORITHMS, type TsigAlgorithm, type TsigKey } from '../src/dns/tsig.js';
+import {
+  decodeSecret,
+  tsigErrorName,
+  TSIG_ALGORITHMS,
+  type TsigAlgorithm,
+  type TsigKey,
+} from '../src/dns/tsig.js';
 import { DnsTransportError, exchange, type Endpoint, type Reply } from '../src/dns/transport.js';
 import { buildQuery, buildTlsaUpdateMany, parseTlsaRdata } from '../src/dns/update.js';
 import { OPCODE, TYPE, rcodeName, readName, walkRecords } from '../src/dns/wire.js';
 import { readOptions } from './options.js';
-import { checkChangeOwners, effectiveChange, ProviderError, type DnsProvider, type ProviderFactory, type TlsaChange } from './index.js';
+import {
+  checkChangeOwners,
+  effectiveChange,
+  ProviderError,
+  type DnsProvider,
+  type ProviderFactory,
+  type TlsaChange,
+} from './index.js';
 
-const KNOWN_OPTIONS = ['server', 'port', 'zone', 'tsig_name', 'tsig_algorithm', 'tsig_secret', 'timeout_s'];
+const KNOWN_OPTIONS = [
+  'server',
+  'port',
+  'zone',
+  'tsig_name',
+  'tsig_algorithm',
+  'tsig_secret',
+  'timeout_s',
+];
 
 /** The secret, and name and algorithm if the text is a BIND or Knot key block. */
 export function parseKeyText(text: string): { secret: string; name?: string; algorithm?: string } {
@@ -88,24 +109,43 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     throw ctx.optionError('zone', (e as Error).message);
   }
 
-  const secretText = options['tsig_secret'];
-  if (secretText === undefined) throw ctx.optionError('tsig_secret', 'rfc2136 needs a TSIG key: "tsig_secret_file: PATH" (chmod 600) or "tsig_secret: ${ENV_VAR}"');
-  if (typeof secretText !== 'string' || !secretText.trim()) throw ctx.optionError('tsig_secret', '"tsig_secret" must be the base64 secret of the TSIG key');
+  const secretText = options.tsig_secret;
+  if (secretText === undefined)
+    throw ctx.optionError(
+      'tsig_secret',
+      'rfc2136 needs a TSIG key: "tsig_secret_file: PATH" (chmod 600) or "tsig_secret: ${ENV_VAR}"',
+    );
+  if (typeof secretText !== 'string' || !secretText.trim())
+    throw ctx.optionError('tsig_secret', '"tsig_secret" must be the base64 secret of the TSIG key');
   registerSecret(secretText.trim());
   const fromText = parseKeyText(secretText);
   registerSecret(fromText.secret);
   const secret = decodeSecret(fromText.secret);
-  if (!secret) throw ctx.optionError('tsig_secret', 'the TSIG secret is not base64 (as tsig-keygen or keymgr -t print it)');
+  if (!secret)
+    throw ctx.optionError(
+      'tsig_secret',
+      'the TSIG secret is not base64 (as tsig-keygen or keymgr -t print it)',
+    );
   const nameText = str('tsig_name') ?? fromText.name;
-  if (!nameText) throw ctx.optionError('tsig_name', 'rfc2136 needs "tsig_name": the name of the TSIG key on the server');
+  if (!nameText)
+    throw ctx.optionError(
+      'tsig_name',
+      'rfc2136 needs "tsig_name": the name of the TSIG key on the server',
+    );
   let keyName: string;
   try {
     keyName = normaliseName(nameText);
   } catch (e) {
     throw ctx.optionError('tsig_name', (e as Error).message);
   }
-  const algText = (str('tsig_algorithm') ?? fromText.algorithm ?? 'hmac-sha256').toLowerCase().replace(/\.$/, '');
-  if (!TSIG_ALGORITHMS.includes(algText as TsigAlgorithm)) throw ctx.optionError('tsig_algorithm', `"tsig_algorithm" must be one of ${TSIG_ALGORITHMS.join(', ')} (got "${algText}")`);
+  const algText = (str('tsig_algorithm') ?? fromText.algorithm ?? 'hmac-sha256')
+    .toLowerCase()
+    .replace(/\.$/, '');
+  if (!TSIG_ALGORITHMS.includes(algText as TsigAlgorithm))
+    throw ctx.optionError(
+      'tsig_algorithm',
+      `"tsig_algorithm" must be one of ${TSIG_ALGORITHMS.join(', ')} (got "${algText}")`,
+    );
   const key: TsigKey = { name: keyName, algorithm: algText as TsigAlgorithm, secret };
 
   const name = `rfc2136(${ctx.instance})`;
@@ -113,55 +153,85 @@ export const createProvider: ProviderFactory = (options, ctx) => {
   const ep: Endpoint = { host: server, port, timeoutMs: timeoutS * 1000 };
   const zones = new Map<string, string>();
 
-  const fail = (message: string, opts: { retry?: boolean; cause?: unknown } = {}): ProviderError => {
-    const e = new ProviderError(name, redact(message), opts.cause ? { cause: opts.cause } : undefined);
+  const fail = (
+    message: string,
+    opts: { retry?: boolean; cause?: unknown } = {},
+  ): ProviderError => {
+    const e = new ProviderError(
+      name,
+      redact(message),
+      opts.cause ? { cause: opts.cause } : undefined,
+    );
     if (opts.retry) retryable.add(e);
     return e;
   };
 
   /** `scope`: "zone Z", or what the zone is being looked up for. */
   const keyRejected = (scope: string, answer: string, why: string): ProviderError =>
-    fail(`TSIG key rejected (wrong name, algorithm or secret): ${where} (${scope}) answered ${answer} to key "${keyName}" (${key.algorithm})${why}`);
+    fail(
+      `TSIG key rejected (wrong name, algorithm or secret): ${where} (${scope}) answered ${answer} to key "${keyName}" (${key.algorithm})${why}`,
+    );
 
   /** One signed exchange, retried on SERVFAIL and on no answer; the answer's TSIG checked. */
   async function ask(what: string, scope: string, build: (id: number) => Buffer): Promise<Reply> {
-    return withRetry(async () => {
-      let reply: Reply;
-      try {
-        reply = await exchange(ep, build, key);
-      } catch (e) {
-        if (e instanceof ProviderError) throw e;
-        if (e instanceof DnsTransportError) throw fail(`${what}: ${e.message}`, { retry: true, cause: e });
-        throw fail(`${what}: ${(e as Error).message}`, { cause: e });
-      }
-      const rcode = reply.header.rcode;
-      const v = reply.tsig!;
-      if (!v.ok && v.reason === 'error') {
-        const code = v.tsig!.error;
-        const why = code === 16 ? ': the secret does not match'
-          : code === 17 ? ': the server has no key of this name and algorithm, or (Knot) its acl does not let this key update TLSA here'
-          : code === 18 ? ': the clocks of this host and the server differ by more than the 300 s fudge'
-          : '';
-        throw keyRejected(scope, `${rcodeName(rcode)} (${tsigErrorName(code)})`, why);
-      }
-      if (rcode === 2) throw fail(`${what}: ${where} answered SERVFAIL (${scope})`, { retry: true });
-      if (!v.ok && rcode === 0) {
-        throw fail(`${what}: the answer from ${where} is not signed with key "${keyName}" (${v.reason}); not trusted`);
-      }
-      return reply;
-    }, { attempts: 4, baseDelayMs: 250, maxDelayMs: 2_000, isRetryable: (e) => e instanceof Error && retryable.has(e) });
+    return withRetry(
+      async () => {
+        let reply: Reply;
+        try {
+          reply = await exchange(ep, build, key);
+        } catch (e) {
+          if (e instanceof ProviderError) throw e;
+          if (e instanceof DnsTransportError)
+            throw fail(`${what}: ${e.message}`, { retry: true, cause: e });
+          throw fail(`${what}: ${(e as Error).message}`, { cause: e });
+        }
+        const rcode = reply.header.rcode;
+        const v = reply.tsig!;
+        if (!v.ok && v.reason === 'error') {
+          const code = v.tsig!.error;
+          const why =
+            code === 16
+              ? ': the secret does not match'
+              : code === 17
+                ? ': the server has no key of this name and algorithm, or (Knot) its acl does not let this key update TLSA here'
+                : code === 18
+                  ? ': the clocks of this host and the server differ by more than the 300 s fudge'
+                  : '';
+          throw keyRejected(scope, `${rcodeName(rcode)} (${tsigErrorName(code)})`, why);
+        }
+        if (rcode === 2)
+          throw fail(`${what}: ${where} answered SERVFAIL (${scope})`, { retry: true });
+        if (!v.ok && rcode === 0) {
+          throw fail(
+            `${what}: the answer from ${where} is not signed with key "${keyName}" (${v.reason}); not trusted`,
+          );
+        }
+        return reply;
+      },
+      {
+        attempts: 4,
+        baseDelayMs: 250,
+        maxDelayMs: 2_000,
+        isRetryable: (e) => e instanceof Error && retryable.has(e),
+      },
+    );
   }
 
   async function findZone(owner: string): Promise<string> {
     if (zoneFixed) {
-      if (owner !== zoneFixed && !owner.endsWith(`.${zoneFixed}`)) throw fail(`${owner} is not in zone ${zoneFixed} (option "zone")`);
+      if (owner !== zoneFixed && !owner.endsWith(`.${zoneFixed}`))
+        throw fail(`${owner} is not in zone ${zoneFixed} (option "zone")`);
       return zoneFixed;
     }
     const cached = zones.get(owner);
     if (cached) return cached;
     const answers: string[] = [];
     for (let n = owner; n !== '.'; n = n.slice(n.indexOf('.') + 1) || '.') {
-      const reply = await ask(`finding the zone of ${owner}`, `zone of ${owner} not known yet`, (id) => buildQuery(id, n, TYPE.SOA));
+      const reply = await ask(
+        `finding the zone of ${owner}`,
+        `zone of ${owner} not known yet`,
+        (id) => buildQuery(id, n, TYPE.SOA),
+      );
       const { rcode, aa } = reply.header;
       answers.push(`${n} ${rcodeName(rcode)}${aa ? '' : ' (not authoritative)'}`);
       if (aa && (rcode === 0 || rcode === 3)) {
@@ -173,25 +243,33 @@ export const createProvider: ProviderFactory = (options, ctx) => {
         }
       }
     }
-    throw fail(`${where} serves no zone that contains ${owner} (SOA queries: ${answers.join(', ')}); check "server", or set "zone"`);
+    throw fail(
+      `${where} serves no zone that contains ${owner} (SOA queries: ${answers.join(', ')}); check "server", or set "zone"`,
+    );
   }
 
-  const checkOwners = (owner: string, change: TlsaChange): void => checkChangeOwners(name, owner, change);
+  const checkOwners = (owner: string, change: TlsaChange): void =>
+    checkChangeOwners(name, owner, change);
 
   const provider: DnsProvider = {
     name,
     async list(owner) {
       const o = normaliseName(owner);
       const zone = await findZone(o);
-      const reply = await ask(`reading TLSA at ${o}`, `zone ${zone}`, (id) => buildQuery(id, o, TYPE.TLSA, 1232));
+      const reply = await ask(`reading TLSA at ${o}`, `zone ${zone}`, (id) =>
+        buildQuery(id, o, TYPE.TLSA, 1232),
+      );
       const { rcode, aa } = reply.header;
       if (rcode === 3) return [];
       if (rcode !== 0 || !aa) {
-        throw fail(`reading TLSA at ${o}: ${where} answered ${rcodeName(rcode)}${aa ? '' : ' without authority'}: it does not serve zone ${zone}`);
+        throw fail(
+          `reading TLSA at ${o}: ${where} answered ${rcodeName(rcode)}${aa ? '' : ' without authority'}: it does not serve zone ${zone}`,
+        );
       }
       const out: TlsaRecord[] = [];
       for (const s of walkRecords(reply.message)) {
-        if (s.section !== 1 || s.type !== TYPE.TLSA || readName(reply.message, s.start) !== o) continue;
+        if (s.section !== 1 || s.type !== TYPE.TLSA || readName(reply.message, s.start) !== o)
+          continue;
         out.push(parseTlsaRdata(o, reply.message.subarray(s.rdataAt, s.end)));
       }
       return out;
@@ -207,9 +285,12 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       const out = new Map<string, TlsaRecord[]>();
       // Queries are cheap and independent: a few at a time, not one UPDATE-sized transfer.
       const queue = [...owners];
-      await Promise.all(Array.from({ length: Math.min(16, queue.length) }, async () => {
-        for (let o = queue.shift(); o !== undefined; o = queue.shift()) out.set(normaliseName(o), await provider.list(o));
-      }));
+      await Promise.all(
+        Array.from({ length: Math.min(16, queue.length) }, async () => {
+          for (let o = queue.shift(); o !== undefined; o = queue.shift())
+            out.set(normaliseName(o), await provider.list(o));
+        }),
+      );
       return out;
     },
     async applyMany(changes, ttlOf) {
@@ -223,7 +304,8 @@ export const createProvider: ProviderFactory = (options, ctx) => {
         if (m) {
           m.add.push(...c.add);
           m.remove.push(...c.remove);
-        } else merged.set(o, { owner: o, add: [...c.add], remove: [...c.remove], ttl: ttlOf(c.owner) });
+        } else
+          merged.set(o, { owner: o, add: [...c.add], remove: [...c.remove], ttl: ttlOf(c.owner) });
       }
       const byZone = new Map<string, UpdateItem[]>();
       for (const m of merged.values()) {
@@ -251,7 +333,8 @@ export const createProvider: ProviderFactory = (options, ctx) => {
    *  clear error. */
   async function update(zone: string, items: UpdateItem[]): Promise<void> {
     for (const i of items) {
-      if (!Number.isInteger(i.ttl) || i.ttl < 0 || i.ttl > 0x7fffffff) throw fail(`TTL ${i.ttl} is not a DNS TTL`);
+      if (!Number.isInteger(i.ttl) || i.ttl < 0 || i.ttl > 0x7fffffff)
+        throw fail(`TTL ${i.ttl} is not a DNS TTL`);
     }
     const o = items.length === 1 ? items[0]!.owner : `${items.length} names`;
     const what = `updating TLSA at ${o} in zone ${zone}`;
@@ -263,24 +346,35 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     };
     const reply = await ask(what, `zone ${zone}`, build);
     const { rcode, opcode } = reply.header;
-    if (opcode !== OPCODE.UPDATE) throw fail(`${what}: ${where} answered with opcode ${opcode}, not UPDATE`);
+    if (opcode !== OPCODE.UPDATE)
+      throw fail(`${what}: ${where} answered with opcode ${opcode}, not UPDATE`);
     switch (rcode) {
       case 0:
         return;
       case 7: // YXRRSET: "CNAME RRset does not exist" failed
       case 8: // NXRRSET: a server reading the prerequisite the other way round
-        throw fail(`${o} has a CNAME (${where} answered ${rcodeName(rcode)} to the prerequisite "no CNAME"); TLSA records cannot sit beside it, and tlsa does not overwrite it: move the TLSA records to the CNAME's target or remove the CNAME`);
+        throw fail(
+          `${o} has a CNAME (${where} answered ${rcodeName(rcode)} to the prerequisite "no CNAME"); TLSA records cannot sit beside it, and tlsa does not overwrite it: move the TLSA records to the CNAME's target or remove the CNAME`,
+        );
       case 5:
-        throw fail(`${what}: ${where} answered REFUSED: the server refuses updates for this zone from this key (check its ACL / update-policy for key "${keyName}" and type TLSA)`);
+        throw fail(
+          `${what}: ${where} answered REFUSED: the server refuses updates for this zone from this key (check its ACL / update-policy for key "${keyName}" and type TLSA)`,
+        );
       case 9:
         for (const i of items) zones.delete(i.owner);
-        throw fail(`${what}: ${where} answered NOTAUTH: it is not authoritative (primary) for zone ${zone}; check "server" and "zone"`);
+        throw fail(
+          `${what}: ${where} answered NOTAUTH: it is not authoritative (primary) for zone ${zone}; check "server" and "zone"`,
+        );
       case 10:
         for (const i of items) zones.delete(i.owner);
-        throw fail(`${what}: ${where} answered NOTZONE: ${o} is not in zone ${zone} as the server has it (a delegated subzone?); set "zone"`);
+        throw fail(
+          `${what}: ${where} answered NOTZONE: ${o} is not in zone ${zone} as the server has it (a delegated subzone?); set "zone"`,
+        );
       case 1:
       case 4:
-        throw fail(`${what}: ${where} answered ${rcodeName(rcode)}: it does not take this UPDATE (is dynamic update enabled for zone ${zone}?)`);
+        throw fail(
+          `${what}: ${where} answered ${rcodeName(rcode)}: it does not take this UPDATE (is dynamic update enabled for zone ${zone}?)`,
+        );
       default:
         throw fail(`${what}: ${where} answered ${rcodeName(rcode)}`);
     }

@@ -81,23 +81,63 @@ import { normaliseName, rdataText, type TlsaRecord } from '../src/tlsa/record.js
 import { redact, registerSecret } from '../src/util/redact.js';
 import { withRetry } from '../src/util/retry.js';
 import { readOptions } from './options.js';
-import { checkChangeOwners, ProviderError, type DnsProvider, type ProviderFactory, type TlsaChange } from './index.js';
+import {
+  checkChangeOwners,
+  ProviderError,
+  type DnsProvider,
+  type ProviderFactory,
+  type TlsaChange,
+} from './index.js';
 
-type Operation = 'ListHostedZonesByName' | 'ListResourceRecordSets' | 'ChangeResourceRecordSets' | 'GetChange';
+type Operation =
+  | 'ListHostedZonesByName'
+  | 'ListResourceRecordSets'
+  | 'ChangeResourceRecordSets'
+  | 'GetChange';
 
 /** Error codes that mean "these credentials are not accepted" (STS/SigV4 wording). */
 const CREDENTIAL_CODES = new Set([
-  'InvalidClientTokenId', 'UnrecognizedClientException', 'SignatureDoesNotMatch', 'IncompleteSignature',
-  'MissingAuthenticationToken', 'InvalidAccessKeyId', 'ExpiredToken', 'ExpiredTokenException', 'InvalidToken',
-  'CredentialsProviderError', 'AuthFailure',
+  'InvalidClientTokenId',
+  'UnrecognizedClientException',
+  'SignatureDoesNotMatch',
+  'IncompleteSignature',
+  'MissingAuthenticationToken',
+  'InvalidAccessKeyId',
+  'ExpiredToken',
+  'ExpiredTokenException',
+  'InvalidToken',
+  'CredentialsProviderError',
+  'AuthFailure',
 ]);
-const ACCESS_DENIED_CODES = new Set(['AccessDenied', 'AccessDeniedException', 'NotAuthorizedException']);
+const ACCESS_DENIED_CODES = new Set([
+  'AccessDenied',
+  'AccessDeniedException',
+  'NotAuthorizedException',
+]);
 const TRANSIENT_CODES = new Set([
-  'Throttling', 'ThrottlingException', 'ThrottledException', 'RequestLimitExceeded', 'TooManyRequestsException',
-  'PriorRequestNotComplete', 'ServiceUnavailable', 'InternalFailure', 'InternalError', 'RequestTimeout',
-  'RequestTimeoutException', 'TimeoutError',
+  'Throttling',
+  'ThrottlingException',
+  'ThrottledException',
+  'RequestLimitExceeded',
+  'TooManyRequestsException',
+  'PriorRequestNotComplete',
+  'ServiceUnavailable',
+  'InternalFailure',
+  'InternalError',
+  'RequestTimeout',
+  'RequestTimeoutException',
+  'TimeoutError',
 ]);
-const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH']);
+const NETWORK_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EAI_AGAIN',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+]);
 const CONFLICT = /but it was not found|do not match the current values|but it already exists/i;
 const CONFLICT_ATTEMPTS = 6;
 /** Change batch limits: changes, ResourceRecord values, characters of all values. */
@@ -134,7 +174,17 @@ interface NameState {
 }
 
 export const createProvider: ProviderFactory = (options, ctx) => {
-  const opt = readOptions(options, ctx, 'route53', ['hosted_zone_id', 'region', 'access_key_id', 'secret_access_key', 'session_token', 'profile', 'endpoint', 'wait_timeout_s', 'poll_interval_s']);
+  const opt = readOptions(options, ctx, 'route53', [
+    'hosted_zone_id',
+    'region',
+    'access_key_id',
+    'secret_access_key',
+    'session_token',
+    'profile',
+    'endpoint',
+    'wait_timeout_s',
+    'poll_interval_s',
+  ]);
   const str = (key: string) => opt.string(key);
   const positive = (key: string, def: number) => opt.number(key, def, { above: 0 });
   const zoneIdOption = str('hosted_zone_id')?.replace(/^\/?hostedzone\//, '');
@@ -145,11 +195,26 @@ export const createProvider: ProviderFactory = (options, ctx) => {
   const profile = str('profile');
   const endpoint = str('endpoint');
   if (!!accessKeyId !== !!secretAccessKey) {
-    throw ctx.optionError(accessKeyId ? 'secret_access_key' : 'access_key_id', 'access_key_id and secret_access_key go together; leave both out to use the AWS credential chain (environment, profile, instance role)');
+    throw ctx.optionError(
+      accessKeyId ? 'secret_access_key' : 'access_key_id',
+      'access_key_id and secret_access_key go together; leave both out to use the AWS credential chain (environment, profile, instance role)',
+    );
   }
-  if (sessionToken && !accessKeyId) throw ctx.optionError('session_token', 'session_token needs access_key_id and secret_access_key');
-  if (profile && accessKeyId) throw ctx.optionError('profile', 'set either profile or access_key_id/secret_access_key, not both');
-  if (endpoint && !/^https?:\/\/[^\s/]+/.test(endpoint)) throw ctx.optionError('endpoint', '"endpoint" must be an http(s) URL such as http://127.0.0.1:4566');
+  if (sessionToken && !accessKeyId)
+    throw ctx.optionError(
+      'session_token',
+      'session_token needs access_key_id and secret_access_key',
+    );
+  if (profile && accessKeyId)
+    throw ctx.optionError(
+      'profile',
+      'set either profile or access_key_id/secret_access_key, not both',
+    );
+  if (endpoint && !/^https?:\/\/[^\s/]+/.test(endpoint))
+    throw ctx.optionError(
+      'endpoint',
+      '"endpoint" must be an http(s) URL such as http://127.0.0.1:4566',
+    );
   const waitTimeoutMs = positive('wait_timeout_s', 300) * 1000;
   const pollIntervalMs = positive('poll_interval_s', 5) * 1000;
   for (const s of [secretAccessKey, sessionToken]) if (s) registerSecret(s);
@@ -161,14 +226,31 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       region,
       maxAttempts: 1,
       ...(endpoint ? { endpoint } : {}),
-      ...(accessKeyId && secretAccessKey ? { credentials: { accessKeyId, secretAccessKey, ...(sessionToken ? { sessionToken } : {}) } } : {}),
+      ...(accessKeyId && secretAccessKey
+        ? {
+            credentials: {
+              accessKeyId,
+              secretAccessKey,
+              ...(sessionToken ? { sessionToken } : {}),
+            },
+          }
+        : {}),
       ...(profile ? { profile } : {}),
     }));
 
   /** One API call with the transient-error retry; errors become ProviderErrors (or Conflict). */
-  async function call<T>(op: Operation, subject: string, fn: (c: Route53Client) => Promise<T>): Promise<T> {
+  async function call<T>(
+    op: Operation,
+    subject: string,
+    fn: (c: Route53Client) => Promise<T>,
+  ): Promise<T> {
     try {
-      return await withRetry(() => fn(route53()), { attempts: 6, baseDelayMs: 250, maxDelayMs: 8_000, isRetryable: transient });
+      return await withRetry(() => fn(route53()), {
+        attempts: 6,
+        baseDelayMs: 250,
+        maxDelayMs: 8_000,
+        isRetryable: transient,
+      });
     } catch (e) {
       throw translate(e, op, subject);
     }
@@ -180,18 +262,37 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     const action = `route53:${op}`;
     if (op === 'ChangeResourceRecordSets' && code === 'InvalidChangeBatch') {
       if (CONFLICT.test(said)) return new Conflict(said);
-      if (/CNAME/.test(said)) return new ProviderError(name, `${subject}: Route 53 refuses TLSA records beside the CNAME there (${said}); tlsa does not overwrite a CNAME: move the TLSA records to the CNAME's target or remove the CNAME`);
+      if (/CNAME/.test(said))
+        return new ProviderError(
+          name,
+          `${subject}: Route 53 refuses TLSA records beside the CNAME there (${said}); tlsa does not overwrite a CNAME: move the TLSA records to the CNAME's target or remove the CNAME`,
+        );
       return new ProviderError(name, `${subject}: Route 53 rejected the change batch: ${said}`);
     }
     if (CREDENTIAL_CODES.has(code) || (e as Error)?.name === 'CredentialsProviderError') {
-      return new ProviderError(name, `AWS did not accept the credentials (${code}) calling ${op} for ${subject}: check access_key_id/secret_access_key, the profile or the AWS credential chain. AWS said: ${said}`);
+      return new ProviderError(
+        name,
+        `AWS did not accept the credentials (${code}) calling ${op} for ${subject}: check access_key_id/secret_access_key, the profile or the AWS credential chain. AWS said: ${said}`,
+      );
     }
     if (ACCESS_DENIED_CODES.has(code)) {
-      return new ProviderError(name, `access denied calling ${op} for ${subject}: the IAM policy must allow ${action} (see the least-privilege policy in providers/route53.ts). AWS said: ${said}`);
+      return new ProviderError(
+        name,
+        `access denied calling ${op} for ${subject}: the IAM policy must allow ${action} (see the least-privilege policy in providers/route53.ts). AWS said: ${said}`,
+      );
     }
-    if (code === 'NoSuchHostedZone') return new ProviderError(name, `${subject} does not exist (NoSuchHostedZone): check hosted_zone_id and the account of the credentials`);
-    if (code === 'NoSuchChange') return new ProviderError(name, `${subject} is unknown to Route 53 (NoSuchChange)`);
-    if (transient(e)) return new ProviderError(name, `${op} for ${subject} still failing after retries (${code}): ${said}`);
+    if (code === 'NoSuchHostedZone')
+      return new ProviderError(
+        name,
+        `${subject} does not exist (NoSuchHostedZone): check hosted_zone_id and the account of the credentials`,
+      );
+    if (code === 'NoSuchChange')
+      return new ProviderError(name, `${subject} is unknown to Route 53 (NoSuchChange)`);
+    if (transient(e))
+      return new ProviderError(
+        name,
+        `${op} for ${subject} still failing after retries (${code}): ${said}`,
+      );
     return new ProviderError(name, `${op} for ${subject} failed (${code}): ${said}`, { cause: e });
   }
 
@@ -208,20 +309,36 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       if (cached) return cached;
       tried.push(candidate);
       if (notZones.has(candidate)) continue;
-      const out = await call('ListHostedZonesByName', `the hosted zone of ${owner}`, (c) => c.send(new ListHostedZonesByNameCommand({ DNSName: candidate, MaxItems: 20 })));
-      const matches = (out.HostedZones ?? []).filter((z) => z.Name && sameName(z.Name, candidate) && !z.Config?.PrivateZone);
+      const out = await call('ListHostedZonesByName', `the hosted zone of ${owner}`, (c) =>
+        c.send(new ListHostedZonesByNameCommand({ DNSName: candidate, MaxItems: 20 })),
+      );
+      const matches = (out.HostedZones ?? []).filter(
+        (z) => z.Name && sameName(z.Name, candidate) && !z.Config?.PrivateZone,
+      );
       if (matches.length > 1) {
-        throw new ProviderError(name, `${matches.length} public hosted zones are named ${candidate} (${matches.map((z) => stripPrefix(z.Id ?? '')).join(', ')}); set hosted_zone_id to the one that is delegated`);
+        throw new ProviderError(
+          name,
+          `${matches.length} public hosted zones are named ${candidate} (${matches.map((z) => stripPrefix(z.Id ?? '')).join(', ')}); set hosted_zone_id to the one that is delegated`,
+        );
       }
       const z = matches[0];
       if (z?.Id) {
-        const zone: Zone = { id: stripPrefix(z.Id), label: `hosted zone ${stripPrefix(z.Id)} (${candidate})`, ...(typeof z.ResourceRecordSetCount === 'number' ? { setCount: z.ResourceRecordSetCount } : {}) };
+        const zone: Zone = {
+          id: stripPrefix(z.Id),
+          label: `hosted zone ${stripPrefix(z.Id)} (${candidate})`,
+          ...(typeof z.ResourceRecordSetCount === 'number'
+            ? { setCount: z.ResourceRecordSetCount }
+            : {}),
+        };
         zones.set(candidate, zone);
         return zone;
       }
       notZones.add(candidate);
     }
-    throw new ProviderError(name, `no public hosted zone found for ${owner} (looked for ${tried.join(', ')}); create the zone, check the account of the credentials, or set hosted_zone_id`);
+    throw new ProviderError(
+      name,
+      `no public hosted zone found for ${owner} (looked for ${tried.join(', ')}); create the zone, check the account of the credentials, or set hosted_zone_id`,
+    );
   }
 
   /** The record sets at the owner name that matter: TLSA and CNAME. Starts the listing at the
@@ -233,13 +350,27 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     let startType: RRType | undefined;
     for (let page = 0; page < 1000; page++) {
       const out = await call('ListResourceRecordSets', zone.label, (c) =>
-        c.send(new ListResourceRecordSetsCommand({ HostedZoneId: zone.id, StartRecordName: startName, ...(startType ? { StartRecordType: startType } : {}), MaxItems: 300 })));
+        c.send(
+          new ListResourceRecordSetsCommand({
+            HostedZoneId: zone.id,
+            StartRecordName: startName,
+            ...(startType ? { StartRecordType: startType } : {}),
+            MaxItems: 300,
+          }),
+        ),
+      );
       let done = false;
       for (const s of out.ResourceRecordSets ?? []) {
-        if (!s.Name || !sameName(s.Name, owner)) { done = true; break; }
+        if (!s.Name || !sameName(s.Name, owner)) {
+          done = true;
+          break;
+        }
         if (s.Type === 'TLSA') {
           if (s.SetIdentifier || s.AliasTarget || state.tlsa) {
-            throw new ProviderError(name, `${owner} in ${zone.label} has a TLSA record set with a routing policy or alias; tlsa writes only simple record sets`);
+            throw new ProviderError(
+              name,
+              `${owner} in ${zone.label} has a TLSA record set with a routing policy or alias; tlsa writes only simple record sets`,
+            );
           }
           state.tlsa = s;
         }
@@ -248,7 +379,15 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       const next = out.NextRecordName;
       const nextType = out.NextRecordType;
       // Types at one name come sorted: once the listing is past TLSA (and so past CNAME), stop.
-      if (done || !out.IsTruncated || !next || !nextType || !sameName(next, owner) || nextType > 'TLSA') break;
+      if (
+        done ||
+        !out.IsTruncated ||
+        !next ||
+        !nextType ||
+        !sameName(next, owner) ||
+        nextType > 'TLSA'
+      )
+        break;
       startName = next;
       startType = nextType;
     }
@@ -257,7 +396,10 @@ export const createProvider: ProviderFactory = (options, ctx) => {
 
   /** The values of a TLSA set, parsed where possible; a value we cannot read stays in the set
    *  untouched (it can never match a removal). */
-  function recordsOf(owner: string, set: ResourceRecordSet | undefined): Array<{ value: string; record?: TlsaRecord }> {
+  function recordsOf(
+    owner: string,
+    set: ResourceRecordSet | undefined,
+  ): Array<{ value: string; record?: TlsaRecord }> {
     return (set?.ResourceRecords ?? []).map((r) => {
       const value = r.Value ?? '';
       try {
@@ -275,7 +417,10 @@ export const createProvider: ProviderFactory = (options, ctx) => {
    *  WALK_AFTER names. */
   async function readMany(zone: Zone, owners: string[]): Promise<Map<string, NameState>> {
     const out = new Map<string, NameState>();
-    const walk = zone.setCount !== undefined ? Math.max(1, Math.ceil(zone.setCount / 300)) < owners.length : owners.length > WALK_AFTER;
+    const walk =
+      zone.setCount !== undefined
+        ? Math.max(1, Math.ceil(zone.setCount / 300)) < owners.length
+        : owners.length > WALK_AFTER;
     if (!walk) {
       for (const o of owners) out.set(o, await readName(zone, o));
       return out;
@@ -286,30 +431,50 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     for (let page = 0; page < 100_000; page++) {
       const from = start;
       const res = await call('ListResourceRecordSets', zone.label, (c) =>
-        c.send(new ListResourceRecordSetsCommand({
-          HostedZoneId: zone.id, MaxItems: 300,
-          ...(from ? { StartRecordName: from.name, StartRecordType: from.type, ...(from.id ? { StartRecordIdentifier: from.id } : {}) } : {}),
-        })));
+        c.send(
+          new ListResourceRecordSetsCommand({
+            HostedZoneId: zone.id,
+            MaxItems: 300,
+            ...(from
+              ? {
+                  StartRecordName: from.name,
+                  StartRecordType: from.type,
+                  ...(from.id ? { StartRecordIdentifier: from.id } : {}),
+                }
+              : {}),
+          }),
+        ),
+      );
       for (const s of res.ResourceRecordSets ?? []) {
         const o = s.Name ? wanted.get(nameKey(s.Name)) : undefined;
         if (!o) continue;
         const state = out.get(o)!;
         if (s.Type === 'TLSA') {
           if (s.SetIdentifier || s.AliasTarget || state.tlsa) {
-            throw new ProviderError(name, `${o} in ${zone.label} has a TLSA record set with a routing policy or alias; tlsa writes only simple record sets`);
+            throw new ProviderError(
+              name,
+              `${o} in ${zone.label} has a TLSA record set with a routing policy or alias; tlsa writes only simple record sets`,
+            );
           }
           state.tlsa = s;
         }
         if (s.Type === 'CNAME') state.cname = s;
       }
       if (!res.IsTruncated || !res.NextRecordName || !res.NextRecordType) break;
-      start = { name: res.NextRecordName, type: res.NextRecordType, ...(res.NextRecordIdentifier ? { id: res.NextRecordIdentifier } : {}) };
+      start = {
+        name: res.NextRecordName,
+        type: res.NextRecordType,
+        ...(res.NextRecordIdentifier ? { id: res.NextRecordIdentifier } : {}),
+      };
     }
     return out;
   }
 
   /** Owner names grouped by hosted zone (zone lookups are cached). */
-  async function byZone<T>(items: T[], ownerOf: (t: T) => string): Promise<Array<{ zone: Zone; items: T[] }>> {
+  async function byZone<T>(
+    items: T[],
+    ownerOf: (t: T) => string,
+  ): Promise<Array<{ zone: Zone; items: T[] }>> {
     const out = new Map<string, { zone: Zone; items: T[] }>();
     for (const t of items) {
       const zone = await zoneFor(ownerOf(t));
@@ -325,73 +490,138 @@ export const createProvider: ProviderFactory = (options, ctx) => {
    *  written by an earlier batch then need nothing). */
   async function applyZone(zone: Zone, wants: Want[]): Promise<void> {
     const owners = wants.map((w) => w.owner);
-    const subject = owners.length === 1 ? `${owners[0]} in ${zone.label}` : `${owners.length} names in ${zone.label}`;
+    const subject =
+      owners.length === 1
+        ? `${owners[0]} in ${zone.label}`
+        : `${owners.length} names in ${zone.label}`;
     try {
-      await withRetry(async () => {
-        const states = await readMany(zone, owners);
-        const cnames = owners.filter((o) => states.get(o)?.cname);
-        if (cnames.length) {
-          throw new ProviderError(name, `${nameList(cnames)} ${cnames.length === 1 ? 'has a CNAME' : 'have CNAMEs'} in ${zone.label}; TLSA records cannot sit beside it, and tlsa does not overwrite it: move the TLSA records to the CNAME's target or remove the CNAME${owners.length > 1 ? ' (nothing was written)' : ''}`);
-        }
-        const units: Array<{ owner: string; want: Want; changes: Change[]; values: number; chars: number }> = [];
-        for (const w of wants) {
-          const state = states.get(w.owner) ?? {};
-          const current = recordsOf(w.owner, state.tlsa);
-          const kept = current.filter((x) => !(x.record && w.removeKeys.has(rdataKey(x.record))));
-          const values = kept.map((x) => x.value);
-          const present = new Set(kept.flatMap((x) => (x.record ? [rdataKey(x.record)] : [])));
-          for (const r of w.add) {
-            if (present.has(rdataKey(r))) continue;
-            present.add(rdataKey(r));
-            values.push(rdataText(r));
+      await withRetry(
+        async () => {
+          const states = await readMany(zone, owners);
+          const cnames = owners.filter((o) => states.get(o)?.cname);
+          if (cnames.length) {
+            throw new ProviderError(
+              name,
+              `${nameList(cnames)} ${cnames.length === 1 ? 'has a CNAME' : 'have CNAMEs'} in ${zone.label}; TLSA records cannot sit beside it, and tlsa does not overwrite it: move the TLSA records to the CNAME's target or remove the CNAME${owners.length > 1 ? ' (nothing was written)' : ''}`,
+            );
           }
-          if (kept.length === current.length && values.length === current.length) continue; // nothing to do
-          const changes: Change[] = [];
-          const old = (state.tlsa?.ResourceRecords ?? []).map((r) => r.Value ?? '');
-          if (state.tlsa) {
-            changes.push({ Action: 'DELETE', ResourceRecordSet: { Name: state.tlsa.Name, Type: 'TLSA', TTL: state.tlsa.TTL, ResourceRecords: state.tlsa.ResourceRecords } });
+          const units: Array<{
+            owner: string;
+            want: Want;
+            changes: Change[];
+            values: number;
+            chars: number;
+          }> = [];
+          for (const w of wants) {
+            const state = states.get(w.owner) ?? {};
+            const current = recordsOf(w.owner, state.tlsa);
+            const kept = current.filter((x) => !(x.record && w.removeKeys.has(rdataKey(x.record))));
+            const values = kept.map((x) => x.value);
+            const present = new Set(kept.flatMap((x) => (x.record ? [rdataKey(x.record)] : [])));
+            for (const r of w.add) {
+              if (present.has(rdataKey(r))) continue;
+              present.add(rdataKey(r));
+              values.push(rdataText(r));
+            }
+            if (kept.length === current.length && values.length === current.length) continue; // nothing to do
+            const changes: Change[] = [];
+            const old = (state.tlsa?.ResourceRecords ?? []).map((r) => r.Value ?? '');
+            if (state.tlsa) {
+              changes.push({
+                Action: 'DELETE',
+                ResourceRecordSet: {
+                  Name: state.tlsa.Name,
+                  Type: 'TLSA',
+                  TTL: state.tlsa.TTL,
+                  ResourceRecords: state.tlsa.ResourceRecords,
+                },
+              });
+            }
+            if (values.length) {
+              // A change without adds keeps the set's TTL (a foreign writer's, or an older one).
+              const ttl = w.add.length || state.tlsa?.TTL === undefined ? w.ttl : state.tlsa.TTL;
+              changes.push({
+                Action: 'CREATE',
+                ResourceRecordSet: {
+                  Name: state.tlsa?.Name ?? w.owner,
+                  Type: 'TLSA',
+                  TTL: ttl,
+                  ResourceRecords: values.map((Value) => ({ Value })),
+                },
+              });
+            }
+            const chars = [...old, ...values].reduce((a, v) => a + v.length, 0);
+            units.push({
+              owner: w.owner,
+              want: w,
+              changes,
+              values: old.length + values.length,
+              chars,
+            });
           }
-          if (values.length) {
-            // A change without adds keeps the set's TTL (a foreign writer's, or an older one).
-            const ttl = w.add.length || state.tlsa?.TTL === undefined ? w.ttl : state.tlsa.TTL;
-            changes.push({ Action: 'CREATE', ResourceRecordSet: { Name: state.tlsa?.Name ?? w.owner, Type: 'TLSA', TTL: ttl, ResourceRecords: values.map((Value) => ({ Value })) } });
+          // Pack whole owners (their DELETE and CREATE stay together) into batches within the limits.
+          const batches: Array<typeof units> = [];
+          let cur: typeof units = [];
+          let size = { changes: 0, values: 0, chars: 0 };
+          for (const u of units) {
+            if (u.values > MAX_BATCH_VALUES || u.chars > MAX_BATCH_CHARS) {
+              throw new ProviderError(
+                name,
+                `${u.owner} in ${zone.label}: its TLSA set is too large for one Route 53 change batch (${u.values} values, ${u.chars} characters; at most ${MAX_BATCH_VALUES} and ${MAX_BATCH_CHARS})`,
+              );
+            }
+            if (
+              cur.length &&
+              (size.changes + u.changes.length > MAX_BATCH_CHANGES ||
+                size.values + u.values > MAX_BATCH_VALUES ||
+                size.chars + u.chars > MAX_BATCH_CHARS)
+            ) {
+              batches.push(cur);
+              cur = [];
+              size = { changes: 0, values: 0, chars: 0 };
+            }
+            cur.push(u);
+            size = {
+              changes: size.changes + u.changes.length,
+              values: size.values + u.values,
+              chars: size.chars + u.chars,
+            };
           }
-          const chars = [...old, ...values].reduce((a, v) => a + v.length, 0);
-          units.push({ owner: w.owner, want: w, changes, values: old.length + values.length, chars });
-        }
-        // Pack whole owners (their DELETE and CREATE stay together) into batches within the limits.
-        const batches: Array<typeof units> = [];
-        let cur: typeof units = [];
-        let size = { changes: 0, values: 0, chars: 0 };
-        for (const u of units) {
-          if (u.values > MAX_BATCH_VALUES || u.chars > MAX_BATCH_CHARS) {
-            throw new ProviderError(name, `${u.owner} in ${zone.label}: its TLSA set is too large for one Route 53 change batch (${u.values} values, ${u.chars} characters; at most ${MAX_BATCH_VALUES} and ${MAX_BATCH_CHARS})`);
+          if (cur.length) batches.push(cur);
+          for (const b of batches) {
+            const first = b[0]!;
+            const comment =
+              b.length === 1
+                ? `tlsa: +${first.want.added} -${first.want.removed} at ${first.owner}`
+                : `tlsa: ${b.length} names`;
+            const out = await call('ChangeResourceRecordSets', subject, (c) =>
+              c.send(
+                new ChangeResourceRecordSetsCommand({
+                  HostedZoneId: zone.id,
+                  ChangeBatch: {
+                    Comment: comment.slice(0, 256),
+                    Changes: b.flatMap((u) => u.changes),
+                  },
+                }),
+              ),
+            );
+            if (out.ChangeInfo?.Id && out.ChangeInfo.Status !== 'INSYNC')
+              pendingChanges.push(out.ChangeInfo.Id);
           }
-          if (cur.length && (size.changes + u.changes.length > MAX_BATCH_CHANGES || size.values + u.values > MAX_BATCH_VALUES || size.chars + u.chars > MAX_BATCH_CHARS)) {
-            batches.push(cur);
-            cur = [];
-            size = { changes: 0, values: 0, chars: 0 };
-          }
-          cur.push(u);
-          size = { changes: size.changes + u.changes.length, values: size.values + u.values, chars: size.chars + u.chars };
-        }
-        if (cur.length) batches.push(cur);
-        for (const b of batches) {
-          const first = b[0]!;
-          const comment = b.length === 1
-            ? `tlsa: +${first.want.added} -${first.want.removed} at ${first.owner}`
-            : `tlsa: ${b.length} names`;
-          const out = await call('ChangeResourceRecordSets', subject, (c) =>
-            c.send(new ChangeResourceRecordSetsCommand({
-              HostedZoneId: zone.id,
-              ChangeBatch: { Comment: comment.slice(0, 256), Changes: b.flatMap((u) => u.changes) },
-            })));
-          if (out.ChangeInfo?.Id && out.ChangeInfo.Status !== 'INSYNC') pendingChanges.push(out.ChangeInfo.Id);
-        }
-      }, { attempts: CONFLICT_ATTEMPTS, baseDelayMs: 150, maxDelayMs: 2_000, isRetryable: (e) => e instanceof Conflict });
+        },
+        {
+          attempts: CONFLICT_ATTEMPTS,
+          baseDelayMs: 150,
+          maxDelayMs: 2_000,
+          isRetryable: (e) => e instanceof Conflict,
+        },
+      );
     } catch (e) {
       if (e instanceof Conflict) {
-        throw new ProviderError(name, `the TLSA record set${owners.length > 1 ? 's' : ''} at ${nameList(owners)} in ${zone.label} kept changing under us (${CONFLICT_ATTEMPTS} attempts; last: ${e.message}); another writer is busy there, run again`);
+        throw new ProviderError(
+          name,
+          `the TLSA record set${owners.length > 1 ? 's' : ''} at ${nameList(owners)} in ${zone.label} kept changing under us (${CONFLICT_ATTEMPTS} attempts; last: ${e.message}); another writer is busy there, run again`,
+        );
       }
       throw e;
     }
@@ -413,7 +643,11 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       const owners = [...new Set(ownersIn.map((o) => normaliseName(o)))];
       for (const { zone, items } of await byZone(owners, (o) => o)) {
         const states = await readMany(zone, items);
-        for (const o of items) out.set(o, recordsOf(o, states.get(o)?.tlsa).flatMap((x) => (x.record ? [x.record] : [])));
+        for (const o of items)
+          out.set(
+            o,
+            recordsOf(o, states.get(o)?.tlsa).flatMap((x) => (x.record ? [x.record] : [])),
+          );
       }
       // Also under the caller's spelling, when it was not the normal form.
       for (const o of ownersIn) if (!out.has(o)) out.set(o, out.get(normaliseName(o)) ?? []);
@@ -435,8 +669,12 @@ export const createProvider: ProviderFactory = (options, ctx) => {
         let w = wants.get(o);
         if (!w) {
           const ttl = ttlOf(c.owner);
-          if (!Number.isInteger(ttl) || ttl < 0) throw new ProviderError(name, `TTL ${ttl} is not a number of seconds`);
-          wants.set(o, w = { owner: o, add: [], removeKeys: new Set(), ttl, added: 0, removed: 0 });
+          if (!Number.isInteger(ttl) || ttl < 0)
+            throw new ProviderError(name, `TTL ${ttl} is not a number of seconds`);
+          wants.set(
+            o,
+            (w = { owner: o, add: [], removeKeys: new Set(), ttl, added: 0, removed: 0 }),
+          );
         }
         w.add.push(...c.add);
         for (const r of c.remove) w.removeKeys.add(rdataKey(r));
@@ -453,14 +691,19 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       const deadline = Date.now() + waitTimeoutMs;
       while (pendingChanges.length) {
         const id = pendingChanges[0]!;
-        const out = await call('GetChange', `change ${stripPrefix(id)}`, (c) => c.send(new GetChangeCommand({ Id: id })));
+        const out = await call('GetChange', `change ${stripPrefix(id)}`, (c) =>
+          c.send(new GetChangeCommand({ Id: id })),
+        );
         const status = out.ChangeInfo?.Status;
         if (status === 'INSYNC') {
           pendingChanges.shift();
           continue;
         }
         if (Date.now() + pollIntervalMs > deadline) {
-          throw new ProviderError(name, `change ${stripPrefix(id)} is still ${status ?? 'unknown'} after ${waitTimeoutMs / 1000} s (Route 53 usually reaches INSYNC within 60 s); the records are written, the engine checks the name servers itself`);
+          throw new ProviderError(
+            name,
+            `change ${stripPrefix(id)} is still ${status ?? 'unknown'} after ${waitTimeoutMs / 1000} s (Route 53 usually reaches INSYNC within 60 s); the records are written, the engine checks the name servers itself`,
+          );
         }
         await new Promise((r) => setTimeout(r, pollIntervalMs));
       }
@@ -480,13 +723,17 @@ function sameName(a: string, b: string): boolean {
 
 /** A name as a map key: the form sameName() compares. */
 function nameKey(s: string): string {
-  const x = s.toLowerCase().replace(/\\(\d{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
+  const x = s
+    .toLowerCase()
+    .replace(/\\(\d{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
   return x.endsWith('.') ? x : `${x}.`;
 }
 
 /** Names for a message: all of a few, the first three of many. */
 function nameList(names: string[]): string {
-  return names.length <= 3 ? names.join(', ') : `${names.slice(0, 3).join(', ')} and ${names.length - 3} more`;
+  return names.length <= 3
+    ? names.join(', ')
+    : `${names.slice(0, 3).join(', ')} and ${names.length - 3} more`;
 }
 
 function stripPrefix(id: string): string {
@@ -496,7 +743,9 @@ function stripPrefix(id: string): string {
 function errorCode(e: unknown): string {
   const x = e as { name?: string; Code?: string; code?: string; $metadata?: unknown } | undefined;
   if (x && typeof x.code === 'string' && NETWORK_CODES.has(x.code)) return x.code;
-  return x?.Code ?? (x?.$metadata !== undefined ? x?.name : undefined) ?? x?.code ?? x?.name ?? 'Error';
+  return (
+    x?.Code ?? (x?.$metadata !== undefined ? x?.name : undefined) ?? x?.code ?? x?.name ?? 'Error'
+  );
 }
 
 function errorMessage(e: unknown): string {
@@ -508,7 +757,12 @@ function transient(e: unknown): boolean {
   if (e instanceof Conflict || e instanceof ProviderError) return false;
   const code = errorCode(e);
   if (TRANSIENT_CODES.has(code) || NETWORK_CODES.has(code)) return true;
-  const x = e as { $metadata?: { httpStatusCode?: number }; $fault?: string; $retryable?: unknown; cause?: { code?: string } };
+  const x = e as {
+    $metadata?: { httpStatusCode?: number };
+    $fault?: string;
+    $retryable?: unknown;
+    cause?: { code?: string };
+  };
   const status = x?.$metadata?.httpStatusCode;
   if (status !== undefined && (status >= 500 || status === 429)) return true;
   if (x?.cause?.code && NETWORK_CODES.has(x.cause.code)) return true;

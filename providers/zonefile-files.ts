@@ -3,7 +3,17 @@
  * only regular files of sane size (a FIFO or device must not hang a run that holds the lock),
  * following `$INCLUDE`s within bounds, and a marker file that is never written through a link.
  */
-import { closeSync, constants, fstatSync, lstatSync, openSync, readFileSync, readlinkSync, realpathSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  lstatSync,
+  openSync,
+  readFileSync,
+  readlinkSync,
+  realpathSync,
+  writeSync,
+} from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { InputError, errnoCode } from '../src/errors.js';
 import { parseZone, type Entry, type ParseOptions } from './zonefile-parse.js';
@@ -26,8 +36,21 @@ export function resolveZonePath(path: string): { real: string; exists: boolean }
   try {
     return { real: realpathSync(path), exists: true };
   } catch (e) {
-    const target = isLink ? (() => { try { return readlinkSync(path); } catch { return '?'; } })() : '';
-    throw new InputError(isLink ? `the zone file is a symlink to ${target}, which does not exist (${errnoCode(e)})` : `cannot resolve the zone file: ${errnoCode(e)}`, path);
+    const target = isLink
+      ? (() => {
+          try {
+            return readlinkSync(path);
+          } catch {
+            return '?';
+          }
+        })()
+      : '';
+    throw new InputError(
+      isLink
+        ? `the zone file is a symlink to ${target}, which does not exist (${errnoCode(e)})`
+        : `cannot resolve the zone file: ${errnoCode(e)}`,
+      path,
+    );
   }
 }
 
@@ -38,18 +61,36 @@ export function resolveZonePath(path: string): { real: string; exists: boolean }
 export function readRegularFile(path: string, what: string, noFollow = false): string | undefined {
   let fd: number;
   try {
-    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | (noFollow ? constants.O_NOFOLLOW : 0));
+    fd = openSync(
+      path,
+      constants.O_RDONLY | constants.O_NONBLOCK | (noFollow ? constants.O_NOFOLLOW : 0),
+    );
   } catch (e) {
     if (errnoCode(e) === 'ENOENT') return undefined;
-    throw new InputError(`cannot read ${what}: ${errnoCode(e) === 'ELOOP' ? 'it was replaced by a symlink while tlsa read it' : errnoCode(e)}`, path);
+    throw new InputError(
+      `cannot read ${what}: ${errnoCode(e) === 'ELOOP' ? 'it was replaced by a symlink while tlsa read it' : errnoCode(e)}`,
+      path,
+    );
   }
   try {
     const st = fstatSync(fd);
     if (!st.isFile()) {
-      const kind = st.isDirectory() ? 'a directory' : st.isFIFO() ? 'a FIFO' : st.isCharacterDevice() || st.isBlockDevice() ? 'a device' : st.isSocket() ? 'a socket' : 'not a regular file';
+      const kind = st.isDirectory()
+        ? 'a directory'
+        : st.isFIFO()
+          ? 'a FIFO'
+          : st.isCharacterDevice() || st.isBlockDevice()
+            ? 'a device'
+            : st.isSocket()
+              ? 'a socket'
+              : 'not a regular file';
       throw new InputError(`${what} is ${kind}; tlsa reads and writes only regular files`, path);
     }
-    if (st.size > MAX_ZONE_BYTES) throw new InputError(`${what} is ${st.size} bytes, over tlsa's limit of ${MAX_ZONE_BYTES}`, path);
+    if (st.size > MAX_ZONE_BYTES)
+      throw new InputError(
+        `${what} is ${st.size} bytes, over tlsa's limit of ${MAX_ZONE_BYTES}`,
+        path,
+      );
     return readFileSync(fd, 'latin1');
   } finally {
     closeSync(fd);
@@ -71,28 +112,46 @@ export function loadIncludes(main: ZoneFile, parse: Omit<ParseOptions, 'origin'>
   const walk = (from: ZoneFile, chain: string[]) => {
     for (const e of from.entries) {
       if (!e.include) continue;
-      const file = isAbsolute(e.include.path) ? e.include.path : resolve(dirname(from.file), e.include.path);
+      const file = isAbsolute(e.include.path)
+        ? e.include.path
+        : resolve(dirname(from.file), e.include.path);
       const where = (message: string) => new InputError(message, from.file, e.line);
       let real: string;
       try {
         real = realpathSync(file);
       } catch (err) {
-        throw where(`$INCLUDE ${file}: ${errnoCode(err) === 'ENOENT' ? 'the file does not exist' : errnoCode(err)}`);
+        throw where(
+          `$INCLUDE ${file}: ${errnoCode(err) === 'ENOENT' ? 'the file does not exist' : errnoCode(err)}`,
+        );
       }
-      if (chain.includes(real)) throw where(`$INCLUDE ${file} includes itself (${[...chain, real].join(' → ')})`);
-      if (chain.length > MAX_INCLUDE_DEPTH) throw where(`$INCLUDE ${file}: includes nested deeper than ${MAX_INCLUDE_DEPTH}`);
-      if (out.length >= MAX_INCLUDED_FILES) throw where(`$INCLUDE ${file}: more than ${MAX_INCLUDED_FILES} included files`);
+      if (chain.includes(real))
+        throw where(`$INCLUDE ${file} includes itself (${[...chain, real].join(' → ')})`);
+      if (chain.length > MAX_INCLUDE_DEPTH)
+        throw where(`$INCLUDE ${file}: includes nested deeper than ${MAX_INCLUDE_DEPTH}`);
+      if (out.length >= MAX_INCLUDED_FILES)
+        throw where(`$INCLUDE ${file}: more than ${MAX_INCLUDED_FILES} included files`);
       const text = readRegularFile(real, `the included file ${file}`);
       if (text === undefined) throw where(`$INCLUDE ${file}: the file does not exist`);
       bytes += text.length;
-      if (bytes > MAX_ZONE_BYTES) throw where(`$INCLUDE ${file}: the zone and its includes are over ${MAX_ZONE_BYTES} bytes`);
-      const included: ZoneFile = { file, entries: parseZone(text, file, { ...parse, ...(e.include.origin ? { origin: e.include.origin } : {}) }) };
+      if (bytes > MAX_ZONE_BYTES)
+        throw where(`$INCLUDE ${file}: the zone and its includes are over ${MAX_ZONE_BYTES} bytes`);
+      const included: ZoneFile = {
+        file,
+        entries: parseZone(text, file, {
+          ...parse,
+          ...(e.include.origin ? { origin: e.include.origin } : {}),
+        }),
+      };
       out.push(included);
       walk(included, [...chain, real]);
     }
   };
   let mainReal = main.file;
-  try { mainReal = realpathSync(main.file); } catch { /* a zone not yet created includes nothing */ }
+  try {
+    mainReal = realpathSync(main.file);
+  } catch {
+    /* a zone not yet created includes nothing */
+  }
   walk(main, [mainReal]);
   return out;
 }
@@ -101,9 +160,21 @@ export function loadIncludes(main: ZoneFile, parse: Omit<ParseOptions, 'origin'>
 export function writeMarker(path: string, text: string): void {
   let fd: number;
   try {
-    fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o644);
+    fd = openSync(
+      path,
+      constants.O_WRONLY |
+        constants.O_CREAT |
+        constants.O_TRUNC |
+        constants.O_NOFOLLOW |
+        constants.O_NONBLOCK,
+      0o644,
+    );
   } catch (e) {
-    if (errnoCode(e) === 'ELOOP') throw new InputError('is a symlink; tlsa does not write through links it did not create: remove it', path);
+    if (errnoCode(e) === 'ELOOP')
+      throw new InputError(
+        'is a symlink; tlsa does not write through links it did not create: remove it',
+        path,
+      );
     throw e;
   }
   try {

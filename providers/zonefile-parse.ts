@@ -38,7 +38,10 @@ export interface Entry {
 }
 
 /** Split into logical entries: a newline inside parentheses does not end an entry. */
-function tokenize(physical: string[], file: string): { first: number; count: number; tokens: Token[]; comments: string[] }[] {
+function tokenize(
+  physical: string[],
+  file: string,
+): { first: number; count: number; tokens: Token[]; comments: string[] }[] {
   const out: { first: number; count: number; tokens: Token[]; comments: string[] }[] = [];
   let i = 0;
   while (i < physical.length) {
@@ -58,11 +61,23 @@ function tokenize(physical: string[], file: string): { first: number; count: num
       };
       for (let col = 0; col < line.length; col++) {
         const c = line[col]!;
-        if (c === ' ' || c === '\t' || c === '\r') { flush(col); continue; }
-        if (c === ';') { flush(col); comments.push(line.slice(col)); break; }
+        if (c === ' ' || c === '\t' || c === '\r') {
+          flush(col);
+          continue;
+        }
+        if (c === ';') {
+          flush(col);
+          comments.push(line.slice(col));
+          break;
+        }
         if (c === '(') {
           flush(col);
-          if (open >= 0) throw new InputError(`nested "(" (the one at line ${open + 1} is still open)`, file, i + 1);
+          if (open >= 0)
+            throw new InputError(
+              `nested "(" (the one at line ${open + 1} is still open)`,
+              file,
+              i + 1,
+            );
           open = i;
           continue;
         }
@@ -77,13 +92,20 @@ function tokenize(physical: string[], file: string): { first: number; count: num
           let j = col + 1;
           while (j < line.length && line[j] !== '"') j += line[j] === '\\' ? 2 : 1;
           if (j >= line.length) throw new InputError('unterminated quoted string', file, i + 1);
-          tokens.push({ text: line.slice(col + 1, j), quoted: true, lineOffset, start: col, end: j + 1 });
+          tokens.push({
+            text: line.slice(col + 1, j),
+            quoted: true,
+            lineOffset,
+            start: col,
+            end: j + 1,
+          });
           col = j;
           continue;
         }
         if (start < 0) start = col;
         if (c === '\\') {
-          if (col + 1 >= line.length) throw new InputError('"\\" at the end of a line', file, i + 1);
+          if (col + 1 >= line.length)
+            throw new InputError('"\\" at the end of a line', file, i + 1);
           text += line.slice(col, col + 2);
           col++;
           continue;
@@ -93,7 +115,8 @@ function tokenize(physical: string[], file: string): { first: number; count: num
       flush(line.length);
       i++;
       if (open < 0) break;
-      if (i >= physical.length) throw new InputError('"(" is never closed: the file ends inside it', file, open + 1);
+      if (i >= physical.length)
+        throw new InputError('"(" is never closed: the file ends inside it', file, open + 1);
     }
     out.push({ first, count: i - first, tokens, comments });
   }
@@ -127,15 +150,23 @@ export function parseZone(text: string, file: string, opts: ParseOptions = {}): 
   const hint = opts.originHint ?? '';
   let origin = opts.origin;
   // The owner a line starting with blanks inherits: a name, or why there is none.
-  let previous: { owner?: string; error?: string } = { error: 'a record that starts with a blank has no previous owner name' };
+  let previous: { owner?: string; error?: string } = {
+    error: 'a record that starts with a blank has no previous owner name',
+  };
   const entries: Entry[] = [];
   for (const { first, count, tokens, comments } of tokenize(physical, file)) {
     const lines = physical.slice(first, first + count);
-    const entry: Entry = { lines, line: first + 1, managed: comments.some((c) => c.startsWith(MANAGED_MARK)) };
+    const entry: Entry = {
+      lines,
+      line: first + 1,
+      managed: comments.some((c) => c.startsWith(MANAGED_MARK)),
+    };
     entries.push(entry);
     if (tokens.length === 0) continue;
     const at = (t: Token) => first + t.lineOffset + 1;
-    const fail = (t: Token, message: string): never => { throw new InputError(message, file, at(t)); };
+    const fail = (t: Token, message: string): never => {
+      throw new InputError(message, file, at(t));
+    };
     const startsBlank = /^[ \t]/.test(lines[0]!);
     const head = tokens[0]!;
     if (!startsBlank && !head.quoted && head.text.startsWith('$')) {
@@ -143,14 +174,23 @@ export function parseZone(text: string, file: string, opts: ParseOptions = {}): 
       const arg = tokens[1];
       if (directive === '$ORIGIN') {
         if (!arg) fail(head, '$ORIGIN needs a domain name');
-        try { origin = absoluteName(arg!.text, origin, hint); } catch (e) { fail(arg!, (e as Error).message); }
+        try {
+          origin = absoluteName(arg!.text, origin, hint);
+        } catch (e) {
+          fail(arg!, (e as Error).message);
+        }
       } else if (directive === '$TTL') {
-        if (!arg || ttlSeconds(arg.text) === undefined) fail(head, '$TTL needs a TTL in seconds (or with units: 1h, 2d)');
+        if (!arg || ttlSeconds(arg.text) === undefined)
+          fail(head, '$TTL needs a TTL in seconds (or with units: 1h, 2d)');
       } else if (directive === '$INCLUDE') {
         if (!arg) fail(head, '$INCLUDE needs a file name');
         let includeOrigin = origin;
         if (tokens[2]) {
-          try { includeOrigin = absoluteName(tokens[2].text, origin, hint); } catch (e) { fail(tokens[2], (e as Error).message); }
+          try {
+            includeOrigin = absoluteName(tokens[2].text, origin, hint);
+          } catch (e) {
+            fail(tokens[2], (e as Error).message);
+          }
         }
         entry.include = { path: arg!.text, ...(includeOrigin ? { origin: includeOrigin } : {}) };
       }
@@ -160,15 +200,26 @@ export function parseZone(text: string, file: string, opts: ParseOptions = {}): 
     let i = startsBlank ? 0 : 1;
     let owner: { owner?: string; error?: string } = previous;
     if (!startsBlank) {
-      try { owner = { owner: absoluteName(head.text, origin, hint) }; } catch (e) { owner = { error: (e as Error).message }; }
+      try {
+        owner = { owner: absoluteName(head.text, origin, hint) };
+      } catch (e) {
+        owner = { error: (e as Error).message };
+      }
       previous = owner;
     }
     for (let k = 0; k < 2 && i < tokens.length; k++) {
-      if (!tokens[i]!.quoted && (ttlSeconds(tokens[i]!.text) !== undefined || CLASS.test(tokens[i]!.text))) i++;
+      if (
+        !tokens[i]!.quoted &&
+        (ttlSeconds(tokens[i]!.text) !== undefined || CLASS.test(tokens[i]!.text))
+      )
+        i++;
     }
     const typeToken = tokens[i];
     if (!typeToken || typeToken.quoted || !/^[A-Za-z][A-Za-z0-9-]*$/.test(typeToken.text)) {
-      fail(typeToken ?? tokens.at(-1)!, typeToken ? `"${typeToken.text}" is not a record type` : 'a record without a type');
+      fail(
+        typeToken ?? tokens.at(-1)!,
+        typeToken ? `"${typeToken.text}" is not a record type` : 'a record without a type',
+      );
     }
     const type = typeToken!.text.toUpperCase();
     const rdata = tokens.slice(i + 1);
@@ -184,8 +235,17 @@ export function parseZone(text: string, file: string, opts: ParseOptions = {}): 
     } else if (type === 'SOA') {
       // MNAME RNAME SERIAL REFRESH RETRY EXPIRE MINIMUM
       const serial = rdata[2];
-      if (rdata.length !== 7 || !serial) fail(typeToken!, `SOA needs 7 fields (mname rname serial refresh retry expire minimum), found ${rdata.length}`);
-      entry.soa = { serial: serial!.text, lineOffset: serial!.lineOffset, start: serial!.start, end: serial!.end };
+      if (rdata.length !== 7 || !serial)
+        fail(
+          typeToken!,
+          `SOA needs 7 fields (mname rname serial refresh retry expire minimum), found ${rdata.length}`,
+        );
+      entry.soa = {
+        serial: serial!.text,
+        lineOffset: serial!.lineOffset,
+        start: serial!.start,
+        end: serial!.end,
+      };
       if (owner.owner) entry.other = { owner: owner.owner, type };
     } else if (owner.owner) {
       entry.other = { owner: owner.owner, type };
@@ -200,7 +260,12 @@ export function render(entries: Entry[]): string {
 }
 
 export type SerialPolicy = 'keep' | 'increment' | 'unixtime' | 'dateserial';
-export const SERIAL_POLICIES: readonly SerialPolicy[] = ['keep', 'increment', 'unixtime', 'dateserial'];
+export const SERIAL_POLICIES: readonly SerialPolicy[] = [
+  'keep',
+  'increment',
+  'unixtime',
+  'dateserial',
+];
 
 const SERIAL_SPACE = 2 ** 32;
 
@@ -210,7 +275,11 @@ function serialAfter(a: number, b: number): boolean {
 }
 
 /** The next SOA serial under a policy; always after `current` in RFC 1982 terms. */
-export function nextSerial(current: number, policy: Exclude<SerialPolicy, 'keep'>, now: Date): number {
+export function nextSerial(
+  current: number,
+  policy: Exclude<SerialPolicy, 'keep'>,
+  now: Date,
+): number {
   const increment = (current + 1) % SERIAL_SPACE;
   let candidate = increment;
   if (policy === 'unixtime') candidate = Math.floor(now.getTime() / 1000) % SERIAL_SPACE;
@@ -222,10 +291,19 @@ export function nextSerial(current: number, policy: Exclude<SerialPolicy, 'keep'
 }
 
 /** Replace the SOA serial of `entry` in place (its other characters stay). */
-export function bumpSerial(entry: Entry, policy: Exclude<SerialPolicy, 'keep'>, now: Date, file: string): Entry {
+export function bumpSerial(
+  entry: Entry,
+  policy: Exclude<SerialPolicy, 'keep'>,
+  now: Date,
+  file: string,
+): Entry {
   const soa = entry.soa!;
   if (!/^\d+$/.test(soa.serial) || Number(soa.serial) >= SERIAL_SPACE) {
-    throw new InputError(`the SOA serial "${soa.serial}" is not a number from 0 to 4294967295`, file, entry.line + soa.lineOffset);
+    throw new InputError(
+      `the SOA serial "${soa.serial}" is not a number from 0 to 4294967295`,
+      file,
+      entry.line + soa.lineOffset,
+    );
   }
   const next = String(nextSerial(Number(soa.serial), policy, now));
   const lines = [...entry.lines];

@@ -42,10 +42,31 @@ import { formatRecord } from '../src/tlsa/presentation.js';
 import { acquireLockFile } from '../src/engine/lock.js';
 import { runCommand } from '../src/util/run-command.js';
 import { normaliseName, recordKey } from '../src/tlsa/record.js';
-import { checkChangeOwners, ProviderError, type DnsProvider, type OwnerChange, type ProviderFactory, type TlsaChange } from './index.js';
+import {
+  checkChangeOwners,
+  ProviderError,
+  type DnsProvider,
+  type OwnerChange,
+  type ProviderFactory,
+  type TlsaChange,
+} from './index.js';
 import { readOptions } from './options.js';
-import { MANAGED_MARK, SERIAL_POLICIES, bumpSerial, parseZone, render, type Entry, type SerialPolicy } from './zonefile-parse.js';
-import { loadIncludes, readRegularFile, resolveZonePath, writeMarker, type ZoneFile } from './zonefile-files.js';
+import {
+  MANAGED_MARK,
+  SERIAL_POLICIES,
+  bumpSerial,
+  parseZone,
+  render,
+  type Entry,
+  type SerialPolicy,
+} from './zonefile-parse.js';
+import {
+  loadIncludes,
+  readRegularFile,
+  resolveZonePath,
+  writeMarker,
+  type ZoneFile,
+} from './zonefile-files.js';
 
 export { MANAGED_MARK, parseZone } from './zonefile-parse.js';
 
@@ -73,13 +94,17 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     throw ctx.optionError('origin', (e as Error).message);
   }
   const timeout = opt.number('reload_timeout_s', 60, { above: 0 });
-  const create = options['create'] ?? false;
-  if (typeof create !== 'boolean') throw ctx.optionError('create', '"create" must be true or false');
+  const create = options.create ?? false;
+  if (typeof create !== 'boolean')
+    throw ctx.optionError('create', '"create" must be true or false');
   const serial = (opt.string('serial') ?? 'keep') as SerialPolicy;
-  if (!SERIAL_POLICIES.includes(serial)) throw ctx.optionError('serial', `"serial" must be one of ${SERIAL_POLICIES.join(', ')}`);
+  if (!SERIAL_POLICIES.includes(serial))
+    throw ctx.optionError('serial', `"serial" must be one of ${SERIAL_POLICIES.join(', ')}`);
   const file = resolve(ctx.baseDir, path);
   const name = `zonefile(${ctx.instance})`;
-  const originHint = origin ? '' : ' (add $ORIGIN to the file, or set the provider option "origin" when the server supplies it)';
+  const originHint = origin
+    ? ''
+    : ' (add $ORIGIN to the file, or set the provider option "origin" when the server supplies it)';
   /** The marker and the lock sit beside the real file, so writers through different links share them. */
   const besideReal = (suffix: string) => `${resolveZonePath(file).real}${suffix}`;
 
@@ -87,25 +112,43 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     const { real, exists } = resolveZonePath(file);
     const text = exists ? readRegularFile(real, 'the zone file', true) : undefined;
     if (text === undefined && !create) {
-      throw new InputError('the zone file does not exist; create it, fix "path", or set "create: true" to let tlsa start it empty', file);
+      throw new InputError(
+        'the zone file does not exist; create it, fix "path", or set "create: true" to let tlsa start it empty',
+        file,
+      );
     }
-    const main: ZoneFile = { file, entries: parseZone(text ?? '', file, { ...(origin ? { origin } : {}), originHint }) };
+    const main: ZoneFile = {
+      file,
+      entries: parseZone(text ?? '', file, { ...(origin ? { origin } : {}), originHint }),
+    };
     const includes = loadIncludes(main, { originHint });
     // tlsa writes only `path`: its own lines in an include (path used to name that file) could
     // never be removed, so the run stops before it plans anything.
     for (const z of includes) {
       const ours = z.entries.find((e) => e.managed);
-      if (ours) throw new InputError(`a line tlsa wrote ("${MANAGED_MARK.slice(2)}") is in this file, which ${path} $INCLUDEs; tlsa writes only "path": set path: ${z.file}`, z.file, ours.line);
+      if (ours)
+        throw new InputError(
+          `a line tlsa wrote ("${MANAGED_MARK.slice(2)}") is in this file, which ${path} $INCLUDEs; tlsa writes only "path": set path: ${z.file}`,
+          z.file,
+          ours.line,
+        );
     }
     const loaded: LoadedZone = { real, main, includes };
     if (serial !== 'keep') {
       const soas = main.entries.flatMap((e, i) => (e.soa ? [i] : []));
-      if (soas.length > 1) throw new InputError(`two SOA records (lines ${soas.map((i) => main.entries[i]!.line).join(', ')}); "serial: ${serial}" needs exactly one`, file);
+      if (soas.length > 1)
+        throw new InputError(
+          `two SOA records (lines ${soas.map((i) => main.entries[i]!.line).join(', ')}); "serial: ${serial}" needs exactly one`,
+          file,
+        );
       if (soas.length === 0) {
         const inc = includes.find((z) => z.entries.some((e) => e.soa));
-        throw new InputError(inc
-          ? `"serial: ${serial}" needs the SOA in this file, tlsa writes only "path"; it is in ${inc.file} (set path to that file, or serial: keep)`
-          : `"serial: ${serial}" needs an SOA record in this file; a fragment without one takes serial: keep`, file);
+        throw new InputError(
+          inc
+            ? `"serial: ${serial}" needs the SOA in this file, tlsa writes only "path"; it is in ${inc.file} (set path to that file, or serial: keep)`
+            : `"serial: ${serial}" needs an SOA record in this file; a fragment without one takes serial: keep`,
+          file,
+        );
       }
       loaded.soaIndex = soas[0]!;
     }
@@ -119,19 +162,30 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     name,
     async list(owner) {
       const o = normaliseName(owner);
-      return allEntries(load()).flatMap(({ entry: e }) => (e.record && e.record.owner === o ? [e.record] : []));
+      return allEntries(load()).flatMap(({ entry: e }) =>
+        e.record && e.record.owner === o ? [e.record] : [],
+      );
     },
     async listMany(owners) {
       const all = allEntries(load());
-      return new Map(owners.map((owner) => {
-        const o = normaliseName(owner);
-        return [owner, all.flatMap(({ entry: e }) => (e.record && e.record.owner === o ? [e.record] : []))];
-      }));
+      return new Map(
+        owners.map((owner) => {
+          const o = normaliseName(owner);
+          return [
+            owner,
+            all.flatMap(({ entry: e }) => (e.record && e.record.owner === o ? [e.record] : [])),
+          ];
+        }),
+      );
     },
     async markedKeys(owners) {
       // The mark tells `tlsa adopt` which lines a tlsa wrote (after a lost state).
       const wanted = new Set(owners.map((o) => normaliseName(o)));
-      return new Set(allEntries(load()).flatMap(({ entry: e }) => (e.managed && e.record && wanted.has(e.record.owner) ? [recordKey(e.record)] : [])));
+      return new Set(
+        allEntries(load()).flatMap(({ entry: e }) =>
+          e.managed && e.record && wanted.has(e.record.owner) ? [recordKey(e.record)] : [],
+        ),
+      );
     },
     async apply(owner, change: TlsaChange, ttl) {
       await applyChanges([{ owner, ...change }], () => ttl);
@@ -148,11 +202,17 @@ export const createProvider: ProviderFactory = (options, ctx) => {
   };
 
   /** All changes in one read-modify-write of `path` under its lock: one write, one serial bump. */
-  async function applyChanges(changes: OwnerChange[], ttlFor: (owner: string) => number): Promise<void> {
+  async function applyChanges(
+    changes: OwnerChange[],
+    ttlFor: (owner: string) => number,
+  ): Promise<void> {
     for (const c of changes) checkChangeOwners(name, c.owner, c);
     // Another process (a second host's hook, an editor's script) may write the same file:
     // read-modify-write only under the file's own lock.
-    const release = await acquireLockFile(besideReal('.lock'), { command: 'zonefile', waitSeconds: 30 }).catch((e: Error) => {
+    const release = await acquireLockFile(besideReal('.lock'), {
+      command: 'zonefile',
+      waitSeconds: 30,
+    }).catch((e: Error) => {
       throw e instanceof InputError ? e : new ProviderError(name, e.message);
     });
     try {
@@ -164,21 +224,37 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       for (const c of changes) {
         const o = normaliseName(c.owner);
         const alias = all.find(({ entry: e }) => e.other?.owner === o && e.other.type === 'CNAME');
-        if (alias) throw new ProviderError(name, `${o} has a CNAME in ${alias.file}; TLSA records cannot sit beside it, and tlsa does not overwrite it: move the TLSA records to the CNAME's target or remove the CNAME`);
+        if (alias)
+          throw new ProviderError(
+            name,
+            `${o} has a CNAME in ${alias.file}; TLSA records cannot sit beside it, and tlsa does not overwrite it: move the TLSA records to the CNAME's target or remove the CNAME`,
+          );
         // A record both added and removed stays.
         const addKeys = new Set(c.add.map(recordKey));
         const removeKeys = new Set(c.remove.map(recordKey).filter((k) => !addKeys.has(k)));
         // The lines tlsa wrote go; an identical unmarked line beside one is someone else's record.
         // An unmarked line alone is removed only because the engine asks, and it asks only for
         // records it owns: one that `tlsa adopt` took over.
-        const at = (e: Entry) => !!e.record && e.record.owner === o && removeKeys.has(recordKey(e.record));
-        const marked = new Set(kept.filter((e) => at(e) && e.managed).map((e) => recordKey(e.record!)));
+        const at = (e: Entry) =>
+          !!e.record && e.record.owner === o && removeKeys.has(recordKey(e.record));
+        const marked = new Set(
+          kept.filter((e) => at(e) && e.managed).map((e) => recordKey(e.record!)),
+        );
         kept = kept.filter((e) => !(at(e) && (e.managed || !marked.has(recordKey(e.record!)))));
-        const present = new Set([...kept, ...added, ...zone.includes.flatMap((z) => z.entries)].flatMap((e) => (e.record ? [recordKey(e.record)] : [])));
+        const present = new Set(
+          [...kept, ...added, ...zone.includes.flatMap((z) => z.entries)].flatMap((e) =>
+            e.record ? [recordKey(e.record)] : [],
+          ),
+        );
         for (const r of c.add) {
           if (present.has(recordKey(r))) continue;
           present.add(recordKey(r));
-          added.push({ lines: [`${formatRecord(r, ttlFor(c.owner))} ${MANAGED_MARK}`], line: 0, record: r, managed: true });
+          added.push({
+            lines: [`${formatRecord(r, ttlFor(c.owner))} ${MANAGED_MARK}`],
+            line: 0,
+            record: r,
+            managed: true,
+          });
         }
       }
       const next = [...kept, ...added];
@@ -197,19 +273,35 @@ export const createProvider: ProviderFactory = (options, ctx) => {
 
   function writeZone(real: string, text: string): void {
     let owner: { uid: number; gid: number } | undefined;
-    try { owner = lstatSync(real); } catch { /* a new file */ }
+    try {
+      owner = lstatSync(real);
+    } catch {
+      /* a new file */
+    }
     try {
       writeFileAtomic(real, Buffer.from(text, 'latin1'));
       // The new inode is ours; give it back to the file's owner (root writing a knot:knot zone).
       if (owner && process.getuid?.() === 0) lchownSync(real, owner.uid, owner.gid);
     } catch (e) {
-      throw new ProviderError(name, `cannot write ${real}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      throw new ProviderError(
+        name,
+        `cannot write ${real}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      );
     }
   }
   return provider;
 };
 
-async function runReload(name: string, command: string, timeoutMs: number, cwd: string): Promise<void> {
+async function runReload(
+  name: string,
+  command: string,
+  timeoutMs: number,
+  cwd: string,
+): Promise<void> {
   const r = await runCommand(command, timeoutMs, cwd);
-  if (!r.ok) throw new ProviderError(name, `reload command ${r.message}; the zone file is written, the reload will be retried on the next run`);
+  if (!r.ok)
+    throw new ProviderError(
+      name,
+      `reload command ${r.message}; the zone file is written, the reload will be retried on the next run`,
+    );
 }

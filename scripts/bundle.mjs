@@ -25,7 +25,9 @@ try {
   esbuild = await import('esbuild');
 } catch {
   // A checkout whose node_modules predates the devDependency: the tsc output still works.
-  process.stderr.write('bundle: esbuild is not installed (npm ci): dist/src/cli/main.js stays unbundled, slower to start\n');
+  process.stderr.write(
+    'bundle: esbuild is not installed (npm ci): dist/src/cli/main.js stays unbundled, slower to start\n',
+  );
   process.exit(0);
 }
 
@@ -33,7 +35,13 @@ for (const f of readdirSync(out)) {
   if (/^cli-[A-Z0-9]+\.cjs(\.cache)?$/.test(f) || f === 'main.js.map') rmSync(join(out, f));
 }
 
-const common = { bundle: true, platform: 'node', target: 'node20', logLevel: 'warning', legalComments: 'none' };
+const common = {
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  logLevel: 'warning',
+  legalComments: 'none',
+};
 const cli = await esbuild.build({
   ...common,
   entryPoints: { cli: join(ROOT, 'src/cli/main.ts') },
@@ -46,11 +54,15 @@ const cli = await esbuild.build({
   supported: { 'dynamic-import': false },
   // The sources are ES modules, strict by definition; package-root.ts finds package.json
   // from import.meta.url, which is the bundle's own location here.
-  banner: { js: "'use strict'; const __tlsaModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
+  banner: {
+    js: "'use strict'; const __tlsaModuleUrl = require('node:url').pathToFileURL(__filename).href;",
+  },
   define: { 'import.meta.url': '__tlsaModuleUrl' },
   metafile: true,
 });
-const bundleName = Object.keys(cli.metafile.outputs).map((f) => f.split('/').pop()).find((f) => f.endsWith('.cjs'));
+const bundleName = Object.keys(cli.metafile.outputs)
+  .map((f) => f.split('/').pop())
+  .find((f) => f.endsWith('.cjs'));
 if (!bundleName) throw new Error('bundle: esbuild wrote no .cjs file');
 
 await esbuild.build({
@@ -63,7 +75,15 @@ await esbuild.build({
 });
 
 // One representative run writes the code cache (plan reads and changes nothing).
-const warm = spawnSync(process.execPath, [join(out, 'main.js'), '--config', join(ROOT, 'config.example.yaml'), 'plan'], { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] });
-if (warm.status !== 0) throw new Error(`bundle: the bundled CLI failed on config.example.yaml (exit ${warm.status}):\n${warm.stderr}`);
-if (!existsSync(join(out, `${bundleName}.cache`))) throw new Error('bundle: no code cache was written');
+const warm = spawnSync(
+  process.execPath,
+  [join(out, 'main.js'), '--config', join(ROOT, 'config.example.yaml'), 'plan'],
+  { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] },
+);
+if (warm.status !== 0)
+  throw new Error(
+    `bundle: the bundled CLI failed on config.example.yaml (exit ${warm.status}):\n${warm.stderr}`,
+  );
+if (!existsSync(join(out, `${bundleName}.cache`)))
+  throw new Error('bundle: no code cache was written');
 process.stdout.write(`bundle: ${join(out, 'main.js')} -> ${bundleName} (+ code cache)\n`);

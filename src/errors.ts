@@ -12,7 +12,9 @@ const CODES: ReadonlySet<number> = new Set(Object.values(EXIT));
 /** The exit code an error stands for, or undefined when it carries none (a bug). */
 export function exitCodeOf(e: unknown): ExitCode | undefined {
   const code = (e as { exitCode?: unknown } | null | undefined)?.exitCode;
-  return typeof code === 'number' && code !== EXIT.ok && CODES.has(code) ? (code as ExitCode) : undefined;
+  return typeof code === 'number' && code !== EXIT.ok && CODES.has(code)
+    ? (code as ExitCode)
+    : undefined;
 }
 
 /** Bad input or configuration; raised before any DNS change. */

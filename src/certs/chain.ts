@@ -55,11 +55,16 @@ export function parseCertificates(text: string, file: string): ChainCert[] {
     try {
       x509 = new X509Certificate(b.der);
     } catch (e) {
-      throw new InputError(`the certificate starting here cannot be parsed (${(e as Error).message})`, file, b.line);
+      throw new InputError(
+        `the certificate starting here cannot be parsed (${(e as Error).message})`,
+        file,
+        b.line,
+      );
     }
     certs.push({ x509, file, line: b.line, name: certName(x509) });
   }
-  if (certs.length === 0) throw new InputError('no PEM certificate found (expected "-----BEGIN CERTIFICATE-----")', file);
+  if (certs.length === 0)
+    throw new InputError('no PEM certificate found (expected "-----BEGIN CERTIFICATE-----")', file);
   return certs;
 }
 
@@ -82,7 +87,9 @@ function isSelfSigned(c: X509Certificate): boolean {
 }
 
 function where(c: ChainCert, inFile?: string): string {
-  return c.file === inFile ? `the certificate at line ${c.line} (CN=${c.name})` : `${displayPath(c.file)}:${c.line} (CN=${c.name})`;
+  return c.file === inFile
+    ? `the certificate at line ${c.line} (CN=${c.name})`
+    : `${displayPath(c.file)}:${c.line} (CN=${c.name})`;
 }
 
 /** Check that the certificates, in the order given (the order a server sends them), form a
@@ -98,19 +105,22 @@ export function checkChainOrder(certs: ChainCert[]): void {
       throw new InputError(
         `the chain is in the wrong order: ${where(child, child.file)} is not issued by the next one, ${where(parent, child.file)}; ` +
           `a server sends certificates in file order, so put the leaf first and each issuer right after the certificate it signed (certbot's fullchain.pem is in the right order)`,
-        child.file, child.line,
+        child.file,
+        child.line,
       );
     }
     throw new InputError(
       `${where(parent, parent.file)} did not issue ${where(child, parent.file)} (issuer "${child.x509.issuer.replace(/\n/g, ', ')}"): the chain has a certificate that does not belong to it, or its issuer is missing`,
-      parent.file, parent.line,
+      parent.file,
+      parent.line,
     );
   }
   const last = certs.at(-1)!;
   if (certs.length === 1 && !isSelfSigned(last.x509)) {
     throw new InputError(
       `the chain has only the leaf (CN=${last.name}); its issuer "${last.x509.issuer.replace(/\n/g, ', ')}" is missing: use fullchain.pem (leaf + intermediates), which DANE-TA (2 1 1) needs in what the server sends`,
-      last.file, last.line,
+      last.file,
+      last.line,
     );
   }
 }
@@ -121,8 +131,10 @@ function checkValidity(certs: ChainCert[], now: Date): { problems: string[]; war
   for (const c of certs) {
     const notAfter = new Date(c.x509.validTo);
     const notBefore = new Date(c.x509.validFrom);
-    if (notAfter.getTime() < now.getTime()) problems.push(`${where(c)} expired on ${notAfter.toISOString()}`);
-    else if (notBefore.getTime() > now.getTime()) problems.push(`${where(c)} is not valid before ${notBefore.toISOString()}`);
+    if (notAfter.getTime() < now.getTime())
+      problems.push(`${where(c)} expired on ${notAfter.toISOString()}`);
+    else if (notBefore.getTime() > now.getTime())
+      problems.push(`${where(c)} is not valid before ${notBefore.toISOString()}`);
     else if (c === certs[0] && notAfter.getTime() - now.getTime() < 7 * 86400_000) {
       warnings.push(`${where(c)} expires in less than 7 days (${notAfter.toISOString()})`);
     }
@@ -137,18 +149,29 @@ function checkKey(leaf: ChainCert, keyFile: string): void {
     key = createPrivateKey(text);
   } catch (e) {
     const msg = (e as Error).message;
-    const hint = /passphrase|encrypted/i.test(msg) || text.includes('ENCRYPTED') ? ' (it is encrypted; give an unencrypted key)' : '';
+    const hint =
+      /passphrase|encrypted/i.test(msg) || text.includes('ENCRYPTED')
+        ? ' (it is encrypted; give an unencrypted key)'
+        : '';
     throw new InputError(`not a readable private key${hint}: ${msg}`, keyFile);
   }
   if (!leaf.x509.checkPrivateKey(key)) {
-    throw new InputError(`the private key does not match the leaf certificate ${where(leaf)}: the server could not use this pair`, keyFile);
+    throw new InputError(
+      `the private key does not match the leaf certificate ${where(leaf)}: the server could not use this pair`,
+      keyFile,
+    );
   }
 }
 
 /** Present at all: a FIFO or directory in the lineage's place is then refused by name when it
  *  is read, instead of being skipped as absent (a skipped privkey.pem would go unchecked). */
 function exists(p: string): boolean {
-  try { statSync(p); return true; } catch { return false; }
+  try {
+    statSync(p);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Paths in messages: relative to the working directory when that is shorter. */
@@ -157,21 +180,45 @@ export function displayPath(p: string): string {
   return rel && !rel.startsWith('..') && !isAbsolute(rel) && rel.length < p.length ? rel : p;
 }
 
-export function resolveSource(source: CertSource): { label: string; files: string[]; key?: string } {
+export function resolveSource(source: CertSource): {
+  label: string;
+  files: string[];
+  key?: string;
+} {
   if (source.kind === 'lineage') {
     let isDir = false;
-    try { isDir = statSync(source.dir).isDirectory(); } catch { /* reported below */ }
-    if (!isDir) throw new InputError('certbot lineage directory not found (expected a directory like /etc/letsencrypt/live/NAME)', source.dir);
+    try {
+      isDir = statSync(source.dir).isDirectory();
+    } catch {
+      /* reported below */
+    }
+    if (!isDir)
+      throw new InputError(
+        'certbot lineage directory not found (expected a directory like /etc/letsencrypt/live/NAME)',
+        source.dir,
+      );
     const full = join(source.dir, 'fullchain.pem');
     const key = join(source.dir, 'privkey.pem');
     if (!exists(full)) {
-      throw new InputError('the lineage has no fullchain.pem (certbot writes cert.pem, chain.pem, fullchain.pem and privkey.pem)', source.dir);
+      throw new InputError(
+        'the lineage has no fullchain.pem (certbot writes cert.pem, chain.pem, fullchain.pem and privkey.pem)',
+        source.dir,
+      );
     }
     return { label: source.dir, files: [full], ...(exists(key) ? { key } : {}) };
   }
-  if (source.fullchain) return { label: source.fullchain, files: [source.fullchain], ...(source.key ? { key: source.key } : {}) };
+  if (source.fullchain)
+    return {
+      label: source.fullchain,
+      files: [source.fullchain],
+      ...(source.key ? { key: source.key } : {}),
+    };
   if (source.cert) {
-    return { label: source.cert, files: [source.cert, ...(source.chain ? [source.chain] : [])], ...(source.key ? { key: source.key } : {}) };
+    return {
+      label: source.cert,
+      files: [source.cert, ...(source.chain ? [source.chain] : [])],
+      ...(source.key ? { key: source.key } : {}),
+    };
   }
   throw new InputError('a certificate source needs "lineage", "fullchain" or "cert"');
 }
@@ -184,7 +231,8 @@ export function loadChain(source: CertSource, now: Date = new Date()): LoadedCha
   if (key) checkKey(leaf, key);
   const { problems, warnings } = checkValidity(certs, now);
   const issuer = certs[1] ?? undefined;
-  if (!issuer) warnings.push(`${where(leaf)} is self-signed: only DANE-EE (3 x x) records can match it`);
+  if (!issuer)
+    warnings.push(`${where(leaf)} is self-signed: only DANE-EE (3 x x) records can match it`);
   return {
     label: displayPath(label),
     certs,

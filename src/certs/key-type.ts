@@ -11,7 +11,11 @@ export interface KeyType {
   curve?: string;
 }
 
-const CURVES: Record<string, string> = { prime256v1: 'P-256', secp384r1: 'P-384', secp521r1: 'P-521' };
+const CURVES: Record<string, string> = {
+  prime256v1: 'P-256',
+  secp384r1: 'P-384',
+  secp521r1: 'P-521',
+};
 
 export function keyTypeOf(key: KeyObject): KeyType {
   const details = key.asymmetricKeyDetails ?? {};
@@ -25,8 +29,11 @@ export function keyTypeOf(key: KeyObject): KeyType {
       const curve = CURVES[details.namedCurve ?? ''] ?? details.namedCurve ?? 'unknown curve';
       return { family: 'ecdsa', label: `ECDSA ${curve}`, curve };
     }
-    case 'ed25519': return { family: 'ed25519', label: 'Ed25519' };
-    case 'ed448': return { family: 'ed448', label: 'Ed448' };
-    default: return { family: 'other', label: String(key.asymmetricKeyType) };
+    case 'ed25519':
+      return { family: 'ed25519', label: 'Ed25519' };
+    case 'ed448':
+      return { family: 'ed448', label: 'Ed448' };
+    default:
+      return { family: 'other', label: String(key.asymmetricKeyType) };
   }
 }

@@ -18,7 +18,8 @@ import type { CliValues } from './options.js';
  *  loader (yaml + zod), a third of a cold start, which `check HOST…` does not need. */
 const DEFAULT_CONFIG = '/etc/tlsa/config.yaml';
 
-const sameHost = (a: string, b: string): boolean => a.replace(/\.$/, '').toLowerCase() === b.replace(/\.$/, '').toLowerCase();
+const sameHost = (a: string, b: string): boolean =>
+  a.replace(/\.$/, '').toLowerCase() === b.replace(/\.$/, '').toLowerCase();
 
 function parseTarget(text: string, protocol?: Protocol): CheckTarget {
   // More than one ":" is an IPv6 address without a port: parseHost says why it cannot be used.
@@ -40,11 +41,17 @@ function render(r: CheckReport): string {
     `${r.ok ? 'OK  ' : 'FAIL'} ${bothForms(r.host)}:${r.port} (${r.protocol})  ${r.owner}  TLSA ${r.dnssec.tlsa}, addresses ${r.dnssec.address}, ${r.records.length} record(s)${r.servedTtl !== undefined ? `, TTL ${r.servedTtl}` : ''}; authoritative: ${r.authoritative.inSync ? r.authoritative.summary : `NOT in sync (${r.authoritative.lagging.join(', ') || r.authoritative.summary})`}`,
   ];
   for (const p of r.probes) {
-    const what = p.notServed ? 'no certificate of this type (the server answered the other one)' : p.ok ? `Verified: ${p.matched} (${p.leaf})` : `NOT verified: ${p.problems.join('; ')}`;
+    const what = p.notServed
+      ? 'no certificate of this type (the server answered the other one)'
+      : p.ok
+        ? `Verified: ${p.matched} (${p.leaf})`
+        : `NOT verified: ${p.problems.join('; ')}`;
     lines.push(`     ${p.address.padEnd(15)} ${p.keyType.toUpperCase().padEnd(5)} ${what}`);
   }
   // Probe failures are on their rows already.
-  const shown = new Set(r.probes.filter((p) => !p.ok).map((p) => `${p.address} ${p.keyType}: ${p.problems.join('; ')}`));
+  const shown = new Set(
+    r.probes.filter((p) => !p.ok).map((p) => `${p.address} ${p.keyType}: ${p.problems.join('; ')}`),
+  );
   for (const f of r.failures) if (!shown.has(f)) lines.push(`     failure: ${f}`);
   // The renewal forecasts that are not warnings (safe, staged) are said too.
   for (const f of r.nextRenewal) if (f.verdict !== 'breaks') lines.push(`     ${f.text}`);
@@ -53,22 +60,31 @@ function render(r: CheckReport): string {
 }
 
 export async function run(v: CliValues, args: string[]): Promise<number> {
-  if (v.protocol && !(PROTOCOLS_LIST as readonly string[]).includes(v.protocol)) throw new InputError(`--protocol must be one of ${PROTOCOLS_LIST.join(', ')}`);
-  const configFile = v.config ?? process.env['TLSA_CONFIG'] ?? (args.length ? undefined : DEFAULT_CONFIG);
+  if (v.protocol && !(PROTOCOLS_LIST as readonly string[]).includes(v.protocol))
+    throw new InputError(`--protocol must be one of ${PROTOCOLS_LIST.join(', ')}`);
+  const configFile =
+    v.config ?? process.env.TLSA_CONFIG ?? (args.length ? undefined : DEFAULT_CONFIG);
   // The config loader (yaml + zod) is a third of a cold start: loaded only when there is a config.
-  const config: LoadedConfig | undefined = configFile && (v.config || process.env['TLSA_CONFIG'] || existsSync(configFile))
-    ? (await import('../config/load.js')).loadConfig(configFile)
-    : undefined;
+  const config: LoadedConfig | undefined =
+    configFile && (v.config || process.env.TLSA_CONFIG || existsSync(configFile))
+      ? (await import('../config/load.js')).loadConfig(configFile)
+      : undefined;
   if (config) warn(config.warnings);
   // Without --protocol, a HOST:PORT the configuration lists is probed as configured there.
   let targets: CheckTarget[] = args.map((a) => {
     const t = parseTarget(a, v.protocol as Protocol | undefined);
-    const configured = !t.protocol && config ? configuredProtocol(Object.values(config.raw.services), t.host, t.port) : undefined;
+    const configured =
+      !t.protocol && config
+        ? configuredProtocol(Object.values(config.raw.services), t.host, t.port)
+        : undefined;
     return configured ? { ...t, protocol: configured } : t;
   });
   if (!targets.length) {
-    if (!config) throw new InputError('check needs HOST[:PORT] arguments or a --config with services');
-    targets = Object.values(config.raw.services).flatMap((s) => servicePorts(s).map(({ port, protocol }) => ({ host: s.host, port, protocol })));
+    if (!config)
+      throw new InputError('check needs HOST[:PORT] arguments or a --config with services');
+    targets = Object.values(config.raw.services).flatMap((s) =>
+      servicePorts(s).map(({ port, protocol }) => ({ host: s.host, port, protocol })),
+    );
   }
   const verify = config?.raw.verify;
   const resolverSetting = v.resolver ?? verify?.resolver ?? 'system';
@@ -78,22 +94,36 @@ export async function run(v: CliValues, args: string[]): Promise<number> {
   } catch (e) {
     throw new InputError((e as Error).message);
   }
-  const authPort = v['auth-port'] !== undefined ? Number(v['auth-port']) : verify?.authoritative_port ?? 53;
-  if (!Number.isInteger(authPort) || authPort < 1 || authPort > 65535) throw new InputError(`--auth-port must be a port number, got "${v['auth-port']}"`);
-  const timeoutMs = (v.timeout !== undefined ? Number(v.timeout) : verify?.timeout_s ?? 5) * 1000;
-  if (!(timeoutMs > 0)) throw new InputError(`--timeout must be a number of seconds, got "${v.timeout}"`);
+  const authPort =
+    v['auth-port'] !== undefined ? Number(v['auth-port']) : (verify?.authoritative_port ?? 53);
+  if (!Number.isInteger(authPort) || authPort < 1 || authPort > 65535)
+    throw new InputError(`--auth-port must be a port number, got "${v['auth-port']}"`);
+  const timeoutMs = (v.timeout !== undefined ? Number(v.timeout) : (verify?.timeout_s ?? 5)) * 1000;
+  if (!(timeoutMs > 0))
+    throw new InputError(`--timeout must be a number of seconds, got "${v.timeout}"`);
   const catalog = loadCatalog(builtinCatalogPath('letsencrypt'));
   if (config) {
     // A port the configuration lists is forecast with its service's catalog and setup.
     const { parseSpec, serviceCatalog } = await import('../engine/targets.js');
     const cache = new Map();
     targets = targets.map((t) => {
-      const found = Object.entries(config.raw.services).find(([, s]) => sameHost(s.host, t.host) && servicePorts(s).some((p) => p.port === t.port));
+      const found = Object.entries(config.raw.services).find(
+        ([, s]) => sameHost(s.host, t.host) && servicePorts(s).some((p) => p.port === t.port),
+      );
       if (!found) return t;
       const [name, s] = found;
       const own = serviceCatalog(config, name, cache);
       const setup: RenewalSetup = {
-        service: { name, staged: !!s.install, reload: !!s.reload, issuers: s.issuers ?? 'letsencrypt', publishesKey: (s.records?.length ? s.records : ['3 1 1']).map(parseSpec).some((x) => x.usage === 3 && x.selector === 1), ttl: s.ttl ?? config.raw.ttl },
+        service: {
+          name,
+          staged: !!s.install,
+          reload: !!s.reload,
+          issuers: s.issuers ?? 'letsencrypt',
+          publishesKey: (s.records?.length ? s.records : ['3 1 1'])
+            .map(parseSpec)
+            .some((x) => x.usage === 3 && x.selector === 1),
+          ttl: s.ttl ?? config.raw.ttl,
+        },
         catalogs: own ? [own] : [],
       };
       return { ...t, setup };
@@ -102,7 +132,19 @@ export async function run(v: CliValues, args: string[]): Promise<number> {
   const now = new Date();
   // Targets are checked side by side, each within timeoutMs; one progress line a second at most.
   const waits = waitTracker(progressLine, { limitMs: timeoutMs });
-  const reports = await Promise.all(targets.map((t) => checkTarget(t, { resolver, authoritativePort: authPort, timeoutMs, catalog, cap: config?.raw.max_records_per_name ?? 12, now, waits })));
+  const reports = await Promise.all(
+    targets.map((t) =>
+      checkTarget(t, {
+        resolver,
+        authoritativePort: authPort,
+        timeoutMs,
+        catalog,
+        cap: config?.raw.max_records_per_name ?? 12,
+        now,
+        waits,
+      }),
+    ),
+  );
   if (v.json) out(`${JSON.stringify({ ok: reports.every((r) => r.ok), reports }, null, 2)}\n`);
   else out(`${reports.map(render).join('\n')}\n`);
   return reports.every((r) => r.ok) ? EXIT.ok : EXIT.checkFailed;

@@ -9,7 +9,7 @@ import type { CliValues } from './options.js';
 export const DEFAULT_CONFIG = '/etc/tlsa/config.yaml';
 
 export function configFromCli(v: CliValues): LoadedConfig {
-  const file = v.config ?? process.env['TLSA_CONFIG'] ?? DEFAULT_CONFIG;
+  const file = v.config ?? process.env.TLSA_CONFIG ?? DEFAULT_CONFIG;
   const config = loadConfig(file);
   warn(config.warnings);
   return config;
@@ -19,7 +19,8 @@ export function runOptions(v: CliValues, entryPoint: string): RunOptions {
   let lockWaitSeconds: number | undefined;
   if (v['lock-wait'] !== undefined) {
     lockWaitSeconds = Number(v['lock-wait']);
-    if (!Number.isFinite(lockWaitSeconds) || lockWaitSeconds < 0) throw new InputError(`--lock-wait must be a number of seconds, got "${v['lock-wait']}"`);
+    if (!Number.isFinite(lockWaitSeconds) || lockWaitSeconds < 0)
+      throw new InputError(`--lock-wait must be a number of seconds, got "${v['lock-wait']}"`);
   }
   return {
     entryPoint,

@@ -24,14 +24,18 @@ const STATE_SETTLE_MS = 200;
 
 async function scheduledRun(config: LoadedConfig, now: number): Promise<Due> {
   const { schedule, interval_s } = config.raw.daemon;
-  const interval = { at: new Date(now + interval_s * 1000), why: `daemon.interval_s ${interval_s}` };
+  const interval = {
+    at: new Date(now + interval_s * 1000),
+    why: `daemon.interval_s ${interval_s}`,
+  };
   if (!schedule) return interval;
   const { Cron } = await import('croner');
   const next = new Cron(schedule, { paused: true }).nextRun(new Date(now));
   return next ? { at: next, why: `daemon.schedule "${schedule}"` } : interval;
 }
 
-const earliest = (...xs: (Due | undefined)[]): Due => xs.filter((x): x is Due => !!x).reduce((a, b) => (b.at.getTime() < a.at.getTime() ? b : a));
+const earliest = (...xs: (Due | undefined)[]): Due =>
+  xs.filter((x): x is Due => !!x).reduce((a, b) => (b.at.getTime() < a.at.getTime() ? b : a));
 
 /** "<lead> in 5m (<time>): <why>"; with --log-format json a "wake" event. `after`: this run,
  *  a state change another run made while sleeping, or (--once) the step the next timer run
@@ -39,12 +43,20 @@ const earliest = (...xs: (Due | undefined)[]): Due => xs.filter((x): x is Due =>
 function reportWake(lead: string, w: Due, after: 'run' | 'state-change' | 'once'): void {
   const ms = Math.max(MIN_SLEEP_MS, w.at.getTime() - Date.now());
   const at = new Date(Date.now() + ms).toISOString();
-  progressLine(`${lead} in ${duration(ms / 1000)} (${at}): ${w.why}`, { event: 'wake', fields: { at, inSeconds: Math.round(ms / 1000), why: w.why, after } });
+  progressLine(`${lead} in ${duration(ms / 1000)} (${at}): ${w.why}`, {
+    event: 'wake',
+    fields: { at, inSeconds: Math.round(ms / 1000), why: w.why, after },
+  });
 }
 
 /** Sleep until `first` (or an earlier due moment another run's state change reveals), or
  *  until `interrupt` is called (signals). */
-function sleepUntil(config: LoadedConfig, v: CliValues, first: Due, setInterrupt: (f: (() => void) | undefined) => void): Promise<void> {
+function sleepUntil(
+  config: LoadedConfig,
+  v: CliValues,
+  first: Due,
+  setInterrupt: (f: (() => void) | undefined) => void,
+): Promise<void> {
   return new Promise<void>((resolve) => {
     let current = first;
     let timer: NodeJS.Timeout | undefined;
@@ -77,7 +89,13 @@ function sleepUntil(config: LoadedConfig, v: CliValues, first: Due, setInterrupt
       } catch {
         return; // the next run reports a damaged state
       }
-      const due = nextDueFor(config, state.records, { services: v.service, now: new Date(), propagationChecked: config.raw.verify.propagation, factsAt: (o) => state.ttls?.[o] ?? [], observed: state.observed });
+      const due = nextDueFor(config, state.records, {
+        services: v.service,
+        now: new Date(),
+        propagationChecked: config.raw.verify.propagation,
+        factsAt: (o) => state.ttls?.[o] ?? [],
+        observed: state.observed,
+      });
       if (due && due.at.getTime() < current.at.getTime()) {
         arm(due);
         reportWake('the state changed: next run', due, 'state-change');
@@ -92,11 +110,17 @@ function sleepUntil(config: LoadedConfig, v: CliValues, first: Due, setInterrupt
         settle = setTimeout(recheck, STATE_SETTLE_MS);
       });
       watcher.on('error', (e) => {
-        progressLine(`stopped watching ${config.stateDir} (${e.message}): changes by other runs wait for the next run`, { level: 'warn', event: 'watch-failed', fields: { dir: config.stateDir } });
+        progressLine(
+          `stopped watching ${config.stateDir} (${e.message}): changes by other runs wait for the next run`,
+          { level: 'warn', event: 'watch-failed', fields: { dir: config.stateDir } },
+        );
         watcher?.close();
       });
     } catch (e) {
-      progressLine(`cannot watch ${config.stateDir} (${(e as Error).message}): changes by other runs wait for the next run`, { level: 'warn', event: 'watch-failed', fields: { dir: config.stateDir } });
+      progressLine(
+        `cannot watch ${config.stateDir} (${(e as Error).message}): changes by other runs wait for the next run`,
+        { level: 'warn', event: 'watch-failed', fields: { dir: config.stateDir } },
+      );
     }
     // A write between the end of the run and the start of the watch.
     recheck();
@@ -127,10 +151,17 @@ export async function run(v: CliValues): Promise<number> {
       reload = false;
       try {
         config = configFromCli(v);
-        progressLine(`reloaded ${config.file}`, { event: 'config-reloaded', fields: { file: config.file } });
+        progressLine(`reloaded ${config.file}`, {
+          event: 'config-reloaded',
+          fields: { file: config.file },
+        });
       } catch (e) {
         lastCode = fail(e);
-        progressLine('keeping the previous configuration', { level: 'warn', event: 'config-kept', fields: { file: config.file } });
+        progressLine('keeping the previous configuration', {
+          level: 'warn',
+          event: 'config-kept',
+          fields: { file: config.file },
+        });
       }
     }
     const now = new Date();
@@ -139,20 +170,42 @@ export async function run(v: CliValues): Promise<number> {
       const result = await runEngine(config, { ...runOptions(v, 'daemon'), now, observeAll: true });
       warn(result.targets.warnings);
       for (const e of engineEvents(result, now)) progressLine(e.message, e);
-      if (result.added || result.removed) progressLine(`published ${result.added}, removed ${result.removed}`, { event: 'published', fields: { added: result.added, removed: result.removed } });
+      if (result.added || result.removed)
+        progressLine(`published ${result.added}, removed ${result.removed}`, {
+          event: 'published',
+          fields: { added: result.added, removed: result.removed },
+        });
       lastCode = reportNetwork(result.network, result.promoted.some((p) => p.reloadError) ? 3 : 0);
       const retiring = result.plan.flatMap((p) => p.retiring);
       const waits = [
-        ...result.waiting.map((w) => `${w.chain} waits for ${w.reason}${w.eta ? ` (${duration((w.eta.getTime() - Date.now()) / 1000)})` : ''}`),
-        ...(retiring.length ? [`${retiring.length} record(s) retiring, next removal in ${duration(Math.min(...retiring.map((r) => r.due.getTime())) / 1000 - Date.now() / 1000)}`] : []),
+        ...result.waiting.map(
+          (w) =>
+            `${w.chain} waits for ${w.reason}${w.eta ? ` (${duration((w.eta.getTime() - Date.now()) / 1000)})` : ''}`,
+        ),
+        ...(retiring.length
+          ? [
+              `${retiring.length} record(s) retiring, next removal in ${duration(Math.min(...retiring.map((r) => r.due.getTime())) / 1000 - Date.now() / 1000)}`,
+            ]
+          : []),
       ];
       if (waits.length) {
         progressLine(`waiting: ${waits.join('; ')}`, {
           event: 'waiting',
           fields: {
-            chains: result.waiting.map((w) => ({ service: w.service, chain: w.chain, reason: w.reason, eta: w.eta?.toISOString() ?? null })),
+            chains: result.waiting.map((w) => ({
+              service: w.service,
+              chain: w.chain,
+              reason: w.reason,
+              eta: w.eta?.toISOString() ?? null,
+            })),
             retiring: retiring.length,
-            ...(retiring.length ? { nextRemoval: new Date(Math.min(...retiring.map((r) => r.due.getTime()))).toISOString() } : {}),
+            ...(retiring.length
+              ? {
+                  nextRemoval: new Date(
+                    Math.min(...retiring.map((r) => r.due.getTime())),
+                  ).toISOString(),
+                }
+              : {}),
           },
         });
       }
@@ -162,7 +215,14 @@ export async function run(v: CliValues): Promise<number> {
     }
     // A failed run (or a failed reload, which the next run retries) is retried with backoff.
     failures = lastCode === 0 ? 0 : failures + 1;
-    const retry = failures ? { at: new Date(Date.now() + retryDelaySeconds(failures, config.raw.daemon.interval_s) * 1000), why: `retry after ${failures} failed run(s) in a row` } : undefined;
+    const retry = failures
+      ? {
+          at: new Date(
+            Date.now() + retryDelaySeconds(failures, config.raw.daemon.interval_s) * 1000,
+          ),
+          why: `retry after ${failures} failed run(s) in a row`,
+        }
+      : undefined;
     if (v.once || stopping) {
       if (v.once && due) reportWake('next step due', due, 'once');
       return lastCode;

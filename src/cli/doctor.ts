@@ -9,12 +9,18 @@ import type { CliValues } from './options.js';
 
 export async function run(v: CliValues, args: string[]): Promise<number> {
   const [what, ...extra] = args;
-  if (what !== 'postfix') throw new InputError(what ? `doctor knows "postfix", not "${what}"` : 'doctor needs what to examine: tlsa doctor postfix');
+  if (what !== 'postfix')
+    throw new InputError(
+      what
+        ? `doctor knows "postfix", not "${what}"`
+        : 'doctor needs what to examine: tlsa doctor postfix',
+    );
   if (extra.length) throw new InputError(`unexpected argument "${extra[0]}"`);
   let timeoutMs = 5000;
   if (v.timeout !== undefined) {
     timeoutMs = Number(v.timeout) * 1000;
-    if (!(timeoutMs > 0)) throw new InputError(`--timeout must be a number of seconds, got "${v.timeout}"`);
+    if (!(timeoutMs > 0))
+      throw new InputError(`--timeout must be a number of seconds, got "${v.timeout}"`);
   }
   const report = await runDoctor({
     ...(v['postfix-dir'] !== undefined ? { configDir: v['postfix-dir'] } : {}),

@@ -18,7 +18,12 @@ export function engineEvents(r: EngineResult, now: Date): (LogEvent & { message:
       level: p.reloadError ? 'error' : 'info',
       event: 'installed',
       service: p.service,
-      fields: { chain: p.chain, release: p.release ?? null, reloaded: p.reloaded ?? null, ...(p.reloadError ? { reloadError: p.reloadError } : {}) },
+      fields: {
+        chain: p.chain,
+        release: p.release ?? null,
+        reloaded: p.reloaded ?? null,
+        ...(p.reloadError ? { reloadError: p.reloadError } : {}),
+      },
     });
   }
   for (const w of r.waiting) {
@@ -31,10 +36,20 @@ export function engineEvents(r: EngineResult, now: Date): (LogEvent & { message:
     });
   }
   for (const h of r.held) {
-    out.push({ message: `keeping ${h.record.owner} ${shortRdata(h.record)}: ${h.why}`, event: 'kept', service: h.record.service, fields: { owner: h.record.owner, rdata: rdataText(h.record), why: h.why } });
+    out.push({
+      message: `keeping ${h.record.owner} ${shortRdata(h.record)}: ${h.why}`,
+      event: 'kept',
+      service: h.record.service,
+      fields: { owner: h.record.owner, rdata: rdataText(h.record), why: h.why },
+    });
   }
   for (const x of r.retired) {
-    out.push({ message: `${r.removed ? 'removed' : 'would remove'} ${x.owner} ${shortRdata(x)}`, event: r.removed ? 'removed' : 'would-remove', service: x.service, fields: { owner: x.owner, rdata: rdataText(x) } });
+    out.push({
+      message: `${r.removed ? 'removed' : 'would remove'} ${x.owner} ${shortRdata(x)}`,
+      event: r.removed ? 'removed' : 'would-remove',
+      service: x.service,
+      fields: { owner: x.owner, rdata: rdataText(x) },
+    });
   }
   return out;
 }

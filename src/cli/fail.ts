@@ -40,7 +40,12 @@ export function linePrefix(): string {
 /** One line for humans: `text` as it always was (on stderr, or stdout for the hook's notes),
  *  or with `--log-format json` the event as JSON on stderr, so that stdout carries nothing but
  *  the `--json` output. Redacted either way: a secret may hide in any configured value. */
-export function logLine(text: string, message: string, e: LogEvent, stream: 'stdout' | 'stderr' = 'stderr'): void {
+export function logLine(
+  text: string,
+  message: string,
+  e: LogEvent,
+  stream: 'stdout' | 'stderr' = 'stderr',
+): void {
   if (format === 'json') {
     if (e.textOnly) return;
     const entry = {
@@ -66,26 +71,40 @@ export function fail(e: unknown): number {
   let stack: string | undefined;
   if (code === undefined) {
     message = `internal error: ${err?.message ?? String(e)}`;
-    if (process.env['TLSA_DEBUG'] && err?.stack) stack = err.stack;
+    if (process.env.TLSA_DEBUG && err?.stack) stack = err.stack;
   } else {
     message = err instanceof InputError ? err.located : err.message;
     if (typeof err.hint === 'string' && err.hint) hint = err.hint;
   }
   const exitCode = code ?? EXIT.checkFailed;
-  const where = err instanceof InputError && err.file ? { file: err.file, ...(err.line ? { line: err.line } : {}) } : {};
-  logLine(`tlsa: ${message}${stack ? `\n${stack}` : ''}${hint ? `\n  hint: ${hint}` : ''}`, message, {
-    level: 'error',
-    event: 'error',
-    fields: { exitCode, ...where, ...(hint ? { hint } : {}), ...(stack ? { stack } : {}) },
-  });
+  const where =
+    err instanceof InputError && err.file
+      ? { file: err.file, ...(err.line ? { line: err.line } : {}) }
+      : {};
+  logLine(
+    `tlsa: ${message}${stack ? `\n${stack}` : ''}${hint ? `\n  hint: ${hint}` : ''}`,
+    message,
+    {
+      level: 'error',
+      event: 'error',
+      fields: { exitCode, ...where, ...(hint ? { hint } : {}), ...(stack ? { stack } : {}) },
+    },
+  );
   return exitCode;
 }
 
 /** Network problems a run met and worked around (records kept, chains left staged): each on
  *  stderr with what to check; exit 3 when there was any, else `code`. */
-export function reportNetwork(problems: readonly { message: string; hint?: string | undefined }[], code: number): number {
+export function reportNetwork(
+  problems: readonly { message: string; hint?: string | undefined }[],
+  code: number,
+): number {
   for (const p of problems) {
-    logLine(`tlsa: ${p.message}${p.hint ? `\n  hint: ${p.hint}` : ''}`, p.message, { level: 'error', event: 'network', fields: p.hint ? { hint: p.hint } : {} });
+    logLine(`tlsa: ${p.message}${p.hint ? `\n  hint: ${p.hint}` : ''}`, p.message, {
+      level: 'error',
+      event: 'network',
+      fields: p.hint ? { hint: p.hint } : {},
+    });
   }
   return problems.length ? EXIT.provider : code;
 }
@@ -108,5 +127,9 @@ export function out(text: string): void {
  *  (the lock, a resolver, a server: "waiting for …") are told apart so that a long wait can be
  *  found in a log by its event. */
 export function progressLine(line: string, e?: LogEvent): void {
-  logLine(`tlsa: ${line}`, line, e ?? { event: line.startsWith('waiting for ') ? 'waiting' : 'progress' });
+  logLine(
+    `tlsa: ${line}`,
+    line,
+    e ?? { event: line.startsWith('waiting for ') ? 'waiting' : 'progress' },
+  );
 }

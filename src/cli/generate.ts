@@ -12,15 +12,23 @@ import { rdataText } from '../tlsa/record.js';
 import { note, out, warn } from './fail.js';
 import type { CliValues } from './options.js';
 
-function intOption(value: string | undefined, name: string, fallback: number, min: number, max: number): number {
+function intOption(
+  value: string | undefined,
+  name: string,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < min || n > max) throw new InputError(`--${name} must be a whole number from ${min} to ${max}, got "${value}"`);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new InputError(`--${name} must be a whole number from ${min} to ${max}, got "${value}"`);
   return n;
 }
 
 export async function run(v: CliValues): Promise<number> {
-  if (!v.chain?.length) throw new InputError('generate needs --chain FILE (a fullchain PEM, leaf first)');
+  if (!v.chain?.length)
+    throw new InputError('generate needs --chain FILE (a fullchain PEM, leaf first)');
   if (!v.host) throw new InputError('generate needs --host NAME (for SMTP the MX host name)');
   if (v.key && v.chain.length > 1) throw new InputError('--key goes with a single --chain');
   if (v.protocol && !(PROTOCOLS_LIST as readonly string[]).includes(v.protocol)) {
@@ -36,7 +44,12 @@ export async function run(v: CliValues): Promise<number> {
   const ports = (v.port ?? ['25']).map((p) => intOption(p, 'port', 25, 1, 65535));
   const ttl = intOption(v.ttl, 'ttl', 3600, 1, 604800);
   const now = new Date();
-  const chains = v.chain.map((f) => loadChain({ kind: 'files', fullchain: resolve(f), ...(v.key ? { key: resolve(v.key) } : {}) }, now));
+  const chains = v.chain.map((f) =>
+    loadChain(
+      { kind: 'files', fullchain: resolve(f), ...(v.key ? { key: resolve(v.key) } : {}) },
+      now,
+    ),
+  );
   const specs = (v.records ?? []).map((t) => {
     try {
       return parseSpec(t);
@@ -45,30 +58,74 @@ export async function run(v: CliValues): Promise<number> {
     }
   });
   const issuers = v.issuers ?? 'letsencrypt';
-  const catalog = issuers === 'none' ? undefined : loadCatalog((BUILTIN_CATALOGS as readonly string[]).includes(issuers) ? builtinCatalogPath(issuers) : resolve(issuers));
+  const catalog =
+    issuers === 'none'
+      ? undefined
+      : loadCatalog(
+          (BUILTIN_CATALOGS as readonly string[]).includes(issuers)
+            ? builtinCatalogPath(issuers)
+            : resolve(issuers),
+        );
   let result;
   try {
-    result = desiredRecords({
-      name: 'generate', host: host.ascii, ports, ...(v.protocol ? { protocol: v.protocol as Protocol } : {}),
-      records: specs.length ? specs : DEFAULT_SPECS, chains, ...(catalog ? { catalog } : {}), cap: 100,
-    }, now);
+    result = desiredRecords(
+      {
+        name: 'generate',
+        host: host.ascii,
+        ports,
+        ...(v.protocol ? { protocol: v.protocol as Protocol } : {}),
+        records: specs.length ? specs : DEFAULT_SPECS,
+        chains,
+        ...(catalog ? { catalog } : {}),
+        cap: 100,
+      },
+      now,
+    );
   } catch (e) {
     throw new InputError((e as Error).message);
   }
-  const warnings = [...chains.flatMap((c) => [...c.warnings, ...c.validityProblems]), ...result.warnings];
+  const warnings = [
+    ...chains.flatMap((c) => [...c.warnings, ...c.validityProblems]),
+    ...result.warnings,
+  ];
   warn(warnings);
   note(result.notes);
   if (v.json) {
-    out(`${JSON.stringify({
-      host: { ascii: host.ascii, unicode: host.unicode },
-      records: result.records.map((r) => ({ owner: r.owner, ttl, usage: r.usage, selector: r.selector, matching: r.matching, data: r.data, rdata: rdataText(r), why: r.why, matchesServed: r.matchesServed })),
-      chains: chains.map((c) => ({ source: c.label, keyType: c.keyType.label, leaf: c.leaf.name, issuer: c.issuer?.name ?? null, notAfter: new Date(c.leaf.x509.validTo).toISOString() })),
-      warnings,
-    }, null, 2)}\n`);
+    out(
+      `${JSON.stringify(
+        {
+          host: { ascii: host.ascii, unicode: host.unicode },
+          records: result.records.map((r) => ({
+            owner: r.owner,
+            ttl,
+            usage: r.usage,
+            selector: r.selector,
+            matching: r.matching,
+            data: r.data,
+            rdata: rdataText(r),
+            why: r.why,
+            matchesServed: r.matchesServed,
+          })),
+          chains: chains.map((c) => ({
+            source: c.label,
+            keyType: c.keyType.label,
+            leaf: c.leaf.name,
+            issuer: c.issuer?.name ?? null,
+            notAfter: new Date(c.leaf.x509.validTo).toISOString(),
+          })),
+          warnings,
+        },
+        null,
+        2,
+      )}\n`,
+    );
   } else {
-    const lines = result.records.map((r) => formatRecord(r, ttl) + (v.explain ? ` ; ${r.why}` : ''));
+    const lines = result.records.map(
+      (r) => formatRecord(r, ttl) + (v.explain ? ` ; ${r.why}` : ''),
+    );
     // A zone-file comment, so the output stays loadable as it is.
-    if (host.unicode !== host.ascii) lines.unshift(`; host ${bothForms(host.ascii)}: DNS and certificates use the A-label form`);
+    if (host.unicode !== host.ascii)
+      lines.unshift(`; host ${bothForms(host.ascii)}: DNS and certificates use the A-label form`);
     out(`${lines.join('\n')}\n`);
   }
   return 0;

@@ -14,7 +14,9 @@ import { runBundle } from './run-bundle.js';
  *  line would make the cheapest command slower than it was unbundled. Same output as main.ts. */
 function printVersionOnly(argv: string[]): boolean {
   if (argv.length !== 1 || (argv[0] !== '--version' && argv[0] !== '-V')) return false;
-  const pkg = JSON.parse(readFileSync(`${packageRoot()}/package.json`, 'utf8')) as { version: string };
+  const pkg = JSON.parse(readFileSync(`${packageRoot()}/package.json`, 'utf8')) as {
+    version: string;
+  };
   process.stdout.write(`tlsa ${pkg.version}\n`);
   return true;
 }

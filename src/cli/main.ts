@@ -7,7 +7,10 @@ import { fail } from './fail.js';
 import { parseCommandLine, type CliValues } from './options.js';
 
 /** Each command's module, loaded only when it runs. */
-const COMMAND_MODULES: Record<string, () => Promise<{ run: (v: CliValues, args: string[]) => Promise<number> }>> = {
+const COMMAND_MODULES: Record<
+  string,
+  () => Promise<{ run: (v: CliValues, args: string[]) => Promise<number> }>
+> = {
   generate: () => import('./generate.js'),
   plan: () => import('./plan.js'),
   publish: () => import('./publish.js'),
@@ -24,7 +27,9 @@ async function main(argv: string[]): Promise<number> {
   const line = parseCommandLine(argv);
   switch (line.kind) {
     case 'version': {
-      const pkg = JSON.parse(readFileSync(`${packageRoot()}/package.json`, 'utf8')) as { version: string };
+      const pkg = JSON.parse(readFileSync(`${packageRoot()}/package.json`, 'utf8')) as {
+        version: string;
+      };
       process.stdout.write(`tlsa ${pkg.version}\n`);
       return 0;
     }
@@ -40,6 +45,10 @@ async function main(argv: string[]): Promise<number> {
 }
 
 main(process.argv.slice(2)).then(
-  (code) => { process.exitCode = code; },
-  (e: unknown) => { process.exitCode = fail(e); },
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    process.exitCode = fail(e);
+  },
 );

@@ -35,19 +35,40 @@ export const OPTIONS = {
 export type OptionName = keyof typeof OPTIONS;
 
 function parseAll(argv: string[]) {
-  return parseArgs({ args: argv, options: OPTIONS, allowPositionals: true, strict: true, tokens: true });
+  return parseArgs({
+    args: argv,
+    options: OPTIONS,
+    allowPositionals: true,
+    strict: true,
+    tokens: true,
+  });
 }
 
 export type CliValues = ReturnType<typeof parseAll>['values'];
 
 /** What a string option's value is, as its help shows it. */
 const VALUE: Partial<Record<OptionName, string>> = {
-  config: 'FILE', service: 'NAME', 'lock-wait': 'SECONDS', chain: 'FILE', key: 'FILE', host: 'NAME', port: 'N',
-  protocol: 'P', records: '"U S M"', issuers: 'CA', ttl: 'SECONDS', resolver: 'IP[:PORT]', 'auth-port': 'N',
-  timeout: 'SECONDS', 'postfix-dir': 'DIR', 'tlsa-file': 'FILE', 'log-format': 'F',
+  config: 'FILE',
+  service: 'NAME',
+  'lock-wait': 'SECONDS',
+  chain: 'FILE',
+  key: 'FILE',
+  host: 'NAME',
+  port: 'N',
+  protocol: 'P',
+  records: '"U S M"',
+  issuers: 'CA',
+  ttl: 'SECONDS',
+  resolver: 'IP[:PORT]',
+  'auth-port': 'N',
+  timeout: 'SECONDS',
+  'postfix-dir': 'DIR',
+  'tlsa-file': 'FILE',
+  'log-format': 'F',
 };
 
-const LOG_FORMAT = 'text (timestamped lines, default) or json (one object a line, for journald or Loki)';
+const LOG_FORMAT =
+  'text (timestamped lines, default) or json (one object a line, for journald or Loki)';
 
 /** Options that every command understands: they never reach a command. */
 const GENERAL = ['help', 'version'] as const satisfies readonly OptionName[];
@@ -81,7 +102,8 @@ export const COMMANDS: Record<string, CommandSpec> = {
       port: 'port (repeatable; default 25)',
       protocol: 'smtp|lmtp|imap|pop3|submission|smtps|tls|https (port 25 is always smtp)',
       records: 'record kind (repeatable; default "3 1 1" and "2 1 1")',
-      issuers: 'issuer catalog for the 2 x x family: letsencrypt (default), none, or a catalog.json',
+      issuers:
+        'issuer catalog for the 2 x x family: letsencrypt (default), none, or a catalog.json',
       ttl: 'TTL to print (default 3600)',
       explain: 'add a comment saying why each record is there',
       json: 'machine-readable output',
@@ -109,7 +131,10 @@ export const COMMANDS: Record<string, CommandSpec> = {
       'lock-wait': LOCK_WAIT,
     },
     insteadOf: { 'dry-run': '"tlsa plan" shows what publish would change' },
-    examples: ['tlsa --config /etc/tlsa/config.yaml publish', 'tlsa publish --service mail --lock-wait 300'],
+    examples: [
+      'tlsa --config /etc/tlsa/config.yaml publish',
+      'tlsa publish --service mail --lock-wait 300',
+    ],
   },
   status: {
     synopsis: '[--config FILE] status [options]',
@@ -131,7 +156,8 @@ export const COMMANDS: Record<string, CommandSpec> = {
   },
   adopt: {
     synopsis: '[--config FILE] adopt [--dry-run] [options]',
-    summary: 'take over published records (equal to desired ones, or with tlsa\'s marker): after a migration or a lost state',
+    summary:
+      "take over published records (equal to desired ones, or with tlsa's marker): after a migration or a lost state",
     options: {
       config: CONFIG,
       service: SERVICE,
@@ -153,7 +179,11 @@ export const COMMANDS: Record<string, CommandSpec> = {
       timeout: 'time allowed per HOST:PORT, DNS and TLS together (default verify.timeout_s, 5)',
       protocol: 'what HOST:PORT speaks (default: as configured for it, else by port)',
     },
-    examples: ['tlsa check', 'tlsa check mx.example.org', 'tlsa check mail.example.org:465 --protocol smtps --resolver 127.0.0.1:53'],
+    examples: [
+      'tlsa check',
+      'tlsa check mx.example.org',
+      'tlsa check mail.example.org:465 --protocol smtps --resolver 127.0.0.1:53',
+    ],
   },
   hook: {
     synopsis: '[--config FILE] hook certbot|acme.sh|lego [options]',
@@ -167,7 +197,7 @@ export const COMMANDS: Record<string, CommandSpec> = {
       'log-format': LOG_FORMAT,
     },
     examples: [
-      'tlsa --config /etc/tlsa/config.yaml hook certbot   (as certbot\'s deploy hook: see hooks/certbot-deploy)',
+      "tlsa --config /etc/tlsa/config.yaml hook certbot   (as certbot's deploy hook: see hooks/certbot-deploy)",
       'tlsa hook lego --lock-wait 300',
     ],
   },
@@ -182,14 +212,17 @@ export const COMMANDS: Record<string, CommandSpec> = {
       'lock-wait': LOCK_WAIT,
       'log-format': LOG_FORMAT,
     },
-    examples: ['tlsa --config /etc/tlsa/config.yaml daemon', 'tlsa daemon --once   (from a systemd timer or cron)'],
+    examples: [
+      'tlsa --config /etc/tlsa/config.yaml daemon',
+      'tlsa daemon --once   (from a systemd timer or cron)',
+    ],
   },
   doctor: {
     synopsis: 'doctor postfix [options]',
     summary: "explain TLS/DANE mistakes in Postfix's config",
     takesArgs: true,
     options: {
-      'postfix-dir': 'another Postfix instance: postconf -c DIR (-c itself is tlsa\'s --config)',
+      'postfix-dir': "another Postfix instance: postconf -c DIR (-c itself is tlsa's --config)",
       'tlsa-file': 'the published TLSA records as zone-file lines; no DNS query for them',
       host: "the MX name for the owner names _PORT._tcp.NAME (default: each service's myhostname)",
       json: 'machine-readable output',
@@ -197,8 +230,15 @@ export const COMMANDS: Record<string, CommandSpec> = {
       offline: 'ask no DNS question (TLSA from --tlsa-file only)',
       timeout: 'per DNS query (default 5)',
     },
-    insteadOf: { config: "doctor postfix takes --postfix-dir DIR for another Postfix instance; -c/--config is tlsa's own configuration" },
-    examples: ['tlsa doctor postfix', 'tlsa doctor postfix --postfix-dir /etc/postfix-out --host mx.example.org --json', 'tlsa doctor postfix --offline --tlsa-file records.zone'],
+    insteadOf: {
+      config:
+        "doctor postfix takes --postfix-dir DIR for another Postfix instance; -c/--config is tlsa's own configuration",
+    },
+    examples: [
+      'tlsa doctor postfix',
+      'tlsa doctor postfix --postfix-dir /etc/postfix-out --host mx.example.org --json',
+      'tlsa doctor postfix --offline --tlsa-file records.zone',
+    ],
   },
 };
 
@@ -223,7 +263,11 @@ Commands:
 ${table(Object.entries(COMMANDS).map(([name, c]) => [name, c.summary]))}
 
 Options:
-${table([['-c, --config FILE', 'configuration (YAML); see config.example.yaml'], ['-V, --version', 'print the version'], ['-h, --help', 'this help']])}
+${table([
+  ['-c, --config FILE', 'configuration (YAML); see config.example.yaml'],
+  ['-V, --version', 'print the version'],
+  ['-h, --help', 'this help'],
+])}
 
 "tlsa COMMAND --help" lists the options of COMMAND, with examples.
 
@@ -232,7 +276,9 @@ ${EXIT_CODES}`;
 /** `tlsa COMMAND --help`. */
 export function commandHelp(name: string): string {
   const c = COMMANDS[name]!;
-  const rows = (Object.entries(c.options) as [OptionName, string][]).map(([o, doc]): [string, string] => [flag(o), doc]);
+  const rows = (Object.entries(c.options) as [OptionName, string][]).map(
+    ([o, doc]): [string, string] => [flag(o), doc],
+  );
   rows.push(['-h, --help', 'this help']);
   return `Usage: tlsa ${c.synopsis}
 
@@ -267,17 +313,27 @@ export function parseCommandLine(argv: string[]): CommandLine {
   const command = positionals[0];
   if (!command) return { kind: 'help', text: USAGE, code: values.help ? 0 : 2 };
   const spec = COMMANDS[command];
-  if (!spec) return { kind: 'error', message: `unknown command "${command}" (commands: ${Object.keys(COMMANDS).join(', ')})\n` };
+  if (!spec)
+    return {
+      kind: 'error',
+      message: `unknown command "${command}" (commands: ${Object.keys(COMMANDS).join(', ')})\n`,
+    };
   if (values.help) return { kind: 'help', text: commandHelp(command), code: 0 };
-  if (positionals.length > 1 && !spec.takesArgs) return { kind: 'error', message: `unexpected argument "${positionals.at(-1)}"\n` };
+  if (positionals.length > 1 && !spec.takesArgs)
+    return { kind: 'error', message: `unexpected argument "${positionals.at(-1)}"\n` };
   for (const t of tokens) {
     if (t.kind !== 'option') continue;
     const name = t.name as OptionName;
     if (name in spec.options || (GENERAL as readonly string[]).includes(name)) continue;
-    const takes = Object.keys(spec.options).map((o) => `--${o}`).join(', ');
+    const takes = Object.keys(spec.options)
+      .map((o) => `--${o}`)
+      .join(', ');
     const why = spec.insteadOf?.[name] ? `: ${spec.insteadOf[name]}` : '';
     const given = t.rawName === `--${name}` ? t.rawName : `${t.rawName} (--${name})`;
-    return { kind: 'error', message: `${command} does not take ${given}${why}\n  ${command} takes ${takes}; see "tlsa ${command} --help"\n` };
+    return {
+      kind: 'error',
+      message: `${command} does not take ${given}${why}\n  ${command} takes ${takes}; see "tlsa ${command} --help"\n`,
+    };
   }
   return { kind: 'run', command, values, args: positionals.slice(1) };
 }

@@ -6,7 +6,14 @@ import { bothForms, unicodeForm } from '../tlsa/host.js';
 import { rdataText } from '../tlsa/record.js';
 import { duration, shortRdata } from './common.js';
 
-export function planSummary(plan: OwnerPlan[]): { add: number; remove: number; retiring: number; keep: number; unowned: number; foreign: number } {
+export function planSummary(plan: OwnerPlan[]): {
+  add: number;
+  remove: number;
+  retiring: number;
+  keep: number;
+  unowned: number;
+  foreign: number;
+} {
   const sum = (f: (p: OwnerPlan) => number) => plan.reduce((n, p) => n + f(p), 0);
   return {
     add: sum((p) => p.add.length),
@@ -20,20 +27,42 @@ export function planSummary(plan: OwnerPlan[]): { add: number; remove: number; r
 
 /** `waits`: per owner with records to add, the TTL their wait counts from (plan only). */
 /** `served`: per owner, the TTL the authoritative servers were last seen serving (plan only). */
-export function planText(plan: OwnerPlan[], now: Date, waits?: Map<string, WaitTtl>, propagationChecked = true, served?: Map<string, TtlFact>): string {
+export function planText(
+  plan: OwnerPlan[],
+  now: Date,
+  waits?: Map<string, WaitTtl>,
+  propagationChecked = true,
+  served?: Map<string, TtlFact>,
+): string {
   const out: string[] = [];
   for (const p of plan) {
     const seen = served?.get(p.owner);
-    out.push(`${bothForms(p.owner)}  (provider ${p.provider}, TTL ${p.ttl}${seen ? `; served with TTL ${seen.ttl} when last seen, ${seen.at}` : ''})`);
-    for (const r of p.add) out.push(`  + ${shortRdata(r)}  ${r.why}${p.drift.includes(r) ? ' [was deleted outside tlsa: re-adding]' : ''}`);
+    out.push(
+      `${bothForms(p.owner)}  (provider ${p.provider}, TTL ${p.ttl}${seen ? `; served with TTL ${seen.ttl} when last seen, ${seen.at}` : ''})`,
+    );
+    for (const r of p.add)
+      out.push(
+        `  + ${shortRdata(r)}  ${r.why}${p.drift.includes(r) ? ' [was deleted outside tlsa: re-adding]' : ''}`,
+      );
     const wait = waits?.get(p.owner);
-    if (wait) out.push(`    new records live ${describeWait(wait)}; counted from ${propagationChecked ? 'when every authoritative server serves them' : 'publication'}`);
-    for (const r of p.remove) out.push(`  - ${shortRdata(r)}  ${r.held ? `retired, grace over, but ${heldText(r.held, now)}` : 'retired (no served chain needs it; grace over)'}`);
+    if (wait)
+      out.push(
+        `    new records live ${describeWait(wait)}; counted from ${propagationChecked ? 'when every authoritative server serves them' : 'publication'}`,
+      );
+    for (const r of p.remove)
+      out.push(
+        `  - ${shortRdata(r)}  ${r.held ? `retired, grace over, but ${heldText(r.held, now)}` : 'retired (no served chain needs it; grace over)'}`,
+      );
     for (const r of p.retiring) {
       const left = (r.due.getTime() - now.getTime()) / 1000;
-      out.push(`  ~ ${shortRdata(r.record)}  retiring: no served chain needs it; removal ${left > 0 ? `in ${duration(left)}` : 'due'}`);
+      out.push(
+        `  ~ ${shortRdata(r.record)}  retiring: no served chain needs it; removal ${left > 0 ? `in ${duration(left)}` : 'due'}`,
+      );
     }
-    for (const r of p.keep) out.push(`  = ${shortRdata(r)}  ${r.why}${p.unowned.includes(r) ? ' [not owned by tlsa: "tlsa adopt" takes it over]' : ''}`);
+    for (const r of p.keep)
+      out.push(
+        `  = ${shortRdata(r)}  ${r.why}${p.unowned.includes(r) ? ' [not owned by tlsa: "tlsa adopt" takes it over]' : ''}`,
+      );
     for (const r of p.foreign) out.push(`  ! ${shortRdata(r)}  not published by tlsa: left alone`);
   }
   const s = planSummary(plan);
@@ -43,11 +72,18 @@ export function planText(plan: OwnerPlan[], now: Date, waits?: Map<string, WaitT
       : `Nothing to do: ${s.keep} records in place${s.retiring ? `, ${s.retiring} retiring later` : ''}.`,
   );
   // `status` lists owned records only: say plainly when the two differ, and how to close the gap.
-  if (s.unowned) out.push(`${s.unowned} of the records in place ${s.unowned === 1 ? 'is' : 'are'} not owned by tlsa (not in "tlsa status", never retired): "tlsa adopt" takes ${s.unowned === 1 ? 'it' : 'them'} over.`);
+  if (s.unowned)
+    out.push(
+      `${s.unowned} of the records in place ${s.unowned === 1 ? 'is' : 'are'} not owned by tlsa (not in "tlsa status", never retired): "tlsa adopt" takes ${s.unowned === 1 ? 'it' : 'them'} over.`,
+    );
   return `${out.join('\n')}\n`;
 }
 
-export function planJson(plan: OwnerPlan[], waits?: Map<string, WaitTtl>, served?: Map<string, TtlFact>) {
+export function planJson(
+  plan: OwnerPlan[],
+  waits?: Map<string, WaitTtl>,
+  served?: Map<string, TtlFact>,
+) {
   return {
     summary: planSummary(plan),
     owners: plan.map((p) => ({
@@ -55,11 +91,31 @@ export function planJson(plan: OwnerPlan[], waits?: Map<string, WaitTtl>, served
       ...(unicodeForm(p.owner) !== p.owner ? { ownerUnicode: unicodeForm(p.owner) } : {}),
       provider: p.provider,
       ttl: p.ttl,
-      ...(served ? { servedTtl: served.get(p.owner) ? { ttl: served.get(p.owner)!.ttl, at: served.get(p.owner)!.at } : null } : {}),
-      wait: waits?.get(p.owner) ? { seconds: 2 * waits.get(p.owner)!.ttl, ttl: waits.get(p.owner)!.ttl, why: waits.get(p.owner)!.why } : null,
+      ...(served
+        ? {
+            servedTtl: served.get(p.owner)
+              ? { ttl: served.get(p.owner)!.ttl, at: served.get(p.owner)!.at }
+              : null,
+          }
+        : {}),
+      wait: waits?.get(p.owner)
+        ? {
+            seconds: 2 * waits.get(p.owner)!.ttl,
+            ttl: waits.get(p.owner)!.ttl,
+            why: waits.get(p.owner)!.why,
+          }
+        : null,
       add: p.add.map((r) => ({ rdata: rdataText(r), why: r.why, service: r.service })),
-      remove: p.remove.map((r) => ({ rdata: rdataText(r), service: r.service, ...(r.held ? { held: r.held } : {}) })),
-      retiring: p.retiring.map((r) => ({ rdata: rdataText(r.record), since: r.since.toISOString(), due: r.due.toISOString() })),
+      remove: p.remove.map((r) => ({
+        rdata: rdataText(r),
+        service: r.service,
+        ...(r.held ? { held: r.held } : {}),
+      })),
+      retiring: p.retiring.map((r) => ({
+        rdata: rdataText(r.record),
+        since: r.since.toISOString(),
+        due: r.due.toISOString(),
+      })),
       keep: p.keep.map((r) => ({ rdata: rdataText(r), why: r.why, owned: !p.unowned.includes(r) })),
       foreign: p.foreign.map((r) => ({ rdata: rdataText(r) })),
     })),

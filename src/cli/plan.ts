@@ -11,7 +11,13 @@ export async function run(v: CliValues): Promise<number> {
   const result = await planOnly(config, { ...runOptions(v, 'plan'), now });
   const { warnings, validityProblems } = result.targets;
   warn([...warnings, ...validityProblems.map((p) => `${p} (publish will refuse without --force)`)]);
-  if (v.json) json({ ...planJson(result.plan, result.waits, result.servedTtls), warnings, notes: result.targets.notes, validityProblems });
+  if (v.json)
+    json({
+      ...planJson(result.plan, result.waits, result.servedTtls),
+      warnings,
+      notes: result.targets.notes,
+      validityProblems,
+    });
   else {
     note(result.targets.notes);
     out(planText(result.plan, now, result.waits, config.raw.verify.propagation, result.servedTtls));

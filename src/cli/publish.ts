@@ -12,7 +12,10 @@ export async function run(v: CliValues): Promise<number> {
   const config = configFromCli(v);
   const now = new Date();
   const result = await publish(config, { ...runOptions(v, 'publish'), now });
-  warn([...result.targets.warnings, ...result.targets.validityProblems.map((p) => `${p} (published because of --force)`)]);
+  warn([
+    ...result.targets.warnings,
+    ...result.targets.validityProblems.map((p) => `${p} (published because of --force)`),
+  ]);
   const reloadFailed = result.promoted.some((p) => p.reloadError);
   if (v.json) {
     json({ ...planJson(result.plan), ...engineJson(result), warnings: result.targets.warnings });

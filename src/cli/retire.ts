@@ -9,7 +9,13 @@ import type { CliValues } from './options.js';
 export async function run(v: CliValues): Promise<number> {
   const config = configFromCli(v);
   const now = new Date();
-  const result = await runEngine(config, { ...runOptions(v, 'retire'), now, add: false, promote: false, dryRun: !!v['dry-run'] });
+  const result = await runEngine(config, {
+    ...runOptions(v, 'retire'),
+    now,
+    add: false,
+    promote: false,
+    dryRun: !!v['dry-run'],
+  });
   warn(result.targets.warnings);
   if (v.json) {
     json({ dryRun: !!v['dry-run'], ...engineJson(result) });

@@ -20,11 +20,15 @@ export function runBundle(bundleFile: string): void {
   }
   // The same wrapper Node puts around a CommonJS module, on one line so that positions in
   // stack traces stay those of the file.
-  const script = new Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
-    filename: bundleFile,
-    ...(cachedData ? { cachedData } : {}),
-  });
-  if (!cachedData || script.cachedDataRejected) process.once('exit', () => writeCache(cacheFile, script));
+  const script = new Script(
+    `(function (exports, require, module, __filename, __dirname) {${source}\n})`,
+    {
+      filename: bundleFile,
+      ...(cachedData ? { cachedData } : {}),
+    },
+  );
+  if (!cachedData || script.cachedDataRejected)
+    process.once('exit', () => writeCache(cacheFile, script));
   const module = { exports: {} };
   const wrapper = script.runInThisContext() as (...args: unknown[]) => void;
   wrapper(module.exports, createRequire(bundleFile), module, bundleFile, dirname(bundleFile));
@@ -43,4 +47,3 @@ function writeCache(cacheFile: string, script: Script): void {
     }
   }
 }
-

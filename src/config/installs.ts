@@ -34,15 +34,25 @@ export function keyAccessOf(raw: RawConfig, error: ErrorAt): Map<string, KeyAcce
     const access: KeyAccess = { mode: inst.mode ? parseInt(inst.mode, 8) : 0o600 };
     if (inst.owner) {
       const uid = userId(inst.owner);
-      if (uid === undefined) throw error(['services', name, 'install', 'owner'], `no user "${inst.owner}" on this system`);
+      if (uid === undefined)
+        throw error(
+          ['services', name, 'install', 'owner'],
+          `no user "${inst.owner}" on this system`,
+        );
       access.uid = uid;
     }
     if (inst.group) {
       const gid = groupId(inst.group);
-      if (gid === undefined) throw error(['services', name, 'install', 'group'], `no group "${inst.group}" on this system`);
+      if (gid === undefined)
+        throw error(
+          ['services', name, 'install', 'group'],
+          `no group "${inst.group}" on this system`,
+        );
       access.gid = gid;
     }
-    const who = [inst.owner && `user ${inst.owner}`, inst.group && `group ${inst.group}`].filter(Boolean).join(', ');
+    const who = [inst.owner && `user ${inst.owner}`, inst.group && `group ${inst.group}`]
+      .filter(Boolean)
+      .join(', ');
     if (who) access.describe = who;
     out.set(name, access);
   }
@@ -65,7 +75,12 @@ export interface InstalledCopy {
 /** Every installed copy of the configuration, with the services that read it. Throws (exit 2)
  *  when two services would install different chains, or the same one with different key
  *  access, under one DIR/NAME. */
-export function installedCopies(raw: RawConfig, baseDir: string, error: ErrorAt, access: Map<string, KeyAccess>): Map<string, InstalledCopy> {
+export function installedCopies(
+  raw: RawConfig,
+  baseDir: string,
+  error: ErrorAt,
+  access: Map<string, KeyAccess>,
+): Map<string, InstalledCopy> {
   const copies = new Map<string, InstalledCopy & { source: string; first: string }>();
   for (const [service, svc] of Object.entries(raw.services)) {
     const install = svc.install;
@@ -75,27 +90,45 @@ export function installedCopies(raw: RawConfig, baseDir: string, error: ErrorAt,
       const at = ['services', service, 'certificates', i];
       const source = toCertSource(src, baseDir);
       const name = sourceName(src, source);
-      if (!SAFE_NAME.test(name)) throw error(at, `the installed copy would be named "${name}"; give this source a "name:" (letters, digits, ".", "_", "-")`);
+      if (!SAFE_NAME.test(name))
+        throw error(
+          at,
+          `the installed copy would be named "${name}"; give this source a "name:" (letters, digits, ".", "_", "-")`,
+        );
       const key = `${root}/${name}`;
       const id = JSON.stringify(source);
       const seen = copies.get(key);
       if (!seen) {
-        copies.set(key, { key, dir: resolve(baseDir, install.dir), name, services: [service], source: id, first: service });
+        copies.set(key, {
+          key,
+          dir: resolve(baseDir, install.dir),
+          name,
+          services: [service],
+          source: id,
+          first: service,
+        });
         return;
       }
       if (seen.services.includes(service)) return; // two sources of one service: sources.ts says so
       if (seen.source !== id) {
-        throw error(at, `services "${seen.first}" and "${service}" both install a chain as ${key}, from different sources (${label(seen.source)} and ${label(id)}): they would overwrite each other; give one a "name:" or another install.dir`);
+        throw error(
+          at,
+          `services "${seen.first}" and "${service}" both install a chain as ${key}, from different sources (${label(seen.source)} and ${label(id)}): they would overwrite each other; give one a "name:" or another install.dir`,
+        );
       }
       const a = access.get(seen.first)!;
       const b = access.get(service)!;
       if (a.uid !== b.uid || a.gid !== b.gid || a.mode !== b.mode) {
-        throw error(at, `services "${seen.first}" and "${service}" share the installed copy ${key} but ask for different install.owner, install.group or install.mode; one file has one owner: make them equal`);
+        throw error(
+          at,
+          `services "${seen.first}" and "${service}" share the installed copy ${key} but ask for different install.owner, install.group or install.mode; one file has one owner: make them equal`,
+        );
       }
       seen.services.push(service);
     });
   }
   const out = new Map<string, InstalledCopy>();
-  for (const [k, v] of copies) out.set(k, { key: v.key, dir: v.dir, name: v.name, services: v.services });
+  for (const [k, v] of copies)
+    out.set(k, { key: v.key, dir: v.dir, name: v.name, services: v.services });
   return out;
 }

@@ -5,7 +5,12 @@ import { dirname, resolve } from 'node:path';
 import { LineCounter, parseDocument, isMap, isSeq, isScalar, type Document, type Node } from 'yaml';
 import { InputError, errnoCode } from '../errors.js';
 import { HostError, parseHost } from '../tlsa/host.js';
-import { InputFileError, MAX_CONFIG_BYTES, MAX_SECRET_BYTES, readInputText } from '../util/read-input.js';
+import {
+  InputFileError,
+  MAX_CONFIG_BYTES,
+  MAX_SECRET_BYTES,
+  readInputText,
+} from '../util/read-input.js';
 import { registerSecret } from '../util/redact.js';
 import type { z } from 'zod';
 import type { KeyAccess } from '../engine/install.js';
@@ -36,13 +41,21 @@ function pathText(path: ConfigPath): string {
 
 export function loadConfig(file: string): LoadedConfig {
   const abs = resolve(file);
-  const text = readInputText(abs, { what: 'the configuration', maxBytes: MAX_CONFIG_BYTES, shownAs: file });
+  const text = readInputText(abs, {
+    what: 'the configuration',
+    maxBytes: MAX_CONFIG_BYTES,
+    shownAs: file,
+  });
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
   if (doc.errors.length) {
     const err = doc.errors[0]!;
     const pos = lineCounter.linePos(err.pos[0]);
-    throw new InputError(`YAML syntax error: ${err.message.split('\n')[0]} (column ${pos.col})`, file, pos.line);
+    throw new InputError(
+      `YAML syntax error: ${err.message.split('\n')[0]} (column ${pos.col})`,
+      file,
+      pos.line,
+    );
   }
   const lineOf = (path: ConfigPath): number | undefined => lineOfPath(doc, lineCounter, path);
   const error = (path: ConfigPath, message: string) =>
@@ -50,7 +63,8 @@ export function loadConfig(file: string): LoadedConfig {
 
   const warnings: string[] = [];
   const data = resolveSecrets(doc.toJS(), [], error, warnings, dirname(abs));
-  if (data === null || typeof data !== 'object' || Array.isArray(data)) throw error([], 'the configuration must be a YAML mapping (providers:, services:)');
+  if (data === null || typeof data !== 'object' || Array.isArray(data))
+    throw error([], 'the configuration must be a YAML mapping (providers:, services:)');
   // jitless: zod would first generate (new Function) a parser that pays off only over many
   // parses; a CLI parses once, and that code is never in the code cache (launcher.ts).
   const parsed = configSchema.safeParse(data, { jitless: true });
@@ -64,14 +78,18 @@ export function loadConfig(file: string): LoadedConfig {
     } else if (issue.code === 'invalid_type' && /received undefined/.test(message)) {
       message = `missing required key "${String(path.at(-1))}"`;
     } else if (issue.code === 'invalid_union') {
-      message = 'a certificate source is one of {lineage}, {fullchain, key?} or {cert, chain?, key?}';
+      message =
+        'a certificate source is one of {lineage}, {fullchain, key?} or {cert, chain?, key?}';
     }
     throw error(path, message);
   }
   const raw = parsed.data;
   for (const [name, svc] of Object.entries(raw.services)) {
     if (!raw.providers[svc.provider]) {
-      throw error(['services', name, 'provider'], `unknown provider "${svc.provider}" (defined: ${Object.keys(raw.providers).join(', ') || 'none'})`);
+      throw error(
+        ['services', name, 'provider'],
+        `unknown provider "${svc.provider}" (defined: ${Object.keys(raw.providers).join(', ') || 'none'})`,
+      );
     }
   }
   normaliseHosts(raw, error);
@@ -80,14 +98,30 @@ export function loadConfig(file: string): LoadedConfig {
   const baseDir = dirname(abs);
   const keyAccess = keyAccessOf(raw, error);
   const installs = installedCopies(raw, baseDir, error, keyAccess);
-  return { file, baseDir, raw, stateDir: resolve(baseDir, raw.state_dir), lineOf, error, warnings, keyAccess, installs };
+  return {
+    file,
+    baseDir,
+    raw,
+    stateDir: resolve(baseDir, raw.state_dir),
+    lineOf,
+    error,
+    warnings,
+    keyAccess,
+    installs,
+  };
 }
 
 /** A port is a number or {port, protocol}: report what is wrong inside the form that was
  *  written (an unknown protocol, a port out of range), not that neither form matched. */
 function portEntryIssue(issue: z.core.$ZodIssue, data: unknown): z.core.$ZodIssue {
   if (issue.code !== 'invalid_union' || issue.path.at(-2) !== 'ports') return issue;
-  const value = issue.path.reduce<unknown>((v, k) => (v && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[k as PropertyKey] : undefined), data);
+  const value = issue.path.reduce<unknown>(
+    (v, k) =>
+      v && typeof v === 'object'
+        ? (v as Record<PropertyKey, unknown>)[k as PropertyKey]
+        : undefined,
+    data,
+  );
   const inner = issue.errors[value !== null && typeof value === 'object' ? 1 : 0]?.[0];
   return inner ? { ...inner, path: [...issue.path, ...inner.path] } : issue;
 }
@@ -108,10 +142,12 @@ function lineOfPath(doc: Document, lc: LineCounter, path: ConfigPath): number | 
   for (let n = path.length; n >= 0; n--) {
     const sub = path.slice(0, n);
     const node = (sub.length ? doc.getIn(sub, true) : doc.contents) as Node | undefined;
-    if (node && node.range) {
+    if (node?.range) {
       // For a mapping key that exists, point at the key line rather than a nested value.
       if (n > 0) {
-        const parent = (n > 1 ? doc.getIn(sub.slice(0, -1), true) : doc.contents) as Node | undefined;
+        const parent = (n > 1 ? doc.getIn(sub.slice(0, -1), true) : doc.contents) as
+          | Node
+          | undefined;
         if (parent && isMap(parent)) {
           const pair = parent.items.find((p) => isScalar(p.key) && p.key.value === sub.at(-1));
           const keyNode = pair?.key as Node | undefined;
@@ -145,21 +181,31 @@ function resolveSecrets(
       return v;
     });
   }
-  if (Array.isArray(value)) return value.map((v, i) => resolveSecrets(v, [...path, i], error, warnings, baseDir));
+  if (Array.isArray(value))
+    return value.map((v, i) => resolveSecrets(v, [...path, i], error, warnings, baseDir));
   if (value && typeof value === 'object') {
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(value)) {
       const inProviderOptions = path[0] === 'providers' && path.length === 2;
       if (inProviderOptions && k.endsWith('_file') && typeof v === 'string') {
         const target = k.slice(0, -'_file'.length);
-        const p = resolve(baseDir, resolveSecrets(v, [...path, k], error, warnings, baseDir) as string);
+        const p = resolve(
+          baseDir,
+          resolveSecrets(v, [...path, k], error, warnings, baseDir) as string,
+        );
         let content: string;
         try {
           content = readInputText(p, { what: 'secret file', maxBytes: MAX_SECRET_BYTES }).trim();
           const mode = statSync(p).mode & 0o077;
-          if (mode) warnings.push(`${p} (${[...path, k].join('.')}) is readable by group or others; chmod 600 it`);
+          if (mode)
+            warnings.push(
+              `${p} (${[...path, k].join('.')}) is readable by group or others; chmod 600 it`,
+            );
         } catch (e) {
-          throw error([...path, k], `cannot read secret file ${p}: ${e instanceof InputFileError ? e.reason : errnoCode(e)}`);
+          throw error(
+            [...path, k],
+            `cannot read secret file ${p}: ${e instanceof InputFileError ? e.reason : errnoCode(e)}`,
+          );
         }
         registerSecret(content);
         out[target] = content;

@@ -32,10 +32,15 @@ export function servicePorts(svc: PortsOf): PortProtocol[] {
   return out;
 }
 
-const sameHost = (a: string, b: string): boolean => a.replace(/\.$/, '').toLowerCase() === b.replace(/\.$/, '').toLowerCase();
+const sameHost = (a: string, b: string): boolean =>
+  a.replace(/\.$/, '').toLowerCase() === b.replace(/\.$/, '').toLowerCase();
 
 /** The protocol the configuration gives `host:port`, if a service lists that port of that host. */
-export function configuredProtocol(services: Iterable<PortsOf & { host: string }>, host: string, port: number): Protocol | undefined {
+export function configuredProtocol(
+  services: Iterable<PortsOf & { host: string }>,
+  host: string,
+  port: number,
+): Protocol | undefined {
   for (const svc of services) {
     if (!sameHost(svc.host, host)) continue;
     const found = servicePorts(svc).find((p) => p.port === port);
@@ -46,15 +51,23 @@ export function configuredProtocol(services: Iterable<PortsOf & { host: string }
 
 /** Two services that give one port of one host different protocols: the listener speaks one
  *  of them, so the other's probes would fail. Returns the first clash. */
-export function protocolClash(services: Record<string, PortsOf & { host: string }>): { service: string; index: number; message: string } | undefined {
+export function protocolClash(
+  services: Record<string, PortsOf & { host: string }>,
+): { service: string; index: number; message: string } | undefined {
   const seen: { service: string; host: string; port: number; protocol: Protocol }[] = [];
   for (const [service, svc] of Object.entries(services)) {
     const resolved = servicePorts(svc);
     for (const [index, entry] of svc.ports.entries()) {
       const mine = resolved.find((p) => p.port === portNumber(entry))!;
-      const other = seen.find((s) => s.port === mine.port && sameHost(s.host, svc.host) && s.protocol !== mine.protocol);
+      const other = seen.find(
+        (s) => s.port === mine.port && sameHost(s.host, svc.host) && s.protocol !== mine.protocol,
+      );
       if (other) {
-        return { service, index, message: `port ${mine.port} of ${svc.host} speaks ${mine.protocol} here but ${other.protocol} in service "${other.service}"; one listener speaks one protocol` };
+        return {
+          service,
+          index,
+          message: `port ${mine.port} of ${svc.host} speaks ${mine.protocol} here but ${other.protocol} in service "${other.service}"; one listener speaks one protocol`,
+        };
       }
       seen.push({ service, host: svc.host, port: mine.port, protocol: mine.protocol });
     }

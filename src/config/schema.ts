@@ -6,22 +6,35 @@ import { parseServer } from '../verify/resolver.js';
 
 const recordSpec = z
   .string()
-  .regex(/^\s*\S+\s+\S+\s+\S+\s*$/, 'a record spec is "USAGE SELECTOR MATCHING", e.g. "3 1 1" or "DANE-EE SPKI SHA2-256"')
-  .describe('Usage, selector and matching type, numbers or RFC 7218 mnemonics: "3 1 1", "2 1 1", "DANE-EE SPKI SHA2-512"');
+  .regex(
+    /^\s*\S+\s+\S+\s+\S+\s*$/,
+    'a record spec is "USAGE SELECTOR MATCHING", e.g. "3 1 1" or "DANE-EE SPKI SHA2-256"',
+  )
+  .describe(
+    'Usage, selector and matching type, numbers or RFC 7218 mnemonics: "3 1 1", "2 1 1", "DANE-EE SPKI SHA2-512"',
+  );
 
 const sourceName = z
   .string()
   .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'a source name is letters, digits, ".", "_" and "-"')
   .optional()
-  .describe('Name of the installed copy (install.dir/NAME/current/); default: the lineage or file directory name');
+  .describe(
+    'Name of the installed copy (install.dir/NAME/current/); default: the lineage or file directory name',
+  );
 
 const certificateSource = z.union([
   z.strictObject({
-    lineage: z.string().min(1).describe('certbot lineage directory (…/live/NAME) with fullchain.pem and privkey.pem'),
+    lineage: z
+      .string()
+      .min(1)
+      .describe('certbot lineage directory (…/live/NAME) with fullchain.pem and privkey.pem'),
     name: sourceName,
   }),
   z.strictObject({
-    fullchain: z.string().min(1).describe('PEM file: leaf first, then intermediates, as the server sends them'),
+    fullchain: z
+      .string()
+      .min(1)
+      .describe('PEM file: leaf first, then intermediates, as the server sends them'),
     key: z.string().min(1).optional().describe('private key of the leaf (checked to match)'),
     name: sourceName,
   }),
@@ -35,16 +48,44 @@ const certificateSource = z.union([
 
 const install = z
   .strictObject({
-    dir: z.string().min(1).describe('Where tlsa installs the chain the service reads: DIR/NAME/current/{fullchain,privkey,combined}.pem'),
-    reload: z.string().min(1).optional().describe('Shell command run after a new chain is installed, e.g. "postfix reload"'),
-    reload_timeout_s: z.number().positive().default(60),
-    owner: z.string().min(1).optional().describe('User (name or uid) that owns the installed key copies, privkey.pem and combined.pem; default: the user tlsa runs as (root)'),
-    group: z.string().min(1).optional().describe('Group (name or gid) of the installed key copies, e.g. the group a server reads keys as; default: tlsa\'s group'),
-    mode: z
-      .string({ error: 'write the mode in quotes, e.g. "0640" (YAML reads 0640 unquoted as the number 640)' })
-      .regex(/^0?[0-7][0-7]0$/, 'a mode is octal like "0600" or "0640", with nothing for others (the key is secret)')
+    dir: z
+      .string()
+      .min(1)
+      .describe(
+        'Where tlsa installs the chain the service reads: DIR/NAME/current/{fullchain,privkey,combined}.pem',
+      ),
+    reload: z
+      .string()
+      .min(1)
       .optional()
-      .describe('Permissions of the installed key copies, quoted octal; default "0600". Certificates are 0644'),
+      .describe('Shell command run after a new chain is installed, e.g. "postfix reload"'),
+    reload_timeout_s: z.number().positive().default(60),
+    owner: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        'User (name or uid) that owns the installed key copies, privkey.pem and combined.pem; default: the user tlsa runs as (root)',
+      ),
+    group: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "Group (name or gid) of the installed key copies, e.g. the group a server reads keys as; default: tlsa's group",
+      ),
+    mode: z
+      .string({
+        error: 'write the mode in quotes, e.g. "0640" (YAML reads 0640 unquoted as the number 640)',
+      })
+      .regex(
+        /^0?[0-7][0-7]0$/,
+        'a mode is octal like "0600" or "0640", with nothing for others (the key is secret)',
+      )
+      .optional()
+      .describe(
+        'Permissions of the installed key copies, quoted octal; default "0600". Certificates are 0644',
+      ),
   })
   .describe('Staged install: a renewed chain is served only once its records are live');
 
@@ -53,17 +94,38 @@ const verify = z
     resolver: z
       .string()
       .min(1)
-      .refine((s) => s === 'system' || parseServer(s) !== undefined, 'the resolver is "system", "IP", "IP:PORT" or "[IPv6]:PORT"')
+      .refine(
+        (s) => s === 'system' || parseServer(s) !== undefined,
+        'the resolver is "system", "IP", "IP:PORT" or "[IPv6]:PORT"',
+      )
       .default('system')
-      .describe('Validating resolver "IP", "IP:PORT" or "[IPv6]:PORT"; "system" = first nameserver of /etc/resolv.conf'),
-    authoritative_port: z.number().int().min(1).max(65535).default(53).describe('Port of the authoritative servers (53)'),
-    propagation: z.boolean().default(true).describe('A record is live only once every authoritative server serves it'),
-    probe: z.boolean().default(true).describe('Before removing a record, connect to every address of the host and make sure no served chain still matches it'),
+      .describe(
+        'Validating resolver "IP", "IP:PORT" or "[IPv6]:PORT"; "system" = first nameserver of /etc/resolv.conf',
+      ),
+    authoritative_port: z
+      .number()
+      .int()
+      .min(1)
+      .max(65535)
+      .default(53)
+      .describe('Port of the authoritative servers (53)'),
+    propagation: z
+      .boolean()
+      .default(true)
+      .describe('A record is live only once every authoritative server serves it'),
+    probe: z
+      .boolean()
+      .default(true)
+      .describe(
+        'Before removing a record, connect to every address of the host and make sure no served chain still matches it',
+      ),
     timeout_s: z
       .number()
       .positive()
       .default(5)
-      .describe('Time allowed for one verification, all its DNS queries (retried within it) and TLS probes together: `tlsa check` of one HOST:PORT, or the engine\'s look at one owner name\'s authoritative servers or at one host\'s live servers before a removal. A resolver or server that does not answer within it is a network failure (exit 3; for check, a failed check)'),
+      .describe(
+        "Time allowed for one verification, all its DNS queries (retried within it) and TLS probes together: `tlsa check` of one HOST:PORT, or the engine's look at one owner name's authoritative servers or at one host's live servers before a removal. A resolver or server that does not answer within it is a network failure (exit 3; for check, a failed check)",
+      ),
   })
   .describe('How tlsa verifies DNS and the live servers');
 
@@ -73,7 +135,12 @@ const portEntry = z.union([
   portNumber,
   z.strictObject({
     port: portNumber,
-    protocol: z.enum(PROTOCOLS).optional().describe('What this port speaks (default: the service\'s protocol, else the port\'s usual one)'),
+    protocol: z
+      .enum(PROTOCOLS)
+      .optional()
+      .describe(
+        "What this port speaks (default: the service's protocol, else the port's usual one)",
+      ),
   }),
 ]);
 
@@ -82,50 +149,128 @@ function checkPorts(entries: z.infer<typeof portEntry>[], ctx: z.RefinementCtx):
   const seen = new Set<number>();
   entries.forEach((entry, i) => {
     const port = typeof entry === 'number' ? entry : entry.port;
-    if (seen.has(port)) ctx.addIssue({ code: 'custom', path: [i], message: `port ${port} is listed twice` });
+    if (seen.has(port))
+      ctx.addIssue({ code: 'custom', path: [i], message: `port ${port} is listed twice` });
     seen.add(port);
-    if (typeof entry !== 'number' && port === 25 && entry.protocol !== undefined && entry.protocol !== 'smtp') {
-      ctx.addIssue({ code: 'custom', path: [i, 'protocol'], message: `port 25 is always smtp (STARTTLS, RFC 7672), not ${entry.protocol}` });
+    if (
+      typeof entry !== 'number' &&
+      port === 25 &&
+      entry.protocol !== undefined &&
+      entry.protocol !== 'smtp'
+    ) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [i, 'protocol'],
+        message: `port 25 is always smtp (STARTTLS, RFC 7672), not ${entry.protocol}`,
+      });
     }
   });
 }
 
 const service = z.strictObject({
-  host: z.string().min(1).describe('The host name clients connect to (for SMTP the MX host, not the mail domain)'),
+  host: z
+    .string()
+    .min(1)
+    .describe('The host name clients connect to (for SMTP the MX host, not the mail domain)'),
   ports: z
     .array(portEntry)
     .min(1)
     .superRefine(checkPorts)
     .default([25])
     .describe('TCP ports, each a number or {port, protocol}; each gets _PORT._tcp.HOST'),
-  protocol: z.enum(PROTOCOLS).optional().describe('Default protocol of the ports without their own (else: 25 smtp, 587 submission, 465 smtps, 143 imap, 110 pop3, others tls); smtp, submission and smtps refuse usages 0 and 1'),
+  protocol: z
+    .enum(PROTOCOLS)
+    .optional()
+    .describe(
+      'Default protocol of the ports without their own (else: 25 smtp, 587 submission, 465 smtps, 143 imap, 110 pop3, others tls); smtp, submission and smtps refuse usages 0 and 1',
+    ),
   provider: z.string().min(1).describe('Name of an entry under providers'),
-  ttl: z.number().int().min(1).max(604800).optional().describe('TTL of the TLSA RRset (default: top-level ttl)'),
-  records: z.array(recordSpec).min(1).optional().describe('Record kinds to publish (default "3 1 1" and "2 1 1")'),
-  issuers: z.string().min(1).optional().describe('Issuer catalog for the 2 x x family: "letsencrypt" (default), "none", or a path to a catalog.json'),
-  certificates: z.array(certificateSource).min(1).describe('One source per key type served (e.g. an RSA and an ECDSA lineage)'),
+  ttl: z
+    .number()
+    .int()
+    .min(1)
+    .max(604800)
+    .optional()
+    .describe('TTL of the TLSA RRset (default: top-level ttl)'),
+  records: z
+    .array(recordSpec)
+    .min(1)
+    .optional()
+    .describe('Record kinds to publish (default "3 1 1" and "2 1 1")'),
+  issuers: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      'Issuer catalog for the 2 x x family: "letsencrypt" (default), "none", or a path to a catalog.json',
+    ),
+  certificates: z
+    .array(certificateSource)
+    .min(1)
+    .describe('One source per key type served (e.g. an RSA and an ECDSA lineage)'),
   install: install.optional(),
-  reload: z.string().min(1).optional().describe('Without install: command that makes the server load renewed files (run by the hook only when that is safe)'),
-  grace_s: z.number().int().min(0).optional().describe('How long a record stays after no chain needs it (default: its TTL)'),
+  reload: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      'Without install: command that makes the server load renewed files (run by the hook only when that is safe)',
+    ),
+  grace_s: z
+    .number()
+    .int()
+    .min(0)
+    .optional()
+    .describe('How long a record stays after no chain needs it (default: its TTL)'),
 });
 
 const provider = z
   .looseObject({
     type: z.string().min(1).describe('Provider type, e.g. zonefile'),
   })
-  .describe('A DNS provider instance; other keys are the provider\'s options (see providers/<type>.ts)');
+  .describe(
+    "A DNS provider instance; other keys are the provider's options (see providers/<type>.ts)",
+  );
 
 export const configSchema = z.strictObject({
-  state_dir: z.string().min(1).default('/var/lib/tlsa').describe('State directory (records published, lock); relative to this file'),
-  ttl: z.number().int().min(1).max(604800).default(3600).describe('Default TLSA RRset TTL in seconds'),
-  max_records_per_name: z.number().int().min(1).max(100).default(12).describe('Cap on records per owner name'),
+  state_dir: z
+    .string()
+    .min(1)
+    .default('/var/lib/tlsa')
+    .describe('State directory (records published, lock); relative to this file'),
+  ttl: z
+    .number()
+    .int()
+    .min(1)
+    .max(604800)
+    .default(3600)
+    .describe('Default TLSA RRset TTL in seconds'),
+  max_records_per_name: z
+    .number()
+    .int()
+    .min(1)
+    .max(100)
+    .default(12)
+    .describe('Cap on records per owner name'),
   providers: z.record(z.string(), provider).describe('DNS providers by name'),
-  services: z.record(z.string(), service).describe('Services by name: host, ports, certificates, provider'),
-  verify: verify.default({ resolver: 'system', authoritative_port: 53, propagation: true, probe: true, timeout_s: 5 }),
+  services: z
+    .record(z.string(), service)
+    .describe('Services by name: host, ports, certificates, provider'),
+  verify: verify.default({
+    resolver: 'system',
+    authoritative_port: 53,
+    propagation: true,
+    probe: true,
+    timeout_s: 5,
+  }),
   daemon: z
     .strictObject({
       interval_s: z.number().int().min(5).default(300).describe('Seconds between runs'),
-      schedule: z.string().min(1).optional().describe('Cron expression instead of interval_s, e.g. "*/10 * * * *"'),
+      schedule: z
+        .string()
+        .min(1)
+        .optional()
+        .describe('Cron expression instead of interval_s, e.g. "*/10 * * * *"'),
     })
     .default({ interval_s: 300 })
     .describe('tlsa daemon'),

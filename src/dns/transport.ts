@@ -36,7 +36,10 @@ async function resolveHost(host: string): Promise<{ address: string; family: 4 |
     const r = await lookup(host);
     return { address: r.address, family: r.family === 6 ? 6 : 4 };
   } catch (e) {
-    throw new DnsTransportError(`cannot resolve ${host}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { cause: e });
+    throw new DnsTransportError(
+      `cannot resolve ${host}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      { cause: e },
+    );
   }
 }
 
@@ -51,15 +54,28 @@ export async function exchangeUdp(ep: Endpoint, msg: Buffer): Promise<Buffer> {
       if (err) reject(err);
       else resolveUdp(data!);
     };
-    const timer = setTimeout(() => done(new DnsTransportError(`no answer from ${ep.host} port ${ep.port} (UDP) within ${ep.timeoutMs / 1000} s`)), ep.timeoutMs);
-    sock.on('error', (e) => done(new DnsTransportError(`UDP to ${ep.host} port ${ep.port}: ${e.message}`, { cause: e })));
+    const timer = setTimeout(
+      () =>
+        done(
+          new DnsTransportError(
+            `no answer from ${ep.host} port ${ep.port} (UDP) within ${ep.timeoutMs / 1000} s`,
+          ),
+        ),
+      ep.timeoutMs,
+    );
+    sock.on('error', (e) =>
+      done(new DnsTransportError(`UDP to ${ep.host} port ${ep.port}: ${e.message}`, { cause: e })),
+    );
     sock.on('message', (data, rinfo) => {
       // Only the server's answer to this id counts (a stray datagram is ignored).
       if (rinfo.port !== ep.port || data.length < 12 || data.readUInt16BE(0) !== id) return;
       done(undefined, data);
     });
     sock.send(msg, ep.port, address, (e) => {
-      if (e) done(new DnsTransportError(`UDP to ${ep.host} port ${ep.port}: ${e.message}`, { cause: e }));
+      if (e)
+        done(
+          new DnsTransportError(`UDP to ${ep.host} port ${ep.port}: ${e.message}`, { cause: e }),
+        );
     });
   });
 }
@@ -78,9 +94,25 @@ export async function exchangeTcp(ep: Endpoint, msg: Buffer): Promise<Buffer> {
       if (err) reject(err);
       else resolveTcp(data!);
     };
-    const timer = setTimeout(() => done(new DnsTransportError(`no answer from ${ep.host} port ${ep.port} (TCP) within ${ep.timeoutMs / 1000} s`)), ep.timeoutMs);
-    sock.on('error', (e) => done(new DnsTransportError(`TCP to ${ep.host} port ${ep.port}: ${e.message}`, { cause: e })));
-    sock.on('close', () => done(new DnsTransportError(`${ep.host} port ${ep.port} closed the TCP connection without a complete answer`)));
+    const timer = setTimeout(
+      () =>
+        done(
+          new DnsTransportError(
+            `no answer from ${ep.host} port ${ep.port} (TCP) within ${ep.timeoutMs / 1000} s`,
+          ),
+        ),
+      ep.timeoutMs,
+    );
+    sock.on('error', (e) =>
+      done(new DnsTransportError(`TCP to ${ep.host} port ${ep.port}: ${e.message}`, { cause: e })),
+    );
+    sock.on('close', () =>
+      done(
+        new DnsTransportError(
+          `${ep.host} port ${ep.port} closed the TCP connection without a complete answer`,
+        ),
+      ),
+    );
     sock.on('connect', () => {
       const len = Buffer.alloc(2);
       len.writeUInt16BE(msg.length, 0);
@@ -88,7 +120,8 @@ export async function exchangeTcp(ep: Endpoint, msg: Buffer): Promise<Buffer> {
     });
     sock.on('data', (chunk) => {
       buf = Buffer.concat([buf, chunk]);
-      if (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) done(undefined, buf.subarray(2, 2 + buf.readUInt16BE(0)));
+      if (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0))
+        done(undefined, buf.subarray(2, 2 + buf.readUInt16BE(0)));
     });
   });
 }
@@ -106,15 +139,25 @@ export interface Reply {
  * TCP when the request is larger than 512 bytes, when `tcp` is set, or when the UDP answer has
  * TC set (the request is then built, signed and sent again over TCP).
  */
-export async function exchange(ep: Endpoint, build: (id: number) => Buffer, key?: TsigKey, tcp = false): Promise<Reply> {
+export async function exchange(
+  ep: Endpoint,
+  build: (id: number) => Buffer,
+  key?: TsigKey,
+  tcp = false,
+): Promise<Reply> {
   for (let useTcp = tcp; ; useTcp = true) {
     const id = randomInt(0, 0x10000);
     const unsigned = build(id);
     const signed = key ? signMessage(unsigned, key) : { message: unsigned, mac: undefined };
     const overTcp = useTcp || signed.message.length > MAX_UDP_REQUEST;
-    const message = overTcp ? await exchangeTcp(ep, signed.message) : await exchangeUdp(ep, signed.message);
+    const message = overTcp
+      ? await exchangeTcp(ep, signed.message)
+      : await exchangeUdp(ep, signed.message);
     const header = readHeader(message);
-    if (header.id !== id || !header.qr) throw new DnsTransportError(`${ep.host} port ${ep.port} sent an answer that does not match the request`);
+    if (header.id !== id || !header.qr)
+      throw new DnsTransportError(
+        `${ep.host} port ${ep.port} sent an answer that does not match the request`,
+      );
     if (header.tc && !overTcp) continue;
     const reply: Reply = { message, header, transport: overTcp ? 'tcp' : 'udp' };
     if (key) reply.tsig = verifyMessage(message, key, signed.mac ? { requestMac: signed.mac } : {});

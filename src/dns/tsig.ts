@@ -20,7 +20,12 @@ const DIGESTS: Record<TsigAlgorithm, { hash: string; size: number }> = {
 export const TSIG_ALGORITHMS = Object.keys(DIGESTS) as TsigAlgorithm[];
 
 /** TSIG error field values (RFC 8945 §5.3, RFC 8945 §6). */
-export const TSIG_ERROR_NAMES: Record<number, string> = { 16: 'BADSIG', 17: 'BADKEY', 18: 'BADTIME', 22: 'BADTRUNC' };
+export const TSIG_ERROR_NAMES: Record<number, string> = {
+  16: 'BADSIG',
+  17: 'BADKEY',
+  18: 'BADTIME',
+  22: 'BADTRUNC',
+};
 
 export interface TsigKey {
   /** Key name as configured on the server, e.g. `tlsa-update.` */
@@ -53,7 +58,8 @@ export function parseTsig(msg: Buffer): TsigRecord | undefined {
   const tsigAt = spans.findIndex((s) => s.type === TYPE.TSIG);
   if (tsigAt < 0) return undefined;
   const s = spans[tsigAt]!;
-  if (tsigAt !== spans.length - 1 || s.section !== 3) throw new RangeError('TSIG record is not the last additional record');
+  if (tsigAt !== spans.length - 1 || s.section !== 3)
+    throw new RangeError('TSIG record is not the last additional record');
   let o = s.rdataAt;
   const algorithm = readName(msg, o);
   o = skipName(msg, o);
@@ -67,7 +73,17 @@ export function parseTsig(msg: Buffer): TsigRecord | undefined {
   const otherLen = msg.readUInt16BE(o + 4);
   const otherData = Buffer.from(msg.subarray(o + 6, o + 6 + otherLen));
   if (o + 6 + otherLen !== s.end) throw new RangeError('malformed TSIG RDATA');
-  return { keyName: readName(msg, s.start), algorithm, timeSigned, fudge, mac, originalId, error, otherData, start: s.start };
+  return {
+    keyName: readName(msg, s.start),
+    algorithm,
+    timeSigned,
+    fudge,
+    mac,
+    originalId,
+    error,
+    otherData,
+    start: s.start,
+  };
 }
 
 function u48(n: number): Buffer {
@@ -97,8 +113,14 @@ function variables(v: Variables): Buffer {
   fixed.writeUInt16BE(CLASS.ANY, 0);
   fixed.writeUInt32BE(0, 2);
   return Buffer.concat([
-    encodeName(v.keyName, true), fixed, encodeName(v.algorithm, true),
-    u48(v.timeSigned), u16(v.fudge), u16(v.error), u16(v.otherData.length), v.otherData,
+    encodeName(v.keyName, true),
+    fixed,
+    encodeName(v.algorithm, true),
+    u48(v.timeSigned),
+    u16(v.fudge),
+    u16(v.error),
+    u16(v.otherData.length),
+    v.otherData,
   ]);
 }
 
@@ -123,7 +145,11 @@ export interface SignOptions {
 }
 
 /** Appends a TSIG record to `msg` (which must not have one). Returns the signed message and its MAC. */
-export function signMessage(msg: Buffer, key: TsigKey, opts: SignOptions = {}): { message: Buffer; mac: Buffer } {
+export function signMessage(
+  msg: Buffer,
+  key: TsigKey,
+  opts: SignOptions = {},
+): { message: Buffer; mac: Buffer } {
   const v: Variables = {
     keyName: key.name,
     algorithm: key.algorithm,
@@ -134,8 +160,15 @@ export function signMessage(msg: Buffer, key: TsigKey, opts: SignOptions = {}): 
   };
   const mac = computeMac(key, msg, v, opts.requestMac);
   const rdata = Buffer.concat([
-    encodeName(v.algorithm, true), u48(v.timeSigned), u16(v.fudge), u16(mac.length), mac,
-    msg.subarray(0, 2), u16(v.error), u16(v.otherData.length), v.otherData,
+    encodeName(v.algorithm, true),
+    u48(v.timeSigned),
+    u16(v.fudge),
+    u16(mac.length),
+    mac,
+    msg.subarray(0, 2),
+    u16(v.error),
+    u16(v.otherData.length),
+    v.otherData,
   ]);
   const fixed = Buffer.alloc(10);
   fixed.writeUInt16BE(TYPE.TSIG, 0);
@@ -167,7 +200,10 @@ export interface VerifyOptions {
 export function verifyMessage(msg: Buffer, key: TsigKey, opts: VerifyOptions = {}): TsigVerdict {
   const tsig = parseTsig(msg);
   if (!tsig) return { ok: false, reason: 'unsigned' };
-  if (tsig.keyName !== encodeNameText(key.name) || tsig.algorithm !== encodeNameText(key.algorithm)) {
+  if (
+    tsig.keyName !== encodeNameText(key.name) ||
+    tsig.algorithm !== encodeNameText(key.algorithm)
+  ) {
     return { ok: false, reason: 'key-mismatch', tsig };
   }
   // A BADSIG/BADKEY answer carries no MAC; a BADTIME answer is signed but is still a failure.
@@ -178,8 +214,10 @@ export function verifyMessage(msg: Buffer, key: TsigKey, opts: VerifyOptions = {
   const expected = computeMac(key, unsigned, tsig, opts.requestMac);
   const size = tsig.mac.length;
   // Truncated MACs (RFC 8945 §5.2.2.1) are accepted down to half the digest and 10 bytes.
-  if (size > expected.length || size < Math.max(10, expected.length / 2)) return { ok: false, reason: 'bad-mac', tsig };
-  if (!timingSafeEqual(tsig.mac, expected.subarray(0, size))) return { ok: false, reason: 'bad-mac', tsig };
+  if (size > expected.length || size < Math.max(10, expected.length / 2))
+    return { ok: false, reason: 'bad-mac', tsig };
+  if (!timingSafeEqual(tsig.mac, expected.subarray(0, size)))
+    return { ok: false, reason: 'bad-mac', tsig };
   const now = Math.floor(opts.now ?? Date.now() / 1000);
   if (Math.abs(now - tsig.timeSigned) > tsig.fudge) return { ok: false, reason: 'bad-time', tsig };
   return { ok: true, tsig };

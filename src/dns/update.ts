@@ -13,8 +13,12 @@ import type { TlsaRecord } from '../tlsa/record.js';
 import { CLASS, MessageWriter, OPCODE, TYPE } from './wire.js';
 
 export function tlsaRdata(r: Pick<TlsaRecord, 'usage' | 'selector' | 'matching' | 'data'>): Buffer {
-  if (!/^([0-9a-fA-F]{2})+$/.test(r.data)) throw new RangeError(`TLSA association data is not hex: "${r.data.slice(0, 20)}..."`);
-  return Buffer.concat([Buffer.from([r.usage, r.selector, r.matching]), Buffer.from(r.data, 'hex')]);
+  if (!/^([0-9a-fA-F]{2})+$/.test(r.data))
+    throw new RangeError(`TLSA association data is not hex: "${r.data.slice(0, 20)}..."`);
+  return Buffer.concat([
+    Buffer.from([r.usage, r.selector, r.matching]),
+    Buffer.from(r.data, 'hex'),
+  ]);
 }
 
 export function parseTlsaRdata(owner: string, rdata: Buffer): TlsaRecord {
@@ -43,13 +47,20 @@ export function buildTlsaUpdate(id: number, u: TlsaUpdate): Buffer {
 
 /** One UPDATE message for the TLSA changes at several owner names of one zone: a "no CNAME"
  *  prerequisite per owner, then every delete and add. The server applies it all or nothing. */
-export function buildTlsaUpdateMany(id: number, zone: string, updates: Omit<TlsaUpdate, 'zone'>[]): Buffer {
+export function buildTlsaUpdateMany(
+  id: number,
+  zone: string,
+  updates: Omit<TlsaUpdate, 'zone'>[],
+): Buffer {
   const w = new MessageWriter(id, OPCODE.UPDATE << 11);
   w.question(zone, TYPE.SOA, CLASS.IN);
-  for (const u of updates) w.rr(1, { name: u.owner, type: TYPE.CNAME, class: CLASS.NONE, ttl: 0, rdata: Buffer.alloc(0) });
+  for (const u of updates)
+    w.rr(1, { name: u.owner, type: TYPE.CNAME, class: CLASS.NONE, ttl: 0, rdata: Buffer.alloc(0) });
   for (const u of updates) {
-    for (const r of u.remove) w.rr(2, { name: u.owner, type: TYPE.TLSA, class: CLASS.NONE, ttl: 0, rdata: tlsaRdata(r) });
-    for (const r of u.add) w.rr(2, { name: u.owner, type: TYPE.TLSA, class: CLASS.IN, ttl: u.ttl, rdata: tlsaRdata(r) });
+    for (const r of u.remove)
+      w.rr(2, { name: u.owner, type: TYPE.TLSA, class: CLASS.NONE, ttl: 0, rdata: tlsaRdata(r) });
+    for (const r of u.add)
+      w.rr(2, { name: u.owner, type: TYPE.TLSA, class: CLASS.IN, ttl: u.ttl, rdata: tlsaRdata(r) });
   }
   return w.finish();
 }
@@ -59,6 +70,7 @@ export function buildTlsaUpdateMany(id: number, zone: string, updates: Omit<Tlsa
 export function buildQuery(id: number, name: string, type: number, udpSize?: number): Buffer {
   const w = new MessageWriter(id, OPCODE.QUERY << 11);
   w.question(name, type, CLASS.IN);
-  if (udpSize) w.rr(3, { name: '.', type: TYPE.OPT, class: udpSize, ttl: 0, rdata: Buffer.alloc(0) });
+  if (udpSize)
+    w.rr(3, { name: '.', type: TYPE.OPT, class: udpSize, ttl: 0, rdata: Buffer.alloc(0) });
   return w.finish();
 }

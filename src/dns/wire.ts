@@ -9,8 +9,17 @@ export const CLASS = { IN: 1, NONE: 254, ANY: 255 } as const;
 export const OPCODE = { QUERY: 0, UPDATE: 5 } as const;
 
 export const RCODE_NAMES: Record<number, string> = {
-  0: 'NOERROR', 1: 'FORMERR', 2: 'SERVFAIL', 3: 'NXDOMAIN', 4: 'NOTIMP', 5: 'REFUSED', 6: 'YXDOMAIN',
-  7: 'YXRRSET', 8: 'NXRRSET', 9: 'NOTAUTH', 10: 'NOTZONE',
+  0: 'NOERROR',
+  1: 'FORMERR',
+  2: 'SERVFAIL',
+  3: 'NXDOMAIN',
+  4: 'NOTIMP',
+  5: 'REFUSED',
+  6: 'YXDOMAIN',
+  7: 'YXRRSET',
+  8: 'NXRRSET',
+  9: 'NOTAUTH',
+  10: 'NOTZONE',
 };
 
 export function rcodeName(code: number): string {
@@ -52,7 +61,10 @@ export class MessageWriter {
   private readonly offsets = new Map<string, number>();
   private readonly counts = [0, 0, 0, 0];
 
-  constructor(private readonly id: number, private readonly flags: number) {}
+  constructor(
+    private readonly id: number,
+    private readonly flags: number,
+  ) {}
 
   private push(b: Buffer): void {
     this.chunks.push(b);
@@ -189,7 +201,15 @@ export function walkRecords(msg: Buffer): RRSpan[] {
       const rdlen = msg.readUInt16BE(typeAt + 8);
       const end = typeAt + 10 + rdlen;
       if (end > msg.length) throw new RangeError('truncated RDATA');
-      spans.push({ section, start, typeAt, rdataAt: typeAt + 10, end, type: msg.readUInt16BE(typeAt), class: msg.readUInt16BE(typeAt + 2) });
+      spans.push({
+        section,
+        start,
+        typeAt,
+        rdataAt: typeAt + 10,
+        end,
+        type: msg.readUInt16BE(typeAt),
+        class: msg.readUInt16BE(typeAt + 2),
+      });
       o = end;
     }
   }

@@ -42,7 +42,11 @@ export interface ServedCertificates {
   problems: CertProblem[];
 }
 
-function readPem(file: string, parameter: string, problems: CertProblem[]): ReturnType<typeof splitPem> | undefined {
+function readPem(
+  file: string,
+  parameter: string,
+  problems: CertProblem[],
+): ReturnType<typeof splitPem> | undefined {
   let text: string;
   try {
     text = readPemFile(file);
@@ -54,15 +58,27 @@ function readPem(file: string, parameter: string, problems: CertProblem[]): Retu
   try {
     return splitPem(text, file);
   } catch (e) {
-    problems.push({ parameter, file, message: `${file} is not valid PEM: ${(e as Error).message}` });
+    problems.push({
+      parameter,
+      file,
+      message: `${file} is not valid PEM: ${(e as Error).message}`,
+    });
     return undefined;
   }
 }
 
-function makeChain(parameter: ServedChain['parameter'], files: string[], certs: X509Certificate[]): ServedChain {
+function makeChain(
+  parameter: ServedChain['parameter'],
+  files: string[],
+  certs: X509Certificate[],
+): ServedChain {
   const leaf = certs[0]!;
   let selfSigned = false;
-  try { selfSigned = leaf.subject === leaf.issuer && leaf.verify(leaf.publicKey); } catch { /* no */ }
+  try {
+    selfSigned = leaf.subject === leaf.issuer && leaf.verify(leaf.publicKey);
+  } catch {
+    /* no */
+  }
   return {
     parameter,
     files,
@@ -74,11 +90,21 @@ function makeChain(parameter: ServedChain['parameter'], files: string[], certs: 
   };
 }
 
-function toX509(der: Buffer, file: string, line: number, parameter: string, problems: CertProblem[]): X509Certificate | undefined {
+function toX509(
+  der: Buffer,
+  file: string,
+  line: number,
+  parameter: string,
+  problems: CertProblem[],
+): X509Certificate | undefined {
   try {
     return new X509Certificate(der);
   } catch (e) {
-    problems.push({ parameter, file, message: `${file}:${line}: the certificate cannot be parsed (${(e as Error).message})` });
+    problems.push({
+      parameter,
+      file,
+      message: `${file}:${line}: the certificate cannot be parsed (${(e as Error).message})`,
+    });
     return undefined;
   }
 }
@@ -92,8 +118,14 @@ export function servedCertificates(s: SmtpdService, baseDir: string): ServedCert
     const parameter = 'smtpd_tls_chain_files';
     let current: { keyFile: string; files: string[]; certs: X509Certificate[] } | undefined;
     const flush = (): void => {
-      if (current?.certs.length) chains.push(makeChain(parameter, [...new Set(current.files)], current.certs));
-      else if (current) problems.push({ parameter, file: current.keyFile, message: `a private key in ${current.keyFile} is not followed by its certificate chain` });
+      if (current?.certs.length)
+        chains.push(makeChain(parameter, [...new Set(current.files)], current.certs));
+      else if (current)
+        problems.push({
+          parameter,
+          file: current.keyFile,
+          message: `a private key in ${current.keyFile} is not followed by its certificate chain`,
+        });
       current = undefined;
     };
     for (const file of chainFiles) {
@@ -105,12 +137,19 @@ export function servedCertificates(s: SmtpdService, baseDir: string): ServedCert
           current = { keyFile: file, files: [], certs: [] };
         } else if (b.label === 'CERTIFICATE' || b.label === 'TRUSTED CERTIFICATE') {
           if (!current) {
-            problems.push({ parameter, file, message: `${file}:${b.line}: a certificate comes before its private key; smtpd_tls_chain_files wants each key directly followed by its chain (key, leaf, intermediates)` });
+            problems.push({
+              parameter,
+              file,
+              message: `${file}:${b.line}: a certificate comes before its private key; smtpd_tls_chain_files wants each key directly followed by its chain (key, leaf, intermediates)`,
+            });
             current = { keyFile: file, files: [], certs: [] };
             continue;
           }
           const x = toX509(b.der, file, b.line, parameter, problems);
-          if (x) { current.certs.push(x); current.files.push(file); }
+          if (x) {
+            current.certs.push(x);
+            current.files.push(file);
+          }
         }
       }
     }
@@ -132,13 +171,18 @@ export function servedCertificates(s: SmtpdService, baseDir: string): ServedCert
       .filter((b) => b.label === 'CERTIFICATE' || b.label === 'TRUSTED CERTIFICATE')
       .map((b) => toX509(b.der, abs(file), b.line, parameter, problems))
       .filter((x): x is X509Certificate => !!x);
-    if (!certs.length) problems.push({ parameter, file: abs(file), message: `${abs(file)} holds no certificate` });
+    if (!certs.length)
+      problems.push({ parameter, file: abs(file), message: `${abs(file)} holds no certificate` });
     else chains.push(makeChain(parameter, [abs(file)], certs));
   }
   return { parameter: any ? 'smtpd_tls_cert_file' : 'none', chains, problems };
 }
 
 export function chainSummary(c: ServedChain): string {
-  const issuer = c.certs[1] ? certName(c.certs[1]) : c.selfSigned ? 'self-signed' : 'no issuer in the file';
+  const issuer = c.certs[1]
+    ? certName(c.certs[1])
+    : c.selfSigned
+      ? 'self-signed'
+      : 'no issuer in the file';
   return `${c.keyType.label} ${c.leafName} ← ${issuer} (${c.files.join(', ')})`;
 }

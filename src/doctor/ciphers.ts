@@ -54,7 +54,9 @@ export interface CipherView {
 /** Suites a server with a certificate can negotiate: PSK and SRP key exchanges need a shared
  *  secret the sender does not have, anonymous suites (aNULL) are off in every client. */
 export function certificateSuites(suites: readonly CipherSuite[]): CipherSuite[] {
-  return suites.filter((c) => (c.au === 'RSA' || c.au === 'ECDSA' || c.au === 'DSS') && !/PSK|SRP/.test(c.kx));
+  return suites.filter(
+    (c) => (c.au === 'RSA' || c.au === 'ECDSA' || c.au === 'DSS') && !/PSK|SRP/.test(c.kx),
+  );
 }
 
 /** The suites a key family can use. */
@@ -65,10 +67,16 @@ export function suitesFor(suites: readonly CipherSuite[], family: 'rsa' | 'ecdsa
 const ALL_COMMON = [...COMMON_SENDER_SUITES.rsa, ...COMMON_SENDER_SUITES.ecdsa];
 
 /** Build Postfix's cipher string, or say why Postfix would refuse it. */
-export function buildCipherString(cipherlist: string, exclusions: readonly string[]): { cipherString: string } | { invalid: string } {
+export function buildCipherString(
+  cipherlist: string,
+  exclusions: readonly string[],
+): { cipherString: string } | { invalid: string } {
   let out = cipherlist.trim();
   for (const tok of exclusions) {
-    if (/^[!+\-@]/.test(tok)) return { invalid: `"${tok}": an exclusion cannot start with "!", "+", "-" or "@" (Postfix logs "invalid unary '!+-@' in cipher exclusion" and disables TLS)` };
+    if (/^[!+\-@]/.test(tok))
+      return {
+        invalid: `"${tok}": an exclusion cannot start with "!", "+", "-" or "@" (Postfix logs "invalid unary '!+-@' in cipher exclusion" and disables TLS)`,
+      };
     out += `:!${tok}`;
   }
   return { cipherString: out };
@@ -78,17 +86,37 @@ const cache = new Map<string, Promise<{ suites: CipherSuite[] } | { error: strin
 
 /** `openssl ciphers -v STRING`; TLS 1.3 suites are left out (these parameters do not set them).
  *  Rejects when openssl is not installed. */
-export function expandCipherString(cipherString: string, openssl = 'openssl'): Promise<{ suites: CipherSuite[] } | { error: string }> {
+export function expandCipherString(
+  cipherString: string,
+  openssl = 'openssl',
+): Promise<{ suites: CipherSuite[] } | { error: string }> {
   const key = `${openssl}\0${cipherString}`;
   let hit = cache.get(key);
   if (!hit) {
     hit = new Promise((resolve, reject) => {
-      execFile(openssl, ['ciphers', '-v', cipherString], { encoding: 'utf8', timeout: 10_000 }, (err, stdout, stderr) => {
-        if (!err) return resolve({ suites: parseOpensslCiphers(stdout).filter((c) => c.protocol !== 'TLSv1.3') });
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return reject(new Error('openssl not found'));
-        const detail = String(stderr).trim().split('\n').find((l) => /error/i.test(l)) ?? err.message;
-        resolve({ error: /no cipher match/i.test(detail) ? 'no cipher can be selected (OpenSSL: no cipher match)' : detail.trim() });
-      });
+      execFile(
+        openssl,
+        ['ciphers', '-v', cipherString],
+        { encoding: 'utf8', timeout: 10_000 },
+        (err, stdout, stderr) => {
+          if (!err)
+            return resolve({
+              suites: parseOpensslCiphers(stdout).filter((c) => c.protocol !== 'TLSv1.3'),
+            });
+          if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+            return reject(new Error('openssl not found'));
+          const detail =
+            String(stderr)
+              .trim()
+              .split('\n')
+              .find((l) => /error/i.test(l)) ?? err.message;
+          resolve({
+            error: /no cipher match/i.test(detail)
+              ? 'no cipher can be selected (OpenSSL: no cipher match)'
+              : detail.trim(),
+          });
+        },
+      );
     });
     cache.set(key, hit);
   }
@@ -107,20 +135,37 @@ export function parseOpensslCiphers(text: string): CipherSuite[] {
 export async function cipherView(s: SmtpdService, openssl?: string): Promise<CipherView> {
   const gradeParameter = s.enforce ? 'smtpd_tls_mandatory_ciphers' : 'smtpd_tls_ciphers';
   const grade = s.get(gradeParameter).trim().toLowerCase();
-  const exclusionParameters = s.enforce ? ['smtpd_tls_exclude_ciphers', 'smtpd_tls_mandatory_exclude_ciphers'] : ['smtpd_tls_exclude_ciphers'];
+  const exclusionParameters = s.enforce
+    ? ['smtpd_tls_exclude_ciphers', 'smtpd_tls_mandatory_exclude_ciphers']
+    : ['smtpd_tls_exclude_ciphers'];
   const exclusions = exclusionParameters.flatMap((p) => splitList(s.get(p)));
-  const base = { gradeParameter, grade, exclusionParameters, exclusions, suites: [] as CipherSuite[] } as const;
+  const base = {
+    gradeParameter,
+    grade,
+    exclusionParameters,
+    exclusions,
+    suites: [] as CipherSuite[],
+  } as const;
   if (!(GRADES as readonly string[]).includes(grade)) {
-    return { ...base, invalid: `${gradeParameter} = "${grade}" is not a cipher grade (${GRADES.join(', ')}); Postfix disables TLS` };
+    return {
+      ...base,
+      invalid: `${gradeParameter} = "${grade}" is not a cipher grade (${GRADES.join(', ')}); Postfix disables TLS`,
+    };
   }
   const built = buildCipherString(s.get(`tls_${grade}_cipherlist`), exclusions);
   if ('invalid' in built) return { ...base, invalid: built.invalid };
   const expanded = await expandCipherString(built.cipherString, openssl);
-  if ('error' in expanded) return { ...base, cipherString: built.cipherString, invalid: `OpenSSL rejects "${built.cipherString}": ${expanded.error}; Postfix logs "invalid cipher list" and disables TLS` };
+  if ('error' in expanded)
+    return {
+      ...base,
+      cipherString: built.cipherString,
+      invalid: `OpenSSL rejects "${built.cipherString}": ${expanded.error}; Postfix logs "invalid cipher list" and disables TLS`,
+    };
   const list = s.get(`tls_${grade}_cipherlist`).trim();
   const plain = exclusions.length ? await expandCipherString(list, openssl) : expanded;
   const baseSuites = 'error' in plain ? [] : plain.suites;
-  const has = (suites: readonly CipherSuite[], n: string): boolean => suites.some((c) => c.name === n);
+  const has = (suites: readonly CipherSuite[], n: string): boolean =>
+    suites.some((c) => c.name === n);
   const lost = ALL_COMMON.filter((n) => has(baseSuites, n) && !has(expanded.suites, n));
   const culprits: string[] = [];
   if (lost.length) {
@@ -129,7 +174,13 @@ export async function cipherView(s: SmtpdService, openssl?: string): Promise<Cip
       if (!('error' in one) && lost.some((n) => !has(one.suites, n))) culprits.push(tok);
     }
   }
-  return { ...base, cipherString: built.cipherString, suites: expanded.suites, baseSuites, culprits };
+  return {
+    ...base,
+    cipherString: built.cipherString,
+    suites: expanded.suites,
+    baseSuites,
+    culprits,
+  };
 }
 
 let opensslVersionText: Promise<string> | undefined;
@@ -138,7 +189,11 @@ let opensslVersionText: Promise<string> | undefined;
 export function opensslVersion(openssl = 'openssl'): Promise<string> {
   opensslVersionText ??= new Promise((resolve) => {
     execFile(openssl, ['version'], { encoding: 'utf8', timeout: 10_000 }, (err, stdout) => {
-      resolve(err ? 'OpenSSL (version unknown)' : (/^(\S+ \S+)/.exec(stdout.trim())?.[1] ?? stdout.trim()));
+      resolve(
+        err
+          ? 'OpenSSL (version unknown)'
+          : (/^(\S+ \S+)/.exec(stdout.trim())?.[1] ?? stdout.trim()),
+      );
     });
   });
   return opensslVersionText;
@@ -165,7 +220,13 @@ const LABEL = { rsa: 'RSA', ecdsa: 'ECDSA' } as const;
 
 /** `families`: the key types the service serves (from its certificates); `protocols`: the TLS
  *  versions its protocol list leaves on. */
-export function checkCiphers(s: SmtpdService, view: CipherView, families: readonly KeyFamily[], protocols: readonly Protocol[], ctx: CipherContext = { postfix: 'unknown', openssl: 'OpenSSL' }): CipherFinding[] {
+export function checkCiphers(
+  s: SmtpdService,
+  view: CipherView,
+  families: readonly KeyFamily[],
+  protocols: readonly Protocol[],
+  ctx: CipherContext = { postfix: 'unknown', openssl: 'OpenSSL' },
+): CipherFinding[] {
   if (!s.tls) return [];
   const out: CipherFinding[] = [];
   const setExclusions = view.exclusionParameters.filter((p) => s.get(p).trim());
@@ -173,11 +234,24 @@ export function checkCiphers(s: SmtpdService, view: CipherView, families: readon
   const cipherlist = `tls_${view.grade}_cipherlist`;
   if (view.invalid) {
     const bad = view.exclusions.filter((t) => /^[!+\-@]/.test(t));
-    const edits: ConfigEdit[] = !(['high', 'medium', 'low', 'export', 'null'] as string[]).includes(view.grade)
+    const edits: ConfigEdit[] = !(['high', 'medium', 'low', 'export', 'null'] as string[]).includes(
+      view.grade,
+    )
       ? [editAtOrigin(s, view.gradeParameter)]
       : bad.length
-        ? setExclusions.map((p) => editAtOrigin(s, p, splitList(s.get(p)).filter((t) => !bad.includes(t)).join(', ')))
-        : [...setExclusions.map((p) => editAtOrigin(s, p)), ...(s.origin(cipherlist) !== 'default' ? [editAtOrigin(s, cipherlist)] : [])];
+        ? setExclusions.map((p) =>
+            editAtOrigin(
+              s,
+              p,
+              splitList(s.get(p))
+                .filter((t) => !bad.includes(t))
+                .join(', '),
+            ),
+          )
+        : [
+            ...setExclusions.map((p) => editAtOrigin(s, p)),
+            ...(s.origin(cipherlist) !== 'default' ? [editAtOrigin(s, cipherlist)] : []),
+          ];
     out.push({
       id: 'ciphers-invalid',
       level: 'error',
@@ -194,46 +268,80 @@ export function checkCiphers(s: SmtpdService, view: CipherView, families: readon
   const served = kinds.length ? kinds : (['rsa'] as const);
   const names = new Set(view.suites.map((c) => c.name));
   const baseNames = view.baseSuites ? new Set(view.baseSuites.map((c) => c.name)) : undefined;
-  const left = (kt: 'rsa' | 'ecdsa'): string[] => COMMON_SENDER_SUITES[kt].filter((n) => names.has(n));
+  const left = (kt: 'rsa' | 'ecdsa'): string[] =>
+    COMMON_SENDER_SUITES[kt].filter((n) => names.has(n));
   const keeping = served.filter((kt) => left(kt).length);
   const losing = served.filter((kt) => !left(kt).length);
 
   // Which setting removes the suites: the grade's list itself, or exclusions (named).
   // (Without the list's own expansion: the exclusions when there are any.)
-  const byList = losing.length > 0 && (baseNames ? losing.every((kt) => !COMMON_SENDER_SUITES[kt].some((n) => baseNames.has(n))) : !view.exclusions.length);
+  const byList =
+    losing.length > 0 &&
+    (baseNames
+      ? losing.every((kt) => !COMMON_SENDER_SUITES[kt].some((n) => baseNames.has(n)))
+      : !view.exclusions.length);
   const culprits = view.culprits ?? [];
   const cause = byList
-    ? (s.origin(cipherlist) !== 'default' ? cipherlist : view.gradeParameter)
+    ? s.origin(cipherlist) !== 'default'
+      ? cipherlist
+      : view.gradeParameter
     : exclusionParam;
   const causeText = byList
-    ? (s.origin(cipherlist) !== 'default' ? `${cipherlist} = "${s.get(cipherlist)}" (the list of ${view.gradeParameter} = ${view.grade})` : `${view.gradeParameter} = ${view.grade}`)
+    ? s.origin(cipherlist) !== 'default'
+      ? `${cipherlist} = "${s.get(cipherlist)}" (the list of ${view.gradeParameter} = ${view.grade})`
+      : `${view.gradeParameter} = ${view.grade}`
     : `${view.gradeParameter} = ${view.grade} with ${culprits.length ? `the exclusion${culprits.length > 1 ? 's' : ''} ${culprits.join(', ')}` : `${view.exclusions.length} exclusion(s) (${view.exclusions.slice(0, 8).join(', ')}${view.exclusions.length > 8 ? ', …' : ''})`}`;
   /** Edits that bring back what removed them: the custom list deleted, or the culprit exclusions dropped. */
-  const restore = (): ConfigEdit[] => byList
-    ? (s.origin(cipherlist) !== 'default' ? [editAtOrigin(s, cipherlist)] : [editAtOrigin(s, view.gradeParameter)])
-    : setExclusions.map((p) => editAtOrigin(s, p, splitList(s.get(p)).filter((t) => !culprits.includes(t)).join(', ')));
+  const restore = (): ConfigEdit[] =>
+    byList
+      ? s.origin(cipherlist) !== 'default'
+        ? [editAtOrigin(s, cipherlist)]
+        : [editAtOrigin(s, view.gradeParameter)]
+      : setExclusions.map((p) =>
+          editAtOrigin(
+            s,
+            p,
+            splitList(s.get(p))
+              .filter((t) => !culprits.includes(t))
+              .join(', '),
+          ),
+        );
   /** Port 25: Postfix's defaults on this listener only. */
   const mxDefaults = (): ConfigEdit[] => [
     ...setExclusions.map((p) => editOnService(s, p, '')),
-    ...(view.grade !== 'medium' ? [editOnService(s, view.gradeParameter, 'medium')] : byList ? [editAtOrigin(s, cipherlist)] : []),
+    ...(view.grade !== 'medium'
+      ? [editOnService(s, view.gradeParameter, 'medium')]
+      : byList
+        ? [editAtOrigin(s, cipherlist)]
+        : []),
   ];
   const versions = `(${ctx.openssl}'s expansion of the list, as Postfix ${ctx.postfix} hands it over; another OpenSSL version may expand the same names differently)`;
 
   if (!keeping.length) {
-    const detail = served.map((kt) => {
-      const other = suitesFor(view.suites, kt);
-      return `${LABEL[kt]}: ${other.length ? `${other.length} other suite(s), e.g. ${other[0]!.name}, which many senders do not offer` : 'no suite at all'}`;
-    }).join('; ');
+    const detail = served
+      .map((kt) => {
+        const other = suitesFor(view.suites, kt);
+        return `${LABEL[kt]}: ${other.length ? `${other.length} other suite(s), e.g. ${other[0]!.name}, which many senders do not offer` : 'no suite at all'}`;
+      })
+      .join('; ');
     out.push({
       id: 'ciphers-no-shared-cipher',
       level: s.role === 'mx' ? 'error' : 'warning',
       parameter: cause,
-      message: `${causeText} leaves none of the suites large senders offer for ${served.map((kt) => `the ${LABEL[kt]} certificate (${COMMON_SENDER_SUITES[kt].join(', ')})`).join(' or ')} [${detail}] ${versions}. ` +
+      message:
+        `${causeText} leaves none of the suites large senders offer for ${served.map((kt) => `the ${LABEL[kt]} certificate (${COMMON_SENDER_SUITES[kt].join(', ')})`).join(' or ')} [${detail}] ${versions}. ` +
         `TLS 1.2 senders then fail with "no shared cipher"${s.role === 'mx' ? ' and deliver in plaintext, or, with DANE, not at all' : ''}` +
         `${tls13 ? '; only TLS 1.3 senders still get through' : ''}.`,
-      fix: s.role === 'mx'
-        ? `On port 25 use Postfix defaults for opportunistic TLS (in master.cf on ${s.label}: ${mxDefaults().map((e) => `-o ${e.parameter}=${e.value ?? ''}`).join(' ') || `delete ${cause}`}); put stricter settings on submission only (smtpd_tls_mandatory_ciphers = high there).`
-        : byList ? `Delete ${cause} (back to Postfix's list).` : `Drop ${culprits.length ? culprits.join(', ') : 'the exclusions'} from ${exclusionParam}: ${COMMON_SENDER_SUITES[served[0]!][0]} must stay.`,
+      fix:
+        s.role === 'mx'
+          ? `On port 25 use Postfix defaults for opportunistic TLS (in master.cf on ${s.label}: ${
+              mxDefaults()
+                .map((e) => `-o ${e.parameter}=${e.value ?? ''}`)
+                .join(' ') || `delete ${cause}`
+            }); put stricter settings on submission only (smtpd_tls_mandatory_ciphers = high there).`
+          : byList
+            ? `Delete ${cause} (back to Postfix's list).`
+            : `Drop ${culprits.length ? culprits.join(', ') : 'the exclusions'} from ${exclusionParam}: ${COMMON_SENDER_SUITES[served[0]!][0]} must stay.`,
       edits: s.role === 'mx' ? (mxDefaults().length ? mxDefaults() : restore()) : restore(),
     });
     return out;
@@ -244,7 +352,8 @@ export function checkCiphers(s: SmtpdService, view: CipherView, families: readon
       id: 'ciphers-key-type-unused',
       level: 'info',
       parameter: cause,
-      message: `${causeText} leaves no common sender suite for the ${losing.map((kt) => LABEL[kt]).join(' and ')} certificate, but the ${kept} certificate keeps ${keeping.flatMap(left).join(', ')}: TLS 1.2 senders negotiate ${kept} (senders offer both suite families), ` +
+      message:
+        `${causeText} leaves no common sender suite for the ${losing.map((kt) => LABEL[kt]).join(' and ')} certificate, but the ${kept} certificate keeps ${keeping.flatMap(left).join(', ')}: TLS 1.2 senders negotiate ${kept} (senders offer both suite families), ` +
         `so there is no "no shared cipher"; the ${losing.map((kt) => LABEL[kt]).join(' and ')} certificate serves ${tls13 ? 'TLS 1.3 clients only' : 'nobody'} ${versions}.`,
       fix: `Nothing breaks. To use both certificates with TLS 1.2, ${byList ? `delete ${cause}` : `drop ${culprits.join(', ') || 'the exclusions'} from ${exclusionParam}`}.`,
       edits: restore(),

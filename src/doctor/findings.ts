@@ -17,8 +17,13 @@ export interface ConfigEdit {
 export function editCommand(e: ConfigEdit, configDir?: string): string {
   const c = configDir !== undefined ? ` -c ${configDir}` : '';
   const quote = (t: string): string => `'${t.replace(/'/g, `'\\''`)}'`;
-  if (e.service) return e.value === undefined ? `postconf${c} -P -X ${e.service}/${e.parameter}` : `postconf${c} -P -e ${quote(`${e.service}/${e.parameter}=${e.value}`)}`;
-  return e.value === undefined ? `postconf${c} -X ${e.parameter}` : `postconf${c} -e ${quote(`${e.parameter} = ${e.value}`)}`;
+  if (e.service)
+    return e.value === undefined
+      ? `postconf${c} -P -X ${e.service}/${e.parameter}`
+      : `postconf${c} -P -e ${quote(`${e.service}/${e.parameter}=${e.value}`)}`;
+  return e.value === undefined
+    ? `postconf${c} -X ${e.parameter}`
+    : `postconf${c} -e ${quote(`${e.parameter} = ${e.value}`)}`;
 }
 
 export interface Finding {
@@ -68,7 +73,10 @@ export class FindingSink {
     this.skipped.push({ check, reason });
   }
 
-  for(service: string): (id: string, level: FindingLevel, parameter: string, message: string, fix: string) => void {
-    return (id, level, parameter, message, fix) => this.add({ id, level, service, parameter, message, fix });
+  for(
+    service: string,
+  ): (id: string, level: FindingLevel, parameter: string, message: string, fix: string) => void {
+    return (id, level, parameter, message, fix) =>
+      this.add({ id, level, service, parameter, message, fix });
   }
 }

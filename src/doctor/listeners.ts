@@ -23,10 +23,19 @@ export interface ListenerFinding {
 const SERVER_LEVELS = ['none', 'may', 'encrypt'];
 const CLIENT_LEVELS = ['dane', 'dane-only', 'fingerprint', 'verify', 'secure'];
 
-export function checkListener(s: SmtpdService, certs: ServedCertificates, tlsaPublished: boolean): ListenerFinding[] {
+export function checkListener(
+  s: SmtpdService,
+  certs: ServedCertificates,
+  tlsaPublished: boolean,
+): ListenerFinding[] {
   const out: ListenerFinding[] = [];
-  const levelParam = s.get('smtpd_tls_security_level').trim() ? 'smtpd_tls_security_level' : s.securityLevel === 'encrypt' ? 'smtpd_enforce_tls' : 'smtpd_use_tls';
-  const where = (p: string): string => (s.origin(p) === 'service' ? `-o ${p} on ${s.label}` : `${p} in main.cf`);
+  const levelParam = s.get('smtpd_tls_security_level').trim()
+    ? 'smtpd_tls_security_level'
+    : s.securityLevel === 'encrypt'
+      ? 'smtpd_enforce_tls'
+      : 'smtpd_use_tls';
+  const where = (p: string): string =>
+    s.origin(p) === 'service' ? `-o ${p} on ${s.label}` : `${p} in main.cf`;
 
   if (!SERVER_LEVELS.includes(s.securityLevel)) {
     const client = CLIENT_LEVELS.includes(s.securityLevel);
@@ -57,7 +66,11 @@ export function checkListener(s: SmtpdService, certs: ServedCertificates, tlsaPu
       parameter: 'smtpd_tls_wrappermode',
       message: `${s.label} runs with smtpd_tls_wrappermode = yes, but clients on port ${s.port} speak plaintext first and then STARTTLS: every connection fails.`,
       fix: `Remove -o smtpd_tls_wrappermode=yes from ${s.master.name} (implicit TLS belongs on 465 only).`,
-      edits: [s.origin('smtpd_tls_wrappermode') === 'service' ? editAtOrigin(s, 'smtpd_tls_wrappermode') : editOnService(s, 'smtpd_tls_wrappermode', 'no')],
+      edits: [
+        s.origin('smtpd_tls_wrappermode') === 'service'
+          ? editAtOrigin(s, 'smtpd_tls_wrappermode')
+          : editOnService(s, 'smtpd_tls_wrappermode', 'no'),
+      ],
     });
   }
   if (s.role === 'mx' && s.securityLevel === 'encrypt' && !s.wrappermode) {
@@ -78,10 +91,17 @@ export function checkListener(s: SmtpdService, certs: ServedCertificates, tlsaPu
       message: `${s.label} offers no STARTTLS (smtpd_tls_security_level = ${s.securityLevel})${tlsaPublished ? ', yet TLSA records are published: DANE senders defer all mail to this host' : ': all mail arrives in plaintext'}.`,
       fix: 'Set smtpd_tls_security_level = may and smtpd_tls_chain_files = /path/to/privkey.pem /path/to/fullchain.pem.',
       // Only with a certificate configured: TLS without one is disabled again (no-certificate).
-      ...(certs.chains.length && !certs.problems.length ? { edits: [editOnService(s, 'smtpd_tls_security_level', 'may')] } : {}),
+      ...(certs.chains.length && !certs.problems.length
+        ? { edits: [editOnService(s, 'smtpd_tls_security_level', 'may')] }
+        : {}),
     });
   }
-  if (s.role === 'submission' && s.securityLevel === 'may' && !s.wrappermode && !/^(yes|true|on|1)$/i.test(s.get('smtpd_tls_auth_only').trim())) {
+  if (
+    s.role === 'submission' &&
+    s.securityLevel === 'may' &&
+    !s.wrappermode &&
+    !/^(yes|true|on|1)$/i.test(s.get('smtpd_tls_auth_only').trim())
+  ) {
     out.push({
       id: 'submission-not-encrypt',
       level: 'warning',
@@ -120,7 +140,10 @@ export function checkListener(s: SmtpdService, certs: ServedCertificates, tlsaPu
 function meantServerParameter(name: string, s: SmtpdService | undefined): string {
   const m = /^(?:smtp|lmtp)_tls_(?:mandatory_)?(protocols|ciphers|exclude_ciphers)$/.exec(name);
   if (m && s) {
-    if (m[1] === 'exclude_ciphers') return s.enforce && name.includes('mandatory') ? 'smtpd_tls_mandatory_exclude_ciphers' : 'smtpd_tls_exclude_ciphers';
+    if (m[1] === 'exclude_ciphers')
+      return s.enforce && name.includes('mandatory')
+        ? 'smtpd_tls_mandatory_exclude_ciphers'
+        : 'smtpd_tls_exclude_ciphers';
     return `smtpd_tls_${s.enforce ? 'mandatory_' : ''}${m[1]}`;
   }
   return name.replace(/^(smtp|lmtp)_/, 'smtpd_');
@@ -130,7 +153,13 @@ function meantServerParameter(name: string, s: SmtpdService | undefined): string
  *  never reads them. The fix deletes the line; it never copies its value into a server
  *  parameter (a client's protocol list on a server is how TLS-1.0-only listeners happen).
  *  `smtpd`: the listener's effective view, to name the parameter that applies there. */
-export function checkMisplacedParameters(cfg: PostfixConfig, service: MasterService, label: string, side: 'server' | 'client', smtpd?: SmtpdService): ListenerFinding[] {
+export function checkMisplacedParameters(
+  cfg: PostfixConfig,
+  service: MasterService,
+  label: string,
+  side: 'server' | 'client',
+  smtpd?: SmtpdService,
+): ListenerFinding[] {
   const out: ListenerFinding[] = [];
   const key = `${service.name}/${service.type}`;
   for (const [name, value] of service.overrides) {
@@ -143,7 +172,8 @@ export function checkMisplacedParameters(cfg: PostfixConfig, service: MasterServ
         const safe = recommendedProtocols(cfg.version);
         const mxDefaults = smtpd.role === 'mx' && !smtpd.enforce;
         // Add the server's list only where the service does not set one already.
-        if (!mxDefaults && smtpd.origin(meant) !== 'service') edits.push(editOnService(smtpd, meant, safe));
+        if (!mxDefaults && smtpd.origin(meant) !== 'service')
+          edits.push(editOnService(smtpd, meant, safe));
         fix = mxDefaults
           ? `Delete -o ${name}: port 25 keeps Postfix's default protocols (TLS 1.2 and 1.3 must stay on for senders).`
           : `Delete -o ${name}. To restrict protocols on ${label}, write -o ${meant}=${safe}: ${smtpd.enforce ? 'TLS is mandatory here, so the mandatory list applies' : 'TLS is opportunistic here, so smtpd_tls_protocols applies'} — never a list without TLS 1.2 and 1.3.`;

@@ -11,7 +11,14 @@ import type { DnsServer } from '../verify/dns.js';
 import { serverLabel } from '../verify/dns.js';
 import { validatedLookup } from '../verify/dnssec.js';
 import type { ConfigEdit, FindingLevel } from './findings.js';
-import { listTable, splitList, splitTableList, underlyingTables, type MasterService, type PostfixConfig } from './postconf.js';
+import {
+  listTable,
+  splitList,
+  splitTableList,
+  underlyingTables,
+  type MasterService,
+  type PostfixConfig,
+} from './postconf.js';
 
 export interface OutboundFinding {
   id: string;
@@ -60,15 +67,21 @@ export function parsePolicyValue(table: string, key: string, value: string): Pol
 
 /** Global levels that make TLS mandatory for every destination, and what that does. */
 const MANDATORY_LEVELS: Record<string, string> = {
-  encrypt: 'mail to every domain whose MX does not offer STARTTLS defers. The certificate is not checked (a man in the middle cannot strip STARTTLS, but can present any certificate).',
-  verify: 'mail to every domain whose MX does not offer STARTTLS, or presents a certificate that does not verify against smtp_tls_CAfile/CApath or does not name the MX host (self-signed and private-CA certificates are common on port 25), defers.',
-  secure: 'the certificate must verify and name the next-hop domain (smtp_tls_secure_cert_match), so mail defers to every domain whose MX names differ from the domain (gmail.com → *.google.com, outlook.com → *.protection.outlook.com), and to every domain without STARTTLS.',
-  fingerprint: 'mail to every destination defers unless its certificate matches smtp_tls_fingerprint_cert_match, which names the certificates of a few known hosts.',
+  encrypt:
+    'mail to every domain whose MX does not offer STARTTLS defers. The certificate is not checked (a man in the middle cannot strip STARTTLS, but can present any certificate).',
+  verify:
+    'mail to every domain whose MX does not offer STARTTLS, or presents a certificate that does not verify against smtp_tls_CAfile/CApath or does not name the MX host (self-signed and private-CA certificates are common on port 25), defers.',
+  secure:
+    'the certificate must verify and name the next-hop domain (smtp_tls_secure_cert_match), so mail defers to every domain whose MX names differ from the domain (gmail.com → *.google.com, outlook.com → *.protection.outlook.com), and to every domain without STARTTLS.',
+  fingerprint:
+    'mail to every destination defers unless its certificate matches smtp_tls_fingerprint_cert_match, which names the certificates of a few known hosts.',
 };
 
 /** A match list (`nexthop:dot-nexthop`, `hostname, nexthop`), lower case, without order. */
 function matchSet(value: string): string[] {
-  return splitList(value, true).map((x) => x.toLowerCase()).sort();
+  return splitList(value, true)
+    .map((x) => x.toLowerCase())
+    .sort();
 }
 
 function sameSet(a: readonly string[], b: readonly string[]): boolean {
@@ -83,13 +96,26 @@ function suffixOf(host: string): string {
 
 /** The MX names of a policy domain that lie outside it (nexthop and dot-nexthop match only
  *  names under it), or why they are not known. No MX record: the domain itself is the host. */
-async function mxNames(domain: string, subdomains: boolean, opts: OutboundOptions): Promise<{ outside?: string[]; reason?: string }> {
+async function mxNames(
+  domain: string,
+  subdomains: boolean,
+  opts: OutboundOptions,
+): Promise<{ outside?: string[]; reason?: string }> {
   if (subdomains) return { reason: 'a ".domain" key covers every subdomain, each with its own MX' };
   if (!opts.resolver) return { reason: opts.resolverSkipped ?? 'no resolver' };
   try {
-    const r = await validatedLookup(opts.resolver, domain, 'MX', { timeoutMs: opts.timeoutMs, retries: 1 });
+    const r = await validatedLookup(opts.resolver, domain, 'MX', {
+      timeoutMs: opts.timeoutMs,
+      retries: 1,
+    });
     if (r.status === 'nxdomain' || r.status === 'nodata') return { outside: [] };
-    if (r.status === 'timeout' || r.status === 'servfail' || r.status === 'error' || r.status === 'bogus') return { reason: r.message };
+    if (
+      r.status === 'timeout' ||
+      r.status === 'servfail' ||
+      r.status === 'error' ||
+      r.status === 'bogus'
+    )
+      return { reason: r.message };
     const names = r.records
       .map((a) => (a.type === 'MX' ? String(a.data.exchange).toLowerCase().replace(/\.$/, '') : ''))
       .filter(Boolean);
@@ -109,29 +135,61 @@ export interface OutboundOptions {
   timeoutMs: number;
 }
 
-export async function checkOutbound(cfg: PostfixConfig, client: MasterService | undefined, opts: OutboundOptions): Promise<OutboundResult> {
+export async function checkOutbound(
+  cfg: PostfixConfig,
+  client: MasterService | undefined,
+  opts: OutboundOptions,
+): Promise<OutboundResult> {
   const get = (p: string): string => client?.overrides.get(p) ?? cfg.effective.get(p) ?? '';
   const findings: OutboundFinding[] = [];
   const skipped: { check: string; reason: string }[] = [];
-  const securityLevel = get('smtp_tls_security_level').trim().toLowerCase() || (/^yes$/i.test(get('smtp_enforce_tls')) ? 'encrypt' : /^yes$/i.test(get('smtp_use_tls')) ? 'may' : 'none');
+  const securityLevel =
+    get('smtp_tls_security_level').trim().toLowerCase() ||
+    (/^yes$/i.test(get('smtp_enforce_tls'))
+      ? 'encrypt'
+      : /^yes$/i.test(get('smtp_use_tls'))
+        ? 'may'
+        : 'none');
   const dnsSupportLevel = get('smtp_dns_support_level').trim().toLowerCase();
   const relayhost = get('relayhost').trim();
-  const origin = (p: string): string => (client?.overrides.has(p) ? `-o ${p} on ${client.name}/${client.type}` : `${p}`);
-  const edit = (p: string, value: string): ConfigEdit => ({ ...(client?.overrides.has(p) ? { service: `${client.name}/${client.type}` } : {}), parameter: p, value });
-  const daneEdits = [edit('smtp_tls_security_level', 'dane'), edit('smtp_dns_support_level', 'dnssec')];
+  const origin = (p: string): string =>
+    client?.overrides.has(p) ? `-o ${p} on ${client.name}/${client.type}` : `${p}`;
+  const edit = (p: string, value: string): ConfigEdit => ({
+    ...(client?.overrides.has(p) ? { service: `${client.name}/${client.type}` } : {}),
+    parameter: p,
+    value,
+  });
+  const daneEdits = [
+    edit('smtp_tls_security_level', 'dane'),
+    edit('smtp_dns_support_level', 'dnssec'),
+  ];
 
   // Policy tables.
   const policyEntries: PolicyEntry[] = [];
-  const tables = splitTableList(get('smtp_tls_policy_maps')).flatMap((t) => underlyingTables(t).map((under) => ({ table: t, under })));
-  const listed = await Promise.all(tables.map((t) => listTable(cfg, t.under).then((entries) => ({ entries }), (e: Error) => ({ error: e.message }))));
+  const tables = splitTableList(get('smtp_tls_policy_maps')).flatMap((t) =>
+    underlyingTables(t).map((under) => ({ table: t, under })),
+  );
+  const listed = await Promise.all(
+    tables.map((t) =>
+      listTable(cfg, t.under).then(
+        (entries) => ({ entries }),
+        (e: Error) => ({ error: e.message }),
+      ),
+    ),
+  );
   tables.forEach(({ table, under }, i) => {
     const l = listed[i]!;
     const name = under === table ? table : `${under} (in ${table})`;
-    if ('error' in l) skipped.push({ check: `smtp_tls_policy_maps ${name}`, reason: `cannot list the table (postmap -s): ${l.error}` });
+    if ('error' in l)
+      skipped.push({
+        check: `smtp_tls_policy_maps ${name}`,
+        reason: `cannot list the table (postmap -s): ${l.error}`,
+      });
     else for (const e of l.entries) policyEntries.push(parsePolicyValue(name, e.key, e.value));
   });
   const danePolicy = policyEntries.filter((e) => e.level === 'dane' || e.level === 'dane-only');
-  const daneWanted = securityLevel === 'dane' || securityLevel === 'dane-only' || danePolicy.length > 0;
+  const daneWanted =
+    securityLevel === 'dane' || securityLevel === 'dane-only' || danePolicy.length > 0;
 
   const mandatory = MANDATORY_LEVELS[securityLevel];
   if (!daneWanted && mandatory && !relayhost) {
@@ -170,8 +228,9 @@ export async function checkOutbound(cfg: PostfixConfig, client: MasterService | 
   const certMatch = matchSet(get('smtp_tls_secure_cert_match'));
   const verifyMatch = matchSet(get('smtp_tls_verify_cert_match'));
   for (const e of policyEntries) {
-    const defaults = e.level === 'secure' ? certMatch : e.level === 'verify' ? verifyMatch : undefined;
-    const own = e.attributes['match'] !== undefined ? matchSet(e.attributes['match']) : undefined;
+    const defaults =
+      e.level === 'secure' ? certMatch : e.level === 'verify' ? verifyMatch : undefined;
+    const own = e.attributes.match !== undefined ? matchSet(e.attributes.match) : undefined;
     const repeatsDefault = !!(defaults && own && sameSet(own, defaults));
     const matchDefault = (): void => {
       if (!repeatsDefault) return;
@@ -179,18 +238,28 @@ export async function checkOutbound(cfg: PostfixConfig, client: MasterService | 
         id: 'policy-match-default',
         level: 'info',
         parameter: 'smtp_tls_policy_maps',
-        message: `${e.table}: "${e.key} ${e.level} match=${e.attributes['match']}" repeats the default (smtp_tls_${e.level}_cert_match = ${get(`smtp_tls_${e.level}_cert_match`)}): the match= changes nothing.`,
+        message: `${e.table}: "${e.key} ${e.level} match=${e.attributes.match}" repeats the default (smtp_tls_${e.level}_cert_match = ${get(`smtp_tls_${e.level}_cert_match`)}): the match= changes nothing.`,
         fix: 'Drop match= from the entry, or give the names the certificates really carry (e.g. match=.PROVIDER-MX-DOMAIN).',
       });
     };
-    if (e.level !== 'secure' || (own && !repeatsDefault) || e.key.startsWith('[') || certMatch.includes('hostname')) {
+    if (
+      e.level !== 'secure' ||
+      (own && !repeatsDefault) ||
+      e.key.startsWith('[') ||
+      certMatch.includes('hostname')
+    ) {
       matchDefault();
       continue;
     }
     const domain = e.key.replace(/^\./, '').toLowerCase();
     const mx = await mxNames(domain, e.key.startsWith('.'), opts);
-    if (mx.outside && !mx.outside.length) { matchDefault(); continue; } // every MX name is under the domain: it works
-    const repeated = repeatsDefault ? ` (its match=${e.attributes['match']} repeats that default)` : '';
+    if (mx.outside && !mx.outside.length) {
+      matchDefault();
+      continue;
+    } // every MX name is under the domain: it works
+    const repeated = repeatsDefault
+      ? ` (its match=${e.attributes.match} repeats that default)`
+      : '';
     const why = mx.outside
       ? `the MX host${mx.outside.length > 1 ? 's' : ''} of ${domain} (${mx.outside.join(', ')}) ${mx.outside.length > 1 ? 'lie' : 'lies'} outside ${domain}`
       : `providers' MX names often differ from the domain (gmail.com → *.google.com, outlook.com → *.protection.outlook.com; the MX names of ${domain} were not looked up: ${mx.reason})`;
@@ -223,9 +292,15 @@ export async function checkOutbound(cfg: PostfixConfig, client: MasterService | 
     let status: string;
     let message: string;
     try {
-      const r = await validatedLookup(opts.resolver, name, type as 'NS', { timeoutMs: opts.timeoutMs, retries: 1 });
+      const r = await validatedLookup(opts.resolver, name, type as 'NS', {
+        timeoutMs: opts.timeoutMs,
+        retries: 1,
+      });
       // A validated denial (NXDOMAIN/NODATA with AD) proves validation as well as data does.
-      status = (r.status === 'nxdomain' || r.status === 'nodata') && r.security === 'secure' ? 'secure' : r.status;
+      status =
+        (r.status === 'nxdomain' || r.status === 'nodata') && r.security === 'secure'
+          ? 'secure'
+          : r.status;
       message = r.message;
     } catch (e) {
       status = 'error';

@@ -55,17 +55,23 @@ function executable(p: string): boolean {
 
 /** `$TLSA_POSTCONF`, else `postconf` on PATH or in the usual sbin directories. */
 export function findPostconf(env: NodeJS.ProcessEnv = process.env): string {
-  const override = env['TLSA_POSTCONF'];
+  const override = env.TLSA_POSTCONF;
   if (override) {
-    if (!executable(override)) throw new InputError(`postconf not found or not executable ($TLSA_POSTCONF): install Postfix`, override);
+    if (!executable(override))
+      throw new InputError(
+        `postconf not found or not executable ($TLSA_POSTCONF): install Postfix`,
+        override,
+      );
     return override;
   }
-  const dirs = [...(env['PATH'] ?? '').split(delimiter).filter(Boolean), ...BIN_DIRS];
+  const dirs = [...(env.PATH ?? '').split(delimiter).filter(Boolean), ...BIN_DIRS];
   for (const d of dirs) {
     const p = join(d, 'postconf');
     if (executable(p)) return p;
   }
-  throw new InputError('postconf not found (looked on PATH and in /usr/sbin): install Postfix (Debian: apt-get install postfix)');
+  throw new InputError(
+    'postconf not found (looked on PATH and in /usr/sbin): install Postfix (Debian: apt-get install postfix)',
+  );
 }
 
 /** Lines `name = value` → map. Continuation lines (leading white space) join the previous one. */
@@ -103,7 +109,10 @@ export function parseServiceParameters(text: string): Map<string, Map<string, st
 }
 
 /** `postconf -M` lines: the seven fixed fields, then the command with its arguments. */
-export function parseMasterServices(text: string, overrides: Map<string, Map<string, string>>): MasterService[] {
+export function parseMasterServices(
+  text: string,
+  overrides: Map<string, Map<string, string>>,
+): MasterService[] {
   const joined: string[] = [];
   for (const line of text.split('\n')) {
     if (!line.trim() || line.trimStart().startsWith('#')) continue;
@@ -132,12 +141,23 @@ export class PostconfError extends InputError {}
 
 function run(bin: string, args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(bin, args, { encoding: 'utf8', timeout: 20_000, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      if (!err) return resolve(stdout);
-      const e = err as NodeJS.ErrnoException & { code?: string | number };
-      const why = String(stderr ?? '').trim().split('\n').filter(Boolean).slice(-2).join(' | ') || String(e.code ?? e.message);
-      reject(new PostconfError(`${bin.replace(/^.*\//, '')} ${args.join(' ')} failed: ${why}`));
-    });
+    execFile(
+      bin,
+      args,
+      { encoding: 'utf8', timeout: 20_000, maxBuffer: 16 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        if (!err) return resolve(stdout);
+        const e = err as NodeJS.ErrnoException & { code?: string | number };
+        const why =
+          String(stderr ?? '')
+            .trim()
+            .split('\n')
+            .filter(Boolean)
+            .slice(-2)
+            .join(' | ') || String(e.code ?? e.message);
+        reject(new PostconfError(`${bin.replace(/^.*\//, '')} ${args.join(' ')} failed: ${why}`));
+      },
+    );
   });
 }
 
@@ -145,7 +165,11 @@ const SEPARATOR = '@@tlsa-doctor-postconf@@';
 
 /** Several postconf runs through one /bin/sh: spawning from a large Node process costs far
  *  more than a fork of the shell. Each run's output, in order; the first failure rejects. */
-async function runPostconfBatch(postconf: string, common: string[], runs: string[][]): Promise<string[]> {
+async function runPostconfBatch(
+  postconf: string,
+  common: string[],
+  runs: string[][],
+): Promise<string[]> {
   const script = runs
     .map((args, i) => `"$0" "$@" ${args.join(' ')} || exit ${10 + i}`)
     .join(` && echo ${SEPARATOR} && `);
@@ -153,7 +177,12 @@ async function runPostconfBatch(postconf: string, common: string[], runs: string
   try {
     text = await run('/bin/sh', ['-c', script, postconf, ...common]);
   } catch (e) {
-    throw new PostconfError((e as Error).message.replace(/^sh -c .* failed: /, `${[postconf.replace(/^.*\//, ''), ...common].join(' ')} failed: `));
+    throw new PostconfError(
+      (e as Error).message.replace(
+        /^sh -c .* failed: /,
+        `${[postconf.replace(/^.*\//, ''), ...common].join(' ')} failed: `,
+      ),
+    );
   }
   const out: string[] = [''];
   for (const line of text.split('\n')) {
@@ -164,16 +193,27 @@ async function runPostconfBatch(postconf: string, common: string[], runs: string
 }
 
 /** Read a Postfix instance: main.cf (explicit and effective), master.cf services and overrides. */
-export async function readPostfixConfig(opts: { configDir?: string; postconf?: string } = {}): Promise<PostfixConfig> {
+export async function readPostfixConfig(
+  opts: { configDir?: string; postconf?: string } = {},
+): Promise<PostfixConfig> {
   const postconf = opts.postconf ?? findPostconf();
   const dir = opts.configDir;
   if (dir !== undefined) {
     let isDir = false;
-    try { isDir = statSync(dir).isDirectory(); } catch { /* below */ }
+    try {
+      isDir = statSync(dir).isDirectory();
+    } catch {
+      /* below */
+    }
     if (!isDir) throw new InputError('Postfix configuration directory not found', dir);
   }
   const c = dir !== undefined ? ['-c', dir] : [];
-  const [n = '', x = '', p = '', m = ''] = await runPostconfBatch(postconf, c, [['-n'], ['-x'], ['-P', '-x'], ['-M']]);
+  const [n = '', x = '', p = '', m = ''] = await runPostconfBatch(postconf, c, [
+    ['-n'],
+    ['-x'],
+    ['-P', '-x'],
+    ['-M'],
+  ]);
   const explicit = parseParameterLines(n);
   const effective = parseParameterLines(x);
   const services = parseMasterServices(m, parseServiceParameters(p));
@@ -189,15 +229,27 @@ export async function readPostfixConfig(opts: { configDir?: string; postconf?: s
 }
 
 /** `postmap -s TABLE`: every key and value of a lookup table; throws when the type cannot list. */
-export async function listTable(cfg: PostfixConfig, table: string): Promise<{ key: string; value: string }[]> {
+export async function listTable(
+  cfg: PostfixConfig,
+  table: string,
+): Promise<{ key: string; value: string }[]> {
   const commandDir = cfg.effective.get('command_directory') ?? '/usr/sbin';
-  const postmap = [join(commandDir, 'postmap'), ...BIN_DIRS.map((d) => join(d, 'postmap'))].find(executable);
+  const postmap = [join(commandDir, 'postmap'), ...BIN_DIRS.map((d) => join(d, 'postmap'))].find(
+    executable,
+  );
   if (!postmap) throw new Error('postmap not found');
-  const text = await run(postmap, [...(cfg.configDir !== undefined ? ['-c', cfg.configDir] : []), '-s', table]);
-  return text.split('\n').filter((l) => l.trim()).map((l) => {
-    const m = /^(\S+)\s+(.*)$/.exec(l.trim());
-    return m ? { key: m[1]!, value: m[2]!.trim() } : { key: l.trim(), value: '' };
-  });
+  const text = await run(postmap, [
+    ...(cfg.configDir !== undefined ? ['-c', cfg.configDir] : []),
+    '-s',
+    table,
+  ]);
+  return text
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => {
+      const m = /^(\S+)\s+(.*)$/.exec(l.trim());
+      return m ? { key: m[1]!, value: m[2]!.trim() } : { key: l.trim(), value: '' };
+    });
 }
 
 /** Split a Postfix list of tables (`hash:/a, inline:{ k=v, {k2 = v w} }`) on commas and white

@@ -18,7 +18,14 @@ export type Protocol = (typeof PROTOCOLS)[number];
 /** What OpenSSL 3 can still negotiate (SSLv2 is gone, SSLv3 is compiled out on Debian). */
 export const TLS_PROTOCOLS: readonly Protocol[] = ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'];
 
-const HEX: Record<number, Protocol> = { 0x0002: 'SSLv2', 0x0300: 'SSLv3', 0x0301: 'TLSv1', 0x0302: 'TLSv1.1', 0x0303: 'TLSv1.2', 0x0304: 'TLSv1.3' };
+const HEX: Record<number, Protocol> = {
+  2: 'SSLv2',
+  768: 'SSLv3',
+  769: 'TLSv1',
+  770: 'TLSv1.1',
+  771: 'TLSv1.2',
+  772: 'TLSv1.3',
+};
 
 export type ProtocolForm = 'include' | 'exclude' | 'bounds';
 
@@ -76,11 +83,13 @@ export function parseProtocols(value: string): ProtocolList {
     }
   }
   const idx = (p: Protocol): number => PROTOCOLS.indexOf(p);
-  const enabled = TLS_PROTOCOLS.filter((p) =>
-    (includes.length === 0 || includes.includes(p)) &&
-    !excludes.includes(p) &&
-    (min === undefined || idx(p) >= idx(min)) &&
-    (max === undefined || idx(p) <= idx(max)));
+  const enabled = TLS_PROTOCOLS.filter(
+    (p) =>
+      (includes.length === 0 || includes.includes(p)) &&
+      !excludes.includes(p) &&
+      (min === undefined || idx(p) >= idx(min)) &&
+      (max === undefined || idx(p) <= idx(max)),
+  );
   return {
     value,
     includes,
@@ -137,7 +146,9 @@ export function applicableProtocols(s: SmtpdService): ProtocolView {
   const parameter = s.enforce ? 'smtpd_tls_mandatory_protocols' : 'smtpd_tls_protocols';
   const why = s.wrappermode
     ? 'wrappermode (implicit TLS) makes TLS mandatory'
-    : s.enforce ? 'smtpd_tls_security_level = encrypt makes TLS mandatory' : 'TLS is opportunistic here (smtpd_tls_security_level = may)';
+    : s.enforce
+      ? 'smtpd_tls_security_level = encrypt makes TLS mandatory'
+      : 'TLS is opportunistic here (smtpd_tls_security_level = may)';
   return { parameter, list: parseProtocols(s.get(parameter)), why };
 }
 
@@ -150,7 +161,9 @@ export const CURRENT_PROTOCOLS: readonly Protocol[] = ['TLSv1.2', 'TLSv1.3'];
 /** The list a fix proposes: TLS 1.2 and 1.3 on, in the syntax this Postfix knows. Never a
  *  value derived from the list being fixed. */
 export function recommendedProtocols(version: string): string {
-  return compareVersions(version, SUPPORTS_BOUNDS) >= 0 ? '>=TLSv1.2' : '!SSLv2, !SSLv3, !TLSv1, !TLSv1.1';
+  return compareVersions(version, SUPPORTS_BOUNDS) >= 0
+    ? '>=TLSv1.2'
+    : '!SSLv2, !SSLv3, !TLSv1, !TLSv1.1';
 }
 
 /** The current TLS versions a list leaves off. */
@@ -164,35 +177,57 @@ function mentionsSslv3(list: ProtocolList): boolean {
 
 /** Checks of one service's protocol settings. `version` is mail_version; `openssl` the OpenSSL
  *  version string (for what cannot be turned back on). */
-export function checkProtocols(s: SmtpdService, version: string, openssl = 'OpenSSL 3'): ProtocolFinding[] {
+export function checkProtocols(
+  s: SmtpdService,
+  version: string,
+  openssl = 'OpenSSL 3',
+): ProtocolFinding[] {
   if (!s.tls) return [];
   const out: ProtocolFinding[] = [];
   const view = applicableProtocols(s);
   const safe = recommendedProtocols(version);
   const supportsBounds = compareVersions(version, SUPPORTS_BOUNDS) >= 0;
-  const other = view.parameter === 'smtpd_tls_protocols' ? 'smtpd_tls_mandatory_protocols' : 'smtpd_tls_protocols';
+  const other =
+    view.parameter === 'smtpd_tls_protocols'
+      ? 'smtpd_tls_mandatory_protocols'
+      : 'smtpd_tls_protocols';
   const otherList = parseProtocols(s.get(other));
-  const where = s.origin(other) === 'service' ? `-o ${other} on this service` : `${other} in main.cf`;
+  const where =
+    s.origin(other) === 'service' ? `-o ${other} on this service` : `${other} in main.cf`;
   const setHere = s.origin(other) === 'service';
   const setAnywhere = s.origin(other) !== 'default';
   // Port 25 with opportunistic TLS: the fix is Postfix's default, not a stricter list.
   const mxDefaults = s.role === 'mx' && !s.enforce;
-  const usable = (l: ProtocolList): boolean => !l.invalid.length && !(l.forms.includes('bounds') && !supportsBounds);
-  const sslv3 = (l: ProtocolList): string => (mentionsSslv3(l) ? ` SSLv3 cannot be turned back on: ${openssl} as built here has no SSLv3 (nor SSLv2), whatever the list says.` : '');
+  const usable = (l: ProtocolList): boolean =>
+    !l.invalid.length && !(l.forms.includes('bounds') && !supportsBounds);
+  const sslv3 = (l: ProtocolList): string =>
+    mentionsSslv3(l)
+      ? ` SSLv3 cannot be turned back on: ${openssl} as built here has no SSLv3 (nor SSLv2), whatever the list says.`
+      : '';
 
   // 1. What the applicable list leaves on: every current client needs TLS 1.2 or 1.3.
   const missing = usable(view.list) ? missingCurrent(view.list) : [];
   if (missing.length) {
-    const scope = s.origin(view.parameter) === 'service' ? `-o ${view.parameter} on ${s.label}` : s.origin(view.parameter) === 'main.cf' ? `${view.parameter} in main.cf` : `${view.parameter} (Postfix's default)`;
+    const scope =
+      s.origin(view.parameter) === 'service'
+        ? `-o ${view.parameter} on ${s.label}`
+        : s.origin(view.parameter) === 'main.cf'
+          ? `${view.parameter} in main.cf`
+          : `${view.parameter} (Postfix's default)`;
     const none = missing.length === CURRENT_PROTOCOLS.length;
     const effect = none
       ? `No current client can complete a TLS handshake: OpenSSL 3 refuses ${describeEnabled(view.list.enabled)} at its default security level, and the large mail providers speak TLS 1.2 and 1.3 only${s.enforce ? `. TLS is mandatory on ${s.label}, so nobody can use it` : s.role === 'mx' ? '. Senders fall back to plaintext, DANE senders defer the mail' : ''}.`
       : missing.includes('TLSv1.2')
         ? `Clients without TLS 1.3 (many MTAs and older mail clients) cannot agree on a protocol${s.enforce ? ' and cannot connect' : s.role === 'mx' ? ': they fall back to plaintext, and DANE senders defer the mail' : ''}.`
         : `Clients that offer TLS 1.3 are held to TLS 1.2${s.role === 'mx' ? '; on port 25 there is nothing to gain from it' : ''}.`;
-    const edits: ConfigEdit[] = mxDefaults && s.origin(view.parameter) !== 'default'
-      ? [editAtOrigin(s, view.parameter)]
-      : [s.origin(view.parameter) === 'service' ? editAtOrigin(s, view.parameter, safe) : { parameter: view.parameter, value: safe }];
+    const edits: ConfigEdit[] =
+      mxDefaults && s.origin(view.parameter) !== 'default'
+        ? [editAtOrigin(s, view.parameter)]
+        : [
+            s.origin(view.parameter) === 'service'
+              ? editAtOrigin(s, view.parameter, safe)
+              : { parameter: view.parameter, value: safe },
+          ];
     out.push({
       id: 'protocols-too-narrow',
       level: none ? 'error' : 'warning',
@@ -207,8 +242,16 @@ export function checkProtocols(s: SmtpdService, version: string, openssl = 'Open
 
   // 2. The restriction was written into the parameter that does not apply here.
   const stillOn = view.list.enabled.filter((p) => !otherList.enabled.includes(p));
-  if (!missing.length && otherList.invalid.length === 0 && stillOn.length && (setHere || (setAnywhere && s.enforce))) {
-    const target = s.origin(view.parameter) === 'service' ? `-o ${view.parameter}=${safe}` : `${view.parameter} = ${safe}`;
+  if (
+    !missing.length &&
+    otherList.invalid.length === 0 &&
+    stillOn.length &&
+    (setHere || (setAnywhere && s.enforce))
+  ) {
+    const target =
+      s.origin(view.parameter) === 'service'
+        ? `-o ${view.parameter}=${safe}`
+        : `${view.parameter} = ${safe}`;
     const edits: ConfigEdit[] = [];
     let fix: string;
     if (setHere) {
@@ -218,14 +261,19 @@ export function checkProtocols(s: SmtpdService, version: string, openssl = 'Open
         ? `In master.cf, on ${s.label}: delete -o ${other}; port 25 keeps Postfix's default protocols.`
         : `In master.cf, on ${s.label}: delete -o ${other} and write -o ${view.parameter}=${safe}.`;
     } else {
-      edits.push(s.origin(view.parameter) === 'service' ? editAtOrigin(s, view.parameter, safe) : { parameter: view.parameter, value: safe });
+      edits.push(
+        s.origin(view.parameter) === 'service'
+          ? editAtOrigin(s, view.parameter, safe)
+          : { parameter: view.parameter, value: safe },
+      );
       fix = `Set ${target}${s.origin(view.parameter) === 'service' ? ` on ${s.label}` : ' (main.cf: it applies to every service where TLS is mandatory)'}.`;
     }
     out.push({
       id: 'protocols-wrong-parameter',
       level: 'warning',
       parameter: other,
-      message: `${where} (${s.get(other) || 'empty'}) has no effect on ${s.label}: ${view.why}, so ${view.parameter} applies ` +
+      message:
+        `${where} (${s.get(other) || 'empty'}) has no effect on ${s.label}: ${view.why}, so ${view.parameter} applies ` +
         `(${s.get(view.parameter) || 'empty: all protocols'}), and ${stillOn.join(', ')} ${stillOn.length > 1 ? 'stay' : 'stays'} enabled.`,
       fix,
       edits,
@@ -245,13 +293,16 @@ export function checkProtocols(s: SmtpdService, version: string, openssl = 'Open
     if (usable(list) && missingCurrent(list).length) continue;
     const global = s.origin(param) === 'main.cf';
     const scope = global ? `${param} in main.cf` : `-o ${param} on ${s.label}`;
-    const push = (f: ProtocolFinding): void => { out.push(global && f.id !== 'protocols-invalid' ? { ...f, global } : f); };
+    const push = (f: ProtocolFinding): void => {
+      out.push(global && f.id !== 'protocols-invalid' ? { ...f, global } : f);
+    };
     if (list.invalid.length) {
       push({
         id: 'protocols-invalid',
         level: param === view.parameter ? 'error' : 'warning',
         parameter: param,
-        message: `${scope} = "${list.value}": ${list.invalid.map((t) => `"${t}"`).join(', ')} ${list.invalid.length > 1 ? 'are' : 'is'} not a protocol Postfix knows` +
+        message:
+          `${scope} = "${list.value}": ${list.invalid.map((t) => `"${t}"`).join(', ')} ${list.invalid.length > 1 ? 'are' : 'is'} not a protocol Postfix knows` +
           `${param === view.parameter ? '; Postfix logs "Invalid TLS protocol list" and disables TLS on this service' : ''}.`,
         fix: `Use "${safe}" (names: ${PROTOCOLS.join(', ')}).`,
         edits: [editAtOrigin(s, param, safe)],
@@ -277,14 +328,20 @@ export function checkProtocols(s: SmtpdService, version: string, openssl = 'Open
         id: 'protocols-mixed-syntax',
         level: 'warning',
         parameter: param,
-        message: `${scope} = "${list.value}" mixes ${list.forms.join(' and ')} forms, which Postfix documents as alternatives` +
+        message:
+          `${scope} = "${list.value}" mixes ${list.forms.join(' and ')} forms, which Postfix documents as alternatives` +
           `${list.forms.includes('bounds') ? ': Postfix before 3.6 rejects ">=" (and then disables TLS)' : ''}` +
           `${list.forms.includes('include') ? `${list.forms.includes('bounds') ? ', and' : ':'} once a list names versions to include, every version it does not name is off, whatever it excludes` : ''}. ` +
           `The result here (${describeEnabled(list.enabled)}) is easy to get wrong.${sslv3(list)}`,
         fix: `Use one form: "${oneForm}".`,
         edits: [editAtOrigin(s, param, oneForm)],
       });
-    } else if (supportsBounds && !list.forms.includes('bounds') && list.value.trim() && equivalent) {
+    } else if (
+      supportsBounds &&
+      !list.forms.includes('bounds') &&
+      list.value.trim() &&
+      equivalent
+    ) {
       push({
         id: 'protocols-legacy-syntax',
         level: 'info',
@@ -309,5 +366,7 @@ export function checkProtocols(s: SmtpdService, version: string, openssl = 'Open
 
 /** The legacy exclusion form of a set of enabled TLS versions. */
 export function exclusionForm(enabled: readonly Protocol[]): string {
-  return PROTOCOLS.filter((p) => !enabled.includes(p)).map((p) => `!${p}`).join(', ');
+  return PROTOCOLS.filter((p) => !enabled.includes(p))
+    .map((p) => `!${p}`)
+    .join(', ');
 }

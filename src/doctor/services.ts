@@ -34,7 +34,14 @@ export interface SmtpdService {
   tls: boolean;
 }
 
-const WELL_KNOWN: Record<string, number> = { smtp: 25, submission: 587, smtps: 465, submissions: 465, ssmtp: 465, urd: 465 };
+const WELL_KNOWN: Record<string, number> = {
+  smtp: 25,
+  submission: 587,
+  smtps: 465,
+  submissions: 465,
+  ssmtp: 465,
+  urd: 465,
+};
 
 let servicesCache: Map<string, number> | undefined;
 
@@ -49,9 +56,12 @@ export function servicePort(name: string, servicesFile = '/etc/services'): numbe
       for (const line of readFileSync(servicesFile, 'utf8').split('\n')) {
         const m = /^([^\s#]+)\s+(\d+)\/tcp\b([^#]*)/.exec(line);
         if (!m) continue;
-        for (const n of [m[1]!, ...m[3]!.trim().split(/\s+/).filter(Boolean)]) if (!servicesCache.has(n)) servicesCache.set(n, Number(m[2]));
+        for (const n of [m[1]!, ...m[3]!.trim().split(/\s+/).filter(Boolean)])
+          if (!servicesCache.has(n)) servicesCache.set(n, Number(m[2]));
       }
-    } catch { /* no /etc/services: only the built-in names */ }
+    } catch {
+      /* no /etc/services: only the built-in names */
+    }
   }
   return servicesCache.get(name);
 }
@@ -64,10 +74,14 @@ export function portOf(serviceName: string): number | undefined {
 
 export function roleOf(port: number | undefined): Role {
   switch (port) {
-    case 25: return 'mx';
-    case 587: return 'submission';
-    case 465: return 'smtps';
-    default: return 'other';
+    case 25:
+      return 'mx';
+    case 587:
+      return 'submission';
+    case 465:
+      return 'smtps';
+    default:
+      return 'other';
   }
 }
 
@@ -78,13 +92,27 @@ export function serviceLabel(name: string, port: number | undefined): string {
 
 const yes = (v: string | undefined): boolean => /^(yes|true|on|1)$/i.test((v ?? '').trim());
 
-export function effectiveView(cfg: PostfixConfig, master: MasterService, handoff?: MasterService): SmtpdService {
+export function effectiveView(
+  cfg: PostfixConfig,
+  master: MasterService,
+  handoff?: MasterService,
+): SmtpdService {
   const port = portOf(master.name);
-  const get = (p: string): string => handoff?.overrides.get(p) ?? master.overrides.get(p) ?? cfg.effective.get(p) ?? '';
+  const get = (p: string): string =>
+    handoff?.overrides.get(p) ?? master.overrides.get(p) ?? cfg.effective.get(p) ?? '';
   const origin = (p: string): 'service' | 'main.cf' | 'default' =>
-    handoff?.overrides.has(p) || master.overrides.has(p) ? 'service' : cfg.explicit.has(p) ? 'main.cf' : 'default';
+    handoff?.overrides.has(p) || master.overrides.has(p)
+      ? 'service'
+      : cfg.explicit.has(p)
+        ? 'main.cf'
+        : 'default';
   let securityLevel = get('smtpd_tls_security_level').trim().toLowerCase();
-  if (!securityLevel) securityLevel = yes(get('smtpd_enforce_tls')) ? 'encrypt' : yes(get('smtpd_use_tls')) ? 'may' : 'none';
+  if (!securityLevel)
+    securityLevel = yes(get('smtpd_enforce_tls'))
+      ? 'encrypt'
+      : yes(get('smtpd_use_tls'))
+        ? 'may'
+        : 'none';
   const wrappermode = yes(get('smtpd_tls_wrappermode'));
   return {
     label: serviceLabel(master.name, port),
@@ -94,7 +122,9 @@ export function effectiveView(cfg: PostfixConfig, master: MasterService, handoff
     role: roleOf(port),
     get,
     origin,
-    overrideNames: () => [...new Set([...master.overrides.keys(), ...(handoff?.overrides.keys() ?? [])])],
+    overrideNames: () => [
+      ...new Set([...master.overrides.keys(), ...(handoff?.overrides.keys() ?? [])]),
+    ],
     securityLevel,
     wrappermode,
     enforce: wrappermode || securityLevel === 'encrypt',
@@ -122,7 +152,11 @@ export function smtpClientServices(cfg: PostfixConfig): MasterService[] {
 /** `name/type` of the master.cf service whose `-o` holds `param` on this listener; for a new
  *  setting the service that runs smtpd (the `smtpd pass` hand-off behind postscreen). */
 export function overrideService(s: SmtpdService, param: string): string {
-  const m = s.handoff?.overrides.has(param) ? s.handoff : s.master.overrides.has(param) ? s.master : (s.handoff ?? s.master);
+  const m = s.handoff?.overrides.has(param)
+    ? s.handoff
+    : s.master.overrides.has(param)
+      ? s.master
+      : (s.handoff ?? s.master);
   return `${m.name}/${m.type}`;
 }
 
@@ -138,5 +172,9 @@ export function editAtOrigin(s: SmtpdService, param: string, value?: string): Co
 
 /** An edit of `param` on this listener alone (`-o` on its service), leaving other services be. */
 export function editOnService(s: SmtpdService, param: string, value?: string): ConfigEdit {
-  return { service: overrideService(s, param), parameter: param, ...(value !== undefined ? { value } : {}) };
+  return {
+    service: overrideService(s, param),
+    parameter: param,
+    ...(value !== undefined ? { value } : {}),
+  };
 }

@@ -51,7 +51,9 @@ export function readTlsaZone(file: string): TlsaZone {
   try {
     text = readInputText(file, { what: 'the TLSA file', maxBytes: MAX_PEM_BYTES });
   } catch (e) {
-    throw e instanceof InputFileError ? e : new InputError(`cannot read the TLSA file: ${errnoCode(e)}`, file);
+    throw e instanceof InputFileError
+      ? e
+      : new InputError(`cannot read the TLSA file: ${errnoCode(e)}`, file);
   }
   const records: TlsaRecord[] = [];
   const cnames = new Map<string, string>();
@@ -70,7 +72,12 @@ export function readTlsaZone(file: string): TlsaZone {
     pending = '';
     depth = 0;
     const directive = /^\$ORIGIN\s+(\S+)/i.exec(line.trim());
-    if (directive) { origin = directive[1]!.toLowerCase().endsWith('.') ? directive[1]!.toLowerCase() : `${directive[1]!.toLowerCase()}.`; return; }
+    if (directive) {
+      origin = directive[1]!.toLowerCase().endsWith('.')
+        ? directive[1]!.toLowerCase()
+        : `${directive[1]!.toLowerCase()}.`;
+      return;
+    }
     if (/^\$/.test(line.trim())) return;
     let parsed;
     try {
@@ -90,7 +97,8 @@ export function readTlsaZone(file: string): TlsaZone {
     else {
       const tokens = line.trim().split(/\s+/);
       const at = tokens.findIndex((t) => t.toUpperCase() === 'CNAME');
-      const target = at > 0 || (at === 0 && /^\s/.test(line)) ? absolute(tokens[at + 1] ?? '') : undefined;
+      const target =
+        at > 0 || (at === 0 && /^\s/.test(line)) ? absolute(tokens[at + 1] ?? '') : undefined;
       if (at >= 0 && target && previousOwner) cnames.set(previousOwner, target);
     }
   });
@@ -99,7 +107,11 @@ export function readTlsaZone(file: string): TlsaZone {
 
 /** The records at `owner`, through the file's CNAMEs (RFC 7672 §2.2: an aliased TLSA name
  *  takes the target's records). */
-export function fromFile(all: readonly TlsaRecord[], owner: string, cnames: ReadonlyMap<string, string> = new Map()): PublishedRecords {
+export function fromFile(
+  all: readonly TlsaRecord[],
+  owner: string,
+  cnames: ReadonlyMap<string, string> = new Map(),
+): PublishedRecords {
   const chain = [owner];
   let current = owner;
   while (cnames.has(current) && chain.length <= 8) {
@@ -107,15 +119,37 @@ export function fromFile(all: readonly TlsaRecord[], owner: string, cnames: Read
     if (chain.includes(current)) break; // a loop: no records
     chain.push(current);
   }
-  return { owner, source: 'file', records: all.filter((r) => r.owner === current), ...(chain.length > 1 ? { cnameChain: chain } : {}) };
+  return {
+    owner,
+    source: 'file',
+    records: all.filter((r) => r.owner === current),
+    ...(chain.length > 1 ? { cnameChain: chain } : {}),
+  };
 }
 
-export async function fromDns(resolver: DnsServer, owner: string, timeoutMs: number): Promise<PublishedRecords> {
+export async function fromDns(
+  resolver: DnsServer,
+  owner: string,
+  timeoutMs: number,
+): Promise<PublishedRecords> {
   try {
     const r = await validatedLookup(resolver, owner, 'TLSA', { timeoutMs, retries: 1 });
-    return { owner, source: 'dns', records: r.records, status: r.status, message: r.message, ...(r.cnameChain.length ? { cnameChain: r.cnameChain } : {}) };
+    return {
+      owner,
+      source: 'dns',
+      records: r.records,
+      status: r.status,
+      message: r.message,
+      ...(r.cnameChain.length ? { cnameChain: r.cnameChain } : {}),
+    };
   } catch (e) {
-    return { owner, source: 'dns', records: [], status: 'error', message: `${owner} TLSA: ${(e as Error).message}` };
+    return {
+      owner,
+      source: 'dns',
+      records: [],
+      status: 'error',
+      message: `${owner} TLSA: ${(e as Error).message}`,
+    };
   }
 }
 
@@ -142,10 +176,14 @@ export interface ChainVerdict {
 
 const short = (r: TlsaRecord): string => `${rdataText(r).slice(0, 22)}…`;
 
-function catalogName(r: TlsaRecord, catalog: IssuerCatalog | undefined): { name: string; cert: X509Certificate } | undefined {
+function catalogName(
+  r: TlsaRecord,
+  catalog: IssuerCatalog | undefined,
+): { name: string; cert: X509Certificate } | undefined {
   if (!catalog) return undefined;
   for (const i of catalog.intermediates) {
-    if (associationData(i.cert, r.selector, r.matching) === r.data) return { name: i.name, cert: i.cert };
+    if (associationData(i.cert, r.selector, r.matching) === r.data)
+      return { name: i.name, cert: i.cert };
   }
   return undefined;
 }
@@ -163,7 +201,10 @@ export interface TlsaCheckInput {
   otherOwners?: string[];
 }
 
-export function checkTlsa(input: TlsaCheckInput): { findings: TlsaFinding[]; verdicts: ChainVerdict[] } {
+export function checkTlsa(input: TlsaCheckInput): {
+  findings: TlsaFinding[];
+  verdicts: ChainVerdict[];
+} {
   const { service: s, published, chains, now } = input;
   const out: TlsaFinding[] = [];
   const records = published.records;
@@ -175,16 +216,43 @@ export function checkTlsa(input: TlsaCheckInput): { findings: TlsaFinding[]; ver
   if (published.source === 'dns') {
     switch (published.status) {
       case 'bogus':
-        out.push({ id: 'tlsa-bogus', level: 'error', parameter: 'DNS', message: `${published.message}: DANE senders cannot validate ${owner} and defer all mail to this host.`, fix: 'Repair the DNSSEC chain of the zone (DS at the parent matching a DNSKEY, signatures not expired); `tlsa check` shows the details.' });
+        out.push({
+          id: 'tlsa-bogus',
+          level: 'error',
+          parameter: 'DNS',
+          message: `${published.message}: DANE senders cannot validate ${owner} and defer all mail to this host.`,
+          fix: 'Repair the DNSSEC chain of the zone (DS at the parent matching a DNSKEY, signatures not expired); `tlsa check` shows the details.',
+        });
         return { findings: out, verdicts: [] };
       case 'insecure':
-        if (records.length) out.push({ id: 'tlsa-not-secure', level: 'warning', parameter: 'DNS', message: `${published.message}. Without DNSSEC, senders ignore TLSA records: DANE is not in effect.`, fix: 'Sign the zone and publish its DS at the parent (registrar).' });
+        if (records.length)
+          out.push({
+            id: 'tlsa-not-secure',
+            level: 'warning',
+            parameter: 'DNS',
+            message: `${published.message}. Without DNSSEC, senders ignore TLSA records: DANE is not in effect.`,
+            fix: 'Sign the zone and publish its DS at the parent (registrar).',
+          });
         break;
       case 'unvalidated':
-        out.push({ id: 'tlsa-not-secure', level: 'warning', parameter: 'DNS', message: `${published.message}. The doctor cannot tell whether DANE senders validate ${owner}.`, fix: 'Run the doctor with --resolver pointing at a validating resolver (e.g. a local unbound).' });
+        out.push({
+          id: 'tlsa-not-secure',
+          level: 'warning',
+          parameter: 'DNS',
+          message: `${published.message}. The doctor cannot tell whether DANE senders validate ${owner}.`,
+          fix: 'Run the doctor with --resolver pointing at a validating resolver (e.g. a local unbound).',
+        });
         break;
-      case 'timeout': case 'servfail': case 'error':
-        out.push({ id: 'tlsa-lookup-failed', level: 'warning', parameter: 'DNS', message: `${published.message ?? `${owner}: lookup failed`}; the TLSA records were not checked.`, fix: 'Check the resolver (--resolver IP[:PORT]) and the zone\'s name servers.' });
+      case 'timeout':
+      case 'servfail':
+      case 'error':
+        out.push({
+          id: 'tlsa-lookup-failed',
+          level: 'warning',
+          parameter: 'DNS',
+          message: `${published.message ?? `${owner}: lookup failed`}; the TLSA records were not checked.`,
+          fix: "Check the resolver (--resolver IP[:PORT]) and the zone's name servers.",
+        });
         return { findings: out, verdicts: [] };
       default:
         break;
@@ -193,8 +261,16 @@ export function checkTlsa(input: TlsaCheckInput): { findings: TlsaFinding[]; ver
 
   if (!records.length) {
     if (s.role === 'mx' && s.tls) {
-      const others = input.otherOwners?.length ? ` (the TLSA file has records for ${input.otherOwners.slice(0, 4).join(', ')}${input.otherOwners.length > 4 ? ', …' : ''})` : '';
-      out.push({ id: 'tlsa-none', level: 'info', parameter: 'DNS', message: `No TLSA records at ${owner}${others}: DANE senders treat this MX as unauthenticated TLS.`, fix: `${regenerate} Use --host when the MX name differs from myhostname.` });
+      const others = input.otherOwners?.length
+        ? ` (the TLSA file has records for ${input.otherOwners.slice(0, 4).join(', ')}${input.otherOwners.length > 4 ? ', …' : ''})`
+        : '';
+      out.push({
+        id: 'tlsa-none',
+        level: 'info',
+        parameter: 'DNS',
+        message: `No TLSA records at ${owner}${others}: DANE senders treat this MX as unauthenticated TLS.`,
+        fix: `${regenerate} Use --host when the MX name differs from myhostname.`,
+      });
     }
     return { findings: out, verdicts: [] };
   }
@@ -207,9 +283,10 @@ export function checkTlsa(input: TlsaCheckInput): { findings: TlsaFinding[]; ver
       id: 'tlsa-pkix-usage',
       level: usable.length ? 'warning' : 'error',
       parameter: 'DNS',
-      message: `${owner} has ${pkix.length} record(s) with usage ${[...new Set(pkix.map((r) => `${r.usage} (${USAGE_NAMES[r.usage]})`))].join(', ')}: RFC 7672 §3.1.3 makes them unusable for SMTP` +
+      message:
+        `${owner} has ${pkix.length} record(s) with usage ${[...new Set(pkix.map((r) => `${r.usage} (${USAGE_NAMES[r.usage]})`))].join(', ')}: RFC 7672 §3.1.3 makes them unusable for SMTP` +
         (usable.length
-          ? '; senders skip them, but some receivers\' checks flag the domain.'
+          ? "; senders skip them, but some receivers' checks flag the domain."
           : ', and no 2 x x or 3 x x record is left. What happens is up to the sending MTA: Postfix senders treat an RRset with only unusable records as "encrypt" (TLS without authentication) and deliver; others, such as web.de and GMX, refuse — their MTA aborts the handshake with TLS alert 71 "insufficient security", so the alert in your log comes from the sender, not from your server.'),
       fix: `Replace them with 3 1 1 (DANE-EE) and 2 1 1 (DANE-TA) records. ${regenerate}`,
     });
@@ -223,17 +300,25 @@ export function checkTlsa(input: TlsaCheckInput): { findings: TlsaFinding[]; ver
     return {
       chain,
       verified: r.verified,
-      ...(r.match ? { matched: `${rdataText(r.match.record).slice(0, 22)}… at depth ${r.match.depth}` } : {}),
+      ...(r.match
+        ? { matched: `${rdataText(r.match.record).slice(0, 22)}… at depth ${r.match.depth}` }
+        : {}),
       reasons: r.reasons,
     };
   });
   // One cause, one finding: a chain that fails because the 2 x x records' anchor is not
   // served (cert.pem instead of fullchain.pem) is reported as that, below, and nothing else.
   const twos = usable.filter((r) => r.usage === 2);
-  const anchorMissing = (v: ChainVerdict): boolean => twos.length > 0 && !v.chain.issuerServed && !v.chain.selfSigned;
+  const anchorMissing = (v: ChainVerdict): boolean =>
+    twos.length > 0 && !v.chain.issuerServed && !v.chain.selfSigned;
   const failed = verdicts.filter((v) => !v.verified && !anchorMissing(v));
   if (usable.length && failed.length) {
-    const detail = failed.map((v) => `${v.chain.keyType.label} (${v.chain.leafName}, ${v.chain.files.join(', ')}): ${v.reasons.join('; ')}`).join(' | ');
+    const detail = failed
+      .map(
+        (v) =>
+          `${v.chain.keyType.label} (${v.chain.leafName}, ${v.chain.files.join(', ')}): ${v.reasons.join('; ')}`,
+      )
+      .join(' | ');
     if (failed.length === verdicts.length) {
       out.push({
         id: 'tlsa-mismatch',
@@ -262,7 +347,9 @@ export function checkTlsa(input: TlsaCheckInput): { findings: TlsaFinding[]; ver
     for (const v of verdicts) {
       const c = v.chain;
       if (c.issuerServed || c.selfSigned) continue;
-      const issuerRecord = twos.map((r) => ({ r, cat: catalogName(r, input.catalog) })).find((x) => x.cat && x.cat.cert.subject === c.certs[0]!.issuer);
+      const issuerRecord = twos
+        .map((r) => ({ r, cat: catalogName(r, input.catalog) }))
+        .find((x) => x.cat && x.cat.cert.subject === c.certs[0]!.issuer);
       const which = issuerRecord
         ? `${short(issuerRecord.r)} is the record of ${issuerRecord.cat!.name}, the issuer of this leaf, but`
         : `${twos.length} 2 x x record(s) are published, but`;
@@ -271,8 +358,11 @@ export function checkTlsa(input: TlsaCheckInput): { findings: TlsaFinding[]; ver
         level: v.verified ? 'warning' : 'error',
         parameter: c.parameter,
         global: s.origin(c.parameter) !== 'service',
-        message: `${which} ${c.files.join(', ')} holds ${c.certs.length === 1 ? 'only the leaf' : `certificates that did not issue the leaf (${c.certs.slice(1).map(certName).join(', ')})`} (${c.keyType.label}, ${c.leafName}): a 2 x x record can match only a certificate the server sends. ` +
-          (v.verified ? 'The 3 x x record covers it today; at the next key change nothing will.' : 'No other record matches this key type, so DANE senders fail for it.'),
+        message:
+          `${which} ${c.files.join(', ')} holds ${c.certs.length === 1 ? 'only the leaf' : `certificates that did not issue the leaf (${c.certs.slice(1).map(certName).join(', ')})`} (${c.keyType.label}, ${c.leafName}): a 2 x x record can match only a certificate the server sends. ` +
+          (v.verified
+            ? 'The 3 x x record covers it today; at the next key change nothing will.'
+            : 'No other record matches this key type, so DANE senders fail for it.'),
         fix: `Serve the full chain: point ${c.parameter} at fullchain.pem (leaf + intermediates), not cert.pem${c.parameter === 'smtpd_tls_chain_files' ? ' (key file, then fullchain.pem)' : ''}.`,
       });
     }

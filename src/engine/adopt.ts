@@ -20,7 +20,13 @@ export interface Adoption {
 
 /** `marked`: recordKey()s of the records that carry tlsa's marker (zone-file `; tlsa:managed`,
  *  Cloudflare comment), per provider name. */
-export function adoptionFor(plan: OwnerPlan[], marked: Map<string, Set<string>>, state: StateFile, now: Date, by: string): Adoption {
+export function adoptionFor(
+  plan: OwnerPlan[],
+  marked: Map<string, Set<string>>,
+  state: StateFile,
+  now: Date,
+  by: string,
+): Adoption {
   const stamp = now.toISOString();
   const owned = new Set(state.records.map((r) => `${r.provider} ${recordKey(r)}`));
   const out: Adoption = { desired: [], marked: [], foreign: [] };
@@ -30,16 +36,40 @@ export function adoptionFor(plan: OwnerPlan[], marked: Map<string, Set<string>>,
       const key = `${p.provider} ${recordKey(k)}`;
       if (owned.has(key) || taken.has(key)) continue;
       taken.add(key);
-      out.desired.push({ ...plainRecord(k), provider: p.provider, service: k.service, ttl: k.ttl, status: 'published', addedAt: stamp, publishedAt: stamp, by });
+      out.desired.push({
+        ...plainRecord(k),
+        provider: p.provider,
+        service: k.service,
+        ttl: k.ttl,
+        status: 'published',
+        addedAt: stamp,
+        publishedAt: stamp,
+        by,
+      });
     }
     // A marked record belongs to the service that publishes at this owner name (the first one,
     // when several share it: the live probe before removal covers every address of the host).
     const service = p.keep[0]?.service ?? p.add[0]?.service;
     for (const f of p.foreign) {
       const key = `${p.provider} ${recordKey(f)}`;
-      if (marked.get(p.provider)?.has(recordKey(f)) && service && !owned.has(key) && !taken.has(key)) {
+      if (
+        marked.get(p.provider)?.has(recordKey(f)) &&
+        service &&
+        !owned.has(key) &&
+        !taken.has(key)
+      ) {
         taken.add(key);
-        out.marked.push({ ...plainRecord(f), provider: p.provider, service, ttl: p.ttl, status: 'retiring', addedAt: stamp, publishedAt: stamp, retiringSince: stamp, by });
+        out.marked.push({
+          ...plainRecord(f),
+          provider: p.provider,
+          service,
+          ttl: p.ttl,
+          status: 'retiring',
+          addedAt: stamp,
+          publishedAt: stamp,
+          retiringSince: stamp,
+          by,
+        });
       } else out.foreign.push(f);
     }
   }
@@ -47,5 +77,11 @@ export function adoptionFor(plan: OwnerPlan[], marked: Map<string, Set<string>>,
 }
 
 function plainRecord(r: TlsaRecord): TlsaRecord {
-  return { owner: r.owner, usage: r.usage, selector: r.selector, matching: r.matching, data: r.data };
+  return {
+    owner: r.owner,
+    usage: r.usage,
+    selector: r.selector,
+    matching: r.matching,
+    data: r.data,
+  };
 }

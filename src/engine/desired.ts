@@ -7,7 +7,14 @@ import { catalogIssuerOf, issuerFamily, type IssuerCatalog } from '../issuers/ca
 import { associationData } from '../tlsa/association.js';
 import { nameCoverageWarnings } from '../tlsa/host.js';
 import { checkRecordData, checkUsageAllowed, type Protocol } from '../tlsa/policy.js';
-import { ownerName, recordKey, type MatchingType, type Selector, type TlsaRecord, type Usage } from '../tlsa/record.js';
+import {
+  ownerName,
+  recordKey,
+  type MatchingType,
+  type Selector,
+  type TlsaRecord,
+  type Usage,
+} from '../tlsa/record.js';
 import type { X509Certificate } from 'node:crypto';
 
 export interface RecordSpec {
@@ -58,7 +65,10 @@ export const DEFAULT_SPECS: RecordSpec[] = [
 export function withDigestAgility(specs: RecordSpec[]): RecordSpec[] {
   const out = [...specs];
   for (const s of specs) {
-    if (s.matching === 2 && !specs.some((t) => t.usage === s.usage && t.selector === s.selector && t.matching === 1)) {
+    if (
+      s.matching === 2 &&
+      !specs.some((t) => t.usage === s.usage && t.selector === s.selector && t.matching === 1)
+    ) {
       out.push({ ...s, matching: 1 });
     }
   }
@@ -81,10 +91,14 @@ export function desiredRecords(svc: ServiceInput, now: Date): DesiredResult {
   // The catalog speaks for its own CA only: its family is added for the key types of chains
   // issued by one of its intermediates, never for a chain from another CA.
   const catalog = svc.catalog;
-  const fromCatalog = catalog ? svc.chains.filter((c) => c.issuer && catalogIssuerOf(catalog, c.issuer.x509)) : [];
+  const fromCatalog = catalog
+    ? svc.chains.filter((c) => c.issuer && catalogIssuerOf(catalog, c.issuer.x509))
+    : [];
   if (catalog) {
     for (const c of svc.chains.filter((x) => !fromCatalog.includes(x))) {
-      notes.push(`${svc.name}: ${c.label} (${c.keyType.label}) ${c.issuer ? `is issued by ${c.issuer.name}, not a ${catalog.ca} intermediate of the issuer catalog` : 'has no issuer'}: no catalog records for it, only its own`);
+      notes.push(
+        `${svc.name}: ${c.label} (${c.keyType.label}) ${c.issuer ? `is issued by ${c.issuer.name}, not a ${catalog.ca} intermediate of the issuer catalog` : 'has no issuer'}: no catalog records for it, only its own`,
+      );
     }
   }
   for (const { port, protocol } of servicePorts(svc)) {
@@ -93,9 +107,28 @@ export function desiredRecords(svc: ServiceInput, now: Date): DesiredResult {
     const byKey = new Map<string, DesiredRecord>();
     /** One catalog intermediate's records (every 2 x x spec): dropped together or not at all,
      *  so that a 2 1 2 never stays without the 2 1 1 of the same certificate. */
-    const familyCandidates: { recs: DesiredRecord[]; name: string; rank: number; family: KeyFamily }[] = [];
-    const add = (cert: X509Certificate, s: RecordSpec, why: string, chain?: LoadedChain): DesiredRecord => {
-      const rec: DesiredRecord = { owner, usage: s.usage, selector: s.selector, matching: s.matching, data: associationData(cert, s.selector, s.matching), why, matchesServed: !!chain, chains: chain ? [chain.label] : [] };
+    const familyCandidates: {
+      recs: DesiredRecord[];
+      name: string;
+      rank: number;
+      family: KeyFamily;
+    }[] = [];
+    const add = (
+      cert: X509Certificate,
+      s: RecordSpec,
+      why: string,
+      chain?: LoadedChain,
+    ): DesiredRecord => {
+      const rec: DesiredRecord = {
+        owner,
+        usage: s.usage,
+        selector: s.selector,
+        matching: s.matching,
+        data: associationData(cert, s.selector, s.matching),
+        why,
+        matchesServed: !!chain,
+        chains: chain ? [chain.label] : [],
+      };
       checkRecordData(rec);
       const existing = byKey.get(recordKey(rec));
       if (existing) {
@@ -108,9 +141,11 @@ export function desiredRecords(svc: ServiceInput, now: Date): DesiredResult {
     };
     for (const chain of svc.chains) {
       for (const s of specs) {
-        if (s.usage === 3 || s.usage === 1) add(chain.leaf.x509, s, `leaf key of ${chain.label} (${chain.keyType.label})`, chain);
+        if (s.usage === 3 || s.usage === 1)
+          add(chain.leaf.x509, s, `leaf key of ${chain.label} (${chain.keyType.label})`, chain);
         else if (s.usage === 2) {
-          if (chain.issuer) add(chain.issuer.x509, s, `issuer ${chain.issuer.name} of ${chain.label}`, chain);
+          if (chain.issuer)
+            add(chain.issuer.x509, s, `issuer ${chain.issuer.name} of ${chain.label}`, chain);
         } else {
           const top = chain.certs.at(-1)!;
           add(top.x509, s, `top of chain ${top.name} of ${chain.label}`, chain);
@@ -124,10 +159,20 @@ export function desiredRecords(svc: ServiceInput, now: Date): DesiredResult {
           const recs: DesiredRecord[] = [];
           for (const s of specs.filter((x) => x.usage === 2)) {
             const before = byKey.size;
-            const rec = add(issuer.cert, s, `${catalog.ca} ${issuer.status} intermediate ${issuer.name} (${family}), for the next renewal`);
+            const rec = add(
+              issuer.cert,
+              s,
+              `${catalog.ca} ${issuer.status} intermediate ${issuer.name} (${family}), for the next renewal`,
+            );
             if (byKey.size > before) recs.push(rec);
           }
-          if (recs.length) familyCandidates.push({ recs, name: issuer.name, rank: STATUS_RANK[issuer.status], family });
+          if (recs.length)
+            familyCandidates.push({
+              recs,
+              name: issuer.name,
+              rank: STATUS_RANK[issuer.status],
+              family,
+            });
         }
       }
     }
@@ -146,15 +191,23 @@ export function desiredRecords(svc: ServiceInput, now: Date): DesiredResult {
       }
       if (dropped.length) {
         const count = dropped.reduce((n, d) => n + d.recs.length, 0);
-        const what = dropped.map((d) => `${d.name} (${d.recs.map((r) => `${r.usage} ${r.selector} ${r.matching}`).join(' and ')})`);
-        warnings.push(`${owner}: ${list.length + count} records exceed the cap of ${svc.cap}; not publishing the ${catalog!.ca} intermediates ${what.join(', ')}`);
+        const what = dropped.map(
+          (d) =>
+            `${d.name} (${d.recs.map((r) => `${r.usage} ${r.selector} ${r.matching}`).join(' and ')})`,
+        );
+        warnings.push(
+          `${owner}: ${list.length + count} records exceed the cap of ${svc.cap}; not publishing the ${catalog!.ca} intermediates ${what.join(', ')}`,
+        );
       }
       if (list.length > svc.cap) {
-        warnings.push(`${owner}: ${list.length} records match served chains, over the cap of ${svc.cap} (some receivers, e.g. Microsoft's, handle about 12)`);
+        warnings.push(
+          `${owner}: ${list.length} records match served chains, over the cap of ${svc.cap} (some receivers, e.g. Microsoft's, handle about 12)`,
+        );
       }
     }
     records.push(...list);
   }
-  if (specs.some((s) => s.usage === 2)) warnings.push(...nameCoverageWarnings(svc.host, svc.chains));
+  if (specs.some((s) => s.usage === 2))
+    warnings.push(...nameCoverageWarnings(svc.host, svc.chains));
   return { records, warnings, notes };
 }

@@ -25,7 +25,10 @@ const RECHECK_CAP_S = 3600;
 export const RETRY_FLOOR_S = 5;
 
 export function recheckDelaySeconds(waitedSeconds: number): number {
-  return Math.min(RECHECK_CAP_S, Math.max(RECHECK_FLOOR_S, RECHECK_FACTOR * Math.max(0, waitedSeconds)));
+  return Math.min(
+    RECHECK_CAP_S,
+    Math.max(RECHECK_FLOOR_S, RECHECK_FACTOR * Math.max(0, waitedSeconds)),
+  );
 }
 
 /** Seconds before the next try after `failures` failed runs in a row (1 = the first failure),
@@ -76,7 +79,12 @@ export function nextDue(input: DueInput): Due | undefined {
     switch (r.status) {
       case 'published': {
         const live = liveAt(r, input.propagationChecked, input.factsAt?.(r.owner));
-        if (!live) add('unseen', r.owner, after(recheckDelaySeconds(waited(r.publishedAt ? Date.parse(r.publishedAt) : t))));
+        if (!live)
+          add(
+            'unseen',
+            r.owner,
+            after(recheckDelaySeconds(waited(r.publishedAt ? Date.parse(r.publishedAt) : t))),
+          );
         else if (live.getTime() > t) add('live', r.owner, live.getTime());
         break;
       }
@@ -96,7 +104,12 @@ export function nextDue(input: DueInput): Due | undefined {
     }
   }
   for (const o of input.observed ?? []) {
-    const live = observedLiveAt({ owner: o.owner, ...parseRdata(o.rdata) }, o.seenAt, o.ttl, input.factsAt?.(o.owner)).getTime();
+    const live = observedLiveAt(
+      { owner: o.owner, ...parseRdata(o.rdata) },
+      o.seenAt,
+      o.ttl,
+      input.factsAt?.(o.owner),
+    ).getTime();
     if (live > t) add('live', o.owner, live);
   }
   let best: { kind: Kind; owner: string; at: number; n: number } | undefined;
@@ -106,28 +119,50 @@ export function nextDue(input: DueInput): Due | undefined {
 
 /** nextDue over the records a run for `services` (all when none) is responsible for, with the
  *  configuration's graces: the same records the engine plans for. */
-export function nextDueFor(config: LoadedConfig, records: OwnedRecord[], opts: { services?: string[] | undefined; now: Date; propagationChecked: boolean; factsAt?: (owner: string) => readonly TtlFact[]; observed?: Record<string, Record<string, string>> | undefined }): Due | undefined {
+export function nextDueFor(
+  config: LoadedConfig,
+  records: OwnedRecord[],
+  opts: {
+    services?: string[] | undefined;
+    now: Date;
+    propagationChecked: boolean;
+    factsAt?: (owner: string) => readonly TtlFact[];
+    observed?: Record<string, Record<string, string>> | undefined;
+  },
+): Due | undefined {
   const known = new Set(Object.keys(config.raw.services));
   const chosen = opts.services?.length ? new Set(opts.services) : known;
   // Records of services removed from the configuration are still retired by a full run.
-  const inScope = (r: OwnedRecord) => chosen.has(r.service) || (!opts.services?.length && !known.has(r.service) && !!config.raw.providers[r.provider]);
+  const inScope = (r: OwnedRecord) =>
+    chosen.has(r.service) ||
+    (!opts.services?.length && !known.has(r.service) && !!config.raw.providers[r.provider]);
   const ttlAt = new Map<string, number>();
-  if (Object.keys(opts.observed ?? {}).length) for (const name of chosen) {
-    const svc = config.raw.services[name];
-    if (!svc) continue;
-    for (const { port } of servicePorts(svc)) {
-      const owner = ownerName(svc.host, port);
-      ttlAt.set(owner, Math.max(ttlAt.get(owner) ?? 0, svc.ttl ?? config.raw.ttl));
+  if (Object.keys(opts.observed ?? {}).length)
+    for (const name of chosen) {
+      const svc = config.raw.services[name];
+      if (!svc) continue;
+      for (const { port } of servicePorts(svc)) {
+        const owner = ownerName(svc.host, port);
+        ttlAt.set(owner, Math.max(ttlAt.get(owner) ?? 0, svc.ttl ?? config.raw.ttl));
+      }
     }
-  }
-  const observed = Object.entries(opts.observed ?? {}).filter(([owner]) => ttlAt.has(owner))
-    .flatMap(([owner, seen]) => Object.entries(seen).map(([rdata, seenAt]) => ({ owner, rdata, seenAt, ttl: ttlAt.get(owner)! })));
+  const observed = Object.entries(opts.observed ?? {})
+    .filter(([owner]) => ttlAt.has(owner))
+    .flatMap(([owner, seen]) =>
+      Object.entries(seen).map(([rdata, seenAt]) => ({
+        owner,
+        rdata,
+        seenAt,
+        ttl: ttlAt.get(owner)!,
+      })),
+    );
   return nextDue({
     records: records.filter(inScope),
     observed,
     now: opts.now,
     propagationChecked: opts.propagationChecked,
-    graceFor: (r) => graceWait(r, config.raw.services[r.service]?.grace_s, opts.factsAt?.(r.owner)).ttl,
+    graceFor: (r) =>
+      graceWait(r, config.raw.services[r.service]?.grace_s, opts.factsAt?.(r.owner)).ttl,
     ...(opts.factsAt ? { factsAt: opts.factsAt } : {}),
   });
 }

@@ -12,7 +12,13 @@ import { join } from 'node:path';
 import { errnoCode, InputError } from '../errors.js';
 
 /** Files tlsa writes into a release. */
-export const RELEASE_FILES = ['fullchain.pem', 'cert.pem', 'chain.pem', 'privkey.pem', 'combined.pem'] as const;
+export const RELEASE_FILES = [
+  'fullchain.pem',
+  'cert.pem',
+  'chain.pem',
+  'privkey.pem',
+  'combined.pem',
+] as const;
 /** Written first into every release tlsa makes: the ownership record pruning relies on. */
 export const RELEASE_MARKER = '.tlsa-release';
 /** A release name: the install time, with -N when two installs fall in one second. */
@@ -34,7 +40,9 @@ function kind(st: Stats, path: string): string {
     let to = '?';
     try {
       to = readlinkSync(path);
-    } catch { /* raced away */ }
+    } catch {
+      /* raced away */
+    }
     return `a symlink (to ${to})`;
   }
   if (st.isDirectory()) return 'a directory';
@@ -71,30 +79,44 @@ const TEMP_FILE = /^\..+\.\d+(\.\d+)?\.tmp$/;
 function checkRelease(releases: string, name: string): string[] {
   const path = join(releases, name);
   const st = lstatSync(path);
-  if (!st.isDirectory()) throw refuse(path, `is ${kind(st, path)}, but everything in releases/ must be a release directory tlsa made`);
-  if (!RELEASE_NAME.test(name)) throw refuse(path, 'is not named like a release tlsa makes (YYYYMMDDTHHMMSSZ)');
+  if (!st.isDirectory())
+    throw refuse(
+      path,
+      `is ${kind(st, path)}, but everything in releases/ must be a release directory tlsa made`,
+    );
+  if (!RELEASE_NAME.test(name))
+    throw refuse(path, 'is not named like a release tlsa makes (YYYYMMDDTHHMMSSZ)');
   const entries = readdirSync(path);
   for (const e of entries) {
     const p = join(path, e);
     const est = lstatSync(p);
-    const known = e === RELEASE_MARKER || (RELEASE_FILES as readonly string[]).includes(e) || TEMP_FILE.test(e);
+    const known =
+      e === RELEASE_MARKER || (RELEASE_FILES as readonly string[]).includes(e) || TEMP_FILE.test(e);
     if (!known) throw refuse(p, 'is not a file tlsa writes into a release');
     if (!est.isFile()) throw refuse(p, `is ${kind(est, p)}, expected a regular file tlsa wrote`);
   }
-  const legacy = RELEASE_FILES.every((f) => entries.includes(f)) && entries.length === RELEASE_FILES.length;
+  const legacy =
+    RELEASE_FILES.every((f) => entries.includes(f)) && entries.length === RELEASE_FILES.length;
   // Empty: a run stopped between mkdir and the marker; rmdir removes only an empty directory.
-  if (!entries.includes(RELEASE_MARKER) && !legacy && entries.length) throw refuse(path, `has no ${RELEASE_MARKER}: not a release tlsa made`);
+  if (!entries.includes(RELEASE_MARKER) && !legacy && entries.length)
+    throw refuse(path, `has no ${RELEASE_MARKER}: not a release tlsa made`);
   return entries;
 }
 
-function checkLink(root: string, link: 'current' | 'previous', releases: Set<string>): string | undefined {
+function checkLink(
+  root: string,
+  link: 'current' | 'previous',
+  releases: Set<string>,
+): string | undefined {
   const path = join(root, link);
   const st = lstatOrUndefined(path);
   if (!st) return undefined;
-  if (!st.isSymbolicLink()) throw refuse(path, `is ${kind(st, path)}, expected a symlink tlsa made (to releases/RELEASE)`);
+  if (!st.isSymbolicLink())
+    throw refuse(path, `is ${kind(st, path)}, expected a symlink tlsa made (to releases/RELEASE)`);
   const target = readlinkSync(path);
   const m = LINK_TARGET.exec(target);
-  if (!m || !releases.has(m[1]!)) throw refuse(path, `points to ${target}, which is not a release tlsa made in releases/`);
+  if (!m || !releases.has(m[1]!))
+    throw refuse(path, `points to ${target}, which is not a release tlsa made in releases/`);
   return m[1]!;
 }
 
@@ -113,13 +135,21 @@ export function checkInstallLayout(dir: string, name: string): InstallLayout {
   }
   const rst = lstatOrUndefined(root);
   if (!rst) return { root, releases, found: [] };
-  if (!rst.isDirectory()) throw refuse(root, `is ${kind(rst, root)}, expected a directory tlsa made`);
+  if (!rst.isDirectory())
+    throw refuse(root, `is ${kind(rst, root)}, expected a directory tlsa made`);
   const relst = lstatOrUndefined(releases);
-  if (relst && !relst.isDirectory()) throw refuse(releases, `is ${kind(relst, releases)}, expected a directory tlsa made`);
+  if (relst && !relst.isDirectory())
+    throw refuse(releases, `is ${kind(relst, releases)}, expected a directory tlsa made`);
   const found = relst ? readdirSync(releases).sort() : [];
   for (const r of found) checkRelease(releases, r);
   const set = new Set(found);
   const current = checkLink(root, 'current', set);
   const previous = checkLink(root, 'previous', set);
-  return { root, releases, found, ...(current ? { current } : {}), ...(previous ? { previous } : {}) };
+  return {
+    root,
+    releases,
+    found,
+    ...(current ? { current } : {}),
+    ...(previous ? { previous } : {}),
+  };
 }

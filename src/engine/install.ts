@@ -4,7 +4,24 @@
  * DIR/NAME/previous for rollback; older ones are removed. Nothing below DIR/NAME is touched
  * before checkInstallLayout has recognised all of it as tlsa's (install-layout.ts).
  */
-import { closeSync, constants, fchmodSync, fchownSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, symlinkSync, unlinkSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fchmodSync,
+  fchownSync,
+  fsyncSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmdirSync,
+  rmSync,
+  symlinkSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { errnoCode, InputError } from '../errors.js';
 import { writeFileAtomic, fsyncDir } from '../util/atomic-write.js';
@@ -33,7 +50,12 @@ export const DEFAULT_KEY_ACCESS: KeyAccess = { mode: 0o600 };
 export function installPaths(dir: string, name: string): InstallPaths {
   const root = join(dir, name);
   const current = join(root, 'current');
-  return { root, current, fullchain: join(current, 'fullchain.pem'), key: join(current, 'privkey.pem') };
+  return {
+    root,
+    current,
+    fullchain: join(current, 'fullchain.pem'),
+    key: join(current, 'privkey.pem'),
+  };
 }
 
 function swapLink(root: string, link: string, target: string): void {
@@ -46,15 +68,22 @@ function swapLink(root: string, link: string, target: string): void {
 /** Create a file in a fresh release: O_EXCL (never follows or reuses anything), owner and mode
  *  set on the open descriptor before the release becomes visible. */
 function writeReleaseFile(path: string, content: string, mode: number, access?: KeyAccess): void {
-  const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  const fd = openSync(
+    path,
+    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+    0o600,
+  );
   try {
     const buf = Buffer.from(content, 'utf8');
-    for (let off = 0; off < buf.length;) off += writeSync(fd, buf, off, buf.length - off);
+    for (let off = 0; off < buf.length; ) off += writeSync(fd, buf, off, buf.length - off);
     if (access && (access.uid !== undefined || access.gid !== undefined)) {
       try {
         fchownSync(fd, access.uid ?? -1, access.gid ?? -1);
       } catch (e) {
-        throw new InputError(`cannot give the installed key to ${access.describe ?? 'the configured owner'}: ${errnoCode(e)} (install.owner and install.group need tlsa to run as root)`, path);
+        throw new InputError(
+          `cannot give the installed key to ${access.describe ?? 'the configured owner'}: ${errnoCode(e)} (install.owner and install.group need tlsa to run as root)`,
+          path,
+        );
       }
     }
     fchmodSync(fd, mode); // exact bits, whatever the umask
@@ -65,7 +94,10 @@ function writeReleaseFile(path: string, content: string, mode: number, access?: 
 }
 
 function releaseId(now: Date): string {
-  return now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
 }
 
 /** Remove a release tlsa made: unlink its files (unlink never follows a link), then rmdir.
@@ -74,13 +106,23 @@ function removeRelease(releases: string, name: string): void {
   const path = join(releases, name);
   try {
     if (!lstatSync(path).isDirectory()) return;
-    for (const f of readdirSync(path)) if (lstatSync(join(path, f)).isFile()) unlinkSync(join(path, f));
+    for (const f of readdirSync(path))
+      if (lstatSync(join(path, f)).isFile()) unlinkSync(join(path, f));
     rmdirSync(path);
-  } catch { /* not empty or gone: kept, and refused by the next layout check if not tlsa's */ }
+  } catch {
+    /* not empty or gone: kept, and refused by the next layout check if not tlsa's */
+  }
 }
 
 /** Install a chain and its key as a new release and point `current` at it atomically. */
-export function installRelease(dir: string, name: string, fullchainPem: string, keyPem: string, now: Date, access: KeyAccess = DEFAULT_KEY_ACCESS): string {
+export function installRelease(
+  dir: string,
+  name: string,
+  fullchainPem: string,
+  keyPem: string,
+  now: Date,
+  access: KeyAccess = DEFAULT_KEY_ACCESS,
+): string {
   const layout = checkInstallLayout(dir, name);
   const { root, releases } = layout;
   mkdirSync(dir, { recursive: true, mode: 0o755 });
@@ -94,17 +136,28 @@ export function installRelease(dir: string, name: string, fullchainPem: string, 
   checkInstallLayout(dir, name); // what was created is what was checked
   const id = releaseId(now);
   let releaseName = id;
-  for (let n = 1; layout.found.includes(releaseName) || lstatExists(join(releases, releaseName)); n++) releaseName = `${id}-${n}`;
+  for (
+    let n = 1;
+    layout.found.includes(releaseName) || lstatExists(join(releases, releaseName));
+    n++
+  )
+    releaseName = `${id}-${n}`;
   const release = join(releases, releaseName);
   mkdirSync(release, { mode: 0o755 });
   writeReleaseFile(join(release, RELEASE_MARKER), `tlsa release ${releaseName}\n`, 0o644);
-  const leafEnd = fullchainPem.indexOf('-----END CERTIFICATE-----') + '-----END CERTIFICATE-----\n'.length;
+  const leafEnd =
+    fullchainPem.indexOf('-----END CERTIFICATE-----') + '-----END CERTIFICATE-----\n'.length;
   writeReleaseFile(join(release, 'fullchain.pem'), fullchainPem, 0o644);
   writeReleaseFile(join(release, 'cert.pem'), fullchainPem.slice(0, leafEnd), 0o644);
   writeReleaseFile(join(release, 'chain.pem'), fullchainPem.slice(leafEnd), 0o644);
   writeReleaseFile(join(release, 'privkey.pem'), keyPem, access.mode, access);
   // Postfix's smtpd_tls_chain_files takes key and chain from one file: one file, one read.
-  writeReleaseFile(join(release, 'combined.pem'), `${keyPem.trimEnd()}\n${fullchainPem}`, access.mode, access);
+  writeReleaseFile(
+    join(release, 'combined.pem'),
+    `${keyPem.trimEnd()}\n${fullchainPem}`,
+    access.mode,
+    access,
+  );
   fsyncDir(release);
   fsyncDir(releases);
   const previous = layout.current;
@@ -126,7 +179,10 @@ function lstatExists(path: string): boolean {
   }
 }
 
-export function readInstalled(dir: string, name: string): { fullchain: string; key: string } | undefined {
+export function readInstalled(
+  dir: string,
+  name: string,
+): { fullchain: string; key: string } | undefined {
   const layout = checkInstallLayout(dir, name);
   if (!layout.current) return undefined;
   const p = installPaths(dir, name);

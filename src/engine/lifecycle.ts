@@ -33,15 +33,22 @@ const writtenAt = (r: OwnedRecord): number => ms(r.publishedAt ?? r.addedAt);
  *  the next observation (the last one: until now and on). */
 function periods(facts: readonly TtlFact[]): { fact: TtlFact; at: number; until: number }[] {
   const sorted = [...facts].sort((a, b) => ms(a.at) - ms(b.at));
-  return sorted.map((fact, i) => ({ fact, at: ms(fact.at), until: i + 1 < sorted.length ? ms(sorted[i + 1]!.at) : Infinity }));
+  return sorted.map((fact, i) => ({
+    fact,
+    at: ms(fact.at),
+    until: i + 1 < sorted.length ? ms(sorted[i + 1]!.at) : Infinity,
+  }));
 }
 
 function factWhy(f: TtlFact): string {
   const when = f.source === 'before-write' ? "before tlsa's write" : "after tlsa's write";
   switch (f.served) {
-    case 'rrset': return `the RRset was served with TTL ${f.ttl} ${when}${f.foreign ? ' (foreign record)' : ''}`;
-    case 'negative': return `the name's negative answer (SOA) had TTL ${f.ttl} ${when}`;
-    case 'cname': return `a CNAME with TTL ${f.ttl} was at the name ${when}`;
+    case 'rrset':
+      return `the RRset was served with TTL ${f.ttl} ${when}${f.foreign ? ' (foreign record)' : ''}`;
+    case 'negative':
+      return `the name's negative answer (SOA) had TTL ${f.ttl} ${when}`;
+    case 'cname':
+      return `a CNAME with TTL ${f.ttl} was at the name ${when}`;
   }
 }
 
@@ -69,8 +76,13 @@ export function waitTtl(r: OwnedRecord, facts: readonly TtlFact[] = [], start?: 
 /** The grace before a retired record is removed: the configured one (default the record's TTL),
  *  and at least the largest TTL served at its owner while it was in the RRset, since a cache
  *  may hold the RRset with it that long. */
-export function graceWait(r: OwnedRecord, configured: number | undefined, facts: readonly TtlFact[] = []): WaitTtl {
-  let best: WaitTtl = configured === undefined ? { ttl: r.ttl, why: OWN_TTL } : { ttl: configured, why: 'grace_s' };
+export function graceWait(
+  r: OwnedRecord,
+  configured: number | undefined,
+  facts: readonly TtlFact[] = [],
+): WaitTtl {
+  let best: WaitTtl =
+    configured === undefined ? { ttl: r.ttl, why: OWN_TTL } : { ttl: configured, why: 'grace_s' };
   const written = writtenAt(r);
   for (const p of periods(facts)) {
     if (p.until <= written || p.fact.served === 'negative') continue;
@@ -93,9 +105,18 @@ export function describeWait(w: WaitTtl, factor = 2): string {
 /** Record an observation in an owner's facts. Only a change makes a new entry (the previous one
  *  then covers the time since); facts that no cache can still hold for any record at the owner
  *  are dropped (the newest is always kept, for `plan`). */
-export function addTtlFact(facts: readonly TtlFact[], fact: TtlFact, atOwner: readonly OwnedRecord[]): TtlFact[] {
+export function addTtlFact(
+  facts: readonly TtlFact[],
+  fact: TtlFact,
+  atOwner: readonly OwnedRecord[],
+): TtlFact[] {
   const last = facts[facts.length - 1];
-  const same = last && last.ttl === fact.ttl && last.served === fact.served && last.source === fact.source && !!last.foreign === !!fact.foreign;
+  const same =
+    last &&
+    last.ttl === fact.ttl &&
+    last.served === fact.served &&
+    last.source === fact.source &&
+    !!last.foreign === !!fact.foreign;
   const all = same ? [...facts] : [...facts, fact];
   const oldest = Math.min(...atOwner.map((r) => ms(r.addedAt)));
   return periods(all)
@@ -109,7 +130,11 @@ export function addTtlFact(facts: readonly TtlFact[], fact: TtlFact, atOwner: re
  *  may hold (waitTtl) after that; the 2× count starts when every authoritative server was seen
  *  serving the record (a moment we know for sure), or at publication when propagation is not
  *  checked. Undefined while the servers have not been seen serving it. */
-export function liveAt(r: OwnedRecord, propagationChecked: boolean, facts: readonly TtlFact[] = []): Date | undefined {
+export function liveAt(
+  r: OwnedRecord,
+  propagationChecked: boolean,
+  facts: readonly TtlFact[] = [],
+): Date | undefined {
   if (r.status !== 'published' || !r.publishedAt) return undefined;
   const published = ms(r.publishedAt);
   let start = published;
@@ -124,37 +149,105 @@ export function liveAt(r: OwnedRecord, propagationChecked: boolean, facts: reado
  *  knows, when it first saw every authoritative server serve it (`seenAt`), with the TTL tlsa
  *  would give it (`ttl`; the TTL facts at the owner raise it to what the servers serve). */
 export function observedRecord(r: TlsaRecord, seenAt: string, ttl: number): OwnedRecord {
-  return { owner: r.owner, usage: r.usage, selector: r.selector, matching: r.matching, data: r.data, provider: '', service: '', ttl, status: 'published', addedAt: seenAt, publishedAt: seenAt, seenAt, by: '' };
+  return {
+    owner: r.owner,
+    usage: r.usage,
+    selector: r.selector,
+    matching: r.matching,
+    data: r.data,
+    provider: '',
+    service: '',
+    ttl,
+    status: 'published',
+    addedAt: seenAt,
+    publishedAt: seenAt,
+    seenAt,
+    by: '',
+  };
 }
 
 /** When another writer's record counts as live: 2× the TTL rule's wait after tlsa first saw
  *  it on every authoritative server (caches that lack it got their answer before then). */
-export function observedLiveAt(r: TlsaRecord, seenAt: string, ttl: number, facts: readonly TtlFact[] = []): Date {
+export function observedLiveAt(
+  r: TlsaRecord,
+  seenAt: string,
+  ttl: number,
+  facts: readonly TtlFact[] = [],
+): Date {
   return liveAt(observedRecord(r, seenAt, ttl), true, facts)!;
 }
 
-export function viewRecord(r: OwnedRecord, now: Date, graceSeconds?: number, propagationChecked = false, facts: readonly TtlFact[] = []): RecordView {
+export function viewRecord(
+  r: OwnedRecord,
+  now: Date,
+  graceSeconds?: number,
+  propagationChecked = false,
+  facts: readonly TtlFact[] = [],
+): RecordView {
   const t = now.getTime();
   const since = (iso: string | undefined) => (iso ? (t - new Date(iso).getTime()) / 1000 : 0);
   switch (r.status) {
     case 'publishing':
-      return { record: r, phase: 'publishing', ageSeconds: since(r.addedAt), waitsFor: 'the provider call to be confirmed (an interrupted run: the next run settles it)' };
+      return {
+        record: r,
+        phase: 'publishing',
+        ageSeconds: since(r.addedAt),
+        waitsFor: 'the provider call to be confirmed (an interrupted run: the next run settles it)',
+      };
     case 'removing':
-      return { record: r, phase: 'removing', ageSeconds: since(r.retiringSince ?? r.addedAt), waitsFor: 'the removal to be confirmed (an interrupted run: the next run settles it)' };
+      return {
+        record: r,
+        phase: 'removing',
+        ageSeconds: since(r.retiringSince ?? r.addedAt),
+        waitsFor: 'the removal to be confirmed (an interrupted run: the next run settles it)',
+      };
     case 'retiring': {
       const age = since(r.retiringSince);
       const wait = graceWait(r, graceSeconds, facts);
       const left = wait.ttl - age;
-      return { record: r, phase: 'retiring', ageSeconds: age, nextInSeconds: Math.max(0, left), wait, waitsFor: left > 0 ? `the grace period (${describeWait(wait, 1)}) so caches forget it, then removal by publish` : r.held ? heldText(r.held, now) : 'removal by the next publish' };
+      return {
+        record: r,
+        phase: 'retiring',
+        ageSeconds: age,
+        nextInSeconds: Math.max(0, left),
+        wait,
+        waitsFor:
+          left > 0
+            ? `the grace period (${describeWait(wait, 1)}) so caches forget it, then removal by publish`
+            : r.held
+              ? heldText(r.held, now)
+              : 'removal by the next publish',
+      };
     }
     case 'published': {
       const age = since(r.publishedAt);
       const live = liveAt(r, propagationChecked, facts);
-      const start = propagationChecked ? (r.seenAt ? Math.max(ms(r.publishedAt!), ms(r.seenAt)) : undefined) : ms(r.publishedAt!);
+      const start = propagationChecked
+        ? r.seenAt
+          ? Math.max(ms(r.publishedAt!), ms(r.seenAt))
+          : undefined
+        : ms(r.publishedAt!);
       const wait = waitTtl(r, facts, start);
-      if (!live) return { record: r, phase: 'pending', ageSeconds: age, wait, waitsFor: `every authoritative server to serve it (seen by the hook and the daemon; check only reports), then ${describeWait(wait)}` };
+      if (!live)
+        return {
+          record: r,
+          phase: 'pending',
+          ageSeconds: age,
+          wait,
+          waitsFor: `every authoritative server to serve it (seen by the hook and the daemon; check only reports), then ${describeWait(wait)}`,
+        };
       const left = (live.getTime() - t) / 1000;
-      if (left > 0) return { record: r, phase: 'pending', ageSeconds: age, nextInSeconds: left, wait, waitsFor: propagationChecked ? `${describeWait(wait)}; counted from when every authoritative server served it` : `${describeWait(wait)}; counted from publication, before a chain relying on it is served` };
+      if (left > 0)
+        return {
+          record: r,
+          phase: 'pending',
+          ageSeconds: age,
+          nextInSeconds: left,
+          wait,
+          waitsFor: propagationChecked
+            ? `${describeWait(wait)}; counted from when every authoritative server served it`
+            : `${describeWait(wait)}; counted from publication, before a chain relying on it is served`,
+        };
       return { record: r, phase: 'live', ageSeconds: age, waitsFor: '' };
     }
   }

@@ -40,7 +40,11 @@ function readLock(file: string): LockInfo | undefined {
   } catch {
     return undefined;
   }
-  if (!st.isFile()) throw new InputError('the lock file is not a regular file; tlsa never makes it so: remove it once no tlsa runs', file);
+  if (!st.isFile())
+    throw new InputError(
+      'the lock file is not a regular file; tlsa never makes it so: remove it once no tlsa runs',
+      file,
+    );
   try {
     return JSON.parse(readFileSync(file, 'utf8')) as LockInfo;
   } catch {
@@ -66,7 +70,12 @@ export async function acquireLockFile(file: string, opts: LockOptions): Promise<
   for (;;) {
     try {
       const fd = openSync(file, 'wx', 0o600);
-      const info: LockInfo = { pid: process.pid, host: hostname(), command: opts.command, since: new Date().toISOString() };
+      const info: LockInfo = {
+        pid: process.pid,
+        host: hostname(),
+        command: opts.command,
+        since: new Date().toISOString(),
+      };
       try {
         writeSync(fd, JSON.stringify(info));
       } catch (e) {
@@ -92,7 +101,11 @@ export async function acquireLockFile(file: string, opts: LockOptions): Promise<
       return release;
     } catch (e) {
       const code = errnoCode(e);
-      if (code !== 'EEXIST') throw new InputError(`cannot create the lock file: ${code} (is its directory writable?)`, file);
+      if (code !== 'EEXIST')
+        throw new InputError(
+          `cannot create the lock file: ${code} (is its directory writable?)`,
+          file,
+        );
     }
     const holder = readLock(file);
     if (holder && holder.host === hostname() && !alive(holder.pid)) {
@@ -107,8 +120,12 @@ export async function acquireLockFile(file: string, opts: LockOptions): Promise<
     }
     const waited = Date.now() - start;
     if (waited >= opts.waitSeconds * 1000) {
-      const who = holder ? `pid ${holder.pid} on ${holder.host} (${holder.command}, since ${holder.since})` : 'another run';
-      throw new WaitError(`${file} is locked by ${who}; waited ${Math.round(waited / 1000)} s. Re-run when it finishes, or raise --lock-wait`);
+      const who = holder
+        ? `pid ${holder.pid} on ${holder.host} (${holder.command}, since ${holder.since})`
+        : 'another run';
+      throw new WaitError(
+        `${file} is locked by ${who}; waited ${Math.round(waited / 1000)} s. Re-run when it finishes, or raise --lock-wait`,
+      );
     }
     if (opts.onWait && waited - lastReport >= 5000) {
       lastReport = waited;

@@ -4,7 +4,13 @@ import { X509Certificate } from 'node:crypto';
 import type { LoadedConfig } from '../config/load.js';
 import { NetworkError } from '../errors.js';
 import { recordKey, type TlsaRecord } from '../tlsa/record.js';
-import { answerLabel, findZone, queryAuthoritative, type AuthoritativeAnswer, type ZoneInfo } from '../verify/authoritative.js';
+import {
+  answerLabel,
+  findZone,
+  queryAuthoritative,
+  type AuthoritativeAnswer,
+  type ZoneInfo,
+} from '../verify/authoritative.js';
 import { serverLabel, type DnsServer } from '../verify/dns.js';
 import { resolveHostForDane, type DaneHostResult } from '../verify/dnssec.js';
 import { probe, type ProbeKeyType } from '../verify/probe.js';
@@ -26,7 +32,10 @@ export interface PropagationView {
   /** Which of `records` every address of every authoritative server serves at `owner`, and the
    *  TTL they serve the RRset with. Rejects with a NetworkError when the resolver or an
    *  authoritative server does not answer. */
-  propagated(owner: string, records: TlsaRecord[]): Promise<{ seen: TlsaRecord[]; lagging: string[]; ttl?: ServedTtl }>;
+  propagated(
+    owner: string,
+    records: TlsaRecord[],
+  ): Promise<{ seen: TlsaRecord[]; lagging: string[]; ttl?: ServedTtl }>;
   /** What the servers answer at `owner` now (asked before tlsa writes there); undefined when
    *  no server answered. */
   servedTtl?(owner: string): Promise<ServedTtl | undefined>;
@@ -37,7 +46,8 @@ function servedTtlOf(answers: AuthoritativeAnswer[]): ServedTtl | undefined {
   const records = new Map<string, TlsaRecord>();
   for (const a of answers) {
     for (const r of a.records ?? []) records.set(recordKey(r), r);
-    if (a.ttl && (!best || a.ttl.seconds > best.ttl)) best = { ttl: a.ttl.seconds, of: a.ttl.of, records: [] };
+    if (a.ttl && (!best || a.ttl.seconds > best.ttl))
+      best = { ttl: a.ttl.seconds, of: a.ttl.of, records: [] };
   }
   return best && { ...best, records: [...records.values()] };
 }
@@ -63,12 +73,18 @@ const ATTEMPT_MS = 2000;
 function budget(config: LoadedConfig): { timeoutMs: number; retries: number; signal: AbortSignal } {
   const total = config.raw.verify.timeout_s * 1000;
   const attempt = Math.min(ATTEMPT_MS, total);
-  return { timeoutMs: attempt, retries: Math.max(2, Math.ceil(total / attempt)), signal: AbortSignal.timeout(total) };
+  return {
+    timeoutMs: attempt,
+    retries: Math.max(2, Math.ceil(total / attempt)),
+    signal: AbortSignal.timeout(total),
+  };
 }
 
 /** Progress for one look, its time counted from the look's start against its budget. */
 function lookProgress(config: LoadedConfig, progress?: (line: string) => void): WaitTracker {
-  return progress ? waitTracker(progress, { limitMs: config.raw.verify.timeout_s * 1000 }) : NO_PROGRESS;
+  return progress
+    ? waitTracker(progress, { limitMs: config.raw.verify.timeout_s * 1000 })
+    : NO_PROGRESS;
 }
 
 const resolverName = (r: DnsServer): string => `the validating resolver ${serverLabel(r)}`;
@@ -77,7 +93,10 @@ function resolverHint(r: DnsServer, setting: string): string {
   return `is ${resolverName(r)} running and answering?${setting === 'system' ? ' (taken from /etc/resolv.conf)' : ''} set verify.resolver`;
 }
 
-export function dnsPropagation(config: LoadedConfig, progress?: (line: string) => void): PropagationView {
+export function dnsPropagation(
+  config: LoadedConfig,
+  progress?: (line: string) => void,
+): PropagationView {
   const zones = new Map<string, Promise<ZoneInfo>>();
   const v = config.raw.verify;
   const ask = async (owner: string): Promise<AuthoritativeAnswer[]> => {
@@ -94,9 +113,16 @@ export function dnsPropagation(config: LoadedConfig, progress?: (line: string) =
     try {
       info = await waits.track(resolverName(resolver), zone);
     } catch (e) {
-      throw new NetworkError(`cannot find the authoritative servers of ${owner} through ${resolverName(resolver)}: ${(e as Error).message}`, resolverHint(resolver, v.resolver), { cause: e });
+      throw new NetworkError(
+        `cannot find the authoritative servers of ${owner} through ${resolverName(resolver)}: ${(e as Error).message}`,
+        resolverHint(resolver, v.resolver),
+        { cause: e },
+      );
     }
-    const answers = await waits.track(`the authoritative servers of ${info.zone}`, queryAuthoritative(info, owner, 'TLSA', { port: v.authoritative_port, ...q }));
+    const answers = await waits.track(
+      `the authoritative servers of ${info.zone}`,
+      queryAuthoritative(info, owner, 'TLSA', { port: v.authoritative_port, ...q }),
+    );
     // A server that answers without the records lags (wait); one that does not answer at all
     // keeps the records from ever counting as live: that is for the operator to fix.
     const silent = answers.filter((a) => a.error !== undefined && a.rcode === undefined);
@@ -114,11 +140,20 @@ export function dnsPropagation(config: LoadedConfig, progress?: (line: string) =
     },
     async propagated(owner, records) {
       const answers = await ask(owner);
-      const lagging = answers.filter((a) => a.records === undefined || a.error).map((a) => `${answerLabel(a)}: ${a.error ?? 'no answer'}`);
-      const seen = records.filter((r) => answers.length > 0 && answers.every((a) => a.records?.some((x) => recordKey(x) === recordKey(r))));
+      const lagging = answers
+        .filter((a) => a.records === undefined || a.error)
+        .map((a) => `${answerLabel(a)}: ${a.error ?? 'no answer'}`);
+      const seen = records.filter(
+        (r) =>
+          answers.length > 0 &&
+          answers.every((a) => a.records?.some((x) => recordKey(x) === recordKey(r))),
+      );
       for (const a of answers) {
-        const missing = records.filter((r) => a.records && !a.records.some((x) => recordKey(x) === recordKey(r)));
-        if (a.records && missing.length) lagging.push(`${answerLabel(a)} lacks ${missing.length} record(s)`);
+        const missing = records.filter(
+          (r) => a.records && !a.records.some((x) => recordKey(x) === recordKey(r)),
+        );
+        if (a.records && missing.length)
+          lagging.push(`${answerLabel(a)} lacks ${missing.length} record(s)`);
       }
       const ttl = servedTtlOf(answers);
       return { seen, lagging, ...(ttl ? { ttl } : {}) };
@@ -141,17 +176,42 @@ export function liveProbe(config: LoadedConfig, progress?: (line: string) => voi
       try {
         found = await waits.track(resolverName(resolver), resolveHostForDane(resolver, host, q));
       } catch (e) {
-        throw new NetworkError(`cannot resolve ${host} through ${resolverName(resolver)}: ${(e as Error).message}`, resolverHint(resolver, v.resolver), { cause: e });
+        throw new NetworkError(
+          `cannot resolve ${host} through ${resolverName(resolver)}: ${(e as Error).message}`,
+          resolverHint(resolver, v.resolver),
+          { cause: e },
+        );
       }
       if (found.status === 'timeout' || found.status === 'servfail' || found.status === 'error') {
-        throw new NetworkError(`cannot resolve ${host} through ${resolverName(resolver)}: ${found.message}`, resolverHint(resolver, v.resolver));
+        throw new NetworkError(
+          `cannot resolve ${host} through ${resolverName(resolver)}: ${found.message}`,
+          resolverHint(resolver, v.resolver),
+        );
       }
       const addresses = [...found.addresses.v4, ...found.addresses.v6];
-      if (!addresses.length) return { chains: [], errors: [`${host}: no address (${found.message})`] };
-      const jobs = addresses.flatMap((address) => ports.flatMap((port) => (['rsa', 'ecdsa'] as const).map((keyType) => ({ address, port, keyType }))));
+      if (!addresses.length)
+        return { chains: [], errors: [`${host}: no address (${found.message})`] };
+      const jobs = addresses.flatMap((address) =>
+        ports.flatMap((port) =>
+          (['rsa', 'ecdsa'] as const).map((keyType) => ({ address, port, keyType })),
+        ),
+      );
       const probeMs = Math.max(1, v.timeout_s * 1000 - (Date.now() - started));
-      const results = await waits.track(`TLS probes of ${host}`,
-        Promise.all(jobs.map((j) => probe({ host, address: j.address, port: j.port, keyType: j.keyType, protocol: probeProtocol(j.port, protocolOf.get(j.port)), timeoutMs: probeMs }))));
+      const results = await waits.track(
+        `TLS probes of ${host}`,
+        Promise.all(
+          jobs.map((j) =>
+            probe({
+              host,
+              address: j.address,
+              port: j.port,
+              keyType: j.keyType,
+              protocol: probeProtocol(j.port, protocolOf.get(j.port)),
+              timeoutMs: probeMs,
+            }),
+          ),
+        ),
+      );
       const chains: ServedChains['chains'] = [];
       jobs.forEach((j, i) => {
         const r = results[i]!;
@@ -162,8 +222,12 @@ export function liveProbe(config: LoadedConfig, progress?: (line: string) => voi
       for (const address of addresses) {
         for (const port of ports) {
           if (chains.some((c) => c.address === address && c.port === port)) continue;
-          const failed = jobs.map((j, i) => ({ j, r: results[i]! })).filter(({ j }) => j.address === address && j.port === port);
-          errors.push(`${address} port ${port}: ${failed.map(({ j, r }) => `${j.keyType}: ${r.ok ? 'ok' : r.error.message}`).join('; ')}`);
+          const failed = jobs
+            .map((j, i) => ({ j, r: results[i]! }))
+            .filter(({ j }) => j.address === address && j.port === port);
+          errors.push(
+            `${address} port ${port}: ${failed.map(({ j, r }) => `${j.keyType}: ${r.ok ? 'ok' : r.error.message}`).join('; ')}`,
+          );
         }
       }
       return { chains, errors };

@@ -46,7 +46,18 @@ export function planOwners(input: PlanInput): OwnerPlan[] {
   const get = (owner: string, provider: string, ttl: number): OwnerPlan => {
     let p = owners.get(`${provider} ${owner}`);
     if (!p) {
-      p = { owner, provider, ttl, add: [], remove: [], keep: [], unowned: [], retiring: [], foreign: [], drift: [] };
+      p = {
+        owner,
+        provider,
+        ttl,
+        add: [],
+        remove: [],
+        keep: [],
+        unowned: [],
+        retiring: [],
+        foreign: [],
+        drift: [],
+      };
       owners.set(`${provider} ${owner}`, p);
     }
     return p;
@@ -81,19 +92,28 @@ export function planOwners(input: PlanInput): OwnerPlan[] {
   for (const [owner, records] of input.listed) {
     for (const r of records) {
       const k = recordKey(r);
-      const ours = [...owners.values()].some((p) => p.owner === owner && ownedByKey.has(`${p.provider} ${k}`));
+      const ours = [...owners.values()].some(
+        (p) => p.owner === owner && ownedByKey.has(`${p.provider} ${k}`),
+      );
       const wanted = input.desired.some((d) => recordKey(d) === k);
       if (!ours && !wanted) {
-        for (const p of owners.values()) if (p.owner === owner && !p.foreign.some((f) => recordKey(f) === k)) p.foreign.push(r);
+        for (const p of owners.values())
+          if (p.owner === owner && !p.foreign.some((f) => recordKey(f) === k)) p.foreign.push(r);
       }
     }
   }
-  return [...owners.values()].sort((a, b) => a.owner.localeCompare(b.owner) || a.provider.localeCompare(b.provider));
+  return [...owners.values()].sort(
+    (a, b) => a.owner.localeCompare(b.owner) || a.provider.localeCompare(b.provider),
+  );
 }
 
 /** Rule 2 of rollover.md as a last guard: after the plan, every served chain still matches a
  *  record at each of its owner names. Returns the violations (empty when safe). */
-export function servedChainViolations(plan: OwnerPlan[], listed: Map<string, TlsaRecord[]>, desired: TargetRecord[]): string[] {
+export function servedChainViolations(
+  plan: OwnerPlan[],
+  listed: Map<string, TlsaRecord[]>,
+  desired: TargetRecord[],
+): string[] {
   const problems: string[] = [];
   for (const p of plan) {
     const after = new Set((listed.get(p.owner) ?? []).map(recordKey));
@@ -101,7 +121,9 @@ export function servedChainViolations(plan: OwnerPlan[], listed: Map<string, Tls
     for (const r of p.add) after.add(recordKey(r));
     const chains = new Set(desired.filter((d) => d.owner === p.owner).flatMap((d) => d.chains));
     for (const chain of chains) {
-      const ok = desired.some((d) => d.owner === p.owner && d.chains.includes(chain) && after.has(recordKey(d)));
+      const ok = desired.some(
+        (d) => d.owner === p.owner && d.chains.includes(chain) && after.has(recordKey(d)),
+      );
       if (!ok) problems.push(`${p.owner}: no record would match the chain served from ${chain}`);
     }
   }

@@ -1,7 +1,13 @@
 /** Which chains a service serves now and which wait to be served (staged install). The
  *  staged state is derived from the files each time, never stored: a crash cannot desync it. */
 import { basename, dirname, resolve } from 'node:path';
-import { loadChain, readPemFile, resolveSource, type CertSource, type LoadedChain } from '../certs/chain.js';
+import {
+  loadChain,
+  readPemFile,
+  resolveSource,
+  type CertSource,
+  type LoadedChain,
+} from '../certs/chain.js';
 import type { LoadedConfig } from '../config/load.js';
 import type { RawCertificateSource, RawService } from '../config/schema.js';
 import { InputError } from '../errors.js';
@@ -24,8 +30,18 @@ export interface ServiceChain extends LoadedChain {
 export function toCertSource(src: RawCertificateSource, baseDir: string): CertSource {
   if ('lineage' in src) return { kind: 'lineage', dir: resolve(baseDir, src.lineage) };
   const abs = (p: string | undefined) => (p ? resolve(baseDir, p) : undefined);
-  if ('fullchain' in src) return { kind: 'files', fullchain: abs(src.fullchain)!, ...(src.key ? { key: abs(src.key)! } : {}) };
-  return { kind: 'files', cert: abs(src.cert)!, ...(src.chain ? { chain: abs(src.chain)! } : {}), ...(src.key ? { key: abs(src.key)! } : {}) };
+  if ('fullchain' in src)
+    return {
+      kind: 'files',
+      fullchain: abs(src.fullchain)!,
+      ...(src.key ? { key: abs(src.key)! } : {}),
+    };
+  return {
+    kind: 'files',
+    cert: abs(src.cert)!,
+    ...(src.chain ? { chain: abs(src.chain)! } : {}),
+    ...(src.key ? { key: abs(src.key)! } : {}),
+  };
 }
 
 export function sourceName(src: RawCertificateSource, source: CertSource): string {
@@ -35,23 +51,41 @@ export function sourceName(src: RawCertificateSource, source: CertSource): strin
 }
 
 function sameChain(a: LoadedChain, b: LoadedChain): boolean {
-  return a.certs.length === b.certs.length && a.certs.every((c, i) => c.x509.fingerprint256 === b.certs[i]!.x509.fingerprint256);
+  return (
+    a.certs.length === b.certs.length &&
+    a.certs.every((c, i) => c.x509.fingerprint256 === b.certs[i]!.x509.fingerprint256)
+  );
 }
 
 /** The PEM texts to install for a staged chain: the chain as loaded, and its key. */
 export function stagedFiles(chain: ServiceChain): { fullchainPem: string; keyPem: string } {
   const { files, key } = resolveSource(chain.source);
-  if (!key) throw new InputError('staged install needs the private key of the chain (privkey.pem in the lineage, or "key:")', chain.label);
-  return { fullchainPem: files.map((f) => readPemFile(f).trimEnd() + '\n').join(''), keyPem: readPemFile(key, 'private key file') };
+  if (!key)
+    throw new InputError(
+      'staged install needs the private key of the chain (privkey.pem in the lineage, or "key:")',
+      chain.label,
+    );
+  return {
+    fullchainPem: files.map((f) => `${readPemFile(f).trimEnd()}\n`).join(''),
+    keyPem: readPemFile(key, 'private key file'),
+  };
 }
 
-export function serviceChains(config: LoadedConfig, name: string, svc: RawService, now: Date): ServiceChain[] {
+export function serviceChains(
+  config: LoadedConfig,
+  name: string,
+  svc: RawService,
+  now: Date,
+): ServiceChain[] {
   const out: ServiceChain[] = [];
   svc.certificates.forEach((src, i) => {
     const source = toCertSource(src, config.baseDir);
     const srcName = sourceName(src, source);
     if (out.some((c) => c.sourceName === srcName)) {
-      throw config.error(['services', name, 'certificates', i], `two certificate sources are both named "${srcName}"; give one a "name:"`);
+      throw config.error(
+        ['services', name, 'certificates', i],
+        `two certificate sources are both named "${srcName}"; give one a "name:"`,
+      );
     }
     const fresh = loadChain(source, now);
     if (!svc.install) {
@@ -69,9 +103,21 @@ export function serviceChains(config: LoadedConfig, name: string, svc: RawServic
         if (!(e instanceof InputError) || !/file not found/.test(e.message)) throw e;
       }
     }
-    if (installed) out.push({ ...installed, role: 'served', sourceName: srcName, source: { kind: 'files', fullchain: paths.fullchain, key: paths.key } });
+    if (installed)
+      out.push({
+        ...installed,
+        role: 'served',
+        sourceName: srcName,
+        source: { kind: 'files', fullchain: paths.fullchain, key: paths.key },
+      });
     if (!installed || !sameChain(installed, fresh)) {
-      out.push({ ...fresh, role: 'staged', sourceName: srcName, source, ...(installed ? {} : { bootstrap: true }) });
+      out.push({
+        ...fresh,
+        role: 'staged',
+        sourceName: srcName,
+        source,
+        ...(installed ? {} : { bootstrap: true }),
+      });
     }
   });
   return out;

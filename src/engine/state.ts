@@ -71,7 +71,8 @@ export function actor(entryPoint: string): string {
 export function ensureStateDir(dir: string): void {
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
-    if (!statSync(dir).isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
+    if (!statSync(dir).isDirectory())
+      throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
   } catch (e) {
     throw new InputError(`the state directory cannot be created or used: ${errnoCode(e)}`, dir);
   }
@@ -119,32 +120,50 @@ export function stateProblem(json: unknown): string | undefined {
   if (s.version !== 1) return `unknown version ${JSON.stringify(s.version)}`;
   if (!Array.isArray(s.records)) return '"records" is not a list';
   const ttls = (json as { ttls?: unknown }).ttls;
-  if (ttls !== undefined && (typeof ttls !== 'object' || ttls === null || Array.isArray(ttls))) return '"ttls" is not an object';
+  if (ttls !== undefined && (typeof ttls !== 'object' || ttls === null || Array.isArray(ttls)))
+    return '"ttls" is not an object';
   const observed = (json as { observed?: unknown }).observed;
   if (observed !== undefined) {
-    const isMap = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+    const isMap = (v: unknown): v is Record<string, unknown> =>
+      typeof v === 'object' && v !== null && !Array.isArray(v);
     if (!isMap(observed)) return '"observed" is not an object';
     for (const [owner, seen] of Object.entries(observed)) {
-      if (!isMap(seen) || Object.values(seen).some((t) => !isDate(t))) return `"observed" at ${owner}: not a map of records to times`;
+      if (!isMap(seen) || Object.values(seen).some((t) => !isDate(t)))
+        return `"observed" at ${owner}: not a map of records to times`;
     }
   }
   for (const [i, r] of (s.records as Record<string, unknown>[]).entries()) {
     const bad = (what: string) => `records[${i}]: ${what}`;
     if (typeof r !== 'object' || r === null) return bad('not an object');
-    if (typeof r['owner'] !== 'string' || !r['owner'].endsWith('.')) return bad('"owner" is not an absolute name');
-    if (![0, 1, 2, 3].includes(r['usage'] as number)) return bad('"usage" is not 0-3');
-    if (![0, 1].includes(r['selector'] as number)) return bad('"selector" is not 0 or 1');
-    if (![0, 1, 2].includes(r['matching'] as number)) return bad('"matching" is not 0-2');
-    if (typeof r['data'] !== 'string' || !/^(?:[0-9a-f]{2})+$/.test(r['data'])) return bad('"data" is not lower-case hex');
-    if (typeof r['provider'] !== 'string' || typeof r['service'] !== 'string') return bad('"provider" or "service" missing');
-    if (!Number.isInteger(r['ttl']) || (r['ttl'] as number) < 1) return bad('"ttl" is not a positive integer');
-    if (!STATUSES.includes(r['status'] as string)) return bad(`"status" is not one of ${STATUSES.join(', ')}`);
-    if (!isDate(r['addedAt'])) return bad('"addedAt" is not a time');
-    for (const k of ['publishedAt', 'retiringSince', 'seenAt']) if (r[k] !== undefined && !isDate(r[k])) return bad(`"${k}" is not a time`);
-    if (r['status'] === 'published' && !isDate(r['publishedAt'])) return bad('a published record without "publishedAt"');
-    const held = r['held'] as { why?: unknown; at?: unknown } | undefined;
-    if (held !== undefined && (typeof held !== 'object' || held === null || typeof held.why !== 'string' || !isDate(held.at))) return bad('"held" is not {why, at}');
-    if (r['status'] === 'retiring' && !isDate(r['retiringSince'])) return bad('a retiring record without "retiringSince"');
+    if (typeof r.owner !== 'string' || !r.owner.endsWith('.'))
+      return bad('"owner" is not an absolute name');
+    if (![0, 1, 2, 3].includes(r.usage as number)) return bad('"usage" is not 0-3');
+    if (![0, 1].includes(r.selector as number)) return bad('"selector" is not 0 or 1');
+    if (![0, 1, 2].includes(r.matching as number)) return bad('"matching" is not 0-2');
+    if (typeof r.data !== 'string' || !/^(?:[0-9a-f]{2})+$/.test(r.data))
+      return bad('"data" is not lower-case hex');
+    if (typeof r.provider !== 'string' || typeof r.service !== 'string')
+      return bad('"provider" or "service" missing');
+    if (!Number.isInteger(r.ttl) || (r.ttl as number) < 1)
+      return bad('"ttl" is not a positive integer');
+    if (!STATUSES.includes(r.status as string))
+      return bad(`"status" is not one of ${STATUSES.join(', ')}`);
+    if (!isDate(r.addedAt)) return bad('"addedAt" is not a time');
+    for (const k of ['publishedAt', 'retiringSince', 'seenAt'])
+      if (r[k] !== undefined && !isDate(r[k])) return bad(`"${k}" is not a time`);
+    if (r.status === 'published' && !isDate(r.publishedAt))
+      return bad('a published record without "publishedAt"');
+    const held = r.held as { why?: unknown; at?: unknown } | undefined;
+    if (
+      held !== undefined &&
+      (typeof held !== 'object' ||
+        held === null ||
+        typeof held.why !== 'string' ||
+        !isDate(held.at))
+    )
+      return bad('"held" is not {why, at}');
+    if (r.status === 'retiring' && !isDate(r.retiringSince))
+      return bad('a retiring record without "retiringSince"');
   }
   return undefined;
 }

@@ -4,7 +4,12 @@ import { resolve } from 'node:path';
 import type { LoadedConfig } from '../config/load.js';
 import { servicePorts, type PortProtocol } from '../config/ports.js';
 import { InputError } from '../errors.js';
-import { builtinCatalogPath, BUILTIN_CATALOGS, loadCatalog, type IssuerCatalog } from '../issuers/catalog.js';
+import {
+  builtinCatalogPath,
+  BUILTIN_CATALOGS,
+  loadCatalog,
+  type IssuerCatalog,
+} from '../issuers/catalog.js';
 import { PolicyError } from '../tlsa/policy.js';
 import { parseRdata } from '../tlsa/presentation.js';
 import { DEFAULT_SPECS, desiredRecords, type RecordSpec } from './desired.js';
@@ -40,16 +45,26 @@ export function selectServices(config: LoadedConfig, names: string[] | undefined
   const all = Object.keys(config.raw.services);
   if (!names?.length) return all;
   for (const n of names) {
-    if (!all.includes(n)) throw new InputError(`unknown service "${n}" (the configuration defines: ${all.join(', ') || 'none'})`, config.file);
+    if (!all.includes(n))
+      throw new InputError(
+        `unknown service "${n}" (the configuration defines: ${all.join(', ') || 'none'})`,
+        config.file,
+      );
   }
   return names;
 }
 
 /** The issuer catalog a service's `issuers:` names (undefined for "none"), loaded once per file. */
-export function serviceCatalog(config: LoadedConfig, name: string, cache = new Map<string, IssuerCatalog>()): IssuerCatalog | undefined {
+export function serviceCatalog(
+  config: LoadedConfig,
+  name: string,
+  cache = new Map<string, IssuerCatalog>(),
+): IssuerCatalog | undefined {
   const issuers = config.raw.services[name]!.issuers ?? 'letsencrypt';
   if (issuers === 'none') return undefined;
-  const file = (BUILTIN_CATALOGS as readonly string[]).includes(issuers) ? builtinCatalogPath(issuers) : resolve(config.baseDir, issuers);
+  const file = (BUILTIN_CATALOGS as readonly string[]).includes(issuers)
+    ? builtinCatalogPath(issuers)
+    : resolve(config.baseDir, issuers);
   const catalog = cache.get(file) ?? loadCatalog(file);
   cache.set(file, catalog);
   return catalog;
@@ -82,17 +97,35 @@ export function computeTargets(config: LoadedConfig, serviceNames: string[], now
     let result;
     try {
       result = desiredRecords(
-        { name, host: svc.host, ports: svc.ports, ...(svc.protocol ? { protocol: svc.protocol } : {}), records: specs.length ? specs : DEFAULT_SPECS, chains, ...(catalog ? { catalog } : {}), cap: config.raw.max_records_per_name },
+        {
+          name,
+          host: svc.host,
+          ports: svc.ports,
+          ...(svc.protocol ? { protocol: svc.protocol } : {}),
+          records: specs.length ? specs : DEFAULT_SPECS,
+          chains,
+          ...(catalog ? { catalog } : {}),
+          cap: config.raw.max_records_per_name,
+        },
         now,
       );
     } catch (e) {
-      if (e instanceof PolicyError || e instanceof RangeError) throw config.error(at(e instanceof RangeError ? 'host' : 'records'), e.message);
+      if (e instanceof PolicyError || e instanceof RangeError)
+        throw config.error(at(e instanceof RangeError ? 'host' : 'records'), e.message);
       throw e;
     }
     warnings.push(...result.warnings);
     notes.push(...result.notes);
-    records.push(...result.records.map((r) => ({ ...r, provider: svc.provider, service: name, ttl })));
-    services.push({ service: name, provider: svc.provider, host: svc.host, ports: servicePorts(svc), chains });
+    records.push(
+      ...result.records.map((r) => ({ ...r, provider: svc.provider, service: name, ttl })),
+    );
+    services.push({
+      service: name,
+      provider: svc.provider,
+      host: svc.host,
+      ports: servicePorts(svc),
+      chains,
+    });
   }
   return { records, services, warnings, notes, validityProblems };
 }

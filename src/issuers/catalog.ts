@@ -30,7 +30,13 @@ export interface IssuerCatalog {
 interface CatalogJson {
   ca: string;
   asOf: string;
-  intermediates: { name: string; key: KeyFamily; status: IssuerStatus; notAfter: string; file: string }[];
+  intermediates: {
+    name: string;
+    key: KeyFamily;
+    status: IssuerStatus;
+    notAfter: string;
+    file: string;
+  }[];
 }
 
 export const BUILTIN_CATALOGS = ['letsencrypt'] as const;
@@ -54,13 +60,21 @@ export function loadCatalog(file: string): IssuerCatalog {
     const pemFile = join(dir, e.file);
     let cert: X509Certificate;
     try {
-      cert = new X509Certificate(readInputFile(pemFile, { what: e.file, maxBytes: MAX_CATALOG_BYTES }));
+      cert = new X509Certificate(
+        readInputFile(pemFile, { what: e.file, maxBytes: MAX_CATALOG_BYTES }),
+      );
     } catch (err) {
-      throw new InputError(`catalog entry ${e.name}: cannot load ${e.file}: ${(err as Error).message}`, file);
+      throw new InputError(
+        `catalog entry ${e.name}: cannot load ${e.file}: ${(err as Error).message}`,
+        file,
+      );
     }
     const notAfter = new Date(e.notAfter);
     if (certName(cert) !== e.name || new Date(cert.validTo).getTime() !== notAfter.getTime()) {
-      throw new InputError(`catalog entry ${e.name} does not match ${e.file} (CN=${certName(cert)}, notAfter ${cert.validTo})`, file);
+      throw new InputError(
+        `catalog entry ${e.name} does not match ${e.file} (CN=${certName(cert)}, notAfter ${cert.validTo})`,
+        file,
+      );
     }
     return { name: e.name, key: e.key, status: e.status, notAfter, cert, file: pemFile };
   });
@@ -70,7 +84,11 @@ export function loadCatalog(file: string): IssuerCatalog {
 /** The intermediates the next certificate of this key family may come from: active and backup
  *  ones that have not expired. Retired ones matter only while a served chain still uses them,
  *  and the served chain's own issuer is always added by the caller. */
-export function issuerFamily(catalog: IssuerCatalog, family: KeyFamily, now: Date): CatalogIssuer[] {
+export function issuerFamily(
+  catalog: IssuerCatalog,
+  family: KeyFamily,
+  now: Date,
+): CatalogIssuer[] {
   return catalog.intermediates.filter(
     (i) => i.key === family && i.status !== 'retired' && i.notAfter.getTime() >= now.getTime(),
   );
@@ -79,7 +97,12 @@ export function issuerFamily(catalog: IssuerCatalog, family: KeyFamily, now: Dat
 /** The catalog entry that is this certificate (same key; any status), or undefined: a chain
  *  whose issuer is not in the catalog comes from another CA, about which the catalog says
  *  nothing. */
-export function catalogIssuerOf(catalog: IssuerCatalog, cert: X509Certificate): CatalogIssuer | undefined {
+export function catalogIssuerOf(
+  catalog: IssuerCatalog,
+  cert: X509Certificate,
+): CatalogIssuer | undefined {
   const spki = associationData(cert, 1, 1);
-  return catalog.intermediates.find((i) => i.cert.fingerprint256 === cert.fingerprint256 || associationData(i.cert, 1, 1) === spki);
+  return catalog.intermediates.find(
+    (i) => i.cert.fingerprint256 === cert.fingerprint256 || associationData(i.cert, 1, 1) === spki,
+  );
 }

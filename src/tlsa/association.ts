@@ -1,5 +1,5 @@
 /** Association data (RFC 6698 §2.1.3) from DER: pure computation, no I/O. */
-import { createHash, X509Certificate } from 'node:crypto';
+import { createHash, type X509Certificate } from 'node:crypto';
 import type { MatchingType, Selector } from './record.js';
 
 /** DER of the certificate (selector 0) or of its SubjectPublicKeyInfo (selector 1). */
@@ -10,13 +10,20 @@ export function selectedDer(cert: X509Certificate, selector: Selector): Buffer {
 
 export function matchData(der: Uint8Array, matching: MatchingType): string {
   switch (matching) {
-    case 0: return Buffer.from(der).toString('hex');
-    case 1: return createHash('sha256').update(der).digest('hex');
-    case 2: return createHash('sha512').update(der).digest('hex');
+    case 0:
+      return Buffer.from(der).toString('hex');
+    case 1:
+      return createHash('sha256').update(der).digest('hex');
+    case 2:
+      return createHash('sha512').update(der).digest('hex');
   }
 }
 
-export function associationData(cert: X509Certificate, selector: Selector, matching: MatchingType): string {
+export function associationData(
+  cert: X509Certificate,
+  selector: Selector,
+  matching: MatchingType,
+): string {
   return matchData(selectedDer(cert, selector), matching);
 }
 
@@ -29,16 +36,19 @@ const DIGEST_HEX_LENGTH: Record<1 | 2, number> = { 1: 64, 2: 128 };
 /** Why this association data can never match a real certificate, or undefined when it can.
  *  Catches the classic script bug of hashing an empty pipe (Virtualmin published that). */
 export function degenerateDataReason(matching: MatchingType, data: string): string | undefined {
-  if (!/^([0-9a-f]{2})*$/.test(data)) return 'the data is not an even number of lower-case hex digits';
+  if (!/^([0-9a-f]{2})*$/.test(data))
+    return 'the data is not an even number of lower-case hex digits';
   if (matching === 0) {
     // Full data is DER: a SEQUENCE (0x30) of at least a few bytes.
-    if (data.length < 20 || !data.startsWith('30')) return 'full (matching type 0) data is not a DER certificate or key';
+    if (data.length < 20 || !data.startsWith('30'))
+      return 'full (matching type 0) data is not a DER certificate or key';
     return undefined;
   }
   const want = DIGEST_HEX_LENGTH[matching];
   if (data.length !== want) {
     return `${matching === 1 ? 'SHA2-256' : 'SHA2-512'} data must be ${want / 2} bytes (${want} hex digits), got ${data.length / 2}`;
   }
-  if (data === EMPTY_DIGEST[matching]) return 'the data is the digest of empty input (a script hashed nothing)';
+  if (data === EMPTY_DIGEST[matching])
+    return 'the data is the digest of empty input (a script hashed nothing)';
   return undefined;
 }

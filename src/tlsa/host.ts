@@ -23,7 +23,8 @@ export class HostError extends Error {
   }
 }
 
-const WHO = 'DANE clients look up TLSA records at _PORT._tcp.HOST of the name they connect to (for SMTP the MX host name, RFC 7672 §2.2.3)';
+const WHO =
+  'DANE clients look up TLSA records at _PORT._tcp.HOST of the name they connect to (for SMTP the MX host name, RFC 7672 §2.2.3)';
 const LDH = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
 /** net.isIP, without its IPv6 pattern for text that has no ":" (no IPv6 address lacks one):
@@ -39,33 +40,51 @@ export function parseHost(input: string): HostName {
   if (!text) throw new HostError(`an empty host name: ${WHO}`);
   const bare = text.replace(/^\[(.*)\]$/, '$1');
   if (isAddress(bare) || isAddress(bare.replace(/\.$/, ''))) {
-    throw new HostError(`${q} is an IP address, not a host name: ${WHO}; an address has no such name`);
+    throw new HostError(
+      `${q} is an IP address, not a host name: ${WHO}; an address has no such name`,
+    );
   }
   const name = text.endsWith('.') ? text.slice(0, -1) : text;
   const labels = name.split('.');
   if (labels.some((l) => l.includes('*'))) {
-    throw new HostError(`${q} is a wildcard, not a host name: ${WHO}, and no client connects to "*"; give each host its own service`);
+    throw new HostError(
+      `${q} is a wildcard, not a host name: ${WHO}, and no client connects to "*"; give each host its own service`,
+    );
   }
-  const empty = labels.findIndex((l) => l === '');
+  const empty = labels.indexOf('');
   if (empty >= 0) throw new HostError(`${q} is not a valid host name: it has an empty label`);
   // Only letters, digits and "-" in ASCII; anything else (":", "/", "%", "_", " ") is refused
   // here, before the WHATWG conversion below, which would silently read a URL into it.
   for (const l of labels) {
     const bad = [...l].find((ch) => ch.charCodeAt(0) < 0x80 && !/[A-Za-z0-9-]/.test(ch));
-    if (bad !== undefined) throw new HostError(`${q} is not a valid host name: label "${l}" has ${JSON.stringify(bad)} (letters, digits and "-" only)`);
+    if (bad !== undefined)
+      throw new HostError(
+        `${q} is not a valid host name: label "${l}" has ${JSON.stringify(bad)} (letters, digits and "-" only)`,
+      );
   }
   const ascii = domainToASCII(name).toLowerCase();
-  if (!ascii) throw new HostError(`${q} is not a valid host name (not a valid internationalised name, or its last label is all digits)`);
+  if (!ascii)
+    throw new HostError(
+      `${q} is not a valid host name (not a valid internationalised name, or its last label is all digits)`,
+    );
   // The URL parser reads "0x7f.1" or "2130706433" as an IPv4 address.
-  if (isIPv4(ascii)) throw new HostError(`${q} is an IP address (${ascii}), not a host name: ${WHO}; an address has no such name`);
+  if (isIPv4(ascii))
+    throw new HostError(
+      `${q} is an IP address (${ascii}), not a host name: ${WHO}; an address has no such name`,
+    );
   for (const l of ascii.split('.')) {
     if (!LDH.test(l)) {
-      throw new HostError(`${q} is not a valid host name: label "${l}" (letters, digits and "-", not first or last, at most 63 characters)`);
+      throw new HostError(
+        `${q} is not a valid host name: label "${l}" (letters, digits and "-", not first or last, at most 63 characters)`,
+      );
     }
   }
-  if (ascii.length > 253) throw new HostError(`${q} is not a valid host name: longer than 253 characters`);
+  if (ascii.length > 253)
+    throw new HostError(`${q} is not a valid host name: longer than 253 characters`);
   if (ascii === 'localhost' || ascii.endsWith('.localhost')) {
-    throw new HostError(`${q} is not a host other machines can look up (RFC 6761: localhost names never resolve through DNS): ${WHO}`);
+    throw new HostError(
+      `${q} is not a host other machines can look up (RFC 6761: localhost names never resolve through DNS): ${WHO}`,
+    );
   }
   return { ascii, unicode: domainToUnicode(ascii) || ascii };
 }
@@ -98,12 +117,22 @@ export function leafDnsNames(x509: X509Certificate): string[] {
  *  dNSNames (the subject CN only when there is none), a wildcard standing for exactly one
  *  whole leftmost label (RFC 6125 §6.4.3, as RFC 7672 §3.2.3 asks). */
 export function leafCoversHost(x509: X509Certificate, host: string): boolean {
-  return x509.checkHost(host, { subject: 'default', wildcards: true, partialWildcards: false, multiLabelWildcards: false }) !== undefined;
+  return (
+    x509.checkHost(host, {
+      subject: 'default',
+      wildcards: true,
+      partialWildcards: false,
+      multiLabelWildcards: false,
+    }) !== undefined
+  );
 }
 
 /** Warnings for leaves whose names do not cover host, one per distinct leaf. Only `2 x x`
  *  records make a client check names; the caller asks only when it publishes them. */
-export function nameCoverageWarnings(host: string, chains: { label: string; leaf: { x509: X509Certificate; name: string } }[]): string[] {
+export function nameCoverageWarnings(
+  host: string,
+  chains: { label: string; leaf: { x509: X509Certificate; name: string } }[],
+): string[] {
   const h = host.replace(/\.$/, '').toLowerCase();
   const seen = new Set<string>();
   const out: string[] = [];
@@ -114,7 +143,7 @@ export function nameCoverageWarnings(host: string, chains: { label: string; leaf
     const names = leafDnsNames(c.leaf.x509);
     out.push(
       `${c.label}: the leaf certificate (${names.length ? `DNS names ${names.join(', ')}` : `no DNS names, CN=${c.leaf.name}`}) does not cover the host ${bothForms(h)}: ` +
-        'with DANE-TA (2 x x) records a client checks the certificate\'s names (RFC 7672 §3.2.3), so it will refuse this chain unless the certificate names the mail domain it sends to; ' +
+        "with DANE-TA (2 x x) records a client checks the certificate's names (RFC 7672 §3.2.3), so it will refuse this chain unless the certificate names the mail domain it sends to; " +
         'DANE-EE (3 x x) records do not check names',
     );
   }

@@ -5,7 +5,16 @@ import { USAGE_NAMES, rdataText, type TlsaRecord } from './record.js';
 
 /** smtps is SMTP over implicit TLS (RFC 8314, port 465); tls and https are other implicit-TLS
  *  services. smtp, submission, lmtp, imap and pop3 start TLS with STARTTLS. */
-export const PROTOCOLS_LIST = ['smtp', 'lmtp', 'imap', 'pop3', 'submission', 'smtps', 'tls', 'https'] as const;
+export const PROTOCOLS_LIST = [
+  'smtp',
+  'lmtp',
+  'imap',
+  'pop3',
+  'submission',
+  'smtps',
+  'tls',
+  'https',
+] as const;
 export type Protocol = (typeof PROTOCOLS_LIST)[number];
 
 /** Every protocol that carries SMTP: RFC 7672's rule on PKIX usages holds on each of them,
@@ -16,19 +25,25 @@ const SMTP_PROTOCOLS: ReadonlySet<Protocol> = new Set<Protocol>(['smtp', 'submis
  *  implicit TLS elsewhere. */
 export function defaultProtocol(port: number): Protocol {
   switch (port) {
-    case 25: return 'smtp';
-    case 587: return 'submission';
-    case 465: return 'smtps';
-    case 143: return 'imap';
-    case 110: return 'pop3';
-    default: return 'tls';
+    case 25:
+      return 'smtp';
+    case 587:
+      return 'submission';
+    case 465:
+      return 'smtps';
+    case 143:
+      return 'imap';
+    case 110:
+      return 'pop3';
+    default:
+      return 'tls';
   }
 }
 
 /** Port 25 is SMTP whatever the config says; other ports speak what is configured, or their
  *  default. */
 export function effectiveProtocol(port: number, protocol?: Protocol): Protocol {
-  return port === 25 ? 'smtp' : protocol ?? defaultProtocol(port);
+  return port === 25 ? 'smtp' : (protocol ?? defaultProtocol(port));
 }
 
 export function isSmtp(port: number, protocol?: Protocol): boolean {

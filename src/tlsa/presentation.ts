@@ -1,14 +1,26 @@
 /** Zone-file presentation of TLSA records: formatting and parsing (RFC 6698 §2.2, RFC 7218). */
 import {
-  MATCHING_NAMES, SELECTOR_NAMES, USAGE_NAMES, normaliseName, rdataText,
-  type MatchingType, type Selector, type TlsaRecord, type Usage,
+  MATCHING_NAMES,
+  SELECTOR_NAMES,
+  USAGE_NAMES,
+  normaliseName,
+  rdataText,
+  type MatchingType,
+  type Selector,
+  type TlsaRecord,
+  type Usage,
 } from './record.js';
 
 export function formatRecord(r: TlsaRecord, ttl: number): string {
   return `${r.owner} ${ttl} IN TLSA ${rdataText(r)}`;
 }
 
-function fieldValue<T extends number>(token: string, names: Record<T, string>, what: string, max: number): T {
+function fieldValue<T extends number>(
+  token: string,
+  names: Record<T, string>,
+  what: string,
+  max: number,
+): T {
   if (/^\d+$/.test(token)) {
     const v = Number(token);
     if (v > max) throw new SyntaxError(`TLSA ${what} ${v} is not defined (0-${max})`);
@@ -18,7 +30,9 @@ function fieldValue<T extends number>(token: string, names: Record<T, string>, w
     if (name.toLowerCase() === token.toLowerCase()) return Number(k) as T;
   }
   // RFC 7218 also names the private-use values; we accept only the defined ones.
-  throw new SyntaxError(`"${token}" is not a TLSA ${what} (number or one of ${Object.values(names).join(', ')})`);
+  throw new SyntaxError(
+    `"${token}" is not a TLSA ${what} (number or one of ${Object.values(names).join(', ')})`,
+  );
 }
 
 /** Parse the RDATA part: `3 1 1 <hex>` or `DANE-EE SPKI SHA2-256 <hex>`, hex may contain spaces,
@@ -32,18 +46,32 @@ export function parseRdata(text: string): Omit<TlsaRecord, 'owner'> {
       throw new SyntaxError(`generic TLSA RDATA "\\# ${tokens[1]} …" is malformed`);
     }
     const bytes = Buffer.from(hex, 'hex');
-    return rdataFromFields(String(bytes[0]), String(bytes[1]), String(bytes[2]), bytes.subarray(3).toString('hex'));
+    return rdataFromFields(
+      String(bytes[0]),
+      String(bytes[1]),
+      String(bytes[2]),
+      bytes.subarray(3).toString('hex'),
+    );
   }
-  if (tokens.length < 4) throw new SyntaxError(`TLSA RDATA needs usage, selector, matching type and data: "${text.trim()}"`);
+  if (tokens.length < 4)
+    throw new SyntaxError(
+      `TLSA RDATA needs usage, selector, matching type and data: "${text.trim()}"`,
+    );
   return rdataFromFields(tokens[0]!, tokens[1]!, tokens[2]!, tokens.slice(3).join(''));
 }
 
-function rdataFromFields(u: string, s: string, m: string, hexIn: string): Omit<TlsaRecord, 'owner'> {
+function rdataFromFields(
+  u: string,
+  s: string,
+  m: string,
+  hexIn: string,
+): Omit<TlsaRecord, 'owner'> {
   const usage = fieldValue<Usage>(u, USAGE_NAMES, 'usage', 3);
   const selector = fieldValue<Selector>(s, SELECTOR_NAMES, 'selector', 1);
   const matching = fieldValue<MatchingType>(m, MATCHING_NAMES, 'matching type', 2);
   const data = hexIn.toLowerCase();
-  if (!/^([0-9a-f]{2})+$/.test(data)) throw new SyntaxError(`TLSA association data is not hex: "${hexIn.slice(0, 40)}"`);
+  if (!/^([0-9a-f]{2})+$/.test(data))
+    throw new SyntaxError(`TLSA association data is not hex: "${hexIn.slice(0, 40)}"`);
   return { usage, selector, matching, data };
 }
 
@@ -55,7 +83,11 @@ export interface ParsedLine {
 
 /** Parse one full presentation line `owner [ttl] [IN] TLSA rdata` (owner absolute, or relative
  *  to `origin`). Returns undefined when the line is not a TLSA record. */
-export function parseRecordLine(line: string, origin?: string, previousOwner?: string): ParsedLine | undefined {
+export function parseRecordLine(
+  line: string,
+  origin?: string,
+  previousOwner?: string,
+): ParsedLine | undefined {
   const text = stripComment(line).replace(/[()]/g, ' ');
   if (!text.trim()) return undefined;
   const startsBlank = /^\s/.test(text);
@@ -65,7 +97,10 @@ export function parseRecordLine(line: string, origin?: string, previousOwner?: s
   for (let k = 0; k < 2 && i < tokens.length; k++) {
     const t = tokens[i]!;
     const seconds = ttlSeconds(t);
-    if (seconds !== undefined) { ttl = seconds; i++; } else if (/^(IN|CH|HS|CS|CLASS\d+)$/i.test(t)) i++;
+    if (seconds !== undefined) {
+      ttl = seconds;
+      i++;
+    } else if (/^(IN|CH|HS|CS|CLASS\d+)$/i.test(t)) i++;
   }
   // Only a TLSA line needs its owner resolved: an SOA written as "@" in a file without
   // $ORIGIN (the server supplies the origin) must not stop us from reading the file.
@@ -83,7 +118,8 @@ export function ttlSeconds(token: string): number | undefined {
   if (!/^(\d+[smhdw])+$/i.test(token)) return undefined;
   const unit: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
   let total = 0;
-  for (const [, n, u] of token.toLowerCase().matchAll(/(\d+)([smhdw])/g)) total += Number(n) * unit[u!]!;
+  for (const [, n, u] of token.toLowerCase().matchAll(/(\d+)([smhdw])/g))
+    total += Number(n) * unit[u!]!;
   return total;
 }
 
@@ -102,7 +138,10 @@ export function stripComment(line: string): string {
   let quoted = false;
   for (let i = 0; i < line.length; i++) {
     const c = line[i];
-    if (c === '\\') { i++; continue; }
+    if (c === '\\') {
+      i++;
+      continue;
+    }
     if (c === '"') quoted = !quoted;
     else if (c === ';' && !quoted) return line.slice(0, i);
   }

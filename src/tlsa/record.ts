@@ -14,9 +14,18 @@ export interface TlsaRecord {
   data: string;
 }
 
-export const USAGE_NAMES: Record<Usage, string> = { 0: 'PKIX-TA', 1: 'PKIX-EE', 2: 'DANE-TA', 3: 'DANE-EE' };
+export const USAGE_NAMES: Record<Usage, string> = {
+  0: 'PKIX-TA',
+  1: 'PKIX-EE',
+  2: 'DANE-TA',
+  3: 'DANE-EE',
+};
 export const SELECTOR_NAMES: Record<Selector, string> = { 0: 'Cert', 1: 'SPKI' };
-export const MATCHING_NAMES: Record<MatchingType, string> = { 0: 'Full', 1: 'SHA2-256', 2: 'SHA2-512' };
+export const MATCHING_NAMES: Record<MatchingType, string> = {
+  0: 'Full',
+  1: 'SHA2-256',
+  2: 'SHA2-512',
+};
 
 /** Identity of a record inside an RRset: the TTL is a property of the RRset, not of the record. */
 export function recordKey(r: TlsaRecord): string {
@@ -32,7 +41,11 @@ export function rdataText(r: Pick<TlsaRecord, 'usage' | 'selector' | 'matching' 
 }
 
 /** Owner name for a service: `_PORT._PROTO.HOST.` (RFC 6698 §3). */
-export function ownerName(host: string, port: number, transport: 'tcp' | 'udp' | 'sctp' = 'tcp'): string {
+export function ownerName(
+  host: string,
+  port: number,
+  transport: 'tcp' | 'udp' | 'sctp' = 'tcp',
+): string {
   if (!Number.isInteger(port) || port < 1 || port > 65535) {
     throw new RangeError(`port ${port} is not a TCP/UDP port (1-65535)`);
   }
@@ -46,7 +59,11 @@ export function normaliseName(name: string): string {
   if (!n.endsWith('.')) n += '.';
   if (n === '.' || n.length > 254) throw new RangeError(`"${name}" is not a valid DNS name`);
   for (const label of n.slice(0, -1).split('.')) {
-    if (label.length === 0 || label.length > 63 || !/^[a-z0-9_*]([a-z0-9_-]*[a-z0-9])?$/.test(label)) {
+    if (
+      label.length === 0 ||
+      label.length > 63 ||
+      !/^[a-z0-9_*]([a-z0-9_-]*[a-z0-9])?$/.test(label)
+    ) {
       throw new RangeError(`"${name}" is not a valid DNS name (label "${label}")`);
     }
   }

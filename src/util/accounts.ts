@@ -9,19 +9,26 @@ function fromFile(file: string, name: string): number | undefined {
       const f = line.split(':');
       if (f[0] === name && f[2] !== undefined && /^\d+$/.test(f[2])) return Number(f[2]);
     }
-  } catch { /* no such file: unknown */ }
+  } catch {
+    /* no such file: unknown */
+  }
   return undefined;
 }
 
 function lookup(db: 'passwd' | 'group', name: string): number | undefined {
   if (/^\d+$/.test(name)) return Number(name);
   try {
-    const line = execFileSync('getent', [db, name], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 10_000 });
+    const line = execFileSync('getent', [db, name], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+      timeout: 10_000,
+    });
     const id = line.split('\n')[0]!.split(':')[2];
     return id !== undefined && /^\d+$/.test(id) ? Number(id) : undefined;
   } catch (e) {
     // getent exits 2 for "not found"; only a missing getent falls back to the files.
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return fromFile(db === 'passwd' ? '/etc/passwd' : '/etc/group', name);
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT')
+      return fromFile(db === 'passwd' ? '/etc/passwd' : '/etc/group', name);
     return undefined;
   }
 }

@@ -8,7 +8,11 @@ export function writeFileAtomic(path: string, content: string | Uint8Array, mode
   const tmp = join(dir, `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
   let fileMode = mode;
   if (fileMode === undefined) {
-    try { fileMode = statSync(path).mode & 0o7777; } catch { fileMode = 0o644; }
+    try {
+      fileMode = statSync(path).mode & 0o7777;
+    } catch {
+      fileMode = 0o644;
+    }
   }
   const fd = openSync(tmp, 'wx', fileMode);
   try {
@@ -34,7 +38,11 @@ export function writeFileAtomic(path: string, content: string | Uint8Array, mode
 export function fsyncDir(dir: string): void {
   try {
     const fd = openSync(dir, 'r');
-    try { fsyncSync(fd); } finally { closeSync(fd); }
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
   } catch {
     // Some filesystems refuse fsync on a directory; the rename is still atomic there.
   }

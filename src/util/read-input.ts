@@ -26,7 +26,11 @@ export interface ReadInputOptions {
 
 /** A file that cannot be used as input; `reason` is the part after "cannot read WHAT: ". */
 export class InputFileError extends InputError {
-  constructor(readonly what: string, readonly reason: string, file: string) {
+  constructor(
+    readonly what: string,
+    readonly reason: string,
+    file: string,
+  ) {
     super(`cannot read ${what}: ${reason}`, file);
   }
 }
@@ -56,7 +60,9 @@ function openReason(file: string, e: unknown): string {
   try {
     const st = statSync(file);
     if (!st.isFile()) return `it is ${fileKind(st)}, not a regular file`;
-  } catch { /* the code below */ }
+  } catch {
+    /* the code below */
+  }
   return code;
 }
 
@@ -70,7 +76,9 @@ export function readInputFile(file: string, opts: ReadInputOptions): Buffer {
   let before: Stats | undefined;
   try {
     before = statSync(file);
-  } catch { /* the open below says why */ }
+  } catch {
+    /* the open below says why */
+  }
   if (before && !before.isFile()) throw refuse(`it is ${fileKind(before)}, not a regular file`);
   let fd: number;
   try {
@@ -81,7 +89,10 @@ export function readInputFile(file: string, opts: ReadInputOptions): Buffer {
   try {
     const st = fstatSync(fd);
     if (!st.isFile()) throw refuse(`it is ${fileKind(st)}, not a regular file`);
-    const tooBig = () => refuse(`it has more than ${sizeText(opts.maxBytes)}, the limit for this input (is it the right file?)`);
+    const tooBig = () =>
+      refuse(
+        `it has more than ${sizeText(opts.maxBytes)}, the limit for this input (is it the right file?)`,
+      );
     if (st.size > opts.maxBytes) throw tooBig();
     // Read to the end rather than trusting st.size: the file may grow while it is read.
     const chunks: Buffer[] = [];
@@ -97,7 +108,9 @@ export function readInputFile(file: string, opts: ReadInputOptions): Buffer {
     return Buffer.concat(chunks, total);
   } catch (e) {
     if (e instanceof InputError) throw e;
-    throw refuse(errnoCode(e) === 'EISDIR' ? 'it is a directory, not a regular file' : errnoCode(e));
+    throw refuse(
+      errnoCode(e) === 'EISDIR' ? 'it is a directory, not a regular file' : errnoCode(e),
+    );
   } finally {
     closeSync(fd);
   }

@@ -1,7 +1,11 @@
 import { execFile } from 'node:child_process';
 
 /** Run a user's shell command (reload hooks); never throws, says why it failed. */
-export function runCommand(command: string, timeoutMs: number, cwd: string): Promise<{ ok: true } | { ok: false; message: string }> {
+export function runCommand(
+  command: string,
+  timeoutMs: number,
+  cwd: string,
+): Promise<{ ok: true } | { ok: false; message: string }> {
   return new Promise((resolve) => {
     execFile('/bin/sh', ['-c', command], { timeout: timeoutMs, cwd }, (err, _stdout, stderr) => {
       if (!err) return resolve({ ok: true });

@@ -23,7 +23,10 @@ export function waitLine(whats: readonly string[], elapsedMs: number, limitMs?: 
 }
 
 /** A tracker that prints through `print`; elapsed time counts from its creation. */
-export function waitTracker(print: (line: string) => void, o: WaitTrackerOptions = {}): WaitTracker {
+export function waitTracker(
+  print: (line: string) => void,
+  o: WaitTrackerOptions = {},
+): WaitTracker {
   const every = o.everyMs ?? 1000;
   const now = o.now ?? Date.now;
   const started = now();

@@ -10,8 +10,18 @@
 import type { RecordType } from 'dns-packet';
 import { recordKey, type TlsaRecord } from '../tlsa/record.js';
 import {
-  DnsError, DnsTimeoutError, canonicalName, followCnames, isSubdomain, parentName, query, rdataString, serverLabel, tlsaFromAnswers,
-  type DnsResponse, type DnsServer,
+  DnsError,
+  DnsTimeoutError,
+  canonicalName,
+  followCnames,
+  isSubdomain,
+  parentName,
+  query,
+  rdataString,
+  serverLabel,
+  tlsaFromAnswers,
+  type DnsResponse,
+  type DnsServer,
 } from './dns.js';
 
 export interface NameserverInfo {
@@ -43,8 +53,19 @@ export class ZoneDiscoveryError extends DnsError {
   }
 }
 
-async function ask(resolver: DnsServer, name: string, type: RecordType, opts: DiscoveryOptions): Promise<DnsResponse> {
-  return query(resolver, name, type, { recursionDesired: true, checkingDisabled: true, timeoutMs: opts.timeoutMs, retries: opts.retries, signal: opts.signal });
+async function ask(
+  resolver: DnsServer,
+  name: string,
+  type: RecordType,
+  opts: DiscoveryOptions,
+): Promise<DnsResponse> {
+  return query(resolver, name, type, {
+    recursionDesired: true,
+    checkingDisabled: true,
+    timeoutMs: opts.timeoutMs,
+    retries: opts.retries,
+    signal: opts.signal,
+  });
 }
 
 /**
@@ -52,7 +73,11 @@ async function ask(resolver: DnsServer, name: string, type: RecordType, opts: Di
  * name is the apex; a negative answer names the zone in its authority SOA; an alias (CNAME
  * or DNAME in the answer) or an answer without a usable SOA moves one label up.
  */
-export async function findZoneApex(resolver: DnsServer, owner: string, opts: DiscoveryOptions = {}): Promise<string> {
+export async function findZoneApex(
+  resolver: DnsServer,
+  owner: string,
+  opts: DiscoveryOptions = {},
+): Promise<string> {
   let name: string | undefined = canonicalName(owner);
   const failures: string[] = [];
   while (name !== undefined) {
@@ -69,7 +94,9 @@ export async function findZoneApex(resolver: DnsServer, owner: string, opts: Dis
       const current: string = name;
       const soa = r.answers.find((a) => a.type === 'SOA' && canonicalName(a.name) === current);
       if (soa) return current;
-      const aliased = r.answers.some((a) => (a.type === 'CNAME' || a.type === 'DNAME') && canonicalName(a.name) === current);
+      const aliased = r.answers.some(
+        (a) => (a.type === 'CNAME' || a.type === 'DNAME') && canonicalName(a.name) === current,
+      );
       const auth = r.authorities.find((a) => a.type === 'SOA');
       if (!aliased && auth && isSubdomain(current, auth.name)) return canonicalName(auth.name);
     } else {
@@ -77,40 +104,71 @@ export async function findZoneApex(resolver: DnsServer, owner: string, opts: Dis
     }
     name = parentName(name);
   }
-  throw new ZoneDiscoveryError(resolver, canonicalName(owner), 'SOA',
-    `cannot find the zone of ${canonicalName(owner)} through ${serverLabel(resolver)}${failures.length ? ` (${failures.join('; ')})` : ''}`);
+  throw new ZoneDiscoveryError(
+    resolver,
+    canonicalName(owner),
+    'SOA',
+    `cannot find the zone of ${canonicalName(owner)} through ${serverLabel(resolver)}${failures.length ? ` (${failures.join('; ')})` : ''}`,
+  );
 }
 
 /**
  * The zone of `owner` and its name servers with their addresses, all through `resolver`
  * (NS at the apex, then A and AAAA of each server).
  */
-export async function findZone(resolver: DnsServer, owner: string, opts: DiscoveryOptions = {}): Promise<ZoneInfo> {
+export async function findZone(
+  resolver: DnsServer,
+  owner: string,
+  opts: DiscoveryOptions = {},
+): Promise<ZoneInfo> {
   const zone = await findZoneApex(resolver, owner, opts);
   const ns = await ask(resolver, zone, 'NS', opts);
-  const names = [...new Set(ns.answers.filter((a) => a.type === 'NS' && canonicalName(a.name) === zone).map((a) => rdataString(a)))].sort();
+  const names = [
+    ...new Set(
+      ns.answers
+        .filter((a) => a.type === 'NS' && canonicalName(a.name) === zone)
+        .map((a) => rdataString(a)),
+    ),
+  ].sort();
   if (ns.rcode !== 'NOERROR' || names.length === 0) {
-    throw new ZoneDiscoveryError(resolver, zone, 'NS', `no NS records for ${zone} through ${serverLabel(resolver)} (${ns.rcode})`);
+    throw new ZoneDiscoveryError(
+      resolver,
+      zone,
+      'NS',
+      `no NS records for ${zone} through ${serverLabel(resolver)} (${ns.rcode})`,
+    );
   }
-  const nameservers = await Promise.all(names.map(async (name): Promise<NameserverInfo> => {
-    const errors: string[] = [];
-    const lookups = await Promise.all((['A', 'AAAA'] as const).map(async (type) => {
-      try {
-        const r = await ask(resolver, name, type, opts);
-        // An NS target must not be an alias (RFC 2181 §10.3); take what the resolver resolved anyway.
-        const chain = followCnames(r.answers, name);
-        const target = chain[chain.length - 1]!;
-        const found = r.answers.filter((a) => a.type === type && canonicalName(a.name) === target).map((a) => rdataString(a));
-        if (r.rcode !== 'NOERROR' && r.rcode !== 'NXDOMAIN') errors.push(`${type}: ${r.rcode}`);
-        return found.sort();
-      } catch (e) {
-        errors.push(`${type}: ${(e as Error).message}`);
-        return [];
-      }
-    }));
-    const addresses = [...lookups[0]!, ...lookups[1]!];
-    return addresses.length ? { name, addresses } : { name, addresses, error: `no address for ${name}${errors.length ? ` (${errors.join('; ')})` : ''}` };
-  }));
+  const nameservers = await Promise.all(
+    names.map(async (name): Promise<NameserverInfo> => {
+      const errors: string[] = [];
+      const lookups = await Promise.all(
+        (['A', 'AAAA'] as const).map(async (type) => {
+          try {
+            const r = await ask(resolver, name, type, opts);
+            // An NS target must not be an alias (RFC 2181 §10.3); take what the resolver resolved anyway.
+            const chain = followCnames(r.answers, name);
+            const target = chain[chain.length - 1]!;
+            const found = r.answers
+              .filter((a) => a.type === type && canonicalName(a.name) === target)
+              .map((a) => rdataString(a));
+            if (r.rcode !== 'NOERROR' && r.rcode !== 'NXDOMAIN') errors.push(`${type}: ${r.rcode}`);
+            return found.sort();
+          } catch (e) {
+            errors.push(`${type}: ${(e as Error).message}`);
+            return [];
+          }
+        }),
+      );
+      const addresses = [...lookups[0]!, ...lookups[1]!];
+      return addresses.length
+        ? { name, addresses }
+        : {
+            name,
+            addresses,
+            error: `no address for ${name}${errors.length ? ` (${errors.join('; ')})` : ''}`,
+          };
+    }),
+  );
   return { zone, nameservers };
 }
 
@@ -159,56 +217,86 @@ export function answerLabel(a: Pick<AuthoritativeAnswer, 'server' | 'address'>):
  * Ask every address of every name server of the zone for `owner`/`type` directly, RD clear,
  * DO set, in parallel. Never throws for a server's failure: it lands in `error`.
  */
-export async function queryAuthoritative(zone: ZoneInfo, owner: string, type: RecordType = 'TLSA', opts: AuthoritativeOptions = {}): Promise<AuthoritativeAnswer[]> {
+export async function queryAuthoritative(
+  zone: ZoneInfo,
+  owner: string,
+  type: RecordType = 'TLSA',
+  opts: AuthoritativeOptions = {},
+): Promise<AuthoritativeAnswer[]> {
   const name = canonicalName(owner);
   const port = opts.port ?? 53;
   const targets: { server: string; address: string }[] = [];
   const out: AuthoritativeAnswer[] = [];
   for (const ns of zone.nameservers) {
-    if (ns.addresses.length === 0) out.push({ server: ns.name, address: '', aa: false, error: ns.error ?? `no address for ${ns.name}` });
+    if (ns.addresses.length === 0)
+      out.push({
+        server: ns.name,
+        address: '',
+        aa: false,
+        error: ns.error ?? `no address for ${ns.name}`,
+      });
     for (const address of ns.addresses) targets.push({ server: ns.name, address });
   }
-  const answers = await Promise.all(targets.map(async ({ server, address }): Promise<AuthoritativeAnswer> => {
-    let r: DnsResponse;
-    try {
-      r = await query({ host: address, port }, name, type, {
-        recursionDesired: false, dnssec: true, timeoutMs: opts.timeoutMs ?? 2000, retries: opts.retries ?? 1, signal: opts.signal,
-      });
-    } catch (e) {
-      if (e instanceof DnsError) return { server, address, aa: false, error: e.message };
-      throw e;
-    }
-    const base = { server, address, aa: r.flags.aa, rcode: r.rcode };
-    if (r.rcode !== 'NOERROR' && r.rcode !== 'NXDOMAIN') {
-      return { ...base, error: `${serverLabel(r.server)} answered ${r.rcode}${r.rcode === 'REFUSED' ? ' (it does not serve the zone)' : ''}` };
-    }
-    if (!r.flags.aa) {
-      return { ...base, error: `${serverLabel(r.server)} answered without the AA bit: it is not authoritative for ${zone.zone} (lame delegation or a referral)` };
-    }
-    const data = r.answers.filter((a) => a.type === type && canonicalName(a.name) === name);
-    const signed = r.answers.some((a) => a.type === 'RRSIG') || r.authorities.some((a) => a.type === 'RRSIG');
-    const result: AuthoritativeAnswer = { ...base, rdata: data.map(rdataString).sort(), signed };
-    const alias = r.answers.find((a) => a.type === 'CNAME' && canonicalName(a.name) === name);
-    if (alias && type !== 'CNAME') result.error = `${name} is a CNAME (to ${rdataString(alias)}) on this server`;
-    const cacheTtl = answerTtl(data, alias, r.authorities);
-    if (cacheTtl) result.ttl = cacheTtl;
-    if (type === 'TLSA') {
-      const { records, unsupported } = tlsaFromAnswers(data);
-      result.records = records;
-      if (unsupported.length) result.unsupported = unsupported;
-    }
-    return result;
-  }));
+  const answers = await Promise.all(
+    targets.map(async ({ server, address }): Promise<AuthoritativeAnswer> => {
+      let r: DnsResponse;
+      try {
+        r = await query({ host: address, port }, name, type, {
+          recursionDesired: false,
+          dnssec: true,
+          timeoutMs: opts.timeoutMs ?? 2000,
+          retries: opts.retries ?? 1,
+          signal: opts.signal,
+        });
+      } catch (e) {
+        if (e instanceof DnsError) return { server, address, aa: false, error: e.message };
+        throw e;
+      }
+      const base = { server, address, aa: r.flags.aa, rcode: r.rcode };
+      if (r.rcode !== 'NOERROR' && r.rcode !== 'NXDOMAIN') {
+        return {
+          ...base,
+          error: `${serverLabel(r.server)} answered ${r.rcode}${r.rcode === 'REFUSED' ? ' (it does not serve the zone)' : ''}`,
+        };
+      }
+      if (!r.flags.aa) {
+        return {
+          ...base,
+          error: `${serverLabel(r.server)} answered without the AA bit: it is not authoritative for ${zone.zone} (lame delegation or a referral)`,
+        };
+      }
+      const data = r.answers.filter((a) => a.type === type && canonicalName(a.name) === name);
+      const signed =
+        r.answers.some((a) => a.type === 'RRSIG') || r.authorities.some((a) => a.type === 'RRSIG');
+      const result: AuthoritativeAnswer = { ...base, rdata: data.map(rdataString).sort(), signed };
+      const alias = r.answers.find((a) => a.type === 'CNAME' && canonicalName(a.name) === name);
+      if (alias && type !== 'CNAME')
+        result.error = `${name} is a CNAME (to ${rdataString(alias)}) on this server`;
+      const cacheTtl = answerTtl(data, alias, r.authorities);
+      if (cacheTtl) result.ttl = cacheTtl;
+      if (type === 'TLSA') {
+        const { records, unsupported } = tlsaFromAnswers(data);
+        result.records = records;
+        if (unsupported.length) result.unsupported = unsupported;
+      }
+      return result;
+    }),
+  );
   out.push(...answers);
   return out.sort((x, y) => x.server.localeCompare(y.server) || x.address.localeCompare(y.address));
 }
 
-function answerTtl(data: DnsResponse['answers'], alias: DnsResponse['answers'][number] | undefined, authorities: DnsResponse['authorities']): AuthoritativeAnswer['ttl'] {
-  const ttlOf = (a: DnsResponse['answers'][number]): number => ('ttl' in a ? a.ttl ?? 0 : 0);
+function answerTtl(
+  data: DnsResponse['answers'],
+  alias: DnsResponse['answers'][number] | undefined,
+  authorities: DnsResponse['authorities'],
+): AuthoritativeAnswer['ttl'] {
+  const ttlOf = (a: DnsResponse['answers'][number]): number => ('ttl' in a ? (a.ttl ?? 0) : 0);
   if (data.length) return { seconds: Math.max(...data.map(ttlOf)), of: 'rrset' };
   if (alias) return { seconds: ttlOf(alias), of: 'cname' };
   const soa = authorities.find((a) => a.type === 'SOA');
-  if (soa && soa.type === 'SOA') return { seconds: Math.min(soa.ttl ?? 0, soa.data.minimum ?? 0), of: 'negative' };
+  if (soa && soa.type === 'SOA')
+    return { seconds: Math.min(soa.ttl ?? 0, soa.data.minimum ?? 0), of: 'negative' };
   return undefined;
 }
 
@@ -242,42 +330,63 @@ export interface RrsetComparison {
   summary: string;
 }
 
-const keyOf = (r: TlsaRecord): string => recordKey({ ...r, owner: canonicalName(r.owner), data: r.data.toLowerCase() });
+const keyOf = (r: TlsaRecord): string =>
+  recordKey({ ...r, owner: canonicalName(r.owner), data: r.data.toLowerCase() });
 
 /**
  * Compare each server's RRset with `expected`, as sets (order and duplicates do not matter).
  * 'exact': a server is in sync when it serves exactly the expected records; 'contains': when
  * it serves at least them. A server without an answer is `failed` (never in sync).
  */
-export function compareRrsets(expected: readonly TlsaRecord[], perServer: readonly AuthoritativeAnswer[], mode: CompareMode = 'exact'): RrsetComparison {
+export function compareRrsets(
+  expected: readonly TlsaRecord[],
+  perServer: readonly AuthoritativeAnswer[],
+  mode: CompareMode = 'exact',
+): RrsetComparison {
   const want = new Map(expected.map((r) => [keyOf(r), r]));
   const servers = perServer.map((s): ServerComparison => {
     const base = { server: s.server, address: s.address, unsupported: s.unsupported ?? [] };
     if (s.records === undefined || s.error !== undefined) {
-      return { ...base, status: 'failed', missing: [...want.values()], extra: [], error: s.error ?? 'no answer' };
+      return {
+        ...base,
+        status: 'failed',
+        missing: [...want.values()],
+        extra: [],
+        error: s.error ?? 'no answer',
+      };
     }
     const have = new Map(s.records.map((r) => [keyOf(r), r]));
     const missing = [...want.entries()].filter(([k]) => !have.has(k)).map(([, r]) => r);
     const extra = [...have.entries()].filter(([k]) => !want.has(k)).map(([, r]) => r);
-    const lagging = missing.length > 0 || (mode === 'exact' && (extra.length > 0 || base.unsupported.length > 0));
+    const lagging =
+      missing.length > 0 || (mode === 'exact' && (extra.length > 0 || base.unsupported.length > 0));
     return { ...base, status: lagging ? 'lagging' : 'in-sync', missing, extra };
   });
   const synced = servers.filter((s) => s.status === 'in-sync');
   const lagging = servers.filter((s) => s.status === 'lagging');
   const failed = servers.filter((s) => s.status === 'failed');
   const inSync = servers.length > 0 && synced.length === servers.length;
-  const rd = (r: TlsaRecord): string => `${r.usage} ${r.selector} ${r.matching} ${r.data.slice(0, 16)}...`;
+  const rd = (r: TlsaRecord): string =>
+    `${r.usage} ${r.selector} ${r.matching} ${r.data.slice(0, 16)}...`;
   const lines = [
-    ...lagging.map((s) => `${answerLabel(s)} lags: ${[
-      s.missing.length ? `missing ${s.missing.map(rd).join(', ')}` : '',
-      s.extra.length ? `extra ${s.extra.map(rd).join(', ')}` : '',
-      s.unsupported.length ? `unsupported ${s.unsupported.join(', ')}` : '',
-    ].filter(Boolean).join('; ')}`),
+    ...lagging.map(
+      (s) =>
+        `${answerLabel(s)} lags: ${[
+          s.missing.length ? `missing ${s.missing.map(rd).join(', ')}` : '',
+          s.extra.length ? `extra ${s.extra.map(rd).join(', ')}` : '',
+          s.unsupported.length ? `unsupported ${s.unsupported.join(', ')}` : '',
+        ]
+          .filter(Boolean)
+          .join('; ')}`,
+    ),
     ...failed.map((s) => `${answerLabel(s)} failed: ${s.error}`),
   ];
-  const summary = servers.length === 0
-    ? 'no authoritative server to compare'
-    : inSync ? `all ${servers.length} server address${servers.length === 1 ? '' : 'es'} in sync` : lines.join('\n');
+  const summary =
+    servers.length === 0
+      ? 'no authoritative server to compare'
+      : inSync
+        ? `all ${servers.length} server address${servers.length === 1 ? '' : 'es'} in sync`
+        : lines.join('\n');
   return { mode, inSync, servers, synced, lagging, failed, summary };
 }
 
@@ -316,13 +425,21 @@ export interface WaitResult {
  * or at least, per `mode`) or the time is up. Never throws for a lagging or failing server: the
  * result says `ok: false` with the last comparison. An aborted `signal` rejects.
  */
-export async function waitForRecords(zone: ZoneInfo, owner: string, expected: readonly TlsaRecord[], opts: WaitOptions): Promise<WaitResult> {
+export async function waitForRecords(
+  zone: ZoneInfo,
+  owner: string,
+  expected: readonly TlsaRecord[],
+  opts: WaitOptions,
+): Promise<WaitResult> {
   const started = Date.now();
   const interval = opts.intervalMs ?? 2000;
   const mode = opts.mode ?? 'exact';
   for (let round = 1; ; round++) {
     const answers = await queryAuthoritative(zone, owner, 'TLSA', {
-      port: opts.port, timeoutMs: opts.queryTimeoutMs ?? 2000, retries: opts.retries ?? 0, signal: opts.signal,
+      port: opts.port,
+      timeoutMs: opts.queryTimeoutMs ?? 2000,
+      retries: opts.retries ?? 0,
+      signal: opts.signal,
     });
     const comparison = compareRrsets(expected, answers, mode);
     const elapsedMs = Date.now() - started;
@@ -333,7 +450,8 @@ export async function waitForRecords(zone: ZoneInfo, owner: string, expected: re
       pending: [...comparison.lagging, ...comparison.failed].map(answerLabel),
     });
     if (comparison.inSync) return { ok: true, rounds: round, elapsedMs, comparison };
-    if (elapsedMs + interval > opts.timeoutMs) return { ok: false, rounds: round, elapsedMs, comparison };
+    if (elapsedMs + interval > opts.timeoutMs)
+      return { ok: false, rounds: round, elapsedMs, comparison };
     await sleep(interval, opts.signal);
   }
 }

@@ -74,7 +74,11 @@ export interface CheckReport {
 /** OpenSSL's "wrong version number": a TLS handshake got plaintext, i.e. the port speaks a
  *  STARTTLS protocol but was probed with TLS from the first byte. */
 export function plaintextHint(message: string, t: CheckTarget): string {
-  if (!/wrong version number/i.test(message) || !['tls', 'smtps', 'https'].includes(effectiveProtocol(t.port, t.protocol))) return '';
+  if (
+    !/wrong version number/i.test(message) ||
+    !['tls', 'smtps', 'https'].includes(effectiveProtocol(t.port, t.protocol))
+  )
+    return '';
   return ` (the server answered in plaintext: port ${t.port} is probed as ${effectiveProtocol(t.port, t.protocol)}, TLS from the first byte; for an SMTP server with STARTTLS run "tlsa check --protocol smtp ${t.host}:${t.port}" or give the port "protocol: smtp" in the configuration)`;
 }
 
@@ -90,9 +94,17 @@ export function resolverHint(resolver: DnsServer): string {
 
 /** Records no served chain matches, except those of the catalogs' intermediates (any selector
  *  and digest: a 2 1 2 is there on purpose as much as a 2 1 1). Pure. */
-export function leftOver(records: TlsaRecord[], servedChains: X509Certificate[][], catalogs: IssuerCatalog[]): TlsaRecord[] {
+export function leftOver(
+  records: TlsaRecord[],
+  servedChains: X509Certificate[][],
+  catalogs: IssuerCatalog[],
+): TlsaRecord[] {
   const catalogCerts = catalogs.flatMap((c) => c.intermediates.map((i) => i.cert));
-  return records.filter((r) => !servedChains.some((c) => recordMatchesChain(r, c)) && !(r.usage === 2 && catalogCerts.some((cert) => recordMatchesChain(r, [cert, cert]))));
+  return records.filter(
+    (r) =>
+      !servedChains.some((c) => recordMatchesChain(r, c)) &&
+      !(r.usage === 2 && catalogCerts.some((cert) => recordMatchesChain(r, [cert, cert]))),
+  );
 }
 
 /** Never throws: a resolver that cannot be asked (at any step) is a failed report. */
@@ -101,10 +113,24 @@ export async function checkTarget(t: CheckTarget, o: CheckOptions): Promise<Chec
     return await checkOne(t, o);
   } catch (e) {
     const owner = ownerName(t.host, t.port);
-    const why = e instanceof RangeError
-      ? `"${t.host}" is not a usable DNS name: ${e.message}`
-      : `the resolver ${serverLabel(o.resolver)} cannot be asked: ${(e as Error).message}${e instanceof DnsError ? `; ${resolverHint(o.resolver)}` : ''}`;
-    return { host: t.host, port: t.port, protocol: effectiveProtocol(t.port, t.protocol), owner, dnssec: { tlsa: 'error', address: 'error', message: why }, records: [], authoritative: { inSync: false, summary: 'not checked', lagging: [] }, probes: [], nextRenewal: [], failures: [why], warnings: [], ok: false };
+    const why =
+      e instanceof RangeError
+        ? `"${t.host}" is not a usable DNS name: ${e.message}`
+        : `the resolver ${serverLabel(o.resolver)} cannot be asked: ${(e as Error).message}${e instanceof DnsError ? `; ${resolverHint(o.resolver)}` : ''}`;
+    return {
+      host: t.host,
+      port: t.port,
+      protocol: effectiveProtocol(t.port, t.protocol),
+      owner,
+      dnssec: { tlsa: 'error', address: 'error', message: why },
+      records: [],
+      authoritative: { inSync: false, summary: 'not checked', lagging: [] },
+      probes: [],
+      nextRenewal: [],
+      failures: [why],
+      warnings: [],
+      ok: false,
+    };
   }
 }
 
@@ -115,28 +141,52 @@ async function checkOne(t: CheckTarget, o: CheckOptions): Promise<CheckReport> {
   // One budget for the whole target: a silent resolver costs timeoutMs, not timeoutMs per
   // question times retries times the labels of a zone walk.
   const attemptMs = Math.min(ATTEMPT_MS, o.timeoutMs);
-  const q = { timeoutMs: attemptMs, retries: Math.max(2, Math.ceil(o.timeoutMs / attemptMs)), signal: AbortSignal.timeout(o.timeoutMs) };
+  const q = {
+    timeoutMs: attemptMs,
+    retries: Math.max(2, Math.ceil(o.timeoutMs / attemptMs)),
+    signal: AbortSignal.timeout(o.timeoutMs),
+  };
   const waits = o.waits ?? NO_PROGRESS;
   const resolverName = `the resolver ${serverLabel(o.resolver)}`;
   const silent = `no answer from ${resolverName} within ${o.timeoutMs / 1000} s (timeout_s): ${resolverHint(o.resolver)}`;
   const host = await waits.track(resolverName, resolveHostForDane(o.resolver, t.host, q));
-  if (host.status === 'nxdomain') failures.push(`${t.host} does not exist (NXDOMAIN, ${host.a.security ?? 'not validated'} denial): no address to probe`);
+  if (host.status === 'nxdomain')
+    failures.push(
+      `${t.host} does not exist (NXDOMAIN, ${host.a.security ?? 'not validated'} denial): no address to probe`,
+    );
   else if (host.status === 'timeout') failures.push(silent);
-  else if (host.status !== 'secure') failures.push(`address records of ${t.host}: ${host.status}: ${host.message}`);
+  else if (host.status !== 'secure')
+    failures.push(`address records of ${t.host}: ${host.status}: ${host.message}`);
   // The probes need only the addresses: they run while the TLSA RRset and the authoritative
   // servers are asked (probe() never rejects).
   const addresses = [...host.addresses.v4, ...host.addresses.v6];
   const keyTypes: ProbeKeyType[] = ['rsa', 'ecdsa'];
   const jobs = addresses.flatMap((address) => keyTypes.map((keyType) => ({ address, keyType })));
   const probeMs = Math.max(1, deadline - Date.now());
-  const probing = waits.track(`TLS probes of ${t.host}:${t.port}`,
-    Promise.all(jobs.map((j) => probe({ host: t.host, address: j.address, port: t.port, keyType: j.keyType, protocol: probeProtocol(t.port, t.protocol), timeoutMs: probeMs }))));
+  const probing = waits.track(
+    `TLS probes of ${t.host}:${t.port}`,
+    Promise.all(
+      jobs.map((j) =>
+        probe({
+          host: t.host,
+          address: j.address,
+          port: t.port,
+          keyType: j.keyType,
+          protocol: probeProtocol(t.port, t.protocol),
+          timeoutMs: probeMs,
+        }),
+      ),
+    ),
+  );
   let owner = ownerName(host.tlsaBase, t.port);
   let tlsa = await waits.track(resolverName, validatedLookup(o.resolver, owner, 'TLSA', q));
   // RFC 7672 §2.2.2: with a secure CNAME, the target's TLSA first, then the original name's.
   for (const base of host.tlsaBases.slice(1)) {
     if (tlsa.records.length) break;
-    const alt = await waits.track(resolverName, validatedLookup(o.resolver, ownerName(base, t.port), 'TLSA', q));
+    const alt = await waits.track(
+      resolverName,
+      validatedLookup(o.resolver, ownerName(base, t.port), 'TLSA', q),
+    );
     if (alt.records.length || alt.status === 'secure') {
       owner = ownerName(base, t.port);
       tlsa = alt;
@@ -147,44 +197,82 @@ async function checkOne(t: CheckTarget, o: CheckOptions): Promise<CheckReport> {
   if (hostGone) {
     /* one failure is enough */
   } else if (tlsa.status === 'nxdomain' || tlsa.status === 'nodata') {
-    failures.push(`no TLSA records at ${owner}${tlsa.security === 'secure' ? ' (securely denied)' : `, and the denial is ${tlsa.security ?? 'not validated'}`}: DANE is not in effect for this port`);
+    failures.push(
+      `no TLSA records at ${owner}${tlsa.security === 'secure' ? ' (securely denied)' : `, and the denial is ${tlsa.security ?? 'not validated'}`}: DANE is not in effect for this port`,
+    );
   } else if (tlsa.status === 'timeout') failures.push(silent);
-  else if (tlsa.status !== 'secure') failures.push(`TLSA ${owner}: ${tlsa.status}: ${tlsa.message}`);
+  else if (tlsa.status !== 'secure')
+    failures.push(`TLSA ${owner}: ${tlsa.status}: ${tlsa.message}`);
   // RFC 7672 §2.2: a client uses TLSA records only when they and the host's addresses are
   // DNSSEC-secure; otherwise it does not authenticate the server at all, whatever matches.
   const daneInEffect = tlsa.status === 'secure' && host.status === 'secure' && records.length > 0;
-  const notInEffect = tlsa.status !== 'secure'
-    ? `the TLSA records are ${tlsa.status}, not secure: DANE clients do not use them`
-    : `the address records of ${t.host} are ${host.status}, not secure: DANE clients do not look for TLSA records`;
-  if (records.length > o.cap) warnings.push(`${records.length} records at ${owner}: over ~${o.cap}, some receivers (Microsoft's) may not handle them all`);
+  const notInEffect =
+    tlsa.status !== 'secure'
+      ? `the TLSA records are ${tlsa.status}, not secure: DANE clients do not use them`
+      : `the address records of ${t.host} are ${host.status}, not secure: DANE clients do not look for TLSA records`;
+  if (records.length > o.cap)
+    warnings.push(
+      `${records.length} records at ${owner}: over ~${o.cap}, some receivers (Microsoft's) may not handle them all`,
+    );
 
-  let authoritative: CheckReport['authoritative'] = { inSync: false, summary: 'not checked', lagging: [] };
+  let authoritative: CheckReport['authoritative'] = {
+    inSync: false,
+    summary: 'not checked',
+    lagging: [],
+  };
   let servedTtl: number | undefined;
   try {
     const zone = await waits.track(resolverName, findZone(o.resolver, owner, q));
-    const answers = await waits.track(`the authoritative servers of ${zone.zone}`, queryAuthoritative(zone, owner, 'TLSA', { port: o.authoritativePort, ...q }));
+    const answers = await waits.track(
+      `the authoritative servers of ${zone.zone}`,
+      queryAuthoritative(zone, owner, 'TLSA', { port: o.authoritativePort, ...q }),
+    );
     // The servers among themselves: every one serves the union of what they all serve.
-    const union = [...new Map(answers.flatMap((a) => (a.error === undefined ? a.records ?? [] : [])).map((r) => [recordKey(r), r])).values()];
+    const union = [
+      ...new Map(
+        answers
+          .flatMap((a) => (a.error === undefined ? (a.records ?? []) : []))
+          .map((r) => [recordKey(r), r]),
+      ).values(),
+    ];
     const among = compareRrsets(union, answers, 'exact');
     // The resolver's RRset is the reference when it has one (a stale secondary then shows as
     // lagging with its extra records); a bogus or failed lookup has none.
-    const resolverView = tlsa.status !== 'bogus' && tlsa.status !== 'servfail' && tlsa.status !== 'timeout' && tlsa.status !== 'error';
+    const resolverView =
+      tlsa.status !== 'bogus' &&
+      tlsa.status !== 'servfail' &&
+      tlsa.status !== 'timeout' &&
+      tlsa.status !== 'error';
     let cmp = resolverView ? compareRrsets(records, answers, 'exact') : among;
     if (!cmp.inSync && among.inSync) {
       // Every server agrees; only the resolver's (cached) copy differs.
-      warnings.push(`every authoritative server of ${zone.zone} serves the same TLSA RRset at ${owner}, but the resolver answered another one (a cached older copy, gone within the TTL${tlsa.ttl !== undefined ? ` of ${tlsa.ttl} s` : ''})`);
+      warnings.push(
+        `every authoritative server of ${zone.zone} serves the same TLSA RRset at ${owner}, but the resolver answered another one (a cached older copy, gone within the TTL${tlsa.ttl !== undefined ? ` of ${tlsa.ttl} s` : ''})`,
+      );
       cmp = among;
     }
-    authoritative = { inSync: cmp.inSync, summary: cmp.summary, lagging: [...cmp.lagging, ...cmp.failed].map((s) => answerLabel(s)) };
-    const ttls = answers.map((a) => a.ttl).filter((x): x is NonNullable<typeof x> => x?.of === 'rrset').map((x) => x.seconds);
+    authoritative = {
+      inSync: cmp.inSync,
+      summary: cmp.summary,
+      lagging: [...cmp.lagging, ...cmp.failed].map((s) => answerLabel(s)),
+    };
+    const ttls = answers
+      .map((a) => a.ttl)
+      .filter((x): x is NonNullable<typeof x> => x?.of === 'rrset')
+      .map((x) => x.seconds);
     if (ttls.length) servedTtl = Math.max(...ttls);
     // Each write resets the RRset's TTL: a different one means another writer (or a provider
     // minimum) set it, and caches hold the RRset that long, not for the configured ttl.
     const own = t.setup?.service?.ttl;
     if (servedTtl !== undefined && own !== undefined && servedTtl !== own) {
-      warnings.push(`the authoritative servers serve the TLSA RRset at ${owner} with TTL ${servedTtl}, but this service's ttl is ${own}: another writer at this name (or the provider) set it, and each write resets it; give every writer the same ttl`);
+      warnings.push(
+        `the authoritative servers serve the TLSA RRset at ${owner} with TTL ${servedTtl}, but this service's ttl is ${own}: another writer at this name (or the provider) set it, and each write resets it; give every writer the same ttl`,
+      );
     }
-    if (!cmp.inSync) failures.push(`authoritative servers of ${zone.zone} disagree: ${cmp.summary.replace(/\n/g, '; ')}`);
+    if (!cmp.inSync)
+      failures.push(
+        `authoritative servers of ${zone.zone} disagree: ${cmp.summary.replace(/\n/g, '; ')}`,
+      );
   } catch (e) {
     if (q.signal.aborted) {
       authoritative.summary = `not checked: ${resolverName} did not answer in time`;
@@ -204,38 +292,76 @@ async function checkOne(t: CheckTarget, o: CheckOptions): Promise<CheckReport> {
     if (!r.ok) {
       const otherOk = results.some((x, k) => x.ok && jobs[k]!.address === j.address);
       const refusedKeyType = r.error.code === 'alert' || r.error.code === 'handshake';
-      if (otherOk && refusedKeyType) probes.push({ address: j.address, keyType: j.keyType, ok: true, notServed: true, problems: [] });
-      else probes.push({ address: j.address, keyType: j.keyType, ok: false, problems: [r.error.message + plaintextHint(r.error.message, t)] });
+      if (otherOk && refusedKeyType)
+        probes.push({
+          address: j.address,
+          keyType: j.keyType,
+          ok: true,
+          notServed: true,
+          problems: [],
+        });
+      else
+        probes.push({
+          address: j.address,
+          keyType: j.keyType,
+          ok: false,
+          problems: [r.error.message + plaintextHint(r.error.message, t)],
+        });
       return;
     }
     const chain = r.chain.map((der) => new X509Certificate(der));
     servedChains.push(chain);
     const leafType = keyTypeOf(chain[0]!.publicKey);
     const m = daneMatch({ records, chain, names: [host.tlsaBase, t.host], now: o.now, smtp });
-    const row: ProbeRow = { address: j.address, keyType: j.keyType, ok: m.verified && daneInEffect, leaf: `${leafType.label}, ${chain.length} certificate(s) sent`, problems: [] };
-    const matched = m.match ? `${rdataText(m.match.record).slice(0, 24)}… at depth ${m.match.depth}` : undefined;
-    if (!daneInEffect && records.length) row.problems.push(`${notInEffect}${matched ? ` (they would match: ${matched})` : ''}`);
+    const row: ProbeRow = {
+      address: j.address,
+      keyType: j.keyType,
+      ok: m.verified && daneInEffect,
+      leaf: `${leafType.label}, ${chain.length} certificate(s) sent`,
+      problems: [],
+    };
+    const matched = m.match
+      ? `${rdataText(m.match.record).slice(0, 24)}… at depth ${m.match.depth}`
+      : undefined;
+    if (!daneInEffect && records.length)
+      row.problems.push(`${notInEffect}${matched ? ` (they would match: ${matched})` : ''}`);
     else if (matched) row.matched = matched;
     else row.problems.push(...m.reasons);
-    for (const u of m.unusable) if (u.record.usage < 2) row.problems.push(`${short(u.record)} ${u.why}`);
+    for (const u of m.unusable)
+      if (u.record.usage < 2) row.problems.push(`${short(u.record)} ${u.why}`);
     probes.push(row);
   });
-  if (!addresses.length && host.status !== 'nxdomain' && host.status !== 'timeout') failures.push(`${t.host} has no address to probe`);
-  for (const p of probes) if (!p.ok) failures.push(`${p.address} ${p.keyType}: ${p.problems.join('; ')}`);
+  if (!addresses.length && host.status !== 'nxdomain' && host.status !== 'timeout')
+    failures.push(`${t.host} has no address to probe`);
+  for (const p of probes)
+    if (!p.ok) failures.push(`${p.address} ${p.keyType}: ${p.problems.join('; ')}`);
 
   // The next renewal: each served chain's plausible successors against the live records.
   const setup: RenewalSetup = t.setup ?? { catalogs: o.catalog ? [o.catalog] : [] };
   const dedup = new Map(servedChains.map((c) => [c.map((x) => x.fingerprint256).join(), c]));
-  const nextRenewal = daneInEffect ? [...dedup.values()].map((chain) => forecastChain(chain, records, setup, o.now)) : [];
+  const nextRenewal = daneInEffect
+    ? [...dedup.values()].map((chain) => forecastChain(chain, records, setup, o.now))
+    : [];
   for (const f of nextRenewal) if (f.verdict === 'breaks') warnings.push(f.text);
-  if (servedChains.length) for (const r of leftOver(records, servedChains, setup.catalogs)) warnings.push(`${short(r)} matches no chain any address serves: published for another host sharing this name, or left over from an old certificate`);
+  if (servedChains.length)
+    for (const r of leftOver(records, servedChains, setup.catalogs))
+      warnings.push(
+        `${short(r)} matches no chain any address serves: published for another host sharing this name, or left over from an old certificate`,
+      );
   const uniq = (xs: string[]) => [...new Set(xs)];
   return {
-    host: t.host, port: t.port, protocol: effectiveProtocol(t.port, t.protocol), owner,
+    host: t.host,
+    port: t.port,
+    protocol: effectiveProtocol(t.port, t.protocol),
+    owner,
     dnssec: { tlsa: tlsa.status, address: host.status, message: tlsa.message },
     records: records.map(rdataText),
-    authoritative, ...(servedTtl !== undefined ? { servedTtl } : {}), probes, nextRenewal,
-    failures: uniq(failures), warnings: uniq(warnings),
+    authoritative,
+    ...(servedTtl !== undefined ? { servedTtl } : {}),
+    probes,
+    nextRenewal,
+    failures: uniq(failures),
+    warnings: uniq(warnings),
     ok: failures.length === 0,
   };
 }

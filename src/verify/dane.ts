@@ -35,7 +35,10 @@ export interface DaneResult {
 
 /** RFC 7671 §9: per usage and selector, a client uses only the strongest digest published;
  *  Full (matching type 0) is not a digest and always counts. */
-export function applyDigestAgility(records: TlsaRecord[]): { kept: TlsaRecord[]; dropped: TlsaRecord[] } {
+export function applyDigestAgility(records: TlsaRecord[]): {
+  kept: TlsaRecord[];
+  dropped: TlsaRecord[];
+} {
   const strongest = new Map<string, number>();
   for (const r of records) {
     if (r.matching === 0) continue;
@@ -45,7 +48,8 @@ export function applyDigestAgility(records: TlsaRecord[]): { kept: TlsaRecord[];
   const kept: TlsaRecord[] = [];
   const dropped: TlsaRecord[] = [];
   for (const r of records) {
-    if (r.matching !== 0 && r.matching < (strongest.get(`${r.usage} ${r.selector}`) ?? 0)) dropped.push(r);
+    if (r.matching !== 0 && r.matching < (strongest.get(`${r.usage} ${r.selector}`) ?? 0))
+      dropped.push(r);
     else kept.push(r);
   }
   return { kept, dropped };
@@ -56,18 +60,27 @@ function matches(cert: X509Certificate, r: TlsaRecord): boolean {
 }
 
 function nameMatches(leaf: X509Certificate, names: string[]): boolean {
-  return names.some((n) => leaf.checkHost(n.replace(/\.$/, ''), { subject: 'default' }) !== undefined);
+  return names.some(
+    (n) => leaf.checkHost(n.replace(/\.$/, ''), { subject: 'default' }) !== undefined,
+  );
 }
 
 function validAt(c: X509Certificate, now: Date): boolean {
-  return new Date(c.validFrom).getTime() <= now.getTime() && now.getTime() <= new Date(c.validTo).getTime();
+  return (
+    new Date(c.validFrom).getTime() <= now.getTime() &&
+    now.getTime() <= new Date(c.validTo).getTime()
+  );
 }
 
 export function daneMatch(input: DaneMatchInput): DaneResult {
   const unusable: { record: TlsaRecord; why: string }[] = [];
   const candidates: TlsaRecord[] = [];
   for (const r of input.records) {
-    if (input.smtp && (r.usage === 0 || r.usage === 1)) unusable.push({ record: r, why: `usage ${r.usage} (PKIX) is unusable for SMTP (RFC 7672 §3.1.3)` });
+    if (input.smtp && (r.usage === 0 || r.usage === 1))
+      unusable.push({
+        record: r,
+        why: `usage ${r.usage} (PKIX) is unusable for SMTP (RFC 7672 §3.1.3)`,
+      });
     else {
       const bad = degenerateDataReason(r.matching, r.data);
       if (bad) unusable.push({ record: r, why: bad });
@@ -75,20 +88,35 @@ export function daneMatch(input: DaneMatchInput): DaneResult {
     }
   }
   const { kept: usable, dropped } = applyDigestAgility(candidates);
-  for (const r of dropped) unusable.push({ record: r, why: 'a stronger digest is published for this usage and selector, so clients ignore this one (RFC 7671 §9)' });
+  for (const r of dropped)
+    unusable.push({
+      record: r,
+      why: 'a stronger digest is published for this usage and selector, so clients ignore this one (RFC 7671 §9)',
+    });
   const reasons: string[] = [];
-  const result = (match?: DaneMatch): DaneResult => ({ verified: !!match, ...(match ? { match } : {}), usable, unusable, reasons });
+  const result = (match?: DaneMatch): DaneResult => ({
+    verified: !!match,
+    ...(match ? { match } : {}),
+    usable,
+    unusable,
+    reasons,
+  });
   const leaf = input.chain[0];
   if (!leaf) {
     reasons.push('the server sent no certificate');
     return result();
   }
   if (!usable.length) {
-    reasons.push(input.records.length ? 'no usable TLSA record: SMTP clients fall back to unauthenticated TLS or refuse delivery' : 'no TLSA records');
+    reasons.push(
+      input.records.length
+        ? 'no usable TLSA record: SMTP clients fall back to unauthenticated TLS or refuse delivery'
+        : 'no TLSA records',
+    );
     return result();
   }
   // DANE-EE first: it needs no name or expiry checks.
-  for (const r of usable.filter((x) => x.usage === 3)) if (matches(leaf, r)) return result({ record: r, depth: 0 });
+  for (const r of usable.filter((x) => x.usage === 3))
+    if (matches(leaf, r)) return result({ record: r, depth: 0 });
   for (const r of usable.filter((x) => x.usage === 2 || (!input.smtp && x.usage === 0))) {
     for (let depth = 1; depth < input.chain.length; depth++) {
       const ta = input.chain[depth]!;
@@ -97,12 +125,22 @@ export function daneMatch(input: DaneMatchInput): DaneResult {
       // the leaf must carry the name (RFC 7672 §3.1.2, §3.2.3).
       let broken = '';
       for (let i = 0; i < depth; i++) {
-        if (!issuedBy(input.chain[i]!, input.chain[i + 1]!)) broken = `certificate at depth ${i} is not issued by the one at depth ${i + 1}`;
+        if (!issuedBy(input.chain[i]!, input.chain[i + 1]!))
+          broken = `certificate at depth ${i} is not issued by the one at depth ${i + 1}`;
       }
       const expired = input.chain.slice(0, depth + 1).findIndex((c) => !validAt(c, input.now));
-      if (broken) reasons.push(`${rdataText(r).slice(0, 24)}… matches the certificate at depth ${depth}, but ${broken}`);
-      else if (expired >= 0) reasons.push(`${rdataText(r).slice(0, 24)}… matches at depth ${depth}, but the certificate at depth ${expired} is expired or not yet valid`);
-      else if (!nameMatches(leaf, input.names)) reasons.push(`${rdataText(r).slice(0, 24)}… matches at depth ${depth}, but the leaf is not valid for ${input.names.join(' or ')} (DANE-TA checks names)`);
+      if (broken)
+        reasons.push(
+          `${rdataText(r).slice(0, 24)}… matches the certificate at depth ${depth}, but ${broken}`,
+        );
+      else if (expired >= 0)
+        reasons.push(
+          `${rdataText(r).slice(0, 24)}… matches at depth ${depth}, but the certificate at depth ${expired} is expired or not yet valid`,
+        );
+      else if (!nameMatches(leaf, input.names))
+        reasons.push(
+          `${rdataText(r).slice(0, 24)}… matches at depth ${depth}, but the leaf is not valid for ${input.names.join(' or ')} (DANE-TA checks names)`,
+        );
       else return result({ record: r, depth });
     }
   }

@@ -103,9 +103,22 @@ export class DnsError extends NetworkError {
 /** No matching response within timeoutMs, on every attempt, or none before the caller's
  *  deadline (`deadline`: an AbortSignal.timeout() signal fired). */
 export class DnsTimeoutError extends DnsError {
-  constructor(server: DnsServer, qname: string, qtype: string, readonly attempts: number, readonly timeoutMs: number, readonly transport: 'udp' | 'tcp', readonly deadline = false) {
+  constructor(
+    server: DnsServer,
+    qname: string,
+    qtype: string,
+    readonly attempts: number,
+    readonly timeoutMs: number,
+    readonly transport: 'udp' | 'tcp',
+    readonly deadline = false,
+  ) {
     const tries = `${attempts} attempt${attempts === 1 ? '' : 's'}`;
-    super(`${qname} ${qtype}: no response from ${serverLabel(server)} over ${transport.toUpperCase()} ${deadline ? `in the time allowed (${tries})` : `(${tries} of ${timeoutMs} ms)`}`, server, qname, qtype);
+    super(
+      `${qname} ${qtype}: no response from ${serverLabel(server)} over ${transport.toUpperCase()} ${deadline ? `in the time allowed (${tries})` : `(${tries} of ${timeoutMs} ms)`}`,
+      server,
+      qname,
+      qtype,
+    );
     this.name = 'DnsTimeoutError';
   }
 }
@@ -113,8 +126,20 @@ export class DnsTimeoutError extends DnsError {
 /** The server could not be reached or broke the exchange: connection or port refused (ICMP
  *  port unreachable on UDP), reset, closed before a full response, unreachable network. */
 export class DnsNetworkError extends DnsError {
-  constructor(server: DnsServer, qname: string, qtype: string, readonly code: string, detail: string, readonly transport: 'udp' | 'tcp') {
-    super(`${qname} ${qtype}: ${serverLabel(server)} over ${transport.toUpperCase()}: ${detail}`, server, qname, qtype);
+  constructor(
+    server: DnsServer,
+    qname: string,
+    qtype: string,
+    readonly code: string,
+    detail: string,
+    readonly transport: 'udp' | 'tcp',
+  ) {
+    super(
+      `${qname} ${qtype}: ${serverLabel(server)} over ${transport.toUpperCase()}: ${detail}`,
+      server,
+      qname,
+      qtype,
+    );
     this.name = 'DnsNetworkError';
   }
 }
@@ -122,7 +147,12 @@ export class DnsNetworkError extends DnsError {
 /** A response that dns-packet cannot decode (TCP), or a truncated response over TCP. */
 export class DnsFormatError extends DnsError {
   constructor(server: DnsServer, qname: string, qtype: string, detail: string) {
-    super(`${qname} ${qtype}: bad response from ${serverLabel(server)}: ${detail}`, server, qname, qtype);
+    super(
+      `${qname} ${qtype}: bad response from ${serverLabel(server)}: ${detail}`,
+      server,
+      qname,
+      qtype,
+    );
     this.name = 'DnsFormatError';
   }
 }
@@ -164,7 +194,8 @@ function checkQueryName(name: string): string {
   if (Buffer.byteLength(n) > 254) throw new RangeError(`"${name}" is too long for a DNS name`);
   for (const label of n.slice(0, -1).split('.')) {
     if (label.length === 0) throw new RangeError(`"${name}" has an empty label`);
-    if (Buffer.byteLength(label) > 63) throw new RangeError(`"${name}" has a label longer than 63 octets`);
+    if (Buffer.byteLength(label) > 63)
+      throw new RangeError(`"${name}" has a label longer than 63 octets`);
   }
   return n;
 }
@@ -177,7 +208,7 @@ export function followCnames(answers: readonly Answer[], name: string): string[]
   for (;;) {
     const current = chain[chain.length - 1]!;
     const c = answers.find((a) => a.type === 'CNAME' && canonicalName(a.name) === current);
-    if (!c || c.type !== 'CNAME') return chain;
+    if (c?.type !== 'CNAME') return chain;
     const next = canonicalName(c.data);
     if (seen.has(next)) return chain;
     seen.add(next);
@@ -187,9 +218,15 @@ export function followCnames(answers: readonly Answer[], name: string): string[]
 
 const hex = (b: Buffer): string => b.toString('hex');
 
-function isUsage(n: number): n is Usage { return n === 0 || n === 1 || n === 2 || n === 3; }
-function isSelector(n: number): n is Selector { return n === 0 || n === 1; }
-function isMatching(n: number): n is MatchingType { return n === 0 || n === 1 || n === 2; }
+function isUsage(n: number): n is Usage {
+  return n === 0 || n === 1 || n === 2 || n === 3;
+}
+function isSelector(n: number): n is Selector {
+  return n === 0 || n === 1;
+}
+function isMatching(n: number): n is MatchingType {
+  return n === 0 || n === 1 || n === 2;
+}
 
 /** dns-packet decodes TLSA as `{usage, selector, matchingType, certificate: Buffer}`; this is
  *  the record model's form (owner absolute and lower case, data lower hex). Undefined when the
@@ -197,12 +234,21 @@ function isMatching(n: number): n is MatchingType { return n === 0 || n === 1 ||
 export function toTlsaRecord(a: TlsaAnswer): TlsaRecord | undefined {
   const { usage, selector, matchingType, certificate } = a.data;
   if (!isUsage(usage) || !isSelector(selector) || !isMatching(matchingType)) return undefined;
-  return { owner: canonicalName(a.name), usage, selector, matching: matchingType, data: hex(certificate) };
+  return {
+    owner: canonicalName(a.name),
+    usage,
+    selector,
+    matching: matchingType,
+    data: hex(certificate),
+  };
 }
 
 /** The TLSA records among `answers` (optionally only at `owner`), plus the ones the record
  *  model cannot hold, in presentation form. */
-export function tlsaFromAnswers(answers: readonly Answer[], owner?: string): { records: TlsaRecord[]; unsupported: string[] } {
+export function tlsaFromAnswers(
+  answers: readonly Answer[],
+  owner?: string,
+): { records: TlsaRecord[]; unsupported: string[] } {
   const want = owner === undefined ? undefined : canonicalName(owner);
   const records: TlsaRecord[] = [];
   const unsupported: string[] = [];
@@ -211,7 +257,10 @@ export function tlsaFromAnswers(answers: readonly Answer[], owner?: string): { r
     if (want !== undefined && canonicalName(a.name) !== want) continue;
     const r = toTlsaRecord(a);
     if (r) records.push(r);
-    else unsupported.push(`${canonicalName(a.name)} TLSA ${a.data.usage} ${a.data.selector} ${a.data.matchingType} ${hex(a.data.certificate)}`);
+    else
+      unsupported.push(
+        `${canonicalName(a.name)} TLSA ${a.data.usage} ${a.data.selector} ${a.data.matchingType} ${hex(a.data.certificate)}`,
+      );
   }
   return { records, unsupported };
 }
@@ -219,24 +268,39 @@ export function tlsaFromAnswers(answers: readonly Answer[], owner?: string): { r
 /** RDATA of a decoded record in (roughly) presentation form, for messages and comparisons. */
 export function rdataString(a: Answer): string {
   switch (a.type) {
-    case 'A': case 'AAAA': return a.data;
-    case 'CNAME': case 'DNAME': case 'NS': case 'PTR': return canonicalName(a.data);
-    case 'TLSA': return `${a.data.usage} ${a.data.selector} ${a.data.matchingType} ${hex(a.data.certificate)}`;
+    case 'A':
+    case 'AAAA':
+      return a.data;
+    case 'CNAME':
+    case 'DNAME':
+    case 'NS':
+    case 'PTR':
+      return canonicalName(a.data);
+    case 'TLSA':
+      return `${a.data.usage} ${a.data.selector} ${a.data.matchingType} ${hex(a.data.certificate)}`;
     case 'SOA': {
       const d = a.data;
       return `${canonicalName(d.mname)} ${canonicalName(d.rname)} ${d.serial ?? 0} ${d.refresh ?? 0} ${d.retry ?? 0} ${d.expire ?? 0} ${d.minimum ?? 0}`;
     }
-    case 'MX': return `${a.data.preference ?? 0} ${canonicalName(a.data.exchange)}`;
-    case 'DS': return `${a.data.keyTag} ${a.data.algorithm} ${a.data.digestType} ${hex(a.data.digest)}`;
-    case 'RRSIG': return `${a.data.typeCovered} ${a.data.algorithm} ${a.data.labels} ${a.data.originalTTL} ${a.data.expiration} ${a.data.inception} ${a.data.keyTag} ${canonicalName(a.data.signersName)}`;
+    case 'MX':
+      return `${a.data.preference ?? 0} ${canonicalName(a.data.exchange)}`;
+    case 'DS':
+      return `${a.data.keyTag} ${a.data.algorithm} ${a.data.digestType} ${hex(a.data.digest)}`;
+    case 'RRSIG':
+      return `${a.data.typeCovered} ${a.data.algorithm} ${a.data.labels} ${a.data.originalTTL} ${a.data.expiration} ${a.data.inception} ${a.data.keyTag} ${canonicalName(a.data.signersName)}`;
     case 'TXT': {
       const parts = Array.isArray(a.data) ? a.data : [a.data];
-      return parts.map((p) => JSON.stringify(Buffer.isBuffer(p) ? p.toString('utf8') : p)).join(' ');
+      return parts
+        .map((p) => JSON.stringify(Buffer.isBuffer(p) ? p.toString('utf8') : p))
+        .join(' ');
     }
-    case 'OPT': return '';
+    case 'OPT':
+      return '';
     default: {
       const d: unknown = (a as { data?: unknown }).data;
-      return Buffer.isBuffer(d) ? `\\# ${d.length} ${hex(d)}` : JSON.stringify(d, (_k, v: unknown) => (Buffer.isBuffer(v) ? hex(v) : v));
+      return Buffer.isBuffer(d)
+        ? `\\# ${d.length} ${hex(d)}`
+        : JSON.stringify(d, (_k, v: unknown) => (Buffer.isBuffer(v) ? hex(v) : v));
     }
   }
 }
@@ -248,7 +312,20 @@ const EDNS_PAYLOAD = 1232;
 const EDE_OPTION = 15;
 
 function rcodeName(code: number): string {
-  const names = ['NOERROR', 'FORMERR', 'SERVFAIL', 'NXDOMAIN', 'NOTIMP', 'REFUSED', 'YXDOMAIN', 'YXRRSET', 'NXRRSET', 'NOTAUTH', 'NOTZONE', 'DSOTYPENI'];
+  const names = [
+    'NOERROR',
+    'FORMERR',
+    'SERVFAIL',
+    'NXDOMAIN',
+    'NOTIMP',
+    'REFUSED',
+    'YXDOMAIN',
+    'YXRRSET',
+    'NXRRSET',
+    'NOTAUTH',
+    'NOTZONE',
+    'DSOTYPENI',
+  ];
   if (code === 16) return 'BADVERS';
   return names[code] ?? `RCODE${code}`;
 }
@@ -271,9 +348,21 @@ function buildQuery(name: string, type: RecordType, opts: QueryOptions): Exchang
     id,
     flags,
     questions: [{ type, name: name === '.' ? '.' : name.slice(0, -1), class: 'IN' }],
-    additionals: opts.dnssec || (opts.edns ?? true)
-      ? [{ type: 'OPT', name: '.', udpPayloadSize: EDNS_PAYLOAD, extendedRcode: 0, ednsVersion: 0, flags: opts.dnssec ? dnsPacket.DNSSEC_OK : 0, flag_do: !!opts.dnssec, options: [] }]
-      : [],
+    additionals:
+      opts.dnssec || (opts.edns ?? true)
+        ? [
+            {
+              type: 'OPT',
+              name: '.',
+              udpPayloadSize: EDNS_PAYLOAD,
+              extendedRcode: 0,
+              ednsVersion: 0,
+              flags: opts.dnssec ? dnsPacket.DNSSEC_OK : 0,
+              flag_do: !!opts.dnssec,
+              options: [],
+            },
+          ]
+        : [],
   };
   return { name, type, id, message: dnsPacket.encode(packet) };
 }
@@ -297,7 +386,13 @@ function matchResponse(buf: Buffer, ex: Exchange): DecodedPacket | undefined {
   return p;
 }
 
-function toResponse(p: DecodedPacket, server: DnsServer, ex: Exchange, transport: 'udp' | 'tcp', attempts: number): DnsResponse {
+function toResponse(
+  p: DecodedPacket,
+  server: DnsServer,
+  ex: Exchange,
+  transport: 'udp' | 'tcp',
+  attempts: number,
+): DnsResponse {
   const additionals = p.additionals ?? [];
   const answers = p.answers ?? [];
   const opt = additionals.find((a) => a.type === 'OPT');
@@ -308,7 +403,10 @@ function toResponse(p: DecodedPacket, server: DnsServer, ex: Exchange, transport
     for (const o of opt.options ?? []) {
       const data = o.data;
       if ((o.code as number) === EDE_OPTION && data && data.length >= 2) {
-        ede.push({ code: data.readUInt16BE(0), text: data.subarray(2).toString('utf8').replace(/\0+$/, '') });
+        ede.push({
+          code: data.readUInt16BE(0),
+          text: data.subarray(2).toString('utf8').replace(/\0+$/, ''),
+        });
       }
     }
   }
@@ -319,7 +417,14 @@ function toResponse(p: DecodedPacket, server: DnsServer, ex: Exchange, transport
     type: ex.type,
     id: ex.id,
     rcode: rcodeName((ext << 4) | headerRcode),
-    flags: { aa: p.flag_aa, tc: p.flag_tc, rd: p.flag_rd, ra: p.flag_ra, ad: p.flag_ad, cd: p.flag_cd },
+    flags: {
+      aa: p.flag_aa,
+      tc: p.flag_tc,
+      rd: p.flag_rd,
+      ra: p.flag_ra,
+      ad: p.flag_ad,
+      cd: p.flag_cd,
+    },
     answers,
     authorities: p.authorities ?? [],
     additionals,
@@ -337,7 +442,12 @@ function abortError(signal: AbortSignal): unknown {
   return signal.reason ?? new Error('aborted');
 }
 
-function udpAttempt(server: DnsServer, ex: Exchange, timeoutMs: number, signal?: AbortSignal): Promise<AttemptResult> {
+function udpAttempt(
+  server: DnsServer,
+  ex: Exchange,
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<AttemptResult> {
   return new Promise((resolve, reject) => {
     const family = isIP(server.host) === 6 ? 'udp6' : 'udp4';
     const sock = createSocket(family);
@@ -347,14 +457,23 @@ function udpAttempt(server: DnsServer, ex: Exchange, timeoutMs: number, signal?:
       done = true;
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
-      try { sock.close(); } catch { /* already closed */ }
+      try {
+        sock.close();
+      } catch {
+        /* already closed */
+      }
       fn();
     };
     const onAbort = (): void => finish(() => reject(abortError(signal!)));
     const timer = setTimeout(() => finish(() => resolve({ kind: 'timeout' })), timeoutMs);
     signal?.addEventListener('abort', onAbort, { once: true });
-    sock.on('error', (e: NodeJS.ErrnoException) => finish(() => reject(
-      new DnsNetworkError(server, ex.name, ex.type, e.code ?? 'EIO', describeErrno(e), 'udp'))));
+    sock.on('error', (e: NodeJS.ErrnoException) =>
+      finish(() =>
+        reject(
+          new DnsNetworkError(server, ex.name, ex.type, e.code ?? 'EIO', describeErrno(e), 'udp'),
+        ),
+      ),
+    );
     sock.on('message', (msg) => {
       const p = matchResponse(msg, ex);
       if (p) finish(() => resolve({ kind: 'response', packet: p }));
@@ -363,13 +482,30 @@ function udpAttempt(server: DnsServer, ex: Exchange, timeoutMs: number, signal?:
     // comes back as ECONNREFUSED.
     sock.connect(server.port, server.host, () => {
       sock.send(ex.message, (err) => {
-        if (err) finish(() => reject(new DnsNetworkError(server, ex.name, ex.type, (err as NodeJS.ErrnoException).code ?? 'EIO', describeErrno(err), 'udp')));
+        if (err)
+          finish(() =>
+            reject(
+              new DnsNetworkError(
+                server,
+                ex.name,
+                ex.type,
+                (err as NodeJS.ErrnoException).code ?? 'EIO',
+                describeErrno(err),
+                'udp',
+              ),
+            ),
+          );
       });
     });
   });
 }
 
-function tcpAttempt(server: DnsServer, ex: Exchange, timeoutMs: number, signal?: AbortSignal): Promise<AttemptResult> {
+function tcpAttempt(
+  server: DnsServer,
+  ex: Exchange,
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<AttemptResult> {
   return new Promise((resolve, reject) => {
     const sock = connect({ host: server.host, port: server.port });
     let done = false;
@@ -385,8 +521,13 @@ function tcpAttempt(server: DnsServer, ex: Exchange, timeoutMs: number, signal?:
     const onAbort = (): void => finish(() => reject(abortError(signal!)));
     const timer = setTimeout(() => finish(() => resolve({ kind: 'timeout' })), timeoutMs);
     signal?.addEventListener('abort', onAbort, { once: true });
-    sock.on('error', (e: NodeJS.ErrnoException) => finish(() => reject(
-      new DnsNetworkError(server, ex.name, ex.type, e.code ?? 'EIO', describeErrno(e), 'tcp'))));
+    sock.on('error', (e: NodeJS.ErrnoException) =>
+      finish(() =>
+        reject(
+          new DnsNetworkError(server, ex.name, ex.type, e.code ?? 'EIO', describeErrno(e), 'tcp'),
+        ),
+      ),
+    );
     sock.on('connect', () => {
       const len = Buffer.alloc(2);
       len.writeUInt16BE(ex.message.length);
@@ -408,24 +549,51 @@ function tcpAttempt(server: DnsServer, ex: Exchange, timeoutMs: number, signal?:
         try {
           dnsPacket.decode(msg);
         } catch (e) {
-          finish(() => reject(new DnsFormatError(server, ex.name, ex.type, `cannot decode the TCP response: ${(e as Error).message}`)));
+          finish(() =>
+            reject(
+              new DnsFormatError(
+                server,
+                ex.name,
+                ex.type,
+                `cannot decode the TCP response: ${(e as Error).message}`,
+              ),
+            ),
+          );
           return;
         }
       }
     });
-    sock.on('end', () => finish(() => reject(
-      new DnsNetworkError(server, ex.name, ex.type, 'ECONNRESET', 'the server closed the TCP connection without a complete response', 'tcp'))));
+    sock.on('end', () =>
+      finish(() =>
+        reject(
+          new DnsNetworkError(
+            server,
+            ex.name,
+            ex.type,
+            'ECONNRESET',
+            'the server closed the TCP connection without a complete response',
+            'tcp',
+          ),
+        ),
+      ),
+    );
   });
 }
 
 function describeErrno(e: NodeJS.ErrnoException): string {
   switch (e.code) {
-    case 'ECONNREFUSED': return 'connection refused (nothing listens on that port)';
-    case 'ECONNRESET': return 'connection reset';
-    case 'ENETUNREACH': return 'network unreachable';
-    case 'EHOSTUNREACH': return 'host unreachable';
-    case 'EADDRNOTAVAIL': return 'address not available';
-    default: return e.message;
+    case 'ECONNREFUSED':
+      return 'connection refused (nothing listens on that port)';
+    case 'ECONNRESET':
+      return 'connection reset';
+    case 'ENETUNREACH':
+      return 'network unreachable';
+    case 'EHOSTUNREACH':
+      return 'host unreachable';
+    case 'EADDRNOTAVAIL':
+      return 'address not available';
+    default:
+      return e.message;
   }
 }
 
@@ -435,19 +603,27 @@ function pastDeadline(signal: AbortSignal | undefined): boolean {
   return !!signal?.aborted && (signal.reason as Error | undefined)?.name === 'TimeoutError';
 }
 
-async function exchange(server: DnsServer, name: string, type: RecordType, opts: QueryOptions, transport: 'udp' | 'tcp'): Promise<DnsResponse> {
+async function exchange(
+  server: DnsServer,
+  name: string,
+  type: RecordType,
+  opts: QueryOptions,
+  transport: 'udp' | 'tcp',
+): Promise<DnsResponse> {
   const timeoutMs = opts.timeoutMs ?? 2000;
   const attempts = 1 + Math.max(0, opts.retries ?? 2);
-  const deadline = (tried: number) => new DnsTimeoutError(server, name, type, tried, timeoutMs, transport, true);
+  const deadline = (tried: number) =>
+    new DnsTimeoutError(server, name, type, tried, timeoutMs, transport, true);
   for (let attempt = 1; attempt <= attempts; attempt++) {
     if (pastDeadline(opts.signal)) throw deadline(attempt - 1);
     if (opts.signal?.aborted) throw abortError(opts.signal);
     const ex = buildQuery(name, type, opts); // a fresh id (and UDP source port) per attempt
     let r: AttemptResult;
     try {
-      r = transport === 'udp'
-        ? await udpAttempt(server, ex, timeoutMs, opts.signal)
-        : await tcpAttempt(server, ex, timeoutMs, opts.signal);
+      r =
+        transport === 'udp'
+          ? await udpAttempt(server, ex, timeoutMs, opts.signal)
+          : await tcpAttempt(server, ex, timeoutMs, opts.signal);
     } catch (e) {
       if (pastDeadline(opts.signal) && e === opts.signal!.reason) throw deadline(attempt);
       throw e;
@@ -464,9 +640,15 @@ async function exchange(server: DnsServer, name: string, type: RecordType, opts:
  * timed out, DnsNetworkError when the server refused (no retry: that is not transient),
  * DnsFormatError for an undecodable or still truncated TCP response.
  */
-export async function query(server: DnsServer, name: string, type: RecordType | string, opts: QueryOptions = {}): Promise<DnsResponse> {
+export async function query(
+  server: DnsServer,
+  name: string,
+  type: RecordType | string,
+  opts: QueryOptions = {},
+): Promise<DnsResponse> {
   if (!isIP(server.host)) throw new RangeError(`DNS server "${server.host}" is not an IP address`);
-  if (!Number.isInteger(server.port) || server.port < 1 || server.port > 65535) throw new RangeError(`DNS server port ${server.port} is not a port`);
+  if (!Number.isInteger(server.port) || server.port < 1 || server.port > 65535)
+    throw new RangeError(`DNS server port ${server.port} is not a port`);
   const qname = checkQueryName(name);
   const qtype = type.toUpperCase() as RecordType;
   if (opts.tcp) return tcpOnly(server, qname, qtype, opts);
@@ -475,8 +657,14 @@ export async function query(server: DnsServer, name: string, type: RecordType | 
   return tcpOnly(server, qname, qtype, opts);
 }
 
-async function tcpOnly(server: DnsServer, qname: string, qtype: RecordType, opts: QueryOptions): Promise<DnsResponse> {
+async function tcpOnly(
+  server: DnsServer,
+  qname: string,
+  qtype: RecordType,
+  opts: QueryOptions,
+): Promise<DnsResponse> {
   const r = await exchange(server, qname, qtype, opts, 'tcp');
-  if (r.flags.tc) throw new DnsFormatError(server, qname, qtype, 'the TCP response is truncated (TC) too');
+  if (r.flags.tc)
+    throw new DnsFormatError(server, qname, qtype, 'the TCP response is truncated (TC) too');
   return r;
 }

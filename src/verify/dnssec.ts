@@ -12,8 +12,15 @@
 import type { Answer, RecordType } from 'dns-packet';
 import type { TlsaRecord } from '../tlsa/record.js';
 import {
-  DnsTimeoutError, canonicalName, followCnames, query, rdataString, tlsaFromAnswers,
-  type DnsResponse, type DnsServer, type ExtendedError,
+  DnsTimeoutError,
+  canonicalName,
+  followCnames,
+  query,
+  rdataString,
+  tlsaFromAnswers,
+  type DnsResponse,
+  type DnsServer,
+  type ExtendedError,
 } from './dns.js';
 
 /**
@@ -27,17 +34,27 @@ import {
  * - `servfail`: SERVFAIL also with CD. `timeout`: no response. `error`: another rcode
  *   (REFUSED, FORMERR, NOTIMP, ...).
  */
-export type LookupStatus = 'secure' | 'insecure' | 'unvalidated' | 'bogus' | 'nxdomain' | 'nodata' | 'servfail' | 'timeout' | 'error';
+export type LookupStatus =
+  | 'secure'
+  | 'insecure'
+  | 'unvalidated'
+  | 'bogus'
+  | 'nxdomain'
+  | 'nodata'
+  | 'servfail'
+  | 'timeout'
+  | 'error';
 
 /** How far DNSSEC covers an answer (positive or negative). */
 export type Security = 'secure' | 'insecure' | 'unvalidated';
 
 /** What a lookup returns per type: TLSA in the record model, addresses and names as strings,
  *  anything else as dns-packet decoded it. */
-export type RecordFor<T extends string> =
-  T extends 'TLSA' ? TlsaRecord
-    : T extends 'A' | 'AAAA' | 'CNAME' | 'DNAME' | 'NS' | 'PTR' ? string
-      : Answer;
+export type RecordFor<T extends string> = T extends 'TLSA'
+  ? TlsaRecord
+  : T extends 'A' | 'AAAA' | 'CNAME' | 'DNAME' | 'NS' | 'PTR'
+    ? string
+    : Answer;
 
 export interface LookupResult<R> {
   /** The name asked for (absolute, lower case) and the type. */
@@ -77,23 +94,35 @@ export interface LookupOptions {
   signal?: AbortSignal;
 }
 
-export const UNVALIDATED_MESSAGE = 'the resolver does not validate (no AD bit) although the zone is signed';
+export const UNVALIDATED_MESSAGE =
+  'the resolver does not validate (no AD bit) although the zone is signed';
 
 function convert(type: string, answers: Answer[]): unknown[] {
   if (type === 'TLSA') return tlsaFromAnswers(answers).records;
   return answers.map((a) => {
     switch (a.type) {
-      case 'A': case 'AAAA': return a.data;
-      case 'CNAME': case 'DNAME': case 'NS': case 'PTR': return canonicalName(a.data);
-      default: return a;
+      case 'A':
+      case 'AAAA':
+        return a.data;
+      case 'CNAME':
+      case 'DNAME':
+      case 'NS':
+      case 'PTR':
+        return canonicalName(a.data);
+      default:
+        return a;
     }
   });
 }
 
-function rrsigSigner(records: readonly Answer[], covered?: { owner: string; type: string }): string | undefined {
+function rrsigSigner(
+  records: readonly Answer[],
+  covered?: { owner: string; type: string },
+): string | undefined {
   for (const a of records) {
     if (a.type !== 'RRSIG') continue;
-    if (covered && (canonicalName(a.name) !== covered.owner || a.data.typeCovered !== covered.type)) continue;
+    if (covered && (canonicalName(a.name) !== covered.owner || a.data.typeCovered !== covered.type))
+      continue;
     return canonicalName(a.data.signersName);
   }
   return undefined;
@@ -101,15 +130,27 @@ function rrsigSigner(records: readonly Answer[], covered?: { owner: string; type
 
 /** Ask the resolver for the signer's DS to tell "resolver does not validate" from "signed,
  *  but the parent has no DS". */
-async function classifyUnauthenticated(resolver: DnsServer, signer: string | undefined, opts: LookupOptions): Promise<{ security: Security; message: string }> {
+async function classifyUnauthenticated(
+  resolver: DnsServer,
+  signer: string | undefined,
+  opts: LookupOptions,
+): Promise<{ security: Security; message: string }> {
   if (!signer || signer === '.') {
     return { security: 'unvalidated', message: UNVALIDATED_MESSAGE };
   }
   let ds: DnsResponse;
   try {
-    ds = await query(resolver, signer, 'DS', { dnssec: true, timeoutMs: opts.timeoutMs, retries: opts.retries, signal: opts.signal });
+    ds = await query(resolver, signer, 'DS', {
+      dnssec: true,
+      timeoutMs: opts.timeoutMs,
+      retries: opts.retries,
+      signal: opts.signal,
+    });
   } catch (e) {
-    return { security: 'unvalidated', message: `${UNVALIDATED_MESSAGE} (the DS of ${signer} could not be asked for: ${(e as Error).message})` };
+    return {
+      security: 'unvalidated',
+      message: `${UNVALIDATED_MESSAGE} (the DS of ${signer} could not be asked for: ${(e as Error).message})`,
+    };
   }
   const dsRecords = ds.answers.filter((a) => a.type === 'DS' && canonicalName(a.name) === signer);
   if (ds.rcode === 'NOERROR' && dsRecords.length > 0) {
@@ -127,33 +168,69 @@ async function classifyUnauthenticated(resolver: DnsServer, signer: string | und
         message: `${signer} is signed but its parent has no DS record for it (a provably insecure delegation): DNSSEC does not cover it, so DANE is not in effect; publish the DS at the parent (registrar)`,
       };
     }
-    const parentSigned = ds.authorities.some((a) => a.type === 'RRSIG' || a.type === 'NSEC' || a.type === 'NSEC3');
-    if (parentSigned) return { security: 'unvalidated', message: `${UNVALIDATED_MESSAGE} (the parent's denial of a DS for ${signer} is signed but not validated either)` };
+    const parentSigned = ds.authorities.some(
+      (a) => a.type === 'RRSIG' || a.type === 'NSEC' || a.type === 'NSEC3',
+    );
+    if (parentSigned)
+      return {
+        security: 'unvalidated',
+        message: `${UNVALIDATED_MESSAGE} (the parent's denial of a DS for ${signer} is signed but not validated either)`,
+      };
     return {
       security: 'insecure',
       message: `${signer} is signed but has no DS at its parent, which is not signed either: DNSSEC does not cover it, so DANE is not in effect`,
     };
   }
-  return { security: 'unvalidated', message: `${UNVALIDATED_MESSAGE} (asking for the DS of ${signer} gave ${ds.rcode})` };
+  return {
+    security: 'unvalidated',
+    message: `${UNVALIDATED_MESSAGE} (asking for the DS of ${signer} gave ${ds.rcode})`,
+  };
 }
 
 function edeText(ede: ExtendedError[]): string {
-  return ede.length ? ` (${ede.map((e) => `EDE ${e.code}${e.text ? `: ${e.text}` : ''}`).join('; ')})` : '';
+  return ede.length
+    ? ` (${ede.map((e) => `EDE ${e.code}${e.text ? `: ${e.text}` : ''}`).join('; ')})`
+    : '';
 }
 
 /**
  * Look `name`/`type` up through a validating resolver with DO set and give a DNSSEC verdict.
  * A resolver that cannot be reached (refused) throws DnsNetworkError; a timeout is a status.
  */
-export async function validatedLookup<T extends RecordType>(resolver: DnsServer, name: string, type: T, opts: LookupOptions = {}): Promise<LookupResult<RecordFor<T>>> {
+export async function validatedLookup<T extends RecordType>(
+  resolver: DnsServer,
+  name: string,
+  type: T,
+  opts: LookupOptions = {},
+): Promise<LookupResult<RecordFor<T>>> {
   const qname = canonicalName(name);
-  const base = { name: qname, type, records: [] as RecordFor<T>[], unsupported: [] as string[], cnameChain: [] as string[], target: qname, ede: [] as ExtendedError[] };
+  const base = {
+    name: qname,
+    type,
+    records: [] as RecordFor<T>[],
+    unsupported: [] as string[],
+    cnameChain: [] as string[],
+    target: qname,
+    ede: [] as ExtendedError[],
+  };
   let r: DnsResponse;
   try {
-    r = await query(resolver, qname, type, { dnssec: true, recursionDesired: true, timeoutMs: opts.timeoutMs, retries: opts.retries, signal: opts.signal });
+    r = await query(resolver, qname, type, {
+      dnssec: true,
+      recursionDesired: true,
+      timeoutMs: opts.timeoutMs,
+      retries: opts.retries,
+      signal: opts.signal,
+    });
   } catch (e) {
     if (e instanceof DnsTimeoutError) {
-      return { ...base, status: 'timeout', authenticated: false, signed: false, message: `${qname} ${type}: ${e.message}` };
+      return {
+        ...base,
+        status: 'timeout',
+        authenticated: false,
+        signed: false,
+        message: `${qname} ${type}: ${e.message}`,
+      };
     }
     throw e;
   }
@@ -161,12 +238,25 @@ export async function validatedLookup<T extends RecordType>(resolver: DnsServer,
   const target = chain[chain.length - 1]!;
   const cnameChain = chain.length > 1 ? chain : [];
   const via = cnameChain.length ? ` (via CNAME ${cnameChain.join(' -> ')})` : '';
-  const common = { ...base, rcode: r.rcode, cnameChain, target, ede: r.ede, authenticated: r.flags.ad };
+  const common = {
+    ...base,
+    rcode: r.rcode,
+    cnameChain,
+    target,
+    ede: r.ede,
+    authenticated: r.flags.ad,
+  };
 
   if (r.rcode === 'SERVFAIL') {
     let cd: DnsResponse | undefined;
     try {
-      cd = await query(resolver, qname, type, { dnssec: true, checkingDisabled: true, timeoutMs: opts.timeoutMs, retries: opts.retries, signal: opts.signal });
+      cd = await query(resolver, qname, type, {
+        dnssec: true,
+        checkingDisabled: true,
+        timeoutMs: opts.timeoutMs,
+        retries: opts.retries,
+        signal: opts.signal,
+      });
     } catch {
       cd = undefined;
     }
@@ -177,22 +267,34 @@ export async function validatedLookup<T extends RecordType>(resolver: DnsServer,
         cnameChain: cdChain.length > 1 ? cdChain : [],
         target: cdChain[cdChain.length - 1]!,
         status: 'bogus',
-        signed: cd.answers.some((a) => a.type === 'RRSIG') || cd.authorities.some((a) => a.type === 'RRSIG'),
+        signed:
+          cd.answers.some((a) => a.type === 'RRSIG') ||
+          cd.authorities.some((a) => a.type === 'RRSIG'),
         signer: rrsigSigner(cd.answers) ?? rrsigSigner(cd.authorities),
         message: `${qname} ${type}: bogus: the resolver fails validation (SERVFAIL) but answers ${cd.rcode} with checking disabled (CD)${edeText(r.ede)}`,
       };
     }
-    return { ...common, status: 'servfail', signed: false, message: `${qname} ${type}: SERVFAIL, also with checking disabled${edeText(r.ede)}` };
+    return {
+      ...common,
+      status: 'servfail',
+      signed: false,
+      message: `${qname} ${type}: SERVFAIL, also with checking disabled${edeText(r.ede)}`,
+    };
   }
 
   if (r.rcode !== 'NOERROR' && r.rcode !== 'NXDOMAIN') {
-    return { ...common, status: 'error', signed: false, message: `${qname} ${type}: the resolver answered ${r.rcode}${edeText(r.ede)}` };
+    return {
+      ...common,
+      status: 'error',
+      signed: false,
+      message: `${qname} ${type}: the resolver answered ${r.rcode}${edeText(r.ede)}`,
+    };
   }
 
   const data = r.answers.filter((a) => a.type === type && canonicalName(a.name) === target);
   const negative = r.rcode === 'NXDOMAIN' || data.length === 0;
   const signer = negative
-    ? rrsigSigner(r.authorities) ?? rrsigSigner(r.answers)
+    ? (rrsigSigner(r.authorities) ?? rrsigSigner(r.answers))
     : rrsigSigner(r.answers, { owner: target, type });
   const signed = signer !== undefined;
 
@@ -203,7 +305,8 @@ export async function validatedLookup<T extends RecordType>(resolver: DnsServer,
     why = 'secure (AD set)';
   } else if (!signed) {
     security = 'insecure';
-    why = 'insecure: no AD bit and no RRSIG, the zone is not signed (or the resolver strips DNSSEC records)';
+    why =
+      'insecure: no AD bit and no RRSIG, the zone is not signed (or the resolver strips DNSSEC records)';
   } else {
     const c = await classifyUnauthenticated(resolver, signer, opts);
     security = c.security;
@@ -212,14 +315,24 @@ export async function validatedLookup<T extends RecordType>(resolver: DnsServer,
 
   if (negative) {
     const status: LookupStatus = r.rcode === 'NXDOMAIN' ? 'nxdomain' : 'nodata';
-    const what = status === 'nxdomain' ? `${target} does not exist` : `no ${type} record at ${target}`;
-    return { ...common, status, security, signed, signer, message: `${qname} ${type}: ${what}${via}; the denial is ${why}` };
+    const what =
+      status === 'nxdomain' ? `${target} does not exist` : `no ${type} record at ${target}`;
+    return {
+      ...common,
+      status,
+      security,
+      signed,
+      signer,
+      message: `${qname} ${type}: ${what}${via}; the denial is ${why}`,
+    };
   }
 
   const records = convert(type, data) as RecordFor<T>[];
   const unsupported = type === 'TLSA' ? tlsaFromAnswers(data).unsupported : [];
   const ttl = Math.min(...data.map((a) => ('ttl' in a && typeof a.ttl === 'number' ? a.ttl : 0)));
-  const shown = data.slice(0, 3).map(rdataString).join(', ') + (data.length > 3 ? `, ... (${data.length})` : '');
+  const shown =
+    data.slice(0, 3).map(rdataString).join(', ') +
+    (data.length > 3 ? `, ... (${data.length})` : '');
   return {
     ...common,
     status: security,
@@ -258,7 +371,11 @@ const FAILURE_ORDER: LookupStatus[] = ['bogus', 'servfail', 'timeout', 'error'];
  * A and AAAA of an MX host through a validating resolver, for DANE: the addresses, whether
  * they are secure (both lookups AD, positive or negative), the CNAME chain and the TLSA base.
  */
-export async function resolveHostForDane(resolver: DnsServer, host: string, opts: LookupOptions = {}): Promise<DaneHostResult> {
+export async function resolveHostForDane(
+  resolver: DnsServer,
+  host: string,
+  opts: LookupOptions = {},
+): Promise<DaneHostResult> {
   const h = canonicalName(host);
   const [a, aaaa] = await Promise.all([
     validatedLookup(resolver, h, 'A', opts),
@@ -278,13 +395,18 @@ export async function resolveHostForDane(resolver: DnsServer, host: string, opts
 
   const withChain = a.cnameChain.length ? a : aaaa.cnameChain.length ? aaaa : a;
   const cnameChain = withChain.cnameChain;
-  const chainSecure = cnameChain.length > 0 && withChain.security === 'secure' && withChain.status !== 'bogus';
+  const chainSecure =
+    cnameChain.length > 0 && withChain.security === 'secure' && withChain.status !== 'bogus';
   const tlsaBase = chainSecure ? withChain.target : h;
   const tlsaBases = chainSecure && withChain.target !== h ? [withChain.target, h] : [h];
 
   const part = (l: LookupResult<string>): string =>
-    l.records.length ? `${l.type} ${l.status} (${l.records.join(', ')})` : `${l.type} ${l.status}${l.security ? ` (${l.security} denial)` : ''}`;
-  const chainText = cnameChain.length ? `; CNAME chain ${cnameChain.join(' -> ')} (${chainSecure ? 'secure: TLSA base is the target' : 'not secure: TLSA base is the original name'})` : '';
+    l.records.length
+      ? `${l.type} ${l.status} (${l.records.join(', ')})`
+      : `${l.type} ${l.status}${l.security ? ` (${l.security} denial)` : ''}`;
+  const chainText = cnameChain.length
+    ? `; CNAME chain ${cnameChain.join(' -> ')} (${chainSecure ? 'secure: TLSA base is the target' : 'not secure: TLSA base is the original name'})`
+    : '';
   const worst = both.find((l) => l.status === status) ?? both.find((l) => l.security !== 'secure');
   const detail = status === 'secure' || !worst ? '' : `; ${worst.message}`;
   return {

@@ -6,10 +6,18 @@ import type { ProbeProtocol } from './probe.js';
 /** How to reach the TLS handshake on a port that speaks `protocol` (or its default). */
 export function probeProtocol(port: number, protocol: Protocol | undefined): ProbeProtocol {
   switch (effectiveProtocol(port, protocol)) {
-    case 'smtp': case 'submission': return 'smtp';
-    case 'lmtp': return 'lmtp';
-    case 'imap': return 'imap';
-    case 'pop3': return 'pop3';
-    case 'smtps': case 'tls': case 'https': return 'tls';
+    case 'smtp':
+    case 'submission':
+      return 'smtp';
+    case 'lmtp':
+      return 'lmtp';
+    case 'imap':
+      return 'imap';
+    case 'pop3':
+      return 'pop3';
+    case 'smtps':
+    case 'tls':
+    case 'https':
+      return 'tls';
   }
 }

@@ -95,9 +95,15 @@ const TLS13_SUITES = 'TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AE
 
 const SIGALGS: Record<ProbeKeyType, string> = {
   rsa: [
-    'rsa_pss_rsae_sha256', 'rsa_pss_rsae_sha384', 'rsa_pss_rsae_sha512',
-    'rsa_pss_pss_sha256', 'rsa_pss_pss_sha384', 'rsa_pss_pss_sha512',
-    'rsa_pkcs1_sha256', 'rsa_pkcs1_sha384', 'rsa_pkcs1_sha512',
+    'rsa_pss_rsae_sha256',
+    'rsa_pss_rsae_sha384',
+    'rsa_pss_rsae_sha512',
+    'rsa_pss_pss_sha256',
+    'rsa_pss_pss_sha384',
+    'rsa_pss_pss_sha512',
+    'rsa_pkcs1_sha256',
+    'rsa_pkcs1_sha384',
+    'rsa_pkcs1_sha512',
   ].join(':'),
   ecdsa: 'ecdsa_secp256r1_sha256:ecdsa_secp384r1_sha384:ecdsa_secp521r1_sha512',
 };
@@ -105,7 +111,9 @@ const SIGALGS: Record<ProbeKeyType, string> = {
 /** The tls.connect options that make a dual-certificate server present the `keyType` chain:
  *  TLS 1.3 picks the certificate by signature_algorithms, TLS 1.2 by the cipher suite's
  *  authentication (aRSA / aECDSA) as well. */
-export function keyTypeTlsOptions(keyType: ProbeKeyType | undefined): Pick<ConnectionOptions, 'sigalgs' | 'ciphers'> {
+export function keyTypeTlsOptions(
+  keyType: ProbeKeyType | undefined,
+): Pick<ConnectionOptions, 'sigalgs' | 'ciphers'> {
   if (!keyType) return {};
   return {
     sigalgs: SIGALGS[keyType],
@@ -137,7 +145,11 @@ export function splitRecords(bytes: Buffer): TlsRecord[] {
   while (off + 5 <= bytes.length) {
     const len = bytes.readUInt16BE(off + 3);
     if (off + 5 + len > bytes.length) break;
-    out.push({ type: bytes[off]!, header: bytes.subarray(off, off + 5), fragment: bytes.subarray(off + 5, off + 5 + len) });
+    out.push({
+      type: bytes[off]!,
+      header: bytes.subarray(off, off + 5),
+      fragment: bytes.subarray(off + 5, off + 5 + len),
+    });
     off += 5 + len;
   }
   return out;
@@ -160,11 +172,31 @@ class Reader {
   need(n: number): void {
     if (this.off + n > this.b.length) throw new Error('truncated');
   }
-  u8(): number { this.need(1); return this.b[this.off++]!; }
-  u16(): number { this.need(2); const v = this.b.readUInt16BE(this.off); this.off += 2; return v; }
-  u24(): number { this.need(3); const v = this.b.readUIntBE(this.off, 3); this.off += 3; return v; }
-  bytes(n: number): Buffer { this.need(n); const v = this.b.subarray(this.off, this.off + n); this.off += n; return v; }
-  get done(): boolean { return this.off === this.b.length; }
+  u8(): number {
+    this.need(1);
+    return this.b[this.off++]!;
+  }
+  u16(): number {
+    this.need(2);
+    const v = this.b.readUInt16BE(this.off);
+    this.off += 2;
+    return v;
+  }
+  u24(): number {
+    this.need(3);
+    const v = this.b.readUIntBE(this.off, 3);
+    this.off += 3;
+    return v;
+  }
+  bytes(n: number): Buffer {
+    this.need(n);
+    const v = this.b.subarray(this.off, this.off + n);
+    this.off += n;
+    return v;
+  }
+  get done(): boolean {
+    return this.off === this.b.length;
+  }
 }
 
 /** certificate_list of a Certificate message body (TLS 1.3 has a request context and
@@ -182,30 +214,47 @@ export function parseCertificateMessage(body: Buffer, tls13: boolean): Buffer[] 
   return certs;
 }
 
-interface Tls13Suite { cipher: string; keyLen: number; tagLen: number; hash: 'sha256' | 'sha384' }
+interface Tls13Suite {
+  cipher: string;
+  keyLen: number;
+  tagLen: number;
+  hash: 'sha256' | 'sha384';
+}
 
 const TLS13_CIPHERS: Record<number, Tls13Suite> = {
-  0x1301: { cipher: 'aes-128-gcm', keyLen: 16, tagLen: 16, hash: 'sha256' },
-  0x1302: { cipher: 'aes-256-gcm', keyLen: 32, tagLen: 16, hash: 'sha384' },
-  0x1303: { cipher: 'chacha20-poly1305', keyLen: 32, tagLen: 16, hash: 'sha256' },
-  0x1304: { cipher: 'aes-128-ccm', keyLen: 16, tagLen: 16, hash: 'sha256' },
-  0x1305: { cipher: 'aes-128-ccm', keyLen: 16, tagLen: 8, hash: 'sha256' },
+  4865: { cipher: 'aes-128-gcm', keyLen: 16, tagLen: 16, hash: 'sha256' },
+  4866: { cipher: 'aes-256-gcm', keyLen: 32, tagLen: 16, hash: 'sha384' },
+  4867: { cipher: 'chacha20-poly1305', keyLen: 32, tagLen: 16, hash: 'sha256' },
+  4868: { cipher: 'aes-128-ccm', keyLen: 16, tagLen: 16, hash: 'sha256' },
+  4869: { cipher: 'aes-128-ccm', keyLen: 16, tagLen: 8, hash: 'sha256' },
 };
 
 /** HKDF-Expand-Label (RFC 8446 §7.1) with an empty context. */
 function hkdfExpandLabel(hash: string, secret: Buffer, label: string, length: number): Buffer {
   const full = Buffer.from(`tls13 ${label}`, 'latin1');
-  const info = Buffer.concat([Buffer.from([length >> 8, length & 0xff, full.length]), full, Buffer.from([0])]);
+  const info = Buffer.concat([
+    Buffer.from([length >> 8, length & 0xff, full.length]),
+    full,
+    Buffer.from([0]),
+  ]);
   const blocks: Buffer[] = [];
   let prev = Buffer.alloc(0);
   for (let i = 1; Buffer.concat(blocks).length < length; i++) {
-    prev = createHmac(hash, secret).update(Buffer.concat([prev, info, Buffer.from([i])])).digest();
+    prev = createHmac(hash, secret)
+      .update(Buffer.concat([prev, info, Buffer.from([i])]))
+      .digest();
     blocks.push(prev);
   }
   return Buffer.concat(blocks).subarray(0, length);
 }
 
-function decryptTls13Record(suite: Tls13Suite, key: Buffer, iv: Buffer, seq: bigint, rec: TlsRecord): Buffer {
+function decryptTls13Record(
+  suite: Tls13Suite,
+  key: Buffer,
+  iv: Buffer,
+  seq: bigint,
+  rec: TlsRecord,
+): Buffer {
   const nonce = Buffer.from(iv);
   const seqBytes = Buffer.alloc(8);
   seqBytes.writeBigUInt64BE(seq);
@@ -213,7 +262,9 @@ function decryptTls13Record(suite: Tls13Suite, key: Buffer, iv: Buffer, seq: big
   const ct = rec.fragment.subarray(0, rec.fragment.length - suite.tagLen);
   const tag = rec.fragment.subarray(rec.fragment.length - suite.tagLen);
   // The GCM/CCM/ChaCha20-Poly1305 ciphers are AEADs; node's typings want the CCM overload.
-  const d = createDecipheriv(suite.cipher as 'aes-128-ccm', key, nonce, { authTagLength: suite.tagLen });
+  const d = createDecipheriv(suite.cipher as 'aes-128-ccm', key, nonce, {
+    authTagLength: suite.tagLen,
+  });
   if (suite.cipher.endsWith('-ccm')) {
     d.setAuthTag(tag);
     d.setAAD(rec.header, { plaintextLength: ct.length });
@@ -234,15 +285,25 @@ function decryptTls13Record(suite: Tls13Suite, key: Buffer, iv: Buffer, seq: big
  * handshake records with `serverHandshakeSecret` (hex, from the keylog line
  * SERVER_HANDSHAKE_TRAFFIC_SECRET). Returns undefined when the chain cannot be read.
  */
-export function chainFromServerBytes(bytes: Buffer, tlsVersion: string, serverHandshakeSecret?: string): Buffer[] | undefined {
+export function chainFromServerBytes(
+  bytes: Buffer,
+  tlsVersion: string,
+  serverHandshakeSecret?: string,
+): Buffer[] | undefined {
   try {
     const records = splitRecords(bytes);
     const plainHs: Buffer[] = [];
     let firstEncrypted = records.length;
     for (let i = 0; i < records.length; i++) {
       const rec = records[i]!;
-      if (rec.type === REC_CHANGE_CIPHER_SPEC && tlsVersion !== 'TLSv1.3') { firstEncrypted = i; break; }
-      if (rec.type === REC_APPLICATION_DATA) { firstEncrypted = i; break; }
+      if (rec.type === REC_CHANGE_CIPHER_SPEC && tlsVersion !== 'TLSv1.3') {
+        firstEncrypted = i;
+        break;
+      }
+      if (rec.type === REC_APPLICATION_DATA) {
+        firstEncrypted = i;
+        break;
+      }
       if (rec.type === REC_HANDSHAKE) plainHs.push(rec.fragment);
       else if (rec.type === REC_ALERT) return undefined;
     }
@@ -291,8 +352,10 @@ export function chainFromServerBytes(bytes: Buffer, tlsVersion: string, serverHa
 function chainFromPeerCertificate(sock: TLSSocket): Buffer[] {
   const out: Buffer[] = [];
   const seen = new Set<string>();
-  let c = sock.getPeerCertificate(true) as (ReturnType<TLSSocket['getPeerCertificate']> & { issuerCertificate?: unknown }) | undefined;
-  while (c && c.raw && !seen.has(c.fingerprint256)) {
+  let c = sock.getPeerCertificate(true) as
+    | (ReturnType<TLSSocket['getPeerCertificate']> & { issuerCertificate?: unknown })
+    | undefined;
+  while (c?.raw && !seen.has(c.fingerprint256)) {
     seen.add(c.fingerprint256);
     out.push(Buffer.from(c.raw));
     const next = c.issuerCertificate as typeof c | undefined;
@@ -344,7 +407,9 @@ class CaptureStream extends Duplex {
     });
     raw.on('end', () => this.push(null));
     raw.on('error', (e) => this.destroy(e));
-    raw.on('close', () => { if (!this.destroyed) this.push(null); });
+    raw.on('close', () => {
+      if (!this.destroyed) this.push(null);
+    });
   }
 
   override _read(): void {
@@ -352,7 +417,10 @@ class CaptureStream extends Duplex {
   }
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    if (this.raw.destroyed) { cb(); return; }
+    if (this.raw.destroyed) {
+      cb();
+      return;
+    }
     this.raw.write(chunk, (err) => cb(err ?? null));
   }
 
@@ -374,17 +442,37 @@ class CaptureStream extends Duplex {
   }
 }
 
-function connectTcp(t: ProbeTarget, deadline: number, timeoutMs: number, where: string): Promise<Socket> {
+function connectTcp(
+  t: ProbeTarget,
+  deadline: number,
+  timeoutMs: number,
+  where: string,
+): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const socket = netConnect({ host: t.address, port: t.port });
-    socket.on('error', () => { /* handled below and by later listeners */ });
-    const timer = setTimeout(() => {
+    socket.on('error', () => {
+      /* handled below and by later listeners */
+    });
+    const timer = setTimeout(
+      () => {
+        cleanup();
+        socket.destroy();
+        reject(
+          new ProbeFailure('timeout', `timed out after ${timeoutMs} ms connecting to ${where}`),
+        );
+      },
+      Math.max(0, deadline - Date.now()),
+    );
+    const onConnect = (): void => {
+      cleanup();
+      socket.setNoDelay(true);
+      resolve(socket);
+    };
+    const onError = (err: unknown): void => {
       cleanup();
       socket.destroy();
-      reject(new ProbeFailure('timeout', `timed out after ${timeoutMs} ms connecting to ${where}`));
-    }, Math.max(0, deadline - Date.now()));
-    const onConnect = (): void => { cleanup(); socket.setNoDelay(true); resolve(socket); };
-    const onError = (err: unknown): void => { cleanup(); socket.destroy(); reject(socketFailure(err, 'connect', where)); };
+      reject(socketFailure(err, 'connect', where));
+    };
     const cleanup = (): void => {
       clearTimeout(timer);
       socket.off('connect', onConnect);
@@ -398,17 +486,31 @@ function connectTcp(t: ProbeTarget, deadline: number, timeoutMs: number, where: 
 function tlsFailure(err: unknown, where: string, afterStarttls: boolean): ProbeFailure {
   const alert = alertFromError(err);
   if (alert) {
-    return new ProbeFailure('alert', `${where} sent TLS alert ${alert.number} (${alert.name}) during the TLS handshake`, alert);
+    return new ProbeFailure(
+      'alert',
+      `${where} sent TLS alert ${alert.number} (${alert.name}) during the TLS handshake`,
+      alert,
+    );
   }
   const code = (err as NodeJS.ErrnoException | undefined)?.code ?? '';
   const message = (err as Error | undefined)?.message ?? String(err);
-  if (code === 'ECONNRESET' || code === 'EPIPE' || /disconnected before secure TLS connection/i.test(message)) {
-    return new ProbeFailure('closed', afterStarttls
-      ? `${where} closed the connection after accepting STARTTLS, before the TLS handshake completed`
-      : `${where} closed the connection during the TLS handshake`);
+  if (
+    code === 'ECONNRESET' ||
+    code === 'EPIPE' ||
+    /disconnected before secure TLS connection/i.test(message)
+  ) {
+    return new ProbeFailure(
+      'closed',
+      afterStarttls
+        ? `${where} closed the connection after accepting STARTTLS, before the TLS handshake completed`
+        : `${where} closed the connection during the TLS handshake`,
+    );
   }
   if (code.startsWith('ERR_SSL_') || /SSL routines/.test(message)) {
-    return new ProbeFailure('handshake', `TLS handshake with ${where} failed: ${opensslReason(err)}`);
+    return new ProbeFailure(
+      'handshake',
+      `TLS handshake with ${where} failed: ${opensslReason(err)}`,
+    );
   }
   return socketFailure(err, 'TLS handshake', where);
 }
@@ -419,10 +521,18 @@ interface Handshake {
   chainSource: 'wire' | 'peer-certificate';
 }
 
-function handshake(raw: Socket, t: ProbeTarget, deadline: number, timeoutMs: number, where: string): Promise<Handshake> {
+function handshake(
+  raw: Socket,
+  t: ProbeTarget,
+  deadline: number,
+  timeoutMs: number,
+  where: string,
+): Promise<Handshake> {
   return new Promise((resolve, reject) => {
     const capture = new CaptureStream(raw);
-    capture.on('error', () => { /* reported through the TLS socket */ });
+    capture.on('error', () => {
+      /* reported through the TLS socket */
+    });
     const keylog: string[] = [];
     let settled = false;
     const opts: ConnectionOptions = {
@@ -440,10 +550,14 @@ function handshake(raw: Socket, t: ProbeTarget, deadline: number, timeoutMs: num
     try {
       sock = tlsConnect(opts);
     } catch (e) {
-      reject(new ProbeFailure('handshake', `cannot start TLS with ${where}: ${(e as Error).message}`));
+      reject(
+        new ProbeFailure('handshake', `cannot start TLS with ${where}: ${(e as Error).message}`),
+      );
       return;
     }
-    sock.on('keylog', (line: Buffer) => { keylog.push(line.toString('latin1')); });
+    sock.on('keylog', (line: Buffer) => {
+      keylog.push(line.toString('latin1'));
+    });
     const afterStarttls = t.protocol !== 'tls';
     const fail = (f: ProbeFailure): void => {
       if (settled) return;
@@ -452,13 +566,28 @@ function handshake(raw: Socket, t: ProbeTarget, deadline: number, timeoutMs: num
       sock.destroy();
       reject(f);
     };
-    const timer = setTimeout(() => {
-      fail(new ProbeFailure('timeout', `timed out after ${timeoutMs} ms during the TLS handshake with ${where}`));
-    }, Math.max(0, deadline - Date.now()));
+    const timer = setTimeout(
+      () => {
+        fail(
+          new ProbeFailure(
+            'timeout',
+            `timed out after ${timeoutMs} ms during the TLS handshake with ${where}`,
+          ),
+        );
+      },
+      Math.max(0, deadline - Date.now()),
+    );
     sock.on('error', (err) => fail(tlsFailure(err, where, afterStarttls)));
-    sock.on('close', () => fail(new ProbeFailure('closed', afterStarttls
-      ? `${where} closed the connection after accepting STARTTLS, before the TLS handshake completed`
-      : `${where} closed the connection during the TLS handshake`)));
+    sock.on('close', () =>
+      fail(
+        new ProbeFailure(
+          'closed',
+          afterStarttls
+            ? `${where} closed the connection after accepting STARTTLS, before the TLS handshake completed`
+            : `${where} closed the connection during the TLS handshake`,
+        ),
+      ),
+    );
     sock.once('secureConnect', () => {
       if (settled) return;
       settled = true;
@@ -470,7 +599,8 @@ function handshake(raw: Socket, t: ProbeTarget, deadline: number, timeoutMs: num
         .find((s): s is string => s !== undefined);
       const wire = chainFromServerBytes(bytes, version, secret);
       if (wire && wire.length > 0) resolve({ sock, chain: wire, chainSource: 'wire' });
-      else resolve({ sock, chain: chainFromPeerCertificate(sock), chainSource: 'peer-certificate' });
+      else
+        resolve({ sock, chain: chainFromPeerCertificate(sock), chainSource: 'peer-certificate' });
     });
   });
 }
@@ -483,10 +613,17 @@ const IMPLICIT_GREETING_WAIT_MS = 1500;
  * 443, where the client speaks first) to learn the protocol; then QUIT/LOGOUT and wait briefly
  * for the answer; then close_notify. Returns the implicit-TLS greeting. Never fails the probe.
  */
-async function closePolitely(sock: TLSSocket, t: ProbeTarget, deadline: number, where: string): Promise<string | undefined> {
+async function closePolitely(
+  sock: TLSSocket,
+  t: ProbeTarget,
+  deadline: number,
+  where: string,
+): Promise<string | undefined> {
   sock.removeAllListeners('close');
   sock.removeAllListeners('error');
-  sock.on('error', () => { /* the result is already decided */ });
+  sock.on('error', () => {
+    /* the result is already decided */
+  });
   const budget = (): number => Math.min(1000, deadline - Date.now());
   let cmd = quitCommand(t.protocol);
   let banner: string | undefined;
@@ -497,7 +634,8 @@ async function closePolitely(sock: TLSSocket, t: ProbeTarget, deadline: number, 
       const first = await conn.readLine('greeting');
       if (/^220[ -]/.test(first)) {
         const lines = [first];
-        while (/^220-/.test(lines[lines.length - 1]!) && lines.length < 100) lines.push(await conn.readLine('greeting'));
+        while (/^220-/.test(lines[lines.length - 1]!) && lines.length < 100)
+          lines.push(await conn.readLine('greeting'));
         banner = lines.join('\n');
         cmd = 'QUIT';
       } else if (/^\* OK\b/i.test(first)) {
@@ -513,15 +651,16 @@ async function closePolitely(sock: TLSSocket, t: ProbeTarget, deadline: number, 
       conn.detach();
     }
   }
-  const waitFor = (ms: number, ...events: string[]): Promise<void> => new Promise((resolve) => {
-    const done = (): void => {
-      clearTimeout(timer);
-      for (const e of events) sock.off(e, done);
-      resolve();
-    };
-    const timer = setTimeout(done, Math.max(0, ms));
-    for (const e of events) sock.once(e, done);
-  });
+  const waitFor = (ms: number, ...events: string[]): Promise<void> =>
+    new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        for (const e of events) sock.off(e, done);
+        resolve();
+      };
+      const timer = setTimeout(done, Math.max(0, ms));
+      for (const e of events) sock.once(e, done);
+    });
   if (cmd && !sock.destroyed && budget() > 0) {
     sock.write(`${cmd}\r\n`);
     await waitFor(budget(), 'data', 'end', 'close');
@@ -537,10 +676,16 @@ async function closePolitely(sock: TLSSocket, t: ProbeTarget, deadline: number, 
 function validate(t: ProbeTarget): ProbeFailure | undefined {
   const where = `${t?.host}[${t?.address}]:${t?.port}`;
   if (!t || typeof t.address !== 'string' || isIP(t.address) === 0) {
-    return new ProbeFailure('unreachable', `${where}: the address to connect to is not an IP address`);
+    return new ProbeFailure(
+      'unreachable',
+      `${where}: the address to connect to is not an IP address`,
+    );
   }
   if (typeof t.host !== 'string') {
-    return new ProbeFailure('protocol', `${where}: host must be a string (the name for SNI and messages)`);
+    return new ProbeFailure(
+      'protocol',
+      `${where}: host must be a string (the name for SNI and messages)`,
+    );
   }
   if (!Number.isInteger(t.port) || t.port < 1 || t.port > 65535) {
     return new ProbeFailure('unreachable', `${where}: bad port ${String(t.port)}`);
@@ -567,24 +712,34 @@ function addressLiteral(ip: string | undefined): string {
 async function runProbe(t: ProbeTarget): Promise<ProbeResult> {
   const invalid = validate(t);
   if (invalid) throw invalid;
-  const timeoutMs = t.timeoutMs !== undefined && Number.isFinite(t.timeoutMs) && t.timeoutMs > 0 ? t.timeoutMs : DEFAULT_PROBE_TIMEOUT_MS;
+  const timeoutMs =
+    t.timeoutMs !== undefined && Number.isFinite(t.timeoutMs) && t.timeoutMs > 0
+      ? t.timeoutMs
+      : DEFAULT_PROBE_TIMEOUT_MS;
   const deadline = Date.now() + timeoutMs;
   const host = isIP(t.address) === 6 ? `[${t.address}]` : t.address;
-  const where = t.host && t.host !== t.address ? `${t.host}[${t.address}]:${t.port}` : `${host}:${t.port}`;
+  const where =
+    t.host && t.host !== t.address ? `${t.host}[${t.address}]:${t.port}` : `${host}:${t.port}`;
 
   const raw = await connectTcp(t, deadline, timeoutMs, where);
-  raw.on('error', () => { /* each phase reports errors itself */ });
+  raw.on('error', () => {
+    /* each phase reports errors itself */
+  });
   try {
     let banner: string | undefined;
     if (t.protocol !== 'tls') {
       const conn = new PlainConnection(raw, deadline, timeoutMs, where);
       let r: { banner: string };
       try {
-        r = t.protocol === 'imap'
-          ? await imapStarttls(conn)
-          : t.protocol === 'pop3'
-            ? await pop3Starttls(conn)
-            : await smtpStarttls(conn, { lmtp: t.protocol === 'lmtp', ehloName: t.ehloName ?? addressLiteral(raw.localAddress) });
+        r =
+          t.protocol === 'imap'
+            ? await imapStarttls(conn)
+            : t.protocol === 'pop3'
+              ? await pop3Starttls(conn)
+              : await smtpStarttls(conn, {
+                  lmtp: t.protocol === 'lmtp',
+                  ehloName: t.ehloName ?? addressLiteral(raw.localAddress),
+                });
       } catch (e) {
         conn.detach();
         throw e;
@@ -593,7 +748,10 @@ async function runProbe(t: ProbeTarget): Promise<ProbeResult> {
       const rest = conn.detach();
       if (rest.length > 0) {
         // RFC 3207 §4.2 / RFC 2595 §3.1: nothing may follow the go-ahead in plaintext.
-        throw new ProbeFailure('protocol', `${where} sent ${rest.length} byte(s) of plaintext after its STARTTLS reply`);
+        throw new ProbeFailure(
+          'protocol',
+          `${where} sent ${rest.length} byte(s) of plaintext after its STARTTLS reply`,
+        );
       }
     }
     const hs = await handshake(raw, t, deadline, timeoutMs, where);
@@ -621,7 +779,10 @@ function toFailure(e: unknown): ProbeResult {
     if (e.alert) error.alert = e.alert;
     return { ok: false, error };
   }
-  return { ok: false, error: { code: 'protocol', message: `internal error: ${(e as Error)?.message ?? String(e)}` } };
+  return {
+    ok: false,
+    error: { code: 'protocol', message: `internal error: ${(e as Error)?.message ?? String(e)}` },
+  };
 }
 
 /** Probe one service. Never throws and never rejects. */
@@ -634,7 +795,10 @@ export function probe(target: ProbeTarget): Promise<ProbeResult> {
 }
 
 /** Probe many services, at most `concurrency` (default 8) at a time; results in input order. */
-export async function probeAll(targets: readonly ProbeTarget[], opts: { concurrency?: number } = {}): Promise<ProbeResult[]> {
+export async function probeAll(
+  targets: readonly ProbeTarget[],
+  opts: { concurrency?: number } = {},
+): Promise<ProbeResult[]> {
   const requested = Math.floor(opts.concurrency ?? 8);
   const limit = Number.isFinite(requested) && requested >= 1 ? requested : 8;
   const results: ProbeResult[] = new Array<ProbeResult>(targets.length);

@@ -8,7 +8,8 @@ import type { DnsServer } from './dns.js';
 export function parseServer(text: string, defaultPort = 53): DnsServer | undefined {
   const t = text.trim();
   const v6 = /^\[([^\]]+)\](?::(\d+))?$/.exec(t);
-  if (v6) return isIP(v6[1]!) === 6 ? { host: v6[1]!, port: Number(v6[2] ?? defaultPort) } : undefined;
+  if (v6)
+    return isIP(v6[1]!) === 6 ? { host: v6[1]!, port: Number(v6[2] ?? defaultPort) } : undefined;
   if (isIP(t)) return { host: t, port: defaultPort };
   const m = /^([^:]+):(\d+)$/.exec(t);
   if (m && isIP(m[1]!) === 4) return { host: m[1]!, port: Number(m[2]) };
@@ -38,7 +39,11 @@ export function systemResolver(resolvConf = '/etc/resolv.conf'): DnsServer | und
 export function resolverFrom(setting: string): DnsServer {
   if (setting === 'system') {
     const s = systemResolver();
-    if (!s) throw new NetworkError('no usable nameserver in /etc/resolv.conf', 'set verify.resolver to a validating resolver, e.g. "127.0.0.1" or "[::1]:53"');
+    if (!s)
+      throw new NetworkError(
+        'no usable nameserver in /etc/resolv.conf',
+        'set verify.resolver to a validating resolver, e.g. "127.0.0.1" or "[::1]:53"',
+      );
     return s;
   }
   const s = parseServer(setting);

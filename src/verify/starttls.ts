@@ -37,7 +37,10 @@ const MAX_REPLY_LINES = 500;
 
 /** A line as it is shown in messages: control characters escaped, at most 200 characters. */
 export function showLine(line: string): string {
-  const clean = line.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  const clean = line.replace(
+    /[\x00-\x1f\x7f]/g,
+    (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
+  );
   return JSON.stringify(clean.length > 200 ? `${clean.slice(0, 200)}…` : clean);
 }
 
@@ -57,11 +60,20 @@ export function socketFailure(err: unknown, during: string, where: string): Prob
       return new ProbeFailure('unreachable', `${where} is unreachable (${code})`);
     case 'ECONNRESET':
     case 'EPIPE':
-      return new ProbeFailure('closed', `connection reset by ${where} during the ${during} (${code})`);
+      return new ProbeFailure(
+        'closed',
+        `connection reset by ${where} during the ${during} (${code})`,
+      );
     case 'ETIMEDOUT':
-      return new ProbeFailure('timeout', `connection to ${where} timed out during the ${during} (ETIMEDOUT)`);
+      return new ProbeFailure(
+        'timeout',
+        `connection to ${where} timed out during the ${during} (ETIMEDOUT)`,
+      );
     default:
-      return new ProbeFailure('closed', `connection to ${where} failed during the ${during}: ${msg}`);
+      return new ProbeFailure(
+        'closed',
+        `connection to ${where} failed during the ${during}: ${msg}`,
+      );
   }
 }
 
@@ -72,7 +84,9 @@ export function socketFailure(err: unknown, during: string, where: string): Prob
  */
 export class PlainConnection {
   private buf: Buffer = Buffer.alloc(0);
-  private waiter: { resolve: (line: string) => void; reject: (e: ProbeFailure) => void; phase: string } | undefined;
+  private waiter:
+    | { resolve: (line: string) => void; reject: (e: ProbeFailure) => void; phase: string }
+    | undefined;
   private eof = false;
   private error: unknown;
   private detached = false;
@@ -120,33 +134,61 @@ export class PlainConnection {
     }
     if (this.buf.length > MAX_LINE) {
       this.waiter = undefined;
-      w.reject(new ProbeFailure('protocol', `line longer than ${MAX_LINE} bytes from ${this.where} during the ${w.phase}`));
+      w.reject(
+        new ProbeFailure(
+          'protocol',
+          `line longer than ${MAX_LINE} bytes from ${this.where} during the ${w.phase}`,
+        ),
+      );
       return;
     }
     if (this.eof) {
       this.waiter = undefined;
       if (this.error) w.reject(socketFailure(this.error, w.phase, this.where));
       else {
-        const partial = this.buf.length > 0 ? ` (after a partial line ${showLine(this.buf.toString('latin1'))})` : '';
-        w.reject(new ProbeFailure('closed', `${this.where} closed the connection during the ${w.phase}${partial}`));
+        const partial =
+          this.buf.length > 0
+            ? ` (after a partial line ${showLine(this.buf.toString('latin1'))})`
+            : '';
+        w.reject(
+          new ProbeFailure(
+            'closed',
+            `${this.where} closed the connection during the ${w.phase}${partial}`,
+          ),
+        );
       }
     }
   }
 
   /** The next line, without its line ending. `phase` names the wait in error messages. */
   readLine(phase: string): Promise<string> {
-    if (this.detached) return Promise.reject(new ProbeFailure('protocol', 'internal: read after detach'));
+    if (this.detached)
+      return Promise.reject(new ProbeFailure('protocol', 'internal: read after detach'));
     return new Promise<string>((resolve, reject) => {
       const waiter = {
         phase,
-        resolve: (line: string) => { clearTimeout(timer); resolve(line); },
-        reject: (e: ProbeFailure) => { clearTimeout(timer); reject(e); },
+        resolve: (line: string) => {
+          clearTimeout(timer);
+          resolve(line);
+        },
+        reject: (e: ProbeFailure) => {
+          clearTimeout(timer);
+          reject(e);
+        },
       };
-      const timer = setTimeout(() => {
-        if (this.waiter !== waiter) return;
-        this.waiter = undefined;
-        reject(new ProbeFailure('timeout', `timed out after ${this.timeoutMs} ms waiting for the ${phase} from ${this.where}`));
-      }, Math.max(0, this.deadline - Date.now()));
+      const timer = setTimeout(
+        () => {
+          if (this.waiter !== waiter) return;
+          this.waiter = undefined;
+          reject(
+            new ProbeFailure(
+              'timeout',
+              `timed out after ${this.timeoutMs} ms waiting for the ${phase} from ${this.where}`,
+            ),
+          );
+        },
+        Math.max(0, this.deadline - Date.now()),
+      );
       this.waiter = waiter;
       this.pump();
     });
@@ -186,14 +228,25 @@ export async function readSmtpReply(conn: PlainConnection, phase: string): Promi
   for (;;) {
     const line = await conn.readLine(phase);
     const m = /^([2-5][0-9][0-9])([ -]|$)/.exec(line);
-    if (!m) throw new ProbeFailure('protocol', `malformed ${phase} reply line from ${conn.where}: ${showLine(line)}`);
+    if (!m)
+      throw new ProbeFailure(
+        'protocol',
+        `malformed ${phase} reply line from ${conn.where}: ${showLine(line)}`,
+      );
     if (code !== undefined && m[1] !== code) {
-      throw new ProbeFailure('protocol', `inconsistent codes in the ${phase} reply from ${conn.where}: ${code} then ${showLine(line)}`);
+      throw new ProbeFailure(
+        'protocol',
+        `inconsistent codes in the ${phase} reply from ${conn.where}: ${code} then ${showLine(line)}`,
+      );
     }
     code = m[1]!;
     lines.push(line);
     if (m[2] !== '-') return { code: Number(code), lines };
-    if (lines.length >= MAX_REPLY_LINES) throw new ProbeFailure('protocol', `${phase} reply from ${conn.where} has more than ${MAX_REPLY_LINES} lines`);
+    if (lines.length >= MAX_REPLY_LINES)
+      throw new ProbeFailure(
+        'protocol',
+        `${phase} reply from ${conn.where} has more than ${MAX_REPLY_LINES} lines`,
+      );
   }
 }
 
@@ -201,7 +254,10 @@ const replyText = (r: SmtpReply): string => r.lines.join(' / ');
 
 /** EHLO/LHLO keywords (upper case) from a 250 reply; the first line is the greeting. */
 export function ehloKeywords(reply: SmtpReply): string[] {
-  return reply.lines.slice(1).map((l) => (l.slice(4).trim().split(/\s+/)[0] ?? '').toUpperCase()).filter(Boolean);
+  return reply.lines
+    .slice(1)
+    .map((l) => (l.slice(4).trim().split(/\s+/)[0] ?? '').toUpperCase())
+    .filter(Boolean);
 }
 
 export interface StarttlsResult {
@@ -209,30 +265,45 @@ export interface StarttlsResult {
   banner: string;
 }
 
-export async function smtpStarttls(conn: PlainConnection, opts: { lmtp: boolean; ehloName: string }): Promise<StarttlsResult> {
+export async function smtpStarttls(
+  conn: PlainConnection,
+  opts: { lmtp: boolean; ehloName: string },
+): Promise<StarttlsResult> {
   const greeting = await readSmtpReply(conn, 'greeting');
   const banner = greeting.lines.join('\n');
   if (greeting.code !== 220) {
     conn.send('QUIT');
-    throw new ProbeFailure('protocol', `${conn.where} refused the session in its greeting: ${showLine(replyText(greeting))}`);
+    throw new ProbeFailure(
+      'protocol',
+      `${conn.where} refused the session in its greeting: ${showLine(replyText(greeting))}`,
+    );
   }
   const hello = opts.lmtp ? 'LHLO' : 'EHLO';
   conn.send(`${hello} ${opts.ehloName}`);
   const ehlo = await readSmtpReply(conn, `${hello} reply`);
   if (ehlo.code !== 250) {
     conn.send('QUIT');
-    throw new ProbeFailure('protocol', `${conn.where} rejected ${hello}: ${showLine(replyText(ehlo))}`);
+    throw new ProbeFailure(
+      'protocol',
+      `${conn.where} rejected ${hello}: ${showLine(replyText(ehlo))}`,
+    );
   }
   const keywords = ehloKeywords(ehlo);
   if (!keywords.includes('STARTTLS')) {
     conn.send('QUIT');
-    throw new ProbeFailure('no-starttls', `${conn.where} does not offer STARTTLS (${hello} reply lists: ${keywords.join(', ') || 'nothing'})`);
+    throw new ProbeFailure(
+      'no-starttls',
+      `${conn.where} does not offer STARTTLS (${hello} reply lists: ${keywords.join(', ') || 'nothing'})`,
+    );
   }
   conn.send('STARTTLS');
   const reply = await readSmtpReply(conn, 'STARTTLS reply');
   if (reply.code !== 220) {
     conn.send('QUIT');
-    throw new ProbeFailure('starttls-rejected', `${conn.where} answered STARTTLS with ${showLine(replyText(reply))}`);
+    throw new ProbeFailure(
+      'starttls-rejected',
+      `${conn.where} answered STARTTLS with ${showLine(replyText(reply))}`,
+    );
   }
   return { banner };
 }
@@ -241,11 +312,20 @@ export async function smtpStarttls(conn: PlainConnection, opts: { lmtp: boolean;
 // IMAP
 
 function imapCapabilities(text: string): string[] {
-  return text.trim().split(/\s+/).filter(Boolean).map((c) => c.toUpperCase());
+  return text
+    .trim()
+    .split(/\s+/)
+    .filter(Boolean)
+    .map((c) => c.toUpperCase());
 }
 
 /** Untagged lines until the tagged one; returns [tagged status, tagged line, untagged lines]. */
-async function imapCommand(conn: PlainConnection, tag: string, command: string, phase: string): Promise<{ status: string; line: string; untagged: string[] }> {
+async function imapCommand(
+  conn: PlainConnection,
+  tag: string,
+  command: string,
+  phase: string,
+): Promise<{ status: string; line: string; untagged: string[] }> {
   conn.send(`${tag} ${command}`);
   const untagged: string[] = [];
   for (;;) {
@@ -256,22 +336,37 @@ async function imapCommand(conn: PlainConnection, tag: string, command: string, 
     }
     if (line.startsWith('* ') || line.startsWith('+')) {
       untagged.push(line);
-      if (untagged.length >= MAX_REPLY_LINES) throw new ProbeFailure('protocol', `${phase} from ${conn.where} has more than ${MAX_REPLY_LINES} lines`);
+      if (untagged.length >= MAX_REPLY_LINES)
+        throw new ProbeFailure(
+          'protocol',
+          `${phase} from ${conn.where} has more than ${MAX_REPLY_LINES} lines`,
+        );
       continue;
     }
-    throw new ProbeFailure('protocol', `unexpected line from ${conn.where} during the ${phase}: ${showLine(line)}`);
+    throw new ProbeFailure(
+      'protocol',
+      `unexpected line from ${conn.where} during the ${phase}: ${showLine(line)}`,
+    );
   }
 }
 
 export async function imapStarttls(conn: PlainConnection): Promise<StarttlsResult> {
   const greeting = await conn.readLine('greeting');
   const g = /^\* (OK|PREAUTH|BYE)\b\s*(.*)$/i.exec(greeting);
-  if (!g) throw new ProbeFailure('protocol', `not an IMAP greeting from ${conn.where}: ${showLine(greeting)}`);
+  if (!g)
+    throw new ProbeFailure(
+      'protocol',
+      `not an IMAP greeting from ${conn.where}: ${showLine(greeting)}`,
+    );
   const kind = g[1]!.toUpperCase();
-  if (kind === 'BYE') throw new ProbeFailure('protocol', `${conn.where} refused the session: ${showLine(greeting)}`);
+  if (kind === 'BYE')
+    throw new ProbeFailure('protocol', `${conn.where} refused the session: ${showLine(greeting)}`);
   if (kind === 'PREAUTH') {
     conn.send('a9 LOGOUT');
-    throw new ProbeFailure('protocol', `${conn.where} greeted with PREAUTH, after which STARTTLS is not allowed: ${showLine(greeting)}`);
+    throw new ProbeFailure(
+      'protocol',
+      `${conn.where} greeted with PREAUTH, after which STARTTLS is not allowed: ${showLine(greeting)}`,
+    );
   }
   let caps: string[] | undefined;
   const inGreeting = /^\[CAPABILITY ([^\]]*)\]/i.exec(g[2] ?? '');
@@ -287,12 +382,18 @@ export async function imapStarttls(conn: PlainConnection): Promise<StarttlsResul
   }
   if (caps && !caps.includes('STARTTLS')) {
     conn.send('a9 LOGOUT');
-    throw new ProbeFailure('no-starttls', `${conn.where} does not offer STARTTLS (CAPABILITY: ${caps.join(' ') || 'nothing'})`);
+    throw new ProbeFailure(
+      'no-starttls',
+      `${conn.where} does not offer STARTTLS (CAPABILITY: ${caps.join(' ') || 'nothing'})`,
+    );
   }
   const r = await imapCommand(conn, 'a1', 'STARTTLS', 'STARTTLS reply');
   if (r.status !== 'OK') {
     conn.send('a9 LOGOUT');
-    throw new ProbeFailure('starttls-rejected', `${conn.where} answered STARTTLS with ${showLine(r.line)}`);
+    throw new ProbeFailure(
+      'starttls-rejected',
+      `${conn.where} answered STARTTLS with ${showLine(r.line)}`,
+    );
   }
   return { banner: greeting };
 }
@@ -303,7 +404,10 @@ export async function imapStarttls(conn: PlainConnection): Promise<StarttlsResul
 export async function pop3Starttls(conn: PlainConnection): Promise<StarttlsResult> {
   const greeting = await conn.readLine('greeting');
   if (!/^\+OK\b/.test(greeting)) {
-    throw new ProbeFailure('protocol', `${conn.where} did not greet with +OK: ${showLine(greeting)}`);
+    throw new ProbeFailure(
+      'protocol',
+      `${conn.where} did not greet with +OK: ${showLine(greeting)}`,
+    );
   }
   conn.send('CAPA');
   const capa = await conn.readLine('CAPA reply');
@@ -314,26 +418,41 @@ export async function pop3Starttls(conn: PlainConnection): Promise<StarttlsResul
       const line = await conn.readLine('CAPA reply');
       if (line === '.') break;
       caps.push((line.trim().split(/\s+/)[0] ?? '').toUpperCase());
-      if (caps.length >= MAX_REPLY_LINES) throw new ProbeFailure('protocol', `CAPA reply from ${conn.where} has more than ${MAX_REPLY_LINES} lines`);
+      if (caps.length >= MAX_REPLY_LINES)
+        throw new ProbeFailure(
+          'protocol',
+          `CAPA reply from ${conn.where} has more than ${MAX_REPLY_LINES} lines`,
+        );
     }
   } else if (!/^-ERR\b/.test(capa)) {
-    throw new ProbeFailure('protocol', `malformed CAPA reply from ${conn.where}: ${showLine(capa)}`);
+    throw new ProbeFailure(
+      'protocol',
+      `malformed CAPA reply from ${conn.where}: ${showLine(capa)}`,
+    );
   }
   if (caps && !caps.includes('STLS')) {
     conn.send('QUIT');
-    throw new ProbeFailure('no-starttls', `${conn.where} does not offer STLS (CAPA lists: ${caps.join(', ') || 'nothing'})`);
+    throw new ProbeFailure(
+      'no-starttls',
+      `${conn.where} does not offer STLS (CAPA lists: ${caps.join(', ') || 'nothing'})`,
+    );
   }
   conn.send('STLS');
   const reply = await conn.readLine('STLS reply');
   if (!/^\+OK\b/.test(reply)) {
     conn.send('QUIT');
-    throw new ProbeFailure(/^-ERR\b/.test(reply) ? 'starttls-rejected' : 'protocol', `${conn.where} answered STLS with ${showLine(reply)}`);
+    throw new ProbeFailure(
+      /^-ERR\b/.test(reply) ? 'starttls-rejected' : 'protocol',
+      `${conn.where} answered STLS with ${showLine(reply)}`,
+    );
   }
   return { banner: greeting };
 }
 
 /** The command that ends the session politely once TLS is up (none for implicit TLS). */
-export function quitCommand(protocol: 'smtp' | 'lmtp' | 'imap' | 'pop3' | 'tls'): string | undefined {
+export function quitCommand(
+  protocol: 'smtp' | 'lmtp' | 'imap' | 'pop3' | 'tls',
+): string | undefined {
   switch (protocol) {
     case 'smtp':
     case 'lmtp':

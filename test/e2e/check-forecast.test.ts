@@ -29,7 +29,15 @@ import { CLI_PATH, REPO_ROOT, requireBuiltCli } from '../helpers/cli.js';
 import { makeCertbot, type Certbot, type CertbotRun, type HookRun } from '../lab/certbot.js';
 import { query, rdataOf } from '../lab/dig.js';
 import { startKnot, type KnotServer } from '../lab/knot.js';
-import { freeLoopback53, labDescribe, makeTempDir, shellQuote, sleep, stopAll, toolPath } from '../lab/lab.js';
+import {
+  freeLoopback53,
+  labDescribe,
+  makeTempDir,
+  shellQuote,
+  sleep,
+  stopAll,
+  toolPath,
+} from '../lab/lab.js';
 import { startPebble, type PebbleServer } from '../lab/pebble.js';
 import { startPostfix, type PostfixServer } from '../lab/postfix.js';
 import { startUnbound, type UnboundServer } from '../lab/unbound.js';
@@ -40,333 +48,568 @@ const HOST = 'mx.example.test';
 const TTL = 3;
 const HOOK = join(REPO_ROOT, 'hooks', 'certbot-deploy');
 
-interface Run { code: number | null; stdout: string; stderr: string }
-const show = (r: Run): string => `exit ${r.code}\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`;
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+const show = (r: Run): string =>
+  `exit ${r.code}\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`;
 
-function runAsync(argv: string[], env: Record<string, string> = {}, timeoutMs = 90_000): Promise<Run> {
+function runAsync(
+  argv: string[],
+  env: Record<string, string> = {},
+  timeoutMs = 90_000,
+): Promise<Run> {
   return new Promise((resolveRun) => {
-    const child = spawn(argv[0]!, argv.slice(1), { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(argv[0]!, argv.slice(1), {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d;
+    });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+    });
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('close', (code) => { clearTimeout(timer); resolveRun({ code, stdout, stderr }); });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolveRun({ code, stdout, stderr });
+    });
   });
 }
 
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
-const spki = (c: X509Certificate): Buffer => c.publicKey.export({ type: 'spki', format: 'der' }) as Buffer;
-const pemCerts = (text: string): X509Certificate[] => (text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((p) => new X509Certificate(p));
+const spki = (c: X509Certificate): Buffer =>
+  c.publicKey.export({ type: 'spki', format: 'der' }) as Buffer;
+const pemCerts = (text: string): X509Certificate[] =>
+  (text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map(
+    (p) => new X509Certificate(p),
+  );
 const cn = (c: X509Certificate): string => /(?:^|\n)CN=([^\n]*)/.exec(c.subject)![1]!;
 
-interface CheckJson { ok: boolean; reports: { warnings: string[]; nextRenewal: { verdict: string; text: string }[]; probes: { ok: boolean }[] }[] }
+interface CheckJson {
+  ok: boolean;
+  reports: {
+    warnings: string[];
+    nextRenewal: { verdict: string; text: string }[];
+    probes: { ok: boolean }[];
+  }[];
+}
 
-labDescribe('check forecasts the next renewal, and the renewal does what it said (issue 14)', [
-  ['knotd', 'knot'], ['knotc', 'knot'], ['keymgr', 'knot'], ['kdig', 'knot-dnsutils'],
-  ['unbound', 'unbound'], ['unbound-control', 'unbound'], ['unbound-checkconf', 'unbound'],
-  ['pebble', 'pebble'], ['certbot', 'certbot'],
-  ['postfix', 'postfix'], ['postconf', 'postfix'], ['posttls-finger', 'postfix'],
-  ['setsid', 'util-linux'], ['unshare', 'util-linux'], ['openssl', 'openssl'],
-], () => {
-  const t0 = Date.now();
-  const note = (s: string): void => { console.log(`[${((Date.now() - t0) / 1000).toFixed(1)} s] ${s}`); };
-  let dir: string;
-  let knot: KnotServer;
-  let unbound: UnboundServer;
-  let pebble: PebbleServer;
-  let certbot: Certbot;
-  let postfix: PostfixServer;
-  let finger: DaneFinger;
-  let poller: DanePoller;
-  let port: number;
-  let owner: string;
-  let cfgPath: string;
-  let stateDir: string;
-  let installDir: string;
-  let fragmentPath: string;
-  let postfixReload: string;
-  /** Deploy hook for the setups without staged install: Postfix loads certbot's new files at
-   *  once (reload), then waits for `releaseFlag` (60 s at most) before tlsa's hook runs, so
-   *  that what a client sees before the new records reach it is observed, not raced. */
-  let reloadFirstHook: string;
-  let releaseFlag: string;
-
-  interface Cfg { records: string; issuers: string; staged: boolean }
-  function writeConfig(c: Cfg): void {
-    const s = JSON.stringify;
-    writeFileSync(cfgPath, [
-      `state_dir: ${s(stateDir)}`,
-      `ttl: ${TTL}`,
-      'verify:',
-      `  resolver: "127.0.0.1:${unbound.port}"`,
-      `  authoritative_port: ${knot.port}`,
-      '  propagation: true',
-      '  probe: true',
-      '  timeout_s: 3',
-      'providers:',
-      '  knot:',
-      '    type: zonefile',
-      `    path: ${s(fragmentPath)}`,
-      `    reload: ${s(knot.reloadCommand(ZONE))}`,
-      'services:',
-      '  mx:',
-      `    host: ${HOST}`,
-      `    ports: [${port}]`,
-      '    protocol: smtp',
-      '    provider: knot',
-      `    ttl: ${TTL}`,
-      `    records: [${s(c.records)}]`,
-      `    issuers: ${s(c.issuers)}`,
-      '    certificates:',
-      `      - lineage: ${s(certbot.liveDir('mx'))}`,
-      ...(c.staged ? ['    install:', `      dir: ${s(installDir)}`, `      reload: ${s(postfixReload)}`] : []),
-      '',
-    ].join('\n'));
-  }
-
-  const tlsaEnv = (): Record<string, string> => ({ TLSA_CONFIG: cfgPath });
-  const tlsa = (args: string[]): Promise<Run> => runAsync([process.execPath, CLI_PATH, '--config', cfgPath, ...args], { TLSA_DEBUG: '1' });
-  const plainCheck = (...extra: string[]): Promise<Run> => runAsync([process.execPath, CLI_PATH, 'check', '--json', '--resolver', `127.0.0.1:${unbound.port}`, '--auth-port', String(knot.port), '--timeout', '3', ...extra, `${HOST}:${port}`], { TLSA_CONFIG: '' });
-  const livePem = (): string => readFileSync(join(certbot.liveDir('mx'), 'fullchain.pem'), 'utf8');
-  const liveChain = (): X509Certificate[] => pemCerts(livePem());
-  const installedLeaf = (): X509Certificate | undefined => {
-    const f = join(installDir, 'mx', 'current', 'fullchain.pem');
-    return existsSync(f) ? pemCerts(readFileSync(f, 'utf8'))[0] : undefined;
-  };
-  const knotRdata = async (): Promise<string[]> => {
-    const r = await query({ server: knot.host, port: knot.port, name: owner, type: 'TLSA', recurse: false, timeoutS: 1, retries: 1 });
-    return rdataOf(r, 'TLSA').map((x) => x.toLowerCase().replace(/\s+/g, ' ')).sort();
-  };
-  const ta = (c: X509Certificate): string => `2 1 1 ${sha256(spki(c))}`;
-  const ee = (c: X509Certificate): string => `3 1 1 ${sha256(spki(c))}`;
-
-  function theHook(r: CertbotRun): HookRun {
-    expect(r.hooks.length, `deploy hook runs in certbot's log:\n${r.output}`).toBe(1);
-    return r.hooks[0]!;
-  }
-
-  async function checkJson(run: Promise<Run>): Promise<{ run: Run; json: CheckJson }> {
-    const r = await run;
-    let json: CheckJson;
-    try { json = JSON.parse(r.stdout) as CheckJson; } catch { throw new Error(`check did not print JSON:\n${show(r)}`); }
-    return { run: r, json };
-  }
-
-  /** `tlsa daemon --once` about once a second until `done()`. */
-  async function drive(label: string, done: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const r = await tlsa(['daemon', '--once']);
-      if (await done()) return;
-      if (Date.now() > deadline) throw new Error(`${label}: not done after ${timeoutMs} ms\n${show(r)}\n--- fragment ---\n${readFileSync(fragmentPath, 'utf8')}`);
-      await sleep(1000);
-    }
-  }
-
-  /** Wait until Knot serves `rdata` and it is older than 2×TTL (so every cache has it), and
-   *  the daemon has seen it. */
-  async function waitLive(rdata: string): Promise<void> {
-    const deadline = Date.now() + 60_000;
-    while (!(await knotRdata()).includes(rdata)) {
-      if (Date.now() > deadline) throw new Error(`${rdata} never reached Knot`);
-      await sleep(250);
-    }
-    await sleep(2 * TTL * 1000 + 1500);
-    await tlsa(['daemon', '--once']);
-  }
-
-  /** Restart pebble (a new root and intermediate) and renew with a new key. */
-  async function rotateAndRenew(hook: string): Promise<{ run: CertbotRun; hook: HookRun }> {
-    const before = liveChain();
-    const account = await certbot.resetAccount();
-    const run = await certbot.renew({ certName: 'mx', reuseKey: false, account, deployHook: hook, env: tlsaEnv() });
-    expect(run.code, run.output).toBe(0);
-    const after = liveChain();
-    expect(ee(after[0]!), 'a new key').not.toBe(ee(before[0]!));
-    return { run, hook: theHook(run) };
-  }
-
-  const failedPolls = (scenario: string): number => poller.of(scenario).filter((r) => !r.verified).length;
-
-  beforeAll(async () => {
-    requireBuiltCli();
-    dir = makeTempDir('e2e-check-forecast');
-    chmodSync(dir, 0o755);
-    stateDir = join(dir, 'state');
-    installDir = join(dir, 'installed');
-    cfgPath = join(dir, 'tlsa.yaml');
-    fragmentPath = join(dir, 'tlsa.fragment');
-    releaseFlag = join(dir, 'release-hook');
-    const openssl = toolPath('openssl', 'openssl');
-    const tmpKey = join(dir, 'throwaway-key.pem');
-    const tmpCert = join(dir, 'throwaway-cert.pem');
-    execFileSync(openssl, ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', tmpKey, '-out', tmpCert, '-days', '2', '-subj', `/CN=${HOST}`], { stdio: 'ignore' });
-    postfix = await startPostfix({ chains: [{ keyPath: tmpKey, fullchainPath: tmpCert }], hostname: HOST });
-    port = postfix.smtpPort;
-    owner = `_${port}._tcp.${HOST}.`;
-    execFileSync(toolPath('postconf', 'postfix'), ['-c', postfix.configDir, '-e', `smtpd_tls_chain_files = ${join(installDir, 'mx', 'current', 'combined.pem')}`]);
-    postfixReload = `${shellQuote(toolPath('postfix', 'postfix'))} -c ${shellQuote(postfix.configDir)} reload`;
-    reloadFirstHook = join(dir, 'reload-first-hook');
-    writeFileSync(reloadFirstHook, [
-      '#!/bin/sh',
-      `${postfixReload} >/dev/null 2>&1`,
-      `i=0; while [ ! -e ${shellQuote(releaseFlag)} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done`,
-      `exec ${shellQuote(HOOK)} "$@"`,
-      '',
-    ].join('\n'), { mode: 0o755 });
-
-    writeFileSync(fragmentPath, '; TLSA records: tlsa writes the lines marked tlsa:managed\n');
-    const zoneFile = join(dir, 'example.test.zone');
-    writeFileSync(zoneFile, [
-      `$ORIGIN ${ZONE}`, '$TTL 300',
-      `@ 300 IN SOA ns1.${ZONE} hostmaster.${ZONE} 1 3600 600 86400 60`,
-      `@ 300 IN NS ns1.${ZONE}`,
-      'ns1 300 IN A 127.0.0.1',
-      'mx 300 IN A 127.0.0.1',
-      `$INCLUDE ${fragmentPath}`, '',
-    ].join('\n'));
-    knot = await startKnot({ zones: [{ name: ZONE, zoneFilePath: zoneFile, dnssec: true }] });
-    const glibcResolver = await freeLoopback53();
-    unbound = await startUnbound({ stubs: [{ zone: ZONE, port: knot.port }], trustAnchors: knot.dsRecords(ZONE), extraListen: glibcResolver, cacheMaxTtl: 30, cacheMaxNegativeTtl: 2 });
-    const a = await query({ server: unbound.host, port: unbound.port, name: HOST, type: 'A', dnssec: true });
-    if (!a.flags.includes('ad')) throw new Error(`unbound does not validate ${HOST}:\n${a.raw}`);
-    pebble = await startPebble({ dnsServer: `127.0.0.1:${unbound.port}` });
-    certbot = makeCertbot({ directoryUrl: pebble.directoryUrl, caBundle: pebble.tlsCaPath, httpPort: pebble.httpPort, dir: join(dir, 'certbot') });
-    finger = makeDaneFinger({ dir, zone: ZONE, resolverAddress: glibcResolver });
-    poller = new DanePoller(finger, HOST, port, 1000);
-    note(`lab up: Knot :${knot.port}, unbound :${unbound.port}, pebble :${pebble.port}, Postfix :${port}`);
-  }, 180_000);
-
-  afterAll(async () => {
-    await poller?.stop();
-    const all = poller?.results ?? [];
-    note(`posttls-finger: ${all.length} polls; failed per scenario: ${['A', 'B', 'C'].map((s) => `${s} ${all.filter((r) => r.scenario === s && !r.verified).length}/${all.filter((r) => r.scenario === s).length}`).join(', ')}`);
-    await postfix?.stop();
-    await stopAll();
-  }, 60_000);
-
-  it('A. 3 1 1 only with staged install: check says safe (staged); a renewal from a new intermediate has 0 failed polls', async () => {
-    writeConfig({ records: '3 1 1', issuers: 'none', staged: true });
-    const first = await certbot.certonly({ certName: 'mx', domains: [HOST], keyType: 'ecdsa', deployHook: HOOK, env: tlsaEnv() });
-    expect(first.code, first.output).toBe(0);
-    expect(theHook(first).code, first.output).toBe(0);
-    await waitLive(ee(liveChain()[0]!));
-    const f = await finger.check({ host: HOST, port });
-    expect(f.verified, f.output).toBe(true);
-    poller.scenario = 'A';
-    poller.start();
-
-    const { run, json } = await checkJson(tlsa(['check', '--json']));
-    note(`A: check: ${(json.reports[0]?.nextRenewal ?? []).map((x) => x.text).join(' | ')} ${json.reports[0]?.warnings.join(' | ')}`);
-    expect(run.code, show(run)).toBe(0);
-    const r = json.reports[0]!;
-    expect(r.warnings.join('\n'), 'no false alarm: the engine stages the chain').not.toMatch(/breaks DANE|next renewal/);
-    expect((r.nextRenewal ?? []).map((x) => x.verdict), show(run)).toEqual(['staged']);
-    expect(r.nextRenewal[0]!.text).toMatch(/safe \(staged\)/);
-
-    await pebble.restart();
-    const before = liveChain();
-    const { hook } = await rotateAndRenew(HOOK);
-    expect(hook.code, `${hook.stdout}\n${hook.stderr}`).toBe(0);
-    const after = liveChain();
-    expect(ta(after[1]!), 'a new intermediate').not.toBe(ta(before[1]!));
-    await drive('A', () => installedLeaf()?.fingerprint256 === after[0]!.fingerprint256, 90_000);
-    await sleep(3000);
-    note(`A: installed; posttls-finger failed ${failedPolls('A')} of ${poller.of('A').length}`);
-    expect(poller.of('A').length).toBeGreaterThan(5);
-    expect(poller.of('A').filter((x) => !x.verified).map((x) => x.output.slice(-300)), 'the prediction "safe (staged)"').toEqual([]);
-  }, 300_000);
-
-  it('B. 2 1 1 only, issuers none, no staged install: check (with --config and plain HOST:PORT) says a CA rotation breaks DANE; it does', async () => {
-    // Postfix now reads certbot's files; the records become the issuer's 2 1 1 only.
-    writeConfig({ records: '2 1 1', issuers: 'none', staged: false });
-    const live = certbot.liveDir('mx');
-    execFileSync(toolPath('postconf', 'postfix'), ['-c', postfix.configDir, '-e', `smtpd_tls_chain_files = ${join(live, 'privkey.pem')}, ${join(live, 'fullchain.pem')}`]);
-    const p = await tlsa(['publish']);
-    expect(p.code, show(p)).toBe(0);
-    await waitLive(ta(liveChain()[1]!));
-    await postfix.reload();
-    poller.scenario = 'B-before';
-    await sleep(3000);
-    expect(poller.of('B-before').filter((x) => !x.verified).map((x) => x.output.slice(-300))).toEqual([]);
-
-    const { run, json } = await checkJson(tlsa(['check', '--json']));
-    note(`B: check --config: ${json.reports[0]?.warnings.join(' | ')}`);
-    expect(run.code, show(run)).toBe(0);
-    const w = json.reports[0]!.warnings.join('\n');
-    expect(w).toMatch(/next renewal \(ECDSA P-256\): breaks DANE: .*intermediate other than .*"issuers: none"/);
-    expect((json.reports[0]!.nextRenewal ?? []).map((x) => x.verdict), show(run)).toEqual(['breaks']);
-    expect(w, 'no 3 1 1 is published: --reuse-key cannot help').not.toMatch(/reuse-key/);
-    expect(w).toMatch(/install:/);
-    // Without a configuration the port (not 25) is probed with TLS from the first byte: the
-    // STARTTLS server answers in plaintext, and check says which option fixes that.
-    const guessed = await plainCheck();
-    expect(guessed.code, show(guessed)).toBe(1);
-    expect(guessed.stdout).toContain(`run \\"tlsa check --protocol smtp ${HOST}:${port}\\"`);
-    const plain = await checkJson(plainCheck('--protocol', 'smtp'));
-    note(`B: plain check: ${plain.json.reports[0]?.warnings.join(' | ')}`);
-    expect(plain.json.reports[0]!.warnings.join('\n')).toMatch(/breaks DANE: .*intermediate other than .*no issuer catalog knows/);
-    expect((plain.json.reports[0]!.nextRenewal ?? []).map((x) => x.verdict), show(plain.run)).toEqual(['breaks']);
-
-    // The renewal after a CA rotation: Postfix serves the new chain before tlsa's hook runs.
-    poller.scenario = 'B';
-    await pebble.restart();
-    const renewal = rotateAndRenew(reloadFirstHook);
-    const deadline = Date.now() + 60_000;
-    while (!poller.of('B').some((x) => !x.verified) && Date.now() < deadline) await sleep(200);
-    writeFileSync(releaseFlag, '');
-    const { hook } = await renewal;
-    note(`B: hook exit ${hook.code}: ${hook.stderr.trim().split('\n').slice(-1).join('')}`);
-    const broken = poller.of('B').filter((x) => !x.verified);
-    expect(broken.length, 'the prediction "breaks DANE": posttls-finger fails').toBeGreaterThan(0);
-    expect(broken[0]!.output).not.toMatch(/Verified TLS connection established/);
-    // The hook says so too, with the fixes for this setup only.
-    expect(hook.code).toBe(1);
-    expect(hook.stderr).toMatch(/install:/);
-    expect(hook.stderr).not.toMatch(/reuse-key/);
-    // Converges once the new issuer's 2 1 1 is live.
-    const newTa = ta(liveChain()[1]!);
-    await waitLive(newTa);
-    poller.scenario = 'B-after';
-    await drive('B-after', () => poller.of('B-after').filter((x) => x.verified).length >= 2, 60_000);
-  }, 300_000);
-
-  it('C. 2 1 1 only with a catalog that lists the next intermediate: check says safe; the renewal after a rotation has 0 failed polls', async () => {
-    await pebble.restart();
-    const served = liveChain()[1]!;
-    const next = pemCerts(await pebble.intermediate())[0]!;
-    expect(next.fingerprint256).not.toBe(served.fingerprint256);
-    const catDir = join(dir, 'catalog');
-    mkdirSync(catDir, { recursive: true });
-    const entry = (c: X509Certificate, file: string) => {
-      writeFileSync(join(catDir, file), c.toString());
-      return { name: cn(c), key: 'ecdsa', status: 'active', notAfter: new Date(c.validTo).toISOString(), file };
+labDescribe(
+  'check forecasts the next renewal, and the renewal does what it said (issue 14)',
+  [
+    ['knotd', 'knot'],
+    ['knotc', 'knot'],
+    ['keymgr', 'knot'],
+    ['kdig', 'knot-dnsutils'],
+    ['unbound', 'unbound'],
+    ['unbound-control', 'unbound'],
+    ['unbound-checkconf', 'unbound'],
+    ['pebble', 'pebble'],
+    ['certbot', 'certbot'],
+    ['postfix', 'postfix'],
+    ['postconf', 'postfix'],
+    ['posttls-finger', 'postfix'],
+    ['setsid', 'util-linux'],
+    ['unshare', 'util-linux'],
+    ['openssl', 'openssl'],
+  ],
+  () => {
+    const t0 = Date.now();
+    const note = (s: string): void => {
+      console.log(`[${((Date.now() - t0) / 1000).toFixed(1)} s] ${s}`);
     };
-    writeFileSync(join(catDir, 'catalog.json'), JSON.stringify({ ca: 'pebble', asOf: '2026-12-01', intermediates: [entry(served, 'served.pem'), entry(next, 'next.pem')] }, null, 2));
-    writeConfig({ records: '2 1 1', issuers: join(catDir, 'catalog.json'), staged: false });
-    const p = await tlsa(['publish']);
-    expect(p.code, show(p)).toBe(0);
-    await waitLive(ta(next));
-    rmFlag();
+    let dir: string;
+    let knot: KnotServer;
+    let unbound: UnboundServer;
+    let pebble: PebbleServer;
+    let certbot: Certbot;
+    let postfix: PostfixServer;
+    let finger: DaneFinger;
+    let poller: DanePoller;
+    let port: number;
+    let owner: string;
+    let cfgPath: string;
+    let stateDir: string;
+    let installDir: string;
+    let fragmentPath: string;
+    let postfixReload: string;
+    /** Deploy hook for the setups without staged install: Postfix loads certbot's new files at
+     *  once (reload), then waits for `releaseFlag` (60 s at most) before tlsa's hook runs, so
+     *  that what a client sees before the new records reach it is observed, not raced. */
+    let reloadFirstHook: string;
+    let releaseFlag: string;
 
-    poller.scenario = 'C';
-    const { run, json } = await checkJson(tlsa(['check', '--json']));
-    note(`C: check: ${(json.reports[0]?.nextRenewal ?? []).map((x) => x.text).join(' | ')} ${json.reports[0]?.warnings.join(' | ')}`);
-    expect(run.code, show(run)).toBe(0);
-    expect((json.reports[0]!.nextRenewal ?? []).map((x) => x.verdict), show(run)).toEqual(['safe']);
-    expect(json.reports[0]!.warnings.join('\n'), show(run)).not.toMatch(/next renewal/);
+    interface Cfg {
+      records: string;
+      issuers: string;
+      staged: boolean;
+    }
+    function writeConfig(c: Cfg): void {
+      const s = JSON.stringify;
+      writeFileSync(
+        cfgPath,
+        [
+          `state_dir: ${s(stateDir)}`,
+          `ttl: ${TTL}`,
+          'verify:',
+          `  resolver: "127.0.0.1:${unbound.port}"`,
+          `  authoritative_port: ${knot.port}`,
+          '  propagation: true',
+          '  probe: true',
+          '  timeout_s: 3',
+          'providers:',
+          '  knot:',
+          '    type: zonefile',
+          `    path: ${s(fragmentPath)}`,
+          `    reload: ${s(knot.reloadCommand(ZONE))}`,
+          'services:',
+          '  mx:',
+          `    host: ${HOST}`,
+          `    ports: [${port}]`,
+          '    protocol: smtp',
+          '    provider: knot',
+          `    ttl: ${TTL}`,
+          `    records: [${s(c.records)}]`,
+          `    issuers: ${s(c.issuers)}`,
+          '    certificates:',
+          `      - lineage: ${s(certbot.liveDir('mx'))}`,
+          ...(c.staged
+            ? ['    install:', `      dir: ${s(installDir)}`, `      reload: ${s(postfixReload)}`]
+            : []),
+          '',
+        ].join('\n'),
+      );
+    }
 
-    writeFileSync(releaseFlag, '');
-    const { hook } = await rotateAndRenew(reloadFirstHook);
-    expect(ta(liveChain()[1]!), 'issued from the intermediate the catalog named').toBe(ta(next));
-    note(`C: hook exit ${hook.code}: ${hook.stdout.trim()} ${hook.stderr.trim().split('\n').slice(-1).join('')}`);
-    await sleep(5000);
-    expect(poller.of('C').length).toBeGreaterThan(5);
-    expect(poller.of('C').filter((x) => !x.verified).map((x) => x.output.slice(-300)), 'the prediction "safe"').toEqual([]);
-  }, 300_000);
+    const tlsaEnv = (): Record<string, string> => ({ TLSA_CONFIG: cfgPath });
+    const tlsa = (args: string[]): Promise<Run> =>
+      runAsync([process.execPath, CLI_PATH, '--config', cfgPath, ...args], { TLSA_DEBUG: '1' });
+    const plainCheck = (...extra: string[]): Promise<Run> =>
+      runAsync(
+        [
+          process.execPath,
+          CLI_PATH,
+          'check',
+          '--json',
+          '--resolver',
+          `127.0.0.1:${unbound.port}`,
+          '--auth-port',
+          String(knot.port),
+          '--timeout',
+          '3',
+          ...extra,
+          `${HOST}:${port}`,
+        ],
+        { TLSA_CONFIG: '' },
+      );
+    const livePem = (): string =>
+      readFileSync(join(certbot.liveDir('mx'), 'fullchain.pem'), 'utf8');
+    const liveChain = (): X509Certificate[] => pemCerts(livePem());
+    const installedLeaf = (): X509Certificate | undefined => {
+      const f = join(installDir, 'mx', 'current', 'fullchain.pem');
+      return existsSync(f) ? pemCerts(readFileSync(f, 'utf8'))[0] : undefined;
+    };
+    const knotRdata = async (): Promise<string[]> => {
+      const r = await query({
+        server: knot.host,
+        port: knot.port,
+        name: owner,
+        type: 'TLSA',
+        recurse: false,
+        timeoutS: 1,
+        retries: 1,
+      });
+      return rdataOf(r, 'TLSA')
+        .map((x) => x.toLowerCase().replace(/\s+/g, ' '))
+        .sort();
+    };
+    const ta = (c: X509Certificate): string => `2 1 1 ${sha256(spki(c))}`;
+    const ee = (c: X509Certificate): string => `3 1 1 ${sha256(spki(c))}`;
 
-  function rmFlag(): void {
-    if (existsSync(releaseFlag)) execFileSync('rm', ['-f', releaseFlag]);
-  }
-});
+    function theHook(r: CertbotRun): HookRun {
+      expect(r.hooks.length, `deploy hook runs in certbot's log:\n${r.output}`).toBe(1);
+      return r.hooks[0]!;
+    }
+
+    async function checkJson(run: Promise<Run>): Promise<{ run: Run; json: CheckJson }> {
+      const r = await run;
+      let json: CheckJson;
+      try {
+        json = JSON.parse(r.stdout) as CheckJson;
+      } catch {
+        throw new Error(`check did not print JSON:\n${show(r)}`);
+      }
+      return { run: r, json };
+    }
+
+    /** `tlsa daemon --once` about once a second until `done()`. */
+    async function drive(
+      label: string,
+      done: () => boolean | Promise<boolean>,
+      timeoutMs = 60_000,
+    ): Promise<void> {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const r = await tlsa(['daemon', '--once']);
+        if (await done()) return;
+        if (Date.now() > deadline)
+          throw new Error(
+            `${label}: not done after ${timeoutMs} ms\n${show(r)}\n--- fragment ---\n${readFileSync(fragmentPath, 'utf8')}`,
+          );
+        await sleep(1000);
+      }
+    }
+
+    /** Wait until Knot serves `rdata` and it is older than 2×TTL (so every cache has it), and
+     *  the daemon has seen it. */
+    async function waitLive(rdata: string): Promise<void> {
+      const deadline = Date.now() + 60_000;
+      while (!(await knotRdata()).includes(rdata)) {
+        if (Date.now() > deadline) throw new Error(`${rdata} never reached Knot`);
+        await sleep(250);
+      }
+      await sleep(2 * TTL * 1000 + 1500);
+      await tlsa(['daemon', '--once']);
+    }
+
+    /** Restart pebble (a new root and intermediate) and renew with a new key. */
+    async function rotateAndRenew(hook: string): Promise<{ run: CertbotRun; hook: HookRun }> {
+      const before = liveChain();
+      const account = await certbot.resetAccount();
+      const run = await certbot.renew({
+        certName: 'mx',
+        reuseKey: false,
+        account,
+        deployHook: hook,
+        env: tlsaEnv(),
+      });
+      expect(run.code, run.output).toBe(0);
+      const after = liveChain();
+      expect(ee(after[0]!), 'a new key').not.toBe(ee(before[0]!));
+      return { run, hook: theHook(run) };
+    }
+
+    const failedPolls = (scenario: string): number =>
+      poller.of(scenario).filter((r) => !r.verified).length;
+
+    beforeAll(async () => {
+      requireBuiltCli();
+      dir = makeTempDir('e2e-check-forecast');
+      chmodSync(dir, 0o755);
+      stateDir = join(dir, 'state');
+      installDir = join(dir, 'installed');
+      cfgPath = join(dir, 'tlsa.yaml');
+      fragmentPath = join(dir, 'tlsa.fragment');
+      releaseFlag = join(dir, 'release-hook');
+      const openssl = toolPath('openssl', 'openssl');
+      const tmpKey = join(dir, 'throwaway-key.pem');
+      const tmpCert = join(dir, 'throwaway-cert.pem');
+      execFileSync(
+        openssl,
+        [
+          'req',
+          '-x509',
+          '-newkey',
+          'ec',
+          '-pkeyopt',
+          'ec_paramgen_curve:P-256',
+          '-nodes',
+          '-keyout',
+          tmpKey,
+          '-out',
+          tmpCert,
+          '-days',
+          '2',
+          '-subj',
+          `/CN=${HOST}`,
+        ],
+        { stdio: 'ignore' },
+      );
+      postfix = await startPostfix({
+        chains: [{ keyPath: tmpKey, fullchainPath: tmpCert }],
+        hostname: HOST,
+      });
+      port = postfix.smtpPort;
+      owner = `_${port}._tcp.${HOST}.`;
+      execFileSync(toolPath('postconf', 'postfix'), [
+        '-c',
+        postfix.configDir,
+        '-e',
+        `smtpd_tls_chain_files = ${join(installDir, 'mx', 'current', 'combined.pem')}`,
+      ]);
+      postfixReload = `${shellQuote(toolPath('postfix', 'postfix'))} -c ${shellQuote(postfix.configDir)} reload`;
+      reloadFirstHook = join(dir, 'reload-first-hook');
+      writeFileSync(
+        reloadFirstHook,
+        [
+          '#!/bin/sh',
+          `${postfixReload} >/dev/null 2>&1`,
+          `i=0; while [ ! -e ${shellQuote(releaseFlag)} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done`,
+          `exec ${shellQuote(HOOK)} "$@"`,
+          '',
+        ].join('\n'),
+        { mode: 0o755 },
+      );
+
+      writeFileSync(fragmentPath, '; TLSA records: tlsa writes the lines marked tlsa:managed\n');
+      const zoneFile = join(dir, 'example.test.zone');
+      writeFileSync(
+        zoneFile,
+        [
+          `$ORIGIN ${ZONE}`,
+          '$TTL 300',
+          `@ 300 IN SOA ns1.${ZONE} hostmaster.${ZONE} 1 3600 600 86400 60`,
+          `@ 300 IN NS ns1.${ZONE}`,
+          'ns1 300 IN A 127.0.0.1',
+          'mx 300 IN A 127.0.0.1',
+          `$INCLUDE ${fragmentPath}`,
+          '',
+        ].join('\n'),
+      );
+      knot = await startKnot({ zones: [{ name: ZONE, zoneFilePath: zoneFile, dnssec: true }] });
+      const glibcResolver = await freeLoopback53();
+      unbound = await startUnbound({
+        stubs: [{ zone: ZONE, port: knot.port }],
+        trustAnchors: knot.dsRecords(ZONE),
+        extraListen: glibcResolver,
+        cacheMaxTtl: 30,
+        cacheMaxNegativeTtl: 2,
+      });
+      const a = await query({
+        server: unbound.host,
+        port: unbound.port,
+        name: HOST,
+        type: 'A',
+        dnssec: true,
+      });
+      if (!a.flags.includes('ad')) throw new Error(`unbound does not validate ${HOST}:\n${a.raw}`);
+      pebble = await startPebble({ dnsServer: `127.0.0.1:${unbound.port}` });
+      certbot = makeCertbot({
+        directoryUrl: pebble.directoryUrl,
+        caBundle: pebble.tlsCaPath,
+        httpPort: pebble.httpPort,
+        dir: join(dir, 'certbot'),
+      });
+      finger = makeDaneFinger({ dir, zone: ZONE, resolverAddress: glibcResolver });
+      poller = new DanePoller(finger, HOST, port, 1000);
+      note(
+        `lab up: Knot :${knot.port}, unbound :${unbound.port}, pebble :${pebble.port}, Postfix :${port}`,
+      );
+    }, 180_000);
+
+    afterAll(async () => {
+      await poller?.stop();
+      const all = poller?.results ?? [];
+      note(
+        `posttls-finger: ${all.length} polls; failed per scenario: ${['A', 'B', 'C'].map((s) => `${s} ${all.filter((r) => r.scenario === s && !r.verified).length}/${all.filter((r) => r.scenario === s).length}`).join(', ')}`,
+      );
+      await postfix?.stop();
+      await stopAll();
+    }, 60_000);
+
+    it('A. 3 1 1 only with staged install: check says safe (staged); a renewal from a new intermediate has 0 failed polls', async () => {
+      writeConfig({ records: '3 1 1', issuers: 'none', staged: true });
+      const first = await certbot.certonly({
+        certName: 'mx',
+        domains: [HOST],
+        keyType: 'ecdsa',
+        deployHook: HOOK,
+        env: tlsaEnv(),
+      });
+      expect(first.code, first.output).toBe(0);
+      expect(theHook(first).code, first.output).toBe(0);
+      await waitLive(ee(liveChain()[0]!));
+      const f = await finger.check({ host: HOST, port });
+      expect(f.verified, f.output).toBe(true);
+      poller.scenario = 'A';
+      poller.start();
+
+      const { run, json } = await checkJson(tlsa(['check', '--json']));
+      note(
+        `A: check: ${(json.reports[0]?.nextRenewal ?? []).map((x) => x.text).join(' | ')} ${json.reports[0]?.warnings.join(' | ')}`,
+      );
+      expect(run.code, show(run)).toBe(0);
+      const r = json.reports[0]!;
+      expect(r.warnings.join('\n'), 'no false alarm: the engine stages the chain').not.toMatch(
+        /breaks DANE|next renewal/,
+      );
+      expect(
+        (r.nextRenewal ?? []).map((x) => x.verdict),
+        show(run),
+      ).toEqual(['staged']);
+      expect(r.nextRenewal[0]!.text).toMatch(/safe \(staged\)/);
+
+      await pebble.restart();
+      const before = liveChain();
+      const { hook } = await rotateAndRenew(HOOK);
+      expect(hook.code, `${hook.stdout}\n${hook.stderr}`).toBe(0);
+      const after = liveChain();
+      expect(ta(after[1]!), 'a new intermediate').not.toBe(ta(before[1]!));
+      await drive('A', () => installedLeaf()?.fingerprint256 === after[0]!.fingerprint256, 90_000);
+      await sleep(3000);
+      note(`A: installed; posttls-finger failed ${failedPolls('A')} of ${poller.of('A').length}`);
+      expect(poller.of('A').length).toBeGreaterThan(5);
+      expect(
+        poller
+          .of('A')
+          .filter((x) => !x.verified)
+          .map((x) => x.output.slice(-300)),
+        'the prediction "safe (staged)"',
+      ).toEqual([]);
+    }, 300_000);
+
+    it('B. 2 1 1 only, issuers none, no staged install: check (with --config and plain HOST:PORT) says a CA rotation breaks DANE; it does', async () => {
+      // Postfix now reads certbot's files; the records become the issuer's 2 1 1 only.
+      writeConfig({ records: '2 1 1', issuers: 'none', staged: false });
+      const live = certbot.liveDir('mx');
+      execFileSync(toolPath('postconf', 'postfix'), [
+        '-c',
+        postfix.configDir,
+        '-e',
+        `smtpd_tls_chain_files = ${join(live, 'privkey.pem')}, ${join(live, 'fullchain.pem')}`,
+      ]);
+      const p = await tlsa(['publish']);
+      expect(p.code, show(p)).toBe(0);
+      await waitLive(ta(liveChain()[1]!));
+      await postfix.reload();
+      poller.scenario = 'B-before';
+      await sleep(3000);
+      expect(
+        poller
+          .of('B-before')
+          .filter((x) => !x.verified)
+          .map((x) => x.output.slice(-300)),
+      ).toEqual([]);
+
+      const { run, json } = await checkJson(tlsa(['check', '--json']));
+      note(`B: check --config: ${json.reports[0]?.warnings.join(' | ')}`);
+      expect(run.code, show(run)).toBe(0);
+      const w = json.reports[0]!.warnings.join('\n');
+      expect(w).toMatch(
+        /next renewal \(ECDSA P-256\): breaks DANE: .*intermediate other than .*"issuers: none"/,
+      );
+      expect(
+        (json.reports[0]!.nextRenewal ?? []).map((x) => x.verdict),
+        show(run),
+      ).toEqual(['breaks']);
+      expect(w, 'no 3 1 1 is published: --reuse-key cannot help').not.toMatch(/reuse-key/);
+      expect(w).toMatch(/install:/);
+      // Without a configuration the port (not 25) is probed with TLS from the first byte: the
+      // STARTTLS server answers in plaintext, and check says which option fixes that.
+      const guessed = await plainCheck();
+      expect(guessed.code, show(guessed)).toBe(1);
+      expect(guessed.stdout).toContain(`run \\"tlsa check --protocol smtp ${HOST}:${port}\\"`);
+      const plain = await checkJson(plainCheck('--protocol', 'smtp'));
+      note(`B: plain check: ${plain.json.reports[0]?.warnings.join(' | ')}`);
+      expect(plain.json.reports[0]!.warnings.join('\n')).toMatch(
+        /breaks DANE: .*intermediate other than .*no issuer catalog knows/,
+      );
+      expect(
+        (plain.json.reports[0]!.nextRenewal ?? []).map((x) => x.verdict),
+        show(plain.run),
+      ).toEqual(['breaks']);
+
+      // The renewal after a CA rotation: Postfix serves the new chain before tlsa's hook runs.
+      poller.scenario = 'B';
+      await pebble.restart();
+      const renewal = rotateAndRenew(reloadFirstHook);
+      const deadline = Date.now() + 60_000;
+      while (!poller.of('B').some((x) => !x.verified) && Date.now() < deadline) await sleep(200);
+      writeFileSync(releaseFlag, '');
+      const { hook } = await renewal;
+      note(`B: hook exit ${hook.code}: ${hook.stderr.trim().split('\n').slice(-1).join('')}`);
+      const broken = poller.of('B').filter((x) => !x.verified);
+      expect(broken.length, 'the prediction "breaks DANE": posttls-finger fails').toBeGreaterThan(
+        0,
+      );
+      expect(broken[0]!.output).not.toMatch(/Verified TLS connection established/);
+      // The hook says so too, with the fixes for this setup only.
+      expect(hook.code).toBe(1);
+      expect(hook.stderr).toMatch(/install:/);
+      expect(hook.stderr).not.toMatch(/reuse-key/);
+      // Converges once the new issuer's 2 1 1 is live.
+      const newTa = ta(liveChain()[1]!);
+      await waitLive(newTa);
+      poller.scenario = 'B-after';
+      await drive(
+        'B-after',
+        () => poller.of('B-after').filter((x) => x.verified).length >= 2,
+        60_000,
+      );
+    }, 300_000);
+
+    it('C. 2 1 1 only with a catalog that lists the next intermediate: check says safe; the renewal after a rotation has 0 failed polls', async () => {
+      await pebble.restart();
+      const served = liveChain()[1]!;
+      const next = pemCerts(await pebble.intermediate())[0]!;
+      expect(next.fingerprint256).not.toBe(served.fingerprint256);
+      const catDir = join(dir, 'catalog');
+      mkdirSync(catDir, { recursive: true });
+      const entry = (c: X509Certificate, file: string) => {
+        writeFileSync(join(catDir, file), c.toString());
+        return {
+          name: cn(c),
+          key: 'ecdsa',
+          status: 'active',
+          notAfter: new Date(c.validTo).toISOString(),
+          file,
+        };
+      };
+      writeFileSync(
+        join(catDir, 'catalog.json'),
+        JSON.stringify(
+          {
+            ca: 'pebble',
+            asOf: '2026-12-01',
+            intermediates: [entry(served, 'served.pem'), entry(next, 'next.pem')],
+          },
+          null,
+          2,
+        ),
+      );
+      writeConfig({ records: '2 1 1', issuers: join(catDir, 'catalog.json'), staged: false });
+      const p = await tlsa(['publish']);
+      expect(p.code, show(p)).toBe(0);
+      await waitLive(ta(next));
+      rmFlag();
+
+      poller.scenario = 'C';
+      const { run, json } = await checkJson(tlsa(['check', '--json']));
+      note(
+        `C: check: ${(json.reports[0]?.nextRenewal ?? []).map((x) => x.text).join(' | ')} ${json.reports[0]?.warnings.join(' | ')}`,
+      );
+      expect(run.code, show(run)).toBe(0);
+      expect(
+        (json.reports[0]!.nextRenewal ?? []).map((x) => x.verdict),
+        show(run),
+      ).toEqual(['safe']);
+      expect(json.reports[0]!.warnings.join('\n'), show(run)).not.toMatch(/next renewal/);
+
+      writeFileSync(releaseFlag, '');
+      const { hook } = await rotateAndRenew(reloadFirstHook);
+      expect(ta(liveChain()[1]!), 'issued from the intermediate the catalog named').toBe(ta(next));
+      note(
+        `C: hook exit ${hook.code}: ${hook.stdout.trim()} ${hook.stderr.trim().split('\n').slice(-1).join('')}`,
+      );
+      await sleep(5000);
+      expect(poller.of('C').length).toBeGreaterThan(5);
+      expect(
+        poller
+          .of('C')
+          .filter((x) => !x.verified)
+          .map((x) => x.output.slice(-300)),
+        'the prediction "safe"',
+      ).toEqual([]);
+    }, 300_000);
+
+    function rmFlag(): void {
+      if (existsSync(releaseFlag)) execFileSync('rm', ['-f', releaseFlag]);
+    }
+  },
+);

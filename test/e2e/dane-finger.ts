@@ -69,26 +69,35 @@ export function makeDaneFinger(opts: DaneFingerOptions): DaneFinger {
   const configDir = join(opts.dir, 'finger-conf');
   mkdirSync(configDir, { recursive: true });
   const resolvConf = join(opts.dir, 'finger-resolv.conf');
-  writeFileSync(resolvConf, `nameserver ${opts.resolverAddress}\noptions trust-ad edns0 attempts:2 timeout:2\n`);
-  writeFileSync(join(configDir, 'main.cf'), [
-    'compatibility_level = 3.6',
-    'inet_protocols = ipv4',
-    'smtp_dns_support_level = dnssec',
-    `dnssec_probe = ns:${opts.zone.replace(/\.$/, '')}`,
-    'smtp_tls_loglevel = 1',
-    '',
-  ].join('\n'));
-  for (const kt of ['rsa', 'ecdsa'] as const) {
-    writeFileSync(join(configDir, `sigalgs-${kt}.cnf`), [
-      'tlsa_lab = tlsa_lab_settings',
-      '[tlsa_lab_settings]',
-      'ssl_conf = tlsa_lab_ssl',
-      '[tlsa_lab_ssl]',
-      'system_default = tlsa_lab_sigalgs',
-      '[tlsa_lab_sigalgs]',
-      `SignatureAlgorithms = ${SIGALGS[kt]}`,
+  writeFileSync(
+    resolvConf,
+    `nameserver ${opts.resolverAddress}\noptions trust-ad edns0 attempts:2 timeout:2\n`,
+  );
+  writeFileSync(
+    join(configDir, 'main.cf'),
+    [
+      'compatibility_level = 3.6',
+      'inet_protocols = ipv4',
+      'smtp_dns_support_level = dnssec',
+      `dnssec_probe = ns:${opts.zone.replace(/\.$/, '')}`,
+      'smtp_tls_loglevel = 1',
       '',
-    ].join('\n'));
+    ].join('\n'),
+  );
+  for (const kt of ['rsa', 'ecdsa'] as const) {
+    writeFileSync(
+      join(configDir, `sigalgs-${kt}.cnf`),
+      [
+        'tlsa_lab = tlsa_lab_settings',
+        '[tlsa_lab_settings]',
+        'ssl_conf = tlsa_lab_ssl',
+        '[tlsa_lab_ssl]',
+        'system_default = tlsa_lab_sigalgs',
+        '[tlsa_lab_sigalgs]',
+        `SignatureAlgorithms = ${SIGALGS[kt]}`,
+        '',
+      ].join('\n'),
+    );
   }
 
   return {
@@ -96,7 +105,13 @@ export function makeDaneFinger(opts: DaneFingerOptions): DaneFinger {
     resolvConf,
     check(c) {
       const args = ['-c', '-l', 'dane', '-L', 'routine,certmatch,summary', '-d', 'sha256'];
-      if (c.keyType) args.push('-o', `tls_config_file=${join(configDir, `sigalgs-${c.keyType}.cnf`)}`, '-o', 'tls_config_name=tlsa_lab');
+      if (c.keyType)
+        args.push(
+          '-o',
+          `tls_config_file=${join(configDir, `sigalgs-${c.keyType}.cnf`)}`,
+          '-o',
+          'tls_config_name=tlsa_lab',
+        );
       args.push(`[${c.host}]:${c.port}`);
       const script = `mount --bind ${q(resolvConf)} /etc/resolv.conf && exec ${q(finger)} ${args.map(q).join(' ')}`;
       const started = Date.now();
@@ -107,14 +122,20 @@ export function makeDaneFinger(opts: DaneFingerOptions): DaneFinger {
           stdio: ['ignore', 'pipe', 'pipe'],
         });
         let output = '';
-        child.stdout.setEncoding('utf8').on('data', (d: string) => { output += d; });
-        child.stderr.setEncoding('utf8').on('data', (d: string) => { output += d; });
+        child.stdout.setEncoding('utf8').on('data', (d: string) => {
+          output += d;
+        });
+        child.stderr.setEncoding('utf8').on('data', (d: string) => {
+          output += d;
+        });
         const timer = setTimeout(() => child.kill('SIGKILL'), c.timeoutMs ?? 20_000);
         child.on('close', (code, signal) => {
           clearTimeout(timer);
           if (code !== 0) output += `\n(exit ${code ?? signal})`;
           const est = /(\w+) TLS connection established to /.exec(output);
-          const matched = /Matched DANE (EE|TA) (?:public key|certificate) at depth (\d+)/.exec(output);
+          const matched = /Matched DANE (EE|TA) (?:public key|certificate) at depth (\d+)/.exec(
+            output,
+          );
           const pkey = /pkey_fingerprint=([0-9A-F:]+)/.exec(output);
           const r: DaneFingerResult = {
             at,
@@ -143,7 +164,12 @@ export class DanePoller {
   private loop: Promise<void> | undefined;
   private n = 0;
 
-  constructor(private readonly finger: DaneFinger, private readonly host: string, private readonly port: number, private readonly intervalMs = 1000) {}
+  constructor(
+    private readonly finger: DaneFinger,
+    private readonly host: string,
+    private readonly port: number,
+    private readonly intervalMs = 1000,
+  ) {}
 
   start(): void {
     if (this.running) return;
@@ -152,7 +178,11 @@ export class DanePoller {
       while (this.running) {
         const started = Date.now();
         const kt = this.keyTypes[this.n++ % this.keyTypes.length]!;
-        const r = await this.finger.check({ host: this.host, port: this.port, ...(kt === 'any' ? {} : { keyType: kt }) });
+        const r = await this.finger.check({
+          host: this.host,
+          port: this.port,
+          ...(kt === 'any' ? {} : { keyType: kt }),
+        });
         this.results.push({ ...r, scenario: this.scenario });
         const left = this.intervalMs - (Date.now() - started);
         if (left > 0 && this.running) await new Promise((res) => setTimeout(res, left));

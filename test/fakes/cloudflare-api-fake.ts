@@ -88,11 +88,20 @@ export interface CloudflareFakeOptions {
 const PREFIX = '/client/v4';
 
 class ApiError extends Error {
-  constructor(readonly status: number, readonly errors: Array<{ code: number; message: string; error_chain?: Array<{ code: number; message: string }> }>, readonly headers: Record<string, string> = {}) {
+  constructor(
+    readonly status: number,
+    readonly errors: Array<{
+      code: number;
+      message: string;
+      error_chain?: Array<{ code: number; message: string }>;
+    }>,
+    readonly headers: Record<string, string> = {},
+  ) {
     super(errors.map((e) => `${e.code} ${e.message}`).join('; '));
   }
 }
-const fail = (status: number, code: number, message: string) => new ApiError(status, [{ code, message }]);
+const fail = (status: number, code: number, message: string) =>
+  new ApiError(status, [{ code, message }]);
 
 export class CloudflareApiFake {
   readonly token: string;
@@ -117,7 +126,9 @@ export class CloudflareApiFake {
 
   static async start(opts: CloudflareFakeOptions = {}): Promise<CloudflareApiFake> {
     const fake = new CloudflareApiFake(opts);
-    const server = createServer((req, res) => { void fake.handle(req, res); });
+    const server = createServer((req, res) => {
+      void fake.handle(req, res);
+    });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen({ host: '127.0.0.1', port: 0 }, () => resolve());
@@ -150,9 +161,21 @@ export class CloudflareApiFake {
   }
 
   /** Store a record directly, as another writer (the dashboard, another tool) would. No checks. */
-  addRecord(name: string, type: string, fields: { content?: string; data?: CfRecord['data']; ttl?: number; comment?: string }): CfRecord {
+  addRecord(
+    name: string,
+    type: string,
+    fields: { content?: string; data?: CfRecord['data']; ttl?: number; comment?: string },
+  ): CfRecord {
     const zone = this.zoneOf(name);
-    const r = makeRecord(zone, bare(name), type.toUpperCase(), fields.content ?? contentOf(fields.data), fields.data, fields.ttl ?? 300, fields.comment ?? null);
+    const r = makeRecord(
+      zone,
+      bare(name),
+      type.toUpperCase(),
+      fields.content ?? contentOf(fields.data),
+      fields.data,
+      fields.ttl ?? 300,
+      fields.comment ?? null,
+    );
     zone.records.push(r);
     return { ...r };
   }
@@ -172,12 +195,22 @@ export class CloudflareApiFake {
   /** Records at `name` (of `type` if given), as stored. */
   records(name: string, type?: string): CfRecord[] {
     const n = bare(name);
-    return [...this.zones.values()].flatMap((z) => z.records.filter((r) => r.name === n && (!type || r.type === type.toUpperCase())).map((r) => ({ ...r })));
+    return [...this.zones.values()].flatMap((z) =>
+      z.records
+        .filter((r) => r.name === n && (!type || r.type === type.toUpperCase()))
+        .map((r) => ({ ...r })),
+    );
   }
 
   /** The next request fails once with 429 and `retry-after` (seconds). */
   throttleOnce(retryAfterS = 1): void {
-    this.failures.push(new ApiError(429, [{ code: 971, message: 'Please wait and consider throttling your request speed' }], { 'retry-after': String(retryAfterS) }));
+    this.failures.push(
+      new ApiError(
+        429,
+        [{ code: 971, message: 'Please wait and consider throttling your request speed' }],
+        { 'retry-after': String(retryAfterS) },
+      ),
+    );
   }
 
   /** The next request fails once with a server error. */
@@ -188,10 +221,17 @@ export class CloudflareApiFake {
   /** Fault injection: from the n-th write (POST, DELETE, batch; 1 = the next) on, every write
    *  fails with this error, changing nothing, until the returned function is called. The
    *  default is what a zone over its record quota answers. */
-  failWritesFrom(n: number, status = 400, code = 81045, message = 'Record quota exceeded.'): () => void {
+  failWritesFrom(
+    n: number,
+    status = 400,
+    code = 81045,
+    message = 'Record quota exceeded.',
+  ): () => void {
     const fault = { from: n, seen: 0, error: fail(status, code, message) };
     this.writeFault = fault;
-    return () => { if (this.writeFault === fault) this.writeFault = undefined; };
+    return () => {
+      if (this.writeFault === fault) this.writeFault = undefined;
+    };
   }
 
   /** Run `fn` once, right before the next write (POST, DELETE, batch) is processed. */
@@ -209,7 +249,8 @@ export class CloudflareApiFake {
     const n = bare(name);
     let best: CfZone | undefined;
     for (const z of this.zones.values()) {
-      if ((n === z.name || n.endsWith(`.${z.name}`)) && (!best || z.name.length > best.name.length)) best = z;
+      if ((n === z.name || n.endsWith(`.${z.name}`)) && (!best || z.name.length > best.name.length))
+        best = z;
     }
     if (!best) throw new Error(`cloudflare-api-fake: no zone contains ${name}`);
     return best;
@@ -220,11 +261,25 @@ export class CloudflareApiFake {
     for await (const c of req) chunks.push(c as Buffer);
     const url = new URL(req.url ?? '/', 'http://127.0.0.1');
     const method = req.method ?? 'GET';
-    const path = url.pathname.startsWith(PREFIX) ? url.pathname.slice(PREFIX.length) || '/' : url.pathname;
-    const entry: CfLoggedRequest = { method, path, query: Object.fromEntries(url.searchParams), status: 200 };
+    const path = url.pathname.startsWith(PREFIX)
+      ? url.pathname.slice(PREFIX.length) || '/'
+      : url.pathname;
+    const entry: CfLoggedRequest = {
+      method,
+      path,
+      query: Object.fromEntries(url.searchParams),
+      status: 200,
+    };
     this.requests.push(entry);
     try {
-      if (!url.pathname.startsWith(PREFIX)) throw new ApiError(400, [{ code: 7003, message: `Could not route to ${url.pathname}, perhaps your object identifier is invalid?` }, { code: 7000, message: 'No route for that URI' }]);
+      if (!url.pathname.startsWith(PREFIX))
+        throw new ApiError(400, [
+          {
+            code: 7003,
+            message: `Could not route to ${url.pathname}, perhaps your object identifier is invalid?`,
+          },
+          { code: 7000, message: 'No route for that URI' },
+        ]);
       const grant = this.authenticate(req);
       const failure = this.failures.shift();
       if (failure) throw failure;
@@ -244,14 +299,26 @@ export class CloudflareApiFake {
       const err = e instanceof ApiError ? e : fail(500, 1000, (e as Error).message);
       entry.status = err.status;
       entry.codes = err.errors.map((x) => x.code);
-      json(res, err.status, { success: false, errors: err.errors, messages: [], result: null }, err.headers);
+      json(
+        res,
+        err.status,
+        { success: false, errors: err.errors, messages: [], result: null },
+        err.headers,
+      );
     }
   }
 
   private authenticate(req: IncomingMessage): CfTokenGrant {
-    const auth = req.headers['authorization'];
+    const auth = req.headers.authorization;
     const m = typeof auth === 'string' ? /^Bearer ([A-Za-z0-9._~+/=-]+)$/.exec(auth) : null;
-    if (!m) throw new ApiError(400, [{ code: 6003, message: 'Invalid request headers', error_chain: [{ code: 6111, message: 'Invalid format for Authorization header' }] }]);
+    if (!m)
+      throw new ApiError(400, [
+        {
+          code: 6003,
+          message: 'Invalid request headers',
+          error_chain: [{ code: 6111, message: 'Invalid format for Authorization header' }],
+        },
+      ]);
     const grant = this.tokens.get(m[1]!);
     if (!grant) throw fail(401, 9109, 'Invalid access token');
     return grant;
@@ -259,30 +326,62 @@ export class CloudflareApiFake {
 
   private zoneFor(id: string, path: string, grant: CfTokenGrant, write: boolean): CfZone {
     const zone = this.zones.get(id);
-    if (!zone) throw new ApiError(400, [{ code: 7003, message: `Could not route to ${PREFIX}${path}, perhaps your object identifier is invalid?` }, { code: 7000, message: 'No route for that URI' }]);
-    if ((grant.zones && !grant.zones.includes(id)) || (write && !grant.dnsEdit)) throw fail(403, 10000, 'Authentication error');
+    if (!zone)
+      throw new ApiError(400, [
+        {
+          code: 7003,
+          message: `Could not route to ${PREFIX}${path}, perhaps your object identifier is invalid?`,
+        },
+        { code: 7000, message: 'No route for that URI' },
+      ]);
+    if ((grant.zones && !grant.zones.includes(id)) || (write && !grant.dnsEdit))
+      throw fail(403, 10000, 'Authentication error');
     return zone;
   }
 
-  private dispatch(entry: CfLoggedRequest, grant: CfTokenGrant, method: string, path: string, q: URLSearchParams, body: unknown): Record<string, unknown> {
+  private dispatch(
+    entry: CfLoggedRequest,
+    grant: CfTokenGrant,
+    method: string,
+    path: string,
+    q: URLSearchParams,
+    body: unknown,
+  ): Record<string, unknown> {
     let m: RegExpExecArray | null;
     if (method === 'GET' && path === '/zones') {
       if (!grant.zoneRead) return page([], q, this.maxPerPage);
       const name = q.get('name');
       const status = q.get('status');
       const zones = [...this.zones.values()]
-        .filter((z) => (!grant.zones || grant.zones.includes(z.id)) && (!name || z.name === bare(name)) && (!status || z.status === status))
-        .map((z) => ({ id: z.id, name: z.name, status: z.status, paused: false, type: 'full', name_servers: ['ada.ns.cloudflare.com', 'bob.ns.cloudflare.com'] }));
+        .filter(
+          (z) =>
+            (!grant.zones || grant.zones.includes(z.id)) &&
+            (!name || z.name === bare(name)) &&
+            (!status || z.status === status),
+        )
+        .map((z) => ({
+          id: z.id,
+          name: z.name,
+          status: z.status,
+          paused: false,
+          type: 'full',
+          name_servers: ['ada.ns.cloudflare.com', 'bob.ns.cloudflare.com'],
+        }));
       return page(zones, q, this.maxPerPage);
     }
     if ((m = /^\/zones\/([^/]+)\/dns_records$/.exec(path))) {
       const write = method === 'POST';
       const zone = this.zoneFor(m[1]!, path, grant, write);
-      if (method === 'GET') return page(filterRecords(zone.records, q).map((r) => ({ ...r })), q, this.maxPerPage);
+      if (method === 'GET')
+        return page(
+          filterRecords(zone.records, q).map((r) => ({ ...r })),
+          q,
+          this.maxPerPage,
+        );
       if (method === 'POST') {
         for (const fn of this.beforeWrite.splice(0)) fn();
         const p = body as Record<string, unknown>;
-        entry.detail = `POST ${String(p?.['type'])} ${String(p?.['name'])} ${JSON.stringify(p?.['data'] ?? p?.['content'])}`;
+        entry.detail = `POST ${String(p?.type)} ${String(p?.name)} ${JSON.stringify(p?.data ?? p?.content)}`;
         const work = [...zone.records];
         const r = createRecord(zone, work, p);
         zone.records = work;
@@ -311,38 +410,64 @@ export class CloudflareApiFake {
         return { result: { ...r } };
       }
     }
-    throw new ApiError(405, [{ code: 10405, message: `Method ${method} not available for that URI.` }]);
+    throw new ApiError(405, [
+      { code: 10405, message: `Method ${method} not available for that URI.` },
+    ]);
   }
 }
 
-function batch(entry: CfLoggedRequest, zone: CfZone, body: Record<string, unknown>): Record<string, CfRecord[]> {
-  const list = (k: string) => (Array.isArray(body?.[k]) ? (body[k] as Array<Record<string, unknown>>) : []);
+function batch(
+  entry: CfLoggedRequest,
+  zone: CfZone,
+  body: Record<string, unknown>,
+): Record<string, CfRecord[]> {
+  const list = (k: string) =>
+    Array.isArray(body?.[k]) ? (body[k] as Array<Record<string, unknown>>) : [];
   const deletes = list('deletes');
   const patches = list('patches');
   const puts = list('puts');
   const posts = list('posts');
   entry.detail = `BATCH deletes=${deletes.length} patches=${patches.length} puts=${puts.length} posts=${posts.length}`;
-  if (deletes.length + patches.length + puts.length + posts.length > 200) throw fail(400, 81070, 'Batch size limit exceeded: at most 200 records per batch on this plan.');
+  if (deletes.length + patches.length + puts.length + posts.length > 200)
+    throw fail(
+      400,
+      81070,
+      'Batch size limit exceeded: at most 200 records per batch on this plan.',
+    );
   const work = [...zone.records];
   const out: Record<string, CfRecord[]> = { deletes: [], patches: [], puts: [], posts: [] };
   for (const d of deletes) {
-    const idx = work.findIndex((r) => r.id === d['id']);
+    const idx = work.findIndex((r) => r.id === d.id);
     if (idx < 0) throw fail(404, 81044, 'Record does not exist.');
-    out['deletes']!.push({ ...work.splice(idx, 1)[0]! });
+    out.deletes!.push({ ...work.splice(idx, 1)[0]! });
   }
-  for (const [kind, ops] of [['patches', patches], ['puts', puts]] as const) {
+  for (const [kind, ops] of [
+    ['patches', patches],
+    ['puts', puts],
+  ] as const) {
     for (const p of ops) {
-      const idx = work.findIndex((r) => r.id === p['id']);
+      const idx = work.findIndex((r) => r.id === p.id);
       if (idx < 0) throw fail(404, 81044, 'Record does not exist.');
       const old = work.splice(idx, 1)[0]!;
-      const merged = kind === 'patches' ? { type: old.type, name: old.name, ttl: old.ttl, content: old.content, data: old.data, comment: old.comment, ...p } : p;
+      const merged =
+        kind === 'patches'
+          ? {
+              type: old.type,
+              name: old.name,
+              ttl: old.ttl,
+              content: old.content,
+              data: old.data,
+              comment: old.comment,
+              ...p,
+            }
+          : p;
       const r = createRecord(zone, work, merged);
       r.id = old.id;
       r.created_on = old.created_on;
       out[kind]!.push({ ...r });
     }
   }
-  for (const p of posts) out['posts']!.push({ ...createRecord(zone, work, p) });
+  for (const p of posts) out.posts!.push({ ...createRecord(zone, work, p) });
   zone.records = work;
   return out;
 }
@@ -350,41 +475,119 @@ function batch(entry: CfLoggedRequest, zone: CfZone, body: Record<string, unknow
 /** Validate and add a record to `work` (the zone's records or a batch's working copy); returns
  *  the stored object (callers copy it before handing it out). */
 function createRecord(zone: CfZone, work: CfRecord[], p: Record<string, unknown>): CfRecord {
-  const type = typeof p?.['type'] === 'string' ? (p['type'] as string).toUpperCase() : '';
-  const rawName = typeof p?.['name'] === 'string' ? bare(p['name'] as string) : '';
-  if (!type) throw new ApiError(400, [{ code: 1004, message: 'DNS Validation Error', error_chain: [{ code: 9000, message: 'DNS record type is invalid.' }] }]);
-  if (!rawName) throw new ApiError(400, [{ code: 1004, message: 'DNS Validation Error', error_chain: [{ code: 9007, message: 'DNS record name is required.' }] }]);
-  const name = rawName === '@' ? zone.name : rawName === zone.name || rawName.endsWith(`.${zone.name}`) ? rawName : `${rawName}.${zone.name}`;
-  const ttl = p['ttl'] === undefined ? 1 : p['ttl'];
-  if (typeof ttl !== 'number' || !(ttl === 1 || (Number.isInteger(ttl) && ttl >= 60 && ttl <= 86400))) throw fail(400, 9021, 'Invalid TTL. Must be between 60 and 86400 seconds, or 1 for automatic.');
+  const type = typeof p?.type === 'string' ? (p.type as string).toUpperCase() : '';
+  const rawName = typeof p?.name === 'string' ? bare(p.name as string) : '';
+  if (!type)
+    throw new ApiError(400, [
+      {
+        code: 1004,
+        message: 'DNS Validation Error',
+        error_chain: [{ code: 9000, message: 'DNS record type is invalid.' }],
+      },
+    ]);
+  if (!rawName)
+    throw new ApiError(400, [
+      {
+        code: 1004,
+        message: 'DNS Validation Error',
+        error_chain: [{ code: 9007, message: 'DNS record name is required.' }],
+      },
+    ]);
+  const name =
+    rawName === '@'
+      ? zone.name
+      : rawName === zone.name || rawName.endsWith(`.${zone.name}`)
+        ? rawName
+        : `${rawName}.${zone.name}`;
+  const ttl = p.ttl === undefined ? 1 : p.ttl;
+  if (
+    typeof ttl !== 'number' ||
+    !(ttl === 1 || (Number.isInteger(ttl) && ttl >= 60 && ttl <= 86400))
+  )
+    throw fail(400, 9021, 'Invalid TTL. Must be between 60 and 86400 seconds, or 1 for automatic.');
   let data: CfRecord['data'];
-  let content = typeof p['content'] === 'string' ? (p['content'] as string) : '';
+  let content = typeof p.content === 'string' ? (p.content as string) : '';
   if (type === 'TLSA') {
-    const d = p['data'] as Record<string, unknown> | undefined;
-    const ok = d && isInt(d['usage'], 0, 3) && isInt(d['selector'], 0, 1) && isInt(d['matching_type'], 0, 2) && typeof d['certificate'] === 'string' && /^([0-9a-fA-F]{2})+$/.test(d['certificate']);
-    if (!ok) throw new ApiError(400, [{ code: 1004, message: 'DNS Validation Error', error_chain: [{ code: 9101, message: 'TLSA record data is invalid: usage 0-3, selector 0-1, matching_type 0-2, certificate hex.' }] }]);
-    data = { usage: d['usage'] as number, selector: d['selector'] as number, matching_type: d['matching_type'] as number, certificate: (d['certificate'] as string).toLowerCase() };
+    const d = p.data as Record<string, unknown> | undefined;
+    const ok =
+      d &&
+      isInt(d.usage, 0, 3) &&
+      isInt(d.selector, 0, 1) &&
+      isInt(d.matching_type, 0, 2) &&
+      typeof d.certificate === 'string' &&
+      /^([0-9a-fA-F]{2})+$/.test(d.certificate);
+    if (!ok)
+      throw new ApiError(400, [
+        {
+          code: 1004,
+          message: 'DNS Validation Error',
+          error_chain: [
+            {
+              code: 9101,
+              message:
+                'TLSA record data is invalid: usage 0-3, selector 0-1, matching_type 0-2, certificate hex.',
+            },
+          ],
+        },
+      ]);
+    data = {
+      usage: d.usage as number,
+      selector: d.selector as number,
+      matching_type: d.matching_type as number,
+      certificate: (d.certificate as string).toLowerCase(),
+    };
     content = contentOf(data);
   } else if (!content) {
-    throw new ApiError(400, [{ code: 1004, message: 'DNS Validation Error', error_chain: [{ code: 9005, message: 'Content for the record is required.' }] }]);
+    throw new ApiError(400, [
+      {
+        code: 1004,
+        message: 'DNS Validation Error',
+        error_chain: [{ code: 9005, message: 'Content for the record is required.' }],
+      },
+    ]);
   }
-  const comment = p['comment'] === undefined || p['comment'] === null ? null : String(p['comment']);
-  if (comment !== null && comment.length > 100) throw fail(400, 9100, 'DNS record comment is too long: at most 100 characters on this plan.');
+  const comment = p.comment === undefined || p.comment === null ? null : String(p.comment);
+  if (comment !== null && comment.length > 100)
+    throw fail(400, 9100, 'DNS record comment is too long: at most 100 characters on this plan.');
   const same = work.filter((r) => r.name === name);
-  if (type !== 'CNAME' && same.some((r) => r.type === 'CNAME')) throw fail(400, 81054, 'A CNAME record with that host already exists.');
-  if (type === 'CNAME' && same.length) throw fail(400, 81053, 'An A, AAAA, or CNAME record with that host already exists.');
-  if (same.some((r) => r.type === type && r.content.toLowerCase() === content.toLowerCase())) throw fail(400, 81058, 'An identical record already exists.');
+  if (type !== 'CNAME' && same.some((r) => r.type === 'CNAME'))
+    throw fail(400, 81054, 'A CNAME record with that host already exists.');
+  if (type === 'CNAME' && same.length)
+    throw fail(400, 81053, 'An A, AAAA, or CNAME record with that host already exists.');
+  if (same.some((r) => r.type === type && r.content.toLowerCase() === content.toLowerCase()))
+    throw fail(400, 81058, 'An identical record already exists.');
   const r = makeRecord(zone, name, type, content, data, ttl, comment);
   work.push(r);
   return r;
 }
 
-function makeRecord(zone: CfZone, name: string, type: string, content: string, data: CfRecord['data'], ttl: number, comment: string | null): CfRecord {
+function makeRecord(
+  zone: CfZone,
+  name: string,
+  type: string,
+  content: string,
+  data: CfRecord['data'],
+  ttl: number,
+  comment: string | null,
+): CfRecord {
   const now = new Date().toISOString();
   return {
-    id: randomBytes(16).toString('hex'), zone_id: zone.id, zone_name: zone.name, name, type, content,
+    id: randomBytes(16).toString('hex'),
+    zone_id: zone.id,
+    zone_name: zone.name,
+    name,
+    type,
+    content,
     ...(data ? { data } : {}),
-    ttl, proxiable: false, proxied: false, comment, tags: [], settings: {}, meta: {}, created_on: now, modified_on: now,
+    ttl,
+    proxiable: false,
+    proxied: false,
+    comment,
+    tags: [],
+    settings: {},
+    meta: {},
+    created_on: now,
+    modified_on: now,
   };
 }
 
@@ -393,11 +596,13 @@ function filterRecords(records: CfRecord[], q: URLSearchParams): CfRecord[] {
   const name = q.get('name.exact') ?? q.get('name');
   const content = q.get('content.exact') ?? q.get('content');
   const comment = q.get('comment.exact') ?? q.get('comment');
-  return records.filter((r) =>
-    (!type || r.type === type) &&
-    (!name || r.name === bare(name)) &&
-    (!content || r.content.toLowerCase() === content.toLowerCase()) &&
-    (!comment || (r.comment ?? '').toLowerCase() === comment.toLowerCase()));
+  return records.filter(
+    (r) =>
+      (!type || r.type === type) &&
+      (!name || r.name === bare(name)) &&
+      (!content || r.content.toLowerCase() === content.toLowerCase()) &&
+      (!comment || (r.comment ?? '').toLowerCase() === comment.toLowerCase()),
+  );
 }
 
 function page<T>(items: T[], q: URLSearchParams, maxPerPage: number): Record<string, unknown> {
@@ -407,7 +612,13 @@ function page<T>(items: T[], q: URLSearchParams, maxPerPage: number): Record<str
   const slice = items.slice((pageNo - 1) * perPage, pageNo * perPage);
   return {
     result: slice,
-    result_info: { page: pageNo, per_page: perPage, count: slice.length, total_count: items.length, total_pages: Math.ceil(items.length / perPage) },
+    result_info: {
+      page: pageNo,
+      per_page: perPage,
+      count: slice.length,
+      total_count: items.length,
+      total_pages: Math.ceil(items.length / perPage),
+    },
   };
 }
 
@@ -424,8 +635,17 @@ function bare(name: string): string {
   return name.trim().toLowerCase().replace(/\.$/, '');
 }
 
-function json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+function json(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    ...headers,
+  });
   res.end(text);
 }

@@ -88,12 +88,55 @@ export interface DesecApiFake {
 }
 
 const MAX_TTL = 604800;
-const AUTOMATIC_TYPES = new Set(['DNSKEY', 'KEY', 'NSEC', 'NSEC3', 'NSEC3PARAM', 'OPT', 'RRSIG', 'SOA']);
-const SUPPORTED_TYPES = new Set(['A', 'AAAA', 'AFSDB', 'APL', 'CAA', 'CDNSKEY', 'CDS', 'CERT', 'CNAME', 'DHCID', 'DNAME', 'DS', 'HINFO', 'HTTPS', 'LOC', 'MX', 'NAPTR', 'NS', 'OPENPGPKEY', 'PTR', 'RP', 'SMIMEA', 'SPF', 'SRV', 'SSHFP', 'SVCB', 'TLSA', 'TXT', 'URI']);
+const AUTOMATIC_TYPES = new Set([
+  'DNSKEY',
+  'KEY',
+  'NSEC',
+  'NSEC3',
+  'NSEC3PARAM',
+  'OPT',
+  'RRSIG',
+  'SOA',
+]);
+const SUPPORTED_TYPES = new Set([
+  'A',
+  'AAAA',
+  'AFSDB',
+  'APL',
+  'CAA',
+  'CDNSKEY',
+  'CDS',
+  'CERT',
+  'CNAME',
+  'DHCID',
+  'DNAME',
+  'DS',
+  'HINFO',
+  'HTTPS',
+  'LOC',
+  'MX',
+  'NAPTR',
+  'NS',
+  'OPENPGPKEY',
+  'PTR',
+  'RP',
+  'SMIMEA',
+  'SPF',
+  'SRV',
+  'SSHFP',
+  'SVCB',
+  'TLSA',
+  'TXT',
+  'URI',
+]);
 const SUBNAME_RE = /^([*]|(([*][.])?([a-z0-9_-]{1,63}[.])*[a-z0-9_-]{1,63}))$/;
 
 class HttpError extends Error {
-  constructor(readonly status: number, readonly body: unknown, readonly headers: Record<string, string> = {}) {
+  constructor(
+    readonly status: number,
+    readonly body: unknown,
+    readonly headers: Record<string, string> = {},
+  ) {
     super(`HTTP ${status}`);
   }
 }
@@ -114,35 +157,46 @@ function canonical(type: string, content: string): string {
   if (type === 'TLSA' || type === 'SMIMEA') {
     const tokens = text.split(/\s+/).filter(Boolean);
     const fields = tokens.slice(0, 3);
-    if (fields.length < 3) throw new Error(`Record content for type ${type} malformed: unexpected end of input`);
+    if (fields.length < 3)
+      throw new Error(`Record content for type ${type} malformed: unexpected end of input`);
     const nums = fields.map((t) => {
-      if (!/^\d+$/.test(t)) throw new Error(`Record content for type ${type} malformed: expecting an integer`);
+      if (!/^\d+$/.test(t))
+        throw new Error(`Record content for type ${type} malformed: expecting an integer`);
       const v = Number(t);
-      if (v > 255) throw new Error(`Record content for type ${type} malformed: ${v} is not an unsigned 8-bit integer`);
+      if (v > 255)
+        throw new Error(
+          `Record content for type ${type} malformed: ${v} is not an unsigned 8-bit integer`,
+        );
       return v;
     });
     const hex = tokens.slice(3).join('');
-    if (!hex || hex.length % 2 !== 0 || !/^[0-9a-fA-F]+$/.test(hex)) throw new Error('Cannot parse hexadecimal or base64 record contents');
+    if (!hex || hex.length % 2 !== 0 || !/^[0-9a-fA-F]+$/.test(hex))
+      throw new Error('Cannot parse hexadecimal or base64 record contents');
     return `${nums.join(' ')} ${hex.toLowerCase()}`;
   }
   if (type === 'CNAME' || type === 'NS' || type === 'PTR' || type === 'DNAME') {
-    if (!/^([a-z0-9_*-]+\.)+$/i.test(text)) throw new Error('Hostname must be fully qualified (i.e., end in a dot: "example.com.")');
+    if (!/^([a-z0-9_*-]+\.)+$/i.test(text))
+      throw new Error('Hostname must be fully qualified (i.e., end in a dot: "example.com.")');
     return text.toLowerCase();
   }
   if (type === 'A') {
     const parts = text.split('.');
-    if (parts.length !== 4 || !parts.every((p) => /^\d{1,3}$/.test(p) && Number(p) <= 255)) throw new Error(`Record content for type A malformed: Text input is malformed.`);
+    if (parts.length !== 4 || !parts.every((p) => /^\d{1,3}$/.test(p) && Number(p) <= 255))
+      throw new Error(`Record content for type A malformed: Text input is malformed.`);
     return parts.map(Number).join('.');
   }
   if (type === 'TXT' || type === 'SPF') {
-    if (!/^".*"$/.test(text)) throw new Error(`Data for ${type} records must be given using quotation marks.`);
+    if (!/^".*"$/.test(text))
+      throw new Error(`Data for ${type} records must be given using quotation marks.`);
     return text;
   }
   return text.replace(/\s+/g, ' ');
 }
 
 export async function startDesecApiFake(opts: DesecApiFakeOptions): Promise<DesecApiFake> {
-  const token = opts.token ?? `fake${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`.slice(0, 28);
+  const token =
+    opts.token ??
+    `fake${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`.slice(0, 28);
   const readOnly = new Set(opts.readOnlyTokens ?? []);
   const pageSize = opts.pageSize ?? 500;
   let seq = 0;
@@ -150,7 +204,13 @@ export async function startDesecApiFake(opts: DesecApiFakeOptions): Promise<Dese
   const domains = new Map<string, Domain>();
   for (const d of opts.domains) {
     const name = d.name.replace(/\.$/, '').toLowerCase();
-    domains.set(name, { name, minimum_ttl: d.minimum_ttl ?? 3600, created: now(), seq: ++seq, rrsets: new Map() });
+    domains.set(name, {
+      name,
+      minimum_ttl: d.minimum_ttl ?? 3600,
+      created: now(),
+      seq: ++seq,
+      rrsets: new Map(),
+    });
   }
   let throttle: { seconds: number; method?: string } | undefined;
   let afterWrite: (() => void) | undefined;
@@ -161,7 +221,19 @@ export async function startDesecApiFake(opts: DesecApiFakeOptions): Promise<Dese
 
   const domainJson = (d: Domain, withKeys: boolean) => ({
     created: d.created,
-    ...(withKeys ? { keys: [{ dnskey: '257 3 13 ZmFrZQ==', ds: ['1 13 2 00', '1 13 4 00'], flags: 257, keytype: 'csk', managed: true }] } : {}),
+    ...(withKeys
+      ? {
+          keys: [
+            {
+              dnskey: '257 3 13 ZmFrZQ==',
+              ds: ['1 13 2 00', '1 13 4 00'],
+              flags: 257,
+              keytype: 'csk',
+              managed: true,
+            },
+          ],
+        }
+      : {}),
     minimum_ttl: d.minimum_ttl,
     name: d.name,
     published: d.created,
@@ -185,17 +257,26 @@ export async function startDesecApiFake(opts: DesecApiFakeOptions): Promise<Dese
   }
 
   /** Cursor pagination with Link headers, as desecapi.pagination.LinkHeaderCursorPagination. */
-  function paginate(url: URL, items: unknown[]): { body: unknown; headers: Record<string, string>; status: number } {
-    if (items.length <= pageSize && !url.searchParams.has('cursor')) return { body: items, headers: {}, status: 200 };
+  function paginate(
+    url: URL,
+    items: unknown[],
+  ): { body: unknown; headers: Record<string, string>; status: number } {
+    if (items.length <= pageSize && !url.searchParams.has('cursor'))
+      return { body: items, headers: {}, status: 200 };
     const link = (offset: number | '') => {
       const u = new URL(url.toString(), origin);
-      u.searchParams.set('cursor', offset === '' ? '' : Buffer.from(`o=${offset}`).toString('base64url'));
+      u.searchParams.set(
+        'cursor',
+        offset === '' ? '' : Buffer.from(`o=${offset}`).toString('base64url'),
+      );
       return `${origin}${u.pathname}${u.search}`;
     };
     if (!url.searchParams.has('cursor')) {
       return {
         status: 400,
-        body: { detail: `Pagination required. You can query up to ${pageSize} items at a time (${items.length} total). Please use the \`first\` page link (see Link header).` },
+        body: {
+          detail: `Pagination required. You can query up to ${pageSize} items at a time (${items.length} total). Please use the \`first\` page link (see Link header).`,
+        },
         headers: { Link: `<${link('')}>; rel="first"` },
       };
     }
@@ -213,35 +294,65 @@ export async function startDesecApiFake(opts: DesecApiFakeOptions): Promise<Dese
     return { body: page, headers: { Link: links.join(', ') }, status: 200 };
   }
 
-  interface Item { subname?: unknown; type?: unknown; ttl?: unknown; records?: unknown }
-  interface Valid { subname: string; type: string; ttl?: number; records?: string[] }
+  interface Item {
+    subname?: unknown;
+    type?: unknown;
+    ttl?: unknown;
+    records?: unknown;
+  }
+  interface Valid {
+    subname: string;
+    type: string;
+    ttl?: number;
+    records?: string[];
+  }
 
   /** Validate one RRset item; returns the errors object (empty when fine). */
-  function validate(d: Domain, item: Item, mode: 'POST' | 'PUT' | 'PATCH', known: boolean): { errors: Record<string, string[]>; valid?: Valid } {
+  function validate(
+    d: Domain,
+    item: Item,
+    mode: 'POST' | 'PUT' | 'PATCH',
+    known: boolean,
+  ): { errors: Record<string, string[]>; valid?: Valid } {
     const errors: Record<string, string[]> = {};
-    const add = (field: string, msg: string) => { (errors[field] ??= []).push(msg); };
+    const add = (field: string, msg: string) => {
+      (errors[field] ??= []).push(msg);
+    };
     const subname = item.subname ?? '';
-    if (typeof subname !== 'string') add('subname', `Expected a string, but got ${typeof subname}.`);
-    else if (subname !== '' && !SUBNAME_RE.test(subname)) add('subname', "Subname can only use (lowercase) a-z, 0-9, ., -, and _, may start with a '*.', or just be '*'. Components may not exceed 63 characters.");
+    if (typeof subname !== 'string')
+      add('subname', `Expected a string, but got ${typeof subname}.`);
+    else if (subname !== '' && !SUBNAME_RE.test(subname))
+      add(
+        'subname',
+        "Subname can only use (lowercase) a-z, 0-9, ., -, and _, may start with a '*.', or just be '*'. Components may not exceed 63 characters.",
+      );
     const type = item.type;
     if (typeof type !== 'string' || !type) add('type', 'This field is required.');
-    else if (!/^[A-Z][A-Z0-9]*$/.test(type)) add('type', 'Type must be uppercase alphanumeric and start with a letter.');
-    else if (AUTOMATIC_TYPES.has(type)) add('type', `You cannot tinker with the ${type} RR set. It is managed automatically.`);
-    else if (!SUPPORTED_TYPES.has(type)) add('type', `The ${type} RR set type is currently unsupported.`);
+    else if (!/^[A-Z][A-Z0-9]*$/.test(type))
+      add('type', 'Type must be uppercase alphanumeric and start with a letter.');
+    else if (AUTOMATIC_TYPES.has(type))
+      add('type', `You cannot tinker with the ${type} RR set. It is managed automatically.`);
+    else if (!SUPPORTED_TYPES.has(type))
+      add('type', `The ${type} RR set type is currently unsupported.`);
     const deleting = Array.isArray(item.records) && item.records.length === 0;
     const ttlRequired = mode !== 'PATCH' ? !deleting || mode === 'POST' : !known && !deleting;
     if (item.ttl === undefined) {
       if (ttlRequired) add('ttl', 'This field is required.');
-    } else if (typeof item.ttl !== 'number' || !Number.isInteger(item.ttl)) add('ttl', 'A valid integer is required.');
-    else if (item.ttl < d.minimum_ttl) add('ttl', `Ensure this value is greater than or equal to ${d.minimum_ttl}.`);
-    else if (item.ttl > MAX_TTL) add('ttl', `Ensure this value is less than or equal to ${MAX_TTL}.`);
+    } else if (typeof item.ttl !== 'number' || !Number.isInteger(item.ttl))
+      add('ttl', 'A valid integer is required.');
+    else if (item.ttl < d.minimum_ttl)
+      add('ttl', `Ensure this value is greater than or equal to ${d.minimum_ttl}.`);
+    else if (item.ttl > MAX_TTL)
+      add('ttl', `Ensure this value is less than or equal to ${MAX_TTL}.`);
     let records: string[] | undefined;
     if (item.records === undefined) {
       if (mode !== 'PATCH' || !known) add('records', 'This field is required.');
-    } else if (!Array.isArray(item.records)) add('records', `Expected a list of items but got type "${typeof item.records}".`);
-    else if (mode === 'POST' && item.records.length === 0) add('records', 'This field must not be empty when using POST.');
+    } else if (!Array.isArray(item.records))
+      add('records', `Expected a list of items but got type "${typeof item.records}".`);
+    else if (mode === 'POST' && item.records.length === 0)
+      add('records', 'This field must not be empty when using POST.');
     else if (item.records.some((r) => typeof r !== 'string')) add('records', 'Must be a string.');
-    else if (typeof type === 'string' && !errors['type']) {
+    else if (typeof type === 'string' && !errors.type) {
       const out: string[] = [];
       const name = `${subname ? `${String(subname)}.` : ''}${d.name}.`;
       for (const r of item.records as string[]) {
@@ -252,18 +363,36 @@ export async function startDesecApiFake(opts: DesecApiFakeOptions): Promise<Dese
           add('non_field_errors', (e as Error).message);
           continue;
         }
-        if (out.includes(c)) add('records', `Record content of ${type} ${name} invalid: '${r}': Duplicate record content: this is identical to '${c}'`);
+        if (out.includes(c))
+          add(
+            'records',
+            `Record content of ${type} ${name} invalid: '${r}': Duplicate record content: this is identical to '${c}'`,
+          );
         else out.push(c);
       }
-      if ((type === 'CNAME') && out.length > 1) add('records', 'CNAME RRset cannot have multiple records.');
+      if (type === 'CNAME' && out.length > 1)
+        add('records', 'CNAME RRset cannot have multiple records.');
       records = out;
     }
     if (Object.keys(errors).length) return { errors };
-    return { errors, valid: { subname: subname as string, type: type as string, ...(typeof item.ttl === 'number' ? { ttl: item.ttl } : {}), ...(records ? { records } : {}) } };
+    return {
+      errors,
+      valid: {
+        subname: subname as string,
+        type: type as string,
+        ...(typeof item.ttl === 'number' ? { ttl: item.ttl } : {}),
+        ...(records ? { records } : {}),
+      },
+    };
   }
 
   /** Apply a validated list of items atomically (validation of every item first). */
-  function writeRRsets(d: Domain, items: Item[], mode: 'POST' | 'PUT' | 'PATCH', bulk: boolean): { status: number; body: unknown } {
+  function writeRRsets(
+    d: Domain,
+    items: Item[],
+    mode: 'POST' | 'PUT' | 'PATCH',
+    bulk: boolean,
+  ): { status: number; body: unknown } {
     const results = items.map((it) => {
       const s = typeof it.subname === 'string' ? it.subname : '';
       const known = typeof it.type === 'string' && d.rrsets.has(key(s, it.type));
@@ -273,22 +402,45 @@ export async function startDesecApiFake(opts: DesecApiFakeOptions): Promise<Dese
     if (results.every((r) => r.valid)) {
       const valid = results.map((r) => r.valid!);
       valid.forEach((v, i) => {
-        const dup = valid.findIndex((w, j) => j !== i && w.subname === v.subname && w.type === v.type);
-        if (dup >= 0) (results[i]!.errors['non_field_errors'] ??= []).push(`Same subname and type as in position(s) ${dup}, but must be unique.`);
-        if (mode === 'POST' && d.rrsets.has(key(v.subname, v.type))) (results[i]!.errors['non_field_errors'] ??= []).push('Another RRset with the same subdomain and type exists for this domain. (Try modifying it.)');
+        const dup = valid.findIndex(
+          (w, j) => j !== i && w.subname === v.subname && w.type === v.type,
+        );
+        if (dup >= 0)
+          (results[i]!.errors.non_field_errors ??= []).push(
+            `Same subname and type as in position(s) ${dup}, but must be unique.`,
+          );
+        if (mode === 'POST' && d.rrsets.has(key(v.subname, v.type)))
+          (results[i]!.errors.non_field_errors ??= []).push(
+            'Another RRset with the same subdomain and type exists for this domain. (Try modifying it.)',
+          );
       });
       valid.forEach((v, i) => {
         if (v.records && v.records.length === 0) return;
         // The types at this subname after the request: the database's, minus what the request deletes.
-        const deleted = new Set(valid.filter((w) => w.subname === v.subname && w.records?.length === 0).map((w) => w.type));
+        const deleted = new Set(
+          valid
+            .filter((w) => w.subname === v.subname && w.records?.length === 0)
+            .map((w) => w.type),
+        );
         const conflicts: string[] = [];
-        const dbTypes = [...d.rrsets.values()].filter((r) => r.subname === v.subname && !deleted.has(r.type)).map((r) => r.type);
+        const dbTypes = [...d.rrsets.values()]
+          .filter((r) => r.subname === v.subname && !deleted.has(r.type))
+          .map((r) => r.type);
         const dbConflicts = dbTypes.filter((t) => (t === 'CNAME') !== (v.type === 'CNAME'));
         valid.forEach((w, j) => {
-          if (j !== i && w.subname === v.subname && w.records?.length !== 0 && (w.type === 'CNAME') !== (v.type === 'CNAME')) conflicts.push(`${j} (${w.type})`);
+          if (
+            j !== i &&
+            w.subname === v.subname &&
+            w.records?.length !== 0 &&
+            (w.type === 'CNAME') !== (v.type === 'CNAME')
+          )
+            conflicts.push(`${j} (${w.type})`);
         });
         if (dbConflicts.length) conflicts.push(`database (${dbConflicts.sort().join(', ')})`);
-        if (conflicts.length) (results[i]!.errors['non_field_errors'] ??= []).push(`RRset with conflicting type present: ${conflicts.join(', ')}. (No other RRsets are allowed alongside CNAME.)`);
+        if (conflicts.length)
+          (results[i]!.errors.non_field_errors ??= []).push(
+            `RRset with conflicting type present: ${conflicts.join(', ')}. (No other RRsets are allowed alongside CNAME.)`,
+          );
       });
     }
     if (results.some((r) => Object.keys(r.errors).length)) {
@@ -304,8 +456,21 @@ export async function startDesecApiFake(opts: DesecApiFakeOptions): Promise<Dese
         continue;
       }
       const next: FakeRRset = existing
-        ? { ...existing, ttl: v.ttl ?? existing.ttl, records: v.records ?? existing.records, touched: stamp }
-        : { subname: v.subname, type: v.type, ttl: v.ttl!, records: v.records!, created: stamp, touched: stamp, seq: ++seq };
+        ? {
+            ...existing,
+            ttl: v.ttl ?? existing.ttl,
+            records: v.records ?? existing.records,
+            touched: stamp,
+          }
+        : {
+            subname: v.subname,
+            type: v.type,
+            ttl: v.ttl!,
+            records: v.records!,
+            created: stamp,
+            touched: stamp,
+            seq: ++seq,
+          };
       d.rrsets.set(k, next);
       out.push(rrsetJson(d, next));
     }
@@ -318,26 +483,46 @@ export async function startDesecApiFake(opts: DesecApiFakeOptions): Promise<Dese
     return { status: mode === 'POST' ? 201 : 200, body: out[0] };
   }
 
-  function handle(method: string, url: URL, auth: string | undefined, body: unknown): { status: number; body: unknown; headers?: Record<string, string> } {
+  function handle(
+    method: string,
+    url: URL,
+    auth: string | undefined,
+    body: unknown,
+  ): { status: number; body: unknown; headers?: Record<string, string> } {
     const m = /^\/api\/v1\/(.*)$/.exec(url.pathname);
     if (!m) throw new HttpError(404, { detail: 'Not found.' });
     const parts = m[1]!.split('/');
     if (parts.at(-1) !== '') throw new HttpError(404, { detail: 'Not found.' });
     parts.pop();
 
-    if (!auth) throw new HttpError(401, { detail: 'Authentication credentials were not provided.' }, { 'WWW-Authenticate': 'Token' });
+    if (!auth)
+      throw new HttpError(
+        401,
+        { detail: 'Authentication credentials were not provided.' },
+        { 'WWW-Authenticate': 'Token' },
+      );
     const am = /^Token\s+(\S+)$/.exec(auth);
-    if (!am || (am[1] !== token && !readOnly.has(am[1]!))) throw new HttpError(401, { detail: 'Invalid token.' }, { 'WWW-Authenticate': 'Token' });
+    if (!am || (am[1] !== token && !readOnly.has(am[1]!)))
+      throw new HttpError(401, { detail: 'Invalid token.' }, { 'WWW-Authenticate': 'Token' });
     if (throttle !== undefined && (throttle.method === undefined || throttle.method === method)) {
       const s = throttle.seconds;
       throttle = undefined;
-      throw new HttpError(429, { detail: `Request was throttled. Expected available in ${s} second${s === 1 ? '' : 's'}.` }, { 'Retry-After': String(s) });
+      throw new HttpError(
+        429,
+        {
+          detail: `Request was throttled. Expected available in ${s} second${s === 1 ? '' : 's'}.`,
+        },
+        { 'Retry-After': String(s) },
+      );
     }
     if (writeFault && method !== 'GET' && ++writeFault.seen >= writeFault.from) {
-      throw new HttpError(writeFault.status, { detail: 'Injected failure: the write was not accepted.' });
+      throw new HttpError(writeFault.status, {
+        detail: 'Injected failure: the write was not accepted.',
+      });
     }
     const mayWrite = am[1] === token;
-    const denied = () => new HttpError(403, { detail: 'You do not have permission to perform this action.' });
+    const denied = () =>
+      new HttpError(403, { detail: 'You do not have permission to perform this action.' });
     const notAllowed = () => new HttpError(405, { detail: `Method "${method}" not allowed.` });
 
     if (parts[0] !== 'domains') throw new HttpError(404, { detail: 'Not found.' });
@@ -347,10 +532,15 @@ export async function startDesecApiFake(opts: DesecApiFakeOptions): Promise<Dese
       const q = url.searchParams.get('owns_qname');
       if (q !== null) {
         const qn = q.replace(/\.$/, '').toLowerCase();
-        const owner = list.filter((d) => qn === d.name || qn.endsWith(`.${d.name}`)).sort((a, b) => b.name.length - a.name.length)[0];
+        const owner = list
+          .filter((d) => qn === d.name || qn.endsWith(`.${d.name}`))
+          .sort((a, b) => b.name.length - a.name.length)[0];
         list = owner ? [owner] : [];
       }
-      return paginate(url, list.map((d) => domainJson(d, false)));
+      return paginate(
+        url,
+        list.map((d) => domainJson(d, false)),
+      );
     }
     const d = getDomain(decodeURIComponent(parts[1]!));
     if (parts.length === 2) {
@@ -372,7 +562,9 @@ export async function startDesecApiFake(opts: DesecApiFakeOptions): Promise<Dese
       if (!mayWrite) throw denied();
       if (Array.isArray(body)) return writeRRsets(d, body as Item[], method, true);
       if (body && typeof body === 'object') return writeRRsets(d, [body as Item], method, false);
-      throw new HttpError(400, { non_field_errors: ['Invalid data. Expected a dictionary, but got str.'] });
+      throw new HttpError(400, {
+        non_field_errors: ['Invalid data. Expected a dictionary, but got str.'],
+      });
     }
     if (parts.length === 5) {
       let sub = decodeURIComponent(parts[3]!);
@@ -391,10 +583,15 @@ export async function startDesecApiFake(opts: DesecApiFakeOptions): Promise<Dese
         return { status: 204, body: undefined };
       }
       if (!existing) throw new HttpError(404, { detail: 'Not found.' });
-      if (!body || typeof body !== 'object' || Array.isArray(body)) throw new HttpError(400, { non_field_errors: ['Invalid data. Expected a dictionary, but got list.'] });
+      if (!body || typeof body !== 'object' || Array.isArray(body))
+        throw new HttpError(400, {
+          non_field_errors: ['Invalid data. Expected a dictionary, but got list.'],
+        });
       const item = body as Item;
-      if (item.subname !== undefined && item.subname !== sub) throw new HttpError(400, { subname: ['Can only be written on create.'] });
-      if (item.type !== undefined && item.type !== type) throw new HttpError(400, { type: ['Can only be written on create.'] });
+      if (item.subname !== undefined && item.subname !== sub)
+        throw new HttpError(400, { subname: ['Can only be written on create.'] });
+      if (item.type !== undefined && item.type !== type)
+        throw new HttpError(400, { type: ['Can only be written on create.'] });
       return writeRRsets(d, [{ ...item, subname: sub, type }], method, false);
     }
     throw new HttpError(404, { detail: 'Not found.' });
@@ -432,7 +629,10 @@ export async function startDesecApiFake(opts: DesecApiFakeOptions): Promise<Dese
       }
       requests.push({ method, path: `${url.pathname}${url.search}`, status });
       const text = body === undefined ? '' : JSON.stringify(body);
-      res.writeHead(status, { ...(text ? { 'Content-Type': 'application/json' } : {}), ...headers });
+      res.writeHead(status, {
+        ...(text ? { 'Content-Type': 'application/json' } : {}),
+        ...headers,
+      });
       res.end(text);
     });
   });
@@ -446,14 +646,25 @@ export async function startDesecApiFake(opts: DesecApiFakeOptions): Promise<Dese
   return {
     url: `${origin}/api/v1`,
     token,
-    get writes() { return writes; },
+    get writes() {
+      return writes;
+    },
     requests,
-    throttleOnce(retryAfterSeconds = 1, method?: string) { throttle = { seconds: retryAfterSeconds, ...(method ? { method: method.toUpperCase() } : {}) }; },
-    afterNextWrite(fn) { afterWrite = fn; },
+    throttleOnce(retryAfterSeconds = 1, method?: string) {
+      throttle = {
+        seconds: retryAfterSeconds,
+        ...(method ? { method: method.toUpperCase() } : {}),
+      };
+    },
+    afterNextWrite(fn) {
+      afterWrite = fn;
+    },
     failWritesFrom(n, status = 400) {
       const fault = { from: n, seen: 0, status };
       writeFault = fault;
-      return () => { if (writeFault === fault) writeFault = undefined; };
+      return () => {
+        if (writeFault === fault) writeFault = undefined;
+      };
     },
     seed(domain, subname, type, ttl, records) {
       const d = getDomain(domain.replace(/\.$/, ''));
@@ -464,15 +675,26 @@ export async function startDesecApiFake(opts: DesecApiFakeOptions): Promise<Dese
       }
       const stamp = now();
       const prior = d.rrsets.get(k);
-      d.rrsets.set(k, { subname, type, ttl, records: records.map((r) => canonical(type, r)), created: prior?.created ?? stamp, touched: stamp, seq: prior?.seq ?? ++seq });
+      d.rrsets.set(k, {
+        subname,
+        type,
+        ttl,
+        records: records.map((r) => canonical(type, r)),
+        created: prior?.created ?? stamp,
+        touched: stamp,
+        seq: prior?.seq ?? ++seq,
+      });
     },
     rrset(domain, subname, type) {
-      const r = domains.get(domain.replace(/\.$/, '').toLowerCase())?.rrsets.get(key(subname, type));
+      const r = domains
+        .get(domain.replace(/\.$/, '').toLowerCase())
+        ?.rrsets.get(key(subname, type));
       return r ? { ...r, records: [...r.records] } : undefined;
     },
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }

@@ -11,7 +11,14 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { makeCa, makeLeaf, makeLineage, type CaHandle, type KeySpec, type LeafHandle } from './pki.js';
+import {
+  makeCa,
+  makeLeaf,
+  makeLineage,
+  type CaHandle,
+  type KeySpec,
+  type LeafHandle,
+} from './pki.js';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CLI_PATH = path.join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
@@ -35,16 +42,18 @@ export interface CliOptions {
 /** Throws (failing the suite's beforeAll) when the CLI has not been built. */
 export function requireBuiltCli(): void {
   if (!fs.existsSync(CLI_PATH)) {
-    throw new Error(`${path.relative(REPO_ROOT, CLI_PATH)} not found: run npm run build first (npm test builds first)`);
+    throw new Error(
+      `${path.relative(REPO_ROOT, CLI_PATH)} not found: run npm run build first (npm test builds first)`,
+    );
   }
 }
 
 export function runCli(args: string[], opts: CliOptions = {}): CliResult {
   const env: Record<string, string | undefined> = { ...process.env };
   // Nothing from the developer's shell may change what the CLI reads or prints.
-  delete env['TLSA_CONFIG'];
-  delete env['TLSA_DEBUG'];
-  delete env['NODE_OPTIONS'];
+  delete env.TLSA_CONFIG;
+  delete env.TLSA_DEBUG;
+  delete env.NODE_OPTIONS;
   for (const [k, v] of Object.entries(opts.env ?? {})) {
     if (v === undefined) delete env[k];
     else env[k] = v;
@@ -92,13 +101,27 @@ export interface TestPki {
 export function makeTestPki(dir: string): TestPki {
   const hierarchy = (label: string, key: KeySpec): Hierarchy => {
     const root = makeCa(dir, { name: `Test Root ${label}`, key });
-    const intermediate = makeCa(dir, { name: `Test Intermediate ${label}`, key, issuer: root, days: 1000 });
+    const intermediate = makeCa(dir, {
+      name: `Test Intermediate ${label}`,
+      key,
+      issuer: root,
+      days: 1000,
+    });
     return { root, intermediate };
   };
-  return { dir, rsa: hierarchy('R1', 'rsa2048'), ecdsa: hierarchy('E1', 'p256'), letsencrypt: path.join(dir, 'letsencrypt') };
+  return {
+    dir,
+    rsa: hierarchy('R1', 'rsa2048'),
+    ecdsa: hierarchy('E1', 'p256'),
+    letsencrypt: path.join(dir, 'letsencrypt'),
+  };
 }
 
-export function leafFor(pki: TestPki, family: 'rsa' | 'ecdsa', opts: { cn?: string; expired?: boolean; outDir?: string } = {}): LeafHandle {
+export function leafFor(
+  pki: TestPki,
+  family: 'rsa' | 'ecdsa',
+  opts: { cn?: string; expired?: boolean; outDir?: string } = {},
+): LeafHandle {
   const h = pki[family];
   return makeLeaf(opts.outDir ?? pki.dir, {
     ca: h.intermediate,
@@ -109,8 +132,21 @@ export function leafFor(pki: TestPki, family: 'rsa' | 'ecdsa', opts: { cn?: stri
 }
 
 /** A certbot lineage `<letsencrypt>/live/<name>` (fullchain = leaf + intermediate). */
-export function lineageFor(pki: TestPki, name: string, family: 'rsa' | 'ecdsa', leaf: LeafHandle, version?: number, letsencryptDir = pki.letsencrypt): string {
-  return makeLineage(letsencryptDir, name, leaf, [pki[family].intermediate], version === undefined ? {} : { version });
+export function lineageFor(
+  pki: TestPki,
+  name: string,
+  family: 'rsa' | 'ecdsa',
+  leaf: LeafHandle,
+  version?: number,
+  letsencryptDir = pki.letsencrypt,
+): string {
+  return makeLineage(
+    letsencryptDir,
+    name,
+    leaf,
+    [pki[family].intermediate],
+    version === undefined ? {} : { version },
+  );
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -153,7 +189,9 @@ export function configYaml(o: ConfigOptions): string {
     `state_dir: ${o.stateDir ?? 'state'}`,
     `ttl: ${o.ttl ?? 3600}`,
     'verify:',
-    ...(o.verify ?? ['resolver: "127.0.0.1:9"', 'propagation: false', 'probe: false']).map((l) => `  ${l}`),
+    ...(o.verify ?? ['resolver: "127.0.0.1:9"', 'propagation: false', 'probe: false']).map(
+      (l) => `  ${l}`,
+    ),
     'providers:',
     '  local:',
     '    type: zonefile',

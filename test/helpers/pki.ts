@@ -123,7 +123,11 @@ function uniqueBase(dir: string, stem: string): string {
   fs.mkdirSync(dir, { recursive: true });
   for (let i = 0; ; i++) {
     const base = path.join(dir, i === 0 ? stem : `${stem}-${i}`);
-    if (!fs.existsSync(`${base}.crt`) && !fs.existsSync(`${base}.key`) && !fs.existsSync(`${base}.cnf`)) {
+    if (
+      !fs.existsSync(`${base}.crt`) &&
+      !fs.existsSync(`${base}.key`) &&
+      !fs.existsSync(`${base}.cnf`)
+    ) {
       // Reserve it right away so nested calls cannot pick the same name.
       fs.writeFileSync(`${base}.cnf`, '', { flag: 'wx' });
       return base;
@@ -139,7 +143,8 @@ function subj(cn: string): string {
 }
 
 function checkDnsName(name: string): void {
-  if (!/^[A-Za-z0-9*_.-]+$/.test(name)) throw new Error(`unsupported DNS SAN ${JSON.stringify(name)}`);
+  if (!/^[A-Za-z0-9*_.-]+$/.test(name))
+    throw new Error(`unsupported DNS SAN ${JSON.stringify(name)}`);
 }
 
 function randomSerial(): string {
@@ -167,9 +172,23 @@ function genpkeyArgs(spec: KeySpec): string[] {
     case 'rsa4096':
       return ['-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:4096'];
     case 'p256':
-      return ['-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-pkeyopt', 'ec_param_enc:named_curve'];
+      return [
+        '-algorithm',
+        'EC',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-pkeyopt',
+        'ec_param_enc:named_curve',
+      ];
     case 'p384':
-      return ['-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-384', '-pkeyopt', 'ec_param_enc:named_curve'];
+      return [
+        '-algorithm',
+        'EC',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-384',
+        '-pkeyopt',
+        'ec_param_enc:named_curve',
+      ];
     case 'ed25519':
       return ['-algorithm', 'ED25519'];
   }
@@ -206,7 +225,15 @@ function obtainKey(spec: KeySpec, defaultPath: string, reuseKeyPath: string | un
 
 /** Config file for `openssl req` plus one extension section named `ext`. */
 function writeConfig(cnfPath: string, extLines: string[]): void {
-  const text = ['[req]', 'distinguished_name = req_dn', '[req_dn]', '', '[ext]', ...extLines, ''].join('\n');
+  const text = [
+    '[req]',
+    'distinguished_name = req_dn',
+    '[req_dn]',
+    '',
+    '[ext]',
+    ...extLines,
+    '',
+  ].join('\n');
   fs.writeFileSync(cnfPath, text);
 }
 
@@ -258,36 +285,45 @@ function signWithDates(
         '',
       ].join('\n'),
     );
-    openssl([
-      'ca',
-      '-batch',
-      '-notext',
-      '-config',
-      'ca.cnf',
-      '-cert',
-      path.resolve(ca.certPath),
-      '-keyfile',
-      path.resolve(ca.keyPath),
-      '-in',
-      path.resolve(csrPath),
-      '-out',
-      path.resolve(outPath),
-      '-startdate',
-      asn1Time(notBefore),
-      '-enddate',
-      asn1Time(notAfter),
-      '-extfile',
-      path.resolve(cnfPath),
-      '-extensions',
-      'ext',
-      ...digestArgs(ca.key).flatMap((d) => ['-md', d.slice(1)]),
-    ], { cwd: db });
+    openssl(
+      [
+        'ca',
+        '-batch',
+        '-notext',
+        '-config',
+        'ca.cnf',
+        '-cert',
+        path.resolve(ca.certPath),
+        '-keyfile',
+        path.resolve(ca.keyPath),
+        '-in',
+        path.resolve(csrPath),
+        '-out',
+        path.resolve(outPath),
+        '-startdate',
+        asn1Time(notBefore),
+        '-enddate',
+        asn1Time(notAfter),
+        '-extfile',
+        path.resolve(cnfPath),
+        '-extensions',
+        'ext',
+        ...digestArgs(ca.key).flatMap((d) => ['-md', d.slice(1)]),
+      ],
+      { cwd: db },
+    );
   } finally {
     fs.rmSync(db, { recursive: true, force: true });
   }
 }
 
-function signWithDays(ca: CaHandle, csrPath: string, cnfPath: string, outPath: string, days: number): void {
+function signWithDays(
+  ca: CaHandle,
+  csrPath: string,
+  cnfPath: string,
+  outPath: string,
+  days: number,
+): void {
   openssl([
     'x509',
     '-req',
@@ -323,7 +359,8 @@ export function makeCa(dir: string, opts: MakeCaOptions): CaHandle {
   const certPath = `${base}.crt`;
   const cnfPath = `${base}.cnf`;
   const keyPath = obtainKey(opts.key, `${base}.key`, opts.reuseKeyPath);
-  const bc = opts.pathLen === undefined ? 'critical,CA:TRUE' : `critical,CA:TRUE,pathlen:${opts.pathLen}`;
+  const bc =
+    opts.pathLen === undefined ? 'critical,CA:TRUE' : `critical,CA:TRUE,pathlen:${opts.pathLen}`;
   writeConfig(cnfPath, [
     `basicConstraints = ${bc}`,
     'keyUsage = critical,keyCertSign,cRLSign',
@@ -356,7 +393,13 @@ export function makeCa(dir: string, opts: MakeCaOptions): CaHandle {
     makeCsr(keyPath, opts.name, cnfPath, csrPath);
     signWithDays(opts.issuer, csrPath, cnfPath, certPath, days);
   }
-  return { certPath, keyPath, certPem: fs.readFileSync(certPath, 'utf8'), name: opts.name, key: opts.key };
+  return {
+    certPath,
+    keyPath,
+    certPem: fs.readFileSync(certPath, 'utf8'),
+    name: opts.name,
+    key: opts.key,
+  };
 }
 
 /** An end-entity (serverAuth) certificate with DNS SANs, issued by opts.ca. */
@@ -388,7 +431,8 @@ export function makeLeaf(dir: string, opts: MakeLeafOptions): LeafHandle {
     if (opts.expired && !notAfter) notAfter = new Date(Date.now() - dayMs);
     if (!notBefore) notBefore = new Date((notAfter ?? new Date()).getTime() - days * dayMs);
     if (!notAfter) notAfter = new Date(notBefore.getTime() + days * dayMs);
-    if (opts.expired && notAfter.getTime() >= Date.now()) throw new Error('expired: notAfter is not in the past');
+    if (opts.expired && notAfter.getTime() >= Date.now())
+      throw new Error('expired: notAfter is not in the past');
     signWithDates(opts.ca, csrPath, cnfPath, certPath, notBefore, notAfter);
   } else {
     signWithDays(opts.ca, csrPath, cnfPath, certPath, days);
@@ -492,7 +536,10 @@ export function makeLineage(
     fs.chmodSync(file, mode); // writeFileSync's mode only applies to newly created files
   }
   for (const kind of LINEAGE_FILES) {
-    pointSymlink(path.join(liveDir, `${kind}.pem`), path.join('..', '..', 'archive', name, `${kind}${version}.pem`));
+    pointSymlink(
+      path.join(liveDir, `${kind}.pem`),
+      path.join('..', '..', 'archive', name, `${kind}${version}.pem`),
+    );
   }
 
   const readme = path.join(liveDir, 'README');

@@ -7,7 +7,20 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { configYaml, FOREIGN_ZONE, leafFor, lineageFor, managedRdata, makeTestPki, OWNER_25, requireBuiltCli, runCli, show, stackLines, type TestPki } from '../helpers/cli.js';
+import {
+  configYaml,
+  FOREIGN_ZONE,
+  leafFor,
+  lineageFor,
+  managedRdata,
+  makeTestPki,
+  OWNER_25,
+  requireBuiltCli,
+  runCli,
+  show,
+  stackLines,
+  type TestPki,
+} from '../helpers/cli.js';
 import { makeTempDir, opensslSpkiSha256, removeTempDir } from '../helpers/pki.js';
 
 let root: string;
@@ -27,7 +40,14 @@ interface StatusJson {
   records: { owner: string; rdata: string; phase: string }[];
 }
 interface PlanJson {
-  summary: { add: number; remove: number; keep: number; unowned: number; foreign: number; retiring: number };
+  summary: {
+    add: number;
+    remove: number;
+    keep: number;
+    unowned: number;
+    foreign: number;
+    retiring: number;
+  };
 }
 interface AdoptJson {
   dryRun: boolean;
@@ -40,7 +60,14 @@ function site(name: string, zone: string) {
   const dir = path.join(root, name);
   fs.mkdirSync(dir, { recursive: true });
   const leaf = leafFor(pki, 'ecdsa');
-  const live = lineageFor(pki, `mx-${name}`, 'ecdsa', leaf, undefined, path.join(dir, 'letsencrypt'));
+  const live = lineageFor(
+    pki,
+    `mx-${name}`,
+    'ecdsa',
+    leaf,
+    undefined,
+    path.join(dir, 'letsencrypt'),
+  );
   const config = path.join(dir, 'tlsa.yaml');
   fs.writeFileSync(config, configYaml({ certificates: [`lineage: ${live}`] }));
   fs.writeFileSync(path.join(dir, 'zone.db'), zone);
@@ -51,10 +78,16 @@ function site(name: string, zone: string) {
     return JSON.parse(r.stdout) as T;
   };
   return {
-    dir, cli, json, leaf,
+    dir,
+    cli,
+    json,
+    leaf,
     stateFile: path.join(dir, 'state', 'state.json'),
     zone: () => fs.readFileSync(path.join(dir, 'zone.db'), 'utf8'),
-    wanted: [`3 1 1 ${opensslSpkiSha256(leaf.certPath)}`, `2 1 1 ${opensslSpkiSha256(pki.ecdsa.intermediate.certPath)}`].sort(),
+    wanted: [
+      `3 1 1 ${opensslSpkiSha256(leaf.certPath)}`,
+      `2 1 1 ${opensslSpkiSha256(pki.ecdsa.intermediate.certPath)}`,
+    ].sort(),
   };
 }
 
@@ -92,7 +125,12 @@ describe('a lost state', () => {
     expect(s.json<AdoptJson>('adopt').adopted).toHaveLength(0);
 
     // Owned again: a new key retires the old records by the normal rules (grace 0 here).
-    fs.writeFileSync(path.join(s.dir, 'tlsa.yaml'), fs.readFileSync(path.join(s.dir, 'tlsa.yaml'), 'utf8').replace('issuers: none', 'issuers: none\n    grace_s: 0'));
+    fs.writeFileSync(
+      path.join(s.dir, 'tlsa.yaml'),
+      fs
+        .readFileSync(path.join(s.dir, 'tlsa.yaml'), 'utf8')
+        .replace('issuers: none', 'issuers: none\n    grace_s: 0'),
+    );
     const newLeaf = leafFor(pki, 'ecdsa');
     lineageFor(pki, 'mx-lost', 'ecdsa', newLeaf, 2, path.join(s.dir, 'letsencrypt'));
     expect(s.cli('publish').code).toBe(0);
@@ -109,12 +147,17 @@ describe('records tlsa did not publish in this state', () => {
     const stale = `${'cd'.repeat(32)}`;
     const s0 = site('mixed', FOREIGN_ZONE);
     const handMade = `_25._tcp.mx IN TLSA ${s0.wanted[0]}`; // 2 1 1 of the issuer, written by hand
-    fs.writeFileSync(path.join(s0.dir, 'zone.db'), `${FOREIGN_ZONE}${handMade}\n${OWNER_25} 3600 IN TLSA 3 1 1 ${stale} ; tlsa:managed\n`);
+    fs.writeFileSync(
+      path.join(s0.dir, 'zone.db'),
+      `${FOREIGN_ZONE}${handMade}\n${OWNER_25} 3600 IN TLSA 3 1 1 ${stale} ; tlsa:managed\n`,
+    );
     const r = s0.json<AdoptJson>('adopt');
     expect(r.adopted.map((x) => x.rdata)).toEqual([s0.wanted[0]]);
     expect(r.retiring.map((x) => x.rdata)).toEqual([`3 1 1 ${stale}`]);
     expect(r.foreign.map((x) => x.rdata)).toEqual([`3 1 1 ${'ab'.repeat(32)}`]);
-    const phases = Object.fromEntries(s0.json<StatusJson>('status').records.map((x) => [x.rdata, x.phase]));
+    const phases = Object.fromEntries(
+      s0.json<StatusJson>('status').records.map((x) => [x.rdata, x.phase]),
+    );
     expect(phases).toEqual({ [s0.wanted[0]!]: 'pending', [`3 1 1 ${stale}`]: 'retiring' });
   });
 });
@@ -122,7 +165,29 @@ describe('records tlsa did not publish in this state', () => {
 describe('a damaged state', () => {
   const cases: [string, string, RegExp][] = [
     ['not JSON', '{"version": 1, "records": [', /not JSON/],
-    ['a record with usage 7', JSON.stringify({ version: 1, records: [{ owner: OWNER_25, usage: 7, selector: 1, matching: 1, data: 'ab', provider: 'local', service: 'mx', ttl: 60, status: 'published', addedAt: '2026-01-01T00:00:00Z', publishedAt: '2026-01-01T00:00:00Z', by: 'x' }] }), /records\[0\]: "usage"/],
+    [
+      'a record with usage 7',
+      JSON.stringify({
+        version: 1,
+        records: [
+          {
+            owner: OWNER_25,
+            usage: 7,
+            selector: 1,
+            matching: 1,
+            data: 'ab',
+            provider: 'local',
+            service: 'mx',
+            ttl: 60,
+            status: 'published',
+            addedAt: '2026-01-01T00:00:00Z',
+            publishedAt: '2026-01-01T00:00:00Z',
+            by: 'x',
+          },
+        ],
+      }),
+      /records\[0\]: "usage"/,
+    ],
     ['records not a list', '{"version": 1, "records": {}}', /"records" is not a list/],
   ];
   for (const [name, text, why] of cases) {
@@ -145,7 +210,10 @@ describe('a damaged state', () => {
 });
 
 describe('the state directory holds something tlsa did not make', () => {
-  for (const [name, file] of [['state.json', 'state.json'], ['the lock', 'lock']] as const) {
+  for (const [name, file] of [
+    ['state.json', 'state.json'],
+    ['the lock', 'lock'],
+  ] as const) {
     it(`${name} as a FIFO: exit 2 naming it, no hang, nothing changed`, () => {
       const s = site(`fifo-${file}`, FOREIGN_ZONE);
       const dir = path.dirname(s.stateFile);
@@ -154,7 +222,15 @@ describe('the state directory holds something tlsa did not make', () => {
       expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
       for (const cmd of ['publish', 'status']) {
         if (file === 'lock' && cmd === 'status') continue; // status reads the state without the lock
-        const r = runCli(['--config', path.join(s.dir, 'tlsa.yaml'), cmd, ...(cmd === 'publish' ? ['--lock-wait', '2'] : [])], { cwd: s.dir, timeout: 20_000 });
+        const r = runCli(
+          [
+            '--config',
+            path.join(s.dir, 'tlsa.yaml'),
+            cmd,
+            ...(cmd === 'publish' ? ['--lock-wait', '2'] : []),
+          ],
+          { cwd: s.dir, timeout: 20_000 },
+        );
         expect(r.code, show(r)).toBe(2);
         expect(r.stderr).toContain(fifo);
         expect(r.stderr).toMatch(/not a regular file|FIFO/);

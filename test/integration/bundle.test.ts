@@ -20,11 +20,20 @@ let EXAMPLE: string;
 let cliDir: string;
 let probe: string;
 
-function runBundled(args: string[], env: Record<string, string> = {}, nodeArgs: string[] = []): CliResult {
+function runBundled(
+  args: string[],
+  env: Record<string, string> = {},
+  nodeArgs: string[] = [],
+): CliResult {
   const r = spawnSync(process.execPath, [...nodeArgs, path.join(cliDir, 'main.js'), ...args], {
     cwd: pkg,
     encoding: 'utf8',
-    env: { ...process.env, TLSA_CONFIG: undefined, NODE_OPTIONS: undefined, ...env } as NodeJS.ProcessEnv,
+    env: {
+      ...process.env,
+      TLSA_CONFIG: undefined,
+      NODE_OPTIONS: undefined,
+      ...env,
+    } as NodeJS.ProcessEnv,
     timeout: 60_000,
   });
   if (r.error) throw r.error;
@@ -37,7 +46,8 @@ function loaded(r: CliResult): string[] {
   return JSON.parse(line.slice('LOADED '.length)) as string[];
 }
 
-const sdk = (files: string[]) => files.filter((f) => /node_modules\/(@aws-sdk|cloudflare|croner)\//.test(f));
+const sdk = (files: string[]) =>
+  files.filter((f) => /node_modules\/(@aws-sdk|cloudflare|croner)\//.test(f));
 
 describe('bundled CLI', () => {
   beforeAll(() => {
@@ -53,9 +63,15 @@ describe('bundled CLI', () => {
     fs.mkdirSync(cliDir, { recursive: true });
     probe = path.join(pkg, 'probe.cjs');
     fs.writeFileSync(probe, PROBE);
-    const r = spawnSync(process.execPath, [path.join(REPO_ROOT, 'scripts', 'bundle.mjs'), '--out', cliDir], { encoding: 'utf8', timeout: 180_000 });
-    if (r.status !== 0 || !fs.existsSync(path.join(cliDir, 'main.js'))) throw new Error(`bundle failed (exit ${r.status}):\n${r.stdout}${r.stderr}`);
-    if (!fs.readdirSync(cliDir).some((f) => f.endsWith('.cjs'))) throw new Error(`no bundle written (is esbuild installed?):\n${r.stderr}`);
+    const r = spawnSync(
+      process.execPath,
+      [path.join(REPO_ROOT, 'scripts', 'bundle.mjs'), '--out', cliDir],
+      { encoding: 'utf8', timeout: 180_000 },
+    );
+    if (r.status !== 0 || !fs.existsSync(path.join(cliDir, 'main.js')))
+      throw new Error(`bundle failed (exit ${r.status}):\n${r.stdout}${r.stderr}`);
+    if (!fs.readdirSync(cliDir).some((f) => f.endsWith('.cjs')))
+      throw new Error(`no bundle written (is esbuild installed?):\n${r.stderr}`);
   }, 240_000);
   afterAll(() => fs.rmSync(pkg, { recursive: true, force: true }));
 
@@ -82,28 +98,36 @@ describe('bundled CLI', () => {
   it('a route53 provider loads its SDK when it runs (here: nothing listens, exit 3)', () => {
     const dir = fs.mkdtempSync(path.join(pkg, 'r53-'));
     const cfg = path.join(dir, 'config.yaml');
-    fs.writeFileSync(cfg, [
-      'state_dir: state',
-      'verify: {resolver: "127.0.0.1:9", propagation: false, probe: false}',
-      'providers:',
-      '  aws: {type: route53, hosted_zone_id: Z0000000000000000TEST, endpoint: "http://127.0.0.1:9", access_key_id: AKIDTEST, secret_access_key: secret-test-key-123}',
-      'services:',
-      '  mx:',
-      '    host: mx.example.org',
-      '    provider: aws',
-      '    issuers: none',
-      `    certificates: [{lineage: ${path.join(LIVE, 'mx.example.org')}}]`,
-      '',
-    ].join('\n'));
+    fs.writeFileSync(
+      cfg,
+      [
+        'state_dir: state',
+        'verify: {resolver: "127.0.0.1:9", propagation: false, probe: false}',
+        'providers:',
+        '  aws: {type: route53, hosted_zone_id: Z0000000000000000TEST, endpoint: "http://127.0.0.1:9", access_key_id: AKIDTEST, secret_access_key: secret-test-key-123}',
+        'services:',
+        '  mx:',
+        '    host: mx.example.org',
+        '    provider: aws',
+        '    issuers: none',
+        `    certificates: [{lineage: ${path.join(LIVE, 'mx.example.org')}}]`,
+        '',
+      ].join('\n'),
+    );
     const r = runBundled(['--config', cfg, 'plan'], {}, ['--require', probe]);
     expect(r.code, show(r)).toBe(3);
     expect(r.all).not.toContain('secret-test-key-123');
-    expect(sdk(loaded(r)).some((f) => f.includes('node_modules/@aws-sdk/client-route-53/'))).toBe(true);
+    expect(sdk(loaded(r)).some((f) => f.includes('node_modules/@aws-sdk/client-route-53/'))).toBe(
+      true,
+    );
   });
 
   it('bad input keeps its file:line and exit 2 (one copy of the error classes)', () => {
     const cfg = path.join(pkg, 'bad.yaml');
-    fs.writeFileSync(cfg, 'providers: {}\nservices:\n  mx:\n    host: mx.example.org\n    provider: nope\n    certificates: [{lineage: /x}]\n');
+    fs.writeFileSync(
+      cfg,
+      'providers: {}\nservices:\n  mx:\n    host: mx.example.org\n    provider: nope\n    certificates: [{lineage: /x}]\n',
+    );
     const r = runBundled(['--config', cfg, 'plan']);
     expect(r.code, show(r)).toBe(2);
     expect(r.stderr).toMatch(/bad\.yaml:5\b/);
@@ -113,7 +137,11 @@ describe('bundled CLI', () => {
   it('--version alone answers like --version through the whole CLI', () => {
     const alone = runBundled(['--version']);
     const full = runBundled(['--version', '--json']);
-    const version = (JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+    const version = (
+      JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as {
+        version: string;
+      }
+    ).version;
     expect([alone.code, alone.stdout]).toEqual([0, `tlsa ${version}\n`]);
     expect([full.code, full.stdout]).toEqual([0, alone.stdout]);
   });

@@ -22,7 +22,13 @@ import {
   type ConfigOptions,
   type TestPki,
 } from '../helpers/cli.js';
-import { generateKey, makeTempDir, opensslSpkiSha256, removeTempDir, type LeafHandle } from '../helpers/pki.js';
+import {
+  generateKey,
+  makeTempDir,
+  opensslSpkiSha256,
+  removeTempDir,
+  type LeafHandle,
+} from '../helpers/pki.js';
 
 let root: string;
 let pki: TestPki;
@@ -53,10 +59,22 @@ let counter = 0;
 
 /** A fresh dir: a good lineage, the zone with foreign lines, and a config built from `opts`
  *  (or replaced wholesale by `rawConfig`). */
-function setup(opts: Partial<ConfigOptions> & { rawConfig?: (c: { lineage: string }) => string; lineageLeaf?: LeafHandle } = {}): Case & { lineage: string } {
+function setup(
+  opts: Partial<ConfigOptions> & {
+    rawConfig?: (c: { lineage: string }) => string;
+    lineageLeaf?: LeafHandle;
+  } = {},
+): Case & { lineage: string } {
   const dir = path.join(root, `case-${++counter}`);
   fs.mkdirSync(dir, { recursive: true });
-  const lineage = lineageFor(pki, 'mx.example.org', 'ecdsa', opts.lineageLeaf ?? goodLeaf, undefined, path.join(dir, 'letsencrypt'));
+  const lineage = lineageFor(
+    pki,
+    'mx.example.org',
+    'ecdsa',
+    opts.lineageLeaf ?? goodLeaf,
+    undefined,
+    path.join(dir, 'letsencrypt'),
+  );
   const text = opts.rawConfig
     ? opts.rawConfig({ lineage })
     : configYaml({ certificates: [`lineage: ${lineage}`], ...opts });
@@ -78,14 +96,23 @@ function lineOf(text: string, needle: string, nth = 1): number {
 }
 
 /** Run args against the case; assert exit 2, file (and line) named, no stack, nothing changed. */
-function expectBadInput(c: Case, args: string[], want: { file: string; line?: number; message?: RegExp; env?: Record<string, string | undefined> }): CliResult {
+function expectBadInput(
+  c: Case,
+  args: string[],
+  want: { file: string; line?: number; message?: RegExp; env?: Record<string, string | undefined> },
+): CliResult {
   const before = snapshot(c.dir);
   const r = runCli(args, { cwd: c.dir, ...(want.env ? { env: want.env } : {}) });
   expect(r.code, show(r)).toBe(2);
   // The file as given, or relative to the working directory when that is shorter.
-  const names = [want.file, path.relative(c.dir, want.file)].filter((n) => n && !n.startsWith('..'));
+  const names = [want.file, path.relative(c.dir, want.file)].filter(
+    (n) => n && !n.startsWith('..'),
+  );
   const places = names.map((n) => (want.line === undefined ? n : `${n}:${want.line}`));
-  expect(places.some((p) => r.stderr.includes(p)), `stderr should name ${places.join(' or ')}\n${show(r)}`).toBe(true);
+  expect(
+    places.some((p) => r.stderr.includes(p)),
+    `stderr should name ${places.join(' or ')}\n${show(r)}`,
+  ).toBe(true);
   if (want.message) expect(r.stderr, show(r)).toMatch(want.message);
   expect(stackLines(r.all), show(r)).toEqual([]);
   expect(r.stderr).not.toMatch(/internal error/);
@@ -99,7 +126,8 @@ function expectBadInput(c: Case, args: string[], want: { file: string; line?: nu
 const publish = (c: Case, ...extra: string[]) => ['--config', c.config, 'publish', ...extra];
 
 /** Split a PEM bundle's text into its blocks (each ending in a newline). */
-const pemBlocks = (pem: string) => pem.match(/-----BEGIN [^-]+-----[\s\S]*?-----END [^-]+-----\n?/g) ?? [];
+const pemBlocks = (pem: string) =>
+  pem.match(/-----BEGIN [^-]+-----[\s\S]*?-----END [^-]+-----\n?/g) ?? [];
 
 describe('certificate input', () => {
   it('broken PEM (garbage base64) names file and line of the block', () => {
@@ -111,7 +139,11 @@ describe('certificate input', () => {
     const text = `# bundle for mx.example.org\n${leaf}${lines.join('\n')}`;
     fs.writeFileSync(fullchain, text);
     fs.writeFileSync(c.config, configYaml({ certificates: [`fullchain: ${fullchain}`] }));
-    expectBadInput(c, publish(c), { file: fullchain, line: lineOf(text, '-----BEGIN CERTIFICATE-----', 2), message: /base64/ });
+    expectBadInput(c, publish(c), {
+      file: fullchain,
+      line: lineOf(text, '-----BEGIN CERTIFICATE-----', 2),
+      message: /base64/,
+    });
   });
 
   it('truncated PEM (no END line)', () => {
@@ -121,7 +153,11 @@ describe('certificate input', () => {
     const text = full.slice(0, full.lastIndexOf('-----END CERTIFICATE-----'));
     fs.writeFileSync(fullchain, text);
     fs.writeFileSync(c.config, configYaml({ certificates: [`fullchain: ${fullchain}`] }));
-    expectBadInput(c, publish(c), { file: fullchain, line: lineOf(text, '-----BEGIN CERTIFICATE-----', 2), message: /truncated/i });
+    expectBadInput(c, publish(c), {
+      file: fullchain,
+      line: lineOf(text, '-----BEGIN CERTIFICATE-----', 2),
+      message: /truncated/i,
+    });
   });
 
   it('chain in the wrong order (issuer first)', () => {
@@ -146,13 +182,20 @@ describe('certificate input', () => {
     const c = setup();
     const target = fs.realpathSync(path.join(c.lineage, 'privkey.pem'));
     generateKey('p256', target);
-    expectBadInput(c, publish(c), { file: path.join(c.lineage, 'privkey.pem'), message: /does not match/ });
+    expectBadInput(c, publish(c), {
+      file: path.join(c.lineage, 'privkey.pem'),
+      message: /does not match/,
+    });
   });
 
   it('expired leaf: publish refuses (exit 2, mentions --force), plan warns, publish --force publishes', () => {
     const expired = leafFor(pki, 'ecdsa', { expired: true });
     const c = setup({ lineageLeaf: expired });
-    const r = expectBadInput(c, publish(c), { file: path.join(c.lineage, 'fullchain.pem'), line: 1, message: /--force/ });
+    const r = expectBadInput(c, publish(c), {
+      file: path.join(c.lineage, 'fullchain.pem'),
+      line: 1,
+      message: /--force/,
+    });
     expect(r.stderr).toMatch(/expired/);
 
     const plan = runCli(['--config', c.config, 'plan'], { cwd: c.dir });
@@ -170,45 +213,100 @@ describe('certificate input', () => {
 
 describe('configuration input', () => {
   it('unknown provider type names providers.X.type and its line', () => {
-    const c = setup({ rawConfig: ({ lineage }) => configYaml({ certificates: [`lineage: ${lineage}`] }).replace('type: zonefile', 'type: route66') });
-    expectBadInput(c, publish(c), { file: c.config, line: lineOf(c.text, 'type: route66'), message: /providers\.local\.type: unknown provider type "route66"/ });
+    const c = setup({
+      rawConfig: ({ lineage }) =>
+        configYaml({ certificates: [`lineage: ${lineage}`] }).replace(
+          'type: zonefile',
+          'type: route66',
+        ),
+    });
+    expectBadInput(c, publish(c), {
+      file: c.config,
+      line: lineOf(c.text, 'type: route66'),
+      message: /providers\.local\.type: unknown provider type "route66"/,
+    });
   });
 
   it('service referencing an undefined provider', () => {
-    const c = setup({ rawConfig: ({ lineage }) => configYaml({ certificates: [`lineage: ${lineage}`] }).replace('provider: local', 'provider: elsewhere') });
-    expectBadInput(c, publish(c), { file: c.config, line: lineOf(c.text, 'provider: elsewhere'), message: /services\.mx\.provider: unknown provider "elsewhere"/ });
+    const c = setup({
+      rawConfig: ({ lineage }) =>
+        configYaml({ certificates: [`lineage: ${lineage}`] }).replace(
+          'provider: local',
+          'provider: elsewhere',
+        ),
+    });
+    expectBadInput(c, publish(c), {
+      file: c.config,
+      line: lineOf(c.text, 'provider: elsewhere'),
+      message: /services\.mx\.provider: unknown provider "elsewhere"/,
+    });
   });
 
   it('unknown service name via --service', () => {
     const c = setup();
-    expectBadInput(c, publish(c, '--service', 'nope'), { file: c.config, message: /unknown service "nope"/ });
+    expectBadInput(c, publish(c, '--service', 'nope'), {
+      file: c.config,
+      message: /unknown service "nope"/,
+    });
     const st = runCli(['--config', c.config, 'status', '--service', 'nope'], { cwd: c.dir });
     expect(st.code, show(st)).toBe(2);
   });
 
   it('YAML syntax error: the line is right', () => {
-    const c = setup({ rawConfig: ({ lineage }) => configYaml({ certificates: [`lineage: ${lineage}`] }).replace('    provider: local', '   provider: local') });
-    expectBadInput(c, publish(c), { file: c.config, line: lineOf(c.text, '   provider: local'), message: /YAML syntax error/ });
+    const c = setup({
+      rawConfig: ({ lineage }) =>
+        configYaml({ certificates: [`lineage: ${lineage}`] }).replace(
+          '    provider: local',
+          '   provider: local',
+        ),
+    });
+    expectBadInput(c, publish(c), {
+      file: c.config,
+      line: lineOf(c.text, '   provider: local'),
+      message: /YAML syntax error/,
+    });
   });
 
   it('YAML type error: ttl: "abc" points at the ttl line', () => {
     const c = setup({ serviceExtra: ['ttl: "abc"'] });
-    expectBadInput(c, publish(c), { file: c.config, line: lineOf(c.text, 'ttl: "abc"'), message: /services\.mx\.ttl: .*number/ });
+    expectBadInput(c, publish(c), {
+      file: c.config,
+      line: lineOf(c.text, 'ttl: "abc"'),
+      message: /services\.mx\.ttl: .*number/,
+    });
   });
 
   it('unknown key in a service points at the key', () => {
     const c = setup({ serviceExtra: ['hots: mx2.example.org'] });
-    expectBadInput(c, publish(c), { file: c.config, line: lineOf(c.text, 'hots:'), message: /unknown key "hots"/ });
+    expectBadInput(c, publish(c), {
+      file: c.config,
+      line: lineOf(c.text, 'hots:'),
+      message: /unknown key "hots"/,
+    });
   });
 
   it('missing required key host', () => {
-    const c = setup({ rawConfig: ({ lineage }) => configYaml({ certificates: [`lineage: ${lineage}`] }).replace('    host: mx.example.org\n', '') });
-    expectBadInput(c, publish(c), { file: c.config, line: lineOf(c.text, '  mx:'), message: /missing required key "host"/ });
+    const c = setup({
+      rawConfig: ({ lineage }) =>
+        configYaml({ certificates: [`lineage: ${lineage}`] }).replace(
+          '    host: mx.example.org\n',
+          '',
+        ),
+    });
+    expectBadInput(c, publish(c), {
+      file: c.config,
+      line: lineOf(c.text, '  mx:'),
+      message: /missing required key "host"/,
+    });
   });
 
   it('usage 0 on port 25 is refused citing RFC 7672', () => {
     const c = setup({ serviceExtra: ['records: ["0 1 1"]'] });
-    expectBadInput(c, publish(c), { file: c.config, line: lineOf(c.text, 'records:'), message: /RFC 7672/ });
+    expectBadInput(c, publish(c), {
+      file: c.config,
+      line: lineOf(c.text, 'records:'),
+      message: /RFC 7672/,
+    });
     const plan = runCli(['--config', c.config, 'plan'], { cwd: c.dir });
     expect(plan.code, show(plan)).toBe(2);
   });
@@ -216,19 +314,36 @@ describe('configuration input', () => {
   it('a state_dir that cannot be used (below a regular file)', () => {
     const c = setup({ stateDir: 'somefile/state' });
     fs.writeFileSync(path.join(c.dir, 'somefile'), 'not a directory\n');
-    expectBadInput(c, publish(c), { file: path.join(c.dir, 'somefile', 'state'), message: /state directory/ });
+    expectBadInput(c, publish(c), {
+      file: path.join(c.dir, 'somefile', 'state'),
+      message: /state directory/,
+    });
   });
 
   it('${NOT_SET_VAR} in a provider option names the variable and the line', () => {
     const c = setup({ providerExtra: ['reload: "${TLSA_TEST_NOT_SET}"'] });
     expectBadInput(c, publish(c), {
-      file: c.config, line: lineOf(c.text, 'reload:'), message: /TLSA_TEST_NOT_SET is not set/, env: { TLSA_TEST_NOT_SET: undefined },
+      file: c.config,
+      line: lineOf(c.text, 'reload:'),
+      message: /TLSA_TEST_NOT_SET is not set/,
+      env: { TLSA_TEST_NOT_SET: undefined },
     });
   });
 
   it('a secret from the environment never appears in an error (bad input)', () => {
-    const c = setup({ rawConfig: ({ lineage }) => configYaml({ certificates: [`lineage: ${lineage}`] }).replace('type: zonefile', 'type: "${TLSA_TEST_SECRET}"') });
-    const r = expectBadInput(c, publish(c), { file: c.config, line: lineOf(c.text, 'type:'), message: /unknown provider type/, env: { TLSA_TEST_SECRET: 's3cr3t-value' } });
+    const c = setup({
+      rawConfig: ({ lineage }) =>
+        configYaml({ certificates: [`lineage: ${lineage}`] }).replace(
+          'type: zonefile',
+          'type: "${TLSA_TEST_SECRET}"',
+        ),
+    });
+    const r = expectBadInput(c, publish(c), {
+      file: c.config,
+      line: lineOf(c.text, 'type:'),
+      message: /unknown provider type/,
+      env: { TLSA_TEST_SECRET: 's3cr3t-value' },
+    });
     expect(r.all).not.toContain('s3cr3t-value');
   });
 
@@ -262,9 +377,19 @@ describe('secrets in provider failures', () => {
   it('a ${VAR} value never appears in stdout either (plan, publish --json, status)', () => {
     const c = setup();
     const secret = 's3cr3t-value';
-    const live = lineageFor(pki, secret, 'ecdsa', goodLeaf, undefined, path.join(c.dir, 'letsencrypt'));
+    const live = lineageFor(
+      pki,
+      secret,
+      'ecdsa',
+      goodLeaf,
+      undefined,
+      path.join(c.dir, 'letsencrypt'),
+    );
     expect(live.endsWith(secret)).toBe(true);
-    fs.writeFileSync(c.config, configYaml({ certificates: ['lineage: letsencrypt/live/${TLSA_TEST_SECRET}'] }));
+    fs.writeFileSync(
+      c.config,
+      configYaml({ certificates: ['lineage: letsencrypt/live/${TLSA_TEST_SECRET}'] }),
+    );
     const env = { TLSA_TEST_SECRET: secret };
     const plan = runCli(['--config', c.config, 'plan'], { cwd: c.dir, env });
     expect(plan.code, show(plan)).toBe(0);

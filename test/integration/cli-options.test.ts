@@ -15,7 +15,18 @@ import { makeTempDir, removeTempDir } from '../helpers/pki.js';
 
 /** The options each command reads (besides -h/--help): the contract its help states. */
 const TAKES: Record<string, string[]> = {
-  generate: ['--chain', '--key', '--host', '--port', '--protocol', '--records', '--issuers', '--ttl', '--explain', '--json'],
+  generate: [
+    '--chain',
+    '--key',
+    '--host',
+    '--port',
+    '--protocol',
+    '--records',
+    '--issuers',
+    '--ttl',
+    '--explain',
+    '--json',
+  ],
   plan: ['--config', '--service', '--json'],
   publish: ['--config', '--service', '--json', '--force', '--lock-wait'],
   status: ['--config', '--service', '--json'],
@@ -24,7 +35,15 @@ const TAKES: Record<string, string[]> = {
   check: ['--config', '--json', '--resolver', '--auth-port', '--timeout', '--protocol'],
   hook: ['--config', '--json', '--force', '--lock-wait', '--log-format'],
   daemon: ['--config', '--service', '--once', '--force', '--lock-wait', '--log-format'],
-  doctor: ['--postfix-dir', '--tlsa-file', '--host', '--json', '--resolver', '--offline', '--timeout'],
+  doctor: [
+    '--postfix-dir',
+    '--tlsa-file',
+    '--host',
+    '--json',
+    '--resolver',
+    '--offline',
+    '--timeout',
+  ],
 };
 
 let dir: string;
@@ -33,10 +52,15 @@ beforeAll(() => {
   requireBuiltCli();
   dir = makeTempDir('tlsa-cli-options-');
   const example = fs.readFileSync(path.join(REPO_ROOT, 'config.example.yaml'), 'utf8');
-  const offline = example.replace('resolver: system', 'resolver: 127.0.0.1:9').replace('propagation: true', 'propagation: false').replace('probe: true', 'probe: false');
+  const offline = example
+    .replace('resolver: system', 'resolver: 127.0.0.1:9')
+    .replace('propagation: true', 'propagation: false')
+    .replace('probe: true', 'probe: false');
   expect(offline).not.toBe(example);
   fs.writeFileSync(path.join(dir, 'config.yaml'), offline);
-  fs.cpSync(path.join(REPO_ROOT, 'docs', 'example'), path.join(dir, 'docs', 'example'), { recursive: true });
+  fs.cpSync(path.join(REPO_ROOT, 'docs', 'example'), path.join(dir, 'docs', 'example'), {
+    recursive: true,
+  });
 });
 
 afterAll(() => {
@@ -58,7 +82,13 @@ describe('tlsa COMMAND --help', () => {
       expect(r.stdout.split('\n')[0]).toMatch(new RegExp(`^Usage: tlsa .*\\b${command}\\b`));
       expect(r.stdout).not.toMatch(/^Usage: tlsa \[--config FILE\] COMMAND/);
       expect(listedOptions(r.stdout).sort()).toEqual([...takes, '--help'].sort());
-      const examples = (r.stdout.split(/^Examples:$/m)[1]?.split('\n\n')[0]?.trim().split('\n') ?? []).map((l) => l.trim());
+      const examples = (
+        r.stdout
+          .split(/^Examples:$/m)[1]
+          ?.split('\n\n')[0]
+          ?.trim()
+          .split('\n') ?? []
+      ).map((l) => l.trim());
       expect(examples.length, r.stdout).toBeGreaterThan(0);
       for (const e of examples) expect(e).toMatch(new RegExp(`^tlsa .*\\b${command}\\b`));
     });
@@ -68,7 +98,8 @@ describe('tlsa COMMAND --help', () => {
     expect(runCli(['status', '-h']).stdout).toBe(runCli(['status', '--help']).stdout);
     const r = runCli(['--help']);
     expect(r.code, show(r)).toBe(0);
-    for (const command of Object.keys(TAKES)) expect(r.stdout).toMatch(new RegExp(`^ {2}${command}\\s`, 'm'));
+    for (const command of Object.keys(TAKES))
+      expect(r.stdout).toMatch(new RegExp(`^ {2}${command}\\s`, 'm'));
     expect(r.stdout).toContain('tlsa COMMAND --help');
   });
 });
@@ -77,22 +108,70 @@ describe('an option the command does not take', () => {
   const config = () => ['--config', 'config.yaml'];
   // Relative to the test's directory, the CLI's working directory.
   const chain = () => 'docs/example/letsencrypt/live/mx.example.org/fullchain.pem';
-  const cases: { command: string; option: string; args: () => string[]; env?: () => Record<string, string> }[] = [
+  const cases: {
+    command: string;
+    option: string;
+    args: () => string[];
+    env?: () => Record<string, string>;
+  }[] = [
     { command: 'publish', option: '--dry-run', args: () => [...config(), 'publish', '--dry-run'] },
     { command: 'publish', option: '--dry-run', args: () => ['--dry-run', ...config(), 'publish'] },
     { command: 'status', option: '--force', args: () => [...config(), 'status', '--force'] },
-    { command: 'status', option: '--lock-wait', args: () => [...config(), 'status', '--lock-wait', '2'] },
+    {
+      command: 'status',
+      option: '--lock-wait',
+      args: () => [...config(), 'status', '--lock-wait', '2'],
+    },
     { command: 'plan', option: '--force', args: () => [...config(), 'plan', '--force'] },
     { command: 'retire', option: '--force', args: () => [...config(), 'retire', '--force'] },
     { command: 'adopt', option: '--once', args: () => [...config(), 'adopt', '--once'] },
-    { command: 'daemon', option: '--json', args: () => [...config(), 'daemon', '--once', '--json'] },
     {
-      command: 'hook', option: '--service', args: () => [...config(), 'hook', 'certbot', '--service', 'mx'],
-      env: () => ({ RENEWED_LINEAGE: path.join(dir, 'docs/example/letsencrypt/live/mx.example.org') }),
+      command: 'daemon',
+      option: '--json',
+      args: () => [...config(), 'daemon', '--once', '--json'],
     },
-    { command: 'check', option: '--service', args: () => [...config(), 'check', 'mx.example.org', '--service', 'mx', '--resolver', '127.0.0.1:9', '--timeout', '1'] },
-    { command: 'generate', option: '--config', args: () => [...config(), 'generate', '--chain', chain(), '--host', 'mx.example.org', '--issuers', 'none'] },
-    { command: 'doctor', option: '--force', args: () => ['doctor', 'postfix', '--offline', '--force'] },
+    {
+      command: 'hook',
+      option: '--service',
+      args: () => [...config(), 'hook', 'certbot', '--service', 'mx'],
+      env: () => ({
+        RENEWED_LINEAGE: path.join(dir, 'docs/example/letsencrypt/live/mx.example.org'),
+      }),
+    },
+    {
+      command: 'check',
+      option: '--service',
+      args: () => [
+        ...config(),
+        'check',
+        'mx.example.org',
+        '--service',
+        'mx',
+        '--resolver',
+        '127.0.0.1:9',
+        '--timeout',
+        '1',
+      ],
+    },
+    {
+      command: 'generate',
+      option: '--config',
+      args: () => [
+        ...config(),
+        'generate',
+        '--chain',
+        chain(),
+        '--host',
+        'mx.example.org',
+        '--issuers',
+        'none',
+      ],
+    },
+    {
+      command: 'doctor',
+      option: '--force',
+      args: () => ['doctor', 'postfix', '--offline', '--force'],
+    },
   ];
   for (const c of cases) {
     it(`${c.args().join(' ')}: exit 2 naming ${c.option} and ${c.command}, nothing done`, () => {

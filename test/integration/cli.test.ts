@@ -24,7 +24,15 @@ import {
   type TestPki,
   makeTestPki,
 } from '../helpers/cli.js';
-import { makeTempDir, openssl, opensslSpkiSha256, opensslSpkiSha512, removeTempDir, type CaHandle, type LeafHandle } from '../helpers/pki.js';
+import {
+  makeTempDir,
+  openssl,
+  opensslSpkiSha256,
+  opensslSpkiSha512,
+  removeTempDir,
+  type CaHandle,
+  type LeafHandle,
+} from '../helpers/pki.js';
 
 let root: string;
 let pki: TestPki;
@@ -48,7 +56,11 @@ interface Site {
 
 /** A temp dir with a config (zonefile provider, state in the dir), a zone pre-filled with
  *  foreign lines, and the given certificate sources. */
-function site(name: string, certificates: string[], opts: { ttl?: number; issuers?: string } = {}): Site {
+function site(
+  name: string,
+  certificates: string[],
+  opts: { ttl?: number; issuers?: string } = {},
+): Site {
   const dir = path.join(root, name);
   fs.mkdirSync(dir, { recursive: true });
   const config = path.join(dir, 'tlsa.yaml');
@@ -63,12 +75,24 @@ const cli = (s: Site, ...args: string[]) => runCli(['--config', s.config, ...arg
 const readZone = (s: Site) => fs.readFileSync(s.zone, 'utf8');
 
 interface StatusJson {
-  records: { owner: string; rdata: string; phase: string; service: string; provider: string; ttl: number }[];
+  records: {
+    owner: string;
+    rdata: string;
+    phase: string;
+    service: string;
+    provider: string;
+    ttl: number;
+  }[];
 }
 
 interface PlanJson {
   summary: { add: number; remove: number; retiring: number; keep: number; foreign: number };
-  owners: { owner: string; add: { rdata: string }[]; keep: { rdata: string }[]; foreign: { rdata: string }[] }[];
+  owners: {
+    owner: string;
+    add: { rdata: string }[];
+    keep: { rdata: string }[];
+    foreign: { rdata: string }[];
+  }[];
 }
 
 describe('plan → publish → plan (RSA + ECDSA lineages)', () => {
@@ -116,7 +140,12 @@ describe('plan → publish → plan (RSA + ECDSA lineages)', () => {
     expect(zone.startsWith(FOREIGN_ZONE)).toBe(true);
     const added = zone.slice(FOREIGN_ZONE.length).split('\n').filter(Boolean);
     expect(added).toHaveLength(4);
-    for (const line of added) expect(line).toMatch(new RegExp(`^${OWNER_25.replace(/\./g, '\\.')} 3600 IN TLSA [23] 1 1 [0-9a-f]{64} ; tlsa:managed$`));
+    for (const line of added)
+      expect(line).toMatch(
+        new RegExp(
+          `^${OWNER_25.replace(/\./g, '\\.')} 3600 IN TLSA [23] 1 1 [0-9a-f]{64} ; tlsa:managed$`,
+        ),
+      );
     expect(managedRdata(zone).sort()).toEqual(expected);
   });
 
@@ -145,7 +174,14 @@ describe('plan → publish → plan (RSA + ECDSA lineages)', () => {
     expect(j.code, show(j)).toBe(0);
     const st = JSON.parse(j.stdout) as StatusJson;
     expect(st.records.map((x) => x.rdata).sort()).toEqual(expected);
-    for (const x of st.records) expect(x).toMatchObject({ phase: 'pending', owner: OWNER_25, service: 'mx', provider: 'local', ttl: 3600 });
+    for (const x of st.records)
+      expect(x).toMatchObject({
+        phase: 'pending',
+        owner: OWNER_25,
+        service: 'mx',
+        provider: 'local',
+        ttl: 3600,
+      });
   });
 });
 
@@ -197,7 +233,8 @@ describe('generate', () => {
   let rsaChain: string;
   let ecLeaf: LeafHandle;
   let rsaLeaf: LeafHandle;
-  const le = (f: string) => opensslSpkiSha256(path.join(REPO_ROOT, 'src', 'issuers', 'letsencrypt', f));
+  const le = (f: string) =>
+    opensslSpkiSha256(path.join(REPO_ROOT, 'src', 'issuers', 'letsencrypt', f));
   let ye: string[];
   let yr: string[];
 
@@ -205,8 +242,14 @@ describe('generate', () => {
     const dir = path.join(root, 'generate');
     ecLeaf = leafFor(pki, 'ecdsa');
     rsaLeaf = leafFor(pki, 'rsa');
-    ecChain = path.join(lineageFor(pki, 'mx.example.org', 'ecdsa', ecLeaf, undefined, path.join(dir, 'le')), 'fullchain.pem');
-    rsaChain = path.join(lineageFor(pki, 'mx.example.org-rsa', 'rsa', rsaLeaf, undefined, path.join(dir, 'le')), 'fullchain.pem');
+    ecChain = path.join(
+      lineageFor(pki, 'mx.example.org', 'ecdsa', ecLeaf, undefined, path.join(dir, 'le')),
+      'fullchain.pem',
+    );
+    rsaChain = path.join(
+      lineageFor(pki, 'mx.example.org-rsa', 'rsa', rsaLeaf, undefined, path.join(dir, 'le')),
+      'fullchain.pem',
+    );
     ye = ['gen-y-int-ye1.pem', 'gen-y-int-ye2.pem', 'gen-y-int-ye3.pem'].map(le);
     yr = ['gen-y-int-yr1.pem', 'gen-y-int-yr2.pem', 'gen-y-int-yr3.pem'].map(le);
   });
@@ -220,48 +263,103 @@ describe('generate', () => {
     const cdir = path.join(root, 'generate', 'catalog');
     fs.mkdirSync(cdir, { recursive: true });
     const leDir = path.join(REPO_ROOT, 'src', 'issuers', 'letsencrypt');
-    const json = JSON.parse(fs.readFileSync(path.join(leDir, 'catalog.json'), 'utf8')) as { intermediates: Record<string, string>[] };
-    for (const e of json.intermediates) fs.copyFileSync(path.join(leDir, e['file']!), path.join(cdir, e['file']!));
-    for (const [key, ca] of [['ecdsa', pki.ecdsa.intermediate], ['rsa', pki.rsa.intermediate]] as [string, CaHandle][]) {
+    const json = JSON.parse(fs.readFileSync(path.join(leDir, 'catalog.json'), 'utf8')) as {
+      intermediates: Record<string, string>[];
+    };
+    for (const e of json.intermediates)
+      fs.copyFileSync(path.join(leDir, e.file!), path.join(cdir, e.file!));
+    for (const [key, ca] of [
+      ['ecdsa', pki.ecdsa.intermediate],
+      ['rsa', pki.rsa.intermediate],
+    ] as [string, CaHandle][]) {
       const file = `test-${key}.pem`;
       fs.copyFileSync(ca.certPath, path.join(cdir, file));
-      const end = openssl(['x509', '-in', ca.certPath, '-noout', '-enddate']).trim().replace(/^notAfter=/, '');
-      json.intermediates.push({ name: ca.name, key, status: 'retired', notAfter: new Date(end).toISOString(), file });
+      const end = openssl(['x509', '-in', ca.certPath, '-noout', '-enddate'])
+        .trim()
+        .replace(/^notAfter=/, '');
+      json.intermediates.push({
+        name: ca.name,
+        key,
+        status: 'retired',
+        notAfter: new Date(end).toISOString(),
+        file,
+      });
     }
     fs.writeFileSync(path.join(cdir, 'catalog.json'), JSON.stringify(json));
     return path.join(cdir, 'catalog.json');
   }
 
   it('prints zone-file lines with the openssl hashes, plus the catalog family of the key type', () => {
-    const r = gen('--chain', ecChain, '--host', 'mx.example.org', '--issuers', catalogWithTestIssuers());
+    const r = gen(
+      '--chain',
+      ecChain,
+      '--host',
+      'mx.example.org',
+      '--issuers',
+      catalogWithTestIssuers(),
+    );
     expect(r.code, show(r)).toBe(0);
     const out = lines(r.stdout);
-    for (const l of out) expect(l).toMatch(/^_25\._tcp\.mx\.example\.org\. 3600 IN TLSA [23] 1 1 [0-9a-f]{64}$/);
-    expect(out).toContain(`_25._tcp.mx.example.org. 3600 IN TLSA 3 1 1 ${opensslSpkiSha256(ecLeaf.certPath)}`);
-    expect(out).toContain(`_25._tcp.mx.example.org. 3600 IN TLSA 2 1 1 ${opensslSpkiSha256(pki.ecdsa.intermediate.certPath)}`);
+    for (const l of out)
+      expect(l).toMatch(/^_25\._tcp\.mx\.example\.org\. 3600 IN TLSA [23] 1 1 [0-9a-f]{64}$/);
+    expect(out).toContain(
+      `_25._tcp.mx.example.org. 3600 IN TLSA 3 1 1 ${opensslSpkiSha256(ecLeaf.certPath)}`,
+    );
+    expect(out).toContain(
+      `_25._tcp.mx.example.org. 3600 IN TLSA 2 1 1 ${opensslSpkiSha256(pki.ecdsa.intermediate.certPath)}`,
+    );
     for (const h of ye) expect(out).toContain(`_25._tcp.mx.example.org. 3600 IN TLSA 2 1 1 ${h}`);
     for (const h of yr) expect(r.stdout).not.toContain(h); // no RSA intermediates for an ECDSA-only chain
     expect(out).toHaveLength(2 + ye.length);
   });
 
-  it('a chain from another CA gets no Let\'s Encrypt family, and a note says why (issue 14)', () => {
+  it("a chain from another CA gets no Let's Encrypt family, and a note says why (issue 14)", () => {
     const r = gen('--chain', ecChain, '--chain', rsaChain, '--host', 'mx.example.org');
     expect(r.code, show(r)).toBe(0);
     for (const h of [...ye, ...yr]) expect(r.stdout).not.toContain(h);
     expect(lines(r.stdout)).toHaveLength(4);
-    expect(r.stderr).toMatch(new RegExp(`note: .*is issued by ${pki.ecdsa.intermediate.name}, not a letsencrypt intermediate`));
-    expect(r.stderr).toMatch(new RegExp(`note: .*is issued by ${pki.rsa.intermediate.name}, not a letsencrypt intermediate`));
+    expect(r.stderr).toMatch(
+      new RegExp(
+        `note: .*is issued by ${pki.ecdsa.intermediate.name}, not a letsencrypt intermediate`,
+      ),
+    );
+    expect(r.stderr).toMatch(
+      new RegExp(
+        `note: .*is issued by ${pki.rsa.intermediate.name}, not a letsencrypt intermediate`,
+      ),
+    );
   });
 
   it('two chains: both leaves, both issuers, both families', () => {
-    const r = gen('--chain', ecChain, '--chain', rsaChain, '--host', 'mx.example.org', '--issuers', catalogWithTestIssuers());
+    const r = gen(
+      '--chain',
+      ecChain,
+      '--chain',
+      rsaChain,
+      '--host',
+      'mx.example.org',
+      '--issuers',
+      catalogWithTestIssuers(),
+    );
     expect(r.code, show(r)).toBe(0);
-    for (const h of [ecLeaf, rsaLeaf].map((l) => opensslSpkiSha256(l.certPath))) expect(r.stdout).toContain(`TLSA 3 1 1 ${h}`);
+    for (const h of [ecLeaf, rsaLeaf].map((l) => opensslSpkiSha256(l.certPath)))
+      expect(r.stdout).toContain(`TLSA 3 1 1 ${h}`);
     for (const h of [...ye, ...yr]) expect(r.stdout).toContain(`TLSA 2 1 1 ${h}`);
   });
 
   it('--port 25 --port 465 gives two owner names', () => {
-    const r = gen('--chain', ecChain, '--host', 'mx.example.org', '--port', '25', '--port', '465', '--issuers', 'none');
+    const r = gen(
+      '--chain',
+      ecChain,
+      '--host',
+      'mx.example.org',
+      '--port',
+      '25',
+      '--port',
+      '465',
+      '--issuers',
+      'none',
+    );
     expect(r.code, show(r)).toBe(0);
     const owners = [...new Set(lines(r.stdout).map((l) => l.split(' ')[0]))].sort();
     expect(owners).toEqual(['_25._tcp.mx.example.org.', '_465._tcp.mx.example.org.']);
@@ -272,7 +370,18 @@ describe('generate', () => {
 
   // Regression: a repeated port once printed every record twice.
   it('--port 25 --port 25 prints each record once', () => {
-    const r = gen('--chain', ecChain, '--host', 'mx.example.org', '--port', '25', '--port', '25', '--issuers', 'none');
+    const r = gen(
+      '--chain',
+      ecChain,
+      '--host',
+      'mx.example.org',
+      '--port',
+      '25',
+      '--port',
+      '25',
+      '--issuers',
+      'none',
+    );
     expect(r.code, show(r)).toBe(0);
     const out = lines(r.stdout);
     expect(out).toHaveLength(2);
@@ -280,9 +389,20 @@ describe('generate', () => {
   });
 
   it('--json parses', () => {
-    const r = gen('--chain', ecChain, '--host', 'mx.example.org', '--json', '--issuers', catalogWithTestIssuers());
+    const r = gen(
+      '--chain',
+      ecChain,
+      '--host',
+      'mx.example.org',
+      '--json',
+      '--issuers',
+      catalogWithTestIssuers(),
+    );
     expect(r.code, show(r)).toBe(0);
-    const j = JSON.parse(r.stdout) as { records: { owner: string; ttl: number; rdata: string; data: string; usage: number }[]; chains: { keyType: string }[] };
+    const j = JSON.parse(r.stdout) as {
+      records: { owner: string; ttl: number; rdata: string; data: string; usage: number }[];
+      chains: { keyType: string }[];
+    };
     expect(j.records.length).toBe(2 + ye.length);
     expect(j.records.every((x) => x.owner === OWNER_25 && x.ttl === 3600)).toBe(true);
     expect(j.records.map((x) => x.rdata)).toContain(`3 1 1 ${opensslSpkiSha256(ecLeaf.certPath)}`);
@@ -294,34 +414,60 @@ describe('generate', () => {
     const r = gen('--chain', ecChain, '--host', 'mx.example.org', '--records', '3 1 2');
     expect(r.code, show(r)).toBe(0);
     const out = lines(r.stdout);
-    expect(out.sort()).toEqual([
-      `_25._tcp.mx.example.org. 3600 IN TLSA 3 1 1 ${opensslSpkiSha256(ecLeaf.certPath)}`,
-      `_25._tcp.mx.example.org. 3600 IN TLSA 3 1 2 ${opensslSpkiSha512(ecLeaf.certPath)}`,
-    ].sort());
+    expect(out.sort()).toEqual(
+      [
+        `_25._tcp.mx.example.org. 3600 IN TLSA 3 1 1 ${opensslSpkiSha256(ecLeaf.certPath)}`,
+        `_25._tcp.mx.example.org. 3600 IN TLSA 3 1 2 ${opensslSpkiSha512(ecLeaf.certPath)}`,
+      ].sort(),
+    );
   });
 
-  it('--issuers none has no Let\'s Encrypt family records', () => {
-    const r = gen('--chain', ecChain, '--chain', rsaChain, '--host', 'mx.example.org', '--issuers', 'none');
+  it("--issuers none has no Let's Encrypt family records", () => {
+    const r = gen(
+      '--chain',
+      ecChain,
+      '--chain',
+      rsaChain,
+      '--host',
+      'mx.example.org',
+      '--issuers',
+      'none',
+    );
     expect(r.code, show(r)).toBe(0);
     for (const h of [...ye, ...yr]) expect(r.stdout).not.toContain(h);
-    const rdata = lines(r.stdout).map((l) => l.split(' ').slice(4).join(' ')).sort();
-    expect(rdata).toEqual([
-      `3 1 1 ${opensslSpkiSha256(ecLeaf.certPath)}`,
-      `3 1 1 ${opensslSpkiSha256(rsaLeaf.certPath)}`,
-      `2 1 1 ${opensslSpkiSha256(pki.ecdsa.intermediate.certPath)}`,
-      `2 1 1 ${opensslSpkiSha256(pki.rsa.intermediate.certPath)}`,
-    ].sort());
+    const rdata = lines(r.stdout)
+      .map((l) => l.split(' ').slice(4).join(' '))
+      .sort();
+    expect(rdata).toEqual(
+      [
+        `3 1 1 ${opensslSpkiSha256(ecLeaf.certPath)}`,
+        `3 1 1 ${opensslSpkiSha256(rsaLeaf.certPath)}`,
+        `2 1 1 ${opensslSpkiSha256(pki.ecdsa.intermediate.certPath)}`,
+        `2 1 1 ${opensslSpkiSha256(pki.rsa.intermediate.certPath)}`,
+      ].sort(),
+    );
   });
 });
 
 describe('the issuer catalog applies only to its own issuers (issue 14)', () => {
   it('issuers: letsencrypt with a chain from another CA: plan adds only its own records and notes why', () => {
-    const live = lineageFor(pki, 'mx.example.org', 'ecdsa', leafFor(pki, 'ecdsa'), undefined, path.join(root, 'other-ca', 'le'));
+    const live = lineageFor(
+      pki,
+      'mx.example.org',
+      'ecdsa',
+      leafFor(pki, 'ecdsa'),
+      undefined,
+      path.join(root, 'other-ca', 'le'),
+    );
     const s = site('other-ca', [`lineage: ${live}`], { issuers: 'letsencrypt' });
     const r = cli(s, 'plan');
     expect(r.code, show(r)).toBe(0);
     expect(r.stdout).toMatch(/Plan: 2 to add/);
-    expect(r.stderr).toMatch(new RegExp(`tlsa: note: mx: .*\\(ECDSA P-256\\) is issued by ${pki.ecdsa.intermediate.name}, not a letsencrypt intermediate of the issuer catalog: no catalog records for it`));
+    expect(r.stderr).toMatch(
+      new RegExp(
+        `tlsa: note: mx: .*\\(ECDSA P-256\\) is issued by ${pki.ecdsa.intermediate.name}, not a letsencrypt intermediate of the issuer catalog: no catalog records for it`,
+      ),
+    );
     const j = JSON.parse(cli(s, 'plan', '--json').stdout) as PlanJson & { notes: string[] };
     expect(j.summary.add).toBe(2);
     expect(j.notes).toHaveLength(1);
@@ -331,7 +477,14 @@ describe('the issuer catalog applies only to its own issuers (issue 14)', () => 
 describe('duplicate ports in the configuration', () => {
   // Regression: a repeated port in the config was once planned twice.
   it('ports: [25, 25] is refused at its line, or each record is planned and counted once', () => {
-    const live = lineageFor(pki, 'mx.example.org', 'ecdsa', leafFor(pki, 'ecdsa'), undefined, path.join(root, 'dup-ports', 'le'));
+    const live = lineageFor(
+      pki,
+      'mx.example.org',
+      'ecdsa',
+      leafFor(pki, 'ecdsa'),
+      undefined,
+      path.join(root, 'dup-ports', 'le'),
+    );
     const s = site('dup-ports', [`lineage: ${live}`]);
     const text = fs.readFileSync(s.config, 'utf8').replace('ports: [25]', 'ports: [25, 25]');
     fs.writeFileSync(s.config, text);
@@ -353,7 +506,9 @@ describe('duplicate ports in the configuration', () => {
 
 describe('version and usage', () => {
   it('--version prints the package.json version', () => {
-    const pkg = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string };
+    const pkg = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as {
+      version: string;
+    };
     for (const flag of ['--version', '-V']) {
       const r = runCli([flag]);
       expect(r.code, show(r)).toBe(0);
@@ -379,15 +534,23 @@ describe('README quick start', () => {
   it('publishes the example chains into example.zone, then publishes nothing', () => {
     const dir = path.join(root, 'quickstart');
     fs.mkdirSync(dir, { recursive: true });
-    fs.copyFileSync(path.join(REPO_ROOT, 'config.example.yaml'), path.join(dir, 'config.example.yaml'));
-    fs.cpSync(path.join(REPO_ROOT, 'docs', 'example'), path.join(dir, 'docs', 'example'), { recursive: true });
+    fs.copyFileSync(
+      path.join(REPO_ROOT, 'config.example.yaml'),
+      path.join(dir, 'config.example.yaml'),
+    );
+    fs.cpSync(path.join(REPO_ROOT, 'docs', 'example'), path.join(dir, 'docs', 'example'), {
+      recursive: true,
+    });
     const r = runCli(['--config', 'config.example.yaml', 'publish'], { cwd: dir });
     expect(r.code, show(r)).toBe(0);
     const zone = fs.readFileSync(path.join(dir, 'example.zone'), 'utf8');
     const tlsa = zone.split('\n').filter((l) => /\sIN TLSA\s/.test(l));
     // The example chains come from an example CA, not Let's Encrypt: no catalog family.
     expect(tlsa).toHaveLength(4);
-    for (const l of tlsa) expect(l).toMatch(/^_25\._tcp\.mx\.example\.org\. 3600 IN TLSA [23] 1 1 [0-9a-f]{64} ; tlsa:managed$/);
+    for (const l of tlsa)
+      expect(l).toMatch(
+        /^_25\._tcp\.mx\.example\.org\. 3600 IN TLSA [23] 1 1 [0-9a-f]{64} ; tlsa:managed$/,
+      );
     const exampleLeaf = path.join(dir, 'docs/example/letsencrypt/live/mx.example.org/cert.pem');
     expect(zone).toContain(`3 1 1 ${opensslSpkiSha256(exampleLeaf)}`);
     expect(fs.existsSync(path.join(dir, '.tlsa-state', 'state.json'))).toBe(true);
@@ -403,7 +566,14 @@ describe('lock', () => {
   const children: ChildProcess[] = [];
 
   beforeAll(() => {
-    ecLive = lineageFor(pki, 'mx.example.org', 'ecdsa', leafFor(pki, 'ecdsa'), undefined, path.join(root, 'lock-le'));
+    ecLive = lineageFor(
+      pki,
+      'mx.example.org',
+      'ecdsa',
+      leafFor(pki, 'ecdsa'),
+      undefined,
+      path.join(root, 'lock-le'),
+    );
   });
 
   afterAll(() => {

@@ -7,7 +7,17 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTempDir, removeTempDir } from '../helpers/pki.js';
-import { configYaml, leafFor, lineageFor, makeTestPki, requireBuiltCli, runCli, show, type CliResult, type TestPki } from '../helpers/cli.js';
+import {
+  configYaml,
+  leafFor,
+  lineageFor,
+  makeTestPki,
+  requireBuiltCli,
+  runCli,
+  show,
+  type CliResult,
+  type TestPki,
+} from '../helpers/cli.js';
 
 let root: string;
 let pki: TestPki;
@@ -25,14 +35,34 @@ function setup(o: { top?: string[]; serviceExtra?: string[]; providerExtra?: str
   const leaf = leafFor(pki, 'ecdsa', { outDir: dir });
   const live = lineageFor(pki, 'mx.example.org', 'ecdsa', leaf, 1, join(dir, 'le'));
   const config = join(dir, 'config.yaml');
-  writeFileSync(config, [...(o.top ?? []), configYaml({ certificates: [`lineage: ${live}`], serviceExtra: o.serviceExtra ?? [], providerExtra: o.providerExtra ?? [] })].join('\n'));
+  writeFileSync(
+    config,
+    [
+      ...(o.top ?? []),
+      configYaml({
+        certificates: [`lineage: ${live}`],
+        serviceExtra: o.serviceExtra ?? [],
+        providerExtra: o.providerExtra ?? [],
+      }),
+    ].join('\n'),
+  );
   return { dir, config, live };
 }
 
-const daemonOnce = (c: { dir: string; config: string }, extra: string[], env: Record<string, string | undefined> = {}) =>
-  runCli(['--config', c.config, 'daemon', '--once', ...extra], { cwd: c.dir, env });
-const hook = (c: { dir: string; config: string; live: string }, extra: string[], env: Record<string, string | undefined> = {}) =>
-  runCli(['--config', c.config, 'hook', 'certbot', ...extra], { cwd: c.dir, env: { RENEWED_LINEAGE: c.live, ...env } });
+const daemonOnce = (
+  c: { dir: string; config: string },
+  extra: string[],
+  env: Record<string, string | undefined> = {},
+) => runCli(['--config', c.config, 'daemon', '--once', ...extra], { cwd: c.dir, env });
+const hook = (
+  c: { dir: string; config: string; live: string },
+  extra: string[],
+  env: Record<string, string | undefined> = {},
+) =>
+  runCli(['--config', c.config, 'hook', 'certbot', ...extra], {
+    cwd: c.dir,
+    env: { RENEWED_LINEAGE: c.live, ...env },
+  });
 
 interface LogEntry {
   time: string;
@@ -75,18 +105,28 @@ describe('--log-format json', () => {
     const warning = log.find((e) => e.event === 'warning');
     expect(warning?.level, show(r)).toBe('warn');
     expect(warning?.message).toMatch(/over the cap of 1/);
-    expect(log.find((e) => e.event === 'published'), show(r)).toMatchObject({ level: 'info', fields: { added: 2, removed: 0 } });
+    expect(
+      log.find((e) => e.event === 'published'),
+      show(r),
+    ).toMatchObject({ level: 'info', fields: { added: 2, removed: 0 } });
     expect(log.filter((e) => e.level === 'error')).toEqual([]);
   });
 
   it('daemon --once, a broken chain: exit 2 and one level-error line naming the file', () => {
     const c = setup();
-    writeFileSync(join(c.live, 'fullchain.pem'), '-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n');
+    writeFileSync(
+      join(c.live, 'fullchain.pem'),
+      '-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n',
+    );
     const r = daemonOnce(c, ['--log-format', 'json']);
     expect(r.code, show(r)).toBe(2);
     const log = logEntries(r);
     expect(log, show(r)).toHaveLength(1);
-    expect(log[0]).toMatchObject({ level: 'error', event: 'error', fields: { exitCode: 2, file: join(c.live, 'fullchain.pem'), line: 1 } });
+    expect(log[0]).toMatchObject({
+      level: 'error',
+      event: 'error',
+      fields: { exitCode: 2, file: join(c.live, 'fullchain.pem'), line: 1 },
+    });
     expect(log[0]!.message).toContain(join(c.live, 'fullchain.pem'));
   });
 
@@ -124,13 +164,26 @@ describe('--log-format json', () => {
     const c = setup();
     const holder = spawn('sleep', ['60']);
     mkdirSync(join(c.dir, 'state'), { recursive: true });
-    writeFileSync(join(c.dir, 'state/lock'), JSON.stringify({ pid: holder.pid, host: hostname(), command: 'daemon', since: new Date().toISOString() }));
+    writeFileSync(
+      join(c.dir, 'state/lock'),
+      JSON.stringify({
+        pid: holder.pid,
+        host: hostname(),
+        command: 'daemon',
+        since: new Date().toISOString(),
+      }),
+    );
     try {
       const r = hook(c, ['--log-format', 'json', '--json', '--lock-wait', '6']);
       expect(r.code, show(r)).toBe(4);
       const log = logEntries(r);
-      expect(log.find((e) => e.event === 'waiting'), show(r)).toMatchObject({ level: 'info' });
-      expect(log.find((e) => e.event === 'waiting')!.message).toMatch(new RegExp(`waiting for the lock held by pid ${holder.pid}`));
+      expect(
+        log.find((e) => e.event === 'waiting'),
+        show(r),
+      ).toMatchObject({ level: 'info' });
+      expect(log.find((e) => e.event === 'waiting')!.message).toMatch(
+        new RegExp(`waiting for the lock held by pid ${holder.pid}`),
+      );
       expect(log.filter((e) => e.level === 'error')).toHaveLength(1);
       expect(r.stdout).not.toMatch(/waiting for the lock/);
     } finally {
@@ -147,7 +200,7 @@ describe('--log-format json', () => {
 });
 
 describe('--log-format text (the default)', () => {
-  it('daemon and hook lines start with an ISO time, on stderr and on the hook\'s stdout', () => {
+  it("daemon and hook lines start with an ISO time, on stderr and on the hook's stdout", () => {
     for (const extra of [['--log-format', 'text'], []]) {
       const c = setup({ serviceExtra: ['install:', '  dir: installed'] });
       const d = daemonOnce(c, extra);
@@ -156,7 +209,10 @@ describe('--log-format text (the default)', () => {
       expect(h.code, show(h)).toBe(0);
       const lines = [...d.stderr.split('\n'), ...h.all.split('\n')].filter(Boolean);
       expect(lines.length).toBeGreaterThan(1);
-      for (const l of lines) expect(l, show(h)).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z tlsa: |^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z [a-z]/);
+      for (const l of lines)
+        expect(l, show(h)).toMatch(
+          /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z tlsa: |^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z [a-z]/,
+        );
       for (const l of lines) expect(() => JSON.parse(l)).toThrow();
     }
   });

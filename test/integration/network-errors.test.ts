@@ -13,7 +13,19 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeTempDir, opensslSpkiSha256, removeTempDir } from '../helpers/pki.js';
-import { configYaml, leafFor, lineageFor, makeTestPki, managedRdata, requireBuiltCli, runCli, show, stackLines, type CliResult, type TestPki } from '../helpers/cli.js';
+import {
+  configYaml,
+  leafFor,
+  lineageFor,
+  makeTestPki,
+  managedRdata,
+  requireBuiltCli,
+  runCli,
+  show,
+  stackLines,
+  type CliResult,
+  type TestPki,
+} from '../helpers/cli.js';
 import { minimalZone, startKnot, type KnotServer } from '../lab/knot.js';
 import { freePort, labDescribe, stopAll } from '../lab/lab.js';
 import { startUnbound, type UnboundServer } from '../lab/unbound.js';
@@ -29,8 +41,14 @@ afterAll(() => removeTempDir(root));
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface StateRecord { data: string; status: string; publishedAt?: string }
-const stateOf = (dir: string): StateRecord[] => (JSON.parse(readFileSync(join(dir, 'state', 'state.json'), 'utf8')) as { records: StateRecord[] }).records;
+interface StateRecord {
+  data: string;
+  status: string;
+  publishedAt?: string;
+}
+const stateOf = (dir: string): StateRecord[] =>
+  (JSON.parse(readFileSync(join(dir, 'state', 'state.json'), 'utf8')) as { records: StateRecord[] })
+    .records;
 
 /** A network condition is exit 3 with the server named and the setting to check. */
 function expectNetworkFailure(r: CliResult, server: string, setting: string): void {
@@ -43,30 +61,44 @@ function expectNetworkFailure(r: CliResult, server: string, setting: string): vo
 
 let n = 0;
 /** One ECDSA service in a zone file, TTL 1, checked through `resolver`. */
-function setup(resolver: string, o: { verify?: string[]; serviceExtra?: string[]; zone?: string; providerExtra?: string[] } = {}) {
+function setup(
+  resolver: string,
+  o: { verify?: string[]; serviceExtra?: string[]; zone?: string; providerExtra?: string[] } = {},
+) {
   const dir = join(root, `c${++n}`);
   mkdirSync(dir, { recursive: true });
   const le = join(dir, 'le');
   const first = leafFor(pki, 'ecdsa', { outDir: dir });
   const live = lineageFor(pki, 'mx.example.org', 'ecdsa', first, 1, le);
   const config = join(dir, 'config.yaml');
-  writeFileSync(config, configYaml({
-    certificates: [`lineage: ${live}`],
-    ttl: 1,
-    verify: [`resolver: "${resolver}"`, 'timeout_s: 2', ...(o.verify ?? ['propagation: false', 'probe: true'])],
-    serviceExtra: o.serviceExtra ?? [],
-    providerExtra: o.providerExtra ?? [],
-    ...(o.zone ? { zone: o.zone } : {}),
-  }));
+  writeFileSync(
+    config,
+    configYaml({
+      certificates: [`lineage: ${live}`],
+      ttl: 1,
+      verify: [
+        `resolver: "${resolver}"`,
+        'timeout_s: 2',
+        ...(o.verify ?? ['propagation: false', 'probe: true']),
+      ],
+      serviceExtra: o.serviceExtra ?? [],
+      providerExtra: o.providerExtra ?? [],
+      ...(o.zone ? { zone: o.zone } : {}),
+    }),
+  );
   const zonePath = o.zone ?? join(dir, 'zone.db');
   return {
-    dir, config, live, first,
+    dir,
+    config,
+    live,
+    first,
     renew: () => {
       const next = leafFor(pki, 'ecdsa', { outDir: join(dir, `k${++n}`) });
       lineageFor(pki, 'mx.example.org', 'ecdsa', next, undefined, le);
       return next;
     },
-    run: (args: string[], env: Record<string, string> = {}) => runCli(['--config', config, ...args], { cwd: dir, env, timeout: 120_000 }),
+    run: (args: string[], env: Record<string, string> = {}) =>
+      runCli(['--config', config, ...args], { cwd: dir, env, timeout: 120_000 }),
     zone: () => (existsSync(zonePath) ? readFileSync(zonePath, 'utf8') : ''),
   };
 }
@@ -84,7 +116,11 @@ async function withDueRecord(resolver: string) {
   expect(second.code, show(second)).toBe(0);
   await sleep(2100);
   const third = c.renew();
-  const spki = { a: opensslSpkiSha256(c.first.certPath), b: opensslSpkiSha256(b.certPath), c: opensslSpkiSha256(third.certPath) };
+  const spki = {
+    a: opensslSpkiSha256(c.first.certPath),
+    b: opensslSpkiSha256(b.certPath),
+    c: opensslSpkiSha256(third.certPath),
+  };
   return { ...c, spki };
 }
 
@@ -139,13 +175,18 @@ describe('a validating resolver that refuses connections', () => {
   });
 
   it('hook certbot with staged install: the chain stays staged, exit 3 because propagation cannot be checked', () => {
-    const c = setup(refusing, { verify: ['propagation: true', 'probe: true'], serviceExtra: ['install:', '  dir: installed'] });
+    const c = setup(refusing, {
+      verify: ['propagation: true', 'probe: true'],
+      serviceExtra: ['install:', '  dir: installed'],
+    });
     expect(c.run(['publish']).code).toBe(0); // first install; nothing to check yet
     const next = c.renew();
     const r = c.run(['hook', 'certbot'], { RENEWED_LINEAGE: c.live });
     expectNetworkFailure(r, refusing, hint);
     expect(r.stdout).toMatch(/staged .* waits for its records to reach every authoritative server/);
-    expect(readFileSync(join(c.dir, 'installed/mx.example.org/current/cert.pem'), 'utf8')).toBe(c.first.certPem.trimEnd() + '\n');
+    expect(readFileSync(join(c.dir, 'installed/mx.example.org/current/cert.pem'), 'utf8')).toBe(
+      `${c.first.certPem.trimEnd()}\n`,
+    );
     const added = stateOf(c.dir).find((x) => x.data === opensslSpkiSha256(next.certPath));
     expect(added).toMatchObject({ status: 'published' });
   });
@@ -156,7 +197,9 @@ describe('a resolver setting that is not an address', () => {
     const c = setup('resolver.example.org');
     const r = c.run(['publish']);
     expect(r.code, show(r)).toBe(2);
-    expect(r.stderr).toMatch(/config\.yaml:\d+: verify\.resolver: the resolver is "system", "IP", "IP:PORT" or "\[IPv6\]:PORT"/);
+    expect(r.stderr).toMatch(
+      /config\.yaml:\d+: verify\.resolver: the resolver is "system", "IP", "IP:PORT" or "\[IPv6\]:PORT"/,
+    );
     expect(c.zone()).toBe('');
   });
 });
@@ -176,12 +219,23 @@ describe('a validating resolver that never answers', () => {
     const dir = join(root, 'check-silent');
     mkdirSync(dir, { recursive: true });
     const config = join(dir, 'config.yaml');
-    writeFileSync(config, configYaml({ certificates: ['fullchain: none.pem'], verify: [`resolver: "${address}"`, 'timeout_s: 3'] }));
-    const r = runCli(['--config', config, 'check', 'mx.example.org:25'], { cwd: dir, timeout: 150_000 });
+    writeFileSync(
+      config,
+      configYaml({
+        certificates: ['fullchain: none.pem'],
+        verify: [`resolver: "${address}"`, 'timeout_s: 3'],
+      }),
+    );
+    const r = runCli(['--config', config, 'check', 'mx.example.org:25'], {
+      cwd: dir,
+      timeout: 150_000,
+    });
     expect(r.code, show(r)).toBe(1); // check: a failed check, the verdict monitoring acts on
     expect(r.stdout).toContain(`no answer from the resolver ${address} within 3 s`);
     expect(r.stdout).toMatch(/set verify\.resolver/);
-    const progress = r.stderr.split('\n').filter((l) => l.startsWith(`tlsa: waiting for the resolver ${address}: `));
+    const progress = r.stderr
+      .split('\n')
+      .filter((l) => l.startsWith(`tlsa: waiting for the resolver ${address}: `));
     expect(progress.length, show(r)).toBeGreaterThanOrEqual(1);
     for (const l of progress) expect(l).toMatch(/: \d+ s of 3 s$/);
     expect(r.all).not.toMatch(/internal error/);
@@ -192,45 +246,66 @@ describe('a validating resolver that never answers', () => {
     const r = c.run(['publish']);
     expectNetworkFailure(r, address, 'verify.resolver');
     expect(managedRdata(c.zone())).toContain(`3 1 1 ${c.spki.a}`);
-    expect(r.stderr).toMatch(new RegExp(`tlsa: waiting for the validating resolver ${address.replace(/\./g, '\\.')}: \\d+ s of 2 s`));
+    expect(r.stderr).toMatch(
+      new RegExp(
+        `tlsa: waiting for the validating resolver ${address.replace(/\./g, '\\.')}: \\d+ s of 2 s`,
+      ),
+    );
   }, 180_000);
 });
 
-labDescribe('authoritative servers that do not answer', [
-  ['knotd', 'knot'], ['knotc', 'knot'], ['keymgr', 'knot'], ['kdig', 'knot-dnsutils'], ['unbound', 'unbound'], ['unbound-control', 'unbound'],
-], () => {
-  let knot: KnotServer;
-  let unbound: UnboundServer;
-  beforeAll(async () => {
-    knot = await startKnot({ zones: [{ name: 'example.org.', zoneFileText: minimalZone('example.org.'), dnssec: false }] });
-    unbound = await startUnbound({ stubs: [{ zone: 'example.org.', port: knot.port }], trustAnchors: [] });
-  });
-  afterAll(() => stopAll());
+labDescribe(
+  'authoritative servers that do not answer',
+  [
+    ['knotd', 'knot'],
+    ['knotc', 'knot'],
+    ['keymgr', 'knot'],
+    ['kdig', 'knot-dnsutils'],
+    ['unbound', 'unbound'],
+    ['unbound-control', 'unbound'],
+  ],
+  () => {
+    let knot: KnotServer;
+    let unbound: UnboundServer;
+    beforeAll(async () => {
+      knot = await startKnot({
+        zones: [{ name: 'example.org.', zoneFileText: minimalZone('example.org.'), dnssec: false }],
+      });
+      unbound = await startUnbound({
+        stubs: [{ zone: 'example.org.', port: knot.port }],
+        trustAnchors: [],
+      });
+    });
+    afterAll(() => stopAll());
 
-  const labSetup = (authPort: number) => setup(`${unbound.host}:${unbound.port}`, {
-    zone: knot.zoneFiles['example.org.']!,
-    providerExtra: [`reload: ${JSON.stringify(knot.reloadCommand('example.org.'))}`],
-    verify: ['propagation: true', 'probe: false', `authoritative_port: ${authPort}`],
-  });
+    const labSetup = (authPort: number) =>
+      setup(`${unbound.host}:${unbound.port}`, {
+        zone: knot.zoneFiles['example.org.']!,
+        providerExtra: [`reload: ${JSON.stringify(knot.reloadCommand('example.org.'))}`],
+        verify: ['propagation: true', 'probe: false', `authoritative_port: ${authPort}`],
+      });
 
-  it('daemon --once with verify.authoritative_port right: exit 0, the records seen on the server (the control)', () => {
-    const c = labSetup(knot.port);
-    const r = c.run(['daemon', '--once']);
-    expect(r.code, show(r)).toBe(0);
-    const state = stateOf(c.dir);
-    expect(state.length).toBeGreaterThan(0);
-    expect(state.every((x) => x.status === 'published' && !!(x as { seenAt?: string }).seenAt)).toBe(true);
-  });
+    it('daemon --once with verify.authoritative_port right: exit 0, the records seen on the server (the control)', () => {
+      const c = labSetup(knot.port);
+      const r = c.run(['daemon', '--once']);
+      expect(r.code, show(r)).toBe(0);
+      const state = stateOf(c.dir);
+      expect(state.length).toBeGreaterThan(0);
+      expect(
+        state.every((x) => x.status === 'published' && !!(x as { seenAt?: string }).seenAt),
+      ).toBe(true);
+    });
 
-  it('daemon --once with a closed authoritative port: exit 3 naming the server and verify.authoritative_port', async () => {
-    const closed = await freePort();
-    const c = labSetup(closed);
-    const r = c.run(['daemon', '--once']);
-    expectNetworkFailure(r, `ns.example.org. (127.0.0.1)`, 'verify.authoritative_port');
-    expect(r.stderr).toContain(`port ${closed}`);
-    // Published and recorded so; not seen on every server, so not on its way to live.
-    const leaf = stateOf(c.dir).find((x) => x.data === opensslSpkiSha256(c.first.certPath));
-    expect(leaf).toMatchObject({ status: 'published' });
-    expect(leaf).not.toHaveProperty('seenAt');
-  });
-});
+    it('daemon --once with a closed authoritative port: exit 3 naming the server and verify.authoritative_port', async () => {
+      const closed = await freePort();
+      const c = labSetup(closed);
+      const r = c.run(['daemon', '--once']);
+      expectNetworkFailure(r, `ns.example.org. (127.0.0.1)`, 'verify.authoritative_port');
+      expect(r.stderr).toContain(`port ${closed}`);
+      // Published and recorded so; not seen on every server, so not on its way to live.
+      const leaf = stateOf(c.dir).find((x) => x.data === opensslSpkiSha256(c.first.certPath));
+      expect(leaf).toMatchObject({ status: 'published' });
+      expect(leaf).not.toHaveProperty('seenAt');
+    });
+  },
+);

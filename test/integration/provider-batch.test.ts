@@ -16,9 +16,19 @@ import { PDNS_ZONE, pdnsProvider, pdnsReplace, readTlsaOverDns } from './contrac
 
 const N = 50;
 let batch = 0;
-const rec = (o: string, s: string, usage: 2 | 3 = 3): TlsaRecord => ({ owner: o, usage, selector: 1, matching: 1, data: createHash('sha256').update(`${s}${o}`).digest('hex') });
+const rec = (o: string, s: string, usage: 2 | 3 = 3): TlsaRecord => ({
+  owner: o,
+  usage,
+  selector: 1,
+  matching: 1,
+  data: createHash('sha256').update(`${s}${o}`).digest('hex'),
+});
 const keys = (rs: TlsaRecord[]) => rs.map(rdataText).sort();
-const errorOf = (p: Promise<unknown>) => p.then(() => undefined, (e: Error) => e);
+const errorOf = (p: Promise<unknown>) =>
+  p.then(
+    () => undefined,
+    (e: Error) => e,
+  );
 
 /** N fresh owner names in `zone` (with a trailing dot). */
 function owners(label: string, zone: string): string[] {
@@ -29,9 +39,11 @@ function owners(label: string, zone: string): string[] {
 /** The changes used throughout: every owner gets "ours"; owners 0-9 also lose their foreign
  *  record (it is replaced), owners 40-49 get nothing new and lose it (the RRset goes away). */
 function changesFor(os: string[]): OwnerChange[] {
-  return os.map((o, i) => i >= 40
-    ? { owner: o, add: [], remove: [rec(o, 'foreign')] }
-    : { owner: o, add: [rec(o, 'ours')], remove: i < 10 ? [rec(o, 'foreign')] : [] });
+  return os.map((o, i) =>
+    i >= 40
+      ? { owner: o, add: [], remove: [rec(o, 'foreign')] }
+      : { owner: o, add: [rec(o, 'ours')], remove: i < 10 ? [rec(o, 'foreign')] : [] },
+  );
 }
 
 /** What each owner should hold after changesFor() on a name seeded with "foreign". */
@@ -43,7 +55,11 @@ function expected(o: string, i: number): string[] {
 type Fetch = typeof globalThis.fetch;
 const realFetch: Fetch = globalThis.fetch.bind(globalThis);
 
-interface Call { method: string; path: string; body?: unknown }
+interface Call {
+  method: string;
+  path: string;
+  body?: unknown;
+}
 
 /** Wrap the global fetch: every request the provider makes is logged (path relative to `base`);
  *  `after` runs once a request's answer is in, before the provider sees it. */
@@ -53,12 +69,20 @@ function countRequests(base: string, after?: (c: Call) => Promise<void>): Call[]
   vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => {
     const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
     if (inside || !url.startsWith(base)) return realFetch(input as Parameters<Fetch>[0], init);
-    const call: Call = { method: (init?.method ?? 'GET').toUpperCase(), path: url.slice(base.length), ...(typeof init?.body === 'string' ? { body: JSON.parse(init.body) as unknown } : {}) };
+    const call: Call = {
+      method: (init?.method ?? 'GET').toUpperCase(),
+      path: url.slice(base.length),
+      ...(typeof init?.body === 'string' ? { body: JSON.parse(init.body) as unknown } : {}),
+    };
     calls.push(call);
     const res = await realFetch(input as Parameters<Fetch>[0], init);
     if (after) {
       inside = true; // the other writer's own requests are not ours: not logged
-      try { await after(call); } finally { inside = false; }
+      try {
+        await after(call);
+      } finally {
+        inside = false;
+      }
     }
     return res;
   });
@@ -73,20 +97,40 @@ labDescribe('batch writes: powerdns (real pdns_server)', POWERDNS_TOOLS, () => {
     server = await startPowerDns({ zones: [{ name: PDNS_ZONE, dnssec: true }] });
     base = `${server.apiUrl}/api/v1/servers/${server.serverId}`;
   }, 60_000);
-  afterAll(async () => { await stopAll(); });
-  afterEach(() => { vi.restoreAllMocks(); });
+  afterAll(async () => {
+    await stopAll();
+  });
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
 
   /** A foreign record at every owner, in one PATCH straight to the API. */
   async function seed(os: string[]): Promise<void> {
-    const res = await server.api('PATCH', zonePath, { rrsets: os.map((o) => ({ name: o, type: 'TLSA', ttl: 600, changetype: 'REPLACE', records: [{ content: rdataText(rec(o, 'foreign')), disabled: false }] })) });
+    const res = await server.api('PATCH', zonePath, {
+      rrsets: os.map((o) => ({
+        name: o,
+        type: 'TLSA',
+        ttl: 600,
+        changetype: 'REPLACE',
+        records: [{ content: rdataText(rec(o, 'foreign')), disabled: false }],
+      })),
+    });
     if (res.status !== 204) throw new Error(`seeding: HTTP ${res.status} ${res.text}`);
   }
 
   /** owner → TLSA records, as the API has them (one GET, not through the provider). */
   async function zoneNow(): Promise<Map<string, { ttl: number; records: string[] }>> {
     const res = await server.api('GET', zonePath);
-    const rrsets = (res.body as { rrsets: { name: string; type: string; ttl: number; records: { content: string }[] }[] }).rrsets;
-    return new Map(rrsets.filter((r) => r.type === 'TLSA').map((r) => [r.name, { ttl: r.ttl, records: r.records.map((x) => x.content).sort() }]));
+    const rrsets = (
+      res.body as {
+        rrsets: { name: string; type: string; ttl: number; records: { content: string }[] }[];
+      }
+    ).rrsets;
+    return new Map(
+      rrsets
+        .filter((r) => r.type === 'TLSA')
+        .map((r) => [r.name, { ttl: r.ttl, records: r.records.map((x) => x.content).sort() }]),
+    );
   }
 
   it(`listMany reads the zone once; applyMany over ${N} owners sends one PATCH and reads back once`, async () => {
@@ -96,15 +140,27 @@ labDescribe('batch writes: powerdns (real pdns_server)', POWERDNS_TOOLS, () => {
     const calls = countRequests(base);
 
     const listed = await p.listMany!(os);
-    expect(calls.map((c) => `${c.method} ${c.path}`)).toEqual(['GET /zones?dnssec=false', `GET ${zonePath}`]); // finding the zone (once per instance), then the one read
+    expect(calls.map((c) => `${c.method} ${c.path}`)).toEqual([
+      'GET /zones?dnssec=false',
+      `GET ${zonePath}`,
+    ]); // finding the zone (once per instance), then the one read
     for (const o of os) expect(keys(listed.get(o)!)).toEqual(keys([rec(o, 'foreign')]));
 
     calls.length = 0;
     await p.applyMany!(changesFor(os), (o) => (os.indexOf(o) % 2 ? 300 : 900));
-    expect(calls.map((c) => `${c.method} ${c.path}`)).toEqual([`GET ${zonePath}`, `PATCH ${zonePath}`, `GET ${zonePath}`]);
+    expect(calls.map((c) => `${c.method} ${c.path}`)).toEqual([
+      `GET ${zonePath}`,
+      `PATCH ${zonePath}`,
+      `GET ${zonePath}`,
+    ]);
     const rrsets = (calls[1]!.body as { rrsets: { name: string; changetype: string }[] }).rrsets;
     expect(rrsets.map((r) => r.name).sort()).toEqual([...os].sort());
-    expect(rrsets.filter((r) => r.changetype === 'DELETE').map((r) => r.name).sort()).toEqual(os.slice(40).sort());
+    expect(
+      rrsets
+        .filter((r) => r.changetype === 'DELETE')
+        .map((r) => r.name)
+        .sort(),
+    ).toEqual(os.slice(40).sort());
 
     const now = await zoneNow();
     os.forEach((o, i) => {
@@ -129,12 +185,18 @@ labDescribe('batch writes: powerdns (real pdns_server)', POWERDNS_TOOLS, () => {
     let patches = 0;
     // The other writer read {foreign} before our write and writes {foreign, its own} after it.
     const calls = countRequests(base, async (c) => {
-      if (c.method === 'PATCH' && ++patches === 1) await pdnsReplace(server, PDNS_ZONE, victim, 'TLSA', 600, [{ content: rdataText(rec(victim, 'foreign')) }, { content: rdataText(extra) }]);
+      if (c.method === 'PATCH' && ++patches === 1)
+        await pdnsReplace(server, PDNS_ZONE, victim, 'TLSA', 600, [
+          { content: rdataText(rec(victim, 'foreign')) },
+          { content: rdataText(extra) },
+        ]);
     });
     await pdnsProvider(server).applyMany!(changesFor(os), () => 300);
     vi.restoreAllMocks();
     expect(calls.map((c) => c.method)).toEqual(['GET', 'GET', 'PATCH', 'GET', 'PATCH', 'GET']); // zones, read, write, read back, repair, read back
-    const repair = (calls[4]!.body as { rrsets: { name: string; records: { content: string }[] }[] }).rrsets;
+    const repair = (
+      calls[4]!.body as { rrsets: { name: string; records: { content: string }[] }[] }
+    ).rrsets;
     expect(repair.map((r) => r.name)).toEqual([victim]);
     const now = await zoneNow();
     os.forEach((o, i) => {
@@ -149,14 +211,24 @@ labDescribe('batch writes: powerdns (real pdns_server)', POWERDNS_TOOLS, () => {
     await seed(os);
     const culprit = os[2]!;
     await pdnsReplace(server, PDNS_ZONE, culprit, 'TLSA', 600, []);
-    await pdnsReplace(server, PDNS_ZONE, culprit, 'CNAME', 300, [{ content: `target.${PDNS_ZONE}` }]);
+    await pdnsReplace(server, PDNS_ZONE, culprit, 'CNAME', 300, [
+      { content: `target.${PDNS_ZONE}` },
+    ]);
     const calls = countRequests(base);
-    const err = await errorOf(pdnsProvider(server).applyMany!(os.map((o) => ({ owner: o, add: [rec(o, 'x')], remove: [] })), () => 300));
+    const err = await errorOf(
+      pdnsProvider(server).applyMany!(
+        os.map((o) => ({ owner: o, add: [rec(o, 'x')], remove: [] })),
+        () => 300,
+      ),
+    );
     expect(err?.name).toBe('ProviderError');
-    expect(err!.message).toContain(`${culprit} has a CNAME (to target.${PDNS_ZONE}) in zone ${PDNS_ZONE}`);
+    expect(err!.message).toContain(
+      `${culprit} has a CNAME (to target.${PDNS_ZONE}) in zone ${PDNS_ZONE}`,
+    );
     expect(calls.filter((c) => c.method !== 'GET')).toEqual([]);
     const now = await zoneNow();
-    for (const o of os) if (o !== culprit) expect(now.get(o)?.records, o).toEqual([rdataText(rec(o, 'foreign'))]);
+    for (const o of os)
+      if (o !== culprit) expect(now.get(o)?.records, o).toEqual([rdataText(rec(o, 'foreign'))]);
   });
 });
 
@@ -164,14 +236,25 @@ describe('batch writes: desec (desec-api-fake)', () => {
   const DOMAIN = 'example.test';
   let fake: DesecApiFake;
   beforeAll(async () => {
-    fake = await startDesecApiFake({ domains: [{ name: DOMAIN, minimum_ttl: 3600 }, { name: 'other.test' }] });
+    fake = await startDesecApiFake({
+      domains: [{ name: DOMAIN, minimum_ttl: 3600 }, { name: 'other.test' }],
+    });
   });
-  afterAll(async () => { await fake.close(); });
-  afterEach(() => { vi.restoreAllMocks(); });
+  afterAll(async () => {
+    await fake.close();
+  });
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
 
   const sub = (o: string) => o.slice(0, -(DOMAIN.length + 2));
-  const seed = (os: string[]) => { for (const o of os) fake.seed(DOMAIN, sub(o), 'TLSA', 3600, [rdataText(rec(o, 'foreign'))]); };
-  const rrsetReads = (from: number) => fake.requests.slice(from).filter((r) => r.method === 'GET' && r.path.startsWith(`/api/v1/domains/${DOMAIN}/rrsets/`));
+  const seed = (os: string[]) => {
+    for (const o of os) fake.seed(DOMAIN, sub(o), 'TLSA', 3600, [rdataText(rec(o, 'foreign'))]);
+  };
+  const rrsetReads = (from: number) =>
+    fake.requests
+      .slice(from)
+      .filter((r) => r.method === 'GET' && r.path.startsWith(`/api/v1/domains/${DOMAIN}/rrsets/`));
 
   it(`listMany reads once; applyMany over ${N} owners is one write (one bulk PATCH) and one read-back`, async () => {
     const os = owners('desec', `${DOMAIN}.`);
@@ -204,7 +287,10 @@ describe('batch writes: desec (desec-api-fake)', () => {
   });
 
   it('follows cursor pages when the domain has more RRsets than a page', async () => {
-    const small = await startDesecApiFake({ domains: [{ name: DOMAIN, minimum_ttl: 3600 }], pageSize: 20 });
+    const small = await startDesecApiFake({
+      domains: [{ name: DOMAIN, minimum_ttl: 3600 }],
+      pageSize: 20,
+    });
     try {
       const os = owners('paged', `${DOMAIN}.`);
       for (const o of os) small.seed(DOMAIN, sub(o), 'TLSA', 3600, [rdataText(rec(o, 'foreign'))]);
@@ -228,13 +314,17 @@ describe('batch writes: desec (desec-api-fake)', () => {
     const victim = os[7]!;
     const extra = rdataText(rec(victim, 'other-writer'));
     // The other writer read {foreign} before our write and writes {foreign, its own} after it.
-    fake.afterNextWrite(() => fake.seed(DOMAIN, sub(victim), 'TLSA', 3600, [rdataText(rec(victim, 'foreign')), extra]));
+    fake.afterNextWrite(() =>
+      fake.seed(DOMAIN, sub(victim), 'TLSA', 3600, [rdataText(rec(victim, 'foreign')), extra]),
+    );
     const calls = countRequests(fake.url);
     const writes = fake.writes;
     await desecProvider(fake).applyMany!(changesFor(os), () => 3600);
     vi.restoreAllMocks();
     expect(fake.writes - writes).toBe(2);
-    const patches = calls.filter((c) => c.method === 'PATCH').map((c) => c.body as { subname: string }[]);
+    const patches = calls
+      .filter((c) => c.method === 'PATCH')
+      .map((c) => c.body as { subname: string }[]);
     expect(patches.map((b) => b.length)).toEqual([N, 1]);
     expect(patches[1]!.map((r) => r.subname)).toEqual([sub(victim)]);
     os.forEach((o, i) => {
@@ -251,11 +341,19 @@ describe('batch writes: desec (desec-api-fake)', () => {
     fake.seed(DOMAIN, sub(culprit), 'CNAME', 3600, [`target.${DOMAIN}.`]);
     const from = fake.requests.length;
     const writes = fake.writes;
-    const err = await errorOf(desecProvider(fake).applyMany!(os.map((o) => ({ owner: o, add: [rec(o, 'x')], remove: [] })), () => 3600));
+    const err = await errorOf(
+      desecProvider(fake).applyMany!(
+        os.map((o) => ({ owner: o, add: [rec(o, 'x')], remove: [] })),
+        () => 3600,
+      ),
+    );
     expect(err?.name).toBe('ProviderError');
-    expect(err!.message).toContain(`${culprit} has a CNAME (to target.${DOMAIN}.) in deSEC domain ${DOMAIN}`);
+    expect(err!.message).toContain(
+      `${culprit} has a CNAME (to target.${DOMAIN}.) in deSEC domain ${DOMAIN}`,
+    );
     expect(fake.writes).toBe(writes);
     expect(fake.requests.slice(from).filter((r) => r.method !== 'GET')).toEqual([]);
-    for (const o of os) if (o !== culprit) expect(keys(readFake(fake, o)), o).toEqual(keys([rec(o, 'foreign')]));
+    for (const o of os)
+      if (o !== culprit) expect(keys(readFake(fake, o)), o).toEqual(keys([rec(o, 'foreign')]));
   });
 });

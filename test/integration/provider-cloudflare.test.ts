@@ -14,11 +14,21 @@ import type { DnsProvider, OwnerChange } from '../../providers/index.js';
 import { recordKey, type TlsaRecord } from '../../src/tlsa/record.js';
 import { CloudflareApiFake, type CfRecord } from '../fakes/cloudflare-api-fake.js';
 
-
 const ZONE = 'cf.example.test.';
 const hex = (s: string) => createHash('sha256').update(s).digest('hex');
-const rec = (owner: string, s: string, usage: 2 | 3 = 3): TlsaRecord => ({ owner, usage, selector: 1, matching: 1, data: hex(`${s}${owner}`) });
-const cfData = (r: TlsaRecord): CfRecord['data'] => ({ usage: r.usage, selector: r.selector, matching_type: r.matching, certificate: r.data });
+const rec = (owner: string, s: string, usage: 2 | 3 = 3): TlsaRecord => ({
+  owner,
+  usage,
+  selector: 1,
+  matching: 1,
+  data: hex(`${s}${owner}`),
+});
+const cfData = (r: TlsaRecord): CfRecord['data'] => ({
+  usage: r.usage,
+  selector: r.selector,
+  matching_type: r.matching,
+  certificate: r.data,
+});
 let n = 0;
 const owner = (label: string) => `_25._tcp.${label}-${++n}.${ZONE}`;
 const sorted = (rs: TlsaRecord[]) => rs.map(recordKey).sort();
@@ -26,16 +36,39 @@ const sorted = (rs: TlsaRecord[]) => rs.map(recordKey).sort();
 describe('cloudflare provider against cloudflare-api-fake', () => {
   let fake: CloudflareApiFake;
   let zoneId: string;
-  const ctx = { instance: 'cf', baseDir: process.cwd(), optionError: (k: string, m: string) => new Error(`option ${k}: ${m}`) };
-  const make = (extra: Record<string, unknown> = {}): DnsProvider => createProvider({ api_token: fake.token, base_url: fake.baseUrl, ...extra }, ctx);
-  const log = () => fake.requests.map((r) => `${r.method} ${r.path.replace(zoneId, 'Z').replace(/dns_records\/[0-9a-f]{32}$/, 'dns_records/ID')}${r.status === 200 ? '' : ` ${r.status}:${(r.codes ?? []).join(',')}`}`);
-  const direct = (o: string) => fake.records(o, 'TLSA').map((r) => ({ owner: o, usage: r.data!.usage, selector: r.data!.selector, matching: r.data!.matching_type, data: r.data!.certificate }) as TlsaRecord);
+  const ctx = {
+    instance: 'cf',
+    baseDir: process.cwd(),
+    optionError: (k: string, m: string) => new Error(`option ${k}: ${m}`),
+  };
+  const make = (extra: Record<string, unknown> = {}): DnsProvider =>
+    createProvider({ api_token: fake.token, base_url: fake.baseUrl, ...extra }, ctx);
+  const log = () =>
+    fake.requests.map(
+      (r) =>
+        `${r.method} ${r.path.replace(zoneId, 'Z').replace(/dns_records\/[0-9a-f]{32}$/, 'dns_records/ID')}${r.status === 200 ? '' : ` ${r.status}:${(r.codes ?? []).join(',')}`}`,
+    );
+  const direct = (o: string) =>
+    fake
+      .records(o, 'TLSA')
+      .map(
+        (r) =>
+          ({
+            owner: o,
+            usage: r.data!.usage,
+            selector: r.data!.selector,
+            matching: r.data!.matching_type,
+            data: r.data!.certificate,
+          }) as TlsaRecord,
+      );
 
   beforeAll(async () => {
     fake = await CloudflareApiFake.start();
     zoneId = fake.addZone(ZONE);
   });
-  afterAll(async () => { await fake.stop(); });
+  afterAll(async () => {
+    await fake.stop();
+  });
   beforeEach(() => {
     fake.maxPerPage = 5_000_000;
     fake.clearLog();
@@ -46,7 +79,10 @@ describe('cloudflare provider against cloudflare-api-fake', () => {
     const p = make({ zone_id: zoneId });
     await p.apply(o, { add: [rec(o, 'a')], remove: [] }, 300);
     expect(log()).toEqual(['GET /zones/Z/dns_records', 'POST /zones/Z/dns_records']);
-    expect(fake.requests[0]!.query).toMatchObject({ 'name.exact': o.slice(0, -1), per_page: '100' });
+    expect(fake.requests[0]!.query).toMatchObject({
+      'name.exact': o.slice(0, -1),
+      per_page: '100',
+    });
 
     fake.clearLog();
     await p.apply(o, { add: [rec(o, 'b'), rec(o, 'c')], remove: [rec(o, 'a')] }, 300);
@@ -67,12 +103,21 @@ describe('cloudflare provider against cloudflare-api-fake', () => {
     const p = make();
     const o1 = owner('disc');
     await p.apply(o1, { add: [rec(o1, 'a')], remove: [] }, 300);
-    const lookups = fake.requests.filter((r) => r.path === '/zones').map((r) => r.query['name']);
-    expect(lookups).toEqual([o1.slice(0, -1), o1.slice(0, -1).split('.').slice(1).join('.'), o1.slice(0, -1).split('.').slice(2).join('.'), 'cf.example.test']);
+    const lookups = fake.requests.filter((r) => r.path === '/zones').map((r) => r.query.name);
+    expect(lookups).toEqual([
+      o1.slice(0, -1),
+      o1.slice(0, -1).split('.').slice(1).join('.'),
+      o1.slice(0, -1).split('.').slice(2).join('.'),
+      'cf.example.test',
+    ]);
     fake.clearLog();
     const o2 = owner('disc');
     await p.apply(o2, { add: [rec(o2, 'a')], remove: [] }, 300);
-    expect(fake.requests.filter((r) => r.path === '/zones').map((r) => r.query['name'])).toEqual([o2.slice(0, -1), o2.slice(0, -1).split('.').slice(1).join('.'), o2.slice(0, -1).split('.').slice(2).join('.')]);
+    expect(fake.requests.filter((r) => r.path === '/zones').map((r) => r.query.name)).toEqual([
+      o2.slice(0, -1),
+      o2.slice(0, -1).split('.').slice(1).join('.'),
+      o2.slice(0, -1).split('.').slice(2).join('.'),
+    ]);
   });
 
   it('marks its records with the comment and leaves foreign ones as they are', async () => {
@@ -98,10 +143,15 @@ describe('cloudflare provider against cloudflare-api-fake', () => {
     for (const r of foreign) fake.addRecord(o, 'TLSA', { data: cfData(r) });
     const p = make({ zone_id: zoneId });
     expect(sorted(await p.list(o))).toEqual(sorted(foreign));
-    expect(fake.requests.map((r) => r.query['page'] ?? '1')).toEqual(['1', '2', '3']);
+    expect(fake.requests.map((r) => r.query.page ?? '1')).toEqual(['1', '2', '3']);
     fake.clearLog();
     await p.apply(o, { add: [rec(o, 'ours')], remove: [rec(o, '5')] }, 300);
-    expect(log()).toEqual(['GET /zones/Z/dns_records', 'GET /zones/Z/dns_records', 'GET /zones/Z/dns_records', 'POST /zones/Z/dns_records/batch']);
+    expect(log()).toEqual([
+      'GET /zones/Z/dns_records',
+      'GET /zones/Z/dns_records',
+      'GET /zones/Z/dns_records',
+      'POST /zones/Z/dns_records/batch',
+    ]);
     expect(sorted(direct(o))).toEqual(sorted([...foreign.slice(0, 4), rec(o, 'ours')]));
   });
 
@@ -112,15 +162,26 @@ describe('cloudflare provider against cloudflare-api-fake', () => {
     const t0 = Date.now();
     await p.apply(o, { add: [rec(o, 'a')], remove: [] }, 300);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(950);
-    expect(log()).toEqual(['GET /zones/Z/dns_records 429:971', 'GET /zones/Z/dns_records', 'POST /zones/Z/dns_records']);
+    expect(log()).toEqual([
+      'GET /zones/Z/dns_records 429:971',
+      'GET /zones/Z/dns_records',
+      'POST /zones/Z/dns_records',
+    ]);
   });
 
   it('429 with a retry-after beyond a minute fails at once with a clear message', async () => {
     const o = owner('429-long');
     fake.throttleOnce(300);
-    const err = await make({ zone_id: zoneId }).apply(o, { add: [rec(o, 'a')], remove: [] }, 300).then(() => undefined, (e: Error) => e);
+    const err = await make({ zone_id: zoneId })
+      .apply(o, { add: [rec(o, 'a')], remove: [] }, 300)
+      .then(
+        () => undefined,
+        (e: Error) => e,
+      );
     expect(err?.name).toBe('ProviderError');
-    expect(err!.message).toMatch(/rate limited by Cloudflare \(1,200 requests per 5 minutes per token\), retry after 300 s/);
+    expect(err!.message).toMatch(
+      /rate limited by Cloudflare \(1,200 requests per 5 minutes per token\), retry after 300 s/,
+    );
     expect(log()).toEqual(['GET /zones/Z/dns_records 429:971']);
   });
 
@@ -128,13 +189,22 @@ describe('cloudflare provider against cloudflare-api-fake', () => {
     const o = owner('5xx');
     fake.failOnce(502);
     await make({ zone_id: zoneId }).apply(o, { add: [rec(o, 'a')], remove: [] }, 300);
-    expect(log()).toEqual(['GET /zones/Z/dns_records 502:1000', 'GET /zones/Z/dns_records', 'POST /zones/Z/dns_records']);
+    expect(log()).toEqual([
+      'GET /zones/Z/dns_records 502:1000',
+      'GET /zones/Z/dns_records',
+      'POST /zones/Z/dns_records',
+    ]);
   });
 
   it('401: "API token rejected or lacks Zone.DNS:Edit on ZONE", without the token, no retry', async () => {
     const bad = 'cf-not-a-valid-token-for-this-fake-000';
     const o = owner('401');
-    const err = await make({ zone_id: zoneId, api_token: bad }).apply(o, { add: [rec(o, 'a')], remove: [] }, 300).then(() => undefined, (e: Error) => e);
+    const err = await make({ zone_id: zoneId, api_token: bad })
+      .apply(o, { add: [rec(o, 'a')], remove: [] }, 300)
+      .then(
+        () => undefined,
+        (e: Error) => e,
+      );
     expect(err?.name).toBe('ProviderError');
     expect(err!.message).toContain(`API token rejected or lacks Zone.DNS:Edit on zone ${zoneId}`);
     expect(err!.message).toContain('9109');
@@ -148,8 +218,13 @@ describe('cloudflare provider against cloudflare-api-fake', () => {
     const o = owner('403');
     const p = make({ api_token: ro });
     expect(await p.list(o)).toEqual([]);
-    const err = await p.apply(o, { add: [rec(o, 'a')], remove: [] }, 300).then(() => undefined, (e: Error) => e);
-    expect(err!.message).toContain(`API token rejected or lacks Zone.DNS:Edit on zone cf.example.test (${zoneId})`);
+    const err = await p.apply(o, { add: [rec(o, 'a')], remove: [] }, 300).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(err!.message).toContain(
+      `API token rejected or lacks Zone.DNS:Edit on zone cf.example.test (${zoneId})`,
+    );
     expect(err!.message).toContain('10000 Authentication error');
     expect(fake.records(o, 'TLSA')).toEqual([]);
   });
@@ -158,16 +233,32 @@ describe('cloudflare provider against cloudflare-api-fake', () => {
     const dnsOnly = 'cf-dns-only-token-00000000000000000';
     fake.addToken(dnsOnly, { dnsEdit: true, zoneRead: false, zones: [zoneId] });
     const o = owner('zoneread');
-    const err = await make({ api_token: dnsOnly }).apply(o, { add: [rec(o, 'a')], remove: [] }, 300).then(() => undefined, (e: Error) => e);
-    expect(err!.message).toMatch(/no Cloudflare zone found for .*set zone_id, or give the token Zone → Zone → Read/);
-    await make({ api_token: dnsOnly, zone_id: zoneId }).apply(o, { add: [rec(o, 'a')], remove: [] }, 300);
+    const err = await make({ api_token: dnsOnly })
+      .apply(o, { add: [rec(o, 'a')], remove: [] }, 300)
+      .then(
+        () => undefined,
+        (e: Error) => e,
+      );
+    expect(err!.message).toMatch(
+      /no Cloudflare zone found for .*set zone_id, or give the token Zone → Zone → Read/,
+    );
+    await make({ api_token: dnsOnly, zone_id: zoneId }).apply(
+      o,
+      { add: [rec(o, 'a')], remove: [] },
+      300,
+    );
     expect(direct(o)).toHaveLength(1);
   });
 
   it('an unknown zone_id is named (7003)', async () => {
     const bogus = 'f'.repeat(32);
     const o = owner('nozone');
-    const err = await make({ zone_id: bogus }).apply(o, { add: [rec(o, 'a')], remove: [] }, 300).then(() => undefined, (e: Error) => e);
+    const err = await make({ zone_id: bogus })
+      .apply(o, { add: [rec(o, 'a')], remove: [] }, 300)
+      .then(
+        () => undefined,
+        (e: Error) => e,
+      );
     expect(err?.name).toBe('ProviderError');
     expect(err!.message).toContain(`zone ${bogus} is unknown to Cloudflare`);
     expect(err!.message).toContain('7003');
@@ -177,7 +268,9 @@ describe('cloudflare provider against cloudflare-api-fake', () => {
     const o = owner('race-del');
     const p = make({ zone_id: zoneId });
     await p.apply(o, { add: [rec(o, 'old'), rec(o, 'keep')], remove: [] }, 300);
-    const oldId = fake.records(o, 'TLSA').find((r) => r.data!.certificate === rec(o, 'old').data)!.id;
+    const oldId = fake
+      .records(o, 'TLSA')
+      .find((r) => r.data!.certificate === rec(o, 'old').data)!.id;
     fake.clearLog();
     // Another host's hook removes 'old' and adds its own record between our read and our write.
     fake.onceBeforeWrite(() => {
@@ -186,8 +279,10 @@ describe('cloudflare provider against cloudflare-api-fake', () => {
     });
     await p.apply(o, { add: [rec(o, 'new')], remove: [rec(o, 'old')] }, 300);
     expect(log()).toEqual([
-      'GET /zones/Z/dns_records', 'POST /zones/Z/dns_records/batch 404:81044',
-      'GET /zones/Z/dns_records', 'POST /zones/Z/dns_records',
+      'GET /zones/Z/dns_records',
+      'POST /zones/Z/dns_records/batch 404:81044',
+      'GET /zones/Z/dns_records',
+      'POST /zones/Z/dns_records',
     ]);
     expect(sorted(direct(o))).toEqual(sorted([rec(o, 'keep'), rec(o, 'theirs'), rec(o, 'new')]));
   });
@@ -200,8 +295,10 @@ describe('cloudflare provider against cloudflare-api-fake', () => {
     fake.onceBeforeWrite(() => fake.addRecord(o, 'TLSA', { data: cfData(rec(o, 'new')) }));
     await p.apply(o, { add: [rec(o, 'new')], remove: [rec(o, 'old')] }, 300);
     expect(log()).toEqual([
-      'GET /zones/Z/dns_records', 'POST /zones/Z/dns_records/batch 400:81058',
-      'GET /zones/Z/dns_records', 'DELETE /zones/Z/dns_records/ID',
+      'GET /zones/Z/dns_records',
+      'POST /zones/Z/dns_records/batch 400:81058',
+      'GET /zones/Z/dns_records',
+      'DELETE /zones/Z/dns_records/ID',
     ]);
     expect(sorted(direct(o))).toEqual(sorted([rec(o, 'new')]));
   });
@@ -227,7 +324,12 @@ describe('cloudflare provider against cloudflare-api-fake', () => {
   it('a CNAME appearing between our read and our POST is reported (81054), not overwritten', async () => {
     const o = owner('cname-race');
     fake.onceBeforeWrite(() => fake.addRecord(o, 'CNAME', { content: 'target.example.net' }));
-    const err = await make({ zone_id: zoneId }).apply(o, { add: [rec(o, 'a')], remove: [] }, 300).then(() => undefined, (e: Error) => e);
+    const err = await make({ zone_id: zoneId })
+      .apply(o, { add: [rec(o, 'a')], remove: [] }, 300)
+      .then(
+        () => undefined,
+        (e: Error) => e,
+      );
     expect(err?.name).toBe('ProviderError');
     expect(err!.message).toMatch(/has a CNAME.*81054/);
     expect(fake.records(o, 'TLSA')).toEqual([]);
@@ -238,7 +340,12 @@ describe('cloudflare provider against cloudflare-api-fake', () => {
     const o = owner('ttl');
     await make({ zone_id: zoneId }).apply(o, { add: [rec(o, 'short')], remove: [] }, 30);
     await make({ zone_id: zoneId }).apply(o, { add: [rec(o, 'long')], remove: [] }, 604800);
-    expect(fake.records(o, 'TLSA').map((r) => r.ttl).sort((a, b) => a - b)).toEqual([60, 86400]);
+    expect(
+      fake
+        .records(o, 'TLSA')
+        .map((r) => r.ttl)
+        .sort((a, b) => a - b),
+    ).toEqual([60, 86400]);
   });
 
   describe('batch methods (listMany, applyMany)', () => {
@@ -252,18 +359,26 @@ describe('cloudflare provider against cloudflare-api-fake', () => {
       return os;
     }
     /** Every owner gets "ours"; 0-9 lose "foreign" (replaced); 40-49 only lose it. */
-    const changesFor = (os: string[]): OwnerChange[] => os.map((o, i) => i >= 40
-      ? { owner: o, add: [], remove: [rec(o, 'foreign')] }
-      : { owner: o, add: [rec(o, 'ours')], remove: i < 10 ? [rec(o, 'foreign')] : [] });
-    const expected = (o: string, i: number): TlsaRecord[] => (i >= 40 ? [] : i < 10 ? [rec(o, 'ours')] : [rec(o, 'foreign'), rec(o, 'ours')]);
+    const changesFor = (os: string[]): OwnerChange[] =>
+      os.map((o, i) =>
+        i >= 40
+          ? { owner: o, add: [], remove: [rec(o, 'foreign')] }
+          : { owner: o, add: [rec(o, 'ours')], remove: i < 10 ? [rec(o, 'foreign')] : [] },
+      );
+    const expected = (o: string, i: number): TlsaRecord[] =>
+      i >= 40 ? [] : i < 10 ? [rec(o, 'ours')] : [rec(o, 'foreign'), rec(o, 'ours')];
 
     it('applyMany over 50 owners: one TLSA read, one CNAME read, ONE batch', async () => {
       const os = seeded();
       const p = make({ zone_id: zoneId });
       fake.clearLog();
       await p.applyMany!(changesFor(os), () => 300);
-      expect(log()).toEqual(['GET /zones/Z/dns_records', 'GET /zones/Z/dns_records', 'POST /zones/Z/dns_records/batch']);
-      expect(fake.requests.map((r) => r.query['type'])).toEqual(['TLSA', 'CNAME', undefined]);
+      expect(log()).toEqual([
+        'GET /zones/Z/dns_records',
+        'GET /zones/Z/dns_records',
+        'POST /zones/Z/dns_records/batch',
+      ]);
+      expect(fake.requests.map((r) => r.query.type)).toEqual(['TLSA', 'CNAME', undefined]);
       expect(fake.requests[2]!.detail).toBe('BATCH deletes=20 patches=0 puts=0 posts=40');
       os.forEach((o, i) => expect(sorted(direct(o))).toEqual(sorted(expected(o, i))));
       const ours = fake.records(os[0]!, 'TLSA')[0]!;
@@ -275,7 +390,7 @@ describe('cloudflare provider against cloudflare-api-fake', () => {
       expect(log()).toEqual(['GET /zones/Z/dns_records', 'GET /zones/Z/dns_records']);
     });
 
-    it('listMany reads the zone\'s TLSA records once (all pages), a single name as list does', async () => {
+    it("listMany reads the zone's TLSA records once (all pages), a single name as list does", async () => {
       const os = seeded();
       const p = make({ zone_id: zoneId });
       await p.applyMany!(changesFor(os), () => 300);
@@ -289,35 +404,51 @@ describe('cloudflare provider against cloudflare-api-fake', () => {
       fake.maxPerPage = 40;
       fake.clearLog();
       const paged = await p.listMany!(os);
-      const pages = fake.requests.map((r) => r.query['page'] ?? '1');
+      const pages = fake.requests.map((r) => r.query.page ?? '1');
       expect(pages.length).toBeGreaterThan(1);
       expect(pages).toEqual(pages.map((_, i) => String(i + 1)));
       os.forEach((o, i) => expect(sorted(paged.get(o) ?? [])).toEqual(sorted(expected(o, i))));
 
       fake.clearLog();
       const one = await p.listMany!([os[0]!]);
-      expect(fake.requests.map((r) => r.query)).toEqual([expect.objectContaining({ 'name.exact': os[0]!.slice(0, -1) })]);
+      expect(fake.requests.map((r) => r.query)).toEqual([
+        expect.objectContaining({ 'name.exact': os[0]!.slice(0, -1) }),
+      ]);
       expect(sorted(one.get(os[0]!)!)).toEqual(sorted(expected(os[0]!, 0)));
     });
 
     it('more than 200 operations are split into batches of 200, every post before every delete', async () => {
       const os = seeded(120);
       fake.clearLog();
-      await make({ zone_id: zoneId }).applyMany!(os.map((o) => ({ owner: o, add: [rec(o, 'ours')], remove: [rec(o, 'foreign')] })), () => 300);
+      await make({ zone_id: zoneId }).applyMany!(
+        os.map((o) => ({ owner: o, add: [rec(o, 'ours')], remove: [rec(o, 'foreign')] })),
+        () => 300,
+      );
       expect(fake.requests.filter((r) => r.method === 'POST').map((r) => r.detail)).toEqual([
-        'BATCH deletes=80 patches=0 puts=0 posts=120', 'BATCH deletes=40 patches=0 puts=0 posts=0']);
+        'BATCH deletes=80 patches=0 puts=0 posts=120',
+        'BATCH deletes=40 patches=0 puts=0 posts=0',
+      ]);
       for (const o of os) expect(sorted(direct(o))).toEqual(sorted([rec(o, 'ours')]));
     });
 
     it('when the second of those batches fails, every owner still has its old or its new record', async () => {
       const os = seeded(120);
       const heal = fake.failWritesFrom(2);
-      const err = await make({ zone_id: zoneId }).applyMany!(os.map((o) => ({ owner: o, add: [rec(o, 'ours')], remove: [rec(o, 'foreign')] })), () => 300).then(() => undefined, (e: Error) => e);
+      const err = await make({ zone_id: zoneId }).applyMany!(
+        os.map((o) => ({ owner: o, add: [rec(o, 'ours')], remove: [rec(o, 'foreign')] })),
+        () => 300,
+      ).then(
+        () => undefined,
+        (e: Error) => e,
+      );
       heal();
       expect(err?.name).toBe('ProviderError');
       const emptied = os.filter((o) => direct(o).length === 0);
       expect(emptied, 'owners left without a TLSA record').toEqual([]);
-      for (const o of os) expect(sorted([rec(o, 'foreign'), rec(o, 'ours')])).toEqual(expect.arrayContaining(sorted(direct(o))));
+      for (const o of os)
+        expect(sorted([rec(o, 'foreign'), rec(o, 'ours')])).toEqual(
+          expect.arrayContaining(sorted(direct(o))),
+        );
     });
 
     it('a CNAME at one of several owners is reported naming it, and nothing is written', async () => {
@@ -325,7 +456,13 @@ describe('cloudflare provider against cloudflare-api-fake', () => {
       const bad = `_25._tcp.cname-${++n}.${ZONE}`;
       fake.addRecord(bad, 'CNAME', { content: 'target.example.net' });
       fake.clearLog();
-      const err = await make({ zone_id: zoneId }).applyMany!([...changesFor(os), { owner: bad, add: [rec(bad, 'ours')], remove: [] }], () => 300).then(() => undefined, (e: Error) => e);
+      const err = await make({ zone_id: zoneId }).applyMany!(
+        [...changesFor(os), { owner: bad, add: [rec(bad, 'ours')], remove: [] }],
+        () => 300,
+      ).then(
+        () => undefined,
+        (e: Error) => e,
+      );
       expect(err?.name).toBe('ProviderError');
       expect(err!.message).toContain(`${bad} in zone ${zoneId} has a CNAME`);
       expect(fake.requests.filter((r) => r.method !== 'GET')).toEqual([]);
@@ -344,17 +481,31 @@ describe('cloudflare provider against cloudflare-api-fake', () => {
       fake.clearLog();
       await make({ zone_id: zoneId }).applyMany!(changesFor(os), () => 300);
       expect(log()).toEqual([
-        'GET /zones/Z/dns_records', 'GET /zones/Z/dns_records', 'POST /zones/Z/dns_records/batch 404:81044',
-        'GET /zones/Z/dns_records', 'GET /zones/Z/dns_records', 'POST /zones/Z/dns_records/batch',
+        'GET /zones/Z/dns_records',
+        'GET /zones/Z/dns_records',
+        'POST /zones/Z/dns_records/batch 404:81044',
+        'GET /zones/Z/dns_records',
+        'GET /zones/Z/dns_records',
+        'POST /zones/Z/dns_records/batch',
       ]);
-      os.forEach((o, i) => expect(sorted(direct(o))).toEqual(sorted(o === hit ? [rec(o, 'ours'), rec(o, 'theirs')] : expected(o, i))));
+      os.forEach((o, i) =>
+        expect(sorted(direct(o))).toEqual(
+          sorted(o === hit ? [rec(o, 'ours'), rec(o, 'theirs')] : expected(o, i)),
+        ),
+      );
     });
   });
 
   it('checks its options', () => {
     expect(() => createProvider({}, ctx)).toThrow(/option api_token: cloudflare needs "api_token"/);
-    expect(() => createProvider({ api_token: 'x'.repeat(40), zone_id: 'example.org' }, ctx)).toThrow(/option zone_id: "zone_id" is the 32-character hex id/);
-    expect(() => createProvider({ api_token: 'x'.repeat(40), base_url: 'api.cloudflare.com' }, ctx)).toThrow(/option base_url/);
-    expect(() => createProvider({ api_token: 'x'.repeat(40), token: 'y' }, ctx)).toThrow(/option token: cloudflare has no option/);
+    expect(() =>
+      createProvider({ api_token: 'x'.repeat(40), zone_id: 'example.org' }, ctx),
+    ).toThrow(/option zone_id: "zone_id" is the 32-character hex id/);
+    expect(() =>
+      createProvider({ api_token: 'x'.repeat(40), base_url: 'api.cloudflare.com' }, ctx),
+    ).toThrow(/option base_url/);
+    expect(() => createProvider({ api_token: 'x'.repeat(40), token: 'y' }, ctx)).toThrow(
+      /option token: cloudflare has no option/,
+    );
   });
 });

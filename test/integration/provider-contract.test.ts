@@ -11,7 +11,16 @@ import { cloudflareTarget } from './contract/cloudflare.js';
 import { powerdnsTarget } from './contract/powerdns.js';
 import { desecTarget } from './contract/desec.js';
 
-const targets: ContractTarget[] = [zonefileTarget, execTarget, rfc2136KnotTarget, rfc2136BindTarget, route53Target, cloudflareTarget, powerdnsTarget, desecTarget];
+const targets: ContractTarget[] = [
+  zonefileTarget,
+  execTarget,
+  rfc2136KnotTarget,
+  rfc2136BindTarget,
+  route53Target,
+  cloudflareTarget,
+  powerdnsTarget,
+  desecTarget,
+];
 
 for (const t of targets) {
   if (t.tools.length) labDescribe(`provider contract: ${t.name}`, t.tools, () => contractCases(t));

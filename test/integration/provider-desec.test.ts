@@ -12,29 +12,56 @@ const SUB = 'sub.example.test';
 let n = 0;
 const owner = (label: string, domain = DOMAIN) => `_25._tcp.${label}-${++n}.${domain}.`;
 const sub = (o: string, domain = DOMAIN) => o.slice(0, -(domain.length + 2));
-const rec = (o: string, s: string, usage: 2 | 3 = 3): TlsaRecord => ({ owner: o, usage, selector: 1, matching: 1, data: createHash('sha256').update(`${s}${o}`).digest('hex') });
+const rec = (o: string, s: string, usage: 2 | 3 = 3): TlsaRecord => ({
+  owner: o,
+  usage,
+  selector: 1,
+  matching: 1,
+  data: createHash('sha256').update(`${s}${o}`).digest('hex'),
+});
 const keys = (rs: TlsaRecord[]) => rs.map(rdataText).sort();
-const errorOf = (p: Promise<unknown>) => p.then(() => undefined, (e: Error) => e);
+const errorOf = (p: Promise<unknown>) =>
+  p.then(
+    () => undefined,
+    (e: Error) => e,
+  );
 
 describe('desec provider (desec-api-fake)', () => {
   let fake: DesecApiFake;
   const readOnlyToken = 'readonlytoken1234567890abcdef';
   beforeAll(async () => {
     // deSEC's usual minimum TTL; a page size of 3 so that pagination is reachable.
-    fake = await startDesecApiFake({ domains: [{ name: DOMAIN, minimum_ttl: 3600 }, { name: SUB, minimum_ttl: 3600 }], pageSize: 3, readOnlyTokens: [readOnlyToken] });
+    fake = await startDesecApiFake({
+      domains: [
+        { name: DOMAIN, minimum_ttl: 3600 },
+        { name: SUB, minimum_ttl: 3600 },
+      ],
+      pageSize: 3,
+      readOnlyTokens: [readOnlyToken],
+    });
   });
-  afterAll(async () => { await fake.close(); });
-  afterEach(() => { vi.restoreAllMocks(); });
+  afterAll(async () => {
+    await fake.close();
+  });
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
 
-  it('raises a TTL below the domain\'s minimum_ttl and says so', async () => {
+  it("raises a TTL below the domain's minimum_ttl and says so", async () => {
     const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
     const o = owner('ttl');
     const p = desecProvider(fake);
     expect(await p.effectiveTtl(o, 300)).toBe(3600);
     await p.apply(o, { add: [rec(o, 'a')], remove: [] }, 300);
     expect(fake.rrset(DOMAIN, sub(o), 'TLSA')?.ttl).toBe(3600);
-    expect(p.notices).toEqual([expect.stringMatching(/TTL 300 is below deSEC's minimum TTL 3600 for example\.test; publishing with TTL 3600/)]);
-    expect(stderr.mock.calls.map(([s]) => String(s)).join('')).toMatch(/tlsa: warning: desec\(contract\): TTL 300 is below deSEC's minimum TTL 3600/);
+    expect(p.notices).toEqual([
+      expect.stringMatching(
+        /TTL 300 is below deSEC's minimum TTL 3600 for example\.test; publishing with TTL 3600/,
+      ),
+    ]);
+    expect(stderr.mock.calls.map(([s]) => String(s)).join('')).toMatch(
+      /tlsa: warning: desec\(contract\): TTL 300 is below deSEC's minimum TTL 3600/,
+    );
     // A TTL at or over the minimum is written as given.
     const o2 = owner('ttl-ok');
     await p.apply(o2, { add: [rec(o2, 'a')], remove: [] }, 7200);
@@ -42,21 +69,33 @@ describe('desec provider (desec-api-fake)', () => {
     expect(await p.effectiveTtl(o2, 7200)).toBe(7200);
   });
 
-  it('only removing keeps the RRset\'s own TTL', async () => {
+  it("only removing keeps the RRset's own TTL", async () => {
     const o = owner('keep-ttl');
-    fake.seed(DOMAIN, sub(o), 'TLSA', 86400, [rdataText(rec(o, 'foreign')), rdataText(rec(o, 'ours'))]);
+    fake.seed(DOMAIN, sub(o), 'TLSA', 86400, [
+      rdataText(rec(o, 'foreign')),
+      rdataText(rec(o, 'ours')),
+    ]);
     await desecProvider(fake).apply(o, { add: [], remove: [rec(o, 'ours')] }, 3600);
-    expect(fake.rrset(DOMAIN, sub(o), 'TLSA')).toMatchObject({ ttl: 86400, records: [rdataText(rec(o, 'foreign'))] });
+    expect(fake.rrset(DOMAIN, sub(o), 'TLSA')).toMatchObject({
+      ttl: 86400,
+      records: [rdataText(rec(o, 'foreign'))],
+    });
   });
 
   it('writes with one bulk PATCH per apply (counted once against the write limit)', async () => {
     const o = owner('bulk');
     const before = fake.writes;
     const firstRequest = fake.requests.length;
-    await desecProvider(fake).apply(o, { add: [rec(o, '1'), rec(o, '2'), rec(o, '3', 2)], remove: [] }, 3600);
+    await desecProvider(fake).apply(
+      o,
+      { add: [rec(o, '1'), rec(o, '2'), rec(o, '3', 2)], remove: [] },
+      3600,
+    );
     expect(fake.writes - before).toBe(1);
     const writes = fake.requests.slice(firstRequest).filter((r) => r.method !== 'GET');
-    expect(writes).toEqual([{ method: 'PATCH', path: `/api/v1/domains/${DOMAIN}/rrsets/`, status: 200 }]);
+    expect(writes).toEqual([
+      { method: 'PATCH', path: `/api/v1/domains/${DOMAIN}/rrsets/`, status: 200 },
+    ]);
     expect(keys(readFake(fake, o))).toEqual(keys([rec(o, '1'), rec(o, '2'), rec(o, '3', 2)]));
   });
 
@@ -71,8 +110,13 @@ describe('desec provider (desec-api-fake)', () => {
     await p.apply(o, { add: [rec(o, 'ours')], remove: [] }, 3600);
     expect(keys(await p.list(o))).toEqual(keys([rec(o, 'foreign'), rec(o, 'ours')]));
     const log = fake.requests.slice(firstRequest);
-    expect(log.some((r) => r.status === 400 && r.path.includes(`subname=${encodeURIComponent(sub(o))}`))).toBe(true);
-    expect(log.filter((r) => r.method === 'GET' && /[?&]cursor=/.test(r.path) && r.status === 200).length).toBeGreaterThanOrEqual(2);
+    expect(
+      log.some((r) => r.status === 400 && r.path.includes(`subname=${encodeURIComponent(sub(o))}`)),
+    ).toBe(true);
+    expect(
+      log.filter((r) => r.method === 'GET' && /[?&]cursor=/.test(r.path) && r.status === 200)
+        .length,
+    ).toBeGreaterThanOrEqual(2);
     expect(fake.rrset(DOMAIN, sub(o), 'A')?.records).toEqual(['192.0.2.1']);
   });
 
@@ -97,7 +141,9 @@ describe('desec provider (desec-api-fake)', () => {
 
     const o2 = owner('throttle-long');
     fake.throttleOnce(600);
-    const err = await errorOf(desecProvider(fake, { max_wait_s: 30 }).apply(o2, { add: [rec(o2, 't')], remove: [] }, 3600));
+    const err = await errorOf(
+      desecProvider(fake, { max_wait_s: 30 }).apply(o2, { add: [rec(o2, 't')], remove: [] }, 3600),
+    );
     expect(err?.name).toBe('ProviderError');
     expect(err!.message).toMatch(/rate limited by deSEC .*wait 600 s, more than max_wait_s \(30\)/);
     expect(readFake(fake, o2)).toEqual([]);
@@ -108,32 +154,58 @@ describe('desec provider (desec-api-fake)', () => {
     fake.seed(DOMAIN, sub(o), 'TLSA', 3600, [rdataText(rec(o, 'base'))]);
     fake.throttleOnce(1, 'PATCH');
     // During the wait another writer adds its record: a re-sent body would delete it.
-    const other = setTimeout(() => fake.seed(DOMAIN, sub(o), 'TLSA', 3600, [rdataText(rec(o, 'base')), rdataText(rec(o, 'meanwhile'))]), 300);
+    const other = setTimeout(
+      () =>
+        fake.seed(DOMAIN, sub(o), 'TLSA', 3600, [
+          rdataText(rec(o, 'base')),
+          rdataText(rec(o, 'meanwhile')),
+        ]),
+      300,
+    );
     const before = fake.requests.length;
     await desecProvider(fake).apply(o, { add: [rec(o, 'ours')], remove: [] }, 3600);
     clearTimeout(other);
-    expect(keys(readFake(fake, o))).toEqual(keys([rec(o, 'base'), rec(o, 'meanwhile'), rec(o, 'ours')]));
+    expect(keys(readFake(fake, o))).toEqual(
+      keys([rec(o, 'base'), rec(o, 'meanwhile'), rec(o, 'ours')]),
+    );
     expect(fake.requests.slice(before).map((r) => `${r.method} ${r.status}`)).toEqual([
       'GET 200', // the domain (owns_qname)
-      'GET 200', 'PATCH 429', // read, write: throttled
-      'GET 200', 'PATCH 200', 'GET 200', // after Retry-After: read, write, read back
+      'GET 200',
+      'PATCH 429', // read, write: throttled
+      'GET 200',
+      'PATCH 200',
+      'GET 200', // after Retry-After: read, write, read back
     ]);
   });
 
   it('a wrong token: 401 "token rejected", without the token', async () => {
     const bad = 'WrongTokenWrongTokenWrong123';
     const o = owner('badtoken');
-    const err = await errorOf(desecProvider(fake, { token: bad }).apply(o, { add: [rec(o, 'x')], remove: [] }, 3600));
+    const err = await errorOf(
+      desecProvider(fake, { token: bad }).apply(o, { add: [rec(o, 'x')], remove: [] }, 3600),
+    );
     expect(err?.name).toBe('ProviderError');
-    expect(err!.message).toBe('desec(contract): token rejected (HTTP 401: Invalid token.); check "token"');
+    expect(err!.message).toBe(
+      'desec(contract): token rejected (HTTP 401: Invalid token.); check "token"',
+    );
     expect(err!.message).not.toContain(bad);
   });
 
   it('a token whose scoping policy forbids the write: 403 names the policy it needs', async () => {
     const o = owner('policy');
-    const err = await errorOf(desecProvider(fake, { token: readOnlyToken }).apply(o, { add: [rec(o, 'x')], remove: [] }, 3600));
-    expect(err!.message).toContain(`the token may not write TLSA at "${sub(o)}" in domain ${DOMAIN} (HTTP 403: You do not have permission to perform this action.)`);
-    expect(err!.message).toContain(`{"domain": "${DOMAIN}", "subname": "${sub(o)}", "type": "TLSA", "perm_write": true}`);
+    const err = await errorOf(
+      desecProvider(fake, { token: readOnlyToken }).apply(
+        o,
+        { add: [rec(o, 'x')], remove: [] },
+        3600,
+      ),
+    );
+    expect(err!.message).toContain(
+      `the token may not write TLSA at "${sub(o)}" in domain ${DOMAIN} (HTTP 403: You do not have permission to perform this action.)`,
+    );
+    expect(err!.message).toContain(
+      `{"domain": "${DOMAIN}", "subname": "${sub(o)}", "type": "TLSA", "perm_write": true}`,
+    );
     expect(err!.message).not.toContain(readOnlyToken);
     expect(readFake(fake, o)).toEqual([]);
   });
@@ -142,8 +214,12 @@ describe('desec provider (desec-api-fake)', () => {
     const o = owner('cname');
     fake.seed(DOMAIN, sub(o), 'CNAME', 3600, ['target.example.test.']);
     const firstRequest = fake.requests.length;
-    const err = await errorOf(desecProvider(fake).apply(o, { add: [rec(o, 'x')], remove: [] }, 3600));
-    expect(err!.message).toMatch(/has a CNAME \(to target\.example\.test\.\) in deSEC domain example\.test/);
+    const err = await errorOf(
+      desecProvider(fake).apply(o, { add: [rec(o, 'x')], remove: [] }, 3600),
+    );
+    expect(err!.message).toMatch(
+      /has a CNAME \(to target\.example\.test\.\) in deSEC domain example\.test/,
+    );
     expect(fake.requests.slice(firstRequest).filter((r) => r.method !== 'GET')).toEqual([]);
   });
 
@@ -156,18 +232,36 @@ describe('desec provider (desec-api-fake)', () => {
 
   it('with the option "domain": names a domain the account lacks, and refuses names outside it', async () => {
     const o = owner('opt');
-    const missing = await errorOf(desecProvider(fake, { domain: 'missing.test' }).apply('_25._tcp.mx.missing.test.', { add: [rec('_25._tcp.mx.missing.test.', 'x')], remove: [] }, 3600));
-    expect(missing!.message).toMatch(/domain \(zone\) missing\.test not found in this deSEC account/);
-    const outside = await errorOf(desecProvider(fake, { domain: SUB }).apply(o, { add: [rec(o, 'x')], remove: [] }, 3600));
+    const missing = await errorOf(
+      desecProvider(fake, { domain: 'missing.test' }).apply(
+        '_25._tcp.mx.missing.test.',
+        { add: [rec('_25._tcp.mx.missing.test.', 'x')], remove: [] },
+        3600,
+      ),
+    );
+    expect(missing!.message).toMatch(
+      /domain \(zone\) missing\.test not found in this deSEC account/,
+    );
+    const outside = await errorOf(
+      desecProvider(fake, { domain: SUB }).apply(o, { add: [rec(o, 'x')], remove: [] }, 3600),
+    );
     expect(outside!.message).toMatch(/is not in domain sub\.example\.test/);
-    await desecProvider(fake, { domain: `${DOMAIN}.` }).apply(o, { add: [rec(o, 'x')], remove: [] }, 3600);
+    await desecProvider(fake, { domain: `${DOMAIN}.` }).apply(
+      o,
+      { add: [rec(o, 'x')], remove: [] },
+      3600,
+    );
     expect(keys(readFake(fake, o))).toEqual(keys([rec(o, 'x')]));
   });
 
-  it('passes deSEC\'s validation message on (TTL over the maximum)', async () => {
+  it("passes deSEC's validation message on (TTL over the maximum)", async () => {
     const o = owner('maxttl');
-    const err = await errorOf(desecProvider(fake).apply(o, { add: [rec(o, 'x')], remove: [] }, 700000));
-    expect(err!.message).toBe(`desec(contract): deSEC rejected the TLSA RRset at ${o} (HTTP 400): ttl: Ensure this value is less than or equal to 604800.`);
+    const err = await errorOf(
+      desecProvider(fake).apply(o, { add: [rec(o, 'x')], remove: [] }, 700000),
+    );
+    expect(err!.message).toBe(
+      `desec(contract): deSEC rejected the TLSA RRset at ${o} (HTTP 400): ttl: Ensure this value is less than or equal to 604800.`,
+    );
   });
 
   it('rejects bad options at their config key', () => {
@@ -177,25 +271,49 @@ describe('desec provider (desec-api-fake)', () => {
     expect(() => desecProvider(fake, { zone: 'x' })).toThrow(/^zone: desec has no option "zone"/);
   });
 
-  describe('the fake follows deSEC\'s documented answers', () => {
-    const call = async (method: string, path: string, body?: unknown, token: string | null = fake.token) => {
+  describe("the fake follows deSEC's documented answers", () => {
+    const call = async (
+      method: string,
+      path: string,
+      body?: unknown,
+      token: string | null = fake.token,
+    ) => {
       const res = await fetch(`${fake.url}${path}`, {
         method,
-        headers: { ...(token === null ? {} : { Authorization: `Token ${token}` }), ...(body === undefined ? {} : { 'Content-Type': 'application/json' }) },
+        headers: {
+          ...(token === null ? {} : { Authorization: `Token ${token}` }),
+          ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
+        },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       });
       const text = await res.text();
-      return { status: res.status, body: text ? JSON.parse(text) as unknown : undefined, headers: res.headers };
+      return {
+        status: res.status,
+        body: text ? (JSON.parse(text) as unknown) : undefined,
+        headers: res.headers,
+      };
     };
 
     it('authentication, unknown domain, owns_qname', async () => {
-      expect(await call('GET', '/domains/', undefined, null)).toMatchObject({ status: 401, body: { detail: 'Authentication credentials were not provided.' } });
+      expect(await call('GET', '/domains/', undefined, null)).toMatchObject({
+        status: 401,
+        body: { detail: 'Authentication credentials were not provided.' },
+      });
       const bad = await call('GET', '/domains/', undefined, 'nope');
       expect(bad).toMatchObject({ status: 401, body: { detail: 'Invalid token.' } });
       expect(bad.headers.get('www-authenticate')).toBe('Token');
-      expect(await call('GET', '/domains/unknown.test/rrsets/')).toMatchObject({ status: 404, body: { detail: 'Not found.' } });
-      expect(await call('GET', `/domains/?owns_qname=_25._tcp.mx.${SUB}`)).toMatchObject({ status: 200, body: [{ name: SUB, minimum_ttl: 3600 }] });
-      expect(await call('GET', '/domains/?owns_qname=x.nowhere.invalid')).toMatchObject({ status: 200, body: [] });
+      expect(await call('GET', '/domains/unknown.test/rrsets/')).toMatchObject({
+        status: 404,
+        body: { detail: 'Not found.' },
+      });
+      expect(await call('GET', `/domains/?owns_qname=_25._tcp.mx.${SUB}`)).toMatchObject({
+        status: 200,
+        body: [{ name: SUB, minimum_ttl: 3600 }],
+      });
+      expect(await call('GET', '/domains/?owns_qname=x.nowhere.invalid')).toMatchObject({
+        status: 200,
+        body: [],
+      });
     });
 
     it('validation: malformed TLSA, TTL minimum, CNAME exclusivity (bulk errors are per item)', async () => {
@@ -217,27 +335,64 @@ describe('desec provider (desec-api-fake)', () => {
       });
       expect(fake.rrset(DOMAIN, 'v4', 'TLSA')).toBeUndefined(); // atomic: nothing written
       fake.seed(DOMAIN, 'cn', 'CNAME', 3600, ['target.example.test.']);
-      expect(await call('PATCH', `/domains/${DOMAIN}/rrsets/`, [{ subname: 'cn', type: 'TLSA', ttl: 3600, records: ['3 1 1 ABCD'] }])).toMatchObject({
+      expect(
+        await call('PATCH', `/domains/${DOMAIN}/rrsets/`, [
+          { subname: 'cn', type: 'TLSA', ttl: 3600, records: ['3 1 1 ABCD'] },
+        ]),
+      ).toMatchObject({
         status: 400,
-        body: [{ non_field_errors: ['RRset with conflicting type present: database (CNAME). (No other RRsets are allowed alongside CNAME.)'] }],
+        body: [
+          {
+            non_field_errors: [
+              'RRset with conflicting type present: database (CNAME). (No other RRsets are allowed alongside CNAME.)',
+            ],
+          },
+        ],
       });
-      const ok = await call('PATCH', `/domains/${DOMAIN}/rrsets/`, [{ subname: 'v4', type: 'TLSA', ttl: 3600, records: ['3 1 1 AB CD'] }]);
-      expect(ok).toMatchObject({ status: 200, body: [{ subname: 'v4', name: `v4.${DOMAIN}.`, type: 'TLSA', ttl: 3600, records: ['3 1 1 abcd'] }] });
-      expect(await call('GET', `/domains/${DOMAIN}/rrsets/v4/TLSA/`)).toMatchObject({ status: 200, body: { records: ['3 1 1 abcd'] } });
-      expect(await call('PATCH', `/domains/${DOMAIN}/rrsets/v4/TLSA/`, { records: [] })).toMatchObject({ status: 204 });
-      expect(await call('GET', `/domains/${DOMAIN}/rrsets/v4/TLSA/`)).toMatchObject({ status: 404 });
+      const ok = await call('PATCH', `/domains/${DOMAIN}/rrsets/`, [
+        { subname: 'v4', type: 'TLSA', ttl: 3600, records: ['3 1 1 AB CD'] },
+      ]);
+      expect(ok).toMatchObject({
+        status: 200,
+        body: [
+          {
+            subname: 'v4',
+            name: `v4.${DOMAIN}.`,
+            type: 'TLSA',
+            ttl: 3600,
+            records: ['3 1 1 abcd'],
+          },
+        ],
+      });
+      expect(await call('GET', `/domains/${DOMAIN}/rrsets/v4/TLSA/`)).toMatchObject({
+        status: 200,
+        body: { records: ['3 1 1 abcd'] },
+      });
+      expect(
+        await call('PATCH', `/domains/${DOMAIN}/rrsets/v4/TLSA/`, { records: [] }),
+      ).toMatchObject({ status: 204 });
+      expect(await call('GET', `/domains/${DOMAIN}/rrsets/v4/TLSA/`)).toMatchObject({
+        status: 404,
+      });
     });
 
     it('throttling and pagination answers', async () => {
       fake.throttleOnce(7);
       const t = await call('GET', '/domains/');
-      expect(t).toMatchObject({ status: 429, body: { detail: 'Request was throttled. Expected available in 7 seconds.' } });
+      expect(t).toMatchObject({
+        status: 429,
+        body: { detail: 'Request was throttled. Expected available in 7 seconds.' },
+      });
       expect(t.headers.get('retry-after')).toBe('7');
       for (const s of ['p1', 'p2', 'p3', 'p4']) fake.seed(DOMAIN, s, 'TXT', 3600, ['"x"']);
       const page = await call('GET', `/domains/${DOMAIN}/rrsets/?type=TXT`);
       expect(page.status).toBe(400);
-      expect((page.body as { detail: string }).detail).toMatch(/^Pagination required\. You can query up to 3 items at a time \(\d+ total\)\./);
-      expect(page.headers.get('link')).toMatch(/^<http:\/\/127\.0\.0\.1:\d+\/api\/v1\/domains\/example\.test\/rrsets\/\?type=TXT&cursor=>; rel="first"$/);
+      expect((page.body as { detail: string }).detail).toMatch(
+        /^Pagination required\. You can query up to 3 items at a time \(\d+ total\)\./,
+      );
+      expect(page.headers.get('link')).toMatch(
+        /^<http:\/\/127\.0\.0\.1:\d+\/api\/v1\/domains\/example\.test\/rrsets\/\?type=TXT&cursor=>; rel="first"$/,
+      );
     });
   });
 });

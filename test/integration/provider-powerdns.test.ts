@@ -6,12 +6,24 @@ import { rdataText, type TlsaRecord } from '../../src/tlsa/record.js';
 import { query } from '../lab/dig.js';
 import { freePort, labDescribe, stopAll } from '../lab/lab.js';
 import { POWERDNS_TOOLS, startPowerDns, type PowerDnsServer } from '../lab/powerdns.js';
-import { PDNS_ZONE, pdnsProvider, pdnsReplace, pdnsRRset, readTlsaOverDns } from './contract/powerdns.js';
+import {
+  PDNS_ZONE,
+  pdnsProvider,
+  pdnsReplace,
+  pdnsRRset,
+  readTlsaOverDns,
+} from './contract/powerdns.js';
 
 const SUB_ZONE = `sub.${PDNS_ZONE}`;
 let n = 0;
 const owner = (label: string, zone = PDNS_ZONE) => `_25._tcp.${label}-${++n}.${zone}`;
-const rec = (o: string, s: string, usage: 2 | 3 = 3): TlsaRecord => ({ owner: o, usage, selector: 1, matching: 1, data: createHash('sha256').update(`${s}${o}`).digest('hex') });
+const rec = (o: string, s: string, usage: 2 | 3 = 3): TlsaRecord => ({
+  owner: o,
+  usage,
+  selector: 1,
+  matching: 1,
+  data: createHash('sha256').update(`${s}${o}`).digest('hex'),
+});
 const keys = (rs: TlsaRecord[]) => rs.map(rdataText).sort();
 
 type Fetch = typeof globalThis.fetch;
@@ -21,17 +33,32 @@ const isPatch = (init?: RequestInit) => (init?.method ?? 'GET').toUpperCase() ==
 labDescribe('powerdns provider (real pdns_server)', POWERDNS_TOOLS, () => {
   let server: PowerDnsServer;
   beforeAll(async () => {
-    server = await startPowerDns({ zones: [{ name: PDNS_ZONE, dnssec: true }, { name: SUB_ZONE, dnssec: true }] });
+    server = await startPowerDns({
+      zones: [
+        { name: PDNS_ZONE, dnssec: true },
+        { name: SUB_ZONE, dnssec: true },
+      ],
+    });
   }, 60_000);
-  afterAll(async () => { await stopAll(); });
-  afterEach(() => { vi.restoreAllMocks(); });
+  afterAll(async () => {
+    await stopAll();
+  });
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
 
   it('wrong API key: says the key was rejected (401) and never prints it', async () => {
     const badKey = `not-the-key-${server.apiKey.slice(0, 6)}-zz`;
     const p = pdnsProvider(server, { api_key: badKey });
     const o = owner('badkey');
-    for (const call of [() => p.list(o), () => p.apply(o, { add: [rec(o, 'x')], remove: [] }, 300)]) {
-      const err = await call().then(() => undefined, (e: Error) => e);
+    for (const call of [
+      () => p.list(o),
+      () => p.apply(o, { add: [rec(o, 'x')], remove: [] }, 300),
+    ]) {
+      const err = await call().then(
+        () => undefined,
+        (e: Error) => e,
+      );
       expect(err?.name).toBe('ProviderError');
       expect(err!.message).toMatch(/API key rejected \(HTTP 401/);
       expect(err!.message).not.toContain(badKey);
@@ -43,7 +70,14 @@ labDescribe('powerdns provider (real pdns_server)', POWERDNS_TOOLS, () => {
   it('DNSSEC: after apply the server answers the TLSA RRset with an RRSIG over it', async () => {
     const o = owner('signed');
     await pdnsProvider(server).apply(o, { add: [rec(o, 'a'), rec(o, 'b', 2)], remove: [] }, 300);
-    const r = await query({ server: server.host, port: server.dnsPort, name: o, type: 'TLSA', dnssec: true, recurse: false });
+    const r = await query({
+      server: server.host,
+      port: server.dnsPort,
+      name: o,
+      type: 'TLSA',
+      dnssec: true,
+      recurse: false,
+    });
     expect(r.rcode).toBe('NOERROR');
     expect(r.flags).toContain('aa');
     expect(r.records.filter((a) => a.type === 'TLSA')).toHaveLength(2);
@@ -54,12 +88,20 @@ labDescribe('powerdns provider (real pdns_server)', POWERDNS_TOOLS, () => {
     expect(sigs[0]!.rdata.split(' ')).toEqual(expect.arrayContaining([PDNS_ZONE, '300']));
   });
 
-  it('keeps a foreign record\'s disabled flag and the RRset\'s comments', async () => {
+  it("keeps a foreign record's disabled flag and the RRset's comments", async () => {
     const o = owner('disabled');
     const foreignOn = rec(o, 'foreign-on');
     const foreignOff = rec(o, 'foreign-off');
     const comments = [{ content: 'ops: keep these', account: 'ops' }];
-    await pdnsReplace(server, PDNS_ZONE, o, 'TLSA', 600, [{ content: rdataText(foreignOn) }, { content: rdataText(foreignOff), disabled: true }], comments);
+    await pdnsReplace(
+      server,
+      PDNS_ZONE,
+      o,
+      'TLSA',
+      600,
+      [{ content: rdataText(foreignOn) }, { content: rdataText(foreignOff), disabled: true }],
+      comments,
+    );
     const p = pdnsProvider(server);
     expect(keys(await p.list(o))).toEqual(keys([foreignOn]));
 
@@ -93,7 +135,12 @@ labDescribe('powerdns provider (real pdns_server)', POWERDNS_TOOLS, () => {
     const o = owner('cname');
     await pdnsReplace(server, PDNS_ZONE, o, 'CNAME', 300, [{ content: `target.${PDNS_ZONE}` }]);
     const spy = vi.spyOn(globalThis, 'fetch');
-    const err = await pdnsProvider(server).apply(o, { add: [rec(o, 'x')], remove: [] }, 300).then(() => undefined, (e: Error) => e);
+    const err = await pdnsProvider(server)
+      .apply(o, { add: [rec(o, 'x')], remove: [] }, 300)
+      .then(
+        () => undefined,
+        (e: Error) => e,
+      );
     expect(err?.name).toBe('ProviderError');
     expect(err!.message).toMatch(/has a CNAME \(to target\.example\.test\.\)/);
     expect(spy.mock.calls.filter(([, init]) => isPatch(init))).toHaveLength(0);
@@ -128,25 +175,41 @@ labDescribe('powerdns provider (real pdns_server)', POWERDNS_TOOLS, () => {
       if (isPatch(init) && failed === 0) {
         failed++;
         // Meanwhile another writer adds its record: a re-sent body would delete it.
-        await pdnsReplace(server, PDNS_ZONE, o, 'TLSA', 300, [{ content: rdataText(rec(o, 'meanwhile')) }]);
-        return new Response('Internal Server Error', { status: 500, headers: { 'Content-Type': 'text/plain' } });
+        await pdnsReplace(server, PDNS_ZONE, o, 'TLSA', 300, [
+          { content: rdataText(rec(o, 'meanwhile')) },
+        ]);
+        return new Response('Internal Server Error', {
+          status: 500,
+          headers: { 'Content-Type': 'text/plain' },
+        });
       }
       return realFetch(input as Parameters<Fetch>[0], init);
     });
     await pdnsProvider(server).apply(o, { add: [rec(o, 'r')], remove: [] }, 300);
     vi.restoreAllMocks();
     expect(failed).toBe(1);
-    expect(keys(await readTlsaOverDns(server, o))).toEqual(keys([rec(o, 'meanwhile'), rec(o, 'r')]));
+    expect(keys(await readTlsaOverDns(server, o))).toEqual(
+      keys([rec(o, 'meanwhile'), rec(o, 'r')]),
+    );
   });
 
   it('gives up after 5 failed writes, saying what failed', async () => {
     const o = owner('down');
-    vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => (isPatch(init)
-      ? new Response('Internal Server Error', { status: 500 })
-      : realFetch(input as Parameters<Fetch>[0], init)));
-    const err = await pdnsProvider(server).apply(o, { add: [rec(o, 'x')], remove: [] }, 300).then(() => undefined, (e: Error) => e);
+    vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) =>
+      isPatch(init)
+        ? new Response('Internal Server Error', { status: 500 })
+        : realFetch(input as Parameters<Fetch>[0], init),
+    );
+    const err = await pdnsProvider(server)
+      .apply(o, { add: [rec(o, 'x')], remove: [] }, 300)
+      .then(
+        () => undefined,
+        (e: Error) => e,
+      );
     expect(err?.name).toBe('ProviderError');
-    expect(err!.message).toMatch(/PowerDNS API writing .* HTTP 500 Internal Server Error \(gave up after 5 attempts\)/);
+    expect(err!.message).toMatch(
+      /PowerDNS API writing .* HTTP 500 Internal Server Error \(gave up after 5 attempts\)/,
+    );
   }, 30_000);
 
   it('writes into the longest matching zone', async () => {
@@ -159,11 +222,29 @@ labDescribe('powerdns provider (real pdns_server)', POWERDNS_TOOLS, () => {
 
   it('with the option "zone": names a zone the server lacks, and refuses names outside it', async () => {
     const o = owner('opt');
-    const missing = await pdnsProvider(server, { zone: 'missing.test' }).apply(`_25._tcp.mx.missing.test.`, { add: [rec('_25._tcp.mx.missing.test.', 'x')], remove: [] }, 300).then(() => undefined, (e: Error) => e);
+    const missing = await pdnsProvider(server, { zone: 'missing.test' })
+      .apply(
+        `_25._tcp.mx.missing.test.`,
+        { add: [rec('_25._tcp.mx.missing.test.', 'x')], remove: [] },
+        300,
+      )
+      .then(
+        () => undefined,
+        (e: Error) => e,
+      );
     expect(missing?.message).toMatch(/zone missing\.test\. not found on the PowerDNS server/);
-    const outside = await pdnsProvider(server, { zone: SUB_ZONE }).apply(o, { add: [rec(o, 'x')], remove: [] }, 300).then(() => undefined, (e: Error) => e);
+    const outside = await pdnsProvider(server, { zone: SUB_ZONE })
+      .apply(o, { add: [rec(o, 'x')], remove: [] }, 300)
+      .then(
+        () => undefined,
+        (e: Error) => e,
+      );
     expect(outside?.message).toMatch(/is not in zone sub\.example\.test\./);
-    await pdnsProvider(server, { zone: PDNS_ZONE }).apply(o, { add: [rec(o, 'x')], remove: [] }, 300);
+    await pdnsProvider(server, { zone: PDNS_ZONE }).apply(
+      o,
+      { add: [rec(o, 'x')], remove: [] },
+      300,
+    );
     expect(keys(await readTlsaOverDns(server, o))).toEqual(keys([rec(o, 'x')]));
   });
 
@@ -180,9 +261,17 @@ describe('powerdns provider without a server', () => {
   it('says it cannot reach the API, naming the address, after retrying', async () => {
     const { createProvider } = await import('../../providers/powerdns.js');
     const port = await freePort();
-    const p = createProvider({ url: `http://127.0.0.1:${port}`, api_key: 'k-unreachable', timeout_s: 2 }, { instance: 't', baseDir: '/', optionError: (k, m) => new Error(`${k}: ${m}`) });
-    const err = await p.list('_25._tcp.mx.example.test.').then(() => undefined, (e: Error) => e);
+    const p = createProvider(
+      { url: `http://127.0.0.1:${port}`, api_key: 'k-unreachable', timeout_s: 2 },
+      { instance: 't', baseDir: '/', optionError: (k, m) => new Error(`${k}: ${m}`) },
+    );
+    const err = await p.list('_25._tcp.mx.example.test.').then(
+      () => undefined,
+      (e: Error) => e,
+    );
     expect(err?.name).toBe('ProviderError');
-    expect(err!.message).toContain(`cannot reach the PowerDNS API at http://127.0.0.1:${port} (listing zones): ECONNREFUSED (gave up after 5 attempts)`);
+    expect(err!.message).toContain(
+      `cannot reach the PowerDNS API at http://127.0.0.1:${port} (listing zones): ECONNREFUSED (gave up after 5 attempts)`,
+    );
   }, 20_000);
 });

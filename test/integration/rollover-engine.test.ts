@@ -13,7 +13,15 @@ import type { LiveView, PropagationView, ServedChains } from '../../src/engine/o
 import { planOnly, runEngine, type EngineOptions } from '../../src/engine/reconcile.js';
 import { readState, writeState } from '../../src/engine/state.js';
 import { requireBuiltCli, runCli } from '../helpers/cli.js';
-import { makeCa, makeLeaf, makeLineage, makeTempDir, opensslSpkiSha256, removeTempDir, type CaHandle } from '../helpers/pki.js';
+import {
+  makeCa,
+  makeLeaf,
+  makeLineage,
+  makeTempDir,
+  opensslSpkiSha256,
+  removeTempDir,
+  type CaHandle,
+} from '../helpers/pki.js';
 
 let dir: string;
 let root: CaHandle;
@@ -38,15 +46,36 @@ function scenario() {
     makeLineage(le, 'mx.example.org', leaf, [ca], { version });
     return leaf;
   };
-  writeFileSync(config, [
-    'state_dir: state', 'ttl: 60',
-    'verify:', '  resolver: "127.0.0.1:9"', '  propagation: true', '  probe: true',
-    'providers:', '  z:', '    type: zonefile', '    path: zone.db',
-    'services:', '  mx:', '    host: mx.example.org', '    provider: z', '    issuers: none',
-    '    certificates:', `      - lineage: ${le}/live/mx.example.org`,
-    '    install:', '      dir: installed', '      reload: "echo reload >> reloads.log"', '',
-  ].join('\n'));
-  writeFileSync(join(base, 'zone.db'), `_25._tcp.mx.example.org. 60 IN TLSA 3 1 1 ${'cd'.repeat(32)}\n`);
+  writeFileSync(
+    config,
+    [
+      'state_dir: state',
+      'ttl: 60',
+      'verify:',
+      '  resolver: "127.0.0.1:9"',
+      '  propagation: true',
+      '  probe: true',
+      'providers:',
+      '  z:',
+      '    type: zonefile',
+      '    path: zone.db',
+      'services:',
+      '  mx:',
+      '    host: mx.example.org',
+      '    provider: z',
+      '    issuers: none',
+      '    certificates:',
+      `      - lineage: ${le}/live/mx.example.org`,
+      '    install:',
+      '      dir: installed',
+      '      reload: "echo reload >> reloads.log"',
+      '',
+    ].join('\n'),
+  );
+  writeFileSync(
+    join(base, 'zone.db'),
+    `_25._tcp.mx.example.org. 60 IN TLSA 3 1 1 ${'cd'.repeat(32)}\n`,
+  );
   return { base, config, lineage };
 }
 
@@ -54,7 +83,9 @@ function scenario() {
 function propagation(state: { now: Date; lagging: boolean }): PropagationView {
   return {
     async propagated(_owner, records) {
-      return state.lagging ? { seen: [], lagging: ['ns2.example.org. (192.0.2.2) lacks records'] } : { seen: records, lagging: [] };
+      return state.lagging
+        ? { seen: [], lagging: ['ns2.example.org. (192.0.2.2) lacks records'] }
+        : { seen: records, lagging: [] };
     },
   };
 }
@@ -64,14 +95,24 @@ function live(served: () => X509Certificate[][]): LiveView & { calls: number } {
     calls: 0,
     async servedChains(): Promise<ServedChains> {
       v.calls++;
-      return { chains: served().map((chain) => ({ address: '127.0.0.1', port: 25, keyType: 'ecdsa' as const, chain })), errors: [] };
+      return {
+        chains: served().map((chain) => ({
+          address: '127.0.0.1',
+          port: 25,
+          keyType: 'ecdsa' as const,
+          chain,
+        })),
+        errors: [],
+      };
     },
   };
   return v;
 }
 
 const zone = (base: string) => readFileSync(join(base, 'zone.db'), 'utf8');
-const installedLeaf = (base: string) => new X509Certificate(readFileSync(join(base, 'installed/mx.example.org/current/fullchain.pem'))).fingerprint256;
+const installedLeaf = (base: string) =>
+  new X509Certificate(readFileSync(join(base, 'installed/mx.example.org/current/fullchain.pem')))
+    .fingerprint256;
 const at = (t0: number, s: number) => new Date(t0 + s * 1000);
 
 describe('rollover engine (zonefile, staged install, scripted DNS and probe views)', () => {
@@ -83,7 +124,14 @@ describe('rollover engine (zonefile, staged install, scripted DNS and probe view
     let presented = () => [[new X509Certificate(leaf1.certPem), new X509Certificate(intA.certPem)]];
     const probe = live(() => presented());
     const t0 = Date.now();
-    const run = (sec: number, extra: Partial<EngineOptions> = {}) => runEngine(config, { entryPoint: 'test', now: at(t0, sec), propagation: propagation(world), live: probe, ...extra });
+    const run = (sec: number, extra: Partial<EngineOptions> = {}) =>
+      runEngine(config, {
+        entryPoint: 'test',
+        now: at(t0, sec),
+        propagation: propagation(world),
+        live: probe,
+        ...extra,
+      });
 
     // 1. Nothing installed yet: the first chain is installed at once (nothing served from there).
     const r1 = await run(0);
@@ -148,9 +196,21 @@ describe('rollover engine (zonefile, staged install, scripted DNS and probe view
     const world = { now: new Date(), lagging: false };
     const t0 = Date.now();
     const probe = live(() => []);
-    const run = (sec: number) => runEngine(config, { entryPoint: 'test', now: at(t0, sec), propagation: propagation(world), live: probe });
+    const run = (sec: number) =>
+      runEngine(config, {
+        entryPoint: 'test',
+        now: at(t0, sec),
+        propagation: propagation(world),
+        live: probe,
+      });
     await run(0);
-    await runEngine(config, { entryPoint: 'test', now: at(t0, 10), propagation: propagation(world), live: probe, observeAll: true }); // seen at 10: live at 130
+    await runEngine(config, {
+      entryPoint: 'test',
+      now: at(t0, 10),
+      propagation: propagation(world),
+      live: probe,
+      observeAll: true,
+    }); // seen at 10: live at 130
     const leaf2 = s.lineage(intA, 2);
     const r = await run(160);
     expect(r.promoted).toHaveLength(1);
@@ -163,19 +223,60 @@ describe('rollover engine (zonefile, staged install, scripted DNS and probe view
     const config = loadConfig(s.config);
     const world = { now: new Date(), lagging: false };
     const t0 = Date.now();
-    const failing: LiveView = { async servedChains() { return { chains: [], errors: ['127.0.0.1 port 25: connection refused'] }; } };
-    await runEngine(config, { entryPoint: 'test', now: at(t0, 0), propagation: propagation(world), live: failing });
-    await runEngine(config, { entryPoint: 'test', now: at(t0, 150), propagation: propagation(world), live: failing });
+    const failing: LiveView = {
+      async servedChains() {
+        return { chains: [], errors: ['127.0.0.1 port 25: connection refused'] };
+      },
+    };
+    await runEngine(config, {
+      entryPoint: 'test',
+      now: at(t0, 0),
+      propagation: propagation(world),
+      live: failing,
+    });
+    await runEngine(config, {
+      entryPoint: 'test',
+      now: at(t0, 150),
+      propagation: propagation(world),
+      live: failing,
+    });
     s.lineage(intB, 2);
-    await runEngine(config, { entryPoint: 'test', now: at(t0, 160), propagation: propagation(world), live: failing });
-    await runEngine(config, { entryPoint: 'test', now: at(t0, 400), propagation: propagation(world), live: failing });
+    await runEngine(config, {
+      entryPoint: 'test',
+      now: at(t0, 160),
+      propagation: propagation(world),
+      live: failing,
+    });
+    await runEngine(config, {
+      entryPoint: 'test',
+      now: at(t0, 400),
+      propagation: propagation(world),
+      live: failing,
+    });
     const before = zone(s.base);
-    const dry = await runEngine(config, { entryPoint: 'test', now: at(t0, 600), add: false, promote: false, dryRun: true, propagation: propagation(world), live: live(() => []) });
+    const dry = await runEngine(config, {
+      entryPoint: 'test',
+      now: at(t0, 600),
+      add: false,
+      promote: false,
+      dryRun: true,
+      propagation: propagation(world),
+      live: live(() => []),
+    });
     expect(dry.retired.length).toBeGreaterThan(0);
     expect(zone(s.base)).toBe(before);
-    const held = await runEngine(config, { entryPoint: 'test', now: at(t0, 600), add: false, promote: false, propagation: propagation(world), live: failing });
+    const held = await runEngine(config, {
+      entryPoint: 'test',
+      now: at(t0, 600),
+      add: false,
+      promote: false,
+      propagation: propagation(world),
+      live: failing,
+    });
     expect(held.removed).toBe(0);
-    expect(held.held[0]!.why).toMatch(/could not check every address: 127\.0\.0\.1 port 25: connection refused/);
+    expect(held.held[0]!.why).toMatch(
+      /could not check every address: 127\.0\.0\.1 port 25: connection refused/,
+    );
     expect(zone(s.base)).toBe(before);
   });
 
@@ -186,16 +287,31 @@ describe('rollover engine (zonefile, staged install, scripted DNS and probe view
     const world = { now: new Date(), lagging: false };
     const t0 = Date.now();
     const probe = live(() => []);
-    await runEngine(config, { entryPoint: 'test', now: at(t0, 0), propagation: propagation(world), live: probe });
+    await runEngine(config, {
+      entryPoint: 'test',
+      now: at(t0, 0),
+      propagation: propagation(world),
+      live: probe,
+    });
     // Crash A: the state says "publishing" for a record the provider never got.
     const st = readState(config.stateDir);
-    const ghost = { ...st.records[0]!, data: 'ab'.repeat(32), status: 'publishing' as const, publishedAt: undefined };
+    const ghost = {
+      ...st.records[0]!,
+      data: 'ab'.repeat(32),
+      status: 'publishing' as const,
+      publishedAt: undefined,
+    };
     writeState(config.stateDir, { ...st, records: [...st.records, ghost] });
     // Crash B: the provider has a record, the state still says "publishing" (confirmation lost).
     const st2 = readState(config.stateDir);
     st2.records[0] = { ...st2.records[0]!, status: 'publishing' };
     writeState(config.stateDir, st2);
-    const r = await runEngine(config, { entryPoint: 'test', now: at(t0, 5), propagation: propagation(world), live: probe });
+    const r = await runEngine(config, {
+      entryPoint: 'test',
+      now: at(t0, 5),
+      propagation: propagation(world),
+      live: probe,
+    });
     expect(r.added).toBe(0);
     const after = readState(config.stateDir).records;
     expect(after.map((x) => x.status).sort()).toEqual(['published', 'published']);
@@ -207,28 +323,55 @@ describe('rollover engine (zonefile, staged install, scripted DNS and probe view
   it('a reload that failed or was killed after the install is run again by the next run', async () => {
     const s = scenario();
     s.lineage(intA, 1);
-    writeFileSync(s.config, readFileSync(s.config, 'utf8').replace('reload: "echo reload >> reloads.log"', 'reload: "test -e reload-ok && echo reload >> reloads.log"'));
+    writeFileSync(
+      s.config,
+      readFileSync(s.config, 'utf8').replace(
+        'reload: "echo reload >> reloads.log"',
+        'reload: "test -e reload-ok && echo reload >> reloads.log"',
+      ),
+    );
     const config = loadConfig(s.config);
     const world = { now: new Date(), lagging: false };
     const t0 = Date.now();
     const probe = live(() => []);
-    const first = await runEngine(config, { entryPoint: 'test', now: at(t0, 0), propagation: propagation(world), live: probe });
+    const first = await runEngine(config, {
+      entryPoint: 'test',
+      now: at(t0, 0),
+      propagation: propagation(world),
+      live: probe,
+    });
     expect(first.promoted[0]!.reloadError).toMatch(/exited with 1 \(retried on the next run\)/);
     expect(existsSync(join(s.base, 'installed/mx.example.org/.reload-pending'))).toBe(true);
     writeFileSync(join(s.base, 'reload-ok'), '');
-    const second = await runEngine(config, { entryPoint: 'test', now: at(t0, 5), propagation: propagation(world), live: probe });
+    const second = await runEngine(config, {
+      entryPoint: 'test',
+      now: at(t0, 5),
+      propagation: propagation(world),
+      live: probe,
+    });
     expect(second.promoted).toEqual([expect.objectContaining({ service: 'mx', reloaded: true })]);
     expect(readFileSync(join(s.base, 'reloads.log'), 'utf8')).toBe('reload\n');
     expect(existsSync(join(s.base, 'installed/mx.example.org/.reload-pending'))).toBe(false);
-    const third = await runEngine(config, { entryPoint: 'test', now: at(t0, 10), propagation: propagation(world), live: probe });
+    const third = await runEngine(config, {
+      entryPoint: 'test',
+      now: at(t0, 10),
+      propagation: propagation(world),
+      live: probe,
+    });
     expect(third.promoted).toEqual([]);
   });
 
-  it('waits 2× the largest TTL a cache may hold: the RRset\'s before the write (foreign record), or one raised after it', async () => {
+  it("waits 2× the largest TTL a cache may hold: the RRset's before the write (foreign record), or one raised after it", async () => {
     const s = scenario();
     s.lineage(intA, 1);
     const config = loadConfig(s.config);
-    const foreign = { owner: '_25._tcp.mx.example.org.', usage: 3 as const, selector: 1 as const, matching: 1 as const, data: 'cd'.repeat(32) };
+    const foreign = {
+      owner: '_25._tcp.mx.example.org.',
+      usage: 3 as const,
+      selector: 1 as const,
+      matching: 1 as const,
+      data: 'cd'.repeat(32),
+    };
     // What the servers answer: before tlsa's write, and after it (Knot resets the RRset's TTL).
     const world = { before: 600, after: 60 };
     const asked: string[] = [];
@@ -238,13 +381,18 @@ describe('rollover engine (zonefile, staged install, scripted DNS and probe view
         return { ttl: world.before, of: 'rrset', records: [foreign] };
       },
       async propagated(_owner, records) {
-        return { seen: records, lagging: [], ttl: { ttl: world.after, of: 'rrset', records: [...records, foreign] } };
+        return {
+          seen: records,
+          lagging: [],
+          ttl: { ttl: world.after, of: 'rrset', records: [...records, foreign] },
+        };
       },
     };
     let presented: X509Certificate[][] = [];
     const probe = live(() => presented);
     const t0 = Date.now();
-    const run = (sec: number) => runEngine(config, { entryPoint: 'test', now: at(t0, sec), propagation: view, live: probe });
+    const run = (sec: number) =>
+      runEngine(config, { entryPoint: 'test', now: at(t0, sec), propagation: view, live: probe });
     await run(0);
     expect(asked).toEqual(['_25._tcp.mx.example.org.']);
 
@@ -252,7 +400,9 @@ describe('rollover engine (zonefile, staged install, scripted DNS and probe view
     const leaf2 = s.lineage(intB, 2);
     const r2 = await run(10);
     expect(r2.waiting[0]!.eta!.getTime()).toBe(at(t0, 1210).getTime());
-    expect(r2.waiting[0]!.reason).toContain("2×600 s: the RRset was served with TTL 600 before tlsa's write (foreign record)");
+    expect(r2.waiting[0]!.reason).toContain(
+      "2×600 s: the RRset was served with TTL 600 before tlsa's write (foreign record)",
+    );
     expect((await run(200)).promoted).toEqual([]);
     expect((await run(1210)).promoted).toHaveLength(1);
     expect(installedLeaf(s.base)).toBe(new X509Certificate(leaf2.certPem).fingerprint256);
@@ -269,7 +419,9 @@ describe('rollover engine (zonefile, staged install, scripted DNS and probe view
     const leaf3 = s.lineage(intC, 3);
     const r5 = await run(1900);
     expect(r5.waiting[0]!.eta!.getTime()).toBe(at(t0, 1900 + 1800).getTime());
-    expect(r5.waiting[0]!.reason).toContain("2×900 s: the RRset was served with TTL 900 after tlsa's write");
+    expect(r5.waiting[0]!.reason).toContain(
+      "2×900 s: the RRset was served with TTL 900 after tlsa's write",
+    );
     expect((await run(2500)).promoted).toEqual([]);
     expect((await run(3700)).promoted).toHaveLength(1);
     expect(installedLeaf(s.base)).toBe(new X509Certificate(leaf3.certPem).fingerprint256);
@@ -278,13 +430,22 @@ describe('rollover engine (zonefile, staged install, scripted DNS and probe view
     // closed loopback port: only what the state remembers counts).
     s.lineage(intA, 4);
     const planned = await planOnly(config, { entryPoint: 'test', now: at(t0, 3800) });
-    expect(planned.waits?.get('_25._tcp.mx.example.org.')).toEqual({ ttl: 900, why: "the RRset was served with TTL 900 after tlsa's write (foreign record)" });
+    expect(planned.waits?.get('_25._tcp.mx.example.org.')).toEqual({
+      ttl: 900,
+      why: "the RRset was served with TTL 900 after tlsa's write (foreign record)",
+    });
   });
 
   it("another writer's live record lets a staged chain install, aged from when tlsa first saw it on every server; tlsa never removes it", async () => {
     const s = scenario();
     // DANE-TA only; host D already published the 2 1 1 of the next intermediate at the owner.
-    writeFileSync(s.config, readFileSync(s.config, 'utf8').replace('    issuers: none\n', '    issuers: none\n    records: ["2 1 1"]\n'));
+    writeFileSync(
+      s.config,
+      readFileSync(s.config, 'utf8').replace(
+        '    issuers: none\n',
+        '    issuers: none\n    records: ["2 1 1"]\n',
+      ),
+    );
     const otherHost = `_25._tcp.mx.example.org. 60 IN TLSA 2 1 1 ${opensslSpkiSha256(intB.certPath)}\n`;
     writeFileSync(join(s.base, 'zone.db'), otherHost);
     s.lineage(intA, 1);
@@ -293,7 +454,13 @@ describe('rollover engine (zonefile, staged install, scripted DNS and probe view
     const t0 = Date.now();
     let presented: X509Certificate[][] = [];
     const probe = live(() => presented);
-    const run = (sec: number) => runEngine(config, { entryPoint: 'test', now: at(t0, sec), propagation: propagation(world), live: probe });
+    const run = (sec: number) =>
+      runEngine(config, {
+        entryPoint: 'test',
+        now: at(t0, sec),
+        propagation: propagation(world),
+        live: probe,
+      });
     await run(0); // bootstrap: C's own 2 1 1 of Int A, installed at once
 
     // Renewal through Int B: its 2 1 1 is D's. Not yet on every server: staged, no age yet.
@@ -302,7 +469,9 @@ describe('rollover engine (zonefile, staged install, scripted DNS and probe view
     const r1 = await run(10);
     expect(r1.added).toBe(0);
     expect(r1.promoted).toEqual([]);
-    expect(r1.waiting[0]!.reason).toMatch(/another writer's record \(2 1 1 .*\) to reach every authoritative server/);
+    expect(r1.waiting[0]!.reason).toMatch(
+      /another writer's record \(2 1 1 .*\) to reach every authoritative server/,
+    );
     expect(readState(config.stateDir).observed?.['_25._tcp.mx.example.org.']).toBeUndefined();
 
     // Seen on every server at 20: live 2×TTL (60) later, with an ETA the daemon can sleep to.
@@ -310,7 +479,9 @@ describe('rollover engine (zonefile, staged install, scripted DNS and probe view
     const r2 = await run(20);
     expect(r2.promoted).toEqual([]);
     expect(r2.waiting[0]!.eta!.getTime()).toBe(at(t0, 140).getTime());
-    expect(r2.waiting[0]!.reason).toContain('counted from when tlsa first saw it on every authoritative server');
+    expect(r2.waiting[0]!.reason).toContain(
+      'counted from when tlsa first saw it on every authoritative server',
+    );
     expect((await run(100)).promoted).toEqual([]);
     const r3 = await run(140);
     expect(r3.promoted).toHaveLength(1);
@@ -325,22 +496,41 @@ describe('rollover engine (zonefile, staged install, scripted DNS and probe view
 
     // D removes it: the observation is forgotten, so a record coming back starts over.
     writeFileSync(join(s.base, 'zone.db'), '');
-    await runEngine(config, { entryPoint: 'test', now: at(t0, 400), propagation: propagation(world), live: probe, add: false });
+    await runEngine(config, {
+      entryPoint: 'test',
+      now: at(t0, 400),
+      propagation: propagation(world),
+      live: probe,
+      add: false,
+    });
     expect(readState(config.stateDir).observed?.['_25._tcp.mx.example.org.']).toBeUndefined();
   });
 
   it("the hook's served-chain check (no staged install) counts another writer's live record", async () => {
     const s = scenario();
-    writeFileSync(s.config, readFileSync(s.config, 'utf8')
-      .replace('    issuers: none\n', '    issuers: none\n    records: ["2 1 1"]\n')
-      .replace(/    install:\n.*\n.*\n/, ''));
-    writeFileSync(join(s.base, 'zone.db'), `_25._tcp.mx.example.org. 60 IN TLSA 2 1 1 ${opensslSpkiSha256(intB.certPath)}\n`);
+    writeFileSync(
+      s.config,
+      readFileSync(s.config, 'utf8')
+        .replace('    issuers: none\n', '    issuers: none\n    records: ["2 1 1"]\n')
+        .replace(/ {4}install:\n.*\n.*\n/, ''),
+    );
+    writeFileSync(
+      join(s.base, 'zone.db'),
+      `_25._tcp.mx.example.org. 60 IN TLSA 2 1 1 ${opensslSpkiSha256(intB.certPath)}\n`,
+    );
     s.lineage(intB, 1);
     const config = loadConfig(s.config);
-    expect(config.raw.services['mx']!.install).toBeUndefined();
+    expect(config.raw.services.mx!.install).toBeUndefined();
     const world = { now: new Date(), lagging: false };
     const t0 = Date.now() + 60_000; // ahead of the real clock: observations are stamped with the run's
-    const run = (sec: number) => runEngine(config, { entryPoint: 'test', now: at(t0, sec), propagation: propagation(world), live: live(() => []), checkServed: true });
+    const run = (sec: number) =>
+      runEngine(config, {
+        entryPoint: 'test',
+        now: at(t0, sec),
+        propagation: propagation(world),
+        live: live(() => []),
+        checkServed: true,
+      });
     const r1 = await run(0);
     expect(r1.added).toBe(0);
     expect(r1.served).toEqual([expect.objectContaining({ live: false, eta: at(t0, 120) })]);
@@ -355,14 +545,24 @@ describe('rollover engine (zonefile, staged install, scripted DNS and probe view
     s.lineage(intA, 1);
     const world = { now: new Date(), lagging: false };
     const t0 = Date.now() + 60_000; // ahead of the real clock: observations are stamped with the run's
-    const run = (sec: number) => runEngine(loadConfig(s.config), { entryPoint: 'test', now: at(t0, sec), propagation: propagation(world), live: live(() => []) });
+    const run = (sec: number) =>
+      runEngine(loadConfig(s.config), {
+        entryPoint: 'test',
+        now: at(t0, sec),
+        propagation: propagation(world),
+        live: live(() => []),
+      });
     await run(0);
     writeFileSync(s.config, readFileSync(s.config, 'utf8').replace('ttl: 60', 'ttl: 10'));
     const plan = await planOnly(loadConfig(s.config), { entryPoint: 'test', now: at(t0, 5) });
-    expect(plan.targets.warnings.join('\n')).toContain("tlsa published its records there with TTL 60; the configuration says 10");
+    expect(plan.targets.warnings.join('\n')).toContain(
+      'tlsa published its records there with TTL 60; the configuration says 10',
+    );
     s.lineage(intB, 2);
     const r = await run(10); // staged, seen on every server at 10: caches may hold the TTL-60 RRset
-    expect(r.waiting[0]!.reason).toContain("2×60 s: the RRset was served with TTL 60 before tlsa's write");
+    expect(r.waiting[0]!.reason).toContain(
+      "2×60 s: the RRset was served with TTL 60 before tlsa's write",
+    );
     expect(r.waiting[0]!.eta!.getTime()).toBe(at(t0, 130).getTime());
     expect((await run(40)).promoted).toEqual([]);
     expect((await run(130)).promoted).toHaveLength(1);
@@ -376,9 +576,17 @@ describe('rollover engine (zonefile, staged install, scripted DNS and probe view
     const leaf1 = s.lineage(intA, 1);
     const config = loadConfig(s.config);
     const world = { now: new Date(), lagging: false };
-    const probe = live(() => [[new X509Certificate(leaf1.certPem), new X509Certificate(intA.certPem)]]);
+    const probe = live(() => [
+      [new X509Certificate(leaf1.certPem), new X509Certificate(intA.certPem)],
+    ]);
     const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-    const run = (extra: Partial<EngineOptions> = {}) => runEngine(config, { entryPoint: 'test', propagation: propagation(world), live: probe, ...extra });
+    const run = (extra: Partial<EngineOptions> = {}) =>
+      runEngine(config, {
+        entryPoint: 'test',
+        propagation: propagation(world),
+        live: probe,
+        ...extra,
+      });
     await run();
     s.lineage(intB, 2);
     await run(); // staged: its records were just published
@@ -395,10 +603,14 @@ describe('rollover engine (zonefile, staged install, scripted DNS and probe view
 
     const status = runCli(['status', '--config', s.config], { cwd: s.base });
     expect(status.code).toBe(0);
-    expect(status.stdout).toMatch(/retiring .*held \(checked \d+ s ago\): 127\.0\.0\.1 port 25 still presents a chain it matches \(ecdsa\)/);
+    expect(status.stdout).toMatch(
+      /retiring .*held \(checked \d+ s ago\): 127\.0\.0\.1 port 25 still presents a chain it matches \(ecdsa\)/,
+    );
     expect(status.stdout).not.toContain('removal by the next publish');
     const plan = runCli(['plan', '--config', s.config], { cwd: s.base });
-    expect(plan.stdout).toMatch(/- 3 1 1 .*held \(checked \d+ s ago\): 127\.0\.0\.1 port 25 still presents a chain it matches/);
+    expect(plan.stdout).toMatch(
+      /- 3 1 1 .*held \(checked \d+ s ago\): 127\.0\.0\.1 port 25 still presents a chain it matches/,
+    );
     expect(plan.stdout).not.toContain('grace over)');
   }, 60_000);
 
@@ -409,9 +621,20 @@ describe('rollover engine (zonefile, staged install, scripted DNS and probe view
     const world = { now: new Date(), lagging: false };
     const t0 = Date.now();
     const probe = live(() => []);
-    await runEngine(config, { entryPoint: 'test', now: at(t0, 0), propagation: propagation(world), live: probe });
+    await runEngine(config, {
+      entryPoint: 'test',
+      now: at(t0, 0),
+      propagation: propagation(world),
+      live: probe,
+    });
     expect(readState(config.stateDir).records.filter((r) => r.seenAt)).toHaveLength(0);
-    await runEngine(config, { entryPoint: 'test', now: at(t0, 5), propagation: propagation(world), live: probe, observeAll: true });
+    await runEngine(config, {
+      entryPoint: 'test',
+      now: at(t0, 5),
+      propagation: propagation(world),
+      live: probe,
+      observeAll: true,
+    });
     expect(readState(config.stateDir).records.filter((r) => r.seenAt)).toHaveLength(2);
   });
 });

@@ -8,7 +8,16 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  configYaml, leafFor, lineageFor, makeTestPki, managedRdata, requireBuiltCli, runCli, show, snapshot, stackLines,
+  configYaml,
+  leafFor,
+  lineageFor,
+  makeTestPki,
+  managedRdata,
+  requireBuiltCli,
+  runCli,
+  show,
+  snapshot,
+  stackLines,
   type TestPki,
 } from '../helpers/cli.js';
 import { makeTempDir, removeTempDir, type LeafHandle } from '../helpers/pki.js';
@@ -34,19 +43,36 @@ afterAll(() => {
 function setup(zone: string | undefined, providerLines?: string[]) {
   const dir = path.join(root, `case-${++counter}`);
   fs.mkdirSync(dir, { recursive: true });
-  const lineage = lineageFor(pki, 'mx.example.org', 'ecdsa', leaf, undefined, path.join(dir, 'letsencrypt'));
+  const lineage = lineageFor(
+    pki,
+    'mx.example.org',
+    'ecdsa',
+    leaf,
+    undefined,
+    path.join(dir, 'letsencrypt'),
+  );
   let text = configYaml({ certificates: [`lineage: ${lineage}`] });
-  if (providerLines) text = text.replace(/    type: zonefile\n    path: zone\.db\n    create: true\n/, providerLines.map((l) => `    ${l}\n`).join(''));
+  if (providerLines)
+    text = text.replace(
+      / {4}type: zonefile\n {4}path: zone\.db\n {4}create: true\n/,
+      providerLines.map((l) => `    ${l}\n`).join(''),
+    );
   const config = path.join(dir, 'tlsa.yaml');
   fs.writeFileSync(config, text);
   if (zone !== undefined) fs.writeFileSync(path.join(dir, 'zone.db'), zone);
   return { dir, config, text, zone: path.join(dir, 'zone.db') };
 }
 
-const lineOf = (text: string, needle: string) => text.split('\n').findIndex((l) => l.includes(needle)) + 1;
+const lineOf = (text: string, needle: string) =>
+  text.split('\n').findIndex((l) => l.includes(needle)) + 1;
 
 /** Exit 2, one message naming `place`, no stack, and no file in the case dir changed. */
-function expectRefused(c: { dir: string; config: string }, args: string[], place: string, message: RegExp): void {
+function expectRefused(
+  c: { dir: string; config: string },
+  args: string[],
+  place: string,
+  message: RegExp,
+): void {
   const before = snapshot(c.dir);
   const r = runCli(['--config', c.config, ...args], { cwd: c.dir });
   expect(r.code, show(r)).toBe(2);
@@ -66,7 +92,8 @@ describe('zonefile through the CLI', () => {
       '',
     ].join('\n');
     const c = setup(zone);
-    for (let run = 0; run < 3; run++) expectRefused(c, ['publish'], `${c.zone}:3:`, /"\(" is never closed/);
+    for (let run = 0; run < 3; run++)
+      expectRefused(c, ['publish'], `${c.zone}:3:`, /"\(" is never closed/);
     expectRefused(c, ['plan'], `${c.zone}:3:`, /"\(" is never closed/);
     expect(fs.readFileSync(c.zone, 'utf8')).toBe(zone);
   });
@@ -106,7 +133,10 @@ describe('zonefile through the CLI', () => {
   ] as const) {
     it(`${provider}: a misspelt option is exit 2 at its config line, suggesting the right key`, () => {
       const c = setup('', [...lines]);
-      const suggestion = provider === 'zonefile' ? /has no option "relaod"; did you mean "reload"\?/ : /has no option "relaod"/;
+      const suggestion =
+        provider === 'zonefile'
+          ? /has no option "relaod"; did you mean "reload"\?/
+          : /has no option "relaod"/;
       expectRefused(c, ['publish'], `${c.config}:${lineOf(c.text, 'relaod:')}:`, suggestion);
     });
   }

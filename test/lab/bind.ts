@@ -70,7 +70,7 @@ export async function startBind(opts: BindOptions): Promise<BindServer> {
   if (opts.zones.length === 0) throw new Error('startBind: no zones');
 
   const host = opts.host ?? '127.0.0.1';
-  const port = opts.port ?? await freePort(host);
+  const port = opts.port ?? (await freePort(host));
   const dir = makeTempDir('bind');
   const keyDir = join(dir, 'keys');
   mkdirSync(keyDir);
@@ -103,7 +103,12 @@ export async function startBind(opts: BindOptions): Promise<BindServer> {
     '};',
   ];
   if (opts.tsig) {
-    conf.push(`key ${q(opts.tsig.name)} {`, `  algorithm ${opts.tsig.algorithm};`, `  secret ${q(opts.tsig.secret)};`, '};');
+    conf.push(
+      `key ${q(opts.tsig.name)} {`,
+      `  algorithm ${opts.tsig.algorithm};`,
+      `  secret ${q(opts.tsig.secret)};`,
+      '};',
+    );
   }
   const zoneFiles: Record<string, string> = {};
   for (const z of opts.zones) {
@@ -111,9 +116,17 @@ export async function startBind(opts: BindOptions): Promise<BindServer> {
     const file = join(dir, `${name}zone`);
     writeFileSync(file, z.zoneFileText ?? minimalZone(name));
     zoneFiles[name] = file;
-    conf.push(`zone ${q(name.slice(0, -1))} {`, '  type primary;', `  file ${q(file)};`, `  key-directory ${q(keyDir)};`);
+    conf.push(
+      `zone ${q(name.slice(0, -1))} {`,
+      '  type primary;',
+      `  file ${q(file)};`,
+      `  key-directory ${q(keyDir)};`,
+    );
     if (z.dnssec) conf.push('  dnssec-policy "lab";');
-    if (opts.tsig) conf.push(`  update-policy { ${opts.updatePolicy ?? `grant ${q(opts.tsig.name)} zonesub ANY;`} };`);
+    if (opts.tsig)
+      conf.push(
+        `  update-policy { ${opts.updatePolicy ?? `grant ${q(opts.tsig.name)} zonesub ANY;`} };`,
+      );
     conf.push('};');
   }
   writeFileSync(confPath, `${conf.join('\n')}\n`);
@@ -122,7 +135,9 @@ export async function startBind(opts: BindOptions): Promise<BindServer> {
     execFileSync(checkconf, [confPath], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   } catch (e) {
     const err = e as { stdout?: string; stderr?: string };
-    throw new Error(`startBind: invalid config ${confPath}: ${err.stderr ?? ''}${err.stdout ?? ''}`);
+    throw new Error(
+      `startBind: invalid config ${confPath}: ${err.stderr ?? ''}${err.stdout ?? ''}`,
+    );
   }
 
   const daemon = await startDaemon({
@@ -133,7 +148,16 @@ export async function startBind(opts: BindOptions): Promise<BindServer> {
     timeoutMs: opts.timeoutMs ?? 20_000,
     ready: async () => {
       for (const z of opts.zones) {
-        const r = await query({ server: host, port, name: z.name, type: 'SOA', dnssec: true, recurse: false, timeoutS: 1, retries: 0 });
+        const r = await query({
+          server: host,
+          port,
+          name: z.name,
+          type: 'SOA',
+          dnssec: true,
+          recurse: false,
+          timeoutS: 1,
+          retries: 0,
+        });
         if (r.rcode !== 'NOERROR' || !r.flags.includes('aa')) return false;
         if (z.dnssec && !r.records.some((a) => a.type === 'RRSIG')) return false;
       }
@@ -157,8 +181,16 @@ export async function startBind(opts: BindOptions): Promise<BindServer> {
         const path = join(keyDir, f);
         // The CSK has flags 257 (SEP); dnssec-dsfromkey refuses keys without it anyway.
         if (!/\sDNSKEY\s+257\s/.test(readFileSync(path, 'utf8'))) continue;
-        const out = execFileSync(dsfromkey, ['-2', path], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-        ds.push(...out.split('\n').map((l) => l.trim().replace(/\s+/g, ' ')).filter((l) => /\sDS\s/.test(l)));
+        const out = execFileSync(dsfromkey, ['-2', path], {
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        ds.push(
+          ...out
+            .split('\n')
+            .map((l) => l.trim().replace(/\s+/g, ' '))
+            .filter((l) => /\sDS\s/.test(l)),
+        );
       }
       if (ds.length === 0) throw new Error(`no DS for ${apex}: no key with flags 257 in ${keyDir}`);
       return ds;

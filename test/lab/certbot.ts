@@ -78,7 +78,8 @@ export function parseHookRuns(log: string): HookRun[] {
   const entries: { t: number; msg: string }[] = [];
   for (const line of log.split('\n')) {
     const m = LOG_LINE.exec(line);
-    if (m) entries.push({ t: new Date(`${m[1]!.replace(' ', 'T')}.${m[2]}`).getTime(), msg: m[5]! });
+    if (m)
+      entries.push({ t: new Date(`${m[1]!.replace(' ', 'T')}.${m[2]}`).getTime(), msg: m[5]! });
     else if (entries.length) entries[entries.length - 1]!.msg += `\n${line}`;
   }
   // A hook runs synchronously: the entry after "Running deploy-hook command" is logged when it
@@ -87,7 +88,14 @@ export function parseHookRuns(log: string): HookRun[] {
   for (let i = 0; i < entries.length; i++) {
     const start = /^Running deploy-hook command: (.*)$/.exec(entries[i]!.msg);
     if (!start) continue;
-    const run: HookRun = { command: start[1]!, code: 0, startedAt: entries[i]!.t, ms: (entries[i + 1]?.t ?? entries[i]!.t) - entries[i]!.t, stdout: '', stderr: '' };
+    const run: HookRun = {
+      command: start[1]!,
+      code: 0,
+      startedAt: entries[i]!.t,
+      ms: (entries[i + 1]?.t ?? entries[i]!.t) - entries[i]!.t,
+      stdout: '',
+      stderr: '',
+    };
     for (let j = i + 1; j < entries.length; j++) {
       const msg = entries[j]!.msg;
       const code = /^Hook 'deploy-hook' reported error code (-?\d+)/.exec(msg);
@@ -148,14 +156,22 @@ function findAccountIds(dir: string): string[] {
   const out: string[] = [];
   const walk = (d: string) => {
     let entries: string[];
-    try { entries = readdirSync(d); } catch { return; }
+    try {
+      entries = readdirSync(d);
+    } catch {
+      return;
+    }
     if (entries.includes('regr.json') && entries.includes('private_key.json')) {
       out.push(d.split('/').at(-1)!);
       return;
     }
     for (const e of entries) {
       const p = join(d, e);
-      try { if (statSync(p).isDirectory()) walk(p); } catch { /* gone */ }
+      try {
+        if (statSync(p).isDirectory()) walk(p);
+      } catch {
+        /* gone */
+      }
     }
   };
   walk(dir);
@@ -169,8 +185,26 @@ export function makeCertbot(opts: CertbotOptions): Certbot {
   const workDir = join(dir, 'work');
   const logsDir = join(dir, 'logs');
   for (const d of [configDir, workDir, logsDir]) mkdirSync(d, { recursive: true });
-  const common = ['--non-interactive', '--config-dir', configDir, '--work-dir', workDir, '--logs-dir', logsDir, '--server', opts.directoryUrl];
-  const http01 = ['--standalone', '--preferred-challenges', 'http', '--http-01-address', '127.0.0.1', '--http-01-port', String(opts.httpPort)];
+  const common = [
+    '--non-interactive',
+    '--config-dir',
+    configDir,
+    '--work-dir',
+    workDir,
+    '--logs-dir',
+    logsDir,
+    '--server',
+    opts.directoryUrl,
+  ];
+  const http01 = [
+    '--standalone',
+    '--preferred-challenges',
+    'http',
+    '--http-01-address',
+    '127.0.0.1',
+    '--http-01-port',
+    String(opts.httpPort),
+  ];
 
   const run = (args: string[], env: Record<string, string> = {}): Promise<CertbotRun> => {
     const argv = [...args, ...common];
@@ -179,7 +213,11 @@ export function makeCertbot(opts: CertbotOptions): Certbot {
     // this run adds.
     const logFile = join(logsDir, 'letsencrypt.log');
     let logOffset = 0;
-    try { logOffset = statSync(logFile).size; } catch { /* first run */ }
+    try {
+      logOffset = statSync(logFile).size;
+    } catch {
+      /* first run */
+    }
     return new Promise((resolveRun) => {
       const child = spawn(certbot, argv, {
         cwd: dir,
@@ -188,8 +226,12 @@ export function makeCertbot(opts: CertbotOptions): Certbot {
       });
       let stdout = '';
       let stderr = '';
-      child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
-      child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+      child.stdout.setEncoding('utf8').on('data', (d: string) => {
+        stdout += d;
+      });
+      child.stderr.setEncoding('utf8').on('data', (d: string) => {
+        stderr += d;
+      });
       const timer = setTimeout(() => child.kill('SIGKILL'), 180_000);
       child.on('close', (code, signal) => {
         clearTimeout(timer);
@@ -197,10 +239,17 @@ export function makeCertbot(opts: CertbotOptions): Certbot {
         try {
           const all = readFileSync(logFile);
           log = all.subarray(all.length >= logOffset ? logOffset : 0).toString('utf8');
-        } catch { /* no log */ }
+        } catch {
+          /* no log */
+        }
         const logTail = log.split('\n').slice(-40).join('\n');
         resolveRun({
-          argv: [certbot, ...argv], code, signal, stdout, stderr, log,
+          argv: [certbot, ...argv],
+          code,
+          signal,
+          stdout,
+          stderr,
+          log,
           output: `$ certbot ${argv.join(' ')}\n--- stdout ---\n${stdout}\n--- stderr ---\n${stderr}\n--- letsencrypt.log (tail) ---\n${logTail}`,
           ms: Date.now() - started,
           hooks: parseHookRuns(log),
@@ -236,24 +285,42 @@ export function makeCertbot(opts: CertbotOptions): Certbot {
       return register();
     },
     certonly(o) {
-      return run([
-        'certonly', ...http01, '--agree-tos', '--register-unsafely-without-email',
-        '--cert-name', o.certName, ...o.domains.flatMap((d) => ['-d', d]),
-        '--key-type', o.keyType ?? 'ecdsa',
-        ...(o.deployHook ? ['--deploy-hook', o.deployHook] : []),
-        ...(o.extra ?? []),
-      ], o.env);
+      return run(
+        [
+          'certonly',
+          ...http01,
+          '--agree-tos',
+          '--register-unsafely-without-email',
+          '--cert-name',
+          o.certName,
+          ...o.domains.flatMap((d) => ['-d', d]),
+          '--key-type',
+          o.keyType ?? 'ecdsa',
+          ...(o.deployHook ? ['--deploy-hook', o.deployHook] : []),
+          ...(o.extra ?? []),
+        ],
+        o.env,
+      );
     },
     renew(o = {}) {
-      return run([
-        'renew', ...http01, '--no-random-sleep-on-renew',
-        ...(o.certName ? ['--cert-name', o.certName] : []),
-        ...(o.forceRenewal === false ? [] : ['--force-renewal']),
-        ...(o.reuseKey === true ? ['--reuse-key'] : o.reuseKey === false ? ['--no-reuse-key'] : []),
-        ...(o.account ? ['--account', o.account] : []),
-        ...(o.deployHook ? ['--deploy-hook', o.deployHook] : []),
-        ...(o.extra ?? []),
-      ], o.env);
+      return run(
+        [
+          'renew',
+          ...http01,
+          '--no-random-sleep-on-renew',
+          ...(o.certName ? ['--cert-name', o.certName] : []),
+          ...(o.forceRenewal === false ? [] : ['--force-renewal']),
+          ...(o.reuseKey === true
+            ? ['--reuse-key']
+            : o.reuseKey === false
+              ? ['--no-reuse-key']
+              : []),
+          ...(o.account ? ['--account', o.account] : []),
+          ...(o.deployHook ? ['--deploy-hook', o.deployHook] : []),
+          ...(o.extra ?? []),
+        ],
+        o.env,
+      );
     },
   };
 }

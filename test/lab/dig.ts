@@ -47,12 +47,21 @@ export interface QueryResult {
   raw: string;
 }
 
-function run(bin: string, args: string[], timeoutMs: number): Promise<{ stdout: string; stderr: string; code: number }> {
+function run(
+  bin: string,
+  args: string[],
+  timeoutMs: number,
+): Promise<{ stdout: string; stderr: string; code: number }> {
   return new Promise((resolveRun) => {
-    execFile(bin, args, { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-      resolveRun({ stdout: String(stdout), stderr: String(stderr), code });
-    });
+    execFile(
+      bin,
+      args,
+      { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+        resolveRun({ stdout: String(stdout), stderr: String(stderr), code });
+      },
+    );
   });
 }
 
@@ -61,7 +70,11 @@ export function parseKdig(text: string): QueryResult {
   const header = /->>HEADER<<-.*?status:\s*([A-Z0-9]+)/.exec(text);
   if (!header) throw new Error(`kdig: no response\n${text.trim()}`);
   const flagsLine = /^;;\s*Flags:\s*([^;]*);/m.exec(text);
-  const flags = (flagsLine?.[1] ?? '').trim().split(/\s+/).filter(Boolean).map((f) => f.toLowerCase());
+  const flags = (flagsLine?.[1] ?? '')
+    .trim()
+    .split(/\s+/)
+    .filter(Boolean)
+    .map((f) => f.toLowerCase());
   const answers: string[] = [];
   const lines = text.split('\n');
   const start = lines.findIndex((l) => /^;;\s*ANSWER SECTION:/.test(l));
@@ -73,7 +86,13 @@ export function parseKdig(text: string): QueryResult {
   }
   const records = answers.map((a): AnswerRecord => {
     const [owner = '', ttl = '0', cls = '', type = '', ...rest] = a.split(' ');
-    return { owner: owner.toLowerCase(), ttl: Number(ttl), class: cls, type: type.toUpperCase(), rdata: rest.join(' ') };
+    return {
+      owner: owner.toLowerCase(),
+      ttl: Number(ttl),
+      class: cls,
+      type: type.toUpperCase(),
+      rdata: rest.join(' '),
+    };
   });
   return { rcode: header[1]!, flags, answers, records, raw: text };
 }
@@ -84,9 +103,13 @@ export async function query(opts: QueryOptions): Promise<QueryResult> {
   const timeoutS = opts.timeoutS ?? 2;
   const retries = opts.retries ?? 1;
   const args = [
-    `@${opts.server}`, '-p', String(opts.port),
-    opts.name, opts.type,
-    `+timeout=${timeoutS}`, `+retry=${retries}`,
+    `@${opts.server}`,
+    '-p',
+    String(opts.port),
+    opts.name,
+    opts.type,
+    `+timeout=${timeoutS}`,
+    `+retry=${retries}`,
     opts.recurse === false ? '+norecurse' : '+recurse',
     '+nomultiline',
   ];
@@ -97,7 +120,9 @@ export async function query(opts: QueryOptions): Promise<QueryResult> {
   try {
     return parseKdig(stdout);
   } catch {
-    throw new Error(`kdig ${args.join(' ')} failed (exit ${code}): ${(stdout + stderr).trim().slice(-1000)}`);
+    throw new Error(
+      `kdig ${args.join(' ')} failed (exit ${code}): ${(stdout + stderr).trim().slice(-1000)}`,
+    );
   }
 }
 

@@ -28,10 +28,14 @@ function failureAnswer(req: Buffer, rcode: number): Buffer {
   return out;
 }
 
-export async function startDnsFaultProxy(upstream: { host: string; port: number }): Promise<DnsFaultProxy> {
+export async function startDnsFaultProxy(upstream: {
+  host: string;
+  port: number;
+}): Promise<DnsFaultProxy> {
   let fault: { from: number; seen: number } | undefined;
   /** Whether this request is answered SERVFAIL by the proxy instead of the server. */
-  const failing = (msg: Buffer): boolean => fault !== undefined && opcodeOf(msg) === OPCODE_UPDATE && ++fault.seen >= fault.from;
+  const failing = (msg: Buffer): boolean =>
+    fault !== undefined && opcodeOf(msg) === OPCODE_UPDATE && ++fault.seen >= fault.from;
 
   const open = new Set<{ destroy(): void }>();
   const tcp: Server = createServer((client) => {
@@ -97,7 +101,9 @@ export async function startDnsFaultProxy(upstream: { host: string; port: number 
     failUpdatesFrom(n) {
       const f = { from: n, seen: 0 };
       fault = f;
-      return () => { if (fault === f) fault = undefined; };
+      return () => {
+        if (fault === f) fault = undefined;
+      };
     },
     async stop() {
       await new Promise<void>((resolve) => udp.close(() => resolve()));

@@ -75,13 +75,15 @@ export interface KnotServer {
 /** A minimal zone: SOA, NS and A for the name server. */
 export function minimalZone(zone: string, extra = ''): string {
   const z = normaliseName(zone);
-  return [
+  return `${[
     '$TTL 300',
     `${z} 300 IN SOA ns.${z} hostmaster.${z} 1 3600 600 86400 60`,
     `${z} 300 IN NS ns.${z}`,
     `ns.${z} 300 IN A 127.0.0.1`,
     extra,
-  ].join('\n').trimEnd() + '\n';
+  ]
+    .join('\n')
+    .trimEnd()}\n`;
 }
 
 const q = (s: string): string => JSON.stringify(s);
@@ -94,7 +96,7 @@ export async function startKnot(opts: KnotOptions): Promise<KnotServer> {
   if (opts.zones.length === 0) throw new Error('startKnot: no zones');
 
   const host = opts.host ?? '127.0.0.1';
-  const port = opts.port ?? await freePort(host);
+  const port = opts.port ?? (await freePort(host));
   const dir = makeTempDir('knot');
   const storage = join(dir, 'storage');
   const rundir = join(dir, 'run');
@@ -143,7 +145,8 @@ export async function startKnot(opts: KnotOptions): Promise<KnotServer> {
       `    key: ${q(opts.tsig.name)}`,
       '    action: update',
     );
-    if (opts.tsig.updateTypes?.length) conf.push(`    update-type: [${opts.tsig.updateTypes.join(', ')}]`);
+    if (opts.tsig.updateTypes?.length)
+      conf.push(`    update-type: [${opts.tsig.updateTypes.join(', ')}]`);
   }
   conf.push(
     'policy:',
@@ -172,13 +175,21 @@ export async function startKnot(opts: KnotOptions): Promise<KnotServer> {
   writeFileSync(confPath, `${conf.join('\n')}\n`);
 
   const knotc = (...args: string[]): string =>
-    execFileSync(knotcBin, ['-c', confPath, '-t', '30', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    execFileSync(knotcBin, ['-c', confPath, '-t', '30', ...args], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
 
   try {
-    execFileSync(knotcBin, ['-c', confPath, 'conf-check'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    execFileSync(knotcBin, ['-c', confPath, 'conf-check'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
   } catch (e) {
     const err = e as { stdout?: string; stderr?: string };
-    throw new Error(`startKnot: invalid config ${confPath}: ${err.stderr ?? ''}${err.stdout ?? ''}`);
+    throw new Error(
+      `startKnot: invalid config ${confPath}: ${err.stderr ?? ''}${err.stdout ?? ''}`,
+    );
   }
 
   const daemon = await startDaemon({
@@ -189,7 +200,16 @@ export async function startKnot(opts: KnotOptions): Promise<KnotServer> {
     ready: async () => {
       if (!existsSync(socket)) return false;
       for (const z of opts.zones) {
-        const r = await query({ server: host, port, name: z.name, type: 'SOA', dnssec: true, recurse: false, timeoutS: 1, retries: 0 });
+        const r = await query({
+          server: host,
+          port,
+          name: z.name,
+          type: 'SOA',
+          dnssec: true,
+          recurse: false,
+          timeoutS: 1,
+          retries: 0,
+        });
         if (r.rcode !== 'NOERROR' || !r.flags.includes('aa')) return false;
         if (z.dnssec && !r.records.some((a) => a.type === 'RRSIG')) return false;
       }
@@ -204,13 +224,20 @@ export async function startKnot(opts: KnotOptions): Promise<KnotServer> {
     confPath,
     zoneFiles,
     daemon,
-    reloadCommand: (zone) => `${shellQuote(knotcBin)} -c ${shellQuote(confPath)} -t 30 -b zone-reload ${shellQuote(normaliseName(zone))}`,
+    reloadCommand: (zone) =>
+      `${shellQuote(knotcBin)} -c ${shellQuote(confPath)} -t 30 -b zone-reload ${shellQuote(normaliseName(zone))}`,
     reload(zone) {
       knotc('-b', 'zone-reload', normaliseName(zone));
     },
     dsRecords(zone) {
-      const out = execFileSync(keymgr, ['-c', confPath, normaliseName(zone), 'ds'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-      const ds = out.split('\n').map((l) => l.trim().replace(/\s+/g, ' ')).filter((l) => /\sDS\s/.test(l));
+      const out = execFileSync(keymgr, ['-c', confPath, normaliseName(zone), 'ds'], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      const ds = out
+        .split('\n')
+        .map((l) => l.trim().replace(/\s+/g, ' '))
+        .filter((l) => /\sDS\s/.test(l));
       if (ds.length === 0) throw new Error(`keymgr ${zone} ds printed no DS record: ${out}`);
       return ds;
     },

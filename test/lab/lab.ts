@@ -8,7 +8,17 @@
  * signal so that even a SIGKILLed test worker leaves no server behind.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  accessSync,
+  constants,
+  closeSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:net';
 import { createSocket } from 'node:dgram';
 import { tmpdir } from 'node:os';
@@ -18,12 +28,19 @@ import { describe } from 'vitest';
 // ---------------------------------------------------------------------------------------------
 // Tools
 
-const EXTRA_BIN_DIRS = ['/usr/sbin', '/usr/bin', '/sbin', '/bin', '/usr/local/sbin', '/usr/local/bin'];
+const EXTRA_BIN_DIRS = [
+  '/usr/sbin',
+  '/usr/bin',
+  '/sbin',
+  '/bin',
+  '/usr/local/sbin',
+  '/usr/local/bin',
+];
 
 /** Absolute path of an executable found on PATH or in the usual sbin/bin dirs, or undefined. */
 export function findTool(binary: string): string | undefined {
   if (binary.includes('/')) return isExecutable(binary) ? binary : undefined;
-  const dirs = [...(process.env['PATH'] ?? '').split(delimiter).filter(Boolean), ...EXTRA_BIN_DIRS];
+  const dirs = [...(process.env.PATH ?? '').split(delimiter).filter(Boolean), ...EXTRA_BIN_DIRS];
   for (const dir of dirs) {
     const candidate = join(dir, binary);
     if (isExecutable(candidate)) return candidate;
@@ -43,13 +60,16 @@ function isExecutable(path: string): boolean {
 /** Like findTool, but throws (naming the Debian package) when the binary is missing. */
 export function toolPath(binary: string, debianPackage: string): string {
   const p = findTool(binary);
-  if (!p) throw new Error(`lab: "${binary}" not found; install the Debian package "${debianPackage}" (apt-get install ${debianPackage})`);
+  if (!p)
+    throw new Error(
+      `lab: "${binary}" not found; install the Debian package "${debianPackage}" (apt-get install ${debianPackage})`,
+    );
   return p;
 }
 
 /** The lab is mandatory (CI): a missing tool is an error, not a skip. */
 export function labRequired(): boolean {
-  return process.env['TLSA_LAB'] === 'require';
+  return process.env.TLSA_LAB === 'require';
 }
 
 /**
@@ -88,7 +108,10 @@ export function missingTools(tools: readonly ToolRequirement[], what = 'lab test
  */
 export function labDescribe(name: string, tools: readonly ToolRequirement[], fn: () => void): void {
   const missing = missingTools(tools, `"${name}"`);
-  describe.skipIf(missing.length > 0)(missing.length > 0 ? `${name} [skipped: install ${missing.join(' ')}]` : name, fn);
+  describe.skipIf(missing.length > 0)(
+    missing.length > 0 ? `${name} [skipped: install ${missing.join(' ')}]` : name,
+    fn,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -185,7 +208,11 @@ let exitHooksInstalled = false;
 function killAllSync(): void {
   for (const r of registry) {
     if (r.child.exitCode === null && r.child.signalCode === null) {
-      try { process.kill(r.daemon.pid, 'SIGKILL'); } catch { /* already gone */ }
+      try {
+        process.kill(r.daemon.pid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
     }
   }
 }
@@ -206,7 +233,11 @@ function installExitHooks(): void {
 function tailOf(path: string, lines = 30): string {
   try {
     const text = readFileSync(path, 'utf8');
-    return text.split('\n').slice(-lines - 1).join('\n').trimEnd();
+    return text
+      .split('\n')
+      .slice(-lines - 1)
+      .join('\n')
+      .trimEnd();
   } catch {
     return '(no log)';
   }
@@ -225,7 +256,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
   // Parent-death signal: a SIGKILLed test worker must not leave servers behind. setpriv execs
   // the program, so the pid stays the server's pid.
   const setpriv = process.platform === 'linux' ? findTool('setpriv') : undefined;
-  const argv = setpriv ? [setpriv, '--pdeathsig', 'KILL', '--', program, ...args] : [program, ...args];
+  const argv = setpriv
+    ? [setpriv, '--pdeathsig', 'KILL', '--', program, ...args]
+    : [program, ...args];
 
   const logFd = openSync(logPath, 'a');
   let child: ChildProcess;
@@ -246,11 +279,15 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     child.once('error', () => resolveExit());
   });
   let spawnFailure: Error | undefined;
-  void spawnError.then((e) => { spawnFailure = e; });
+  void spawnError.then((e) => {
+    spawnFailure = e;
+  });
   // Give the 'error' event (ENOENT) a chance before reading child.pid.
   await new Promise((r) => setImmediate(r));
   if (spawnFailure || child.pid === undefined) {
-    throw new Error(`lab: ${opts.name}: cannot start ${program}: ${spawnFailure?.message ?? 'no pid'}`);
+    throw new Error(
+      `lab: ${opts.name}: cannot start ${program}: ${spawnFailure?.message ?? 'no pid'}`,
+    );
   }
   const pid = child.pid;
   writeFileSync(pidFile, `${pid}\n`);
@@ -264,15 +301,28 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
       dir: opts.cwd,
       logPath,
       pidFile,
-      get exited() { return child.exitCode !== null || child.signalCode !== null; },
+      get exited() {
+        return child.exitCode !== null || child.signalCode !== null;
+      },
       logTail: (lines?: number) => tailOf(logPath, lines),
       stop() {
         stopped ??= (async () => {
           if (!running.daemon.exited) {
-            try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ }
-            const graceful = await Promise.race([exitPromise.then(() => true), sleep(graceMs).then(() => false)]);
+            try {
+              process.kill(pid, 'SIGTERM');
+            } catch {
+              /* gone */
+            }
+            const graceful = await Promise.race([
+              exitPromise.then(() => true),
+              sleep(graceMs).then(() => false),
+            ]);
             if (!graceful && !running.daemon.exited) {
-              try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+              try {
+                process.kill(pid, 'SIGKILL');
+              } catch {
+                /* gone */
+              }
             }
             await exitPromise;
           }
@@ -291,7 +341,9 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     if (running.daemon.exited) {
       const how = child.signalCode ? `signal ${child.signalCode}` : `status ${child.exitCode}`;
       await running.daemon.stop();
-      throw new Error(`lab: ${opts.name} exited with ${how} before it was ready (${argv.join(' ')})\n--- ${logPath} (tail) ---\n${tailOf(logPath)}`);
+      throw new Error(
+        `lab: ${opts.name} exited with ${how} before it was ready (${argv.join(' ')})\n--- ${logPath} (tail) ---\n${tailOf(logPath)}`,
+      );
     }
     try {
       if (await opts.ready()) break;
@@ -301,8 +353,12 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
     }
     if (Date.now() > deadline) {
       await running.daemon.stop();
-      const probe = lastProbeError ? `; last probe error: ${(lastProbeError as Error).message ?? String(lastProbeError)}` : '';
-      throw new Error(`lab: ${opts.name} (pid ${pid}) not ready after ${timeoutMs} ms${probe}\n--- ${logPath} (tail) ---\n${tailOf(logPath)}`);
+      const probe = lastProbeError
+        ? `; last probe error: ${(lastProbeError as Error).message ?? String(lastProbeError)}`
+        : '';
+      throw new Error(
+        `lab: ${opts.name} (pid ${pid}) not ready after ${timeoutMs} ms${probe}\n--- ${logPath} (tail) ---\n${tailOf(logPath)}`,
+      );
     }
     await sleep(100);
   }
@@ -313,7 +369,7 @@ export async function startDaemon(opts: DaemonOptions): Promise<Daemon> {
  *  unless TLSA_LAB_KEEP=1. */
 export async function stopAll(): Promise<void> {
   await Promise.all([...registry].map((r) => r.daemon.stop()));
-  if (process.env['TLSA_LAB_KEEP'] === '1') return;
+  if (process.env.TLSA_LAB_KEEP === '1') return;
   for (const dir of tempDirs.splice(0)) {
     if (existsSync(dir)) rmSync(dir, { recursive: true, force: true });
   }

@@ -20,7 +20,14 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
-import { freePort, makeTempDir, startDaemon, toolPath, type Daemon, type ToolRequirement } from './lab.js';
+import {
+  freePort,
+  makeTempDir,
+  startDaemon,
+  toolPath,
+  type Daemon,
+  type ToolRequirement,
+} from './lab.js';
 
 export const PEBBLE_TOOLS: readonly ToolRequirement[] = [
   ['pebble', 'pebble'],
@@ -63,26 +70,81 @@ export interface PebbleServer {
 
 function makeTlsCert(dir: string): { ca: string; cert: string; key: string } {
   const openssl = toolPath('openssl', 'openssl');
-  const run = (args: string[]) => execFileSync(openssl, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  const run = (args: string[]) =>
+    execFileSync(openssl, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   const ca = join(dir, 'tls-ca.pem');
   const caKey = join(dir, 'tls-ca.key');
   const key = join(dir, 'tls-key.pem');
   const csr = join(dir, 'tls.csr');
   const cert = join(dir, 'tls-cert.pem');
   const ext = join(dir, 'tls-ext.cnf');
-  run(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', caKey, '-out', ca, '-days', '30', '-subj', '/CN=tlsa lab pebble TLS CA']);
-  run(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', csr, '-subj', '/CN=localhost']);
-  writeFileSync(ext, 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n');
-  run(['x509', '-req', '-in', csr, '-CA', ca, '-CAkey', caKey, '-CAcreateserial', '-out', cert, '-days', '30', '-extfile', ext]);
+  run([
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    caKey,
+    '-out',
+    ca,
+    '-days',
+    '30',
+    '-subj',
+    '/CN=tlsa lab pebble TLS CA',
+  ]);
+  run([
+    'req',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:P-256',
+    '-nodes',
+    '-keyout',
+    key,
+    '-out',
+    csr,
+    '-subj',
+    '/CN=localhost',
+  ]);
+  writeFileSync(
+    ext,
+    'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n',
+  );
+  run([
+    'x509',
+    '-req',
+    '-in',
+    csr,
+    '-CA',
+    ca,
+    '-CAkey',
+    caKey,
+    '-CAcreateserial',
+    '-out',
+    cert,
+    '-days',
+    '30',
+    '-extfile',
+    ext,
+  ]);
   return { ca, cert, key };
 }
 
-function httpsGet(url: string, ca: string, timeoutMs = 5000): Promise<{ status: number; body: string }> {
+function httpsGet(
+  url: string,
+  ca: string,
+  timeoutMs = 5000,
+): Promise<{ status: number; body: string }> {
   return new Promise((resolveGet, reject) => {
     const req = request(url, { ca, timeout: timeoutMs }, (res) => {
       let body = '';
       res.setEncoding('utf8');
-      res.on('data', (d: string) => { body += d; });
+      res.on('data', (d: string) => {
+        body += d;
+      });
       res.on('end', () => resolveGet({ status: res.statusCode ?? 0, body }));
       res.on('error', reject);
     });
@@ -98,23 +160,30 @@ export async function startPebble(opts: PebbleOptions): Promise<PebbleServer> {
   const dir = makeTempDir('pebble');
   const port = await freePort(host);
   const managementPort = await freePort(host);
-  const httpPort = opts.httpPort ?? await freePort(host);
+  const httpPort = opts.httpPort ?? (await freePort(host));
   const tlsPort = await freePort(host);
   const tls = makeTlsCert(dir);
   const caPem = readFileSync(tls.ca, 'utf8');
   const configPath = join(dir, 'pebble-config.json');
-  writeFileSync(configPath, `${JSON.stringify({
-    pebble: {
-      listenAddress: `${host}:${port}`,
-      managementListenAddress: `${host}:${managementPort}`,
-      certificate: tls.cert,
-      privateKey: tls.key,
-      httpPort,
-      tlsPort,
-      ocspResponderURL: '',
-      externalAccountBindingRequired: false,
-    },
-  }, null, 2)}\n`);
+  writeFileSync(
+    configPath,
+    `${JSON.stringify(
+      {
+        pebble: {
+          listenAddress: `${host}:${port}`,
+          managementListenAddress: `${host}:${managementPort}`,
+          certificate: tls.cert,
+          privateKey: tls.key,
+          httpPort,
+          tlsPort,
+          ocspResponderURL: '',
+          externalAccountBindingRequired: false,
+        },
+      },
+      null,
+      2,
+    )}\n`,
+  );
   const directoryUrl = `https://${host}:${port}/dir`;
   const mgmt = (path: string) => `https://${host}:${managementPort}${path}`;
 
@@ -139,7 +208,8 @@ export async function startPebble(opts: PebbleOptions): Promise<PebbleServer> {
 
   const pem = async (path: string): Promise<string> => {
     const r = await httpsGet(mgmt(path), caPem);
-    if (r.status !== 200) throw new Error(`pebble ${path}: HTTP ${r.status}: ${r.body.slice(0, 200)}`);
+    if (r.status !== 200)
+      throw new Error(`pebble ${path}: HTTP ${r.status}: ${r.body.slice(0, 200)}`);
     return r.body;
   };
 
@@ -151,8 +221,12 @@ export async function startPebble(opts: PebbleOptions): Promise<PebbleServer> {
     directoryUrl,
     tlsCaPath: tls.ca,
     dir,
-    get daemon() { return daemon; },
-    get generation() { return generation; },
+    get daemon() {
+      return daemon;
+    },
+    get generation() {
+      return generation;
+    },
     root: () => pem('/roots/0'),
     intermediate: () => pem('/intermediates/0'),
     async restart() {

@@ -29,11 +29,28 @@
  *    ECDSA certificate.
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
-import { findTool, freePort, makeTempDir, sleep, startDaemon, toolPath, type Daemon, type ToolRequirement } from './lab.js';
+import {
+  findTool,
+  freePort,
+  makeTempDir,
+  sleep,
+  startDaemon,
+  toolPath,
+  type Daemon,
+  type ToolRequirement,
+} from './lab.js';
 
 /** Tools the Postfix lab needs (for labDescribe). */
 export const POSTFIX_TOOLS: readonly ToolRequirement[] = [
@@ -111,7 +128,9 @@ export function instancePids(configDir: string): number[] {
         const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
         if (!/\) Z /.test(stat)) out.push(Number(entry)); // zombies are already dead
       }
-    } catch { /* gone or not ours to read */ }
+    } catch {
+      /* gone or not ours to read */
+    }
   }
   return out;
 }
@@ -122,7 +141,10 @@ function greets(host: string, port: number): Promise<boolean> {
     const s = netConnect({ host, port });
     let buf = '';
     let greeted = false;
-    const done = (ok: boolean): void => { s.destroy(); resolve(ok); };
+    const done = (ok: boolean): void => {
+      s.destroy();
+      resolve(ok);
+    };
     s.setTimeout(2000, () => done(false));
     s.on('data', (d) => {
       buf += d.toString('latin1');
@@ -144,7 +166,10 @@ function handshakes(host: string, port: number): Promise<boolean> {
     const s = tlsConnect({ host, port, rejectUnauthorized: false });
     let buf = '';
     let greeted = false;
-    const done = (ok: boolean): void => { s.destroy(); resolve(ok); };
+    const done = (ok: boolean): void => {
+      s.destroy();
+      resolve(ok);
+    };
     s.setTimeout(2000, () => done(false));
     s.on('data', (d: Buffer) => {
       buf += d.toString('latin1');
@@ -165,16 +190,27 @@ export async function startPostfix(opts: PostfixOptions): Promise<PostfixServer>
   toolPath('posttls-finger', 'postfix');
   const setsid = toolPath('setsid', 'util-linux');
   if (opts.chains.length === 0) throw new Error('startPostfix: no chains');
-  if (process.getuid?.() !== 0) throw new Error('lab: postfix: the master must run as root (it drops privileges to the postfix user itself)');
+  if (process.getuid?.() !== 0)
+    throw new Error(
+      'lab: postfix: the master must run as root (it drops privileges to the postfix user itself)',
+    );
   for (const c of opts.chains) {
     for (const p of [c.keyPath, c.fullchainPath]) {
       if (!existsSync(p)) throw new Error(`startPostfix: ${p} does not exist`);
-      if (/[\s,]/.test(p)) throw new Error(`startPostfix: ${p}: smtpd_tls_chain_files cannot hold paths with spaces or commas`);
+      if (/[\s,]/.test(p))
+        throw new Error(
+          `startPostfix: ${p}: smtpd_tls_chain_files cannot hold paths with spaces or commas`,
+        );
     }
   }
-  const daemonDir = execFileSync(postconf, ['-d', '-h', 'daemon_directory'], { encoding: 'utf8' }).trim();
+  const daemonDir = execFileSync(postconf, ['-d', '-h', 'daemon_directory'], {
+    encoding: 'utf8',
+  }).trim();
   const master = findTool(join(daemonDir, 'master'));
-  if (!master) throw new Error(`lab: postfix: no master in ${daemonDir}; install the Debian package "postfix"`);
+  if (!master)
+    throw new Error(
+      `lab: postfix: no master in ${daemonDir}; install the Debian package "postfix"`,
+    );
 
   const host = '127.0.0.1';
   const smtpPort = await freePort(host);
@@ -192,7 +228,19 @@ export async function startPostfix(opts: PostfixOptions): Promise<PostfixServer>
   mkdirOwned(configDir, 0, 0, 0o755);
   mkdirOwned(queueDir, 0, 0, 0o755);
   mkdirOwned(join(queueDir, 'pid'), 0, 0, 0o755);
-  for (const q of ['active', 'bounce', 'corrupt', 'defer', 'deferred', 'flush', 'hold', 'incoming', 'private', 'saved', 'trace']) {
+  for (const q of [
+    'active',
+    'bounce',
+    'corrupt',
+    'defer',
+    'deferred',
+    'flush',
+    'hold',
+    'incoming',
+    'private',
+    'saved',
+    'trace',
+  ]) {
     mkdirOwned(join(queueDir, q), uid, gid, 0o700);
   }
   mkdirOwned(join(queueDir, 'maildrop'), uid, postdrop, 0o730);
@@ -227,26 +275,39 @@ export async function startPostfix(opts: PostfixOptions): Promise<PostfixServer>
     smtpd_tls_received_header: 'no',
     ...opts.main,
   };
-  writeFileSync(join(configDir, 'main.cf'), `${Object.entries(main).map(([k, v]) => `${k} = ${v}`).join('\n')}\n`);
-  writeFileSync(join(configDir, 'master.cf'), [
-    '# service            type  private unpriv chroot wakeup maxproc command',
-    `${host}:${smtpPort}  inet  n       -      n      -      -       smtpd`,
-    `${host}:${smtpsPort} inet  n       -      n      -      -       smtpd`,
-    '  -o smtpd_tls_wrappermode=yes',
-    '  -o smtpd_tls_security_level=encrypt',
-    'cleanup              unix  n       -      n      -      0       cleanup',
-    'rewrite              unix  -       -      n      -      -       trivial-rewrite',
-    'tlsmgr               unix  -       -      n      1000?  1       tlsmgr',
-    'anvil                unix  -       -      n      -      1       anvil',
-    'postlog              unix-dgram n  -      n      -      1       postlogd',
-    '',
-  ].join('\n'));
+  writeFileSync(
+    join(configDir, 'main.cf'),
+    `${Object.entries(main)
+      .map(([k, v]) => `${k} = ${v}`)
+      .join('\n')}\n`,
+  );
+  writeFileSync(
+    join(configDir, 'master.cf'),
+    [
+      '# service            type  private unpriv chroot wakeup maxproc command',
+      `${host}:${smtpPort}  inet  n       -      n      -      -       smtpd`,
+      `${host}:${smtpsPort} inet  n       -      n      -      -       smtpd`,
+      '  -o smtpd_tls_wrappermode=yes',
+      '  -o smtpd_tls_security_level=encrypt',
+      'cleanup              unix  n       -      n      -      0       cleanup',
+      'rewrite              unix  -       -      n      -      -       trivial-rewrite',
+      'tlsmgr               unix  -       -      n      1000?  1       tlsmgr',
+      'anvil                unix  -       -      n      -      1       anvil',
+      'postlog              unix-dgram n  -      n      -      1       postlogd',
+      '',
+    ].join('\n'),
+  );
 
   try {
-    execFileSync(postconf, ['-c', configDir, '-n'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    execFileSync(postconf, ['-c', configDir, '-n'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
   } catch (e) {
     const err = e as { stderr?: string };
-    throw new Error(`startPostfix: postconf rejects ${configDir}/main.cf: ${err.stderr ?? String(e)}`);
+    throw new Error(
+      `startPostfix: postconf rejects ${configDir}/main.cf: ${err.stderr ?? String(e)}`,
+    );
   }
 
   const maillog = (): string => (existsSync(maillogPath) ? readFileSync(maillogPath, 'utf8') : '');
@@ -260,10 +321,13 @@ export async function startPostfix(opts: PostfixOptions): Promise<PostfixServer>
       ready: async () => (await greets(host, smtpPort)) && (await handshakes(host, smtpsPort)),
     });
   } catch (e) {
-    throw new Error(`${(e as Error).message}\n--- ${maillogPath} (tail) ---\n${maillog().split('\n').slice(-20).join('\n')}`);
+    throw new Error(
+      `${(e as Error).message}\n--- ${maillogPath} (tail) ---\n${maillog().split('\n').slice(-20).join('\n')}`,
+    );
   }
 
-  const reloadsLogged = (): number => (maillog().match(/postfix\/master\[\d+\]: reload -- /g) ?? []).length;
+  const reloadsLogged = (): number =>
+    (maillog().match(/postfix\/master\[\d+\]: reload -- /g) ?? []).length;
 
   let stopping: Promise<void> | undefined;
   return {
@@ -281,11 +345,13 @@ export async function startPostfix(opts: PostfixOptions): Promise<PostfixServer>
       process.kill(daemon.pid, 'SIGHUP');
       const deadline = Date.now() + 10_000;
       while (reloadsLogged() <= before) {
-        if (Date.now() > deadline) throw new Error(`postfix reload: no "reload" line in ${maillogPath} after 10 s`);
+        if (Date.now() > deadline)
+          throw new Error(`postfix reload: no "reload" line in ${maillogPath} after 10 s`);
         await sleep(50);
       }
       while (!(await greets(host, smtpPort))) {
-        if (Date.now() > deadline) throw new Error('postfix reload: smtpd does not greet after the reload');
+        if (Date.now() > deadline)
+          throw new Error('postfix reload: smtpd does not greet after the reload');
         await sleep(50);
       }
     },
@@ -301,7 +367,11 @@ export async function startPostfix(opts: PostfixOptions): Promise<PostfixServer>
           left = instancePids(configDir);
         }
         for (const pid of left) {
-          try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+          try {
+            process.kill(pid, 'SIGKILL');
+          } catch {
+            /* gone */
+          }
         }
       })();
       return stopping;
@@ -355,34 +425,56 @@ const FINGER_SIGALGS = {
 export function postTlsFinger(opts: FingerOptions): Promise<FingerResult> {
   const bin = toolPath('posttls-finger', 'postfix');
   const host = opts.host ?? '127.0.0.1';
-  const args = ['-c', '-l', opts.level ?? 'may', '-L', opts.logopts ?? 'summary,verbose', '-d', 'sha256'];
+  const args = [
+    '-c',
+    '-l',
+    opts.level ?? 'may',
+    '-L',
+    opts.logopts ?? 'summary,verbose',
+    '-d',
+    'sha256',
+  ];
   if (opts.wrapper) args.push('-w');
   if (opts.keyType) {
     const cnf = join(opts.configDir, `posttls-finger-${opts.keyType}.cnf`);
-    writeFileSync(cnf, [
-      'tlsa_lab = tlsa_lab_settings',
-      '[tlsa_lab_settings]',
-      'ssl_conf = tlsa_lab_ssl',
-      '[tlsa_lab_ssl]',
-      'system_default = tlsa_lab_sigalgs',
-      '[tlsa_lab_sigalgs]',
-      `SignatureAlgorithms = ${FINGER_SIGALGS[opts.keyType]}`,
-      '',
-    ].join('\n'));
+    writeFileSync(
+      cnf,
+      [
+        'tlsa_lab = tlsa_lab_settings',
+        '[tlsa_lab_settings]',
+        'ssl_conf = tlsa_lab_ssl',
+        '[tlsa_lab_ssl]',
+        'system_default = tlsa_lab_sigalgs',
+        '[tlsa_lab_sigalgs]',
+        `SignatureAlgorithms = ${FINGER_SIGALGS[opts.keyType]}`,
+        '',
+      ].join('\n'),
+    );
     args.push('-o', `tls_config_file=${cnf}`, '-o', 'tls_config_name=tlsa_lab');
   }
   args.push(`[${host}]:${opts.port}`, ...(opts.match ?? []));
   return new Promise((resolve) => {
-    execFile(bin, args, { env: { ...process.env, MAIL_CONFIG: opts.configDir }, timeout: opts.timeoutMs ?? 20_000 }, (err, stdout, stderr) => {
-      const output = `${stdout}${stderr}`;
-      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-      const est = /^.*?(\w+) TLS connection established to .*$/m.exec(output);
-      const fp = /fingerprint=([0-9A-F:]+), pkey_fingerprint=([0-9A-F:]+)/.exec(output);
-      const hex = (s: string): string => s.replace(/:/g, '').toLowerCase();
-      const r: FingerResult = { code, output };
-      if (est) { r.established = est[0]; r.trust = est[1]!; }
-      if (fp) { r.certSha256 = hex(fp[1]!); r.pkeySha256 = hex(fp[2]!); }
-      resolve(r);
-    });
+    execFile(
+      bin,
+      args,
+      { env: { ...process.env, MAIL_CONFIG: opts.configDir }, timeout: opts.timeoutMs ?? 20_000 },
+      (err, stdout, stderr) => {
+        const output = `${stdout}${stderr}`;
+        const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+        const est = /^.*?(\w+) TLS connection established to .*$/m.exec(output);
+        const fp = /fingerprint=([0-9A-F:]+), pkey_fingerprint=([0-9A-F:]+)/.exec(output);
+        const hex = (s: string): string => s.replace(/:/g, '').toLowerCase();
+        const r: FingerResult = { code, output };
+        if (est) {
+          r.established = est[0];
+          r.trust = est[1]!;
+        }
+        if (fp) {
+          r.certSha256 = hex(fp[1]!);
+          r.pkeySha256 = hex(fp[2]!);
+        }
+        resolve(r);
+      },
+    );
   });
 }

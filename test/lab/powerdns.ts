@@ -20,7 +20,14 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { normaliseName } from '../../src/tlsa/record.js';
 import { query } from './dig.js';
-import { freePort, makeTempDir, startDaemon, toolPath, type Daemon, type ToolRequirement } from './lab.js';
+import {
+  freePort,
+  makeTempDir,
+  startDaemon,
+  toolPath,
+  type Daemon,
+  type ToolRequirement,
+} from './lab.js';
 
 /** What a test needs installed to start this server (and query it). */
 export const POWERDNS_TOOLS: ToolRequirement[] = [
@@ -62,7 +69,11 @@ export interface PowerDnsServer {
   readonly dir: string;
   readonly daemon: Daemon;
   /** One API call with the right key; returns the status and the parsed JSON body (if any). */
-  api(method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown; text: string }>;
+  api(
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<{ status: number; body: unknown; text: string }>;
   /** Create a zone with an NS record at `ns.<zone>` and wait until it answers (signed if asked). */
   createZone(zone: PowerDnsZone): Promise<void>;
   /** DS records of a signed zone (`pdnsutil export-zone-ds`), presentation form. */
@@ -80,14 +91,20 @@ export async function startPowerDns(opts: PowerDnsOptions = {}): Promise<PowerDn
   const sqlite3 = toolPath('sqlite3', 'sqlite3');
   toolPath('kdig', 'knot-dnsutils');
   const schema = SCHEMA_CANDIDATES.find((p) => existsSync(p));
-  if (!schema) throw new Error(`lab: the sqlite3 schema of PowerDNS is missing (${SCHEMA_CANDIDATES.join(' or ')}); install the Debian package "pdns-backend-sqlite3"`);
+  if (!schema)
+    throw new Error(
+      `lab: the sqlite3 schema of PowerDNS is missing (${SCHEMA_CANDIDATES.join(' or ')}); install the Debian package "pdns-backend-sqlite3"`,
+    );
 
   const host = '127.0.0.1';
   const dnsPort = await freePort(host);
   const apiPort = await freePort(host);
   const dir = makeTempDir('pdns');
   const db = join(dir, 'pdns.sqlite3');
-  execFileSync(sqlite3, [db], { input: readFileSync(schema, 'utf8'), stdio: ['pipe', 'pipe', 'pipe'] });
+  execFileSync(sqlite3, [db], {
+    input: readFileSync(schema, 'utf8'),
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   const apiKey = opts.apiKey ?? randomKey();
   const serverId = 'localhost';
 
@@ -126,13 +143,21 @@ export async function startPowerDns(opts: PowerDnsOptions = {}): Promise<PowerDn
   const api: PowerDnsServer['api'] = async (method, path, body) => {
     const res = await fetch(`${base}${path}`, {
       method,
-      headers: { 'X-API-Key': apiKey, Accept: 'application/json', ...(body === undefined ? {} : { 'Content-Type': 'application/json' }) },
+      headers: {
+        'X-API-Key': apiKey,
+        Accept: 'application/json',
+        ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
+      },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       signal: AbortSignal.timeout(10_000),
     });
     const text = await res.text();
     let parsed: unknown;
-    try { parsed = text ? JSON.parse(text) : undefined; } catch { parsed = undefined; }
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      parsed = undefined;
+    }
     return { status: res.status, body: parsed, text };
   };
 
@@ -145,7 +170,15 @@ export async function startPowerDns(opts: PowerDnsOptions = {}): Promise<PowerDn
       const r = await api('GET', '');
       if (r.status !== 200) return false;
       // Any answer (REFUSED for a name it does not serve) shows the DNS listener is up.
-      const probe = await query({ server: host, port: dnsPort, name: 'lab-probe.invalid', type: 'SOA', recurse: false, timeoutS: 1, retries: 0 });
+      const probe = await query({
+        server: host,
+        port: dnsPort,
+        name: 'lab-probe.invalid',
+        type: 'SOA',
+        recurse: false,
+        timeoutS: 1,
+        retries: 0,
+      });
       return Boolean(probe.rcode);
     },
   });
@@ -157,14 +190,39 @@ export async function startPowerDns(opts: PowerDnsOptions = {}): Promise<PowerDn
       kind: 'Native',
       dnssec: zone.dnssec,
       nameservers: [`ns.${name}`],
-      rrsets: [{ name: `ns.${name}`, type: 'A', ttl: 300, records: [{ content: '127.0.0.1', disabled: false }] }],
+      rrsets: [
+        {
+          name: `ns.${name}`,
+          type: 'A',
+          ttl: 300,
+          records: [{ content: '127.0.0.1', disabled: false }],
+        },
+      ],
     });
-    if (r.status !== 201) throw new Error(`lab: pdns: creating zone ${name} failed: HTTP ${r.status} ${r.text}`);
+    if (r.status !== 201)
+      throw new Error(`lab: pdns: creating zone ${name} failed: HTTP ${r.status} ${r.text}`);
     const deadline = Date.now() + 10_000;
     for (;;) {
-      const a = await query({ server: host, port: dnsPort, name, type: 'SOA', dnssec: true, recurse: false, timeoutS: 1, retries: 0 });
-      if (a.rcode === 'NOERROR' && a.flags.includes('aa') && (!zone.dnssec || a.records.some((x) => x.type === 'RRSIG'))) return;
-      if (Date.now() > deadline) throw new Error(`lab: pdns: zone ${name} not served after 10 s:\n${a.raw}\n--- log ---\n${daemon.logTail()}`);
+      const a = await query({
+        server: host,
+        port: dnsPort,
+        name,
+        type: 'SOA',
+        dnssec: true,
+        recurse: false,
+        timeoutS: 1,
+        retries: 0,
+      });
+      if (
+        a.rcode === 'NOERROR' &&
+        a.flags.includes('aa') &&
+        (!zone.dnssec || a.records.some((x) => x.type === 'RRSIG'))
+      )
+        return;
+      if (Date.now() > deadline)
+        throw new Error(
+          `lab: pdns: zone ${name} not served after 10 s:\n${a.raw}\n--- log ---\n${daemon.logTail()}`,
+        );
       await new Promise((res) => setTimeout(res, 100));
     }
   };
@@ -183,9 +241,17 @@ export async function startPowerDns(opts: PowerDnsOptions = {}): Promise<PowerDn
     api,
     createZone,
     dsRecords(zone) {
-      const out = execFileSync(pdnsutil, [`--config-dir=${dir}`, 'export-zone-ds', normaliseName(zone)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-      const ds = out.split('\n').map((l) => l.trim().replace(/\s+/g, ' ')).filter((l) => /\sDS\s/.test(l));
-      if (ds.length === 0) throw new Error(`pdnsutil export-zone-ds ${zone} printed no DS record: ${out}`);
+      const out = execFileSync(
+        pdnsutil,
+        [`--config-dir=${dir}`, 'export-zone-ds', normaliseName(zone)],
+        { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      const ds = out
+        .split('\n')
+        .map((l) => l.trim().replace(/\s+/g, ' '))
+        .filter((l) => /\sDS\s/.test(l));
+      if (ds.length === 0)
+        throw new Error(`pdnsutil export-zone-ds ${zone} printed no DS record: ${out}`);
       return ds;
     },
     stop: () => daemon.stop(),

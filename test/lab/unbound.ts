@@ -81,7 +81,9 @@ export async function startUnbound(opts: UnboundOptions): Promise<UnboundServer>
     `    interface: ${host}@${port}`,
   ];
   if (opts.extraListen) {
-    conf.push(`    interface: ${opts.extraListen.includes('@') ? opts.extraListen : `${opts.extraListen}@53`}`);
+    conf.push(
+      `    interface: ${opts.extraListen.includes('@') ? opts.extraListen : `${opts.extraListen}@53`}`,
+    );
   }
   conf.push(
     `    port: ${port}`,
@@ -109,14 +111,23 @@ export async function startUnbound(opts: UnboundOptions): Promise<UnboundServer>
     '    control-use-cert: no',
   );
   for (const s of opts.stubs) {
-    conf.push('stub-zone:', `    name: ${q(normaliseName(s.zone))}`, `    stub-addr: ${s.host ?? '127.0.0.1'}@${s.port}`);
+    conf.push(
+      'stub-zone:',
+      `    name: ${q(normaliseName(s.zone))}`,
+      `    stub-addr: ${s.host ?? '127.0.0.1'}@${s.port}`,
+    );
   }
   writeFileSync(confPath, `${conf.join('\n')}\n`);
 
   const exec = (bin: string, args: string[]): Promise<string> =>
     new Promise((resolveExec, reject) => {
       execFile(bin, args, { timeout: 20_000 }, (err, stdout, stderr) => {
-        if (err) reject(new Error(`${bin} ${args.join(' ')}: ${String(stderr).trim() || String(stdout).trim() || err.message}`));
+        if (err)
+          reject(
+            new Error(
+              `${bin} ${args.join(' ')}: ${String(stderr).trim() || String(stdout).trim() || err.message}`,
+            ),
+          );
         else resolveExec(String(stdout));
       });
     });
@@ -125,7 +136,8 @@ export async function startUnbound(opts: UnboundOptions): Promise<UnboundServer>
     throw new Error(`startUnbound: invalid config ${confPath}: ${e.message}`);
   });
 
-  const control = (...args: string[]): Promise<string> => exec(controlBin, ['-c', confPath, ...args]);
+  const control = (...args: string[]): Promise<string> =>
+    exec(controlBin, ['-c', confPath, ...args]);
 
   const daemon = await startDaemon({
     name: 'unbound',
@@ -135,7 +147,14 @@ export async function startUnbound(opts: UnboundOptions): Promise<UnboundServer>
     ready: async () => {
       // The DNS listener answers (any rcode: `local-zone: "." refuse` answers REFUSED here)
       // and the control socket works.
-      const r = await query({ server: host, port, name: 'version.server', type: 'TXT', timeoutS: 1, retries: 0 }).catch(() => undefined);
+      const r = await query({
+        server: host,
+        port,
+        name: 'version.server',
+        type: 'TXT',
+        timeoutS: 1,
+        retries: 0,
+      }).catch(() => undefined);
       if (!r) return false;
       await control('status');
       return true;

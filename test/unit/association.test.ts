@@ -56,25 +56,58 @@ function findHashSlinger(): string | undefined {
 
 const hashSlinger = findHashSlinger();
 if (!hashSlinger) {
-  const msg = 'hash-slinger\'s "tlsa" not found; install the Debian package "hash-slinger" (apt-get install hash-slinger)';
-  if (process.env['TLSA_LAB'] === 'require') throw new Error(`${msg}. TLSA_LAB=require is set, so this is an error.`);
+  const msg =
+    'hash-slinger\'s "tlsa" not found; install the Debian package "hash-slinger" (apt-get install hash-slinger)';
+  if (process.env.TLSA_LAB === 'require')
+    throw new Error(`${msg}. TLSA_LAB=require is set, so this is an error.`);
   console.warn(`SKIPPED association.test.ts hash-slinger comparisons: ${msg}`);
 }
 
 /** `tlsa --create --certificate FILE -u U -s S -m M --output rfc HOST`; returns the rdata. */
-function slingerCreate(file: string, u: number, s: number, m: number): Promise<{ usage: number; selector: number; matching: number; data: string }> {
+function slingerCreate(
+  file: string,
+  u: number,
+  s: number,
+  m: number,
+): Promise<{ usage: number; selector: number; matching: number; data: string }> {
   return new Promise((resolve, reject) => {
     execFile(
       hashSlinger!,
-      ['--create', '--certificate', file, '-u', String(u), '-s', String(s), '-m', String(m), '--output', 'rfc', HOST],
+      [
+        '--create',
+        '--certificate',
+        file,
+        '-u',
+        String(u),
+        '-s',
+        String(s),
+        '-m',
+        String(m),
+        '--output',
+        'rfc',
+        HOST,
+      ],
       { timeout: 30_000 },
       (err, stdout, stderr) => {
-        if (err) return reject(new Error(`tlsa --create failed for ${file}: ${err.message}\n${stdout}${stderr}`));
+        if (err)
+          return reject(
+            new Error(`tlsa --create failed for ${file}: ${err.message}\n${stdout}${stderr}`),
+          );
         // Output: an informational line, then `_443._tcp.mx.example.org. IN TLSA 3 1 1 <hex>`.
         const line = stdout.split('\n').find((l) => /\sIN\s+TLSA\s/.test(l));
-        const m1 = line && /^_\d+\._tcp\.mx\.example\.org\.\s+IN\s+TLSA\s+(\d)\s+(\d)\s+(\d)\s+([0-9a-fA-F]+)\s*$/.exec(line);
-        if (!m1) return reject(new Error(`unexpected tlsa --create output: ${JSON.stringify(stdout)}`));
-        resolve({ usage: Number(m1[1]), selector: Number(m1[2]), matching: Number(m1[3]), data: m1[4]!.toLowerCase() });
+        const m1 =
+          line &&
+          /^_\d+\._tcp\.mx\.example\.org\.\s+IN\s+TLSA\s+(\d)\s+(\d)\s+(\d)\s+([0-9a-fA-F]+)\s*$/.exec(
+            line,
+          );
+        if (!m1)
+          return reject(new Error(`unexpected tlsa --create output: ${JSON.stringify(stdout)}`));
+        resolve({
+          usage: Number(m1[1]),
+          selector: Number(m1[2]),
+          matching: Number(m1[3]),
+          data: m1[4]!.toLowerCase(),
+        });
       },
     );
   });
@@ -87,7 +120,10 @@ function slingerCreate(file: string, u: number, s: number, m: number): Promise<{
 const LEAF_KEYS: readonly KeySpec[] = ['rsa2048', 'rsa4096', 'p256', 'p384', 'ed25519'];
 let dir: string;
 const leaves = new Map<KeySpec, LeafHandle>();
-const slinger = new Map<string, { usage: number; selector: number; matching: number; data: string }>();
+const slinger = new Map<
+  string,
+  { usage: number; selector: number; matching: number; data: string }
+>();
 
 function x509Of(file: string): X509Certificate {
   return new X509Certificate(fs.readFileSync(file));
@@ -107,7 +143,11 @@ beforeAll(async () => {
     const jobs: Promise<void>[] = [];
     for (const key of LEAF_KEYS) {
       for (const sel of [1, 0]) {
-        jobs.push(slingerCreate(leaves.get(key)!.certPath, 3, sel, 1).then((r) => void slinger.set(`${key} 3 ${sel} 1`, r)));
+        jobs.push(
+          slingerCreate(leaves.get(key)!.certPath, 3, sel, 1).then(
+            (r) => void slinger.set(`${key} 3 ${sel} 1`, r),
+          ),
+        );
       }
     }
     await Promise.all(jobs);
@@ -144,7 +184,11 @@ describe('associationData equals openssl for leaves of every key type', () => {
       ed25519: /ED25519/,
     };
     for (const key of LEAF_KEYS) {
-      const r = spawnSync('openssl', ['x509', '-in', leaves.get(key)!.certPath, '-noout', '-text'], { encoding: 'utf8' });
+      const r = spawnSync(
+        'openssl',
+        ['x509', '-in', leaves.get(key)!.certPath, '-noout', '-text'],
+        { encoding: 'utf8' },
+      );
       expect(r.stdout, key).toMatch(expectText[key]);
     }
   });
@@ -169,7 +213,8 @@ describe("2 1 1 of every Let's Encrypt intermediate in the catalog equals openss
   };
   it('the catalog lists 16 intermediates, each file beside it', () => {
     expect(catalog.intermediates).toHaveLength(16);
-    for (const e of catalog.intermediates) expect(fs.existsSync(path.join(LE_DIR, e.file)), e.file).toBe(true);
+    for (const e of catalog.intermediates)
+      expect(fs.existsSync(path.join(LE_DIR, e.file)), e.file).toBe(true);
   });
   const truth = new Map<string, string>();
   for (const e of catalog.intermediates) {
@@ -209,9 +254,13 @@ describe('degenerateDataReason', () => {
   });
 
   it('flags digests of the wrong length, naming the expected size', () => {
-    expect(degenerateDataReason(1, someSha256.slice(0, 62))).toMatch(/SHA2-256 data must be 32 bytes \(64 hex digits\), got 31/);
+    expect(degenerateDataReason(1, someSha256.slice(0, 62))).toMatch(
+      /SHA2-256 data must be 32 bytes \(64 hex digits\), got 31/,
+    );
     expect(degenerateDataReason(1, someSha512)).toMatch(/SHA2-256 data must be 32 bytes.*got 64/);
-    expect(degenerateDataReason(2, someSha256)).toMatch(/SHA2-512 data must be 64 bytes \(128 hex digits\), got 32/);
+    expect(degenerateDataReason(2, someSha256)).toMatch(
+      /SHA2-512 data must be 64 bytes \(128 hex digits\), got 32/,
+    );
     expect(degenerateDataReason(1, '')).toMatch(/must be 32 bytes/);
     expect(degenerateDataReason(2, '')).toMatch(/must be 64 bytes/);
   });

@@ -6,36 +6,79 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { builtinCatalogPath, issuerFamily, loadCatalog, type IssuerCatalog } from '../../src/issuers/catalog.js';
+import {
+  builtinCatalogPath,
+  issuerFamily,
+  loadCatalog,
+  type IssuerCatalog,
+} from '../../src/issuers/catalog.js';
 import { InputError } from '../../src/errors.js';
 import { makeCa, makeTempDir, openssl, removeTempDir } from '../helpers/pki.js';
 
 const BUILTIN = builtinCatalogPath('letsencrypt');
 const LE_DIR = path.dirname(BUILTIN);
 
-interface Entry { name: string; key: string; status: string; notAfter: string; file: string }
-const rawJson = (): { ca: string; asOf: string; intermediates: Entry[] } => JSON.parse(fs.readFileSync(BUILTIN, 'utf8'));
+interface Entry {
+  name: string;
+  key: string;
+  status: string;
+  notAfter: string;
+  file: string;
+}
+const rawJson = (): { ca: string; asOf: string; intermediates: Entry[] } =>
+  JSON.parse(fs.readFileSync(BUILTIN, 'utf8'));
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 
 /** `openssl x509 -subject -enddate -text` once per file: CN, notAfter and key family. */
-interface OpensslView { cn: string; notAfter: Date; keyFamily: string }
+interface OpensslView {
+  cn: string;
+  notAfter: Date;
+  keyFamily: string;
+}
 const views = new Map<string, OpensslView>();
 function opensslView(file: string): OpensslView {
   const cached = views.get(file);
   if (cached) return cached;
-  const out = openssl(['x509', '-in', file, '-noout', '-subject', '-nameopt', 'multiline', '-enddate', '-text']);
+  const out = openssl([
+    'x509',
+    '-in',
+    file,
+    '-noout',
+    '-subject',
+    '-nameopt',
+    'multiline',
+    '-enddate',
+    '-text',
+  ]);
   // The -subject block comes first: its commonName is the first one in the output.
   const cn = /^subject=\n(?:\s+\S.*\n)*?\s+commonName\s*=\s*(.+)$/m.exec(out);
-  const end = /^notAfter=([A-Z][a-z]{2}) +(\d{1,2}) (\d{2}):(\d{2}):(\d{2}) (\d{4}) GMT$/m.exec(out);
+  const end = /^notAfter=([A-Z][a-z]{2}) +(\d{1,2}) (\d{2}):(\d{2}):(\d{2}) (\d{4}) GMT$/m.exec(
+    out,
+  );
   const alg = /Public Key Algorithm: (\S+)/.exec(out);
   if (!cn || !end || !alg) throw new Error(`unexpected openssl x509 output for ${file}:\n${out}`);
   const month = MONTHS.indexOf(end[1]!);
   if (month < 0) throw new Error(`bad month in ${end[0]}`);
   const view = {
     cn: cn[1]!.trim(),
-    notAfter: new Date(Date.UTC(Number(end[6]), month, Number(end[2]), Number(end[3]), Number(end[4]), Number(end[5]))),
-    keyFamily: ({ rsaEncryption: 'rsa', 'id-ecPublicKey': 'ecdsa', ED25519: 'ed25519' } as Record<string, string>)[alg[1]!] ?? `? ${alg[1]}`,
+    notAfter: new Date(
+      Date.UTC(
+        Number(end[6]),
+        month,
+        Number(end[2]),
+        Number(end[3]),
+        Number(end[4]),
+        Number(end[5]),
+      ),
+    ),
+    keyFamily:
+      (
+        { rsaEncryption: 'rsa', 'id-ecPublicKey': 'ecdsa', ED25519: 'ed25519' } as Record<
+          string,
+          string
+        >
+      )[alg[1]!] ?? `? ${alg[1]}`,
   };
   views.set(file, view);
   return view;
@@ -58,7 +101,8 @@ function copyCatalog(name: string, edit: (entries: Entry[]) => Entry[]): string 
   const d = path.join(tmp, name);
   fs.mkdirSync(d, { recursive: true });
   const json = rawJson();
-  for (const e of json.intermediates) fs.copyFileSync(path.join(LE_DIR, e.file), path.join(d, e.file));
+  for (const e of json.intermediates)
+    fs.copyFileSync(path.join(LE_DIR, e.file), path.join(d, e.file));
   json.intermediates = edit(json.intermediates);
   const file = path.join(d, 'catalog.json');
   fs.writeFileSync(file, JSON.stringify(json, null, 2));
@@ -76,15 +120,33 @@ function loadError(file: string): InputError {
   return thrown as InputError;
 }
 
-describe('the builtin Let\'s Encrypt catalog', () => {
+describe("the builtin Let's Encrypt catalog", () => {
   it('loads 16 entries', () => {
     expect(catalog.ca).toBe('letsencrypt');
     expect(catalog.file).toBe(BUILTIN);
     expect(catalog.intermediates).toHaveLength(16);
-    expect(catalog.intermediates.map((i) => i.name).sort()).toEqual(
-      ['E5', 'E6', 'E7', 'E8', 'E9', 'R10', 'R11', 'R12', 'R13', 'R14', 'YE1', 'YE2', 'YE3', 'YR1', 'YR2', 'YR3'],
-    );
-    for (const i of catalog.intermediates) expect(i.file).toBe(path.join(LE_DIR, rawJson().intermediates.find((e) => e.name === i.name)!.file));
+    expect(catalog.intermediates.map((i) => i.name).sort()).toEqual([
+      'E5',
+      'E6',
+      'E7',
+      'E8',
+      'E9',
+      'R10',
+      'R11',
+      'R12',
+      'R13',
+      'R14',
+      'YE1',
+      'YE2',
+      'YE3',
+      'YR1',
+      'YR2',
+      'YR3',
+    ]);
+    for (const i of catalog.intermediates)
+      expect(i.file).toBe(
+        path.join(LE_DIR, rawJson().intermediates.find((e) => e.name === i.name)!.file),
+      );
   });
 
   it('rsa family at 2026-11-24: YR1, YR2, YR3', () => {
@@ -102,12 +164,16 @@ describe('the builtin Let\'s Encrypt catalog', () => {
   it('retired Gen X intermediates (R1x, E5-E9) are never in a family', () => {
     for (const when of ['2025-01-01T00:00:00Z', '2026-11-24T00:00:00Z']) {
       for (const fam of ['rsa', 'ecdsa'] as const) {
-        expect(issuerFamily(catalog, fam, new Date(when)).map((i) => i.name).filter((n) => !n.startsWith('Y'))).toEqual([]);
+        expect(
+          issuerFamily(catalog, fam, new Date(when))
+            .map((i) => i.name)
+            .filter((n) => !n.startsWith('Y')),
+        ).toEqual([]);
       }
     }
   });
 
-  it('no family for Ed25519 keys (Let\'s Encrypt has no Ed25519 intermediates)', () => {
+  it("no family for Ed25519 keys (Let's Encrypt has no Ed25519 intermediates)", () => {
     expect(issuerFamily(catalog, 'ed25519', new Date('2026-11-24T00:00:00Z'))).toEqual([]);
   });
 
@@ -140,7 +206,9 @@ describe('the builtin Let\'s Encrypt catalog', () => {
 
 describe('catalog files that do not match their PEMs', () => {
   it('an entry whose name does not match its PEM throws, naming the entry', () => {
-    const file = copyCatalog('wrong-name', (es) => es.map((e) => (e.name === 'YR2' ? { ...e, name: 'YR9' } : e)));
+    const file = copyCatalog('wrong-name', (es) =>
+      es.map((e) => (e.name === 'YR2' ? { ...e, name: 'YR9' } : e)),
+    );
     const err = loadError(file);
     expect(err.file).toBe(file);
     expect(err.message).toMatch(/catalog entry YR9 does not match gen-y-int-yr2\.pem/);
@@ -148,13 +216,17 @@ describe('catalog files that do not match their PEMs', () => {
   });
 
   it('an entry pointing at the wrong PEM (YE1 -> the YR1 file) throws, naming the entry', () => {
-    const file = copyCatalog('wrong-file', (es) => es.map((e) => (e.name === 'YE1' ? { ...e, file: 'gen-y-int-yr1.pem' } : e)));
+    const file = copyCatalog('wrong-file', (es) =>
+      es.map((e) => (e.name === 'YE1' ? { ...e, file: 'gen-y-int-yr1.pem' } : e)),
+    );
     const err = loadError(file);
     expect(err.message).toMatch(/catalog entry YE1 does not match gen-y-int-yr1\.pem \(CN=YR1/);
   });
 
   it('an entry whose notAfter does not match its PEM throws, naming the entry', () => {
-    const file = copyCatalog('wrong-date', (es) => es.map((e) => (e.name === 'E7' ? { ...e, notAfter: '2027-03-13T23:59:59Z' } : e)));
+    const file = copyCatalog('wrong-date', (es) =>
+      es.map((e) => (e.name === 'E7' ? { ...e, notAfter: '2027-03-13T23:59:59Z' } : e)),
+    );
     expect(loadError(file).message).toMatch(/catalog entry E7 does not match 2024-e7\.pem/);
   });
 
@@ -186,10 +258,22 @@ describe('catalog files that do not match their PEMs', () => {
     const root = makeCa(d, { name: 'Own Root', key: 'p256' });
     const int = makeCa(d, { name: 'Own Int E1', key: 'p256', issuer: root, days: 400 });
     const file = path.join(d, 'catalog.json');
-    fs.writeFileSync(file, JSON.stringify({
-      ca: 'own', asOf: '2026-11-24',
-      intermediates: [{ name: 'Own Int E1', key: 'ecdsa', status: 'active', notAfter: opensslView(int.certPath).notAfter.toISOString(), file: path.basename(int.certPath) }],
-    }));
+    fs.writeFileSync(
+      file,
+      JSON.stringify({
+        ca: 'own',
+        asOf: '2026-11-24',
+        intermediates: [
+          {
+            name: 'Own Int E1',
+            key: 'ecdsa',
+            status: 'active',
+            notAfter: opensslView(int.certPath).notAfter.toISOString(),
+            file: path.basename(int.certPath),
+          },
+        ],
+      }),
+    );
     const cat = loadCatalog(file);
     expect(cat.intermediates.map((i) => i.name)).toEqual(['Own Int E1']);
     expect(issuerFamily(cat, 'ecdsa', new Date()).map((i) => i.name)).toEqual(['Own Int E1']);

@@ -148,9 +148,17 @@ describe('chains that load', () => {
   it('cert and chain in separate files, with the key', () => {
     const leaf = leaves.get('p384')!;
     const chainFile = write('sep/chain.pem', int.certPem);
-    const chain = loadChain({ kind: 'files', cert: leaf.certPath, chain: chainFile, key: leaf.keyPath });
+    const chain = loadChain({
+      kind: 'files',
+      cert: leaf.certPath,
+      chain: chainFile,
+      key: leaf.keyPath,
+    });
     expectCerts(chain, [leaf.certPath, int.certPath]);
-    expect(chain.certs.map((c) => [c.file, c.line])).toEqual([[leaf.certPath, 1], [chainFile, 1]]);
+    expect(chain.certs.map((c) => [c.file, c.line])).toEqual([
+      [leaf.certPath, 1],
+      [chainFile, 1],
+    ]);
     expect(chain.keyType.label).toBe('ECDSA P-384');
     expect(chain.keyFile).toBe(leaf.keyPath);
     expect(chain.label).toBe(leaf.certPath);
@@ -158,11 +166,18 @@ describe('chains that load', () => {
 
   it('a 3-level chain (leaf, intermediate, root) loads in order', () => {
     const leaf = leaves.get('rsa2048')!;
-    const file = write('three/fullchain.pem', nl(leaf.certPem) + nl(int.certPem) + nl(root.certPem));
+    const file = write(
+      'three/fullchain.pem',
+      nl(leaf.certPem) + nl(int.certPem) + nl(root.certPem),
+    );
     const chain = loadChain({ kind: 'files', fullchain: file, key: leaf.keyPath });
     expectCerts(chain, [leaf.certPath, int.certPath, root.certPath]);
     expect(chain.issuer!.name).toBe('Chain Test Int');
-    expect(chain.certs.map((c) => c.line)).toEqual([1, lineCount(leaf.certPem) + 1, lineCount(leaf.certPem) + lineCount(int.certPem) + 1]);
+    expect(chain.certs.map((c) => c.line)).toEqual([
+      1,
+      lineCount(leaf.certPem) + 1,
+      lineCount(leaf.certPem) + lineCount(int.certPem) + 1,
+    ]);
     expect(chain.keyType.label).toBe('RSA 2048');
   });
 });
@@ -180,18 +195,33 @@ describe('bad input: one InputError naming file and line', () => {
     const leaf = leaves.get('p256')!;
     const preamble = 'subject=CN = Chain Test Int\nissuer=CN = Chain Test Root\n\n';
     const file = write('bad/wrong-order-text.pem', preamble + nl(int.certPem) + nl(leaf.certPem));
-    expectLocated(inputError(() => loadChain({ kind: 'files', fullchain: file })), file, 4, /wrong order/);
+    expectLocated(
+      inputError(() => loadChain({ kind: 'files', fullchain: file })),
+      file,
+      4,
+      /wrong order/,
+    );
   });
 
   it('leaf then root then intermediate (issuer not next) is the wrong order too', () => {
     const leaf = leaves.get('p256')!;
-    const file = write('bad/wrong-order-3.pem', nl(leaf.certPem) + nl(root.certPem) + nl(int.certPem));
-    expectLocated(inputError(() => loadChain({ kind: 'files', fullchain: file })), file, 1, /wrong order/);
+    const file = write(
+      'bad/wrong-order-3.pem',
+      nl(leaf.certPem) + nl(root.certPem) + nl(int.certPem),
+    );
+    expectLocated(
+      inputError(() => loadChain({ kind: 'files', fullchain: file })),
+      file,
+      1,
+      /wrong order/,
+    );
   });
 
   it('missing issuer: the leaf alone, not self-signed', () => {
     const leaf = leaves.get('p256')!;
-    const e = inputError(() => loadChain({ kind: 'files', fullchain: leaf.certPath, key: leaf.keyPath }));
+    const e = inputError(() =>
+      loadChain({ kind: 'files', fullchain: leaf.certPath, key: leaf.keyPath }),
+    );
     expectLocated(e, leaf.certPath, 1, /issuer "CN=Chain Test Int" is missing/);
   });
 
@@ -205,7 +235,10 @@ describe('bad input: one InputError naming file and line', () => {
 
   it('an unrelated certificate after a correct intermediate', () => {
     const leaf = leaves.get('p256')!;
-    const file = write('bad/unrelated-3.pem', nl(leaf.certPem) + nl(int.certPem) + nl(otherRoot.certPem));
+    const file = write(
+      'bad/unrelated-3.pem',
+      nl(leaf.certPem) + nl(int.certPem) + nl(otherRoot.certPem),
+    );
     const e = inputError(() => loadChain({ kind: 'files', fullchain: file }));
     expectLocated(e, file, lineCount(leaf.certPem) + lineCount(int.certPem) + 1, /does not belong/);
     expect(e.message).toMatch(/Other Root/);
@@ -223,7 +256,12 @@ describe('bad input: one InputError naming file and line', () => {
   it('a key of the same type but another leaf does not match either (lineage)', () => {
     const a = leaves.get('rsa2048')!;
     const b = makeLeaf(dir, { ca: int, cn: HOST, key: 'rsa2048' });
-    const live = makeLineage(path.join(dir, 'le-badkey'), 'mx', { certPem: a.certPem, keyPem: b.keyPem }, [int]);
+    const live = makeLineage(
+      path.join(dir, 'le-badkey'),
+      'mx',
+      { certPem: a.certPem, keyPem: b.keyPem },
+      [int],
+    );
     const e = inputError(() => loadChain({ kind: 'lineage', dir: live }));
     expectLocated(e, path.join(live, 'privkey.pem'), undefined, /does not match/);
   });
@@ -258,7 +296,10 @@ describe('bad input: one InputError naming file and line', () => {
 
   it('truncated PEM: missing END line at the end of the file', () => {
     const leaf = leaves.get('p256')!;
-    const file = write('bad/no-end-last.pem', nl(leaf.certPem) + nl(int.certPem).replace(/-----END CERTIFICATE-----\n/, ''));
+    const file = write(
+      'bad/no-end-last.pem',
+      nl(leaf.certPem) + nl(int.certPem).replace(/-----END CERTIFICATE-----\n/, ''),
+    );
     const e = inputError(() => loadChain({ kind: 'files', fullchain: file }));
     expectLocated(e, file, lineCount(leaf.certPem) + 1, /never ends.*truncated/);
   });
@@ -274,7 +315,9 @@ describe('bad input: one InputError naming file and line', () => {
 
   it('valid base64 that is not a certificate', () => {
     const leaf = leaves.get('p256')!;
-    const junk = '-----BEGIN CERTIFICATE-----\n' + Buffer.alloc(300, 0x41).toString('base64').replace(/(.{64})/g, '$1\n') + '\n-----END CERTIFICATE-----\n';
+    const junk = `-----BEGIN CERTIFICATE-----\n${Buffer.alloc(300, 0x41)
+      .toString('base64')
+      .replace(/(.{64})/g, '$1\n')}\n-----END CERTIFICATE-----\n`;
     const file = write('bad/junk-der.pem', nl(leaf.certPem) + junk);
     const e = inputError(() => loadChain({ kind: 'files', fullchain: file }));
     expectLocated(e, file, lineCount(leaf.certPem) + 1, /cannot be parsed/);
@@ -332,7 +375,17 @@ describe('bad input: one InputError naming file and line', () => {
   it('an encrypted private key (traditional, Proc-Type header)', () => {
     const leaf = leaves.get('rsa2048')!;
     const enc = path.join(dir, 'bad', 'enc-trad.key');
-    openssl(['rsa', '-in', leaf.keyPath, '-traditional', '-aes256', '-passout', 'pass:secret', '-out', enc]);
+    openssl([
+      'rsa',
+      '-in',
+      leaf.keyPath,
+      '-traditional',
+      '-aes256',
+      '-passout',
+      'pass:secret',
+      '-out',
+      enc,
+    ]);
     expect(fs.readFileSync(enc, 'utf8')).toMatch(/Proc-Type: 4,ENCRYPTED/);
     const file = write('bad/enc-trad-fullchain.pem', nl(leaf.certPem) + nl(int.certPem));
     const e = inputError(() => loadChain({ kind: 'files', fullchain: file, key: enc }));
@@ -364,8 +417,14 @@ describe('validity and self-signed leaves', () => {
   it('the `now` argument decides validity: a leaf checked before its notBefore', () => {
     const leaf = leaves.get('p256')!;
     const file = write('validity/now.pem', nl(leaf.certPem) + nl(int.certPem));
-    expect(loadChain({ kind: 'files', fullchain: file }, new Date(Date.now() - 30 * DAY)).validityProblems[0]).toMatch(/not valid before/);
-    expect(loadChain({ kind: 'files', fullchain: file }, new Date(Date.now() + 200 * DAY)).validityProblems[0]).toMatch(/expired on/);
+    expect(
+      loadChain({ kind: 'files', fullchain: file }, new Date(Date.now() - 30 * DAY))
+        .validityProblems[0],
+    ).toMatch(/not valid before/);
+    expect(
+      loadChain({ kind: 'files', fullchain: file }, new Date(Date.now() + 200 * DAY))
+        .validityProblems[0],
+    ).toMatch(/expired on/);
   });
 
   it('a leaf expiring within 7 days loads with a warning', () => {
@@ -380,9 +439,29 @@ describe('validity and self-signed leaves', () => {
     const key = path.join(dir, 'ss', `${name}.key`);
     const cert = path.join(dir, 'ss', `${name}.pem`);
     fs.mkdirSync(path.dirname(key), { recursive: true });
-    openssl(['req', '-x509', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-subj', `/CN=${HOST}`, '-days', '30', ...extraArgs]);
+    openssl([
+      'req',
+      '-x509',
+      '-new',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-subj',
+      `/CN=${HOST}`,
+      '-days',
+      '30',
+      ...extraArgs,
+    ]);
     // Ground truth that it is self-issued: openssl's subject and issuer are the same.
-    const [subject, issuer] = openssl(['x509', '-in', cert, '-noout', '-subject', '-issuer']).trim().split('\n');
+    const [subject, issuer] = openssl(['x509', '-in', cert, '-noout', '-subject', '-issuer'])
+      .trim()
+      .split('\n');
     expect(subject!.replace(/^subject=/, '')).toBe(issuer!.replace(/^issuer=/, ''));
     return { cert, key };
   }
@@ -408,12 +487,20 @@ describe('validity and self-signed leaves', () => {
   // its own key verifies the signature.
   it('a self-signed leaf with keyUsage=digitalSignature (CA:FALSE) loads with a warning', () => {
     const ss = selfSigned('ku', [
-      '-addext', 'basicConstraints=critical,CA:FALSE',
-      '-addext', 'keyUsage=critical,digitalSignature',
-      '-addext', 'extendedKeyUsage=serverAuth',
-      '-addext', `subjectAltName=DNS:${HOST}`,
+      '-addext',
+      'basicConstraints=critical,CA:FALSE',
+      '-addext',
+      'keyUsage=critical,digitalSignature',
+      '-addext',
+      'extendedKeyUsage=serverAuth',
+      '-addext',
+      `subjectAltName=DNS:${HOST}`,
     ]);
-    const chain = loadChain({ kind: 'files', fullchain: ss.cert, key: ss.key } satisfies CertSource);
+    const chain = loadChain({
+      kind: 'files',
+      fullchain: ss.cert,
+      key: ss.key,
+    } satisfies CertSource);
     expect(chain.issuer).toBeUndefined();
     expect(chain.warnings.join('\n')).toMatch(/self-signed/);
   });

@@ -40,19 +40,19 @@ function write(text: string, name = `c${++n}.yaml`, sub = ''): string {
 const yaml = (...lines: string[]) => `${lines.join('\n')}\n`;
 
 const GOOD = [
-  'state_dir: state',                   // 1
-  'ttl: 3600',                          // 2
-  'providers:',                         // 3
-  '  local:',                           // 4
-  '    type: zonefile',                 // 5
-  '    path: zone.db',                  // 6
-  'services:',                          // 7
-  '  mx:',                              // 8
-  '    host: mx.example.org',           // 9
-  '    ports: [25]',                    // 10
-  '    provider: local',                // 11
-  '    certificates:',                  // 12
-  '      - lineage: live/mx',           // 13
+  'state_dir: state', // 1
+  'ttl: 3600', // 2
+  'providers:', // 3
+  '  local:', // 4
+  '    type: zonefile', // 5
+  '    path: zone.db', // 6
+  'services:', // 7
+  '  mx:', // 8
+  '    host: mx.example.org', // 9
+  '    ports: [25]', // 10
+  '    provider: local', // 11
+  '    certificates:', // 12
+  '      - lineage: live/mx', // 13
 ];
 
 /** GOOD with line `line` (1-based) replaced by `replacement` (several lines allowed, or none). */
@@ -80,14 +80,18 @@ describe('loadConfig: a good file', () => {
     expect(c.baseDir).toBe(dir);
     expect(c.warnings).toEqual([]);
     expect(c.raw.max_records_per_name).toBe(12);
-    expect(c.raw.services['mx']).toMatchObject({ host: 'mx.example.org', ports: [25], provider: 'local' });
-    expect(c.raw.providers['local']).toEqual({ type: 'zonefile', path: 'zone.db' });
+    expect(c.raw.services.mx).toMatchObject({
+      host: 'mx.example.org',
+      ports: [25],
+      provider: 'local',
+    });
+    expect(c.raw.providers.local).toEqual({ type: 'zonefile', path: 'zone.db' });
   });
 
   it('ports default to [25] and state_dir to /var/lib/tlsa', () => {
     const file = write(yaml(...GOOD.slice(1).filter((l) => !l.includes('ports:'))));
     const c = loadConfig(file);
-    expect(c.raw.services['mx']!.ports).toEqual([25]);
+    expect(c.raw.services.mx!.ports).toEqual([25]);
     expect(c.stateDir).toBe('/var/lib/tlsa');
   });
 });
@@ -96,22 +100,77 @@ describe('loadConfig: errors point at file:line', () => {
   const cases: [string, string, number, RegExp][] = [
     ['top-level type error', variant(2, 'ttl: "abc"'), 2, /^ttl: .*expected number/],
     ['top-level unknown key', variant(2, 'ttl: 3600', 'tll: 5'), 3, /^tll: unknown key "tll"/],
-    ['provider without type (depth 2: the provider\'s line)', variant(5), 4, /providers\.local\.type: missing required key "type"/],
-    ['service type error (depth 3)', variant(11, '    provider: local', '    ttl: "abc"'), 12, /services\.mx\.ttl: .*expected number/],
-    ['service unknown key (depth 3)', variant(9, '    host: mx.example.org', '    hots: x'), 10, /services\.mx\.hots: unknown key "hots"/],
-    ['missing host (the service\'s line)', variant(9), 8, /services\.mx\.host: missing required key "host"/],
-    ['a port in a block list (depth 4)', variant(10, '    ports:', '      - 25', '      - "x"'), 12, /services\.mx\.ports\[1\]: .*expected number/],
-    ['a port out of range in a flow list', variant(10, '    ports: [25, 70000]'), 10, /services\.mx\.ports\[1\]/],
-    ['a certificate source of no known shape (depth 4)', variant(13, '      - lineage: live/mx', '      - lineage: 5'), 14, /services\.mx\.certificates\[1\]: a certificate source is one of/],
-    ['an unknown key in a certificate source (depth 5)', variant(13, '      - fullchain: a.pem', '        kye: a.key'), 14, /services\.mx\.certificates\[0\]\.kye: unknown key "kye"/],
-    ['a service naming an undefined provider', variant(11, '    provider: remote'), 11, /services\.mx\.provider: unknown provider "remote" \(defined: local\)/],
+    [
+      "provider without type (depth 2: the provider's line)",
+      variant(5),
+      4,
+      /providers\.local\.type: missing required key "type"/,
+    ],
+    [
+      'service type error (depth 3)',
+      variant(11, '    provider: local', '    ttl: "abc"'),
+      12,
+      /services\.mx\.ttl: .*expected number/,
+    ],
+    [
+      'service unknown key (depth 3)',
+      variant(9, '    host: mx.example.org', '    hots: x'),
+      10,
+      /services\.mx\.hots: unknown key "hots"/,
+    ],
+    [
+      "missing host (the service's line)",
+      variant(9),
+      8,
+      /services\.mx\.host: missing required key "host"/,
+    ],
+    [
+      'a port in a block list (depth 4)',
+      variant(10, '    ports:', '      - 25', '      - "x"'),
+      12,
+      /services\.mx\.ports\[1\]: .*expected number/,
+    ],
+    [
+      'a port out of range in a flow list',
+      variant(10, '    ports: [25, 70000]'),
+      10,
+      /services\.mx\.ports\[1\]/,
+    ],
+    [
+      'a certificate source of no known shape (depth 4)',
+      variant(13, '      - lineage: live/mx', '      - lineage: 5'),
+      14,
+      /services\.mx\.certificates\[1\]: a certificate source is one of/,
+    ],
+    [
+      'an unknown key in a certificate source (depth 5)',
+      variant(13, '      - fullchain: a.pem', '        kye: a.key'),
+      14,
+      /services\.mx\.certificates\[0\]\.kye: unknown key "kye"/,
+    ],
+    [
+      'a service naming an undefined provider',
+      variant(11, '    provider: remote'),
+      11,
+      /services\.mx\.provider: unknown provider "remote" \(defined: local\)/,
+    ],
     ['YAML syntax: bad indentation', variant(11, '   provider: local'), 11, /YAML syntax error/],
-    ['YAML syntax: duplicate key', variant(11, '    provider: local', '    host: other.example.org'), 12, /YAML syntax error: .*unique/],
-    ['an unset ${VAR} in a provider option', variant(6, '    path: zone.db', '    reload: "rndc -k ${TLSA_UNIT_UNSET} reload"'), 7, /providers\.local\.reload: environment variable TLSA_UNIT_UNSET is not set/],
+    [
+      'YAML syntax: duplicate key',
+      variant(11, '    provider: local', '    host: other.example.org'),
+      12,
+      /YAML syntax error: .*unique/,
+    ],
+    [
+      'an unset ${VAR} in a provider option',
+      variant(6, '    path: zone.db', '    reload: "rndc -k ${TLSA_UNIT_UNSET} reload"'),
+      7,
+      /providers\.local\.reload: environment variable TLSA_UNIT_UNSET is not set/,
+    ],
   ];
 
   it.each(cases)('%s', (_name, text, line, message) => {
-    delete process.env['TLSA_UNIT_UNSET'];
+    delete process.env.TLSA_UNIT_UNSET;
     const file = write(text);
     const e = loadError(file);
     expect(e.file).toBe(file);
@@ -137,8 +196,10 @@ describe('loadConfig: errors point at file:line', () => {
 describe('loadConfig: secrets', () => {
   it('${VAR} is replaced and registered for redaction', () => {
     env('TLSA_UNIT_TOKEN', 'env-secret-123');
-    const c = loadConfig(write(variant(6, '    path: zone.db', '    reload: "notify --token ${TLSA_UNIT_TOKEN}"')));
-    expect(c.raw.providers['local']!['reload']).toBe('notify --token env-secret-123');
+    const c = loadConfig(
+      write(variant(6, '    path: zone.db', '    reload: "notify --token ${TLSA_UNIT_TOKEN}"')),
+    );
+    expect(c.raw.providers.local!.reload).toBe('notify --token env-secret-123');
     expect(redact('failed: notify --token env-secret-123')).toBe('failed: notify --token ***');
   });
 
@@ -148,9 +209,11 @@ describe('loadConfig: secrets', () => {
     fs.mkdirSync(path.dirname(secretFile), { recursive: true });
     fs.writeFileSync(secretFile, 'file-secret-456\n', { mode: 0o600 });
     fs.chmodSync(secretFile, 0o600);
-    const c = loadConfig(write(variant(6, '    path: zone.db', '    token_file: token.txt'), 'tlsa.yaml', sub));
-    const opts = c.raw.providers['local']!;
-    expect(opts['token']).toBe('file-secret-456');
+    const c = loadConfig(
+      write(variant(6, '    path: zone.db', '    token_file: token.txt'), 'tlsa.yaml', sub),
+    );
+    const opts = c.raw.providers.local!;
+    expect(opts.token).toBe('file-secret-456');
     expect(opts).not.toHaveProperty('token_file');
     expect(c.warnings).toEqual([]);
     expect(redact('got file-secret-456 back')).toBe('got *** back');
@@ -161,21 +224,25 @@ describe('loadConfig: secrets', () => {
     fs.writeFileSync(secretFile, 'open-secret-789');
     fs.chmodSync(secretFile, 0o644);
     const c = loadConfig(write(variant(6, '    path: zone.db', `    token_file: ${secretFile}`)));
-    expect(c.raw.providers['local']!['token']).toBe('open-secret-789');
+    expect(c.raw.providers.local!.token).toBe('open-secret-789');
     expect(c.warnings).toHaveLength(1);
     expect(c.warnings[0]).toContain(secretFile);
     expect(c.warnings[0]).toMatch(/readable by group or others; chmod 600/);
     expect(c.warnings[0]).not.toContain('open-secret-789');
   });
 
-  it('an unreadable secret file is an error at its key\'s line', () => {
-    const e = loadError(write(variant(6, '    path: zone.db', '    token_file: does-not-exist.txt')));
+  it("an unreadable secret file is an error at its key's line", () => {
+    const e = loadError(
+      write(variant(6, '    path: zone.db', '    token_file: does-not-exist.txt')),
+    );
     expect(e.line).toBe(7);
-    expect(e.message).toMatch(/providers\.local\.token_file: cannot read secret file .*does-not-exist\.txt: file not found/);
+    expect(e.message).toMatch(
+      /providers\.local\.token_file: cannot read secret file .*does-not-exist\.txt: file not found/,
+    );
   });
 });
 
-describe('loadConfig: relative paths resolve against the config file\'s directory', () => {
+describe("loadConfig: relative paths resolve against the config file's directory", () => {
   it('state_dir relative, absolute, and with a config path given relative to the cwd', () => {
     const sub = `rel-${++n}`;
     const file = write(yaml(...GOOD), 'tlsa.yaml', sub);

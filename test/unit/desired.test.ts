@@ -7,7 +7,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadChain, type LoadedChain } from '../../src/certs/chain.js';
-import { desiredRecords, type DesiredRecord, type RecordSpec, type ServiceInput } from '../../src/engine/desired.js';
+import {
+  desiredRecords,
+  type DesiredRecord,
+  type RecordSpec,
+  type ServiceInput,
+} from '../../src/engine/desired.js';
 import { builtinCatalogPath, loadCatalog, type IssuerCatalog } from '../../src/issuers/catalog.js';
 import { PolicyError } from '../../src/tlsa/policy.js';
 import {
@@ -27,9 +32,14 @@ const OWNER25 = `_25._tcp.${HOST}.`;
 const NOW = new Date('2026-11-24T12:00:00Z');
 const LE_DIR = path.dirname(builtinCatalogPath('letsencrypt'));
 const LE_FILES: Record<string, string> = {
-  YR1: 'gen-y-int-yr1.pem', YR2: 'gen-y-int-yr2.pem', YR3: 'gen-y-int-yr3.pem',
-  YE1: 'gen-y-int-ye1.pem', YE2: 'gen-y-int-ye2.pem', YE3: 'gen-y-int-ye3.pem',
-  R10: '2024-r10.pem', E5: '2024-e5.pem',
+  YR1: 'gen-y-int-yr1.pem',
+  YR2: 'gen-y-int-yr2.pem',
+  YR3: 'gen-y-int-yr3.pem',
+  YE1: 'gen-y-int-ye1.pem',
+  YE2: 'gen-y-int-ye2.pem',
+  YE3: 'gen-y-int-ye3.pem',
+  R10: '2024-r10.pem',
+  E5: '2024-e5.pem',
 };
 const LE_BACKUP = ['YR3', 'YE3'];
 const LE_ACTIVE = ['YR1', 'YR2', 'YE1', 'YE2'];
@@ -58,12 +68,29 @@ const leData = (name: string): string => spki256(path.join(LE_DIR, LE_FILES[name
 function fullchain(name: string, leaf: LeafHandle, ...cas: CaHandle[]): string {
   const file = path.join(dir, 'chains', `${name}.pem`);
   fs.mkdirSync(path.dirname(file), { recursive: true });
-  fs.writeFileSync(file, [leaf.certPem, ...cas.map((c) => c.certPem)].map((p) => (p.endsWith('\n') ? p : `${p}\n`)).join(''));
+  fs.writeFileSync(
+    file,
+    [leaf.certPem, ...cas.map((c) => c.certPem)]
+      .map((p) => (p.endsWith('\n') ? p : `${p}\n`))
+      .join(''),
+  );
   return file;
 }
 
 function svc(over: Partial<ServiceInput>): ServiceInput {
-  return { name: 'mail', host: HOST, ports: [25], records: [{ usage: 3, selector: 1, matching: 1 }, { usage: 2, selector: 1, matching: 1 }], chains: [rsaChain, ecChain], catalog: le, cap: 12, ...over };
+  return {
+    name: 'mail',
+    host: HOST,
+    ports: [25],
+    records: [
+      { usage: 3, selector: 1, matching: 1 },
+      { usage: 2, selector: 1, matching: 1 },
+    ],
+    chains: [rsaChain, ecChain],
+    catalog: le,
+    cap: 12,
+    ...over,
+  };
 }
 
 /** "U S M data" per record, sorted: easy to compare with expectations. */
@@ -81,10 +108,26 @@ beforeAll(() => {
   rsaLeaf = makeLeaf(dir, { ca: rsaInt, cn: HOST, key: 'rsa2048' });
   ecLeaf = makeLeaf(dir, { ca: ecInt, cn: HOST, key: 'p256' });
   edLeaf = makeLeaf(dir, { ca: ecInt, cn: HOST, key: 'ed25519' });
-  rsaChain = loadChain({ kind: 'files', fullchain: fullchain('rsa', rsaLeaf, rsaInt), key: rsaLeaf.keyPath });
-  ecChain = loadChain({ kind: 'files', fullchain: fullchain('ecdsa', ecLeaf, ecInt), key: ecLeaf.keyPath });
-  edChain = loadChain({ kind: 'files', fullchain: fullchain('ed25519', edLeaf, ecInt), key: edLeaf.keyPath });
-  expect([rsaChain.keyType.family, ecChain.keyType.family, edChain.keyType.family]).toEqual(['rsa', 'ecdsa', 'ed25519']);
+  rsaChain = loadChain({
+    kind: 'files',
+    fullchain: fullchain('rsa', rsaLeaf, rsaInt),
+    key: rsaLeaf.keyPath,
+  });
+  ecChain = loadChain({
+    kind: 'files',
+    fullchain: fullchain('ecdsa', ecLeaf, ecInt),
+    key: ecLeaf.keyPath,
+  });
+  edChain = loadChain({
+    kind: 'files',
+    fullchain: fullchain('ed25519', edLeaf, ecInt),
+    key: edLeaf.keyPath,
+  });
+  expect([rsaChain.keyType.family, ecChain.keyType.family, edChain.keyType.family]).toEqual([
+    'rsa',
+    'ecdsa',
+    'ed25519',
+  ]);
   le = leWith(dir, [rsaInt, ecInt]);
 }, 60_000);
 
@@ -94,14 +137,27 @@ beforeAll(() => {
 function leWith(base: string, ints: CaHandle[]): IssuerCatalog {
   const cdir = path.join(base, 'le-plus-test');
   fs.mkdirSync(cdir, { recursive: true });
-  const json = JSON.parse(fs.readFileSync(builtinCatalogPath('letsencrypt'), 'utf8')) as { intermediates: { file: string }[] };
-  for (const e of json.intermediates) fs.copyFileSync(path.join(LE_DIR, e.file), path.join(cdir, e.file));
+  const json = JSON.parse(fs.readFileSync(builtinCatalogPath('letsencrypt'), 'utf8')) as {
+    intermediates: { file: string }[];
+  };
+  for (const e of json.intermediates)
+    fs.copyFileSync(path.join(LE_DIR, e.file), path.join(cdir, e.file));
   for (const ca of ints) {
     const file = `${path.basename(ca.certPath)}.pem`;
     fs.copyFileSync(ca.certPath, path.join(cdir, file));
-    const end = openssl(['x509', '-in', ca.certPath, '-noout', '-enddate']).trim().replace(/^notAfter=/, '');
-    const key = openssl(['x509', '-in', ca.certPath, '-noout', '-text']).includes('rsaEncryption') ? 'rsa' : 'ecdsa';
-    json.intermediates.push({ name: ca.name, key, status: 'retired', notAfter: new Date(end).toISOString(), file } as { file: string });
+    const end = openssl(['x509', '-in', ca.certPath, '-noout', '-enddate'])
+      .trim()
+      .replace(/^notAfter=/, '');
+    const key = openssl(['x509', '-in', ca.certPath, '-noout', '-text']).includes('rsaEncryption')
+      ? 'rsa'
+      : 'ecdsa';
+    json.intermediates.push({
+      name: ca.name,
+      key,
+      status: 'retired',
+      notAfter: new Date(end).toISOString(),
+      file,
+    } as { file: string });
   }
   fs.writeFileSync(path.join(cdir, 'catalog.json'), JSON.stringify(json, null, 2));
   return loadCatalog(path.join(cdir, 'catalog.json'));
@@ -143,13 +199,19 @@ describe('the default set', () => {
   it('an RSA-only service gets only the RSA family', () => {
     const { records } = desiredRecords(svc({ chains: [rsaChain] }), NOW);
     expect(rdatas(records)).toEqual(
-      [rd(3, 1, 1, spki256(rsaLeaf.certPath)), rd(2, 1, 1, spki256(rsaInt.certPath)), ...['YR1', 'YR2', 'YR3'].map((n) => rd(2, 1, 1, leData(n)))].sort(),
+      [
+        rd(3, 1, 1, spki256(rsaLeaf.certPath)),
+        rd(2, 1, 1, spki256(rsaInt.certPath)),
+        ...['YR1', 'YR2', 'YR3'].map((n) => rd(2, 1, 1, leData(n))),
+      ].sort(),
     );
   });
 
-  it('an Ed25519-only service gets no Let\'s Encrypt family', () => {
+  it("an Ed25519-only service gets no Let's Encrypt family", () => {
     const { records, warnings } = desiredRecords(svc({ chains: [edChain] }), NOW);
-    expect(rdatas(records)).toEqual([rd(3, 1, 1, spki256(edLeaf.certPath)), rd(2, 1, 1, spki256(ecInt.certPath))].sort());
+    expect(rdatas(records)).toEqual(
+      [rd(3, 1, 1, spki256(edLeaf.certPath)), rd(2, 1, 1, spki256(ecInt.certPath))].sort(),
+    );
     expect(warnings).toEqual([]);
   });
 
@@ -166,7 +228,10 @@ describe('the default set', () => {
   it('two chains from the same issuer share one 2 1 1 record that names both', () => {
     const rsaLeaf2 = makeLeaf(dir, { ca: rsaInt, cn: HOST, key: 'rsa2048' });
     const rsaChain2 = loadChain({ kind: 'files', fullchain: fullchain('rsa-2', rsaLeaf2, rsaInt) });
-    const { records } = desiredRecords(svc({ chains: [rsaChain, rsaChain2], catalog: undefined }), NOW);
+    const { records } = desiredRecords(
+      svc({ chains: [rsaChain, rsaChain2], catalog: undefined }),
+      NOW,
+    );
     expect(records).toHaveLength(3);
     const ta = records.find((r) => r.usage === 2)!;
     expect(ta.data).toBe(spki256(rsaInt.certPath));
@@ -185,38 +250,75 @@ describe('SMTP policy (RFC 7672)', () => {
       expect(() => desiredRecords(svc({ records: [spec] }), NOW)).toThrow(/RFC 7672/);
     });
     it(`${name} with protocol smtp on another port (2525) throws a PolicyError citing RFC 7672`, () => {
-      expect(() => desiredRecords(svc({ ports: [2525], protocol: 'smtp', records: [spec] }), NOW)).toThrow(/RFC 7672/);
+      expect(() =>
+        desiredRecords(svc({ ports: [2525], protocol: 'smtp', records: [spec] }), NOW),
+      ).toThrow(/RFC 7672/);
     });
     it(`${name} next to allowed records on port 25 still throws`, () => {
-      expect(() => desiredRecords(svc({ records: [{ usage: 3, selector: 1, matching: 1 }, spec] }), NOW)).toThrow(PolicyError);
+      expect(() =>
+        desiredRecords(svc({ records: [{ usage: 3, selector: 1, matching: 1 }, spec] }), NOW),
+      ).toThrow(PolicyError);
     });
   }
 
   it('port 25 among several ports makes the whole service throw', () => {
-    expect(() => desiredRecords(svc({ ports: [443, 25], protocol: 'https', records: [{ usage: 1, selector: 1, matching: 1 }] }), NOW)).toThrow(/RFC 7672/);
+    expect(() =>
+      desiredRecords(
+        svc({
+          ports: [443, 25],
+          protocol: 'https',
+          records: [{ usage: 1, selector: 1, matching: 1 }],
+        }),
+        NOW,
+      ),
+    ).toThrow(/RFC 7672/);
   });
 
   it('port 443 with protocol https allows 1 1 1', () => {
-    const { records } = desiredRecords(svc({ ports: [443], protocol: 'https', records: [{ usage: 1, selector: 1, matching: 1 }] }), NOW);
+    const { records } = desiredRecords(
+      svc({ ports: [443], protocol: 'https', records: [{ usage: 1, selector: 1, matching: 1 }] }),
+      NOW,
+    );
     expect(records.every((r) => r.owner === `_443._tcp.${HOST}.`)).toBe(true);
-    expect(rdatas(records)).toEqual([rd(1, 1, 1, spki256(rsaLeaf.certPath)), rd(1, 1, 1, spki256(ecLeaf.certPath))].sort());
+    expect(rdatas(records)).toEqual(
+      [rd(1, 1, 1, spki256(rsaLeaf.certPath)), rd(1, 1, 1, spki256(ecLeaf.certPath))].sort(),
+    );
   });
 });
 
 describe('record specs', () => {
   it('asking 3 1 2 adds 3 1 1 too (digest agility, RFC 7671 §9)', () => {
-    const { records } = desiredRecords(svc({ records: [{ usage: 3, selector: 1, matching: 2 }] }), NOW);
-    expect(rdatas(records)).toEqual([
-      rd(3, 1, 2, opensslSpkiSha512(rsaLeaf.certPath)),
-      rd(3, 1, 2, opensslSpkiSha512(ecLeaf.certPath)),
-      rd(3, 1, 1, spki256(rsaLeaf.certPath)),
-      rd(3, 1, 1, spki256(ecLeaf.certPath)),
-    ].sort());
+    const { records } = desiredRecords(
+      svc({ records: [{ usage: 3, selector: 1, matching: 2 }] }),
+      NOW,
+    );
+    expect(rdatas(records)).toEqual(
+      [
+        rd(3, 1, 2, opensslSpkiSha512(rsaLeaf.certPath)),
+        rd(3, 1, 2, opensslSpkiSha512(ecLeaf.certPath)),
+        rd(3, 1, 1, spki256(rsaLeaf.certPath)),
+        rd(3, 1, 1, spki256(ecLeaf.certPath)),
+      ].sort(),
+    );
   });
 
   it('asking 3 1 2 and 3 1 1 does not duplicate 3 1 1', () => {
-    const { records } = desiredRecords(svc({ records: [{ usage: 3, selector: 1, matching: 2 }, { usage: 3, selector: 1, matching: 1 }], chains: [ecChain] }), NOW);
-    expect(rdatas(records)).toEqual([rd(3, 1, 2, opensslSpkiSha512(ecLeaf.certPath)), rd(3, 1, 1, spki256(ecLeaf.certPath))].sort());
+    const { records } = desiredRecords(
+      svc({
+        records: [
+          { usage: 3, selector: 1, matching: 2 },
+          { usage: 3, selector: 1, matching: 1 },
+        ],
+        chains: [ecChain],
+      }),
+      NOW,
+    );
+    expect(rdatas(records)).toEqual(
+      [
+        rd(3, 1, 2, opensslSpkiSha512(ecLeaf.certPath)),
+        rd(3, 1, 1, spki256(ecLeaf.certPath)),
+      ].sort(),
+    );
   });
 
   it('two ports make two owner names with the same records', () => {
@@ -239,7 +341,9 @@ describe('the per-name cap', () => {
   it('cap 8: only the backup entries (YR3, YE3) are dropped, with a warning naming them', () => {
     const { records, warnings } = desiredRecords(svc({ cap: 8 }), NOW);
     expect(records).toHaveLength(8);
-    expect(rdatas(records)).toEqual([...served(), ...LE_ACTIVE.map((n) => rd(2, 1, 1, leData(n)))].sort());
+    expect(rdatas(records)).toEqual(
+      [...served(), ...LE_ACTIVE.map((n) => rd(2, 1, 1, leData(n)))].sort(),
+    );
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toContain(OWNER25);
     expect(warnings[0]).toMatch(/cap of 8/);
@@ -267,7 +371,11 @@ describe('the per-name cap', () => {
     const { records, warnings } = desiredRecords(svc({ cap: 3 }), NOW);
     expect(rdatas(records)).toEqual(served().sort());
     expect(records.every((r) => r.matchesServed)).toBe(true);
-    expect(warnings.some((w) => /4 records match served chains, over the cap of 3/.test(w) && w.includes(OWNER25))).toBe(true);
+    expect(
+      warnings.some(
+        (w) => /4 records match served chains, over the cap of 3/.test(w) && w.includes(OWNER25),
+      ),
+    ).toBe(true);
     // The family that had to go is named too.
     const all = warnings.join('\n');
     for (const n of [...LE_BACKUP, ...LE_ACTIVE]) expect(all).toMatch(new RegExp(`\\b${n}\\b`));
@@ -281,18 +389,26 @@ describe('the per-name cap', () => {
 });
 
 describe('the catalog applies only to chains from its own intermediates (issue 14, point 6)', () => {
-  it('chains from another CA get no Let\'s Encrypt family, and a note says why', () => {
-    const { records, warnings, notes } = desiredRecords(svc({ catalog: loadCatalog(builtinCatalogPath('letsencrypt')) }), NOW);
+  it("chains from another CA get no Let's Encrypt family, and a note says why", () => {
+    const { records, warnings, notes } = desiredRecords(
+      svc({ catalog: loadCatalog(builtinCatalogPath('letsencrypt')) }),
+      NOW,
+    );
     expect(rdatas(records)).toEqual(served().sort());
     expect(warnings).toEqual([]);
     expect(notes).toHaveLength(2);
-    for (const c of [rsaChain, ecChain]) expect(notes.join('\n')).toContain(`${c.label} (${c.keyType.label}) is issued by ${c === rsaChain ? 'Desired RSA Int' : 'Desired EC Int'}, not a letsencrypt intermediate`);
+    for (const c of [rsaChain, ecChain])
+      expect(notes.join('\n')).toContain(
+        `${c.label} (${c.keyType.label}) is issued by ${c === rsaChain ? 'Desired RSA Int' : 'Desired EC Int'}, not a letsencrypt intermediate`,
+      );
   });
 
-  it('a member chain gets its key type\'s family, the other chain none', () => {
+  it("a member chain gets its key type's family, the other chain none", () => {
     const onlyRsa = leWith(path.join(dir, 'only-rsa'), [rsaInt]);
     const { records, notes } = desiredRecords(svc({ catalog: onlyRsa }), NOW);
-    expect(rdatas(records)).toEqual([...served(), ...['YR1', 'YR2', 'YR3'].map((n) => rd(2, 1, 1, leData(n)))].sort());
+    expect(rdatas(records)).toEqual(
+      [...served(), ...['YR1', 'YR2', 'YR3'].map((n) => rd(2, 1, 1, leData(n)))].sort(),
+    );
     expect(notes).toHaveLength(1);
     expect(notes[0]).toContain(ecChain.label);
   });
@@ -300,9 +416,16 @@ describe('the catalog applies only to chains from its own intermediates (issue 1
 
 describe('the cap keeps digest pairs together (issue 14, point 5)', () => {
   it('2 1 1 + 2 1 2: a catalog intermediate keeps both or neither, and the warning names each once', () => {
-    const specs: RecordSpec[] = [{ usage: 3, selector: 1, matching: 1 }, { usage: 2, selector: 1, matching: 1 }, { usage: 2, selector: 1, matching: 2 }];
+    const specs: RecordSpec[] = [
+      { usage: 3, selector: 1, matching: 1 },
+      { usage: 2, selector: 1, matching: 1 },
+      { usage: 2, selector: 1, matching: 2 },
+    ];
     // 3 served (3 1 1, 2 1 1 and 2 1 2 of the issuer) + 3 RSA intermediates x 2 digests = 9.
-    const { records, warnings } = desiredRecords(svc({ chains: [rsaChain], records: specs, cap: 6 }), NOW);
+    const { records, warnings } = desiredRecords(
+      svc({ chains: [rsaChain], records: specs, cap: 6 }),
+      NOW,
+    );
     const got = rdatas(records);
     expect(got.length).toBeLessThanOrEqual(6);
     const kept: string[] = [];
@@ -316,7 +439,8 @@ describe('the cap keeps digest pairs together (issue 14, point 5)', () => {
     expect(kept).toHaveLength(1);
     expect(kept[0]).not.toBe('YR3'); // the backup goes first
     expect(warnings).toHaveLength(1);
-    for (const n of ['YR1', 'YR2', 'YR3'].filter((x) => !kept.includes(x))) expect(warnings[0]!.match(new RegExp(`\\b${n}\\b`, 'g'))).toHaveLength(1);
+    for (const n of ['YR1', 'YR2', 'YR3'].filter((x) => !kept.includes(x)))
+      expect(warnings[0]!.match(new RegExp(`\\b${n}\\b`, 'g'))).toHaveLength(1);
     expect(warnings[0]).not.toMatch(new RegExp(`\\b${kept[0]}\\b`));
   });
 });
@@ -334,25 +458,45 @@ describe('a served issuer that is also a catalog entry', () => {
     const entry = (ca: CaHandle, status: string, file: string) => {
       fs.copyFileSync(ca.certPath, path.join(cdir, file));
       // notAfter from openssl, in the ISO form catalog.json uses.
-      const end = openssl(['x509', '-in', ca.certPath, '-noout', '-enddate']).trim().replace(/^notAfter=/, '');
+      const end = openssl(['x509', '-in', ca.certPath, '-noout', '-enddate'])
+        .trim()
+        .replace(/^notAfter=/, '');
       return { name: ca.name, key: 'rsa', status, notAfter: new Date(end).toISOString(), file };
     };
-    fs.writeFileSync(path.join(cdir, 'catalog.json'), JSON.stringify({
-      ca: 'testca', asOf: '2026-11-24',
-      intermediates: [entry(rsaInt, 'active', 'int.pem'), entry(spareA, 'active', 'spare-a.pem'), entry(spareB, 'backup', 'spare-b.pem')],
-    }, null, 2));
+    fs.writeFileSync(
+      path.join(cdir, 'catalog.json'),
+      JSON.stringify(
+        {
+          ca: 'testca',
+          asOf: '2026-11-24',
+          intermediates: [
+            entry(rsaInt, 'active', 'int.pem'),
+            entry(spareA, 'active', 'spare-a.pem'),
+            entry(spareB, 'backup', 'spare-b.pem'),
+          ],
+        },
+        null,
+        2,
+      ),
+    );
     cat = loadCatalog(path.join(cdir, 'catalog.json'));
-    expect(cat.intermediates.map((i) => i.name)).toEqual(['Desired RSA Int', 'Desired Spare A', 'Desired Spare B']);
+    expect(cat.intermediates.map((i) => i.name)).toEqual([
+      'Desired RSA Int',
+      'Desired Spare A',
+      'Desired Spare B',
+    ]);
   }, 30_000);
 
   it('is not duplicated', () => {
     const { records, warnings } = desiredRecords(svc({ chains: [rsaChain], catalog: cat }), NOW);
-    expect(rdatas(records)).toEqual([
-      rd(3, 1, 1, spki256(rsaLeaf.certPath)),
-      rd(2, 1, 1, spki256(rsaInt.certPath)),
-      rd(2, 1, 1, spki256(spareA.certPath)),
-      rd(2, 1, 1, spki256(spareB.certPath)),
-    ].sort());
+    expect(rdatas(records)).toEqual(
+      [
+        rd(3, 1, 1, spki256(rsaLeaf.certPath)),
+        rd(2, 1, 1, spki256(rsaInt.certPath)),
+        rd(2, 1, 1, spki256(spareA.certPath)),
+        rd(2, 1, 1, spki256(spareB.certPath)),
+      ].sort(),
+    );
     const ta = records.filter((r) => r.data === spki256(rsaInt.certPath));
     expect(ta).toHaveLength(1);
     expect(ta[0]!.matchesServed).toBe(true);
@@ -361,12 +505,17 @@ describe('a served issuer that is also a catalog entry', () => {
   });
 
   it('cap 3: the backup spare is dropped, the served issuer kept', () => {
-    const { records, warnings } = desiredRecords(svc({ chains: [rsaChain], catalog: cat, cap: 3 }), NOW);
-    expect(rdatas(records)).toEqual([
-      rd(3, 1, 1, spki256(rsaLeaf.certPath)),
-      rd(2, 1, 1, spki256(rsaInt.certPath)),
-      rd(2, 1, 1, spki256(spareA.certPath)),
-    ].sort());
+    const { records, warnings } = desiredRecords(
+      svc({ chains: [rsaChain], catalog: cat, cap: 3 }),
+      NOW,
+    );
+    expect(rdatas(records)).toEqual(
+      [
+        rd(3, 1, 1, spki256(rsaLeaf.certPath)),
+        rd(2, 1, 1, spki256(rsaInt.certPath)),
+        rd(2, 1, 1, spki256(spareA.certPath)),
+      ].sort(),
+    );
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toMatch(/Desired Spare B/);
     expect(warnings[0]).not.toMatch(/Desired Spare A|Desired RSA Int/);
@@ -374,11 +523,17 @@ describe('a served issuer that is also a catalog entry', () => {
 
   it('cap 2 and cap 1: never dropped by the cap', () => {
     const two = desiredRecords(svc({ chains: [rsaChain], catalog: cat, cap: 2 }), NOW);
-    expect(rdatas(two.records)).toEqual([rd(3, 1, 1, spki256(rsaLeaf.certPath)), rd(2, 1, 1, spki256(rsaInt.certPath))].sort());
+    expect(rdatas(two.records)).toEqual(
+      [rd(3, 1, 1, spki256(rsaLeaf.certPath)), rd(2, 1, 1, spki256(rsaInt.certPath))].sort(),
+    );
     expect(two.warnings.join('\n')).not.toMatch(/Desired RSA Int/);
     const one = desiredRecords(svc({ chains: [rsaChain], catalog: cat, cap: 1 }), NOW);
-    expect(rdatas(one.records)).toEqual([rd(3, 1, 1, spki256(rsaLeaf.certPath)), rd(2, 1, 1, spki256(rsaInt.certPath))].sort());
-    expect(one.warnings.some((w) => /2 records match served chains, over the cap of 1/.test(w))).toBe(true);
+    expect(rdatas(one.records)).toEqual(
+      [rd(3, 1, 1, spki256(rsaLeaf.certPath)), rd(2, 1, 1, spki256(rsaInt.certPath))].sort(),
+    );
+    expect(
+      one.warnings.some((w) => /2 records match served chains, over the cap of 1/.test(w)),
+    ).toBe(true);
   });
 
   it('a retired catalog entry still counts while a served chain uses it', () => {
@@ -386,7 +541,8 @@ describe('a served issuer that is also a catalog entry', () => {
     fs.mkdirSync(cdir, { recursive: true });
     const json = JSON.parse(fs.readFileSync(cat.file, 'utf8'));
     json.intermediates[0].status = 'retired';
-    for (const e of json.intermediates) fs.copyFileSync(path.join(path.dirname(cat.file), e.file), path.join(cdir, e.file));
+    for (const e of json.intermediates)
+      fs.copyFileSync(path.join(path.dirname(cat.file), e.file), path.join(cdir, e.file));
     fs.writeFileSync(path.join(cdir, 'catalog.json'), JSON.stringify(json));
     const retired = loadCatalog(path.join(cdir, 'catalog.json'));
     const { records } = desiredRecords(svc({ chains: [rsaChain], catalog: retired, cap: 2 }), NOW);

@@ -2,7 +2,14 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { LoadedConfig } from '../../src/config/load.js';
-import { nextDue, nextDueFor, recheckDelaySeconds, retryDelaySeconds, RECHECK_FLOOR_S, RETRY_FLOOR_S } from '../../src/engine/due.js';
+import {
+  nextDue,
+  nextDueFor,
+  recheckDelaySeconds,
+  retryDelaySeconds,
+  RECHECK_FLOOR_S,
+  RETRY_FLOOR_S,
+} from '../../src/engine/due.js';
 import { liveAt } from '../../src/engine/lifecycle.js';
 import type { OwnedRecord } from '../../src/engine/state.js';
 
@@ -12,10 +19,25 @@ const now = new Date('2026-01-02T00:00:00Z');
 const ago = (s: number) => new Date(now.getTime() - s * 1000).toISOString();
 const at = (s: number) => new Date(now.getTime() + s * 1000).toISOString();
 const rec = (s: string, extra: Partial<OwnedRecord> = {}): OwnedRecord => ({
-  owner, usage: 3, selector: 1, matching: 1, data: h(s), provider: 'p', service: 'mx', ttl: 300,
-  status: 'published', addedAt: ago(5000), publishedAt: ago(5000), by: 't', ...extra,
+  owner,
+  usage: 3,
+  selector: 1,
+  matching: 1,
+  data: h(s),
+  provider: 'p',
+  service: 'mx',
+  ttl: 300,
+  status: 'published',
+  addedAt: ago(5000),
+  publishedAt: ago(5000),
+  by: 't',
+  ...extra,
 });
-const due = (records: OwnedRecord[], propagationChecked = true, grace = (r: OwnedRecord) => r.ttl) => nextDue({ records, now, propagationChecked, graceFor: grace });
+const due = (
+  records: OwnedRecord[],
+  propagationChecked = true,
+  grace = (r: OwnedRecord) => r.ttl,
+) => nextDue({ records, now, propagationChecked, graceFor: grace });
 
 describe('nextDue', () => {
   it('a pending record seen on every server is due when liveAt says it turns live', () => {
@@ -58,8 +80,12 @@ describe('nextDue', () => {
   });
 
   it('an interrupted change is settled soon', () => {
-    expect(due([rec('a', { status: 'publishing', publishedAt: undefined })])!.at.toISOString()).toBe(at(RECHECK_FLOOR_S));
-    expect(due([rec('a', { status: 'removing', addedAt: ago(86400) })])!.why).toMatch(/interrupted/);
+    expect(
+      due([rec('a', { status: 'publishing', publishedAt: undefined })])!.at.toISOString(),
+    ).toBe(at(RECHECK_FLOOR_S));
+    expect(due([rec('a', { status: 'removing', addedAt: ago(86400) })])!.why).toMatch(
+      /interrupted/,
+    );
   });
 
   it('the earliest of everything, counting the records due together', () => {
@@ -83,7 +109,12 @@ describe('backoff', () => {
   });
 
   it('retries after failed runs double, bounded by the interval', () => {
-    expect([1, 2, 3, 4].map((n) => retryDelaySeconds(n, 300))).toEqual([RETRY_FLOOR_S, 2 * RETRY_FLOOR_S, 4 * RETRY_FLOOR_S, 8 * RETRY_FLOOR_S]);
+    expect([1, 2, 3, 4].map((n) => retryDelaySeconds(n, 300))).toEqual([
+      RETRY_FLOOR_S,
+      2 * RETRY_FLOOR_S,
+      4 * RETRY_FLOOR_S,
+      8 * RETRY_FLOOR_S,
+    ]);
     expect(retryDelaySeconds(100, 300)).toBe(300);
     expect(retryDelaySeconds(1, 3)).toBe(3);
   });
@@ -98,16 +129,33 @@ describe('nextDueFor: the records a run is responsible for', () => {
   } as unknown as LoadedConfig;
   const mx = rec('mx', { status: 'retiring', retiringSince: ago(0) }); // +50 (grace_s)
   const web = rec('web', { service: 'web', seenAt: ago(590) }); // +10
-  const gone = rec('gone', { service: 'removed-service', status: 'retiring', retiringSince: ago(295) }); // +5
+  const gone = rec('gone', {
+    service: 'removed-service',
+    status: 'retiring',
+    retiringSince: ago(295),
+  }); // +5
   const elsewhere = rec('x', { service: 'removed-service', provider: 'unknown', seenAt: ago(599) });
 
   it('a full run: every configured service, and records of removed services it still retires', () => {
-    expect(nextDueFor(config, [mx, web, gone, elsewhere], { now, propagationChecked: true })!.at.toISOString()).toBe(at(5));
-    expect(nextDueFor(config, [mx, web], { now, propagationChecked: true })!.at.toISOString()).toBe(at(10));
+    expect(
+      nextDueFor(config, [mx, web, gone, elsewhere], {
+        now,
+        propagationChecked: true,
+      })!.at.toISOString(),
+    ).toBe(at(5));
+    expect(nextDueFor(config, [mx, web], { now, propagationChecked: true })!.at.toISOString()).toBe(
+      at(10),
+    );
   });
 
   it('--service: only that service, with its grace_s', () => {
-    expect(nextDueFor(config, [mx, web, gone], { services: ['mx'], now, propagationChecked: true })!.at.toISOString()).toBe(at(50));
+    expect(
+      nextDueFor(config, [mx, web, gone], {
+        services: ['mx'],
+        now,
+        propagationChecked: true,
+      })!.at.toISOString(),
+    ).toBe(at(50));
   });
 });
 
@@ -122,15 +170,46 @@ describe("nextDueFor: other writers' records a chain waits for", () => {
   const rdata = `2 1 1 ${h('int')}`;
 
   it('wakes when one seen on every server turns live (2× the TTL after tlsa first saw it)', () => {
-    const d = nextDueFor(config, [], { now, propagationChecked: true, observed: { [owner]: { [rdata]: ago(100) } } });
+    const d = nextDueFor(config, [], {
+      now,
+      propagationChecked: true,
+      observed: { [owner]: { [rdata]: ago(100) } },
+    });
     expect(d!.at.toISOString()).toBe(at(500));
     expect(d!.why).toMatch(/turn live/);
   });
 
   it('the TTL facts at the owner raise the wait; live ones and other owners are not due', () => {
-    const facts = [{ ttl: 600, at: ago(100), source: 'after-write' as const, served: 'rrset' as const, foreign: true }];
-    expect(nextDueFor(config, [], { now, propagationChecked: true, observed: { [owner]: { [rdata]: ago(100) } }, factsAt: () => facts })!.at.toISOString()).toBe(at(1100));
-    expect(nextDueFor(config, [], { now, propagationChecked: true, observed: { [owner]: { [rdata]: ago(700) } } })).toBeUndefined();
-    expect(nextDueFor(config, [], { now, propagationChecked: true, observed: { '_443._tcp.other.example.': { [rdata]: ago(100) } } })).toBeUndefined();
+    const facts = [
+      {
+        ttl: 600,
+        at: ago(100),
+        source: 'after-write' as const,
+        served: 'rrset' as const,
+        foreign: true,
+      },
+    ];
+    expect(
+      nextDueFor(config, [], {
+        now,
+        propagationChecked: true,
+        observed: { [owner]: { [rdata]: ago(100) } },
+        factsAt: () => facts,
+      })!.at.toISOString(),
+    ).toBe(at(1100));
+    expect(
+      nextDueFor(config, [], {
+        now,
+        propagationChecked: true,
+        observed: { [owner]: { [rdata]: ago(700) } },
+      }),
+    ).toBeUndefined();
+    expect(
+      nextDueFor(config, [], {
+        now,
+        propagationChecked: true,
+        observed: { '_443._tcp.other.example.': { [rdata]: ago(100) } },
+      }),
+    ).toBeUndefined();
   });
 });

@@ -21,19 +21,31 @@ const SAMPLES: Record<string, { args: unknown[]; code: number }> = {
   PostconfError: { args: ['postconf failed'], code: EXIT.badInput },
   PolicyError: { args: ['usage 0 is refused for SMTP'], code: EXIT.badInput },
   HostError: { args: ['an IP address is not a host name'], code: EXIT.badInput },
-  InputFileError: { args: ['the chain', 'it is a FIFO (named pipe), not a regular file', '/tmp/chain.pem'], code: EXIT.badInput },
+  InputFileError: {
+    args: ['the chain', 'it is a FIFO (named pipe), not a regular file', '/tmp/chain.pem'],
+    code: EXIT.badInput,
+  },
   WaitError: { args: ['another run holds the lock'], code: EXIT.wait },
   UnsafeError: { args: ['a served chain would lose its record'], code: EXIT.checkFailed },
-  NetworkError: { args: ['the resolver does not answer', 'set verify.resolver'], code: EXIT.provider },
+  NetworkError: {
+    args: ['the resolver does not answer', 'set verify.resolver'],
+    code: EXIT.provider,
+  },
   ProviderError: { args: ['local', 'write failed'], code: EXIT.provider },
   Transient: { args: ['HTTP 503'], code: EXIT.provider },
   DnsTransportError: { args: ['no answer from 127.0.0.1 port 53'], code: EXIT.provider },
   ProbeFailure: { args: ['timeout', 'timed out'], code: EXIT.provider },
   DnsError: { args: ['no response', server, 'x.example.', 'A'], code: EXIT.provider },
   DnsTimeoutError: { args: [server, 'x.example.', 'A', 3, 2000, 'udp'], code: EXIT.provider },
-  DnsNetworkError: { args: [server, 'x.example.', 'A', 'ECONNREFUSED', 'connection refused', 'udp'], code: EXIT.provider },
+  DnsNetworkError: {
+    args: [server, 'x.example.', 'A', 'ECONNREFUSED', 'connection refused', 'udp'],
+    code: EXIT.provider,
+  },
   DnsFormatError: { args: [server, 'x.example.', 'A', 'cannot decode'], code: EXIT.provider },
-  ZoneDiscoveryError: { args: [server, 'x.example.', 'SOA', 'cannot find the zone'], code: EXIT.provider },
+  ZoneDiscoveryError: {
+    args: [server, 'x.example.', 'SOA', 'cannot find the zone'],
+    code: EXIT.provider,
+  },
 };
 
 function sources(dir: string): string[] {
@@ -45,15 +57,23 @@ function sources(dir: string): string[] {
 }
 
 /** Every exported class that extends something, with its module. */
-async function exportedErrorClasses(): Promise<{ name: string; file: string; ctor: new (...a: unknown[]) => Error }[]> {
-  const files = [...sources(join(REPO_ROOT, 'src')), ...sources(join(REPO_ROOT, 'providers'))]
-    .filter((f) => /^export class \w+ extends /m.test(readFileSync(f, 'utf8')));
+async function exportedErrorClasses(): Promise<
+  { name: string; file: string; ctor: new (...a: unknown[]) => Error }[]
+> {
+  const files = [
+    ...sources(join(REPO_ROOT, 'src')),
+    ...sources(join(REPO_ROOT, 'providers')),
+  ].filter((f) => /^export class \w+ extends /m.test(readFileSync(f, 'utf8')));
   const out: { name: string; file: string; ctor: new (...a: unknown[]) => Error }[] = [];
   for (const file of files) {
     const mod = (await import(file)) as Record<string, unknown>;
     for (const [name, value] of Object.entries(mod)) {
       if (typeof value === 'function' && value.prototype instanceof Error) {
-        out.push({ name, file: relative(REPO_ROOT, file), ctor: value as new (...a: unknown[]) => Error });
+        out.push({
+          name,
+          file: relative(REPO_ROOT, file),
+          ctor: value as new (...a: unknown[]) => Error,
+        });
       }
     }
   }
@@ -66,17 +86,21 @@ describe('error classes', () => {
     vi.restoreAllMocks();
     written = '';
   });
-  const captureStderr = () => vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    written += String(chunk);
-    return true;
-  });
+  const captureStderr = () =>
+    vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      written += String(chunk);
+      return true;
+    });
 
   it('every exported error class carries the exit code it stands for, and fail() maps by it', async () => {
     const classes = await exportedErrorClasses();
     expect(classes.length).toBeGreaterThanOrEqual(Object.keys(SAMPLES).length);
     for (const { name, file, ctor } of classes) {
       const sample = SAMPLES[name];
-      expect(sample, `${file}: ${name} is an exported error class without a sample here: decide its exit code`).toBeDefined();
+      expect(
+        sample,
+        `${file}: ${name} is an exported error class without a sample here: decide its exit code`,
+      ).toBeDefined();
       const e = new ctor(...sample!.args);
       expect((e as { exitCode?: unknown }).exitCode, `${name}.exitCode`).toBe(sample!.code);
       captureStderr();
@@ -90,15 +114,27 @@ describe('error classes', () => {
 
   it('fail() maps by exitCode, not by class or name', () => {
     captureStderr();
-    const e = Object.assign(new Error('the resolver is down'), { name: 'SomethingNew', exitCode: 3 });
+    const e = Object.assign(new Error('the resolver is down'), {
+      name: 'SomethingNew',
+      exitCode: 3,
+    });
     expect(fail(e)).toBe(3);
     expect(written).toBe('tlsa: the resolver is down\n');
   });
 
   it('fail() prints the hint on its own line', () => {
     captureStderr();
-    expect(fail(new NetworkError('no answer from the validating resolver 127.0.0.1:5353', 'is it running? set verify.resolver'))).toBe(3);
-    expect(written).toBe('tlsa: no answer from the validating resolver 127.0.0.1:5353\n  hint: is it running? set verify.resolver\n');
+    expect(
+      fail(
+        new NetworkError(
+          'no answer from the validating resolver 127.0.0.1:5353',
+          'is it running? set verify.resolver',
+        ),
+      ),
+    ).toBe(3);
+    expect(written).toBe(
+      'tlsa: no answer from the validating resolver 127.0.0.1:5353\n  hint: is it running? set verify.resolver\n',
+    );
   });
 
   it('an error without an exit code (or with one outside the contract) is an internal error, exit 1', () => {

@@ -7,7 +7,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { desiredRecords } from '../../src/engine/desired.js';
 import { InputError } from '../../src/errors.js';
-import { bothForms, HostError, leafCoversHost, nameCoverageWarnings, parseHost, unicodeForm } from '../../src/tlsa/host.js';
+import {
+  bothForms,
+  HostError,
+  leafCoversHost,
+  nameCoverageWarnings,
+  parseHost,
+  unicodeForm,
+} from '../../src/tlsa/host.js';
 import { makeCa, makeLeaf, makeTempDir, removeTempDir } from '../helpers/pki.js';
 import { loadChain } from '../../src/certs/chain.js';
 
@@ -33,14 +40,29 @@ function hostError(input: string): string {
 
 describe('parseHost', () => {
   it('ASCII names: lower-cased, one trailing dot dropped', () => {
-    expect(parseHost('MX.Example.ORG.')).toEqual({ ascii: 'mx.example.org', unicode: 'mx.example.org' });
-    expect(parseHost(' mx.example.org ')).toEqual({ ascii: 'mx.example.org', unicode: 'mx.example.org' });
+    expect(parseHost('MX.Example.ORG.')).toEqual({
+      ascii: 'mx.example.org',
+      unicode: 'mx.example.org',
+    });
+    expect(parseHost(' mx.example.org ')).toEqual({
+      ascii: 'mx.example.org',
+      unicode: 'mx.example.org',
+    });
   });
 
   it('a Unicode name becomes its A-label form, and keeps its Unicode form for display', () => {
-    expect(parseHost('Bücher.example.org')).toEqual({ ascii: 'xn--bcher-kva.example.org', unicode: 'bücher.example.org' });
-    expect(parseHost('mail.日本.jp.')).toEqual({ ascii: 'mail.xn--wgv71a.jp', unicode: 'mail.日本.jp' });
-    expect(parseHost('xn--bcher-kva.example.org')).toEqual({ ascii: 'xn--bcher-kva.example.org', unicode: 'bücher.example.org' });
+    expect(parseHost('Bücher.example.org')).toEqual({
+      ascii: 'xn--bcher-kva.example.org',
+      unicode: 'bücher.example.org',
+    });
+    expect(parseHost('mail.日本.jp.')).toEqual({
+      ascii: 'mail.xn--wgv71a.jp',
+      unicode: 'mail.日本.jp',
+    });
+    expect(parseHost('xn--bcher-kva.example.org')).toEqual({
+      ascii: 'xn--bcher-kva.example.org',
+      unicode: 'bücher.example.org',
+    });
   });
 
   it.each([
@@ -78,7 +100,9 @@ describe('parseHost', () => {
 describe('display forms', () => {
   it('owner names with A-labels are shown both ways; others as they are', () => {
     expect(unicodeForm('_25._tcp.xn--bcher-kva.example.org.')).toBe('_25._tcp.bücher.example.org.');
-    expect(bothForms('_25._tcp.xn--bcher-kva.example.org.')).toBe('_25._tcp.xn--bcher-kva.example.org. (_25._tcp.bücher.example.org.)');
+    expect(bothForms('_25._tcp.xn--bcher-kva.example.org.')).toBe(
+      '_25._tcp.xn--bcher-kva.example.org. (_25._tcp.bücher.example.org.)',
+    );
     expect(bothForms('_25._tcp.mx.example.org.')).toBe('_25._tcp.mx.example.org.');
   });
 });
@@ -89,8 +113,13 @@ describe('leaf names and the host (RFC 7672 §3.2.3)', () => {
   let plain: ReturnType<typeof loadChain>;
   beforeAll(() => {
     const ca = makeCa(dir, { name: 'Host Test CA', key: 'p256' });
-    wildcard = new X509Certificate(makeLeaf(dir, { ca, cn: 'example.org', sans: ['*.example.org', 'example.org'], key: 'p256' }).certPem);
-    idn = new X509Certificate(makeLeaf(dir, { ca, cn: 'xn--bcher-kva.example.org', key: 'p256' }).certPem);
+    wildcard = new X509Certificate(
+      makeLeaf(dir, { ca, cn: 'example.org', sans: ['*.example.org', 'example.org'], key: 'p256' })
+        .certPem,
+    );
+    idn = new X509Certificate(
+      makeLeaf(dir, { ca, cn: 'xn--bcher-kva.example.org', key: 'p256' }).certPem,
+    );
     const leaf = makeLeaf(dir, { ca, cn: 'mx.example.org', key: 'p256' });
     const full = path.join(dir, 'plain-fullchain.pem');
     fs.writeFileSync(full, leaf.certPem + ca.certPem);
@@ -110,32 +139,49 @@ describe('leaf names and the host (RFC 7672 §3.2.3)', () => {
 
   it('desiredRecords warns, for 2 x x records only, when the leaf does not cover the host', () => {
     const input = { name: 's', ports: [25], chains: [plain], cap: 12 };
-    const twoAndThree = [{ usage: 3, selector: 1, matching: 1 }, { usage: 2, selector: 1, matching: 1 }] as const;
-    const other = desiredRecords({ ...input, host: 'other.example.org', records: [...twoAndThree] }, new Date());
+    const twoAndThree = [
+      { usage: 3, selector: 1, matching: 1 },
+      { usage: 2, selector: 1, matching: 1 },
+    ] as const;
+    const other = desiredRecords(
+      { ...input, host: 'other.example.org', records: [...twoAndThree] },
+      new Date(),
+    );
     expect(other.warnings).toHaveLength(1);
-    expect(other.warnings[0]).toMatch(/DNS names mx\.example\.org\) does not cover the host other\.example\.org/);
-    expect(other.warnings[0]).toMatch(/DANE-TA \(2 x x\).*RFC 7672 §3\.2\.3.*DANE-EE \(3 x x\) records do not check names/);
-    expect(desiredRecords({ ...input, host: 'mx.example.org', records: [...twoAndThree] }, new Date()).warnings).toEqual([]);
-    expect(desiredRecords({ ...input, host: 'other.example.org', records: [twoAndThree[0]] }, new Date()).warnings).toEqual([]);
+    expect(other.warnings[0]).toMatch(
+      /DNS names mx\.example\.org\) does not cover the host other\.example\.org/,
+    );
+    expect(other.warnings[0]).toMatch(
+      /DANE-TA \(2 x x\).*RFC 7672 §3\.2\.3.*DANE-EE \(3 x x\) records do not check names/,
+    );
+    expect(
+      desiredRecords({ ...input, host: 'mx.example.org', records: [...twoAndThree] }, new Date())
+        .warnings,
+    ).toEqual([]);
+    expect(
+      desiredRecords({ ...input, host: 'other.example.org', records: [twoAndThree[0]] }, new Date())
+        .warnings,
+    ).toEqual([]);
     expect(nameCoverageWarnings('other.example.org', [plain, plain])).toHaveLength(1);
   });
 });
 
 describe('loadConfig: the service host', () => {
-  const config = (host: string) => [
-    'state_dir: state',          // 1
-    'providers:',                // 2
-    '  local:',                  // 3
-    '    type: zonefile',        // 4
-    '    path: zone.db',         // 5
-    'services:',                 // 6
-    '  mx:',                     // 7
-    `    host: ${host}`,         // 8
-    '    provider: local',       // 9
-    '    certificates:',         // 10
-    '      - lineage: live/mx',  // 11
-    '',
-  ].join('\n');
+  const config = (host: string) =>
+    [
+      'state_dir: state', // 1
+      'providers:', // 2
+      '  local:', // 3
+      '    type: zonefile', // 4
+      '    path: zone.db', // 5
+      'services:', // 6
+      '  mx:', // 7
+      `    host: ${host}`, // 8
+      '    provider: local', // 9
+      '    certificates:', // 10
+      '      - lineage: live/mx', // 11
+      '',
+    ].join('\n');
   let n = 0;
   const write = (host: string) => {
     const f = path.join(dir, `host-${++n}.yaml`);
@@ -163,6 +209,8 @@ describe('loadConfig: the service host', () => {
   });
 
   it('a Unicode host is stored in A-label form, a trailing dot dropped', () => {
-    expect(loadConfig(write('Bücher.example.org.')).raw.services['mx']!.host).toBe('xn--bcher-kva.example.org');
+    expect(loadConfig(write('Bücher.example.org.')).raw.services.mx!.host).toBe(
+      'xn--bcher-kva.example.org',
+    );
   });
 });

@@ -2,7 +2,19 @@
  *  changes nothing then, and prunes only releases it made. Runs as any user (ownership of the
  *  key copies is in test/integration/install.test.ts, as root). */
 import { execFileSync } from 'node:child_process';
-import { lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { installRelease } from '../../src/engine/install.js';
@@ -11,7 +23,8 @@ import { InputError } from '../../src/errors.js';
 import { snapshot } from '../helpers/cli.js';
 import { makeTempDir, removeTempDir } from '../helpers/pki.js';
 
-const CHAIN = '-----BEGIN CERTIFICATE-----\nleaf\n-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\nissuer\n-----END CERTIFICATE-----\n';
+const CHAIN =
+  '-----BEGIN CERTIFICATE-----\nleaf\n-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\nissuer\n-----END CERTIFICATE-----\n';
 const KEY = '-----BEGIN PRIVATE KEY-----\nsecret\n-----END PRIVATE KEY-----\n';
 
 let tmp: string;
@@ -58,7 +71,9 @@ function links(root: string): Record<string, string> {
   for (const l of ['current', 'previous', 'releases']) {
     try {
       if (lstatSync(join(root, l)).isSymbolicLink()) out[l] = readlinkSync(join(root, l));
-    } catch { /* absent */ }
+    } catch {
+      /* absent */
+    }
   }
   return out;
 }
@@ -147,7 +162,11 @@ describe('staged install: hostile layouts are refused, nothing changes', () => {
     installRelease(c.dir, 'mx', CHAIN, KEY, c.at(1));
     mkdirSync(join(c.root, 'releases', '20250101T000000Z'));
     writeFileSync(join(c.root, 'releases', '20250101T000000Z', 'privkey.pem'), KEY);
-    expectRefused(c, join(c.root, 'releases', '20250101T000000Z'), /has no \.tlsa-release: not a release tlsa made/);
+    expectRefused(
+      c,
+      join(c.root, 'releases', '20250101T000000Z'),
+      /has no \.tlsa-release: not a release tlsa made/,
+    );
 
     const d = world();
     const first = installRelease(d.dir, 'mx', CHAIN, KEY, d.at(1));
@@ -170,10 +189,13 @@ describe('staged install: what tlsa made', () => {
     // A release made by an older tlsa (no marker): the five files, nothing else.
     const legacy = join(w.root, 'releases', '20250101T000000Z');
     mkdirSync(legacy);
-    for (const f of ['fullchain.pem', 'cert.pem', 'chain.pem', 'privkey.pem', 'combined.pem']) writeFileSync(join(legacy, f), 'x');
+    for (const f of ['fullchain.pem', 'cert.pem', 'chain.pem', 'privkey.pem', 'combined.pem'])
+      writeFileSync(join(legacy, f), 'x');
     const r2 = installRelease(w.dir, 'mx', CHAIN, KEY, w.at(2));
     const r3 = installRelease(w.dir, 'mx', CHAIN, KEY, w.at(3));
-    expect(readdirSync(join(w.root, 'releases')).sort()).toEqual([r2, r3].map((r) => r.split('/').pop()).sort());
+    expect(readdirSync(join(w.root, 'releases')).sort()).toEqual(
+      [r2, r3].map((r) => r.split('/').pop()).sort(),
+    );
     expect(readlinkSync(join(w.root, 'current'))).toBe(`releases/${r3.split('/').pop()}`);
     expect(readlinkSync(join(w.root, 'previous'))).toBe(`releases/${r2.split('/').pop()}`);
     expect(checkInstallLayout(w.dir, 'mx').found).toHaveLength(2);
@@ -215,7 +237,6 @@ describe('staged install: what tlsa made', () => {
     }
   });
 });
-
 
 const mkfifo = (p: string): void => {
   execFileSync('mkfifo', [p]);

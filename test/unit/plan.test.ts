@@ -8,13 +8,36 @@ import { viewRecord } from '../../src/engine/lifecycle.js';
 const owner = '_25._tcp.mx.example.org.';
 const h = (s: string) => createHash('sha256').update(s).digest('hex');
 const rec = (s: string): TlsaRecord => ({ owner, usage: 3, selector: 1, matching: 1, data: h(s) });
-const target = (s: string, chain = 'chainA'): TargetRecord => ({ ...rec(s), why: s, matchesServed: true, chains: [chain], provider: 'p', service: 'mx', ttl: 300 });
-const owned = (s: string, extra: Partial<OwnedRecord> = {}): OwnedRecord => ({ ...rec(s), provider: 'p', service: 'mx', ttl: 300, status: 'published', addedAt: '2026-01-01T00:00:00Z', publishedAt: '2026-01-01T00:00:00Z', by: 't', ...extra });
+const target = (s: string, chain = 'chainA'): TargetRecord => ({
+  ...rec(s),
+  why: s,
+  matchesServed: true,
+  chains: [chain],
+  provider: 'p',
+  service: 'mx',
+  ttl: 300,
+});
+const owned = (s: string, extra: Partial<OwnedRecord> = {}): OwnedRecord => ({
+  ...rec(s),
+  provider: 'p',
+  service: 'mx',
+  ttl: 300,
+  status: 'published',
+  addedAt: '2026-01-01T00:00:00Z',
+  publishedAt: '2026-01-01T00:00:00Z',
+  by: 't',
+  ...extra,
+});
 const now = new Date('2026-01-02T00:00:00Z');
 
 describe('plan', () => {
   it('adds what is missing, keeps what is there, leaves foreign records alone', () => {
-    const [p] = planOwners({ desired: [target('new'), target('have')], listed: new Map([[owner, [rec('have'), rec('foreign')]]]), owned: [], now });
+    const [p] = planOwners({
+      desired: [target('new'), target('have')],
+      listed: new Map([[owner, [rec('have'), rec('foreign')]]]),
+      owned: [],
+      now,
+    });
     expect(p!.add.map((r) => r.why)).toEqual(['new']);
     expect(p!.keep.map((r) => r.why)).toEqual(['have']);
     expect(p!.foreign).toEqual([rec('foreign')]);
@@ -23,32 +46,67 @@ describe('plan', () => {
 
   it('retires an owned record late: first a grace period, then removal', () => {
     const listed = new Map([[owner, [rec('old'), rec('new')]]]);
-    const [first] = planOwners({ desired: [target('new')], listed, owned: [owned('old'), owned('new')], now });
+    const [first] = planOwners({
+      desired: [target('new')],
+      listed,
+      owned: [owned('old'), owned('new')],
+      now,
+    });
     expect(first!.remove).toEqual([]);
     expect(first!.retiring.map((r) => r.record.data)).toEqual([h('old')]);
     expect(first!.retiring[0]!.due.toISOString()).toBe('2026-01-02T00:05:00.000Z');
     const retiring = owned('old', { status: 'retiring', retiringSince: '2026-01-01T23:58:00Z' });
     const [early] = planOwners({ desired: [target('new')], listed, owned: [retiring], now });
     expect(early!.remove).toEqual([]);
-    const [late] = planOwners({ desired: [target('new')], listed, owned: [{ ...retiring, retiringSince: '2026-01-01T23:50:00Z' }], now });
+    const [late] = planOwners({
+      desired: [target('new')],
+      listed,
+      owned: [{ ...retiring, retiringSince: '2026-01-01T23:50:00Z' }],
+      now,
+    });
     expect(late!.remove.map((r) => r.data)).toEqual([h('old')]);
   });
 
   it('re-adds an owned record somebody deleted and marks the drift', () => {
-    const [p] = planOwners({ desired: [target('x')], listed: new Map([[owner, []]]), owned: [owned('x')], now });
+    const [p] = planOwners({
+      desired: [target('x')],
+      listed: new Map([[owner, []]]),
+      owned: [owned('x')],
+      now,
+    });
     expect(p!.add).toHaveLength(1);
     expect(p!.drift).toHaveLength(1);
   });
 
   it('finishes an interrupted removal', () => {
-    const [p] = planOwners({ desired: [target('new')], listed: new Map([[owner, [rec('old'), rec('new')]]]), owned: [owned('old', { status: 'removing' })], now });
+    const [p] = planOwners({
+      desired: [target('new')],
+      listed: new Map([[owner, [rec('old'), rec('new')]]]),
+      owned: [owned('old', { status: 'removing' })],
+      now,
+    });
     expect(p!.remove.map((r) => r.data)).toEqual([h('old')]);
   });
 
   it('the served-chain guard catches a plan that would leave a chain unmatched', () => {
     const listed = new Map([[owner, [rec('a')]]]);
-    const plan = [{ owner, provider: 'p', ttl: 300, add: [], remove: [owned('a')], keep: [], unowned: [], retiring: [], foreign: [], drift: [] }];
-    expect(servedChainViolations(plan, listed, [target('a')])).toEqual([`${owner}: no record would match the chain served from chainA`]);
+    const plan = [
+      {
+        owner,
+        provider: 'p',
+        ttl: 300,
+        add: [],
+        remove: [owned('a')],
+        keep: [],
+        unowned: [],
+        retiring: [],
+        foreign: [],
+        drift: [],
+      },
+    ];
+    expect(servedChainViolations(plan, listed, [target('a')])).toEqual([
+      `${owner}: no record would match the chain served from chainA`,
+    ]);
     expect(servedChainViolations([], listed, [target('a')])).toEqual([]);
   });
 });
@@ -58,6 +116,8 @@ describe('lifecycle', () => {
     const r = owned('x', { publishedAt: '2026-01-01T23:55:00Z' });
     expect(viewRecord(r, now)).toMatchObject({ phase: 'pending', nextInSeconds: 300 });
     expect(viewRecord({ ...r, publishedAt: '2026-01-01T23:50:00Z' }, now).phase).toBe('live');
-    expect(viewRecord(owned('y', { status: 'retiring', retiringSince: '2026-01-01T23:59:00Z' }), now)).toMatchObject({ phase: 'retiring', nextInSeconds: 240 });
+    expect(
+      viewRecord(owned('y', { status: 'retiring', retiringSince: '2026-01-01T23:59:00Z' }), now),
+    ).toMatchObject({ phase: 'retiring', nextInSeconds: 240 });
   });
 });

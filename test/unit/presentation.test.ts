@@ -22,20 +22,40 @@ describe('owner names', () => {
 
 describe('presentation', () => {
   it('formats and parses back', () => {
-    const r = { owner: '_25._tcp.mx.example.org.', usage: 3, selector: 1, matching: 1, data: hex } as const;
+    const r = {
+      owner: '_25._tcp.mx.example.org.',
+      usage: 3,
+      selector: 1,
+      matching: 1,
+      data: hex,
+    } as const;
     const line = formatRecord(r, 3600);
     expect(line).toBe(`_25._tcp.mx.example.org. 3600 IN TLSA 3 1 1 ${hex}`);
     expect(parseRecordLine(line)).toEqual({ owner: r.owner, ttl: 3600, record: r });
   });
   it('accepts RFC 7218 mnemonics, upper-case and split hex', () => {
-    const rd = parseRdata(`DANE-EE SPKI SHA2-256 ${hex.slice(0, 20).toUpperCase()} ${hex.slice(20)}`);
+    const rd = parseRdata(
+      `DANE-EE SPKI SHA2-256 ${hex.slice(0, 20).toUpperCase()} ${hex.slice(20)}`,
+    );
     expect(rd).toEqual({ usage: 3, selector: 1, matching: 1, data: hex });
-    expect(parseRdata(`dane-ta cert sha2-512 ${hex}${hex}`)).toMatchObject({ usage: 2, selector: 0, matching: 2 });
-    expect(parseRdata(`PKIX-TA SPKI Full 3059`)).toMatchObject({ usage: 0, selector: 1, matching: 0 });
+    expect(parseRdata(`dane-ta cert sha2-512 ${hex}${hex}`)).toMatchObject({
+      usage: 2,
+      selector: 0,
+      matching: 2,
+    });
+    expect(parseRdata(`PKIX-TA SPKI Full 3059`)).toMatchObject({
+      usage: 0,
+      selector: 1,
+      matching: 0,
+    });
   });
   it('parses relative names, class/TTL in either order, parentheses and the generic form', () => {
-    expect(parseRecordLine(`_25._tcp.mx IN 300 TLSA 3 1 1 ${hex}`, 'example.org.')?.record.owner).toBe('_25._tcp.mx.example.org.');
-    expect(parseRecordLine(`_25._tcp.mx.example.org. IN TLSA ( 3 1 1\n ${hex} )`)?.record.data).toBe(hex);
+    expect(
+      parseRecordLine(`_25._tcp.mx IN 300 TLSA 3 1 1 ${hex}`, 'example.org.')?.record.owner,
+    ).toBe('_25._tcp.mx.example.org.');
+    expect(
+      parseRecordLine(`_25._tcp.mx.example.org. IN TLSA ( 3 1 1\n ${hex} )`)?.record.data,
+    ).toBe(hex);
     const generic = parseRecordLine(`_25._tcp.mx.example.org. 60 IN TLSA \\# 35 030101${hex}`);
     expect(generic?.record).toMatchObject({ usage: 3, selector: 1, matching: 1, data: hex });
     expect(parseRecordLine('mx.example.org. 60 IN A 192.0.2.1')).toBeUndefined();
@@ -62,10 +82,20 @@ describe('SMTP and data rules', () => {
     const owner = '_25._tcp.mx.example.org.';
     const empty256 = createHash('sha256').update('').digest('hex');
     const empty512 = createHash('sha512').update('').digest('hex');
-    expect(() => checkRecordData({ owner, usage: 3, selector: 1, matching: 1, data: empty256 })).toThrow(/digest of empty input/);
-    expect(() => checkRecordData({ owner, usage: 3, selector: 1, matching: 2, data: empty512 })).toThrow(/digest of empty input/);
-    expect(() => checkRecordData({ owner, usage: 3, selector: 1, matching: 1, data: hex.slice(2) })).toThrow(/32 bytes/);
-    expect(() => checkRecordData({ owner, usage: 3, selector: 1, matching: 2, data: hex })).toThrow(/64 bytes/);
-    expect(() => checkRecordData({ owner, usage: 3, selector: 1, matching: 1, data: hex })).not.toThrow();
+    expect(() =>
+      checkRecordData({ owner, usage: 3, selector: 1, matching: 1, data: empty256 }),
+    ).toThrow(/digest of empty input/);
+    expect(() =>
+      checkRecordData({ owner, usage: 3, selector: 1, matching: 2, data: empty512 }),
+    ).toThrow(/digest of empty input/);
+    expect(() =>
+      checkRecordData({ owner, usage: 3, selector: 1, matching: 1, data: hex.slice(2) }),
+    ).toThrow(/32 bytes/);
+    expect(() => checkRecordData({ owner, usage: 3, selector: 1, matching: 2, data: hex })).toThrow(
+      /64 bytes/,
+    );
+    expect(() =>
+      checkRecordData({ owner, usage: 3, selector: 1, matching: 1, data: hex }),
+    ).not.toThrow();
   });
 });

@@ -24,7 +24,10 @@ const writers: ChildProcess[] = [];
 /** A FIFO, and a writer that unblocks a reader stuck on it within 3 s. */
 function guardedFifo(p: string): string {
   execFileSync('mkfifo', [p]);
-  const w = spawn('/bin/sh', ['-c', 'while :; do sleep 3; : > "$0"; done', p], { detached: true, stdio: 'ignore' });
+  const w = spawn('/bin/sh', ['-c', 'while :; do sleep 3; : > "$0"; done', p], {
+    detached: true,
+    stdio: 'ignore',
+  });
   writers.push(w);
   return p;
 }
@@ -39,7 +42,13 @@ beforeAll(async () => {
 
 afterAll(async () => {
   // Each writer is the leader of its own process group (detached): end it and its sleep.
-  for (const w of writers) if (w.pid) try { process.kill(-w.pid, 'SIGTERM'); } catch { /* gone */ }
+  for (const w of writers)
+    if (w.pid)
+      try {
+        process.kill(-w.pid, 'SIGTERM');
+      } catch {
+        /* gone */
+      }
   await new Promise<void>((res) => (server ? server.close(() => res()) : res()));
   if (dir) removeTempDir(dir);
 });
@@ -54,11 +63,15 @@ function refusal(f: () => unknown): InputError {
   throw new Error('no error');
 }
 
-const EXAMPLE_CHAIN = path.join(process.cwd(), 'docs/example/letsencrypt/live/mx.example.org/fullchain.pem');
-const pem = (file: string) => readInputText(file, { what: 'certificate file', maxBytes: MAX_PEM_BYTES });
+const EXAMPLE_CHAIN = path.join(
+  process.cwd(),
+  'docs/example/letsencrypt/live/mx.example.org/fullchain.pem',
+);
+const pem = (file: string) =>
+  readInputText(file, { what: 'certificate file', maxBytes: MAX_PEM_BYTES });
 
 describe('readInputText', () => {
-  it('reads a regular file, and one through a symlink (certbot\'s live/)', () => {
+  it("reads a regular file, and one through a symlink (certbot's live/)", () => {
     const f = path.join(dir, 'real.pem');
     fs.writeFileSync(f, 'hello\n');
     const link = path.join(dir, 'link.pem');
@@ -71,7 +84,9 @@ describe('readInputText', () => {
     const e = refusal(() => pem(fifo));
     expect(e).toBeInstanceOf(InputFileError);
     expect(e.file).toBe(fifo);
-    expect(e.message).toBe('cannot read certificate file: it is a FIFO (named pipe), not a regular file');
+    expect(e.message).toBe(
+      'cannot read certificate file: it is a FIFO (named pipe), not a regular file',
+    );
   });
 
   it('a symlink to a FIFO is refused too', () => {
@@ -81,7 +96,9 @@ describe('readInputText', () => {
   });
 
   it('/dev/zero (a character device) is refused', () => {
-    expect(refusal(() => pem('/dev/zero')).message).toMatch(/it is a character device, not a regular file/);
+    expect(refusal(() => pem('/dev/zero')).message).toMatch(
+      /it is a character device, not a regular file/,
+    );
   });
 
   it('a directory is refused', () => {
@@ -99,20 +116,30 @@ describe('readInputText', () => {
     expect(refusal(() => pem(big)).message).toMatch(/more than 1 MiB/);
     const small = path.join(dir, 'small.pem');
     fs.writeFileSync(small, 'x'.repeat(100));
-    expect(refusal(() => readInputText(small, { what: 'secret file', maxBytes: 99 })).message).toMatch(/more than 99 bytes/);
+    expect(
+      refusal(() => readInputText(small, { what: 'secret file', maxBytes: 99 })).message,
+    ).toMatch(/more than 99 bytes/);
   });
 
   it('a missing file says so', () => {
-    expect(refusal(() => pem(path.join(dir, 'gone.pem'))).message).toBe('cannot read certificate file: file not found');
+    expect(refusal(() => pem(path.join(dir, 'gone.pem'))).message).toBe(
+      'cannot read certificate file: file not found',
+    );
   });
 });
 
 describe('the loaders refuse a FIFO', () => {
   it('loadChain: as fullchain and as key', () => {
     const asChain = refusal(() => loadChain({ kind: 'files', fullchain: fifo }));
-    expect([asChain.file, asChain.message]).toEqual([fifo, 'cannot read certificate file: it is a FIFO (named pipe), not a regular file']);
+    expect([asChain.file, asChain.message]).toEqual([
+      fifo,
+      'cannot read certificate file: it is a FIFO (named pipe), not a regular file',
+    ]);
     const asKey = refusal(() => loadChain({ kind: 'files', fullchain: EXAMPLE_CHAIN, key: fifo }));
-    expect([asKey.file, asKey.message]).toEqual([fifo, 'cannot read private key file: it is a FIFO (named pipe), not a regular file']);
+    expect([asKey.file, asKey.message]).toEqual([
+      fifo,
+      'cannot read private key file: it is a FIFO (named pipe), not a regular file',
+    ]);
   });
 
   it('loadChain: a lineage whose privkey.pem is a FIFO is refused, not read as "no key"', () => {
@@ -126,13 +153,27 @@ describe('the loaders refuse a FIFO', () => {
   });
 
   it('loadCatalog', () => {
-    expect(refusal(() => loadCatalog(fifo)).message).toMatch(/cannot read the issuer catalog: it is a FIFO/);
+    expect(refusal(() => loadCatalog(fifo)).message).toMatch(
+      /cannot read the issuer catalog: it is a FIFO/,
+    );
   });
 
   it('loadConfig: the configuration itself, and a *_file secret (at its line)', () => {
-    expect(refusal(() => loadConfig(fifo)).message).toMatch(/cannot read the configuration: it is a FIFO/);
+    expect(refusal(() => loadConfig(fifo)).message).toMatch(
+      /cannot read the configuration: it is a FIFO/,
+    );
     const cfg = path.join(dir, 'secret-fifo.yaml');
-    fs.writeFileSync(cfg, ['providers:', '  p:', '    type: zonefile', `    token_file: ${fifo}`, 'services: {}', ''].join('\n'));
+    fs.writeFileSync(
+      cfg,
+      [
+        'providers:',
+        '  p:',
+        '    type: zonefile',
+        `    token_file: ${fifo}`,
+        'services: {}',
+        '',
+      ].join('\n'),
+    );
     const e = refusal(() => loadConfig(cfg));
     expect(e.line).toBe(4);
     expect(e.message).toMatch(/token_file: cannot read secret file .*pipe\.pem: it is a FIFO/);

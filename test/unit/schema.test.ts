@@ -19,10 +19,23 @@ describe('docs/config.schema.json', () => {
   });
 
   it('is a JSON Schema describing every top-level key of the configuration', () => {
-    const schema = JSON.parse(schemaText()) as { title: string; type: string; properties: Record<string, unknown>; additionalProperties?: unknown };
+    const schema = JSON.parse(schemaText()) as {
+      title: string;
+      type: string;
+      properties: Record<string, unknown>;
+      additionalProperties?: unknown;
+    };
     expect(schema.title).toBe('tlsa configuration');
     expect(schema.type).toBe('object');
-    expect(Object.keys(schema.properties).sort()).toEqual(['daemon', 'max_records_per_name', 'providers', 'services', 'state_dir', 'ttl', 'verify']);
+    expect(Object.keys(schema.properties).sort()).toEqual([
+      'daemon',
+      'max_records_per_name',
+      'providers',
+      'services',
+      'state_dir',
+      'ttl',
+      'verify',
+    ]);
     expect(schema.additionalProperties).toBe(false);
   });
 });
@@ -32,18 +45,27 @@ describe('config.example.yaml', () => {
     const c = loadConfig(EXAMPLE);
     expect(c.warnings).toEqual([]);
     expect(c.stateDir).toBe(path.join(ROOT, '.tlsa-state'));
-    expect(c.raw.providers['local']).toMatchObject({ type: 'zonefile', path: 'example.zone' });
-    expect(c.raw.services['mx']).toMatchObject({ host: 'mx.example.org', ports: [25], protocol: 'smtp', provider: 'local', ttl: 3600 });
-    expect(c.raw.services['mx']!.certificates).toHaveLength(2);
+    expect(c.raw.providers.local).toMatchObject({ type: 'zonefile', path: 'example.zone' });
+    expect(c.raw.services.mx).toMatchObject({
+      host: 'mx.example.org',
+      ports: [25],
+      protocol: 'smtp',
+      provider: 'local',
+      ttl: 3600,
+    });
+    expect(c.raw.services.mx!.certificates).toHaveLength(2);
   });
 
   it('sets every top-level and service key the schema knows (it documents every key)', () => {
     const schema = JSON.parse(schemaText()) as {
-      properties: Record<string, unknown> & { services: { additionalProperties: { properties: Record<string, unknown> } } };
+      properties: Record<string, unknown> & {
+        services: { additionalProperties: { properties: Record<string, unknown> } };
+      };
     };
     const c = loadConfig(EXAMPLE);
     const text = fs.readFileSync(EXAMPLE, 'utf8');
-    for (const key of Object.keys(schema.properties)) expect(text).toMatch(new RegExp(`^${key}:`, 'm'));
+    for (const key of Object.keys(schema.properties))
+      expect(text).toMatch(new RegExp(`^${key}:`, 'm'));
     const serviceKeys = Object.keys(schema.properties.services.additionalProperties.properties);
     expect(serviceKeys).toContain('certificates');
     // Every service key is documented: set, or shown commented out where setting it would change the demo.

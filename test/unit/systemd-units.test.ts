@@ -30,7 +30,10 @@ describe.skipIf(!fs.existsSync(SYSTEMD_ANALYZE))('contrib/systemd units', () => 
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tlsa-units-'));
     for (const u of UNITS) {
       const text = fs.readFileSync(path.join(UNITS_DIR, u), 'utf8');
-      fs.writeFileSync(path.join(dir, u), text.replaceAll('ExecStart=/usr/bin/node ', `ExecStart=${process.execPath} `));
+      fs.writeFileSync(
+        path.join(dir, u),
+        text.replaceAll('ExecStart=/usr/bin/node ', `ExecStart=${process.execPath} `),
+      );
     }
   });
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -47,12 +50,16 @@ describe.skipIf(!fs.existsSync(SYSTEMD_ANALYZE))('contrib/systemd units', () => 
     expect(Number(m![1])).toBeLessThanOrEqual(MAX_EXPOSURE);
   });
 
-  it('the service and the timer\'s one-shot share one sandbox', () => {
+  it("the service and the timer's one-shot share one sandbox", () => {
     const sandbox = (unit: string) =>
       fs
         .readFileSync(path.join(UNITS_DIR, unit), 'utf8')
         .split('\n')
-        .filter((l) => /^(Protect|Private|Restrict|ReadWritePaths|Capability|Ambient|NoNewPrivileges|SystemCall|LockPersonality|UMask|StateDirectory|User|DynamicUser)/.test(l));
+        .filter((l) =>
+          /^(Protect|Private|Restrict|ReadWritePaths|Capability|Ambient|NoNewPrivileges|SystemCall|LockPersonality|UMask|StateDirectory|User|DynamicUser)/.test(
+            l,
+          ),
+        );
     const [first, ...others] = SERVICES.map(sandbox);
     expect(first).toContain('ProtectSystem=strict');
     expect(first).toContain('NoNewPrivileges=yes');

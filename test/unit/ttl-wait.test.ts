@@ -5,7 +5,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { planJson, planText } from '../../src/cli/plan-view.js';
-import { addTtlFact, graceWait, liveAt, observedLiveAt, viewRecord, waitTtl } from '../../src/engine/lifecycle.js';
+import {
+  addTtlFact,
+  graceWait,
+  liveAt,
+  observedLiveAt,
+  viewRecord,
+  waitTtl,
+} from '../../src/engine/lifecycle.js';
 import type { OwnerPlan } from '../../src/engine/plan.js';
 import { readState, stateProblem, type OwnedRecord, type TtlFact } from '../../src/engine/state.js';
 
@@ -14,10 +21,28 @@ const T0 = Date.parse('2026-01-01T00:00:00Z');
 const iso = (s: number) => new Date(T0 + s * 1000).toISOString();
 /** Written at 0 s, seen on every server at 5 s, tlsa TTL 10. */
 const rec = (extra: Partial<OwnedRecord> = {}): OwnedRecord => ({
-  owner, usage: 3, selector: 1, matching: 1, data: 'ab'.repeat(32), provider: 'p', service: 'mx', ttl: 10,
-  status: 'published', addedAt: iso(0), publishedAt: iso(0), seenAt: iso(5), by: 't', ...extra,
+  owner,
+  usage: 3,
+  selector: 1,
+  matching: 1,
+  data: 'ab'.repeat(32),
+  provider: 'p',
+  service: 'mx',
+  ttl: 10,
+  status: 'published',
+  addedAt: iso(0),
+  publishedAt: iso(0),
+  seenAt: iso(5),
+  by: 't',
+  ...extra,
 });
-const fact = (at: number, ttl: number, extra: Partial<TtlFact> = {}): TtlFact => ({ ttl, at: iso(at), source: 'before-write', served: 'rrset', ...extra });
+const fact = (at: number, ttl: number, extra: Partial<TtlFact> = {}): TtlFact => ({
+  ttl,
+  at: iso(at),
+  source: 'before-write',
+  served: 'rrset',
+  ...extra,
+});
 const secondsAfterT0 = (d: Date | undefined) => (d ? (d.getTime() - T0) / 1000 : undefined);
 
 describe('the wait before a record is live', () => {
@@ -30,17 +55,21 @@ describe('the wait before a record is live', () => {
   it('a foreign record in the RRset before the write at TTL 30: 2×30 s, and says why', () => {
     const facts = [fact(-1, 30, { foreign: true })];
     expect(secondsAfterT0(liveAt(rec(), true, facts))).toBe(65);
-    expect(waitTtl(rec(), facts).why).toBe("the RRset was served with TTL 30 before tlsa's write (foreign record)");
+    expect(waitTtl(rec(), facts).why).toBe(
+      "the RRset was served with TTL 30 before tlsa's write (foreign record)",
+    );
   });
 
   it('a CNAME at the name before the first write counts with its TTL; a negative answer does not', () => {
     expect(secondsAfterT0(liveAt(rec(), true, [fact(-1, 300, { served: 'cname' })]))).toBe(605);
-    expect(waitTtl(rec(), [fact(-1, 300, { served: 'cname' })]).why).toBe("a CNAME with TTL 300 was at the name before tlsa's write");
+    expect(waitTtl(rec(), [fact(-1, 300, { served: 'cname' })]).why).toBe(
+      "a CNAME with TTL 300 was at the name before tlsa's write",
+    );
     // A resolver holding the name's (signed) NXDOMAIN does no DANE at all: it cannot fail a chain.
     expect(secondsAfterT0(liveAt(rec(), true, [fact(-1, 60, { served: 'negative' })]))).toBe(25);
   });
 
-  it('a lower TTL than tlsa\'s own does not shorten the wait', () => {
+  it("a lower TTL than tlsa's own does not shorten the wait", () => {
     expect(secondsAfterT0(liveAt(rec(), true, [fact(-1, 3)]))).toBe(25);
   });
 
@@ -54,14 +83,18 @@ describe('the wait before a record is live', () => {
   it('a TTL raised after the write counts while the record is not live yet, not afterwards', () => {
     const raisedEarly = [fact(-1, 10), fact(10, 30, { source: 'after-write' })];
     expect(secondsAfterT0(liveAt(rec(), true, raisedEarly))).toBe(65);
-    expect(waitTtl(rec(), raisedEarly, T0 + 5000).why).toBe("the RRset was served with TTL 30 after tlsa's write");
+    expect(waitTtl(rec(), raisedEarly, T0 + 5000).why).toBe(
+      "the RRset was served with TTL 30 after tlsa's write",
+    );
     // Seen at 30 s: the record had been live since 25 s; a live record never turns pending again.
     const raisedLate = [fact(-1, 10), fact(30, 30, { source: 'after-write' })];
     expect(secondsAfterT0(liveAt(rec(), true, raisedLate))).toBe(25);
   });
 
   it('without the propagation check: counted from publication, still from the largest TTL known', () => {
-    expect(secondsAfterT0(liveAt(rec({ seenAt: undefined }), false, [fact(-1, 30, { foreign: true })]))).toBe(60);
+    expect(
+      secondsAfterT0(liveAt(rec({ seenAt: undefined }), false, [fact(-1, 30, { foreign: true })])),
+    ).toBe(60);
     expect(liveAt(rec({ seenAt: undefined }), true, [fact(-1, 30)])).toBeUndefined();
   });
 
@@ -70,8 +103,13 @@ describe('the wait before a record is live', () => {
     const v = viewRecord(rec(), new Date(T0 + 20_000), undefined, true, facts);
     expect(v.phase).toBe('pending');
     expect(v.nextInSeconds).toBe(45);
-    expect(v.wait).toEqual({ ttl: 30, why: "the RRset was served with TTL 30 before tlsa's write (foreign record)" });
-    expect(v.waitsFor).toContain("2×30 s: the RRset was served with TTL 30 before tlsa's write (foreign record)");
+    expect(v.wait).toEqual({
+      ttl: 30,
+      why: "the RRset was served with TTL 30 before tlsa's write (foreign record)",
+    });
+    expect(v.waitsFor).toContain(
+      "2×30 s: the RRset was served with TTL 30 before tlsa's write (foreign record)",
+    );
     expect(viewRecord(rec(), new Date(T0 + 70_000), undefined, true, facts).phase).toBe('live');
   });
 });
@@ -79,16 +117,22 @@ describe('the wait before a record is live', () => {
 describe('the grace before a retired record is removed', () => {
   const retiring = rec({ status: 'retiring', retiringSince: iso(100) });
 
-  it('defaults to the record\'s TTL; grace_s overrides it', () => {
+  it("defaults to the record's TTL; grace_s overrides it", () => {
     expect(graceWait(retiring, undefined).ttl).toBe(10);
     expect(graceWait(retiring, 5).ttl).toBe(5);
   });
 
   it('is at least the largest TTL served while the record was in the RRset', () => {
     const facts = [fact(-1, 10), fact(50, 30, { foreign: true })];
-    expect(graceWait(retiring, undefined, facts)).toEqual({ ttl: 30, why: "the RRset was served with TTL 30 before tlsa's write (foreign record)" });
+    expect(graceWait(retiring, undefined, facts)).toEqual({
+      ttl: 30,
+      why: "the RRset was served with TTL 30 before tlsa's write (foreign record)",
+    });
     expect(graceWait(retiring, 5, facts).ttl).toBe(30);
-    expect(viewRecord(retiring, new Date(T0 + 110_000), undefined, true, facts)).toMatchObject({ phase: 'retiring', nextInSeconds: 20 });
+    expect(viewRecord(retiring, new Date(T0 + 110_000), undefined, true, facts)).toMatchObject({
+      phase: 'retiring',
+      nextInSeconds: 20,
+    });
   });
 
   it('ignores a TTL that was no longer served when the record was written', () => {
@@ -108,7 +152,9 @@ describe('remembering TTL facts', () => {
     // Each TTL may have been served until the next observation, and cached that long after it.
     const old = [fact(-1000, 30), fact(-900, 60), fact(-800, 5)];
     expect(addTtlFact(old, fact(-10, 20), [rec()]).map((f) => f.ttl)).toEqual([20]);
-    expect(addTtlFact(old, fact(-10, 20), [rec({ addedAt: iso(-850) })]).map((f) => f.ttl)).toEqual([60, 5, 20]);
+    expect(addTtlFact(old, fact(-10, 20), [rec({ addedAt: iso(-850) })]).map((f) => f.ttl)).toEqual(
+      [60, 5, 20],
+    );
     expect(addTtlFact([], fact(-10, 20), []).map((f) => f.ttl)).toEqual([20]);
   });
 
@@ -125,39 +171,86 @@ describe('remembering TTL facts', () => {
 });
 
 describe('plan shows the wait of the records it would add', () => {
-  const plan: OwnerPlan[] = [{
-    owner, provider: 'p', ttl: 10, remove: [], keep: [], unowned: [], retiring: [], foreign: [], drift: [],
-    add: [{ ...rec(), why: 'new chain', matchesServed: false, chains: ['c'] }],
-  }];
+  const plan: OwnerPlan[] = [
+    {
+      owner,
+      provider: 'p',
+      ttl: 10,
+      remove: [],
+      keep: [],
+      unowned: [],
+      retiring: [],
+      foreign: [],
+      drift: [],
+      add: [{ ...rec(), why: 'new chain', matchesServed: false, chains: ['c'] }],
+    },
+  ];
   const waits = new Map([[owner, waitTtl(rec(), [fact(-1, 3600, { foreign: true })])]]);
 
   it('in text', () => {
-    expect(planText(plan, new Date(T0), waits)).toContain("new records live 2×3600 s: the RRset was served with TTL 3600 before tlsa's write (foreign record); counted from when every authoritative server serves them");
+    expect(planText(plan, new Date(T0), waits)).toContain(
+      "new records live 2×3600 s: the RRset was served with TTL 3600 before tlsa's write (foreign record); counted from when every authoritative server serves them",
+    );
     expect(planText(plan, new Date(T0), waits, false)).toContain('counted from publication');
   });
 
   it('in JSON', () => {
-    expect(planJson(plan, waits).owners[0]!.wait).toEqual({ seconds: 7200, ttl: 3600, why: "the RRset was served with TTL 3600 before tlsa's write (foreign record)" });
+    expect(planJson(plan, waits).owners[0]!.wait).toEqual({
+      seconds: 7200,
+      ttl: 3600,
+      why: "the RRset was served with TTL 3600 before tlsa's write (foreign record)",
+    });
     expect(planJson(plan).owners[0]!.wait).toBeNull();
   });
 });
 
 describe("another writer's record: aged from when tlsa first saw it on every server", () => {
-  const other = { owner, usage: 2 as const, selector: 1 as const, matching: 1 as const, data: 'cd'.repeat(32) };
+  const other = {
+    owner,
+    usage: 2 as const,
+    selector: 1 as const,
+    matching: 1 as const,
+    data: 'cd'.repeat(32),
+  };
 
-  it("2× the TTL after that moment, raised by the TTL the servers serve", () => {
+  it('2× the TTL after that moment, raised by the TTL the servers serve', () => {
     expect(secondsAfterT0(observedLiveAt(other, iso(100), 10))).toBe(120);
-    expect(secondsAfterT0(observedLiveAt(other, iso(100), 10, [fact(100, 60, { source: 'after-write', foreign: true })]))).toBe(220);
+    expect(
+      secondsAfterT0(
+        observedLiveAt(other, iso(100), 10, [
+          fact(100, 60, { source: 'after-write', foreign: true }),
+        ]),
+      ),
+    ).toBe(220);
     // A TTL served before tlsa saw it, still in caches then, counts too.
-    expect(secondsAfterT0(observedLiveAt(other, iso(100), 10, [fact(50, 300, { foreign: true }), fact(90, 10, { source: 'after-write' })]))).toBe(700);
+    expect(
+      secondsAfterT0(
+        observedLiveAt(other, iso(100), 10, [
+          fact(50, 300, { foreign: true }),
+          fact(90, 10, { source: 'after-write' }),
+        ]),
+      ),
+    ).toBe(700);
   });
 
   it('the state remembers observations and rejects garbage in them; old files load', () => {
     expect(stateProblem({ version: 1, records: [] })).toBeUndefined();
-    expect(stateProblem({ version: 1, records: [], observed: { [owner]: { [`2 1 1 ${'cd'.repeat(32)}`]: iso(0) } } })).toBeUndefined();
-    expect(stateProblem({ version: 1, records: [], observed: [] })).toMatch(/"observed" is not an object/);
-    expect(stateProblem({ version: 1, records: [], observed: { [owner]: { x: 'yesterday' } } })).toMatch(/"observed" at _25/);
-    expect(stateProblem({ version: 1, records: [], observed: { [owner]: 5 } })).toMatch(/"observed" at _25/);
+    expect(
+      stateProblem({
+        version: 1,
+        records: [],
+        observed: { [owner]: { [`2 1 1 ${'cd'.repeat(32)}`]: iso(0) } },
+      }),
+    ).toBeUndefined();
+    expect(stateProblem({ version: 1, records: [], observed: [] })).toMatch(
+      /"observed" is not an object/,
+    );
+    expect(
+      stateProblem({ version: 1, records: [], observed: { [owner]: { x: 'yesterday' } } }),
+    ).toMatch(/"observed" at _25/);
+    expect(stateProblem({ version: 1, records: [], observed: { [owner]: 5 } })).toMatch(
+      /"observed" at _25/,
+    );
   });
 });
 
@@ -167,21 +260,42 @@ describe('a record past its grace that a live server still needs is said to be h
 
   it('status says held, why and since when, not "removal by the next publish"', () => {
     const v = viewRecord({ ...retiring, held }, new Date(T0 + 600_000));
-    expect(v.waitsFor).toMatch(/^held \(checked 10 s ago\): 127\.0\.0\.1 port 25 still presents a chain it matches \(ecdsa\); removed once no live server presents a chain it matches/);
-    expect(viewRecord(retiring, new Date(T0 + 600_000)).waitsFor).toBe('removal by the next publish');
+    expect(v.waitsFor).toMatch(
+      /^held \(checked 10 s ago\): 127\.0\.0\.1 port 25 still presents a chain it matches \(ecdsa\); removed once no live server presents a chain it matches/,
+    );
+    expect(viewRecord(retiring, new Date(T0 + 600_000)).waitsFor).toBe(
+      'removal by the next publish',
+    );
   });
 
   it('plan says held instead of "retired (…grace over)"', () => {
-    const plan: OwnerPlan[] = [{ owner, provider: 'p', ttl: 10, add: [], keep: [], unowned: [], retiring: [], foreign: [], drift: [], remove: [{ ...retiring, held }] }];
+    const plan: OwnerPlan[] = [
+      {
+        owner,
+        provider: 'p',
+        ttl: 10,
+        add: [],
+        keep: [],
+        unowned: [],
+        retiring: [],
+        foreign: [],
+        drift: [],
+        remove: [{ ...retiring, held }],
+      },
+    ];
     const text = planText(plan, new Date(T0 + 600_000));
-    expect(text).toContain('held (checked 10 s ago): 127.0.0.1 port 25 still presents a chain it matches (ecdsa)');
+    expect(text).toContain(
+      'held (checked 10 s ago): 127.0.0.1 port 25 still presents a chain it matches (ecdsa)',
+    );
     expect(text).not.toContain('retired (no served chain needs it; grace over)');
     expect(planJson(plan).owners[0]!.remove[0]).toMatchObject({ held });
   });
 
   it('the state accepts the hold and rejects garbage in it', () => {
     expect(stateProblem({ version: 1, records: [{ ...retiring, held }] })).toBeUndefined();
-    expect(stateProblem({ version: 1, records: [{ ...retiring, held: { why: 3, at: iso(0) } }] })).toMatch(/"held"/);
+    expect(
+      stateProblem({ version: 1, records: [{ ...retiring, held: { why: 3, at: iso(0) } }] }),
+    ).toMatch(/"held"/);
     expect(stateProblem({ version: 1, records: [{ ...retiring, held: 'x' }] })).toMatch(/"held"/);
   });
 });

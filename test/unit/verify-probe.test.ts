@@ -4,9 +4,22 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
-import { connect as tlsConnect, createSecureContext, createServer as createTlsServer, TLSSocket, type TlsOptions } from 'node:tls';
+import {
+  connect as tlsConnect,
+  createSecureContext,
+  createServer as createTlsServer,
+  TLSSocket,
+  type TlsOptions,
+} from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chainFromServerBytes, keyTypeTlsOptions, probe, probeAll, type ProbeResult, type ProbeTarget } from '../../src/verify/probe.js';
+import {
+  chainFromServerBytes,
+  keyTypeTlsOptions,
+  probe,
+  probeAll,
+  type ProbeResult,
+  type ProbeTarget,
+} from '../../src/verify/probe.js';
 import { alertByNumber, alertFromError } from '../../src/verify/tls-alerts.js';
 import { freePort, makeTempDir, stopAll } from '../lab/lab.js';
 import { makeCa, makeLeaf, type CaHandle, type LeafHandle } from '../helpers/pki.js';
@@ -52,7 +65,11 @@ async function listen(server: Server): Promise<number> {
 }
 
 /** Lines received on a socket (CRLF stripped), one at a time; null at EOF. */
-function lineQueue(sock: Socket | TLSSocket): { next(): Promise<string | null>; detach(): void; seen: string[] } {
+function lineQueue(sock: Socket | TLSSocket): {
+  next(): Promise<string | null>;
+  detach(): void;
+  seen: string[];
+} {
   let buf = '';
   const ready: (string | null)[] = [];
   const waiting: ((l: string | null) => void)[] = [];
@@ -76,7 +93,8 @@ function lineQueue(sock: Socket | TLSSocket): { next(): Promise<string | null>; 
   sock.on('close', onEnd);
   return {
     seen,
-    next: () => (ready.length > 0 ? Promise.resolve(ready.shift()!) : new Promise((r) => waiting.push(r))),
+    next: () =>
+      ready.length > 0 ? Promise.resolve(ready.shift()!) : new Promise((r) => waiting.push(r)),
     detach: () => {
       sock.off('data', onData);
       sock.off('end', onEnd);
@@ -87,7 +105,11 @@ function lineQueue(sock: Socket | TLSSocket): { next(): Promise<string | null>; 
 
 /** Server side of STARTTLS: hand the plain socket to a TLS server socket (same tick as the go-ahead). */
 function upgrade(sock: Socket, opts: TlsOptions): TLSSocket {
-  const t = new TLSSocket(sock, { isServer: true, secureContext: createSecureContext(opts), ...(opts.requestCert ? { requestCert: true } : {}) });
+  const t = new TLSSocket(sock, {
+    isServer: true,
+    secureContext: createSecureContext(opts),
+    ...(opts.requestCert ? { requestCert: true } : {}),
+  });
   t.on('error', () => undefined);
   sockets.add(t as unknown as Socket);
   return t;
@@ -161,7 +183,10 @@ async function smtpFake(opts: {
             const l = await tq.next();
             if (l === null) return;
             log.afterTls.push(l);
-            if (l.toUpperCase() === 'QUIT') { t.end('221 2.0.0 Bye\r\n'); return; }
+            if (l.toUpperCase() === 'QUIT') {
+              t.end('221 2.0.0 Bye\r\n');
+              return;
+            }
           }
         } else if (verb === 'QUIT') {
           sock.end('221 2.0.0 Bye\r\n');
@@ -175,8 +200,17 @@ async function smtpFake(opts: {
   return { port: await listen(server), logs };
 }
 
-const target = (port: number, protocol: ProbeTarget['protocol'], extra: Partial<ProbeTarget> = {}): ProbeTarget => ({
-  host: 'mx.example.test', address: '127.0.0.1', port, protocol, timeoutMs: 5000, ...extra,
+const target = (
+  port: number,
+  protocol: ProbeTarget['protocol'],
+  extra: Partial<ProbeTarget> = {},
+): ProbeTarget => ({
+  host: 'mx.example.test',
+  address: '127.0.0.1',
+  port,
+  protocol,
+  timeoutMs: 5000,
+  ...extra,
 });
 
 function expectOk(r: ProbeResult): Extract<ProbeResult, { ok: true }> {
@@ -184,7 +218,10 @@ function expectOk(r: ProbeResult): Extract<ProbeResult, { ok: true }> {
   return r;
 }
 
-function expectError(r: ProbeResult, code: string): { code: string; message: string; alert?: { number: number; name: string } } {
+function expectError(
+  r: ProbeResult,
+  code: string,
+): { code: string; message: string; alert?: { number: number; name: string } } {
   if (r.ok) throw new Error(`probe unexpectedly succeeded (${r.tlsVersion})`);
   expect(r.error.code, r.error.message).toBe(code);
   return r.error;
@@ -213,7 +250,10 @@ describe('SMTP and LMTP STARTTLS', () => {
   it('multi-line greeting and EHLO reply split across writes; QUIT after the handshake', async () => {
     const fake = await smtpFake({
       greeting: ['220-mx.exam', 'ple.test ESMTP\r\n220-second', ' line\r', '\n220 last line\r\n'],
-      ehlo: ['250-mx.example.test\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-STAR', 'TTLS\r\n250 8BITMIME\r\n'],
+      ehlo: [
+        '250-mx.example.test\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-STAR',
+        'TTLS\r\n250 8BITMIME\r\n',
+      ],
       tls: serving(ecLeaf, [ecInt.certPem]),
     });
     const r = expectOk(await probe(target(fake.port, 'smtp')));
@@ -243,7 +283,10 @@ describe('SMTP and LMTP STARTTLS', () => {
   });
 
   it('EHLO without STARTTLS: no-starttls, and the probe says QUIT', async () => {
-    const fake = await smtpFake({ greeting: ['220 mx ESMTP\r\n'], ehlo: ['250-mx\r\n250-PIPELINING\r\n250 8BITMIME\r\n'] });
+    const fake = await smtpFake({
+      greeting: ['220 mx ESMTP\r\n'],
+      ehlo: ['250-mx\r\n250-PIPELINING\r\n250 8BITMIME\r\n'],
+    });
     const e = expectError(await probe(target(fake.port, 'smtp')), 'no-starttls');
     expect(e.message).toMatch(/does not offer STARTTLS.*PIPELINING, 8BITMIME/);
     await pause(50);
@@ -271,7 +314,11 @@ describe('SMTP and LMTP STARTTLS', () => {
   });
 
   it('connection dropped instead of answering STARTTLS: closed, naming the STARTTLS reply', async () => {
-    const fake = await smtpFake({ greeting: ['220 mx ESMTP\r\n'], ehlo: ['250-mx\r\n250 STARTTLS\r\n'], onStarttls: (sock) => sock.destroy() });
+    const fake = await smtpFake({
+      greeting: ['220 mx ESMTP\r\n'],
+      ehlo: ['250-mx\r\n250 STARTTLS\r\n'],
+      onStarttls: (sock) => sock.destroy(),
+    });
     const e = expectError(await probe(target(fake.port, 'smtp')), 'closed');
     expect(e.message).toMatch(/STARTTLS reply/);
   });
@@ -288,16 +335,27 @@ describe('SMTP and LMTP STARTTLS', () => {
 
   it('malformed and inconsistent replies are protocol errors; a 554 greeting too', async () => {
     const bad = await smtpFake({ greeting: ['hello there\r\n'], ehlo: [] });
-    expect(expectError(await probe(target(bad.port, 'smtp')), 'protocol').message).toMatch(/malformed greeting reply line/);
+    expect(expectError(await probe(target(bad.port, 'smtp')), 'protocol').message).toMatch(
+      /malformed greeting reply line/,
+    );
     const mixed = await smtpFake({ greeting: ['220-mx\r\n250 mx\r\n'], ehlo: [] });
-    expect(expectError(await probe(target(mixed.port, 'smtp')), 'protocol').message).toMatch(/inconsistent codes/);
+    expect(expectError(await probe(target(mixed.port, 'smtp')), 'protocol').message).toMatch(
+      /inconsistent codes/,
+    );
     const refused = await smtpFake({ greeting: ['554 5.3.2 go away\r\n'], ehlo: [] });
-    expect(expectError(await probe(target(refused.port, 'smtp')), 'protocol').message).toMatch(/refused the session.*554 5\.3\.2 go away/);
+    expect(expectError(await probe(target(refused.port, 'smtp')), 'protocol').message).toMatch(
+      /refused the session.*554 5\.3\.2 go away/,
+    );
   });
 
   it('EHLO rejected: protocol error naming EHLO', async () => {
-    const fake = await smtpFake({ greeting: ['220 mx ESMTP\r\n'], ehlo: ['550 5.7.1 no thanks\r\n'] });
-    expect(expectError(await probe(target(fake.port, 'smtp')), 'protocol').message).toMatch(/rejected EHLO: "550 5\.7\.1 no thanks"/);
+    const fake = await smtpFake({
+      greeting: ['220 mx ESMTP\r\n'],
+      ehlo: ['550 5.7.1 no thanks\r\n'],
+    });
+    expect(expectError(await probe(target(fake.port, 'smtp')), 'protocol').message).toMatch(
+      /rejected EHLO: "550 5\.7\.1 no thanks"/,
+    );
   });
 });
 
@@ -305,7 +363,9 @@ describe('connection failures and timeouts', () => {
   it('a closed port: refused', async () => {
     const port = await freePort();
     const e = expectError(await probe(target(port, 'smtp')), 'refused');
-    expect(e.message).toMatch(new RegExp(`connection refused by mx\\.example\\.test\\[127\\.0\\.0\\.1\\]:${port}`));
+    expect(e.message).toMatch(
+      new RegExp(`connection refused by mx\\.example\\.test\\[127\\.0\\.0\\.1\\]:${port}`),
+    );
   });
 
   it('a server that never greets: timeout in the greeting phase, on time', async () => {
@@ -323,30 +383,47 @@ describe('connection failures and timeouts', () => {
   });
 
   it('a server that accepts STARTTLS but never speaks TLS: timeout in the handshake', async () => {
-    const fake = await smtpFake({ greeting: ['220 mx ESMTP\r\n'], ehlo: ['250-mx\r\n250 STARTTLS\r\n'], onStarttls: (s) => s.write('220 go ahead\r\n') });
+    const fake = await smtpFake({
+      greeting: ['220 mx ESMTP\r\n'],
+      ehlo: ['250-mx\r\n250 STARTTLS\r\n'],
+      onStarttls: (s) => s.write('220 go ahead\r\n'),
+    });
     const e = expectError(await probe(target(fake.port, 'smtp', { timeoutMs: 400 })), 'timeout');
     expect(e.message).toMatch(/during the TLS handshake/);
   });
 
   it('a server that closes at once: closed during the greeting', async () => {
     const port = await listen(createServer((s) => s.end()));
-    expect(expectError(await probe(target(port, 'smtp')), 'closed').message).toMatch(/closed the connection during the greeting/);
+    expect(expectError(await probe(target(port, 'smtp')), 'closed').message).toMatch(
+      /closed the connection during the greeting/,
+    );
   });
 
   it('bad input never throws', async () => {
-    expect(expectError(await probe(target(25, 'smtp', { address: 'mx.example.test' })), 'unreachable').message).toMatch(/not an IP address/);
+    expect(
+      expectError(await probe(target(25, 'smtp', { address: 'mx.example.test' })), 'unreachable')
+        .message,
+    ).toMatch(/not an IP address/);
     expect(expectError(await probe(target(0, 'smtp')), 'unreachable').message).toMatch(/bad port/);
-    expect(expectError(await probe(target(25, 'smtp', { ehloName: 'a b' })), 'protocol').message).toMatch(/bad ehloName/);
-    expect(expectError(await probe(target(25, 'gopher' as 'smtp')), 'protocol').message).toMatch(/unknown protocol/);
+    expect(
+      expectError(await probe(target(25, 'smtp', { ehloName: 'a b' })), 'protocol').message,
+    ).toMatch(/bad ehloName/);
+    expect(expectError(await probe(target(25, 'gopher' as 'smtp')), 'protocol').message).toMatch(
+      /unknown protocol/,
+    );
   });
 });
 
 describe('TLS alerts and handshake failures', () => {
   /** A raw server that answers the ClientHello with one fatal alert record. */
   async function alertServer(n: number, recordVersion = 0x0303): Promise<number> {
-    return listen(createServer((s) => {
-      s.once('data', () => s.end(Buffer.from([0x15, recordVersion >> 8, recordVersion & 0xff, 0x00, 0x02, 0x02, n])));
-    }));
+    return listen(
+      createServer((s) => {
+        s.once('data', () =>
+          s.end(Buffer.from([0x15, recordVersion >> 8, recordVersion & 0xff, 0x00, 0x02, 0x02, n])),
+        );
+      }),
+    );
   }
 
   it.each([
@@ -371,7 +448,12 @@ describe('TLS alerts and handshake failures', () => {
     // probe() has no version option; this checks the error mapping on the error Node produces.
     const port = await listen(createTlsServer(serving(ecLeaf, [], { minVersion: 'TLSv1.3' })));
     const err = await new Promise<Error>((resolve) => {
-      const s = tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false, maxVersion: 'TLSv1.2' });
+      const s = tlsConnect({
+        host: '127.0.0.1',
+        port,
+        rejectUnauthorized: false,
+        maxVersion: 'TLSv1.2',
+      });
       s.on('error', resolve);
       s.on('secureConnect', () => resolve(new Error('connected')));
     });
@@ -379,56 +461,93 @@ describe('TLS alerts and handshake failures', () => {
   });
 
   it('plaintext on an implicit-TLS port: handshake error', async () => {
-    const port = await listen(createServer((s) => s.once('data', () => s.end('220 mx ESMTP not TLS\r\n'))));
-    expect(expectError(await probe(target(port, 'tls')), 'handshake').message).toMatch(/TLS handshake with .* failed: .*(wrong version number|packet length)/);
+    const port = await listen(
+      createServer((s) => s.once('data', () => s.end('220 mx ESMTP not TLS\r\n'))),
+    );
+    expect(expectError(await probe(target(port, 'tls')), 'handshake').message).toMatch(
+      /TLS handshake with .* failed: .*(wrong version number|packet length)/,
+    );
   });
 
   it('alertFromError: codes and messages', () => {
-    expect(alertFromError({ code: 'ERR_SSL_TLSV1_ALERT_INSUFFICIENT_SECURITY', message: 'x' })).toEqual({ number: 71, name: 'insufficient_security' });
-    expect(alertFromError({ code: 'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE', message: 'x' })).toEqual({ number: 40, name: 'handshake_failure' });
-    expect(alertFromError({ code: 'ERR_SSL_TLSV1_UNRECOGNIZED_NAME', message: 'x' })).toEqual({ number: 112, name: 'unrecognized_name' });
-    expect(alertFromError({ code: 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED', message: 'x' })).toEqual({ number: 116, name: 'certificate_required' });
-    expect(alertFromError({ message: '...:tlsv1 alert protocol version:../ssl/record/rec_layer_s3.c:1605:SSL alert number 70' })).toEqual({ number: 70, name: 'protocol_version' });
-    expect(alertFromError({ code: 'ERR_SSL_WRONG_VERSION_NUMBER', message: 'wrong version number' })).toBeUndefined();
+    expect(
+      alertFromError({ code: 'ERR_SSL_TLSV1_ALERT_INSUFFICIENT_SECURITY', message: 'x' }),
+    ).toEqual({ number: 71, name: 'insufficient_security' });
+    expect(alertFromError({ code: 'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE', message: 'x' })).toEqual(
+      { number: 40, name: 'handshake_failure' },
+    );
+    expect(alertFromError({ code: 'ERR_SSL_TLSV1_UNRECOGNIZED_NAME', message: 'x' })).toEqual({
+      number: 112,
+      name: 'unrecognized_name',
+    });
+    expect(
+      alertFromError({ code: 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED', message: 'x' }),
+    ).toEqual({ number: 116, name: 'certificate_required' });
+    expect(
+      alertFromError({
+        message:
+          '...:tlsv1 alert protocol version:../ssl/record/rec_layer_s3.c:1605:SSL alert number 70',
+      }),
+    ).toEqual({ number: 70, name: 'protocol_version' });
+    expect(
+      alertFromError({ code: 'ERR_SSL_WRONG_VERSION_NUMBER', message: 'wrong version number' }),
+    ).toBeUndefined();
     expect(alertByNumber(200)).toEqual({ number: 200, name: 'alert_200' });
   });
 });
 
 describe('IMAP and POP3 STARTTLS', () => {
-  async function imapFake(greeting: string, opts: { capability?: string; starttls?: string } = {}): Promise<{ port: number; lines: string[][] }> {
+  async function imapFake(
+    greeting: string,
+    opts: { capability?: string; starttls?: string } = {},
+  ): Promise<{ port: number; lines: string[][] }> {
     const all: string[][] = [];
-    const port = await listen(createServer((sock) => {
-      const q = lineQueue(sock);
-      all.push(q.seen);
-      sock.write(`${greeting}\r\n`);
-      void (async () => {
-        for (;;) {
-          const line = await q.next();
-          if (line === null) return;
-          const [tag, cmd] = line.split(' ');
-          if (cmd === 'CAPABILITY') sock.write(`* CAPABILITY ${opts.capability ?? 'IMAP4rev1 STARTTLS'}\r\n${tag} OK done\r\n`);
-          else if (cmd === 'STARTTLS') {
-            if (opts.starttls) { sock.write(`${tag} ${opts.starttls}\r\n`); continue; }
-            sock.write(`${tag} OK Begin TLS negotiation now\r\n`);
-            q.detach();
-            const t = upgrade(sock, serving(ecLeaf, [ecInt.certPem]));
-            const tq = lineQueue(t);
-            all.push(tq.seen);
-            const l = await tq.next();
-            if (l?.endsWith('LOGOUT')) t.end(`* BYE\r\n${l.split(' ')[0]} OK bye\r\n`);
-            return;
-          } else if (cmd === 'LOGOUT') { sock.end(`* BYE\r\n${tag} OK\r\n`); return; }
-          else sock.write(`${tag} BAD unknown\r\n`);
-        }
-      })();
-    }));
+    const port = await listen(
+      createServer((sock) => {
+        const q = lineQueue(sock);
+        all.push(q.seen);
+        sock.write(`${greeting}\r\n`);
+        void (async () => {
+          for (;;) {
+            const line = await q.next();
+            if (line === null) return;
+            const [tag, cmd] = line.split(' ');
+            if (cmd === 'CAPABILITY')
+              sock.write(
+                `* CAPABILITY ${opts.capability ?? 'IMAP4rev1 STARTTLS'}\r\n${tag} OK done\r\n`,
+              );
+            else if (cmd === 'STARTTLS') {
+              if (opts.starttls) {
+                sock.write(`${tag} ${opts.starttls}\r\n`);
+                continue;
+              }
+              sock.write(`${tag} OK Begin TLS negotiation now\r\n`);
+              q.detach();
+              const t = upgrade(sock, serving(ecLeaf, [ecInt.certPem]));
+              const tq = lineQueue(t);
+              all.push(tq.seen);
+              const l = await tq.next();
+              if (l?.endsWith('LOGOUT')) t.end(`* BYE\r\n${l.split(' ')[0]} OK bye\r\n`);
+              return;
+            } else if (cmd === 'LOGOUT') {
+              sock.end(`* BYE\r\n${tag} OK\r\n`);
+              return;
+            } else sock.write(`${tag} BAD unknown\r\n`);
+          }
+        })();
+      }),
+    );
     return { port, lines: all };
   }
 
   it('capabilities in the greeting, a1 STARTTLS, LOGOUT over TLS', async () => {
-    const fake = await imapFake('* OK [CAPABILITY IMAP4rev1 SASL-IR STARTTLS LOGINDISABLED] Dovecot ready.');
+    const fake = await imapFake(
+      '* OK [CAPABILITY IMAP4rev1 SASL-IR STARTTLS LOGINDISABLED] Dovecot ready.',
+    );
     const r = expectOk(await probe(target(fake.port, 'imap')));
-    expect(r.banner).toBe('* OK [CAPABILITY IMAP4rev1 SASL-IR STARTTLS LOGINDISABLED] Dovecot ready.');
+    expect(r.banner).toBe(
+      '* OK [CAPABILITY IMAP4rev1 SASL-IR STARTTLS LOGINDISABLED] Dovecot ready.',
+    );
     expect(hexes(r.chain)).toEqual(hexes([der(ecLeaf.certPem), der(ecInt.certPem)]));
     await pause(50);
     expect(fake.lines).toEqual([['a1 STARTTLS'], ['a2 LOGOUT']]);
@@ -442,36 +561,54 @@ describe('IMAP and POP3 STARTTLS', () => {
 
   it('no STARTTLS capability, and STARTTLS answered NO', async () => {
     const none = await imapFake('* OK IMAP ready', { capability: 'IMAP4rev1 AUTH=PLAIN' });
-    expect(expectError(await probe(target(none.port, 'imap')), 'no-starttls').message).toMatch(/CAPABILITY: IMAP4REV1 AUTH=PLAIN/);
-    const no = await imapFake('* OK [CAPABILITY IMAP4rev1 STARTTLS] ready', { starttls: 'NO TLS unavailable' });
-    expect(expectError(await probe(target(no.port, 'imap')), 'starttls-rejected').message).toContain('a1 NO TLS unavailable');
+    expect(expectError(await probe(target(none.port, 'imap')), 'no-starttls').message).toMatch(
+      /CAPABILITY: IMAP4REV1 AUTH=PLAIN/,
+    );
+    const no = await imapFake('* OK [CAPABILITY IMAP4rev1 STARTTLS] ready', {
+      starttls: 'NO TLS unavailable',
+    });
+    expect(
+      expectError(await probe(target(no.port, 'imap')), 'starttls-rejected').message,
+    ).toContain('a1 NO TLS unavailable');
   });
 
-  async function pop3Fake(capa: string | null, stls = '+OK Begin TLS'): Promise<{ port: number; lines: string[][] }> {
+  async function pop3Fake(
+    capa: string | null,
+    stls = '+OK Begin TLS',
+  ): Promise<{ port: number; lines: string[][] }> {
     const all: string[][] = [];
-    const port = await listen(createServer((sock) => {
-      const q = lineQueue(sock);
-      all.push(q.seen);
-      sock.write('+OK POP3 ready\r\n');
-      void (async () => {
-        for (;;) {
-          const line = await q.next();
-          if (line === null) return;
-          if (line === 'CAPA') sock.write(capa === null ? '-ERR unknown command\r\n' : `+OK Capability list follows\r\n${capa}.\r\n`);
-          else if (line === 'STLS') {
-            sock.write(`${stls}\r\n`);
-            if (!stls.startsWith('+OK')) continue;
-            q.detach();
-            const t = upgrade(sock, serving(rsaLeaf, []));
-            const tq = lineQueue(t);
-            all.push(tq.seen);
-            if ((await tq.next()) === 'QUIT') t.end('+OK bye\r\n');
-            return;
-          } else if (line === 'QUIT') { sock.end('+OK bye\r\n'); return; }
-          else sock.write('-ERR what\r\n');
-        }
-      })();
-    }));
+    const port = await listen(
+      createServer((sock) => {
+        const q = lineQueue(sock);
+        all.push(q.seen);
+        sock.write('+OK POP3 ready\r\n');
+        void (async () => {
+          for (;;) {
+            const line = await q.next();
+            if (line === null) return;
+            if (line === 'CAPA')
+              sock.write(
+                capa === null
+                  ? '-ERR unknown command\r\n'
+                  : `+OK Capability list follows\r\n${capa}.\r\n`,
+              );
+            else if (line === 'STLS') {
+              sock.write(`${stls}\r\n`);
+              if (!stls.startsWith('+OK')) continue;
+              q.detach();
+              const t = upgrade(sock, serving(rsaLeaf, []));
+              const tq = lineQueue(t);
+              all.push(tq.seen);
+              if ((await tq.next()) === 'QUIT') t.end('+OK bye\r\n');
+              return;
+            } else if (line === 'QUIT') {
+              sock.end('+OK bye\r\n');
+              return;
+            } else sock.write('-ERR what\r\n');
+          }
+        })();
+      }),
+    );
     return { port, lines: all };
   }
 
@@ -487,7 +624,12 @@ describe('IMAP and POP3 STARTTLS', () => {
   it('POP3: CAPA unsupported → STLS tried anyway; CAPA without STLS → no-starttls; -ERR → rejected', async () => {
     expectOk(await probe(target((await pop3Fake(null)).port, 'pop3')));
     expectError(await probe(target((await pop3Fake('USER\r\n')).port, 'pop3')), 'no-starttls');
-    expect(expectError(await probe(target((await pop3Fake('STLS\r\n', '-ERR not now')).port, 'pop3')), 'starttls-rejected').message).toContain('-ERR not now');
+    expect(
+      expectError(
+        await probe(target((await pop3Fake('STLS\r\n', '-ERR not now')).port, 'pop3')),
+        'starttls-rejected',
+      ).message,
+    ).toContain('-ERR not now');
   });
 });
 
@@ -513,54 +655,79 @@ describe('the chain as sent', () => {
 
     it(`${version}: order and extra certificates are kept exactly as sent`, async () => {
       const sent = [ecLeaf.certPem, stray.certPem, ecRoot.certPem, ecInt.certPem];
-      const port = await tlsServer({ key: ecLeaf.keyPem, cert: sent.join(''), maxVersion: version });
+      const port = await tlsServer({
+        key: ecLeaf.keyPem,
+        cert: sent.join(''),
+        maxVersion: version,
+      });
       const r = expectOk(await probe(target(port, 'tls')));
       expect(hexes(r.chain)).toEqual(hexes(sent.map(der)));
     });
   }
 
-  it.each(['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256'])('TLS 1.3 with %s (decrypted from the wire)', async (suite) => {
-    const port = await tlsServer(serving(ecLeaf, [ecInt.certPem], { ciphers: suite, minVersion: 'TLSv1.3' }));
-    const r = expectOk(await probe(target(port, 'tls')));
-    expect(r.cipher).toBe(suite);
-    expect(r.chainSource).toBe('wire');
-    expect(r.chain).toHaveLength(2);
-  });
+  it.each(['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256'])(
+    'TLS 1.3 with %s (decrypted from the wire)',
+    async (suite) => {
+      const port = await tlsServer(
+        serving(ecLeaf, [ecInt.certPem], { ciphers: suite, minVersion: 'TLSv1.3' }),
+      );
+      const r = expectOk(await probe(target(port, 'tls')));
+      expect(r.cipher).toBe(suite);
+      expect(r.chainSource).toBe('wire');
+      expect(r.chain).toHaveLength(2);
+    },
+  );
 
   it('TLS 1.3 after a HelloRetryRequest (server only accepts P-384 key shares)', async () => {
-    const port = await tlsServer(serving(ecLeaf, [ecInt.certPem], { ecdhCurve: 'secp384r1', minVersion: 'TLSv1.3' }));
+    const port = await tlsServer(
+      serving(ecLeaf, [ecInt.certPem], { ecdhCurve: 'secp384r1', minVersion: 'TLSv1.3' }),
+    );
     const r = expectOk(await probe(target(port, 'tls')));
     expect(r.chainSource).toBe('wire');
     expect(hexes(r.chain)).toEqual(hexes([der(ecLeaf.certPem), der(ecInt.certPem)]));
   });
 
   it('TLS 1.3 with a CertificateRequest before the Certificate', async () => {
-    const port = await tlsServer(serving(ecLeaf, [ecInt.certPem], { requestCert: true, rejectUnauthorized: false }));
+    const port = await tlsServer(
+      serving(ecLeaf, [ecInt.certPem], { requestCert: true, rejectUnauthorized: false }),
+    );
     const r = expectOk(await probe(target(port, 'tls')));
     expect(r.chainSource).toBe('wire');
     expect(r.chain).toHaveLength(2);
   });
 
-  it("why not getPeerCertificate(true): Node adds certificates from the local trust store and drops others", async () => {
+  it('why not getPeerCertificate(true): Node adds certificates from the local trust store and drops others', async () => {
     const two = await tlsServer(serving(ecLeaf, [ecInt.certPem]));
     const one = await tlsServer(serving(ecLeaf, []));
-    const messy = await tlsServer({ key: ecLeaf.keyPem, cert: [ecLeaf.certPem, stray.certPem, ecInt.certPem].join('') });
-    const walk = (port: number, ca: string[]): Promise<string[]> => new Promise((resolve, reject) => {
-      const s = tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false, ca }, () => {
-        const names: string[] = [];
-        const seen = new Set<string>();
-        for (let c = s.getPeerCertificate(true); c?.raw && !seen.has(c.fingerprint256); c = c.issuerCertificate) {
-          seen.add(c.fingerprint256);
-          names.push(String(c.subject.CN));
-          if (c.issuerCertificate === c) break;
-        }
-        s.end();
-        resolve(names);
-      });
-      s.on('error', reject);
+    const messy = await tlsServer({
+      key: ecLeaf.keyPem,
+      cert: [ecLeaf.certPem, stray.certPem, ecInt.certPem].join(''),
     });
+    const walk = (port: number, ca: string[]): Promise<string[]> =>
+      new Promise((resolve, reject) => {
+        const s = tlsConnect({ host: '127.0.0.1', port, rejectUnauthorized: false, ca }, () => {
+          const names: string[] = [];
+          const seen = new Set<string>();
+          for (
+            let c = s.getPeerCertificate(true);
+            c?.raw && !seen.has(c.fingerprint256);
+            c = c.issuerCertificate
+          ) {
+            seen.add(c.fingerprint256);
+            names.push(String(c.subject.CN));
+            if (c.issuerCertificate === c) break;
+          }
+          s.end();
+          resolve(names);
+        });
+        s.on('error', reject);
+      });
     // Node's walk: the root is appended from `ca` although the server never sent it ...
-    expect(await walk(two, [ecRoot.certPem])).toEqual(['mx.example.test', 'Probe Test Int E', 'Probe Test Root E']);
+    expect(await walk(two, [ecRoot.certPem])).toEqual([
+      'mx.example.test',
+      'Probe Test Int E',
+      'Probe Test Root E',
+    ]);
     expect(await walk(one, [ecInt.certPem])).toEqual(['mx.example.test', 'Probe Test Int E']);
     // ... and a sent certificate off the issuer path disappears.
     expect(await walk(messy, [])).toEqual(['mx.example.test', 'Probe Test Int E']);
@@ -590,7 +757,12 @@ describe('the chain as sent', () => {
 
   it('chainFromServerBytes: garbage and truncation give undefined, not a throw', () => {
     expect(chainFromServerBytes(Buffer.from('not tls at all'), 'TLSv1.2')).toBeUndefined();
-    expect(chainFromServerBytes(Buffer.from([0x16, 0x03, 0x03, 0x00, 0x08, 0x0b, 0, 0, 9, 0, 0, 5, 0]), 'TLSv1.2')).toBeUndefined();
+    expect(
+      chainFromServerBytes(
+        Buffer.from([0x16, 0x03, 0x03, 0x00, 0x08, 0x0b, 0, 0, 9, 0, 0, 5, 0]),
+        'TLSv1.2',
+      ),
+    ).toBeUndefined();
     expect(chainFromServerBytes(Buffer.alloc(0), 'TLSv1.3', 'ab'.repeat(32))).toBeUndefined();
   });
 });
@@ -598,11 +770,13 @@ describe('the chain as sent', () => {
 describe('keyType selects the chain of a dual-certificate server', () => {
   for (const version of ['TLSv1.2', 'TLSv1.3'] as const) {
     it(`${version}: rsa → the RSA chain, ecdsa → the ECDSA chain`, async () => {
-      const port = await listen(smtpsServer({
-        key: [rsaLeaf.keyPem, ecLeaf.keyPem],
-        cert: [rsaLeaf.certPem + rsaInt.certPem, ecLeaf.certPem + ecInt.certPem],
-        maxVersion: version,
-      }));
+      const port = await listen(
+        smtpsServer({
+          key: [rsaLeaf.keyPem, ecLeaf.keyPem],
+          cert: [rsaLeaf.certPem + rsaInt.certPem, ecLeaf.certPem + ecInt.certPem],
+          maxVersion: version,
+        }),
+      );
       const rsa = expectOk(await probe(target(port, 'tls', { keyType: 'rsa' })));
       expect(rsa.keyType).toBe('rsa');
       expect(hexes(rsa.chain)).toEqual(hexes([der(rsaLeaf.certPem), der(rsaInt.certPem)]));
@@ -621,7 +795,9 @@ describe('keyType selects the chain of a dual-certificate server', () => {
     const rsa = keyTypeTlsOptions('rsa');
     expect(rsa.ciphers).toMatch(/^TLS_AES_256_GCM_SHA384:.*:aRSA:/);
     expect(rsa.sigalgs).not.toMatch(/ecdsa/);
-    expect(keyTypeTlsOptions('ecdsa').sigalgs).toBe('ecdsa_secp256r1_sha256:ecdsa_secp384r1_sha384:ecdsa_secp521r1_sha512');
+    expect(keyTypeTlsOptions('ecdsa').sigalgs).toBe(
+      'ecdsa_secp256r1_sha256:ecdsa_secp384r1_sha384:ecdsa_secp521r1_sha512',
+    );
   });
 });
 
@@ -633,16 +809,31 @@ describe('probeAll', () => {
     server.on('connection', (s: Socket) => {
       open++;
       maxOpen = Math.max(maxOpen, open);
-      s.on('close', () => { open--; });
+      s.on('close', () => {
+        open--;
+      });
     });
     const port = await listen(server);
     const closed = await freePort();
     const targets: ProbeTarget[] = [
-      target(port, 'tls'), target(closed, 'tls'), target(port, 'tls'), target(port, 'tls', { keyType: 'rsa' }),
-      target(port, 'tls'), target(port, 'tls'), target(port, 'tls'),
+      target(port, 'tls'),
+      target(closed, 'tls'),
+      target(port, 'tls'),
+      target(port, 'tls', { keyType: 'rsa' }),
+      target(port, 'tls'),
+      target(port, 'tls'),
+      target(port, 'tls'),
     ];
     const results = await probeAll(targets, { concurrency: 2 });
-    expect(results.map((r) => (r.ok ? 'ok' : r.error.code))).toEqual(['ok', 'refused', 'ok', 'alert', 'ok', 'ok', 'ok']);
+    expect(results.map((r) => (r.ok ? 'ok' : r.error.code))).toEqual([
+      'ok',
+      'refused',
+      'ok',
+      'alert',
+      'ok',
+      'ok',
+      'ok',
+    ]);
     expect(maxOpen).toBeGreaterThanOrEqual(1);
     expect(maxOpen).toBeLessThanOrEqual(2);
     expect(await probeAll([])).toEqual([]);

@@ -24,7 +24,12 @@ describe('waitTracker', () => {
     const lines: string[] = [];
     const w = waitTracker((l) => lines.push(l), { limitMs: 5000, now: () => Date.now() });
     let settle: () => void = () => undefined;
-    const pending = w.track('the resolver 127.0.0.1:5353', new Promise<void>((r) => { settle = r; }));
+    const pending = w.track(
+      'the resolver 127.0.0.1:5353',
+      new Promise<void>((r) => {
+        settle = r;
+      }),
+    );
     await vi.advanceTimersByTimeAsync(3500);
     expect(lines).toEqual([
       'waiting for the resolver 127.0.0.1:5353: 1 s of 5 s',
@@ -44,7 +49,9 @@ describe('waitTracker', () => {
     void w.track('TLS probes of mx.example.org:25', new Promise(() => undefined));
     void w.track('the resolver 127.0.0.1:53', new Promise(() => undefined));
     await vi.advanceTimersByTimeAsync(1000);
-    expect(lines).toEqual(['waiting for the resolver 127.0.0.1:53, TLS probes of mx.example.org:25: 1 s']);
+    expect(lines).toEqual([
+      'waiting for the resolver 127.0.0.1:53, TLS probes of mx.example.org:25: 1 s',
+    ]);
   });
 
   it('waitLine', () => {

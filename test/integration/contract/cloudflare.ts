@@ -19,24 +19,49 @@ export const cloudflareTarget: ContractTarget = {
   async setup() {
     const fake = await CloudflareApiFake.start({ maxPerPage: 5 });
     fake.addZone(ZONE);
-    const ctx = { instance: 'contract', baseDir: process.cwd(), optionError: (k: string, m: string) => new Error(`${k}: ${m}`) };
-    const make = (extra: Record<string, unknown> = {}) => createProvider({ api_token: fake.token, base_url: fake.baseUrl, batch_size: 2, ...extra }, ctx);
+    const ctx = {
+      instance: 'contract',
+      baseDir: process.cwd(),
+      optionError: (k: string, m: string) => new Error(`${k}: ${m}`),
+    };
+    const make = (extra: Record<string, unknown> = {}) =>
+      createProvider(
+        { api_token: fake.token, base_url: fake.baseUrl, batch_size: 2, ...extra },
+        ctx,
+      );
     return {
       zone: ZONE,
       provider: () => make(),
       badCredentials: () => make({ api_token: BAD_TOKEN }),
-      unknownZone: () => ({ provider: make(), owner: `_25._tcp.mx.nowhere-${process.pid}.invalid.` }),
+      unknownZone: () => ({
+        provider: make(),
+        owner: `_25._tcp.mx.nowhere-${process.pid}.invalid.`,
+      }),
       async addForeign(owner: string, r: TlsaRecord, ttl: number) {
-        fake.addRecord(owner, 'TLSA', { ttl, data: { usage: r.usage, selector: r.selector, matching_type: r.matching, certificate: r.data } });
+        fake.addRecord(owner, 'TLSA', {
+          ttl,
+          data: {
+            usage: r.usage,
+            selector: r.selector,
+            matching_type: r.matching,
+            certificate: r.data,
+          },
+        });
       },
       async addCname(owner: string, target: string) {
         fake.addRecord(owner, 'CNAME', { content: target.replace(/\.$/, '') });
       },
       async readDirect(owner: string) {
-        return fake.records(owner, 'TLSA').map((r): TlsaRecord => ({ owner, ...parseRdata(r.content) }));
+        return fake
+          .records(owner, 'TLSA')
+          .map((r): TlsaRecord => ({ owner, ...parseRdata(r.content) }));
       },
       async readTtls(owner: string) {
-        return new Map(fake.records(owner, 'TLSA').map((r) => [rdataText(parseRdata(r.content)), r.ttl] as const));
+        return new Map(
+          fake
+            .records(owner, 'TLSA')
+            .map((r) => [rdataText(parseRdata(r.content)), r.ttl] as const),
+        );
       },
       failWritesFrom: (n: number) => fake.failWritesFrom(n),
       throttleOnce: () => fake.throttleOnce(1),

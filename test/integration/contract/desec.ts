@@ -4,16 +4,29 @@
 import { createProvider, type DesecProvider } from '../../../providers/desec.js';
 import { parseRdata } from '../../../src/tlsa/presentation.js';
 import { rdataText, type TlsaRecord } from '../../../src/tlsa/record.js';
-import { startDesecApiFake, type DesecApiFake, type DesecApiFakeOptions } from '../../fakes/desec-api-fake.js';
+import {
+  startDesecApiFake,
+  type DesecApiFake,
+  type DesecApiFakeOptions,
+} from '../../fakes/desec-api-fake.js';
 import type { ContractTarget } from './suite.js';
 
 export const DESEC_DOMAIN = 'example.test';
 
 /** The fake's domains for the contract: minimum_ttl 300 so the suite's TTL is accepted as is
  *  (deSEC's usual 3600 is exercised in provider-desec.test.ts). */
-export const DESEC_FAKE_OPTIONS: DesecApiFakeOptions = { domains: [{ name: DESEC_DOMAIN, minimum_ttl: 300 }, { name: 'other.test', minimum_ttl: 3600 }] };
+export const DESEC_FAKE_OPTIONS: DesecApiFakeOptions = {
+  domains: [
+    { name: DESEC_DOMAIN, minimum_ttl: 300 },
+    { name: 'other.test', minimum_ttl: 3600 },
+  ],
+};
 
-export function desecProvider(fake: DesecApiFake, options: Record<string, unknown> = {}, instance = 'contract'): DesecProvider {
+export function desecProvider(
+  fake: DesecApiFake,
+  options: Record<string, unknown> = {},
+  instance = 'contract',
+): DesecProvider {
   return createProvider(
     { api_url: fake.url, token: fake.token, settle_ms: 50, ...options },
     { instance, baseDir: '/', optionError: (k, m) => new Error(`${k}: ${m}`) },
@@ -21,10 +34,14 @@ export function desecProvider(fake: DesecApiFake, options: Record<string, unknow
 }
 
 /** `_25._tcp.mx.example.test.` → `_25._tcp.mx` (relative to DESEC_DOMAIN). */
-export const subnameOf = (owner: string, domain = DESEC_DOMAIN) => (owner === `${domain}.` ? '' : owner.slice(0, -(domain.length + 2)));
+export const subnameOf = (owner: string, domain = DESEC_DOMAIN) =>
+  owner === `${domain}.` ? '' : owner.slice(0, -(domain.length + 2));
 
 export function readFake(fake: DesecApiFake, owner: string, domain = DESEC_DOMAIN): TlsaRecord[] {
-  return (fake.rrset(domain, subnameOf(owner, domain), 'TLSA')?.records ?? []).map((r) => ({ owner, ...parseRdata(r) }));
+  return (fake.rrset(domain, subnameOf(owner, domain), 'TLSA')?.records ?? []).map((r) => ({
+    owner,
+    ...parseRdata(r),
+  }));
 }
 
 export const desecTarget: ContractTarget = {
@@ -49,7 +66,9 @@ export const desecTarget: ContractTarget = {
       readDirect: async (owner: string) => readFake(fake, owner),
       async readTtls(owner: string) {
         const set = fake.rrset(DESEC_DOMAIN, subnameOf(owner), 'TLSA');
-        return new Map((set?.records ?? []).map((r) => [rdataText(parseRdata(r)), set!.ttl] as const));
+        return new Map(
+          (set?.records ?? []).map((r) => [rdataText(parseRdata(r)), set!.ttl] as const),
+        );
       },
       failWritesFrom: (n: number) => fake.failWritesFrom(n),
       throttleOnce: () => fake.throttleOnce(1),

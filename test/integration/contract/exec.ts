@@ -8,7 +8,10 @@ import { rdataText, type TlsaRecord } from '../../../src/tlsa/record.js';
 import { parseRdata } from '../../../src/tlsa/presentation.js';
 import type { ContractTarget } from './suite.js';
 
-const script = resolve(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '../../fixtures/exec-provider.mjs');
+const script = resolve(
+  import.meta.dirname ?? new URL('.', import.meta.url).pathname,
+  '../../fixtures/exec-provider.mjs',
+);
 
 export const execTarget: ContractTarget = {
   name: 'exec (a JSON-file backend script)',
@@ -18,15 +21,27 @@ export const execTarget: ContractTarget = {
     const store = join(dir, 'store.json');
     const make = (token: string) => {
       const command = `STORE='${store}' EXEC_TOKEN='${token}' exec node '${script}'`;
-      return createProvider({ command }, { instance: 'contract', baseDir: dir, optionError: (k, m) => new Error(`${k}: ${m}`) });
+      return createProvider(
+        { command },
+        { instance: 'contract', baseDir: dir, optionError: (k, m) => new Error(`${k}: ${m}`) },
+      );
     };
-    const db = () => (existsSync(store) ? JSON.parse(readFileSync(store, 'utf8')) : { zones: ['example.test.'], rrsets: {} }) as { zones: string[]; rrsets: Record<string, { TLSA?: string[]; TTL?: number; CNAME?: string }> };
+    const db = () =>
+      (existsSync(store)
+        ? JSON.parse(readFileSync(store, 'utf8'))
+        : { zones: ['example.test.'], rrsets: {} }) as {
+        zones: string[];
+        rrsets: Record<string, { TLSA?: string[]; TTL?: number; CNAME?: string }>;
+      };
     const save = (d: ReturnType<typeof db>) => writeFileSync(store, JSON.stringify(d));
     return {
       zone: 'example.test.',
       provider: () => make('good-token'),
       badCredentials: () => make('wrong-token-value'),
-      unknownZone: () => ({ provider: make('good-token'), owner: '_25._tcp.mx.unknown-zone.test.' }),
+      unknownZone: () => ({
+        provider: make('good-token'),
+        owner: '_25._tcp.mx.unknown-zone.test.',
+      }),
       secrets: ['wrong-token-value'],
       throttleOnce: () => writeFileSync(`${store}.throttle`, ''),
       failWritesFrom(n: number) {
@@ -36,7 +51,11 @@ export const execTarget: ContractTarget = {
       async addForeign(owner: string, r: TlsaRecord, ttl: number) {
         const d = db();
         const set = d.rrsets[owner] ?? {};
-        d.rrsets[owner] = { ...set, TLSA: [...(set.TLSA ?? []), rdataText(r)], TTL: set.TTL ?? ttl };
+        d.rrsets[owner] = {
+          ...set,
+          TLSA: [...(set.TLSA ?? []), rdataText(r)],
+          TTL: set.TTL ?? ttl,
+        };
         save(d);
       },
       async addCname(owner: string, target: string) {
@@ -49,7 +68,9 @@ export const execTarget: ContractTarget = {
       },
       async readTtls(owner: string) {
         const set = db().rrsets[owner];
-        return new Map((set?.TLSA ?? []).map((t) => [rdataText(parseRdata(t)), set!.TTL ?? 0] as const));
+        return new Map(
+          (set?.TLSA ?? []).map((t) => [rdataText(parseRdata(t)), set!.TTL ?? 0] as const),
+        );
       },
       async teardown() {
         rmSync(dir, { recursive: true, force: true });

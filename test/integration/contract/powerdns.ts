@@ -12,7 +12,11 @@ import type { ContractTarget } from './suite.js';
 export const PDNS_ZONE = 'example.test.';
 
 /** A provider instance for a lab server (fresh each call: concurrent writers get their own). */
-export function pdnsProvider(server: PowerDnsServer, options: Record<string, unknown> = {}, instance = 'contract') {
+export function pdnsProvider(
+  server: PowerDnsServer,
+  options: Record<string, unknown> = {},
+  instance = 'contract',
+) {
   return createProvider(
     { url: server.apiUrl, api_key: server.apiKey, settle_ms: 100, ...options },
     { instance, baseDir: server.dir, optionError: (k, m) => new Error(`${k}: ${m}`) },
@@ -20,28 +24,78 @@ export function pdnsProvider(server: PowerDnsServer, options: Record<string, unk
 }
 
 /** The TLSA records at `owner` as the server answers them over DNS (kdig prints upper-case hex). */
-export async function readTlsaOverDns(server: PowerDnsServer, owner: string): Promise<TlsaRecord[]> {
-  const r = await query({ server: server.host, port: server.dnsPort, name: owner, type: 'TLSA', recurse: false, timeoutS: 2, retries: 1 });
-  if (r.rcode !== 'NOERROR' && r.rcode !== 'NXDOMAIN') throw new Error(`kdig ${owner} TLSA: ${r.rcode}\n${r.raw}`);
+export async function readTlsaOverDns(
+  server: PowerDnsServer,
+  owner: string,
+): Promise<TlsaRecord[]> {
+  const r = await query({
+    server: server.host,
+    port: server.dnsPort,
+    name: owner,
+    type: 'TLSA',
+    recurse: false,
+    timeoutS: 2,
+    retries: 1,
+  });
+  if (r.rcode !== 'NOERROR' && r.rcode !== 'NXDOMAIN')
+    throw new Error(`kdig ${owner} TLSA: ${r.rcode}\n${r.raw}`);
   return r.records
     .filter((a) => a.type === 'TLSA' && a.owner === owner.toLowerCase())
     .map((a) => ({ owner, ...parseRdata(a.rdata) }));
 }
 
 /** PATCH one RRset through the API directly (REPLACE with these records, or DELETE). */
-export async function pdnsReplace(server: PowerDnsServer, zone: string, owner: string, type: string, ttl: number, records: { content: string; disabled?: boolean }[], comments?: { content: string; account: string }[]): Promise<void> {
+export async function pdnsReplace(
+  server: PowerDnsServer,
+  zone: string,
+  owner: string,
+  type: string,
+  ttl: number,
+  records: { content: string; disabled?: boolean }[],
+  comments?: { content: string; account: string }[],
+): Promise<void> {
   const rrset = records.length
-    ? { name: owner, type, ttl, changetype: 'REPLACE', records: records.map((r) => ({ content: r.content, disabled: r.disabled ?? false })), ...(comments ? { comments } : {}) }
+    ? {
+        name: owner,
+        type,
+        ttl,
+        changetype: 'REPLACE',
+        records: records.map((r) => ({ content: r.content, disabled: r.disabled ?? false })),
+        ...(comments ? { comments } : {}),
+      }
     : { name: owner, type, changetype: 'DELETE' };
   const res = await server.api('PATCH', `/zones/${zone}`, { rrsets: [rrset] });
-  if (res.status !== 204) throw new Error(`pdns PATCH ${owner} ${type}: HTTP ${res.status} ${res.text}`);
+  if (res.status !== 204)
+    throw new Error(`pdns PATCH ${owner} ${type}: HTTP ${res.status} ${res.text}`);
 }
 
 /** The RRset as the API has it (records with their disabled flags, comments). */
-export async function pdnsRRset(server: PowerDnsServer, zone: string, owner: string, type: string): Promise<{ ttl: number; records: { content: string; disabled: boolean }[]; comments: { content: string; account: string }[] } | undefined> {
+export async function pdnsRRset(
+  server: PowerDnsServer,
+  zone: string,
+  owner: string,
+  type: string,
+): Promise<
+  | {
+      ttl: number;
+      records: { content: string; disabled: boolean }[];
+      comments: { content: string; account: string }[];
+    }
+  | undefined
+> {
   const res = await server.api('GET', `/zones/${zone}`);
   if (res.status !== 200) throw new Error(`pdns GET zone ${zone}: HTTP ${res.status} ${res.text}`);
-  const rrsets = (res.body as { rrsets: { name: string; type: string; ttl: number; records: { content: string; disabled: boolean }[]; comments: { content: string; account: string }[] }[] }).rrsets;
+  const rrsets = (
+    res.body as {
+      rrsets: {
+        name: string;
+        type: string;
+        ttl: number;
+        records: { content: string; disabled: boolean }[];
+        comments: { content: string; account: string }[];
+      }[];
+    }
+  ).rrsets;
   return rrsets.find((r) => r.name === owner && r.type === type);
 }
 
@@ -54,11 +108,15 @@ export function failFetchWritesFrom(base: string, n: number): () => void {
   globalThis.fetch = (async (input: Parameters<typeof fetch>[0], init?: RequestInit) => {
     const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
     if (url.startsWith(base) && (init?.method ?? 'GET').toUpperCase() !== 'GET' && ++seen >= n) {
-      throw new TypeError('fetch failed', { cause: Object.assign(new Error(`connect ECONNREFUSED ${base}`), { code: 'ECONNREFUSED' }) });
+      throw new TypeError('fetch failed', {
+        cause: Object.assign(new Error(`connect ECONNREFUSED ${base}`), { code: 'ECONNREFUSED' }),
+      });
     }
     return real(input, init);
   }) as typeof fetch;
-  return () => { globalThis.fetch = real; };
+  return () => {
+    globalThis.fetch = real;
+  };
 }
 
 export const powerdnsTarget: ContractTarget = {
@@ -71,10 +129,16 @@ export const powerdnsTarget: ContractTarget = {
       zone: PDNS_ZONE,
       provider: () => pdnsProvider(server),
       badCredentials: () => pdnsProvider(server, { api_key: wrongKey }),
-      unknownZone: () => ({ provider: pdnsProvider(server), owner: '_25._tcp.mx.nowhere.invalid.' }),
+      unknownZone: () => ({
+        provider: pdnsProvider(server),
+        owner: '_25._tcp.mx.nowhere.invalid.',
+      }),
       async addForeign(owner: string, record: TlsaRecord, ttl: number) {
         const existing = (await pdnsRRset(server, PDNS_ZONE, owner, 'TLSA'))?.records ?? [];
-        await pdnsReplace(server, PDNS_ZONE, owner, 'TLSA', ttl, [...existing, { content: rdataText(record) }]);
+        await pdnsReplace(server, PDNS_ZONE, owner, 'TLSA', ttl, [
+          ...existing,
+          { content: rdataText(record) },
+        ]);
       },
       async addCname(owner: string, target: string) {
         await pdnsReplace(server, PDNS_ZONE, owner, 'CNAME', 300, [{ content: target }]);
@@ -82,13 +146,15 @@ export const powerdnsTarget: ContractTarget = {
       readDirect: (owner: string) => readTlsaOverDns(server, owner),
       async readTtls(owner: string) {
         const set = await pdnsRRset(server, PDNS_ZONE, owner, 'TLSA');
-        return new Map((set?.records ?? []).map((r) => [rdataText(parseRdata(r.content)), set!.ttl] as const));
+        return new Map(
+          (set?.records ?? []).map((r) => [rdataText(parseRdata(r.content)), set!.ttl] as const),
+        );
       },
       failWritesFrom: (n: number) => failFetchWritesFrom(server.apiUrl, n),
       secrets: [server.apiKey, wrongKey],
       async teardown() {
         await server.stop();
-        if (process.env['TLSA_LAB_KEEP'] !== '1') rmSync(server.dir, { recursive: true, force: true });
+        if (process.env.TLSA_LAB_KEEP !== '1') rmSync(server.dir, { recursive: true, force: true });
       },
     };
   },

@@ -18,14 +18,31 @@ export const route53Target: ContractTarget = {
   async setup() {
     const fake = await Route53ApiFake.start({ maxItemsCap: 5 });
     fake.addZone(ZONE);
-    const ctx = { instance: 'contract', baseDir: process.cwd(), optionError: (k: string, m: string) => new Error(`${k}: ${m}`) };
+    const ctx = {
+      instance: 'contract',
+      baseDir: process.cwd(),
+      optionError: (k: string, m: string) => new Error(`${k}: ${m}`),
+    };
     const make = (extra: Record<string, unknown> = {}) =>
-      createProvider({ endpoint: fake.url, region: 'us-east-1', access_key_id: fake.accessKeyId, secret_access_key: fake.secretAccessKey, ...extra }, ctx);
+      createProvider(
+        {
+          endpoint: fake.url,
+          region: 'us-east-1',
+          access_key_id: fake.accessKeyId,
+          secret_access_key: fake.secretAccessKey,
+          ...extra,
+        },
+        ctx,
+      );
     return {
       zone: ZONE,
       provider: () => make(),
-      badCredentials: () => make({ access_key_id: 'AKIAWRONGWRONGWRONG1', secret_access_key: BAD_SECRET }),
-      unknownZone: () => ({ provider: make(), owner: `_25._tcp.mx.nowhere-${process.pid}.invalid.` }),
+      badCredentials: () =>
+        make({ access_key_id: 'AKIAWRONGWRONGWRONG1', secret_access_key: BAD_SECRET }),
+      unknownZone: () => ({
+        provider: make(),
+        owner: `_25._tcp.mx.nowhere-${process.pid}.invalid.`,
+      }),
       async addForeign(owner: string, r: TlsaRecord, ttl: number) {
         fake.addRecord(owner, 'TLSA', ttl, rdataText(r));
       },
@@ -37,7 +54,9 @@ export const route53Target: ContractTarget = {
       },
       async readTtls(owner: string) {
         const set = fake.recordSet(owner, 'TLSA');
-        return new Map((set?.values ?? []).map((v) => [rdataText(parseRdata(v)), set!.ttl] as const));
+        return new Map(
+          (set?.values ?? []).map((v) => [rdataText(parseRdata(v)), set!.ttl] as const),
+        );
       },
       failWritesFrom: (n: number) => fake.failChangesFrom(n),
       throttleOnce: () => fake.throttleOnce(),

@@ -57,11 +57,21 @@ let counter = 0;
 /** Registers the contract cases inside the caller's describe block. */
 export function contractCases(target: ContractTarget): void {
   let env: ContractEnv;
-  beforeAll(async () => { env = await target.setup(); }, 120_000);
-  afterAll(async () => { await env?.teardown(); });
+  beforeAll(async () => {
+    env = await target.setup();
+  }, 120_000);
+  afterAll(async () => {
+    await env?.teardown();
+  });
 
   const owner = (label: string) => `_25._tcp.${label}-${process.pid}-${++counter}.${env.zone}`;
-  const rec = (o: string, s: string, usage: 2 | 3 = 3): TlsaRecord => ({ owner: o, usage, selector: 1, matching: 1, data: hash(`${s}${o}`) });
+  const rec = (o: string, s: string, usage: 2 | 3 = 3): TlsaRecord => ({
+    owner: o,
+    usage,
+    selector: 1,
+    matching: 1,
+    data: hash(`${s}${o}`),
+  });
   const sorted = (rs: TlsaRecord[]) => rs.map(recordKey).sort();
 
   it('adds to an empty name and lists it back', async () => {
@@ -104,8 +114,12 @@ export function contractCases(target: ContractTarget): void {
     const o = owner('race');
     await env.addForeign(o, rec(o, 'base'), 300);
     const writers = [env.provider(), env.provider()];
-    await Promise.all(writers.map((w, i) => w.apply(o, { add: [rec(o, `writer${i}`)], remove: [] }, 300)));
-    expect(sorted(await env.readDirect(o))).toEqual(sorted([rec(o, 'base'), rec(o, 'writer0'), rec(o, 'writer1')]));
+    await Promise.all(
+      writers.map((w, i) => w.apply(o, { add: [rec(o, `writer${i}`)], remove: [] }, 300)),
+    );
+    expect(sorted(await env.readDirect(o))).toEqual(
+      sorted([rec(o, 'base'), rec(o, 'writer0'), rec(o, 'writer1')]),
+    );
   });
 
   it('reports a CNAME at the owner name and does not overwrite it', async () => {
@@ -119,10 +133,17 @@ export function contractCases(target: ContractTarget): void {
   it('fails fast with a clear message on wrong credentials, without printing the secret', async (ctx) => {
     if (!env.badCredentials) ctx.skip();
     const o = owner('creds');
-    const err = await env.badCredentials!().apply(o, { add: [rec(o, 'x')], remove: [] }, 300).then(() => undefined, (e: Error) => e);
+    const err = await env.badCredentials!()
+      .apply(o, { add: [rec(o, 'x')], remove: [] }, 300)
+      .then(
+        () => undefined,
+        (e: Error) => e,
+      );
     expect(err).toBeInstanceOf(Error);
     expect(err!.name).toBe('ProviderError');
-    expect(err!.message).toMatch(/credential|auth|token|key|signature|BADSIG|BADKEY|NOTAUTH|401|403/i);
+    expect(err!.message).toMatch(
+      /credential|auth|token|key|signature|BADSIG|BADKEY|NOTAUTH|401|403/i,
+    );
     for (const s of env.secrets) expect(err!.message).not.toContain(s);
     expect(await env.readDirect(o)).toEqual([]);
   });
@@ -130,7 +151,10 @@ export function contractCases(target: ContractTarget): void {
   it('fails fast naming the zone when the zone is unknown', async (ctx) => {
     if (!env.unknownZone) ctx.skip();
     const { provider, owner: o } = env.unknownZone!();
-    const err = await provider.apply(o, { add: [rec(o, 'x')], remove: [] }, 300).then(() => undefined, (e: Error) => e);
+    const err = await provider.apply(o, { add: [rec(o, 'x')], remove: [] }, 300).then(
+      () => undefined,
+      (e: Error) => e,
+    );
     expect(err?.name).toBe('ProviderError');
     expect(err!.message).toMatch(/zone/i);
   });
@@ -145,26 +169,52 @@ export function contractCases(target: ContractTarget): void {
   };
   /** An owner with a foreign record and two of ours ("old"), and the change that replaces
    *  ours with two new ones. */
-  const replacing = async (label: string): Promise<{ o: string; before: TlsaRecord[]; change: OwnerChange }> => {
+  const replacing = async (
+    label: string,
+  ): Promise<{ o: string; before: TlsaRecord[]; change: OwnerChange }> => {
     const o = owner(label);
     await env.addForeign(o, rec(o, 'foreign'), 300);
     await env.provider().apply(o, { add: [rec(o, 'old1'), rec(o, 'old2', 2)], remove: [] }, 300);
     const before = await env.readDirect(o);
     expect(sorted(before)).toEqual(sorted([rec(o, 'foreign'), rec(o, 'old1'), rec(o, 'old2', 2)]));
-    return { o, before, change: { owner: o, add: [rec(o, 'new1'), rec(o, 'new2', 2)], remove: [rec(o, 'old1'), rec(o, 'old2', 2)] } };
+    return {
+      o,
+      before,
+      change: {
+        owner: o,
+        add: [rec(o, 'new1'), rec(o, 'new2', 2)],
+        remove: [rec(o, 'old1'), rec(o, 'old2', 2)],
+      },
+    };
   };
   /** After a failed change: no record lost, nothing but the change's adds gained. */
-  const neverFewer = async ({ o, before, change }: { o: string; before: TlsaRecord[]; change: OwnerChange }) => {
+  const neverFewer = async ({
+    o,
+    before,
+    change,
+  }: {
+    o: string;
+    before: TlsaRecord[];
+    change: OwnerChange;
+  }) => {
     const after = sorted(await env.readDirect(o));
     const allowed = new Set(sorted([...before, ...change.add]));
-    expect(after.filter((k) => !allowed.has(k)), `${o}: records from nowhere`).toEqual([]);
-    expect(after.length, `${o} lost records: ${after.join(', ')}`).toBeGreaterThanOrEqual(before.length);
+    expect(
+      after.filter((k) => !allowed.has(k)),
+      `${o}: records from nowhere`,
+    ).toEqual([]);
+    expect(after.length, `${o} lost records: ${after.join(', ')}`).toBeGreaterThanOrEqual(
+      before.length,
+    );
     expect(after, `${o}: the foreign record`).toContain(recordKey(rec(o, 'foreign')));
   };
   const done = async ({ o }: { o: string }) => {
-    expect(sorted(await env.readDirect(o))).toEqual(sorted([rec(o, 'foreign'), rec(o, 'new1'), rec(o, 'new2', 2)]));
+    expect(sorted(await env.readDirect(o))).toEqual(
+      sorted([rec(o, 'foreign'), rec(o, 'new1'), rec(o, 'new2', 2)]),
+    );
   };
-  const faultCase = (title: string) => (target.noWriteFaults ? `${title} (skipped: ${target.noWriteFaults})` : title);
+  const faultCase = (title: string) =>
+    target.noWriteFaults ? `${title} (skipped: ${target.noWriteFaults})` : title;
   const faultIt = target.noWriteFaults ? it.skip : it;
 
   it('adds and removes in one change: both applied, records not named stay', async () => {
@@ -173,37 +223,54 @@ export function contractCases(target: ContractTarget): void {
     await done(r);
   });
 
-  faultIt(faultCase('adds and removes in one change: a write failing mid-change never leaves the owner with fewer records'), async () => {
-    // The failure hits the 1st, 2nd, 3rd write of the change: wherever the provider splits it,
-    // some run fails between two of its writes (or in its only one).
-    for (const n of [1, 2, 3]) {
-      const r = await replacing(`fault${n}`);
-      const p = env.provider();
-      const heal = env.failWritesFrom!(n);
-      try {
-        await p.apply(r.o, { add: r.change.add, remove: r.change.remove }, 300).catch(() => undefined);
-      } finally {
-        heal();
+  faultIt(
+    faultCase(
+      'adds and removes in one change: a write failing mid-change never leaves the owner with fewer records',
+    ),
+    async () => {
+      // The failure hits the 1st, 2nd, 3rd write of the change: wherever the provider splits it,
+      // some run fails between two of its writes (or in its only one).
+      for (const n of [1, 2, 3]) {
+        const r = await replacing(`fault${n}`);
+        const p = env.provider();
+        const heal = env.failWritesFrom!(n);
+        try {
+          await p
+            .apply(r.o, { add: r.change.add, remove: r.change.remove }, 300)
+            .catch(() => undefined);
+        } finally {
+          heal();
+        }
+        await neverFewer(r);
+        // The next run finishes the change.
+        await env.provider().apply(r.o, { add: r.change.add, remove: r.change.remove }, 300);
+        await done(r);
       }
-      await neverFewer(r);
-      // The next run finishes the change.
-      await env.provider().apply(r.o, { add: r.change.add, remove: r.change.remove }, 300);
-      await done(r);
-    }
-  });
+    },
+  );
 
   it('a record both added and removed is kept (add wins)', async () => {
     const o = owner('both');
     const p = env.provider();
     await p.apply(o, { add: [rec(o, 'present')], remove: [] }, 300);
-    await p.apply(o, { add: [rec(o, 'present'), rec(o, 'absent')], remove: [rec(o, 'present'), rec(o, 'absent')] }, 300);
+    await p.apply(
+      o,
+      { add: [rec(o, 'present'), rec(o, 'absent')], remove: [rec(o, 'present'), rec(o, 'absent')] },
+      300,
+    );
     expect(sorted(await env.readDirect(o))).toEqual(sorted([rec(o, 'present'), rec(o, 'absent')]));
     // Split over two changes of one applyMany call (the engine sends one change per owner;
     // a caller may merge several): the same.
     const many = env.provider();
     if (!many.applyMany) return;
     const m = owner('both-many');
-    await many.applyMany([{ owner: m, add: [rec(m, 'x')], remove: [] }, { owner: m, add: [], remove: [rec(m, 'x')] }], () => 300);
+    await many.applyMany(
+      [
+        { owner: m, add: [rec(m, 'x')], remove: [] },
+        { owner: m, add: [], remove: [rec(m, 'x')] },
+      ],
+      () => 300,
+    );
     expect(sorted(await env.readDirect(m))).toEqual(sorted([rec(m, 'x')]));
   });
 
@@ -221,21 +288,32 @@ export function contractCases(target: ContractTarget): void {
     expect((await env.readTtls(o)).get(rdataText(rec(o, 'foreign')))).toBe(300);
   });
 
-  faultIt(faultCase('changes at several owners: a failing second write leaves no owner with fewer records'), async () => {
-    for (const n of [1, 2]) {
-      const rs = [];
-      for (const l of ['a', 'b', 'c']) rs.push(await replacing(`many${n}${l}`));
-      const heal = env.failWritesFrom!(n);
-      try {
-        await applyAll(env.provider(), rs.map((r) => r.change)).catch(() => undefined);
-      } finally {
-        heal();
+  faultIt(
+    faultCase(
+      'changes at several owners: a failing second write leaves no owner with fewer records',
+    ),
+    async () => {
+      for (const n of [1, 2]) {
+        const rs = [];
+        for (const l of ['a', 'b', 'c']) rs.push(await replacing(`many${n}${l}`));
+        const heal = env.failWritesFrom!(n);
+        try {
+          await applyAll(
+            env.provider(),
+            rs.map((r) => r.change),
+          ).catch(() => undefined);
+        } finally {
+          heal();
+        }
+        for (const r of rs) await neverFewer(r);
+        await applyAll(
+          env.provider(),
+          rs.map((r) => r.change),
+        );
+        for (const r of rs) await done(r);
       }
-      for (const r of rs) await neverFewer(r);
-      await applyAll(env.provider(), rs.map((r) => r.change));
-      for (const r of rs) await done(r);
-    }
-  });
+    },
+  );
 
   it('retries once after throttling and then succeeds', async (ctx) => {
     if (!env.throttleOnce) ctx.skip();

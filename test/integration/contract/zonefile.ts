@@ -14,23 +14,42 @@ import type { ContractTarget } from './suite.js';
 export const zonefileTarget: ContractTarget = {
   name: 'zonefile (real file, read back with ldns-read-zone)',
   tools: [['ldns-read-zone', 'ldnsutils']],
-  noWriteFaults: 'one atomic rename of the file per change, no applyMany: no point between two writes to fail',
+  noWriteFaults:
+    'one atomic rename of the file per change, no applyMany: no point between two writes to fail',
   async setup() {
     const dir = mkdtempSync(join(tmpdir(), 'tlsa-contract-zf-'));
     const path = join(dir, 'example.test.zone');
-    writeFileSync(path, '$ORIGIN example.test.\n$TTL 300\n@ IN SOA ns1 hostmaster ( ; (a comment)\n\t1 ; serial\n\t3600 600 86400 300 )\n@ IN NS ns1\nns1 IN A 127.0.0.1\n');
-    const make = () => createProvider({ path, serial: 'increment' }, { instance: 'contract', baseDir: dir, optionError: (k, m) => new Error(`${k}: ${m}`) });
+    writeFileSync(
+      path,
+      '$ORIGIN example.test.\n$TTL 300\n@ IN SOA ns1 hostmaster ( ; (a comment)\n\t1 ; serial\n\t3600 600 86400 300 )\n@ IN NS ns1\nns1 IN A 127.0.0.1\n',
+    );
+    const make = () =>
+      createProvider(
+        { path, serial: 'increment' },
+        { instance: 'contract', baseDir: dir, optionError: (k, m) => new Error(`${k}: ${m}`) },
+      );
     const ldns = () => execFileSync('ldns-read-zone', ['-z', path], { encoding: 'utf8' });
-    const soaSerial = (out: string) => Number(out.split('\n').map((l) => l.trim().split(/\s+/)).find((t) => t[3] === 'SOA')![6]);
+    const soaSerial = (out: string) =>
+      Number(
+        out
+          .split('\n')
+          .map((l) => l.trim().split(/\s+/))
+          .find((t) => t[3] === 'SOA')![6],
+      );
     // The file and serial as last seen: a later read finding other text needs a higher serial.
     let seen = { text: readFileSync(path, 'utf8'), serial: 1 };
-    const rebase = () => { seen = { text: readFileSync(path, 'utf8'), serial: seen.serial }; };
+    const rebase = () => {
+      seen = { text: readFileSync(path, 'utf8'), serial: seen.serial };
+    };
     return {
       zone: 'example.test.',
       provider: make,
       secrets: [],
       async addForeign(owner: string, r: TlsaRecord, ttl: number) {
-        appendFileSync(path, `${owner} ${ttl} IN TLSA ${r.usage} ${r.selector} ${r.matching} ${r.data}\n`);
+        appendFileSync(
+          path,
+          `${owner} ${ttl} IN TLSA ${r.usage} ${r.selector} ${r.matching} ${r.data}\n`,
+        );
         rebase();
       },
       async addCname(owner: string, target: string) {
@@ -41,20 +60,40 @@ export const zonefileTarget: ContractTarget = {
         const out = ldns();
         const text = readFileSync(path, 'utf8');
         const serial = soaSerial(out);
-        if (text !== seen.text && !(serial > seen.serial)) throw new Error(`the provider changed the zone but the SOA serial did not go up (${seen.serial} → ${serial})`);
+        if (text !== seen.text && !(serial > seen.serial))
+          throw new Error(
+            `the provider changed the zone but the SOA serial did not go up (${seen.serial} → ${serial})`,
+          );
         seen = { text, serial };
         return out.split('\n').flatMap((line) => {
           const t = line.trim().split(/\s+/);
           if (t[3] !== 'TLSA' || t[0]!.toLowerCase() !== owner) return [];
-          return [{ owner, usage: Number(t[4]), selector: Number(t[5]), matching: Number(t[6]), data: t.slice(7).join('').toLowerCase() } as TlsaRecord];
+          return [
+            {
+              owner,
+              usage: Number(t[4]),
+              selector: Number(t[5]),
+              matching: Number(t[6]),
+              data: t.slice(7).join('').toLowerCase(),
+            } as TlsaRecord,
+          ];
         });
       },
       async readTtls(owner: string) {
         const out = execFileSync('ldns-read-zone', ['-z', path], { encoding: 'utf8' });
-        return new Map(out.split('\n').flatMap((line) => {
-          const t = line.trim().split(/\s+/);
-          return t[3] === 'TLSA' && t[0]!.toLowerCase() === owner ? [[`${t[4]} ${t[5]} ${t[6]} ${t.slice(7).join('').toLowerCase()}`, Number(t[1])] as const] : [];
-        }));
+        return new Map(
+          out.split('\n').flatMap((line) => {
+            const t = line.trim().split(/\s+/);
+            return t[3] === 'TLSA' && t[0]!.toLowerCase() === owner
+              ? [
+                  [
+                    `${t[4]} ${t[5]} ${t[6]} ${t.slice(7).join('').toLowerCase()}`,
+                    Number(t[1]),
+                  ] as const,
+                ]
+              : [];
+          }),
+        );
       },
       async teardown() {
         rmSync(dir, { recursive: true, force: true });
