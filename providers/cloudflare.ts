@@ -515,8 +515,10 @@ export const createProvider: ProviderFactory = (options, ctx) => {
         const o = normaliseName(c.owner);
         checkChangeOwners(name, o, c);
         let w = wants.get(o);
-        if (!w)
-          wants.set(o, (w = { owner: o, add: [], removeKeys: new Set(), ttl: ttlOf(c.owner) }));
+        if (!w) {
+          w = { owner: o, add: [], removeKeys: new Set(), ttl: ttlOf(c.owner) };
+          wants.set(o, w);
+        }
         w.add.push(...c.add);
         for (const r of c.remove) w.removeKeys.add(rdataKey(r));
       }

@@ -410,7 +410,10 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     for (const r of list as RRset[]) {
       if (typeof r?.subname !== 'string' || !subnames.has(r.subname)) continue;
       let state = out.get(r.subname);
-      if (!state) out.set(r.subname, (state = {}));
+      if (!state) {
+        state = {};
+        out.set(r.subname, state);
+      }
       if (r.type === 'TLSA') {
         state.tlsa = {
           subname: r.subname,

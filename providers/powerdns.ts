@@ -373,7 +373,10 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       const owner = r.name.toLowerCase();
       if (!owners.has(owner) || (filter !== undefined && owner !== filter)) continue;
       let name = state.names.get(owner);
-      if (!name) state.names.set(owner, (name = {}));
+      if (!name) {
+        name = {};
+        state.names.set(owner, name);
+      }
       if (r.type === 'TLSA') {
         name.tlsa = {
           name: r.name,
@@ -638,11 +641,10 @@ export const createProvider: ProviderFactory = (options, ctx) => {
         const owner = normaliseName(c.owner);
         checkOwners(owner, c);
         let w = wants.get(owner);
-        if (!w)
-          wants.set(
-            owner,
-            (w = { owner, addKeys: [], removeKeys: new Set(), ttl: ttlOf(c.owner), adds: false }),
-          );
+        if (!w) {
+          w = { owner, addKeys: [], removeKeys: new Set(), ttl: ttlOf(c.owner), adds: false };
+          wants.set(owner, w);
+        }
         for (const r of c.remove) w.removeKeys.add(rdataText(r));
         for (const r of c.add) if (!w.addKeys.includes(rdataText(r))) w.addKeys.push(rdataText(r));
         w.adds ||= c.add.length > 0;

@@ -671,10 +671,8 @@ export const createProvider: ProviderFactory = (options, ctx) => {
           const ttl = ttlOf(c.owner);
           if (!Number.isInteger(ttl) || ttl < 0)
             throw new ProviderError(name, `TTL ${ttl} is not a number of seconds`);
-          wants.set(
-            o,
-            (w = { owner: o, add: [], removeKeys: new Set(), ttl, added: 0, removed: 0 }),
-          );
+          w = { owner: o, add: [], removeKeys: new Set(), ttl, added: 0, removed: 0 };
+          wants.set(o, w);
         }
         w.add.push(...c.add);
         for (const r of c.remove) w.removeKeys.add(rdataKey(r));

@@ -95,10 +95,8 @@ export async function run(v: CliValues): Promise<number> {
       .join('  ')
       .trimEnd();
   out(`${[line(head), ...rows.map(line)].join('\n')}\n`);
-  const counts = views.reduce<Record<string, number>>(
-    (m, x) => ({ ...m, [x.phase]: (m[x.phase] ?? 0) + 1 }),
-    {},
-  );
+  const counts: Record<string, number> = {};
+  for (const x of views) counts[x.phase] = (counts[x.phase] ?? 0) + 1;
   out(
     `${Object.entries(counts)
       .map(([k, n]) => `${n} ${k}`)

@@ -115,7 +115,7 @@ export class MessageWriter {
     const h = Buffer.alloc(12);
     h.writeUInt16BE(this.id, 0);
     h.writeUInt16BE(this.flags, 2);
-    this.counts.forEach((c, i) => h.writeUInt16BE(c, 4 + 2 * i));
+    for (const [i, c] of this.counts.entries()) h.writeUInt16BE(c, 4 + 2 * i);
     return Buffer.concat([h, ...this.chunks]);
   }
 }

@@ -40,7 +40,10 @@ export function waitTracker(
   const tick = (): void => {
     const t = now();
     const items = [...pending.values()];
-    if (!items.length) return stop();
+    if (!items.length) {
+      stop();
+      return;
+    }
     if (t - Math.min(...items.map((i) => i.since)) < every) return;
     print(waitLine([...new Set(items.map((i) => i.what))], t - started, o.limitMs));
   };

@@ -38,6 +38,7 @@ const MAX_REPLY_LINES = 500;
 /** A line as it is shown in messages: control characters escaped, at most 200 characters. */
 export function showLine(line: string): string {
   const clean = line.replace(
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this escapes
     /[\x00-\x1f\x7f]/g,
     (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
   );

@@ -149,8 +149,6 @@ function chainRecords(fullchainPem: string): { ee: string; ta: string; leaf: X50
   return { ee: `3 1 1 ${sha256(spki(leaf))}`, ta: `2 1 1 ${sha256(spki(issuer))}`, leaf };
 }
 
-const fp = (c: X509Certificate): string => c.fingerprint256;
-
 interface OwnedRecordJson {
   owner: string;
   usage: number;
@@ -1159,8 +1157,6 @@ labDescribe(
         installReload: `${slowStart(flag, release, abort)}; ${postfixReload}`,
       });
       const before = chainRecords(livePem('mx'));
-      const reloadsBefore = (postfix.maillog().match(/postfix\/master\[\d+\]: reload -- /g) ?? [])
-        .length;
       rmSync(hookPidFile, { force: true });
       const cb = certbot.renew({
         certName: 'mx',

@@ -389,16 +389,14 @@ function ttlSuite(kind: 'Knot' | 'PowerDNS', cases: (1 | 2)[]): void {
         // The engine remembered the TTL served before its write, and status says so (soft: the
         // rollover goes on, so that a failure here still shows what DANE clients saw).
         const facts = readState().ttls?.[owner] ?? [];
-        expect
-          .soft(facts)
-          .toContainEqual(
-            expect.objectContaining({
-              ttl: FOREIGN_TTL,
-              source: 'before-write',
-              served: 'rrset',
-              foreign: true,
-            }),
-          );
+        expect.soft(facts).toContainEqual(
+          expect.objectContaining({
+            ttl: FOREIGN_TTL,
+            source: 'before-write',
+            served: 'rrset',
+            foreign: true,
+          }),
+        );
         const status = await tlsa(['status', '--json']);
         expect(status.code, showRun(status)).toBe(0);
         const pending = (

@@ -138,6 +138,7 @@ function uniqueBase(dir: string, stem: string): string {
 /** -subj value with a single CN; escapes the characters openssl's -subj parser treats specially. */
 function subj(cn: string): string {
   if (!cn) throw new Error('empty CN');
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: refusing control characters is the point
   if (/[\x00-\x1f\x7f]/.test(cn)) throw new Error(`control character in CN ${JSON.stringify(cn)}`);
   return `/CN=${cn.replace(/[\\/+=]/g, (c) => `\\${c}`)}`;
 }

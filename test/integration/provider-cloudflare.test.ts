@@ -49,18 +49,16 @@ describe('cloudflare provider against cloudflare-api-fake', () => {
         `${r.method} ${r.path.replace(zoneId, 'Z').replace(/dns_records\/[0-9a-f]{32}$/, 'dns_records/ID')}${r.status === 200 ? '' : ` ${r.status}:${(r.codes ?? []).join(',')}`}`,
     );
   const direct = (o: string) =>
-    fake
-      .records(o, 'TLSA')
-      .map(
-        (r) =>
-          ({
-            owner: o,
-            usage: r.data!.usage,
-            selector: r.data!.selector,
-            matching: r.data!.matching_type,
-            data: r.data!.certificate,
-          }) as TlsaRecord,
-      );
+    fake.records(o, 'TLSA').map(
+      (r) =>
+        ({
+          owner: o,
+          usage: r.data!.usage,
+          selector: r.data!.selector,
+          matching: r.data!.matching_type,
+          data: r.data!.certificate,
+        }) as TlsaRecord,
+    );
 
   beforeAll(async () => {
     fake = await CloudflareApiFake.start();

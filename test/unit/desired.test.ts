@@ -60,7 +60,10 @@ let le: IssuerCatalog;
 const sha256 = new Map<string, string>();
 function spki256(file: string): string {
   let h = sha256.get(file);
-  if (h === undefined) sha256.set(file, (h = opensslSpkiSha256(file)));
+  if (h === undefined) {
+    h = opensslSpkiSha256(file);
+    sha256.set(file, h);
+  }
   return h;
 }
 const leData = (name: string): string => spki256(path.join(LE_DIR, LE_FILES[name]!));

@@ -62,7 +62,7 @@ describe('config.example.yaml', () => {
         services: { additionalProperties: { properties: Record<string, unknown> } };
       };
     };
-    const c = loadConfig(EXAMPLE);
+    loadConfig(EXAMPLE);
     const text = fs.readFileSync(EXAMPLE, 'utf8');
     for (const key of Object.keys(schema.properties))
       expect(text).toMatch(new RegExp(`^${key}:`, 'm'));

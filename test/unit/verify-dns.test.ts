@@ -163,7 +163,6 @@ function reply(
   };
 }
 
-const NOERROR = 0;
 const SERVFAIL = 2;
 const NXDOMAIN = 3;
 const REFUSED = 5;

@@ -163,7 +163,7 @@ describe('zonefile provider', () => {
     writeFileSync(join(dir, 'z'), zone);
     const withOrigin = createProvider(
       { path: 'z', origin: 'example.org' },
-      { instance: 't', baseDir: dir, optionError: (k, m) => new Error(m) },
+      { instance: 't', baseDir: dir, optionError: (_k, m) => new Error(m) },
     );
     expect(await withOrigin.list(owner)).toEqual([rec('rel')]);
   });
