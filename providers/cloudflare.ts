@@ -60,12 +60,12 @@ import { redact, registerSecret } from '../src/util/redact.js';
 import { withRetry } from '../src/util/retry.js';
 import { readOptions } from './options.js';
 import {
-  checkChangeOwners,
   ProviderError,
   type DnsProvider,
   type ProviderFactory,
   type TlsaChange,
-} from './index.js';
+} from './contract.js';
+import { checkChangeOwners } from './kit.js';
 
 export const MANAGED_COMMENT = 'managed by tlsa';
 const DEFAULT_BASE_URL = 'https://api.cloudflare.com/client/v4';

@@ -26,7 +26,8 @@ import { parseRdata } from '../src/tlsa/presentation.js';
 import { normaliseName, rdataText, type TlsaRecord } from '../src/tlsa/record.js';
 import { withRetry } from '../src/util/retry.js';
 import { redact } from '../src/util/redact.js';
-import { effectiveChange, ProviderError, type DnsProvider, type ProviderFactory } from './index.js';
+import { ProviderError, type DnsProvider, type ProviderFactory } from './contract.js';
+import { effectiveChange } from './kit.js';
 import { readOptions } from './options.js';
 
 const EX_TEMPFAIL = 75;

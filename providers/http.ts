@@ -1,6 +1,7 @@
 /** The JSON-over-HTTP exchange the REST providers share (PowerDNS, deSEC): a bounded request,
  *  network failures as Transient (worth another try), the body read as text and as JSON. */
 import { EXIT } from '../src/errors.js';
+import { withRetry } from '../src/util/retry.js';
 
 /** An answer worth asking again: 429, 5xx, a network error. Exit 3 should it escape. */
 export class Transient extends Error {
@@ -56,4 +57,22 @@ export async function exchangeJson(
     json = undefined;
   }
   return { res, text, json };
+}
+
+/** `exchange` with bounded retries of Transient failures (backoff, or the server's
+ *  Retry-After); the last one becomes `fail("… (gave up after N attempts)")`. */
+export function retryTransient<T>(
+  exchange: () => Promise<T>,
+  opts: { attempts: number; baseDelayMs: number; maxDelayMs: number },
+  fail: (message: string) => Error,
+): Promise<T> {
+  return withRetry(exchange, {
+    ...opts,
+    isRetryable: (e) => e instanceof Transient,
+    retryAfterMs: (e) => (e instanceof Transient ? e.retryAfterMs : undefined),
+  }).catch((e: unknown) => {
+    if (e instanceof Transient)
+      throw fail(`${e.message} (gave up after ${opts.attempts} attempts)`);
+    throw e;
+  });
 }

@@ -1,6 +1,6 @@
 /** Reading a provider's options block: unknown keys are refused at their config line, and
  *  each value is checked for its type, so every provider reports option errors the same way. */
-import type { ProviderContext } from './index.js';
+import type { ProviderContext } from './contract.js';
 
 export interface OptionReader {
   /** A non-empty string (trimmed), the fallback, or undefined. */

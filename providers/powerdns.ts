@@ -19,10 +19,12 @@
  *              set becomes empty. `comments` are not sent, so the RRset's comments are kept (they
  *              go with the RRset when it is deleted). Ownership is not marked in comments: they
  *              belong to the RRset, not to a record. The TTL is the requested one when records
- *              are added, else the RRset's own. An owner's adds and removes go in one REPLACE
+ *              are added, else the RRset's own (the contract's rule 4). An owner's adds and removes go in one REPLACE
  *              of its RRset, so there is no moment with one done and not the other; a record
  *              named in both is kept (add wins). DNSSEC signing and rectifying are the server's
- *              (`default-api-rectify=yes`, the default, rectifies after each PATCH). applyMany
+ *              (`default-api-rectify=yes`, the default, rectifies after each PATCH). A change with adds
+ *              writes the RRset with the requested TTL even when every record is already there
+ *              (a changed TTL reaches the records already published). applyMany
  *              sends every changed RRset of a zone in ONE PATCH (PowerDNS applies a PATCH in one
  *              transaction), split only when its body would pass 1 MiB (the webserver refuses
  *              bodies over `webserver-max-bodysize`, 2 MiB by default; about 5,000 records fit).
@@ -65,62 +67,34 @@
  *              401 (plain text "Unauthorized") means the key is wrong; 404 (plain "Not Found") an unknown zone or server_id; 422 has a
  *              JSON body `{"error": "..."}`.
  */
+import { normaliseName } from '../src/tlsa/record.js';
 import { redact, registerSecret } from '../src/util/redact.js';
-import { withRetry } from '../src/util/retry.js';
-import { parseRdata } from '../src/tlsa/presentation.js';
-import { normaliseName, rdataText, type TlsaRecord } from '../src/tlsa/record.js';
-import { exchangeJson, Transient } from './http.js';
-import { readOptions } from './options.js';
+import { type DnsProvider, ProviderError, type ProviderFactory } from './contract.js';
+import { exchangeJson, retryTransient, Transient } from './http.js';
 import {
-  checkChangeOwners,
-  ProviderError,
-  type DnsProvider,
-  type ProviderFactory,
-  type TlsaChange,
-} from './index.js';
-
-interface PdnsRecord {
-  content: string;
-  disabled: boolean;
-}
+  cnameError,
+  groupBy,
+  listByZone,
+  mergeChanges,
+  type OwnerWant,
+  parseRecords,
+  retryAfterMs,
+} from './kit.js';
+import { type SetRecord, type SetWrite, verifiedWrites } from './kit-rrset.js';
+import { readOptions } from './options.js';
 
 interface PdnsRRset {
   name: string;
   type: string;
   ttl: number;
-  records: PdnsRecord[];
-}
-
-interface NameState {
-  tlsa?: PdnsRRset;
-  cname?: string;
+  records: SetRecord[];
 }
 
 /** What one read of a zone says about the owner names asked for. */
 interface ZoneState {
-  names: Map<string, NameState>;
+  names: Map<string, { tlsa?: PdnsRRset; cname?: string }>;
   /** The zone's SOA serial: with soa_edit_api (DEFAULT) every PATCH raises it. */
   serial?: number;
-}
-
-/** One owner's change, as applyMany works on it. */
-interface Want {
-  owner: string;
-  /** `u s m hex` of the records to add. */
-  addKeys: string[];
-  /** Of the records to remove (those also named in add are left out: add wins). */
-  removeKeys: Set<string>;
-  /** The TTL to write when records are added; otherwise the RRset keeps its own. */
-  ttl: number;
-  adds: boolean;
-}
-
-/** One RRset to write, and what was there when it was computed. */
-interface Write {
-  want: Want;
-  before: PdnsRecord[];
-  records: PdnsRecord[];
-  ttl: number;
 }
 
 interface Zone {
@@ -141,30 +115,10 @@ class Rejected extends Error {
   }
 }
 
-const MAX_ROUNDS = 6;
 /** Largest PATCH body sent at once; the webserver's default webserver-max-bodysize is 2 MiB. */
 const MAX_BODY = 1 << 20;
 /** Attempts per request (and failed writes per apply) before giving up. */
 const ATTEMPTS = 5;
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/** Identity of a TLSA record's content: `u s m hex`, or the raw text when it does not parse. */
-function contentKey(content: string): string {
-  try {
-    return rdataText(parseRdata(content));
-  } catch {
-    return `raw:${content.trim().replace(/\s+/g, ' ').toLowerCase()}`;
-  }
-}
-
-function retryAfter(header: string | null): number | undefined {
-  if (!header) return undefined;
-  const s = Number(header);
-  if (Number.isFinite(s) && s >= 0) return s * 1000;
-  const t = Date.parse(header);
-  return Number.isNaN(t) ? undefined : Math.max(0, t - Date.now());
-}
 
 export const createProvider: ProviderFactory = (options, ctx) => {
   const opt = readOptions(options, ctx, 'powerdns', [
@@ -208,17 +162,12 @@ export const createProvider: ProviderFactory = (options, ctx) => {
   const settleMs = num('settle_ms', 250, 0);
   const name = `powerdns(${ctx.instance})`;
   const apiRoot = `${baseUrl.origin}${baseUrl.pathname.replace(/\/+$/, '')}/api/v1/servers/${encodeURIComponent(serverId)}`;
-  const fail = (message: string, cause?: unknown): ProviderError =>
-    new ProviderError(name, redact(message), cause === undefined ? undefined : { cause });
+  const fail = (message: string): ProviderError => new ProviderError(name, redact(message));
+  const server = `the PowerDNS server at ${baseUrl.origin}`;
 
-  /** One HTTP exchange; permanent errors become ProviderErrors, transient ones are retried. */
-  async function request(
-    method: string,
-    path: string,
-    what: string,
-    body?: unknown,
-    opts: { once?: boolean } = {},
-  ): Promise<unknown> {
+  /** One HTTP exchange; permanent errors become ProviderErrors, transient ones are retried
+   *  unless `once`: a write is never re-sent as it was (its body may be stale by then). */
+  async function request(method: string, path: string, what: string, body?: unknown, once = false) {
     const exchange = async (): Promise<unknown> => {
       const { res, text, json } = await exchangeJson(
         `${apiRoot}${path}`,
@@ -226,16 +175,13 @@ export const createProvider: ProviderFactory = (options, ctx) => {
         `the PowerDNS API at ${baseUrl.origin} (${what})`,
       );
       if (res.ok) return json;
-      const detail =
-        json && typeof json === 'object' && typeof (json as { error?: unknown }).error === 'string'
-          ? (json as { error: string }).error
-          : text.trim().slice(0, 300) || res.statusText;
-      if (res.status === 429 || res.status >= 500) {
+      const said = (json as { error?: unknown } | undefined)?.error;
+      const detail = typeof said === 'string' ? said : text.trim().slice(0, 300) || res.statusText;
+      if (res.status === 429 || res.status >= 500)
         throw new Transient(
           `PowerDNS API ${what}: HTTP ${res.status} ${detail}`,
-          retryAfter(res.headers.get('retry-after')),
+          retryAfterMs(res.headers),
         );
-      }
       if (res.status === 401)
         throw fail(
           `API key rejected (HTTP 401 from ${baseUrl.origin}); check "api_key" against the server's api-key setting`,
@@ -247,99 +193,65 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       if (res.status === 404) throw new NotFound(detail);
       throw new Rejected(res.status, detail);
     };
-    // `once`: a write is never re-sent as it was: its body may be stale by then (the caller
-    // reads again and recomputes instead).
-    if (opts.once) return exchange();
-    return withRetry(exchange, {
-      attempts: ATTEMPTS,
-      baseDelayMs: 200,
-      maxDelayMs: 5_000,
-      isRetryable: (e) => e instanceof Transient,
-      retryAfterMs: (e) => (e instanceof Transient ? e.retryAfterMs : undefined),
-    }).catch((e: unknown) => {
-      if (e instanceof Transient) throw fail(`${e.message} (gave up after ${ATTEMPTS} attempts)`);
+    if (once) return exchange();
+    return retryTransient(
+      exchange,
+      { attempts: ATTEMPTS, baseDelayMs: 200, maxDelayMs: 5_000 },
+      fail,
+    );
+  }
+
+  /** GET a list of zones; a 404 means the server_id is wrong. */
+  async function getZones(query: string, what: string): Promise<Zone[]> {
+    const body = await request('GET', `/zones?${query}dnssec=false`, what).catch((e: unknown) => {
+      if (e instanceof NotFound)
+        throw fail(`server_id "${serverId}" not found at ${baseUrl.origin} (GET /zones: 404)`);
       throw e;
     });
+    if (!Array.isArray(body)) throw fail(`unexpected answer to GET /zones (not a list)`);
+    return body.flatMap((z: { name?: unknown; id?: unknown }) =>
+      typeof z.name === 'string' && typeof z.id === 'string'
+        ? [{ name: z.name.toLowerCase(), id: z.id }]
+        : [],
+    );
   }
 
-  let zonesCache: Promise<Zone[]> | undefined;
-  const zoneByName = new Map<string, Promise<Zone>>();
-
-  async function listZones(): Promise<Zone[]> {
-    zonesCache ??= (async () => {
-      let body: unknown;
-      try {
-        body = await request('GET', '/zones?dnssec=false', 'listing zones');
-      } catch (e) {
-        if (e instanceof NotFound)
-          throw fail(
-            `server_id "${serverId}" not found at ${baseUrl.origin} (GET /api/v1/servers/${serverId}/zones: 404)`,
-          );
-        throw e;
-      }
-      if (!Array.isArray(body)) throw fail('unexpected answer to GET /zones (not a list)');
-      return body.flatMap((z: { name?: unknown; id?: unknown }) =>
-        typeof z.name === 'string' && typeof z.id === 'string'
-          ? [{ name: z.name.toLowerCase(), id: z.id }]
-          : [],
-      );
-    })();
-    zonesCache.catch(() => {
-      zonesCache = undefined;
-    });
-    return zonesCache;
-  }
+  /** Asked once per instance (a failure is asked again). */
+  const cached = <T>(load: () => Promise<T>): (() => Promise<T>) => {
+    let p: Promise<T> | undefined;
+    return () => {
+      p ??= load();
+      p.catch(() => {
+        p = undefined;
+      });
+      return p;
+    };
+  };
+  const allZones = cached(() => getZones('', 'listing zones'));
+  const theZone = cached(async () => {
+    const z = fixedZone!;
+    const found = (await getZones(`zone=${encodeURIComponent(z)}&`, `looking up zone ${z}`)).find(
+      (x) => x.name === z,
+    );
+    if (!found) throw fail(`zone ${z} not found on ${server} (server_id ${serverId})`);
+    return found;
+  });
 
   async function zoneFor(owner: string): Promise<Zone> {
+    const inZone = (z: string) => owner === z || owner.endsWith(`.${z}`);
     if (fixedZone) {
-      if (owner !== fixedZone && !owner.endsWith(`.${fixedZone}`))
-        throw fail(`${owner} is not in zone ${fixedZone} (option "zone")`);
-      let z = zoneByName.get(fixedZone);
-      if (!z) {
-        z = (async () => {
-          let body: unknown;
-          try {
-            body = await request(
-              'GET',
-              `/zones?zone=${encodeURIComponent(fixedZone)}&dnssec=false`,
-              `looking up zone ${fixedZone}`,
-            );
-          } catch (e) {
-            if (e instanceof NotFound)
-              throw fail(`server_id "${serverId}" not found at ${baseUrl.origin}`);
-            throw e;
-          }
-          const found = Array.isArray(body)
-            ? (body.find((x: { name?: string }) => x.name?.toLowerCase() === fixedZone) as
-                | { name: string; id: string }
-                | undefined)
-            : undefined;
-          if (!found)
-            throw fail(
-              `zone ${fixedZone} not found on the PowerDNS server at ${baseUrl.origin} (server_id ${serverId})`,
-            );
-          return { name: fixedZone, id: found.id };
-        })();
-        zoneByName.set(fixedZone, z);
-        z.catch(() => zoneByName.delete(fixedZone));
-      }
-      return z;
+      if (!inZone(fixedZone)) throw fail(`${owner} is not in zone ${fixedZone} (option "zone")`);
+      return theZone();
     }
-    const zones = await listZones();
+    const zones = await allZones();
     const best = zones
-      .filter((z) => owner === z.name || owner.endsWith(`.${z.name}`))
+      .filter((z) => inZone(z.name))
       .sort((a, b) => b.name.length - a.name.length)[0];
-    if (!best) {
-      const known =
-        zones
-          .map((z) => z.name)
-          .slice(0, 10)
-          .join(', ') || 'none';
-      throw fail(
-        `no zone on the PowerDNS server at ${baseUrl.origin} contains ${owner} (zones: ${known}${zones.length > 10 ? ', …' : ''}); create the zone or set the option "zone"`,
-      );
-    }
-    return best;
+    if (best) return best;
+    const known = zones.map((z) => z.name);
+    throw fail(
+      `no zone on ${server} contains ${owner} (zones: ${known.slice(0, 10).join(', ') || 'none'}${known.length > 10 ? ', …' : ''}); create the zone or set the option "zone"`,
+    );
   }
 
   // Zone ids are "opaque, safe for embedding in URLs" (API docs): used as they come.
@@ -350,310 +262,159 @@ export const createProvider: ProviderFactory = (options, ctx) => {
    *  listing); else the whole zone, once for all of them. A server that ignores the filter
    *  sends the whole zone, which is filtered here as well. */
   async function readZone(z: Zone, owners: Set<string>, filter?: string): Promise<ZoneState> {
-    let body: unknown;
     const query = filter ? `?rrset_name=${encodeURIComponent(filter)}&rrset_type=TLSA` : '';
-    try {
-      body = await request('GET', `${zonePath(z)}${query}`, `reading zone ${z.name}`);
-    } catch (e) {
-      if (e instanceof NotFound)
-        throw fail(
-          `zone ${z.name} not found on the PowerDNS server at ${baseUrl.origin} (it was deleted?)`,
-        );
-      throw e;
-    }
-    const rrsets = (body as { rrsets?: unknown })?.rrsets;
+    const body = await request('GET', `${zonePath(z)}${query}`, `reading zone ${z.name}`).catch(
+      (e: unknown) => {
+        if (e instanceof NotFound) throw fail(`zone ${z.name} not found on ${server} (deleted?)`);
+        throw e;
+      },
+    );
+    const { rrsets, serial } = (body ?? {}) as { rrsets?: unknown; serial?: unknown };
     if (!Array.isArray(rrsets)) throw fail(`unexpected answer to GET zone ${z.name} (no rrsets)`);
-    const serial = (body as { serial?: unknown }).serial;
     const state: ZoneState = {
       names: new Map(),
       ...(typeof serial === 'number' ? { serial } : {}),
     };
     for (const r of rrsets as PdnsRRset[]) {
-      if (typeof r?.name !== 'string') continue;
-      const owner = r.name.toLowerCase();
+      const owner = typeof r?.name === 'string' ? r.name.toLowerCase() : '';
       if (!owners.has(owner) || (filter !== undefined && owner !== filter)) continue;
-      let name = state.names.get(owner);
-      if (!name) {
-        name = {};
-        state.names.set(owner, name);
-      }
+      const at = state.names.get(owner) ?? {};
+      state.names.set(owner, at);
       if (r.type === 'TLSA') {
-        name.tlsa = {
-          name: r.name,
-          type: 'TLSA',
-          ttl: r.ttl,
-          records: (r.records ?? []).map((x) => ({
-            content: x.content,
-            disabled: Boolean(x.disabled),
-          })),
-        };
-      } else if (r.type === 'CNAME') {
-        name.cname = r.records?.[0]?.content ?? '?';
-      }
+        const records = (r.records ?? []).map((x) => ({
+          content: x.content,
+          disabled: !!x.disabled,
+        }));
+        at.tlsa = { name: r.name, type: 'TLSA', ttl: r.ttl, records };
+      } else if (r.type === 'CNAME') at.cname = r.records?.[0]?.content ?? '?';
     }
     return state;
   }
 
   /** The enabled TLSA records of one owner, as list() returns them. */
-  const enabledRecords = (owner: string, name: NameState | undefined): TlsaRecord[] =>
-    (name?.tlsa?.records ?? []).flatMap((r) => {
-      if (r.disabled) return [];
-      try {
-        return [{ owner, ...parseRdata(r.content) } as TlsaRecord];
-      } catch {
-        return [];
-      }
-    });
+  const enabledRecords = (owner: string, state: ZoneState): TlsaList =>
+    parseRecords(
+      owner,
+      (state.names.get(owner)?.tlsa?.records ?? [])
+        .filter((r) => !r.disabled)
+        .map((r) => r.content),
+    );
+  type TlsaList = ReturnType<typeof parseRecords>;
 
-  const rrsetOf = (w: Write) =>
+  const rrsetOf = (w: SetWrite) =>
     w.records.length
       ? { name: w.want.owner, type: 'TLSA', ttl: w.ttl, changetype: 'REPLACE', records: w.records }
       : { name: w.want.owner, type: 'TLSA', changetype: 'DELETE' };
 
   /** Write these RRsets of one zone: one PATCH, split only where the body would pass MAX_BODY.
    *  Returns the number of PATCHes sent (each raises the zone's serial once). */
-  async function write(z: Zone, writes: Write[]): Promise<number> {
-    const batches: Write[][] = [];
+  async function write(z: Zone, writes: SetWrite[]): Promise<number> {
+    const batches: SetWrite[][] = [];
     let size = 0;
     for (const w of writes) {
       const n = JSON.stringify(rrsetOf(w)).length + 1;
       const last = batches.at(-1);
-      if (last && size + n <= MAX_BODY) {
-        last.push(w);
-        size += n;
-      } else {
-        batches.push([w]);
-        size = n;
-      }
+      const fits = last !== undefined && size + n <= MAX_BODY;
+      if (fits) last.push(w);
+      else batches.push([w]);
+      size = fits ? size + n : n;
     }
     for (const batch of batches) {
       const owners = batch.map((w) => w.want.owner);
       const where = owners.length === 1 ? `${owners[0]} TLSA` : `TLSA at ${owners.length} names`;
-      try {
-        await request(
-          'PATCH',
-          zonePath(z),
-          `writing ${where} in zone ${z.name}`,
-          { rrsets: batch.map(rrsetOf) },
-          { once: true },
-        );
-      } catch (e) {
-        if (e instanceof NotFound)
-          throw fail(`zone ${z.name} not found on the PowerDNS server at ${baseUrl.origin}`);
-        if (e instanceof Rejected) {
+      const body = { rrsets: batch.map(rrsetOf) };
+      await request('PATCH', zonePath(z), `writing ${where} in zone ${z.name}`, body, true).catch(
+        (e: unknown) => {
+          if (e instanceof NotFound) throw fail(`zone ${z.name} not found on ${server}`);
+          if (!(e instanceof Rejected)) throw e;
           // PowerDNS names the RRset: "RRset NAME IN TLSA: Conflicts with pre-existing RRset".
           const named = /RRset (\S+) IN TLSA/i.exec(e.detail)?.[1]?.toLowerCase();
           const owner =
             named && owners.includes(named) ? named : owners.length === 1 ? owners[0] : undefined;
-          if (/Conflicts with pre-existing RRset/i.test(e.detail)) {
-            throw fail(
-              owner
-                ? cnameMessage(owner, z)
-                : `one of ${owners.join(', ')} has a CNAME in zone ${z.name} (HTTP ${e.status}: ${e.detail}); TLSA records cannot sit beside it`,
-            );
-          }
+          if (/Conflicts with pre-existing RRset/i.test(e.detail))
+            throw owner
+              ? cnameError(name, [{ owner }], `zone ${z.name}`)
+              : fail(
+                  `one of ${owners.join(', ')} has a CNAME in zone ${z.name} (HTTP ${e.status}: ${e.detail}); TLSA records cannot sit beside it`,
+                );
           throw fail(
-            owners.length === 1
-              ? `PowerDNS rejected the TLSA RRset at ${owners[0]} in zone ${z.name} (HTTP ${e.status}): ${e.detail}`
-              : `PowerDNS rejected the TLSA RRsets of ${owners.length} names in zone ${z.name} (HTTP ${e.status}): ${e.detail}`,
+            `PowerDNS rejected the TLSA RRset${owners.length === 1 ? ` at ${owners[0]}` : `s of ${owners.length} names`} in zone ${z.name} (HTTP ${e.status}): ${e.detail}`,
           );
-        }
-        throw e;
-      }
+        },
+      );
     }
     return batches.length;
   }
 
-  const cnameMessage = (owner: string, z: Zone, target?: string) =>
-    `${owner} has a CNAME${target ? ` (to ${target})` : ''} in zone ${z.name}; TLSA records cannot sit beside it, and tlsa does not overwrite it: move the TLSA records to the CNAME's target or remove the CNAME`;
-
-  /** A CNAME at any of these owners fails the whole batch, naming each, before any write. */
-  function checkCnames(z: Zone, wants: Want[], state: ZoneState): void {
-    const found = wants.flatMap((w) => {
-      const target = state.names.get(w.owner)?.cname;
-      return target === undefined ? [] : [{ owner: w.owner, target }];
+  /** Read-modify-write of several owners of one zone (kit-rrset.ts verifiedWrites): one read,
+   *  one PATCH, one read-back; while the zone's serial rose by more than our PATCHes, another
+   *  writer may not have written yet, so the read-back looks again. */
+  async function applyZone(z: Zone, wants: OwnerWant[]): Promise<void> {
+    await verifiedWrites<ZoneState>(wants, {
+      async read(owners) {
+        const state = await readZone(z, new Set(owners.map((w) => w.owner)));
+        const found = owners.flatMap((w) => {
+          const target = state.names.get(w.owner)?.cname;
+          return target === undefined ? [] : [{ owner: w.owner, target }];
+        });
+        if (found.length)
+          throw cnameError(
+            name,
+            found,
+            `zone ${z.name}`,
+            owners.length > 1 ? 'nothing was written' : undefined,
+          );
+        return state;
+      },
+      rrset: (state, w) => state.names.get(w.owner)?.tlsa,
+      async write(writes, before) {
+        const sent = await write(z, writes);
+        let serial = before.serial;
+        let ours = sent;
+        return (after) => {
+          const quiet =
+            serial === undefined || after.serial === undefined || after.serial - serial <= ours;
+          serial = after.serial;
+          ours = 0;
+          return quiet;
+        };
+      },
+      settleMs,
+      attempts: ATTEMPTS,
+      fail,
+      where: `in zone ${z.name}`,
     });
-    const first = found[0];
-    if (!first) return;
-    const more =
-      found.length > 1
-        ? `; CNAMEs also at ${found
-            .slice(1)
-            .map((c) => `${c.owner} (to ${c.target})`)
-            .join(', ')}`
-        : '';
-    throw fail(`${cnameMessage(first.owner, z, first.target)}${more}`);
-  }
-
-  const checkOwners = (owner: string, change: TlsaChange): void =>
-    checkChangeOwners(name, owner, change);
-
-  /** The new set: every record not named in remove, ours added (a disabled copy is enabled). */
-  function compute(w: Want, current: PdnsRecord[]): PdnsRecord[] {
-    const out = current.filter((r) => !w.removeKeys.has(contentKey(r.content)));
-    for (const k of w.addKeys) {
-      const i = out.findIndex((r) => contentKey(r.content) === k);
-      if (i < 0) out.push({ content: k, disabled: false });
-      else if (out[i]!.disabled) out[i] = { content: out[i]!.content, disabled: false };
-    }
-    return out;
-  }
-  function same(a: PdnsRecord[], b: PdnsRecord[]): boolean {
-    const ka = a.map((r) => `${contentKey(r.content)}|${r.disabled}`).sort();
-    const kb = b.map((r) => `${contentKey(r.content)}|${r.disabled}`).sort();
-    return ka.length === kb.length && ka.every((k, i) => k === kb[i]);
-  }
-  /** Did our write survive, and did it not erase what was there before it? */
-  function settled(w: Want, after: PdnsRecord[], before: PdnsRecord[]): boolean {
-    const present = new Map(after.map((r) => [contentKey(r.content), r.disabled]));
-    return (
-      w.addKeys.every((k) => present.get(k) === false) &&
-      [...w.removeKeys].every((k) => !present.has(k)) &&
-      before.every(
-        (r) => w.removeKeys.has(contentKey(r.content)) || present.has(contentKey(r.content)),
-      )
-    );
-  }
-
-  /** Read-modify-write of several owners of one zone: one read, one PATCH, one read-back, and
-   *  repair rounds for just the owners the read-back shows lost or incomplete. */
-  async function applyZone(z: Zone, wants: Want[]): Promise<void> {
-    let pending = wants;
-    let state = await readZone(z, new Set(pending.map((w) => w.owner)));
-    checkCnames(z, pending, state);
-    let failedWrites = 0;
-    for (let round = 1; round <= MAX_ROUNDS; ) {
-      const writes: Write[] = [];
-      for (const want of pending) {
-        const rrset = state.names.get(want.owner)?.tlsa;
-        const before = rrset?.records ?? [];
-        const records = compute(want, before);
-        if (!same(before, records))
-          writes.push({
-            want,
-            before,
-            records,
-            ttl: want.adds ? want.ttl : (rrset?.ttl ?? want.ttl),
-          });
-      }
-      if (!writes.length) return;
-      let sent: number;
-      try {
-        sent = await write(z, writes);
-      } catch (e) {
-        // 5xx/429/network on the write: wait, then read again (the write may even have landed).
-        if (!(e instanceof Transient)) throw e;
-        if (++failedWrites >= ATTEMPTS)
-          throw fail(`${e.message} (gave up after ${ATTEMPTS} attempts)`);
-        await sleep(
-          Math.min(
-            30_000,
-            e.retryAfterMs ??
-              Math.round(Math.random() * Math.min(5_000, 200 * 2 ** (failedWrites - 1))),
-          ),
-        );
-        state = await readZone(z, new Set(pending.map((w) => w.owner)));
-        checkCnames(z, pending, state);
-        continue;
-      }
-      // Read back after a pause, once for every owner written. While the zone's serial shows
-      // other writes (it rose by more than our PATCHes), look again after another pause: a
-      // writer that read before our write may not have written yet.
-      const written = new Set(writes.map((w) => w.want.owner));
-      let serial = state.serial;
-      let lost: Want[] = [];
-      for (let look = 0; look < MAX_ROUNDS; look++) {
-        await sleep(Math.round(settleMs * (0.5 + Math.random())));
-        state = await readZone(z, written);
-        checkCnames(
-          z,
-          writes.map((w) => w.want),
-          state,
-        );
-        lost = writes
-          .filter(
-            (w) => !settled(w.want, state.names.get(w.want.owner)?.tlsa?.records ?? [], w.before),
-          )
-          .map((w) => w.want);
-        const quiet =
-          serial === undefined ||
-          state.serial === undefined ||
-          state.serial - serial <= (look === 0 ? sent : 0);
-        serial = state.serial;
-        if (lost.length || quiet) break;
-      }
-      if (!lost.length) return;
-      // Another writer changed these RRsets between our read and our read-back: write them
-      // again, on what the read-back saw.
-      pending = lost;
-      round++;
-    }
-    const names = pending.map((w) => w.owner);
-    throw fail(
-      `${names.length === 1 ? names[0] : names.join(', ')}: other writers kept changing the TLSA RRset${names.length === 1 ? '' : 's'} in zone ${z.name}; gave up after ${MAX_ROUNDS} read-modify-write rounds (nothing is lost that a re-run will not repair)`,
-    );
-  }
-
-  /** Owners grouped by zone, in the order first seen. */
-  async function byZone<T>(
-    items: T[],
-    ownerOf: (t: T) => string,
-  ): Promise<Map<string, { z: Zone; items: T[] }>> {
-    const out = new Map<string, { z: Zone; items: T[] }>();
-    for (const t of items) {
-      const z = await zoneFor(ownerOf(t));
-      const entry = out.get(z.id);
-      if (entry) entry.items.push(t);
-      else out.set(z.id, { z, items: [t] });
-    }
-    return out;
   }
 
   const provider: DnsProvider = {
     name,
     async list(ownerIn) {
       const owner = normaliseName(ownerIn);
-      const z = await zoneFor(owner);
-      const state = await readZone(z, new Set([owner]), owner);
-      return enabledRecords(owner, state.names.get(owner));
+      return enabledRecords(owner, await readZone(await zoneFor(owner), new Set([owner]), owner));
     },
-    async listMany(ownersIn) {
-      const out = new Map<string, TlsaRecord[]>();
-      const owners = [...new Set(ownersIn.map((o) => normaliseName(o)))];
-      for (const { z, items } of (await byZone(owners, (o) => o)).values()) {
-        const state = await readZone(z, new Set(items), items.length === 1 ? items[0] : undefined);
-        for (const o of items) out.set(o, enabledRecords(o, state.names.get(o)));
-      }
-      // Also under the caller's spelling, when it was not the normal form.
-      for (const o of ownersIn) if (!out.has(o)) out.set(o, out.get(normaliseName(o)) ?? []);
-      return out;
-    },
-    async apply(ownerIn, change, ttl) {
-      await provider.applyMany!(
-        [{ owner: ownerIn, add: change.add, remove: change.remove }],
-        () => ttl,
-      );
-    },
+    listMany: (owners) =>
+      listByZone(
+        owners,
+        zoneFor,
+        (z) => z.id,
+        async (z, items) => {
+          const state = await readZone(
+            z,
+            new Set(items),
+            items.length === 1 ? items[0] : undefined,
+          );
+          return new Map(items.map((o) => [o, enabledRecords(o, state)]));
+        },
+      ),
+    apply: (owner, change, ttl) => provider.applyMany!([{ owner, ...change }], () => ttl),
     async applyMany(changes, ttlOf) {
-      // One Want per owner (changes for the same owner are merged); empty changes cost nothing.
-      const wants = new Map<string, Want>();
-      for (const c of changes) {
-        const owner = normaliseName(c.owner);
-        checkOwners(owner, c);
-        let w = wants.get(owner);
-        if (!w) {
-          w = { owner, addKeys: [], removeKeys: new Set(), ttl: ttlOf(c.owner), adds: false };
-          wants.set(owner, w);
-        }
-        for (const r of c.remove) w.removeKeys.add(rdataText(r));
-        for (const r of c.add) if (!w.addKeys.includes(rdataText(r))) w.addKeys.push(rdataText(r));
-        w.adds ||= c.add.length > 0;
-      }
-      // A record both added and removed stays (add wins, as the provider contract says).
-      for (const w of wants.values()) for (const k of w.addKeys) w.removeKeys.delete(k);
-      const todo = [...wants.values()].filter((w) => w.addKeys.length || w.removeKeys.size);
-      for (const { z, items } of (await byZone(todo, (w) => w.owner)).values())
-        await applyZone(z, items);
+      const wants = mergeChanges(name, changes, ttlOf);
+      for (const { group, items } of await groupBy(
+        wants,
+        (w) => zoneFor(w.owner),
+        (z) => z.id,
+      ))
+        await applyZone(group, items);
     },
   };
   return provider;

@@ -56,13 +56,12 @@ import { buildQuery, buildTlsaUpdateMany, parseTlsaRdata } from '../src/dns/upda
 import { OPCODE, TYPE, rcodeName, readName, walkRecords } from '../src/dns/wire.js';
 import { readOptions } from './options.js';
 import {
-  checkChangeOwners,
-  effectiveChange,
   ProviderError,
   type DnsProvider,
   type ProviderFactory,
   type TlsaChange,
-} from './index.js';
+} from './contract.js';
+import { checkChangeOwners, effectiveChange } from './kit.js';
 
 const KNOWN_OPTIONS = [
   'server',

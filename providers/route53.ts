@@ -82,12 +82,12 @@ import { redact, registerSecret } from '../src/util/redact.js';
 import { withRetry } from '../src/util/retry.js';
 import { readOptions } from './options.js';
 import {
-  checkChangeOwners,
   ProviderError,
   type DnsProvider,
   type ProviderFactory,
   type TlsaChange,
-} from './index.js';
+} from './contract.js';
+import { checkChangeOwners } from './kit.js';
 
 type Operation =
   | 'ListHostedZonesByName'

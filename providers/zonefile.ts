@@ -39,17 +39,17 @@ import { resolve } from 'node:path';
 import { InputError } from '../src/errors.js';
 import { writeFileAtomic } from '../src/util/atomic-write.js';
 import { formatRecord } from '../src/tlsa/presentation.js';
-import { acquireLockFile } from '../src/engine/lock.js';
+import { acquireLockFile } from '../src/util/file-lock.js';
 import { runCommand } from '../src/util/run-command.js';
 import { normaliseName, recordKey } from '../src/tlsa/record.js';
 import {
-  checkChangeOwners,
   ProviderError,
   type DnsProvider,
   type OwnerChange,
   type ProviderFactory,
   type TlsaChange,
-} from './index.js';
+} from './contract.js';
+import { checkChangeOwners } from './kit.js';
 import { readOptions } from './options.js';
 import {
   MANAGED_MARK,

@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createProvider, MANAGED_COMMENT } from '../../providers/cloudflare.js';
-import type { DnsProvider, OwnerChange } from '../../providers/index.js';
+import type { DnsProvider, OwnerChange } from '../../providers/contract.js';
 import { recordKey, type TlsaRecord } from '../../src/tlsa/record.js';
 import { CloudflareApiFake, type CfRecord } from '../fakes/cloudflare-api-fake.js';
 

@@ -8,7 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import type { DnsProvider, OwnerChange } from '../../providers/index.js';
+import type { DnsProvider, OwnerChange } from '../../providers/contract.js';
 import { createProvider } from '../../providers/route53.js';
 import { rdataText, recordKey, type TlsaRecord } from '../../src/tlsa/record.js';
 import { Route53ApiFake } from '../fakes/route53-api-fake.js';

@@ -19,7 +19,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createProvider } from '../../providers/zonefile.js';
-import type { DnsProvider } from '../../providers/index.js';
+import type { DnsProvider } from '../../providers/contract.js';
 import type { TlsaRecord } from '../../src/tlsa/record.js';
 import { query, rdataOf, type QueryResult } from '../lab/dig.js';
 import { startKnot, type KnotServer } from '../lab/knot.js';

@@ -13,11 +13,11 @@ import type { ContractTarget } from './suite.js';
 
 export const DESEC_DOMAIN = 'example.test';
 
-/** The fake's domains for the contract: minimum_ttl 300 so the suite's TTL is accepted as is
- *  (deSEC's usual 3600 is exercised in provider-desec.test.ts). */
+/** The fake's domains for the contract: minimum_ttl 60 so the suite's TTLs (120, 300) are
+ *  accepted as they are (deSEC's usual 3600 is exercised in provider-desec.test.ts). */
 export const DESEC_FAKE_OPTIONS: DesecApiFakeOptions = {
   domains: [
-    { name: DESEC_DOMAIN, minimum_ttl: 300 },
+    { name: DESEC_DOMAIN, minimum_ttl: 60 },
     { name: 'other.test', minimum_ttl: 3600 },
   ],
 };

@@ -15,7 +15,7 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { createProvider } from '../../../providers/rfc2136.js';
-import type { DnsProvider } from '../../../providers/index.js';
+import type { DnsProvider } from '../../../providers/contract.js';
 import { parseRdata } from '../../../src/tlsa/presentation.js';
 import { rdataText, type TlsaRecord } from '../../../src/tlsa/record.js';
 import { startBind, type BindServer } from '../../lab/bind.js';

@@ -1,11 +1,11 @@
 /**
- * The provider contract (its rules are written on DnsProvider in providers/index.ts), run against every provider by
+ * The provider contract (its rules are written on DnsProvider in providers/contract.ts), run against every provider by
  * provider-contract.test.ts. Each target supplies a fresh environment (a real server or an
  * HTTP fake named *-api-fake) and an independent way to read and seed the server.
  */
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { DnsProvider, OwnerChange } from '../../../providers/index.js';
+import type { DnsProvider, OwnerChange } from '../../../providers/contract.js';
 import type { TlsaRecord } from '../../../src/tlsa/record.js';
 import { rdataText, recordKey } from '../../../src/tlsa/record.js';
 import type { ToolRequirement } from '../../lab/lab.js';
@@ -276,7 +276,7 @@ export function contractCases(target: ContractTarget): void {
 
   it('a remove-only change keeps the TTL of the records that stay', async () => {
     const o = owner('ttl');
-    // 300: within every target's bounds (deSEC's minimum here, the lab BIND's max-zone-ttl).
+    // 300: within every target's bounds (the lab BIND's max-zone-ttl is 300).
     await env.addForeign(o, rec(o, 'foreign'), 300);
     const p = env.provider();
     await p.apply(o, { add: [rec(o, 'ours')], remove: [] }, 300);
@@ -286,6 +286,31 @@ export function contractCases(target: ContractTarget): void {
     await p.apply(o, { add: [], remove: [rec(o, 'ours')] }, 3600);
     expect(sorted(await env.readDirect(o))).toEqual(sorted([rec(o, 'foreign')]));
     expect((await env.readTtls(o)).get(rdataText(rec(o, 'foreign')))).toBe(300);
+  });
+
+  it('an add of a record already present with another TTL sets the RRset TTL to it', async () => {
+    const o = owner('ttl-change');
+    // 120 and 300: within every target's bounds (the lab BIND's max-zone-ttl is 300, the deSEC
+    // fake's contract domain has minimum_ttl 60, Cloudflare takes 60..86400).
+    await env.addForeign(o, rec(o, 'foreign'), 300);
+    const p = env.provider();
+    await p.apply(o, { add: [rec(o, 'ours')], remove: [] }, 300);
+    expect((await env.readTtls(o)).get(rdataText(rec(o, 'ours')))).toBe(300);
+    // The configured TTL changed: the engine re-adds the record it owns with the new TTL, and
+    // what the server serves afterwards is the new TTL for the whole RRset.
+    await env.provider().apply(o, { add: [rec(o, 'ours')], remove: [] }, 120);
+    await p.waitUntilApplied?.();
+    const ttls = await env.readTtls(o);
+    expect(ttls.get(rdataText(rec(o, 'ours')))).toBe(120);
+    expect(ttls.get(rdataText(rec(o, 'foreign')))).toBe(120);
+    expect(sorted(await env.readDirect(o))).toEqual(sorted([rec(o, 'foreign'), rec(o, 'ours')]));
+    // Through applyMany too, back up.
+    const many = env.provider();
+    if (!many.applyMany) return;
+    await many.applyMany([{ owner: o, add: [rec(o, 'ours')], remove: [] }], () => 300);
+    const again = await env.readTtls(o);
+    expect(again.get(rdataText(rec(o, 'ours')))).toBe(300);
+    expect(again.get(rdataText(rec(o, 'foreign')))).toBe(300);
   });
 
   faultIt(

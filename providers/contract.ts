@@ -1,0 +1,102 @@
+/**
+ * The DNS provider contract: what the engine may rely on from every adapter. A provider knows
+ * nothing about rollover: it lists and applies exactly what it is told. docs/providers.md says
+ * the same in prose; test/integration/contract/suite.ts checks each rule against every
+ * provider (a real server, or an *-api-fake of a hosted API).
+ *
+ * The rules, so that a rollover never leaves a name without the records a served chain
+ * relies on:
+ *
+ *  1. Adds before removes. Within one change, no record of `remove` is taken away before the
+ *     records of `add` at the same owner are in place: in one atomic write (one RRset REPLACE,
+ *     one UPDATE message, one batch), or, where the API needs several calls, adds in earlier
+ *     calls than removes.
+ *  2. A partial failure never leaves an owner with fewer records than before the change: an
+ *     error between two API calls or a failed batch leaves the owner as it was, or with (some
+ *     of) the adds in place and the removes not all done. Adds that succeeded stay (they are
+ *     not rolled back by a remove); the next run finishes the removes.
+ *  3. Add wins: a record both in `add` and in `remove` (of one change, or of two changes for
+ *     one owner in one applyMany) is kept. kit.ts mergeChanges()/effectiveChange() do this.
+ *  4. TTL. A change with adds makes `ttl` the TTL of the owner's TLSA RRset: the records added
+ *     get it, and so do the records already there, foreign ones included (DNS serves one TTL
+ *     per RRset). That holds also when every added record is already present: an add of a
+ *     present record with another TTL sets the RRset's TTL to `ttl` (how a changed `ttl:` in
+ *     the configuration reaches records already published). A change without adds keeps the
+ *     RRset's TTL as it is. A provider whose service has TTL bounds says so through
+ *     effectiveTtl() (deSEC raises TTLs below the domain minimum).
+ *  5. Names. Owners are absolute DNS names; the provider accepts any spelling (case, trailing
+ *     dot) and works on normaliseName(owner). listMany() answers under the normal form and
+ *     also under each spelling the caller used. Records come back with `owner` normalised.
+ *  6. CNAME refusal. A CNAME at an owner is reported (a ProviderError naming the owner and
+ *     the CNAME) and never replaced; in applyMany nothing of that zone is written when any
+ *     owner has one.
+ *  7. Owner guard. Every record of a change must carry the owner it is applied at; a mix-up is
+ *     refused before anything is written (kit.ts checkChangeOwners()).
+ *  8. Foreign records. Records not named in a change stay as they are (another writer's, or
+ *     records tlsa does not own); a concurrent writer's adds are not lost by ours (a
+ *     conditional write, per-record ids, or a read-back that writes again).
+ *  9. applyMany. Everything above holds across many owners: if the API's atomic unit (a
+ *     batch, a PATCH, a message) cannot hold every owner's change, each owner's adds go in the
+ *     same or an earlier unit than its removes; all adds of all owners first, then the
+ *     removes. Empty changes cost nothing.
+ * 10. Errors. Everything the provider cannot do is a ProviderError (exit 3: provider or
+ *     network), naming the provider instance and the owner or zone, never a secret; throttling
+ *     and transient failures are retried with bounded backoff first. Option errors are
+ *     reported by the factory through ctx.optionError (exit 2).
+ */
+import { ProviderError } from '../src/errors.js';
+import type { TlsaRecord } from '../src/tlsa/record.js';
+
+// Declared with the other errors (one module, each with its exit code); importable from here
+// too, for the adapters.
+export { ProviderError };
+
+export interface TlsaChange {
+  add: TlsaRecord[];
+  remove: TlsaRecord[];
+}
+
+export interface OwnerChange extends TlsaChange {
+  owner: string;
+}
+
+/** A DNS provider: see the rules at the top of this file. */
+export interface DnsProvider {
+  readonly name: string;
+  /** TLSA records now at the owner name, as the provider sees them (ours and foreign ones). */
+  list(owner: string): Promise<TlsaRecord[]>;
+  /** Apply exactly these additions and removals at one owner name; records not named stay. */
+  apply(owner: string, change: TlsaChange, ttl: number): Promise<void>;
+  /** Optional: the records at these owner names that carry tlsa's marker (a zone-file comment,
+   *  a record comment), as recordKey()s. Only `tlsa adopt` asks: ownership lives in the state. */
+  markedKeys?(owners: string[]): Promise<Set<string>>;
+  /** Optional: list several owner names at once (one zone read where the API has one). */
+  listMany?(owners: string[]): Promise<Map<string, TlsaRecord[]>>;
+  /** Optional: apply the changes of several owner names in one write where the API allows
+   *  (one PATCH, one UPDATE message); all or nothing where the API is transactional. */
+  applyMany?(changes: OwnerChange[], ttl: (owner: string) => number): Promise<void>;
+  /** Optional: the TTL the provider will really publish for `ttl` (deSEC raises TTLs below a
+   *  domain minimum); the engine's waits count from it. */
+  effectiveTtl?(owner: string, ttl: number): Promise<number>;
+  /** Optional provider-side "change is live" signal. The engine does not trust it alone. */
+  waitUntilApplied?(): Promise<void>;
+  /** Optional: make applied changes take effect (reload a server). Called once at the end of
+   *  every reconcile, also when nothing changed, so that an interrupted reload is retried. */
+  flush?(): Promise<void>;
+}
+
+/** What every provider factory receives: its options block from the config, already validated
+ *  for shape by the provider itself, and where the config file lives (relative paths). */
+export interface ProviderContext {
+  /** The name the config gives this provider instance (`providers.<name>`). */
+  instance: string;
+  /** Directory of the config file; relative paths in options resolve against it. */
+  baseDir: string;
+  /** Report an option error at its place in the config (file, line, key). */
+  optionError(key: string, message: string): Error;
+}
+
+export type ProviderFactory = (
+  options: Record<string, unknown>,
+  ctx: ProviderContext,
+) => DnsProvider;
