@@ -17,13 +17,13 @@
  *     not rolled back by a remove); the next run finishes the removes.
  *  3. Add wins: a record both in `add` and in `remove` (of one change, or of two changes for
  *     one owner in one applyMany) is kept. kit.ts mergeChanges()/effectiveChange() do this.
- *  4. TTL. A change with adds makes `ttl` the TTL of the owner's TLSA RRset: the records added
- *     get it, and so do the records already there, foreign ones included (DNS serves one TTL
- *     per RRset). That holds also when every added record is already present: an add of a
- *     present record with another TTL sets the RRset's TTL to `ttl` (how a changed `ttl:` in
- *     the configuration reaches records already published). A change without adds keeps the
- *     RRset's TTL as it is. A provider whose service has TTL bounds says so through
- *     effectiveTtl() (deSEC raises TTLs below the domain minimum).
+ *  4. TTL. `ttl` is the TTL of the records added; on APIs that store whole RRsets (Route 53,
+ *     PowerDNS, deSEC) it becomes the RRset's TTL. An add of a record that is already present,
+ *     with a `ttl` different from the RRset's TTL, sets the RRset's TTL to `ttl`: every TLSA
+ *     record at the owner gets it, foreign ones included (DNS serves one TTL per RRset); this
+ *     is how a changed `ttl:` in the configuration reaches records already published. A change
+ *     without adds keeps the RRset's TTL as it is. A service's TTL bounds still apply, and a
+ *     provider that raises a TTL says so through effectiveTtl() (deSEC's domain minimum).
  *  5. Names. Owners are absolute DNS names; the provider accepts any spelling (case, trailing
  *     dot) and works on normaliseName(owner). listMany() answers under the normal form and
  *     also under each spelling the caller used. Records come back with `owner` normalised.

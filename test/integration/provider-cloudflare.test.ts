@@ -462,7 +462,7 @@ describe('cloudflare provider against cloudflare-api-fake', () => {
         (e: Error) => e,
       );
       expect(err?.name).toBe('ProviderError');
-      expect(err!.message).toContain(`${bad} in zone ${zoneId} has a CNAME`);
+      expect(err!.message).toContain(`${bad} has a CNAME in zone ${zoneId}`);
       expect(fake.requests.filter((r) => r.method !== 'GET')).toEqual([]);
       for (const o of os) expect(sorted(direct(o))).toEqual(sorted([rec(o, 'foreign')]));
       expect(fake.records(bad, 'CNAME')).toHaveLength(1);
