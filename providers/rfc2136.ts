@@ -30,7 +30,10 @@
  *              deletes (class NONE, exact RDATA) and single-RR adds, which the server applies
  *              all or nothing (RFC 2136 §3.4.2), so there is no moment with the deletes done
  *              and the adds not; a record named in both is kept (left out of the deletes);
- *              a delete-only change leaves the RRset's TTL as it is. Never an RRset delete:
+ *              a delete-only change leaves the RRset's TTL as it is. Each added record is
+ *              deleted and added in the same message, so that an add of a record already
+ *              there with another TTL sets the RRset's TTL (Knot ignores a plain duplicate add;
+ *              BIND and Knot give the RRset the TTL of an added record). Never an RRset delete:
  *              two writers on one name never lose each other's records, and records tlsa did
  *              not name stay. Deleting an absent record and adding a present one are no-ops
  *              for the server, so a retry is safe.
@@ -55,13 +58,8 @@ import { DnsTransportError, exchange, type Endpoint, type Reply } from '../src/d
 import { buildQuery, buildTlsaUpdateMany, parseTlsaRdata } from '../src/dns/update.js';
 import { OPCODE, TYPE, rcodeName, readName, walkRecords } from '../src/dns/wire.js';
 import { readOptions } from './options.js';
-import {
-  ProviderError,
-  type DnsProvider,
-  type ProviderFactory,
-  type TlsaChange,
-} from './contract.js';
-import { checkChangeOwners, effectiveChange } from './kit.js';
+import { ProviderError, type DnsProvider, type ProviderFactory } from './contract.js';
+import { mergeChanges } from './kit.js';
 
 const KNOWN_OPTIONS = [
   'server',
@@ -247,9 +245,6 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     );
   }
 
-  const checkOwners = (owner: string, change: TlsaChange): void =>
-    checkChangeOwners(name, owner, change);
-
   const provider: DnsProvider = {
     name,
     async list(owner) {
@@ -273,13 +268,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       }
       return out;
     },
-    async apply(owner, change, ttl) {
-      const o = normaliseName(owner);
-      checkOwners(o, change);
-      const { add, remove } = effectiveChange(change);
-      if (add.length === 0 && remove.length === 0) return;
-      await update(await findZone(o), [{ owner: o, add, remove, ttl }]);
-    },
+    apply: (owner, change, ttl) => provider.applyMany!([{ owner, ...change }], () => ttl),
     async listMany(owners) {
       const out = new Map<string, TlsaRecord[]>();
       // Queries are cheap and independent: a few at a time, not one UPDATE-sized transfer.
@@ -294,24 +283,14 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     },
     async applyMany(changes, ttlOf) {
       // One item per owner (its changes merged), so that an owner's adds and removes always
-      // travel in one message, whatever the split below.
-      const merged = new Map<string, UpdateItem>();
-      for (const c of changes) {
-        const o = normaliseName(c.owner);
-        checkOwners(o, c);
-        const m = merged.get(o);
-        if (m) {
-          m.add.push(...c.add);
-          m.remove.push(...c.remove);
-        } else
-          merged.set(o, { owner: o, add: [...c.add], remove: [...c.remove], ttl: ttlOf(c.owner) });
-      }
+      // travel in one message, whatever the split below. Each added record is also deleted
+      // first, in the same message: a plain add of a record that is there is a no-op for Knot,
+      // while delete + add gives the RRset the new TTL (rule 4), and with nothing in between.
       const byZone = new Map<string, UpdateItem[]>();
-      for (const m of merged.values()) {
-        const { add, remove } = effectiveChange(m);
-        if (!add.length && !remove.length) continue;
-        const zone = await findZone(m.owner);
-        byZone.set(zone, [...(byZone.get(zone) ?? []), { ...m, add, remove }]);
+      for (const w of mergeChanges(name, changes, ttlOf)) {
+        const zone = await findZone(w.owner);
+        const item = { owner: w.owner, add: w.add, remove: [...w.remove, ...w.add], ttl: w.ttl };
+        byZone.set(zone, [...(byZone.get(zone) ?? []), item]);
       }
       for (const [zone, items] of byZone) {
         // One UPDATE per zone, split only where a DNS message would overflow.

@@ -28,6 +28,9 @@ export interface Entry {
   /** 1-based line number of the entry's first line in its file. */
   line: number;
   record?: TlsaRecord;
+  /** A TLSA record's TTL: its own, else the $TTL above it, else the last TTL written
+   *  (RFC 1035 §5.1, RFC 2308 §4); undefined when the file says none (the server's default). */
+  ttl?: number;
   /** Owner and type of a non-TLSA record, to see a CNAME at a TLSA owner name. */
   other?: { owner: string; type: string };
   /** A `$INCLUDE file [origin]` directive, with the origin the included file starts with. */
@@ -154,6 +157,8 @@ export function parseZone(text: string, file: string, opts: ParseOptions = {}): 
     error: 'a record that starts with a blank has no previous owner name',
   };
   const entries: Entry[] = [];
+  let defaultTtl: number | undefined;
+  let lastTtl: number | undefined;
   for (const { first, count, tokens, comments } of tokenize(physical, file)) {
     const lines = physical.slice(first, first + count);
     const entry: Entry = {
@@ -182,6 +187,7 @@ export function parseZone(text: string, file: string, opts: ParseOptions = {}): 
       } else if (directive === '$TTL') {
         if (!arg || ttlSeconds(arg.text) === undefined)
           fail(head, '$TTL needs a TTL in seconds (or with units: 1h, 2d)');
+        defaultTtl = ttlSeconds(arg!.text);
       } else if (directive === '$INCLUDE') {
         if (!arg) fail(head, '$INCLUDE needs a file name');
         let includeOrigin = origin;
@@ -207,13 +213,14 @@ export function parseZone(text: string, file: string, opts: ParseOptions = {}): 
       }
       previous = owner;
     }
+    let ttl: number | undefined;
     for (let k = 0; k < 2 && i < tokens.length; k++) {
-      if (
-        !tokens[i]!.quoted &&
-        (ttlSeconds(tokens[i]!.text) !== undefined || CLASS.test(tokens[i]!.text))
-      )
-        i++;
+      const t = tokens[i]!;
+      if (t.quoted) continue;
+      if (ttlSeconds(t.text) !== undefined) ttl = ttlSeconds(t.text);
+      if (ttlSeconds(t.text) !== undefined || CLASS.test(t.text)) i++;
     }
+    if (ttl !== undefined) lastTtl = ttl;
     const typeToken = tokens[i];
     if (!typeToken || typeToken.quoted || !/^[A-Za-z][A-Za-z0-9-]*$/.test(typeToken.text)) {
       fail(
@@ -229,6 +236,8 @@ export function parseZone(text: string, file: string, opts: ParseOptions = {}): 
       if (quoted) fail(quoted, 'TLSA data cannot be a quoted string');
       try {
         entry.record = { owner: owner.owner!, ...parseRdata(rdata.map((t) => t.text).join(' ')) };
+        const known = ttl ?? defaultTtl ?? lastTtl;
+        if (known !== undefined) entry.ttl = known;
       } catch (e) {
         fail(rdata[0] ?? typeToken!, (e as Error).message);
       }

@@ -49,7 +49,7 @@ import {
   type ProviderFactory,
   type TlsaChange,
 } from './contract.js';
-import { checkChangeOwners } from './kit.js';
+import { checkChangeOwners, cnameError, mergeChanges, rdataKey } from './kit.js';
 import { readOptions } from './options.js';
 import {
   MANAGED_MARK,
@@ -221,40 +221,31 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       const entries = zone.main.entries;
       let kept = entries;
       const added: Entry[] = [];
-      for (const c of changes) {
-        const o = normaliseName(c.owner);
+      for (const w of mergeChanges(name, changes, ttlFor)) {
+        const o = w.owner;
         const alias = all.find(({ entry: e }) => e.other?.owner === o && e.other.type === 'CNAME');
-        if (alias)
-          throw new ProviderError(
-            name,
-            `${o} has a CNAME in ${alias.file}; TLSA records cannot sit beside it, and tlsa does not overwrite it: move the TLSA records to the CNAME's target or remove the CNAME`,
-          );
-        // A record both added and removed stays.
-        const addKeys = new Set(c.add.map(recordKey));
-        const removeKeys = new Set(c.remove.map(recordKey).filter((k) => !addKeys.has(k)));
+        if (alias) throw cnameError(name, [{ owner: o }], alias.file);
+        const key = (e: Entry) => (e.record?.owner === o ? rdataKey(e.record) : undefined);
         // The lines tlsa wrote go; an identical unmarked line beside one is someone else's record.
         // An unmarked line alone is removed only because the engine asks, and it asks only for
         // records it owns: one that `tlsa adopt` took over.
-        const at = (e: Entry) =>
-          !!e.record && e.record.owner === o && removeKeys.has(recordKey(e.record));
-        const marked = new Set(
-          kept.filter((e) => at(e) && e.managed).map((e) => recordKey(e.record!)),
-        );
-        kept = kept.filter((e) => !(at(e) && (e.managed || !marked.has(recordKey(e.record!)))));
+        const at = (e: Entry) => w.removeKeys.has(key(e) ?? '');
+        const marked = new Set(kept.filter((e) => at(e) && e.managed).map(key));
+        kept = kept.filter((e) => !(at(e) && (e.managed || !marked.has(key(e)))));
+        // An add of a record already there with another TTL (the configured TTL changed) gives
+        // every TLSA line of the owner in this file the TTL: DNS serves one TTL per RRset.
+        const retime = kept.some((e) => w.addKeys.includes(key(e) ?? '') && e.ttl !== w.ttl);
+        if (retime) kept = kept.map((e) => (key(e) && e.ttl !== w.ttl ? withTtl(e, w.ttl) : e));
         const present = new Set(
-          [...kept, ...added, ...zone.includes.flatMap((z) => z.entries)].flatMap((e) =>
-            e.record ? [recordKey(e.record)] : [],
+          [...kept, ...added, ...zone.includes.flatMap((z) => z.entries)].flatMap(
+            (e) => key(e) ?? [],
           ),
         );
-        for (const r of c.add) {
-          if (present.has(recordKey(r))) continue;
-          present.add(recordKey(r));
-          added.push({
-            lines: [`${formatRecord(r, ttlFor(c.owner))} ${MANAGED_MARK}`],
-            line: 0,
-            record: r,
-            managed: true,
-          });
+        for (const r of w.add) {
+          if (present.has(rdataKey(r))) continue;
+          present.add(rdataKey(r));
+          const lines = [`${formatRecord(r, w.ttl)} ${MANAGED_MARK}`];
+          added.push({ lines, line: 0, record: r, ttl: w.ttl, managed: true });
         }
       }
       const next = [...kept, ...added];
@@ -304,4 +295,10 @@ async function runReload(
       name,
       `reload command ${r.message}; the zone file is written, the reload will be retried on the next run`,
     );
+}
+
+/** A TLSA line rewritten with another TTL (tlsa's mark kept). */
+function withTtl(e: Entry, ttl: number): Entry {
+  const line = `${formatRecord(e.record!, ttl)}${e.managed ? ` ${MANAGED_MARK}` : ''}`;
+  return { ...e, lines: [line], ttl };
 }

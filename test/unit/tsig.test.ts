@@ -358,13 +358,13 @@ describe('rfc2136 provider against a scripted server', () => {
     return { error, requests: srv.requests };
   }
 
-  it('sends one signed UPDATE: CNAME prerequisite (NONE), delete (NONE, TTL 0), add (IN, TTL)', async () => {
+  it('sends one signed UPDATE: CNAME prerequisite (NONE), delete (NONE, TTL 0), add (IN, TTL) deleted first (its TTL then holds)', async () => {
     const { error, requests } = await run(['NOERROR']);
     expect(error).toBeUndefined();
     expect(requests).toHaveLength(1);
     const msg = requests[0]!;
     expect(verifyMessage(msg, KEY256)).toMatchObject({ ok: true });
-    expect(readHeader(msg)).toMatchObject({ opcode: 5, counts: [1, 1, 2, 1] });
+    expect(readHeader(msg)).toMatchObject({ opcode: 5, counts: [1, 1, 3, 1] });
     const rrs = walkRecords(msg).map((s) => ({
       section: s.section,
       type: s.type,
@@ -374,6 +374,7 @@ describe('rfc2136 provider against a scripted server', () => {
     }));
     expect(rrs).toEqual([
       { section: 1, type: 5, class: 254, ttl: 0, rdlen: 0 },
+      { section: 2, type: 52, class: 254, ttl: 0, rdlen: 35 },
       { section: 2, type: 52, class: 254, ttl: 0, rdlen: 35 },
       { section: 2, type: 52, class: 1, ttl: 300, rdlen: 35 },
       { section: 3, type: 250, class: 255, ttl: 0, rdlen: expect.any(Number) },

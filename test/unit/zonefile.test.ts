@@ -266,12 +266,23 @@ describe('zonefile provider: records as RFC 1035 writes them', () => {
       [2, hexB],
       [3, hexC],
     ]);
-    await p.apply(owner, { add: [rec('a'), rec('b', 2), rec('c')], remove: [] }, 300);
-    await p.apply(owner, { add: [rec('a'), rec('b', 2), rec('c')], remove: [] }, 300);
+    // With the TTL they have (the third takes $TTL 1h): nothing to do, not a byte changes.
+    await p.apply(owner, { add: [rec('a'), rec('b', 2)], remove: [] }, 300);
+    await p.apply(owner, { add: [rec('c')], remove: [] }, 3600);
     expect(readFileSync(path, 'utf8')).toBe(zone);
+    // With another TTL than the third's: none is added again; the RRset's TTL becomes 300, so
+    // the one line that had another TTL is rewritten with it (the contract's TTL rule), once.
+    const retimed = zone.replace(
+      `_25._tcp TLSA 3 1 1 ${hexC.slice(0, 20)} ${hexC.slice(20)}`,
+      `${owner} 300 IN TLSA 3 1 1 ${hexC}`,
+    );
+    await p.apply(owner, { add: [rec('a'), rec('b', 2), rec('c')], remove: [] }, 300);
+    expect(readFileSync(path, 'utf8')).toBe(retimed);
+    await p.apply(owner, { add: [rec('a'), rec('b', 2), rec('c')], remove: [] }, 300);
+    expect(readFileSync(path, 'utf8')).toBe(retimed);
     await p.apply(owner, { add: [rec('d')], remove: [] }, 300);
     expect(readFileSync(path, 'utf8')).toBe(
-      `${zone}${owner} 300 IN TLSA 3 1 1 ${h('d')} ${MANAGED_MARK}\n`,
+      `${retimed}${owner} 300 IN TLSA 3 1 1 ${h('d')} ${MANAGED_MARK}\n`,
     );
     // A CNAME written with a relative owner is seen too.
     const other = setup(`$ORIGIN example.org.\n_25._tcp.mx IN CNAME elsewhere\n`);
@@ -485,8 +496,9 @@ describe('zonefile provider: SOA serial', () => {
       ],
       () => 600,
     );
+    // 'a' stays (add wins), and its add with TTL 600 sets the RRset's TTL (the contract's TTL rule).
     expect(readFileSync(path, 'utf8')).toBe(
-      `${zone('12')}${owner} 300 IN TLSA 3 1 1 ${h('a')} ${MANAGED_MARK}\n${owner2} 600 IN TLSA 3 1 1 ${h('b')} ${MANAGED_MARK}\n`,
+      `${zone('12')}${owner} 600 IN TLSA 3 1 1 ${h('a')} ${MANAGED_MARK}\n${owner2} 600 IN TLSA 3 1 1 ${h('b')} ${MANAGED_MARK}\n`,
     );
     expect(await p.listMany!([owner, owner2])).toEqual(
       new Map([
