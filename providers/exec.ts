@@ -10,12 +10,14 @@
  *                → stdout {"records":["3 1 1 <hex>", …]}  (or objects {usage,selector,matching,data})
  *              {"action":"apply","owner":…,"ttl":3600,"add":["3 1 1 <hex>"],"remove":[…]}
  *                → exit 0 when exactly these records were added and removed, others untouched.
- * Your program must keep the provider contract (providers/index.ts): apply the adds before
+ * Your program must keep the provider contract (providers/contract.ts): apply the adds before
  *              the removes (or both in one transaction), so that an exit in between leaves the
  *              new records beside the old ones, never a name without either; give added records
- *              `ttl`, and leave the TTL of the RRset as it is when `add` is empty. tlsa never
- *              sends a record in both `add` and `remove` (such a record is kept: it is left
- *              out of `remove`).
+ *              `ttl`, and leave the TTL of the RRset as it is when `add` is empty. When the
+ *              configured TTL changes, tlsa sends an apply whose `add` names records that are
+ *              already there, with the new `ttl`: set the RRset's TTL to it (every TLSA record
+ *              at the owner). tlsa never sends a record in both `add` and `remove` (such a
+ *              record is kept: it is left out of `remove`).
  * Exit codes:  0 done; 75 (EX_TEMPFAIL) try again later: retried with backoff; any other
  *              code fails, with the program's last stderr lines in the message (a CNAME at
  *              the owner name, for instance, should be reported that way, never overwritten).
