@@ -1,0 +1,203 @@
+/** The DNS side of the rfc2136 provider (rfc2136.ts has the provider's whole story): signed
+ *  exchanges with the server (TSIG checked, SERVFAIL and silence retried), finding the zone of
+ *  an owner name, and one UPDATE with the server's answer mapped to a clear error. */
+import { DnsTransportError, type Endpoint, exchange, type Reply } from '../src/dns/transport.js';
+import { type TsigKey, tsigErrorName } from '../src/dns/tsig.js';
+import { buildQuery, buildTlsaUpdateMany } from '../src/dns/update.js';
+import { OPCODE, rcodeName, TYPE, walkRecords, readName } from '../src/dns/wire.js';
+import type { TlsaRecord } from '../src/tlsa/record.js';
+import { redact } from '../src/util/redact.js';
+import { withRetry } from '../src/util/retry.js';
+import { ProviderError } from './contract.js';
+
+const retryable = new WeakSet<Error>();
+
+export function rfc2136Dns(cfg: {
+  name: string;
+  server: string;
+  port: number;
+  timeoutS: number;
+  key: TsigKey;
+  zoneFixed: string | undefined;
+}) {
+  const { name, server, port, timeoutS, key, zoneFixed } = cfg;
+  const keyName = key.name;
+  const where = `${server} port ${port}`;
+  const ep: Endpoint = { host: server, port, timeoutMs: timeoutS * 1000 };
+  const zones = new Map<string, string>();
+
+  const fail = (
+    message: string,
+    opts: { retry?: boolean; cause?: unknown } = {},
+  ): ProviderError => {
+    const e = new ProviderError(
+      name,
+      redact(message),
+      opts.cause ? { cause: opts.cause } : undefined,
+    );
+    if (opts.retry) retryable.add(e);
+    return e;
+  };
+
+  /** `scope`: "zone Z", or what the zone is being looked up for. */
+  const keyRejected = (scope: string, answer: string, why: string): ProviderError =>
+    fail(
+      `TSIG key rejected (wrong name, algorithm or secret): ${where} (${scope}) answered ${answer} to key "${keyName}" (${key.algorithm})${why}`,
+    );
+
+  /** One signed exchange, retried on SERVFAIL and on no answer; the answer's TSIG checked. */
+  async function ask(what: string, scope: string, build: (id: number) => Buffer): Promise<Reply> {
+    return withRetry(
+      async () => {
+        let reply: Reply;
+        try {
+          reply = await exchange(ep, build, key);
+        } catch (e) {
+          if (e instanceof ProviderError) throw e;
+          if (e instanceof DnsTransportError)
+            throw fail(`${what}: ${e.message}`, { retry: true, cause: e });
+          throw fail(`${what}: ${(e as Error).message}`, { cause: e });
+        }
+        const rcode = reply.header.rcode;
+        const v = reply.tsig!;
+        if (!v.ok && v.reason === 'error') {
+          const code = v.tsig!.error;
+          const why =
+            code === 16
+              ? ': the secret does not match'
+              : code === 17
+                ? ': the server has no key of this name and algorithm, or (Knot) its acl does not let this key update TLSA here'
+                : code === 18
+                  ? ': the clocks of this host and the server differ by more than the 300 s fudge'
+                  : '';
+          throw keyRejected(scope, `${rcodeName(rcode)} (${tsigErrorName(code)})`, why);
+        }
+        if (rcode === 2)
+          throw fail(`${what}: ${where} answered SERVFAIL (${scope})`, { retry: true });
+        if (!v.ok && rcode === 0) {
+          throw fail(
+            `${what}: the answer from ${where} is not signed with key "${keyName}" (${v.reason}); not trusted`,
+          );
+        }
+        return reply;
+      },
+      {
+        attempts: 4,
+        baseDelayMs: 250,
+        maxDelayMs: 2_000,
+        isRetryable: (e) => e instanceof Error && retryable.has(e),
+      },
+    );
+  }
+
+  async function findZone(owner: string): Promise<string> {
+    if (zoneFixed) {
+      if (owner !== zoneFixed && !owner.endsWith(`.${zoneFixed}`))
+        throw fail(`${owner} is not in zone ${zoneFixed} (option "zone")`);
+      return zoneFixed;
+    }
+    const cached = zones.get(owner);
+    if (cached) return cached;
+    const answers: string[] = [];
+    for (let n = owner; n !== '.'; n = n.slice(n.indexOf('.') + 1) || '.') {
+      const reply = await ask(
+        `finding the zone of ${owner}`,
+        `zone of ${owner} not known yet`,
+        (id) => buildQuery(id, n, TYPE.SOA),
+      );
+      const { rcode, aa } = reply.header;
+      answers.push(`${n} ${rcodeName(rcode)}${aa ? '' : ' (not authoritative)'}`);
+      if (aa && (rcode === 0 || rcode === 3)) {
+        const soa = walkRecords(reply.message).find((s) => s.type === TYPE.SOA && s.section !== 3);
+        const apex = soa && readName(reply.message, soa.start);
+        if (apex && (owner === apex || owner.endsWith(`.${apex}`))) {
+          zones.set(owner, apex);
+          return apex;
+        }
+      }
+    }
+    throw fail(
+      `${where} serves no zone that contains ${owner} (SOA queries: ${answers.join(', ')}); check "server", or set "zone"`,
+    );
+  }
+
+  /** One signed UPDATE for these owners of one zone, with the server's answer mapped to a
+   *  clear error. */
+  async function update(zone: string, items: UpdateItem[]): Promise<void> {
+    for (const i of items) {
+      if (!Number.isInteger(i.ttl) || i.ttl < 0 || i.ttl > 0x7fffffff)
+        throw fail(`TTL ${i.ttl} is not a DNS TTL`);
+    }
+    const o = items.length === 1 ? items[0]!.owner : `${items.length} names`;
+    const what = `updating TLSA at ${o} in zone ${zone}`;
+    const count = items.reduce((n, i) => n + i.add.length + i.remove.length, 0);
+    const build = (id: number): Buffer => {
+      const m = buildTlsaUpdateMany(id, zone, items);
+      if (m.length > 65_000) throw fail(`${what}: ${count} records do not fit in one DNS message`);
+      return m;
+    };
+    const reply = await ask(what, `zone ${zone}`, build);
+    const { rcode, opcode } = reply.header;
+    if (opcode !== OPCODE.UPDATE)
+      throw fail(`${what}: ${where} answered with opcode ${opcode}, not UPDATE`);
+    switch (rcode) {
+      case 0:
+        return;
+      case 7: // YXRRSET: "CNAME RRset does not exist" failed
+      case 8: // NXRRSET: a server reading the prerequisite the other way round
+        throw fail(
+          `${o} has a CNAME (${where} answered ${rcodeName(rcode)} to the prerequisite "no CNAME"); TLSA records cannot sit beside it, and tlsa does not overwrite it: move the TLSA records to the CNAME's target or remove the CNAME`,
+        );
+      case 5:
+        throw fail(
+          `${what}: ${where} answered REFUSED: the server refuses updates for this zone from this key (check its ACL / update-policy for key "${keyName}" and type TLSA)`,
+        );
+      case 9:
+        for (const i of items) zones.delete(i.owner);
+        throw fail(
+          `${what}: ${where} answered NOTAUTH: it is not authoritative (primary) for zone ${zone}; check "server" and "zone"`,
+        );
+      case 10:
+        for (const i of items) zones.delete(i.owner);
+        throw fail(
+          `${what}: ${where} answered NOTZONE: ${o} is not in zone ${zone} as the server has it (a delegated subzone?); set "zone"`,
+        );
+      case 1:
+      case 4:
+        throw fail(
+          `${what}: ${where} answered ${rcodeName(rcode)}: it does not take this UPDATE (is dynamic update enabled for zone ${zone}?)`,
+        );
+      default:
+        throw fail(`${what}: ${where} answered ${rcodeName(rcode)}`);
+    }
+  }
+
+  return { where, fail, ask, findZone, update };
+}
+
+export interface UpdateItem {
+  owner: string;
+  add: TlsaRecord[];
+  remove: TlsaRecord[];
+  ttl: number;
+}
+
+/** Split so that no message carries more than `maxRrs` resource records (~60 bytes each:
+ *  800 stay well inside the 65,535-byte limit of a DNS message over TCP). */
+export function chunks(items: UpdateItem[], maxRrs: number): UpdateItem[][] {
+  const out: UpdateItem[][] = [];
+  let cur: UpdateItem[] = [];
+  let n = 0;
+  for (const i of items) {
+    const size = 1 + i.add.length + i.remove.length;
+    if (cur.length && n + size > maxRrs) {
+      out.push(cur);
+      cur = [];
+      n = 0;
+    }
+    cur.push(i);
+    n += size;
+  }
+  if (cur.length) out.push(cur);
+  return out;
+}
