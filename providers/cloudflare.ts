@@ -69,13 +69,12 @@ import { type DnsProvider, ProviderError, type ProviderFactory } from './contrac
 import {
   Conflict,
   cnameError,
-  groupBy,
   listByZone,
-  mergeChanges,
   nameList,
   type OwnerWant,
   rdataKey,
   retryOnConflict,
+  writesByZone,
 } from './kit.js';
 import { readOptions } from './options.js';
 
@@ -274,16 +273,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
           return new Map(items.map((o) => [o, tlsaList(o, tlsa.get(o) ?? [])]));
         },
       ),
-    apply: (owner, change, ttl) => provider.applyMany!([{ owner, ...change }], () => ttl),
-    async applyMany(changes, ttlOf) {
-      const wants = mergeChanges(name, changes, ttlOf);
-      for (const { group, items } of await groupBy(
-        wants,
-        (w) => zoneFor(w.owner),
-        (z) => z.id,
-      ))
-        await applyZone(group, items);
-    },
+    ...writesByZone(name, zoneFor, (z) => z.id, applyZone),
   };
   return provider;
 };

@@ -82,14 +82,7 @@ import {
   messagesOf,
   type NameState,
 } from './desec-api.js';
-import {
-  cnameError,
-  groupBy,
-  listByZone,
-  mergeChanges,
-  type OwnerWant,
-  parseRecords,
-} from './kit.js';
+import { cnameError, listByZone, type OwnerWant, parseRecords, writesByZone } from './kit.js';
 import { type SetWrite, verifiedWrites } from './kit-rrset.js';
 import { readOptions } from './options.js';
 
@@ -241,6 +234,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
    *  ours, another writer may not have written yet, so the read-back looks again. */
   async function applyDomain(d: Domain, wants: OwnerWant[]): Promise<void> {
     const sub = (w: OwnerWant) => api.subnameOf(w.owner, d);
+    for (const w of wants) if (w.add.length) w.ttl = ttlFor(w.owner, d, w.ttl);
     await verifiedWrites<Map<string, NameState>>(wants, {
       async read(owners) {
         const state = await api.readNames(d, new Set(owners.map(sub)));
@@ -311,19 +305,13 @@ export const createProvider: ProviderFactory = (options, ctx) => {
         },
       );
     },
-    apply: (owner, change, ttl) => provider.applyMany!([{ owner, ...change }], () => ttl),
-    async applyMany(changes, ttlOf) {
-      const wants = mergeChanges(name, changes, ttlOf);
-      await api.learnDomains(wants.map((w) => w.owner));
-      for (const { group: d, items } of await groupBy(
-        wants,
-        (w) => api.domainFor(w.owner),
-        (x) => x.name,
-      )) {
-        for (const w of items) if (w.add.length) w.ttl = ttlFor(w.owner, d, w.ttl);
-        await applyDomain(d, items);
-      }
-    },
+    ...writesByZone(
+      name,
+      api.domainFor,
+      (d) => d.name,
+      applyDomain,
+      async (wants) => api.learnDomains(wants.map((w) => w.owner)),
+    ),
   };
   return provider;
 };

@@ -7,7 +7,7 @@
 import { parseRdata } from '../src/tlsa/presentation.js';
 import { normaliseName, rdataText, type TlsaRecord } from '../src/tlsa/record.js';
 import { withRetry } from '../src/util/retry.js';
-import { type OwnerChange, ProviderError, type TlsaChange } from './contract.js';
+import { type DnsProvider, type OwnerChange, ProviderError, type TlsaChange } from './contract.js';
 
 /** One owner's change, as a provider applies it: every change for the owner merged. */
 export interface OwnerWant {
@@ -124,6 +124,25 @@ export async function groupBy<T, G>(
     else out.set(keyOf(group), { group, items: [t] });
   }
   return [...out.values()];
+}
+
+/** apply() and applyMany() of an adapter that writes one zone at a time: the changes merged
+ *  per owner (mergeChanges), `prepare` given them all (a batch lookup of zones), then grouped by
+ *  zone, each zone written by `applyZone`; apply() is applyMany() of one change. */
+export function writesByZone<G>(
+  provider: string,
+  zoneOf: (owner: string) => Promise<G>,
+  keyOf: (g: G) => string,
+  applyZone: (zone: G, wants: OwnerWant[]) => Promise<void>,
+  prepare?: (wants: OwnerWant[]) => Promise<void>,
+): Required<Pick<DnsProvider, 'apply' | 'applyMany'>> {
+  const applyMany = async (changes: OwnerChange[], ttlOf: (owner: string) => number) => {
+    const wants = mergeChanges(provider, changes, ttlOf);
+    await prepare?.(wants);
+    for (const { group, items } of await groupBy(wants, (w) => zoneOf(w.owner), keyOf))
+      await applyZone(group, items);
+  };
+  return { applyMany, apply: (owner, change, ttl) => applyMany([{ owner, ...change }], () => ttl) };
 }
 
 /** listMany() by zone: `read` answers for the normal forms of one zone's owners; the result

@@ -70,14 +70,7 @@
 import { normaliseName } from '../src/tlsa/record.js';
 import { redact, registerSecret } from '../src/util/redact.js';
 import { type DnsProvider, ProviderError, type ProviderFactory } from './contract.js';
-import {
-  cnameError,
-  groupBy,
-  listByZone,
-  mergeChanges,
-  type OwnerWant,
-  parseRecords,
-} from './kit.js';
+import { cnameError, listByZone, type OwnerWant, parseRecords, writesByZone } from './kit.js';
 import { type SetWrite, verifiedWrites } from './kit-rrset.js';
 import { readOptions } from './options.js';
 import {
@@ -258,16 +251,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
           return new Map(items.map((o) => [o, enabledRecords(o, state)]));
         },
       ),
-    apply: (owner, change, ttl) => provider.applyMany!([{ owner, ...change }], () => ttl),
-    async applyMany(changes, ttlOf) {
-      const wants = mergeChanges(name, changes, ttlOf);
-      for (const { group, items } of await groupBy(
-        wants,
-        (w) => zoneFor(w.owner),
-        (z) => z.id,
-      ))
-        await applyZone(group, items);
-    },
+    ...writesByZone(name, zoneFor, (z) => z.id, applyZone),
   };
   return provider;
 };

@@ -78,13 +78,12 @@ import { registerSecret } from '../src/util/redact.js';
 import { type DnsProvider, ProviderError, type ProviderFactory } from './contract.js';
 import {
   cnameError,
-  groupBy,
   listByZone,
-  mergeChanges,
   nameList,
   type OwnerWant,
   parseRecords,
   retryOnConflict,
+  writesByZone,
 } from './kit.js';
 import { nextRRset } from './kit-rrset.js';
 import { readOptions } from './options.js';
@@ -268,16 +267,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
           return new Map(items.map((o) => [o, tlsaAt(o, states.get(o))]));
         },
       ),
-    apply: (owner, change, ttl) => provider.applyMany!([{ owner, ...change }], () => ttl),
-    async applyMany(changes, ttlOf) {
-      const wants = mergeChanges(name, changes, ttlOf);
-      for (const { group, items } of await groupBy(
-        wants,
-        (w) => zoneFor(w.owner),
-        (z) => z.id,
-      ))
-        await applyZone(group, items);
-    },
+    ...writesByZone(name, zoneFor, (z) => z.id, applyZone),
     async waitUntilApplied() {
       const deadline = Date.now() + waitTimeoutMs;
       while (pendingChanges.length) {
