@@ -89,7 +89,11 @@ function attempt<T>(
     const onAbort = (): void => fail(a.signal!.reason ?? new Error('aborted'));
     const timer = setTimeout(() => settle({ kind: 'timeout' }), a.timeoutMs);
     a.signal?.addEventListener('abort', onAbort, { once: true });
-    close = start(settle, fail);
+    try {
+      close = start(settle, fail);
+    } catch (e) {
+      fail(e); // e.g. a bad port, thrown before any socket event
+    }
   });
 }
 
