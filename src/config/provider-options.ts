@@ -39,35 +39,50 @@ function optionSchema(spec: OptionSpec): JsonSchema {
   }
 }
 
-/** One provider type's block. A secret may be written `<option>_file: PATH` instead; a required
- *  secret is then one of the two, not both. */
-export function providerBlockSchema(declaration: ProviderOptions): JsonSchema {
-  const properties: JsonSchema = {
-    type: { const: declaration.provider, description: 'Provider type' },
-  };
-  const required = ['type'];
-  const eitherOr: JsonSchema[] = [];
+/** One provider type's blocks: a secret may be written `<option>_file: PATH` instead, so a
+ *  required secret gives two blocks, one with each spelling (never both). Whole blocks rather
+ *  than a oneOf of `required` lists, which validators without a type on the branch misread. */
+export function providerBlockSchemas(declaration: ProviderOptions): JsonSchema[] {
+  let blocks = [
+    {
+      properties: {
+        type: { const: declaration.provider, description: 'Provider type' },
+      } as JsonSchema,
+      required: ['type'],
+      fromFile: [] as string[],
+    },
+  ];
   for (const [key, spec] of Object.entries(declaration.options)) {
-    properties[key] = optionSchema(spec);
     const secret = spec.type === 'string' && spec.secret;
-    if (secret)
-      properties[`${key}_file`] = {
-        type: 'string',
-        minLength: 1,
-        description: `File holding ${key} (chmod 600)`,
-      };
-    if (spec.required && secret)
-      eitherOr.push({ oneOf: [{ required: [key] }, { required: [`${key}_file`] }] });
-    else if (spec.required) required.push(key);
+    const asFile = { type: 'string', minLength: 1, description: `File holding ${key} (chmod 600)` };
+    if (secret && spec.required) {
+      blocks = blocks.flatMap((b) => [
+        {
+          ...b,
+          properties: { ...b.properties, [key]: optionSchema(spec) },
+          required: [...b.required, key],
+        },
+        {
+          properties: { ...b.properties, [`${key}_file`]: asFile },
+          required: [...b.required, `${key}_file`],
+          fromFile: [...b.fromFile, key],
+        },
+      ]);
+      continue;
+    }
+    for (const b of blocks) {
+      b.properties[key] = optionSchema(spec);
+      if (secret) b.properties[`${key}_file`] = asFile;
+      if (spec.required) b.required.push(key);
+    }
   }
-  return {
+  return blocks.map((b) => ({
     type: 'object',
-    description: `${declaration.provider} provider`,
-    properties,
-    required,
+    description: `${declaration.provider} provider${b.fromFile.length ? ` (${b.fromFile.join(', ')} from a file)` : ''}`,
+    properties: b.properties,
+    required: b.required,
     additionalProperties: false,
-    ...(eitherOr.length ? { allOf: eitherOr } : {}),
-  };
+  }));
 }
 
 /** A `providers.<name>` block: exactly one type's block (the `type` const picks it). */
@@ -75,7 +90,7 @@ export function providersBlockSchema(declarations: ProviderOptions[]): JsonSchem
   return {
     description:
       'A DNS provider instance: "type" picks the adapter, the other keys are its options (docs/providers-options.md)',
-    oneOf: declarations.map(providerBlockSchema),
+    oneOf: declarations.flatMap(providerBlockSchemas),
   };
 }
 
