@@ -1,5 +1,5 @@
 /** desec's options (read by desec.ts, listed in the config schema without loading it). */
-import type { ProviderOptions } from './options.js';
+import { type ProviderOptions, SETTLE_MS_OPTION } from './options.js';
 
 export const DESEC_OPTIONS = {
   provider: 'desec',
@@ -17,12 +17,7 @@ export const DESEC_OPTIONS = {
     },
     api_url: { type: 'string', default: 'https://desec.io/api/v1', doc: 'API base URL' },
     timeout_s: { type: 'number', default: 30, min: 1, doc: 'Seconds per request' },
-    settle_ms: {
-      type: 'number',
-      default: 250,
-      min: 0,
-      doc: 'Pause before reading a write back (catches a concurrent writer)',
-    },
+    settle_ms: SETTLE_MS_OPTION,
     max_wait_s: {
       type: 'number',
       default: 120,

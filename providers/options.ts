@@ -2,8 +2,8 @@
  *  provider is created (unknown keys refused at their config line, with a "did you mean"; each
  *  value checked for its type), and it writes the provider's part of the JSON Schema and of the
  *  options reference (docs/providers-options.md). Declarations live in providers/<type>-options.ts,
- *  which import nothing but types from here, so that the config schema can list every
- *  provider's options without loading an adapter or its SDK. */
+ *  which import nothing heavy (this module and the small data they name), so that the config
+ *  schema can list every provider's options without loading an adapter or its SDK. */
 import { registerSecret } from '../src/util/redact.js';
 
 interface Common {
@@ -52,6 +52,15 @@ export interface ProviderOptions {
   /** In the order messages and the reference list them. */
   options: Readonly<Record<string, OptionSpec>>;
 }
+
+/** `settle_ms`, for APIs without a conditional write: the provider writes, waits this long and
+ *  reads back to catch a concurrent writer (powerdns, desec). */
+export const SETTLE_MS_OPTION = {
+  type: 'number',
+  default: 250,
+  min: 0,
+  doc: 'Pause before reading a write back (catches a concurrent writer)',
+} as const satisfies NumberOption;
 
 type ValueOf<S> = S extends { type: 'number' }
   ? number

@@ -1,5 +1,5 @@
 /** powerdns's options (read by powerdns.ts, listed in the config schema without loading it). */
-import type { ProviderOptions } from './options.js';
+import { type ProviderOptions, SETTLE_MS_OPTION } from './options.js';
 
 export const POWERDNS_OPTIONS = {
   provider: 'powerdns',
@@ -22,11 +22,6 @@ export const POWERDNS_OPTIONS = {
       doc: "The zone; default: the server's longest zone that contains the owner name",
     },
     timeout_s: { type: 'number', default: 30, min: 1, doc: 'Seconds per request' },
-    settle_ms: {
-      type: 'number',
-      default: 250,
-      min: 0,
-      doc: 'Pause before reading a write back (catches a concurrent writer)',
-    },
+    settle_ms: SETTLE_MS_OPTION,
   },
 } as const satisfies ProviderOptions;
