@@ -70,11 +70,12 @@
  *              action."}`; 404 `{"detail": "Not found."}` for a domain not in the account; 400
  *              with field errors, a list of them (one per item) for bulk requests.
  */
-import { redact, registerSecret } from '../src/util/redact.js';
+import { redact } from '../src/util/redact.js';
 import { withRetry } from '../src/util/retry.js';
 import { parseRdata } from '../src/tlsa/presentation.js';
 import { normaliseName, rdataText, type TlsaRecord } from '../src/tlsa/record.js';
 import { exchangeJson, Transient } from './http.js';
+import { DESEC_OPTIONS } from './desec-options.js';
 import { readOptions } from './options.js';
 import {
   checkChangeOwners,
@@ -185,24 +186,9 @@ function parseLinks(header: string | null): Record<string, string> {
 }
 
 export const createProvider: ProviderFactory = (options, ctx) => {
-  const opt = readOptions(options, ctx, 'desec', [
-    'token',
-    'domain',
-    'api_url',
-    'timeout_s',
-    'settle_ms',
-    'max_wait_s',
-  ]);
-  const str = (key: string, fallback?: string) => opt.string(key, fallback);
-  const num = (key: string, fallback: number, min: number) => opt.number(key, fallback, { min });
-  const token = str('token');
-  if (!token)
-    throw ctx.optionError(
-      'token',
-      'desec needs "token" (a deSEC API token), e.g. token: ${DESEC_TOKEN} or token_file: PATH',
-    );
-  registerSecret(token);
-  const rawUrl = str('api_url', 'https://desec.io/api/v1')!;
+  const opt = readOptions(DESEC_OPTIONS, options, ctx);
+  const token = opt.token;
+  const rawUrl = opt.api_url;
   let api: URL;
   try {
     api = new URL(rawUrl.replace(/\/+$/, ''));
@@ -214,16 +200,16 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     );
   }
   const apiBase = `${api.origin}${api.pathname}`;
-  const domainOpt = str('domain');
+  const domainOpt = opt.domain;
   let fixedDomain: string | undefined;
   try {
     fixedDomain = domainOpt ? normaliseName(domainOpt).slice(0, -1) : undefined;
   } catch (e) {
     throw ctx.optionError('domain', (e as Error).message);
   }
-  const timeoutMs = num('timeout_s', 30, 1) * 1000;
-  const settleMs = num('settle_ms', 250, 0);
-  const maxWaitS = num('max_wait_s', 120, 0);
+  const timeoutMs = opt.timeout_s * 1000;
+  const settleMs = opt.settle_ms;
+  const maxWaitS = opt.max_wait_s;
   const name = `desec(${ctx.instance})`;
   const notices: string[] = [];
   const fail = (message: string): ProviderError => new ProviderError(name, redact(message));

@@ -5,6 +5,14 @@
  */
 import { ProviderError } from '../src/errors.js';
 import { normaliseName, rdataText, type TlsaRecord } from '../src/tlsa/record.js';
+import { CLOUDFLARE_OPTIONS } from './cloudflare-options.js';
+import { DESEC_OPTIONS } from './desec-options.js';
+import { EXEC_OPTIONS } from './exec-options.js';
+import type { ProviderOptions } from './options.js';
+import { POWERDNS_OPTIONS } from './powerdns-options.js';
+import { RFC2136_OPTIONS } from './rfc2136-options.js';
+import { ROUTE53_OPTIONS } from './route53-options.js';
+import { ZONEFILE_OPTIONS } from './zonefile-options.js';
 
 // Declared with the other errors (one module, each with its exit code); importable from here
 // too, for the adapters.
@@ -81,24 +89,31 @@ export type ProviderFactory = (
 
 type Loader = () => Promise<{ createProvider: ProviderFactory }>;
 
-const registry: Record<string, Loader> = {
-  zonefile: () => import('./zonefile.js'),
-  exec: () => import('./exec.js'),
-  rfc2136: () => import('./rfc2136.js'),
-  route53: () => import('./route53.js'),
-  cloudflare: () => import('./cloudflare.js'),
-  powerdns: () => import('./powerdns.js'),
-  desec: () => import('./desec.js'),
+/** Each type's options (cheap modules: the config schema reads them) and its adapter, loaded
+ *  only when a configuration uses it. */
+const registry: Record<string, { options: ProviderOptions; load: Loader }> = {
+  zonefile: { options: ZONEFILE_OPTIONS, load: () => import('./zonefile.js') },
+  exec: { options: EXEC_OPTIONS, load: () => import('./exec.js') },
+  rfc2136: { options: RFC2136_OPTIONS, load: () => import('./rfc2136.js') },
+  route53: { options: ROUTE53_OPTIONS, load: () => import('./route53.js') },
+  cloudflare: { options: CLOUDFLARE_OPTIONS, load: () => import('./cloudflare.js') },
+  powerdns: { options: POWERDNS_OPTIONS, load: () => import('./powerdns.js') },
+  desec: { options: DESEC_OPTIONS, load: () => import('./desec.js') },
 };
 
 export function knownProviderTypes(): string[] {
   return Object.keys(registry).sort();
 }
 
+/** The option declarations of every provider type, in registry order. */
+export function providerOptions(): ProviderOptions[] {
+  return Object.values(registry).map((r) => r.options);
+}
+
 export async function loadProviderFactory(type: string): Promise<ProviderFactory | undefined> {
-  const load = registry[type];
-  if (!load) return undefined;
-  return (await load()).createProvider;
+  const entry = registry[type];
+  if (!entry) return undefined;
+  return (await entry.load()).createProvider;
 }
 
 /** Every record of a change must belong to the owner name it is applied at: a guard against a

@@ -55,6 +55,7 @@ import { DnsTransportError, exchange, type Endpoint, type Reply } from '../src/d
 import { buildQuery, buildTlsaUpdateMany, parseTlsaRdata } from '../src/dns/update.js';
 import { OPCODE, TYPE, rcodeName, readName, walkRecords } from '../src/dns/wire.js';
 import { readOptions } from './options.js';
+import { RFC2136_OPTIONS } from './rfc2136-options.js';
 import {
   checkChangeOwners,
   effectiveChange,
@@ -63,16 +64,6 @@ import {
   type ProviderFactory,
   type TlsaChange,
 } from './index.js';
-
-const KNOWN_OPTIONS = [
-  'server',
-  'port',
-  'zone',
-  'tsig_name',
-  'tsig_algorithm',
-  'tsig_secret',
-  'timeout_s',
-];
 
 /** The secret, and name and algorithm if the text is a BIND or Knot key block. */
 export function parseKeyText(text: string): { secret: string; name?: string; algorithm?: string } {
@@ -96,12 +87,10 @@ export function parseKeyText(text: string): { secret: string; name?: string; alg
 const retryable = new WeakSet<Error>();
 
 export const createProvider: ProviderFactory = (options, ctx) => {
-  const opt = readOptions(options, ctx, 'rfc2136', KNOWN_OPTIONS);
-  const str = (key: string, fallback?: string) => opt.string(key, fallback);
-  const server = str('server', '127.0.0.1')!;
-  const port = opt.number('port', 53, { integer: true, min: 1, max: 65535 });
-  const timeoutS = opt.number('timeout_s', 5, { above: 0, max: 300 });
-  const zoneOpt = str('zone');
+  const opt = readOptions(RFC2136_OPTIONS, options, ctx);
+  const { server, port } = opt;
+  const timeoutS = opt.timeout_s;
+  const zoneOpt = opt.zone;
   let zoneFixed: string | undefined;
   try {
     zoneFixed = zoneOpt ? normaliseName(zoneOpt) : undefined;
@@ -109,15 +98,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     throw ctx.optionError('zone', (e as Error).message);
   }
 
-  const secretText = options.tsig_secret;
-  if (secretText === undefined)
-    throw ctx.optionError(
-      'tsig_secret',
-      'rfc2136 needs a TSIG key: "tsig_secret_file: PATH" (chmod 600) or "tsig_secret: ${ENV_VAR}"',
-    );
-  if (typeof secretText !== 'string' || !secretText.trim())
-    throw ctx.optionError('tsig_secret', '"tsig_secret" must be the base64 secret of the TSIG key');
-  registerSecret(secretText.trim());
+  const secretText = opt.tsig_secret;
   const fromText = parseKeyText(secretText);
   registerSecret(fromText.secret);
   const secret = decodeSecret(fromText.secret);
@@ -126,7 +107,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       'tsig_secret',
       'the TSIG secret is not base64 (as tsig-keygen or keymgr -t print it)',
     );
-  const nameText = str('tsig_name') ?? fromText.name;
+  const nameText = opt.tsig_name ?? fromText.name;
   if (!nameText)
     throw ctx.optionError(
       'tsig_name',
@@ -138,7 +119,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
   } catch (e) {
     throw ctx.optionError('tsig_name', (e as Error).message);
   }
-  const algText = (str('tsig_algorithm') ?? fromText.algorithm ?? 'hmac-sha256')
+  const algText = (opt.tsig_algorithm ?? fromText.algorithm ?? 'hmac-sha256')
     .toLowerCase()
     .replace(/\.$/, '');
   if (!TSIG_ALGORITHMS.includes(algText as TsigAlgorithm))

@@ -81,6 +81,7 @@ import { normaliseName, rdataText, type TlsaRecord } from '../src/tlsa/record.js
 import { redact, registerSecret } from '../src/util/redact.js';
 import { withRetry } from '../src/util/retry.js';
 import { readOptions } from './options.js';
+import { ROUTE53_OPTIONS } from './route53-options.js';
 import {
   checkChangeOwners,
   ProviderError,
@@ -174,26 +175,12 @@ interface NameState {
 }
 
 export const createProvider: ProviderFactory = (options, ctx) => {
-  const opt = readOptions(options, ctx, 'route53', [
-    'hosted_zone_id',
-    'region',
-    'access_key_id',
-    'secret_access_key',
-    'session_token',
-    'profile',
-    'endpoint',
-    'wait_timeout_s',
-    'poll_interval_s',
-  ]);
-  const str = (key: string) => opt.string(key);
-  const positive = (key: string, def: number) => opt.number(key, def, { above: 0 });
-  const zoneIdOption = str('hosted_zone_id')?.replace(/^\/?hostedzone\//, '');
-  const region = str('region') ?? 'us-east-1';
-  const accessKeyId = str('access_key_id');
-  const secretAccessKey = str('secret_access_key');
-  const sessionToken = str('session_token');
-  const profile = str('profile');
-  const endpoint = str('endpoint');
+  const opt = readOptions(ROUTE53_OPTIONS, options, ctx);
+  const zoneIdOption = opt.hosted_zone_id?.replace(/^\/?hostedzone\//, '');
+  const { region, profile, endpoint } = opt;
+  const accessKeyId = opt.access_key_id;
+  const secretAccessKey = opt.secret_access_key;
+  const sessionToken = opt.session_token;
   if (!!accessKeyId !== !!secretAccessKey) {
     throw ctx.optionError(
       accessKeyId ? 'secret_access_key' : 'access_key_id',
@@ -215,8 +202,8 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       'endpoint',
       '"endpoint" must be an http(s) URL such as http://127.0.0.1:4566',
     );
-  const waitTimeoutMs = positive('wait_timeout_s', 300) * 1000;
-  const pollIntervalMs = positive('poll_interval_s', 5) * 1000;
+  const waitTimeoutMs = opt.wait_timeout_s * 1000;
+  const pollIntervalMs = opt.poll_interval_s * 1000;
   for (const s of [secretAccessKey, sessionToken]) if (s) registerSecret(s);
 
   const name = `route53(${ctx.instance})`;

@@ -1,8 +1,10 @@
 /** The configuration schema (zod), also exported as JSON Schema for editors (docs/config.schema.json). */
 // A namespace import lets the bundler (scripts/bundle.mjs) leave zod's unused locales out.
 import * as z from 'zod';
+import { providerOptions } from '../../providers/index.js';
 import { PROTOCOLS_LIST as PROTOCOLS } from '../tlsa/policy.js';
 import { parseServer } from '../verify/resolver.js';
+import { providersBlockSchema } from './provider-options.js';
 
 const recordSpec = z
   .string()
@@ -229,7 +231,7 @@ const provider = z
     type: z.string().min(1).describe('Provider type, e.g. zonefile'),
   })
   .describe(
-    "A DNS provider instance; other keys are the provider's options (see providers/<type>.ts)",
+    "A DNS provider instance; other keys are the provider's options, checked by the provider when it is created (docs/providers-options.md)",
   );
 
 export const configSchema = z.strictObject({
@@ -280,6 +282,12 @@ export type RawConfig = z.infer<typeof configSchema>;
 export type RawService = RawConfig['services'][string];
 export type RawCertificateSource = z.infer<typeof certificateSource>;
 
+/** The config's JSON Schema. Provider blocks are loose in the zod schema (each provider checks
+ *  its own options when created, with its own messages); here they get their declared options. */
 export function configJsonSchema(): unknown {
-  return z.toJSONSchema(configSchema, { io: 'input' });
+  const schema = z.toJSONSchema(configSchema, { io: 'input' }) as unknown as {
+    properties: { providers: { additionalProperties: unknown } };
+  };
+  schema.properties.providers.additionalProperties = providersBlockSchema(providerOptions());
+  return schema;
 }
