@@ -13,10 +13,7 @@ export type ProviderErrorKind =
   | 'other';
 
 const KINDS: [ProviderErrorKind, RegExp][] = [
-  [
-    'auth',
-    /\b(401|403)\b|unauthori[sz]ed|forbidden|credential|authenticat/i,
-  ],
+  ['auth', /\b(401|403)\b|unauthori[sz]ed|forbidden|credential|authenticat/i],
   // DNS UPDATE's answers (TSIG errors, rcodes): upper case, whole words.
   ['auth', /\b(BADKEY|BADSIG|BADTIME|NOTAUTH|REFUSED)\b/],
   ['throttled', /\b429\b|throttl|rate.?limit|too many requests/i],
