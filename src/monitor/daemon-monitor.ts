@@ -8,6 +8,7 @@ import { checkServedChains } from './check.js';
 import { monitorModel, type DaemonFacts } from './model.js';
 import { classifyProviderError, ProviderErrorCounts } from './provider-errors.js';
 import { checkListen, startMonitor, type MonitorServer } from './server.js';
+import { stagedChains } from './staged.js';
 import { InputError, errnoCode } from '../errors.js';
 
 export interface DaemonMonitor {
@@ -64,13 +65,17 @@ export async function startDaemonMonitor(
   try {
     server = await startMonitor({
       listen,
-      snapshot: () =>
-        monitorModel({
+      snapshot: () => {
+        const now = new Date();
+        const staged = stagedChains(config, opts.services, now);
+        return monitorModel({
           config,
           state: readState(config.stateDir),
-          now: new Date(),
+          now,
           facts: { ...facts, providerErrors: errors.list() },
-        }),
+          ...(staged ? { staged } : {}),
+        });
+      },
       healthy: () =>
         !facts.lastRun
           ? { ok: true, why: 'no run finished yet' }

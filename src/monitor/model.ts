@@ -4,7 +4,7 @@
 import type { RawConfig } from '../config/schema.js';
 import { liveAt, viewRecord, type Phase } from '../engine/lifecycle.js';
 import type { OwnedRecord, StateFile } from '../engine/state.js';
-import { rdataText } from '../tlsa/record.js';
+import { rdataText, recordKey, type TlsaRecord } from '../tlsa/record.js';
 
 /** What a check of one served chain (per address, port and key type) found:
  *  - match: a published record verifies it (RFC 7672 rules, as `tlsa check` applies them);
@@ -59,11 +59,20 @@ export interface DaemonFacts {
   check?: CheckResult;
 }
 
+/** A chain staged for install (from the files: staged install), with the records it needs. */
+export interface StagedChain {
+  service: string;
+  chain: string;
+  records: (TlsaRecord & { provider: string })[];
+}
+
 export interface MonitorInput {
   config: { raw: Pick<RawConfig, 'services' | 'verify'> };
   state: StateFile;
   now: Date;
   facts: DaemonFacts;
+  /** The chains staged now; without it, those the last run left waiting (facts.staged). */
+  staged?: StagedChain[];
 }
 
 export interface RecordRow {
@@ -129,12 +138,45 @@ function recordRow(r: OwnedRecord, input: MonitorInput): RecordRow {
   return row;
 }
 
+/** When a staged chain can be installed: when the first record that matches it turns live
+ *  (the engine's rule; other writers' records, which the engine also counts, are left to its
+ *  own runs, whose reason then wins). */
+function stagedWaits(input: MonitorInput): StagedWait[] {
+  const { state, config, facts } = input;
+  if (!input.staged) return facts.staged;
+  const owned = new Map(state.records.map((r) => [`${r.provider} ${recordKey(r)}`, r]));
+  return input.staged.map((c) => {
+    const mine = c.records
+      .map((d) => owned.get(`${d.provider} ${recordKey(d)}`))
+      .filter((r): r is OwnedRecord => !!r && r.status === 'published');
+    const lives = mine
+      .map((r) => liveAt(r, config.raw.verify.propagation, state.ttls?.[r.owner] ?? []))
+      .filter((d): d is Date => !!d)
+      .map((d) => d.getTime());
+    const last = facts.staged.find((w) => w.service === c.service && w.chain === c.chain);
+    const reason =
+      last?.reason ??
+      (!mine.length
+        ? 'its records to be published'
+        : lives.length
+          ? 'its records to be 2×TTL old'
+          : 'its records to reach every authoritative server, then 2×TTL');
+    return {
+      service: c.service,
+      chain: c.chain,
+      reason,
+      ...(lives.length ? { eta: iso(Math.min(...lives)) } : last?.eta ? { eta: last.eta } : {}),
+    };
+  });
+}
+
 export function monitorModel(input: MonitorInput): MonitorModel {
   const { config, state, now, facts } = input;
   const names = [
     ...Object.keys(config.raw.services),
     ...new Set(state.records.map((r) => r.service).filter((s) => !config.raw.services[s])),
   ];
+  const staged = stagedWaits(input);
   const services = names.map((name): ServiceModel => {
     const svc = config.raw.services[name];
     const records = state.records
@@ -146,7 +188,7 @@ export function monitorModel(input: MonitorInput): MonitorModel {
       host: svc?.host ?? records[0]?.owner.replace(/^_\d+\._[a-z]+\./, '').replace(/\.$/, '') ?? '',
       configured: !!svc,
       records,
-      staged: facts.staged
+      staged: staged
         .filter((w) => w.service === name)
         .map((w) => ({
           ...w,
