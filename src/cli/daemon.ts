@@ -260,7 +260,7 @@ async function startMonitorFor(
   config: LoadedConfig,
   v: CliValues,
 ): Promise<DaemonMonitor | undefined> {
-  if (v.once || !config.raw.monitor) return undefined;
+  if (v.once || !config.raw.monitor.listen) return undefined;
   const { startDaemonMonitor } = await import('../monitor/daemon-monitor.js');
   return startDaemonMonitor(config, {
     services: v.service,

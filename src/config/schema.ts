@@ -279,8 +279,9 @@ export const configSchema = z.strictObject({
       listen: z
         .string()
         .regex(/^(?:\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):\d{1,5}$/, 'HOST:PORT, or [IPv6]:PORT')
+        .optional()
         .describe(
-          'Where tlsa daemon serves /metrics, /healthz and the status page, e.g. "127.0.0.1:9153"',
+          'Where tlsa daemon serves /metrics, /healthz and the status page, e.g. "127.0.0.1:9153" (off when absent)',
         ),
       allow_remote: z
         .boolean()
@@ -297,7 +298,7 @@ export const configSchema = z.strictObject({
           'Seconds between checks of the served chains against the published records (also after each run)',
         ),
     })
-    .optional()
+    .default({ allow_remote: false, check_interval_s: 300 })
     .describe('tlsa daemon: metrics, health and status page (off unless listen is set)'),
 });
 

@@ -88,7 +88,11 @@ export async function checkServedChains(
     try {
       records = await listed(providers.get(svc.provider)!, owners);
     } catch (e) {
-      const c = classifyProviderError(e) ?? { provider: svc.provider, kind: 'other' };
+      // Named as the adapters name themselves in their errors: "type(instance)".
+      const c = classifyProviderError(e) ?? {
+        provider: `${config.raw.providers[svc.provider]?.type}(${svc.provider})`,
+        kind: 'other',
+      };
       providerErrors.push(c);
       listError = `cannot list the published records: ${(e as Error).message}`;
     }

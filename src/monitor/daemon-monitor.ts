@@ -28,8 +28,15 @@ export async function startDaemonMonitor(
   opts: { services?: string[] | undefined; log: (line: string, level: 'info' | 'warn') => void },
 ): Promise<DaemonMonitor | undefined> {
   const m = initial.raw.monitor;
-  if (!m) return undefined;
-  const listen = checkListen(m.listen, m.allow_remote);
+  if (!m.listen) return undefined;
+  let listen: ReturnType<typeof checkListen>;
+  try {
+    listen = checkListen(m.listen, m.allow_remote);
+  } catch (e) {
+    // At its line in the configuration, keeping the hint.
+    const at = initial.error(['monitor', 'listen'], (e as Error).message);
+    throw new InputError(at.message, at.file, at.line, (e as InputError).hint);
+  }
   let config = initial;
   const errors = new ProviderErrorCounts();
   const facts: DaemonFacts = {
@@ -121,7 +128,7 @@ export async function startDaemonMonitor(
     },
     reconfigure(next) {
       config = next;
-      const every = next.raw.monitor?.check_interval_s ?? m.check_interval_s;
+      const every = next.raw.monitor.check_interval_s;
       clearInterval(timer);
       timer = setInterval(check, every * 1000);
       timer.unref();

@@ -19,7 +19,7 @@ export function parseListen(text: string): ListenAddress {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^\s:[\]]+)):(\d{1,5})$/.exec(text);
   const port = m ? Number(m[3]) : Number.NaN;
   if (!m || port < 0 || port > 65535)
-    throw new InputError(`monitor.listen: "${text}" is not HOST:PORT (or [IPv6]:PORT)`);
+    throw new InputError(`"${text}" is not HOST:PORT (or [IPv6]:PORT)`);
   return { host: m[1] ?? m[2]!, port };
 }
 
@@ -36,7 +36,7 @@ export function checkListen(text: string, allowRemote: boolean): ListenAddress {
   const a = parseListen(text);
   if (!allowRemote && !isLoopback(a.host))
     throw new InputError(
-      `monitor.listen: ${text} is not a loopback address; the metrics and status page have no authentication`,
+      `${text} is not a loopback address; the metrics and status page have no authentication`,
       undefined,
       undefined,
       'listen on 127.0.0.1 (or ::1) and put a proxy with authentication in front, or set monitor.allow_remote: true',

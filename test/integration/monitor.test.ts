@@ -1,4 +1,5 @@
-/** `tlsa daemon` with `monitor.listen` during a lab rollover (real Knot, unbound, a TLS server
+/** `tlsa daemon` with `monitor.listen`: the listen rules, /healthz and provider errors after a
+ *  failed run (zonefile), and, during a lab rollover (real Knot, unbound, a TLS server
  *  on loopback serving the installed chain): the status page in headless chromium (record
  *  phases, the pending records' ETA, the staged chain, the served chain's verdict; a
  *  screenshot is kept in test-artifacts/), and /metrics scraped and parsed while a record is
@@ -9,9 +10,12 @@ import { X509Certificate } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer as createTlsServer, createSecureContext, type Server } from 'node:tls';
 import { join } from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   CLI_PATH,
+  configYaml,
+  leafFor,
+  lineageFor,
   makeTestPki,
   managedRdata,
   REPO_ROOT,
@@ -90,6 +94,128 @@ function parseMetrics(text: string): Sample[] {
   }
   return out;
 }
+
+async function startDaemon(dir: string, config: string) {
+  const child = spawn(process.execPath, [CLI_PATH, '--config', config, 'daemon'], { cwd: dir });
+  const out = { err: '' };
+  child.stderr.on('data', (d: Buffer) => {
+    out.err += d.toString();
+  });
+  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+  return { child, out, exited };
+}
+
+describe('tlsa daemon monitor (zonefile)', () => {
+  function setup(name: string, monitor: string[], providerExtra: string[] = []) {
+    const dir = join(root, name);
+    mkdirSync(dir, { recursive: true });
+    const leaf = leafFor(pki, 'ecdsa', { outDir: dir });
+    const live = lineageFor(pki, 'mx.example.org', 'ecdsa', leaf, 1, join(dir, 'le'));
+    const config = join(dir, 'config.yaml');
+    writeFileSync(
+      config,
+      `${configYaml({ certificates: [`lineage: ${live}`], providerExtra })}daemon:\n  interval_s: 300\nmonitor:\n${monitor.map((l) => `  ${l}\n`).join('')}`,
+    );
+    return { dir, config, leaf };
+  }
+
+  it('refuses a listen address other hosts can reach unless allow_remote (exit 2, at its line); --once does not listen', async () => {
+    const c = setup('remote', ['listen: "0.0.0.0:9153"']);
+    const r = runCli(['--config', c.config, 'daemon']);
+    expect(r.code, show(r)).toBe(2);
+    expect(r.stderr).toMatch(
+      /config\.yaml:\d+: monitor\.listen: 0\.0\.0\.0:9153 is not a loopback address/,
+    );
+    expect(r.stderr).toMatch(/hint: .*monitor\.allow_remote: true/);
+    const port = await freePort();
+    const once = setup('once', [`listen: "127.0.0.1:${port}"`]);
+    const o = runCli(['--config', once.config, 'daemon', '--once'], { cwd: once.dir });
+    expect(o.code, show(o)).toBe(0);
+    expect(o.stderr).not.toMatch(/serving \/metrics/);
+  });
+
+  it('/healthz is 503 after a failed run and 200 after a good one; provider errors by kind; the configured chain (verify.probe: false) checked against the zone file', async () => {
+    const port = await freePort();
+    const c = setup(
+      'health',
+      [`listen: "127.0.0.1:${port}"`, 'check_interval_s: 5'],
+      ['reload: "test -e reload-ok"'],
+    );
+    const d = await startDaemon(c.dir, c.config);
+    const base = `http://127.0.0.1:${port}`;
+    const get = async (path: string) => {
+      const r = await fetch(`${base}${path}`);
+      return { status: r.status, text: await r.text() };
+    };
+    try {
+      const failing = await waitFor(
+        '/healthz 503',
+        async () => {
+          const h = await get('/healthz');
+          return h.status === 503 ? h : undefined;
+        },
+        60_000,
+      );
+      expect(failing.text).toMatch(/^failing: last run .* exited 3: zonefile\(local\): .*reload/);
+      const metrics = await waitFor(
+        'the configured chain checked',
+        async () => {
+          const m = parseMetrics((await get('/metrics')).text);
+          return m.some((s) => s.name === 'tlsa_served_chain_unmatched') ? m : undefined;
+        },
+        60_000,
+      );
+      expect(metrics.find((s) => s.name === 'tlsa_last_run_exit_code')?.value).toBe(3);
+      const errors = metrics.filter((s) => s.name === 'tlsa_provider_errors_total');
+      expect(errors.map((s) => s.labels)).toEqual([
+        { provider: 'zonefile(local)', kind: 'reload' },
+      ]);
+      expect(errors[0]!.value).toBeGreaterThanOrEqual(1);
+      const served = {
+        service: 'mx',
+        host: 'mx.example.org',
+        port: '25',
+        address: 'configured',
+        key_type: 'ecdsa',
+      };
+      expect(metrics.find((s) => s.name === 'tlsa_served_chain_unmatched')).toEqual({
+        name: 'tlsa_served_chain_unmatched',
+        labels: served,
+        value: 0,
+      });
+      expect(
+        metrics.find((s) => s.name === 'tlsa_check_verdict' && s.value === 1)?.labels.verdict,
+      ).toBe('match');
+      const days = metrics.find((s) => s.name === 'tlsa_certificate_expiry_days')?.value ?? 0;
+      expect(days).toBeGreaterThan(80);
+      expect(days).toBeLessThanOrEqual(90);
+      expect(
+        metrics.find((s) => s.name === 'tlsa_records' && s.labels.phase === 'pending')?.value,
+      ).toBe(2);
+
+      writeFileSync(join(c.dir, 'reload-ok'), '');
+      const ok = await waitFor(
+        '/healthz 200',
+        async () => {
+          const h = await get('/healthz');
+          return h.status === 200 ? h : undefined;
+        },
+        60_000,
+      );
+      expect(ok.text).toMatch(/^ok: last run .* exited 0/);
+      const after = parseMetrics((await get('/metrics')).text);
+      expect(
+        after.find((s) => s.name === 'tlsa_seconds_since_last_successful_run')!.value,
+      ).toBeLessThan(60);
+      expect((await get('/nope')).status).toBe(404);
+      expect((await fetch(`${base}/metrics`, { method: 'POST' })).status).toBe(405);
+      d.child.kill('SIGTERM');
+      expect(await d.exited).toBe(0);
+    } finally {
+      d.child.kill('SIGKILL');
+    }
+  }, 150_000);
+});
 
 labDescribe(
   'tlsa daemon monitor: status page in chromium, /metrics during a rollover (Knot, unbound)',
