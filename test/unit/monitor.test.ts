@@ -280,7 +280,10 @@ describe('listen address', () => {
       allow_remote: false,
       check_interval_s: 300,
     });
-    expect(configSchema.parse({ providers: {}, services: {} }).monitor).toBeUndefined();
+    expect(configSchema.parse({ providers: {}, services: {} }).monitor).toEqual({
+      allow_remote: false,
+      check_interval_s: 300,
+    });
   });
 });
 
