@@ -191,6 +191,35 @@ describe('monitorModel and metricFamilies', () => {
     expect(samples(fresh, 'tlsa_served_chain_unmatched')).toEqual([]);
   });
 
+  it('reads staged chains from the files when given (a chain staged after the last run): installed when its first record turns live', () => {
+    const rec = (data: string) => ({
+      owner: OWNER,
+      usage: 3 as const,
+      selector: 1 as const,
+      matching: 1 as const,
+      data,
+      provider: 'zone',
+    });
+    const m = monitorModel({
+      ...INPUT,
+      facts: { ...FACTS, staged: [] },
+      staged: [
+        { service: 'mx', chain: 'new', records: [rec(HEX('a')), rec(HEX('b'))] },
+        { service: 'mx', chain: 'unpublished', records: [rec(HEX('f'))] },
+      ],
+    });
+    expect(m.services[0]!.staged).toEqual([
+      {
+        service: 'mx',
+        chain: 'new',
+        reason: 'its records to be 2×TTL old',
+        eta: at(30),
+        inSeconds: 30,
+      },
+      { service: 'mx', chain: 'unpublished', reason: 'its records to be published' },
+    ]);
+  });
+
   it('keeps records of a service no longer configured, under its name', () => {
     const m = monitorModel({
       ...INPUT,
