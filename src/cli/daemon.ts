@@ -8,8 +8,9 @@
 import { watch, type FSWatcher } from 'node:fs';
 import type { LoadedConfig } from '../config/load.js';
 import { nextDueFor, retryDelaySeconds, type Due } from '../engine/due.js';
-import { runEngine } from '../engine/reconcile.js';
+import { runEngine, type EngineResult } from '../engine/reconcile.js';
 import { readState, STATE_FILE } from '../engine/state.js';
+import type { DaemonMonitor } from '../monitor/daemon-monitor.js';
 import { configFromCli, duration, runOptions } from './common.js';
 import { engineEvents } from './engine-view.js';
 import { fail, progressLine, reportNetwork, stampLines, warn } from './fail.js';
@@ -130,6 +131,7 @@ function sleepUntil(
 export async function run(v: CliValues): Promise<number> {
   stampLines(v['log-format']);
   let config = configFromCli(v);
+  const monitor = await startMonitorFor(config, v);
   let stopping = false;
   let reload = false;
   let wake: (() => void) | undefined;
@@ -151,6 +153,7 @@ export async function run(v: CliValues): Promise<number> {
       reload = false;
       try {
         config = configFromCli(v);
+        monitor?.reconfigure(config);
         progressLine(`reloaded ${config.file}`, {
           event: 'config-reloaded',
           fields: { file: config.file },
@@ -166,6 +169,8 @@ export async function run(v: CliValues): Promise<number> {
     }
     const now = new Date();
     let due: Due | undefined;
+    let runError: unknown;
+    let waiting: EngineResult['waiting'] | undefined;
     try {
       const result = await runEngine(config, { ...runOptions(v, 'daemon'), now, observeAll: true });
       warn(result.targets.warnings);
@@ -210,9 +215,17 @@ export async function run(v: CliValues): Promise<number> {
         });
       }
       due = result.nextDue;
+      waiting = result.waiting;
     } catch (e) {
+      runError = e;
       lastCode = fail(e);
     }
+    monitor?.runFinished({
+      at: new Date(),
+      exitCode: lastCode,
+      ...(runError ? { error: runError } : {}),
+      ...(waiting ? { waiting } : {}),
+    });
     // A failed run (or a failed reload, which the next run retries) is retried with backoff.
     failures = lastCode === 0 ? 0 : failures + 1;
     const retry = failures
@@ -225,13 +238,32 @@ export async function run(v: CliValues): Promise<number> {
       : undefined;
     if (v.once || stopping) {
       if (v.once && due) reportWake('next step due', due, 'once');
+      await monitor?.close();
       return lastCode;
     }
     const next = earliest(await scheduledRun(config, Date.now()), due, retry);
     reportWake('next run', next, 'run');
+    monitor?.nextRun(next);
     await sleepUntil(config, v, next, (f) => {
       wake = f;
     });
-    if (stopping) return lastCode;
+    if (stopping) {
+      await monitor?.close();
+      return lastCode;
+    }
   }
+}
+
+/** The metrics, health and status listener (monitor.listen), loaded only when configured;
+ *  not for --once (a timer's run is over before anyone could scrape it). */
+async function startMonitorFor(
+  config: LoadedConfig,
+  v: CliValues,
+): Promise<DaemonMonitor | undefined> {
+  if (v.once || !config.raw.monitor.listen) return undefined;
+  const { startDaemonMonitor } = await import('../monitor/daemon-monitor.js');
+  return startDaemonMonitor(config, {
+    services: v.service,
+    log: (line, level) => progressLine(line, { level, event: 'monitor' }),
+  });
 }

@@ -276,6 +276,32 @@ export const configSchema = z.strictObject({
     })
     .default({ interval_s: 300 })
     .describe('tlsa daemon'),
+  monitor: z
+    .strictObject({
+      listen: z
+        .string()
+        .regex(/^(?:\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):\d{1,5}$/, 'HOST:PORT, or [IPv6]:PORT')
+        .optional()
+        .describe(
+          'Where tlsa daemon serves /metrics, /healthz and the status page, e.g. "127.0.0.1:9153" (off when absent)',
+        ),
+      allow_remote: z
+        .boolean()
+        .default(false)
+        .describe(
+          'Allow a listen address that is not loopback (no authentication: put a proxy in front)',
+        ),
+      check_interval_s: z
+        .number()
+        .int()
+        .min(5)
+        .default(300)
+        .describe(
+          'Seconds between checks of the served chains against the published records (also after each run)',
+        ),
+    })
+    .default({ allow_remote: false, check_interval_s: 300 })
+    .describe('tlsa daemon: metrics, health and status page (off unless listen is set)'),
 });
 
 export type RawConfig = z.infer<typeof configSchema>;

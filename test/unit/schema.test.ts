@@ -56,6 +56,7 @@ describe('docs/config.schema.json', () => {
     expect(Object.keys(schema.properties).sort()).toEqual([
       'daemon',
       'max_records_per_name',
+      'monitor',
       'providers',
       'services',
       'state_dir',
