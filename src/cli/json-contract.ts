@@ -45,6 +45,8 @@ export const errorDetail = z
   })
   .meta({ id: 'error' });
 
+const FAILURE = 'The command stopped on an error: stdout carries this, stderr the same message.';
+
 export const failure = z
   .strictObject({
     ...head,
@@ -52,10 +54,7 @@ export const failure = z
     exitCode: exitCode.min(1),
     error: errorDetail,
   })
-  .meta({
-    id: 'failure',
-    description: 'The command stopped on an error: stdout carries this, stderr the same message.',
-  });
+  .meta({ id: 'failure', description: FAILURE });
 
 // --- what the commands share ----------------------------------------------------------------
 
@@ -364,7 +363,10 @@ export function resultSchema<C extends JsonCommand>(command: C) {
 
 /** Everything `tlsa COMMAND --json` may print (the daemon: each line). */
 export function outputSchema(command: JsonCommand) {
-  return z.union([resultSchema(command), failure]);
+  return z.union([
+    resultSchema(command),
+    failure.extend({ command: z.literal(command) }).meta({ description: FAILURE }),
+  ]);
 }
 
 /** The envelope alone: any command's output starts so. */
