@@ -131,6 +131,8 @@ const engineFields = {
       chain: z.string(),
       live: z.boolean(),
       eta: time().nullable(),
+      reloaded: z.boolean().optional().describe('the hook reloaded the service for this chain'),
+      reloadError: z.string().optional(),
     }),
   ),
   network: z.array(z.strictObject({ message: z.string(), hint: z.string().nullable() })),
