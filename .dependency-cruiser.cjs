@@ -8,6 +8,7 @@ const layers = [
   ['^src/verify/', '^providers/'],
   ['^src/config/'],
   ['^src/engine/', '^src/doctor/'],
+  ['^src/monitor/'],
   ['^src/cli/'],
 ];
 

@@ -56,7 +56,7 @@
  *              named; both fail at once.
  */
 import { normaliseName, recordKey, type TlsaRecord } from '../src/tlsa/record.js';
-import { redact, registerSecret } from '../src/util/redact.js';
+import { redact } from '../src/util/redact.js';
 import {
   type ApiRecord,
   cloudflareApi,
@@ -77,11 +77,10 @@ import {
   writesByZone,
 } from './kit.js';
 import { readOptions } from './options.js';
+import { CLOUDFLARE_OPTIONS } from './cloudflare-options.js';
 
 export const MANAGED_COMMENT = 'managed by tlsa';
-const DEFAULT_BASE_URL = 'https://api.cloudflare.com/client/v4';
 const CONFLICT_ATTEMPTS = 4;
-const BATCH_LIMIT = 200;
 /** "Record does not exist" (a delete or patch of a record gone), "already exists". */
 const GONE = 81044;
 const THERE = [81058, 81057];
@@ -100,28 +99,16 @@ type Op = { post: Post } | { patch: { id: string; ttl: number } } | { del: strin
 const clampTtl = (ttl: number) => Math.min(86_400, Math.max(60, ttl));
 
 export const createProvider: ProviderFactory = (options, ctx) => {
-  const opt = readOptions(options, ctx, 'cloudflare', [
-    'api_token',
-    'zone_id',
-    'base_url',
-    'batch_size',
-  ]);
-  const str = (key: string) => opt.string(key);
-  const token = str('api_token');
-  if (!token)
-    throw ctx.optionError(
-      'api_token',
-      'cloudflare needs "api_token": a token with Zone → DNS → Edit on the zone (write it as ${ENV_VAR} or api_token_file: PATH)',
-    );
-  registerSecret(token);
-  const zoneIdOption = str('zone_id');
+  const opt = readOptions(CLOUDFLARE_OPTIONS, options, ctx);
+  const token = opt.api_token;
+  const zoneIdOption = opt.zone_id;
   if (zoneIdOption && !/^[0-9a-f]{32}$/i.test(zoneIdOption))
     throw ctx.optionError(
       'zone_id',
       '"zone_id" is the 32-character hex id from the zone\'s overview page, not its name',
     );
-  const baseURL = str('base_url') ?? DEFAULT_BASE_URL;
-  const batchSize = opt.number('batch_size', BATCH_LIMIT, { integer: true, min: 1, max: 3_500 });
+  const baseURL = opt.base_url;
+  const batchSize = opt.batch_size;
   if (!/^https?:\/\/[^\s/]+/.test(baseURL))
     throw ctx.optionError('base_url', '"base_url" must be an http(s) URL');
 

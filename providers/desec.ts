@@ -72,7 +72,7 @@
  *              with field errors, a list of them (one per item) for bulk requests.
  */
 import { normaliseName } from '../src/tlsa/record.js';
-import { redact, registerSecret } from '../src/util/redact.js';
+import { redact } from '../src/util/redact.js';
 import { type DnsProvider, ProviderError, type ProviderFactory } from './contract.js';
 import {
   ATTEMPTS,
@@ -85,6 +85,7 @@ import {
 import { cnameError, listByZone, type OwnerWant, parseRecords, writesByZone } from './kit.js';
 import { type SetWrite, verifiedWrites } from './kit-rrset.js';
 import { readOptions } from './options.js';
+import { DESEC_OPTIONS } from './desec-options.js';
 
 /** The desec provider also says which TTL it really publishes. */
 export interface DesecProvider extends DnsProvider {
@@ -97,24 +98,9 @@ export interface DesecProvider extends DnsProvider {
 const warned = new Set<string>();
 
 export const createProvider: ProviderFactory = (options, ctx) => {
-  const opt = readOptions(options, ctx, 'desec', [
-    'token',
-    'domain',
-    'api_url',
-    'timeout_s',
-    'settle_ms',
-    'max_wait_s',
-  ]);
-  const str = (key: string, fallback?: string) => opt.string(key, fallback);
-  const num = (key: string, fallback: number, min: number) => opt.number(key, fallback, { min });
-  const token = str('token');
-  if (!token)
-    throw ctx.optionError(
-      'token',
-      'desec needs "token" (a deSEC API token), e.g. token: ${DESEC_TOKEN} or token_file: PATH',
-    );
-  registerSecret(token);
-  const rawUrl = str('api_url', 'https://desec.io/api/v1')!;
+  const opt = readOptions(DESEC_OPTIONS, options, ctx);
+  const token = opt.token;
+  const rawUrl = opt.api_url;
   let apiUrl: URL;
   try {
     apiUrl = new URL(rawUrl.replace(/\/+$/, ''));
@@ -125,16 +111,16 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       `"api_url" must be an http(s) URL such as https://desec.io/api/v1 (got "${rawUrl}")`,
     );
   }
-  const domainOpt = str('domain');
+  const domainOpt = opt.domain;
   let fixedDomain: string | undefined;
   try {
     fixedDomain = domainOpt ? normaliseName(domainOpt).slice(0, -1) : undefined;
   } catch (e) {
     throw ctx.optionError('domain', (e as Error).message);
   }
-  const timeoutMs = num('timeout_s', 30, 1) * 1000;
-  const settleMs = num('settle_ms', 250, 0);
-  const maxWaitS = num('max_wait_s', 120, 0);
+  const timeoutMs = opt.timeout_s * 1000;
+  const settleMs = opt.settle_ms;
+  const maxWaitS = opt.max_wait_s;
   const name = `desec(${ctx.instance})`;
   const notices: string[] = [];
   const fail = (message: string): ProviderError => new ProviderError(name, redact(message));

@@ -31,6 +31,7 @@ import { redact } from '../src/util/redact.js';
 import { ProviderError, type DnsProvider, type ProviderFactory } from './contract.js';
 import { effectiveChange } from './kit.js';
 import { readOptions } from './options.js';
+import { EXEC_OPTIONS } from './exec-options.js';
 
 const EX_TEMPFAIL = 75;
 
@@ -44,20 +45,10 @@ class ExecFailure extends Error {
 }
 
 export const createProvider: ProviderFactory = (options, ctx) => {
-  const opt = readOptions(options, ctx, 'exec', ['command', 'timeout_s']);
-  const command = options.command;
+  const opt = readOptions(EXEC_OPTIONS, options, ctx);
+  const command = opt.command;
   const argv = typeof command === 'string' ? ['/bin/sh', '-c', command] : command;
-  if (
-    !Array.isArray(argv) ||
-    argv.length === 0 ||
-    !argv.every((a) => typeof a === 'string' && a.length > 0)
-  ) {
-    throw ctx.optionError(
-      'command',
-      'exec needs "command": an argv list such as ["/usr/local/bin/my-dns", "--zone", "example.org"] or a shell command string',
-    );
-  }
-  const timeout = opt.number('timeout_s', 30, { above: 0 });
+  const timeout = opt.timeout_s;
   const name = `exec(${ctx.instance})`;
   const [program, ...args] = argv as string[];
 

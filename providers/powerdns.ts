@@ -68,11 +68,12 @@
  *              JSON body `{"error": "..."}`.
  */
 import { normaliseName } from '../src/tlsa/record.js';
-import { redact, registerSecret } from '../src/util/redact.js';
+import { redact } from '../src/util/redact.js';
 import { type DnsProvider, ProviderError, type ProviderFactory } from './contract.js';
 import { cnameError, listByZone, type OwnerWant, parseRecords, writesByZone } from './kit.js';
 import { type SetWrite, verifiedWrites } from './kit-rrset.js';
 import { readOptions } from './options.js';
+import { POWERDNS_OPTIONS } from './powerdns-options.js';
 import {
   ATTEMPTS,
   NotFound,
@@ -86,24 +87,9 @@ import {
 const MAX_BODY = 1 << 20;
 
 export const createProvider: ProviderFactory = (options, ctx) => {
-  const opt = readOptions(options, ctx, 'powerdns', [
-    'api_key',
-    'url',
-    'server_id',
-    'zone',
-    'timeout_s',
-    'settle_ms',
-  ]);
-  const str = (key: string, fallback?: string) => opt.string(key, fallback);
-  const num = (key: string, fallback: number, min: number) => opt.number(key, fallback, { min });
-  const apiKey = str('api_key');
-  if (!apiKey)
-    throw ctx.optionError(
-      'api_key',
-      'powerdns needs "api_key" (the server\'s api-key), e.g. api_key: ${PDNS_API_KEY} or api_key_file: PATH',
-    );
-  registerSecret(apiKey);
-  const rawUrl = str('url', 'http://127.0.0.1:8081')!;
+  const opt = readOptions(POWERDNS_OPTIONS, options, ctx);
+  const apiKey = opt.api_key;
+  const rawUrl = opt.url;
   let baseUrl: URL;
   try {
     baseUrl = new URL(rawUrl);
@@ -115,16 +101,16 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       `"url" must be the http(s) address of the PowerDNS webserver, e.g. http://127.0.0.1:8081 (got "${rawUrl}")`,
     );
   }
-  const serverId = str('server_id', 'localhost')!;
-  const zoneOpt = str('zone');
+  const serverId = opt.server_id;
+  const zoneOpt = opt.zone;
   let fixedZone: string | undefined;
   try {
     fixedZone = zoneOpt ? normaliseName(zoneOpt) : undefined;
   } catch (e) {
     throw ctx.optionError('zone', (e as Error).message);
   }
-  const timeoutMs = num('timeout_s', 30, 1) * 1000;
-  const settleMs = num('settle_ms', 250, 0);
+  const timeoutMs = opt.timeout_s * 1000;
+  const settleMs = opt.settle_ms;
   const name = `powerdns(${ctx.instance})`;
   const fail = (message: string): ProviderError => new ProviderError(name, redact(message));
   const { request, zoneFor, zonePath, readZone, server } = powerdnsApi({

@@ -57,9 +57,10 @@ import { registerSecret } from '../src/util/redact.js';
 import type { DnsProvider, ProviderFactory } from './contract.js';
 import { mergeChanges } from './kit.js';
 import { readOptions } from './options.js';
+import { RFC2136_OPTIONS } from './rfc2136-options.js';
 import { chunks, rfc2136Dns, type UpdateItem } from './rfc2136-dns.js';
 
-const KNOWN_OPTIONS = [
+const _KNOWN_OPTIONS = [
   'server',
   'port',
   'zone',
@@ -89,12 +90,10 @@ export function parseKeyText(text: string): { secret: string; name?: string; alg
 
 /** Errors worth another try: SERVFAIL and no answer. */
 export const createProvider: ProviderFactory = (options, ctx) => {
-  const opt = readOptions(options, ctx, 'rfc2136', KNOWN_OPTIONS);
-  const str = (key: string, fallback?: string) => opt.string(key, fallback);
-  const server = str('server', '127.0.0.1')!;
-  const port = opt.number('port', 53, { integer: true, min: 1, max: 65535 });
-  const timeoutS = opt.number('timeout_s', 5, { above: 0, max: 300 });
-  const zoneOpt = str('zone');
+  const opt = readOptions(RFC2136_OPTIONS, options, ctx);
+  const { server, port } = opt;
+  const timeoutS = opt.timeout_s;
+  const zoneOpt = opt.zone;
   let zoneFixed: string | undefined;
   try {
     zoneFixed = zoneOpt ? normaliseName(zoneOpt) : undefined;
@@ -102,15 +101,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     throw ctx.optionError('zone', (e as Error).message);
   }
 
-  const secretText = options.tsig_secret;
-  if (secretText === undefined)
-    throw ctx.optionError(
-      'tsig_secret',
-      'rfc2136 needs a TSIG key: "tsig_secret_file: PATH" (chmod 600) or "tsig_secret: ${ENV_VAR}"',
-    );
-  if (typeof secretText !== 'string' || !secretText.trim())
-    throw ctx.optionError('tsig_secret', '"tsig_secret" must be the base64 secret of the TSIG key');
-  registerSecret(secretText.trim());
+  const secretText = opt.tsig_secret;
   const fromText = parseKeyText(secretText);
   registerSecret(fromText.secret);
   const secret = decodeSecret(fromText.secret);
@@ -119,7 +110,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       'tsig_secret',
       'the TSIG secret is not base64 (as tsig-keygen or keymgr -t print it)',
     );
-  const nameText = str('tsig_name') ?? fromText.name;
+  const nameText = opt.tsig_name ?? fromText.name;
   if (!nameText)
     throw ctx.optionError(
       'tsig_name',
@@ -131,7 +122,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
   } catch (e) {
     throw ctx.optionError('tsig_name', (e as Error).message);
   }
-  const algText = (str('tsig_algorithm') ?? fromText.algorithm ?? 'hmac-sha256')
+  const algText = (opt.tsig_algorithm ?? fromText.algorithm ?? 'hmac-sha256')
     .toLowerCase()
     .replace(/\.$/, '');
   if (!TSIG_ALGORITHMS.includes(algText as TsigAlgorithm))

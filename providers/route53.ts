@@ -87,6 +87,7 @@ import {
 } from './kit.js';
 import { nextRRset } from './kit-rrset.js';
 import { readOptions } from './options.js';
+import { ROUTE53_OPTIONS } from './route53-options.js';
 import {
   type NameState,
   pack,
@@ -101,26 +102,12 @@ const valuesOf = (state: NameState) =>
   (state.tlsa?.ResourceRecords ?? []).map((r) => r.Value ?? '');
 
 export const createProvider: ProviderFactory = (options, ctx) => {
-  const opt = readOptions(options, ctx, 'route53', [
-    'hosted_zone_id',
-    'region',
-    'access_key_id',
-    'secret_access_key',
-    'session_token',
-    'profile',
-    'endpoint',
-    'wait_timeout_s',
-    'poll_interval_s',
-  ]);
-  const str = (key: string) => opt.string(key);
-  const positive = (key: string, def: number) => opt.number(key, def, { above: 0 });
-  const zoneIdOption = str('hosted_zone_id')?.replace(/^\/?hostedzone\//, '');
-  const region = str('region') ?? 'us-east-1';
-  const accessKeyId = str('access_key_id');
-  const secretAccessKey = str('secret_access_key');
-  const sessionToken = str('session_token');
-  const profile = str('profile');
-  const endpoint = str('endpoint');
+  const opt = readOptions(ROUTE53_OPTIONS, options, ctx);
+  const zoneIdOption = opt.hosted_zone_id?.replace(/^\/?hostedzone\//, '');
+  const { region, profile, endpoint } = opt;
+  const accessKeyId = opt.access_key_id;
+  const secretAccessKey = opt.secret_access_key;
+  const sessionToken = opt.session_token;
   if (!!accessKeyId !== !!secretAccessKey) {
     throw ctx.optionError(
       accessKeyId ? 'secret_access_key' : 'access_key_id',
@@ -142,8 +129,8 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       'endpoint',
       '"endpoint" must be an http(s) URL such as http://127.0.0.1:4566',
     );
-  const waitTimeoutMs = positive('wait_timeout_s', 300) * 1000;
-  const pollIntervalMs = positive('poll_interval_s', 5) * 1000;
+  const waitTimeoutMs = opt.wait_timeout_s * 1000;
+  const pollIntervalMs = opt.poll_interval_s * 1000;
   for (const s of [secretAccessKey, sessionToken]) if (s) registerSecret(s);
 
   const name = `route53(${ctx.instance})`;

@@ -9,13 +9,13 @@ import {
   fstatSync,
   lstatSync,
   openSync,
-  readFileSync,
   readlinkSync,
   realpathSync,
   writeSync,
 } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { InputError, errnoCode } from '../src/errors.js';
+import { readRegularFile as readBoundedRegularFile } from '../src/util/regular-file.js';
 import { parseZone, type Entry, type ParseOptions } from './zonefile-parse.js';
 
 /** Per file and for a zone with all its includes: far above any zone tlsa is meant for. */
@@ -59,42 +59,46 @@ export function resolveZonePath(path: string): { real: string; exists: boolean }
  *  Read as latin1, one char per byte: a comment in another encoding (or invalid UTF-8) is
  *  written back byte for byte; everything tlsa parses or writes is ASCII. */
 export function readRegularFile(path: string, what: string, noFollow = false): string | undefined {
-  let fd: number;
-  try {
-    fd = openSync(
-      path,
-      constants.O_RDONLY | constants.O_NONBLOCK | (noFollow ? constants.O_NOFOLLOW : 0),
-    );
-  } catch (e) {
-    if (errnoCode(e) === 'ENOENT') return undefined;
-    throw new InputError(
-      `cannot read ${what}: ${errnoCode(e) === 'ELOOP' ? 'it was replaced by a symlink while tlsa read it' : errnoCode(e)}`,
-      path,
-    );
-  }
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) {
-      const kind = st.isDirectory()
-        ? 'a directory'
-        : st.isFIFO()
-          ? 'a FIFO'
-          : st.isCharacterDevice() || st.isBlockDevice()
-            ? 'a device'
-            : st.isSocket()
-              ? 'a socket'
-              : 'not a regular file';
-      throw new InputError(`${what} is ${kind}; tlsa reads and writes only regular files`, path);
-    }
-    if (st.size > MAX_ZONE_BYTES)
-      throw new InputError(
-        `${what} is ${st.size} bytes, over tlsa's limit of ${MAX_ZONE_BYTES}`,
-        path,
-      );
-    return readFileSync(fd, 'latin1');
-  } finally {
-    closeSync(fd);
-  }
+  const bytes = readBoundedRegularFile(path, {
+    maxBytes: MAX_ZONE_BYTES,
+    noFollow,
+    allowMissing: true,
+    refuse: (r) => {
+      switch (r.kind) {
+        case 'open': {
+          const code = errnoCode(r.error);
+          return new InputError(
+            `cannot read ${what}: ${code === 'ELOOP' ? 'it was replaced by a symlink while tlsa read it' : code}`,
+            path,
+          );
+        }
+        case 'not-regular': {
+          const st = r.stats;
+          const kind = st.isDirectory()
+            ? 'a directory'
+            : st.isFIFO()
+              ? 'a FIFO'
+              : st.isCharacterDevice() || st.isBlockDevice()
+                ? 'a device'
+                : st.isSocket()
+                  ? 'a socket'
+                  : 'not a regular file';
+          return new InputError(
+            `${what} is ${kind}; tlsa reads and writes only regular files`,
+            path,
+          );
+        }
+        case 'too-big':
+          return new InputError(
+            `${what} is ${r.size} bytes, over tlsa's limit of ${MAX_ZONE_BYTES}`,
+            path,
+          );
+        case 'read':
+          return r.error as Error;
+      }
+    },
+  });
+  return bytes?.toString('latin1');
 }
 
 export interface ZoneFile {

@@ -51,9 +51,9 @@ import {
 } from './contract.js';
 import { checkChangeOwners, cnameError, mergeChanges, rdataKey } from './kit.js';
 import { readOptions } from './options.js';
+import { ZONEFILE_OPTIONS } from './zonefile-options.js';
 import {
   MANAGED_MARK,
-  SERIAL_POLICIES,
   bumpSerial,
   parseZone,
   render,
@@ -70,7 +70,14 @@ import {
 
 export { MANAGED_MARK, parseZone } from './zonefile-parse.js';
 
-const KNOWN_OPTIONS = ['path', 'create', 'origin', 'reload', 'reload_timeout_s', 'serial'] as const;
+const _KNOWN_OPTIONS = [
+  'path',
+  'create',
+  'origin',
+  'reload',
+  'reload_timeout_s',
+  'serial',
+] as const;
 
 interface LoadedZone {
   /** The file written: the symlink's target when `path` is a link. */
@@ -82,24 +89,17 @@ interface LoadedZone {
 }
 
 export const createProvider: ProviderFactory = (options, ctx) => {
-  const opt = readOptions(options, ctx, 'zonefile', KNOWN_OPTIONS);
-  const path = opt.string('path');
-  if (!path) throw ctx.optionError('path', 'zonefile needs "path": the zone file to write');
-  const reload = opt.string('reload');
-  const originOpt = opt.string('origin');
+  const opt = readOptions(ZONEFILE_OPTIONS, options, ctx);
+  const { path, reload, create } = opt;
+  const originOpt = opt.origin;
   let origin: string | undefined;
   try {
     origin = originOpt ? normaliseName(originOpt) : undefined;
   } catch (e) {
     throw ctx.optionError('origin', (e as Error).message);
   }
-  const timeout = opt.number('reload_timeout_s', 60, { above: 0 });
-  const create = options.create ?? false;
-  if (typeof create !== 'boolean')
-    throw ctx.optionError('create', '"create" must be true or false');
-  const serial = (opt.string('serial') ?? 'keep') as SerialPolicy;
-  if (!SERIAL_POLICIES.includes(serial))
-    throw ctx.optionError('serial', `"serial" must be one of ${SERIAL_POLICIES.join(', ')}`);
+  const timeout = opt.reload_timeout_s;
+  const serial = opt.serial as SerialPolicy;
   const file = resolve(ctx.baseDir, path);
   const name = `zonefile(${ctx.instance})`;
   const originHint = origin

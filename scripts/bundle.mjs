@@ -3,8 +3,8 @@
 // hook) otherwise spends most of its time loading ~150 modules. Writes into dist/src/cli/:
 //   cli-<hash>.cjs        the whole CLI (src/cli/main.ts and everything it imports, zod and
 //                         yaml included) as one CommonJS script; the provider SDKs
-//                         (@aws-sdk/*, cloudflare) and croner stay outside, required only
-//                         when the provider or the daemon that needs them runs
+//                         (@aws-sdk/*, cloudflare), croner and prom-client stay outside,
+//                         required only when the provider or the daemon that needs them runs
 //   cli-<hash>.cjs.cache  V8's code cache for it, made by one `plan` on config.example.yaml
 //   main.js               src/cli/launcher.ts, replacing tsc's main.js (same path for bin,
 //                         hooks and tests); `tsc` alone writes the unbundled one back
@@ -49,7 +49,7 @@ const cli = await esbuild.build({
   entryNames: '[name]-[hash]',
   outExtension: { '.js': '.cjs' },
   format: 'cjs',
-  external: ['@aws-sdk/*', 'cloudflare', 'croner'],
+  external: ['@aws-sdk/*', 'cloudflare', 'croner', 'prom-client'],
   // import() of an external becomes require(), so the bundle needs no ESM loader callbacks.
   supported: { 'dynamic-import': false },
   // The sources are ES modules, strict by definition; package-root.ts finds package.json

@@ -2,8 +2,8 @@
  *  hand-made records or another tool, or a lost state), so they retire by the normal rules. */
 import { adoptPublished } from '../engine/reconcile.js';
 import { rdataText } from '../tlsa/record.js';
-import { configFromCli, json, runOptions, shortRdata } from './common.js';
-import { out, warn } from './fail.js';
+import { configFromCli, runOptions, shortRdata } from './common.js';
+import { out, printJson, warn } from './fail.js';
 import type { CliValues } from './options.js';
 
 export async function run(v: CliValues): Promise<number> {
@@ -22,14 +22,13 @@ export async function run(v: CliValues): Promise<number> {
       rdata: rdataText(r),
       ...(r.service ? { service: r.service } : {}),
     });
-    json({
+    return printJson('adopt', 0, {
       dryRun,
       adopted: desired.map(row),
       retiring: marked.map(row),
       foreign: foreign.map(row),
       missing: result.plan.reduce((n, p) => n + p.add.length, 0),
     });
-    return 0;
   }
   const verb = dryRun ? 'would take over' : 'took over';
   const lines: string[] = [];

@@ -11,7 +11,7 @@ import { checkTarget, type CheckReport, type CheckTarget } from '../verify/check
 import type { RenewalSetup } from '../verify/next-renewal.js';
 import { resolverFrom } from '../verify/resolver.js';
 import { waitTracker } from '../util/waiting.js';
-import { out, progressLine, warn } from './fail.js';
+import { out, printJson, progressLine, warn } from './fail.js';
 import type { CliValues } from './options.js';
 
 /** common.ts's DEFAULT_CONFIG: not imported from there, because common.ts loads the config
@@ -145,7 +145,8 @@ export async function run(v: CliValues, args: string[]): Promise<number> {
       }),
     ),
   );
-  if (v.json) out(`${JSON.stringify({ ok: reports.every((r) => r.ok), reports }, null, 2)}\n`);
-  else out(`${reports.map(render).join('\n')}\n`);
-  return reports.every((r) => r.ok) ? EXIT.ok : EXIT.checkFailed;
+  const code = reports.every((r) => r.ok) ? EXIT.ok : EXIT.checkFailed;
+  if (v.json) return printJson('check', code, { reports });
+  out(`${reports.map(render).join('\n')}\n`);
+  return code;
 }

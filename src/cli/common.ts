@@ -3,7 +3,7 @@ import { loadConfig, type LoadedConfig } from '../config/load.js';
 import { InputError } from '../errors.js';
 import type { RunOptions } from '../engine/reconcile.js';
 import { rdataText, type TlsaRecord } from '../tlsa/record.js';
-import { out, progressLine, warn } from './fail.js';
+import { progressLine, warn } from './fail.js';
 import type { CliValues } from './options.js';
 
 export const DEFAULT_CONFIG = '/etc/tlsa/config.yaml';
@@ -47,8 +47,4 @@ export function duration(seconds: number): string {
   if (s < 7200) return `${Math.round(s / 60)}m`;
   if (s < 172800) return `${Math.round(s / 3600)}h`;
   return `${Math.round(s / 86400)}d`;
-}
-
-export function json(value: unknown): void {
-  out(`${JSON.stringify(value, null, 2)}\n`);
 }

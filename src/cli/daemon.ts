@@ -8,11 +8,21 @@
 import { watch, type FSWatcher } from 'node:fs';
 import type { LoadedConfig } from '../config/load.js';
 import { nextDueFor, retryDelaySeconds, type Due } from '../engine/due.js';
-import { runEngine } from '../engine/reconcile.js';
+import { runEngine, type EngineResult } from '../engine/reconcile.js';
+import { InputError } from '../errors.js';
 import { readState, STATE_FILE } from '../engine/state.js';
+import type { DaemonMonitor } from '../monitor/daemon-monitor.js';
 import { configFromCli, duration, runOptions } from './common.js';
-import { engineEvents } from './engine-view.js';
-import { fail, progressLine, reportNetwork, stampLines, warn } from './fail.js';
+import { engineEvents, engineJson } from './engine-view.js';
+import {
+  addWarning,
+  fail,
+  printJson,
+  progressLine,
+  reportNetwork,
+  stampLines,
+  warn,
+} from './fail.js';
 import type { CliValues } from './options.js';
 
 /** Never sleep less than this: a step that is due "now" again right after a run must not spin. */
@@ -40,13 +50,18 @@ const earliest = (...xs: (Due | undefined)[]): Due =>
 /** "<lead> in 5m (<time>): <why>"; with --log-format json a "wake" event. `after`: this run,
  *  a state change another run made while sleeping, or (--once) the step the next timer run
  *  should find due. */
-function reportWake(lead: string, w: Due, after: 'run' | 'state-change' | 'once'): void {
+function reportWake(
+  lead: string,
+  w: Due,
+  after: 'run' | 'state-change' | 'once',
+): { at: string; why: string } {
   const ms = Math.max(MIN_SLEEP_MS, w.at.getTime() - Date.now());
   const at = new Date(Date.now() + ms).toISOString();
   progressLine(`${lead} in ${duration(ms / 1000)} (${at}): ${w.why}`, {
     event: 'wake',
     fields: { at, inSeconds: Math.round(ms / 1000), why: w.why, after },
   });
+  return { at, why: w.why };
 }
 
 /** Sleep until `first` (or an earlier due moment another run's state change reveals), or
@@ -130,6 +145,7 @@ function sleepUntil(
 export async function run(v: CliValues): Promise<number> {
   stampLines(v['log-format']);
   let config = configFromCli(v);
+  const monitor = await startMonitorFor(config, v);
   let stopping = false;
   let reload = false;
   let wake: (() => void) | undefined;
@@ -151,12 +167,17 @@ export async function run(v: CliValues): Promise<number> {
       reload = false;
       try {
         config = configFromCli(v);
+        monitor?.reconfigure(config);
         progressLine(`reloaded ${config.file}`, {
           event: 'config-reloaded',
           fields: { file: config.file },
         });
       } catch (e) {
-        lastCode = fail(e);
+        // With --json not an output of its own: a warning in the envelope of the run that follows.
+        lastCode = fail(e, { json: false });
+        addWarning(
+          `${e instanceof InputError ? e.located : (e as Error).message}: keeping the previous configuration`,
+        );
         progressLine('keeping the previous configuration', {
           level: 'warn',
           event: 'config-kept',
@@ -166,8 +187,12 @@ export async function run(v: CliValues): Promise<number> {
     }
     const now = new Date();
     let due: Due | undefined;
+    let runError: unknown;
+    let waiting: EngineResult['waiting'] | undefined;
+    let ran: EngineResult | undefined;
     try {
       const result = await runEngine(config, { ...runOptions(v, 'daemon'), now, observeAll: true });
+      ran = result;
       warn(result.targets.warnings);
       for (const e of engineEvents(result, now)) progressLine(e.message, e);
       if (result.added || result.removed)
@@ -210,9 +235,17 @@ export async function run(v: CliValues): Promise<number> {
         });
       }
       due = result.nextDue;
+      waiting = result.waiting;
     } catch (e) {
+      runError = e;
       lastCode = fail(e);
     }
+    monitor?.runFinished({
+      at: new Date(),
+      exitCode: lastCode,
+      ...(runError ? { error: runError } : {}),
+      ...(waiting ? { waiting } : {}),
+    });
     // A failed run (or a failed reload, which the next run retries) is retried with backoff.
     failures = lastCode === 0 ? 0 : failures + 1;
     const retry = failures
@@ -223,15 +256,38 @@ export async function run(v: CliValues): Promise<number> {
           why: `retry after ${failures} failed run(s) in a row`,
         }
       : undefined;
+    // With --json, one envelope per run: a failed run printed its own (fail()).
+    const printRun = (next: { at: string; why: string } | null) => {
+      if (v.json && ran) printJson('daemon', lastCode, { ...engineJson(ran), next });
+    };
     if (v.once || stopping) {
-      if (v.once && due) reportWake('next step due', due, 'once');
+      printRun(v.once && due ? reportWake('next step due', due, 'once') : null);
+      await monitor?.close();
       return lastCode;
     }
     const next = earliest(await scheduledRun(config, Date.now()), due, retry);
-    reportWake('next run', next, 'run');
+    printRun(reportWake('next run', next, 'run'));
+    monitor?.nextRun(next);
     await sleepUntil(config, v, next, (f) => {
       wake = f;
     });
-    if (stopping) return lastCode;
+    if (stopping) {
+      await monitor?.close();
+      return lastCode;
+    }
   }
+}
+
+/** The metrics, health and status listener (monitor.listen), loaded only when configured;
+ *  not for --once (a timer's run is over before anyone could scrape it). */
+async function startMonitorFor(
+  config: LoadedConfig,
+  v: CliValues,
+): Promise<DaemonMonitor | undefined> {
+  if (v.once || !config.raw.monitor.listen) return undefined;
+  const { startDaemonMonitor } = await import('../monitor/daemon-monitor.js');
+  return startDaemonMonitor(config, {
+    services: v.service,
+    log: (line, level) => progressLine(line, { level, event: 'monitor' }),
+  });
 }

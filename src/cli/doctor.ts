@@ -4,7 +4,7 @@
 import { runDoctor } from '../doctor/doctor.js';
 import { renderReport } from '../doctor/render.js';
 import { InputError } from '../errors.js';
-import { out } from './fail.js';
+import { out, printJson } from './fail.js';
 import type { CliValues } from './options.js';
 
 export async function run(v: CliValues, args: string[]): Promise<number> {
@@ -30,8 +30,11 @@ export async function run(v: CliValues, args: string[]): Promise<number> {
     ...(v.offline ? { offline: true } : {}),
     timeoutMs,
   });
-  // Not common.ts's json(): that module loads the YAML config machinery, which doctor never needs.
-  if (v.json) out(`${JSON.stringify(report, null, 2)}\n`);
-  else out(renderReport(report));
+  if (v.json) {
+    // The envelope says ok and exitCode.
+    const { ok: _ok, exitCode, ...fields } = report;
+    return printJson('doctor', exitCode, fields);
+  }
+  out(renderReport(report));
   return report.exitCode;
 }

@@ -54,15 +54,48 @@ export function engineEvents(r: EngineResult, now: Date): (LogEvent & { message:
   return out;
 }
 
+/** engineJson when the engine did not run (a hook for a certificate no service uses). */
+export function noEngineRun(): ReturnType<typeof engineJson> {
+  return {
+    added: 0,
+    removed: 0,
+    promoted: [],
+    waiting: [],
+    held: [],
+    retired: [],
+    served: [],
+    network: [],
+  };
+}
+
+/** The engine's part of a `--json` output (src/cli/json-contract.ts), field by field: the
+ *  contract changes only when this does, not with the engine's own types. */
 export function engineJson(r: EngineResult) {
   return {
     added: r.added,
     removed: r.removed,
-    promoted: r.promoted,
-    waiting: r.waiting.map((w) => ({ ...w, eta: w.eta?.toISOString() ?? null })),
+    promoted: r.promoted.map((p) => ({
+      service: p.service,
+      source: p.source,
+      chain: p.chain,
+      ...(p.release !== undefined ? { release: p.release } : {}),
+      ...(p.reloaded !== undefined ? { reloaded: p.reloaded } : {}),
+      ...(p.reloadError !== undefined ? { reloadError: p.reloadError } : {}),
+    })),
+    waiting: r.waiting.map((w) => ({
+      service: w.service,
+      chain: w.chain,
+      reason: w.reason,
+      eta: w.eta?.toISOString() ?? null,
+    })),
     held: r.held.map((h) => ({ owner: h.record.owner, rdata: rdataText(h.record), why: h.why })),
     retired: r.retired.map((x) => ({ owner: x.owner, rdata: rdataText(x) })),
-    served: r.served.map((s) => ({ ...s, eta: s.eta?.toISOString() ?? null })),
+    served: r.served.map((s) => ({
+      service: s.service,
+      chain: s.chain,
+      live: s.live,
+      eta: s.eta?.toISOString() ?? null,
+    })),
     network: r.network.map((e) => ({ message: e.message, hint: e.hint ?? null })),
   };
 }

@@ -1,8 +1,11 @@
 /** Turn any error into one clear line on stderr and the exit code it stands for; and every
  *  other line a command prints for humans (warnings, notes, progress), as text or, for the
- *  daemon and the hooks with `--log-format json`, as one JSON object per line. */
+ *  daemon and the hooks with `--log-format json`, as one JSON object per line. With `--json`,
+ *  stdout carries nothing but the command's envelopes (src/cli/envelope.ts), errors included. */
 import { EXIT, InputError, exitCodeOf } from '../errors.js';
 import { redact, redactValue } from '../util/redact.js';
+import { errorKind, resultEnvelope, failureEnvelope, type ErrorDetail } from './envelope.js';
+import type { CommandFields, JsonCommand } from './json-contract.js';
 
 export type LogFormat = 'text' | 'json';
 export type LogLevel = 'info' | 'warn' | 'error';
@@ -20,6 +23,43 @@ export interface LogEvent {
 
 let stamped = false;
 let format: LogFormat = 'text';
+/** Set by `--json`: the command whose envelopes stdout carries, and whether one a line. */
+let jsonMode: { command: string; lines: boolean } | undefined;
+/** The warnings printed since the last envelope: the envelope's `warnings`. */
+let warned: string[] = [];
+
+/** `--json`: from now on stdout carries nothing but `command`'s JSON envelopes (the daemon's
+ *  one a line, one per run); every line for humans goes to stderr. */
+export function jsonOutput(command: string, opts: { lines?: boolean } = {}): void {
+  jsonMode = { command, lines: !!opts.lines };
+}
+
+function printEnvelope(value: object): void {
+  out(`${JSON.stringify(value, null, jsonMode?.lines ? undefined : 2)}\n`);
+}
+
+/** The command's result as its `--json` envelope, with the warnings printed since the last one.
+ *  Returns `exitCode`, so that a command can end with `return printJson(…)`. */
+export function printJson<C extends JsonCommand>(
+  command: C,
+  exitCode: number,
+  fields: CommandFields[C],
+): number {
+  printEnvelope(resultEnvelope(command, exitCode, takeWarnings(), fields));
+  return exitCode;
+}
+
+/** A warning that was printed in another form (an error a run worked around) but belongs in
+ *  the next envelope's `warnings`. */
+export function addWarning(line: string): void {
+  warned.push(line);
+}
+
+function takeWarnings(): string[] {
+  const w = warned;
+  warned = [];
+  return w;
+}
 
 /** The daemon and the ACME hooks run unattended and their lines end up in logs: from now on
  *  every line this process prints for humans starts with the time (ISO 8601, UTC), or, with
@@ -59,11 +99,14 @@ export function logLine(
     process.stderr.write(`${JSON.stringify(redactValue(entry))}\n`);
     return;
   }
-  (stream === 'stdout' ? process.stdout : process.stderr).write(`${linePrefix()}${redact(text)}\n`);
+  const toStdout = stream === 'stdout' && !jsonMode;
+  (toStdout ? process.stdout : process.stderr).write(`${linePrefix()}${redact(text)}\n`);
 }
 
-/** Maps by the error's `exitCode` alone; an error without one is a bug ("internal error"). */
-export function fail(e: unknown): number {
+/** Maps by the error's `exitCode` alone; an error without one is a bug ("internal error").
+ *  With `--json` the error is also the envelope on stdout, unless `opts.json` is false (an
+ *  error a run works around: the caller puts it into the run's envelope). */
+export function fail(e: unknown, opts: { json?: boolean } = {}): number {
   const err = e as Error & { hint?: unknown };
   const code = exitCodeOf(e);
   let message: string;
@@ -90,7 +133,19 @@ export function fail(e: unknown): number {
       fields: { exitCode, ...where, ...(hint ? { hint } : {}), ...(stack ? { stack } : {}) },
     },
   );
+  if (opts.json !== false)
+    printFailure(exitCode, {
+      message,
+      kind: errorKind(e, code),
+      ...(hint ? { hint } : {}),
+      ...where,
+    });
   return exitCode;
+}
+
+/** With `--json`: the failure envelope on stdout (its human form is on stderr already). */
+export function printFailure(exitCode: number, error: ErrorDetail): void {
+  if (jsonMode) printEnvelope(failureEnvelope(jsonMode.command, exitCode, takeWarnings(), error));
 }
 
 /** Network problems a run met and worked around (records kept, chains left staged): each on
@@ -110,7 +165,10 @@ export function reportNetwork(
 }
 
 export function warn(lines: string[]): void {
-  for (const l of lines) logLine(`tlsa: warning: ${l}`, l, { level: 'warn', event: 'warning' });
+  for (const l of lines) {
+    warned.push(l);
+    logLine(`tlsa: warning: ${l}`, l, { level: 'warn', event: 'warning' });
+  }
 }
 
 /** Facts worth knowing that are not problems (e.g. a catalog that does not apply to a chain). */

@@ -9,7 +9,7 @@ import { builtinCatalogPath, BUILTIN_CATALOGS, loadCatalog } from '../issuers/ca
 import { PROTOCOLS_LIST, type Protocol } from '../tlsa/policy.js';
 import { formatRecord } from '../tlsa/presentation.js';
 import { rdataText } from '../tlsa/record.js';
-import { note, out, warn } from './fail.js';
+import { note, out, printJson, warn } from './fail.js';
 import type { CliValues } from './options.js';
 
 function intOption(
@@ -91,34 +91,27 @@ export async function run(v: CliValues): Promise<number> {
   warn(warnings);
   note(result.notes);
   if (v.json) {
-    out(
-      `${JSON.stringify(
-        {
-          host: { ascii: host.ascii, unicode: host.unicode },
-          records: result.records.map((r) => ({
-            owner: r.owner,
-            ttl,
-            usage: r.usage,
-            selector: r.selector,
-            matching: r.matching,
-            data: r.data,
-            rdata: rdataText(r),
-            why: r.why,
-            matchesServed: r.matchesServed,
-          })),
-          chains: chains.map((c) => ({
-            source: c.label,
-            keyType: c.keyType.label,
-            leaf: c.leaf.name,
-            issuer: c.issuer?.name ?? null,
-            notAfter: new Date(c.leaf.x509.validTo).toISOString(),
-          })),
-          warnings,
-        },
-        null,
-        2,
-      )}\n`,
-    );
+    return printJson('generate', 0, {
+      host: { ascii: host.ascii, unicode: host.unicode },
+      records: result.records.map((r) => ({
+        owner: r.owner,
+        ttl,
+        usage: r.usage,
+        selector: r.selector,
+        matching: r.matching,
+        data: r.data,
+        rdata: rdataText(r),
+        why: r.why,
+        matchesServed: r.matchesServed,
+      })),
+      chains: chains.map((c) => ({
+        source: c.label,
+        keyType: c.keyType.label,
+        leaf: c.leaf.name,
+        issuer: c.issuer?.name ?? null,
+        notAfter: new Date(c.leaf.x509.validTo).toISOString(),
+      })),
+    });
   } else {
     const lines = result.records.map(
       (r) => formatRecord(r, ttl) + (v.explain ? ` ; ${r.why}` : ''),

@@ -15,9 +15,9 @@ import { toCertSource } from '../engine/sources.js';
 import { parseSpec, serviceCatalog, type Targets } from '../engine/targets.js';
 import { builtinCatalogPath, catalogIssuerOf, loadCatalog } from '../issuers/catalog.js';
 import { runCommand } from '../util/run-command.js';
-import { configFromCli, duration, json, runOptions } from './common.js';
-import { engineEvents, engineJson } from './engine-view.js';
-import { logLine, reportNetwork, stampLines, warn, type LogEvent } from './fail.js';
+import { configFromCli, duration, runOptions } from './common.js';
+import { engineEvents, engineJson, noEngineRun } from './engine-view.js';
+import { logLine, printJson, reportNetwork, stampLines, warn, type LogEvent } from './fail.js';
 import type { CliValues } from './options.js';
 
 interface RenewalEvent {
@@ -144,7 +144,9 @@ export async function run(v: CliValues, args: string[]): Promise<number> {
       { event: 'nothing-to-do', fields: { client, paths: event.paths } },
       'stdout',
     );
-    return EXIT.ok;
+    return v.json
+      ? printJson('hook', EXIT.ok, { services, ...noEngineRun(), problems: [] })
+      : EXIT.ok;
   }
   const now = new Date();
   const result = await runEngine(config, {
@@ -221,11 +223,15 @@ export async function run(v: CliValues, args: string[]): Promise<number> {
       fields: { chain: s.chain, exposureSeconds: exposure ?? null },
     });
   }
-  if (v.json) json({ services, ...engineJson(result), problems: problems.map((p) => p.message) });
-  else {
-    for (const n of notes) logLine(n.message, n.message, n, 'stdout');
-    for (const p of problems) logLine(`tlsa: ${p.message}`, p.message, p);
-  }
   // A resolver or server that did not answer makes "not live yet" a guess: exit 3 says so.
-  return reportNetwork(result.network, problems.length ? EXIT.checkFailed : EXIT.ok);
+  const code = reportNetwork(result.network, problems.length ? EXIT.checkFailed : EXIT.ok);
+  if (v.json)
+    return printJson('hook', code, {
+      services,
+      ...engineJson(result),
+      problems: problems.map((p) => p.message),
+    });
+  for (const n of notes) logLine(n.message, n.message, n, 'stdout');
+  for (const p of problems) logLine(`tlsa: ${p.message}`, p.message, p);
+  return code;
 }

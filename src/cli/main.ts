@@ -3,7 +3,7 @@
  *  command module is imported only when it runs (a certbot hook is a cold process). */
 import { readFileSync } from 'node:fs';
 import { packageRoot } from '../util/package-root.js';
-import { fail } from './fail.js';
+import { fail, jsonOutput, printFailure } from './fail.js';
 import { parseCommandLine, type CliValues } from './options.js';
 
 /** Each command's module, loaded only when it runs. */
@@ -38,8 +38,14 @@ async function main(argv: string[]): Promise<number> {
       return line.code;
     case 'error':
       process.stderr.write(`tlsa: ${line.message}`);
+      if (line.json) {
+        jsonOutput(line.json.command);
+        // The usage that follows a parse error is for humans only.
+        printFailure(2, { message: line.message.split('\n\n')[0]!.trimEnd(), kind: 'input' });
+      }
       return 2;
     case 'run':
+      if (line.values.json) jsonOutput(line.command, { lines: line.command === 'daemon' });
       return (await COMMAND_MODULES[line.command]!()).run(line.values, line.args);
   }
 }

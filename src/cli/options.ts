@@ -207,6 +207,7 @@ export const COMMANDS: Record<string, CommandSpec> = {
     options: {
       config: CONFIG,
       service: SERVICE,
+      json: 'one JSON object per run on stdout (JSON lines)',
       once: 'one run, then exit (for systemd timers and cron)',
       force: 'publish although a certificate is expired or not yet valid',
       'lock-wait': LOCK_WAIT,
@@ -296,8 +297,22 @@ ${EXIT_CODES}`;
 export type CommandLine =
   | { kind: 'version' }
   | { kind: 'help'; text: string; code: 0 | 2 }
-  | { kind: 'error'; message: string }
+  | {
+      kind: 'error';
+      message: string;
+      /** Whether `--json` was asked for: the error is then also the JSON envelope on stdout. */
+      json?: { command: string };
+    }
   | { kind: 'run'; command: string; values: CliValues; args: string[] };
+
+/** `--json` on a command line that did not parse: the word that names the command (or the
+ *  first word, for an unknown command), so that a script still gets its envelope. */
+function jsonAsked(argv: string[], command?: string): { command: string } | undefined {
+  if (!argv.includes('--json')) return undefined;
+  return { command: command ?? argv.find((a) => a in COMMANDS) ?? 'tlsa' };
+}
+
+const withJson = (json: { command: string } | undefined) => (json ? { json } : {});
 
 /** Reads argv into what main.ts does: an error (exit 2), help, the version, or a command with
  *  only options it takes. */
@@ -306,7 +321,11 @@ export function parseCommandLine(argv: string[]): CommandLine {
   try {
     parsed = parseAll(argv);
   } catch (e) {
-    return { kind: 'error', message: `${(e as Error).message}\n\n${USAGE}` };
+    return {
+      kind: 'error',
+      message: `${(e as Error).message}\n\n${USAGE}`,
+      ...withJson(jsonAsked(argv)),
+    };
   }
   const { values, positionals, tokens } = parsed;
   if (values.version) return { kind: 'version' };
@@ -317,10 +336,15 @@ export function parseCommandLine(argv: string[]): CommandLine {
     return {
       kind: 'error',
       message: `unknown command "${command}" (commands: ${Object.keys(COMMANDS).join(', ')})\n`,
+      ...withJson(values.json ? { command } : undefined),
     };
   if (values.help) return { kind: 'help', text: commandHelp(command), code: 0 };
   if (positionals.length > 1 && !spec.takesArgs)
-    return { kind: 'error', message: `unexpected argument "${positionals.at(-1)}"\n` };
+    return {
+      kind: 'error',
+      message: `unexpected argument "${positionals.at(-1)}"\n`,
+      ...withJson(values.json ? { command } : undefined),
+    };
   for (const t of tokens) {
     if (t.kind !== 'option') continue;
     const name = t.name as OptionName;
@@ -333,6 +357,7 @@ export function parseCommandLine(argv: string[]): CommandLine {
     return {
       kind: 'error',
       message: `${command} does not take ${given}${why}\n  ${command} takes ${takes}; see "tlsa ${command} --help"\n`,
+      ...withJson(values.json ? { command } : undefined),
     };
   }
   return { kind: 'run', command, values, args: positionals.slice(1) };

@@ -1,7 +1,7 @@
 /** `tlsa plan`: what publish would change. Reads the providers; changes nothing. */
 import { planOnly } from '../engine/reconcile.js';
-import { configFromCli, json, runOptions } from './common.js';
-import { note, out, warn } from './fail.js';
+import { configFromCli, runOptions } from './common.js';
+import { note, out, printJson, warn } from './fail.js';
 import type { CliValues } from './options.js';
 import { planJson, planText } from './plan-view.js';
 
@@ -12,9 +12,8 @@ export async function run(v: CliValues): Promise<number> {
   const { warnings, validityProblems } = result.targets;
   warn([...warnings, ...validityProblems.map((p) => `${p} (publish will refuse without --force)`)]);
   if (v.json)
-    json({
+    return printJson('plan', 0, {
       ...planJson(result.plan, result.waits, result.servedTtls),
-      warnings,
       notes: result.targets.notes,
       validityProblems,
     });

@@ -2,9 +2,9 @@
  *  are live, retire what no server needs any more. */
 import { EXIT } from '../errors.js';
 import { publish } from '../engine/reconcile.js';
-import { configFromCli, json, runOptions } from './common.js';
+import { configFromCli, runOptions } from './common.js';
 import { engineJson, engineLines } from './engine-view.js';
-import { out, reportNetwork, warn } from './fail.js';
+import { out, printJson, reportNetwork, warn } from './fail.js';
 import type { CliValues } from './options.js';
 import { planJson, planText } from './plan-view.js';
 
@@ -17,8 +17,9 @@ export async function run(v: CliValues): Promise<number> {
     ...result.targets.validityProblems.map((p) => `${p} (published because of --force)`),
   ]);
   const reloadFailed = result.promoted.some((p) => p.reloadError);
+  const code = reportNetwork(result.network, reloadFailed ? EXIT.provider : EXIT.ok);
   if (v.json) {
-    json({ ...planJson(result.plan), ...engineJson(result), warnings: result.targets.warnings });
+    printJson('publish', code, { ...planJson(result.plan), ...engineJson(result) });
   } else {
     out(planText(result.plan, now));
     const lines = engineLines(result, now);
@@ -31,5 +32,5 @@ export async function run(v: CliValues): Promise<number> {
           : `Published nothing: already in place.\n`,
     );
   }
-  return reportNetwork(result.network, reloadFailed ? EXIT.provider : EXIT.ok);
+  return code;
 }

@@ -1,9 +1,9 @@
 /** `tlsa retire [--dry-run]`: remove the records that are due now (grace over, no live server
  *  presents a chain they match); nothing is published. */
 import { runEngine } from '../engine/reconcile.js';
-import { configFromCli, json, runOptions } from './common.js';
+import { configFromCli, runOptions } from './common.js';
 import { engineJson, engineLines } from './engine-view.js';
-import { out, reportNetwork, warn } from './fail.js';
+import { out, printJson, reportNetwork, warn } from './fail.js';
 import type { CliValues } from './options.js';
 
 export async function run(v: CliValues): Promise<number> {
@@ -17,10 +17,11 @@ export async function run(v: CliValues): Promise<number> {
     dryRun: !!v['dry-run'],
   });
   warn(result.targets.warnings);
-  if (v.json) {
-    json({ dryRun: !!v['dry-run'], ...engineJson(result) });
-    return reportNetwork(result.network, 0);
-  }
+  if (v.json)
+    return printJson('retire', reportNetwork(result.network, 0), {
+      dryRun: !!v['dry-run'],
+      ...engineJson(result),
+    });
   const retiring = result.plan.flatMap((p) => p.retiring);
   const lines = engineLines(result, now);
   if (lines.length) out(`${lines.join('\n')}\n`);

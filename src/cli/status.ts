@@ -5,8 +5,8 @@ import { selectServices } from '../engine/targets.js';
 import { servedTtl, ttlMismatch } from '../engine/writers.js';
 import { bothForms, unicodeForm } from '../tlsa/host.js';
 import { rdataText } from '../tlsa/record.js';
-import { configFromCli, duration, json, shortRdata } from './common.js';
-import { out, warn } from './fail.js';
+import { configFromCli, duration, shortRdata } from './common.js';
+import { out, printJson, warn } from './fail.js';
 import type { CliValues } from './options.js';
 
 export async function run(v: CliValues): Promise<number> {
@@ -41,7 +41,7 @@ export async function run(v: CliValues): Promise<number> {
     .filter((w): w is string => !!w);
   warn(ttlWarnings);
   if (v.json) {
-    json({
+    return printJson('status', 0, {
       records: views.map((x) => ({
         owner: x.record.owner,
         ...(unicodeForm(x.record.owner) !== x.record.owner
@@ -70,7 +70,6 @@ export async function run(v: CliValues): Promise<number> {
         by: x.record.by,
       })),
     });
-    return 0;
   }
   if (!views.length) {
     out(

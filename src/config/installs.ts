@@ -5,10 +5,19 @@
 import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { InputError } from '../errors.js';
-import type { KeyAccess } from '../engine/install.js';
-import { sourceName, toCertSource } from '../engine/sources.js';
+import { sourceName, toCertSource } from './cert-sources.js';
 import { groupId, userId } from '../util/accounts.js';
 import type { RawConfig } from './schema.js';
+
+/** Owner, group and mode of a service's installed key copies (install.owner/group/mode). */
+export interface KeyAccess {
+  uid?: number;
+  gid?: number;
+  /** Permission bits; default 0600. */
+  mode: number;
+  /** For messages: the configured names. */
+  describe?: string;
+}
 
 type ErrorAt = (path: (string | number)[], message: string) => InputError;
 

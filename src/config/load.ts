@@ -13,8 +13,7 @@ import {
 } from '../util/read-input.js';
 import { registerSecret } from '../util/redact.js';
 import type { z } from 'zod';
-import type { KeyAccess } from '../engine/install.js';
-import { installedCopies, keyAccessOf, type InstalledCopy } from './installs.js';
+import { installedCopies, keyAccessOf, type InstalledCopy, type KeyAccess } from './installs.js';
 import { protocolClash } from './ports.js';
 import { configSchema, type RawConfig } from './schema.js';
 

@@ -1,8 +1,10 @@
 /** The configuration schema (zod), also exported as JSON Schema for editors (docs/config.schema.json). */
 // A namespace import lets the bundler (scripts/bundle.mjs) leave zod's unused locales out.
 import * as z from 'zod';
+import { providerOptions } from '../../providers/index.js';
 import { PROTOCOLS_LIST as PROTOCOLS } from '../tlsa/policy.js';
 import { parseServer } from '../verify/resolver.js';
+import { providersBlockSchema } from './provider-options.js';
 
 const recordSpec = z
   .string()
@@ -229,7 +231,7 @@ const provider = z
     type: z.string().min(1).describe('Provider type, e.g. zonefile'),
   })
   .describe(
-    "A DNS provider instance; other keys are the provider's options (see providers/<type>.ts)",
+    "A DNS provider instance; other keys are the provider's options, checked by the provider when it is created (docs/providers-options.md)",
   );
 
 export const configSchema = z.strictObject({
@@ -274,12 +276,44 @@ export const configSchema = z.strictObject({
     })
     .default({ interval_s: 300 })
     .describe('tlsa daemon'),
+  monitor: z
+    .strictObject({
+      listen: z
+        .string()
+        .regex(/^(?:\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):\d{1,5}$/, 'HOST:PORT, or [IPv6]:PORT')
+        .optional()
+        .describe(
+          'Where tlsa daemon serves /metrics, /healthz and the status page, e.g. "127.0.0.1:9153" (off when absent)',
+        ),
+      allow_remote: z
+        .boolean()
+        .default(false)
+        .describe(
+          'Allow a listen address that is not loopback (no authentication: put a proxy in front)',
+        ),
+      check_interval_s: z
+        .number()
+        .int()
+        .min(5)
+        .default(300)
+        .describe(
+          'Seconds between checks of the served chains against the published records (also after each run)',
+        ),
+    })
+    .default({ allow_remote: false, check_interval_s: 300 })
+    .describe('tlsa daemon: metrics, health and status page (off unless listen is set)'),
 });
 
 export type RawConfig = z.infer<typeof configSchema>;
 export type RawService = RawConfig['services'][string];
 export type RawCertificateSource = z.infer<typeof certificateSource>;
 
+/** The config's JSON Schema. Provider blocks are loose in the zod schema (each provider checks
+ *  its own options when created, with its own messages); here they get their declared options. */
 export function configJsonSchema(): unknown {
-  return z.toJSONSchema(configSchema, { io: 'input' });
+  const schema = z.toJSONSchema(configSchema, { io: 'input' }) as unknown as {
+    properties: { providers: { additionalProperties: unknown } };
+  };
+  schema.properties.providers.additionalProperties = providersBlockSchema(providerOptions());
+  return schema;
 }

@@ -1,7 +1,10 @@
 /**
- * One DNS exchange with one server: UDP for small messages, TCP (2-byte length prefix,
- * RFC 1035 §4.2.2) for large ones and when the UDP answer is truncated. Optionally TSIG-signed,
- * with the answer's TSIG checked against the request's MAC.
+ * DNS over UDP and TCP, the one transport of the code base. `udpAttempt` and `tcpAttempt` are
+ * one try each (one datagram, one connection) and report what became of it as data, so each
+ * client words its own errors: the resolver client in verify/dns.ts (dns-packet, retries) and
+ * `exchange` here, one exchange with one server: UDP for small messages, TCP for large ones and
+ * when the UDP answer is truncated, optionally TSIG-signed with the answer's TSIG checked
+ * against the request's MAC (RFC 2136 updates).
  */
 import { randomInt } from 'node:crypto';
 import { createSocket } from 'node:dgram';
@@ -29,12 +32,10 @@ export class DnsTransportError extends NetworkError {
   }
 }
 
-async function resolveHost(host: string): Promise<{ address: string; family: 4 | 6 }> {
-  const fam = isIP(host);
-  if (fam) return { address: host, family: fam as 4 | 6 };
+async function resolveHost(host: string): Promise<string> {
+  if (isIP(host)) return host;
   try {
-    const r = await lookup(host);
-    return { address: r.address, family: r.family === 6 ? 6 : 4 };
+    return (await lookup(host)).address;
   } catch (e) {
     throw new DnsTransportError(
       `cannot resolve ${host}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
@@ -43,87 +44,159 @@ async function resolveHost(host: string): Promise<{ address: string; family: 4 |
   }
 }
 
-export async function exchangeUdp(ep: Endpoint, msg: Buffer): Promise<Buffer> {
-  const { address, family } = await resolveHost(ep.host);
-  const id = msg.readUInt16BE(0);
-  return new Promise((resolveUdp, reject) => {
-    const sock = createSocket(family === 6 ? 'udp6' : 'udp4');
-    const done = (err: Error | undefined, data?: Buffer): void => {
+/** One try of one exchange: send `message`, wait for the answer `accept` takes. */
+export interface Attempt<T> {
+  /** An IP address. */
+  address: string;
+  port: number;
+  message: Buffer;
+  timeoutMs: number;
+  /** Ends the attempt at once: it rejects with the signal's reason. */
+  signal?: AbortSignal | undefined;
+  /** The answer this attempt waits for, or undefined for a message that is not one (another
+   *  id, a stray datagram): it is skipped. A throw ends the attempt with that error. */
+  accept: (message: Buffer) => T | undefined;
+}
+
+/** What became of an attempt other than an abort: the callers word their own errors. */
+export type Outcome<T> =
+  | { kind: 'answer'; value: T }
+  | { kind: 'timeout' }
+  /** The socket failed: refused (on UDP, ICMP port unreachable), reset, unreachable. */
+  | { kind: 'error'; error: NodeJS.ErrnoException }
+  /** TCP only: the server closed the connection before a complete answer. */
+  | { kind: 'closed' };
+
+/** Runs one attempt on a socket: settles once, clears the timer and the abort listener,
+ *  closes the socket. */
+function attempt<T>(
+  a: Attempt<T>,
+  start: (settle: (o: Outcome<T>) => void, fail: (e: unknown) => void) => () => void,
+): Promise<Outcome<T>> {
+  return new Promise((resolve, reject) => {
+    let done = false;
+    let close = (): void => {};
+    const finish = (fn: () => void): void => {
+      if (done) return;
+      done = true;
       clearTimeout(timer);
-      sock.close();
-      if (err) reject(err);
-      else resolveUdp(data!);
+      a.signal?.removeEventListener('abort', onAbort);
+      close();
+      fn();
     };
-    const timer = setTimeout(
-      () =>
-        done(
-          new DnsTransportError(
-            `no answer from ${ep.host} port ${ep.port} (UDP) within ${ep.timeoutMs / 1000} s`,
-          ),
-        ),
-      ep.timeoutMs,
-    );
-    sock.on('error', (e) =>
-      done(new DnsTransportError(`UDP to ${ep.host} port ${ep.port}: ${e.message}`, { cause: e })),
-    );
-    sock.on('message', (data, rinfo) => {
-      // Only the server's answer to this id counts (a stray datagram is ignored).
-      if (rinfo.port !== ep.port || data.length < 12 || data.readUInt16BE(0) !== id) return;
-      done(undefined, data);
-    });
-    sock.send(msg, ep.port, address, (e) => {
-      if (e)
-        done(
-          new DnsTransportError(`UDP to ${ep.host} port ${ep.port}: ${e.message}`, { cause: e }),
-        );
-    });
+    const settle = (o: Outcome<T>): void => finish(() => resolve(o));
+    const fail = (e: unknown): void => finish(() => reject(e));
+    const onAbort = (): void => fail(a.signal!.reason ?? new Error('aborted'));
+    const timer = setTimeout(() => settle({ kind: 'timeout' }), a.timeoutMs);
+    a.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      close = start(settle, fail);
+    } catch (e) {
+      fail(e); // e.g. a bad port, thrown before any socket event
+    }
   });
 }
 
-export async function exchangeTcp(ep: Endpoint, msg: Buffer): Promise<Buffer> {
-  const { address } = await resolveHost(ep.host);
-  return new Promise((resolveTcp, reject) => {
-    const sock = connect({ host: address, port: ep.port });
-    let buf = Buffer.alloc(0);
-    let settled = false;
-    const done = (err: Error | undefined, data?: Buffer): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      sock.destroy();
-      if (err) reject(err);
-      else resolveTcp(data!);
+/** `accept` applied to a message; a throw fails the attempt. */
+function offer<T>(
+  a: Attempt<T>,
+  message: Buffer,
+  settle: (o: Outcome<T>) => void,
+  fail: (e: unknown) => void,
+): boolean {
+  let value: T | undefined;
+  try {
+    value = a.accept(message);
+  } catch (e) {
+    fail(e);
+    return true;
+  }
+  if (value === undefined) return false;
+  settle({ kind: 'answer', value });
+  return true;
+}
+
+/** One UDP try. The socket is connected, so only the server's datagrams arrive and ICMP port
+ *  unreachable comes back as ECONNREFUSED. */
+export function udpAttempt<T>(a: Attempt<T>): Promise<Outcome<T>> {
+  return attempt(a, (settle, fail) => {
+    const sock = createSocket(isIP(a.address) === 6 ? 'udp6' : 'udp4');
+    const failed = (error: NodeJS.ErrnoException): void => settle({ kind: 'error', error });
+    sock.on('error', failed);
+    sock.on('message', (msg) => offer(a, msg, settle, fail));
+    sock.connect(a.port, a.address, () => {
+      sock.send(a.message, (e) => {
+        if (e) failed(e);
+      });
+    });
+    return () => {
+      try {
+        sock.close();
+      } catch {
+        /* already closed */
+      }
     };
-    const timer = setTimeout(
-      () =>
-        done(
-          new DnsTransportError(
-            `no answer from ${ep.host} port ${ep.port} (TCP) within ${ep.timeoutMs / 1000} s`,
-          ),
-        ),
-      ep.timeoutMs,
-    );
-    sock.on('error', (e) =>
-      done(new DnsTransportError(`TCP to ${ep.host} port ${ep.port}: ${e.message}`, { cause: e })),
-    );
-    sock.on('close', () =>
-      done(
-        new DnsTransportError(
-          `${ep.host} port ${ep.port} closed the TCP connection without a complete answer`,
-        ),
-      ),
-    );
+  });
+}
+
+/** One TCP connection: the message with its 2-byte length prefix (RFC 1035 §4.2.2); answers
+ *  that `accept` skips are read past. */
+export function tcpAttempt<T>(a: Attempt<T>): Promise<Outcome<T>> {
+  return attempt(a, (settle, fail) => {
+    const sock = connect({ host: a.address, port: a.port });
+    let buffered = Buffer.alloc(0);
+    sock.on('error', (error: NodeJS.ErrnoException) => settle({ kind: 'error', error }));
     sock.on('connect', () => {
       const len = Buffer.alloc(2);
-      len.writeUInt16BE(msg.length, 0);
-      sock.write(Buffer.concat([len, msg]));
+      len.writeUInt16BE(a.message.length);
+      sock.write(Buffer.concat([len, a.message]));
     });
-    sock.on('data', (chunk) => {
-      buf = Buffer.concat([buf, chunk]);
-      if (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0))
-        done(undefined, buf.subarray(2, 2 + buf.readUInt16BE(0)));
+    sock.on('data', (chunk: Buffer) => {
+      buffered = Buffer.concat([buffered, chunk]);
+      while (buffered.length >= 2) {
+        const len = buffered.readUInt16BE(0);
+        if (buffered.length < 2 + len) return;
+        const msg = buffered.subarray(2, 2 + len);
+        buffered = buffered.subarray(2 + len);
+        if (offer(a, msg, settle, fail)) return;
+      }
     });
+    sock.on('end', () => settle({ kind: 'closed' }));
+    sock.on('close', () => settle({ kind: 'closed' }));
+    return () => sock.destroy();
   });
+}
+
+/** One UDP try or one TCP connection to `ep`, with this module's errors. */
+async function exchangeOnce(ep: Endpoint, msg: Buffer, transport: 'udp' | 'tcp'): Promise<Buffer> {
+  const address = await resolveHost(ep.host);
+  const id = msg.readUInt16BE(0);
+  const a: Attempt<Buffer> = {
+    address,
+    port: ep.port,
+    message: msg,
+    timeoutMs: ep.timeoutMs,
+    // Over UDP only the answer to this id counts (a stray datagram is ignored); over TCP the
+    // first answer is the answer, and `exchange` checks that it matches.
+    accept: (m) =>
+      transport === 'tcp' || (m.length >= 12 && m.readUInt16BE(0) === id) ? m : undefined,
+  };
+  const o = transport === 'udp' ? await udpAttempt(a) : await tcpAttempt(a);
+  const where = `${ep.host} port ${ep.port}`;
+  switch (o.kind) {
+    case 'answer':
+      return o.value;
+    case 'timeout':
+      throw new DnsTransportError(
+        `no answer from ${where} (${transport.toUpperCase()}) within ${ep.timeoutMs / 1000} s`,
+      );
+    case 'error':
+      throw new DnsTransportError(`${transport.toUpperCase()} to ${where}: ${o.error.message}`, {
+        cause: o.error,
+      });
+    case 'closed':
+      throw new DnsTransportError(`${where} closed the TCP connection without a complete answer`);
+  }
 }
 
 export interface Reply {
@@ -150,9 +223,7 @@ export async function exchange(
     const unsigned = build(id);
     const signed = key ? signMessage(unsigned, key) : { message: unsigned, mac: undefined };
     const overTcp = useTcp || signed.message.length > MAX_UDP_REQUEST;
-    const message = overTcp
-      ? await exchangeTcp(ep, signed.message)
-      : await exchangeUdp(ep, signed.message);
+    const message = await exchangeOnce(ep, signed.message, overTcp ? 'tcp' : 'udp');
     const header = readHeader(message);
     if (header.id !== id || !header.qr)
       throw new DnsTransportError(

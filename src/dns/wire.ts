@@ -20,6 +20,8 @@ export const RCODE_NAMES: Record<number, string> = {
   8: 'NXRRSET',
   9: 'NOTAUTH',
   10: 'NOTZONE',
+  11: 'DSOTYPENI',
+  16: 'BADVERS',
 };
 
 export function rcodeName(code: number): string {

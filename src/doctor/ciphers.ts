@@ -12,7 +12,7 @@
  */
 import { execFile } from 'node:child_process';
 import type { KeyFamily } from '../certs/key-type.js';
-import type { ConfigEdit, FindingLevel } from './findings.js';
+import type { ConfigEdit, FindingWithoutService } from './findings.js';
 import { splitList } from './postconf.js';
 import type { Protocol } from './protocols.js';
 import { editAtOrigin, editOnService, type SmtpdService } from './services.js';
@@ -199,14 +199,7 @@ export function opensslVersion(openssl = 'openssl'): Promise<string> {
   return opensslVersionText;
 }
 
-export interface CipherFinding {
-  id: string;
-  level: FindingLevel;
-  parameter: string;
-  message: string;
-  fix: string;
-  edits?: ConfigEdit[];
-}
+export type CipherFinding = FindingWithoutService;
 
 /** Where the lists come from, for the check's text. */
 export interface CipherContext {

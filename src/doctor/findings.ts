@@ -43,6 +43,9 @@ export interface Finding {
   edits?: ConfigEdit[];
 }
 
+/** A finding as a check makes it, before the caller says which service it is about. */
+export type FindingWithoutService = Omit<Finding, 'service'>;
+
 /** A check that did not run, and why (not a finding: it says nothing about the configuration). */
 export interface Skipped {
   check: string;

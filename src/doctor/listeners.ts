@@ -6,19 +6,12 @@
  * parameters set with `-o` on an smtpd service. Pure.
  */
 import type { ServedCertificates } from './certificates.js';
-import type { ConfigEdit, FindingLevel } from './findings.js';
+import type { ConfigEdit, FindingWithoutService } from './findings.js';
 import type { MasterService, PostfixConfig } from './postconf.js';
 import { recommendedProtocols } from './protocols.js';
 import { editAtOrigin, editOnService, type SmtpdService } from './services.js';
 
-export interface ListenerFinding {
-  id: string;
-  level: FindingLevel;
-  parameter: string;
-  message: string;
-  fix: string;
-  edits?: ConfigEdit[];
-}
+export type ListenerFinding = FindingWithoutService;
 
 const SERVER_LEVELS = ['none', 'may', 'encrypt'];
 const CLIENT_LEVELS = ['dane', 'dane-only', 'fingerprint', 'verify', 'secure'];

@@ -10,7 +10,7 @@ import { isIP } from 'node:net';
 import type { DnsServer } from '../verify/dns.js';
 import { serverLabel } from '../verify/dns.js';
 import { validatedLookup } from '../verify/dnssec.js';
-import type { ConfigEdit, FindingLevel } from './findings.js';
+import type { ConfigEdit, FindingWithoutService } from './findings.js';
 import {
   listTable,
   splitList,
@@ -20,14 +20,7 @@ import {
   type PostfixConfig,
 } from './postconf.js';
 
-export interface OutboundFinding {
-  id: string;
-  level: FindingLevel;
-  parameter: string;
-  message: string;
-  fix: string;
-  edits?: ConfigEdit[];
-}
+export type OutboundFinding = FindingWithoutService;
 
 export interface PolicyEntry {
   table: string;

@@ -10,7 +10,7 @@
  * otherwise. Pure.
  */
 import { compareVersions } from './postconf.js';
-import type { ConfigEdit, FindingLevel } from './findings.js';
+import type { ConfigEdit, FindingWithoutService } from './findings.js';
 import { editAtOrigin, editOnService, type SmtpdService } from './services.js';
 
 export const PROTOCOLS = ['SSLv2', 'SSLv3', 'TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'] as const;
@@ -123,13 +123,7 @@ export function describeEnabled(enabled: readonly Protocol[]): string {
 // ---------------------------------------------------------------------------------------------
 // Checks
 
-export interface ProtocolFinding {
-  id: string;
-  level: FindingLevel;
-  parameter: string;
-  message: string;
-  fix: string;
-  edits?: ConfigEdit[];
+export interface ProtocolFinding extends FindingWithoutService {
   /** About a main.cf setting as such (reported once, for main.cf, not per service). */
   global?: boolean;
 }

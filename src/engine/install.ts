@@ -24,6 +24,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { errnoCode, InputError } from '../errors.js';
+import type { KeyAccess } from '../config/installs.js';
 import { writeFileAtomic, fsyncDir } from '../util/atomic-write.js';
 import { checkInstallLayout, RELEASE_MARKER } from './install-layout.js';
 
@@ -36,14 +37,8 @@ export interface InstallPaths {
 
 /** Who may read the installed key copies (privkey.pem, combined.pem). Certificates are public:
  *  0644, owned by the user tlsa runs as. */
-export interface KeyAccess {
-  uid?: number;
-  gid?: number;
-  /** Permission bits; default 0600. */
-  mode: number;
-  /** For messages: the configured names. */
-  describe?: string;
-}
+// Declared with the config that sets it; exported here too for the engine's callers.
+export type { KeyAccess };
 
 export const DEFAULT_KEY_ACCESS: KeyAccess = { mode: 0o600 };
 

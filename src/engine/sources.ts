@@ -1,6 +1,6 @@
 /** Which chains a service serves now and which wait to be served (staged install). The
  *  staged state is derived from the files each time, never stored: a crash cannot desync it. */
-import { basename, dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import {
   loadChain,
   readPemFile,
@@ -8,11 +8,15 @@ import {
   type CertSource,
   type LoadedChain,
 } from '../certs/chain.js';
+import { sourceName, toCertSource } from '../config/cert-sources.js';
 import type { LoadedConfig } from '../config/load.js';
-import type { RawCertificateSource, RawService } from '../config/schema.js';
+import type { RawService } from '../config/schema.js';
 import { InputError } from '../errors.js';
 import { installPaths } from './install.js';
 import { checkInstallLayout } from './install-layout.js';
+
+// Part of what a service chain is: offered here too, beside serviceChains().
+export { sourceName, toCertSource };
 
 export type ChainRole = 'served' | 'staged';
 
@@ -25,29 +29,6 @@ export interface ServiceChain extends LoadedChain {
   /** Staged with nothing installed yet: nothing is served from the install dir, so installing
    *  at once cannot break a client. */
   bootstrap?: boolean;
-}
-
-export function toCertSource(src: RawCertificateSource, baseDir: string): CertSource {
-  if ('lineage' in src) return { kind: 'lineage', dir: resolve(baseDir, src.lineage) };
-  const abs = (p: string | undefined) => (p ? resolve(baseDir, p) : undefined);
-  if ('fullchain' in src)
-    return {
-      kind: 'files',
-      fullchain: abs(src.fullchain)!,
-      ...(src.key ? { key: abs(src.key)! } : {}),
-    };
-  return {
-    kind: 'files',
-    cert: abs(src.cert)!,
-    ...(src.chain ? { chain: abs(src.chain)! } : {}),
-    ...(src.key ? { key: abs(src.key)! } : {}),
-  };
-}
-
-export function sourceName(src: RawCertificateSource, source: CertSource): string {
-  if (src.name) return src.name;
-  if (source.kind === 'lineage') return basename(source.dir);
-  return basename(dirname(source.fullchain ?? source.cert ?? 'chain'));
 }
 
 function sameChain(a: LoadedChain, b: LoadedChain): boolean {

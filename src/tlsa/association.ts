@@ -2,10 +2,19 @@
 import { createHash, type X509Certificate } from 'node:crypto';
 import type { MatchingType, Selector } from './record.js';
 
+// Exporting a key is the costliest step of a plan (the catalog's intermediates are hashed again
+// for every service); a certificate object never changes, so its SPKI is kept with it.
+const spkiOf = new WeakMap<X509Certificate, Buffer>();
+
 /** DER of the certificate (selector 0) or of its SubjectPublicKeyInfo (selector 1). */
 export function selectedDer(cert: X509Certificate, selector: Selector): Buffer {
   if (selector === 0) return cert.raw;
-  return cert.publicKey.export({ type: 'spki', format: 'der' });
+  let der = spkiOf.get(cert);
+  if (!der) {
+    der = cert.publicKey.export({ type: 'spki', format: 'der' });
+    spkiOf.set(cert, der);
+  }
+  return der;
 }
 
 export function matchData(der: Uint8Array, matching: MatchingType): string {

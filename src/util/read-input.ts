@@ -1,11 +1,9 @@
 /** Reading a file the user named (certificate, key, issuer catalog, secret, configuration):
- *  only a regular file of bounded size is read. Opening a FIFO for reading waits for a writer
- *  and /dev/zero never ends, so either hung a run holding the lock; a huge file fills memory.
- *  The file is opened non-blocking (a FIFO put in its place after the stat then still returns
- *  at once) and checked again with fstat on the open descriptor, so a symlink (certbot's
- *  live/) is followed and what is read is what was checked. */
-import { closeSync, constants, fstatSync, openSync, readSync, statSync, type Stats } from 'node:fs';
+ *  only a regular file of bounded size is read (see regular-file.ts), and a symlink (certbot's
+ *  live/) is followed. A refusal is an InputFileError: "cannot read WHAT: it is a FIFO …". */
+import { statSync, type Stats } from 'node:fs';
 import { InputError, errnoCode } from '../errors.js';
+import { readRegularFile } from './regular-file.js';
 
 /** PEM certificates, chains and keys: a long chain is a few tens of KiB. */
 export const MAX_PEM_BYTES = 1024 * 1024;
@@ -66,54 +64,29 @@ function openReason(file: string, e: unknown): string {
   return code;
 }
 
-const NONBLOCK = constants.O_NONBLOCK ?? 0;
-
 export function readInputFile(file: string, opts: ReadInputOptions): Buffer {
-  const shown = opts.shownAs ?? file;
-  const refuse = (reason: string) => new InputFileError(opts.what, reason, shown);
-  // stat first, so that a device is not even opened (opening some has effects: a tape
-  // rewinds); fstat after the open checks what was really opened.
-  let before: Stats | undefined;
-  try {
-    before = statSync(file);
-  } catch {
-    /* the open below says why */
-  }
-  if (before && !before.isFile()) throw refuse(`it is ${fileKind(before)}, not a regular file`);
-  let fd: number;
-  try {
-    fd = openSync(file, constants.O_RDONLY | NONBLOCK);
-  } catch (e) {
-    throw refuse(openReason(file, e));
-  }
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) throw refuse(`it is ${fileKind(st)}, not a regular file`);
-    const tooBig = () =>
-      refuse(
-        `it has more than ${sizeText(opts.maxBytes)}, the limit for this input (is it the right file?)`,
-      );
-    if (st.size > opts.maxBytes) throw tooBig();
-    // Read to the end rather than trusting st.size: the file may grow while it is read.
-    const chunks: Buffer[] = [];
-    let total = 0;
-    for (;;) {
-      const chunk = Buffer.allocUnsafe(64 * 1024);
-      const n = readSync(fd, chunk, 0, chunk.length, null);
-      if (n === 0) break;
-      total += n;
-      if (total > opts.maxBytes) throw tooBig();
-      chunks.push(chunk.subarray(0, n));
-    }
-    return Buffer.concat(chunks, total);
-  } catch (e) {
-    if (e instanceof InputError) throw e;
-    throw refuse(
-      errnoCode(e) === 'EISDIR' ? 'it is a directory, not a regular file' : errnoCode(e),
-    );
-  } finally {
-    closeSync(fd);
-  }
+  const refuse = (reason: string) => new InputFileError(opts.what, reason, opts.shownAs ?? file);
+  return readRegularFile(file, {
+    maxBytes: opts.maxBytes,
+    refuse: (r) => {
+      switch (r.kind) {
+        case 'open':
+          return refuse(openReason(file, r.error));
+        case 'not-regular':
+          return refuse(`it is ${fileKind(r.stats)}, not a regular file`);
+        case 'too-big':
+          return refuse(
+            `it has more than ${sizeText(opts.maxBytes)}, the limit for this input (is it the right file?)`,
+          );
+        case 'read':
+          return refuse(
+            errnoCode(r.error) === 'EISDIR'
+              ? 'it is a directory, not a regular file'
+              : errnoCode(r.error),
+          );
+      }
+    },
+  });
 }
 
 export function readInputText(file: string, opts: ReadInputOptions): string {

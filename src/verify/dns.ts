@@ -1,18 +1,19 @@
 /**
- * A small DNS client on dns-packet: one question to one server, UDP first and TCP when the
- * answer is truncated (TC) or when asked; a random message id per attempt, and a reply counts
- * only when its id, QR bit and question match (anything else on the socket is ignored);
- * retries on timeout; typed errors. TLSA answers are converted to the record model.
+ * A small DNS client on dns-packet over dns/transport.ts: one question to one server, UDP first
+ * and TCP when the answer is truncated (TC) or when asked; a random message id per attempt, and
+ * a reply counts only when its id, QR bit and question match (anything else on the socket is
+ * ignored); retries on timeout; typed errors. TLSA answers are converted to the record model.
  *
  * EDNS0 is always sent (payload 1232, the DNS flag day 2020 size) unless `edns: false`;
  * `dnssec` sets the DO bit (and AD in the query, RFC 6840 §5.7), so a validating resolver
  * returns RRSIGs and sets AD on validated data.
  */
 import { randomInt } from 'node:crypto';
-import { createSocket } from 'node:dgram';
-import { connect, isIP } from 'node:net';
+import { isIP } from 'node:net';
 import dnsPacket from 'dns-packet';
 import type { Answer, DecodedPacket, Packet, RecordType, TlsaAnswer } from 'dns-packet';
+import { type Attempt, tcpAttempt, udpAttempt } from '../dns/transport.js';
+import { rcodeName } from '../dns/wire.js';
 import { NetworkError } from '../errors.js';
 import type { MatchingType, Selector, TlsaRecord, Usage } from '../tlsa/record.js';
 
@@ -311,25 +312,6 @@ export function rdataString(a: Answer): string {
 const EDNS_PAYLOAD = 1232;
 const EDE_OPTION = 15;
 
-function rcodeName(code: number): string {
-  const names = [
-    'NOERROR',
-    'FORMERR',
-    'SERVFAIL',
-    'NXDOMAIN',
-    'NOTIMP',
-    'REFUSED',
-    'YXDOMAIN',
-    'YXRRSET',
-    'NXRRSET',
-    'NOTAUTH',
-    'NOTZONE',
-    'DSOTYPENI',
-  ];
-  if (code === 16) return 'BADVERS';
-  return names[code] ?? `RCODE${code}`;
-}
-
 interface Exchange {
   name: string;
   type: RecordType;
@@ -436,148 +418,64 @@ function toResponse(
   };
 }
 
-type AttemptResult = { kind: 'response'; packet: DecodedPacket } | { kind: 'timeout' };
-
-function abortError(signal: AbortSignal): unknown {
-  return signal.reason ?? new Error('aborted');
-}
-
-function udpAttempt(
+/** `attempt` over `transport`, with this module's errors: a socket failure is a
+ *  DnsNetworkError, an undecodable TCP answer a DnsFormatError; over UDP anything that is not
+ *  the answer is ignored. */
+async function ask(
   server: DnsServer,
   ex: Exchange,
+  transport: 'udp' | 'tcp',
   timeoutMs: number,
   signal?: AbortSignal,
-): Promise<AttemptResult> {
-  return new Promise((resolve, reject) => {
-    const family = isIP(server.host) === 6 ? 'udp6' : 'udp4';
-    const sock = createSocket(family);
-    let done = false;
-    const finish = (fn: () => void): void => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-      try {
-        sock.close();
-      } catch {
-        /* already closed */
-      }
-      fn();
-    };
-    const onAbort = (): void => finish(() => reject(abortError(signal!)));
-    const timer = setTimeout(() => finish(() => resolve({ kind: 'timeout' })), timeoutMs);
-    signal?.addEventListener('abort', onAbort, { once: true });
-    sock.on('error', (e: NodeJS.ErrnoException) =>
-      finish(() =>
-        reject(
-          new DnsNetworkError(server, ex.name, ex.type, e.code ?? 'EIO', describeErrno(e), 'udp'),
-        ),
-      ),
-    );
-    sock.on('message', (msg) => {
+): Promise<DecodedPacket | undefined> {
+  const a: Attempt<DecodedPacket> = {
+    address: server.host,
+    port: server.port,
+    message: ex.message,
+    timeoutMs,
+    signal,
+    accept: (msg) => {
       const p = matchResponse(msg, ex);
-      if (p) finish(() => resolve({ kind: 'response', packet: p }));
-    });
-    // A connected socket gets only datagrams from the server, and ICMP port unreachable
-    // comes back as ECONNREFUSED.
-    sock.connect(server.port, server.host, () => {
-      sock.send(ex.message, (err) => {
-        if (err)
-          finish(() =>
-            reject(
-              new DnsNetworkError(
-                server,
-                ex.name,
-                ex.type,
-                (err as NodeJS.ErrnoException).code ?? 'EIO',
-                describeErrno(err),
-                'udp',
-              ),
-            ),
-          );
-      });
-    });
-  });
-}
-
-function tcpAttempt(
-  server: DnsServer,
-  ex: Exchange,
-  timeoutMs: number,
-  signal?: AbortSignal,
-): Promise<AttemptResult> {
-  return new Promise((resolve, reject) => {
-    const sock = connect({ host: server.host, port: server.port });
-    let done = false;
-    let buffered = Buffer.alloc(0);
-    const finish = (fn: () => void): void => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-      sock.destroy();
-      fn();
-    };
-    const onAbort = (): void => finish(() => reject(abortError(signal!)));
-    const timer = setTimeout(() => finish(() => resolve({ kind: 'timeout' })), timeoutMs);
-    signal?.addEventListener('abort', onAbort, { once: true });
-    sock.on('error', (e: NodeJS.ErrnoException) =>
-      finish(() =>
-        reject(
-          new DnsNetworkError(server, ex.name, ex.type, e.code ?? 'EIO', describeErrno(e), 'tcp'),
-        ),
-      ),
-    );
-    sock.on('connect', () => {
-      const len = Buffer.alloc(2);
-      len.writeUInt16BE(ex.message.length);
-      sock.write(Buffer.concat([len, ex.message]));
-    });
-    sock.on('data', (chunk: Buffer) => {
-      buffered = Buffer.concat([buffered, chunk]);
-      // Several messages may arrive on one connection; skip any that are not ours.
-      while (buffered.length >= 2) {
-        const len = buffered.readUInt16BE(0);
-        if (buffered.length < 2 + len) return;
-        const msg = buffered.subarray(2, 2 + len);
-        buffered = buffered.subarray(2 + len);
-        const p = matchResponse(msg, ex);
-        if (p) {
-          finish(() => resolve({ kind: 'response', packet: p }));
-          return;
-        }
-        try {
-          dnsPacket.decode(msg);
-        } catch (e) {
-          finish(() =>
-            reject(
-              new DnsFormatError(
-                server,
-                ex.name,
-                ex.type,
-                `cannot decode the TCP response: ${(e as Error).message}`,
-              ),
-            ),
-          );
-          return;
-        }
+      if (p || transport === 'udp') return p;
+      // Several messages may arrive on one TCP connection; skip any that are not ours.
+      try {
+        dnsPacket.decode(msg);
+      } catch (e) {
+        throw new DnsFormatError(
+          server,
+          ex.name,
+          ex.type,
+          `cannot decode the TCP response: ${(e as Error).message}`,
+        );
       }
-    });
-    sock.on('end', () =>
-      finish(() =>
-        reject(
-          new DnsNetworkError(
-            server,
-            ex.name,
-            ex.type,
-            'ECONNRESET',
-            'the server closed the TCP connection without a complete response',
-            'tcp',
-          ),
-        ),
-      ),
-    );
-  });
+      return undefined;
+    },
+  };
+  const o = transport === 'udp' ? await udpAttempt(a) : await tcpAttempt(a);
+  switch (o.kind) {
+    case 'answer':
+      return o.value;
+    case 'timeout':
+      return undefined;
+    case 'error':
+      throw new DnsNetworkError(
+        server,
+        ex.name,
+        ex.type,
+        o.error.code ?? 'EIO',
+        describeErrno(o.error),
+        transport,
+      );
+    case 'closed':
+      throw new DnsNetworkError(
+        server,
+        ex.name,
+        ex.type,
+        'ECONNRESET',
+        'the server closed the TCP connection without a complete response',
+        transport,
+      );
+  }
 }
 
 function describeErrno(e: NodeJS.ErrnoException): string {
@@ -616,19 +514,16 @@ async function exchange(
     new DnsTimeoutError(server, name, type, tried, timeoutMs, transport, true);
   for (let attempt = 1; attempt <= attempts; attempt++) {
     if (pastDeadline(opts.signal)) throw deadline(attempt - 1);
-    if (opts.signal?.aborted) throw abortError(opts.signal);
+    if (opts.signal?.aborted) throw opts.signal.reason ?? new Error('aborted');
     const ex = buildQuery(name, type, opts); // a fresh id (and UDP source port) per attempt
-    let r: AttemptResult;
+    let packet: DecodedPacket | undefined;
     try {
-      r =
-        transport === 'udp'
-          ? await udpAttempt(server, ex, timeoutMs, opts.signal)
-          : await tcpAttempt(server, ex, timeoutMs, opts.signal);
+      packet = await ask(server, ex, transport, timeoutMs, opts.signal);
     } catch (e) {
       if (pastDeadline(opts.signal) && e === opts.signal!.reason) throw deadline(attempt);
       throw e;
     }
-    if (r.kind === 'response') return toResponse(r.packet, server, ex, transport, attempt);
+    if (packet) return toResponse(packet, server, ex, transport, attempt);
   }
   throw new DnsTimeoutError(server, name, type, attempts, timeoutMs, transport);
 }

@@ -97,22 +97,12 @@ export interface LookupOptions {
 export const UNVALIDATED_MESSAGE =
   'the resolver does not validate (no AD bit) although the zone is signed';
 
+const TEXT_RDATA: ReadonlySet<string> = new Set(['A', 'AAAA', 'CNAME', 'DNAME', 'NS', 'PTR']);
+
 function convert(type: string, answers: Answer[]): unknown[] {
   if (type === 'TLSA') return tlsaFromAnswers(answers).records;
-  return answers.map((a) => {
-    switch (a.type) {
-      case 'A':
-      case 'AAAA':
-        return a.data;
-      case 'CNAME':
-      case 'DNAME':
-      case 'NS':
-      case 'PTR':
-        return canonicalName(a.data);
-      default:
-        return a;
-    }
-  });
+  // Addresses and names as text (rdataString's forms); anything else as dns-packet decodes it.
+  return answers.map((a) => (TEXT_RDATA.has(a.type) ? rdataString(a) : a));
 }
 
 function rrsigSigner(
@@ -213,15 +203,18 @@ export async function validatedLookup<T extends RecordType>(
     target: qname,
     ede: [] as ExtendedError[],
   };
-  let r: DnsResponse;
-  try {
-    r = await query(resolver, qname, type, {
+  // CD asks a validating resolver for the data even when validation fails (to tell why).
+  const ask = (checkingDisabled: boolean): Promise<DnsResponse> =>
+    query(resolver, qname, type, {
       dnssec: true,
-      recursionDesired: true,
+      checkingDisabled,
       timeoutMs: opts.timeoutMs,
       retries: opts.retries,
       signal: opts.signal,
     });
+  let r: DnsResponse;
+  try {
+    r = await ask(false);
   } catch (e) {
     if (e instanceof DnsTimeoutError) {
       return {
@@ -250,13 +243,7 @@ export async function validatedLookup<T extends RecordType>(
   if (r.rcode === 'SERVFAIL') {
     let cd: DnsResponse | undefined;
     try {
-      cd = await query(resolver, qname, type, {
-        dnssec: true,
-        checkingDisabled: true,
-        timeoutMs: opts.timeoutMs,
-        retries: opts.retries,
-        signal: opts.signal,
-      });
+      cd = await ask(true);
     } catch {
       cd = undefined;
     }

@@ -12,6 +12,7 @@
  * through a small pass-through stream that keeps a copy of what the server sent; for TLS 1.2
  * the Certificate message is plaintext, for TLS 1.3 it is decrypted with the server handshake
  * traffic secret that Node hands out through the `keylog` event (RFC 8446 §7.1, §7.3, §5.2).
+ * tls-handshake.ts keeps the copy, tls-records.ts reads the chain from it.
  * Only if that fails (an unknown cipher suite, compressed certificates) does the probe fall
  * back to walking `getPeerCertificate(true)` over a secure context with an EMPTY trust store
  * (so nothing local can be added); `chainSource` says which one was used.
@@ -19,10 +20,9 @@
  * A probe never throws: every failure is a `{ ok: false, error }` with a code and a message
  * naming the phase (connect, greeting, EHLO, STARTTLS, handshake).
  */
-import { createDecipheriv, createHmac, X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import { isIP, connect as netConnect, type Socket } from 'node:net';
-import { Duplex } from 'node:stream';
-import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
+import type { ConnectionOptions, TLSSocket } from 'node:tls';
 import {
   imapStarttls,
   PlainConnection,
@@ -33,7 +33,8 @@ import {
   socketFailure,
   type ProbeErrorCode,
 } from './starttls.js';
-import { alertFromError, opensslReason, type TlsAlert } from './tls-alerts.js';
+import type { TlsAlert } from './tls-alerts.js';
+import { handshake } from './tls-handshake.js';
 
 export type { ProbeErrorCode } from './starttls.js';
 export type { TlsAlert } from './tls-alerts.js';
@@ -121,250 +122,6 @@ export function keyTypeTlsOptions(
   };
 }
 
-// ---------------------------------------------------------------------------------------------
-// Chain as sent: TLS records → Certificate handshake message
-
-interface TlsRecord {
-  type: number;
-  /** The 5-byte record header (TLS 1.3 AEAD additional data). */
-  header: Buffer;
-  fragment: Buffer;
-}
-
-const REC_CHANGE_CIPHER_SPEC = 20;
-const REC_ALERT = 21;
-const REC_HANDSHAKE = 22;
-const REC_APPLICATION_DATA = 23;
-const HS_SERVER_HELLO = 2;
-const HS_CERTIFICATE = 11;
-
-/** Complete records at the start of `bytes` (a trailing partial record is ignored). */
-export function splitRecords(bytes: Buffer): TlsRecord[] {
-  const out: TlsRecord[] = [];
-  let off = 0;
-  while (off + 5 <= bytes.length) {
-    const len = bytes.readUInt16BE(off + 3);
-    if (off + 5 + len > bytes.length) break;
-    out.push({
-      type: bytes[off]!,
-      header: bytes.subarray(off, off + 5),
-      fragment: bytes.subarray(off + 5, off + 5 + len),
-    });
-    off += 5 + len;
-  }
-  return out;
-}
-
-/** Handshake messages in a byte stream (message boundaries ignore record boundaries). */
-function* handshakeMessages(stream: Buffer): Generator<{ type: number; body: Buffer }> {
-  let off = 0;
-  while (off + 4 <= stream.length) {
-    const len = stream.readUIntBE(off + 1, 3);
-    if (off + 4 + len > stream.length) return;
-    yield { type: stream[off]!, body: stream.subarray(off + 4, off + 4 + len) };
-    off += 4 + len;
-  }
-}
-
-class Reader {
-  off = 0;
-  constructor(private readonly b: Buffer) {}
-  need(n: number): void {
-    if (this.off + n > this.b.length) throw new Error('truncated');
-  }
-  u8(): number {
-    this.need(1);
-    return this.b[this.off++]!;
-  }
-  u16(): number {
-    this.need(2);
-    const v = this.b.readUInt16BE(this.off);
-    this.off += 2;
-    return v;
-  }
-  u24(): number {
-    this.need(3);
-    const v = this.b.readUIntBE(this.off, 3);
-    this.off += 3;
-    return v;
-  }
-  bytes(n: number): Buffer {
-    this.need(n);
-    const v = this.b.subarray(this.off, this.off + n);
-    this.off += n;
-    return v;
-  }
-  get done(): boolean {
-    return this.off === this.b.length;
-  }
-}
-
-/** certificate_list of a Certificate message body (TLS 1.3 has a request context and
- *  per-entry extensions, TLS ≤ 1.2 has neither). Copies the DER out of the capture buffer. */
-export function parseCertificateMessage(body: Buffer, tls13: boolean): Buffer[] {
-  const r = new Reader(body);
-  if (tls13) r.bytes(r.u8());
-  const list = new Reader(r.bytes(r.u24()));
-  if (!r.done) throw new Error('trailing bytes after certificate_list');
-  const certs: Buffer[] = [];
-  while (!list.done) {
-    certs.push(Buffer.from(list.bytes(list.u24())));
-    if (tls13) list.bytes(list.u16());
-  }
-  return certs;
-}
-
-interface Tls13Suite {
-  cipher: string;
-  keyLen: number;
-  tagLen: number;
-  hash: 'sha256' | 'sha384';
-}
-
-const TLS13_CIPHERS: Record<number, Tls13Suite> = {
-  4865: { cipher: 'aes-128-gcm', keyLen: 16, tagLen: 16, hash: 'sha256' },
-  4866: { cipher: 'aes-256-gcm', keyLen: 32, tagLen: 16, hash: 'sha384' },
-  4867: { cipher: 'chacha20-poly1305', keyLen: 32, tagLen: 16, hash: 'sha256' },
-  4868: { cipher: 'aes-128-ccm', keyLen: 16, tagLen: 16, hash: 'sha256' },
-  4869: { cipher: 'aes-128-ccm', keyLen: 16, tagLen: 8, hash: 'sha256' },
-};
-
-/** HKDF-Expand-Label (RFC 8446 §7.1) with an empty context. */
-function hkdfExpandLabel(hash: string, secret: Buffer, label: string, length: number): Buffer {
-  const full = Buffer.from(`tls13 ${label}`, 'latin1');
-  const info = Buffer.concat([
-    Buffer.from([length >> 8, length & 0xff, full.length]),
-    full,
-    Buffer.from([0]),
-  ]);
-  const blocks: Buffer[] = [];
-  let prev = Buffer.alloc(0);
-  for (let i = 1; Buffer.concat(blocks).length < length; i++) {
-    prev = createHmac(hash, secret)
-      .update(Buffer.concat([prev, info, Buffer.from([i])]))
-      .digest();
-    blocks.push(prev);
-  }
-  return Buffer.concat(blocks).subarray(0, length);
-}
-
-function decryptTls13Record(
-  suite: Tls13Suite,
-  key: Buffer,
-  iv: Buffer,
-  seq: bigint,
-  rec: TlsRecord,
-): Buffer {
-  const nonce = Buffer.from(iv);
-  const seqBytes = Buffer.alloc(8);
-  seqBytes.writeBigUInt64BE(seq);
-  for (let i = 0; i < 8; i++) nonce[4 + i]! ^= seqBytes[i]!;
-  const ct = rec.fragment.subarray(0, rec.fragment.length - suite.tagLen);
-  const tag = rec.fragment.subarray(rec.fragment.length - suite.tagLen);
-  // The GCM/CCM/ChaCha20-Poly1305 ciphers are AEADs; node's typings want the CCM overload.
-  const d = createDecipheriv(suite.cipher as 'aes-128-ccm', key, nonce, {
-    authTagLength: suite.tagLen,
-  });
-  if (suite.cipher.endsWith('-ccm')) {
-    d.setAuthTag(tag);
-    d.setAAD(rec.header, { plaintextLength: ct.length });
-  } else {
-    d.setAAD(rec.header, { plaintextLength: ct.length });
-    d.setAuthTag(tag);
-  }
-  const inner = Buffer.concat([d.update(ct), d.final()]);
-  let end = inner.length;
-  while (end > 0 && inner[end - 1] === 0) end--;
-  if (end === 0) throw new Error('TLSInnerPlaintext without a content type');
-  return inner.subarray(0, end); // content + content type byte
-}
-
-/**
- * The server's certificate chain from the bytes the server sent (from its first TLS record on):
- * TLS ≤ 1.2 from the plaintext Certificate message; TLS 1.3 by decrypting the server's
- * handshake records with `serverHandshakeSecret` (hex, from the keylog line
- * SERVER_HANDSHAKE_TRAFFIC_SECRET). Returns undefined when the chain cannot be read.
- */
-export function chainFromServerBytes(
-  bytes: Buffer,
-  tlsVersion: string,
-  serverHandshakeSecret?: string,
-): Buffer[] | undefined {
-  try {
-    const records = splitRecords(bytes);
-    const plainHs: Buffer[] = [];
-    let firstEncrypted = records.length;
-    for (let i = 0; i < records.length; i++) {
-      const rec = records[i]!;
-      if (rec.type === REC_CHANGE_CIPHER_SPEC && tlsVersion !== 'TLSv1.3') {
-        firstEncrypted = i;
-        break;
-      }
-      if (rec.type === REC_APPLICATION_DATA) {
-        firstEncrypted = i;
-        break;
-      }
-      if (rec.type === REC_HANDSHAKE) plainHs.push(rec.fragment);
-      else if (rec.type === REC_ALERT) return undefined;
-    }
-    const plain = Buffer.concat(plainHs);
-    if (tlsVersion !== 'TLSv1.3') {
-      for (const m of handshakeMessages(plain)) {
-        if (m.type === HS_CERTIFICATE) return parseCertificateMessage(m.body, false);
-      }
-      return undefined;
-    }
-    if (!serverHandshakeSecret) return undefined;
-    let suiteId: number | undefined;
-    for (const m of handshakeMessages(plain)) {
-      if (m.type !== HS_SERVER_HELLO) continue;
-      const r = new Reader(m.body);
-      r.bytes(2 + 32);
-      r.bytes(r.u8());
-      suiteId = r.u16(); // the last ServerHello wins (after a HelloRetryRequest)
-    }
-    const suite = suiteId === undefined ? undefined : TLS13_CIPHERS[suiteId];
-    if (!suite) return undefined;
-    const secret = Buffer.from(serverHandshakeSecret, 'hex');
-    const key = hkdfExpandLabel(suite.hash, secret, 'key', suite.keyLen);
-    const iv = hkdfExpandLabel(suite.hash, secret, 'iv', 12);
-    let seq = 0n;
-    let hs = Buffer.alloc(0);
-    for (const rec of records.slice(firstEncrypted)) {
-      if (rec.type === REC_CHANGE_CIPHER_SPEC) continue;
-      if (rec.type !== REC_APPLICATION_DATA) return undefined;
-      const inner = decryptTls13Record(suite, key, iv, seq++, rec);
-      const contentType = inner[inner.length - 1]!;
-      if (contentType !== REC_HANDSHAKE) return undefined;
-      hs = Buffer.concat([hs, inner.subarray(0, inner.length - 1)]);
-      for (const m of handshakeMessages(hs)) {
-        if (m.type === HS_CERTIFICATE) return parseCertificateMessage(m.body, true);
-      }
-    }
-    return undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Fallback: Node's issuer walk. With the empty trust store used by the probe, nothing from the
- *  local store can be appended; stops at a self-reference (self-signed) or a repeat. */
-function chainFromPeerCertificate(sock: TLSSocket): Buffer[] {
-  const out: Buffer[] = [];
-  const seen = new Set<string>();
-  let c = sock.getPeerCertificate(true) as
-    | (ReturnType<TLSSocket['getPeerCertificate']> & { issuerCertificate?: unknown })
-    | undefined;
-  while (c?.raw && !seen.has(c.fingerprint256)) {
-    seen.add(c.fingerprint256);
-    out.push(Buffer.from(c.raw));
-    const next = c.issuerCertificate as typeof c | undefined;
-    if (!next || next === c) break;
-    c = next;
-  }
-  return out;
-}
-
 export function leafKeyType(der: Buffer | undefined): LeafKeyType {
   if (!der) return 'other';
   try {
@@ -386,61 +143,6 @@ export function leafKeyType(der: Buffer | undefined): LeafKeyType {
 
 // ---------------------------------------------------------------------------------------------
 // Sockets
-
-const CAPTURE_LIMIT = 4 * 1024 * 1024;
-
-/** Pass-through between the TCP socket and the TLS engine that keeps a copy of the bytes the
- *  server sent until capture is stopped (after the handshake). */
-class CaptureStream extends Duplex {
-  private readonly chunks: Buffer[] = [];
-  private size = 0;
-  private capturing = true;
-
-  constructor(private readonly raw: Socket) {
-    super();
-    raw.on('data', (d: Buffer) => {
-      if (this.capturing && this.size < CAPTURE_LIMIT) {
-        this.chunks.push(d);
-        this.size += d.length;
-      }
-      if (!this.push(d)) raw.pause();
-    });
-    raw.on('end', () => this.push(null));
-    raw.on('error', (e) => this.destroy(e));
-    raw.on('close', () => {
-      if (!this.destroyed) this.push(null);
-    });
-  }
-
-  override _read(): void {
-    this.raw.resume();
-  }
-
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    if (this.raw.destroyed) {
-      cb();
-      return;
-    }
-    this.raw.write(chunk, (err) => cb(err ?? null));
-  }
-
-  override _final(cb: (err?: Error | null) => void): void {
-    this.raw.end();
-    cb();
-  }
-
-  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    this.raw.destroy();
-    cb(err);
-  }
-
-  stopCapture(): Buffer {
-    this.capturing = false;
-    const all = Buffer.concat(this.chunks);
-    this.chunks.length = 0;
-    return all;
-  }
-}
 
 function connectTcp(
   t: ProbeTarget,
@@ -480,128 +182,6 @@ function connectTcp(
     };
     socket.once('connect', onConnect);
     socket.once('error', onError);
-  });
-}
-
-function tlsFailure(err: unknown, where: string, afterStarttls: boolean): ProbeFailure {
-  const alert = alertFromError(err);
-  if (alert) {
-    return new ProbeFailure(
-      'alert',
-      `${where} sent TLS alert ${alert.number} (${alert.name}) during the TLS handshake`,
-      alert,
-    );
-  }
-  const code = (err as NodeJS.ErrnoException | undefined)?.code ?? '';
-  const message = (err as Error | undefined)?.message ?? String(err);
-  if (
-    code === 'ECONNRESET' ||
-    code === 'EPIPE' ||
-    /disconnected before secure TLS connection/i.test(message)
-  ) {
-    return new ProbeFailure(
-      'closed',
-      afterStarttls
-        ? `${where} closed the connection after accepting STARTTLS, before the TLS handshake completed`
-        : `${where} closed the connection during the TLS handshake`,
-    );
-  }
-  if (code.startsWith('ERR_SSL_') || /SSL routines/.test(message)) {
-    return new ProbeFailure(
-      'handshake',
-      `TLS handshake with ${where} failed: ${opensslReason(err)}`,
-    );
-  }
-  return socketFailure(err, 'TLS handshake', where);
-}
-
-interface Handshake {
-  sock: TLSSocket;
-  chain: Buffer[];
-  chainSource: 'wire' | 'peer-certificate';
-}
-
-function handshake(
-  raw: Socket,
-  t: ProbeTarget,
-  deadline: number,
-  timeoutMs: number,
-  where: string,
-): Promise<Handshake> {
-  return new Promise((resolve, reject) => {
-    const capture = new CaptureStream(raw);
-    capture.on('error', () => {
-      /* reported through the TLS socket */
-    });
-    const keylog: string[] = [];
-    let settled = false;
-    const opts: ConnectionOptions = {
-      socket: capture,
-      rejectUnauthorized: false,
-      checkServerIdentity: () => undefined,
-      // An empty trust store: the probe verifies nothing here, and Node cannot pad the peer
-      // chain with local certificates (see the module comment).
-      ca: [],
-      ...keyTypeTlsOptions(t.keyType),
-    };
-    const sni = t.host.replace(/\.$/, '');
-    if (sni && isIP(sni) === 0) opts.servername = sni;
-    let sock: TLSSocket;
-    try {
-      sock = tlsConnect(opts);
-    } catch (e) {
-      reject(
-        new ProbeFailure('handshake', `cannot start TLS with ${where}: ${(e as Error).message}`),
-      );
-      return;
-    }
-    sock.on('keylog', (line: Buffer) => {
-      keylog.push(line.toString('latin1'));
-    });
-    const afterStarttls = t.protocol !== 'tls';
-    const fail = (f: ProbeFailure): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      sock.destroy();
-      reject(f);
-    };
-    const timer = setTimeout(
-      () => {
-        fail(
-          new ProbeFailure(
-            'timeout',
-            `timed out after ${timeoutMs} ms during the TLS handshake with ${where}`,
-          ),
-        );
-      },
-      Math.max(0, deadline - Date.now()),
-    );
-    sock.on('error', (err) => fail(tlsFailure(err, where, afterStarttls)));
-    sock.on('close', () =>
-      fail(
-        new ProbeFailure(
-          'closed',
-          afterStarttls
-            ? `${where} closed the connection after accepting STARTTLS, before the TLS handshake completed`
-            : `${where} closed the connection during the TLS handshake`,
-        ),
-      ),
-    );
-    sock.once('secureConnect', () => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      const bytes = capture.stopCapture();
-      const version = sock.getProtocol() ?? '';
-      const secret = keylog
-        .map((l) => /^SERVER_HANDSHAKE_TRAFFIC_SECRET [0-9a-f]+ ([0-9a-f]+)\s*$/i.exec(l)?.[1])
-        .find((s): s is string => s !== undefined);
-      const wire = chainFromServerBytes(bytes, version, secret);
-      if (wire && wire.length > 0) resolve({ sock, chain: wire, chainSource: 'wire' });
-      else
-        resolve({ sock, chain: chainFromPeerCertificate(sock), chainSource: 'peer-certificate' });
-    });
   });
 }
 
@@ -754,7 +334,15 @@ async function runProbe(t: ProbeTarget): Promise<ProbeResult> {
         );
       }
     }
-    const hs = await handshake(raw, t, deadline, timeoutMs, where);
+    const sni = t.host.replace(/\.$/, '');
+    const hs = await handshake(raw, {
+      ...(sni && isIP(sni) === 0 ? { servername: sni } : {}),
+      tls: keyTypeTlsOptions(t.keyType),
+      afterStarttls: t.protocol !== 'tls',
+      deadline,
+      timeoutMs,
+      where,
+    });
     const cipher = hs.sock.getCipher();
     const result: ProbeResult = {
       ok: true,

@@ -75,7 +75,9 @@ function site(name: string, zone: string) {
   const json = <T>(...args: string[]): T => {
     const r = cli(...args, '--json');
     expect(r.code, show(r)).toBe(0);
-    return JSON.parse(r.stdout) as T;
+    const parsed = JSON.parse(r.stdout) as T;
+    expect(parsed, show(r)).toMatchObject({ ok: true, exitCode: 0, command: args[0] });
+    return parsed;
   };
   return {
     dir,

@@ -30,6 +30,7 @@ import { createServer as createTcpServer, type Server, type Socket } from 'node:
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { outputSchema } from '../../src/cli/json-contract.js';
 import { CLI_PATH, requireBuiltCli, stackLines } from '../helpers/cli.js';
 import {
   makeCa,
@@ -122,13 +123,21 @@ interface ReportJson {
   warnings: string[];
   ok: boolean;
 }
-function reportOf(r: Run): ReportJson {
-  let parsed: { ok: boolean; reports: ReportJson[] };
+/** `check --json`'s envelope, valid against its schema (docs/json/check.schema.json). */
+function checkJson(r: Run): { ok: boolean; exitCode: number; reports: ReportJson[] } {
+  let parsed: { ok: boolean; exitCode: number; reports: ReportJson[] };
   try {
     parsed = JSON.parse(r.stdout) as typeof parsed;
   } catch {
     throw new Error(`tlsa check --json printed no JSON\n${show(r)}`);
   }
+  const valid = outputSchema('check').safeParse(parsed);
+  expect(valid.success, `${valid.error?.message}\n${show(r)}`).toBe(true);
+  expect(parsed, show(r)).toMatchObject({ command: 'check', exitCode: r.code });
+  return parsed;
+}
+function reportOf(r: Run): ReportJson {
+  const parsed = checkJson(r);
   expect(parsed.reports, show(r)).toHaveLength(1);
   return parsed.reports[0]!;
 }
@@ -751,7 +760,7 @@ labDescribe(
       const r = await tlsa(['check', '--config', cfg, '--json']);
       expect(stackLines(r.all)).toEqual([]);
       expect(r.code, show(r)).toBe(0);
-      const all = JSON.parse(r.stdout) as { ok: boolean; reports: ReportJson[] };
+      const all = checkJson(r);
       expect(
         all.reports.map((x) => [
           x.port,

@@ -34,7 +34,7 @@ const TAKES: Record<string, string[]> = {
   adopt: ['--config', '--service', '--json', '--dry-run', '--lock-wait'],
   check: ['--config', '--json', '--resolver', '--auth-port', '--timeout', '--protocol'],
   hook: ['--config', '--json', '--force', '--lock-wait', '--log-format'],
-  daemon: ['--config', '--service', '--once', '--force', '--lock-wait', '--log-format'],
+  daemon: ['--config', '--service', '--json', '--once', '--force', '--lock-wait', '--log-format'],
   doctor: [
     '--postfix-dir',
     '--tlsa-file',
@@ -127,8 +127,8 @@ describe('an option the command does not take', () => {
     { command: 'adopt', option: '--once', args: () => [...config(), 'adopt', '--once'] },
     {
       command: 'daemon',
-      option: '--json',
-      args: () => [...config(), 'daemon', '--once', '--json'],
+      option: '--dry-run',
+      args: () => [...config(), 'daemon', '--once', '--dry-run'],
     },
     {
       command: 'hook',

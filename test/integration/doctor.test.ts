@@ -37,6 +37,8 @@ interface Run {
   code: number | null;
   stdout: string;
   stderr: string;
+  /** runDoctor called in this process: stdout is the report, not the CLI's envelope. */
+  inProcess?: boolean;
 }
 interface FindingJson {
   id: string;
@@ -107,11 +109,15 @@ const show = (r: Run): string =>
   `exit ${r.code}\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`;
 
 function reportOf(r: Run): ReportJson {
+  let parsed: ReportJson;
   try {
-    return JSON.parse(r.stdout) as ReportJson;
+    parsed = JSON.parse(r.stdout) as ReportJson;
   } catch {
     throw new Error(`doctor --json printed no JSON\n${show(r)}`);
   }
+  // The CLI's output is the --json envelope; a report made in this process is the report alone.
+  if (!r.inProcess) expect(parsed, show(r)).toMatchObject({ command: 'doctor', exitCode: r.code });
+  return parsed;
 }
 
 const ids = (r: ReportJson): string[] => r.findings.map((f) => f.id);
@@ -632,7 +638,12 @@ labDescribe(
               tlsaFile: c.inst.tlsaFile,
               ...(c.resolver ? { resolver: c.resolver } : { offline: true }),
             });
-            runs.set(name, { code: report.exitCode, stdout: JSON.stringify(report), stderr: '' });
+            runs.set(name, {
+              code: report.exitCode,
+              stdout: JSON.stringify(report),
+              stderr: '',
+              inProcess: true,
+            });
             examined.set(name, {
               inst: c.inst,
               ...(c.resolver ? { resolver: c.resolver } : {}),

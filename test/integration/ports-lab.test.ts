@@ -92,7 +92,13 @@ interface ReportJson {
 
 function reports(r: Run): ReportJson[] {
   try {
-    return (JSON.parse(r.stdout) as { reports: ReportJson[] }).reports;
+    const parsed = JSON.parse(r.stdout) as {
+      command: string;
+      exitCode: number;
+      reports: ReportJson[];
+    };
+    expect(parsed, show(r)).toMatchObject({ command: 'check', exitCode: r.code });
+    return parsed.reports;
   } catch {
     throw new Error(`no JSON from tlsa check\n${show(r)}`);
   }

@@ -13,7 +13,6 @@ import {
 } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  chainFromServerBytes,
   keyTypeTlsOptions,
   probe,
   probeAll,
@@ -753,17 +752,6 @@ describe('the chain as sent', () => {
     expect(r.banner).toBeUndefined();
     expect(r.chain).toHaveLength(1);
     expect(Date.now() - t0).toBeLessThan(3000);
-  });
-
-  it('chainFromServerBytes: garbage and truncation give undefined, not a throw', () => {
-    expect(chainFromServerBytes(Buffer.from('not tls at all'), 'TLSv1.2')).toBeUndefined();
-    expect(
-      chainFromServerBytes(
-        Buffer.from([0x16, 0x03, 0x03, 0x00, 0x08, 0x0b, 0, 0, 9, 0, 0, 5, 0]),
-        'TLSv1.2',
-      ),
-    ).toBeUndefined();
-    expect(chainFromServerBytes(Buffer.alloc(0), 'TLSv1.3', 'ab'.repeat(32))).toBeUndefined();
   });
 });
 
