@@ -1,5 +1,5 @@
 /**
- * The authoritative side (rollover.md rule 3: a record is live only once every authoritative
+ * The authoritative side (the rollover rule: a record is live only once every authoritative
  * server of the zone, each address, serves it): find the zone cut and its name servers
  * through a resolver, ask every server address directly (RD clear, AA required), compare the
  * RRsets with the expected set, and poll until they agree.

@@ -1,5 +1,5 @@
 /**
- * Lookups through a validating resolver, with a DNSSEC verdict (rollover.md rule 7: "DNSSEC or
+ * Lookups through a validating resolver, with a DNSSEC verdict (the rollover rule "DNSSEC or
  * it does not count"): the AD bit says the resolver validated the answer; without AD, RRSIGs in
  * the answer tell a signed zone from an unsigned one, and the DS of the signer tells a
  * resolver that does not validate from a zone whose parent has no DS (an insecure
