@@ -4,6 +4,17 @@ import { recordKey, type TlsaRecord } from '../tlsa/record.js';
 import type { DesiredRecord } from './desired.js';
 import type { OwnedRecord } from './state.js';
 
+/** A record as providers take it: the owner and the rdata, nothing of tlsa's bookkeeping. */
+export function plainRecord(r: TlsaRecord): TlsaRecord {
+  return {
+    owner: r.owner,
+    usage: r.usage,
+    selector: r.selector,
+    matching: r.matching,
+    data: r.data,
+  };
+}
+
 export interface TargetRecord extends DesiredRecord {
   provider: string;
   service: string;
@@ -39,6 +50,9 @@ export interface PlanInput {
   now: Date;
   /** Grace after a record stops being needed, in seconds; default the RRset TTL. */
   graceFor?: (r: OwnedRecord) => number;
+  /** The TTL the provider publishes a desired record with (deSEC's minimum may raise the one
+   *  asked for); default the record's own. */
+  effectiveTtl?: (r: TargetRecord) => number;
 }
 
 export function planOwners(input: PlanInput): OwnerPlan[] {
@@ -63,8 +77,9 @@ export function planOwners(input: PlanInput): OwnerPlan[] {
     return p;
   };
   const ownedByKey = new Map(input.owned.map((o) => [`${o.provider} ${recordKey(o)}`, o]));
-  const desiredKeys = new Set(input.desired.map((d) => `${d.provider} ${recordKey(d)}`));
-  for (const d of input.desired) {
+  const desired = input.desired.map((d) => ({ ...d, ttl: input.effectiveTtl?.(d) ?? d.ttl }));
+  const desiredKeys = new Set(desired.map((d) => `${d.provider} ${recordKey(d)}`));
+  for (const d of desired) {
     const p = get(d.owner, d.provider, d.ttl);
     const present = (input.listed.get(d.owner) ?? []).some((r) => recordKey(r) === recordKey(d));
     if (present) {
@@ -95,7 +110,7 @@ export function planOwners(input: PlanInput): OwnerPlan[] {
       const ours = [...owners.values()].some(
         (p) => p.owner === owner && ownedByKey.has(`${p.provider} ${k}`),
       );
-      const wanted = input.desired.some((d) => recordKey(d) === k);
+      const wanted = desired.some((d) => recordKey(d) === k);
       if (!ours && !wanted) {
         for (const p of owners.values())
           if (p.owner === owner && !p.foreign.some((f) => recordKey(f) === k)) p.foreign.push(r);
