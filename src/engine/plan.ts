@@ -40,6 +40,10 @@ export interface OwnerPlan {
   foreign: TlsaRecord[];
   /** Owned and published per state but missing at the provider (someone deleted it). */
   drift: TargetRecord[];
+  /** The part of `add` already at the provider, owned, published with another TTL (`ttl:`
+   *  changed): re-added, which sets the RRset's TTL. Always set by planOwners; optional for
+   *  plans built by hand. */
+  rettl?: { record: TargetRecord; from: number }[];
 }
 
 export interface PlanInput {
@@ -71,6 +75,7 @@ export function planOwners(input: PlanInput): OwnerPlan[] {
         retiring: [],
         foreign: [],
         drift: [],
+        rettl: [],
       };
       owners.set(`${provider} ${owner}`, p);
     }
@@ -82,9 +87,13 @@ export function planOwners(input: PlanInput): OwnerPlan[] {
   for (const d of desired) {
     const p = get(d.owner, d.provider, d.ttl);
     const present = (input.listed.get(d.owner) ?? []).some((r) => recordKey(r) === recordKey(d));
-    if (present) {
+    const owned = ownedByKey.get(`${d.provider} ${recordKey(d)}`);
+    if (present && owned && owned.ttl !== d.ttl) {
+      p.add.push(d);
+      p.rettl = [...(p.rettl ?? []), { record: d, from: owned.ttl }];
+    } else if (present) {
       p.keep.push(d);
-      if (!ownedByKey.has(`${d.provider} ${recordKey(d)}`)) p.unowned.push(d);
+      if (!owned) p.unowned.push(d);
     } else {
       p.add.push(d);
       if (ownedByKey.get(`${d.provider} ${recordKey(d)}`)?.status === 'published') p.drift.push(d);

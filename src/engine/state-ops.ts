@@ -160,8 +160,9 @@ export function withHeld(state: StateFile, r: AtProvider, why: string, at: Date)
   return o ? withRecord(state, { ...o, held: { why, at: at.toISOString() } }) : state;
 }
 
-/** The write-ahead intents of one provider call: records to add become `publishing`, records
- *  to remove `removing`. */
+/** The write-ahead intents of one provider call: records to add become `publishing` (a record
+ *  re-added for a new TTL keeps its old one until the call is confirmed, so that a run killed
+ *  in between re-adds it again), records to remove `removing`. */
 export function withIntents(
   state: StateFile,
   items: { add: readonly TargetRecord[]; remove: readonly OwnedRecord[] }[],
@@ -180,7 +181,7 @@ export function withIntents(
         data: a.data,
         provider: a.provider,
         service: a.service,
-        ttl: a.ttl,
+        ttl: prior?.ttl ?? a.ttl,
         status: 'publishing',
         addedAt: prior?.addedAt ?? stamp,
         by,
@@ -191,7 +192,8 @@ export function withIntents(
   return next;
 }
 
-/** The provider confirmed the call: added records are published, removed ones are gone. */
+/** The provider confirmed the call: added records are published (with the TTL they were
+ *  written with), removed ones are gone. */
 export function withConfirmed(
   state: StateFile,
   items: { add: readonly TargetRecord[]; remove: readonly OwnedRecord[] }[],
@@ -202,6 +204,7 @@ export function withConfirmed(
     for (const a of add)
       next = withRecord(next, {
         ...findOwned(next, a)!,
+        ttl: a.ttl,
         status: 'published',
         publishedAt: stamp,
       });

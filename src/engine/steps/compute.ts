@@ -68,7 +68,7 @@ export async function computePlan(
   for (const p of plan) {
     const cap = capWarning(p, listedAll.get(p.owner) ?? [], owned, config.raw.max_records_per_name);
     const ttl = ttlMismatch(p.owner, p.ttl, factsAt(state, p.owner));
-    for (const w of [cap, ttl, ttlChangeNote(p, owned)])
+    for (const w of [cap, ttl, ttlChangeNote(p)])
       if (w && !targets.warnings.includes(w)) targets.warnings.push(w);
   }
   return { targets, plan, listed: listedAll, state, providers: prov };
