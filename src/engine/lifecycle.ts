@@ -58,7 +58,7 @@ function factWhy(f: TtlFact): string {
 const OWN_TTL = "tlsa's TTL, as published";
 
 /** The largest TTL with which a resolver may hold the owner's RRset without `r`: r's own TTL
- *  (computePlan already raised it to the provider's effective TTL), any TTL served there while a
+ *  (the plan already raised it to the provider's effective TTL), any TTL served there while a
  *  cache filled then could still hold it when r was written (the RRset before tlsa's write, a
  *  CNAME), and any TTL observed after the write until r is live (`start`: when the count
  *  starts; facts after r is live no longer matter to it). A cached negative answer is
