@@ -95,6 +95,8 @@ export function engineJson(r: EngineResult) {
       chain: s.chain,
       live: s.live,
       eta: s.eta?.toISOString() ?? null,
+      ...(s.reloaded !== undefined ? { reloaded: s.reloaded } : {}),
+      ...(s.reloadError !== undefined ? { reloadError: s.reloadError } : {}),
     })),
     network: r.network.map((e) => ({ message: e.message, hint: e.hint ?? null })),
   };

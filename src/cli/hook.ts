@@ -14,7 +14,6 @@ import { runEngine } from '../engine/reconcile.js';
 import { toCertSource } from '../engine/sources.js';
 import { parseSpec, serviceCatalog, type Targets } from '../engine/targets.js';
 import { builtinCatalogPath, catalogIssuerOf, loadCatalog } from '../issuers/catalog.js';
-import { runCommand } from '../util/run-command.js';
 import { configFromCli, duration, runOptions } from './common.js';
 import { engineEvents, engineJson, noEngineRun } from './engine-view.js';
 import { logLine, printJson, reportNetwork, stampLines, warn, type LogEvent } from './fail.js';
@@ -171,29 +170,25 @@ export async function run(v: CliValues, args: string[]): Promise<number> {
         fields: { chain: p.chain, reloadError: p.reloadError },
       });
   }
-  // One run of each distinct reload command, however many chains or services it serves.
-  const reloaded = new Set<string>();
+  // The engine ran each distinct reload command once, for the first live chain that uses it.
   for (const s of result.served) {
     const svc = config.raw.services[s.service]!;
     if (s.live) {
       if (svc.reload) {
-        if (reloaded.has(svc.reload)) continue; // run once already, for an earlier chain
-        reloaded.add(svc.reload);
-        const r = await runCommand(svc.reload, 60_000, config.baseDir);
-        if (r.ok)
+        if (s.reloaded === true)
           notes.push({
             message: `${s.service}: ${s.chain} matches a live record; reloaded`,
             event: 'reloaded',
             service: s.service,
             fields: { chain: s.chain },
           });
-        else {
+        else if (s.reloadError !== undefined) {
           const failed = {
-            message: `${s.service}: reload failed: ${r.message}`,
+            message: `${s.service}: reload failed: ${s.reloadError}`,
             level: 'error' as const,
             event: 'reload-failed',
             service: s.service,
-            fields: { chain: s.chain, reloadError: r.message },
+            fields: { chain: s.chain, reloadError: s.reloadError },
           };
           notes.push({ ...failed, textOnly: true });
           problems.push(failed);

@@ -87,7 +87,15 @@ const planFields = {
       ttl: int(),
       servedTtl: servedTtl.optional(),
       wait: waitTtl,
-      add: z.array(z.strictObject({ rdata: rdata(), why: z.string(), service: z.string() })),
+      add: z.array(
+        z.strictObject({
+          rdata: rdata(),
+          why: z.string(),
+          service: z.string(),
+          ttl: int().optional().describe('with ttlFrom: the new TTL the record is re-added with'),
+          ttlFrom: int().optional().describe('the TTL the record was published with before'),
+        }),
+      ),
       remove: z.array(
         z.strictObject({
           rdata: rdata(),

@@ -1,10 +1,14 @@
 /** Rendering a plan for humans and for scripts; shared by `plan` and `publish`. */
 import { describeWait, heldText, type WaitTtl } from '../engine/lifecycle.js';
-import type { OwnerPlan } from '../engine/plan.js';
+import type { OwnerPlan, TargetRecord } from '../engine/plan.js';
 import type { TtlFact } from '../engine/state.js';
 import { bothForms, unicodeForm } from '../tlsa/host.js';
 import { rdataText } from '../tlsa/record.js';
 import { duration, shortRdata } from './common.js';
+
+/** The TTL a record re-added for a changed `ttl:` was published with. */
+const ttlFrom = (p: OwnerPlan, r: TargetRecord): number | undefined =>
+  p.rettl?.find((x) => x.record === r)?.from;
 
 export function planSummary(plan: OwnerPlan[]): {
   add: number;
@@ -42,7 +46,7 @@ export function planText(
     );
     for (const r of p.add)
       out.push(
-        `  + ${shortRdata(r)}  ${r.why}${p.drift.includes(r) ? ' [was deleted outside tlsa: re-adding]' : ''}`,
+        `  + ${shortRdata(r)}  ${r.why}${p.drift.includes(r) ? ' [was deleted outside tlsa: re-adding]' : ''}${ttlFrom(p, r) !== undefined ? ` [TTL ${ttlFrom(p, r)} → ${r.ttl}: re-adding with the new TTL]` : ''}`,
       );
     const wait = waits?.get(p.owner);
     if (wait)
@@ -105,7 +109,12 @@ export function planJson(
             why: waits.get(p.owner)!.why,
           }
         : null,
-      add: p.add.map((r) => ({ rdata: rdataText(r), why: r.why, service: r.service })),
+      add: p.add.map((r) => ({
+        rdata: rdataText(r),
+        why: r.why,
+        service: r.service,
+        ...(ttlFrom(p, r) !== undefined ? { ttl: r.ttl, ttlFrom: ttlFrom(p, r) } : {}),
+      })),
       remove: p.remove.map((r) => ({
         rdata: rdataText(r),
         service: r.service,

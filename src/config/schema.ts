@@ -218,6 +218,11 @@ const service = z.strictObject({
     .describe(
       'Without install: command that makes the server load renewed files (run by the hook only when that is safe)',
     ),
+  reload_timeout_s: z
+    .number()
+    .positive()
+    .default(60)
+    .describe('Seconds the hook lets "reload" run before it counts as failed'),
   grace_s: z
     .number()
     .int()

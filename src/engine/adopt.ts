@@ -4,7 +4,7 @@
  *  taken only where it is certain the record is one tlsa would publish (equal to a desired
  *  record) or one a tlsa wrote (the provider's marker); everything else stays foreign. */
 import { recordKey, type TlsaRecord } from '../tlsa/record.js';
-import type { OwnerPlan } from './plan.js';
+import { plainRecord, type OwnerPlan } from './plan.js';
 import type { OwnedRecord, StateFile } from './state.js';
 
 export interface Adoption {
@@ -74,14 +74,4 @@ export function adoptionFor(
     }
   }
   return out;
-}
-
-function plainRecord(r: TlsaRecord): TlsaRecord {
-  return {
-    owner: r.owner,
-    usage: r.usage,
-    selector: r.selector,
-    matching: r.matching,
-    data: r.data,
-  };
 }

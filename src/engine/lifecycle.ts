@@ -1,7 +1,10 @@
 /** Where each owned record stands and what it waits for. Pure: state + clock in, view out.
  *  Propagation to every authoritative server is checked by the verification module; until
  *  that has seen a record, age alone is reported here and said to be unverified. */
+import type { X509Certificate } from 'node:crypto';
 import type { TlsaRecord } from '../tlsa/record.js';
+import { recordMatchesChain } from '../verify/dane.js';
+import { plainRecord } from './plan.js';
 import type { OwnedRecord, TtlFact } from './state.js';
 
 export type Phase = 'publishing' | 'pending' | 'live' | 'retiring' | 'removing';
@@ -55,7 +58,7 @@ function factWhy(f: TtlFact): string {
 const OWN_TTL = "tlsa's TTL, as published";
 
 /** The largest TTL with which a resolver may hold the owner's RRset without `r`: r's own TTL
- *  (computePlan already raised it to the provider's effective TTL), any TTL served there while a
+ *  (the plan already raised it to the provider's effective TTL), any TTL served there while a
  *  cache filled then could still hold it when r was written (the RRset before tlsa's write, a
  *  CNAME), and any TTL observed after the write until r is live (`start`: when the count
  *  starts; facts after r is live no longer matter to it). A cached negative answer is
@@ -150,11 +153,7 @@ export function liveAt(
  *  would give it (`ttl`; the TTL facts at the owner raise it to what the servers serve). */
 export function observedRecord(r: TlsaRecord, seenAt: string, ttl: number): OwnedRecord {
   return {
-    owner: r.owner,
-    usage: r.usage,
-    selector: r.selector,
-    matching: r.matching,
-    data: r.data,
+    ...plainRecord(r),
     provider: '',
     service: '',
     ttl,
@@ -251,4 +250,46 @@ export function viewRecord(
       return { record: r, phase: 'live', ageSeconds: age, waitsFor: '' };
     }
   }
+}
+
+/** What a chain's readiness rests on: the records that match it, each with the TTL facts at its
+ *  owner. Another writer's record counts from when tlsa first saw it served (`seenAt`; none yet:
+ *  not on every authoritative server), with the TTL tlsa gives that owner. */
+export interface ChainEvidence {
+  /** A first install: nothing is served yet, so nothing can break. */
+  bootstrap?: boolean;
+  owned: { record: OwnedRecord; facts: readonly TtlFact[] }[];
+  others: { record: TlsaRecord; seenAt?: string; ttl: number; facts: readonly TtlFact[] }[];
+  propagationChecked: boolean;
+}
+
+/** Is this chain ready to be served: does a record that matches it count as live now (tlsa's own
+ *  or another writer's)? And the earliest moment one will, when time alone decides it. */
+export function chainReady(e: ChainEvidence, now: Date): { ready: boolean; eta?: Date } {
+  const times = [
+    ...e.owned.map((o) => liveAt(o.record, e.propagationChecked, o.facts)),
+    ...e.others.map((o) =>
+      o.seenAt ? observedLiveAt(o.record, o.seenAt, o.ttl, o.facts) : undefined,
+    ),
+  ].filter((d): d is Date => !!d);
+  const eta = times.length ? new Date(Math.min(...times.map((d) => d.getTime()))) : undefined;
+  const live = !!eta && eta.getTime() <= now.getTime();
+  return { ready: !!e.bootstrap || live, ...(eta ? { eta } : {}) };
+}
+
+/** What a live probe saw: each chain a server presented, and what it could not check. */
+export interface SeenChains {
+  chains: { address: string; port: number; keyType: string; chain: X509Certificate[] }[];
+  errors: string[];
+}
+
+/** Is this removal held: why a record past its grace must stay (a live server still presents a
+ *  chain it matches, or the probe could not check every address), or undefined. */
+export function removalHeld(r: TlsaRecord, seen: SeenChains): string | undefined {
+  const user = seen.chains.find((x) => recordMatchesChain(r, x.chain));
+  if (user)
+    return `${user.address} port ${user.port} still presents a chain it matches (${user.keyType})`;
+  if (seen.errors.length)
+    return `the live probe could not check every address: ${seen.errors.join('; ')}`;
+  return undefined;
 }

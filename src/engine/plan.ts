@@ -4,6 +4,17 @@ import { recordKey, type TlsaRecord } from '../tlsa/record.js';
 import type { DesiredRecord } from './desired.js';
 import type { OwnedRecord } from './state.js';
 
+/** A record as providers take it: the owner and the rdata, nothing of tlsa's bookkeeping. */
+export function plainRecord(r: TlsaRecord): TlsaRecord {
+  return {
+    owner: r.owner,
+    usage: r.usage,
+    selector: r.selector,
+    matching: r.matching,
+    data: r.data,
+  };
+}
+
 export interface TargetRecord extends DesiredRecord {
   provider: string;
   service: string;
@@ -29,6 +40,10 @@ export interface OwnerPlan {
   foreign: TlsaRecord[];
   /** Owned and published per state but missing at the provider (someone deleted it). */
   drift: TargetRecord[];
+  /** The part of `add` already at the provider, owned, published with another TTL (`ttl:`
+   *  changed): re-added, which sets the RRset's TTL. Always set by planOwners; optional for
+   *  plans built by hand. */
+  rettl?: { record: TargetRecord; from: number }[];
 }
 
 export interface PlanInput {
@@ -39,6 +54,9 @@ export interface PlanInput {
   now: Date;
   /** Grace after a record stops being needed, in seconds; default the RRset TTL. */
   graceFor?: (r: OwnedRecord) => number;
+  /** The TTL the provider publishes a desired record with (deSEC's minimum may raise the one
+   *  asked for); default the record's own. */
+  effectiveTtl?: (r: TargetRecord) => number;
 }
 
 export function planOwners(input: PlanInput): OwnerPlan[] {
@@ -57,19 +75,25 @@ export function planOwners(input: PlanInput): OwnerPlan[] {
         retiring: [],
         foreign: [],
         drift: [],
+        rettl: [],
       };
       owners.set(`${provider} ${owner}`, p);
     }
     return p;
   };
   const ownedByKey = new Map(input.owned.map((o) => [`${o.provider} ${recordKey(o)}`, o]));
-  const desiredKeys = new Set(input.desired.map((d) => `${d.provider} ${recordKey(d)}`));
-  for (const d of input.desired) {
+  const desired = input.desired.map((d) => ({ ...d, ttl: input.effectiveTtl?.(d) ?? d.ttl }));
+  const desiredKeys = new Set(desired.map((d) => `${d.provider} ${recordKey(d)}`));
+  for (const d of desired) {
     const p = get(d.owner, d.provider, d.ttl);
     const present = (input.listed.get(d.owner) ?? []).some((r) => recordKey(r) === recordKey(d));
-    if (present) {
+    const owned = ownedByKey.get(`${d.provider} ${recordKey(d)}`);
+    if (present && owned && owned.ttl !== d.ttl) {
+      p.add.push(d);
+      p.rettl = [...(p.rettl ?? []), { record: d, from: owned.ttl }];
+    } else if (present) {
       p.keep.push(d);
-      if (!ownedByKey.has(`${d.provider} ${recordKey(d)}`)) p.unowned.push(d);
+      if (!owned) p.unowned.push(d);
     } else {
       p.add.push(d);
       if (ownedByKey.get(`${d.provider} ${recordKey(d)}`)?.status === 'published') p.drift.push(d);
@@ -95,7 +119,7 @@ export function planOwners(input: PlanInput): OwnerPlan[] {
       const ours = [...owners.values()].some(
         (p) => p.owner === owner && ownedByKey.has(`${p.provider} ${k}`),
       );
-      const wanted = input.desired.some((d) => recordKey(d) === k);
+      const wanted = desired.some((d) => recordKey(d) === k);
       if (!ours && !wanted) {
         for (const p of owners.values())
           if (p.owner === owner && !p.foreign.some((f) => recordKey(f) === k)) p.foreign.push(r);

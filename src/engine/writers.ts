@@ -59,17 +59,10 @@ export function ttlMismatch(
   return `${owner}: the RRset was served with TTL ${other.ttl} (${other.at}) while it held other writers' records, but tlsa publishes it with TTL ${ttl}: each write resets the RRset's TTL, so it changes with every writer; give every writer at this name the same ttl`;
 }
 
-/** Records tlsa published with another TTL than the configuration's now: the RRset's TTL
- *  follows only with tlsa's next write that adds records there (a renewal). */
-export function ttlChangeNote(p: OwnerPlan, owned: readonly OwnedRecord[]): string | undefined {
-  const kept = new Set(p.keep.map(recordKey));
-  const old = [
-    ...new Set(
-      owned
-        .filter((o) => o.provider === p.provider && kept.has(recordKey(o)) && o.ttl !== p.ttl)
-        .map((o) => o.ttl),
-    ),
-  ];
-  if (!old.length || p.add.length) return undefined;
-  return `${p.owner}: tlsa published its records there with TTL ${old.join(', ')}; the configuration says ${p.ttl}: the RRset's TTL changes with tlsa's next write that adds records at this name (the next renewal)`;
+/** Records tlsa published with another TTL than the configuration's now: the plan re-adds them
+ *  with the new one (the provider then sets the RRset's TTL). */
+export function ttlChangeNote(p: OwnerPlan): string | undefined {
+  const old = [...new Set((p.rettl ?? []).map((x) => x.from))];
+  if (!old.length) return undefined;
+  return `${p.owner}: tlsa published its records there with TTL ${old.join(', ')}; the configuration says ${p.ttl}: publish re-adds them with TTL ${p.ttl} (TTL ${old.join(', ')} → ${p.ttl}), records it adds there wait 2× the larger TTL`;
 }

@@ -172,6 +172,22 @@ describe('tlsa hook certbot', () => {
     expect(readFileSync(join(c.dir, 'reloads.log'), 'utf8')).toBe('reload\n');
   });
 
+  it("without staged install, the hook's reload gets the service's reload_timeout_s (not a fixed 60 s)", async () => {
+    const c = setup({
+      ttl: 1,
+      serviceExtra: ['reload: "sleep 4; echo late >> reloads.log"', 'reload_timeout_s: 1'],
+    });
+    hook(c, { RENEWED_LINEAGE: c.live });
+    await new Promise((r) => setTimeout(r, 2100)); // 2×TTL
+    c.renew({ reuseKey: true });
+    const r = hook(c, { RENEWED_LINEAGE: c.live });
+    expect(r.code, show(r)).toBe(1);
+    expect(r.stderr).toMatch(
+      /reload failed: "sleep 4; echo late >> reloads.log" timed out after 1 s/,
+    );
+    expect(existsSync(join(c.dir, 'reloads.log'))).toBe(false);
+  });
+
   it('a lineage no service uses: exit 0 with a notice, nothing changed', () => {
     const c = setup();
     const r = hook(c, { RENEWED_LINEAGE: join(c.dir, 'le/live/other.example.org') });

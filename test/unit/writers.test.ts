@@ -2,7 +2,7 @@
  *  and the TTL the servers really serve. */
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { planText } from '../../src/cli/plan-view.js';
+import { planJson, planText } from '../../src/cli/plan-view.js';
 import { planOwners, type TargetRecord } from '../../src/engine/plan.js';
 import type { OwnedRecord, TtlFact } from '../../src/engine/state.js';
 import {
@@ -113,25 +113,40 @@ describe('the TTL the servers serve, when other writers use another one', () => 
   });
 });
 
-describe('a changed ttl: in the configuration', () => {
-  it('says that the records tlsa published keep their TTL until its next write that adds records there', () => {
-    const at60 = { ...owned('a'), ttl: 60 };
+describe('a changed ttl: in the configuration (issue 14, point 4)', () => {
+  const at60 = { ...owned('a'), ttl: 60 };
+  const listed = new Map([[owner, [rec('a')]]]);
+
+  it('re-adds the records tlsa published there with the new TTL, and says so', () => {
+    const plan = planOwners({ desired: [target('a')], listed, owned: [at60], now })[0]!;
+    expect(plan.add.map((r) => [r.data, r.ttl])).toEqual([[h('a'), 10]]);
+    expect(plan.rettl).toEqual([{ record: plan.add[0], from: 60 }]);
+    expect(plan.keep).toEqual([]);
+    expect(ttlChangeNote(plan)).toBe(
+      `${owner}: tlsa published its records there with TTL 60; the configuration says 10: publish re-adds them with TTL 10 (TTL 60 → 10), records it adds there wait 2× the larger TTL`,
+    );
+    expect(planText([plan], now)).toContain('[TTL 60 → 10: re-adding with the new TTL]');
+    expect(planJson([plan]).owners[0]!.add[0]).toMatchObject({ ttl: 10, ttlFrom: 60 });
+  });
+
+  it('does nothing once the TTL is the configured one, nor for records tlsa does not own or no longer wants', () => {
+    const same = planOwners({ desired: [target('a')], listed, owned: [owned('a')], now })[0]!;
+    expect([same.add, same.rettl, ttlChangeNote(same)]).toEqual([[], [], undefined]);
+    const unowned = planOwners({ desired: [target('a')], listed, owned: [], now })[0]!;
+    expect(unowned.add).toEqual([]);
+    const retiring = planOwners({ desired: [], listed, owned: [at60], now })[0]!;
+    expect([retiring.add, retiring.retiring.length]).toEqual([[], 1]);
+  });
+
+  it("compares with the provider's effective TTL (deSEC's minimum), passed into the plan", () => {
+    const at3600 = { ...owned('a'), ttl: 3600 };
     const plan = planOwners({
       desired: [target('a')],
-      listed: new Map([[owner, [rec('a')]]]),
-      owned: [at60],
+      listed,
+      owned: [at3600],
       now,
+      effectiveTtl: (r) => Math.max(3600, r.ttl),
     })[0]!;
-    expect(ttlChangeNote(plan, [at60])).toBe(
-      `${owner}: tlsa published its records there with TTL 60; the configuration says 10: the RRset's TTL changes with tlsa's next write that adds records at this name (the next renewal)`,
-    );
-    expect(ttlChangeNote(plan, [owned('a')])).toBeUndefined();
-    const adding = planOwners({
-      desired: [target('a'), target('b')],
-      listed: new Map([[owner, [rec('a')]]]),
-      owned: [at60],
-      now,
-    })[0]!;
-    expect(ttlChangeNote(adding, [at60])).toBeUndefined();
+    expect([plan.ttl, plan.add, plan.keep.map((r) => r.ttl)]).toEqual([3600, [], [3600]]);
   });
 });

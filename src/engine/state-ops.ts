@@ -1,0 +1,214 @@
+/** Pure operations on the state: each takes a state and returns the new one, so that the
+ *  engine's steps only decide when to write it (write-ahead intents, confirmations). Apart
+ *  from state.ts, which reads and writes the file, because the TTL rule (lifecycle.ts) builds
+ *  on the state's types. */
+import { parseRdata } from '../tlsa/presentation.js';
+import { rdataText, recordKey, type TlsaRecord } from '../tlsa/record.js';
+import { addTtlFact, observedRecord } from './lifecycle.js';
+import type { OwnerPlan, TargetRecord } from './plan.js';
+import type { OwnedRecord, StateFile, TtlFact } from './state.js';
+
+type AtProvider = { provider: string } & TlsaRecord;
+
+const same = (a: AtProvider, b: AtProvider) =>
+  a.provider === b.provider && recordKey(a) === recordKey(b);
+
+export const findOwned = (state: StateFile, r: AtProvider): OwnedRecord | undefined =>
+  state.records.find((x) => same(x, r));
+
+/** Every record tlsa owns at the owner name, whatever the provider. */
+export const ownsKey = (state: StateFile, r: TlsaRecord): boolean =>
+  state.records.some((o) => recordKey(o) === recordKey(r));
+
+export function withRecord(state: StateFile, rec: OwnedRecord): StateFile {
+  const i = state.records.findIndex((r) => same(r, rec));
+  const records = [...state.records];
+  if (i >= 0) records[i] = rec;
+  else records.push(rec);
+  return { ...state, records };
+}
+
+export function withoutRecord(state: StateFile, rec: AtProvider): StateFile {
+  return { ...state, records: state.records.filter((r) => !same(r, rec)) };
+}
+
+export const factsAt = (state: StateFile, owner: string): TtlFact[] => state.ttls?.[owner] ?? [];
+
+/** What the authoritative servers answered at an owner: the largest TTL, what it was of, and the
+ *  TLSA records they served. */
+export interface ServedAnswer {
+  ttl: number;
+  of: TtlFact['served'];
+  records: TlsaRecord[];
+}
+
+const otherRecord = (owner: string, rdata: string): TlsaRecord => ({ owner, ...parseRdata(rdata) });
+
+/** Remember a TTL the servers answered with at `owner` (see lifecycle.ts for how it counts). */
+export function withTtlFact(
+  state: StateFile,
+  owner: string,
+  served: ServedAnswer,
+  source: TtlFact['source'],
+  at: Date,
+): StateFile {
+  const foreign = served.records.some((x) => !ownsKey(state, x));
+  const fact: TtlFact = {
+    ttl: served.ttl,
+    at: at.toISOString(),
+    source,
+    served: served.of,
+    ...(foreign ? { foreign: true } : {}),
+  };
+  const others = Object.entries(state.observed?.[owner] ?? {}).map(([rdata, seenAt]) =>
+    observedRecord(otherRecord(owner, rdata), seenAt, served.ttl),
+  );
+  const facts = addTtlFact(factsAt(state, owner), fact, [
+    ...state.records.filter((r) => r.owner === owner),
+    ...others,
+  ]);
+  return { ...state, ttls: { ...state.ttls, [owner]: facts } };
+}
+
+/** The other writers' records at `owner` and when tlsa first saw each (rdata → time), as a
+ *  new state: an owner with none left disappears from the map. */
+function withObservedAt(state: StateFile, owner: string, at: Record<string, string>): StateFile {
+  const { [owner]: _before, ...rest } = state.observed ?? {};
+  return { ...state, observed: Object.keys(at).length ? { ...rest, [owner]: at } : rest };
+}
+
+/** When records `asked` about were first seen served (on every authoritative server, or listed
+ *  by the provider where propagation is not checked): tlsa's own get `seenAt`, another writer's
+ *  an entry in `observed`; a first sighting is never moved. Another writer's record no longer
+ *  seen starts over. */
+export function withSeen(
+  state: StateFile,
+  owner: string,
+  asked: readonly TlsaRecord[],
+  seen: readonly TlsaRecord[],
+  at: Date,
+  whose: 'own' | 'other',
+): StateFile {
+  const seenAt = at.toISOString();
+  const wasSeen = (r: TlsaRecord) => seen.some((s) => recordKey(s) === recordKey(r));
+  if (whose === 'own') {
+    let next = state;
+    for (const r of asked.filter(wasSeen)) {
+      const o = findOwned(next, r as AtProvider);
+      if (o && !o.seenAt) next = withRecord(next, { ...o, seenAt });
+    }
+    return next;
+  }
+  const times = { ...state.observed?.[owner] };
+  for (const r of asked)
+    if (wasSeen(r)) times[rdataText(r)] ??= seenAt;
+    else delete times[rdataText(r)];
+  return withObservedAt(state, owner, times);
+}
+
+/** The part of a computed plan `settled` needs. */
+export interface PlanView {
+  plan: OwnerPlan[];
+  listed: Map<string, TlsaRecord[]>;
+  desired: TargetRecord[];
+}
+
+/** Transitions that need no DNS change: interrupted publishes found at the provider, records
+ *  leaving the desired set (start of their grace), records already gone, other writers' records
+ *  gone (or now ours: they start over if they come back). */
+export function settled(state: StateFile, c: PlanView, stamp: string): StateFile {
+  let next = state;
+  for (const p of c.plan) {
+    for (const k of p.keep) {
+      const owned = findOwned(next, k);
+      if (owned && owned.status !== 'published') {
+        const { held: _held, ...rest } = owned;
+        next = withRecord(next, {
+          ...rest,
+          status: 'published',
+          publishedAt: owned.publishedAt ?? owned.addedAt,
+        });
+      }
+    }
+    for (const r of p.retiring)
+      if (r.record.status !== 'retiring')
+        next = withRecord(next, { ...r.record, status: 'retiring', retiringSince: stamp });
+  }
+  const owners = new Set(c.plan.map((p) => `${p.provider} ${p.owner}`));
+  for (const o of [...next.records]) {
+    if (!owners.has(`${o.provider} ${o.owner}`)) continue;
+    const present = (c.listed.get(o.owner) ?? []).some((r) => recordKey(r) === recordKey(o));
+    const desired = c.desired.some((d) => same(d, o));
+    if (!present && !desired) next = withoutRecord(next, o);
+  }
+  for (const [owner, listed] of c.listed) {
+    const seen = next.observed?.[owner];
+    if (!seen) continue;
+    const keep = Object.entries(seen).filter(([rdata]) =>
+      listed.some((r) => rdataText(r) === rdata && !ownsKey(next, r)),
+    );
+    if (keep.length < Object.keys(seen).length)
+      next = withObservedAt(next, owner, Object.fromEntries(keep));
+  }
+  return next;
+}
+
+/** Past its grace but kept: remembered, so that `status` (which reads only the state) and
+ *  `plan` say why. */
+export function withHeld(state: StateFile, r: AtProvider, why: string, at: Date): StateFile {
+  const o = findOwned(state, r);
+  return o ? withRecord(state, { ...o, held: { why, at: at.toISOString() } }) : state;
+}
+
+/** The write-ahead intents of one provider call: records to add become `publishing` (a record
+ *  re-added for a new TTL keeps its old one until the call is confirmed, so that a run killed
+ *  in between re-adds it again), records to remove `removing`. */
+export function withIntents(
+  state: StateFile,
+  items: { add: readonly TargetRecord[]; remove: readonly OwnedRecord[] }[],
+  by: string,
+  stamp: string,
+): StateFile {
+  let next = state;
+  for (const { add, remove } of items) {
+    for (const a of add) {
+      const prior = findOwned(next, a);
+      next = withRecord(next, {
+        owner: a.owner,
+        usage: a.usage,
+        selector: a.selector,
+        matching: a.matching,
+        data: a.data,
+        provider: a.provider,
+        service: a.service,
+        ttl: prior?.ttl ?? a.ttl,
+        status: 'publishing',
+        addedAt: prior?.addedAt ?? stamp,
+        by,
+      });
+    }
+    for (const r of remove) next = withRecord(next, { ...r, status: 'removing' });
+  }
+  return next;
+}
+
+/** The provider confirmed the call: added records are published (with the TTL they were
+ *  written with), removed ones are gone. */
+export function withConfirmed(
+  state: StateFile,
+  items: { add: readonly TargetRecord[]; remove: readonly OwnedRecord[] }[],
+  stamp: string,
+): StateFile {
+  let next = state;
+  for (const { add, remove } of items) {
+    for (const a of add)
+      next = withRecord(next, {
+        ...findOwned(next, a)!,
+        ttl: a.ttl,
+        status: 'published',
+        publishedAt: stamp,
+      });
+    for (const r of remove) next = withoutRecord(next, r);
+  }
+  return next;
+}

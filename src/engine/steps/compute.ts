@@ -1,0 +1,90 @@
+/** Step: from the configuration, the state and what the providers list to the plan. */
+import type { DnsProvider } from '../../../providers/index.js';
+import type { LoadedConfig } from '../../config/load.js';
+import { UnsafeError } from '../../errors.js';
+import type { TlsaRecord } from '../../tlsa/record.js';
+import { graceWait } from '../lifecycle.js';
+import { planOwners, servedChainViolations, type OwnerPlan, type TargetRecord } from '../plan.js';
+import { calling, listAll } from '../provider-calls.js';
+import { createProviders } from '../providers.js';
+import type { Computed, RunOptions } from '../run.js';
+import type { StateFile } from '../state.js';
+import { factsAt } from '../state-ops.js';
+import { computeTargets, selectServices } from '../targets.js';
+import { capWarning, ttlChangeNote, ttlMismatch } from '../writers.js';
+
+export async function computePlan(
+  config: LoadedConfig,
+  opts: RunOptions,
+  state: StateFile,
+  providers?: Map<string, DnsProvider>,
+): Promise<Computed> {
+  const now = opts.now ?? new Date();
+  const names = selectServices(config, opts.services);
+  const targets = computeTargets(config, names, now);
+  const chosen = new Set(names);
+  // Records of services that were removed from the configuration are still ours to retire,
+  // unless this run is limited to named services.
+  const known = new Set(Object.keys(config.raw.services));
+  const owned = state.records.filter(
+    (r) =>
+      chosen.has(r.service) ||
+      (!opts.services?.length && !known.has(r.service) && config.raw.providers[r.provider]),
+  );
+  const ownersByProvider = new Map<string, Set<string>>();
+  for (const r of [...targets.records, ...owned]) {
+    if (!config.raw.providers[r.provider]) continue;
+    if (!ownersByProvider.has(r.provider)) ownersByProvider.set(r.provider, new Set());
+    ownersByProvider.get(r.provider)!.add(r.owner);
+  }
+  const prov =
+    providers ?? opts.providers ?? (await createProviders(config, ownersByProvider.keys()));
+  for (const name of ownersByProvider.keys())
+    if (!prov.has(name)) for (const [k, v] of await createProviders(config, [name])) prov.set(k, v);
+  const effectiveTtl = await effectiveTtls(prov, targets.records);
+  const listedByProvider = await listAll(prov, ownersByProvider);
+  const plan: OwnerPlan[] = [];
+  const listedAll = new Map<string, TlsaRecord[]>();
+  for (const [provider, listed] of listedByProvider) {
+    plan.push(
+      ...planOwners({
+        desired: targets.records.filter((r) => r.provider === provider),
+        listed,
+        owned: owned.filter((r) => r.provider === provider),
+        now,
+        graceFor: (r) =>
+          graceWait(r, config.raw.services[r.service]?.grace_s, factsAt(state, r.owner)).ttl,
+        effectiveTtl,
+      }),
+    );
+    for (const [owner, recs] of listed) listedAll.set(owner, recs);
+  }
+  const violations = servedChainViolations(plan, listedAll, targets.records);
+  if (violations.length)
+    throw new UnsafeError(
+      `internal safety check failed, nothing changed: ${violations.join('; ')}`,
+    );
+  // Other writers at the same owner: their records count for the cap, their TTL resets ours.
+  for (const p of plan) {
+    const cap = capWarning(p, listedAll.get(p.owner) ?? [], owned, config.raw.max_records_per_name);
+    const ttl = ttlMismatch(p.owner, p.ttl, factsAt(state, p.owner));
+    for (const w of [cap, ttl, ttlChangeNote(p)])
+      if (w && !targets.warnings.includes(w)) targets.warnings.push(w);
+  }
+  return { targets, plan, listed: listedAll, state, providers: prov };
+}
+
+/** A provider that publishes another TTL than asked (deSEC's minimum): waits count from it. */
+async function effectiveTtls(
+  providers: Map<string, DnsProvider>,
+  records: readonly TargetRecord[],
+): Promise<(r: TargetRecord) => number> {
+  const key = (r: TargetRecord) => `${r.provider} ${r.owner} ${r.ttl}`;
+  const ttls = new Map<string, number>();
+  for (const r of records) {
+    const p = providers.get(r.provider);
+    if (!p?.effectiveTtl || ttls.has(key(r))) continue;
+    ttls.set(key(r), await calling(p, () => p.effectiveTtl!(r.owner, r.ttl)));
+  }
+  return (r) => ttls.get(key(r)) ?? r.ttl;
+}

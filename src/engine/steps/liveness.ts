@@ -1,0 +1,141 @@
+/** Step: does a chain match a live record (tlsa's own or another writer's), after asking the
+ *  authoritative servers about those not yet seen there; and, when not, what it waits for. The
+ *  staged install and the hook's served-chain check both ask this. */
+import { recordMatchesChain } from '../../verify/dane.js';
+import { rdataText, type TlsaRecord } from '../../tlsa/record.js';
+import {
+  chainReady,
+  describeWait,
+  observedRecord,
+  waitTtl,
+  type ChainEvidence,
+} from '../lifecycle.js';
+import { save, type RunContext } from '../run.js';
+import type { ServiceChain } from '../sources.js';
+import type { OwnedRecord, StateFile } from '../state.js';
+import { factsAt, findOwned, ownsKey } from '../state-ops.js';
+import type { ServiceTargets } from '../targets.js';
+import { listedNow, observeAndSave } from './propagation.js';
+
+/** The TTL tlsa gives an owner name (the provider's effective one): another writer's record
+ *  there is assumed to have it unless the servers were seen serving more. */
+function ttlAt(ctx: RunContext, owner: string): number {
+  const desired = ctx.c.plan.flatMap((p) => [...p.add, ...p.keep]);
+  return Math.max(0, ...desired.filter((d) => d.owner === owner).map((d) => d.ttl)) || 3600;
+}
+
+function evidence(
+  ctx: RunContext,
+  owned: OwnedRecord[],
+  others: TlsaRecord[],
+  bootstrap: boolean,
+): ChainEvidence {
+  const s = ctx.state;
+  return {
+    bootstrap,
+    owned: owned.map((o) => ({ record: findOwned(s, o)!, facts: factsAt(s, o.owner) })),
+    others: others.map((r) => {
+      const seenAt = s.observed?.[r.owner]?.[rdataText(r)];
+      return {
+        record: r,
+        ...(seenAt ? { seenAt } : {}),
+        ttl: ttlAt(ctx, r.owner),
+        facts: factsAt(s, r.owner),
+      };
+    }),
+    propagationChecked: !!ctx.propagation,
+  };
+}
+
+/** Records at the owners of a chain's records that tlsa does not own but that match the chain
+ *  (another host's tlsa published them, or someone by hand): they count for it once live. */
+function othersFor(ctx: RunContext, owners: Set<string>, chain: ServiceChain): TlsaRecord[] {
+  const certs = chain.certs.map((x) => x.x509);
+  return [...owners].flatMap((owner) =>
+    (ctx.c.listed.get(owner) ?? []).filter(
+      (r) => !ownsKey(ctx.state, r) && recordMatchesChain(r, certs),
+    ),
+  );
+}
+
+export interface Liveness {
+  owned: OwnedRecord[];
+  others: TlsaRecord[];
+  /** A record that matches it is live (or it is a first install). */
+  ready: boolean;
+  eta?: Date;
+}
+
+const isReady = (ctx: RunContext, e: ChainEvidence) => chainReady(e, ctx.now).ready;
+
+/** Whether the chain matches a live record now, and the earliest moment one turns live. Records
+ *  of other writers count once live too: their age counts from when tlsa first saw them on every
+ *  authoritative server (or listed by the provider, when propagation is not checked). */
+export async function chainLiveness(
+  ctx: RunContext,
+  svc: ServiceTargets,
+  chain: ServiceChain,
+  bootstrap: boolean,
+): Promise<Liveness> {
+  const matching = ctx.c.targets.records.filter(
+    (d) => d.service === svc.service && d.chains.includes(chain.label),
+  );
+  const owned = matching.map((d) => findOwned(ctx.state, d)).filter((o): o is OwnedRecord => !!o);
+  const ownLive = () => isReady(ctx, evidence(ctx, owned, [], false));
+  if (!bootstrap && !ownLive()) await observeAndSave(ctx, owned, 'own');
+  const others =
+    bootstrap || ownLive() ? [] : othersFor(ctx, new Set(matching.map((d) => d.owner)), chain);
+  const otherLive = (r: TlsaRecord) => isReady(ctx, evidence(ctx, [], [r], false));
+  if (others.length && !others.some(otherLive)) {
+    const pending = others.filter((r) => !otherLive(r));
+    if (ctx.propagation) await observeAndSave(ctx, pending, 'other');
+    else {
+      listedNow(ctx, others);
+      save(ctx);
+    }
+  }
+  const { ready, eta } = chainReady(evidence(ctx, owned, others, bootstrap), ctx.now);
+  return { owned, others, ready, ...(eta ? { eta } : {}) };
+}
+
+const shortOther = (r: TlsaRecord): string =>
+  `${r.usage} ${r.selector} ${r.matching} ${r.data.slice(0, 12)}…`;
+
+/** What a staged chain that is not ready waits for, for humans. */
+export function waitReason(ctx: RunContext, { owned, others }: Liveness): string {
+  if (owned.length || !others.length) {
+    const waits = owned
+      .map((o) => waitTtl(findOwned(ctx.state, o)!, factsAt(ctx.state, o.owner)))
+      .sort((a, b) => a.ttl - b.ttl);
+    const span = waits.length ? describeWait(waits[0]!) : '2×TTL';
+    return owned.some((o) => o.status === 'published' && !o.seenAt && ctx.propagation)
+      ? `its records to reach every authoritative server, then ${span}`
+      : `its records to be 2×TTL old (${span})`;
+  }
+  return otherWait(ctx, ctx.state, others);
+}
+
+function otherWait(ctx: RunContext, state: StateFile, others: TlsaRecord[]): string {
+  const seen = others.filter((r) => state.observed?.[r.owner]?.[rdataText(r)]);
+  const which = others.map((r) => shortOther(r)).join(', ');
+  if (!seen.length)
+    return `another writer's record (${which}) to reach every authoritative server, then 2×TTL`;
+  const waits = seen
+    .map((r) =>
+      waitTtl(
+        observedRecord(r, state.observed![r.owner]![rdataText(r)]!, ttlAt(ctx, r.owner)),
+        factsAt(state, r.owner),
+      ),
+    )
+    .sort((a, b) => a.ttl - b.ttl);
+  // Nobody told tlsa the other writer's TTL: its own for the name stands in, raised by what
+  // the servers were seen serving.
+  const w =
+    waits[0]!.why === "tlsa's TTL, as published"
+      ? {
+          ...waits[0]!,
+          why: "tlsa's TTL for the name (the servers were seen serving no larger one)",
+        }
+      : waits[0]!;
+  return `another writer's record (${which}) to be 2×TTL old (${describeWait(w)}), counted from when tlsa first saw it ${ctx.propagation ? 'on every authoritative server' : 'at the provider'}`;
+}
