@@ -14,11 +14,15 @@ const LIVE = path.join(REPO_ROOT, 'docs', 'example', 'letsencrypt', 'live');
 /** Prints, at exit, every file CommonJS loaded: the provider SDKs are CommonJS packages. */
 const PROBE = `process.on('exit', () => process.stderr.write('LOADED ' + JSON.stringify(Object.keys(require.cache)) + '\\n'));`;
 
+/** Prints, at exit, the Node built-ins that were loaded, of those a config command never calls. */
+const BUILTIN_PROBE = `process.on('exit', () => process.stderr.write('BUILTINS ' + JSON.stringify(process.moduleLoadList.filter((m) => /^NativeModule (child_process|dgram|dns\\/promises|tls)$/.test(m)).map((m) => m.slice(13))) + '\\n'));`;
+
 let pkg: string;
 /** config.example.yaml in the package directory: its zone file and state start absent there. */
 let EXAMPLE: string;
 let cliDir: string;
 let probe: string;
+let builtinProbe: string;
 
 function runBundled(
   args: string[],
@@ -46,6 +50,12 @@ function loaded(r: CliResult): string[] {
   return JSON.parse(line.slice('LOADED '.length)) as string[];
 }
 
+function builtins(r: CliResult): string[] {
+  const line = r.stderr.split('\n').find((l) => l.startsWith('BUILTINS '));
+  if (!line) throw new Error(`no BUILTINS line\n${show(r)}`);
+  return JSON.parse(line.slice('BUILTINS '.length)) as string[];
+}
+
 const sdk = (files: string[]) =>
   files.filter((f) => /node_modules\/(@aws-sdk|cloudflare|croner)\//.test(f));
 
@@ -63,6 +73,8 @@ describe('bundled CLI', () => {
     fs.mkdirSync(cliDir, { recursive: true });
     probe = path.join(pkg, 'probe.cjs');
     fs.writeFileSync(probe, PROBE);
+    builtinProbe = path.join(pkg, 'builtin-probe.cjs');
+    fs.writeFileSync(builtinProbe, BUILTIN_PROBE);
     const r = spawnSync(
       process.execPath,
       [path.join(REPO_ROOT, 'scripts', 'bundle.mjs'), '--out', cliDir],
@@ -93,6 +105,38 @@ describe('bundled CLI', () => {
     expect(r.stdout).toContain('_25._tcp.mx.example.org.');
     expect(r.stdout).toContain('Plan: 4 to add, 0 to remove.');
     expect(sdk(loaded(r))).toEqual([]);
+  });
+
+  it('plan and status load none of child_process, dgram, dns/promises and tls (start-up)', () => {
+    for (const command of ['plan', 'status']) {
+      const r = runBundled(['--config', EXAMPLE, command], {}, ['--require', builtinProbe]);
+      expect(r.code, show(r)).toBe(0);
+      expect(builtins(r)).toEqual([]);
+    }
+  });
+
+  it('an exec provider runs its program: child_process loads on first use', () => {
+    const dir = fs.mkdtempSync(path.join(pkg, 'exec-'));
+    const cfg = path.join(dir, 'config.yaml');
+    fs.writeFileSync(
+      cfg,
+      [
+        'state_dir: state',
+        'providers:',
+        `  mine: {type: exec, command: ["${process.execPath}", "-e", "process.stdout.write(JSON.stringify({records: []}))"]}`,
+        'services:',
+        '  mx:',
+        '    host: mx.example.org',
+        '    provider: mine',
+        '    issuers: none',
+        `    certificates: [{lineage: ${path.join(LIVE, 'mx.example.org')}}]`,
+        '',
+      ].join('\n'),
+    );
+    const r = runBundled(['--config', cfg, 'plan'], {}, ['--require', builtinProbe]);
+    expect(r.code, show(r)).toBe(0);
+    expect(r.stdout).toContain('Plan: 2 to add, 0 to remove.');
+    expect(builtins(r)).toContain('child_process');
   });
 
   it('a route53 provider loads its SDK when it runs (here: nothing listens, exit 3)', () => {
