@@ -68,7 +68,7 @@ import {
 import { type DnsProvider, ProviderError, type ProviderFactory } from './contract.js';
 import {
   Conflict,
-  cnameError,
+  refuseCnames,
   listByZone,
   nameList,
   type OwnerWant,
@@ -205,13 +205,12 @@ export const createProvider: ProviderFactory = (options, ctx) => {
           const c = await readType(zone, 'CNAME', owners);
           cnames = owners.filter((o) => c.get(o)?.length);
         }
-        if (cnames.length)
-          throw cnameError(
-            name,
-            cnames.map((owner) => ({ owner })),
-            zone.label,
-            owners.length > 1 ? 'nothing was written' : undefined,
-          );
+        refuseCnames(
+          name,
+          cnames.map((owner) => ({ owner })),
+          zone.label,
+          owners,
+        );
         const all = wants.map((w) => opsOf(w, tlsa.get(w.owner) ?? []));
         // Across owners too: every post, then every patch, then every delete.
         const rank = (o: Op) => ('post' in o ? 0 : 'patch' in o ? 1 : 2);

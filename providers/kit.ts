@@ -184,6 +184,18 @@ export function cnameError(
   );
 }
 
+/** Before a write to `owners`: refuse it, naming every owner that has a CNAME. A write for
+ *  several owners is refused as a whole, and the message says so. */
+export function refuseCnames(
+  provider: string,
+  found: Array<{ owner: string; target?: string }>,
+  where: string,
+  owners: readonly unknown[],
+): void {
+  if (found.length)
+    throw cnameError(provider, found, where, owners.length > 1 ? 'nothing was written' : undefined);
+}
+
 /** Names for a message: all of a few, the first three of many. */
 export function nameList(names: string[]): string {
   return names.length <= 3

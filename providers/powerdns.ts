@@ -70,7 +70,14 @@
 import { normaliseName } from '../src/tlsa/record.js';
 import { redact } from '../src/util/redact.js';
 import { type DnsProvider, ProviderError, type ProviderFactory } from './contract.js';
-import { cnameError, listByZone, type OwnerWant, parseRecords, writesByZone } from './kit.js';
+import {
+  cnameError,
+  listByZone,
+  type OwnerWant,
+  parseRecords,
+  refuseCnames,
+  writesByZone,
+} from './kit.js';
 import { type SetWrite, verifiedWrites } from './kit-rrset.js';
 import { readOptions } from './options.js';
 import { POWERDNS_OPTIONS } from './powerdns-options.js';
@@ -188,13 +195,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
           const target = state.names.get(w.owner)?.cname;
           return target === undefined ? [] : [{ owner: w.owner, target }];
         });
-        if (found.length)
-          throw cnameError(
-            name,
-            found,
-            `zone ${z.name}`,
-            owners.length > 1 ? 'nothing was written' : undefined,
-          );
+        refuseCnames(name, found, `zone ${z.name}`, owners);
         return state;
       },
       rrset: (state, w) => state.names.get(w.owner)?.tlsa,

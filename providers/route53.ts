@@ -77,7 +77,7 @@ import { normaliseName } from '../src/tlsa/record.js';
 import { registerSecret } from '../src/util/redact.js';
 import { type DnsProvider, ProviderError, type ProviderFactory } from './contract.js';
 import {
-  cnameError,
+  refuseCnames,
   listByZone,
   nameList,
   type OwnerWant,
@@ -197,13 +197,12 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       async () => {
         const states = await readMany(zone, owners);
         const cnames = owners.filter((o) => states.get(o)?.cname);
-        if (cnames.length)
-          throw cnameError(
-            name,
-            cnames.map((owner) => ({ owner })),
-            zone.label,
-            owners.length > 1 ? 'nothing was written' : undefined,
-          );
+        refuseCnames(
+          name,
+          cnames.map((owner) => ({ owner })),
+          zone.label,
+          owners,
+        );
         const units = wants.flatMap((w) => unitOf(w, states.get(w.owner) ?? {}) ?? []);
         for (const b of pack(name, zone, units)) {
           const first = b[0]!.want;
