@@ -38,6 +38,7 @@ import { lchownSync, lstatSync, rmSync, existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { InputError } from '../src/errors.js';
 import { writeFileAtomic } from '../src/util/atomic-write.js';
+import { groupBy } from '../src/util/group-by.js';
 import { formatRecord } from '../src/tlsa/presentation.js';
 import { acquireLockFile } from '../src/engine/lock.js';
 import { runCommand } from '../src/util/run-command.js';
@@ -158,16 +159,12 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       );
     },
     async listMany(owners) {
-      const all = allEntries(load());
-      return new Map(
-        owners.map((owner) => {
-          const o = normaliseName(owner);
-          return [
-            owner,
-            all.flatMap(({ entry: e }) => (e.record && e.record.owner === o ? [e.record] : [])),
-          ];
-        }),
+      // One pass over the zone, then a lookup per owner: thousands of owners stay linear.
+      const at = groupBy(
+        allEntries(load()).flatMap(({ entry: e }) => (e.record ? [e.record] : [])),
+        (r) => r.owner,
       );
+      return new Map(owners.map((owner) => [owner, [...(at.get(normaliseName(owner)) ?? [])]]));
     },
     async markedKeys(owners) {
       // The mark tells `tlsa adopt` which lines a tlsa wrote (after a lost state).
@@ -210,15 +207,28 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       const zone = load();
       const all = allEntries(zone);
       const entries = zone.main.entries;
-      let kept = entries;
+      // Indexes built once (not per change): a run that changes thousands of owners stays linear.
+      const aliases = new Map<string, string>();
+      for (const { file: f, entry: e } of all)
+        if (e.other?.type === 'CNAME' && !aliases.has(e.other.owner)) aliases.set(e.other.owner, f);
+      const mainAt = groupBy(
+        entries.filter((e) => e.record),
+        (e) => e.record!.owner,
+      );
+      // How many records with each key the zone holds (kept, added, and in the includes).
+      const present = new Map<string, number>();
+      const count = (k: string, by: number) => present.set(k, (present.get(k) ?? 0) + by);
+      for (const e of [...entries, ...zone.includes.flatMap((z) => z.entries)])
+        if (e.record) count(recordKey(e.record), 1);
+      const dropped = new Set<Entry>();
       const added: Entry[] = [];
       for (const c of changes) {
         const o = normaliseName(c.owner);
-        const alias = all.find(({ entry: e }) => e.other?.owner === o && e.other.type === 'CNAME');
+        const alias = aliases.get(o);
         if (alias)
           throw new ProviderError(
             name,
-            `${o} has a CNAME in ${alias.file}; TLSA records cannot sit beside it, and tlsa does not overwrite it: move the TLSA records to the CNAME's target or remove the CNAME`,
+            `${o} has a CNAME in ${alias}; TLSA records cannot sit beside it, and tlsa does not overwrite it: move the TLSA records to the CNAME's target or remove the CNAME`,
           );
         // A record both added and removed stays.
         const addKeys = new Set(c.add.map(recordKey));
@@ -226,20 +236,18 @@ export const createProvider: ProviderFactory = (options, ctx) => {
         // The lines tlsa wrote go; an identical unmarked line beside one is someone else's record.
         // An unmarked line alone is removed only because the engine asks, and it asks only for
         // records it owns: one that `tlsa adopt` took over.
-        const at = (e: Entry) =>
-          !!e.record && e.record.owner === o && removeKeys.has(recordKey(e.record));
-        const marked = new Set(
-          kept.filter((e) => at(e) && e.managed).map((e) => recordKey(e.record!)),
+        const here = (mainAt.get(o) ?? []).filter(
+          (e) => !dropped.has(e) && removeKeys.has(recordKey(e.record!)),
         );
-        kept = kept.filter((e) => !(at(e) && (e.managed || !marked.has(recordKey(e.record!)))));
-        const present = new Set(
-          [...kept, ...added, ...zone.includes.flatMap((z) => z.entries)].flatMap((e) =>
-            e.record ? [recordKey(e.record)] : [],
-          ),
-        );
+        const marked = new Set(here.filter((e) => e.managed).map((e) => recordKey(e.record!)));
+        for (const e of here)
+          if (e.managed || !marked.has(recordKey(e.record!))) {
+            dropped.add(e);
+            count(recordKey(e.record!), -1);
+          }
         for (const r of c.add) {
-          if (present.has(recordKey(r))) continue;
-          present.add(recordKey(r));
+          if (present.get(recordKey(r))) continue;
+          count(recordKey(r), 1);
           added.push({
             lines: [`${formatRecord(r, ttlFor(c.owner))} ${MANAGED_MARK}`],
             line: 0,
@@ -248,6 +256,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
           });
         }
       }
+      const kept = dropped.size ? entries.filter((e) => !dropped.has(e)) : entries;
       const next = [...kept, ...added];
       if (next.length === entries.length && next.every((e, i) => e === entries[i])) return;
       if (zone.soaIndex !== undefined && serial !== 'keep') {

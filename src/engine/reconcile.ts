@@ -38,6 +38,8 @@ import {
   type ServedTtl,
 } from './observe.js';
 import { planOwners, servedChainViolations, type OwnerPlan } from './plan.js';
+import { findRecordIndex, upsertRecord } from './record-index.js';
+import { groupBy } from '../util/group-by.js';
 import { capWarning, servedTtl, ttlChangeNote, ttlMismatch } from './writers.js';
 import { createProviders } from './providers.js';
 import { stagedFiles, type ServiceChain } from './sources.js';
@@ -224,10 +226,15 @@ async function computePlan(
       `internal safety check failed, nothing changed: ${violations.join('; ')}`,
     );
   // Other writers at the same owner: their records count for the cap, their TTL resets ours.
+  // Only records at the owner's names can count (keys include the owner): no scan per owner.
+  const ownedAt = groupBy(owned, (o) => o.owner);
   for (const p of plan) {
-    const cap = capWarning(p, listedAll.get(p.owner) ?? [], owned, config.raw.max_records_per_name);
+    const listed = listedAll.get(p.owner) ?? [];
+    const near = [...new Set([p.owner, ...listed.map((r) => r.owner)])];
+    const mine = near.flatMap((o) => ownedAt.get(o) ?? []);
+    const cap = capWarning(p, listed, mine, config.raw.max_records_per_name);
     const ttl = ttlMismatch(p.owner, p.ttl, factsAt(state, p.owner));
-    const change = ttlChangeNote(p, owned);
+    const change = ttlChangeNote(p, mine);
     for (const w of [cap, ttl, change])
       if (w && !targets.warnings.includes(w)) targets.warnings.push(w);
   }
@@ -332,14 +339,10 @@ async function observeBeforeWrite(
 }
 
 const find = (state: StateFile, r: { provider: string } & TlsaRecord) =>
-  state.records.find((x) => x.provider === r.provider && recordKey(x) === recordKey(r));
+  state.records[findRecordIndex(state.records, r)];
 
 function upsert(state: StateFile, rec: OwnedRecord): void {
-  const i = state.records.findIndex(
-    (r) => r.provider === rec.provider && recordKey(r) === recordKey(rec),
-  );
-  if (i >= 0) state.records[i] = rec;
-  else state.records.push(rec);
+  upsertRecord(state.records, rec);
 }
 
 function drop(state: StateFile, rec: OwnedRecord): void {
