@@ -345,10 +345,11 @@ function upsert(state: StateFile, rec: OwnedRecord): void {
   upsertRecord(state.records, rec);
 }
 
-function drop(state: StateFile, rec: OwnedRecord): void {
-  state.records = state.records.filter(
-    (r) => !(r.provider === rec.provider && recordKey(r) === recordKey(rec)),
-  );
+/** Several at once: one pass over the state, however many records go. */
+function drop(state: StateFile, recs: readonly OwnedRecord[]): void {
+  if (!recs.length) return;
+  const gone = new Set(recs.map((r) => `${r.provider} ${recordKey(r)}`));
+  state.records = state.records.filter((r) => !gone.has(`${r.provider} ${recordKey(r)}`));
 }
 
 /** Transitions that need no DNS change: interrupted publishes found at the provider, records
@@ -371,22 +372,22 @@ function settle(state: StateFile, c: Computed, stamp: string): void {
         upsert(state, { ...r.record, status: 'retiring', retiringSince: stamp });
   }
   const owners = new Set(c.plan.map((p) => `${p.provider} ${p.owner}`));
-  for (const o of [...state.records]) {
+  const desiredKeys = new Set(c.targets.records.map((d) => `${d.provider} ${recordKey(d)}`));
+  const gone: OwnedRecord[] = [];
+  for (const o of state.records) {
     if (!owners.has(`${o.provider} ${o.owner}`)) continue;
     const present = (c.listed.get(o.owner) ?? []).some((r) => recordKey(r) === recordKey(o));
-    const desired = c.targets.records.some(
-      (d) => d.provider === o.provider && recordKey(d) === recordKey(o),
-    );
-    if (!present && !desired) drop(state, o);
+    const desired = desiredKeys.has(`${o.provider} ${recordKey(o)}`);
+    if (!present && !desired) gone.push(o);
   }
+  drop(state, gone);
   // Another writer's record that is gone (or now ours) starts over if it comes back.
+  const ownedKeys = new Set(state.records.map(recordKey));
   for (const [owner, listed] of c.listed) {
     const seen = state.observed?.[owner];
     if (!seen) continue;
     const keep = Object.entries(seen).filter(([rdata]) =>
-      listed.some(
-        (r) => rdataText(r) === rdata && !state.records.some((o) => recordKey(o) === recordKey(r)),
-      ),
+      listed.some((r) => rdataText(r) === rdata && !ownedKeys.has(recordKey(r))),
     );
     if (keep.length === Object.keys(seen).length) continue;
     const { [owner]: _gone, ...others } = state.observed!;
@@ -431,11 +432,13 @@ async function applyChanges(
     progress?.(`${provider}: ${p.owner} +${add.length} -${remove.length}`);
   const confirm = (batch: typeof items) => {
     const done = new Date().toISOString();
-    for (const { add, remove } of batch) {
+    for (const { add } of batch)
       for (const a of add)
         upsert(state, { ...find(state, a)!, status: 'published', publishedAt: done });
-      for (const r of remove) drop(state, r);
-    }
+    drop(
+      state,
+      batch.flatMap(({ remove }) => remove),
+    );
     writeState(dir, state);
   };
   try {
@@ -467,7 +470,11 @@ async function applyChanges(
 
 function byProvider<T extends { p: OwnerPlan }>(items: T[]): Map<string, T[]> {
   const m = new Map<string, T[]>();
-  for (const i of items) m.set(i.p.provider, [...(m.get(i.p.provider) ?? []), i]);
+  for (const i of items) {
+    const list = m.get(i.p.provider);
+    if (list) list.push(i);
+    else m.set(i.p.provider, [i]);
+  }
   return m;
 }
 
@@ -665,10 +672,11 @@ async function runLocked(config: LoadedConfig, opts: EngineOptions): Promise<Eng
       );
     // `ttl:` lowered since tlsa's records there were published: caches may hold the RRset with
     // the old TTL, asked or not, so the wait of what is added now counts from it.
+    const recordsAt = groupBy(state.records, (r) => r.owner);
     for (const { p } of adds) {
       const old = Math.max(
         0,
-        ...state.records
+        ...(recordsAt.get(p.owner) ?? [])
           .filter(
             (r) => r.owner === p.owner && r.provider === p.provider && r.status === 'published',
           )
