@@ -148,12 +148,24 @@ function benchOne(n: number): { runs: Run[]; state: ReturnType<typeof stateFigur
 }
 
 function main(): void {
-  const date = new Date().toISOString();
-  const load = loadavg()
-    .map((x) => x.toFixed(2))
-    .join(' ');
   const cpu = cpus();
   const rows: string[] = [];
+  // Written after each size, so a long run that is stopped keeps what it measured.
+  const report = (): string =>
+    [
+      '# bench:scale results',
+      '',
+      `Date: ${new Date().toISOString()}. Machine: ${cpu.length} × ${cpu[0]?.model ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}; load average ${loadavg()
+        .map((x) => x.toFixed(2))
+        .join(' ')} (other work shares this machine: read CPU time beside wall time).`,
+      '',
+      'Zonefile provider, one owner name per service, two lineages per service (the example chains), records "3 1 1" + "2 1 1"; the 1 % change switches every 100th service to "3 1 1" + "3 0 1". Each step is a fresh `tlsa` process (GNU time: wall, user + sys CPU, peak RSS). Zone writes: 1 when the zone file changed in that run (one read-modify-write per run), 0 when not. Exit 4 = published, waiting for the TTL.',
+      '',
+      '| N services | step | wall s | CPU s (user+sys) | peak RSS MB | zone writes | exit |',
+      '|---:|---|---:|---:|---:|---:|---:|',
+      ...rows,
+      '',
+    ].join('\n');
   for (const n of sizes()) {
     const { runs, state } = benchOne(n);
     for (const r of runs)
@@ -163,21 +175,9 @@ function main(): void {
     rows.push(
       `| ${n} | state file: ${state.records} records, ${state.kb.toFixed(0)} KiB, load ${state.loadMs.toFixed(1)} ms | | | | | |`,
     );
+    if (!process.env.SCALE_NO_WRITE) writeFileSync(join(ROOT, 'bench/results-scale.md'), report());
   }
-  const md = [
-    '# bench:scale results',
-    '',
-    `Date: ${date}. Machine: ${cpu.length} × ${cpu[0]?.model ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}; load average at the end ${load} (other work shares this machine: read CPU time beside wall time).`,
-    '',
-    'Zonefile provider, one owner name per service, two lineages per service (the example chains), records "3 1 1" + "2 1 1"; the 1 % change switches every 100th service to "3 1 1" + "3 0 1". Each step is a fresh `tlsa` process (GNU time: wall, user + sys CPU, peak RSS). Zone writes: 1 when the zone file changed in that run (one read-modify-write per run), 0 when not. Exit 4 = published, waiting for the TTL.',
-    '',
-    '| N services | step | wall s | CPU s (user+sys) | peak RSS MB | zone writes | exit |',
-    '|---:|---|---:|---:|---:|---:|---:|',
-    ...rows,
-    '',
-  ].join('\n');
-  process.stdout.write(md);
-  if (!process.env.SCALE_NO_WRITE) writeFileSync(join(ROOT, 'bench/results-scale.md'), md);
+  process.stdout.write(report());
 }
 
 main();
