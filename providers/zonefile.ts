@@ -38,10 +38,11 @@ import { lchownSync, lstatSync, rmSync, existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { InputError } from '../src/errors.js';
 import { writeFileAtomic } from '../src/util/atomic-write.js';
+import { groupBy } from '../src/util/group-by.js';
 import { formatRecord } from '../src/tlsa/presentation.js';
 import { acquireLockFile } from '../src/util/file-lock.js';
 import { runCommand } from '../src/util/run-command.js';
-import { normaliseName, recordKey } from '../src/tlsa/record.js';
+import { normaliseName, recordKey, type TlsaRecord } from '../src/tlsa/record.js';
 import {
   ProviderError,
   type DnsProvider,
@@ -167,16 +168,12 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       );
     },
     async listMany(owners) {
-      const all = allEntries(load());
-      return new Map(
-        owners.map((owner) => {
-          const o = normaliseName(owner);
-          return [
-            owner,
-            all.flatMap(({ entry: e }) => (e.record && e.record.owner === o ? [e.record] : [])),
-          ];
-        }),
+      // One pass over the zone, then a lookup per owner: thousands of owners stay linear.
+      const at = groupBy(
+        allEntries(load()).flatMap(({ entry: e }) => (e.record ? [e.record] : [])),
+        (r) => r.owner,
       );
+      return new Map(owners.map((owner) => [owner, [...(at.get(normaliseName(owner)) ?? [])]]));
     },
     async markedKeys(owners) {
       // The mark tells `tlsa adopt` which lines a tlsa wrote (after a lost state).
@@ -219,35 +216,55 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       const zone = load();
       const all = allEntries(zone);
       const entries = zone.main.entries;
-      let kept = entries;
+      // Indexes built once (not per change): a run that changes thousands of owners stays linear.
+      const aliases = new Map<string, string>();
+      for (const { file: f, entry: e } of all)
+        if (e.other?.type === 'CNAME' && !aliases.has(e.other.owner)) aliases.set(e.other.owner, f);
+      const mainAt = groupBy(
+        entries.filter((e) => e.record),
+        (e) => e.record!.owner,
+      );
+      // How many records with each owner and data the zone holds (kept, added, and in the
+      // includes).
+      const present = new Map<string, number>();
+      const keyAt = (owner: string, r: TlsaRecord) => `${owner} ${rdataKey(r)}`;
+      const count = (k: string, by: number) => present.set(k, (present.get(k) ?? 0) + by);
+      for (const e of [...entries, ...zone.includes.flatMap((z) => z.entries)])
+        if (e.record) count(keyAt(e.record.owner, e.record), 1);
+      const dropped = new Set<Entry>();
+      const retimed = new Map<Entry, Entry>();
       const added: Entry[] = [];
       for (const w of mergeChanges(name, changes, ttlFor)) {
         const o = w.owner;
-        const alias = all.find(({ entry: e }) => e.other?.owner === o && e.other.type === 'CNAME');
-        if (alias) throw cnameError(name, [{ owner: o }], alias.file);
-        const key = (e: Entry) => (e.record?.owner === o ? rdataKey(e.record) : undefined);
+        const alias = aliases.get(o);
+        if (alias) throw cnameError(name, [{ owner: o }], alias);
+        const here = (mainAt.get(o) ?? []).filter((e) => !dropped.has(e));
         // The lines tlsa wrote go; an identical unmarked line beside one is someone else's record.
         // An unmarked line alone is removed only because the engine asks, and it asks only for
         // records it owns: one that `tlsa adopt` took over.
-        const at = (e: Entry) => w.removeKeys.has(key(e) ?? '');
-        const marked = new Set(kept.filter((e) => at(e) && e.managed).map(key));
-        kept = kept.filter((e) => !(at(e) && (e.managed || !marked.has(key(e)))));
+        const going = here.filter((e) => w.removeKeys.has(rdataKey(e.record!)));
+        const marked = new Set(going.filter((e) => e.managed).map((e) => rdataKey(e.record!)));
+        for (const e of going)
+          if (e.managed || !marked.has(rdataKey(e.record!))) {
+            dropped.add(e);
+            count(keyAt(o, e.record!), -1);
+          }
         // An add of a record already there with another TTL (the configured TTL changed) gives
         // every TLSA line of the owner in this file the TTL: DNS serves one TTL per RRset.
-        const retime = kept.some((e) => w.addKeys.includes(key(e) ?? '') && e.ttl !== w.ttl);
-        if (retime) kept = kept.map((e) => (key(e) && e.ttl !== w.ttl ? withTtl(e, w.ttl) : e));
-        const present = new Set(
-          [...kept, ...added, ...zone.includes.flatMap((z) => z.entries)].flatMap(
-            (e) => key(e) ?? [],
-          ),
-        );
+        const staying = here.filter((e) => !dropped.has(e));
+        if (staying.some((e) => w.addKeys.includes(rdataKey(e.record!)) && e.ttl !== w.ttl))
+          for (const e of staying) if (e.ttl !== w.ttl) retimed.set(e, withTtl(e, w.ttl));
         for (const r of w.add) {
-          if (present.has(rdataKey(r))) continue;
-          present.add(rdataKey(r));
+          if (present.get(keyAt(o, r))) continue;
+          count(keyAt(o, r), 1);
           const lines = [`${formatRecord(r, w.ttl)} ${MANAGED_MARK}`];
           added.push({ lines, line: 0, record: r, ttl: w.ttl, managed: true });
         }
       }
+      const kept =
+        dropped.size || retimed.size
+          ? entries.filter((e) => !dropped.has(e)).map((e) => retimed.get(e) ?? e)
+          : entries;
       const next = [...kept, ...added];
       if (next.length === entries.length && next.every((e, i) => e === entries[i])) return;
       if (zone.soaIndex !== undefined && serial !== 'keep') {

@@ -54,22 +54,23 @@ export function configuredProtocol(
 export function protocolClash(
   services: Record<string, PortsOf & { host: string }>,
 ): { service: string; index: number; message: string } | undefined {
-  const seen: { service: string; host: string; port: number; protocol: Protocol }[] = [];
+  // The first service at each host and port: until a clash, every later one there agrees
+  // with it, so it is the one a clash names (a Map keeps thousands of services linear).
+  const seen = new Map<string, { service: string; protocol: Protocol }>();
   for (const [service, svc] of Object.entries(services)) {
     const resolved = servicePorts(svc);
     for (const [index, entry] of svc.ports.entries()) {
       const mine = resolved.find((p) => p.port === portNumber(entry))!;
-      const other = seen.find(
-        (s) => s.port === mine.port && sameHost(s.host, svc.host) && s.protocol !== mine.protocol,
-      );
-      if (other) {
+      const at = `${mine.port} ${svc.host.replace(/\.$/, '').toLowerCase()}`;
+      const other = seen.get(at);
+      if (other && other.protocol !== mine.protocol) {
         return {
           service,
           index,
           message: `port ${mine.port} of ${svc.host} speaks ${mine.protocol} here but ${other.protocol} in service "${other.service}"; one listener speaks one protocol`,
         };
       }
-      seen.push({ service, host: svc.host, port: mine.port, protocol: mine.protocol });
+      if (!other) seen.set(at, { service, protocol: mine.protocol });
     }
   }
   return undefined;

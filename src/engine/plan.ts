@@ -1,6 +1,7 @@
 /** The plan: a pure diff, per owner name, of desired records against what the provider lists,
  *  restricted to records this tool owns (state). Nothing here does I/O. */
 import { recordKey, type TlsaRecord } from '../tlsa/record.js';
+import { groupBy } from '../util/group-by.js';
 import type { DesiredRecord } from './desired.js';
 import type { OwnedRecord } from './state.js';
 
@@ -81,13 +82,19 @@ export function planOwners(input: PlanInput): OwnerPlan[] {
     }
     return p;
   };
-  const ownedByKey = new Map(input.owned.map((o) => [`${o.provider} ${recordKey(o)}`, o]));
+  // Every lookup below goes through a Map or Set (keys built once per record): the plan stays
+  // linear in the number of records for fleets of thousands of names.
+  const keyOf = memoKey();
+  const ownedByKey = new Map(input.owned.map((o) => [`${o.provider} ${keyOf(o)}`, o]));
   const desired = input.desired.map((d) => ({ ...d, ttl: input.effectiveTtl?.(d) ?? d.ttl }));
-  const desiredKeys = new Set(desired.map((d) => `${d.provider} ${recordKey(d)}`));
+  const desiredKeys = new Set(desired.map((d) => `${d.provider} ${keyOf(d)}`));
+  const listedKeys = new Map<string, Set<string>>();
+  for (const [owner, records] of input.listed) listedKeys.set(owner, new Set(records.map(keyOf)));
+  const isListed = (r: TlsaRecord) => listedKeys.get(r.owner)?.has(keyOf(r)) ?? false;
   for (const d of desired) {
     const p = get(d.owner, d.provider, d.ttl);
-    const present = (input.listed.get(d.owner) ?? []).some((r) => recordKey(r) === recordKey(d));
-    const owned = ownedByKey.get(`${d.provider} ${recordKey(d)}`);
+    const present = isListed(d);
+    const owned = ownedByKey.get(`${d.provider} ${keyOf(d)}`);
     if (present && owned && owned.ttl !== d.ttl) {
       p.add.push(d);
       p.rettl = [...(p.rettl ?? []), { record: d, from: owned.ttl }];
@@ -96,13 +103,12 @@ export function planOwners(input: PlanInput): OwnerPlan[] {
       if (!owned) p.unowned.push(d);
     } else {
       p.add.push(d);
-      if (ownedByKey.get(`${d.provider} ${recordKey(d)}`)?.status === 'published') p.drift.push(d);
+      if (ownedByKey.get(`${d.provider} ${keyOf(d)}`)?.status === 'published') p.drift.push(d);
     }
   }
   for (const o of input.owned) {
-    if (desiredKeys.has(`${o.provider} ${recordKey(o)}`)) continue;
-    const present = (input.listed.get(o.owner) ?? []).some((r) => recordKey(r) === recordKey(o));
-    if (!present) continue; // already gone: the executor drops it from the state
+    if (desiredKeys.has(`${o.provider} ${keyOf(o)}`)) continue;
+    if (!isListed(o)) continue; // already gone: the executor drops it from the state
     const p = get(o.owner, o.provider, o.ttl);
     if (o.status === 'removing') {
       p.remove.push(o);
@@ -113,22 +119,42 @@ export function planOwners(input: PlanInput): OwnerPlan[] {
     if (due.getTime() <= input.now.getTime() && o.status === 'retiring') p.remove.push(o);
     else p.retiring.push({ record: o, since, due });
   }
+  const plansAt = groupBy(owners.values(), (p) => p.owner);
+  const wantedKeys = new Set(input.desired.map(keyOf));
+  const foreignKeys = new Map<OwnerPlan, Set<string>>();
   for (const [owner, records] of input.listed) {
+    const plans = plansAt.get(owner) ?? [];
     for (const r of records) {
-      const k = recordKey(r);
-      const ours = [...owners.values()].some(
-        (p) => p.owner === owner && ownedByKey.has(`${p.provider} ${k}`),
-      );
-      const wanted = desired.some((d) => recordKey(d) === k);
-      if (!ours && !wanted) {
-        for (const p of owners.values())
-          if (p.owner === owner && !p.foreign.some((f) => recordKey(f) === k)) p.foreign.push(r);
+      const k = keyOf(r);
+      const ours = plans.some((p) => ownedByKey.has(`${p.provider} ${k}`));
+      if (ours || wantedKeys.has(k)) continue;
+      for (const p of plans) {
+        const seen = foreignKeys.get(p) ?? new Set<string>();
+        foreignKeys.set(p, seen);
+        if (seen.has(k)) continue;
+        seen.add(k);
+        p.foreign.push(r);
       }
     }
   }
   return [...owners.values()].sort(
-    (a, b) => a.owner.localeCompare(b.owner) || a.provider.localeCompare(b.provider),
+    (a, b) => collator.compare(a.owner, b.owner) || collator.compare(a.provider, b.provider),
   );
+}
+
+// The same order as String#localeCompare (which builds a collator on every call).
+const collator = new Intl.Collator();
+
+/** recordKey, built once per record object. */
+function memoKey(): (r: TlsaRecord) => string {
+  const keys = new WeakMap<TlsaRecord, string>();
+  return (r) => {
+    const known = keys.get(r);
+    if (known !== undefined) return known;
+    const k = recordKey(r);
+    keys.set(r, k);
+    return k;
+  };
 }
 
 /** Rule 2 of rollover.md as a last guard: after the plan, every served chain still matches a
@@ -139,15 +165,16 @@ export function servedChainViolations(
   desired: TargetRecord[],
 ): string[] {
   const problems: string[] = [];
+  const keyOf = memoKey();
+  const desiredAt = groupBy(desired, (d) => d.owner);
   for (const p of plan) {
-    const after = new Set((listed.get(p.owner) ?? []).map(recordKey));
-    for (const r of p.remove) after.delete(recordKey(r));
-    for (const r of p.add) after.add(recordKey(r));
-    const chains = new Set(desired.filter((d) => d.owner === p.owner).flatMap((d) => d.chains));
+    const after = new Set((listed.get(p.owner) ?? []).map(keyOf));
+    for (const r of p.remove) after.delete(keyOf(r));
+    for (const r of p.add) after.add(keyOf(r));
+    const atOwner = desiredAt.get(p.owner) ?? [];
+    const chains = new Set(atOwner.flatMap((d) => d.chains));
     for (const chain of chains) {
-      const ok = desired.some(
-        (d) => d.owner === p.owner && d.chains.includes(chain) && after.has(recordKey(d)),
-      );
+      const ok = atOwner.some((d) => d.chains.includes(chain) && after.has(keyOf(d)));
       if (!ok) problems.push(`${p.owner}: no record would match the chain served from ${chain}`);
     }
   }

@@ -52,11 +52,29 @@ export function stagedFiles(chain: ServiceChain): { fullchainPem: string; keyPem
   };
 }
 
+export type ChainLoader = (source: CertSource, now: Date) => LoadedChain;
+
+/** A loader for one run: the same source (a lineage shared by thousands of services) is read,
+ *  parsed and verified once. Make a new one per run, so that a long-running daemon sees a
+ *  renewed lineage on its next run. A source that fails is not kept: it throws each time. */
+export function loadEachChainOnce(load: ChainLoader = loadChain): ChainLoader {
+  const loaded = new Map<string, LoadedChain>();
+  return (source, now) => {
+    const key = `${now.getTime()} ${JSON.stringify(source)}`;
+    const known = loaded.get(key);
+    if (known) return known;
+    const chain = load(source, now);
+    loaded.set(key, chain);
+    return chain;
+  };
+}
+
 export function serviceChains(
   config: LoadedConfig,
   name: string,
   svc: RawService,
   now: Date,
+  load: ChainLoader = loadChain,
 ): ServiceChain[] {
   const out: ServiceChain[] = [];
   svc.certificates.forEach((src, i) => {
@@ -68,7 +86,7 @@ export function serviceChains(
         `two certificate sources are both named "${srcName}"; give one a "name:"`,
       );
     }
-    const fresh = loadChain(source, now);
+    const fresh = load(source, now);
     if (!svc.install) {
       out.push({ ...fresh, role: 'served', sourceName: srcName, source });
       return;
@@ -79,7 +97,7 @@ export function serviceChains(
     // Nothing is read through a link tlsa did not make (exit 2 names it).
     if (checkInstallLayout(dir, srcName).current) {
       try {
-        installed = loadChain({ kind: 'files', fullchain: paths.fullchain, key: paths.key }, now);
+        installed = load({ kind: 'files', fullchain: paths.fullchain, key: paths.key }, now);
       } catch (e) {
         if (!(e instanceof InputError) || !/file not found/.test(e.message)) throw e;
       }

@@ -14,7 +14,7 @@ import { PolicyError } from '../tlsa/policy.js';
 import { parseRdata } from '../tlsa/presentation.js';
 import { DEFAULT_SPECS, desiredRecords, type RecordSpec } from './desired.js';
 import type { TargetRecord } from './plan.js';
-import { serviceChains, type ServiceChain } from './sources.js';
+import { loadEachChainOnce, serviceChains, type ServiceChain } from './sources.js';
 
 export interface ServiceTargets {
   service: string;
@@ -72,6 +72,7 @@ export function serviceCatalog(
 
 export function computeTargets(config: LoadedConfig, serviceNames: string[], now: Date): Targets {
   const catalogs = new Map<string, IssuerCatalog>();
+  const loadChain = loadEachChainOnce();
   const records: TargetRecord[] = [];
   const services: ServiceTargets[] = [];
   const warnings: string[] = [];
@@ -88,7 +89,7 @@ export function computeTargets(config: LoadedConfig, serviceNames: string[], now
       }
     });
     const catalog = serviceCatalog(config, name, catalogs);
-    const chains = serviceChains(config, name, svc, now);
+    const chains = serviceChains(config, name, svc, now, loadChain);
     for (const c of chains) {
       warnings.push(...c.warnings);
       validityProblems.push(...c.validityProblems);

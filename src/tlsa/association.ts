@@ -28,12 +28,23 @@ export function matchData(der: Uint8Array, matching: MatchingType): string {
   }
 }
 
+// The same certificates (a shared lineage, the catalog's intermediates) are matched for every
+// service of a fleet: each certificate's data is computed once per selector and matching type.
+const dataOf = new WeakMap<X509Certificate, Map<number, string>>();
+
 export function associationData(
   cert: X509Certificate,
   selector: Selector,
   matching: MatchingType,
 ): string {
-  return matchData(selectedDer(cert, selector), matching);
+  const known = dataOf.get(cert) ?? new Map<number, string>();
+  dataOf.set(cert, known);
+  const slot = selector * 3 + matching;
+  const cached = known.get(slot);
+  if (cached !== undefined) return cached;
+  const data = matchData(selectedDer(cert, selector), matching);
+  known.set(slot, data);
+  return data;
 }
 
 const EMPTY_DIGEST: Record<1 | 2, string> = {
