@@ -15,7 +15,7 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { toolPath } from '../lab/lab.js';
+import { toolPath } from './lab.js';
 
 export interface DaneFingerOptions {
   /** Where the client's main.cf, resolv.conf and OpenSSL configs go. */

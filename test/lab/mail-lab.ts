@@ -1,0 +1,381 @@
+/**
+ * The mail lab that the e2e tests and bench:rollover share, all on loopback:
+ *
+ *   pebble (ACME CA) ──HTTP-01──▶ certbot ──deploy hook──▶ tlsa ──▶ a signed zone on Knot (tlsa's
+ *   zonefile provider writes an $INCLUDEd fragment) or PowerDNS (its API) ◀── unbound
+ *   (validating; 127.0.0.1:P, and 127.0.53.x:53 for posttls-finger) ◀── posttls-finger
+ *   tlsa's staged install (installDir/mx/current/combined.pem) ──▶ Postfix (second instance).
+ *
+ * Postfix starts first: its port names the TLSA owner. It starts with a throwaway certificate
+ * and is then pointed at tlsa's installed copy, which the first issuance creates.
+ * Every server is stopped by its pid in close().
+ */
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execFileSync } from 'node:child_process';
+import { makeCertbot, type Certbot } from './certbot.js';
+import { throwawayCert } from './certs.js';
+import { makeDaneFinger, type DaneFinger } from './dane-finger.js';
+import { query, rdataOf } from './dig.js';
+import { startKnot, type KnotServer } from './knot.js';
+import {
+  freeLoopback53,
+  makeTempDir,
+  shellQuote,
+  stopAll,
+  toolPath,
+  type ToolRequirement,
+} from './lab.js';
+import { startPebble, type PebbleServer } from './pebble.js';
+import { POWERDNS_TOOLS, startPowerDns } from './powerdns.js';
+import { startPostfix, type PostfixServer } from './postfix.js';
+import { runAsync, type Run, type RunOptions } from './run.js';
+import { startUnbound, type UnboundServer } from './unbound.js';
+
+export const MAIL_ZONE = 'example.test.';
+export const MAIL_HOST = 'mx.example.test';
+
+const COMMON_TOOLS: readonly ToolRequirement[] = [
+  ['kdig', 'knot-dnsutils'],
+  ['unbound', 'unbound'],
+  ['unbound-control', 'unbound'],
+  ['unbound-checkconf', 'unbound'],
+  ['pebble', 'pebble'],
+  ['certbot', 'certbot'],
+  ['postfix', 'postfix'],
+  ['postconf', 'postfix'],
+  ['posttls-finger', 'postfix'],
+  ['setsid', 'util-linux'],
+  ['unshare', 'util-linux'],
+  ['openssl', 'openssl'],
+];
+const KNOT_TOOLS: readonly ToolRequirement[] = [
+  ['knotd', 'knot'],
+  ['knotc', 'knot'],
+  ['keymgr', 'knot'],
+];
+
+export type AuthoritativeKind = 'knot' | 'powerdns';
+
+/** What the mail lab needs installed (for labDescribe). */
+export function mailLabTools(kind: AuthoritativeKind = 'knot'): ToolRequirement[] {
+  return [...COMMON_TOOLS, ...(kind === 'knot' ? KNOT_TOOLS : POWERDNS_TOOLS)];
+}
+
+/** The authoritative side: Knot with tlsa's zonefile provider, or PowerDNS with its API. */
+export interface Authoritative {
+  kind: AuthoritativeKind;
+  host: string;
+  port: number;
+  /** The Knot server (undefined on PowerDNS). */
+  knot: KnotServer | undefined;
+  dsRecords(): string[];
+  /** tlsa's provider block (the lines under `providers: NAME:`, unindented). */
+  providerYaml(reload?: string): string[];
+  /** Another writer puts its record at `ttl`; afterwards the servers serve the RRset at `ttl`.
+   *  `tag` ends the zone-file line (Knot). */
+  otherWriterSets(owner: string, rdata: string, ttl: number, tag?: string): Promise<void>;
+}
+
+async function knotAuthoritative(dir: string, fragmentPath: string): Promise<Authoritative> {
+  const zoneFile = join(dir, 'example.test.zone');
+  writeFileSync(
+    zoneFile,
+    [
+      `$ORIGIN ${MAIL_ZONE}`,
+      '$TTL 300',
+      `@ 300 IN SOA ns1.${MAIL_ZONE} hostmaster.${MAIL_ZONE} 1 3600 600 86400 60`,
+      `@ 300 IN NS ns1.${MAIL_ZONE}`,
+      'ns1 300 IN A 127.0.0.1',
+      'mx 300 IN A 127.0.0.1',
+      `$INCLUDE ${fragmentPath}`,
+      '',
+    ].join('\n'),
+  );
+  const knot = await startKnot({
+    zones: [{ name: MAIL_ZONE, zoneFilePath: zoneFile, dnssec: true }],
+  });
+  return {
+    kind: 'knot',
+    host: knot.host,
+    port: knot.port,
+    knot,
+    dsRecords: () => knot.dsRecords(MAIL_ZONE),
+    providerYaml: (reload) => [
+      'type: zonefile',
+      `path: ${JSON.stringify(fragmentPath)}`,
+      `reload: ${JSON.stringify(reload ?? knot.reloadCommand(MAIL_ZONE))}`,
+    ],
+    // Knot serves the RRset with the TTL of its last line in the zone file: the other writer
+    // deletes its line and appends it again.
+    async otherWriterSets(owner, rdata, ttl, tag = "the other writer's") {
+      const lines = readFileSync(fragmentPath, 'utf8')
+        .split('\n')
+        .filter((l) => l && !l.includes(rdata));
+      writeFileSync(
+        fragmentPath,
+        `${[...lines, `${owner} ${ttl} IN TLSA ${rdata} ; ${tag}`].join('\n')}\n`,
+      );
+      knot.reload(MAIL_ZONE);
+    },
+  };
+}
+
+async function powerDnsAuthoritative(): Promise<Authoritative> {
+  const pdns = await startPowerDns({ zones: [{ name: MAIL_ZONE, dnssec: true }] });
+  const patch = async (rrsets: unknown[]) => {
+    const r = await pdns.api('PATCH', `/zones/${MAIL_ZONE}`, { rrsets });
+    if (r.status !== 204) throw new Error(`pdns PATCH: HTTP ${r.status} ${r.text}`);
+  };
+  await patch([
+    {
+      name: `mx.${MAIL_ZONE}`,
+      type: 'A',
+      ttl: 300,
+      changetype: 'REPLACE',
+      records: [{ content: '127.0.0.1', disabled: false }],
+    },
+  ]);
+  return {
+    kind: 'powerdns',
+    host: pdns.host,
+    port: pdns.dnsPort,
+    knot: undefined,
+    dsRecords: () => pdns.dsRecords(MAIL_ZONE),
+    providerYaml: () => [
+      'type: powerdns',
+      `url: ${JSON.stringify(pdns.apiUrl)}`,
+      `api_key: ${JSON.stringify(pdns.apiKey)}`,
+      `zone: ${MAIL_ZONE}`,
+    ],
+    // Through the API an RRset has one TTL: the other writer replaces it with its record added.
+    async otherWriterSets(owner, rdata, ttl) {
+      const zone = (await pdns.api('GET', `/zones/${MAIL_ZONE}`)).body as {
+        rrsets: { name: string; type: string; records: { content: string; disabled: boolean }[] }[];
+      };
+      const current = zone.rrsets.find((x) => x.name === owner && x.type === 'TLSA')?.records ?? [];
+      const norm = (c: string) => c.toLowerCase().replace(/\s+/g, ' ');
+      const records = [
+        ...current.filter((x) => norm(x.content) !== rdata),
+        { content: rdata, disabled: false },
+      ];
+      await patch([{ name: owner, type: 'TLSA', ttl, changetype: 'REPLACE', records }]);
+    },
+  };
+}
+
+export interface MailLabOptions {
+  /** Names the lab's temp dir. */
+  name: string;
+  /** Default knot. */
+  authoritative?: AuthoritativeKind;
+  /** The zone fragment's first text (Knot), given the TLSA owner name. */
+  fragment?: (owner: string) => string;
+  /** unbound's cache-max-ttl (default 30). */
+  cacheMaxTtl?: number;
+  /** A 127.0.53.x:53 listener on unbound and a posttls-finger client through it (default true). */
+  finger?: boolean;
+}
+
+/** The lines of tlsa's config that differ between the tests; the rest is the lab's. */
+export interface MailConfig {
+  ttl: number;
+  /** Top-level lines after `ttl:` (e.g. `max_records_per_name: 3`, a `daemon:` block). */
+  top?: string[];
+  /** The provider's reload command (Knot; default: knotc zone-reload). */
+  providerReload?: string;
+  /** The service's lines after `ttl:` (records, issuers, certificates, install), indented 4. */
+  service: string[];
+}
+
+export interface MailLab {
+  readonly dir: string;
+  /** Postfix's STARTTLS port, and the TLSA owner name it makes: _PORT._tcp.mx.example.test. */
+  readonly port: number;
+  readonly owner: string;
+  readonly stateDir: string;
+  readonly installDir: string;
+  readonly cfgPath: string;
+  /** The Knot zone fragment tlsa's zonefile provider writes. */
+  readonly fragmentPath: string;
+  readonly postfix: PostfixServer;
+  /** `postfix -c DIR reload`: the install's reload command. */
+  readonly postfixReload: string;
+  readonly auth: Authoritative;
+  readonly unbound: UnboundServer;
+  /** The 127.0.53.x address unbound also listens on (port 53), when `finger`. */
+  readonly glibcResolver: string | undefined;
+  readonly finger: DaneFinger | undefined;
+  readonly pebble: PebbleServer;
+  readonly certbot: Certbot;
+  /** The repo's hooks/certbot-deploy. */
+  readonly hook: string;
+  /** Write tlsa's config to cfgPath. */
+  writeConfig(c: MailConfig): void;
+  /** `certificates:` lines for certbot lineages, and `install:` lines (reload default
+   *  postfixReload), indented for MailConfig.service. */
+  lineageLines(names: string[]): string[];
+  installLines(reload?: string): string[];
+  /** `tlsa --config cfgPath ARGS` (built CLI, TLSA_DEBUG=1). */
+  tlsa(args: string[], opts?: RunOptions): Promise<Run>;
+  /** The TLSA RDATA (lower case, sorted) and the RRset's TTL the authoritative server serves
+   *  at the owner (query timeout `timeoutS`, default 1). */
+  served(timeoutS?: number): Promise<{ rdata: string[]; ttl: number }>;
+  /** Stop every server by its pid and remove the temp dirs. */
+  close(): Promise<void>;
+}
+
+/** The repository root, from test/lab (vitest) or dist/test/lab (a bench run with node). */
+function repoRoot(): string {
+  let d = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(d, 'package.json'))) {
+    const up = dirname(d);
+    if (up === d) throw new Error('lab: no package.json above test/lab');
+    d = up;
+  }
+  return d;
+}
+
+export async function startMailLab(opts: MailLabOptions): Promise<MailLab> {
+  const root = repoRoot();
+  const cli = join(root, 'dist', 'src', 'cli', 'main.js');
+  const dir = makeTempDir(opts.name);
+  chmodSync(dir, 0o755); // like the Postfix harness's dirs: its unprivileged processes may look here
+  const stateDir = join(dir, 'state');
+  const installDir = join(dir, 'installed');
+  const cfgPath = join(dir, 'tlsa.yaml');
+  const fragmentPath = join(dir, 'tlsa.fragment');
+
+  const postfix = await startPostfix({
+    chains: [throwawayCert(dir, MAIL_HOST)],
+    hostname: MAIL_HOST,
+  });
+  const port = postfix.smtpPort;
+  const owner = `_${port}._tcp.${MAIL_HOST}.`;
+  execFileSync(toolPath('postconf', 'postfix'), [
+    '-c',
+    postfix.configDir,
+    '-e',
+    `smtpd_tls_chain_files = ${join(installDir, 'mx', 'current', 'combined.pem')}`,
+  ]);
+  const postfixReload = `${shellQuote(toolPath('postfix', 'postfix'))} -c ${shellQuote(postfix.configDir)} reload`;
+
+  writeFileSync(fragmentPath, opts.fragment?.(owner) ?? '');
+  const auth =
+    opts.authoritative === 'powerdns'
+      ? await powerDnsAuthoritative()
+      : await knotAuthoritative(dir, fragmentPath);
+  const glibcResolver = opts.finger === false ? undefined : await freeLoopback53();
+  const unbound = await startUnbound({
+    stubs: [{ zone: MAIL_ZONE, port: auth.port }],
+    trustAnchors: auth.dsRecords(),
+    ...(glibcResolver ? { extraListen: glibcResolver } : {}),
+    cacheMaxTtl: opts.cacheMaxTtl ?? 30,
+    cacheMaxNegativeTtl: 2,
+  });
+  const a = await query({
+    server: unbound.host,
+    port: unbound.port,
+    name: MAIL_HOST,
+    type: 'A',
+    dnssec: true,
+  });
+  if (!a.flags.includes('ad') || !rdataOf(a, 'A').includes('127.0.0.1'))
+    throw new Error(`unbound does not validate ${MAIL_HOST}:\n${a.raw}`);
+
+  const pebble = await startPebble({ dnsServer: `127.0.0.1:${unbound.port}` });
+  const certbot = makeCertbot({
+    directoryUrl: pebble.directoryUrl,
+    caBundle: pebble.tlsCaPath,
+    httpPort: pebble.httpPort,
+    dir: join(dir, 'certbot'),
+  });
+  const finger = glibcResolver
+    ? makeDaneFinger({ dir, zone: MAIL_ZONE, resolverAddress: glibcResolver })
+    : undefined;
+  const s = JSON.stringify;
+  const providerName = auth.kind;
+
+  return {
+    dir,
+    port,
+    owner,
+    stateDir,
+    installDir,
+    cfgPath,
+    fragmentPath,
+    postfix,
+    postfixReload,
+    auth,
+    unbound,
+    glibcResolver,
+    finger,
+    pebble,
+    certbot,
+    hook: join(root, 'hooks', 'certbot-deploy'),
+    writeConfig(c) {
+      writeFileSync(
+        cfgPath,
+        [
+          `state_dir: ${s(stateDir)}`,
+          `ttl: ${c.ttl}`,
+          ...(c.top ?? []),
+          'verify:',
+          `  resolver: "127.0.0.1:${unbound.port}"`,
+          `  authoritative_port: ${auth.port}`,
+          '  propagation: true',
+          '  probe: true',
+          '  timeout_s: 3',
+          'providers:',
+          `  ${providerName}:`,
+          ...auth.providerYaml(c.providerReload).map((l) => `    ${l}`),
+          'services:',
+          '  mx:',
+          `    host: ${MAIL_HOST}`,
+          `    ports: [${port}]`,
+          '    protocol: smtp',
+          `    provider: ${providerName}`,
+          `    ttl: ${c.ttl}`,
+          ...c.service,
+          '',
+        ].join('\n'),
+      );
+    },
+    lineageLines: (names) => [
+      '    certificates:',
+      ...names.map((l) => `      - lineage: ${s(certbot.liveDir(l))}`),
+    ],
+    installLines: (reload) => [
+      '    install:',
+      `      dir: ${s(installDir)}`,
+      `      reload: ${s(reload ?? postfixReload)}`,
+    ],
+    tlsa: (args, o = {}) =>
+      runAsync([process.execPath, cli, '--config', cfgPath, ...args], {
+        ...o,
+        env: { TLSA_DEBUG: '1', ...o.env },
+      }),
+    async served(timeoutS = 1) {
+      const r = await query({
+        server: auth.host,
+        port: auth.port,
+        name: owner,
+        type: 'TLSA',
+        recurse: false,
+        timeoutS,
+        retries: 1,
+      });
+      return {
+        rdata: rdataOf(r, 'TLSA')
+          .map((x) => x.toLowerCase().replace(/\s+/g, ' '))
+          .sort(),
+        ttl: Math.max(0, ...r.records.filter((x) => x.type === 'TLSA').map((x) => x.ttl)),
+      };
+    },
+    async close() {
+      await postfix.stop();
+      await stopAll();
+    },
+  };
+}
