@@ -31,6 +31,10 @@ export interface DaneFingerCheck {
   port: number;
   /** Offer only RSA or only ECDSA signature algorithms (picks the certificate of a dual-cert server). */
   keyType?: 'rsa' | 'ecdsa';
+  /** Implicit TLS (SMTPS) instead of STARTTLS. */
+  wrapper?: boolean;
+  /** posttls-finger's -L (default routine,certmatch,summary). */
+  logOptions?: string;
   timeoutMs?: number;
 }
 
@@ -104,7 +108,8 @@ export function makeDaneFinger(opts: DaneFingerOptions): DaneFinger {
     configDir,
     resolvConf,
     check(c) {
-      const args = ['-c', '-l', 'dane', '-L', 'routine,certmatch,summary', '-d', 'sha256'];
+      const log = c.logOptions ?? 'routine,certmatch,summary';
+      const args = ['-c', '-l', 'dane', '-L', log, '-d', 'sha256', ...(c.wrapper ? ['-w'] : [])];
       if (c.keyType)
         args.push(
           '-o',
