@@ -183,7 +183,7 @@ async function startLab(): Promise<Lab> {
     ttl: TTL,
     // pebble's intermediates are in no catalog: the 2 1 1 records are the served and staged
     // chains' issuers.
-    service: ['    issuers: none', ...lab.lineageLines(['mx']), ...lab.installLines()],
+    service: lab.stagedService(),
   });
   log(
     `lab up: Knot :${lab.auth.port}, unbound :${lab.unbound.port}, pebble :${lab.pebble.port}, Postfix :${lab.port}; TLSA owner ${lab.owner}`,
@@ -214,15 +214,7 @@ function readState(lab: Lab): OwnedRecordJson[] {
 }
 
 function managedInFragment(lab: Lab): string[] {
-  return readFileSync(lab.fragmentPath, 'utf8')
-    .split('\n')
-    .filter((l) => l.endsWith('; tlsa:managed'))
-    .map((l) => {
-      const m = /\sIN\s+TLSA\s+(\d \d \d [0-9a-fA-F]+)/.exec(l);
-      if (!m) throw new Error(`unexpected managed line: ${l}`);
-      return m[1]!.toLowerCase();
-    })
-    .sort();
+  return lab.managedInFragment();
 }
 
 async function knotRdata(lab: Lab): Promise<string[]> {

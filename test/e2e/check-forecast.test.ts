@@ -36,6 +36,7 @@ import type { PebbleServer } from '../lab/pebble.js';
 import type { PostfixServer } from '../lab/postfix.js';
 import { runAsync, showRun as show, type Run } from '../lab/run.js';
 import type { UnboundServer } from '../lab/unbound.js';
+import { checkJson, driveUntil, theHook } from './steps.js';
 
 const HOST = 'mx.example.test';
 const TTL = 3;
@@ -72,7 +73,6 @@ labDescribe(
     let port: number;
     let cfgPath: string;
     let installDir: string;
-    let fragmentPath: string;
     let postfixReload: string;
     /** Deploy hook for the setups without staged install: Postfix loads certbot's new files at
      *  once (reload), then waits for `releaseFlag` (60 s at most) before tlsa's hook runs, so
@@ -127,39 +127,8 @@ labDescribe(
     };
     const knotRdata = async (): Promise<string[]> => (await lab.served()).rdata;
 
-    function theHook(r: CertbotRun): HookRun {
-      expect(r.hooks.length, `deploy hook runs in certbot's log:\n${r.output}`).toBe(1);
-      return r.hooks[0]!;
-    }
-
-    async function checkJson(run: Promise<Run>): Promise<{ run: Run; json: CheckJson }> {
-      const r = await run;
-      let json: CheckJson;
-      try {
-        json = JSON.parse(r.stdout) as CheckJson;
-      } catch {
-        throw new Error(`check did not print JSON:\n${show(r)}`);
-      }
-      return { run: r, json };
-    }
-
-    /** `tlsa daemon --once` about once a second until `done()`. */
-    async function drive(
-      label: string,
-      done: () => boolean | Promise<boolean>,
-      timeoutMs = 60_000,
-    ): Promise<void> {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const r = await tlsa(['daemon', '--once']);
-        if (await done()) return;
-        if (Date.now() > deadline)
-          throw new Error(
-            `${label}: not done after ${timeoutMs} ms\n${show(r)}\n--- fragment ---\n${readFileSync(fragmentPath, 'utf8')}`,
-          );
-        await sleep(1000);
-      }
-    }
+    const drive = (label: string, done: () => boolean | Promise<boolean>, timeoutMs?: number) =>
+      driveUntil(lab, label, done, timeoutMs);
 
     /** Wait until Knot serves `rdata` and it is older than 2×TTL (so every cache has it), and
      *  the daemon has seen it. */
@@ -200,7 +169,7 @@ labDescribe(
         fragment: () => '; TLSA records: tlsa writes the lines marked tlsa:managed\n',
       });
       ({ dir, unbound, pebble, certbot, postfix, port, cfgPath, installDir } = lab);
-      ({ fragmentPath, postfixReload } = lab);
+      ({ postfixReload } = lab);
       knot = lab.auth.knot!;
       finger = lab.finger!;
       releaseFlag = join(dir, 'release-hook');
@@ -249,7 +218,7 @@ labDescribe(
       poller.scenario = 'A';
       poller.start();
 
-      const { run, json } = await checkJson(tlsa(['check', '--json']));
+      const { run, json } = await checkJson<CheckJson>(tlsa(['check', '--json']));
       note(
         `A: check: ${(json.reports[0]?.nextRenewal ?? []).map((x) => x.text).join(' | ')} ${json.reports[0]?.warnings.join(' | ')}`,
       );
@@ -306,7 +275,7 @@ labDescribe(
           .map((x) => x.output.slice(-300)),
       ).toEqual([]);
 
-      const { run, json } = await checkJson(tlsa(['check', '--json']));
+      const { run, json } = await checkJson<CheckJson>(tlsa(['check', '--json']));
       note(`B: check --config: ${json.reports[0]?.warnings.join(' | ')}`);
       expect(run.code, show(run)).toBe(0);
       const w = json.reports[0]!.warnings.join('\n');
@@ -324,7 +293,7 @@ labDescribe(
       const guessed = await plainCheck();
       expect(guessed.code, show(guessed)).toBe(1);
       expect(guessed.stdout).toContain(`run \\"tlsa check --protocol smtp ${HOST}:${port}\\"`);
-      const plain = await checkJson(plainCheck('--protocol', 'smtp'));
+      const plain = await checkJson<CheckJson>(plainCheck('--protocol', 'smtp'));
       note(`B: plain check: ${plain.json.reports[0]?.warnings.join(' | ')}`);
       expect(plain.json.reports[0]!.warnings.join('\n')).toMatch(
         /breaks DANE: .*intermediate other than .*no issuer catalog knows/,
@@ -399,7 +368,7 @@ labDescribe(
       rmFlag();
 
       poller.scenario = 'C';
-      const { run, json } = await checkJson(tlsa(['check', '--json']));
+      const { run, json } = await checkJson<CheckJson>(tlsa(['check', '--json']));
       note(
         `C: check: ${(json.reports[0]?.nextRenewal ?? []).map((x) => x.text).join(' | ')} ${json.reports[0]?.warnings.join(' | ')}`,
       );

@@ -26,7 +26,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { REPO_ROOT, requireBuiltCli } from '../helpers/cli.js';
-import type { Certbot, CertbotRun, HookRun } from '../lab/certbot.js';
+import type { Certbot } from '../lab/certbot.js';
 import { eeRecord as ee, pemCerts, sha256, taRecord as ta } from '../lab/certs.js';
 import { DanePoller, type DaneFinger } from '../lab/dane-finger.js';
 import type { KnotServer } from '../lab/knot.js';
@@ -35,6 +35,7 @@ import { mailLabTools, startMailLab, type MailLab } from '../lab/mail-lab.js';
 import type { PebbleServer } from '../lab/pebble.js';
 import { showRun as show, type Run } from '../lab/run.js';
 import type { UnboundServer } from '../lab/unbound.js';
+import { checkJson, driveUntil, theHook } from './steps.js';
 
 const HOST = 'mx.example.test';
 const TTL = 3;
@@ -75,7 +76,6 @@ labDescribe(
     let cfgPath: string;
     let stateDir: string;
     let installDir: string;
-    let fragmentPath: string;
 
     function writeConfig(records: string[], cap?: number): void {
       lab.writeConfig({
@@ -114,39 +114,8 @@ labDescribe(
       }
     }
 
-    function theHook(r: CertbotRun): HookRun {
-      expect(r.hooks.length, `deploy hook runs in certbot's log:\n${r.output}`).toBe(1);
-      return r.hooks[0]!;
-    }
-
-    async function checkJson(run: Promise<Run>): Promise<{ run: Run; json: CheckJson }> {
-      const r = await run;
-      let json: CheckJson;
-      try {
-        json = JSON.parse(r.stdout) as CheckJson;
-      } catch {
-        throw new Error(`check did not print JSON:\n${show(r)}`);
-      }
-      return { run: r, json };
-    }
-
-    /** `tlsa daemon --once` about once a second until `done()`. */
-    async function drive(
-      label: string,
-      done: () => boolean | Promise<boolean>,
-      timeoutMs: number,
-    ): Promise<Run> {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const r = await tlsa(['daemon', '--once']);
-        if (await done()) return r;
-        if (Date.now() > deadline)
-          throw new Error(
-            `${label}: not done after ${timeoutMs} ms\n${show(r)}\n--- status ---\n${show(await tlsa(['status']))}\n--- fragment ---\n${readFileSync(fragmentPath, 'utf8')}`,
-          );
-        await sleep(1000);
-      }
-    }
+    const drive = (label: string, done: () => boolean | Promise<boolean>, timeoutMs?: number) =>
+      driveUntil(lab, label, done, timeoutMs);
 
     /** Until Knot serves `rdata` and every cache has it (older than 2× the largest TTL). */
     async function waitCached(rdata: string): Promise<void> {
@@ -171,8 +140,7 @@ labDescribe(
         fragment: () =>
           '; TLSA records: tlsa writes the lines marked tlsa:managed, host D the others\n',
       });
-      ({ unbound, pebble, certbot, port, owner, cfgPath, stateDir, installDir, fragmentPath } =
-        lab);
+      ({ unbound, pebble, certbot, port, owner, cfgPath, stateDir, installDir } = lab);
       knot = lab.auth.knot!;
       finger = lab.finger!;
       poller = new DanePoller(finger, HOST, port, 1000);
@@ -215,7 +183,7 @@ labDescribe(
       await hostDWrites(ta(next), TTL);
       await waitCached(ta(next));
 
-      const { run, json } = await checkJson(tlsa(['check', '--json']));
+      const { run, json } = await checkJson<CheckJson>(tlsa(['check', '--json']));
       note(
         `3: check: ${(json.reports[0]?.nextRenewal ?? []).map((x) => x.text).join(' | ')} ${json.reports[0]?.warnings.join(' | ')}`,
       );
@@ -303,7 +271,7 @@ labDescribe(
       // D writes again: its TTL is what the servers serve now; check says so.
       await hostDWrites(d1, D_TTL);
       await waitCached(d1); // the resolver's copy too: check compares it with the servers'
-      const { run, json } = await checkJson(tlsa(['check', '--json']));
+      const { run, json } = await checkJson<CheckJson>(tlsa(['check', '--json']));
       note(`4: check: ${json.reports[0]?.warnings.join(' | ')}`);
       expect(json.reports[0]!.servedTtl, show(run)).toBe(D_TTL);
       expect(json.reports[0]!.warnings.join('\n')).toContain(

@@ -53,7 +53,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { CLI_PATH, REPO_ROOT, requireBuiltCli } from '../helpers/cli.js';
-import type { Certbot, CertbotRun, HookRun } from '../lab/certbot.js';
+import type { Certbot, CertbotRun } from '../lab/certbot.js';
 import { chainRecords, pemCerts, sha256, spki } from '../lab/certs.js';
 import { DanePoller, type DaneFinger } from '../lab/dane-finger.js';
 import { query, rdataOf } from '../lab/dig.js';
@@ -65,6 +65,7 @@ import type { PostfixServer } from '../lab/postfix.js';
 import { runAsync, showRun, type Run } from '../lab/run.js';
 import { servedLeaf } from '../lab/starttls.js';
 import type { UnboundServer } from '../lab/unbound.js';
+import { theHook } from './steps.js';
 
 const ZONE = 'example.test.';
 const HOST = 'mx.example.test';
@@ -161,17 +162,8 @@ labDescribe(
         ? (JSON.parse(readFileSync(f, 'utf8')) as { records: OwnedRecordJson[] }).records
         : [];
     };
-    const fragment = (): string => readFileSync(fragmentPath, 'utf8');
-    const managedInFragment = (): string[] =>
-      fragment()
-        .split('\n')
-        .filter((l) => l.endsWith('; tlsa:managed'))
-        .map((l) => {
-          const m = /\sIN\s+TLSA\s+(\d \d \d [0-9a-fA-F]+)/.exec(l);
-          if (!m) throw new Error(`unexpected managed line: ${l}`);
-          return m[1]!.toLowerCase();
-        })
-        .sort();
+    const fragment = (): string => lab.fragment();
+    const managedInFragment = (): string[] => lab.managedInFragment();
     const knotRdata = async (): Promise<string[]> => (await lab.served()).rdata;
     const installedPem = (name: string): string | undefined => {
       const f = join(installDir, name, 'current', 'fullchain.pem');
@@ -426,12 +418,6 @@ labDescribe(
 
     // -------------------------------------------------------------------------------------------
     // certbot runs and the hook
-
-    /** The single deploy-hook run of a certbot run (fails the test when there is not exactly one). */
-    function theHook(r: CertbotRun): HookRun {
-      expect(r.hooks.length, `deploy hook runs in certbot's log:\n${r.output}`).toBe(1);
-      return r.hooks[0]!;
-    }
 
     /** Shell prefix for a reload command that stops so the test can kill the run inside it: touch
      *  `flag`, wait for `release` (60 s at most, so that no loop outlives an aborted test), and

@@ -30,7 +30,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { REPO_ROOT, requireBuiltCli } from '../helpers/cli.js';
-import type { Certbot, CertbotRun } from '../lab/certbot.js';
+import type { Certbot } from '../lab/certbot.js';
 import { chainRecords, sha256 } from '../lab/certs.js';
 import { DanePoller } from '../lab/dane-finger.js';
 import { query, rdataOf } from '../lab/dig.js';
@@ -39,6 +39,7 @@ import { mailLabTools, startMailLab, type MailLab } from '../lab/mail-lab.js';
 import type { PebbleServer } from '../lab/pebble.js';
 import { showRun, type Run } from '../lab/run.js';
 import type { UnboundServer } from '../lab/unbound.js';
+import { theHook } from './steps.js';
 
 const ZONE = 'example.test.';
 const HOST = 'mx.example.test';
@@ -132,11 +133,6 @@ function ttlSuite(kind: 'Knot' | 'PowerDNS', cases: (1 | 2)[]): void {
           await sleep(1000);
         }
       }
-
-      const theHook = (r: CertbotRun) => {
-        expect(r.hooks.length, r.output).toBe(1);
-        return r.hooks[0]!;
-      };
 
       /** pebble restarted (new intermediate), unbound primed just before tlsa's write, renewal;
        *  then the daemon until converged. Every poll of the case must verify. */
@@ -259,7 +255,7 @@ function ttlSuite(kind: 'Knot' | 'PowerDNS', cases: (1 | 2)[]): void {
 
         lab.writeConfig({
           ttl: TTL,
-          service: ['    issuers: none', ...lab.lineageLines(['mx']), ...lab.installLines()],
+          service: lab.stagedService(),
         });
         poller = new DanePoller(lab.finger!, HOST, port, 1000);
         await otherWriterSets(foreign1, TTL);

@@ -217,6 +217,12 @@ export interface MailLab {
    *  postfixReload), indented for MailConfig.service. */
   lineageLines(names: string[]): string[];
   installLines(reload?: string): string[];
+  /** The usual service: issuers none (pebble's intermediates are in no catalog), lineage mx,
+   *  staged install reloading Postfix. */
+  stagedService(): string[];
+  /** The zone fragment's text, and the RDATA of its lines tlsa manages (lower case, sorted). */
+  fragment(): string;
+  managedInFragment(): string[];
   /** `tlsa --config cfgPath ARGS` (built CLI, TLSA_DEBUG=1). */
   tlsa(args: string[], opts?: RunOptions): Promise<Run>;
   /** The TLSA RDATA (lower case, sorted) and the RRset's TTL the authoritative server serves
@@ -296,6 +302,15 @@ export async function startMailLab(opts: MailLabOptions): Promise<MailLab> {
     : undefined;
   const s = JSON.stringify;
   const providerName = auth.kind;
+  const lineageLines = (names: string[]): string[] => [
+    '    certificates:',
+    ...names.map((l) => `      - lineage: ${s(certbot.liveDir(l))}`),
+  ];
+  const installLines = (reload?: string): string[] => [
+    '    install:',
+    `      dir: ${s(installDir)}`,
+    `      reload: ${s(reload ?? postfixReload)}`,
+  ];
 
   return {
     dir,
@@ -342,15 +357,20 @@ export async function startMailLab(opts: MailLabOptions): Promise<MailLab> {
         ].join('\n'),
       );
     },
-    lineageLines: (names) => [
-      '    certificates:',
-      ...names.map((l) => `      - lineage: ${s(certbot.liveDir(l))}`),
-    ],
-    installLines: (reload) => [
-      '    install:',
-      `      dir: ${s(installDir)}`,
-      `      reload: ${s(reload ?? postfixReload)}`,
-    ],
+    lineageLines,
+    installLines,
+    stagedService: () => ['    issuers: none', ...lineageLines(['mx']), ...installLines()],
+    fragment: () => readFileSync(fragmentPath, 'utf8'),
+    managedInFragment: () =>
+      readFileSync(fragmentPath, 'utf8')
+        .split('\n')
+        .filter((l) => l.endsWith('; tlsa:managed'))
+        .map((l) => {
+          const m = /\sIN\s+TLSA\s+(\d \d \d [0-9a-fA-F]+)/.exec(l);
+          if (!m) throw new Error(`unexpected managed line: ${l}`);
+          return m[1]!.toLowerCase();
+        })
+        .sort(),
     tlsa: (args, o = {}) =>
       runAsync([process.execPath, cli, '--config', cfgPath, ...args], {
         ...o,
