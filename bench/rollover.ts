@@ -67,6 +67,7 @@ import {
   startMailLab,
   type MailLab,
 } from '../test/lab/mail-lab.js';
+import { type OwnedRecordJson, rdataOfOwned, readOwnedRecords } from '../test/lab/owned-records.js';
 import type { Run } from '../test/lab/run.js';
 import { servedLeaf } from '../test/lab/starttls.js';
 
@@ -194,23 +195,8 @@ async function startLab(): Promise<Lab> {
 // ---------------------------------------------------------------------------------------------
 // What is where
 
-interface OwnedRecordJson {
-  usage: number;
-  selector: number;
-  matching: number;
-  data: string;
-  status: string;
-  publishedAt?: string;
-  seenAt?: string;
-}
-const rdataOfOwned = (r: OwnedRecordJson): string =>
-  `${r.usage} ${r.selector} ${r.matching} ${r.data.toLowerCase()}`;
-
 function readState(lab: Lab): OwnedRecordJson[] {
-  const f = join(lab.stateDir, 'state.json');
-  return existsSync(f)
-    ? (JSON.parse(readFileSync(f, 'utf8')) as { records: OwnedRecordJson[] }).records
-    : [];
+  return readOwnedRecords(lab.stateDir);
 }
 
 function managedInFragment(lab: Lab): string[] {

@@ -59,6 +59,7 @@ import { DanePoller, type DaneFinger } from '../lab/dane-finger.js';
 import { query, rdataOf } from '../lab/dig.js';
 import type { KnotServer } from '../lab/knot.js';
 import { labDescribe, shellQuote, sleep, toolPath } from '../lab/lab.js';
+import { type OwnedRecordJson, rdataOfOwned, readOwnedRecords } from '../lab/owned-records.js';
 import { mailLabTools, startMailLab, type MailLab } from '../lab/mail-lab.js';
 import type { PebbleServer } from '../lab/pebble.js';
 import type { PostfixServer } from '../lab/postfix.js';
@@ -76,22 +77,6 @@ const SLACK_MS = 1500;
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers
-
-interface OwnedRecordJson {
-  owner: string;
-  usage: number;
-  selector: number;
-  matching: number;
-  data: string;
-  status: string;
-  publishedAt?: string;
-  seenAt?: string;
-  retiringSince?: string;
-  addedAt: string;
-  by: string;
-}
-const rdataOfOwned = (r: OwnedRecordJson): string =>
-  `${r.usage} ${r.selector} ${r.matching} ${r.data.toLowerCase()}`;
 
 // ---------------------------------------------------------------------------------------------
 
@@ -156,12 +141,7 @@ labDescribe(
     // -------------------------------------------------------------------------------------------
     // What is where
 
-    const readState = (): OwnedRecordJson[] => {
-      const f = join(stateDir, 'state.json');
-      return existsSync(f)
-        ? (JSON.parse(readFileSync(f, 'utf8')) as { records: OwnedRecordJson[] }).records
-        : [];
-    };
+    const readState = (): OwnedRecordJson[] => readOwnedRecords(stateDir);
     const fragment = (): string => lab.fragment();
     const managedInFragment = (): string[] => lab.managedInFragment();
     const knotRdata = async (): Promise<string[]> => (await lab.served()).rdata;
