@@ -76,9 +76,6 @@ const HOOK = join(REPO_ROOT, 'hooks', 'certbot-deploy');
 const SLACK_MS = 1500;
 
 // ---------------------------------------------------------------------------------------------
-// Small helpers
-
-// ---------------------------------------------------------------------------------------------
 
 labDescribe(
   'e2e rollover: pebble + certbot -> tlsa -> Knot/unbound -> Postfix, posttls-finger throughout',
