@@ -8,35 +8,28 @@
 // packages pdns-server pdns-backend-sqlite3 sqlite3 knot). Everything listens on 127.0.0.1 in a
 // temp dir and is stopped by its pid. Writes bench/results-providers.md and prints the table.
 //
-// The servers are started here, not with test/lab (that harness imports vitest and is not part
-// of the build); the configuration is the lab's, trimmed to what the benchmark needs.
+// The servers are the lab's (test/lab), with the zone's 1,000 owner names loaded at start.
 //
 // Counting: PowerDNS requests by wrapping the global fetch the provider calls (GET = read,
 // PATCH = write); Knot DNS messages with a counting UDP/TCP proxy on loopback in front of knotd
 // (opcode QUERY = read, UPDATE = write). Each run uses a fresh provider instance, as a CLI run
 // does, so zone discovery is counted: PowerDNS `GET /zones` once; rfc2136 without the option
 // "zone" one SOA query per owner name (also shown with "zone" set).
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
-import {
-  closeSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
-import { availableParallelism, cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { DnsProvider, OwnerChange } from '../providers/index.js';
 import { createProvider as createPowerDns } from '../providers/powerdns.js';
 import { createProvider as createRfc2136 } from '../providers/rfc2136.js';
 import { rdataText, type TlsaRecord } from '../src/tlsa/record.js';
+import { startKnot } from '../test/lab/knot.js';
+import { freePort, stopAll, toolPath } from '../test/lab/lab.js';
+import { startPowerDns } from '../test/lab/powerdns.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url)); // dist/bench/ -> repo root
 const HOST = '127.0.0.1';
@@ -54,7 +47,6 @@ function positiveInt(name: string, fallback: number): number {
 const RUNS = positiveInt('BENCH_RUNS', 3);
 const OWNERS = positiveInt('BENCH_OWNERS', 1000);
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const ctx = (instance: string) => ({
   instance,
   baseDir: ROOT,
@@ -130,213 +122,50 @@ async function reconcileNaive(p: DnsProvider, gen: Gen): Promise<number> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Processes: foreground children, parent-death signal, stopped by pid.
-
-const children = new Set<ChildProcess>();
-const tempDirs: string[] = [];
-process.on('exit', () => {
-  for (const c of children)
-    if (c.exitCode === null && c.signalCode === null && c.pid)
-      try {
-        process.kill(c.pid, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
-});
-
-function tool(bin: string, pkg: string): string {
-  for (const dir of [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/usr/bin', '/sbin']) {
-    if (dir && existsSync(join(dir, bin))) return join(dir, bin);
-  }
-  throw new Error(`bench: "${bin}" not found; install the Debian package "${pkg}"`);
-}
-
-function tempDir(prefix: string): string {
-  const d = mkdtempSync(join(tmpdir(), `tlsa-bench-${prefix}-`));
-  tempDirs.push(d);
-  return d;
-}
-
-async function freePort(): Promise<number> {
-  for (;;) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const s = createServer();
-      s.once('error', reject);
-      s.listen({ host: HOST, port: 0, exclusive: true }, () => {
-        const a = s.address();
-        const p = typeof a === 'object' && a ? a.port : 0;
-        s.close(() => resolve(p));
-      });
-    });
-    const udpFree = await new Promise<boolean>((resolve) => {
-      const u = createSocket('udp4');
-      u.once('error', () => resolve(false));
-      u.bind({ address: HOST, port, exclusive: true }, () => u.close(() => resolve(true)));
-    });
-    if (udpFree) return port;
-  }
-}
-
-async function startDaemon(
-  name: string,
-  argv: string[],
-  dir: string,
-  ready: () => Promise<boolean>,
-): Promise<ChildProcess> {
-  const setpriv = existsSync('/usr/bin/setpriv')
-    ? ['/usr/bin/setpriv', '--pdeathsig', 'KILL', '--']
-    : [];
-  const full = [...setpriv, ...argv];
-  const log = join(dir, `${name}.log`);
-  const out = openSync(log, 'a');
-  let child: ChildProcess;
-  try {
-    child = spawn(full[0]!, full.slice(1), { cwd: dir, stdio: ['ignore', out, out] });
-  } finally {
-    closeSync(out);
-  }
-  children.add(child);
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null)
-      throw new Error(
-        `bench: ${name} exited before it was ready:\n${readFileSync(log, 'utf8').slice(-2000)}`,
-      );
-    try {
-      if (await ready()) return child;
-    } catch {
-      /* not yet */
-    }
-    if (Date.now() > deadline)
-      throw new Error(
-        `bench: ${name} not ready after 30 s:\n${readFileSync(log, 'utf8').slice(-2000)}`,
-      );
-    await sleep(100);
-  }
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode === null && child.signalCode === null && child.pid) {
-    const exited = new Promise<void>((r) => child.once('exit', () => r()));
-    process.kill(child.pid, 'SIGTERM');
-    const t = setTimeout(() => {
-      if (child.pid)
-        try {
-          process.kill(child.pid, 'SIGKILL');
-        } catch {
-          /* gone */
-        }
-    }, 5_000);
-    await exited;
-    clearTimeout(t);
-  }
-  children.delete(child);
-}
-
-// ---------------------------------------------------------------------------------------------
-// PowerDNS (as test/lab/powerdns.ts: sqlite3, every cache off, API on loopback)
+// PowerDNS (test/lab/powerdns.ts: sqlite3, every cache off, API on loopback) with the zone
 
 interface Pdns {
   apiUrl: string;
   apiKey: string;
   version: string;
-  child: ChildProcess;
 }
 
-async function startPowerDns(): Promise<Pdns> {
-  const server = tool('pdns_server', 'pdns-server');
-  const sqlite3 = tool('sqlite3', 'sqlite3');
-  const schema = [
-    '/usr/share/pdns-backend-sqlite3/schema/schema.sqlite3.sql',
-    '/usr/share/doc/pdns-backend-sqlite3/schema.sqlite3.sql',
-  ].find((p) => existsSync(p));
-  if (!schema)
-    throw new Error(
-      'bench: the PowerDNS sqlite3 schema is missing; install the Debian package "pdns-backend-sqlite3"',
-    );
-  const dir = tempDir('pdns');
-  const db = join(dir, 'pdns.sqlite3');
-  execFileSync(sqlite3, [db], {
-    input: readFileSync(schema, 'utf8'),
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  const apiKey = randomBytes(16).toString('hex');
-  const [dnsPort, apiPort] = [await freePort(), await freePort()];
-  writeFileSync(
-    join(dir, 'pdns.conf'),
-    [
-      'launch=gsqlite3',
-      `gsqlite3-database=${db}`,
-      'gsqlite3-dnssec=yes',
-      'api=yes',
-      `api-key=${apiKey}`,
-      'webserver=yes',
-      `webserver-address=${HOST}`,
-      `webserver-port=${apiPort}`,
-      'webserver-allow-from=127.0.0.0/8',
-      'webserver-loglevel=none',
-      `local-address=${HOST}`,
-      `local-port=${dnsPort}`,
-      'dnssec-key-cache-ttl=0',
-      'zone-metadata-cache-ttl=0',
-      'query-cache-ttl=0',
-      'negquery-cache-ttl=0',
-      'cache-ttl=0',
-      'guardian=no',
-      'daemon=no',
-      `socket-dir=${dir}`,
-      'disable-syslog=yes',
-      'security-poll-suffix=',
-      'primary=no',
-      'secondary=no',
-      'loglevel=4',
-      '',
-    ].join('\n'),
-    { mode: 0o600 },
-  );
-  const apiUrl = `http://${HOST}:${apiPort}`;
-  const api = (method: string, path: string, body?: unknown) =>
-    fetch(`${apiUrl}/api/v1/servers/localhost${path}`, {
-      method,
-      headers: {
-        'X-API-Key': apiKey,
-        ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
-      },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-  const child = await startDaemon(
-    'pdns_server',
-    [server, `--config-dir=${dir}`],
-    dir,
-    async () => (await api('GET', '')).ok,
-  );
-  const res = await api('POST', '/zones', {
-    name: ZONE,
-    kind: 'Native',
-    dnssec: true,
-    nameservers: [`ns.${ZONE}`],
-    rrsets: [
-      {
-        name: `ns.${ZONE}`,
-        type: 'A',
-        ttl: TTL,
-        records: [{ content: '127.0.0.1', disabled: false }],
-      },
-      ...owners.map((o, i) => ({
-        name: o,
-        type: 'TLSA',
-        ttl: TTL,
-        records: desired(newGen(), i).map((r) => ({ content: rdataText(r), disabled: false })),
-      })),
-    ],
+async function startPowerDnsWithOwners(): Promise<Pdns> {
+  const pdns = await startPowerDns({ timeoutMs: 30_000 });
+  // The lab's api() gives up after 10 s; a zone of 1,000 signed RRsets may take longer.
+  const res = await fetch(`${pdns.apiUrl}/api/v1/servers/localhost/zones`, {
+    method: 'POST',
+    headers: { 'X-API-Key': pdns.apiKey, 'Content-Type': 'application/json' },
+    body: JSON.stringify({
+      name: ZONE,
+      kind: 'Native',
+      dnssec: true,
+      nameservers: [`ns.${ZONE}`],
+      rrsets: [
+        {
+          name: `ns.${ZONE}`,
+          type: 'A',
+          ttl: TTL,
+          records: [{ content: '127.0.0.1', disabled: false }],
+        },
+        ...owners.map((o, i) => ({
+          name: o,
+          type: 'TLSA',
+          ttl: TTL,
+          records: desired(newGen(), i).map((r) => ({ content: rdataText(r), disabled: false })),
+        })),
+      ],
+    }),
   });
   if (res.status !== 201)
     throw new Error(
       `bench: creating zone ${ZONE} on PowerDNS: HTTP ${res.status} ${await res.text()}`,
     );
   const version =
-    /PowerDNS Authoritative Server (\S+)/.exec(spawnText(server, ['--version']))?.[1] ?? '?';
-  return { apiUrl, apiKey, version, child };
+    /PowerDNS Authoritative Server (\S+)/.exec(
+      spawnText(toolPath('pdns_server', 'pdns-server'), ['--version']),
+    )?.[1] ?? '?';
+  return { apiUrl: pdns.apiUrl, apiKey: pdns.apiKey, version };
 }
 
 function spawnText(bin: string, args: string[]): string {
@@ -364,85 +193,39 @@ async function pdnsState(p: Pdns, fetchFn: typeof fetch): Promise<Map<string, st
 }
 
 // ---------------------------------------------------------------------------------------------
-// Knot DNS (as test/lab/knot.ts: online signing, TSIG-signed updates), behind a counting proxy
+// Knot DNS (test/lab/knot.ts: online signing, TSIG-signed updates), behind a counting proxy
 
 interface Knot {
   port: number;
   key: { name: string; secret: string };
   version: string;
-  child: ChildProcess;
 }
 
-async function startKnot(): Promise<Knot> {
-  const knotd = tool('knotd', 'knot');
-  const dir = tempDir('knot');
-  const port = await freePort();
+async function startKnotWithOwners(): Promise<Knot> {
   const key = { name: 'tlsa-bench.', secret: randomBytes(32).toString('base64') };
-  mkdirSync(join(dir, 'storage'));
-  const zoneFile = join(dir, `${ZONE}zone`);
-  writeFileSync(
-    zoneFile,
-    [
-      `$TTL ${TTL}`,
-      `${ZONE} ${TTL} IN SOA ns.${ZONE} hostmaster.${ZONE} 1 3600 600 86400 60`,
-      `${ZONE} ${TTL} IN NS ns.${ZONE}`,
-      `ns.${ZONE} ${TTL} IN A 127.0.0.1`,
-      ...owners.flatMap((o, i) =>
-        desired(newGen(), i).map((r) => `${o} ${TTL} IN TLSA ${rdataText(r)}`),
-      ),
-      '',
-    ].join('\n'),
-  );
-  const q = JSON.stringify;
-  writeFileSync(
-    join(dir, 'knot.conf'),
-    [
-      'server:',
-      `    rundir: ${q(dir)}`,
-      `    listen: ${HOST}@${port}`,
-      'database:',
-      `    storage: ${q(join(dir, 'storage'))}`,
-      'log:',
-      '  - target: stderr',
-      '    any: notice',
-      'key:',
-      `  - id: ${q(key.name)}`,
-      '    algorithm: hmac-sha256',
-      `    secret: ${q(key.secret)}`,
-      'acl:',
-      '  - id: update',
-      `    key: ${q(key.name)}`,
-      '    action: update',
-      '    update-type: [TLSA]',
-      'policy:',
-      '  - id: bench',
-      '    algorithm: ecdsap256sha256',
-      '    single-type-signing: on',
-      '    propagation-delay: 0',
-      'template:',
-      '  - id: default',
-      `    storage: ${q(dir)}`,
-      '    zonefile-sync: -1',
-      '    journal-content: changes',
-      'zone:',
-      `  - domain: ${q(ZONE)}`,
-      `    file: ${q(zoneFile)}`,
-      '    dnssec-signing: on',
-      '    dnssec-policy: bench',
-      '    acl: update',
-      '',
-    ].join('\n'),
-  );
-  // Ready when the zone answers (signed) through the provider itself: SOA discovery + TLSA query.
-  const probe = rfc2136(port, key, { zone: ZONE });
-  const child = await startDaemon(
-    'knotd',
-    [knotd, '-c', join(dir, 'knot.conf')],
-    dir,
-    async () => (await probe.list(owners[0]!)).length === 2,
-  );
-  const version = /version (\S+)/.exec(spawnText(knotd, ['--version']))?.[1] ?? '?';
-  return { port, key, version, child };
+  const knot = await startKnot({
+    zones: [
+      {
+        name: ZONE,
+        dnssec: true,
+        zoneFileText: [
+          `$TTL ${TTL}`,
+          `${ZONE} ${TTL} IN SOA ns.${ZONE} hostmaster.${ZONE} 1 3600 600 86400 60`,
+          `${ZONE} ${TTL} IN NS ns.${ZONE}`,
+          `ns.${ZONE} ${TTL} IN A 127.0.0.1`,
+          ...owners.flatMap((o, i) =>
+            desired(newGen(), i).map((r) => `${o} ${TTL} IN TLSA ${rdataText(r)}`),
+          ),
+          '',
+        ].join('\n'),
+      },
+    ],
+    tsig: { ...key, algorithm: 'hmac-sha256', updateTypes: ['TLSA'] },
+    timeoutMs: 30_000,
+  });
+  const version =
+    /version (\S+)/.exec(spawnText(toolPath('knotd', 'knot'), ['--version']))?.[1] ?? '?';
+  return { port: knot.port, key, version };
 }
 
 function rfc2136(port: number, key: Knot['key'], extra: Record<string, unknown> = {}): DnsProvider {
@@ -604,7 +387,7 @@ async function main(): Promise<void> {
     process.stderr.write(
       `bench: starting pdns_server and knotd with ${OWNERS} owner names each …\n`,
     );
-    [pdns, knot] = await Promise.all([startPowerDns(), startKnot()]);
+    [pdns, knot] = await Promise.all([startPowerDnsWithOwners(), startKnotWithOwners()]);
     proxy = await countingProxy(knot.port);
     const pd = pdns;
     const kn = knot;
@@ -731,9 +514,7 @@ async function main(): Promise<void> {
   } finally {
     globalThis.fetch = realFetch;
     await proxy?.close();
-    for (const c of [pdns?.child, knot?.child]) if (c) await stop(c);
-    if (process.env.TLSA_BENCH_KEEP !== '1')
-      for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
+    await stopAll();
   }
 }
 

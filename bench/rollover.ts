@@ -41,10 +41,8 @@
 // Run: npx tsc -p . && node dist/bench/rollover.js
 //   BENCH_ROLLOVER_RUNS=N (default 3) runs per poller; BENCH_ROLLOVER_MODES=daemon,once (default
 //   both); BENCH_ROLLOVER_NO_WRITE=1 prints without writing bench/results-rollover.md.
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createHash, X509Certificate } from 'node:crypto';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import {
-  chmodSync,
   closeSync,
   existsSync,
   lstatSync,
@@ -57,24 +55,24 @@ import {
   writeFileSync,
   type FSWatcher,
 } from 'node:fs';
-import { connect as netConnect } from 'node:net';
 import { availableParallelism, release as osRelease } from 'node:os';
 import { join } from 'node:path';
-import { connect as tlsConnect } from 'node:tls';
 import { fileURLToPath } from 'node:url';
-import { makeCertbot, type Certbot, type CertbotRun } from '../test/lab/certbot.js';
-import { query, rdataOf } from '../test/lab/dig.js';
-import { startKnot, type KnotServer } from '../test/lab/knot.js';
-import { makeTempDir, shellQuote, sleep, stopAll, toolPath } from '../test/lab/lab.js';
-import { startPebble, type PebbleServer } from '../test/lab/pebble.js';
-import { startPostfix, type PostfixServer } from '../test/lab/postfix.js';
-import { startUnbound, type UnboundServer } from '../test/lab/unbound.js';
+import type { CertbotRun } from '../test/lab/certbot.js';
+import { chainRecords, pemCerts } from '../test/lab/certs.js';
+import { makeTempDir, shellQuote, sleep, toolPath } from '../test/lab/lab.js';
+import {
+  MAIL_HOST as HOST,
+  mailLabTools,
+  startMailLab,
+  type MailLab,
+} from '../test/lab/mail-lab.js';
+import { type OwnedRecordJson, rdataOfOwned, readOwnedRecords } from '../test/lab/owned-records.js';
+import type { Run } from '../test/lab/run.js';
+import { servedLeaf } from '../test/lab/starttls.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url)); // dist/bench/ -> repo root
 const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
-const HOOK = join(ROOT, 'hooks', 'certbot-deploy');
-const ZONE = 'example.test.';
-const HOST = 'mx.example.test';
 const TTL = 5;
 /** config.example.yaml's and the schema's default: the config leaves daemon: out. */
 const DAEMON_INTERVAL_S = 300;
@@ -92,21 +90,6 @@ type Mode = 'daemon' | 'once';
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers
-
-const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
-const spki = (c: X509Certificate): Buffer =>
-  c.publicKey.export({ type: 'spki', format: 'der' }) as Buffer;
-const pemCerts = (text: string): X509Certificate[] =>
-  (text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map(
-    (p) => new X509Certificate(p),
-  );
-
-/** The `3 1 1` of the leaf and the `2 1 1` of its issuer. */
-function chainRecords(fullchainPem: string): { ee: string; ta: string; leaf: X509Certificate } {
-  const [leaf, issuer] = pemCerts(fullchainPem);
-  if (!leaf || !issuer) throw new Error('chain without leaf and issuer');
-  return { ee: `3 1 1 ${sha256(spki(leaf))}`, ta: `2 1 1 ${sha256(spki(issuer))}`, leaf };
-}
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -131,81 +114,6 @@ function memOf(pid: number): { rss: number; hwm: number } {
     return Number(m[1]) / 1024;
   };
   return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
-}
-
-interface Run {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  start: number;
-  end: number;
-}
-
-function runAsync(
-  argv: string[],
-  env: Record<string, string> = {},
-  timeoutMs = 120_000,
-): Promise<Run> {
-  const start = Date.now();
-  return new Promise((resolveRun) => {
-    const child = spawn(argv[0]!, argv.slice(1), {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      stdout += d;
-    });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolveRun({ code, signal, stdout, stderr, start, end: Date.now() });
-    });
-  });
-}
-
-/** The leaf a STARTTLS handshake gets from 127.0.0.1:port. */
-function servedLeaf(port: number): Promise<X509Certificate> {
-  return new Promise((resolveLeaf, reject) => {
-    const sock = netConnect({ host: '127.0.0.1', port });
-    let buf = '';
-    let step = 0;
-    const fail = (e: Error): void => {
-      sock.destroy();
-      reject(e);
-    };
-    sock.setTimeout(5000, () => fail(new Error('STARTTLS probe: timeout')));
-    sock.on('error', fail);
-    const onData = (d: Buffer): void => {
-      buf += d.toString('latin1');
-      if (!/\r?\n$/.test(buf)) return;
-      const last = buf.trimEnd().split('\n').at(-1)!;
-      if (/^\d{3}-/.test(last)) return;
-      buf = '';
-      if (step === 0 && last.startsWith('220')) {
-        step = 1;
-        sock.write('EHLO bench.test\r\n');
-      } else if (step === 1 && last.startsWith('250')) {
-        step = 2;
-        sock.write('STARTTLS\r\n');
-      } else if (step === 2 && last.startsWith('220')) {
-        sock.removeListener('data', onData);
-        const t = tlsConnect({ socket: sock, servername: HOST, rejectUnauthorized: false }, () => {
-          const c = t.getPeerX509Certificate();
-          t.end();
-          if (c) resolveLeaf(c);
-          else reject(new Error('no peer certificate'));
-        });
-        t.on('error', fail);
-      } else fail(new Error(`STARTTLS probe: unexpected "${last}"`));
-    };
-    sock.on('data', onData);
-  });
 }
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
@@ -243,34 +151,20 @@ function maillogTime(line: string): number | undefined {
 // ---------------------------------------------------------------------------------------------
 // The lab
 
-interface Lab {
-  dir: string;
-  knot: KnotServer;
-  unbound: UnboundServer;
-  pebble: PebbleServer;
-  certbot: Certbot;
-  postfix: PostfixServer;
-  port: number;
-  owner: string;
-  cfgPath: string;
-  stateDir: string;
-  installDir: string;
-  fragmentPath: string;
+interface Lab extends MailLab {
+  /** What certbot runs: hooks/certbot-deploy behind a wrapper that times it into hookTimes. */
   hookWrapper: string;
   hookTimes: string;
 }
 
-let postfixRef: PostfixServer | undefined;
-
 async function startLab(): Promise<Lab> {
-  const dir = makeTempDir('bench-rollover');
-  chmodSync(dir, 0o755); // Postfix's unprivileged processes may look here
-  const stateDir = join(dir, 'state');
-  const installDir = join(dir, 'installed');
-  const cfgPath = join(dir, 'tlsa.yaml');
-  const fragmentPath = join(dir, 'tlsa.fragment');
-  const hookWrapper = join(dir, 'certbot-deploy-timed');
-  const hookTimes = join(dir, 'hook-times.log');
+  const lab = await startMailLab({
+    name: 'bench-rollover',
+    finger: false,
+    fragment: () => '; TLSA records: tlsa writes the lines marked tlsa:managed\n',
+  });
+  const hookWrapper = join(lab.dir, 'certbot-deploy-timed');
+  const hookTimes = join(lab.dir, 'hook-times.log');
   // certbot runs this instead of hooks/certbot-deploy: start and end (ns since the epoch) and the
   // exit code of the real hook, one line per run.
   writeFileSync(
@@ -278,7 +172,7 @@ async function startLab(): Promise<Lab> {
     [
       '#!/bin/sh',
       't0=$(date +%s%N)',
-      `${shellQuote(HOOK)} "$@"`,
+      `${shellQuote(lab.hook)} "$@"`,
       'rc=$?',
       `echo "$t0 $(date +%s%N) $rc" >> ${shellQuote(hookTimes)}`,
       'exit $rc',
@@ -286,188 +180,31 @@ async function startLab(): Promise<Lab> {
     ].join('\n'),
     { mode: 0o755 },
   );
-
-  // Postfix first (its port is the TLSA owner name), with a throwaway certificate, then pointed
-  // at tlsa's installed copy, which the first issuance creates.
-  const openssl = toolPath('openssl', 'openssl');
-  const tmpKey = join(dir, 'throwaway-key.pem');
-  const tmpCert = join(dir, 'throwaway-cert.pem');
-  execFileSync(
-    openssl,
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:P-256',
-      '-nodes',
-      '-keyout',
-      tmpKey,
-      '-out',
-      tmpCert,
-      '-days',
-      '2',
-      '-subj',
-      `/CN=${HOST}`,
-    ],
-    { stdio: 'ignore' },
-  );
-  const postfix = await startPostfix({
-    chains: [{ keyPath: tmpKey, fullchainPath: tmpCert }],
-    hostname: HOST,
+  lab.writeConfig({
+    ttl: TTL,
+    // pebble's intermediates are in no catalog: the 2 1 1 records are the served and staged
+    // chains' issuers.
+    service: lab.stagedService(),
   });
-  postfixRef = postfix;
-  const port = postfix.smtpPort;
-  const owner = `_${port}._tcp.${HOST}.`;
-  execFileSync(toolPath('postconf', 'postfix'), [
-    '-c',
-    postfix.configDir,
-    '-e',
-    `smtpd_tls_chain_files = ${join(installDir, 'mx', 'current', 'combined.pem')}`,
-  ]);
-  const postfixReload = `${shellQuote(toolPath('postfix', 'postfix'))} -c ${shellQuote(postfix.configDir)} reload`;
-
-  writeFileSync(fragmentPath, '; TLSA records: tlsa writes the lines marked tlsa:managed\n');
-  const zoneFile = join(dir, 'example.test.zone');
-  writeFileSync(
-    zoneFile,
-    [
-      `$ORIGIN ${ZONE}`,
-      '$TTL 300',
-      `@ 300 IN SOA ns1.${ZONE} hostmaster.${ZONE} 1 3600 600 86400 60`,
-      `@ 300 IN NS ns1.${ZONE}`,
-      'ns1 300 IN A 127.0.0.1',
-      'mx 300 IN A 127.0.0.1',
-      `$INCLUDE ${fragmentPath}`,
-      '',
-    ].join('\n'),
-  );
-  const knot = await startKnot({ zones: [{ name: ZONE, zoneFilePath: zoneFile, dnssec: true }] });
-  const unbound = await startUnbound({
-    stubs: [{ zone: ZONE, port: knot.port }],
-    trustAnchors: knot.dsRecords(ZONE),
-    cacheMaxTtl: 30,
-    cacheMaxNegativeTtl: 2,
-  });
-  const a = await query({
-    server: unbound.host,
-    port: unbound.port,
-    name: HOST,
-    type: 'A',
-    dnssec: true,
-  });
-  if (!a.flags.includes('ad')) throw new Error(`unbound does not validate ${HOST}:\n${a.raw}`);
-  const pebble = await startPebble({ dnsServer: `127.0.0.1:${unbound.port}` });
-  const certbot = makeCertbot({
-    directoryUrl: pebble.directoryUrl,
-    caBundle: pebble.tlsCaPath,
-    httpPort: pebble.httpPort,
-    dir: join(dir, 'certbot'),
-  });
-
-  const s = JSON.stringify;
-  writeFileSync(
-    cfgPath,
-    [
-      `state_dir: ${s(stateDir)}`,
-      `ttl: ${TTL}`,
-      'verify:',
-      `  resolver: "127.0.0.1:${unbound.port}"`,
-      `  authoritative_port: ${knot.port}`,
-      '  propagation: true',
-      '  probe: true',
-      '  timeout_s: 3',
-      'providers:',
-      '  knot:',
-      '    type: zonefile',
-      `    path: ${s(fragmentPath)}`,
-      `    reload: ${s(knot.reloadCommand(ZONE))}`,
-      'services:',
-      '  mx:',
-      `    host: ${HOST}`,
-      `    ports: [${port}]`,
-      '    protocol: smtp',
-      '    provider: knot',
-      `    ttl: ${TTL}`,
-      // pebble's intermediates are in no catalog: the 2 1 1 records are the served and staged chains' issuers.
-      '    issuers: none',
-      '    certificates:',
-      `      - lineage: ${s(certbot.liveDir('mx'))}`,
-      '    install:',
-      `      dir: ${s(installDir)}`,
-      `      reload: ${s(postfixReload)}`,
-      '',
-    ].join('\n'),
-  );
   log(
-    `lab up: Knot :${knot.port}, unbound :${unbound.port}, pebble :${pebble.port}, Postfix :${port}; TLSA owner ${owner}`,
+    `lab up: Knot :${lab.auth.port}, unbound :${lab.unbound.port}, pebble :${lab.pebble.port}, Postfix :${lab.port}; TLSA owner ${lab.owner}`,
   );
-  return {
-    dir,
-    knot,
-    unbound,
-    pebble,
-    certbot,
-    postfix,
-    port,
-    owner,
-    cfgPath,
-    stateDir,
-    installDir,
-    fragmentPath,
-    hookWrapper,
-    hookTimes,
-  };
+  return { ...lab, hookWrapper, hookTimes };
 }
 
 // ---------------------------------------------------------------------------------------------
 // What is where
 
-interface OwnedRecordJson {
-  usage: number;
-  selector: number;
-  matching: number;
-  data: string;
-  status: string;
-  publishedAt?: string;
-  seenAt?: string;
-}
-const rdataOfOwned = (r: OwnedRecordJson): string =>
-  `${r.usage} ${r.selector} ${r.matching} ${r.data.toLowerCase()}`;
-
 function readState(lab: Lab): OwnedRecordJson[] {
-  const f = join(lab.stateDir, 'state.json');
-  return existsSync(f)
-    ? (JSON.parse(readFileSync(f, 'utf8')) as { records: OwnedRecordJson[] }).records
-    : [];
+  return readOwnedRecords(lab.stateDir);
 }
 
 function managedInFragment(lab: Lab): string[] {
-  return readFileSync(lab.fragmentPath, 'utf8')
-    .split('\n')
-    .filter((l) => l.endsWith('; tlsa:managed'))
-    .map((l) => {
-      const m = /\sIN\s+TLSA\s+(\d \d \d [0-9a-fA-F]+)/.exec(l);
-      if (!m) throw new Error(`unexpected managed line: ${l}`);
-      return m[1]!.toLowerCase();
-    })
-    .sort();
+  return lab.managedInFragment();
 }
 
 async function knotRdata(lab: Lab): Promise<string[]> {
-  const r = await query({
-    server: lab.knot.host,
-    port: lab.knot.port,
-    name: lab.owner,
-    type: 'TLSA',
-    recurse: false,
-    timeoutS: 1,
-    retries: 0,
-  });
-  return rdataOf(r, 'TLSA')
-    .map((x) => x.toLowerCase().replace(/\s+/g, ' '))
-    .sort();
+  return (await lab.served()).rdata;
 }
 
 const livePem = (lab: Lab): string =>
@@ -714,13 +451,7 @@ class OnceDriver implements Driver {
     this.loop = (async () => {
       while (this.running) {
         const t = Date.now();
-        this.runs.push(
-          await runAsync(
-            [process.execPath, CLI, '--config', this.lab.cfgPath, 'daemon', '--once'],
-            { TLSA_DEBUG: '1' },
-            90_000,
-          ),
-        );
+        this.runs.push(await this.lab.tlsa(['daemon', '--once'], { timeoutMs: 90_000 }));
         if (this.running) await sleep(Math.max(0, this.intervalMs - (Date.now() - t)));
       }
     })();
@@ -868,7 +599,7 @@ async function rollover(
     'a STARTTLS handshake presenting the new leaf',
     async () => {
       try {
-        const c = await servedLeaf(lab.port);
+        const c = await servedLeaf({ port: lab.port, servername: HOST });
         if (c.fingerprint256 === newFp) {
           tServed = Date.now();
           return true;
@@ -1084,17 +815,7 @@ async function main(): Promise<void> {
   const modes = parseModes(process.env.BENCH_ROLLOVER_MODES);
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npx tsc -p .\` first`);
   if (process.getuid?.() !== 0) throw new Error("the lab's Postfix master must run as root");
-  for (const [bin, pkg] of [
-    ['knotd', 'knot'],
-    ['kdig', 'knot-dnsutils'],
-    ['unbound', 'unbound'],
-    ['pebble', 'pebble'],
-    ['certbot', 'certbot'],
-    ['postfix', 'postfix'],
-    ['setsid', 'util-linux'],
-    ['openssl', 'openssl'],
-  ] as const)
-    toolPath(bin, pkg);
+  for (const [bin, pkg] of mailLabTools()) toolPath(bin, pkg);
   const started = new Date();
   const loadBefore = loadavg();
 
@@ -1158,8 +879,7 @@ async function main(): Promise<void> {
   } finally {
     await driver?.stop().catch(() => undefined);
     await watcher?.stop().catch(() => undefined);
-    await postfixRef?.stop().catch(() => undefined);
-    await stopAll();
+    await lab?.close().catch(() => undefined);
     process.removeListener('exit', onSignal);
     process.removeListener('SIGINT', onInterrupt);
     process.removeListener('SIGTERM', onInterrupt);

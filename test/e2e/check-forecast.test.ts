@@ -20,75 +20,28 @@
  * Needs root (Postfix master, mount namespaces), a free 127.0.53.x:53, and the Debian packages
  * knot knot-dnsutils unbound pebble certbot postfix openssl.
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { createHash, X509Certificate } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import type { X509Certificate } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { CLI_PATH, REPO_ROOT, requireBuiltCli } from '../helpers/cli.js';
-import { makeCertbot, type Certbot, type CertbotRun, type HookRun } from '../lab/certbot.js';
-import { query, rdataOf } from '../lab/dig.js';
-import { startKnot, type KnotServer } from '../lab/knot.js';
-import {
-  freeLoopback53,
-  labDescribe,
-  makeTempDir,
-  shellQuote,
-  sleep,
-  stopAll,
-  toolPath,
-} from '../lab/lab.js';
-import { startPebble, type PebbleServer } from '../lab/pebble.js';
-import { startPostfix, type PostfixServer } from '../lab/postfix.js';
-import { startUnbound, type UnboundServer } from '../lab/unbound.js';
-import { DanePoller, makeDaneFinger, type DaneFinger } from './dane-finger.js';
+import type { Certbot, CertbotRun, HookRun } from '../lab/certbot.js';
+import { eeRecord as ee, pemCerts, taRecord as ta } from '../lab/certs.js';
+import { DanePoller, type DaneFinger } from '../lab/dane-finger.js';
+import type { KnotServer } from '../lab/knot.js';
+import { labDescribe, shellQuote, sleep, toolPath } from '../lab/lab.js';
+import { mailLabTools, startMailLab, type MailLab } from '../lab/mail-lab.js';
+import type { PebbleServer } from '../lab/pebble.js';
+import type { PostfixServer } from '../lab/postfix.js';
+import { runAsync, showRun as show, type Run } from '../lab/run.js';
+import type { UnboundServer } from '../lab/unbound.js';
+import { checkJson, driveUntil, theHook } from './steps.js';
 
-const ZONE = 'example.test.';
 const HOST = 'mx.example.test';
 const TTL = 3;
 const HOOK = join(REPO_ROOT, 'hooks', 'certbot-deploy');
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-const show = (r: Run): string =>
-  `exit ${r.code}\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`;
-
-function runAsync(
-  argv: string[],
-  env: Record<string, string> = {},
-  timeoutMs = 90_000,
-): Promise<Run> {
-  return new Promise((resolveRun) => {
-    const child = spawn(argv[0]!, argv.slice(1), {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      stdout += d;
-    });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolveRun({ code, stdout, stderr });
-    });
-  });
-}
-
-const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
-const spki = (c: X509Certificate): Buffer =>
-  c.publicKey.export({ type: 'spki', format: 'der' }) as Buffer;
-const pemCerts = (text: string): X509Certificate[] =>
-  (text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map(
-    (p) => new X509Certificate(p),
-  );
 const cn = (c: X509Certificate): string => /(?:^|\n)CN=([^\n]*)/.exec(c.subject)![1]!;
 
 interface CheckJson {
@@ -102,28 +55,13 @@ interface CheckJson {
 
 labDescribe(
   'check forecasts the next renewal, and the renewal does what it said (issue 14)',
-  [
-    ['knotd', 'knot'],
-    ['knotc', 'knot'],
-    ['keymgr', 'knot'],
-    ['kdig', 'knot-dnsutils'],
-    ['unbound', 'unbound'],
-    ['unbound-control', 'unbound'],
-    ['unbound-checkconf', 'unbound'],
-    ['pebble', 'pebble'],
-    ['certbot', 'certbot'],
-    ['postfix', 'postfix'],
-    ['postconf', 'postfix'],
-    ['posttls-finger', 'postfix'],
-    ['setsid', 'util-linux'],
-    ['unshare', 'util-linux'],
-    ['openssl', 'openssl'],
-  ],
+  mailLabTools(),
   () => {
     const t0 = Date.now();
     const note = (s: string): void => {
       console.log(`[${((Date.now() - t0) / 1000).toFixed(1)} s] ${s}`);
     };
+    let lab: MailLab;
     let dir: string;
     let knot: KnotServer;
     let unbound: UnboundServer;
@@ -133,11 +71,8 @@ labDescribe(
     let finger: DaneFinger;
     let poller: DanePoller;
     let port: number;
-    let owner: string;
     let cfgPath: string;
-    let stateDir: string;
     let installDir: string;
-    let fragmentPath: string;
     let postfixReload: string;
     /** Deploy hook for the setups without staged install: Postfix loads certbot's new files at
      *  once (reload), then waits for `releaseFlag` (60 s at most) before tlsa's hook runs, so
@@ -152,44 +87,19 @@ labDescribe(
     }
     function writeConfig(c: Cfg): void {
       const s = JSON.stringify;
-      writeFileSync(
-        cfgPath,
-        [
-          `state_dir: ${s(stateDir)}`,
-          `ttl: ${TTL}`,
-          'verify:',
-          `  resolver: "127.0.0.1:${unbound.port}"`,
-          `  authoritative_port: ${knot.port}`,
-          '  propagation: true',
-          '  probe: true',
-          '  timeout_s: 3',
-          'providers:',
-          '  knot:',
-          '    type: zonefile',
-          `    path: ${s(fragmentPath)}`,
-          `    reload: ${s(knot.reloadCommand(ZONE))}`,
-          'services:',
-          '  mx:',
-          `    host: ${HOST}`,
-          `    ports: [${port}]`,
-          '    protocol: smtp',
-          '    provider: knot',
-          `    ttl: ${TTL}`,
+      lab.writeConfig({
+        ttl: TTL,
+        service: [
           `    records: [${s(c.records)}]`,
           `    issuers: ${s(c.issuers)}`,
-          '    certificates:',
-          `      - lineage: ${s(certbot.liveDir('mx'))}`,
-          ...(c.staged
-            ? ['    install:', `      dir: ${s(installDir)}`, `      reload: ${s(postfixReload)}`]
-            : []),
-          '',
-        ].join('\n'),
-      );
+          ...lab.lineageLines(['mx']),
+          ...(c.staged ? lab.installLines() : []),
+        ],
+      });
     }
 
     const tlsaEnv = (): Record<string, string> => ({ TLSA_CONFIG: cfgPath });
-    const tlsa = (args: string[]): Promise<Run> =>
-      runAsync([process.execPath, CLI_PATH, '--config', cfgPath, ...args], { TLSA_DEBUG: '1' });
+    const tlsa = (args: string[]): Promise<Run> => lab.tlsa(args);
     const plainCheck = (...extra: string[]): Promise<Run> =>
       runAsync(
         [
@@ -206,7 +116,7 @@ labDescribe(
           ...extra,
           `${HOST}:${port}`,
         ],
-        { TLSA_CONFIG: '' },
+        { env: { TLSA_CONFIG: '' } },
       );
     const livePem = (): string =>
       readFileSync(join(certbot.liveDir('mx'), 'fullchain.pem'), 'utf8');
@@ -215,56 +125,10 @@ labDescribe(
       const f = join(installDir, 'mx', 'current', 'fullchain.pem');
       return existsSync(f) ? pemCerts(readFileSync(f, 'utf8'))[0] : undefined;
     };
-    const knotRdata = async (): Promise<string[]> => {
-      const r = await query({
-        server: knot.host,
-        port: knot.port,
-        name: owner,
-        type: 'TLSA',
-        recurse: false,
-        timeoutS: 1,
-        retries: 1,
-      });
-      return rdataOf(r, 'TLSA')
-        .map((x) => x.toLowerCase().replace(/\s+/g, ' '))
-        .sort();
-    };
-    const ta = (c: X509Certificate): string => `2 1 1 ${sha256(spki(c))}`;
-    const ee = (c: X509Certificate): string => `3 1 1 ${sha256(spki(c))}`;
+    const knotRdata = async (): Promise<string[]> => (await lab.served()).rdata;
 
-    function theHook(r: CertbotRun): HookRun {
-      expect(r.hooks.length, `deploy hook runs in certbot's log:\n${r.output}`).toBe(1);
-      return r.hooks[0]!;
-    }
-
-    async function checkJson(run: Promise<Run>): Promise<{ run: Run; json: CheckJson }> {
-      const r = await run;
-      let json: CheckJson;
-      try {
-        json = JSON.parse(r.stdout) as CheckJson;
-      } catch {
-        throw new Error(`check did not print JSON:\n${show(r)}`);
-      }
-      return { run: r, json };
-    }
-
-    /** `tlsa daemon --once` about once a second until `done()`. */
-    async function drive(
-      label: string,
-      done: () => boolean | Promise<boolean>,
-      timeoutMs = 60_000,
-    ): Promise<void> {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const r = await tlsa(['daemon', '--once']);
-        if (await done()) return;
-        if (Date.now() > deadline)
-          throw new Error(
-            `${label}: not done after ${timeoutMs} ms\n${show(r)}\n--- fragment ---\n${readFileSync(fragmentPath, 'utf8')}`,
-          );
-        await sleep(1000);
-      }
-    }
+    const drive = (label: string, done: () => boolean | Promise<boolean>, timeoutMs?: number) =>
+      driveUntil(lab, label, done, timeoutMs);
 
     /** Wait until Knot serves `rdata` and it is older than 2×TTL (so every cache has it), and
      *  the daemon has seen it. */
@@ -300,50 +164,15 @@ labDescribe(
 
     beforeAll(async () => {
       requireBuiltCli();
-      dir = makeTempDir('e2e-check-forecast');
-      chmodSync(dir, 0o755);
-      stateDir = join(dir, 'state');
-      installDir = join(dir, 'installed');
-      cfgPath = join(dir, 'tlsa.yaml');
-      fragmentPath = join(dir, 'tlsa.fragment');
-      releaseFlag = join(dir, 'release-hook');
-      const openssl = toolPath('openssl', 'openssl');
-      const tmpKey = join(dir, 'throwaway-key.pem');
-      const tmpCert = join(dir, 'throwaway-cert.pem');
-      execFileSync(
-        openssl,
-        [
-          'req',
-          '-x509',
-          '-newkey',
-          'ec',
-          '-pkeyopt',
-          'ec_paramgen_curve:P-256',
-          '-nodes',
-          '-keyout',
-          tmpKey,
-          '-out',
-          tmpCert,
-          '-days',
-          '2',
-          '-subj',
-          `/CN=${HOST}`,
-        ],
-        { stdio: 'ignore' },
-      );
-      postfix = await startPostfix({
-        chains: [{ keyPath: tmpKey, fullchainPath: tmpCert }],
-        hostname: HOST,
+      lab = await startMailLab({
+        name: 'e2e-check-forecast',
+        fragment: () => '; TLSA records: tlsa writes the lines marked tlsa:managed\n',
       });
-      port = postfix.smtpPort;
-      owner = `_${port}._tcp.${HOST}.`;
-      execFileSync(toolPath('postconf', 'postfix'), [
-        '-c',
-        postfix.configDir,
-        '-e',
-        `smtpd_tls_chain_files = ${join(installDir, 'mx', 'current', 'combined.pem')}`,
-      ]);
-      postfixReload = `${shellQuote(toolPath('postfix', 'postfix'))} -c ${shellQuote(postfix.configDir)} reload`;
+      ({ dir, unbound, pebble, certbot, postfix, port, cfgPath, installDir } = lab);
+      ({ postfixReload } = lab);
+      knot = lab.auth.knot!;
+      finger = lab.finger!;
+      releaseFlag = join(dir, 'release-hook');
       reloadFirstHook = join(dir, 'reload-first-hook');
       writeFileSync(
         reloadFirstHook,
@@ -357,46 +186,6 @@ labDescribe(
         { mode: 0o755 },
       );
 
-      writeFileSync(fragmentPath, '; TLSA records: tlsa writes the lines marked tlsa:managed\n');
-      const zoneFile = join(dir, 'example.test.zone');
-      writeFileSync(
-        zoneFile,
-        [
-          `$ORIGIN ${ZONE}`,
-          '$TTL 300',
-          `@ 300 IN SOA ns1.${ZONE} hostmaster.${ZONE} 1 3600 600 86400 60`,
-          `@ 300 IN NS ns1.${ZONE}`,
-          'ns1 300 IN A 127.0.0.1',
-          'mx 300 IN A 127.0.0.1',
-          `$INCLUDE ${fragmentPath}`,
-          '',
-        ].join('\n'),
-      );
-      knot = await startKnot({ zones: [{ name: ZONE, zoneFilePath: zoneFile, dnssec: true }] });
-      const glibcResolver = await freeLoopback53();
-      unbound = await startUnbound({
-        stubs: [{ zone: ZONE, port: knot.port }],
-        trustAnchors: knot.dsRecords(ZONE),
-        extraListen: glibcResolver,
-        cacheMaxTtl: 30,
-        cacheMaxNegativeTtl: 2,
-      });
-      const a = await query({
-        server: unbound.host,
-        port: unbound.port,
-        name: HOST,
-        type: 'A',
-        dnssec: true,
-      });
-      if (!a.flags.includes('ad')) throw new Error(`unbound does not validate ${HOST}:\n${a.raw}`);
-      pebble = await startPebble({ dnsServer: `127.0.0.1:${unbound.port}` });
-      certbot = makeCertbot({
-        directoryUrl: pebble.directoryUrl,
-        caBundle: pebble.tlsCaPath,
-        httpPort: pebble.httpPort,
-        dir: join(dir, 'certbot'),
-      });
-      finger = makeDaneFinger({ dir, zone: ZONE, resolverAddress: glibcResolver });
       poller = new DanePoller(finger, HOST, port, 1000);
       note(
         `lab up: Knot :${knot.port}, unbound :${unbound.port}, pebble :${pebble.port}, Postfix :${port}`,
@@ -409,8 +198,7 @@ labDescribe(
       note(
         `posttls-finger: ${all.length} polls; failed per scenario: ${['A', 'B', 'C'].map((s) => `${s} ${all.filter((r) => r.scenario === s && !r.verified).length}/${all.filter((r) => r.scenario === s).length}`).join(', ')}`,
       );
-      await postfix?.stop();
-      await stopAll();
+      await lab?.close();
     }, 60_000);
 
     it('A. 3 1 1 only with staged install: check says safe (staged); a renewal from a new intermediate has 0 failed polls', async () => {
@@ -430,7 +218,7 @@ labDescribe(
       poller.scenario = 'A';
       poller.start();
 
-      const { run, json } = await checkJson(tlsa(['check', '--json']));
+      const { run, json } = await checkJson<CheckJson>(tlsa(['check', '--json']));
       note(
         `A: check: ${(json.reports[0]?.nextRenewal ?? []).map((x) => x.text).join(' | ')} ${json.reports[0]?.warnings.join(' | ')}`,
       );
@@ -487,7 +275,7 @@ labDescribe(
           .map((x) => x.output.slice(-300)),
       ).toEqual([]);
 
-      const { run, json } = await checkJson(tlsa(['check', '--json']));
+      const { run, json } = await checkJson<CheckJson>(tlsa(['check', '--json']));
       note(`B: check --config: ${json.reports[0]?.warnings.join(' | ')}`);
       expect(run.code, show(run)).toBe(0);
       const w = json.reports[0]!.warnings.join('\n');
@@ -505,7 +293,7 @@ labDescribe(
       const guessed = await plainCheck();
       expect(guessed.code, show(guessed)).toBe(1);
       expect(guessed.stdout).toContain(`run \\"tlsa check --protocol smtp ${HOST}:${port}\\"`);
-      const plain = await checkJson(plainCheck('--protocol', 'smtp'));
+      const plain = await checkJson<CheckJson>(plainCheck('--protocol', 'smtp'));
       note(`B: plain check: ${plain.json.reports[0]?.warnings.join(' | ')}`);
       expect(plain.json.reports[0]!.warnings.join('\n')).toMatch(
         /breaks DANE: .*intermediate other than .*no issuer catalog knows/,
@@ -580,7 +368,7 @@ labDescribe(
       rmFlag();
 
       poller.scenario = 'C';
-      const { run, json } = await checkJson(tlsa(['check', '--json']));
+      const { run, json } = await checkJson<CheckJson>(tlsa(['check', '--json']));
       note(
         `C: check: ${(json.reports[0]?.nextRenewal ?? []).map((x) => x.text).join(' | ')} ${json.reports[0]?.warnings.join(' | ')}`,
       );

@@ -21,76 +21,26 @@
  * Needs root (Postfix master, mount namespaces), a free 127.0.53.x:53, and the Debian packages
  * knot knot-dnsutils unbound pebble certbot postfix openssl.
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { createHash, X509Certificate } from 'node:crypto';
-import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import type { X509Certificate } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { CLI_PATH, REPO_ROOT, requireBuiltCli } from '../helpers/cli.js';
-import { makeCertbot, type Certbot, type CertbotRun, type HookRun } from '../lab/certbot.js';
-import { query, rdataOf } from '../lab/dig.js';
-import { startKnot, type KnotServer } from '../lab/knot.js';
-import {
-  freeLoopback53,
-  labDescribe,
-  makeTempDir,
-  shellQuote,
-  sleep,
-  stopAll,
-  toolPath,
-} from '../lab/lab.js';
-import { startPebble, type PebbleServer } from '../lab/pebble.js';
-import { startPostfix, type PostfixServer } from '../lab/postfix.js';
-import { startUnbound, type UnboundServer } from '../lab/unbound.js';
-import { DanePoller, makeDaneFinger, type DaneFinger } from './dane-finger.js';
+import { REPO_ROOT, requireBuiltCli } from '../helpers/cli.js';
+import type { Certbot } from '../lab/certbot.js';
+import { eeRecord as ee, pemCerts, sha256, taRecord as ta } from '../lab/certs.js';
+import { DanePoller, type DaneFinger } from '../lab/dane-finger.js';
+import type { KnotServer } from '../lab/knot.js';
+import { labDescribe, sleep } from '../lab/lab.js';
+import { mailLabTools, startMailLab, type MailLab } from '../lab/mail-lab.js';
+import type { PebbleServer } from '../lab/pebble.js';
+import { showRun as show, type Run } from '../lab/run.js';
+import type { UnboundServer } from '../lab/unbound.js';
+import { checkJson, driveUntil, theHook } from './steps.js';
 
-const ZONE = 'example.test.';
 const HOST = 'mx.example.test';
 const TTL = 3;
 const D_TTL = 6;
 const HOOK = join(REPO_ROOT, 'hooks', 'certbot-deploy');
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-const show = (r: Run): string =>
-  `exit ${r.code}\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`;
-
-function runAsync(
-  argv: string[],
-  env: Record<string, string> = {},
-  timeoutMs = 90_000,
-): Promise<Run> {
-  return new Promise((resolveRun) => {
-    const child = spawn(argv[0]!, argv.slice(1), {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      stdout += d;
-    });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolveRun({ code, stdout, stderr });
-    });
-  });
-}
-
-const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
-const spki = (c: X509Certificate): Buffer =>
-  c.publicKey.export({ type: 'spki', format: 'der' }) as Buffer;
-const pemCerts = (text: string): X509Certificate[] =>
-  (text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map(
-    (p) => new X509Certificate(p),
-  );
 
 interface CheckJson {
   ok: boolean;
@@ -108,34 +58,17 @@ interface StateJson {
 
 labDescribe(
   "several writers at one owner: another writer's record counts, the cap and the TTL (issue 14, points 3 and 4)",
-  [
-    ['knotd', 'knot'],
-    ['knotc', 'knot'],
-    ['keymgr', 'knot'],
-    ['kdig', 'knot-dnsutils'],
-    ['unbound', 'unbound'],
-    ['unbound-control', 'unbound'],
-    ['unbound-checkconf', 'unbound'],
-    ['pebble', 'pebble'],
-    ['certbot', 'certbot'],
-    ['postfix', 'postfix'],
-    ['postconf', 'postfix'],
-    ['posttls-finger', 'postfix'],
-    ['setsid', 'util-linux'],
-    ['unshare', 'util-linux'],
-    ['openssl', 'openssl'],
-  ],
+  mailLabTools(),
   () => {
     const t0 = Date.now();
     const note = (s: string): void => {
       console.log(`[${((Date.now() - t0) / 1000).toFixed(1)} s] ${s}`);
     };
-    let dir: string;
+    let lab: MailLab;
     let knot: KnotServer;
     let unbound: UnboundServer;
     let pebble: PebbleServer;
     let certbot: Certbot;
-    let postfix: PostfixServer;
     let finger: DaneFinger;
     let poller: DanePoller;
     let port: number;
@@ -143,50 +76,22 @@ labDescribe(
     let cfgPath: string;
     let stateDir: string;
     let installDir: string;
-    let fragmentPath: string;
-    let postfixReload: string;
 
     function writeConfig(records: string[], cap?: number): void {
-      const s = JSON.stringify;
-      writeFileSync(
-        cfgPath,
-        [
-          `state_dir: ${s(stateDir)}`,
-          `ttl: ${TTL}`,
-          ...(cap ? [`max_records_per_name: ${cap}`] : []),
-          'verify:',
-          `  resolver: "127.0.0.1:${unbound.port}"`,
-          `  authoritative_port: ${knot.port}`,
-          '  propagation: true',
-          '  probe: true',
-          '  timeout_s: 3',
-          'providers:',
-          '  knot:',
-          '    type: zonefile',
-          `    path: ${s(fragmentPath)}`,
-          `    reload: ${s(knot.reloadCommand(ZONE))}`,
-          'services:',
-          '  mx:',
-          `    host: ${HOST}`,
-          `    ports: [${port}]`,
-          '    protocol: smtp',
-          '    provider: knot',
-          `    ttl: ${TTL}`,
-          `    records: ${s(records)}`,
+      lab.writeConfig({
+        ttl: TTL,
+        top: cap ? [`max_records_per_name: ${cap}`] : [],
+        service: [
+          `    records: ${JSON.stringify(records)}`,
           '    issuers: none',
-          '    certificates:',
-          `      - lineage: ${s(certbot.liveDir('mx'))}`,
-          '    install:',
-          `      dir: ${s(installDir)}`,
-          `      reload: ${s(postfixReload)}`,
-          '',
-        ].join('\n'),
-      );
+          ...lab.lineageLines(['mx']),
+          ...lab.installLines(),
+        ],
+      });
     }
 
     const tlsaEnv = (): Record<string, string> => ({ TLSA_CONFIG: cfgPath });
-    const tlsa = (args: string[]): Promise<Run> =>
-      runAsync([process.execPath, CLI_PATH, '--config', cfgPath, ...args], { TLSA_DEBUG: '1' });
+    const tlsa = (args: string[]): Promise<Run> => lab.tlsa(args);
     const liveChain = (): X509Certificate[] =>
       pemCerts(readFileSync(join(certbot.liveDir('mx'), 'fullchain.pem'), 'utf8'));
     const installedLeaf = (): X509Certificate | undefined => {
@@ -197,36 +102,11 @@ labDescribe(
       JSON.parse(readFileSync(join(stateDir, 'state.json'), 'utf8')) as StateJson;
     const owned = (): string[] =>
       readState().records.map((r) => `${r.usage} ${r.selector} ${r.matching} ${r.data}`);
-    const onKnot = async (): Promise<{ rdata: string[]; ttl: number }> => {
-      const r = await query({
-        server: knot.host,
-        port: knot.port,
-        name: owner,
-        type: 'TLSA',
-        recurse: false,
-        timeoutS: 1,
-        retries: 1,
-      });
-      return {
-        rdata: rdataOf(r, 'TLSA')
-          .map((x) => x.toLowerCase().replace(/\s+/g, ' '))
-          .sort(),
-        ttl: Math.max(0, ...r.records.filter((x) => x.type === 'TLSA').map((x) => x.ttl)),
-      };
-    };
-    const ta = (c: X509Certificate): string => `2 1 1 ${sha256(spki(c))}`;
-    const ee = (c: X509Certificate): string => `3 1 1 ${sha256(spki(c))}`;
+    const onKnot = (): Promise<{ rdata: string[]; ttl: number }> => lab.served();
 
     /** Host D writes its record (Knot serves the RRset with the TTL of its last line: D's). */
     async function hostDWrites(rdata: string, ttl: number): Promise<void> {
-      const lines = readFileSync(fragmentPath, 'utf8')
-        .split('\n')
-        .filter((l) => l && !l.includes(rdata));
-      writeFileSync(
-        fragmentPath,
-        `${[...lines, `${owner} ${ttl} IN TLSA ${rdata} ; host D's`].join('\n')}\n`,
-      );
-      knot.reload(ZONE);
+      await lab.auth.otherWriterSets(owner, rdata, ttl, "host D's");
       const deadline = Date.now() + 30_000;
       while (!(await onKnot()).rdata.includes(rdata)) {
         if (Date.now() > deadline) throw new Error(`host D's ${rdata} never reached Knot`);
@@ -234,39 +114,8 @@ labDescribe(
       }
     }
 
-    function theHook(r: CertbotRun): HookRun {
-      expect(r.hooks.length, `deploy hook runs in certbot's log:\n${r.output}`).toBe(1);
-      return r.hooks[0]!;
-    }
-
-    async function checkJson(run: Promise<Run>): Promise<{ run: Run; json: CheckJson }> {
-      const r = await run;
-      let json: CheckJson;
-      try {
-        json = JSON.parse(r.stdout) as CheckJson;
-      } catch {
-        throw new Error(`check did not print JSON:\n${show(r)}`);
-      }
-      return { run: r, json };
-    }
-
-    /** `tlsa daemon --once` about once a second until `done()`. */
-    async function drive(
-      label: string,
-      done: () => boolean | Promise<boolean>,
-      timeoutMs: number,
-    ): Promise<Run> {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        const r = await tlsa(['daemon', '--once']);
-        if (await done()) return r;
-        if (Date.now() > deadline)
-          throw new Error(
-            `${label}: not done after ${timeoutMs} ms\n${show(r)}\n--- status ---\n${show(await tlsa(['status']))}\n--- fragment ---\n${readFileSync(fragmentPath, 'utf8')}`,
-          );
-        await sleep(1000);
-      }
-    }
+    const drive = (label: string, done: () => boolean | Promise<boolean>, timeoutMs?: number) =>
+      driveUntil(lab, label, done, timeoutMs);
 
     /** Until Knot serves `rdata` and every cache has it (older than 2× the largest TTL). */
     async function waitCached(rdata: string): Promise<void> {
@@ -286,84 +135,14 @@ labDescribe(
 
     beforeAll(async () => {
       requireBuiltCli();
-      dir = makeTempDir('e2e-other-writers');
-      chmodSync(dir, 0o755);
-      stateDir = join(dir, 'state');
-      installDir = join(dir, 'installed');
-      cfgPath = join(dir, 'tlsa.yaml');
-      fragmentPath = join(dir, 'tlsa.fragment');
-      const openssl = toolPath('openssl', 'openssl');
-      const tmpKey = join(dir, 'throwaway-key.pem');
-      const tmpCert = join(dir, 'throwaway-cert.pem');
-      execFileSync(
-        openssl,
-        [
-          'req',
-          '-x509',
-          '-newkey',
-          'ec',
-          '-pkeyopt',
-          'ec_paramgen_curve:P-256',
-          '-nodes',
-          '-keyout',
-          tmpKey,
-          '-out',
-          tmpCert,
-          '-days',
-          '2',
-          '-subj',
-          `/CN=${HOST}`,
-        ],
-        { stdio: 'ignore' },
-      );
-      postfix = await startPostfix({
-        chains: [{ keyPath: tmpKey, fullchainPath: tmpCert }],
-        hostname: HOST,
+      lab = await startMailLab({
+        name: 'e2e-other-writers',
+        fragment: () =>
+          '; TLSA records: tlsa writes the lines marked tlsa:managed, host D the others\n',
       });
-      port = postfix.smtpPort;
-      owner = `_${port}._tcp.${HOST}.`;
-      execFileSync(toolPath('postconf', 'postfix'), [
-        '-c',
-        postfix.configDir,
-        '-e',
-        `smtpd_tls_chain_files = ${join(installDir, 'mx', 'current', 'combined.pem')}`,
-      ]);
-      postfixReload = `${shellQuote(toolPath('postfix', 'postfix'))} -c ${shellQuote(postfix.configDir)} reload`;
-      writeFileSync(
-        fragmentPath,
-        '; TLSA records: tlsa writes the lines marked tlsa:managed, host D the others\n',
-      );
-      const zoneFile = join(dir, 'example.test.zone');
-      writeFileSync(
-        zoneFile,
-        [
-          `$ORIGIN ${ZONE}`,
-          '$TTL 300',
-          `@ 300 IN SOA ns1.${ZONE} hostmaster.${ZONE} 1 3600 600 86400 60`,
-          `@ 300 IN NS ns1.${ZONE}`,
-          'ns1 300 IN A 127.0.0.1',
-          'mx 300 IN A 127.0.0.1',
-          `$INCLUDE ${fragmentPath}`,
-          '',
-        ].join('\n'),
-      );
-      knot = await startKnot({ zones: [{ name: ZONE, zoneFilePath: zoneFile, dnssec: true }] });
-      const glibcResolver = await freeLoopback53();
-      unbound = await startUnbound({
-        stubs: [{ zone: ZONE, port: knot.port }],
-        trustAnchors: knot.dsRecords(ZONE),
-        extraListen: glibcResolver,
-        cacheMaxTtl: 30,
-        cacheMaxNegativeTtl: 2,
-      });
-      pebble = await startPebble({ dnsServer: `127.0.0.1:${unbound.port}` });
-      certbot = makeCertbot({
-        directoryUrl: pebble.directoryUrl,
-        caBundle: pebble.tlsCaPath,
-        httpPort: pebble.httpPort,
-        dir: join(dir, 'certbot'),
-      });
-      finger = makeDaneFinger({ dir, zone: ZONE, resolverAddress: glibcResolver });
+      ({ unbound, pebble, certbot, port, owner, cfgPath, stateDir, installDir } = lab);
+      knot = lab.auth.knot!;
+      finger = lab.finger!;
       poller = new DanePoller(finger, HOST, port, 1000);
       note(
         `lab up: Knot :${knot.port}, unbound :${unbound.port}, pebble :${pebble.port}, Postfix :${port}`,
@@ -376,8 +155,7 @@ labDescribe(
       note(
         `posttls-finger: ${all.length} polls; failed per scenario: ${['3', '4'].map((s) => `${s} ${all.filter((r) => r.scenario === s && !r.verified).length}/${all.filter((r) => r.scenario === s).length}`).join(', ')}`,
       );
-      await postfix?.stop();
-      await stopAll();
+      await lab?.close();
     }, 60_000);
 
     it("3. 2 1 1 only, staged install: host D already published the next intermediate's 2 1 1; check says safe (staged); the renewal installs once it is 2×TTL old, 0 failed polls; C never removes it", async () => {
@@ -405,7 +183,7 @@ labDescribe(
       await hostDWrites(ta(next), TTL);
       await waitCached(ta(next));
 
-      const { run, json } = await checkJson(tlsa(['check', '--json']));
+      const { run, json } = await checkJson<CheckJson>(tlsa(['check', '--json']));
       note(
         `3: check: ${(json.reports[0]?.nextRenewal ?? []).map((x) => x.text).join(' | ')} ${json.reports[0]?.warnings.join(' | ')}`,
       );
@@ -493,7 +271,7 @@ labDescribe(
       // D writes again: its TTL is what the servers serve now; check says so.
       await hostDWrites(d1, D_TTL);
       await waitCached(d1); // the resolver's copy too: check compares it with the servers'
-      const { run, json } = await checkJson(tlsa(['check', '--json']));
+      const { run, json } = await checkJson<CheckJson>(tlsa(['check', '--json']));
       note(`4: check: ${json.reports[0]?.warnings.join(' | ')}`);
       expect(json.reports[0]!.servedTtl, show(run)).toBe(D_TTL);
       expect(json.reports[0]!.warnings.join('\n')).toContain(

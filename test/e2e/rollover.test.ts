@@ -39,7 +39,7 @@
  * knot knot-dnsutils unbound pebble certbot postfix openssl; takes about 2 minutes.
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { createHash, X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import {
   existsSync,
   openSync,
@@ -48,30 +48,25 @@ import {
   readlinkSync,
   rmSync,
   writeFileSync,
-  chmodSync,
 } from 'node:fs';
 import { hostname } from 'node:os';
-import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
-import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { CLI_PATH, REPO_ROOT, requireBuiltCli } from '../helpers/cli.js';
-import { makeCertbot, type Certbot, type CertbotRun, type HookRun } from '../lab/certbot.js';
+import type { Certbot, CertbotRun } from '../lab/certbot.js';
+import { chainRecords, pemCerts, sha256, spki } from '../lab/certs.js';
+import { DanePoller, type DaneFinger } from '../lab/dane-finger.js';
 import { query, rdataOf } from '../lab/dig.js';
-import { startKnot, type KnotServer } from '../lab/knot.js';
-import {
-  freeLoopback53,
-  labDescribe,
-  makeTempDir,
-  shellQuote,
-  sleep,
-  stopAll,
-  toolPath,
-} from '../lab/lab.js';
-import { startPebble, type PebbleServer } from '../lab/pebble.js';
-import { startPostfix, type PostfixServer } from '../lab/postfix.js';
-import { startUnbound, type UnboundServer } from '../lab/unbound.js';
-import { DanePoller, makeDaneFinger, type DaneFinger } from './dane-finger.js';
+import type { KnotServer } from '../lab/knot.js';
+import { labDescribe, shellQuote, sleep, toolPath } from '../lab/lab.js';
+import { type OwnedRecordJson, rdataOfOwned, readOwnedRecords } from '../lab/owned-records.js';
+import { mailLabTools, startMailLab, type MailLab } from '../lab/mail-lab.js';
+import type { PebbleServer } from '../lab/pebble.js';
+import type { PostfixServer } from '../lab/postfix.js';
+import { runAsync, showRun, type Run } from '../lab/run.js';
+import { servedLeaf } from '../lab/starttls.js';
+import type { UnboundServer } from '../lab/unbound.js';
+import { theHook } from './steps.js';
 
 const ZONE = 'example.test.';
 const HOST = 'mx.example.test';
@@ -81,160 +76,13 @@ const HOOK = join(REPO_ROOT, 'hooks', 'certbot-deploy');
 const SLACK_MS = 1500;
 
 // ---------------------------------------------------------------------------------------------
-// Small helpers
-
-interface Run {
-  argv: string[];
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-  pid: number;
-}
-
-const showRun = (r: Run): string =>
-  `$ ${r.argv.join(' ')}\nexit ${r.code ?? r.signal} after ${r.ms} ms\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`;
-
-/** Spawn a process without blocking the event loop (the poller and the watcher keep running). */
-function runAsync(
-  argv: string[],
-  opts: { env?: Record<string, string>; timeoutMs?: number; onSpawn?: (pid: number) => void } = {},
-): Promise<Run> {
-  const started = Date.now();
-  return new Promise((resolveRun) => {
-    const child = spawn(argv[0]!, argv.slice(1), {
-      env: { ...process.env, ...opts.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      stdout += d;
-    });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
-    });
-    if (child.pid !== undefined) opts.onSpawn?.(child.pid);
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 120_000);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolveRun({
-        argv,
-        code,
-        signal,
-        stdout,
-        stderr,
-        ms: Date.now() - started,
-        pid: child.pid ?? -1,
-      });
-    });
-  });
-}
-
-const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
-const spki = (c: X509Certificate): Buffer =>
-  c.publicKey.export({ type: 'spki', format: 'der' }) as Buffer;
-
-function pemCerts(text: string): X509Certificate[] {
-  return (text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map(
-    (p) => new X509Certificate(p),
-  );
-}
-
-/** The `3 1 1` of the leaf and the `2 1 1` of its issuer: what a chain needs published. */
-function chainRecords(fullchainPem: string): { ee: string; ta: string; leaf: X509Certificate } {
-  const [leaf, issuer] = pemCerts(fullchainPem);
-  if (!leaf || !issuer) throw new Error('chain without leaf and issuer');
-  return { ee: `3 1 1 ${sha256(spki(leaf))}`, ta: `2 1 1 ${sha256(spki(issuer))}`, leaf };
-}
-
-interface OwnedRecordJson {
-  owner: string;
-  usage: number;
-  selector: number;
-  matching: number;
-  data: string;
-  status: string;
-  publishedAt?: string;
-  seenAt?: string;
-  retiringSince?: string;
-  addedAt: string;
-  by: string;
-}
-const rdataOfOwned = (r: OwnedRecordJson): string =>
-  `${r.usage} ${r.selector} ${r.matching} ${r.data.toLowerCase()}`;
-
-/** The leaf a STARTTLS handshake gets from host:port, offering only `keyType`'s signature
- *  algorithms (picks the RSA or the ECDSA certificate of a dual-certificate server). */
-function servedLeaf(port: number, keyType: 'rsa' | 'ecdsa'): Promise<X509Certificate> {
-  const sigalgs =
-    keyType === 'rsa'
-      ? 'rsa_pss_rsae_sha256:rsa_pss_rsae_sha384:rsa_pkcs1_sha256:rsa_pkcs1_sha384'
-      : 'ecdsa_secp256r1_sha256:ecdsa_secp384r1_sha384';
-  return new Promise((resolveLeaf, reject) => {
-    const sock = netConnect({ host: '127.0.0.1', port });
-    let buf = '';
-    let step = 0;
-    const fail = (e: Error) => {
-      sock.destroy();
-      reject(e);
-    };
-    sock.setTimeout(5000, () => fail(new Error('STARTTLS probe: timeout')));
-    sock.on('error', fail);
-    const onData = (d: Buffer) => {
-      buf += d.toString('latin1');
-      if (!/\r?\n$/.test(buf)) return;
-      const last = buf.trimEnd().split('\n').at(-1)!;
-      if (/^\d{3}-/.test(last)) return;
-      buf = '';
-      if (step === 0 && last.startsWith('220')) {
-        step = 1;
-        sock.write('EHLO e2e.test\r\n');
-      } else if (step === 1 && last.startsWith('250')) {
-        step = 2;
-        sock.write('STARTTLS\r\n');
-      } else if (step === 2 && last.startsWith('220')) {
-        sock.removeListener('data', onData);
-        const t = tlsConnect(
-          { socket: sock, servername: 'mx.example.test', rejectUnauthorized: false, sigalgs },
-          () => {
-            const c = t.getPeerX509Certificate();
-            t.end();
-            if (c) resolveLeaf(c);
-            else reject(new Error('no peer certificate'));
-          },
-        );
-        t.on('error', fail);
-      } else fail(new Error(`STARTTLS probe: unexpected "${last}"`));
-    };
-    sock.on('data', onData);
-  });
-}
-
-// ---------------------------------------------------------------------------------------------
 
 labDescribe(
   'e2e rollover: pebble + certbot -> tlsa -> Knot/unbound -> Postfix, posttls-finger throughout',
-  [
-    ['knotd', 'knot'],
-    ['knotc', 'knot'],
-    ['keymgr', 'knot'],
-    ['kdig', 'knot-dnsutils'],
-    ['unbound', 'unbound'],
-    ['unbound-control', 'unbound'],
-    ['unbound-checkconf', 'unbound'],
-    ['pebble', 'pebble'],
-    ['certbot', 'certbot'],
-    ['postfix', 'postfix'],
-    ['postconf', 'postfix'],
-    ['posttls-finger', 'postfix'],
-    ['setsid', 'util-linux'],
-    ['unshare', 'util-linux'],
-    ['openssl', 'openssl'],
-  ],
+  mailLabTools(),
   () => {
     const suiteStart = Date.now();
+    let lab: MailLab;
     let dir: string;
     let knot: KnotServer;
     let unbound: UnboundServer;
@@ -270,86 +118,30 @@ labDescribe(
     let cfg: CfgOpts = { lineages: ['mx'] };
     function writeConfig(o: CfgOpts): void {
       cfg = o;
-      const s = JSON.stringify;
-      writeFileSync(
-        cfgPath,
-        [
-          `state_dir: ${s(stateDir)}`,
-          `ttl: ${TTL}`,
-          'verify:',
-          `  resolver: "127.0.0.1:${unbound.port}"`,
-          `  authoritative_port: ${knot.port}`,
-          '  propagation: true',
-          '  probe: true',
-          '  timeout_s: 3',
-          'daemon:',
-          '  interval_s: 5',
-          'providers:',
-          '  knot:',
-          '    type: zonefile',
-          `    path: ${s(fragmentPath)}`,
-          `    reload: ${s(o.providerReload ?? knot.reloadCommand(ZONE))}`,
-          'services:',
-          '  mx:',
-          `    host: ${HOST}`,
-          `    ports: [${port}]`,
-          '    protocol: smtp',
-          '    provider: knot',
-          `    ttl: ${TTL}`,
-          // pebble's intermediates are in no catalog: the 2 1 1 records are those of the issuers of
-          // the served and staged chains.
+      lab.writeConfig({
+        ttl: TTL,
+        top: ['daemon:', '  interval_s: 5'],
+        ...(o.providerReload ? { providerReload: o.providerReload } : {}),
+        service: [
+          // pebble's intermediates are in no catalog: the 2 1 1 records are those of the issuers
+          // of the served and staged chains.
           '    issuers: none',
-          '    certificates:',
-          ...o.lineages.map((l) => `      - lineage: ${s(certbot.liveDir(l))}`),
-          '    install:',
-          `      dir: ${s(installDir)}`,
-          `      reload: ${s(o.installReload ?? postfixReload)}`,
-          '',
-        ].join('\n'),
-      );
+          ...lab.lineageLines(o.lineages),
+          ...lab.installLines(o.installReload),
+        ],
+      });
     }
 
     const tlsaEnv = (): Record<string, string> => ({ TLSA_CONFIG: cfgPath });
-    const tlsa = (args: string[]): Promise<Run> =>
-      runAsync([process.execPath, CLI_PATH, '--config', cfgPath, ...args], {
-        env: { TLSA_DEBUG: '1' },
-        timeoutMs: 90_000,
-      });
+    const tlsa = (args: string[]): Promise<Run> => lab.tlsa(args, { timeoutMs: 90_000 });
 
     // -------------------------------------------------------------------------------------------
     // What is where
 
-    const readState = (): OwnedRecordJson[] => {
-      const f = join(stateDir, 'state.json');
-      return existsSync(f)
-        ? (JSON.parse(readFileSync(f, 'utf8')) as { records: OwnedRecordJson[] }).records
-        : [];
-    };
-    const fragment = (): string => readFileSync(fragmentPath, 'utf8');
-    const managedInFragment = (): string[] =>
-      fragment()
-        .split('\n')
-        .filter((l) => l.endsWith('; tlsa:managed'))
-        .map((l) => {
-          const m = /\sIN\s+TLSA\s+(\d \d \d [0-9a-fA-F]+)/.exec(l);
-          if (!m) throw new Error(`unexpected managed line: ${l}`);
-          return m[1]!.toLowerCase();
-        })
-        .sort();
-    const knotRdata = async (): Promise<string[]> => {
-      const r = await query({
-        server: knot.host,
-        port: knot.port,
-        name: owner,
-        type: 'TLSA',
-        recurse: false,
-        timeoutS: 1,
-        retries: 1,
-      });
-      return rdataOf(r, 'TLSA')
-        .map((x) => x.toLowerCase().replace(/\s+/g, ' '))
-        .sort();
-    };
+    const readState = (): OwnedRecordJson[] => readOwnedRecords(stateDir);
+    const fragment = (): string => lab.fragment();
+    const managedInFragment = (): string[] => lab.managedInFragment();
+    const knotRdata = async (): Promise<string[]> => (await lab.served()).rdata;
     const installedPem = (name: string): string | undefined => {
       const f = join(installDir, name, 'current', 'fullchain.pem');
       return existsSync(f) ? readFileSync(f, 'utf8') : undefined;
@@ -408,7 +200,7 @@ labDescribe(
       let last = '';
       for (;;) {
         try {
-          const c = await servedLeaf(port, kt);
+          const c = await servedLeaf({ port, servername: HOST, keyType: kt });
           if (c.fingerprint256 === leaf.fingerprint256) return;
           last = `served ${c.subject.replace(/\n/g, ' ')} ${c.fingerprint256}`;
         } catch (e) {
@@ -604,12 +396,6 @@ labDescribe(
     // -------------------------------------------------------------------------------------------
     // certbot runs and the hook
 
-    /** The single deploy-hook run of a certbot run (fails the test when there is not exactly one). */
-    function theHook(r: CertbotRun): HookRun {
-      expect(r.hooks.length, `deploy hook runs in certbot's log:\n${r.output}`).toBe(1);
-      return r.hooks[0]!;
-    }
-
     /** Shell prefix for a reload command that stops so the test can kill the run inside it: touch
      *  `flag`, wait for `release` (60 s at most, so that no loop outlives an aborted test), and
      *  fail without reloading when `abort` exists. */
@@ -652,12 +438,22 @@ labDescribe(
 
     beforeAll(async () => {
       requireBuiltCli();
-      dir = makeTempDir('e2e-rollover');
-      chmodSync(dir, 0o755); // like the Postfix harness's dirs: its unprivileged processes may look here
-      stateDir = join(dir, 'state');
-      installDir = join(dir, 'installed');
-      cfgPath = join(dir, 'tlsa.yaml');
-      fragmentPath = join(dir, 'tlsa.fragment');
+      // The zone's fragment holds a foreign TLSA record (same owner, same TTL) from the start; it
+      // must survive everything.
+      foreignRdata = `3 1 1 ${sha256(Buffer.from('a record tlsa did not publish'))}`;
+      lab = await startMailLab({
+        name: 'e2e-rollover',
+        fragment: (o) => {
+          foreignLine = `${o} ${TTL} IN TLSA ${foreignRdata} ; put here by hand, not tlsa's`;
+          return `; TLSA records: tlsa writes the lines marked tlsa:managed\n${foreignLine}\n`;
+        },
+      });
+      ({ dir, unbound, pebble, certbot, postfix, port, owner, cfgPath, stateDir, installDir } =
+        lab);
+      ({ fragmentPath, postfixReload } = lab);
+      knot = lab.auth.knot!;
+      finger = lab.finger!;
+      const glibcResolver = lab.glibcResolver!;
       hookPidFile = join(dir, 'hook.pid');
       hookWrapper = join(dir, 'certbot-deploy-wrapper');
       writeFileSync(
@@ -665,90 +461,6 @@ labDescribe(
         `#!/bin/sh\necho $$ > ${shellQuote(hookPidFile)}\nexec ${shellQuote(HOOK)} "$@"\n`,
         { mode: 0o755 },
       );
-
-      // Postfix first (its port is the TLSA owner name), with a throwaway certificate: the harness
-      // needs one to start. It is then pointed at tlsa's installed copy, which the first
-      // issuance creates; tlsa's reload makes Postfix serve it.
-      const openssl = toolPath('openssl', 'openssl');
-      const tmpKey = join(dir, 'throwaway-key.pem');
-      const tmpCert = join(dir, 'throwaway-cert.pem');
-      execFileSync(
-        openssl,
-        [
-          'req',
-          '-x509',
-          '-newkey',
-          'ec',
-          '-pkeyopt',
-          'ec_paramgen_curve:P-256',
-          '-nodes',
-          '-keyout',
-          tmpKey,
-          '-out',
-          tmpCert,
-          '-days',
-          '2',
-          '-subj',
-          `/CN=${HOST}`,
-        ],
-        { stdio: 'ignore' },
-      );
-      postfix = await startPostfix({
-        chains: [{ keyPath: tmpKey, fullchainPath: tmpCert }],
-        hostname: HOST,
-      });
-      port = postfix.smtpPort;
-      owner = `_${port}._tcp.${HOST}.`;
-      const postconf = toolPath('postconf', 'postfix');
-      execFileSync(postconf, [
-        '-c',
-        postfix.configDir,
-        '-e',
-        `smtpd_tls_chain_files = ${join(installDir, 'mx', 'current', 'combined.pem')}`,
-      ]);
-      postfixReload = `${shellQuote(toolPath('postfix', 'postfix'))} -c ${shellQuote(postfix.configDir)} reload`;
-
-      // The zone: signed, NS ns1 → 127.0.0.1 (so that tlsa's findZone finds Knot), mx → 127.0.0.1,
-      // and a $INCLUDEd fragment that tlsa's zonefile provider writes; a foreign TLSA record
-      // (same owner, same TTL) is in the fragment from the start and must survive everything.
-      foreignRdata = `3 1 1 ${sha256(Buffer.from('a record tlsa did not publish'))}`;
-      foreignLine = `${owner} ${TTL} IN TLSA ${foreignRdata} ; put here by hand, not tlsa's`;
-      writeFileSync(
-        fragmentPath,
-        `; TLSA records: tlsa writes the lines marked tlsa:managed\n${foreignLine}\n`,
-      );
-      const zoneFile = join(dir, 'example.test.zone');
-      writeFileSync(
-        zoneFile,
-        [
-          `$ORIGIN ${ZONE}`,
-          '$TTL 300',
-          `@ 300 IN SOA ns1.${ZONE} hostmaster.${ZONE} 1 3600 600 86400 60`,
-          `@ 300 IN NS ns1.${ZONE}`,
-          'ns1 300 IN A 127.0.0.1',
-          'mx 300 IN A 127.0.0.1',
-          `$INCLUDE ${fragmentPath}`,
-          '',
-        ].join('\n'),
-      );
-      knot = await startKnot({ zones: [{ name: ZONE, zoneFilePath: zoneFile, dnssec: true }] });
-      const glibcResolver = await freeLoopback53();
-      unbound = await startUnbound({
-        stubs: [{ zone: ZONE, port: knot.port }],
-        trustAnchors: knot.dsRecords(ZONE),
-        extraListen: glibcResolver,
-        cacheMaxTtl: 30,
-        cacheMaxNegativeTtl: 2,
-      });
-      const a = await query({
-        server: unbound.host,
-        port: unbound.port,
-        name: HOST,
-        type: 'A',
-        dnssec: true,
-      });
-      if (!a.flags.includes('ad') || !rdataOf(a, 'A').includes('127.0.0.1'))
-        throw new Error(`unbound does not validate ${HOST}:\n${a.raw}`);
       const t = await query({
         server: unbound.host,
         port: unbound.port,
@@ -764,15 +476,7 @@ labDescribe(
       )
         throw new Error(`foreign TLSA not validated:\n${t.raw}`);
 
-      pebble = await startPebble({ dnsServer: `127.0.0.1:${unbound.port}` });
-      certbot = makeCertbot({
-        directoryUrl: pebble.directoryUrl,
-        caBundle: pebble.tlsCaPath,
-        httpPort: pebble.httpPort,
-        dir: join(dir, 'certbot'),
-      });
       writeConfig({ lineages: ['mx'] });
-      finger = makeDaneFinger({ dir, zone: ZONE, resolverAddress: glibcResolver });
       poller = new DanePoller(finger, HOST, port, 1000);
       startWatching();
       note(
@@ -789,8 +493,7 @@ labDescribe(
       note(
         `posttls-finger: ${all.length} polls, ${bad.length} not Verified; wall time ${((Date.now() - suiteStart) / 1000).toFixed(1)} s`,
       );
-      await postfix?.stop();
-      await stopAll();
+      await lab?.close();
     }, 60_000);
 
     // -------------------------------------------------------------------------------------------

@@ -26,29 +26,20 @@
  * knot-dnsutils pdns-server pdns-backend-sqlite3 sqlite3 unbound pebble certbot postfix
  * openssl; takes about 8 minutes.
  */
-import { execFileSync, spawn } from 'node:child_process';
-import { createHash, X509Certificate } from 'node:crypto';
-import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { CLI_PATH, REPO_ROOT, requireBuiltCli } from '../helpers/cli.js';
-import { makeCertbot, type Certbot, type CertbotRun } from '../lab/certbot.js';
+import { REPO_ROOT, requireBuiltCli } from '../helpers/cli.js';
+import type { Certbot } from '../lab/certbot.js';
+import { chainRecords, sha256 } from '../lab/certs.js';
+import { DanePoller } from '../lab/dane-finger.js';
 import { query, rdataOf } from '../lab/dig.js';
-import { startKnot } from '../lab/knot.js';
-import {
-  freeLoopback53,
-  labDescribe,
-  makeTempDir,
-  shellQuote,
-  sleep,
-  stopAll,
-  toolPath,
-} from '../lab/lab.js';
-import { startPebble, type PebbleServer } from '../lab/pebble.js';
-import { POWERDNS_TOOLS, startPowerDns } from '../lab/powerdns.js';
-import { startPostfix, type PostfixServer } from '../lab/postfix.js';
-import { startUnbound, type UnboundServer } from '../lab/unbound.js';
-import { DanePoller, makeDaneFinger } from './dane-finger.js';
+import { labDescribe, shellQuote, sleep, toolPath } from '../lab/lab.js';
+import { mailLabTools, startMailLab, type MailLab } from '../lab/mail-lab.js';
+import type { PebbleServer } from '../lab/pebble.js';
+import { showRun, type Run } from '../lab/run.js';
+import type { UnboundServer } from '../lab/unbound.js';
+import { theHook } from './steps.js';
 
 const ZONE = 'example.test.';
 const HOST = 'mx.example.test';
@@ -56,193 +47,21 @@ const TTL = 10;
 const FOREIGN_TTL = 30;
 const HOOK = join(REPO_ROOT, 'hooks', 'certbot-deploy');
 
-interface Run {
-  argv: string[];
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
-const showRun = (r: Run): string =>
-  `$ ${r.argv.join(' ')}\nexit ${r.code} after ${r.ms} ms\n--- stdout ---\n${r.stdout}\n--- stderr ---\n${r.stderr}`;
-
-/** Spawn without blocking the event loop (the poller keeps running). */
-function runAsync(
-  argv: string[],
-  env: Record<string, string> = {},
-  timeoutMs = 90_000,
-): Promise<Run> {
-  const started = Date.now();
-  return new Promise((resolveRun) => {
-    const child = spawn(argv[0]!, argv.slice(1), {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => {
-      stdout += d;
-    });
-    child.stderr.setEncoding('utf8').on('data', (d: string) => {
-      stderr += d;
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolveRun({ argv, code, stdout, stderr, ms: Date.now() - started });
-    });
-  });
-}
-
-const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
-const pemCerts = (text: string): X509Certificate[] =>
-  (text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map(
-    (p) => new X509Certificate(p),
-  );
-/** The `3 1 1` of the leaf and the `2 1 1` of its issuer. */
-function chainRecords(fullchainPem: string): { ee: string; ta: string } {
-  const [leaf, issuer] = pemCerts(fullchainPem);
-  if (!leaf || !issuer) throw new Error('chain without leaf and issuer');
-  const spki = (c: X509Certificate) =>
-    sha256(c.publicKey.export({ type: 'spki', format: 'der' }) as Buffer);
-  return { ee: `3 1 1 ${spki(leaf)}`, ta: `2 1 1 ${spki(issuer)}` };
-}
-
-/** The authoritative side: Knot with tlsa's zonefile provider, or PowerDNS with its API. */
-interface Authoritative {
-  host: string;
-  port: number;
-  dsRecords(): string[];
-  /** YAML lines of tlsa's provider "auth" (under providers:, indented by 4). */
-  providerYaml: string[];
-  /** The other writer: its record at `ttl`; afterwards the servers serve the RRset at `ttl`. */
-  otherWriterSets(owner: string, rdata: string, ttl: number): Promise<void>;
-}
-
-async function knotAuthoritative(dir: string): Promise<Authoritative> {
-  const fragmentPath = join(dir, 'tlsa.fragment');
-  writeFileSync(fragmentPath, '');
-  const zoneFile = join(dir, 'example.test.zone');
-  writeFileSync(
-    zoneFile,
-    [
-      `$ORIGIN ${ZONE}`,
-      '$TTL 300',
-      `@ 300 IN SOA ns1.${ZONE} hostmaster.${ZONE} 1 3600 600 86400 60`,
-      `@ 300 IN NS ns1.${ZONE}`,
-      'ns1 300 IN A 127.0.0.1',
-      'mx 300 IN A 127.0.0.1',
-      `$INCLUDE ${fragmentPath}`,
-      '',
-    ].join('\n'),
-  );
-  const knot = await startKnot({ zones: [{ name: ZONE, zoneFilePath: zoneFile, dnssec: true }] });
-  return {
-    host: knot.host,
-    port: knot.port,
-    dsRecords: () => knot.dsRecords(ZONE),
-    providerYaml: [
-      'type: zonefile',
-      `path: ${JSON.stringify(fragmentPath)}`,
-      `reload: ${JSON.stringify(knot.reloadCommand(ZONE))}`,
-    ],
-    // Knot serves the RRset with the TTL of its last line in the zone file: the other writer's
-    // script deletes its line and appends it again.
-    async otherWriterSets(o, rdata, ttl) {
-      const lines = readFileSync(fragmentPath, 'utf8')
-        .split('\n')
-        .filter((l) => l && !l.includes(rdata));
-      writeFileSync(
-        fragmentPath,
-        `${[...lines, `${o} ${ttl} IN TLSA ${rdata} ; the other writer's`].join('\n')}\n`,
-      );
-      knot.reload(ZONE);
-    },
-  };
-}
-
-async function powerDnsAuthoritative(): Promise<Authoritative> {
-  const pdns = await startPowerDns({ zones: [{ name: ZONE, dnssec: true }] });
-  const patch = async (rrsets: unknown[]) => {
-    const r = await pdns.api('PATCH', `/zones/${ZONE}`, { rrsets });
-    if (r.status !== 204) throw new Error(`pdns PATCH: HTTP ${r.status} ${r.text}`);
-  };
-  await patch([
-    {
-      name: `mx.${ZONE}`,
-      type: 'A',
-      ttl: 300,
-      changetype: 'REPLACE',
-      records: [{ content: '127.0.0.1', disabled: false }],
-    },
-  ]);
-  return {
-    host: pdns.host,
-    port: pdns.dnsPort,
-    dsRecords: () => pdns.dsRecords(ZONE),
-    providerYaml: [
-      'type: powerdns',
-      `url: ${JSON.stringify(pdns.apiUrl)}`,
-      `api_key: ${JSON.stringify(pdns.apiKey)}`,
-      `zone: ${ZONE}`,
-    ],
-    // Through the API an RRset has one TTL: the other writer replaces it with its record added.
-    async otherWriterSets(o, rdata, ttl) {
-      const zone = (await pdns.api('GET', `/zones/${ZONE}`)).body as {
-        rrsets: { name: string; type: string; records: { content: string; disabled: boolean }[] }[];
-      };
-      const current = zone.rrsets.find((x) => x.name === o && x.type === 'TLSA')?.records ?? [];
-      const norm = (c: string) => c.toLowerCase().replace(/\s+/g, ' ');
-      const records = [
-        ...current.filter((x) => norm(x.content) !== rdata),
-        { content: rdata, disabled: false },
-      ];
-      await patch([{ name: o, type: 'TLSA', ttl, changetype: 'REPLACE', records }]);
-    },
-  };
-}
-
 interface StateJson {
   records: { usage: number; selector: number; matching: number; data: string; status: string }[];
   ttls?: Record<string, { ttl: number; source: string; served: string; foreign?: boolean }[]>;
 }
 
-const COMMON_TOOLS = [
-  ['kdig', 'knot-dnsutils'],
-  ['unbound', 'unbound'],
-  ['unbound-control', 'unbound'],
-  ['unbound-checkconf', 'unbound'],
-  ['pebble', 'pebble'],
-  ['certbot', 'certbot'],
-  ['postfix', 'postfix'],
-  ['postconf', 'postfix'],
-  ['posttls-finger', 'postfix'],
-  ['setsid', 'util-linux'],
-  ['unshare', 'util-linux'],
-  ['openssl', 'openssl'],
-] as const;
-
 function ttlSuite(kind: 'Knot' | 'PowerDNS', cases: (1 | 2)[]): void {
   labDescribe(
     `e2e (${kind}): the rollover waits for the TTL caches may hold (foreign record at a higher TTL), posttls-finger throughout`,
-    [
-      ...COMMON_TOOLS,
-      ...(kind === 'Knot'
-        ? ([
-            ['knotd', 'knot'],
-            ['knotc', 'knot'],
-            ['keymgr', 'knot'],
-          ] as const)
-        : POWERDNS_TOOLS),
-    ],
+    mailLabTools(kind === 'Knot' ? 'knot' : 'powerdns'),
     () => {
       const suiteStart = Date.now();
-      let dir: string;
-      let auth: Authoritative;
+      let lab: MailLab;
       let unbound: UnboundServer;
       let pebble: PebbleServer;
       let certbot: Certbot;
-      let postfix: PostfixServer;
       let poller: DanePoller;
       let owner: string;
       let cfgPath: string;
@@ -254,8 +73,7 @@ function ttlSuite(kind: 'Knot' | 'PowerDNS', cases: (1 | 2)[]): void {
       const foreign1 = `3 1 1 ${sha256(Buffer.from("the other writer's first record"))}`;
       const foreign2 = `3 1 1 ${sha256(Buffer.from("the other writer's second record"))}`;
 
-      const tlsa = (args: string[]): Promise<Run> =>
-        runAsync([process.execPath, CLI_PATH, '--config', cfgPath, ...args], { TLSA_DEBUG: '1' });
+      const tlsa = (args: string[]): Promise<Run> => lab.tlsa(args);
       const readState = (): StateJson =>
         JSON.parse(readFileSync(join(stateDir, 'state.json'), 'utf8')) as StateJson;
       const livePem = (): string =>
@@ -266,28 +84,11 @@ function ttlSuite(kind: 'Knot' | 'PowerDNS', cases: (1 | 2)[]): void {
       };
       const isInstalled = (): boolean => installedPem() === livePem();
       /** What the authoritative server serves at the owner: the RDATA and the RRset's TTL. */
-      const onAuth = async (): Promise<{ rdata: string[]; ttl: number }> => {
-        const r = await query({
-          server: auth.host,
-          port: auth.port,
-          name: owner,
-          type: 'TLSA',
-          recurse: false,
-          timeoutS: 2,
-          retries: 1,
-        });
-        const tlsaRrs = r.records.filter((x) => x.type === 'TLSA');
-        return {
-          rdata: rdataOf(r, 'TLSA')
-            .map((x) => x.toLowerCase().replace(/\s+/g, ' '))
-            .sort(),
-          ttl: Math.max(0, ...tlsaRrs.map((x) => x.ttl)),
-        };
-      };
+      const onAuth = (): Promise<{ rdata: string[]; ttl: number }> => lab.served(2);
       const foreignOnes = new Set<string>();
 
       async function otherWriterSets(rdata: string, ttl: number): Promise<void> {
-        await auth.otherWriterSets(owner, rdata, ttl);
+        await lab.auth.otherWriterSets(owner, rdata, ttl);
         foreignOnes.add(rdata);
         expect((await onAuth()).ttl, `${kind} serves the RRset with the other writer's TTL`).toBe(
           ttl,
@@ -332,11 +133,6 @@ function ttlSuite(kind: 'Knot' | 'PowerDNS', cases: (1 | 2)[]): void {
           await sleep(1000);
         }
       }
-
-      const theHook = (r: CertbotRun) => {
-        expect(r.hooks.length, r.output).toBe(1);
-        return r.hooks[0]!;
-      };
 
       /** pebble restarted (new intermediate), unbound primed just before tlsa's write, renewal;
        *  then the daemon until converged. Every poll of the case must verify. */
@@ -433,66 +229,14 @@ function ttlSuite(kind: 'Knot' | 'PowerDNS', cases: (1 | 2)[]): void {
 
       beforeAll(async () => {
         requireBuiltCli();
-        dir = makeTempDir('e2e-ttl');
-        chmodSync(dir, 0o755);
-        stateDir = join(dir, 'state');
-        installDir = join(dir, 'installed');
-        cfgPath = join(dir, 'tlsa.yaml');
-
-        const openssl = toolPath('openssl', 'openssl');
-        const tmpKey = join(dir, 'throwaway-key.pem');
-        const tmpCert = join(dir, 'throwaway-cert.pem');
-        execFileSync(
-          openssl,
-          [
-            'req',
-            '-x509',
-            '-newkey',
-            'ec',
-            '-pkeyopt',
-            'ec_paramgen_curve:P-256',
-            '-nodes',
-            '-keyout',
-            tmpKey,
-            '-out',
-            tmpCert,
-            '-days',
-            '2',
-            '-subj',
-            `/CN=${HOST}`,
-          ],
-          { stdio: 'ignore' },
-        );
-        postfix = await startPostfix({
-          chains: [{ keyPath: tmpKey, fullchainPath: tmpCert }],
-          hostname: HOST,
-        });
-        const port = postfix.smtpPort;
-        owner = `_${port}._tcp.${HOST}.`;
-        execFileSync(toolPath('postconf', 'postfix'), [
-          '-c',
-          postfix.configDir,
-          '-e',
-          `smtpd_tls_chain_files = ${join(installDir, 'mx', 'current', 'combined.pem')}`,
-        ]);
-        const postfixReload = `${shellQuote(toolPath('postfix', 'postfix'))} -c ${shellQuote(postfix.configDir)} reload`;
-
-        auth = kind === 'Knot' ? await knotAuthoritative(dir) : await powerDnsAuthoritative();
-        const glibcResolver = await freeLoopback53();
-        unbound = await startUnbound({
-          stubs: [{ zone: ZONE, port: auth.port }],
-          trustAnchors: auth.dsRecords(),
-          extraListen: glibcResolver,
+        lab = await startMailLab({
+          name: 'e2e-ttl',
+          authoritative: kind === 'Knot' ? 'knot' : 'powerdns',
           cacheMaxTtl: 120,
-          cacheMaxNegativeTtl: 2,
         });
-        pebble = await startPebble({ dnsServer: `127.0.0.1:${unbound.port}` });
-        certbot = makeCertbot({
-          directoryUrl: pebble.directoryUrl,
-          caBundle: pebble.tlsCaPath,
-          httpPort: pebble.httpPort,
-          dir: join(dir, 'certbot'),
-        });
+        ({ unbound, pebble, certbot, owner, cfgPath, stateDir, installDir } = lab);
+        const { dir, port } = lab;
+        const glibcResolver = lab.glibcResolver!;
 
         // The deploy hook, with unbound's cache flushed and primed right before tlsa starts.
         hookWrapper = join(dir, 'certbot-deploy-priming');
@@ -509,48 +253,20 @@ function ttlSuite(kind: 'Knot' | 'PowerDNS', cases: (1 | 2)[]): void {
           { mode: 0o755 },
         );
 
-        writeFileSync(
-          cfgPath,
-          [
-            `state_dir: ${JSON.stringify(stateDir)}`,
-            `ttl: ${TTL}`,
-            'verify:',
-            `  resolver: "127.0.0.1:${unbound.port}"`,
-            `  authoritative_port: ${auth.port}`,
-            '  propagation: true',
-            '  probe: true',
-            '  timeout_s: 3',
-            'providers:',
-            '  auth:',
-            ...auth.providerYaml.map((l) => `    ${l}`),
-            'services:',
-            '  mx:',
-            `    host: ${HOST}`,
-            `    ports: [${port}]`,
-            '    protocol: smtp',
-            '    provider: auth',
-            `    ttl: ${TTL}`,
-            '    issuers: none',
-            '    certificates:',
-            `      - lineage: ${JSON.stringify(certbot.liveDir('mx'))}`,
-            '    install:',
-            `      dir: ${JSON.stringify(installDir)}`,
-            `      reload: ${JSON.stringify(postfixReload)}`,
-            '',
-          ].join('\n'),
-        );
-        const finger = makeDaneFinger({ dir, zone: ZONE, resolverAddress: glibcResolver });
-        poller = new DanePoller(finger, HOST, port, 1000);
+        lab.writeConfig({
+          ttl: TTL,
+          service: lab.stagedService(),
+        });
+        poller = new DanePoller(lab.finger!, HOST, port, 1000);
         await otherWriterSets(foreign1, TTL);
         note(
-          `lab up: ${kind} :${auth.port}, unbound :${unbound.port} + ${glibcResolver}:53, pebble :${pebble.port}, Postfix :${port}; owner ${owner}`,
+          `lab up: ${kind} :${lab.auth.port}, unbound :${unbound.port} + ${glibcResolver}:53, pebble :${pebble.port}, Postfix :${port}; owner ${owner}`,
         );
       }, 120_000);
 
       afterAll(async () => {
         await poller?.stop();
-        await postfix?.stop();
-        await stopAll();
+        await lab?.close();
       }, 60_000);
 
       it('first issuance: published beside the foreign record and installed; every poll verifies', async () => {

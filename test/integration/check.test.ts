@@ -4,7 +4,7 @@
  *
  *  - posttls-finger `-c -l dane` (Postfix's own DANE client) in a private mount namespace whose
  *    /etc/resolv.conf points at a port-53 listener of the lab's unbound, `dnssec_probe = ns:test`,
- *    `smtp_dns_support_level = dnssec` (test/e2e/dane-finger.ts writes that main.cf);
+ *    `smtp_dns_support_level = dnssec` (test/lab/dane-finger.ts writes that main.cf);
  *  - `openssl s_client -dane_tlsa_domain … -dane_tlsa_rrdata … -verify_return_error`, given the
  *    TLSA records that kdig got from the same resolver WITH the AD bit (openssl does no DNS; kdig
  *    is its DNSSEC half, so an insecure, bogus or unvalidated RRset gives it no records).
@@ -39,7 +39,7 @@ import {
   type CaHandle,
   type LeafHandle,
 } from '../helpers/pki.js';
-import { makeDaneFinger, type DaneFinger } from '../e2e/dane-finger.js';
+import { makeDaneFinger, type DaneFinger } from '../lab/dane-finger.js';
 import { query as kdig, rdataOf } from '../lab/dig.js';
 import { minimalZone, startKnot, type KnotServer } from '../lab/knot.js';
 import {

@@ -24,7 +24,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { DanePoller, makeDaneFinger, type DaneFinger } from '../e2e/dane-finger.js';
+import { DanePoller, makeDaneFinger, type DaneFinger } from '../lab/dane-finger.js';
 import { CLI_PATH, requireBuiltCli } from '../helpers/cli.js';
 import { makeCa, makeLeaf, makeLineage, type CaHandle } from '../helpers/pki.js';
 import { query, rdataOf } from '../lab/dig.js';

@@ -119,8 +119,27 @@ export function labDescribe(name: string, tools: readonly ToolRequirement[], fn:
 
 const handedOut = new Set<number>();
 
-/** A loopback port on which both TCP and UDP are free right now (127.0.0.1). */
-export async function freePort(host = '127.0.0.1'): Promise<number> {
+/** True when a TCP listener could bind host:port right now. */
+export function tcpFree(host: string, port: number): Promise<boolean> {
+  return new Promise((res) => {
+    const s = createServer();
+    s.once('error', () => res(false));
+    s.listen({ host, port, exclusive: true }, () => s.close(() => res(true)));
+  });
+}
+
+/** True when a UDP socket could bind host:port right now. */
+export function udpFree(host: string, port: number): Promise<boolean> {
+  return new Promise((res) => {
+    const s = createSocket(host.includes(':') ? 'udp6' : 'udp4');
+    s.once('error', () => res(false));
+    s.bind({ address: host, port, exclusive: true }, () => s.close(() => res(true)));
+  });
+}
+
+/** A loopback port on which both TCP and UDP are free right now (127.0.0.1), and TCP on the
+ *  `alsoTcpOn` addresses (for a server that listens on several loopback addresses). */
+export async function freePort(host = '127.0.0.1', alsoTcpOn: string[] = []): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
     const port = await new Promise<number>((resolvePort, reject) => {
       const srv = createServer();
@@ -132,16 +151,17 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
       });
     });
     if (!port || handedOut.has(port)) continue;
-    const udpFree = await new Promise<boolean>((resolveUdp) => {
-      const sock = createSocket(host.includes(':') ? 'udp6' : 'udp4');
-      sock.once('error', () => resolveUdp(false));
-      sock.bind({ address: host, port, exclusive: true }, () => sock.close(() => resolveUdp(true)));
-    });
-    if (!udpFree) continue;
+    if (!(await udpFree(host, port))) continue;
+    if (!(await everyTcpFree(alsoTcpOn, port))) continue;
     handedOut.add(port);
     return port;
   }
   throw new Error('lab: no free loopback port found (TCP and UDP) after 50 attempts');
+}
+
+async function everyTcpFree(hosts: string[], port: number): Promise<boolean> {
+  for (const h of hosts) if (!(await tcpFree(h, port))) return false;
+  return true;
 }
 
 const tempDirs: string[] = [];
@@ -386,18 +406,7 @@ export async function freeLoopback53(avoid: string[] = []): Promise<string> {
   for (let attempt = 0; attempt < 40; attempt++) {
     const addr = `127.0.53.${10 + Math.floor(Math.random() * 240)}`;
     if (avoid.includes(addr)) continue;
-    const tcp = await new Promise<boolean>((res) => {
-      const s = createServer();
-      s.once('error', () => res(false));
-      s.listen({ host: addr, port: 53, exclusive: true }, () => s.close(() => res(true)));
-    });
-    if (!tcp) continue;
-    const udp = await new Promise<boolean>((res) => {
-      const s = createSocket('udp4');
-      s.once('error', () => res(false));
-      s.bind({ address: addr, port: 53, exclusive: true }, () => s.close(() => res(true)));
-    });
-    if (udp) return addr;
+    if ((await tcpFree(addr, 53)) && (await udpFree(addr, 53))) return addr;
   }
   throw new Error('no free 127.0.53.x:53');
 }

@@ -67,9 +67,19 @@ export interface PostfixChain {
   fullchainPath: string;
 }
 
+export interface PostfixListener {
+  address: string;
+  port: number;
+  /** Implicit TLS (smtpd_tls_wrappermode=yes) instead of STARTTLS. */
+  wrapper?: boolean;
+}
+
 export interface PostfixOptions {
   /** One or more key + chain pairs, served at once (e.g. one RSA and one ECDSA). */
   chains: PostfixChain[];
+  /** The smtpd listeners (default: one STARTTLS and one implicit-TLS listener on free ports of
+   *  127.0.0.1); the first of each kind are smtpPort and smtpsPort. */
+  listeners?: PostfixListener[];
   /** myhostname, shown in the greeting (default mx.example.test). */
   hostname?: string;
   /** Extra main.cf settings (name → value), appended last. */
@@ -213,8 +223,12 @@ export async function startPostfix(opts: PostfixOptions): Promise<PostfixServer>
     );
 
   const host = '127.0.0.1';
-  const smtpPort = await freePort(host);
-  const smtpsPort = await freePort(host);
+  const listeners = opts.listeners ?? [
+    { address: host, port: await freePort(host) },
+    { address: host, port: await freePort(host), wrapper: true },
+  ];
+  const smtpPort = listeners.find((l) => !l.wrapper)?.port ?? 0;
+  const smtpsPort = listeners.find((l) => l.wrapper)?.port ?? 0;
   const dir = makeTempDir('postfix');
   chmodSync(dir, 0o755); // the postfix user must reach the queue directory
   const configDir = join(dir, 'conf');
@@ -254,7 +268,9 @@ export async function startPostfix(opts: PostfixOptions): Promise<PostfixServer>
     data_directory: dataDir,
     mail_owner: 'postfix',
     setgid_group: 'postdrop',
-    inet_interfaces: host,
+    // An address that is no interface's (127.0.0.2) is fatal in inet_interfaces: with other
+    // addresses, "all", and the listeners in master.cf name theirs, so nothing else is bound.
+    inet_interfaces: listeners.every((l) => l.address === host) ? host : 'all',
     inet_protocols: 'ipv4',
     myhostname: hostname,
     mydomain: hostname.replace(/^[^.]+\./, ''),
@@ -285,10 +301,12 @@ export async function startPostfix(opts: PostfixOptions): Promise<PostfixServer>
     join(configDir, 'master.cf'),
     [
       '# service            type  private unpriv chroot wakeup maxproc command',
-      `${host}:${smtpPort}  inet  n       -      n      -      -       smtpd`,
-      `${host}:${smtpsPort} inet  n       -      n      -      -       smtpd`,
-      '  -o smtpd_tls_wrappermode=yes',
-      '  -o smtpd_tls_security_level=encrypt',
+      ...listeners.flatMap((l) => [
+        `${l.address}:${l.port}  inet  n       -      n      -      -       smtpd`,
+        ...(l.wrapper
+          ? ['  -o smtpd_tls_wrappermode=yes', '  -o smtpd_tls_security_level=encrypt']
+          : []),
+      ]),
       'cleanup              unix  n       -      n      -      0       cleanup',
       'rewrite              unix  -       -      n      -      -       trivial-rewrite',
       'tlsmgr               unix  -       -      n      1000?  1       tlsmgr',
@@ -318,7 +336,11 @@ export async function startPostfix(opts: PostfixOptions): Promise<PostfixServer>
       argv: [setsid, master, '-c', configDir, '-d'],
       cwd: dir,
       timeoutMs: opts.timeoutMs ?? 20_000,
-      ready: async () => (await greets(host, smtpPort)) && (await handshakes(host, smtpsPort)),
+      ready: async () => {
+        for (const l of listeners)
+          if (!(await (l.wrapper ? handshakes : greets)(l.address, l.port))) return false;
+        return true;
+      },
     });
   } catch (e) {
     throw new Error(

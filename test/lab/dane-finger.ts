@@ -15,7 +15,7 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { toolPath } from '../lab/lab.js';
+import { toolPath } from './lab.js';
 
 export interface DaneFingerOptions {
   /** Where the client's main.cf, resolv.conf and OpenSSL configs go. */
@@ -31,6 +31,10 @@ export interface DaneFingerCheck {
   port: number;
   /** Offer only RSA or only ECDSA signature algorithms (picks the certificate of a dual-cert server). */
   keyType?: 'rsa' | 'ecdsa';
+  /** Implicit TLS (SMTPS) instead of STARTTLS. */
+  wrapper?: boolean;
+  /** posttls-finger's -L (default routine,certmatch,summary). */
+  logOptions?: string;
   timeoutMs?: number;
 }
 
@@ -104,7 +108,8 @@ export function makeDaneFinger(opts: DaneFingerOptions): DaneFinger {
     configDir,
     resolvConf,
     check(c) {
-      const args = ['-c', '-l', 'dane', '-L', 'routine,certmatch,summary', '-d', 'sha256'];
+      const log = c.logOptions ?? 'routine,certmatch,summary';
+      const args = ['-c', '-l', 'dane', '-L', log, '-d', 'sha256', ...(c.wrapper ? ['-w'] : [])];
       if (c.keyType)
         args.push(
           '-o',
