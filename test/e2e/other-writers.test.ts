@@ -17,6 +17,9 @@
  *      another TTL; plan, status and check show the TTL the servers serve. A renewal with a new
  *      key from the same intermediate is safe (staged, and D's live 2 1 1 matches it at once):
  *      0 failed polls, and D's records stay.
+ *   4b. C's `ttl:` changes (3 → 8): plan says it re-adds C's records with the new TTL; the daemon
+ *      does, Knot serves the RRset with TTL 8, the state holds 8, the next plan has nothing to
+ *      add; D's records stay, 0 failed polls.
  *
  * Needs root (Postfix master, mount namespaces), a free 127.0.53.x:53, and the Debian packages
  * knot knot-dnsutils unbound pebble certbot postfix openssl.
@@ -77,9 +80,9 @@ labDescribe(
     let stateDir: string;
     let installDir: string;
 
-    function writeConfig(records: string[], cap?: number): void {
+    function writeConfig(records: string[], cap?: number, ttl = TTL): void {
       lab.writeConfig({
-        ttl: TTL,
+        ttl,
         top: cap ? [`max_records_per_name: ${cap}`] : [],
         service: [
           `    records: ${JSON.stringify(records)}`,
@@ -153,7 +156,7 @@ labDescribe(
       await poller?.stop();
       const all = poller?.results ?? [];
       note(
-        `posttls-finger: ${all.length} polls; failed per scenario: ${['3', '4'].map((s) => `${s} ${all.filter((r) => r.scenario === s && !r.verified).length}/${all.filter((r) => r.scenario === s).length}`).join(', ')}`,
+        `posttls-finger: ${all.length} polls; failed per scenario: ${['3', '4', '4b'].map((s) => `${s} ${all.filter((r) => r.scenario === s && !r.verified).length}/${all.filter((r) => r.scenario === s).length}`).join(', ')}`,
       );
       await lab?.close();
     }, 60_000);
@@ -306,5 +309,43 @@ labDescribe(
       expect(poller.of('4').length).toBeGreaterThan(5);
       expect(failed('4'), 'the prediction "safe"').toEqual([]);
     }, 360_000);
+    it("4b. C's ttl changes from 3 to 8: plan says it re-adds C's records with TTL 8; after the daemon's run Knot serves TTL 8, the next plan adds nothing, D's records stay, 0 failed polls", async () => {
+      poller.scenario = '4b';
+      const NEW_TTL = 8;
+      const d = (await onKnot()).rdata.filter((r) => !owned().includes(r));
+      expect(d.length, "D's records are there").toBeGreaterThan(0);
+      writeConfig(['3 1 1', '2 1 1'], 3, NEW_TTL);
+
+      const plan = await tlsa(['plan']);
+      note(`4b: plan: ${plan.stdout.trim().replace(/\n/g, ' | ')}`);
+      expect(plan.code, show(plan)).toBe(0);
+      type Rec = { usage: number; selector: number; matching: number; data: string };
+      const wanted = (): (Rec & { ttl: number; status: string })[] =>
+        (
+          JSON.parse(readFileSync(join(stateDir, 'state.json'), 'utf8')) as {
+            records: (Rec & { ttl: number; status: string })[];
+          }
+        ).records.filter((r) => r.status === 'published' || r.status === 'pending');
+      const text = (r: Rec) => `${r.usage} ${r.selector} ${r.matching} ${r.data}`;
+      const mine = wanted().map(text);
+      expect(mine.length).toBeGreaterThan(0);
+      for (const r of mine) expect(plan.stdout).toContain(r.slice(0, 25));
+      expect(plan.stdout).toContain(`[TTL ${TTL} → ${NEW_TTL}: re-adding with the new TTL]`);
+
+      await drive('4b', async () => (await onKnot()).ttl === NEW_TTL, 60_000);
+      const served = await onKnot();
+      expect(served.rdata, "C's and D's records, none lost").toEqual(
+        expect.arrayContaining([...mine, ...d]),
+      );
+      expect(wanted().map((r) => `${text(r)} ${r.ttl}`)).toEqual(
+        mine.map((r) => `${r} ${NEW_TTL}`),
+      );
+      const again = await tlsa(['plan']);
+      expect(again.stdout, show(again)).not.toContain('re-adding with the new TTL');
+      expect(again.stdout).not.toMatch(/^\s*\+ /m);
+      await sleep(3000);
+      expect(poller.of('4b').length).toBeGreaterThan(2);
+      expect(failed('4b'), 'a TTL change never breaks DANE').toEqual([]);
+    }, 240_000);
   },
 );
