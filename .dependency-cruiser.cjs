@@ -7,6 +7,7 @@ const layers = [
   ['^src/issuers/'],
   ['^src/verify/', '^providers/'],
   ['^src/config/'],
+  ['^src/acme/'],
   ['^src/engine/', '^src/doctor/'],
   ['^src/monitor/'],
   ['^src/cli/'],
