@@ -92,6 +92,8 @@ export function loadConfig(file: string): LoadedConfig {
       message = `unknown key "${issue.keys[0]}"`;
     } else if (issue.code === 'invalid_type' && /received undefined/.test(message)) {
       message = `missing required key "${String(path.at(-1))}"`;
+    } else if (issue.code === 'invalid_union' && path.at(-1) === 'http01') {
+      message = 'http01 is one of {webroot: DIR} or {standalone: "IP:PORT"}';
     } else if (issue.code === 'invalid_union') {
       message =
         'a certificate source is one of {lineage}, {fullchain, key?} or {cert, chain?, key?}';
@@ -108,6 +110,8 @@ export function loadConfig(file: string): LoadedConfig {
     }
   }
   normaliseHosts(raw, error);
+  for (const svc of Object.values(raw.services))
+    if (svc.acme?.eab) registerSecret(svc.acme.eab.hmac_key);
   const clash = protocolClash(raw.services);
   if (clash) throw error(['services', clash.service, 'ports', clash.index], clash.message);
   const baseDir = dirname(abs);
@@ -202,7 +206,8 @@ function resolveSecrets(
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(value)) {
       const inProviderOptions = path[0] === 'providers' && path.length === 2;
-      if (inProviderOptions && k.endsWith('_file') && typeof v === 'string') {
+      const inEab = path[0] === 'services' && path[2] === 'acme' && path[3] === 'eab';
+      if ((inProviderOptions || inEab) && k.endsWith('_file') && typeof v === 'string') {
         const target = k.slice(0, -'_file'.length);
         const p = resolve(
           baseDir,

@@ -169,6 +169,110 @@ function checkPorts(entries: z.infer<typeof portEntry>[], ctx: z.RefinementCtx):
   });
 }
 
+export const ACME_KEY_TYPES = [
+  'ecdsa-p256',
+  'ecdsa-p384',
+  'rsa-2048',
+  'rsa-3072',
+  'rsa-4096',
+] as const;
+
+/** `letsencrypt`, `letsencrypt-staging`, or an RFC 8555 directory URL (https; http only on
+ *  loopback, for a test CA). */
+const acmeDirectory = z
+  .string()
+  .min(1)
+  .refine(
+    (s) =>
+      s === 'letsencrypt' ||
+      s === 'letsencrypt-staging' ||
+      /^https:\/\/\S+$/.test(s) ||
+      /^http:\/\/(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?\//.test(s),
+    'the ACME directory is "letsencrypt", "letsencrypt-staging" or an https:// URL',
+  )
+  .describe('"letsencrypt", "letsencrypt-staging", or the directory URL of an RFC 8555 CA');
+
+const http01 = z.union([
+  z.strictObject({
+    webroot: z
+      .string()
+      .min(1)
+      .describe('Directory served as http://NAME/; tokens go to .well-known/acme-challenge/'),
+  }),
+  z.strictObject({
+    standalone: z
+      .string()
+      .regex(
+        /^(127\.\d+\.\d+\.\d+|\[::1\]|0\.0\.0\.0|\[::\]|[0-9.]+|\[[0-9a-fA-F:]+\]):\d{1,5}$/,
+        'standalone is "IP:PORT" (e.g. "127.0.0.1:8080" behind a proxy, or "0.0.0.0:80")',
+      )
+      .describe('IP:PORT where tlsa answers the HTTP-01 challenge for the duration of the order'),
+  }),
+]);
+
+const acme = z
+  .strictObject({
+    directory: acmeDirectory,
+    contact: z
+      .array(z.string().min(1))
+      .optional()
+      .describe('Account contacts, e.g. "mailto:hostmaster@example.org"'),
+    key_types: z
+      .array(z.enum(ACME_KEY_TYPES))
+      .min(1)
+      .default(['ecdsa-p256'])
+      .describe('One lineage per key type (RSA and ECDSA side by side): ecdsa-p256 (default), …'),
+    names: z
+      .array(z.string().min(1))
+      .min(1)
+      .optional()
+      .describe('Names in the certificate (SANs); default: the service host'),
+    profile: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "ACME profile (tlsserver, shortlived, classic, …): sent only when the directory's meta.profiles lists it, else exit 2",
+      ),
+    challenge: z
+      .strictObject({
+        http01: http01.optional(),
+        dns01: z.unknown().optional(),
+      })
+      .superRefine((c, ctx) => {
+        if (c.dns01 !== undefined)
+          ctx.addIssue({
+            code: 'custom',
+            path: ['dns01'],
+            message: 'dns01 is not yet supported by the built-in ACME client: use http01',
+          });
+        else if (c.http01 === undefined)
+          ctx.addIssue({
+            code: 'custom',
+            message: 'the challenge is {http01: {webroot: DIR}} or {http01: {standalone: IP:PORT}}',
+          });
+      })
+      .describe('How the CA validates the names: http01 {webroot} or {standalone}'),
+    eab: z
+      .strictObject({
+        kid: z.string().min(1).describe('External Account Binding key id'),
+        hmac_key: z
+          .string()
+          .min(1)
+          .describe('EAB HMAC key (base64url), a secret: ${ENV} or hmac_key_file: PATH'),
+      })
+      .optional()
+      .describe('External Account Binding, for CAs that require it'),
+    ca_bundle: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("PEM file of the CA that signs a private ACME server's HTTPS certificate"),
+  })
+  .describe(
+    'Built-in ACME renewal ("tlsa renew"): lineages in STATE_DIR/acme/SERVICE/KEY_TYPE/ (certbot layout)',
+  );
+
 const service = z.strictObject({
   host: z
     .string()
@@ -229,6 +333,7 @@ const service = z.strictObject({
     .min(0)
     .optional()
     .describe('How long a record stays after no chain needs it (default: its TTL)'),
+  acme: acme.optional(),
 });
 
 const provider = z
@@ -311,6 +416,8 @@ export const configSchema = z.strictObject({
 
 export type RawConfig = z.infer<typeof configSchema>;
 export type RawService = RawConfig['services'][string];
+export type RawAcme = z.infer<typeof acme>;
+export type AcmeKeyType = (typeof ACME_KEY_TYPES)[number];
 export type RawCertificateSource = z.infer<typeof certificateSource>;
 
 /** The config's JSON Schema. Provider blocks are loose in the zod schema (each provider checks

@@ -263,3 +263,72 @@ describe("loadConfig: relative paths resolve against the config file's directory
     expect(c.file).toBe(relToCwd);
   });
 });
+
+describe('loadConfig: the acme block', () => {
+  const withAcme = (...acme: string[]) =>
+    yaml(...GOOD, '    acme:', ...acme.map((l) => `      ${l}`));
+  it('accepts directory, key types, names, profile, http01 and defaults the key type', () => {
+    const c = loadConfig(
+      write(
+        withAcme(
+          'directory: letsencrypt-staging',
+          'contact: ["mailto:hostmaster@example.org"]',
+          'names: [mx.example.org]',
+          'profile: tlsserver',
+          'challenge: {http01: {standalone: "127.0.0.1:8080"}}',
+        ),
+      ),
+    );
+    expect(c.raw.services.mx!.acme).toMatchObject({
+      directory: 'letsencrypt-staging',
+      key_types: ['ecdsa-p256'],
+      challenge: { http01: { standalone: '127.0.0.1:8080' } },
+    });
+  });
+
+  it('refuses dns01 as not yet supported, at its line (exit 2)', () => {
+    const e = loadError(
+      write(withAcme('directory: letsencrypt', 'challenge:', '  dns01: {provider: local}')),
+    );
+    expect(e.exitCode).toBe(2);
+    expect(e.located).toMatch(
+      /:17: services\.mx\.acme\.challenge\.dns01: dns01 is not yet supported/,
+    );
+  });
+
+  it('refuses an unknown key type and a malformed http01 at their lines', () => {
+    let e = loadError(
+      write(
+        withAcme(
+          'directory: letsencrypt',
+          'key_types: [ed25519]',
+          'challenge: {http01: {webroot: /w}}',
+        ),
+      ),
+    );
+    expect(e.located).toMatch(/:16: services\.mx\.acme\.key_types\[0\]/);
+    e = loadError(write(withAcme('directory: letsencrypt', 'challenge: {http01: {port: 80}}')));
+    expect(e.located).toMatch(/:16: .*http01 is one of \{webroot: DIR\} or \{standalone/);
+    e = loadError(write(withAcme('directory: ftp://ca/dir', 'challenge: {http01: {webroot: /w}}')));
+    expect(e.located).toMatch(/:15: .*acme\.directory: the ACME directory is/);
+  });
+
+  it('reads the EAB HMAC key from hmac_key_file and redacts it', () => {
+    const secret = write('c2VjcmV0LWhtYWMta2V5LWZvci10ZXN0cw\n', 'eab.key');
+    fs.chmodSync(secret, 0o600);
+    const c = loadConfig(
+      write(
+        withAcme(
+          'directory: letsencrypt',
+          'challenge: {http01: {webroot: /w}}',
+          `eab: {kid: kid-1, hmac_key_file: ${secret}}`,
+        ),
+      ),
+    );
+    expect(c.raw.services.mx!.acme!.eab).toEqual({
+      kid: 'kid-1',
+      hmac_key: 'c2VjcmV0LWhtYWMta2V5LWZvci10ZXN0cw',
+    });
+    expect(redact('key c2VjcmV0LWhtYWMta2V5LWZvci10ZXN0cw')).not.toContain('c2VjcmV0');
+  });
+});
