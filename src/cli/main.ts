@@ -14,6 +14,7 @@ const COMMAND_MODULES: Record<
   generate: () => import('./generate.js'),
   plan: () => import('./plan.js'),
   publish: () => import('./publish.js'),
+  renew: () => import('./renew.js'),
   status: () => import('./status.js'),
   retire: () => import('./retire.js'),
   adopt: () => import('./adopt.js'),

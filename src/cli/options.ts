@@ -136,6 +136,17 @@ export const COMMANDS: Record<string, CommandSpec> = {
       'tlsa publish --service mail --lock-wait 300',
     ],
   },
+  renew: {
+    synopsis: '[--config FILE] renew [options]',
+    summary: 'built-in ACME: renew the due certificates of services with acme:, then publish',
+    options: {
+      config: CONFIG,
+      service: SERVICE,
+      force: 'renew even when not due',
+      'lock-wait': LOCK_WAIT,
+    },
+    examples: ['tlsa renew', 'tlsa renew --service mail --force'],
+  },
   status: {
     synopsis: '[--config FILE] status [options]',
     summary: 'published / pending / retiring records, with ages',

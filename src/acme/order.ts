@@ -1,0 +1,110 @@
+/** One certificate order with acme-client (RFC 8555): account, order (with the profile when the
+ *  directory offers it), HTTP-01 answers for the order's duration only, finalize, download. */
+import { Agent } from 'node:https';
+import * as acme from 'acme-client';
+import type { AcmeKeyType } from '../config/schema.js';
+import { NetworkError, ProviderError } from '../errors.js';
+import type { AcmeDirectory } from './directory.js';
+import type { Http01Responder } from './http01.js';
+
+export interface OrderInput {
+  service: string;
+  directoryUrl: string;
+  directory: AcmeDirectory;
+  accountKey: string;
+  contact?: string[];
+  eab?: { kid: string; hmacKey: string };
+  ca?: string;
+  names: string[];
+  profile?: string;
+  keyPem: string;
+  responder: () => Promise<Http01Responder>;
+}
+
+export async function createKey(type: AcmeKeyType): Promise<string> {
+  const buf =
+    type === 'ecdsa-p256'
+      ? await acme.crypto.createPrivateEcdsaKey('P-256')
+      : type === 'ecdsa-p384'
+        ? await acme.crypto.createPrivateEcdsaKey('P-384')
+        : await acme.crypto.createPrivateRsaKey(Number(type.slice('rsa-'.length)));
+  return buf.toString();
+}
+
+export const createAccountKey = (): Promise<string> => createKey('ecdsa-p256');
+
+/** acme-client's errors as tlsa's: a CA that cannot be reached is a network error, a refusal
+ *  (a failed challenge, rateLimited, …) a provider error; both exit 3. */
+function asTlsaError(service: string, e: unknown): Error {
+  if (e instanceof NetworkError || e instanceof ProviderError) return e;
+  const err = e as { code?: string; message?: string };
+  if (err.code && /^E[A-Z]+$/.test(err.code))
+    return new NetworkError(`ACME (${service}): the CA cannot be reached: ${err.code}`);
+  return new ProviderError(`acme(${service})`, err.message ?? String(e), { cause: e });
+}
+
+/** The account of this key: looked up first (acme-client would otherwise send the creation
+ *  fields again as an account update, which CAs refuse), created when the CA does not know it. */
+async function findOrCreateAccount(
+  client: acme.Client,
+  contact: string[] | undefined,
+): Promise<void> {
+  try {
+    await client.createAccount({ onlyReturnExisting: true });
+  } catch (e) {
+    if ((e as { code?: string }).code) throw e; // the CA cannot be reached: no use asking again
+    await client.createAccount({ termsOfServiceAgreed: true, ...(contact ? { contact } : {}) });
+  }
+}
+
+export async function orderCertificate(input: OrderInput): Promise<string> {
+  if (input.ca) acme.axios.defaults.httpsAgent = new Agent({ ca: input.ca });
+  const client = new acme.Client({
+    directoryUrl: input.directoryUrl,
+    accountKey: input.accountKey,
+    backoffAttempts: 20,
+    backoffMin: 500,
+    backoffMax: 5000,
+    ...(input.eab ? { externalAccountBinding: input.eab } : {}),
+  });
+  let responder: Http01Responder | undefined;
+  try {
+    await findOrCreateAccount(client, input.contact);
+    const order = await client.createOrder({
+      identifiers: input.names.map((value) => ({ type: 'dns', value })),
+      ...(input.profile ? { profile: input.profile } : {}),
+    });
+    const authzs = await client.getAuthorizations(order);
+    responder = await input.responder();
+    for (const authz of authzs) {
+      if (authz.status === 'valid') continue;
+      const challenge = authz.challenges.find((c) => c.type === 'http-01');
+      if (!challenge)
+        throw new ProviderError(
+          `acme(${input.service})`,
+          `the CA offers no http-01 challenge for ${authz.identifier.value}`,
+        );
+      await responder.add(challenge.token, await client.getChallengeKeyAuthorization(challenge));
+      await client.completeChallenge(challenge);
+      try {
+        await client.waitForValidStatus(challenge);
+      } catch (e) {
+        throw new ProviderError(
+          `acme(${input.service})`,
+          `the http-01 challenge for ${authz.identifier.value} failed: ${(e as Error).message}`,
+        );
+      }
+    }
+    await responder.close();
+    const [, csr] = await acme.crypto.createCsr(
+      { commonName: input.names[0]!, altNames: input.names },
+      input.keyPem,
+    );
+    const finalized = await client.finalizeOrder(order, csr);
+    return await client.getCertificate(finalized);
+  } catch (e) {
+    throw asTlsaError(input.service, e);
+  } finally {
+    await responder?.close();
+  }
+}

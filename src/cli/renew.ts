@@ -1,0 +1,64 @@
+/** `tlsa renew`: built-in ACME. Renews the due lineages of the services with `acme:` (under the
+ *  run lock, so no other run reads a lineage while it changes), then runs the engine as the
+ *  certbot hook does: the new chain's records are published and its staged install proceeds. */
+import { renewService, type LineageRenewal } from '../acme/renew.js';
+import { acquireLock } from '../engine/lock.js';
+import { publish } from '../engine/reconcile.js';
+import { ensureStateDir } from '../engine/state.js';
+import { EXIT, InputError } from '../errors.js';
+import { configFromCli, runOptions } from './common.js';
+import { engineLines } from './engine-view.js';
+import { out, progressLine, reportNetwork, warn } from './fail.js';
+import type { CliValues } from './options.js';
+
+function acmeServices(services: Record<string, { acme?: unknown }>, only?: string[]): string[] {
+  const withAcme = Object.keys(services).filter((s) => services[s]!.acme);
+  if (!only) return withAcme;
+  for (const s of only) {
+    if (!services[s]) throw new InputError(`unknown service "${s}"`);
+    if (!services[s]!.acme) throw new InputError(`service "${s}" has no acme: block to renew`);
+  }
+  return only;
+}
+
+export async function run(v: CliValues): Promise<number> {
+  const config = configFromCli(v);
+  const opts = runOptions(v, 'renew');
+  const services = acmeServices(config.raw.services, v.service);
+  if (!services.length) throw new InputError('no service has an acme: block: nothing to renew');
+  const now = new Date();
+  ensureStateDir(config.stateDir);
+  const release = await acquireLock(config.stateDir, {
+    command: 'renew',
+    waitSeconds: opts.lockWaitSeconds ?? 60,
+  });
+  const results: LineageRenewal[] = [];
+  try {
+    for (const s of services)
+      results.push(
+        ...(await renewService(config, s, { force: !!v.force, now, progress: progressLine })),
+      );
+  } finally {
+    release();
+  }
+  for (const r of results)
+    out(
+      r.outcome === 'renewed'
+        ? `${r.service} ${r.keyType}: renewed, valid until ${r.notAfter!.toISOString()} (${r.lineage})\n`
+        : `${r.service} ${r.keyType}: not due until ${r.due!.at.toISOString()} (${r.due!.source} rule)\n`,
+    );
+  const renewed = results.filter((r) => r.outcome === 'renewed');
+  if (!renewed.length) return EXIT.ok;
+  // The engine's clock starts now: the new certificate is valid from its issuance, after `now`.
+  const published = new Date();
+  const result = await publish(config, {
+    ...opts,
+    services: [...new Set(renewed.map((r) => r.service))],
+    now: published,
+  });
+  warn(result.targets.warnings);
+  const lines = engineLines(result, published);
+  if (lines.length) out(`${lines.join('\n')}\n`);
+  const reloadFailed = result.promoted.some((p) => p.reloadError);
+  return reportNetwork(result.network, reloadFailed ? EXIT.provider : EXIT.ok);
+}

@@ -1,0 +1,133 @@
+/**
+ * `tlsa renew` (built-in ACME) against Debian's pebble on loopback: pebble's VA resolves the
+ * service host through a Knot on loopback (mx.example.org A 127.0.0.1) and fetches the HTTP-01
+ * token from tlsa's standalone responder on 127.0.0.1. The renewed lineage is a valid chain for
+ * the configured key, its 3 1 1 is published by the engine, the account key is kept and reused;
+ * an unreachable directory and a failed challenge exit 3 with nothing written.
+ */
+import { X509Certificate, createPublicKey } from 'node:crypto';
+import { existsSync, lstatSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { type CliResult, configYaml, requireBuiltCli, runCli, show } from '../helpers/cli.js';
+import { opensslSpkiSha256 } from '../helpers/pki.js';
+import { startKnot, minimalZone } from '../lab/knot.js';
+import { freePort, labDescribe, makeTempDir, stopAll } from '../lab/lab.js';
+import { PEBBLE_TOOLS, type PebbleServer, startPebble } from '../lab/pebble.js';
+
+labDescribe(
+  'tlsa renew: built-in ACME against pebble (loopback)',
+  [...PEBBLE_TOOLS, ['knotd', 'knot'], ['knotc', 'knot']],
+  () => {
+    let pebble: PebbleServer;
+    let httpPort: number;
+
+    beforeAll(async () => {
+      requireBuiltCli();
+      const knot = await startKnot({
+        zones: [
+          {
+            name: 'example.org.',
+            zoneFileText: minimalZone('example.org.', 'mx.example.org. 300 IN A 127.0.0.1'),
+            dnssec: false,
+          },
+        ],
+      });
+      httpPort = await freePort();
+      pebble = await startPebble({
+        dnsServer: `127.0.0.1:${knot.port}`,
+        httpPort,
+        timeoutMs: 60_000,
+      });
+    }, 120_000);
+    afterAll(() => stopAll());
+
+    function setup(
+      directory: string,
+      standalonePort: number,
+    ): { dir: string; renew: (...a: string[]) => CliResult } {
+      const dir = makeTempDir('acme-renew');
+      writeFileSync(
+        join(dir, 'config.yaml'),
+        configYaml({
+          certificates: ['lineage: state/acme/mx/ecdsa-p256'],
+          serviceExtra: [
+            'records: ["3 1 1"]',
+            'acme:',
+            `  directory: ${JSON.stringify(directory)}`,
+            '  key_types: [ecdsa-p256]',
+            `  challenge: {http01: {standalone: "127.0.0.1:${standalonePort}"}}`,
+            `  ca_bundle: ${JSON.stringify(pebble.tlsCaPath)}`,
+          ],
+        }),
+      );
+      return {
+        dir,
+        renew: (...a) =>
+          runCli(['--config', join(dir, 'config.yaml'), 'renew', ...a], { timeout: 120_000 }),
+      };
+    }
+
+    it('issues a valid chain for a new ECDSA key, publishes its 3 1 1, reuses the account', async () => {
+      const { dir, renew } = setup(pebble.directoryUrl, httpPort);
+      const first = renew();
+      expect(first.code, show(first)).toBe(0);
+      const lineage = join(dir, 'state/acme/mx/ecdsa-p256');
+      expect(lstatSync(lineage).isSymbolicLink()).toBe(true);
+      const leaf = new X509Certificate(readFileSync(join(lineage, 'cert.pem')));
+      const key = readFileSync(join(lineage, 'privkey.pem'), 'utf8');
+      expect(statSync(join(lineage, 'privkey.pem')).mode & 0o777).toBe(0o600);
+      expect(leaf.publicKey.asymmetricKeyDetails?.namedCurve).toBe('prime256v1');
+      expect(leaf.publicKey.export({ type: 'spki', format: 'der' })).toEqual(
+        createPublicKey(key).export({ type: 'spki', format: 'der' }),
+      );
+      expect(leaf.subjectAltName).toBe('DNS:mx.example.org');
+      // The chain verifies up to pebble's root.
+      const chain = readFileSync(join(lineage, 'chain.pem'), 'utf8');
+      const root = new X509Certificate(await pebble.root());
+      const inter = new X509Certificate(chain);
+      expect(leaf.verify(inter.publicKey)).toBe(true);
+      expect(inter.verify(root.publicKey)).toBe(true);
+      expect(readFileSync(join(lineage, 'fullchain.pem'), 'utf8')).toContain(chain.trim());
+      // The engine published the new key's 3 1 1.
+      const zone = readFileSync(join(dir, 'zone.db'), 'utf8');
+      expect(zone).toContain(opensslSpkiSha256(join(lineage, 'cert.pem')).toLowerCase());
+      // One account key per directory URL, 0600, kept.
+      const accounts = join(dir, 'state/acme/accounts');
+      const [accountDir] = readdirSync(accounts);
+      const accountKey = join(accounts, accountDir!, 'account.key');
+      expect(statSync(accountKey).mode & 0o777).toBe(0o600);
+      const accountPem = readFileSync(accountKey, 'utf8');
+
+      const second = renew();
+      expect(second.code, show(second)).toBe(0);
+      expect(second.stdout).toMatch(/not due until/);
+      expect(readFileSync(join(lineage, 'cert.pem'), 'utf8')).toBe(leaf.toString());
+
+      const forced = renew('--force');
+      expect(forced.code, show(forced)).toBe(0);
+      expect(readFileSync(accountKey, 'utf8')).toBe(accountPem);
+      expect(readFileSync(join(lineage, 'cert.pem'), 'utf8')).not.toBe(leaf.toString());
+    }, 300_000);
+
+    it('an unreachable directory: exit 3, nothing written', async () => {
+      const closed = await freePort();
+      const { dir, renew } = setup(`https://127.0.0.1:${closed}/dir`, httpPort);
+      const r = renew();
+      expect(r.code, show(r)).toBe(3);
+      expect(r.stderr).toMatch(/ACME directory .* cannot be read: ECONNREFUSED/);
+      expect(existsSync(join(dir, 'state/acme'))).toBe(false);
+      expect(existsSync(join(dir, 'zone.db'))).toBe(false);
+    }, 120_000);
+
+    it('a failed HTTP-01 challenge: exit 3, no lineage, nothing published', async () => {
+      // tlsa answers on another port than the one pebble's VA connects to.
+      const { dir, renew } = setup(pebble.directoryUrl, await freePort());
+      const r = renew();
+      expect(r.code, show(r)).toBe(3);
+      expect(r.stderr).toMatch(/http-01 challenge for mx\.example\.org failed/);
+      expect(existsSync(join(dir, 'state/acme/mx'))).toBe(false);
+      expect(existsSync(join(dir, 'zone.db'))).toBe(false);
+    }, 120_000);
+  },
+);
