@@ -1,6 +1,7 @@
 /** `tlsa renew` for one service's `acme:` block: for each key type, renew the lineage when it
  *  is due (or forced), writing it only once the CA has issued a chain for our key. */
 import { X509Certificate } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { LoadedConfig } from '../config/load.js';
 import type { AcmeKeyType, RawAcme } from '../config/schema.js';
@@ -8,6 +9,8 @@ import { readInputText } from '../util/read-input.js';
 import { directoryUrlOf, fetchDirectory } from './directory.js';
 import { type Http01Responder, standaloneResponder, webrootResponder } from './http01.js';
 import { keyOnce } from './key-file.js';
+import { nextKeyPath, readNextKey } from './next-key-files.js';
+import { type RenewalKey, renewalKey } from './next-key.js';
 import { splitIssued, writeLineage } from './lineage.js';
 import { createAccountKey, createKey, orderCertificate } from './order.js';
 import { accountKeyPath, lineageDir, releasesDir } from './paths.js';
@@ -20,6 +23,8 @@ export interface LineageRenewal {
   lineage: string;
   /** renewed, or not due yet (with when it will be). */
   outcome: 'renewed' | 'not-due';
+  /** The key the renewal used: the published next key, or a fresh one (and why). */
+  key?: RenewalKey;
   due?: RenewalDecision;
   notAfter?: Date;
 }
@@ -65,7 +70,13 @@ function caBundle(acme: RawAcme, baseDir: string): string | undefined {
 export async function renewService(
   config: LoadedConfig,
   service: string,
-  opts: { force: boolean; now: Date; progress?: (line: string) => void },
+  opts: {
+    force: boolean;
+    now: Date;
+    progress?: (line: string) => void;
+    /** Whether the service's 3 1 1 record with this data is live (the engine's rule). */
+    isLive: (spkiSha256: string) => boolean;
+  },
 ): Promise<LineageRenewal[]> {
   const svc = config.raw.services[service]!;
   const acme = svc.acme!;
@@ -84,7 +95,10 @@ export async function renewService(
       due: p.due!,
     }));
   const todo = plan.filter((p) => p.needed);
-  if (!todo.length) return results;
+  if (!todo.length) {
+    await ensureNextKeys(config.stateDir, service, acme.key_types);
+    return results;
+  }
 
   const directoryUrl = directoryUrlOf(acme.directory);
   const ca = caBundle(acme, config.baseDir);
@@ -94,7 +108,9 @@ export async function renewService(
   const names = acme.names ?? [svc.host];
   for (const p of todo) {
     opts.progress?.(`${service}: ordering a ${p.keyType} certificate for ${names.join(', ')}`);
-    const keyPem = await createKey(p.keyType);
+    const next = readNextKey(config.stateDir, service, p.keyType);
+    const key = renewalKey(next?.spkiSha256, opts.isLive);
+    const keyPem = key.use === 'next' ? next!.pem : await createKey(p.keyType);
     const chainPem = await orderCertificate({
       service,
       directoryUrl,
@@ -110,13 +126,26 @@ export async function renewService(
     });
     const files = splitIssued(chainPem, keyPem);
     writeLineage(p.lineage, releasesDir(config.stateDir, service), files, keyPem, opts.now);
+    // The next key now serves: the following renewal gets a new one (made below).
+    if (key.use === 'next') rmSync(nextKeyPath(config.stateDir, service, p.keyType));
     results.push({
       service,
       keyType: p.keyType,
       lineage: p.lineage,
       outcome: 'renewed',
+      key,
       notAfter: new Date(new X509Certificate(files.cert).validTo),
     });
   }
+  await ensureNextKeys(config.stateDir, service, acme.key_types);
   return results;
+}
+
+/** Every key type has a next key (its record is published by the engine's run that follows). */
+async function ensureNextKeys(
+  stateDir: string,
+  service: string,
+  keyTypes: readonly AcmeKeyType[],
+): Promise<void> {
+  for (const k of keyTypes) await keyOnce(nextKeyPath(stateDir, service, k), () => createKey(k));
 }

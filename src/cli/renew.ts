@@ -1,9 +1,11 @@
 /** `tlsa renew`: built-in ACME. Renews the due lineages of the services with `acme:` (under the
  *  run lock, so no other run reads a lineage while it changes), then runs the engine as the
  *  certbot hook does: the new chain's records are published and its staged install proceeds. */
+import type { RenewalKey } from '../acme/next-key.js';
 import { renewService, type LineageRenewal } from '../acme/renew.js';
 import { acquireLock } from '../engine/lock.js';
-import { publish } from '../engine/reconcile.js';
+import { keyRecordLive } from '../engine/key-record-live.js';
+import { publish, readOwned } from '../engine/reconcile.js';
 import { ensureStateDir } from '../engine/state.js';
 import { EXIT, InputError } from '../errors.js';
 import { configFromCli, runOptions } from './common.js';
@@ -21,6 +23,14 @@ function acmeServices(services: Record<string, { acme?: unknown }>, only?: strin
   return only;
 }
 
+function keyText(key: RenewalKey): string {
+  return key.use === 'next'
+    ? 'the next key (its 3 1 1 is live: served at once)'
+    : key.reason === 'next key record not live'
+      ? "a new key: the next key's 3 1 1 is not live yet, the new chain waits for its records (staged install)"
+      : 'a new key (no next key yet)';
+}
+
 export async function run(v: CliValues): Promise<number> {
   const config = configFromCli(v);
   const opts = runOptions(v, 'renew');
@@ -34,9 +44,15 @@ export async function run(v: CliValues): Promise<number> {
   });
   const results: LineageRenewal[] = [];
   try {
+    const state = readOwned(config);
     for (const s of services)
       results.push(
-        ...(await renewService(config, s, { force: !!v.force, now, progress: progressLine })),
+        ...(await renewService(config, s, {
+          force: !!v.force,
+          now,
+          progress: progressLine,
+          isLive: (spki) => keyRecordLive(config, state, s, spki, now),
+        })),
       );
   } finally {
     release();
@@ -44,16 +60,16 @@ export async function run(v: CliValues): Promise<number> {
   for (const r of results)
     out(
       r.outcome === 'renewed'
-        ? `${r.service} ${r.keyType}: renewed, valid until ${r.notAfter!.toISOString()} (${r.lineage})\n`
+        ? `${r.service} ${r.keyType}: renewed with ${keyText(r.key!)}, valid until ${r.notAfter!.toISOString()} (${r.lineage})\n`
         : `${r.service} ${r.keyType}: not due until ${r.due!.at.toISOString()} (${r.due!.source} rule)\n`,
     );
-  const renewed = results.filter((r) => r.outcome === 'renewed');
-  if (!renewed.length) return EXIT.ok;
+  // The engine runs for every service renew looked at, renewed or not: a next key made by this
+  // run gets its record published now, not at the next publish.
   // The engine's clock starts now: the new certificate is valid from its issuance, after `now`.
   const published = new Date();
   const result = await publish(config, {
     ...opts,
-    services: [...new Set(renewed.map((r) => r.service))],
+    services,
     now: published,
   });
   warn(result.targets.warnings);

@@ -4,7 +4,7 @@ import type { LoadedChain } from '../certs/chain.js';
 import { servicePorts, type PortEntry } from '../config/ports.js';
 import type { KeyFamily } from '../certs/key-type.js';
 import { catalogIssuerOf, issuerFamily, type IssuerCatalog } from '../issuers/catalog.js';
-import { associationData } from '../tlsa/association.js';
+import { associationData, matchData } from '../tlsa/association.js';
 import { nameCoverageWarnings } from '../tlsa/host.js';
 import { checkRecordData, checkUsageAllowed, type Protocol } from '../tlsa/policy.js';
 import {
@@ -37,6 +37,9 @@ export interface ServiceInput {
   catalog?: IssuerCatalog;
   /** Most records per owner name (Microsoft's servers handled about 12). */
   cap: number;
+  /** Keys a renewal will use next (built-in ACME): their `3 1 x` records are published before
+   *  any certificate for them exists, so the renewed chain can be served at once. */
+  nextKeys?: { label: string; spki: Buffer }[];
 }
 
 export interface DesiredRecord extends TlsaRecord {
@@ -150,6 +153,21 @@ export function desiredRecords(svc: ServiceInput, now: Date): DesiredResult {
           const top = chain.certs.at(-1)!;
           add(top.x509, s, `top of chain ${top.name} of ${chain.label}`, chain);
         }
+      }
+    }
+    for (const next of svc.nextKeys ?? []) {
+      for (const s of specs.filter((x) => x.usage === 3 && x.selector === 1)) {
+        const rec: DesiredRecord = {
+          owner,
+          usage: s.usage,
+          selector: s.selector,
+          matching: s.matching,
+          data: matchData(next.spki, s.matching),
+          why: `${next.label}, for the next renewal`,
+          matchesServed: false,
+          chains: [],
+        };
+        if (!byKey.has(recordKey(rec))) byKey.set(recordKey(rec), rec);
       }
     }
     if (catalog) {

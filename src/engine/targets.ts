@@ -1,6 +1,7 @@
 /** From a loaded config to the records every service wants: loads the chains and catalogs
  *  (file reads) and hands them to the pure desired-record computation. */
 import { resolve } from 'node:path';
+import { nextKeysOf } from '../acme/next-key-files.js';
 import type { LoadedConfig } from '../config/load.js';
 import { servicePorts, type PortProtocol } from '../config/ports.js';
 import { InputError } from '../errors.js';
@@ -107,6 +108,7 @@ export function computeTargets(config: LoadedConfig, serviceNames: string[], now
           chains,
           ...(catalog ? { catalog } : {}),
           cap: config.raw.max_records_per_name,
+          ...(svc.acme ? { nextKeys: nextKeysOf(config.stateDir, name, svc.acme.key_types) } : {}),
         },
         now,
       );

@@ -5,7 +5,7 @@
  * the configured key, its 3 1 1 is published by the engine, the account key is kept and reused;
  * an unreachable directory and a failed challenge exit 3 with nothing written.
  */
-import { X509Certificate, createPublicKey } from 'node:crypto';
+import { X509Certificate, createHash, createPublicKey } from 'node:crypto';
 import { existsSync, lstatSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -45,11 +45,13 @@ labDescribe(
     function setup(
       directory: string,
       standalonePort: number,
+      ttl = 3600,
     ): { dir: string; renew: (...a: string[]) => CliResult } {
       const dir = makeTempDir('acme-renew');
       writeFileSync(
         join(dir, 'config.yaml'),
         configYaml({
+          ttl,
           certificates: ['lineage: state/acme/mx/ecdsa-p256'],
           serviceExtra: [
             'records: ["3 1 1"]',
@@ -104,10 +106,38 @@ labDescribe(
       expect(second.stdout).toMatch(/not due until/);
       expect(readFileSync(join(lineage, 'cert.pem'), 'utf8')).toBe(leaf.toString());
 
+      // The next key exists and is published, but not live yet (TTL 3600): a new key is used.
       const forced = renew('--force');
       expect(forced.code, show(forced)).toBe(0);
+      expect(forced.stdout).toMatch(/the next key's 3 1 1 is not live yet/);
       expect(readFileSync(accountKey, 'utf8')).toBe(accountPem);
       expect(readFileSync(join(lineage, 'cert.pem'), 'utf8')).not.toBe(leaf.toString());
+    }, 300_000);
+
+    const spkiHash = (pem: string) =>
+      createHash('sha256')
+        .update(createPublicKey(pem).export({ type: 'spki', format: 'der' }))
+        .digest('hex');
+
+    it('publishes the next key at once and renews with it once its 3 1 1 is live', async () => {
+      const { dir, renew } = setup(pebble.directoryUrl, httpPort, 1);
+      const nextPath = join(dir, 'state/acme/mx/next/ecdsa-p256.key');
+      const first = renew();
+      expect(first.code, show(first)).toBe(0);
+      expect(first.stdout).toMatch(/renewed with a new key \(no next key yet\)/);
+      const next = readFileSync(nextPath, 'utf8');
+      expect(statSync(nextPath).mode & 0o777).toBe(0o600);
+      expect(readFileSync(join(dir, 'zone.db'), 'utf8')).toContain(spkiHash(next));
+      // TTL 1 s and no propagation check: the record is live 2 s after it was published.
+      await new Promise((r) => setTimeout(r, 3000));
+      const second = renew('--force');
+      expect(second.code, show(second)).toBe(0);
+      expect(second.stdout).toMatch(/renewed with the next key/);
+      const lineage = join(dir, 'state/acme/mx/ecdsa-p256');
+      expect(readFileSync(join(lineage, 'privkey.pem'), 'utf8')).toBe(next);
+      const newNext = readFileSync(nextPath, 'utf8');
+      expect(newNext).not.toBe(next);
+      expect(readFileSync(join(dir, 'zone.db'), 'utf8')).toContain(spkiHash(newNext));
     }, 300_000);
 
     it('an unreachable directory: exit 3, nothing written', async () => {

@@ -4,6 +4,7 @@
  * association value is computed with the openssl CLI, never with the code under test.
  */
 import * as fs from 'node:fs';
+import { createHash, createPublicKey, generateKeyPairSync } from 'node:crypto';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadChain, type LoadedChain } from '../../src/certs/chain.js';
@@ -550,5 +551,32 @@ describe('a served issuer that is also a catalog entry', () => {
     const retired = loadCatalog(path.join(cdir, 'catalog.json'));
     const { records } = desiredRecords(svc({ chains: [rsaChain], catalog: retired, cap: 2 }), NOW);
     expect(rdatas(records)).toContain(rd(2, 1, 1, spki256(rsaInt.certPath)));
+  });
+});
+
+describe('next keys (built-in ACME)', () => {
+  it('adds the 3 1 x records of a next key, not served, beside the served chains', () => {
+    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const spki = createPublicKey(privateKey).export({ type: 'spki', format: 'der' });
+    const { records } = desiredRecords(
+      svc({
+        records: [
+          { usage: 3, selector: 1, matching: 1 },
+          { usage: 3, selector: 1, matching: 2 },
+        ],
+        catalog: undefined,
+        nextKeys: [{ label: 'next ecdsa-p256 key of mail', spki }],
+      }),
+      NOW,
+    );
+    const next = records.filter((r) => r.why.startsWith('next ecdsa-p256 key'));
+    expect(next.map((r) => `${r.matching} ${r.data}`).sort()).toEqual(
+      [
+        `1 ${createHash('sha256').update(spki).digest('hex')}`,
+        `2 ${createHash('sha512').update(spki).digest('hex')}`,
+      ].sort(),
+    );
+    expect(next.every((r) => !r.matchesServed && r.chains.length === 0)).toBe(true);
+    expect(records).toHaveLength(6);
   });
 });
