@@ -2,14 +2,25 @@
  * `tlsa renew` (built-in ACME) against Debian's pebble on loopback: pebble's VA resolves the
  * service host through a Knot on loopback (mx.example.org A 127.0.0.1) and fetches the HTTP-01
  * token from tlsa's standalone responder on 127.0.0.1. The renewed lineage is a valid chain for
- * the configured key, its 3 1 1 is published by the engine, the account key is kept and reused;
- * an unreachable directory and a failed challenge exit 3 with nothing written.
+ * the configured key, its 3 1 1 is published by the engine, the account key is kept and reused,
+ * the next key's 3 1 1 is published at once and used once live; HTTP-01 also through a webroot.
+ * An unreachable directory and a failed challenge exit 3, a profile pebble does not offer exits
+ * 2, each with nothing written.
  */
 import { X509Certificate, createHash, createPublicKey } from 'node:crypto';
 import { existsSync, lstatSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { type CliResult, configYaml, requireBuiltCli, runCli, show } from '../helpers/cli.js';
+import {
+  CLI_PATH,
+  type CliResult,
+  configYaml,
+  requireBuiltCli,
+  runCli,
+  show,
+} from '../helpers/cli.js';
+import { runAsync, showRun } from '../lab/run.js';
 import { opensslSpkiSha256 } from '../helpers/pki.js';
 import { startKnot, minimalZone } from '../lab/knot.js';
 import { freePort, labDescribe, makeTempDir, stopAll } from '../lab/lab.js';
@@ -46,8 +57,12 @@ labDescribe(
       directory: string,
       standalonePort: number,
       ttl = 3600,
+      acmeExtra: string[] = [],
     ): { dir: string; renew: (...a: string[]) => CliResult } {
       const dir = makeTempDir('acme-renew');
+      const challenge = acmeExtra.some((l) => l.includes('challenge:'))
+        ? []
+        : [`  challenge: {http01: {standalone: "127.0.0.1:${standalonePort}"}}`];
       writeFileSync(
         join(dir, 'config.yaml'),
         configYaml({
@@ -58,8 +73,9 @@ labDescribe(
             'acme:',
             `  directory: ${JSON.stringify(directory)}`,
             '  key_types: [ecdsa-p256]',
-            `  challenge: {http01: {standalone: "127.0.0.1:${standalonePort}"}}`,
+            ...challenge,
             `  ca_bundle: ${JSON.stringify(pebble.tlsCaPath)}`,
+            ...acmeExtra.map((l) => `  ${l}`),
           ],
         }),
       );
@@ -139,6 +155,46 @@ labDescribe(
       expect(newNext).not.toBe(next);
       expect(readFileSync(join(dir, 'zone.db'), 'utf8')).toContain(spkiHash(newNext));
     }, 300_000);
+
+    it('HTTP-01 through a webroot: the token file exists only during the order', async () => {
+      const webroot = makeTempDir('acme-webroot');
+      const seen: string[] = [];
+      // The web server of the host: serves the webroot on the port pebble's VA connects to.
+      const server = createServer((req, res) => {
+        const file = join(webroot, (req.url ?? '/').split('?')[0]!);
+        seen.push(req.url ?? '');
+        if (!existsSync(file)) return void res.writeHead(404).end();
+        res.writeHead(200).end(readFileSync(file));
+      });
+      await new Promise<void>((r) => server.listen(httpPort, '127.0.0.1', () => r()));
+      try {
+        const { dir } = setup(pebble.directoryUrl, 0, 3600, [
+          `challenge: {http01: {webroot: ${JSON.stringify(webroot)}}}`,
+        ]);
+        // Run without blocking this process: its event loop serves the webroot meanwhile.
+        const r = await runAsync(
+          [process.execPath, CLI_PATH, '--config', join(dir, 'config.yaml'), 'renew'],
+          {
+            timeoutMs: 120_000,
+          },
+        );
+        expect(r.code, showRun(r)).toBe(0);
+        expect(existsSync(join(dir, 'state/acme/mx/ecdsa-p256/fullchain.pem'))).toBe(true);
+        expect(seen.some((u) => u.startsWith('/.well-known/acme-challenge/'))).toBe(true);
+        expect(readdirSync(join(webroot, '.well-known/acme-challenge'))).toEqual([]);
+      } finally {
+        server.closeAllConnections();
+        await new Promise<void>((r) => server.close(() => r()));
+      }
+    }, 120_000);
+
+    it('a profile the directory does not offer: exit 2 naming what it offers, nothing written', () => {
+      const { dir, renew } = setup(pebble.directoryUrl, httpPort, 3600, ['profile: tlsserver']);
+      const r = renew();
+      expect(r.code, show(r)).toBe(2);
+      expect(r.stderr).toMatch(/offers no profiles; remove "profile: tlsserver"/);
+      expect(existsSync(join(dir, 'state/acme'))).toBe(false);
+    }, 120_000);
 
     it('an unreachable directory: exit 3, nothing written', async () => {
       const closed = await freePort();
