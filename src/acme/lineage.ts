@@ -4,7 +4,7 @@
 import { X509Certificate, createPublicKey } from 'node:crypto';
 import { lstatSync, mkdirSync, readdirSync, renameSync, rmSync, symlinkSync } from 'node:fs';
 import { basename, dirname, join, relative } from 'node:path';
-import { InputError, errnoCode } from '../errors.js';
+import { InputError, ProviderError, errnoCode } from '../errors.js';
 import { fsyncDir, writeFileAtomic } from '../util/atomic-write.js';
 import { writeKeyFile } from './key-file.js';
 
@@ -18,13 +18,16 @@ export interface IssuedFiles {
 
 /** Splits the CA's PEM chain, and refuses one whose leaf is not for `keyPem` (a CA bug or a
  *  mix-up would otherwise be installed). */
-export function splitIssued(chainPem: string, keyPem: string): IssuedFiles {
+export function splitIssued(chainPem: string, keyPem: string, ca: string): IssuedFiles {
   const certs = chainPem.match(PEM_CERT) ?? [];
-  if (!certs.length) throw new InputError('the CA returned no certificate');
+  if (!certs.length) throw new ProviderError(ca, 'the CA returned no certificate');
   const leaf = new X509Certificate(certs[0]!);
   const ours = createPublicKey(keyPem).export({ type: 'spki', format: 'der' });
   if (!leaf.publicKey.export({ type: 'spki', format: 'der' }).equals(ours))
-    throw new InputError('the CA returned a certificate for another key; nothing was installed');
+    throw new ProviderError(
+      ca,
+      'the CA returned a certificate for another key; nothing was installed',
+    );
   const text = (list: string[]) => list.map((c) => `${c}\n`).join('');
   return { fullchain: text(certs), cert: text(certs.slice(0, 1)), chain: text(certs.slice(1)) };
 }
@@ -39,12 +42,6 @@ export function writeLineage(
   keyPem: string,
   now: Date,
 ): void {
-  const release = join(releases, `${basename(lineage)}-${now.getTime()}`);
-  mkdirSync(release, { recursive: true, mode: 0o700 });
-  writeKeyFile(join(release, 'privkey.pem'), keyPem);
-  writeFileAtomic(join(release, 'cert.pem'), files.cert, 0o644);
-  writeFileAtomic(join(release, 'chain.pem'), files.chain, 0o644);
-  writeFileAtomic(join(release, 'fullchain.pem'), files.fullchain, 0o644);
   try {
     const st = lstatSync(lineage);
     if (!st.isSymbolicLink())
@@ -56,6 +53,12 @@ export function writeLineage(
     if (e instanceof InputError) throw e;
     if (errnoCode(e) !== 'ENOENT') throw e;
   }
+  const release = join(releases, `${basename(lineage)}-${now.getTime()}`);
+  mkdirSync(release, { recursive: true, mode: 0o700 });
+  writeKeyFile(join(release, 'privkey.pem'), keyPem);
+  writeFileAtomic(join(release, 'cert.pem'), files.cert, 0o644);
+  writeFileAtomic(join(release, 'chain.pem'), files.chain, 0o644);
+  writeFileAtomic(join(release, 'fullchain.pem'), files.fullchain, 0o644);
   const tmp = `${lineage}.${process.pid}.tmp`;
   rmSync(tmp, { force: true });
   symlinkSync(relative(dirname(lineage), release), tmp);

@@ -124,7 +124,7 @@ export async function renewService(
       keyPem,
       responder: responderFor(acme, config.baseDir),
     });
-    const files = splitIssued(chainPem, keyPem);
+    const files = splitIssued(chainPem, keyPem, `acme(${service})`);
     writeLineage(p.lineage, releasesDir(config.stateDir, service), files, keyPem, opts.now);
     // The next key now serves: the following renewal gets a new one (made below).
     if (key.use === 'next') rmSync(nextKeyPath(config.stateDir, service, p.keyType));
