@@ -58,6 +58,7 @@ labDescribe(
       standalonePort: number,
       ttl = 3600,
       acmeExtra: string[] = [],
+      keyTypes = ['ecdsa-p256'],
     ): { dir: string; renew: (...a: string[]) => CliResult } {
       const dir = makeTempDir('acme-renew');
       const challenge = acmeExtra.some((l) => l.includes('challenge:'))
@@ -67,12 +68,12 @@ labDescribe(
         join(dir, 'config.yaml'),
         configYaml({
           ttl,
-          certificates: ['lineage: state/acme/mx/ecdsa-p256'],
+          certificates: keyTypes.map((k) => `lineage: state/acme/mx/${k}`),
           serviceExtra: [
             'records: ["3 1 1"]',
             'acme:',
             `  directory: ${JSON.stringify(directory)}`,
-            '  key_types: [ecdsa-p256]',
+            `  key_types: [${keyTypes.join(', ')}]`,
             ...challenge,
             `  ca_bundle: ${JSON.stringify(pebble.tlsCaPath)}`,
             ...acmeExtra.map((l) => `  ${l}`),
@@ -155,6 +156,29 @@ labDescribe(
       expect(newNext).not.toBe(next);
       expect(readFileSync(join(dir, 'zone.db'), 'utf8')).toContain(spkiHash(newNext));
     }, 300_000);
+
+    it('RSA and ECDSA side by side: one lineage each, both published', () => {
+      const { dir, renew } = setup(
+        pebble.directoryUrl,
+        httpPort,
+        3600,
+        [],
+        ['ecdsa-p384', 'rsa-2048'],
+      );
+      const r = renew();
+      expect(r.code, show(r)).toBe(0);
+      const zone = readFileSync(join(dir, 'zone.db'), 'utf8');
+      const p384 = new X509Certificate(
+        readFileSync(join(dir, 'state/acme/mx/ecdsa-p384/cert.pem')),
+      );
+      const rsa = new X509Certificate(readFileSync(join(dir, 'state/acme/mx/rsa-2048/cert.pem')));
+      expect(p384.publicKey.asymmetricKeyDetails?.namedCurve).toBe('secp384r1');
+      expect(rsa.publicKey.asymmetricKeyDetails?.modulusLength).toBe(2048);
+      for (const k of ['ecdsa-p384', 'rsa-2048'])
+        expect(zone).toContain(
+          opensslSpkiSha256(join(dir, `state/acme/mx/${k}/cert.pem`)).toLowerCase(),
+        );
+    }, 120_000);
 
     it('HTTP-01 through a webroot: the token file exists only during the order', async () => {
       const webroot = makeTempDir('acme-webroot');
