@@ -68,6 +68,7 @@ export async function computePlan(
   // Other writers at the same owner: their records count for the cap, their TTL resets ours.
   // Only records at the owner's names can count (keys include the owner): no scan per owner.
   const ownedAt = groupBy(owned, (o) => o.owner);
+  const warned = new Set(targets.warnings);
   for (const p of plan) {
     const listed = listedAll.get(p.owner) ?? [];
     const near = [...new Set([p.owner, ...listed.map((r) => r.owner)])];
@@ -75,7 +76,10 @@ export async function computePlan(
     const cap = capWarning(p, listed, mine, config.raw.max_records_per_name);
     const ttl = ttlMismatch(p.owner, p.ttl, factsAt(state, p.owner));
     for (const w of [cap, ttl, ttlChangeNote(p)])
-      if (w && !targets.warnings.includes(w)) targets.warnings.push(w);
+      if (w && !warned.has(w)) {
+        warned.add(w);
+        targets.warnings.push(w);
+      }
   }
   return { targets, plan, listed: listedAll, state, providers: prov };
 }
