@@ -1,6 +1,7 @@
 /** The deSEC API as the desec provider uses it (desec.ts has the provider's whole story):
  *  authenticated JSON exchanges with retries and Retry-After, cursor pagination, the domain
  *  responsible for an owner name, and the TLSA and CNAME RRsets at owner names. */
+import { EXIT } from '../src/errors.js';
 import { exchangeJson, retryTransient, Transient } from './http.js';
 import { retryAfterMs } from './kit.js';
 
@@ -32,6 +33,8 @@ export interface Answer {
 /** A 4xx other than 401 (and 429), with deSEC's messages; `body` is the parsed error body (a
  *  list with one object per item for bulk requests). */
 export class HttpFailure extends Error {
+  // deSEC refused the request: a provider error, whether or not the adapter rewords it.
+  readonly exitCode = EXIT.provider;
   constructor(
     readonly status: number,
     readonly messages: string[],

@@ -4,6 +4,7 @@
  * normalised and guarded, owners grouped by zone, the CNAME refusal, zone discovery up the
  * labels, conflict retries, Retry-After. An adapter keeps only what is specific to its API.
  */
+import { EXIT } from '../src/errors.js';
 import { parseRdata } from '../src/tlsa/presentation.js';
 import { normaliseName, rdataText, type TlsaRecord } from '../src/tlsa/record.js';
 import { withRetry } from '../src/util/retry.js';
@@ -218,7 +219,10 @@ export function retryAfterMs(headers: { get(name: string): string | null } | und
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Another writer changed what a conditional write was computed from. */
-export class Conflict extends Error {}
+export class Conflict extends Error {
+  // Only escapes retryOnConflict when a caller forgets it: still a provider failure.
+  readonly exitCode = EXIT.provider;
+}
 
 /** Read-compute-write `attempt`, again from the read while it meets a Conflict; after
  *  `attempts` conflicts, `giveUp` names what kept changing. */

@@ -1,6 +1,7 @@
 /** The PowerDNS HTTP API as the powerdns provider uses it (powerdns.ts has the provider's
  *  whole story): requests with retries and errors mapped to ProviderErrors, zone discovery, and
  *  the TLSA and CNAME RRsets at owner names with the zone's serial. */
+import { EXIT } from '../src/errors.js';
 import { exchangeJson, retryTransient, Transient } from './http.js';
 import { retryAfterMs } from './kit.js';
 import type { SetRecord } from './kit-rrset.js';
@@ -25,10 +26,13 @@ export interface Zone {
 }
 
 /** 404: the caller knows what was not found (a zone, the server_id). */
-export class NotFound extends Error {}
+export class NotFound extends Error {
+  readonly exitCode = EXIT.provider;
+}
 
 /** Another 4xx (422 mostly), with PowerDNS's own `error` text. */
 export class Rejected extends Error {
+  readonly exitCode = EXIT.provider;
   constructor(
     readonly status: number,
     readonly detail: string,

@@ -4,32 +4,63 @@
  *  on the state's types. */
 import { parseRdata } from '../tlsa/presentation.js';
 import { rdataText, recordKey, type TlsaRecord } from '../tlsa/record.js';
+import { groupBy } from '../util/group-by.js';
 import { addTtlFact, observedRecord } from './lifecycle.js';
 import type { OwnerPlan, TargetRecord } from './plan.js';
+import { findRecordIndex, upsertRecord } from './record-index.js';
 import type { OwnedRecord, StateFile, TtlFact } from './state.js';
 
 type AtProvider = { provider: string } & TlsaRecord;
 
-const same = (a: AtProvider, b: AtProvider) =>
-  a.provider === b.provider && recordKey(a) === recordKey(b);
+const keyAt = (r: AtProvider) => `${r.provider} ${recordKey(r)}`;
 
 export const findOwned = (state: StateFile, r: AtProvider): OwnedRecord | undefined =>
-  state.records.find((x) => same(x, r));
+  state.records[findRecordIndex(state.records, r)];
+
+/** The keys of a record list, built once per list: the steps ask about every listed record, and
+ *  the lists are never changed in place (each operation here makes a new one). */
+const keySets = new WeakMap<readonly OwnedRecord[], Set<string>>();
+function keysOf(records: readonly OwnedRecord[]): Set<string> {
+  let keys = keySets.get(records);
+  if (!keys) {
+    keys = new Set(records.map(recordKey));
+    keySets.set(records, keys);
+  }
+  return keys;
+}
 
 /** Every record tlsa owns at the owner name, whatever the provider. */
 export const ownsKey = (state: StateFile, r: TlsaRecord): boolean =>
-  state.records.some((o) => recordKey(o) === recordKey(r));
+  keysOf(state.records).has(recordKey(r));
+
+/** The state's records by owner name, grouped once per list (see keysOf). */
+const ownerMaps = new WeakMap<readonly OwnedRecord[], Map<string, OwnedRecord[]>>();
+export function ownedAt(state: StateFile, owner: string): readonly OwnedRecord[] {
+  let byOwner = ownerMaps.get(state.records);
+  if (!byOwner) {
+    byOwner = groupBy(state.records, (r) => r.owner);
+    ownerMaps.set(state.records, byOwner);
+  }
+  return byOwner.get(owner) ?? [];
+}
 
 export function withRecord(state: StateFile, rec: OwnedRecord): StateFile {
-  const i = state.records.findIndex((r) => same(r, rec));
   const records = [...state.records];
-  if (i >= 0) records[i] = rec;
-  else records.push(rec);
+  upsertRecord(records, rec);
   return { ...state, records };
 }
 
-export function withoutRecord(state: StateFile, rec: AtProvider): StateFile {
-  return { ...state, records: state.records.filter((r) => !same(r, rec)) };
+/** Several records at once: one pass over the state, however many go. */
+function without(records: readonly OwnedRecord[], gone: readonly AtProvider[]): OwnedRecord[] {
+  const keys = new Set(gone.map(keyAt));
+  return records.filter((r) => !keys.has(keyAt(r)));
+}
+
+/** A list to change in place by several operations, copied once: a copy per record would make
+ *  a run over thousands of records quadratic. */
+function draftOf(state: StateFile): { records: OwnedRecord[]; upsert: (r: OwnedRecord) => void } {
+  const records = [...state.records];
+  return { records, upsert: (r) => upsertRecord(records, r) };
 }
 
 export const factsAt = (state: StateFile, owner: string): TtlFact[] => state.ttls?.[owner] ?? [];
@@ -63,10 +94,7 @@ export function withTtlFact(
   const others = Object.entries(state.observed?.[owner] ?? {}).map(([rdata, seenAt]) =>
     observedRecord(otherRecord(owner, rdata), seenAt, served.ttl),
   );
-  const facts = addTtlFact(factsAt(state, owner), fact, [
-    ...state.records.filter((r) => r.owner === owner),
-    ...others,
-  ]);
+  const facts = addTtlFact(factsAt(state, owner), fact, [...ownedAt(state, owner), ...others]);
   return { ...state, ttls: { ...state.ttls, [owner]: facts } };
 }
 
@@ -92,12 +120,16 @@ export function withSeen(
   const seenAt = at.toISOString();
   const wasSeen = (r: TlsaRecord) => seen.some((s) => recordKey(s) === recordKey(r));
   if (whose === 'own') {
-    let next = state;
+    const draft = draftOf(state);
+    let changed = false;
     for (const r of asked.filter(wasSeen)) {
-      const o = findOwned(next, r as AtProvider);
-      if (o && !o.seenAt) next = withRecord(next, { ...o, seenAt });
+      const o = draft.records[findRecordIndex(draft.records, r as AtProvider)];
+      if (o && !o.seenAt) {
+        draft.upsert({ ...o, seenAt });
+        changed = true;
+      }
     }
-    return next;
+    return changed ? { ...state, records: draft.records } : state;
   }
   const times = { ...state.observed?.[owner] };
   for (const r of asked)
@@ -117,30 +149,33 @@ export interface PlanView {
  *  leaving the desired set (start of their grace), records already gone, other writers' records
  *  gone (or now ours: they start over if they come back). */
 export function settled(state: StateFile, c: PlanView, stamp: string): StateFile {
-  let next = state;
+  const draft = draftOf(state);
+  let changed = false;
+  const upsert = (r: OwnedRecord) => {
+    draft.upsert(r);
+    changed = true;
+  };
   for (const p of c.plan) {
     for (const k of p.keep) {
-      const owned = findOwned(next, k);
+      const owned = draft.records[findRecordIndex(draft.records, k)];
       if (owned && owned.status !== 'published') {
         const { held: _held, ...rest } = owned;
-        next = withRecord(next, {
-          ...rest,
-          status: 'published',
-          publishedAt: owned.publishedAt ?? owned.addedAt,
-        });
+        upsert({ ...rest, status: 'published', publishedAt: owned.publishedAt ?? owned.addedAt });
       }
     }
     for (const r of p.retiring)
       if (r.record.status !== 'retiring')
-        next = withRecord(next, { ...r.record, status: 'retiring', retiringSince: stamp });
+        upsert({ ...r.record, status: 'retiring', retiringSince: stamp });
   }
   const owners = new Set(c.plan.map((p) => `${p.provider} ${p.owner}`));
-  for (const o of [...next.records]) {
-    if (!owners.has(`${o.provider} ${o.owner}`)) continue;
-    const present = (c.listed.get(o.owner) ?? []).some((r) => recordKey(r) === recordKey(o));
-    const desired = c.desired.some((d) => same(d, o));
-    if (!present && !desired) next = withoutRecord(next, o);
-  }
+  const desired = new Set(c.desired.map(keyAt));
+  const gone = draft.records.filter(
+    (o) =>
+      owners.has(`${o.provider} ${o.owner}`) &&
+      !(c.listed.get(o.owner) ?? []).some((r) => recordKey(r) === recordKey(o)) &&
+      !desired.has(keyAt(o)),
+  );
+  let next = changed || gone.length ? { ...state, records: without(draft.records, gone) } : state;
   for (const [owner, listed] of c.listed) {
     const seen = next.observed?.[owner];
     if (!seen) continue;
@@ -169,11 +204,11 @@ export function withIntents(
   by: string,
   stamp: string,
 ): StateFile {
-  let next = state;
+  const draft = draftOf(state);
   for (const { add, remove } of items) {
     for (const a of add) {
-      const prior = findOwned(next, a);
-      next = withRecord(next, {
+      const prior = draft.records[findRecordIndex(draft.records, a)];
+      draft.upsert({
         owner: a.owner,
         usage: a.usage,
         selector: a.selector,
@@ -187,9 +222,9 @@ export function withIntents(
         by,
       });
     }
-    for (const r of remove) next = withRecord(next, { ...r, status: 'removing' });
+    for (const r of remove) draft.upsert({ ...r, status: 'removing' });
   }
-  return next;
+  return { ...state, records: draft.records };
 }
 
 /** The provider confirmed the call: added records are published (with the TTL they were
@@ -199,16 +234,15 @@ export function withConfirmed(
   items: { add: readonly TargetRecord[]; remove: readonly OwnedRecord[] }[],
   stamp: string,
 ): StateFile {
-  let next = state;
-  for (const { add, remove } of items) {
+  const draft = draftOf(state);
+  for (const { add } of items)
     for (const a of add)
-      next = withRecord(next, {
-        ...findOwned(next, a)!,
+      draft.upsert({
+        ...draft.records[findRecordIndex(draft.records, a)]!,
         ttl: a.ttl,
         status: 'published',
         publishedAt: stamp,
       });
-    for (const r of remove) next = withoutRecord(next, r);
-  }
-  return next;
+  const removed = items.flatMap(({ remove }) => remove);
+  return { ...state, records: without(draft.records, removed) };
 }

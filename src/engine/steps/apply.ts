@@ -1,11 +1,12 @@
 /** Step: change DNS. Write-ahead intents first, then one provider call per owner (or one for
  *  all, where the provider can), then the confirmations; a run killed in between is settled by
  *  the next one from what the provider lists. */
+import { groupBy } from '../../util/group-by.js';
 import { plainRecord as plain, type OwnerPlan, type TargetRecord } from '../plan.js';
 import { calling, flushAll } from '../provider-calls.js';
 import { observedNow, save, type RunContext } from '../run.js';
 import type { OwnedRecord } from '../state.js';
-import { withConfirmed, withIntents, withTtlFact } from '../state-ops.js';
+import { ownedAt, withConfirmed, withIntents, withTtlFact } from '../state-ops.js';
 import { observeBeforeWrite } from './propagation.js';
 
 export interface Change {
@@ -14,11 +15,7 @@ export interface Change {
   remove: OwnedRecord[];
 }
 
-function byProvider(items: Change[]): Map<string, Change[]> {
-  const m = new Map<string, Change[]>();
-  for (const i of items) m.set(i.p.provider, [...(m.get(i.p.provider) ?? []), i]);
-  return m;
-}
+const byProvider = (items: Change[]): Map<string, Change[]> => groupBy(items, (i) => i.p.provider);
 
 /** Apply changes at owner names of one or more providers, then let each provider flush. Returns
  *  how many records were added and removed. */
@@ -95,7 +92,7 @@ export async function publishAdds(ctx: RunContext): Promise<number> {
 /** `ttl:` lowered since tlsa's records there were published: caches may hold the RRset with the
  *  old TTL, asked or not, so the wait of what is added now counts from it. */
 function noteLoweredTtl(ctx: RunContext, p: OwnerPlan): void {
-  const atOwner = ctx.state.records.filter((r) => r.owner === p.owner);
+  const atOwner = [...ownedAt(ctx.state, p.owner)];
   const published = atOwner.filter((r) => r.provider === p.provider && r.status === 'published');
   const old = Math.max(0, ...published.map((r) => r.ttl));
   if (old > p.ttl)

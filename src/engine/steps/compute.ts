@@ -3,6 +3,7 @@ import type { DnsProvider } from '../../../providers/index.js';
 import type { LoadedConfig } from '../../config/load.js';
 import { UnsafeError } from '../../errors.js';
 import type { TlsaRecord } from '../../tlsa/record.js';
+import { groupBy } from '../../util/group-by.js';
 import { graceWait } from '../lifecycle.js';
 import { planOwners, servedChainViolations, type OwnerPlan, type TargetRecord } from '../plan.js';
 import { calling, listAll } from '../provider-calls.js';
@@ -65,11 +66,20 @@ export async function computePlan(
       `internal safety check failed, nothing changed: ${violations.join('; ')}`,
     );
   // Other writers at the same owner: their records count for the cap, their TTL resets ours.
+  // Only records at the owner's names can count (keys include the owner): no scan per owner.
+  const ownedAt = groupBy(owned, (o) => o.owner);
+  const warned = new Set(targets.warnings);
   for (const p of plan) {
-    const cap = capWarning(p, listedAll.get(p.owner) ?? [], owned, config.raw.max_records_per_name);
+    const listed = listedAll.get(p.owner) ?? [];
+    const near = [...new Set([p.owner, ...listed.map((r) => r.owner)])];
+    const mine = near.flatMap((o) => ownedAt.get(o) ?? []);
+    const cap = capWarning(p, listed, mine, config.raw.max_records_per_name);
     const ttl = ttlMismatch(p.owner, p.ttl, factsAt(state, p.owner));
     for (const w of [cap, ttl, ttlChangeNote(p)])
-      if (w && !targets.warnings.includes(w)) targets.warnings.push(w);
+      if (w && !warned.has(w)) {
+        warned.add(w);
+        targets.warnings.push(w);
+      }
   }
   return { targets, plan, listed: listedAll, state, providers: prov };
 }

@@ -3,6 +3,7 @@
  *  staged install and the hook's served-chain check both ask this. */
 import { recordMatchesChain } from '../../verify/dane.js';
 import { rdataText, type TlsaRecord } from '../../tlsa/record.js';
+import { groupBy } from '../../util/group-by.js';
 import {
   chainReady,
   describeWait,
@@ -10,6 +11,7 @@ import {
   waitTtl,
   type ChainEvidence,
 } from '../lifecycle.js';
+import type { OwnerPlan, TargetRecord } from '../plan.js';
 import { save, type RunContext } from '../run.js';
 import type { ServiceChain } from '../sources.js';
 import type { OwnedRecord, StateFile } from '../state.js';
@@ -20,8 +22,31 @@ import { listedNow, observeAndSave } from './propagation.js';
 /** The TTL tlsa gives an owner name (the provider's effective one): another writer's record
  *  there is assumed to have it unless the servers were seen serving more. */
 function ttlAt(ctx: RunContext, owner: string): number {
-  const desired = ctx.c.plan.flatMap((p) => [...p.add, ...p.keep]);
-  return Math.max(0, ...desired.filter((d) => d.owner === owner).map((d) => d.ttl)) || 3600;
+  return ttlsOf(ctx.c.plan).get(owner) || 3600;
+}
+
+/** Per run's plan and targets, built once: the steps ask per chain and per record, and with
+ *  thousands of services a scan each time would make a run quadratic. */
+const planTtls = new WeakMap<readonly OwnerPlan[], Map<string, number>>();
+function ttlsOf(plan: readonly OwnerPlan[]): Map<string, number> {
+  let ttls = planTtls.get(plan);
+  if (!ttls) {
+    ttls = new Map();
+    for (const d of plan.flatMap((p) => [...p.add, ...p.keep]))
+      ttls.set(d.owner, Math.max(ttls.get(d.owner) ?? 0, d.ttl));
+    planTtls.set(plan, ttls);
+  }
+  return ttls;
+}
+
+const serviceTargets = new WeakMap<readonly TargetRecord[], Map<string, TargetRecord[]>>();
+function targetsOf(records: readonly TargetRecord[], service: string): readonly TargetRecord[] {
+  let byService = serviceTargets.get(records);
+  if (!byService) {
+    byService = groupBy(records, (d) => d.service);
+    serviceTargets.set(records, byService);
+  }
+  return byService.get(service) ?? [];
 }
 
 function evidence(
@@ -77,8 +102,8 @@ export async function chainLiveness(
   chain: ServiceChain,
   bootstrap: boolean,
 ): Promise<Liveness> {
-  const matching = ctx.c.targets.records.filter(
-    (d) => d.service === svc.service && d.chains.includes(chain.label),
+  const matching = targetsOf(ctx.c.targets.records, svc.service).filter((d) =>
+    d.chains.includes(chain.label),
   );
   const owned = matching.map((d) => findOwned(ctx.state, d)).filter((o): o is OwnedRecord => !!o);
   const ownLive = () => isReady(ctx, evidence(ctx, owned, [], false));

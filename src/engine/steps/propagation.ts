@@ -2,17 +2,15 @@
  *  record was first on every server (tlsa's and other writers' alike), and the TTLs served. */
 import { NetworkError } from '../../errors.js';
 import type { TlsaRecord } from '../../tlsa/record.js';
+import { groupBy } from '../../util/group-by.js';
 import { liveAt } from '../lifecycle.js';
 import type { PropagationView } from '../observe.js';
 import { noteNetwork, observedNow, save, type RunContext } from '../run.js';
 import type { OwnedRecord } from '../state.js';
 import { factsAt, withSeen, withTtlFact } from '../state-ops.js';
 
-function byOwner<T extends TlsaRecord>(records: readonly T[]): Map<string, T[]> {
-  const out = new Map<string, T[]>();
-  for (const r of records) out.set(r.owner, [...(out.get(r.owner) ?? []), r]);
-  return out;
-}
+const byOwner = <T extends TlsaRecord>(records: readonly T[]): Map<string, T[]> =>
+  groupBy(records, (r) => r.owner);
 
 /** Mark records seen on every authoritative server (once), so that they can become live, and
  *  remember the TTL the servers serve them with. `whose`: tlsa's own records (those published
