@@ -82,7 +82,7 @@ const cli = await esbuild.build({
   entryNames: '[name]-[hash]',
   outExtension: { '.js': '.cjs' },
   format: 'cjs',
-  external: ['@aws-sdk/*', 'cloudflare', 'croner', 'prom-client'],
+  external: ['@aws-sdk/*', 'acme-client', 'cloudflare', 'croner', 'prom-client'],
   // import() of an external becomes require(), so the bundle needs no ESM loader callbacks.
   supported: { 'dynamic-import': false },
   // The sources are ES modules, strict by definition; package-root.ts finds package.json
