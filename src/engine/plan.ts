@@ -137,13 +137,21 @@ export function planOwners(input: PlanInput): OwnerPlan[] {
       }
     }
   }
-  return [...owners.values()].sort(
+  const plans = [...owners.values()];
+  if (plans.length < 2) return plans;
+  const collator = ordering();
+  return plans.sort(
     (a, b) => collator.compare(a.owner, b.owner) || collator.compare(a.provider, b.provider),
   );
 }
 
-// The same order as String#localeCompare (which builds a collator on every call).
-const collator = new Intl.Collator();
+// The same order as String#localeCompare (which builds a collator on every call); built on the
+// first sort, not when the module loads (ICU costs a cold start ~10 ms).
+let collatorMade: Intl.Collator | undefined;
+const ordering = (): Intl.Collator => {
+  collatorMade ??= new Intl.Collator();
+  return collatorMade;
+};
 
 /** recordKey, built once per record object. */
 function memoKey(): (r: TlsaRecord) => string {
@@ -157,8 +165,9 @@ function memoKey(): (r: TlsaRecord) => string {
   };
 }
 
-/** Rule 2 of rollover.md as a last guard: after the plan, every served chain still matches a
- *  record at each of its owner names. Returns the violations (empty when safe). */
+/** The rollover rule "a served chain always matches a published record" as a last guard:
+ *  after the plan, every served chain still matches a record at each of its owner names.
+ *  Returns the violations (empty when safe). */
 export function servedChainViolations(
   plan: OwnerPlan[],
   listed: Map<string, TlsaRecord[]>,
