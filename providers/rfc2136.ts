@@ -60,16 +60,6 @@ import { readOptions } from './options.js';
 import { RFC2136_OPTIONS } from './rfc2136-options.js';
 import { chunks, rfc2136Dns, type UpdateItem } from './rfc2136-dns.js';
 
-const _KNOWN_OPTIONS = [
-  'server',
-  'port',
-  'zone',
-  'tsig_name',
-  'tsig_algorithm',
-  'tsig_secret',
-  'timeout_s',
-];
-
 /** The secret, and name and algorithm if the text is a BIND or Knot key block. */
 export function parseKeyText(text: string): { secret: string; name?: string; algorithm?: string } {
   const t = text.trim();

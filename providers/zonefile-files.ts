@@ -1,7 +1,8 @@
 /**
  * File handling for the zonefile provider: which file is really written (symlinks), reading
  * only regular files of sane size (a FIFO or device must not hang a run that holds the lock),
- * following `$INCLUDE`s within bounds, and a marker file that is never written through a link.
+ * following `$INCLUDE`s within bounds, a marker file that is never written through a link, and
+ * the `reload` command run after a write.
  */
 import {
   closeSync,
@@ -16,6 +17,8 @@ import {
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { InputError, errnoCode } from '../src/errors.js';
 import { readRegularFile as readBoundedRegularFile } from '../src/util/regular-file.js';
+import { runCommand } from '../src/util/run-command.js';
+import { ProviderError } from './contract.js';
 import { parseZone, type Entry, type ParseOptions } from './zonefile-parse.js';
 
 /** Per file and for a zone with all its includes: far above any zone tlsa is meant for. */
@@ -187,4 +190,19 @@ export function writeMarker(path: string, text: string): void {
   } finally {
     closeSync(fd);
   }
+}
+
+/** The `reload` command after a write; a failure leaves the reload pending for the next run. */
+export async function runReload(
+  name: string,
+  command: string,
+  timeoutMs: number,
+  cwd: string,
+): Promise<void> {
+  const r = await runCommand(command, timeoutMs, cwd);
+  if (!r.ok)
+    throw new ProviderError(
+      name,
+      `reload command ${r.message}; the zone file is written, the reload will be retried on the next run`,
+    );
 }

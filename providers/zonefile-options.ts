@@ -1,6 +1,6 @@
 /** zonefile's options (read by zonefile.ts, listed in the config schema without loading it). */
 import type { ProviderOptions } from './options.js';
-import { SERIAL_POLICIES } from './zonefile-parse.js';
+import { SERIAL_POLICIES } from './zonefile-serial.js';
 
 export const ZONEFILE_OPTIONS = {
   provider: 'zonefile',

@@ -41,7 +41,6 @@ import { writeFileAtomic } from '../src/util/atomic-write.js';
 import { groupBy } from '../src/util/group-by.js';
 import { formatRecord } from '../src/tlsa/presentation.js';
 import { acquireLockFile } from '../src/util/file-lock.js';
-import { runCommand } from '../src/util/run-command.js';
 import { normaliseName, recordKey, type TlsaRecord } from '../src/tlsa/record.js';
 import {
   ProviderError,
@@ -53,32 +52,18 @@ import {
 import { checkChangeOwners, cnameError, mergeChanges, rdataKey } from './kit.js';
 import { readOptions } from './options.js';
 import { ZONEFILE_OPTIONS } from './zonefile-options.js';
-import {
-  MANAGED_MARK,
-  bumpSerial,
-  parseZone,
-  render,
-  type Entry,
-  type SerialPolicy,
-} from './zonefile-parse.js';
+import { MANAGED_MARK, parseZone, render, type Entry } from './zonefile-parse.js';
+import { bumpSerial, type SerialPolicy } from './zonefile-serial.js';
 import {
   loadIncludes,
   readRegularFile,
   resolveZonePath,
+  runReload,
   writeMarker,
   type ZoneFile,
 } from './zonefile-files.js';
 
 export { MANAGED_MARK, parseZone } from './zonefile-parse.js';
-
-const _KNOWN_OPTIONS = [
-  'path',
-  'create',
-  'origin',
-  'reload',
-  'reload_timeout_s',
-  'serial',
-] as const;
 
 interface LoadedZone {
   /** The file written: the symlink's target when `path` is a link. */
@@ -299,20 +284,6 @@ export const createProvider: ProviderFactory = (options, ctx) => {
   }
   return provider;
 };
-
-async function runReload(
-  name: string,
-  command: string,
-  timeoutMs: number,
-  cwd: string,
-): Promise<void> {
-  const r = await runCommand(command, timeoutMs, cwd);
-  if (!r.ok)
-    throw new ProviderError(
-      name,
-      `reload command ${r.message}; the zone file is written, the reload will be retried on the next run`,
-    );
-}
 
 /** A TLSA line rewritten with another TTL (tlsa's mark kept). */
 function withTtl(e: Entry, ttl: number): Entry {

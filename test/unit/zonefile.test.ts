@@ -20,7 +20,7 @@ import { createHash } from 'node:crypto';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { createProvider, MANAGED_MARK } from '../../providers/zonefile.js';
 import { createProvider as createExec } from '../../providers/exec.js';
-import { nextSerial } from '../../providers/zonefile-parse.js';
+import { nextSerial } from '../../providers/zonefile-serial.js';
 import { InputError } from '../../src/errors.js';
 import type { TlsaRecord } from '../../src/tlsa/record.js';
 
