@@ -83,6 +83,28 @@ export interface DnsProvider {
   /** Optional: make applied changes take effect (reload a server). Called once at the end of
    *  every reconcile, also when nothing changed, so that an interrupted reload is retried. */
   flush?(): Promise<void>;
+  /** Optional (built-in ACME's DNS-01): TXT records at an owner such as
+   *  `_acme-challenge.mx.example.org`. See TxtRecords. */
+  readonly txt?: TxtRecords;
+}
+
+/**
+ * TXT records for ACME DNS-01 challenges. The same rules as for TLSA apply where they make
+ * sense: owners in any spelling (5), a CNAME at the owner is refused and never replaced (6),
+ * values not named stay (8: another client's challenge for the same name, a wildcard and its
+ * base name answered at once, SPF or verification strings), errors are ProviderErrors (10).
+ * Values are the TXT strings themselves (for DNS-01 the 43-character base64url digest),
+ * without quotes; each value is one record of one character-string.
+ */
+export interface TxtRecords {
+  /** The TXT values now at the owner (ours and foreign ones). */
+  list(owner: string): Promise<string[]>;
+  /** Add these values at the owner (present ones stay; adding a present value is a no-op). */
+  add(owner: string, values: string[], ttl: number): Promise<void>;
+  /** Remove exactly these values; other values at the owner stay; absent ones are no error. */
+  remove(owner: string, values: string[]): Promise<void>;
+  /** Make the change take effect where the provider needs it (a zone-file reload). */
+  flush?(): Promise<void>;
 }
 
 /** What every provider factory receives: its options block from the config, already validated
