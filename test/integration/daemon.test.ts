@@ -26,9 +26,8 @@ import {
   show,
   type TestPki,
 } from '../helpers/cli.js';
-import { startKnot } from '../lab/knot.js';
+import { startFragmentZone } from '../lab/fragment-zone.js';
 import { labDescribe, stopAll } from '../lab/lab.js';
-import { startUnbound } from '../lab/unbound.js';
 
 let root: string;
 let pki: TestPki;
@@ -155,29 +154,10 @@ labDescribe(
       const dir = join(root, 'wake');
       mkdirSync(dir, { recursive: true });
       const zone = 'example.test.';
-      const fragment = join(dir, 'tlsa.fragment');
-      writeFileSync(fragment, '; tlsa writes the lines marked tlsa:managed\n');
-      const zoneFile = join(dir, 'example.test.zone');
-      writeFileSync(
-        zoneFile,
-        [
-          `$ORIGIN ${zone}`,
-          '$TTL 300',
-          `@ 300 IN SOA ns.${zone} hostmaster.${zone} 1 3600 600 86400 2`,
-          `@ 300 IN NS ns.${zone}`,
-          'ns 300 IN A 127.0.0.1',
-          'mx 300 IN A 127.0.0.1',
-          `$INCLUDE ${fragment}`,
-          '',
-        ].join('\n'),
-      );
-      const knot = await startKnot({
-        zones: [{ name: zone, zoneFilePath: zoneFile, dnssec: false }],
-      });
-      const unbound = await startUnbound({
-        stubs: [{ zone, port: knot.port }],
-        trustAnchors: [],
-        cacheMaxNegativeTtl: 1,
+      const { fragment, knot, unbound } = await startFragmentZone(dir, {
+        zone,
+        dnssec: false,
+        unbound: { cacheMaxNegativeTtl: 1 },
       });
 
       const le = join(dir, 'le');

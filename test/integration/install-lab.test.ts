@@ -28,7 +28,8 @@ import { DanePoller, makeDaneFinger, type DaneFinger } from '../lab/dane-finger.
 import { CLI_PATH, requireBuiltCli } from '../helpers/cli.js';
 import { makeCa, makeLeaf, makeLineage, type CaHandle } from '../helpers/pki.js';
 import { query, rdataOf } from '../lab/dig.js';
-import { startKnot, type KnotServer } from '../lab/knot.js';
+import type { KnotServer } from '../lab/knot.js';
+import { startFragmentZone } from '../lab/fragment-zone.js';
 import {
   freeLoopback53,
   labDescribe,
@@ -39,7 +40,7 @@ import {
   toolPath,
 } from '../lab/lab.js';
 import { postTlsFinger, startPostfix, type PostfixServer } from '../lab/postfix.js';
-import { startUnbound, type UnboundServer } from '../lab/unbound.js';
+import type { UnboundServer } from '../lab/unbound.js';
 
 const ZONE = 'example.test.';
 const HOST = 'mx.example.test';
@@ -158,31 +159,15 @@ labDescribe(
       );
       const reload = `echo reload >> ${shellQuote(join(dir, 'reloads.log'))}; ${shellQuote(toolPath('postfix', 'postfix'))} -c ${shellQuote(postfix.configDir)} reload`;
 
-      const fragment = join(dir, 'tlsa.fragment');
-      writeFileSync(fragment, '; tlsa writes here\n');
-      const zoneFile = join(dir, 'example.test.zone');
-      writeFileSync(
-        zoneFile,
-        [
-          `$ORIGIN ${ZONE}`,
-          '$TTL 300',
-          `@ 300 IN SOA ns1.${ZONE} hostmaster.${ZONE} 1 3600 600 86400 2`,
-          `@ 300 IN NS ns1.${ZONE}`,
-          'ns1 300 IN A 127.0.0.1',
-          'mx 300 IN A 127.0.0.1',
-          `$INCLUDE ${fragment}`,
-          '',
-        ].join('\n'),
-      );
-      knot = await startKnot({ zones: [{ name: ZONE, zoneFilePath: zoneFile, dnssec: true }] });
       const glibcResolver = await freeLoopback53();
-      unbound = await startUnbound({
-        stubs: [{ zone: ZONE, port: knot.port }],
-        trustAnchors: knot.dsRecords(ZONE),
-        extraListen: glibcResolver,
-        cacheMaxTtl: 30,
-        cacheMaxNegativeTtl: 2,
-      });
+      let fragment: string;
+      ({ fragment, knot, unbound } = await startFragmentZone(dir, {
+        zone: ZONE,
+        nsLabel: 'ns1',
+        header: '; tlsa writes here',
+        dnssec: true,
+        unbound: { extraListen: glibcResolver, cacheMaxTtl: 30, cacheMaxNegativeTtl: 2 },
+      }));
       const a = await query({
         server: unbound.host,
         port: unbound.port,

@@ -33,9 +33,8 @@ import {
   removeTempDir,
 } from '../helpers/pki.js';
 import { dumpDom, screenshot } from '../lab/chromium.js';
-import { startKnot } from '../lab/knot.js';
+import { startFragmentZone } from '../lab/fragment-zone.js';
 import { freePort, labDescribe, stopAll } from '../lab/lab.js';
-import { startUnbound } from '../lab/unbound.js';
 
 const ARTIFACTS = join(REPO_ROOT, 'test-artifacts');
 
@@ -234,29 +233,10 @@ labDescribe(
       const dir = join(root, 'lab');
       mkdirSync(dir, { recursive: true });
       const zone = 'example.test.';
-      const fragment = join(dir, 'tlsa.fragment');
-      writeFileSync(fragment, '; tlsa writes the lines marked tlsa:managed\n');
-      const zoneFile = join(dir, 'example.test.zone');
-      writeFileSync(
-        zoneFile,
-        [
-          `$ORIGIN ${zone}`,
-          '$TTL 300',
-          `@ 300 IN SOA ns.${zone} hostmaster.${zone} 1 3600 600 86400 2`,
-          `@ 300 IN NS ns.${zone}`,
-          'ns 300 IN A 127.0.0.1',
-          'mx 300 IN A 127.0.0.1',
-          `$INCLUDE ${fragment}`,
-          '',
-        ].join('\n'),
-      );
-      const knot = await startKnot({
-        zones: [{ name: zone, zoneFilePath: zoneFile, dnssec: false }],
-      });
-      const unbound = await startUnbound({
-        stubs: [{ zone, port: knot.port }],
-        trustAnchors: [],
-        cacheMaxNegativeTtl: 1,
+      const { fragment, knot, unbound } = await startFragmentZone(dir, {
+        zone,
+        dnssec: false,
+        unbound: { cacheMaxNegativeTtl: 1 },
       });
       const tlsPort = await freePort();
       const monitorPort = await freePort();

@@ -30,10 +30,11 @@ import {
   type LeafHandle,
 } from '../helpers/pki.js';
 import { query, rdataOf } from '../lab/dig.js';
-import { startKnot, type KnotServer } from '../lab/knot.js';
+import type { KnotServer } from '../lab/knot.js';
+import { startFragmentZone } from '../lab/fragment-zone.js';
 import { labDescribe, makeTempDir, stopAll } from '../lab/lab.js';
 import { POSTFIX_TOOLS, startPostfix, type PostfixServer } from '../lab/postfix.js';
-import { startUnbound, type UnboundServer } from '../lab/unbound.js';
+import type { UnboundServer } from '../lab/unbound.js';
 
 const ZONE = 'multi.test.';
 const HOST = 'mx.multi.test';
@@ -198,29 +199,16 @@ labDescribe(
       await serveOn(pf.smtpPort, combined('old', oldLeaf));
       await serveOn(pf.smtpsPort, combined('old', oldLeaf));
 
-      const fragment = join(dir, 'tlsa.fragment');
-      writeFileSync(fragment, '; TLSA records: tlsa writes the lines marked tlsa:managed\n');
-      const zoneFile = join(dir, 'multi.test.zone');
-      writeFileSync(
-        zoneFile,
-        [
-          `$ORIGIN ${ZONE}`,
-          '$TTL 300',
-          `@ 300 IN SOA ns1.${ZONE} hostmaster.${ZONE} 1 3600 600 86400 60`,
-          `@ 300 IN NS ns1.${ZONE}`,
-          'ns1 300 IN A 127.0.0.1',
-          'mx 300 IN A 127.0.0.1',
-          `$INCLUDE ${fragment}`,
-          '',
-        ].join('\n'),
-      );
-      knot = await startKnot({ zones: [{ name: ZONE, zoneFilePath: zoneFile, dnssec: true }] });
-      unbound = await startUnbound({
-        stubs: [{ zone: ZONE, port: knot.port }],
-        trustAnchors: knot.dsRecords(ZONE),
-        cacheMaxTtl: 5,
-        cacheMaxNegativeTtl: 2,
-      });
+      let fragment: string;
+      ({ fragment, knot, unbound } = await startFragmentZone(dir, {
+        zone: ZONE,
+        file: 'multi.test.zone',
+        nsLabel: 'ns1',
+        minimum: 60,
+        header: '; TLSA records: tlsa writes the lines marked tlsa:managed',
+        dnssec: true,
+        unbound: { cacheMaxTtl: 5, cacheMaxNegativeTtl: 2 },
+      }));
 
       const s = JSON.stringify;
       cfgPath = join(dir, 'tlsa.yaml');
