@@ -1,9 +1,19 @@
 /** HTTP-01 answers (RFC 8555 §8.3), only for the duration of one order: a token file in a
  *  webroot, or a small server on the configured address that answers nothing else. */
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  constants,
+  fchmodSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
-import { NetworkError } from '../errors.js';
+import { InputError, NetworkError, ProviderError, errnoCode } from '../errors.js';
 
 const PREFIX = '/.well-known/acme-challenge/';
 
@@ -13,15 +23,57 @@ export interface Http01Responder {
   close(): Promise<void>;
 }
 
+/** RFC 8555 §8.3: a token is base64url. Anything else (a "../" from a broken or hostile CA)
+ *  would name a file outside the challenge directory. */
+export function checkToken(token: string): void {
+  if (!/^[A-Za-z0-9_-]{1,256}$/.test(token))
+    throw new ProviderError('acme', 'the CA sent a challenge token that is not base64url');
+}
+
+/** The webroot usually belongs to the web server's user while tlsa may run as root: a
+ *  symlink planted at .well-known or acme-challenge would make tlsa write where that user
+ *  points it, so each directory below the webroot must be a real directory (made if missing). */
+function challengeDir(webroot: string): string {
+  let dir = webroot;
+  for (const part of ['.well-known', 'acme-challenge']) {
+    dir = join(dir, part);
+    try {
+      mkdirSync(dir, { mode: 0o755 });
+      // The web server must read it whatever tlsa's umask (a root cron job's is often 077).
+      chmodSync(dir, 0o755);
+    } catch (e) {
+      if (errnoCode(e) !== 'EEXIST')
+        throw new InputError(`cannot make the challenge directory: ${errnoCode(e)}`, dir);
+    }
+    if (!lstatSync(dir).isDirectory())
+      throw new InputError(
+        'the webroot challenge path must be a directory, not a symlink or another file',
+        dir,
+      );
+  }
+  return dir;
+}
+
 export function webrootResponder(webroot: string): Http01Responder {
-  const dir = join(webroot, PREFIX);
   const files: string[] = [];
   return {
     async add(token, keyAuthorization) {
-      mkdirSync(dir, { recursive: true, mode: 0o755 });
-      const file = join(dir, token);
-      writeFileSync(file, keyAuthorization, { mode: 0o644 });
+      checkToken(token);
+      const file = join(challengeDir(webroot), token);
+      // O_EXCL: never through a link or into a file someone else made under that name.
+      rmSync(file, { force: true });
+      const fd = openSync(
+        file,
+        constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+        0o644,
+      );
       files.push(file);
+      try {
+        fchmodSync(fd, 0o644);
+        writeSync(fd, keyAuthorization);
+      } finally {
+        closeSync(fd);
+      }
     },
     async close() {
       for (const f of files.splice(0)) rmSync(f, { force: true });
@@ -57,6 +109,7 @@ export async function standaloneResponder(address: string): Promise<Http01Respon
   let closed = false;
   return {
     async add(token, keyAuthorization) {
+      checkToken(token);
       tokens.set(token, keyAuthorization);
     },
     async close() {
