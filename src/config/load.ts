@@ -110,8 +110,16 @@ export function loadConfig(file: string): LoadedConfig {
     }
   }
   normaliseHosts(raw, error);
-  for (const svc of Object.values(raw.services))
-    if (svc.acme?.eab) registerSecret(svc.acme.eab.hmac_key);
+  for (const [name, svc] of Object.entries(raw.services)) {
+    if (!svc.acme) continue;
+    if (svc.acme.eab) registerSecret(svc.acme.eab.hmac_key);
+    // The name becomes a directory under STATE_DIR/acme/: "../x" would put keys elsewhere.
+    if (!ACME_SERVICE_NAME.test(name) || name === 'accounts')
+      throw error(
+        ['services', name],
+        `a service with acme: needs a plain name (letters, digits, ".", "_", "-"; not "accounts"): its lineage lives in ${raw.state_dir}/acme/<service>/`,
+      );
+  }
   const clash = protocolClash(raw.services);
   if (clash) throw error(['services', clash.service, 'ports', clash.index], clash.message);
   const baseDir = dirname(abs);
@@ -179,6 +187,8 @@ function lineOfPath(doc: Document, lc: LineCounter, path: ConfigPath): number | 
   }
   return undefined;
 }
+
+const ACME_SERVICE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
 const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 

@@ -331,4 +331,16 @@ describe('loadConfig: the acme block', () => {
     });
     expect(redact('key c2VjcmV0LWhtYWMta2V5LWZvci10ZXN0cw')).not.toContain('c2VjcmV0');
   });
+
+  it('refuses a service name that is not a plain directory name, at its line (exit 2)', () => {
+    for (const name of ['"../escape"', '"a/b"', 'accounts', '".hidden"']) {
+      const text = withAcme('directory: letsencrypt', 'challenge: {http01: {webroot: /w}}');
+      const e = loadError(write(text.replace('\n  mx:\n', `\n  ${name}:\n`)));
+      expect(e.exitCode).toBe(2);
+      expect(e.located).toMatch(/:8: services\..*a service with acme: needs a plain name/);
+    }
+    // Without acme: the name is only a label.
+    const plain = yaml(...GOOD).replace('\n  mx:\n', '\n  "mx/25":\n');
+    expect(Object.keys(loadConfig(write(plain)).raw.services)).toEqual(['mx/25']);
+  });
 });
