@@ -78,6 +78,7 @@ import {
 } from './kit.js';
 import { readOptions } from './options.js';
 import { CLOUDFLARE_OPTIONS } from './cloudflare-options.js';
+import { cloudflareTxt } from './cloudflare-txt.js';
 
 export const MANAGED_COMMENT = 'managed by tlsa';
 const CONFLICT_ATTEMPTS = 4;
@@ -260,6 +261,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
         },
       ),
     ...writesByZone(name, zoneFor, (z) => z.id, applyZone),
+    txt: cloudflareTxt(name, api, MANAGED_COMMENT, clampTtl),
   };
   return provider;
 };

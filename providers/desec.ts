@@ -86,6 +86,7 @@ import { cnameError, listByZone, type OwnerWant, parseRecords, writesByZone } fr
 import { type SetWrite, verifiedWrites } from './kit-rrset.js';
 import { readOptions } from './options.js';
 import { DESEC_OPTIONS } from './desec-options.js';
+import { desecTxt } from './desec-txt.js';
 
 /** The desec provider also says which TTL it really publishes. */
 export interface DesecProvider extends DnsProvider {
@@ -298,6 +299,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       applyDomain,
       async (wants) => api.learnDomains(wants.map((w) => w.owner)),
     ),
+    txt: desecTxt(api, { name, settleMs, attempts: ATTEMPTS, fail }),
   };
   return provider;
 };

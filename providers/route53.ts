@@ -88,6 +88,7 @@ import {
 import { nextRRset } from './kit-rrset.js';
 import { readOptions } from './options.js';
 import { ROUTE53_OPTIONS } from './route53-options.js';
+import { route53Txt } from './route53-txt.js';
 import {
   type NameState,
   pack,
@@ -254,6 +255,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
         },
       ),
     ...writesByZone(name, zoneFor, (z) => z.id, applyZone),
+    txt: route53Txt(name, { call, zoneFor, readName }, pendingChanges),
     async waitUntilApplied() {
       const deadline = Date.now() + waitTimeoutMs;
       while (pendingChanges.length) {

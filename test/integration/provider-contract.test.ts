@@ -3,6 +3,7 @@
 import { describe } from 'vitest';
 import { labDescribe } from '../lab/lab.js';
 import { contractCases, type ContractTarget } from './contract/suite.js';
+import { txtCases } from './contract/txt-suite.js';
 import { zonefileTarget } from './contract/zonefile.js';
 import { execTarget } from './contract/exec.js';
 import { rfc2136BindTarget, rfc2136KnotTarget } from './contract/rfc2136.js';
@@ -25,4 +26,10 @@ const targets: ContractTarget[] = [
 for (const t of targets) {
   if (t.tools.length) labDescribe(`provider contract: ${t.name}`, t.tools, () => contractCases(t));
   else describe(`provider contract: ${t.name}`, () => contractCases(t));
+}
+
+// TXT (ACME DNS-01) for every target whose provider has `txt`; without it the cases skip.
+for (const t of targets) {
+  if (t.tools.length) labDescribe(`provider contract TXT: ${t.name}`, t.tools, () => txtCases(t));
+  else describe(`provider contract TXT: ${t.name}`, () => txtCases(t));
 }
