@@ -1,6 +1,6 @@
 /** One contract, every provider. Targets live in ./contract/<provider>.ts; fakes of hosted
  *  APIs are named *-api-fake so nobody mistakes them for the service. */
-import { describe } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { labDescribe } from '../lab/lab.js';
 import { contractCases, type ContractTarget } from './contract/suite.js';
 import { txtCases } from './contract/txt-suite.js';
@@ -33,3 +33,17 @@ for (const t of targets) {
   if (t.tools.length) labDescribe(`provider contract TXT: ${t.name}`, t.tools, () => txtCases(t));
   else describe(`provider contract TXT: ${t.name}`, () => txtCases(t));
 }
+
+// These have it; the cases above must run for them, not skip.
+describe('provider contract TXT: the providers that offer it', () => {
+  for (const t of [zonefileTarget, execTarget, route53Target, cloudflareTarget, desecTarget]) {
+    it(`${t.name} has txt`, async () => {
+      const env = await t.setup();
+      try {
+        expect(env.provider().txt).toBeDefined();
+      } finally {
+        await env.teardown();
+      }
+    });
+  }
+});
