@@ -50,6 +50,7 @@
  *              naming the owner; in a batch nothing is written when any owner has one (deSEC
  *              itself answers 400 "RRset with conflicting type present ... (No other RRsets are
  *              allowed alongside CNAME.)", per item in a bulk request).
+ * TXT:         for ACME DNS-01, the same RRset write on the TXT RRset: desec-txt.ts.
  * Concurrency: no conditional write: apply/applyMany read the RRsets, compute each new set
  *              (keep every record not named in `remove`, add ours), write them, wait `settle_ms`
  *              (jittered), read back once, and check for every owner written that our adds are

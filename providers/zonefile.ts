@@ -32,6 +32,8 @@
  *              SOA serial's digits when `serial` is set. A removal takes out the marked line;
  *              an unmarked line only when no marked twin exists (the engine asks to remove
  *              only records it owns, so that is one `tlsa adopt` took over).
+ * TXT:         for ACME DNS-01, `; tlsa:managed` TXT lines under the same lock, serial and
+ *              reload: zonefile-txt.ts.
  * Limits:      one writer per file: the engine's state lock serialises our own processes.
  */
 import { rmSync, existsSync } from 'node:fs';
