@@ -86,7 +86,12 @@ export function route53Txt(
                 ChangeBatch: { Comment: comment.slice(0, 256), Changes: changes },
               }),
             ),
-          );
+          ).catch((e: unknown) => {
+            // A CNAME that appeared after our read: Route 53 refuses the batch; say it for TXT.
+            if (e instanceof ProviderError && /beside the CNAME/.test(e.message))
+              throw txtCnameError(name, owner, zone.label);
+            throw e;
+          });
           if (out.ChangeInfo?.Id && out.ChangeInfo.Status !== 'INSYNC')
             pending.push(out.ChangeInfo.Id);
         },

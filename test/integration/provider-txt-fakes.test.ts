@@ -75,6 +75,18 @@ describe('route53 TXT against route53-api-fake', () => {
     expect(fake.requests.filter((r) => r.code === 'InvalidChangeBatch')).toHaveLength(1);
   });
 
+  it('a CNAME written between our read and our write: refused for TXT, naming the owner, nothing written', async () => {
+    const o = owner();
+    fake.onceBeforeChange(() => fake.addRecord(o, 'CNAME', 60, 'elsewhere.example.'));
+    const err = await failure(txt.add(o, ['v'], 60));
+    expect(err?.name).toBe('ProviderError');
+    expect(err!.message).toMatch(
+      new RegExp(`${o} has a CNAME in .*TXT records cannot sit beside it`),
+    );
+    expect(fake.values(o, 'TXT')).toEqual([]);
+    expect(fake.values(o, 'CNAME')).toEqual(['elsewhere.example.']);
+  });
+
   it('the fake refuses a TXT value without quotes and a string over 255 characters, as Route 53 does', async () => {
     const client = new Route53Client({
       region: 'us-east-1',
