@@ -51,6 +51,7 @@
  *              30 s timeout per request.
  *              Listing pages by result_info.total_pages, so no extra empty-page request (the
  *              SDK's own iterator stops only on an empty page).
+ * TXT:         for ACME DNS-01, one record per value: cloudflare-txt.ts.
  * Errors:      401/403 (9109, 10000, 6003, …): "API token rejected or lacks Zone.DNS:Edit on
  *              <zone>"; an unknown zone id (7003/7000) or an owner in no visible zone is
  *              named; both fail at once.
@@ -78,6 +79,7 @@ import {
 } from './kit.js';
 import { readOptions } from './options.js';
 import { CLOUDFLARE_OPTIONS } from './cloudflare-options.js';
+import { cloudflareTxt } from './cloudflare-txt.js';
 
 export const MANAGED_COMMENT = 'managed by tlsa';
 const CONFLICT_ATTEMPTS = 4;
@@ -260,6 +262,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
         },
       ),
     ...writesByZone(name, zoneFor, (z) => z.id, applyZone),
+    txt: cloudflareTxt(name, api, MANAGED_COMMENT, clampTtl),
   };
   return provider;
 };

@@ -1,6 +1,6 @@
 /** The deSEC API as the desec provider uses it (desec.ts has the provider's whole story):
  *  authenticated JSON exchanges with retries and Retry-After, cursor pagination, the domain
- *  responsible for an owner name, and the TLSA and CNAME RRsets at owner names. */
+ *  responsible for an owner name, and the TLSA, TXT and CNAME RRsets at owner names. */
 import { EXIT } from '../src/errors.js';
 import { exchangeJson, retryTransient, Transient } from './http.js';
 import { retryAfterMs } from './kit.js';
@@ -22,6 +22,7 @@ export interface RRset {
 export interface NameState {
   tlsa?: RRset;
   cname?: string;
+  txt?: RRset;
 }
 
 export interface Answer {
@@ -279,10 +280,10 @@ export function desecApi(cfg: {
       if (typeof r?.subname !== 'string' || !subnames.has(r.subname)) continue;
       const state = out.get(r.subname) ?? {};
       out.set(r.subname, state);
-      if (r.type === 'TLSA') {
-        state.tlsa = {
+      if (r.type === 'TLSA' || r.type === 'TXT') {
+        state[r.type === 'TLSA' ? 'tlsa' : 'txt'] = {
           subname: r.subname,
-          type: 'TLSA',
+          type: r.type,
           ttl: r.ttl,
           records: Array.isArray(r.records) ? r.records.filter((x) => typeof x === 'string') : [],
           ...(typeof r.touched === 'string' ? { touched: r.touched } : {}),

@@ -50,6 +50,7 @@
  *              naming the owner; in a batch nothing is written when any owner has one (deSEC
  *              itself answers 400 "RRset with conflicting type present ... (No other RRsets are
  *              allowed alongside CNAME.)", per item in a bulk request).
+ * TXT:         for ACME DNS-01, the same RRset write on the TXT RRset: desec-txt.ts.
  * Concurrency: no conditional write: apply/applyMany read the RRsets, compute each new set
  *              (keep every record not named in `remove`, add ours), write them, wait `settle_ms`
  *              (jittered), read back once, and check for every owner written that our adds are
@@ -86,6 +87,7 @@ import { cnameError, listByZone, type OwnerWant, parseRecords, writesByZone } fr
 import { type SetWrite, verifiedWrites } from './kit-rrset.js';
 import { readOptions } from './options.js';
 import { DESEC_OPTIONS } from './desec-options.js';
+import { desecTxt } from './desec-txt.js';
 
 /** The desec provider also says which TTL it really publishes. */
 export interface DesecProvider extends DnsProvider {
@@ -298,6 +300,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       applyDomain,
       async (wants) => api.learnDomains(wants.map((w) => w.owner)),
     ),
+    txt: desecTxt(api, { name, settleMs, attempts: ATTEMPTS, fail }),
   };
   return provider;
 };

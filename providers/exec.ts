@@ -6,10 +6,21 @@
  *              its environment through and adds nothing.
  * Options:     command (required: an argv array, or a string run by /bin/sh -c),
  *              timeout_s (30). Unknown options are refused.
- * Requests:    {"action":"list","owner":"_25._tcp.mx.example.org."}
+ * Requests:    {"action":"list","type":"TLSA","owner":"_25._tcp.mx.example.org."}
  *                → stdout {"records":["3 1 1 <hex>", …]}  (or objects {usage,selector,matching,data})
- *              {"action":"apply","owner":…,"ttl":3600,"add":["3 1 1 <hex>"],"remove":[…]}
+ *              {"action":"apply","type":"TLSA","owner":…,"ttl":3600,"add":["3 1 1 <hex>"],"remove":[…]}
  *                → exit 0 when exactly these records were added and removed, others untouched.
+ *              TXT (ACME DNS-01; actions of their own, so that a program written before them
+ *              can never take one for a TLSA change): values are the TXT texts, unquoted.
+ *              {"action":"txt-list","type":"TXT","owner":"_acme-challenge.mx.example.org."}
+ *              {"action":"txt-add","type":"TXT","owner":…,"ttl":300,"values":["<text>", …]}
+ *                (values already there stay once; others at the owner stay)
+ *              {"action":"txt-remove","type":"TXT","owner":…,"values":[…]}
+ *                (only these values go; absent ones are no error)
+ *                → each answers stdout {"values":[…]}: the TXT values at the owner afterwards.
+ *                tlsa checks that answer, so a program that does not know these actions (and
+ *                exits 0 saying nothing) fails clearly instead of seeming to work; such a
+ *                program should exit 64 (EX_USAGE) on an action it does not know.
  * Your program must keep the provider contract (providers/contract.ts): apply the adds before
  *              the removes (or both in one transaction), so that an exit in between leaves the
  *              new records beside the old ones, never a name without either; give added records
@@ -32,6 +43,7 @@ import { ProviderError, type DnsProvider, type ProviderFactory } from './contrac
 import { effectiveChange } from './kit.js';
 import { readOptions } from './options.js';
 import { EXEC_OPTIONS } from './exec-options.js';
+import { execTxt } from './exec-txt.js';
 
 const EX_TEMPFAIL = 75;
 
@@ -106,7 +118,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     name,
     async list(owner) {
       const o = normaliseName(owner);
-      const out = await call({ action: 'list', owner: o });
+      const out = await call({ action: 'list', type: 'TLSA', owner: o });
       let parsed: { records?: unknown };
       try {
         parsed = JSON.parse(out || '{}') as { records?: unknown };
@@ -136,12 +148,14 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       const { add, remove } = effectiveChange(change);
       await call({
         action: 'apply',
+        type: 'TLSA',
         owner: o,
         ttl,
         add: add.map(rdataText),
         remove: remove.map(rdataText),
       });
     },
+    txt: execTxt(name, call),
   };
   return provider;
 };

@@ -41,6 +41,8 @@ export interface Zone {
 export interface NameState {
   tlsa?: ResourceRecordSet;
   cname?: ResourceRecordSet;
+  /** Read only when asked (readName's `through: 'TXT'`). */
+  txt?: ResourceRecordSet;
 }
 
 export function route53Api(name: string, route53: () => Route53Client, zoneIdOption?: string) {
@@ -97,10 +99,14 @@ export function route53Api(name: string, route53: () => Route53Client, zoneIdOpt
       ? Promise.resolve({ id: zoneIdOption, label: `hosted zone ${zoneIdOption}` })
       : findZone(owner);
 
-  /** The record sets at the owner name that matter: TLSA and CNAME. Starts the listing at the
-   *  owner name (no type), so the sets there come first, sorted by type; pages on while the
-   *  listing is still at the owner name and has not passed TLSA. */
-  async function readName(zone: Zone, owner: string): Promise<NameState> {
+  /** The record sets at the owner name that matter: TLSA and CNAME (and TXT, `through` it).
+   *  Starts the listing at the owner name (no type), so the sets there come first, sorted by
+   *  type; pages on while the listing is still at the owner name and has not passed `through`. */
+  async function readName(
+    zone: Zone,
+    owner: string,
+    through: 'TLSA' | 'TXT' = 'TLSA',
+  ): Promise<NameState> {
     const state: NameState = {};
     let startName: string | undefined = owner;
     let startType: RRType | undefined;
@@ -131,17 +137,27 @@ export function route53Api(name: string, route53: () => Route53Client, zoneIdOpt
           state.tlsa = s;
         }
         if (s.Type === 'CNAME') state.cname = s;
+        if (s.Type === 'TXT' && through === 'TXT') {
+          if (s.SetIdentifier || s.AliasTarget || state.txt) {
+            throw new ProviderError(
+              name,
+              `${owner} in ${zone.label} has a TXT record set with a routing policy or alias; tlsa writes only simple record sets`,
+            );
+          }
+          state.txt = s;
+        }
       }
       const next = out.NextRecordName;
       const nextType = out.NextRecordType;
-      // Types at one name come sorted: once the listing is past TLSA (and so past CNAME), stop.
+      // Types at one name come sorted: once the listing is past `through` (and so past CNAME),
+      // stop.
       if (
         done ||
         !out.IsTruncated ||
         !next ||
         !nextType ||
         !sameName(next, owner) ||
-        nextType > 'TLSA'
+        nextType > through
       )
         break;
       startName = next;

@@ -11,14 +11,14 @@
  *              profile, endpoint (LocalStack or a test fake), wait_timeout_s (300) and
  *              poll_interval_s (5) for waitUntilApplied.
  * IAM policy:  the least this provider needs (ZONEID = your hosted zone; the last statement
- *              only when hosted_zone_id is not set):
+ *              only when hosted_zone_id is not set; "TXT" only for ACME DNS-01, route53-txt.ts):
  *   {"Version": "2012-10-17", "Statement": [
  *     {"Effect": "Allow", "Action": "route53:ListResourceRecordSets",
  *      "Resource": "arn:aws:route53:::hostedzone/ZONEID"},
  *     {"Effect": "Allow", "Action": "route53:ChangeResourceRecordSets",
  *      "Resource": "arn:aws:route53:::hostedzone/ZONEID",
  *      "Condition": {"ForAllValues:StringEquals": {
- *        "route53:ChangeResourceRecordSetsRecordTypes": ["TLSA"],
+ *        "route53:ChangeResourceRecordSetsRecordTypes": ["TLSA", "TXT"],
  *        "route53:ChangeResourceRecordSetsActions": ["CREATE", "DELETE"]}}},
  *     {"Effect": "Allow", "Action": "route53:GetChange", "Resource": "arn:aws:route53:::change/*"},
  *     {"Effect": "Allow", "Action": "route53:ListHostedZonesByName", "Resource": "*"}]}
@@ -88,6 +88,7 @@ import {
 import { nextRRset } from './kit-rrset.js';
 import { readOptions } from './options.js';
 import { ROUTE53_OPTIONS } from './route53-options.js';
+import { route53Txt } from './route53-txt.js';
 import {
   type NameState,
   pack,
@@ -254,6 +255,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
         },
       ),
     ...writesByZone(name, zoneFor, (z) => z.id, applyZone),
+    txt: route53Txt(name, { call, zoneFor, readName }, pendingChanges),
     async waitUntilApplied() {
       const deadline = Date.now() + waitTimeoutMs;
       while (pendingChanges.length) {

@@ -2,12 +2,13 @@
  * File handling for the zonefile provider: which file is really written (symlinks), reading
  * only regular files of sane size (a FIFO or device must not hang a run that holds the lock),
  * following `$INCLUDE`s within bounds, a marker file that is never written through a link, and
- * the `reload` command run after a write.
+ * the `reload` command run after a write, and the atomic replacement of the zone file.
  */
 import {
   closeSync,
   constants,
   fstatSync,
+  lchownSync,
   lstatSync,
   openSync,
   readlinkSync,
@@ -16,6 +17,7 @@ import {
 } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { InputError, errnoCode } from '../src/errors.js';
+import { writeFileAtomic } from '../src/util/atomic-write.js';
 import { readRegularFile as readBoundedRegularFile } from '../src/util/regular-file.js';
 import { runCommand } from '../src/util/run-command.js';
 import { ProviderError } from './contract.js';
@@ -205,4 +207,24 @@ export async function runReload(
       name,
       `reload command ${r.message}; the zone file is written, the reload will be retried on the next run`,
     );
+}
+
+/** Replace the zone file atomically (bytes as read: latin1). The new inode is ours; give it
+ *  back to the file's owner (root writing a knot:knot zone). */
+export function writeZone(name: string, real: string, text: string): void {
+  let owner: { uid: number; gid: number } | undefined;
+  try {
+    owner = lstatSync(real);
+  } catch {
+    /* a new file */
+  }
+  try {
+    writeFileAtomic(real, Buffer.from(text, 'latin1'));
+    if (owner && process.getuid?.() === 0) lchownSync(real, owner.uid, owner.gid);
+  } catch (e) {
+    throw new ProviderError(
+      name,
+      `cannot write ${real}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+    );
+  }
 }

@@ -10,6 +10,7 @@
 import { InputError } from '../src/errors.js';
 import { parseRdata, ttlSeconds } from '../src/tlsa/presentation.js';
 import { normaliseName, type TlsaRecord } from '../src/tlsa/record.js';
+import { parseTxt } from './txt.js';
 
 export const MANAGED_MARK = '; tlsa:managed';
 
@@ -33,6 +34,9 @@ export interface Entry {
   ttl?: number;
   /** Owner and type of a non-TLSA record, to see a CNAME at a TLSA owner name. */
   other?: { owner: string; type: string };
+  /** A TXT record's value (its character-strings joined, escapes undone); absent when its
+   *  bytes are not UTF-8 text tlsa could write back. The TTL is in `ttl`, as for TLSA. */
+  txt?: string;
   /** A `$INCLUDE file [origin]` directive, with the origin the included file starts with. */
   include?: { path: string; origin?: string };
   /** Where the SOA serial is written, to replace exactly those characters. */
@@ -258,6 +262,13 @@ export function parseZone(text: string, file: string, opts: ParseOptions = {}): 
       if (owner.owner) entry.other = { owner: owner.owner, type };
     } else if (owner.owner) {
       entry.other = { owner: owner.owner, type };
+      if (type === 'TXT') {
+        // Each token again in quotes (a bare one holds no '"'), its escapes as written.
+        const value = parseTxt(rdata.map((t) => `"${t.text}"`).join(' '), { latin1: true });
+        if (value !== undefined && !value.includes('\uFFFD')) entry.txt = value;
+        const known = ttl ?? defaultTtl ?? lastTtl;
+        if (known !== undefined) entry.ttl = known;
+      }
     }
   }
   return entries;

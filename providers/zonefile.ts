@@ -32,12 +32,13 @@
  *              SOA serial's digits when `serial` is set. A removal takes out the marked line;
  *              an unmarked line only when no marked twin exists (the engine asks to remove
  *              only records it owns, so that is one `tlsa adopt` took over).
+ * TXT:         for ACME DNS-01, `; tlsa:managed` TXT lines under the same lock, serial and
+ *              reload: zonefile-txt.ts.
  * Limits:      one writer per file: the engine's state lock serialises our own processes.
  */
-import { lchownSync, lstatSync, rmSync, existsSync } from 'node:fs';
+import { rmSync, existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { InputError } from '../src/errors.js';
-import { writeFileAtomic } from '../src/util/atomic-write.js';
 import { groupBy } from '../src/util/group-by.js';
 import { formatRecord } from '../src/tlsa/presentation.js';
 import { acquireLockFile } from '../src/util/file-lock.js';
@@ -60,8 +61,10 @@ import {
   resolveZonePath,
   runReload,
   writeMarker,
+  writeZone,
   type ZoneFile,
 } from './zonefile-files.js';
+import { zonefileTxt } from './zonefile-txt.js';
 
 export { MANAGED_MARK, parseZone } from './zonefile-parse.js';
 
@@ -181,14 +184,17 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       await runReload(name, reload, timeout * 1000, ctx.baseDir);
       rmSync(marker, { force: true });
     },
+    txt: zonefileTxt({
+      name,
+      read: () => allEntries(load()),
+      rewrite: (edit) => rewrite((zone) => edit(zone.main.entries, allEntries(zone))),
+      flush: () => provider.flush!(),
+    }),
   };
 
-  /** All changes in one read-modify-write of `path` under its lock: one write, one serial bump. */
-  async function applyChanges(
-    changes: OwnerChange[],
-    ttlFor: (owner: string) => number,
-  ): Promise<void> {
-    for (const c of changes) checkChangeOwners(name, c.owner, c);
+  /** One read-modify-write of `path` under its lock: `edit` gives the new entries of `path`
+   *  (undefined: nothing to write); one write, one serial bump, the reload marked pending. */
+  async function rewrite(edit: (zone: LoadedZone) => Entry[] | undefined): Promise<void> {
     // Another process (a second host's hook, an editor's script) may write the same file:
     // read-modify-write only under the file's own lock.
     const release = await acquireLockFile(besideReal('.lock'), {
@@ -199,6 +205,27 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     });
     try {
       const zone = load();
+      const next = edit(zone);
+      if (!next) return;
+      if (zone.soaIndex !== undefined && serial !== 'keep') {
+        const at = next.indexOf(zone.main.entries[zone.soaIndex]!);
+        next[at] = bumpSerial(next[at]!, serial, new Date(), file);
+      }
+      // The marker first: a crash after the zone write still leaves the reload pending.
+      if (reload) writeMarker(besideReal('.reload-pending'), `${new Date().toISOString()}\n`);
+      writeZone(name, zone.real, render(next));
+    } finally {
+      release();
+    }
+  }
+
+  /** All changes in one rewrite of `path`. */
+  async function applyChanges(
+    changes: OwnerChange[],
+    ttlFor: (owner: string) => number,
+  ): Promise<void> {
+    for (const c of changes) checkChangeOwners(name, c.owner, c);
+    await rewrite((zone) => {
       const all = allEntries(zone);
       const entries = zone.main.entries;
       // Indexes built once (not per change): a run that changes thousands of owners stays linear.
@@ -251,37 +278,11 @@ export const createProvider: ProviderFactory = (options, ctx) => {
           ? entries.filter((e) => !dropped.has(e)).map((e) => retimed.get(e) ?? e)
           : entries;
       const next = [...kept, ...added];
-      if (next.length === entries.length && next.every((e, i) => e === entries[i])) return;
-      if (zone.soaIndex !== undefined && serial !== 'keep') {
-        const at = next.indexOf(entries[zone.soaIndex]!);
-        next[at] = bumpSerial(next[at]!, serial, new Date(), file);
-      }
-      // The marker first: a crash after the zone write still leaves the reload pending.
-      if (reload) writeMarker(besideReal('.reload-pending'), `${new Date().toISOString()}\n`);
-      writeZone(zone.real, render(next));
-    } finally {
-      release();
-    }
+      const same = next.length === entries.length && next.every((e, i) => e === entries[i]);
+      return same ? undefined : next;
+    });
   }
 
-  function writeZone(real: string, text: string): void {
-    let owner: { uid: number; gid: number } | undefined;
-    try {
-      owner = lstatSync(real);
-    } catch {
-      /* a new file */
-    }
-    try {
-      writeFileAtomic(real, Buffer.from(text, 'latin1'));
-      // The new inode is ours; give it back to the file's owner (root writing a knot:knot zone).
-      if (owner && process.getuid?.() === 0) lchownSync(real, owner.uid, owner.gid);
-    } catch (e) {
-      throw new ProviderError(
-        name,
-        `cannot write ${real}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
-      );
-    }
-  }
   return provider;
 };
 

@@ -21,6 +21,9 @@
  * record with that host already exists.", 81044 "Record does not exist." (404), 7003/7000 for
  * an unknown zone identifier, 9109 "Invalid access token" (401), 10000 "Authentication error"
  * (403) for a token without the permission, 6003/6111 for a malformed Authorization header;
+ * TXT `content` as quoted character-strings (RFC 1035; bare content gets its quotes, a string
+ * over 255 bytes is split, an unbalanced quote is refused), identical TXT text compared
+ * case-sensitively;
  * 429 with `retry-after` (seconds); the batch runs deletes → patches → puts → posts in one
  * transaction (all or nothing), at most 200 operations (the Free plan's limit).
  *
@@ -545,6 +548,8 @@ function createRecord(zone: CfZone, work: CfRecord[], p: Record<string, unknown>
         error_chain: [{ code: 9005, message: 'Content for the record is required.' }],
       },
     ]);
+  } else if (type === 'TXT') {
+    content = txtContent(content);
   }
   const comment = p.comment === undefined || p.comment === null ? null : String(p.comment);
   if (comment !== null && comment.length > 100)
@@ -554,11 +559,60 @@ function createRecord(zone: CfZone, work: CfRecord[], p: Record<string, unknown>
     throw fail(400, 81054, 'A CNAME record with that host already exists.');
   if (type === 'CNAME' && same.length)
     throw fail(400, 81053, 'An A, AAAA, or CNAME record with that host already exists.');
-  if (same.some((r) => r.type === type && r.content.toLowerCase() === content.toLowerCase()))
+  // TXT text is case-sensitive; other contents (names, hex) are not.
+  const identical = (a: string) =>
+    type === 'TXT' ? a === content : a.toLowerCase() === content.toLowerCase();
+  if (same.some((r) => r.type === type && identical(r.content)))
     throw fail(400, 81058, 'An identical record already exists.');
   const r = makeRecord(zone, name, type, content, data, ttl, comment);
   work.push(r);
   return r;
+}
+
+/** TXT `content` as the API takes it: quoted character-strings (RFC 1035), each string over
+ *  255 bytes split into several; bare content is quoted (Cloudflare adds the quotes itself);
+ *  a quote left open is refused. */
+function txtContent(content: string): string {
+  const text = content.trim();
+  if (!text.startsWith('"')) return quoteStrings([text.replace(/["\\]/g, '\\$&')]);
+  if (!/^(?:"(?:[^"\\]|\\.)*"\s*)+$/.test(text))
+    throw new ApiError(400, [
+      {
+        code: 1004,
+        message: 'DNS Validation Error',
+        error_chain: [
+          {
+            code: 1004,
+            message:
+              'Content for TXT record is invalid: quoted character strings are not balanced.',
+          },
+        ],
+      },
+    ]);
+  return quoteStrings([...text.matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((m) => m[1]!));
+}
+
+/** Strings (escaped, without quotes) quoted, each over 255 bytes split. */
+function quoteStrings(strings: string[]): string {
+  const out: string[] = [];
+  for (const s of strings) {
+    // Escapes (\X, \DDD) are one byte each and never split.
+    const units = s.match(/\\\d{3}|\\.|[^\\]/g) ?? [];
+    let cur: string[] = [];
+    let bytes = 0;
+    for (const u of units) {
+      const n = u.startsWith('\\') ? 1 : Buffer.byteLength(u);
+      if (bytes + n > 255) {
+        out.push(cur.join(''));
+        cur = [];
+        bytes = 0;
+      }
+      cur.push(u);
+      bytes += n;
+    }
+    out.push(cur.join(''));
+  }
+  return out.map((s) => `"${s}"`).join(' ');
 }
 
 function makeRecord(

@@ -19,7 +19,9 @@
  *    apex). A missing RRset on the detail endpoint → 404.
  *  - Validation: ttl ≥ the domain's minimum_ttl (`{"ttl": ["Ensure this value is greater than or
  *    equal to 3600."]}`) and ≤ 604800; records are canonicalised per type (TLSA: `u s m hex`,
- *    lower-case hex, no spaces) and malformed ones rejected ("Cannot parse hexadecimal or base64
+ *    lower-case hex, no spaces; TXT: every string quoted, else "Data for TXT records must be
+ *    given using quotation marks.", written back with RFC 1035 decimal escapes as dnspython
+ *    does) and malformed ones rejected ("Cannot parse hexadecimal or base64
  *    record contents", "Record content for type TLSA malformed: expecting an integer");
  *    duplicates after canonicalisation are rejected; CNAME exclusivity: `{"non_field_errors":
  *    ["RRset with conflicting type present: database (CNAME). (No other RRsets are allowed
@@ -185,12 +187,59 @@ function canonical(type: string, content: string): string {
       throw new Error(`Record content for type A malformed: Text input is malformed.`);
     return parts.map(Number).join('.');
   }
-  if (type === 'TXT' || type === 'SPF') {
-    if (!/^".*"$/.test(text))
-      throw new Error(`Data for ${type} records must be given using quotation marks.`);
-    return text;
-  }
+  if (type === 'TXT' || type === 'SPF') return canonicalTxt(type, text);
   return text.replace(/\s+/g, ' ');
+}
+
+/** TXT as desec-stack canonicalises it (dnspython, every token quoted, long strings allowed):
+ *  each string unescaped (\X, \DDD decimal), then written back quoted with `"` and `\`
+ *  escaped and bytes outside printable ASCII as \DDD, strings joined by one space. */
+function canonicalTxt(type: string, text: string): string {
+  const strings: number[][] = [];
+  let i = 0;
+  while (i < text.length) {
+    if (/\s/.test(text[i]!)) {
+      i++;
+      continue;
+    }
+    if (text[i] !== '"')
+      throw new Error(`Data for ${type} records must be given using quotation marks.`);
+    const bytes: number[] = [];
+    for (i++; ; ) {
+      if (i >= text.length)
+        throw new Error(`Record content for type ${type} malformed: unbalanced quotes`);
+      const c = text[i]!;
+      if (c === '"') {
+        i++;
+        break;
+      }
+      if (c === '\\') {
+        const d = /^\d{3}/.exec(text.slice(i + 1));
+        if (d && Number(d[0]) < 256) {
+          bytes.push(Number(d[0]));
+          i += 4;
+          continue;
+        }
+        if (d || i + 1 >= text.length)
+          throw new Error(`Record content for type ${type} malformed: bad escape`);
+        bytes.push(...Buffer.from(text[i + 1]!, 'utf8'));
+        i += 2;
+        continue;
+      }
+      bytes.push(...Buffer.from(c, 'utf8'));
+      i++;
+    }
+    strings.push(bytes);
+  }
+  if (!strings.length)
+    throw new Error(`Data for ${type} records must be given using quotation marks.`);
+  const escaped = (b: number) =>
+    b === 0x22 || b === 0x5c
+      ? `\\${String.fromCharCode(b)}`
+      : b >= 0x20 && b < 0x7f
+        ? String.fromCharCode(b)
+        : `\\${String(b).padStart(3, '0')}`;
+  return strings.map((bytes) => `"${bytes.map(escaped).join('')}"`).join(' ');
 }
 
 export async function startDesecApiFake(opts: DesecApiFakeOptions): Promise<DesecApiFake> {

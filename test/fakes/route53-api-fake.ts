@@ -20,7 +20,10 @@
  * match the current values", "Tried to create resource record set … but it already exists",
  * the CNAME conflicts); errors as `<ErrorResponse><Error><Type>Sender</Type><Code>…</Code>
  * <Message>…</Message></Error><RequestId>…</RequestId></ErrorResponse>`; Throttling and
- * PriorRequestNotComplete (HTTP 400); changes PENDING then INSYNC; SigV4: the access key id must
+ * PriorRequestNotComplete (HTTP 400); changes PENDING then INSYNC; TXT values as the service
+ * takes them (every string in double quotes, else "InvalidCharacterString (Value should be
+ * enclosed in quotation marks)"; at most 255 characters a string, else
+ * "CharacterStringTooLong (Value is too long)"), stored and listed as given; SigV4: the access key id must
  * be the fake's (InvalidClientTokenId, 403), the signature is checked against its secret
  * (SignatureDoesNotMatch, 403); an IAM deny list gives AccessDenied (403) naming the action.
  *
@@ -584,6 +587,12 @@ function applyChange(
     if (bad !== undefined)
       return `Invalid Resource Record: 'FATAL problem: InvalidTLSA (Value is not usage selector matching-type hex) encountered with '${bad}''`;
   }
+  if (set.type === 'TXT' || set.type === 'SPF') {
+    for (const v of set.values) {
+      const bad = txtValueError(v);
+      if (bad) return `Invalid Resource Record: 'FATAL problem: ${bad} encountered with '${v}''`;
+    }
+  }
   if (action === 'CREATE' && idx >= 0)
     return `Tried to create resource record set ${id} but it already exists`;
   const others = work.filter((s) => s.name === set.name && s.type !== set.type);
@@ -594,6 +603,19 @@ function applyChange(
     return `RRSet of type CNAME with DNS name ${set.name} is not permitted as it conflicts with other records with the same DNS name in zone ${zone.name}`;
   if (idx >= 0) work.splice(idx, 1, { ...set });
   else work.push({ ...set });
+  return undefined;
+}
+
+/** Route 53's TXT value rule: one or more character-strings, each in double quotes (`\"`
+ *  and `\\` escaped, other bytes as \ooo octal), each at most 255 characters; the service's
+ *  words for what breaks it. */
+function txtValueError(value: string): string | undefined {
+  const strings = /^\s*(?:"(?:[^"\\]|\\.)*"\s*)+$/.test(value)
+    ? [...value.matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((m) => m[1]!)
+    : undefined;
+  if (!strings) return 'InvalidCharacterString (Value should be enclosed in quotation marks)';
+  const length = (s: string) => s.replace(/\\[0-7]{3}|\\./g, 'x').length;
+  if (strings.some((s) => length(s) > 255)) return 'CharacterStringTooLong (Value is too long)';
   return undefined;
 }
 

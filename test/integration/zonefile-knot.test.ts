@@ -25,6 +25,7 @@ import { query, rdataOf, type QueryResult } from '../lab/dig.js';
 import { startKnot, type KnotServer } from '../lab/knot.js';
 import { labDescribe, makeTempDir, stopAll } from '../lab/lab.js';
 import { startUnbound, type UnboundServer } from '../lab/unbound.js';
+import { readTxtText } from './contract/txt-suite.js';
 
 const sha256hex = (): string => createHash('sha256').update(randomBytes(32)).digest('hex');
 const rdata = (r: Pick<TlsaRecord, 'usage' | 'selector' | 'matching' | 'data'>): string =>
@@ -368,6 +369,35 @@ labDescribe(
       expect(readFileSync(knot.zoneFiles[ZONE3]!, 'utf8')).toBe(
         zone3Text.replace('2024010101', String(Number(serial) + 1)),
       );
+    });
+
+    it('scenario 5: TXT for ACME DNS-01: Knot loads what the provider wrote and serves it signed; removal restores the file', async () => {
+      const owner = `_acme-challenge.mx.${ZONE1}`;
+      const digest = createHash('sha256').update(randomBytes(32)).digest('base64url');
+      const odd = 'say "hi" \\ then; (go) — café';
+      const txt = provider1.txt!;
+      await txt.add(owner, [digest, odd], TTL);
+      await txt.flush!();
+      const direct = await viaKnot(owner, 'TXT');
+      expect(direct.flags, direct.raw).toContain('aa');
+      expect(
+        rdataOf(direct, 'TXT')
+          .map((t) => readTxtText(t))
+          .sort(),
+        direct.raw,
+      ).toEqual([digest, odd].sort());
+      const r = await viaUnbound(ZONE1, owner, 'TXT');
+      expect(r.flags, r.raw).toContain('ad');
+      expect(
+        rdataOf(r, 'TXT')
+          .map((t) => readTxtText(t))
+          .sort(),
+        r.raw,
+      ).toEqual([digest, odd].sort());
+      await txt.remove(owner, [digest, odd]);
+      await txt.flush!();
+      expect(rdataOf(await viaKnot(owner, 'TXT'), 'TXT')).toEqual([]);
+      expect(readFileSync(knot.zoneFiles[ZONE1]!, 'utf8')).toBe(zone1Text);
     });
   },
 );

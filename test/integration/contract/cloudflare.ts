@@ -8,6 +8,7 @@ import { parseRdata } from '../../../src/tlsa/presentation.js';
 import { rdataText, type TlsaRecord } from '../../../src/tlsa/record.js';
 import { CloudflareApiFake } from '../../fakes/cloudflare-api-fake.js';
 import type { ContractTarget } from './suite.js';
+import { quoteForSeed, readTxtText } from './txt-suite.js';
 
 const ZONE = 'example.test.';
 /** The wrong token that badCredentials() uses; it must not show in any message either. */
@@ -62,6 +63,13 @@ export const cloudflareTarget: ContractTarget = {
             .records(owner, 'TLSA')
             .map((r) => [rdataText(parseRdata(r.content)), r.ttl] as const),
         );
+      },
+      txt: {
+        async addForeign(owner: string, value: string, ttl: number) {
+          fake.addRecord(owner, 'TXT', { content: quoteForSeed(value), ttl });
+        },
+        read: async (owner: string) =>
+          fake.records(owner, 'TXT').map((r) => readTxtText(r.content)),
       },
       failWritesFrom: (n: number) => fake.failWritesFrom(n),
       throttleOnce: () => fake.throttleOnce(1),

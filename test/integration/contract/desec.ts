@@ -10,6 +10,7 @@ import {
   type DesecApiFakeOptions,
 } from '../../fakes/desec-api-fake.js';
 import type { ContractTarget } from './suite.js';
+import { quoteForSeed, readTxtText } from './txt-suite.js';
 
 export const DESEC_DOMAIN = 'example.test';
 
@@ -69,6 +70,17 @@ export const desecTarget: ContractTarget = {
         return new Map(
           (set?.records ?? []).map((r) => [rdataText(parseRdata(r)), set!.ttl] as const),
         );
+      },
+      txt: {
+        async addForeign(owner: string, value: string, ttl: number) {
+          const sub = subnameOf(owner);
+          const existing = fake.rrset(DESEC_DOMAIN, sub, 'TXT')?.records ?? [];
+          fake.seed(DESEC_DOMAIN, sub, 'TXT', ttl, [...existing, quoteForSeed(value)]);
+        },
+        read: async (owner: string) =>
+          (fake.rrset(DESEC_DOMAIN, subnameOf(owner), 'TXT')?.records ?? []).map((r) =>
+            readTxtText(r),
+          ),
       },
       failWritesFrom: (n: number) => fake.failWritesFrom(n),
       throttleOnce: () => fake.throttleOnce(1),

@@ -31,7 +31,10 @@ export const execTarget: ContractTarget = {
         ? JSON.parse(readFileSync(store, 'utf8'))
         : { zones: ['example.test.'], rrsets: {} }) as {
         zones: string[];
-        rrsets: Record<string, { TLSA?: string[]; TTL?: number; CNAME?: string }>;
+        rrsets: Record<
+          string,
+          { TLSA?: string[]; TTL?: number; CNAME?: string; TXT?: string[]; TXTTTL?: number }
+        >;
       };
     const save = (d: ReturnType<typeof db>) => writeFileSync(store, JSON.stringify(d));
     return {
@@ -62,6 +65,19 @@ export const execTarget: ContractTarget = {
         const d = db();
         d.rrsets[owner] = { CNAME: target };
         save(d);
+      },
+      txt: {
+        async addForeign(owner: string, value: string, ttl: number) {
+          const d = db();
+          const set = d.rrsets[owner] ?? {};
+          d.rrsets[owner] = {
+            ...set,
+            TXT: [...(set.TXT ?? []), value],
+            TXTTTL: set.TXTTTL ?? ttl,
+          };
+          save(d);
+        },
+        read: async (owner: string) => db().rrsets[owner]?.TXT ?? [],
       },
       async readDirect(owner: string) {
         return (db().rrsets[owner]?.TLSA ?? []).map((t) => ({ owner, ...parseRdata(t) }));

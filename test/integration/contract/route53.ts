@@ -7,6 +7,7 @@ import { parseRdata } from '../../../src/tlsa/presentation.js';
 import { rdataText, type TlsaRecord } from '../../../src/tlsa/record.js';
 import { Route53ApiFake } from '../../fakes/route53-api-fake.js';
 import type { ContractTarget } from './suite.js';
+import { quoteForSeed, readTxtText } from './txt-suite.js';
 
 const ZONE = 'example.test.';
 /** The wrong secret that badCredentials() uses; it must not show in any message either. */
@@ -57,6 +58,13 @@ export const route53Target: ContractTarget = {
         return new Map(
           (set?.values ?? []).map((v) => [rdataText(parseRdata(v)), set!.ttl] as const),
         );
+      },
+      txt: {
+        // Route 53 escapes are octal; the seeded values here need none.
+        async addForeign(owner: string, value: string, ttl: number) {
+          fake.addRecord(owner, 'TXT', ttl, quoteForSeed(value));
+        },
+        read: async (owner: string) => fake.values(owner, 'TXT').map((v) => readTxtText(v, 8)),
       },
       failWritesFrom: (n: number) => fake.failChangesFrom(n),
       throttleOnce: () => fake.throttleOnce(),

@@ -36,6 +36,13 @@ export interface ContractEnv {
    *  nothing, as when the server goes away mid-change; returns the function that ends it.
    *  Absent where nothing can be injected (the target's `noWriteFaults` says why). */
   failWritesFrom?(n: number): () => void;
+  /** TXT records read and seeded on the server directly, not through the provider (targets
+   *  whose provider has `txt`; see txt-suite.ts, which falls back to a second provider
+   *  instance where this is absent). Values are the TXT texts, strings joined, unquoted. */
+  txt?: {
+    addForeign(owner: string, value: string, ttl: number): Promise<void>;
+    read(owner: string): Promise<string[]>;
+  };
   /** Secrets that must never appear in an error message. */
   secrets: string[];
   teardown(): Promise<void>;

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { createProvider } from '../../../providers/zonefile.js';
 import type { TlsaRecord } from '../../../src/tlsa/record.js';
 import type { ContractTarget } from './suite.js';
+import { quoteForSeed, readTxtText } from './txt-suite.js';
 
 export const zonefileTarget: ContractTarget = {
   name: 'zonefile (real file, read back with ldns-read-zone)',
@@ -41,6 +42,19 @@ export const zonefileTarget: ContractTarget = {
     const rebase = () => {
       seen = { text: readFileSync(path, 'utf8'), serial: seen.serial };
     };
+    /** ldns-read-zone's reading of the file, after checking the serial went up with each
+     *  change the provider made. */
+    const checkedLdns = () => {
+      const out = ldns();
+      const text = readFileSync(path, 'utf8');
+      const serial = soaSerial(out);
+      if (text !== seen.text && !(serial > seen.serial))
+        throw new Error(
+          `the provider changed the zone but the SOA serial did not go up (${seen.serial} → ${serial})`,
+        );
+      seen = { text, serial };
+      return out;
+    };
     return {
       zone: 'example.test.',
       provider: make,
@@ -56,28 +70,42 @@ export const zonefileTarget: ContractTarget = {
         appendFileSync(path, `${owner} 300 IN CNAME ${target}\n`);
         rebase();
       },
-      async readDirect(owner: string) {
-        const out = ldns();
-        const text = readFileSync(path, 'utf8');
-        const serial = soaSerial(out);
-        if (text !== seen.text && !(serial > seen.serial))
-          throw new Error(
-            `the provider changed the zone but the SOA serial did not go up (${seen.serial} → ${serial})`,
+      txt: {
+        async addForeign(owner: string, value: string, ttl: number) {
+          // Split in two strings across parentheses, with a comment between: as hand-made
+          // zones have them.
+          const half = Math.floor(value.length / 2);
+          appendFileSync(
+            path,
+            `${owner} ${ttl} IN TXT ( ${quoteForSeed(value.slice(0, half))} ; foreign\n\t${quoteForSeed(value.slice(half))} )\n`,
           );
-        seen = { text, serial };
-        return out.split('\n').flatMap((line) => {
-          const t = line.trim().split(/\s+/);
-          if (t[3] !== 'TLSA' || t[0]!.toLowerCase() !== owner) return [];
-          return [
-            {
-              owner,
-              usage: Number(t[4]),
-              selector: Number(t[5]),
-              matching: Number(t[6]),
-              data: t.slice(7).join('').toLowerCase(),
-            } as TlsaRecord,
-          ];
-        });
+          rebase();
+        },
+        async read(owner: string) {
+          return checkedLdns()
+            .split('\n')
+            .flatMap((line) => {
+              const m = /^(\S+)\s+\d+\s+IN\s+TXT\s+(.*)$/.exec(line.trim());
+              return m && m[1]!.toLowerCase() === owner ? [readTxtText(m[2]!)] : [];
+            });
+        },
+      },
+      async readDirect(owner: string) {
+        return checkedLdns()
+          .split('\n')
+          .flatMap((line) => {
+            const t = line.trim().split(/\s+/);
+            if (t[3] !== 'TLSA' || t[0]!.toLowerCase() !== owner) return [];
+            return [
+              {
+                owner,
+                usage: Number(t[4]),
+                selector: Number(t[5]),
+                matching: Number(t[6]),
+                data: t.slice(7).join('').toLowerCase(),
+              } as TlsaRecord,
+            ];
+          });
       },
       async readTtls(owner: string) {
         const out = execFileSync('ldns-read-zone', ['-z', path], { encoding: 'utf8' });
