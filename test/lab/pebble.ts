@@ -15,6 +15,8 @@
  *    good nonces (`PEBBLE_WFE_NONCEREJECT`, set to 0 here: certbot retries a badNonce only once)
  *    and reuses authorizations half of the time (`PEBBLE_AUTHZREUSE`).
  *  - The management port serves `/roots/0` and `/intermediates/0` (PEM).
+ *  - `externalAccountBindingRequired` with `externalAccountMACKeys` {kid: base64url HMAC key}
+ *    makes it refuse a newAccount without a valid External Account Binding.
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -39,6 +41,8 @@ export interface PebbleOptions {
   dnsServer: string;
   /** Port the VA connects to for HTTP-01 (default: a free one); certbot's --http-01-port. */
   httpPort?: number;
+  /** External Account Binding required, with these key ids and HMAC keys (base64url). */
+  eabKeys?: Record<string, string>;
   /** Extra environment (PEBBLE_CHAIN_LENGTH, PEBBLE_ALTERNATE_ROOTS, ...). */
   env?: Record<string, string>;
   timeoutMs?: number;
@@ -177,7 +181,8 @@ export async function startPebble(opts: PebbleOptions): Promise<PebbleServer> {
           httpPort,
           tlsPort,
           ocspResponderURL: '',
-          externalAccountBindingRequired: false,
+          externalAccountBindingRequired: !!opts.eabKeys,
+          ...(opts.eabKeys ? { externalAccountMACKeys: opts.eabKeys } : {}),
         },
       },
       null,
