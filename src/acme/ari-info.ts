@@ -35,7 +35,9 @@ export function parseRenewalInfo(status: number, body: string): RenewalInfoResul
   const start = timeOf(w.start);
   const end = timeOf(w.end);
   if (!start || !end) return bad('the suggestedWindow has no valid start and end');
-  if (end.getTime() < start.getTime()) return bad('the suggestedWindow ends before it starts');
+  // RFC 9773 §4.2: an end at or before the start makes the whole answer invalid.
+  if (end.getTime() <= start.getTime())
+    return bad('the suggestedWindow does not end after it starts');
   const url = (v as { explanationURL?: unknown }).explanationURL;
   return {
     ok: true,
