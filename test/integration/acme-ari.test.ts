@@ -15,7 +15,7 @@ import { type AriProxy, startAriProxy } from '../fakes/ari-proxy.js';
 import { CLI_PATH, configYaml, requireBuiltCli } from '../helpers/cli.js';
 import { makeCa, makeLeaf } from '../helpers/pki.js';
 import { minimalZone, startKnot } from '../lab/knot.js';
-import { freePort, labDescribe, makeTempDir, stopAll } from '../lab/lab.js';
+import { freePort, labDescribe, makeTempDir, sleep, stopAll } from '../lab/lab.js';
 import { PEBBLE_TOOLS, type PebbleServer, startPebble } from '../lab/pebble.js';
 import { type Run, runAsync, showRun } from '../lab/run.js';
 
@@ -31,6 +31,9 @@ labDescribe(
     let pebble: PebbleServer;
     let eabPebble: PebbleServer;
     let proxy: AriProxy;
+    /** pebble issuing 40-second certificates, behind its own proxy. */
+    let shortPebble: PebbleServer;
+    let shortProxy: AriProxy;
     let httpPort: number;
     const future = () => ({
       window: { start: new Date(Date.now() + 20 * DAY), end: new Date(Date.now() + 22 * DAY) },
@@ -60,15 +63,25 @@ labDescribe(
         eabKeys: { [EAB_KID]: EAB_KEY },
         timeoutMs: 60_000,
       });
-      proxy = await startAriProxy({
-        upstreamHost: pebble.host,
-        upstreamPort: pebble.port,
-        pebbleDir: pebble.dir,
-        tlsCaPath: pebble.tlsCaPath,
+      shortPebble = await startPebble({
+        dnsServer: `127.0.0.1:${knot.port}`,
+        httpPort,
+        certificateValiditySeconds: 40,
+        timeoutMs: 60_000,
       });
-    }, 180_000);
+      const proxyFor = (p: PebbleServer) =>
+        startAriProxy({
+          upstreamHost: p.host,
+          upstreamPort: p.port,
+          pebbleDir: p.dir,
+          tlsCaPath: p.tlsCaPath,
+        });
+      proxy = await proxyFor(pebble);
+      shortProxy = await proxyFor(shortPebble);
+    }, 240_000);
     afterAll(async () => {
       await proxy?.stop();
+      await shortProxy?.stop();
       await stopAll();
     });
 
@@ -212,6 +225,29 @@ labDescribe(
       const cert = new X509Certificate(s.cert());
       const nb = Date.parse(cert.validFrom);
       expect(near(sched.at, nb + ((Date.parse(cert.validTo) - nb) * 2) / 3, 1000)).toBe(true);
+    }, 400_000);
+
+    it('an ARI answer the CA botches never holds back a renewal the lifetime rule says is due', async () => {
+      shortProxy.setRenewalInfo({ status: 500, body: 'internal error' });
+      const s = setup([], shortProxy.directoryUrl, shortPebble);
+      const first = await s.renew();
+      expect(first.code, showRun(first)).toBe(0);
+      expect(first.stderr).toMatch(/renewalInfo answer is unusable \(HTTP 500\)/);
+      const old = s.cert();
+      const leaf = new X509Certificate(old);
+      expect(Date.parse(leaf.validTo) - Date.parse(leaf.validFrom)).toBeLessThanOrEqual(41_000);
+      const sched = s.schedule();
+      expect(sched.source).toBe('lifetime');
+      // Half of a short lifetime has passed, and the next poll is due: the CA answers badly again.
+      await sleep(Math.max(0, Date.parse(sched.at) - Date.now() + 1000));
+      s.pollTimeOver();
+      const asked = shortProxy.renewalInfoAsked.length;
+      const r = await s.renew();
+      expect(r.code, showRun(r)).toBe(0);
+      expect(r.stderr).toMatch(/unusable \(HTTP 500\); the lifetime rule decides when to renew/);
+      expect(r.stdout).toMatch(/renewed with/);
+      expect(shortProxy.renewalInfoAsked.length).toBeGreaterThan(asked);
+      expect(s.cert()).not.toBe(old);
     }, 400_000);
 
     it('a profile the directory offers is sent; one it does not offer: exit 2 naming the offered', async () => {

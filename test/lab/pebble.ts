@@ -15,6 +15,7 @@
  *    good nonces (`PEBBLE_WFE_NONCEREJECT`, set to 0 here: certbot retries a badNonce only once)
  *    and reuses authorizations half of the time (`PEBBLE_AUTHZREUSE`).
  *  - The management port serves `/roots/0` and `/intermediates/0` (PEM).
+ *  - `certificateValidityPeriod` (seconds) sets the leaves' lifetime.
  *  - `externalAccountBindingRequired` with `externalAccountMACKeys` {kid: base64url HMAC key}
  *    makes it refuse a newAccount without a valid External Account Binding.
  */
@@ -41,6 +42,8 @@ export interface PebbleOptions {
   dnsServer: string;
   /** Port the VA connects to for HTTP-01 (default: a free one); certbot's --http-01-port. */
   httpPort?: number;
+  /** Lifetime of the certificates it issues, in seconds (default 5 years). */
+  certificateValiditySeconds?: number;
   /** External Account Binding required, with these key ids and HMAC keys (base64url). */
   eabKeys?: Record<string, string>;
   /** Extra environment (PEBBLE_CHAIN_LENGTH, PEBBLE_ALTERNATE_ROOTS, ...). */
@@ -183,6 +186,9 @@ export async function startPebble(opts: PebbleOptions): Promise<PebbleServer> {
           ocspResponderURL: '',
           externalAccountBindingRequired: !!opts.eabKeys,
           ...(opts.eabKeys ? { externalAccountMACKeys: opts.eabKeys } : {}),
+          ...(opts.certificateValiditySeconds
+            ? { certificateValidityPeriod: opts.certificateValiditySeconds }
+            : {}),
         },
       },
       null,
