@@ -14,9 +14,8 @@ import { parseSchedule, type RenewalSchedule } from '../../src/acme/schedule-fil
 import { type AriProxy, startAriProxy } from '../fakes/ari-proxy.js';
 import { CLI_PATH, configYaml, requireBuiltCli } from '../helpers/cli.js';
 import { makeCa, makeLeaf } from '../helpers/pki.js';
-import { minimalZone, startKnot } from '../lab/knot.js';
 import { freePort, labDescribe, makeTempDir, sleep, stopAll } from '../lab/lab.js';
-import { PEBBLE_TOOLS, type PebbleServer, startPebble } from '../lab/pebble.js';
+import { PEBBLE_TOOLS, type PebbleServer, startPebble, startVaResolver } from '../lab/pebble.js';
 import { type Run, runAsync, showRun } from '../lab/run.js';
 
 const DAY = 86_400_000;
@@ -42,29 +41,21 @@ labDescribe(
 
     beforeAll(async () => {
       requireBuiltCli();
-      const knot = await startKnot({
-        zones: [
-          {
-            name: 'example.org.',
-            zoneFileText: minimalZone('example.org.', 'mx.example.org. 300 IN A 127.0.0.1'),
-            dnssec: false,
-          },
-        ],
-      });
+      const dnsServer = await startVaResolver();
       httpPort = await freePort();
       pebble = await startPebble({
-        dnsServer: `127.0.0.1:${knot.port}`,
+        dnsServer,
         httpPort,
         timeoutMs: 60_000,
       });
       eabPebble = await startPebble({
-        dnsServer: `127.0.0.1:${knot.port}`,
+        dnsServer,
         httpPort,
         eabKeys: { [EAB_KID]: EAB_KEY },
         timeoutMs: 60_000,
       });
       shortPebble = await startPebble({
-        dnsServer: `127.0.0.1:${knot.port}`,
+        dnsServer,
         httpPort,
         certificateValiditySeconds: 40,
         timeoutMs: 60_000,

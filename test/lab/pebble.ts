@@ -23,6 +23,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
+import { minimalZone, startKnot } from './knot.js';
 import {
   freePort,
   makeTempDir,
@@ -246,4 +247,19 @@ export async function startPebble(opts: PebbleOptions): Promise<PebbleServer> {
     },
     stop: () => daemon.stop(),
   };
+}
+
+/** A Knot on loopback that answers mx.example.org A 127.0.0.1: pebble's `dnsServer`, so that
+ *  its VA fetches HTTP-01 tokens from loopback. Returns "127.0.0.1:PORT". */
+export async function startVaResolver(): Promise<string> {
+  const knot = await startKnot({
+    zones: [
+      {
+        name: 'example.org.',
+        zoneFileText: minimalZone('example.org.', 'mx.example.org. 300 IN A 127.0.0.1'),
+        dnssec: false,
+      },
+    ],
+  });
+  return `127.0.0.1:${knot.port}`;
 }

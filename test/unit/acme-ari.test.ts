@@ -84,14 +84,15 @@ describe('renewalInfo answers', () => {
   });
 });
 
+const now = new Date('2026-03-01T00:00:00Z');
+const cert: CurrentCert = {
+  serial: '0A1B',
+  notBefore: new Date(now.getTime() - 30 * DAY),
+  notAfter: new Date(now.getTime() + 60 * DAY),
+  ariId: 'aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE',
+};
+
 describe('what a run does with a lineage', () => {
-  const now = new Date('2026-03-01T00:00:00Z');
-  const cert: CurrentCert = {
-    serial: '0A1B',
-    notBefore: new Date(now.getTime() - 30 * DAY),
-    notAfter: new Date(now.getTime() + 60 * DAY),
-    ariId: 'aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE',
-  };
   const iso = (ms: number) => new Date(now.getTime() + ms).toISOString();
   const sched = (s: Partial<RenewalSchedule>): RenewalSchedule => ({
     at: iso(10 * DAY),
@@ -159,14 +160,6 @@ describe('what a run does with a lineage', () => {
 });
 
 describe('schedules written', () => {
-  const now = new Date('2026-03-01T00:00:00Z');
-  const cert: CurrentCert = {
-    serial: '0A1B',
-    notBefore: new Date(now.getTime() - 30 * DAY),
-    notAfter: new Date(now.getTime() + 60 * DAY),
-    ariId: 'aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE',
-  };
-
   it('from an ARI window: a time inside it (the same on every run), the next poll by Retry-After', () => {
     const window = {
       start: new Date(now.getTime() + 20 * DAY),
