@@ -24,7 +24,8 @@ export class RateLimitedError extends ProviderError {
   constructor(
     provider: string,
     readonly retryAt: Date,
-    why: string,
+    /** What the CA said (its problem detail). */
+    readonly why: string,
   ) {
     super(provider, `the CA rate-limited this order until ${retryAt.toISOString()}: ${why}`);
   }

@@ -119,7 +119,7 @@ export async function renewService(
       throw new RateLimitedError(
         `acme(${service})`,
         step.until,
-        `${keyType}: not asked again before then${step.lastError ? ` (${step.lastError})` : ''}`,
+        `${keyType} is not asked for again before then${step.lastError ? ` (the CA said: ${step.lastError})` : ''}`,
       );
     if (step.kind === 'decide') {
       const schedule = await askCa(ask, keyType, cert!, false);
@@ -201,7 +201,7 @@ function recordFailure(stateDir: string, service: string, p: Lineage, now: Date,
       stateDir,
       service,
       p.keyType,
-      rateLimitSchedule(p.cert?.serial ?? '', e.retryAt, now, why),
+      rateLimitSchedule(p.cert?.serial ?? '', e.retryAt, now, redact(e.why)),
     );
   else if (p.cert && exitCodeOf(e) === EXIT.provider)
     writeSchedule(stateDir, service, p.keyType, retrySchedule(p.cert.serial, p.stored, now, why));

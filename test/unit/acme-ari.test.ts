@@ -3,6 +3,7 @@
  *  the stored schedule, the schedules written after asking the CA or after a failure, the
  *  rate-limit time, and the schedule file's parser. */
 import { describe, expect, it } from 'vitest';
+import { fetchRenewalInfo, renewalInfoUrl } from '../../src/acme/ari-fetch.js';
 import { ariCertIdOf } from '../../src/acme/ari-id.js';
 import { parseRenewalInfo, retryAfterSeconds } from '../../src/acme/ari-info.js';
 import { rateLimitedUntil } from '../../src/acme/ca-problem.js';
@@ -72,6 +73,15 @@ describe('renewalInfo answers', () => {
       expect(
         why(200, JSON.stringify({ suggestedWindow: { start: '2025-01-02T04:00:00Z', end } })),
       ).toBe('the suggestedWindow does not end after it starts');
+  });
+
+  it('is asked at renewalInfo/ID, over https or loopback http only', async () => {
+    expect(renewalInfoUrl('https://ca.example/ri/', 'a.b')).toBe('https://ca.example/ri/a.b');
+    const plain = await fetchRenewalInfo('http://ca.example/ri', 'a.b', undefined, new Date());
+    expect(plain.result).toEqual({
+      ok: false,
+      why: 'renewalInfo http://ca.example/ri/a.b is neither https nor loopback http',
+    });
   });
 
   it('Retry-After: seconds or an HTTP date, nothing for garbage', () => {
