@@ -4,6 +4,13 @@ import { Agent } from 'node:https';
 import * as acme from 'acme-client';
 import type { AcmeKeyType } from '../config/schema.js';
 import { NetworkError, ProviderError } from '../errors.js';
+import {
+  type CaProblem,
+  isProblem,
+  RateLimitedError,
+  rateLimitedUntil,
+  watchCaProblems,
+} from './ca-problem.js';
 import type { AcmeDirectory } from './directory.js';
 import type { Http01Responder } from './http01.js';
 
@@ -17,8 +24,11 @@ export interface OrderInput {
   ca?: string;
   names: string[];
   profile?: string;
+  /** The ARI id of the certificate this order replaces (RFC 9773 §5), when the CA has ARI. */
+  replaces?: string;
   keyPem: string;
   responder: () => Promise<Http01Responder>;
+  progress?: (line: string) => void;
 }
 
 export async function createKey(type: AcmeKeyType): Promise<string> {
@@ -34,13 +44,44 @@ export async function createKey(type: AcmeKeyType): Promise<string> {
 export const createAccountKey = (): Promise<string> => createKey('ecdsa-p256');
 
 /** acme-client's errors as tlsa's: a CA that cannot be reached is a network error, a refusal
- *  (a failed challenge, rateLimited, …) a provider error; both exit 3. */
-function asTlsaError(service: string, e: unknown): Error {
+ *  (a failed challenge, …) a provider error, rateLimited one that says until when; all exit 3. */
+function asTlsaError(service: string, e: unknown, problem: CaProblem | undefined): Error {
   if (e instanceof NetworkError || e instanceof ProviderError) return e;
   const err = e as { code?: string; message?: string };
   if (err.code && /^E[A-Z]+$/.test(err.code))
     return new NetworkError(`ACME (${service}): the CA cannot be reached: ${err.code}`);
+  if (problem && (isProblem(problem, 'rateLimited') || problem.status === 429))
+    return new RateLimitedError(
+      `acme(${service})`,
+      rateLimitedUntil(problem, new Date()),
+      problem.detail ?? err.message ?? 'rateLimited',
+    );
   return new ProviderError(`acme(${service})`, err.message ?? String(e), { cause: e });
+}
+
+/** newOrder, with `replaces` when given; a CA that says the old certificate was already
+ *  replaced (RFC 9773 §5: alreadyReplaced, 409) gets the order once more without it. */
+async function createOrder(
+  client: acme.Client,
+  input: OrderInput,
+  lastProblem: () => CaProblem | undefined,
+): Promise<acme.Order> {
+  const order = (replaces: string | undefined) =>
+    client.createOrder({
+      identifiers: input.names.map((value) => ({ type: 'dns', value })),
+      ...(input.profile ? { profile: input.profile } : {}),
+      ...(replaces ? { replaces } : {}),
+    });
+  try {
+    return await order(input.replaces);
+  } catch (e) {
+    const p = lastProblem();
+    if (!input.replaces || !(isProblem(p, 'alreadyReplaced') || p?.status === 409)) throw e;
+    input.progress?.(
+      `${input.service}: the CA says the old certificate was already replaced (${p?.detail ?? 'alreadyReplaced'}); ordering without "replaces"`,
+    );
+    return order(undefined);
+  }
 }
 
 /** The account of this key: looked up first (acme-client would otherwise send the creation
@@ -68,12 +109,10 @@ export async function orderCertificate(input: OrderInput): Promise<string> {
     ...(input.eab ? { externalAccountBinding: input.eab } : {}),
   });
   let responder: Http01Responder | undefined;
+  const problems = watchCaProblems();
   try {
     await findOrCreateAccount(client, input.contact);
-    const order = await client.createOrder({
-      identifiers: input.names.map((value) => ({ type: 'dns', value })),
-      ...(input.profile ? { profile: input.profile } : {}),
-    });
+    const order = await createOrder(client, input, problems.last);
     const authzs = await client.getAuthorizations(order);
     responder = await input.responder();
     for (const authz of authzs) {
@@ -103,8 +142,9 @@ export async function orderCertificate(input: OrderInput): Promise<string> {
     const finalized = await client.finalizeOrder(order, csr);
     return await client.getCertificate(finalized);
   } catch (e) {
-    throw asTlsaError(input.service, e);
+    throw asTlsaError(input.service, e, problems.last());
   } finally {
+    problems.stop();
     await responder?.close();
   }
 }

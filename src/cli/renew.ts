@@ -51,6 +51,7 @@ export async function run(v: CliValues): Promise<number> {
           force: !!v.force,
           now,
           progress: progressLine,
+          warn: (line) => warn([line]),
           isLive: (spki) => keyRecordLive(config, state, s, spki, now),
         })),
       );

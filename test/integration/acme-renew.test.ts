@@ -22,9 +22,8 @@ import {
 } from '../helpers/cli.js';
 import { runAsync, showRun } from '../lab/run.js';
 import { opensslSpkiSha256 } from '../helpers/pki.js';
-import { startKnot, minimalZone } from '../lab/knot.js';
 import { freePort, labDescribe, makeTempDir, stopAll } from '../lab/lab.js';
-import { PEBBLE_TOOLS, type PebbleServer, startPebble } from '../lab/pebble.js';
+import { PEBBLE_TOOLS, type PebbleServer, startPebble, startVaResolver } from '../lab/pebble.js';
 
 labDescribe(
   'tlsa renew: built-in ACME against pebble (loopback)',
@@ -35,18 +34,10 @@ labDescribe(
 
     beforeAll(async () => {
       requireBuiltCli();
-      const knot = await startKnot({
-        zones: [
-          {
-            name: 'example.org.',
-            zoneFileText: minimalZone('example.org.', 'mx.example.org. 300 IN A 127.0.0.1'),
-            dnssec: false,
-          },
-        ],
-      });
+      const dnsServer = await startVaResolver();
       httpPort = await freePort();
       pebble = await startPebble({
-        dnsServer: `127.0.0.1:${knot.port}`,
+        dnsServer,
         httpPort,
         timeoutMs: 60_000,
       });

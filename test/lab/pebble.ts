@@ -15,11 +15,15 @@
  *    good nonces (`PEBBLE_WFE_NONCEREJECT`, set to 0 here: certbot retries a badNonce only once)
  *    and reuses authorizations half of the time (`PEBBLE_AUTHZREUSE`).
  *  - The management port serves `/roots/0` and `/intermediates/0` (PEM).
+ *  - `certificateValidityPeriod` (seconds) sets the leaves' lifetime.
+ *  - `externalAccountBindingRequired` with `externalAccountMACKeys` {kid: base64url HMAC key}
+ *    makes it refuse a newAccount without a valid External Account Binding.
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
+import { minimalZone, startKnot } from './knot.js';
 import {
   freePort,
   makeTempDir,
@@ -39,6 +43,10 @@ export interface PebbleOptions {
   dnsServer: string;
   /** Port the VA connects to for HTTP-01 (default: a free one); certbot's --http-01-port. */
   httpPort?: number;
+  /** Lifetime of the certificates it issues, in seconds (default 5 years). */
+  certificateValiditySeconds?: number;
+  /** External Account Binding required, with these key ids and HMAC keys (base64url). */
+  eabKeys?: Record<string, string>;
   /** Extra environment (PEBBLE_CHAIN_LENGTH, PEBBLE_ALTERNATE_ROOTS, ...). */
   env?: Record<string, string>;
   timeoutMs?: number;
@@ -177,7 +185,11 @@ export async function startPebble(opts: PebbleOptions): Promise<PebbleServer> {
           httpPort,
           tlsPort,
           ocspResponderURL: '',
-          externalAccountBindingRequired: false,
+          externalAccountBindingRequired: !!opts.eabKeys,
+          ...(opts.eabKeys ? { externalAccountMACKeys: opts.eabKeys } : {}),
+          ...(opts.certificateValiditySeconds
+            ? { certificateValidityPeriod: opts.certificateValiditySeconds }
+            : {}),
         },
       },
       null,
@@ -235,4 +247,19 @@ export async function startPebble(opts: PebbleOptions): Promise<PebbleServer> {
     },
     stop: () => daemon.stop(),
   };
+}
+
+/** A Knot on loopback that answers mx.example.org A 127.0.0.1: pebble's `dnsServer`, so that
+ *  its VA fetches HTTP-01 tokens from loopback. Returns "127.0.0.1:PORT". */
+export async function startVaResolver(): Promise<string> {
+  const knot = await startKnot({
+    zones: [
+      {
+        name: 'example.org.',
+        zoneFileText: minimalZone('example.org.', 'mx.example.org. 300 IN A 127.0.0.1'),
+        dnssec: false,
+      },
+    ],
+  });
+  return `127.0.0.1:${knot.port}`;
 }
