@@ -114,10 +114,12 @@ export function lineageWake(input: {
     next.nextPollAt && next.nextPollAt.getTime() < next.at.getTime()
       ? { at: next.nextPollAt, why: `ask the CA about the renewal of ${label} again (ARI)` }
       : { at: next.at, why: `renew ${label} (${sourceText(next)})` };
+  // A schedule decided at the attempt's own clock (`renew` given the same `now`) is the answer
+  // of that attempt: it counts.
   const superseded =
     !attempt ||
     (input.scheduleDecidedAt !== undefined &&
-      input.scheduleDecidedAt.getTime() > attempt.at.getTime());
+      input.scheduleDecidedAt.getTime() >= attempt.at.getTime());
   if (superseded || attempt.retryAt.getTime() <= own.at.getTime()) return own;
   return { at: attempt.retryAt, why: attempt.why };
 }

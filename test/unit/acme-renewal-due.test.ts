@@ -127,6 +127,9 @@ describe('lineageWake: when the daemon looks at a lineage again', () => {
     expect(lineageWake({ label, next: limited, scheduleDecidedAt: now, attempt }).at).toEqual(
       limited.at,
     );
+    // …also when it is sooner than the daemon's own backoff (decided at the attempt's clock).
+    const soon = { at: T('2026-06-01T00:00:02Z'), source: 'retry' as const };
+    expect(lineageWake({ label, next: soon, scheduleDecidedAt: now, attempt }).at).toEqual(soon.at);
     // An attempt whose retry comes before the renewal time changes nothing.
     expect(lineageWake({ label, next: ari, attempt }).at).toEqual(ari.at);
   });
