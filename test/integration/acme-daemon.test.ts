@@ -4,8 +4,8 @@
  * from tlsa's standalone responder). The current certificate is made by hand (pebble's are valid
  * five years), so that its renewal time is seconds away: with `interval_s: 300` the daemon must
  * renew within seconds after that time, by itself. A schedule file set to a near time wakes it
- * then. A renewal that fails (the CA unreachable) does not stop the daemon: logged, retried
- * with backoff, and the engine still runs.
+ * then, and so does a retry schedule a failure wrote. A renewal that fails (the CA
+ * unreachable) does not stop the daemon: logged, retried with backoff, and the engine still runs.
  */
 import { spawn } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
@@ -171,6 +171,40 @@ labDescribe(
         await d.waitFor(/mx ecdsa-p256: (renewed with|not due until)/, 60_000);
         await new Promise((r) => setTimeout(r, 5000));
         expect(d.lines().filter((l) => /renewal due/.test(l))).toHaveLength(1);
+        d.child.kill('SIGTERM');
+        await d.exited;
+      } finally {
+        d.child.kill('SIGKILL');
+      }
+    }, 180_000);
+
+    it('a retry schedule a failure wrote: the daemon waits for it, though the lifetime rule says due', async () => {
+      const closed = await freePort();
+      const start = Date.now();
+      const { dir, cert } = setup(
+        `https://127.0.0.1:${closed}/dir`,
+        new Date(start - 1_000_000),
+        new Date(start + 600_000),
+      );
+      const at = new Date(Date.now() + 10_000);
+      writeSchedule(join(dir, 'state'), 'mx', 'ecdsa-p256', {
+        at: at.toISOString(),
+        source: 'retry',
+        serial: cert.serialNumber,
+        lastError: 'the CA answered 503',
+        decidedAt: new Date().toISOString(),
+      });
+      const d = daemon(dir);
+      try {
+        await d.waitFor(
+          /next run in .*: renew mx ecdsa-p256 \(retry after an error: the CA answered 503\)/,
+          30_000,
+        );
+        const due = await d.waitFor(/mx ecdsa-p256: renewal due \(retry after an error/, 60_000);
+        expect(stampOf(due).getTime()).toBeGreaterThanOrEqual(at.getTime());
+        expect(stampOf(due).getTime()).toBeLessThan(at.getTime() + 5000);
+        const failed = await d.waitFor(/the renewal of mx failed/, 60_000);
+        expect(stampOf(failed).getTime()).toBeGreaterThanOrEqual(at.getTime());
         d.child.kill('SIGTERM');
         await d.exited;
       } finally {
