@@ -5,6 +5,7 @@
  *  nextPollAt the CA is not asked again; a rate-limit wait holds even against --force (asking
  *  earlier only adds to the limit); a failure is retried after a backoff (or at once with
  *  --force). */
+import { sameSerial } from './renewal-due.js';
 import type { RenewalSchedule, ScheduleSource } from './schedule-file.js';
 import { type AriWindow, pollDelaySeconds, renewalTime, windowFraction } from './renewal-time.js';
 
@@ -43,7 +44,7 @@ export function stepFor(
   now: Date,
   force: boolean,
 ): RenewalStep {
-  const fresh = stored && stored.serial === (cert?.serial ?? '') ? stored : undefined;
+  const fresh = stored && sameSerial(stored.serial, cert?.serial ?? '') ? stored : undefined;
   const t = now.getTime();
   if (fresh?.source === 'rate-limit' && Date.parse(fresh.at) > t)
     return {
@@ -117,7 +118,7 @@ export function retrySchedule(
   lastError: string,
 ): RenewalSchedule {
   let delayS = FIRST_RETRY_S;
-  if (previous?.source === 'retry' && previous.serial === serial) {
+  if (previous?.source === 'retry' && sameSerial(previous.serial, serial)) {
     const before = (Date.parse(previous.at) - Date.parse(previous.decidedAt)) / 1000;
     delayS = Math.min(MAX_RETRY_S, Math.max(FIRST_RETRY_S, before * 2));
   }

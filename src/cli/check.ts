@@ -59,6 +59,34 @@ function render(r: CheckReport): string {
   return lines.join('\n');
 }
 
+/** A built-in ACME renewal coming soon whose next key's 3 1 1 is not live (renewal-due.ts). */
+async function renewalWarnings(config: LoadedConfig, services: string[]): Promise<string[]> {
+  const [{ acmeLineages, acmeServiceNames }, { nextKeyWarning }, { readState }] = await Promise.all(
+    [
+      import('../engine/acme-lineages.js'),
+      import('../acme/renewal-due.js'),
+      import('../engine/state.js'),
+    ],
+  );
+  const now = new Date();
+  let state;
+  try {
+    state = readState(config.stateDir);
+  } catch {
+    // A damaged state: every next key counts as not live, the safe side for a warning.
+  }
+  return acmeLineages(config, state, acmeServiceNames(config, services), now).flatMap(
+    (l) =>
+      nextKeyWarning({
+        label: `${l.service} ${l.keyType}`,
+        next: l.next,
+        nextKeyLive: !!l.nextKey?.live,
+        ttl: l.ttl,
+        now,
+      }) ?? [],
+  );
+}
+
 export async function run(v: CliValues, args: string[]): Promise<number> {
   if (v.protocol && !(PROTOCOLS_LIST as readonly string[]).includes(v.protocol))
     throw new InputError(`--protocol must be one of ${PROTOCOLS_LIST.join(', ')}`);
@@ -106,12 +134,14 @@ export async function run(v: CliValues, args: string[]): Promise<number> {
     // A port the configuration lists is forecast with its service's catalog and setup.
     const { parseSpec, serviceCatalog } = await import('../engine/targets.js');
     const cache = new Map();
+    const checked = new Set<string>();
     targets = targets.map((t) => {
       const found = Object.entries(config.raw.services).find(
         ([, s]) => sameHost(s.host, t.host) && servicePorts(s).some((p) => p.port === t.port),
       );
       if (!found) return t;
       const [name, s] = found;
+      checked.add(name);
       const own = serviceCatalog(config, name, cache);
       const setup: RenewalSetup = {
         service: {
@@ -128,6 +158,8 @@ export async function run(v: CliValues, args: string[]): Promise<number> {
       };
       return { ...t, setup };
     });
+    if ([...checked].some((n) => config.raw.services[n]!.acme))
+      warn(await renewalWarnings(config, [...checked]));
   }
   const now = new Date();
   // Targets are checked side by side, each within timeoutMs; one progress line a second at most.

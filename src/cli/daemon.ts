@@ -4,7 +4,9 @@
  *  or, when that is sooner, until the engine says a step is due (a record turning live, a
  *  grace ending, a re-check, a retry after a failure): a staged chain is installed as soon as
  *  its records are live, not up to an interval later. Another run changing the state (the
- *  ACME hook staging a chain) can move the wake-up earlier. */
+ *  ACME hook staging a chain) can move the wake-up earlier. Services with `acme:` are renewed
+ *  before the run when a lineage is due, and the daemon wakes at the next renewal time
+ *  (daemon-renew.ts). */
 import { watch, type FSWatcher } from 'node:fs';
 import type { LoadedConfig } from '../config/load.js';
 import { nextDueFor, retryDelaySeconds, type Due } from '../engine/due.js';
@@ -13,6 +15,7 @@ import { InputError } from '../errors.js';
 import { readState, STATE_FILE } from '../engine/state.js';
 import type { DaemonMonitor } from '../monitor/daemon-monitor.js';
 import { configFromCli, duration, runOptions } from './common.js';
+import { renewalMemo, renewalWake, renewDue } from './daemon-renew.js';
 import { engineEvents, engineJson } from './engine-view.js';
 import {
   addWarning,
@@ -162,6 +165,7 @@ export async function run(v: CliValues): Promise<number> {
   });
   let lastCode = 0;
   let failures = 0;
+  const renewals = renewalMemo();
   for (;;) {
     if (reload) {
       reload = false;
@@ -185,13 +189,23 @@ export async function run(v: CliValues): Promise<number> {
         });
       }
     }
-    const now = new Date();
     let due: Due | undefined;
     let runError: unknown;
     let waiting: EngineResult['waiting'] | undefined;
     let ran: EngineResult | undefined;
+    let renewCode = 0;
     try {
-      const result = await runEngine(config, { ...runOptions(v, 'daemon'), now, observeAll: true });
+      const opts = runOptions(v, 'daemon');
+      // A renewal failure is logged and retried on its own schedule; the run goes on.
+      renewCode = await renewDue(
+        config,
+        { services: v.service, lockWaitSeconds: opts.lockWaitSeconds },
+        renewals,
+        new Date(),
+      );
+      // After the renewals: a new certificate is valid from its issuance.
+      const now = new Date();
+      const result = await runEngine(config, { ...opts, now, observeAll: true });
       ran = result;
       warn(result.targets.warnings);
       for (const e of engineEvents(result, now)) progressLine(e.message, e);
@@ -236,6 +250,7 @@ export async function run(v: CliValues): Promise<number> {
       }
       due = result.nextDue;
       waiting = result.waiting;
+      lastCode ||= renewCode;
     } catch (e) {
       runError = e;
       lastCode = fail(e);
@@ -261,11 +276,18 @@ export async function run(v: CliValues): Promise<number> {
       if (v.json && ran) printJson('daemon', lastCode, { ...engineJson(ran), next });
     };
     if (v.once || stopping) {
-      printRun(v.once && due ? reportWake('next step due', due, 'once') : null);
+      const renewal = v.once ? renewalWake(config, v.service, renewals, new Date()) : undefined;
+      const step = due || renewal ? earliest(due, renewal) : undefined;
+      printRun(v.once && step ? reportWake('next step due', step, 'once') : null);
       await monitor?.close();
       return lastCode;
     }
-    const next = earliest(await scheduledRun(config, Date.now()), due, retry);
+    const next = earliest(
+      await scheduledRun(config, Date.now()),
+      due,
+      retry,
+      renewalWake(config, v.service, renewals, new Date()),
+    );
     printRun(reportWake('next run', next, 'run'));
     monitor?.nextRun(next);
     await sleepUntil(config, v, next, (f) => {

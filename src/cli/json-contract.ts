@@ -146,6 +146,25 @@ const engineFields = {
   network: z.array(z.strictObject({ message: z.string(), hint: z.string().nullable() })),
 };
 
+const nextRenewal = z
+  .strictObject({
+    at: time().describe('renew at (or after) this time'),
+    source: z
+      .enum(['ari', 'lifetime', 'rate-limit', 'retry', 'no-certificate'])
+      .describe(
+        "ari: inside the CA's ARI window; lifetime: two thirds of the lifetime (one half at 10 days or less); rate-limit: the CA said not before `at`; retry: the last attempt failed; no-certificate: none issued yet",
+      ),
+    windowStart: time().optional().describe('the ARI window (source ari)'),
+    windowEnd: time().optional(),
+    nextPollAt: time().optional().describe("when the CA's renewalInfo is asked again"),
+    lastError: z.string().optional().describe('why the last attempt failed (rate-limit, retry)'),
+    staleSchedule: z
+      .boolean()
+      .optional()
+      .describe('the schedule file is for an earlier certificate: the lifetime rule decided'),
+  })
+  .describe('the next renewal of the lineage and where its time comes from');
+
 const adoptedRow = z.strictObject({
   owner: z.string(),
   rdata: rdata(),
@@ -244,6 +263,25 @@ export const FIELDS = {
         by: z.string(),
       }),
     ),
+    acme: z
+      .array(
+        z.strictObject({
+          service: z.string(),
+          keyType: z.string(),
+          lineage: z.string(),
+          notAfter: time().nullable().describe("the current certificate's expiry (null: none)"),
+          serial: z.string().nullable(),
+          next: nextRenewal,
+          nextKey: z
+            .strictObject({
+              spkiSha256: z.string().describe('the data of its 3 1 1'),
+              live: z.boolean().describe('a renewal now would use it and serve at once'),
+            })
+            .nullable()
+            .describe('null before the first renew made one'),
+        }),
+      )
+      .describe('the built-in ACME lineages (services with acme:)'),
   }),
   retire: z.strictObject({ dryRun: z.boolean(), ...engineFields }),
   adopt: z.strictObject({
@@ -258,6 +296,29 @@ export const FIELDS = {
     services: strings().describe('the services the renewed certificate belongs to'),
     ...engineFields,
     problems: strings(),
+  }),
+  renew: z.strictObject({
+    lineages: z.array(
+      z.strictObject({
+        service: z.string(),
+        keyType: z.string(),
+        lineage: z.string(),
+        outcome: z.enum(['renewed', 'not-due']),
+        key: z
+          .strictObject({
+            use: z.enum(['next', 'fresh']),
+            reason: z
+              .enum(['no next key', 'next key record not live'])
+              .nullable()
+              .describe('why a fresh key (not-live: the new chain waits, exit 4)'),
+          })
+          .nullable()
+          .describe('the key the renewal used (null: not renewed)'),
+        notAfter: time().nullable().describe("the lineage's certificate's expiry"),
+        next: nextRenewal,
+      }),
+    ),
+    ...engineFields,
   }),
   daemon: z.strictObject({
     ...engineFields,

@@ -144,8 +144,9 @@ export const COMMANDS: Record<string, CommandSpec> = {
       service: SERVICE,
       force: 'renew even when not due',
       'lock-wait': LOCK_WAIT,
+      json: 'machine-readable output',
     },
-    examples: ['tlsa renew', 'tlsa renew --service mail --force'],
+    examples: ['tlsa renew', 'tlsa renew --service mail --force', 'tlsa renew --json'],
   },
   status: {
     synopsis: '[--config FILE] status [options]',

@@ -1,6 +1,9 @@
 /** `tlsa renew`: built-in ACME. Renews the due lineages of the services with `acme:` (under the
  *  run lock, so no other run reads a lineage while it changes), then runs the engine as the
- *  certbot hook does: the new chain's records are published and its staged install proceeds. */
+ *  certbot hook does: the new chain's records are published and its staged install proceeds.
+ *  Exit 4 when a lineage had to take a fresh key because its next key's 3 1 1 was not live:
+ *  the new chain then waits for its records instead of being served at once. */
+import { readLineageRenewal } from '../acme/lineage-renewal.js';
 import type { RenewalKey } from '../acme/next-key.js';
 import { renewService, type LineageRenewal } from '../acme/renew.js';
 import { acquireLock } from '../engine/lock.js';
@@ -9,9 +12,10 @@ import { publish, readOwned } from '../engine/reconcile.js';
 import { ensureStateDir } from '../engine/state.js';
 import { EXIT, InputError } from '../errors.js';
 import { configFromCli, runOptions } from './common.js';
-import { engineLines } from './engine-view.js';
-import { out, progressLine, reportNetwork, warn } from './fail.js';
+import { engineJson, engineLines } from './engine-view.js';
+import { out, printJson, progressLine, reportNetwork, warn } from './fail.js';
 import type { CliValues } from './options.js';
+import { nextRenewalJson } from './renew-json.js';
 
 function acmeServices(services: Record<string, { acme?: unknown }>, only?: string[]): string[] {
   const withAcme = Object.keys(services).filter((s) => services[s]!.acme);
@@ -23,13 +27,17 @@ function acmeServices(services: Record<string, { acme?: unknown }>, only?: strin
   return only;
 }
 
-function keyText(key: RenewalKey): string {
+export function keyText(key: RenewalKey): string {
   return key.use === 'next'
     ? 'the next key (its 3 1 1 is live: served at once)'
     : key.reason === 'next key record not live'
       ? "a new key: the next key's 3 1 1 is not live yet, the new chain waits for its records (staged install)"
       : 'a new key (no next key yet)';
 }
+
+/** A renewal that had a next key but could not use it: the new chain is not served at once. */
+const waitsForRecords = (r: LineageRenewal) =>
+  r.outcome === 'renewed' && r.key?.use === 'fresh' && r.key.reason === 'next key record not live';
 
 export async function run(v: CliValues): Promise<number> {
   const config = configFromCli(v);
@@ -58,12 +66,13 @@ export async function run(v: CliValues): Promise<number> {
   } finally {
     release();
   }
-  for (const r of results)
-    out(
-      r.outcome === 'renewed'
-        ? `${r.service} ${r.keyType}: renewed with ${keyText(r.key!)}, valid until ${r.notAfter!.toISOString()} (${r.lineage})\n`
-        : `${r.service} ${r.keyType}: not due until ${r.due!.at.toISOString()} (${r.due!.source} rule)\n`,
-    );
+  if (!v.json)
+    for (const r of results)
+      out(
+        r.outcome === 'renewed'
+          ? `${r.service} ${r.keyType}: renewed with ${keyText(r.key!)}, valid until ${r.notAfter!.toISOString()} (${r.lineage})\n`
+          : `${r.service} ${r.keyType}: not due until ${r.due!.at.toISOString()} (${r.due!.source} rule)\n`,
+      );
   // The engine runs for every service renew looked at, renewed or not: a next key made by this
   // run gets its record published now, not at the next publish.
   // The engine's clock starts now: the new certificate is valid from its issuance, after `now`.
@@ -74,8 +83,34 @@ export async function run(v: CliValues): Promise<number> {
     now: published,
   });
   warn(result.targets.warnings);
-  const lines = engineLines(result, published);
-  if (lines.length) out(`${lines.join('\n')}\n`);
+  const waiting = results.filter(waitsForRecords);
+  if (!v.json) {
+    const lines = engineLines(result, published);
+    if (lines.length) out(`${lines.join('\n')}\n`);
+    for (const r of waiting)
+      out(
+        `${r.service} ${r.keyType}: waiting: renewed with a fresh key because the next key's 3 1 1 was not live; the new chain is served once its records are live (exit 4)\n`,
+      );
+  }
   const reloadFailed = result.promoted.some((p) => p.reloadError);
-  return reportNetwork(result.network, reloadFailed ? EXIT.provider : EXIT.ok);
+  const code = reportNetwork(
+    result.network,
+    reloadFailed ? EXIT.provider : waiting.length ? EXIT.wait : EXIT.ok,
+  );
+  if (!v.json) return code;
+  return printJson('renew', code, {
+    lineages: results.map((r) => {
+      const view = readLineageRenewal(config.stateDir, r.service, r.keyType, published);
+      return {
+        service: r.service,
+        keyType: r.keyType,
+        lineage: r.lineage,
+        outcome: r.outcome,
+        key: r.key ? { use: r.key.use, reason: r.key.use === 'fresh' ? r.key.reason : null } : null,
+        notAfter: (r.notAfter ?? view.cert?.notAfter)?.toISOString() ?? null,
+        next: nextRenewalJson(view.next),
+      };
+    }),
+    ...engineJson(result),
+  });
 }

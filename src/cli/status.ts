@@ -1,4 +1,8 @@
-/** `tlsa status`: each owned record's phase, age and what it waits for. Reads the state only. */
+/** `tlsa status`: each owned record's phase, age and what it waits for; for each built-in ACME
+ *  lineage its expiry, next renewal (and where that time comes from) and whether its next key's
+ *  3 1 1 is live. Reads the state and the lineages' files only: the CA is not asked. */
+import { sourceText } from '../acme/renewal-due.js';
+import { type AcmeLineageStatus, acmeLineages, acmeServiceNames } from '../engine/acme-lineages.js';
 import { viewRecord } from '../engine/lifecycle.js';
 import { readOwned } from '../engine/reconcile.js';
 import { selectServices } from '../engine/targets.js';
@@ -8,12 +12,31 @@ import { rdataText } from '../tlsa/record.js';
 import { configFromCli, duration, shortRdata } from './common.js';
 import { out, printJson, warn } from './fail.js';
 import type { CliValues } from './options.js';
+import { nextRenewalJson } from './renew-json.js';
+
+/** One line per ACME lineage, for humans. */
+function acmeText(lineages: AcmeLineageStatus[]): string {
+  if (!lineages.length) return '';
+  const rows = lineages.map((l) => {
+    const cert = l.cert
+      ? `certificate valid until ${l.cert.notAfter.toISOString()}`
+      : 'no certificate yet';
+    const key = !l.nextKey
+      ? 'no next key yet'
+      : l.nextKey.live
+        ? "next key's 3 1 1 live"
+        : "next key's 3 1 1 NOT live yet (a renewal now would use a fresh key and wait staged)";
+    return `${l.service} ${l.keyType}: ${cert}; next renewal ${l.next.at.toISOString()} (${sourceText(l.next)})${l.next.nextPollAt ? `, CA asked again ${l.next.nextPollAt.toISOString()}` : ''}; ${key}`;
+  });
+  return `ACME lineages:\n${rows.map((r) => `  ${r}`).join('\n')}\n`;
+}
 
 export async function run(v: CliValues): Promise<number> {
   const config = configFromCli(v);
   const services = new Set(selectServices(config, v.service));
   const now = new Date();
   const state = readOwned(config);
+  const lineages = acmeLineages(config, state, acmeServiceNames(config, [...services]), now);
   const views = state.records
     .filter((r) => services.has(r.service))
     .sort((a, b) => a.owner.localeCompare(b.owner) || a.addedAt.localeCompare(b.addedAt))
@@ -69,11 +92,20 @@ export async function run(v: CliValues): Promise<number> {
         retiringSince: x.record.retiringSince ?? null,
         by: x.record.by,
       })),
+      acme: lineages.map((l) => ({
+        service: l.service,
+        keyType: l.keyType,
+        lineage: l.lineage,
+        notAfter: l.cert?.notAfter.toISOString() ?? null,
+        serial: l.cert?.serial ?? null,
+        next: nextRenewalJson(l.next),
+        nextKey: l.nextKey,
+      })),
     });
   }
   if (!views.length) {
     out(
-      `No records owned by tlsa (state: ${config.stateDir}). "tlsa plan" shows what is published and what would be; records published before tlsa (or before its state was lost) are taken over by "tlsa adopt".\n`,
+      `No records owned by tlsa (state: ${config.stateDir}). "tlsa plan" shows what is published and what would be; records published before tlsa (or before its state was lost) are taken over by "tlsa adopt".\n${acmeText(lineages)}`,
     );
     return 0;
   }
@@ -108,5 +140,6 @@ export async function run(v: CliValues): Promise<number> {
         `${bothForms(o)}: served with TTL ${f.ttl} when last seen (${f.at}); tlsa publishes TTL ${own.join(', ')}\n`,
       );
   }
+  out(acmeText(lineages));
   return 0;
 }

@@ -8,6 +8,7 @@ import { checkServedChains } from './check.js';
 import { monitorModel, type DaemonFacts } from './model.js';
 import { classifyProviderError, ProviderErrorCounts } from './provider-errors.js';
 import { checkListen, startMonitor, type MonitorServer } from './server.js';
+import { acmeRenewals } from './renewals.js';
 import { stagedChains } from './staged.js';
 import { InputError, errnoCode } from '../errors.js';
 
@@ -81,6 +82,7 @@ export async function startDaemonMonitor(
           now,
           facts: { ...facts, providerErrors: errors.list() },
           ...(staged ? { staged } : {}),
+          renewals: acmeRenewals(config, opts.services, now),
         });
       },
       healthy: () =>

@@ -65,6 +65,12 @@ export const METRICS = {
     type: 'gauge',
     labelNames: SERVED_LABELS,
   },
+  acmeRenewalIn: {
+    name: 'tlsa_acme_renewal_in_seconds',
+    help: 'Seconds until a built-in ACME lineage is next renewed (negative: overdue), and where that time comes from (ari, lifetime, rate-limit, retry, no-certificate)',
+    type: 'gauge',
+    labelNames: ['service', 'key_type', 'source'],
+  },
   lastCheck: {
     name: 'tlsa_last_check_timestamp_seconds',
     help: 'When the served chains were last checked (Unix time)',
@@ -150,6 +156,11 @@ export function metricFamilies(m: MonitorModel): MetricFamily[] {
         });
     }
   }
+  for (const r of m.renewals ?? [])
+    f.acmeRenewalIn.samples.push({
+      labels: { service: r.service, key_type: r.keyType, source: r.source },
+      value: round3(r.inSeconds),
+    });
   const facts = m.facts;
   if (facts.check) f.lastCheck.samples.push({ labels: {}, value: seconds(facts.check.at) });
   if (facts.lastSuccessAt)

@@ -66,6 +66,15 @@ export interface StagedChain {
   records: (TlsaRecord & { provider: string })[];
 }
 
+/** A built-in ACME lineage's next renewal (src/acme/renewal-due.ts), as read from its files. */
+export interface AcmeRenewal {
+  service: string;
+  keyType: string;
+  at: string;
+  /** ari, lifetime, rate-limit, retry or no-certificate. */
+  source: string;
+}
+
 export interface MonitorInput {
   config: { raw: Pick<RawConfig, 'services' | 'verify'> };
   state: StateFile;
@@ -73,6 +82,8 @@ export interface MonitorInput {
   facts: DaemonFacts;
   /** The chains staged now; without it, those the last run left waiting (facts.staged). */
   staged?: StagedChain[];
+  /** The built-in ACME lineages' next renewals (none without `acme:`). */
+  renewals?: AcmeRenewal[];
 }
 
 export interface RecordRow {
@@ -106,6 +117,8 @@ export interface MonitorModel {
   facts: DaemonFacts;
   secondsSinceLastSuccess: number;
   services: ServiceModel[];
+  /** Seconds until each ACME lineage's next renewal (negative: overdue). */
+  renewals: (AcmeRenewal & { inSeconds: number })[];
 }
 
 const iso = (t: number): string => new Date(t).toISOString();
@@ -205,5 +218,6 @@ export function monitorModel(input: MonitorInput): MonitorModel {
       secondsBetween(facts.lastSuccessAt ?? facts.startedAt, now),
     ),
     services,
+    renewals: (input.renewals ?? []).map((r) => ({ ...r, inSeconds: -secondsBetween(r.at, now) })),
   };
 }

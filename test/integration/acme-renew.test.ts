@@ -3,7 +3,9 @@
  * service host through a Knot on loopback (mx.example.org A 127.0.0.1) and fetches the HTTP-01
  * token from tlsa's standalone responder on 127.0.0.1. The renewed lineage is a valid chain for
  * the configured key, its 3 1 1 is published by the engine, the account key is kept and reused,
- * the next key's 3 1 1 is published at once and used once live; HTTP-01 also through a webroot.
+ * the next key's 3 1 1 is published at once and used once live (until then a renewal takes a
+ * fresh key and exits 4: its chain waits); HTTP-01 also through a webroot; `--json` validates
+ * against docs/json/renew.schema.json.
  * An unreachable directory and a failed challenge exit 3, a profile pebble does not offer exits
  * 2, each with nothing written.
  */
@@ -12,10 +14,13 @@ import { existsSync, lstatSync, readdirSync, readFileSync, statSync, writeFileSy
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { z } from 'zod';
+import { outputSchema } from '../../src/cli/json-contract.js';
 import {
   CLI_PATH,
   type CliResult,
   configYaml,
+  REPO_ROOT,
   requireBuiltCli,
   runCli,
   show,
@@ -114,10 +119,14 @@ labDescribe(
       expect(second.stdout).toMatch(/not due until/);
       expect(readFileSync(join(lineage, 'cert.pem'), 'utf8')).toBe(leaf.toString());
 
-      // The next key exists and is published, but not live yet (TTL 3600): a new key is used.
+      // The next key exists and is published, but not live yet (TTL 3600): a new key is used,
+      // and the new chain waits for its records: exit 4 (wait), said in a line of its own.
       const forced = renew('--force');
-      expect(forced.code, show(forced)).toBe(0);
+      expect(forced.code, show(forced)).toBe(4);
       expect(forced.stdout).toMatch(/the next key's 3 1 1 is not live yet/);
+      expect(forced.stdout).toMatch(
+        /mx ecdsa-p256: waiting: renewed with a fresh key because the next key's 3 1 1 was not live; the new chain is served once its records are live \(exit 4\)/,
+      );
       expect(readFileSync(accountKey, 'utf8')).toBe(accountPem);
       expect(readFileSync(join(lineage, 'cert.pem'), 'utf8')).not.toBe(leaf.toString());
     }, 300_000);
@@ -146,6 +155,61 @@ labDescribe(
       const newNext = readFileSync(nextPath, 'utf8');
       expect(newNext).not.toBe(next);
       expect(readFileSync(join(dir, 'zone.db'), 'utf8')).toContain(spkiHash(newNext));
+      // status: the new next key turns live 2 s after its publication.
+      await new Promise((r) => setTimeout(r, 3000));
+      const status = runCli(['--config', join(dir, 'config.yaml'), 'status', '--json']);
+      expect(status.code, show(status)).toBe(0);
+      expect(JSON.parse(status.stdout).acme).toEqual([
+        expect.objectContaining({
+          keyType: 'ecdsa-p256',
+          nextKey: { spkiSha256: spkiHash(newNext), live: true },
+          next: expect.objectContaining({ source: 'lifetime' }),
+        }),
+      ]);
+    }, 300_000);
+
+    /** `renew --json`'s envelope, valid against docs/json/renew.schema.json and the zod contract. */
+    function renewJson(r: CliResult, code: number) {
+      expect(r.code, show(r)).toBe(code);
+      const v = JSON.parse(r.stdout);
+      const doc = z.fromJSONSchema(
+        JSON.parse(readFileSync(join(REPO_ROOT, 'docs/json/renew.schema.json'), 'utf8')),
+      );
+      for (const schema of [doc, outputSchema('renew')]) {
+        const checked = schema.safeParse(v);
+        expect(checked.success, `${checked.error?.message}\n${show(r)}`).toBe(true);
+      }
+      expect(v).toMatchObject({ command: 'renew', exitCode: code, ok: code === 0 });
+      return v as { lineages: Record<string, unknown>[]; added: number };
+    }
+
+    it('renew --json: per lineage the outcome, the key and why, the expiry and the next renewal; exit 4 when the new chain waits', () => {
+      const { renew } = setup(pebble.directoryUrl, httpPort);
+      const first = renewJson(renew('--json'), 0);
+      expect(first.lineages).toEqual([
+        {
+          service: 'mx',
+          keyType: 'ecdsa-p256',
+          lineage: expect.stringMatching(/state\/acme\/mx\/ecdsa-p256$/),
+          outcome: 'renewed',
+          key: { use: 'fresh', reason: 'no next key' },
+          notAfter: expect.any(String),
+          next: { at: expect.any(String), source: 'lifetime' },
+        },
+      ]);
+      expect(first.added).toBeGreaterThan(0);
+      const notDue = renewJson(renew('--json'), 0);
+      expect(notDue.lineages[0]).toMatchObject({
+        outcome: 'not-due',
+        key: null,
+        notAfter: first.lineages[0]!.notAfter,
+        next: first.lineages[0]!.next,
+      });
+      const waits = renewJson(renew('--force', '--json'), 4);
+      expect(waits.lineages[0]).toMatchObject({
+        outcome: 'renewed',
+        key: { use: 'fresh', reason: 'next key record not live' },
+      });
     }, 300_000);
 
     it('RSA and ECDSA side by side: one lineage each, both published', () => {

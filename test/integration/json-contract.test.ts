@@ -5,7 +5,8 @@
  * one envelope (the daemon: one line per run) that validates against its schema in docs/json,
  * read as JSON Schema, and against the zod contract it is generated from. A success and a
  * failure each; `exitCode` is the process's exit code; on failure stderr keeps the human message.
- * `check` with a verified server: test/integration/check.test.ts validates its outputs too.
+ * `check` with a verified server: test/integration/check.test.ts validates its outputs too, and
+ * `renew` against pebble test/integration/acme-renew.test.ts.
  */
 import * as fs from 'node:fs';
 import { hostname } from 'node:os';
@@ -206,6 +207,11 @@ describe('every command with --json: one envelope on stdout, valid against docs/
     );
     const bad = failed('status', cli(['--config', 'missing.yaml', 'status', '--json']), 2, 'input');
     expect(bad.error).toMatchObject({ file: 'missing.yaml' });
+  });
+
+  it('renew: no service with acme: is a failure of kind input (a success: acme-renew.test.ts)', () => {
+    const bad = failed('renew', cfg('renew'), 2, 'input');
+    expect(bad.error!.message).toMatch(/no service has an acme: block/);
   });
 
   it('retire and adopt: dry runs; a bad --lock-wait is a failure', () => {

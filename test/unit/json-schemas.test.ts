@@ -32,6 +32,7 @@ describe('docs/json', () => {
         'hook',
         'plan',
         'publish',
+        'renew',
         'retire',
         'status',
       ].sort(),
