@@ -29,16 +29,14 @@ import { lstatSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { requireBuiltCli } from '../helpers/cli.js';
+import { acmeLineage, acmeLines, nextKeyFile } from '../lab/acme-lineage.js';
 import { chainRecords } from '../lab/certs.js';
 import { DanePoller } from '../lab/dane-finger.js';
 import { labDescribe, sleep } from '../lab/lab.js';
 import { MAIL_HOST, mailLabTools, startMailLab, type MailLab } from '../lab/mail-lab.js';
 import { showRun } from '../lab/run.js';
 import {
-  acmeLineage,
-  acmeLines,
   installedPem,
-  nextKeyFile,
   opensslCertSpki,
   opensslKeySpki,
   opensslServedSpki,

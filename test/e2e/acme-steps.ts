@@ -1,36 +1,10 @@
-/** What the built-in ACME e2e tests share: the `acme:` lines for the mail lab's pebble, the
- *  openssl ground truth (a key file's and a served certificate's SPKI SHA-256, never tlsa's
- *  code), a watcher of the TLSA RRset on the authoritative server, and `status --json`. */
+/** What the built-in ACME e2e tests share: the openssl ground truth (a key file's and a
+ *  served certificate's SPKI SHA-256, never tlsa's code), a watcher of the TLSA RRset on the authoritative server, and `status --json`. */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sleep, shellQuote, toolPath } from '../lab/lab.js';
 import { MAIL_HOST, type MailLab } from '../lab/mail-lab.js';
 import { runAsync, showRun } from '../lab/run.js';
-
-export type AcmeKeyType = 'ecdsa-p256' | 'rsa-2048';
-export const KEY_FAMILY: Record<AcmeKeyType, 'ecdsa' | 'rsa'> = {
-  'ecdsa-p256': 'ecdsa',
-  'rsa-2048': 'rsa',
-};
-
-/** The service's `acme:` block (indented for MailConfig.service): pebble's directory, HTTP-01 on
- *  the port pebble's VA connects to (certbot's, when certbot is not running). */
-export function acmeLines(lab: MailLab, keyTypes: readonly AcmeKeyType[]): string[] {
-  const s = JSON.stringify;
-  return [
-    '    acme:',
-    `      directory: ${s(lab.pebble.directoryUrl)}`,
-    `      key_types: [${keyTypes.join(', ')}]`,
-    `      challenge: {http01: {standalone: "127.0.0.1:${lab.pebble.httpPort}"}}`,
-    `      ca_bundle: ${s(lab.pebble.tlsCaPath)}`,
-  ];
-}
-
-/** STATE_DIR/acme/mx/KEY_TYPE: the lineage `tlsa renew` keeps for the lab's service "mx". */
-export const acmeLineage = (lab: MailLab, k: AcmeKeyType): string =>
-  join(lab.stateDir, 'acme', 'mx', k);
-export const nextKeyFile = (lab: MailLab, k: AcmeKeyType): string =>
-  join(lab.stateDir, 'acme', 'mx', 'next', `${k}.key`);
 
 async function sh(script: string, what: string): Promise<string> {
   const r = await runAsync(['sh', '-c', script], { timeoutMs: 30_000 });
