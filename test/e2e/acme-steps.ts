@@ -1,7 +1,10 @@
 /** What the built-in ACME e2e tests share: the openssl ground truth (a key file's and a
- *  served certificate's SPKI SHA-256, never tlsa's code), a watcher of the TLSA RRset on the authoritative server, and `status --json`. */
+ *  served certificate's SPKI SHA-256, never tlsa's code), a watcher of the TLSA RRset on the
+ *  authoritative server, `status --json`, and the verdict over every posttls-finger poll. */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { expect } from 'vitest';
+import type { DanePoller } from '../lab/dane-finger.js';
 import { sleep, shellQuote, toolPath } from '../lab/lab.js';
 import { MAIL_HOST, type MailLab } from '../lab/mail-lab.js';
 import { runAsync, showRun } from '../lab/run.js';
@@ -110,4 +113,26 @@ export async function statusRecords(lab: MailLab): Promise<StatusRecord[]> {
 export function installedPem(lab: MailLab, name: string): string | undefined {
   const f = join(lab.installDir, name, 'current', 'fullchain.pem');
   return existsSync(f) ? readFileSync(f, 'utf8') : undefined;
+}
+
+/** Stops the poller and checks that every posttls-finger poll of the run verified (at least
+ *  `minPolls` of them); `note` gets the count per scenario. */
+export async function expectEveryPollVerified(
+  poller: DanePoller,
+  minPolls: number,
+  note: (s: string) => void,
+): Promise<void> {
+  await poller.stop();
+  const all = poller.results;
+  const byScenario = [...new Set(all.map((x) => x.scenario))].map((sc) => {
+    const xs = all.filter((x) => x.scenario === sc);
+    return `${sc}: ${xs.length} polls, ${xs.filter((x) => !x.verified).length} failed, matched ${[...new Set(xs.map((x) => `${x.keyType}:${x.matched ?? '-'}`))].join(' ')}`;
+  });
+  note(`posttls-finger per scenario:\n  ${byScenario.join('\n  ')}`);
+  expect(all.length).toBeGreaterThan(minPolls);
+  expect(
+    all
+      .filter((x) => !x.verified)
+      .map((x) => `[${x.scenario}] ${x.at.toISOString()} (${x.keyType}):\n${x.output}`),
+  ).toEqual([]);
 }
