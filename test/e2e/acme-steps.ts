@@ -52,6 +52,10 @@ export async function opensslServedSpki(port: number, family: 'rsa' | 'ecdsa'): 
   return out.trim().toLowerCase();
 }
 
+/** The watcher's sampling error (its period, a kdig on a loaded machine) plus the time a Knot
+ *  reload takes: tlsa may see a record on every server before the watcher does. */
+export const WATCH_SLACK_MS = 1500;
+
 /** Samples the TLSA RRset on the authoritative server (every ~200 ms): when each RDATA first
  *  appeared and when it left. */
 export class RrsetWatcher {
