@@ -38,9 +38,14 @@
 //
 // Needs root (Postfix master) and the Debian packages knot knot-dnsutils unbound pebble certbot
 // postfix openssl util-linux. Every server listens on 127.0.0.1 and is stopped by its pid.
+// Then the built-in ACME case (bench/rollover-acme.ts): the service moved to `acme:`, each run
+// `tlsa renew --force` with the next key's 3 1 1 live after a pebble restart; measured from the
+// issuance to Postfix's reload (target under 1 s), beside the certbot staged case above.
+//
 // Run: npx tsc -p . && node dist/bench/rollover.js
-//   BENCH_ROLLOVER_RUNS=N (default 3) runs per poller; BENCH_ROLLOVER_MODES=daemon,once (default
-//   both); BENCH_ROLLOVER_NO_WRITE=1 prints without writing bench/results-rollover.md.
+//   BENCH_ROLLOVER_RUNS=N (default 3) runs per case; BENCH_ROLLOVER_MODES=daemon,once,acme
+//   (default all three); BENCH_ROLLOVER_NO_WRITE=1 prints without writing
+//   bench/results-rollover.md.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import {
   closeSync,
@@ -70,6 +75,7 @@ import {
 import { type OwnedRecordJson, rdataOfOwned, readOwnedRecords } from '../test/lab/owned-records.js';
 import type { Run } from '../test/lab/run.js';
 import { servedLeaf } from '../test/lab/starttls.js';
+import { ACME_TARGET_MS, type AcmeRunResult, acmeRollover, moveToAcme } from './rollover-acme.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url)); // dist/bench/ -> repo root
 const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
@@ -789,19 +795,53 @@ function parseRuns(raw: string | undefined): number {
   return n;
 }
 
-function parseModes(raw: string | undefined): Mode[] {
-  if (raw === undefined || raw === '') return ['daemon', 'once'];
+/** The certbot pollers to run, and whether the built-in ACME case runs (after them). */
+function parseModes(raw: string | undefined): { pollers: Mode[]; acme: boolean } {
+  if (raw === undefined || raw === '') return { pollers: ['daemon', 'once'], acme: true };
   const modes = raw
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
   for (const m of modes)
-    if (m !== 'daemon' && m !== 'once')
-      throw new Error(`BENCH_ROLLOVER_MODES: unknown mode ${JSON.stringify(m)} (daemon, once)`);
-  return modes as Mode[];
+    if (m !== 'daemon' && m !== 'once' && m !== 'acme')
+      throw new Error(
+        `BENCH_ROLLOVER_MODES: unknown mode ${JSON.stringify(m)} (daemon, once, acme)`,
+      );
+  return { pollers: modes.filter((m): m is Mode => m !== 'acme'), acme: modes.includes('acme') };
 }
 
 const verdict = (ok: boolean): string => (ok ? '**met**' : '**not met**');
+
+/** The built-in ACME case's tables: each run, then its median beside the certbot staged case's. */
+function acmeSection(acmeResults: AcmeRunResult[], certbot: RunResult[]): string[] {
+  const rows = acmeResults.map(
+    (r) =>
+      `| ${r.n} | ${secs(r.renewMs)} | ${secs(r.orderMs)} | ${r.nextKey ? 'next (live)' : 'fresh: staged'} | ${secs(r.next)} | ${secs(r.installed)} | **${secs(r.reload)}** | ${secs(r.served)} | < ${secs(ACME_TARGET_MS)} | ${verdict(r.reload < ACME_TARGET_MS)} |`,
+  );
+  const m = median(acmeResults.map((r) => r.reload));
+  const compare = (['daemon', 'once'] as const).flatMap((mode) => {
+    const rs = certbot.filter((r) => r.mode === mode);
+    if (!rs.length) return [];
+    return [
+      `| certbot, staged install, ${mode === 'daemon' ? 'background `tlsa daemon`' : '`daemon --once` every 1 s'} | ${rs.length} | the deploy hook starts | **${secs(median(rs.map((r) => r.measured)))}** | 2×TTL + propagation: ${secs(median(rs.map((r) => r.lowerBound)))} (lower bound) | |`,
+    ];
+  });
+  return [
+    `## Built-in ACME`,
+    ``,
+    `The same lab, the service moved from certbot to \`acme:\` as docs/acme.md says (the ACME lineage in certbot's place, the same installed copy), key type ecdsa-p256. Each run waits (\`tlsa daemon --once\` every second) until the chain is installed and every record is live, the next key's \`3 1 1\` included, restarts pebble (new intermediate: only that \`3 1 1\` matches the new chain) and runs \`tlsa renew --force\`, which orders with the next key and installs in its own engine run. Seconds after t_issued (the lineage's symlink switched to the CA's new chain, the counterpart of certbot's t_hook), except renew (the whole process) and order (renew's start → t_issued): next = the new next key's \`3 1 1\` in the zone fragment (renew publishes it before it installs); installed = the \`current\` symlink switched; **reload** = Postfix's "reload" line in the maillog; served = first STARTTLS handshake with the new leaf. Target: reload under ${secs(ACME_TARGET_MS)} s after the issuance.`,
+    ``,
+    `| run | renew | order | key | next | installed | **reload** | served | target | result |`,
+    `|---:|---:|---:|---|---:|---:|---:|---:|---:|---|`,
+    ...rows,
+    ``,
+    `| case | runs | from | to Postfix's reload (median, s) | wait it replaces | result |`,
+    `|---|---:|---|---:|---|---|`,
+    ...compare,
+    `| built-in ACME, the next key's \`3 1 1\` live | ${acmeResults.length} | the issuance | **${secs(m)}** | none (target < ${secs(ACME_TARGET_MS)}) | ${verdict(m < ACME_TARGET_MS)} (${acmeResults.filter((r) => r.reload < ACME_TARGET_MS).length}/${acmeResults.length} runs) |`,
+    ``,
+  ];
+}
 
 interface PhaseInfo {
   mode: Mode;
@@ -812,7 +852,7 @@ interface PhaseInfo {
 
 async function main(): Promise<void> {
   const runs = parseRuns(process.env.BENCH_ROLLOVER_RUNS);
-  const modes = parseModes(process.env.BENCH_ROLLOVER_MODES);
+  const { pollers: modes, acme } = parseModes(process.env.BENCH_ROLLOVER_MODES);
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npx tsc -p .\` first`);
   if (process.getuid?.() !== 0) throw new Error("the lab's Postfix master must run as root");
   for (const [bin, pkg] of mailLabTools()) toolPath(bin, pkg);
@@ -820,6 +860,7 @@ async function main(): Promise<void> {
   const loadBefore = loadavg();
 
   const results: RunResult[] = [];
+  const acmeResults: AcmeRunResult[] = [];
   const phases: PhaseInfo[] = [];
   let rss: RssResult | undefined;
   let watcher: Watcher | undefined;
@@ -876,6 +917,11 @@ async function main(): Promise<void> {
       if (!rss && (i < modes.length - 1 || modes.length === 1))
         rss = await idleRss(lab.unbound.port);
     }
+    if (acme) {
+      await moveToAcme(lab, TTL, log);
+      for (let n = 1; n <= runs; n++) acmeResults.push(await acmeRollover(lab, watcher, n, log));
+    }
+    if (!rss) rss = await idleRss(lab.unbound.port);
   } finally {
     await driver?.stop().catch(() => undefined);
     await watcher?.stop().catch(() => undefined);
@@ -946,6 +992,7 @@ async function main(): Promise<void> {
         ]
       : []),
     ``,
+    ...(acme ? acmeSection(acmeResults, results) : []),
   ].join('\n');
 
   process.stdout.write(`${md}\n`);
