@@ -194,7 +194,7 @@ labDescribe(
           outcome: 'renewed',
           key: { use: 'fresh', reason: 'no next key' },
           notAfter: expect.any(String),
-          next: { at: expect.any(String), source: 'lifetime' },
+          next: { at: expect.any(String), source: 'lifetime', nextPollAt: expect.any(String) },
         },
       ]);
       expect(first.added).toBeGreaterThan(0);

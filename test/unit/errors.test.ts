@@ -46,6 +46,10 @@ const SAMPLES: Record<string, { args: unknown[]; code: number }> = {
     code: EXIT.provider,
   },
   DnsFormatError: { args: [server, 'x.example.', 'A', 'cannot decode'], code: EXIT.provider },
+  RateLimitedError: {
+    args: ['acme(mx)', new Date('2026-12-02T00:00:00Z'), 'too many certificates'],
+    code: EXIT.provider,
+  },
   ZoneDiscoveryError: {
     args: [server, 'x.example.', 'SOA', 'cannot find the zone'],
     code: EXIT.provider,
