@@ -6,8 +6,8 @@ import { join, resolve } from 'node:path';
 import type { LoadedConfig } from '../config/load.js';
 import type { AcmeKeyType, RawAcme } from '../config/schema.js';
 import { readInputText } from '../util/read-input.js';
+import { removeServiceLeftovers, solverFor } from './challenge-setup.js';
 import { directoryUrlOf, fetchDirectory } from './directory.js';
-import { type Http01Responder, standaloneResponder, webrootResponder } from './http01.js';
 import { keyOnce } from './key-file.js';
 import { nextKeyPath, readNextKey } from './next-key-files.js';
 import { type RenewalKey, renewalKey } from './next-key.js';
@@ -49,15 +49,6 @@ export function dueOf(lineage: string, now: Date): RenewalDecision | undefined {
   });
 }
 
-function responderFor(acme: RawAcme, baseDir: string): () => Promise<Http01Responder> {
-  const http01 = acme.challenge.http01!;
-  if ('webroot' in http01) {
-    const root = resolve(baseDir, http01.webroot);
-    return async () => webrootResponder(root);
-  }
-  return () => standaloneResponder(http01.standalone);
-}
-
 /** The PEM CA of a private ACME server's HTTPS certificate (a missing file is bad input). */
 function caBundle(acme: RawAcme, baseDir: string): string | undefined {
   if (!acme.ca_bundle) return undefined;
@@ -80,6 +71,7 @@ export async function renewService(
 ): Promise<LineageRenewal[]> {
   const svc = config.raw.services[service]!;
   const acme = svc.acme!;
+  await removeServiceLeftovers(config, service, opts.progress);
   const plan = acme.key_types.map((keyType) => {
     const lineage = lineageDir(config.stateDir, service, keyType);
     const due = dueOf(lineage, opts.now);
@@ -100,6 +92,7 @@ export async function renewService(
     return results;
   }
 
+  const solver = await solverFor(config, service, opts.progress);
   const directoryUrl = directoryUrlOf(acme.directory);
   const ca = caBundle(acme, config.baseDir);
   const directory = await fetchDirectory(directoryUrl, ca);
@@ -122,7 +115,7 @@ export async function renewService(
       names,
       ...(profile ? { profile } : {}),
       keyPem,
-      responder: responderFor(acme, config.baseDir),
+      solver,
     });
     const files = splitIssued(chainPem, keyPem, `acme(${service})`);
     writeLineage(p.lineage, releasesDir(config.stateDir, service), files, keyPem, opts.now);
