@@ -13,25 +13,28 @@ import { standaloneResponder, webrootResponder } from './http01.js';
 
 export type SolverFactory = () => Promise<ChallengeSolver>;
 
-/** The provider that writes the service's DNS-01 TXT records, checked for the capability. */
-async function txtProvider(
+/** The provider that writes the service's DNS-01 TXT records: the one named in dns01, else
+ *  the service's. */
+export function dns01ProviderName(config: LoadedConfig, service: string): string {
+  const svc = config.raw.services[service]!;
+  return svc.acme!.challenge.dns01!.provider ?? svc.provider;
+}
+
+/** The provider, refused (exit 2, at the config line that chose it) without TXT capability. */
+export function withTxt(
   config: LoadedConfig,
   service: string,
-): Promise<{ name: string; provider: DnsProvider & { txt: TxtRecords } }> {
-  const svc = config.raw.services[service]!;
-  const explicit = svc.acme!.challenge.dns01!.provider;
-  const name = explicit ?? svc.provider;
-  const provider = await createProviderInstance(config, name);
-  if (!provider.txt) {
-    const path = explicit
-      ? ['services', service, 'acme', 'challenge', 'dns01', 'provider']
-      : ['services', service, 'provider'];
-    throw config.error(
-      path,
-      `provider "${name}" (type ${config.raw.providers[name]!.type}) cannot write TXT records, which DNS-01 needs; name another provider in acme.challenge.dns01.provider, or use http01`,
-    );
-  }
-  return { name, provider: provider as DnsProvider & { txt: TxtRecords } };
+  provider: DnsProvider,
+): DnsProvider & { txt: TxtRecords } {
+  if (provider.txt) return provider as DnsProvider & { txt: TxtRecords };
+  const name = dns01ProviderName(config, service);
+  const path = config.raw.services[service]!.acme!.challenge.dns01!.provider
+    ? ['services', service, 'acme', 'challenge', 'dns01', 'provider']
+    : ['services', service, 'provider'];
+  throw config.error(
+    path,
+    `provider "${name}" (type ${config.raw.providers[name]!.type}) cannot write TXT records, which DNS-01 needs; name another provider in acme.challenge.dns01.provider, or use http01`,
+  );
 }
 
 export async function solverFor(
@@ -49,7 +52,8 @@ export async function solverFor(
     return async () => http01Solver(await standaloneResponder(http01.standalone));
   }
   const dns01 = challenge.dns01!;
-  const { name, provider } = await txtProvider(config, service);
+  const name = dns01ProviderName(config, service);
+  const provider = withTxt(config, service, await createProviderInstance(config, name));
   const v = config.raw.verify;
   return async () =>
     dns01Solver({
