@@ -57,8 +57,11 @@ export function dns01Solver(s: Dns01Setup): ChallengeSolver {
   let closing: Promise<void> | undefined;
   const onSignal = (signal: NodeJS.Signals): void => {
     unlisten();
-    // Take the values away, then die of the same signal as if it had not been caught.
-    void close().finally(() => process.kill(process.pid, signal));
+    // Take the values away, then die of the same signal as if it had not been caught; unless
+    // someone else listens (the daemon stops in its own way).
+    void close().finally(() => {
+      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+    });
   };
   const unlisten = (): void => {
     process.off('SIGINT', onSignal);
