@@ -15,15 +15,28 @@ export function quoteTxt(value: string): string {
   return `"${value.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
 }
 
-/** The value of TXT content as the API shows it: its quoted strings joined, escapes undone. */
+/** The value of TXT content as the API shows it: its quoted strings joined, escapes undone
+ *  (`\DDD` is a byte: non-ASCII text comes back as the bytes of its UTF-8). */
 export function unquoteTxt(content: string): string {
   const strings = [...content.matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((m) => m[1]!);
   if (!strings.length) return content.trim();
-  return strings
-    .join('')
-    .replace(/\\(\d{3}|.)/g, (_, e: string) =>
-      /^\d{3}$/.test(e) ? String.fromCharCode(Number(e)) : e,
-    );
+  const bytes: number[] = [];
+  const text = Array.from(strings.join('')); // code points: a surrogate pair stays whole
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (c !== '\\') {
+      bytes.push(...Buffer.from(c, 'utf8'));
+      continue;
+    }
+    const digits = /^\d{3}/.exec(text.slice(i + 1, i + 4).join(''))?.[0];
+    if (digits) {
+      bytes.push(Number(digits));
+      i += 3;
+    } else if (i + 1 < text.length) {
+      bytes.push(...Buffer.from(text[++i]!, 'utf8'));
+    }
+  }
+  return Buffer.from(bytes).toString('utf8');
 }
 
 interface PdnsTxtDeps {
