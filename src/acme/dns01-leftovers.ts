@@ -1,7 +1,7 @@
 /** DNS-01 TXT values that may still be in DNS: STATE_DIR/acme/SERVICE/dns01-pending.json. A
  *  value is recorded before it is written and dropped once its removal succeeded, so a removal
  *  that failed, or a run that was killed in between, leaves a record the next run acts on. */
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { errnoCode } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
@@ -36,7 +36,12 @@ export function readPendingTxt(file: string): PendingTxt[] {
   }
 }
 
+/** Nothing pending: no file. */
 function writePendingTxt(file: string, pending: PendingTxt[]): void {
+  if (!pending.length) {
+    rmSync(file, { force: true });
+    return;
+  }
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
   writeFileAtomic(file, `${JSON.stringify({ version: 1, pending }, null, 2)}\n`, 0o600);
 }
