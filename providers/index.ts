@@ -22,6 +22,7 @@ export {
   ProviderError,
   type ProviderFactory,
   type TlsaChange,
+  type TxtRecords,
 } from './contract.js';
 
 type Loader = () => Promise<{ createProvider: ProviderFactory }>;

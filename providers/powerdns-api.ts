@@ -1,6 +1,6 @@
 /** The PowerDNS HTTP API as the powerdns provider uses it (powerdns.ts has the provider's
  *  whole story): requests with retries and errors mapped to ProviderErrors, zone discovery, and
- *  the TLSA and CNAME RRsets at owner names with the zone's serial. */
+ *  the TLSA (TXT) and CNAME RRsets at owner names with the zone's serial. */
 import { EXIT } from '../src/errors.js';
 import { exchangeJson, retryTransient, Transient } from './http.js';
 import { retryAfterMs } from './kit.js';
@@ -15,7 +15,7 @@ export interface PdnsRRset {
 
 /** What one read of a zone says about the owner names asked for. */
 export interface ZoneState {
-  names: Map<string, { tlsa?: PdnsRRset; cname?: string }>;
+  names: Map<string, { tlsa?: PdnsRRset; txt?: PdnsRRset; cname?: string }>;
   /** The zone's SOA serial: with soa_edit_api (DEFAULT) every PATCH raises it. */
   serial?: number;
 }
@@ -148,12 +148,19 @@ export function powerdnsApi(cfg: {
   // Zone ids are "opaque, safe for embedding in URLs" (API docs): used as they come.
   const zonePath = (z: Zone) => `/zones/${z.id}`;
 
-  /** The TLSA and CNAME RRsets at `owners` and the zone's serial. `filter` (one owner) reads
-   *  with `?rrset_name=&rrset_type=TLSA` (cheap, but without disabled records on 4.7: only for
-   *  listing); else the whole zone, once for all of them. A server that ignores the filter
+  /** The TLSA, TXT and CNAME RRsets at `owners` and the zone's serial. `filter` (one owner)
+   *  reads with `?rrset_name=&rrset_type=TLSA` (or TXT; cheap, but without disabled records on
+   *  4.7: only for listing); else the whole zone, once for all of them. A server that ignores the filter
    *  sends the whole zone, which is filtered here as well. */
-  async function readZone(z: Zone, owners: Set<string>, filter?: string): Promise<ZoneState> {
-    const query = filter ? `?rrset_name=${encodeURIComponent(filter)}&rrset_type=TLSA` : '';
+  async function readZone(
+    z: Zone,
+    owners: Set<string>,
+    filter?: string,
+    filterType: 'TLSA' | 'TXT' = 'TLSA',
+  ): Promise<ZoneState> {
+    const query = filter
+      ? `?rrset_name=${encodeURIComponent(filter)}&rrset_type=${filterType}`
+      : '';
     const body = await request('GET', `${zonePath(z)}${query}`, `reading zone ${z.name}`).catch(
       (e: unknown) => {
         if (e instanceof NotFound) throw fail(`zone ${z.name} not found on ${server} (deleted?)`);
@@ -171,12 +178,17 @@ export function powerdnsApi(cfg: {
       if (!owners.has(owner) || (filter !== undefined && owner !== filter)) continue;
       const at = state.names.get(owner) ?? {};
       state.names.set(owner, at);
-      if (r.type === 'TLSA') {
+      if (r.type === 'TLSA' || r.type === 'TXT') {
         const records = (r.records ?? []).map((x) => ({
           content: x.content,
           disabled: !!x.disabled,
         }));
-        at.tlsa = { name: r.name, type: 'TLSA', ttl: r.ttl, records };
+        at[r.type === 'TLSA' ? 'tlsa' : 'txt'] = {
+          name: r.name,
+          type: r.type,
+          ttl: r.ttl,
+          records,
+        };
       } else if (r.type === 'CNAME') at.cname = r.records?.[0]?.content ?? '?';
     }
     return state;

@@ -60,6 +60,8 @@
  *              settle_ms 100 in 0 of 60 races of 5 writers; 250 in 0 of 80 (5 writers). The
  *              engine's own runs are serialised by its state lock, and a lost record is seen
  *              (list, DNS checks) and re-published by the next run.
+ * TXT:         (ACME DNS-01, powerdns-txt.ts) the same read-modify-write of the owner's TXT
+ *              RRset: values not named stay, a CNAME is refused, a read-back checks the write.
  * Limits:      PowerDNS has no request limits of its own. 429 and 5xx (the sqlite3 backend
  *              answers 500 "database is locked" when writes collide) and network errors are
  *              retried with backoff (5 attempts); a failed write is not re-sent as it was (by
@@ -81,6 +83,7 @@ import {
 import { type SetWrite, verifiedWrites } from './kit-rrset.js';
 import { readOptions } from './options.js';
 import { POWERDNS_OPTIONS } from './powerdns-options.js';
+import { powerdnsTxt } from './powerdns-txt.js';
 import {
   ATTEMPTS,
   NotFound,
@@ -220,6 +223,15 @@ export const createProvider: ProviderFactory = (options, ctx) => {
 
   const provider: DnsProvider = {
     name,
+    txt: powerdnsTxt({
+      zoneFor,
+      readZone,
+      request,
+      zonePath,
+      settleMs,
+      fail,
+      normalise: normaliseName,
+    }),
     async list(ownerIn) {
       const owner = normaliseName(ownerIn);
       return enabledRecords(owner, await readZone(await zoneFor(owner), new Set([owner]), owner));

@@ -3,7 +3,12 @@
  *  an owner name, and one UPDATE with the server's answer mapped to a clear error. */
 import { DnsTransportError, type Endpoint, exchange, type Reply } from '../src/dns/transport.js';
 import { type TsigKey, tsigErrorName } from '../src/dns/tsig.js';
-import { buildQuery, buildTlsaUpdateMany } from '../src/dns/update.js';
+import {
+  buildQuery,
+  buildTlsaUpdateMany,
+  buildTxtUpdate,
+  type TxtUpdate,
+} from '../src/dns/update.js';
 import { OPCODE, rcodeName, TYPE, walkRecords, readName } from '../src/dns/wire.js';
 import type { TlsaRecord } from '../src/tlsa/record.js';
 import { redact } from '../src/util/redact.js';
@@ -124,15 +129,41 @@ export function rfc2136Dns(cfg: {
   /** One signed UPDATE for these owners of one zone, with the server's answer mapped to a
    *  clear error. */
   async function update(zone: string, items: UpdateItem[]): Promise<void> {
-    for (const i of items) {
-      if (!Number.isInteger(i.ttl) || i.ttl < 0 || i.ttl > 0x7fffffff)
-        throw fail(`TTL ${i.ttl} is not a DNS TTL`);
-    }
-    const o = items.length === 1 ? items[0]!.owner : `${items.length} names`;
-    const what = `updating TLSA at ${o} in zone ${zone}`;
+    for (const i of items) checkTtl(i.ttl);
     const count = items.reduce((n, i) => n + i.add.length + i.remove.length, 0);
+    await send(
+      zone,
+      items.map((i) => i.owner),
+      'TLSA',
+      count,
+      (id) => buildTlsaUpdateMany(id, zone, items),
+    );
+  }
+
+  /** One signed UPDATE of TXT values at one owner (ACME DNS-01). */
+  async function updateTxt(zone: string, u: TxtUpdate): Promise<void> {
+    checkTtl(u.ttl);
+    await send(zone, [u.owner], 'TXT', u.add.length + u.remove.length, (id) =>
+      buildTxtUpdate(id, zone, u),
+    );
+  }
+
+  function checkTtl(ttl: number): void {
+    if (!Number.isInteger(ttl) || ttl < 0 || ttl > 0x7fffffff)
+      throw fail(`TTL ${ttl} is not a DNS TTL`);
+  }
+
+  async function send(
+    zone: string,
+    owners: string[],
+    rrType: 'TLSA' | 'TXT',
+    count: number,
+    buildMessage: (id: number) => Buffer,
+  ): Promise<void> {
+    const o = owners.length === 1 ? owners[0]! : `${owners.length} names`;
+    const what = `updating ${rrType} at ${o} in zone ${zone}`;
     const build = (id: number): Buffer => {
-      const m = buildTlsaUpdateMany(id, zone, items);
+      const m = buildMessage(id);
       if (m.length > 65_000) throw fail(`${what}: ${count} records do not fit in one DNS message`);
       return m;
     };
@@ -146,19 +177,19 @@ export function rfc2136Dns(cfg: {
       case 7: // YXRRSET: "CNAME RRset does not exist" failed
       case 8: // NXRRSET: a server reading the prerequisite the other way round
         throw fail(
-          `${o} has a CNAME (${where} answered ${rcodeName(rcode)} to the prerequisite "no CNAME"); TLSA records cannot sit beside it, and tlsa does not overwrite it: move the TLSA records to the CNAME's target or remove the CNAME`,
+          `${o} has a CNAME (${where} answered ${rcodeName(rcode)} to the prerequisite "no CNAME"); ${rrType} records cannot sit beside it, and tlsa does not overwrite it: ${rrType === 'TLSA' ? "move the TLSA records to the CNAME's target or remove the CNAME" : 'remove the CNAME, or point the provider at the zone of its target'}`,
         );
       case 5:
         throw fail(
-          `${what}: ${where} answered REFUSED: the server refuses updates for this zone from this key (check its ACL / update-policy for key "${keyName}" and type TLSA)`,
+          `${what}: ${where} answered REFUSED: the server refuses updates for this zone from this key (check its ACL / update-policy for key "${keyName}" and type ${rrType})`,
         );
       case 9:
-        for (const i of items) zones.delete(i.owner);
+        for (const i of owners) zones.delete(i);
         throw fail(
           `${what}: ${where} answered NOTAUTH: it is not authoritative (primary) for zone ${zone}; check "server" and "zone"`,
         );
       case 10:
-        for (const i of items) zones.delete(i.owner);
+        for (const i of owners) zones.delete(i);
         throw fail(
           `${what}: ${where} answered NOTZONE: ${o} is not in zone ${zone} as the server has it (a delegated subzone?); set "zone"`,
         );
@@ -172,7 +203,7 @@ export function rfc2136Dns(cfg: {
     }
   }
 
-  return { where, fail, ask, findZone, update };
+  return { where, fail, ask, findZone, update, updateTxt };
 }
 
 export interface UpdateItem {

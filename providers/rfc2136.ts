@@ -41,6 +41,9 @@
  *              truncated. Every answer's TSIG is verified against the request.
  * Errors:      SERVFAIL and timeouts are retried (4 tries, backoff with jitter); NOTAUTH with
  *              BADSIG/BADKEY, REFUSED, NOTZONE, NOTAUTH and YXRRSET (the CNAME) fail at once.
+ * TXT:         (ACME DNS-01) the same UPDATE for TXT values at _acme-challenge names: single-RR
+ *              adds and deletes under the "no CNAME" prerequisite. The key then also needs
+ *              TXT: Knot `update-type: [TLSA, TXT]`, BIND `grant KEY zonesub TLSA TXT;`.
  * Limits:      no API throttling in the protocol; a message holds at most 64 KiB (over 1,000
  *              TLSA records); the server serialises concurrent updates to one zone.
  */
@@ -50,11 +53,11 @@ import {
   type TsigAlgorithm,
   type TsigKey,
 } from '../src/dns/tsig.js';
-import { buildQuery, parseTlsaRdata } from '../src/dns/update.js';
+import { buildQuery, parseTlsaRdata, parseTxtRdata } from '../src/dns/update.js';
 import { rcodeName, readName, TYPE, walkRecords } from '../src/dns/wire.js';
 import { normaliseName, type TlsaRecord } from '../src/tlsa/record.js';
 import { registerSecret } from '../src/util/redact.js';
-import type { DnsProvider, ProviderFactory } from './contract.js';
+import type { DnsProvider, ProviderFactory, TxtRecords } from './contract.js';
 import { mergeChanges } from './kit.js';
 import { readOptions } from './options.js';
 import { RFC2136_OPTIONS } from './rfc2136-options.js';
@@ -123,7 +126,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
   const key: TsigKey = { name: keyName, algorithm: algText as TsigAlgorithm, secret };
 
   const name = `rfc2136(${ctx.instance})`;
-  const { where, fail, ask, findZone, update } = rfc2136Dns({
+  const { where, fail, ask, findZone, update, updateTxt } = rfc2136Dns({
     name,
     server,
     port,
@@ -132,8 +135,43 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     zoneFixed,
   });
 
+  /** ACME DNS-01: single TXT RRs added and deleted by UPDATE like TLSA (same prerequisite, never
+   *  an RRset delete), so another client's challenge values at the owner stay. */
+  const txt: TxtRecords = {
+    async list(owner) {
+      const o = normaliseName(owner);
+      const zone = await findZone(o);
+      const reply = await ask(`reading TXT at ${o}`, `zone ${zone}`, (id) =>
+        buildQuery(id, o, TYPE.TXT, 1232),
+      );
+      const { rcode, aa } = reply.header;
+      if (rcode === 3) return [];
+      if (rcode !== 0 || !aa)
+        throw fail(
+          `reading TXT at ${o}: ${where} answered ${rcodeName(rcode)}${aa ? '' : ' without authority'}: it does not serve zone ${zone}`,
+        );
+      return walkRecords(reply.message)
+        .filter(
+          (s) => s.section === 1 && s.type === TYPE.TXT && readName(reply.message, s.start) === o,
+        )
+        .map((s) => parseTxtRdata(reply.message.subarray(s.rdataAt, s.end)));
+    },
+    async add(owner, values, ttl) {
+      const o = normaliseName(owner);
+      const add = [...new Set(values)];
+      // Deleted and added in one message: a value already there takes the new TTL.
+      if (add.length) await updateTxt(await findZone(o), { owner: o, add, remove: add, ttl });
+    },
+    async remove(owner, values) {
+      const o = normaliseName(owner);
+      const remove = [...new Set(values)];
+      if (remove.length) await updateTxt(await findZone(o), { owner: o, add: [], remove, ttl: 0 });
+    },
+  };
+
   const provider: DnsProvider = {
     name,
+    txt,
     async list(owner) {
       const o = normaliseName(owner);
       const zone = await findZone(o);

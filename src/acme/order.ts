@@ -1,5 +1,6 @@
 /** One certificate order with acme-client (RFC 8555): account, order (with the profile when the
- *  directory offers it), HTTP-01 answers for the order's duration only, finalize, download. */
+ *  directory offers it), challenge answers (HTTP-01 or DNS-01) for the order's duration only,
+ *  finalize, download. */
 import { Agent } from 'node:https';
 import * as acme from 'acme-client';
 import type { AcmeKeyType } from '../config/schema.js';
@@ -12,7 +13,8 @@ import {
   watchCaProblems,
 } from './ca-problem.js';
 import type { AcmeDirectory } from './directory.js';
-import type { Http01Responder } from './http01.js';
+import { answerChallenges } from './challenge-loop.js';
+import type { ChallengeSolver } from './challenges.js';
 
 export interface OrderInput {
   service: string;
@@ -27,7 +29,8 @@ export interface OrderInput {
   /** The ARI id of the certificate this order replaces (RFC 9773 §5), when the CA has ARI. */
   replaces?: string;
   keyPem: string;
-  responder: () => Promise<Http01Responder>;
+  /** Publishes the answers of the order's challenges (challenges.ts). */
+  solver: () => Promise<ChallengeSolver>;
   progress?: (line: string) => void;
 }
 
@@ -108,33 +111,15 @@ export async function orderCertificate(input: OrderInput): Promise<string> {
     backoffMax: 5000,
     ...(input.eab ? { externalAccountBinding: input.eab } : {}),
   });
-  let responder: Http01Responder | undefined;
+  let solver: ChallengeSolver | undefined;
   const problems = watchCaProblems();
   try {
     await findOrCreateAccount(client, input.contact);
     const order = await createOrder(client, input, problems.last);
     const authzs = await client.getAuthorizations(order);
-    responder = await input.responder();
-    for (const authz of authzs) {
-      if (authz.status === 'valid') continue;
-      const challenge = authz.challenges.find((c) => c.type === 'http-01');
-      if (!challenge)
-        throw new ProviderError(
-          `acme(${input.service})`,
-          `the CA offers no http-01 challenge for ${authz.identifier.value}`,
-        );
-      await responder.add(challenge.token, await client.getChallengeKeyAuthorization(challenge));
-      await client.completeChallenge(challenge);
-      try {
-        await client.waitForValidStatus(challenge);
-      } catch (e) {
-        throw new ProviderError(
-          `acme(${input.service})`,
-          `the http-01 challenge for ${authz.identifier.value} failed: ${(e as Error).message}`,
-        );
-      }
-    }
-    await responder.close();
+    solver = await input.solver();
+    await answerChallenges(client, authzs, solver, input.service);
+    await solver.close();
     const [, csr] = await acme.crypto.createCsr(
       { commonName: input.names[0]!, altNames: input.names },
       input.keyPem,
@@ -145,6 +130,6 @@ export async function orderCertificate(input: OrderInput): Promise<string> {
     throw asTlsaError(input.service, e, problems.last());
   } finally {
     problems.stop();
-    await responder?.close();
+    await solver?.close();
   }
 }

@@ -10,7 +10,7 @@ import { redact } from '../util/redact.js';
 import { type AskCa, askCa, currentCertOf } from './ari-poll.js';
 import { RateLimitedError } from './ca-problem.js';
 import { type AcmeDirectory, directoryUrlOf, fetchDirectory } from './directory.js';
-import { type Http01Responder, standaloneResponder, webrootResponder } from './http01.js';
+import { removeServiceLeftovers, solverFor } from './challenge-setup.js';
 import { keyOnce } from './key-file.js';
 import { nextKeyPath, readNextKey } from './next-key-files.js';
 import { type RenewalKey, renewalKey } from './next-key.js';
@@ -49,15 +49,6 @@ export function dueOf(lineage: string, now: Date): RenewalDecision | undefined {
   return cert && renewalTime({ notBefore: cert.notBefore, notAfter: cert.notAfter, now });
 }
 
-function responderFor(acme: RawAcme, baseDir: string): () => Promise<Http01Responder> {
-  const http01 = acme.challenge.http01!;
-  if ('webroot' in http01) {
-    const root = resolve(baseDir, http01.webroot);
-    return async () => webrootResponder(root);
-  }
-  return () => standaloneResponder(http01.standalone);
-}
-
 /** The PEM CA of a private ACME server's HTTPS certificate (a missing file is bad input). */
 function caBundle(acme: RawAcme, baseDir: string): string | undefined {
   if (!acme.ca_bundle) return undefined;
@@ -89,6 +80,7 @@ export async function renewService(
 ): Promise<LineageRenewal[]> {
   const svc = config.raw.services[service]!;
   const acme = svc.acme!;
+  await removeServiceLeftovers(config, service, opts.progress);
   const { now } = opts;
   const warn = opts.warn ?? opts.progress;
   const directoryUrl = directoryUrlOf(acme.directory);
@@ -137,6 +129,8 @@ export async function renewService(
     return results;
   }
 
+  // Bad configuration (a provider without TXT) is found before the CA is asked.
+  const solver = await solverFor(config, service, opts.progress);
   const names = acme.names ?? [svc.host];
   for (const p of todo) {
     try {
@@ -165,7 +159,7 @@ export async function renewService(
         ...(profile ? { profile } : {}),
         ...(replaces ? { replaces } : {}),
         keyPem,
-        responder: responderFor(acme, config.baseDir),
+        solver,
         ...(opts.progress ? { progress: opts.progress } : {}),
       });
       const files = splitIssued(chainPem, keyPem, `acme(${service})`);

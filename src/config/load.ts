@@ -108,6 +108,13 @@ export function loadConfig(file: string): LoadedConfig {
         `unknown provider "${svc.provider}" (defined: ${Object.keys(raw.providers).join(', ') || 'none'})`,
       );
     }
+    const dns01Provider = svc.acme?.challenge.dns01?.provider;
+    if (dns01Provider !== undefined && !raw.providers[dns01Provider]) {
+      throw error(
+        ['services', name, 'acme', 'challenge', 'dns01', 'provider'],
+        `unknown provider "${dns01Provider}" (defined: ${Object.keys(raw.providers).join(', ') || 'none'})`,
+      );
+    }
   }
   normaliseHosts(raw, error);
   for (const [name, svc] of Object.entries(raw.services)) {

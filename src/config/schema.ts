@@ -210,6 +210,59 @@ const http01 = z.union([
   }),
 ]);
 
+/** DNS-01 (RFC 8555 §8.4): TXT records at _acme-challenge.NAME through a provider's TXT
+ *  capability, answered only once every authoritative server serves them. */
+const dns01 = z
+  .strictObject({
+    provider: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "Name of an entry under providers that writes the TXT records; default: the service's provider",
+      ),
+    ttl: z
+      .number()
+      .int()
+      .min(1)
+      .max(86400)
+      .default(60)
+      .describe('TTL of the _acme-challenge TXT records (default 60)'),
+    propagation_timeout_s: z
+      .number()
+      .positive()
+      .max(86400)
+      .default(300)
+      .describe(
+        'How long to wait for every authoritative server to serve the TXT records before the order fails (exit 3; default 300)',
+      ),
+  })
+  .describe(
+    'DNS-01: TXT records at _acme-challenge.NAME, written through the provider, removed after the order (also when it fails); needed for wildcard names',
+  );
+
+/** Wildcards only as the whole first label, and only with DNS-01 (RFC 8555 §7.1.3). */
+function checkAcmeNames(
+  a: { names?: string[] | undefined; challenge: { http01?: unknown } },
+  ctx: z.RefinementCtx,
+): void {
+  (a.names ?? []).forEach((name, i) => {
+    if (!name.includes('*')) return;
+    if (!/^\*\.[^*]+$/.test(name))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['names', i],
+        message: `"${name}": a wildcard is "*." followed by a name, e.g. "*.example.org"`,
+      });
+    else if (a.challenge.http01 !== undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['names', i],
+        message: `"${name}" is a wildcard name: the CA validates it only by DNS-01; use challenge: {dns01: {}}`,
+      });
+  });
+}
+
 const acme = z
   .strictObject({
     directory: acmeDirectory,
@@ -226,7 +279,9 @@ const acme = z
       .array(z.string().min(1))
       .min(1)
       .optional()
-      .describe('Names in the certificate (SANs); default: the service host'),
+      .describe(
+        'Names in the certificate (SANs); default: the service host. A wildcard ("*.example.org") needs dns01',
+      ),
     profile: z
       .string()
       .min(1)
@@ -237,22 +292,23 @@ const acme = z
     challenge: z
       .strictObject({
         http01: http01.optional(),
-        dns01: z.unknown().optional(),
+        dns01: dns01.optional(),
       })
       .superRefine((c, ctx) => {
-        if (c.dns01 !== undefined)
+        if (c.http01 !== undefined && c.dns01 !== undefined)
           ctx.addIssue({
             code: 'custom',
             path: ['dns01'],
-            message: 'dns01 is not yet supported by the built-in ACME client: use http01',
+            message: 'give one challenge: http01 or dns01, not both',
           });
-        else if (c.http01 === undefined)
+        else if (c.http01 === undefined && c.dns01 === undefined)
           ctx.addIssue({
             code: 'custom',
-            message: 'the challenge is {http01: {webroot: DIR}} or {http01: {standalone: IP:PORT}}',
+            message:
+              'the challenge is {http01: {webroot: DIR}}, {http01: {standalone: IP:PORT}} or {dns01: {}}',
           });
       })
-      .describe('How the CA validates the names: http01 {webroot} or {standalone}'),
+      .describe('How the CA validates the names: http01 {webroot} or {standalone}, or dns01'),
     eab: z
       .strictObject({
         kid: z.string().min(1).describe('External Account Binding key id'),
@@ -269,6 +325,7 @@ const acme = z
       .optional()
       .describe("PEM file of the CA that signs a private ACME server's HTTPS certificate"),
   })
+  .superRefine(checkAcmeNames)
   .describe(
     'Built-in ACME renewal ("tlsa renew"): lineages in STATE_DIR/acme/SERVICE/KEY_TYPE/ (certbot layout)',
   );
@@ -417,6 +474,7 @@ export const configSchema = z.strictObject({
 export type RawConfig = z.infer<typeof configSchema>;
 export type RawService = RawConfig['services'][string];
 export type RawAcme = z.infer<typeof acme>;
+export type RawDns01 = z.infer<typeof dns01>;
 export type AcmeKeyType = (typeof ACME_KEY_TYPES)[number];
 export type RawCertificateSource = z.infer<typeof certificateSource>;
 

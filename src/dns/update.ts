@@ -1,5 +1,6 @@
 /**
- * RFC 2136 UPDATE messages for TLSA records, and the plain queries the rfc2136 provider needs.
+ * RFC 2136 UPDATE messages for TLSA records (and TXT, for ACME DNS-01), and the plain queries
+ * the rfc2136 provider needs.
  *
  *   zone section   ZONE SOA IN
  *   prerequisite   OWNER CNAME NONE, TTL 0, no RDATA: "RRset does not exist" (§2.4.3). A server
@@ -62,6 +63,49 @@ export function buildTlsaUpdateMany(
     for (const r of u.add)
       w.rr(2, { name: u.owner, type: TYPE.TLSA, class: CLASS.IN, ttl: u.ttl, rdata: tlsaRdata(r) });
   }
+  return w.finish();
+}
+
+/** TXT RDATA holding one value: character-strings of at most 255 bytes each (RFC 1035
+ *  §3.3.14); a DNS-01 digest (43 characters) is one. */
+export function txtRdata(value: string): Buffer {
+  const bytes = Buffer.from(value, 'utf8');
+  const parts: Buffer[] = [];
+  for (let at = 0; at < bytes.length || parts.length === 0; at += 255) {
+    const chunk = bytes.subarray(at, at + 255);
+    parts.push(Buffer.from([chunk.length]), chunk);
+  }
+  return Buffer.concat(parts);
+}
+
+/** The value of a TXT record: its character-strings joined (as RFC 7208 §3.3 reads them). */
+export function parseTxtRdata(rdata: Buffer): string {
+  const parts: Buffer[] = [];
+  for (let at = 0; at < rdata.length; ) {
+    const len = rdata[at]!;
+    parts.push(rdata.subarray(at + 1, at + 1 + len));
+    at += 1 + len;
+  }
+  return Buffer.concat(parts).toString('utf8');
+}
+
+export interface TxtUpdate {
+  owner: string;
+  add: string[];
+  remove: string[];
+  ttl: number;
+}
+
+/** One UPDATE message for TXT values at one owner name: the same "no CNAME" prerequisite and
+ *  single-RR deletes and adds as for TLSA, never an RRset delete (other values stay). */
+export function buildTxtUpdate(id: number, zone: string, u: TxtUpdate): Buffer {
+  const w = new MessageWriter(id, OPCODE.UPDATE << 11);
+  w.question(zone, TYPE.SOA, CLASS.IN);
+  w.rr(1, { name: u.owner, type: TYPE.CNAME, class: CLASS.NONE, ttl: 0, rdata: Buffer.alloc(0) });
+  for (const v of u.remove)
+    w.rr(2, { name: u.owner, type: TYPE.TXT, class: CLASS.NONE, ttl: 0, rdata: txtRdata(v) });
+  for (const v of u.add)
+    w.rr(2, { name: u.owner, type: TYPE.TXT, class: CLASS.IN, ttl: u.ttl, rdata: txtRdata(v) });
   return w.finish();
 }
 

@@ -4,7 +4,16 @@
  * where each resource record starts and ends (TSIG verification works on raw bytes).
  */
 
-export const TYPE = { A: 1, NS: 2, CNAME: 5, SOA: 6, OPT: 41, TLSA: 52, TSIG: 250 } as const;
+export const TYPE = {
+  A: 1,
+  NS: 2,
+  CNAME: 5,
+  SOA: 6,
+  TXT: 16,
+  OPT: 41,
+  TLSA: 52,
+  TSIG: 250,
+} as const;
 export const CLASS = { IN: 1, NONE: 254, ANY: 255 } as const;
 export const OPCODE = { QUERY: 0, UPDATE: 5 } as const;
 

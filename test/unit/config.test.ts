@@ -286,14 +286,81 @@ describe('loadConfig: the acme block', () => {
     });
   });
 
-  it('refuses dns01 as not yet supported, at its line (exit 2)', () => {
-    const e = loadError(
-      write(withAcme('directory: letsencrypt', 'challenge:', '  dns01: {provider: local}')),
+  it('accepts dns01 with defaults (the service provider, TTL 60, 300 s) and wildcard names', () => {
+    const c = loadConfig(
+      write(
+        withAcme(
+          'directory: letsencrypt',
+          'names: [example.org, "*.example.org"]',
+          'challenge: {dns01: {}}',
+        ),
+      ),
+    );
+    expect(c.raw.services.mx!.acme!.challenge).toEqual({
+      dns01: { ttl: 60, propagation_timeout_s: 300 },
+    });
+    const d = loadConfig(
+      write(
+        withAcme(
+          'directory: letsencrypt',
+          'challenge:',
+          '  dns01: {provider: local, ttl: 30, propagation_timeout_s: 90}',
+        ),
+      ),
+    );
+    expect(d.raw.services.mx!.acme!.challenge.dns01).toEqual({
+      provider: 'local',
+      ttl: 30,
+      propagation_timeout_s: 90,
+    });
+  });
+
+  it('refuses an unknown dns01 provider, both challenges, or none, at their lines (exit 2)', () => {
+    let e = loadError(
+      write(withAcme('directory: letsencrypt', 'challenge:', '  dns01: {provider: nowhere}')),
     );
     expect(e.exitCode).toBe(2);
     expect(e.located).toMatch(
-      /:17: services\.mx\.acme\.challenge\.dns01: dns01 is not yet supported/,
+      /:17: services\.mx\.acme\.challenge\.dns01\.provider: unknown provider "nowhere" \(defined: local\)/,
     );
+    e = loadError(
+      write(
+        withAcme('directory: letsencrypt', 'challenge:', '  http01: {webroot: /w}', '  dns01: {}'),
+      ),
+    );
+    expect(e.located).toMatch(/:18: services\.mx\.acme\.challenge\.dns01: give one challenge/);
+    e = loadError(write(withAcme('directory: letsencrypt', 'challenge: {}')));
+    expect(e.located).toMatch(/:16: services\.mx\.acme\.challenge: the challenge is/);
+    e = loadError(write(withAcme('directory: letsencrypt', 'challenge: {dns01: {ttl: 0}}')));
+    expect(e.located).toMatch(/:16: services\.mx\.acme\.challenge\.dns01\.ttl/);
+    e = loadError(
+      write(withAcme('directory: letsencrypt', 'challenge: {dns01: {ttl: 60, zone: x}}')),
+    );
+    expect(e.located).toMatch(/dns01\.zone: unknown key "zone"/);
+  });
+
+  it('refuses a wildcard name with http01: wildcards need dns01 (exit 2, at the name)', () => {
+    let e = loadError(
+      write(
+        withAcme(
+          'directory: letsencrypt',
+          'names:',
+          '  - mx.example.org',
+          '  - "*.example.org"',
+          'challenge: {http01: {webroot: /w}}',
+        ),
+      ),
+    );
+    expect(e.exitCode).toBe(2);
+    expect(e.located).toMatch(
+      /:18: services\.mx\.acme\.names\[1\]: "\*\.example\.org" is a wildcard name: the CA validates it only by DNS-01/,
+    );
+    e = loadError(
+      write(
+        withAcme('directory: letsencrypt', 'names: ["a.*.example.org"]', 'challenge: {dns01: {}}'),
+      ),
+    );
+    expect(e.located).toMatch(/names\[0\]: "a\.\*\.example\.org": a wildcard is "\*\." followed/);
   });
 
   it('refuses an unknown key type and a malformed http01 at their lines', () => {

@@ -44,11 +44,12 @@ export function runUpdateTool(
   server: { host: string; port: number },
   key: UpdateKey,
   lines: string[],
+  zone = ZONE,
 ): Promise<void> {
   const path = toolPath(bin, bin === 'knsupdate' ? 'knot-dnsutils' : 'bind9-dnsutils');
   const script = [
     `server ${server.host} ${server.port}`,
-    `zone ${ZONE}`,
+    `zone ${zone}`,
     `key ${key.algorithm}:${key.name} ${key.secret}`,
     ...lines,
     'send',
