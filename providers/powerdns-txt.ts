@@ -5,39 +5,15 @@
  *  no other writer's change was lost and ours holds; otherwise it is done again on what the
  *  read-back saw. A CNAME at the owner is refused before anything is written. */
 import type { TxtRecords } from './contract.js';
+import { namingOwner, parseTxt, quoteTxt } from './txt.js';
 import { Transient } from './http.js';
 import { sleep } from './kit.js';
 import type { SetRecord } from './kit-rrset.js';
 import { ATTEMPTS, NotFound, Rejected, type Zone, type ZoneState } from './powerdns-api.js';
 
-/** `"value"` in presentation form, as the API takes TXT content. */
-export function quoteTxt(value: string): string {
-  return `"${value.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
-}
-
-/** The value of TXT content as the API shows it: its quoted strings joined, escapes undone
- *  (`\DDD` is a byte: non-ASCII text comes back as the bytes of its UTF-8). */
-export function unquoteTxt(content: string): string {
-  const strings = [...content.matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((m) => m[1]!);
-  if (!strings.length) return content.trim();
-  const bytes: number[] = [];
-  const text = Array.from(strings.join('')); // code points: a surrogate pair stays whole
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i]!;
-    if (c !== '\\') {
-      bytes.push(...Buffer.from(c, 'utf8'));
-      continue;
-    }
-    const digits = /^\d{3}/.exec(text.slice(i + 1, i + 4).join(''))?.[0];
-    if (digits) {
-      bytes.push(Number(digits));
-      i += 3;
-    } else if (i + 1 < text.length) {
-      bytes.push(...Buffer.from(text[++i]!, 'utf8'));
-    }
-  }
-  return Buffer.from(bytes).toString('utf8');
-}
+/** The value of TXT content as the API shows it (quoted strings joined, `\DDD` a byte); text
+ *  that does not parse is kept as it is, so it is never taken for one of our values. */
+export const unquoteTxt = (content: string): string => parseTxt(content) ?? content;
 
 interface PdnsTxtDeps {
   zoneFor(owner: string): Promise<Zone>;
@@ -58,6 +34,8 @@ interface PdnsTxtDeps {
   settleMs: number;
   fail(message: string): Error;
   normalise(owner: string): string;
+  /** The provider instance's name, as errors carry it. */
+  provider: string;
 }
 
 export function powerdnsTxt(d: PdnsTxtDeps): TxtRecords {
@@ -140,15 +118,18 @@ export function powerdnsTxt(d: PdnsTxtDeps): TxtRecords {
   }
 
   return {
-    async list(ownerIn) {
-      const owner = d.normalise(ownerIn);
-      const z = await d.zoneFor(owner);
-      const state = await d.readZone(z, new Set([owner]), owner, 'TXT');
-      return (state.names.get(owner)?.txt?.records ?? [])
-        .filter((r) => !r.disabled)
-        .map((r) => unquoteTxt(r.content));
-    },
-    add: (owner, values, ttl) => change(owner, values, [], ttl),
-    remove: (owner, values) => change(owner, [], values),
+    list: (ownerIn) =>
+      namingOwner(d.provider, d.normalise(ownerIn), 'listing', async () => {
+        const owner = d.normalise(ownerIn);
+        const z = await d.zoneFor(owner);
+        const state = await d.readZone(z, new Set([owner]), owner, 'TXT');
+        return (state.names.get(owner)?.txt?.records ?? [])
+          .filter((r) => !r.disabled)
+          .map((r) => unquoteTxt(r.content));
+      }),
+    add: (owner, values, ttl) =>
+      namingOwner(d.provider, d.normalise(owner), 'adding', () => change(owner, values, [], ttl)),
+    remove: (owner, values) =>
+      namingOwner(d.provider, d.normalise(owner), 'removing', () => change(owner, [], values)),
   };
 }

@@ -231,6 +231,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       settleMs,
       fail,
       normalise: normaliseName,
+      provider: name,
     }),
     async list(ownerIn) {
       const owner = normaliseName(ownerIn);

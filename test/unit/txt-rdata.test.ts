@@ -1,7 +1,8 @@
 /** TXT values as rfc2136 writes them on the wire and powerdns in presentation text: one value
  *  is one record, split into character-strings of at most 255 bytes, read back joined. */
 import { describe, expect, it } from 'vitest';
-import { quoteTxt, unquoteTxt } from '../../providers/powerdns-txt.js';
+import { unquoteTxt } from '../../providers/powerdns-txt.js';
+import { quoteTxt } from '../../providers/txt.js';
 import { parseTxtRdata, txtRdata } from '../../src/dns/update.js';
 
 describe('TXT RDATA (rfc2136)', () => {
