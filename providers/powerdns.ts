@@ -60,7 +60,8 @@
  *              settle_ms 100 in 0 of 60 races of 5 writers; 250 in 0 of 80 (5 writers). The
  *              engine's own runs are serialised by its state lock, and a lost record is seen
  *              (list, DNS checks) and re-published by the next run.
- * Limits:      PowerDNS has no request limits of its own. 429 and 5xx (the sqlite3 backend
+ * Limits:      PowerDNS has no request limits of its own: listMany and applyMany work on up to 4
+ *              zones at a time (kit.ts Pacer). 429 and 5xx (the sqlite3 backend
  *              answers 500 "database is locked" when writes collide) and network errors are
  *              retried with backoff (5 attempts); a failed write is not re-sent as it was (by
  *              then it may be stale): the zone is read again and the sets recomputed. Errors:
@@ -73,11 +74,16 @@ import { type DnsProvider, ProviderError, type ProviderFactory } from './contrac
 import {
   cnameError,
   listByZone,
+  Pacer,
   type OwnerWant,
   parseRecords,
   refuseCnames,
   writesByZone,
 } from './kit.js';
+
+/** Zones read or written side by side (the server sets no limit; a sqlite3 backend answers
+ *  "database is locked" to colliding writes, which are retried). */
+const PACE = { concurrency: 4 };
 import { type SetWrite, verifiedWrites } from './kit-rrset.js';
 import { readOptions } from './options.js';
 import { POWERDNS_OPTIONS } from './powerdns-options.js';
@@ -218,6 +224,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     });
   }
 
+  const pacer = new Pacer(PACE);
   const provider: DnsProvider = {
     name,
     async list(ownerIn) {
@@ -237,8 +244,9 @@ export const createProvider: ProviderFactory = (options, ctx) => {
           );
           return new Map(items.map((o) => [o, enabledRecords(o, state)]));
         },
+        pacer,
       ),
-    ...writesByZone(name, zoneFor, (z) => z.id, applyZone),
+    ...writesByZone(name, zoneFor, (z) => z.id, applyZone, undefined, pacer),
   };
   return provider;
 };

@@ -41,7 +41,8 @@
  *              truncated. Every answer's TSIG is verified against the request.
  * Errors:      SERVFAIL and timeouts are retried (4 tries, backoff with jitter); NOTAUTH with
  *              BADSIG/BADKEY, REFUSED, NOTZONE, NOTAUTH and YXRRSET (the CNAME) fail at once.
- * Limits:      no API throttling in the protocol; a message holds at most 64 KiB (over 1,000
+ * Limits:      no API throttling in the protocol (applyMany updates up to 4 zones at a time,
+ *              each zone's UPDATEs one after another); a message holds at most 64 KiB (over 1,000
  *              TLSA records); the server serialises concurrent updates to one zone.
  */
 import {
@@ -55,7 +56,7 @@ import { rcodeName, readName, TYPE, walkRecords } from '../src/dns/wire.js';
 import { normaliseName, type TlsaRecord } from '../src/tlsa/record.js';
 import { registerSecret } from '../src/util/redact.js';
 import type { DnsProvider, ProviderFactory } from './contract.js';
-import { mergeChanges } from './kit.js';
+import { mergeChanges, Pacer } from './kit.js';
 import { readOptions } from './options.js';
 import { RFC2136_OPTIONS } from './rfc2136-options.js';
 import { chunks, rfc2136Dns, type UpdateItem } from './rfc2136-dns.js';
@@ -77,6 +78,9 @@ export function parseKeyText(text: string): { secret: string; name?: string; alg
   }
   return { secret: t };
 }
+
+/** Zones updated side by side by applyMany: a few, the server serialises updates per zone. */
+const UPDATE_PACE = { concurrency: 4 };
 
 /** Errors worth another try: SERVFAIL and no answer. */
 export const createProvider: ProviderFactory = (options, ctx) => {
@@ -132,6 +136,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     zoneFixed,
   });
 
+  const pacer = new Pacer(UPDATE_PACE);
   const provider: DnsProvider = {
     name,
     async list(owner) {
@@ -179,7 +184,8 @@ export const createProvider: ProviderFactory = (options, ctx) => {
         const item = { owner: w.owner, add: w.add, remove: [...w.remove, ...w.add], ttl: w.ttl };
         byZone.set(zone, [...(byZone.get(zone) ?? []), item]);
       }
-      for (const [zone, items] of byZone) {
+      // Zones side by side (UPDATE_PACE); within a zone one UPDATE at a time.
+      await pacer.each([...byZone], async ([zone, items]) => {
         // One UPDATE per zone, split only where a DNS message would overflow.
         for (const chunk of chunks(items, 800)) {
           try {
@@ -191,7 +197,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
             } else throw e;
           }
         }
-      }
+      });
     },
   };
   return provider;
