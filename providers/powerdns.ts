@@ -60,8 +60,9 @@
  *              settle_ms 100 in 0 of 60 races of 5 writers; 250 in 0 of 80 (5 writers). The
  *              engine's own runs are serialised by its state lock, and a lost record is seen
  *              (list, DNS checks) and re-published by the next run.
- * Limits:      PowerDNS has no request limits of its own: listMany and applyMany work on up to 4
- *              zones at a time (kit.ts Pacer). 429 and 5xx (the sqlite3 backend
+ * Limits:      PowerDNS has no request limits of its own: listMany reads up to 4 zones at a time
+ *              (kit.ts Pacer); applyMany writes one zone at a time (a sqlite3 backend lets one
+ *              writer in: 1,000 zones written 4 at a time gave up on "database is locked"). 429 and 5xx (the sqlite3 backend
  *              answers 500 "database is locked" when writes collide) and network errors are
  *              retried with backoff (5 attempts); a failed write is not re-sent as it was (by
  *              then it may be stale): the zone is read again and the sets recomputed. Errors:
@@ -81,9 +82,9 @@ import {
   writesByZone,
 } from './kit.js';
 
-/** Zones read or written side by side (the server sets no limit; a sqlite3 backend answers
- *  "database is locked" to colliding writes, which are retried). */
-const PACE = { concurrency: 4 };
+/** Zones read side by side (the server sets no limit); written one at a time, since a sqlite3
+ *  backend answers "database is locked" to colliding writes. */
+const READ_PACE = { concurrency: 4 };
 import { type SetWrite, verifiedWrites } from './kit-rrset.js';
 import { readOptions } from './options.js';
 import { POWERDNS_OPTIONS } from './powerdns-options.js';
@@ -224,7 +225,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     });
   }
 
-  const pacer = new Pacer(PACE);
+  const reads = new Pacer(READ_PACE);
   const provider: DnsProvider = {
     name,
     async list(ownerIn) {
@@ -244,9 +245,9 @@ export const createProvider: ProviderFactory = (options, ctx) => {
           );
           return new Map(items.map((o) => [o, enabledRecords(o, state)]));
         },
-        pacer,
+        reads,
       ),
-    ...writesByZone(name, zoneFor, (z) => z.id, applyZone, undefined, pacer),
+    ...writesByZone(name, zoneFor, (z) => z.id, applyZone),
   };
   return provider;
 };
