@@ -182,3 +182,13 @@ describe('state records: a per-operation index answers as a scan would', () => {
     expect(findOwned(done, state.records[0]!)).toBeUndefined();
   });
 });
+
+describe('the configuration after loading', () => {
+  it('an error found after loading (the YAML document is not kept) still names its line', () => {
+    const config = loadConfig(configFile);
+    const err = config.error(['services', 'b', 'host'], 'not a host');
+    expect(err.message).toBe('services.b.host: not a host');
+    expect(err.line).toBe(fs.readFileSync(configFile, 'utf8').split('\n').indexOf('  b:') + 2);
+    expect(config.lineOf(['services', 'c'])).toBe(err.line! + 6);
+  });
+});
