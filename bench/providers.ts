@@ -17,9 +17,7 @@
 // "zone" one SOA query per owner name (also shown with "zone" set).
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { writeFileSync } from 'node:fs';
-import { createServer, connect, type Server, type Socket } from 'node:net';
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,8 +25,9 @@ import type { DnsProvider, OwnerChange } from '../providers/index.js';
 import { createProvider as createPowerDns } from '../providers/powerdns.js';
 import { createProvider as createRfc2136 } from '../providers/rfc2136.js';
 import { rdataText, type TlsaRecord } from '../src/tlsa/record.js';
+import { type Counts, countingProxy } from './counting-proxy.js';
 import { startKnot } from '../test/lab/knot.js';
-import { freePort, stopAll, toolPath } from '../test/lab/lab.js';
+import { stopAll, toolPath } from '../test/lab/lab.js';
 import { startPowerDns } from '../test/lab/powerdns.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url)); // dist/bench/ -> repo root
@@ -243,86 +242,6 @@ function rfc2136(port: number, key: Knot['key'], extra: Record<string, unknown> 
   );
 }
 
-interface Counts {
-  reads: number;
-  writes: number;
-}
-
-/** A DNS proxy on loopback (UDP and TCP) that counts messages by opcode. */
-async function countingProxy(
-  upstreamPort: number,
-): Promise<{ port: number; counts: Counts; close(): Promise<void> }> {
-  const counts: Counts = { reads: 0, writes: 0 };
-  const count = (msg: Buffer) => {
-    if (msg.length < 3) return;
-    const opcode = (msg[2]! >> 3) & 0xf;
-    if (opcode === 5) counts.writes++;
-    else counts.reads++;
-  };
-  const port = await freePort();
-  const udp = createSocket('udp4');
-  const upstreams = new Set<UdpSocket>();
-  udp.on('message', (msg, client) => {
-    count(msg);
-    const up = createSocket('udp4');
-    upstreams.add(up);
-    const done = () => {
-      upstreams.delete(up);
-      try {
-        up.close();
-      } catch {
-        /* closed */
-      }
-    };
-    const timer = setTimeout(done, 10_000);
-    up.on('message', (reply) => {
-      clearTimeout(timer);
-      udp.send(reply, client.port, client.address);
-      done();
-    });
-    up.send(msg, upstreamPort, HOST);
-  });
-  await new Promise<void>((r) => udp.bind({ address: HOST, port }, () => r()));
-  const sockets = new Set<Socket>();
-  const tcp: Server = createServer((c) => {
-    const up = connect(upstreamPort, HOST);
-    sockets.add(c).add(up);
-    let buf = Buffer.alloc(0);
-    c.on('data', (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
-      while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
-        count(buf.subarray(2, 2 + buf.readUInt16BE(0)));
-        buf = buf.subarray(2 + buf.readUInt16BE(0));
-      }
-    });
-    c.pipe(up).pipe(c);
-    const end = () => {
-      c.destroy();
-      up.destroy();
-      sockets.delete(c);
-      sockets.delete(up);
-    };
-    c.on('error', end).on('close', end);
-    up.on('error', end).on('close', end);
-  });
-  await new Promise<void>((r) => tcp.listen({ host: HOST, port }, () => r()));
-  return {
-    port,
-    counts,
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      for (const u of upstreams)
-        try {
-          u.close();
-        } catch {
-          /* closed */
-        }
-      await new Promise<void>((r) => tcp.close(() => r()));
-      await new Promise<void>((r) => udp.close(() => r()));
-    },
-  };
-}
-
 // ---------------------------------------------------------------------------------------------
 // Measuring
 
@@ -388,7 +307,7 @@ async function main(): Promise<void> {
       `bench: starting pdns_server and knotd with ${OWNERS} owner names each …\n`,
     );
     [pdns, knot] = await Promise.all([startPowerDnsWithOwners(), startKnotWithOwners()]);
-    proxy = await countingProxy(knot.port);
+    proxy = await countingProxy(knot.port, HOST);
     const pd = pdns;
     const kn = knot;
     const px = proxy;

@@ -1,22 +1,35 @@
 // Scale benchmark: one tlsa configuration with N services (one owner name each, two lineages per
-// service, records "3 1 1" and "2 1 1") on the zonefile provider, run as fresh CLI processes:
-// publish from empty, a no-op plan, a no-op publish, `daemon --once`, and a 1 % change (1 % of
-// the services switch their record set to "3 1 1" + "3 0 1").
+// service, records "3 1 1" and "2 1 1"), run as fresh CLI processes: publish from empty, a no-op
+// plan, a no-op publish, `daemon --once`, the daemon's RSS after its first run, and a 1 % change
+// (1 % of the services switch their record set to "3 1 1" + "3 0 1"). On three providers:
+//   zonefile  one zone file (every owner in one zone);
+//   powerdns  a real pdns_server (test/lab/powerdns.ts, HTTP API) on loopback;
+//   knot      a real knotd (test/lab/knot.ts, RFC 2136 UPDATE with TSIG) on loopback;
+// on PowerDNS and Knot the services are spread over min(N, 1,000) zones (unsigned: signing a
+// thousand zones would time the server, not tlsa), and every request tlsa sends passes a
+// counting proxy on loopback (reads: HTTP GET / DNS queries; writes: HTTP PATCH / DNS UPDATE).
 //
-// Run: npm run bench:scale   (SCALE_N=1000,5000,10000 chooses the sizes; default 1000,5000,10000.
-// SCALE_NO_WRITE=1 only prints.) Writes bench/results-scale.md with the machine and date.
+// Run: npm run bench:scale   (SCALE_N=1000,5000,10000 chooses the sizes, default 1000;
+// SCALE_PROVIDERS=zonefile,powerdns,knot, default all three; SCALE_NO_WRITE=1 only prints.)
+// Writes bench/results-scale.md with the machine and date.
 //
 // Each process is run under /usr/bin/time (GNU time) for wall, user and system CPU seconds and
-// peak RSS. Zone writes: the zone file's inode, mtime and size before and after a run (tlsa
-// writes it by rename, so any write changes the inode) — 0 when nothing changed, else 1 (the
-// provider writes all changes of a run in one read-modify-write). The state file's load time is
-// readState() in this process (median of 5).
-import { spawnSync } from 'node:child_process';
+// peak RSS: CPU time is what to compare, the machine is shared. Zonefile writes: the zone file's
+// inode, mtime and size before and after a run (tlsa writes it by rename) — 0 when nothing
+// changed, else 1. The state file's load time is readState() in this process (median of 5). The
+// daemon's RSS: `tlsa daemon` is started, and after its first run (its "next run" line)
+// /proc/PID/status gives VmRSS (now) and VmHWM (peak); it is then stopped by its pid.
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { readState, STATE_FILE } from '../src/engine/state.js';
+import { startKnot } from '../test/lab/knot.js';
+import { stopAll } from '../test/lab/lab.js';
+import { startPowerDns } from '../test/lab/powerdns.js';
+import { countingHttpProxy, countingProxy, type Counts } from './counting-proxy.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url)); // dist/bench/ -> repo root
 // SCALE_CLI: another build's main.js (to time a baseline side by side).
@@ -25,7 +38,7 @@ const LIVE = join(ROOT, 'docs/example/letsencrypt/live');
 const TIME = '/usr/bin/time';
 
 function sizes(): number[] {
-  const raw = process.env.SCALE_N ?? '1000,5000,10000';
+  const raw = process.env.SCALE_N ?? '1000';
   return raw.split(',').map((s) => {
     const n = Number(s.trim());
     if (!Number.isInteger(n) || n < 1) throw new Error(`SCALE_N: not a positive integer: ${s}`);
@@ -33,11 +46,110 @@ function sizes(): number[] {
   });
 }
 
-function config(n: number, changed: (i: number) => boolean): string {
+/** Where the services' records go: the provider block, each service's host, the zone of each
+ *  service, and what the provider was sent (lab servers, through a counting proxy). */
+interface Backend {
+  name: 'zonefile' | 'powerdns' | 'knot';
+  zones: number;
+  provider: string;
+  host(i: number): string;
+  zoneOf(i: number): number;
+  counts?: Counts;
+  close(): Promise<void>;
+}
+
+const SCALE_ZONES = 1000;
+const labHost = (i: number, zones: number) => `mx${i}.z${i % zones}.scale.test`;
+const labZone = (k: number) => `z${k}.scale.test.`;
+
+function zonefileBackend(): Backend {
+  return {
+    name: 'zonefile',
+    zones: 1,
+    provider: '{type: zonefile, path: z.zone, create: true}',
+    host: (i) => `mx${i}.example.org`,
+    zoneOf: () => 0,
+    close: async () => {},
+  };
+}
+
+/** Runs `fn` over items, a few at a time (creating a thousand zones one by one is slow). */
+async function few<T>(items: T[], fn: (t: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: 4 }, worker));
+}
+
+async function powerdnsBackend(n: number): Promise<Backend> {
+  const zones = Math.min(n, SCALE_ZONES);
+  const pdns = await startPowerDns({ timeoutMs: 60_000 });
+  await few([...Array(zones).keys()], async (k) => {
+    const z = labZone(k);
+    const res = await fetch(`${pdns.apiUrl}/api/v1/servers/localhost/zones`, {
+      method: 'POST',
+      headers: { 'X-API-Key': pdns.apiKey, 'Content-Type': 'application/json' },
+      body: JSON.stringify({
+        name: z,
+        kind: 'Native',
+        nameservers: [`ns.${z}`],
+        rrsets: [
+          {
+            name: `ns.${z}`,
+            type: 'A',
+            ttl: 300,
+            records: [{ content: '127.0.0.1', disabled: false }],
+          },
+        ],
+      }),
+    });
+    if (res.status !== 201)
+      throw new Error(`creating ${z} on PowerDNS: HTTP ${res.status} ${await res.text()}`);
+  });
+  const proxy = await countingHttpProxy(pdns.apiUrl);
+  return {
+    name: 'powerdns',
+    zones,
+    provider: `{type: powerdns, url: "${proxy.url}", api_key: "${pdns.apiKey}", settle_ms: 0}`,
+    host: (i) => labHost(i, zones),
+    zoneOf: (i) => i % zones,
+    counts: proxy.counts,
+    close: async () => {
+      await proxy.close();
+      await pdns.daemon.stop();
+    },
+  };
+}
+
+async function knotBackend(n: number): Promise<Backend> {
+  const zones = Math.min(n, SCALE_ZONES);
+  const key = { name: 'tlsa-scale.', secret: randomBytes(32).toString('base64') };
+  const knot = await startKnot({
+    zones: [...Array(zones).keys()].map((k) => ({ name: labZone(k), dnssec: false })),
+    tsig: { ...key, algorithm: 'hmac-sha256', updateTypes: ['TLSA'] },
+    timeoutMs: 900_000,
+  });
+  const proxy = await countingProxy(knot.port);
+  return {
+    name: 'knot',
+    zones,
+    provider: `{type: rfc2136, server: 127.0.0.1, port: ${proxy.port}, tsig_name: "${key.name}", tsig_algorithm: hmac-sha256, tsig_secret: "${key.secret}", timeout_s: 10}`,
+    host: (i) => labHost(i, zones),
+    zoneOf: (i) => i % zones,
+    counts: proxy.counts,
+    close: async () => {
+      await proxy.close();
+      await knot.stop();
+    },
+  };
+}
+
+function config(b: Backend, n: number, changed: (i: number) => boolean): string {
   const lines = [
     'state_dir: state',
     'providers:',
-    '  local: {type: zonefile, path: z.zone, create: true}',
+    `  local: ${b.provider}`,
     'verify: {propagation: false, probe: false}',
     'services:',
   ];
@@ -45,7 +157,7 @@ function config(n: number, changed: (i: number) => boolean): string {
     const records = changed(i) ? '["3 1 1", "3 0 1"]' : '["3 1 1", "2 1 1"]';
     lines.push(
       `  s${i}:`,
-      `    host: mx${i}.example.org`,
+      `    host: ${b.host(i)}`,
       '    ports: [25]',
       '    provider: local',
       `    records: ${records}`,
@@ -64,7 +176,10 @@ interface Run {
   user: number;
   sys: number;
   rssMb: number;
-  zoneWrites: number;
+  /** Zonefile: 1 when the zone file was rewritten; lab servers: UPDATEs / PATCHes sent. */
+  writes: number;
+  /** Lab servers: DNS queries / HTTP GETs sent (undefined for the zonefile). */
+  reads?: number;
 }
 
 function zoneId(dir: string): string {
@@ -74,27 +189,73 @@ function zoneId(dir: string): string {
   return `${s.ino} ${s.mtimeMs} ${s.size}`;
 }
 
-function run(dir: string, step: string, args: string[]): Run {
+/** The CLI is run asynchronously: the counting proxies live in this process's event loop. */
+function spawned(
+  argv: string[],
+  cwd: string,
+): Promise<{ code: number; stderr: string; stdout: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(argv[0]!, argv.slice(1), { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout = (stdout + d.toString()).slice(-4000);
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr = (stderr + d.toString()).slice(-4000);
+    });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
+async function run(b: Backend, dir: string, step: string, args: string[]): Promise<Run> {
   const out = join(dir, 'time.out');
   const before = zoneId(dir);
-  const r = spawnSync(
-    TIME,
-    ['-f', '%e %U %S %M', '-o', out, process.execPath, CLI, '--config', 'tlsa.yaml', ...args],
-    { cwd: dir, encoding: 'utf8', maxBuffer: 1 << 30 },
+  const sent = { ...(b.counts ?? { reads: 0, writes: 0 }) };
+  const r = await spawned(
+    [TIME, '-f', '%e %U %S %M', '-o', out, process.execPath, CLI, '--config', 'tlsa.yaml', ...args],
+    dir,
   );
   const [wall, user, sys, rssKb] = readFileSync(out, 'utf8').trim().split('\n').at(-1)!.split(' ');
-  const exit = r.status ?? -1;
-  if (exit !== 0 && exit !== 4)
-    throw new Error(`${step}: exit ${exit}\n${r.stderr.slice(-3000)}\n${r.stdout.slice(-1000)}`);
+  if (r.code !== 0 && r.code !== 4)
+    throw new Error(`${step}: exit ${r.code}\n${r.stderr.slice(-3000)}\n${r.stdout.slice(-1000)}`);
   return {
     step,
-    exit,
+    exit: r.code,
     wall: Number(wall),
     user: Number(user),
     sys: Number(sys),
     rssMb: Number(rssKb) / 1024,
-    zoneWrites: zoneId(dir) === before ? 0 : 1,
+    ...(b.counts
+      ? { writes: b.counts.writes - sent.writes, reads: b.counts.reads - sent.reads }
+      : { writes: zoneId(dir) === before ? 0 : 1 }),
   };
+}
+
+/** `tlsa daemon` until its first run is done: VmRSS and VmHWM from /proc, in MB. */
+async function daemonRss(dir: string): Promise<{ rssMb: number; hwmMb: number }> {
+  const child = spawn(process.execPath, [CLI, '--config', 'tlsa.yaml', 'daemon'], {
+    cwd: dir,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let err = '';
+  try {
+    await new Promise<void>((resolve, reject) => {
+      child.stderr.on('data', (d: Buffer) => {
+        err = (err + d.toString()).slice(-4000);
+        if (/next run/.test(err)) resolve();
+      });
+      child.on('close', (code) => reject(new Error(`daemon exited ${code}: ${err}`)));
+    });
+    const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
+    const kb = (field: string) =>
+      Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? NaN);
+    return { rssMb: kb('VmRSS') / 1024, hwmMb: kb('VmHWM') / 1024 };
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((r) => (child.exitCode === null ? child.once('close', r) : r(null)));
+  }
 }
 
 function median(xs: number[]): number {
@@ -115,39 +276,63 @@ function stateFigures(dir: string): { kb: number; loadMs: number; records: numbe
   return { kb: statSync(file).size / 1024, loadMs: median(times), records };
 }
 
-function benchOne(n: number): { runs: Run[]; state: ReturnType<typeof stateFigures> } {
-  const dir = mkdtempSync(join(tmpdir(), `tlsa-scale-${n}-`));
+interface Result {
+  runs: Run[];
+  state: ReturnType<typeof stateFigures>;
+  daemon: { rssMb: number; hwmMb: number };
+  changedZones: number;
+}
+
+async function benchOne(b: Backend, n: number): Promise<Result> {
+  const dir = mkdtempSync(join(tmpdir(), `tlsa-scale-${b.name}-${n}-`));
   try {
     writeFileSync(
       join(dir, 'tlsa.yaml'),
-      config(n, () => false),
+      config(b, n, () => false),
     );
     const runs: Run[] = [];
-    const step = (label: string, args: string[]) => {
-      process.stderr.write(`N=${n}: ${label}…\n`);
-      const r = run(dir, label, args);
+    const step = async (label: string, args: string[]) => {
+      process.stderr.write(`${b.name} N=${n}: ${label}…\n`);
+      const r = await run(b, dir, label, args);
       process.stderr.write(
-        `  wall ${r.wall} s, CPU ${(r.user + r.sys).toFixed(2)} s, RSS ${r.rssMb.toFixed(0)} MB, zone writes ${r.zoneWrites}\n`,
+        `  wall ${r.wall} s, CPU ${(r.user + r.sys).toFixed(2)} s, RSS ${r.rssMb.toFixed(0)} MB, writes ${r.writes}${r.reads === undefined ? '' : `, reads ${r.reads}`}\n`,
       );
       runs.push(r);
     };
-    step('publish (from empty)', ['publish']);
-    step('plan (no-op)', ['plan']);
-    step('publish (no-op)', ['publish']);
-    step('daemon --once (no-op)', ['daemon', '--once']);
+    await step('publish (from empty)', ['publish']);
+    await step('plan (no-op)', ['plan']);
+    await step('publish (no-op)', ['publish']);
+    await step('daemon --once (no-op)', ['daemon', '--once']);
+    process.stderr.write(`${b.name} N=${n}: daemon RSS after its first run…\n`);
+    const daemon = await daemonRss(dir);
     const state = stateFigures(dir);
-    writeFileSync(
-      join(dir, 'tlsa.yaml'),
-      config(n, (i) => i % 100 === 0),
-    );
-    step('publish (1 % of services changed)', ['publish']);
-    return { runs, state };
+    const changed = (i: number) => i % 100 === 0;
+    writeFileSync(join(dir, 'tlsa.yaml'), config(b, n, changed));
+    await step('publish (1 % of services changed)', ['publish']);
+    const zones = new Set<number>();
+    for (let i = 0; i < n; i++) if (changed(i)) zones.add(b.zoneOf(i));
+    return { runs, state, daemon, changedZones: zones.size };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 }
 
-function main(): void {
+const BACKENDS = {
+  zonefile: async () => zonefileBackend(),
+  powerdns: powerdnsBackend,
+  knot: knotBackend,
+} as const;
+
+function backendNames(): (keyof typeof BACKENDS)[] {
+  const raw = process.env.SCALE_PROVIDERS ?? 'zonefile,powerdns,knot';
+  return raw.split(',').map((s) => {
+    const name = s.trim();
+    if (!(name in BACKENDS)) throw new Error(`SCALE_PROVIDERS: unknown provider: ${name}`);
+    return name as keyof typeof BACKENDS;
+  });
+}
+
+async function main(): Promise<void> {
   const cpu = cpus();
   const rows: string[] = [];
   // Written after each size, so a long run that is stopped keeps what it measured.
@@ -157,27 +342,44 @@ function main(): void {
       '',
       `Date: ${new Date().toISOString()}. Machine: ${cpu.length} × ${cpu[0]?.model ?? '?'}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}; load average ${loadavg()
         .map((x) => x.toFixed(2))
-        .join(' ')} (other work shares this machine: read CPU time beside wall time).`,
+        .join(' ')} (other work shares this machine: compare CPU time, not wall time).`,
       '',
-      'Zonefile provider, one owner name per service, two lineages per service (the example chains), records "3 1 1" + "2 1 1"; the 1 % change switches every 100th service to "3 1 1" + "3 0 1". Each step is a fresh `tlsa` process (GNU time: wall, user + sys CPU, peak RSS). Zone writes: 1 when the zone file changed in that run (one read-modify-write per run), 0 when not. Exit 4 = published, waiting for the TTL.',
+      'One owner name per service, two lineages per service (the example chains), records "3 1 1" + "2 1 1"; the 1 % change switches every 100th service to "3 1 1" + "3 0 1". Zonefile: every owner in one zone file. PowerDNS (HTTP API) and Knot (RFC 2136 UPDATE, TSIG): real servers on loopback, the services spread over min(N, 1,000) unsigned zones. Each step is a fresh `tlsa` process (GNU time: wall, user + sys CPU, peak RSS). Writes: zonefile 1 when the zone file changed in that run; PowerDNS PATCH requests, Knot UPDATE messages. Reads: PowerDNS GET requests, Knot DNS queries (the zone of each owner name by SOA query, then its TLSA records). Exit 4 = published, waiting for the TTL. Daemon RSS: `tlsa daemon` after its first run (VmRSS now / VmHWM peak).',
       '',
-      '| N services | step | wall s | CPU s (user+sys) | peak RSS MB | zone writes | exit |',
-      '|---:|---|---:|---:|---:|---:|---:|',
+      '| provider | N services | step | wall s | CPU s (user+sys) | peak RSS MB | writes | reads | exit |',
+      '|---|---:|---|---:|---:|---:|---:|---:|---:|',
       ...rows,
       '',
     ].join('\n');
-  for (const n of sizes()) {
-    const { runs, state } = benchOne(n);
-    for (const r of runs)
-      rows.push(
-        `| ${n} | ${r.step} | ${r.wall.toFixed(2)} | ${(r.user + r.sys).toFixed(2)} | ${r.rssMb.toFixed(0)} | ${r.zoneWrites} | ${r.exit} |`,
-      );
-    rows.push(
-      `| ${n} | state file: ${state.records} records, ${state.kb.toFixed(0)} KiB, load ${state.loadMs.toFixed(1)} ms | | | | | |`,
-    );
-    if (!process.env.SCALE_NO_WRITE) writeFileSync(join(ROOT, 'bench/results-scale.md'), report());
+  try {
+    for (const name of backendNames())
+      for (const n of sizes()) {
+        process.stderr.write(`${name} N=${n}: starting…\n`);
+        const b = await BACKENDS[name](n);
+        let result: Result;
+        try {
+          result = await benchOne(b, n);
+        } finally {
+          await b.close();
+        }
+        const { runs, state, daemon, changedZones } = result;
+        for (const r of runs)
+          rows.push(
+            `| ${name} | ${n} | ${r.step} | ${r.wall.toFixed(2)} | ${(r.user + r.sys).toFixed(2)} | ${r.rssMb.toFixed(0)} | ${r.writes} | ${r.reads ?? ''} | ${r.exit} |`,
+          );
+        const last = runs.at(-1)!;
+        rows.push(
+          `| ${name} | ${n} | 1 % change: ${changedZones} zone(s) changed, ${(last.writes / changedZones).toFixed(2)} writes per changed zone | | | | | | |`,
+          `| ${name} | ${n} | daemon after its first run: RSS ${daemon.rssMb.toFixed(0)} MB (peak ${daemon.hwmMb.toFixed(0)} MB) | | | | | | |`,
+          `| ${name} | ${n} | state file: ${state.records} records, ${state.kb.toFixed(0)} KiB, load ${state.loadMs.toFixed(1)} ms | | | | | | |`,
+        );
+        if (!process.env.SCALE_NO_WRITE)
+          writeFileSync(join(ROOT, 'bench/results-scale.md'), report());
+      }
+  } finally {
+    await stopAll();
   }
   process.stdout.write(report());
 }
 
-main();
+await main();

@@ -42,7 +42,8 @@
  *              zone's TLSA records (a name alone: as list). apply: 1 GET + 1 write. applyMany of
  *              N names in one zone: 2 GETs (TLSA, CNAME) + 1 batch per batch_size operations; each
  *              conflict retry repeats them.
- * Limits:      1,200 requests per 5 minutes per user/token, 200 requests/s per IP; over it every
+ * Limits:      listMany and applyMany work on 2 zones at a time, starting at most 1 per second
+ *              (a zone is 1–3 requests: within 4/s). 1,200 requests per 5 minutes per user/token, 200 requests/s per IP; over it every
  *              call gets 429 for up to 5 minutes with `retry-after` (seconds). Batches hold 200
  *              records on Free zones (3,500 on paid plans). Retries: the SDK's own retry is off
  *              (maxRetries 0) so there is one bounded policy (src/util/retry.ts): 429 (waiting
@@ -71,6 +72,7 @@ import {
   Conflict,
   refuseCnames,
   listByZone,
+  Pacer,
   nameList,
   type OwnerWant,
   rdataKey,
@@ -80,6 +82,9 @@ import {
 import { readOptions } from './options.js';
 import { CLOUDFLARE_OPTIONS } from './cloudflare-options.js';
 import { cloudflareTxt } from './cloudflare-txt.js';
+
+/** 1,200 requests per 5 minutes (4/s) per token; a zone's read and write are 1–3 of them. */
+const PACE = { concurrency: 2, perSecond: 1 };
 
 export const MANAGED_COMMENT = 'managed by tlsa';
 const CONFLICT_ATTEMPTS = 4;
@@ -231,6 +236,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
   const tlsaList = (o: string, records: ApiRecord[]): TlsaRecord[] =>
     records.flatMap((r) => tlsaOf(o, r) ?? []);
 
+  const pacer = new Pacer(PACE);
   const provider: DnsProvider = {
     name,
     async list(owner) {
@@ -260,8 +266,9 @@ export const createProvider: ProviderFactory = (options, ctx) => {
           const tlsa = await readType(zone, 'TLSA', items);
           return new Map(items.map((o) => [o, tlsaList(o, tlsa.get(o) ?? [])]));
         },
+        pacer,
       ),
-    ...writesByZone(name, zoneFor, (z) => z.id, applyZone),
+    ...writesByZone(name, zoneFor, (z) => z.id, applyZone, undefined, pacer),
     txt: cloudflareTxt(name, api, MANAGED_COMMENT, clampTtl),
   };
   return provider;

@@ -127,39 +127,105 @@ export async function groupBy<T, G>(
   return [...out.values()];
 }
 
+/** How many calls of one provider instance may run at once, and how many may start per second:
+ *  each adapter sets it from its API's documented limits (its header says which). */
+export interface Pace {
+  concurrency: number;
+  /** Starts per second, spaced evenly; unlimited when absent. */
+  perSecond?: number;
+}
+
+/** One at a time: the pace of an adapter that sets none. */
+export const SERIAL: Pace = { concurrency: 1 };
+
+/** Runs tasks within a Pace: at most `concurrency` in flight, starts at least 1/perSecond apart.
+ *  One per provider instance, shared by its listMany and applyMany, so that the limit holds
+ *  across calls. */
+export class Pacer {
+  #running = 0;
+  #nextStart = 0;
+  readonly #waiting: Array<() => void> = [];
+
+  constructor(readonly pace: Pace) {
+    if (!(pace.concurrency >= 1)) throw new RangeError('concurrency must be at least 1');
+  }
+
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.#running >= this.pace.concurrency)
+      await new Promise<void>((r) => this.#waiting.push(r));
+    else this.#running++;
+    try {
+      if (this.pace.perSecond) {
+        const now = Date.now();
+        const at = Math.max(now, this.#nextStart);
+        this.#nextStart = at + 1000 / this.pace.perSecond;
+        if (at > now) await sleep(at - now);
+      }
+      return await task();
+    } finally {
+      // The slot passes straight to the next waiter (running stays counted).
+      const next = this.#waiting.shift();
+      if (next) next();
+      else this.#running--;
+    }
+  }
+
+  /** `fn` for each item within the pace. After the first failure nothing more is started; the
+   *  calls in flight are waited for, then that failure is thrown (as a loop would). */
+  async each<T>(items: readonly T[], fn: (item: T) => Promise<void>): Promise<void> {
+    let failed: { error: unknown } | undefined;
+    let next = 0;
+    const worker = async () => {
+      while (!failed && next < items.length) {
+        const item = items[next++]!;
+        await this.run(() => fn(item)).catch((error: unknown) => {
+          failed ??= { error };
+        });
+      }
+    };
+    const workers = Math.min(this.pace.concurrency, items.length);
+    await Promise.all(Array.from({ length: workers }, worker));
+    if (failed) throw failed.error;
+  }
+}
+
 /** apply() and applyMany() of an adapter that writes one zone at a time: the changes merged
  *  per owner (mergeChanges), `prepare` given them all (a batch lookup of zones), then grouped by
- *  zone, each zone written by `applyZone`; apply() is applyMany() of one change. */
+ *  zone, each zone written by `applyZone` (zones side by side within `pacer`'s pace); apply()
+ *  is applyMany() of one change. */
 export function writesByZone<G>(
   provider: string,
   zoneOf: (owner: string) => Promise<G>,
   keyOf: (g: G) => string,
   applyZone: (zone: G, wants: OwnerWant[]) => Promise<void>,
   prepare?: (wants: OwnerWant[]) => Promise<void>,
+  pacer: Pacer = new Pacer(SERIAL),
 ): Required<Pick<DnsProvider, 'apply' | 'applyMany'>> {
   const applyMany = async (changes: OwnerChange[], ttlOf: (owner: string) => number) => {
     const wants = mergeChanges(provider, changes, ttlOf);
     await prepare?.(wants);
-    for (const { group, items } of await groupBy(wants, (w) => zoneOf(w.owner), keyOf))
-      await applyZone(group, items);
+    const zones = await groupBy(wants, (w) => zoneOf(w.owner), keyOf);
+    await pacer.each(zones, ({ group, items }) => applyZone(group, items));
   };
   return { applyMany, apply: (owner, change, ttl) => applyMany([{ owner, ...change }], () => ttl) };
 }
 
-/** listMany() by zone: `read` answers for the normal forms of one zone's owners; the result
- *  also carries each owner under the caller's spelling (rule 5). */
+/** listMany() by zone: `read` answers for the normal forms of one zone's owners (zones side by
+ *  side within `pacer`'s pace); the result also carries each owner under the caller's spelling
+ *  (rule 5). */
 export async function listByZone<G>(
   ownersIn: string[],
   zoneOf: (owner: string) => Promise<G>,
   keyOf: (g: G) => string,
   read: (zone: G, owners: string[]) => Promise<Map<string, TlsaRecord[]>>,
+  pacer: Pacer = new Pacer(SERIAL),
 ): Promise<Map<string, TlsaRecord[]>> {
   const owners = [...new Set(ownersIn.map((o) => normaliseName(o)))];
   const out = new Map<string, TlsaRecord[]>();
-  for (const { group, items } of await groupBy(owners, zoneOf, keyOf)) {
+  await pacer.each(await groupBy(owners, zoneOf, keyOf), async ({ group, items }) => {
     const found = await read(group, items);
     for (const o of items) out.set(o, found.get(o) ?? []);
-  }
+  });
   for (const o of ownersIn) if (!out.has(o)) out.set(o, out.get(normaliseName(o)) ?? []);
   return out;
 }

@@ -62,7 +62,9 @@
  *              (list, DNS checks) and re-published by the next run.
  * TXT:         (ACME DNS-01, powerdns-txt.ts) the same read-modify-write of the owner's TXT
  *              RRset: values not named stay, a CNAME is refused, a read-back checks the write.
- * Limits:      PowerDNS has no request limits of its own. 429 and 5xx (the sqlite3 backend
+ * Limits:      PowerDNS has no request limits of its own: listMany reads up to 4 zones at a time
+ *              (kit.ts Pacer); applyMany writes one zone at a time (a sqlite3 backend lets one
+ *              writer in: 1,000 zones written 4 at a time gave up on "database is locked"). 429 and 5xx (the sqlite3 backend
  *              answers 500 "database is locked" when writes collide) and network errors are
  *              retried with backoff (5 attempts); a failed write is not re-sent as it was (by
  *              then it may be stale): the zone is read again and the sets recomputed. Errors:
@@ -75,11 +77,16 @@ import { type DnsProvider, ProviderError, type ProviderFactory } from './contrac
 import {
   cnameError,
   listByZone,
+  Pacer,
   type OwnerWant,
   parseRecords,
   refuseCnames,
   writesByZone,
 } from './kit.js';
+
+/** Zones read side by side (the server sets no limit); written one at a time, since a sqlite3
+ *  backend answers "database is locked" to colliding writes. */
+const READ_PACE = { concurrency: 4 };
 import { type SetWrite, verifiedWrites } from './kit-rrset.js';
 import { readOptions } from './options.js';
 import { POWERDNS_OPTIONS } from './powerdns-options.js';
@@ -221,6 +228,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     });
   }
 
+  const reads = new Pacer(READ_PACE);
   const provider: DnsProvider = {
     name,
     txt: powerdnsTxt({
@@ -250,6 +258,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
           );
           return new Map(items.map((o) => [o, enabledRecords(o, state)]));
         },
+        reads,
       ),
     ...writesByZone(name, zoneFor, (z) => z.id, applyZone),
   };

@@ -44,7 +44,8 @@
  * TXT:         (ACME DNS-01) the same UPDATE for TXT values at _acme-challenge names: single-RR
  *              adds and deletes under the "no CNAME" prerequisite. The key then also needs
  *              TXT: Knot `update-type: [TLSA, TXT]`, BIND `grant KEY zonesub TLSA TXT;`.
- * Limits:      no API throttling in the protocol; a message holds at most 64 KiB (over 1,000
+ * Limits:      no API throttling in the protocol (applyMany updates up to 4 zones at a time,
+ *              each zone's UPDATEs one after another); a message holds at most 64 KiB (over 1,000
  *              TLSA records); the server serialises concurrent updates to one zone.
  */
 import {
@@ -58,7 +59,7 @@ import { rcodeName, readName, TYPE, walkRecords } from '../src/dns/wire.js';
 import { normaliseName, type TlsaRecord } from '../src/tlsa/record.js';
 import { registerSecret } from '../src/util/redact.js';
 import type { DnsProvider, ProviderFactory, TxtRecords } from './contract.js';
-import { mergeChanges } from './kit.js';
+import { mergeChanges, Pacer } from './kit.js';
 import { readOptions } from './options.js';
 import { RFC2136_OPTIONS } from './rfc2136-options.js';
 import { chunks, rfc2136Dns, type UpdateItem } from './rfc2136-dns.js';
@@ -80,6 +81,9 @@ export function parseKeyText(text: string): { secret: string; name?: string; alg
   }
   return { secret: t };
 }
+
+/** Zones updated side by side by applyMany: a few, the server serialises updates per zone. */
+const UPDATE_PACE = { concurrency: 4 };
 
 /** Errors worth another try: SERVFAIL and no answer. */
 export const createProvider: ProviderFactory = (options, ctx) => {
@@ -169,6 +173,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     },
   };
 
+  const pacer = new Pacer(UPDATE_PACE);
   const provider: DnsProvider = {
     name,
     txt,
@@ -217,7 +222,8 @@ export const createProvider: ProviderFactory = (options, ctx) => {
         const item = { owner: w.owner, add: w.add, remove: [...w.remove, ...w.add], ttl: w.ttl };
         byZone.set(zone, [...(byZone.get(zone) ?? []), item]);
       }
-      for (const [zone, items] of byZone) {
+      // Zones side by side (UPDATE_PACE); within a zone one UPDATE at a time.
+      await pacer.each([...byZone], async ([zone, items]) => {
         // One UPDATE per zone, split only where a DNS message would overflow.
         for (const chunk of chunks(items, 800)) {
           try {
@@ -229,7 +235,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
             } else throw e;
           }
         }
-      }
+      });
     },
   };
   return provider;

@@ -55,7 +55,8 @@
  *              applyMany of N names in one zone: those reads + 1 ChangeResourceRecordSets
  *              (one more per 100 changes / 1,000 values / 32,000 characters); each conflict
  *              retry repeats both. waitUntilApplied: GetChange polls per pending change.
- * Limits:      5 requests/s per AWS account (10/s plus change-based throttling since July
+ * Limits:      listMany and applyMany work on 2 zones at a time, starting at most 2 per second
+ *              (a zone is 1–3 requests: within the account's limit). 5 requests/s per AWS account (10/s plus change-based throttling since July
  *              2026); Throttling, PriorRequestNotComplete, 5xx and network errors are retried
  *              with exponential backoff and full jitter (src/util/retry.ts, 6 attempts); the
  *              SDK's own retry is off (maxAttempts 1) so there is one bounded policy, not two
@@ -79,12 +80,16 @@ import { type DnsProvider, ProviderError, type ProviderFactory } from './contrac
 import {
   refuseCnames,
   listByZone,
+  Pacer,
   nameList,
   type OwnerWant,
   parseRecords,
   retryOnConflict,
   writesByZone,
 } from './kit.js';
+
+/** 5 requests/s per account; a zone's read and write are 1–3 of them. */
+const PACE = { concurrency: 2, perSecond: 2 };
 import { nextRRset } from './kit-rrset.js';
 import { readOptions } from './options.js';
 import { ROUTE53_OPTIONS } from './route53-options.js';
@@ -238,6 +243,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
   const pendingChanges: string[] = [];
   const tlsaAt = (o: string, s: NameState | undefined) => parseRecords(o, s ? valuesOf(s) : []);
 
+  const pacer = new Pacer(PACE);
   const provider: DnsProvider = {
     name,
     async list(owner) {
@@ -253,8 +259,9 @@ export const createProvider: ProviderFactory = (options, ctx) => {
           const states = await readMany(zone, items);
           return new Map(items.map((o) => [o, tlsaAt(o, states.get(o))]));
         },
+        pacer,
       ),
-    ...writesByZone(name, zoneFor, (z) => z.id, applyZone),
+    ...writesByZone(name, zoneFor, (z) => z.id, applyZone, undefined, pacer),
     txt: route53Txt(name, { call, zoneFor, readName }, pendingChanges),
     async waitUntilApplied() {
       const deadline = Date.now() + waitTimeoutMs;

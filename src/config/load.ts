@@ -72,7 +72,13 @@ export function loadConfig(file: string): LoadedConfig {
       pos.line,
     );
   }
-  const lineOf = (path: ConfigPath): number | undefined => lineOfPath(doc, lineCounter, path);
+  // The parsed document is large (tens of MB for thousands of services) and wanted only for
+  // an error's line: kept while loading, afterwards parsed again from the text when asked.
+  let kept: { doc: Document; lineCounter: LineCounter } | undefined = { doc, lineCounter };
+  const lineOf = (path: ConfigPath): number | undefined => {
+    const p = kept ?? reparse(text);
+    return lineOfPath(p.doc, p.lineCounter, path);
+  };
   const error = (path: ConfigPath, message: string) =>
     new InputError(path.length ? `${pathText(path)}: ${message}` : message, file, lineOf(path));
 
@@ -132,6 +138,7 @@ export function loadConfig(file: string): LoadedConfig {
   const baseDir = dirname(abs);
   const keyAccess = keyAccessOf(raw, error);
   const installs = installedCopies(raw, baseDir, error, keyAccess);
+  kept = undefined;
   return {
     file,
     baseDir,
@@ -170,6 +177,11 @@ function normaliseHosts(raw: RawConfig, error: (p: ConfigPath, m: string) => Inp
       throw e;
     }
   }
+}
+
+function reparse(text: string): { doc: Document; lineCounter: LineCounter } {
+  const lineCounter = new LineCounter();
+  return { doc: parseDocument(text, { lineCounter, uniqueKeys: false }), lineCounter };
 }
 
 function lineOfPath(doc: Document, lc: LineCounter, path: ConfigPath): number | undefined {

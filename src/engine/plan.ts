@@ -153,9 +153,10 @@ const ordering = (): Intl.Collator => {
   return collatorMade;
 };
 
-/** recordKey, built once per record object. */
+/** recordKey, built once per record object for one computation (a Map, not a WeakMap: with
+ *  tens of thousands of records a WeakMap's entries make each garbage collection slower). */
 function memoKey(): (r: TlsaRecord) => string {
-  const keys = new WeakMap<TlsaRecord, string>();
+  const keys = new Map<TlsaRecord, string>();
   return (r) => {
     const known = keys.get(r);
     if (known !== undefined) return known;

@@ -3,7 +3,8 @@
  *  once their records are live, and retire records nobody serves any more. Each step is a
  *  module in steps/; this file is their order. */
 import type { LoadedConfig } from '../config/load.js';
-import { InputError } from '../errors.js';
+import { InputError, WaitError } from '../errors.js';
+import type { LockInfo } from '../util/file-lock.js';
 import { nextDueFor } from './due.js';
 import { acquireLock } from './lock.js';
 import { dnsPropagation } from './observe.js';
@@ -24,7 +25,7 @@ import { promoteStaged } from './steps/promote.js';
 import { retireDue } from './steps/retire.js';
 import { checkServed } from './steps/served.js';
 import { takeOver, type AdoptResult } from './steps/take-over.js';
-import { computeTargets, selectServices } from './targets.js';
+import { computeTargets, selectServices, type Targets } from './targets.js';
 
 export type {
   ChainWait,
@@ -41,12 +42,24 @@ export type { AdoptResult } from './steps/take-over.js';
 export async function runEngine(config: LoadedConfig, opts: EngineOptions): Promise<EngineResult> {
   // Every chain, key and catalog is read once before the lock is taken: bad input fails at
   // once, not after waiting for another run, and never while this run holds the lock.
-  computeTargets(config, selectServices(config, opts.services), opts.now ?? new Date());
-  return withStateLock(config, opts, () => runLocked(config, opts));
+  const targets = computeTargets(
+    config,
+    selectServices(config, opts.services),
+    opts.now ?? new Date(),
+  );
+  // The run plans with them, unless it had to wait for another run: that one may have
+  // installed staged chains meanwhile, so they are read again.
+  return withStateLock(config, opts, (waited) =>
+    runLocked(config, opts, waited ? undefined : targets),
+  );
 }
 
-async function runLocked(config: LoadedConfig, opts: EngineOptions): Promise<EngineResult> {
-  const ctx = await start(config, opts);
+async function runLocked(
+  config: LoadedConfig,
+  opts: EngineOptions,
+  targets: Targets | undefined,
+): Promise<EngineResult> {
+  const ctx = await start(config, opts, targets);
   const firstPlan = ctx.c.plan;
   const added = opts.add !== false && ctx.write ? await publishAdds(ctx) : 0;
   if (opts.observeAll) await observePending(ctx);
@@ -80,10 +93,14 @@ async function runLocked(config: LoadedConfig, opts: EngineOptions): Promise<Eng
 }
 
 /** Read the state, plan, refuse invalid certificates, settle what needs no DNS change. */
-async function start(config: LoadedConfig, opts: EngineOptions): Promise<RunContext> {
+async function start(
+  config: LoadedConfig,
+  opts: EngineOptions,
+  targets: Targets | undefined,
+): Promise<RunContext> {
   const now = opts.now ?? new Date();
   const state = readState(config.stateDir);
-  const c = await computePlan(config, opts, state);
+  const c = await computePlan(config, opts, state, undefined, targets);
   if (c.targets.validityProblems.length && !opts.force && opts.add !== false) {
     throw new InputError(
       `refusing to publish records for invalid certificates (use --force to publish anyway):\n  ${c.targets.validityProblems.join('\n  ')}`,
@@ -125,23 +142,33 @@ async function replan(ctx: RunContext): Promise<void> {
   save(ctx);
 }
 
-/** Every entry point that reads and writes the state does so under the one lock. */
+/** Every entry point that reads and writes the state does so under the one lock. `fn` learns
+ *  whether another run held it first. */
 async function withStateLock<T>(
   config: LoadedConfig,
   opts: RunOptions,
-  fn: () => Promise<T>,
+  fn: (waited: boolean) => Promise<T>,
 ): Promise<T> {
   ensureStateDir(config.stateDir);
-  const release = await acquireLock(config.stateDir, {
+  const lock = {
     command: opts.entryPoint,
     waitSeconds: opts.lockWaitSeconds ?? 60,
-    onWait: (h, ms) =>
+    onWait: (h: LockInfo | undefined, ms: number) =>
       opts.progress?.(
         `waiting for the lock held by ${h ? `pid ${h.pid} (${h.command})` : 'another run'}: ${Math.round(ms / 1000)} s so far`,
       ),
-  });
+  };
+  let waited = false;
+  let release: () => void;
   try {
-    return await fn();
+    release = await acquireLock(config.stateDir, { ...lock, waitSeconds: 0 });
+  } catch (e) {
+    if (!(e instanceof WaitError)) throw e;
+    waited = true;
+    release = await acquireLock(config.stateDir, lock);
+  }
+  try {
+    return await fn(waited);
   } finally {
     release();
   }

@@ -1,62 +1,52 @@
-/** Finding a state record by provider and record key without a scan of the whole list: with
- *  thousands of services the engine looks up every record several times per run. Pure. */
+/** State records by provider and record key, for one operation on the state: with thousands of
+ *  services the engine looks up every record several times per run, and a scan of the list per
+ *  lookup would make a run quadratic. Pure. */
 import { recordKey, type TlsaRecord } from '../tlsa/record.js';
 
 type Keyed = { provider: string } & TlsaRecord;
 
-interface Index {
-  /** The list's length and last record when the index was last in step: a push, a splice or a
-   *  filter elsewhere shows as a change. (In the engine only upsertRecord replaces records in
-   *  place, and with the same key.) */
-  length: number;
-  last: Keyed | undefined;
-  /** Position of the first record with each `provider key`. */
-  at: Map<string, number>;
-}
+/** A record's identity in the state: its provider and its key inside the RRset. */
+export const stateKey = (r: Keyed): string => `${r.provider} ${recordKey(r)}`;
 
-const indexes = new WeakMap<readonly Keyed[], Index>();
-const keyOf = (r: Keyed) => `${r.provider} ${recordKey(r)}`;
+/** A copy of a record list to change by several upserts, with the position of each key kept in
+ *  a Map built once: the list it was made from is never changed, and nothing else changes the
+ *  copy (the operation that made it returns it when done). */
+export class RecordDraft<T extends Keyed> {
+  readonly records: T[];
+  readonly #at = new Map<string, number>();
 
-function indexOf(list: readonly Keyed[]): Index {
-  let idx = indexes.get(list);
-  if (!idx || idx.length !== list.length || idx.last !== list.at(-1)) {
-    const at = new Map<string, number>();
-    list.forEach((r, i) => {
-      const k = keyOf(r);
-      if (!at.has(k)) at.set(k, i);
+  constructor(from: readonly T[]) {
+    this.records = [...from];
+    from.forEach((r, i) => {
+      const k = stateKey(r);
+      if (!this.#at.has(k)) this.#at.set(k, i);
     });
-    idx = { length: list.length, last: list.at(-1), at };
-    indexes.set(list, idx);
   }
-  return idx;
+
+  /** The first record with r's provider and key (as a scan with findIndex would find it). */
+  find(r: Keyed): T | undefined {
+    const i = this.#at.get(stateKey(r));
+    return i === undefined ? undefined : this.records[i];
+  }
+
+  /** Replace the first record with r's provider and key, or append r. */
+  upsert(r: T): void {
+    const k = stateKey(r);
+    const i = this.#at.get(k);
+    if (i !== undefined) this.records[i] = r;
+    else {
+      this.#at.set(k, this.records.length);
+      this.records.push(r);
+    }
+  }
 }
 
-/** Position of the first record in `list` with r's provider and key, or -1 (as findIndex). */
-export function findRecordIndex(list: readonly Keyed[], r: Keyed): number {
-  const k = keyOf(r);
-  let i = indexOf(list).at.get(k);
-  // Replaced in place by other code since: build again rather than answer from a stale index.
-  if (i !== undefined && (!list[i] || keyOf(list[i]!) !== k)) {
-    indexes.delete(list);
-    i = indexOf(list).at.get(k);
+/** The first record of `list` per provider and key, built once for the lookups of one list. */
+export function firstByKey<T extends Keyed>(list: readonly T[]): Map<string, T> {
+  const byKey = new Map<string, T>();
+  for (const r of list) {
+    const k = stateKey(r);
+    if (!byKey.has(k)) byKey.set(k, r);
   }
-  return i ?? -1;
-}
-
-/** Replace the record with r's provider and key, or append r (one lookup, index kept in step). */
-export function upsertRecord<T extends Keyed>(list: T[], r: T): void {
-  const i = findRecordIndex(list, r);
-  if (i >= 0) {
-    list[i] = r;
-    const idx = indexes.get(list);
-    if (idx && i === list.length - 1) idx.last = r;
-    return;
-  }
-  list.push(r);
-  const idx = indexes.get(list);
-  if (idx) {
-    idx.at.set(keyOf(r), list.length - 1);
-    idx.length = list.length;
-    idx.last = r;
-  }
+  return byKey;
 }

@@ -7,60 +7,59 @@ import { rdataText, recordKey, type TlsaRecord } from '../tlsa/record.js';
 import { groupBy } from '../util/group-by.js';
 import { addTtlFact, observedRecord } from './lifecycle.js';
 import type { OwnerPlan, TargetRecord } from './plan.js';
-import { findRecordIndex, upsertRecord } from './record-index.js';
+import { firstByKey, RecordDraft, stateKey } from './record-index.js';
 import type { OwnedRecord, StateFile, TtlFact } from './state.js';
 
 type AtProvider = { provider: string } & TlsaRecord;
 
-const keyAt = (r: AtProvider) => `${r.provider} ${recordKey(r)}`;
-
-export const findOwned = (state: StateFile, r: AtProvider): OwnedRecord | undefined =>
-  state.records[findRecordIndex(state.records, r)];
-
-/** The keys of a record list, built once per list: the steps ask about every listed record, and
- *  the lists are never changed in place (each operation here makes a new one). */
-const keySets = new WeakMap<readonly OwnedRecord[], Set<string>>();
-function keysOf(records: readonly OwnedRecord[]): Set<string> {
-  let keys = keySets.get(records);
-  if (!keys) {
-    keys = new Set(records.map(recordKey));
-    keySets.set(records, keys);
+/** Lookups of one state list, each built on its first use and once per list: the steps ask
+ *  about every record, and the operations below never change a list in place (each returns a
+ *  new one), so a list's lookups never go stale. */
+interface Lookups {
+  byKey?: Map<string, OwnedRecord>;
+  keys?: Set<string>;
+  byOwner?: Map<string, OwnedRecord[]>;
+}
+const lookups = new WeakMap<readonly OwnedRecord[], Lookups>();
+function lookupsOf(records: readonly OwnedRecord[]): Lookups {
+  let l = lookups.get(records);
+  if (!l) {
+    l = {};
+    lookups.set(records, l);
   }
-  return keys;
+  return l;
+}
+
+export function findOwned(state: StateFile, r: AtProvider): OwnedRecord | undefined {
+  const l = lookupsOf(state.records);
+  l.byKey ??= firstByKey(state.records);
+  return l.byKey.get(stateKey(r));
 }
 
 /** Every record tlsa owns at the owner name, whatever the provider. */
-export const ownsKey = (state: StateFile, r: TlsaRecord): boolean =>
-  keysOf(state.records).has(recordKey(r));
+export function ownsKey(state: StateFile, r: TlsaRecord): boolean {
+  const l = lookupsOf(state.records);
+  l.keys ??= new Set(state.records.map(recordKey));
+  return l.keys.has(recordKey(r));
+}
 
-/** The state's records by owner name, grouped once per list (see keysOf). */
-const ownerMaps = new WeakMap<readonly OwnedRecord[], Map<string, OwnedRecord[]>>();
+/** The state's records at an owner name. */
 export function ownedAt(state: StateFile, owner: string): readonly OwnedRecord[] {
-  let byOwner = ownerMaps.get(state.records);
-  if (!byOwner) {
-    byOwner = groupBy(state.records, (r) => r.owner);
-    ownerMaps.set(state.records, byOwner);
-  }
-  return byOwner.get(owner) ?? [];
+  const l = lookupsOf(state.records);
+  l.byOwner ??= groupBy(state.records, (r) => r.owner);
+  return l.byOwner.get(owner) ?? [];
 }
 
 export function withRecord(state: StateFile, rec: OwnedRecord): StateFile {
-  const records = [...state.records];
-  upsertRecord(records, rec);
-  return { ...state, records };
+  const draft = new RecordDraft(state.records);
+  draft.upsert(rec);
+  return { ...state, records: draft.records };
 }
 
 /** Several records at once: one pass over the state, however many go. */
 function without(records: readonly OwnedRecord[], gone: readonly AtProvider[]): OwnedRecord[] {
-  const keys = new Set(gone.map(keyAt));
-  return records.filter((r) => !keys.has(keyAt(r)));
-}
-
-/** A list to change in place by several operations, copied once: a copy per record would make
- *  a run over thousands of records quadratic. */
-function draftOf(state: StateFile): { records: OwnedRecord[]; upsert: (r: OwnedRecord) => void } {
-  const records = [...state.records];
-  return { records, upsert: (r) => upsertRecord(records, r) };
+  const keys = new Set(gone.map(stateKey));
+  return records.filter((r) => !keys.has(stateKey(r)));
 }
 
 export const factsAt = (state: StateFile, owner: string): TtlFact[] => state.ttls?.[owner] ?? [];
@@ -120,10 +119,10 @@ export function withSeen(
   const seenAt = at.toISOString();
   const wasSeen = (r: TlsaRecord) => seen.some((s) => recordKey(s) === recordKey(r));
   if (whose === 'own') {
-    const draft = draftOf(state);
+    const draft = new RecordDraft(state.records);
     let changed = false;
     for (const r of asked.filter(wasSeen)) {
-      const o = draft.records[findRecordIndex(draft.records, r as AtProvider)];
+      const o = draft.find(r as AtProvider);
       if (o && !o.seenAt) {
         draft.upsert({ ...o, seenAt });
         changed = true;
@@ -149,7 +148,7 @@ export interface PlanView {
  *  leaving the desired set (start of their grace), records already gone, other writers' records
  *  gone (or now ours: they start over if they come back). */
 export function settled(state: StateFile, c: PlanView, stamp: string): StateFile {
-  const draft = draftOf(state);
+  const draft = new RecordDraft(state.records);
   let changed = false;
   const upsert = (r: OwnedRecord) => {
     draft.upsert(r);
@@ -157,7 +156,7 @@ export function settled(state: StateFile, c: PlanView, stamp: string): StateFile
   };
   for (const p of c.plan) {
     for (const k of p.keep) {
-      const owned = draft.records[findRecordIndex(draft.records, k)];
+      const owned = draft.find(k);
       if (owned && owned.status !== 'published') {
         const { held: _held, ...rest } = owned;
         upsert({ ...rest, status: 'published', publishedAt: owned.publishedAt ?? owned.addedAt });
@@ -168,12 +167,12 @@ export function settled(state: StateFile, c: PlanView, stamp: string): StateFile
         upsert({ ...r.record, status: 'retiring', retiringSince: stamp });
   }
   const owners = new Set(c.plan.map((p) => `${p.provider} ${p.owner}`));
-  const desired = new Set(c.desired.map(keyAt));
+  const desired = new Set(c.desired.map(stateKey));
   const gone = draft.records.filter(
     (o) =>
       owners.has(`${o.provider} ${o.owner}`) &&
       !(c.listed.get(o.owner) ?? []).some((r) => recordKey(r) === recordKey(o)) &&
-      !desired.has(keyAt(o)),
+      !desired.has(stateKey(o)),
   );
   let next = changed || gone.length ? { ...state, records: without(draft.records, gone) } : state;
   for (const [owner, listed] of c.listed) {
@@ -204,10 +203,10 @@ export function withIntents(
   by: string,
   stamp: string,
 ): StateFile {
-  const draft = draftOf(state);
+  const draft = new RecordDraft(state.records);
   for (const { add, remove } of items) {
     for (const a of add) {
-      const prior = draft.records[findRecordIndex(draft.records, a)];
+      const prior = draft.find(a);
       draft.upsert({
         owner: a.owner,
         usage: a.usage,
@@ -234,11 +233,11 @@ export function withConfirmed(
   items: { add: readonly TargetRecord[]; remove: readonly OwnedRecord[] }[],
   stamp: string,
 ): StateFile {
-  const draft = draftOf(state);
+  const draft = new RecordDraft(state.records);
   for (const { add } of items)
     for (const a of add)
       draft.upsert({
-        ...draft.records[findRecordIndex(draft.records, a)]!,
+        ...draft.find(a)!,
         ttl: a.ttl,
         status: 'published',
         publishedAt: stamp,

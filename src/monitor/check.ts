@@ -9,7 +9,12 @@ import { servicePorts, type PortProtocol } from '../config/ports.js';
 import { NetworkError } from '../errors.js';
 import { liveProbe, type LiveView, type ServedChains } from '../engine/observe.js';
 import { createProviders } from '../engine/providers.js';
-import { computeTargets, selectServices } from '../engine/targets.js';
+import {
+  computeTargets,
+  selectServices,
+  type ServiceTargets,
+  type Targets,
+} from '../engine/targets.js';
 import { isSmtp } from '../tlsa/policy.js';
 import { ownerName, type TlsaRecord } from '../tlsa/record.js';
 import { daneMatch, recordMatchesChain } from '../verify/dane.js';
@@ -22,6 +27,9 @@ export interface CheckOptions {
   now: Date;
   /** Overrides for tests; default: the engine's live probe through verify.* settings. */
   live?: LiveView;
+  /** The services' targets at `now`, when the caller computed them already (the daemon's
+   *  check cycle shares them with its status page); read from the files otherwise. */
+  targets?: Targets | undefined;
 }
 
 export interface CheckOutcome {
@@ -37,8 +45,7 @@ interface Seen {
 }
 
 /** The chains the configuration serves, when nothing is probed: one per key type and port. */
-function configuredChains(config: LoadedConfig, service: string, now: Date): Seen[] {
-  const t = computeTargets(config, [service], now).services[0];
+function configuredChains(t: ServiceTargets | undefined): Seen[] {
   if (!t) return [];
   return t.chains
     .filter((c) => c.role === 'served')
@@ -74,6 +81,9 @@ export async function checkServedChains(
   const observations: ServedObservation[] = [];
   const probeOn = config.raw.verify.probe;
   const live = opts.live ?? (probeOn ? liveProbe(config) : undefined);
+  // Without a probe, the configured chains: every service's read once, not once per service.
+  const targets = live ? undefined : (opts.targets ?? computeTargets(config, names, opts.now));
+  const targetsOf = new Map(targets?.services.map((t) => [t.service, t]));
   const providers = await createProviders(
     config,
     names.map((n) => config.raw.services[n]!.provider),
@@ -120,7 +130,7 @@ export async function checkServedChains(
         });
       }
     } else {
-      seen = configuredChains(config, name, opts.now);
+      seen = configuredChains(targetsOf.get(name));
     }
     for (const s of seen) {
       const protocol = ports.find((p) => p.port === s.port)?.protocol;

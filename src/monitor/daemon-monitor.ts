@@ -4,8 +4,9 @@ import type { LoadedConfig } from '../config/load.js';
 import type { Due } from '../engine/due.js';
 import type { ChainWait } from '../engine/reconcile.js';
 import { readState } from '../engine/state.js';
+import { computeTargets, selectServices, type Targets } from '../engine/targets.js';
 import { checkServedChains } from './check.js';
-import { monitorModel, type DaemonFacts } from './model.js';
+import { monitorModel, type DaemonFacts, type StagedChain } from './model.js';
 import { classifyProviderError, ProviderErrorCounts } from './provider-errors.js';
 import { checkListen, startMonitor, type MonitorServer } from './server.js';
 import { acmeRenewals } from './renewals.js';
@@ -45,6 +46,9 @@ export async function startDaemonMonitor(
     staged: [],
     providerErrors: [],
   };
+  // The chains staged now, as the last check cycle read them; undefined when they could not
+  // be read (a renewal half-written): the last run's view stands in.
+  let staged: StagedChain[] | undefined;
   let checking: Promise<void> | undefined;
   let again = false;
   const check = (): void => {
@@ -52,7 +56,16 @@ export async function startDaemonMonitor(
       again = true; // one more once this one is done: it may predate the run
       return;
     }
-    checking = checkServedChains(config, { services: opts.services, now: new Date() })
+    // One reading of the chains per cycle serves both the check and the status page.
+    const now = new Date();
+    let targets: Targets | undefined;
+    try {
+      targets = computeTargets(config, selectServices(config, opts.services), now);
+    } catch {
+      targets = undefined; // the check reads them again and reports why
+    }
+    staged = targets && stagedChains(targets);
+    checking = checkServedChains(config, { services: opts.services, now, targets })
       .then(
         (c) => {
           facts.check = c.check;
@@ -75,7 +88,6 @@ export async function startDaemonMonitor(
       listen,
       snapshot: () => {
         const now = new Date();
-        const staged = stagedChains(config, opts.services, now);
         return monitorModel({
           config,
           state: readState(config.stateDir),

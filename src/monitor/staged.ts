@@ -1,23 +1,11 @@
-/** The chains staged for install now, read from the files as the engine reads them (staged
- *  state is never stored), with the records each needs: the status page and the metrics show
- *  a chain the hook staged after the daemon's last run. */
-import type { LoadedConfig } from '../config/load.js';
-import { computeTargets, selectServices } from '../engine/targets.js';
+/** The chains staged for install, read from the files as the engine reads them (staged state is
+ *  never stored), with the records each needs: the status page and the metrics show a chain
+ *  the hook staged after the daemon's last run. Pure: from targets the daemon's check cycle
+ *  computed. */
+import type { Targets } from '../engine/targets.js';
 import type { StagedChain } from './model.js';
 
-/** Undefined when the chains cannot be read now (a renewal half-written): the last run's
- *  view stands in. */
-export function stagedChains(
-  config: LoadedConfig,
-  services: string[] | undefined,
-  now: Date,
-): StagedChain[] | undefined {
-  let targets: ReturnType<typeof computeTargets>;
-  try {
-    targets = computeTargets(config, selectServices(config, services), now);
-  } catch {
-    return undefined;
-  }
+export function stagedChains(targets: Targets): StagedChain[] {
   return targets.services.flatMap((svc) =>
     svc.chains
       .filter((c) => c.role === 'staged' && !c.bootstrap)

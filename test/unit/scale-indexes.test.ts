@@ -9,7 +9,9 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadChain, type CertSource } from '../../src/certs/chain.js';
 import { loadConfig } from '../../src/config/load.js';
-import { findRecordIndex, upsertRecord } from '../../src/engine/record-index.js';
+import { firstByKey, RecordDraft, stateKey } from '../../src/engine/record-index.js';
+import type { OwnedRecord, StateFile } from '../../src/engine/state.js';
+import { findOwned, withConfirmed, withIntents } from '../../src/engine/state-ops.js';
 import { loadEachChainOnce, serviceChains } from '../../src/engine/sources.js';
 import { computeTargets } from '../../src/engine/targets.js';
 import { recordKey } from '../../src/tlsa/record.js';
@@ -107,7 +109,7 @@ describe('certificate sources: once per run', () => {
   });
 });
 
-describe('state records: index answers as a scan would', () => {
+describe('state records: a per-operation index answers as a scan would', () => {
   const rec = (provider: string, owner: string, data: string, extra = {}) => ({
     provider,
     owner,
@@ -117,47 +119,76 @@ describe('state records: index answers as a scan would', () => {
     data,
     ...extra,
   });
-  const scan = (list: ReturnType<typeof rec>[], r: ReturnType<typeof rec>) =>
-    list.findIndex((x) => x.provider === r.provider && recordKey(x) === recordKey(r));
+  type Rec = ReturnType<typeof rec>;
+  const scan = (list: Rec[], r: Rec) =>
+    list.find((x) => x.provider === r.provider && recordKey(x) === recordKey(r));
 
-  it('finds the first match, by provider and key, and -1 for none', () => {
+  it('finds the first match, by provider and key, and nothing for none', () => {
     const list = [
       rec('p', 'a.', 'aa'),
       rec('q', 'a.', 'aa'),
       rec('p', 'b.', 'bb', { n: 1 }),
       rec('p', 'b.', 'bb', { n: 2 }),
     ];
-    for (const r of [...list, rec('p', 'c.', 'cc'), rec('r', 'a.', 'aa')])
-      expect(findRecordIndex(list, r)).toBe(scan(list, r));
-    expect(findRecordIndex(list, rec('p', 'b.', 'bb'))).toBe(2);
+    const draft = new RecordDraft(list);
+    const first = firstByKey(list);
+    for (const r of [...list, rec('p', 'c.', 'cc'), rec('r', 'a.', 'aa')]) {
+      expect(draft.find(r)).toBe(scan(list, r));
+      expect(first.get(stateKey(r))).toBe(scan(list, r));
+    }
+    expect(draft.find(rec('p', 'b.', 'bb'))).toBe(list[2]);
   });
 
-  it('stays right when the list is changed by other code (push, replace in place, splice)', () => {
-    const list = [rec('p', 'a.', 'aa'), rec('p', 'b.', 'bb')];
-    expect(findRecordIndex(list, rec('p', 'b.', 'bb'))).toBe(1);
-    list.push(rec('p', 'c.', 'cc'));
-    expect(findRecordIndex(list, rec('p', 'c.', 'cc'))).toBe(2);
-    list.splice(0, 1);
-    list.push(rec('p', 'd.', 'dd')); // same length as before the splice
-    for (const r of [
-      rec('p', 'a.', 'aa'),
-      rec('p', 'b.', 'bb'),
-      rec('p', 'c.', 'cc'),
-      rec('p', 'd.', 'dd'),
-    ])
-      expect(findRecordIndex(list, r)).toBe(scan(list, r));
-  });
-
-  it('upsert replaces the first match or appends, as findIndex + assign/push did', () => {
+  it('upsert replaces the first match or appends, as findIndex + assign/push did, on a copy', () => {
     const list = [rec('p', 'a.', 'aa', { status: 'published' })];
-    upsertRecord(list, rec('p', 'a.', 'aa', { status: 'retiring' }));
-    upsertRecord(list, rec('p', 'b.', 'bb'));
-    upsertRecord(list, rec('q', 'b.', 'bb'));
-    expect(list).toEqual([
+    const before = [...list];
+    const draft = new RecordDraft(list);
+    draft.upsert(rec('p', 'a.', 'aa', { status: 'retiring' }));
+    draft.upsert(rec('p', 'b.', 'bb'));
+    draft.upsert(rec('q', 'b.', 'bb'));
+    draft.upsert(rec('p', 'b.', 'bb', { n: 2 }));
+    expect(draft.records).toEqual([
       rec('p', 'a.', 'aa', { status: 'retiring' }),
-      rec('p', 'b.', 'bb'),
+      rec('p', 'b.', 'bb', { n: 2 }),
       rec('q', 'b.', 'bb'),
     ]);
-    expect(findRecordIndex(list, rec('q', 'b.', 'bb'))).toBe(2);
+    for (const r of draft.records) expect(draft.find(r)).toBe(scan(draft.records, r));
+    expect(list).toEqual(before); // the operation's input is never changed
+  });
+
+  it('the state operations find records through it: settle, intents and confirmations', () => {
+    const owned = (data: string, status: OwnedRecord['status']): OwnedRecord => ({
+      ...rec('p', '_25._tcp.mx.example.org.', data),
+      ttl: 300,
+      service: 's',
+      status,
+      addedAt: '2026-01-01T00:00:00.000Z',
+      by: 'test',
+    });
+    const state: StateFile = { version: 1, records: [owned('aa', 'published')] };
+    const add = { ...owned('bb', 'published'), chains: ['c'], ttl: 600 };
+    const intent = withIntents(state, [{ add: [add], remove: [state.records[0]!] }], 'me', 'T1');
+    expect(intent.records.map((r) => [r.data, r.status])).toEqual([
+      ['aa', 'removing'],
+      ['bb', 'publishing'],
+    ]);
+    expect(findOwned(intent, add)?.status).toBe('publishing');
+    expect(findOwned(state, add)).toBeUndefined();
+    const done = withConfirmed(intent, [{ add: [add], remove: [state.records[0]!] }], 'T2');
+    expect(done.records).toEqual([
+      { ...owned('bb', 'published'), ttl: 600, addedAt: 'T1', by: 'me', publishedAt: 'T2' },
+    ]);
+    expect(findOwned(done, add)?.publishedAt).toBe('T2');
+    expect(findOwned(done, state.records[0]!)).toBeUndefined();
+  });
+});
+
+describe('the configuration after loading', () => {
+  it('an error found after loading (the YAML document is not kept) still names its line', () => {
+    const config = loadConfig(configFile);
+    const err = config.error(['services', 'b', 'host'], 'not a host');
+    expect(err.message).toBe('services.b.host: not a host');
+    expect(err.line).toBe(fs.readFileSync(configFile, 'utf8').split('\n').indexOf('  b:') + 2);
+    expect(config.lineOf(['services', 'c'])).toBe(err.line! + 6);
   });
 });

@@ -11,7 +11,7 @@ import { createProviders } from '../providers.js';
 import type { Computed, RunOptions } from '../run.js';
 import type { StateFile } from '../state.js';
 import { factsAt } from '../state-ops.js';
-import { computeTargets, selectServices } from '../targets.js';
+import { computeTargets, selectServices, type Targets } from '../targets.js';
 import { capWarning, ttlChangeNote, ttlMismatch } from '../writers.js';
 
 export async function computePlan(
@@ -19,10 +19,12 @@ export async function computePlan(
   opts: RunOptions,
   state: StateFile,
   providers?: Map<string, DnsProvider>,
+  /** Computed already for this run (and `now`): chains and catalogs are not read again. */
+  computed?: Targets,
 ): Promise<Computed> {
   const now = opts.now ?? new Date();
   const names = selectServices(config, opts.services);
-  const targets = computeTargets(config, names, now);
+  const targets = computed ?? computeTargets(config, names, now);
   const chosen = new Set(names);
   // Records of services that were removed from the configuration are still ours to retire,
   // unless this run is limited to named services.

@@ -1,0 +1,126 @@
+// Counting proxies for the benchmarks, on loopback: what a provider sends to a lab server,
+// counted as reads and writes without touching the provider (DNS by opcode: UPDATE is a write;
+// HTTP by method: GET is a read).
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { createServer as createHttpServer, request } from 'node:http';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { freePort } from '../test/lab/lab.js';
+
+export interface Counts {
+  reads: number;
+  writes: number;
+}
+
+/** A DNS proxy on loopback (UDP and TCP) that counts messages by opcode. */
+export async function countingProxy(
+  upstreamPort: number,
+  HOST = '127.0.0.1',
+): Promise<{ port: number; counts: Counts; close(): Promise<void> }> {
+  const counts: Counts = { reads: 0, writes: 0 };
+  const count = (msg: Buffer) => {
+    if (msg.length < 3) return;
+    const opcode = (msg[2]! >> 3) & 0xf;
+    if (opcode === 5) counts.writes++;
+    else counts.reads++;
+  };
+  const port = await freePort();
+  const udp = createSocket('udp4');
+  const upstreams = new Set<UdpSocket>();
+  udp.on('message', (msg, client) => {
+    count(msg);
+    const up = createSocket('udp4');
+    upstreams.add(up);
+    const done = () => {
+      upstreams.delete(up);
+      try {
+        up.close();
+      } catch {
+        /* closed */
+      }
+    };
+    const timer = setTimeout(done, 10_000);
+    up.on('message', (reply) => {
+      clearTimeout(timer);
+      udp.send(reply, client.port, client.address);
+      done();
+    });
+    up.send(msg, upstreamPort, HOST);
+  });
+  await new Promise<void>((r) => udp.bind({ address: HOST, port }, () => r()));
+  const sockets = new Set<Socket>();
+  const tcp: Server = createServer((c) => {
+    const up = connect(upstreamPort, HOST);
+    sockets.add(c).add(up);
+    let buf = Buffer.alloc(0);
+    c.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+        count(buf.subarray(2, 2 + buf.readUInt16BE(0)));
+        buf = buf.subarray(2 + buf.readUInt16BE(0));
+      }
+    });
+    c.pipe(up).pipe(c);
+    const end = () => {
+      c.destroy();
+      up.destroy();
+      sockets.delete(c);
+      sockets.delete(up);
+    };
+    c.on('error', end).on('close', end);
+    up.on('error', end).on('close', end);
+  });
+  await new Promise<void>((r) => tcp.listen({ host: HOST, port }, () => r()));
+  return {
+    port,
+    counts,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      for (const u of upstreams)
+        try {
+          u.close();
+        } catch {
+          /* closed */
+        }
+      await new Promise<void>((r) => tcp.close(() => r()));
+      await new Promise<void>((r) => udp.close(() => r()));
+    },
+  };
+}
+
+/** An HTTP proxy on loopback in front of `upstream` (e.g. the PowerDNS API) counting requests. */
+export async function countingHttpProxy(
+  upstream: string,
+): Promise<{ url: string; counts: Counts; close(): Promise<void> }> {
+  const counts: Counts = { reads: 0, writes: 0 };
+  const target = new URL(upstream);
+  const server = createHttpServer((req, res) => {
+    if ((req.method ?? 'GET') === 'GET') counts.reads++;
+    else counts.writes++;
+    const up = request(
+      {
+        host: target.hostname,
+        port: target.port,
+        path: req.url,
+        method: req.method,
+        headers: req.headers,
+      },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      },
+    );
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  server.keepAliveTimeout = 1000;
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const { port } = server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    counts,
+    close: async () => {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
