@@ -74,6 +74,10 @@ const common = {
   target: 'node20',
   logLevel: 'warning',
   legalComments: 'none',
+  // A smaller source is read and checked against its code cache faster (~30% fewer bytes).
+  // Names are kept: TLSA_DEBUG's stack traces still name the functions.
+  minifyWhitespace: true,
+  minifySyntax: true,
 };
 const cli = await esbuild.build({
   ...common,
