@@ -110,11 +110,11 @@ writeFileSync(join(out, bundleName), asScript(readFileSync(join(out, bundleName)
  *  character (the status page's "×" and "–", in template literals whose cooked text is used)
  *  escaped: one such character made V8 hold the whole source as two-byte text, twice the size. */
 function asScript(code) {
-  if (/\\[^\x00-\x7f]/.test(code))
+  if (/\\[\u0080-\uffff]/.test(code))
     throw new Error('bundle: an escaped non-ASCII character: escape it in the source instead');
   const ascii = code
     .replace(/^#!.*/, '')
-    .replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+    .replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
   return `(function (exports, require, module, __filename, __dirname) {${ascii}\n})`;
 }
 
