@@ -11,7 +11,7 @@
 // Usage: node scripts/bundle.mjs [--out DIR]   (DIR must lie under a directory holding this
 // package.json, src/issuers and node_modules, as dist/src/cli does).
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -74,6 +74,10 @@ const common = {
   target: 'node20',
   logLevel: 'warning',
   legalComments: 'none',
+  // A smaller source is read and checked against its code cache faster (~30% fewer bytes).
+  // Names are kept: TLSA_DEBUG's stack traces still name the functions.
+  minifyWhitespace: true,
+  minifySyntax: true,
 };
 const cli = await esbuild.build({
   ...common,
@@ -98,6 +102,21 @@ const bundleName = Object.keys(cli.metafile.outputs)
   .map((f) => f.split('/').pop())
   .find((f) => f.endsWith('.cjs'));
 if (!bundleName) throw new Error('bundle: esbuild wrote no .cjs file');
+writeFileSync(join(out, bundleName), asScript(readFileSync(join(out, bundleName), 'utf8')));
+
+/** The bundle as the one string V8 compiles (run-bundle.ts), so that no copy of it is made at
+ *  start: the CommonJS wrapper around it, on its first line (positions in stack traces stay
+ *  those of the code), the shebang esbuild keeps from main.ts blanked, and every non-ASCII
+ *  character (the status page's "×" and "–", in template literals whose cooked text is used)
+ *  escaped: one such character made V8 hold the whole source as two-byte text, twice the size. */
+function asScript(code) {
+  if (/\\[\u0080-\uffff]/.test(code))
+    throw new Error('bundle: an escaped non-ASCII character: escape it in the source instead');
+  const ascii = code
+    .replace(/^#!.*/, '')
+    .replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return `(function (exports, require, module, __filename, __dirname) {${ascii}\n})`;
+}
 
 await esbuild.build({
   ...common,

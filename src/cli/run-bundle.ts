@@ -10,7 +10,9 @@ import { Script } from 'node:vm';
  *  install directory may be read-only. The bundle's file name carries its content hash, so a
  *  cache never outlives the code it was made from (V8 itself checks only the source length). */
 export function runBundle(bundleFile: string): void {
-  const source = readFileSync(bundleFile, 'utf8').replace(/^#!.*/, '');
+  // Already wrapped as a function expression, ASCII only, by scripts/bundle.mjs: the string
+  // read is the one V8 compiles, with no copy made of it.
+  const source = readFileSync(bundleFile, 'latin1');
   const cacheFile = `${bundleFile}.cache`;
   let cachedData: Buffer | undefined;
   try {
@@ -18,15 +20,10 @@ export function runBundle(bundleFile: string): void {
   } catch {
     cachedData = undefined;
   }
-  // The same wrapper Node puts around a CommonJS module, on one line so that positions in
-  // stack traces stay those of the file.
-  const script = new Script(
-    `(function (exports, require, module, __filename, __dirname) {${source}\n})`,
-    {
-      filename: bundleFile,
-      ...(cachedData ? { cachedData } : {}),
-    },
-  );
+  const script = new Script(source, {
+    filename: bundleFile,
+    ...(cachedData ? { cachedData } : {}),
+  });
   if (!cachedData || script.cachedDataRejected)
     process.once('exit', () => writeCache(cacheFile, script));
   const module = { exports: {} };

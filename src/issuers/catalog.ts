@@ -101,8 +101,13 @@ export function catalogIssuerOf(
   catalog: IssuerCatalog,
   cert: X509Certificate,
 ): CatalogIssuer | undefined {
-  const spki = associationData(cert, 1, 1);
+  // Exporting a key (for its SPKI hash) costs more than parsing the certificate, and a chain
+  // from another CA would export every entry's: keys that OpenSSL finds unequal cannot have
+  // the same SPKI, so only an entry with an equal key is compared by its SPKI hash.
   return catalog.intermediates.find(
-    (i) => i.cert.fingerprint256 === cert.fingerprint256 || associationData(i.cert, 1, 1) === spki,
+    (i) =>
+      i.cert.fingerprint256 === cert.fingerprint256 ||
+      (i.cert.publicKey.equals(cert.publicKey) &&
+        associationData(i.cert, 1, 1) === associationData(cert, 1, 1)),
   );
 }

@@ -99,6 +99,17 @@ describe('bundled CLI', () => {
     expect(files).toEqual([name, `${name}.cache`, 'main.js'].sort());
   });
 
+  it('is ASCII, already wrapped as the function V8 compiles: the text read is the one compiled', () => {
+    // One non-ASCII character makes V8 hold the whole source as two-byte text (twice the
+    // memory), and a wrapper added at start copies it once more.
+    const text = fs.readFileSync(bundleFile(), 'latin1');
+    expect(text.match(/[\u0080-\uffff]/g)).toBeNull();
+    expect(text.startsWith('(function (exports, require, module, __filename, __dirname) {')).toBe(
+      true,
+    );
+    expect(text.endsWith('\n})')).toBe(true);
+  });
+
   it('plan on config.example.yaml: the plan, and no provider SDK loaded', () => {
     const r = runBundled(['--config', EXAMPLE, 'plan'], {}, ['--require', probe]);
     expect(r.code, show(r)).toBe(0);

@@ -6,8 +6,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { X509Certificate } from 'node:crypto';
 import {
   builtinCatalogPath,
+  catalogIssuerOf,
   issuerFamily,
   loadCatalog,
   type IssuerCatalog,
@@ -278,5 +280,44 @@ describe('catalog files that do not match their PEMs', () => {
     expect(cat.intermediates.map((i) => i.name)).toEqual(['Own Int E1']);
     expect(issuerFamily(cat, 'ecdsa', new Date()).map((i) => i.name)).toEqual(['Own Int E1']);
     expect(issuerFamily(cat, 'rsa', new Date())).toEqual([]);
+  });
+
+  it('catalogIssuerOf: the entry itself, or another certificate of its key; never another key', () => {
+    const d = path.join(tmp, 'same-key');
+    const root = makeCa(d, { name: 'Key Root', key: 'p256' });
+    const int = makeCa(d, { name: 'Key Int E1', key: 'p256', issuer: root, days: 400 });
+    // Re-issued (as a cross-sign is): another certificate, the same key.
+    const again = makeCa(d, {
+      name: 'Key Int E1',
+      key: 'p256',
+      issuer: root,
+      days: 300,
+      reuseKeyPath: int.keyPath,
+    });
+    const other = makeCa(d, { name: 'Key Int E1', key: 'p256', issuer: root, days: 400 });
+    const file = path.join(d, 'catalog.json');
+    fs.writeFileSync(
+      file,
+      JSON.stringify({
+        ca: 'own',
+        asOf: '2026-11-24',
+        intermediates: [
+          {
+            name: 'Key Int E1',
+            key: 'ecdsa',
+            status: 'active',
+            notAfter: opensslView(int.certPath).notAfter.toISOString(),
+            file: path.basename(int.certPath),
+          },
+        ],
+      }),
+    );
+    const cat = loadCatalog(file);
+    const x509 = (pem: string) => new X509Certificate(pem);
+    expect(catalogIssuerOf(cat, x509(int.certPem))?.name).toBe('Key Int E1');
+    expect(x509(again.certPem).fingerprint256).not.toBe(x509(int.certPem).fingerprint256);
+    expect(catalogIssuerOf(cat, x509(again.certPem))?.name).toBe('Key Int E1');
+    expect(catalogIssuerOf(cat, x509(other.certPem))).toBeUndefined();
+    expect(catalogIssuerOf(loadCatalog(BUILTIN), x509(int.certPem))).toBeUndefined();
   });
 });
