@@ -61,13 +61,19 @@ async function runLocked(
 ): Promise<EngineResult> {
   const ctx = await start(config, opts, targets);
   const firstPlan = ctx.c.plan;
+  const promote = opts.promote !== false;
+  // A staged chain whose records are live already (a renewal with the next key) is served
+  // before this run's DNS writes, not after them.
+  const early = promote && ctx.write ? (await promoteStaged(ctx, 'readyNow')).promoted : [];
+  if (early.length) await replan(ctx);
   const added = opts.add !== false && ctx.write ? await publishAdds(ctx) : 0;
   if (opts.observeAll) await observePending(ctx);
-  const { promoted, waiting } =
-    opts.promote !== false ? await promoteStaged(ctx) : { promoted: [], waiting: [] };
+  const after = promote ? await promoteStaged(ctx) : { promoted: [], waiting: [] };
+  const promoted = [...early, ...after.promoted];
+  const { waiting } = after;
   const served = opts.checkServed ? await checkServed(ctx) : [];
   // What is served changed: the previous chains' records now start their grace.
-  if (promoted.length && ctx.write) await replan(ctx);
+  if (after.promoted.length && ctx.write) await replan(ctx);
   const retirement =
     opts.retire !== false ? await retireDue(ctx) : { held: [], retired: [], removed: 0 };
   const { providers: _p, ...rest } = ctx.c;

@@ -217,6 +217,35 @@ describe('rollover engine (zonefile, staged install, scripted DNS and probe view
     expect(installedLeaf(s.base)).toBe(new X509Certificate(leaf2.certPem).fingerprint256);
   });
 
+  it('a staged chain whose records are live already is installed before the run writes the new records', async () => {
+    const s = scenario();
+    // The reload keeps a copy of the zone as it is at install time.
+    writeFileSync(
+      s.config,
+      readFileSync(s.config, 'utf8').replace(
+        'reload: "echo reload >> reloads.log"',
+        'reload: "cp zone.db zone-at-reload.db"',
+      ),
+    );
+    s.lineage(intA, 1);
+    const config = loadConfig(s.config);
+    const world = { now: new Date(), lagging: false };
+    const t0 = Date.now();
+    const probe = live(() => []);
+    const opts = { entryPoint: 'test', propagation: propagation(world), live: probe } as const;
+    await runEngine(config, { ...opts, now: at(t0, 0) });
+    await runEngine(config, { ...opts, now: at(t0, 10), observeAll: true }); // live at 130
+    const leaf2 = s.lineage(intA, 2);
+    const newKey = opensslSpkiSha256(leaf2.certPath);
+    const r = await runEngine(config, { ...opts, now: at(t0, 160) });
+    expect(r.promoted).toHaveLength(1);
+    expect(installedLeaf(s.base)).toBe(new X509Certificate(leaf2.certPem).fingerprint256);
+    // The new key's 3 1 1 is added by this run, after the install: the chain was served
+    // without waiting for the run's DNS writes.
+    expect(zone(s.base)).toContain(newKey);
+    expect(readFileSync(join(s.base, 'zone-at-reload.db'), 'utf8')).not.toContain(newKey);
+  });
+
   it('retire --dry-run changes nothing; a failed probe keeps records', async () => {
     const s = scenario();
     s.lineage(intA, 1);

@@ -123,6 +123,19 @@ export async function chainLiveness(
   return { owned, others, ready, ...(eta ? { eta } : {}) };
 }
 
+/** Whether a (non-first) staged chain's own records are live by what the state already
+ *  knows: no server is asked and no other writer's record counts. A chain that is not ready by
+ *  this is not waiting yet either; chainLiveness() decides that. */
+export function chainLiveNow(ctx: RunContext, svc: ServiceTargets, chain: ServiceChain): Liveness {
+  const owned = targetsOf(ctx.c.targets.records, svc.service)
+    .filter((d) => d.chains.includes(chain.label))
+    .map((d) => findOwned(ctx.state, d))
+    .filter((o): o is OwnedRecord => !!o);
+  const ready =
+    !chain.bootstrap && owned.length > 0 && isReady(ctx, evidence(ctx, owned, [], false));
+  return { owned, others: [], ready };
+}
+
 const shortOther = (r: TlsaRecord): string =>
   `${r.usage} ${r.selector} ${r.matching} ${r.data.slice(0, 12)}…`;
 

@@ -13,7 +13,7 @@ import {
 } from '../install.js';
 import type { ChainWait, Promotion, RunContext } from '../run.js';
 import { stagedFiles, type ServiceChain } from '../sources.js';
-import { chainLiveness, waitReason } from './liveness.js';
+import { chainLiveNow, chainLiveness, waitReason } from './liveness.js';
 
 interface CopyGroup {
   copy: InstalledCopy;
@@ -22,14 +22,22 @@ interface CopyGroup {
   blocked: string[];
 }
 
+/** `readyNow`: only the chains whose own records are already live by what the state knows,
+ *  without asking any server (a renewal with a next key whose 3 1 1 is live): installed before
+ *  this run writes anything, so the new chain is served without waiting for the run's DNS
+ *  writes. Every other staged chain is left to the pass after the adds. */
 export async function promoteStaged(
   ctx: RunContext,
+  mode: 'observe' | 'readyNow' = 'observe',
 ): Promise<{ promoted: Promotion[]; waiting: ChainWait[] }> {
   const waiting: ChainWait[] = [];
   const copies = new Map<string, CopyGroup>();
   for (const svc of ctx.c.targets.services) {
     for (const chain of svc.chains.filter((x) => x.role === 'staged')) {
-      const liveness = await chainLiveness(ctx, svc, chain, !!chain.bootstrap);
+      const liveness =
+        mode === 'readyNow'
+          ? chainLiveNow(ctx, svc, chain)
+          : await chainLiveness(ctx, svc, chain, !!chain.bootstrap);
       const copy = copyOf(ctx.config, svc.service, chain.sourceName);
       const group = copies.get(copy.key) ?? { copy, chain, ready: [], blocked: [] };
       copies.set(copy.key, group);
