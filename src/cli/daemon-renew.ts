@@ -3,7 +3,6 @@
  *  is logged and retried (at the schedule the failure wrote, else with backoff); it never stops
  *  the daemon, and the engine run that follows still happens. */
 import { readLineageRenewal, type LineageRenewalView } from '../acme/lineage-renewal.js';
-import { renewService } from '../acme/renew.js';
 import { earliestWake, type LastAttempt, lineageWake, sourceText } from '../acme/renewal-due.js';
 import type { LoadedConfig } from '../config/load.js';
 import { acmeServiceNames } from '../engine/acme-lineages.js';
@@ -14,7 +13,7 @@ import { readOwned } from '../engine/reconcile.js';
 import type { StateFile } from '../engine/state.js';
 import { exitCodeOf } from '../errors.js';
 import { addWarning, progressLine } from './fail.js';
-import { keyText } from './renew.js';
+import { keyText } from './renewal-text.js';
 
 /** What the daemon remembers between runs: its last try per lineage, failures per service. */
 export interface RenewalMemo {
@@ -116,6 +115,9 @@ export async function renewDue(
     }
     for (const service of services) {
       try {
+        // The ACME client (and its HTTP stack) is loaded when a renewal is due, not by every
+        // daemon: an idle daemon stays small.
+        const { renewService } = await import('../acme/renew.js');
         const results = await renewService(config, service, {
           force: false,
           now,

@@ -289,6 +289,8 @@ export async function run(v: CliValues): Promise<number> {
       renewalWake(config, v.service, renewals, new Date()),
     );
     printRun(reportWake('next run', next, 'run'));
+    // The run's whole result (every target and plan entry) is not kept through the sleep.
+    ran = undefined;
     monitor?.nextRun(next);
     await sleepUntil(config, v, next, (f) => {
       wake = f;

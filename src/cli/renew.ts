@@ -4,13 +4,13 @@
  *  Exit 4 when a lineage had to take a fresh key because its next key's 3 1 1 was not live:
  *  the new chain then waits for its records instead of being served at once. */
 import { readLineageRenewal } from '../acme/lineage-renewal.js';
-import type { RenewalKey } from '../acme/next-key.js';
 import { renewService, type LineageRenewal } from '../acme/renew.js';
 import { acquireLock } from '../engine/lock.js';
 import { keyRecordLive } from '../engine/key-record-live.js';
 import { publish, readOwned } from '../engine/reconcile.js';
 import { ensureStateDir } from '../engine/state.js';
 import { EXIT, InputError } from '../errors.js';
+import { keyText } from './renewal-text.js';
 import { configFromCli, runOptions } from './common.js';
 import { engineJson, engineLines } from './engine-view.js';
 import { out, printJson, progressLine, reportNetwork, warn } from './fail.js';
@@ -25,14 +25,6 @@ function acmeServices(services: Record<string, { acme?: unknown }>, only?: strin
     if (!services[s]!.acme) throw new InputError(`service "${s}" has no acme: block to renew`);
   }
   return only;
-}
-
-export function keyText(key: RenewalKey): string {
-  return key.use === 'next'
-    ? 'the next key (its 3 1 1 is live: served at once)'
-    : key.reason === 'next key record not live'
-      ? "a new key: the next key's 3 1 1 is not live yet, the new chain waits for its records (staged install)"
-      : 'a new key (no next key yet)';
 }
 
 /** A renewal that had a next key but could not use it: the new chain is not served at once. */

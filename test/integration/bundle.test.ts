@@ -118,6 +118,31 @@ describe('bundled CLI', () => {
     expect(sdk(loaded(r))).toEqual([]);
   });
 
+  it('daemon --once without a renewal due loads no ACME client (an idle daemon stays small)', () => {
+    const dir = fs.mkdtempSync(path.join(pkg, 'daemon-'));
+    const cfg = path.join(dir, 'config.yaml');
+    fs.writeFileSync(
+      cfg,
+      [
+        'state_dir: state',
+        'verify: {resolver: "127.0.0.1:9", propagation: false, probe: false}',
+        'providers:',
+        '  local: {type: zonefile, path: zone.db, create: true}',
+        'services:',
+        '  mx:',
+        '    host: mx.example.org',
+        '    provider: local',
+        '    issuers: none',
+        `    certificates: [{lineage: ${path.join(LIVE, 'mx.example.org')}}]`,
+        '',
+      ].join('\n'),
+    );
+    const r = runBundled(['--config', cfg, 'daemon', '--once'], {}, ['--require', probe]);
+    expect(r.code, show(r)).toBe(0);
+    expect(loaded(r).filter((f) => /node_modules\/(acme-client|axios)\//.test(f))).toEqual([]);
+    expect(loaded(r).length).toBeGreaterThan(0);
+  });
+
   it('plan and status load none of child_process, dgram, dns/promises and tls (start-up)', () => {
     for (const command of ['plan', 'status']) {
       const r = runBundled(['--config', EXAMPLE, command], {}, ['--require', builtinProbe]);
