@@ -278,3 +278,29 @@ export function render(entries: Entry[]): string {
   const out = entries.flatMap((e) => e.lines).join('\n');
   return out ? `${out}\n` : '';
 }
+
+const ownerOf = (e: Entry) => e.record?.owner ?? e.other?.owner;
+const startsBlank = (e: Entry) => /^[ \t]/.test(e.lines[0] ?? '');
+
+/** `entries` without `drop`; a record line that inherited its owner from a dropped line gets
+ *  that owner written in front (its other bytes stay). */
+export function withoutEntries(entries: Entry[], drop: Set<Entry>): Entry[] {
+  const out: Entry[] = [];
+  let orphaned = false;
+  for (const e of entries) {
+    const owner = ownerOf(e);
+    if (drop.has(e)) {
+      // Only a line that names its owner passes it on to the blank-led lines after it.
+      if (owner && !startsBlank(e)) orphaned = true;
+      continue;
+    }
+    if (owner && !startsBlank(e)) orphaned = false;
+    if (owner && startsBlank(e) && orphaned) {
+      out.push({ ...e, lines: [`${owner}${e.lines[0]}`, ...e.lines.slice(1)] });
+      orphaned = false;
+      continue;
+    }
+    out.push(e);
+  }
+  return out;
+}

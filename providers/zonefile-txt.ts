@@ -12,16 +12,13 @@
  * keeps its name. A CNAME at the owner is reported, never replaced.
  */
 import type { TxtRecords } from './contract.js';
-import { MANAGED_MARK, type Entry } from './zonefile-parse.js';
+import { MANAGED_MARK, type Entry, withoutEntries } from './zonefile-parse.js';
 import { namingOwner, quoteTxt, txtArgs, txtCnameError } from './txt.js';
 
 interface Located {
   file: string;
   entry: Entry;
 }
-
-const ownerOf = (e: Entry) => e.record?.owner ?? e.other?.owner;
-const startsBlank = (e: Entry) => /^[ \t]/.test(e.lines[0] ?? '');
 
 export function zonefileTxt(cfg: {
   name: string;
@@ -79,33 +76,10 @@ export function zonefileTxt(cfg: {
           );
           const marked = new Set(at.filter((e) => e.managed).map((e) => e.txt));
           const drop = new Set(at.filter((e) => e.managed || !marked.has(e.txt)));
-          return drop.size ? without(main, drop) : undefined;
+          return drop.size ? withoutEntries(main, drop) : undefined;
         }),
       );
     },
     flush: () => cfg.flush(),
   };
-}
-
-/** `entries` without `drop`; a record line that inherited its owner from a dropped line gets
- *  that owner written in front (its other bytes stay). */
-function without(entries: Entry[], drop: Set<Entry>): Entry[] {
-  const out: Entry[] = [];
-  let orphaned = false;
-  for (const e of entries) {
-    const owner = ownerOf(e);
-    if (drop.has(e)) {
-      // Only a line that names its owner passes it on to the blank-led lines after it.
-      if (owner && !startsBlank(e)) orphaned = true;
-      continue;
-    }
-    if (owner && !startsBlank(e)) orphaned = false;
-    if (owner && startsBlank(e) && orphaned) {
-      out.push({ ...e, lines: [`${owner}${e.lines[0]}`, ...e.lines.slice(1)] });
-      orphaned = false;
-      continue;
-    }
-    out.push(e);
-  }
-  return out;
 }

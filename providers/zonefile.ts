@@ -53,7 +53,7 @@ import {
 import { checkChangeOwners, cnameError, mergeChanges, rdataKey } from './kit.js';
 import { readOptions } from './options.js';
 import { ZONEFILE_OPTIONS } from './zonefile-options.js';
-import { MANAGED_MARK, parseZone, render, type Entry } from './zonefile-parse.js';
+import { MANAGED_MARK, parseZone, render, type Entry, withoutEntries } from './zonefile-parse.js';
 import { bumpSerial, type SerialPolicy } from './zonefile-serial.js';
 import {
   loadIncludes,
@@ -275,7 +275,10 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       }
       const kept =
         dropped.size || retimed.size
-          ? entries.filter((e) => !dropped.has(e)).map((e) => retimed.get(e) ?? e)
+          ? withoutEntries(
+              entries.map((e) => retimed.get(e) ?? e),
+              dropped,
+            )
           : entries;
       const next = [...kept, ...added];
       const same = next.length === entries.length && next.every((e, i) => e === entries[i]);

@@ -134,6 +134,24 @@ describe('zonefile provider', () => {
     expect((await p.list(owner)).map((r) => r.data)).toEqual([h('1'), h('3')]);
   });
 
+  it('a removed line leaves the hand-made lines after it that inherited its owner with that owner', async () => {
+    const { path, p } = setup('$ORIGIN example.org.\n');
+    await p.apply(owner, { add: [rec('1')], remove: [] }, 300);
+    // Someone adds records below tlsa's line that inherit its owner (they start with a blank).
+    const hand = `\tIN TLSA 3 1 1 ${h('hand')}\n  IN TXT "kept"\n`;
+    writeFileSync(path, `${readFileSync(path, 'utf8')}${hand}`);
+    await p.apply(owner, { add: [], remove: [rec('1')] }, 300);
+    const text = readFileSync(path, 'utf8');
+    expect(text).toContain(`${owner}\tIN TLSA 3 1 1 ${h('hand')}\n  IN TXT "kept"\n`);
+    expect((await p.list(owner)).map((r) => r.data)).toEqual([h('hand')]);
+    // An independent parser agrees: both records still sit at the owner.
+    const ldns = execFileSync('ldns-read-zone', ['-z', path], { encoding: 'utf8' });
+    expect(ldns).toMatch(
+      new RegExp(`^${owner.replace(/\./g, '\\.')}\\s.*TLSA\\s+3 1 1 ${h('hand')}`, 'mi'),
+    );
+    expect(ldns).toMatch(new RegExp(`^${owner.replace(/\./g, '\\.')}\\s.*TXT\\s+"kept"`, 'mi'));
+  });
+
   it('runs the reload command once per flush and retries it after a failure', async () => {
     const { dir, p } = setup(undefined, 'echo x >> reloads; test -e ok');
     await p.apply(owner, { add: [rec('a')], remove: [] }, 300);
