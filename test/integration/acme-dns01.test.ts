@@ -109,33 +109,38 @@ labDescribe(
       let stopped = false;
       let last = '';
       const copies: Promise<void>[] = [];
+      const sync = async (delay: number) => {
+        const values = await served(ns1, owner);
+        if (values.join() === last) return;
+        last = values.join();
+        copies.push(
+          sleep(delay).then(() =>
+            runUpdateTool(
+              'knsupdate',
+              ns2,
+              key,
+              [
+                `update delete ${owner} TXT`,
+                ...values.map((v) => `update add ${owner} 60 TXT "${v}"`),
+              ],
+              ORG,
+            ),
+          ),
+        );
+      };
       const loop = (async () => {
         while (!stopped) {
-          const values = await served(ns1, owner);
-          if (values.join() !== last) {
-            last = values.join();
-            copies.push(
-              sleep(delayMs).then(() =>
-                runUpdateTool(
-                  'knsupdate',
-                  ns2,
-                  key,
-                  [
-                    `update delete ${owner} TXT`,
-                    ...values.map((v) => `update add ${owner} 60 TXT "${v}"`),
-                  ],
-                  ORG,
-                ),
-              ),
-            );
-          }
+          await sync(delayMs);
           await sleep(200);
         }
       })();
       return {
+        // Ends with ns2 as ns1 is now (a removal just before stop() is copied too).
         async stop() {
           stopped = true;
           await loop;
+          await Promise.all(copies);
+          await sync(0);
           await Promise.all(copies);
         },
       };
