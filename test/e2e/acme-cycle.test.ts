@@ -234,7 +234,9 @@ labDescribe(
         async () => JSON.stringify((await lab.served(2)).rdata) === JSON.stringify(expected),
         120_000,
       );
-      await expectEveryPollVerified(poller, 30, note);
+      // A poll a second; renewals with a live next key are served before the run's DNS
+      // writes, so on a quiet machine the whole cycle takes ~45 s: 30 polls was too tight.
+      await expectEveryPollVerified(poller, 15, note);
     }, 300_000);
   },
 );
