@@ -59,6 +59,30 @@ function builtins(r: CliResult): string[] {
 const sdk = (files: string[]) =>
   files.filter((f) => /node_modules\/(@aws-sdk|cloudflare|croner)\//.test(f));
 
+/** A config in a new directory of the package: one provider (`provider`, its YAML line) and
+ *  service mx on the example lineage; `quiet`: no resolver, no propagation, no probe. */
+function configWith(prefix: string, provider: string, name: string, quiet: boolean): string {
+  const dir = fs.mkdtempSync(path.join(pkg, `${prefix}-`));
+  const cfg = path.join(dir, 'config.yaml');
+  fs.writeFileSync(
+    cfg,
+    [
+      'state_dir: state',
+      ...(quiet ? ['verify: {resolver: "127.0.0.1:9", propagation: false, probe: false}'] : []),
+      'providers:',
+      provider,
+      'services:',
+      '  mx:',
+      '    host: mx.example.org',
+      `    provider: ${name}`,
+      '    issuers: none',
+      `    certificates: [{lineage: ${path.join(LIVE, 'mx.example.org')}}]`,
+      '',
+    ].join('\n'),
+  );
+  return cfg;
+}
+
 describe('bundled CLI', () => {
   beforeAll(() => {
     // A package directory as npm installs it: package.json, the issuer catalog, node_modules.
@@ -119,23 +143,11 @@ describe('bundled CLI', () => {
   });
 
   it('daemon --once without a renewal due loads no ACME client (an idle daemon stays small)', () => {
-    const dir = fs.mkdtempSync(path.join(pkg, 'daemon-'));
-    const cfg = path.join(dir, 'config.yaml');
-    fs.writeFileSync(
-      cfg,
-      [
-        'state_dir: state',
-        'verify: {resolver: "127.0.0.1:9", propagation: false, probe: false}',
-        'providers:',
-        '  local: {type: zonefile, path: zone.db, create: true}',
-        'services:',
-        '  mx:',
-        '    host: mx.example.org',
-        '    provider: local',
-        '    issuers: none',
-        `    certificates: [{lineage: ${path.join(LIVE, 'mx.example.org')}}]`,
-        '',
-      ].join('\n'),
+    const cfg = configWith(
+      'daemon',
+      '  local: {type: zonefile, path: zone.db, create: true}',
+      'local',
+      true,
     );
     const r = runBundled(['--config', cfg, 'daemon', '--once'], {}, ['--require', probe]);
     expect(r.code, show(r)).toBe(0);
@@ -152,22 +164,11 @@ describe('bundled CLI', () => {
   });
 
   it('an exec provider runs its program: child_process loads on first use', () => {
-    const dir = fs.mkdtempSync(path.join(pkg, 'exec-'));
-    const cfg = path.join(dir, 'config.yaml');
-    fs.writeFileSync(
-      cfg,
-      [
-        'state_dir: state',
-        'providers:',
-        `  mine: {type: exec, command: ["${process.execPath}", "-e", "process.stdout.write(JSON.stringify({records: []}))"]}`,
-        'services:',
-        '  mx:',
-        '    host: mx.example.org',
-        '    provider: mine',
-        '    issuers: none',
-        `    certificates: [{lineage: ${path.join(LIVE, 'mx.example.org')}}]`,
-        '',
-      ].join('\n'),
+    const cfg = configWith(
+      'exec',
+      `  mine: {type: exec, command: ["${process.execPath}", "-e", "process.stdout.write(JSON.stringify({records: []}))"]}`,
+      'mine',
+      false,
     );
     const r = runBundled(['--config', cfg, 'plan'], {}, ['--require', builtinProbe]);
     expect(r.code, show(r)).toBe(0);
@@ -176,23 +177,11 @@ describe('bundled CLI', () => {
   });
 
   it('a route53 provider loads its SDK when it runs (here: nothing listens, exit 3)', () => {
-    const dir = fs.mkdtempSync(path.join(pkg, 'r53-'));
-    const cfg = path.join(dir, 'config.yaml');
-    fs.writeFileSync(
-      cfg,
-      [
-        'state_dir: state',
-        'verify: {resolver: "127.0.0.1:9", propagation: false, probe: false}',
-        'providers:',
-        '  aws: {type: route53, hosted_zone_id: Z0000000000000000TEST, endpoint: "http://127.0.0.1:9", access_key_id: AKIDTEST, secret_access_key: secret-test-key-123}',
-        'services:',
-        '  mx:',
-        '    host: mx.example.org',
-        '    provider: aws',
-        '    issuers: none',
-        `    certificates: [{lineage: ${path.join(LIVE, 'mx.example.org')}}]`,
-        '',
-      ].join('\n'),
+    const cfg = configWith(
+      'r53',
+      '  aws: {type: route53, hosted_zone_id: Z0000000000000000TEST, endpoint: "http://127.0.0.1:9", access_key_id: AKIDTEST, secret_access_key: secret-test-key-123}',
+      'aws',
+      true,
     );
     const r = runBundled(['--config', cfg, 'plan'], {}, ['--require', probe]);
     expect(r.code, show(r)).toBe(3);
