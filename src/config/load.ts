@@ -23,6 +23,7 @@ import {
 import { registerSecret } from '../util/redact.js';
 import type { z } from 'zod';
 import { installedCopies, keyAccessOf, type InstalledCopy, type KeyAccess } from './installs.js';
+import { readPlainYaml } from './plain-yaml.js';
 import { protocolClash } from './ports.js';
 import { configSchema, type RawConfig } from './schema.js';
 
@@ -54,36 +55,29 @@ export function loadConfig(file: string): LoadedConfig {
     maxBytes: MAX_CONFIG_BYTES,
     shownAs: file,
   });
-  const lineCounter = new LineCounter();
-  // yaml's own duplicate-key check compares each key with every earlier one of its mapping,
-  // quadratic in a fleet's thousands of services: the same check, with a Set, is done here.
-  const doc = parseDocument(text, { lineCounter, uniqueKeys: false, prettyErrors: false });
-  const duplicate = firstDuplicateKey(doc);
-  if (doc.errors.length || duplicate !== undefined) {
-    const first = doc.errors[0];
-    const err =
-      duplicate !== undefined && (!first || duplicate < first.pos[0])
-        ? { pos: [duplicate], message: 'Map keys must be unique' }
-        : first!;
-    const pos = lineCounter.linePos(err.pos[0]!);
-    throw new InputError(
-      `YAML syntax error: ${err.message.split('\n')[0]} (column ${pos.col})`,
-      file,
-      pos.line,
-    );
-  }
-  // The parsed document is large (tens of MB for thousands of services) and wanted only for
-  // an error's line: kept while loading, afterwards parsed again from the text when asked.
-  let kept: { doc: Document; lineCounter: LineCounter } | undefined = { doc, lineCounter };
+  // Most configurations are plain block YAML, read here in one quick pass; anything else (or
+  // any error) goes through the `yaml` document, which knows every line. A value read the quick
+  // way has no positions: an error's line comes from parsing the text again, when asked.
+  const plain = readPlainYaml(text);
+  let kept: { doc: Document; lineCounter: LineCounter } | undefined;
+  if (plain === undefined) kept = parseChecked(text, file);
+  let loading = true;
   const lineOf = (path: ConfigPath): number | undefined => {
     const p = kept ?? reparse(text);
+    if (loading) kept = p;
     return lineOfPath(p.doc, p.lineCounter, path);
   };
   const error = (path: ConfigPath, message: string) =>
     new InputError(path.length ? `${pathText(path)}: ${message}` : message, file, lineOf(path));
 
   const warnings: string[] = [];
-  const data = resolveSecrets(doc.toJS(), [], error, warnings, dirname(abs));
+  const data = resolveSecrets(
+    plain !== undefined ? plain : kept!.doc.toJS(),
+    [],
+    error,
+    warnings,
+    dirname(abs),
+  );
   if (data === null || typeof data !== 'object' || Array.isArray(data))
     throw error([], 'the configuration must be a YAML mapping (providers:, services:)');
   // jitless: zod would first generate (new Function) a parser that pays off only over many
@@ -138,7 +132,10 @@ export function loadConfig(file: string): LoadedConfig {
   const baseDir = dirname(abs);
   const keyAccess = keyAccessOf(raw, error);
   const installs = installedCopies(raw, baseDir, error, keyAccess);
+  // The parsed document is large (tens of MB for thousands of services) and wanted only for
+  // an error's line: kept while loading, afterwards parsed again from the text when asked.
   kept = undefined;
+  loading = false;
   return {
     file,
     baseDir,
@@ -179,6 +176,29 @@ function normaliseHosts(raw: RawConfig, error: (p: ConfigPath, m: string) => Inp
   }
 }
 
+/** The `yaml` document of the text, its syntax errors and duplicate keys thrown at their line. */
+function parseChecked(text: string, file: string): { doc: Document; lineCounter: LineCounter } {
+  const lineCounter = new LineCounter();
+  // yaml's own duplicate-key check compares each key with every earlier one of its mapping,
+  // quadratic in a fleet's thousands of services: the same check, with a Set, is done here.
+  const doc = parseDocument(text, { lineCounter, uniqueKeys: false, prettyErrors: false });
+  const duplicate = firstDuplicateKey(doc);
+  if (doc.errors.length || duplicate !== undefined) {
+    const first = doc.errors[0];
+    const err =
+      duplicate !== undefined && (!first || duplicate < first.pos[0])
+        ? { pos: [duplicate], message: 'Map keys must be unique' }
+        : first!;
+    const pos = lineCounter.linePos(err.pos[0]!);
+    throw new InputError(
+      `YAML syntax error: ${err.message.split('\n')[0]} (column ${pos.col})`,
+      file,
+      pos.line,
+    );
+  }
+  return { doc, lineCounter };
+}
+
 function reparse(text: string): { doc: Document; lineCounter: LineCounter } {
   const lineCounter = new LineCounter();
   return { doc: parseDocument(text, { lineCounter, uniqueKeys: false }), lineCounter };
@@ -212,7 +232,9 @@ const ACME_SERVICE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
 
 /** `${NAME}` from the environment; `key_file: PATH` becomes `key: <file content>`. Both are
- *  registered as secrets so they are redacted from every message. */
+ *  registered as secrets so they are redacted from every message. `path` is where `value`
+ *  stands, a stack this walk pushes to and pops (copied only for an error): a fleet's config has
+ *  hundreds of thousands of values. */
 function resolveSecrets(
   value: unknown,
   path: ConfigPath,
@@ -224,47 +246,66 @@ function resolveSecrets(
     if (!value.includes('${')) return value;
     return value.replace(ENV_REF, (_m, name: string) => {
       const v = process.env[name];
-      if (v === undefined) throw error(path, `environment variable ${name} is not set`);
+      if (v === undefined) throw error([...path], `environment variable ${name} is not set`);
       registerSecret(v);
       return v;
     });
   }
-  if (Array.isArray(value))
-    return value.map((v, i) => resolveSecrets(v, [...path, i], error, warnings, baseDir));
+  if (Array.isArray(value)) {
+    const out: unknown[] = new Array(value.length);
+    for (let i = 0; i < value.length; i++) {
+      path.push(i);
+      out[i] = resolveSecrets(value[i], path, error, warnings, baseDir);
+      path.pop();
+    }
+    return out;
+  }
   if (value && typeof value === 'object') {
+    const inProviderOptions = path[0] === 'providers' && path.length === 2;
+    const inEab = path[0] === 'services' && path[2] === 'acme' && path[3] === 'eab';
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) {
-      const inProviderOptions = path[0] === 'providers' && path.length === 2;
-      const inEab = path[0] === 'services' && path[2] === 'acme' && path[3] === 'eab';
+    for (const k of Object.keys(value)) {
+      const v = (value as Record<string, unknown>)[k];
+      path.push(k);
       if ((inProviderOptions || inEab) && k.endsWith('_file') && typeof v === 'string') {
         const target = k.slice(0, -'_file'.length);
-        const p = resolve(
-          baseDir,
-          resolveSecrets(v, [...path, k], error, warnings, baseDir) as string,
+        out[target] = secretFile(
+          resolve(baseDir, resolveSecrets(v, path, error, warnings, baseDir) as string),
+          path,
+          error,
+          warnings,
         );
-        let content: string;
-        try {
-          content = readInputText(p, { what: 'secret file', maxBytes: MAX_SECRET_BYTES }).trim();
-          const mode = statSync(p).mode & 0o077;
-          if (mode)
-            warnings.push(
-              `${p} (${[...path, k].join('.')}) is readable by group or others; chmod 600 it`,
-            );
-        } catch (e) {
-          throw error(
-            [...path, k],
-            `cannot read secret file ${p}: ${e instanceof InputFileError ? e.reason : errnoCode(e)}`,
-          );
-        }
-        registerSecret(content);
-        out[target] = content;
-        continue;
+      } else {
+        out[k] = resolveSecrets(v, path, error, warnings, baseDir);
       }
-      out[k] = resolveSecrets(v, [...path, k], error, warnings, baseDir);
+      path.pop();
     }
     return out;
   }
   return value;
+}
+
+/** The content of a `*_file` secret at `path`, registered as a secret. */
+function secretFile(
+  p: string,
+  path: ConfigPath,
+  error: (p: ConfigPath, m: string) => InputError,
+  warnings: string[],
+): string {
+  let content: string;
+  try {
+    content = readInputText(p, { what: 'secret file', maxBytes: MAX_SECRET_BYTES }).trim();
+    const mode = statSync(p).mode & 0o077;
+    if (mode)
+      warnings.push(`${p} (${path.join('.')}) is readable by group or others; chmod 600 it`);
+  } catch (e) {
+    throw error(
+      [...path],
+      `cannot read secret file ${p}: ${e instanceof InputFileError ? e.reason : errnoCode(e)}`,
+    );
+  }
+  registerSecret(content);
+  return content;
 }
 
 /** Offset of the first key that repeats an earlier key of its mapping (as yaml's uniqueKeys:

@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
+import { readPlainYaml } from '../../src/config/plain-yaml.js';
 import { InputError } from '../../src/errors.js';
 import { redact } from '../../src/util/redact.js';
 import { makeTempDir, removeTempDir } from '../helpers/pki.js';
@@ -409,5 +410,106 @@ describe('loadConfig: the acme block', () => {
     // Without acme: the name is only a label.
     const plain = yaml(...GOOD).replace('\n  mx:\n', '\n  "mx/25":\n');
     expect(Object.keys(loadConfig(write(plain)).raw.services)).toEqual(['mx/25']);
+  });
+});
+
+describe('loadConfig: plain block YAML is read quickly, the rest through the yaml document', () => {
+  const PLAIN = yaml(
+    'state_dir: state',
+    'providers:',
+    '  local: {type: zonefile, path: zone.db}',
+    'services:',
+    '  a:',
+    '    host: a.example.org',
+    '    provider: local',
+    '    ports: [25, {port: 465, protocol: smtps}]',
+    '    certificates:',
+    '      - lineage: live/mx',
+    '  b:',
+    '    host: b.example.org',
+    '    provider: local',
+    '    ports: [25, {port: 465, protocol: smtps}]',
+    '    certificates:',
+    '      - lineage: live/mx',
+  );
+  // The same configuration with anchors, aliases and a tag: outside the quick reader.
+  const ALIASED = yaml(
+    'state_dir: !!str state',
+    'providers:',
+    '  local: {type: zonefile, path: zone.db}',
+    'services:',
+    '  a:',
+    '    host: a.example.org',
+    '    provider: &p local',
+    '    ports: &ports [25, {port: 465, protocol: smtps}]',
+    '    certificates: &certs',
+    '      - lineage: live/mx',
+    '  b:',
+    '    host: b.example.org',
+    '    provider: *p',
+    '    ports: *ports',
+    '    certificates: *certs',
+  );
+
+  it('both ways give one configuration', () => {
+    expect(readPlainYaml(PLAIN)).not.toBeUndefined();
+    expect(readPlainYaml(ALIASED)).toBeUndefined();
+    const quick = loadConfig(write(PLAIN));
+    const full = loadConfig(write(ALIASED));
+    expect(quick.raw).toStrictEqual(full.raw);
+    expect([...quick.installs]).toEqual([...full.installs]);
+  });
+
+  /** A fleet's config (bench/scale.ts): 5 lines of head, then 8 lines per service. */
+  function fleet(n: number, head = 'state_dir: state'): string[] {
+    const lines = [
+      head,
+      'providers:',
+      '  local: {type: zonefile, path: z.zone}',
+      'verify: {propagation: false, probe: false}',
+      'services:',
+    ];
+    for (let i = 0; i < n; i++)
+      lines.push(
+        `  s${i}:`,
+        `    host: mx${i}.example.org`,
+        '    ports: [25]',
+        '    provider: local',
+        '    records: ["3 1 1", "2 1 1"]',
+        '    certificates:',
+        '      - lineage: live/mx',
+        '      - lineage: live/mx-rsa',
+      );
+    return lines;
+  }
+  const lineOfService = (i: number) => 6 + 8 * i;
+
+  it.each([
+    ['read quickly', 'state_dir: state'],
+    ['through the yaml document', 'state_dir: &s state'],
+  ])('an error deep in a config of 2,000 services names its line (%s)', (_way, head) => {
+    const ports = fleet(2000, head);
+    ports[lineOfService(1500) + 1] = '    ports: [25, 0]';
+    let e = loadError(write(yaml(...ports)));
+    expect(e.line).toBe(lineOfService(1500) + 2);
+    expect(e.message).toMatch(/^services\.s1500\.ports\[1\]: /);
+
+    const unknown = fleet(2000, head);
+    unknown.splice(lineOfService(1700) + 3, 0, '    colour: blue');
+    e = loadError(write(yaml(...unknown)));
+    expect(e.line).toBe(lineOfService(1700) + 4);
+    expect(e.message).toBe('services.s1700.colour: unknown key "colour"');
+
+    const repeated = fleet(2000, head);
+    repeated.splice(lineOfService(1900) + 3, 0, '    provider: local');
+    e = loadError(write(yaml(...repeated)));
+    expect(e.line).toBe(lineOfService(1900) + 4);
+    expect(e.message).toMatch(/YAML syntax error: .*unique/);
+
+    const unset = fleet(2000, head);
+    unset[lineOfService(1999) + 6] = '      - lineage: ${TLSA_TEST_UNSET_LIVE}/mx';
+    e = loadError(write(yaml(...unset)));
+    expect(e.line).toBe(lineOfService(1999) + 7);
+    expect(e.message).toMatch(/environment variable TLSA_TEST_UNSET_LIVE is not set/);
   });
 });
