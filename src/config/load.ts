@@ -251,36 +251,52 @@ function resolveSecrets(
       return v;
     });
   }
+  // Copied only where something changed: most values hold no secret, and a fleet's config
+  // has hundreds of thousands of them.
   if (Array.isArray(value)) {
-    const out: unknown[] = new Array(value.length);
+    let out: unknown[] | undefined;
     for (let i = 0; i < value.length; i++) {
       path.push(i);
-      out[i] = resolveSecrets(value[i], path, error, warnings, baseDir);
+      const r = resolveSecrets(value[i], path, error, warnings, baseDir);
       path.pop();
+      if (r !== value[i]) {
+        out ??= [...value];
+        out[i] = r;
+      }
     }
-    return out;
+    return out ?? value;
   }
   if (value && typeof value === 'object') {
     const inProviderOptions = path[0] === 'providers' && path.length === 2;
     const inEab = path[0] === 'services' && path[2] === 'acme' && path[3] === 'eab';
-    const out: Record<string, unknown> = {};
-    for (const k of Object.keys(value)) {
+    const keys = Object.keys(value);
+    let out: Record<string, unknown> | undefined;
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i]!;
       const v = (value as Record<string, unknown>)[k];
       path.push(k);
+      let key = k;
+      let r: unknown;
       if ((inProviderOptions || inEab) && k.endsWith('_file') && typeof v === 'string') {
-        const target = k.slice(0, -'_file'.length);
-        out[target] = secretFile(
+        key = k.slice(0, -'_file'.length);
+        r = secretFile(
           resolve(baseDir, resolveSecrets(v, path, error, warnings, baseDir) as string),
           path,
           error,
           warnings,
         );
       } else {
-        out[k] = resolveSecrets(v, path, error, warnings, baseDir);
+        r = resolveSecrets(v, path, error, warnings, baseDir);
       }
       path.pop();
+      if (!out && (key !== k || r !== v)) {
+        // The first change: a copy of the keys before it, in their order.
+        out = {};
+        for (let j = 0; j < i; j++) out[keys[j]!] = (value as Record<string, unknown>)[keys[j]!];
+      }
+      if (out) out[key] = r;
     }
-    return out;
+    return out ?? value;
   }
   return value;
 }

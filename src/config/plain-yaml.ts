@@ -195,7 +195,8 @@ class BlockReader {
       while (src.charCodeAt(start) === 32) start++;
       if (start === end || src.charCodeAt(start) === 35 /* # */) continue;
       const indent = start - lineStart;
-      const text = trimSpaces(src.slice(start, end));
+      while (src.charCodeAt(end - 1) === 32) end--;
+      const text = src.slice(start, end);
       if (indent === 0 && /^(?:---|\.\.\.)(?:\s|$)/.test(text)) {
         // A leading `---` (optionally with a comment) opens the one document; any other marker
         // (a second document, `...`) is left to `yaml`.

@@ -460,6 +460,22 @@ describe('loadConfig: plain block YAML is read quickly, the rest through the yam
     expect([...quick.installs]).toEqual([...full.installs]);
   });
 
+  it('expands ${ENV} in a value reached through two aliases, in both places', () => {
+    env('TLSA_TEST_ZONE', 'zones/example.org.zone');
+    const c = loadConfig(
+      write(
+        yaml(
+          'providers:',
+          '  a: &zone {type: zonefile, path: "${TLSA_TEST_ZONE}"}',
+          '  b: *zone',
+          'services: {}',
+        ),
+      ),
+    );
+    expect(c.raw.providers.a).toEqual({ type: 'zonefile', path: 'zones/example.org.zone' });
+    expect(c.raw.providers.b).toEqual(c.raw.providers.a);
+  });
+
   /** A fleet's config (bench/scale.ts): 5 lines of head, then 8 lines per service. */
   function fleet(n: number, head = 'state_dir: state'): string[] {
     const lines = [
