@@ -287,7 +287,8 @@ export function readPlainYaml(text: string): unknown {
   try {
     return new BlockReader(text).document();
   } catch (e) {
-    if (e === OUTSIDE) return undefined;
+    // Nesting too deep for this recursive reader (a stack overflow) is left to yaml, as it was.
+    if (e === OUTSIDE || e instanceof RangeError) return undefined;
     throw e;
   }
 }

@@ -127,6 +127,7 @@ describe('readPlainYaml leaves the rest to yaml', () => {
     ['a key after a sequence at a deeper indent', y('a:', '  - 1', '  b: 2')],
     ['text after a flow collection', y('a: [1] x')],
     ['a mapping in a value', y('a: b: c')],
+    ['nesting deeper than the stack', y(`a: ${'['.repeat(100_000)}${']'.repeat(100_000)}`)],
   ])('%s', (_name, text) => {
     expect(readPlainYaml(text)).toBeUndefined();
   });
