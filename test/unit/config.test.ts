@@ -6,6 +6,7 @@ import { loadConfig } from '../../src/config/load.js';
 import { readPlainYaml } from '../../src/config/plain-yaml.js';
 import { InputError } from '../../src/errors.js';
 import { redact } from '../../src/util/redact.js';
+import { fleetConfigLines } from '../helpers/fleet-config.js';
 import { makeTempDir, removeTempDir } from '../helpers/pki.js';
 
 let dir: string;
@@ -476,53 +477,31 @@ describe('loadConfig: plain block YAML is read quickly, the rest through the yam
     expect(c.raw.providers.b).toEqual(c.raw.providers.a);
   });
 
-  /** A fleet's config (bench/scale.ts): 5 lines of head, then 8 lines per service. */
-  function fleet(n: number, head = 'state_dir: state'): string[] {
-    const lines = [
-      head,
-      'providers:',
-      '  local: {type: zonefile, path: z.zone}',
-      'verify: {propagation: false, probe: false}',
-      'services:',
-    ];
-    for (let i = 0; i < n; i++)
-      lines.push(
-        `  s${i}:`,
-        `    host: mx${i}.example.org`,
-        '    ports: [25]',
-        '    provider: local',
-        '    records: ["3 1 1", "2 1 1"]',
-        '    certificates:',
-        '      - lineage: live/mx',
-        '      - lineage: live/mx-rsa',
-      );
-    return lines;
-  }
   const lineOfService = (i: number) => 6 + 8 * i;
 
   it.each([
     ['read quickly', 'state_dir: state'],
     ['through the yaml document', 'state_dir: &s state'],
   ])('an error deep in a config of 2,000 services names its line (%s)', (_way, head) => {
-    const ports = fleet(2000, head);
+    const ports = fleetConfigLines(2000, head);
     ports[lineOfService(1500) + 1] = '    ports: [25, 0]';
     let e = loadError(write(yaml(...ports)));
     expect(e.line).toBe(lineOfService(1500) + 2);
     expect(e.message).toMatch(/^services\.s1500\.ports\[1\]: /);
 
-    const unknown = fleet(2000, head);
+    const unknown = fleetConfigLines(2000, head);
     unknown.splice(lineOfService(1700) + 3, 0, '    colour: blue');
     e = loadError(write(yaml(...unknown)));
     expect(e.line).toBe(lineOfService(1700) + 4);
     expect(e.message).toBe('services.s1700.colour: unknown key "colour"');
 
-    const repeated = fleet(2000, head);
+    const repeated = fleetConfigLines(2000, head);
     repeated.splice(lineOfService(1900) + 3, 0, '    provider: local');
     e = loadError(write(yaml(...repeated)));
     expect(e.line).toBe(lineOfService(1900) + 4);
     expect(e.message).toMatch(/YAML syntax error: .*unique/);
 
-    const unset = fleet(2000, head);
+    const unset = fleetConfigLines(2000, head);
     unset[lineOfService(1999) + 6] = '      - lineage: ${TLSA_TEST_UNSET_LIVE}/mx';
     e = loadError(write(yaml(...unset)));
     expect(e.line).toBe(lineOfService(1999) + 7);

@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { isScalar, parseDocument, visit } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { readPlainYaml } from '../../src/config/plain-yaml.js';
+import { fleetConfigLines } from '../helpers/fleet-config.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const EXAMPLE = fs.readFileSync(path.join(ROOT, 'config.example.yaml'), 'utf8');
@@ -30,27 +31,8 @@ function byYaml(text: string): unknown {
 }
 
 /** A fleet's config as bench/scale.ts writes it. */
-function fleet(n: number): string {
-  const lines = [
-    'state_dir: state',
-    'providers:',
-    '  local: {type: zonefile, path: z.zone, create: true}',
-    'verify: {propagation: false, probe: false}',
-    'services:',
-  ];
-  for (let i = 0; i < n; i++)
-    lines.push(
-      `  s${i}:`,
-      `    host: mx${i}.example.org`,
-      '    ports: [25]',
-      '    provider: local',
-      '    records: ["3 1 1", "2 1 1"]',
-      '    certificates:',
-      '      - lineage: /etc/letsencrypt/live/mx.example.org',
-      '      - lineage: /etc/letsencrypt/live/mx.example.org-rsa',
-    );
-  return `${lines.join('\n')}\n`;
-}
+const fleet = (n: number) =>
+  `${fleetConfigLines(n, 'state_dir: state', '/etc/letsencrypt/live').join('\n')}\n`;
 
 const y = (...lines: string[]) => `${lines.join('\n')}\n`;
 
