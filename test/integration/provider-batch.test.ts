@@ -267,6 +267,9 @@ labDescribe('batch writes: powerdns (real pdns_server)', POWERDNS_TOOLS, () => {
     ]);
     const calls = countRequests(base);
     await p.applyMany!(addOurs(os), () => 300);
+    expect(keys(await readTlsaOverDns(server, victim))).toEqual(
+      keys([rec(victim, 'foreign'), theirs, rec(victim, 'ours')]),
+    );
     const [z0, z1, z2] = OTHER_ZONES.map((z) => `/zones/${z}`);
     expect(calls.map((c) => `${c.method} ${c.path}`)).toEqual([
       'GET /zones?dnssec=false',
@@ -278,9 +281,6 @@ labDescribe('batch writes: powerdns (real pdns_server)', POWERDNS_TOOLS, () => {
       `PATCH ${z2}`,
       `GET ${z2}`,
     ]);
-    expect(keys(await readTlsaOverDns(server, victim))).toEqual(
-      keys([rec(victim, 'foreign'), theirs, rec(victim, 'ours')]),
-    );
   });
 
   it('a CNAME at one owner is reported naming it, and nothing is written', async () => {
