@@ -205,9 +205,10 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     return batches.length;
   }
 
-  /** Read-modify-write of several owners of one zone (kit-rrset.ts verifiedWrites): one read,
-   *  one PATCH, one read-back; while the zone's serial rose by more than our PATCHes, another
-   *  writer may not have written yet, so the read-back looks again. */
+  /** Read-modify-write of several owners of one zone (kit-rrset.ts verifiedWrites): one read
+   *  (or listMany's, while still current: powerdns-bases.ts), one PATCH, one read-back; while
+   *  the zone's serial rose by more than our PATCHes, another writer may not have written yet,
+   *  so the read-back looks again. */
   async function applyZone(z: Zone, wants: OwnerWant[]): Promise<void> {
     let base = await bases.take(
       z,
