@@ -64,16 +64,32 @@ describe('powerdns: listed reads as write bases', () => {
   });
 
   it('the zone list vouches for a second: later zones list again while two are left, else read', async () => {
-    const { bases, lists, tick } = setup({ 'z1.test.': 1, 'z2.test.': 2, 'z3.test.': 3 });
-    for (const n of [1, 2, 3]) bases.keep(zone(n), [`a.z${n}.test.`], state(n));
-    bases.batch(['z1.test.', 'z2.test.', 'z3.test.']);
+    const serials = { 'z1.test.': 1, 'z2.test.': 2, 'z3.test.': 3, 'z4.test.': 4 };
+    const { bases, lists, tick } = setup(serials);
+    const ids = Object.keys(serials);
+    for (const n of [1, 2, 3, 4]) bases.keep(zone(n), [`a.z${n}.test.`], state(n));
+    bases.batch(ids);
     expect(await bases.take(zone(1), ['a.z1.test.'])).toBeDefined();
-    tick(SERIALS_FRESH_MS + 1);
     expect(await bases.take(zone(2), ['a.z2.test.'])).toBeDefined();
+    tick(SERIALS_FRESH_MS + 1);
+    expect(await bases.take(zone(3), ['a.z3.test.'])).toBeDefined();
     expect(lists()).toBe(2);
     tick(SERIALS_FRESH_MS + 1);
-    expect(await bases.take(zone(3), ['a.z3.test.'])).toBeUndefined();
+    expect(await bases.take(zone(4), ['a.z4.test.'])).toBeUndefined();
     expect(lists()).toBe(2);
+  });
+
+  it('writes slower than the list stays fresh: after a list that vouched for one zone, the rest are read', async () => {
+    const serials = { 'z1.test.': 1, 'z2.test.': 2, 'z3.test.': 3, 'z4.test.': 4 };
+    const { bases, lists, tick } = setup(serials);
+    for (const n of [1, 2, 3, 4]) bases.keep(zone(n), [`a.z${n}.test.`], state(n));
+    bases.batch(Object.keys(serials));
+    for (const n of [1, 2, 3, 4]) {
+      const taken = await bases.take(zone(n), [`a.z${n}.test.`]);
+      expect(taken, `z${n}`).toEqual(n === 1 ? state(1) : undefined);
+      tick(SERIALS_FRESH_MS + 1);
+    }
+    expect(lists()).toBe(1);
   });
 
   it('a zone written meanwhile by this provider is not vouched for by an older zone list', async () => {
