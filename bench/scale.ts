@@ -368,8 +368,14 @@ async function main(): Promise<void> {
             `| ${name} | ${n} | ${r.step} | ${r.wall.toFixed(2)} | ${(r.user + r.sys).toFixed(2)} | ${r.rssMb.toFixed(0)} | ${r.writes} | ${r.reads ?? ''} | ${r.exit} |`,
           );
         const last = runs.at(-1)!;
+        // Requests a change costs: its writes, and its reads beyond those of a no-op run.
+        const noop = runs.find((r) => r.step === 'publish (no-op)');
+        const calls =
+          last.reads !== undefined && noop?.reads !== undefined
+            ? `, ${((last.writes + last.reads - noop.reads) / changedZones).toFixed(2)} requests per changed zone beyond a no-op run's reads`
+            : '';
         rows.push(
-          `| ${name} | ${n} | 1 % change: ${changedZones} zone(s) changed, ${(last.writes / changedZones).toFixed(2)} writes per changed zone | | | | | | |`,
+          `| ${name} | ${n} | 1 % change: ${changedZones} zone(s) changed, ${(last.writes / changedZones).toFixed(2)} writes per changed zone${calls} | | | | | | |`,
           `| ${name} | ${n} | daemon after its first run: RSS ${daemon.rssMb.toFixed(0)} MB (peak ${daemon.hwmMb.toFixed(0)} MB) | | | | | | |`,
           `| ${name} | ${n} | state file: ${state.records} records, ${state.kb.toFixed(0)} KiB, load ${state.loadMs.toFixed(1)} ms | | | | | | |`,
         );

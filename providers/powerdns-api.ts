@@ -18,11 +18,23 @@ export interface ZoneState {
   names: Map<string, { tlsa?: PdnsRRset; txt?: PdnsRRset; cname?: string }>;
   /** The zone's SOA serial: with soa_edit_api (DEFAULT) every PATCH raises it. */
   serial?: number;
+  /** The zone's soa_edit_api ("" or NONE: a PATCH leaves the serial as it is). */
+  soaEditApi?: string;
 }
+
+/** Does every PATCH to the zone raise its serial (so that an unchanged serial shows that
+ *  nobody wrote through the API since)? */
+export const serialTracksWrites = (s: ZoneState): boolean =>
+  s.serial !== undefined &&
+  s.soaEditApi !== undefined &&
+  s.soaEditApi !== '' &&
+  s.soaEditApi.toUpperCase() !== 'NONE';
 
 export interface Zone {
   name: string;
   id: string;
+  /** The SOA serial when the zone list was read. */
+  serial?: number;
 }
 
 /** 404: the caller knows what was not found (a zone, the server_id). */
@@ -100,9 +112,15 @@ export function powerdnsApi(cfg: {
       throw e;
     });
     if (!Array.isArray(body)) throw fail(`unexpected answer to GET /zones (not a list)`);
-    return body.flatMap((z: { name?: unknown; id?: unknown }) =>
+    return body.flatMap((z: { name?: unknown; id?: unknown; serial?: unknown }) =>
       typeof z.name === 'string' && typeof z.id === 'string'
-        ? [{ name: z.name.toLowerCase(), id: z.id }]
+        ? [
+            {
+              name: z.name.toLowerCase(),
+              id: z.id,
+              ...(typeof z.serial === 'number' ? { serial: z.serial } : {}),
+            },
+          ]
         : [],
     );
   }
@@ -145,6 +163,12 @@ export function powerdnsApi(cfg: {
     );
   }
 
+  /** Every zone's serial now, in one request (id → serial). */
+  async function zoneSerials(): Promise<Map<string, number>> {
+    const zones = await getZones('', "reading the zones' serials");
+    return new Map(zones.flatMap((z) => (z.serial === undefined ? [] : [[z.id, z.serial]])));
+  }
+
   // Zone ids are "opaque, safe for embedding in URLs" (API docs): used as they come.
   const zonePath = (z: Zone) => `/zones/${z.id}`;
 
@@ -167,11 +191,16 @@ export function powerdnsApi(cfg: {
         throw e;
       },
     );
-    const { rrsets, serial } = (body ?? {}) as { rrsets?: unknown; serial?: unknown };
+    const { rrsets, serial, soa_edit_api } = (body ?? {}) as {
+      rrsets?: unknown;
+      serial?: unknown;
+      soa_edit_api?: unknown;
+    };
     if (!Array.isArray(rrsets)) throw fail(`unexpected answer to GET zone ${z.name} (no rrsets)`);
     const state: ZoneState = {
       names: new Map(),
       ...(typeof serial === 'number' ? { serial } : {}),
+      ...(typeof soa_edit_api === 'string' ? { soaEditApi: soa_edit_api } : {}),
     };
     for (const r of rrsets as PdnsRRset[]) {
       const owner = typeof r?.name === 'string' ? r.name.toLowerCase() : '';
@@ -194,5 +223,5 @@ export function powerdnsApi(cfg: {
     return state;
   }
 
-  return { request, zoneFor, zonePath, readZone, server };
+  return { request, zoneFor, zonePath, readZone, zoneSerials, server };
 }

@@ -32,12 +32,20 @@
  *              owner names of the zone), not `?rrset_name=`: on 4.7 that filtered listing leaves
  *              out disabled records, and a write based on it would delete them. list() (enabled
  *              records only) uses `?rrset_name=NAME&rrset_type=TLSA`; listMany() one
- *              `GET /zones/ZONE` per zone (the filtered read when it asks for one name only).
+ *              `GET /zones/ZONE` per zone (whole, so that a write can start from it, below).
+ *              A batch that writes to several zones listMany() has just read (the engine plans
+ *              from that read, then writes) writes each on that read instead of reading it
+ *              again, when one `GET /zones` for the batch shows the zone's serial unchanged
+ *              since (powerdns-bases.ts: the list vouches for a second; zones whose soa_edit_api
+ *              is empty or NONE, whose serial moved, a lone zone and reads over a minute old are
+ *              read again before the write).
  * Requests:    (plus `GET /zones` once per provider instance to find the zones.) list: 1 GET.
  *              listMany: 1 GET per zone. apply: 1 GET, 1 PATCH, 1 GET to read back. applyMany of
  *              N names in one zone: the same 3 requests whatever N (names already as asked cost
  *              only the first GET); each repair round adds 1 PATCH of just the names that need
  *              it and 1 GET. A naive loop over N names costs 3·N requests and N settle pauses.
+ *              After listMany, applyMany over K zones unchanged since: 1 `GET /zones`, then per
+ *              zone 1 PATCH and 1 GET to read back (2 + 1/K per zone).
  * CNAME:       a CNAME at an owner name is found by the read before any write and reported,
  *              naming the owner; in a batch nothing is written when any owner has one (PowerDNS
  *              itself answers 422 "Conflicts with pre-existing RRset").
@@ -51,7 +59,8 @@
  *              were overwritten sees it and writes again.
  *              Residual race: if another writer read the RRset before our write and writes its
  *              stale set only after our read-back, our records are lost and neither side sees
- *              it. The window is that writer's read-to-write time, usually one round trip;
+ *              it. The window is that writer's read-to-write time, usually one round trip (a
+ *              write on a listMany() read: at most the second the serials were read before);
  *              `settle_ms` covers it in the common case, and while the zone's SOA serial shows
  *              other writes during our read-back (`soa_edit_api` raises it on every PATCH) we
  *              look again after another pause. Measured on a loaded 2-core machine against
@@ -88,6 +97,7 @@ import {
  *  backend answers "database is locked" to colliding writes. */
 const READ_PACE = { concurrency: 4 };
 import { type SetWrite, verifiedWrites } from './kit-rrset.js';
+import { listedBases } from './powerdns-bases.js';
 import { readOptions } from './options.js';
 import { POWERDNS_OPTIONS } from './powerdns-options.js';
 import { powerdnsTxt } from './powerdns-txt.js';
@@ -130,7 +140,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
   const settleMs = opt.settle_ms;
   const name = `powerdns(${ctx.instance})`;
   const fail = (message: string): ProviderError => new ProviderError(name, redact(message));
-  const { request, zoneFor, zonePath, readZone, server } = powerdnsApi({
+  const { request, zoneFor, zonePath, readZone, zoneSerials, server } = powerdnsApi({
     baseUrl,
     serverId,
     apiKey,
@@ -138,6 +148,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     fixedZone,
     fail,
   });
+  const bases = listedBases(zoneSerials);
 
   /** The enabled TLSA records of one owner, as list() returns them. */
   const enabledRecords = (owner: string, state: ZoneState): TlsaList =>
@@ -194,13 +205,19 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     return batches.length;
   }
 
-  /** Read-modify-write of several owners of one zone (kit-rrset.ts verifiedWrites): one read,
-   *  one PATCH, one read-back; while the zone's serial rose by more than our PATCHes, another
-   *  writer may not have written yet, so the read-back looks again. */
+  /** Read-modify-write of several owners of one zone (kit-rrset.ts verifiedWrites): one read
+   *  (or listMany's, while still current: powerdns-bases.ts), one PATCH, one read-back; while
+   *  the zone's serial rose by more than our PATCHes, another writer may not have written yet,
+   *  so the read-back looks again. */
   async function applyZone(z: Zone, wants: OwnerWant[]): Promise<void> {
+    let base = await bases.take(
+      z,
+      wants.map((w) => w.owner),
+    );
     await verifiedWrites<ZoneState>(wants, {
       async read(owners) {
-        const state = await readZone(z, new Set(owners.map((w) => w.owner)));
+        const state = base ?? (await readZone(z, new Set(owners.map((w) => w.owner))));
+        base = undefined;
         const found = owners.flatMap((w) => {
           const target = state.names.get(w.owner)?.cname;
           return target === undefined ? [] : [{ owner: w.owner, target }];
@@ -210,6 +227,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       },
       rrset: (state, w) => state.names.get(w.owner)?.tlsa,
       async write(writes, before) {
+        bases.wrote(z);
         const sent = await write(z, writes);
         let serial = before.serial;
         let ours = sent;
@@ -251,16 +269,20 @@ export const createProvider: ProviderFactory = (options, ctx) => {
         zoneFor,
         (z) => z.id,
         async (z, items) => {
-          const state = await readZone(
-            z,
-            new Set(items),
-            items.length === 1 ? items[0] : undefined,
-          );
+          const state = await readZone(z, new Set(items));
+          bases.keep(z, items, state);
           return new Map(items.map((o) => [o, enabledRecords(o, state)]));
         },
         reads,
       ),
-    ...writesByZone(name, zoneFor, (z) => z.id, applyZone),
+    ...writesByZone(
+      name,
+      zoneFor,
+      (z) => z.id,
+      applyZone,
+      async (wants) =>
+        bases.batch(await Promise.all(wants.map(async (w) => (await zoneFor(w.owner)).id))),
+    ),
   };
   return provider;
 };

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { AcmeKeyType } from '../config/schema.js';
 import { readInputText } from '../util/read-input.js';
 import { lineageDir } from './paths.js';
-import { type CertFacts, type NextRenewal, nextRenewal } from './renewal-due.js';
+import { type CertFacts, type NextRenewal, renewalDecision } from './renewal-decision.js';
 import { readSchedule } from './schedule-file.js';
 
 export interface LineageRenewalView {
@@ -43,15 +43,13 @@ export function readLineageRenewal(
 ): LineageRenewalView {
   const lineage = lineageDir(stateDir, service, keyType);
   const cert = readCert(lineage);
-  const schedule = readSchedule(stateDir, service, keyType);
-  const next = nextRenewal(cert, schedule, now);
-  const applies = schedule && cert && !next.staleSchedule;
+  const { next, decidedAt } = renewalDecision(cert, readSchedule(stateDir, service, keyType), now);
   return {
     service,
     keyType,
     lineage,
     ...(cert ? { cert } : {}),
     next,
-    ...(applies ? { scheduleDecidedAt: new Date(schedule.decidedAt) } : {}),
+    ...(decidedAt ? { scheduleDecidedAt: decidedAt } : {}),
   };
 }

@@ -1,65 +1,23 @@
 /** When a built-in ACME lineage is next renewed, and when the daemon should next look at it,
  *  from its certificate, the schedule `renew` last wrote (schedule-file.ts) and the daemon's own
  *  last attempt. Pure: no I/O, no clock. */
-import type { RenewalSchedule, ScheduleSource } from './schedule-file.js';
-import { lifetimeRenewal } from './renewal-time.js';
+import {
+  type CertFacts,
+  type NextRenewal,
+  type NextRenewalSource,
+  renewalDecision,
+} from './renewal-decision.js';
+import type { RenewalSchedule } from './schedule-file.js';
 
-/** The facts of a lineage's current certificate a renewal time depends on. */
-export interface CertFacts {
-  /** Hex, as X509Certificate.serialNumber gives it. */
-  serial: string;
-  notBefore: Date;
-  notAfter: Date;
-}
-
-/** Where the next renewal time comes from: a schedule's source, or no certificate at all. */
-export type NextRenewalSource = ScheduleSource | 'no-certificate';
-
-export interface NextRenewal {
-  /** Renew at (or after) this moment. */
-  at: Date;
-  source: NextRenewalSource;
-  /** The CA's ARI window (source 'ari'). */
-  windowStart?: Date;
-  windowEnd?: Date;
-  /** When to ask the CA's renewalInfo again, if sooner than `at` matters. */
-  nextPollAt?: Date;
-  /** Why the last attempt failed (source 'rate-limit' or 'retry'). */
-  lastError?: string;
-  /** A schedule was found but is for another certificate: the lifetime rule decided. */
-  staleSchedule?: boolean;
-}
-
-/** Serial numbers compared as numbers written in hex (case and leading zeros aside). */
-export function sameSerial(a: string, b: string): boolean {
-  const norm = (s: string) =>
-    s
-      .replace(/[:\s]/g, '')
-      .toLowerCase()
-      .replace(/^0+(?=.)/, '');
-  return norm(a) === norm(b);
-}
+export type { CertFacts, NextRenewal, NextRenewalSource } from './renewal-decision.js';
+export { sameSerial } from './renewal-decision.js';
 
 export function nextRenewal(
   cert: CertFacts | undefined,
   schedule: RenewalSchedule | undefined,
   now: Date,
 ): NextRenewal {
-  if (!cert) return { at: now, source: 'no-certificate' };
-  if (!schedule || !sameSerial(schedule.serial, cert.serial))
-    return {
-      at: lifetimeRenewal(cert.notBefore, cert.notAfter),
-      source: 'lifetime',
-      ...(schedule ? { staleSchedule: true } : {}),
-    };
-  return {
-    at: new Date(schedule.at),
-    source: schedule.source,
-    ...(schedule.windowStart ? { windowStart: new Date(schedule.windowStart) } : {}),
-    ...(schedule.windowEnd ? { windowEnd: new Date(schedule.windowEnd) } : {}),
-    ...(schedule.nextPollAt ? { nextPollAt: new Date(schedule.nextPollAt) } : {}),
-    ...(schedule.lastError ? { lastError: schedule.lastError } : {}),
-  };
+  return renewalDecision(cert, schedule, now).next;
 }
 
 const SOURCE_TEXT: Record<NextRenewalSource, string> = {

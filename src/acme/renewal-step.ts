@@ -1,11 +1,10 @@
 /** What `renew` does with one lineage now, from its current certificate and the schedule the
- *  last run wrote, and the schedules it writes after asking the CA or after a failure. Pure.
+ *  last run wrote (read as renewal-decision.ts reads it for everyone), and the schedules it
+ *  writes after asking the CA or after a failure. Pure.
  *
- *  A stored schedule counts only for the certificate it was made for (its serial). Before its
- *  nextPollAt the CA is not asked again; a rate-limit wait holds even against --force (asking
- *  earlier only adds to the limit); a failure is retried after a backoff (or at once with
- *  --force). */
-import { sameSerial } from './renewal-due.js';
+ *  --force renews at once, except while a rate-limit wait holds (asking earlier only adds to
+ *  the limit). */
+import { renewalDecision, sameSerial } from './renewal-decision.js';
 import type { RenewalSchedule, ScheduleSource } from './schedule-file.js';
 import { type AriWindow, pollDelaySeconds, renewalTime, windowFraction } from './renewal-time.js';
 
@@ -44,26 +43,12 @@ export function stepFor(
   now: Date,
   force: boolean,
 ): RenewalStep {
-  const fresh = stored && sameSerial(stored.serial, cert?.serial ?? '') ? stored : undefined;
-  const t = now.getTime();
-  if (fresh?.source === 'rate-limit' && Date.parse(fresh.at) > t)
-    return {
-      kind: 'rate-limited',
-      until: new Date(fresh.at),
-      ...(fresh.lastError ? { lastError: fresh.lastError } : {}),
-    };
-  if (!cert) return { kind: 'renew', why: 'no certificate' };
+  const { action, schedule } = renewalDecision(cert, stored, now);
+  if (action.kind === 'rate-limited') return action;
+  if (action.kind === 'renew' && action.why === 'no certificate') return action;
   if (force) return { kind: 'renew', why: 'forced' };
-  if (!fresh) return { kind: 'decide' };
-  if (fresh.source === 'retry')
-    return Date.parse(fresh.at) > t
-      ? { kind: 'not-due', due: dueOfSchedule(fresh) }
-      : { kind: 'decide' };
-  if (fresh.source === 'rate-limit' || !fresh.nextPollAt || Date.parse(fresh.nextPollAt) <= t)
-    return { kind: 'decide' };
-  return Date.parse(fresh.at) <= t
-    ? { kind: 'renew', why: 'due' }
-    : { kind: 'not-due', due: dueOfSchedule(fresh) };
+  if (action.kind === 'wait') return { kind: 'not-due', due: dueOfSchedule(schedule!) };
+  return action.kind === 'ask-ca' ? { kind: 'decide' } : action;
 }
 
 /** The schedule after asking the CA: inside its window when it gave a usable one, else by the

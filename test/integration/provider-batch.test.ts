@@ -89,12 +89,17 @@ function countRequests(base: string, after?: (c: Call) => Promise<void>): Call[]
   return calls;
 }
 
+/** More zones, for batches that span several (one owner in each). */
+const OTHER_ZONES = ['a.batch.test.', 'b.batch.test.', 'c.batch.test.'];
+
 labDescribe('batch writes: powerdns (real pdns_server)', POWERDNS_TOOLS, () => {
   let server: PowerDnsServer;
   let base: string;
   const zonePath = `/zones/${PDNS_ZONE}`;
   beforeAll(async () => {
-    server = await startPowerDns({ zones: [{ name: PDNS_ZONE, dnssec: true }] });
+    server = await startPowerDns({
+      zones: [PDNS_ZONE, ...OTHER_ZONES].map((name) => ({ name, dnssec: true })),
+    });
     base = `${server.apiUrl}/api/v1/servers/${server.serverId}`;
   }, 60_000);
   afterAll(async () => {
@@ -102,6 +107,7 @@ labDescribe('batch writes: powerdns (real pdns_server)', POWERDNS_TOOLS, () => {
   });
   afterEach(() => {
     vi.restoreAllMocks();
+    vi.useRealTimers();
   });
 
   /** A foreign record at every owner, in one PATCH straight to the API. */
@@ -204,6 +210,77 @@ labDescribe('batch writes: powerdns (real pdns_server)', POWERDNS_TOOLS, () => {
       const want = o === victim ? [...expected(o, i), rdataText(extra)].sort() : expected(o, i);
       expect(now.get(o)?.records ?? [], o).toEqual(want);
     });
+  });
+
+  /** One fresh owner in each of OTHER_ZONES, seeded with a foreign record. */
+  async function ownerPerZone(label: string): Promise<string[]> {
+    const os = OTHER_ZONES.map((z) => owners(label, z)[0]!);
+    for (const [i, o] of os.entries())
+      await pdnsReplace(server, OTHER_ZONES[i]!, o, 'TLSA', 600, [
+        { content: rdataText(rec(o, 'foreign')) },
+      ]);
+    return os;
+  }
+  const addOurs = (os: string[]): OwnerChange[] =>
+    os.map((o) => ({ owner: o, add: [rec(o, 'ours')], remove: [] }));
+
+  it('after listMany, a batch over several zones writes each on the read it listed: one PATCH and one read-back per zone, one zone list for the batch', async () => {
+    const os = await ownerPerZone('pdnsbases');
+    // The zone list vouches for the zones written within a second of it: a frozen clock keeps
+    // a loaded machine from making this a different test (the timing is unit-tested).
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const p = pdnsProvider(server);
+    await p.listMany!(os);
+    const calls = countRequests(base);
+    await p.applyMany!(addOurs(os), () => 300);
+    const paths = OTHER_ZONES.map((z) => `/zones/${z}`);
+    expect(calls.map((c) => `${c.method} ${c.path}`)).toEqual([
+      'GET /zones?dnssec=false', // every zone's serial: none changed since listMany read them
+      ...paths.flatMap((z) => [`PATCH ${z}`, `GET ${z}`]),
+    ]);
+    for (const o of os)
+      expect(keys(await readTlsaOverDns(server, o))).toEqual(
+        keys([rec(o, 'foreign'), rec(o, 'ours')]),
+      );
+    // Used once: the next batch reads each zone before writing it.
+    calls.length = 0;
+    await p.applyMany!(
+      os.map((o) => ({ owner: o, add: [], remove: [rec(o, 'ours')] })),
+      () => 300,
+    );
+    expect(calls.map((c) => `${c.method} ${c.path}`)).toEqual(
+      paths.flatMap((z) => [`GET ${z}`, `PATCH ${z}`, `GET ${z}`]),
+    );
+  });
+
+  it("a record another writer adds between listMany and applyMany is not lost: that zone's serial moved, so it is read again", async () => {
+    const os = await ownerPerZone('pdnsbasesrace');
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const p = pdnsProvider(server);
+    await p.listMany!(os);
+    // Another writer, after our read and before our write, at the owner in the second zone.
+    const victim = os[1]!;
+    const theirs = rec(victim, 'other-writer');
+    await pdnsReplace(server, OTHER_ZONES[1]!, victim, 'TLSA', 600, [
+      { content: rdataText(rec(victim, 'foreign')) },
+      { content: rdataText(theirs) },
+    ]);
+    const calls = countRequests(base);
+    await p.applyMany!(addOurs(os), () => 300);
+    expect(keys(await readTlsaOverDns(server, victim))).toEqual(
+      keys([rec(victim, 'foreign'), theirs, rec(victim, 'ours')]),
+    );
+    const [z0, z1, z2] = OTHER_ZONES.map((z) => `/zones/${z}`);
+    expect(calls.map((c) => `${c.method} ${c.path}`)).toEqual([
+      'GET /zones?dnssec=false',
+      `PATCH ${z0}`,
+      `GET ${z0}`,
+      `GET ${z1}`, // its serial moved since listMany: read afresh
+      `PATCH ${z1}`,
+      `GET ${z1}`,
+      `PATCH ${z2}`,
+      `GET ${z2}`,
+    ]);
   });
 
   it('a CNAME at one owner is reported naming it, and nothing is written', async () => {
