@@ -27,6 +27,11 @@
  *              atomically in its own directory and the link stays. Anything but a regular file
  *              (FIFO, device, directory) is refused; temp files are created O_EXCL, the lock
  *              and the reload marker never follow a symlink.
+ * TTL:         a server loads one TTL per RRset (BIND the first line's, Knot the last's):
+ *              effectiveTtl() raises tlsa's TTL at an owner to the highest of the TLSA lines
+ *              there that tlsa did not write (zonefile-ttl.ts), so the lines it writes take it
+ *              and the engine waits on it. Its own (marked) lines never pin it.
+ * Line ends:   lines tlsa writes end in CR LF when most lines of `path` do.
  * Ownership:   lines this provider writes end with `; tlsa:managed`; every other line (SOA,
  *              foreign TLSA records, comments, directives) is kept byte for byte, except the
  *              SOA serial's digits when `serial` is set. A removal takes out the marked line;
