@@ -1,11 +1,12 @@
 /**
  * The TTL a zone file's server really serves at a TLSA owner. A server loads one TTL per RRset
- * (BIND keeps the first line's and says "TTL set to prior TTL", Knot keeps one too), so lines
- * of one owner with different TTLs are served with one of them, not with tlsa's. tlsa writes
- * and waits with the highest TTL of the lines it did not write (unmarked: by hand, another
- * tool, or adopted): the file then holds one TTL per RRset, and a wait is never shorter than
- * what a cache may hold. tlsa's own marked lines never pin it: after a `ttl:` change they are
- * rewritten with the new TTL (contract rule 4). Pure: entries in, TTLs out.
+ * (BIND the first line's: "TTL set to prior TTL"; Knot the last line's: "TTL mismatch … TTL set
+ * to"), so lines of one owner with different TTLs are served with one of them, which need not
+ * be tlsa's. tlsa writes and waits with the highest TTL of the lines it did not write
+ * (unmarked: by hand, another tool, or adopted): the file then holds one TTL per RRset, and a
+ * wait is never shorter than what a cache may hold. tlsa's own marked lines never pin it: after
+ * a `ttl:` change they are rewritten with the new TTL (contract rule 4). Pure: entries in, TTLs
+ * out.
  */
 import type { PublishedTtl } from './contract.js';
 import type { Entry } from './zonefile-parse.js';
