@@ -23,7 +23,8 @@
  *     record at the owner gets it, foreign ones included (DNS serves one TTL per RRset); this
  *     is how a changed `ttl:` in the configuration reaches records already published. A change
  *     without adds keeps the RRset's TTL as it is. A service's TTL bounds still apply, and a
- *     provider that raises a TTL says so through effectiveTtl() (deSEC's domain minimum).
+ *     provider that publishes another TTL says so through effectiveTtl() (deSEC's domain
+ *     minimum; a zone file's TLSA lines tlsa did not write, whose TTL the server serves).
  *  5. Names. Owners are absolute DNS names; the provider accepts any spelling (case, trailing
  *     dot) and works on normaliseName(owner). listMany() answers under the normal form and
  *     also under each spelling the caller used. Records come back with `owner` normalised.
@@ -56,6 +57,12 @@ export interface TlsaChange {
   remove: TlsaRecord[];
 }
 
+/** A TTL a provider publishes instead of the one asked, and why (for the plan). */
+export interface PublishedTtl {
+  ttl: number;
+  why: string;
+}
+
 export interface OwnerChange extends TlsaChange {
   owner: string;
 }
@@ -76,8 +83,9 @@ export interface DnsProvider {
    *  (one PATCH, one UPDATE message); all or nothing where the API is transactional. */
   applyMany?(changes: OwnerChange[], ttl: (owner: string) => number): Promise<void>;
   /** Optional: the TTL the provider will really publish for `ttl` (deSEC raises TTLs below a
-   *  domain minimum); the engine's waits count from it. */
-  effectiveTtl?(owner: string, ttl: number): Promise<number>;
+   *  domain minimum; a zone file's foreign line with a higher TTL sets the RRset's), with why
+   *  when it is not `ttl`. The engine writes with it and its waits count from it. */
+  effectiveTtl?(owner: string, ttl: number): Promise<number | PublishedTtl>;
   /** Optional provider-side "change is live" signal. The engine does not trust it alone. */
   waitUntilApplied?(): Promise<void>;
   /** Optional: make applied changes take effect (reload a server). Called once at the end of

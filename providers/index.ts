@@ -21,6 +21,7 @@ export {
   type ProviderContext,
   ProviderError,
   type ProviderFactory,
+  type PublishedTtl,
   type TlsaChange,
   type TxtRecords,
 } from './contract.js';

@@ -274,6 +274,21 @@ export function parseZone(text: string, file: string, opts: ParseOptions = {}): 
   return entries;
 }
 
+/** `entries` with the lines tlsa wrote or rewrote (entries not among `read`) ending as the
+ *  file's lines do: CR LF when most lines of `read` end so (the '\r' stays on each line read,
+ *  render() adds the '\n'), else LF. Lines read are kept byte for byte. */
+export function withFileEndings(entries: Entry[], read: readonly Entry[]): Entry[] {
+  const lines = read.flatMap((e) => e.lines);
+  const crlf = lines.filter((l) => l.endsWith('\r')).length * 2 > lines.length;
+  if (!crlf) return entries;
+  const kept = new Set(read);
+  return entries.map((e) =>
+    kept.has(e) || e.lines.every((l) => l.endsWith('\r'))
+      ? e
+      : { ...e, lines: e.lines.map((l) => (l.endsWith('\r') ? l : `${l}\r`)) },
+  );
+}
+
 export function render(entries: Entry[]): string {
   const out = entries.flatMap((e) => e.lines).join('\n');
   return out ? `${out}\n` : '';

@@ -27,6 +27,11 @@
  *              atomically in its own directory and the link stays. Anything but a regular file
  *              (FIFO, device, directory) is refused; temp files are created O_EXCL, the lock
  *              and the reload marker never follow a symlink.
+ * TTL:         a server loads one TTL per RRset (BIND the first line's, Knot the last's):
+ *              effectiveTtl() raises tlsa's TTL at an owner to the highest of the TLSA lines
+ *              there that tlsa did not write (zonefile-ttl.ts), so the lines it writes take it
+ *              and the engine waits on it. Its own (marked) lines never pin it.
+ * Line ends:   lines tlsa writes end in CR LF when most lines of `path` do.
  * Ownership:   lines this provider writes end with `; tlsa:managed`; every other line (SOA,
  *              foreign TLSA records, comments, directives) is kept byte for byte, except the
  *              SOA serial's digits when `serial` is set. A removal takes out the marked line;
@@ -36,7 +41,7 @@
  *              reload: zonefile-txt.ts.
  * Limits:      one writer per file: the engine's state lock serialises our own processes.
  */
-import { rmSync, existsSync } from 'node:fs';
+import { rmSync, existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { InputError } from '../src/errors.js';
 import { groupBy } from '../src/util/group-by.js';
@@ -53,7 +58,14 @@ import {
 import { checkChangeOwners, cnameError, mergeChanges, rdataKey } from './kit.js';
 import { readOptions } from './options.js';
 import { ZONEFILE_OPTIONS } from './zonefile-options.js';
-import { MANAGED_MARK, parseZone, render, type Entry, withoutEntries } from './zonefile-parse.js';
+import {
+  MANAGED_MARK,
+  parseZone,
+  render,
+  type Entry,
+  withFileEndings,
+  withoutEntries,
+} from './zonefile-parse.js';
 import { bumpSerial, type SerialPolicy } from './zonefile-serial.js';
 import {
   loadIncludes,
@@ -65,6 +77,7 @@ import {
   type ZoneFile,
 } from './zonefile-files.js';
 import { zonefileTxt } from './zonefile-txt.js';
+import { foreignTtls, publishedTtl, type PinningLine } from './zonefile-ttl.js';
 
 export { MANAGED_MARK, parseZone } from './zonefile-parse.js';
 
@@ -147,6 +160,27 @@ export const createProvider: ProviderFactory = (options, ctx) => {
   const allEntries = (z: LoadedZone): { file: string; entry: Entry }[] =>
     [z.main, ...z.includes].flatMap((f) => f.entries.map((entry) => ({ file: f.file, entry })));
 
+  // effectiveTtl is asked once per owner: the zone is read again only when a file changed.
+  let pins: { files: string[]; seen: string; at: Map<string, PinningLine> } | undefined;
+  const filesSeen = (files: string[]) =>
+    files
+      .map((f) => {
+        try {
+          const s = statSync(f);
+          return `${s.ino}:${s.size}:${s.mtimeMs}`;
+        } catch {
+          return '-';
+        }
+      })
+      .join(' ');
+  function pinningLines(): Map<string, PinningLine> {
+    if (pins && filesSeen(pins.files) === pins.seen) return pins.at;
+    const zone = load();
+    const files = [zone.real, ...zone.includes.map((z) => z.file)];
+    pins = { files, seen: filesSeen(files), at: foreignTtls(allEntries(zone)) };
+    return pins.at;
+  }
+
   const provider: DnsProvider = {
     name,
     async list(owner) {
@@ -162,6 +196,10 @@ export const createProvider: ProviderFactory = (options, ctx) => {
         (r) => r.owner,
       );
       return new Map(owners.map((owner) => [owner, [...(at.get(normaliseName(owner)) ?? [])]]));
+    },
+    async effectiveTtl(owner, ttl) {
+      // The server serves one TTL per RRset: a higher one on a line tlsa did not write wins.
+      return publishedTtl(ttl, pinningLines().get(normaliseName(owner)));
     },
     async markedKeys(owners) {
       // The mark tells `tlsa adopt` which lines a tlsa wrote (after a lost state).
@@ -213,7 +251,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       }
       // The marker first: a crash after the zone write still leaves the reload pending.
       if (reload) writeMarker(besideReal('.reload-pending'), `${new Date().toISOString()}\n`);
-      writeZone(name, zone.real, render(next));
+      writeZone(name, zone.real, render(withFileEndings(next, zone.main.entries)));
     } finally {
       release();
     }

@@ -85,6 +85,10 @@ const planFields = {
       ownerUnicode: z.string().optional(),
       provider: z.string(),
       ttl: int(),
+      ttlWhy: z
+        .string()
+        .optional()
+        .describe('why ttl is not the configured TTL: the provider publishes the RRset with it'),
       servedTtl: servedTtl.optional(),
       wait: waitTtl,
       add: z.array(

@@ -42,7 +42,7 @@ export function planText(
   for (const p of plan) {
     const seen = served?.get(p.owner);
     out.push(
-      `${bothForms(p.owner)}  (provider ${p.provider}, TTL ${p.ttl}${seen ? `; served with TTL ${seen.ttl} when last seen, ${seen.at}` : ''})`,
+      `${bothForms(p.owner)}  (provider ${p.provider}, TTL ${p.ttl}${p.ttlWhy ? `: ${p.ttlWhy}` : ''}${seen ? `; served with TTL ${seen.ttl} when last seen, ${seen.at}` : ''})`,
     );
     for (const r of p.add)
       out.push(
@@ -95,6 +95,7 @@ export function planJson(
       ...(unicodeForm(p.owner) !== p.owner ? { ownerUnicode: unicodeForm(p.owner) } : {}),
       provider: p.provider,
       ttl: p.ttl,
+      ...(p.ttlWhy ? { ttlWhy: p.ttlWhy } : {}),
       ...(served
         ? {
             servedTtl: served.get(p.owner)

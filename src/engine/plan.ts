@@ -25,7 +25,11 @@ export interface TargetRecord extends DesiredRecord {
 export interface OwnerPlan {
   owner: string;
   provider: string;
+  /** The TTL tlsa writes at the owner and its waits count from: the configured one, or the one
+   *  the provider publishes instead (effectiveTtl). */
   ttl: number;
+  /** Why `ttl` is not the configured TTL (the provider's reason); absent when it is. */
+  ttlWhy?: string;
   /** Desired, not at the provider: publish now. */
   add: TargetRecord[];
   /** Owned, retiring, grace passed (or a removal that was interrupted): remove now. */
@@ -58,6 +62,8 @@ export interface PlanInput {
   /** The TTL the provider publishes a desired record with (deSEC's minimum may raise the one
    *  asked for); default the record's own. */
   effectiveTtl?: (r: TargetRecord) => number;
+  /** Why the provider publishes another TTL than the record's own (shown in the plan). */
+  ttlWhy?: (r: TargetRecord) => string | undefined;
 }
 
 export function planOwners(input: PlanInput): OwnerPlan[] {
@@ -86,13 +92,21 @@ export function planOwners(input: PlanInput): OwnerPlan[] {
   // linear in the number of records for fleets of thousands of names.
   const keyOf = memoKey();
   const ownedByKey = new Map(input.owned.map((o) => [`${o.provider} ${keyOf(o)}`, o]));
-  const desired = input.desired.map((d) => ({ ...d, ttl: input.effectiveTtl?.(d) ?? d.ttl }));
+  const ttlWhy = new Map<TargetRecord, string>();
+  const desired = input.desired.map((d) => {
+    const ttl = input.effectiveTtl?.(d) ?? d.ttl;
+    const why = ttl !== d.ttl ? input.ttlWhy?.(d) : undefined;
+    const out = { ...d, ttl };
+    if (why) ttlWhy.set(out, why);
+    return out;
+  });
   const desiredKeys = new Set(desired.map((d) => `${d.provider} ${keyOf(d)}`));
   const listedKeys = new Map<string, Set<string>>();
   for (const [owner, records] of input.listed) listedKeys.set(owner, new Set(records.map(keyOf)));
   const isListed = (r: TlsaRecord) => listedKeys.get(r.owner)?.has(keyOf(r)) ?? false;
   for (const d of desired) {
     const p = get(d.owner, d.provider, d.ttl);
+    if (!p.ttlWhy && p.ttl === d.ttl && ttlWhy.has(d)) p.ttlWhy = ttlWhy.get(d)!;
     const present = isListed(d);
     const owned = ownedByKey.get(`${d.provider} ${keyOf(d)}`);
     if (present && owned && owned.ttl !== d.ttl) {

@@ -583,6 +583,16 @@ describe('rollover engine (zonefile, staged install, scripted DNS and probe view
       });
     await run(0);
     writeFileSync(s.config, readFileSync(s.config, 'utf8').replace('ttl: 60', 'ttl: 10'));
+    // The hand-made line at TTL 60 is what the server serves for the RRset: it keeps tlsa at 60.
+    const pinned = await planOnly(loadConfig(s.config), { entryPoint: 'test', now: at(t0, 5) });
+    expect(pinned.plan[0]).toMatchObject({ ttl: 60, rettl: [] });
+    expect(pinned.plan[0]!.ttlWhy).toMatch(/raised from 10: .*zone\.db line 1\) has TTL 60/);
+    // Its writer lowers it too: now tlsa's own lines follow the configuration.
+    const zonePath = join(s.base, 'zone.db');
+    writeFileSync(
+      zonePath,
+      readFileSync(zonePath, 'utf8').replace(' 60 IN TLSA 3 1 1 cdcd', ' 10 IN TLSA 3 1 1 cdcd'),
+    );
     const plan = await planOnly(loadConfig(s.config), { entryPoint: 'test', now: at(t0, 5) });
     expect(plan.targets.warnings.join('\n')).toContain(
       'tlsa published its records there with TTL 60; the configuration says 10',
@@ -600,8 +610,11 @@ describe('rollover engine (zonefile, staged install, scripted DNS and probe view
   it('a record kept because a live server still presents its chain: status and plan (the CLI) say it is held and why', async () => {
     requireBuiltCli();
     const s = scenario();
-    // On the real clock (status has no other), so a TTL of 1 s keeps the waits short.
+    // On the real clock (status has no other), so a TTL of 1 s keeps the waits short (the
+    // hand-made line's too: a higher one would be the RRset's).
     writeFileSync(s.config, readFileSync(s.config, 'utf8').replace('ttl: 60', 'ttl: 1'));
+    const zonePath = join(s.base, 'zone.db');
+    writeFileSync(zonePath, readFileSync(zonePath, 'utf8').replace(' 60 IN TLSA', ' 1 IN TLSA'));
     const leaf1 = s.lineage(intA, 1);
     const config = loadConfig(s.config);
     const world = { now: new Date(), lagging: false };

@@ -44,7 +44,7 @@ export async function computePlan(
     providers ?? opts.providers ?? (await createProviders(config, ownersByProvider.keys()));
   for (const name of ownersByProvider.keys())
     if (!prov.has(name)) for (const [k, v] of await createProviders(config, [name])) prov.set(k, v);
-  const effectiveTtl = await effectiveTtls(prov, targets.records);
+  const effective = await effectiveTtls(prov, targets.records);
   const listedByProvider = await listAll(prov, ownersByProvider);
   const plan: OwnerPlan[] = [];
   const listedAll = new Map<string, TlsaRecord[]>();
@@ -57,7 +57,8 @@ export async function computePlan(
         now,
         graceFor: (r) =>
           graceWait(r, config.raw.services[r.service]?.grace_s, factsAt(state, r.owner)).ttl,
-        effectiveTtl,
+        effectiveTtl: effective.ttl,
+        ttlWhy: effective.why,
       }),
     );
     for (const [owner, recs] of listed) listedAll.set(owner, recs);
@@ -86,17 +87,19 @@ export async function computePlan(
   return { targets, plan, listed: listedAll, state, providers: prov };
 }
 
-/** A provider that publishes another TTL than asked (deSEC's minimum): waits count from it. */
+/** A provider that publishes another TTL than asked (deSEC's minimum, a zone file's foreign
+ *  line): tlsa writes with it and waits count from it; `why` says where it comes from. */
 async function effectiveTtls(
   providers: Map<string, DnsProvider>,
   records: readonly TargetRecord[],
-): Promise<(r: TargetRecord) => number> {
+): Promise<{ ttl: (r: TargetRecord) => number; why: (r: TargetRecord) => string | undefined }> {
   const key = (r: TargetRecord) => `${r.provider} ${r.owner} ${r.ttl}`;
-  const ttls = new Map<string, number>();
+  const ttls = new Map<string, { ttl: number; why?: string }>();
   for (const r of records) {
     const p = providers.get(r.provider);
     if (!p?.effectiveTtl || ttls.has(key(r))) continue;
-    ttls.set(key(r), await calling(p, () => p.effectiveTtl!(r.owner, r.ttl)));
+    const got = await calling(p, () => p.effectiveTtl!(r.owner, r.ttl));
+    ttls.set(key(r), typeof got === 'number' ? { ttl: got } : got);
   }
-  return (r) => ttls.get(key(r)) ?? r.ttl;
+  return { ttl: (r) => ttls.get(key(r))?.ttl ?? r.ttl, why: (r) => ttls.get(key(r))?.why };
 }
