@@ -97,6 +97,7 @@ function targetRecord(
 export function computeTargets(config: LoadedConfig, serviceNames: string[], now: Date): Targets {
   const catalogs = new Map<string, IssuerCatalog>();
   const loadChain = loadEachChainOnce();
+  const specsRead = new Map<string, RecordSpec>();
   const records: TargetRecord[] = [];
   const services: ServiceTargets[] = [];
   const warnings: string[] = [];
@@ -107,7 +108,12 @@ export function computeTargets(config: LoadedConfig, serviceNames: string[], now
     const at = (...p: (string | number)[]) => ['services', name, ...p];
     const specs = (svc.records ?? []).map((t, i) => {
       try {
-        return parseSpec(t);
+        // Thousands of services say the same few specs: each text is parsed once per run.
+        const known = specsRead.get(t);
+        if (known) return known;
+        const spec = parseSpec(t);
+        specsRead.set(t, spec);
+        return spec;
       } catch (e) {
         throw config.error(at('records', i), (e as Error).message);
       }
