@@ -44,12 +44,16 @@ export interface Entry {
   managed: boolean;
 }
 
-/** Split into logical entries: a newline inside parentheses does not end an entry. */
-function tokenize(
-  physical: string[],
-  file: string,
-): { first: number; count: number; tokens: Token[]; comments: string[] }[] {
-  const out: { first: number; count: number; tokens: Token[]; comments: string[] }[] = [];
+interface Tokenized {
+  first: number;
+  count: number;
+  tokens: Token[];
+  comments: string[];
+}
+
+/** Split into logical entries: a newline inside parentheses does not end an entry. One entry
+ *  at a time: the tokens of a whole file (tens of MB for 40,000 lines) are never held at once. */
+function* tokenize(physical: string[], file: string): Generator<Tokenized> {
   let i = 0;
   while (i < physical.length) {
     const first = i;
@@ -59,11 +63,20 @@ function tokenize(
     for (;;) {
       const line = physical[i]!;
       const lineOffset = i - first;
-      let text = '';
+      // A token is sliced from the line when it ends; only one with a backslash is built
+      // character by character (a 40,000-line zone file built every hex digit one by one).
+      let built: string | undefined;
       let start = -1;
       const flush = (end: number) => {
-        if (start >= 0) tokens.push({ text, quoted: false, lineOffset, start, end });
-        text = '';
+        if (start >= 0)
+          tokens.push({
+            text: built ?? line.slice(start, end),
+            quoted: false,
+            lineOffset,
+            start,
+            end,
+          });
+        built = undefined;
         start = -1;
       };
       for (let col = 0; col < line.length; col++) {
@@ -113,11 +126,11 @@ function tokenize(
         if (c === '\\') {
           if (col + 1 >= line.length)
             throw new InputError('"\\" at the end of a line', file, i + 1);
-          text += line.slice(col, col + 2);
+          built = (built ?? line.slice(start, col)) + line.slice(col, col + 2);
           col++;
           continue;
         }
-        text += c;
+        if (built !== undefined) built += c;
       }
       flush(line.length);
       i++;
@@ -125,9 +138,8 @@ function tokenize(
       if (i >= physical.length)
         throw new InputError('"(" is never closed: the file ends inside it', file, open + 1);
     }
-    out.push({ first, count: i - first, tokens, comments });
+    yield { first, count: i - first, tokens, comments };
   }
-  return out;
 }
 
 const CLASS = /^(IN|CH|HS|CS|CLASS\d+)$/i;
@@ -154,6 +166,25 @@ export interface ParseOptions {
 export function parseZone(text: string, file: string, opts: ParseOptions = {}): Entry[] {
   const physical = text.split('\n');
   if (physical.at(-1) === '') physical.pop();
+  const entries = tokenize(physical, file);
+  // Without a return method: a parse error leaves the tokenizer open, to read on from there.
+  const open: Iterable<Tokenized> = { [Symbol.iterator]: () => ({ next: () => entries.next() }) };
+  try {
+    return parseEntries(physical, open, file, opts);
+  } catch (e) {
+    // What the file cannot be split into (an unbalanced parenthesis, an open quote) anywhere in
+    // it is the error, as it was when the whole file was tokenized before any entry was read.
+    for (const _ of open);
+    throw e;
+  }
+}
+
+function parseEntries(
+  physical: string[],
+  tokenized: Iterable<Tokenized>,
+  file: string,
+  opts: ParseOptions,
+): Entry[] {
   const hint = opts.originHint ?? '';
   let origin = opts.origin;
   // The owner a line starting with blanks inherits: a name, or why there is none.
@@ -163,7 +194,7 @@ export function parseZone(text: string, file: string, opts: ParseOptions = {}): 
   const entries: Entry[] = [];
   let defaultTtl: number | undefined;
   let lastTtl: number | undefined;
-  for (const { first, count, tokens, comments } of tokenize(physical, file)) {
+  for (const { first, count, tokens, comments } of tokenized) {
     const lines = physical.slice(first, first + count);
     const entry: Entry = {
       lines,

@@ -160,9 +160,12 @@ export const createProvider: ProviderFactory = (options, ctx) => {
   const allEntries = (z: LoadedZone): { file: string; entry: Entry }[] =>
     [z.main, ...z.includes].flatMap((f) => f.entries.map((entry) => ({ file: f.file, entry })));
 
-  // effectiveTtl is asked once per owner: the zone is read again only when a file changed.
-  let pins: { files: string[]; seen: string; at: Map<string, PinningLine> } | undefined;
-  const filesSeen = (files: string[]) =>
+  // Reads (effectiveTtl once per owner, then the listing) share one parse of the zone while its
+  // files stay as they were; a write re-reads under the lock, whatever was seen before.
+  let seen:
+    | { files: string[]; sig: string; zone: LoadedZone; pins?: Map<string, PinningLine> }
+    | undefined;
+  const signature = (files: string[]) =>
     files
       .map((f) => {
         try {
@@ -173,26 +176,35 @@ export const createProvider: ProviderFactory = (options, ctx) => {
         }
       })
       .join(' ');
-  function pinningLines(): Map<string, PinningLine> {
-    if (pins && filesSeen(pins.files) === pins.seen) return pins.at;
+  function read(): NonNullable<typeof seen> {
+    if (seen && signature(seen.files) === seen.sig) return seen;
+    // Stat before reading, so that a change made while the file is read is seen next time.
+    const files = [resolveZonePath(file).real, ...(seen?.files.slice(1) ?? [])];
+    const before = signature(files);
     const zone = load();
-    const files = [zone.real, ...zone.includes.map((z) => z.file)];
-    pins = { files, seen: filesSeen(files), at: foreignTtls(allEntries(zone)) };
-    return pins.at;
+    const now = [zone.real, ...zone.includes.map((z) => z.file)];
+    const sig = now.join('\0') === files.join('\0') ? before : '';
+    seen = { files: now, sig, zone };
+    return seen;
+  }
+  function pinningLines(): Map<string, PinningLine> {
+    const r = read();
+    r.pins ??= foreignTtls(allEntries(r.zone));
+    return r.pins;
   }
 
   const provider: DnsProvider = {
     name,
     async list(owner) {
       const o = normaliseName(owner);
-      return allEntries(load()).flatMap(({ entry: e }) =>
+      return allEntries(read().zone).flatMap(({ entry: e }) =>
         e.record && e.record.owner === o ? [e.record] : [],
       );
     },
     async listMany(owners) {
       // One pass over the zone, then a lookup per owner: thousands of owners stay linear.
       const at = groupBy(
-        allEntries(load()).flatMap(({ entry: e }) => (e.record ? [e.record] : [])),
+        allEntries(read().zone).flatMap(({ entry: e }) => (e.record ? [e.record] : [])),
         (r) => r.owner,
       );
       return new Map(owners.map((owner) => [owner, [...(at.get(normaliseName(owner)) ?? [])]]));

@@ -86,6 +86,25 @@ export function withDigestAgility(specs: RecordSpec[]): RecordSpec[] {
 
 const STATUS_RANK = { active: 0, backup: 1, retired: 2 } as const;
 
+// A fleet's services share a few issuers (one lineage serves thousands of names): whether each
+// is one of the catalog's intermediates is found once per certificate object and catalog,
+// not once per service (comparing keys with every catalog entry dominated a plan of 10,000).
+const catalogMatches = new WeakMap<IssuerCatalog, WeakMap<X509Certificate, boolean>>();
+
+function fromThisCatalog(catalog: IssuerCatalog, issuer: X509Certificate): boolean {
+  let known = catalogMatches.get(catalog);
+  if (!known) {
+    known = new WeakMap();
+    catalogMatches.set(catalog, known);
+  }
+  let hit = known.get(issuer);
+  if (hit === undefined) {
+    hit = catalogIssuerOf(catalog, issuer) !== undefined;
+    known.set(issuer, hit);
+  }
+  return hit;
+}
+
 export function desiredRecords(svc: ServiceInput, now: Date): DesiredResult {
   const specs = withDigestAgility(svc.records);
   const warnings: string[] = [];
@@ -95,7 +114,7 @@ export function desiredRecords(svc: ServiceInput, now: Date): DesiredResult {
   // issued by one of its intermediates, never for a chain from another CA.
   const catalog = svc.catalog;
   const fromCatalog = catalog
-    ? svc.chains.filter((c) => c.issuer && catalogIssuerOf(catalog, c.issuer.x509))
+    ? svc.chains.filter((c) => c.issuer && fromThisCatalog(catalog, c.issuer.x509))
     : [];
   if (catalog) {
     for (const c of svc.chains.filter((x) => !fromCatalog.includes(x))) {

@@ -68,12 +68,12 @@ export function nextDue(input: DueInput): Due | undefined {
   const t = input.now.getTime();
   const after = (seconds: number) => t + seconds * 1000;
   const waited = (from: number) => Math.max(0, (t - from) / 1000);
-  const found = new Map<string, { kind: Kind; owner: string; at: number; n: number }>();
+  // The earliest moment, kept as the records go by (no map of every owner's moments): the first
+  // (kind, owner, moment) to reach it wins a tie, and counts the records that share all three.
+  let best: { kind: Kind; owner: string; at: number; n: number } | undefined;
   const add = (kind: Kind, owner: string, at: number) => {
-    const key = `${kind} ${owner} ${at}`;
-    const e = found.get(key);
-    if (e) e.n++;
-    else found.set(key, { kind, owner, at, n: 1 });
+    if (!best || at < best.at) best = { kind, owner, at, n: 1 };
+    else if (kind === best.kind && owner === best.owner && `${at}` === `${best.at}`) best.n++;
   };
   for (const r of input.records) {
     switch (r.status) {
@@ -112,8 +112,6 @@ export function nextDue(input: DueInput): Due | undefined {
     ).getTime();
     if (live > t) add('live', o.owner, live);
   }
-  let best: { kind: Kind; owner: string; at: number; n: number } | undefined;
-  for (const e of found.values()) if (!best || e.at < best.at) best = e;
   return best ? { at: new Date(best.at), why: WHY[best.kind](best.n, best.owner) } : undefined;
 }
 

@@ -67,9 +67,14 @@ export interface PlanInput {
 }
 
 export function planOwners(input: PlanInput): OwnerPlan[] {
-  const owners = new Map<string, OwnerPlan>();
+  // Every lookup below goes through a Map or Set, each record's key is built once, and the maps
+  // are per provider (no "provider key" strings): the plan stays linear in the number of
+  // records, and light on garbage, for fleets of thousands of names.
+  const made: OwnerPlan[] = [];
+  const plansAt = new Map<string, OwnerPlan[]>();
   const get = (owner: string, provider: string, ttl: number): OwnerPlan => {
-    let p = owners.get(`${provider} ${owner}`);
+    const here = plansAt.get(owner);
+    let p = here?.find((x) => x.provider === provider);
     if (!p) {
       p = {
         owner,
@@ -84,31 +89,53 @@ export function planOwners(input: PlanInput): OwnerPlan[] {
         drift: [],
         rettl: [],
       };
-      owners.set(`${provider} ${owner}`, p);
+      made.push(p);
+      if (here) here.push(p);
+      else plansAt.set(owner, [p]);
     }
     return p;
   };
-  // Every lookup below goes through a Map or Set (keys built once per record): the plan stays
-  // linear in the number of records for fleets of thousands of names.
-  const keyOf = memoKey();
-  const ownedByKey = new Map(input.owned.map((o) => [`${o.provider} ${keyOf(o)}`, o]));
+  const ownedKeys = input.owned.map(recordKey);
+  const ownedByKey = new Map<string, Map<string, OwnedRecord>>();
+  input.owned.forEach((o, i) => {
+    inner(ownedByKey, o.provider).set(ownedKeys[i]!, o);
+  });
+  const ownedOf = (provider: string, k: string) => ownedByKey.get(provider)?.get(k);
+  // A copy only where the provider changes the TTL: the plan's records are otherwise the
+  // desired ones themselves (nothing changes either).
   const ttlWhy = new Map<TargetRecord, string>();
   const desired = input.desired.map((d) => {
     const ttl = input.effectiveTtl?.(d) ?? d.ttl;
-    const why = ttl !== d.ttl ? input.ttlWhy?.(d) : undefined;
+    if (ttl === d.ttl) return d;
     const out = { ...d, ttl };
+    const why = input.ttlWhy?.(d);
     if (why) ttlWhy.set(out, why);
     return out;
   });
-  const desiredKeys = new Set(desired.map((d) => `${d.provider} ${keyOf(d)}`));
-  const listedKeys = new Map<string, Set<string>>();
-  for (const [owner, records] of input.listed) listedKeys.set(owner, new Set(records.map(keyOf)));
-  const isListed = (r: TlsaRecord) => listedKeys.get(r.owner)?.has(keyOf(r)) ?? false;
-  for (const d of desired) {
+  const desiredKeys = input.desired.map(recordKey);
+  const desiredByProvider = new Map<string, Set<string>>();
+  desired.forEach((d, i) => {
+    let set = desiredByProvider.get(d.provider);
+    if (!set) {
+      set = new Set();
+      desiredByProvider.set(d.provider, set);
+    }
+    set.add(desiredKeys[i]!);
+  });
+  const listedKeys = new Map<string, string[]>();
+  const listedSets = new Map<string, Set<string>>();
+  for (const [owner, records] of input.listed) {
+    const keys = records.map(recordKey);
+    listedKeys.set(owner, keys);
+    listedSets.set(owner, new Set(keys));
+  }
+  const isListed = (owner: string, k: string) => listedSets.get(owner)?.has(k) ?? false;
+  desired.forEach((d, i) => {
+    const k = desiredKeys[i]!;
     const p = get(d.owner, d.provider, d.ttl);
     if (!p.ttlWhy && p.ttl === d.ttl && ttlWhy.has(d)) p.ttlWhy = ttlWhy.get(d)!;
-    const present = isListed(d);
-    const owned = ownedByKey.get(`${d.provider} ${keyOf(d)}`);
+    const present = isListed(d.owner, k);
+    const owned = ownedOf(d.provider, k);
     if (present && owned && owned.ttl !== d.ttl) {
       p.add.push(d);
       p.rettl = [...(p.rettl ?? []), { record: d, from: owned.ttl }];
@@ -117,31 +144,35 @@ export function planOwners(input: PlanInput): OwnerPlan[] {
       if (!owned) p.unowned.push(d);
     } else {
       p.add.push(d);
-      if (ownedByKey.get(`${d.provider} ${keyOf(d)}`)?.status === 'published') p.drift.push(d);
+      if (owned?.status === 'published') p.drift.push(d);
     }
-  }
-  for (const o of input.owned) {
-    if (desiredKeys.has(`${o.provider} ${keyOf(o)}`)) continue;
-    if (!isListed(o)) continue; // already gone: the executor drops it from the state
+  });
+  input.owned.forEach((o, i) => {
+    const k = ownedKeys[i]!;
+    if (desiredByProvider.get(o.provider)?.has(k)) return;
+    if (!isListed(o.owner, k)) return; // already gone: the executor drops it from the state
     const p = get(o.owner, o.provider, o.ttl);
     if (o.status === 'removing') {
       p.remove.push(o);
-      continue;
+      return;
     }
     const since = o.retiringSince ? new Date(o.retiringSince) : input.now;
     const due = new Date(since.getTime() + (input.graceFor?.(o) ?? o.ttl) * 1000);
     if (due.getTime() <= input.now.getTime() && o.status === 'retiring') p.remove.push(o);
     else p.retiring.push({ record: o, since, due });
-  }
-  const plansAt = groupBy(owners.values(), (p) => p.owner);
-  const wantedKeys = new Set(input.desired.map(keyOf));
+  });
+  const wanted = (k: string) => {
+    for (const set of desiredByProvider.values()) if (set.has(k)) return true;
+    return false;
+  };
   const foreignKeys = new Map<OwnerPlan, Set<string>>();
   for (const [owner, records] of input.listed) {
     const plans = plansAt.get(owner) ?? [];
-    for (const r of records) {
-      const k = keyOf(r);
-      const ours = plans.some((p) => ownedByKey.has(`${p.provider} ${k}`));
-      if (ours || wantedKeys.has(k)) continue;
+    const keys = listedKeys.get(owner)!;
+    records.forEach((r, i) => {
+      const k = keys[i]!;
+      const ours = plans.some((p) => ownedOf(p.provider, k) !== undefined);
+      if (ours || wanted(k)) return;
       for (const p of plans) {
         const seen = foreignKeys.get(p) ?? new Set<string>();
         foreignKeys.set(p, seen);
@@ -149,14 +180,22 @@ export function planOwners(input: PlanInput): OwnerPlan[] {
         seen.add(k);
         p.foreign.push(r);
       }
-    }
+    });
   }
-  const plans = [...owners.values()];
-  if (plans.length < 2) return plans;
+  if (made.length < 2) return made;
   const collator = ordering();
-  return plans.sort(
+  return made.sort(
     (a, b) => collator.compare(a.owner, b.owner) || collator.compare(a.provider, b.provider),
   );
+}
+
+function inner<V>(outer: Map<string, Map<string, V>>, key: string): Map<string, V> {
+  let m = outer.get(key);
+  if (!m) {
+    m = new Map();
+    outer.set(key, m);
+  }
+  return m;
 }
 
 // The same order as String#localeCompare (which builds a collator on every call); built on the
@@ -167,19 +206,6 @@ const ordering = (): Intl.Collator => {
   return collatorMade;
 };
 
-/** recordKey, built once per record object for one computation (a Map, not a WeakMap: with
- *  tens of thousands of records a WeakMap's entries make each garbage collection slower). */
-function memoKey(): (r: TlsaRecord) => string {
-  const keys = new Map<TlsaRecord, string>();
-  return (r) => {
-    const known = keys.get(r);
-    if (known !== undefined) return known;
-    const k = recordKey(r);
-    keys.set(r, k);
-    return k;
-  };
-}
-
 /** The rollover rule "a served chain always matches a published record" as a last guard:
  *  after the plan, every served chain still matches a record at each of its owner names.
  *  Returns the violations (empty when safe). */
@@ -189,16 +215,17 @@ export function servedChainViolations(
   desired: TargetRecord[],
 ): string[] {
   const problems: string[] = [];
-  const keyOf = memoKey();
   const desiredAt = groupBy(desired, (d) => d.owner);
   for (const p of plan) {
-    const after = new Set((listed.get(p.owner) ?? []).map(keyOf));
-    for (const r of p.remove) after.delete(keyOf(r));
-    for (const r of p.add) after.add(keyOf(r));
     const atOwner = desiredAt.get(p.owner) ?? [];
+    if (!atOwner.some((d) => d.chains.length)) continue; // no served chain here: nothing to check
+    const after = new Set((listed.get(p.owner) ?? []).map(recordKey));
+    for (const r of p.remove) after.delete(recordKey(r));
+    for (const r of p.add) after.add(recordKey(r));
+    const live = atOwner.map((d) => after.has(recordKey(d)));
     const chains = new Set(atOwner.flatMap((d) => d.chains));
     for (const chain of chains) {
-      const ok = atOwner.some((d) => d.chains.includes(chain) && after.has(keyOf(d)));
+      const ok = atOwner.some((d, i) => live[i] && d.chains.includes(chain));
       if (!ok) problems.push(`${p.owner}: no record would match the chain served from ${chain}`);
     }
   }

@@ -15,7 +15,7 @@ import {
   type RunContext,
   type RunOptions,
 } from './run.js';
-import { actor, ensureStateDir, readState, type StateFile } from './state.js';
+import { actor, ensureStateDir, hasStateFile, readState, type StateFile } from './state.js';
 import { factsAt, settled } from './state-ops.js';
 import { publishAdds } from './steps/apply.js';
 import { computePlan } from './steps/compute.js';
@@ -125,7 +125,9 @@ async function start(
       (config.raw.verify.propagation ? dnsPropagation(config, opts.progress) : undefined),
     network: [],
   };
-  save(ctx);
+  // Unchanged, the file is left as it is: rewriting it (17 MB at 10,000 services) was a good
+  // part of a run that changes nothing.
+  if (ctx.state !== state || !hasStateFile(config.stateDir)) save(ctx);
   return ctx;
 }
 

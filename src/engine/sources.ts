@@ -69,6 +69,26 @@ export function loadEachChainOnce(load: ChainLoader = loadChain): ChainLoader {
   };
 }
 
+/** A loaded chain as one service uses it: the chain's fields one by one, in the order a spread
+ *  would give them (thousands of services share each loaded chain; a spread of each was a
+ *  measurable part of a 10,000-service run). */
+function asServiceChain(
+  c: LoadedChain,
+  use: Pick<ServiceChain, 'role' | 'sourceName' | 'source' | 'bootstrap'>,
+): ServiceChain {
+  const out = { label: c.label, certs: c.certs, leaf: c.leaf } as ServiceChain;
+  if ('issuer' in c) out.issuer = c.issuer;
+  out.keyType = c.keyType;
+  if ('keyFile' in c) out.keyFile = c.keyFile;
+  out.warnings = c.warnings;
+  out.validityProblems = c.validityProblems;
+  out.role = use.role;
+  out.sourceName = use.sourceName;
+  out.source = use.source;
+  if ('bootstrap' in use) out.bootstrap = use.bootstrap;
+  return out;
+}
+
 export function serviceChains(
   config: LoadedConfig,
   name: string,
@@ -88,7 +108,7 @@ export function serviceChains(
     }
     const fresh = load(source, now);
     if (!svc.install) {
-      out.push({ ...fresh, role: 'served', sourceName: srcName, source });
+      out.push(asServiceChain(fresh, { role: 'served', sourceName: srcName, source }));
       return;
     }
     const dir = resolve(config.baseDir, svc.install.dir);
@@ -103,20 +123,22 @@ export function serviceChains(
       }
     }
     if (installed)
-      out.push({
-        ...installed,
-        role: 'served',
-        sourceName: srcName,
-        source: { kind: 'files', fullchain: paths.fullchain, key: paths.key },
-      });
+      out.push(
+        asServiceChain(installed, {
+          role: 'served',
+          sourceName: srcName,
+          source: { kind: 'files', fullchain: paths.fullchain, key: paths.key },
+        }),
+      );
     if (!installed || !sameChain(installed, fresh)) {
-      out.push({
-        ...fresh,
-        role: 'staged',
-        sourceName: srcName,
-        source,
-        ...(installed ? {} : { bootstrap: true }),
-      });
+      out.push(
+        asServiceChain(fresh, {
+          role: 'staged',
+          sourceName: srcName,
+          source,
+          ...(installed ? {} : { bootstrap: true }),
+        }),
+      );
     }
   });
   return out;

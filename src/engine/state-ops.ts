@@ -167,12 +167,24 @@ export function settled(state: StateFile, c: PlanView, stamp: string): StateFile
         upsert({ ...r.record, status: 'retiring', retiringSince: stamp });
   }
   const owners = new Set(c.plan.map((p) => `${p.provider} ${p.owner}`));
-  const desired = new Set(c.desired.map(stateKey));
+  // Each listing's keys once (not once per owned record), the desired keys only when a record
+  // is missing from its listing: a run that changes nothing builds neither per record.
+  const listedKeys = new Map<string, Set<string>>();
+  const isListed = (o: OwnedRecord) => {
+    let keys = listedKeys.get(o.owner);
+    if (!keys) {
+      keys = new Set((c.listed.get(o.owner) ?? []).map(recordKey));
+      listedKeys.set(o.owner, keys);
+    }
+    return keys.has(recordKey(o));
+  };
+  let desired: Set<string> | undefined;
+  const isDesired = (o: OwnedRecord) => {
+    desired ??= new Set(c.desired.map(stateKey));
+    return desired.has(stateKey(o));
+  };
   const gone = draft.records.filter(
-    (o) =>
-      owners.has(`${o.provider} ${o.owner}`) &&
-      !(c.listed.get(o.owner) ?? []).some((r) => recordKey(r) === recordKey(o)) &&
-      !desired.has(stateKey(o)),
+    (o) => owners.has(`${o.provider} ${o.owner}`) && !isListed(o) && !isDesired(o),
   );
   let next = changed || gone.length ? { ...state, records: without(draft.records, gone) } : state;
   for (const [owner, listed] of c.listed) {

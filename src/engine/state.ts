@@ -112,6 +112,21 @@ function damaged(file: string, why: string): InputError {
 const STATUSES: readonly string[] = ['publishing', 'published', 'retiring', 'removing'];
 const isDate = (v: unknown) => typeof v === 'string' && !Number.isNaN(Date.parse(v));
 
+/** isDate for one check of a file: a run stamps thousands of records with the same few times,
+ *  so each distinct string is parsed once. */
+function datesOnce(): (v: unknown) => boolean {
+  const known = new Map<string, boolean>();
+  return (v) => {
+    if (typeof v !== 'string') return false;
+    let ok = known.get(v);
+    if (ok === undefined) {
+      ok = isDate(v);
+      known.set(v, ok);
+    }
+    return ok;
+  };
+}
+
 /** What is wrong with a parsed state file, or undefined. Unknown fields are allowed: a newer
  *  tlsa may have written them. */
 export function stateProblem(json: unknown): string | undefined {
@@ -132,6 +147,7 @@ export function stateProblem(json: unknown): string | undefined {
         return `"observed" at ${owner}: not a map of records to times`;
     }
   }
+  const isTime = datesOnce();
   for (const [i, r] of (s.records as Record<string, unknown>[]).entries()) {
     const bad = (what: string) => `records[${i}]: ${what}`;
     if (typeof r !== 'object' || r === null) return bad('not an object');
@@ -148,10 +164,10 @@ export function stateProblem(json: unknown): string | undefined {
       return bad('"ttl" is not a positive integer');
     if (!STATUSES.includes(r.status as string))
       return bad(`"status" is not one of ${STATUSES.join(', ')}`);
-    if (!isDate(r.addedAt)) return bad('"addedAt" is not a time');
+    if (!isTime(r.addedAt)) return bad('"addedAt" is not a time');
     for (const k of ['publishedAt', 'retiringSince', 'seenAt'])
-      if (r[k] !== undefined && !isDate(r[k])) return bad(`"${k}" is not a time`);
-    if (r.status === 'published' && !isDate(r.publishedAt))
+      if (r[k] !== undefined && !isTime(r[k])) return bad(`"${k}" is not a time`);
+    if (r.status === 'published' && !isTime(r.publishedAt))
       return bad('a published record without "publishedAt"');
     const held = r.held as { why?: unknown; at?: unknown } | undefined;
     if (
@@ -159,13 +175,23 @@ export function stateProblem(json: unknown): string | undefined {
       (typeof held !== 'object' ||
         held === null ||
         typeof held.why !== 'string' ||
-        !isDate(held.at))
+        !isTime(held.at))
     )
       return bad('"held" is not {why, at}');
-    if (r.status === 'retiring' && !isDate(r.retiringSince))
+    if (r.status === 'retiring' && !isTime(r.retiringSince))
       return bad('a retiring record without "retiringSince"');
   }
   return undefined;
+}
+
+/** Whether the state has been written at all (a run that changes nothing still creates it). */
+export function hasStateFile(dir: string): boolean {
+  try {
+    statSync(join(dir, STATE_FILE));
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export function writeState(dir: string, state: StateFile): void {

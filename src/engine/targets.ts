@@ -13,7 +13,7 @@ import {
 } from '../issuers/catalog.js';
 import { PolicyError } from '../tlsa/policy.js';
 import { parseRdata } from '../tlsa/presentation.js';
-import { DEFAULT_SPECS, desiredRecords, type RecordSpec } from './desired.js';
+import { DEFAULT_SPECS, desiredRecords, type DesiredRecord, type RecordSpec } from './desired.js';
 import type { TargetRecord } from './plan.js';
 import { loadEachChainOnce, serviceChains, type ServiceChain } from './sources.js';
 
@@ -71,9 +71,33 @@ export function serviceCatalog(
   return catalog;
 }
 
+/** The desired record with where it goes: the fields one by one, in the order a spread would
+ *  give them (a spread of each of 40,000 records cost half a second of a 10,000-service run). */
+function targetRecord(
+  r: DesiredRecord,
+  provider: string,
+  service: string,
+  ttl: number,
+): TargetRecord {
+  return {
+    owner: r.owner,
+    usage: r.usage,
+    selector: r.selector,
+    matching: r.matching,
+    data: r.data,
+    why: r.why,
+    matchesServed: r.matchesServed,
+    chains: r.chains,
+    provider,
+    service,
+    ttl,
+  };
+}
+
 export function computeTargets(config: LoadedConfig, serviceNames: string[], now: Date): Targets {
   const catalogs = new Map<string, IssuerCatalog>();
   const loadChain = loadEachChainOnce();
+  const specsRead = new Map<string, RecordSpec>();
   const records: TargetRecord[] = [];
   const services: ServiceTargets[] = [];
   const warnings: string[] = [];
@@ -84,7 +108,12 @@ export function computeTargets(config: LoadedConfig, serviceNames: string[], now
     const at = (...p: (string | number)[]) => ['services', name, ...p];
     const specs = (svc.records ?? []).map((t, i) => {
       try {
-        return parseSpec(t);
+        // Thousands of services say the same few specs: each text is parsed once per run.
+        const known = specsRead.get(t);
+        if (known) return known;
+        const spec = parseSpec(t);
+        specsRead.set(t, spec);
+        return spec;
       } catch (e) {
         throw config.error(at('records', i), (e as Error).message);
       }
@@ -119,9 +148,7 @@ export function computeTargets(config: LoadedConfig, serviceNames: string[], now
     }
     warnings.push(...result.warnings);
     notes.push(...result.notes);
-    records.push(
-      ...result.records.map((r) => ({ ...r, provider: svc.provider, service: name, ttl })),
-    );
+    for (const r of result.records) records.push(targetRecord(r, svc.provider, name, ttl));
     services.push({
       service: name,
       provider: svc.provider,

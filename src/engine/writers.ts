@@ -33,6 +33,9 @@ export function capWarning(
   owned: readonly OwnedRecord[],
   cap: number,
 ): string | undefined {
+  // After the plan the owner holds at most what is listed plus what is added: within the cap
+  // whoever wrote them (the common case, decided without building every record's key).
+  if (listed.length + p.add.length <= cap) return undefined;
   const { own, others } = countAfter(p, listed, owned);
   if (!others || own + others <= cap) return undefined;
   const who =

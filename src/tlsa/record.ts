@@ -55,6 +55,18 @@ export function ownerName(
 
 /** Lower-case, absolute (trailing dot) DNS name; rejects what cannot be a host name. */
 export function normaliseName(name: string): string {
+  // A zone file or a listing names the same owner on several lines in a row: the last answer
+  // is kept (only a valid name's: an invalid one throws each time).
+  if (name === lastName) return lastNormalised;
+  const n = checkedName(name);
+  lastName = name;
+  lastNormalised = n;
+  return n;
+}
+let lastName: string | undefined;
+let lastNormalised = '';
+
+function checkedName(name: string): string {
   let n = name.trim().toLowerCase();
   if (!n.endsWith('.')) n += '.';
   if (n === '.' || n.length > 254) throw new RangeError(`"${name}" is not a valid DNS name`);

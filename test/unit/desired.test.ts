@@ -416,6 +416,25 @@ describe('the catalog applies only to chains from its own intermediates (issue 1
     expect(notes).toHaveLength(1);
     expect(notes[0]).toContain(ecChain.label);
   });
+
+  it('a fleet shares chain objects: each catalog answers for them on its own, run after run', () => {
+    // The answer is remembered per certificate object and catalog (thousands of services share
+    // one loaded chain): another catalog, or the same one again, must not get a stale answer.
+    const onlyRsa = leWith(path.join(dir, 'fleet-rsa'), [rsaInt]);
+    const onlyEc = leWith(path.join(dir, 'fleet-ec'), [ecInt]);
+    const builtin = loadCatalog(builtinCatalogPath('letsencrypt'));
+    const families = (catalog: IssuerCatalog) =>
+      desiredRecords(svc({ catalog }), NOW).records.filter((r) => r.why.includes('intermediate'));
+    for (let run = 0; run < 2; run++) {
+      expect(families(onlyRsa).map((r) => r.data)).toEqual(
+        ['YR1', 'YR2', 'YR3'].map((n) => leData(n)),
+      );
+      expect(families(onlyEc).map((r) => r.data)).toEqual(
+        ['YE1', 'YE2', 'YE3'].map((n) => leData(n)),
+      );
+      expect(families(builtin)).toEqual([]);
+    }
+  });
 });
 
 describe('the cap keeps digest pairs together (issue 14, point 5)', () => {

@@ -40,6 +40,19 @@ const due = (
 ) => nextDue({ records, now, propagationChecked, graceFor: grace });
 
 describe('nextDue', () => {
+  it('the earliest moment wins; at a tie the first owner to reach it, with its records counted', () => {
+    const other = '_25._tcp.mx2.example.org.';
+    const d = due([
+      rec('late', { seenAt: ago(10) }), // live at +590
+      rec('b1', { owner: other, seenAt: ago(100) }), // live at +500, the first at +500
+      rec('a1', { seenAt: ago(100) }), // the same moment at another owner: not counted
+      rec('b2', { owner: other, seenAt: ago(100) }),
+      rec('b3', { owner: other, seenAt: ago(50) }), // same owner, later
+    ]);
+    expect(d!.at.toISOString()).toBe(at(500));
+    expect(d!.why).toBe(`2 record(s) at ${other} turn live`);
+  });
+
   it('a pending record seen on every server is due when liveAt says it turns live', () => {
     const r = rec('a', { seenAt: ago(100) });
     const d = due([r]);

@@ -14,7 +14,8 @@ import type { OwnedRecord, StateFile } from '../../src/engine/state.js';
 import { findOwned, withConfirmed, withIntents } from '../../src/engine/state-ops.js';
 import { loadEachChainOnce, serviceChains } from '../../src/engine/sources.js';
 import { computeTargets } from '../../src/engine/targets.js';
-import { recordKey } from '../../src/tlsa/record.js';
+import { runEngine } from '../../src/engine/reconcile.js';
+import { normaliseName, recordKey } from '../../src/tlsa/record.js';
 import { makeCa, makeLeaf, makeLineage, makeTempDir, removeTempDir } from '../helpers/pki.js';
 
 let dir: string;
@@ -190,5 +191,50 @@ describe('the configuration after loading', () => {
     expect(err.message).toBe('services.b.host: not a host');
     expect(err.line).toBe(fs.readFileSync(configFile, 'utf8').split('\n').indexOf('  b:') + 2);
     expect(config.lineOf(['services', 'c'])).toBe(err.line! + 6);
+  });
+});
+
+describe('a run that changes nothing', () => {
+  it('leaves the state file as it is (not rewritten), and a first run still creates it', async () => {
+    const d = path.join(dir, 'noop');
+    fs.mkdirSync(d);
+    const file = path.join(d, 'tlsa.yaml');
+    fs.writeFileSync(
+      file,
+      fs
+        .readFileSync(configFile, 'utf8')
+        .replace('services:', 'verify: {propagation: false, probe: false}\nservices:'),
+    );
+    const config = loadConfig(file);
+    const stateFile = path.join(d, 'state', 'state.json');
+    const seen = () => {
+      const st = fs.statSync(stateFile);
+      return { ino: st.ino, mtime: st.mtimeMs, text: fs.readFileSync(stateFile, 'utf8') };
+    };
+    const publish = () => runEngine(config, { entryPoint: 'test', now: new Date() });
+    expect((await publish()).added).toBeGreaterThan(0);
+    const published = seen();
+    expect(JSON.parse(published.text).records.length).toBeGreaterThan(0);
+    const again = await publish();
+    expect(again.added + again.removed).toBe(0);
+    expect(seen()).toEqual(published);
+    // Without a state file, nothing to change (the record is at the provider, not owned): the
+    // run still writes the (empty) state, as every run did.
+    fs.rmSync(stateFile);
+    const first = await publish();
+    expect(first.added + first.removed).toBe(0);
+    expect(JSON.parse(seen().text).records).toEqual([]);
+  });
+});
+
+describe('owner names: the last one normalised is remembered', () => {
+  it('answers as before for the same name again, and an invalid name throws every time', () => {
+    expect(normaliseName('MX.Example.org')).toBe('mx.example.org.');
+    expect(normaliseName('MX.Example.org')).toBe('mx.example.org.');
+    expect(normaliseName('mx.example.org.')).toBe('mx.example.org.');
+    expect(() => normaliseName('bad..name')).toThrow(RangeError);
+    expect(() => normaliseName('bad..name')).toThrow(RangeError);
+    expect(normaliseName('Other.example.')).toBe('other.example.');
+    expect(() => normaliseName('bad..name')).toThrow(RangeError);
   });
 });

@@ -233,6 +233,14 @@ describe('zonefile provider: a zone it cannot parse is refused, untouched', () =
       /nested "\("/,
     ],
     ['a record without a type', [...apex, 'www 300 IN'], 3, /a record without a type/],
+    [
+      // The file is split into entries one at a time; what cannot be split anywhere still
+      // comes first, as when the whole file was split before any entry was read.
+      'a record without a type, then an unterminated quoted string further down',
+      [...apex, 'www 300 IN', 'ftp IN A 192.0.2.1', 'txt IN TXT "open'],
+      5,
+      /unterminated quoted string/,
+    ],
   ];
   for (const [what, lines, line, message] of cases) {
     it(`${what}: exit 2 with file:line on list and apply, the file stays as it was`, async () => {

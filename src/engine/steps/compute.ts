@@ -35,11 +35,12 @@ export async function computePlan(
       (!opts.services?.length && !known.has(r.service) && config.raw.providers[r.provider]),
   );
   const ownersByProvider = new Map<string, Set<string>>();
-  for (const r of [...targets.records, ...owned]) {
-    if (!config.raw.providers[r.provider]) continue;
-    if (!ownersByProvider.has(r.provider)) ownersByProvider.set(r.provider, new Set());
-    ownersByProvider.get(r.provider)!.add(r.owner);
-  }
+  for (const list of [targets.records, owned])
+    for (const r of list) {
+      if (!config.raw.providers[r.provider]) continue;
+      if (!ownersByProvider.has(r.provider)) ownersByProvider.set(r.provider, new Set());
+      ownersByProvider.get(r.provider)!.add(r.owner);
+    }
   const prov =
     providers ?? opts.providers ?? (await createProviders(config, ownersByProvider.keys()));
   for (const name of ownersByProvider.keys())
