@@ -40,10 +40,12 @@ for (const f of readdirSync(out)) {
 }
 
 // Node built-ins that plan, status and a hook of an unchanged lineage never call (a reload
-// command, a DNS query, a TLS handshake): loading them cost ~4 ms CPU at every start. In the
-// bundle, each of their functions becomes a stub that loads the module on its first call.
-// Only functions are stubbed: importing anything else from them fails the build, loudly.
-const LAZY_BUILTINS = /^node:(child_process|dgram|dns\/promises|tls)$/;
+// command, a DNS query, a TLS handshake; status and such a hook parse no certificate):
+// loading them cost ~4 ms CPU at every start (node:crypto alone ≈ 13 M instructions). In the
+// bundle, each of their functions and classes becomes a stub that loads the module on its
+// first call (`new` on a class's stub constructs the real class). Only functions and classes
+// are stubbed: importing anything else from them fails the build, loudly.
+const LAZY_BUILTINS = /^node:(child_process|crypto|dgram|dns\/promises|net|tls)$/;
 const lazyBuiltins = {
   name: 'lazy-builtins',
   setup(build) {
@@ -55,10 +57,11 @@ const lazyBuiltins = {
     build.onLoad({ filter: /.*/, namespace: 'lazy-builtin' }, async (args) => {
       const real = await import(args.path);
       const names = Object.keys(real).filter(
-        (k) => k !== 'default' && typeof real[k] === 'function' && /^[a-z]\w*$/.test(k),
+        (k) => k !== 'default' && typeof real[k] === 'function' && /^[A-Za-z]\w*$/.test(k),
       );
       const stubs = names.map(
-        (n) => `export function ${n}(...args) { return load().${n}(...args); }`,
+        (n) =>
+          `export function ${n}(...args) { const m = load(); return new.target ? new m.${n}(...args) : m.${n}(...args); }`,
       );
       return {
         contents: [

@@ -192,6 +192,24 @@ describe('bundled CLI', () => {
     }
   });
 
+  it('status and a hook of a lineage of no service load no node:crypto; plan does, for the chains', () => {
+    const probe = path.join(pkg, 'crypto-probe.cjs');
+    fs.writeFileSync(
+      probe,
+      `process.on('exit', () => process.stderr.write('CRYPTO ' + process.moduleLoadList.includes('NativeModule crypto') + '\\n'));`,
+    );
+    const runs: [string[], Record<string, string>, boolean][] = [
+      [['status'], {}, false],
+      [['hook', 'certbot'], { RENEWED_LINEAGE: path.join(REPO_ROOT, 'docs', 'example') }, false],
+      [['plan'], {}, true],
+    ];
+    for (const [args, env, crypto] of runs) {
+      const r = runBundled(['--config', EXAMPLE, ...args], env, ['--require', probe]);
+      expect(r.code, show(r)).toBe(0);
+      expect(r.stderr, args.join(' ')).toContain(`CRYPTO ${crypto}`);
+    }
+  });
+
   it('an exec provider runs its program: child_process loads on first use', () => {
     const cfg = configWith(
       'exec',
