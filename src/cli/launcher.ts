@@ -1,8 +1,8 @@
 /** Entry point of the built CLI (`npm run build` bundles it as dist/src/cli/main.cjs, the
  *  package's bin, and as dist/src/cli/main.js; see scripts/bundle.mjs): runs the whole CLI,
  *  bundled into one CommonJS file, from V8's code cache. A certbot hook or a timer is a cold
- *  process, and on Node 20 (no module.enableCompileCache) reading, linking and compiling ~150 modules (zod, yaml, ours)
- *  cost more than everything the command then does. The bundle is one script that V8 takes
+ *  process, and on Node 20 (no module.enableCompileCache) reading, linking and compiling ~150
+ *  modules (zod, yaml, ours) cost more than everything the command then does. The bundle is one script that V8 takes
  *  precompiled from `<bundle>.cache`; provider SDKs stay outside it, loaded only by the
  *  provider that needs them. main.cjs is this file built as CommonJS: an ES module entry costs
  *  Node's ESM loader (≈ 12 ms of CPU) before any of tlsa's code runs. `tsc` alone writes the
