@@ -41,7 +41,7 @@ import { runAsync } from '../test/lab/run.js';
 import { startUnbound } from '../test/lab/unbound.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url)); // dist/bench/ -> repo root
-const CLI = join(ROOT, 'dist/src/cli/main.js');
+const CLI = join(ROOT, 'dist/src/cli/main.cjs');
 const RESULTS = join(ROOT, 'bench/results-check.md');
 const SECTION = '## tlsa check vs posttls-finger';
 const ZONE = 'bench.test.';

@@ -78,7 +78,7 @@ import { servedLeaf } from '../test/lab/starttls.js';
 import { ACME_TARGET_MS, type AcmeRunResult, acmeRollover, moveToAcme } from './rollover-acme.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url)); // dist/bench/ -> repo root
-const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
+const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.cjs');
 const TTL = 5;
 /** config.example.yaml's and the schema's default: the config leaves daemon: out. */
 const DAEMON_INTERVAL_S = 300;

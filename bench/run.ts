@@ -10,7 +10,7 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url)); // dist/bench/ -
 const LIVE = 'docs/example/letsencrypt/live/mx.example.org';
 const FULLCHAIN = `${LIVE}/fullchain.pem`;
 const CERT = `${LIVE}/cert.pem`;
-const CLI = 'dist/src/cli/main.js';
+const CLI = 'dist/src/cli/main.cjs';
 // Absolute path: our own package's bin is also called `tlsa`, so never rely on PATH here.
 const HASH_SLINGER = '/usr/bin/tlsa';
 const WARMUP = 3;

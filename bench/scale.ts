@@ -32,8 +32,8 @@ import { startPowerDns } from '../test/lab/powerdns.js';
 import { countingHttpProxy, countingProxy, type Counts } from './counting-proxy.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url)); // dist/bench/ -> repo root
-// SCALE_CLI: another build's main.js (to time a baseline side by side).
-const CLI = process.env.SCALE_CLI ?? join(ROOT, 'dist/src/cli/main.js');
+// SCALE_CLI: another build's main.cjs (to time a baseline side by side).
+const CLI = process.env.SCALE_CLI ?? join(ROOT, 'dist/src/cli/main.cjs');
 const LIVE = join(ROOT, 'docs/example/letsencrypt/live');
 const TIME = '/usr/bin/time';
 

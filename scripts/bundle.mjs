@@ -6,8 +6,11 @@
 //                         (@aws-sdk/*, cloudflare), croner and prom-client stay outside,
 //                         required only when the provider or the daemon that needs them runs
 //   cli-<hash>.cjs.cache  V8's code cache for it, made by one `plan` on config.example.yaml
-//   main.js               src/cli/launcher.ts, replacing tsc's main.js (same path for bin,
-//                         hooks and tests); `tsc` alone writes the unbundled one back
+//   main.cjs              src/cli/launcher.ts as CommonJS, replacing tsc's main.cjs (the
+//                         unbundled CLI's start, main.cts): the path of bin, hooks, units, tests
+//   main.js               the same launcher as an ES module, replacing tsc's main.js, for
+//                         whatever still names main.js (an ES module entry starts ≈ 12 ms later)
+//   `tsc` alone writes the unbundled main.cjs and main.js back.
 // Usage: node scripts/bundle.mjs [--out DIR]   (DIR must lie under a directory holding this
 // package.json, src/issuers and node_modules, as dist/src/cli does).
 import { spawnSync } from 'node:child_process';
@@ -26,20 +29,23 @@ try {
 } catch {
   // A checkout whose node_modules predates the devDependency: the tsc output still works.
   process.stderr.write(
-    'bundle: esbuild is not installed (npm ci): dist/src/cli/main.js stays unbundled, slower to start\n',
+    'bundle: esbuild is not installed (npm ci): dist/src/cli/main.cjs stays unbundled, slower to start\n',
   );
   process.exit(0);
 }
 
 for (const f of readdirSync(out)) {
-  if (/^cli-[A-Z0-9]+\.cjs(\.cache)?$/.test(f) || f === 'main.js.map') rmSync(join(out, f));
+  if (/^cli-[A-Z0-9]+\.cjs(\.cache)?$/.test(f) || f === 'main.js.map' || f === 'main.cjs.map')
+    rmSync(join(out, f));
 }
 
 // Node built-ins that plan, status and a hook of an unchanged lineage never call (a reload
-// command, a DNS query, a TLS handshake): loading them cost ~4 ms CPU at every start. In the
-// bundle, each of their functions becomes a stub that loads the module on its first call.
-// Only functions are stubbed: importing anything else from them fails the build, loudly.
-const LAZY_BUILTINS = /^node:(child_process|dgram|dns\/promises|tls)$/;
+// command, a DNS query, a TLS handshake; status and such a hook parse no certificate):
+// loading them cost ~4 ms CPU at every start (node:crypto alone ≈ 13 M instructions). In the
+// bundle, each of their functions and classes becomes a stub that loads the module on its
+// first call (`new` on a class's stub constructs the real class). Only functions and classes
+// are stubbed: importing anything else from them fails the build, loudly.
+const LAZY_BUILTINS = /^node:(child_process|crypto|dgram|dns\/promises|net|tls)$/;
 const lazyBuiltins = {
   name: 'lazy-builtins',
   setup(build) {
@@ -51,10 +57,11 @@ const lazyBuiltins = {
     build.onLoad({ filter: /.*/, namespace: 'lazy-builtin' }, async (args) => {
       const real = await import(args.path);
       const names = Object.keys(real).filter(
-        (k) => k !== 'default' && typeof real[k] === 'function' && /^[a-z]\w*$/.test(k),
+        (k) => k !== 'default' && typeof real[k] === 'function' && /^[A-Za-z]\w*$/.test(k),
       );
       const stubs = names.map(
-        (n) => `export function ${n}(...args) { return load().${n}(...args); }`,
+        (n) =>
+          `export function ${n}(...args) { const m = load(); return new.target ? new m.${n}(...args) : m.${n}(...args); }`,
       );
       return {
         contents: [
@@ -118,19 +125,32 @@ function asScript(code) {
   return `(function (exports, require, module, __filename, __dirname) {${ascii}\n})`;
 }
 
-await esbuild.build({
+const launcher = {
   ...common,
   entryPoints: [join(ROOT, 'src/cli/launcher.ts')],
+  define: { TLSA_BUNDLE: JSON.stringify(bundleName) },
+};
+await esbuild.build({
+  ...launcher,
+  outfile: join(out, 'main.cjs'),
+  format: 'cjs',
+  // As in the bundle: launcher.ts and package-root.ts ask only for this file's own URL.
+  banner: {
+    js: "#!/usr/bin/env node\n'use strict'; const __tlsaModuleUrl = require('node:url').pathToFileURL(__filename).href;",
+  },
+  define: { ...launcher.define, 'import.meta.url': '__tlsaModuleUrl' },
+});
+await esbuild.build({
+  ...launcher,
   outfile: join(out, 'main.js'),
   format: 'esm',
   banner: { js: '#!/usr/bin/env node' },
-  define: { TLSA_BUNDLE: JSON.stringify(bundleName) },
 });
 
 // One representative run writes the code cache (plan reads and changes nothing).
 const warm = spawnSync(
   process.execPath,
-  [join(out, 'main.js'), '--config', join(ROOT, 'config.example.yaml'), 'plan'],
+  [join(out, 'main.cjs'), '--config', join(ROOT, 'config.example.yaml'), 'plan'],
   { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] },
 );
 if (warm.status !== 0)
@@ -139,4 +159,6 @@ if (warm.status !== 0)
   );
 if (!existsSync(join(out, `${bundleName}.cache`)))
   throw new Error('bundle: no code cache was written');
-process.stdout.write(`bundle: ${join(out, 'main.js')} -> ${bundleName} (+ code cache)\n`);
+process.stdout.write(
+  `bundle: ${join(out, 'main.cjs')} (and main.js) -> ${bundleName} (+ code cache)\n`,
+);

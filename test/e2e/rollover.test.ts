@@ -423,7 +423,7 @@ labDescribe(
         const pid = Number(readFileSync(hookPidFile, 'utf8').trim());
         const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
         if (
-          !cmdline.includes('dist/src/cli/main.js') ||
+          !cmdline.includes('dist/src/cli/main.cjs') ||
           !cmdline.includes(cfgPath) ||
           !cmdline.split('\0').includes('hook')
         )

@@ -1,5 +1,5 @@
 /**
- * Running the built CLI (`dist/src/cli/main.js`) as a child process, plus the small fixtures
+ * Running the built CLI (`dist/src/cli/main.cjs`) as a child process, plus the small fixtures
  * the CLI tests share: a throwaway RSA + ECDSA PKI with certbot lineages, temp configs for the
  * `zonefile` provider, and snapshots of the files a run must not touch.
  *
@@ -21,7 +21,7 @@ import {
 } from './pki.js';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const CLI_PATH = path.join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
+export const CLI_PATH = path.join(REPO_ROOT, 'dist', 'src', 'cli', 'main.cjs');
 
 export interface CliResult {
   code: number | null;

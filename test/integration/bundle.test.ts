@@ -28,8 +28,9 @@ function runBundled(
   args: string[],
   env: Record<string, string> = {},
   nodeArgs: string[] = [],
+  entry = 'main.cjs',
 ): CliResult {
-  const r = spawnSync(process.execPath, [...nodeArgs, path.join(cliDir, 'main.js'), ...args], {
+  const r = spawnSync(process.execPath, [...nodeArgs, path.join(cliDir, entry), ...args], {
     cwd: pkg,
     encoding: 'utf8',
     env: {
@@ -104,7 +105,7 @@ describe('bundled CLI', () => {
       [path.join(REPO_ROOT, 'scripts', 'bundle.mjs'), '--out', cliDir],
       { encoding: 'utf8', timeout: 180_000 },
     );
-    if (r.status !== 0 || !fs.existsSync(path.join(cliDir, 'main.js')))
+    if (r.status !== 0 || !fs.existsSync(path.join(cliDir, 'main.cjs')))
       throw new Error(`bundle failed (exit ${r.status}):\n${r.stdout}${r.stderr}`);
     if (!fs.readdirSync(cliDir).some((f) => f.endsWith('.cjs')))
       throw new Error(`no bundle written (is esbuild installed?):\n${r.stderr}`);
@@ -117,10 +118,38 @@ describe('bundled CLI', () => {
     return path.join(cliDir, f);
   };
 
-  it('is one script with its code cache, next to main.js', () => {
+  it('is one script with its code cache, next to main.cjs and main.js', () => {
     const files = fs.readdirSync(cliDir).sort();
     const name = path.basename(bundleFile());
-    expect(files).toEqual([name, `${name}.cache`, 'main.js'].sort());
+    expect(files).toEqual([name, `${name}.cache`, 'main.cjs', 'main.js'].sort());
+  });
+
+  it('main.cjs starts without an ES module; main.js (an ES module) runs the same CLI', () => {
+    // Node's ESM loader costs ≈ 12 ms of CPU before the first line of an ES module runs.
+    const esmProbe = path.join(pkg, 'esm-probe.cjs');
+    fs.writeFileSync(
+      esmProbe,
+      `process.on('exit', () => process.stderr.write('ESM ' + process.moduleLoadList.includes('NativeModule internal/modules/esm/module_job') + '\\n'));`,
+    );
+    const viaCjs = runBundled(['--config', EXAMPLE, 'plan'], {}, ['--require', esmProbe]);
+    const viaEsm = runBundled(
+      ['--config', EXAMPLE, 'plan'],
+      {},
+      ['--require', esmProbe],
+      'main.js',
+    );
+    expect(viaCjs.code, show(viaCjs)).toBe(0);
+    expect(viaCjs.stderr).toContain('ESM false');
+    expect(viaEsm.code, show(viaEsm)).toBe(0);
+    expect(viaEsm.stderr).toContain('ESM true');
+    expect(viaEsm.stdout).toBe(viaCjs.stdout);
+    for (const entry of ['main.cjs', 'main.js']) {
+      const status = runBundled(['--config', EXAMPLE, 'status'], {}, [], entry);
+      expect([status.code, status.stdout], entry).toEqual([
+        0,
+        expect.stringContaining('No records owned by tlsa'),
+      ]);
+    }
   });
 
   it('is ASCII, already wrapped as the function V8 compiles: the text read is the one compiled', () => {
@@ -160,6 +189,24 @@ describe('bundled CLI', () => {
       const r = runBundled(['--config', EXAMPLE, command], {}, ['--require', builtinProbe]);
       expect(r.code, show(r)).toBe(0);
       expect(builtins(r)).toEqual([]);
+    }
+  });
+
+  it('status and a hook of a lineage of no service load no node:crypto; plan does, for the chains', () => {
+    const probe = path.join(pkg, 'crypto-probe.cjs');
+    fs.writeFileSync(
+      probe,
+      `process.on('exit', () => process.stderr.write('CRYPTO ' + process.moduleLoadList.includes('NativeModule crypto') + '\\n'));`,
+    );
+    const runs: [string[], Record<string, string>, boolean][] = [
+      [['status'], {}, false],
+      [['hook', 'certbot'], { RENEWED_LINEAGE: path.join(REPO_ROOT, 'docs', 'example') }, false],
+      [['plan'], {}, true],
+    ];
+    for (const [args, env, crypto] of runs) {
+      const r = runBundled(['--config', EXAMPLE, ...args], env, ['--require', probe]);
+      expect(r.code, show(r)).toBe(0);
+      expect(r.stderr, args.join(' ')).toContain(`CRYPTO ${crypto}`);
     }
   });
 
@@ -206,6 +253,7 @@ describe('bundled CLI', () => {
   it('--version alone answers like --version through the whole CLI', () => {
     const alone = runBundled(['--version']);
     const full = runBundled(['--version', '--json']);
+    const esm = runBundled(['--version'], {}, [], 'main.js');
     const version = (
       JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as {
         version: string;
@@ -213,6 +261,7 @@ describe('bundled CLI', () => {
     ).version;
     expect([alone.code, alone.stdout]).toEqual([0, `tlsa ${version}\n`]);
     expect([full.code, full.stdout]).toEqual([0, alone.stdout]);
+    expect([esm.code, esm.stdout]).toEqual([0, alone.stdout]);
   });
 
   it('a code cache from other code is rejected and written anew; the run is unaffected', () => {
@@ -224,6 +273,34 @@ describe('bundled CLI', () => {
     const rewritten = fs.readFileSync(cache);
     expect(rewritten.length).toBeGreaterThan(4096);
     expect(rewritten.equals(Buffer.alloc(rewritten.length, 7))).toBe(false);
+  });
+
+  it('--help, generate, a bad config or plan --help never write the code cache: plan does', () => {
+    // V8 caches only what a run compiled, and an accepted cache is never written again: one
+    // written by a run that compiled a fraction of the CLI would stay until the next build.
+    const cache = `${bundleFile()}.cache`;
+    const rejected = Buffer.alloc(4096, 7);
+    fs.writeFileSync(cache, rejected);
+    const bad = path.join(pkg, 'bad-for-cache.yaml');
+    fs.writeFileSync(bad, 'providers: {}\nservices: {mx: {host: mx.example.org}}\n');
+    const fullchain = path.join(LIVE, 'mx.example.org', 'fullchain.pem');
+    const small: [string[], number][] = [
+      [['--help'], 0],
+      [['generate', '--chain', fullchain, '--host', 'mx.example.org'], 0],
+      [['--config', EXAMPLE, 'plan', '--help'], 0],
+      [['--config', EXAMPLE, 'plan', '-h'], 0],
+      [['--config', bad, 'plan'], 2],
+      [['--config', EXAMPLE, 'nope'], 2],
+    ];
+    for (const [args, code] of small) {
+      const r = runBundled(args);
+      expect(r.code, `${args.join(' ')}\n${show(r)}`).toBe(code);
+      expect(fs.readFileSync(cache).equals(rejected), args.join(' ')).toBe(true);
+    }
+    const plan = runBundled(['--config', EXAMPLE, 'plan']);
+    expect(plan.code, show(plan)).toBe(0);
+    expect(fs.readFileSync(cache).equals(rejected)).toBe(false);
+    expect(fs.statSync(cache).size).toBeGreaterThan(100_000);
   });
 
   it('without a code cache the run is the same, and leaves one behind', () => {

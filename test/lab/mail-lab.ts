@@ -147,7 +147,7 @@ function repoRoot(): string {
 
 export async function startMailLab(opts: MailLabOptions): Promise<MailLab> {
   const root = repoRoot();
-  const cli = join(root, 'dist', 'src', 'cli', 'main.js');
+  const cli = join(root, 'dist', 'src', 'cli', 'main.cjs');
   const dir = makeTempDir(opts.name);
   chmodSync(dir, 0o755); // like the Postfix harness's dirs: its unprivileged processes may look here
   const stateDir = join(dir, 'state');
