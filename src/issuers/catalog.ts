@@ -8,6 +8,7 @@ import { InputError } from '../errors.js';
 import { associationData } from '../tlsa/association.js';
 import { packageRoot } from '../util/package-root.js';
 import { MAX_CATALOG_BYTES, readInputFile, readInputText } from '../util/read-input.js';
+import { builtinPemDigest, type PemDigest, type PemFacts, pemHash } from './pem-digest.js';
 
 export type IssuerStatus = 'active' | 'backup' | 'retired';
 
@@ -16,7 +17,8 @@ export interface CatalogIssuer {
   key: KeyFamily;
   status: IssuerStatus;
   notAfter: Date;
-  cert: X509Certificate;
+  /** Parsed on first use when the build's digest vouched for the PEM. */
+  readonly cert: X509Certificate;
   file: string;
 }
 
@@ -45,9 +47,25 @@ export function builtinCatalogPath(ca: string): string {
   return join(packageRoot(), 'src', 'issuers', ca, 'catalog.json');
 }
 
+/** What a catalog needs from an entry's certificate: written into the build's digest by the
+ *  same code, so an entry the digest vouches for loads and matches exactly as when parsed. */
+export function pemFacts(cert: X509Certificate): PemFacts {
+  return {
+    name: certName(cert),
+    validTo: cert.validTo,
+    fingerprint256: cert.fingerprint256,
+    spki256: associationData(cert, 1, 1),
+  };
+}
+
+// The facts each entry loaded from the digest stands for (entries parsed at load have none).
+const factsOf = new WeakMap<CatalogIssuer, PemFacts>();
+
 /** Load a catalog file; each entry's PEM must say what the entry says (name and notAfter), so a
- *  wrong file in an update fails loudly instead of publishing the wrong hash. */
-export function loadCatalog(file: string): IssuerCatalog {
+ *  wrong file in an update fails loudly instead of publishing the wrong hash. A PEM whose bytes
+ *  the digest knows is read but not parsed until a caller needs its certificate: a plan whose
+ *  chains come from another CA parses none of the shipped intermediates. */
+export function loadCatalog(file: string, digest: PemDigest = builtinPemDigest()): IssuerCatalog {
   const text = readInputText(file, { what: 'the issuer catalog', maxBytes: MAX_CATALOG_BYTES });
   let json: CatalogJson;
   try {
@@ -58,11 +76,16 @@ export function loadCatalog(file: string): IssuerCatalog {
   const dir = dirname(file);
   const intermediates = json.intermediates.map((e) => {
     const pemFile = join(dir, e.file);
-    let cert: X509Certificate;
+    let pem: Buffer;
+    let facts: PemFacts | undefined;
+    let cert: X509Certificate | undefined;
     try {
-      cert = new X509Certificate(
-        readInputFile(pemFile, { what: e.file, maxBytes: MAX_CATALOG_BYTES }),
-      );
+      pem = readInputFile(pemFile, { what: e.file, maxBytes: MAX_CATALOG_BYTES });
+      facts = digest.size ? digest.get(pemHash(pem)) : undefined;
+      if (!facts) {
+        cert = new X509Certificate(pem);
+        facts = pemFacts(cert);
+      }
     } catch (err) {
       throw new InputError(
         `catalog entry ${e.name}: cannot load ${e.file}: ${(err as Error).message}`,
@@ -70,13 +93,25 @@ export function loadCatalog(file: string): IssuerCatalog {
       );
     }
     const notAfter = new Date(e.notAfter);
-    if (certName(cert) !== e.name || new Date(cert.validTo).getTime() !== notAfter.getTime()) {
+    if (facts.name !== e.name || new Date(facts.validTo).getTime() !== notAfter.getTime()) {
       throw new InputError(
-        `catalog entry ${e.name} does not match ${e.file} (CN=${certName(cert)}, notAfter ${cert.validTo})`,
+        `catalog entry ${e.name} does not match ${e.file} (CN=${facts.name}, notAfter ${facts.validTo})`,
         file,
       );
     }
-    return { name: e.name, key: e.key, status: e.status, notAfter, cert, file: pemFile };
+    const entry: CatalogIssuer = {
+      name: e.name,
+      key: e.key,
+      status: e.status,
+      notAfter,
+      get cert() {
+        cert ??= new X509Certificate(pem);
+        return cert;
+      },
+      file: pemFile,
+    };
+    if (!cert) factsOf.set(entry, facts);
+    return entry;
   });
   return { ca: json.ca, asOf: json.asOf, file, intermediates };
 }
@@ -103,11 +138,19 @@ export function catalogIssuerOf(
 ): CatalogIssuer | undefined {
   // Exporting a key (for its SPKI hash) costs more than parsing the certificate, and a chain
   // from another CA would export every entry's: keys that OpenSSL finds unequal cannot have
-  // the same SPKI, so only an entry with an equal key is compared by its SPKI hash.
-  return catalog.intermediates.find(
-    (i) =>
-      i.cert.fingerprint256 === cert.fingerprint256 ||
-      (i.cert.publicKey.equals(cert.publicKey) &&
-        associationData(i.cert, 1, 1) === associationData(cert, 1, 1)),
-  );
+  // the same SPKI, so only an entry with an equal key is compared by its SPKI hash. An entry
+  // the digest vouches for is compared by its recorded fingerprint and SPKI hash first (the
+  // certificate's own SPKI is hashed once, and `2 1 1` records need it anyway), and parsed
+  // only when both keys hash alike.
+  return catalog.intermediates.find((i) => {
+    const facts = factsOf.get(i);
+    if (facts) {
+      if (facts.fingerprint256 === cert.fingerprint256) return true;
+      if (facts.spki256 !== associationData(cert, 1, 1)) return false;
+    } else if (i.cert.fingerprint256 === cert.fingerprint256) return true;
+    return (
+      i.cert.publicKey.equals(cert.publicKey) &&
+      associationData(i.cert, 1, 1) === associationData(cert, 1, 1)
+    );
+  });
 }
