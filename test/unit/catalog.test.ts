@@ -12,8 +12,11 @@ import {
   catalogIssuerOf,
   issuerFamily,
   loadCatalog,
+  pemFacts,
   type IssuerCatalog,
 } from '../../src/issuers/catalog.js';
+import { type PemFacts, pemHash } from '../../src/issuers/pem-digest.js';
+import { associationData } from '../../src/tlsa/association.js';
 import { InputError } from '../../src/errors.js';
 import { makeCa, makeTempDir, openssl, removeTempDir } from '../helpers/pki.js';
 
@@ -319,5 +322,151 @@ describe('catalog files that do not match their PEMs', () => {
     expect(catalogIssuerOf(cat, x509(again.certPem))?.name).toBe('Key Int E1');
     expect(catalogIssuerOf(cat, x509(other.certPem))).toBeUndefined();
     expect(catalogIssuerOf(loadCatalog(BUILTIN), x509(int.certPem))).toBeUndefined();
+  });
+});
+
+/** A digest (as the build writes) of these PEM files, each entry changed by edit. */
+function digestOf(
+  files: string[],
+  edit: (f: PemFacts) => PemFacts = (f) => f,
+): Map<string, PemFacts> {
+  const digest = new Map<string, PemFacts>();
+  for (const f of files) {
+    const pem = fs.readFileSync(f);
+    digest.set(pemHash(pem), edit(pemFacts(new X509Certificate(pem))));
+  }
+  return digest;
+}
+
+/** What a loaded catalog says, its certificates by fingerprint. */
+const summary = (cat: IssuerCatalog) =>
+  cat.intermediates.map((i) => ({
+    name: i.name,
+    key: i.key,
+    status: i.status,
+    notAfter: i.notAfter.toISOString(),
+    file: i.file,
+    cert: i.cert.fingerprint256,
+    spki: associationData(i.cert, 1, 1),
+  }));
+
+describe('a digest of the PEMs (the build writes one for the shipped catalog)', () => {
+  const lePems = () => rawJson().intermediates.map((e) => path.join(LE_DIR, e.file));
+
+  it('the catalog loaded with it is the catalog parsed without it, and matches alike', () => {
+    const parsed = loadCatalog(BUILTIN, new Map());
+    const vouched = loadCatalog(BUILTIN, digestOf(lePems()));
+    const own = makeCa(path.join(tmp, 'digest-stranger'), { name: 'Stranger', key: 'p256' });
+    const certs = [
+      ...lePems().map((f) => new X509Certificate(fs.readFileSync(f))),
+      new X509Certificate(own.certPem),
+    ];
+    for (const c of certs)
+      expect(catalogIssuerOf(vouched, c)?.name).toBe(catalogIssuerOf(parsed, c)?.name);
+    expect(summary(vouched)).toEqual(summary(parsed));
+  });
+
+  it('is used when a PEM has the hash it records: its name is what the entry is checked against', () => {
+    const file = copyCatalog('digest-used', (es) => es);
+    const e5 = path.join(path.dirname(file), '2024-e5.pem');
+    let thrown: unknown;
+    try {
+      loadCatalog(
+        file,
+        digestOf([e5], (f) => ({ ...f, name: 'NOT-E5' })),
+      );
+    } catch (e) {
+      thrown = e;
+    }
+    expect(thrown).toBeInstanceOf(InputError);
+    expect((thrown as Error).message).toMatch(
+      /catalog entry E5 does not match 2024-e5\.pem \(CN=NOT-E5,/,
+    );
+  });
+
+  it('is ignored for a PEM whose bytes differ (edited by the user): that file is parsed', () => {
+    const file = copyCatalog('digest-edited', (es) => es);
+    const e5 = path.join(path.dirname(file), '2024-e5.pem');
+    const digest = digestOf([e5], (f) => ({ ...f, name: 'NOT-E5' }));
+    // The same certificate, written with CRLF line ends: other bytes, other hash.
+    fs.writeFileSync(e5, fs.readFileSync(e5, 'utf8').replace(/\n/g, '\r\n'));
+    expect(summary(loadCatalog(file, digest))).toEqual(summary(loadCatalog(file, new Map())));
+  });
+
+  it('a PEM the user replaced by another certificate gives that certificate and its records', () => {
+    const d = path.join(tmp, 'digest-replaced');
+    const root = makeCa(d, { name: 'Swap Root', key: 'p256' });
+    const first = makeCa(d, { name: 'Swap Int E1', key: 'p256', issuer: root, days: 400 });
+    const second = makeCa(d, { name: 'Swap Int E1', key: 'p256', issuer: root, days: 300 });
+    const digest = digestOf([first.certPath]);
+    const pemFile = path.join(d, 'int.pem');
+    const file = path.join(d, 'catalog.json');
+    const writeCatalog = (ca: { certPath: string }) => {
+      fs.copyFileSync(ca.certPath, pemFile);
+      fs.writeFileSync(
+        file,
+        JSON.stringify({
+          ca: 'own',
+          asOf: '2026-11-24',
+          intermediates: [
+            {
+              name: 'Swap Int E1',
+              key: 'ecdsa',
+              status: 'active',
+              notAfter: opensslView(ca.certPath).notAfter.toISOString(),
+              file: 'int.pem',
+            },
+          ],
+        }),
+      );
+    };
+    writeCatalog(first);
+    const x509 = (pem: string) => new X509Certificate(pem);
+    expect(loadCatalog(file, digest).intermediates[0]!.cert.fingerprint256).toBe(
+      x509(first.certPem).fingerprint256,
+    );
+    writeCatalog(second);
+    const cat = loadCatalog(file, digest);
+    const entry = cat.intermediates[0]!;
+    expect(entry.cert.fingerprint256).toBe(x509(second.certPem).fingerprint256);
+    expect(associationData(entry.cert, 1, 1)).toBe(associationData(x509(second.certPem), 1, 1));
+    expect(catalogIssuerOf(cat, x509(second.certPem))?.name).toBe('Swap Int E1');
+    expect(catalogIssuerOf(cat, x509(first.certPem))).toBeUndefined();
+  });
+
+  it('an entry it vouches for still matches another certificate of its key (a cross-sign)', () => {
+    const d = path.join(tmp, 'digest-same-key');
+    const root = makeCa(d, { name: 'Digest Root', key: 'p256' });
+    const int = makeCa(d, { name: 'Digest Int E1', key: 'p256', issuer: root, days: 400 });
+    const again = makeCa(d, {
+      name: 'Digest Int E1',
+      key: 'p256',
+      issuer: root,
+      days: 300,
+      reuseKeyPath: int.keyPath,
+    });
+    const other = makeCa(d, { name: 'Digest Int E1', key: 'p256', issuer: root, days: 400 });
+    const file = path.join(d, 'catalog.json');
+    fs.writeFileSync(
+      file,
+      JSON.stringify({
+        ca: 'own',
+        asOf: '2026-11-24',
+        intermediates: [
+          {
+            name: 'Digest Int E1',
+            key: 'ecdsa',
+            status: 'active',
+            notAfter: opensslView(int.certPath).notAfter.toISOString(),
+            file: path.basename(int.certPath),
+          },
+        ],
+      }),
+    );
+    const cat = loadCatalog(file, digestOf([int.certPath]));
+    const x509 = (pem: string) => new X509Certificate(pem);
+    expect(catalogIssuerOf(cat, x509(int.certPem))?.name).toBe('Digest Int E1');
+    expect(catalogIssuerOf(cat, x509(again.certPem))?.name).toBe('Digest Int E1');
+    expect(catalogIssuerOf(cat, x509(other.certPem))).toBeUndefined();
   });
 });
