@@ -82,10 +82,7 @@ export function loadCatalog(file: string, digest: PemDigest = builtinPemDigest()
     try {
       pem = readInputFile(pemFile, { what: e.file, maxBytes: MAX_CATALOG_BYTES });
       facts = digest.size ? digest.get(pemHash(pem)) : undefined;
-      if (!facts) {
-        cert = new X509Certificate(pem);
-        facts = pemFacts(cert);
-      }
+      if (!facts) cert = new X509Certificate(pem);
     } catch (err) {
       throw new InputError(
         `catalog entry ${e.name}: cannot load ${e.file}: ${(err as Error).message}`,
@@ -93,9 +90,13 @@ export function loadCatalog(file: string, digest: PemDigest = builtinPemDigest()
       );
     }
     const notAfter = new Date(e.notAfter);
-    if (facts.name !== e.name || new Date(facts.validTo).getTime() !== notAfter.getTime()) {
+    // A parsed entry is checked as the digest's facts were made (pemFacts), without the key
+    // export that only matching needs.
+    const name = facts ? facts.name : certName(cert!);
+    const validTo = facts ? facts.validTo : cert!.validTo;
+    if (name !== e.name || new Date(validTo).getTime() !== notAfter.getTime()) {
       throw new InputError(
-        `catalog entry ${e.name} does not match ${e.file} (CN=${facts.name}, notAfter ${facts.validTo})`,
+        `catalog entry ${e.name} does not match ${e.file} (CN=${name}, notAfter ${validTo})`,
         file,
       );
     }
@@ -110,7 +111,7 @@ export function loadCatalog(file: string, digest: PemDigest = builtinPemDigest()
       },
       file: pemFile,
     };
-    if (!cert) factsOf.set(entry, facts);
+    if (facts) factsOf.set(entry, facts);
     return entry;
   });
   return { ca: json.ca, asOf: json.asOf, file, intermediates };
