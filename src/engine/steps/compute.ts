@@ -1,12 +1,12 @@
 /** Step: from the configuration, the state and what the providers list to the plan. */
-import type { DnsProvider } from '../../../providers/index.js';
+import type { DnsProvider, PublishedTtl } from '../../../providers/index.js';
 import type { LoadedConfig } from '../../config/load.js';
 import { UnsafeError } from '../../errors.js';
 import type { TlsaRecord } from '../../tlsa/record.js';
 import { groupBy } from '../../util/group-by.js';
 import { graceWait } from '../lifecycle.js';
 import { planOwners, servedChainViolations, type OwnerPlan, type TargetRecord } from '../plan.js';
-import { calling, listAll } from '../provider-calls.js';
+import { asProviderError, listAll } from '../provider-calls.js';
 import { createProviders } from '../providers.js';
 import type { Computed, RunOptions } from '../run.js';
 import type { StateFile } from '../state.js';
@@ -94,13 +94,25 @@ async function effectiveTtls(
   providers: Map<string, DnsProvider>,
   records: readonly TargetRecord[],
 ): Promise<{ ttl: (r: TargetRecord) => number; why: (r: TargetRecord) => string | undefined }> {
-  const key = (r: TargetRecord) => `${r.provider} ${r.owner} ${r.ttl}`;
-  const ttls = new Map<string, { ttl: number; why?: string }>();
+  // Asked once per provider, owner and TTL, kept in nested maps: no key string per record, and
+  // thousands of records at a few owners' TTLs cost one call each of those.
+  const got = new Map<string, Map<string, Map<number, { ttl: number; why?: string }>>>();
   for (const r of records) {
     const p = providers.get(r.provider);
-    if (!p?.effectiveTtl || ttls.has(key(r))) continue;
-    const got = await calling(p, () => p.effectiveTtl!(r.owner, r.ttl));
-    ttls.set(key(r), typeof got === 'number' ? { ttl: got } : got);
+    if (!p?.effectiveTtl) continue;
+    let byOwner = got.get(r.provider);
+    if (!byOwner) got.set(r.provider, (byOwner = new Map()));
+    let byTtl = byOwner.get(r.owner);
+    if (!byTtl) byOwner.set(r.owner, (byTtl = new Map()));
+    if (byTtl.has(r.ttl)) continue;
+    let answer: number | PublishedTtl;
+    try {
+      answer = await p.effectiveTtl(r.owner, r.ttl);
+    } catch (e) {
+      throw asProviderError(p.name, e);
+    }
+    byTtl.set(r.ttl, typeof answer === 'number' ? { ttl: answer } : answer);
   }
-  return { ttl: (r) => ttls.get(key(r))?.ttl ?? r.ttl, why: (r) => ttls.get(key(r))?.why };
+  const at = (r: TargetRecord) => got.get(r.provider)?.get(r.owner)?.get(r.ttl);
+  return { ttl: (r) => at(r)?.ttl ?? r.ttl, why: (r) => at(r)?.why };
 }
