@@ -3,13 +3,13 @@ import type { DnsProvider, PublishedTtl } from '../../../providers/index.js';
 import type { LoadedConfig } from '../../config/load.js';
 import { UnsafeError } from '../../errors.js';
 import type { TlsaRecord } from '../../tlsa/record.js';
-import { groupBy } from '../../util/group-by.js';
+import { groupBy, innerMap } from '../../util/group-by.js';
 import { graceWait } from '../lifecycle.js';
 import { planOwners, servedChainViolations, type OwnerPlan, type TargetRecord } from '../plan.js';
 import { asProviderError, listAll } from '../provider-calls.js';
 import { createProviders } from '../providers.js';
 import type { Computed, RunOptions } from '../run.js';
-import type { StateFile } from '../state.js';
+import type { OwnedRecord, StateFile } from '../state.js';
 import { factsAt } from '../state-ops.js';
 import { computeTargets, selectServices, type Targets } from '../targets.js';
 import { capWarning, ttlChangeNote, ttlMismatch } from '../writers.js';
@@ -73,10 +73,10 @@ export async function computePlan(
   // Only records at the owner's names can count (keys include the owner): no scan per owner.
   const ownedAt = groupBy(owned, (o) => o.owner);
   const warned = new Set(targets.warnings);
+  const none: never[] = [];
   for (const p of plan) {
-    const listed = listedAll.get(p.owner) ?? [];
-    const near = [...new Set([p.owner, ...listed.map((r) => r.owner)])];
-    const mine = near.flatMap((o) => ownedAt.get(o) ?? []);
+    const listed = listedAll.get(p.owner) ?? none;
+    const mine = ownedNear(p.owner, listed, ownedAt) ?? none;
     const cap = capWarning(p, listed, mine, config.raw.max_records_per_name);
     const ttl = ttlMismatch(p.owner, p.ttl, factsAt(state, p.owner));
     for (const w of [cap, ttl, ttlChangeNote(p)])
@@ -86,6 +86,18 @@ export async function computePlan(
       }
   }
   return { targets, plan, listed: listedAll, state, providers: prov };
+}
+
+/** The state's records at the owner and at the other names its listing holds, in that order;
+ *  the owner's own list where the listing holds only the owner (no copy per owner). */
+function ownedNear(
+  owner: string,
+  listed: readonly TlsaRecord[],
+  ownedAt: Map<string, OwnedRecord[]>,
+): readonly OwnedRecord[] | undefined {
+  if (listed.every((r) => r.owner === owner)) return ownedAt.get(owner);
+  const near = [...new Set([owner, ...listed.map((r) => r.owner)])];
+  return near.flatMap((o) => ownedAt.get(o) ?? []);
 }
 
 /** A provider that publishes another TTL than asked (deSEC's minimum, a zone file's foreign
@@ -100,10 +112,7 @@ async function effectiveTtls(
   for (const r of records) {
     const p = providers.get(r.provider);
     if (!p?.effectiveTtl) continue;
-    let byOwner = got.get(r.provider);
-    if (!byOwner) got.set(r.provider, (byOwner = new Map()));
-    let byTtl = byOwner.get(r.owner);
-    if (!byTtl) byOwner.set(r.owner, (byTtl = new Map()));
+    const byTtl = innerMap(innerMap(got, r.provider), r.owner);
     if (byTtl.has(r.ttl)) continue;
     let answer: number | PublishedTtl;
     try {
