@@ -162,28 +162,36 @@ export const createProvider: ProviderFactory = (options, ctx) => {
 
   // Reads (effectiveTtl once per owner, then the listing) share one parse of the zone while its
   // files stay as they were; a write re-reads under the lock, whatever was seen before.
+  // The signature is numbers (inode, size, mtime per file; -1s where a file is missing)
+  // compared in place: a read per owner builds no strings.
   let seen:
-    | { files: string[]; sig: string; zone: LoadedZone; pins?: Map<string, PinningLine> }
+    | { files: string[]; sig?: number[]; zone: LoadedZone; pins?: Map<string, PinningLine> }
     | undefined;
-  const signature = (files: string[]) =>
-    files
-      .map((f) => {
-        try {
-          const s = statSync(f);
-          return `${s.ino}:${s.size}:${s.mtimeMs}`;
-        } catch {
-          return '-';
-        }
-      })
-      .join(' ');
+  const signature = (files: string[]): number[] => {
+    const out: number[] = [];
+    for (const f of files) {
+      try {
+        const s = statSync(f);
+        out.push(s.ino, s.size, s.mtimeMs);
+      } catch {
+        out.push(-1, -1, -1);
+      }
+    }
+    return out;
+  };
+  const unchanged = (files: string[], sig: number[] | undefined): boolean => {
+    if (!sig) return false;
+    const now = signature(files);
+    return now.length === sig.length && now.every((n, i) => n === sig[i]);
+  };
   function read(): NonNullable<typeof seen> {
-    if (seen && signature(seen.files) === seen.sig) return seen;
+    if (seen && unchanged(seen.files, seen.sig)) return seen;
     // Stat before reading, so that a change made while the file is read is seen next time.
     const files = [resolveZonePath(file).real, ...(seen?.files.slice(1) ?? [])];
     const before = signature(files);
     const zone = load();
     const now = [zone.real, ...zone.includes.map((z) => z.file)];
-    const sig = now.join('\0') === files.join('\0') ? before : '';
+    const sig = now.join('\0') === files.join('\0') ? before : undefined;
     seen = { files: now, sig, zone };
     return seen;
   }

@@ -1,7 +1,7 @@
 /** The plan: a pure diff, per owner name, of desired records against what the provider lists,
  *  restricted to records this tool owns (state). Nothing here does I/O. */
 import { recordKey, type TlsaRecord } from '../tlsa/record.js';
-import { groupBy } from '../util/group-by.js';
+import { groupBy, innerMap } from '../util/group-by.js';
 import type { DesiredRecord } from './desired.js';
 import type { OwnedRecord } from './state.js';
 
@@ -98,7 +98,7 @@ export function planOwners(input: PlanInput): OwnerPlan[] {
   const ownedKeys = input.owned.map(recordKey);
   const ownedByKey = new Map<string, Map<string, OwnedRecord>>();
   input.owned.forEach((o, i) => {
-    inner(ownedByKey, o.provider).set(ownedKeys[i]!, o);
+    innerMap(ownedByKey, o.provider).set(ownedKeys[i]!, o);
   });
   const ownedOf = (provider: string, k: string) => ownedByKey.get(provider)?.get(k);
   // A copy only where the provider changes the TTL: the plan's records are otherwise the
@@ -189,15 +189,6 @@ export function planOwners(input: PlanInput): OwnerPlan[] {
   );
 }
 
-function inner<V>(outer: Map<string, Map<string, V>>, key: string): Map<string, V> {
-  let m = outer.get(key);
-  if (!m) {
-    m = new Map();
-    outer.set(key, m);
-  }
-  return m;
-}
-
 // The same order as String#localeCompare (which builds a collator on every call); built on the
 // first sort, not when the module loads (ICU costs a cold start ~10 ms).
 let collatorMade: Intl.Collator | undefined;
@@ -219,15 +210,19 @@ export function servedChainViolations(
   for (const p of plan) {
     const atOwner = desiredAt.get(p.owner) ?? [];
     if (!atOwner.some((d) => d.chains.length)) continue; // no served chain here: nothing to check
-    const after = new Set((listed.get(p.owner) ?? []).map(recordKey));
+    const after = new Set<string>();
+    for (const r of listed.get(p.owner) ?? []) after.add(recordKey(r));
     for (const r of p.remove) after.delete(recordKey(r));
     for (const r of p.add) after.add(recordKey(r));
-    const live = atOwner.map((d) => after.has(recordKey(d)));
-    const chains = new Set(atOwner.flatMap((d) => d.chains));
-    for (const chain of chains) {
-      const ok = atOwner.some((d, i) => live[i] && d.chains.includes(chain));
-      if (!ok) problems.push(`${p.owner}: no record would match the chain served from ${chain}`);
-    }
+    // The chains some live record matches, then each chain none does (once, in first-seen order).
+    const matched = new Set<string>();
+    for (const d of atOwner) if (after.has(recordKey(d))) for (const c of d.chains) matched.add(c);
+    for (const d of atOwner)
+      for (const chain of d.chains)
+        if (!matched.has(chain)) {
+          matched.add(chain);
+          problems.push(`${p.owner}: no record would match the chain served from ${chain}`);
+        }
   }
   return problems;
 }

@@ -166,7 +166,13 @@ export function settled(state: StateFile, c: PlanView, stamp: string): StateFile
       if (r.record.status !== 'retiring')
         upsert({ ...r.record, status: 'retiring', retiringSince: stamp });
   }
-  const owners = new Set(c.plan.map((p) => `${p.provider} ${p.owner}`));
+  // Planned owners per provider: no joined key string per plan and per state record.
+  const owners = new Map<string, Set<string>>();
+  for (const p of c.plan) {
+    const set = owners.get(p.provider);
+    if (set) set.add(p.owner);
+    else owners.set(p.provider, new Set([p.owner]));
+  }
   // Each listing's keys once (not once per owned record), the desired keys only when a record
   // is missing from its listing: a run that changes nothing builds neither per record.
   const listedKeys = new Map<string, Set<string>>();
@@ -184,7 +190,7 @@ export function settled(state: StateFile, c: PlanView, stamp: string): StateFile
     return desired.has(stateKey(o));
   };
   const gone = draft.records.filter(
-    (o) => owners.has(`${o.provider} ${o.owner}`) && !isListed(o) && !isDesired(o),
+    (o) => owners.get(o.provider)?.has(o.owner) === true && !isListed(o) && !isDesired(o),
   );
   let next = changed || gone.length ? { ...state, records: without(draft.records, gone) } : state;
   for (const [owner, listed] of c.listed) {

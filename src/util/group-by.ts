@@ -9,3 +9,14 @@ export function groupBy<T>(items: Iterable<T>, keyOf: (t: T) => string): Map<str
   }
   return out;
 }
+
+/** The map under `key` in `outer`, made empty on first use: lookups by two or three parts
+ *  without building a joined key string per item. */
+export function innerMap<K, V>(outer: Map<string, Map<K, V>>, key: string): Map<K, V> {
+  let m = outer.get(key);
+  if (!m) {
+    m = new Map();
+    outer.set(key, m);
+  }
+  return m;
+}

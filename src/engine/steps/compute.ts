@@ -1,15 +1,15 @@
 /** Step: from the configuration, the state and what the providers list to the plan. */
-import type { DnsProvider } from '../../../providers/index.js';
+import type { DnsProvider, PublishedTtl } from '../../../providers/index.js';
 import type { LoadedConfig } from '../../config/load.js';
 import { UnsafeError } from '../../errors.js';
 import type { TlsaRecord } from '../../tlsa/record.js';
-import { groupBy } from '../../util/group-by.js';
+import { groupBy, innerMap } from '../../util/group-by.js';
 import { graceWait } from '../lifecycle.js';
 import { planOwners, servedChainViolations, type OwnerPlan, type TargetRecord } from '../plan.js';
-import { calling, listAll } from '../provider-calls.js';
+import { asProviderError, listAll } from '../provider-calls.js';
 import { createProviders } from '../providers.js';
 import type { Computed, RunOptions } from '../run.js';
-import type { StateFile } from '../state.js';
+import type { OwnedRecord, StateFile } from '../state.js';
 import { factsAt } from '../state-ops.js';
 import { computeTargets, selectServices, type Targets } from '../targets.js';
 import { capWarning, ttlChangeNote, ttlMismatch } from '../writers.js';
@@ -73,10 +73,10 @@ export async function computePlan(
   // Only records at the owner's names can count (keys include the owner): no scan per owner.
   const ownedAt = groupBy(owned, (o) => o.owner);
   const warned = new Set(targets.warnings);
+  const none: never[] = [];
   for (const p of plan) {
-    const listed = listedAll.get(p.owner) ?? [];
-    const near = [...new Set([p.owner, ...listed.map((r) => r.owner)])];
-    const mine = near.flatMap((o) => ownedAt.get(o) ?? []);
+    const listed = listedAll.get(p.owner) ?? none;
+    const mine = ownedNear(p.owner, listed, ownedAt) ?? none;
     const cap = capWarning(p, listed, mine, config.raw.max_records_per_name);
     const ttl = ttlMismatch(p.owner, p.ttl, factsAt(state, p.owner));
     for (const w of [cap, ttl, ttlChangeNote(p)])
@@ -88,19 +88,40 @@ export async function computePlan(
   return { targets, plan, listed: listedAll, state, providers: prov };
 }
 
+/** The state's records at the owner and at the other names its listing holds, in that order;
+ *  the owner's own list where the listing holds only the owner (no copy per owner). */
+function ownedNear(
+  owner: string,
+  listed: readonly TlsaRecord[],
+  ownedAt: Map<string, OwnedRecord[]>,
+): readonly OwnedRecord[] | undefined {
+  if (listed.every((r) => r.owner === owner)) return ownedAt.get(owner);
+  const near = [...new Set([owner, ...listed.map((r) => r.owner)])];
+  return near.flatMap((o) => ownedAt.get(o) ?? []);
+}
+
 /** A provider that publishes another TTL than asked (deSEC's minimum, a zone file's foreign
  *  line): tlsa writes with it and waits count from it; `why` says where it comes from. */
 async function effectiveTtls(
   providers: Map<string, DnsProvider>,
   records: readonly TargetRecord[],
 ): Promise<{ ttl: (r: TargetRecord) => number; why: (r: TargetRecord) => string | undefined }> {
-  const key = (r: TargetRecord) => `${r.provider} ${r.owner} ${r.ttl}`;
-  const ttls = new Map<string, { ttl: number; why?: string }>();
+  // Asked once per provider, owner and TTL, kept in nested maps: no key string per record, and
+  // thousands of records at a few owners' TTLs cost one call each of those.
+  const got = new Map<string, Map<string, Map<number, { ttl: number; why?: string }>>>();
   for (const r of records) {
     const p = providers.get(r.provider);
-    if (!p?.effectiveTtl || ttls.has(key(r))) continue;
-    const got = await calling(p, () => p.effectiveTtl!(r.owner, r.ttl));
-    ttls.set(key(r), typeof got === 'number' ? { ttl: got } : got);
+    if (!p?.effectiveTtl) continue;
+    const byTtl = innerMap(innerMap(got, r.provider), r.owner);
+    if (byTtl.has(r.ttl)) continue;
+    let answer: number | PublishedTtl;
+    try {
+      answer = await p.effectiveTtl(r.owner, r.ttl);
+    } catch (e) {
+      throw asProviderError(p.name, e);
+    }
+    byTtl.set(r.ttl, typeof answer === 'number' ? { ttl: answer } : answer);
   }
-  return { ttl: (r) => ttls.get(key(r))?.ttl ?? r.ttl, why: (r) => ttls.get(key(r))?.why };
+  const at = (r: TargetRecord) => got.get(r.provider)?.get(r.owner)?.get(r.ttl);
+  return { ttl: (r) => at(r)?.ttl ?? r.ttl, why: (r) => at(r)?.why };
 }
