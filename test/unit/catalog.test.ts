@@ -286,35 +286,7 @@ describe('catalog files that do not match their PEMs', () => {
   });
 
   it('catalogIssuerOf: the entry itself, or another certificate of its key; never another key', () => {
-    const d = path.join(tmp, 'same-key');
-    const root = makeCa(d, { name: 'Key Root', key: 'p256' });
-    const int = makeCa(d, { name: 'Key Int E1', key: 'p256', issuer: root, days: 400 });
-    // Re-issued (as a cross-sign is): another certificate, the same key.
-    const again = makeCa(d, {
-      name: 'Key Int E1',
-      key: 'p256',
-      issuer: root,
-      days: 300,
-      reuseKeyPath: int.keyPath,
-    });
-    const other = makeCa(d, { name: 'Key Int E1', key: 'p256', issuer: root, days: 400 });
-    const file = path.join(d, 'catalog.json');
-    fs.writeFileSync(
-      file,
-      JSON.stringify({
-        ca: 'own',
-        asOf: '2026-11-24',
-        intermediates: [
-          {
-            name: 'Key Int E1',
-            key: 'ecdsa',
-            status: 'active',
-            notAfter: opensslView(int.certPath).notAfter.toISOString(),
-            file: path.basename(int.certPath),
-          },
-        ],
-      }),
-    );
+    const { int, again, other, file } = sameKeyCatalog(path.join(tmp, 'same-key'), 'Key');
     const cat = loadCatalog(file);
     const x509 = (pem: string) => new X509Certificate(pem);
     expect(catalogIssuerOf(cat, x509(int.certPem))?.name).toBe('Key Int E1');
@@ -435,34 +407,7 @@ describe('a digest of the PEMs (the build writes one for the shipped catalog)', 
   });
 
   it('an entry it vouches for still matches another certificate of its key (a cross-sign)', () => {
-    const d = path.join(tmp, 'digest-same-key');
-    const root = makeCa(d, { name: 'Digest Root', key: 'p256' });
-    const int = makeCa(d, { name: 'Digest Int E1', key: 'p256', issuer: root, days: 400 });
-    const again = makeCa(d, {
-      name: 'Digest Int E1',
-      key: 'p256',
-      issuer: root,
-      days: 300,
-      reuseKeyPath: int.keyPath,
-    });
-    const other = makeCa(d, { name: 'Digest Int E1', key: 'p256', issuer: root, days: 400 });
-    const file = path.join(d, 'catalog.json');
-    fs.writeFileSync(
-      file,
-      JSON.stringify({
-        ca: 'own',
-        asOf: '2026-11-24',
-        intermediates: [
-          {
-            name: 'Digest Int E1',
-            key: 'ecdsa',
-            status: 'active',
-            notAfter: opensslView(int.certPath).notAfter.toISOString(),
-            file: path.basename(int.certPath),
-          },
-        ],
-      }),
-    );
+    const { int, again, other, file } = sameKeyCatalog(path.join(tmp, 'digest-same-key'), 'Digest');
     const cat = loadCatalog(file, digestOf([int.certPath]));
     const x509 = (pem: string) => new X509Certificate(pem);
     expect(catalogIssuerOf(cat, x509(int.certPem))?.name).toBe('Digest Int E1');
@@ -470,3 +415,36 @@ describe('a digest of the PEMs (the build writes one for the shipped catalog)', 
     expect(catalogIssuerOf(cat, x509(other.certPem))).toBeUndefined();
   });
 });
+
+/** A catalog of one intermediate (`<prefix> Int E1`) and two more certificates of that name: one
+ *  re-issued with its key (as a cross-sign is), one with another key. */
+function sameKeyCatalog(d: string, prefix: string) {
+  const root = makeCa(d, { name: `${prefix} Root`, key: 'p256' });
+  const int = makeCa(d, { name: `${prefix} Int E1`, key: 'p256', issuer: root, days: 400 });
+  const again = makeCa(d, {
+    name: `${prefix} Int E1`,
+    key: 'p256',
+    issuer: root,
+    days: 300,
+    reuseKeyPath: int.keyPath,
+  });
+  const other = makeCa(d, { name: `${prefix} Int E1`, key: 'p256', issuer: root, days: 400 });
+  const file = path.join(d, 'catalog.json');
+  fs.writeFileSync(
+    file,
+    JSON.stringify({
+      ca: 'own',
+      asOf: '2026-11-24',
+      intermediates: [
+        {
+          name: `${prefix} Int E1`,
+          key: 'ecdsa',
+          status: 'active',
+          notAfter: opensslView(int.certPath).notAfter.toISOString(),
+          file: path.basename(int.certPath),
+        },
+      ],
+    }),
+  );
+  return { int, again, other, file };
+}
