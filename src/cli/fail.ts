@@ -6,6 +6,7 @@ import { EXIT, InputError, exitCodeOf } from '../errors.js';
 import { redact, redactValue } from '../util/redact.js';
 import { errorKind, resultEnvelope, failureEnvelope, type ErrorDetail } from './envelope.js';
 import type { CommandFields, JsonCommand } from './json-contract.js';
+import { writeTo } from './pipe-write.js';
 
 export type LogFormat = 'text' | 'json';
 export type LogLevel = 'info' | 'warn' | 'error';
@@ -96,11 +97,11 @@ export function logLine(
       message,
       ...(e.fields && Object.keys(e.fields).length ? { fields: e.fields } : {}),
     };
-    process.stderr.write(`${JSON.stringify(redactValue(entry))}\n`);
+    writeTo(process.stderr, `${JSON.stringify(redactValue(entry))}\n`);
     return;
   }
   const toStdout = stream === 'stdout' && !jsonMode;
-  (toStdout ? process.stdout : process.stderr).write(`${linePrefix()}${redact(text)}\n`);
+  writeTo(toStdout ? process.stdout : process.stderr, `${linePrefix()}${redact(text)}\n`);
 }
 
 /** Maps by the error's `exitCode` alone; an error without one is a bug ("internal error").
@@ -178,7 +179,7 @@ export function note(lines: string[]): void {
 
 /** Everything a command prints goes through here: a secret may hide in any configured value. */
 export function out(text: string): void {
-  process.stdout.write(redact(text));
+  writeTo(process.stdout, redact(text));
 }
 
 /** Progress of a run. The engine's lines are plain strings; the ones about something awaited

@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { packageRoot } from '../util/package-root.js';
 import { runBundle } from './run-bundle.js';
+import { writeTo } from './pipe-write.js';
 
 /** `--version` alone is answered here: deserialising the whole CLI's code to print one
  *  line would make the cheapest command slower than it was unbundled. Same output as main.ts. */
@@ -19,7 +20,7 @@ function printVersionOnly(argv: string[]): boolean {
   const pkg = JSON.parse(readFileSync(`${packageRoot()}/package.json`, 'utf8')) as {
     version: string;
   };
-  process.stdout.write(`tlsa ${pkg.version}\n`);
+  writeTo(process.stdout, `tlsa ${pkg.version}\n`);
   return true;
 }
 

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { packageRoot } from '../util/package-root.js';
 import { fail, jsonOutput, printFailure } from './fail.js';
 import { parseCommandLine, type CliValues } from './options.js';
+import { writeTo } from './pipe-write.js';
 
 /** Each command's module, loaded only when it runs. */
 const COMMAND_MODULES: Record<
@@ -31,14 +32,14 @@ async function main(argv: string[]): Promise<number> {
       const pkg = JSON.parse(readFileSync(`${packageRoot()}/package.json`, 'utf8')) as {
         version: string;
       };
-      process.stdout.write(`tlsa ${pkg.version}\n`);
+      writeTo(process.stdout, `tlsa ${pkg.version}\n`);
       return 0;
     }
     case 'help':
-      (line.code ? process.stderr : process.stdout).write(line.text);
+      writeTo(line.code ? process.stderr : process.stdout, line.text);
       return line.code;
     case 'error':
-      process.stderr.write(`tlsa: ${line.message}`);
+      writeTo(process.stderr, `tlsa: ${line.message}`);
       if (line.json) {
         jsonOutput(line.json.command);
         // The usage that follows a parse error is for humans only.
