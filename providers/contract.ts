@@ -60,7 +60,11 @@ export interface TlsaChange {
 /** A TTL a provider publishes instead of the one asked, and why (for the plan). */
 export interface PublishedTtl {
   ttl: number;
+  /** The plan's TTL line: "raised from 3600: <cause>, <what to change>". */
   why: string;
+  /** What sets it, in a few words: the lines that name a wait say "tlsa's TTL, raised from
+   *  3600: <cause>" (status, publish and plan). */
+  cause?: string;
 }
 
 export interface OwnerChange extends TlsaChange {

@@ -28,11 +28,12 @@
  *              (also when they are all there already: a changed TTL is written), else the
  *              RRset's own. An owner's adds and removes go in one write of its whole
  *              RRset; a record named in both is kept (add wins).
- * TTL:         deSEC refuses TTLs below the domain's `minimum_ttl` (3600 for most domains). A
- *              lower TTL is raised to it and said so: a warning on stderr (once per domain and
- *              TTL) and in the provider's `notices`; `effectiveTtl(owner, ttl)` tells a caller the
- *              TTL that will really be published. tlsa's rollover waits count from the TTL in the
- *              configuration: set it to at least the minimum.
+ * TTL:         deSEC refuses TTLs below the domain's `minimum_ttl` (3600 for most domains).
+ *              `effectiveTtl(owner, ttl)` answers the TTL that will really be published and why:
+ *              tlsa writes with it, its waits count from it, and `plan` shows the reason on the
+ *              owner's TTL line (`--json`: `ttlWhy`). A caller that applies a lower TTL without
+ *              asking gets it raised all the same, said by a warning on stderr (once per domain
+ *              and TTL) and in the provider's `notices`.
  * Reads:       one name: `GET /domains/D/rrsets/?subname=S` (all types at the name, to see a
  *              CNAME). Several names (applyMany): the domain's RRsets at once,
  *              `GET /domains/D/rrsets/?cursor=`; listMany: `?type=TLSA&cursor=`. deSEC pages
@@ -74,7 +75,12 @@
  */
 import { normaliseName } from '../src/tlsa/record.js';
 import { redact } from '../src/util/redact.js';
-import { type DnsProvider, ProviderError, type ProviderFactory } from './contract.js';
+import {
+  type DnsProvider,
+  ProviderError,
+  type ProviderFactory,
+  type PublishedTtl,
+} from './contract.js';
 import {
   ATTEMPTS,
   type Domain,
@@ -93,11 +99,23 @@ import { desecTxt } from './desec-txt.js';
 export interface DesecProvider extends DnsProvider {
   /** Messages about changes the API forced (a raised TTL), newest last. */
   readonly notices: string[];
-  /** The TTL that apply(owner, …, ttl) will publish: ttl raised to the domain's minimum_ttl. */
-  effectiveTtl(owner: string, ttl: number): Promise<number>;
+  /** The TTL that apply(owner, …, ttl) will publish: ttl, or the domain's minimum_ttl and why. */
+  effectiveTtl(owner: string, ttl: number): Promise<number | PublishedTtl>;
 }
 
 const warned = new Set<string>();
+
+/** The TTL deSEC publishes for `ttl` in domain `d`, with why when it is raised (the plan's TTL
+ *  line; the wait lines quote the cause). */
+function minimumTtl(d: Domain, ttl: number): number | PublishedTtl {
+  if (ttl >= d.minimumTtl) return ttl;
+  const cause = `deSEC's minimum TTL for ${d.name} (its minimum_ttl) is ${d.minimumTtl}`;
+  return {
+    ttl: d.minimumTtl,
+    why: `raised from ${ttl}: ${cause}, deSEC refuses lower ones; set the service's ttl to at least ${d.minimumTtl}`,
+    cause,
+  };
+}
 
 export const createProvider: ProviderFactory = (options, ctx) => {
   const opt = readOptions(DESEC_OPTIONS, options, ctx);
@@ -205,7 +223,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
   /** The TTL deSEC accepts: raised to the domain minimum, and said so (once per TTL). */
   function ttlFor(owner: string, d: Domain, ttl: number): number {
     if (ttl >= d.minimumTtl) return ttl;
-    const msg = `${owner}: TTL ${ttl} is below deSEC's minimum TTL ${d.minimumTtl} for ${d.name}; publishing with TTL ${d.minimumTtl}. Set the service's ttl to at least ${d.minimumTtl}: rollover waits are counted from the configured TTL`;
+    const msg = `${owner}: TTL ${ttl} is below deSEC's minimum TTL ${d.minimumTtl} for ${d.name}; publishing with TTL ${d.minimumTtl}. Set the service's ttl to at least ${d.minimumTtl}`;
     if (!notices.includes(msg)) notices.push(msg);
     const once = `${d.name}|${ttl}|${d.minimumTtl}`;
     if (!warned.has(once)) {
@@ -267,7 +285,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     notices,
     async effectiveTtl(ownerIn, ttl) {
       const d = await api.domainFor(normaliseName(ownerIn));
-      return Math.max(ttl, d.minimumTtl);
+      return minimumTtl(d, ttl);
     },
     async list(ownerIn) {
       const owner = normaliseName(ownerIn);

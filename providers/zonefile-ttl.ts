@@ -36,8 +36,10 @@ export function foreignTtls(
  *  a line tlsa did not write, with why. */
 export function publishedTtl(ttl: number, pin: PinningLine | undefined): number | PublishedTtl {
   if (!pin || pin.ttl <= ttl) return ttl;
+  const cause = `a TLSA line there not written by tlsa (${pin.file} line ${pin.line}) has TTL ${pin.ttl}`;
   return {
     ttl: pin.ttl,
-    why: `raised from ${ttl}: a TLSA line there not written by tlsa (${pin.file} line ${pin.line}) has TTL ${pin.ttl}, and the server serves the RRset with one TTL; lower that line's TTL to publish with ${ttl}`,
+    why: `raised from ${ttl}: ${cause}, and the server serves the RRset with one TTL; lower that line's TTL to publish with ${ttl}`,
+    cause,
   };
 }

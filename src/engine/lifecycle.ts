@@ -57,6 +57,17 @@ function factWhy(f: TtlFact): string {
 
 const OWN_TTL = "tlsa's TTL, as published";
 
+/** The record's own TTL, and why it is that: as published, or raised by the provider (the
+ *  plan's TTL line says the same: "TTL 7200: raised from 3600: <cause>, …"). */
+function ownTtl(r: OwnedRecord): WaitTtl {
+  const raise = r.ttlRaise;
+  if (!raise || raise.from >= r.ttl) return { ttl: r.ttl, why: OWN_TTL };
+  return {
+    ttl: r.ttl,
+    why: `tlsa's TTL, raised from ${raise.from}: ${raise.cause ?? 'the provider publishes it'}`,
+  };
+}
+
 /** The largest TTL with which a resolver may hold the owner's RRset without `r`: r's own TTL
  *  (the plan already raised it to the provider's effective TTL), any TTL served there while a
  *  cache filled then could still hold it when r was written (the RRset before tlsa's write, a
@@ -65,7 +76,7 @@ const OWN_TTL = "tlsa's TTL, as published";
  *  remembered but does not count: a client holding it does no DANE (authenticated denial),
  *  it cannot fail a chain. */
 export function waitTtl(r: OwnedRecord, facts: readonly TtlFact[] = [], start?: number): WaitTtl {
-  let best: WaitTtl = { ttl: r.ttl, why: OWN_TTL };
+  let best: WaitTtl = ownTtl(r);
   const written = writtenAt(r);
   for (const p of periods(facts)) {
     if (p.fact.served === 'negative') continue;
@@ -84,8 +95,7 @@ export function graceWait(
   configured: number | undefined,
   facts: readonly TtlFact[] = [],
 ): WaitTtl {
-  let best: WaitTtl =
-    configured === undefined ? { ttl: r.ttl, why: OWN_TTL } : { ttl: configured, why: 'grace_s' };
+  let best: WaitTtl = configured === undefined ? ownTtl(r) : { ttl: configured, why: 'grace_s' };
   const written = writtenAt(r);
   for (const p of periods(facts)) {
     if (p.until <= written || p.fact.served === 'negative') continue;

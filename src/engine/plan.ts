@@ -3,7 +3,7 @@
 import { recordKey, type TlsaRecord } from '../tlsa/record.js';
 import { groupBy, innerMap } from '../util/group-by.js';
 import type { DesiredRecord } from './desired.js';
-import type { OwnedRecord } from './state.js';
+import type { OwnedRecord, TtlRaise } from './state.js';
 
 /** A record as providers take it: the owner and the rdata, nothing of tlsa's bookkeeping. */
 export function plainRecord(r: TlsaRecord): TlsaRecord {
@@ -20,6 +20,8 @@ export interface TargetRecord extends DesiredRecord {
   provider: string;
   service: string;
   ttl: number;
+  /** Set by the plan when the provider publishes a higher TTL than the configured one. */
+  ttlRaise?: TtlRaise;
 }
 
 export interface OwnerPlan {
@@ -64,6 +66,8 @@ export interface PlanInput {
   effectiveTtl?: (r: TargetRecord) => number;
   /** Why the provider publishes another TTL than the record's own (shown in the plan). */
   ttlWhy?: (r: TargetRecord) => string | undefined;
+  /** The same in a few words (the provider's cause), for the lines that name a wait. */
+  ttlCause?: (r: TargetRecord) => string | undefined;
 }
 
 export function planOwners(input: PlanInput): OwnerPlan[] {
@@ -107,7 +111,11 @@ export function planOwners(input: PlanInput): OwnerPlan[] {
   const desired = input.desired.map((d) => {
     const ttl = input.effectiveTtl?.(d) ?? d.ttl;
     if (ttl === d.ttl) return d;
-    const out = { ...d, ttl };
+    const cause = input.ttlCause?.(d);
+    const out: TargetRecord =
+      ttl > d.ttl
+        ? { ...d, ttl, ttlRaise: { from: d.ttl, ...(cause ? { cause } : {}) } }
+        : { ...d, ttl };
     const why = input.ttlWhy?.(d);
     if (why) ttlWhy.set(out, why);
     return out;

@@ -8,7 +8,7 @@ import { groupBy } from '../util/group-by.js';
 import { addTtlFact, observedRecord } from './lifecycle.js';
 import type { OwnerPlan, TargetRecord } from './plan.js';
 import { firstByKey, RecordDraft, stateKey } from './record-index.js';
-import type { OwnedRecord, StateFile, TtlFact } from './state.js';
+import type { OwnedRecord, StateFile, TtlFact, TtlRaise } from './state.js';
 
 type AtProvider = { provider: string } & TlsaRecord;
 
@@ -137,6 +137,12 @@ export function withSeen(
   return withObservedAt(state, owner, times);
 }
 
+/** The field only when there is a raise: records written without one carry no key. */
+const withRaise = (raise: TtlRaise | undefined) => (raise ? { ttlRaise: raise } : {});
+
+const sameRaise = (a: TtlRaise | undefined, b: TtlRaise | undefined) =>
+  a === b || (!!a && !!b && a.from === b.from && a.cause === b.cause);
+
 /** The part of a computed plan `settled` needs. */
 export interface PlanView {
   plan: OwnerPlan[];
@@ -160,6 +166,13 @@ export function settled(state: StateFile, c: PlanView, stamp: string): StateFile
       if (owned && owned.status !== 'published') {
         const { held: _held, ...rest } = owned;
         upsert({ ...rest, status: 'published', publishedAt: owned.publishedAt ?? owned.addedAt });
+      }
+      // The provider's reason for the TTL of a record in place: the one it gives now (the
+      // line pinning it moved, the configured TTL reached it), so that status stays true.
+      const now = owned && draft.find(k)!;
+      if (now && !sameRaise(now.ttlRaise, k.ttlRaise)) {
+        const { ttlRaise: _before, ...rest } = now;
+        upsert({ ...rest, ...withRaise(k.ttlRaise) });
       }
     }
     for (const r of p.retiring)
@@ -234,6 +247,7 @@ export function withIntents(
         provider: a.provider,
         service: a.service,
         ttl: prior?.ttl ?? a.ttl,
+        ...withRaise(prior ? prior.ttlRaise : a.ttlRaise),
         status: 'publishing',
         addedAt: prior?.addedAt ?? stamp,
         by,
@@ -253,13 +267,16 @@ export function withConfirmed(
 ): StateFile {
   const draft = new RecordDraft(state.records);
   for (const { add } of items)
-    for (const a of add)
+    for (const a of add) {
+      const { ttlRaise: _before, ...prior } = draft.find(a)!;
       draft.upsert({
-        ...draft.find(a)!,
+        ...prior,
         ttl: a.ttl,
+        ...withRaise(a.ttlRaise),
         status: 'published',
         publishedAt: stamp,
       });
+    }
   const removed = items.flatMap(({ remove }) => remove);
   return { ...state, records: without(draft.records, removed) };
 }

@@ -31,6 +31,17 @@ export interface OwnedRecord extends TlsaRecord {
   by: string;
   /** Past its grace but kept: why, and when the last run decided so (for plan and status). */
   held?: { why: string; at: string };
+  /** Published with a higher TTL than the configured one because the provider publishes that
+   *  (deSEC's minimum, a zone file's line tlsa did not write): the configured TTL and the
+   *  provider's cause, so that every wait counted from `ttl` says why (status reads only the
+   *  state). */
+  ttlRaise?: TtlRaise;
+}
+
+/** A TTL the provider raised: from the configured one, and what raised it in a few words. */
+export interface TtlRaise {
+  from: number;
+  cause?: string;
 }
 
 /** A TTL the authoritative servers answered with at an owner name: a resolver that asked
@@ -178,6 +189,15 @@ export function stateProblem(json: unknown): string | undefined {
         !isTime(held.at))
     )
       return bad('"held" is not {why, at}');
+    const raise = r.ttlRaise as { from?: unknown; cause?: unknown } | undefined;
+    if (
+      raise !== undefined &&
+      (typeof raise !== 'object' ||
+        raise === null ||
+        !Number.isInteger(raise.from) ||
+        (raise.cause !== undefined && typeof raise.cause !== 'string'))
+    )
+      return bad('"ttlRaise" is not {from, cause}');
     if (r.status === 'retiring' && !isTime(r.retiringSince))
       return bad('a retiring record without "retiringSince"');
   }

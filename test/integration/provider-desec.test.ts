@@ -47,11 +47,18 @@ describe('desec provider (desec-api-fake)', () => {
     vi.restoreAllMocks();
   });
 
-  it("raises a TTL below the domain's minimum_ttl and says so", async () => {
+  it("raises a TTL below the domain's minimum_ttl and says why", async () => {
     const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
     const o = owner('ttl');
     const p = desecProvider(fake);
-    expect(await p.effectiveTtl(o, 300)).toBe(3600);
+    // The engine asks first: the TTL deSEC publishes, and why (the plan's TTL line, the waits).
+    expect(await p.effectiveTtl(o, 300)).toEqual({
+      ttl: 3600,
+      why: "raised from 300: deSEC's minimum TTL for example.test (its minimum_ttl) is 3600, deSEC refuses lower ones; set the service's ttl to at least 3600",
+      cause: "deSEC's minimum TTL for example.test (its minimum_ttl) is 3600",
+    });
+    expect(stderr).not.toHaveBeenCalled();
+    // A caller that applies a lower TTL without asking gets it raised, and a warning.
     await p.apply(o, { add: [rec(o, 'a')], remove: [] }, 300);
     expect(fake.rrset(DOMAIN, sub(o), 'TLSA')?.ttl).toBe(3600);
     expect(p.notices).toEqual([

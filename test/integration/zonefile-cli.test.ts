@@ -155,7 +155,18 @@ const HEAD =
 const HAND = '3 1 1 5E99B1F75CCC89FAE2AC99317C39445777827698896C15CBA6607A573F1D6A0C';
 
 interface PlanJson {
-  owners: { owner: string; ttl: number; ttlWhy?: string; add: { rdata: string }[] }[];
+  owners: {
+    owner: string;
+    ttl: number;
+    ttlWhy?: string;
+    wait: { seconds: number; ttl: number; why: string } | null;
+    add: { rdata: string }[];
+  }[];
+}
+
+/** `status --json`'s records: phase and wait. */
+interface StatusJson {
+  records: { phase: string; wait: { ttl: number; why: string } | null }[];
 }
 
 /** A case of zonefile-cli's setup() with `ttl` in its config, and what the tests below read. */
@@ -177,6 +188,13 @@ function ttlCase(zone: string, ttl = 3600) {
     ok,
     zone: () => fs.readFileSync(c.zone, 'latin1'),
     plan: () => JSON.parse(ok('plan', '--json').stdout) as PlanJson,
+    status: () => JSON.parse(ok('status', '--json').stdout) as StatusJson,
+    stateRecords: () =>
+      (
+        JSON.parse(fs.readFileSync(path.join(c.dir, 'state', 'state.json'), 'utf8')) as {
+          records: { ttl: number; ttlRaise?: { from: number; cause?: string } }[];
+        }
+      ).records,
     stateTtls: () =>
       (
         JSON.parse(fs.readFileSync(path.join(c.dir, 'state', 'state.json'), 'utf8')) as {
@@ -216,10 +234,23 @@ describe('zonefile: the TTL the server serves at an owner with hand-made TLSA li
       /raised from 3600: a TLSA line there not written by tlsa \(.*zone\.db line 6\) has TTL 7200/,
     );
     expect(c.ok('plan').stdout).toContain(`${OWNER}  (provider local, TTL 7200: raised from 3600`);
+    // The wait names the raised TTL and why, as the TTL line does (not "as published").
+    const cause = `a TLSA line there not written by tlsa (${c.zonePath} line 6) has TTL 7200`;
+    const raised = `tlsa's TTL, raised from 3600: ${cause}`;
+    expect(plan.owners[0]!.wait!.why).toBe(raised);
+    expect(c.ok('plan').stdout).toContain(`new records live 2×7200 s: ${raised}; counted from`);
     const zone = publishTwice(c);
     expect(new Set(tlsaTtls(zone))).toEqual(new Set([7200]));
     expect(tlsaTtls(zone).length).toBeGreaterThan(1);
     expect(new Set(c.stateTtls())).toEqual(new Set([7200]));
+    expect(c.stateRecords().map((r) => r.ttlRaise)).toEqual(
+      c.stateRecords().map(() => ({ from: 3600, cause })),
+    );
+    const status = c.status().records;
+    expect(status.map((r) => [r.phase, r.wait])).toEqual(
+      status.map(() => ['pending', { ttl: 7200, why: raised, seconds: 14400 }]),
+    );
+    expect(c.ok('status').stdout).toContain(`2×7200 s: ${raised}`);
     // BIND loads it without "TTL set to prior TTL": one TTL for the RRset, as written.
     const check = execFileSync('named-checkzone', ['example.org', c.zonePath], {
       encoding: 'utf8',
@@ -231,7 +262,10 @@ describe('zonefile: the TTL the server serves at an owner with hand-made TLSA li
     const c = ttlCase(`${HEAD}_25._tcp.mx 300 IN TLSA ${HAND}\n`);
     expect(c.plan().owners[0]).toMatchObject({ ttl: 3600 });
     expect(c.plan().owners[0]).not.toHaveProperty('ttlWhy');
+    expect(c.plan().owners[0]!.wait!.why).toBe("tlsa's TTL, as published");
     const zone = publishTwice(c);
+    expect(c.stateRecords()[0]).not.toHaveProperty('ttlRaise');
+    expect(c.status().records[0]!.wait!.why).toBe("tlsa's TTL, as published");
     expect(tlsaTtls(zone)[0]).toBe(300);
     expect(new Set(tlsaTtls(zone).slice(1))).toEqual(new Set([3600]));
   });

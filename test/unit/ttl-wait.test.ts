@@ -13,8 +13,15 @@ import {
   viewRecord,
   waitTtl,
 } from '../../src/engine/lifecycle.js';
-import type { OwnerPlan } from '../../src/engine/plan.js';
-import { readState, stateProblem, type OwnedRecord, type TtlFact } from '../../src/engine/state.js';
+import { planOwners, type OwnerPlan } from '../../src/engine/plan.js';
+import {
+  readState,
+  stateProblem,
+  type OwnedRecord,
+  type StateFile,
+  type TtlFact,
+} from '../../src/engine/state.js';
+import { settled, withConfirmed, withIntents } from '../../src/engine/state-ops.js';
 
 const owner = '_25._tcp.mx.example.org.';
 const T0 = Date.parse('2026-01-01T00:00:00Z');
@@ -297,5 +304,115 @@ describe('a record past its grace that a live server still needs is said to be h
       stateProblem({ version: 1, records: [{ ...retiring, held: { why: 3, at: iso(0) } }] }),
     ).toMatch(/"held"/);
     expect(stateProblem({ version: 1, records: [{ ...retiring, held: 'x' }] })).toMatch(/"held"/);
+  });
+});
+
+describe('a TTL the provider raised: the waits say so, as the plan says on its TTL line', () => {
+  const cause = 'a TLSA line there not written by tlsa (zone.db line 6) has TTL 60';
+  const raised = (extra: Partial<OwnedRecord> = {}) =>
+    rec({ ttl: 60, ttlRaise: { from: 10, cause }, ...extra });
+  const RAISED = `tlsa's TTL, raised from 10: ${cause}`;
+
+  it("the wait, status' line and the grace name the raised TTL and its cause", () => {
+    expect(waitTtl(raised())).toEqual({ ttl: 60, why: RAISED });
+    const v = viewRecord(raised(), new Date(T0 + 20_000), undefined, true);
+    expect(v.wait).toEqual({ ttl: 60, why: RAISED });
+    expect(v.waitsFor).toContain(`2×60 s: ${RAISED}`);
+    const retiring = raised({ status: 'retiring', retiringSince: iso(100) });
+    expect(graceWait(retiring, undefined)).toEqual({ ttl: 60, why: RAISED });
+    expect(graceWait(retiring, 5)).toEqual({ ttl: 5, why: 'grace_s' });
+    // A raise without a cause still says it was raised; a larger served TTL still wins.
+    expect(waitTtl(rec({ ttl: 60, ttlRaise: { from: 10 } })).why).toBe(
+      "tlsa's TTL, raised from 10: the provider publishes it",
+    );
+    expect(waitTtl(raised(), [fact(-1, 90, { foreign: true })]).ttl).toBe(90);
+  });
+
+  it('the normal case keeps its text', () => {
+    expect(waitTtl(rec()).why).toBe("tlsa's TTL, as published");
+    expect(graceWait(rec({ status: 'retiring', retiringSince: iso(1) }), undefined).why).toBe(
+      "tlsa's TTL, as published",
+    );
+  });
+
+  it('the plan marks the raised copy; publish records the raise, a re-add at the asked TTL drops it', () => {
+    const target = {
+      owner,
+      usage: 3 as const,
+      selector: 1 as const,
+      matching: 1 as const,
+      data: 'ab'.repeat(32),
+      provider: 'p',
+      service: 'mx',
+      ttl: 10,
+      why: 'leaf key',
+      matchesServed: true,
+      chains: [],
+    };
+    const [p] = planOwners({
+      desired: [target],
+      listed: new Map(),
+      owned: [],
+      now: new Date(T0),
+      effectiveTtl: () => 60,
+      ttlWhy: () => `raised from 10: ${cause}, and more`,
+      ttlCause: () => cause,
+    });
+    expect(p!.add[0]).toMatchObject({ ttl: 60, ttlRaise: { from: 10, cause } });
+    expect(target).not.toHaveProperty('ttlRaise');
+    const empty: StateFile = { version: 1, records: [] };
+    const intent = withIntents(empty, [{ add: p!.add, remove: [] }], 'me', iso(0));
+    expect(intent.records[0]).toMatchObject({ ttl: 60, ttlRaise: { from: 10, cause } });
+    const done = withConfirmed(intent, [{ add: p!.add, remove: [] }], iso(1));
+    expect(done.records[0]).toMatchObject({ ttl: 60, status: 'published', ttlRaise: { from: 10 } });
+    expect(waitTtl(done.records[0]!).why).toBe(RAISED);
+    // The hand-made line lowered: re-added with the configured TTL, no raise left.
+    const again = withIntents(done, [{ add: [target], remove: [] }], 'me', iso(2));
+    expect(again.records[0]).toMatchObject({ ttl: 60, ttlRaise: { from: 10 } });
+    const lowered = withConfirmed(again, [{ add: [target], remove: [] }], iso(3));
+    expect(lowered.records[0]!.ttl).toBe(10);
+    expect(lowered.records[0]).not.toHaveProperty('ttlRaise');
+    expect(waitTtl(lowered.records[0]!).why).toBe("tlsa's TTL, as published");
+  });
+
+  it('a record in place takes the reason the provider gives now; an unchanged one costs no state change', () => {
+    const target = {
+      ...raised(),
+      why: 'leaf key',
+      matchesServed: true,
+      chains: [],
+    };
+    const state: StateFile = { version: 1, records: [raised()] };
+    const view = (keep: typeof target) => {
+      const [p] = planOwners({
+        desired: [keep],
+        listed: new Map([[owner, [keep]]]),
+        owned: state.records,
+        now: new Date(T0),
+      });
+      return { plan: [p!], listed: new Map([[owner, [keep]]]), desired: [keep] };
+    };
+    expect(settled(state, view(target), iso(9))).toBe(state);
+    const moved = { ...target, ttlRaise: { from: 10, cause: 'line 9 now' } };
+    expect(settled(state, view(moved), iso(9)).records[0]!.ttlRaise).toEqual({
+      from: 10,
+      cause: 'line 9 now',
+    });
+    // The configured TTL reached the pinned one: no raise any more, the text is the plain one.
+    const { ttlRaise: _r, ...reached } = target;
+    const plain = settled(state, view(reached), iso(9)).records[0]!;
+    expect(plain).not.toHaveProperty('ttlRaise');
+    expect(plain).toEqual({ ...rec({ ttl: 60 }) });
+  });
+
+  it('the state accepts the raise and rejects garbage in it', () => {
+    expect(stateProblem({ version: 1, records: [raised()] })).toBeUndefined();
+    expect(
+      stateProblem({ version: 1, records: [rec({ ttlRaise: { from: 10 } })] }),
+    ).toBeUndefined();
+    for (const bad of [{ from: '10' }, { from: 10, cause: 3 }, 'x', null])
+      expect(stateProblem({ version: 1, records: [{ ...rec(), ttlRaise: bad }] })).toMatch(
+        /"ttlRaise"/,
+      );
   });
 });

@@ -46,7 +46,11 @@ describe('zonefile effectiveTtl: the TTL the server serves at an owner with line
   it('a hand-made TLSA line with a higher TTL raises it, naming the line; a lower one does not', async () => {
     const { p, path } = setup(`${HEAD}${hand('foreign', 7200)}\n`);
     const got = await p.effectiveTtl!(owner, 3600);
-    expect(got).toEqual({ ttl: 7200, why: expect.stringContaining(`${path} line 4`) });
+    expect(got).toEqual({
+      ttl: 7200,
+      why: expect.stringContaining(`${path} line 4`),
+      cause: `a TLSA line there not written by tlsa (${path} line 4) has TTL 7200`,
+    });
     expect((got as PublishedTtl).why).toMatch(/raised from 3600.*not written by tlsa.*TTL 7200/);
     expect(await p.effectiveTtl!(owner, 86400)).toBe(86400);
     expect(await p.effectiveTtl!('_443._tcp.www.example.org', 3600)).toBe(3600);
@@ -80,6 +84,7 @@ describe('zonefile effectiveTtl: the TTL the server serves at an owner with line
     expect(await p.effectiveTtl!(owner, 3600)).toEqual({
       ttl: 86400,
       why: expect.stringContaining('hand.db line 1'),
+      cause: expect.stringContaining('hand.db line 1) has TTL 86400'),
     });
   });
 

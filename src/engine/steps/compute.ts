@@ -60,6 +60,7 @@ export async function computePlan(
           graceWait(r, config.raw.services[r.service]?.grace_s, factsAt(state, r.owner)).ttl,
         effectiveTtl: effective.ttl,
         ttlWhy: effective.why,
+        ttlCause: effective.cause,
       }),
     );
     for (const [owner, recs] of listed) listedAll.set(owner, recs);
@@ -105,10 +106,14 @@ function ownedNear(
 async function effectiveTtls(
   providers: Map<string, DnsProvider>,
   records: readonly TargetRecord[],
-): Promise<{ ttl: (r: TargetRecord) => number; why: (r: TargetRecord) => string | undefined }> {
+): Promise<{
+  ttl: (r: TargetRecord) => number;
+  why: (r: TargetRecord) => string | undefined;
+  cause: (r: TargetRecord) => string | undefined;
+}> {
   // Asked once per provider, owner and TTL, kept in nested maps: no key string per record, and
   // thousands of records at a few owners' TTLs cost one call each of those.
-  const got = new Map<string, Map<string, Map<number, { ttl: number; why?: string }>>>();
+  const got = new Map<string, Map<string, Map<number, { ttl: number } & Partial<PublishedTtl>>>>();
   for (const r of records) {
     const p = providers.get(r.provider);
     if (!p?.effectiveTtl) continue;
@@ -123,5 +128,5 @@ async function effectiveTtls(
     byTtl.set(r.ttl, typeof answer === 'number' ? { ttl: answer } : answer);
   }
   const at = (r: TargetRecord) => got.get(r.provider)?.get(r.owner)?.get(r.ttl);
-  return { ttl: (r) => at(r)?.ttl ?? r.ttl, why: (r) => at(r)?.why };
+  return { ttl: (r) => at(r)?.ttl ?? r.ttl, why: (r) => at(r)?.why, cause: (r) => at(r)?.cause };
 }

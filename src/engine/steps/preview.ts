@@ -24,9 +24,9 @@ export async function previewPlan(config: LoadedConfig, opts: RunOptions): Promi
   const waits = new Map<string, WaitTtl>();
   const stamp = (opts.now ?? new Date()).toISOString();
   for (const p of rest.plan.filter((x) => x.add.length)) {
+    const top = p.add.reduce((a, b) => (b.ttl > a.ttl ? b : a));
     const next: OwnedRecord = {
-      ...p.add[0]!,
-      ttl: Math.max(...p.add.map((a) => a.ttl)),
+      ...top,
       status: 'published',
       addedAt: stamp,
       publishedAt: stamp,
