@@ -256,6 +256,12 @@ labDescribe(
       expect(planned.stderr).toMatch(
         /1 published by tlsa here, 3 by other writers \(another host, or by hand\); the 3 from other writers put it over/,
       );
+      // The wait of what it adds names the raised TTL and why, as the TTL line does.
+      expect(planned.stdout).toMatch(
+        new RegExp(
+          `new records live 2×${D_TTL} s: tlsa's TTL, raised from ${TTL}: a TLSA line there not written by tlsa \\(.+ line \\d+\\) has TTL ${D_TTL};`,
+        ),
+      );
       await drive('4-publish', () => owned().includes(key), 60_000);
 
       const plan = await tlsa(['plan']);
