@@ -82,15 +82,21 @@
  */
 import { normaliseName } from '../src/tlsa/record.js';
 import { redact } from '../src/util/redact.js';
-import { type DnsProvider, ProviderError, type ProviderFactory } from './contract.js';
+import {
+  type DnsProvider,
+  type OwnerChange,
+  ProviderError,
+  type ProviderFactory,
+} from './contract.js';
 import {
   cnameError,
+  groupBy,
   listByZone,
+  mergeChanges,
   Pacer,
   type OwnerWant,
   parseRecords,
   refuseCnames,
-  writesByZone,
 } from './kit.js';
 
 /** Zones read side by side (the server sets no limit); written one at a time, since a sqlite3
@@ -98,6 +104,8 @@ import {
 const READ_PACE = { concurrency: 4 };
 import { type SetWrite, verifiedWrites } from './kit-rrset.js';
 import { listedBases } from './powerdns-bases.js';
+import { type ConfirmBy, writeAndConfirm } from './powerdns-confirm.js';
+import { newSerialOf, ownSerial } from './powerdns-serials.js';
 import { readOptions } from './options.js';
 import { POWERDNS_OPTIONS } from './powerdns-options.js';
 import { powerdnsTxt } from './powerdns-txt.js';
@@ -140,7 +148,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
   const settleMs = opt.settle_ms;
   const name = `powerdns(${ctx.instance})`;
   const fail = (message: string): ProviderError => new ProviderError(name, redact(message));
-  const { request, zoneFor, zonePath, readZone, zoneSerials, server } = powerdnsApi({
+  const { request, send, zoneFor, zonePath, readZone, zoneSerials, server } = powerdnsApi({
     baseUrl,
     serverId,
     apiKey,
@@ -166,8 +174,8 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       : { name: w.want.owner, type: 'TLSA', changetype: 'DELETE' };
 
   /** Write these RRsets of one zone: one PATCH, split only where the body would pass MAX_BODY.
-   *  Returns the number of PATCHes sent (each raises the zone's serial once). */
-  async function write(z: Zone, writes: SetWrite[]): Promise<number> {
+   *  Returns the serial each PATCH left (`X-PDNS-New-Serial`; undefined without soa_edit_api). */
+  async function write(z: Zone, writes: SetWrite[]): Promise<Array<number | undefined>> {
     const batches: SetWrite[][] = [];
     let size = 0;
     for (const w of writes) {
@@ -178,42 +186,51 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       else batches.push([w]);
       size = fits ? size + n : n;
     }
+    const serials: Array<number | undefined> = [];
     for (const batch of batches) {
       const owners = batch.map((w) => w.want.owner);
       const where = owners.length === 1 ? `${owners[0]} TLSA` : `TLSA at ${owners.length} names`;
       const body = { rrsets: batch.map(rrsetOf) };
-      await request('PATCH', zonePath(z), `writing ${where} in zone ${z.name}`, body, true).catch(
-        (e: unknown) => {
-          if (e instanceof NotFound) throw fail(`zone ${z.name} not found on ${server}`);
-          if (!(e instanceof Rejected)) throw e;
-          // PowerDNS names the RRset: "RRset NAME IN TLSA: Conflicts with pre-existing RRset".
-          const named = /RRset (\S+) IN TLSA/i.exec(e.detail)?.[1]?.toLowerCase();
-          const owner =
-            named && owners.includes(named) ? named : owners.length === 1 ? owners[0] : undefined;
-          if (/Conflicts with pre-existing RRset/i.test(e.detail))
-            throw owner
-              ? cnameError(name, [{ owner }], `zone ${z.name}`)
-              : fail(
-                  `one of ${owners.join(', ')} has a CNAME in zone ${z.name} (HTTP ${e.status}: ${e.detail}); TLSA records cannot sit beside it`,
-                );
-          throw fail(
-            `PowerDNS rejected the TLSA RRset${owners.length === 1 ? ` at ${owners[0]}` : `s of ${owners.length} names`} in zone ${z.name} (HTTP ${e.status}): ${e.detail}`,
-          );
-        },
-      );
+      const sent = await send(
+        'PATCH',
+        zonePath(z),
+        `writing ${where} in zone ${z.name}`,
+        body,
+        true,
+      ).catch((e: unknown) => {
+        if (e instanceof NotFound) throw fail(`zone ${z.name} not found on ${server}`);
+        if (!(e instanceof Rejected)) throw e;
+        // PowerDNS names the RRset: "RRset NAME IN TLSA: Conflicts with pre-existing RRset".
+        const named = /RRset (\S+) IN TLSA/i.exec(e.detail)?.[1]?.toLowerCase();
+        const owner =
+          named && owners.includes(named) ? named : owners.length === 1 ? owners[0] : undefined;
+        if (/Conflicts with pre-existing RRset/i.test(e.detail))
+          throw owner
+            ? cnameError(name, [{ owner }], `zone ${z.name}`)
+            : fail(
+                `one of ${owners.join(', ')} has a CNAME in zone ${z.name} (HTTP ${e.status}: ${e.detail}); TLSA records cannot sit beside it`,
+              );
+        throw fail(
+          `PowerDNS rejected the TLSA RRset${owners.length === 1 ? ` at ${owners[0]}` : `s of ${owners.length} names`} in zone ${z.name} (HTTP ${e.status}): ${e.detail}`,
+        );
+      });
+      serials.push(newSerialOf(sent.headers));
     }
-    return batches.length;
+    return serials;
   }
 
   /** Read-modify-write of several owners of one zone (kit-rrset.ts verifiedWrites): one read
-   *  (or listMany's, while still current: powerdns-bases.ts), one PATCH, one read-back; while
-   *  the zone's serial rose by more than our PATCHes, another writer may not have written yet,
-   *  so the read-back looks again. */
-  async function applyZone(z: Zone, wants: OwnerWant[]): Promise<void> {
+   *  (or listMany's, while still current: powerdns-bases.ts), one PATCH, then the batch's zone
+   *  list confirms it (powerdns-confirm.ts) or one read-back; while the zone's serial rose by
+   *  more than our PATCHes, another writer may not have written yet, so the read-back looks
+   *  again. */
+  async function applyZone(z: Zone, wants: OwnerWant[], confirmBy: ConfirmBy): Promise<void> {
     let base = await bases.take(
       z,
       wants.map((w) => w.owner),
     );
+    /** The serial the zone has while nobody else writes to it after our last write. */
+    let ours: number | undefined;
     await verifiedWrites<ZoneState>(wants, {
       async read(owners) {
         const state = base ?? (await readZone(z, new Set(owners.map((w) => w.owner))));
@@ -228,22 +245,45 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       rrset: (state, w) => state.names.get(w.owner)?.tlsa,
       async write(writes, before) {
         bases.wrote(z);
-        const sent = await write(z, writes);
+        const serials = await write(z, writes);
+        ours = ownSerial(before.soaEditApi, before.serial, serials, Date.now());
         let serial = before.serial;
-        let ours = sent;
+        let sent = serials.length;
         return (after) => {
           const quiet =
-            serial === undefined || after.serial === undefined || after.serial - serial <= ours;
+            serial === undefined || after.serial === undefined || after.serial - serial <= sent;
           serial = after.serial;
-          ours = 0;
+          sent = 0;
           return quiet;
         };
       },
+      confirm: () => confirmBy(ours),
       settleMs,
       attempts: ATTEMPTS,
       fail,
       where: `in zone ${z.name}`,
     });
+  }
+
+  /** The changes merged per owner, grouped by zone; zones written one at a time, confirmed by
+   *  one zone list after the last (powerdns-confirm.ts). */
+  async function applyMany(
+    changes: OwnerChange[],
+    ttlOf: (owner: string) => number,
+  ): Promise<void> {
+    const zones = await groupBy(
+      mergeChanges(name, changes, ttlOf),
+      (w) => zoneFor(w.owner),
+      (z) => z.id,
+    );
+    bases.batch(zones.map((g) => g.group.id));
+    await writeAndConfirm(
+      zones,
+      (g) => g.group.id,
+      (g, confirmBy) => applyZone(g.group, g.items, confirmBy),
+      zoneSerials,
+      settleMs,
+    );
   }
 
   const reads = new Pacer(READ_PACE);
@@ -275,14 +315,8 @@ export const createProvider: ProviderFactory = (options, ctx) => {
         },
         reads,
       ),
-    ...writesByZone(
-      name,
-      zoneFor,
-      (z) => z.id,
-      applyZone,
-      async (wants) =>
-        bases.batch(await Promise.all(wants.map(async (w) => (await zoneFor(w.owner)).id))),
-    ),
+    applyMany,
+    apply: (owner, change, ttl) => applyMany([{ owner, ...change }], () => ttl),
   };
   return provider;
 };

@@ -224,7 +224,7 @@ labDescribe('batch writes: powerdns (real pdns_server)', POWERDNS_TOOLS, () => {
   const addOurs = (os: string[]): OwnerChange[] =>
     os.map((o) => ({ owner: o, add: [rec(o, 'ours')], remove: [] }));
 
-  it('after listMany, a batch over several zones writes each on the read it listed: one PATCH and one read-back per zone, one zone list for the batch', async () => {
+  it('after listMany, a batch over several zones writes each on the read it listed: one PATCH per zone, one zone list before the writes and one after them that confirms each', async () => {
     const os = await ownerPerZone('pdnsbases');
     // The zone list vouches for the zones written within a second of it: a frozen clock keeps
     // a loaded machine from making this a different test (the timing is unit-tested).
@@ -236,21 +236,26 @@ labDescribe('batch writes: powerdns (real pdns_server)', POWERDNS_TOOLS, () => {
     const paths = OTHER_ZONES.map((z) => `/zones/${z}`);
     expect(calls.map((c) => `${c.method} ${c.path}`)).toEqual([
       'GET /zones?dnssec=false', // every zone's serial: none changed since listMany read them
-      ...paths.flatMap((z) => [`PATCH ${z}`, `GET ${z}`]),
+      ...paths.map((z) => `PATCH ${z}`),
+      'GET /zones?dnssec=false', // every zone still at the serial its PATCH answered: no read-back
     ]);
     for (const o of os)
       expect(keys(await readTlsaOverDns(server, o))).toEqual(
         keys([rec(o, 'foreign'), rec(o, 'ours')]),
       );
-    // Used once: the next batch reads each zone before writing it.
+    // Used once: the next batch reads each zone before writing it (and confirms the writes
+    // with one list).
     calls.length = 0;
     await p.applyMany!(
       os.map((o) => ({ owner: o, add: [], remove: [rec(o, 'ours')] })),
       () => 300,
     );
-    expect(calls.map((c) => `${c.method} ${c.path}`)).toEqual(
-      paths.flatMap((z) => [`GET ${z}`, `PATCH ${z}`, `GET ${z}`]),
-    );
+    expect(calls.map((c) => `${c.method} ${c.path}`)).toEqual([
+      ...paths.flatMap((z) => [`GET ${z}`, `PATCH ${z}`]),
+      'GET /zones?dnssec=false',
+    ]);
+    for (const o of os)
+      expect(keys(await readTlsaOverDns(server, o))).toEqual(keys([rec(o, 'foreign')]));
   });
 
   it("a record another writer adds between listMany and applyMany is not lost: that zone's serial moved, so it is read again", async () => {
@@ -274,13 +279,122 @@ labDescribe('batch writes: powerdns (real pdns_server)', POWERDNS_TOOLS, () => {
     expect(calls.map((c) => `${c.method} ${c.path}`)).toEqual([
       'GET /zones?dnssec=false',
       `PATCH ${z0}`,
-      `GET ${z0}`,
       `GET ${z1}`, // its serial moved since listMany: read afresh
       `PATCH ${z1}`,
-      `GET ${z1}`,
       `PATCH ${z2}`,
-      `GET ${z2}`,
+      'GET /zones?dnssec=false',
     ]);
+  });
+
+  /** The stale writer: it read the victim's RRset before our write ({foreign}) and writes
+   *  {foreign, its own} right after our first PATCH is in. */
+  function staleWriterAfterFirstPatch(zone: string, victim: string) {
+    let patches = 0;
+    return countRequests(base, async (c) => {
+      if (c.method === 'PATCH' && ++patches === 1)
+        await pdnsReplace(server, zone, victim, 'TLSA', 600, [
+          { content: rdataText(rec(victim, 'foreign')) },
+          { content: rdataText(rec(victim, 'other-writer')) },
+        ]);
+    });
+  }
+
+  it("a writer that overwrites our records between our PATCH and the batch's confirming list is seen: that zone's serial is past ours, so it is read back and repaired", async () => {
+    const os = await ownerPerZone('pdnsconfirmrace');
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const p = pdnsProvider(server);
+    await p.listMany!(os);
+    const victim = os[0]!;
+    const calls = staleWriterAfterFirstPatch(OTHER_ZONES[0]!, victim);
+    await p.applyMany!(addOurs(os), () => 300);
+    vi.restoreAllMocks();
+    // Its record stays, ours is back; the other zones are as written.
+    expect(keys(await readTlsaOverDns(server, victim))).toEqual(
+      keys([rec(victim, 'foreign'), rec(victim, 'other-writer'), rec(victim, 'ours')]),
+    );
+    for (const o of os.slice(1))
+      expect(keys(await readTlsaOverDns(server, o))).toEqual(
+        keys([rec(o, 'foreign'), rec(o, 'ours')]),
+      );
+    const [z0, z1, z2] = OTHER_ZONES.map((z) => `/zones/${z}`);
+    expect(calls.map((c) => `${c.method} ${c.path}`)).toEqual([
+      'GET /zones?dnssec=false',
+      `PATCH ${z0}`,
+      `PATCH ${z1}`,
+      `PATCH ${z2}`,
+      'GET /zones?dnssec=false', // z1, z2 confirmed; z0's serial moved past the one our PATCH left
+      `GET ${z0}`, // read back: our record is gone
+      `PATCH ${z0}`, // written again, on what the read-back saw
+      `GET ${z0}`,
+    ]);
+    const repair = (
+      calls[6]!.body as { rrsets: { name: string; records: { content: string }[] }[] }
+    ).rrsets;
+    expect(repair.map((r) => r.name)).toEqual([victim]);
+  });
+
+  it('under soa_edit_api EPOCH (two writes in one second leave one serial) nothing is confirmed by serial: each zone is read back, and a record overwritten right after our PATCH is repaired', async () => {
+    const os = await ownerPerZone('pdnsepoch');
+    const setKind = async (kind: string) => {
+      for (const z of OTHER_ZONES) {
+        const r = await server.api('PUT', `/zones/${z}`, { soa_edit_api: kind });
+        expect(r.status, r.text).toBe(204);
+      }
+    };
+    await setKind('EPOCH');
+    try {
+      const p = pdnsProvider(server);
+      await p.listMany!(os);
+      const victim = os[0]!;
+      const calls = staleWriterAfterFirstPatch(OTHER_ZONES[0]!, victim);
+      await p.applyMany!(addOurs(os), () => 300);
+      vi.restoreAllMocks();
+      expect(keys(await readTlsaOverDns(server, victim))).toEqual(
+        keys([rec(victim, 'foreign'), rec(victim, 'other-writer'), rec(victim, 'ours')]),
+      );
+      const [z0, z1, z2] = OTHER_ZONES.map((z) => `/zones/${z}`);
+      expect(calls.map((c) => `${c.method} ${c.path}`)).toEqual([
+        `GET ${z0}`, // no listMany base either: an unchanged EPOCH serial proves nothing
+        `PATCH ${z0}`,
+        `GET ${z0}`,
+        `PATCH ${z0}`,
+        `GET ${z0}`,
+        ...[z1, z2].flatMap((z) => [`GET ${z}`, `PATCH ${z}`, `GET ${z}`]),
+      ]);
+    } finally {
+      await setKind('DEFAULT');
+    }
+  });
+
+  it("a zone's first write of the day (DEFAULT: the serial jumps to YYYYMMDD01) is confirmed like any other", async () => {
+    const os = await ownerPerZone('pdnsdayfirst');
+    // Serials from an older day, set with soa_edit_api NONE (which leaves a PATCHed SOA as sent).
+    for (const z of OTHER_ZONES) {
+      expect((await server.api('PUT', `/zones/${z}`, { soa_edit_api: 'NONE' })).status).toBe(204);
+      const zone = (await server.api('GET', `/zones/${z}`)).body as {
+        rrsets: { type: string; records: { content: string }[] }[];
+      };
+      const soa = zone.rrsets.find((r) => r.type === 'SOA')!.records[0]!.content.split(' ');
+      soa[2] = '2020010105';
+      await pdnsReplace(server, z, z, 'SOA', 3600, [{ content: soa.join(' ') }]);
+      expect((await server.api('PUT', `/zones/${z}`, { soa_edit_api: 'DEFAULT' })).status).toBe(
+        204,
+      );
+    }
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const p = pdnsProvider(server);
+    await p.listMany!(os);
+    const calls = countRequests(base);
+    await p.applyMany!(addOurs(os), () => 300);
+    const paths = OTHER_ZONES.map((z) => `/zones/${z}`);
+    expect(calls.map((c) => `${c.method} ${c.path}`)).toEqual([
+      'GET /zones?dnssec=false',
+      ...paths.map((z) => `PATCH ${z}`),
+      'GET /zones?dnssec=false',
+    ]);
+    const listed = (await server.api('GET', '/zones')).body as { name: string; serial: number }[];
+    for (const z of OTHER_ZONES)
+      expect(String(listed.find((x) => x.name === z)!.serial)).toMatch(/^20\d{6}01$/);
   });
 
   it('a CNAME at one owner is reported naming it, and nothing is written', async () => {
