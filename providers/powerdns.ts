@@ -37,15 +37,21 @@
  *              from that read, then writes) writes each on that read instead of reading it
  *              again, when one `GET /zones` for the batch shows the zone's serial unchanged
  *              since (powerdns-bases.ts: the list vouches for a second; zones whose soa_edit_api
- *              is empty or NONE, whose serial moved, a lone zone and reads over a minute old are
- *              read again before the write).
+ *              is not DEFAULT, INCREASE or SOA-EDIT-INCREASE, whose serial moved, a lone zone
+ *              and reads over a minute old are read again before the write).
+ *              A batch that wrote to two zones or more reads none of them back: one `GET /zones`
+ *              after the last write (and the settle pause) confirms each zone still at the serial
+ *              its PATCH answered (`X-PDNS-New-Serial`, powerdns-confirm.ts, powerdns-serials.ts);
+ *              a zone not at it is read back (below).
  * Requests:    (plus `GET /zones` once per provider instance to find the zones.) list: 1 GET.
  *              listMany: 1 GET per zone. apply: 1 GET, 1 PATCH, 1 GET to read back. applyMany of
  *              N names in one zone: the same 3 requests whatever N (names already as asked cost
  *              only the first GET); each repair round adds 1 PATCH of just the names that need
  *              it and 1 GET. A naive loop over N names costs 3·N requests and N settle pauses.
- *              After listMany, applyMany over K zones unchanged since: 1 `GET /zones`, then per
- *              zone 1 PATCH and 1 GET to read back (2 + 1/K per zone).
+ *              applyMany over K ≥ 2 zones: per zone 1 GET and 1 PATCH, and 1 `GET /zones` to
+ *              confirm them all (2 + 1/K per zone); after listMany, with zones unchanged since:
+ *              1 `GET /zones`, per zone 1 PATCH, 1 `GET /zones` (1 + 2/K per zone). A zone whose
+ *              confirmation fails adds its read-back (1 GET).
  * CNAME:       a CNAME at an owner name is found by the read before any write and reported,
  *              naming the owner; in a batch nothing is written when any owner has one (PowerDNS
  *              itself answers 422 "Conflicts with pre-existing RRset").
@@ -57,6 +63,21 @@
  *              (and not removed by us) is still there. Owners that fail the check are written
  *              again, on what the read-back saw, alone (6 rounds at most). A writer whose records
  *              were overwritten sees it and writes again.
+ *              The batch's zone list stands in for that read-back only where it shows the same:
+ *              with soa_edit_api DEFAULT, INCREASE or SOA-EDIT-INCREASE every PATCH moves the
+ *              serial, in its own transaction, to a value the zone never had, and PowerDNS reads
+ *              the serial it raises after applying the PATCH's RRsets, so a write that changed
+ *              ours after it (which must run after ours committed) leaves a serial other than
+ *              the one our PATCH answered (sqlite3 lets one writer in at a time; the SQL
+ *              backends read committed data by default). The zone still at our serial holds
+ *              exactly what our PATCH made: the read-back would find every check passed. A
+ *              serial our PATCH alone does not explain (another write came between our read and
+ *              our write: the read-back would have looked again) is read back too. EPOCH leaves
+ *              one serial for two writes in a second, SOA-EDIT and NONE may leave it unchanged:
+ *              such zones are always read back. Writes that bypass the API (pdnsutil, SQL) do
+ *              not move the serial: the list does not see one that lands on our records after
+ *              our PATCH (a read-back in that settle pause would have), nor before it; the next
+ *              run's listing does.
  *              Residual race: if another writer read the RRset before our write and writes its
  *              stale set only after our read-back, our records are lost and neither side sees
  *              it. The window is that writer's read-to-write time, usually one round trip (a
