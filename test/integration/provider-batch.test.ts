@@ -286,29 +286,24 @@ labDescribe('batch writes: powerdns (real pdns_server)', POWERDNS_TOOLS, () => {
     ]);
   });
 
-  /** The stale writer: it read the victim's RRset before our write ({foreign}) and writes
-   *  {foreign, its own} right after our first PATCH is in. */
-  function staleWriterAfterFirstPatch(zone: string, victim: string) {
+  /** listMany, then applyMany over one owner per zone while a stale writer (it read the first
+   *  owner's RRset, {foreign}, before our write) writes {foreign, its own} right after our first
+   *  PATCH is in. Checks that its record stays and ours is there; returns our requests. */
+  async function staleWriterAfterFirstPatch(label: string): Promise<Call[]> {
+    const os = await ownerPerZone(label);
+    const p = pdnsProvider(server);
+    await p.listMany!(os);
+    const victim = os[0]!;
     let patches = 0;
-    return countRequests(base, async (c) => {
+    const calls = countRequests(base, async (c) => {
       if (c.method === 'PATCH' && ++patches === 1)
-        await pdnsReplace(server, zone, victim, 'TLSA', 600, [
+        await pdnsReplace(server, OTHER_ZONES[0]!, victim, 'TLSA', 600, [
           { content: rdataText(rec(victim, 'foreign')) },
           { content: rdataText(rec(victim, 'other-writer')) },
         ]);
     });
-  }
-
-  it("a writer that overwrites our records between our PATCH and the batch's confirming list is seen: that zone's serial is past ours, so it is read back and repaired", async () => {
-    const os = await ownerPerZone('pdnsconfirmrace');
-    vi.useFakeTimers({ toFake: ['Date'] });
-    const p = pdnsProvider(server);
-    await p.listMany!(os);
-    const victim = os[0]!;
-    const calls = staleWriterAfterFirstPatch(OTHER_ZONES[0]!, victim);
     await p.applyMany!(addOurs(os), () => 300);
     vi.restoreAllMocks();
-    // Its record stays, ours is back; the other zones are as written.
     expect(keys(await readTlsaOverDns(server, victim))).toEqual(
       keys([rec(victim, 'foreign'), rec(victim, 'other-writer'), rec(victim, 'ours')]),
     );
@@ -316,6 +311,18 @@ labDescribe('batch writes: powerdns (real pdns_server)', POWERDNS_TOOLS, () => {
       expect(keys(await readTlsaOverDns(server, o))).toEqual(
         keys([rec(o, 'foreign'), rec(o, 'ours')]),
       );
+    const repair = calls.filter(
+      (c) => c.method === 'PATCH' && c.path === `/zones/${OTHER_ZONES[0]}`,
+    )[1];
+    expect((repair?.body as { rrsets: { name: string }[] }).rrsets.map((r) => r.name)).toEqual([
+      victim,
+    ]);
+    return calls;
+  }
+
+  it("a writer that overwrites our records between our PATCH and the batch's confirming list is seen: that zone's serial is past ours, so it is read back and repaired", async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const calls = await staleWriterAfterFirstPatch('pdnsconfirmrace');
     const [z0, z1, z2] = OTHER_ZONES.map((z) => `/zones/${z}`);
     expect(calls.map((c) => `${c.method} ${c.path}`)).toEqual([
       'GET /zones?dnssec=false',
@@ -327,14 +334,9 @@ labDescribe('batch writes: powerdns (real pdns_server)', POWERDNS_TOOLS, () => {
       `PATCH ${z0}`, // written again, on what the read-back saw
       `GET ${z0}`,
     ]);
-    const repair = (
-      calls[6]!.body as { rrsets: { name: string; records: { content: string }[] }[] }
-    ).rrsets;
-    expect(repair.map((r) => r.name)).toEqual([victim]);
   });
 
   it('under soa_edit_api EPOCH (two writes in one second leave one serial) nothing is confirmed by serial: each zone is read back, and a record overwritten right after our PATCH is repaired', async () => {
-    const os = await ownerPerZone('pdnsepoch');
     const setKind = async (kind: string) => {
       for (const z of OTHER_ZONES) {
         const r = await server.api('PUT', `/zones/${z}`, { soa_edit_api: kind });
@@ -343,15 +345,7 @@ labDescribe('batch writes: powerdns (real pdns_server)', POWERDNS_TOOLS, () => {
     };
     await setKind('EPOCH');
     try {
-      const p = pdnsProvider(server);
-      await p.listMany!(os);
-      const victim = os[0]!;
-      const calls = staleWriterAfterFirstPatch(OTHER_ZONES[0]!, victim);
-      await p.applyMany!(addOurs(os), () => 300);
-      vi.restoreAllMocks();
-      expect(keys(await readTlsaOverDns(server, victim))).toEqual(
-        keys([rec(victim, 'foreign'), rec(victim, 'other-writer'), rec(victim, 'ours')]),
-      );
+      const calls = await staleWriterAfterFirstPatch('pdnsepoch');
       const [z0, z1, z2] = OTHER_ZONES.map((z) => `/zones/${z}`);
       expect(calls.map((c) => `${c.method} ${c.path}`)).toEqual([
         `GET ${z0}`, // no listMany base either: an unchanged EPOCH serial proves nothing
