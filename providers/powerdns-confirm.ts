@@ -12,6 +12,11 @@
  */
 import { sleep } from './kit.js';
 
+/** Zones one list confirms at most: a long batch (a first publish to many zones) lists again
+ *  every so many writes, so that no zone waits long for its verdict (or a repair), and the
+ *  zones waiting hold little. */
+export const CONFIRM_EVERY = 50;
+
 /** Wait for the batch's verdict on a zone's write: `expected` is the serial the zone has if
  *  nobody wrote to it after us (undefined: cannot tell, read it back). True: confirmed. */
 export type ConfirmBy = (expected: number | undefined) => Promise<boolean>;
@@ -39,6 +44,20 @@ export async function writeAndConfirm<Z>(
   const waiters: Waiter[] = [];
   const runs: Promise<void>[] = [];
   let failure: { error: unknown } | undefined;
+  /** One list for the zones waiting (a lone one is read back instead). */
+  const confirmWaiting = async () => {
+    const now = waiters.splice(0);
+    let serials: Map<string, number> | undefined;
+    if (now.length >= 2) {
+      await sleep(Math.round(settleMs * (0.5 + Math.random())));
+      serials = await serialsNow().catch(() => undefined);
+    }
+    for (const w of now) {
+      const confirmed = serials?.get(w.id) === w.expected;
+      w.answer(confirmed);
+      if (!confirmed) await w.done.catch(() => undefined);
+    }
+  };
   for (const z of zones) {
     let reached!: () => void;
     const written = new Promise<void>((r) => {
@@ -64,18 +83,10 @@ export async function writeAndConfirm<Z>(
       failure = { error };
       break;
     }
+    if (waiters.length >= CONFIRM_EVERY) await confirmWaiting();
   }
-  // Every zone of the batch that writes has written: one list for all of them.
-  let serials: Map<string, number> | undefined;
-  if (waiters.length >= 2) {
-    await sleep(Math.round(settleMs * (0.5 + Math.random())));
-    serials = await serialsNow().catch(() => undefined);
-  }
-  for (const w of waiters) {
-    const confirmed = serials?.get(w.id) === w.expected;
-    w.answer(confirmed);
-    if (!confirmed) await w.done.catch(() => undefined);
-  }
+  // Every zone of the batch that writes has written.
+  await confirmWaiting();
   const results = await Promise.allSettled(runs);
   if (failure) throw failure.error;
   for (const r of results) if (r.status === 'rejected') throw r.reason;

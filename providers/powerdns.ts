@@ -40,8 +40,8 @@
  *              is not DEFAULT, INCREASE or SOA-EDIT-INCREASE, whose serial moved, a lone zone
  *              and reads over a minute old are read again before the write).
  *              A batch that wrote to two zones or more reads none of them back: one `GET /zones`
- *              after the last write (and the settle pause) confirms each zone still at the serial
- *              its PATCH answered (`X-PDNS-New-Serial`, powerdns-confirm.ts, powerdns-serials.ts);
+ *              after the last write (and the settle pause; in a long batch, after every 50 zones)
+ *              confirms each zone still at the serial its PATCH answered (`X-PDNS-New-Serial`, powerdns-confirm.ts, powerdns-serials.ts);
  *              a zone not at it is read back (below).
  * Requests:    (plus `GET /zones` once per provider instance to find the zones.) list: 1 GET.
  *              listMany: 1 GET per zone. apply: 1 GET, 1 PATCH, 1 GET to read back. applyMany of

@@ -1,7 +1,11 @@
 /** The order of a PowerDNS batch (powerdns-confirm.ts): zones written one after another, one
  *  zone list after the last write, each zone confirmed only at the serial its write left. */
 import { describe, expect, it } from 'vitest';
-import { type ConfirmBy, writeAndConfirm } from '../../providers/powerdns-confirm.js';
+import {
+  CONFIRM_EVERY,
+  type ConfirmBy,
+  writeAndConfirm,
+} from '../../providers/powerdns-confirm.js';
 
 /** A zone's run as applyZone would make it: its write leaves `serial` (undefined: the kind
  *  cannot tell), then the confirmation decides whether it reads back. */
@@ -47,6 +51,22 @@ describe('powerdns: a batch confirmed by one zone list', () => {
       'read back b', // another write moved its serial past ours
       'confirmed c',
     ]);
+  });
+
+  it(`a long batch lists again every ${CONFIRM_EVERY} zones written`, async () => {
+    const zones = Array.from({ length: 2 * CONFIRM_EVERY + 1 }, (_, i) => `z${i}`);
+    const b = batch(Object.fromEntries(zones.map((z, i) => [z, i])));
+    await writeAndConfirm(
+      zones,
+      (z) => z,
+      b.run(Object.fromEntries(zones.map((z, i) => [z, { serial: i }]))),
+      b.serialsNow,
+      0,
+    );
+    expect(b.lists()).toBe(2);
+    expect(b.log.indexOf('list')).toBe(CONFIRM_EVERY); // after the first CONFIRM_EVERY writes
+    expect(b.log.at(-1)).toBe(`read back z${2 * CONFIRM_EVERY}`); // the last one alone
+    expect(b.log.filter((l) => l.startsWith('confirmed'))).toHaveLength(2 * CONFIRM_EVERY);
   });
 
   it('a lone zone is read back (the list would cost as much)', async () => {
