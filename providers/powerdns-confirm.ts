@@ -1,7 +1,8 @@
 /**
  * applyMany of the powerdns provider over several zones: each zone is read (or its listMany()
  * read taken, powerdns-bases.ts) and written in turn, one zone at a time as before; instead of a
- * read-back per zone, one `GET /zones` after the last write (and the settle pause) confirms every
+ * read-back per zone, one `GET /zones` after the last write (and the settle pause; in a long
+ * batch after every CONFIRM_EVERY zones) confirms every
  * zone whose serial there is still the one our own PATCH left (powerdns-serials.ts ownSerial):
  * nobody wrote to it through the API since, so it holds exactly what we wrote, which is what a
  * read-back would have found. A zone whose serial moved (another writer, maybe one that read
