@@ -85,6 +85,10 @@ export interface VerifiedWriteApi<S, W extends SetWant = OwnerWant> {
    *  read shows no other writer busy since the write (a serial, a `touched` stamp), asked
    *  once per look. */
   write(writes: SetWrite<W>[], before: S): Promise<(after: S) => boolean>;
+  /** Asked after each write, before reading back: true when the API shows, without reading the
+   *  RRsets, that nobody wrote to them since (they hold what the write made); then there is
+   *  nothing to read back. */
+  confirm?(): Promise<boolean>;
   /** A record's identity (default: TLSA's contentKey), and the type's name for messages. */
   keyOf?: KeyOf;
   type?: string;
@@ -135,6 +139,7 @@ export async function verifiedWrites<S, W extends SetWant = OwnerWant>(
       state = await api.read(pending);
       continue;
     }
+    if (await api.confirm?.()) return;
     const written = writes.map((w) => w.want);
     let lost: W[] = [];
     for (let look = 0; look < MAX_ROUNDS; look++) {

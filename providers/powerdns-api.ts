@@ -5,6 +5,7 @@ import { EXIT } from '../src/errors.js';
 import { exchangeJson, retryTransient, Transient } from './http.js';
 import { retryAfterMs } from './kit.js';
 import type { SetRecord } from './kit-rrset.js';
+import { serialRisesOnEveryWrite } from './powerdns-serials.js';
 
 export interface PdnsRRset {
   name: string;
@@ -22,13 +23,11 @@ export interface ZoneState {
   soaEditApi?: string;
 }
 
-/** Does every PATCH to the zone raise its serial (so that an unchanged serial shows that
- *  nobody wrote through the API since)? */
+/** Does every PATCH to the zone move its serial to a new value (so that an unchanged serial
+ *  shows that nobody wrote through the API since)? Not under EPOCH (two writes in one second
+ *  leave one serial), NONE or an empty soa_edit_api (powerdns-serials.ts). */
 export const serialTracksWrites = (s: ZoneState): boolean =>
-  s.serial !== undefined &&
-  s.soaEditApi !== undefined &&
-  s.soaEditApi !== '' &&
-  s.soaEditApi.toUpperCase() !== 'NONE';
+  s.serial !== undefined && serialRisesOnEveryWrite(s.soaEditApi);
 
 export interface Zone {
   name: string;
@@ -71,13 +70,18 @@ export function powerdnsApi(cfg: {
   /** One HTTP exchange; permanent errors become ProviderErrors, transient ones are retried
    *  unless `once`: a write is never re-sent as it was (its body may be stale by then). */
   async function request(method: string, path: string, what: string, body?: unknown, once = false) {
-    const exchange = async (): Promise<unknown> => {
+    return (await send(method, path, what, body, once)).json;
+  }
+
+  /** request(), with the answer's headers (a PATCH's new serial). */
+  async function send(method: string, path: string, what: string, body?: unknown, once = false) {
+    const exchange = async (): Promise<{ json: unknown; headers: Headers }> => {
       const { res, text, json } = await exchangeJson(
         `${apiRoot}${path}`,
         { method, headers: { 'X-API-Key': apiKey! }, body, timeoutMs },
         `the PowerDNS API at ${baseUrl.origin} (${what})`,
       );
-      if (res.ok) return json;
+      if (res.ok) return { json, headers: res.headers };
       const said = (json as { error?: unknown } | undefined)?.error;
       const detail = typeof said === 'string' ? said : text.trim().slice(0, 300) || res.statusText;
       if (res.status === 429 || res.status >= 500)
@@ -223,5 +227,5 @@ export function powerdnsApi(cfg: {
     return state;
   }
 
-  return { request, zoneFor, zonePath, readZone, zoneSerials, server };
+  return { request, send, zoneFor, zonePath, readZone, zoneSerials, server };
 }

@@ -37,15 +37,21 @@
  *              from that read, then writes) writes each on that read instead of reading it
  *              again, when one `GET /zones` for the batch shows the zone's serial unchanged
  *              since (powerdns-bases.ts: the list vouches for a second; zones whose soa_edit_api
- *              is empty or NONE, whose serial moved, a lone zone and reads over a minute old are
- *              read again before the write).
+ *              is not DEFAULT, INCREASE or SOA-EDIT-INCREASE, whose serial moved, a lone zone
+ *              and reads over a minute old are read again before the write).
+ *              A batch that wrote to two zones or more reads none of them back: one `GET /zones`
+ *              after the last write (and the settle pause; in a long batch, after every 50 zones)
+ *              confirms each zone still at the serial its PATCH answered (`X-PDNS-New-Serial`, powerdns-confirm.ts, powerdns-serials.ts);
+ *              a zone not at it is read back (below).
  * Requests:    (plus `GET /zones` once per provider instance to find the zones.) list: 1 GET.
  *              listMany: 1 GET per zone. apply: 1 GET, 1 PATCH, 1 GET to read back. applyMany of
  *              N names in one zone: the same 3 requests whatever N (names already as asked cost
  *              only the first GET); each repair round adds 1 PATCH of just the names that need
  *              it and 1 GET. A naive loop over N names costs 3·N requests and N settle pauses.
- *              After listMany, applyMany over K zones unchanged since: 1 `GET /zones`, then per
- *              zone 1 PATCH and 1 GET to read back (2 + 1/K per zone).
+ *              applyMany over K ≥ 2 zones: per zone 1 GET and 1 PATCH, and 1 `GET /zones` to
+ *              confirm them all (2 + 1/K per zone); after listMany, with zones unchanged since:
+ *              1 `GET /zones`, per zone 1 PATCH, 1 `GET /zones` (1 + 2/K per zone). A zone whose
+ *              confirmation fails adds its read-back (1 GET).
  * CNAME:       a CNAME at an owner name is found by the read before any write and reported,
  *              naming the owner; in a batch nothing is written when any owner has one (PowerDNS
  *              itself answers 422 "Conflicts with pre-existing RRset").
@@ -57,6 +63,21 @@
  *              (and not removed by us) is still there. Owners that fail the check are written
  *              again, on what the read-back saw, alone (6 rounds at most). A writer whose records
  *              were overwritten sees it and writes again.
+ *              The batch's zone list stands in for that read-back only where it shows the same:
+ *              with soa_edit_api DEFAULT, INCREASE or SOA-EDIT-INCREASE every PATCH moves the
+ *              serial, in its own transaction, to a value the zone never had, and PowerDNS reads
+ *              the serial it raises after applying the PATCH's RRsets, so a write that changed
+ *              ours after it (which must run after ours committed) leaves a serial other than
+ *              the one our PATCH answered (sqlite3 lets one writer in at a time; the SQL
+ *              backends read committed data by default). The zone still at our serial holds
+ *              exactly what our PATCH made: the read-back would find every check passed. A
+ *              serial our PATCH alone does not explain (another write came between our read and
+ *              our write: the read-back would have looked again) is read back too. EPOCH leaves
+ *              one serial for two writes in a second, SOA-EDIT and NONE may leave it unchanged:
+ *              such zones are always read back. Writes that bypass the API (pdnsutil, SQL) do
+ *              not move the serial: the list does not see one that lands on our records after
+ *              our PATCH (a read-back in that settle pause would have), nor before it; the next
+ *              run's listing does.
  *              Residual race: if another writer read the RRset before our write and writes its
  *              stale set only after our read-back, our records are lost and neither side sees
  *              it. The window is that writer's read-to-write time, usually one round trip (a
@@ -82,15 +103,21 @@
  */
 import { normaliseName } from '../src/tlsa/record.js';
 import { redact } from '../src/util/redact.js';
-import { type DnsProvider, ProviderError, type ProviderFactory } from './contract.js';
+import {
+  type DnsProvider,
+  type OwnerChange,
+  ProviderError,
+  type ProviderFactory,
+} from './contract.js';
 import {
   cnameError,
+  groupBy,
   listByZone,
+  mergeChanges,
   Pacer,
   type OwnerWant,
   parseRecords,
   refuseCnames,
-  writesByZone,
 } from './kit.js';
 
 /** Zones read side by side (the server sets no limit); written one at a time, since a sqlite3
@@ -98,6 +125,8 @@ import {
 const READ_PACE = { concurrency: 4 };
 import { type SetWrite, verifiedWrites } from './kit-rrset.js';
 import { listedBases } from './powerdns-bases.js';
+import { type ConfirmBy, writeAndConfirm } from './powerdns-confirm.js';
+import { newSerialOf, ownSerial } from './powerdns-serials.js';
 import { readOptions } from './options.js';
 import { POWERDNS_OPTIONS } from './powerdns-options.js';
 import { powerdnsTxt } from './powerdns-txt.js';
@@ -140,7 +169,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
   const settleMs = opt.settle_ms;
   const name = `powerdns(${ctx.instance})`;
   const fail = (message: string): ProviderError => new ProviderError(name, redact(message));
-  const { request, zoneFor, zonePath, readZone, zoneSerials, server } = powerdnsApi({
+  const { request, send, zoneFor, zonePath, readZone, zoneSerials, server } = powerdnsApi({
     baseUrl,
     serverId,
     apiKey,
@@ -166,8 +195,8 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       : { name: w.want.owner, type: 'TLSA', changetype: 'DELETE' };
 
   /** Write these RRsets of one zone: one PATCH, split only where the body would pass MAX_BODY.
-   *  Returns the number of PATCHes sent (each raises the zone's serial once). */
-  async function write(z: Zone, writes: SetWrite[]): Promise<number> {
+   *  Returns the serial each PATCH left (`X-PDNS-New-Serial`; undefined without soa_edit_api). */
+  async function write(z: Zone, writes: SetWrite[]): Promise<Array<number | undefined>> {
     const batches: SetWrite[][] = [];
     let size = 0;
     for (const w of writes) {
@@ -178,42 +207,51 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       else batches.push([w]);
       size = fits ? size + n : n;
     }
+    const serials: Array<number | undefined> = [];
     for (const batch of batches) {
       const owners = batch.map((w) => w.want.owner);
       const where = owners.length === 1 ? `${owners[0]} TLSA` : `TLSA at ${owners.length} names`;
       const body = { rrsets: batch.map(rrsetOf) };
-      await request('PATCH', zonePath(z), `writing ${where} in zone ${z.name}`, body, true).catch(
-        (e: unknown) => {
-          if (e instanceof NotFound) throw fail(`zone ${z.name} not found on ${server}`);
-          if (!(e instanceof Rejected)) throw e;
-          // PowerDNS names the RRset: "RRset NAME IN TLSA: Conflicts with pre-existing RRset".
-          const named = /RRset (\S+) IN TLSA/i.exec(e.detail)?.[1]?.toLowerCase();
-          const owner =
-            named && owners.includes(named) ? named : owners.length === 1 ? owners[0] : undefined;
-          if (/Conflicts with pre-existing RRset/i.test(e.detail))
-            throw owner
-              ? cnameError(name, [{ owner }], `zone ${z.name}`)
-              : fail(
-                  `one of ${owners.join(', ')} has a CNAME in zone ${z.name} (HTTP ${e.status}: ${e.detail}); TLSA records cannot sit beside it`,
-                );
-          throw fail(
-            `PowerDNS rejected the TLSA RRset${owners.length === 1 ? ` at ${owners[0]}` : `s of ${owners.length} names`} in zone ${z.name} (HTTP ${e.status}): ${e.detail}`,
-          );
-        },
-      );
+      const sent = await send(
+        'PATCH',
+        zonePath(z),
+        `writing ${where} in zone ${z.name}`,
+        body,
+        true,
+      ).catch((e: unknown) => {
+        if (e instanceof NotFound) throw fail(`zone ${z.name} not found on ${server}`);
+        if (!(e instanceof Rejected)) throw e;
+        // PowerDNS names the RRset: "RRset NAME IN TLSA: Conflicts with pre-existing RRset".
+        const named = /RRset (\S+) IN TLSA/i.exec(e.detail)?.[1]?.toLowerCase();
+        const owner =
+          named && owners.includes(named) ? named : owners.length === 1 ? owners[0] : undefined;
+        if (/Conflicts with pre-existing RRset/i.test(e.detail))
+          throw owner
+            ? cnameError(name, [{ owner }], `zone ${z.name}`)
+            : fail(
+                `one of ${owners.join(', ')} has a CNAME in zone ${z.name} (HTTP ${e.status}: ${e.detail}); TLSA records cannot sit beside it`,
+              );
+        throw fail(
+          `PowerDNS rejected the TLSA RRset${owners.length === 1 ? ` at ${owners[0]}` : `s of ${owners.length} names`} in zone ${z.name} (HTTP ${e.status}): ${e.detail}`,
+        );
+      });
+      serials.push(newSerialOf(sent.headers));
     }
-    return batches.length;
+    return serials;
   }
 
   /** Read-modify-write of several owners of one zone (kit-rrset.ts verifiedWrites): one read
-   *  (or listMany's, while still current: powerdns-bases.ts), one PATCH, one read-back; while
-   *  the zone's serial rose by more than our PATCHes, another writer may not have written yet,
-   *  so the read-back looks again. */
-  async function applyZone(z: Zone, wants: OwnerWant[]): Promise<void> {
+   *  (or listMany's, while still current: powerdns-bases.ts), one PATCH, then the batch's zone
+   *  list confirms it (powerdns-confirm.ts) or one read-back; while the zone's serial rose by
+   *  more than our PATCHes, another writer may not have written yet, so the read-back looks
+   *  again. */
+  async function applyZone(z: Zone, wants: OwnerWant[], confirmBy: ConfirmBy): Promise<void> {
     let base = await bases.take(
       z,
       wants.map((w) => w.owner),
     );
+    /** The serial the zone has while nobody else writes to it after our last write. */
+    let ours: number | undefined;
     await verifiedWrites<ZoneState>(wants, {
       async read(owners) {
         const state = base ?? (await readZone(z, new Set(owners.map((w) => w.owner))));
@@ -228,22 +266,45 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       rrset: (state, w) => state.names.get(w.owner)?.tlsa,
       async write(writes, before) {
         bases.wrote(z);
-        const sent = await write(z, writes);
+        const serials = await write(z, writes);
+        ours = ownSerial(before.soaEditApi, before.serial, serials, Date.now());
         let serial = before.serial;
-        let ours = sent;
+        let sent = serials.length;
         return (after) => {
           const quiet =
-            serial === undefined || after.serial === undefined || after.serial - serial <= ours;
+            serial === undefined || after.serial === undefined || after.serial - serial <= sent;
           serial = after.serial;
-          ours = 0;
+          sent = 0;
           return quiet;
         };
       },
+      confirm: () => confirmBy(ours),
       settleMs,
       attempts: ATTEMPTS,
       fail,
       where: `in zone ${z.name}`,
     });
+  }
+
+  /** The changes merged per owner, grouped by zone; zones written one at a time, confirmed by
+   *  one zone list after the last (powerdns-confirm.ts). */
+  async function applyMany(
+    changes: OwnerChange[],
+    ttlOf: (owner: string) => number,
+  ): Promise<void> {
+    const zones = await groupBy(
+      mergeChanges(name, changes, ttlOf),
+      (w) => zoneFor(w.owner),
+      (z) => z.id,
+    );
+    bases.batch(zones.map((g) => g.group.id));
+    await writeAndConfirm(
+      zones,
+      (g) => g.group.id,
+      (g, confirmBy) => applyZone(g.group, g.items, confirmBy),
+      zoneSerials,
+      settleMs,
+    );
   }
 
   const reads = new Pacer(READ_PACE);
@@ -275,14 +336,8 @@ export const createProvider: ProviderFactory = (options, ctx) => {
         },
         reads,
       ),
-    ...writesByZone(
-      name,
-      zoneFor,
-      (z) => z.id,
-      applyZone,
-      async (wants) =>
-        bases.batch(await Promise.all(wants.map(async (w) => (await zoneFor(w.owner)).id))),
-    ),
+    applyMany,
+    apply: (owner, change, ttl) => applyMany([{ owner, ...change }], () => ttl),
   };
   return provider;
 };

@@ -224,7 +224,7 @@ labDescribe('batch writes: powerdns (real pdns_server)', POWERDNS_TOOLS, () => {
   const addOurs = (os: string[]): OwnerChange[] =>
     os.map((o) => ({ owner: o, add: [rec(o, 'ours')], remove: [] }));
 
-  it('after listMany, a batch over several zones writes each on the read it listed: one PATCH and one read-back per zone, one zone list for the batch', async () => {
+  it('after listMany, a batch over several zones writes each on the read it listed: one PATCH per zone, one zone list before the writes and one after them that confirms each', async () => {
     const os = await ownerPerZone('pdnsbases');
     // The zone list vouches for the zones written within a second of it: a frozen clock keeps
     // a loaded machine from making this a different test (the timing is unit-tested).
@@ -236,21 +236,26 @@ labDescribe('batch writes: powerdns (real pdns_server)', POWERDNS_TOOLS, () => {
     const paths = OTHER_ZONES.map((z) => `/zones/${z}`);
     expect(calls.map((c) => `${c.method} ${c.path}`)).toEqual([
       'GET /zones?dnssec=false', // every zone's serial: none changed since listMany read them
-      ...paths.flatMap((z) => [`PATCH ${z}`, `GET ${z}`]),
+      ...paths.map((z) => `PATCH ${z}`),
+      'GET /zones?dnssec=false', // every zone still at the serial its PATCH answered: no read-back
     ]);
     for (const o of os)
       expect(keys(await readTlsaOverDns(server, o))).toEqual(
         keys([rec(o, 'foreign'), rec(o, 'ours')]),
       );
-    // Used once: the next batch reads each zone before writing it.
+    // Used once: the next batch reads each zone before writing it (and confirms the writes
+    // with one list).
     calls.length = 0;
     await p.applyMany!(
       os.map((o) => ({ owner: o, add: [], remove: [rec(o, 'ours')] })),
       () => 300,
     );
-    expect(calls.map((c) => `${c.method} ${c.path}`)).toEqual(
-      paths.flatMap((z) => [`GET ${z}`, `PATCH ${z}`, `GET ${z}`]),
-    );
+    expect(calls.map((c) => `${c.method} ${c.path}`)).toEqual([
+      ...paths.flatMap((z) => [`GET ${z}`, `PATCH ${z}`]),
+      'GET /zones?dnssec=false',
+    ]);
+    for (const o of os)
+      expect(keys(await readTlsaOverDns(server, o))).toEqual(keys([rec(o, 'foreign')]));
   });
 
   it("a record another writer adds between listMany and applyMany is not lost: that zone's serial moved, so it is read again", async () => {
@@ -274,13 +279,116 @@ labDescribe('batch writes: powerdns (real pdns_server)', POWERDNS_TOOLS, () => {
     expect(calls.map((c) => `${c.method} ${c.path}`)).toEqual([
       'GET /zones?dnssec=false',
       `PATCH ${z0}`,
-      `GET ${z0}`,
       `GET ${z1}`, // its serial moved since listMany: read afresh
       `PATCH ${z1}`,
-      `GET ${z1}`,
       `PATCH ${z2}`,
-      `GET ${z2}`,
+      'GET /zones?dnssec=false',
     ]);
+  });
+
+  /** listMany, then applyMany over one owner per zone while a stale writer (it read the first
+   *  owner's RRset, {foreign}, before our write) writes {foreign, its own} right after our first
+   *  PATCH is in. Checks that its record stays and ours is there; returns our requests. */
+  async function staleWriterAfterFirstPatch(label: string): Promise<Call[]> {
+    const os = await ownerPerZone(label);
+    const p = pdnsProvider(server);
+    await p.listMany!(os);
+    const victim = os[0]!;
+    let patches = 0;
+    const calls = countRequests(base, async (c) => {
+      if (c.method === 'PATCH' && ++patches === 1)
+        await pdnsReplace(server, OTHER_ZONES[0]!, victim, 'TLSA', 600, [
+          { content: rdataText(rec(victim, 'foreign')) },
+          { content: rdataText(rec(victim, 'other-writer')) },
+        ]);
+    });
+    await p.applyMany!(addOurs(os), () => 300);
+    vi.restoreAllMocks();
+    expect(keys(await readTlsaOverDns(server, victim))).toEqual(
+      keys([rec(victim, 'foreign'), rec(victim, 'other-writer'), rec(victim, 'ours')]),
+    );
+    for (const o of os.slice(1))
+      expect(keys(await readTlsaOverDns(server, o))).toEqual(
+        keys([rec(o, 'foreign'), rec(o, 'ours')]),
+      );
+    // The repair: our second PATCH of that zone, of just the victim.
+    const [, repair] = calls.filter(
+      (c) => c.method === 'PATCH' && c.path === `/zones/${OTHER_ZONES[0]}`,
+    );
+    const repaired = (repair?.body as { rrsets: { name: string }[] } | undefined)?.rrsets;
+    expect(repaired?.map((r) => r.name)).toEqual([victim]);
+    return calls;
+  }
+
+  it("a writer that overwrites our records between our PATCH and the batch's confirming list is seen: that zone's serial is past ours, so it is read back and repaired", async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const calls = await staleWriterAfterFirstPatch('pdnsconfirmrace');
+    const [z0, z1, z2] = OTHER_ZONES.map((z) => `/zones/${z}`);
+    expect(calls.map((c) => `${c.method} ${c.path}`)).toEqual([
+      'GET /zones?dnssec=false',
+      `PATCH ${z0}`,
+      `PATCH ${z1}`,
+      `PATCH ${z2}`,
+      'GET /zones?dnssec=false', // z1, z2 confirmed; z0's serial moved past the one our PATCH left
+      `GET ${z0}`, // read back: our record is gone
+      `PATCH ${z0}`, // written again, on what the read-back saw
+      `GET ${z0}`,
+    ]);
+  });
+
+  it('under soa_edit_api EPOCH (two writes in one second leave one serial) nothing is confirmed by serial: each zone is read back, and a record overwritten right after our PATCH is repaired', async () => {
+    const setKind = async (kind: string) => {
+      for (const z of OTHER_ZONES) {
+        const r = await server.api('PUT', `/zones/${z}`, { soa_edit_api: kind });
+        expect(r.status, r.text).toBe(204);
+      }
+    };
+    await setKind('EPOCH');
+    try {
+      const calls = await staleWriterAfterFirstPatch('pdnsepoch');
+      const [z0, z1, z2] = OTHER_ZONES.map((z) => `/zones/${z}`);
+      expect(calls.map((c) => `${c.method} ${c.path}`)).toEqual([
+        `GET ${z0}`, // no listMany base either: an unchanged EPOCH serial proves nothing
+        `PATCH ${z0}`,
+        `GET ${z0}`,
+        `PATCH ${z0}`,
+        `GET ${z0}`,
+        ...[z1, z2].flatMap((z) => [`GET ${z}`, `PATCH ${z}`, `GET ${z}`]),
+      ]);
+    } finally {
+      await setKind('DEFAULT');
+    }
+  });
+
+  it("a zone's first write of the day (DEFAULT: the serial jumps to YYYYMMDD01) is confirmed like any other", async () => {
+    const os = await ownerPerZone('pdnsdayfirst');
+    // Serials from an older day, set with soa_edit_api NONE (which leaves a PATCHed SOA as sent).
+    for (const z of OTHER_ZONES) {
+      expect((await server.api('PUT', `/zones/${z}`, { soa_edit_api: 'NONE' })).status).toBe(204);
+      const zone = (await server.api('GET', `/zones/${z}`)).body as {
+        rrsets: { type: string; records: { content: string }[] }[];
+      };
+      const soa = zone.rrsets.find((r) => r.type === 'SOA')!.records[0]!.content.split(' ');
+      soa[2] = '2020010105';
+      await pdnsReplace(server, z, z, 'SOA', 3600, [{ content: soa.join(' ') }]);
+      expect((await server.api('PUT', `/zones/${z}`, { soa_edit_api: 'DEFAULT' })).status).toBe(
+        204,
+      );
+    }
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const p = pdnsProvider(server);
+    await p.listMany!(os);
+    const calls = countRequests(base);
+    await p.applyMany!(addOurs(os), () => 300);
+    const paths = OTHER_ZONES.map((z) => `/zones/${z}`);
+    expect(calls.map((c) => `${c.method} ${c.path}`)).toEqual([
+      'GET /zones?dnssec=false',
+      ...paths.map((z) => `PATCH ${z}`),
+      'GET /zones?dnssec=false',
+    ]);
+    const listed = (await server.api('GET', '/zones')).body as { name: string; serial: number }[];
+    for (const z of OTHER_ZONES)
+      expect(String(listed.find((x) => x.name === z)!.serial)).toMatch(/^20\d{6}01$/);
   });
 
   it('a CNAME at one owner is reported naming it, and nothing is written', async () => {
