@@ -15,6 +15,7 @@ import { InputError } from '../errors.js';
 import { readState, STATE_FILE } from '../engine/state.js';
 import type { DaemonMonitor } from '../monitor/daemon-monitor.js';
 import { configFromCli, duration, runOptions } from './common.js';
+import { releaseRunMemory } from './daemon-memory.js';
 import { renewalMemo, renewalWake, renewDue } from './daemon-renew.js';
 import { engineEvents, engineJson } from './engine-view.js';
 import {
@@ -218,6 +219,9 @@ export async function run(v: CliValues): Promise<number> {
       await monitor?.close();
       return lastCode;
     }
+    // The run's objects are garbage now (oneRun has returned): give their memory back before
+    // the sleep.
+    releaseRunMemory();
     const next = earliest(
       await scheduledRun(config, Date.now()),
       due,
