@@ -143,6 +143,8 @@ function sleepUntil(
     }
     // A write between the end of the run and the start of the watch.
     recheck();
+    // What that look built is garbage now too: the sleep starts from what is live.
+    releaseRunMemory();
   });
 }
 
@@ -219,8 +221,8 @@ export async function run(v: CliValues): Promise<number> {
       await monitor?.close();
       return lastCode;
     }
-    // The run's objects are garbage now (oneRun has returned): give their memory back before
-    // the sleep.
+    // What the run built is garbage now (oneRun has returned): collected before the look at
+    // the state that the sleep starts with, so that this does not add to it.
     releaseRunMemory();
     const next = earliest(
       await scheduledRun(config, Date.now()),
