@@ -18,7 +18,7 @@ import {
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { InputError, errnoCode } from '../src/errors.js';
 import { writeFileAtomic } from '../src/util/atomic-write.js';
-import { readRegularFile as readBoundedRegularFile } from '../src/util/regular-file.js';
+import { readRegularText } from '../src/util/regular-file.js';
 import { runCommand } from '../src/util/run-command.js';
 import { ProviderError } from './contract.js';
 import { parseZone, type Entry, type ParseOptions } from './zonefile-parse.js';
@@ -64,7 +64,8 @@ export function resolveZonePath(path: string): { real: string; exists: boolean }
  *  Read as latin1, one char per byte: a comment in another encoding (or invalid UTF-8) is
  *  written back byte for byte; everything tlsa parses or writes is ASCII. */
 export function readRegularFile(path: string, what: string, noFollow = false): string | undefined {
-  const bytes = readBoundedRegularFile(path, {
+  return readRegularText(path, {
+    encoding: 'latin1',
     maxBytes: MAX_ZONE_BYTES,
     noFollow,
     allowMissing: true,
@@ -103,7 +104,6 @@ export function readRegularFile(path: string, what: string, noFollow = false): s
       }
     },
   });
-  return bytes?.toString('latin1');
 }
 
 export interface ZoneFile {

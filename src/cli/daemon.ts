@@ -15,6 +15,7 @@ import { InputError } from '../errors.js';
 import { readState, STATE_FILE } from '../engine/state.js';
 import type { DaemonMonitor } from '../monitor/daemon-monitor.js';
 import { configFromCli, duration, runOptions } from './common.js';
+import { releaseRunMemory } from './daemon-memory.js';
 import { renewalMemo, renewalWake, renewDue } from './daemon-renew.js';
 import { engineEvents, engineJson } from './engine-view.js';
 import {
@@ -142,6 +143,8 @@ function sleepUntil(
     }
     // A write between the end of the run and the start of the watch.
     recheck();
+    // What that look built is garbage now too: the sleep starts from what is live.
+    releaseRunMemory();
   });
 }
 
@@ -189,72 +192,8 @@ export async function run(v: CliValues): Promise<number> {
         });
       }
     }
-    let due: Due | undefined;
-    let runError: unknown;
-    let waiting: EngineResult['waiting'] | undefined;
-    let ran: EngineResult | undefined;
-    let renewCode = 0;
-    try {
-      const opts = runOptions(v, 'daemon');
-      // A renewal failure is logged and retried on its own schedule; the run goes on.
-      renewCode = await renewDue(
-        config,
-        { services: v.service, lockWaitSeconds: opts.lockWaitSeconds },
-        renewals,
-        new Date(),
-      );
-      // After the renewals: a new certificate is valid from its issuance.
-      const now = new Date();
-      const result = await runEngine(config, { ...opts, now, observeAll: true });
-      ran = result;
-      warn(result.targets.warnings);
-      for (const e of engineEvents(result, now)) progressLine(e.message, e);
-      if (result.added || result.removed)
-        progressLine(`published ${result.added}, removed ${result.removed}`, {
-          event: 'published',
-          fields: { added: result.added, removed: result.removed },
-        });
-      lastCode = reportNetwork(result.network, result.promoted.some((p) => p.reloadError) ? 3 : 0);
-      const retiring = result.plan.flatMap((p) => p.retiring);
-      const waits = [
-        ...result.waiting.map(
-          (w) =>
-            `${w.chain} waits for ${w.reason}${w.eta ? ` (${duration((w.eta.getTime() - Date.now()) / 1000)})` : ''}`,
-        ),
-        ...(retiring.length
-          ? [
-              `${retiring.length} record(s) retiring, next removal in ${duration(Math.min(...retiring.map((r) => r.due.getTime())) / 1000 - Date.now() / 1000)}`,
-            ]
-          : []),
-      ];
-      if (waits.length) {
-        progressLine(`waiting: ${waits.join('; ')}`, {
-          event: 'waiting',
-          fields: {
-            chains: result.waiting.map((w) => ({
-              service: w.service,
-              chain: w.chain,
-              reason: w.reason,
-              eta: w.eta?.toISOString() ?? null,
-            })),
-            retiring: retiring.length,
-            ...(retiring.length
-              ? {
-                  nextRemoval: new Date(
-                    Math.min(...retiring.map((r) => r.due.getTime())),
-                  ).toISOString(),
-                }
-              : {}),
-          },
-        });
-      }
-      due = result.nextDue;
-      waiting = result.waiting;
-      lastCode ||= renewCode;
-    } catch (e) {
-      runError = e;
-      lastCode = fail(e);
-    }
+    const { code, due, waiting, error: runError, json } = await oneRun(config, v, renewals);
+    lastCode = code;
     monitor?.runFinished({
       at: new Date(),
       exitCode: lastCode,
@@ -273,7 +212,7 @@ export async function run(v: CliValues): Promise<number> {
       : undefined;
     // With --json, one envelope per run: a failed run printed its own (fail()).
     const printRun = (next: { at: string; why: string } | null) => {
-      if (v.json && ran) printJson('daemon', lastCode, { ...engineJson(ran), next });
+      if (json) printJson('daemon', lastCode, { ...json, next });
     };
     if (v.once || stopping) {
       const renewal = v.once ? renewalWake(config, v.service, renewals, new Date()) : undefined;
@@ -282,6 +221,9 @@ export async function run(v: CliValues): Promise<number> {
       await monitor?.close();
       return lastCode;
     }
+    // What the run built is garbage now (oneRun has returned): collected before the look at
+    // the state that the sleep starts with, so that this does not add to it.
+    releaseRunMemory();
     const next = earliest(
       await scheduledRun(config, Date.now()),
       due,
@@ -289,8 +231,6 @@ export async function run(v: CliValues): Promise<number> {
       renewalWake(config, v.service, renewals, new Date()),
     );
     printRun(reportWake('next run', next, 'run'));
-    // The run's whole result (every target and plan entry) is not kept through the sleep.
-    ran = undefined;
     monitor?.nextRun(next);
     await sleepUntil(config, v, next, (f) => {
       wake = f;
@@ -300,6 +240,86 @@ export async function run(v: CliValues): Promise<number> {
       return lastCode;
     }
   }
+}
+
+/** What the loop keeps of a run. The engine's result (every target, plan entry and state
+ *  record: tens of MB at 10,000 services) lives in oneRun's frame only: a suspended async
+ *  function keeps each of its locals, so the loop, which sleeps, must never hold it. */
+interface RunOutcome {
+  code: number;
+  due?: Due;
+  waiting?: EngineResult['waiting'];
+  error?: unknown;
+  /** With --json: the run's fields of its envelope. */
+  json?: ReturnType<typeof engineJson>;
+}
+
+async function oneRun(
+  config: LoadedConfig,
+  v: CliValues,
+  renewals: ReturnType<typeof renewalMemo>,
+): Promise<RunOutcome> {
+  let json: RunOutcome['json'];
+  try {
+    const opts = runOptions(v, 'daemon');
+    // A renewal failure is logged and retried on its own schedule; the run goes on.
+    const renewCode = await renewDue(
+      config,
+      { services: v.service, lockWaitSeconds: opts.lockWaitSeconds },
+      renewals,
+      new Date(),
+    );
+    // After the renewals: a new certificate is valid from its issuance.
+    const now = new Date();
+    const result = await runEngine(config, { ...opts, now, observeAll: true });
+    if (v.json) json = engineJson(result);
+    warn(result.targets.warnings);
+    for (const e of engineEvents(result, now)) progressLine(e.message, e);
+    if (result.added || result.removed)
+      progressLine(`published ${result.added}, removed ${result.removed}`, {
+        event: 'published',
+        fields: { added: result.added, removed: result.removed },
+      });
+    const code = reportNetwork(result.network, result.promoted.some((p) => p.reloadError) ? 3 : 0);
+    reportWaits(result);
+    return { code: code || renewCode, due: result.nextDue, waiting: result.waiting, json };
+  } catch (e) {
+    return { code: fail(e), error: e, ...(json ? { json } : {}) };
+  }
+}
+
+/** "waiting: …": the chains waiting to be installed and the records retiring. */
+function reportWaits(result: EngineResult): void {
+  const retiring = result.plan.flatMap((p) => p.retiring);
+  const waits = [
+    ...result.waiting.map(
+      (w) =>
+        `${w.chain} waits for ${w.reason}${w.eta ? ` (${duration((w.eta.getTime() - Date.now()) / 1000)})` : ''}`,
+    ),
+    ...(retiring.length
+      ? [
+          `${retiring.length} record(s) retiring, next removal in ${duration(Math.min(...retiring.map((r) => r.due.getTime())) / 1000 - Date.now() / 1000)}`,
+        ]
+      : []),
+  ];
+  if (!waits.length) return;
+  progressLine(`waiting: ${waits.join('; ')}`, {
+    event: 'waiting',
+    fields: {
+      chains: result.waiting.map((w) => ({
+        service: w.service,
+        chain: w.chain,
+        reason: w.reason,
+        eta: w.eta?.toISOString() ?? null,
+      })),
+      retiring: retiring.length,
+      ...(retiring.length
+        ? {
+            nextRemoval: new Date(Math.min(...retiring.map((r) => r.due.getTime()))).toISOString(),
+          }
+        : {}),
+    },
+  });
 }
 
 /** The metrics, health and status listener (monitor.listen), loaded only when configured;

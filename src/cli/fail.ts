@@ -29,6 +29,12 @@ let jsonMode: { command: string; lines: boolean } | undefined;
 /** The warnings printed since the last envelope: the envelope's `warnings`. */
 let warned: string[] = [];
 
+/** Only an envelope reads `warned`: without `--json` nothing is kept (a daemon would otherwise
+ *  keep every run's warnings, 20,000 lines a run at 10,000 services, for as long as it runs). */
+function keepWarning(line: string): void {
+  if (jsonMode) warned.push(line);
+}
+
 /** `--json`: from now on stdout carries nothing but `command`'s JSON envelopes (the daemon's
  *  one a line, one per run); every line for humans goes to stderr. */
 export function jsonOutput(command: string, opts: { lines?: boolean } = {}): void {
@@ -53,7 +59,7 @@ export function printJson<C extends JsonCommand>(
 /** A warning that was printed in another form (an error a run worked around) but belongs in
  *  the next envelope's `warnings`. */
 export function addWarning(line: string): void {
-  warned.push(line);
+  keepWarning(line);
 }
 
 function takeWarnings(): string[] {
@@ -167,7 +173,7 @@ export function reportNetwork(
 
 export function warn(lines: string[]): void {
   for (const l of lines) {
-    warned.push(l);
+    keepWarning(l);
     logLine(`tlsa: warning: ${l}`, l, { level: 'warn', event: 'warning' });
   }
 }

@@ -3,7 +3,7 @@
  *  live/) is followed. A refusal is an InputFileError: "cannot read WHAT: it is a FIFO …". */
 import { statSync, type Stats } from 'node:fs';
 import { InputError, errnoCode } from '../errors.js';
-import { readRegularFile } from './regular-file.js';
+import { readRegularFile, readRegularText, type Refusal } from './regular-file.js';
 
 /** PEM certificates, chains and keys: a long chain is a few tens of KiB. */
 export const MAX_PEM_BYTES = 1024 * 1024;
@@ -64,31 +64,37 @@ function openReason(file: string, e: unknown): string {
   return code;
 }
 
-export function readInputFile(file: string, opts: ReadInputOptions): Buffer {
+/** How a refusal reads: "cannot read WHAT: REASON". */
+function refusal(file: string, opts: ReadInputOptions): (r: Refusal) => Error {
   const refuse = (reason: string) => new InputFileError(opts.what, reason, opts.shownAs ?? file);
-  return readRegularFile(file, {
-    maxBytes: opts.maxBytes,
-    refuse: (r) => {
-      switch (r.kind) {
-        case 'open':
-          return refuse(openReason(file, r.error));
-        case 'not-regular':
-          return refuse(`it is ${fileKind(r.stats)}, not a regular file`);
-        case 'too-big':
-          return refuse(
-            `it has more than ${sizeText(opts.maxBytes)}, the limit for this input (is it the right file?)`,
-          );
-        case 'read':
-          return refuse(
-            errnoCode(r.error) === 'EISDIR'
-              ? 'it is a directory, not a regular file'
-              : errnoCode(r.error),
-          );
-      }
-    },
-  });
+  return (r) => {
+    switch (r.kind) {
+      case 'open':
+        return refuse(openReason(file, r.error));
+      case 'not-regular':
+        return refuse(`it is ${fileKind(r.stats)}, not a regular file`);
+      case 'too-big':
+        return refuse(
+          `it has more than ${sizeText(opts.maxBytes)}, the limit for this input (is it the right file?)`,
+        );
+      case 'read':
+        return refuse(
+          errnoCode(r.error) === 'EISDIR'
+            ? 'it is a directory, not a regular file'
+            : errnoCode(r.error),
+        );
+    }
+  };
+}
+
+export function readInputFile(file: string, opts: ReadInputOptions): Buffer {
+  return readRegularFile(file, { maxBytes: opts.maxBytes, refuse: refusal(file, opts) });
 }
 
 export function readInputText(file: string, opts: ReadInputOptions): string {
-  return readInputFile(file, opts).toString('utf8');
+  return readRegularText(file, {
+    maxBytes: opts.maxBytes,
+    refuse: refusal(file, opts),
+    encoding: 'utf8',
+  });
 }

@@ -13,6 +13,7 @@ import {
   statSync,
   type Stats,
 } from 'node:fs';
+import { StringDecoder } from 'node:string_decoder';
 import { errnoCode } from '../errors.js';
 
 /** Why the file is not read. */
@@ -50,12 +51,14 @@ function notRegularBeforeOpen(file: string, noFollow: boolean): Stats | undefine
   }
 }
 
-export function readRegularFile(
+/** Opens `file` after the checks above and hands each chunk read to `take` (the buffer is
+ *  reused: `take` must copy or decode what it keeps). False: missing, with `allowMissing`. */
+function readChunks(
   file: string,
-  o: RegularFileOptions & { allowMissing: true },
-): Buffer | undefined;
-export function readRegularFile(file: string, o: RegularFileOptions): Buffer;
-export function readRegularFile(file: string, o: RegularFileOptions): Buffer | undefined {
+  o: RegularFileOptions,
+  chunk: () => Buffer,
+  take: (bytes: Buffer) => void,
+): boolean {
   const noFollow = o.noFollow ?? false;
   const before = notRegularBeforeOpen(file, noFollow);
   if (before) throw o.refuse({ kind: 'not-regular', stats: before });
@@ -63,7 +66,7 @@ export function readRegularFile(file: string, o: RegularFileOptions): Buffer | u
   try {
     fd = openSync(file, constants.O_RDONLY | NONBLOCK | (noFollow ? constants.O_NOFOLLOW : 0));
   } catch (error) {
-    if (o.allowMissing && errnoCode(error) === 'ENOENT') return undefined;
+    if (o.allowMissing && errnoCode(error) === 'ENOENT') return false;
     throw o.refuse({ kind: 'open', error });
   }
   try {
@@ -76,23 +79,77 @@ export function readRegularFile(file: string, o: RegularFileOptions): Buffer | u
     if (!stats.isFile()) throw o.refuse({ kind: 'not-regular', stats });
     if (stats.size > o.maxBytes) throw o.refuse({ kind: 'too-big', size: stats.size });
     // Read to the end rather than trusting the size: the file may grow while it is read.
-    const chunks: Buffer[] = [];
     let total = 0;
     for (;;) {
-      const chunk = Buffer.allocUnsafe(64 * 1024);
+      const buf = chunk();
       let n: number;
       try {
-        n = readSync(fd, chunk, 0, chunk.length, null);
+        n = readSync(fd, buf, 0, buf.length, null);
       } catch (error) {
         throw o.refuse({ kind: 'read', error });
       }
       if (n === 0) break;
       total += n;
       if (total > o.maxBytes) throw o.refuse({ kind: 'too-big', size: total });
-      chunks.push(chunk.subarray(0, n));
+      take(buf.subarray(0, n));
     }
-    return Buffer.concat(chunks, total);
+    return true;
   } finally {
     closeSync(fd);
   }
+}
+
+const CHUNK_BYTES = 64 * 1024;
+
+export function readRegularFile(
+  file: string,
+  o: RegularFileOptions & { allowMissing: true },
+): Buffer | undefined;
+export function readRegularFile(file: string, o: RegularFileOptions): Buffer;
+export function readRegularFile(file: string, o: RegularFileOptions): Buffer | undefined {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  const found = readChunks(
+    file,
+    o,
+    () => Buffer.allocUnsafe(CHUNK_BYTES),
+    (bytes) => {
+      chunks.push(bytes);
+      total += bytes.length;
+    },
+  );
+  return found ? Buffer.concat(chunks, total) : undefined;
+}
+
+/** The file's text, decoded chunk by chunk: the same text as decoding all its bytes at once,
+ *  without ever holding them in one buffer. A buffer of the whole file (17 MB: the state at
+ *  10,000 services) is memory the C library keeps once freed, and it raises the size from
+ *  which the library maps (and returns) memory, so that every buffer after it stays too: a
+ *  long-running daemon would carry that for good. */
+export function readRegularText(
+  file: string,
+  o: RegularFileOptions & { allowMissing: true; encoding: 'utf8' | 'latin1' },
+): string | undefined;
+export function readRegularText(
+  file: string,
+  o: RegularFileOptions & { encoding: 'utf8' | 'latin1' },
+): string;
+export function readRegularText(
+  file: string,
+  o: RegularFileOptions & { encoding: 'utf8' | 'latin1' },
+): string | undefined {
+  const decoder = new StringDecoder(o.encoding);
+  const buf = Buffer.allocUnsafe(CHUNK_BYTES);
+  const parts: string[] = [];
+  const found = readChunks(
+    file,
+    o,
+    () => buf,
+    (bytes) => {
+      parts.push(decoder.write(bytes));
+    },
+  );
+  if (!found) return undefined;
+  parts.push(decoder.end());
+  return parts.join('');
 }

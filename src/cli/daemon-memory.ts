@@ -1,0 +1,43 @@
+/** Giving memory back between the daemon's runs. A run at 10,000 services builds a few
+ *  hundred MB of short-lived objects (the configuration read, every target, the state and
+ *  the zone parsed); V8 collects its old generation only when that has grown a few times over
+ *  what was live at the last collection, so how much of it the process still held when the
+ *  run ended, and through the sleep (often minutes), depended on when the last collection
+ *  happened: 226 to 375 MB measured. Once the run is over little is live (≈ 25 MB at 10,000
+ *  services): one full collection that also compacts (moves the survivors together, so that
+ *  the pages they were spread over can be returned) brings the process to ≈ 130 MB.
+ *
+ *  Node has no API for a collection: V8's `gc` function exists once the flag that exposes it
+ *  is set, in a context created after that (not the main one, made at start-up). Compaction
+ *  is switched on for that one collection only (V8 otherwise moves a few MB per collection).
+ *  Should a Node lack either, the daemon runs on as before, without the collection. */
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+
+let collect: (() => void) | undefined;
+let looked = false;
+
+function collector(): (() => void) | undefined {
+  if (looked) return collect;
+  looked = true;
+  try {
+    setFlagsFromString('--expose-gc');
+    const gc: unknown = runInNewContext('typeof gc === "function" ? gc : undefined');
+    if (typeof gc === 'function') collect = () => gc();
+  } catch {
+    collect = undefined;
+  }
+  return collect;
+}
+
+/** A full, compacting collection, when what a run built is garbage: call it between runs. */
+export function releaseRunMemory(): void {
+  const gc = collector();
+  if (!gc) return;
+  setFlagsFromString('--compact-on-every-full-gc');
+  try {
+    gc();
+  } finally {
+    setFlagsFromString('--no-compact-on-every-full-gc');
+  }
+}
