@@ -4,7 +4,7 @@
  * (CR LF) is kept on the lines tlsa writes.
  */
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -98,6 +98,18 @@ describe('zonefile effectiveTtl: the TTL the server serves at an owner with line
     expect(ttlOf(await p.effectiveTtl!(owner, 300))).toBe(600);
     writeFileSync(path, `${HEAD}${hand('foreign', 1200)}\n\n`);
     expect(ttlOf(await p.effectiveTtl!(owner, 300))).toBe(1200);
+  });
+
+  it('reads the file again after an edit in place of the same size whose mtime was put back (rsync --inplace -t, cp -p)', async () => {
+    const { p, path } = setup(`${HEAD}${hand('foreign', 600)}\n`);
+    const synced = 1_700_000_000; // the source's mtime, as a sync tool sets it
+    utimesSync(path, synced, synced);
+    expect(ttlOf(await p.effectiveTtl!(owner, 300))).toBe(600);
+    const before = statSync(path);
+    writeFileSync(path, `${HEAD}${hand('foreign', 900)}\n`);
+    utimesSync(path, synced, synced);
+    expect([statSync(path).size, statSync(path).mtimeMs]).toEqual([before.size, before.mtimeMs]);
+    expect(ttlOf(await p.effectiveTtl!(owner, 300))).toBe(900);
   });
 });
 
