@@ -93,6 +93,17 @@ describe('zonefile effectiveTtl: the TTL the server serves at an owner with line
     expect(await bare.p.effectiveTtl!(owner, 60)).toBe(60);
   });
 
+  it('a TTL over 2^31 - 1 (a digit too many) counts as 604800, the cap of RFC 8767, not as written', async () => {
+    const { p } = setup(`${HEAD}${hand('typo', 2 ** 31)}\n${hand('typo2', 36000000000)}\n`);
+    const got = await p.effectiveTtl!(owner, 3600);
+    expect(ttlOf(got)).toBe(604800);
+    expect((got as PublishedTtl).why).toMatch(
+      /has TTL 2147483648 \(over 2\^31 - 1: resolvers keep it up to 604800\)/,
+    );
+    const { p: max } = setup(`${HEAD}${hand('typo', 2 ** 31)}\n${hand('max', 2 ** 31 - 1)}\n`);
+    expect(ttlOf(await max.effectiveTtl!(owner, 3600))).toBe(2 ** 31 - 1);
+  });
+
   it('reads the file again when it changed (an edit between two runs of one process)', async () => {
     const { p, path } = setup(`${HEAD}${hand('foreign', 600)}\n`);
     expect(ttlOf(await p.effectiveTtl!(owner, 300))).toBe(600);
