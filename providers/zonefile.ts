@@ -169,9 +169,12 @@ export const createProvider: ProviderFactory = (options, ctx) => {
   let seen:
     | { files: string[]; sig?: number[]; zone: LoadedZone; pins?: Map<string, PinningLine> }
     | undefined;
+  // The main file is stat'ed by `path` as configured, through a link there: a link moved to
+  // another file (a release swap) changes it, where the old target, left as it was, would not.
   const signature = (files: string[]): number[] => {
     const out: number[] = [];
-    for (const f of files) {
+    for (let i = 0; i < files.length; i++) {
+      const f = i === 0 ? file : files[i]!;
       try {
         const s = statSync(f);
         out.push(s.ino, s.size, s.mtimeMs, s.ctimeMs);

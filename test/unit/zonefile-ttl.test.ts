@@ -4,7 +4,16 @@
  * (CR LF) is kept on the lines tlsa writes.
  */
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -109,6 +118,21 @@ describe('zonefile effectiveTtl: the TTL the server serves at an owner with line
     expect(ttlOf(await p.effectiveTtl!(owner, 300))).toBe(600);
     writeFileSync(path, `${HEAD}${hand('foreign', 1200)}\n\n`);
     expect(ttlOf(await p.effectiveTtl!(owner, 300))).toBe(1200);
+  });
+
+  it('reads the zone again when its path is a link moved to another file (a release swap), the old one left as it was', async () => {
+    const { p, path, dir } = setup('');
+    const v1 = join(dir, 'v1.db');
+    const v2 = join(dir, 'v2.db');
+    writeFileSync(v1, `${HEAD}${hand('foreign', 600)}\n`);
+    writeFileSync(v2, `${HEAD}${hand('foreign', 1200)}\n`);
+    rmSync(path);
+    symlinkSync(v1, path);
+    expect(ttlOf(await p.effectiveTtl!(owner, 300))).toBe(600);
+    symlinkSync(v2, `${path}.new`);
+    renameSync(`${path}.new`, path);
+    expect(ttlOf(await p.effectiveTtl!(owner, 300))).toBe(1200);
+    expect((await p.list(owner)).map((r) => r.data)).toEqual([h('foreign')]);
   });
 
   it('reads the file again after an edit in place of the same size whose mtime was put back (rsync --inplace -t, cp -p)', async () => {
