@@ -16,7 +16,17 @@ export interface PinningLine {
   ttl: number;
   file: string;
   line: number;
+  /** The TTL written on the line, when over MAX_TTL (`ttl` is then CAPPED_TTL). */
+  written?: number;
 }
+
+/** The highest TTL (RFC 2181 section 8): a TTL with the top bit set is served as 0 by BIND
+ *  ("> MAXTTL, setting TTL to 0") but as written by Knot, and a resolver then takes it as 0
+ *  (RFC 2181) or caps it (RFC 8767: days, 7 recommended). */
+const MAX_TTL = 2 ** 31 - 1;
+/** What such a TTL counts as: RFC 8767's recommended cap, the highest TTL tlsa writes. Taken
+ *  as written, one digit too many made tlsa wait for decades. */
+const CAPPED_TTL = 604800;
 
 /** Per owner name, its unmarked TLSA line with the highest known TTL (a line without a TTL
  *  and no $TTL above it takes the server's default, which tlsa cannot know: not counted). */
@@ -26,8 +36,15 @@ export function foreignTtls(
   const out = new Map<string, PinningLine>();
   for (const { file, entry: e } of all) {
     if (!e.record || e.managed || e.ttl === undefined) continue;
+    const ttl = e.ttl > MAX_TTL ? CAPPED_TTL : e.ttl;
     const known = out.get(e.record.owner);
-    if (!known || e.ttl > known.ttl) out.set(e.record.owner, { ttl: e.ttl, file, line: e.line });
+    if (!known || ttl > known.ttl)
+      out.set(e.record.owner, {
+        ttl,
+        file,
+        line: e.line,
+        ...(e.ttl > MAX_TTL ? { written: e.ttl } : {}),
+      });
   }
   return out;
 }
@@ -36,7 +53,11 @@ export function foreignTtls(
  *  a line tlsa did not write, with why. */
 export function publishedTtl(ttl: number, pin: PinningLine | undefined): number | PublishedTtl {
   if (!pin || pin.ttl <= ttl) return ttl;
-  const cause = `a TLSA line there not written by tlsa (${pin.file} line ${pin.line}) has TTL ${pin.ttl}`;
+  const written =
+    pin.written === undefined
+      ? pin.ttl
+      : `${pin.written} (over 2^31 - 1: resolvers keep it up to ${pin.ttl})`;
+  const cause = `a TLSA line there not written by tlsa (${pin.file} line ${pin.line}) has TTL ${written}`;
   return {
     ttl: pin.ttl,
     why: `raised from ${ttl}: ${cause}, and the server serves the RRset with one TTL; lower that line's TTL to publish with ${ttl}`,

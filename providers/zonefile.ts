@@ -162,19 +162,24 @@ export const createProvider: ProviderFactory = (options, ctx) => {
 
   // Reads (effectiveTtl once per owner, then the listing) share one parse of the zone while its
   // files stay as they were; a write re-reads under the lock, whatever was seen before.
-  // The signature is numbers (inode, size, mtime per file; -1s where a file is missing)
-  // compared in place: a read per owner builds no strings.
+  // The signature is numbers (inode, size, mtime, ctime per file; -1s where a file is missing)
+  // compared in place: a read per owner builds no strings. The ctime: a sync tool that writes
+  // in place and puts the source's mtime back (rsync --inplace -t, cp -p) keeps inode, size
+  // (a TLSA line's new data has the old length) and mtime, but every write moves the ctime.
   let seen:
     | { files: string[]; sig?: number[]; zone: LoadedZone; pins?: Map<string, PinningLine> }
     | undefined;
+  // The main file is stat'ed by `path` as configured, through a link there: a link moved to
+  // another file (a release swap) changes it, where the old target, left as it was, would not.
   const signature = (files: string[]): number[] => {
     const out: number[] = [];
-    for (const f of files) {
+    for (let i = 0; i < files.length; i++) {
+      const f = i === 0 ? file : files[i]!;
       try {
         const s = statSync(f);
-        out.push(s.ino, s.size, s.mtimeMs);
+        out.push(s.ino, s.size, s.mtimeMs, s.ctimeMs);
       } catch {
-        out.push(-1, -1, -1);
+        out.push(-1, -1, -1, -1);
       }
     }
     return out;

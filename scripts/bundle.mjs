@@ -5,7 +5,8 @@
 //                         yaml included) as one CommonJS script; the provider SDKs
 //                         (@aws-sdk/*, cloudflare), croner and prom-client stay outside,
 //                         required only when the provider or the daemon that needs them runs
-//   cli-<hash>.cjs.cache  V8's code cache for it, made by one `plan` on config.example.yaml
+//   cli-<hash>.cjs.cache  V8's code cache for it (twice: src/cli/code-cache-file.ts), made by
+//                         one `plan` on config.example.yaml
 //   main.cjs              src/cli/launcher.ts as CommonJS, replacing tsc's main.cjs (the
 //                         unbundled CLI's start, main.cts): the path of bin, hooks, units, tests
 //   main.js               the same launcher as an ES module, replacing tsc's main.js, for
@@ -35,7 +36,12 @@ try {
 }
 
 for (const f of readdirSync(out)) {
-  if (/^cli-[A-Z0-9]+\.cjs(\.cache)?$/.test(f) || f === 'main.js.map' || f === 'main.cjs.map')
+  // (.cli-….cache.<pid>.tmp: a cache write that a crash cut short)
+  if (
+    /^cli-[A-Z0-9]+\.cjs(\.cache)?$|^\.cli-[A-Z0-9]+\.cjs\.cache\.\d+\.tmp$/.test(f) ||
+    f === 'main.js.map' ||
+    f === 'main.cjs.map'
+  )
     rmSync(join(out, f));
 }
 

@@ -1,8 +1,9 @@
 /** Running the CLI bundle (scripts/bundle.mjs) with V8's code cache; see launcher.ts. */
-import { readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
 import { Script } from 'node:vm';
+import { readCodeCache, writeCodeCache } from './code-cache-file.js';
 
 /** Every command of the CLI (options.ts has them with their help; a unit test keeps the two in
  *  step). Listed here so that the launcher need not load the option table. */
@@ -50,7 +51,8 @@ export function mayWriteCodeCache(argv: string[]): boolean {
 
 /** Run a CommonJS bundle with its V8 code cache. The cache is written by the build (after a
  *  representative run, so that it holds the functions a config command compiles) and again,
- *  when it was missing or rejected (another Node version, other V8 flags), at the end of a run
+ *  when it was missing, damaged (code-cache-file.ts) or rejected (another Node version, other
+ *  V8 flags), at the end of a run
  *  that succeeded (exit 0) and that `mayWriteCodeCache` allows: best effort, an install
  *  directory may be read-only. The bundle's file name carries its content hash, so a cache
  *  never outlives the code it was made from (V8 itself checks only the source length). */
@@ -59,35 +61,16 @@ export function runBundle(bundleFile: string, argv: string[]): void {
   // read is the one V8 compiles, with no copy made of it.
   const source = readFileSync(bundleFile, 'latin1');
   const cacheFile = `${bundleFile}.cache`;
-  let cachedData: Buffer | undefined;
-  try {
-    cachedData = readFileSync(cacheFile);
-  } catch {
-    cachedData = undefined;
-  }
+  const cachedData = readCodeCache(cacheFile);
   const script = new Script(source, {
     filename: bundleFile,
     ...(cachedData ? { cachedData } : {}),
   });
   if ((!cachedData || script.cachedDataRejected) && mayWriteCodeCache(argv))
     process.once('exit', (code) => {
-      if (code === 0) writeCache(cacheFile, script);
+      if (code === 0) writeCodeCache(cacheFile, () => script.createCachedData());
     });
   const module = { exports: {} };
   const wrapper = script.runInThisContext() as (...args: unknown[]) => void;
   wrapper(module.exports, createRequire(bundleFile), module, bundleFile, dirname(bundleFile));
-}
-
-function writeCache(cacheFile: string, script: Script): void {
-  const tmp = `${cacheFile}.${process.pid}.tmp`;
-  try {
-    writeFileSync(tmp, script.createCachedData());
-    renameSync(tmp, cacheFile);
-  } catch {
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // nothing was written
-    }
-  }
 }

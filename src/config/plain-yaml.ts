@@ -24,6 +24,10 @@ const PLAIN_KEY = /^[A-Za-z0-9_][A-Za-z0-9_./-]*$/;
 /** YAML's limit on an implicit key (1024 characters), kept well inside. */
 const MAX_KEY_LENGTH = 1000;
 
+/** Flow collections nested deeper are left to `yaml`, whose recursive parser refuses them
+ *  once it runs out of stack (≈ 900 levels here, fewer on a deeper stack). */
+const MAX_FLOW_DEPTH = 64;
+
 /** Plain scalars that start with an indicator are left to `yaml` (anchors, tags, block
  *  scalars, aliases, directives, explicit keys, reserved characters, `- ` entries); a `-`
  *  before other text (`-5`, `-x`) starts a plain scalar. */
@@ -100,10 +104,10 @@ function quoted(text: string, start: number): { value: string; end: number } {
 }
 
 /** A flow value inside [...] or {...}: quoted, nested, or plain up to the next `,`, `]`, `}`. */
-function flowValue(text: string, start: number): { value: unknown; end: number } {
+function flowValue(text: string, start: number, depth: number): { value: unknown; end: number } {
   const c = text[start];
   if (c === '"' || c === "'") return quoted(text, start);
-  if (c === '[' || c === '{') return flowCollection(text, start);
+  if (c === '[' || c === '{') return flowCollection(text, start, depth + 1);
   let end = start;
   while (end < text.length && !',[]{}'.includes(text[end]!)) end++;
   const raw = trimSpaces(text.slice(start, end));
@@ -116,8 +120,14 @@ function skipSpaces(text: string, i: number): number {
   return i;
 }
 
-/** `[a, b]` or `{k: v, …}` on one line; no empty entries, no trailing comma. */
-function flowCollection(text: string, start: number): { value: unknown; end: number } {
+/** `[a, b]` or `{k: v, …}` on one line, `depth` levels deep; no empty entries, no trailing
+ *  comma. */
+function flowCollection(
+  text: string,
+  start: number,
+  depth: number,
+): { value: unknown; end: number } {
+  if (depth > MAX_FLOW_DEPTH) outside();
   const isSeq = text[start] === '[';
   const close = isSeq ? ']' : '}';
   const seq: unknown[] = [];
@@ -126,7 +136,7 @@ function flowCollection(text: string, start: number): { value: unknown; end: num
   if (text[i] === close) return { value: isSeq ? seq : map, end: i + 1 };
   for (;;) {
     if (isSeq) {
-      const item = flowValue(text, i);
+      const item = flowValue(text, i, depth);
       seq.push(item.value);
       i = item.end;
     } else {
@@ -134,7 +144,7 @@ function flowCollection(text: string, start: number): { value: unknown; end: num
       while (k < text.length && text[k] !== ':' && !',[]{}'.includes(text[k]!)) k++;
       const key = mappingKey(text.slice(i, k));
       if (text[k] !== ':' || text[k + 1] !== ' ' || Object.hasOwn(map, key)) outside();
-      const item = flowValue(text, skipSpaces(text, k + 1));
+      const item = flowValue(text, skipSpaces(text, k + 1), depth);
       map[key] = item.value;
       i = item.end;
     }
@@ -149,7 +159,7 @@ function flowCollection(text: string, start: number): { value: unknown; end: num
 function inlineValue(text: string): unknown {
   const c = text[0];
   if (c === '"' || c === "'" || c === '[' || c === '{') {
-    const { value, end } = c === '[' || c === '{' ? flowCollection(text, 0) : quoted(text, 0);
+    const { value, end } = c === '[' || c === '{' ? flowCollection(text, 0, 1) : quoted(text, 0);
     if (!restIsComment(text, end)) outside();
     return value;
   }

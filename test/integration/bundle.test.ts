@@ -275,6 +275,58 @@ describe('bundled CLI', () => {
     expect(rewritten.equals(Buffer.alloc(rewritten.length, 7))).toBe(false);
   });
 
+  it('a damaged code cache of the right length (a write a power loss cut short: zeros) is not run: the command works and the cache is written anew', () => {
+    // V8 checks a cache's header, not its bytes: such a cache crashed every start (SIGSEGV).
+    const cache = `${bundleFile()}.cache`;
+    expect(runBundled(['--config', EXAMPLE, 'status']).code).toBe(0);
+    const damaged = fs.readFileSync(cache);
+    damaged.fill(0, damaged.length >> 2, damaged.length >> 1);
+    fs.writeFileSync(cache, damaged);
+    const r = runBundled(['--config', EXAMPLE, 'status']);
+    expect(r.code, show(r)).toBe(0);
+    expect(r.stdout).toContain('No records owned by tlsa');
+    expect(fs.readFileSync(cache).equals(damaged)).toBe(false);
+    const again = runBundled(['--config', EXAMPLE, 'plan']);
+    expect(again.code, show(again)).toBe(0);
+  });
+
+  it('a FIFO or a link to a device at the code cache path: the command neither waits nor fails, and puts a file where the link was', () => {
+    const cache = `${bundleFile()}.cache`;
+    fs.rmSync(cache);
+    spawnSync('mkfifo', [cache]);
+    expect(fs.statSync(cache).isFIFO()).toBe(true);
+    const r = runBundled(['--config', EXAMPLE, 'status']);
+    expect(r.code, show(r)).toBe(0);
+    expect(fs.lstatSync(cache).isFile()).toBe(true);
+    fs.rmSync(cache);
+    fs.symlinkSync('/dev/zero', cache);
+    const viaLink = runBundled(['--config', EXAMPLE, 'plan']);
+    expect(viaLink.code, show(viaLink)).toBe(0);
+    expect(fs.lstatSync(cache).isFile()).toBe(true);
+    expect(fs.statSync(cache).size).toBeGreaterThan(100_000);
+  });
+
+  it('the code cache is written 0644 whatever the umask: it is code that root may run', () => {
+    const cache = `${bundleFile()}.cache`;
+    fs.rmSync(cache);
+    const r = spawnSync(
+      '/bin/sh',
+      [
+        '-c',
+        'umask 000; exec "$@"',
+        'sh',
+        process.execPath,
+        path.join(cliDir, 'main.cjs'),
+        '--config',
+        EXAMPLE,
+        'status',
+      ],
+      { cwd: pkg, encoding: 'utf8', timeout: 60_000 },
+    );
+    expect(r.status, `${r.stdout}${r.stderr}`).toBe(0);
+    expect(fs.statSync(cache).mode & 0o777).toBe(0o644);
+  });
+
   it('--help, generate, a bad config or plan --help never write the code cache: plan does', () => {
     // V8 caches only what a run compiled, and an accepted cache is never written again: one
     // written by a run that compiled a fraction of the CLI would stay until the next build.

@@ -110,6 +110,9 @@ describe('readPlainYaml leaves the rest to yaml', () => {
     ['text after a flow collection', y('a: [1] x')],
     ['a mapping in a value', y('a: b: c')],
     ['nesting deeper than the stack', y(`a: ${'['.repeat(100_000)}${']'.repeat(100_000)}`)],
+    // yaml refuses this (its parser runs out of stack), so it is not read either
+    ['flow nesting 1,000 deep', y(`a: ${'['.repeat(1000)}${']'.repeat(1000)}`)],
+    ['flow mappings nested 1,000 deep', y(`a: ${'{b: '.repeat(1000)}1${'}'.repeat(1000)}`)],
   ])('%s', (_name, text) => {
     expect(readPlainYaml(text)).toBeUndefined();
   });

@@ -4,7 +4,16 @@
  * (CR LF) is kept on the lines tlsa writes.
  */
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -98,11 +107,49 @@ describe('zonefile effectiveTtl: the TTL the server serves at an owner with line
     expect(await bare.p.effectiveTtl!(owner, 60)).toBe(60);
   });
 
+  it('a TTL over 2^31 - 1 (a digit too many) counts as 604800, the cap of RFC 8767, not as written', async () => {
+    const { p } = setup(`${HEAD}${hand('typo', 2 ** 31)}\n${hand('typo2', 36000000000)}\n`);
+    const got = await p.effectiveTtl!(owner, 3600);
+    expect(ttlOf(got)).toBe(604800);
+    expect((got as PublishedTtl).why).toMatch(
+      /has TTL 2147483648 \(over 2\^31 - 1: resolvers keep it up to 604800\)/,
+    );
+    const { p: max } = setup(`${HEAD}${hand('typo', 2 ** 31)}\n${hand('max', 2 ** 31 - 1)}\n`);
+    expect(ttlOf(await max.effectiveTtl!(owner, 3600))).toBe(2 ** 31 - 1);
+  });
+
   it('reads the file again when it changed (an edit between two runs of one process)', async () => {
     const { p, path } = setup(`${HEAD}${hand('foreign', 600)}\n`);
     expect(ttlOf(await p.effectiveTtl!(owner, 300))).toBe(600);
     writeFileSync(path, `${HEAD}${hand('foreign', 1200)}\n\n`);
     expect(ttlOf(await p.effectiveTtl!(owner, 300))).toBe(1200);
+  });
+
+  it('reads the zone again when its path is a link moved to another file (a release swap), the old one left as it was', async () => {
+    const { p, path, dir } = setup('');
+    const v1 = join(dir, 'v1.db');
+    const v2 = join(dir, 'v2.db');
+    writeFileSync(v1, `${HEAD}${hand('foreign', 600)}\n`);
+    writeFileSync(v2, `${HEAD}${hand('foreign', 1200)}\n`);
+    rmSync(path);
+    symlinkSync(v1, path);
+    expect(ttlOf(await p.effectiveTtl!(owner, 300))).toBe(600);
+    symlinkSync(v2, `${path}.new`);
+    renameSync(`${path}.new`, path);
+    expect(ttlOf(await p.effectiveTtl!(owner, 300))).toBe(1200);
+    expect((await p.list(owner)).map((r) => r.data)).toEqual([h('foreign')]);
+  });
+
+  it('reads the file again after an edit in place of the same size whose mtime was put back (rsync --inplace -t, cp -p)', async () => {
+    const { p, path } = setup(`${HEAD}${hand('foreign', 600)}\n`);
+    const synced = 1_700_000_000; // the source's mtime, as a sync tool sets it
+    utimesSync(path, synced, synced);
+    expect(ttlOf(await p.effectiveTtl!(owner, 300))).toBe(600);
+    const before = statSync(path);
+    writeFileSync(path, `${HEAD}${hand('foreign', 900)}\n`);
+    utimesSync(path, synced, synced);
+    expect([statSync(path).size, statSync(path).mtimeMs]).toEqual([before.size, before.mtimeMs]);
+    expect(ttlOf(await p.effectiveTtl!(owner, 300))).toBe(900);
   });
 });
 
