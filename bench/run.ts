@@ -86,13 +86,31 @@ function parseRuns(raw: string | undefined): number {
   return n;
 }
 
+/** `cmd` run without NODE_EXTRA_CA_CERTS (see `withoutExtraCa`). */
+const NO_EXTRA_CA = '\0unset';
+
+function envOf(cmd: Cmd): NodeJS.ProcessEnv | undefined {
+  if (!cmd.env) return undefined;
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  for (const [k, v] of Object.entries(cmd.env))
+    if (v === NO_EXTRA_CA) delete env[k];
+    else env[k] = v;
+  return env;
+}
+
+/** The same command with NODE_EXTRA_CA_CERTS unset: Node reads that file at every start, before
+ *  any script (Debian's 220 kB CA bundle: ≈ 80 % of a bare `node -e 0`'s instructions), so where it
+ *  is set it weighs on the floor and on tlsa alike and shrinks every start-up ratio. */
+const withoutExtraCa = (c: Cmd): Cmd => ({
+  ...c,
+  label: `${c.label}, without NODE_EXTRA_CA_CERTS`,
+  env: { ...c.env, NODE_EXTRA_CA_CERTS: NO_EXTRA_CA },
+});
+
 function run(cmd: Cmd): { ms: number; stdout: string } {
   const start = process.hrtime.bigint();
-  const r = spawnSync(cmd.file, cmd.args, {
-    cwd: ROOT,
-    encoding: 'utf8',
-    ...(cmd.env ? { env: { ...process.env, ...cmd.env } } : {}),
-  });
+  const env = envOf(cmd);
+  const r = spawnSync(cmd.file, cmd.args, { cwd: ROOT, encoding: 'utf8', ...(env ? { env } : {}) });
   const ms = Number(process.hrtime.bigint() - start) / 1e6;
   if (r.error) throw new Error(`${cmd.label}: ${r.error.message}`);
   if (r.status !== 0) throw new Error(`${cmd.label}: exit ${r.status}\n${r.stderr}`);
@@ -201,6 +219,19 @@ function main(): void {
     const ofMedians = stat(c, 50) / stat(floor, 50);
     return `| ${c.label} / node -e 0 | ${med.toFixed(2)}× | ${percentile(ratios, 0).toFixed(2)}–${percentile(ratios, 100).toFixed(2)}× | ${ofMedians.toFixed(2)}× | ${text} | ${verdict(med <= target)} |`;
   });
+  // Where the machine sets NODE_EXTRA_CA_CERTS, the same pairs without it, for reference.
+  const bareRows: string[] = [];
+  if (process.env.NODE_EXTRA_CA_CERTS) {
+    const bareFloor = withoutExtraCa(floor);
+    const bare = [plan, status, hook, version].map(withoutExtraCa);
+    const pairedBare = pairedRatios(bare, bareFloor, runs);
+    for (const c of bare) {
+      const ratios = pairedBare.get(c) ?? [];
+      bareRows.push(
+        `| ${c.label} / node -e 0 (also without it) | ${percentile(ratios, 50).toFixed(2)}× | ${percentile(ratios, 0).toFixed(2)}–${percentile(ratios, 100).toFixed(2)}× | (reference) |`,
+      );
+    }
+  }
 
   const cpu =
     /^model name\s*:\s*(.+)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown';
@@ -240,6 +271,18 @@ function main(): void {
     `|---|---:|---:|---:|---|---|`,
     ...startRows,
     ``,
+    ...(bareRows.length
+      ? [
+          `The same pairs with NODE_EXTRA_CA_CERTS unset for both sides (Node loads that file at`,
+          `every start before any script, so where it is set the floor is heavier and every ratio`,
+          `smaller):`,
+          ``,
+          `| start-up vs node -e 0 | median of paired ratios | min–max | |`,
+          `|---|---:|---:|---|`,
+          ...bareRows,
+          ``,
+        ]
+      : []),
   ].join('\n');
 
   writeFileSync(`${ROOT}bench/results.md`, md);
