@@ -6,6 +6,7 @@ import { exchangeJson, retryTransient, Transient } from './http.js';
 import { retryAfterMs } from './kit.js';
 import type { SetRecord } from './kit-rrset.js';
 import { serialRisesOnEveryWrite } from './powerdns-serials.js';
+import { longestZoneOf, zoneIndex } from './powerdns-zone-index.js';
 
 export interface PdnsRRset {
   name: string;
@@ -140,7 +141,7 @@ export function powerdnsApi(cfg: {
       return p;
     };
   };
-  const allZones = cached(() => getZones('', 'listing zones'));
+  const allZones = cached(async () => zoneIndex(await getZones('', 'listing zones')));
   const theZone = cached(async () => {
     const z = fixedZone!;
     const found = (await getZones(`zone=${encodeURIComponent(z)}&`, `looking up zone ${z}`)).find(
@@ -157,11 +158,9 @@ export function powerdnsApi(cfg: {
       return theZone();
     }
     const zones = await allZones();
-    const best = zones
-      .filter((z) => inZone(z.name))
-      .sort((a, b) => b.name.length - a.name.length)[0];
+    const best = longestZoneOf(owner, zones.byName);
     if (best) return best;
-    const known = zones.map((z) => z.name);
+    const known = zones.list.map((z) => z.name);
     throw fail(
       `no zone on ${server} contains ${owner} (zones: ${known.slice(0, 10).join(', ') || 'none'}${known.length > 10 ? ', …' : ''}); create the zone or set the option "zone"`,
     );
