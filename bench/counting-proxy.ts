@@ -2,8 +2,8 @@
 // counted as reads and writes without touching the provider (DNS by opcode: UPDATE is a write;
 // HTTP by method: GET is a read).
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
-import { createServer as createHttpServer, request } from 'node:http';
 import { connect, createServer, type Server, type Socket } from 'node:net';
+import { type HttpTap, startHttpTap } from '../test/lab/http-tap.js';
 import { freePort } from '../test/lab/lab.js';
 
 export interface Counts {
@@ -88,39 +88,4 @@ export async function countingProxy(
 }
 
 /** An HTTP proxy on loopback in front of `upstream` (e.g. the PowerDNS API) counting requests. */
-export async function countingHttpProxy(
-  upstream: string,
-): Promise<{ url: string; counts: Counts; close(): Promise<void> }> {
-  const counts: Counts = { reads: 0, writes: 0 };
-  const target = new URL(upstream);
-  const server = createHttpServer((req, res) => {
-    if ((req.method ?? 'GET') === 'GET') counts.reads++;
-    else counts.writes++;
-    const up = request(
-      {
-        host: target.hostname,
-        port: target.port,
-        path: req.url,
-        method: req.method,
-        headers: req.headers,
-      },
-      (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(res);
-      },
-    );
-    up.on('error', () => res.destroy());
-    req.pipe(up);
-  });
-  server.keepAliveTimeout = 1000;
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const { port } = server.address() as { port: number };
-  return {
-    url: `http://127.0.0.1:${port}`,
-    counts,
-    close: async () => {
-      server.closeAllConnections();
-      await new Promise<void>((r) => server.close(() => r()));
-    },
-  };
-}
+export const countingHttpProxy = (upstream: string): Promise<HttpTap> => startHttpTap(upstream);

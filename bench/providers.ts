@@ -10,8 +10,8 @@
 //
 // The servers are the lab's (test/lab), with the zone's 1,000 owner names loaded at start.
 //
-// Counting: PowerDNS requests by wrapping the global fetch the provider calls (GET = read,
-// PATCH = write); Knot DNS messages with a counting UDP/TCP proxy on loopback in front of knotd
+// Counting: PowerDNS requests at an HTTP proxy in front of its API (test/lab/http-tap.ts; GET =
+// read, PATCH = write); Knot DNS messages with a counting UDP/TCP proxy on loopback in front of knotd
 // (opcode QUERY = read, UPDATE = write). Each run uses a fresh provider instance, as a CLI run
 // does, so zone discovery is counted: PowerDNS `GET /zones` once; rfc2136 without the option
 // "zone" one SOA query per owner name (also shown with "zone" set).
@@ -26,6 +26,7 @@ import { createProvider as createPowerDns } from '../providers/powerdns.js';
 import { createProvider as createRfc2136 } from '../providers/rfc2136.js';
 import { rdataText, type TlsaRecord } from '../src/tlsa/record.js';
 import { type Counts, countingProxy } from './counting-proxy.js';
+import { type HttpTap, startHttpTap } from '../test/lab/http-tap.js';
 import { startKnot } from '../test/lab/knot.js';
 import { stopAll, toolPath } from '../test/lab/lab.js';
 import { startPowerDns } from '../test/lab/powerdns.js';
@@ -177,8 +178,8 @@ function spawnText(bin: string, args: string[]): string {
 }
 
 /** The TLSA records of every owner as the API has them (not counted, not through the provider). */
-async function pdnsState(p: Pdns, fetchFn: typeof fetch): Promise<Map<string, string[]>> {
-  const res = await fetchFn(`${p.apiUrl}/api/v1/servers/localhost/zones/${ZONE}`, {
+async function pdnsState(p: Pdns): Promise<Map<string, string[]>> {
+  const res = await fetch(`${p.apiUrl}/api/v1/servers/localhost/zones/${ZONE}`, {
     headers: { 'X-API-Key': p.apiKey },
   });
   const body = (await res.json()) as {
@@ -297,27 +298,23 @@ const ratio = (a: number, b: number) =>
   b === 0 ? '–' : `${(a / b).toFixed(a / b >= 10 ? 0 : 1)}×`;
 
 async function main(): Promise<void> {
-  const realFetch = globalThis.fetch.bind(globalThis);
-  const pdnsCounts: Counts = { reads: 0, writes: 0 };
   let pdns: Pdns | undefined;
   let knot: Knot | undefined;
   let proxy: Awaited<ReturnType<typeof countingProxy>> | undefined;
+  let tap: HttpTap | undefined;
   try {
     process.stderr.write(
       `bench: starting pdns_server and knotd with ${OWNERS} owner names each …\n`,
     );
     [pdns, knot] = await Promise.all([startPowerDnsWithOwners(), startKnotWithOwners()]);
     proxy = await countingProxy(knot.port, HOST);
+    // Every request the powerdns provider makes passes the tap: counted there.
+    tap = await startHttpTap(pdns.apiUrl);
     const pd = pdns;
     const kn = knot;
     const px = proxy;
-    // Every request the powerdns provider makes goes through the global fetch: count them.
-    globalThis.fetch = (async (input: Parameters<typeof fetch>[0], init?: RequestInit) => {
-      const method = (init?.method ?? 'GET').toUpperCase();
-      if (method === 'GET') pdnsCounts.reads++;
-      else pdnsCounts.writes++;
-      return realFetch(input, init);
-    }) as typeof fetch;
+    const pdnsCounts = tap.counts;
+    const pdnsUrl = tap.url;
     const direct = rfc2136(kn.port, kn.key, { zone: ZONE }); // verification: not through the proxy
     const pdnsGen = newGen();
     const knotGen = newGen();
@@ -328,10 +325,10 @@ async function main(): Promise<void> {
     const targets: Target[] = [
       {
         label: `PowerDNS ${pd.version} (HTTP API, sqlite3; settle_ms 250, the default)`,
-        provider: () => createPowerDns({ url: pd.apiUrl, api_key: pd.apiKey }, ctx('bench')),
+        provider: () => createPowerDns({ url: pdnsUrl, api_key: pd.apiKey }, ctx('bench')),
         gen: pdnsGen,
         counts: () => pdnsCounts,
-        verify: async () => checkState('powerdns', pdnsGen, await pdnsState(pd, realFetch)),
+        verify: async () => checkState('powerdns', pdnsGen, await pdnsState(pd)),
       },
       {
         label: `Knot ${kn.version} (RFC 2136; zone found by SOA query per name, the default)`,
@@ -414,7 +411,7 @@ async function main(): Promise<void> {
       '',
       table,
       '',
-      'API calls: PowerDNS HTTP requests (R = GET, W = PATCH; counted at the global fetch the provider uses), Knot DNS',
+      'API calls: PowerDNS HTTP requests (R = GET, W = PATCH; counted at an HTTP proxy in front of the API), Knot DNS',
       'messages (R = QUERY, W = UPDATE; counted by a UDP/TCP proxy on loopback in front of knotd, which both modes pass',
       'through). Every run is checked afterwards: the server must hold exactly the desired records.',
       '',
@@ -431,7 +428,7 @@ async function main(): Promise<void> {
     writeFileSync(join(ROOT, 'bench', 'results-providers.md'), text);
     process.stdout.write(`${text}\n`);
   } finally {
-    globalThis.fetch = realFetch;
+    await tap?.close();
     await proxy?.close();
     await stopAll();
   }

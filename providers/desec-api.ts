@@ -119,6 +119,7 @@ export function desecApi(cfg: {
           timeoutMs: cfg.timeoutMs,
         },
         `the deSEC API at ${api.origin} (${what})`,
+        fail,
       );
       const links = parseLinks(res.headers.get('link'));
       if (res.ok || okStatuses.includes(res.status))

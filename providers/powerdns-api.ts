@@ -2,7 +2,7 @@
  *  whole story): requests with retries and errors mapped to ProviderErrors, zone discovery, and
  *  the TLSA (TXT) and CNAME RRsets at owner names with the zone's serial. */
 import { EXIT } from '../src/errors.js';
-import { exchangeJson, retryTransient, Transient } from './http.js';
+import { type AnswerHeaders, exchangeJson, retryTransient, Transient } from './http.js';
 import { retryAfterMs } from './kit.js';
 import type { SetRecord } from './kit-rrset.js';
 import { serialRisesOnEveryWrite } from './powerdns-serials.js';
@@ -76,11 +76,12 @@ export function powerdnsApi(cfg: {
 
   /** request(), with the answer's headers (a PATCH's new serial). */
   async function send(method: string, path: string, what: string, body?: unknown, once = false) {
-    const exchange = async (): Promise<{ json: unknown; headers: Headers }> => {
+    const exchange = async (): Promise<{ json: unknown; headers: AnswerHeaders }> => {
       const { res, text, json } = await exchangeJson(
         `${apiRoot}${path}`,
         { method, headers: { 'X-API-Key': apiKey! }, body, timeoutMs },
         `the PowerDNS API at ${baseUrl.origin} (${what})`,
+        fail,
       );
       if (res.ok) return { json, headers: res.headers };
       const said = (json as { error?: unknown } | undefined)?.error;

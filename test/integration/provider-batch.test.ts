@@ -2,13 +2,15 @@
  *  pdns_server (sqlite3, DNSSEC) and on desec-api-fake: one write request for many owner names,
  *  one read for listing them, repair of an owner another writer touched between our write and
  *  our read-back, and a CNAME at one owner reported by name before anything is written.
- *  PowerDNS requests are counted by wrapping the global fetch the provider calls; the deSEC
- *  fake counts accepted writes itself (a bulk request once, as deSEC's write limit does). */
+ *  The providers talk through a loopback HTTP proxy (test/lab/http-tap.ts) that logs their
+ *  requests; the deSEC fake also counts accepted writes itself (a bulk request once, as deSEC's
+ *  write limit does). */
 import { createHash } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { OwnerChange } from '../../providers/contract.js';
 import { rdataText, type TlsaRecord } from '../../src/tlsa/record.js';
 import { startDesecApiFake, type DesecApiFake } from '../fakes/desec-api-fake.js';
+import { type HttpTap, startHttpTap, type TapCall } from '../lab/http-tap.js';
 import { labDescribe, stopAll } from '../lab/lab.js';
 import { POWERDNS_TOOLS, startPowerDns, type PowerDnsServer } from '../lab/powerdns.js';
 import { desecProvider, readFake } from './contract/desec.js';
@@ -52,41 +54,12 @@ function expected(o: string, i: number): string[] {
   return keys(i < 10 ? [rec(o, 'ours')] : [rec(o, 'foreign'), rec(o, 'ours')]);
 }
 
-type Fetch = typeof globalThis.fetch;
-const realFetch: Fetch = globalThis.fetch.bind(globalThis);
+type Call = TapCall;
 
-interface Call {
-  method: string;
-  path: string;
-  body?: unknown;
-}
-
-/** Wrap the global fetch: every request the provider makes is logged (path relative to `base`);
- *  `after` runs once a request's answer is in, before the provider sees it. */
-function countRequests(base: string, after?: (c: Call) => Promise<void>): Call[] {
-  const calls: Call[] = [];
-  let inside = false;
-  vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => {
-    const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
-    if (inside || !url.startsWith(base)) return realFetch(input as Parameters<Fetch>[0], init);
-    const call: Call = {
-      method: (init?.method ?? 'GET').toUpperCase(),
-      path: url.slice(base.length),
-      ...(typeof init?.body === 'string' ? { body: JSON.parse(init.body) as unknown } : {}),
-    };
-    calls.push(call);
-    const res = await realFetch(input as Parameters<Fetch>[0], init);
-    if (after) {
-      inside = true; // the other writer's own requests are not ours: not logged
-      try {
-        await after(call);
-      } finally {
-        inside = false;
-      }
-    }
-    return res;
-  });
-  return calls;
+/** Every request the provider makes through `tap` from now on is logged (path relative to
+ *  `strip`); `after` runs once a request's answer is in, before the provider sees it. */
+function countRequests(tap: HttpTap, strip: string, after?: (c: Call) => Promise<void>): Call[] {
+  return tap.record({ strip, ...(after ? { after } : {}) });
 }
 
 /** More zones, for batches that span several (one owner in each). */
@@ -94,21 +67,26 @@ const OTHER_ZONES = ['a.batch.test.', 'b.batch.test.', 'c.batch.test.'];
 
 labDescribe('batch writes: powerdns (real pdns_server)', POWERDNS_TOOLS, () => {
   let server: PowerDnsServer;
+  let tap: HttpTap;
   let base: string;
   const zonePath = `/zones/${PDNS_ZONE}`;
   beforeAll(async () => {
     server = await startPowerDns({
       zones: [PDNS_ZONE, ...OTHER_ZONES].map((name) => ({ name, dnssec: true })),
     });
-    base = `${server.apiUrl}/api/v1/servers/${server.serverId}`;
+    tap = await startHttpTap(server.apiUrl);
+    base = `/api/v1/servers/${server.serverId}`;
   }, 60_000);
   afterAll(async () => {
+    await tap?.close();
     await stopAll();
   });
   afterEach(() => {
-    vi.restoreAllMocks();
+    tap.stopRecording();
     vi.useRealTimers();
   });
+  /** The provider, talking through the tap. */
+  const provider = () => pdnsProvider(server, { url: tap.url });
 
   /** A foreign record at every owner, in one PATCH straight to the API. */
   async function seed(os: string[]): Promise<void> {
@@ -142,8 +120,8 @@ labDescribe('batch writes: powerdns (real pdns_server)', POWERDNS_TOOLS, () => {
   it(`listMany reads the zone once; applyMany over ${N} owners sends one PATCH and reads back once`, async () => {
     const os = owners('pdns', PDNS_ZONE);
     await seed(os);
-    const p = pdnsProvider(server);
-    const calls = countRequests(base);
+    const p = provider();
+    const calls = countRequests(tap, base);
 
     const listed = await p.listMany!(os);
     expect(calls.map((c) => `${c.method} ${c.path}`)).toEqual([
@@ -190,15 +168,15 @@ labDescribe('batch writes: powerdns (real pdns_server)', POWERDNS_TOOLS, () => {
     const extra = rec(victim, 'other-writer');
     let patches = 0;
     // The other writer read {foreign} before our write and writes {foreign, its own} after it.
-    const calls = countRequests(base, async (c) => {
+    const calls = countRequests(tap, base, async (c) => {
       if (c.method === 'PATCH' && ++patches === 1)
         await pdnsReplace(server, PDNS_ZONE, victim, 'TLSA', 600, [
           { content: rdataText(rec(victim, 'foreign')) },
           { content: rdataText(extra) },
         ]);
     });
-    await pdnsProvider(server).applyMany!(changesFor(os), () => 300);
-    vi.restoreAllMocks();
+    await provider().applyMany!(changesFor(os), () => 300);
+    tap.stopRecording();
     expect(calls.map((c) => c.method)).toEqual(['GET', 'GET', 'PATCH', 'GET', 'PATCH', 'GET']); // zones, read, write, read back, repair, read back
     const repair = (
       calls[4]!.body as { rrsets: { name: string; records: { content: string }[] }[] }
@@ -229,9 +207,9 @@ labDescribe('batch writes: powerdns (real pdns_server)', POWERDNS_TOOLS, () => {
     // The zone list vouches for the zones written within a second of it: a frozen clock keeps
     // a loaded machine from making this a different test (the timing is unit-tested).
     vi.useFakeTimers({ toFake: ['Date'] });
-    const p = pdnsProvider(server);
+    const p = provider();
     await p.listMany!(os);
-    const calls = countRequests(base);
+    const calls = countRequests(tap, base);
     await p.applyMany!(addOurs(os), () => 300);
     const paths = OTHER_ZONES.map((z) => `/zones/${z}`);
     expect(calls.map((c) => `${c.method} ${c.path}`)).toEqual([
@@ -261,7 +239,7 @@ labDescribe('batch writes: powerdns (real pdns_server)', POWERDNS_TOOLS, () => {
   it("a record another writer adds between listMany and applyMany is not lost: that zone's serial moved, so it is read again", async () => {
     const os = await ownerPerZone('pdnsbasesrace');
     vi.useFakeTimers({ toFake: ['Date'] });
-    const p = pdnsProvider(server);
+    const p = provider();
     await p.listMany!(os);
     // Another writer, after our read and before our write, at the owner in the second zone.
     const victim = os[1]!;
@@ -270,7 +248,7 @@ labDescribe('batch writes: powerdns (real pdns_server)', POWERDNS_TOOLS, () => {
       { content: rdataText(rec(victim, 'foreign')) },
       { content: rdataText(theirs) },
     ]);
-    const calls = countRequests(base);
+    const calls = countRequests(tap, base);
     await p.applyMany!(addOurs(os), () => 300);
     expect(keys(await readTlsaOverDns(server, victim))).toEqual(
       keys([rec(victim, 'foreign'), theirs, rec(victim, 'ours')]),
@@ -291,11 +269,11 @@ labDescribe('batch writes: powerdns (real pdns_server)', POWERDNS_TOOLS, () => {
    *  PATCH is in. Checks that its record stays and ours is there; returns our requests. */
   async function staleWriterAfterFirstPatch(label: string): Promise<Call[]> {
     const os = await ownerPerZone(label);
-    const p = pdnsProvider(server);
+    const p = provider();
     await p.listMany!(os);
     const victim = os[0]!;
     let patches = 0;
-    const calls = countRequests(base, async (c) => {
+    const calls = countRequests(tap, base, async (c) => {
       if (c.method === 'PATCH' && ++patches === 1)
         await pdnsReplace(server, OTHER_ZONES[0]!, victim, 'TLSA', 600, [
           { content: rdataText(rec(victim, 'foreign')) },
@@ -303,7 +281,7 @@ labDescribe('batch writes: powerdns (real pdns_server)', POWERDNS_TOOLS, () => {
         ]);
     });
     await p.applyMany!(addOurs(os), () => 300);
-    vi.restoreAllMocks();
+    tap.stopRecording();
     expect(keys(await readTlsaOverDns(server, victim))).toEqual(
       keys([rec(victim, 'foreign'), rec(victim, 'other-writer'), rec(victim, 'ours')]),
     );
@@ -376,9 +354,9 @@ labDescribe('batch writes: powerdns (real pdns_server)', POWERDNS_TOOLS, () => {
       );
     }
     vi.useFakeTimers({ toFake: ['Date'] });
-    const p = pdnsProvider(server);
+    const p = provider();
     await p.listMany!(os);
-    const calls = countRequests(base);
+    const calls = countRequests(tap, base);
     await p.applyMany!(addOurs(os), () => 300);
     const paths = OTHER_ZONES.map((z) => `/zones/${z}`);
     expect(calls.map((c) => `${c.method} ${c.path}`)).toEqual([
@@ -399,9 +377,9 @@ labDescribe('batch writes: powerdns (real pdns_server)', POWERDNS_TOOLS, () => {
     await pdnsReplace(server, PDNS_ZONE, culprit, 'CNAME', 300, [
       { content: `target.${PDNS_ZONE}` },
     ]);
-    const calls = countRequests(base);
+    const calls = countRequests(tap, base);
     const err = await errorOf(
-      pdnsProvider(server).applyMany!(
+      provider().applyMany!(
         os.map((o) => ({ owner: o, add: [rec(o, 'x')], remove: [] })),
         () => 300,
       ),
@@ -502,10 +480,15 @@ describe('batch writes: desec (desec-api-fake)', () => {
     fake.afterNextWrite(() =>
       fake.seed(DOMAIN, sub(victim), 'TLSA', 3600, [rdataText(rec(victim, 'foreign')), extra]),
     );
-    const calls = countRequests(fake.url);
+    const tap = await startHttpTap(fake.url);
+    let calls: Call[];
     const writes = fake.writes;
-    await desecProvider(fake).applyMany!(changesFor(os), () => 3600);
-    vi.restoreAllMocks();
+    try {
+      calls = countRequests(tap, '');
+      await desecProvider(fake, { api_url: tap.url }).applyMany!(changesFor(os), () => 3600);
+    } finally {
+      await tap.close();
+    }
     expect(fake.writes - writes).toBe(2);
     const patches = calls
       .filter((c) => c.method === 'PATCH')

@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { rdataText, type TlsaRecord } from '../../src/tlsa/record.js';
 import { query } from '../lab/dig.js';
+import { type HttpTap, startHttpTap } from '../lab/http-tap.js';
 import { freePort, labDescribe, stopAll } from '../lab/lab.js';
 import { POWERDNS_TOOLS, startPowerDns, type PowerDnsServer } from '../lab/powerdns.js';
 import {
@@ -26,12 +27,10 @@ const rec = (o: string, s: string, usage: 2 | 3 = 3): TlsaRecord => ({
 });
 const keys = (rs: TlsaRecord[]) => rs.map(rdataText).sort();
 
-type Fetch = typeof globalThis.fetch;
-const realFetch: Fetch = globalThis.fetch.bind(globalThis);
-const isPatch = (init?: RequestInit) => (init?.method ?? 'GET').toUpperCase() === 'PATCH';
-
 labDescribe('powerdns provider (real pdns_server)', POWERDNS_TOOLS, () => {
   let server: PowerDnsServer;
+  /** A loopback proxy in front of the API: sees and disturbs what a provider sends. */
+  let tap: HttpTap;
   beforeAll(async () => {
     server = await startPowerDns({
       zones: [
@@ -39,13 +38,18 @@ labDescribe('powerdns provider (real pdns_server)', POWERDNS_TOOLS, () => {
         { name: SUB_ZONE, dnssec: true },
       ],
     });
+    tap = await startHttpTap(server.apiUrl);
   }, 60_000);
   afterAll(async () => {
+    await tap?.close();
     await stopAll();
   });
   afterEach(() => {
     vi.restoreAllMocks();
+    tap.stopRecording();
+    tap.intercept();
   });
+  const tapped = () => pdnsProvider(server, { url: tap.url });
 
   it('wrong API key: says the key was rejected (401) and never prints it', async () => {
     const badKey = `not-the-key-${server.apiKey.slice(0, 6)}-zz`;
@@ -134,8 +138,8 @@ labDescribe('powerdns provider (real pdns_server)', POWERDNS_TOOLS, () => {
   it('reports a CNAME at the name before writing anything', async () => {
     const o = owner('cname');
     await pdnsReplace(server, PDNS_ZONE, o, 'CNAME', 300, [{ content: `target.${PDNS_ZONE}` }]);
-    const spy = vi.spyOn(globalThis, 'fetch');
-    const err = await pdnsProvider(server)
+    const calls = tap.record();
+    const err = await tapped()
       .apply(o, { add: [rec(o, 'x')], remove: [] }, 300)
       .then(
         () => undefined,
@@ -143,7 +147,8 @@ labDescribe('powerdns provider (real pdns_server)', POWERDNS_TOOLS, () => {
       );
     expect(err?.name).toBe('ProviderError');
     expect(err!.message).toMatch(/has a CNAME \(to target\.example\.test\.\)/);
-    expect(spy.mock.calls.filter(([, init]) => isPatch(init))).toHaveLength(0);
+    expect(calls.length).toBeGreaterThan(0);
+    expect(calls.filter((c) => c.method === 'PATCH')).toHaveLength(0);
   });
 
   it('repairs its records when another writer overwrites them with a stale set after our write', async () => {
@@ -151,19 +156,16 @@ labDescribe('powerdns provider (real pdns_server)', POWERDNS_TOOLS, () => {
     const base = rec(o, 'base');
     await pdnsReplace(server, PDNS_ZONE, o, 'TLSA', 300, [{ content: rdataText(base) }]);
     let patches = 0;
-    let injecting = false;
-    vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => {
-      const res = await realFetch(input as Parameters<Fetch>[0], init);
-      if (!injecting && isPatch(init) && ++patches === 1) {
-        // The other writer read {base} before our write and writes it back now: our record is lost.
-        injecting = true;
-        await pdnsReplace(server, PDNS_ZONE, o, 'TLSA', 300, [{ content: rdataText(base) }]);
-        injecting = false;
-      }
-      return res;
+    tap.record({
+      after: async (c) => {
+        // The other writer read {base} before our write and writes it back now (straight to
+        // the API, not through the tap): our record is lost.
+        if (c.method === 'PATCH' && ++patches === 1)
+          await pdnsReplace(server, PDNS_ZONE, o, 'TLSA', 300, [{ content: rdataText(base) }]);
+      },
     });
-    await pdnsProvider(server).apply(o, { add: [rec(o, 'ours')], remove: [] }, 300);
-    vi.restoreAllMocks();
+    await tapped().apply(o, { add: [rec(o, 'ours')], remove: [] }, 300);
+    tap.stopRecording();
     expect(patches).toBe(2);
     expect(keys(await readTlsaOverDns(server, o))).toEqual(keys([base, rec(o, 'ours')]));
   });
@@ -171,22 +173,21 @@ labDescribe('powerdns provider (real pdns_server)', POWERDNS_TOOLS, () => {
   it('after a 5xx on its write (sqlite3 "database is locked" gives 500) reads again, never re-sends a stale set', async () => {
     const o = owner('retry');
     let failed = 0;
-    vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) => {
-      if (isPatch(init) && failed === 0) {
-        failed++;
-        // Meanwhile another writer adds its record: a re-sent body would delete it.
-        await pdnsReplace(server, PDNS_ZONE, o, 'TLSA', 300, [
-          { content: rdataText(rec(o, 'meanwhile')) },
-        ]);
-        return new Response('Internal Server Error', {
-          status: 500,
-          headers: { 'Content-Type': 'text/plain' },
-        });
-      }
-      return realFetch(input as Parameters<Fetch>[0], init);
+    tap.intercept(async (c) => {
+      if (c.method !== 'PATCH' || failed > 0) return undefined;
+      failed++;
+      // Meanwhile another writer adds its record: a re-sent body would delete it.
+      await pdnsReplace(server, PDNS_ZONE, o, 'TLSA', 300, [
+        { content: rdataText(rec(o, 'meanwhile')) },
+      ]);
+      return {
+        status: 500,
+        body: 'Internal Server Error',
+        headers: { 'Content-Type': 'text/plain' },
+      };
     });
-    await pdnsProvider(server).apply(o, { add: [rec(o, 'r')], remove: [] }, 300);
-    vi.restoreAllMocks();
+    await tapped().apply(o, { add: [rec(o, 'r')], remove: [] }, 300);
+    tap.intercept();
     expect(failed).toBe(1);
     expect(keys(await readTlsaOverDns(server, o))).toEqual(
       keys([rec(o, 'meanwhile'), rec(o, 'r')]),
@@ -195,12 +196,11 @@ labDescribe('powerdns provider (real pdns_server)', POWERDNS_TOOLS, () => {
 
   it('gives up after 5 failed writes, saying what failed', async () => {
     const o = owner('down');
-    vi.spyOn(globalThis, 'fetch').mockImplementation(async (input, init) =>
-      isPatch(init)
-        ? new Response('Internal Server Error', { status: 500 })
-        : realFetch(input as Parameters<Fetch>[0], init),
+    const calls = tap.record();
+    tap.intercept((c) =>
+      c.method === 'PATCH' ? { status: 500, body: 'Internal Server Error' } : undefined,
     );
-    const err = await pdnsProvider(server)
+    const err = await tapped()
       .apply(o, { add: [rec(o, 'x')], remove: [] }, 300)
       .then(
         () => undefined,
@@ -210,6 +210,7 @@ labDescribe('powerdns provider (real pdns_server)', POWERDNS_TOOLS, () => {
     expect(err!.message).toMatch(
       /PowerDNS API writing .* HTTP 500 Internal Server Error \(gave up after 5 attempts\)/,
     );
+    expect(calls.filter((c) => c.method === 'PATCH')).toHaveLength(5);
   }, 30_000);
 
   it('writes into the longest matching zone', async () => {

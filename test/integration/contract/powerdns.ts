@@ -6,6 +6,7 @@ import { createProvider } from '../../../providers/powerdns.js';
 import { parseRdata } from '../../../src/tlsa/presentation.js';
 import { rdataText, type TlsaRecord } from '../../../src/tlsa/record.js';
 import { query } from '../../lab/dig.js';
+import { type HttpTap, startHttpTap } from '../../lab/http-tap.js';
 import { POWERDNS_TOOLS, startPowerDns, type PowerDnsServer } from '../../lab/powerdns.js';
 import type { ContractTarget } from './suite.js';
 
@@ -99,24 +100,13 @@ export async function pdnsRRset(
   return rrsets.find((r) => r.name === owner && r.type === type);
 }
 
-/** Fault injection for a provider that talks to `base` with the global fetch: from the n-th
- *  write request (not GET) on, the connection is refused, as when the server goes away in the
- *  middle of a change. Returns the function that ends it. */
-export function failFetchWritesFrom(base: string, n: number): () => void {
-  const real = globalThis.fetch;
+/** Fault injection for providers that talk through `tap`: from the n-th write request (not
+ *  GET) on, the connection is dropped before the request reaches the server, as when the
+ *  server goes away in the middle of a change. Returns the function that ends it. */
+export function failWritesThrough(tap: HttpTap, n: number): () => void {
   let seen = 0;
-  globalThis.fetch = (async (input: Parameters<typeof fetch>[0], init?: RequestInit) => {
-    const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
-    if (url.startsWith(base) && (init?.method ?? 'GET').toUpperCase() !== 'GET' && ++seen >= n) {
-      throw new TypeError('fetch failed', {
-        cause: Object.assign(new Error(`connect ECONNREFUSED ${base}`), { code: 'ECONNREFUSED' }),
-      });
-    }
-    return real(input, init);
-  }) as typeof fetch;
-  return () => {
-    globalThis.fetch = real;
-  };
+  tap.intercept((c) => (c.method !== 'GET' && ++seen >= n ? { drop: true } : undefined));
+  return () => tap.intercept();
 }
 
 export const powerdnsTarget: ContractTarget = {
@@ -124,13 +114,16 @@ export const powerdnsTarget: ContractTarget = {
   tools: POWERDNS_TOOLS,
   async setup() {
     const server = await startPowerDns({ zones: [{ name: PDNS_ZONE, dnssec: true }] });
+    // The providers talk through a proxy, where writes can be made to fail.
+    const tap = await startHttpTap(server.apiUrl);
+    const url = tap.url;
     const wrongKey = `wrong-${server.apiKey}-x`;
     return {
       zone: PDNS_ZONE,
-      provider: () => pdnsProvider(server),
-      badCredentials: () => pdnsProvider(server, { api_key: wrongKey }),
+      provider: () => pdnsProvider(server, { url }),
+      badCredentials: () => pdnsProvider(server, { url, api_key: wrongKey }),
       unknownZone: () => ({
-        provider: pdnsProvider(server),
+        provider: pdnsProvider(server, { url }),
         owner: '_25._tcp.mx.nowhere.invalid.',
       }),
       async addForeign(owner: string, record: TlsaRecord, ttl: number) {
@@ -150,9 +143,10 @@ export const powerdnsTarget: ContractTarget = {
           (set?.records ?? []).map((r) => [rdataText(parseRdata(r.content)), set!.ttl] as const),
         );
       },
-      failWritesFrom: (n: number) => failFetchWritesFrom(server.apiUrl, n),
+      failWritesFrom: (n: number) => failWritesThrough(tap, n),
       secrets: [server.apiKey, wrongKey],
       async teardown() {
+        await tap.close();
         await server.stop();
         if (process.env.TLSA_LAB_KEEP !== '1') rmSync(server.dir, { recursive: true, force: true });
       },
