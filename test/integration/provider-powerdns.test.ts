@@ -256,6 +256,48 @@ labDescribe('powerdns provider (real pdns_server)', POWERDNS_TOOLS, () => {
     expect(make({ zone: 'bad..name' })).toThrow(/^zone: /);
     expect(make({ apikey: 'x' })).toThrow(/^apikey: powerdns has no option "apikey"/);
   });
+
+  it('a redirect is not followed (the API key would go with it): it fails at once, naming where it points', async () => {
+    const o = owner('redirect');
+    const calls = tap.record();
+    tap.intercept(() => ({
+      status: 301,
+      headers: { Location: `https://pdns.example.net/api/v1/servers/localhost/zones` },
+    }));
+    const err = await tapped()
+      .list(o)
+      .then(
+        () => undefined,
+        (e: Error & { exitCode?: number }) => e,
+      );
+    expect(err?.name).toBe('ProviderError');
+    expect((err as { exitCode?: number }).exitCode).toBe(3);
+    expect(err!.message).toContain(
+      `the PowerDNS API at ${new URL(tap.url).origin} (listing zones): HTTP 301, a redirect to https://pdns.example.net/api/v1/servers/localhost/zones; not followed`,
+    );
+    expect(calls).toHaveLength(1); // not asked again: a redirect is no passing failure
+  });
+
+  it('a write whose connection drops is not re-sent as it was: read again, and after 5 such writes it gives up naming the cause', async () => {
+    const o = owner('drop');
+    const calls = tap.record();
+    tap.intercept((c) => (c.method === 'PATCH' ? { drop: true } : undefined));
+    const err = await tapped()
+      .apply(o, { add: [rec(o, 'x')], remove: [] }, 300)
+      .then(
+        () => undefined,
+        (e: Error) => e,
+      );
+    expect(err?.name).toBe('ProviderError');
+    expect(err!.message).toMatch(/cannot reach the PowerDNS API at .*: ECONNRESET/);
+    const methods = calls.map((c) => c.method);
+    expect(methods.filter((m) => m === 'PATCH')).toHaveLength(5);
+    // Every PATCH comes after a fresh read of the zone.
+    methods.forEach((m, i) => {
+      if (m === 'PATCH') expect(methods[i - 1]).toBe('GET');
+    });
+    expect(await pdnsRRset(server, PDNS_ZONE, o, 'TLSA')).toBeUndefined();
+  }, 30_000);
 });
 
 describe('powerdns provider without a server', () => {
