@@ -2,7 +2,7 @@
  *  servers made for each case: redirects refused at once, a deadline over the whole answer,
  *  network errors, an answer size cap, compressed answers, keep-alive without holding the
  *  process open, and HTTPS verified against Node's CAs (NODE_EXTRA_CA_CERTS included). */
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -12,7 +12,8 @@ import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { exchangeJson, MAX_ANSWER_BYTES, retryTransient, Transient } from '../../providers/http.js';
-import { freePort, makeTempDir, toolPath } from '../lab/lab.js';
+import { throwawayCert } from '../lab/certs.js';
+import { freePort, makeTempDir } from '../lab/lab.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const fail = (m: string) => Object.assign(new Error(m), { name: 'ProviderError' });
@@ -217,31 +218,7 @@ console.log(JSON.stringify(a.json));`,
   it('HTTPS: a certificate not signed by a trusted CA is refused; trusted through NODE_EXTRA_CA_CERTS it is accepted', async () => {
     const dir = makeTempDir('http-tls');
     try {
-      const key = join(dir, 'key.pem');
-      const cert = join(dir, 'cert.pem');
-      execFileSync(
-        toolPath('openssl', 'openssl'),
-        [
-          'req',
-          '-x509',
-          '-newkey',
-          'ec',
-          '-pkeyopt',
-          'ec_paramgen_curve:P-256',
-          '-nodes',
-          '-keyout',
-          key,
-          '-out',
-          cert,
-          '-days',
-          '2',
-          '-subj',
-          '/CN=127.0.0.1',
-          '-addext',
-          'subjectAltName=IP:127.0.0.1',
-        ],
-        { stdio: 'ignore' },
-      );
+      const { keyPath: key, fullchainPath: cert } = throwawayCert(dir, '127.0.0.1', 'IP:127.0.0.1');
       const server = createHttpsServer(
         { key: readFileSync(key), cert: readFileSync(cert) },
         (_req, res) => res.end('{"tls":true}'),

@@ -31,8 +31,12 @@ export function chainRecords(fullchainPem: string): {
 }
 
 /** A self-signed P-256 key and certificate for `cn` in `dir` (for a server that needs some
- *  certificate to start before the real one exists). */
-export function throwawayCert(dir: string, cn: string): { keyPath: string; fullchainPath: string } {
+ *  certificate to start before the real one exists), with `san` (`IP:127.0.0.1`) when given. */
+export function throwawayCert(
+  dir: string,
+  cn: string,
+  san?: string,
+): { keyPath: string; fullchainPath: string } {
   const keyPath = join(dir, 'throwaway-key.pem');
   const fullchainPath = join(dir, 'throwaway-cert.pem');
   execFileSync(
@@ -53,6 +57,7 @@ export function throwawayCert(dir: string, cn: string): { keyPath: string; fullc
       '2',
       '-subj',
       `/CN=${cn}`,
+      ...(san ? ['-addext', `subjectAltName=${san}`] : []),
     ],
     { stdio: 'ignore' },
   );
