@@ -179,6 +179,8 @@ async function readBody(
   let stream: Readable = res;
   if (encoding === 'gzip' || encoding === 'x-gzip') stream = res.pipe(createGunzip());
   else if (encoding === 'deflate') stream = res.pipe(createInflate());
+  // pipe() does not pass an answer cut short on to the decompressor, which would wait forever.
+  if (stream !== res) res.on('error', (e) => stream.destroy(e));
   const chunks: Buffer[] = [];
   let size = 0;
   try {

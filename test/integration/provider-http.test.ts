@@ -96,6 +96,17 @@ describe('exchangeJson (node:http, loopback)', () => {
       res.end(gzipSync(JSON.stringify([1, 2, 3])));
     });
     expect((await get(url)).json).toEqual([1, 2, 3]);
+    // Cut off in the middle: said at once, not after the timeout.
+    const cut = await serve((req, res) => {
+      res.writeHead(200, { 'Content-Encoding': 'gzip', 'Content-Length': '5000' });
+      res.write(
+        gzipSync(JSON.stringify(Array.from({ length: 2000 }, (_, i) => i))).subarray(0, 100),
+      );
+      setTimeout(() => req.socket.destroy(), 50);
+    });
+    const err = await errorOf(get(cut.url, 20_000));
+    expect(err).toBeInstanceOf(Transient);
+    expect(err!.message).toBe('cannot reach the API: ECONNRESET');
   });
 
   it('never follows a redirect: fails at once (no retries) naming where it points, the request never reaching that address', async () => {
