@@ -95,14 +95,19 @@ export function rfc2136Dns(cfg: {
     );
   }
 
-  async function findZone(owner: string): Promise<string> {
+  /** The zone of `owner` when it is known without a query: the option, or found before. */
+  function knownZone(owner: string): string | undefined {
     if (zoneFixed) {
       if (owner !== zoneFixed && !owner.endsWith(`.${zoneFixed}`))
         throw fail(`${owner} is not in zone ${zoneFixed} (option "zone")`);
       return zoneFixed;
     }
-    const cached = zones.get(owner);
-    if (cached) return cached;
+    return zones.get(owner);
+  }
+
+  async function findZone(owner: string): Promise<string> {
+    const known = knownZone(owner);
+    if (known) return known;
     const answers: string[] = [];
     for (let n = owner; n !== '.'; n = n.slice(n.indexOf('.') + 1) || '.') {
       const reply = await ask(
@@ -203,7 +208,7 @@ export function rfc2136Dns(cfg: {
     }
   }
 
-  return { where, fail, ask, findZone, update, updateTxt };
+  return { where, fail, ask, knownZone, findZone, update, updateTxt };
 }
 
 export interface UpdateItem {
