@@ -95,14 +95,29 @@ export function rfc2136Dns(cfg: {
     );
   }
 
-  async function findZone(owner: string): Promise<string> {
+  /** The zone of `owner` when it is known without a query: the option, or found before. */
+  function knownZone(owner: string): string | undefined {
     if (zoneFixed) {
       if (owner !== zoneFixed && !owner.endsWith(`.${zoneFixed}`))
         throw fail(`${owner} is not in zone ${zoneFixed} (option "zone")`);
       return zoneFixed;
     }
-    const cached = zones.get(owner);
-    if (cached) return cached;
+    return zones.get(owner);
+  }
+
+  /** The apex that an authoritative answer about `owner` itself names (its SOA in the answer
+   *  or authority section, one that contains the owner), remembered as the owner's zone. */
+  function zoneFromAnswer(owner: string, reply: Reply): string | undefined {
+    const soa = walkRecords(reply.message).find((s) => s.type === TYPE.SOA && s.section !== 3);
+    const apex = soa && readName(reply.message, soa.start);
+    if (!apex || (owner !== apex && !owner.endsWith(`.${apex}`))) return undefined;
+    zones.set(owner, apex);
+    return apex;
+  }
+
+  async function findZone(owner: string): Promise<string> {
+    const known = knownZone(owner);
+    if (known) return known;
     const answers: string[] = [];
     for (let n = owner; n !== '.'; n = n.slice(n.indexOf('.') + 1) || '.') {
       const reply = await ask(
@@ -113,12 +128,8 @@ export function rfc2136Dns(cfg: {
       const { rcode, aa } = reply.header;
       answers.push(`${n} ${rcodeName(rcode)}${aa ? '' : ' (not authoritative)'}`);
       if (aa && (rcode === 0 || rcode === 3)) {
-        const soa = walkRecords(reply.message).find((s) => s.type === TYPE.SOA && s.section !== 3);
-        const apex = soa && readName(reply.message, soa.start);
-        if (apex && (owner === apex || owner.endsWith(`.${apex}`))) {
-          zones.set(owner, apex);
-          return apex;
-        }
+        const apex = zoneFromAnswer(owner, reply);
+        if (apex) return apex;
       }
     }
     throw fail(
@@ -203,7 +214,7 @@ export function rfc2136Dns(cfg: {
     }
   }
 
-  return { where, fail, ask, findZone, update, updateTxt };
+  return { where, fail, ask, knownZone, zoneFromAnswer, findZone, update, updateTxt };
 }
 
 export interface UpdateItem {

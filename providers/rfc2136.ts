@@ -23,7 +23,11 @@
  *              key on queries). Neither server needs the key for anything else.
  * Zone:        `zone` when given; otherwise a signed SOA query for the owner name: the SOA in the
  *              answer or authority section names the zone, and on REFUSED or a referral the
- *              query walks up one label at a time.
+ *              query walks up one label at a time. Found when a write needs it; a read asks for
+ *              the TLSA records at once and looks for the zone only when the answer is not an
+ *              authoritative NOERROR or NXDOMAIN (one query per owner in the common case); an
+ *              empty authoritative answer (no record, no CNAME) names the zone by its SOA, which
+ *              is kept for a write.
  * Writes:      ONE UPDATE per apply(): prerequisite "CNAME RRset does not exist" at the owner
  *              (a CNAME is reported, never overwritten; without the prerequisite Knot and BIND
  *              answer NOERROR and silently drop a TLSA add beside a CNAME), then single-RR
@@ -130,7 +134,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
   const key: TsigKey = { name: keyName, algorithm: algText as TsigAlgorithm, secret };
 
   const name = `rfc2136(${ctx.instance})`;
-  const { where, fail, ask, findZone, update, updateTxt } = rfc2136Dns({
+  const { where, fail, ask, knownZone, zoneFromAnswer, findZone, update, updateTxt } = rfc2136Dns({
     name,
     server,
     port,
@@ -179,11 +183,20 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     txt,
     async list(owner) {
       const o = normaliseName(owner);
-      const zone = await findZone(o);
-      const reply = await ask(`reading TLSA at ${o}`, `zone ${zone}`, (id) =>
-        buildQuery(id, o, TYPE.TLSA, 1232),
+      // Reading needs no zone: an authoritative NOERROR or NXDOMAIN for the owner itself comes
+      // from the zone that holds it. Any other answer finds the zone (SOA queries, as a write
+      // does) before it is judged, so it fails as it would have with the zone found first.
+      let zone = knownZone(o);
+      const reply = await ask(
+        `reading TLSA at ${o}`,
+        zone ? `zone ${zone}` : `zone of ${o} not known yet`,
+        (id) => buildQuery(id, o, TYPE.TLSA, 1232),
       );
       const { rcode, aa } = reply.header;
+      if (!aa || (rcode !== 0 && rcode !== 3)) zone ??= await findZone(o);
+      // No record and no CNAME at the owner: the SOA beside the answer is its zone's (RFC 2308),
+      // so a write after this read needs no SOA query.
+      else if (!zone && (rcode === 3 || reply.header.counts[1] === 0)) zoneFromAnswer(o, reply);
       if (rcode === 3) return [];
       if (rcode !== 0 || !aa) {
         throw fail(

@@ -15,10 +15,20 @@ export interface DnsFaultProxy {
   port: number;
   /** From the n-th UPDATE (1 = the next) on, answer SERVFAIL; returns the function that ends it. */
   failUpdatesFrom(n: number): () => void;
+  /** Every request that came in (UDP and TCP): its opcode and the type of its first question. */
+  readonly requests: { opcode: number; qtype: number }[];
   stop(): Promise<void>;
 }
 
 const opcodeOf = (msg: Buffer) => (msg.length >= 4 ? (msg.readUInt16BE(2) >> 11) & 0xf : -1);
+
+/** The type of the first question (the zone section of an UPDATE: SOA), -1 if there is none. */
+function qtypeOf(msg: Buffer): number {
+  if (msg.length < 12 || msg.readUInt16BE(4) === 0) return -1;
+  let o = 12;
+  while (o < msg.length && msg[o] !== 0) o += 1 + msg[o]!;
+  return o + 3 <= msg.length ? msg.readUInt16BE(o + 1) : -1;
+}
 
 /** The header of `req` turned into an answer with this rcode and no records. */
 function failureAnswer(req: Buffer, rcode: number): Buffer {
@@ -33,9 +43,12 @@ export async function startDnsFaultProxy(upstream: {
   port: number;
 }): Promise<DnsFaultProxy> {
   let fault: { from: number; seen: number } | undefined;
-  /** Whether this request is answered SERVFAIL by the proxy instead of the server. */
-  const failing = (msg: Buffer): boolean =>
-    fault !== undefined && opcodeOf(msg) === OPCODE_UPDATE && ++fault.seen >= fault.from;
+  const requests: { opcode: number; qtype: number }[] = [];
+  /** Whether this request is answered SERVFAIL by the proxy instead of the server (and logs it). */
+  const failing = (msg: Buffer): boolean => {
+    requests.push({ opcode: opcodeOf(msg), qtype: qtypeOf(msg) });
+    return fault !== undefined && opcodeOf(msg) === OPCODE_UPDATE && ++fault.seen >= fault.from;
+  };
 
   const open = new Set<{ destroy(): void }>();
   const tcp: Server = createServer((client) => {
@@ -98,6 +111,7 @@ export async function startDnsFaultProxy(upstream: {
   return {
     host: '127.0.0.1',
     port,
+    requests,
     failUpdatesFrom(n) {
       const f = { from: n, seen: 0 };
       fault = f;
