@@ -9,7 +9,15 @@ import {
   buildTxtUpdate,
   type TxtUpdate,
 } from '../src/dns/update.js';
-import { OPCODE, rcodeName, TYPE, walkRecords, readName } from '../src/dns/wire.js';
+import {
+  CLASS,
+  OPCODE,
+  rcodeName,
+  readName,
+  readRrsig,
+  TYPE,
+  walkRecords,
+} from '../src/dns/wire.js';
 import type { TlsaRecord } from '../src/tlsa/record.js';
 import { redact } from '../src/util/redact.js';
 import { withRetry } from '../src/util/retry.js';
@@ -115,6 +123,24 @@ export function rfc2136Dns(cfg: {
     return apex;
   }
 
+  /** The zone that signed the owner's TLSA RRset, remembered as the owner's zone: the Signer's
+   *  Name of an RRSIG covering TLSA at the owner itself, in the answer section of an answer whose
+   *  TSIG checked out, is the zone that holds the RRset (RFC 4034 §3.1.7), a child zone
+   *  delegated below the owner's parent included. Undefined for an unsigned zone. */
+  function zoneFromSignature(owner: string, reply: Reply): string | undefined {
+    if (!reply.tsig?.ok || !reply.header.aa || reply.header.rcode !== 0) return undefined;
+    for (const s of walkRecords(reply.message)) {
+      if (s.section !== 1 || s.type !== TYPE.RRSIG || s.class !== CLASS.IN) continue;
+      if (readName(reply.message, s.start) !== owner) continue;
+      const { typeCovered, signer } = readRrsig(reply.message, s);
+      if (typeCovered !== TYPE.TLSA) continue;
+      if (owner !== signer && !owner.endsWith(`.${signer}`)) continue;
+      zones.set(owner, signer);
+      return signer;
+    }
+    return undefined;
+  }
+
   async function findZone(owner: string): Promise<string> {
     const known = knownZone(owner);
     if (known) return known;
@@ -214,7 +240,17 @@ export function rfc2136Dns(cfg: {
     }
   }
 
-  return { where, fail, ask, knownZone, zoneFromAnswer, findZone, update, updateTxt };
+  return {
+    where,
+    fail,
+    ask,
+    knownZone,
+    zoneFromAnswer,
+    zoneFromSignature,
+    findZone,
+    update,
+    updateTxt,
+  };
 }
 
 export interface UpdateItem {

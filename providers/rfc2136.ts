@@ -24,10 +24,13 @@
  * Zone:        `zone` when given; otherwise a signed SOA query for the owner name: the SOA in the
  *              answer or authority section names the zone, and on REFUSED or a referral the
  *              query walks up one label at a time. Found when a write needs it; a read asks for
- *              the TLSA records at once and looks for the zone only when the answer is not an
- *              authoritative NOERROR or NXDOMAIN (one query per owner in the common case); an
- *              empty authoritative answer (no record, no CNAME) names the zone by its SOA, which
- *              is kept for a write.
+ *              the TLSA records at once (EDNS DO set) and looks for the zone only when the answer
+ *              is not an authoritative NOERROR or NXDOMAIN (one query per owner in the common
+ *              case). The read's answer names the zone for a later write without an SOA query:
+ *              in a signed zone (DANE needs one) by the Signer's Name of the RRSIG over the
+ *              owner's TLSA RRset, which is the zone holding it (RFC 4034 §3.1.7), a child zone
+ *              below the owner's parent included; an empty answer (no record, no CNAME) by the
+ *              SOA in it (RFC 2308). Records in an unsigned zone name no zone: SOA for a write.
  * Writes:      ONE UPDATE per apply(): prerequisite "CNAME RRset does not exist" at the owner
  *              (a CNAME is reported, never overwritten; without the prerequisite Knot and BIND
  *              answer NOERROR and silently drop a TLSA add beside a CNAME), then single-RR
@@ -134,7 +137,17 @@ export const createProvider: ProviderFactory = (options, ctx) => {
   const key: TsigKey = { name: keyName, algorithm: algText as TsigAlgorithm, secret };
 
   const name = `rfc2136(${ctx.instance})`;
-  const { where, fail, ask, knownZone, zoneFromAnswer, findZone, update, updateTxt } = rfc2136Dns({
+  const {
+    where,
+    fail,
+    ask,
+    knownZone,
+    zoneFromAnswer,
+    zoneFromSignature,
+    findZone,
+    update,
+    updateTxt,
+  } = rfc2136Dns({
     name,
     server,
     port,
@@ -190,13 +203,17 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       const reply = await ask(
         `reading TLSA at ${o}`,
         zone ? `zone ${zone}` : `zone of ${o} not known yet`,
-        (id) => buildQuery(id, o, TYPE.TLSA, 1232),
+        // DO: in a signed zone the TLSA RRset comes with its RRSIG, which names the zone.
+        (id) => buildQuery(id, o, TYPE.TLSA, 1232, true),
       );
       const { rcode, aa } = reply.header;
       if (!aa || (rcode !== 0 && rcode !== 3)) zone ??= await findZone(o);
-      // No record and no CNAME at the owner: the SOA beside the answer is its zone's (RFC 2308),
-      // so a write after this read needs no SOA query.
-      else if (!zone && (rcode === 3 || reply.header.counts[1] === 0)) zoneFromAnswer(o, reply);
+      // So that a write after this read needs no SOA query: records in a signed zone name it by
+      // their RRSIG's signer; no record and no CNAME at the owner, by the SOA beside the answer
+      // (RFC 2308). Records in an unsigned zone name nothing: a write asks SOA.
+      else if (!zone && !zoneFromSignature(o, reply)) {
+        if (rcode === 3 || reply.header.counts[1] === 0) zoneFromAnswer(o, reply);
+      }
       if (rcode === 3) return [];
       if (rcode !== 0 || !aa) {
         throw fail(
