@@ -141,6 +141,17 @@ export function rfc2136Dns(cfg: {
     return undefined;
   }
 
+  /** The zone an authoritative answer to the read of the owner's TLSA records names, remembered
+   *  so that a write after the read needs no SOA query: records in a signed zone name it by their
+   *  RRSIG's signer; no record and no CNAME at the owner, by the SOA beside the answer (RFC 2308).
+   *  Records in an unsigned zone name none (a write then asks SOA). */
+  function zoneFromRead(owner: string, reply: Reply): string | undefined {
+    const signed = zoneFromSignature(owner, reply);
+    if (signed) return signed;
+    const { rcode, counts } = reply.header;
+    return rcode === 3 || counts[1] === 0 ? zoneFromAnswer(owner, reply) : undefined;
+  }
+
   async function findZone(owner: string): Promise<string> {
     const known = knownZone(owner);
     if (known) return known;
@@ -240,17 +251,7 @@ export function rfc2136Dns(cfg: {
     }
   }
 
-  return {
-    where,
-    fail,
-    ask,
-    knownZone,
-    zoneFromAnswer,
-    zoneFromSignature,
-    findZone,
-    update,
-    updateTxt,
-  };
+  return { where, fail, ask, knownZone, zoneFromRead, findZone, update, updateTxt };
 }
 
 export interface UpdateItem {

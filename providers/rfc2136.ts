@@ -137,17 +137,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
   const key: TsigKey = { name: keyName, algorithm: algText as TsigAlgorithm, secret };
 
   const name = `rfc2136(${ctx.instance})`;
-  const {
-    where,
-    fail,
-    ask,
-    knownZone,
-    zoneFromAnswer,
-    zoneFromSignature,
-    findZone,
-    update,
-    updateTxt,
-  } = rfc2136Dns({
+  const { where, fail, ask, knownZone, zoneFromRead, findZone, update, updateTxt } = rfc2136Dns({
     name,
     server,
     port,
@@ -208,12 +198,8 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       );
       const { rcode, aa } = reply.header;
       if (!aa || (rcode !== 0 && rcode !== 3)) zone ??= await findZone(o);
-      // So that a write after this read needs no SOA query: records in a signed zone name it by
-      // their RRSIG's signer; no record and no CNAME at the owner, by the SOA beside the answer
-      // (RFC 2308). Records in an unsigned zone name nothing: a write asks SOA.
-      else if (!zone && !zoneFromSignature(o, reply)) {
-        if (rcode === 3 || reply.header.counts[1] === 0) zoneFromAnswer(o, reply);
-      }
+      // The answer names the zone (RRSIG signer, SOA), so a write after this read asks no SOA.
+      else if (!zone) zoneFromRead(o, reply);
       if (rcode === 3) return [];
       if (rcode !== 0 || !aa) {
         throw fail(
