@@ -45,7 +45,8 @@
  *              not name stay. Deleting an absent record and adding a present one are no-ops
  *              for the server, so a retry is safe.
  * Transport:   UDP; TCP when the request is over 512 bytes (about 8 records) or the answer is
- *              truncated. Every answer's TSIG is verified against the request.
+ *              truncated (a read of many records with their RRSIG over 1,232 bytes). Every
+ *              answer's TSIG is verified against the request.
  * Errors:      SERVFAIL and timeouts are retried (4 tries, backoff with jitter); NOTAUTH with
  *              BADSIG/BADKEY, REFUSED, NOTZONE, NOTAUTH and YXRRSET (the CNAME) fail at once.
  * TXT:         (ACME DNS-01) the same UPDATE for TXT values at _acme-challenge names: single-RR
