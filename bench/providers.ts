@@ -14,7 +14,7 @@
 // read, PATCH = write); Knot DNS messages with a counting UDP/TCP proxy on loopback in front of knotd
 // (opcode QUERY = read, UPDATE = write). Each run uses a fresh provider instance, as a CLI run
 // does, so zone discovery is counted: PowerDNS `GET /zones` once; rfc2136 without the option
-// "zone" one SOA query per owner name (also shown with "zone" set).
+// "zone" one SOA query per owner name written to (also shown with "zone" set).
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';

@@ -9,7 +9,15 @@ import {
   buildTxtUpdate,
   type TxtUpdate,
 } from '../src/dns/update.js';
-import { OPCODE, rcodeName, TYPE, walkRecords, readName } from '../src/dns/wire.js';
+import {
+  CLASS,
+  OPCODE,
+  rcodeName,
+  readName,
+  readRrsig,
+  TYPE,
+  walkRecords,
+} from '../src/dns/wire.js';
 import type { TlsaRecord } from '../src/tlsa/record.js';
 import { redact } from '../src/util/redact.js';
 import { withRetry } from '../src/util/retry.js';
@@ -95,14 +103,58 @@ export function rfc2136Dns(cfg: {
     );
   }
 
-  async function findZone(owner: string): Promise<string> {
+  /** The zone of `owner` when it is known without a query: the option, or found before. */
+  function knownZone(owner: string): string | undefined {
     if (zoneFixed) {
       if (owner !== zoneFixed && !owner.endsWith(`.${zoneFixed}`))
         throw fail(`${owner} is not in zone ${zoneFixed} (option "zone")`);
       return zoneFixed;
     }
-    const cached = zones.get(owner);
-    if (cached) return cached;
+    return zones.get(owner);
+  }
+
+  /** The apex that an authoritative answer about `owner` itself names (its SOA in the answer
+   *  or authority section, one that contains the owner), remembered as the owner's zone. */
+  function zoneFromAnswer(owner: string, reply: Reply): string | undefined {
+    const soa = walkRecords(reply.message).find((s) => s.type === TYPE.SOA && s.section !== 3);
+    const apex = soa && readName(reply.message, soa.start);
+    if (!apex || (owner !== apex && !owner.endsWith(`.${apex}`))) return undefined;
+    zones.set(owner, apex);
+    return apex;
+  }
+
+  /** The zone that signed the owner's TLSA RRset, remembered as the owner's zone: the Signer's
+   *  Name of an RRSIG covering TLSA at the owner itself, in the answer section of an answer whose
+   *  TSIG checked out, is the zone that holds the RRset (RFC 4034 §3.1.7), a child zone
+   *  delegated below the owner's parent included. Undefined for an unsigned zone. */
+  function zoneFromSignature(owner: string, reply: Reply): string | undefined {
+    if (!reply.tsig?.ok || !reply.header.aa || reply.header.rcode !== 0) return undefined;
+    for (const s of walkRecords(reply.message)) {
+      if (s.section !== 1 || s.type !== TYPE.RRSIG || s.class !== CLASS.IN) continue;
+      if (readName(reply.message, s.start) !== owner) continue;
+      const { typeCovered, signer } = readRrsig(reply.message, s);
+      if (typeCovered !== TYPE.TLSA) continue;
+      if (owner !== signer && !owner.endsWith(`.${signer}`)) continue;
+      zones.set(owner, signer);
+      return signer;
+    }
+    return undefined;
+  }
+
+  /** The zone an authoritative answer to the read of the owner's TLSA records names, remembered
+   *  so that a write after the read needs no SOA query: records in a signed zone name it by their
+   *  RRSIG's signer; no record and no CNAME at the owner, by the SOA beside the answer (RFC 2308).
+   *  Records in an unsigned zone name none (a write then asks SOA). */
+  function zoneFromRead(owner: string, reply: Reply): string | undefined {
+    const signed = zoneFromSignature(owner, reply);
+    if (signed) return signed;
+    const { rcode, counts } = reply.header;
+    return rcode === 3 || counts[1] === 0 ? zoneFromAnswer(owner, reply) : undefined;
+  }
+
+  async function findZone(owner: string): Promise<string> {
+    const known = knownZone(owner);
+    if (known) return known;
     const answers: string[] = [];
     for (let n = owner; n !== '.'; n = n.slice(n.indexOf('.') + 1) || '.') {
       const reply = await ask(
@@ -113,12 +165,8 @@ export function rfc2136Dns(cfg: {
       const { rcode, aa } = reply.header;
       answers.push(`${n} ${rcodeName(rcode)}${aa ? '' : ' (not authoritative)'}`);
       if (aa && (rcode === 0 || rcode === 3)) {
-        const soa = walkRecords(reply.message).find((s) => s.type === TYPE.SOA && s.section !== 3);
-        const apex = soa && readName(reply.message, soa.start);
-        if (apex && (owner === apex || owner.endsWith(`.${apex}`))) {
-          zones.set(owner, apex);
-          return apex;
-        }
+        const apex = zoneFromAnswer(owner, reply);
+        if (apex) return apex;
       }
     }
     throw fail(
@@ -203,7 +251,7 @@ export function rfc2136Dns(cfg: {
     }
   }
 
-  return { where, fail, ask, findZone, update, updateTxt };
+  return { where, fail, ask, knownZone, zoneFromRead, findZone, update, updateTxt };
 }
 
 export interface UpdateItem {

@@ -12,7 +12,7 @@ export const RFC2136_OPTIONS = {
     port: { type: 'number', default: 53, integer: true, min: 1, max: 65535, doc: 'Its DNS port' },
     zone: {
       type: 'string',
-      doc: 'The zone; default: found by a signed SOA query for each owner name',
+      doc: 'The zone; default: named by the signed answer to the read (RRSIG signer or SOA), else found by a signed SOA query for each owner name written to',
     },
     tsig_name: {
       type: 'string',

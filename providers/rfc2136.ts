@@ -23,7 +23,14 @@
  *              key on queries). Neither server needs the key for anything else.
  * Zone:        `zone` when given; otherwise a signed SOA query for the owner name: the SOA in the
  *              answer or authority section names the zone, and on REFUSED or a referral the
- *              query walks up one label at a time.
+ *              query walks up one label at a time. Found when a write needs it; a read asks for
+ *              the TLSA records at once (EDNS DO set) and looks for the zone only when the answer
+ *              is not an authoritative NOERROR or NXDOMAIN (one query per owner in the common
+ *              case). The read's answer names the zone for a later write without an SOA query:
+ *              in a signed zone (DANE needs one) by the Signer's Name of the RRSIG over the
+ *              owner's TLSA RRset, which is the zone holding it (RFC 4034 §3.1.7), a child zone
+ *              below the owner's parent included; an empty answer (no record, no CNAME) by the
+ *              SOA in it (RFC 2308). Records in an unsigned zone name no zone: SOA for a write.
  * Writes:      ONE UPDATE per apply(): prerequisite "CNAME RRset does not exist" at the owner
  *              (a CNAME is reported, never overwritten; without the prerequisite Knot and BIND
  *              answer NOERROR and silently drop a TLSA add beside a CNAME), then single-RR
@@ -38,7 +45,8 @@
  *              not name stay. Deleting an absent record and adding a present one are no-ops
  *              for the server, so a retry is safe.
  * Transport:   UDP; TCP when the request is over 512 bytes (about 8 records) or the answer is
- *              truncated. Every answer's TSIG is verified against the request.
+ *              truncated (a read of many records with their RRSIG over 1,232 bytes). Every
+ *              answer's TSIG is verified against the request.
  * Errors:      SERVFAIL and timeouts are retried (4 tries, backoff with jitter); NOTAUTH with
  *              BADSIG/BADKEY, REFUSED, NOTZONE, NOTAUTH and YXRRSET (the CNAME) fail at once.
  * TXT:         (ACME DNS-01) the same UPDATE for TXT values at _acme-challenge names: single-RR
@@ -130,7 +138,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
   const key: TsigKey = { name: keyName, algorithm: algText as TsigAlgorithm, secret };
 
   const name = `rfc2136(${ctx.instance})`;
-  const { where, fail, ask, findZone, update, updateTxt } = rfc2136Dns({
+  const { where, fail, ask, knownZone, zoneFromRead, findZone, update, updateTxt } = rfc2136Dns({
     name,
     server,
     port,
@@ -179,11 +187,20 @@ export const createProvider: ProviderFactory = (options, ctx) => {
     txt,
     async list(owner) {
       const o = normaliseName(owner);
-      const zone = await findZone(o);
-      const reply = await ask(`reading TLSA at ${o}`, `zone ${zone}`, (id) =>
-        buildQuery(id, o, TYPE.TLSA, 1232),
+      // Reading needs no zone: an authoritative NOERROR or NXDOMAIN for the owner itself comes
+      // from the zone that holds it. Any other answer finds the zone (SOA queries, as a write
+      // does) before it is judged, so it fails as it would have with the zone found first.
+      let zone = knownZone(o);
+      const reply = await ask(
+        `reading TLSA at ${o}`,
+        zone ? `zone ${zone}` : `zone of ${o} not known yet`,
+        // DO: in a signed zone the TLSA RRset comes with its RRSIG, which names the zone.
+        (id) => buildQuery(id, o, TYPE.TLSA, 1232, true),
       );
       const { rcode, aa } = reply.header;
+      if (!aa || (rcode !== 0 && rcode !== 3)) zone ??= await findZone(o);
+      // The answer names the zone (RRSIG signer, SOA), so a write after this read asks no SOA.
+      else if (!zone) zoneFromRead(o, reply);
       if (rcode === 3) return [];
       if (rcode !== 0 || !aa) {
         throw fail(

@@ -167,6 +167,94 @@ export function tcpAttempt<T>(a: Attempt<T>): Promise<Outcome<T>> {
   });
 }
 
+/**
+ * One connected UDP socket per server for the exchanges in flight with it: a socket per query
+ * (create, bind, connect, close) cost more CPU than the query itself in a run of thousands.
+ * Answers go to the query with their id; an id already in flight is not shared (that query
+ * takes a socket of its own). An error on the socket (ICMP port unreachable) ends every query
+ * waiting on it, as it would have ended each on its own socket. After a timeout the socket
+ * takes no new query, so a late answer never meets a later query with the same id; it closes
+ * when its last query is done, as it does when nothing is in flight.
+ */
+class UdpChannel {
+  private static readonly open = new Map<string, UdpChannel>();
+  private readonly sock: ReturnType<typeof createSocket>;
+  private readonly waiting = new Map<number, (o: Outcome<Buffer>) => void>();
+  private retired = false;
+  /** Sends waiting for the socket to be connected (connect is asynchronous). */
+  private queued: (() => void)[] | undefined = [];
+
+  static for(address: string, port: number): UdpChannel {
+    const k = `${address} ${port}`;
+    let c = UdpChannel.open.get(k);
+    if (!c) {
+      c = new UdpChannel(address, port, k);
+      UdpChannel.open.set(k, c);
+    }
+    return c;
+  }
+
+  private constructor(
+    address: string,
+    port: number,
+    private readonly k: string,
+  ) {
+    this.sock = createSocket(isIP(address) === 6 ? 'udp6' : 'udp4');
+    this.sock.on('error', (error: NodeJS.ErrnoException) => {
+      this.retire();
+      for (const settle of [...this.waiting.values()]) settle({ kind: 'error', error });
+      this.close();
+    });
+    this.sock.on('message', (m: Buffer) => {
+      if (m.length >= 12) this.waiting.get(m.readUInt16BE(0))?.({ kind: 'answer', value: m });
+    });
+    this.sock.connect(port, address, () => {
+      const sends = this.queued ?? [];
+      this.queued = undefined;
+      for (const send of sends) send();
+    });
+  }
+
+  /** Undefined when a query with this id is in flight here already. */
+  ask(message: Buffer, timeoutMs: number): Promise<Outcome<Buffer>> | undefined {
+    const id = message.readUInt16BE(0);
+    if (this.waiting.has(id)) return undefined;
+    return new Promise((resolve) => {
+      const settle = (o: Outcome<Buffer>): void => {
+        if (this.waiting.get(id) !== settle) return;
+        clearTimeout(timer);
+        this.waiting.delete(id);
+        if (o.kind === 'timeout') this.retire();
+        if (this.waiting.size === 0) this.close();
+        resolve(o);
+      };
+      const timer = setTimeout(() => settle({ kind: 'timeout' }), timeoutMs);
+      this.waiting.set(id, settle);
+      const send = (): void =>
+        this.sock.send(message, (e) => {
+          if (e) settle({ kind: 'error', error: e });
+        });
+      if (this.queued) this.queued.push(send);
+      else send();
+    });
+  }
+
+  private retire(): void {
+    if (this.retired) return;
+    this.retired = true;
+    if (UdpChannel.open.get(this.k) === this) UdpChannel.open.delete(this.k);
+  }
+
+  private close(): void {
+    this.retire();
+    try {
+      this.sock.close();
+    } catch {
+      /* already closed */
+    }
+  }
+}
+
 /** One UDP try or one TCP connection to `ep`, with this module's errors. */
 async function exchangeOnce(ep: Endpoint, msg: Buffer, transport: 'udp' | 'tcp'): Promise<Buffer> {
   const address = await resolveHost(ep.host);
@@ -181,7 +269,10 @@ async function exchangeOnce(ep: Endpoint, msg: Buffer, transport: 'udp' | 'tcp')
     accept: (m) =>
       transport === 'tcp' || (m.length >= 12 && m.readUInt16BE(0) === id) ? m : undefined,
   };
-  const o = transport === 'udp' ? await udpAttempt(a) : await tcpAttempt(a);
+  const o =
+    transport === 'tcp'
+      ? await tcpAttempt(a)
+      : await (UdpChannel.for(address, ep.port).ask(msg, ep.timeoutMs) ?? udpAttempt(a));
   const where = `${ep.host} port ${ep.port}`;
   switch (o.kind) {
     case 'answer':

@@ -109,12 +109,24 @@ export function buildTxtUpdate(id: number, zone: string, u: TxtUpdate): Buffer {
   return w.finish();
 }
 
+/** EDNS's DO bit ("DNSSEC OK", RFC 3225), in the OPT record's TTL field. */
+const EDNS_DO = 0x8000;
+
 /** A non-recursive query; with `udpSize`, an EDNS OPT record (it must precede a TSIG record,
- *  which signMessage appends last). */
-export function buildQuery(id: number, name: string, type: number, udpSize?: number): Buffer {
+ *  which signMessage appends last), and with `dnssecOk` its DO bit: a signed zone's answer
+ *  then carries the RRSIGs of its RRsets. */
+export function buildQuery(
+  id: number,
+  name: string,
+  type: number,
+  udpSize?: number,
+  dnssecOk = false,
+): Buffer {
   const w = new MessageWriter(id, OPCODE.QUERY << 11);
   w.question(name, type, CLASS.IN);
-  if (udpSize)
-    w.rr(3, { name: '.', type: TYPE.OPT, class: udpSize, ttl: 0, rdata: Buffer.alloc(0) });
+  if (udpSize) {
+    const ttl = dnssecOk ? EDNS_DO : 0;
+    w.rr(3, { name: '.', type: TYPE.OPT, class: udpSize, ttl, rdata: Buffer.alloc(0) });
+  }
   return w.finish();
 }

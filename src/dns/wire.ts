@@ -11,6 +11,7 @@ export const TYPE = {
   SOA: 6,
   TXT: 16,
   OPT: 41,
+  RRSIG: 46,
   TLSA: 52,
   TSIG: 250,
 } as const;
@@ -225,4 +226,14 @@ export function walkRecords(msg: Buffer): RRSpan[] {
     }
   }
   return spans;
+}
+
+/** What an RRSIG (RFC 4034 §3.1) says of the RRset it signs: the type it covers and its
+ *  Signer's Name, which MUST be the zone that holds the RRset (§3.1.7). */
+export function readRrsig(msg: Buffer, span: RRSpan): { typeCovered: number; signer: string } {
+  // type covered 2, algorithm 1, labels 1, original TTL 4, expiration 4, inception 4, key tag 2
+  const signerAt = span.rdataAt + 18;
+  if (signerAt >= span.end || skipName(msg, signerAt) > span.end)
+    throw new RangeError('RRSIG RDATA too short for its signer name');
+  return { typeCovered: msg.readUInt16BE(span.rdataAt), signer: readName(msg, signerAt) };
 }

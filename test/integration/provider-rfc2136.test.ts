@@ -15,6 +15,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { TlsaRecord } from '../../src/tlsa/record.js';
 import { recordKey } from '../../src/tlsa/record.js';
 import { query } from '../lab/dig.js';
+import { startDnsFaultProxy } from '../lab/dns-fault-proxy.js';
 import { freePort, labDescribe, stopAll } from '../lab/lab.js';
 import {
   BIND_TOOLS,
@@ -185,6 +186,43 @@ labDescribe(
         expect(sorted(await p.list(o))).toEqual(sorted(records));
         await p.apply(o, { add: [], remove: records.slice(0, 39) }, 300);
         expect(sorted(await kdigTlsa(server, o))).toEqual(sorted(records.slice(39)));
+      });
+
+      it(`${which}: a read is one TLSA query (no SOA query); a write after it asks no SOA (the empty read's SOA, the records' RRSIG name the signed zone); a name outside every zone still fails naming the SOA queries`, async () => {
+        const { server, key } = lab();
+        const proxy = await startDnsFaultProxy(server);
+        try {
+          const o = lab().owner('onequery');
+          const p = rfc2136Provider(proxy, key);
+          const kinds = () =>
+            proxy.requests
+              .splice(0)
+              .map((r) => `${r.opcode === 5 ? 'UPDATE' : 'QUERY'} ${r.qtype}`);
+          expect(await p.list(o)).toEqual([]);
+          expect(kinds()).toEqual(['QUERY 52']);
+          // The empty answer named the zone: the write needs no SOA query.
+          await p.apply(o, { add: [rec(o, 'x')], remove: [] }, 300);
+          expect(kinds()).toEqual(['UPDATE 6']);
+          // A fresh instance reads the record (the zone named by its RRSIG's signer), then writes.
+          const q = rfc2136Provider(proxy, key);
+          expect(await q.list(o)).toHaveLength(1);
+          expect(kinds()).toEqual(['QUERY 52']);
+          await q.apply(o, { add: [], remove: await q.list(o) }, 300);
+          expect(kinds()).toEqual(['QUERY 52', 'UPDATE 6']);
+          expect(await kdigTlsa(server, o)).toEqual([]);
+          const outside = '_25._tcp.mx.not-served.invalid.';
+          const err = await p.list(outside).then(
+            () => undefined,
+            (e: Error) => e,
+          );
+          expect(err?.name).toBe('ProviderError');
+          expect(err!.message).toMatch(
+            /serves no zone that contains _25\._tcp\.mx\.not-served\.invalid\. \(SOA queries: /,
+          );
+          expect(kinds()[0]).toBe('QUERY 52');
+        } finally {
+          await proxy.stop();
+        }
       });
 
       it(`${which}: a wrong TSIG secret fails with a TSIG message that names server and zone, without the secret`, async () => {

@@ -15,10 +15,35 @@ export interface DnsFaultProxy {
   port: number;
   /** From the n-th UPDATE (1 = the next) on, answer SERVFAIL; returns the function that ends it. */
   failUpdatesFrom(n: number): () => void;
+  /** Every request that came in (UDP and TCP): its opcode, the name and type of its first
+   *  question (an UPDATE's zone section: the zone, SOA) and the transport it came over. */
+  readonly requests: ProxiedRequest[];
   stop(): Promise<void>;
 }
 
+export interface ProxiedRequest {
+  opcode: number;
+  qtype: number;
+  /** Lower case, with the trailing dot; '' when there is no question. */
+  qname: string;
+  transport: 'udp' | 'tcp';
+}
+
 const opcodeOf = (msg: Buffer) => (msg.length >= 4 ? (msg.readUInt16BE(2) >> 11) & 0xf : -1);
+
+/** The name and type of the first question (the zone section of an UPDATE: the zone, SOA);
+ *  '' and -1 if there is none. Requests carry no compression pointer in their question. */
+function questionOf(msg: Buffer): { qname: string; qtype: number } {
+  if (msg.length < 12 || msg.readUInt16BE(4) === 0) return { qname: '', qtype: -1 };
+  const labels: string[] = [];
+  let o = 12;
+  while (o < msg.length && msg[o] !== 0) {
+    labels.push(msg.subarray(o + 1, o + 1 + msg[o]!).toString('latin1'));
+    o += 1 + msg[o]!;
+  }
+  const qname = `${labels.join('.')}.`.toLowerCase();
+  return { qname, qtype: o + 3 <= msg.length ? msg.readUInt16BE(o + 1) : -1 };
+}
 
 /** The header of `req` turned into an answer with this rcode and no records. */
 function failureAnswer(req: Buffer, rcode: number): Buffer {
@@ -33,9 +58,12 @@ export async function startDnsFaultProxy(upstream: {
   port: number;
 }): Promise<DnsFaultProxy> {
   let fault: { from: number; seen: number } | undefined;
-  /** Whether this request is answered SERVFAIL by the proxy instead of the server. */
-  const failing = (msg: Buffer): boolean =>
-    fault !== undefined && opcodeOf(msg) === OPCODE_UPDATE && ++fault.seen >= fault.from;
+  const requests: ProxiedRequest[] = [];
+  /** Whether this request is answered SERVFAIL by the proxy instead of the server (and logs it). */
+  const failing = (msg: Buffer, transport: 'udp' | 'tcp'): boolean => {
+    requests.push({ opcode: opcodeOf(msg), ...questionOf(msg), transport });
+    return fault !== undefined && opcodeOf(msg) === OPCODE_UPDATE && ++fault.seen >= fault.from;
+  };
 
   const open = new Set<{ destroy(): void }>();
   const tcp: Server = createServer((client) => {
@@ -50,7 +78,7 @@ export async function startDnsFaultProxy(upstream: {
         const framed = buf.subarray(0, 2 + buf.readUInt16BE(0));
         buf = buf.subarray(framed.length);
         const msg = framed.subarray(2);
-        if (failing(msg)) {
+        if (failing(msg, 'tcp')) {
           const answer = failureAnswer(msg, RCODE_SERVFAIL);
           const len = Buffer.alloc(2);
           len.writeUInt16BE(answer.length);
@@ -76,7 +104,7 @@ export async function startDnsFaultProxy(upstream: {
 
   const udp: Socket = createSocket('udp4');
   udp.on('message', (msg: Buffer, from: RemoteInfo) => {
-    if (failing(msg)) {
+    if (failing(msg, 'udp')) {
       udp.send(failureAnswer(msg, RCODE_SERVFAIL), from.port, from.address);
       return;
     }
@@ -98,6 +126,7 @@ export async function startDnsFaultProxy(upstream: {
   return {
     host: '127.0.0.1',
     port,
+    requests,
     failUpdatesFrom(n) {
       const f = { from: n, seen: 0 };
       fault = f;

@@ -13,7 +13,7 @@ import {
   udpAttempt,
   type Attempt,
 } from '../../src/dns/transport.js';
-import { OPCODE } from '../../src/dns/wire.js';
+import { OPCODE, readName } from '../../src/dns/wire.js';
 import { buildQuery } from '../../src/dns/update.js';
 import { EXIT } from '../../src/errors.js';
 import { freePort } from '../lab/lab.js';
@@ -31,12 +31,12 @@ function answer(query: Buffer, flags = 0): Buffer {
 }
 
 async function udpServer(
-  onQuery: (q: Buffer, reply: (m: Buffer) => void) => void,
+  onQuery: (q: Buffer, reply: (m: Buffer) => void, from: { port: number }) => void,
   port = 0,
 ): Promise<number> {
   const sock: UdpSocket = createSocket('udp4');
   await new Promise<void>((res) => sock.bind(port, '127.0.0.1', res));
-  sock.on('message', (q, r) => onQuery(q, (m) => sock.send(m, r.port, r.address)));
+  sock.on('message', (q, r) => onQuery(q, (m) => sock.send(m, r.port, r.address), r));
   closers.push(() => new Promise((res) => sock.close(() => res())));
   return sock.address().port;
 }
@@ -153,6 +153,60 @@ describe('exchange (RFC 2136 client)', () => {
     expect(reply.header.opcode).toBe(OPCODE.QUERY);
     expect(ids).toHaveLength(2);
     expect(reply.header.id).toBe(ids[1]);
+  });
+
+  it('UDP exchanges in flight with one server share one socket; each takes the answer to its id', async () => {
+    const sourcePorts = new Set<number>();
+    const held: [Buffer, (m: Buffer) => void][] = [];
+    const n = 20;
+    const port = await udpServer((q, reply, from) => {
+      sourcePorts.add(from.port);
+      held.push([q, reply]);
+      // All answered at once, last asked first.
+      if (held.length === n) for (const [hq, r] of held.reverse()) r(answer(hq));
+    });
+    const replies = await Promise.all(
+      Array.from({ length: n }, (_, i) =>
+        exchange({ host: '127.0.0.1', port, timeoutMs: 5000 }, (id) =>
+          buildQuery(id, `q${i}.example.test.`, 6),
+        ),
+      ),
+    );
+    replies.forEach((r, i) => {
+      expect(r.transport).toBe('udp');
+      expect(readName(r.message, 12)).toBe(`q${i}.example.test.`);
+    });
+    expect(sourcePorts.size).toBe(1);
+  });
+
+  it('after a UDP timeout, later exchanges use another socket (a late answer cannot meet a reused id)', async () => {
+    const held = new Map<string, [Buffer, (m: Buffer) => void, number]>();
+    const port = await udpServer((q, reply, from) => {
+      const name = readName(q, 12);
+      held.set(name, [q, reply, from.port]);
+      if (name !== 'next.example.test.') return;
+      // The timed-out query's answer arrives late, then the answers to the others.
+      const [lq, lr] = held.get('late.example.test.')!;
+      lr(answer(lq));
+      setTimeout(() => {
+        reply(answer(q));
+        const [bq, br] = held.get('busy.example.test.')!;
+        br(answer(bq));
+      }, 50);
+    });
+    const ep = { host: '127.0.0.1', port, timeoutMs: 5000 };
+    const late = exchange({ ...ep, timeoutMs: 300 }, (id) =>
+      buildQuery(id, 'late.example.test.', 6),
+    );
+    while (!held.has('late.example.test.')) await new Promise((r) => setTimeout(r, 5));
+    // Still in flight on the same socket when `late` times out.
+    const busy = exchange(ep, (id) => buildQuery(id, 'busy.example.test.', 6));
+    await expect(late).rejects.toThrow(/no answer/);
+    const next = await exchange(ep, (id) => buildQuery(id, 'next.example.test.', 6));
+    expect(readName(next.message, 12)).toBe('next.example.test.');
+    expect(readName((await busy).message, 12)).toBe('busy.example.test.');
+    expect(held.get('busy.example.test.')![2]).toBe(held.get('late.example.test.')![2]);
+    expect(held.get('next.example.test.')![2]).not.toBe(held.get('late.example.test.')![2]);
   });
 
   it('silence: DnsTransportError (exit 3) naming the server, the transport and the timeout', async () => {
