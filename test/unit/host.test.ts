@@ -9,6 +9,7 @@ import { desiredRecords } from '../../src/engine/desired.js';
 import { InputError } from '../../src/errors.js';
 import {
   bothForms,
+  checkedCover,
   checkedHost,
   HostError,
   leafCoversHost,
@@ -181,6 +182,55 @@ describe('leaf names and the host (RFC 7672 §3.2.3)', () => {
     expect(leafCoversHost(wildcard, 'example.org')).toBe(true);
     expect(leafCoversHost(wildcard, 'a.mx.example.org')).toBe(false);
     expect(leafCoversHost(wildcard, 'mx.example.net')).toBe(false);
+  });
+
+  // Plain names and whole-label wildcards are matched without OpenSSL (thousands of services
+  // share a leaf): the answer must be X509_check_host's, for every host.
+  it('the quick name match agrees with OpenSSL on awkward names and hosts', () => {
+    const ca = makeCa(dir, { name: 'Match Test CA', key: 'p256' });
+    const sanSets = [
+      ['mx.example.org'],
+      ['MX.Example.ORG', 'b.example.org'],
+      ['*.example.org', 'example.org'],
+      ['*.org'],
+      ['*.Example.Org'],
+      ['*.xn--bcher-kva.example', 'xn--bcher-kva.example'],
+      ['*.-a.example.org'],
+      ['a*.example.org'],
+      ['mx.*.example.org'],
+      ['*.*.example.org'],
+      ['a.example.org', '*.b.example.org', 'mx_1.example.org'],
+      ['example.org.'],
+    ];
+    const hosts = [
+      'mx.example.org',
+      'example.org',
+      'a.mx.example.org',
+      'b.example.org',
+      'x.b.example.org',
+      'org',
+      'a.org',
+      'mx.example.org.',
+      'xn--bcher-kva.example',
+      'mx.xn--bcher-kva.example',
+      'xn--bcher-kva.xn--bcher-kva.example',
+      'ab.example.org',
+      'a.-a.example.org',
+      '-.example.org',
+      'MX.example.org',
+      '.example.org',
+      'mx_1.example.org',
+      'x.mx.example.org',
+    ];
+    for (const [i, sans] of sanSets.entries()) {
+      const cert = new X509Certificate(
+        makeLeaf(dir, { ca, cn: `match${i}.example.org`, sans, key: 'p256' }).certPem,
+      );
+      for (const host of hosts)
+        expect(leafCoversHost(cert, host), `${sans.join(',')} / ${host}`).toBe(
+          checkedCover(cert, host),
+        );
+    }
   });
 
   it('an IDN certificate names the A-label form', () => {
