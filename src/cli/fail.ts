@@ -93,8 +93,19 @@ export function logLine(
   e: LogEvent,
   stream: 'stdout' | 'stderr' = 'stderr',
 ): void {
+  const line = formatLine(text, message, e, stream);
+  if (line) writeTo(line.to, line.text);
+}
+
+/** A line as logLine prints it, and where; undefined when this format leaves it out. */
+function formatLine(
+  text: string,
+  message: string,
+  e: LogEvent,
+  stream: 'stdout' | 'stderr',
+): { to: NodeJS.WriteStream; text: string } | undefined {
   if (format === 'json') {
-    if (e.textOnly) return;
+    if (e.textOnly) return undefined;
     const entry = {
       time: new Date().toISOString(),
       level: e.level ?? 'info',
@@ -103,11 +114,34 @@ export function logLine(
       message,
       ...(e.fields && Object.keys(e.fields).length ? { fields: e.fields } : {}),
     };
-    writeTo(process.stderr, `${JSON.stringify(redactValue(entry))}\n`);
-    return;
+    return { to: process.stderr, text: `${JSON.stringify(redactValue(entry))}\n` };
   }
   const toStdout = stream === 'stdout' && !jsonMode;
-  writeTo(toStdout ? process.stdout : process.stderr, `${linePrefix()}${redact(text)}\n`);
+  return {
+    to: toStdout ? process.stdout : process.stderr,
+    text: `${linePrefix()}${redact(text)}\n`,
+  };
+}
+
+/** Lines are written in pieces of about this many characters: a fleet's run prints tens of
+ *  thousands of warnings, and a write each cost as much as the rest of printing them. Small
+ *  enough that no large buffer is allocated (and kept by the allocator) for them. */
+const BATCH_CHARS = 64 * 1024;
+
+/** logLine for each of `lines`, written in a few larger pieces, all before it returns (the
+ *  streams write synchronously, so the order with other output is kept). */
+function logEach(lines: readonly string[], prefix: string, e: LogEvent): void {
+  let pending = '';
+  for (const l of lines) {
+    const line = formatLine(`${prefix}${l}`, l, e, 'stderr');
+    if (!line) continue;
+    pending += line.text;
+    if (pending.length >= BATCH_CHARS) {
+      writeTo(process.stderr, pending);
+      pending = '';
+    }
+  }
+  if (pending) writeTo(process.stderr, pending);
 }
 
 /** Maps by the error's `exitCode` alone; an error without one is a bug ("internal error").
@@ -171,16 +205,17 @@ export function reportNetwork(
   return problems.length ? EXIT.provider : code;
 }
 
+const WARNING: LogEvent = { level: 'warn', event: 'warning' };
+const NOTE: LogEvent = { event: 'note' };
+
 export function warn(lines: string[]): void {
-  for (const l of lines) {
-    keepWarning(l);
-    logLine(`tlsa: warning: ${l}`, l, { level: 'warn', event: 'warning' });
-  }
+  for (const l of lines) keepWarning(l);
+  logEach(lines, 'tlsa: warning: ', WARNING);
 }
 
 /** Facts worth knowing that are not problems (e.g. a catalog that does not apply to a chain). */
 export function note(lines: string[]): void {
-  for (const l of lines) logLine(`tlsa: note: ${l}`, l, { event: 'note' });
+  logEach(lines, 'tlsa: note: ', NOTE);
 }
 
 /** Everything a command prints goes through here: a secret may hide in any configured value. */

@@ -25,7 +25,8 @@ import type { z } from 'zod';
 import { installedCopies, keyAccessOf, type InstalledCopy, type KeyAccess } from './installs.js';
 import { readPlainYaml } from './plain-yaml.js';
 import { protocolClash } from './ports.js';
-import { configSchema, type RawConfig } from './schema.js';
+import { checkConfig } from './check-config.js';
+import type { RawConfig } from './schema.js';
 
 export type ConfigPath = (string | number)[];
 
@@ -80,9 +81,7 @@ export function loadConfig(file: string): LoadedConfig {
   );
   if (data === null || typeof data !== 'object' || Array.isArray(data))
     throw error([], 'the configuration must be a YAML mapping (providers:, services:)');
-  // jitless: zod would first generate (new Function) a parser that pays off only over many
-  // parses; a CLI parses once, and that code is never in the code cache (launcher.ts).
-  const parsed = configSchema.safeParse(data, { jitless: true });
+  const parsed = checkConfig(data as Record<string, unknown>);
   if (!parsed.success) {
     const issue = portEntryIssue(parsed.error.issues[0]!, data);
     let path = issue.path as ConfigPath;

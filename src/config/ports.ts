@@ -59,9 +59,11 @@ export function protocolClash(
   const seen = new Map<string, { service: string; protocol: Protocol }>();
   for (const [service, svc] of Object.entries(services)) {
     const resolved = servicePorts(svc);
-    for (const [index, entry] of svc.ports.entries()) {
-      const mine = resolved.find((p) => p.port === portNumber(entry))!;
-      const at = `${mine.port} ${svc.host.replace(/\.$/, '').toLowerCase()}`;
+    const host = svc.host.replace(/\.$/, '').toLowerCase();
+    for (let index = 0; index < svc.ports.length; index++) {
+      const port = portNumber(svc.ports[index]!);
+      const mine = resolved.find((p) => p.port === port)!;
+      const at = `${mine.port} ${host}`;
       const other = seen.get(at);
       if (other && other.protocol !== mine.protocol) {
         return {

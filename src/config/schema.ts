@@ -343,7 +343,8 @@ const acme = described(
   'Built-in ACME renewal ("tlsa renew"): lineages in STATE_DIR/acme/SERVICE/KEY_TYPE/ (certbot layout)',
 );
 
-const service = z.strictObject({
+/** One entry of services: (exported for the quick check of alike services, check-config.ts). */
+export const service = z.strictObject({
   host: described(
     nonEmpty(),
     'The host name clients connect to (for SMTP the MX host, not the mail domain)',

@@ -10,7 +10,7 @@ import {
 } from '../certs/chain.js';
 import { sourceName, toCertSource } from '../config/cert-sources.js';
 import type { LoadedConfig } from '../config/load.js';
-import type { RawService } from '../config/schema.js';
+import type { RawCertificateSource, RawService } from '../config/schema.js';
 import { InputError } from '../errors.js';
 import { installPaths } from './install.js';
 import { checkInstallLayout } from './install-layout.js';
@@ -59,14 +59,50 @@ export type ChainLoader = (source: CertSource, now: Date) => LoadedChain;
  *  renewed lineage on its next run. A source that fails is not kept: it throws each time. */
 export function loadEachChainOnce(load: ChainLoader = loadChain): ChainLoader {
   const loaded = new Map<string, LoadedChain>();
+  // Services that name the same source are given the same source object (sourceOf below):
+  // found by identity, without writing out its key each time.
+  const bySource = new WeakMap<CertSource, { at: number; chain: LoadedChain }>();
   return (source, now) => {
-    const key = `${now.getTime()} ${JSON.stringify(source)}`;
-    const known = loaded.get(key);
-    if (known) return known;
-    const chain = load(source, now);
-    loaded.set(key, chain);
+    const at = now.getTime();
+    const same = bySource.get(source);
+    if (same?.at === at) return same.chain;
+    const key = `${at} ${JSON.stringify(source)}`;
+    let chain = loaded.get(key);
+    if (!chain) {
+      chain = load(source, now);
+      loaded.set(key, chain);
+    }
+    bySource.set(source, { at, chain });
     return chain;
   };
+}
+
+/** A configured source as files and the name of its installed copy. Thousands of services
+ *  name the same lineage: per config, each lineage (and name) is resolved once, and its
+ *  services share the one source object. */
+const lineageSources = new WeakMap<
+  LoadedConfig,
+  Map<string, { source: CertSource; name: string }>
+>();
+
+function sourceOf(src: RawCertificateSource, config: LoadedConfig) {
+  if (!('lineage' in src)) {
+    const source = toCertSource(src, config.baseDir);
+    return { source, name: sourceName(src, source) };
+  }
+  let known = lineageSources.get(config);
+  if (!known) {
+    known = new Map();
+    lineageSources.set(config, known);
+  }
+  const key = `${src.lineage}\0${src.name ?? ''}`;
+  let found = known.get(key);
+  if (!found) {
+    const source = toCertSource(src, config.baseDir);
+    found = { source, name: sourceName(src, source) };
+    known.set(key, found);
+  }
+  return found;
 }
 
 /** A loaded chain as one service uses it: the chain's fields one by one, in the order a spread
@@ -98,8 +134,7 @@ export function serviceChains(
 ): ServiceChain[] {
   const out: ServiceChain[] = [];
   svc.certificates.forEach((src, i) => {
-    const source = toCertSource(src, config.baseDir);
-    const srcName = sourceName(src, source);
+    const { source, name: srcName } = sourceOf(src, config);
     if (out.some((c) => c.sourceName === srcName)) {
       throw config.error(
         ['services', name, 'certificates', i],

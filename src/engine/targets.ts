@@ -55,6 +55,18 @@ export function selectServices(config: LoadedConfig, names: string[] | undefined
   return names;
 }
 
+/** Where each built-in catalog is: the same for the whole process, asked by every service. */
+const builtinPaths = new Map<string, string>();
+
+function builtinPathOf(ca: string): string {
+  let file = builtinPaths.get(ca);
+  if (file === undefined) {
+    file = builtinCatalogPath(ca);
+    builtinPaths.set(ca, file);
+  }
+  return file;
+}
+
 /** The issuer catalog a service's `issuers:` names (undefined for "none"), loaded once per file. */
 export function serviceCatalog(
   config: LoadedConfig,
@@ -64,7 +76,7 @@ export function serviceCatalog(
   const issuers = config.raw.services[name]!.issuers ?? 'letsencrypt';
   if (issuers === 'none') return undefined;
   const file = (BUILTIN_CATALOGS as readonly string[]).includes(issuers)
-    ? builtinCatalogPath(issuers)
+    ? builtinPathOf(issuers)
     : resolve(config.baseDir, issuers);
   const catalog = cache.get(file) ?? loadCatalog(file);
   cache.set(file, catalog);

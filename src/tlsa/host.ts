@@ -33,8 +33,30 @@ function isAddress(text: string): boolean {
   return text.includes(':') ? isIP(text) !== 0 : isIPv4(text);
 }
 
+/** A name already in lower-case A-label form that every check below lets through unchanged:
+ *  LDH labels (none an A-label, whose Punycode the conversion would check), the last one
+ *  starting with a letter (so no address reading applies). A fleet's config has thousands. */
+const PLAIN_HOST = /^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+
+function plainHost(name: string): HostName | undefined {
+  if (
+    name.length > 253 ||
+    !PLAIN_HOST.test(name) ||
+    name.includes('xn--') ||
+    name === 'localhost' ||
+    name.endsWith('.localhost')
+  )
+    return undefined;
+  return { ascii: name, unicode: name };
+}
+
 /** Validate and normalise a host name. Throws HostError saying why it cannot be used. */
 export function parseHost(input: string): HostName {
+  return plainHost(input) ?? checkedHost(input);
+}
+
+/** parseHost without its quick way for a plain name (each check, each conversion). */
+export function checkedHost(input: string): HostName {
   const text = input.trim();
   const q = JSON.stringify(input);
   if (!text) throw new HostError(`an empty host name: ${WHO}`);
@@ -117,6 +139,17 @@ export function leafDnsNames(x509: X509Certificate): string[] {
  *  dNSNames (the subject CN only when there is none), a wildcard standing for exactly one
  *  whole leftmost label (RFC 6125 §6.4.3, as RFC 7672 §3.2.3 asks). */
 export function leafCoversHost(x509: X509Certificate, host: string): boolean {
+  const quick = plainNamesOf(x509);
+  if (quick && PLAIN_NAME.test(host)) {
+    if (quick.exact.has(host)) return true;
+    const dot = host.indexOf('.');
+    return dot > 0 && quick.under.has(host.slice(dot + 1));
+  }
+  return checkedCover(x509, host);
+}
+
+/** leafCoversHost by OpenSSL's X509_check_host, whatever the names. */
+export function checkedCover(x509: X509Certificate, host: string): boolean {
   return (
     x509.checkHost(host, {
       subject: 'default',
@@ -126,6 +159,46 @@ export function leafCoversHost(x509: X509Certificate, host: string): boolean {
     }) !== undefined
   );
 }
+
+/** A name of letters, digits and "-" in non-empty labels (lower case for a host). */
+const PLAIN_NAME = /^[a-z0-9-]+(?:\.[a-z0-9-]+)*$/;
+const PLAIN_SAN = /^DNS:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*$/;
+/** `*.` before at least two labels, none starting with "-": the wildcards OpenSSL honours. */
+const PLAIN_WILDCARD_SAN = /^DNS:\*\.[A-Za-z0-9][A-Za-z0-9-]*(?:\.[A-Za-z0-9][A-Za-z0-9-]*)+$/;
+
+interface PlainNames {
+  /** The DNS names, lower case: a host equal to one is covered. */
+  exact: Set<string>;
+  /** What `*.` stands before, lower case: a host one label below one is covered. */
+  under: Set<string>;
+}
+
+/** Thousands of services share a leaf: its names are read once. */
+const plainNames = new WeakMap<X509Certificate, PlainNames | null>();
+
+/** The leaf's names when all of them are plain DNS names or whole-label wildcards (then
+ *  OpenSSL's check is a lookup: case-insensitive equality, or one label below a wildcard's
+ *  suffix); null for anything else (no DNS name, the CN, other name types, other wildcards). */
+function plainNamesOf(x509: X509Certificate): PlainNames | null {
+  let names = plainNames.get(x509);
+  if (names !== undefined) return names;
+  names = { exact: new Set(), under: new Set() };
+  const entries = x509.subjectAltName?.split(', ') ?? [];
+  for (const e of entries) {
+    if (PLAIN_SAN.test(e)) names.exact.add(e.slice(4).toLowerCase());
+    else if (PLAIN_WILDCARD_SAN.test(e)) names.under.add(e.slice(6).toLowerCase());
+    else {
+      names = null;
+      break;
+    }
+  }
+  if (names && names.exact.size + names.under.size === 0) names = null;
+  plainNames.set(x509, names);
+  return names;
+}
+
+/** The leaf's names as a warning shows them, once per certificate. */
+const shownNames = new WeakMap<X509Certificate, string[]>();
 
 /** Warnings for leaves whose names do not cover host, one per distinct leaf. Only `2 x x`
  *  records make a client check names; the caller asks only when it publishes them. */
@@ -137,10 +210,15 @@ export function nameCoverageWarnings(
   const seen = new Set<string>();
   const out: string[] = [];
   for (const c of chains) {
-    const fp = c.leaf.x509.fingerprint256;
-    if (seen.has(fp) || leafCoversHost(c.leaf.x509, h)) continue;
+    const x509 = c.leaf.x509;
+    const fp = x509.fingerprint256;
+    if (seen.has(fp) || leafCoversHost(x509, h)) continue;
     seen.add(fp);
-    const names = leafDnsNames(c.leaf.x509);
+    let names = shownNames.get(x509);
+    if (!names) {
+      names = leafDnsNames(x509);
+      shownNames.set(x509, names);
+    }
     out.push(
       `${c.label}: the leaf certificate (${names.length ? `DNS names ${names.join(', ')}` : `no DNS names, CN=${c.leaf.name}`}) does not cover the host ${bothForms(h)}: ` +
         "with DANE-TA (2 x x) records a client checks the certificate's names (RFC 7672 §3.2.3), so it will refuse this chain unless the certificate names the mail domain it sends to; " +

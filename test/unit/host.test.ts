@@ -9,6 +9,8 @@ import { desiredRecords } from '../../src/engine/desired.js';
 import { InputError } from '../../src/errors.js';
 import {
   bothForms,
+  checkedCover,
+  checkedHost,
   HostError,
   leafCoversHost,
   nameCoverageWarnings,
@@ -95,6 +97,55 @@ describe('parseHost', () => {
     expect(hostError('192.0.2.1')).toMatch(/_PORT\._tcp\.HOST .*MX host name/);
     expect(hostError('*.example.org')).toMatch(/no client connects to "\*"/);
   });
+
+  // A fleet's config names thousands of plain hosts: those skip the conversions, and must come
+  // out exactly as through every check (or be refused by it, for the same reason).
+  it('the quick way for plain names agrees with every check, on awkward names', () => {
+    const labels = [
+      'a',
+      'mx',
+      'mx0',
+      '0',
+      '00',
+      '0x1f',
+      '1e5',
+      'xn--bcher-kva',
+      'xn--zz',
+      'ab--cd',
+      '-a',
+      'a-',
+      'a-b',
+      'localhost',
+      'MX',
+      'x'.repeat(63),
+      'x'.repeat(64),
+      '9',
+      'com',
+      'b\u00fc',
+    ];
+    const names = new Set<string>();
+    let seed = 7;
+    const pick = () => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return labels[seed % labels.length]!;
+    };
+    for (const a of labels) for (const b of labels) names.add(`${a}.${b}`);
+    for (let i = 0; i < 3000; i++) {
+      const n = 1 + (i % 6);
+      names.add(Array.from({ length: n }, pick).join('.'));
+    }
+    names.add(`${'a'.repeat(63)}.`.repeat(4).slice(0, 253));
+    names.add(`${`${'a'.repeat(63)}.`.repeat(4)}ab`);
+    const outcome = (f: (s: string) => unknown, s: string) => {
+      try {
+        return f(s);
+      } catch (e) {
+        return (e as Error).message;
+      }
+    };
+    for (const name of names)
+      expect(outcome(parseHost, name), name).toEqual(outcome(checkedHost, name));
+  });
 });
 
 describe('display forms', () => {
@@ -131,6 +182,55 @@ describe('leaf names and the host (RFC 7672 §3.2.3)', () => {
     expect(leafCoversHost(wildcard, 'example.org')).toBe(true);
     expect(leafCoversHost(wildcard, 'a.mx.example.org')).toBe(false);
     expect(leafCoversHost(wildcard, 'mx.example.net')).toBe(false);
+  });
+
+  // Plain names and whole-label wildcards are matched without OpenSSL (thousands of services
+  // share a leaf): the answer must be X509_check_host's, for every host.
+  it('the quick name match agrees with OpenSSL on awkward names and hosts', () => {
+    const ca = makeCa(dir, { name: 'Match Test CA', key: 'p256' });
+    const sanSets = [
+      ['mx.example.org'],
+      ['MX.Example.ORG', 'b.example.org'],
+      ['*.example.org', 'example.org'],
+      ['*.org'],
+      ['*.Example.Org'],
+      ['*.xn--bcher-kva.example', 'xn--bcher-kva.example'],
+      ['*.-a.example.org'],
+      ['a*.example.org'],
+      ['mx.*.example.org'],
+      ['*.*.example.org'],
+      ['a.example.org', '*.b.example.org', 'mx_1.example.org'],
+      ['example.org.'],
+    ];
+    const hosts = [
+      'mx.example.org',
+      'example.org',
+      'a.mx.example.org',
+      'b.example.org',
+      'x.b.example.org',
+      'org',
+      'a.org',
+      'mx.example.org.',
+      'xn--bcher-kva.example',
+      'mx.xn--bcher-kva.example',
+      'xn--bcher-kva.xn--bcher-kva.example',
+      'ab.example.org',
+      'a.-a.example.org',
+      '-.example.org',
+      'MX.example.org',
+      '.example.org',
+      'mx_1.example.org',
+      'x.mx.example.org',
+    ];
+    for (const [i, sans] of sanSets.entries()) {
+      const cert = new X509Certificate(
+        makeLeaf(dir, { ca, cn: `match${i}.example.org`, sans, key: 'p256' }).certPem,
+      );
+      for (const host of hosts)
+        expect(leafCoversHost(cert, host), `${sans.join(',')} / ${host}`).toBe(
+          checkedCover(cert, host),
+        );
+    }
   });
 
   it('an IDN certificate names the A-label form', () => {
