@@ -226,6 +226,11 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       // The server serves one TTL per RRset: a higher one on a line tlsa did not write wins.
       return publishedTtl(ttl, pinningLines().get(normaliseName(owner)));
     },
+    async effectiveTtlMany(asks) {
+      // The zone's signature is checked once for all of them, not once per owner.
+      const pins = pinningLines();
+      return asks.map(({ owner, ttl }) => publishedTtl(ttl, pins.get(normaliseName(owner))));
+    },
     async markedKeys(owners) {
       // The mark tells `tlsa adopt` which lines a tlsa wrote (after a lost state).
       const wanted = new Set(owners.map((o) => normaliseName(o)));

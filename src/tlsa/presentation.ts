@@ -60,6 +60,14 @@ export function parseRdata(text: string): Omit<TlsaRecord, 'owner'> {
   return rdataFromFields(tokens[0]!, tokens[1]!, tokens[2]!, tokens.slice(3).join(''));
 }
 
+/** parseRdata of these fields joined by blanks, without joining and splitting them again
+ *  (a zone file's tokens: thousands of lines per file). */
+export function parseRdataFields(fields: readonly string[]): Omit<TlsaRecord, 'owner'> {
+  if (fields.length < 4 || fields[0] === '\\#' || fields.some((f) => !f || /\s/.test(f)))
+    return parseRdata(fields.join(' '));
+  return rdataFromFields(fields[0]!, fields[1]!, fields[2]!, fields.slice(3).join(''));
+}
+
 function rdataFromFields(
   u: string,
   s: string,

@@ -113,19 +113,41 @@ async function effectiveTtls(
 }> {
   // Asked once per provider, owner and TTL, kept in nested maps: no key string per record, and
   // thousands of records at a few owners' TTLs cost one call each of those.
-  const got = new Map<string, Map<string, Map<number, { ttl: number } & Partial<PublishedTtl>>>>();
+  type Answer = { ttl: number } & Partial<PublishedTtl>;
+  const got = new Map<string, Map<string, Map<number, Answer>>>();
+  const asAnswer = (a: number | PublishedTtl): Answer => (typeof a === 'number' ? { ttl: a } : a);
+  // Providers that answer many at once are asked once, after the loop, in first-seen order.
+  const batched = new Map<DnsProvider, { owner: string; ttl: number; at: Map<number, Answer> }[]>();
   for (const r of records) {
     const p = providers.get(r.provider);
-    if (!p?.effectiveTtl) continue;
+    if (!p?.effectiveTtl && !p?.effectiveTtlMany) continue;
     const byTtl = innerMap(innerMap(got, r.provider), r.owner);
     if (byTtl.has(r.ttl)) continue;
+    if (p.effectiveTtlMany) {
+      const asks = batched.get(p) ?? [];
+      batched.set(p, asks);
+      asks.push({ owner: r.owner, ttl: r.ttl, at: byTtl });
+      byTtl.set(r.ttl, { ttl: r.ttl }); // asked: the answer replaces it below
+      continue;
+    }
     let answer: number | PublishedTtl;
     try {
-      answer = await p.effectiveTtl(r.owner, r.ttl);
+      answer = await p.effectiveTtl!(r.owner, r.ttl);
     } catch (e) {
       throw asProviderError(p.name, e);
     }
-    byTtl.set(r.ttl, typeof answer === 'number' ? { ttl: answer } : answer);
+    byTtl.set(r.ttl, asAnswer(answer));
+  }
+  for (const [p, asks] of batched) {
+    let answers: (number | PublishedTtl)[];
+    try {
+      answers = await p.effectiveTtlMany!(asks);
+    } catch (e) {
+      throw asProviderError(p.name, e);
+    }
+    asks.forEach((a, i) => {
+      a.at.set(a.ttl, asAnswer(answers[i]!));
+    });
   }
   const at = (r: TargetRecord) => got.get(r.provider)?.get(r.owner)?.get(r.ttl);
   return { ttl: (r) => at(r)?.ttl ?? r.ttl, why: (r) => at(r)?.why, cause: (r) => at(r)?.cause };
