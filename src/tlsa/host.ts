@@ -137,8 +137,10 @@ export function nameCoverageWarnings(
   const seen = new Set<string>();
   const out: string[] = [];
   for (const c of chains) {
+    // The fingerprint (computed on every read) only for a leaf that does not cover the host.
+    if (leafCoversHost(c.leaf.x509, h)) continue;
     const fp = c.leaf.x509.fingerprint256;
-    if (seen.has(fp) || leafCoversHost(c.leaf.x509, h)) continue;
+    if (seen.has(fp)) continue;
     seen.add(fp);
     const names = leafDnsNames(c.leaf.x509);
     out.push(
