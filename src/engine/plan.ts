@@ -187,8 +187,8 @@ export function planOwners(input: PlanInput): OwnerPlan[] {
     const plans = plansAt.get(owner) ?? [];
     records.forEach((r) => {
       const k = listedKeys[at++]!;
-      const ours = plans.some((p) => ownedOf(p.provider, k) !== undefined);
-      if (ours || wanted(k)) return;
+      // Wanted first: nearly every listed record is, and then its owner is not looked up.
+      if (wanted(k) || plans.some((p) => ownedOf(p.provider, k) !== undefined)) return;
       for (const p of plans) {
         const seen = foreignKeys.get(p) ?? new Set<string>();
         foreignKeys.set(p, seen);
