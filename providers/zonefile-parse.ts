@@ -67,11 +67,12 @@ function* tokenize(physical: string[], file: string): Generator<Tokenized> {
     for (;;) {
       const line = physical[i]!;
       const lineOffset = i - first;
-      if (!SPECIAL.test(line)) {
-        // Nothing but blank-separated tokens and perhaps a comment (the usual record line):
-        // the same tokens as the loop below gives, found by a regular expression.
-        const semi = line.indexOf(';');
-        const code = semi < 0 ? line : line.slice(0, semi);
+      // Before its first ';', nothing but blank-separated tokens (the usual record line): the
+      // same tokens as the loop below gives, found by a regular expression. A quote or an
+      // escape before the ';' may hide it, so such a line goes through the loop.
+      const semi = line.indexOf(';');
+      const code = semi < 0 ? line : line.slice(0, semi);
+      if (!SPECIAL.test(code)) {
         BLANK_SEPARATED.lastIndex = 0;
         for (let m = BLANK_SEPARATED.exec(code); m; m = BLANK_SEPARATED.exec(code))
           tokens.push({
@@ -232,7 +233,8 @@ function parseEntries(
     const fail = (t: Token, message: string): never => {
       throw new InputError(message, file, at(t));
     };
-    const startsBlank = /^[ \t]/.test(lines[0]!);
+    const c0 = lines[0]!.charCodeAt(0);
+    const startsBlank = c0 === 32 || c0 === 9; // ' ' or '\t'
     const head = tokens[0]!;
     if (!startsBlank && !head.quoted && head.text.startsWith('$')) {
       const directive = head.text.toUpperCase();

@@ -78,7 +78,7 @@ function rdataFromFields(
   const selector = fieldValue<Selector>(s, SELECTOR_NAMES, 'selector', 1);
   const matching = fieldValue<MatchingType>(m, MATCHING_NAMES, 'matching type', 2);
   const data = hexIn.toLowerCase();
-  if (!/^([0-9a-f]{2})+$/.test(data))
+  if (data.length % 2 !== 0 || !/^[0-9a-f]+$/.test(data))
     throw new SyntaxError(`TLSA association data is not hex: "${hexIn.slice(0, 40)}"`);
   return { usage, selector, matching, data };
 }
