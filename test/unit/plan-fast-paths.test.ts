@@ -11,6 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createProvider } from '../../providers/zonefile.js';
 import { parseZone } from '../../providers/zonefile-parse.js';
 import { parseRdata, parseRdataFields } from '../../src/tlsa/presentation.js';
+import { parseHost, parseHostInFull } from '../../src/tlsa/host.js';
 import { normaliseName } from '../../src/tlsa/record.js';
 
 const h = (s: string) => createHash('sha256').update(s).digest('hex');
@@ -217,5 +218,63 @@ describe('zonefile effectiveTtlMany', () => {
     expect(one.map((x) => (typeof x === 'number' ? x : x.ttl))).toEqual([
       7200, 7200, 86400, 60, 604800, 60,
     ]);
+  });
+});
+
+describe('parseHost: a plain lower-case host name', () => {
+  it('gives what every conversion and check gives, for awkward names', () => {
+    const l63 = 'a'.repeat(63);
+    const labels = [
+      'mx',
+      'a',
+      '0',
+      '1',
+      '9a',
+      'a9',
+      'a-b',
+      'a--b',
+      '-a',
+      'a-',
+      'xn--',
+      'xn--bcher-kva',
+      'xn--a',
+      'xn-a',
+      'ab--cd',
+      '0x',
+      '0xff',
+      '0x1g',
+      '0xg',
+      '123',
+      '1e5',
+      '08',
+      'localhost',
+      l63,
+      `${l63}a`,
+      'A',
+      'Mx',
+      '_25',
+      '*',
+      '',
+      'b\u00fccher',
+      'a b',
+    ];
+    const names = new Set<string>();
+    for (const a of labels)
+      for (const b of labels)
+        for (const tail of ['', '.', '.example.org', '.example.org.', '.org'])
+          names.add(`${a}.${b}${tail}`);
+    for (const a of labels) names.add(a).add(`${a}.`);
+    const long = Array(4).fill(l63).join('.');
+    for (const n of [long, long.slice(0, 253), long.slice(0, 254), `${long.slice(0, 253)}.`])
+      names.add(n);
+    for (const n of ['mx.localhost', 'mx.localhost.', ' mx.example.org', 'mx.example.org\n', '..'])
+      names.add(n);
+    let plain = 0;
+    for (const n of names) {
+      const fast = outcome(() => parseHost(n));
+      expect(fast, JSON.stringify(n)).toEqual(outcome(() => parseHostInFull(n)));
+      if ('ok' in fast) plain++;
+    }
+    expect(plain).toBeGreaterThan(100);
   });
 });
