@@ -76,7 +76,14 @@ export function planOwners(input: PlanInput): OwnerPlan[] {
   // records, and light on garbage, for fleets of thousands of names.
   const made: OwnerPlan[] = [];
   const plansAt = new Map<string, OwnerPlan[]>();
+  // Records come owner by owner: the plan of the last record is nearly always the next one's.
+  let last: OwnerPlan | undefined;
   const get = (owner: string, provider: string, ttl: number): OwnerPlan => {
+    if (last && last.owner === owner && last.provider === provider) return last;
+    last = find(owner, provider, ttl);
+    return last;
+  };
+  const find = (owner: string, provider: string, ttl: number): OwnerPlan => {
     const here = plansAt.get(owner);
     let p = here?.find((x) => x.provider === provider);
     if (!p) {
