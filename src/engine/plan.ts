@@ -156,7 +156,7 @@ export function planOwners(input: PlanInput): OwnerPlan[] {
   desired.forEach((d, i) => {
     const k = desiredKeys[i]!;
     const p = get(d.owner, d.provider, d.ttl);
-    if (!p.ttlWhy && p.ttl === d.ttl && ttlWhy.has(d)) p.ttlWhy = ttlWhy.get(d)!;
+    if (ttlWhy.size && !p.ttlWhy && p.ttl === d.ttl && ttlWhy.has(d)) p.ttlWhy = ttlWhy.get(d)!;
     const present = isListed(d.owner, k);
     const owned = ownedOf(d.provider, k);
     if (present && owned && owned.ttl !== d.ttl) {
