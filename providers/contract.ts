@@ -90,6 +90,11 @@ export interface DnsProvider {
    *  domain minimum; a zone file's foreign line with a higher TTL sets the RRset's), with why
    *  when it is not `ttl`. The engine writes with it and its waits count from it. */
   effectiveTtl?(owner: string, ttl: number): Promise<number | PublishedTtl>;
+  /** Optional: effectiveTtl() for several owner names at once, the answers in the order asked
+   *  (one look at the zone for a fleet's thousands of owners, where effectiveTtl looks per call). */
+  effectiveTtlMany?(
+    asks: readonly { owner: string; ttl: number }[],
+  ): Promise<(number | PublishedTtl)[]>;
   /** Optional provider-side "change is live" signal. The engine does not trust it alone. */
   waitUntilApplied?(): Promise<void>;
   /** Optional: make applied changes take effect (reload a server). Called once at the end of

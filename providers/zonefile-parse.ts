@@ -8,7 +8,7 @@
  * up appending a second copy of every record on each run.
  */
 import { InputError } from '../src/errors.js';
-import { parseRdata, ttlSeconds } from '../src/tlsa/presentation.js';
+import { parseRdataFields, ttlSeconds } from '../src/tlsa/presentation.js';
 import { normaliseName, type TlsaRecord } from '../src/tlsa/record.js';
 import { parseTxt } from './txt.js';
 
@@ -51,6 +51,10 @@ interface Tokenized {
   comments: string[];
 }
 
+/** What only the character loop of tokenize() reads: parentheses, quotes, escapes. */
+const SPECIAL = /[()"\\]/;
+const BLANK_SEPARATED = /[^ \t\r]+/g;
+
 /** Split into logical entries: a newline inside parentheses does not end an entry. One entry
  *  at a time: the tokens of a whole file (tens of MB for 40,000 lines) are never held at once. */
 function* tokenize(physical: string[], file: string): Generator<Tokenized> {
@@ -63,6 +67,28 @@ function* tokenize(physical: string[], file: string): Generator<Tokenized> {
     for (;;) {
       const line = physical[i]!;
       const lineOffset = i - first;
+      // Before its first ';', nothing but blank-separated tokens (the usual record line): the
+      // same tokens as the loop below gives, found by a regular expression. A quote or an
+      // escape before the ';' may hide it, so such a line goes through the loop.
+      const semi = line.indexOf(';');
+      const code = semi < 0 ? line : line.slice(0, semi);
+      if (!SPECIAL.test(code)) {
+        BLANK_SEPARATED.lastIndex = 0;
+        for (let m = BLANK_SEPARATED.exec(code); m; m = BLANK_SEPARATED.exec(code))
+          tokens.push({
+            text: m[0],
+            quoted: false,
+            lineOffset,
+            start: m.index,
+            end: m.index + m[0].length,
+          });
+        if (semi >= 0) comments.push(line.slice(semi));
+        i++;
+        if (open < 0) break;
+        if (i >= physical.length)
+          throw new InputError('"(" is never closed: the file ends inside it', file, open + 1);
+        continue;
+      }
       // A token is sliced from the line when it ends; only one with a backslash is built
       // character by character (a 40,000-line zone file built every hex digit one by one).
       let built: string | undefined;
@@ -207,7 +233,8 @@ function parseEntries(
     const fail = (t: Token, message: string): never => {
       throw new InputError(message, file, at(t));
     };
-    const startsBlank = /^[ \t]/.test(lines[0]!);
+    const c0 = lines[0]!.charCodeAt(0);
+    const startsBlank = c0 === 32 || c0 === 9; // ' ' or '\t'
     const head = tokens[0]!;
     if (!startsBlank && !head.quoted && head.text.startsWith('$')) {
       const directive = head.text.toUpperCase();
@@ -252,8 +279,9 @@ function parseEntries(
     for (let k = 0; k < 2 && i < tokens.length; k++) {
       const t = tokens[i]!;
       if (t.quoted) continue;
-      if (ttlSeconds(t.text) !== undefined) ttl = ttlSeconds(t.text);
-      if (ttlSeconds(t.text) !== undefined || CLASS.test(t.text)) i++;
+      const seconds = ttlSeconds(t.text);
+      if (seconds !== undefined) ttl = seconds;
+      if (seconds !== undefined || CLASS.test(t.text)) i++;
     }
     if (ttl !== undefined) lastTtl = ttl;
     const typeToken = tokens[i];
@@ -270,7 +298,15 @@ function parseEntries(
       const quoted = rdata.find((t) => t.quoted);
       if (quoted) fail(quoted, 'TLSA data cannot be a quoted string');
       try {
-        entry.record = { owner: owner.owner!, ...parseRdata(rdata.map((t) => t.text).join(' ')) };
+        // Spelled out, not spread: the same keys in the same order, built without a copy loop.
+        const r = parseRdataFields(rdata.map((t) => t.text));
+        entry.record = {
+          owner: owner.owner!,
+          usage: r.usage,
+          selector: r.selector,
+          matching: r.matching,
+          data: r.data,
+        };
         const known = ttl ?? defaultTtl ?? lastTtl;
         if (known !== undefined) entry.ttl = known;
       } catch (e) {

@@ -75,13 +75,14 @@ export function withDigestAgility(specs: RecordSpec[]): RecordSpec[] {
       out.push({ ...s, matching: 1 });
     }
   }
-  const seen = new Set<string>();
-  return out.filter((s) => {
-    const k = `${s.usage} ${s.selector} ${s.matching}`;
-    if (seen.has(k)) return false;
-    seen.add(k);
-    return true;
-  });
+  // The first of each usage, selector and matching type; a handful of specs per service, so
+  // compared in place rather than through a key string per spec and service.
+  return out.filter(
+    (s, i) =>
+      out.findIndex(
+        (t) => t.usage === s.usage && t.selector === s.selector && t.matching === s.matching,
+      ) === i,
+  );
 }
 
 const STATUS_RANK = { active: 0, backup: 1, retired: 2 } as const;
@@ -152,13 +153,14 @@ export function desiredRecords(svc: ServiceInput, now: Date): DesiredResult {
         chains: chain ? [chain.label] : [],
       };
       checkRecordData(rec);
-      const existing = byKey.get(recordKey(rec));
+      const key = recordKey(rec);
+      const existing = byKey.get(key);
       if (existing) {
         if (chain && !existing.chains.includes(chain.label)) existing.chains.push(chain.label);
         existing.matchesServed ||= !!chain;
         return existing;
       }
-      byKey.set(recordKey(rec), rec);
+      byKey.set(key, rec);
       return rec;
     };
     for (const chain of svc.chains) {
@@ -186,7 +188,8 @@ export function desiredRecords(svc: ServiceInput, now: Date): DesiredResult {
           matchesServed: false,
           chains: [],
         };
-        if (!byKey.has(recordKey(rec))) byKey.set(recordKey(rec), rec);
+        const key = recordKey(rec);
+        if (!byKey.has(key)) byKey.set(key, rec);
       }
     }
     if (catalog) {

@@ -76,7 +76,14 @@ export function planOwners(input: PlanInput): OwnerPlan[] {
   // records, and light on garbage, for fleets of thousands of names.
   const made: OwnerPlan[] = [];
   const plansAt = new Map<string, OwnerPlan[]>();
+  // Records come owner by owner: the plan of the last record is nearly always the next one's.
+  let last: OwnerPlan | undefined;
   const get = (owner: string, provider: string, ttl: number): OwnerPlan => {
+    if (last && last.owner === owner && last.provider === provider) return last;
+    last = find(owner, provider, ttl);
+    return last;
+  };
+  const find = (owner: string, provider: string, ttl: number): OwnerPlan => {
     const here = plansAt.get(owner);
     let p = here?.find((x) => x.provider === provider);
     if (!p) {
@@ -130,18 +137,26 @@ export function planOwners(input: PlanInput): OwnerPlan[] {
     }
     set.add(desiredKeys[i]!);
   });
-  const listedKeys = new Map<string, string[]>();
-  const listedSets = new Map<string, Set<string>>();
-  for (const [owner, records] of input.listed) {
-    const keys = records.map(recordKey);
-    listedKeys.set(owner, keys);
-    listedSets.set(owner, new Set(keys));
-  }
-  const isListed = (owner: string, k: string) => listedSets.get(owner)?.has(k) ?? false;
+  // A key names its owner (the rdata after it holds no blank), so the records listed at their
+  // own owner name, nearly all, share one set; a record a listing holds under another name is
+  // found in that name's own set. Keys in listing order, for the pass over the listing below.
+  const listedKeys: string[] = [];
+  const listedAtOwn = new Set<string>();
+  const listedElsewhere = new Map<string, Set<string>>();
+  for (const [owner, records] of input.listed)
+    for (const r of records) {
+      const k = recordKey(r);
+      listedKeys.push(k);
+      if (r.owner === owner) listedAtOwn.add(k);
+      else innerSet(listedElsewhere, owner).add(k);
+    }
+  /** Whether the listing at `owner` holds the record keyed `k`, a record at `owner`. */
+  const isListed = (owner: string, k: string) =>
+    listedAtOwn.has(k) || (listedElsewhere.get(owner)?.has(k) ?? false);
   desired.forEach((d, i) => {
     const k = desiredKeys[i]!;
     const p = get(d.owner, d.provider, d.ttl);
-    if (!p.ttlWhy && p.ttl === d.ttl && ttlWhy.has(d)) p.ttlWhy = ttlWhy.get(d)!;
+    if (ttlWhy.size && !p.ttlWhy && p.ttl === d.ttl && ttlWhy.has(d)) p.ttlWhy = ttlWhy.get(d)!;
     const present = isListed(d.owner, k);
     const owned = ownedOf(d.provider, k);
     if (present && owned && owned.ttl !== d.ttl) {
@@ -174,13 +189,13 @@ export function planOwners(input: PlanInput): OwnerPlan[] {
     return false;
   };
   const foreignKeys = new Map<OwnerPlan, Set<string>>();
+  let at = 0;
   for (const [owner, records] of input.listed) {
     const plans = plansAt.get(owner) ?? [];
-    const keys = listedKeys.get(owner)!;
-    records.forEach((r, i) => {
-      const k = keys[i]!;
-      const ours = plans.some((p) => ownedOf(p.provider, k) !== undefined);
-      if (ours || wanted(k)) return;
+    records.forEach((r) => {
+      const k = listedKeys[at++]!;
+      // Wanted first: nearly every listed record is, and then its owner is not looked up.
+      if (wanted(k) || plans.some((p) => ownedOf(p.provider, k) !== undefined)) return;
       for (const p of plans) {
         const seen = foreignKeys.get(p) ?? new Set<string>();
         foreignKeys.set(p, seen);
@@ -195,6 +210,15 @@ export function planOwners(input: PlanInput): OwnerPlan[] {
   return made.sort(
     (a, b) => collator.compare(a.owner, b.owner) || collator.compare(a.provider, b.provider),
   );
+}
+
+function innerSet(outer: Map<string, Set<string>>, key: string): Set<string> {
+  let set = outer.get(key);
+  if (!set) {
+    set = new Set();
+    outer.set(key, set);
+  }
+  return set;
 }
 
 // The same order as String#localeCompare (which builds a collator on every call); built on the
@@ -215,15 +239,18 @@ export function servedChainViolations(
 ): string[] {
   const problems: string[] = [];
   const desiredAt = groupBy(desired, (d) => d.owner);
+  // Two sets emptied per owner, not two made per owner (thousands of owners in a fleet).
+  const after = new Set<string>();
+  const matched = new Set<string>();
   for (const p of plan) {
     const atOwner = desiredAt.get(p.owner) ?? [];
     if (!atOwner.some((d) => d.chains.length)) continue; // no served chain here: nothing to check
-    const after = new Set<string>();
+    after.clear();
+    matched.clear();
     for (const r of listed.get(p.owner) ?? []) after.add(recordKey(r));
     for (const r of p.remove) after.delete(recordKey(r));
     for (const r of p.add) after.add(recordKey(r));
     // The chains some live record matches, then each chain none does (once, in first-seen order).
-    const matched = new Set<string>();
     for (const d of atOwner) if (after.has(recordKey(d))) for (const c of d.chains) matched.add(c);
     for (const d of atOwner)
       for (const chain of d.chains)

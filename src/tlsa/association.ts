@@ -37,8 +37,11 @@ export function associationData(
   selector: Selector,
   matching: MatchingType,
 ): string {
-  const known = dataOf.get(cert) ?? new Map<number, string>();
-  dataOf.set(cert, known);
+  let known = dataOf.get(cert);
+  if (!known) {
+    known = new Map<number, string>();
+    dataOf.set(cert, known);
+  }
   const slot = selector * 3 + matching;
   const cached = known.get(slot);
   if (cached !== undefined) return cached;
@@ -58,7 +61,7 @@ const DIGEST_HEX_LENGTH: Record<1 | 2, number> = { 1: 64, 2: 128 };
 /** Why this association data can never match a real certificate, or undefined when it can.
  *  Catches the classic script bug of hashing an empty pipe (Virtualmin published that). */
 export function degenerateDataReason(matching: MatchingType, data: string): string | undefined {
-  if (!/^([0-9a-f]{2})*$/.test(data))
+  if (data.length % 2 !== 0 || !/^[0-9a-f]*$/.test(data))
     return 'the data is not an even number of lower-case hex digits';
   if (matching === 0) {
     // Full data is DER: a SEQUENCE (0x30) of at least a few bytes.

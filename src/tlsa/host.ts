@@ -33,30 +33,29 @@ function isAddress(text: string): boolean {
   return text.includes(':') ? isIP(text) !== 0 : isIPv4(text);
 }
 
-/** A name already in lower-case A-label form that every check below lets through unchanged:
- *  LDH labels (none an A-label, whose Punycode the conversion would check), the last one
- *  starting with a letter (so no address reading applies). A fleet's config has thousands. */
-const PLAIN_HOST = /^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+/** Lower-case letter-digit-hyphen labels, none an A-label (xn--), with or without the
+ *  trailing dot; the last label with a letter or a hyphen, and not 0x followed by hex digits
+ *  (the URL parser reads such a last label as an IPv4 number). */
+const PLAIN_HOST =
+  /^(?!xn--)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.(?!xn--)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*\.?$/;
+const NUMERIC_LAST = /(?:^|\.)(?:\d+|0x[0-9a-f]*)\.?$/;
 
-function plainHost(name: string): HostName | undefined {
-  if (
-    name.length > 253 ||
-    !PLAIN_HOST.test(name) ||
-    name.includes('xn--') ||
-    name === 'localhost' ||
-    name.endsWith('.localhost')
-  )
-    return undefined;
-  return { ascii: name, unicode: name };
+/** A plain lower-case host name (a fleet's thousands): what parseHost gives, without the
+ *  conversions and checks that cannot change or refuse it; undefined for any other name. */
+function plainHost(input: string): HostName | undefined {
+  if (input.length > 254 || !PLAIN_HOST.test(input) || NUMERIC_LAST.test(input)) return undefined;
+  const ascii = input.endsWith('.') ? input.slice(0, -1) : input;
+  if (ascii.length > 253 || ascii === 'localhost' || ascii.endsWith('.localhost')) return undefined;
+  return { ascii, unicode: ascii };
 }
 
 /** Validate and normalise a host name. Throws HostError saying why it cannot be used. */
 export function parseHost(input: string): HostName {
-  return plainHost(input) ?? checkedHost(input);
+  return plainHost(input) ?? parseHostInFull(input);
 }
 
-/** parseHost without its quick way for a plain name (each check, each conversion). */
-export function checkedHost(input: string): HostName {
+/** parseHost without the shortcut for a plain name: every conversion and check. */
+export function parseHostInFull(input: string): HostName {
   const text = input.trim();
   const q = JSON.stringify(input);
   if (!text) throw new HostError(`an empty host name: ${WHO}`);
@@ -211,8 +210,10 @@ export function nameCoverageWarnings(
   const out: string[] = [];
   for (const c of chains) {
     const x509 = c.leaf.x509;
+    // The fingerprint (computed on every read) only for a leaf that does not cover the host.
+    if (leafCoversHost(x509, h)) continue;
     const fp = x509.fingerprint256;
-    if (seen.has(fp) || leafCoversHost(x509, h)) continue;
+    if (seen.has(fp)) continue;
     seen.add(fp);
     let names = shownNames.get(x509);
     if (!names) {

@@ -60,6 +60,14 @@ export function parseRdata(text: string): Omit<TlsaRecord, 'owner'> {
   return rdataFromFields(tokens[0]!, tokens[1]!, tokens[2]!, tokens.slice(3).join(''));
 }
 
+/** parseRdata of these fields joined by blanks, without joining and splitting them again
+ *  (a zone file's tokens: thousands of lines per file). */
+export function parseRdataFields(fields: readonly string[]): Omit<TlsaRecord, 'owner'> {
+  if (fields.length < 4 || fields[0] === '\\#' || fields.some((f) => !f || /\s/.test(f)))
+    return parseRdata(fields.join(' '));
+  return rdataFromFields(fields[0]!, fields[1]!, fields[2]!, fields.slice(3).join(''));
+}
+
 function rdataFromFields(
   u: string,
   s: string,
@@ -70,7 +78,7 @@ function rdataFromFields(
   const selector = fieldValue<Selector>(s, SELECTOR_NAMES, 'selector', 1);
   const matching = fieldValue<MatchingType>(m, MATCHING_NAMES, 'matching type', 2);
   const data = hexIn.toLowerCase();
-  if (!/^([0-9a-f]{2})+$/.test(data))
+  if (data.length % 2 !== 0 || !/^[0-9a-f]+$/.test(data))
     throw new SyntaxError(`TLSA association data is not hex: "${hexIn.slice(0, 40)}"`);
   return { usage, selector, matching, data };
 }

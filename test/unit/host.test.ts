@@ -10,7 +10,7 @@ import { InputError } from '../../src/errors.js';
 import {
   bothForms,
   checkedCover,
-  checkedHost,
+  parseHostInFull,
   HostError,
   leafCoversHost,
   nameCoverageWarnings,
@@ -144,7 +144,7 @@ describe('parseHost', () => {
       }
     };
     for (const name of names)
-      expect(outcome(parseHost, name), name).toEqual(outcome(checkedHost, name));
+      expect(outcome(parseHost, name), name).toEqual(outcome(parseHostInFull, name));
   });
 });
 

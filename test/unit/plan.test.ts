@@ -121,3 +121,52 @@ describe('lifecycle', () => {
     ).toMatchObject({ phase: 'retiring', nextInSeconds: 240 });
   });
 });
+
+describe('plan: what a listing holds, looked up by key', () => {
+  const other = '_25._tcp.mx2.example.org.';
+  const at = (o: string, s: string): TlsaRecord => ({ ...rec(s), owner: o });
+  const want = (o: string, s: string, service = 'mx'): TargetRecord => ({
+    ...target(s),
+    owner: o,
+    service,
+  });
+
+  it("a record a listing holds under another owner's name is not listed at its own", () => {
+    // The listing of `owner` holds a record at `other` (a provider answering with more than the
+    // name asked); `other`'s own listing is empty: at `other` it is missing, so it is added.
+    const plans = planOwners({
+      desired: [want(owner, 'a'), want(other, 'b')],
+      listed: new Map([
+        [owner, [at(owner, 'a'), at(other, 'b')]],
+        [other, []],
+      ]),
+      owned: [],
+      now,
+    });
+    const of = (o: string) => plans.find((p) => p.owner === o)!;
+    expect(of(owner).keep.map((r) => r.why)).toEqual(['a']);
+    expect(of(owner).foreign).toEqual([]);
+    expect(of(other).add.map((r) => r.why)).toEqual(['b']);
+    expect(of(other).keep).toEqual([]);
+  });
+
+  it('names differing by case are other names; one owner under two services is one plan', () => {
+    const upper = owner.toUpperCase();
+    const plans = planOwners({
+      desired: [want(owner, 'a', 'mx'), want(owner, 'b', 'mx-rsa')],
+      listed: new Map([
+        [owner, [at(owner, 'a'), at(upper, 'b')]],
+        [upper, [at(upper, 'b')]],
+      ]),
+      owned: [owned('b', { owner: upper })],
+      now,
+    });
+    expect(plans.map((p) => p.owner)).toEqual([owner, upper]);
+    const [low, up] = plans;
+    expect(low!.keep.map((r) => r.why)).toEqual(['a']);
+    expect(low!.add.map((r) => `${r.why} ${r.service}`)).toEqual(['b mx-rsa']);
+    // The record at the upper-case name is owned (by the state) there: retiring, not foreign.
+    expect(low!.foreign).toEqual([]);
+    expect(up!.retiring.map((r) => r.record.owner)).toEqual([upper]);
+  });
+});

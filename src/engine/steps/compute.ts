@@ -72,19 +72,27 @@ export async function computePlan(
     );
   // Other writers at the same owner: their records count for the cap, their TTL resets ours.
   // Only records at the owner's names can count (keys include the owner): no scan per owner.
-  const ownedAt = groupBy(owned, (o) => o.owner);
+  // Each check only where it can say something (each returns nothing otherwise): an owner
+  // within the cap needs no count of whose records it holds, no TTL seen no comparison.
+  let ownedAt: Map<string, OwnedRecord[]> | undefined;
+  const cap = config.raw.max_records_per_name;
   const warned = new Set(targets.warnings);
   const none: never[] = [];
+  const warn = (w: string | undefined) => {
+    if (w && !warned.has(w)) {
+      warned.add(w);
+      targets.warnings.push(w);
+    }
+  };
   for (const p of plan) {
     const listed = listedAll.get(p.owner) ?? none;
-    const mine = ownedNear(p.owner, listed, ownedAt) ?? none;
-    const cap = capWarning(p, listed, mine, config.raw.max_records_per_name);
-    const ttl = ttlMismatch(p.owner, p.ttl, factsAt(state, p.owner));
-    for (const w of [cap, ttl, ttlChangeNote(p)])
-      if (w && !warned.has(w)) {
-        warned.add(w);
-        targets.warnings.push(w);
-      }
+    if (listed.length + p.add.length > cap) {
+      ownedAt ??= groupBy(owned, (o) => o.owner);
+      warn(capWarning(p, listed, ownedNear(p.owner, listed, ownedAt) ?? none, cap));
+    }
+    const facts = factsAt(state, p.owner);
+    if (facts.length) warn(ttlMismatch(p.owner, p.ttl, facts));
+    if (p.rettl?.length) warn(ttlChangeNote(p));
   }
   return { targets, plan, listed: listedAll, state, providers: prov };
 }
@@ -113,20 +121,50 @@ async function effectiveTtls(
 }> {
   // Asked once per provider, owner and TTL, kept in nested maps: no key string per record, and
   // thousands of records at a few owners' TTLs cost one call each of those.
-  const got = new Map<string, Map<string, Map<number, { ttl: number } & Partial<PublishedTtl>>>>();
+  type Answer = { ttl: number } & Partial<PublishedTtl>;
+  const got = new Map<string, Map<string, Map<number, Answer>>>();
+  const asAnswer = (a: number | PublishedTtl): Answer => (typeof a === 'number' ? { ttl: a } : a);
+  // Providers that answer many at once are asked once, after the loop, in first-seen order.
+  const batched = new Map<DnsProvider, { owner: string; ttl: number; at: Map<number, Answer> }[]>();
   for (const r of records) {
     const p = providers.get(r.provider);
-    if (!p?.effectiveTtl) continue;
+    if (!p?.effectiveTtl && !p?.effectiveTtlMany) continue;
     const byTtl = innerMap(innerMap(got, r.provider), r.owner);
     if (byTtl.has(r.ttl)) continue;
+    if (p.effectiveTtlMany) {
+      const asks = batched.get(p) ?? [];
+      batched.set(p, asks);
+      asks.push({ owner: r.owner, ttl: r.ttl, at: byTtl });
+      byTtl.set(r.ttl, { ttl: r.ttl }); // asked: the answer replaces it below
+      continue;
+    }
     let answer: number | PublishedTtl;
     try {
-      answer = await p.effectiveTtl(r.owner, r.ttl);
+      answer = await p.effectiveTtl!(r.owner, r.ttl);
     } catch (e) {
       throw asProviderError(p.name, e);
     }
-    byTtl.set(r.ttl, typeof answer === 'number' ? { ttl: answer } : answer);
+    byTtl.set(r.ttl, asAnswer(answer));
   }
-  const at = (r: TargetRecord) => got.get(r.provider)?.get(r.owner)?.get(r.ttl);
+  for (const [p, asks] of batched) {
+    let answers: (number | PublishedTtl)[];
+    try {
+      answers = await p.effectiveTtlMany!(asks);
+    } catch (e) {
+      throw asProviderError(p.name, e);
+    }
+    asks.forEach((a, i) => {
+      a.at.set(a.ttl, asAnswer(answers[i]!));
+    });
+  }
+  // Asked record by record, owner by owner: the last answer is nearly always the next one.
+  let last: { provider: string; owner: string; ttl: number; answer?: Answer } | undefined;
+  const at = (r: TargetRecord) => {
+    if (last && last.owner === r.owner && last.ttl === r.ttl && last.provider === r.provider)
+      return last.answer;
+    const answer = got.get(r.provider)?.get(r.owner)?.get(r.ttl);
+    last = { provider: r.provider, owner: r.owner, ttl: r.ttl, answer };
+    return answer;
+  };
   return { ttl: (r) => at(r)?.ttl ?? r.ttl, why: (r) => at(r)?.why, cause: (r) => at(r)?.cause };
 }
