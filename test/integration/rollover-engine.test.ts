@@ -465,6 +465,39 @@ describe('rollover engine (zonefile, staged install, scripted DNS and probe view
     });
   });
 
+  it("another writer's record at a TTL that raised tlsa's: its wait names the raise and counts the raised TTL", async () => {
+    const s = scenario(); // ttl: 60
+    writeFileSync(
+      s.config,
+      readFileSync(s.config, 'utf8').replace(
+        '    issuers: none\n',
+        '    issuers: none\n    records: ["2 1 1"]\n',
+      ),
+    );
+    // Host D's 2 1 1 of the next intermediate, at TTL 120: the RRset's TTL, so tlsa's is 120 too.
+    const otherHost = `_25._tcp.mx.example.org. 120 IN TLSA 2 1 1 ${opensslSpkiSha256(intB.certPath)}\n`;
+    writeFileSync(join(s.base, 'zone.db'), otherHost);
+    s.lineage(intA, 1);
+    const config = loadConfig(s.config);
+    const world = { now: new Date(), lagging: false };
+    const t0 = Date.now();
+    const run = (sec: number) =>
+      runEngine(config, {
+        entryPoint: 'test',
+        now: at(t0, sec),
+        propagation: propagation(world),
+        live: live(() => []),
+      });
+    await run(0);
+    s.lineage(intB, 2);
+    const r = await run(20);
+    expect(r.promoted).toEqual([]);
+    expect(r.waiting[0]!.eta!.getTime()).toBe(at(t0, 20 + 240).getTime());
+    expect(r.waiting[0]!.reason).toMatch(
+      /another writer's record \(2 1 1 .*\) to be 2×TTL old \(2×120 s: tlsa's TTL for the name, raised from 60: .*zone\.db line 1\) has TTL 120/,
+    );
+  });
+
   it("another writer's live record lets a staged chain install, aged from when tlsa first saw it on every server; tlsa never removes it", async () => {
     const s = scenario();
     // DANE-TA only; host D already published the 2 1 1 of the next intermediate at the owner.

@@ -22,18 +22,27 @@ import { listedNow, observeAndSave } from './propagation.js';
 /** The TTL tlsa gives an owner name (the provider's effective one): another writer's record
  *  there is assumed to have it unless the servers were seen serving more. */
 function ttlAt(ctx: RunContext, owner: string): number {
-  return ttlsOf(ctx.c.plan).get(owner) || 3600;
+  return ttlsOf(ctx.c.plan).get(owner)?.ttl || 3600;
+}
+
+/** That TTL as tlsa's own records there carry it: with the provider's raise, if any, so that a
+ *  wait reason names it as the plan's TTL line does. */
+function ownTtlAt(ctx: RunContext, owner: string): Pick<OwnedRecord, 'ttl' | 'ttlRaise'> {
+  const t = ttlsOf(ctx.c.plan).get(owner);
+  if (!t?.ttl) return { ttl: 3600 };
+  return t.ttlRaise ? { ttl: t.ttl, ttlRaise: t.ttlRaise } : { ttl: t.ttl };
 }
 
 /** Per run's plan and targets, built once: the steps ask per chain and per record, and with
  *  thousands of services a scan each time would make a run quadratic. */
-const planTtls = new WeakMap<readonly OwnerPlan[], Map<string, number>>();
-function ttlsOf(plan: readonly OwnerPlan[]): Map<string, number> {
+type OwnerTtl = Pick<TargetRecord, 'ttl' | 'ttlRaise'>;
+const planTtls = new WeakMap<readonly OwnerPlan[], Map<string, OwnerTtl>>();
+function ttlsOf(plan: readonly OwnerPlan[]): Map<string, OwnerTtl> {
   let ttls = planTtls.get(plan);
   if (!ttls) {
     ttls = new Map();
     for (const d of plan.flatMap((p) => [...p.add, ...p.keep]))
-      ttls.set(d.owner, Math.max(ttls.get(d.owner) ?? 0, d.ttl));
+      if (d.ttl > (ttls.get(d.owner)?.ttl ?? 0)) ttls.set(d.owner, d);
     planTtls.set(plan, ttls);
   }
   return ttls;
@@ -161,19 +170,24 @@ function otherWait(ctx: RunContext, state: StateFile, others: TlsaRecord[]): str
   const waits = seen
     .map((r) =>
       waitTtl(
-        observedRecord(r, state.observed![r.owner]![rdataText(r)]!, ttlAt(ctx, r.owner)),
+        {
+          ...observedRecord(r, state.observed![r.owner]![rdataText(r)]!, 0),
+          ...ownTtlAt(ctx, r.owner),
+        },
         factsAt(state, r.owner),
       ),
     )
     .sort((a, b) => a.ttl - b.ttl);
-  // Nobody told tlsa the other writer's TTL: its own for the name stands in, raised by what
-  // the servers were seen serving.
-  const w =
-    waits[0]!.why === "tlsa's TTL, as published"
-      ? {
-          ...waits[0]!,
-          why: "tlsa's TTL for the name (the servers were seen serving no larger one)",
-        }
-      : waits[0]!;
+  // Nobody told tlsa the other writer's TTL: its own for the name stands in (with the
+  // provider's raise), raised by what the servers were seen serving.
+  const w = { ...waits[0]!, why: forTheName(waits[0]!.why) };
   return `another writer's record (${which}) to be 2×TTL old (${describeWait(w)}), counted from when tlsa first saw it ${ctx.propagation ? 'on every authoritative server' : 'at the provider'}`;
+}
+
+/** A wait reason that is tlsa's own TTL, said of the name: the other writer's record has it
+ *  only by assumption. */
+function forTheName(why: string): string {
+  if (why === "tlsa's TTL, as published")
+    return "tlsa's TTL for the name (the servers were seen serving no larger one)";
+  return why.replace(/^tlsa's TTL, raised from /, "tlsa's TTL for the name, raised from ");
 }
