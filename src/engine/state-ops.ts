@@ -7,7 +7,7 @@ import { rdataText, recordKey, type TlsaRecord } from '../tlsa/record.js';
 import { groupBy } from '../util/group-by.js';
 import { addTtlFact, observedRecord } from './lifecycle.js';
 import type { OwnerPlan, TargetRecord } from './plan.js';
-import { firstByKey, RecordDraft, stateKey } from './record-index.js';
+import { firstByKey, RecordDraft, sameKey, stateKey } from './record-index.js';
 import type { OwnedRecord, StateFile, TtlFact, TtlRaise } from './state.js';
 
 type AtProvider = { provider: string } & TlsaRecord;
@@ -150,6 +150,9 @@ export interface PlanView {
   desired: TargetRecord[];
 }
 
+/** Up to this many records at an owner, a scan costs less than a key string per record. */
+const FEW = 16;
+
 /** Transitions that need no DNS change: interrupted publishes found at the provider, records
  *  leaving the desired set (start of their grace), records already gone, other writers' records
  *  gone (or now ours: they start over if they come back). */
@@ -163,13 +166,14 @@ export function settled(state: StateFile, c: PlanView, stamp: string): StateFile
   for (const p of c.plan) {
     for (const k of p.keep) {
       const owned = draft.find(k);
+      let now = owned;
       if (owned && owned.status !== 'published') {
         const { held: _held, ...rest } = owned;
-        upsert({ ...rest, status: 'published', publishedAt: owned.publishedAt ?? owned.addedAt });
+        now = { ...rest, status: 'published', publishedAt: owned.publishedAt ?? owned.addedAt };
+        upsert(now);
       }
       // The provider's reason for the TTL of a record in place: the one it gives now (the
       // line pinning it moved, the configured TTL reached it), so that status stays true.
-      const now = owned && draft.find(k)!;
       if (now && !sameRaise(now.ttlRaise, k.ttlRaise)) {
         const { ttlRaise: _before, ...rest } = now;
         upsert({ ...rest, ...withRaise(k.ttlRaise) });
@@ -186,13 +190,16 @@ export function settled(state: StateFile, c: PlanView, stamp: string): StateFile
     if (set) set.add(p.owner);
     else owners.set(p.provider, new Set([p.owner]));
   }
-  // Each listing's keys once (not once per owned record), the desired keys only when a record
-  // is missing from its listing: a run that changes nothing builds neither per record.
+  // A few records per owner are compared field by field; a long listing gets its keys once (not
+  // once per owned record). The desired keys only when a record is missing from its listing: a
+  // run that changes nothing builds no key string per record.
   const listedKeys = new Map<string, Set<string>>();
   const isListed = (o: OwnedRecord) => {
+    const listed = c.listed.get(o.owner) ?? [];
+    if (listed.length <= FEW) return listed.some((l) => sameKey(l, o));
     let keys = listedKeys.get(o.owner);
     if (!keys) {
-      keys = new Set((c.listed.get(o.owner) ?? []).map(recordKey));
+      keys = new Set(listed.map(recordKey));
       listedKeys.set(o.owner, keys);
     }
     return keys.has(recordKey(o));

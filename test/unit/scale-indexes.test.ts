@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadChain, type CertSource } from '../../src/certs/chain.js';
 import { loadConfig } from '../../src/config/load.js';
-import { firstByKey, RecordDraft, stateKey } from '../../src/engine/record-index.js';
+import { firstByKey, RecordDraft, sameKey, stateKey } from '../../src/engine/record-index.js';
 import type { OwnedRecord, StateFile } from '../../src/engine/state.js';
 import { findOwned, withConfirmed, withIntents } from '../../src/engine/state-ops.js';
 import { loadEachChainOnce, serviceChains } from '../../src/engine/sources.js';
@@ -155,6 +155,45 @@ describe('state records: a per-operation index answers as a scan would', () => {
     ]);
     for (const r of draft.records) expect(draft.find(r)).toBe(scan(draft.records, r));
     expect(list).toEqual(before); // the operation's input is never changed
+  });
+
+  // The draft keeps positions per provider and owner and compares fields; the keys it replaced
+  // join names with spaces, so names holding spaces must still meet exactly where keys did.
+  const awkward = [
+    rec('p', 'a.', 'aa'),
+    rec('p q', 'a.', 'aa'),
+    rec('p', 'q a.', 'aa'),
+    rec('p', 'a.', 'aa', { n: 2 }),
+    rec('p', 'a. 3 1 1 aa', 'aa'),
+    rec('p', 'a.', 'aa 3 1 1 aa'),
+    rec('p', 'a.', 'aa aa'),
+    { ...rec('p', 'a.', 'aa'), usage: 2 as const },
+    rec('', ' a.', 'aa'),
+    rec(' ', 'a.', 'aa'),
+  ];
+  const byOldKey = (list: Rec[], r: Rec) => list.find((x) => stateKey(x) === stateKey(r));
+
+  it('sameKey says what comparing recordKey strings says, names and data with spaces included', () => {
+    for (const a of awkward)
+      for (const b of awkward) expect(sameKey(a, b)).toBe(recordKey(a) === recordKey(b));
+  });
+
+  it('finds and upserts as the whole-key index did, when names with spaces make keys meet', () => {
+    for (let from = 0; from <= awkward.length; from++) {
+      const list = awkward.slice(0, from);
+      const draft = new RecordDraft(list);
+      const model = [...list];
+      for (const r of [...awkward].reverse()) {
+        expect(draft.find(r)).toBe(byOldKey(model, r));
+        const u = { ...r, n: from };
+        const i = model.findIndex((x) => stateKey(x) === stateKey(u));
+        if (i >= 0) model[i] = u;
+        else model.push(u);
+        draft.upsert(u);
+        expect(draft.records).toEqual(model);
+      }
+      for (const r of awkward) expect(draft.find(r)).toBe(byOldKey(model, r));
+    }
   });
 
   it('the state operations find records through it: settle, intents and confirmations', () => {
