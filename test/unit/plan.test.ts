@@ -1,8 +1,13 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { planOwners, servedChainViolations, type TargetRecord } from '../../src/engine/plan.js';
+import {
+  type OwnerPlan,
+  planOwners,
+  servedChainViolations,
+  type TargetRecord,
+} from '../../src/engine/plan.js';
 import type { OwnedRecord } from '../../src/engine/state.js';
-import type { TlsaRecord } from '../../src/tlsa/record.js';
+import { recordKey, type TlsaRecord } from '../../src/tlsa/record.js';
 import { viewRecord } from '../../src/engine/lifecycle.js';
 
 const owner = '_25._tcp.mx.example.org.';
@@ -168,5 +173,67 @@ describe('plan: what a listing holds, looked up by key', () => {
     // The record at the upper-case name is owned (by the state) there: retiring, not foreign.
     expect(low!.foreign).toEqual([]);
     expect(up!.retiring.map((r) => r.record.owner)).toEqual([upper]);
+  });
+});
+
+describe('served-chain guard: a few records compared field by field', () => {
+  // The guard as it was, on key strings alone: the comparison by fields must say the same.
+  const byKeys = (
+    plan: OwnerPlan[],
+    listed: Map<string, TlsaRecord[]>,
+    desired: TargetRecord[],
+  ) => {
+    const problems: string[] = [];
+    for (const p of plan) {
+      const atOwner = desired.filter((d) => d.owner === p.owner);
+      if (!atOwner.some((d) => d.chains.length)) continue;
+      const after = new Set((listed.get(p.owner) ?? []).map(recordKey));
+      for (const r of p.remove) after.delete(recordKey(r));
+      for (const r of p.add) after.add(recordKey(r));
+      const matched = new Set<string>();
+      for (const d of atOwner)
+        if (after.has(recordKey(d))) for (const c of d.chains) matched.add(c);
+      for (const d of atOwner)
+        for (const c of d.chains)
+          if (!matched.has(c)) {
+            matched.add(c);
+            problems.push(`${p.owner}: no record would match the chain served from ${c}`);
+          }
+    }
+    return problems;
+  };
+  const pick = <T>(list: T[], bits: number) => list.filter((_, i) => bits & (1 << i));
+
+  it('removed then re-added, listed twice, under other names: as the key sets said, few or many', () => {
+    const names = ['a', 'b', 'c'];
+    const odd = { ...rec('b'), owner: `other.${owner}` }; // listed here under another name
+    let seed = 7;
+    const next = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed >> 16; // the low bits of this generator repeat too soon
+    };
+    const filler = Array.from({ length: 30 }, (_, i) => rec(`filler${i}`));
+    for (let round = 0; round < 400; round++) {
+      const listedHere = [...pick(names, next()).map(rec), ...pick(names, next()).map(rec), odd];
+      const desired = pick(names, next()).map((s, i) => target(s, `chain${i % 2}`));
+      const plan = [
+        {
+          owner,
+          provider: 'p',
+          ttl: 300,
+          add: pick(names, next()).map((s) => target(s)),
+          remove: pick(names, next()).map((s) => owned(s)),
+          keep: [],
+          retiring: [],
+          unowned: [],
+          foreign: [],
+          drift: [],
+        },
+      ] as unknown as OwnerPlan[];
+      for (const extra of [[], filler]) {
+        const listed = new Map([[owner, [...listedHere, ...extra]]]);
+        expect(servedChainViolations(plan, listed, desired)).toEqual(byKeys(plan, listed, desired));
+      }
+    }
   });
 });
