@@ -9,8 +9,9 @@ type Keyed = { provider: string } & TlsaRecord;
 export const stateKey = (r: Keyed): string => `${r.provider} ${recordKey(r)}`;
 
 /** Whether two records have the same `recordKey`, without building either key string: equal
- *  fields are equal keys; unequal fields can still join into one key only when a name or the
- *  data holds a space (a hand-edited state), and then the keys themselves are compared. */
+ *  fields are equal keys. Usage, selector and matching are numbers (no blank in their text), so
+ *  after the same owner unequal fields make unequal keys; different owners can still join into
+ *  one key only when one holds a space (a hand-edited state), and then the keys are compared. */
 export function sameKey(a: TlsaRecord, b: TlsaRecord): boolean {
   if (
     a.data === b.data &&
@@ -20,10 +21,10 @@ export function sameKey(a: TlsaRecord, b: TlsaRecord): boolean {
     a.matching === b.matching
   )
     return true;
-  return hasSpace(a) || hasSpace(b) ? recordKey(a) === recordKey(b) : false;
+  return a.owner !== b.owner && (a.owner.includes(' ') || b.owner.includes(' '))
+    ? recordKey(a) === recordKey(b)
+    : false;
 }
-
-const hasSpace = (r: TlsaRecord) => r.owner.includes(' ') || r.data.includes(' ');
 
 /** Provider or owner with a space: `stateKey`s of different (provider, owner) pairs can meet. */
 const ambiguous = (r: Keyed) => r.provider.includes(' ') || r.owner.includes(' ');
