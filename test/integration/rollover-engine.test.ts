@@ -465,7 +465,9 @@ describe('rollover engine (zonefile, staged install, scripted DNS and probe view
     });
   });
 
-  it("another writer's record at a TTL that raised tlsa's: its wait names the raise and counts the raised TTL", async () => {
+  /** DANE-TA only, a first chain through Int A; host D already published the 2 1 1 of the next
+   *  intermediate (Int B) at the owner, at `ttl`. */
+  function otherWriterScenario(ttl: number) {
     const s = scenario(); // ttl: 60
     writeFileSync(
       s.config,
@@ -474,10 +476,16 @@ describe('rollover engine (zonefile, staged install, scripted DNS and probe view
         '    issuers: none\n    records: ["2 1 1"]\n',
       ),
     );
-    // Host D's 2 1 1 of the next intermediate, at TTL 120: the RRset's TTL, so tlsa's is 120 too.
-    const otherHost = `_25._tcp.mx.example.org. 120 IN TLSA 2 1 1 ${opensslSpkiSha256(intB.certPath)}\n`;
+    const otherHost = `_25._tcp.mx.example.org. ${ttl} IN TLSA 2 1 1 ${opensslSpkiSha256(intB.certPath)}\n`;
     writeFileSync(join(s.base, 'zone.db'), otherHost);
     s.lineage(intA, 1);
+    return s;
+  }
+
+  it("another writer's record at a TTL that raised tlsa's: its wait names the raise and counts the raised TTL", async () => {
+    // Host D's 2 1 1 of the next intermediate, at TTL 120: the RRset's TTL, so tlsa's (60) is
+    // 120 too.
+    const s = otherWriterScenario(120);
     const config = loadConfig(s.config);
     const world = { now: new Date(), lagging: false };
     const t0 = Date.now();
@@ -499,18 +507,7 @@ describe('rollover engine (zonefile, staged install, scripted DNS and probe view
   });
 
   it("another writer's live record lets a staged chain install, aged from when tlsa first saw it on every server; tlsa never removes it", async () => {
-    const s = scenario();
-    // DANE-TA only; host D already published the 2 1 1 of the next intermediate at the owner.
-    writeFileSync(
-      s.config,
-      readFileSync(s.config, 'utf8').replace(
-        '    issuers: none\n',
-        '    issuers: none\n    records: ["2 1 1"]\n',
-      ),
-    );
-    const otherHost = `_25._tcp.mx.example.org. 60 IN TLSA 2 1 1 ${opensslSpkiSha256(intB.certPath)}\n`;
-    writeFileSync(join(s.base, 'zone.db'), otherHost);
-    s.lineage(intA, 1);
+    const s = otherWriterScenario(60);
     const config = loadConfig(s.config);
     const world = { now: new Date(), lagging: false };
     const t0 = Date.now();
