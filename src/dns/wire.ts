@@ -105,7 +105,8 @@ export class MessageWriter {
       from += label.length + 1;
       const at = this.offsets.get(suffix);
       if (at !== undefined) {
-        this.buf.writeUInt16BE(0xc000 | at, this.reserve(2));
+        const o = this.reserve(2); // before reading this.buf: it may grow
+        this.buf.writeUInt16BE(0xc000 | at, o);
         return;
       }
       if (this.length < 0x3fff) this.offsets.set(suffix, this.length);
@@ -116,7 +117,8 @@ export class MessageWriter {
       this.buf[o] = label.length;
       this.buf.write(label, o + 1, 'ascii');
     }
-    this.buf[this.reserve(1)] = 0;
+    const end = this.reserve(1);
+    this.buf[end] = 0;
   }
 
   /** Section 0 (question / zone). */
