@@ -258,7 +258,13 @@ export function verifyMessage(
 ): TsigVerdict {
   const tsig = parseTsig(msg, records);
   if (!tsig) return { ok: false, reason: 'unsigned' };
-  const k = keyForm(key);
+  let k: KeyForm;
+  try {
+    k = keyForm(key);
+  } catch {
+    // A key name with no wire form (an empty or over-long label) names no key a message has.
+    return { ok: false, reason: 'key-mismatch', tsig };
+  }
   if (tsig.keyName !== k.nameText || tsig.algorithm !== k.algorithmText) {
     return { ok: false, reason: 'key-mismatch', tsig };
   }
