@@ -7,7 +7,7 @@
  * uncompressed) wire form, class ANY, TTL 0, time signed (48 bits), fudge, error, other len
  * and other data. The MAC size and original ID fields of the RDATA are not covered.
  */
-import { createHmac, createSecretKey, type KeyObject, timingSafeEqual } from 'node:crypto';
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import { CLASS, encodeName, type RRSpan, readName, skipName, TYPE, walkRecords } from './wire.js';
 
 export type TsigAlgorithm = 'hmac-sha256' | 'hmac-sha512';
@@ -94,7 +94,7 @@ interface Variables {
 }
 
 /** What a key contributes to every message, worked out once per key: a run signs and checks
- *  thousands of messages with one key. Kept with the name and algorithm it was made from, so a
+ *  thousands of messages with one key. Kept with the name, algorithm and secret it was made from, so a
  *  key object changed in place is worked out again. */
 interface KeyForm {
   name: string;
@@ -106,7 +106,6 @@ interface KeyForm {
   /** The names as parseTsig reads them from a message (lower case, trailing dot). */
   nameText: string;
   algorithmText: string;
-  hmacKey: KeyObject;
 }
 
 const keyForms = new WeakMap<TsigKey, KeyForm>();
@@ -123,7 +122,6 @@ function keyForm(key: TsigKey): KeyForm {
     algorithmWire: encodeName(key.algorithm, true),
     nameText: encodeNameText(key.name),
     algorithmText: encodeNameText(key.algorithm),
-    hmacKey: createSecretKey(key.secret),
   };
   keyForms.set(key, made);
   return made;
@@ -163,7 +161,7 @@ function computeMac(
   v: Variables,
   requestMac?: Buffer,
 ): Buffer {
-  const h = createHmac(DIGESTS[k.algorithm].hash, k.hmacKey);
+  const h = createHmac(DIGESTS[k.algorithm].hash, k.secret);
   if (requestMac) {
     const len = Buffer.allocUnsafe(2);
     len.writeUInt16BE(requestMac.length, 0);
