@@ -94,8 +94,8 @@ interface Variables {
 }
 
 /** What a key contributes to every message, worked out once per key: a run signs and checks
- *  thousands of messages with one key. Kept with the name, algorithm and secret it was made from, so a
- *  key object changed in place is worked out again. */
+ *  thousands of messages with one key. Kept with the name, algorithm and secret it was made
+ *  from, so a key object changed in place is worked out again. */
 interface KeyForm {
   name: string;
   algorithm: TsigAlgorithm;
