@@ -191,7 +191,7 @@ export function skipName(msg: Buffer, offset: number): number {
 
 /** Read a (possibly compressed) name as lower-case text with a trailing dot. */
 export function readName(msg: Buffer, offset: number): string {
-  const out: string[] = [];
+  let out = '';
   let o = offset;
   for (let hops = 0; hops < 64; ) {
     if (o >= msg.length) throw new RangeError('DNS name runs past the end of the message');
@@ -201,8 +201,9 @@ export function readName(msg: Buffer, offset: number): string {
       hops++;
       continue;
     }
-    if (len === 0) return `${out.join('.')}.`.toLowerCase();
-    out.push(msg.subarray(o + 1, o + 1 + len).toString('latin1'));
+    if (len === 0) return `${out}.`.toLowerCase();
+    // Labels joined with dots; the root alone is "."
+    out += (out ? '.' : '') + msg.toString('latin1', o + 1, o + 1 + len);
     o += 1 + len;
   }
   throw new RangeError('DNS name compression loop');
