@@ -1,7 +1,13 @@
 /** The DNS side of the rfc2136 provider (rfc2136.ts has the provider's whole story): signed
  *  exchanges with the server (TSIG checked, SERVFAIL and silence retried), finding the zone of
  *  an owner name, and one UPDATE with the server's answer mapped to a clear error. */
-import { DnsTransportError, type Endpoint, exchange, type Reply } from '../src/dns/transport.js';
+import {
+  DnsTransportError,
+  type Endpoint,
+  exchange,
+  type Reply,
+  recordsOf,
+} from '../src/dns/transport.js';
 import { type TsigKey, tsigErrorName } from '../src/dns/tsig.js';
 import {
   buildQuery,
@@ -9,15 +15,7 @@ import {
   buildTxtUpdate,
   type TxtUpdate,
 } from '../src/dns/update.js';
-import {
-  CLASS,
-  OPCODE,
-  rcodeName,
-  readName,
-  readRrsig,
-  TYPE,
-  walkRecords,
-} from '../src/dns/wire.js';
+import { CLASS, OPCODE, rcodeName, readName, readRrsig, TYPE } from '../src/dns/wire.js';
 import type { TlsaRecord } from '../src/tlsa/record.js';
 import { redact } from '../src/util/redact.js';
 import { withRetry } from '../src/util/retry.js';
@@ -116,7 +114,7 @@ export function rfc2136Dns(cfg: {
   /** The apex that an authoritative answer about `owner` itself names (its SOA in the answer
    *  or authority section, one that contains the owner), remembered as the owner's zone. */
   function zoneFromAnswer(owner: string, reply: Reply): string | undefined {
-    const soa = walkRecords(reply.message).find((s) => s.type === TYPE.SOA && s.section !== 3);
+    const soa = recordsOf(reply).find((s) => s.type === TYPE.SOA && s.section !== 3);
     const apex = soa && readName(reply.message, soa.start);
     if (!apex || (owner !== apex && !owner.endsWith(`.${apex}`))) return undefined;
     zones.set(owner, apex);
@@ -129,7 +127,7 @@ export function rfc2136Dns(cfg: {
    *  delegated below the owner's parent included. Undefined for an unsigned zone. */
   function zoneFromSignature(owner: string, reply: Reply): string | undefined {
     if (!reply.tsig?.ok || !reply.header.aa || reply.header.rcode !== 0) return undefined;
-    for (const s of walkRecords(reply.message)) {
+    for (const s of recordsOf(reply)) {
       if (s.section !== 1 || s.type !== TYPE.RRSIG || s.class !== CLASS.IN) continue;
       if (readName(reply.message, s.start) !== owner) continue;
       const { typeCovered, signer } = readRrsig(reply.message, s);

@@ -56,6 +56,7 @@
  *              each zone's UPDATEs one after another); a message holds at most 64 KiB (over 1,000
  *              TLSA records); the server serialises concurrent updates to one zone.
  */
+import { recordsOf } from '../src/dns/transport.js';
 import {
   decodeSecret,
   TSIG_ALGORITHMS,
@@ -63,7 +64,7 @@ import {
   type TsigKey,
 } from '../src/dns/tsig.js';
 import { buildQuery, parseTlsaRdata, parseTxtRdata } from '../src/dns/update.js';
-import { rcodeName, readName, TYPE, walkRecords } from '../src/dns/wire.js';
+import { rcodeName, readName, TYPE } from '../src/dns/wire.js';
 import { normaliseName, type TlsaRecord } from '../src/tlsa/record.js';
 import { registerSecret } from '../src/util/redact.js';
 import type { DnsProvider, ProviderFactory, TxtRecords } from './contract.js';
@@ -162,7 +163,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
         throw fail(
           `reading TXT at ${o}: ${where} answered ${rcodeName(rcode)}${aa ? '' : ' without authority'}: it does not serve zone ${zone}`,
         );
-      return walkRecords(reply.message)
+      return recordsOf(reply)
         .filter(
           (s) => s.section === 1 && s.type === TYPE.TXT && readName(reply.message, s.start) === o,
         )
@@ -208,7 +209,7 @@ export const createProvider: ProviderFactory = (options, ctx) => {
         );
       }
       const out: TlsaRecord[] = [];
-      for (const s of walkRecords(reply.message)) {
+      for (const s of recordsOf(reply)) {
         if (s.section !== 1 || s.type !== TYPE.TLSA || readName(reply.message, s.start) !== o)
           continue;
         out.push(parseTlsaRdata(o, reply.message.subarray(s.rdataAt, s.end)));

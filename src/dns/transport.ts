@@ -12,7 +12,7 @@ import { lookup } from 'node:dns/promises';
 import { isIP, connect } from 'node:net';
 import { NetworkError } from '../errors.js';
 import { signMessage, verifyMessage, type TsigKey, type TsigVerdict } from './tsig.js';
-import { readHeader, type Header } from './wire.js';
+import { type Header, type RRSpan, readHeader, walkRecords } from './wire.js';
 
 /** Larger requests go over TCP: 512 is the RFC 1035 UDP size without EDNS. */
 export const MAX_UDP_REQUEST = 512;
@@ -296,6 +296,14 @@ export interface Reply {
   transport: 'udp' | 'tcp';
   /** The TSIG check of the answer; undefined when the request was not signed. */
   tsig?: TsigVerdict;
+  /** The answer's walkRecords, once something has walked it (see `recordsOf`). */
+  records?: RRSpan[];
+}
+
+/** The records of an answer, walked once however many readers look at them. */
+export function recordsOf(reply: Reply): RRSpan[] {
+  reply.records ??= walkRecords(reply.message);
+  return reply.records;
 }
 
 /**
@@ -322,7 +330,10 @@ export async function exchange(
       );
     if (header.tc && !overTcp) continue;
     const reply: Reply = { message, header, transport: overTcp ? 'tcp' : 'udp' };
-    if (key) reply.tsig = verifyMessage(message, key, signed.mac ? { requestMac: signed.mac } : {});
+    if (key) {
+      const opts = signed.mac ? { requestMac: signed.mac } : {};
+      reply.tsig = verifyMessage(message, key, opts, recordsOf(reply));
+    }
     return reply;
   }
 }

@@ -8,7 +8,7 @@
  * and other data. The MAC size and original ID fields of the RDATA are not covered.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { CLASS, TYPE, encodeName, readHeader, readName, skipName, walkRecords } from './wire.js';
+import { CLASS, encodeName, type RRSpan, readName, skipName, TYPE, walkRecords } from './wire.js';
 
 export type TsigAlgorithm = 'hmac-sha256' | 'hmac-sha512';
 
@@ -53,8 +53,8 @@ export function tsigErrorName(code: number): string {
 }
 
 /** The TSIG record, which must be the last record of the additional section, or undefined. */
-export function parseTsig(msg: Buffer): TsigRecord | undefined {
-  const spans = walkRecords(msg);
+export function parseTsig(msg: Buffer, records?: RRSpan[]): TsigRecord | undefined {
+  const spans = records ?? walkRecords(msg);
   const tsigAt = spans.findIndex((s) => s.type === TYPE.TSIG);
   if (tsigAt < 0) return undefined;
   const s = spans[tsigAt]!;
@@ -86,49 +86,91 @@ export function parseTsig(msg: Buffer): TsigRecord | undefined {
   };
 }
 
-function u48(n: number): Buffer {
-  const b = Buffer.alloc(6);
-  b.writeUInt16BE(Math.floor(n / 2 ** 32) & 0xffff, 0);
-  b.writeUInt32BE(n % 2 ** 32, 2);
-  return b;
-}
-
-function u16(n: number): Buffer {
-  const b = Buffer.alloc(2);
-  b.writeUInt16BE(n, 0);
-  return b;
-}
-
 interface Variables {
-  keyName: string;
-  algorithm: string;
   timeSigned: number;
   fudge: number;
   error: number;
   otherData: Buffer;
 }
 
-function variables(v: Variables): Buffer {
-  const fixed = Buffer.alloc(6);
-  fixed.writeUInt16BE(CLASS.ANY, 0);
-  fixed.writeUInt32BE(0, 2);
-  return Buffer.concat([
-    encodeName(v.keyName, true),
-    fixed,
-    encodeName(v.algorithm, true),
-    u48(v.timeSigned),
-    u16(v.fudge),
-    u16(v.error),
-    u16(v.otherData.length),
-    v.otherData,
-  ]);
+/** What a key contributes to every message, worked out once per key: a run signs and checks
+ *  thousands of messages with one key. Kept with the name, algorithm and secret it was made
+ *  from, so a key object changed in place is worked out again. */
+interface KeyForm {
+  name: string;
+  algorithm: TsigAlgorithm;
+  secret: Buffer;
+  /** Canonical wire forms (lower case, uncompressed), as the MAC covers them. */
+  nameWire: Buffer;
+  algorithmWire: Buffer;
+  /** The names as parseTsig reads them from a message (lower case, trailing dot). */
+  nameText: string;
+  algorithmText: string;
 }
 
-function computeMac(key: TsigKey, unsigned: Buffer, v: Variables, requestMac?: Buffer): Buffer {
-  const h = createHmac(DIGESTS[key.algorithm].hash, key.secret);
-  if (requestMac) h.update(Buffer.concat([u16(requestMac.length), requestMac]));
-  h.update(unsigned);
-  h.update(variables(v));
+const keyForms = new WeakMap<TsigKey, KeyForm>();
+
+function keyForm(key: TsigKey): KeyForm {
+  const f = keyForms.get(key);
+  if (f && f.name === key.name && f.algorithm === key.algorithm && f.secret === key.secret)
+    return f;
+  const made: KeyForm = {
+    name: key.name,
+    algorithm: key.algorithm,
+    secret: key.secret,
+    nameWire: encodeName(key.name, true),
+    algorithmWire: encodeName(key.algorithm, true),
+    nameText: encodeNameText(key.name),
+    algorithmText: encodeNameText(key.algorithm),
+  };
+  keyForms.set(key, made);
+  return made;
+}
+
+function writeU48(b: Buffer, n: number, at: number): void {
+  b.writeUInt16BE(Math.floor(n / 2 ** 32) & 0xffff, at);
+  b.writeUInt32BE(n % 2 ** 32, at + 2);
+}
+
+/** The TSIG variables (RFC 8945 §4.3.3) in one buffer. */
+function variables(k: KeyForm, v: Variables): Buffer {
+  const n = k.nameWire.length;
+  const a = k.algorithmWire.length;
+  const b = Buffer.allocUnsafe(n + 6 + a + 12 + v.otherData.length);
+  k.nameWire.copy(b, 0);
+  b.writeUInt16BE(CLASS.ANY, n);
+  b.writeUInt32BE(0, n + 2);
+  k.algorithmWire.copy(b, n + 6);
+  let o = n + 6 + a;
+  writeU48(b, v.timeSigned, o);
+  b.writeUInt16BE(v.fudge, o + 6);
+  b.writeUInt16BE(v.error, o + 8);
+  b.writeUInt16BE(v.otherData.length, o + 10);
+  o += 12;
+  v.otherData.copy(b, o);
+  return b;
+}
+
+/** The MAC over the request MAC (responses), the message as it was before its TSIG record
+ *  (`head`, the first 12 bytes, is its header, given apart so that a received message's header
+ *  can be restored without copying the message), and the variables. */
+function computeMac(
+  k: KeyForm,
+  head: Buffer,
+  rest: Buffer,
+  v: Variables,
+  requestMac?: Buffer,
+): Buffer {
+  const h = createHmac(DIGESTS[k.algorithm].hash, k.secret);
+  if (requestMac) {
+    const len = Buffer.allocUnsafe(2);
+    len.writeUInt16BE(requestMac.length, 0);
+    h.update(len);
+    h.update(requestMac);
+  }
+  h.update(head);
+  h.update(rest);
+  h.update(variables(k, v));
   return h.digest();
 }
 
@@ -144,38 +186,46 @@ export interface SignOptions {
   otherData?: Buffer;
 }
 
+const NO_DATA = Buffer.alloc(0);
+
 /** Appends a TSIG record to `msg` (which must not have one). Returns the signed message and its MAC. */
 export function signMessage(
   msg: Buffer,
   key: TsigKey,
   opts: SignOptions = {},
 ): { message: Buffer; mac: Buffer } {
+  const k = keyForm(key);
   const v: Variables = {
-    keyName: key.name,
-    algorithm: key.algorithm,
     timeSigned: Math.floor(opts.now ?? Date.now() / 1000),
     fudge: opts.fudge ?? 300,
     error: opts.error ?? 0,
-    otherData: opts.otherData ?? Buffer.alloc(0),
+    otherData: opts.otherData ?? NO_DATA,
   };
-  const mac = computeMac(key, msg, v, opts.requestMac);
-  const rdata = Buffer.concat([
-    encodeName(v.algorithm, true),
-    u48(v.timeSigned),
-    u16(v.fudge),
-    u16(mac.length),
-    mac,
-    msg.subarray(0, 2),
-    u16(v.error),
-    u16(v.otherData.length),
-    v.otherData,
-  ]);
-  const fixed = Buffer.alloc(10);
-  fixed.writeUInt16BE(TYPE.TSIG, 0);
-  fixed.writeUInt16BE(CLASS.ANY, 2);
-  fixed.writeUInt32BE(0, 4);
-  fixed.writeUInt16BE(rdata.length, 8);
-  const out = Buffer.concat([msg, encodeName(key.name, true), fixed, rdata]);
+  const mac = computeMac(k, msg.subarray(0, 12), msg.subarray(12), v, opts.requestMac);
+  // The message, then the TSIG RR: key name, type, class ANY, TTL 0, RDLENGTH, and RDATA:
+  // algorithm, time signed, fudge, MAC size, MAC, original ID, error, other len, other data.
+  const a = k.algorithmWire.length;
+  const rdlen = a + 10 + mac.length + 6 + v.otherData.length;
+  const out = Buffer.allocUnsafe(msg.length + k.nameWire.length + 10 + rdlen);
+  msg.copy(out, 0);
+  let o = msg.length;
+  o += k.nameWire.copy(out, o);
+  out.writeUInt16BE(TYPE.TSIG, o);
+  out.writeUInt16BE(CLASS.ANY, o + 2);
+  out.writeUInt32BE(0, o + 4);
+  out.writeUInt16BE(rdlen, o + 8);
+  o += 10;
+  o += k.algorithmWire.copy(out, o);
+  writeU48(out, v.timeSigned, o);
+  out.writeUInt16BE(v.fudge, o + 6);
+  out.writeUInt16BE(mac.length, o + 8);
+  o += 10;
+  o += mac.copy(out, o);
+  out.writeUInt16BE(msg.readUInt16BE(0), o);
+  out.writeUInt16BE(v.error, o + 2);
+  out.writeUInt16BE(v.otherData.length, o + 4);
+  o += 6;
+  v.otherData.copy(out, o);
   out.writeUInt16BE(msg.readUInt16BE(10) + 1, 10);
   return { message: out, mac };
 }
@@ -196,22 +246,33 @@ export interface VerifyOptions {
   now?: number;
 }
 
-/** Checks the TSIG of a received message against `key`. */
-export function verifyMessage(msg: Buffer, key: TsigKey, opts: VerifyOptions = {}): TsigVerdict {
-  const tsig = parseTsig(msg);
+/** Checks the TSIG of a received message against `key`. `records`: the message's
+ *  walkRecords, when the caller has walked it already. */
+export function verifyMessage(
+  msg: Buffer,
+  key: TsigKey,
+  opts: VerifyOptions = {},
+  records?: RRSpan[],
+): TsigVerdict {
+  const tsig = parseTsig(msg, records);
   if (!tsig) return { ok: false, reason: 'unsigned' };
-  if (
-    tsig.keyName !== encodeNameText(key.name) ||
-    tsig.algorithm !== encodeNameText(key.algorithm)
-  ) {
+  let k: KeyForm;
+  try {
+    k = keyForm(key);
+  } catch {
+    // A key name with no wire form (an empty or over-long label) names no key a message has.
+    return { ok: false, reason: 'key-mismatch', tsig };
+  }
+  if (tsig.keyName !== k.nameText || tsig.algorithm !== k.algorithmText) {
     return { ok: false, reason: 'key-mismatch', tsig };
   }
   // A BADSIG/BADKEY answer carries no MAC; a BADTIME answer is signed but is still a failure.
   if (tsig.error !== 0) return { ok: false, reason: 'error', tsig };
-  const unsigned = Buffer.from(msg.subarray(0, tsig.start));
-  unsigned.writeUInt16BE(tsig.originalId, 0);
-  unsigned.writeUInt16BE(readHeader(msg).counts[3] - 1, 10);
-  const expected = computeMac(key, unsigned, tsig, opts.requestMac);
+  // The header as it was signed: the original ID, ARCOUNT without the TSIG record.
+  const head = Buffer.from(msg.subarray(0, 12));
+  head.writeUInt16BE(tsig.originalId, 0);
+  head.writeUInt16BE(msg.readUInt16BE(10) - 1, 10);
+  const expected = computeMac(k, head, msg.subarray(12, tsig.start), tsig, opts.requestMac);
   const size = tsig.mac.length;
   // Truncated MACs (RFC 8945 §5.2.2.1) are accepted down to half the digest and 10 bytes.
   if (size > expected.length || size < Math.max(10, expected.length / 2))

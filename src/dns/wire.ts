@@ -66,9 +66,10 @@ export interface RR {
   rdata: Buffer;
 }
 
-/** Builds a message section by section; names are compressed against earlier names. */
+/** Builds a message section by section, in one buffer; names are compressed against earlier
+ *  names. */
 export class MessageWriter {
-  private chunks: Buffer[] = [];
+  private buf = Buffer.allocUnsafe(512);
   private length = 12;
   private readonly offsets = new Map<string, number>();
   private readonly counts = [0, 0, 0, 0];
@@ -78,57 +79,76 @@ export class MessageWriter {
     private readonly flags: number,
   ) {}
 
-  private push(b: Buffer): void {
-    this.chunks.push(b);
-    this.length += b.length;
+  /** Makes room for `n` more bytes and returns where they go. */
+  private reserve(n: number): number {
+    const at = this.length;
+    if (at + n > this.buf.length) {
+      const grown = Buffer.allocUnsafe(Math.max(2 * this.buf.length, at + n));
+      this.buf.copy(grown, 0, 0, at);
+      this.buf = grown;
+    }
+    this.length += n;
+    return at;
   }
 
   name(name: string): void {
     const ls = labels(name);
+    // The compression keys are the lower-cased suffixes. For a printable ASCII name they are
+    // slices of the name lower-cased once; otherwise each is lower-cased on its own (the case
+    // mapping of some letters depends on their neighbours).
+    const ascii = /^[ -~]*$/.test(name);
+    const lower = ascii ? (name.endsWith('.') ? name.slice(0, -1) : name).toLowerCase() : '';
+    let from = 0;
     for (let i = 0; i < ls.length; i++) {
-      const suffix = ls.slice(i).join('.').toLowerCase();
+      const label = ls[i]!;
+      const suffix = ascii ? lower.slice(from) : ls.slice(i).join('.').toLowerCase();
+      from += label.length + 1;
       const at = this.offsets.get(suffix);
       if (at !== undefined) {
-        this.push(Buffer.from([0xc0 | (at >> 8), at & 0xff]));
+        const o = this.reserve(2); // before reading this.buf: it may grow
+        this.buf.writeUInt16BE(0xc000 | at, o);
         return;
       }
       if (this.length < 0x3fff) this.offsets.set(suffix, this.length);
-      const b = Buffer.from(ls[i]!, 'ascii');
-      if (b.length === 0 || b.length > 63) throw new RangeError(`bad DNS label in "${name}"`);
-      this.push(Buffer.concat([Buffer.from([b.length]), b]));
+      // One byte per character, as Buffer's 'ascii' encoding writes them.
+      if (label.length === 0 || label.length > 63)
+        throw new RangeError(`bad DNS label in "${name}"`);
+      const o = this.reserve(1 + label.length);
+      this.buf[o] = label.length;
+      this.buf.write(label, o + 1, 'ascii');
     }
-    this.push(Buffer.from([0]));
+    const end = this.reserve(1);
+    this.buf[end] = 0;
   }
 
   /** Section 0 (question / zone). */
   question(name: string, type: number, cls: number): void {
     this.name(name);
-    const b = Buffer.alloc(4);
-    b.writeUInt16BE(type, 0);
-    b.writeUInt16BE(cls, 2);
-    this.push(b);
+    const o = this.reserve(4);
+    this.buf.writeUInt16BE(type, o);
+    this.buf.writeUInt16BE(cls, o + 2);
     this.counts[0]!++;
   }
 
   /** Sections 1-3 (answer / prerequisite, authority / update, additional). */
   rr(section: 1 | 2 | 3, r: RR): void {
     this.name(r.name);
-    const b = Buffer.alloc(10);
-    b.writeUInt16BE(r.type, 0);
-    b.writeUInt16BE(r.class, 2);
-    b.writeUInt32BE(r.ttl >>> 0, 4);
-    b.writeUInt16BE(r.rdata.length, 8);
-    this.push(b);
-    this.push(r.rdata);
+    const o = this.reserve(10 + r.rdata.length);
+    this.buf.writeUInt16BE(r.type, o);
+    this.buf.writeUInt16BE(r.class, o + 2);
+    this.buf.writeUInt32BE(r.ttl >>> 0, o + 4);
+    this.buf.writeUInt16BE(r.rdata.length, o + 8);
+    r.rdata.copy(this.buf, o + 10);
     this.counts[section]!++;
   }
 
+  /** The message; the writer is done with it. */
   finish(): Buffer {
-    const h = Buffer.alloc(12);
-    h.writeUInt16BE(this.id, 0);
-    h.writeUInt16BE(this.flags, 2);
-    for (const [i, c] of this.counts.entries()) h.writeUInt16BE(c, 4 + 2 * i);
-    return Buffer.concat([h, ...this.chunks]);
+    const b = this.buf;
+    b.writeUInt16BE(this.id, 0);
+    b.writeUInt16BE(this.flags, 2);
+    for (const [i, c] of this.counts.entries()) b.writeUInt16BE(c, 4 + 2 * i);
+    return b.subarray(0, this.length);
   }
 }
 
@@ -171,7 +191,7 @@ export function skipName(msg: Buffer, offset: number): number {
 
 /** Read a (possibly compressed) name as lower-case text with a trailing dot. */
 export function readName(msg: Buffer, offset: number): string {
-  const out: string[] = [];
+  let out = '';
   let o = offset;
   for (let hops = 0; hops < 64; ) {
     if (o >= msg.length) throw new RangeError('DNS name runs past the end of the message');
@@ -181,8 +201,9 @@ export function readName(msg: Buffer, offset: number): string {
       hops++;
       continue;
     }
-    if (len === 0) return `${out.join('.')}.`.toLowerCase();
-    out.push(msg.subarray(o + 1, o + 1 + len).toString('latin1'));
+    if (len === 0) return `${out}.`.toLowerCase();
+    // Labels joined with dots; the root alone is "."
+    out += (out ? '.' : '') + msg.toString('latin1', o + 1, o + 1 + len);
     o += 1 + len;
   }
   throw new RangeError('DNS name compression loop');
