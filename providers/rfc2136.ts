@@ -21,12 +21,15 @@
  *              (outside the grant BIND answers REFUSED). The CNAME prerequisite needs no grant.
  *              The key also signs the provider's SOA and TLSA queries (servers accept any known
  *              key on queries). Neither server needs the key for anything else.
- * Zone:        `zone` when given; otherwise a signed SOA query for the owner name: the SOA in the
- *              answer or authority section names the zone, and on REFUSED or a referral the
- *              query walks up one label at a time. Found when a write needs it; a read asks for
- *              the TLSA records at once (EDNS DO set) and looks for the zone only when the answer
- *              is not an authoritative NOERROR or NXDOMAIN (one query per owner in the common
- *              case). The read's answer names the zone for a later write without an SOA query:
+ * Zone:        `zone` when given (a read whose answer names another zone, a child delegated
+ *              below it say, fails: the server would take an UPDATE of the option's zone and
+ *              keep the records below the cut); otherwise a signed SOA query for the owner
+ *              name: the SOA in the answer or authority section names the zone, and on
+ *              REFUSED or a referral the query walks up one label at a time. Found when a write
+ *              needs it; a read asks for the TLSA records at once (EDNS DO set) and looks for the
+ *              zone only when the answer is not an authoritative NOERROR or NXDOMAIN (one query
+ *              per owner in the common case). The read's answer names the zone for a later
+ *              write without an SOA query:
  *              in a signed zone (DANE needs one) by the Signer's Name of the RRSIG over the
  *              owner's TLSA RRset, which is the zone holding it (RFC 4034 §3.1.7), a child zone
  *              below the owner's parent included; an empty answer (no record, no CNAME) by the
@@ -202,6 +205,16 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       if (!aa || (rcode !== 0 && rcode !== 3)) zone ??= await findZone(o);
       // The answer names the zone (RRSIG signer, SOA), so a write after this read asks no SOA.
       else if (!zone) zoneFromRead(o, reply);
+      else if (zoneFixed) {
+        // The option names another zone than the server's answer does (a child zone delegated
+        // below it, say): the server would accept an UPDATE there and keep the records below
+        // the cut, where no resolver looks.
+        const named = zoneFromRead(o, reply);
+        if (named && named !== zoneFixed)
+          throw fail(
+            `${o} is in zone ${named} on ${where} (its answer names it), not in zone ${zoneFixed} (option "zone"): records written to ${zoneFixed} would sit below a zone cut, where no resolver finds them; set "zone" to ${named}, or leave it out`,
+          );
+      }
       if (rcode === 3) return [];
       if (rcode !== 0 || !aa) {
         throw fail(

@@ -199,17 +199,32 @@ labDescribe(
         expect(sorted(await kdigTlsa(lab().server, o))).toEqual(sorted(before.slice(0, 1)));
       });
 
-      it(`${which}: the "zone" option still wins over the signer; a delegation served nowhere (a referral) still walks up by SOA and fails naming it`, async () => {
+      it(`${which}: a "zone" option naming the parent of the zone the signer names fails the read, nothing written; a delegation served nowhere (a referral) still walks up by SOA and fails naming it`, async () => {
         const o = owner(CHILD, 'option');
         await seed(CHILD, [o]);
         requests();
-        const p = fresh({ zone: PARENT });
-        const before = await p.list(o);
+        // Knot and BIND would both answer NOERROR to an UPDATE of the parent and keep what it
+        // adds below the cut: the read refuses first.
+        const wrong = await fresh({ zone: PARENT })
+          .list(o)
+          .then(
+            () => undefined,
+            (e: Error) => e,
+          );
+        expect(wrong?.name).toBe('ProviderError');
+        expect(wrong!.message).toContain(`${o} is in zone ${CHILD} on `);
+        expect(wrong!.message).toContain(
+          `(its answer names it), not in zone ${PARENT} (option "zone")`,
+        );
+        expect(requests()).toEqual(['QUERY 52']);
+        // The option naming the zone the signer names is taken as it is.
+        const right = fresh({ zone: CHILD });
+        const before = await right.list(o);
         expect(before).toHaveLength(1);
-        // Sent to the option's zone although the RRSIG names the child. (Knot and BIND both
-        // answer NOERROR: below its cut the parent holds nothing to delete.)
-        await p.apply(o, { add: [], remove: before }, 300);
-        expect(requests()).toEqual(['QUERY 52', `UPDATE ${PARENT}`]);
+        await right.apply(o, { add: [], remove: before }, 300);
+        expect(requests()).toEqual(['QUERY 52', `UPDATE ${CHILD}`]);
+        expect(await right.list(o)).toEqual([]);
+        requests();
 
         const away = owner(`away.${PARENT}`, 'away');
         const read = await fresh()
