@@ -5,7 +5,7 @@ import { servicePorts, type PortEntry } from '../config/ports.js';
 import type { KeyFamily } from '../certs/key-type.js';
 import { catalogIssuerOf, issuerFamily, type IssuerCatalog } from '../issuers/catalog.js';
 import { associationData, matchData } from '../tlsa/association.js';
-import { nameCoverageWarnings } from '../tlsa/host.js';
+import { coverageWarnings, nameCoverageGaps, type CoverageGap } from '../tlsa/host.js';
 import { checkRecordData, checkUsageAllowed, type Protocol } from '../tlsa/policy.js';
 import {
   ownerName,
@@ -40,6 +40,9 @@ export interface ServiceInput {
   /** Keys a renewal will use next (built-in ACME): their `3 1 x` records are published before
    *  any certificate for them exists, so the renewed chain can be served at once. */
   nextKeys?: { label: string; spki: Buffer }[];
+  /** The caller summarises name-coverage gaps across services (coverageWarnings): they come
+   *  back in `coverageGaps` only, not as warnings of their own. */
+  summariseCoverage?: boolean;
 }
 
 export interface DesiredRecord extends TlsaRecord {
@@ -56,6 +59,8 @@ export interface DesiredResult {
   warnings: string[];
   /** What the plan should say without it being a problem (e.g. the catalog does not apply). */
   notes: string[];
+  /** Leaves whose names do not cover the host (when 2 x x records are published). */
+  coverageGaps: CoverageGap[];
 }
 
 export const DEFAULT_SPECS: RecordSpec[] = [
@@ -247,7 +252,9 @@ export function desiredRecords(svc: ServiceInput, now: Date): DesiredResult {
     }
     records.push(...list);
   }
-  if (specs.some((s) => s.usage === 2))
-    warnings.push(...nameCoverageWarnings(svc.host, svc.chains));
-  return { records, warnings, notes };
+  const coverageGaps = specs.some((s) => s.usage === 2)
+    ? nameCoverageGaps(svc.host, svc.chains)
+    : [];
+  if (!svc.summariseCoverage) warnings.push(...coverageWarnings(coverageGaps));
+  return { records, warnings, notes, coverageGaps };
 }

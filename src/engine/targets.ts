@@ -11,6 +11,7 @@ import {
   loadCatalog,
   type IssuerCatalog,
 } from '../issuers/catalog.js';
+import { coverageWarnings, type CoverageGap } from '../tlsa/host.js';
 import { PolicyError } from '../tlsa/policy.js';
 import { parseRdata } from '../tlsa/presentation.js';
 import { DEFAULT_SPECS, desiredRecords, type DesiredRecord, type RecordSpec } from './desired.js';
@@ -115,6 +116,7 @@ export function computeTargets(config: LoadedConfig, serviceNames: string[], now
   const warnings: string[] = [];
   const notes: string[] = [];
   const validityProblems: string[] = [];
+  const coverageGaps: CoverageGap[] = [];
   for (const name of serviceNames) {
     const svc = config.raw.services[name]!;
     const at = (...p: (string | number)[]) => ['services', name, ...p];
@@ -150,6 +152,7 @@ export function computeTargets(config: LoadedConfig, serviceNames: string[], now
           ...(catalog ? { catalog } : {}),
           cap: config.raw.max_records_per_name,
           ...(svc.acme ? { nextKeys: nextKeysOf(config.stateDir, name, svc.acme.key_types) } : {}),
+          summariseCoverage: true,
         },
         now,
       );
@@ -159,6 +162,7 @@ export function computeTargets(config: LoadedConfig, serviceNames: string[], now
       throw e;
     }
     warnings.push(...result.warnings);
+    for (const g of result.coverageGaps) coverageGaps.push(g);
     notes.push(...result.notes);
     for (const r of result.records) records.push(targetRecord(r, svc.provider, name, ttl));
     services.push({
@@ -169,5 +173,7 @@ export function computeTargets(config: LoadedConfig, serviceNames: string[], now
       chains,
     });
   }
+  // One warning per lineage whose leaf misses hosts, after the services' own warnings.
+  for (const w of coverageWarnings(coverageGaps)) warnings.push(w);
   return { records, services, warnings, notes, validityProblems };
 }

@@ -196,35 +196,88 @@ function plainNamesOf(x509: X509Certificate): PlainNames | null {
   return names;
 }
 
-/** The leaf's names as a warning shows them, once per certificate. */
-const shownNames = new WeakMap<X509Certificate, string[]>();
+/** The leaf's DNS names as a warning shows them, once per certificate. */
+const shownNames = new WeakMap<X509Certificate, string>();
 
-/** Warnings for leaves whose names do not cover host, one per distinct leaf. Only `2 x x`
- *  records make a client check names; the caller asks only when it publishes them. */
-export function nameCoverageWarnings(
+/** A leaf whose names do not cover a host: what a name-coverage warning says. */
+export interface CoverageGap {
+  /** The chain's label (its lineage). */
+  label: string;
+  /** The leaf's names as shown: "DNS names a, b" or "no DNS names, CN=…". */
+  names: string;
+  /** The host, in both forms when it has A-labels. */
+  host: string;
+}
+
+/** The leaves whose names do not cover host, one per distinct leaf. Only `2 x x` records make
+ *  a client check names; the caller asks only when it publishes them. */
+export function nameCoverageGaps(
   host: string,
   chains: { label: string; leaf: { x509: X509Certificate; name: string } }[],
-): string[] {
+): CoverageGap[] {
   const h = host.replace(/\.$/, '').toLowerCase();
-  const seen = new Set<string>();
-  const out: string[] = [];
+  const out: CoverageGap[] = [];
+  let seen: Set<string> | undefined;
   for (const c of chains) {
     const x509 = c.leaf.x509;
     // The fingerprint (computed on every read) only for a leaf that does not cover the host.
     if (leafCoversHost(x509, h)) continue;
     const fp = x509.fingerprint256;
+    seen ??= new Set();
     if (seen.has(fp)) continue;
     seen.add(fp);
     let names = shownNames.get(x509);
-    if (!names) {
-      names = leafDnsNames(x509);
+    if (names === undefined) {
+      names = leafDnsNames(x509).join(', ');
       shownNames.set(x509, names);
     }
+    out.push({
+      label: c.label,
+      names: names ? `DNS names ${names}` : `no DNS names, CN=${c.leaf.name}`,
+      host: bothForms(h),
+    });
+  }
+  return out;
+}
+
+const WHY_NAMES_MATTER =
+  "with DANE-TA (2 x x) records a client checks the certificate's names (RFC 7672 §3.2.3), so it will refuse this chain unless the certificate names the mail domain it sends to; " +
+  'DANE-EE (3 x x) records do not check names';
+
+/** Hosts a summary names before it counts the rest. */
+const HOSTS_SHOWN = 10;
+
+/** The warnings for these gaps, one per lineage and leaf: a fleet's services share a chain
+ *  whose leaf names none of their hosts, and one line per service said the same thing
+ *  thousands of times. A lineage with one uncovered host keeps the single-host wording. */
+export function coverageWarnings(gaps: readonly CoverageGap[]): string[] {
+  const groups = new Map<string, { gap: CoverageGap; hosts: Set<string> }>();
+  for (const g of gaps) {
+    const key = `${g.label}\0${g.names}`;
+    const group = groups.get(key);
+    if (group) group.hosts.add(g.host);
+    else groups.set(key, { gap: g, hosts: new Set([g.host]) });
+  }
+  const out: string[] = [];
+  for (const { gap, hosts } of groups.values()) {
+    let which: string;
+    if (hosts.size === 1) which = `the host ${gap.host}`;
+    else {
+      const shown = [...hosts].slice(0, HOSTS_SHOWN);
+      const more = hosts.size - shown.length;
+      which = `${hosts.size} hosts: ${shown.join(', ')}${more ? ` and ${more} more` : ''}`;
+    }
     out.push(
-      `${c.label}: the leaf certificate (${names.length ? `DNS names ${names.join(', ')}` : `no DNS names, CN=${c.leaf.name}`}) does not cover the host ${bothForms(h)}: ` +
-        "with DANE-TA (2 x x) records a client checks the certificate's names (RFC 7672 §3.2.3), so it will refuse this chain unless the certificate names the mail domain it sends to; " +
-        'DANE-EE (3 x x) records do not check names',
+      `${gap.label}: the leaf certificate (${gap.names}) does not cover ${which}: ${WHY_NAMES_MATTER}`,
     );
   }
   return out;
+}
+
+/** Warnings for leaves whose names do not cover host, one per distinct leaf. */
+export function nameCoverageWarnings(
+  host: string,
+  chains: { label: string; leaf: { x509: X509Certificate; name: string } }[],
+): string[] {
+  return coverageWarnings(nameCoverageGaps(host, chains));
 }

@@ -27,6 +27,7 @@ import {
   type TestPki,
 } from '../helpers/cli.js';
 import { makeLeaf, makeTempDir, removeTempDir, type LeafHandle } from '../helpers/pki.js';
+import { outputSchema } from '../../src/cli/json-contract.js';
 
 let root: string;
 let pki: TestPki;
@@ -396,6 +397,48 @@ describe('host names', () => {
       'none',
     ]);
     expect(covered.stderr).not.toMatch(/does not cover/);
+  });
+
+  it('services sharing a lineage whose leaf misses their hosts: one warning for the lineage, with the count and the first hosts (stderr and --json)', () => {
+    // A fleet's shared chain: 12 services on hosts the leaf (mx.example.org) does not name,
+    // one it does. One line per service and lineage said the same thing thousands of times.
+    const hosts = Array.from({ length: 12 }, (_, i) => `h${i}.example.org`);
+    const c = setup({
+      edit: (t, { lineage }) =>
+        t +
+        hosts
+          .map((h, i) =>
+            [
+              `  s${i}:`,
+              `    host: ${h}`,
+              '    ports: [25]',
+              '    provider: local',
+              '    issuers: none',
+              '    certificates:',
+              `      - lineage: ${lineage}`,
+              '',
+            ].join('\n'),
+          )
+          .join(''),
+    });
+    const plan = runCli(['--config', c.config, 'plan'], { cwd: c.dir });
+    expect(plan.code, show(plan)).toBe(0);
+    const coverage = plan.stderr.split('\n').filter((l) => /does not cover/.test(l));
+    expect(coverage, show(plan)).toHaveLength(1);
+    const shown = hosts.slice(0, 10).join(', ');
+    expect(coverage[0]).toContain(
+      `tlsa: warning: ${path.relative(c.dir, c.lineage)}: the leaf certificate (DNS names mx.example.org) does not cover 12 hosts: ${shown} and 2 more: with DANE-TA (2 x x)`,
+    );
+    expect(coverage[0]).toMatch(/RFC 7672 §3\.2\.3.*DANE-EE \(3 x x\) records do not check names$/);
+    const pj = runCli(['--config', c.config, 'plan', '--json'], { cwd: c.dir });
+    expect(pj.code, show(pj)).toBe(0);
+    const value = JSON.parse(pj.stdout) as unknown;
+    const checked = outputSchema('plan').safeParse(value);
+    expect(checked.success, checked.error?.message).toBe(true);
+    const warnings = (value as { warnings: string[] }).warnings.filter((w) =>
+      /does not cover/.test(w),
+    );
+    expect(warnings).toEqual([coverage[0]!.replace(/^tlsa: warning: /, '')]);
   });
 });
 

@@ -14,6 +14,8 @@ import {
   HostError,
   leafCoversHost,
   nameCoverageWarnings,
+  nameCoverageGaps,
+  coverageWarnings,
   parseHost,
   unicodeForm,
 } from '../../src/tlsa/host.js';
@@ -263,6 +265,42 @@ describe('leaf names and the host (RFC 7672 §3.2.3)', () => {
         .warnings,
     ).toEqual([]);
     expect(nameCoverageWarnings('other.example.org', [plain, plain])).toHaveLength(1);
+  });
+
+  it('coverageWarnings: one warning per lineage and leaf, naming the count and the first ten hosts', () => {
+    const one = nameCoverageGaps('other.example.org', [plain]);
+    expect(one).toHaveLength(1);
+    // One uncovered host keeps the single-host wording.
+    expect(coverageWarnings(one)).toEqual(nameCoverageWarnings('other.example.org', [plain]));
+    const hosts = Array.from({ length: 13 }, (_, i) => `h${i}.example.org`);
+    const gaps = [...hosts, 'h0.example.org'].flatMap((h) => nameCoverageGaps(h, [plain]));
+    const other = { ...plain, label: 'other-lineage' };
+    gaps.push(...nameCoverageGaps('h1.example.org', [other]));
+    const [shared, second, ...rest] = coverageWarnings(gaps);
+    expect(rest).toEqual([]);
+    expect(shared).toBe(
+      `${plain.label}: the leaf certificate (DNS names mx.example.org) does not cover 13 hosts: ${hosts.slice(0, 10).join(', ')} and 3 more: ` +
+        "with DANE-TA (2 x x) records a client checks the certificate's names (RFC 7672 §3.2.3), so it will refuse this chain unless the certificate names the mail domain it sends to; " +
+        'DANE-EE (3 x x) records do not check names',
+    );
+    expect(second).toBe(nameCoverageWarnings('h1.example.org', [other])[0]);
+    expect(second).toMatch(/^other-lineage: .*does not cover the host h1\.example\.org: /);
+    // Up to ten hosts are all named, without a count of more.
+    const ten = coverageWarnings(hosts.slice(0, 10).flatMap((h) => nameCoverageGaps(h, [plain])));
+    expect(ten[0]).toContain(`does not cover 10 hosts: ${hosts.slice(0, 10).join(', ')}: with`);
+  });
+
+  it('desiredRecords leaves the gaps to a caller that summarises them', () => {
+    const input = { name: 's', ports: [25], chains: [plain], cap: 12, host: 'other.example.org' };
+    const specs = [{ usage: 2, selector: 1, matching: 1 }] as const;
+    const apart = desiredRecords(
+      { ...input, records: [...specs], summariseCoverage: true },
+      new Date(),
+    );
+    expect(apart.warnings).toEqual([]);
+    expect(apart.coverageGaps).toEqual(nameCoverageGaps('other.example.org', [plain]));
+    const alone = desiredRecords({ ...input, records: [...specs] }, new Date());
+    expect(alone.warnings).toEqual(coverageWarnings(alone.coverageGaps));
   });
 });
 
