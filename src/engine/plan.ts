@@ -1,9 +1,10 @@
 /** The plan: a pure diff, per owner name, of desired records against what the provider lists,
  *  restricted to records this tool owns (state). Nothing here does I/O. */
 import { recordKey, type TlsaRecord } from '../tlsa/record.js';
-import { groupBy, innerMap } from '../util/group-by.js';
+import { groupBy } from '../util/group-by.js';
 import type { DesiredRecord } from './desired.js';
 import type { OwnedRecord, TtlRaise } from './state.js';
+import { planLookups } from './plan-lookups.js';
 import { sameKey } from './record-index.js';
 
 /** A record as providers take it: the owner and the rdata, nothing of tlsa's bookkeeping. */
@@ -72,9 +73,9 @@ export interface PlanInput {
 }
 
 export function planOwners(input: PlanInput): OwnerPlan[] {
-  // Every lookup below goes through a Map or Set, each record's key is built once, and the maps
-  // are per provider (no "provider key" strings): the plan stays linear in the number of
-  // records, and light on garbage, for fleets of thousands of names.
+  // Every lookup below goes through a Map (per provider and owner name, no "provider key"
+  // strings): the plan stays linear in the number of records, and light on garbage, for
+  // fleets of thousands of names.
   const made: OwnerPlan[] = [];
   const plansAt = new Map<string, OwnerPlan[]>();
   // Records come owner by owner: the plan of the last record is nearly always the next one's.
@@ -107,12 +108,9 @@ export function planOwners(input: PlanInput): OwnerPlan[] {
     }
     return p;
   };
-  const ownedKeys = input.owned.map(recordKey);
-  const ownedByKey = new Map<string, Map<string, OwnedRecord>>();
-  input.owned.forEach((o, i) => {
-    innerMap(ownedByKey, o.provider).set(ownedKeys[i]!, o);
-  });
-  const ownedOf = (provider: string, k: string) => ownedByKey.get(provider)?.get(k);
+  // Keys are compared at their owner name, field by field (planLookups): no key string per
+  // record, which at tens of thousands of records was most of the plan's time and garbage.
+  const look = planLookups(input.listed, input.owned, input.desired);
   // A copy only where the provider changes the TTL: the plan's records are otherwise the
   // desired ones themselves (nothing changes either).
   const ttlWhy = new Map<TargetRecord, string>();
@@ -128,38 +126,11 @@ export function planOwners(input: PlanInput): OwnerPlan[] {
     if (why) ttlWhy.set(out, why);
     return out;
   });
-  const desiredKeys = input.desired.map(recordKey);
-  const desiredByProvider = new Map<string, Set<string>>();
-  desired.forEach((d, i) => {
-    let set = desiredByProvider.get(d.provider);
-    if (!set) {
-      set = new Set();
-      desiredByProvider.set(d.provider, set);
-    }
-    set.add(desiredKeys[i]!);
-  });
-  // A key names its owner (the rdata after it holds no blank), so the records listed at their
-  // own owner name, nearly all, share one set; a record a listing holds under another name is
-  // found in that name's own set. Keys in listing order, for the pass over the listing below.
-  const listedKeys: string[] = [];
-  const listedAtOwn = new Set<string>();
-  const listedElsewhere = new Map<string, Set<string>>();
-  for (const [owner, records] of input.listed)
-    for (const r of records) {
-      const k = recordKey(r);
-      listedKeys.push(k);
-      if (r.owner === owner) listedAtOwn.add(k);
-      else innerSet(listedElsewhere, owner).add(k);
-    }
-  /** Whether the listing at `owner` holds the record keyed `k`, a record at `owner`. */
-  const isListed = (owner: string, k: string) =>
-    listedAtOwn.has(k) || (listedElsewhere.get(owner)?.has(k) ?? false);
-  desired.forEach((d, i) => {
-    const k = desiredKeys[i]!;
+  for (const d of desired) {
     const p = get(d.owner, d.provider, d.ttl);
     if (ttlWhy.size && !p.ttlWhy && p.ttl === d.ttl && ttlWhy.has(d)) p.ttlWhy = ttlWhy.get(d)!;
-    const present = isListed(d.owner, k);
-    const owned = ownedOf(d.provider, k);
+    const present = look.listed(d);
+    const owned = look.owned(d.provider, d);
     if (present && owned && owned.ttl !== d.ttl) {
       p.add.push(d);
       p.rettl = [...(p.rettl ?? []), { record: d, from: owned.ttl }];
@@ -170,33 +141,27 @@ export function planOwners(input: PlanInput): OwnerPlan[] {
       p.add.push(d);
       if (owned?.status === 'published') p.drift.push(d);
     }
-  });
-  input.owned.forEach((o, i) => {
-    const k = ownedKeys[i]!;
-    if (desiredByProvider.get(o.provider)?.has(k)) return;
-    if (!isListed(o.owner, k)) return; // already gone: the executor drops it from the state
+  }
+  for (const o of input.owned) {
+    if (look.desiredAt(o.provider, o)) continue;
+    if (!look.listed(o)) continue; // already gone: the executor drops it from the state
     const p = get(o.owner, o.provider, o.ttl);
     if (o.status === 'removing') {
       p.remove.push(o);
-      return;
+      continue;
     }
     const since = o.retiringSince ? new Date(o.retiringSince) : input.now;
     const due = new Date(since.getTime() + (input.graceFor?.(o) ?? o.ttl) * 1000);
     if (due.getTime() <= input.now.getTime() && o.status === 'retiring') p.remove.push(o);
     else p.retiring.push({ record: o, since, due });
-  });
-  const wanted = (k: string) => {
-    for (const set of desiredByProvider.values()) if (set.has(k)) return true;
-    return false;
-  };
+  }
   const foreignKeys = new Map<OwnerPlan, Set<string>>();
-  let at = 0;
   for (const [owner, records] of input.listed) {
     const plans = plansAt.get(owner) ?? [];
     records.forEach((r) => {
-      const k = listedKeys[at++]!;
       // Wanted first: nearly every listed record is, and then its owner is not looked up.
-      if (wanted(k) || plans.some((p) => ownedOf(p.provider, k) !== undefined)) return;
+      if (look.wanted(r) || plans.some((p) => look.owned(p.provider, r) !== undefined)) return;
+      const k = recordKey(r);
       for (const p of plans) {
         const seen = foreignKeys.get(p) ?? new Set<string>();
         foreignKeys.set(p, seen);
@@ -211,15 +176,6 @@ export function planOwners(input: PlanInput): OwnerPlan[] {
   return made.sort(
     (a, b) => collator.compare(a.owner, b.owner) || collator.compare(a.provider, b.provider),
   );
-}
-
-function innerSet(outer: Map<string, Set<string>>, key: string): Set<string> {
-  let set = outer.get(key);
-  if (!set) {
-    set = new Set();
-    outer.set(key, set);
-  }
-  return set;
 }
 
 // The same order as String#localeCompare (which builds a collator on every call); built on the
