@@ -49,7 +49,16 @@ interface Tokenized {
   count: number;
   tokens: Token[];
   comments: string[];
+  /** A one-line TLSA record in the form tlsa writes (FAST_TLSA), not yet tokenized: read
+   *  from its fields, or tokenized after all (tokensOf) when that reading fails. */
+  fast?: RegExpExecArray;
 }
+
+/** `owner TTL IN TLSA usage selector matching hex [; comment]` on one line, without a
+ *  character the tokenizer treats specially before the comment: the lines tlsa writes, tens
+ *  of thousands in a fleet's zone, read without a token object per field. */
+const FAST_TLSA =
+  /^([^ \t\r;()"\\$][^ \t\r;()"\\]*)[ \t]+(\d+)[ \t]+IN[ \t]+TLSA[ \t]+(\d+)[ \t]+(\d+)[ \t]+(\d+)[ \t]+([0-9A-Fa-f]+)[ \t\r]*(;[\s\S]*)?$/;
 
 /** What only the character loop of tokenize() reads: parentheses, quotes, escapes. */
 const SPECIAL = /[()"\\]/;
@@ -57,10 +66,16 @@ const BLANK_SEPARATED = /[^ \t\r]+/g;
 
 /** Split into logical entries: a newline inside parentheses does not end an entry. One entry
  *  at a time: the tokens of a whole file (tens of MB for 40,000 lines) are never held at once. */
-function* tokenize(physical: string[], file: string): Generator<Tokenized> {
+function* tokenize(physical: string[], file: string, fastLines = true): Generator<Tokenized> {
   let i = 0;
   while (i < physical.length) {
     const first = i;
+    const fast = fastLines ? FAST_TLSA.exec(physical[i]!) : null;
+    if (fast) {
+      i++;
+      yield { first, count: 1, tokens: [], comments: [], fast };
+      continue;
+    }
     const tokens: Token[] = [];
     const comments: string[] = [];
     let open = -1; // line index of the open '(' or -1
@@ -220,7 +235,17 @@ function parseEntries(
   const entries: Entry[] = [];
   let defaultTtl: number | undefined;
   let lastTtl: number | undefined;
-  for (const { first, count, tokens, comments } of tokenized) {
+  for (const read of tokenized) {
+    if (read.fast) {
+      const entry = fastTlsa(read.fast, read.first, origin, hint);
+      if (entry) {
+        entries.push(entry);
+        previous = { owner: entry.record!.owner };
+        lastTtl = entry.ttl;
+        continue;
+      }
+    }
+    const { first, count, tokens, comments } = read.fast ? tokensOf(physical, read, file) : read;
     const lines = physical.slice(first, first + count);
     const entry: Entry = {
       lines,
@@ -339,6 +364,45 @@ function parseEntries(
     }
   }
   return entries;
+}
+
+/** The entry of a FAST_TLSA line, as the tokens would give it; undefined when reading it
+ *  fails (a relative owner without an origin, bad data): the tokens then say where and why. */
+function fastTlsa(
+  m: RegExpExecArray,
+  first: number,
+  origin: string | undefined,
+  hint: string,
+): Entry | undefined {
+  const ttl = ttlSeconds(m[2]!);
+  if (ttl === undefined) return undefined;
+  try {
+    const owner = absoluteName(m[1]!, origin, hint);
+    const r = parseRdataFields([m[3]!, m[4]!, m[5]!, m[6]!]);
+    return {
+      lines: [m.input],
+      line: first + 1,
+      managed: m[7]?.startsWith(MANAGED_MARK) ?? false,
+      record: {
+        owner,
+        usage: r.usage,
+        selector: r.selector,
+        matching: r.matching,
+        data: r.data,
+      },
+      ttl,
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/** A FAST_TLSA line tokenized after all. */
+function tokensOf(physical: string[], read: Tokenized, file: string): Tokenized {
+  const line = physical[read.first]!;
+  // The line alone: its one entry, with no special character before the comment.
+  const [own] = tokenize([line], file, false);
+  return { ...own!, first: read.first };
 }
 
 /** `entries` with the lines tlsa wrote or rewrote (entries not among `read`) ending as the

@@ -9,7 +9,6 @@ import { coverageWarnings, nameCoverageGaps, type CoverageGap } from '../tlsa/ho
 import { checkRecordData, checkUsageAllowed, type Protocol } from '../tlsa/policy.js';
 import {
   ownerName,
-  recordKey,
   type MatchingType,
   type Selector,
   type TlsaRecord,
@@ -92,6 +91,16 @@ export function withDigestAgility(specs: RecordSpec[]): RecordSpec[] {
 
 const STATUS_RANK = { active: 0, backup: 1, retired: 2 } as const;
 
+/** Same rdata (at one owner: the same record key). */
+function sameRdata(a: TlsaRecord, b: TlsaRecord): boolean {
+  return (
+    a.data === b.data &&
+    a.usage === b.usage &&
+    a.selector === b.selector &&
+    a.matching === b.matching
+  );
+}
+
 // A fleet's services share a few issuers (one lineage serves thousands of names): whether each
 // is one of the catalog's intermediates is found once per certificate object and catalog,
 // not once per service (comparing keys with every catalog entry dominated a plan of 10,000).
@@ -132,7 +141,10 @@ export function desiredRecords(svc: ServiceInput, now: Date): DesiredResult {
   for (const { port, protocol } of servicePorts(svc)) {
     for (const s of specs) checkUsageAllowed(s.usage, port, protocol);
     const owner = ownerName(svc.host, port);
-    const byKey = new Map<string, DesiredRecord>();
+    // The owner's records, found by their fields (the owner is the same for all: equal fields
+    // are equal keys); a handful per owner, so no key string per record.
+    const atOwner: DesiredRecord[] = [];
+    const sameAs = (r: TlsaRecord) => atOwner.find((x) => sameRdata(x, r));
     /** One catalog intermediate's records (every 2 x x spec): dropped together or not at all,
      *  so that a 2 1 2 never stays without the 2 1 1 of the same certificate. */
     const familyCandidates: {
@@ -158,14 +170,13 @@ export function desiredRecords(svc: ServiceInput, now: Date): DesiredResult {
         chains: chain ? [chain.label] : [],
       };
       checkRecordData(rec);
-      const key = recordKey(rec);
-      const existing = byKey.get(key);
+      const existing = sameAs(rec);
       if (existing) {
         if (chain && !existing.chains.includes(chain.label)) existing.chains.push(chain.label);
         existing.matchesServed ||= !!chain;
         return existing;
       }
-      byKey.set(key, rec);
+      atOwner.push(rec);
       return rec;
     };
     for (const chain of svc.chains) {
@@ -193,8 +204,7 @@ export function desiredRecords(svc: ServiceInput, now: Date): DesiredResult {
           matchesServed: false,
           chains: [],
         };
-        const key = recordKey(rec);
-        if (!byKey.has(key)) byKey.set(key, rec);
+        if (!sameAs(rec)) atOwner.push(rec);
       }
     }
     if (catalog) {
@@ -203,13 +213,13 @@ export function desiredRecords(svc: ServiceInput, now: Date): DesiredResult {
         for (const issuer of issuerFamily(catalog, family, now)) {
           const recs: DesiredRecord[] = [];
           for (const s of specs.filter((x) => x.usage === 2)) {
-            const before = byKey.size;
+            const before = atOwner.length;
             const rec = add(
               issuer.cert,
               s,
               `${catalog.ca} ${issuer.status} intermediate ${issuer.name} (${family}), for the next renewal`,
             );
-            if (byKey.size > before) recs.push(rec);
+            if (atOwner.length > before) recs.push(rec);
           }
           if (recs.length)
             familyCandidates.push({
@@ -221,7 +231,7 @@ export function desiredRecords(svc: ServiceInput, now: Date): DesiredResult {
         }
       }
     }
-    let list = [...byKey.values()];
+    let list: DesiredRecord[] = atOwner;
     if (list.length > svc.cap) {
       // Drop backup before active, never a record a served chain matches, and keep the key
       // families balanced: each served key type keeps next-issuer records as long as possible.
