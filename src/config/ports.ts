@@ -56,15 +56,20 @@ export function protocolClash(
 ): { service: string; index: number; message: string } | undefined {
   // The first service at each host and port: until a clash, every later one there agrees
   // with it, so it is the one a clash names (a Map keeps thousands of services linear).
-  const seen = new Map<string, { service: string; protocol: Protocol }>();
+  // By port, then host: no key string per service and port.
+  const seen = new Map<number, Map<string, { service: string; protocol: Protocol }>>();
   for (const [service, svc] of Object.entries(services)) {
     const resolved = servicePorts(svc);
     const host = svc.host.replace(/\.$/, '').toLowerCase();
     for (let index = 0; index < svc.ports.length; index++) {
       const port = portNumber(svc.ports[index]!);
       const mine = resolved.find((p) => p.port === port)!;
-      const at = `${mine.port} ${host}`;
-      const other = seen.get(at);
+      let atPort = seen.get(mine.port);
+      if (!atPort) {
+        atPort = new Map();
+        seen.set(mine.port, atPort);
+      }
+      const other = atPort.get(host);
       if (other && other.protocol !== mine.protocol) {
         return {
           service,
@@ -72,7 +77,7 @@ export function protocolClash(
           message: `port ${mine.port} of ${svc.host} speaks ${mine.protocol} here but ${other.protocol} in service "${other.service}"; one listener speaks one protocol`,
         };
       }
-      if (!other) seen.set(at, { service, protocol: mine.protocol });
+      if (!other) atPort.set(host, { service, protocol: mine.protocol });
     }
   }
   return undefined;

@@ -196,8 +196,22 @@ function plainNamesOf(x509: X509Certificate): PlainNames | null {
   return names;
 }
 
-/** The leaf's DNS names as a warning shows them, once per certificate. */
+/** The leaf's DNS names as a warning shows them ("DNS names a, b"; empty for none), once per
+ *  certificate. */
 const shownNames = new WeakMap<X509Certificate, string>();
+
+/** Each leaf's fingerprint, once: node:crypto computes it again on every read, and thousands
+ *  of services share a leaf. */
+const fingerprints = new WeakMap<X509Certificate, string>();
+
+function fingerprintOf(x509: X509Certificate): string {
+  let fp = fingerprints.get(x509);
+  if (fp === undefined) {
+    fp = x509.fingerprint256;
+    fingerprints.set(x509, fp);
+  }
+  return fp;
+}
 
 /** A leaf whose names do not cover a host: what a name-coverage warning says. */
 export interface CoverageGap {
@@ -222,18 +236,19 @@ export function nameCoverageGaps(
     const x509 = c.leaf.x509;
     // The fingerprint (computed on every read) only for a leaf that does not cover the host.
     if (leafCoversHost(x509, h)) continue;
-    const fp = x509.fingerprint256;
+    const fp = fingerprintOf(x509);
     seen ??= new Set();
     if (seen.has(fp)) continue;
     seen.add(fp);
     let names = shownNames.get(x509);
     if (names === undefined) {
-      names = leafDnsNames(x509).join(', ');
+      const dns = leafDnsNames(x509);
+      names = dns.length ? `DNS names ${dns.join(', ')}` : '';
       shownNames.set(x509, names);
     }
     out.push({
       label: c.label,
-      names: names ? `DNS names ${names}` : `no DNS names, CN=${c.leaf.name}`,
+      names: names || `no DNS names, CN=${c.leaf.name}`,
       host: bothForms(h),
     });
   }
@@ -251,15 +266,25 @@ const HOSTS_SHOWN = 10;
  *  whose leaf names none of their hosts, and one line per service said the same thing
  *  thousands of times. A lineage with one uncovered host keeps the single-host wording. */
 export function coverageWarnings(gaps: readonly CoverageGap[]): string[] {
-  const groups = new Map<string, { gap: CoverageGap; hosts: Set<string> }>();
+  // By label, then names (the strings thousands of gaps share): no key string per gap.
+  const byLabel = new Map<string, Map<string, { gap: CoverageGap; hosts: Set<string> }>>();
+  const groups: { gap: CoverageGap; hosts: Set<string> }[] = [];
   for (const g of gaps) {
-    const key = `${g.label}\0${g.names}`;
-    const group = groups.get(key);
+    let byNames = byLabel.get(g.label);
+    if (!byNames) {
+      byNames = new Map();
+      byLabel.set(g.label, byNames);
+    }
+    const group = byNames.get(g.names);
     if (group) group.hosts.add(g.host);
-    else groups.set(key, { gap: g, hosts: new Set([g.host]) });
+    else {
+      const made = { gap: g, hosts: new Set([g.host]) };
+      byNames.set(g.names, made);
+      groups.push(made);
+    }
   }
   const out: string[] = [];
-  for (const { gap, hosts } of groups.values()) {
+  for (const { gap, hosts } of groups) {
     let which: string;
     if (hosts.size === 1) which = `the host ${gap.host}`;
     else {
