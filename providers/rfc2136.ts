@@ -55,9 +55,11 @@
  * TXT:         (ACME DNS-01) the same UPDATE for TXT values at _acme-challenge names: single-RR
  *              adds and deletes under the "no CNAME" prerequisite. The key then also needs
  *              TXT: Knot `update-type: [TLSA, TXT]`, BIND `grant KEY zonesub TLSA TXT;`.
- * Limits:      no API throttling in the protocol (applyMany updates up to 4 zones at a time,
- *              each zone's UPDATEs one after another); a message holds at most 64 KiB (over 1,000
- *              TLSA records); the server serialises concurrent updates to one zone.
+ * Limits:      no API throttling in the protocol (listMany keeps 16 TLSA queries in flight with
+ *              the server, over one UDP socket, answers matched by id; applyMany updates up to 4
+ *              zones at a time, each zone's UPDATEs one after another); a message holds at most
+ *              64 KiB (over 1,000 TLSA records); the server serialises concurrent updates to one
+ *              zone.
  */
 import { nameAt, recordsOf } from '../src/dns/transport.js';
 import {
