@@ -183,6 +183,8 @@ class UdpChannel {
   private retired = false;
   /** Sends waiting for the socket to be connected (connect is asynchronous). */
   private queued: (() => void)[] | undefined = [];
+  /** Sends waiting for the end of this turn of the event loop (see `sendSoon`). */
+  private outbox: (() => void)[] = [];
 
   static for(address: string, port: number): UdpChannel {
     const k = `${address} ${port}`;
@@ -230,12 +232,29 @@ class UdpChannel {
       };
       const timer = setTimeout(() => settle({ kind: 'timeout' }), timeoutMs);
       this.waiting.set(id, settle);
-      const send = (): void =>
+      const send = (): void => {
+        // Ended before it left (the socket failed): nothing to send, the socket may be closed.
+        if (this.waiting.get(id) !== settle) return;
         this.sock.send(message, (e) => {
           if (e) settle({ kind: 'error', error: e });
         });
+      };
       if (this.queued) this.queued.push(send);
-      else send();
+      else this.sendSoon(send);
+    });
+  }
+
+  /** Sends asked for while this turn of the event loop handles the answers that came in go
+   *  out together once it is done, back to back: the server, woken by the first, is still
+   *  awake for the rest (a send that wakes the server costs several times one that finds it
+   *  awake, and answers come in bunches, each asking the next query). */
+  private sendSoon(send: () => void): void {
+    this.outbox.push(send);
+    if (this.outbox.length > 1) return;
+    setImmediate(() => {
+      const sends = this.outbox;
+      this.outbox = [];
+      for (const s of sends) s();
     });
   }
 
