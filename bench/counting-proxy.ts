@@ -26,8 +26,24 @@ export async function countingProxy(
   const port = await freePort();
   const udp = createSocket('udp4');
   const upstreams = new Set<UdpSocket>();
-  udp.on('message', (msg, client) => {
-    count(msg);
+  // One upstream socket for the queries in flight, answers matched to their client by DNS id: a
+  // socket per message (create, bind, close) cost the proxy more CPU than the query cost the
+  // server, on the machine the client under test shares with it. A message whose id is in
+  // flight already takes a socket of its own.
+  const shared = createSocket('udp4');
+  const inFlight = new Map<number, { port: number; address: string; timer: NodeJS.Timeout }>();
+  shared.on('message', (reply) => {
+    if (reply.length < 2) return;
+    const id = reply.readUInt16BE(0);
+    const client = inFlight.get(id);
+    if (!client) return; // late: its query was given up, as its own socket would have been closed
+    clearTimeout(client.timer);
+    inFlight.delete(id);
+    udp.send(reply, client.port, client.address);
+  });
+  shared.on('error', () => {});
+  await new Promise<void>((r) => shared.connect(upstreamPort, HOST, () => r()));
+  const ownSocket = (msg: Buffer, client: { port: number; address: string }) => {
     const up = createSocket('udp4');
     upstreams.add(up);
     const done = () => {
@@ -45,6 +61,14 @@ export async function countingProxy(
       done();
     });
     up.send(msg, upstreamPort, HOST);
+  };
+  udp.on('message', (msg, client) => {
+    count(msg);
+    const id = msg.length >= 2 ? msg.readUInt16BE(0) : undefined;
+    if (id === undefined || inFlight.has(id)) return ownSocket(msg, client);
+    const timer = setTimeout(() => inFlight.delete(id), 10_000);
+    inFlight.set(id, { port: client.port, address: client.address, timer });
+    shared.send(msg);
   });
   await new Promise<void>((r) => udp.bind({ address: HOST, port }, () => r()));
   const sockets = new Set<Socket>();
@@ -75,6 +99,9 @@ export async function countingProxy(
     counts,
     close: async () => {
       for (const s of sockets) s.destroy();
+      for (const { timer } of inFlight.values()) clearTimeout(timer);
+      inFlight.clear();
+      shared.close();
       for (const u of upstreams)
         try {
           u.close();

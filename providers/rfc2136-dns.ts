@@ -5,6 +5,7 @@ import {
   DnsTransportError,
   type Endpoint,
   exchange,
+  nameAt,
   type Reply,
   recordsOf,
 } from '../src/dns/transport.js';
@@ -15,7 +16,7 @@ import {
   buildTxtUpdate,
   type TxtUpdate,
 } from '../src/dns/update.js';
-import { CLASS, OPCODE, rcodeName, readName, readRrsig, TYPE } from '../src/dns/wire.js';
+import { CLASS, OPCODE, rcodeName, readRrsig, TYPE } from '../src/dns/wire.js';
 import type { TlsaRecord } from '../src/tlsa/record.js';
 import { redact } from '../src/util/redact.js';
 import { withRetry } from '../src/util/retry.js';
@@ -115,7 +116,7 @@ export function rfc2136Dns(cfg: {
    *  or authority section, one that contains the owner), remembered as the owner's zone. */
   function zoneFromAnswer(owner: string, reply: Reply): string | undefined {
     const soa = recordsOf(reply).find((s) => s.type === TYPE.SOA && s.section !== 3);
-    const apex = soa && readName(reply.message, soa.start);
+    const apex = soa && nameAt(reply, soa.start);
     if (!apex || (owner !== apex && !owner.endsWith(`.${apex}`))) return undefined;
     zones.set(owner, apex);
     return apex;
@@ -129,7 +130,7 @@ export function rfc2136Dns(cfg: {
     if (!reply.tsig?.ok || !reply.header.aa || reply.header.rcode !== 0) return undefined;
     for (const s of recordsOf(reply)) {
       if (s.section !== 1 || s.type !== TYPE.RRSIG || s.class !== CLASS.IN) continue;
-      if (readName(reply.message, s.start) !== owner) continue;
+      if (nameAt(reply, s.start) !== owner) continue;
       const { typeCovered, signer } = readRrsig(reply.message, s);
       if (typeCovered !== TYPE.TLSA) continue;
       if (owner !== signer && !owner.endsWith(`.${signer}`)) continue;

@@ -12,7 +12,7 @@ import { lookup } from 'node:dns/promises';
 import { isIP, connect } from 'node:net';
 import { NetworkError } from '../errors.js';
 import { signMessage, verifyMessage, type TsigKey, type TsigVerdict } from './tsig.js';
-import { type Header, type RRSpan, readHeader, walkRecords } from './wire.js';
+import { type Header, type RRSpan, readHeader, readName, walkRecords } from './wire.js';
 
 /** Larger requests go over TCP: 512 is the RFC 1035 UDP size without EDNS. */
 export const MAX_UDP_REQUEST = 512;
@@ -183,6 +183,8 @@ class UdpChannel {
   private retired = false;
   /** Sends waiting for the socket to be connected (connect is asynchronous). */
   private queued: (() => void)[] | undefined = [];
+  /** Sends waiting for the end of this turn of the event loop (see `sendSoon`). */
+  private outbox: (() => void)[] = [];
 
   static for(address: string, port: number): UdpChannel {
     const k = `${address} ${port}`;
@@ -230,12 +232,29 @@ class UdpChannel {
       };
       const timer = setTimeout(() => settle({ kind: 'timeout' }), timeoutMs);
       this.waiting.set(id, settle);
-      const send = (): void =>
+      const send = (): void => {
+        // Ended before it left (the socket failed): nothing to send, the socket may be closed.
+        if (this.waiting.get(id) !== settle) return;
         this.sock.send(message, (e) => {
           if (e) settle({ kind: 'error', error: e });
         });
+      };
       if (this.queued) this.queued.push(send);
-      else send();
+      else this.sendSoon(send);
+    });
+  }
+
+  /** Sends asked for while this turn of the event loop handles the answers that came in go
+   *  out together once it is done, back to back: the server, woken by the first, is still
+   *  awake for the rest (a send that wakes the server costs several times one that finds it
+   *  awake, and answers come in bunches, each asking the next query). */
+  private sendSoon(send: () => void): void {
+    this.outbox.push(send);
+    if (this.outbox.length > 1) return;
+    setImmediate(() => {
+      const sends = this.outbox;
+      this.outbox = [];
+      for (const s of sends) s();
     });
   }
 
@@ -257,7 +276,8 @@ class UdpChannel {
 
 /** One UDP try or one TCP connection to `ep`, with this module's errors. */
 async function exchangeOnce(ep: Endpoint, msg: Buffer, transport: 'udp' | 'tcp'): Promise<Buffer> {
-  const address = await resolveHost(ep.host);
+  // An address needs no look-up (nor the await of one): the common case, once per query.
+  const address = isIP(ep.host) ? ep.host : await resolveHost(ep.host);
   const id = msg.readUInt16BE(0);
   const a: Attempt<Buffer> = {
     address,
@@ -298,12 +318,34 @@ export interface Reply {
   tsig?: TsigVerdict;
   /** The answer's walkRecords, once something has walked it (see `recordsOf`). */
   records?: RRSpan[];
+  /** Names read from the answer, by the offset where their labels start (see `nameAt`). */
+  names?: Map<number, string>;
 }
 
 /** The records of an answer, walked once however many readers look at them. */
 export function recordsOf(reply: Reply): RRSpan[] {
   reply.records ??= walkRecords(reply.message);
   return reply.records;
+}
+
+/** readName of the answer at `offset`, each name read once: the owners of an answer's records
+ *  are compression pointers to the one name in its question, so a reader that checks every
+ *  record's owner reads that name once, not once a record. */
+export function nameAt(reply: Reply, offset: number): string {
+  const m = reply.message;
+  // A name that is a pointer reads as the name it points at (and is read from where it was
+  // asked for, so a name that does not read throws as readName throws).
+  const at =
+    offset + 1 < m.length && (m[offset]! & 0xc0) === 0xc0
+      ? ((m[offset]! & 0x3f) << 8) | m[offset + 1]!
+      : offset;
+  reply.names ??= new Map();
+  let name = reply.names.get(at);
+  if (name === undefined) {
+    name = readName(m, offset);
+    reply.names.set(at, name);
+  }
+  return name;
 }
 
 /**

@@ -106,6 +106,8 @@ interface KeyForm {
   /** The names as parseTsig reads them from a message (lower case, trailing dot). */
   nameText: string;
   algorithmText: string;
+  /** The TSIG variables up to the time signed: key name, class ANY, TTL 0, algorithm name. */
+  variablesHead: Buffer;
 }
 
 const keyForms = new WeakMap<TsigKey, KeyForm>();
@@ -114,14 +116,21 @@ function keyForm(key: TsigKey): KeyForm {
   const f = keyForms.get(key);
   if (f && f.name === key.name && f.algorithm === key.algorithm && f.secret === key.secret)
     return f;
+  const nameWire = encodeName(key.name, true);
+  const algorithmWire = encodeName(key.algorithm, true);
+  const variablesHead = Buffer.alloc(nameWire.length + 6 + algorithmWire.length);
+  nameWire.copy(variablesHead, 0);
+  variablesHead.writeUInt16BE(CLASS.ANY, nameWire.length); // then TTL 0
+  algorithmWire.copy(variablesHead, nameWire.length + 6);
   const made: KeyForm = {
     name: key.name,
     algorithm: key.algorithm,
     secret: key.secret,
-    nameWire: encodeName(key.name, true),
-    algorithmWire: encodeName(key.algorithm, true),
+    nameWire,
+    algorithmWire,
     nameText: encodeNameText(key.name),
     algorithmText: encodeNameText(key.algorithm),
+    variablesHead,
   };
   keyForms.set(key, made);
   return made;
@@ -132,22 +141,15 @@ function writeU48(b: Buffer, n: number, at: number): void {
   b.writeUInt32BE(n % 2 ** 32, at + 2);
 }
 
-/** The TSIG variables (RFC 8945 §4.3.3) in one buffer. */
-function variables(k: KeyForm, v: Variables): Buffer {
-  const n = k.nameWire.length;
-  const a = k.algorithmWire.length;
-  const b = Buffer.allocUnsafe(n + 6 + a + 12 + v.otherData.length);
-  k.nameWire.copy(b, 0);
-  b.writeUInt16BE(CLASS.ANY, n);
-  b.writeUInt32BE(0, n + 2);
-  k.algorithmWire.copy(b, n + 6);
-  let o = n + 6 + a;
-  writeU48(b, v.timeSigned, o);
-  b.writeUInt16BE(v.fudge, o + 6);
-  b.writeUInt16BE(v.error, o + 8);
-  b.writeUInt16BE(v.otherData.length, o + 10);
-  o += 12;
-  v.otherData.copy(b, o);
+/** The TSIG variables (RFC 8945 §4.3.3) after the key's `variablesHead`: time signed, fudge,
+ *  error, other len and other data. */
+function variablesTail(v: Variables): Buffer {
+  const b = Buffer.allocUnsafe(12 + v.otherData.length);
+  writeU48(b, v.timeSigned, 0);
+  b.writeUInt16BE(v.fudge, 6);
+  b.writeUInt16BE(v.error, 8);
+  b.writeUInt16BE(v.otherData.length, 10);
+  v.otherData.copy(b, 12);
   return b;
 }
 
@@ -170,7 +172,8 @@ function computeMac(
   }
   h.update(head);
   h.update(rest);
-  h.update(variables(k, v));
+  h.update(k.variablesHead);
+  h.update(variablesTail(v));
   return h.digest();
 }
 
