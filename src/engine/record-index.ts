@@ -28,10 +28,14 @@ export function sameKey(a: TlsaRecord, b: TlsaRecord): boolean {
 /** Up to this many records, comparing a record with each costs less than a key string each. */
 const FEW = 16;
 
+// Most lists asked about are empty (nothing to add or remove at an owner): no test made for them.
+const inNone = (_r: TlsaRecord) => false;
+
 /** "Is record r among these records, by key?", asked many times of one list: a few records are
  *  compared field by field, a longer list gets its keys once. The list must not change while the
  *  test is in use (a short one is read at each call). */
 export function keyTest(list: readonly TlsaRecord[]): (r: TlsaRecord) => boolean {
+  if (!list.length) return inNone;
   if (list.length > FEW) {
     const keys = new Set(list.map(recordKey));
     return (r) => keys.has(recordKey(r));
