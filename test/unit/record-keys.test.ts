@@ -47,6 +47,28 @@ const awkward: Rec[] = [
   rec('1:p', 'a.', 'aa'),
 ];
 
+/** A desired record matching chain "c", and the plan at its owner keeping `keep`. */
+const target = (r: Rec): TargetRecord => ({
+  ...r,
+  service: 's',
+  ttl: 300,
+  why: 'leaf',
+  matchesServed: true,
+  chains: ['c'],
+});
+const planKeeping = (t: TargetRecord, keep: TargetRecord[]): OwnerPlan => ({
+  owner: t.owner,
+  provider: t.provider,
+  ttl: 300,
+  add: [],
+  remove: [],
+  keep,
+  retiring: [],
+  unowned: [],
+  foreign: [],
+  drift: [],
+});
+
 describe('record keys: names with blanks cannot make two records meet', () => {
   it('the old space-joined keys of these pairs were equal; their keys now differ', () => {
     const oldRecordKey = (r: TlsaRecord) =>
@@ -120,31 +142,12 @@ describe('a hand-edited state whose names ran together under the old keys', () =
   it('a run settles the record the provider lists, not the other one', () => {
     const state = load();
     const [first, second] = state.records as [OwnedRecord, OwnedRecord];
-    const listed: TlsaRecord = rec('p', 'q a.', data);
-    const target: TargetRecord = {
-      ...listed,
-      provider: 'p',
-      service: 's',
-      ttl: 300,
-      why: 'leaf',
-      matchesServed: true,
-      chains: ['c'],
-    };
-    const plan = {
-      owner: 'q a.',
-      provider: 'p',
-      ttl: 300,
-      add: [],
-      remove: [],
-      keep: [target],
-      retiring: [],
-      unowned: [],
-      foreign: [],
-      drift: [],
-    } satisfies OwnerPlan;
+    const listed = rec('p', 'q a.', data);
+    const wanted = target(listed);
+    const plan = planKeeping(wanted, [wanted]);
     const next = settled(
       state,
-      { plan: [plan], listed: new Map([['q a.', [listed]]]), desired: [target] },
+      { plan: [plan], listed: new Map([['q a.', [listed]]]), desired: [wanted] },
       '2026-01-02T00:00:00.000Z',
     );
     expect(next.records).toEqual([
@@ -157,28 +160,10 @@ describe('a hand-edited state whose names ran together under the old keys', () =
 describe('the served-chain guard: a listed record whose old key was the desired one', () => {
   it('does not count as the record the chain needs', () => {
     const [listed, wanted] = ranTogether[0]!;
-    const desired: TargetRecord = {
-      ...wanted,
-      service: 's',
-      ttl: 300,
-      why: 'leaf',
-      matchesServed: true,
-      chains: ['c'],
-    };
-    const plan = {
-      owner: wanted.owner,
-      provider: 'p',
-      ttl: 300,
-      add: [],
-      remove: [],
-      keep: [],
-      retiring: [],
-      unowned: [],
-      foreign: [],
-      drift: [],
-    } satisfies OwnerPlan;
+    const desired = target(wanted);
+    const plan = planKeeping(desired, []);
     // Held under the wanted record's name (as a listing may hold a record under another name).
-    const at = new Map([[wanted.owner, [listed as TlsaRecord]]]);
+    const at = new Map([[wanted.owner, [listed]]]);
     expect(servedChainViolations([plan], at, [desired])).toEqual([
       'a.: no record would match the chain served from c',
     ]);
