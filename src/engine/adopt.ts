@@ -5,6 +5,7 @@
  *  record) or one a tlsa wrote (the provider's marker); everything else stays foreign. */
 import { recordKey, type TlsaRecord } from '../tlsa/record.js';
 import { plainRecord, type OwnerPlan } from './plan.js';
+import { keyAt, stateKey } from './record-index.js';
 import type { OwnedRecord, StateFile } from './state.js';
 
 export interface Adoption {
@@ -28,12 +29,12 @@ export function adoptionFor(
   by: string,
 ): Adoption {
   const stamp = now.toISOString();
-  const owned = new Set(state.records.map((r) => `${r.provider} ${recordKey(r)}`));
+  const owned = new Set(state.records.map(stateKey));
   const out: Adoption = { desired: [], marked: [], foreign: [] };
   for (const p of plan) {
     const taken = new Set<string>();
     for (const k of p.keep) {
-      const key = `${p.provider} ${recordKey(k)}`;
+      const key = keyAt(p.provider, k);
       if (owned.has(key) || taken.has(key)) continue;
       taken.add(key);
       out.desired.push({
@@ -51,7 +52,7 @@ export function adoptionFor(
     // when several share it: the live probe before removal covers every address of the host).
     const service = p.keep[0]?.service ?? p.add[0]?.service;
     for (const f of p.foreign) {
-      const key = `${p.provider} ${recordKey(f)}`;
+      const key = keyAt(p.provider, f);
       if (
         marked.get(p.provider)?.has(recordKey(f)) &&
         service &&

@@ -70,22 +70,13 @@ function byProvider<T extends AtProvider>(records: readonly T[]): Map<string, At
   return out;
 }
 
-/** The lookups for one plan's records. An owner name with a space (a hand-edited state) can
- *  make the keys of records at different owners equal; then every answer is by whole keys, as
- *  the keys themselves would give it. */
+/** The lookups for one plan's records. Keys cannot collide (recordKey), so equal keys are
+ *  equal fields at one owner name, and each question is asked at the record's own owner. */
 export function planLookups<O extends AtProvider, D extends AtProvider>(
   listed: Map<string, readonly TlsaRecord[]>,
   owned: readonly O[],
   desired: readonly D[],
 ): PlanLookups<O> {
-  const spaced = (r: TlsaRecord) => r.owner.includes(' ');
-  let ambiguous = owned.some(spaced) || desired.some(spaced);
-  for (const [owner, records] of listed) {
-    if (ambiguous) break;
-    ambiguous = owner.includes(' ') || records.some(spaced);
-  }
-  if (ambiguous) return keyLookups(listed, owned, desired);
-  // Without a space in any owner name, equal keys are equal fields (sameKey) at one owner.
   const listedAt = new AtOwner(listed as Map<string, TlsaRecord[]>);
   const ownedBy = byProvider(owned);
   const desiredBy = byProvider(desired);
@@ -98,48 +89,4 @@ export function planLookups<O extends AtProvider, D extends AtProvider>(
       return false;
     },
   };
-}
-
-/** The same answers from key strings, for names where keys of different owners can meet. */
-function keyLookups<O extends AtProvider, D extends AtProvider>(
-  listed: Map<string, readonly TlsaRecord[]>,
-  owned: readonly O[],
-  desired: readonly D[],
-): PlanLookups<O> {
-  const ownedByKey = new Map<string, Map<string, O>>();
-  for (const o of owned) inner(ownedByKey, o.provider, () => new Map()).set(recordKey(o), o);
-  const desiredByProvider = new Map<string, Set<string>>();
-  for (const d of desired) inner(desiredByProvider, d.provider, () => new Set()).add(recordKey(d));
-  // A key names its owner, so the records listed at their own owner name share one set; a
-  // record a listing holds under another name is found in that name's own set.
-  const listedAtOwn = new Set<string>();
-  const listedElsewhere = new Map<string, Set<string>>();
-  for (const [owner, records] of listed)
-    for (const r of records) {
-      const k = recordKey(r);
-      if (r.owner === owner) listedAtOwn.add(k);
-      else inner(listedElsewhere, owner, () => new Set()).add(k);
-    }
-  return {
-    listed: (r) => {
-      const k = recordKey(r);
-      return listedAtOwn.has(k) || (listedElsewhere.get(r.owner)?.has(k) ?? false);
-    },
-    owned: (provider, r) => ownedByKey.get(provider)?.get(recordKey(r)),
-    desiredAt: (provider, r) => desiredByProvider.get(provider)?.has(recordKey(r)) ?? false,
-    wanted: (r) => {
-      const k = recordKey(r);
-      for (const set of desiredByProvider.values()) if (set.has(k)) return true;
-      return false;
-    },
-  };
-}
-
-function inner<V>(outer: Map<string, V>, key: string, make: () => V): V {
-  let v = outer.get(key);
-  if (v === undefined) {
-    v = make();
-    outer.set(key, v);
-  }
-  return v;
 }

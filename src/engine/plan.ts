@@ -5,7 +5,7 @@ import { groupBy } from '../util/group-by.js';
 import type { DesiredRecord } from './desired.js';
 import type { OwnedRecord, TtlRaise } from './state.js';
 import { planLookups } from './plan-lookups.js';
-import { sameKey } from './record-index.js';
+import { keyTest } from './record-index.js';
 
 /** A record as providers take it: the owner and the rdata, nothing of tlsa's bookkeeping. */
 export function plainRecord(r: TlsaRecord): TlsaRecord {
@@ -186,9 +186,6 @@ const ordering = (): Intl.Collator => {
   return collatorMade;
 };
 
-/** Up to this many records at an owner, comparing them costs less than a key string each. */
-const FEW_AT_OWNER = 24;
-
 /** The rollover rule "a served chain always matches a published record" as a last guard:
  *  after the plan, every served chain still matches a record at each of its owner names.
  *  Returns the violations (empty when safe). */
@@ -199,8 +196,7 @@ export function servedChainViolations(
 ): string[] {
   const problems: string[] = [];
   const desiredAt = groupBy(desired, (d) => d.owner);
-  // Two sets emptied per owner, not two made per owner (thousands of owners in a fleet).
-  const after = new Set<string>();
+  // One set emptied per owner, not one made per owner (thousands of owners in a fleet).
   const matched = new Set<string>();
   for (const p of plan) {
     const atOwner = desiredAt.get(p.owner) ?? [];
@@ -208,18 +204,10 @@ export function servedChainViolations(
     matched.clear();
     const here = listed.get(p.owner) ?? [];
     // What the owner holds after the plan: the listing less what it removes, plus what it adds.
-    // A few records are compared field by field, more get their keys once.
-    let holds: (d: TargetRecord) => boolean;
-    if (here.length + p.remove.length + p.add.length <= FEW_AT_OWNER) {
-      const has = (list: readonly TlsaRecord[], d: TargetRecord) => list.some((r) => sameKey(r, d));
-      holds = (d) => has(p.add, d) || (has(here, d) && !has(p.remove, d));
-    } else {
-      after.clear();
-      for (const r of here) after.add(recordKey(r));
-      for (const r of p.remove) after.delete(recordKey(r));
-      for (const r of p.add) after.add(recordKey(r));
-      holds = (d) => after.has(recordKey(d));
-    }
+    const added = keyTest(p.add);
+    const wasListed = keyTest(here);
+    const removed = keyTest(p.remove);
+    const holds = (d: TargetRecord) => added(d) || (wasListed(d) && !removed(d));
     // The chains some live record matches, then each chain none does (once, in first-seen order).
     for (const d of atOwner) if (holds(d)) for (const c of d.chains) matched.add(c);
     for (const d of atOwner)

@@ -5,49 +5,60 @@ import { recordKey, type TlsaRecord } from '../tlsa/record.js';
 
 type Keyed = { provider: string } & TlsaRecord;
 
-/** A record's identity in the state: its provider and its key inside the RRset. */
-export const stateKey = (r: Keyed): string => `${r.provider} ${recordKey(r)}`;
+/** A record's identity in the state: its provider and its key inside the RRset. The provider's
+ *  name goes first with its length, as the owner's does in `recordKey`: equal keys, equal fields. */
+export const keyAt = (provider: string, r: TlsaRecord): string =>
+  `${provider.length}:${provider} ${recordKey(r)}`;
 
-/** Whether two records have the same `recordKey`, without building either key string: equal
- *  fields are equal keys. Usage, selector and matching are numbers (no blank in their text), so
- *  after the same owner unequal fields make unequal keys; different owners can still join into
- *  one key only when one holds a space (a hand-edited state), and then the keys are compared. */
+/** `keyAt` the record's own provider. */
+export const stateKey = (r: Keyed): string => keyAt(r.provider, r);
+
+/** Whether two records have the same `recordKey`, without building either key string: the key is
+ *  made of these fields, so equal fields are equal keys. */
 export function sameKey(a: TlsaRecord, b: TlsaRecord): boolean {
-  if (
+  return (
     a.data === b.data &&
     a.owner === b.owner &&
     a.usage === b.usage &&
     a.selector === b.selector &&
     a.matching === b.matching
-  )
-    return true;
-  return a.owner !== b.owner && (a.owner.includes(' ') || b.owner.includes(' '))
-    ? recordKey(a) === recordKey(b)
-    : false;
+  );
 }
 
-/** Provider or owner with a space: `stateKey`s of different (provider, owner) pairs can meet. */
-const ambiguous = (r: Keyed) => r.provider.includes(' ') || r.owner.includes(' ');
+/** Up to this many records, comparing a record with each costs less than a key string each. */
+const FEW = 16;
+
+// Most lists asked about are empty (nothing to add or remove at an owner): no test made for them.
+const inNone = (_r: TlsaRecord) => false;
+
+/** "Is record r among these records, by key?", asked many times of one list: a few records are
+ *  compared field by field, a longer list gets its keys once. The list must not change while the
+ *  test is in use (a short one is read at each call). */
+export function keyTest(list: readonly TlsaRecord[]): (r: TlsaRecord) => boolean {
+  if (!list.length) return inNone;
+  if (list.length > FEW) {
+    const keys = new Set(list.map(recordKey));
+    return (r) => keys.has(recordKey(r));
+  }
+  return (r) => {
+    for (const l of list) if (sameKey(l, r)) return true;
+    return false;
+  };
+}
 
 /** A copy of a record list to change by several upserts, with the position of each key kept in
  *  maps built once: the list it was made from is never changed, and nothing else changes the
  *  copy (the operation that made it returns it when done). The positions are kept per provider
- *  and owner, so that a lookup builds no key string; a name with a space turns the draft to
- *  whole `stateKey`s, where such names can collide exactly as the keys do. */
+ *  and owner, so that a lookup builds no key string. */
 export class RecordDraft<T extends Keyed> {
   readonly records: T[];
-  #byName: Map<string, Map<string, number[]>> | undefined = new Map();
-  #byKey: Map<string, number> | undefined;
+  readonly #byName = new Map<string, Map<string, number[]>>();
 
   constructor(from: readonly T[]) {
     this.records = [...from];
     for (let i = 0; i < from.length; i++) {
       const r = from[i]!;
-      if (ambiguous(r)) {
-        this.#toKeys();
-        return;
-      }
-      if (this.#inName(r) === undefined) this.#positions(r).push(i);
+      if (this.#indexOf(r) === undefined) this.#positions(r).push(i);
     }
   }
 
@@ -64,28 +75,21 @@ export class RecordDraft<T extends Keyed> {
       this.records[i] = r;
       return;
     }
-    const at = this.records.length;
+    this.#positions(r).push(this.records.length);
     this.records.push(r);
-    if (this.#byKey) this.#byKey.set(stateKey(r), at);
-    else this.#positions(r).push(at);
   }
 
   #indexOf(r: Keyed): number | undefined {
-    if (!this.#byKey && ambiguous(r)) this.#toKeys();
-    return this.#byKey ? this.#byKey.get(stateKey(r)) : this.#inName(r);
-  }
-
-  #inName(r: Keyed): number | undefined {
-    const at = this.#byName!.get(r.provider)?.get(r.owner);
+    const at = this.#byName.get(r.provider)?.get(r.owner);
     if (at) for (const i of at) if (sameKey(this.records[i]!, r)) return i;
     return undefined;
   }
 
   #positions(r: Keyed): number[] {
-    let owners = this.#byName!.get(r.provider);
+    let owners = this.#byName.get(r.provider);
     if (!owners) {
       owners = new Map();
-      this.#byName!.set(r.provider, owners);
+      this.#byName.set(r.provider, owners);
     }
     let at = owners.get(r.owner);
     if (!at) {
@@ -94,22 +98,6 @@ export class RecordDraft<T extends Keyed> {
     }
     return at;
   }
-
-  /** Every record keeps its position: the first one per key is the one an upsert replaced in
-   *  place, and a new key was appended after every earlier one. */
-  #toKeys(): void {
-    this.#byName = undefined;
-    this.#byKey = firstIndexByKey(this.records);
-  }
-}
-
-function firstIndexByKey(list: readonly Keyed[]): Map<string, number> {
-  const at = new Map<string, number>();
-  list.forEach((r, i) => {
-    const k = stateKey(r);
-    if (!at.has(k)) at.set(k, i);
-  });
-  return at;
 }
 
 /** The first record of `list` per provider and key, built once for the lookups of one list. */

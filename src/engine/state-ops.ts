@@ -7,7 +7,7 @@ import { rdataText, recordKey, type TlsaRecord } from '../tlsa/record.js';
 import { groupBy } from '../util/group-by.js';
 import { addTtlFact, observedRecord } from './lifecycle.js';
 import type { OwnerPlan, TargetRecord } from './plan.js';
-import { firstByKey, RecordDraft, sameKey, stateKey } from './record-index.js';
+import { firstByKey, keyTest, RecordDraft, stateKey } from './record-index.js';
 import type { OwnedRecord, StateFile, TtlFact, TtlRaise } from './state.js';
 
 type AtProvider = { provider: string } & TlsaRecord;
@@ -117,7 +117,7 @@ export function withSeen(
   whose: 'own' | 'other',
 ): StateFile {
   const seenAt = at.toISOString();
-  const wasSeen = (r: TlsaRecord) => seen.some((s) => recordKey(s) === recordKey(r));
+  const wasSeen = keyTest(seen);
   if (whose === 'own') {
     const draft = new RecordDraft(state.records);
     let changed = false;
@@ -149,9 +149,6 @@ export interface PlanView {
   listed: Map<string, TlsaRecord[]>;
   desired: TargetRecord[];
 }
-
-/** Up to this many records at an owner, a scan costs less than a key string per record. */
-const FEW = 16;
 
 /** Transitions that need no DNS change: interrupted publishes found at the provider, records
  *  leaving the desired set (start of their grace), records already gone, other writers' records
@@ -190,19 +187,16 @@ export function settled(state: StateFile, c: PlanView, stamp: string): StateFile
     if (set) set.add(p.owner);
     else owners.set(p.provider, new Set([p.owner]));
   }
-  // A few records per owner are compared field by field; a long listing gets its keys once (not
-  // once per owned record). The desired keys only when a record is missing from its listing: a
-  // run that changes nothing builds no key string per record.
-  const listedKeys = new Map<string, Set<string>>();
+  // One test per owner's listing, for all the owned records there. The desired keys only when a
+  // record is missing from its listing: a run that changes nothing builds no key string per record.
+  const listedTests = new Map<string, (r: TlsaRecord) => boolean>();
   const isListed = (o: OwnedRecord) => {
-    const listed = c.listed.get(o.owner) ?? [];
-    if (listed.length <= FEW) return listed.some((l) => sameKey(l, o));
-    let keys = listedKeys.get(o.owner);
-    if (!keys) {
-      keys = new Set(listed.map(recordKey));
-      listedKeys.set(o.owner, keys);
+    let test = listedTests.get(o.owner);
+    if (!test) {
+      test = keyTest(c.listed.get(o.owner) ?? []);
+      listedTests.set(o.owner, test);
     }
-    return keys.has(recordKey(o));
+    return test(o);
   };
   let desired: Set<string> | undefined;
   const isDesired = (o: OwnedRecord) => {

@@ -3,8 +3,9 @@
  *  same input always gives the same view; the HTTP layer only renders it. */
 import type { RawConfig } from '../config/schema.js';
 import { liveAt, viewRecord, type Phase } from '../engine/lifecycle.js';
+import { stateKey } from '../engine/record-index.js';
 import type { OwnedRecord, StateFile } from '../engine/state.js';
-import { rdataText, recordKey, type TlsaRecord } from '../tlsa/record.js';
+import { rdataText, type TlsaRecord } from '../tlsa/record.js';
 
 /** What a check of one served chain (per address, port and key type) found:
  *  - match: a published record verifies it (RFC 7672 rules, as `tlsa check` applies them);
@@ -157,10 +158,10 @@ function recordRow(r: OwnedRecord, input: MonitorInput): RecordRow {
 function stagedWaits(input: MonitorInput): StagedWait[] {
   const { state, config, facts } = input;
   if (!input.staged) return facts.staged;
-  const owned = new Map(state.records.map((r) => [`${r.provider} ${recordKey(r)}`, r]));
+  const owned = new Map(state.records.map((r) => [stateKey(r), r]));
   return input.staged.map((c) => {
     const mine = c.records
-      .map((d) => owned.get(`${d.provider} ${recordKey(d)}`))
+      .map((d) => owned.get(stateKey(d)))
       .filter((r): r is OwnedRecord => !!r && r.status === 'published');
     const lives = mine
       .map((r) => liveAt(r, config.raw.verify.propagation, state.ttls?.[r.owner] ?? []))

@@ -27,9 +27,12 @@ export const MATCHING_NAMES: Record<MatchingType, string> = {
   2: 'SHA2-512',
 };
 
-/** Identity of a record inside an RRset: the TTL is a property of the RRset, not of the record. */
+/** Identity of a record inside an RRset: the TTL is a property of the RRset, not of the record.
+ *  Two records have the same key exactly when their fields are equal: the owner goes first with
+ *  its length, so that a name holding blanks (a hand-edited state) cannot run into the fields
+ *  after it, and usage, selector and matching are numbers. Only compared, never shown or kept. */
 export function recordKey(r: TlsaRecord): string {
-  return `${r.owner} ${r.usage} ${r.selector} ${r.matching} ${r.data}`;
+  return `${r.owner.length}:${r.owner} ${r.usage} ${r.selector} ${r.matching} ${r.data}`;
 }
 
 export function sameRecord(a: TlsaRecord, b: TlsaRecord): boolean {
@@ -89,6 +92,8 @@ function checkedName(name: string): string {
   return n;
 }
 
+/** In the order of the records' text (owner, then rdata). */
 export function sortRecords(records: TlsaRecord[]): TlsaRecord[] {
-  return [...records].sort((a, b) => recordKey(a).localeCompare(recordKey(b)));
+  const text = (r: TlsaRecord) => `${r.owner} ${rdataText(r)}`;
+  return [...records].sort((a, b) => text(a).localeCompare(text(b)));
 }

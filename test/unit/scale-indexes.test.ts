@@ -157,8 +157,8 @@ describe('state records: a per-operation index answers as a scan would', () => {
     expect(list).toEqual(before); // the operation's input is never changed
   });
 
-  // The draft keeps positions per provider and owner and compares fields; the keys it replaced
-  // join names with spaces, so names holding spaces must still meet exactly where keys did.
+  // The draft keeps positions per provider and owner and compares fields: it must meet exactly
+  // where the keys do, names and data holding blanks included.
   const awkward = [
     rec('p', 'a.', 'aa'),
     rec('p q', 'a.', 'aa'),
@@ -171,7 +171,7 @@ describe('state records: a per-operation index answers as a scan would', () => {
     rec('', ' a.', 'aa'),
     rec(' ', 'a.', 'aa'),
   ];
-  const byOldKey = (list: Rec[], r: Rec) => list.find((x) => stateKey(x) === stateKey(r));
+  const byKey = (list: Rec[], r: Rec) => list.find((x) => stateKey(x) === stateKey(r));
 
   it('sameKey says what comparing recordKey strings says, names and data with spaces included', () => {
     for (const a of awkward)
@@ -184,7 +184,7 @@ describe('state records: a per-operation index answers as a scan would', () => {
       const draft = new RecordDraft(list);
       const model = [...list];
       for (const r of [...awkward].reverse()) {
-        expect(draft.find(r)).toBe(byOldKey(model, r));
+        expect(draft.find(r)).toBe(byKey(model, r));
         const u = { ...r, n: from };
         const i = model.findIndex((x) => stateKey(x) === stateKey(u));
         if (i >= 0) model[i] = u;
@@ -192,7 +192,7 @@ describe('state records: a per-operation index answers as a scan would', () => {
         draft.upsert(u);
         expect(draft.records).toEqual(model);
       }
-      for (const r of awkward) expect(draft.find(r)).toBe(byOldKey(model, r));
+      for (const r of awkward) expect(draft.find(r)).toBe(byKey(model, r));
     }
   });
 
