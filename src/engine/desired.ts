@@ -39,9 +39,11 @@ export interface ServiceInput {
   /** Keys a renewal will use next (built-in ACME): their `3 1 x` records are published before
    *  any certificate for them exists, so the renewed chain can be served at once. */
   nextKeys?: { label: string; spki: Buffer }[];
-  /** The caller summarises name-coverage gaps across services (coverageWarnings): they come
-   *  back in `coverageGaps` only, not as warnings of their own. */
-  summariseCoverage?: boolean;
+  /** The caller summarises across services what thousands of services on one lineage would
+   *  each say alike: name-coverage gaps (coverageWarnings) come back in `coverageGaps` only, not
+   *  as warnings, and chains the catalog does not speak for (catalogMissNotes) in
+   *  `catalogMisses` only, not as notes. */
+  summarise?: boolean;
 }
 
 export interface DesiredRecord extends TlsaRecord {
@@ -60,6 +62,15 @@ export interface DesiredResult {
   notes: string[];
   /** Leaves whose names do not cover the host (when 2 x x records are published). */
   coverageGaps: CoverageGap[];
+  /** Chains of this service that get no catalog records (another CA, or no issuer). */
+  catalogMisses: CatalogMiss[];
+}
+
+/** A served chain the issuer catalog does not speak for, the note's words without the service. */
+export interface CatalogMiss {
+  service: string;
+  /** "LABEL (KEY TYPE) is issued by …" up to the end of the note. */
+  what: string;
 }
 
 export const DEFAULT_SPECS: RecordSpec[] = [
@@ -131,12 +142,15 @@ export function desiredRecords(svc: ServiceInput, now: Date): DesiredResult {
   const fromCatalog = catalog
     ? svc.chains.filter((c) => c.issuer && fromThisCatalog(catalog, c.issuer.x509))
     : [];
+  const catalogMisses: CatalogMiss[] = [];
   if (catalog) {
     for (const c of svc.chains.filter((x) => !fromCatalog.includes(x))) {
-      notes.push(
-        `${svc.name}: ${c.label} (${c.keyType.label}) ${c.issuer ? `is issued by ${c.issuer.name}, not a ${catalog.ca} intermediate of the issuer catalog` : 'has no issuer'}: no catalog records for it, only its own`,
-      );
+      catalogMisses.push({
+        service: svc.name,
+        what: `${c.label} (${c.keyType.label}) ${c.issuer ? `is issued by ${c.issuer.name}, not a ${catalog.ca} intermediate of the issuer catalog` : 'has no issuer'}: no catalog records for it, only its own`,
+      });
     }
+    if (!svc.summarise) notes.push(...catalogMissNotes(catalogMisses));
   }
   for (const { port, protocol } of servicePorts(svc)) {
     for (const s of specs) checkUsageAllowed(s.usage, port, protocol);
@@ -265,6 +279,34 @@ export function desiredRecords(svc: ServiceInput, now: Date): DesiredResult {
   const coverageGaps = specs.some((s) => s.usage === 2)
     ? nameCoverageGaps(svc.host, svc.chains)
     : [];
-  if (!svc.summariseCoverage) warnings.push(...coverageWarnings(coverageGaps));
-  return { records, warnings, notes, coverageGaps };
+  if (!svc.summarise) warnings.push(...coverageWarnings(coverageGaps));
+  return { records, warnings, notes, coverageGaps, catalogMisses };
+}
+
+/** Services named in a summarised note; the rest are counted. */
+const SERVICES_SHOWN = 10;
+
+/** One note per distinct chain: a chain one service serves keeps the service's own note
+ *  ("NAME: LABEL … only its own"); a lineage thousands of services share gets one note that
+ *  counts them and names the first few, not a line each. */
+export function catalogMissNotes(misses: readonly CatalogMiss[]): string[] {
+  const byWhat = new Map<string, string[]>();
+  for (const m of misses) {
+    const services = byWhat.get(m.what);
+    if (services) services.push(m.service);
+    else byWhat.set(m.what, [m.service]);
+  }
+  const out: string[] = [];
+  for (const [what, services] of byWhat) {
+    if (services.length === 1) {
+      out.push(`${services[0]}: ${what}`);
+      continue;
+    }
+    const shown = services.slice(0, SERVICES_SHOWN);
+    const more = services.length - shown.length;
+    out.push(
+      `${what} (${services.length} services: ${shown.join(', ')}${more ? ` and ${more} more` : ''})`,
+    );
+  }
+  return out;
 }

@@ -14,7 +14,14 @@ import {
 import { coverageWarnings, type CoverageGap } from '../tlsa/host.js';
 import { PolicyError } from '../tlsa/policy.js';
 import { parseRdata } from '../tlsa/presentation.js';
-import { DEFAULT_SPECS, desiredRecords, type DesiredRecord, type RecordSpec } from './desired.js';
+import {
+  type CatalogMiss,
+  catalogMissNotes,
+  DEFAULT_SPECS,
+  desiredRecords,
+  type DesiredRecord,
+  type RecordSpec,
+} from './desired.js';
 import type { TargetRecord } from './plan.js';
 import { loadEachChainOnce, serviceChains, type ServiceChain } from './sources.js';
 
@@ -117,6 +124,7 @@ export function computeTargets(config: LoadedConfig, serviceNames: string[], now
   const notes: string[] = [];
   const validityProblems: string[] = [];
   const coverageGaps: CoverageGap[] = [];
+  const catalogMisses: CatalogMiss[] = [];
   for (const name of serviceNames) {
     const svc = config.raw.services[name]!;
     const at = (...p: (string | number)[]) => ['services', name, ...p];
@@ -152,7 +160,7 @@ export function computeTargets(config: LoadedConfig, serviceNames: string[], now
           ...(catalog ? { catalog } : {}),
           cap: config.raw.max_records_per_name,
           ...(svc.acme ? { nextKeys: nextKeysOf(config.stateDir, name, svc.acme.key_types) } : {}),
-          summariseCoverage: true,
+          summarise: true,
         },
         now,
       );
@@ -164,6 +172,7 @@ export function computeTargets(config: LoadedConfig, serviceNames: string[], now
     warnings.push(...result.warnings);
     for (const g of result.coverageGaps) coverageGaps.push(g);
     notes.push(...result.notes);
+    for (const m of result.catalogMisses) catalogMisses.push(m);
     for (const r of result.records) records.push(targetRecord(r, svc.provider, name, ttl));
     services.push({
       service: name,
@@ -175,5 +184,7 @@ export function computeTargets(config: LoadedConfig, serviceNames: string[], now
   }
   // One warning per lineage whose leaf misses hosts, after the services' own warnings.
   for (const w of coverageWarnings(coverageGaps)) warnings.push(w);
+  // Likewise one note per chain the catalog does not speak for, after the services' own notes.
+  for (const n of catalogMissNotes(catalogMisses)) notes.push(n);
   return { records, services, warnings, notes, validityProblems };
 }

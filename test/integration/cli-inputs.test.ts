@@ -440,6 +440,49 @@ describe('host names', () => {
     );
     expect(warnings).toEqual([coverage[0]!.replace(/^tlsa: warning: /, '')]);
   });
+  it('services sharing a lineage from another CA than the issuer catalog: one note for the lineage, with the count and the first services (stderr and --json)', () => {
+    // The example chain is not from Let's Encrypt: with the catalog on (the default), each
+    // service on it got its own note, thousands of times the same words on a fleet.
+    const names = Array.from({ length: 12 }, (_, i) => `s${i}`);
+    const c = setup({
+      edit: (t, { lineage }) =>
+        t +
+        names
+          .map((n) =>
+            [
+              `  ${n}:`,
+              '    host: mx.example.org',
+              `    ports: [${2500 + Number(n.slice(1))}]`,
+              '    provider: local',
+              '    certificates:',
+              `      - lineage: ${lineage}`,
+              '',
+            ].join('\n'),
+          )
+          .join(''),
+    });
+    const plan = runCli(['--config', c.config, 'plan'], { cwd: c.dir });
+    expect(plan.code, show(plan)).toBe(0);
+    const notes = plan.stderr
+      .split('\n')
+      .filter((l) => /intermediate of the issuer catalog/.test(l));
+    const shared = notes.filter((l) => / \(12 services: /.test(l));
+    expect(shared, show(plan)).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^tlsa: note: ${path.relative(c.dir, c.lineage).replace(/[.]/g, '\\.')} \\(.+\\) is issued by .+, not a letsencrypt intermediate of the issuer catalog: no catalog records for it, only its own \\(12 services: ${names.slice(0, 10).join(', ')} and 2 more\\)$`,
+        ),
+      ),
+    ]);
+    // No per-service line for the shared lineage is left beside it.
+    expect(notes.filter((l) => /^tlsa: note: s\d+: /.test(l))).toEqual([]);
+    const pj = runCli(['--config', c.config, 'plan', '--json'], { cwd: c.dir });
+    expect(pj.code, show(pj)).toBe(0);
+    const value = JSON.parse(pj.stdout) as unknown;
+    const checked = outputSchema('plan').safeParse(value);
+    expect(checked.success, checked.error?.message).toBe(true);
+    expect((value as { notes: string[] }).notes).toContain(shared[0]!.replace(/^tlsa: note: /, ''));
+  });
 });
 
 describe('secrets in encoded forms', () => {

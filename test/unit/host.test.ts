@@ -293,10 +293,7 @@ describe('leaf names and the host (RFC 7672 §3.2.3)', () => {
   it('desiredRecords leaves the gaps to a caller that summarises them', () => {
     const input = { name: 's', ports: [25], chains: [plain], cap: 12, host: 'other.example.org' };
     const specs = [{ usage: 2, selector: 1, matching: 1 }] as const;
-    const apart = desiredRecords(
-      { ...input, records: [...specs], summariseCoverage: true },
-      new Date(),
-    );
+    const apart = desiredRecords({ ...input, records: [...specs], summarise: true }, new Date());
     expect(apart.warnings).toEqual([]);
     expect(apart.coverageGaps).toEqual(nameCoverageGaps('other.example.org', [plain]));
     const alone = desiredRecords({ ...input, records: [...specs] }, new Date());
