@@ -82,15 +82,7 @@ export async function countingProxy(
         buf = buf.subarray(2 + buf.readUInt16BE(0));
       }
     });
-    c.pipe(up).pipe(c);
-    const end = () => {
-      c.destroy();
-      up.destroy();
-      sockets.delete(c);
-      sockets.delete(up);
-    };
-    c.on('error', end).on('close', end);
-    up.on('error', end).on('close', end);
+    splice(c, up, sockets);
   });
   await new Promise<void>((r) => tcp.listen({ host: HOST, port }, () => r()));
   return {
@@ -134,15 +126,7 @@ export async function countingHttpProxy(
       else counts.writes++;
     });
     c.on('data', heads);
-    c.pipe(up).pipe(c);
-    const end = () => {
-      c.destroy();
-      up.destroy();
-      sockets.delete(c);
-      sockets.delete(up);
-    };
-    c.on('error', end).on('close', end);
-    up.on('error', end).on('close', end);
+    splice(c, up, sockets);
   });
   await new Promise<void>((r) => server.listen({ host: HOST, port: 0 }, () => r()));
   const { port } = server.address() as { port: number };
@@ -186,4 +170,17 @@ export function requestHeads(seen: (method: string) => void): (data: Buffer) => 
     }
     pending = Buffer.from(buf);
   };
+}
+
+/** Bytes both ways between a client and its upstream; either end closing or failing ends both. */
+function splice(c: Socket, up: Socket, sockets: Set<Socket>): void {
+  c.pipe(up).pipe(c);
+  const end = () => {
+    c.destroy();
+    up.destroy();
+    sockets.delete(c);
+    sockets.delete(up);
+  };
+  c.on('error', end).on('close', end);
+  up.on('error', end).on('close', end);
 }

@@ -18,6 +18,7 @@ import { probeProtocol } from '../verify/probe-protocol.js';
 import { resolverFrom } from '../verify/resolver.js';
 import type { PortProtocol } from '../config/ports.js';
 import { NO_PROGRESS, waitTracker, type WaitTracker } from '../util/waiting.js';
+import { keyTest } from './record-index.js';
 
 /** What the authoritative servers answer at an owner name and how long a resolver may cache it. */
 export interface ServedTtl {
@@ -143,18 +144,15 @@ export function dnsPropagation(
       const lagging = answers
         .filter((a) => a.records === undefined || a.error)
         .map((a) => `${answerLabel(a)}: ${a.error ?? 'no answer'}`);
+      const holds = answers.map((a) => (a.records ? keyTest(a.records) : undefined));
       const seen = records.filter(
-        (r) =>
-          answers.length > 0 &&
-          answers.every((a) => a.records?.some((x) => recordKey(x) === recordKey(r))),
+        (r) => answers.length > 0 && holds.every((has) => has?.(r) ?? false),
       );
-      for (const a of answers) {
-        const missing = records.filter(
-          (r) => a.records && !a.records.some((x) => recordKey(x) === recordKey(r)),
-        );
-        if (a.records && missing.length)
-          lagging.push(`${answerLabel(a)} lacks ${missing.length} record(s)`);
-      }
+      answers.forEach((a, i) => {
+        const has = holds[i];
+        const missing = has ? records.filter((r) => !has(r)) : [];
+        if (missing.length) lagging.push(`${answerLabel(a)} lacks ${missing.length} record(s)`);
+      });
       const ttl = servedTtlOf(answers);
       return { seen, lagging, ...(ttl ? { ttl } : {}) };
     },

@@ -85,6 +85,28 @@ function setup(
   return { dir, config, zone, lineage, text };
 }
 
+/** Services on one lineage, appended to a configuration's services. */
+function fleetYaml(
+  services: { name: string; host: string; port: number }[],
+  lineage: string,
+  ...extra: string[]
+): string {
+  return services
+    .map((s) =>
+      [
+        `  ${s.name}:`,
+        `    host: ${s.host}`,
+        `    ports: [${s.port}]`,
+        '    provider: local',
+        ...extra,
+        '    certificates:',
+        `      - lineage: ${lineage}`,
+        '',
+      ].join('\n'),
+    )
+    .join('');
+}
+
 function mkfifo(p: string): string {
   execFileSync('mkfifo', [p]);
   return p;
@@ -406,20 +428,11 @@ describe('host names', () => {
     const c = setup({
       edit: (t, { lineage }) =>
         t +
-        hosts
-          .map((h, i) =>
-            [
-              `  s${i}:`,
-              `    host: ${h}`,
-              '    ports: [25]',
-              '    provider: local',
-              '    issuers: none',
-              '    certificates:',
-              `      - lineage: ${lineage}`,
-              '',
-            ].join('\n'),
-          )
-          .join(''),
+        fleetYaml(
+          hosts.map((host, i) => ({ name: `s${i}`, host, port: 25 })),
+          lineage,
+          '    issuers: none',
+        ),
     });
     const plan = runCli(['--config', c.config, 'plan'], { cwd: c.dir });
     expect(plan.code, show(plan)).toBe(0);
@@ -447,19 +460,10 @@ describe('host names', () => {
     const c = setup({
       edit: (t, { lineage }) =>
         t +
-        names
-          .map((n) =>
-            [
-              `  ${n}:`,
-              '    host: mx.example.org',
-              `    ports: [${2500 + Number(n.slice(1))}]`,
-              '    provider: local',
-              '    certificates:',
-              `      - lineage: ${lineage}`,
-              '',
-            ].join('\n'),
-          )
-          .join(''),
+        fleetYaml(
+          names.map((name, i) => ({ name, host: 'mx.example.org', port: 2500 + i })),
+          lineage,
+        ),
     });
     const plan = runCli(['--config', c.config, 'plan'], { cwd: c.dir });
     expect(plan.code, show(plan)).toBe(0);
