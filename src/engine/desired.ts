@@ -5,7 +5,12 @@ import { servicePorts, type PortEntry } from '../config/ports.js';
 import type { KeyFamily } from '../certs/key-type.js';
 import { catalogIssuerOf, issuerFamily, type IssuerCatalog } from '../issuers/catalog.js';
 import { associationData, matchData } from '../tlsa/association.js';
-import { coverageWarnings, nameCoverageGaps, type CoverageGap } from '../tlsa/host.js';
+import {
+  countedNames,
+  coverageWarnings,
+  nameCoverageGaps,
+  type CoverageGap,
+} from '../tlsa/host.js';
 import { checkRecordData, checkUsageAllowed, type Protocol } from '../tlsa/policy.js';
 import {
   ownerName,
@@ -15,6 +20,7 @@ import {
   type Usage,
 } from '../tlsa/record.js';
 import type { X509Certificate } from 'node:crypto';
+import { sameKey } from './record-index.js';
 
 export interface RecordSpec {
   usage: Usage;
@@ -102,16 +108,6 @@ export function withDigestAgility(specs: RecordSpec[]): RecordSpec[] {
 
 const STATUS_RANK = { active: 0, backup: 1, retired: 2 } as const;
 
-/** Same rdata (at one owner: the same record key). */
-function sameRdata(a: TlsaRecord, b: TlsaRecord): boolean {
-  return (
-    a.data === b.data &&
-    a.usage === b.usage &&
-    a.selector === b.selector &&
-    a.matching === b.matching
-  );
-}
-
 // A fleet's services share a few issuers (one lineage serves thousands of names): whether each
 // is one of the catalog's intermediates is found once per certificate object and catalog,
 // not once per service (comparing keys with every catalog entry dominated a plan of 10,000).
@@ -158,7 +154,7 @@ export function desiredRecords(svc: ServiceInput, now: Date): DesiredResult {
     // The owner's records, found by their fields (the owner is the same for all: equal fields
     // are equal keys); a handful per owner, so no key string per record.
     const atOwner: DesiredRecord[] = [];
-    const sameAs = (r: TlsaRecord) => atOwner.find((x) => sameRdata(x, r));
+    const sameAs = (r: TlsaRecord) => atOwner.find((x) => sameKey(x, r));
     /** One catalog intermediate's records (every 2 x x spec): dropped together or not at all,
      *  so that a 2 1 2 never stays without the 2 1 1 of the same certificate. */
     const familyCandidates: {
@@ -283,9 +279,6 @@ export function desiredRecords(svc: ServiceInput, now: Date): DesiredResult {
   return { records, warnings, notes, coverageGaps, catalogMisses };
 }
 
-/** Services named in a summarised note; the rest are counted. */
-const SERVICES_SHOWN = 10;
-
 /** One note per distinct chain: a chain one service serves keeps the service's own note
  *  ("NAME: LABEL … only its own"); a lineage thousands of services share gets one note that
  *  counts them and names the first few, not a line each. */
@@ -302,11 +295,7 @@ export function catalogMissNotes(misses: readonly CatalogMiss[]): string[] {
       out.push(`${services[0]}: ${what}`);
       continue;
     }
-    const shown = services.slice(0, SERVICES_SHOWN);
-    const more = services.length - shown.length;
-    out.push(
-      `${what} (${services.length} services: ${shown.join(', ')}${more ? ` and ${more} more` : ''})`,
-    );
+    out.push(`${what} (${countedNames(services, 'services')})`);
   }
   return out;
 }

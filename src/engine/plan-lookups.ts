@@ -4,8 +4,8 @@
  *  ~100-character key for each was most of the plan's time and garbage. Records are grouped
  *  by owner name and compared field by field there (a handful per owner); an owner holding
  *  many gets key strings once. Pure. */
-import { recordKey, type TlsaRecord } from '../tlsa/record.js';
-import { sameKey } from './record-index.js';
+import type { TlsaRecord } from '../tlsa/record.js';
+import { keyFind } from './record-index.js';
 
 type AtProvider = TlsaRecord & { provider: string };
 
@@ -20,14 +20,11 @@ export interface PlanLookups<O extends AtProvider> {
   wanted(r: TlsaRecord): boolean;
 }
 
-/** Up to this many records at an owner, comparing fields costs less than a key string each. */
-const FEW_AT_OWNER = 24;
-
 /** Lists of records by owner name (listed under it, or with it as their owner); the last
- *  record with a key is found by fields in a short list, by key strings in a long one. */
+ *  record with a key is found by keyFind, made once per list when first asked. */
 class AtOwner<T extends TlsaRecord> {
   readonly lists: Map<string, T[]>;
-  #keyed = new Map<T[], Map<string, T>>();
+  #finders = new Map<string, (r: TlsaRecord) => T | undefined>();
 
   constructor(lists = new Map<string, T[]>()) {
     this.lists = lists;
@@ -41,19 +38,14 @@ class AtOwner<T extends TlsaRecord> {
 
   /** The last record listed under r's owner name with r's key. */
   last(r: TlsaRecord): T | undefined {
-    const list = this.lists.get(r.owner);
-    if (!list) return undefined;
-    if (list.length <= FEW_AT_OWNER) {
-      for (let i = list.length - 1; i >= 0; i--) if (sameKey(list[i]!, r)) return list[i];
-      return undefined;
+    let find = this.#finders.get(r.owner);
+    if (!find) {
+      const list = this.lists.get(r.owner);
+      if (!list) return undefined;
+      find = keyFind(list);
+      this.#finders.set(r.owner, find);
     }
-    let keyed = this.#keyed.get(list);
-    if (!keyed) {
-      keyed = new Map();
-      for (const x of list) keyed.set(recordKey(x), x);
-      this.#keyed.set(list, keyed);
-    }
-    return keyed.get(recordKey(r));
+    return find(r);
   }
 }
 

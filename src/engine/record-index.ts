@@ -29,21 +29,31 @@ export function sameKey(a: TlsaRecord, b: TlsaRecord): boolean {
 const FEW = 16;
 
 // Most lists asked about are empty (nothing to add or remove at an owner): no test made for them.
+const findNone = (_r: TlsaRecord) => undefined;
 const inNone = (_r: TlsaRecord) => false;
 
-/** "Is record r among these records, by key?", asked many times of one list: a few records are
- *  compared field by field, a longer list gets its keys once. The list must not change while the
- *  test is in use (a short one is read at each call). */
-export function keyTest(list: readonly TlsaRecord[]): (r: TlsaRecord) => boolean {
-  if (!list.length) return inNone;
+/** "Which record of this list has r's key?" (the last one, when several do), asked many times of
+ *  one list: a few records are compared field by field, a longer list gets its keys once. The
+ *  list must not change while the finder is in use (a short one is read at each call). */
+export function keyFind<T extends TlsaRecord>(
+  list: readonly T[],
+): (r: TlsaRecord) => T | undefined {
+  if (!list.length) return findNone;
   if (list.length > FEW) {
-    const keys = new Set(list.map(recordKey));
-    return (r) => keys.has(recordKey(r));
+    const byKey = new Map<string, T>();
+    for (const x of list) byKey.set(recordKey(x), x);
+    return (r) => byKey.get(recordKey(r));
   }
   return (r) => {
-    for (const l of list) if (sameKey(l, r)) return true;
-    return false;
+    for (let i = list.length - 1; i >= 0; i--) if (sameKey(list[i]!, r)) return list[i];
+    return undefined;
   };
+}
+
+/** "Is record r among these records, by key?" (keyFind, yes or no). */
+export function keyTest(list: readonly TlsaRecord[]): (r: TlsaRecord) => boolean {
+  const find = keyFind(list);
+  return find === findNone ? inNone : (r) => find(r) !== undefined;
 }
 
 /** A copy of a record list to change by several upserts, with the position of each key kept in

@@ -259,8 +259,16 @@ const WHY_NAMES_MATTER =
   "with DANE-TA (2 x x) records a client checks the certificate's names (RFC 7672 §3.2.3), so it will refuse this chain unless the certificate names the mail domain it sends to; " +
   'DANE-EE (3 x x) records do not check names';
 
-/** Hosts a summary names before it counts the rest. */
-const HOSTS_SHOWN = 10;
+/** Names a summary shows before it counts the rest. */
+const NAMES_SHOWN = 10;
+
+/** "12 hosts: a, b, … and 2 more": how many, the first NAMES_SHOWN, and a count of the rest. */
+export function countedNames(names: Iterable<string>, noun: string): string {
+  const all = [...names];
+  const shown = all.slice(0, NAMES_SHOWN);
+  const more = all.length - shown.length;
+  return `${all.length} ${noun}: ${shown.join(', ')}${more ? ` and ${more} more` : ''}`;
+}
 
 /** The warnings for these gaps, one per lineage and leaf: a fleet's services share a chain
  *  whose leaf names none of their hosts, and one line per service said the same thing
@@ -285,13 +293,7 @@ export function coverageWarnings(gaps: readonly CoverageGap[]): string[] {
   }
   const out: string[] = [];
   for (const { gap, hosts } of groups) {
-    let which: string;
-    if (hosts.size === 1) which = `the host ${gap.host}`;
-    else {
-      const shown = [...hosts].slice(0, HOSTS_SHOWN);
-      const more = hosts.size - shown.length;
-      which = `${hosts.size} hosts: ${shown.join(', ')}${more ? ` and ${more} more` : ''}`;
-    }
+    const which = hosts.size === 1 ? `the host ${gap.host}` : countedNames(hosts, 'hosts');
     out.push(
       `${gap.label}: the leaf certificate (${gap.names}) does not cover ${which}: ${WHY_NAMES_MATTER}`,
     );
