@@ -6,9 +6,11 @@
 //   powerdns  a real pdns_server (test/lab/powerdns.ts, HTTP API) on loopback;
 //   knot      a real knotd (test/lab/knot.ts, RFC 2136 UPDATE with TSIG) on loopback;
 // on PowerDNS and Knot the services are spread over min(N, 1,000) zones (Knot's signed by Knot
-// itself, ECDSA P-256, as DANE needs signed zones; PowerDNS's unsigned), and every request tlsa
-// sends passes a counting proxy on loopback (reads: HTTP GET / DNS queries; writes: HTTP PATCH /
-// DNS UPDATE).
+// itself, ECDSA P-256, as DANE needs signed zones; PowerDNS's unsigned). Runs whose requests are
+// counted pass a counting proxy on loopback (reads: HTTP GET / DNS queries; writes: HTTP PATCH /
+// DNS UPDATE): the first publish, one no-op publish and the 1 % change. The timed no-op runs
+// (plan, publish, daemon --once) and the daemon's RSS go straight to the server: the proxy
+// shares the machine's two cores with tlsa and the server, and its CPU is not tlsa's.
 //
 // Run: npm run bench:scale   (SCALE_N=1000,5000,10000 chooses the sizes, default 1000;
 // SCALE_PROVIDERS=zonefile,powerdns,knot, default all three; SCALE_NO_WRITE=1 only prints.)
@@ -47,12 +49,14 @@ function sizes(): number[] {
   });
 }
 
-/** Where the services' records go: the provider block, each service's host, the zone of each
- *  service, and what the provider was sent (lab servers, through a counting proxy). */
+/** Where the services' records go: the provider block (through the counting proxy, and
+ *  straight to the server), each service's host, the zone of each service, and what the
+ *  provider was sent through the proxy (lab servers). */
 interface Backend {
   name: 'zonefile' | 'powerdns' | 'knot';
   zones: number;
   provider: string;
+  direct: string;
   host(i: number): string;
   zoneOf(i: number): number;
   counts?: Counts;
@@ -68,6 +72,7 @@ function zonefileBackend(): Backend {
     name: 'zonefile',
     zones: 1,
     provider: '{type: zonefile, path: z.zone, create: true}',
+    direct: '{type: zonefile, path: z.zone, create: true}',
     host: (i) => `mx${i}.example.org`,
     zoneOf: () => 0,
     close: async () => {},
@@ -113,6 +118,7 @@ async function powerdnsBackend(n: number): Promise<Backend> {
     name: 'powerdns',
     zones,
     provider: `{type: powerdns, url: "${proxy.url}", api_key: "${pdns.apiKey}", settle_ms: 0}`,
+    direct: `{type: powerdns, url: "${pdns.apiUrl}", api_key: "${pdns.apiKey}", settle_ms: 0}`,
     host: (i) => labHost(i, zones),
     zoneOf: (i) => i % zones,
     counts: proxy.counts,
@@ -137,10 +143,13 @@ async function knotBackend(n: number): Promise<Backend> {
   const upS = Number(process.hrtime.bigint() - t0) / 1e9;
   process.stderr.write(`knot: ${zones} signed zones served after ${upS.toFixed(1)} s\n`);
   const proxy = await countingProxy(knot.port);
+  const rfc2136 = (port: number) =>
+    `{type: rfc2136, server: 127.0.0.1, port: ${port}, tsig_name: "${key.name}", tsig_algorithm: hmac-sha256, tsig_secret: "${key.secret}", timeout_s: 10}`;
   return {
     name: 'knot',
     zones,
-    provider: `{type: rfc2136, server: 127.0.0.1, port: ${proxy.port}, tsig_name: "${key.name}", tsig_algorithm: hmac-sha256, tsig_secret: "${key.secret}", timeout_s: 10}`,
+    provider: rfc2136(proxy.port),
+    direct: rfc2136(knot.port),
     host: (i) => labHost(i, zones),
     zoneOf: (i) => i % zones,
     counts: proxy.counts,
@@ -151,11 +160,13 @@ async function knotBackend(n: number): Promise<Backend> {
   };
 }
 
-function config(b: Backend, n: number, changed: (i: number) => boolean): string {
+/** The configuration; `direct` points it straight at the server instead of the counting proxy
+ *  (the same provider name and state directory: the two files share one state). */
+function config(b: Backend, n: number, changed: (i: number) => boolean, direct = false): string {
   const lines = [
     'state_dir: state',
     'providers:',
-    `  local: ${b.provider}`,
+    `  local: ${direct ? b.direct : b.provider}`,
     'verify: {propagation: false, probe: false}',
     'services:',
   ];
@@ -182,8 +193,9 @@ interface Run {
   user: number;
   sys: number;
   rssMb: number;
-  /** Zonefile: 1 when the zone file was rewritten; lab servers: UPDATEs / PATCHes sent. */
-  writes: number;
+  /** Zonefile: 1 when the zone file was rewritten; lab servers: UPDATEs / PATCHes sent
+   *  (undefined for a run straight to the server, not counted). */
+  writes?: number;
   /** Lab servers: DNS queries / HTTP GETs sent (undefined for the zonefile). */
   reads?: number;
 }
@@ -215,28 +227,37 @@ function spawned(
   });
 }
 
-async function run(b: Backend, dir: string, step: string, args: string[]): Promise<Run> {
+/** One CLI run; `counted` sends it through the counting proxy (tlsa.yaml), else straight to the
+ *  server (direct.yaml), where a lab server's requests are not counted. */
+async function run(
+  b: Backend,
+  dir: string,
+  step: string,
+  args: string[],
+  counted: boolean,
+): Promise<Run> {
   const out = join(dir, 'time.out');
   const before = zoneId(dir);
   const sent = { ...(b.counts ?? { reads: 0, writes: 0 }) };
+  const file = counted ? 'tlsa.yaml' : 'direct.yaml';
   const r = await spawned(
-    [TIME, '-f', '%e %U %S %M', '-o', out, process.execPath, CLI, '--config', 'tlsa.yaml', ...args],
+    [TIME, '-f', '%e %U %S %M', '-o', out, process.execPath, CLI, '--config', file, ...args],
     dir,
   );
   const [wall, user, sys, rssKb] = readFileSync(out, 'utf8').trim().split('\n').at(-1)!.split(' ');
   if (r.code !== 0 && r.code !== 4)
     throw new Error(`${step}: exit ${r.code}\n${r.stderr.slice(-3000)}\n${r.stdout.slice(-1000)}`);
-  return {
+  const base = {
     step,
     exit: r.code,
     wall: Number(wall),
     user: Number(user),
     sys: Number(sys),
     rssMb: Number(rssKb) / 1024,
-    ...(b.counts
-      ? { writes: b.counts.writes - sent.writes, reads: b.counts.reads - sent.reads }
-      : { writes: zoneId(dir) === before ? 0 : 1 }),
   };
+  if (!b.counts) return { ...base, writes: zoneId(dir) === before ? 0 : 1 };
+  if (!counted) return base;
+  return { ...base, writes: b.counts.writes - sent.writes, reads: b.counts.reads - sent.reads };
 }
 
 /** `tlsa daemon` until its first run is done: VmRSS and VmHWM from /proc, in MB, at the end of
@@ -247,7 +268,7 @@ const IDLE_MS = 5000;
 async function daemonRss(
   dir: string,
 ): Promise<{ rssMb: number; idleRssMb: number; hwmMb: number }> {
-  const child = spawn(process.execPath, [CLI, '--config', 'tlsa.yaml', 'daemon'], {
+  const child = spawn(process.execPath, [CLI, '--config', 'direct.yaml', 'daemon'], {
     cwd: dir,
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -305,25 +326,31 @@ async function benchOne(b: Backend, n: number): Promise<Result> {
       join(dir, 'tlsa.yaml'),
       config(b, n, () => false),
     );
+    writeFileSync(
+      join(dir, 'direct.yaml'),
+      config(b, n, () => false, true),
+    );
     const runs: Run[] = [];
-    const step = async (label: string, args: string[]) => {
+    const step = async (label: string, args: string[], counted: boolean) => {
       process.stderr.write(`${b.name} N=${n}: ${label}…\n`);
-      const r = await run(b, dir, label, args);
+      const r = await run(b, dir, label, args, counted);
       process.stderr.write(
-        `  wall ${r.wall} s, CPU ${(r.user + r.sys).toFixed(2)} s, RSS ${r.rssMb.toFixed(0)} MB, writes ${r.writes}${r.reads === undefined ? '' : `, reads ${r.reads}`}\n`,
+        `  wall ${r.wall} s, CPU ${(r.user + r.sys).toFixed(2)} s, RSS ${r.rssMb.toFixed(0)} MB${r.writes === undefined ? '' : `, writes ${r.writes}`}${r.reads === undefined ? '' : `, reads ${r.reads}`}\n`,
       );
       runs.push(r);
     };
-    await step('publish (from empty)', ['publish']);
-    await step('plan (no-op)', ['plan']);
-    await step('publish (no-op)', ['publish']);
-    await step('daemon --once (no-op)', ['daemon', '--once']);
+    const relay = b.counts ? ', through the counting proxy' : '';
+    await step(`publish (from empty${relay})`, ['publish'], true);
+    await step('plan (no-op)', ['plan'], false);
+    await step('publish (no-op)', ['publish'], false);
+    await step('daemon --once (no-op)', ['daemon', '--once'], false);
+    if (b.counts) await step(`publish (no-op${relay})`, ['publish'], true);
     process.stderr.write(`${b.name} N=${n}: daemon RSS after its first run…\n`);
     const daemon = await daemonRss(dir);
     const state = stateFigures(dir);
     const changed = (i: number) => i % 100 === 0;
     writeFileSync(join(dir, 'tlsa.yaml'), config(b, n, changed));
-    await step('publish (1 % of services changed)', ['publish']);
+    await step(`publish (1 % of services changed${relay})`, ['publish'], true);
     const zones = new Set<number>();
     for (let i = 0; i < n; i++) if (changed(i)) zones.add(b.zoneOf(i));
     return { runs, state, daemon, changedZones: zones.size };
@@ -359,7 +386,7 @@ async function main(): Promise<void> {
         .map((x) => x.toFixed(2))
         .join(' ')} (other work shares this machine: compare CPU time, not wall time).`,
       '',
-      'One owner name per service, two lineages per service (the example chains), records "3 1 1" + "2 1 1"; the 1 % change switches every 100th service to "3 1 1" + "3 0 1". Zonefile: every owner in one zone file. PowerDNS (HTTP API) and Knot (RFC 2136 UPDATE, TSIG): real servers on loopback, the services spread over min(N, 1,000) zones (on Knot DNSSEC-signed by Knot itself, ECDSA P-256; on PowerDNS unsigned). Each step is a fresh `tlsa` process (GNU time: wall, user + sys CPU, peak RSS). Writes: zonefile 1 when the zone file changed in that run; PowerDNS PATCH requests, Knot UPDATE messages. Reads: PowerDNS GET requests, Knot DNS queries (the TLSA records of each owner name, with DNSSEC OK: the RRSIG over them names the zone a write goes to; an SOA query only where an answer names no zone). Exit 4 = published, waiting for the TTL. Daemon RSS: `tlsa daemon` at the end of its first run and 5 s later, waiting for the next (VmRSS; VmHWM the peak).',
+      'One owner name per service, two lineages per service (the example chains), records "3 1 1" + "2 1 1"; the 1 % change switches every 100th service to "3 1 1" + "3 0 1". Zonefile: every owner in one zone file. PowerDNS (HTTP API) and Knot (RFC 2136 UPDATE, TSIG): real servers on loopback, the services spread over min(N, 1,000) zones (on Knot DNSSEC-signed by Knot itself, ECDSA P-256; on PowerDNS unsigned). Each step is a fresh `tlsa` process (GNU time: wall, user + sys CPU, peak RSS). Writes: zonefile 1 when the zone file changed in that run; PowerDNS PATCH requests, Knot UPDATE messages. Reads and writes are counted only on the runs through the counting proxy (the first publish, one no-op publish, the 1 % change); the other no-op runs and the daemon go straight to the server. Reads: PowerDNS GET requests, Knot DNS queries (the TLSA records of each owner name, with DNSSEC OK: the RRSIG over them names the zone a write goes to; an SOA query only where an answer names no zone). Exit 4 = published, waiting for the TTL. Daemon RSS: `tlsa daemon` at the end of its first run and 5 s later, waiting for the next (VmRSS; VmHWM the peak).',
       '',
       '| provider | N services | step | wall s | CPU s (user+sys) | peak RSS MB | writes | reads | exit |',
       '|---|---:|---|---:|---:|---:|---:|---:|---:|',
@@ -380,17 +407,18 @@ async function main(): Promise<void> {
         const { runs, state, daemon, changedZones } = result;
         for (const r of runs)
           rows.push(
-            `| ${name} | ${n} | ${r.step} | ${r.wall.toFixed(2)} | ${(r.user + r.sys).toFixed(2)} | ${r.rssMb.toFixed(0)} | ${r.writes} | ${r.reads ?? ''} | ${r.exit} |`,
+            `| ${name} | ${n} | ${r.step} | ${r.wall.toFixed(2)} | ${(r.user + r.sys).toFixed(2)} | ${r.rssMb.toFixed(0)} | ${r.writes ?? ''} | ${r.reads ?? ''} | ${r.exit} |`,
           );
         const last = runs.at(-1)!;
+        const lastWrites = last.writes ?? 0;
         // Requests a change costs: its writes, and its reads beyond those of a no-op run.
-        const noop = runs.find((r) => r.step === 'publish (no-op)');
+        const noop = runs.find((r) => r.step.startsWith('publish (no-op') && r.reads !== undefined);
         const calls =
           last.reads !== undefined && noop?.reads !== undefined
-            ? `, ${((last.writes + last.reads - noop.reads) / changedZones).toFixed(2)} requests per changed zone beyond a no-op run's reads`
+            ? `, ${((lastWrites + last.reads - noop.reads) / changedZones).toFixed(2)} requests per changed zone beyond a no-op run's reads`
             : '';
         rows.push(
-          `| ${name} | ${n} | 1 % change: ${changedZones} zone(s) changed, ${(last.writes / changedZones).toFixed(2)} writes per changed zone${calls} | | | | | | |`,
+          `| ${name} | ${n} | 1 % change: ${changedZones} zone(s) changed, ${(lastWrites / changedZones).toFixed(2)} writes per changed zone${calls} | | | | | | |`,
           `| ${name} | ${n} | daemon after its first run: RSS ${daemon.rssMb.toFixed(0)} MB, ${daemon.idleRssMb.toFixed(0)} MB ${IDLE_MS / 1000} s later while it waits (peak ${daemon.hwmMb.toFixed(0)} MB) | | | | | | |`,
           `| ${name} | ${n} | state file: ${state.records} records, ${state.kb.toFixed(0)} KiB, load ${state.loadMs.toFixed(1)} ms | | | | | | |`,
         );
