@@ -599,3 +599,24 @@ describe('next keys (built-in ACME)', () => {
     expect(records).toHaveLength(6);
   });
 });
+
+describe('why each record is wanted, for chains that share their certificates', () => {
+  it('names the chain it comes from, also after another label of the same certificates', () => {
+    // Two lineages with the same certificates (a copy of certbot's live/ dir): the why of
+    // each record names the service's own chain, whatever another service loaded before.
+    const whys = (chain: LoadedChain) =>
+      desiredRecords(svc({ chains: [chain], catalog: undefined }), NOW).records.map((r) => r.why);
+    const copy: LoadedChain = { ...rsaChain, label: `${rsaChain.label}-copy` };
+    const ownFirst = whys(rsaChain);
+    const copied = whys(copy);
+    expect(ownFirst).toEqual([
+      `leaf key of ${rsaChain.label} (${rsaChain.keyType.label})`,
+      `issuer ${rsaChain.issuer!.name} of ${rsaChain.label}`,
+    ]);
+    expect(copied).toEqual([
+      `leaf key of ${copy.label} (${copy.keyType.label})`,
+      `issuer ${copy.issuer!.name} of ${copy.label}`,
+    ]);
+    expect(whys(rsaChain)).toEqual(ownFirst);
+  });
+});
