@@ -34,6 +34,10 @@ function collector(): (() => void) | undefined {
 export function releaseRunMemory(): void {
   const gc = collector();
   if (!gc) return;
+  // First without moving anything: the pages only garbage was on are given back. Compacting
+  // at once would copy the survivors to new pages while every page the run filled was still
+  // held (+5–7 MB over the run's own peak at 10,000 services).
+  gc();
   setFlagsFromString('--compact-on-every-full-gc');
   try {
     gc();

@@ -57,8 +57,9 @@ export interface DesiredRecord extends TlsaRecord {
   why: string;
   /** True when a chain this service serves matches it (never dropped by the cap). */
   matchesServed: boolean;
-  /** Which served chains (labels) it matches. */
-  chains: string[];
+  /** Which served chains (labels) it matches. Records of one chain share the list: never
+   *  changed in place. */
+  chains: readonly string[];
 }
 
 export interface DesiredResult {
@@ -127,16 +128,19 @@ function fromThisCatalog(catalog: IssuerCatalog, issuer: X509Certificate): boole
   return hit;
 }
 
-/** Why a chain's own records are wanted, in the words of plan's output. */
+/** Why a chain's own records are wanted, in the words of plan's output, and the `chains` of
+ *  a record only that chain matches. */
 interface ChainWhys {
   leaf: string;
   issuer?: string;
   top: string;
+  chains: string[];
 }
 
 // Thousands of services serve one loaded chain (each through its own copy of the chain's
-// fields, sharing the certificates): its texts are made once, not once per record (40,000
-// strings of four parts each at 10,000 services, held through the whole run). Found by the
+// fields, sharing the certificates): its texts and its one-label list are made once, not once
+// per record (40,000 strings of four parts each and 40,000 lists at 10,000 services, held
+// through the whole run). Found by the
 // leaf certificate, and made again when the chain's words differ from those they were made of.
 const whysByLeaf = new WeakMap<object, { chain: LoadedChain; top: string; whys: ChainWhys }>();
 
@@ -155,6 +159,7 @@ function chainWhys(chain: LoadedChain): ChainWhys {
     leaf: `leaf key of ${chain.label} (${chain.keyType.label})`,
     ...(chain.issuer ? { issuer: `issuer ${chain.issuer.name} of ${chain.label}` } : {}),
     top: `top of chain ${top} of ${chain.label}`,
+    chains: [chain.label],
   };
   whysByLeaf.set(chain.leaf, { chain, top, whys });
   return whys;
@@ -210,12 +215,14 @@ export function desiredRecords(svc: ServiceInput, now: Date): DesiredResult {
         data: associationData(cert, s.selector, s.matching),
         why,
         matchesServed: !!chain,
-        chains: chain ? [chain.label] : [],
+        chains: chain ? chainWhys(chain).chains : [],
       };
       checkRecordData(rec);
       const existing = sameAs(rec);
       if (existing) {
-        if (chain && !existing.chains.includes(chain.label)) existing.chains.push(chain.label);
+        // A new list: the one it had may be its chain's, which other services' records share.
+        if (chain && !existing.chains.includes(chain.label))
+          existing.chains = [...existing.chains, chain.label];
         existing.matchesServed ||= !!chain;
         return existing;
       }

@@ -6,8 +6,9 @@ import { join } from 'node:path';
 import { InputError, errnoCode } from '../errors.js';
 import type { TlsaRecord } from '../tlsa/record.js';
 import { writeFileAtomic } from '../util/atomic-write.js';
-import { readInputText } from '../util/read-input.js';
+import { readInputText, readInputTextPieces } from '../util/read-input.js';
 import { stringPool } from '../util/string-pool.js';
+import { StateLines } from './state-lines.js';
 
 /**
  * - publishing: intent written, provider call not yet confirmed (a crash here is resolved by
@@ -98,12 +99,19 @@ export function readState(dir: string): StateFile {
     if (errnoCode(e) === 'ENOENT' || errnoCode(e) === 'ENOTDIR') return { version: 1, records: [] };
   }
   // Only a regular file: a FIFO planted here would otherwise hang every run holding the lock.
-  const text = readInputText(file, { what: 'the state file', maxBytes: MAX_STATE_BYTES });
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw damaged(file, `not JSON: ${(e as Error).message}`);
+  const input = { what: 'the state file', maxBytes: MAX_STATE_BYTES };
+  // In the layout tlsa writes, a record at a time (state-lines.ts); else the whole text. A file
+  // replaced in between (only ever atomically) is read as the newer one, as a later read would.
+  const lines = new StateLines();
+  readInputTextPieces(file, input, (piece) => lines.push(piece));
+  let json = lines.end();
+  if (json === undefined) {
+    const text = readInputText(file, input);
+    try {
+      json = JSON.parse(text);
+    } catch (e) {
+      throw damaged(file, `not JSON: ${(e as Error).message}`);
+    }
   }
   const problem = stateProblem(json);
   if (problem) throw damaged(file, problem);

@@ -619,4 +619,19 @@ describe('why each record is wanted, for chains that share their certificates', 
     ]);
     expect(whys(rsaChain)).toEqual(ownFirst);
   });
+
+  it("a record two chains match names both, and other services' records keep their one", () => {
+    // The 2 1 1 record of rsaChain is named by rsaChain alone, then by rsaChain and a second
+    // chain of the same issuer: the first service's list stays as it was.
+    const rsaLeaf3 = makeLeaf(dir, { ca: rsaInt, cn: HOST, key: 'rsa2048' });
+    const rsaChain3 = loadChain({ kind: 'files', fullchain: fullchain('rsa-3', rsaLeaf3, rsaInt) });
+    const taOf = (chains: LoadedChain[]) =>
+      desiredRecords(svc({ chains, catalog: undefined }), NOW).records.find((r) => r.usage === 2)!;
+    const alone = taOf([rsaChain]);
+    const both = taOf([rsaChain, rsaChain3]);
+    const againAlone = taOf([rsaChain]);
+    expect(both.chains).toEqual([rsaChain.label, rsaChain3.label]);
+    expect(alone.chains).toEqual([rsaChain.label]);
+    expect(againAlone.chains).toEqual([rsaChain.label]);
+  });
 });

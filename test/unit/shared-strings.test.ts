@@ -5,6 +5,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { stateText, type StateFile } from '../../src/engine/state.js';
 import { recentStrings, stringPool } from '../../src/util/string-pool.js';
 import { stringCopies } from '../helpers/heap-copies.js';
 import { makeTempDir, removeTempDir } from '../helpers/pki.js';
@@ -40,7 +41,10 @@ describe('recentStrings', () => {
 });
 
 describe('one string per repeated value', () => {
-  it('readState: the records share their digest, time and actor', () => {
+  it.each([
+    ['in one line', (v: unknown) => JSON.stringify(v)],
+    ["in tlsa's layout", (v: unknown) => stateText(v as StateFile)],
+  ])('readState, %s: the records share their digest, time and actor', (_, text) => {
     const records = Array.from({ length: 300 }, (_, i) => ({
       owner: `_25._tcp.mx${i}.example.org.`,
       usage: 3,
@@ -55,7 +59,7 @@ describe('one string per repeated value', () => {
       by: ACTOR,
       publishedAt: ADDED,
     }));
-    writeFileSync(join(dir, 'state.json'), JSON.stringify({ version: 1, records }));
+    writeFileSync(join(dir, 'state.json'), text({ version: 1, records }));
     const copies = stringCopies(
       dir,
       `import { readState } from ${JSON.stringify(join(SRC, 'engine/state.ts'))};`,
