@@ -6,6 +6,9 @@
  *  top of what a run already holds. Any other layout, and any text that is not JSON, gives
  *  undefined: the caller parses the whole text as before, so that such a file reads as it did
  *  and its errors say what they said. Pure: text in, value out. */
+/** Far above a record line's length (≈ 300 characters, a few more with a `held` reason). */
+const MAX_LINE = 256 * 1024;
+
 export class StateLines {
   private rest = '';
   private readonly outside: string[] = [];
@@ -25,6 +28,9 @@ export class StateLines {
       start = nl + 1;
     }
     this.rest = text.slice(start);
+    // No record line is this long: a file on one line (or a few) is not in the layout, and
+    // gathering it here a piece at a time would copy it over and over.
+    if (this.rest.length > MAX_LINE) this.failed = true;
   }
 
   /** The parsed file, or undefined when it is not in the layout (or not JSON). */
@@ -45,6 +51,10 @@ export class StateLines {
 
   private line(l: string): void {
     if (l.includes('\r')) {
+      this.failed = true;
+      return;
+    }
+    if (this.outside.length === 0 && l !== '{') {
       this.failed = true;
       return;
     }

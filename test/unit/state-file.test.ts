@@ -149,6 +149,10 @@ describe('StateLines (src/engine/state-lines.ts)', () => {
         ...lines.slice(first + 1),
       ].join('\n'),
       'a byte order mark': `\uFEFF${text}`,
+      'a record line longer than any tlsa writes': text.replace(
+        '"by":"publish@host:1"',
+        `"by":"${'x'.repeat(300 * 1024)}"`,
+      ),
       'cut short': text.slice(0, -3),
     };
     for (const [what, variant] of Object.entries(variants)) {
