@@ -2,6 +2,7 @@
  *  whole story): requests with retries and errors mapped to ProviderErrors, zone discovery, and
  *  the TLSA (TXT) and CNAME RRsets at owner names with the zone's serial. */
 import { EXIT } from '../src/errors.js';
+import { recentStrings } from '../src/util/string-pool.js';
 import { type AnswerHeaders, exchangeJson, retryTransient, Transient } from './http.js';
 import { retryAfterMs } from './kit.js';
 import type { SetRecord } from './kit-rrset.js';
@@ -206,6 +207,9 @@ export function powerdnsApi(cfg: {
       ...(typeof serial === 'number' ? { serial } : {}),
       ...(typeof soa_edit_api === 'string' ? { soaEditApi: soa_edit_api } : {}),
     };
+    // Kept for the writes that follow (powerdns-bases.ts): one string per distinct content, not
+    // a copy per record (a fleet's zones repeat a few digests).
+    const shareContent = recentStrings(16);
     for (const r of rrsets as PdnsRRset[]) {
       const owner = typeof r?.name === 'string' ? r.name.toLowerCase() : '';
       if (!owners.has(owner) || (filter !== undefined && owner !== filter)) continue;
@@ -213,7 +217,7 @@ export function powerdnsApi(cfg: {
       state.names.set(owner, at);
       if (r.type === 'TLSA' || r.type === 'TXT') {
         const records = (r.records ?? []).map((x) => ({
-          content: x.content,
+          content: typeof x.content === 'string' ? shareContent(x.content) : x.content,
           disabled: !!x.disabled,
         }));
         at[r.type === 'TLSA' ? 'tlsa' : 'txt'] = {

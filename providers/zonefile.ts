@@ -222,6 +222,10 @@ export const createProvider: ProviderFactory = (options, ctx) => {
       for (const f of [zone.main, ...zone.includes])
         for (const e of f.entries) if (e.record) records.push(e.record);
       const at = groupBy(records, (r) => r.owner);
+      // The listing is the last read of a plan: the parsed zone (every line of the file, held
+      // by the cache) is let go rather than kept to the end of the run. A read after it (a
+      // plan made again with the file unchanged) parses the file again.
+      seen = undefined;
       return new Map(owners.map((owner) => [owner, [...(at.get(normaliseName(owner)) ?? [])]]));
     },
     async effectiveTtl(owner, ttl) {

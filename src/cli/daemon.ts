@@ -15,7 +15,7 @@ import { InputError } from '../errors.js';
 import { readState, STATE_FILE } from '../engine/state.js';
 import type { DaemonMonitor } from '../monitor/daemon-monitor.js';
 import { configFromCli, duration, runOptions } from './common.js';
-import { releaseRunMemory } from './daemon-memory.js';
+import { keepHeapSmall, releaseRunMemory } from './daemon-memory.js';
 import { renewalMemo, renewalWake, renewDue } from './daemon-renew.js';
 import { engineEvents, engineJson } from './engine-view.js';
 import {
@@ -150,6 +150,7 @@ function sleepUntil(
 
 export async function run(v: CliValues): Promise<number> {
   stampLines(v['log-format']);
+  keepHeapSmall();
   let config = configFromCli(v);
   const monitor = await startMonitorFor(config, v);
   let stopping = false;

@@ -57,8 +57,9 @@ export interface DesiredRecord extends TlsaRecord {
   why: string;
   /** True when a chain this service serves matches it (never dropped by the cap). */
   matchesServed: boolean;
-  /** Which served chains (labels) it matches. */
-  chains: string[];
+  /** Which served chains (labels) it matches. Records of one chain share the list: never
+   *  changed in place. */
+  chains: readonly string[];
 }
 
 export interface DesiredResult {
@@ -127,6 +128,43 @@ function fromThisCatalog(catalog: IssuerCatalog, issuer: X509Certificate): boole
   return hit;
 }
 
+/** Why a chain's own records are wanted, in the words of plan's output, and the `chains` of
+ *  a record only that chain matches. */
+interface ChainWhys {
+  leaf: string;
+  issuer?: string;
+  top: string;
+  chains: string[];
+}
+
+// Thousands of services serve one loaded chain (each through its own copy of the chain's
+// fields, sharing the certificates): its texts and its one-label list are made once, not once
+// per record (40,000 strings of four parts each and 40,000 lists at 10,000 services, held
+// through the whole run). Found by the
+// leaf certificate, and made again when the chain's words differ from those they were made of.
+const whysByLeaf = new WeakMap<object, { chain: LoadedChain; top: string; whys: ChainWhys }>();
+
+function chainWhys(chain: LoadedChain): ChainWhys {
+  const top = chain.certs.at(-1)!.name;
+  const known = whysByLeaf.get(chain.leaf);
+  if (
+    known &&
+    known.chain.label === chain.label &&
+    known.chain.keyType.label === chain.keyType.label &&
+    known.chain.issuer?.name === chain.issuer?.name &&
+    known.top === top
+  )
+    return known.whys;
+  const whys: ChainWhys = {
+    leaf: `leaf key of ${chain.label} (${chain.keyType.label})`,
+    ...(chain.issuer ? { issuer: `issuer ${chain.issuer.name} of ${chain.label}` } : {}),
+    top: `top of chain ${top} of ${chain.label}`,
+    chains: [chain.label],
+  };
+  whysByLeaf.set(chain.leaf, { chain, top, whys });
+  return whys;
+}
+
 export function desiredRecords(svc: ServiceInput, now: Date): DesiredResult {
   const specs = withDigestAgility(svc.records);
   const warnings: string[] = [];
@@ -177,12 +215,14 @@ export function desiredRecords(svc: ServiceInput, now: Date): DesiredResult {
         data: associationData(cert, s.selector, s.matching),
         why,
         matchesServed: !!chain,
-        chains: chain ? [chain.label] : [],
+        chains: chain ? chainWhys(chain).chains : [],
       };
       checkRecordData(rec);
       const existing = sameAs(rec);
       if (existing) {
-        if (chain && !existing.chains.includes(chain.label)) existing.chains.push(chain.label);
+        // A new list: the one it had may be its chain's, which other services' records share.
+        if (chain && !existing.chains.includes(chain.label))
+          existing.chains = [...existing.chains, chain.label];
         existing.matchesServed ||= !!chain;
         return existing;
       }
@@ -190,15 +230,13 @@ export function desiredRecords(svc: ServiceInput, now: Date): DesiredResult {
       return rec;
     };
     for (const chain of svc.chains) {
+      const why = chainWhys(chain);
       for (const s of specs) {
-        if (s.usage === 3 || s.usage === 1)
-          add(chain.leaf.x509, s, `leaf key of ${chain.label} (${chain.keyType.label})`, chain);
+        if (s.usage === 3 || s.usage === 1) add(chain.leaf.x509, s, why.leaf, chain);
         else if (s.usage === 2) {
-          if (chain.issuer)
-            add(chain.issuer.x509, s, `issuer ${chain.issuer.name} of ${chain.label}`, chain);
+          if (chain.issuer) add(chain.issuer.x509, s, why.issuer!, chain);
         } else {
-          const top = chain.certs.at(-1)!;
-          add(top.x509, s, `top of chain ${top.name} of ${chain.label}`, chain);
+          add(chain.certs.at(-1)!.x509, s, why.top, chain);
         }
       }
     }

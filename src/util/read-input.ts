@@ -3,7 +3,12 @@
  *  live/) is followed. A refusal is an InputFileError: "cannot read WHAT: it is a FIFO …". */
 import { statSync, type Stats } from 'node:fs';
 import { InputError, errnoCode } from '../errors.js';
-import { readRegularFile, readRegularText, type Refusal } from './regular-file.js';
+import {
+  readRegularFile,
+  readRegularText,
+  readRegularTextPieces,
+  type Refusal,
+} from './regular-file.js';
 
 /** PEM certificates, chains and keys: a long chain is a few tens of KiB. */
 export const MAX_PEM_BYTES = 1024 * 1024;
@@ -97,4 +102,17 @@ export function readInputText(file: string, opts: ReadInputOptions): string {
     refuse: refusal(file, opts),
     encoding: 'utf8',
   });
+}
+
+/** readInputText a piece at a time (readRegularTextPieces): the same checks and refusals. */
+export function readInputTextPieces(
+  file: string,
+  opts: ReadInputOptions,
+  take: (piece: string) => void,
+): void {
+  readRegularTextPieces(
+    file,
+    { maxBytes: opts.maxBytes, refuse: refusal(file, opts), encoding: 'utf8' },
+    take,
+  );
 }

@@ -153,3 +153,29 @@ export function readRegularText(
   parts.push(decoder.end());
   return parts.join('');
 }
+
+/** The file's text handed to `take` a piece at a time as it is decoded (a piece ends anywhere,
+ *  even inside a line; together they are the text readRegularText gives): for a reader that
+ *  keeps only what it makes of the text, never the whole text. False: missing, with
+ *  `allowMissing`. */
+export function readRegularTextPieces(
+  file: string,
+  o: RegularFileOptions & { encoding: 'utf8' | 'latin1' },
+  take: (piece: string) => void,
+): boolean {
+  const decoder = new StringDecoder(o.encoding);
+  const buf = Buffer.allocUnsafe(CHUNK_BYTES);
+  const found = readChunks(
+    file,
+    o,
+    () => buf,
+    (bytes) => {
+      const piece = decoder.write(bytes);
+      if (piece) take(piece);
+    },
+  );
+  if (!found) return false;
+  const last = decoder.end();
+  if (last) take(last);
+  return true;
+}

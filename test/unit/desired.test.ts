@@ -599,3 +599,39 @@ describe('next keys (built-in ACME)', () => {
     expect(records).toHaveLength(6);
   });
 });
+
+describe('why each record is wanted, for chains that share their certificates', () => {
+  it('names the chain it comes from, also after another label of the same certificates', () => {
+    // Two lineages with the same certificates (a copy of certbot's live/ dir): the why of
+    // each record names the service's own chain, whatever another service loaded before.
+    const whys = (chain: LoadedChain) =>
+      desiredRecords(svc({ chains: [chain], catalog: undefined }), NOW).records.map((r) => r.why);
+    const copy: LoadedChain = { ...rsaChain, label: `${rsaChain.label}-copy` };
+    const ownFirst = whys(rsaChain);
+    const copied = whys(copy);
+    expect(ownFirst).toEqual([
+      `leaf key of ${rsaChain.label} (${rsaChain.keyType.label})`,
+      `issuer ${rsaChain.issuer!.name} of ${rsaChain.label}`,
+    ]);
+    expect(copied).toEqual([
+      `leaf key of ${copy.label} (${copy.keyType.label})`,
+      `issuer ${copy.issuer!.name} of ${copy.label}`,
+    ]);
+    expect(whys(rsaChain)).toEqual(ownFirst);
+  });
+
+  it("a record two chains match names both, and other services' records keep their one", () => {
+    // The 2 1 1 record of rsaChain is named by rsaChain alone, then by rsaChain and a second
+    // chain of the same issuer: the first service's list stays as it was.
+    const rsaLeaf3 = makeLeaf(dir, { ca: rsaInt, cn: HOST, key: 'rsa2048' });
+    const rsaChain3 = loadChain({ kind: 'files', fullchain: fullchain('rsa-3', rsaLeaf3, rsaInt) });
+    const taOf = (chains: LoadedChain[]) =>
+      desiredRecords(svc({ chains, catalog: undefined }), NOW).records.find((r) => r.usage === 2)!;
+    const alone = taOf([rsaChain]);
+    const both = taOf([rsaChain, rsaChain3]);
+    const againAlone = taOf([rsaChain]);
+    expect(both.chains).toEqual([rsaChain.label, rsaChain3.label]);
+    expect(alone.chains).toEqual([rsaChain.label]);
+    expect(againAlone.chains).toEqual([rsaChain.label]);
+  });
+});
