@@ -50,7 +50,9 @@ export interface PlanListing {
 }
 
 /** Which owner names the human plan lists: every one with something to do or to point out;
- *  the quiet ones too while there are at most `limit` of them (or with `all`), else none. */
+ *  the quiet ones too while there are at most `limit` of them (or with `all`). Past the limit
+ *  none of them is listed, not the first `limit`: a slice of a fleet's unchanged names tells
+ *  nothing and could be taken for all of them. */
 export function planListing(
   plan: OwnerPlan[],
   all = false,
