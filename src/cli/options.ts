@@ -8,6 +8,7 @@ export const OPTIONS = {
   config: { type: 'string', short: 'c' },
   service: { type: 'string', multiple: true },
   json: { type: 'boolean' },
+  all: { type: 'boolean' },
   force: { type: 'boolean' },
   'lock-wait': { type: 'string' },
   version: { type: 'boolean', short: 'V' },
@@ -91,6 +92,13 @@ const CONFIG = 'configuration (YAML; default $TLSA_CONFIG, else /etc/tlsa/config
 const SERVICE = 'only this service (repeatable)';
 const LOCK_WAIT = 'how long to wait for another run holding the lock (default 60)';
 
+/** How many owner names with nothing to do `plan` and `publish` list one by one without `--all`.
+ *  A small setup (a few dozen hosts, a name per port) keeps seeing every record in place; a
+ *  fleet's thousands of such names, tens of thousands of `=` lines nobody reads, fold into one
+ *  line. */
+export const QUIET_OWNERS_LISTED = 50;
+const ALL = `list every owner name (without it, more than ${QUIET_OWNERS_LISTED} with nothing to do fold into one line)`;
+
 export const COMMANDS: Record<string, CommandSpec> = {
   generate: {
     synopsis: 'generate --chain FILE [--chain FILE…] --host NAME [--port N…] [options]',
@@ -117,8 +125,12 @@ export const COMMANDS: Record<string, CommandSpec> = {
   plan: {
     synopsis: '[--config FILE] plan [options]',
     summary: 'the diff publish would apply (nothing is changed)',
-    options: { config: CONFIG, service: SERVICE, json: 'machine-readable output' },
-    examples: ['tlsa --config /etc/tlsa/config.yaml plan', 'tlsa plan --service mail --json'],
+    options: { config: CONFIG, service: SERVICE, json: 'machine-readable output', all: ALL },
+    examples: [
+      'tlsa --config /etc/tlsa/config.yaml plan',
+      'tlsa plan --service mail --json',
+      'tlsa plan --all   (every record in place, also on a large fleet)',
+    ],
   },
   publish: {
     synopsis: '[--config FILE] publish [options]',
@@ -127,6 +139,7 @@ export const COMMANDS: Record<string, CommandSpec> = {
       config: CONFIG,
       service: SERVICE,
       json: 'machine-readable output',
+      all: ALL,
       force: 'publish although a certificate is expired or not yet valid',
       'lock-wait': LOCK_WAIT,
     },

@@ -5,6 +5,7 @@ import type { TtlFact } from '../engine/state.js';
 import { bothForms, unicodeForm } from '../tlsa/host.js';
 import { rdataText } from '../tlsa/record.js';
 import { duration, shortRdata } from './common.js';
+import { QUIET_OWNERS_LISTED } from './options.js';
 
 /** The TTL a record re-added for a changed `ttl:` was published with. */
 const ttlFrom = (p: OwnerPlan, r: TargetRecord): number | undefined =>
@@ -29,17 +30,63 @@ export function planSummary(plan: OwnerPlan[]): {
   };
 }
 
+/** An owner name with nothing to do and nothing to point out: every record there is desired,
+ *  owned by tlsa and in place (no add, removal, retiring, foreign or unowned record). */
+export function isQuiet(p: OwnerPlan): boolean {
+  return (
+    p.add.length === 0 &&
+    p.remove.length === 0 &&
+    p.retiring.length === 0 &&
+    p.foreign.length === 0 &&
+    p.unowned.length === 0
+  );
+}
+
+export interface PlanListing {
+  /** The owner names listed record by record, in plan order. */
+  listed: OwnerPlan[];
+  /** The quiet owner names left out, and their records in place (both 0 when none is). */
+  folded: { owners: number; records: number };
+}
+
+/** Which owner names the human plan lists: every one with something to do or to point out;
+ *  the quiet ones too while there are at most `limit` of them (or with `all`). Past the limit
+ *  none of them is listed, not the first `limit`: a slice of a fleet's unchanged names tells
+ *  nothing and could be taken for all of them. */
+export function planListing(
+  plan: OwnerPlan[],
+  all = false,
+  limit = QUIET_OWNERS_LISTED,
+): PlanListing {
+  const quiet = all ? 0 : plan.reduce((n, p) => n + (isQuiet(p) ? 1 : 0), 0);
+  if (quiet <= limit) return { listed: plan, folded: { owners: 0, records: 0 } };
+  const listed: OwnerPlan[] = [];
+  let records = 0;
+  for (const p of plan)
+    if (isQuiet(p)) records += p.keep.length;
+    else listed.push(p);
+  return { listed, folded: { owners: quiet, records } };
+}
+
+/** The line standing for the quiet owner names a plan does not list. */
+export function foldedLine(folded: PlanListing['folded']): string {
+  return `${folded.owners} owner names with nothing to do, ${folded.records} records in place: not listed ("tlsa plan --all" lists every record).`;
+}
+
 /** `waits`: per owner with records to add, the TTL their wait counts from (plan only). */
 /** `served`: per owner, the TTL the authoritative servers were last seen serving (plan only). */
+/** `all`: list every owner name, however many have nothing to do (see planListing). */
 export function planText(
   plan: OwnerPlan[],
   now: Date,
   waits?: Map<string, WaitTtl>,
   propagationChecked = true,
   served?: Map<string, TtlFact>,
+  { all = false }: { all?: boolean } = {},
 ): string {
   const out: string[] = [];
-  for (const p of plan) {
+  const { listed, folded } = planListing(plan, all);
+  for (const p of listed) {
     const seen = served?.get(p.owner);
     out.push(
       `${bothForms(p.owner)}  (provider ${p.provider}, TTL ${p.ttl}${p.ttlWhy ? `: ${p.ttlWhy}` : ''}${seen ? `; served with TTL ${seen.ttl} when last seen, ${seen.at}` : ''})`,
@@ -69,6 +116,7 @@ export function planText(
       );
     for (const r of p.foreign) out.push(`  ! ${shortRdata(r)}  not published by tlsa: left alone`);
   }
+  if (folded.owners) out.push(foldedLine(folded));
   const s = planSummary(plan);
   out.push(
     s.add || s.remove

@@ -19,7 +19,11 @@ export async function run(v: CliValues): Promise<number> {
     });
   else {
     note(result.targets.notes);
-    out(planText(result.plan, now, result.waits, config.raw.verify.propagation, result.servedTtls));
+    out(
+      planText(result.plan, now, result.waits, config.raw.verify.propagation, result.servedTtls, {
+        all: v.all === true,
+      }),
+    );
   }
   return 0;
 }

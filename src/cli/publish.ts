@@ -21,7 +21,7 @@ export async function run(v: CliValues): Promise<number> {
   if (v.json) {
     printJson('publish', code, { ...planJson(result.plan), ...engineJson(result) });
   } else {
-    out(planText(result.plan, now));
+    out(planText(result.plan, now, undefined, true, undefined, { all: v.all === true }));
     const lines = engineLines(result, now);
     if (lines.length) out(`${lines.join('\n')}\n`);
     out(
