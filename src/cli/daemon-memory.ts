@@ -53,7 +53,7 @@ export function releaseRunMemory(): void {
  *  well past what had survived before collecting again, while a run promotes tens of MB that
  *  die soon after (the zone file's lines, the copies a parse makes). For the daemon, which
  *  keeps running beside the services it serves, a smaller heap is worth the extra
- *  collections (≈ 3 % more CPU a run at 10,000 services): the young generation stays at its
+ *  collections (≈ 3–10 % more CPU a run at 10,000 services): the young generation stays at its
  *  start size, and the old one is collected once it has grown by 20 % over what survived
  *  (≈ 120–135 MB at the peak). Set before the configuration is read, for the whole process:
  *  V8 reads both flags when it resizes the heap. */

@@ -131,6 +131,7 @@ function fromThisCatalog(catalog: IssuerCatalog, issuer: X509Certificate): boole
 /** Why a chain's own records are wanted, in the words of plan's output, and the `chains` of
  *  a record only that chain matches. */
 interface ChainWhys {
+  label: string;
   leaf: string;
   issuer?: string;
   top: string;
@@ -140,8 +141,8 @@ interface ChainWhys {
 // Thousands of services serve one loaded chain (each through its own copy of the chain's
 // fields, sharing the certificates): its texts and its one-label list are made once, not once
 // per record (40,000 strings of four parts each and 40,000 lists at 10,000 services, held
-// through the whole run). Found by the
-// leaf certificate, and made again when the chain's words differ from those they were made of.
+// through the whole run). Found by the leaf certificate, and made again when the chain's words
+// differ from those they were made of.
 const whysByLeaf = new WeakMap<object, { chain: LoadedChain; top: string; whys: ChainWhys }>();
 
 function chainWhys(chain: LoadedChain): ChainWhys {
@@ -156,6 +157,7 @@ function chainWhys(chain: LoadedChain): ChainWhys {
   )
     return known.whys;
   const whys: ChainWhys = {
+    label: chain.label,
     leaf: `leaf key of ${chain.label} (${chain.keyType.label})`,
     ...(chain.issuer ? { issuer: `issuer ${chain.issuer.name} of ${chain.label}` } : {}),
     top: `top of chain ${top} of ${chain.label}`,
@@ -205,7 +207,8 @@ export function desiredRecords(svc: ServiceInput, now: Date): DesiredResult {
       cert: X509Certificate,
       s: RecordSpec,
       why: string,
-      chain?: LoadedChain,
+      /** The served chain it matches (its words, made once per chain: chainWhys). */
+      chain?: ChainWhys,
     ): DesiredRecord => {
       const rec: DesiredRecord = {
         owner,
@@ -215,7 +218,7 @@ export function desiredRecords(svc: ServiceInput, now: Date): DesiredResult {
         data: associationData(cert, s.selector, s.matching),
         why,
         matchesServed: !!chain,
-        chains: chain ? chainWhys(chain).chains : [],
+        chains: chain ? chain.chains : [],
       };
       checkRecordData(rec);
       const existing = sameAs(rec);
@@ -232,11 +235,11 @@ export function desiredRecords(svc: ServiceInput, now: Date): DesiredResult {
     for (const chain of svc.chains) {
       const why = chainWhys(chain);
       for (const s of specs) {
-        if (s.usage === 3 || s.usage === 1) add(chain.leaf.x509, s, why.leaf, chain);
+        if (s.usage === 3 || s.usage === 1) add(chain.leaf.x509, s, why.leaf, why);
         else if (s.usage === 2) {
-          if (chain.issuer) add(chain.issuer.x509, s, why.issuer!, chain);
+          if (chain.issuer) add(chain.issuer.x509, s, why.issuer!, why);
         } else {
-          add(chain.certs.at(-1)!.x509, s, why.top, chain);
+          add(chain.certs.at(-1)!.x509, s, why.top, why);
         }
       }
     }

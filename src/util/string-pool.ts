@@ -6,8 +6,6 @@
 export interface StringPool {
   /** `s`, or the equal string this pool returned first. */
   share(s: string): string;
-  /** `s` when it is a string, shared; anything else unchanged. */
-  shareIf<T>(s: T): T;
   /** How many distinct strings it holds. */
   readonly size: number;
 }
@@ -22,7 +20,6 @@ export function stringPool(): StringPool {
   };
   return {
     share,
-    shareIf: <T>(s: T): T => (typeof s === 'string' ? (share(s) as T) : s),
     get size() {
       return seen.size;
     },
